@@ -1,0 +1,376 @@
+"""Stations: registry, live state, event and frame logs, and every command a station takes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post, put, delete
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_409_CONFLICT
+
+from csms.api.auth import caller, require
+from csms.api.crud import jsonable, page_params
+from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
+from csms.core.runtime import get_core
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.operations import OperationError
+from csms.core.tables import (
+    ChargingSession,
+    Command,
+    ConfigurationKey,
+    Connector,
+    DeviceVariable,
+    Evse,
+    MessageLog,
+    Station,
+    StationEvent,
+)
+from csms.core.timeutil import utcnow
+
+
+class StationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    station_id: str
+    password: str | None = None
+    description: str = ""
+    registration_status: str = "Accepted"
+    site: int | None = None
+    hub: int | None = None
+
+
+class StationUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    description: str | None = None
+    site: int | None = None
+    hub: int | None = None
+    phase_rotation: str | None = None
+    max_current_a: float | None = None
+    min_current_a: float | None = None
+    registration_status: str | None = None
+
+
+class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
+    password: str | None
+
+
+class RemoteStart(msgspec.Struct, forbid_unknown_fields=True):
+    id_token: str
+    evse_id: int | None = None
+    token_type: str = "Central"
+
+
+class RemoteStop(msgspec.Struct, forbid_unknown_fields=True):
+    transaction_id: str | None = None
+    session_id: int | None = None
+
+
+class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str = "soft"
+    evse_id: int | None = None
+
+
+class UnlockBody(msgspec.Struct, forbid_unknown_fields=True):
+    evse_id: int
+    connector_id: int = 1
+
+
+class AvailabilityBody(msgspec.Struct, forbid_unknown_fields=True):
+    operative: bool
+    evse_id: int = 0
+    connector_id: int | None = None
+
+
+class TriggerBody(msgspec.Struct, forbid_unknown_fields=True):
+    message: str
+    evse_id: int | None = None
+
+
+class ConfigurationSet(msgspec.Struct, forbid_unknown_fields=True):
+    key: str
+    value: str
+
+
+class ConfigurationGet(msgspec.Struct, forbid_unknown_fields=True):
+    keys: list[str] | None = None
+
+
+class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
+    location: str
+    retrieve_at: datetime | None = None
+    signing_certificate: str | None = None
+    signature: str | None = None
+    retries: int | None = None
+
+
+class LogsBody(msgspec.Struct, forbid_unknown_fields=True):
+    location: str
+
+
+REGISTRATION = {"Accepted", "Pending", "Rejected"}
+_RESET_KINDS = {"soft", "hard", "immediate", "on_idle"}
+
+
+async def station_row(station_id: str) -> dict[str, Any]:
+    row = await Station.select(Station.all_columns(exclude=[Station.password_hash])).where(
+        Station.station_id == station_id).first()
+    if row is None:
+        raise NotFoundException(f"no station {station_id!r}")
+    return row
+
+
+async def station_detail(station_id: str) -> dict[str, Any]:
+    """A station with its live connection state, EVSEs, connectors and active sessions."""
+    core = get_core()
+    row = await station_row(station_id)
+    evses = await Evse.select().where(Evse.station == row["id"]).order_by(Evse.evse_id)
+    connectors = await Connector.select().where(Connector.station == row["id"]).order_by(Connector.evse_id)
+    detail = jsonable(row)
+    detail["has_password"] = bool(await Station.exists().where(
+        (Station.id == row["id"]) & Station.password_hash.is_not_null()))
+    detail["online"] = core.commands.version_of(station_id) is not None or row["connected"]
+    detail["evses"] = [
+        {**jsonable(e), "connectors": [jsonable(c) for c in connectors if c["evse_id"] == e["evse_id"]]}
+        for e in evses
+    ]
+    detail["active_sessions"] = [
+        {"id": s.id, "transaction_id": s.transaction_id, "evse_id": s.evse_id, "id_token": s.id_token,
+         "energy_wh": s.energy_wh, "power_w": s.power_w, "started_at": s.started_at.isoformat()}
+        for s in core.sessions.for_station(station_id)
+    ]
+    return detail
+
+
+async def run_command(coro: Any) -> dict[str, Any]:
+    """Await a command; map what can go wrong to clear HTTP errors carrying the OCPP code."""
+    try:
+        return await coro
+    except UnknownStation as exc:
+        raise NotFoundException(f"no station {exc}") from None
+    except StationOffline as exc:
+        raise HTTPException(status_code=409, detail=f"station {exc} is offline",
+                            extra={"error": "StationOffline"}) from None
+    except CommandTimeout as exc:
+        raise HTTPException(status_code=504, detail=f"station {exc} did not answer in time",
+                            extra={"error": "Timeout"}) from None
+    except InvalidPayload as exc:
+        raise HTTPException(status_code=400, detail=f"payload rejected before sending: {exc.code}: {exc.description}",
+                            extra={"error": exc.code, "details": exc.details}) from None
+    except OcppError as exc:  # the station's CALLERROR, or its answer breaking the schema
+        raise HTTPException(status_code=502, detail=f"station answered {exc.code}: {exc.description}",
+                            extra={"error": exc.code, "details": {k: v for k, v in exc.details.items()
+                                                                   if k != "payload"}}) from None
+    except OperationError as exc:
+        raise ValidationException(str(exc)) from None
+
+
+class StationController(Controller):
+    path = "/stations"
+    tags = ["stations"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_stations(self, q: str | None = None, registration_status: str | None = None,
+                            site: int | None = None, hub: int | None = None, connected: bool | None = None,
+                            limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        where = []
+        if q:
+            where.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
+                         | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%"))
+        if registration_status:
+            where.append(Station.registration_status == registration_status)
+        if site is not None:
+            where.append(Station.site == site)
+        if hub is not None:
+            where.append(Station.hub == hub)
+        if connected is not None:
+            where.append(Station.connected == connected)
+        query = Station.select(Station.all_columns(exclude=[Station.password_hash]))
+        count = Station.count()
+        for w in where:
+            query, count = query.where(w), count.where(w)
+        rows = await query.order_by(Station.station_id).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @post("/", guards=[require("operator")])
+    async def create_station(self, data: StationCreate) -> dict[str, Any]:
+        if not data.station_id or len(data.station_id) > 48:
+            raise ValidationException("station_id must be 1-48 characters")
+        if data.registration_status not in REGISTRATION:
+            raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
+        if await Station.exists().where(Station.station_id == data.station_id):
+            raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"station {data.station_id!r} already exists")
+        await get_core().stations.create(data.station_id, password=data.password, description=data.description,
+                                         registration_status=data.registration_status, site=data.site, hub=data.hub)
+        return await station_detail(data.station_id)
+
+    @get("/{station_id:str}", guards=[require("viewer")])
+    async def get_station(self, station_id: str) -> dict[str, Any]:
+        return await station_detail(station_id)
+
+    @patch("/{station_id:str}", guards=[require("operator")])
+    async def update_station(self, station_id: str, data: StationUpdate) -> dict[str, Any]:
+        await station_row(station_id)
+        values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        status = values.pop("registration_status", None)
+        if status is not None:
+            if status not in REGISTRATION:
+                raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
+            await get_core().stations.set_registration_status(station_id, status)
+        if values:
+            await Station.update({getattr(Station, k): v for k, v in values.items()}).where(
+                Station.station_id == station_id)
+        return await station_detail(station_id)
+
+    @delete("/{station_id:str}", guards=[require("admin")])
+    async def delete_station(self, station_id: str) -> None:
+        row = await station_row(station_id)
+        if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
+            raise HTTPException(status_code=409, detail="the station has sessions; block it instead of deleting it")
+        conn = get_core().connections.get(station_id)
+        if conn is not None:
+            await conn.close(code=1000, reason="station deleted")
+        await Station.delete().where(Station.id == row["id"])
+
+    @post("/{station_id:str}/approve", guards=[require("operator")])
+    async def approve(self, station_id: str) -> dict[str, Any]:
+        await station_row(station_id)
+        await get_core().stations.set_registration_status(station_id, "Accepted")
+        return await station_detail(station_id)
+
+    @post("/{station_id:str}/reject", guards=[require("operator")])
+    async def reject(self, station_id: str) -> dict[str, Any]:
+        await station_row(station_id)
+        await get_core().stations.set_registration_status(station_id, "Rejected")
+        return await station_detail(station_id)
+
+    @put("/{station_id:str}/password", guards=[require("admin")])
+    async def set_password(self, station_id: str, data: PasswordBody) -> dict[str, Any]:
+        await station_row(station_id)
+        if data.password is not None and not 16 <= len(data.password) <= 40:
+            raise ValidationException("OCPP passwords are 16 to 40 characters")
+        await get_core().stations.set_password(station_id, data.password)
+        return {"station_id": station_id, "has_password": data.password is not None}
+
+    @get("/{station_id:str}/events", guards=[require("viewer")])
+    async def events(self, station_id: str, category: str | None = None, limit: int = 100,
+                     offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query = StationEvent.select().where(StationEvent.station_id == station_id)
+        if category:
+            query = query.where(StationEvent.category == category)
+        rows = await query.order_by(StationEvent.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/{station_id:str}/messages", guards=[require("viewer")])
+    async def messages(self, station_id: str, action: str | None = None, direction: str | None = None,
+                       limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query = MessageLog.select().where(MessageLog.station_id == station_id)
+        count = MessageLog.count().where(MessageLog.station_id == station_id)
+        if action:
+            query, count = query.where(MessageLog.action == action), count.where(MessageLog.action == action)
+        if direction:
+            query = query.where(MessageLog.direction == direction)
+            count = count.where(MessageLog.direction == direction)
+        rows = await query.order_by(MessageLog.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @get("/{station_id:str}/commands", guards=[require("viewer")])
+    async def commands(self, station_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        rows = await Command.select().where(Command.station_id == station_id).order_by(
+            Command.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/{station_id:str}/configuration", guards=[require("viewer")])
+    async def configuration(self, station_id: str) -> dict[str, Any]:
+        row = await station_row(station_id)
+        keys = await ConfigurationKey.select().where(ConfigurationKey.station == row["id"]).order_by(
+            ConfigurationKey.key)
+        variables = await DeviceVariable.select().where(DeviceVariable.station == row["id"]).order_by(
+            DeviceVariable.component).order_by(DeviceVariable.variable)
+        return {"configuration_keys": [jsonable(k) for k in keys], "variables": [jsonable(v) for v in variables]}
+
+    # -- friendly, version-neutral commands ---------------------------------------------------
+
+    @post("/{station_id:str}/configuration/refresh", guards=[require("operator")])
+    async def refresh_configuration(self, request: Request, station_id: str,
+                                    data: ConfigurationGet | None = None) -> dict[str, Any]:
+        return await run_command(get_core().operations.get_configuration(
+            station_id, keys=data.keys if data else None, by=caller(request)))
+
+    @put("/{station_id:str}/configuration", guards=[require("operator")])
+    async def set_configuration(self, request: Request, station_id: str, data: ConfigurationSet) -> dict[str, Any]:
+        return await run_command(get_core().operations.set_configuration(
+            station_id, key=data.key, value=data.value, by=caller(request)))
+
+    @post("/{station_id:str}/remote-start", guards=[require("operator")])
+    async def remote_start(self, request: Request, station_id: str, data: RemoteStart) -> dict[str, Any]:
+        return await run_command(get_core().operations.remote_start(
+            station_id, id_token=data.id_token, evse_id=data.evse_id, token_type=data.token_type,
+            by=caller(request)))
+
+    @post("/{station_id:str}/remote-stop", guards=[require("operator")])
+    async def remote_stop(self, request: Request, station_id: str, data: RemoteStop) -> dict[str, Any]:
+        if data.transaction_id is None and data.session_id is None:
+            core = get_core()
+            active = core.sessions.for_station(station_id)
+            if len(active) != 1:
+                raise ValidationException("give transaction_id or session_id (the station has "
+                                          f"{len(active)} active sessions)")
+            data = RemoteStop(transaction_id=active[0].transaction_id)
+        return await run_command(get_core().operations.remote_stop(
+            station_id, transaction_id=data.transaction_id, session_id=data.session_id, by=caller(request)))
+
+    @post("/{station_id:str}/reset", guards=[require("operator")])
+    async def reset(self, request: Request, station_id: str, data: ResetBody) -> dict[str, Any]:
+        if data.kind not in _RESET_KINDS:
+            raise ValidationException(f"kind must be one of {sorted(_RESET_KINDS)}")
+        return await run_command(get_core().operations.reset(station_id, kind=data.kind, evse_id=data.evse_id,
+                                                              by=caller(request)))
+
+    @post("/{station_id:str}/unlock", guards=[require("operator")])
+    async def unlock(self, request: Request, station_id: str, data: UnlockBody) -> dict[str, Any]:
+        return await run_command(get_core().operations.unlock(
+            station_id, evse_id=data.evse_id, connector_id=data.connector_id, by=caller(request)))
+
+    @post("/{station_id:str}/availability", guards=[require("operator")])
+    async def availability(self, request: Request, station_id: str, data: AvailabilityBody) -> dict[str, Any]:
+        return await run_command(get_core().operations.change_availability(
+            station_id, operative=data.operative, evse_id=data.evse_id, connector_id=data.connector_id,
+            by=caller(request)))
+
+    @post("/{station_id:str}/trigger", guards=[require("operator")])
+    async def trigger(self, request: Request, station_id: str, data: TriggerBody) -> dict[str, Any]:
+        return await run_command(get_core().operations.trigger(
+            station_id, message=data.message, evse_id=data.evse_id, by=caller(request)))
+
+    @post("/{station_id:str}/clear-cache", guards=[require("operator")])
+    async def clear_cache(self, request: Request, station_id: str) -> dict[str, Any]:
+        return await run_command(get_core().operations.clear_cache(station_id, by=caller(request)))
+
+    @post("/{station_id:str}/firmware", guards=[require("operator")])
+    async def update_firmware(self, request: Request, station_id: str, data: FirmwareBody) -> dict[str, Any]:
+        return await run_command(get_core().operations.update_firmware(
+            station_id, location=data.location, retrieve_at=data.retrieve_at or utcnow() + timedelta(seconds=5),
+            signing_certificate=data.signing_certificate, signature=data.signature, retries=data.retries,
+            by=caller(request)))
+
+    @post("/{station_id:str}/logs", guards=[require("operator")])
+    async def get_logs(self, request: Request, station_id: str, data: LogsBody) -> dict[str, Any]:
+        return await run_command(get_core().operations.get_logs(station_id, location=data.location,
+                                                                by=caller(request)))
+
+    @post("/{station_id:str}/ocpp/{action:str}", guards=[require("operator")])
+    async def raw_call(self, request: Request, station_id: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send any OCPP action with a raw payload for the station's version; return its answer."""
+        core = get_core()
+        await station_row(station_id)
+        version = core.commands.version_of(station_id)
+        if version is None:
+            raise HTTPException(status_code=409, detail=f"station {station_id} is offline",
+                                extra={"error": "StationOffline"})
+        if action not in ACTIONS[version]:
+            raise ValidationException(f"{action} is not an OCPP {version} action")
+        response = await run_command(core.commands.send(station_id, action, data, requested_by=caller(request)))
+        return {"action": action, "ocpp_version": version, "response": response}

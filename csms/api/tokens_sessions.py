@@ -1,0 +1,191 @@
+"""Id tokens (cards, fobs, app tokens) and charging sessions with their meter values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from csms.api.auth import require
+from csms.api.crud import jsonable, page_params
+from csms.core.runtime import get_core
+from csms.core.tables import ChargingSession, IdToken, MeterValue
+from csms.plugins import first_answer
+
+TOKEN_TYPES = {"ISO14443", "ISO15693", "KeyCode", "Central", "eMAID", "MacAddress", "NoAuthorization", "Local"}
+TOKEN_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid"}
+
+
+class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
+    id_token: str
+    type: str = "ISO14443"
+    status: str = "Accepted"
+    expires_at: datetime | None = None
+    group_id: str | None = None
+    label: str = ""
+    driver: int | None = None
+    organization: int | None = None
+
+
+class TokenPatch(msgspec.Struct, forbid_unknown_fields=True):
+    type: str | None = None
+    status: str | None = None
+    expires_at: datetime | None = None
+    clear_expiry: bool = False
+    group_id: str | None = None
+    label: str | None = None
+    driver: int | None = None
+    organization: int | None = None
+
+
+def check_token_fields(type_: str | None, status: str | None, id_token: str | None = None) -> None:
+    if id_token is not None and not 1 <= len(id_token) <= 36:
+        raise ValidationException("id_token must be 1-36 characters (OCPP 2.0.1 IdToken; 1.6 idTag allows 20)")
+    if type_ is not None and type_ not in TOKEN_TYPES:
+        raise ValidationException(f"type must be one of {sorted(TOKEN_TYPES)}")
+    if status is not None and status not in TOKEN_STATUSES:
+        raise ValidationException(f"status must be one of {sorted(TOKEN_STATUSES)}")
+
+
+async def token_row(id_token: str) -> dict[str, Any]:
+    row = await IdToken.select().where(IdToken.id_token == id_token).first()
+    if row is None:
+        raise NotFoundException(f"no id token {id_token!r}")
+    return row
+
+
+class TokenController(Controller):
+    path = "/tokens"
+    tags = ["id tokens"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_tokens(self, q: str | None = None, status: str | None = None, driver: int | None = None,
+                          group_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = IdToken.select(), IdToken.count()
+        conds = []
+        if q:
+            conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%"))
+        if status:
+            conds.append(IdToken.status == status)
+        if driver is not None:
+            conds.append(IdToken.driver == driver)
+        if group_id:
+            conds.append(IdToken.group_id == group_id)
+        for c in conds:
+            query, count = query.where(c), count.where(c)
+        rows = await query.order_by(IdToken.id_token).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @post("/", guards=[require("operator")])
+    async def create_token(self, data: TokenIn) -> dict[str, Any]:
+        check_token_fields(data.type, data.status, data.id_token)
+        if await IdToken.exists().where(IdToken.id_token == data.id_token):
+            raise HTTPException(status_code=409, detail=f"id token {data.id_token!r} already exists")
+        await IdToken(**msgspec.structs.asdict(data)).save()
+        return jsonable(await token_row(data.id_token))
+
+    @get("/{id_token:str}", guards=[require("viewer")])
+    async def get_token(self, id_token: str) -> dict[str, Any]:
+        return jsonable(await token_row(id_token))
+
+    @patch("/{id_token:str}", guards=[require("operator")])
+    async def update_token(self, id_token: str, data: TokenPatch) -> dict[str, Any]:
+        await token_row(id_token)
+        check_token_fields(data.type, data.status)
+        values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "clear_expiry"}
+        if data.clear_expiry:
+            values["expires_at"] = None
+        if values:
+            await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(
+                IdToken.id_token == id_token)
+        return jsonable(await token_row(id_token))
+
+    @delete("/{id_token:str}", guards=[require("operator")])
+    async def delete_token(self, id_token: str) -> None:
+        await token_row(id_token)
+        await IdToken.delete().where(IdToken.id_token == id_token)
+
+
+def _session_query(columns: list[Any] | None = None):
+    return ChargingSession.select(*(columns or [ChargingSession.all_columns()]),
+                                  ChargingSession.station.station_id.as_alias("station_id"))
+
+
+async def session_detail(session_id: int) -> dict[str, Any]:
+    row = await _session_query().where(ChargingSession.id == session_id).first()
+    if row is None:
+        raise NotFoundException(f"no session {session_id}")
+    detail = jsonable(row)
+    live = get_core().sessions.find(row["station_id"], row["transaction_id"])
+    if live is not None:  # the running figures, fresher than the last batched write
+        detail.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh,
+                      current_a=live.current_a)
+    cost = await first_answer("price_session", session=row, final=row["state"] == "completed")
+    detail["cost"] = cost_json(cost) if cost is not None else None
+    return detail
+
+
+def cost_json(cost: Any) -> dict[str, Any]:
+    """A ``SessionCost`` as JSON: Decimal amounts as strings so no precision is lost."""
+    return {
+        "currency": cost.currency, "total_excl_vat": str(cost.total_excl_vat),
+        "total_incl_vat": str(cost.total_incl_vat), "final": cost.final, "tariff_id": cost.tariff_id,
+        "flags": list(cost.flags),
+        "lines": [{"component": ln.component, "description": ln.description, "quantity": str(ln.quantity),
+                   "unit": ln.unit, "unit_price": str(ln.unit_price), "amount_excl_vat": str(ln.amount_excl_vat),
+                   "vat_amount": str(ln.vat_amount),
+                   "period_start": ln.period_start.isoformat() if ln.period_start else None,
+                   "period_end": ln.period_end.isoformat() if ln.period_end else None} for ln in cost.lines],
+    }
+
+
+class SessionController(Controller):
+    path = "/sessions"
+    tags = ["sessions"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_sessions(  # ``state`` is reserved by Litestar: the filter is ``?session_state=``self, station: str | None = None, token: str | None = None, driver: int | None = None,
+                            session_state: str | None = None, started_from: datetime | None = None,
+                            started_to: datetime | None = None, limit: int = 100,
+                            offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        conds = []
+        if station:
+            conds.append(ChargingSession.station.station_id == station)
+        if token:
+            conds.append(ChargingSession.id_token == token)
+        if driver is not None:
+            conds.append(ChargingSession.driver == driver)
+        if session_state:
+            conds.append(ChargingSession.state == session_state)
+        if started_from:
+            conds.append(ChargingSession.started_at >= started_from)
+        if started_to:
+            conds.append(ChargingSession.started_at < started_to)
+        query, count = _session_query(), ChargingSession.count()
+        for c in conds:
+            query, count = query.where(c), count.where(c)
+        rows = await query.order_by(ChargingSession.started_at, ascending=False).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @get("/{session_id:int}", guards=[require("viewer")])
+    async def get_session(self, session_id: int) -> dict[str, Any]:
+        return await session_detail(session_id)
+
+    @get("/{session_id:int}/meter-values", guards=[require("viewer")])
+    async def meter_values(self, session_id: int, measurand: str | None = None, limit: int = 1000,
+                           offset: int = 0) -> dict[str, Any]:
+        if not 1 <= limit <= 10000 or offset < 0:
+            raise ValidationException("limit must be 1-10000 and offset >= 0")
+        await get_core().writer.flush()
+        query = MeterValue.select().where(MeterValue.session == session_id)
+        if measurand:
+            query = query.where(MeterValue.measurand == measurand)
+        rows = await query.order_by(MeterValue.timestamp).order_by(MeterValue.id).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "limit": limit, "offset": offset}
+
+

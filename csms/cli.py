@@ -1,0 +1,212 @@
+"""The ``csms`` command: serve, migrate, apikey, user, plugins, config, simulate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import secrets
+import sys
+from typing import Any
+
+from csms.settings import get_settings, settings_reference_markdown
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _with_db(fn: Any) -> Any:
+    from csms.db import close_engine, migrate, open_engine
+
+    await open_engine()
+    try:
+        await migrate()
+        return await fn()
+    finally:
+        await close_engine()
+
+
+async def ensure_first_admin() -> str | None:
+    """Create the ``admin`` user with a random password when no admin exists; return the password."""
+    from piccolo.apps.user.tables import BaseUser
+
+    if await BaseUser.exists().where(BaseUser.admin == True):  # noqa: E712
+        return None
+    password = secrets.token_urlsafe(12)
+    await BaseUser.create_user(username="admin", password=password, admin=True, superuser=True, active=True)
+    return password
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from csms.app import create_app
+    from csms.db import database_name
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    _setup_logging(settings.log_level)
+    password = asyncio.run(_with_db(ensure_first_admin))
+    scheme = "https" if settings.tls_cert else "http"
+    ws = "wss" if settings.tls_cert else "ws"
+    print(f"CSMS on {scheme}://{host}:{port}/  database {database_name(settings.effective_database_url)}")
+    print(f"  stations connect to {ws}://{host}:{port}/ocpp/<station_id>  (ocpp2.0.1, ocpp1.6)")
+    if password:
+        print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
+    print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")
+    sys.stdout.flush()
+    ssl: dict[str, Any] = {}
+    if settings.tls_cert and settings.tls_key:
+        import ssl as ssl_mod
+
+        ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+        if settings.tls_ca:
+            ssl.update(ssl_ca_certs=settings.tls_ca, ssl_cert_reqs=ssl_mod.CERT_OPTIONAL)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=settings.log_level, loop="auto", http="auto",
+        ws="websockets", ws_max_size=16 * 1024 * 1024,
+        ws_ping_interval=settings.ping_interval or None, ws_ping_timeout=settings.ping_timeout or None,
+        lifespan="on", access_log=False, **ssl,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    async def noop() -> None:
+        return None
+
+    asyncio.run(_with_db(noop))
+    print("migrations applied")
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> None:
+    from csms.core.security import new_api_key
+    from csms.core.tables import ApiKey
+
+    if args.role not in ("admin", "operator", "viewer"):
+        sys.exit("role must be admin, operator or viewer")
+
+    async def create() -> str:
+        key, prefix, digest = new_api_key()
+        await ApiKey(name=args.name, prefix=prefix, key_hash=digest, role=args.role).save()
+        return key
+
+    print(asyncio.run(_with_db(create)))
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> None:
+    from csms.core.tables import ApiKey
+
+    async def rows() -> list[dict[str, Any]]:
+        return await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.role, ApiKey.revoked,
+                                   ApiKey.last_used_at)
+
+    for r in asyncio.run(_with_db(rows)):
+        print(f"{r['id']:>4}  {r['name']:<24} csms_{r['prefix']}_…  {r['role']:<8} "
+              f"{'revoked' if r['revoked'] else 'active'}  last used {r['last_used_at'] or 'never'}")
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> None:
+    from csms.core.tables import ApiKey
+
+    async def revoke() -> None:
+        await ApiKey.update({ApiKey.revoked: True}).where(ApiKey.id == args.id)
+
+    asyncio.run(_with_db(revoke))
+    print(f"API key {args.id} revoked")
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    from piccolo.apps.user.tables import BaseUser
+
+    from csms.roles import ROLE_NAMES, set_role
+
+    if args.role not in ROLE_NAMES:
+        sys.exit(f"role must be one of {', '.join(ROLE_NAMES)}")
+    password = args.password or secrets.token_urlsafe(12)
+
+    async def create() -> None:
+        user = await BaseUser.create_user(username=args.username, password=password, email=args.email or "",
+                                          admin=args.role == "admin", superuser=args.role == "admin", active=True)
+        await set_role(user.id, args.role)
+
+    asyncio.run(_with_db(create))
+    print(f"user {args.username} ({args.role}) created" + ("" if args.password else f"; password: {password}"))
+
+
+def cmd_plugins(args: argparse.Namespace) -> None:
+    from csms.plugins import plugins_info
+
+    for p in plugins_info():
+        print(f"{p['name']}\n    hooks: {', '.join(p['hooks']) or '-'}")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    if args.markdown:
+        print(settings_reference_markdown())
+    else:
+        for k, v in get_settings().model_dump().items():
+            print(f"CSMS_{k.upper()}={v}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from csms.plugins import call_sync, load_plugins
+
+    parser = argparse.ArgumentParser(prog="csms", description="Open Charging Station Management System")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the server (OCPP, REST, admin) on the configured database")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply database migrations and exit")
+    p.set_defaults(func=cmd_migrate)
+
+    apikey = sub.add_parser("apikey", help="manage REST API keys").add_subparsers(dest="apikey_cmd", required=True)
+    p = apikey.add_parser("create", help="create a key and print it alone on stdout")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", default="admin", help="admin, operator or viewer")
+    p.set_defaults(func=cmd_apikey_create)
+    p = apikey.add_parser("list", help="list keys (never the keys themselves)")
+    p.set_defaults(func=cmd_apikey_list)
+    p = apikey.add_parser("revoke", help="revoke a key by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_apikey_revoke)
+
+    user = sub.add_parser("user", help="manage admin users").add_subparsers(dest="user_cmd", required=True)
+    p = user.add_parser("create", help="create a user of the web admin")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password")
+    p.add_argument("--email")
+    p.add_argument("--role", default="operator", help="admin, operator or viewer")
+    p.set_defaults(func=cmd_user_create)
+
+    p = sub.add_parser("plugins", help="list loaded plugins and the hooks each implements")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("config", help="print the effective settings")
+    p.add_argument("--markdown", action="store_true", help="print the configuration reference table")
+    p.set_defaults(func=cmd_config)
+
+    from csms.simulator import add_simulate_parser
+    add_simulate_parser(sub)
+    from csms.bench import add_bench_parser
+    add_bench_parser(sub)
+
+    load_plugins()
+    call_sync("register_commands", subparsers=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    result = args.func(args)
+    if inspect.isawaitable(result):
+        asyncio.run(result)
+
+
+if __name__ == "__main__":
+    main()

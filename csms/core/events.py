@@ -1,0 +1,198 @@
+"""Typed domain events, delivered to the ``event`` hook and to live admin streams.
+
+Events are queued by the core and delivered by one background task after the station got its
+answer; a slow or failing plugin never blocks a station.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, ClassVar
+
+log = logging.getLogger("csms.events")
+
+
+# Events emitted while a station's CALL is handled are held here and released after the answer
+# is sent, so plugins never see (or act on) something before the station has its answer.
+deferred_events: contextvars.ContextVar[list | None] = contextvars.ContextVar("csms_deferred_events", default=None)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Event:
+    name: ClassVar[str] = "event"
+    station_id: str
+    at: datetime = field(default_factory=_now, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["event"] = self.name
+        d["at"] = self.at.isoformat()
+        return d
+
+
+@dataclass(frozen=True)
+class StationConnected(Event):
+    name: ClassVar[str] = "station.connected"
+    ocpp_version: str = ""
+
+
+@dataclass(frozen=True)
+class StationDisconnected(Event):
+    name: ClassVar[str] = "station.disconnected"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StationBooted(Event):
+    name: ClassVar[str] = "station.booted"
+    vendor: str = ""
+    model: str = ""
+    firmware_version: str = ""
+    reason: str = ""
+    registration_status: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorStatusChanged(Event):
+    name: ClassVar[str] = "connector.status"
+    evse_id: int = 0
+    connector_id: int = 0
+    status: str = ""
+    previous: str = ""
+    error_code: str = ""
+
+
+@dataclass(frozen=True)
+class FaultReported(Event):
+    name: ClassVar[str] = "station.fault"
+    evse_id: int | None = None
+    connector_id: int | None = None
+    error_code: str = ""
+    info: str = ""
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    name: ClassVar[str] = "session.started"
+    session_id: int = 0
+    transaction_id: str = ""
+    evse_id: int = 0
+    id_token: str = ""
+
+
+@dataclass(frozen=True)
+class SessionUpdated(Event):
+    name: ClassVar[str] = "session.updated"
+    session_id: int = 0
+    energy_wh: float = 0.0
+    power_w: float | None = None
+    charging_state: str = ""
+
+
+@dataclass(frozen=True)
+class SessionStopped(Event):
+    name: ClassVar[str] = "session.stopped"
+    session_id: int = 0
+    transaction_id: str = ""
+    energy_wh: float = 0.0
+    stop_reason: str = ""
+
+
+@dataclass(frozen=True)
+class MeterValuesReceived(Event):
+    name: ClassVar[str] = "meter.values"
+    evse_id: int = 0
+    session_id: int | None = None
+    samples: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandAnswered(Event):
+    name: ClassVar[str] = "command.answered"
+    action: str = ""
+    status: str = ""  # answered|error|timeout|offline
+    response: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StationReported(Event):
+    """Anything else a station told (firmware/log status, security events, NotifyEvent ...)."""
+
+    name: ClassVar[str] = "station.reported"
+    category: str = ""
+    kind: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    StationConnected,
+    StationDisconnected,
+    StationBooted,
+    ConnectorStatusChanged,
+    FaultReported,
+    SessionStarted,
+    SessionUpdated,
+    SessionStopped,
+    MeterValuesReceived,
+    CommandAnswered,
+    StationReported,
+)
+
+
+class EventDispatcher:
+    """Queues events and delivers them to the ``event`` hook and to in-process listeners."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100_000)
+        self._listeners: list[Callable[[Event], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="csms-events")
+
+    async def stop(self) -> None:
+        await self._queue.join()
+        if self._task:
+            self._task.cancel()
+
+    def emit(self, event: Event) -> None:
+        held = deferred_events.get()
+        if held is not None:
+            held.append(event)
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("event queue full; dropping %s", event.name)
+
+    def listen(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Register a synchronous listener (e.g. a live admin stream); returns an unsubscribe."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been delivered (used by tests and shutdown)."""
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        from csms.plugins import all_answers
+
+        while True:
+            event = await self._queue.get()
+            try:
+                for listener in list(self._listeners):
+                    try:
+                        listener(event)
+                    except Exception:
+                        log.exception("event listener failed")
+                await all_answers("event", event=event)
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,244 @@
+"""The lean OCPP-J dispatcher shared by both version adapters.
+
+It keeps the ``ocpp`` library's schemas, action enums, ``@on`` routing decorator and
+``ChargePoint`` base, but parses frames with msgspec, validates with compiled schemas
+(``validation.py``), calls handlers with the payload as the station sent it (no case
+conversion) and answers without a thread hop. Handlers return the answer payload as a dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
+
+import msgspec
+from ocpp.charge_point import ChargePoint
+
+from csms.core.events import deferred_events
+from csms.core.ocpp.validation import OcppError, error_code, validate
+from csms.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from litestar import WebSocket
+
+    from csms.core.runtime import Core
+    from csms.core.services.stations import StationState
+
+log = logging.getLogger("csms.ocpp")
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+_INSERT_FRAME = (
+    "INSERT INTO message_log (station_id, direction, message_type, unique_id, action, payload, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class StationConnection(ChargePoint):
+    """One station's WebSocket. Subclasses register handlers with ``@on(Action.X)``."""
+
+    version: ClassVar[str]
+    subprotocol: ClassVar[str]
+    handlers: ClassVar[dict[str, Handler]] = {}
+    # Actions a station may send while not Accepted (besides those we triggered).
+    allowed_while_pending: ClassVar[frozenset[str]] = frozenset({"BootNotification"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.handlers = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                action = getattr(attr, "_on_action", None)
+                if action is not None:
+                    cls.handlers[str(getattr(action, "value", action))] = attr
+
+    def __init__(self, core: Core, state: StationState, socket: WebSocket) -> None:
+        # ChargePoint.__init__ is not called: it builds a route map per instance and a response
+        # queue this dispatcher does not use; the handler table is built once per class.
+        self.core = core
+        self.state = state
+        self.station_id = state.station_id
+        self.socket = socket
+        self._call_lock = asyncio.Lock()
+        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._triggered: set[str] = set()
+        self._closed = False
+        self._log_frames = core.settings.message_log
+        self._max_frame = core.settings.max_frame_bytes
+
+    # ChargePoint compatibility: the library names the station ``id``.
+    @property
+    def id(self) -> str:  # type: ignore[override]
+        return self.station_id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self.station_id = value
+
+    # -- transport ----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Read frames until the socket closes."""
+        from litestar.exceptions import WebSocketDisconnect
+
+        try:
+            while True:
+                raw = await self.socket.receive_text()
+                await self.route_message(raw)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._closed = True
+            for _, fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("station disconnected"))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.socket.close(code=code, reason=reason)
+        except Exception:  # already gone
+            pass
+
+    async def _send(self, frame: list[Any], action: str) -> None:
+        text = _encode(frame).decode()
+        if self._log_frames:
+            self._log("out", frame[0], frame[1], action, text)
+        await self.socket.send_text(text)
+
+    def _log(self, direction: str, message_type: int, unique_id: str, action: str, text: str) -> None:
+        self.core.writer.add(_INSERT_FRAME, (self.station_id, direction, message_type, str(unique_id)[:64],
+                                             action[:64], text, utcnow()))
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+        version = self.version
+        too_big = len(raw_msg) > self._max_frame
+        try:
+            msg = _decode(raw_msg)
+        except msgspec.DecodeError as exc:
+            self._log_in(0, "-1", "", raw_msg)
+            await self._send_error("-1", error_code(version, "rpc"), f"frame is not valid JSON: {exc}", "")
+            return
+        if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], int) or not isinstance(msg[1], str):
+            uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else "-1"
+            self._log_in(0, uid, "", raw_msg)
+            await self._send_error(uid, error_code(version, "rpc"),
+                                   "frame must be [MessageTypeId, MessageId, ...] with an integer type and a string id", "")
+            return
+        mtype, uid = msg[0], msg[1]
+        if mtype == 2:
+            action = msg[2] if isinstance(msg[2], str) else ""
+            self._log_in(2, uid, action, raw_msg)
+            if too_big:
+                await self._send_error(uid, error_code(version, "format"),
+                                       f"frame of {len(raw_msg)} bytes exceeds the limit of {self._max_frame}", action)
+                return
+            if len(msg) != 4:
+                await self._send_error(uid, error_code(version, "rpc"), "a CALL has exactly 4 elements", action)
+                return
+            await self._handle_call(uid, action, msg[3])
+        elif mtype in (3, 4):
+            pending = self._pending.get(uid)
+            self._log_in(mtype, uid, pending[0] if pending else "", raw_msg)
+            if pending is None:
+                log.warning("%s: answer to unknown or expired call %s", self.station_id, uid)
+                return
+            action, fut = pending
+            if fut.done():
+                return
+            if mtype == 3:
+                payload = msg[2]
+                try:
+                    validate(version, action, payload, response=True)
+                except OcppError as exc:
+                    fut.set_exception(OcppError(exc.code, f"station's answer breaks the schema: {exc.description}",
+                                                {"payload": payload, **exc.details}))
+                    return
+                fut.set_result(payload)
+            else:
+                code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
+                desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
+                details = msg[4] if len(msg) > 4 and isinstance(msg[4], dict) else {}
+                fut.set_exception(OcppError(code, desc, details))
+        else:
+            self._log_in(mtype, uid, "", raw_msg)
+            await self._send_error(uid, error_code(version, "message_type"),
+                                   f"MessageTypeId {mtype} is not supported", "")
+
+    def _log_in(self, mtype: int, uid: str, action: str, raw: str) -> None:
+        if self._log_frames:
+            self._log("in", mtype, uid, action, raw)
+
+    async def _send_error(self, uid: str, code: str, description: str, action: str,
+                          details: dict[str, Any] | None = None) -> None:
+        log.info("%s: CALLERROR %s for %s %s: %s", self.station_id, code, action or "frame", uid, description)
+        await self._send([4, uid, code, description[:255], details or {}], action)
+
+    async def _handle_call(self, uid: str, action: str, payload: Any) -> None:
+        version = self.version
+        try:
+            validate(version, action, payload)
+            handler = self.handlers.get(action)
+            if handler is None:
+                raise OcppError(error_code(version, "not_supported"),
+                                f"{action} is not a message a station sends to the CSMS")
+            if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending:
+                if action in self._triggered:
+                    self._triggered.discard(action)
+                else:
+                    raise OcppError(error_code(version, "security"),
+                                    f"station is {self.state.registration_status}; only BootNotification is allowed")
+            token = deferred_events.set([])
+            try:
+                result = await handler(self, payload)
+                validate(version, action, result, response=True)
+            finally:
+                held = deferred_events.get()
+                deferred_events.reset(token)
+        except OcppError as exc:
+            await self._send_error(uid, exc.code, exc.description, action, exc.details.get("public"))
+            return
+        except Exception:
+            log.exception("%s: handler for %s failed", self.station_id, action)
+            await self._send_error(uid, error_code(version, "internal"), f"the CSMS failed to process {action}",
+                                   action)
+            return
+        await self._send([3, uid, result], action)
+        if held:
+            for event in held:
+                self.core.events.emit(event)
+
+    # -- outgoing -----------------------------------------------------------------------------
+
+    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,  # type: ignore[override]
+                   ) -> dict[str, Any]:
+        """Send a CALL and return the station's CALLRESULT payload.
+
+        Raises ``OcppError`` for a CALLERROR (or an invalid payload on either side) and
+        ``asyncio.TimeoutError``. One outbound CALL at a time per connection, as OCPP-J requires.
+        """
+        validate(self.version, action, payload)
+        if action == "TriggerMessage":
+            self._triggered.add(payload.get("requestedMessage", ""))
+        elif action == "ExtendedTriggerMessage":
+            self._triggered.add(payload.get("requestedMessage", ""))
+        async with self._call_lock:
+            if self._closed:
+                raise ConnectionError("station disconnected")
+            uid = str(uuid.uuid4())
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending[uid] = (action, fut)
+            try:
+                await self._send([2, uid, action, payload], action)
+                return await asyncio.wait_for(fut, timeout or self.core.settings.call_timeout)
+            finally:
+                self._pending.pop(uid, None)

@@ -1,0 +1,239 @@
+"""OCPP 2.0.1 adapter: every message a charging station sends to the CSMS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201.enums import Action
+
+from csms.core.domain import AuthorizationResult
+from csms.core.ocpp.connection import StationConnection
+from csms.core.ocpp.validation import V201
+from csms.core.services.sessions import Sample
+from csms.core.tables import ChargingProfile, Reservation
+from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
+from csms.plugins import hook_impls
+
+_UNIT_SCALE = {"kWh": (1000.0, "Wh"), "kW": (1000.0, "W"), "kvar": (1000.0, "var"), "kvarh": (1000.0, "varh"),
+               "kVA": (1000.0, "VA")}
+
+
+def id_token_info(auth: AuthorizationResult) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": auth.status}
+    if auth.expires_at is not None:
+        info["cacheExpiryDateTime"] = ocpp_ts(auth.expires_at)
+    if auth.group_id:
+        info["groupIdToken"] = {"idToken": auth.group_id[:36], "type": "Central"}
+    return info
+
+
+def samples_201(meter_values: list[dict[str, Any]]) -> list[Sample]:
+    samples = []
+    for mv in meter_values:
+        ts = parse_ts(mv["timestamp"]) or utcnow()
+        for sv in mv["sampledValue"]:
+            measurand = sv.get("measurand", "Energy.Active.Import.Register")
+            uom = sv.get("unitOfMeasure") or {}
+            unit = uom.get("unit", "Wh" if measurand.startswith("Energy") else "")
+            value = float(sv["value"]) * (10 ** uom.get("multiplier", 0))
+            scale, unit = _UNIT_SCALE.get(unit, (1.0, unit))
+            samples.append(Sample(ts, measurand, value * scale, sv.get("phase", ""), unit,
+                                  sv.get("context", "Sample.Periodic"), sv.get("location", "")))
+    return samples
+
+
+class StationConnection201(StationConnection):
+    version = V201
+    subprotocol = "ocpp2.0.1"
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        cs = p["chargingStation"]
+        modem = cs.get("modem") or {}
+        status = await self.core.stations.boot(
+            self.station_id, vendor=cs["vendorName"], model=cs["model"], serial_number=cs.get("serialNumber", ""),
+            firmware_version=cs.get("firmwareVersion", ""), iccid=modem.get("iccid", ""), imsi=modem.get("imsi", ""),
+            reason=p["reason"],
+        )
+        settings = self.core.settings
+        interval = settings.heartbeat_interval if status == "Accepted" else settings.pending_retry_interval
+        return {"status": status, "currentTime": ocpp_ts(), "interval": interval}
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
+        self.core.stations.heartbeat(self.state)
+        return {"currentTime": ocpp_ts()}
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        status = p["connectorStatus"]
+        await self.core.stations.status(
+            self.state, evse_id=p["evseId"], connector_id=p["connectorId"], status=status,
+            error_code="NoError", timestamp=parse_ts(p["timestamp"]),
+        )
+        return {}
+
+    @on(Action.authorize)
+    async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
+        token = p["idToken"]
+        auth = await self.core.auth.authorize(self.station_id, token["idToken"], token["type"], purpose="authorize")
+        return {"idTokenInfo": id_token_info(auth)}
+
+    @on(Action.transaction_event)
+    async def on_transaction_event(self, p: dict[str, Any]) -> dict[str, Any]:
+        info = p["transactionInfo"]
+        evse = p.get("evse") or {}
+        token = p.get("idToken") or {}
+        auth = await self.core.sessions.transaction_event(
+            self.state, event_type=p["eventType"], transaction_id=info["transactionId"], seq_no=p["seqNo"],
+            timestamp=parse_ts(p["timestamp"]) or utcnow(), trigger_reason=p["triggerReason"],
+            evse_id=evse.get("id"), connector_id=evse.get("connectorId"), id_token=token.get("idToken"),
+            token_type=token.get("type", ""), charging_state=info.get("chargingState"),
+            stopped_reason=info.get("stoppedReason"), remote_start_id=info.get("remoteStartId"),
+            reservation_id=p.get("reservationId"), offline=bool(p.get("offline")),
+            samples=samples_201(p.get("meterValue") or []),
+        )
+        return {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
+        evse_id = p["evseId"]
+        session = self.core.sessions.on_evse(self.station_id, evse_id) if evse_id else None
+        await self.core.sessions.meter_values(
+            self.state, evse_id=evse_id, transaction_id=session.transaction_id if session else None,
+            samples=samples_201(p["meterValue"]),
+        )
+        return {}
+
+    @on(Action.notify_report)
+    async def on_notify_report(self, p: dict[str, Any]) -> dict[str, Any]:
+        count = await self.core.reports.device_report(self.state, p.get("reportData") or [])
+        await self.core.reports.record(self.state, "report", "NotifyReport",
+                                       summary=f"report {p['requestId']} part {p['seqNo']}: {count} attributes",
+                                       details={"request_id": p["requestId"], "seq_no": p["seqNo"],
+                                                "tbc": p.get("tbc", False)})
+        return {}
+
+    @on(Action.notify_event)
+    async def on_notify_event(self, p: dict[str, Any]) -> dict[str, Any]:
+        for item in p["eventData"]:
+            comp, var = item["component"], item["variable"]
+            evse = comp.get("evse") or {}
+            await self.core.reports.record(
+                self.state, "event", f"{comp['name']}.{var['name']}",
+                summary=f"{item['trigger']} {item['actualValue']}"[:255], details=item,
+                evse_id=evse.get("id"), connector_id=evse.get("connectorId"),
+                timestamp=parse_ts(item["timestamp"]),
+            )
+        return {}
+
+    @on(Action.notify_monitoring_report)
+    async def on_notify_monitoring_report(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "monitoring", "NotifyMonitoringReport",
+                                       summary=f"monitoring report {p['requestId']} part {p['seqNo']}", details=p)
+        return {}
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.firmware_status(self.state, p["status"], request_id=p.get("requestId"))
+        return {}
+
+    @on(Action.publish_firmware_status_notification)
+    async def on_publish_firmware_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "firmware_publish", p["status"], details=p)
+        return {}
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.log_status(self.state, p["status"], request_id=p.get("requestId"))
+        return {}
+
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "security", p["type"], summary=p.get("techInfo", "")[:255],
+                                       details=p, timestamp=parse_ts(p["timestamp"]))
+        return {}
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
+        # No certificate authority is configured to sign CSRs: stored for the operator, refused.
+        await self.core.reports.record(self.state, "certificate", "SignCertificate",
+                                       summary=f"CSR for {p.get('certificateType', 'ChargingStationCertificate')}",
+                                       details=p)
+        return {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA"}}
+
+    @on(Action.get_15118_ev_certificate)
+    async def on_get15118_ev_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "certificate", "Get15118EVCertificate",
+                                       summary=f"{p['action']} for schema {p['iso15118SchemaVersion']}", details=p)
+        return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "NoCertificateProvider"}}
+
+    @on(Action.get_certificate_status)
+    async def on_get_certificate_status(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "certificate", "GetCertificateStatus", details=p)
+        return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSPResponder"}}
+
+    @on(Action.reservation_status_update)
+    async def on_reservation_status_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        await Reservation.update({Reservation.status: p["reservationUpdateStatus"], Reservation.updated_at: utcnow()}
+                                 ).where((Reservation.station == self.state.pk)
+                                         & (Reservation.reservation_id == p["reservationId"]))
+        await self.core.reports.record(self.state, "reservation", p["reservationUpdateStatus"], details=p)
+        return {}
+
+    @on(Action.notify_charging_limit)
+    async def on_notify_charging_limit(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "charging_limit", p["chargingLimit"]["chargingLimitSource"],
+                                       evse_id=p.get("evseId"), details=p)
+        return {}
+
+    @on(Action.cleared_charging_limit)
+    async def on_cleared_charging_limit(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "charging_limit", "cleared", evse_id=p.get("evseId"), details=p)
+        return {}
+
+    @on(Action.notify_ev_charging_needs)
+    async def on_notify_ev_charging_needs(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "ev_charging_needs", p["chargingNeeds"]["requestedEnergyTransfer"],
+                                       evse_id=p["evseId"], details=p)
+        # Accepted promises a schedule: only when a smart-charging allocator is installed.
+        return {"status": "Accepted" if hook_impls("allocate_capacity") else "Rejected"}
+
+    @on(Action.notify_ev_charging_schedule)
+    async def on_notify_ev_charging_schedule(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "ev_charging_schedule", "NotifyEVChargingSchedule",
+                                       evse_id=p["evseId"], details=p)
+        return {"status": "Accepted"}
+
+    @on(Action.report_charging_profiles)
+    async def on_report_charging_profiles(self, p: dict[str, Any]) -> dict[str, Any]:
+        for profile in p["chargingProfile"]:
+            await ChargingProfile(
+                station=self.state.pk, evse_id=p["evseId"], profile_id=profile["id"],
+                stack_level=profile["stackLevel"], purpose=profile["chargingProfilePurpose"],
+                kind=profile["chargingProfileKind"], transaction_id=profile.get("transactionId"), payload=profile,
+                source="station", status=p["chargingLimitSource"],
+            ).save()
+        await self.core.reports.record(self.state, "charging_profiles", "ReportChargingProfiles",
+                                       summary=f"request {p['requestId']}: {len(p['chargingProfile'])} profiles",
+                                       evse_id=p["evseId"], details={"request_id": p["requestId"],
+                                                                     "tbc": p.get("tbc", False)})
+        return {}
+
+    @on(Action.notify_customer_information)
+    async def on_notify_customer_information(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "customer_information", str(p["requestId"]),
+                                       summary=p["data"][:255], details=p)
+        return {}
+
+    @on(Action.notify_display_messages)
+    async def on_notify_display_messages(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "display_messages", str(p["requestId"]), details=p)
+        return {}
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(self.state, "data_transfer", p["vendorId"][:64],
+                                       summary=p.get("messageId", ""), details=p)
+        return {"status": "UnknownVendorId"}

@@ -1,0 +1,78 @@
+"""The running core: services, the batched writer, the event dispatcher and live connections.
+
+One ``Core`` exists per process (``get_core()``); the app's lifespan starts and stops it.
+Plugins reach the services through it (``get_core().commands.send(...)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from csms.core.events import EventDispatcher
+
+if TYPE_CHECKING:
+    from csms.settings import Settings
+
+log = logging.getLogger("csms.core")
+
+_current: "Core | None" = None
+
+
+def get_core() -> "Core":
+    if _current is None:
+        raise RuntimeError("the CSMS core is not running")
+    return _current
+
+
+class Core:
+    def __init__(self, settings: Settings) -> None:
+        from csms.core.connections import ConnectionRegistry
+        from csms.core.services.authorization import AuthorizationService
+        from csms.core.services.commands import CommandService, LocalBus
+        from csms.core.services.operations import Operations
+        from csms.core.services.reports import ReportService
+        from csms.core.services.sessions import SessionService
+        from csms.core.services.settlement import SettlementService
+        from csms.core.services.stations import StationService
+
+        self.settings = settings
+        self.node_id = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.events = EventDispatcher()
+        self.connections = ConnectionRegistry()
+        self.writer = None  # set in start()
+        self.stations = StationService(self)
+        self.auth = AuthorizationService(self)
+        self.sessions = SessionService(self)
+        self.reports = ReportService(self)
+        self.commands = CommandService(self, LocalBus(self.connections))
+        self.operations = Operations(self)
+        self.settlement = SettlementService(self)
+
+    async def start(self) -> None:
+        global _current
+        import csms.piccolo_conf as conf
+        from csms.db import BatchWriter
+
+        self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
+        await self.writer.start()
+        self.events.start()
+        await self.stations.start()
+        await self.sessions.start()
+        await self.reports.start()
+        await self.settlement.start()
+        _current = self
+
+    async def stop(self) -> None:
+        global _current
+        await self.connections.close_all()
+        await self.settlement.stop()
+        await self.reports.stop()
+        await self.stations.stop()
+        await self.events.drain()
+        await self.events.stop()
+        if self.writer is not None:
+            await self.writer.close()
+        _current = None

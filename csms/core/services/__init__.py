@@ -1,0 +1,1 @@
+"""Version-neutral core services: the only code that writes the core tables."""

@@ -1,0 +1,100 @@
+"""The command service: the only way anything (REST, admin, plugins) reaches a station.
+
+A command is sent in the station's protocol version through a bus, awaited with a timeout and
+recorded with its answer in the ``command`` table. ``LocalBus`` reaches the sockets held by this
+process; a multi-node bus (Redis) implements the same two methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from csms.core import events as ev
+from csms.core.ocpp.validation import OcppError
+from csms.core.tables import Command, Station
+from csms.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from csms.core.connections import ConnectionRegistry
+    from csms.core.runtime import Core
+
+
+class StationOffline(Exception):
+    """The station holds no connection to any node."""
+
+
+class CommandTimeout(Exception):
+    """The station did not answer within the timeout."""
+
+
+class UnknownStation(Exception):
+    """No station with this id exists."""
+
+
+log = logging.getLogger("csms.commands")
+
+
+class Bus(Protocol):
+    def version_of(self, station_id: str) -> str | None: ...
+
+    async def call(self, station_id: str, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
+
+
+class LocalBus:
+    """Delivers commands to connections held by this process."""
+
+    def __init__(self, connections: ConnectionRegistry) -> None:
+        self.connections = connections
+
+    def version_of(self, station_id: str) -> str | None:
+        conn = self.connections.get(station_id)
+        return conn.version if conn else None
+
+    async def call(self, station_id: str, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        conn = self.connections.get(station_id)
+        if conn is None:
+            raise StationOffline(station_id)
+        return await conn.call(action, payload, timeout=timeout)
+
+
+class CommandService:
+    def __init__(self, core: Core, bus: Bus) -> None:
+        self.core = core
+        self.bus = bus
+
+    def version_of(self, station_id: str) -> str | None:
+        """The protocol version of the station's live connection, or None when offline."""
+        return self.bus.version_of(station_id)
+
+    async def send(self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+                   requested_by: str = "") -> dict[str, Any]:
+        """Send ``action`` with a raw ``payload`` for the station's version; return its answer.
+
+        Raises ``UnknownStation``, ``StationOffline``, ``CommandTimeout``, or ``OcppError`` (the
+        station's CALLERROR, or our own payload failing the schema before anything is sent).
+        """
+        if not await Station.exists().where(Station.station_id == station_id):
+            raise UnknownStation(station_id)
+        row = Command(station_id=station_id, action=action, request=payload, requested_by=requested_by)
+        await row.save()
+        status, response, code, description = "answered", None, "", ""
+        try:
+            response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)
+            return response
+        except StationOffline:
+            status, description = "offline", "station is not connected"
+            raise
+        except (asyncio.TimeoutError, TimeoutError):
+            status, description = "timeout", "station did not answer in time"
+            raise CommandTimeout(station_id) from None
+        except OcppError as exc:
+            status, code, description = "error", exc.code, exc.description
+            raise
+        finally:
+            await Command.update({
+                Command.status: status, Command.response: response, Command.error_code: code,
+                Command.error_description: description, Command.answered_at: utcnow(),
+            }).where(Command.id == row.id)
+            self.core.events.emit(ev.CommandAnswered(station_id, action=action, status=status, response=response))

@@ -1,0 +1,364 @@
+"""Charging sessions of both protocol versions in one model, and meter value storage.
+
+1.6 StartTransaction/StopTransaction/MeterValues and 2.0.1 TransactionEvent/MeterValues arrive
+here already translated by the adapters. Session starts and stops are committed before the
+station is answered; meter values and live session progress go through the batched writer and
+are committed (group commit) before the answer too, so an answered message is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from csms.core import events as ev
+from csms.core.domain import AuthorizationResult
+from csms.core.tables import ChargingSession
+from csms.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from csms.core.runtime import Core
+    from csms.core.services.stations import StationState
+
+log = logging.getLogger("csms.sessions")
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+CURRENT = "Current.Import"
+
+_INSERT_METER = (
+    "INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, phase, unit, "
+    "context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_PROGRESS = (
+    "UPDATE charging_session SET meter_start_wh = ?, meter_last_wh = ?, energy_wh = ?, power_w = ?, last_seq_no = ?, "
+    "charging_state = ?, updated_at = ? WHERE id = ?"
+)
+
+
+class Sample(NamedTuple):
+    """One sampled value, normalised by an adapter (energy in Wh, power in W, current in A)."""
+
+    timestamp: datetime
+    measurand: str
+    value: float
+    phase: str = ""
+    unit: str = ""
+    context: str = ""
+    location: str = ""
+
+
+@dataclass
+class ActiveSession:
+    id: int
+    station_pk: int
+    station_id: str
+    transaction_id: str
+    evse_id: int
+    connector_id: int
+    id_token: str
+    started_at: datetime
+    meter_start_wh: float | None = None
+    meter_last_wh: float | None = None
+    energy_wh: float = 0.0
+    power_w: float | None = None
+    last_seq_no: int = -1
+    charging_state: str = ""
+    current_a: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, samples: list[Sample]) -> bool:
+        """Update live figures from samples; True when anything changed."""
+        changed = False
+        power_phases: dict[str, float] = {}
+        for s in samples:
+            if s.location and s.location != "Outlet":
+                continue
+            if s.measurand == ENERGY_REGISTER and not s.phase:
+                if self.meter_start_wh is None:
+                    self.meter_start_wh = s.value
+                self.meter_last_wh = s.value
+                self.energy_wh = max(0.0, s.value - self.meter_start_wh)
+                changed = True
+            elif s.measurand == POWER:
+                if s.phase:
+                    power_phases[s.phase] = s.value
+                else:
+                    self.power_w = s.value
+                    changed = True
+            elif s.measurand == CURRENT and s.phase:
+                self.current_a[s.phase[:2]] = s.value
+                changed = True
+        if power_phases and not any(s.measurand == POWER and not s.phase for s in samples):
+            self.power_w = sum(power_phases.values())
+            changed = True
+        return changed
+
+    def to_event(self) -> ev.SessionUpdated:
+        return ev.SessionUpdated(self.station_id, session_id=self.id, energy_wh=self.energy_wh, power_w=self.power_w,
+                                 charging_state=self.charging_state)
+
+
+class SessionService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.active: dict[tuple[str, str], ActiveSession] = {}
+
+    async def start(self) -> None:
+        """Load running sessions: a session survives a restart of the server."""
+        rows = await ChargingSession.select(
+            ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_ident")
+        ).where(ChargingSession.state == "active")
+        for r in rows:
+            self._cache(self._from_row(r, r["station_ident"]))
+
+    @staticmethod
+    def _from_row(r: dict[str, Any], station_id: str) -> ActiveSession:
+        return ActiveSession(
+            id=r["id"], station_pk=r["station"], station_id=station_id, transaction_id=r["transaction_id"],
+            evse_id=r["evse_id"], connector_id=r["connector_id"], id_token=r["id_token"], started_at=r["started_at"],
+            meter_start_wh=r["meter_start_wh"], meter_last_wh=r["meter_last_wh"], energy_wh=r["energy_wh"] or 0.0,
+            power_w=r["power_w"], last_seq_no=r["last_seq_no"], charging_state=r["charging_state"],
+        )
+
+    def _cache(self, s: ActiveSession) -> None:
+        self.active[(s.station_id, s.transaction_id)] = s
+
+    def find(self, station_id: str, transaction_id: str) -> ActiveSession | None:
+        return self.active.get((station_id, transaction_id))
+
+    def on_evse(self, station_id: str, evse_id: int) -> ActiveSession | None:
+        for s in self.active.values():
+            if s.station_id == station_id and s.evse_id == evse_id:
+                return s
+        return None
+
+    def for_station(self, station_id: str) -> list[ActiveSession]:
+        return [s for s in self.active.values() if s.station_id == station_id]
+
+    async def _authorize_start(self, station_id: str, id_token: str, token_type: str, evse_id: int,
+                               purpose: str = "start") -> AuthorizationResult:
+        result = await self.core.auth.authorize(station_id, id_token, token_type, evse_id=evse_id, purpose=purpose)
+        if result.accepted and token_type != "NoAuthorization" and any(
+            s.id_token == id_token and not (s.station_id == station_id and s.evse_id == evse_id)
+            for s in self.active.values()
+        ):
+            return AuthorizationResult("ConcurrentTx", expires_at=result.expires_at, group_id=result.group_id,
+                                       driver_id=result.driver_id, source="core.concurrent")
+        return result
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def _create(self, state: StationState, *, transaction_id: str | None, evse_id: int, connector_id: int,
+                      id_token: str, token_type: str, started_at: datetime, meter_start_wh: float | None,
+                      driver_id: int | None, reservation_id: int | None = None, remote_start_id: int | None = None,
+                      flags: list[str] | None = None) -> ActiveSession:
+        previous = self.on_evse(state.station_id, evse_id)
+        if previous is not None and previous.transaction_id != transaction_id:
+            await self._finish(previous, stopped_at=started_at, meter_stop_wh=previous.meter_last_wh,
+                               reason="Other", extra_flags=["superseded_by_new_transaction"])
+        row = ChargingSession(
+            station=state.pk, evse_id=evse_id, connector_id=connector_id, transaction_id=transaction_id or "",
+            id_token=id_token, token_type=token_type, driver=driver_id, started_at=started_at,
+            meter_start_wh=meter_start_wh, meter_last_wh=meter_start_wh, reservation_id=reservation_id,
+            remote_start_id=remote_start_id, flags=flags or [],
+        )
+        await row.save()
+        if transaction_id is None:  # 1.6: the row id is the transaction id the CSMS allocates
+            row.transaction_id = str(row.id)
+            await ChargingSession.update({ChargingSession.transaction_id: row.transaction_id}).where(
+                ChargingSession.id == row.id
+            )
+        session = ActiveSession(
+            id=row.id, station_pk=state.pk, station_id=state.station_id, transaction_id=row.transaction_id,
+            evse_id=evse_id, connector_id=connector_id, id_token=id_token, started_at=started_at,
+            meter_start_wh=meter_start_wh, meter_last_wh=meter_start_wh,
+        )
+        self._cache(session)
+        self.core.events.emit(ev.SessionStarted(state.station_id, session_id=session.id,
+                                                transaction_id=session.transaction_id, evse_id=evse_id,
+                                                id_token=id_token))
+        return session
+
+    async def start_16(self, state: StationState, *, connector_id: int, id_tag: str, meter_start_wh: float,
+                       timestamp: datetime, reservation_id: int | None) -> tuple[int, AuthorizationResult]:
+        """1.6 StartTransaction: returns the allocated transaction id and the tag's status.
+
+        A replay (same connector, tag, start time and meter) gets the same transaction id.
+        """
+        existing = await ChargingSession.select(ChargingSession.id).where(
+            (ChargingSession.station == state.pk) & (ChargingSession.connector_id == connector_id)
+            & (ChargingSession.id_token == id_tag) & (ChargingSession.started_at == timestamp)
+            & (ChargingSession.meter_start_wh == meter_start_wh)
+        ).first()
+        if existing is not None:
+            auth = await self.core.auth.authorize(state.station_id, id_tag, "", evse_id=connector_id, purpose="start")
+            return existing["id"], auth
+        auth = await self._authorize_start(state.station_id, id_tag, "", connector_id)
+        session = await self._create(
+            state, transaction_id=None, evse_id=connector_id, connector_id=1 if connector_id else 0,
+            id_token=id_tag, token_type="", started_at=timestamp, meter_start_wh=meter_start_wh,
+            driver_id=auth.driver_id, reservation_id=reservation_id,
+            flags=[] if auth.accepted else [f"start_not_authorized:{auth.status}"],
+        )
+        return session.id, auth
+
+    # -- progress -----------------------------------------------------------------------------
+
+    async def meter_values(self, state: StationState, *, evse_id: int, transaction_id: str | None,
+                           samples: list[Sample], seq_no: int | None = None) -> None:
+        """Store samples (batched, committed before returning) and update the live session."""
+        session = self.find(state.station_id, transaction_id) if transaction_id else None
+        if session is None and transaction_id is None and evse_id:
+            session = None  # samples outside a transaction stay unattached
+        writer = self.core.writer
+        sid = session.id if session else None
+        tx = transaction_id or ""
+        station_id = state.station_id
+        for s in samples:
+            writer.add(_INSERT_METER, (sid, station_id, evse_id, tx, s.timestamp, s.measurand, s.phase, s.unit,
+                                       s.context, s.location, s.value))
+        if session is not None:
+            session.apply(samples)
+            if seq_no is not None:
+                session.last_seq_no = max(session.last_seq_no, seq_no)
+            self._queue_progress(session)
+        await writer.flush()
+        if samples:
+            self.core.events.emit(ev.MeterValuesReceived(
+                station_id, evse_id=evse_id, session_id=sid,
+                samples=tuple({"measurand": s.measurand, "phase": s.phase, "value": s.value} for s in samples[:24]),
+            ))
+        if session is not None:
+            self.core.events.emit(session.to_event())
+
+    def _queue_progress(self, s: ActiveSession) -> None:
+        self.core.writer.add(_UPDATE_PROGRESS, (s.meter_start_wh, s.meter_last_wh, s.energy_wh, s.power_w,
+                                                s.last_seq_no, s.charging_state, utcnow(), s.id))
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    async def _finish(self, s: ActiveSession, *, stopped_at: datetime, meter_stop_wh: float | None, reason: str,
+                      extra_flags: list[str] | None = None) -> None:
+        if meter_stop_wh is not None:
+            s.meter_last_wh = meter_stop_wh
+            if s.meter_start_wh is None:
+                s.meter_start_wh = meter_stop_wh
+            s.energy_wh = max(0.0, meter_stop_wh - s.meter_start_wh)
+        await self.core.writer.flush()  # earlier batched progress must not land after the stop
+        values: dict[Any, Any] = {
+            ChargingSession.state: "completed", ChargingSession.stopped_at: stopped_at,
+            ChargingSession.meter_stop_wh: s.meter_last_wh, ChargingSession.meter_last_wh: s.meter_last_wh,
+            ChargingSession.meter_start_wh: s.meter_start_wh, ChargingSession.energy_wh: s.energy_wh,
+            ChargingSession.stop_reason: reason, ChargingSession.last_seq_no: s.last_seq_no,
+            ChargingSession.charging_state: s.charging_state, ChargingSession.updated_at: utcnow(),
+        }
+        if extra_flags:
+            row = await ChargingSession.select(ChargingSession.flags).where(ChargingSession.id == s.id).first()
+            flags = _flags(row["flags"] if row else [])
+            values[ChargingSession.flags] = flags + [f for f in extra_flags if f not in flags]
+        await ChargingSession.update(values).where(ChargingSession.id == s.id)
+        self.active.pop((s.station_id, s.transaction_id), None)
+        self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
+                                                energy_wh=s.energy_wh, stop_reason=reason))
+
+    async def stop_16(self, state: StationState, *, transaction_id: int, meter_stop_wh: float, timestamp: datetime,
+                      id_tag: str | None, reason: str, samples: list[Sample]) -> AuthorizationResult | None:
+        """1.6 StopTransaction. Unknown transactions are recorded as a flagged session; replays are no-ops."""
+        tx = str(transaction_id)
+        auth = None
+        if id_tag:
+            auth = await self.core.auth.authorize(state.station_id, id_tag, "", purpose="stop")
+        session = self.find(state.station_id, tx)
+        if session is None:
+            done = await ChargingSession.exists().where(
+                (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == tx)
+            )
+            if done:
+                return auth  # a replayed stop: answered again, nothing changes
+            log.warning("StopTransaction for unknown transaction %s of %s", tx, state.station_id)
+            session = await self._create(
+                state, transaction_id=tx, evse_id=0, connector_id=0, id_token=id_tag or "", token_type="",
+                started_at=samples[0].timestamp if samples else timestamp, meter_start_wh=None, driver_id=None,
+                flags=["stop_without_start"],
+            )
+        if samples:
+            await self.meter_values(state, evse_id=session.evse_id, transaction_id=tx, samples=samples)
+        await self._finish(session, stopped_at=timestamp, meter_stop_wh=meter_stop_wh, reason=reason or "Local")
+        return auth
+
+    # -- 2.0.1 TransactionEvent ---------------------------------------------------------------
+
+    async def transaction_event(self, state: StationState, *, event_type: str, transaction_id: str, seq_no: int,
+                                timestamp: datetime, trigger_reason: str, evse_id: int | None,
+                                connector_id: int | None, id_token: str | None, token_type: str,
+                                charging_state: str | None, stopped_reason: str | None,
+                                remote_start_id: int | None, reservation_id: int | None, offline: bool,
+                                samples: list[Sample]) -> AuthorizationResult | None:
+        """2.0.1 TransactionEvent: exactly once per (transaction, seqNo), replays answered again."""
+        auth = None
+        session = self.find(state.station_id, transaction_id)
+        if session is None:
+            row = await ChargingSession.select().where(
+                (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == transaction_id)
+            ).first()
+            if row is not None:  # already ended: a replay of something we stored
+                if id_token:
+                    auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+                return auth
+        if session is not None and seq_no <= session.last_seq_no:
+            if id_token:
+                auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+            return auth  # duplicate delivery
+        if id_token and (session is None or session.id_token != id_token or event_type == "Started"):
+            auth = await self._authorize_start(state.station_id, id_token, token_type, evse_id or 0)
+        elif id_token:
+            auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+        if session is None:
+            meter_start = next((s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase), None)
+            flags = []
+            if event_type != "Started":
+                flags.append(f"first_seen_as_{event_type.lower()}")
+            if offline:
+                flags.append("replayed_offline")
+            if auth is not None and not auth.accepted:
+                flags.append(f"start_not_authorized:{auth.status}")
+            session = await self._create(
+                state, transaction_id=transaction_id, evse_id=evse_id or 0, connector_id=connector_id or 0,
+                id_token=id_token or "", token_type=token_type, started_at=timestamp, meter_start_wh=meter_start,
+                driver_id=auth.driver_id if auth else None, reservation_id=reservation_id,
+                remote_start_id=remote_start_id, flags=flags,
+            )
+        elif id_token and not session.id_token:
+            session.id_token = id_token
+            await ChargingSession.update({ChargingSession.id_token: id_token, ChargingSession.token_type: token_type,
+                                          ChargingSession.driver: auth.driver_id if auth else None}).where(
+                ChargingSession.id == session.id)
+        if evse_id and not session.evse_id:
+            session.evse_id = evse_id
+            session.connector_id = connector_id or 1
+            await ChargingSession.update({ChargingSession.evse_id: evse_id,
+                                          ChargingSession.connector_id: session.connector_id}).where(
+                ChargingSession.id == session.id)
+        if charging_state:
+            session.charging_state = charging_state
+        session.last_seq_no = max(session.last_seq_no, seq_no)
+        if event_type == "Ended":
+            if samples:
+                await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples)
+            stop_meter = next((s.value for s in reversed(samples) if s.measurand == ENERGY_REGISTER and not s.phase),
+                              None)
+            await self._finish(session, stopped_at=timestamp, meter_stop_wh=stop_meter,
+                               reason=stopped_reason or trigger_reason or "Local")
+        else:
+            await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples,
+                                    seq_no=seq_no)
+        return auth
+
+
+def _flags(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = json.loads(value or "[]")
+    return list(value or [])

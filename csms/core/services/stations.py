@@ -1,0 +1,260 @@
+"""Stations: registration, boot, liveness, connectors and their live status."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from csms.core import events as ev
+from csms.core.security import hash_password, verify_password
+from csms.core.tables import Connector, Evse, Station, StationEvent
+from csms.core.timeutil import utcnow
+from csms.settings import UnknownStationPolicy
+
+if TYPE_CHECKING:
+    from csms.core.runtime import Core
+
+log = logging.getLogger("csms.stations")
+
+_UPDATE_CONNECTOR = (
+    "UPDATE connector SET status = ?, error_code = ?, info = ?, vendor_error_code = ?, updated_at = ? "
+    "WHERE station = ? AND evse_id = ? AND connector_id = ?"
+)
+_UPDATE_EVSE = "UPDATE evse SET status = ?, updated_at = ? WHERE station = ? AND evse_id = ?"
+_UPDATE_STATION_STATUS = "UPDATE station SET status = ?, error_code = ?, last_seen_at = ? WHERE id = ?"
+_HEARTBEAT = "UPDATE station SET last_heartbeat_at = ?, last_seen_at = ? WHERE id = ?"
+_INSERT_EVENT = (
+    "INSERT INTO station_event (station_id, category, kind, evse_id, connector_id, severity, summary, details, timestamp) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Connector status words that mean "faulted" in either version.
+FAULTED = {"Faulted"}
+
+
+@dataclass
+class StationState:
+    """What the hot path needs to know about a station without a query."""
+
+    pk: int
+    station_id: str
+    registration_status: str
+    password_hash: str | None
+    ocpp_version: str = ""
+    connectors: dict[tuple[int, int], str] = field(default_factory=dict)  # (evse, connector) -> status
+    evses: dict[int, str] = field(default_factory=dict)
+
+
+class AuthFailure(Exception):
+    """The handshake is refused (unknown station under the reject policy, or a bad password)."""
+
+
+class StationService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._states: dict[str, StationState] = {}
+
+    async def start(self) -> None:
+        # A restart means no socket is held by this node any more.
+        await Station.update({Station.connected: False}).where(
+            (Station.connected == True) & (Station.connected_node == self.core.node_id)  # noqa: E712
+        )
+
+    async def stop(self) -> None:
+        pass
+
+    # -- registration -------------------------------------------------------------------------
+
+    async def create(self, station_id: str, *, password: str | None = None, description: str = "",
+                     registration_status: str = "Accepted", **fields: Any) -> dict[str, Any]:
+        row = Station(
+            station_id=station_id,
+            description=description,
+            registration_status=registration_status,
+            password_hash=hash_password(password) if password else None,
+            **fields,
+        )
+        await row.save()
+        self._states.pop(station_id, None)
+        return row.to_dict()
+
+    async def set_password(self, station_id: str, password: str | None) -> None:
+        await Station.update({Station.password_hash: hash_password(password) if password else None}).where(
+            Station.station_id == station_id
+        )
+        self._states.pop(station_id, None)
+
+    async def set_registration_status(self, station_id: str, status: str) -> None:
+        await Station.update({Station.registration_status: status}).where(Station.station_id == station_id)
+        state = self._states.get(station_id)
+        if state:
+            state.registration_status = status
+
+    async def state(self, station_id: str) -> StationState | None:
+        state = self._states.get(station_id)
+        if state is not None:
+            return state
+        row = await Station.select(Station.id, Station.registration_status, Station.password_hash,
+                                   Station.ocpp_version).where(Station.station_id == station_id).first()
+        if row is None:
+            return None
+        state = StationState(row["id"], station_id, row["registration_status"], row["password_hash"], row["ocpp_version"])
+        for c in await Connector.select(Connector.evse_id, Connector.connector_id, Connector.status).where(
+            Connector.station == row["id"]
+        ):
+            state.connectors[(c["evse_id"], c["connector_id"])] = c["status"]
+        for e in await Evse.select(Evse.evse_id, Evse.status).where(Evse.station == row["id"]):
+            state.evses[e["evse_id"]] = e["status"]
+        self._states[station_id] = state
+        return state
+
+    async def admit(self, station_id: str, password: str | None) -> StationState:
+        """Decide a WebSocket handshake: known station and right password, or the unknown policy."""
+        settings = self.core.settings
+        state = await self.state(station_id)
+        if state is None:
+            policy = settings.unknown_stations
+            if policy == UnknownStationPolicy.reject:
+                raise AuthFailure(f"unknown station {station_id!r} (unknown stations are rejected)")
+            if settings.require_station_password and not password:
+                raise AuthFailure("a password is required")
+            status = "Accepted" if policy == UnknownStationPolicy.accept else "Pending"
+            await self.create(station_id, registration_status=status)
+            self.record(station_id, "registration", "created", summary=f"unknown station registered as {status}")
+            state = await self.state(station_id)
+            assert state is not None
+            return state
+        if state.password_hash:
+            if not password or not verify_password(state.password_hash, password):
+                raise AuthFailure("wrong password")
+        elif settings.require_station_password:
+            raise AuthFailure("station has no password but passwords are required")
+        return state
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def connected(self, station_id: str, version: str) -> None:
+        now = utcnow()
+        await Station.update({
+            Station.connected: True, Station.connected_since: now, Station.last_seen_at: now,
+            Station.connected_node: self.core.node_id, Station.ocpp_version: version,
+        }).where(Station.station_id == station_id)
+        state = self._states.get(station_id)
+        if state:
+            state.ocpp_version = version
+        self.record(station_id, "connection", "connected", summary=f"connected with OCPP {version}")
+        self.core.events.emit(ev.StationConnected(station_id, ocpp_version=version))
+
+    async def disconnected(self, station_id: str, reason: str) -> None:
+        await Station.update({Station.connected: False, Station.last_seen_at: utcnow()}).where(
+            (Station.station_id == station_id) & (Station.connected_node == self.core.node_id)
+        )
+        self.record(station_id, "connection", "disconnected", summary=reason[:255])
+        self.core.events.emit(ev.StationDisconnected(station_id, reason=reason))
+
+    # -- what stations send -------------------------------------------------------------------
+
+    async def boot(self, station_id: str, *, vendor: str, model: str, serial_number: str = "",
+                   firmware_version: str = "", iccid: str = "", imsi: str = "", meter_type: str = "",
+                   meter_serial_number: str = "", reason: str = "") -> str:
+        """Store boot information; return the registration status to answer."""
+        state = await self.state(station_id)
+        assert state is not None
+        now = utcnow()
+        await Station.update({
+            Station.vendor: vendor[:50], Station.model: model[:50], Station.serial_number: serial_number[:50],
+            Station.firmware_version: firmware_version[:50], Station.iccid: iccid[:20], Station.imsi: imsi[:20],
+            Station.meter_type: meter_type[:25], Station.meter_serial_number: meter_serial_number[:25],
+            Station.boot_reason: reason[:32], Station.last_boot_at: now, Station.last_seen_at: now,
+        }).where(Station.id == state.pk)
+        self.record(station_id, "boot", reason or "boot",
+                    summary=f"{vendor} {model} firmware {firmware_version}".strip(),
+                    details={"registration_status": state.registration_status})
+        self.core.events.emit(ev.StationBooted(
+            station_id, vendor=vendor, model=model, firmware_version=firmware_version, reason=reason,
+            registration_status=state.registration_status,
+        ))
+        return state.registration_status
+
+    def heartbeat(self, state: StationState) -> None:
+        now = utcnow()
+        self.core.writer.add(_HEARTBEAT, (now, now, state.pk))
+
+    async def status(self, state: StationState, *, evse_id: int, connector_id: int, status: str,
+                     error_code: str = "NoError", info: str = "", vendor_error_code: str = "",
+                     timestamp: datetime | None = None) -> None:
+        """Record a connector (or, with evse 0, station-level) status; commit before answering."""
+        now = utcnow()
+        ts = timestamp or now
+        writer = self.core.writer
+        if evse_id == 0:
+            writer.add(_UPDATE_STATION_STATUS, (status, error_code, now, state.pk))
+            previous = state.evses.get(0, "")
+            state.evses[0] = status
+        else:
+            key = (evse_id, connector_id)
+            previous = state.connectors.get(key)
+            if previous is None:
+                await self._ensure_connector(state, evse_id, connector_id)
+                previous = "Unknown"
+            state.connectors[key] = status
+            writer.add(_UPDATE_CONNECTOR, (status, error_code, info, vendor_error_code, now, state.pk, evse_id, connector_id))
+            evse_status = self._evse_status(state, evse_id)
+            if state.evses.get(evse_id) != evse_status:
+                state.evses[evse_id] = evse_status
+                writer.add(_UPDATE_EVSE, (evse_status, now, state.pk, evse_id))
+        category = "fault" if (error_code and error_code != "NoError") or status in FAULTED else "status"
+        summary = status if category == "status" else f"{status}: {error_code} {info}".strip()
+        fut = self.record(state.station_id, category, status, evse_id=evse_id, connector_id=connector_id,
+                          summary=summary, details={"error_code": error_code, "info": info,
+                                                    "vendor_error_code": vendor_error_code, "previous": previous},
+                          timestamp=ts, wait=True)
+        if previous != status:
+            self.core.events.emit(ev.ConnectorStatusChanged(
+                state.station_id, evse_id=evse_id, connector_id=connector_id, status=status,
+                previous=previous or "", error_code=error_code,
+            ))
+        if category == "fault":
+            self.core.events.emit(ev.FaultReported(
+                state.station_id, evse_id=evse_id, connector_id=connector_id, error_code=error_code, info=info,
+            ))
+        if fut is not None:
+            await fut
+
+    @staticmethod
+    def _evse_status(state: StationState, evse_id: int) -> str:
+        statuses = [s for (e, _), s in state.connectors.items() if e == evse_id]
+        for word in ("Faulted", "Occupied", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
+                     "Preparing", "Reserved", "Unavailable", "Available"):
+            if word in statuses:
+                return word
+        return statuses[0] if statuses else "Unknown"
+
+    async def _ensure_connector(self, state: StationState, evse_id: int, connector_id: int) -> None:
+        if evse_id not in state.evses and not await Evse.exists().where(
+            (Evse.station == state.pk) & (Evse.evse_id == evse_id)
+        ):
+            await Evse(station=state.pk, evse_id=evse_id).save()
+            state.evses[evse_id] = "Unknown"
+        if not await Connector.exists().where(
+            (Connector.station == state.pk) & (Connector.evse_id == evse_id) & (Connector.connector_id == connector_id)
+        ):
+            await Connector(station=state.pk, evse_id=evse_id, connector_id=connector_id).save()
+
+    def record(self, station_id: str, category: str, kind: str, *, evse_id: int | None = None,
+               connector_id: int | None = None, severity: int | None = None, summary: str = "",
+               details: dict[str, Any] | None = None, timestamp: datetime | None = None, wait: bool = False):
+        """Append to the station event log (batched). With ``wait`` returns a commit future."""
+        import json
+
+        return self.core.writer.add(_INSERT_EVENT, (
+            station_id, category, kind[:64], evse_id, connector_id, severity, summary[:255],
+            json.dumps(details or {}, default=str), timestamp or utcnow(),
+        ), wait=wait)
+
+    async def recent_events(self, station_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await StationEvent.select().where(StationEvent.station_id == station_id).order_by(
+            StationEvent.timestamp, ascending=False
+        ).limit(limit)

@@ -1,0 +1,342 @@
+"""The core's Piccolo tables: version-neutral, written only by the core services.
+
+Timestamps are UTC (``Timestamptz``); energy is Wh; currents A; power W. Plugins keep their
+own tables in their own Piccolo apps and refer to these by id.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    Boolean,
+    DoublePrecision,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Organization(Table, tablename="organization"):
+    """A company or body: the operator itself, an employer, a leasing partner, a customer."""
+
+    name = Varchar(length=200, unique=True)
+    kind = Varchar(length=32, default="customer")  # operator|employer|leasing_partner|customer
+    vat_id = Varchar(length=64, null=True)
+    email = Varchar(length=200, null=True)
+    address = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Driver(Table, tablename="driver"):
+    """A person who charges: owner of id tokens (employee, guest, customer, leasing driver)."""
+
+    name = Varchar(length=200)
+    email = Varchar(length=200, null=True)
+    phone = Varchar(length=64, null=True)
+    kind = Varchar(length=32, default="guest")  # employee|guest|customer|leasing|public
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
+    notes = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Site(Table, tablename="site"):
+    """A location with a grid connection: address, coordinates, capacity per phase."""
+
+    name = Varchar(length=200)
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
+    address = Varchar(length=300, default="")
+    city = Varchar(length=100, default="")
+    postal_code = Varchar(length=20, default="")
+    country = Varchar(length=3, default="")  # ISO 3166-1 alpha-3, as OCPI wants it
+    latitude = DoublePrecision(null=True, default=None)
+    longitude = DoublePrecision(null=True, default=None)
+    timezone = Varchar(length=64, default="UTC")
+    grid_limit_l1_a = DoublePrecision(null=True, default=None)
+    grid_limit_l2_a = DoublePrecision(null=True, default=None)
+    grid_limit_l3_a = DoublePrecision(null=True, default=None)
+    voltage_v = DoublePrecision(default=230.0)
+    publish = Boolean(default=True)  # shown on maps and to roaming partners
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Hub(Table, tablename="hub"):
+    """A group of stations behind one communication device and one plan (a node of the site tree)."""
+
+    name = Varchar(length=200)
+    site = ForeignKey(references=Site, null=True, on_delete=OnDelete.set_null)
+    device_id = Varchar(length=100, default="")
+    max_stations = Integer(default=20)
+    limit_l1_a = DoublePrecision(null=True, default=None)
+    limit_l2_a = DoublePrecision(null=True, default=None)
+    limit_l3_a = DoublePrecision(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Station(Table, tablename="station"):
+    """A charging station as it identifies itself on the OCPP endpoint, with its boot info."""
+
+    station_id = Varchar(length=64, unique=True, index=True)
+    description = Varchar(length=200, default="")
+    password_hash = Varchar(length=200, null=True)
+    registration_status = Varchar(length=16, default="Accepted")  # Accepted|Pending|Rejected
+    ocpp_version = Varchar(length=8, default="")
+    vendor = Varchar(length=50, default="")
+    model = Varchar(length=50, default="")
+    serial_number = Varchar(length=50, default="")
+    firmware_version = Varchar(length=50, default="")
+    iccid = Varchar(length=20, default="")
+    imsi = Varchar(length=20, default="")
+    meter_type = Varchar(length=25, default="")
+    meter_serial_number = Varchar(length=25, default="")
+    boot_reason = Varchar(length=32, default="")
+    last_boot_at = Timestamptz(null=True, default=None)
+    last_heartbeat_at = Timestamptz(null=True, default=None)
+    connected = Boolean(default=False)
+    connected_since = Timestamptz(null=True, default=None)
+    last_seen_at = Timestamptz(null=True, default=None)
+    connected_node = Varchar(length=100, default="")
+    status = Varchar(length=24, default="Unknown")  # station-level status (1.6 connector 0)
+    error_code = Varchar(length=50, default="")
+    firmware_status = Varchar(length=40, default="")
+    firmware_status_at = Timestamptz(null=True, default=None)
+    log_status = Varchar(length=40, default="")
+    log_status_at = Timestamptz(null=True, default=None)
+    site = ForeignKey(references=Site, null=True, on_delete=OnDelete.set_null)
+    hub = ForeignKey(references=Hub, null=True, on_delete=OnDelete.set_null)
+    phase_rotation = Varchar(length=3, default="RST")
+    max_current_a = DoublePrecision(null=True, default=None)
+    min_current_a = DoublePrecision(default=6.0)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Evse(Table, tablename="evse"):
+    """An EVSE of a station (1.6: one per connector id; 2.0.1: as the station reports)."""
+
+    station = ForeignKey(references=Station, index=True)
+    evse_id = Integer()
+    status = Varchar(length=24, default="Unknown")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Connector(Table, tablename="connector"):
+    """A connector of an EVSE with its live status and last error."""
+
+    station = ForeignKey(references=Station, index=True)
+    evse_id = Integer()
+    connector_id = Integer(default=1)
+    status = Varchar(length=24, default="Unknown")
+    error_code = Varchar(length=50, default="NoError")
+    info = Varchar(length=100, default="")
+    vendor_error_code = Varchar(length=100, default="")
+    standard = Varchar(length=40, default="")  # OCPI ConnectorType, set by the operator
+    power_type = Varchar(length=16, default="")
+    max_power_w = DoublePrecision(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class IdToken(Table, tablename="id_token"):
+    """An RFID card, key fob or central/app token, with its owner, group, expiry and status."""
+
+    id_token = Varchar(length=255, unique=True, index=True)
+    type = Varchar(length=24, default="ISO14443")
+    status = Varchar(length=16, default="Accepted")  # Accepted|Blocked|Expired|Invalid
+    expires_at = Timestamptz(null=True, default=None)
+    group_id = Varchar(length=255, null=True)  # 1.6 parentIdTag / 2.0.1 groupIdToken
+    label = Varchar(length=200, default="")
+    driver = ForeignKey(references=Driver, null=True, on_delete=OnDelete.set_null)
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ChargingSession(Table, tablename="charging_session"):
+    """One transaction of either protocol version. In 1.6 the row id is the transaction id."""
+
+    station = ForeignKey(references=Station, index=True, on_delete=OnDelete.restrict)
+    evse_id = Integer(default=0)
+    connector_id = Integer(default=0)
+    transaction_id = Varchar(length=64, index=True)
+    id_token = Varchar(length=255, default="", index=True)
+    token_type = Varchar(length=24, default="")
+    driver = ForeignKey(references=Driver, null=True, on_delete=OnDelete.set_null)
+    state = Varchar(length=16, default="active", index=True)  # active|completed
+    charging_state = Varchar(length=24, default="")
+    started_at = Timestamptz(index=True)
+    stopped_at = Timestamptz(null=True, default=None)
+    meter_start_wh = DoublePrecision(null=True, default=None)
+    meter_stop_wh = DoublePrecision(null=True, default=None)
+    meter_last_wh = DoublePrecision(null=True, default=None)
+    energy_wh = DoublePrecision(default=0.0)
+    power_w = DoublePrecision(null=True, default=None)
+    stop_reason = Varchar(length=40, default="")
+    last_seq_no = Integer(default=-1)
+    reservation_id = Integer(null=True, default=None)
+    remote_start_id = Integer(null=True, default=None)
+    flags = JSON(default=[])  # e.g. "stop_without_start", "replayed_offline"
+    settled_at = Timestamptz(null=True, default=None)  # when every settle_session hook succeeded
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class MeterValue(Table, tablename="meter_value"):
+    """One sampled value (measurand, phase, unit, context) written in batches."""
+
+    session = BigInt(null=True, default=None, index=True)
+    station_id = Varchar(length=64, index=True)
+    evse_id = Integer(default=0)
+    transaction_id = Varchar(length=64, default="")
+    timestamp = Timestamptz()
+    measurand = Varchar(length=64, default="Energy.Active.Import.Register")
+    phase = Varchar(length=8, default="")
+    unit = Varchar(length=16, default="")
+    context = Varchar(length=32, default="")
+    location = Varchar(length=16, default="")
+    value = DoublePrecision()
+
+
+class MessageLog(Table, tablename="message_log"):
+    """The raw OCPP frame log, written in batches and pruned after the retention period."""
+
+    station_id = Varchar(length=64, index=True)
+    direction = Varchar(length=3)  # in|out
+    message_type = Integer()
+    unique_id = Varchar(length=64)
+    action = Varchar(length=64, default="", index=True)
+    payload = Text()
+    created_at = Timestamptz(index=True)
+
+
+class StationEvent(Table, tablename="station_event"):
+    """Everything a station tells that is not a session: status, faults, events, security, firmware."""
+
+    station_id = Varchar(length=64, index=True)
+    category = Varchar(length=32, index=True)
+    kind = Varchar(length=64, default="")
+    evse_id = Integer(null=True, default=None)
+    connector_id = Integer(null=True, default=None)
+    severity = Integer(null=True, default=None)
+    summary = Varchar(length=255, default="")
+    details = JSON(default={})
+    timestamp = Timestamptz(index=True)
+
+
+class ConfigurationKey(Table, tablename="configuration_key"):
+    """A 1.6 station configuration key, as last read from the station or set through the CSMS."""
+
+    station = ForeignKey(references=Station, index=True)
+    key = Varchar(length=100)
+    value = Text(null=True, default=None)
+    readonly = Boolean(default=False)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class DeviceVariable(Table, tablename="device_variable"):
+    """A 2.0.1 device-model variable attribute, reported by NotifyReport or read with GetVariables."""
+
+    station = ForeignKey(references=Station, index=True)
+    component = Varchar(length=50)
+    component_instance = Varchar(length=50, default="")
+    evse_id = Integer(null=True, default=None)
+    connector_id = Integer(null=True, default=None)
+    variable = Varchar(length=50)
+    variable_instance = Varchar(length=50, default="")
+    attribute_type = Varchar(length=8, default="Actual")
+    value = Text(null=True, default=None)
+    mutability = Varchar(length=10, default="")
+    data_type = Varchar(length=20, default="")
+    unit = Varchar(length=16, default="")
+    min_limit = DoublePrecision(null=True, default=None)
+    max_limit = DoublePrecision(null=True, default=None)
+    values_list = Text(default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ChargingProfile(Table, tablename="charging_profile"):
+    """A charging profile the CSMS sent (or a station reported), with the station's answer."""
+
+    station = ForeignKey(references=Station, index=True)
+    evse_id = Integer(default=0)
+    profile_id = Integer()
+    stack_level = Integer(default=0)
+    purpose = Varchar(length=40)
+    kind = Varchar(length=16, default="Absolute")
+    transaction_id = Varchar(length=64, null=True, default=None)
+    payload = JSON(default={})
+    source = Varchar(length=16, default="csms")  # csms|station
+    status = Varchar(length=16, default="")
+    sent_at = Timestamptz(default=TimestamptzNow())
+    cleared_at = Timestamptz(null=True, default=None)
+
+
+class Reservation(Table, tablename="reservation"):
+    """A reservation made through the CSMS and its status updates."""
+
+    station = ForeignKey(references=Station, index=True)
+    reservation_id = Integer()
+    evse_id = Integer(null=True, default=None)
+    connector_id = Integer(null=True, default=None)
+    id_token = Varchar(length=255)
+    expires_at = Timestamptz()
+    status = Varchar(length=24, default="Requested")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Command(Table, tablename="command"):
+    """A command sent to a station through the command service, with its answer."""
+
+    station_id = Varchar(length=64, index=True)
+    action = Varchar(length=64)
+    request = JSON(default={})
+    response = JSON(null=True, default=None)
+    status = Varchar(length=16, default="pending")  # pending|answered|error|timeout|offline
+    error_code = Varchar(length=64, default="")
+    error_description = Text(default="")
+    requested_by = Varchar(length=100, default="")
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    answered_at = Timestamptz(null=True, default=None)
+
+
+class ApiKey(Table, tablename="api_key"):
+    """A bearer API key for machines; only a hash of the key is stored."""
+
+    name = Varchar(length=100)
+    prefix = Varchar(length=12, index=True)
+    key_hash = Varchar(length=200)
+    role = Varchar(length=16, default="admin")  # admin|operator|viewer
+    revoked = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+
+
+class UserRole(Table, tablename="user_role"):
+    """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``)."""
+
+    user_id = Integer(unique=True, index=True)
+    role = Varchar(length=16, default="viewer")
+
+
+CORE_TABLES: list[type[Table]] = [
+    Organization,
+    Driver,
+    Site,
+    Hub,
+    Station,
+    Evse,
+    Connector,
+    IdToken,
+    ChargingSession,
+    MeterValue,
+    MessageLog,
+    StationEvent,
+    ConfigurationKey,
+    DeviceVariable,
+    ChargingProfile,
+    Reservation,
+    Command,
+    ApiKey,
+    UserRole,
+]

@@ -1,0 +1,110 @@
+"""A test kit for the CSMS and its plugins: a real server on a free loopback port, on SQLite or
+PostgreSQL, with an API key, torn down cleanly. Used by the core's tests and by plugin tests.
+
+    async with running_server(tmp_path, backend="sqlite") as srv:
+        ...  # srv.ws_url("CP1"), srv.api (an httpx.AsyncClient with the key), srv.core
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+
+PG_ADMIN_URL = os.environ.get("CSMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    port: int
+    api_key: str
+    core: Any
+    api: httpx.AsyncClient
+    database_url: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, station_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{station_id}"
+
+
+@asynccontextmanager
+async def temporary_database(tmp_path: Path, backend: str) -> AsyncIterator[str]:
+    """A fresh database: a SQLite file under ``tmp_path`` or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'csms.sqlite'}"
+        return
+    import asyncpg
+
+    name = f"csms_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def running_server(tmp_path: Path, *, backend: str = "sqlite", **overrides: Any) -> AsyncIterator[RunningServer]:
+    import uvicorn
+
+    from csms.app import create_app
+    from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
+    from csms.settings import load_settings
+
+    async with temporary_database(tmp_path, backend) as url:
+        settings = load_settings(data_dir=tmp_path, database_url=url if backend != "sqlite" else "",
+                                 **overrides) if backend != "sqlite" else load_settings(data_dir=tmp_path, **overrides)
+        use_engine(make_engine(settings.effective_database_url))
+        await open_engine()
+        await migrate()
+        from csms.core.security import new_api_key
+        from csms.core.tables import ApiKey
+
+        key, prefix, digest = new_api_key()
+        await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
+        app = create_app(settings, manage_database=False)
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets",
+                                ws_max_size=16 * 1024 * 1024, lifespan="on",
+                                ws_ping_interval=settings.ping_interval or None,
+                                ws_ping_timeout=settings.ping_timeout or None)
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1",
+                                headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        try:
+            yield RunningServer(port, key, app.state.core, api, settings.effective_database_url)
+        finally:
+            await api.aclose()
+            server.should_exit = True
+            await task
+            await close_engine()

@@ -22,11 +22,11 @@ log = logging.getLogger("csms.plugins")
 
 hookimpl = pluggy.HookimplMarker("csms")
 
-# Registered in this order; among ``trylast`` implementations the one registered first is
-# called last, so the final "unknown is rejected" comes before the local lookup here.
+# Registered in this order; among ``trylast`` implementations the one registered last is
+# called last, so the final "unknown is rejected" comes after the local lookup.
 DEFAULT_PLUGINS = (
-    "csms.core.default_authorization:reject_unknown",
     "csms.core.default_authorization",
+    "csms.core.default_authorization:reject_unknown",
 )
 
 pm = pluggy.PluginManager("csms")

@@ -121,6 +121,7 @@ async def station_row(station_id: str) -> dict[str, Any]:
 async def station_detail(station_id: str) -> dict[str, Any]:
     """A station with its live connection state, EVSEs, connectors and active sessions."""
     core = get_core()
+    await core.writer.flush()  # liveness updates are batched; show them
     row = await station_row(station_id)
     evses = await Evse.select().where(Evse.station == row["id"]).order_by(Evse.evse_id)
     connectors = await Connector.select().where(Connector.station == row["id"]).order_by(Connector.evse_id)
@@ -255,7 +256,7 @@ class StationController(Controller):
     async def events(self, station_id: str, category: str | None = None, limit: int = 100,
                      offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query = StationEvent.select().where(StationEvent.station_id == station_id)
+        query = StationEvent.select().where(StationEvent.station_id == station_id).output(load_json=True)
         if category:
             query = query.where(StationEvent.category == category)
         rows = await query.order_by(StationEvent.id, ascending=False).limit(limit).offset(offset)
@@ -278,7 +279,7 @@ class StationController(Controller):
     @get("/{station_id:str}/commands", guards=[require("viewer")])
     async def commands(self, station_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        rows = await Command.select().where(Command.station_id == station_id).order_by(
+        rows = await Command.select().output(load_json=True).where(Command.station_id == station_id).order_by(
             Command.id, ascending=False).limit(limit).offset(offset)
         return {"items": [jsonable(r) for r in rows], "limit": limit, "offset": offset}
 

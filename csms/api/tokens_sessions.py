@@ -112,7 +112,7 @@ class TokenController(Controller):
 
 def _session_query(columns: list[Any] | None = None):
     return ChargingSession.select(*(columns or [ChargingSession.all_columns()]),
-                                  ChargingSession.station.station_id.as_alias("station_id"))
+                                  ChargingSession.station.station_id.as_alias("station_id")).output(load_json=True)
 
 
 async def session_detail(session_id: int) -> dict[str, Any]:
@@ -148,10 +148,11 @@ class SessionController(Controller):
     tags = ["sessions"]
 
     @get("/", guards=[require("viewer")])
-    async def list_sessions(  # ``state`` is reserved by Litestar: the filter is ``?session_state=``self, station: str | None = None, token: str | None = None, driver: int | None = None,
+    async def list_sessions(self, station: str | None = None, token: str | None = None, driver: int | None = None,
                             session_state: str | None = None, started_from: datetime | None = None,
                             started_to: datetime | None = None, limit: int = 100,
                             offset: int = 0) -> dict[str, Any]:
+        """Sessions, newest first. The state filter is ``session_state`` (``state`` is reserved by Litestar)."""
         limit, offset = page_params(limit, offset)
         conds = []
         if station:

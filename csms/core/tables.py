@@ -292,7 +292,7 @@ class Command(Table, tablename="command"):
     action = Varchar(length=64)
     request = JSON(default={})
     response = JSON(null=True, default=None)
-    status = Varchar(length=16, default="pending")  # pending|answered|error|timeout|offline
+    status = Varchar(length=16, default="pending")  # pending|answered|error|invalid|timeout|offline
     error_code = Varchar(length=64, default="")
     error_description = Text(default="")
     requested_by = Varchar(length=100, default="")

@@ -167,7 +167,7 @@ class StationConnection201(StationConnection):
     async def on_get15118_ev_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
         await self.core.reports.record(self.state, "certificate", "Get15118EVCertificate",
                                        summary=f"{p['action']} for schema {p['iso15118SchemaVersion']}", details=p)
-        return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "NoCertificateProvider"}}
+        return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "NoProvider"}}
 
     @on(Action.get_certificate_status)
     async def on_get_certificate_status(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core import events as ev
-from csms.core.ocpp.validation import OcppError
+from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.tables import Command, Station
 from csms.core.timeutil import utcnow
 
@@ -89,6 +89,9 @@ class CommandService:
         except (asyncio.TimeoutError, TimeoutError):
             status, description = "timeout", "station did not answer in time"
             raise CommandTimeout(station_id) from None
+        except InvalidPayload as exc:  # never sent: our payload breaks the schema
+            status, code, description = "invalid", exc.code, exc.description
+            raise
         except OcppError as exc:
             status, code, description = "error", exc.code, exc.description
             raise

@@ -24,7 +24,7 @@ async def session_dict(session_id: int) -> dict[str, Any] | None:
     """A session as hooks receive it: the row plus the station's ident."""
     return await ChargingSession.select(
         ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id")
-    ).where(ChargingSession.id == session_id).first()
+    ).where(ChargingSession.id == session_id).output(load_json=True).first()
 
 
 class SettlementService:

@@ -1,0 +1,162 @@
+"""Who is using the admin: Piccolo users logged in with piccolo_api's session store.
+
+The session cookie is piccolo_api's (``id``), the one piccolo-admin reads too, so one login
+serves the admin pages, the Piccolo admin at ``/admin/db`` and the REST API (through
+``csms.api.auth.principal_resolvers``). Roles come from :mod:`csms.roles`: every admin page
+needs a login, every unsafe request the operator role unless its handler asks for more
+(``opt={"role": "admin"}``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from secrets import compare_digest
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from piccolo.apps.user.tables import BaseUser
+from piccolo_api.session_auth.middleware import SessionsAuthBackend
+from piccolo_api.session_auth.tables import SessionsBase
+from piccolo_api.shared.auth import UnauthenticatedUser
+from starlette.authentication import AuthenticationError
+from starlette.requests import HTTPConnection
+
+from csms.api.auth import ROLES, Principal
+from csms.roles import role_of
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+SESSION_COOKIE = "id"  # piccolo_api's default, shared with piccolo-admin
+CSRF_COOKIE = "csms_csrftoken"  # not piccolo-admin's "csrftoken": the two tokens differ in form
+CSRF_HEADER = "x-csrftoken"
+SESSION_EXPIRY = timedelta(hours=8)
+MAX_SESSION_EXPIRY = timedelta(days=7)
+INCREASE_EXPIRY = timedelta(hours=1)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_backend = SessionsAuthBackend(admin_only=False, superuser_only=False, active_only=True,
+                               allow_unauthenticated=True, increase_expiry=INCREASE_EXPIRY)
+_NO_USER = object()
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    id: int
+    username: str
+    role: str
+    superuser: bool
+
+    def can(self, role: str) -> bool:
+        return ROLES.get(self.role, -1) >= ROLES[role]
+
+
+class LoginRequired(NotAuthorizedException):
+    """No valid session: the admin answers with a redirect to the login page."""
+
+
+async def current_user(connection: ASGIConnection) -> AdminUser | None:
+    """The logged-in user of this request (looked up once per request), or None."""
+    scope: Any = connection.scope
+    cached = scope.get("csms_admin_user", _NO_USER)
+    if cached is not _NO_USER:
+        return cached
+    user = None
+    if connection.cookies.get(SESSION_COOKIE):
+        try:
+            _, found = await _backend.authenticate(HTTPConnection(scope))
+        except AuthenticationError:  # e.g. the account was deactivated
+            found = None
+        if found is not None and not isinstance(found, UnauthenticatedUser):
+            row = found.user
+            user = AdminUser(row.id, row.username, await role_of(row.id, superuser=row.superuser), row.superuser)
+    scope["csms_admin_user"] = user
+    return user
+
+
+def required_role(connection: ASGIConnection, handler: BaseRouteHandler) -> str:
+    role = handler.opt.get("role")
+    if role:
+        return role
+    return "viewer" if connection.scope.get("method", "GET") in SAFE_METHODS else "operator"
+
+
+async def admin_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Every admin route: a login, and the operator role for anything that changes state."""
+    if handler.opt.get("public"):
+        return
+    user = await current_user(connection)
+    if user is None:
+        raise LoginRequired("log in first")
+    role = required_role(connection, handler)
+    if not user.can(role):
+        raise PermissionDeniedException(f"This needs the {role} role; you are signed in as {user.role}.")
+
+
+def login_url(next_path: str) -> str:
+    return "/login" if next_path in ("", "/") else f"/login?next={quote(next_path, safe='/')}"
+
+
+def safe_next(value: str | None) -> str:
+    """Only local paths are followed after login (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+async def login(username: str, password: str) -> SessionsBase | None:
+    """Check the password with Piccolo's user table; open a piccolo_api session."""
+    user_id = await BaseUser.login(username=username, password=password)
+    if user_id is None:
+        return None
+    if not await BaseUser.exists().where((BaseUser.id == user_id) & (BaseUser.active == True)):  # noqa: E712
+        return None
+    now = datetime.now()  # piccolo_api keeps naive local times
+    return await SessionsBase.create_session(user_id=user_id, expiry_date=now + SESSION_EXPIRY,
+                                             max_expiry_date=now + MAX_SESSION_EXPIRY)
+
+
+async def logout(token: str | None) -> None:
+    if token:
+        await SessionsBase.remove_session(token=token)
+
+
+def csrf_tokens_match(header_token: str, cookie_token: str, secret: str) -> bool:
+    """Litestar's double-submit check: both tokens carry the same HMAC-signed secret."""
+
+    def decode(token: str) -> str | None:
+        if len(token) < 65:
+            return None
+        raw, digest = token[:64], token[64:]
+        expected = hmac.new(secret.encode(), raw.encode(), hashlib.sha256).hexdigest()
+        return raw if compare_digest(digest, expected) else None
+
+    a, b = decode(header_token), decode(cookie_token)
+    return a is not None and b is not None and compare_digest(a, b)
+
+
+def session_principal_resolver(secret: str):
+    """A ``principal_resolvers`` entry: the session user for the REST API.
+
+    The API is outside the CSRF middleware (bearer tokens need none), so a write authenticated
+    only by the cookie must carry the CSRF header the admin's pages send; otherwise a forged
+    cross-site request would ride on the cookie.
+    """
+
+    async def session_principal(connection: ASGIConnection) -> Principal | None:
+        if not connection.cookies.get(SESSION_COOKIE):
+            return None
+        if connection.scope.get("method", "GET") not in SAFE_METHODS:
+            header = connection.headers.get(CSRF_HEADER, "")
+            cookie = connection.cookies.get(CSRF_COOKIE, "")
+            if not (header and cookie and csrf_tokens_match(header, cookie, secret)):
+                return None
+        user = await current_user(connection)
+        return Principal(user.username, user.role, "user") if user else None
+
+    return session_principal

@@ -1,0 +1,130 @@
+"""Live updates for the admin: domain events and power samples pushed to browsers over SSE.
+
+``LiveHub`` listens to the core's event dispatcher and samples the total charging power.
+Each browser tab holds one stream (``/admin/stream``); events are coalesced into a few topics
+(``stations``, ``sessions``, ``events``, ``commands``, ``power``) so a busy site costs each
+browser at most a handful of small messages a second, and pages re-fetch the fragments a
+topic concerns. The events are those of this node: in multi-node mode a page sees the
+stations connected to the node serving it live, and the rest on its next refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, AsyncIterator
+
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+from piccolo.query.functions.aggregate import Count, Sum
+
+from csms.core import events as ev
+from csms.core.tables import ChargingSession
+
+if TYPE_CHECKING:
+    from csms.core.events import Event
+
+log = logging.getLogger("csms.admin.live")
+
+_TOPICS: dict[type, tuple[str, ...]] = {
+    ev.StationConnected: ("stations", "events"),
+    ev.StationDisconnected: ("stations", "events"),
+    ev.StationBooted: ("stations", "events"),
+    ev.ConnectorStatusChanged: ("stations", "events"),
+    ev.FaultReported: ("stations", "events"),
+    ev.StationReported: ("stations", "events"),
+    ev.SessionStarted: ("sessions", "stations"),
+    ev.SessionStopped: ("sessions", "stations"),
+    ev.SessionUpdated: ("sessions",),
+    ev.CommandAnswered: ("commands",),
+}
+
+
+class LiveHub:
+    """Fans events out to the open streams and keeps the last hour of total power."""
+
+    def __init__(self, *, sample_every: float = 5.0, coalesce: float = 0.3, max_stream_seconds: float = 120.0) -> None:
+        self.sample_every = sample_every
+        self.coalesce = coalesce
+        # Streams end now and then (the browser reconnects at once) so that a server shutting
+        # down, which waits for open responses, is never held up for long.
+        self.max_stream_seconds = max_stream_seconds
+        self.power: deque[tuple[float, float]] = deque(maxlen=int(3600 / sample_every))
+        self._queues: set[asyncio.Queue[tuple[str, dict]]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._unlisten = None
+
+    def start(self, events: ev.EventDispatcher) -> None:
+        self._unlisten = events.listen(self.on_event)
+        self._task = asyncio.create_task(self._sample_power(), name="csms-admin-power")
+
+    async def stop(self) -> None:
+        if self._unlisten:
+            self._unlisten()
+        if self._task:
+            self._task.cancel()
+        for q in list(self._queues):
+            q.put_nowait(("close", {}))
+
+    def on_event(self, event: Event) -> None:
+        topics = _TOPICS.get(type(event))
+        if not topics or not self._queues:
+            return
+        data = {"event": event.name, "station_id": event.station_id}
+        for q in list(self._queues):
+            for topic in topics:
+                if q.qsize() < 1000:
+                    q.put_nowait((topic, data))
+
+    async def totals(self) -> tuple[int, float]:
+        """Active sessions and their total power (W), from the database so every node counts."""
+        row = await ChargingSession.select(Count(ChargingSession.id, alias="n"),
+                                           Sum(ChargingSession.power_w, alias="w")).where(
+            ChargingSession.state == "active").first()
+        return (row["n"] if row else 0), float((row or {}).get("w") or 0.0)
+
+    async def _sample_power(self) -> None:
+        while True:
+            try:
+                _, watts = await self.totals()
+                now = time.time()
+                self.power.append((now, watts))
+                for q in list(self._queues):
+                    q.put_nowait(("power", {"t": now, "w": watts}))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("power sample failed")
+            await asyncio.sleep(self.sample_every)
+
+    async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
+        queue: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
+        self._queues.add(queue)
+        deadline = time.monotonic() + self.max_stream_seconds
+        try:
+            yield ServerSentEventMessage(event="hello", data="{}", retry=1000)
+            while time.monotonic() < deadline:
+                try:
+                    topic, data = await asyncio.wait_for(queue.get(), timeout=15)
+                except asyncio.TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                if topic == "close":
+                    return
+                batch: dict[str, dict] = {topic: data}
+                await asyncio.sleep(self.coalesce)
+                while not queue.empty():
+                    topic, data = queue.get_nowait()
+                    if topic == "close":
+                        return
+                    batch[topic] = data  # the latest of a topic stands for all of them
+                for name, payload in batch.items():
+                    yield ServerSentEventMessage(event=name, data=json.dumps(payload))
+        finally:
+            self._queues.discard(queue)
+
+    def response(self) -> ServerSentEvent:
+        return ServerSentEvent(self.messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

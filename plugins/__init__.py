@@ -1,0 +1,1 @@
+"""Plugins shipped with the CSMS; each is its own package registered in the ``csms`` entry-point group."""

@@ -105,7 +105,6 @@ const station = {
     evses: { 1: { status: 'Available', operative: true } },
     tx: null,              // {id, evseId, idTag, meterStart, seqNo, startedAt, remoteStartId}
     meterWh: args.meterStart,
-    lastMeterAt: Date.now(),
     powerW: 11000,
     profiles: [],          // installed charging profiles: {evseId, profile}
     reservations: new Map(),
@@ -304,18 +303,13 @@ function checkClock(action, isoTime) {
 // the meter
 
 function advanceMeter() {
-    const t = Date.now();
-    if (station.tx) {
-        const dt = (t - station.lastMeterAt) / 3600e3;
-        // at least 1 Wh per reading so every sample moves the register
-        station.meterWh += Math.max(1, Math.round(station.powerW * dt));
-    }
-    station.lastMeterAt = t;
+    // Simulated time: each reading during a transaction is one minute of charging at powerW.
+    if (station.tx) station.meterWh += Math.max(1, Math.round(station.powerW / 60));
     return station.meterWh;
 }
 
 function sampled16(context, { kWh = false } = {}) {
-    const wh = advanceMeter();
+    const wh = station.meterWh;
     const charging = !!station.tx;
     const amps = charging ? (station.powerW / 3 / 230).toFixed(1) : '0.0';
     const values = [
@@ -331,7 +325,7 @@ function sampled16(context, { kWh = false } = {}) {
 }
 
 function sampled201(context, { kWh = false } = {}) {
-    const wh = advanceMeter();
+    const wh = station.meterWh;
     const charging = !!station.tx;
     const amps = charging ? Math.round(station.powerW / 3 / 230 * 10) / 10 : 0;
     const values = [
@@ -396,30 +390,28 @@ async function authorize(idTag) {
 }
 
 async function startTransaction({ idTag, evseId = 1, remoteStartId = null, tokenType = 'ISO14443' }) {
-    advanceMeter();
     const meterStart = station.meterWh;
     if (V16) {
         await statusNotification(evseId, 'Preparing');
         const answer = await call('StartTransaction', { connectorId: evseId, idTag, meterStart, timestamp: now() });
         expect(answer.idTagInfo.status === 'Accepted', 'start_not_accepted', { answer });
         station.tx = { id: answer.transactionId, evseId, idTag, meterStart, seqNo: 0, startedAt: Date.now() };
-        station.lastMeterAt = Date.now();
         await statusNotification(evseId, 'Charging');
     } else {
         station.txCounter++;
         const txId = `${args.id}-${Date.now().toString(36)}-${station.txCounter}`.slice(-36);
+        const begin = sampled201('Transaction.Begin');
         station.tx = { id: txId, evseId, idTag, meterStart, seqNo: 0, startedAt: Date.now(), remoteStartId };
         const info = { transactionId: txId, chargingState: 'EVConnected' };
         if (remoteStartId != null) info.remoteStartId = remoteStartId;
         const answer = await call('TransactionEvent', {
             eventType: 'Started', timestamp: now(), triggerReason: remoteStartId != null ? 'RemoteStart' : 'Authorized',
             seqNo: station.tx.seqNo++, transactionInfo: info, idToken: { idToken: idTag, type: tokenType },
-            evse: { id: evseId, connectorId: 1 }, meterValue: sampled201('Transaction.Begin'),
+            evse: { id: evseId, connectorId: 1 }, meterValue: begin,
         });
         if (answer.idTokenInfo) {
             expect(answer.idTokenInfo.status === 'Accepted', 'start_not_accepted', { answer });
         }
-        station.lastMeterAt = Date.now();
         await statusNotification(evseId, 'Occupied');
         await call('TransactionEvent', {
             eventType: 'Updated', timestamp: now(), triggerReason: 'ChargingStateChanged', seqNo: station.tx.seqNo++,
@@ -431,6 +423,7 @@ async function startTransaction({ idTag, evseId = 1, remoteStartId = null, token
 
 async function meterValues({ kWh = false } = {}) {
     const tx = station.tx;
+    advanceMeter();
     if (V16) {
         const p = { connectorId: tx ? tx.evseId : 1, meterValue: sampled16('Sample.Periodic', { kWh }) };
         if (tx) p.transactionId = tx.id;
@@ -918,6 +911,7 @@ async function badMode() {
             result.ok = problems.length === 0;
             if (!result.ok) result.problem = problems.join('; ');
         }
+        results.push(result);
         emit({ event: 'bad_case', ...result });
         if (!result.ok) violation('bad_case', { name: c.name, sent: c.raw, replies, problem: result.problem });
     }
@@ -926,7 +920,7 @@ async function badMode() {
     // The connection and the station's registration survive all of it.
     await heartbeat();
     await statusNotification(1, 'Available');
-    emit({ event: 'bad_done', cases: results.length });
+    emit({ event: 'bad_done', cases: results.length, failed: results.filter(r => !r.ok).length });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import msgspec
 from ocpp.charge_point import ChargePoint
 
 from csms.core.events import deferred_events
-from csms.core.ocpp.validation import OcppError, error_code, validate
+from csms.core.ocpp.validation import ACTIONS, OcppError, error_code, validate
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -186,11 +186,13 @@ class StationConnection(ChargePoint):
     async def _handle_call(self, uid: str, action: str, payload: Any) -> None:
         version = self.version
         try:
-            validate(version, action, payload)
             handler = self.handlers.get(action)
             if handler is None:
+                if action not in ACTIONS[version]:
+                    raise OcppError(error_code(version, "not_implemented"), f"unknown action {action!r}")
                 raise OcppError(error_code(version, "not_supported"),
                                 f"{action} is not a message a station sends to the CSMS")
+            validate(version, action, payload)
             if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending:
                 if action in self._triggered:
                     self._triggered.discard(action)

@@ -1,0 +1,193 @@
+"""Commands an operator sends to a station from the admin, and how their outcome is told.
+
+Every action goes through ``get_core().operations`` (version-neutral) and ends as an
+:class:`Outcome`: the station accepted, rejected (with its status), was offline, did not answer
+in time, answered with a CALLERROR, or the request could not be expressed at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Mapping
+
+from csms.admin.forms import parse_datetime_local
+from csms.core.ocpp.validation import InvalidPayload, OcppError
+from csms.core.runtime import get_core
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.operations import OperationError
+from csms.core.tables import IdToken
+from csms.core.timeutil import utcnow
+
+OK_STATUSES = {"Accepted", "Unlocked", "Scheduled", "RebootRequired", "AcceptedCanceled"}
+
+TRIGGER_MESSAGES = {
+    "1.6": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "FirmwareStatusNotification",
+            "DiagnosticsStatusNotification"],
+    "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
+              "FirmwareStatusNotification", "LogStatusNotification", "PublishFirmwareStatusNotification",
+              "SignChargingStationCertificate"],
+}
+
+
+@dataclass
+class Outcome:
+    kind: str  # ok|rejected|offline|timeout|error|invalid
+    message: str
+    response: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+class BadInput(ValueError):
+    """A form value of an action is missing or malformed."""
+
+
+def _int(form: Mapping[str, Any], name: str, label: str, *, default: int | None = None, minimum: int = 0) -> int | None:
+    raw = str(form.get(name, "") or "").strip()
+    if not raw:
+        if default is None:
+            return None
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{label} must be a whole number, not “{raw}”.") from None
+    if value < minimum:
+        raise BadInput(f"{label} must be at least {minimum}.")
+    return value
+
+
+def _text(form: Mapping[str, Any], name: str, label: str, *, required: bool = True) -> str:
+    value = str(form.get(name, "") or "").strip()
+    if required and not value:
+        raise BadInput(f"{label} is required.")
+    return value
+
+
+def _url(form: Mapping[str, Any], name: str, label: str) -> str:
+    value = _text(form, name, label)
+    if "://" not in value:
+        raise BadInput(f"{label} must be a URL the station can reach, such as ftp://host/path.")
+    return value
+
+
+async def _remote_start(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    token = _text(form, "id_token_custom", "Id token", required=False) or _text(form, "id_token", "Id token")
+    row = await IdToken.select(IdToken.type).where(IdToken.id_token == token).first()
+    # A known card starts with its own type so the station's local list matches; others are central.
+    token_type = row["type"] if row else "Central"
+    return await get_core().operations.remote_start(sid, id_token=token, evse_id=_int(form, "evse_id", "EVSE"),
+                                                    token_type=token_type, by=by)
+
+
+async def _remote_stop(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    tx = _text(form, "transaction_id", "Transaction")
+    return await get_core().operations.remote_stop(sid, transaction_id=tx, by=by)
+
+
+async def _reset(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    kind = _text(form, "kind", "Reset kind")
+    if kind not in ("soft", "hard"):
+        raise BadInput("Reset kind must be soft or hard.")
+    return await get_core().operations.reset(sid, kind=kind, by=by)
+
+
+async def _unlock(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    evse = _int(form, "evse_id", "EVSE", minimum=1)
+    if evse is None:
+        raise BadInput("Choose the EVSE to unlock.")
+    return await get_core().operations.unlock(sid, evse_id=evse, connector_id=_int(form, "connector_id", "Connector",
+                                                                                    default=1, minimum=1) or 1, by=by)
+
+
+async def _availability(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    state = _text(form, "operative", "Availability")
+    if state not in ("operative", "inoperative"):
+        raise BadInput("Availability must be operative or inoperative.")
+    return await get_core().operations.change_availability(
+        sid, operative=state == "operative", evse_id=_int(form, "evse_id", "EVSE", default=0) or 0, by=by)
+
+
+async def _trigger(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    message = _text(form, "message", "Message")
+    return await get_core().operations.trigger(sid, message=message, evse_id=_int(form, "evse_id", "EVSE"), by=by)
+
+
+async def _clear_cache(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    return await get_core().operations.clear_cache(sid, by=by)
+
+
+async def _firmware(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    location = _url(form, "location", "Firmware location")
+    raw = _text(form, "retrieve_at", "Retrieve at", required=False)
+    try:
+        retrieve_at = parse_datetime_local(raw) if raw else utcnow() + timedelta(seconds=5)
+    except ValueError:
+        raise BadInput("Retrieve at must be a date and time.") from None
+    return await get_core().operations.update_firmware(sid, location=location, retrieve_at=retrieve_at,
+                                                       retries=_int(form, "retries", "Retries"), by=by)
+
+
+async def _logs(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    return await get_core().operations.get_logs(sid, location=_url(form, "location", "Upload location"), by=by)
+
+
+async def _get_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    keys = [k.strip() for k in _text(form, "keys", "Keys", required=False).split(",") if k.strip()]
+    return await get_core().operations.get_configuration(sid, keys=keys or None, by=by)
+
+
+async def _set_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    key = _text(form, "key", "Key")
+    value = str(form.get("value", ""))
+    return await get_core().operations.set_configuration(sid, key=key, value=value, by=by)
+
+
+Action = Callable[[str, Mapping[str, Any], str], Awaitable[dict[str, Any]]]
+
+ACTIONS: dict[str, tuple[str, Action]] = {
+    "remote_start": ("Remote start", _remote_start),
+    "remote_stop": ("Remote stop", _remote_stop),
+    "reset": ("Reset", _reset),
+    "unlock": ("Unlock connector", _unlock),
+    "availability": ("Change availability", _availability),
+    "trigger": ("Trigger message", _trigger),
+    "clear_cache": ("Clear authorization cache", _clear_cache),
+    "firmware": ("Update firmware", _firmware),
+    "logs": ("Get diagnostics / logs", _logs),
+    "get_configuration": ("Read configuration", _get_configuration),
+    "set_configuration": ("Change configuration", _set_configuration),
+}
+
+
+async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: str) -> Outcome:
+    label, fn = ACTIONS[name]
+    timeout = get_core().settings.call_timeout
+    try:
+        result = await fn(station_id, form, by)
+    except BadInput as exc:
+        return Outcome("invalid", str(exc))
+    except (StationOffline, ConnectionError):
+        return Outcome("offline", f"{station_id} is offline: the command was not sent. "
+                                  "Try again when the station is connected.")
+    except CommandTimeout:
+        return Outcome("timeout", f"{station_id} did not answer within {timeout:g} s. "
+                                  "The station may still carry the command out; check its events.")
+    except UnknownStation:
+        return Outcome("invalid", f"There is no station {station_id}.")
+    except InvalidPayload as exc:
+        return Outcome("invalid", f"The request is not valid OCPP ({exc.code}): {exc.description}")
+    except OcppError as exc:
+        return Outcome("error", f"The station answered with an error: {exc.code}"
+                                + (f" – {exc.description}" if exc.description else ""))
+    except OperationError as exc:
+        return Outcome("invalid", str(exc))
+    status = str(result.get("status", ""))
+    response = result.get("response")
+    if status in OK_STATUSES:
+        extra = " (a reboot is needed for it to take effect)" if status == "RebootRequired" else ""
+        return Outcome("ok", f"{label}: the station answered {status}{extra}.", response)
+    return Outcome("rejected", f"{label}: the station answered {status or 'without a status'}.", response)

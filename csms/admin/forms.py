@@ -1,0 +1,131 @@
+"""HTML forms of the admin: field declarations, parsing of submitted values, readable errors.
+
+A form is a list of :class:`Field`; :func:`parse` turns the submitted strings into typed values
+and collects one message per bad field, so a page can show every problem at once and store
+nothing until all are fixed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    kind: str = "text"  # text|textarea|email|number|integer|select|checkbox|datetime|url|password
+    required: bool = False
+    choices: Sequence[tuple[str, str]] = ()
+    help: str = ""
+    group: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: str | None = None
+    maxlength: int | None = None
+    minlength: int | None = None
+    placeholder: str = ""
+    blank_label: str = "—"  # the empty choice of an optional select
+    autocomplete: str = "off"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FormErrors(dict):
+    """Field name to message; ``""`` holds errors about the form as a whole."""
+
+
+def _number(f: Field, raw: str, errors: FormErrors, *, integer: bool) -> Any:
+    try:
+        value: float = int(raw) if integer else float(raw.replace(",", "."))
+    except ValueError:
+        errors[f.name] = f"{f.label} must be a {'whole ' if integer else ''}number, not “{raw}”."
+        return None
+    if not integer and (math.isnan(value) or math.isinf(value)):
+        errors[f.name] = f"{f.label} must be a finite number."
+        return None
+    if f.min is not None and value < f.min or f.max is not None and value > f.max:
+        if f.min is not None and f.max is not None:
+            errors[f.name] = f"{f.label} must be between {f.min:g} and {f.max:g}; “{raw}” is outside."
+        elif f.min is not None:
+            errors[f.name] = f"{f.label} must be at least {f.min:g}."
+        else:
+            errors[f.name] = f"{f.label} must be at most {f.max:g}."
+        return None
+    return value
+
+
+def parse_datetime_local(raw: str) -> datetime:
+    """A ``datetime-local`` value (the admin works in UTC) or an ISO timestamp."""
+    dt = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def parse(fields: Sequence[Field], raw: Mapping[str, Any]) -> tuple[dict[str, Any], FormErrors]:
+    """Typed values for ``fields`` from the submitted ``raw`` strings, and the errors found."""
+    values: dict[str, Any] = {}
+    errors = FormErrors()
+    for f in fields:
+        if f.kind == "checkbox":
+            values[f.name] = str(raw.get(f.name, "")).lower() in ("on", "true", "1", "yes")
+            continue
+        text = str(raw.get(f.name, "") or "").strip()
+        if not text:
+            if f.required:
+                errors[f.name] = f"{f.label} is required."
+            values[f.name] = None if f.kind in ("number", "integer", "select", "datetime") else ""
+            continue
+        if f.maxlength and len(text) > f.maxlength:
+            errors[f.name] = f"{f.label} must be at most {f.maxlength} characters (it has {len(text)})."
+        elif f.minlength and len(text) < f.minlength:
+            errors[f.name] = f"{f.label} must be at least {f.minlength} characters."
+        elif f.kind == "number":
+            values[f.name] = _number(f, text, errors, integer=False)
+        elif f.kind == "integer":
+            values[f.name] = _number(f, text, errors, integer=True)
+        elif f.kind == "select":
+            if text not in {c[0] for c in f.choices}:
+                errors[f.name] = f"Choose one of the listed values for {f.label}."
+            else:
+                values[f.name] = text
+        elif f.kind == "email" and not _EMAIL.match(text):
+            errors[f.name] = f"“{text}” is not an e-mail address."
+        elif f.kind == "url" and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$", text, re.I):
+            errors[f.name] = f"{f.label} must be a URL such as ftp://host/path or https://host/path."
+        elif f.kind == "datetime":
+            try:
+                values[f.name] = parse_datetime_local(text)
+            except ValueError:
+                errors[f.name] = f"{f.label} must be a date and time (YYYY-MM-DD HH:MM)."
+        else:
+            values[f.name] = text
+        values.setdefault(f.name, None)
+    return values, errors
+
+
+def as_form_values(fields: Sequence[Field], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row as the strings a form shows."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = row.get(f.name)
+        if f.kind == "checkbox":
+            out[f.name] = bool(value)
+        elif value is None:
+            out[f.name] = ""
+        elif f.kind == "datetime" and isinstance(value, datetime):
+            out[f.name] = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
+        elif f.kind == "number" and isinstance(value, float):
+            out[f.name] = f"{value:g}" if abs(value) < 1e15 else str(value)
+        else:
+            out[f.name] = str(value)
+    return out
+
+
+def fk(value: Any) -> int | None:
+    """A foreign-key select's value as an id."""
+    return int(value) if value not in (None, "") else None

@@ -1,0 +1,293 @@
+"""Station pages: the list with live status, and a station's detail, logs and actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, run_action
+from csms.admin.auth import current_user
+from csms.admin.forms import Field, parse
+from csms.admin.templating import is_htmx, paginate, render
+from csms.core.runtime import get_core
+from csms.core.tables import (
+    ChargingSession,
+    Command,
+    ConfigurationKey,
+    Connector,
+    DeviceVariable,
+    Evse,
+    Hub,
+    IdToken,
+    MessageLog,
+    Site,
+    Station,
+    StationEvent,
+)
+
+STATUS_FILTERS = [("", "Any status"), ("online", "Online"), ("offline", "Offline"), ("faulted", "Faulted"),
+                  ("pending", "Pending approval")]
+TABS = [("overview", "Overview"), ("configuration", "Configuration"), ("messages", "OCPP messages"),
+        ("sessions", "Sessions"), ("events", "Events"), ("commands", "Commands")]
+EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
+                    "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit"]
+
+
+def _station_columns() -> list[Any]:
+    return [Station.all_columns(exclude=[Station.password_hash]), Station.site.name.as_alias("site_name"),
+            Station.hub.name.as_alias("hub_name")]
+
+
+async def _faulted_station_ids() -> list[int]:
+    ids = {r["station"] for r in await Connector.select(Connector.station).where(Connector.status == "Faulted")}
+    ids |= {r["id"] for r in await Station.select(Station.id).where(Station.status == "Faulted")}
+    return sorted(ids)
+
+
+async def _filter_options() -> dict[str, Any]:
+    return {"sites": await Site.select(Site.id, Site.name).order_by(Site.name),
+            "hubs": await Hub.select(Hub.id, Hub.name).order_by(Hub.name)}
+
+
+@get("/admin/stations", include_in_schema=False)
+async def station_list(request: Request) -> Template:
+    params = request.query_params
+    q = params.get("q", "").strip()
+    status = params.get("status", "")
+    query, count = Station.select(*_station_columns()), Station.count()
+    conds = []
+    if q:
+        conds.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
+                     | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%")
+                     | Station.serial_number.ilike(f"%{q}%"))
+    if status == "online":
+        conds.append(Station.connected == True)  # noqa: E712
+    elif status == "offline":
+        conds.append(Station.connected == False)  # noqa: E712
+    elif status == "pending":
+        conds.append(Station.registration_status == "Pending")
+    elif status == "faulted":
+        ids = await _faulted_station_ids()
+        conds.append(Station.id.is_in(ids) if ids else Station.id == -1)
+    for name, column in (("site", Station.site), ("hub", Station.hub)):
+        value = params.get(name, "")
+        if value.isdigit():
+            conds.append(column == int(value))
+    for c in conds:
+        query, count = query.where(c), count.where(c)
+    page = await paginate(request, query.order_by(Station.station_id), count)
+    ids = [s["id"] for s in page.items]
+    connectors: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        for c in await Connector.select(Connector.station, Connector.evse_id, Connector.connector_id,
+                                        Connector.status, Connector.error_code).where(
+                Connector.station.is_in(ids)).order_by(Connector.evse_id).order_by(Connector.connector_id):
+            connectors.setdefault(c["station"], []).append(c)
+    context = dict(page=page, connectors=connectors, q=q, status=status, status_filters=STATUS_FILTERS,
+                   site=params.get("site", ""), hub=params.get("hub", ""), query_string=request.url.query)
+    if is_htmx(request):
+        return await render(request, "stations/_table.html", **context)
+    return await render(request, "stations/list.html", title="Stations", **context, **await _filter_options())
+
+
+async def station_context(station_id: str) -> dict[str, Any]:
+    row = await Station.select(*_station_columns()).where(Station.station_id == station_id).first()
+    if row is None:
+        raise NotFoundException(f"There is no station {station_id}.")
+    core = get_core()
+    has_password = await Station.exists().where((Station.id == row["id"]) & Station.password_hash.is_not_null())
+    version = core.commands.version_of(station_id) or row["ocpp_version"]
+    evses = await Evse.select().where(Evse.station == row["id"]).order_by(Evse.evse_id)
+    connectors = await Connector.select().where(Connector.station == row["id"]).order_by(
+        Connector.evse_id).order_by(Connector.connector_id)
+    evse_ids = sorted({e["evse_id"] for e in evses} | {c["evse_id"] for c in connectors})
+    evse_rows = []
+    for evse_id in evse_ids:
+        evse = next((e for e in evses if e["evse_id"] == evse_id), {"evse_id": evse_id, "status": "Unknown"})
+        evse_rows.append({**evse, "connectors": [c for c in connectors if c["evse_id"] == evse_id]})
+    active = await ChargingSession.select().where(
+        (ChargingSession.station == row["id"]) & (ChargingSession.state == "active")).order_by(
+        ChargingSession.started_at)
+    for s in active:
+        live = core.sessions.find(station_id, s["transaction_id"])
+        if live is not None:  # fresher than the last batched write
+            s.update(energy_wh=live.energy_wh, power_w=live.power_w)
+    return {"station": row, "has_password": has_password, "online": bool(row["connected"]), "version": version,
+            "evses": evse_rows, "active_sessions": active}
+
+
+@get("/admin/stations/{station_id:str}", include_in_schema=False)
+async def station_detail(request: Request, station_id: str) -> Template:
+    context = await station_context(station_id)
+    tab = request.query_params.get("tab", "overview")
+    if tab not in dict(TABS):
+        tab = "overview"
+    context.update(tab=tab, tabs=TABS)
+    pk = context["station"]["id"]
+    params = request.query_params
+    if tab == "overview":
+        context["tokens"] = await IdToken.select(IdToken.id_token, IdToken.label).where(
+            IdToken.status == "Accepted").order_by(IdToken.id_token).limit(500)
+        context["trigger_messages"] = TRIGGER_MESSAGES.get(context["version"], TRIGGER_MESSAGES["2.0.1"])
+        context["events"] = await StationEvent.select().where(StationEvent.station_id == station_id).order_by(
+            StationEvent.id, ascending=False).limit(10)
+        context.update(await _filter_options())
+    elif tab == "configuration":
+        q = params.get("q", "").strip()
+        keys_q, keys_c = ConfigurationKey.select().where(ConfigurationKey.station == pk), \
+            ConfigurationKey.count().where(ConfigurationKey.station == pk)
+        vars_q, vars_c = DeviceVariable.select().where(DeviceVariable.station == pk), \
+            DeviceVariable.count().where(DeviceVariable.station == pk)
+        if q:
+            keys_q, keys_c = keys_q.where(ConfigurationKey.key.ilike(f"%{q}%")), \
+                keys_c.where(ConfigurationKey.key.ilike(f"%{q}%"))
+            cond = DeviceVariable.component.ilike(f"%{q}%") | DeviceVariable.variable.ilike(f"%{q}%")
+            vars_q, vars_c = vars_q.where(cond), vars_c.where(cond)
+        if context["version"] == "1.6" or await keys_c:
+            context["keys"] = await paginate(request, keys_q.order_by(ConfigurationKey.key), keys_c, size=50)
+        context["variables"] = await paginate(
+            request, vars_q.order_by(DeviceVariable.component).order_by(DeviceVariable.component_instance)
+            .order_by(DeviceVariable.variable).order_by(DeviceVariable.variable_instance), vars_c, size=50)
+        context["q"] = q
+    elif tab == "messages":
+        action, direction = params.get("action", ""), params.get("direction", "")
+        query = MessageLog.select().where(MessageLog.station_id == station_id)
+        count = MessageLog.count().where(MessageLog.station_id == station_id)
+        if action:
+            query, count = query.where(MessageLog.action == action), count.where(MessageLog.action == action)
+        if direction in ("in", "out"):
+            query = query.where(MessageLog.direction == direction)
+            count = count.where(MessageLog.direction == direction)
+        await get_core().writer.flush()
+        context["messages"] = await paginate(request, query.order_by(MessageLog.id, ascending=False), count, size=50)
+        context["actions"] = sorted({r["action"] for r in await MessageLog.select(MessageLog.action).where(
+            MessageLog.station_id == station_id).distinct() if r["action"]})
+        context.update(action=action, direction=direction)
+    elif tab == "sessions":
+        query = ChargingSession.select().where(ChargingSession.station == pk)
+        count = ChargingSession.count().where(ChargingSession.station == pk)
+        context["sessions"] = await paginate(request, query.order_by(ChargingSession.started_at, ascending=False),
+                                             count)
+    elif tab == "events":
+        category = params.get("category", "")
+        query = StationEvent.select().where(StationEvent.station_id == station_id)
+        count = StationEvent.count().where(StationEvent.station_id == station_id)
+        if category:
+            query = query.where(StationEvent.category == category)
+            count = count.where(StationEvent.category == category)
+        context["events_page"] = await paginate(request, query.order_by(StationEvent.id, ascending=False), count,
+                                                size=50)
+        context.update(category=category, categories=EVENT_CATEGORIES)
+    elif tab == "commands":
+        query = Command.select().where(Command.station_id == station_id)
+        count = Command.count().where(Command.station_id == station_id)
+        context["commands"] = await paginate(request, query.order_by(Command.id, ascending=False), count)
+    return await render(request, "stations/detail.html", title=f"Station {station_id}", panel_page="station",
+                        **context)
+
+
+@get("/admin/stations/{station_id:str}/live", include_in_schema=False)
+async def station_live(request: Request, station_id: str) -> Template:
+    return await render(request, "stations/_live.html", **await station_context(station_id))
+
+
+@post("/admin/stations/{station_id:str}/actions/{action:str}", include_in_schema=False)
+async def station_action(request: Request, station_id: str, action: str) -> Template:
+    await station_context(station_id)
+    if action not in ACTIONS:
+        raise NotFoundException(f"There is no action {action}.")
+    form = await request.form()
+    user = await current_user(request)
+    outcome = await run_action(action, station_id, form, f"user:{user.username}" if user else "")
+    context = {"outcome": outcome, "action_label": ACTIONS[action][0], "station_id": station_id}
+    if is_htmx(request):
+        return await render(request, "stations/_action_result.html", **context)
+    return await render(request, "stations/action_page.html", title=ACTIONS[action][0], **context)
+
+
+@post("/admin/stations/{station_id:str}/registration", include_in_schema=False)
+async def station_registration(request: Request, station_id: str) -> Redirect:
+    await station_context(station_id)
+    form = await request.form()
+    status = form.get("status", "")
+    if status not in ("Accepted", "Rejected", "Pending"):
+        raise NotFoundException("Unknown registration status.")
+    core = get_core()
+    await core.stations.set_registration_status(station_id, status)
+    if status == "Accepted" and core.commands.version_of(station_id):
+        # A pending station only learns it was approved at its next BootNotification: ask for it now.
+        await run_action("trigger", station_id, {"message": "BootNotification"}, "admin:approve")
+    return Redirect(f"/admin/stations/{station_id}", status_code=303)
+
+
+PASSWORD_FIELDS = [Field("password", "New password", "password", minlength=16, maxlength=40,
+                         help="16 to 40 characters (OCPP security profiles 1 and 2). Leave empty to remove it.",
+                         autocomplete="new-password")]
+
+
+@post("/admin/stations/{station_id:str}/password", include_in_schema=False, opt={"role": "admin"})
+async def station_password(request: Request, station_id: str) -> Template:
+    await station_context(station_id)
+    values, errors = parse(PASSWORD_FIELDS, await request.form())
+    if not errors:
+        await get_core().stations.set_password(station_id, values["password"] or None)
+    return await render(request, "stations/_password.html", status_code=422 if errors else 200,
+                        station_id=station_id, errors=errors, saved=not errors,
+                        has_password=bool(values.get("password")) if not errors else None,
+                        fields=PASSWORD_FIELDS)
+
+
+@post("/admin/stations/{station_id:str}/assign", include_in_schema=False)
+async def station_assign(request: Request, station_id: str) -> Redirect:
+    context = await station_context(station_id)
+    form = await request.form()
+    values: dict[Any, Any] = {}
+    for name, column, table in (("site", Station.site, Site), ("hub", Station.hub, Hub)):
+        raw = str(form.get(name, "")).strip()
+        if raw == "":
+            values[column] = None
+        elif raw.isdigit() and await table.exists().where(table.id == int(raw)):
+            values[column] = int(raw)
+    hub_id = values.get(Station.hub)
+    if hub_id is not None and values.get(Station.site) is None:
+        hub = await Hub.select(Hub.site).where(Hub.id == hub_id).first()
+        values[Station.site] = hub["site"] if hub else None  # a hub's stations are on its site
+    description = str(form.get("description", context["station"]["description"]))[:200]
+    values[Station.description] = description
+    await Station.update(values).where(Station.station_id == station_id)
+    return Redirect(f"/admin/stations/{station_id}", status_code=303)
+
+
+NEW_STATION_FIELDS = [
+    Field("station_id", "Station id", required=True, maxlength=48,
+          help="The identity the station uses in its OCPP URL: ws(s)://host/ocpp/<station id>."),
+    Field("description", "Description", maxlength=200),
+    Field("password", "Password", "password", minlength=16, maxlength=40, autocomplete="new-password",
+          help="Optional HTTP Basic password (16-40 characters) for security profiles 1 and 2."),
+]
+
+
+@get("/admin/stations/new", include_in_schema=False)
+async def station_new(request: Request) -> Template:
+    return await render(request, "form.html", title="Add a station", fields=NEW_STATION_FIELDS, values={},
+                        errors={}, action="/admin/stations/new", cancel="/admin/stations", submit="Add station")
+
+
+@post("/admin/stations/new", include_in_schema=False)
+async def station_create(request: Request) -> Template | Redirect:
+    raw = await request.form()
+    values, errors = parse(NEW_STATION_FIELDS, raw)
+    sid = values.get("station_id") or ""
+    if sid and await Station.exists().where(Station.station_id == sid):
+        errors["station_id"] = f"A station with id {sid} already exists."
+    if sid and any(ch in sid for ch in "/?#% "):
+        errors["station_id"] = "A station id cannot contain spaces or / ? # %."
+    if errors:
+        return await render(request, "form.html", status_code=422, title="Add a station", fields=NEW_STATION_FIELDS,
+                            values=dict(raw), errors=errors, action="/admin/stations/new", cancel="/admin/stations",
+                            submit="Add station")
+    await get_core().stations.create(sid, password=values["password"] or None, description=values["description"])
+    return Redirect(f"/admin/stations/{sid}", status_code=303)

@@ -1,0 +1,177 @@
+"""Rendering admin pages: the shared context (user, navigation), plugin panels, filters, paging."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+from urllib.parse import urlencode
+
+from litestar.response import Template
+from markupsafe import Markup
+
+from csms.admin.auth import current_user
+from csms.api.auth import ROLES
+from csms.plugins import all_answers, call_sync
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from litestar import Request
+
+PAGE_SIZE = 25
+
+_STATUS_CLASSES = {
+    "Available": "ok", "Accepted": "ok", "Operative": "ok", "online": "ok", "completed": "muted",
+    "Charging": "busy", "Occupied": "busy", "Preparing": "busy", "SuspendedEV": "busy", "SuspendedEVSE": "busy",
+    "Finishing": "busy", "Reserved": "busy", "active": "busy",
+    "Pending": "warn", "Unavailable": "warn", "Inoperative": "warn",
+    "Faulted": "bad", "Rejected": "bad", "Blocked": "bad", "Expired": "bad", "Invalid": "bad", "offline": "bad",
+}
+
+
+def as_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def fmt_dt(value: Any, seconds: bool = True) -> str:
+    """``2024-05-01 12:00:03`` in UTC (the admin shows UTC throughout), or an em dash."""
+    dt = as_datetime(value)
+    if dt is None:
+        return "—"
+    return dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def fmt_ago(value: Any) -> str:
+    dt = as_datetime(value)
+    if dt is None:
+        return "never"
+    secs = int((datetime.now(timezone.utc) - dt).total_seconds())
+    if secs < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if secs >= size:
+            return f"{secs // size} {unit} ago"
+    return f"{secs} s ago"
+
+
+def fmt_kwh(wh: Any) -> str:
+    return "—" if wh is None else f"{float(wh) / 1000:,.2f} kWh"
+
+
+def fmt_kw(w: Any) -> str:
+    return "—" if w is None else f"{float(w) / 1000:,.2f} kW"
+
+
+def status_class(status: Any) -> str:
+    return _STATUS_CLASSES.get(str(status), "muted")
+
+
+def pretty_json(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def install_filters(env: Environment) -> None:
+    env.filters.update(dt=fmt_dt, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, status_class=status_class,
+                       pretty_json=pretty_json)
+
+
+@dataclass
+class Page:
+    """One page of a long list, with links that keep the request's other query parameters."""
+
+    items: list[dict[str, Any]]
+    total: int
+    number: int
+    size: int
+    query: dict[str, str]
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.size))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.total else (self.number - 1) * self.size + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.number * self.size)
+
+    def url(self, number: int) -> str:
+        return "?" + urlencode({**{k: v for k, v in self.query.items() if v not in ("", None)}, "page": number})
+
+
+def page_number(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+async def paginate(request: Request, query: Any, count: Any, *, size: int = PAGE_SIZE) -> Page:
+    """Run a Piccolo select (already filtered and ordered) for the requested page."""
+    total = await count
+    number = min(page_number(request), max(1, math.ceil(total / size)))
+    items = await query.limit(size).offset((number - 1) * size)
+    query_params = {k: v for k, v in request.query_params.items() if k != "page"}
+    return Page(items, total, number, size, query_params)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def nav_items(request: Request, role: str) -> list[Any]:
+    """Navigation from the ``admin_nav`` hook (built-in pages come through it too)."""
+    items = [i for i in call_sync("admin_nav", request=request) if hasattr(i, "href")]
+    allowed = ROLES.get(role, -1)
+    items = [i for i in items if ROLES.get(getattr(i, "min_role", "viewer"), 0) <= allowed]
+    return sorted(items, key=lambda i: (getattr(i, "order", 100), i.label))
+
+
+async def panels(page: str, request: Request, context: dict[str, Any]) -> list[Markup]:
+    """HTML fragments plugins add to ``page`` through ``admin_panels``."""
+    out: list[Markup] = []
+    for _, answer in await all_answers("admin_panels", page=page, request=request, context=context):
+        for fragment in answer if isinstance(answer, (list, tuple)) else [answer]:
+            if fragment:
+                out.append(Markup(fragment))
+    return out
+
+
+async def render(request: Request, template: str, *, status_code: int = 200, panel_page: str | None = None,
+                 **context: Any) -> Template:
+    """A page of the admin with the shared context; ``panel_page`` adds plugin panels."""
+    user = await current_user(request)
+    role = user.role if user else ""
+    context.setdefault("title", "")
+    if panel_page:
+        context["panels"] = await panels(panel_page, request, dict(context))
+    return Template(f"admin/{template}", status_code=status_code, context={
+        "user": user,
+        "can_operate": bool(user and user.can("operator")),
+        "can_admin": bool(user and user.can("admin")),
+        "nav": nav_items(request, role) if user else [],
+        "path": request.url.path,
+        **context,
+    })
+
+
+def choices(rows: Sequence[dict[str, Any]], label: str = "name") -> list[tuple[str, str]]:
+    return [(str(r["id"]), r[label]) for r in rows]

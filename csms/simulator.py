@@ -597,9 +597,9 @@ class SimStation:
         if self.is16:
             await self.status(0, "Available" if any(e.operative for e in self.evses.values()) else "Unavailable")
         for ev in self.evses.values():
-            await self.status(ev.id, self._current_status(ev))
+            await self.status(ev.id, self.current_status(ev))
 
-    def _current_status(self, ev: Evse) -> str:
+    def current_status(self, ev: Evse) -> str:
         if not ev.operative:
             return "Unavailable"
         if ev.tx is not None:
@@ -765,7 +765,7 @@ class SimStation:
                 auth = await self.authorize(id_token, token_type)
                 if auth != "Accepted":
                     ev.tx = None
-                    await self.status(evse_id, self._current_status(ev))
+                    await self.status(evse_id, self.current_status(ev))
                     self._event(f"EVSE {evse_id}: token {id_token} not accepted ({auth})")
                     raise SessionRejected(id_token, auth)
             if self.is16:
@@ -832,7 +832,7 @@ class SimStation:
             self._update_power(ev)
         if ev.pending_operative is not None:
             ev.operative, ev.pending_operative = ev.pending_operative, None
-        await self.status(evse_id, self._current_status(ev))
+        await self.status(evse_id, self.current_status(ev))
         self._event(f"EVSE {evse_id}: session {tx.transaction_id} stopped ({tx.stop_reason}), "
                     f"{tx.energy_wh:.0f} Wh")
         if self._reset_when_idle and all(e.tx is None for e in self.evses.values()):
@@ -1021,7 +1021,7 @@ class SimStation:
             if not self.is16:
                 await self.call("ReservationStatusUpdate", {"reservationId": reservation_id,
                                                             "reservationUpdateStatus": "Expired"})
-            await self.status(ev.id, self._current_status(ev))
+            await self.status(ev.id, self.current_status(ev))
         except (CallError, ConnectionError, asyncio.TimeoutError) as exc:
             self._event(f"reservation expiry report failed: {exc}")
 
@@ -1225,7 +1225,7 @@ class SimStation:
             if self.is16 and not target:
                 await self.status(0, "Available" if operative else "Unavailable")
             for evse_id in changed:
-                await self.status(evse_id, self._current_status(self.evses[evse_id]))
+                await self.status(evse_id, self.current_status(self.evses[evse_id]))
 
         return {"status": "Scheduled" if scheduled else "Accepted"}, report() if changed or (
             self.is16 and not target) else None
@@ -1249,7 +1249,7 @@ class SimStation:
 
             async def statuses() -> None:
                 for i in targets:
-                    await self.status(i, self._current_status(self.evses[i]))
+                    await self.status(i, self.current_status(self.evses[i]))
 
             return {"status": "Accepted"}, statuses()
         if what == "MeterValues":
@@ -1398,7 +1398,7 @@ class SimStation:
         for ev in self.evses.values():
             if ev.reservation is not None and ev.reservation["id"] == p["reservationId"]:
                 self._clear_reservation(ev)
-                return {"status": "Accepted"}, self.status(ev.id, self._current_status(ev))
+                return {"status": "Accepted"}, self.status(ev.id, self.current_status(ev))
         return {"status": "Rejected"}, None
 
     # 1.6 configuration

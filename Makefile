@@ -1,0 +1,36 @@
+# Two commands on a fresh machine:  `make run` (server on embedded SQLite)  and  `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test bench simulate clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+
+# Start the server on the embedded SQLite database (migrations applied, login printed).
+run: $(STAMP)
+	$(BIN)/csms serve
+
+# Run the whole test suite (SQLite and the local PostgreSQL, ocpp-rpc strict stations, Chromium).
+test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json
+	@command -v chromium >/dev/null || scripts/install-chromium.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(TEST_STAMP)
+	$(BIN)/csms bench
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

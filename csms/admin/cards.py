@@ -1,0 +1,396 @@
+"""Cards and the people and companies behind them: id tokens, drivers, organizations.
+
+Tokens can be blocked and unblocked in place, given an expiry and a group, and imported in
+bulk from CSV with a report line for every row that was not taken and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from piccolo.table import Table
+
+from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
+from csms.admin.templating import choices, is_htmx, paginate, render
+from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
+from csms.core.tables import Driver, IdToken, Organization
+
+TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
+STATUS_CHOICES = [(s, s) for s in ("Accepted", "Blocked", "Expired", "Invalid")]
+DRIVER_KINDS = [(k, k.capitalize()) for k in ("employee", "guest", "customer", "leasing", "public")]
+ORG_KINDS = [("operator", "Operator"), ("employer", "Employer"), ("leasing_partner", "Leasing partner"),
+             ("customer", "Customer")]
+MAX_TOKEN = 36  # OCPP 2.0.1 IdToken; 1.6 idTag takes 20
+
+
+async def token_fields() -> list[Field]:
+    drivers = await Driver.select(Driver.id, Driver.name).order_by(Driver.name).limit(2000)
+    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+    return [
+        Field("id_token", "Id token", required=True, maxlength=MAX_TOKEN,
+              help="The card's UID or the token text (up to 36 characters; OCPP 1.6 stations read 20)."),
+        Field("type", "Type", "select", required=True, choices=TYPE_CHOICES),
+        Field("status", "Status", "select", required=True, choices=STATUS_CHOICES),
+        Field("label", "Label", maxlength=200, help="Printed number or a note."),
+        Field("group_id", "Group", maxlength=255, help="Tokens of one group may stop each other's sessions."),
+        Field("expires_at", "Expires at (UTC)", "datetime"),
+        Field("driver", "Driver", "select", choices=choices(drivers)),
+        Field("organization", "Organization", "select", choices=choices(orgs)),
+    ]
+
+
+@get("/admin/tokens", include_in_schema=False)
+async def token_list(request: Request) -> Template:
+    params = request.query_params
+    q, status, group = params.get("q", "").strip(), params.get("status", ""), params.get("group", "").strip()
+    query = IdToken.select(IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+                           IdToken.organization.name.as_alias("organization_name"))
+    count = IdToken.count()
+    conds = []
+    if q:
+        conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%")
+                     | IdToken.driver.name.ilike(f"%{q}%"))
+    if status in TOKEN_STATUSES:
+        conds.append(IdToken.status == status)
+    if group:
+        conds.append(IdToken.group_id == group)
+    for c in conds:
+        query, count = query.where(c), count.where(c)
+    page = await paginate(request, query.order_by(IdToken.id_token), count)
+    return await render(request, "cards/tokens.html", title="Cards and tokens", page=page, q=q, status=status,
+                        group=group, statuses=STATUS_CHOICES)
+
+
+async def _token(token_pk: int) -> dict[str, Any]:
+    row = await IdToken.select(IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+                               IdToken.organization.name.as_alias("organization_name")).where(
+        IdToken.id == token_pk).first()
+    if row is None:
+        raise NotFoundException(f"There is no token {token_pk}.")
+    return row
+
+
+async def _token_form(request: Request, token_pk: int | None, values: dict[str, Any], errors: FormErrors,
+                      status_code: int = 200) -> Template:
+    return await render(request, "form.html", status_code=status_code,
+                        title="New token" if token_pk is None else f"Edit token {values.get('id_token', '')}",
+                        fields=await token_fields(), values=values, errors=errors,
+                        action="/admin/tokens/new" if token_pk is None else f"/admin/tokens/{token_pk}/edit",
+                        cancel="/admin/tokens", submit="Save token")
+
+
+@get("/admin/tokens/new", include_in_schema=False)
+async def token_new(request: Request) -> Template:
+    return await _token_form(request, None, {"type": "ISO14443", "status": "Accepted"}, FormErrors())
+
+
+async def _save_token(request: Request, token_pk: int | None) -> Template | Redirect:
+    raw = await request.form()
+    values, errors = parse(await token_fields(), raw)
+    values["driver"], values["organization"] = fk(values.get("driver")), fk(values.get("organization"))
+    values["group_id"] = values.get("group_id") or None
+    token = values.get("id_token")
+    if token and "id_token" not in errors:
+        clash = IdToken.exists().where(IdToken.id_token == token)
+        if token_pk is not None:
+            clash = clash.where(IdToken.id != token_pk)
+        if await clash:
+            errors["id_token"] = f"The token {token} already exists."
+    if errors:
+        return await _token_form(request, token_pk, {k: raw.get(k, "") for k in raw}, errors, 422)
+    if token_pk is None:
+        await IdToken(**values).save()
+    else:
+        await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(IdToken.id == token_pk)
+    return Redirect("/admin/tokens?" + (f"q={token}" if token else ""), status_code=303)
+
+
+@post("/admin/tokens/new", include_in_schema=False)
+async def token_create(request: Request) -> Template | Redirect:
+    return await _save_token(request, None)
+
+
+@get("/admin/tokens/{token_pk:int}/edit", include_in_schema=False)
+async def token_edit(request: Request, token_pk: int) -> Template:
+    row = await _token(token_pk)
+    return await _token_form(request, token_pk, as_form_values(await token_fields(), row), FormErrors())
+
+
+@post("/admin/tokens/{token_pk:int}/edit", include_in_schema=False)
+async def token_update(request: Request, token_pk: int) -> Template | Redirect:
+    await _token(token_pk)
+    return await _save_token(request, token_pk)
+
+
+@post("/admin/tokens/{token_pk:int}/status", include_in_schema=False)
+async def token_set_status(request: Request, token_pk: int) -> Template | Redirect:
+    """Block or unblock a token; HTMX swaps the row in place."""
+    await _token(token_pk)
+    status = (await request.form()).get("status", "")
+    if status not in ("Accepted", "Blocked"):
+        raise NotFoundException("Tokens are blocked or unblocked here.")
+    await IdToken.update({IdToken.status: status}).where(IdToken.id == token_pk)
+    if is_htmx(request):
+        return await render(request, "cards/_token_row.html", t=await _token(token_pk), flash=True)
+    return Redirect("/admin/tokens", status_code=303)
+
+
+@post("/admin/tokens/{token_pk:int}/delete", include_in_schema=False)
+async def token_delete(request: Request, token_pk: int) -> Redirect:
+    await _token(token_pk)
+    await IdToken.delete().where(IdToken.id == token_pk)
+    return Redirect("/admin/tokens", status_code=303)
+
+
+# -- bulk import -------------------------------------------------------------------------------
+
+IMPORT_COLUMNS = ["id_token", "type", "status", "label", "group_id", "expires_at", "driver_email", "organization"]
+
+
+async def import_tokens(text: str, *, update_existing: bool) -> list[dict[str, Any]]:
+    """Import tokens from CSV text; return one report line per data row."""
+    report: list[dict[str, Any]] = []
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        return [{"line": 1, "id_token": "", "result": "rejected", "reason": f"not readable as CSV: {exc}"}]
+    if "id_token" not in header:
+        return [{"line": 1, "id_token": "", "result": "rejected",
+                 "reason": "the header must name an id_token column (and optionally: "
+                           + ", ".join(IMPORT_COLUMNS[1:]) + ")"}]
+    reader.fieldnames = header
+    drivers = {r["email"].lower(): r["id"] for r in await Driver.select(Driver.id, Driver.email) if r["email"]}
+    orgs = {r["name"].lower(): r["id"] for r in await Organization.select(Organization.id, Organization.name)}
+    existing = {r["id_token"] for r in await IdToken.select(IdToken.id_token)}
+    seen: set[str] = set()
+    to_create: list[IdToken] = []
+    to_update: list[dict[str, Any]] = []
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        return [{"line": reader.line_num, "id_token": "", "result": "rejected", "reason": f"CSV error: {exc}"}]
+    for n, row in enumerate(rows, start=2):
+        get = lambda k: (row.get(k) or "").strip()  # noqa: E731
+        token = get("id_token")
+        reasons = []
+        if not token:
+            reasons.append("id_token is empty")
+        elif len(token) > MAX_TOKEN:
+            reasons.append(f"id_token is longer than {MAX_TOKEN} characters")
+        elif token in seen:
+            reasons.append("id_token appears more than once in the file")
+        elif token in existing and not update_existing:
+            reasons.append("id_token already exists (tick “update existing tokens” to overwrite)")
+        type_ = get("type") or "ISO14443"
+        if type_ not in TOKEN_TYPES:
+            reasons.append(f"unknown type “{type_}” (one of {', '.join(sorted(TOKEN_TYPES))})")
+        status = get("status") or "Accepted"
+        if status not in TOKEN_STATUSES:
+            reasons.append(f"unknown status “{status}” (one of {', '.join(sorted(TOKEN_STATUSES))})")
+        expires_at = None
+        if get("expires_at"):
+            try:
+                expires_at = parse_datetime_local(get("expires_at"))
+            except ValueError:
+                reasons.append(f"expires_at “{get('expires_at')}” is not a date (YYYY-MM-DD or ISO 8601)")
+        driver = None
+        if get("driver_email"):
+            driver = drivers.get(get("driver_email").lower())
+            if driver is None:
+                reasons.append(f"no driver with e-mail {get('driver_email')}")
+        org = None
+        if get("organization"):
+            org = orgs.get(get("organization").lower())
+            if org is None:
+                reasons.append(f"no organization named “{get('organization')}”")
+        if len(get("label")) > 200:
+            reasons.append("label is longer than 200 characters")
+        if reasons:
+            report.append({"line": n, "id_token": token, "result": "rejected", "reason": "; ".join(reasons)})
+            continue
+        seen.add(token)
+        values = dict(id_token=token, type=type_, status=status, label=get("label"), group_id=get("group_id") or None,
+                      expires_at=expires_at, driver=driver, organization=org)
+        if token in existing:
+            to_update.append(values)
+            report.append({"line": n, "id_token": token, "result": "updated", "reason": ""})
+        else:
+            to_create.append(IdToken(**values))
+            report.append({"line": n, "id_token": token, "result": "created", "reason": ""})
+    if not rows:
+        report.append({"line": 2, "id_token": "", "result": "rejected", "reason": "the file has no data rows"})
+    async with IdToken._meta.db.transaction():
+        if to_create:
+            await IdToken.insert(*to_create)
+        for values in to_update:
+            token = values.pop("id_token")
+            await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(IdToken.id_token == token)
+    return report
+
+
+@get("/admin/tokens/import", include_in_schema=False)
+async def token_import_form(request: Request) -> Template:
+    return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=None)
+
+
+@post("/admin/tokens/import", include_in_schema=False)
+async def token_import(request: Request) -> Template:
+    form = await request.form()
+    upload = form.get("file")
+    text = ""
+    if isinstance(upload, UploadFile):
+        data = await upload.read()
+        text = data.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        text = str(form.get("text", "") or "")
+    if not text.strip():
+        return await render(request, "cards/import.html", status_code=422, title="Import tokens",
+                            columns=IMPORT_COLUMNS, report=None, error="Choose a CSV file or paste CSV text.")
+    report = await import_tokens(text, update_existing=str(form.get("update_existing", "")) in ("on", "true", "1"))
+    summary = {k: sum(1 for r in report if r["result"] == k) for k in ("created", "updated", "rejected")}
+    return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=report,
+                        summary=summary)
+
+
+# -- drivers and organizations ------------------------------------------------------------------
+
+async def driver_fields() -> list[Field]:
+    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+    return [
+        Field("name", "Name", required=True, maxlength=200, autocomplete="name"),
+        Field("email", "E-mail", "email", maxlength=200, autocomplete="email"),
+        Field("phone", "Phone", maxlength=64, autocomplete="tel"),
+        Field("kind", "Kind", "select", required=True, choices=DRIVER_KINDS),
+        Field("organization", "Organization", "select", choices=choices(orgs)),
+        Field("notes", "Notes", "textarea"),
+    ]
+
+
+ORG_FIELDS = [
+    Field("name", "Name", required=True, maxlength=200, autocomplete="organization"),
+    Field("kind", "Kind", "select", required=True, choices=ORG_KINDS),
+    Field("vat_id", "VAT id", maxlength=64),
+    Field("email", "E-mail", "email", maxlength=200),
+    Field("address", "Address", "textarea"),
+]
+
+
+class _Entity:
+    """The list, form and save steps shared by drivers and organizations."""
+
+    def __init__(self, table: type[Table], slug: str, singular: str, plural: str, fields: Any) -> None:
+        self.table, self.slug, self.singular, self.plural, self._fields = table, slug, singular, plural, fields
+
+    async def fields(self) -> list[Field]:
+        return await self._fields() if callable(self._fields) else self._fields
+
+    async def row(self, pk: int) -> dict[str, Any]:
+        row = await self.table.select().where(self.table.id == pk).first()
+        if row is None:
+            raise NotFoundException(f"There is no {self.singular} {pk}.")
+        return row
+
+    async def form(self, request: Request, pk: int | None, values: dict[str, Any], errors: FormErrors,
+                   status_code: int = 200) -> Template:
+        base = f"/admin/{self.slug}"
+        return await render(request, "form.html", status_code=status_code,
+                            title=f"New {self.singular}" if pk is None else f"Edit {self.singular} {values.get('name', '')}",
+                            fields=await self.fields(), values=values, errors=errors,
+                            action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
+                            submit=f"Save {self.singular}",
+                            delete=None if pk is None else f"{base}/{pk}/delete")
+
+    async def save(self, request: Request, pk: int | None) -> Template | Redirect:
+        raw = await request.form()
+        values, errors = parse(await self.fields(), raw)
+        if "organization" in values:
+            values["organization"] = fk(values["organization"])
+        for key in ("email", "vat_id", "phone"):
+            if key in values and not values[key]:
+                values[key] = None
+        if self.table is Organization and values.get("name") and "name" not in errors:
+            clash = Organization.exists().where(Organization.name == values["name"])
+            if pk is not None:
+                clash = clash.where(Organization.id != pk)
+            if await clash:
+                errors["name"] = f"An organization named {values['name']} already exists."
+        if errors:
+            return await self.form(request, pk, {k: raw.get(k, "") for k in raw}, errors, 422)
+        if pk is None:
+            await self.table(**values).save()
+        else:
+            await self.table.update({getattr(self.table, k): v for k, v in values.items()}).where(self.table.id == pk)
+        return Redirect(f"/admin/{self.slug}", status_code=303)
+
+
+DRIVERS = _Entity(Driver, "drivers", "driver", "Drivers", driver_fields)
+ORGANIZATIONS = _Entity(Organization, "organizations", "organization", "Organizations", ORG_FIELDS)
+
+
+@get("/admin/drivers", include_in_schema=False)
+async def driver_list(request: Request) -> Template:
+    q = request.query_params.get("q", "").strip()
+    query = Driver.select(Driver.all_columns(), Driver.organization.name.as_alias("organization_name"))
+    count = Driver.count()
+    if q:
+        cond = Driver.name.ilike(f"%{q}%") | Driver.email.ilike(f"%{q}%")
+        query, count = query.where(cond), count.where(cond)
+    page = await paginate(request, query.order_by(Driver.name), count)
+    token_counts: dict[int, int] = {}
+    ids = [r["id"] for r in page.items]
+    if ids:
+        for r in await IdToken.select(IdToken.driver).where(IdToken.driver.is_in(ids)):
+            token_counts[r["driver"]] = token_counts.get(r["driver"], 0) + 1
+    return await render(request, "cards/drivers.html", title="Drivers", page=page, q=q, token_counts=token_counts)
+
+
+@get("/admin/organizations", include_in_schema=False)
+async def organization_list(request: Request) -> Template:
+    q = request.query_params.get("q", "").strip()
+    query, count = Organization.select(), Organization.count()
+    if q:
+        cond = Organization.name.ilike(f"%{q}%")
+        query, count = query.where(cond), count.where(cond)
+    page = await paginate(request, query.order_by(Organization.name), count)
+    return await render(request, "cards/organizations.html", title="Organizations", page=page, q=q)
+
+
+def _entity_routes(entity: _Entity) -> list[Any]:
+    base = f"/admin/{entity.slug}"
+
+    @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new")
+    async def new(request: Request) -> Template:
+        defaults = {"kind": "guest"} if entity.table is Driver else {"kind": "customer"}
+        return await entity.form(request, None, defaults, FormErrors())
+
+    @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create")
+    async def create(request: Request) -> Template | Redirect:
+        return await entity.save(request, None)
+
+    @get(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:edit")
+    async def edit(request: Request, pk: int) -> Template:
+        return await entity.form(request, pk, as_form_values(await entity.fields(), await entity.row(pk)), FormErrors())
+
+    @post(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:update")
+    async def update(request: Request, pk: int) -> Template | Redirect:
+        await entity.row(pk)
+        return await entity.save(request, pk)
+
+    @post(f"{base}/{{pk:int}}/delete", include_in_schema=False, name=f"{entity.slug}:delete")
+    async def remove(request: Request, pk: int) -> Redirect:
+        await entity.row(pk)
+        # sessions and tokens keep their history: their foreign keys are set to NULL
+        await entity.table.delete().where(entity.table.id == pk)
+        return Redirect(base, status_code=303)
+
+    return [new, create, edit, update, remove]
+
+
+ENTITY_ROUTES = [*_entity_routes(DRIVERS), *_entity_routes(ORGANIZATIONS)]

@@ -1,0 +1,165 @@
+"""Charging sessions: filtered list, CSV export, and a session's meter values and cost."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+from litestar import Request, get
+from litestar.exceptions import NotFoundException
+from litestar.response import Stream, Template
+
+from csms.admin.templating import as_datetime, is_htmx, paginate, render
+from csms.core.runtime import get_core
+from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
+from csms.core.tables import ChargingSession, Driver, MeterValue
+from csms.plugins import first_answer
+
+STATES = [("", "Any state"), ("active", "Active"), ("completed", "Completed")]
+
+
+def _columns() -> list[Any]:
+    return [ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id"),
+            ChargingSession.driver.name.as_alias("driver_name")]
+
+
+def _day(value: str) -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def session_filters(params: Any) -> tuple[list[Any], dict[str, str], list[str]]:
+    """Conditions from the query string, the values to show back, and complaints about bad ones."""
+    shown = {k: params.get(k, "").strip() for k in ("station", "token", "driver", "from", "to", "state")}
+    conds: list[Any] = []
+    problems: list[str] = []
+    if shown["station"]:
+        conds.append(ChargingSession.station.station_id.ilike(f"%{shown['station']}%"))
+    if shown["token"]:
+        conds.append(ChargingSession.id_token.ilike(f"%{shown['token']}%"))
+    if shown["driver"].isdigit():
+        conds.append(ChargingSession.driver == int(shown["driver"]))
+    if shown["state"] in ("active", "completed"):
+        conds.append(ChargingSession.state == shown["state"])
+    for key, op in (("from", "ge"), ("to", "lt")):
+        if shown[key]:
+            day = _day(shown[key])
+            if day is None:
+                problems.append(f"“{shown[key]}” is not a date (YYYY-MM-DD); the {key} filter is ignored.")
+            elif op == "ge":
+                conds.append(ChargingSession.started_at >= day)
+            else:  # the "to" day is included
+                conds.append(ChargingSession.started_at < day + timedelta(days=1))
+    return conds, shown, problems
+
+
+@get("/admin/sessions", include_in_schema=False)
+async def session_list(request: Request) -> Template:
+    conds, shown, problems = session_filters(request.query_params)
+    query, count = ChargingSession.select(*_columns()), ChargingSession.count()
+    for c in conds:
+        query, count = query.where(c), count.where(c)
+    page = await paginate(request, query.order_by(ChargingSession.started_at, ascending=False), count)
+    context = dict(page=page, filters=shown, problems=problems, states=STATES, query_string=request.url.query)
+    if is_htmx(request):
+        return await render(request, "sessions/_table.html", **context)
+    drivers = await Driver.select(Driver.id, Driver.name).order_by(Driver.name).limit(1000)
+    return await render(request, "sessions/list.html", title="Sessions", drivers=drivers, **context)
+
+
+CSV_COLUMNS = ["id", "station_id", "evse_id", "connector_id", "transaction_id", "id_token", "driver_name", "state",
+               "started_at", "stopped_at", "duration_min", "energy_kwh", "meter_start_wh", "meter_stop_wh",
+               "stop_reason"]
+
+
+@get("/admin/sessions.csv", include_in_schema=False)
+async def session_csv(request: Request) -> Stream:
+    """The filtered sessions as CSV (UTC times, energy in kWh), streamed in chunks."""
+    conds, _, _ = session_filters(request.query_params)
+
+    async def rows() -> AsyncIterator[str]:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(CSV_COLUMNS)
+        offset = 0
+        while True:
+            query = ChargingSession.select(*_columns())
+            for c in conds:
+                query = query.where(c)
+            batch = await query.order_by(ChargingSession.started_at, ascending=False).order_by(
+                ChargingSession.id, ascending=False).limit(1000).offset(offset)
+            for r in batch:
+                start, stop = as_datetime(r["started_at"]), as_datetime(r["stopped_at"])
+                writer.writerow([
+                    r["id"], r["station_id"], r["evse_id"], r["connector_id"], r["transaction_id"], r["id_token"],
+                    r["driver_name"] or "", r["state"], start.isoformat() if start else "",
+                    stop.isoformat() if stop else "",
+                    f"{(stop - start).total_seconds() / 60:.1f}" if start and stop else "",
+                    f"{(r['energy_wh'] or 0) / 1000:.3f}", r["meter_start_wh"] if r["meter_start_wh"] is not None else "",
+                    r["meter_stop_wh"] if r["meter_stop_wh"] is not None else "", r["stop_reason"],
+                ])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            if len(batch) < 1000:
+                return
+            offset += 1000
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    return Stream(rows(), media_type="text/csv; charset=utf-8",
+                  headers={"Content-Disposition": f'attachment; filename="sessions-{stamp}.csv"'})
+
+
+def _phase(phase: str) -> str:
+    return phase.split("-")[0] if phase else ""
+
+
+async def meter_series(session_id: int) -> dict[str, Any]:
+    """uPlot-ready series: power (kW), energy (kWh) and current per phase (A) over time."""
+    await get_core().writer.flush()
+    rows = await MeterValue.select(MeterValue.timestamp, MeterValue.measurand, MeterValue.phase,
+                                   MeterValue.value).where(
+        (MeterValue.session == session_id)
+        & MeterValue.measurand.is_in([POWER, ENERGY_REGISTER, CURRENT])).order_by(
+        MeterValue.timestamp).order_by(MeterValue.id).limit(20000)
+    power: dict[float, float] = {}
+    energy: dict[float, float] = {}
+    current: dict[str, dict[float, float]] = {"L1": {}, "L2": {}, "L3": {}}
+    for r in rows:
+        t = as_datetime(r["timestamp"]).timestamp()
+        phase = _phase(r["phase"])
+        if r["measurand"] == POWER and not phase:
+            power[t] = r["value"] / 1000
+        elif r["measurand"] == ENERGY_REGISTER and not phase:
+            energy[t] = r["value"] / 1000
+        elif r["measurand"] == CURRENT and phase in current:
+            current[phase][t] = r["value"]
+    times = sorted(set(current["L1"]) | set(current["L2"]) | set(current["L3"]))
+    phases = [p for p in ("L1", "L2", "L3") if current[p]]
+    return {
+        "power": [sorted(power), [power[t] for t in sorted(power)]],
+        "energy": [sorted(energy), [energy[t] for t in sorted(energy)]],
+        "current": [times, *[[current[p].get(t) for t in times] for p in phases]],
+        "phases": phases,
+    }
+
+
+@get("/admin/sessions/{session_id:int}", include_in_schema=False)
+async def session_detail(request: Request, session_id: int) -> Template:
+    row = await ChargingSession.select(*_columns()).where(ChargingSession.id == session_id).first()
+    if row is None:
+        raise NotFoundException(f"There is no session {session_id}.")
+    live = get_core().sessions.find(row["station_id"], row["transaction_id"])
+    if live is not None:
+        row.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh)
+    start, stop = as_datetime(row["started_at"]), as_datetime(row["stopped_at"])
+    duration = ((stop or datetime.now(timezone.utc)) - start) if start else None
+    cost = await first_answer("price_session", session=row, final=row["state"] == "completed")
+    context = dict(session=row, series=await meter_series(session_id), cost=cost,
+                   duration_min=int(duration.total_seconds() // 60) if duration else None)
+    template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"
+    return await render(request, template, title=f"Session {session_id}", panel_page="session", **context)

@@ -1,0 +1,290 @@
+"""Sites and hubs: where stations are and what their grid connection allows, and the map."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from zoneinfo import available_timezones
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse
+from csms.admin.templating import choices, paginate, render
+from csms.core.tables import Connector, Hub, Organization, Site, Station
+
+BUSY = {"Occupied", "Charging", "Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
+
+
+async def site_fields() -> list[Field]:
+    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+    return [
+        Field("name", "Name", required=True, maxlength=200, group="Site"),
+        Field("organization", "Organization", "select", choices=choices(orgs), group="Site"),
+        Field("address", "Street and number", maxlength=300, group="Address", autocomplete="street-address"),
+        Field("postal_code", "Postal code", maxlength=20, group="Address", autocomplete="postal-code"),
+        Field("city", "City", maxlength=100, group="Address", autocomplete="address-level2"),
+        Field("country", "Country (ISO 3166 alpha-3)", maxlength=3, placeholder="DEU", group="Address"),
+        Field("timezone", "Time zone", maxlength=64, placeholder="Europe/Berlin", group="Address"),
+        Field("latitude", "Latitude", "number", min=-90, max=90, step="any", placeholder="52.5200",
+              help="Decimal degrees, −90 to 90.", group="Coordinates"),
+        Field("longitude", "Longitude", "number", min=-180, max=180, step="any", placeholder="13.4050",
+              help="Decimal degrees, −180 to 180.", group="Coordinates"),
+        Field("grid_limit_l1_a", "Grid limit L1 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
+        Field("grid_limit_l2_a", "Grid limit L2 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
+        Field("grid_limit_l3_a", "Grid limit L3 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
+        Field("voltage_v", "Voltage phase to neutral (V)", "number", required=True, min=100, max=1000, step="any",
+              group="Grid connection"),
+        Field("publish", "Show on maps and to roaming partners", "checkbox", group="Grid connection"),
+    ]
+
+
+def check_site(values: dict[str, Any], errors: FormErrors) -> None:
+    if (values.get("latitude") is None) != (values.get("longitude") is None) \
+            and "latitude" not in errors and "longitude" not in errors:
+        missing = "longitude" if values.get("longitude") is None else "latitude"
+        errors[missing] = "Give both latitude and longitude, or neither."
+    country = values.get("country") or ""
+    if country and not (len(country) == 3 and country.isalpha()):
+        errors["country"] = "Country must be a three-letter ISO 3166 code such as DEU or FRA."
+    values["country"] = country.upper()
+    tz = values.get("timezone") or "UTC"
+    if tz not in available_timezones() and tz != "UTC":
+        errors["timezone"] = f"“{tz}” is not a known time zone (for example Europe/Berlin)."
+    values["timezone"] = tz
+    values["organization"] = fk(values.get("organization"))
+
+
+@get("/admin/sites", include_in_schema=False)
+async def site_list(request: Request) -> Template:
+    q = request.query_params.get("q", "").strip()
+    query, count = Site.select(Site.all_columns(), Site.organization.name.as_alias("organization_name")), Site.count()
+    if q:
+        cond = Site.name.ilike(f"%{q}%") | Site.city.ilike(f"%{q}%") | Site.address.ilike(f"%{q}%")
+        query, count = query.where(cond), count.where(cond)
+    page = await paginate(request, query.order_by(Site.name), count)
+    availability = await site_availability()
+    hubs = await Hub.select(Hub.all_columns(), Hub.site.name.as_alias("site_name")).order_by(Hub.name)
+    return await render(request, "sites/list.html", title="Sites and hubs", page=page, q=q,
+                        availability=availability, hubs=hubs)
+
+
+async def site_availability() -> dict[int, dict[str, int]]:
+    """Per site: connectors available, busy, faulted, offline and the stations on it."""
+    out: dict[int, dict[str, int]] = defaultdict(lambda: {"available": 0, "busy": 0, "faulted": 0, "offline": 0,
+                                                          "other": 0, "total": 0, "stations": 0})
+    for s in await Station.select(Station.site).where(Station.site.is_not_null()):
+        out[s["site"]]["stations"] += 1
+    rows = await Connector.select(Connector.status, Connector.station.site.as_alias("site"),
+                                  Connector.station.connected.as_alias("online")).where(
+        Connector.station.site.is_not_null())
+    for r in rows:
+        counts = out[r["site"]]
+        counts["total"] += 1
+        if not r["online"]:
+            counts["offline"] += 1
+        elif r["status"] == "Available":
+            counts["available"] += 1
+        elif r["status"] in BUSY:
+            counts["busy"] += 1
+        elif r["status"] == "Faulted":
+            counts["faulted"] += 1
+        else:
+            counts["other"] += 1
+    return dict(out)
+
+
+async def _site_form(request: Request, *, site_id: int | None, values: dict[str, Any], errors: FormErrors,
+                     status_code: int = 200) -> Template:
+    title = "New site" if site_id is None else f"Edit site {values.get('name', '')}"
+    action = "/admin/sites/new" if site_id is None else f"/admin/sites/{site_id}/edit"
+    cancel = "/admin/sites" if site_id is None else f"/admin/sites/{site_id}"
+    return await render(request, "form.html", status_code=status_code, title=title, fields=await site_fields(),
+                        values=values, errors=errors, action=action, cancel=cancel, submit="Save site")
+
+
+@get("/admin/sites/new", include_in_schema=False)
+async def site_new(request: Request) -> Template:
+    return await _site_form(request, site_id=None, values={"voltage_v": "230", "timezone": "UTC", "publish": True},
+                            errors=FormErrors())
+
+
+async def _save_site(request: Request, site_id: int | None) -> Template | Redirect:
+    raw = await request.form()
+    fields = await site_fields()
+    values, errors = parse(fields, raw)
+    check_site(values, errors)
+    if errors:
+        form_values = {k: raw.get(k, "") for k in raw}
+        form_values["publish"] = values.get("publish", False)
+        return await _site_form(request, site_id=site_id, values=form_values, errors=errors, status_code=422)
+    if site_id is None:
+        row = Site(**values)
+        await row.save()
+        site_id = row.id
+    else:
+        await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
+    return Redirect(f"/admin/sites/{site_id}", status_code=303)
+
+
+@post("/admin/sites/new", include_in_schema=False)
+async def site_create(request: Request) -> Template | Redirect:
+    return await _save_site(request, None)
+
+
+async def _site_row(site_id: int) -> dict[str, Any]:
+    row = await Site.select(Site.all_columns(), Site.organization.name.as_alias("organization_name")).where(
+        Site.id == site_id).first()
+    if row is None:
+        raise NotFoundException(f"There is no site {site_id}.")
+    return row
+
+
+@get("/admin/sites/{site_id:int}/edit", include_in_schema=False)
+async def site_edit(request: Request, site_id: int) -> Template:
+    row = await _site_row(site_id)
+    return await _site_form(request, site_id=site_id, values=as_form_values(await site_fields(), row),
+                            errors=FormErrors())
+
+
+@post("/admin/sites/{site_id:int}/edit", include_in_schema=False)
+async def site_update(request: Request, site_id: int) -> Template | Redirect:
+    await _site_row(site_id)
+    return await _save_site(request, site_id)
+
+
+@get("/admin/sites/{site_id:int}", include_in_schema=False)
+async def site_detail(request: Request, site_id: int) -> Template:
+    site = await _site_row(site_id)
+    stations = await Station.select(Station.id, Station.station_id, Station.description, Station.connected,
+                                    Station.status, Station.hub.name.as_alias("hub_name")).where(
+        Station.site == site_id).order_by(Station.station_id)
+    unassigned = await Station.select(Station.station_id, Station.site.name.as_alias("site_name")).where(
+        (Station.site != site_id) | Station.site.is_null()).order_by(Station.station_id).limit(1000)
+    hubs = await Hub.select().where(Hub.site == site_id).order_by(Hub.name)
+    return await render(request, "sites/detail.html", title=f"Site {site['name']}", panel_page="site", site=site,
+                        stations=stations, unassigned=unassigned, hubs=hubs,
+                        availability=(await site_availability()).get(site_id))
+
+
+@post("/admin/sites/{site_id:int}/stations", include_in_schema=False)
+async def site_assign(request: Request, site_id: int) -> Redirect:
+    await _site_row(site_id)
+    form = await request.form()
+    add = [s for s in form.getall("add") if s] if hasattr(form, "getall") else []
+    if add:
+        await Station.update({Station.site: site_id}).where(Station.station_id.is_in(add))
+    remove = str(form.get("remove", ""))
+    if remove:
+        await Station.update({Station.site: None, Station.hub: None}).where(
+            (Station.station_id == remove) & (Station.site == site_id))
+    return Redirect(f"/admin/sites/{site_id}", status_code=303)
+
+
+@post("/admin/sites/{site_id:int}/delete", include_in_schema=False)
+async def site_delete(request: Request, site_id: int) -> Redirect:
+    await _site_row(site_id)
+    await Site.delete().where(Site.id == site_id)
+    return Redirect("/admin/sites", status_code=303)
+
+
+# -- hubs --------------------------------------------------------------------------------------
+
+async def hub_fields() -> list[Field]:
+    sites = await Site.select(Site.id, Site.name).order_by(Site.name)
+    return [
+        Field("name", "Name", required=True, maxlength=200),
+        Field("site", "Site", "select", choices=choices(sites)),
+        Field("device_id", "Communication device", maxlength=100, help="Gateway or router the stations share."),
+        Field("max_stations", "Maximum stations", "integer", required=True, min=1, max=100),
+        Field("limit_l1_a", "Limit L1 (A)", "number", min=0, max=100000, step="any"),
+        Field("limit_l2_a", "Limit L2 (A)", "number", min=0, max=100000, step="any"),
+        Field("limit_l3_a", "Limit L3 (A)", "number", min=0, max=100000, step="any"),
+    ]
+
+
+async def _hub_form(request: Request, *, hub_id: int | None, values: dict[str, Any], errors: FormErrors,
+                    status_code: int = 200) -> Template:
+    stations = []
+    if hub_id is not None:
+        stations = await Station.select(Station.station_id, Station.hub).order_by(Station.station_id).limit(1000)
+    return await render(request, "hub_form.html", status_code=status_code,
+                        title="New hub" if hub_id is None else f"Edit hub {values.get('name', '')}",
+                        fields=await hub_fields(), values=values, errors=errors, hub_id=hub_id, stations=stations,
+                        action="/admin/hubs/new" if hub_id is None else f"/admin/hubs/{hub_id}/edit",
+                        cancel="/admin/sites", submit="Save hub")
+
+
+@get("/admin/hubs/new", include_in_schema=False)
+async def hub_new(request: Request) -> Template:
+    site = request.query_params.get("site", "")
+    return await _hub_form(request, hub_id=None, values={"max_stations": "20", "site": site}, errors=FormErrors())
+
+
+async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect:
+    raw = await request.form()
+    values, errors = parse(await hub_fields(), raw)
+    values["site"] = fk(values.get("site"))
+    members = [s for s in raw.getall("stations") if s] if hasattr(raw, "getall") else []
+    if hub_id is not None and not errors and values.get("max_stations") and len(members) > values["max_stations"]:
+        errors["stations"] = f"The hub takes at most {values['max_stations']} stations; {len(members)} are selected."
+    if errors:
+        return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
+                               status_code=422)
+    if hub_id is None:
+        row = Hub(**values)
+        await row.save()
+        hub_id = row.id
+    else:
+        await Hub.update({getattr(Hub, k): v for k, v in values.items()}).where(Hub.id == hub_id)
+        await Station.update({Station.hub: None}).where((Station.hub == hub_id) & Station.station_id.not_in(
+            members or [""]))
+        if members:
+            update: dict[Any, Any] = {Station.hub: hub_id}
+            if values["site"] is not None:
+                update[Station.site] = values["site"]
+            await Station.update(update).where(Station.station_id.is_in(members))
+    return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)
+
+
+@post("/admin/hubs/new", include_in_schema=False)
+async def hub_create(request: Request) -> Template | Redirect:
+    return await _save_hub(request, None)
+
+
+@get("/admin/hubs/{hub_id:int}/edit", include_in_schema=False)
+async def hub_edit(request: Request, hub_id: int) -> Template:
+    row = await Hub.select().where(Hub.id == hub_id).first()
+    if row is None:
+        raise NotFoundException(f"There is no hub {hub_id}.")
+    return await _hub_form(request, hub_id=hub_id, values=as_form_values(await hub_fields(), row), errors=FormErrors())
+
+
+@post("/admin/hubs/{hub_id:int}/edit", include_in_schema=False)
+async def hub_update(request: Request, hub_id: int) -> Template | Redirect:
+    if not await Hub.exists().where(Hub.id == hub_id):
+        raise NotFoundException(f"There is no hub {hub_id}.")
+    return await _save_hub(request, hub_id)
+
+
+# -- map ---------------------------------------------------------------------------------------
+
+async def map_sites() -> list[dict[str, Any]]:
+    availability = await site_availability()
+    rows = await Site.select(Site.id, Site.name, Site.address, Site.city, Site.latitude, Site.longitude).order_by(
+        Site.name)
+    empty = {"available": 0, "busy": 0, "faulted": 0, "offline": 0, "other": 0, "total": 0, "stations": 0}
+    return [{**r, **availability.get(r["id"], empty)} for r in rows]
+
+
+@get("/admin/map", include_in_schema=False)
+async def site_map(request: Request) -> Template:
+    settings = request.app.state.admin_settings
+    return await render(request, "sites/map.html", title="Map", sites=await map_sites(),
+                        tile_url=settings.map_tile_url, attribution=settings.map_attribution)
+
+
+@get("/admin/map/sites.json", include_in_schema=False)
+async def site_map_data() -> list[dict[str, Any]]:
+    return await map_sites()

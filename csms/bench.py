@@ -1,0 +1,549 @@
+"""``csms bench``: load-test the OCPP endpoint with simulated stations.
+
+The server runs in its own process (``csms serve`` on a temporary data directory, or any server
+given with ``--url``) so that the load generator (one asyncio process on uvloop, driving
+:class:`csms.simulator.SimStation`) and the server do not share an interpreter.
+
+Scenarios:
+
+- ``closed-loop``: N stations each boot, start a session, then send MeterValues back to back
+  (send, await the answer, send the next) for the duration: calls/s and latency percentiles.
+- ``mix``: the same closed loop with a realistic mix of messages over both versions (mostly
+  meter values -- 2.0.1 as TransactionEvent Updated -- plus Heartbeat, StatusNotification and
+  session stop/start).
+- ``idle``: M stations connect, boot, report status and stay idle: server memory per connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from websockets.exceptions import ConnectionClosed
+
+from csms.simulator import (
+    CallError,
+    SessionRejected,
+    SimStation,
+    install_uvloop,
+    raise_fd_limit,
+    station_versions,
+)
+
+DEFAULT_STATIONS = {"closed-loop": 200, "mix": 200, "idle": 10000}
+
+# The mix scenario: (operation, weight).
+MIX = (("meter", 80), ("heartbeat", 8), ("status", 7), ("session", 5))
+
+
+# -- the server under test ---------------------------------------------------------------------
+
+
+@dataclass
+class BenchServer:
+    """A CSMS to load: its OCPP base URL, its pid (for memory figures) and an API key."""
+
+    ocpp_url: str
+    pid: int | None = None
+    api_url: str | None = None
+    api_key: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    data_dir: Path | None = None
+    log_path: Path | None = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _raise_child_fd_limit() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start_server(*, database_url: str = "", env: dict[str, str] | None = None, timeout: float = 60.0) -> BenchServer:
+    """``csms serve`` in a separate process on a fresh data directory, unknown stations accepted."""
+    data_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
+    port = _free_port()
+    child_env = {**os.environ, "CSMS_DATA_DIR": str(data_dir), "CSMS_UNKNOWN_STATIONS": "accept",
+                 "CSMS_HOST": "127.0.0.1", "CSMS_PORT": str(port), "CSMS_LOG_LEVEL": "warning"}
+    if database_url:
+        child_env["CSMS_DATABASE_URL"] = database_url
+    child_env.update(env or {})
+    created = subprocess.run([sys.executable, "-m", "csms", "apikey", "create", "--name", "bench"], env=child_env,
+                             capture_output=True, text=True)
+    if created.returncode != 0:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise RuntimeError(f"could not create an API key: {created.stderr.strip()[-2000:]}")
+    api_key = created.stdout.strip().splitlines()[-1]
+    log_path = data_dir / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "csms", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=child_env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_raise_child_fd_limit,
+        )
+    server = BenchServer(f"ws://127.0.0.1:{port}/ocpp", process.pid, f"http://127.0.0.1:{port}/api/v1", api_key,
+                         process, data_dir, log_path)
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            text = log_path.read_text(errors="replace")[-3000:]
+            server.stop()
+            raise RuntimeError(f"csms serve exited with {process.returncode}:\n{text}")
+        try:
+            r = httpx.get(f"{server.api_url}/tokens?limit=1", headers={"Authorization": f"Bearer {api_key}"},
+                          timeout=2)
+            if r.status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("csms serve did not come up in time")
+        time.sleep(0.2)
+
+
+async def create_tokens(api_url: str, api_key: str, tokens: list[str]) -> None:
+    """Register the stations' id tokens so that their sessions are authorized."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {api_key}"},
+                                 timeout=30) as client:
+        gate = asyncio.Semaphore(8)
+
+        async def one(token: str) -> None:
+            async with gate:
+                r = await client.post("/tokens", json={"id_token": token})
+                if r.status_code not in (200, 201, 409):
+                    raise RuntimeError(f"creating token {token}: HTTP {r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(one(t) for t in tokens))
+
+
+# -- measurement helpers -----------------------------------------------------------------------
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return None
+
+
+class CpuMeter:
+    """CPU use of a process between ``start()`` and ``stop()``, in percent of one core."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.percent: float | None = None
+        self._t0 = self._cpu0 = 0.0
+
+    def _cpu(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            import psutil
+
+            t = psutil.Process(self.pid).cpu_times()
+            return t.user + t.system
+        except Exception:  # psutil missing or the process is gone
+            return None
+
+    def start(self) -> None:
+        self._t0, self._cpu0 = time.monotonic(), self._cpu() or 0.0
+
+    def stop(self) -> None:
+        cpu = self._cpu()
+        if cpu is not None:
+            self.percent = round(100 * (cpu - self._cpu0) / max(1e-9, time.monotonic() - self._t0), 1)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, int(round(q / 100 * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+@dataclass
+class Recorder:
+    """Latencies of answered calls inside the measurement window, per action."""
+
+    measuring: bool = False
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    call_errors: dict[str, int] = field(default_factory=dict)
+    failures: int = 0  # timeouts, lost connections, rejected sessions
+
+    def observe(self, action: str, seconds: float, error: str | None) -> None:
+        if not self.measuring:
+            return
+        if error is not None:
+            self.call_errors[action] = self.call_errors.get(action, 0) + 1
+        self.latencies.setdefault(action, []).append(seconds)
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        every = sorted(x for v in self.latencies.values() for x in v)
+        out: dict[str, Any] = {
+            "calls": len(every), "calls_per_s": round(len(every) / elapsed, 1) if elapsed else 0.0,
+            "p50_ms": round(percentile(every, 50) * 1000, 2), "p90_ms": round(percentile(every, 90) * 1000, 2),
+            "p99_ms": round(percentile(every, 99) * 1000, 2),
+            "max_ms": round(every[-1] * 1000, 2) if every else None,
+            "errors": sum(self.call_errors.values()) + self.failures,
+        }
+        per_action = {}
+        for action, values in sorted(self.latencies.items(), key=lambda kv: -len(kv[1])):
+            values.sort()
+            per_action[action] = {"calls": len(values), "calls_per_s": round(len(values) / elapsed, 1),
+                                  "p50_ms": round(percentile(values, 50) * 1000, 2),
+                                  "p99_ms": round(percentile(values, 99) * 1000, 2),
+                                  "errors": self.call_errors.get(action, 0)}
+        out["per_action"] = per_action
+        return out
+
+
+def _station_id(prefix: str, i: int) -> str:
+    return f"{prefix}{i:05d}"
+
+
+def _make_stations(url: str, count: int, version: str, *, prefix: str, password: str | None, evses: int,
+                   measurands: str = "compact") -> list[SimStation]:
+    versions = station_versions(version, count)
+    return [SimStation(_station_id(prefix, i), url, versions[i - 1], password=password, evses=evses,
+                       measurands=measurands, heartbeat=False, step_delay=0.0, call_timeout=60.0)
+            for i in range(1, count + 1)]
+
+
+async def _bring_up(stations: list[SimStation], concurrency: int, *, progress: Callable[[str], None] | None = None,
+                    with_status: bool = True) -> tuple[int, float]:
+    """Connect, boot and announce every station, ``concurrency`` handshakes at a time.
+
+    Returns (stations up, seconds taken); stations that fail are closed and left out."""
+    gate = asyncio.Semaphore(concurrency)
+    up = 0
+    started = time.monotonic()
+    step = max(1, len(stations) // 10)
+
+    async def one(st: SimStation) -> bool:
+        nonlocal up
+        async with gate:
+            try:
+                await st.connect(open_timeout=120)
+                await st.boot(timeout=120)
+                if with_status:
+                    await st.announce()
+            except (OSError, ConnectionError, ConnectionClosed, asyncio.TimeoutError, CallError) as exc:
+                if progress:
+                    progress(f"{st.station_id} failed to come up: {exc!r}")
+                await st.close()
+                return False
+        up += 1
+        if progress and up % step == 0:
+            progress(f"{up}/{len(stations)} stations up after {time.monotonic() - started:.1f}s")
+        return True
+
+    results = await asyncio.gather(*(one(st) for st in stations))
+    return sum(results), time.monotonic() - started
+
+
+async def _close_all(stations: list[SimStation]) -> None:
+    gate = asyncio.Semaphore(500)
+
+    async def one(st: SimStation) -> None:
+        async with gate:
+            await st.close()
+
+    await asyncio.gather(*(one(st) for st in stations), return_exceptions=True)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+async def closed_loop(url: str, *, stations: int = 200, duration: float = 20.0, version: str = "mixed",
+                      password: str | None = None, prefix: str = "BENCH", server_pid: int | None = None,
+                      warmup: float = 2.0, connect_concurrency: int = 100, mix: bool = False,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Closed-loop load: every station keeps exactly one call in flight for ``duration`` seconds.
+
+    Each station boots, starts a session with its own token (``{prefix}{i:05d}``, as its id),
+    then sends MeterValues with five sampled values (energy register, power, current L1-L3)
+    back to back; with ``mix`` it sends the realistic mix instead. Returns the figures.
+    """
+    rss_base = rss_bytes(server_pid)
+    sims = _make_stations(url, stations, version, prefix=prefix, password=password, evses=2 if mix else 1)
+    try:
+        up, bring_up_s = await _bring_up(sims, connect_concurrency, progress=progress)
+        live = [st for st in sims if st.connected]
+        recorder = Recorder()
+        for st in live:
+            st.call_observer = recorder.observe
+
+        async def start(st: SimStation) -> None:
+            try:
+                await st.start_session(1, st.station_id)
+            except (SessionRejected, CallError, ConnectionError, asyncio.TimeoutError):
+                recorder.failures += 1
+
+        gate = asyncio.Semaphore(connect_concurrency)
+
+        async def gated_start(st: SimStation) -> None:
+            async with gate:
+                await start(st)
+
+        await asyncio.gather(*(gated_start(st) for st in live))
+        rss_loaded = rss_bytes(server_pid)
+        stop_at = time.monotonic() + warmup + duration
+        cpu_server, cpu_gen = CpuMeter(server_pid), CpuMeter(os.getpid())
+
+        async def worker(st: SimStation) -> None:
+            rnd = random.Random(st.station_id)
+            while time.monotonic() < stop_at:
+                try:
+                    if mix:
+                        await _mix_step(st, rnd)
+                    else:
+                        await st.meter_values(1, message="MeterValues")
+                except CallError:
+                    continue  # counted by the observer
+                except (ConnectionError, ConnectionClosed):
+                    if recorder.measuring:
+                        recorder.failures += 1
+                    return
+                except (asyncio.TimeoutError, SessionRejected, RuntimeError):
+                    if recorder.measuring:
+                        recorder.failures += 1
+
+        workers = [asyncio.ensure_future(worker(st)) for st in live]
+        await asyncio.sleep(warmup)
+        recorder.measuring = True
+        cpu_server.start()
+        cpu_gen.start()
+        t0 = time.monotonic()
+        await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
+        recorder.measuring = False
+        elapsed = time.monotonic() - t0
+        cpu_server.stop()
+        cpu_gen.stop()
+        rss_end = rss_bytes(server_pid)
+        await asyncio.gather(*workers)
+        for st in live:
+            st.call_observer = None
+            for ev in st.evses.values():
+                if ev.tx is not None:
+                    try:
+                        await st.stop_session(ev.id)
+                    except (CallError, ConnectionError, ConnectionClosed, asyncio.TimeoutError):
+                        pass
+    finally:
+        await _close_all(sims)
+    result: dict[str, Any] = {
+        "scenario": "mix" if mix else "closed-loop", "stations": stations, "stations_up": up, "version": version,
+        "duration_s": round(elapsed, 2), "warmup_s": warmup, "bring_up_s": round(bring_up_s, 2),
+        **recorder.summary(elapsed),
+        "server_cpu_pct": cpu_server.percent, "generator_cpu_pct": cpu_gen.percent,
+        "server_rss_mb": _mb(rss_end), "server_rss_before_mb": _mb(rss_base),
+        "rss_per_connection_kb": _per_conn_kb(rss_loaded, rss_base, up),
+    }
+    return result
+
+
+async def _mix_step(st: SimStation, rnd: random.Random) -> None:
+    op = rnd.choices([m[0] for m in MIX], weights=[m[1] for m in MIX])[0]
+    if op == "meter":
+        busy = [e.id for e in st.evses.values() if e.tx is not None] or [1]
+        await st.meter_values(rnd.choice(busy))  # 2.0.1 in a session: TransactionEvent Updated
+    elif op == "heartbeat":
+        await st.heartbeat()
+    elif op == "status":
+        ev = st.evses[len(st.evses)]
+        await st.status(ev.id, st.current_status(ev))
+    else:
+        ev = st.evses[1]
+        if ev.tx is not None:
+            await st.stop_session(1, reason=rnd.choice(["Local", "EVDisconnected", "Local"]))
+        await st.start_session(1, st.station_id)
+
+
+async def idle(url: str, *, stations: int = 10000, version: str = "mixed", password: str | None = None,
+               prefix: str = "IDLE", server_pid: int | None = None, settle: float = 5.0,
+               connect_concurrency: int = 200, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Connect ``stations`` stations that boot, report status and stay idle; server memory after."""
+    rss_base = rss_bytes(server_pid)
+    sims = _make_stations(url, stations, version, prefix=prefix, password=password, evses=2)
+    try:
+        up, bring_up_s = await _bring_up(sims, connect_concurrency, progress=progress)
+        await asyncio.sleep(settle)
+        still = sum(1 for st in sims if st.connected)
+        rss_idle = rss_bytes(server_pid)
+        gen_rss = rss_bytes(os.getpid())
+    finally:
+        await _close_all(sims)
+    return {
+        "scenario": "idle", "stations": stations, "stations_up": up, "still_connected": still, "version": version,
+        "bring_up_s": round(bring_up_s, 1), "connects_per_s": round(up / bring_up_s, 1) if bring_up_s else None,
+        "server_rss_before_mb": _mb(rss_base), "server_rss_mb": _mb(rss_idle),
+        "rss_per_connection_kb": _per_conn_kb(rss_idle, rss_base, still),
+        "generator_rss_mb": _mb(gen_rss), "errors": stations - up + (up - still),
+    }
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)
+
+
+def _per_conn_kb(after: int | None, before: int | None, n: int) -> float | None:
+    if after is None or before is None or not n:
+        return None
+    return round((after - before) / n / 1024, 1)
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    if result["scenario"] == "idle":
+        rows = [
+            ("stations connected and idle", f"{result['still_connected']} / {result['stations']}"),
+            ("versions", result["version"]),
+            ("bring-up (connect, boot, status)", f"{result['bring_up_s']} s ({result['connects_per_s']} stations/s)"),
+            ("server RSS before", f"{result['server_rss_before_mb']} MB"),
+            ("server RSS with all stations idle", f"{result['server_rss_mb']} MB"),
+            ("server RSS per connection", f"{result['rss_per_connection_kb']} KB"),
+            ("load generator RSS", f"{result['generator_rss_mb']} MB"),
+            ("errors", result["errors"]),
+        ]
+    else:
+        rows = [
+            ("stations (closed loop, 1 call in flight each)", f"{result['stations_up']} / {result['stations']}"),
+            ("versions", result["version"]),
+            ("measured for", f"{result['duration_s']} s after {result['warmup_s']} s warm-up"),
+            ("calls answered", result["calls"]),
+            ("calls/s", result["calls_per_s"]),
+            ("latency p50 / p90 / p99 / max", f"{result['p50_ms']} / {result['p90_ms']} / {result['p99_ms']} / "
+                                              f"{result['max_ms']} ms"),
+            ("errors", result["errors"]),
+            ("server CPU (100% = one core)", f"{result['server_cpu_pct']} %"),
+            ("load generator CPU", f"{result['generator_cpu_pct']} %"),
+            ("server RSS at end", f"{result['server_rss_mb']} MB"),
+            ("server RSS per connection (with session)", f"{result['rss_per_connection_kb']} KB"),
+        ]
+    lines = [f"### {result['scenario']}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    per_action = result.get("per_action") or {}
+    if result["scenario"] == "mix" and per_action:
+        lines += ["", "| action | calls | calls/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+        lines += [f"| {a} | {v['calls']} | {v['calls_per_s']} | {v['p50_ms']} | {v['p99_ms']} | {v['errors']} |"
+                  for a, v in per_action.items()]
+    return "\n".join(lines)
+
+
+# -- command -----------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    raise_fd_limit()
+    scenario = args.scenario
+    stations = args.stations or DEFAULT_STATIONS[scenario]
+
+    def progress(text: str) -> None:
+        if not args.json:
+            print(f"  {text}", file=sys.stderr, flush=True)
+
+    server: BenchServer
+    if args.url:
+        server = BenchServer(args.url.rstrip("/"), args.server_pid, api_key=args.api_key,
+                             api_url=args.url.replace("ws", "http", 1).rstrip("/").rsplit("/ocpp", 1)[0] + "/api/v1")
+    else:
+        extra = dict(kv.split("=", 1) for kv in args.server_env)
+        progress("starting csms serve in a separate process ...")
+        server = await asyncio.to_thread(start_server, database_url=args.database_url or "", env=extra)
+        progress(f"server pid {server.pid} on {server.ocpp_url} (log {server.log_path})")
+    try:
+        prefix = args.prefix or ("IDLE" if scenario == "idle" else "BENCH")
+        if scenario != "idle" and server.api_key and server.api_url:
+            await create_tokens(server.api_url, server.api_key, [_station_id(prefix, i) for i in range(1, stations + 1)])
+        if scenario == "idle":
+            result = await idle(server.ocpp_url, stations=stations, version=args.version, password=args.password,
+                                prefix=prefix, server_pid=server.pid, settle=args.settle,
+                                connect_concurrency=args.connect_concurrency, progress=progress)
+        else:
+            result = await closed_loop(server.ocpp_url, stations=stations, duration=args.duration,
+                                       version=args.version, password=args.password, prefix=prefix,
+                                       server_pid=server.pid, warmup=args.warmup,
+                                       connect_concurrency=args.connect_concurrency, mix=scenario == "mix",
+                                       progress=progress)
+        result["database"] = "postgresql" if args.database_url else ("external" if args.url else "sqlite")
+        return result
+    finally:
+        if server.process is not None:
+            server.stop()
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    uvloop = install_uvloop()
+    result = asyncio.run(_run(args))
+    result["generator_loop"] = "uvloop" if uvloop else "asyncio"
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print()
+        print(markdown_table(result))
+
+
+def add_bench_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark the OCPP endpoint with simulated stations",
+        description="Start csms serve in a separate process (or target --url) and load it with simulated "
+                    "stations. Scenarios: closed-loop (MeterValues back to back), mix (realistic message mix, "
+                    "both versions), idle (memory per idle connection).")
+    p.add_argument("--scenario", choices=["closed-loop", "mix", "idle"], default="closed-loop")
+    p.add_argument("--stations", type=int, help="stations (default 200; 10000 for idle)")
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds (closed-loop, mix)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
+    p.add_argument("--settle", type=float, default=5.0, help="idle: seconds to wait before reading memory")
+    p.add_argument("--version", choices=["1.6", "2.0.1", "mixed"], default="mixed")
+    p.add_argument("--url", help="OCPP base URL of a running server (default: start one)")
+    p.add_argument("--server-pid", type=int, help="with --url: the server's pid, for memory and CPU figures")
+    p.add_argument("--api-key", help="with --url: an API key, to register the stations' id tokens")
+    p.add_argument("--password", help="HTTP Basic password of the stations")
+    p.add_argument("--database-url", help="PostgreSQL URL for the started server (default: SQLite)")
+    p.add_argument("--server-env", action="append", default=[], metavar="CSMS_X=VALUE",
+                   help="extra environment for the started server (repeatable)")
+    p.add_argument("--prefix", help="station id prefix (default BENCH, IDLE for idle)")
+    p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight at once")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_bench)

@@ -70,41 +70,50 @@ async def temporary_database(tmp_path: Path, backend: str) -> AsyncIterator[str]
 
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, backend: str = "sqlite", **overrides: Any) -> AsyncIterator[RunningServer]:
+    """A server on a fresh database of ``backend`` ("sqlite" or "postgres")."""
+    async with temporary_database(tmp_path, backend) as url:
+        if backend != "sqlite":
+            overrides["database_url"] = url
+        async with server_on(tmp_path, **overrides) as srv:
+            yield srv
+
+
+@asynccontextmanager
+async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningServer]:
+    """A server in this process on the database the settings name (migrated on start)."""
     import uvicorn
 
     from csms.app import create_app
     from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
     from csms.settings import load_settings
 
-    async with temporary_database(tmp_path, backend) as url:
-        settings = load_settings(data_dir=tmp_path, database_url=url if backend != "sqlite" else "",
-                                 **overrides) if backend != "sqlite" else load_settings(data_dir=tmp_path, **overrides)
-        use_engine(make_engine(settings.effective_database_url))
-        await open_engine()
-        await migrate()
-        from csms.core.security import new_api_key
-        from csms.core.tables import ApiKey
+    settings = load_settings(data_dir=tmp_path, **overrides)
+    use_engine(make_engine(settings.effective_database_url))
+    await open_engine()
+    await migrate()
+    from csms.core.security import new_api_key
+    from csms.core.tables import ApiKey
 
-        key, prefix, digest = new_api_key()
-        await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
-        app = create_app(settings, manage_database=False)
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets",
-                                ws_max_size=16 * 1024 * 1024, lifespan="on",
-                                ws_ping_interval=settings.ping_interval or None,
-                                ws_ping_timeout=settings.ping_timeout or None)
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1",
-                                headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        try:
-            yield RunningServer(port, key, app.state.core, api, settings.effective_database_url)
-        finally:
-            await api.aclose()
-            server.should_exit = True
-            await task
-            await close_engine()
+    key, prefix, digest = new_api_key()
+    await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
+    app = create_app(settings, manage_database=False)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets",
+                            ws_max_size=16 * 1024 * 1024, lifespan="on",
+                            ws_ping_interval=settings.ping_interval or None,
+                            ws_ping_timeout=settings.ping_timeout or None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    try:
+        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url)
+    finally:
+        await api.aclose()
+        server.should_exit = True
+        await task
+        await close_engine()

@@ -180,3 +180,24 @@ async def test_session_survives_server_restart(tmp_path):
                 meter_value=[{"timestamp": "2026-01-05T11:00:00Z", "sampled_value": [{"value": 2100.0}]}]))
         s = (await srv.api.get("/sessions", params={"station": "RS"})).json()["items"]
         assert len(s) == 1 and s[0]["state"] == "completed" and s[0]["energy_wh"] == 2000.0
+
+
+async def test_frame_log_written_and_pruned_after_retention(server):
+    from datetime import timedelta
+
+    from csms.core.tables import MessageLog
+    from csms.core.timeutil import utcnow
+
+    async with websockets.connect(server.ws_url("LOG1"), subprotocols=["ocpp1.6"]) as ws:
+        await rpc(ws, [2, "a", "BootNotification", BOOT16])
+        await rpc(ws, [2, "b", "Heartbeat", {}])
+    await server.core.writer.flush()
+    frames = (await server.api.get("/stations/LOG1/messages", params={"action": "Heartbeat"})).json()
+    assert [(f["direction"], f["message_type"]) for f in frames["items"]] == [("out", 3), ("in", 2)]
+    assert json.loads(frames["items"][1]["payload"]) == [2, "b", "Heartbeat", {}]
+    old = utcnow() - timedelta(days=server.core.settings.message_log_retention_days + 1)
+    await MessageLog.update({MessageLog.created_at: old}).where(MessageLog.action == "BootNotification")
+    removed = await server.core.retention.prune()
+    assert removed["message_log"] == 2
+    left = (await server.api.get("/stations/LOG1/messages")).json()
+    assert {f["action"] for f in left["items"]} == {"Heartbeat"}

@@ -34,6 +34,7 @@ class Core:
         from csms.core.services.commands import CommandService, LocalBus
         from csms.core.services.operations import Operations
         from csms.core.services.reports import ReportService
+        from csms.core.services.retention import RetentionService
         from csms.core.services.sessions import SessionService
         from csms.core.services.settlement import SettlementService
         from csms.core.services.stations import StationService
@@ -47,9 +48,16 @@ class Core:
         self.auth = AuthorizationService(self)
         self.sessions = SessionService(self)
         self.reports = ReportService(self)
-        self.commands = CommandService(self, LocalBus(self.connections))
+        if settings.redis_url:
+            from csms.core.cluster import RedisBus
+
+            bus = RedisBus(self.connections, settings.redis_url, self.node_id)
+        else:
+            bus = LocalBus(self.connections)
+        self.commands = CommandService(self, bus)
         self.operations = Operations(self)
         self.settlement = SettlementService(self)
+        self.retention = RetentionService(self)
 
     async def start(self) -> None:
         global _current
@@ -59,18 +67,22 @@ class Core:
         self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
         await self.writer.start()
         self.events.start()
+        await self.commands.bus.start()
         await self.stations.start()
         await self.sessions.start()
         await self.reports.start()
         await self.settlement.start()
+        await self.retention.start()
         _current = self
 
     async def stop(self) -> None:
         global _current
         await self.connections.close_all()
+        await self.retention.stop()
         await self.settlement.stop()
         await self.reports.stop()
         await self.stations.stop()
+        await self.commands.bus.stop()
         await self.events.drain()
         await self.events.stop()
         if self.writer is not None:

@@ -290,7 +290,7 @@ class Command(Table, tablename="command"):
 
     station_id = Varchar(length=64, index=True)
     action = Varchar(length=64)
-    request = JSON(default={})
+    payload = JSON(default={})
     response = JSON(null=True, default=None)
     status = Varchar(length=16, default="pending")  # pending|answered|error|invalid|timeout|offline
     error_code = Varchar(length=64, default="")

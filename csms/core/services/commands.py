@@ -37,6 +37,14 @@ log = logging.getLogger("csms.commands")
 
 
 class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def register(self, station_id: str, version: str) -> None: ...
+
+    async def unregister(self, station_id: str) -> None: ...
+
     def version_of(self, station_id: str) -> str | None: ...
 
     async def call(self, station_id: str, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
@@ -47,6 +55,18 @@ class LocalBus:
 
     def __init__(self, connections: ConnectionRegistry) -> None:
         self.connections = connections
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def register(self, station_id: str, version: str) -> None:
+        pass  # the registry of live connections is the presence map
+
+    async def unregister(self, station_id: str) -> None:
+        pass
 
     def version_of(self, station_id: str) -> str | None:
         conn = self.connections.get(station_id)
@@ -77,7 +97,7 @@ class CommandService:
         """
         if not await Station.exists().where(Station.station_id == station_id):
             raise UnknownStation(station_id)
-        row = Command(station_id=station_id, action=action, request=payload, requested_by=requested_by)
+        row = Command(station_id=station_id, action=action, payload=payload, requested_by=requested_by)
         await row.save()
         status, response, code, description = "answered", None, "", ""
         try:

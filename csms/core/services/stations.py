@@ -144,10 +144,12 @@ class StationService:
         state = self._states.get(station_id)
         if state:
             state.ocpp_version = version
+        await self.core.commands.bus.register(station_id, version)
         self.record(station_id, "connection", "connected", summary=f"connected with OCPP {version}")
         self.core.events.emit(ev.StationConnected(station_id, ocpp_version=version))
 
     async def disconnected(self, station_id: str, reason: str) -> None:
+        await self.core.commands.bus.unregister(station_id)
         await Station.update({Station.connected: False, Station.last_seen_at: utcnow()}).where(
             (Station.station_id == station_id) & (Station.connected_node == self.core.node_id)
         )

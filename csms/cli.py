@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from csms.app import create_app
     from csms.db import database_name
+    from csms.server import uvicorn_options
 
     settings = get_settings()
     host = args.host or settings.host
@@ -58,19 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
     print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")
     sys.stdout.flush()
-    ssl: dict[str, Any] = {}
-    if settings.tls_cert and settings.tls_key:
-        import ssl as ssl_mod
-
-        ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
-        if settings.tls_ca:
-            ssl.update(ssl_ca_certs=settings.tls_ca, ssl_cert_reqs=ssl_mod.CERT_OPTIONAL)
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=settings.log_level, loop="auto", http="auto",
-        ws="websockets", ws_max_size=16 * 1024 * 1024,
-        ws_ping_interval=settings.ping_interval or None, ws_ping_timeout=settings.ping_timeout or None,
-        lifespan="on", access_log=False, **ssl,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
+                **uvicorn_options(settings))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -34,13 +34,14 @@ class RunningServer:
     core: Any
     api: httpx.AsyncClient
     database_url: str
+    tls: bool = False
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def ws_url(self, station_id: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp/{station_id}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ocpp/{station_id}"
 
 
 @asynccontextmanager
@@ -85,6 +86,7 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
 
     from csms.app import create_app
     from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
+    from csms.server import uvicorn_options
     from csms.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path, **overrides)
@@ -98,20 +100,18 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
     await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
     app = create_app(settings, manage_database=False)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets",
-                            ws_max_size=16 * 1024 * 1024, lifespan="on",
-                            ws_ping_interval=settings.ping_interval or None,
-                            ws_ping_timeout=settings.ping_timeout or None)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1",
-                            headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    tls = bool(settings.tls_cert)
+    api = httpx.AsyncClient(base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/v1",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=False)
     try:
-        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url)
+        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url, tls)
     finally:
         await api.aclose()
         server.should_exit = True

@@ -105,6 +105,7 @@ class SessionService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.active: dict[tuple[str, str], ActiveSession] = {}
+        self._by_evse: dict[tuple[str, int], ActiveSession] = {}
 
     async def start(self) -> None:
         """Load running sessions: a session survives a restart of the server."""
@@ -125,15 +126,18 @@ class SessionService:
 
     def _cache(self, s: ActiveSession) -> None:
         self.active[(s.station_id, s.transaction_id)] = s
+        self._by_evse[(s.station_id, s.evse_id)] = s
+
+    def _uncache(self, s: ActiveSession) -> None:
+        self.active.pop((s.station_id, s.transaction_id), None)
+        if self._by_evse.get((s.station_id, s.evse_id)) is s:
+            del self._by_evse[(s.station_id, s.evse_id)]
 
     def find(self, station_id: str, transaction_id: str) -> ActiveSession | None:
         return self.active.get((station_id, transaction_id))
 
     def on_evse(self, station_id: str, evse_id: int) -> ActiveSession | None:
-        for s in self.active.values():
-            if s.station_id == station_id and s.evse_id == evse_id:
-                return s
-        return None
+        return self._by_evse.get((station_id, evse_id))
 
     def for_station(self, station_id: str) -> list[ActiveSession]:
         return [s for s in self.active.values() if s.station_id == station_id]
@@ -211,8 +215,6 @@ class SessionService:
                            samples: list[Sample], seq_no: int | None = None) -> None:
         """Store samples (batched, committed before returning) and update the live session."""
         session = self.find(state.station_id, transaction_id) if transaction_id else None
-        if session is None and transaction_id is None and evse_id:
-            session = None  # samples outside a transaction stay unattached
         writer = self.core.writer
         sid = session.id if session else None
         tx = transaction_id or ""
@@ -260,7 +262,7 @@ class SessionService:
             flags = _flags(row["flags"] if row else [])
             values[ChargingSession.flags] = flags + [f for f in extra_flags if f not in flags]
         await ChargingSession.update(values).where(ChargingSession.id == s.id)
-        self.active.pop((s.station_id, s.transaction_id), None)
+        self._uncache(s)
         self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
                                                 energy_wh=s.energy_wh, stop_reason=reason))
 
@@ -337,8 +339,10 @@ class SessionService:
                                           ChargingSession.driver: auth.driver_id if auth else None}).where(
                 ChargingSession.id == session.id)
         if evse_id and not session.evse_id:
+            self._uncache(session)
             session.evse_id = evse_id
             session.connector_id = connector_id or 1
+            self._cache(session)
             await ChargingSession.update({ChargingSession.evse_id: evse_id,
                                           ChargingSession.connector_id: session.connector_id}).where(
                 ChargingSession.id == session.id)

@@ -64,7 +64,10 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
             for f in filters:
                 if f in request.query_params:
                     col = getattr(table, f)
-                    value: Any = request.query_params[f]
+                    try:
+                        value: Any = col.value_type(request.query_params[f])
+                    except (TypeError, ValueError):
+                        raise ValidationException(f"{f} must be a {col.value_type.__name__}") from None
                     query = query.where(col == value)
                     count = count.where(col == value)
             rows = await query.order_by(getattr(table, order_by)).limit(limit).offset(offset)

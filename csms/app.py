@@ -1,5 +1,5 @@
 """The application factory: one Litestar app with the OCPP endpoint, the REST API, the OpenAPI
-document, the landing page, static assets and whatever plugins add."""
+document, the operator admin, static assets and whatever plugins add."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from litestar import Litestar, Router, get
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from csms import __version__
+from csms.admin import AdminPlugin
 from csms.api.crud import crud_controller
+from csms.api.smart_charging import SmartChargingController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
-from csms.plugins import call_sync, load_plugins, pm
+from csms.plugins import call_sync, load_plugins, run_each
 from csms.settings import Settings, get_settings
 
 log = logging.getLogger("csms")
@@ -43,17 +44,6 @@ async def health() -> dict[str, Any]:
             "active_sessions": len(core.sessions.active)}
 
 
-@get("/", include_in_schema=False, name="landing")
-async def landing() -> Template:
-    from csms.core.runtime import get_core
-
-    core = get_core()
-    return Template("landing.html", context={
-        "version": __version__, "connected": len(core.connections), "active_sessions": len(core.sessions.active),
-        "ocpp_url": "/ocpp/{station_id}",
-    })
-
-
 def template_engine() -> JinjaTemplateEngine:
     dirs = [Path(d) for d in call_sync("template_dirs")] + [TEMPLATE_DIR]
     env = Environment(loader=ChoiceLoader([FileSystemLoader(str(d)) for d in dirs]), autoescape=True)
@@ -69,6 +59,7 @@ def api_router() -> Router:
         crud_controller(Driver, "/drivers", filters=("kind", "organization"), order_by="name"),
         crud_controller(Site, "/sites", filters=("organization",), order_by="name"),
         crud_controller(Hub, "/hubs", filters=("site",), order_by="name"),
+        SmartChargingController,
     ])
 
 
@@ -88,17 +79,11 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         core = Core(settings)
         await core.start()
         app.state.core = core
-        for result in pm.hook.startup(app=app, settings=settings):
-            from csms.plugins import await_me_maybe
-
-            await await_me_maybe(result)
+        await run_each("startup", app=app, settings=settings)
         try:
             yield
         finally:
-            for result in pm.hook.shutdown(app=app):
-                from csms.plugins import await_me_maybe
-
-                await await_me_maybe(result)
+            await run_each("shutdown", app=app)
             await core.stop()
             if manage_database:
                 await close_engine()
@@ -106,7 +91,6 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     handlers: list[Any] = [
         ocpp_endpoint,
         health,
-        landing,
         api_router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         *call_sync("register_routes", settings=settings),
@@ -121,5 +105,6 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             description="REST API of the CSMS. Authenticate with `Authorization: Bearer <API key>` "
                         "(create one with `csms apikey create --name NAME`).",
         ),
+        plugins=[AdminPlugin(settings)],
         debug=False,
     )

@@ -94,6 +94,9 @@ async def close_engine() -> None:
         await conf.DB.close_connection_pool()
 
 
+# The event loop waits at most this long for SQLite's write lock (transient contention with
+# readers opening connections resolves in microseconds); longer waits move to a thread.
+_FAST_LOCK_WAIT = 0.02
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -124,15 +127,23 @@ class BatchWriter:
         self._closing = False
         self._is_pg = isinstance(engine, PostgresEngine)
         self._pg_sql: dict[str, str] = {}
+        self._slow: Any = None
         self.batches = 0
+        self.slow_batches = 0
         self.rows = 0
 
     async def start(self) -> None:
         if not self._is_pg:
-            import aiosqlite
-
-            self._conn = await aiosqlite.connect(self._engine.path, timeout=60, isolation_level=None)
-            await self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Two connections to the same file: the fast path writes in the event loop thread (a
+            # batch is a millisecond of C code; a thread hop per statement costs far more under
+            # load) and waits at most _FAST_LOCK_WAIT for the lock; when another writer holds it
+            # longer, the batch goes to a worker thread that may wait.
+            self._conn = sqlite3.connect(self._engine.path, isolation_level=None, timeout=_FAST_LOCK_WAIT,
+                                         check_same_thread=False)
+            self._slow = sqlite3.connect(self._engine.path, isolation_level=None, timeout=60,
+                                         check_same_thread=False)
+            for conn in (self._conn, self._slow):
+                conn.execute("PRAGMA synchronous=NORMAL")
         self._task = asyncio.create_task(self._run(), name="csms-batch-writer")
 
     async def close(self) -> None:
@@ -141,7 +152,8 @@ class BatchWriter:
         if self._task:
             await self._task
         if self._conn is not None:
-            await self._conn.close()
+            self._conn.close()
+            self._slow.close()
 
     def add(self, sql: str, params: Sequence[Any], *, wait: bool = False) -> asyncio.Future[None] | None:
         self._queue.append((sql, params))
@@ -197,15 +209,26 @@ class BatchWriter:
                         pg_sql = self._pg_sql.get(sql) or self._pg_sql.setdefault(sql, _to_postgres(sql))
                         await conn.executemany(pg_sql, grouped[sql])
         else:
-            conn = self._conn
-            await conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql in order:
-                    await conn.executemany(sql, grouped[sql])
-                await conn.execute("COMMIT")
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # a long write elsewhere: wait in a thread, not the loop
+                self.slow_batches += 1
+                await asyncio.to_thread(self._write_sqlite, self._slow, order, grouped, True)
+            else:
+                self._write_sqlite(self._conn, order, grouped, False)
+
+    @staticmethod
+    def _write_sqlite(conn: sqlite3.Connection, order: list[str], grouped: dict[str, list[Sequence[Any]]],
+                      begin: bool) -> None:
+        if begin:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in order:
+                conn.executemany(sql, grouped[sql])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def database_name(url: str) -> str:

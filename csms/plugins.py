@@ -27,6 +27,7 @@ hookimpl = pluggy.HookimplMarker("csms")
 DEFAULT_PLUGINS = (
     "csms.core.default_authorization",
     "csms.core.default_authorization:reject_unknown",
+    "csms.admin.nav",
 )
 
 pm = pluggy.PluginManager("csms")
@@ -126,6 +127,15 @@ async def all_answers(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         elif res is not None:
             out.append((impl.plugin_name, res))
     return out
+
+
+async def run_each(hook_name: str, **kwargs: Any) -> None:
+    """Call every implementation in order, awaiting each; a failing one is logged and skipped."""
+    for impl in hook_impls(hook_name):
+        try:
+            await await_me_maybe(call_impl(impl, kwargs))
+        except Exception:
+            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
 
 
 def call_sync(hook_name: str, **kwargs: Any) -> list[Any]:

@@ -7,14 +7,23 @@
 // one outstanding CSMS call at a time) and a few semantic ones (boot/authorize Accepted, clock).
 //
 //   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1
-//        [--password P] [--token TAG] [--linger SECONDS] [--bad] [--trace]
+//        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace]
+//        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder]
+//
+// Modes: the default walk (boot, StatusNotification, Heartbeat, Authorize, start, MeterValues
+// (one sample in kWh), stop, DataTransfer), then --linger answering the CSMS's calls (remote
+// start/stop really start/stop a transaction, Reset really reconnects and boots again, GetBaseReport
+// sends NotifyReport, TriggerMessage sends the message). --bad sends broken frames and checks the
+// CALLERROR each one gets; --edge sends valid but unusual traffic and checks it gets CALLRESULTs.
+// --allow-pending: a Pending boot is retried after its interval or when the CSMS triggers it.
 //
 // It prints one JSON object per line on stdout:
 //   {"event":"answer","action":A,"params":{...},"payload":{...}}  the CSMS answered our call A
 //   {"event":"call","action":A,"id":ID,"params":{...}}           the CSMS called us
 //   {"event":"reply","action":A,"id":ID,"payload":{...}}          what we answered
 //   {"event":"error","kind":K,...}                                a violation (makes the exit code 1)
-//   {"event":"booted"|"walk_done"|"tx_started"|"tx_stopped"|"rebooted"|"status"|"lingering"|"exit",...}
+//   {"event":"boot"|"walk_done"|"tx_started"|"tx_stopped"|"triggered"|"rebooted"|"status"|"report_sent"|
+//            "lingering"|"bad_case"|"edge_case"|"edge_done"|"exit",...}
 // While lingering it reads stdin: a line "quit" ends the linger early (open transactions are
 // stopped first). Exit code: 0 clean, 1 any violation, 2 bad usage or no connection.
 
@@ -23,14 +32,14 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const require = createRequire(import.meta.url);
-const { RPCClient, createRPCError } = require('ocpp-rpc');
+const { RPCClient, createRPCError, createValidator } = require('ocpp-rpc');
 
 // ---------------------------------------------------------------------------------------------
 // arguments
 
 function parseArgs(argv) {
     const out = { linger: 0, token: 'STRICT-TAG-1', bad: false, trace: false, vendor: 'org.csms.strict',
-                  meterStart: 12345, samples: 3 };
+                  meterStart: 12345, samples: 3, callTimeout: 30 };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const next = () => {
@@ -47,6 +56,9 @@ function parseArgs(argv) {
             case '--samples': out.samples = Number(next()); break;
             case '--meter-start': out.meterStart = Number(next()); break;
             case '--bad': out.bad = true; break;
+            case '--allow-pending': out.allowPending = true; break;
+            case '--call-timeout': out.callTimeout = Number(next()); break;
+            case '--edge': out.edge = next(); break;
             case '--trace': out.trace = true; break;
             case '-h': case '--help': usage(); break;
             default: usage(`unknown argument ${a}`);
@@ -61,7 +73,8 @@ function parseArgs(argv) {
 function usage(msg) {
     if (msg) process.stderr.write(`strict_station: ${msg}\n`);
     process.stderr.write('usage: strict_station.mjs --url ws://HOST:PORT/ocpp --id STATION '
-        + '--protocol ocpp1.6|ocpp2.0.1 [--password P] [--token TAG] [--linger S] [--bad] [--trace]\n');
+        + '--protocol ocpp1.6|ocpp2.0.1 [--password P] [--token TAG] [--linger S] [--allow-pending] [--trace] '
+        + '[--bad | --edge basic|txid-reuse|late-ended|seq-reorder]\n');
     process.exit(2);
 }
 
@@ -171,14 +184,52 @@ function findVariable(component, variable) {
 // ---------------------------------------------------------------------------------------------
 // the client
 
+// The official schemas ocpp-rpc ships, with an RFC 3339 date-time: ajv-formats 2.x (ocpp-rpc's
+// dependency) lets a date-time without a time zone through, and a space instead of the 'T'; both
+// OCPP versions require RFC 3339 date-times (with a time zone).
+const RFC3339 = /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/;
+function rfc3339(str) {
+    const m = RFC3339.exec(str);
+    if (!m) return false;
+    const [, y, mo, d, h, mi, sec] = m.map(Number);
+    const day = new Date(Date.UTC(y, mo - 1, d));
+    return day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d
+        && h <= 23 && mi <= 59 && sec <= 60;
+}
+
+function strictValidator(protocol) {
+    const file = protocol === 'ocpp1.6' ? 'ocpp1_6.json' : 'ocpp2_0_1.json';
+    const validator = createValidator(protocol, require(`ocpp-rpc/lib/schemas/${file}`));
+    if (typeof validator._ajv?.addFormat !== 'function') {
+        throw new Error('ocpp-rpc internals changed: cannot tighten the date-time format');
+    }
+    validator._ajv.addFormat('date-time', { type: 'string', validate: rfc3339 });
+    return validator;
+}
+
+// The project's contract (DESIGN.md): the CSMS emits timestamps as YYYY-MM-DDTHH:MM:SS.mmmZ.
+const DESIGN_TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const LOOKS_LIKE_TS = /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d/;
+function timestampsNotInDesignForm(value, path = '', out = []) {
+    if (typeof value === 'string') {
+        if (LOOKS_LIKE_TS.test(value) && !DESIGN_TS.test(value)) out.push({ path, value });
+    } else if (Array.isArray(value)) {
+        value.forEach((v, i) => timestampsNotInDesignForm(v, `${path}/${i}`, out));
+    } else if (value && typeof value === 'object') {
+        for (const [k, v] of Object.entries(value)) timestampsNotInDesignForm(v, `${path}/${k}`, out);
+    }
+    return out;
+}
+
 const client = new RPCClient({
     endpoint: args.url,
     identity: args.id,
     protocols: [args.protocol],
     strictMode: true,              // validate everything in and out against the OCPP schemas
+    strictModeValidators: [strictValidator(args.protocol)],
     password: args.password ?? null,
     reconnect: false,              // a dropped connection is a finding, not something to hide
-    callTimeoutMs: 30000,
+    callTimeoutMs: args.callTimeout * 1000,
     respondWithDetailedErrors: true,
 });
 
@@ -216,6 +267,12 @@ client.on('message', ({ message, outbound }) => {
     let msg;
     try { msg = JSON.parse(String(message)); } catch { return; }   // badMessage reports it
     if (!Array.isArray(msg)) return;
+    const body = msg[0] === 2 ? msg[3] : msg[0] === 3 ? msg[2] : undefined;
+    const odd = body === undefined ? [] : timestampsNotInDesignForm(body);
+    if (odd.length) {
+        violation('timestamp_form', { frame: msg, timestamps: odd,
+                                      note: 'DESIGN.md: timestamps are emitted as YYYY-MM-DDTHH:MM:SS.mmmZ' });
+    }
     if (msg[0] === 2 && typeof msg[1] === 'string') {
         if (serverCallIds.has(msg[1])) {
             violation('duplicate_message_id', { messageId: msg[1], action: msg[2] });
@@ -351,10 +408,30 @@ async function boot(reason = 'PowerUp') {
                                        firmwareVersion: '1.0.0', modem: { iccid: '8931000000000000001', imsi: '204080000000001' } } };
     const answer = await call('BootNotification', params);
     checkClock('BootNotification', answer.currentTime);
-    expect(answer.status === 'Accepted', 'boot_not_accepted', { answer });
-    expect(answer.interval > 0, 'boot_interval', { answer, note: 'an Accepted boot should give a heartbeat interval > 0' });
+    if (!(args.allowPending && answer.status === 'Pending')) {
+        expect(answer.status === 'Accepted', 'boot_not_accepted', { answer });
+    }
+    expect(answer.status !== 'Accepted' || answer.interval > 0, 'boot_interval',
+           { answer, note: 'an Accepted boot should give a heartbeat interval > 0' });
     station.booted = answer.status === 'Accepted';
+    emit({ event: 'boot', status: answer.status, interval: answer.interval });
     return answer;
+}
+
+// Boot until Accepted: a Pending station retries after the interval it was given, or at once
+// when the CSMS triggers a BootNotification (sending nothing else meanwhile, as the spec says).
+let bootTrigger = null;
+async function bootUntilAccepted(reason) {
+    for (;;) {
+        const answer = await boot(reason);
+        if (answer.status === 'Accepted') return answer;
+        if (answer.status !== 'Pending' || !args.allowPending) throw new Error(`boot ${answer.status}`);
+        await new Promise((resolve) => {
+            const t = setTimeout(resolve, Math.max(1, answer.interval || 10) * 1000);
+            bootTrigger = () => { clearTimeout(t); bootTrigger = null; resolve(); };
+        });
+        if (!V16) reason = 'Triggered';
+    }
 }
 
 async function heartbeat() {
@@ -564,7 +641,7 @@ function registerHandlers() {
     handle('DataTransfer', async (p) => {
         if (p.vendorId !== args.vendor) return { status: 'UnknownVendorId' };
         if (p.messageId && p.messageId !== 'echo') return { status: 'UnknownMessageId' };
-        return { status: 'Accepted', data: p.data ?? null };
+        return p.data === undefined ? { status: 'Accepted' } : { status: 'Accepted', data: p.data };
     });
 
     handle('SetChargingProfile', async (p) => {
@@ -623,7 +700,10 @@ function registerHandlers() {
         const evseId = V16 ? p.connectorId : p.evse?.id;
         if (evseId != null && evseId !== 0 && !station.evses[evseId]) return { status: 'Rejected' };
         const actions = {
-            BootNotification: () => boot(V16 ? undefined : 'Triggered'),
+            BootNotification: async () => {
+                if (bootTrigger) bootTrigger();          // a Pending station: the boot loop re-boots
+                else await boot(V16 ? undefined : 'Triggered');
+            },
             Heartbeat: () => heartbeat(),
             StatusNotification: async () => {
                 if (evseId) await statusNotification(evseId, station.evses[evseId].status);
@@ -648,6 +728,8 @@ function registerHandlers() {
         }
         const run = actions[what];
         if (!run) return { status: 'NotImplemented' };
+        // OCPP 2.0.1 F06.FR.17: a station already Accepted rejects a triggered BootNotification.
+        if (!V16 && what === 'BootNotification' && station.booted && !bootTrigger) return { status: 'Rejected' };
         ctx.then(async () => { await run(); emit({ event: 'triggered', message: what }); });
         return { status: 'Accepted' };
     });
@@ -804,7 +886,7 @@ function registerHandlers() {
 // the scripted walk
 
 async function walk() {
-    await boot();
+    await bootUntilAccepted('PowerUp');
     await allStatuses();
     await heartbeat();
     const status = await authorize(args.token);
@@ -924,6 +1006,227 @@ async function badMode() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// --edge: valid but unusual traffic a real station sends (replays after reconnects, unknown
+// transactions, offsets in timestamps, new connectors, offline transactions). A CSMS must answer
+// every one with a CALLRESULT (a CALLERROR makes a station retry forever) and stay consistent.
+
+function isoWithOffset(date, offsetMinutes) {
+    const local = new Date(date.getTime() + offsetMinutes * 60000);
+    const sign = offsetMinutes >= 0 ? '+' : '-';
+    const abs = Math.abs(offsetMinutes);
+    const hh = String(Math.floor(abs / 60)).padStart(2, '0');
+    const mm = String(abs % 60).padStart(2, '0');
+    return local.toISOString().slice(0, 19) + `${sign}${hh}:${mm}`;    // no fraction, with offset
+}
+
+async function edgeCall(name, action, params, check) {
+    let answer;
+    try {
+        answer = await client.call(action, params);
+    } catch (err) {
+        const result = { name, action, params, ok: false, error: errInfo(err) };
+        emit({ event: 'edge_case', ...result });
+        violation('edge_callerror', { name, action, params, error: errInfo(err),
+                                      note: 'a valid message must get a CALLRESULT' });
+        return null;
+    }
+    const problem = check ? check(answer) : null;
+    emit({ event: 'edge_case', name, action, params, answer, ok: !problem, ...(problem ? { problem } : {}) });
+    if (problem) violation('edge_answer', { name, action, params, answer, problem });
+    return answer;
+}
+
+const notAccepted = (status) => (status === 'Accepted' ? 'an unknown token was Accepted' : null);
+const UNKNOWN_TAG = 'EDGE-UNKNOWN-0001';
+
+function edgeTimes() {
+    const started = new Date(Date.now() - 3600e3);   // an hour ago, sent with a +02:00 offset
+    started.setUTCMilliseconds(0);
+    const stopped = new Date(Date.now() - 1800e3);   // half an hour ago, sent with a -05:30 offset
+    stopped.setUTCMilliseconds(0);
+    return { started, stopped, startTs: isoWithOffset(started, 120), stopTs: isoWithOffset(stopped, -330) };
+}
+
+const mv201 = (ts, wh, context) => [{ timestamp: ts, sampledValue: [
+    { value: wh, measurand: 'Energy.Active.Import.Register', context, unitOfMeasure: { unit: 'Wh' } }] }];
+
+// basic: every message gets a CALLRESULT; replays are idempotent; offsets in timestamps are honoured.
+async function edgeBasic16() {
+    const { started, stopped, startTs, stopTs } = edgeTimes();
+    const summary = { startedAt: started.toISOString(), stoppedAt: stopped.toISOString(), meterStart: 1000, meterStop: 1500 };
+    await edgeCall('authorize_unknown', 'Authorize', { idTag: UNKNOWN_TAG }, (a) => notAccepted(a.idTagInfo.status));
+    await edgeCall('authorize_max_length', 'Authorize', { idTag: args.token.padEnd(20, 'X').slice(0, 20) });
+    const startParams = { connectorId: 1, idTag: args.token, meterStart: 1000, timestamp: startTs };
+    const a1 = await edgeCall('start_offset_timestamp', 'StartTransaction', startParams,
+        (a) => (a.idTagInfo.status === 'Accepted' ? null : `idTagInfo ${a.idTagInfo.status}`));
+    await edgeCall('start_replay', 'StartTransaction', startParams,
+        (a) => (a1 && a.transactionId !== a1.transactionId
+            ? `a replayed StartTransaction got transactionId ${a.transactionId}, the first ${a1.transactionId}` : null));
+    summary.transactionId = a1?.transactionId;
+    await edgeCall('status_charging', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Charging', timestamp: startTs });
+    await edgeCall('meter_values_signed', 'MeterValues', { connectorId: 1, transactionId: a1?.transactionId, meterValue: [
+        { timestamp: startTs, sampledValue: [
+            { value: '1200', measurand: 'Energy.Active.Import.Register', unit: 'Wh', context: 'Sample.Periodic' },
+            { value: 'AQIDBAUGBwgJ', format: 'SignedData', measurand: 'Energy.Active.Import.Register', context: 'Sample.Periodic' }] }] });
+    await edgeCall('meter_values_unknown_tx', 'MeterValues', { connectorId: 1, transactionId: 987654, meterValue: [
+        { timestamp: now(), sampledValue: [{ value: '5', measurand: 'Energy.Active.Import.Register', unit: 'Wh' }] }] });
+    await edgeCall('meter_values_main_meter', 'MeterValues', { connectorId: 0, meterValue: [
+        { timestamp: now(), sampledValue: [{ value: '777000', measurand: 'Energy.Active.Import.Register', unit: 'Wh', location: 'Inlet' }] }] });
+    await edgeCall('status_new_connector', 'StatusNotification', { connectorId: 2, errorCode: 'NoError', status: 'Available' });
+    await edgeCall('status_faulted', 'StatusNotification', { connectorId: 2, errorCode: 'GroundFailure', status: 'Faulted',
+                                                             info: 'edge', vendorErrorCode: 'E42', vendorId: args.vendor, timestamp: now() });
+    const stopParams = { transactionId: a1?.transactionId ?? 1, meterStop: 1500, timestamp: stopTs, idTag: args.token, reason: 'EVDisconnected' };
+    await edgeCall('stop_offset_timestamp', 'StopTransaction', stopParams);
+    await edgeCall('stop_replay', 'StopTransaction', stopParams);
+    await edgeCall('stop_unknown_transaction', 'StopTransaction', { transactionId: 876543, meterStop: 10, timestamp: now(), reason: 'PowerLoss' });
+    const u = await edgeCall('start_unknown_tag', 'StartTransaction', { connectorId: 1, idTag: UNKNOWN_TAG, meterStart: 1500, timestamp: now() },
+        (a) => notAccepted(a.idTagInfo.status));
+    summary.unknownTransactionId = u?.transactionId;
+    if (u) await edgeCall('stop_deauthorized', 'StopTransaction', { transactionId: u.transactionId, meterStop: 1500, timestamp: now(), reason: 'DeAuthorized' });
+    await edgeCall('firmware_status', 'FirmwareStatusNotification', { status: 'Idle' });
+    await edgeCall('diagnostics_status', 'DiagnosticsStatusNotification', { status: 'Idle' });
+    await edgeCall('data_transfer_no_message_id', 'DataTransfer', { vendorId: 'com.example.unknown' });
+    return summary;
+}
+
+async function edgeBasic201() {
+    const { started, stopped, startTs, stopTs } = edgeTimes();
+    const txId = `EDGE-${args.id}`.slice(0, 36);
+    const summary = { startedAt: started.toISOString(), stoppedAt: stopped.toISOString(), meterStart: 1000, meterStop: 1500,
+                      transactionId: txId };
+    const token = { idToken: args.token, type: 'ISO14443' };
+    await edgeCall('authorize_unknown', 'Authorize', { idToken: { idToken: UNKNOWN_TAG, type: 'ISO14443' } },
+        (a) => notAccepted(a.idTokenInfo.status));
+    const startEv = { eventType: 'Started', timestamp: startTs, triggerReason: 'Authorized', seqNo: 0, offline: true,
+                      transactionInfo: { transactionId: txId, chargingState: 'Charging' }, idToken: token,
+                      evse: { id: 1, connectorId: 1 }, meterValue: mv201(startTs, 1000, 'Transaction.Begin') };
+    await edgeCall('started_offline_offset_timestamp', 'TransactionEvent', startEv,
+        (a) => (a.idTokenInfo && a.idTokenInfo.status !== 'Accepted' ? `idTokenInfo ${a.idTokenInfo.status}` : null));
+    await edgeCall('started_replay', 'TransactionEvent', startEv);
+    await edgeCall('updated_seq1', 'TransactionEvent', { eventType: 'Updated', timestamp: startTs, triggerReason: 'MeterValuePeriodic',
+        seqNo: 1, offline: true, transactionInfo: { transactionId: txId }, meterValue: mv201(startTs, 1200, 'Sample.Periodic') });
+    await edgeCall('updated_seq2', 'TransactionEvent', { eventType: 'Updated', timestamp: startTs, triggerReason: 'MeterValuePeriodic',
+        seqNo: 2, offline: true, transactionInfo: { transactionId: txId }, meterValue: mv201(startTs, 1300, 'Sample.Periodic') });
+    await edgeCall('updated_seq2_replay', 'TransactionEvent', { eventType: 'Updated', timestamp: startTs, triggerReason: 'MeterValuePeriodic',
+        seqNo: 2, offline: true, transactionInfo: { transactionId: txId }, meterValue: mv201(startTs, 1300, 'Sample.Periodic') });
+    await edgeCall('updated_unknown_transaction', 'TransactionEvent', { eventType: 'Updated', timestamp: now(), triggerReason: 'MeterValuePeriodic',
+        seqNo: 5, transactionInfo: { transactionId: 'EDGE-NEVER-STARTED' }, evse: { id: 2, connectorId: 1 }, meterValue: mv201(now(), 42, 'Sample.Periodic') });
+    const endEv = { eventType: 'Ended', timestamp: stopTs, triggerReason: 'EVCommunicationLost', seqNo: 3, offline: true,
+                    transactionInfo: { transactionId: txId, chargingState: 'Idle', stoppedReason: 'EVDisconnected' },
+                    meterValue: mv201(stopTs, 1500, 'Transaction.End') };
+    await edgeCall('ended_offline_offset_timestamp', 'TransactionEvent', endEv);
+    await edgeCall('ended_replay', 'TransactionEvent', endEv);
+    await edgeCall('ended_unknown_transaction', 'TransactionEvent', { eventType: 'Ended', timestamp: now(), triggerReason: 'EVDeparted',
+        seqNo: 9, transactionInfo: { transactionId: 'EDGE-NEVER-SEEN', stoppedReason: 'EVDisconnected' } });
+    const unknownTx = `EDGE-U-${args.id}`.slice(0, 36);
+    summary.unknownTransactionId = unknownTx;
+    await edgeCall('started_unknown_token', 'TransactionEvent', { eventType: 'Started', timestamp: now(), triggerReason: 'Authorized', seqNo: 0,
+        transactionInfo: { transactionId: unknownTx }, idToken: { idToken: UNKNOWN_TAG, type: 'ISO14443' }, evse: { id: 1, connectorId: 1 } },
+        (a) => (a.idTokenInfo ? notAccepted(a.idTokenInfo.status) : 'no idTokenInfo for a Started with an idToken'));
+    await edgeCall('ended_deauthorized', 'TransactionEvent', { eventType: 'Ended', timestamp: now(), triggerReason: 'Deauthorized', seqNo: 1,
+        transactionInfo: { transactionId: unknownTx, stoppedReason: 'DeAuthorized' } });
+    await edgeCall('status_new_evse', 'StatusNotification', { timestamp: now(), connectorStatus: 'Available', evseId: 2, connectorId: 1 });
+    await edgeCall('meter_values_main_meter', 'MeterValues', { evseId: 0, meterValue: [{ timestamp: now(), sampledValue: [
+        { value: 777000, measurand: 'Energy.Active.Import.Register', location: 'Inlet', unitOfMeasure: { unit: 'Wh' } }] }] });
+    await edgeCall('notify_event', 'NotifyEvent', { generatedAt: now(), seqNo: 0, eventData: [{
+        eventId: 1, timestamp: now(), trigger: 'Delta', actualValue: 'Faulted', eventNotificationType: 'HardWiredNotification',
+        component: { name: 'Connector', evse: { id: 1, connectorId: 1 } }, variable: { name: 'AvailabilityState' } }] });
+    await edgeCall('security_event', 'SecurityEventNotification', { type: 'StartupOfTheDevice', timestamp: now(), techInfo: 'edge' });
+    await edgeCall('firmware_status', 'FirmwareStatusNotification', { status: 'Idle' });
+    await edgeCall('log_status', 'LogStatusNotification', { status: 'Idle' });
+    await edgeCall('data_transfer_no_message_id', 'DataTransfer', { vendorId: 'com.example.unknown' });
+    return summary;
+}
+
+// txid-reuse (1.6): the station reports a transaction the CSMS never allocated (started under
+// another CSMS, or before the CSMS's database was restored from a backup) whose id happens to be
+// the next one the CSMS allocates. The CSMS must not hand that id out again to this station.
+async function edgeTxIdReuse16() {
+    const first = await edgeCall('start_first', 'StartTransaction', { connectorId: 1, idTag: args.token, meterStart: 100, timestamp: now() });
+    if (!first) return {};
+    await edgeCall('stop_first', 'StopTransaction', { transactionId: first.transactionId, meterStop: 200, timestamp: now(), reason: 'Local' });
+    const used = new Set([first.transactionId]);
+    const ahead = first.transactionId + 2;   // the stop below takes one id, the next start the one after
+    used.add(ahead);
+    await edgeCall('stop_foreign_transaction', 'StopTransaction', { transactionId: ahead, meterStop: 20, timestamp: now(), reason: 'PowerLoss' });
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+        const n = await edgeCall(`start_${i}`, 'StartTransaction', { connectorId: 1, idTag: args.token, meterStart: 2000 + i, timestamp: now() },
+            (a) => (used.has(a.transactionId)
+                ? `transactionId ${a.transactionId} is already taken by this station's transactions ${[...used].join(', ')}` : null));
+        if (!n) break;
+        used.add(n.transactionId);
+        ids.push(n.transactionId);
+        await edgeCall(`stop_${i}`, 'StopTransaction', { transactionId: n.transactionId, meterStop: 2100 + i, timestamp: now(), reason: 'Local' });
+    }
+    return { foreignTransactionId: ahead, transactionIds: ids };
+}
+
+// late-ended (2.0.1): the Ended of transaction A arrives after the Started of transaction B on the
+// same EVSE (A's Ended was retried after a failed delivery). The CSMS may close A when B starts,
+// but the station's own Ended (higher seqNo, its timestamp, meter and reason) must then win.
+async function edgeLateEnded201() {
+    const { started, stopped, startTs, stopTs } = edgeTimes();
+    const a = `LATE-A-${args.id}`.slice(0, 36);
+    const b = `LATE-B-${args.id}`.slice(0, 36);
+    const token = { idToken: args.token, type: 'ISO14443' };
+    await edgeCall('a_started', 'TransactionEvent', { eventType: 'Started', timestamp: startTs, triggerReason: 'Authorized', seqNo: 0,
+        transactionInfo: { transactionId: a, chargingState: 'Charging' }, idToken: token, evse: { id: 1, connectorId: 1 },
+        meterValue: mv201(startTs, 1000, 'Transaction.Begin') });
+    const bTs = now();
+    await edgeCall('b_started', 'TransactionEvent', { eventType: 'Started', timestamp: bTs, triggerReason: 'Authorized', seqNo: 0,
+        transactionInfo: { transactionId: b, chargingState: 'Charging' }, idToken: token, evse: { id: 1, connectorId: 1 },
+        meterValue: mv201(bTs, 1600, 'Transaction.Begin') });
+    await edgeCall('a_ended_late', 'TransactionEvent', { eventType: 'Ended', timestamp: stopTs, triggerReason: 'EVCommunicationLost', seqNo: 1,
+        transactionInfo: { transactionId: a, chargingState: 'Idle', stoppedReason: 'EVDisconnected' },
+        meterValue: mv201(stopTs, 1500, 'Transaction.End') });
+    await edgeCall('b_ended', 'TransactionEvent', { eventType: 'Ended', timestamp: now(), triggerReason: 'StopAuthorized', seqNo: 1,
+        transactionInfo: { transactionId: b, chargingState: 'Idle', stoppedReason: 'Local' }, idToken: token,
+        meterValue: mv201(now(), 1700, 'Transaction.End') });
+    return { a, b, aStartedAt: started.toISOString(), aStoppedAt: stopped.toISOString(), aMeterStart: 1000, aMeterStop: 1500,
+             bMeterStart: 1600, bMeterStop: 1700 };
+}
+
+// seq-reorder (2.0.1): seqNo 2 arrives before seqNo 1 (seqNo 1 was retried). Neither is a
+// duplicate: the meter values of both must be stored.
+async function edgeSeqReorder201() {
+    const tx = `REORDER-${args.id}`.slice(0, 36);
+    const token = { idToken: args.token, type: 'ISO14443' };
+    const t0 = now();
+    await edgeCall('started', 'TransactionEvent', { eventType: 'Started', timestamp: t0, triggerReason: 'Authorized', seqNo: 0,
+        transactionInfo: { transactionId: tx, chargingState: 'Charging' }, idToken: token, evse: { id: 1, connectorId: 1 },
+        meterValue: mv201(t0, 1000, 'Transaction.Begin') });
+    await edgeCall('updated_seq2', 'TransactionEvent', { eventType: 'Updated', timestamp: now(), triggerReason: 'MeterValuePeriodic', seqNo: 2,
+        transactionInfo: { transactionId: tx }, meterValue: mv201(now(), 1300, 'Sample.Periodic') });
+    await edgeCall('updated_seq1_late', 'TransactionEvent', { eventType: 'Updated', timestamp: now(), triggerReason: 'MeterValuePeriodic', seqNo: 1,
+        transactionInfo: { transactionId: tx }, meterValue: mv201(now(), 1200, 'Sample.Periodic') });
+    await edgeCall('ended', 'TransactionEvent', { eventType: 'Ended', timestamp: now(), triggerReason: 'StopAuthorized', seqNo: 3,
+        transactionInfo: { transactionId: tx, stoppedReason: 'Local' }, idToken: token, meterValue: mv201(now(), 1400, 'Transaction.End') });
+    return { transactionId: tx, registers: [1000, 1200, 1300, 1400] };
+}
+
+const EDGE_SCENARIOS = {
+    basic: () => (V16 ? edgeBasic16() : edgeBasic201()),
+    'txid-reuse': () => (V16 ? edgeTxIdReuse16() : usage('--edge txid-reuse is an OCPP 1.6 scenario')),
+    'late-ended': () => (V16 ? usage('--edge late-ended is an OCPP 2.0.1 scenario') : edgeLateEnded201()),
+    'seq-reorder': () => (V16 ? usage('--edge seq-reorder is an OCPP 2.0.1 scenario') : edgeSeqReorder201()),
+};
+
+async function edgeMode() {
+    const scenario = EDGE_SCENARIOS[args.edge];
+    if (!scenario) usage(`--edge is one of ${Object.keys(EDGE_SCENARIOS).join(', ')}`);
+    await bootUntilAccepted('PowerUp');
+    await allStatuses();
+    await edgeCall('boot_again', 'BootNotification', V16
+        ? { chargePointVendor: 'StrictVendor', chargePointModel: 'ocpp-rpc-strict' }
+        : { reason: 'Unknown', chargingStation: { vendorName: 'StrictVendor', model: 'ocpp-rpc-strict' } },
+        (a) => (a.status === 'Accepted' ? null : `boot answered ${a.status}`));
+    const summary = await scenario();
+    await edgeCall('heartbeat', 'Heartbeat', {});
+    emit({ event: 'edge_done', scenario: args.edge, ...summary });
+}
+
+// ---------------------------------------------------------------------------------------------
 // linger: stay connected answering the CSMS until --linger seconds pass or "quit" on stdin
 
 async function linger() {
@@ -967,6 +1270,7 @@ async function main() {
     }
     try {
         if (args.bad) await badMode();
+        else if (args.edge) await edgeMode();
         else await walk();
         await linger();
         if (station.tx) await stopTransaction('Local');

@@ -229,10 +229,19 @@ class StationConnection(ChargePoint):
         ``asyncio.TimeoutError``. One outbound CALL at a time per connection, as OCPP-J requires.
         """
         validate(self.version, action, payload)
-        if action == "TriggerMessage":
-            self._triggered.add(payload.get("requestedMessage", ""))
-        elif action == "ExtendedTriggerMessage":
-            self._triggered.add(payload.get("requestedMessage", ""))
+        triggered = payload.get("requestedMessage", "") if action in ("TriggerMessage", "ExtendedTriggerMessage") else ""
+        if triggered:  # a Pending station may send what we asked for (once), even before the answer
+            self._triggered.add(triggered)
+        try:
+            response = await self._call(action, payload, timeout)
+        except BaseException:
+            self._triggered.discard(triggered)
+            raise
+        if triggered and response.get("status") != "Accepted":
+            self._triggered.discard(triggered)
+        return response
+
+    async def _call(self, action: str, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         async with self._call_lock:
             if self._closed:
                 raise ConnectionError("station disconnected")

@@ -76,7 +76,10 @@ class LocalBus:
         conn = self.connections.get(station_id)
         if conn is None:
             raise StationOffline(station_id)
-        return await conn.call(action, payload, timeout=timeout)
+        try:
+            return await conn.call(action, payload, timeout=timeout)
+        except ConnectionError:  # the socket went away while we waited
+            raise StationOffline(station_id) from None
 
 
 class CommandService:

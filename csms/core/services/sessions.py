@@ -68,6 +68,14 @@ class ActiveSession:
     last_seq_no: int = -1
     charging_state: str = ""
     current_a: dict[str, float] = field(default_factory=dict)
+    # 2.0.1 seqNos seen in this process; after a restart only last_seq_no is known, and
+    # anything at or below it counts as already stored
+    seen_seq: set[int] = field(default_factory=set)
+
+    def is_duplicate(self, seq_no: int) -> bool:
+        if self.seen_seq or self.last_seq_no < 0:
+            return seq_no in self.seen_seq
+        return seq_no <= self.last_seq_no
 
     def apply(self, samples: list[Sample]) -> bool:
         """Update live figures from samples; True when anything changed."""
@@ -79,8 +87,9 @@ class ActiveSession:
             if s.measurand == ENERGY_REGISTER and not s.phase:
                 if self.meter_start_wh is None:
                     self.meter_start_wh = s.value
-                self.meter_last_wh = s.value
-                self.energy_wh = max(0.0, s.value - self.meter_start_wh)
+                # the register only grows: a sample delivered late never lowers it
+                self.meter_last_wh = s.value if self.meter_last_wh is None else max(self.meter_last_wh, s.value)
+                self.energy_wh = max(0.0, self.meter_last_wh - self.meter_start_wh)
                 changed = True
             elif s.measurand == POWER:
                 if s.phase:
@@ -170,8 +179,8 @@ class SessionService:
             remote_start_id=remote_start_id, flags=flags or [],
         )
         await row.save()
-        if transaction_id is None:  # 1.6: the row id is the transaction id the CSMS allocates
-            row.transaction_id = str(row.id)
+        if transaction_id is None:  # 1.6: the CSMS allocates the transaction id
+            row.transaction_id = await self._allocate_16(state.pk, row.id)
             await ChargingSession.update({ChargingSession.transaction_id: row.transaction_id}).where(
                 ChargingSession.id == row.id
             )
@@ -186,20 +195,34 @@ class SessionService:
                                                 id_token=id_token))
         return session
 
+    @staticmethod
+    async def _allocate_16(station_pk: int, row_id: int) -> str:
+        """The row id, unless this station already used it (a stop for a transaction we never
+        saw stores the station's own id): then one past the highest id the station has."""
+        taken = ChargingSession.exists().where(
+            (ChargingSession.station == station_pk) & (ChargingSession.transaction_id == str(row_id))
+            & (ChargingSession.id != row_id))
+        if not await taken:
+            return str(row_id)
+        ids = await ChargingSession.select(ChargingSession.transaction_id).where(
+            ChargingSession.station == station_pk)
+        highest = max((int(r["transaction_id"]) for r in ids if r["transaction_id"].isdigit()), default=row_id)
+        return str(max(highest, row_id) + 1)
+
     async def start_16(self, state: StationState, *, connector_id: int, id_tag: str, meter_start_wh: float,
                        timestamp: datetime, reservation_id: int | None) -> tuple[int, AuthorizationResult]:
         """1.6 StartTransaction: returns the allocated transaction id and the tag's status.
 
         A replay (same connector, tag, start time and meter) gets the same transaction id.
         """
-        existing = await ChargingSession.select(ChargingSession.id).where(
+        existing = await ChargingSession.select(ChargingSession.transaction_id).where(
             (ChargingSession.station == state.pk) & (ChargingSession.connector_id == connector_id)
             & (ChargingSession.id_token == id_tag) & (ChargingSession.started_at == timestamp)
             & (ChargingSession.meter_start_wh == meter_start_wh)
         ).first()
         if existing is not None:
             auth = await self.core.auth.authorize(state.station_id, id_tag, "", evse_id=connector_id, purpose="start")
-            return existing["id"], auth
+            return int(existing["transaction_id"]), auth
         auth = await self._authorize_start(state.station_id, id_tag, "", connector_id)
         session = await self._create(
             state, transaction_id=None, evse_id=connector_id, connector_id=1 if connector_id else 0,
@@ -207,7 +230,7 @@ class SessionService:
             driver_id=auth.driver_id, reservation_id=reservation_id,
             flags=[] if auth.accepted else [f"start_not_authorized:{auth.status}"],
         )
-        return session.id, auth
+        return int(session.transaction_id), auth
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -291,6 +314,27 @@ class SessionService:
         await self._finish(session, stopped_at=timestamp, meter_stop_wh=meter_stop_wh, reason=reason or "Local")
         return auth
 
+    async def _late_end(self, state: StationState, row: dict[str, Any], *, timestamp: datetime, seq_no: int,
+                        reason: str, samples: list[Sample]) -> None:
+        """The station's own Ended for a session the CSMS closed when a new one began on its
+        EVSE: the station's account (stop time, meter, reason) replaces the CSMS's guess."""
+        writer = self.core.writer
+        for smp in samples:
+            writer.add(_INSERT_METER, (row["id"], state.station_id, row["evse_id"], row["transaction_id"],
+                                       smp.timestamp, smp.measurand, smp.phase, smp.unit, smp.context,
+                                       smp.location, smp.value))
+        await writer.flush()
+        stop = _last_energy(samples)
+        start = row["meter_start_wh"]
+        values: dict[Any, Any] = {ChargingSession.stopped_at: timestamp, ChargingSession.stop_reason: reason,
+                                  ChargingSession.last_seq_no: seq_no, ChargingSession.updated_at: utcnow(),
+                                  ChargingSession.flags: _flags(row["flags"]) + ["ended_late_by_station"]}
+        if stop is not None:
+            values[ChargingSession.meter_stop_wh] = stop
+            values[ChargingSession.meter_last_wh] = stop
+            values[ChargingSession.energy_wh] = max(0.0, stop - (start if start is not None else stop))
+        await ChargingSession.update(values).where(ChargingSession.id == row["id"])
+
     # -- 2.0.1 TransactionEvent ---------------------------------------------------------------
 
     async def transaction_event(self, state: StationState, *, event_type: str, transaction_id: str, seq_no: int,
@@ -306,11 +350,15 @@ class SessionService:
             row = await ChargingSession.select().where(
                 (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == transaction_id)
             ).first()
-            if row is not None:  # already ended: a replay of something we stored
+            if row is not None:  # already ended
                 if id_token:
                     auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
-                return auth
-        if session is not None and seq_no <= session.last_seq_no:
+                if event_type == "Ended" and seq_no > row["last_seq_no"] and \
+                        "superseded_by_new_transaction" in _flags(row["flags"]):
+                    await self._late_end(state, row, timestamp=timestamp, seq_no=seq_no,
+                                         reason=stopped_reason or trigger_reason, samples=samples)
+                return auth  # otherwise a replay of something already stored
+        if session is not None and session.is_duplicate(seq_no):
             if id_token:
                 auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
             return auth  # duplicate delivery
@@ -349,17 +397,21 @@ class SessionService:
         if charging_state:
             session.charging_state = charging_state
         session.last_seq_no = max(session.last_seq_no, seq_no)
+        session.seen_seq.add(seq_no)
         if event_type == "Ended":
             if samples:
                 await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples)
-            stop_meter = next((s.value for s in reversed(samples) if s.measurand == ENERGY_REGISTER and not s.phase),
-                              None)
+            stop_meter = _last_energy(samples)
             await self._finish(session, stopped_at=timestamp, meter_stop_wh=stop_meter,
                                reason=stopped_reason or trigger_reason or "Local")
         else:
             await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples,
                                     seq_no=seq_no)
         return auth
+
+
+def _last_energy(samples: list[Sample]) -> float | None:
+    return next((s.value for s in reversed(samples) if s.measurand == ENERGY_REGISTER and not s.phase), None)
 
 
 def _flags(value: Any) -> list[str]:

@@ -189,35 +189,43 @@ class Operations:
     async def update_firmware(self, station_id: str, *, location: str, retrieve_at: datetime,
                               signing_certificate: str | None = None, signature: str | None = None,
                               retries: int | None = None, by: str = "") -> dict[str, Any]:
+        """Returns ``request_id`` too (None for a plain 1.6 UpdateFirmware, which has none), to
+        match the station's later FirmwareStatusNotifications."""
+        request_id = random.randint(1, 2**31 - 1)
         if self._version(station_id) == V16:
+            if signing_certificate and signature:
+                signed = {"requestId": request_id, "firmware": {
+                    "location": location, "retrieveDateTime": ocpp_ts(retrieve_at),
+                    "signingCertificate": signing_certificate, "signature": signature}}
+                if retries is not None:
+                    signed["retries"] = retries
+                response = await self._send(station_id, "SignedUpdateFirmware", signed, by)
+                return {**_result(response), "request_id": request_id}
             payload: dict[str, Any] = {"location": location, "retrieveDate": ocpp_ts(retrieve_at)}
             if retries is not None:
                 payload["retries"] = retries
-            if signing_certificate and signature:
-                signed = {"requestId": random.randint(1, 2**31 - 1), "firmware": {
-                    "location": location, "retrieveDateTime": ocpp_ts(retrieve_at),
-                    "signingCertificate": signing_certificate, "signature": signature}}
-                return _result(await self._send(station_id, "SignedUpdateFirmware", signed, by))
             response = await self._send(station_id, "UpdateFirmware", payload, by)
-            return {"status": "Accepted", "response": response}
+            return {"status": "Accepted", "response": response, "request_id": None}
         firmware: dict[str, Any] = {"location": location, "retrieveDateTime": ocpp_ts(retrieve_at)}
         if signing_certificate:
             firmware["signingCertificate"] = signing_certificate
         if signature:
             firmware["signature"] = signature
-        payload = {"requestId": random.randint(1, 2**31 - 1), "firmware": firmware}
+        payload = {"requestId": request_id, "firmware": firmware}
         if retries is not None:
             payload["retries"] = retries
-        return _result(await self._send(station_id, "UpdateFirmware", payload, by))
+        return {**_result(await self._send(station_id, "UpdateFirmware", payload, by)), "request_id": request_id}
 
     async def get_logs(self, station_id: str, *, location: str, by: str = "") -> dict[str, Any]:
-        """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog) uploading to ``location``."""
+        """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog) uploading to ``location``; returns
+        ``request_id`` (None for 1.6 GetDiagnostics)."""
         if self._version(station_id) == V16:
             response = await self._send(station_id, "GetDiagnostics", {"location": location}, by)
-            return {"status": "Accepted" if response.get("fileName") else "NoFile", "response": response}
-        payload = {"logType": "DiagnosticsLog", "requestId": random.randint(1, 2**31 - 1),
-                   "log": {"remoteLocation": location}}
-        return _result(await self._send(station_id, "GetLog", payload, by))
+            return {"status": "Accepted" if response.get("fileName") else "NoFile", "response": response,
+                    "request_id": None}
+        request_id = random.randint(1, 2**31 - 1)
+        payload = {"logType": "DiagnosticsLog", "requestId": request_id, "log": {"remoteLocation": location}}
+        return {**_result(await self._send(station_id, "GetLog", payload, by)), "request_id": request_id}
 
     # -- smart charging, reservations -----------------------------------------------------------
 

@@ -1,0 +1,250 @@
+"""Admin pages of the notifications plugin: subscriptions (webhooks, e-mail, drivers'), the
+delivery log with replay, the live stream and the dashboard panel; and the drivers' own page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, Response, Router, get, post
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, ServerSentEvent, Template
+from markupsafe import Markup
+
+from csms.admin import auth
+from csms.admin.templating import nav_items, paginate, render
+from csms.core.tables import Driver, Site, Station
+from plugins.notifications import service
+from plugins.notifications import subscriptions as subs
+from plugins.notifications.browser import item_html
+from plugins.notifications.messages import DRIVER_EVENTS, NOTIFICATION_EVENTS
+from plugins.notifications.tables import Delivery, Subscription
+
+BASE = "/admin/notifications"
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
+
+
+def _back(path: str, *, error: str = "", notice: str = "") -> Redirect:
+    query = f"?error={quote(error)}" if error else (f"?notice={quote(notice)}" if notice else "")
+    return Redirect(path + query, status_code=303)
+
+
+def _messages(request: Request) -> dict[str, str]:
+    return {"error": request.query_params.get("error", ""), "notice": request.query_params.get("notice", "")}
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@get(BASE)
+async def notifications_page(request: Request) -> Template:
+    rows = await Subscription.select(Subscription.all_columns(), Subscription.driver.name.as_alias("driver_name")
+                                     ).order_by(Subscription.id).output(load_json=True)
+    user = await auth.current_user(request)
+    show = bool(user and user.can("operator"))
+    recent = await Delivery.select().order_by(Delivery.id, ascending=False).limit(10)
+    return await render(
+        request, "notifications/index.html", title="Notifications",
+        subscriptions=[{**subs.subscription_json(r, show_secret=show), "driver_name": r["driver_name"]} for r in rows],
+        recent=recent, events=NOTIFICATION_EVENTS, driver_events=DRIVER_EVENTS,
+        sites=await Site.select(Site.id, Site.name).order_by(Site.name),
+        drivers=await Driver.select(Driver.id, Driver.name, Driver.email).order_by(Driver.name).limit(2000),
+        stations=await Station.select(Station.station_id).order_by(Station.station_id).limit(2000),
+        **_messages(request))
+
+
+@post(f"{BASE}/subscriptions")
+async def subscription_create(request: Request) -> Redirect:
+    values = await _form(request)
+    try:
+        await subs.create({**values, "site": _int_or_none(values.get("site")),
+                           "driver": _int_or_none(values.get("driver")), "enabled": True})
+    except subs.SubscriptionError as exc:
+        return _back(BASE, error=exc.message)
+    return _back(BASE, notice="Subscription added.")
+
+
+@post(f"{BASE}/subscriptions/{{subscription_id:int}}/{{action:str}}")
+async def subscription_action(subscription_id: int, action: str) -> Redirect:
+    try:
+        await subs.subscription_row(subscription_id)
+        if action in ("enable", "disable"):
+            await subs.update(subscription_id, {"enabled": action == "enable"})
+        elif action == "delete":
+            await Subscription.delete().where(Subscription.id == subscription_id)
+        elif action == "test":
+            await service.send_test(subscription_id)
+        else:
+            raise NotFoundException(f"unknown action {action}")
+    except subs.SubscriptionError as exc:
+        return _back(BASE, error=exc.message)
+    done = {"test": "Test notification queued; see the delivery log."}.get(action, f"Subscription {action}d.")
+    return _back(BASE, notice=done)
+
+
+@post(f"{BASE}/drivers/link")
+async def driver_link(request: Request) -> Redirect:
+    values = await _form(request)
+    try:
+        token = await subs.driver_link(_int_or_none(values.get("driver")) or 0)
+    except subs.SubscriptionError as exc:
+        return _back(BASE, error=exc.message)
+    url = f"{str(request.base_url).rstrip('/')}/notifications/driver/{token}"
+    return _back(BASE, notice=f"The driver's private page (send it to them): {url}")
+
+
+@get(f"{BASE}/deliveries")
+async def delivery_log(request: Request) -> Template:
+    status = request.query_params.get("status", "")
+    event = request.query_params.get("event", "")
+    query, count = Delivery.select(), Delivery.count()
+    for column, value in ((Delivery.status, status), (Delivery.event, event)):
+        if value:
+            query, count = query.where(column == value), count.where(column == value)
+    subscription = _int_or_none(request.query_params.get("subscription"))
+    if subscription is not None:
+        query, count = query.where(Delivery.subscription == subscription), count.where(
+            Delivery.subscription == subscription)
+    page = await paginate(request, query.order_by(Delivery.id, ascending=False), count)
+    return await render(request, "notifications/deliveries.html", title="Delivery log", page=page, status=status,
+                        event=event, events=NOTIFICATION_EVENTS, **_messages(request))
+
+
+@get(f"{BASE}/deliveries/{{delivery_id:int}}")
+async def delivery_detail(request: Request, delivery_id: int) -> Template:
+    row = await Delivery.select().where(Delivery.id == delivery_id).first()
+    if row is None:
+        raise NotFoundException(f"no delivery {delivery_id}")
+    payload = json.dumps(json.loads(row["payload"]), indent=2, sort_keys=True)
+    return await render(request, "notifications/delivery.html", title=f"Delivery {delivery_id}", d=row,
+                        payload=payload, **_messages(request))
+
+
+@post(f"{BASE}/deliveries/{{delivery_id:int}}/replay")
+async def delivery_replay(delivery_id: int) -> Redirect:
+    try:
+        new_id = await service.replay(delivery_id)
+    except LookupError as exc:
+        raise NotFoundException(str(exc)) from None
+    return _back(f"{BASE}/deliveries/{new_id}", notice=f"Replay of delivery {delivery_id} queued.")
+
+
+@get(f"{BASE}/stream")
+async def stream() -> ServerSentEvent:
+    """Live notifications for the admin (htmx-ext-sse)."""
+    notifier = service.notifier()
+    if notifier is None:
+        raise HTTPException(status_code=503, detail="notifications are not running")
+    return notifier.browser.response()
+
+
+# -- the driver's own page (no login: the private link is the credential) --------------------
+
+
+def _driver_page(request: Request, driver: dict[str, Any], token: str, rows: list[dict[str, Any]],
+                 notice: str = "", error: str = "") -> Template:
+    email = next((r for r in rows if r["channel"] == "email"), None)
+    webhook = next((r for r in rows if r["channel"] == "webhook"), None)
+    return Template("notifications/driver.html", context={
+        "user": None, "nav": [], "path": request.url.path, "title": "Your charging notifications",
+        "driver": driver, "token": token, "email": email, "webhook": webhook, "events": DRIVER_EVENTS,
+        "notice": notice, "error": error})
+
+
+async def _driver_context(token: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    driver_id = await subs.driver_of_token(token)
+    driver = await Driver.select(Driver.id, Driver.name, Driver.email).where(Driver.id == driver_id).first() \
+        if driver_id is not None else None
+    if driver is None:
+        raise NotFoundException("this link is not valid (any more)")
+    rows = await Subscription.select().where(Subscription.driver == driver["id"]).order_by(
+        Subscription.id).output(load_json=True)
+    return driver, rows
+
+
+@get("/notifications/driver/{token:str}", include_in_schema=False)
+async def driver_page(request: Request, token: str) -> Template:
+    driver, rows = await _driver_context(token)
+    return _driver_page(request, driver, token, rows, notice=request.query_params.get("notice", ""))
+
+
+@post("/notifications/driver/{token:str}", include_in_schema=False)
+async def driver_save(request: Request, token: str) -> Any:
+    driver, rows = await _driver_context(token)
+    form = await request.form()
+    chosen = [e for e in DRIVER_EVENTS if form.get(f"email:{e}")]
+    address = str(form.get("email") or "").strip()
+    url = str(form.get("webhook") or "").strip()
+    hooks = [e for e in DRIVER_EVENTS if form.get(f"webhook:{e}")] or list(DRIVER_EVENTS)
+    try:
+        wanted = []
+        if chosen:
+            wanted.append(await subs.check({"channel": "email", "target": address, "events": chosen,
+                                            "driver": driver["id"], "name": "driver e-mail"}))
+        if url:
+            old = next((r for r in rows if r["channel"] == "webhook" and r["target"] == url), None)
+            wanted.append(await subs.check({"channel": "webhook", "target": url, "events": hooks,
+                                            "driver": driver["id"], "name": "driver webhook",
+                                            "secret": old["secret"] if old else ""}))
+    except subs.SubscriptionError as exc:
+        return _driver_page(request, driver, token, rows, error=exc.message)
+    await Subscription.delete().where(Subscription.driver == driver["id"])
+    for values in wanted:
+        await Subscription(**values).save()
+    return Redirect(f"/notifications/driver/{token}?notice=Saved.", status_code=303)
+
+
+# -- the dashboard panel -----------------------------------------------------------------------
+
+
+def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
+    if page != "dashboard":
+        return None
+    notifier = service.notifier()
+    items = [item_html(n) for n in notifier.browser.recent] if notifier is not None else []
+    html = request.app.template_engine.get_template("admin/notifications/_panel.html").render(items=items)
+    return [Markup(html)]
+
+
+# -- the router --------------------------------------------------------------------------------
+
+
+def _login_redirect(request: Request, exc: Exception) -> Response:
+    if request.url.path.endswith("/stream"):
+        return Response("log in first", status_code=401)
+    return Redirect(auth.login_url(request.url.path), status_code=303)
+
+
+def _error(request: Request, exc: Exception) -> Response:
+    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
+    status = getattr(exc, "status_code", 500)
+    return Template("admin/error.html", status_code=status, context={
+        "user": user, "status_code": status, "message": getattr(exc, "detail", "") or "Something went wrong.",
+        "title": "Error", "path": request.url.path, "nav": nav_items(request, user.role) if user else [],
+        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
+    })
+
+
+def notifications_admin_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[notifications_page, subscription_create, subscription_action, driver_link, delivery_log,
+                        delivery_detail, delivery_replay, stream],
+        guards=[auth.admin_guard],
+        exception_handlers={
+            auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
+            PermissionDeniedException: _error, HTTPException: _error,
+        },
+        include_in_schema=False,
+    )
+
+
+def driver_router() -> Router:
+    return Router(path="/", route_handlers=[driver_page, driver_save], include_in_schema=False,
+                  exception_handlers={HTTPException: _error})

@@ -1,0 +1,48 @@
+"""The notifications plugin's settings: ``CSMS_NOTIFICATIONS_*`` and the SMTP server ``CSMS_SMTP_*``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotificationSettings(BaseSettings):
+    """Options of the notifications plugin."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_NOTIFICATIONS_", extra="ignore")
+
+    retry_delays: str = Field("10,60,300,1800,7200,21600", description="Seconds to wait before each retry of a failed delivery (comma separated); a delivery is given up after the last.")
+    send_interval: float = Field(5.0, description="Seconds between two looks for deliveries that are due (new notifications wake the sender at once).")
+    webhook_timeout: float = Field(10.0, description="Seconds a webhook receiver has to answer.")
+    browser_events: str = Field("alert.*,station.offline,station.online,firmware.*,session.stopped,diagnostics.received", description="Events shown live in the admin (comma-separated patterns; `*` for all).")
+    admin_url: str = Field("", description="Public URL of the admin, used for links in e-mails (and the drivers' subscription page); empty: no links.")
+
+    def delays(self) -> list[float]:
+        return [float(x) for x in self.retry_delays.split(",") if x.strip()]
+
+
+class SmtpSettings(BaseSettings):
+    """The SMTP server e-mails are sent through."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_SMTP_", extra="ignore")
+
+    host: str = Field("", description="SMTP server; empty turns e-mail off (e-mail deliveries fail with a clear reason).")
+    port: int = Field(587, description="SMTP port.")
+    user: str = Field("", description="SMTP user name (none: no login).")
+    password: str = Field("", description="SMTP password.")
+    from_: str = Field("csms@localhost", alias="CSMS_SMTP_FROM", description="Sender address.")
+    security: str = Field("auto", description="`auto` (STARTTLS when offered), `starttls`, `tls` (implicit TLS, port 465) or `none`.")
+    timeout: float = Field(30.0, description="Seconds for the whole SMTP exchange.")
+
+
+@lru_cache(maxsize=1)
+def notification_settings() -> NotificationSettings:
+    """Read once; tests call ``notification_settings.cache_clear()`` after changing the environment."""
+    return NotificationSettings()
+
+
+@lru_cache(maxsize=1)
+def smtp_settings() -> SmtpSettings:
+    return SmtpSettings()

@@ -1,0 +1,63 @@
+"""The notifications plugin's hook implementations (entry point ``notifications`` in the ``csms``
+group): webhooks, e-mail, live admin notifications and drivers' own session notifications."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csms import NavItem, hookimpl
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@hookimpl
+def piccolo_apps():
+    return ["plugins.notifications.piccolo_app"]
+
+
+@hookimpl
+def startup(app, settings):
+    from plugins.notifications import service
+
+    return service.start
+
+
+@hookimpl
+def shutdown(app):
+    from plugins.notifications import service
+
+    return service.stop
+
+
+@hookimpl
+def event(event):
+    from plugins.notifications import service
+
+    notifier = service.notifier()
+    if notifier is not None:
+        notifier.on_event(event)
+
+
+@hookimpl
+def register_routes(settings):
+    from plugins.notifications.admin import driver_router, notifications_admin_router
+    from plugins.notifications.api import notifications_api_router
+
+    return [notifications_api_router(), notifications_admin_router(), driver_router()]
+
+
+@hookimpl
+def template_dirs():
+    return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def admin_nav(request):
+    return [NavItem("Notifications", "/admin/notifications", order=58)]
+
+
+@hookimpl
+def admin_panels(page, request, context):
+    from plugins.notifications.admin import panel
+
+    return panel(page, request, context)

@@ -1,0 +1,268 @@
+"""The notifier: domain events in, deliveries out.
+
+The ``event`` hook hands events to a queue (never blocking the core's dispatcher). A worker
+builds each notification, shows it in the admin (browser hub) and writes one delivery per
+matching subscription; a sender sends the deliveries that are due, claiming each one first
+(so that several nodes never send one twice) and retrying failures after the configured
+delays until it gives up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+
+from csms.core import events as ev
+from csms.core.tables import Station
+from csms.core.timeutil import utcnow
+from plugins.notifications.browser import BrowserHub
+from plugins.notifications.channels import DeliveryFailed, post_webhook, send_email
+from plugins.notifications.config import notification_settings
+from plugins.notifications.messages import DRIVER_EVENTS, Notification, NotificationBuilder
+from plugins.notifications.tables import Delivery, Subscription
+
+log = logging.getLogger("csms.notifications")
+
+_EMAIL_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates" / "notifications" /
+                                                           "email")), autoescape=False, keep_trailing_newline=True)
+_IGNORED = (ev.MeterValuesReceived, ev.CommandAnswered)
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def matches(sub: dict[str, Any], n: Notification, site_of: dict[str, int | None]) -> bool:
+    if not sub["enabled"]:
+        return False
+    patterns = sub["events"] if isinstance(sub["events"], list) else json.loads(sub["events"] or "[]")
+    if not any(fnmatchcase(n.event, p) for p in patterns):
+        return False
+    if sub["driver"] is not None:  # a driver hears about their own sessions only
+        return n.event in DRIVER_EVENTS and n.driver_id == sub["driver"]
+    if sub["station_id"] and sub["station_id"] != n.station_id:
+        return False
+    return sub["site"] is None or site_of.get(n.station_id) == sub["site"]
+
+
+def email_text(delivery: dict[str, Any]) -> str:
+    payload = json.loads(delivery["payload"])
+    try:
+        template = _EMAIL_TEMPLATES.get_template(f"{payload['event']}.txt")
+    except Exception:
+        template = _EMAIL_TEMPLATES.get_template("default.txt")
+    return template.render(**payload, title=delivery["subject"], admin_url=notification_settings().admin_url)
+
+
+async def enqueue(n: Notification, subscription: dict[str, Any], *, replay_of: int | None = None) -> int:
+    row = Delivery(subscription=subscription["id"], channel=subscription["channel"], target=subscription["target"],
+                   event=n.event, notification_id=n.id, station_id=n.station_id, subject=n.title, payload=n.body(),
+                   replay_of=replay_of, next_attempt_at=utcnow())
+    await row.save()
+    return row.id
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self.settings = notification_settings()
+        self.builder = NotificationBuilder()
+        self.browser = BrowserHub(self.settings.browser_events)
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize=100_000)
+        self.wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(10)
+
+    async def start(self) -> None:
+        # deliveries claimed by a node that stopped mid-send are due again
+        await Delivery.update({Delivery.status: "pending"}).where(
+            (Delivery.status == "sending") & (Delivery.last_attempt_at < utcnow() - timedelta(minutes=5)))
+        self._tasks = [asyncio.create_task(self._work(), name="notifications-events"),
+                       asyncio.create_task(self._send_loop(), name="notifications-sender")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in [*self._tasks, *self._sending]:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.browser.close()
+
+    def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, _IGNORED):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("notification queue full; dropping %s", event.name)
+
+    async def _work(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                for n in await self.builder.build(event):
+                    await self.publish(n)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification of %s failed", event.name)
+
+    async def publish(self, n: Notification) -> int:
+        """Show ``n`` in the admin and queue a delivery for every matching subscription."""
+        self.browser.publish(n)
+        subs = await Subscription.select().where(Subscription.enabled == True).output(load_json=True)  # noqa: E712
+        if not subs:
+            return 0
+        site_of: dict[str, int | None] = {}
+        if any(s["site"] is not None for s in subs):
+            row = await Station.select(Station.site).where(Station.station_id == n.station_id).first()
+            site_of[n.station_id] = row["site"] if row else None
+        count = 0
+        for sub in subs:
+            if matches(sub, n, site_of):
+                await enqueue(n, sub)
+                count += 1
+        if count:
+            self.wake.set()
+        return count
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sending notifications failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self._next_wait())
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+
+    def _next_wait(self) -> float:
+        delays = self.settings.delays()
+        return max(0.05, min([self.settings.send_interval, *delays]))
+
+    async def send_due(self) -> int:
+        now = utcnow()
+        due = await Delivery.select(Delivery.id).where(
+            (Delivery.status == "pending") & (Delivery.next_attempt_at <= now)
+        ).order_by(Delivery.next_attempt_at).limit(100)
+        claimed = 0
+        for d in due:
+            got = await Delivery.update({Delivery.status: "sending", Delivery.last_attempt_at: now}).where(
+                (Delivery.id == d["id"]) & (Delivery.status == "pending")).returning(Delivery.id)
+            if not got:
+                continue  # another node took it
+            claimed += 1
+            task = asyncio.create_task(self._send_one(d["id"]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return claimed
+
+    async def _send_one(self, delivery_id: int) -> None:
+        async with self._limit:
+            row = await Delivery.select().where(Delivery.id == delivery_id).first()
+            if row is None:
+                return
+            attempts = row["attempts"] + 1
+            try:
+                status, body = await self._deliver(row)
+            except DeliveryFailed as exc:
+                delays = self.settings.delays()
+                values: dict[Any, Any] = {Delivery.attempts: attempts, Delivery.last_error: str(exc)[:500],
+                                          Delivery.response_status: exc.status, Delivery.response_body: exc.body}
+                if attempts <= len(delays):
+                    values[Delivery.status] = "pending"
+                    values[Delivery.next_attempt_at] = utcnow() + timedelta(seconds=delays[attempts - 1])
+                else:
+                    values[Delivery.status] = "failed"
+                await Delivery.update(values).where(Delivery.id == delivery_id)
+                self.wake.set()
+                return
+            except Exception as exc:  # a bug must not leave the delivery claimed for ever
+                log.exception("delivery %s failed unexpectedly", delivery_id)
+                await Delivery.update({Delivery.status: "failed", Delivery.attempts: attempts,
+                                       Delivery.last_error: repr(exc)[:500]}).where(Delivery.id == delivery_id)
+                return
+            await Delivery.update({Delivery.status: "delivered", Delivery.attempts: attempts,
+                                   Delivery.delivered_at: utcnow(), Delivery.response_status: status,
+                                   Delivery.response_body: body, Delivery.last_error: ""}).where(
+                Delivery.id == delivery_id)
+
+    async def _deliver(self, row: dict[str, Any]) -> tuple[int | None, str]:
+        if row["channel"] == "webhook":
+            sub = None
+            if row["subscription"] is not None:
+                sub = await Subscription.select(Subscription.secret).where(
+                    Subscription.id == row["subscription"]).first()
+            if sub is None:
+                raise DeliveryFailed("the subscription was deleted (its secret with it)")
+            return await post_webhook(row, sub["secret"])
+        if row["channel"] == "email":
+            await send_email(row, email_text(row))
+            return None, ""
+        raise DeliveryFailed(f"unknown channel {row['channel']!r}")
+
+
+async def replay(delivery_id: int) -> int:
+    """Send a logged notification again, as a new delivery (same notification id and body)."""
+    row = await Delivery.select().where(Delivery.id == delivery_id).first()
+    if row is None:
+        raise LookupError(f"no delivery {delivery_id}")
+    copy = Delivery(subscription=row["subscription"], channel=row["channel"], target=row["target"],
+                    event=row["event"], notification_id=row["notification_id"], station_id=row["station_id"],
+                    subject=row["subject"], payload=row["payload"], replay_of=delivery_id, next_attempt_at=utcnow())
+    await copy.save()
+    wake()
+    return copy.id
+
+
+async def send_test(subscription_id: int) -> int:
+    sub = await Subscription.select().where(Subscription.id == subscription_id).first()
+    if sub is None:
+        raise LookupError(f"no subscription {subscription_id}")
+    n = Notification("notification.test", sub["station_id"], {"subscription_id": subscription_id,
+                                                              "message": "This is a test."}, utcnow())
+    delivery_id = await enqueue(n, sub)
+    wake()
+    return delivery_id
+
+
+_notifier: Notifier | None = None
+
+
+def notifier() -> Notifier | None:
+    return _notifier
+
+
+def wake() -> None:
+    if _notifier is not None:
+        _notifier.wake.set()
+
+
+async def start() -> None:
+    global _notifier
+    _notifier = Notifier()
+    await _notifier.start()
+
+
+async def stop() -> None:
+    global _notifier
+    if _notifier is not None:
+        await _notifier.stop()
+        _notifier = None
+

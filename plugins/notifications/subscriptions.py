@@ -1,0 +1,103 @@
+"""Subscriptions: validation and the JSON form shared by the REST API and the admin."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from csms.api.crud import jsonable
+from csms.core.tables import Driver, Site
+from plugins.notifications.messages import DRIVER_EVENTS
+from plugins.notifications.service import new_secret
+from plugins.notifications.tables import DriverLink, Subscription
+
+CHANNELS = ("webhook", "email")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SubscriptionError(ValueError):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+async def check(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate a whole subscription (``values`` holds every field); fill defaults."""
+    channel = values.get("channel")
+    if channel not in CHANNELS:
+        raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}")
+    driver = values.get("driver")
+    target = str(values.get("target") or "").strip()
+    if driver is not None:
+        row = await Driver.select(Driver.email).where(Driver.id == driver).first()
+        if row is None:
+            raise SubscriptionError(f"no driver {driver}", 404)
+        if channel == "email" and not target:
+            target = row["email"] or ""
+    if channel == "webhook" and not target.lower().startswith(("http://", "https://")):
+        raise SubscriptionError("a webhook target is an http(s) URL")
+    if channel == "email" and not _EMAIL.match(target):
+        raise SubscriptionError("an e-mail target is an address like name@example.org")
+    events = values.get("events") or (list(DRIVER_EVENTS) if driver is not None else ["*"])
+    if isinstance(events, str):
+        events = [e.strip() for e in events.split(",") if e.strip()]
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) and 0 < len(e) <= 64 for e in events):
+        raise SubscriptionError("events is a list of event names or patterns (session.*, alert.opened, *)")
+    site = values.get("site")
+    if site is not None and not await Site.exists().where(Site.id == site):
+        raise SubscriptionError(f"no site {site}", 404)
+    secret = str(values.get("secret") or "")
+    if channel == "webhook" and not secret:
+        secret = new_secret()
+    if channel == "email":
+        secret = ""
+    return {"name": str(values.get("name") or "")[:200], "channel": channel, "target": target[:512],
+            "secret": secret[:128], "events": events, "station_id": str(values.get("station_id") or "")[:64],
+            "site": site, "driver": driver, "enabled": bool(values.get("enabled", True))}
+
+
+async def create(values: dict[str, Any]) -> dict[str, Any]:
+    row = Subscription(**await check(values))
+    await row.save()
+    return await subscription_row(row.id)
+
+
+async def update(subscription_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    row = await subscription_row(subscription_id)
+    merged = await check({**row, **values})
+    await Subscription.update({getattr(Subscription, k): v for k, v in merged.items()}).where(
+        Subscription.id == subscription_id)
+    return await subscription_row(subscription_id)
+
+
+async def subscription_row(subscription_id: int) -> dict[str, Any]:
+    row = await Subscription.select().where(Subscription.id == subscription_id).output(load_json=True).first()
+    if row is None:
+        raise SubscriptionError(f"no subscription {subscription_id}", 404)
+    return row
+
+
+def subscription_json(row: dict[str, Any], *, show_secret: bool) -> dict[str, Any]:
+    out = jsonable(row)
+    if not show_secret and out.get("secret"):
+        out["secret"] = out["secret"][:4] + "…"
+    return out
+
+
+async def driver_link(driver_id: int) -> str:
+    """The driver's private token (made on first use)."""
+    if not await Driver.exists().where(Driver.id == driver_id):
+        raise SubscriptionError(f"no driver {driver_id}", 404)
+    row = await DriverLink.select(DriverLink.token).where(DriverLink.driver == driver_id).first()
+    if row is not None:
+        return row["token"]
+    token = secrets.token_urlsafe(32)
+    await DriverLink(driver=driver_id, token=token).save()
+    return token
+
+
+async def driver_of_token(token: str) -> int | None:
+    row = await DriverLink.select(DriverLink.driver).where(DriverLink.token == token).first()
+    return row["driver"] if row else None

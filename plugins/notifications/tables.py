@@ -1,0 +1,62 @@
+"""The notifications plugin's tables: subscriptions, the delivery log, drivers' links."""
+
+from __future__ import annotations
+
+from piccolo.columns import JSON, BigInt, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from csms.core.tables import Driver
+
+
+class Subscription(Table, tablename="notifications_subscription"):
+    """Where notifications of some events go: a webhook URL or an e-mail address.
+
+    With ``driver`` set it is a driver's own subscription: only that driver's session events.
+    """
+
+    name = Varchar(length=200, default="")
+    channel = Varchar(length=16)  # webhook|email
+    target = Varchar(length=512)  # URL or e-mail address
+    secret = Varchar(length=128, default="")  # HMAC key of a webhook
+    events = JSON(default=["*"])  # patterns: "session.*", "alert.opened", "*"
+    station_id = Varchar(length=64, default="")  # only this station
+    site = Integer(null=True, default=None)  # only this site's stations
+    driver = ForeignKey(references=Driver, null=True, on_delete=OnDelete.cascade, index=True)
+    enabled = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Delivery(Table, tablename="notifications_delivery"):
+    """One notification to one subscription, with its attempts (the delivery log)."""
+
+    subscription = ForeignKey(references=Subscription, null=True, on_delete=OnDelete.set_null, index=True)
+    channel = Varchar(length=16)
+    target = Varchar(length=512)
+    event = Varchar(length=64, index=True)
+    notification_id = Varchar(length=36, index=True)
+    station_id = Varchar(length=64, default="")
+    subject = Varchar(length=255, default="")
+    payload = Text()  # the JSON body, the same bytes on every attempt
+    status = Varchar(length=16, default="pending", index=True)  # pending|sending|delivered|failed
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    last_attempt_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    response_status = Integer(null=True, default=None)
+    response_body = Varchar(length=500, default="")
+    last_error = Varchar(length=500, default="")
+    replay_of = BigInt(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class DriverLink(Table, tablename="notifications_driver_link"):
+    """A driver's private link to manage their own subscriptions (drivers have no login)."""
+
+    driver = ForeignKey(references=Driver, on_delete=OnDelete.cascade, index=True)
+    token = Varchar(length=64, unique=True, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+NOTIFICATION_TABLES: list[type[Table]] = [Subscription, Delivery, DriverLink]

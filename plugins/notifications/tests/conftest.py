@@ -1,0 +1,165 @@
+"""Fixtures of the notification tests: a real webhook receiver (an ASGI app under uvicorn), a
+real SMTP server (aiosmtpd), a CSMS with short timers, and logged-in admin clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from email import message_from_bytes
+from email.message import Message
+from typing import Any, Awaitable, Callable
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from csms.testing import free_port, running_server
+from plugins.notifications.config import notification_settings, smtp_settings
+from plugins.stationops.config import stationops_settings
+
+os.environ.setdefault("CSMS_DATA_DIR", "/tmp/csms-test-default")
+PASSWORD = "correct-horse-battery-staple"
+
+
+class Receiver:
+    """An HTTP server that records every request and answers with the statuses it is given."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append({"path": scope["path"], "headers": headers, "body": body})
+        status = self.statuses.pop(0) if self.statuses else 200
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"thanks" if status < 300 else b"try again"})
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["headers"].get("x-csms-event") == event]
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content)
+        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+    def subjects(self, address: str) -> list[str]:
+        return [m["Subject"] for m in self.to(address)]
+
+
+@pytest.fixture
+async def receiver():
+    rec = Receiver()
+    server = uvicorn.Server(uvicorn.Config(rec, host="127.0.0.1", port=rec.port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield rec
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def mailbox(monkeypatch):
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("CSMS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CSMS_SMTP_PORT", str(port))
+    monkeypatch.setenv("CSMS_SMTP_FROM", "csms@example.org")
+    smtp_settings.cache_clear()
+    try:
+        yield box
+    finally:
+        controller.stop()
+        smtp_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fast_timers(monkeypatch):
+    monkeypatch.setenv("CSMS_NOTIFICATIONS_RETRY_DELAYS", "0.2,0.2,0.2")
+    monkeypatch.setenv("CSMS_NOTIFICATIONS_SEND_INTERVAL", "0.2")
+    monkeypatch.setenv("CSMS_STATIONOPS_ALERT_INTERVAL", "0.2")
+    monkeypatch.setenv("CSMS_STATIONOPS_CAMPAIGN_INTERVAL", "0.2")
+    for settings in (notification_settings, smtp_settings, stationops_settings):
+        settings.cache_clear()
+    yield
+    for settings in (notification_settings, smtp_settings, stationops_settings):
+        settings.cache_clear()
+
+
+@pytest.fixture
+async def server(tmp_path):
+    """A CSMS on SQLite that notices a silent station within a second (pings every 0.3 s)."""
+    async with running_server(tmp_path, unknown_stations="accept", ping_interval=0.3, ping_timeout=0.3) as srv:
+        yield srv
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_server(request, tmp_path):
+    """The same, on the embedded SQLite and on the real PostgreSQL."""
+    async with running_server(tmp_path, backend=request.param, unknown_stations="accept", ping_interval=0.3,
+                              ping_timeout=0.3) as srv:
+        yield srv
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} not reached; last value: {last!r}")
+
+
+async def admin_client(srv: Any, role: str = "operator") -> httpx.AsyncClient:
+    """An HTTP client logged in to the admin as a user of ``role`` (a real login through the form)."""
+    from piccolo.apps.user.tables import BaseUser
+
+    from csms.roles import set_role
+
+    if not await BaseUser.exists().where(BaseUser.username == role):
+        user = await BaseUser.create_user(username=role, password=PASSWORD, email=f"{role}@example.org",
+                                          admin=role == "admin", superuser=role == "admin", active=True)
+        await set_role(user.id, role)
+    client = httpx.AsyncClient(base_url=srv.base_url, timeout=30)
+    page = await client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+    done = await client.post("/login", data={"username": role, "password": PASSWORD, "_csrf_token": token})
+    assert done.status_code in (302, 303), done.text
+    return client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)

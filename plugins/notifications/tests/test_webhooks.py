@@ -1,0 +1,72 @@
+"""Webhook deliveries: retries with backoff, the delivery log, replay, test sends, filters."""
+
+from __future__ import annotations
+
+import json
+
+from plugins.notifications.channels import verify
+from plugins.notifications.tests.conftest import eventually
+from plugins.stationops.tests.stations import station
+
+
+async def test_failed_delivery_is_retried_logged_and_replayed(any_server, receiver):
+    server = any_server
+    receiver.statuses = [500, 503]  # the receiver fails twice, then takes it
+    sub = (await server.api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": receiver.url, "events": ["station.online"], "station_id": "HOOK1"})).json()
+    async with station(server, "OTHER", "1.6"):
+        pass
+    async with station(server, "HOOK1", "1.6"):
+        pass
+
+    async def delivered():
+        items = (await server.api.get("/notifications/deliveries", params={"subscription": sub["id"]})).json()
+        return items["items"] if items["items"] and items["items"][0]["status"] == "delivered" else None
+
+    (delivery,) = await eventually(delivered, what="delivered after retries")
+    assert delivery["attempts"] == 3 and delivery["response_status"] == 200
+    assert delivery["event"] == "station.online" and delivery["station_id"] == "HOOK1"
+    assert len(receiver.requests) == 3  # OTHER's event did not match the station filter
+    bodies = {r["body"] for r in receiver.requests}
+    assert len(bodies) == 1  # the same bytes on every attempt
+    for r in receiver.requests:
+        h = r["headers"]
+        assert verify(sub["secret"], h["x-csms-timestamp"], r["body"], h["x-csms-signature"])
+        assert h["x-csms-delivery"] == str(delivery["id"])
+
+    replay = await server.api.post(f"/notifications/deliveries/{delivery['id']}/replay")
+    assert replay.status_code == 202, replay.text
+    new_id = replay.json()["delivery_id"]
+    await eventually(lambda: len(receiver.requests) == 4, what="the replay")
+    again = receiver.requests[-1]
+    assert again["body"] == receiver.requests[0]["body"]
+    assert again["headers"]["x-csms-delivery"] == str(new_id)
+    assert again["headers"]["x-csms-notification"] == json.loads(again["body"])["id"]
+    log = (await server.api.get(f"/notifications/deliveries/{new_id}")).json()
+    assert log["replay_of"] == delivery["id"] and log["status"] in ("delivered", "sending")
+
+
+async def test_delivery_gives_up_after_the_last_retry_and_test_sends(server, receiver):
+    receiver.statuses = [500] * 10
+    sub = (await server.api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": receiver.url})).json()
+    queued = await server.api.post(f"/notifications/subscriptions/{sub['id']}/test")
+    assert queued.status_code == 202
+
+    async def failed():
+        row = (await server.api.get(f"/notifications/deliveries/{queued.json()['delivery_id']}")).json()
+        return row if row["status"] == "failed" else None
+
+    row = await eventually(failed, what="given up")
+    assert row["attempts"] == 4  # the first try and three retries
+    assert row["last_error"] == "the receiver answered HTTP 500" and row["response_body"] == "try again"
+    assert receiver.requests[0]["headers"]["x-csms-event"] == "notification.test"
+
+
+async def test_subscriptions_are_validated(server):
+    bad = await server.api.post("/notifications/subscriptions", json={"channel": "webhook", "target": "ftp://x"})
+    assert bad.status_code == 400 and "http(s) URL" in bad.json()["detail"]
+    bad_mail = await server.api.post("/notifications/subscriptions", json={"channel": "email", "target": "nobody"})
+    assert bad_mail.status_code == 400
+    no_channel = await server.api.post("/notifications/subscriptions", json={"channel": "pigeon", "target": "x"})
+    assert no_channel.status_code == 400

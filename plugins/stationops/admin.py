@@ -1,0 +1,372 @@
+"""Admin pages of the stationops plugin: firmware catalogue and campaigns, diagnostics files,
+health, alerts and alert rules; and panels on the station and dashboard pages.
+
+Every change goes through the same functions as the REST API, so a page refuses exactly what
+the API refuses, with the same message (shown on the page it came from).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, Response, Router, get, post
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+
+from csms.admin import auth
+from csms.admin.templating import nav_items, paginate, render
+from csms.api.auth import caller
+from csms.api.stations import run_command
+from csms.core.tables import Site, Station
+from csms.core.timeutil import utcnow
+from plugins.stationops import alerts as al
+from plugins.stationops import campaigns as cp
+from plugins.stationops import diagnostics as dg
+from plugins.stationops import firmware as fw
+from plugins.stationops import health as hl
+from plugins.stationops.config import stationops_settings
+from plugins.stationops.storage import CHUNK, chunks_of, public_base_url
+from plugins.stationops.tables import Alert, AlertRule, Campaign, DiagnosticsFile, DiagnosticsRequest, Firmware
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token" and not hasattr(v, "read")}
+
+
+def _back(path: str, *, error: str = "", notice: str = "") -> Redirect:
+    query = f"?error={quote(error)}" if error else (f"?notice={quote(notice)}" if notice else "")
+    return Redirect(path + query, status_code=303)
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        raise fw.OpsError(f"{value!r} is not a whole number") from None
+
+
+def _float(value: str | None, default: float = 0.0) -> float:
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError:
+        raise fw.OpsError(f"{value!r} is not a number") from None
+
+
+def _list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").replace("\n", ",").split(",") if v.strip()]
+
+
+def _messages(request: Request) -> dict[str, str]:
+    return {"error": request.query_params.get("error", ""), "notice": request.query_params.get("notice", "")}
+
+
+# -- firmware and campaigns ----------------------------------------------------------------------
+
+
+@get("/admin/firmware")
+async def firmware_page(request: Request) -> Template:
+    try:
+        base = public_base_url(request)
+    except ValueError:
+        base = ""
+    rows = await Firmware.select().order_by(Firmware.id, ascending=False)
+    return await render(
+        request, "stationops/firmware.html", title="Firmware", firmware=[fw.firmware_json(r, base) for r in rows],
+        campaigns=await cp.campaign_list(), sites=await Site.select(Site.id, Site.name).order_by(Site.name),
+        models=sorted({r["model"] for r in await Station.select(Station.model) if r["model"]}),
+        versions=sorted({r["firmware_version"] for r in await Station.select(Station.firmware_version)
+                         if r["firmware_version"]}),
+        **_messages(request))
+
+
+@post("/admin/firmware", request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK)
+async def firmware_add(request: Request) -> Redirect:
+    form = await request.form()
+    fields = {k: str(form.get(k) or "").strip() for k in ("version", "vendor", "model", "url", "signature",
+                                                          "signing_certificate", "release_notes")}
+    upload = form.get("file")
+    has_file = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
+    try:
+        if has_file:
+            url = fields.pop("url")
+            if url:
+                raise fw.OpsError("give either a download url or a file")
+            await fw.create_firmware(**fields, upload_name=upload.filename, upload=chunks_of(upload))
+        else:
+            await fw.create_firmware(**fields)
+    except fw.OpsError as exc:
+        return _back("/admin/firmware", error=exc.message)
+    return _back("/admin/firmware", notice=f"Firmware {fields['version']} added.")
+
+
+@post("/admin/firmware/{firmware_id:int}/delete")
+async def firmware_delete(firmware_id: int) -> Redirect:
+    try:
+        await fw.delete_firmware(firmware_id)
+    except fw.OpsError as exc:
+        return _back("/admin/firmware", error=exc.message)
+    return _back("/admin/firmware", notice="Firmware removed.")
+
+
+@post("/admin/firmware/campaigns")
+async def campaign_create(request: Request) -> Redirect:
+    form = await request.form()
+    values = {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
+    selection: dict[str, Any] = {}
+    sites = [int(s) for s in form.getall("sites", []) if str(s).isdigit()] if hasattr(form, "getall") else []
+    if sites:
+        selection["sites"] = sites
+    for key in ("stations", "models", "versions"):
+        if _list(values.get(key)):
+            selection[key] = _list(values.get(key))
+    try:
+        base = public_base_url(request)
+        detail = await cp.create_campaign(
+            name=values.get("name", ""), firmware_id=_int(values.get("firmware_id")), selection=selection,
+            base_url=base, wave_size=_int(values.get("wave_size")), concurrency=_int(values.get("concurrency"), 5),
+            window_start=values.get("window_start", ""), window_end=values.get("window_end", ""),
+            timezone=values.get("timezone", ""), force="force" in values, require_signed="require_signed" in values,
+            max_retries=_int(values.get("max_retries"), 2), retry_delay_s=_int(values.get("retry_delay_s"), 300),
+            progress_timeout_s=_int(values.get("progress_timeout_s"), 3600), start="start" in values,
+            by=caller(request) or "admin")
+    except (fw.OpsError, ValueError) as exc:
+        return _back("/admin/firmware", error=getattr(exc, "message", str(exc)))
+    return _back(f"/admin/firmware/campaigns/{detail['id']}", notice="Campaign created.")
+
+
+@get("/admin/firmware/campaigns/{campaign_id:int}")
+async def campaign_page(request: Request, campaign_id: int) -> Template:
+    try:
+        detail = await cp.campaign_detail(campaign_id)
+    except fw.OpsError as exc:
+        raise NotFoundException(exc.message) from None
+    template = "stationops/_campaign_body.html" if request.query_params.get("fragment") else "stationops/campaign.html"
+    return await render(request, template, title=f"Campaign {detail['name']}", c=detail, **_messages(request))
+
+
+@post("/admin/firmware/campaigns/{campaign_id:int}/{action:str}")
+async def campaign_action(campaign_id: int, action: str) -> Redirect:
+    try:
+        await cp.change_campaign(campaign_id, action)
+    except fw.OpsError as exc:
+        return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
+    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice=f"Campaign: {action} done.")
+
+
+@post("/admin/firmware/campaigns/{campaign_id:int}/targets/{target_id:int}/retry")
+async def campaign_retry(campaign_id: int, target_id: int) -> Redirect:
+    try:
+        await cp.retry_target(campaign_id, target_id)
+    except fw.OpsError as exc:
+        return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
+    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice="The station will be sent the update again.")
+
+
+# -- diagnostics ---------------------------------------------------------------------------------
+
+
+@get("/admin/diagnostics")
+async def diagnostics_page(request: Request) -> Template:
+    station_id = request.query_params.get("station_id", "")
+    query = DiagnosticsRequest.select(DiagnosticsRequest.all_columns(exclude=[DiagnosticsRequest.token]))
+    count = DiagnosticsRequest.count()
+    if station_id:
+        query = query.where(DiagnosticsRequest.station_id == station_id)
+        count = count.where(DiagnosticsRequest.station_id == station_id)
+    page = await paginate(request, query.order_by(DiagnosticsRequest.id, ascending=False), count)
+    ids = [r["id"] for r in page.items]
+    files: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        for f in await DiagnosticsFile.select().where(DiagnosticsFile.request.is_in(ids)).order_by(DiagnosticsFile.id):
+            files.setdefault(f["request"], []).append(dg.file_json(f))
+    stations = await Station.select(Station.station_id).order_by(Station.station_id).limit(2000)
+    return await render(request, "stationops/diagnostics.html", title="Diagnostics", page=page, files=files,
+                        station_id=station_id, stations=stations, **_messages(request))
+
+
+@post("/admin/diagnostics")
+async def diagnostics_request(request: Request) -> Redirect:
+    values = await _form(request)
+    station_id = values.get("station_id", "")
+    back = values.get("back") or "/admin/diagnostics"
+    if not back.startswith("/admin/"):
+        back = "/admin/diagnostics"
+    try:
+        await run_command(dg.request_diagnostics(station_id, base_url=public_base_url(request),
+                                                 by=caller(request) or "admin"))
+    except HTTPException as exc:
+        return _back(back, error=str(exc.detail))
+    except ValueError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, notice=f"Diagnostics requested from {station_id}; the file appears here when it arrives.")
+
+
+# -- health --------------------------------------------------------------------------------------
+
+
+def _period(request: Request) -> tuple[str, Any, Any]:
+    key = request.query_params.get("period", "24h")
+    span = PERIODS.get(key, PERIODS["24h"])
+    end = utcnow()
+    return (key if key in PERIODS else "24h"), end - span, end
+
+
+@get("/admin/health")
+async def health_page(request: Request) -> Template:
+    key, start, end = _period(request)
+    report = await hl.fleet_health(start, end)
+    return await render(request, "stationops/health.html", title="Health", r=report, period=key,
+                        periods=list(PERIODS))
+
+
+@get("/admin/health/sites/{site_id:int}")
+async def site_health_page(request: Request, site_id: int) -> Template:
+    key, start, end = _period(request)
+    report = await hl.site_health(site_id, start, end)
+    if report is None:
+        raise NotFoundException(f"no site {site_id}")
+    return await render(request, "stationops/health_site.html", title=f"Health of {report['site']['name']}",
+                        r=report, period=key, periods=list(PERIODS))
+
+
+@get("/admin/health/stations/{station_id:str}")
+async def station_health_page(request: Request, station_id: str) -> Template:
+    key, start, end = _period(request)
+    if not await Station.exists().where(Station.station_id == station_id):
+        raise NotFoundException(f"no station {station_id}")
+    report = await hl.station_health(station_id, start, end)
+    return await render(request, "stationops/health_station.html", title=f"Health of {station_id}", r=report,
+                        period=key, periods=list(PERIODS))
+
+
+# -- alerts --------------------------------------------------------------------------------------
+
+
+@get("/admin/alerts")
+async def alerts_page(request: Request) -> Template:
+    state = request.query_params.get("status", "open")
+    query = Alert.select().where(Alert.status == state).order_by(Alert.id, ascending=False).output(load_json=True)
+    count = Alert.count().where(Alert.status == state)
+    page = await paginate(request, query, count)
+    page.items = [al.alert_json(a) for a in page.items]
+    rules = [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)]
+    return await render(request, "stationops/alerts.html", title="Alerts", page=page, state=state, rules=rules,
+                        kinds=al.RULE_KINDS, severities=al.SEVERITIES,
+                        sites=await Site.select(Site.id, Site.name).order_by(Site.name), **_messages(request))
+
+
+@post("/admin/alerts/{alert_id:int}/acknowledge")
+async def alert_acknowledge(request: Request, alert_id: int) -> Redirect:
+    try:
+        await al.acknowledge(alert_id, caller(request) or "admin")
+    except fw.OpsError as exc:
+        return _back("/admin/alerts", error=exc.message)
+    return _back("/admin/alerts", notice="Alert acknowledged.")
+
+
+@post("/admin/alerts/rules")
+async def rule_create(request: Request) -> Redirect:
+    values = await _form(request)
+    try:
+        row = al.check_rule({"kind": values.get("kind", ""), "name": values.get("name", ""),
+                             "minutes": _float(values.get("minutes")), "occurrences": _int(values.get("occurrences")),
+                             "severity": values.get("severity", "warning"),
+                             "site": _int(values.get("site")) if values.get("site") else None,
+                             "station_id": values.get("station_id", ""), "enabled": True})
+        await AlertRule(**row).save()
+    except fw.OpsError as exc:
+        return _back("/admin/alerts", error=exc.message)
+    return _back("/admin/alerts", notice="Rule added.")
+
+
+@post("/admin/alerts/rules/{rule_id:int}/{action:str}")
+async def rule_action(rule_id: int, action: str) -> Redirect:
+    if action not in ("enable", "disable", "delete"):
+        raise NotFoundException(f"unknown action {action}")
+    if action == "delete":
+        await AlertRule.delete().where(AlertRule.id == rule_id)
+    else:
+        await AlertRule.update({AlertRule.enabled: action == "enable"}).where(AlertRule.id == rule_id)
+    await al.evaluate()
+    return _back("/admin/alerts", notice=f"Rule {action}d.")
+
+
+# -- panels on core pages ------------------------------------------------------------------------
+
+
+def _fragment(request: Any, template: str, **context: Any) -> Markup:
+    """A template rendered for a panel (with ``request`` in its context, for ``csrf_token()``)."""
+    engine = request.app.template_engine
+    return Markup(engine.get_template(template).render(**context, request=request))
+
+
+def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
+    """Open alerts on the dashboard; health, firmware and diagnostics on a station page."""
+
+    async def dashboard_panel() -> list[Markup]:
+        alerts = await Alert.select().where(Alert.status == "open").order_by(Alert.id, ascending=False).limit(10)
+        running = await Campaign.count().where(Campaign.status == "running")
+        return [_fragment(request, "admin/stationops/_dashboard_panel.html", alerts=alerts, running=running,
+                          total=await Alert.count().where(Alert.status == "open"))]
+
+    async def station_panel() -> list[Markup]:
+        station = context.get("station")
+        if not station:
+            return []
+        sid = station["station_id"]
+        end = utcnow()
+        report = await hl.station_health(sid, end - PERIODS["24h"], end)
+        files = await DiagnosticsFile.select().where(DiagnosticsFile.station_id == sid).order_by(
+            DiagnosticsFile.id, ascending=False).limit(5)
+        alerts = await Alert.select().where((Alert.station_id == sid) & (Alert.status == "open"))
+        user = await auth.current_user(request)
+        return [_fragment(request, "admin/stationops/_station_panel.html", r=report, sid=sid, alerts=alerts,
+                          files=[dg.file_json(f) for f in files], station=station,
+                          can_operate=bool(user and user.can("operator")))]
+
+    if page == "dashboard":
+        return dashboard_panel
+    if page == "station":
+        return station_panel
+    return None
+
+
+# -- the router ----------------------------------------------------------------------------------
+
+
+def _login_redirect(request: Request, exc: Exception) -> Response:
+    return Redirect(auth.login_url(request.url.path), status_code=303)
+
+
+def _error(request: Request, exc: Exception) -> Response:
+    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
+    status = getattr(exc, "status_code", 500)
+    return Template("admin/error.html", status_code=status, context={
+        "user": user, "status_code": status, "message": getattr(exc, "detail", "") or "Something went wrong.",
+        "title": "Error", "path": request.url.path, "nav": nav_items(request, user.role) if user else [],
+        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
+    })
+
+
+def stationops_admin_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[
+            firmware_page, firmware_add, firmware_delete, campaign_create, campaign_page, campaign_action,
+            campaign_retry, diagnostics_page, diagnostics_request, health_page, site_health_page,
+            station_health_page, alerts_page, alert_acknowledge, rule_create, rule_action,
+        ],
+        guards=[auth.admin_guard],
+        exception_handlers={
+            auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
+            PermissionDeniedException: _error, HTTPException: _error,
+        },
+        include_in_schema=False,
+    )
+

@@ -1,0 +1,318 @@
+"""REST endpoints of the stationops plugin (under ``/api/v1``): firmware catalogue, campaigns,
+diagnostics, health and alerts. Same roles as the core: viewer reads, operator changes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, Router, delete, get, patch, post
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import Parameter
+from litestar.response import File
+
+from csms.api.auth import caller, require
+from csms.api.crud import page_params
+from csms.api.stations import run_command, station_row
+from csms.core.timeutil import utcnow
+from plugins.stationops import alerts as al
+from plugins.stationops import campaigns as cp
+from plugins.stationops import diagnostics as dg
+from plugins.stationops import firmware as fw
+from plugins.stationops import health as hl
+from plugins.stationops.config import stationops_settings
+from plugins.stationops.storage import CHUNK, chunks_of, public_base_url
+from plugins.stationops.tables import Alert, AlertRule, DiagnosticsFile, DiagnosticsRequest, Firmware
+
+
+class FirmwareIn(msgspec.Struct, forbid_unknown_fields=True):
+    version: str
+    url: str
+    vendor: str = ""
+    model: str = ""
+    signature: str = ""
+    signing_certificate: str = ""
+    release_notes: str = ""
+
+
+class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    firmware_id: int
+    selection: dict[str, Any] = {}
+    wave_size: int = 0
+    concurrency: int = 5
+    window_start: str = ""
+    window_end: str = ""
+    timezone: str = ""
+    force: bool = False
+    require_signed: bool = False
+    max_retries: int = 2
+    retry_delay_s: int = 300
+    progress_timeout_s: int = 3600
+    start: bool = False
+
+
+class CampaignPatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    concurrency: int | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    timezone: str | None = None
+    force: bool | None = None
+    max_retries: int | None = None
+    retry_delay_s: int | None = None
+    progress_timeout_s: int | None = None
+
+
+class PreviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    firmware_id: int
+    selection: dict[str, Any] = {}
+
+
+class DiagnosticsIn(msgspec.Struct, forbid_unknown_fields=True):
+    station_id: str
+
+
+class RuleIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    name: str = ""
+    minutes: float = 0.0
+    occurrences: int = 0
+    severity: str = "warning"
+    enabled: bool = True
+    site: int | None = None
+    station_id: str = ""
+
+
+class RulePatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    minutes: float | None = None
+    occurrences: int | None = None
+    severity: str | None = None
+    enabled: bool | None = None
+    site: int | None = None
+    station_id: str | None = None
+
+
+def ops_error(request: Request, exc: fw.OpsError) -> Response:
+    return Response({"status_code": exc.status, "detail": exc.message}, status_code=exc.status)
+
+
+def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """``from``/``to`` of a health query; default: the last ``health_default_hours``."""
+    end = end or utcnow()
+    start = start or end - timedelta(hours=stationops_settings().health_default_hours)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationException("from and to need a time zone (e.g. 2024-05-01T00:00:00Z)")
+    if start >= end:
+        raise ValidationException("from must be before to")
+    return start, end
+
+
+def base_url(request: Request) -> str:
+    try:
+        return public_base_url(request)
+    except ValueError as exc:
+        raise fw.OpsError(str(exc)) from None
+
+
+class FirmwareController(Controller):
+    path = "/firmware"
+    tags = ["firmware"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_firmware(self, request: Request) -> dict[str, Any]:
+        rows = await Firmware.select().order_by(Firmware.id, ascending=False)
+        url = base_url(request)
+        return {"items": [fw.firmware_json(r, url) for r in rows]}
+
+    @post("/", guards=[require("operator")], request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK)
+    async def add_firmware(self, request: Request) -> dict[str, Any]:
+        """JSON (an external ``url``) or a multipart form with a ``file`` and the same fields."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or not hasattr(upload, "read"):
+                raise ValidationException("the form needs a file field named 'file'")
+            fields = {k: str(form.get(k) or "") for k in ("version", "vendor", "model", "signature",
+                                                          "signing_certificate", "release_notes")}
+            row = await fw.create_firmware(**fields, upload_name=upload.filename, upload=chunks_of(upload))
+        else:
+            try:
+                data = msgspec.json.decode(await request.body(), type=FirmwareIn)
+            except msgspec.ValidationError as exc:
+                raise ValidationException(str(exc)) from None
+            row = await fw.create_firmware(**msgspec.structs.asdict(data))
+        return fw.firmware_json(row, base_url(request))
+
+    @get("/{firmware_id:int}", guards=[require("viewer")])
+    async def get_firmware(self, request: Request, firmware_id: int) -> dict[str, Any]:
+        return fw.firmware_json(await fw.firmware_row(firmware_id), base_url(request))
+
+    @delete("/{firmware_id:int}", guards=[require("operator")])
+    async def delete_firmware(self, firmware_id: int) -> None:
+        await fw.delete_firmware(firmware_id)
+
+
+class CampaignController(Controller):
+    path = "/campaigns"
+    tags = ["firmware"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_campaigns(self, status: str | None = None) -> dict[str, Any]:
+        return {"items": await cp.campaign_list(status)}
+
+    @post("/", guards=[require("operator")])
+    async def create(self, request: Request, data: CampaignIn) -> dict[str, Any]:
+        values = msgspec.structs.asdict(data)
+        return await cp.create_campaign(**values, base_url=base_url(request), by=caller(request))
+
+    @post("/preview", guards=[require("viewer")], status_code=200)
+    async def preview(self, data: PreviewIn) -> dict[str, Any]:
+        stations = await cp.select_stations(data.selection, await fw.firmware_row(data.firmware_id))
+        return {"stations": stations, "count": len(stations)}
+
+    @get("/{campaign_id:int}", guards=[require("viewer")])
+    async def detail(self, campaign_id: int) -> dict[str, Any]:
+        return await cp.campaign_detail(campaign_id)
+
+    @patch("/{campaign_id:int}", guards=[require("operator")])
+    async def update(self, campaign_id: int, data: CampaignPatch) -> dict[str, Any]:
+        values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        return await cp.update_campaign(campaign_id, values)
+
+    @post("/{campaign_id:int}/{action:str}", guards=[require("operator")], status_code=200)
+    async def change(self, campaign_id: int, action: str) -> dict[str, Any]:
+        """``start``, ``pause``, ``resume`` or ``cancel``."""
+        return await cp.change_campaign(campaign_id, action)
+
+    @post("/{campaign_id:int}/targets/{target_id:int}/retry", guards=[require("operator")], status_code=200)
+    async def retry(self, campaign_id: int, target_id: int) -> dict[str, Any]:
+        return await cp.retry_target(campaign_id, target_id)
+
+
+class DiagnosticsController(Controller):
+    path = "/diagnostics"
+    tags = ["diagnostics"]
+
+    @post("/", guards=[require("operator")])
+    async def request_upload(self, request: Request, data: DiagnosticsIn) -> dict[str, Any]:
+        """Ask the station for its diagnostics (1.6) / log (2.0.1), uploaded to this CSMS."""
+        await station_row(data.station_id)
+        return await run_command(dg.request_diagnostics(data.station_id, base_url=base_url(request),
+                                                        by=caller(request)))
+
+    @get("/", guards=[require("viewer")])
+    async def list_requests(self, station_id: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query = DiagnosticsRequest.select(DiagnosticsRequest.id)
+        if station_id:
+            query = query.where(DiagnosticsRequest.station_id == station_id)
+        rows = await query.order_by(DiagnosticsRequest.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [await dg.request_json(r["id"]) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/{request_id:int}", guards=[require("viewer")])
+    async def get_request(self, request_id: int) -> dict[str, Any]:
+        return await dg.request_json(request_id)
+
+    @get("/files", guards=[require("viewer")])
+    async def list_files(self, station_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query = DiagnosticsFile.select()
+        if station_id:
+            query = query.where(DiagnosticsFile.station_id == station_id)
+        rows = await query.order_by(DiagnosticsFile.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [dg.file_json(r) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/files/{file_id:int}/download", guards=[require("viewer")])
+    async def download(self, file_id: int) -> File:
+        return dg.file_response(await dg.file_row(file_id))
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get("/stations/{station_id:str}", guards=[require("viewer")])
+    async def station(self, station_id: str, start: datetime | None = Parameter(query="from", default=None),
+                      end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
+        await station_row(station_id)
+        return await hl.station_health(station_id, *period(start, end))
+
+    @get("/sites/{site_id:int}", guards=[require("viewer")])
+    async def site(self, site_id: int, start: datetime | None = Parameter(query="from", default=None),
+                   end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
+        report = await hl.site_health(site_id, *period(start, end))
+        if report is None:
+            raise NotFoundException(f"no site {site_id}")
+        return report
+
+    @get("/fleet", guards=[require("viewer")])
+    async def fleet(self, start: datetime | None = Parameter(query="from", default=None),
+                    end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
+        return await hl.fleet_health(*period(start, end))
+
+
+class AlertController(Controller):
+    path = "/alerts"
+    tags = ["alerts"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_alerts(self, status: str | None = None, station_id: str | None = None, limit: int = 100,
+                          offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = Alert.select(), Alert.count()
+        for column, value in ((Alert.status, status), (Alert.station_id, station_id)):
+            if value:
+                query, count = query.where(column == value), count.where(column == value)
+        rows = await query.order_by(Alert.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
+        return {"items": [al.alert_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @post("/{alert_id:int}/acknowledge", guards=[require("operator")], status_code=200)
+    async def acknowledge(self, request: Request, alert_id: int) -> dict[str, Any]:
+        return await al.acknowledge(alert_id, caller(request))
+
+    @post("/evaluate", guards=[require("operator")], status_code=200)
+    async def evaluate(self) -> dict[str, Any]:
+        """Evaluate the rules now (the evaluator also runs on events and on a timer)."""
+        opened, closed = await al.evaluate()
+        return {"opened": opened, "closed": closed}
+
+
+class AlertRuleController(Controller):
+    path = "/alert-rules"
+    tags = ["alerts"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_rules(self) -> dict[str, Any]:
+        return {"items": [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)],
+                "kinds": al.RULE_KINDS}
+
+    @post("/", guards=[require("operator")])
+    async def create_rule(self, data: RuleIn) -> dict[str, Any]:
+        row = AlertRule(**al.check_rule(msgspec.structs.asdict(data)))
+        await row.save()
+        return al.rule_json(await al.rule_row(row.id))
+
+    @patch("/{rule_id:int}", guards=[require("operator")])
+    async def update_rule(self, rule_id: int, data: RulePatch) -> dict[str, Any]:
+        row = await al.rule_row(rule_id)
+        values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        merged = al.check_rule({**{k: row[k] for k in ("kind", "name", "minutes", "occurrences", "severity")}, **values})
+        values["name"] = merged["name"]
+        await AlertRule.update({getattr(AlertRule, k): v for k, v in values.items()}).where(AlertRule.id == rule_id)
+        return al.rule_json(await al.rule_row(rule_id))
+
+    @delete("/{rule_id:int}", guards=[require("operator")])
+    async def delete_rule(self, rule_id: int) -> None:
+        await al.rule_row(rule_id)
+        await AlertRule.delete().where(AlertRule.id == rule_id)
+
+
+def stationops_api_router() -> Router:
+    return Router(path="/api/v1", route_handlers=[
+        FirmwareController, CampaignController, DiagnosticsController, HealthController, AlertController,
+        AlertRuleController,
+    ], exception_handlers={fw.OpsError: ops_error})
+

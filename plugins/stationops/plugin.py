@@ -1,0 +1,66 @@
+"""The stationops plugin's hook implementations (entry point ``stationops`` in the ``csms`` group):
+firmware catalogue and campaigns, diagnostics uploads, health and uptime, alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csms import NavItem, hookimpl
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@hookimpl
+def piccolo_apps():
+    return ["plugins.stationops.piccolo_app"]
+
+
+@hookimpl
+def startup(app, settings):
+    from plugins.stationops import service
+
+    return service.start
+
+
+@hookimpl
+def shutdown(app):
+    from plugins.stationops import service
+
+    return service.stop
+
+
+@hookimpl
+def event(event):
+    from plugins.stationops import service
+
+    running = service.service()
+    if running is not None:
+        running.on_event(event)
+
+
+@hookimpl
+def register_routes(settings):
+    from plugins.stationops.admin import stationops_admin_router
+    from plugins.stationops.api import stationops_api_router
+    from plugins.stationops.diagnostics import upload_handlers
+    from plugins.stationops.firmware import firmware_file
+
+    return [stationops_api_router(), stationops_admin_router(), firmware_file, *upload_handlers()]
+
+
+@hookimpl
+def template_dirs():
+    return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def admin_nav(request):
+    return [NavItem("Firmware", "/admin/firmware", order=55), NavItem("Health", "/admin/health", order=56),
+            NavItem("Alerts", "/admin/alerts", order=57)]
+
+
+@hookimpl
+def admin_panels(page, request, context):
+    from plugins.stationops.admin import panel
+
+    return panel(page, request, context)

@@ -1,0 +1,368 @@
+"""The REST API of roaming under ``/api/v1/roaming``: partners (invite, register, update,
+unregister, push, pull, request log), what was exchanged (tokens, locations, sessions, CDRs,
+tariffs, the outbox) and commands to a partner's stations for our drivers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Router, delete, get, patch, post
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from csms.api.auth import caller, require
+from csms.api.crud import jsonable, page_params
+from csms.core.tables import IdToken
+from plugins.roaming_ocpi import schema, sync
+from plugins.roaming_ocpi.client import PartnerError, get_all
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.cpo import session_object
+from plugins.roaming_ocpi.emsp import CommandError, send_command
+from plugins.roaming_ocpi.parties import base_url, endpoint_url, owns, partner_row, versions_url
+from plugins.roaming_ocpi.registration import RegistrationError, invite, register_with, unregister, update_credentials
+from plugins.roaming_ocpi.tables import Cdr, CommandRecord, Outbox, Partner, RemoteObject, RequestLog, SessionLink
+
+
+class PartnerIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    versions_url: str | None = None
+    token: str | None = None
+    raw_tokens: bool = False
+
+
+class PartnerPatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    raw_tokens: bool | None = None
+
+
+class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
+    versions_url: str
+    token: str
+
+
+def partner_json(p: dict[str, Any]) -> dict[str, Any]:
+    """A partner as the API shows it: never a credentials token."""
+    return {
+        "id": p["id"], "name": p["name"], "status": p["status"], "country_code": p["country_code"],
+        "party_id": p["party_id"], "roles": [{"role": r.get("role"), "country_code": r.get("country_code"),
+                                              "party_id": r.get("party_id"),
+                                              "name": (r.get("business_details") or {}).get("name")}
+                                             for r in p["roles"] or []],
+        "versions_url": p["versions_url"], "version": p["version"], "endpoints": p["endpoints"] or [],
+        "raw_tokens": p["raw_tokens"], "last_error": p["last_error"],
+        "created_at": p["created_at"].isoformat(), "updated_at": p["updated_at"].isoformat(),
+        "registered_at": p["registered_at"].isoformat() if p["registered_at"] else None,
+    }
+
+
+async def _partner(partner_id: int) -> dict[str, Any]:
+    row = await partner_row(partner_id)
+    if row is None:
+        raise NotFoundException(f"no roaming partner {partner_id}")
+    return row
+
+
+def _failed(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=502, detail=getattr(exc, "message", str(exc)))
+
+
+class PartnerController(Controller):
+    path = "/partners"
+    tags = ["roaming"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_partners(self) -> dict[str, Any]:
+        rows = await Partner.select().order_by(Partner.id).output(load_json=True)
+        items = []
+        for r in rows:
+            item = partner_json(r)
+            item["pending_pushes"] = await Outbox.count().where((Outbox.partner == r["id"]) & (Outbox.status == "pending"))
+            items.append(item)
+        return {"items": items, "total": len(items)}
+
+    @post("/", guards=[require("admin")], status_code=201)
+    async def create_partner(self, request: Request, data: PartnerIn) -> dict[str, Any]:
+        """Invite a partner (no ``versions_url``: answers the token A to hand over with our versions
+        URL) or register with one (``versions_url`` and the ``token`` A it issued)."""
+        if not data.name.strip():
+            raise ValidationException("name is required")
+        if data.versions_url or data.token:
+            if not (data.versions_url and data.token):
+                raise ValidationException("registering needs both versions_url and token")
+            row = Partner(name=data.name.strip(), status="pending", raw_tokens=data.raw_tokens)
+            await row.save()
+            try:
+                partner = await register_with(row.id, data.versions_url, data.token, base_url(request))
+            except RegistrationError as exc:
+                raise _failed(exc) from None
+            return partner_json(partner)
+        partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens)
+        return {**partner_json(partner), "token_a": token_a, "our_versions_url": versions_url(base_url(request))}
+
+    @get("/{partner_id:int}", guards=[require("viewer")])
+    async def get_partner(self, partner_id: int) -> dict[str, Any]:
+        row = partner_json(await _partner(partner_id))
+        for status in ("pending", "done", "rejected"):
+            row[f"outbox_{status}"] = await Outbox.count().where(
+                (Outbox.partner == partner_id) & (Outbox.status == status))
+        return row
+
+    @patch("/{partner_id:int}", guards=[require("admin")])
+    async def update_partner(self, partner_id: int, data: PartnerPatch) -> dict[str, Any]:
+        await _partner(partner_id)
+        values: dict[Any, Any] = {}
+        if data.name is not None:
+            values[Partner.name] = data.name.strip()
+        if data.raw_tokens is not None:
+            values[Partner.raw_tokens] = data.raw_tokens
+        if values:
+            await Partner.update(values).where(Partner.id == partner_id)
+        return partner_json(await _partner(partner_id))
+
+    @post("/{partner_id:int}/register", guards=[require("admin")], status_code=200)
+    async def register_partner(self, request: Request, partner_id: int, data: RegisterIn) -> dict[str, Any]:
+        partner = await _partner(partner_id)
+        if partner["status"] == "registered":
+            raise HTTPException(status_code=409, detail="already registered: update or unregister first")
+        try:
+            return partner_json(await register_with(partner_id, data.versions_url, data.token, base_url(request)))
+        except RegistrationError as exc:
+            raise _failed(exc) from None
+
+    @post("/{partner_id:int}/credentials", guards=[require("admin")], status_code=200)
+    async def renew_credentials(self, request: Request, partner_id: int) -> dict[str, Any]:
+        """Send fresh credentials (PUT) and re-fetch the partner's endpoints."""
+        await _partner(partner_id)
+        try:
+            return partner_json(await update_credentials(partner_id, base_url(request)))
+        except RegistrationError as exc:
+            raise _failed(exc) from None
+
+    @delete("/{partner_id:int}", guards=[require("admin")], status_code=200)
+    async def unregister_partner(self, partner_id: int) -> dict[str, Any]:
+        await _partner(partner_id)
+        warning = await unregister(partner_id)
+        return {**partner_json(await _partner(partner_id)), "warning": warning}
+
+    @post("/{partner_id:int}/push", guards=[require("operator")], status_code=200)
+    async def push(self, partner_id: int) -> dict[str, Any]:
+        """Queue all our locations and tariffs (CPO) or tokens (eMSP) for the partner."""
+        await _partner(partner_id)
+        await sync.push_everything(partner_id)
+        return {"pending": await Outbox.count().where((Outbox.partner == partner_id) & (Outbox.status == "pending"))}
+
+    @post("/{partner_id:int}/pull", guards=[require("operator")], status_code=200)
+    async def pull(self, partner_id: int) -> dict[str, Any]:
+        """GET the partner's Sender interfaces (locations, tariffs, sessions, CDRs, tokens) and store
+        what is valid; invalid objects are counted and skipped."""
+        partner = await _partner(partner_id)
+        if partner["status"] != "registered":
+            raise HTTPException(status_code=409, detail="the partner is not registered")
+        return await pull_from(partner)
+
+    @get("/{partner_id:int}/log", guards=[require("viewer")])
+    async def request_log(self, partner_id: int, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        rows = await RequestLog.select().where(RequestLog.partner == partner_id).order_by(
+            RequestLog.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [jsonable(r) for r in rows], "total": await RequestLog.count().where(
+            RequestLog.partner == partner_id), "limit": limit, "offset": offset}
+
+    @post("/{partner_id:int}/commands/{command:str}", guards=[require("operator")], status_code=200)
+    async def command(self, request: Request, partner_id: int, command: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send START_SESSION, STOP_SESSION, RESERVE_NOW, CANCEL_RESERVATION or UNLOCK_CONNECTOR to a
+        CPO partner; answers the stored command with the CPO's CommandResponse (the result follows)."""
+        await _partner(partner_id)
+        try:
+            record = await send_command(partner_id, command.upper(), data, base=base_url(request),
+                                        requested_by=caller(request))
+        except CommandError as exc:
+            raise ValidationException(str(exc)) from None
+        return jsonable(record)
+
+
+PULLS = (("locations", "SENDER", schema.LOCATION), ("tariffs", "SENDER", schema.TARIFF),
+         ("sessions", "SENDER", schema.SESSION), ("cdrs", "SENDER", schema.CDR), ("tokens", "SENDER", schema.TOKEN))
+
+
+async def pull_from(partner: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for module, role, spec in PULLS:
+        url = endpoint_url(partner, module, role)
+        if url is None:
+            continue
+        params = {"date_from": "1970-01-01T00:00:00Z"} if module == "sessions" else None
+        try:
+            items = await get_all(partner, url, params=params)
+        except PartnerError as exc:
+            out[module] = {"error": exc.message}
+            continue
+        stored = rejected = 0
+        for item in items:
+            if schema.problems(item, spec) or not owns(partner, item["country_code"], item["party_id"]):
+                rejected += 1
+                continue
+            object_id = item["uid"] if module == "tokens" else item["id"]
+            existing = await RemoteObject.select().where(
+                (RemoteObject.partner == partner["id"]) & (RemoteObject.module == module)
+                & (RemoteObject.country_code == item["country_code"].upper())
+                & (RemoteObject.party_id == item["party_id"].upper()) & (RemoteObject.object_id == object_id)
+                & (RemoteObject.object_type == (item["type"] if module == "tokens" else ""))).first()
+            token_uid = item["uid"] if module == "tokens" else (item.get("cdr_token") or {}).get("uid", "")
+            from plugins.roaming_ocpi.transport import parse_datetime
+
+            values = {"payload": item, "last_updated": parse_datetime(item["last_updated"]), "token_uid": token_uid}
+            if existing is None:
+                await RemoteObject(partner=partner["id"], module=module, country_code=item["country_code"].upper(),
+                                   party_id=item["party_id"].upper(), object_id=object_id,
+                                   object_type=item["type"] if module == "tokens" else "", **values).save()
+            else:
+                await RemoteObject.update({getattr(RemoteObject, k): v for k, v in values.items()}).where(
+                    RemoteObject.id == existing["id"])
+            stored += 1
+        out[module] = {"stored": stored, "rejected": rejected}
+    return out
+
+
+def _remote_json(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": r["id"], "partner": r["partner"], "country_code": r["country_code"], "party_id": r["party_id"],
+            "object_id": r["object_id"], "last_updated": r["last_updated"].isoformat(), "object": r["payload"]}
+
+
+async def _driver_tokens(driver: int | None) -> list[str] | None:
+    if driver is None:
+        return None
+    return [r["id_token"] for r in await IdToken.select(IdToken.id_token).where(IdToken.driver == driver)]
+
+
+async def _remote(module: str, *, partner: int | None, token: str | None, driver: int | None, limit: int,
+                  offset: int) -> dict[str, Any]:
+    limit, offset = page_params(limit, offset)
+    query = RemoteObject.select().where(RemoteObject.module == module)
+    count = RemoteObject.count().where(RemoteObject.module == module)
+    conds = []
+    if partner is not None:
+        conds.append(RemoteObject.partner == partner)
+    if token:
+        conds.append(RemoteObject.token_uid == token)
+    tokens = await _driver_tokens(driver)
+    if tokens is not None:
+        conds.append(RemoteObject.token_uid.is_in(tokens or [""]))
+    for c in conds:
+        query, count = query.where(c), count.where(c)
+    rows = await query.order_by(RemoteObject.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
+    return {"items": [_remote_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+
+class ExchangeController(Controller):
+    path = ""
+    tags = ["roaming"]
+
+    @get("/tokens", guards=[require("viewer")])
+    async def tokens(self, partner: int | None = None, token: str | None = None, limit: int = 100,
+                     offset: int = 0) -> dict[str, Any]:
+        """Partners' tokens pushed to us (we are CPO); ours as published are in ``/published-tokens``."""
+        return await _remote("tokens", partner=partner, token=token, driver=None, limit=limit, offset=offset)
+
+    @get("/published-tokens", guards=[require("viewer")])
+    async def published_tokens(self) -> dict[str, Any]:
+        items = await sync.token_list()
+        return {"items": items, "total": len(items)}
+
+    @get("/locations", guards=[require("viewer")])
+    async def locations(self, partner: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Partners' locations pushed to or pulled by us (we are eMSP)."""
+        return await _remote("locations", partner=partner, token=None, driver=None, limit=limit, offset=offset)
+
+    @get("/published-locations", guards=[require("viewer")])
+    async def published_locations(self) -> dict[str, Any]:
+        items = await sync.location_list()
+        return {"items": items, "total": len(items)}
+
+    @get("/tariffs", guards=[require("viewer")])
+    async def tariffs(self, partner: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        return await _remote("tariffs", partner=partner, token=None, driver=None, limit=limit, offset=offset)
+
+    @get("/sessions", guards=[require("viewer")])
+    async def sessions(self, role: str = "emsp", partner: int | None = None, token: str | None = None,
+                       driver: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``role=emsp``: our drivers' sessions at partners' stations (filter ``token``, ``driver``);
+        ``role=cpo``: partners' drivers' sessions at our stations as reported."""
+        if role == "emsp":
+            return await _remote("sessions", partner=partner, token=token, driver=driver, limit=limit, offset=offset)
+        if role != "cpo":
+            raise ValidationException("role is cpo or emsp")
+        limit, offset = page_params(limit, offset)
+        query, count = SessionLink.select(), SessionLink.count()
+        if partner is not None:
+            query, count = query.where(SessionLink.partner == partner), count.where(SessionLink.partner == partner)
+        rows = await query.order_by(SessionLink.session_id, ascending=False).limit(limit).offset(offset).output(
+            load_json=True)
+        items = [{"session_id": r["session_id"], "partner": r["partner"], "cdr_id": r["cdr_id"] or None,
+                  "object": await session_object(r)} for r in rows]
+        return {"items": items, "total": await count, "limit": limit, "offset": offset}
+
+    @get("/cdrs", guards=[require("viewer")])
+    async def cdrs(self, role: str = "emsp", partner: int | None = None, token: str | None = None,
+                   driver: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``role=emsp``: CDRs partners sent us for our drivers; ``role=cpo``: CDRs we issued."""
+        if role == "emsp":
+            return await _remote("cdrs", partner=partner, token=token, driver=driver, limit=limit, offset=offset)
+        if role != "cpo":
+            raise ValidationException("role is cpo or emsp")
+        limit, offset = page_params(limit, offset)
+        query, count = Cdr.select(), Cdr.count()
+        if partner is not None:
+            query, count = query.where(Cdr.partner == partner), count.where(Cdr.partner == partner)
+        rows = await query.order_by(Cdr.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
+        return {"items": [{"cdr_id": r["cdr_id"], "session_id": r["session_id"], "partner": r["partner"],
+                           "location_url": r["location_url"], "object": r["payload"]} for r in rows],
+                "total": await count, "limit": limit, "offset": offset}
+
+    @get("/commands", guards=[require("viewer")])
+    async def commands(self, direction: str | None = None, partner: int | None = None, limit: int = 100,
+                       offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = CommandRecord.select(), CommandRecord.count()
+        for cond in ([CommandRecord.direction == direction] if direction else []) + (
+                [CommandRecord.partner == partner] if partner is not None else []):
+            query, count = query.where(cond), count.where(cond)
+        rows = await query.order_by(CommandRecord.id, ascending=False).limit(limit).offset(offset).output(
+            load_json=True)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @get("/commands/{command_id:int}", guards=[require("viewer")])
+    async def command(self, command_id: int) -> dict[str, Any]:
+        row = await CommandRecord.select().where(CommandRecord.id == command_id).output(load_json=True).first()
+        if row is None:
+            raise NotFoundException(f"no command {command_id}")
+        return jsonable(row)
+
+    @get("/outbox", guards=[require("viewer")])
+    async def outbox(self, partner: int | None = None, status: str | None = None, limit: int = 100,
+                     offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = Outbox.select(), Outbox.count()
+        for cond in ([Outbox.partner == partner] if partner is not None else []) + (
+                [Outbox.status == status] if status else []):
+            query, count = query.where(cond), count.where(cond)
+        rows = await query.order_by(Outbox.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @post("/sync", guards=[require("operator")], status_code=200)
+    async def sync_now(self) -> dict[str, Any]:
+        """Look for changed locations, tariffs and tokens now and deliver what is due."""
+        await sync.refresh_all()
+        delivered = await sync.deliver_due()
+        return {"delivered": delivered,
+                "pending": await Outbox.count().where(Outbox.status == "pending")}
+
+    @get("/identity", guards=[require("viewer")])
+    async def identity(self, request: Request) -> dict[str, Any]:
+        s = ocpi_settings()
+        return {"country_code": s.country_code, "party_id": s.party_id, "roles": sorted(s.role_set),
+                "versions_url": versions_url(base_url(request))}
+
+
+def roaming_api_router() -> Router:
+    return Router(path="/api/v1/roaming", route_handlers=[PartnerController, ExchangeController])

@@ -1,0 +1,142 @@
+"""Requests to partners: the credentials token, request/correlation ids and routing headers on
+every call, the response envelope read and checked, every exchange written to the request log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.tables import RequestLog
+from plugins.roaming_ocpi.transport import authorization_header, new_id, routing_headers
+
+log = logging.getLogger("csms.ocpi.client")
+
+_client: httpx.AsyncClient | None = None
+
+
+def http_client() -> httpx.AsyncClient:
+    global _client
+    if _client is None or _client.is_closed:
+        _client = httpx.AsyncClient(timeout=ocpi_settings().request_timeout, follow_redirects=False)
+    return _client
+
+
+async def close_client() -> None:
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+class PartnerError(Exception):
+    """A call to a partner failed: unreachable, an HTTP error, or an OCPI error status."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.ocpi_status = ocpi_status
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again later: the partner was unreachable, failed, or refused our token."""
+        if self.http_status is None:
+            return True
+        if self.http_status >= 500 or self.http_status in (401, 408, 429):
+            return True
+        return self.ocpi_status is not None and self.ocpi_status >= 3000
+
+
+@dataclass
+class Answer:
+    data: Any
+    status_code: int
+    http_status: int
+    headers: httpx.Headers
+    body: dict[str, Any]
+
+
+async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = None, token: str | None = None,
+               functional: bool = True, params: dict[str, Any] | None = None,
+               correlation_id: str | None = None) -> Answer:
+    """One OCPI request to ``partner``; ``PartnerError`` unless it answered with a 1xxx code.
+
+    ``token`` overrides the partner's stored token (token A during registration). Routing
+    headers go with functional modules only (transport_and_format: Message Routing).
+    """
+    s = ocpi_settings()
+    request_id = new_id()
+    correlation_id = correlation_id or new_id()
+    headers = {
+        "Authorization": authorization_header(token or partner["outgoing_token"], raw=bool(partner.get("raw_tokens"))),
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": correlation_id,
+    }
+    if functional:
+        headers.update(routing_headers(s.country_code, s.party_id, partner.get("country_code") or "",
+                                       partner.get("party_id") or ""))
+    started = time.monotonic()
+    http_status = ocpi_status = None
+    error = ""
+    try:
+        try:
+            response = await http_client().request(method, url, json=body, headers=headers, params=params)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise PartnerError(f"{method} {url} failed: {error}") from None
+        http_status = response.status_code
+        try:
+            envelope = response.json()
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("status_code"), int):
+            error = f"HTTP {http_status} without an OCPI response envelope"
+            raise PartnerError(f"{method} {url}: {error}", http_status=http_status)
+        ocpi_status = envelope["status_code"]
+        if http_status >= 400 or not 1000 <= ocpi_status < 2000:
+            error = f"HTTP {http_status}, OCPI {ocpi_status}: {envelope.get('status_message') or ''}".strip()
+            raise PartnerError(f"{method} {url}: {error}", http_status=http_status, ocpi_status=ocpi_status)
+        return Answer(envelope.get("data"), ocpi_status, http_status, response.headers, envelope)
+    finally:
+        await _log(partner.get("id"), method, url, http_status, ocpi_status, request_id, correlation_id,
+                   int((time.monotonic() - started) * 1000), error)
+
+
+async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] | None = None,
+                  max_pages: int = 1000) -> list[Any]:
+    """Every object of a paginated GET, following the ``Link: <...>; rel="next"`` headers."""
+    items: list[Any] = []
+    next_url: str | None = url
+    query = params
+    for _ in range(max_pages):
+        if next_url is None:
+            break
+        answer = await call(partner, "GET", next_url, params=query)
+        if isinstance(answer.data, list):
+            items.extend(answer.data)
+        next_url, query = _next_link(answer.headers.get("link", "")), None
+    return items
+
+
+def _next_link(header: str) -> str | None:
+    for part in header.split(","):
+        if 'rel="next"' in part or "rel=next" in part:
+            start, end = part.find("<"), part.find(">")
+            if 0 <= start < end:
+                return part[start + 1:end]
+    return None
+
+
+async def _log(partner_id: int | None, method: str, url: str, http_status: int | None, ocpi_status: int | None,
+               request_id: str, correlation_id: str, duration_ms: int, error: str) -> None:
+    try:
+        await RequestLog(partner=partner_id, direction="out", method=method, url=url[:500], http_status=http_status,
+                         ocpi_status=ocpi_status, request_id=request_id, correlation_id=correlation_id,
+                         duration_ms=duration_ms, error=error[:2000]).save()
+    except Exception:  # the log must never break a call
+        log.exception("could not write the OCPI request log")

@@ -1,0 +1,49 @@
+"""The roaming plugin's settings, from ``CSMS_OCPI_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WHITELIST_TYPES = ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER")
+
+
+class OcpiSettings(BaseSettings):
+    """Who we are on OCPI and how the plugin behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_OCPI_", extra="ignore")
+
+    country_code: str = Field("NL", description="ISO 3166-1 alpha-2 country code of our OCPI party.")
+    party_id: str = Field("CSM", description="Our OCPI party id (3 characters, ISO 15118).")
+    business_name: str = Field("CSMS operator", description="Name in our BusinessDetails (credentials roles, Location.operator).")
+    website: str = Field("", description="Website in our BusinessDetails.")
+    roles: str = Field("CPO,EMSP", description="Comma-separated OCPI roles we take: CPO, EMSP or both.")
+    base_url: str = Field("", description="Public base URL of this server (`https://csms.example.com`); empty takes it from each request.")
+    currency: str = Field("EUR", description="Currency of sessions and CDRs when no pricing plugin answers.")
+    token_whitelist: str = Field("ALLOWED_OFFLINE", description="WhitelistType published with our tokens: ALWAYS, ALLOWED, ALLOWED_OFFLINE or NEVER.")
+    authorize_timeout: float = Field(3.0, description="Seconds a real-time authorization at a partner may take before the whitelist rule decides.")
+    authorize_unknown: bool = Field(False, description="Ask every eMSP partner in real time about a token that is neither ours nor pushed by a partner.")
+    request_timeout: float = Field(15.0, description="Seconds an outbound OCPI request may take.")
+    page_limit: int = Field(100, description="Largest page served by paginated GET endpoints (X-Limit).")
+    sync_interval: float = Field(30.0, description="Seconds between scans for changed locations, tariffs and tokens to push (0 disables).")
+    session_update_interval: float = Field(60.0, description="Least seconds between two Session PATCHes (new charging period) of one session.")
+    retry_delays: str = Field("1,5,30,120,600,1800", description="Backoff (s) between delivery attempts of a queued push; the last repeats forever.")
+    worker: bool = Field(True, description="Deliver queued pushes from this process (in multi-node mode keep it on one node only).")
+    command_timeout: int = Field(60, description="Timeout (s) given in CommandResponse; the station's answer is awaited this long.")
+    log_retention_days: int = Field(14, description="Days of the OCPI request log kept.")
+
+    @property
+    def role_set(self) -> set[str]:
+        return {r.strip().upper() for r in self.roles.split(",") if r.strip()}
+
+    @property
+    def backoff(self) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.retry_delays.split(",") if x.strip()) or (30.0,)
+
+
+@lru_cache(maxsize=1)
+def ocpi_settings() -> OcpiSettings:
+    """The settings, read once (tests call ``ocpi_settings.cache_clear()`` after changing them)."""
+    return OcpiSettings()

@@ -1,0 +1,279 @@
+"""Our data as OCPI 2.2.1 objects: Locations (sites, stations, EVSEs, connectors), Tariffs (from
+the billing plugin, through the ``select_tariff`` hook and its tables when installed), Tokens (our
+cards, for the eMSP role), Sessions and CDRs (with cost from the ``price_session`` hook).
+
+Ids: a Location is a site (``Location.id`` = the site id), an EVSE is ``<station>*<evse>`` (or a
+digest when that is longer than 36), a connector its OCPP connector id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from csms.core.tables import Connector, Evse, IdToken, Site, Station
+from csms.core.timeutil import utcnow
+from csms.plugins import first_answer
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.parties import business_details
+from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
+from plugins.roaming_ocpi.transport import ocpi_ts
+
+log = logging.getLogger("csms.ocpi.objects")
+
+# OCPP connector/EVSE status (both versions) -> OCPI EVSE Status
+STATUS = {
+    "Available": "AVAILABLE", "Occupied": "CHARGING", "Charging": "CHARGING", "Preparing": "CHARGING",
+    "SuspendedEV": "CHARGING", "SuspendedEVSE": "CHARGING", "Finishing": "CHARGING", "Reserved": "RESERVED",
+    "Unavailable": "INOPERATIVE", "Faulted": "OUTOFORDER",
+}
+# OCPP 2.0.1 IdTokenType (1.6 sends none) -> OCPI TokenType and back
+TOKEN_TYPE_TO_OCPI = {"ISO14443": "RFID", "ISO15693": "RFID", "": "RFID", "Central": "APP_USER", "eMAID": "APP_USER",
+                      "KeyCode": "OTHER", "Local": "OTHER", "MacAddress": "OTHER"}
+TOKEN_TYPE_TO_OCPP = {"RFID": "ISO14443", "APP_USER": "Central", "AD_HOC_USER": "Central", "OTHER": "Central"}
+
+
+def evse_uid(station_id: str, evse_id: int) -> str:
+    uid = f"{station_id}*{evse_id}"
+    if len(uid) <= 36 and all(0x21 <= ord(c) <= 0x7E for c in uid):
+        return uid
+    return "E" + hashlib.sha256(uid.encode()).hexdigest()[:35]
+
+
+def emi3_evse_id(station_id: str, evse_id: int) -> str:
+    s = ocpi_settings()
+    outlet = re.sub(r"[^A-Za-z0-9]", "", station_id).upper()[:30] or "X"
+    return f"{s.country_code}*{s.party_id}*E{outlet}*{evse_id}"[:48]
+
+
+def coordinate(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def money(value: Decimal | float | int) -> float:
+    """An OCPI number: 4 decimals, half up (types.asciidoc)."""
+    return float(Decimal(str(value)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def price(excl: Any, incl: Any) -> dict[str, float]:
+    return {"excl_vat": money(excl), "incl_vat": money(incl)}
+
+
+# -- locations ------------------------------------------------------------------------------------------
+
+
+def _publishable(site: dict[str, Any]) -> bool:
+    return bool(site["publish"] and site["latitude"] is not None and site["longitude"] is not None
+                and site["address"] and site["city"] and len(site["country"] or "") == 3)
+
+
+async def _tariff_ids(station_id: str, evse_id: int) -> list[str]:
+    """The tariff a public (unknown) driver would get here, through the ``select_tariff`` hook."""
+    choice = await first_answer("select_tariff", session={
+        "id": None, "station_id": station_id, "evse_id": evse_id, "started_at": utcnow(), "id_token": "",
+        "driver": None, "state": "active"})
+    code = getattr(choice, "code", None) or getattr(choice, "id", None)
+    return [str(code)[:36]] if code else []
+
+
+def _connector(c: dict[str, Any], station: dict[str, Any], voltage: float, tariffs: list[str]) -> dict[str, Any]:
+    power_type = c["power_type"] if c["power_type"] in POWER_TYPE[1] else "AC_3_PHASE"
+    dc = power_type == "DC"
+    volts = 400 if dc else int(round(voltage or 230))
+    phases = {"AC_3_PHASE": 3, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2}.get(power_type, 1)
+    if c["max_power_w"]:
+        amps = int(round(c["max_power_w"] / (volts * (1 if dc else phases))))
+        watts = int(round(c["max_power_w"]))
+    else:
+        amps = int(round(station["max_current_a"] or (125 if dc else 32)))
+        watts = volts * amps * (1 if dc else phases)
+    out = {
+        "id": str(c["connector_id"]),
+        "standard": c["standard"] if c["standard"] in CONNECTOR_TYPE[1] else "IEC_62196_T2",
+        "format": "CABLE" if dc else "SOCKET",
+        "power_type": power_type,
+        "max_voltage": volts,
+        "max_amperage": max(amps, 1),
+        "max_electric_power": watts,
+    }
+    if tariffs:
+        out["tariff_ids"] = tariffs
+    return out
+
+
+# the status of an EVSE is that of its busiest connector (as the core aggregates it)
+_EVSE_PRECEDENCE = ("Faulted", "Occupied", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Preparing",
+                    "Reserved", "Unavailable", "Available")
+
+
+def _evse_status(statuses: list[str]) -> str:
+    for word in _EVSE_PRECEDENCE:
+        if word in statuses:
+            return word
+    return statuses[0] if statuses else "Unknown"
+
+
+async def current_locations(site_ids: list[int] | None = None,
+                            overrides: dict[tuple[str, int, int], str] | None = None) -> dict[str, dict[str, Any]]:
+    """Our publishable Locations by id, without ``last_updated`` fields (the sync adds them).
+
+    EVSEs hold their connectors; nothing here is stored. ``site_ids`` limits the sites read;
+    ``overrides`` gives connector statuses as an event reported them ((station, evse, connector)
+    -> OCPP status), so each status change is published as it was, not as it is by now."""
+    overrides = overrides or {}
+    s = ocpi_settings()
+    query = Site.select().order_by(Site.id)
+    if site_ids is not None:
+        query = query.where(Site.id.is_in(site_ids or [-1]))
+    sites = [site for site in await query if _publishable(site)]
+    if not sites:
+        return {}
+    ids = [site["id"] for site in sites]
+    stations = await Station.select().where(Station.site.is_in(ids)).order_by(Station.station_id)
+    pks = [st["id"] for st in stations] or [-1]
+    evses = await Evse.select().where(Evse.station.is_in(pks)).order_by(Evse.evse_id)
+    connectors = await Connector.select().where(Connector.station.is_in(pks)).order_by(Connector.connector_id)
+    locations: dict[str, dict[str, Any]] = {}
+    for site in sites:
+        loc_id = str(site["id"])
+        location = {
+            "country_code": s.country_code, "party_id": s.party_id, "id": loc_id, "publish": True,
+            "name": site["name"][:255], "address": site["address"][:255], "city": site["city"][:45],
+            "country": site["country"].upper(),
+            "coordinates": {"latitude": coordinate(site["latitude"]), "longitude": coordinate(site["longitude"])},
+            "evses": [], "operator": business_details(), "time_zone": site["timezone"] or "UTC",
+            "opening_times": {"twentyfourseven": True},
+        }
+        if site["postal_code"]:
+            location["postal_code"] = site["postal_code"][:10]
+        for st in (st for st in stations if st["site"] == site["id"]):
+            for ev in (e for e in evses if e["station"] == st["id"] and e["evse_id"] > 0):
+                conns = [c for c in connectors if c["station"] == st["id"] and c["evse_id"] == ev["evse_id"]]
+                if not conns:
+                    continue
+                tariffs = await _tariff_ids(st["station_id"], ev["evse_id"])
+                ocpp_status = _evse_status([overrides.get((st["station_id"], c["evse_id"], c["connector_id"]),
+                                                          c["status"]) for c in conns])
+                status = STATUS.get(ocpp_status, "UNKNOWN") if st["connected"] else "UNKNOWN"
+                capabilities = ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "RFID_READER", "UNLOCK_CAPABLE"]
+                if len(conns) > 1 and st["ocpp_version"] == "1.6":
+                    capabilities.append("START_SESSION_CONNECTOR_REQUIRED")
+                location["evses"].append({
+                    "uid": evse_uid(st["station_id"], ev["evse_id"]),
+                    "evse_id": emi3_evse_id(st["station_id"], ev["evse_id"]),
+                    "status": status,
+                    "capabilities": sorted(capabilities),
+                    "connectors": [_connector(c, st, site["voltage_v"], tariffs) for c in conns],
+                    "physical_reference": str(ev["evse_id"])[:16],
+                })
+        locations[loc_id] = location
+    return locations
+
+
+async def station_of_evse(location_id: str, uid: str) -> tuple[str, int] | None:
+    """(station ident, evse id) of an EVSE uid at one of our published locations."""
+    try:
+        site_id = int(location_id)
+    except ValueError:
+        return None
+    site = await Site.select().where(Site.id == site_id).first()
+    if site is None or not _publishable(site):
+        return None
+    for st in await Station.select(Station.id, Station.station_id).where(Station.site == site_id):
+        for ev in await Evse.select(Evse.evse_id).where(Evse.station == st["id"]):
+            if evse_uid(st["station_id"], ev["evse_id"]) == uid:
+                return st["station_id"], ev["evse_id"]
+    return None
+
+
+async def location_of_station(station_id: str) -> str | None:
+    """The published Location (site id) of a station, if any."""
+    row = await Station.select(Station.site).where(Station.station_id == station_id).first()
+    if row is None or row["site"] is None:
+        return None
+    site = await Site.select().where(Site.id == row["site"]).first()
+    return str(site["id"]) if site and _publishable(site) else None
+
+
+# -- tariffs --------------------------------------------------------------------------------------------
+
+
+async def current_tariffs() -> dict[str, dict[str, Any]]:
+    """Our tariffs as OCPI objects (id = the tariff code), from the billing plugin when installed."""
+    try:
+        from plugins.billing.tables import Tariff, TariffVersion
+    except ImportError:
+        return {}
+    import json
+
+    s = ocpi_settings()
+    out: dict[str, dict[str, Any]] = {}
+    rows = await Tariff.select().where(Tariff.archived == False).order_by(Tariff.id)  # noqa: E712
+    for row in rows:
+        version = await TariffVersion.select().where(
+            (TariffVersion.tariff == row["id"]) & (TariffVersion.version == row["current_version"])).first()
+        if version is None:
+            continue
+        tariff = json.loads(version["ocpi"])
+        tariff.update(country_code=s.country_code, party_id=s.party_id, id=row["code"][:36])
+        tariff.pop("last_updated", None)
+        out[tariff["id"]] = tariff
+    return out
+
+
+def tariff_object(choice: Any, last_updated: datetime) -> dict[str, Any] | None:
+    """The OCPI form of a tariff the ``select_tariff`` hook chose (duck-typed: ``.tariff.to_ocpi()``)."""
+    tariff = getattr(choice, "tariff", choice)
+    to_ocpi = getattr(tariff, "to_ocpi", None)
+    if to_ocpi is None:
+        return None
+    s = ocpi_settings()
+    data = to_ocpi()
+    data.update(country_code=s.country_code, party_id=s.party_id, last_updated=ocpi_ts(last_updated))
+    code = getattr(choice, "code", None)
+    if code:
+        data["id"] = str(code)[:36]
+    return data
+
+
+# -- tokens (eMSP role) --------------------------------------------------------------------------------
+
+
+def contract_id(uid: str) -> str:
+    s = ocpi_settings()
+    return f"{s.country_code}-{s.party_id}-C{re.sub(r'[^A-Za-z0-9]', '', uid).upper()[:28]}"[:36]
+
+
+def token_object(row: dict[str, Any]) -> dict[str, Any]:
+    """One of our id tokens as an OCPI Token (without ``last_updated``)."""
+    s = ocpi_settings()
+    valid = row["status"] == "Accepted" and (row["expires_at"] is None or row["expires_at"] > utcnow())
+    token = {
+        "country_code": s.country_code, "party_id": s.party_id, "uid": row["id_token"][:36],
+        "type": TOKEN_TYPE_TO_OCPI.get(row["type"], "OTHER"), "contract_id": contract_id(row["id_token"]),
+        "issuer": s.business_name[:64], "valid": valid, "whitelist": s.token_whitelist,
+    }
+    if row["label"]:
+        token["visual_number"] = row["label"][:64]
+    if row["group_id"]:
+        token["group_id"] = row["group_id"][:36]
+    return token
+
+
+async def current_tokens() -> dict[str, dict[str, Any]]:
+    rows = await IdToken.select().where(IdToken.type != "NoAuthorization").order_by(IdToken.id)
+    return {f"{t['type']}:{t['uid']}": t for t in (token_object(r) for r in rows if 0 < len(r["id_token"]) <= 36)}
+
+
+async def location_of_station_site(location_id: str) -> dict[str, Any] | None:
+    """The site behind one of our published Location ids."""
+    try:
+        site_id = int(location_id)
+    except ValueError:
+        return None
+    site = await Site.select().where(Site.id == site_id).first()
+    return site if site is not None and _publishable(site) else None

@@ -1,0 +1,141 @@
+"""Who is who: our own OCPI identity and endpoints, partners and how a request proves to be one.
+
+A partner calls us with the credentials token we gave it: token A (issued when the operator
+invites the partner; good only for the versions and credentials modules) until the
+registration handshake, then token C (the one we issued in the handshake). Tokens are compared
+by their SHA-256 digest; Base64 is the rule (OCPI 2.2.1), the unencoded form is accepted only
+from partners flagged ``raw_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.tables import Partner
+from plugins.roaming_ocpi.transport import VERSION, presented_token, token_digest, unauthorized
+
+# (module, interface role, path under /ocpi) of everything we serve, per OCPI role of ours
+CPO_ENDPOINTS = (
+    ("locations", "SENDER", "cpo/2.2.1/locations"),
+    ("sessions", "SENDER", "cpo/2.2.1/sessions"),
+    ("cdrs", "SENDER", "cpo/2.2.1/cdrs"),
+    ("tariffs", "SENDER", "cpo/2.2.1/tariffs"),
+    ("tokens", "RECEIVER", "cpo/2.2.1/tokens"),
+    ("commands", "RECEIVER", "cpo/2.2.1/commands"),
+)
+EMSP_ENDPOINTS = (
+    ("locations", "RECEIVER", "emsp/2.2.1/locations"),
+    ("sessions", "RECEIVER", "emsp/2.2.1/sessions"),
+    ("cdrs", "RECEIVER", "emsp/2.2.1/cdrs"),
+    ("tariffs", "RECEIVER", "emsp/2.2.1/tariffs"),
+    ("tokens", "SENDER", "emsp/2.2.1/tokens"),
+    ("commands", "SENDER", "emsp/2.2.1/commands"),
+)
+CONFIGURATION_PATHS = ("/ocpi/versions", f"/ocpi/{VERSION}", f"/ocpi/{VERSION}/credentials")
+
+
+def base_url(request: Request | None = None) -> str:
+    """Our public base URL: the setting, else the address this request reached us at."""
+    configured = ocpi_settings().base_url.rstrip("/")
+    if configured or request is None:
+        return configured
+    return str(request.base_url).rstrip("/")
+
+
+def versions_url(base: str) -> str:
+    return f"{base}/ocpi/versions"
+
+
+def our_endpoints(base: str) -> list[dict[str, str]]:
+    roles = ocpi_settings().role_set
+    endpoints = [{"identifier": "credentials", "role": "SENDER", "url": f"{base}/ocpi/{VERSION}/credentials"}]
+    for role, table in (("CPO", CPO_ENDPOINTS), ("EMSP", EMSP_ENDPOINTS)):
+        if role in roles:
+            endpoints += [{"identifier": m, "role": r, "url": f"{base}/ocpi/{p}"} for m, r, p in table]
+    return endpoints
+
+
+def business_details() -> dict[str, Any]:
+    s = ocpi_settings()
+    details: dict[str, Any] = {"name": s.business_name[:100]}
+    if s.website:
+        details["website"] = s.website
+    return details
+
+
+def our_roles() -> list[dict[str, Any]]:
+    s = ocpi_settings()
+    return [{"role": role, "business_details": business_details(), "party_id": s.party_id,
+             "country_code": s.country_code} for role in sorted(s.role_set)]
+
+
+def our_credentials(token: str, base: str) -> dict[str, Any]:
+    return {"token": token, "url": versions_url(base), "roles": our_roles()}
+
+
+def is_us(country_code: str, party_id: str) -> bool:
+    s = ocpi_settings()
+    return country_code.upper() == s.country_code.upper() and party_id.upper() == s.party_id.upper()
+
+
+# -- partners -------------------------------------------------------------------------------------
+
+
+def partner_roles(partner: dict[str, Any]) -> set[str]:
+    return {r.get("role", "") for r in partner.get("roles") or []}
+
+
+def owns(partner: dict[str, Any], country_code: str, party_id: str, role: str | None = None) -> bool:
+    """Whether the partner registered the party (``country_code``, ``party_id``), in ``role``."""
+    return any(r.get("country_code", "").upper() == country_code.upper()
+               and r.get("party_id", "").upper() == party_id.upper() and (role is None or r.get("role") == role)
+               for r in partner.get("roles") or [])
+
+
+def endpoint_url(partner: dict[str, Any], module: str, role: str) -> str | None:
+    """The partner's URL of ``module`` in interface ``role`` (credentials: any role)."""
+    for e in partner.get("endpoints") or []:
+        if e.get("identifier") == module and (module == "credentials" or e.get("role") == role):
+            return e.get("url")
+    return None
+
+
+async def partner_row(partner_id: int) -> dict[str, Any] | None:
+    return await Partner.select().where(Partner.id == partner_id).output(load_json=True).first()
+
+
+async def registered_partners(role: str | None = None) -> list[dict[str, Any]]:
+    """Registered partners, those with ``role`` (CPO, EMSP ...) among their roles when given."""
+    rows = await Partner.select().where(Partner.status == "registered").order_by(Partner.id).output(load_json=True)
+    return [p for p in rows if role is None or role in partner_roles(p)]
+
+
+async def authenticate(request: Request, *, registration: bool = False) -> dict[str, Any]:
+    """The partner calling: 401 for a missing or unknown token, and for token A outside the
+    versions and credentials modules (transport_and_format: Authorization header)."""
+    presented = presented_token(request.headers.get("authorization"))
+    if presented is None:
+        raise unauthorized("an 'Authorization: Token <base64 credentials token>' header is required")
+    partner = None
+    token = None
+    if presented.decoded is not None:
+        partner = await _by_digest(token_digest(presented.decoded))
+        token = presented.decoded
+    if partner is None:
+        candidate = await _by_digest(token_digest(presented.raw))
+        if candidate is not None and candidate["raw_tokens"]:
+            partner, token = candidate, presented.raw
+    if partner is None or partner["status"] == "unregistered":
+        raise unauthorized("unknown credentials token")
+    if partner["incoming_token_kind"] == "A" and not registration:
+        raise unauthorized("credentials token A may only be used for the versions and credentials modules")
+    request.scope["ocpi_partner"] = partner  # type: ignore[typeddict-unknown-key]
+    request.scope["ocpi_token"] = token  # type: ignore[typeddict-unknown-key]
+    return partner
+
+
+async def _by_digest(digest: str) -> dict[str, Any] | None:
+    return await Partner.select().where(Partner.incoming_token_hash == digest).output(load_json=True).first()

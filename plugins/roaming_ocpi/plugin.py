@@ -1,0 +1,131 @@
+"""The roaming plugin's hook implementations (entry point ``roaming_ocpi`` in the ``csms`` group).
+
+OCPI endpoints live under ``/ocpi`` (see :mod:`plugins.roaming_ocpi.routes`), the REST API under
+``/api/v1/roaming`` and the admin pages under ``/admin/roaming``. Core events reach the plugin
+through one queue, worked off in order by one task, so a slow partner never holds up the core's
+event delivery and a session's pushes keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from csms import NavItem, hookimpl
+
+log = logging.getLogger("csms.ocpi")
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+class EventQueue:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue(maxsize=100_000)
+        self.task = asyncio.create_task(self._run(), name="ocpi-events")
+
+    async def stop(self) -> None:
+        if self.queue is not None:
+            try:
+                await asyncio.wait_for(self.queue.join(), timeout=5)
+            except asyncio.TimeoutError:
+                log.warning("OCPI event queue not drained at shutdown")
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.queue = self.task = None
+
+    def put(self, event: Any) -> None:
+        if self.queue is None:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("OCPI event queue full; dropping %s", event.name)
+
+    async def drain(self) -> None:
+        if self.queue is not None:
+            await self.queue.join()
+
+    async def _run(self) -> None:
+        from plugins.roaming_ocpi.cpo import on_event
+
+        assert self.queue is not None
+        while True:
+            event = await self.queue.get()
+            try:
+                await on_event(event)
+            except Exception:
+                log.exception("OCPI handling of %s failed", event.name)
+            finally:
+                self.queue.task_done()
+
+
+events = EventQueue()
+
+
+@hookimpl
+def piccolo_apps():
+    return ["plugins.roaming_ocpi.piccolo_app"]
+
+
+@hookimpl
+def register_routes(settings):
+    from plugins.roaming_ocpi.admin import roaming_admin_router
+    from plugins.roaming_ocpi.api import roaming_api_router
+    from plugins.roaming_ocpi.routes import ocpi_router
+
+    return [ocpi_router(), roaming_api_router(), roaming_admin_router()]
+
+
+@hookimpl
+def startup(app, settings):
+    async def start() -> None:
+        from plugins.roaming_ocpi.cpo import load_links
+        from plugins.roaming_ocpi.sync import worker
+
+        await load_links()
+        events.start()
+        worker.start()
+
+    return start
+
+
+@hookimpl
+def shutdown(app):
+    async def stop() -> None:
+        from plugins.roaming_ocpi.client import close_client
+        from plugins.roaming_ocpi.sync import worker
+
+        await events.stop()
+        await worker.stop()
+        await close_client()
+
+    return stop
+
+
+@hookimpl
+def authorize_token(station_id, id_token, token_type, evse_id, purpose):
+    from plugins.roaming_ocpi.cpo import authorize
+
+    return authorize(station_id, id_token, token_type, evse_id, purpose)
+
+
+@hookimpl
+def event(event):
+    events.put(event)
+
+
+@hookimpl
+def template_dirs():
+    return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def admin_nav(request):
+    return [NavItem("Roaming", "/admin/roaming", order=70)]

@@ -1,0 +1,274 @@
+"""The configuration modules: versions, version details and credentials, in both directions.
+
+* A partner registers with us: the operator invites it (we issue token A); the partner POSTs
+  its credentials (token B, its versions URL, its roles) with token A; we fetch its versions
+  and endpoints with token B and answer with token C.
+* We register with a partner: the operator gives its versions URL and the token A it issued;
+  we fetch its endpoints, POST our credentials with a fresh token B and keep its token C.
+* PUT (either way) re-fetches endpoints and exchanges fresh tokens; DELETE unregisters.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, delete, get, post, put
+
+from plugins.roaming_ocpi import schema
+from plugins.roaming_ocpi.client import PartnerError, call
+from plugins.roaming_ocpi.parties import (
+    authenticate,
+    base_url,
+    endpoint_url,
+    our_credentials,
+    our_endpoints,
+    partner_row,
+)
+from plugins.roaming_ocpi.tables import Partner
+from plugins.roaming_ocpi.transport import (
+    NO_MATCHING_ENDPOINTS,
+    UNABLE_TO_USE_CLIENT_API,
+    UNSUPPORTED_VERSION,
+    VERSION,
+    OcpiError,
+    json_body,
+    new_token,
+    ocpi_response,
+    token_digest,
+)
+
+log = logging.getLogger("csms.ocpi.registration")
+
+FUNCTIONAL_MODULES = {"cdrs", "chargingprofiles", "commands", "hubclientinfo", "locations", "sessions", "tariffs",
+                      "tokens"}
+
+
+class RegistrationError(Exception):
+    """Registering (or updating) with a partner failed; ``status_code`` is the OCPI code to report."""
+
+    def __init__(self, message: str, status_code: int = UNABLE_TO_USE_CLIENT_API) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+# -- served: versions and version details -------------------------------------------------------------
+
+
+@get("/versions", name="ocpi:versions")
+async def versions(request: Request) -> Response:
+    await authenticate(request, registration=True)
+    return ocpi_response([{"version": VERSION, "url": f"{base_url(request)}/ocpi/{VERSION}"}])
+
+
+@get(f"/{VERSION}", name="ocpi:version_details")
+async def version_details(request: Request) -> Response:
+    await authenticate(request, registration=True)
+    return ocpi_response({"version": VERSION, "endpoints": our_endpoints(base_url(request))})
+
+
+# -- served: credentials -----------------------------------------------------------------------------
+
+
+@get(f"/{VERSION}/credentials")
+async def credentials_get(request: Request) -> Response:
+    await authenticate(request, registration=True)
+    return ocpi_response(our_credentials(request.scope["ocpi_token"], base_url(request)))  # type: ignore[typeddict-item]
+
+
+@post(f"/{VERSION}/credentials", status_code=200)
+async def credentials_post(request: Request) -> Response:
+    partner = await authenticate(request, registration=True)
+    if partner["status"] == "registered":
+        raise OcpiError(2000, "already registered: use PUT to update the credentials", http_status=405)
+    body = schema.require_valid(await json_body(request), schema.CREDENTIALS, "Credentials")
+    token_c = await _accept_credentials(partner, body)
+    return ocpi_response(our_credentials(token_c, base_url(request)))
+
+
+@put(f"/{VERSION}/credentials")
+async def credentials_put(request: Request) -> Response:
+    partner = await authenticate(request, registration=True)
+    if partner["status"] != "registered":
+        raise OcpiError(2000, "not registered: use POST to register", http_status=405)
+    body = schema.require_valid(await json_body(request), schema.CREDENTIALS, "Credentials")
+    token_c = await _accept_credentials(partner, body)
+    return ocpi_response(our_credentials(token_c, base_url(request)))
+
+
+@delete(f"/{VERSION}/credentials", status_code=200)
+async def credentials_delete(request: Request) -> Response:
+    partner = await authenticate(request, registration=True)
+    if partner["status"] != "registered":
+        raise OcpiError(2000, "not registered", http_status=405)
+    await Partner.update({Partner.status: "unregistered", Partner.incoming_token_hash: "",
+                          Partner.outgoing_token: "", Partner.updated_at: _now()}).where(Partner.id == partner["id"])
+    log.info("partner %s unregistered itself", partner["id"])
+    return ocpi_response()
+
+
+async def _accept_credentials(partner: dict[str, Any], body: dict[str, Any]) -> str:
+    """Fetch the client's endpoints with its token, store them, issue token C (POST and PUT)."""
+    token_b = body["token"]
+    probe = {**partner, "outgoing_token": token_b}
+    try:
+        version_url, endpoints = await fetch_endpoints(probe, body["url"], token_b)
+    except RegistrationError as exc:
+        await Partner.update({Partner.last_error: exc.message, Partner.updated_at: _now()}).where(
+            Partner.id == partner["id"])
+        raise OcpiError(exc.status_code, exc.message) from None
+    token_c = new_token()
+    first = body["roles"][0]
+    await Partner.update({
+        Partner.status: "registered", Partner.roles: body["roles"], Partner.country_code: first["country_code"].upper(),
+        Partner.party_id: first["party_id"].upper(), Partner.versions_url: body["url"], Partner.version: VERSION,
+        Partner.endpoints: endpoints, Partner.outgoing_token: token_b, Partner.incoming_token_hash: token_digest(token_c),
+        Partner.incoming_token_kind: "C", Partner.last_error: "", Partner.updated_at: _now(),
+        Partner.registered_at: _now(),
+    }).where(Partner.id == partner["id"])
+    log.info("partner %s registered (%s)", partner["id"], ", ".join(
+        f"{r['role']} {r['country_code']}/{r['party_id']}" for r in body["roles"]))
+    _after_registration(partner["id"])
+    return token_c
+
+
+def _after_registration(partner_id: int) -> None:
+    from plugins.roaming_ocpi.sync import schedule_initial_push
+
+    schedule_initial_push(partner_id)
+
+
+# -- outbound: fetching a partner's endpoints, registering, updating, unregistering ---------------------
+
+
+async def fetch_endpoints(partner: dict[str, Any], url: str, token: str) -> tuple[str, list[dict[str, Any]]]:
+    """The partner's 2.2.1 details URL and endpoints (3001 unreachable, 3002 no 2.2.1, 3003 no modules)."""
+    try:
+        answer = await call(partner, "GET", url, token=token, functional=False)
+    except PartnerError as exc:
+        raise RegistrationError(f"could not read the partner's versions: {exc.message}") from None
+    listed = answer.data if isinstance(answer.data, list) else []
+    if schema.problems(listed, schema.many(schema.VERSION_OBJ)):
+        raise RegistrationError("the partner's versions endpoint did not answer a list of versions")
+    match = next((v for v in listed if v.get("version") == VERSION), None)
+    if match is None:
+        raise RegistrationError(f"the partner offers no OCPI {VERSION} (only "
+                                f"{', '.join(v.get('version', '?') for v in listed) or 'nothing'})", UNSUPPORTED_VERSION)
+    try:
+        answer = await call(partner, "GET", match["url"], token=token, functional=False)
+    except PartnerError as exc:
+        raise RegistrationError(f"could not read the partner's {VERSION} endpoints: {exc.message}") from None
+    found = schema.problems(answer.data, schema.VERSION_DETAILS)
+    if found:
+        raise RegistrationError(f"invalid version details from the partner: {found[0]}")
+    endpoints = answer.data["endpoints"]
+    if not any(e["identifier"] in FUNCTIONAL_MODULES for e in endpoints):
+        raise RegistrationError("the partner offers no functional module", NO_MATCHING_ENDPOINTS)
+    return match["url"], endpoints
+
+
+async def register_with(partner_id: int, versions: str, token_a: str, base: str) -> dict[str, Any]:
+    """We are the Sender of credentials: register with a partner using the token A it gave us."""
+    partner = await partner_row(partner_id)
+    assert partner is not None
+    try:
+        _, endpoints = await fetch_endpoints(partner, versions, token_a)
+        credentials_url = endpoint_url({"endpoints": endpoints}, "credentials", "SENDER")
+        if credentials_url is None:
+            raise RegistrationError("the partner has no credentials endpoint", NO_MATCHING_ENDPOINTS)
+        token_b = new_token()
+        await Partner.update({Partner.incoming_token_hash: token_digest(token_b), Partner.incoming_token_kind: "C",
+                              Partner.versions_url: versions, Partner.endpoints: endpoints,
+                              Partner.updated_at: _now()}).where(Partner.id == partner_id)
+        try:
+            answer = await call(partner, "POST", credentials_url, body=our_credentials(token_b, base), token=token_a,
+                                functional=False)
+        except PartnerError as exc:
+            raise RegistrationError(f"the partner refused our credentials: {exc.message}") from None
+        await _store_answer(partner_id, answer.data, endpoints)
+    except RegistrationError as exc:
+        await Partner.update({Partner.last_error: exc.message, Partner.updated_at: _now()}).where(
+            Partner.id == partner_id)
+        raise
+    _after_registration(partner_id)
+    row = await partner_row(partner_id)
+    assert row is not None
+    return row
+
+
+async def update_credentials(partner_id: int, base: str) -> dict[str, Any]:
+    """PUT fresh credentials (new token B) to the partner and re-fetch its endpoints."""
+    partner = await partner_row(partner_id)
+    if partner is None or partner["status"] != "registered":
+        raise RegistrationError("the partner is not registered")
+    credentials_url = endpoint_url(partner, "credentials", "SENDER")
+    if credentials_url is None:
+        raise RegistrationError("the partner has no credentials endpoint", NO_MATCHING_ENDPOINTS)
+    token_b = new_token()
+    await Partner.update({Partner.incoming_token_hash: token_digest(token_b), Partner.updated_at: _now()}).where(
+        Partner.id == partner_id)
+    try:
+        answer = await call(partner, "PUT", credentials_url, body=our_credentials(token_b, base), functional=False)
+    except PartnerError as exc:
+        await Partner.update({Partner.last_error: exc.message}).where(Partner.id == partner_id)
+        raise RegistrationError(f"the partner refused the update: {exc.message}") from None
+    data = schema.require_valid(answer.data, schema.CREDENTIALS, "Credentials") if answer.data else None
+    if data is None:
+        raise RegistrationError("the partner answered without credentials")
+    _, endpoints = await fetch_endpoints({**partner, "outgoing_token": data["token"]}, data["url"], data["token"])
+    await _store_answer(partner_id, data, endpoints)
+    row = await partner_row(partner_id)
+    assert row is not None
+    return row
+
+
+async def unregister(partner_id: int) -> str:
+    """DELETE our credentials at the partner (when registered) and stop talking to it.
+
+    Returns a warning when the partner could not be told."""
+    partner = await partner_row(partner_id)
+    warning = ""
+    if partner is not None and partner["status"] == "registered":
+        url = endpoint_url(partner, "credentials", "SENDER")
+        if url:
+            try:
+                await call(partner, "DELETE", url, functional=False)
+            except PartnerError as exc:
+                warning = f"the partner was not told: {exc.message}"
+    await Partner.update({Partner.status: "unregistered", Partner.incoming_token_hash: "", Partner.outgoing_token: "",
+                          Partner.last_error: warning, Partner.updated_at: _now()}).where(Partner.id == partner_id)
+    return warning
+
+
+async def _store_answer(partner_id: int, data: Any, endpoints: list[dict[str, Any]]) -> None:
+    found = schema.problems(data, schema.CREDENTIALS)
+    if found:
+        raise RegistrationError(f"invalid credentials from the partner: {found[0]}")
+    first = data["roles"][0]
+    await Partner.update({
+        Partner.status: "registered", Partner.outgoing_token: data["token"], Partner.roles: data["roles"],
+        Partner.country_code: first["country_code"].upper(), Partner.party_id: first["party_id"].upper(),
+        Partner.versions_url: data["url"], Partner.version: VERSION, Partner.endpoints: endpoints,
+        Partner.last_error: "", Partner.updated_at: _now(), Partner.registered_at: _now(),
+    }).where(Partner.id == partner_id)
+
+
+async def invite(name: str, *, raw_tokens: bool = False) -> tuple[dict[str, Any], str]:
+    """A new partner that will register with us: returns it and the token A to hand over."""
+    token_a = new_token()
+    row = Partner(name=name, status="invited", incoming_token_hash=token_digest(token_a), incoming_token_kind="A",
+                  raw_tokens=raw_tokens)
+    await row.save()
+    partner = await partner_row(row.id)
+    assert partner is not None
+    return partner, token_a
+
+
+def _now():
+    from csms.core.timeutil import utcnow
+
+    return utcnow()
+
+
+ROUTES = [versions, version_details, credentials_get, credentials_post, credentials_put, credentials_delete]

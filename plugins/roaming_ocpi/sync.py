@@ -1,0 +1,439 @@
+"""What we publish and how it reaches partners.
+
+*Snapshots* keep the last published form of each of our Locations, EVSEs, connectors, Tariffs and
+Tokens with the moment it last changed (their ``last_updated``). A refresh compares the live data
+with them and queues the pushes the change calls for: a new or changed Location is PUT, an EVSE
+whose status changed is PATCHed, a vanished EVSE PATCHed as ``REMOVED``, a changed Tariff PUT and
+a withdrawn one DELETEd, a changed Token PUT (a deleted card as ``valid: false``).
+
+The *outbox* holds every push until the partner took it: a partner that is down gets it later,
+with backoff, in the order queued for each object; nothing is dropped. A partner's answer with an
+OCPI client error (2xxx) means the data itself was refused: the push is kept as ``rejected``
+and logged, not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from csms.core.timeutil import utcnow
+from plugins.roaming_ocpi import objects
+from plugins.roaming_ocpi.client import PartnerError, call
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row, registered_partners
+from plugins.roaming_ocpi.tables import Cdr, Outbox, RequestLog, Snapshot
+from plugins.roaming_ocpi.transport import ocpi_ts
+
+log = logging.getLogger("csms.ocpi.sync")
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- the outbox -----------------------------------------------------------------------------------------
+
+_wakeup: asyncio.Event | None = None
+
+
+def _kick() -> None:
+    if _wakeup is not None:
+        _wakeup.set()
+
+
+async def enqueue(partner_id: int, method: str, key: str, *, module: str = "", role: str = "RECEIVER",
+                  path: str = "", url: str = "", body: Any = None) -> None:
+    await Outbox(partner=partner_id, method=method, module=module, interface_role=role, path=path, url=url,
+                 body=body, object_key=key[:100]).save()
+    _kick()
+
+
+async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any) -> None:
+    """Queue a push for every registered partner in ``role`` (EMSP, CPO) that has the module's Receiver."""
+    for partner in await registered_partners(role):
+        if endpoint_url(partner, module, "RECEIVER"):
+            await enqueue(partner["id"], method, key, module=module, path=path, body=body)
+
+
+_deliver_lock = asyncio.Lock()
+
+
+async def deliver_due() -> int:
+    """One pass over the outbox; returns how many pushes were delivered."""
+    async with _deliver_lock:
+        return await _deliver_pass()
+
+
+async def _deliver_pass() -> int:
+    now = utcnow()
+    rows = await Outbox.select().where(Outbox.status == "pending").order_by(Outbox.id).limit(1000).output(
+        load_json=True)
+    blocked: set[str] = set()
+    down: set[int] = set()
+    delivered = 0
+    for row in rows:
+        key = f"{row['partner']}|{row['object_key']}"
+        if key in blocked:
+            continue
+        blocked.add(key)  # later pushes of the same object wait for this one
+        if row["next_attempt_at"] > now or row["partner"] in down:
+            continue
+        ok, retry = await _deliver(row)
+        if ok:
+            delivered += 1
+        elif retry:
+            down.add(row["partner"])
+    return delivered
+
+
+async def _deliver(row: dict[str, Any]) -> tuple[bool, bool]:
+    partner = await partner_row(row["partner"])
+    error, retry = "", True
+    if partner is None or partner["status"] == "unregistered":
+        await _finish(row, "rejected", "the partner is not registered any more")
+        return False, False
+    url = row["url"]
+    if row["module"]:
+        base = endpoint_url(partner, row["module"], row["interface_role"])
+        url = base.rstrip("/") + row["path"] if base else ""
+    if partner["status"] != "registered" or not url:
+        error = "the partner is not registered" if partner["status"] != "registered" else \
+            f"the partner has no {row['module']} {row['interface_role'].lower()} endpoint"
+    else:
+        try:
+            answer = await call(partner, row["method"], url, body=row["body"])
+        except PartnerError as exc:
+            error, retry = exc.message, exc.retryable
+        else:
+            await _finish(row, "done", "")
+            if row["module"] == "cdrs" and row["method"] == "POST":
+                await Cdr.update({Cdr.location_url: (answer.headers.get("location") or "")[:255]}).where(
+                    Cdr.cdr_id == row["object_key"].removeprefix("cdr:"))
+            return True, False
+    if not retry:
+        log.warning("partner %s refused %s %s: %s", row["partner"], row["method"], url, error)
+        await _finish(row, "rejected", error)
+        return False, False
+    delays = ocpi_settings().backoff
+    attempts = row["attempts"] + 1
+    delay = delays[min(attempts - 1, len(delays) - 1)]
+    await Outbox.update({Outbox.attempts: attempts, Outbox.last_error: error[:2000],
+                         Outbox.next_attempt_at: utcnow() + timedelta(seconds=delay)}).where(Outbox.id == row["id"])
+    return False, True
+
+
+async def _finish(row: dict[str, Any], status: str, error: str) -> None:
+    await Outbox.update({Outbox.status: status, Outbox.attempts: row["attempts"] + 1, Outbox.last_error: error[:2000],
+                         Outbox.done_at: utcnow()}).where(Outbox.id == row["id"])
+
+
+# -- snapshots --------------------------------------------------------------------------------------------
+
+_lock = asyncio.Lock()
+
+
+async def _snapshots(kinds: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = await Snapshot.select().where(Snapshot.kind.is_in(list(kinds))).output(load_json=True)
+    return {(r["kind"], r["key"]): r for r in rows}
+
+
+async def _save(old: dict[str, Any] | None, kind: str, key: str, dig: str, payload: Any, last_updated: Any, *,
+                parent: str = "", removed: bool = False) -> None:
+    if old is None:
+        await Snapshot(kind=kind, key=key, parent=parent, digest=dig, payload=payload, removed=removed,
+                       last_updated=last_updated).save()
+    elif old["digest"] != dig or old["payload"] != payload or old["removed"] != removed:
+        await Snapshot.update({Snapshot.digest: dig, Snapshot.payload: payload, Snapshot.removed: removed,
+                               Snapshot.last_updated: last_updated, Snapshot.parent: parent}).where(
+            Snapshot.id == old["id"])
+
+
+def _stamp(old: dict[str, Any] | None, dig: str, now: Any) -> Any:
+    """``last_updated``: unchanged while the digest is, now when it changed (or is new/was removed)."""
+    return old["last_updated"] if old is not None and old["digest"] == dig and not old["removed"] else now
+
+
+async def refresh_locations(site_ids: list[int] | None = None,
+                            overrides: dict[tuple[str, int, int], str] | None = None) -> None:
+    """Compare our Locations with their snapshots; store the changes and queue their pushes."""
+    if "CPO" not in ocpi_settings().role_set:
+        return
+    async with _lock:
+        pushes = await _refresh_locations(site_ids, overrides)
+    for method, key, path, body in pushes:
+        await enqueue_all("EMSP", "locations", method, key, path, body)
+
+
+async def _refresh_locations(site_ids: list[int] | None,
+                             overrides: dict[tuple[str, int, int], str] | None) -> list[tuple[str, str, str, Any]]:
+    s = ocpi_settings()
+    current = await objects.current_locations(site_ids, overrides)
+    snaps = await _snapshots(("location", "evse", "connector"))
+    now = utcnow()
+    scope = set(current) | ({k for (kind, k) in snaps if kind == "location"} if site_ids is None
+                            else {str(i) for i in site_ids})
+    prefix = f"/{s.country_code}/{s.party_id}"
+    pushes: list[tuple[str, str, str, Any]] = []
+    for loc_id in sorted(scope, key=lambda k: (len(k), k)):
+        loc = current.get(loc_id)
+        old_loc = snaps.get(("location", loc_id))
+        if loc is None and (old_loc is None or old_loc["removed"]):
+            continue
+        evses_now = {e["uid"]: e for e in (loc or {}).get("evses", [])}
+        evses_old = {k.split("/", 1)[1]: r for (kind, k), r in snaps.items() if kind == "evse" and r["parent"] == loc_id}
+        published: list[dict[str, Any]] = []
+        evse_pushes: list[tuple[str, str, str, Any]] = []
+        for uid in list(evses_now) + [u for u in evses_old if u not in evses_now]:
+            old = evses_old.get(uid)
+            key = f"{loc_id}/{uid}"
+            evse = evses_now.get(uid)
+            if evse is None:  # vanished: REMOVED (kept, so a pull shows it too)
+                if old["removed"]:
+                    published.append(old["payload"])
+                    continue
+                gone = {**old["payload"], "status": "REMOVED", "last_updated": ocpi_ts(now)}
+                await _save(old, "evse", key, old["digest"], gone, now, parent=loc_id, removed=True)
+                published.append(gone)
+                evse_pushes.append(("PATCH", f"evse:{key}", f"{prefix}/{loc_id}/{uid}",
+                                    {"status": "REMOVED", "last_updated": ocpi_ts(now)}))
+                continue
+            conn_changed = False
+            latest = None
+            for conn in evse["connectors"]:
+                ckey = f"{key}/{conn['id']}"
+                cold = snaps.get(("connector", ckey))
+                cdig = digest(conn)
+                stamp = _stamp(cold, cdig, now)
+                conn_changed |= cold is None or cold["digest"] != cdig
+                conn["last_updated"] = ocpi_ts(stamp)
+                await _save(cold, "connector", ckey, cdig, {}, stamp, parent=key)
+                latest = stamp if latest is None or stamp > latest else latest
+            own = {k: v for k, v in evse.items() if k != "connectors"}
+            dig = digest(own)
+            stamp = _stamp(old, dig, now)
+            if latest is not None and latest > stamp:
+                stamp = latest
+            evse["last_updated"] = ocpi_ts(stamp)
+            changed_own = old is None or old["removed"] or old["digest"] != dig
+            if changed_own or conn_changed:
+                only_status = (old is not None and not old["removed"] and not conn_changed
+                               and {k: v for k, v in old["payload"].items() if k not in ("status", "last_updated",
+                                                                                        "connectors")}
+                               == {k: v for k, v in own.items() if k != "status"})
+                if only_status:
+                    evse_pushes.append(("PATCH", f"evse:{key}", f"{prefix}/{loc_id}/{uid}",
+                                        {"status": evse["status"], "last_updated": evse["last_updated"]}))
+                else:
+                    evse_pushes.append(("PUT", f"evse:{key}", f"{prefix}/{loc_id}/{uid}", evse))
+            await _save(old, "evse", key, dig, evse, stamp, parent=loc_id)
+            published.append(evse)
+        if loc is None:  # the site is no longer published: every EVSE REMOVED
+            body = {**old_loc["payload"], "evses": published, "last_updated": ocpi_ts(now)}
+            await _save(old_loc, "location", loc_id, old_loc["digest"], body, now, removed=True)
+            pushes.extend(evse_pushes)
+            continue
+        own = {k: v for k, v in loc.items() if k != "evses"}
+        dig = digest(own)
+        stamp = _stamp(old_loc, dig, now)
+        for e in published:
+            stamp = max(stamp, _parse(e["last_updated"]))
+        body = {**loc, "evses": published, "last_updated": ocpi_ts(stamp)}
+        if old_loc is None or old_loc["removed"] or old_loc["digest"] != dig:
+            pushes.append(("PUT", f"location:{loc_id}", f"{prefix}/{loc_id}", body))
+        else:
+            pushes.extend(evse_pushes)
+        await _save(old_loc, "location", loc_id, dig, body, stamp)
+    return pushes
+
+
+def _parse(value: str) -> Any:
+    from plugins.roaming_ocpi.transport import parse_datetime
+
+    return parse_datetime(value)
+
+
+async def location_list() -> list[dict[str, Any]]:
+    """Every Location we published (with EVSEs removed since), oldest id first."""
+    await refresh_locations()
+    rows = await Snapshot.select(Snapshot.key, Snapshot.payload).where(Snapshot.kind == "location").output(
+        load_json=True)
+    return [r["payload"] for r in sorted(rows, key=lambda r: (len(r["key"]), r["key"]))]
+
+
+async def refresh_tariffs() -> None:
+    if "CPO" not in ocpi_settings().role_set:
+        return
+    s = ocpi_settings()
+    async with _lock:
+        current = await objects.current_tariffs()
+        snaps = await _snapshots(("tariff",))
+        now = utcnow()
+        pushes = []
+        for key in sorted(set(current) | {k for (_, k) in snaps}):
+            old = snaps.get(("tariff", key))
+            tariff = current.get(key)
+            path = f"/{s.country_code}/{s.party_id}/{key}"
+            if tariff is None:
+                if old is not None and not old["removed"]:
+                    await _save(old, "tariff", key, old["digest"], old["payload"], now, removed=True)
+                    pushes.append(("DELETE", f"tariff:{key}", path, None))
+                continue
+            dig = digest(tariff)
+            stamp = _stamp(old, dig, now)
+            body = {**tariff, "last_updated": ocpi_ts(stamp)}
+            if old is None or old["removed"] or old["digest"] != dig:
+                pushes.append(("PUT", f"tariff:{key}", path, body))
+            await _save(old, "tariff", key, dig, body, stamp)
+    for method, key, path, body in pushes:
+        await enqueue_all("EMSP", "tariffs", method, key, path, body)
+
+
+async def tariff_list() -> list[dict[str, Any]]:
+    await refresh_tariffs()
+    rows = await Snapshot.select().where((Snapshot.kind == "tariff") & (Snapshot.removed == False)).order_by(  # noqa: E712
+        Snapshot.id).output(load_json=True)
+    return [r["payload"] for r in rows]
+
+
+async def refresh_tokens() -> None:
+    if "EMSP" not in ocpi_settings().role_set:
+        return
+    s = ocpi_settings()
+    async with _lock:
+        current = await objects.current_tokens()
+        snaps = await _snapshots(("token",))
+        now = utcnow()
+        pushes = []
+        for key in sorted(set(current) | {k for (_, k) in snaps}):
+            old = snaps.get(("token", key))
+            token = current.get(key)
+            if token is None:
+                if old is None or old["removed"]:
+                    continue
+                token = {k: v for k, v in old["payload"].items() if k != "last_updated"}
+                token["valid"] = False
+            dig = digest(token)
+            stamp = _stamp(old, dig, now) if not (old and old["removed"]) else old["last_updated"]
+            body = {**token, "last_updated": ocpi_ts(stamp)}
+            if old is None or old["digest"] != dig:
+                pushes.append(("PUT", f"token:{key}", f"/{s.country_code}/{s.party_id}/{token['uid']}?type={token['type']}",
+                               body))
+            await _save(old, "token", key, dig, body, stamp, removed=key not in current)
+    for method, key, path, body in pushes:
+        await enqueue_all("CPO", "tokens", method, key, path, body)
+
+
+async def token_list() -> list[dict[str, Any]]:
+    await refresh_tokens()
+    rows = await Snapshot.select().where(Snapshot.kind == "token").order_by(Snapshot.id).output(load_json=True)
+    return [r["payload"] for r in rows]
+
+
+async def refresh_all() -> None:
+    await refresh_locations()
+    await refresh_tariffs()
+    await refresh_tokens()
+
+
+async def push_everything(partner_id: int) -> None:
+    """Queue our full data for one partner (after it registered, or on the operator's request)."""
+    partner = await partner_row(partner_id)
+    if partner is None or partner["status"] != "registered":
+        return
+    roles, ours = partner_roles(partner), ocpi_settings().role_set
+    s = ocpi_settings()
+    prefix = f"/{s.country_code}/{s.party_id}"
+    if "CPO" in ours and roles & {"EMSP", "NSP", "OTHER", "SCSP"}:
+        if endpoint_url(partner, "tariffs", "RECEIVER"):
+            for tariff in await tariff_list():
+                await enqueue(partner_id, "PUT", f"tariff:{tariff['id']}", module="tariffs",
+                              path=f"{prefix}/{tariff['id']}", body=tariff)
+        if endpoint_url(partner, "locations", "RECEIVER"):
+            for loc in await location_list():
+                await enqueue(partner_id, "PUT", f"location:{loc['id']}", module="locations",
+                              path=f"{prefix}/{loc['id']}", body=loc)
+    if "EMSP" in ours and "CPO" in roles and endpoint_url(partner, "tokens", "RECEIVER"):
+        for token in await token_list():
+            await enqueue(partner_id, "PUT", f"token:{token['type']}:{token['uid']}", module="tokens",
+                          path=f"{prefix}/{token['uid']}?type={token['type']}", body=token)
+
+
+# -- background work --------------------------------------------------------------------------------------
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Any, name: str) -> None:
+    """Run ``coro`` off the request path; failures are logged."""
+
+    async def guarded() -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("OCPI background task %s failed", name)
+
+    try:
+        task = asyncio.get_running_loop().create_task(guarded(), name=name)
+    except RuntimeError:
+        coro.close()
+        return
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def schedule_initial_push(partner_id: int) -> None:
+    spawn(push_everything(partner_id), f"ocpi-initial-push-{partner_id}")
+
+
+class Worker:
+    """The outbox delivery loop and the periodic refresh, started with the server."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        global _wakeup, _lock, _deliver_lock
+        _wakeup = asyncio.Event()
+        _lock, _deliver_lock = asyncio.Lock(), asyncio.Lock()  # bound to this server's loop
+        s = ocpi_settings()
+        if s.worker:
+            self._tasks.append(asyncio.create_task(self._deliver_loop(), name="ocpi-outbox"))
+        if s.sync_interval > 0:
+            self._tasks.append(asyncio.create_task(self._refresh_loop(s.sync_interval), name="ocpi-refresh"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, *list(_tasks), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _deliver_loop(self) -> None:
+        assert _wakeup is not None
+        while True:
+            _wakeup.clear()
+            try:
+                await deliver_due()
+            except Exception:
+                log.exception("OCPI outbox pass failed")
+            try:
+                await asyncio.wait_for(_wakeup.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _refresh_loop(self, interval: float) -> None:
+        while True:
+            try:
+                await refresh_all()
+                cutoff = utcnow() - timedelta(days=ocpi_settings().log_retention_days)
+                await RequestLog.delete().where(RequestLog.created_at < cutoff)
+            except Exception:
+                log.exception("OCPI refresh failed")
+            await asyncio.sleep(interval)
+
+
+worker = Worker()

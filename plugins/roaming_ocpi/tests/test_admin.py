@@ -1,0 +1,67 @@
+"""The roaming admin pages: behind the login, in the admin's layout and navigation, and the
+invite / partner / exchange pages working through a real login and CSRF-protected forms."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
+
+
+async def logged_in(server, username: str, role: str) -> httpx.AsyncClient:
+    from piccolo.apps.user.tables import BaseUser
+
+    from csms.roles import set_role
+
+    user = await BaseUser.create_user(username=username, password=PASSWORD, email=f"{username}@example.org",
+                                      admin=role == "admin", superuser=role == "admin", active=True)
+    await set_role(user.id, role)
+    client = httpx.AsyncClient(base_url=server.base_url, follow_redirects=False, timeout=30)
+    page = await client.get("/login")
+    r = await client.post("/login", data={"username": username, "password": PASSWORD, "next": "/",
+                                          "_csrf_token": csrf(page.text)})
+    assert r.status_code == 303, r.text
+    return client
+
+
+async def test_roaming_pages(server):
+    async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
+        r = await anonymous.get("/admin/roaming")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    admin = await logged_in(server, "roamadmin", "admin")
+    try:
+        r = await admin.get("/admin/roaming")
+        assert r.status_code == 200
+        assert 'href="/admin/roaming"' in r.text and "Roaming (OCPI 2.2.1)" in r.text
+        assert "/ocpi/versions" in r.text and "NL/CPO" in r.text
+        r = await admin.post("/admin/roaming/invite", data={"name": "Page partner", "_csrf_token": csrf(r.text)})
+        assert r.status_code == 200 and "Page partner" in r.text
+        token_a = re.search(r"<pre><code>([^<]+)</code></pre>", r.text).group(1)
+        assert len(token_a) >= 32
+        partner_id = max(p["id"] for p in (await server.api.get("/roaming/partners")).json()["items"])
+        r = await admin.get(f"/admin/roaming/partners/{partner_id}")
+        assert r.status_code == 200 and "Page partner" in r.text and "invited" in r.text
+        assert token_a not in r.text  # shown once, never again
+        r = await admin.get("/admin/roaming/exchange")
+        assert r.status_code == 200 and "Partners' tokens" in r.text
+        r = await admin.post("/admin/roaming/invite", data={"name": "no csrf"})
+        assert r.status_code == 403
+    finally:
+        await admin.aclose()
+    viewer = await logged_in(server, "roamviewer", "viewer")
+    try:
+        r = await viewer.get("/admin/roaming")
+        assert r.status_code == 200 and "Issue token A" not in r.text
+        r = await viewer.post("/admin/roaming/invite", data={"name": "x", "_csrf_token": csrf(r.text)})
+        assert r.status_code == 403
+    finally:
+        await viewer.aclose()

@@ -1,0 +1,374 @@
+"""The CPO role against a scripted eMSP over real HTTP: Locations pushed and served, Tokens
+received, real-time authorization under each whitelist rule, Sessions and CDRs pushed, Commands,
+and pushes queued while the partner is down. Everything we send is validated with ocpi-types."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from plugins.roaming_ocpi.tests.fake_partner import fake_partner, now
+from plugins.roaming_ocpi.tests.ocpi_check import assert_envelope, assert_valid
+from plugins.roaming_ocpi.tests.stations import eventually, site_with_stations
+from plugins.roaming_ocpi.tests.test_transport import ocpi, register_fake, tok
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def token(uid: str, *, whitelist: str = "ALWAYS", valid: bool = True, party_id: str = "FAK") -> dict:
+    return {"country_code": "DE", "party_id": party_id, "uid": uid, "type": "RFID",
+            "contract_id": f"DE-{party_id}-C{uid}", "issuer": "Fake", "valid": valid, "whitelist": whitelist,
+            "last_updated": now()}
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def emsp(server):
+    """A scripted eMSP registered with our CPO, and a published site with two 2.0.1 stations."""
+    async with fake_partner() as partner:
+        await register_fake(server, partner)
+        site, stations = await site_with_stations(server, "Central", ["CPOA", "CPOB"])
+        partner.site = site
+        partner.stations = stations
+        yield partner
+        for st in stations:
+            await st.close()
+
+
+async def sync(server) -> None:
+    r = await server.api.post("/roaming/sync")
+    assert r.status_code == 200, r.text
+
+
+async def put_token(server, emsp, body: dict, *, expect: int = 201) -> httpx.Response:
+    async with httpx.AsyncClient() as c:
+        r = await c.put(f"{ocpi(server)}/cpo/2.2.1/tokens/DE/{body['party_id']}/{body['uid']}",
+                        json=body, headers=tok(emsp.token_c))
+    assert r.status_code == expect, r.text
+    return r
+
+
+def assert_location_pushes_valid(emsp) -> None:
+    for r in emsp.pushes(None, "locations"):
+        depth = r.path.count("/") - 6  # /ocpi/2.2.1/locations/NL/CPO/<location>[/evse[/connector]]
+        if r.method == "PUT":
+            assert_valid(("Location", "EVSE", "Connector")[depth], r.body)
+        else:
+            assert r.method == "PATCH" and "last_updated" in r.body, r
+
+
+async def test_locations_pushed_and_validated(server, emsp):
+    await sync(server)
+    site_path = f"/ocpi/2.2.1/locations/NL/CPO/{emsp.site['id']}"
+    puts = [r for r in await emsp.wait_for("PUT", "locations") if r.path == site_path]
+    assert puts, [r.path for r in emsp.requests]
+    assert_location_pushes_valid(emsp)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{emsp.site['id']}", headers=tok(emsp.token_c))
+    loc = assert_envelope(r.json())
+    assert_valid("Location", loc)
+    assert loc["coordinates"] == {"latitude": "52.370216", "longitude": "4.895168"}
+    assert loc["country"] == "NLD" and loc["time_zone"] == "Europe/Amsterdam"
+    assert loc["opening_times"] == {"twentyfourseven": True}
+    assert {e["uid"] for e in loc["evses"]} == {"CPOA*1", "CPOB*1"}
+    evse = loc["evses"][0]
+    assert evse["status"] == "AVAILABLE" and "REMOTE_START_STOP_CAPABLE" in evse["capabilities"]
+    assert evse["evse_id"].startswith("NL*CPO*E")
+    # every push carries ids and routing headers
+    h = puts[-1].headers
+    assert h["x-request-id"] and h["x-correlation-id"]
+    assert (h["ocpi-from-country-code"], h["ocpi-from-party-id"], h["ocpi-to-country-code"],
+            h["ocpi-to-party-id"]) == ("NL", "CPO", "DE", "FAK")
+
+
+async def test_status_change_is_patched(server, emsp):
+    before = len(emsp.pushes("PATCH", "locations"))
+    await emsp.stations[0].status(1, "Unavailable")
+    patches = await emsp.wait_for("PATCH", "locations", before + 1)
+    p = patches[-1]
+    assert p.path == f"/ocpi/2.2.1/locations/NL/CPO/{emsp.site['id']}/CPOA*1"
+    assert set(p.body) == {"status", "last_updated"} and p.body["status"] == "INOPERATIVE"
+    await emsp.stations[0].status(1, "Available")
+    patches = await emsp.wait_for("PATCH", "locations", before + 2)
+    assert patches[-1].body["status"] == "AVAILABLE"
+
+
+async def test_removed_evse(server, emsp):
+    site, stations = await site_with_stations(server, "Temporary", ["CPOGONE"])
+    await sync(server)
+    await emsp.wait_for("PUT", f"locations/NL/CPO/{site['id']}")
+    r = await server.api.patch("/stations/CPOGONE", json={"site": emsp.site["id"]})
+    assert r.status_code == 200, r.text
+    await sync(server)
+    removed = await emsp.wait_for("PATCH", f"locations/NL/CPO/{site['id']}/CPOGONE*1")
+    assert removed[-1].body["status"] == "REMOVED"
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site['id']}/CPOGONE*1", headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["status"] == "REMOVED"
+    await stations[0].close()
+
+
+async def test_locations_served_with_pagination(server, emsp):
+    await site_with_stations(server, "Third", [], lat=51.9, lon=4.4)
+    async with httpx.AsyncClient() as c:
+        url = f"{ocpi(server)}/cpo/2.2.1/locations"
+        r = await c.get(url, headers=tok(emsp.token_c))
+        first = assert_envelope(r.json())
+        total = int(r.headers["x-total-count"])
+        assert total == 3 and r.headers["x-limit"] == "2" and len(first) == 2
+        for loc in first:
+            assert_valid("Location", loc)
+        assert r.headers["link"] == f'<{url}?offset=2&limit=2>; rel="next"'
+        r = await c.get(f"{url}?offset=2&limit=2", headers=tok(emsp.token_c))
+        assert len(assert_envelope(r.json())) == 1 and "link" not in r.headers
+        ids = [loc["id"] for loc in first] + [assert_envelope(r.json())[0]["id"]]
+        assert ids == sorted(ids, key=int)
+        # limit above our maximum: X-Limit says what we allow
+        r = await c.get(f"{url}?limit=500", headers=tok(emsp.token_c))
+        assert r.headers["x-limit"] == "2" and len(assert_envelope(r.json())) == 2
+        # date filters: the Link keeps them
+        future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        r = await c.get(url, params={"date_from": future}, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json()) == [] and r.headers["x-total-count"] == "0"
+        r = await c.get(url, params={"date_to": future, "limit": "1"}, headers=tok(emsp.token_c))
+        assert f"date_to={future.replace(':', '%3A')}" in r.headers["link"] and "offset=1" in r.headers["link"]
+        # bad parameters reach the OCPI layer: HTTP 200 with 2001
+        for bad in ({"offset": "-1"}, {"limit": "0"}, {"limit": "ten"}, {"date_from": "yesterday"},
+                    {"date_to": "2024-13-01T00:00:00Z"}):
+            r = await c.get(url, params=bad, headers=tok(emsp.token_c))
+            assert r.status_code == 200, bad
+            assert_envelope(r.json(), 2001)
+
+
+async def test_location_objects_and_unknowns(server, emsp):
+    site_id = emsp.site["id"]
+    async with httpx.AsyncClient() as c:
+        base = f"{ocpi(server)}/cpo/2.2.1/locations"
+        assert_valid("Location", assert_envelope((await c.get(f"{base}/{site_id}", headers=tok(emsp.token_c))).json()))
+        evse = assert_envelope((await c.get(f"{base}/{site_id}/CPOA*1", headers=tok(emsp.token_c))).json())
+        assert_valid("EVSE", evse)
+        conn = assert_envelope((await c.get(f"{base}/{site_id}/CPOA*1/1", headers=tok(emsp.token_c))).json())
+        assert_valid("Connector", conn)
+        assert conn["standard"] == "IEC_62196_T2" and conn["power_type"] == "AC_3_PHASE"
+        for path in ("999", f"{site_id}/NOPE*1", f"{site_id}/CPOA*1/9"):
+            r = await c.get(f"{base}/{path}", headers=tok(emsp.token_c))
+            assert r.status_code == 404, path
+            assert_envelope(r.json(), 2003)
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/sessions", headers=tok(emsp.token_c))
+        assert r.status_code == 200
+        assert_envelope(r.json(), 2001)  # date_from is required for Sessions
+
+
+async def test_tariffs_from_billing(server, emsp):
+    r = await server.api.post("/billing/tariffs", json={"name": "Standard", "tariff": {
+        "id": "STD", "currency": "EUR", "elements": [{"price_components": [
+            {"type": "ENERGY", "price": 0.30, "vat": 21, "step_size": 1},
+            {"type": "FLAT", "price": 0.50, "vat": 21, "step_size": 1}]}]}})
+    assert r.status_code == 201, r.text
+    r = await server.api.post("/billing/assignments", json={"tariff": r.json()["id"]})
+    assert r.status_code == 201, r.text
+    await sync(server)
+    put = (await emsp.wait_for("PUT", "tariffs/NL/CPO/STD"))[-1]
+    assert_valid("Tariff", put.body)
+    assert put.body["elements"][0]["price_components"][0]["price"] == 0.30
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/tariffs", headers=tok(emsp.token_c))
+        tariffs = assert_envelope(r.json())
+        assert [t["id"] for t in tariffs] == ["STD"]
+        assert_valid("Tariff", tariffs[0])
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{emsp.site['id']}/CPOA*1/1", headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["tariff_ids"] == ["STD"]
+
+
+async def test_tokens_received(server, emsp):
+    body = token("TOKPUT01")
+    await put_token(server, emsp, body, expect=201)
+    await put_token(server, emsp, body, expect=200)
+    async with httpx.AsyncClient() as c:
+        url = f"{ocpi(server)}/cpo/2.2.1/tokens/DE/FAK/TOKPUT01"
+        got = assert_envelope((await c.get(url, headers=tok(emsp.token_c))).json())
+        assert_valid("Token", got)
+        assert got == body
+        r = await c.patch(url, json={"valid": False, "last_updated": now()}, headers=tok(emsp.token_c))
+        assert_envelope(r.json())
+        assert assert_envelope((await c.get(url, headers=tok(emsp.token_c))).json())["valid"] is False
+        # PATCH needs last_updated; unknown tokens are 404/2004; mismatches and bad bodies 2001
+        r = await c.patch(url, json={"valid": True}, headers=tok(emsp.token_c))
+        assert r.status_code == 200 and assert_envelope(r.json(), 2001) is None
+        r = await c.patch(f"{url}X", json={"valid": True, "last_updated": now()}, headers=tok(emsp.token_c))
+        assert r.status_code == 404 and assert_envelope(r.json(), 2004) is None
+        r = await c.get(f"{url}X", headers=tok(emsp.token_c))
+        assert r.status_code == 404 and assert_envelope(r.json(), 2004) is None
+        r = await c.put(f"{url}X", json=body, headers=tok(emsp.token_c))
+        assert r.status_code == 200 and assert_envelope(r.json(), 2001) is None
+        broken = {k: v for k, v in body.items() if k != "whitelist"}
+        r = await c.put(url, json=broken, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json(), 2001) is None and "whitelist" in r.json()["status_message"]
+        r = await c.put(url, json={**body, "type": "CARD"}, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json(), 2001) is None
+        r = await c.put(url, content=b"[1, 2", headers={**tok(emsp.token_c), "Content-Type": "application/json"})
+        assert r.status_code == 400
+        # another party's token: not this partner's to push
+        r = await c.put(f"{ocpi(server)}/cpo/2.2.1/tokens/FR/XXX/TOKPUT01", json={**body, "country_code": "FR",
+                                                                                    "party_id": "XXX"},
+                        headers=tok(emsp.token_c))
+        assert r.status_code == 404
+
+
+async def test_whitelist_always_charges_without_asking(server, emsp):
+    await put_token(server, emsp, token("ALWAYS01", whitelist="ALWAYS"))
+    await put_token(server, emsp, token("BLOCKED1", whitelist="ALWAYS", valid=False))
+    st = emsp.stations[1]
+    assert await st.authorize("ALWAYS01") == "Accepted"
+    assert await st.authorize("BLOCKED1") == "Invalid"
+    assert not emsp.pushes("POST", "tokens", failed=True)
+
+
+async def test_realtime_rules(server, emsp):
+    await put_token(server, emsp, token("NEVER001", whitelist="NEVER"))
+    await put_token(server, emsp, token("OFFLINE1", whitelist="ALLOWED_OFFLINE"))
+    await put_token(server, emsp, token("NEVER002", whitelist="NEVER"))
+    st = emsp.stations[1]
+    emsp.answers["/NEVER001/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
+        "allowed": "ALLOWED", "token": token("NEVER001", whitelist="NEVER"), "authorization_reference": "REF-1"}})
+    assert await st.authorize("NEVER001") == "Accepted"
+    ask = emsp.pushes("POST", "tokens/NEVER001/authorize")[-1]
+    assert ask.query == "type=RFID"
+    assert_valid("LocationReferences", ask.body)
+    assert ask.body == {"location_id": str(emsp.site["id"]), "evse_uids": ["CPOB*1"]}
+    emsp.answers["/NEVER002/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
+        "allowed": "NO_CREDIT", "token": token("NEVER002", whitelist="NEVER")}})
+    assert await st.authorize("NEVER002") == "NoCredit"
+    emsp.answers["/UNKNOWN9/authorize"] = (404, {"status_code": 2004, "timestamp": now()})
+    emsp.down = True
+    try:
+        assert await st.authorize("OFFLINE1") == "Accepted"  # unreachable eMSP: allowed offline
+        await put_token(server, emsp, token("NEVER003", whitelist="NEVER"))
+        assert await st.authorize("NEVER003") == "Invalid"  # never without the eMSP
+    finally:
+        emsp.down = False
+
+
+async def test_session_and_cdr_pushed(server, emsp):
+    await put_token(server, emsp, token("SESS0001", whitelist="NEVER"))
+    emsp.answers["/SESS0001/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
+        "allowed": "ALLOWED", "token": token("SESS0001", whitelist="NEVER"), "authorization_reference": "AUTH-77"}})
+    st = emsp.stations[1]
+    await st.start_session(1, "SESS0001")
+    put = (await emsp.wait_for("PUT", "sessions"))[-1]
+    assert_valid("Session", put.body)
+    session_id = put.body["id"]
+    assert put.path == f"/ocpi/2.2.1/sessions/NL/CPO/{session_id}"
+    assert put.body["status"] == "ACTIVE" and put.body["auth_method"] == "AUTH_REQUEST"
+    assert put.body["authorization_reference"] == "AUTH-77"
+    assert put.body["cdr_token"]["uid"] == "SESS0001" and put.body["evse_uid"] == "CPOB*1"
+    assert put.body["location_id"] == str(emsp.site["id"])
+    await st.meter_values(1, advance_s=600)
+    patch = (await eventually(lambda: [p for p in emsp.pushes("PATCH", "sessions") if p.body["kwh"] > 0]))[-1]
+    assert_valid("Session", {**put.body, **patch.body})
+    assert len(patch.body["charging_periods"]) == 1
+    await st.stop_session(1)
+    final = (await eventually(lambda: [p for p in emsp.pushes("PATCH", "sessions")
+                                       if p.body.get("status") == "COMPLETED"]))[-1].body
+    assert final["status"] == "COMPLETED" and "end_date_time" in final
+    cdr = (await emsp.wait_for("POST", "cdrs"))[-1].body
+    assert_valid("CDR", cdr)
+    assert cdr["session_id"] == session_id and cdr["auth_method"] == "AUTH_REQUEST"
+    assert cdr["authorization_reference"] == "AUTH-77"
+    assert cdr["total_energy"] == pytest.approx(final["kwh"])
+    assert cdr["total_cost"]["excl_vat"] > 0.5 and cdr["currency"] == "EUR"
+    assert [t["id"] for t in cdr["tariffs"]] == ["STD"]
+    assert cdr["total_fixed_cost"] == {"excl_vat": 0.5, "incl_vat": 0.605}
+    assert final["total_cost"] == cdr["total_cost"]
+    assert cdr["cdr_location"]["evse_uid"] == "CPOB*1" and cdr["cdr_location"]["country"] == "NLD"
+    assert len(cdr["charging_periods"]) == len(emsp.pushes("PATCH", f"sessions/NL/CPO/{session_id}"))
+    # the CDR and the Session are also served (pull)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/cdrs", headers=tok(emsp.token_c))
+        served = assert_envelope(r.json())
+        assert [x["id"] for x in served] == [cdr["id"]]
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/sessions", params={"date_from": "2020-01-01T00:00:00Z"},
+                        headers=tok(emsp.token_c))
+        sessions = assert_envelope(r.json())
+        assert sessions[0]["status"] == "COMPLETED"
+        assert_valid("Session", sessions[0])
+    r = await server.api.get("/roaming/cdrs", params={"role": "cpo"})
+    assert r.json()["items"][0]["location_url"].startswith(emsp.base)
+
+
+async def test_commands(server, emsp):
+    url = f"{ocpi(server)}/cpo/2.2.1/commands"
+    start = {"response_url": f"{emsp.base}/ocpi/2.2.1/commands/START_SESSION/1", "token": token(
+        "APP00001", whitelist="NEVER") | {"type": "APP_USER"}, "location_id": str(emsp.site["id"]),
+        "evse_uid": "CPOA*1", "authorization_reference": "CMD-REF"}
+    assert_valid("START_SESSION", start)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{url}/START_SESSION", json=start, headers=tok(emsp.token_c))
+        response = assert_envelope(r.json())
+        assert_valid("CommandResponse", response)
+        assert response["result"] == "ACCEPTED" and response["timeout"] > 0
+        result = (await emsp.wait_for("POST", "commands/START_SESSION/1"))[-1].body
+        assert_valid("CommandResult", result)
+        assert result["result"] == "ACCEPTED"
+        put = await eventually(lambda: [p for p in emsp.pushes("PUT", "sessions")
+                                        if p.body["cdr_token"]["uid"] == "APP00001"])
+        session = put[-1].body
+        assert session["auth_method"] == "COMMAND" and session["authorization_reference"] == "CMD-REF"
+        # stop it again
+        stop = {"response_url": f"{emsp.base}/ocpi/2.2.1/commands/STOP_SESSION/2", "session_id": session["id"]}
+        r = await c.post(f"{url}/STOP_SESSION", json=stop, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["result"] == "ACCEPTED"
+        result = (await emsp.wait_for("POST", "commands/STOP_SESSION/2"))[-1].body
+        assert result["result"] == "ACCEPTED"
+        await emsp.wait_for("POST", "cdrs", 2)
+        # unknown session, unknown location, unknown command, malformed body
+        r = await c.post(f"{url}/STOP_SESSION", json={**stop, "session_id": "99999"}, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["result"] == "UNKNOWN_SESSION"
+        r = await c.post(f"{url}/START_SESSION", json={**start, "location_id": "999"}, headers=tok(emsp.token_c))
+        assert r.status_code == 200 and assert_envelope(r.json(), 2003) is None
+        r = await c.post(f"{url}/SELF_DESTRUCT", json={}, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["result"] == "NOT_SUPPORTED"
+        r = await c.post(f"{url}/START_SESSION", json={"token": start["token"]}, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json(), 2001) is None
+        # a token of another eMSP is refused
+        r = await c.post(f"{url}/START_SESSION", json={**start, "token": token("X1", party_id="OTH")},
+                         headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["result"] == "REJECTED"
+        # unlock
+        unlock = {"response_url": f"{emsp.base}/ocpi/2.2.1/commands/UNLOCK_CONNECTOR/3",
+                  "location_id": str(emsp.site["id"]), "evse_uid": "CPOA*1", "connector_id": "1"}
+        r = await c.post(f"{url}/UNLOCK_CONNECTOR", json=unlock, headers=tok(emsp.token_c))
+        assert assert_envelope(r.json())["result"] == "ACCEPTED"
+        result = (await emsp.wait_for("POST", "commands/UNLOCK_CONNECTOR/3"))[-1].body
+        assert_valid("CommandResult", result)
+
+
+async def test_pushes_wait_for_a_partner_that_is_down(server, emsp):
+    emsp.down = True
+    st = emsp.stations[0]
+    before = len(emsp.pushes("PATCH", "locations"))
+    try:
+        await st.status(1, "Unavailable")
+        await st.status(1, "Faulted")
+        await st.status(1, "Available")
+
+        async def queued():
+            r = await server.api.get("/roaming/outbox", params={"status": "pending"})
+            items = r.json()["items"]
+            return len(items) >= 3 and any(i["attempts"] >= 1 for i in items) and items
+        pending = await eventually(queued)
+        assert all(i["last_error"] for i in pending if i["attempts"])
+    finally:
+        emsp.down = False
+
+    def delivered():
+        statuses = [p.body["status"] for p in emsp.pushes("PATCH", "locations")[before:] if p.path.endswith("CPOA*1")]
+        return statuses if len(statuses) >= 3 else None
+    assert (await eventually(delivered, timeout=20)) == ["INOPERATIVE", "OUTOFORDER", "AVAILABLE"]  # in order
+    assert_location_pushes_valid(emsp)
+
+    async def drained():
+        return (await server.api.get("/roaming/outbox", params={"status": "pending"})).json()["total"] == 0
+    await eventually(drained)

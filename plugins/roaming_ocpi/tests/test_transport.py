@@ -1,0 +1,227 @@
+"""Transport and the configuration modules against a scripted partner over real HTTP: versions,
+credentials both ways, token handling, ids and routing headers, the envelope and status codes,
+pagination."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from plugins.roaming_ocpi.tests.fake_partner import fake_partner
+from plugins.roaming_ocpi.tests.ocpi_check import assert_envelope, assert_valid
+
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def tok(token: str) -> dict[str, str]:
+    return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
+
+
+async def invite(server) -> tuple[str, str]:
+    r = await server.api.post("/roaming/partners", json={"name": "fake"})
+    assert r.status_code == 201, r.text
+    return r.json()["token_a"], r.json()["our_versions_url"]
+
+
+async def register_fake(server, fake) -> str:
+    """The fake partner registers with us (it is the Sender of credentials); returns token C."""
+    token_a, versions = await invite(server)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(versions, headers=tok(token_a))
+        data = assert_envelope(r.json())
+        for v in data:
+            assert_valid("Version", v)
+        r = await c.get(data[0]["url"], headers=tok(token_a))
+        details = assert_envelope(r.json())
+        assert_valid("VersionDetails", details)
+        cred_url = next(e["url"] for e in details["endpoints"] if e["identifier"] == "credentials")
+        r = await c.post(cred_url, json=fake.credentials(), headers=tok(token_a))
+        assert r.status_code == 200, r.text
+        creds = assert_envelope(r.json())
+    assert_valid("Credentials", creds)
+    assert creds["token"] != token_a
+    assert {r["role"] for r in creds["roles"]} == {"CPO", "EMSP"}
+    fake.token_c = creds["token"]
+    return creds["token"]
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def fake():
+    async with fake_partner() as partner:
+        yield partner
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def registered(server, fake):
+    await register_fake(server, fake)
+    return fake
+
+
+def ocpi(server) -> str:
+    return f"{server.base_url}/ocpi"
+
+
+async def test_versions_and_details(server, fake):
+    token_a, versions = await invite(server)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(versions, headers=tok(token_a))
+        assert r.status_code == 200
+        assert [v["version"] for v in assert_envelope(r.json())] == ["2.2.1"]
+        r = await c.get(f"{ocpi(server)}/2.2.1", headers=tok(token_a))
+        details = assert_envelope(r.json())
+    assert_valid("VersionDetails", details)
+    pairs = {(e["identifier"], e["role"]) for e in details["endpoints"]}
+    assert ("locations", "SENDER") in pairs and ("locations", "RECEIVER") in pairs
+    assert ("tokens", "RECEIVER") in pairs and ("commands", "RECEIVER") in pairs
+    assert ("credentials", "SENDER") in pairs
+    # configuration modules carry no routing headers
+    assert "ocpi-from-party-id" not in r.headers
+
+
+async def test_partner_registers_with_us(server, fake):
+    token_c = await register_fake(server, fake)
+    # we fetched the partner's versions and endpoints with its token B, without routing headers
+    fetched = [r for r in fake.requests if r.method == "GET"]
+    assert [r.path for r in fetched] == ["/ocpi/versions", "/ocpi/2.2.1"]
+    assert all(r.headers["authorization"] == "Token " + base64.b64encode(b"fake-token-b").decode() for r in fetched)
+    assert all("ocpi-to-party-id" not in r.headers for r in fetched)
+    partners = (await server.api.get("/roaming/partners")).json()["items"]
+    assert partners[-1]["status"] == "registered"
+    assert partners[-1]["roles"][0] == {"role": "EMSP", "country_code": "DE", "party_id": "FAK", "name": "Fake partner"}
+    assert fake.token_b not in str(partners) and token_c not in str(partners)
+    async with httpx.AsyncClient() as c:
+        # token C works on functional modules
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(token_c))
+        assert r.status_code == 200 and assert_envelope(r.json()) == []
+        # GET credentials answers our credentials with the token the partner uses
+        r = await c.get(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_c))
+        creds = assert_envelope(r.json())
+        assert_valid("Credentials", creds)
+        assert creds["token"] == token_c
+        # a second POST is refused with 405
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", json=fake.credentials(), headers=tok(token_c))
+        assert r.status_code == 405
+        assert_envelope(r.json(), 2000)
+
+
+async def test_token_a_only_opens_configuration_modules(server, fake):
+    token_a, _ = await invite(server)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(token_a))
+        assert r.status_code == 401
+        assert_envelope(r.json(), 2000)
+        # PUT/DELETE credentials before registering: 405
+        r = await c.put(f"{ocpi(server)}/2.2.1/credentials", json=fake.credentials(), headers=tok(token_a))
+        assert r.status_code == 405
+        r = await c.delete(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_a))
+        assert r.status_code == 405
+
+
+async def test_bad_tokens_get_401(server, registered):
+    async with httpx.AsyncClient() as c:
+        for headers in ({}, {"Authorization": "Bearer x"}, tok("not-a-token"), {"Authorization": "Token"},
+                        {"Authorization": f"Token {registered.token_c}"}):  # unencoded: not for this partner
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=headers)
+            assert r.status_code == 401, headers
+            assert_envelope(r.json(), 2000)
+        r = await c.get(f"{ocpi(server)}/versions", headers=tok("nope"))
+        assert r.status_code == 401
+
+
+async def test_raw_token_switch(server, registered):
+    partner_id = (await server.api.get("/roaming/partners")).json()["items"][-1]["id"]
+    raw = {"Authorization": f"Token {registered.token_c}"}
+    async with httpx.AsyncClient() as c:
+        assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=raw)).status_code == 401
+        r = await server.api.patch(f"/roaming/partners/{partner_id}", json={"raw_tokens": True})
+        assert r.status_code == 200 and r.json()["raw_tokens"] is True
+        assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=raw)).status_code == 200
+        # Base64 still works too
+        assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(registered.token_c))).status_code == 200
+
+
+async def test_request_ids_and_routing_headers(server, registered):
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers={
+            **tok(registered.token_c), "X-Request-ID": "req-1", "X-Correlation-ID": "corr-1",
+            "OCPI-from-country-code": "DE", "OCPI-from-party-id": "FAK", "OCPI-to-country-code": "NL",
+            "OCPI-to-party-id": "CPO"})
+        assert r.headers["x-request-id"] == "req-1"
+        assert r.headers["x-correlation-id"] == "corr-1"
+        assert (r.headers["ocpi-to-country-code"], r.headers["ocpi-to-party-id"]) == ("DE", "FAK")
+        assert (r.headers["ocpi-from-country-code"], r.headers["ocpi-from-party-id"]) == ("NL", "CPO")
+        # without ids we make them; errors carry them too
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok("bad"))
+        assert r.status_code == 401 and r.headers["x-request-id"] and r.headers["x-correlation-id"]
+    partner_id = (await server.api.get("/roaming/partners")).json()["items"][-1]["id"]
+    log = (await server.api.get(f"/roaming/partners/{partner_id}/log")).json()["items"]
+    assert any(e["request_id"] == "req-1" and e["direction"] == "in" and e["ocpi_status"] == 1000 for e in log)
+
+
+async def test_we_register_update_and_unregister(server):
+    async with fake_partner(role="CPO", party_id="FCP", accepted={"fake-token-a"}) as partner:
+        r = await server.api.post("/roaming/partners", json={
+            "name": "their CPO", "versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 201, r.text
+        row = r.json()
+        assert row["status"] == "registered" and row["party_id"] == "FCP"
+        post = partner.pushes("POST", "credentials")[0]
+        assert post.headers["authorization"] == "Token " + base64.b64encode(b"fake-token-a").decode()
+        assert_valid("Credentials", post.body)
+        assert post.body["url"] == f"{server.base_url}/ocpi/versions"
+        our_token = partner.their_token
+        async with httpx.AsyncClient() as c:  # the partner can now call us with the token we gave
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(our_token))
+            assert r.status_code == 200
+            # PUT: fresh credentials both ways, endpoints fetched again
+            r = await server.api.post(f"/roaming/partners/{row['id']}/credentials")
+            assert r.status_code == 200, r.text
+            put = partner.pushes("PUT", "credentials")[0]
+            assert put.headers["authorization"] == "Token " + base64.b64encode(b"fake-token-c1").decode()
+            assert partner.their_token != our_token
+            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(our_token))).status_code == 401
+            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations",
+                                headers=tok(partner.their_token))).status_code == 200
+            assert [r.path for r in partner.requests[-2:]] == ["/ocpi/versions", "/ocpi/2.2.1"]
+            # unregister: DELETE at the partner, then our token is dead
+            r = await server.api.delete(f"/roaming/partners/{row['id']}")
+            assert r.status_code == 200 and r.json()["status"] == "unregistered" and not r.json()["warning"]
+            assert partner.pushes("DELETE", "credentials")
+            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations",
+                                headers=tok(partner.their_token))).status_code == 401
+
+
+async def test_registration_errors(server):
+    async with fake_partner(role="CPO", party_id="FCQ", accepted={"fake-token-a"}) as partner:
+        r = await server.api.post("/roaming/partners", json={
+            "name": "wrong token", "versions_url": partner.versions_url, "token": "wrong"})
+        assert r.status_code == 502 and "versions" in r.json()["detail"]
+    # a partner that registers with us but whose versions endpoint we cannot reach: 3001
+    token_a, _ = await invite(server)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_a), json={
+            "token": "x", "url": "http://127.0.0.1:9/ocpi/versions", "roles": [{
+                "role": "EMSP", "business_details": {"name": "n"}, "party_id": "ABC", "country_code": "DE"}]})
+        assert r.status_code == 200
+        assert_envelope(r.json(), 3001)
+        # malformed credentials: 2001; not JSON: 400
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_a), json={"token": "x"})
+        assert r.status_code == 200
+        assert_envelope(r.json(), 2001)
+        assert "roles" in r.json()["status_message"]
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", headers={**tok(token_a),
+                                                                       "Content-Type": "application/json"},
+                         content=b"{not json")
+        assert r.status_code == 400 and r.json()["status_code"] == 2001
+
+
+async def test_partner_unregisters_itself(server, fake):
+    token_c = await register_fake(server, fake)
+    async with httpx.AsyncClient() as c:
+        r = await c.delete(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_c))
+        assert r.status_code == 200 and assert_envelope(r.json()) is None
+        assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(token_c))).status_code == 401

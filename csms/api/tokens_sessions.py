@@ -125,22 +125,8 @@ async def session_detail(session_id: int) -> dict[str, Any]:
         detail.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh,
                       current_a=live.current_a)
     cost = await first_answer("price_session", session=row, final=row["state"] == "completed")
-    detail["cost"] = cost_json(cost) if cost is not None else None
+    detail["cost"] = cost.to_json() if cost is not None else None
     return detail
-
-
-def cost_json(cost: Any) -> dict[str, Any]:
-    """A ``SessionCost`` as JSON: Decimal amounts as strings so no precision is lost."""
-    return {
-        "currency": cost.currency, "total_excl_vat": str(cost.total_excl_vat),
-        "total_incl_vat": str(cost.total_incl_vat), "final": cost.final, "tariff_id": cost.tariff_id,
-        "flags": list(cost.flags),
-        "lines": [{"component": ln.component, "description": ln.description, "quantity": str(ln.quantity),
-                   "unit": ln.unit, "unit_price": str(ln.unit_price), "amount_excl_vat": str(ln.amount_excl_vat),
-                   "vat_amount": str(ln.vat_amount),
-                   "period_start": ln.period_start.isoformat() if ln.period_start else None,
-                   "period_end": ln.period_end.isoformat() if ln.period_end else None} for ln in cost.lines],
-    }
 
 
 class SessionController(Controller):

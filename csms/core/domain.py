@@ -55,6 +55,38 @@ class SessionCost:
     tariff_id: str | None = None
     flags: tuple[str, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON form: Decimal amounts as strings so no precision is lost."""
+        def ts(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "currency": self.currency, "total_excl_vat": str(self.total_excl_vat),
+            "total_incl_vat": str(self.total_incl_vat), "final": self.final, "tariff_id": self.tariff_id,
+            "flags": list(self.flags),
+            "lines": [{"component": ln.component, "description": ln.description, "quantity": str(ln.quantity),
+                       "unit": ln.unit, "unit_price": str(ln.unit_price), "amount_excl_vat": str(ln.amount_excl_vat),
+                       "vat_amount": str(ln.vat_amount), "period_start": ts(ln.period_start),
+                       "period_end": ts(ln.period_end)} for ln in self.lines],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SessionCost":
+        """The inverse of :meth:`to_json`."""
+        def ts(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            currency=data["currency"], total_excl_vat=Decimal(data["total_excl_vat"]),
+            total_incl_vat=Decimal(data["total_incl_vat"]), final=data["final"], tariff_id=data["tariff_id"],
+            flags=tuple(data["flags"]),
+            lines=tuple(CostLine(component=ln["component"], description=ln["description"],
+                                 quantity=Decimal(ln["quantity"]), unit=ln["unit"],
+                                 unit_price=Decimal(ln["unit_price"]), amount_excl_vat=Decimal(ln["amount_excl_vat"]),
+                                 vat_amount=Decimal(ln["vat_amount"]), period_start=ts(ln["period_start"]),
+                                 period_end=ts(ln["period_end"])) for ln in data["lines"]),
+        )
+
 
 @dataclass(frozen=True)
 class CapacityPeriod:
@@ -104,10 +136,66 @@ class Load:
     station_id: str
     evse_id: int
     session_id: int
-    phases: tuple[int, ...] = (1, 2, 3)
+    phases: tuple[int, ...] = (1, 2, 3)  # grid phases drawn from, after the station's phase rotation
     min_a: float = 6.0
     max_a: float = 32.0
-    measured_a: float | None = None
+    measured_a: float | None = None  # highest measured current of its phases
     power_w: float | None = None
     started_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    node: str = ""  # the topology node it hangs under (its station's)
+    priority: int = 0
+    departure_at: datetime | None = None
+    energy_wh: float = 0.0  # delivered so far
+    energy_wh_needed: float | None = None  # still wanted, when the driver or the EV said
+
+
+@dataclass(frozen=True)
+class TopologyNode:
+    """A node of a site's electrical tree: the grid connection, a hub, or a station.
+
+    ``limit_a`` is per grid phase (``inf``: no limit of its own) and is what the loads under the
+    node may share: the physical limit minus ``reserved_a``, the draw of stations below it that
+    the core cannot reach (offline) and that keep their last profiles.
+    """
+
+    id: str  # "site:<id>", "hub:<id>", "station:<station_id>"
+    kind: str  # site|hub|station
+    parent: str | None
+    limit_a: tuple[float, float, float]
+    name: str = ""
+    reserved_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    station_id: str | None = None
+    phase_rotation: str = "RST"
+    min_current_a: float = 6.0
+    online: bool = True
+
+
+@dataclass(frozen=True)
+class SiteTopology:
+    """A site's tree of limits, root first (``nodes[0]`` is the grid connection)."""
+
+    site_id: int
+    voltage_v: float
+    nodes: tuple[TopologyNode, ...]
+
+    @property
+    def root(self) -> TopologyNode:
+        return self.nodes[0]
+
+    def node(self, node_id: str) -> TopologyNode:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def path(self, node_id: str) -> list[TopologyNode]:
+        """The node and its ancestors up to the root."""
+        by_id = {n.id: n for n in self.nodes}
+        out: list[TopologyNode] = []
+        current: str | None = node_id
+        while current is not None:
+            n = by_id[current]
+            out.append(n)
+            current = n.parent
+        return out

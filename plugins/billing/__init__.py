@@ -1,0 +1,1 @@
+"""Billing plugin: tariffs, pricing, settlement, statements."""

@@ -1,0 +1,567 @@
+"""The billing REST API under ``/api/v1/billing`` (see the plugin README for every route)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
+from litestar.status_codes import HTTP_200_OK
+
+from csms.api.auth import caller, require
+from csms.api.crud import jsonable, page_params
+from csms.core.tables import Driver, Organization, Station
+from csms.core.timeutil import utcnow
+from plugins.billing import settlements as st
+from plugins.billing import statements as stm
+from plugins.billing.assignments import (
+    ASSIGNMENT_FIELDS,
+    check_assignment,
+    check_home_station,
+    describe,
+    resolve_assignment,
+    session_context,
+    session_row,
+)
+from plugins.billing.config import billing_settings
+from plugins.billing.costing import choice_for_version, choose_tariff, quote_session
+from plugins.billing.pricing import preview
+from plugins.billing.tables import Assignment, HomeStation, Settlement, Statement, Tariff, TariffVersion
+from plugins.billing.tariff import Tariff as OcpiTariff
+from plugins.billing.tariff import to_decimal
+from plugins.billing.tariffs import (
+    BillingError,
+    archive_tariff,
+    create_tariff,
+    parse_tariff,
+    tariff_json,
+    tariff_of,
+    tariff_row,
+    update_tariff,
+    version_row,
+)
+
+
+def billing_error(_: Request, exc: BillingError) -> Response:
+    body: dict[str, Any] = {"status_code": exc.status, "detail": exc.message}
+    if exc.problems:
+        body["extra"] = {"problems": exc.problems}
+    return Response(body, status_code=exc.status)
+
+
+def when(value: Any, name: str, *, required: bool = False) -> datetime | None:
+    """An ISO date or datetime from a body or query (naive means UTC)."""
+    if value in (None, ""):
+        if required:
+            raise BillingError(f"{name} is required")
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise BillingError(f"{name} {value!r} is not an ISO 8601 date or time") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def body_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BillingError("the body must be a JSON object")
+    return data
+
+
+def period_of(data: dict[str, Any]) -> tuple[datetime, datetime]:
+    """``month`` ("2026-11", read in ``timezone``) or ``period_start``/``period_end`` (or from/to)."""
+    if data.get("month"):
+        tz = data.get("timezone") or billing_settings().statement_timezone
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BillingError(f"unknown time zone {tz!r}") from None
+        return stm.month_period(str(data["month"]), tz)
+    start = when(data.get("period_start", data.get("from")), "period_start", required=True)
+    end = when(data.get("period_end", data.get("to")), "period_end", required=True)
+    assert start is not None and end is not None
+    if end <= start:
+        raise BillingError("the period's end must be after its start")
+    return start, end
+
+
+# -- tariffs ------------------------------------------------------------------------------------
+
+
+def _tariff_body(data: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """``{"name": ..., "tariff": {OCPI}}`` or a bare OCPI tariff object."""
+    data = body_object(data)
+    if isinstance(data.get("tariff"), dict):
+        unknown = set(data) - {"name", "tariff"}
+        if unknown:
+            raise BillingError(f"unknown fields: {', '.join(sorted(unknown))} (give name and tariff)")
+        return data["tariff"], data.get("name")
+    if "elements" in data or "id" in data:
+        return data, None
+    if set(data) <= {"name"}:
+        return None, data.get("name")
+    raise BillingError("give an OCPI 2.2.1 Tariff object, or {\"name\": ..., \"tariff\": {...}}")
+
+
+def _preview(tariff: OcpiTariff, params: dict[str, Any]) -> dict[str, Any]:
+    tz = params.get("timezone") or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BillingError(f"unknown time zone {tz!r}") from None
+    try:
+        start = datetime.fromisoformat(params["start"]) if params.get("start") else \
+            datetime.now(ZoneInfo(tz)).replace(tzinfo=None, second=0, microsecond=0)
+
+        def minutes(name: str) -> timedelta:
+            return timedelta(minutes=float(to_decimal(params.get(name) or 0, what=name)))
+
+        result = preview(tariff, energy_kwh=params.get("energy_kwh") or 0, duration=minutes("duration_min"),
+                         start_local=start, timezone=tz, parking=minutes("parking_min"),
+                         power_kw=params.get("power_kw") or None, current_a=params.get("current_a") or None,
+                         reservation=minutes("reservation_min"))
+    except (TypeError, ValueError) as exc:
+        raise BillingError(f"cannot preview: {exc}") from None
+    return {"inputs": {k: params.get(k) for k in ("energy_kwh", "duration_min", "parking_min", "power_kw",
+                                                  "current_a", "reservation_min", "timezone")}
+            | {"start_local": start.isoformat()}, "breakdown": result.to_dict()}
+
+
+class TariffController(Controller):
+    path = "/tariffs"
+    tags = ["billing"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_tariffs(self, include_archived: bool = False, limit: int = 100,
+                           offset: int = 0) -> dict[str, Any]:
+        """Tariffs with the OCPI JSON of their current versions."""
+        limit, offset = page_params(limit, offset)
+        query, count = Tariff.select(), Tariff.count()
+        if not include_archived:
+            query, count = query.where(Tariff.archived == False), count.where(Tariff.archived == False)  # noqa: E712
+        rows = await query.order_by(Tariff.code).limit(limit).offset(offset)
+        return {"items": [await tariff_json(r) for r in rows], "total": await count, "limit": limit,
+                "offset": offset}
+
+    @post("/", guards=[require("operator")])
+    async def create(self, request: Request, data: Any) -> dict[str, Any]:
+        """Create a tariff from OCPI 2.2.1 JSON; problems found by the validator are a 400."""
+        ocpi, name = _tariff_body(data)
+        if ocpi is None:
+            raise BillingError("the OCPI tariff is missing")
+        return await tariff_json(await create_tariff(ocpi, name=name or "", created_by=caller(request)))
+
+    @get("/{tariff_id:int}", guards=[require("viewer")])
+    async def read(self, tariff_id: int, version: int | None = None) -> dict[str, Any]:
+        return await tariff_json(await tariff_row(tariff_id), await version_row(tariff_id, version))
+
+    @get("/{tariff_id:int}/ocpi", guards=[require("viewer")])
+    async def read_ocpi(self, tariff_id: int, version: int | None = None) -> dict[str, Any]:
+        """The bare OCPI 2.2.1 Tariff object of the current (or given) version."""
+        return json.loads((await version_row(tariff_id, version))["ocpi"])
+
+    @put("/{tariff_id:int}", guards=[require("operator")])
+    async def replace(self, request: Request, tariff_id: int, data: Any) -> dict[str, Any]:
+        """New prices add a version (identical ones add none); settled sessions keep theirs."""
+        ocpi, name = _tariff_body(data)
+        return await tariff_json(await update_tariff(tariff_id, ocpi, name=name, created_by=caller(request)))
+
+    @delete("/{tariff_id:int}", guards=[require("operator")])
+    async def archive(self, tariff_id: int) -> None:
+        """Archive the tariff (refused while assignments use it); its versions are kept."""
+        await archive_tariff(tariff_id)
+
+    @get("/{tariff_id:int}/versions", guards=[require("viewer")])
+    async def versions(self, tariff_id: int) -> dict[str, Any]:
+        await tariff_row(tariff_id)
+        rows = await TariffVersion.select().where(TariffVersion.tariff == tariff_id).order_by(
+            TariffVersion.version, ascending=False)
+        return {"items": [{"id": r["id"], "version": r["version"], "currency": r["currency"],
+                           "created_at": r["created_at"].isoformat(), "created_by": r["created_by"],
+                           "tariff": json.loads(r["ocpi"])} for r in rows]}
+
+    @get("/{tariff_id:int}/preview", guards=[require("viewer")])
+    async def preview_saved(self, request: Request, tariff_id: int, version: int | None = None) -> dict[str, Any]:
+        """What a session would cost: ``energy_kwh``, ``duration_min``, ``start`` (local time),
+        ``timezone``, and optionally ``parking_min``, ``power_kw``, ``current_a``, ``reservation_min``."""
+        row = await version_row(tariff_id, version)
+        out = _preview(tariff_of(row), dict(request.query_params))
+        out["tariff"] = {"id": tariff_id, "version": row["version"]}
+        return out
+
+    @post("/preview", guards=[require("viewer")], status_code=HTTP_200_OK)
+    async def preview_unsaved(self, data: Any) -> dict[str, Any]:
+        """Preview a tariff before saving it: ``{"tariff": {OCPI}, "energy_kwh": 20, ...}``."""
+        data = body_object(data)
+        return _preview(parse_tariff(data.get("tariff")), {k: v for k, v in data.items() if k != "tariff"})
+
+    @post("/validate", guards=[require("viewer")], status_code=HTTP_200_OK)
+    async def validate(self, data: Any) -> dict[str, Any]:
+        """The validator's findings for an OCPI tariff, without saving it (200 either way)."""
+        try:
+            parse_tariff(body_object(data))
+        except BillingError as exc:
+            return {"valid": False, "problems": exc.problems or [exc.message]}
+        return {"valid": True, "problems": []}
+
+
+# -- assignments --------------------------------------------------------------------------------
+
+
+def _assignment_values(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    unknown = set(data) - set(ASSIGNMENT_FIELDS)
+    if unknown:
+        raise BillingError(f"unknown fields: {', '.join(sorted(unknown))}")
+    values = {k: (base or {}).get(k) for k in ASSIGNMENT_FIELDS}
+    values.update(data)
+    for key in ("valid_from", "valid_to"):
+        values[key] = when(values.get(key), key)
+    for key in ("tariff", "organization_id", "site_id", "evse_id"):
+        if values.get(key) is not None and (not isinstance(values[key], int) or isinstance(values[key], bool)):
+            raise BillingError(f"{key} must be an integer id")
+    return values
+
+
+def assignment_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**jsonable(row), "scope": describe(row)}
+
+
+class AssignmentController(Controller):
+    path = "/assignments"
+    tags = ["billing"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_assignments(self, tariff: int | None = None, station_id: str | None = None,
+                               site_id: int | None = None, organization_id: int | None = None) -> dict[str, Any]:
+        query = Assignment.select()
+        for col, value in ((Assignment.tariff, tariff), (Assignment.station_id, station_id),
+                           (Assignment.site_id, site_id), (Assignment.organization_id, organization_id)):
+            if value is not None:
+                query = query.where(col == value)
+        return {"items": [assignment_json(r) for r in await query.order_by(Assignment.id)]}
+
+    @post("/", guards=[require("operator")])
+    async def create(self, data: Any) -> dict[str, Any]:
+        """Assign a tariff; a contradicting or overlapping assignment is refused (409)."""
+        values = await check_assignment(_assignment_values(body_object(data)))
+        row = Assignment(**values)
+        await row.save()
+        return assignment_json(await Assignment.select().where(Assignment.id == row.id).first())
+
+    @get("/resolve", guards=[require("viewer")])
+    async def resolve(self, station_id: str, evse_id: int = 0, id_token: str | None = None,
+                      driver_id: int | None = None, at: str | None = None) -> dict[str, Any]:
+        """Which tariff a card/driver would get at a station (EVSE) at a moment, and why."""
+        if not await Station.exists().where(Station.station_id == station_id):
+            raise BillingError(f"no station {station_id!r}", status=404)
+        session = {"id": None, "station_id": station_id, "evse_id": evse_id, "id_token": id_token or "",
+                   "driver": driver_id, "started_at": when(at, "at") or utcnow()}
+        ctx = await session_context(session)
+        choice = await choose_tariff(ctx)
+        assignment = await resolve_assignment(ctx)
+        return {"station_id": station_id, "evse_id": evse_id, "at": session["started_at"].isoformat(),
+                "groups": list(ctx.groups), "organizations": ctx.organization_ids,
+                "tariff": choice.to_json() if choice else None,
+                "assignment": assignment_json(assignment) if assignment else None}
+
+    @get("/{assignment_id:int}", guards=[require("viewer")])
+    async def read(self, assignment_id: int) -> dict[str, Any]:
+        return assignment_json(await _assignment(assignment_id))
+
+    @patch("/{assignment_id:int}", guards=[require("operator")])
+    async def update(self, assignment_id: int, data: Any) -> dict[str, Any]:
+        row = await _assignment(assignment_id)
+        values = await check_assignment(_assignment_values(body_object(data), row), exclude_id=assignment_id)
+        await Assignment.update({getattr(Assignment, k): v for k, v in values.items()}).where(
+            Assignment.id == assignment_id)
+        return assignment_json(await _assignment(assignment_id))
+
+    @delete("/{assignment_id:int}", guards=[require("operator")])
+    async def remove(self, assignment_id: int) -> None:
+        await _assignment(assignment_id)
+        await Assignment.delete().where(Assignment.id == assignment_id)
+
+
+async def _assignment(assignment_id: int) -> dict[str, Any]:
+    row = await Assignment.select().where(Assignment.id == assignment_id).first()
+    if row is None:
+        raise BillingError(f"no assignment {assignment_id}", status=404)
+    return row
+
+
+# -- home stations ------------------------------------------------------------------------------
+
+HOME_FIELDS = ("station_id", "driver_id", "organization_id", "mode", "rate_per_kwh", "currency", "tariff",
+               "valid_from", "valid_to")
+
+
+async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = None,
+                            exclude_id: int | None = None) -> dict[str, Any]:
+    """Checked values of a home station registration."""
+    unknown = set(data) - set(HOME_FIELDS)
+    if unknown:
+        raise BillingError(f"unknown fields: {', '.join(sorted(unknown))}")
+    v = {k: (base or {}).get(k) for k in HOME_FIELDS}
+    v.update(data)
+    v["mode"] = v["mode"] or "fixed_rate"
+    v["currency"] = v["currency"] or "EUR"
+    for key in ("valid_from", "valid_to"):
+        v[key] = when(v.get(key), key)
+    if not v["station_id"] or not await Station.exists().where(Station.station_id == v["station_id"]):
+        raise BillingError(f"no station {v['station_id']!r}")
+    driver = await Driver.select().where(Driver.id == v["driver_id"]).first() if v["driver_id"] is not None else None
+    if driver is None:
+        raise BillingError(f"no driver {v['driver_id']}")
+    if driver["kind"] != "employee":
+        raise BillingError(f"driver {driver['id']} is a {driver['kind']}; home stations are for employees")
+    if v["organization_id"] is None and driver["organization"] is None:
+        raise BillingError("give organization_id (the employer): the driver has no organization")
+    if v["organization_id"] is not None and not await Organization.exists().where(
+            Organization.id == v["organization_id"]):
+        raise BillingError(f"no organization {v['organization_id']}")
+    if v["mode"] not in ("fixed_rate", "tariff"):
+        raise BillingError("mode must be fixed_rate or tariff")
+    try:
+        rate = to_decimal(v["rate_per_kwh"] if v["rate_per_kwh"] is not None else "0", what="rate_per_kwh")
+    except (TypeError, ValueError) as exc:
+        raise BillingError(str(exc)) from None
+    if rate < 0 or rate.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise BillingError("rate_per_kwh must be a non-negative amount with at most 4 decimals")
+    if v["mode"] == "fixed_rate" and rate == 0:
+        raise BillingError("a fixed_rate home station needs rate_per_kwh")
+    v["rate_per_kwh"] = f"{rate:f}"
+    if not isinstance(v["currency"], str) or len(v["currency"]) != 3 or not v["currency"].isupper():
+        raise BillingError("currency must be an ISO 4217 code such as EUR")
+    if v["tariff"] is not None and not await Tariff.exists().where(Tariff.id == v["tariff"]):
+        raise BillingError(f"no tariff {v['tariff']}")
+    if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
+        raise BillingError("valid_to must be after valid_from")
+    await check_home_station(v, exclude_id=exclude_id)
+    return v
+
+
+class HomeStationController(Controller):
+    path = "/home-stations"
+    tags = ["billing"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_homes(self, driver_id: int | None = None) -> dict[str, Any]:
+        query = HomeStation.select()
+        if driver_id is not None:
+            query = query.where(HomeStation.driver_id == driver_id)
+        return {"items": [jsonable(r) for r in await query.order_by(HomeStation.id)]}
+
+    @post("/", guards=[require("operator")])
+    async def create(self, data: Any) -> dict[str, Any]:
+        """Register an employee's home station (reimbursed by the employer)."""
+        row = HomeStation(**await check_home_values(body_object(data)))
+        await row.save()
+        return jsonable(await _home(row.id))
+
+    @get("/{home_id:int}", guards=[require("viewer")])
+    async def read(self, home_id: int) -> dict[str, Any]:
+        return jsonable(await _home(home_id))
+
+    @patch("/{home_id:int}", guards=[require("operator")])
+    async def update(self, home_id: int, data: Any) -> dict[str, Any]:
+        values = await check_home_values(body_object(data), await _home(home_id), exclude_id=home_id)
+        await HomeStation.update({getattr(HomeStation, k): v for k, v in values.items()}).where(
+            HomeStation.id == home_id)
+        return jsonable(await _home(home_id))
+
+    @delete("/{home_id:int}", guards=[require("operator")])
+    async def remove(self, home_id: int) -> None:
+        await _home(home_id)
+        await HomeStation.delete().where(HomeStation.id == home_id)
+
+
+async def _home(home_id: int) -> dict[str, Any]:
+    row = await HomeStation.select().where(HomeStation.id == home_id).first()
+    if row is None:
+        raise BillingError(f"no home station {home_id}", status=404)
+    return row
+
+
+# -- session cost and settlements ---------------------------------------------------------------
+
+
+async def session_cost_json(session_id: int) -> dict[str, Any]:
+    """A session's cost: the settled figures when settled, else priced now (live or final)."""
+    session = await session_row(session_id)
+    if session is None:
+        raise BillingError(f"no session {session_id}", status=404)
+    out: dict[str, Any] = {"session_id": session_id, "state": session["state"]}
+    row = await st.settlement_row(session_id)
+    if row is not None and row["status"] == "settled":
+        cost = st.stored_cost(row)
+        tariff = (await choice_for_version(row["tariff_version"], "the version it was settled with")).to_json() \
+            if row["tariff_version"] is not None else {"code": row["tariff_code"]}
+        out.update(source="settlement", cost=cost.to_json() if cost else None,
+                   breakdown=json.loads(row["breakdown"]), settlement=st.settlement_json(row), tariff=tariff)
+        return out
+    quote = await quote_session(session, final=session["state"] == "completed")
+    out.update(source="final" if session["state"] == "completed" else "live",
+               cost=quote.cost.to_json() if quote else None,
+               breakdown=quote.breakdown.to_dict() if quote else None,
+               tariff=quote.choice.to_json() if quote else None,
+               settlement=st.settlement_json(row) if row else None)
+    return out
+
+
+class SessionCostController(Controller):
+    path = "/sessions"
+    tags = ["billing"]
+
+    @get("/{session_id:int}/cost", guards=[require("viewer")])
+    async def cost(self, session_id: int) -> dict[str, Any]:
+        """Live cost of a running session, final cost of an ended one, settled cost once settled."""
+        return await session_cost_json(session_id)
+
+
+class SettlementController(Controller):
+    path = "/settlements"
+    tags = ["billing"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_settlements(self, request: Request, kind: str | None = None, status: str | None = None,
+                               payer_kind: str | None = None, payer_id: int | None = None,
+                               station_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Settlements, newest first; ``from``/``to`` filter on the session's end."""
+        limit, offset = page_params(limit, offset)
+        conds = []
+        for col, value in ((Settlement.kind, kind), (Settlement.status, status),
+                           (Settlement.payer_kind, payer_kind), (Settlement.payer_id, payer_id),
+                           (Settlement.station_id, station_id)):
+            if value is not None:
+                conds.append(col == value)
+        start, end = when(request.query_params.get("from"), "from"), when(request.query_params.get("to"), "to")
+        if start:
+            conds.append(Settlement.stopped_at >= start)
+        if end:
+            conds.append(Settlement.stopped_at < end)
+        query, count = Settlement.select(), Settlement.count()
+        for c in conds:
+            query, count = query.where(c), count.where(c)
+        rows = await query.order_by(Settlement.stopped_at, ascending=False).limit(limit).offset(offset)
+        return {"items": [st.settlement_json(r) for r in rows], "total": await count, "limit": limit,
+                "offset": offset}
+
+    @get("/{session_id:int}", guards=[require("viewer")])
+    async def read(self, session_id: int) -> dict[str, Any]:
+        row = await st.settlement_row(session_id)
+        if row is None:
+            raise BillingError(f"session {session_id} has no settlement", status=404)
+        return st.settlement_json(row)
+
+    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK)
+    async def run(self, data: Any) -> dict[str, Any]:
+        """Settle the sessions that ended in a period and are not settled (or were voided):
+        ``{"from": ..., "to": ...}`` or ``{"month": "2026-11"}``. Settled ones are left alone."""
+        start, end = period_of(body_object(data))
+        return await st.rerun(start, end)
+
+    @post("/{session_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)
+    async def void(self, session_id: int, data: Any) -> dict[str, Any]:
+        """Void a settlement (``{"reason": ...}``) so the next run settles the session again."""
+        return st.settlement_json(await st.void(session_id, str(body_object(data).get("reason") or "")))
+
+
+# -- statements ---------------------------------------------------------------------------------
+
+
+class StatementController(Controller):
+    path = "/statements"
+    tags = ["billing"]
+
+    @post("/", guards=[require("operator")])
+    async def create(self, request: Request, data: Any) -> dict[str, Any]:
+        """Issue a statement: ``{"party_kind": "driver"|"organization"|"leasing_partner",
+        "party_id": 3, "month": "2026-11"}`` (or ``period_start``/``period_end``; ``currency``)."""
+        data = body_object(data)
+        start, end = period_of(data)
+        if not isinstance(data.get("party_id"), int):
+            raise BillingError("party_id must be an integer id")
+        row = await stm.create_statement(str(data.get("party_kind")), data["party_id"], start, end,
+                                         currency=data.get("currency"), created_by=caller(request))
+        return await _statement_detail(row)
+
+    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK)
+    async def run(self, request: Request, data: Any) -> dict[str, Any]:
+        """Issue the statements of a period for every party with settled sessions in it that has
+        none yet (the monthly run): ``{"month": "2026-11"}``."""
+        start, end = period_of(body_object(data))
+        parties: set[tuple[str, int]] = set()
+        rows = await Settlement.select(Settlement.payer_kind, Settlement.payer_id, Settlement.payee_kind,
+                                       Settlement.payee_id).where(
+            (Settlement.status == "settled") & (Settlement.stopped_at >= start) & (Settlement.stopped_at < end))
+        leasing = {r["id"] for r in await Organization.select(Organization.id).where(
+            Organization.kind == "leasing_partner")}
+        for r in rows:
+            if r["payer_kind"] == "driver":
+                parties.add(("driver", r["payer_id"]))
+            elif r["payer_kind"] == "organization":
+                parties.add(("leasing_partner" if r["payer_id"] in leasing else "organization", r["payer_id"]))
+            if r["payee_kind"] == "driver":
+                parties.add(("driver", r["payee_id"]))
+        created, skipped = [], []
+        for kind, party_id in sorted(parties):
+            try:
+                row = await stm.create_statement(kind, party_id, start, end, created_by=caller(request))
+                created.append(stm.statement_json(row))
+            except BillingError as exc:
+                skipped.append({"party_kind": kind, "party_id": party_id, "reason": exc.message})
+        return {"period_start": start.isoformat(), "period_end": end.isoformat(), "created": created,
+                "skipped": skipped}
+
+    @get("/", guards=[require("viewer")])
+    async def list_statements(self, party_kind: str | None = None, party_id: int | None = None,
+                              status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = Statement.select(), Statement.count()
+        for col, value in ((Statement.party_kind, party_kind), (Statement.party_id, party_id),
+                           (Statement.status, status)):
+            if value is not None:
+                query, count = query.where(col == value), count.where(col == value)
+        rows = await query.order_by(Statement.id, ascending=False).limit(limit).offset(offset)
+        return {"items": [stm.statement_json(r) for r in rows], "total": await count, "limit": limit,
+                "offset": offset}
+
+    @get("/{ref:str}", guards=[require("viewer")])
+    async def read(self, ref: str) -> Any:
+        """A statement as JSON (``/statements/7``), CSV (``/statements/7.csv``) or PDF (``.pdf``)."""
+        number, _, fmt = ref.partition(".")
+        if not number.isdigit() or fmt not in ("", "csv", "pdf", "json"):
+            raise BillingError(f"no statement {ref!r}: use /statements/ID, ID.csv or ID.pdf", status=404)
+        row = await stm.statement_row(int(number))
+        if fmt in ("", "json"):
+            return await _statement_detail(row)
+        lines = await stm.statement_lines(row["id"])
+        filename = f"statement-{stm.statement_number(row)}.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        if fmt == "csv":
+            return Response(stm.statement_csv(row, lines), media_type="text/csv; charset=utf-8", headers=headers)
+        pdf = stm.statement_pdf(row, lines, await stm.operator_name())
+        return Response(pdf, media_type="application/pdf", headers=headers)
+
+    @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)
+    async def void(self, statement_id: int) -> dict[str, Any]:
+        """Void a statement; its sessions may then go on a new statement."""
+        return await _statement_detail(await stm.void_statement(statement_id))
+
+
+async def _statement_detail(row: dict[str, Any]) -> dict[str, Any]:
+    lines = await stm.statement_lines(row["id"])
+    return {**stm.statement_json(row), "lines": [stm.line_json(ln, row["currency"]) for ln in lines]}
+
+
+def billing_api_router() -> Router:
+    return Router(path="/api/v1/billing", route_handlers=[
+        TariffController, AssignmentController, HomeStationController, SessionCostController,
+        SettlementController, StatementController,
+    ], exception_handlers={BillingError: billing_error})
+

@@ -1,0 +1,25 @@
+"""The billing plugin's settings, from ``CSMS_BILLING_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BillingSettings(BaseSettings):
+    """Options of the billing plugin."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_BILLING_", extra="ignore")
+
+    cost_updates: bool = Field(False, description="Send OCPP 2.0.1 `CostUpdated` with the running cost to 2.0.1 stations while a session runs.")
+    cost_update_interval: float = Field(60.0, description="Least seconds between two `CostUpdated` messages for one session.")
+    statement_timezone: str = Field("UTC", description="Time zone in which statement months are read and dates printed.")
+    operator_name: str = Field("", description="Name printed on statements; defaults to the organization of kind `operator`.")
+
+
+@lru_cache(maxsize=1)
+def billing_settings() -> BillingSettings:
+    """The settings, read once (tests call ``billing_settings.cache_clear()`` after changing them)."""
+    return BillingSettings()

@@ -1,0 +1,69 @@
+"""OCPP 2.0.1 ``CostUpdated``: the running cost pushed to the station's display.
+
+On when ``CSMS_BILLING_COST_UPDATES=1``. Driven by the core's ``SessionUpdated`` events (one per
+meter value message), at most once per ``CSMS_BILLING_COST_UPDATE_INTERVAL`` seconds per
+session, only to stations connected with 2.0.1 (1.6 has no such message). Sending happens in
+a task of its own, so a slow station never holds up event delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from csms.core import events as ev
+from csms.core.runtime import get_core
+from plugins.billing.assignments import session_row
+from plugins.billing.config import billing_settings
+from plugins.billing.costing import quote_session
+
+log = logging.getLogger("csms.billing")
+
+
+class CostUpdates:
+    def __init__(self) -> None:
+        self._last_sent: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.SessionStopped):
+            self._last_sent.pop(event.session_id, None)
+            return
+        settings = billing_settings()
+        if not settings.cost_updates or not isinstance(event, ev.SessionUpdated):
+            return
+        now = time.monotonic()
+        last = self._last_sent.get(event.session_id)
+        if last is not None and now - last < settings.cost_update_interval:
+            return
+        self._last_sent[event.session_id] = now
+        task = asyncio.create_task(self.send(event.station_id, event.session_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, station_id: str, session_id: int) -> None:
+        core = get_core()
+        if core.commands.version_of(station_id) != "2.0.1":
+            return
+        session = await session_row(session_id)
+        if session is None or session["state"] != "active":
+            return
+        try:
+            quote = await quote_session(session, final=False)
+            if quote is None:
+                return
+            await core.commands.send(station_id, "CostUpdated", {
+                "totalCost": float(quote.cost.total_incl_vat), "transactionId": session["transaction_id"],
+            }, requested_by="plugin:billing")
+        except Exception:
+            log.warning("CostUpdated for session %s to %s failed", session_id, station_id, exc_info=True)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+cost_updates = CostUpdates()

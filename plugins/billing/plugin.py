@@ -1,0 +1,101 @@
+"""The billing plugin's hook implementations (entry point ``billing`` in the ``csms`` group).
+
+Tariff choice follows the precedence documented in :mod:`plugins.billing.assignments`
+(organization / driver group > EVSE > station > site > default); pricing is the OCPI 2.2.1 engine
+in :mod:`plugins.billing.pricing`; settlement and its four payer cases are in
+:mod:`plugins.billing.settlements`. The pricing hooks are ``trylast`` like every built-in, so
+another plugin can take over tariff choice or pricing through the same hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from csms import NavItem, hookimpl
+from csms.plugins import pm
+from plugins.billing import hookspecs as billing_hookspecs
+from plugins.billing.assignments import session_context
+from plugins.billing.cost_updates import cost_updates
+from plugins.billing.costing import choose_tariff, quote_session
+from plugins.billing.settlements import settle, settlement_row, stored_cost
+
+if not hasattr(pm.hook, "billing_request_payment"):
+    pm.add_hookspecs(billing_hookspecs)
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@hookimpl
+def piccolo_apps():
+    return ["plugins.billing.piccolo_app"]
+
+
+@hookimpl(trylast=True)
+def select_tariff(session):
+    """The home station's rate or tariff, else the assignment with the highest precedence."""
+
+    async def choose() -> Any:
+        return await choose_tariff(await session_context(session))
+
+    return choose
+
+
+@hookimpl(trylast=True)
+def price_session(session, final):
+    """Live or final cost; a settled session's cost is the one it was settled with."""
+
+    async def price() -> Any:
+        if session.get("state") == "completed":
+            row = await settlement_row(session["id"])
+            if row is not None and row["status"] == "settled":
+                return stored_cost(row)
+        quote = await quote_session(session, final=final)
+        return quote.cost if quote is not None else None
+
+    return price
+
+
+@hookimpl
+def settle_session(session, cost):
+    """Record who owes whom for the session, once (a repeated call finds the settlement)."""
+
+    async def run() -> None:
+        await settle(session, cost)
+
+    return run
+
+
+@hookimpl
+def register_routes(settings):
+    from plugins.billing.admin import billing_admin_router
+    from plugins.billing.api import billing_api_router
+
+    return [billing_api_router(), billing_admin_router()]
+
+
+@hookimpl
+def template_dirs():
+    return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def admin_nav(request):
+    return [NavItem("Billing", "/admin/billing", order=60)]
+
+
+@hookimpl
+def admin_panels(page, request, context):
+    from plugins.billing.admin import panel
+
+    return panel(page, request, context)
+
+
+@hookimpl
+def event(event):
+    cost_updates.on_event(event)
+
+
+@hookimpl
+def shutdown(app):
+    return cost_updates.stop

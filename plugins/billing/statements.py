@@ -1,0 +1,302 @@
+"""Statements: per driver, organization or leasing partner and period, as JSON, CSV and PDF.
+
+A statement is a snapshot: it copies the lines of the settlements of its party whose session
+ended in ``[period_start, period_end)`` and never changes afterwards (void it and create a new
+one to correct it). Two statements of one party may not cover the same moment unless one is
+void, so no session is billed twice. Lines are signed from the party's point of view: what the
+party owes (a customer's sessions, the reimbursements an employer owes) is positive, what it is
+owed (an employee's home-charging reimbursements) negative. Staff charging at work appears on
+the employer's statement at 0 with its value in the description.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from csms.core.tables import Driver, Organization
+from csms.core.timeutil import utcnow
+from csms.plugins import first_answer, hook_impls
+from plugins.billing.config import billing_settings
+from plugins.billing.settlements import money
+from plugins.billing.tables import Settlement, Statement, StatementLine
+from plugins.billing.tariffs import BillingError
+
+PARTY_KINDS = ("driver", "organization", "leasing_partner")
+KIND_LABELS = {"customer": "Charging", "home_reimbursement": "Home charging reimbursement",
+               "leasing": "Leasing charging", "staff_free": "Staff charging (free)"}
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """What a payment provider answers to ``billing_request_payment``."""
+
+    status: str  # pending|paid|failed
+    provider: str
+    reference: str = ""
+
+
+def month_period(month: str, timezone: str) -> tuple[datetime, datetime]:
+    """``"2026-11"`` as ``[start, end)`` in UTC, the month read in ``timezone``."""
+    try:
+        year, mon = (int(x) for x in month.split("-"))
+        first = date(year, mon, 1)
+    except ValueError:
+        raise BillingError(f"month {month!r} is not YYYY-MM") from None
+    nxt = date(year + (mon == 12), mon % 12 + 1, 1)
+    tz = ZoneInfo(timezone)
+    return (datetime.combine(first, time(), tz).astimezone(ZoneInfo("UTC")),
+            datetime.combine(nxt, time(), tz).astimezone(ZoneInfo("UTC")))
+
+
+async def party_name(kind: str, party_id: int) -> str:
+    if kind not in PARTY_KINDS:
+        raise BillingError(f"party_kind must be one of {', '.join(PARTY_KINDS)}")
+    if kind == "driver":
+        row = await Driver.select(Driver.name).where(Driver.id == party_id).first()
+        if row is None:
+            raise BillingError(f"no driver {party_id}")
+        return row["name"]
+    row = await Organization.select(Organization.name, Organization.kind).where(Organization.id == party_id).first()
+    if row is None:
+        raise BillingError(f"no organization {party_id}")
+    if kind == "leasing_partner" and row["kind"] != "leasing_partner":
+        raise BillingError(f"organization {party_id} is a {row['kind']}, not a leasing_partner")
+    return row["name"]
+
+
+def _party_filter(kind: str, party_id: int) -> Any:
+    if kind == "driver":
+        return (((Settlement.payer_kind == "driver") & (Settlement.payer_id == party_id))
+                | ((Settlement.payee_kind == "driver") & (Settlement.payee_id == party_id)))
+    return (Settlement.payer_kind == "organization") & (Settlement.payer_id == party_id)
+
+
+def _line(position: int, s: dict[str, Any], kind: str, party_id: int) -> dict[str, Any]:
+    credit = kind == "driver" and s["payee_kind"] == "driver" and s["payee_id"] == party_id
+    sign = -1 if credit else 1
+    cur = s["currency"]
+    description = f"{KIND_LABELS.get(s['kind'], s['kind'])} at {s['station_id']}"
+    if s["tariff_code"]:
+        description += f" ({s['tariff_code']})"
+    if s["due_minor"] == 0:
+        excl = vat = incl = 0
+        if s["cost_incl_minor"]:
+            description += f", value {money(s['cost_incl_minor'], cur)} {cur}"
+    else:
+        excl, vat, incl = (sign * s["cost_excl_minor"], sign * s["cost_vat_minor"], sign * s["due_minor"])
+    return {"position": position, "session_id": s["session_id"], "kind": s["kind"],
+            "direction": "credit" if credit else "charge", "started_at": s["started_at"],
+            "stopped_at": s["stopped_at"], "station_id": s["station_id"], "id_token": s["id_token"],
+            "description": description[:300], "energy_wh": s["energy_wh"], "excl_minor": excl, "vat_minor": vat,
+            "incl_minor": incl}
+
+
+async def create_statement(party_kind: str, party_id: int, start: datetime, end: datetime, *,
+                           currency: str | None = None, created_by: str = "") -> dict[str, Any]:
+    """Issue a statement for a party and period; refused when a live statement overlaps it."""
+    name = await party_name(party_kind, party_id)
+    if end <= start:
+        raise BillingError("period_end must be after period_start")
+    for other in await Statement.select().where(
+            (Statement.party_kind == party_kind) & (Statement.party_id == party_id) & (Statement.status == "issued")):
+        if other["period_start"] < end and start < other["period_end"] and (
+                currency is None or other["currency"] == currency):
+            raise BillingError(
+                f"statement {other['id']} already covers {other['period_start'].isoformat()} to "
+                f"{other['period_end'].isoformat()} for this {party_kind}; void it first to issue a new one",
+                status=409)
+    query = Settlement.select().where(
+        (Settlement.status == "settled") & (Settlement.stopped_at >= start) & (Settlement.stopped_at < end)
+        & _party_filter(party_kind, party_id)).order_by(Settlement.stopped_at).order_by(Settlement.session_id)
+    settlements = await query
+    currencies = sorted({s["currency"] for s in settlements})
+    if currency is None:
+        if len(currencies) > 1:
+            raise BillingError(f"this party has sessions in {', '.join(currencies)}: give the currency")
+        currency = currencies[0] if currencies else "EUR"
+    settlements = [s for s in settlements if s["currency"] == currency]
+    lines = [_line(i + 1, s, party_kind, party_id) for i, s in enumerate(settlements)]
+    row = Statement(
+        party_kind=party_kind, party_id=party_id, party_name=name[:200], period_start=start, period_end=end,
+        currency=currency, line_count=len(lines), total_excl_minor=sum(ln["excl_minor"] for ln in lines),
+        total_vat_minor=sum(ln["vat_minor"] for ln in lines), total_incl_minor=sum(ln["incl_minor"] for ln in lines),
+        charges_incl_minor=sum(ln["incl_minor"] for ln in lines if ln["incl_minor"] > 0),
+        credits_incl_minor=-sum(ln["incl_minor"] for ln in lines if ln["incl_minor"] < 0), created_by=created_by,
+    )
+    async with Statement._meta.db.transaction():
+        await row.save()
+        if lines:
+            await StatementLine.insert(*(StatementLine(statement=row.id, **ln) for ln in lines))
+    statement = await statement_row(row.id)
+    if hook_impls("billing_request_payment"):
+        _spawn(request_payment(statement["id"]))
+    return statement
+
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def request_payment(statement_id: int) -> None:
+    """Hand an issued statement with a balance to the payment provider plugin, if any."""
+    statement = await statement_row(statement_id)
+    if statement["total_incl_minor"] == 0:
+        return
+    lines = await statement_lines(statement_id)
+    answer = await first_answer("billing_request_payment", statement=statement_json(statement),
+                                lines=[line_json(ln, statement["currency"]) for ln in lines])
+    if answer is None:
+        return
+    await Statement.update({Statement.payment_status: answer.status[:24], Statement.payment_provider: answer.provider[:64],
+                            Statement.payment_reference: answer.reference[:200]}).where(Statement.id == statement_id)
+
+
+async def void_statement(statement_id: int) -> dict[str, Any]:
+    row = await statement_row(statement_id)
+    if row["status"] == "void":
+        raise BillingError(f"statement {statement_id} is already void", status=409)
+    await Statement.update({Statement.status: "void", Statement.voided_at: utcnow()}).where(
+        Statement.id == statement_id)
+    return await statement_row(statement_id)
+
+
+async def statement_row(statement_id: int) -> dict[str, Any]:
+    row = await Statement.select().where(Statement.id == statement_id).first()
+    if row is None:
+        raise BillingError(f"no statement {statement_id}", status=404)
+    return row
+
+
+async def statement_lines(statement_id: int) -> list[dict[str, Any]]:
+    return await StatementLine.select().where(StatementLine.statement == statement_id).order_by(
+        StatementLine.position)
+
+
+def statement_number(row: dict[str, Any]) -> str:
+    return f"ST-{row['id']:06d}"
+
+
+def statement_json(row: dict[str, Any]) -> dict[str, Any]:
+    cur = row["currency"]
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    out.update(number=statement_number(row), total_excl_vat=money(row["total_excl_minor"], cur),
+               total_vat=money(row["total_vat_minor"], cur), total_incl_vat=money(row["total_incl_minor"], cur),
+               charges_incl_vat=money(row["charges_incl_minor"], cur),
+               credits_incl_vat=money(row["credits_incl_minor"], cur),
+               direction="payout" if row["total_incl_minor"] < 0 else "collect")
+    return out
+
+
+def line_json(ln: dict[str, Any], currency: str) -> dict[str, Any]:
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in ln.items()}
+    out.update(energy_kwh=f"{ln['energy_wh'] / 1000:.3f}", amount_excl_vat=money(ln["excl_minor"], currency),
+               vat=money(ln["vat_minor"], currency), amount_incl_vat=money(ln["incl_minor"], currency))
+    return out
+
+
+def _local(value: datetime | None, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+CSV_HEADER = ["statement", "position", "session_id", "kind", "direction", "started", "stopped", "station",
+              "id_token", "description", "energy_kwh", "amount_excl_vat", "vat", "amount_incl_vat", "currency"]
+
+
+def statement_csv(row: dict[str, Any], lines: list[dict[str, Any]]) -> str:
+    """The statement as CSV: one row per line, then a TOTAL row; times in the statement time zone."""
+    tz = ZoneInfo(billing_settings().statement_timezone)
+    cur, number = row["currency"], statement_number(row)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for ln in lines:
+        writer.writerow([number, ln["position"], ln["session_id"], ln["kind"], ln["direction"],
+                         _local(ln["started_at"], tz), _local(ln["stopped_at"], tz), ln["station_id"], ln["id_token"],
+                         ln["description"], f"{ln['energy_wh'] / 1000:.3f}", money(ln["excl_minor"], cur),
+                         money(ln["vat_minor"], cur), money(ln["incl_minor"], cur), cur])
+    writer.writerow([number, "", "", "TOTAL", "", "", "", "", "", f"{row['party_name']}",
+                     f"{sum(ln['energy_wh'] for ln in lines) / 1000:.3f}", money(row["total_excl_minor"], cur),
+                     money(row["total_vat_minor"], cur), money(row["total_incl_minor"], cur), cur])
+    return out.getvalue()
+
+
+def _latin1(text: str) -> str:
+    """Text the PDF's built-in fonts can print (they cover Latin-1 only)."""
+    text = unicodedata.normalize("NFKC", str(text))
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+async def operator_name() -> str:
+    configured = billing_settings().operator_name
+    if configured:
+        return configured
+    row = await Organization.select(Organization.name).where(Organization.kind == "operator").order_by(
+        Organization.id).first()
+    return row["name"] if row else "Charging operator"
+
+
+def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], issuer: str) -> bytes:
+    """The statement as a one-or-more-page A4 PDF (fpdf2, built-in Helvetica)."""
+    from fpdf import FPDF
+
+    tz_name = billing_settings().statement_timezone
+    tz = ZoneInfo(tz_name)
+    cur = row["currency"]
+    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_title(f"Statement {statement_number(row)}")
+    pdf.set_author(_latin1(issuer))
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 9, _latin1(f"Statement {statement_number(row)}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    period_end = (row["period_end"] - timedelta(seconds=1)).astimezone(tz)
+    for text in (f"Issued by: {issuer}", f"For: {row['party_name']} ({row['party_kind'].replace('_', ' ')} "
+                 f"{row['party_id']})", f"Period: {row['period_start'].astimezone(tz):%Y-%m-%d} to "
+                 f"{period_end:%Y-%m-%d} ({tz_name})", f"Issued: {row['created_at'].astimezone(tz):%Y-%m-%d}",
+                 f"Status: {row['status']}"):
+        pdf.cell(0, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    widths = (28, 22, 52, 18, 22, 18, 22)
+    headers = ("Started", "Station", "Description", "kWh", "Excl. VAT", "VAT", "Incl. VAT")
+    pdf.set_font("Helvetica", "B", 8)
+    for w, h in zip(widths, headers):
+        pdf.cell(w, 6, h, border="B", align="R" if h not in ("Started", "Station", "Description") else "L")
+    pdf.ln()
+    pdf.set_font("Helvetica", "", 8)
+    for ln in lines:
+        cells = (_local(ln["started_at"], tz), ln["station_id"][:14], ln["description"][:40],
+                 f"{ln['energy_wh'] / 1000:.3f}", money(ln["excl_minor"], cur), money(ln["vat_minor"], cur),
+                 money(ln["incl_minor"], cur))
+        for i, (w, c) in enumerate(zip(widths, cells)):
+            pdf.cell(w, 5, _latin1(c), align="R" if i >= 3 else "L")
+        pdf.ln()
+    if not lines:
+        pdf.cell(0, 6, "No settled sessions in this period.", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "B", 10)
+    totals = [(f"Total excl. VAT ({cur})", money(row["total_excl_minor"], cur)),
+              (f"VAT ({cur})", money(row["total_vat_minor"], cur)),
+              (f"Total incl. VAT ({cur})", money(row["total_incl_minor"], cur))]
+    if row["credits_incl_minor"]:
+        totals.insert(0, (f"Credits incl. VAT ({cur})", money(-row["credits_incl_minor"], cur)))
+        totals.insert(0, (f"Charges incl. VAT ({cur})", money(row["charges_incl_minor"], cur)))
+    for label, value in totals:
+        pdf.cell(sum(widths[:-1]), 6, _latin1(label), align="R")
+        pdf.cell(widths[-1], 6, value, align="R", new_x="LMARGIN", new_y="NEXT")
+    if row["total_incl_minor"] < 0:
+        pdf.set_font("Helvetica", "", 9)
+        pdf.cell(0, 6, _latin1(f"A negative total is owed to {row['party_name']}."), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

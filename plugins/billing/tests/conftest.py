@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from csms.testing import running_server
+from plugins.billing.config import billing_settings
+
+os.environ.setdefault("CSMS_DATA_DIR", "/tmp/csms-test-default")
+
+
+@pytest.fixture(autouse=True)
+def fresh_billing_settings():
+    """Billing settings are read once; tests that change ``CSMS_BILLING_*`` get them re-read."""
+    billing_settings.cache_clear()
+    yield
+    billing_settings.cache_clear()
+
+
+@pytest.fixture
+async def server(tmp_path):
+    """A CSMS on SQLite, unknown stations accepted."""
+    async with running_server(tmp_path, unknown_stations="accept") as srv:
+        yield srv
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_server(request, tmp_path):
+    """The same tests on the embedded SQLite and on the real PostgreSQL."""
+    async with running_server(tmp_path, backend=request.param, unknown_stations="accept") as srv:
+        yield srv
+

@@ -37,6 +37,7 @@ class Core:
         from csms.core.services.retention import RetentionService
         from csms.core.services.sessions import SessionService
         from csms.core.services.settlement import SettlementService
+        from csms.core.services.smart_charging import SmartChargingService
         from csms.core.services.stations import StationService
 
         self.settings = settings
@@ -58,6 +59,7 @@ class Core:
         self.operations = Operations(self)
         self.settlement = SettlementService(self)
         self.retention = RetentionService(self)
+        self.smart_charging = SmartChargingService(self)
 
     async def start(self) -> None:
         global _current
@@ -73,10 +75,12 @@ class Core:
         await self.reports.start()
         await self.settlement.start()
         await self.retention.start()
+        await self.smart_charging.start()
         _current = self
 
     async def stop(self) -> None:
         global _current
+        await self.smart_charging.stop()
         await self.connections.close_all()
         await self.retention.stop()
         await self.settlement.stop()

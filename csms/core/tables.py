@@ -179,6 +179,8 @@ class ChargingSession(Table, tablename="charging_session"):
     remote_start_id = Integer(null=True, default=None)
     flags = JSON(default=[])  # e.g. "stop_without_start", "replayed_offline"
     settled_at = Timestamptz(null=True, default=None)  # when every settle_session hook succeeded
+    departure_at = Timestamptz(null=True, default=None)  # when the driver leaves (smart charging)
+    energy_target_wh = DoublePrecision(null=True, default=None)  # energy the driver wants in this session
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

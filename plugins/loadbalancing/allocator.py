@@ -1,0 +1,639 @@
+"""Smart-charging allocation: share a site's electrical capacity among charging sessions.
+
+This module is pure: no I/O, no clock, no imports from the core. The core calls
+:func:`allocate` every time something changes (a session starts or stops, a meter value
+arrives, the site's capacity changes) or on a timer, persists the returned
+:class:`AllocatorState` (``to_dict`` / ``from_dict``) and turns each load's limit into a
+charging profile for its station.
+
+Model
+=====
+A site is a tree of :class:`Node` objects: the grid connection at the root, sub-circuits or
+hubs below it, stations below those. Every node has a current limit for each grid phase
+(L1, L2, L3, in amps; ``math.inf`` means "no limit of its own"). A :class:`Load` is one
+active charging session. It hangs under one node and draws from the grid phases listed in
+``phases``, after the station's phase rotation: ``(1, 2, 3)`` is a three-phase car,
+``(2,)`` a single-phase car connected to L2. A load drawing *I* amps adds *I* to each of its
+phases at every node on its path up to the root. The limit given to a load is a current per
+phase, which is what OCPP charging profiles carry.
+
+Rules, in the order they are applied
+====================================
+1. **Loads that cannot or need not charge** get 0 and are reported as ``idle``, not as
+   paused: a load whose ``max_a`` is below its ``min_a`` (or zero), and a load whose known
+   remaining energy (``energy_wh_needed``) is zero or less.
+
+2. **Caps.** A load never gets more than its ``max_a`` (EVSE, cable or car limit), and
+   never less than its ``min_a`` while it is charging. Two things can lower the cap further,
+   never below ``min_a``:
+
+   * *Energy still needed* - when ``energy_wh_needed`` and ``AllocatorConfig.period_s`` are
+     known, a load gets no more than the current that delivers its remaining energy within
+     one period: ``energy_wh_needed * 3600 / (watts_per_amp * period_s)``.
+     ``watts_per_amp`` is the load's power per amp of limit; by default
+     ``voltage_v * len(phases)``.
+   * *Unused capacity is reallocated* - when the load was given a limit last time and its
+     ``measured_a`` is below ``ramp_threshold`` times that limit (the car takes less than
+     it is offered: battery nearly full, slow on-board charger, cold battery), its cap
+     becomes ``measured_a + buffer_a``. The capacity freed goes to the other loads through
+     the fair sharing below. As soon as the car draws ``ramp_threshold`` of its cap or more,
+     the cap is lifted and the car is back at its fair share.
+
+3. **Slack.** When ``deadline_aware`` is on (the default) and a load's ``energy_wh_needed``
+   and ``departure_at`` are both known, its *slack* is how long it could still wait and get
+   its energy at ``max_a`` before it leaves:
+   ``departure_at - now - energy_wh_needed * 3600 / (watts_per_amp * max_a)``, at least 0.
+   A load without a known slack counts as having none: it is assumed to want full power
+   now. Slack is used in rules 5 and 6 and is the only place where departure times matter.
+
+4. **Rotation state.** The allocator remembers for each load whether it was charging (*on*)
+   or paused (*off*) and since when. A load that was switched on less than ``min_on_s`` ago
+   is *held on*; a load that was paused less than ``min_off_s`` ago is *held off* and gets 0
+   in this round, even if there would be room, so that cars are not switched on and off
+   faster than they tolerate. A load seen for the first time is neither.
+
+5. **Admission.** Every load that is not held off is considered in this order:
+
+   a. higher ``priority`` first;
+   b. loads held on (switched on less than ``min_on_s`` ago) - a running car is not
+      interrupted by an equal-priority car;
+   c. then the rotation queue, by ascending *queue key*: for a waiting load (paused, or
+      new) its slack minus the time it has been waiting (0 for a new load); for a load that
+      has been charging for ``min_on_s`` or more, its slack plus the time it has been
+      charging. Without known slacks this is plain rotation: every waiting car, the one
+      waiting longest first, comes before every car that is charging, and the car that has
+      been charging longest is the first to give its place;
+   d. ties: earlier ``departure_at`` first (unknown last), then earlier ``arrived_at``, then id.
+
+   A load is admitted when every node on its path can still supply its ``min_a`` on each of
+   its phases on top of the ``min_a`` of the loads admitted before it; it then reserves its
+   ``min_a``. A load that does not fit gets 0 (*paused*); loads after it that fit (for
+   instance on another branch) are still admitted. When there is room for everyone, every
+   car charges and the order does not matter. When there is not, the order rotates the
+   cars: a waiting car's key falls by one second per second waited (and its slack shrinks
+   as its departure nears), a charging car's key rises by one second per second charged,
+   so within a priority class every waiting car gets its turn (starvation-free), while a
+   car that can afford to wait lets a car in a hurry go first. ``min_on_s`` and
+   ``min_off_s`` bound how often a car is switched. A higher priority class is served
+   first (that is what priority means), and a new higher-priority car may interrupt a
+   lower-priority car held on.
+
+6. **Fair sharing (weighted max-min, water-filling).** What remains after the ``min_a``
+   reservations is shared among the admitted loads by progressive filling: a common level
+   ``x`` rises from 0; each admitted load gets ``max(min_a, x * weight)``, capped at its cap
+   (rule 2). When a load reaches its cap it stops rising; when a node's phase reaches its
+   limit, every load drawing from that node's phase stops rising; the others go on until
+   every load has stopped. The result is max-min fair: no load can get more without taking
+   from a load that has no more (relative to its weight) than it. The weight is
+
+   ``weight = 2 ** priority * 2 ** -(slack / slack_halving_s)``
+
+   so each priority step doubles a load's share of the spare capacity, and every
+   ``slack_halving_s`` (default 30 min) of slack halves it (both exponents are bounded to
+   30). Loads without a known slack have the full weight ``2 ** priority``. Equal loads
+   with equal demands on a symmetric tree therefore get equal shares.
+
+7. **Hysteresis.** When a load was charging before and its new limit differs from the
+   previous one by less than ``hysteresis_a``, it keeps the previous limit, provided that
+   stays within its ``min_a``/``max_a`` and every node still has room for it (a higher
+   previous limit is only kept while it fits). What a load kept below its new share leaves
+   unused is shared, by the same progressive filling, among the loads whose limit changes
+   anyway. This avoids sending a new charging profile for every small change.
+
+8. **Limits are never exceeded.** For every node and phase, the sum of the limits of the
+   loads below it stays at or under the node's limit (up to 1e-9 A of floating-point
+   error). Loads that are paused or idle get exactly 0.
+
+Returned per-node, per-phase totals (``Allocation.node_totals_a``) are the sums of the
+limits given, for display next to the node's limits.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+__all__ = [
+    "Allocation",
+    "AllocatorConfig",
+    "AllocatorState",
+    "Load",
+    "LoadState",
+    "Node",
+    "allocate",
+]
+
+# Tolerance on node limits for floating-point error (amps).
+EPSILON_A = 1e-9
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of a site's electrical tree: grid connection, sub-circuit/hub or station.
+
+    Attributes:
+        id: unique within the tree.
+        parent: id of the node it hangs under; None for a root (grid connection).
+        limit_a: maximum current per grid phase L1, L2, L3 in amps (``math.inf``: none).
+    """
+
+    id: str
+    parent: str | None
+    limit_a: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Load:
+    """One active charging session on a connector.
+
+    Attributes:
+        id: unique among the loads (a session or connector id).
+        node: id of the node it hangs under (usually its station's node).
+        phases: grid phases (1..3) it draws from, after the station's phase rotation.
+        min_a: minimum current the car needs to charge (6 A per IEC 61851); below it the
+            car is paused at 0.
+        max_a: maximum current per phase (EVSE, cable or car).
+        measured_a: measured draw per phase now (highest of its phases); None if unknown.
+        priority: higher is admitted first and gets a larger share (rule 6).
+        arrived_at: when the session started (seconds, same clock as ``now``).
+        energy_wh_needed: remaining energy the car wants, if known.
+        departure_at: expected departure (seconds, same clock as ``now``), if known.
+        watts_per_amp: power drawn per amp of limit; default ``voltage_v * len(phases)``
+            (set it for line-to-line loads or other voltages).
+    """
+
+    id: str
+    node: str
+    phases: tuple[int, ...]
+    min_a: float = 6.0
+    max_a: float = 32.0
+    measured_a: float | None = None
+    priority: int = 0
+    arrived_at: float = 0.0
+    energy_wh_needed: float | None = None
+    departure_at: float | None = None
+    watts_per_amp: float | None = None
+
+
+@dataclass(frozen=True)
+class AllocatorConfig:
+    """Tuning of :func:`allocate`; every field is explained in the module docstring."""
+
+    buffer_a: float = 2.0
+    ramp_threshold: float = 0.9
+    min_on_s: float = 300.0
+    min_off_s: float = 300.0
+    hysteresis_a: float = 1.0
+    period_s: float | None = None
+    voltage_v: float = 230.0
+    deadline_aware: bool = True
+    slack_halving_s: float = 1800.0
+
+
+@dataclass
+class LoadState:
+    """What the allocator remembers about one load."""
+
+    limit_a: float
+    on: bool
+    since: float
+
+
+@dataclass
+class AllocatorState:
+    """What the allocator remembers between calls, per load id."""
+
+    loads: dict[str, LoadState] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable plain dict."""
+        return {
+            "version": _STATE_VERSION,
+            "loads": {
+                load_id: {"limit_a": s.limit_a, "on": s.on, "since": s.since}
+                for load_id, s in self.loads.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> AllocatorState:
+        """Rebuild a state from :meth:`to_dict` output; ``None`` or ``{}`` give an empty state."""
+        if not data:
+            return cls()
+        version = data.get("version", _STATE_VERSION)
+        if version != _STATE_VERSION:
+            raise ValueError(f"unsupported allocator state version {version!r}")
+        return cls(
+            loads={
+                load_id: LoadState(
+                    limit_a=float(s["limit_a"]), on=bool(s["on"]), since=float(s["since"])
+                )
+                for load_id, s in data.get("loads", {}).items()
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Result of :func:`allocate`."""
+
+    limits_a: dict[str, float]
+    state: AllocatorState
+    paused: set[str]
+    idle: set[str]
+    node_totals_a: dict[str, tuple[float, float, float]]
+
+
+def allocate(
+    nodes: Sequence[Node],
+    loads: Sequence[Load],
+    *,
+    now: float,
+    state: AllocatorState | None = None,
+    config: AllocatorConfig = AllocatorConfig(),
+) -> Allocation:
+    """Share the nodes' capacity among the loads; see the module docstring for the rules.
+
+    Args:
+        nodes: the site's electrical tree (any order; several roots allowed).
+        loads: the active sessions.
+        now: current time in seconds, on the same clock as ``arrived_at`` and
+            ``departure_at``.
+        state: what the previous call returned as ``Allocation.state``; ``None`` at start.
+        config: tuning.
+
+    Returns:
+        The limit per load (0.0 = paused or idle), the new state to keep, and display totals.
+
+    Raises:
+        ValueError: on an inconsistent tree or load (unknown node, cycle, bad phase, ...).
+    """
+    prev = state.loads if state is not None else {}
+    node_index, paths = _node_paths(nodes)
+    limits = [lim for n in nodes for lim in n.limit_a]
+
+    count = len(loads)
+    keys: list[list[int]] = []
+    floors = [0.0] * count
+    caps = [0.0] * count
+    weights = [0.0] * count
+    wanting = [False] * count
+    seen: set[str] = set()
+    for i, load in enumerate(loads):
+        _check_load(load, node_index, seen)
+        keys.append([3 * n + p - 1 for n in paths[node_index[load.node]] for p in load.phases])
+        cap = _cap(load, prev.get(load.id), config)
+        if cap is None:
+            continue
+        wanting[i] = True
+        floors[i] = load.min_a
+        caps[i] = cap
+        weights[i] = _priority_weight(load.priority) * _urgency(load, now, config)
+
+    admitted = _admit(loads, keys, floors, wanting, limits, prev, now, config)
+    alloc = _water_fill(admitted, keys, floors, caps, weights, limits)
+    _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, prev, config)
+
+    limits_a: dict[str, float] = {}
+    paused: set[str] = set()
+    idle: set[str] = set()
+    new_state = AllocatorState()
+    totals = [0.0] * len(limits)
+    for i, load in enumerate(loads):
+        value = alloc.get(i, 0.0)
+        limits_a[load.id] = value
+        for k in keys[i]:
+            totals[k] += value
+        if not wanting[i]:
+            idle.add(load.id)
+            continue
+        on = value > 0.0
+        if not on:
+            paused.add(load.id)
+        old = prev.get(load.id)
+        since = old.since if old is not None and old.on == on else now
+        new_state.loads[load.id] = LoadState(limit_a=value, on=on, since=since)
+
+    node_totals = {
+        n.id: (totals[3 * j], totals[3 * j + 1], totals[3 * j + 2]) for j, n in enumerate(nodes)
+    }
+    return Allocation(
+        limits_a=limits_a, state=new_state, paused=paused, idle=idle, node_totals_a=node_totals
+    )
+
+
+def _node_paths(nodes: Sequence[Node]) -> tuple[dict[str, int], list[list[int]]]:
+    """Map node ids to indices and give each node its path (indices) up to its root."""
+    index: dict[str, int] = {}
+    for j, node in enumerate(nodes):
+        if node.id in index:
+            raise ValueError(f"duplicate node id {node.id!r}")
+        if len(node.limit_a) != 3 or any(math.isnan(x) or x < 0 for x in node.limit_a):
+            raise ValueError(f"node {node.id!r}: limit_a must be three amps >= 0")
+        index[node.id] = j
+    paths: list[list[int]] = []
+    for node in nodes:
+        path = [index[node.id]]
+        parent = node.parent
+        while parent is not None:
+            if parent not in index:
+                raise ValueError(f"node {node.id!r}: unknown parent {parent!r}")
+            j = index[parent]
+            if j in path:
+                raise ValueError(f"node {node.id!r}: cycle in the tree")
+            path.append(j)
+            parent = nodes[j].parent
+        paths.append(path)
+    return index, paths
+
+
+def _check_load(load: Load, node_index: dict[str, int], seen: set[str]) -> None:
+    if load.id in seen:
+        raise ValueError(f"duplicate load id {load.id!r}")
+    seen.add(load.id)
+    if load.node not in node_index:
+        raise ValueError(f"load {load.id!r}: unknown node {load.node!r}")
+    if not load.phases or len(set(load.phases)) != len(load.phases):
+        raise ValueError(f"load {load.id!r}: phases must be distinct and not empty")
+    if any(p not in (1, 2, 3) for p in load.phases):
+        raise ValueError(f"load {load.id!r}: phases must be among 1, 2, 3")
+    if not load.min_a >= 0 or math.isnan(load.max_a):
+        raise ValueError(f"load {load.id!r}: min_a must be >= 0 and max_a a number")
+
+
+def _watts_per_amp(load: Load, config: AllocatorConfig) -> float:
+    if load.watts_per_amp is not None:
+        return load.watts_per_amp
+    return config.voltage_v * len(load.phases)
+
+
+def _cap(load: Load, previous: LoadState | None, config: AllocatorConfig) -> float | None:
+    """Rule 1 and 2: the most the load may get, or None when it cannot or need not charge."""
+    if load.max_a <= 0 or load.max_a < load.min_a:
+        return None
+    if load.energy_wh_needed is not None and load.energy_wh_needed <= 0:
+        return None
+    cap = load.max_a
+    if load.energy_wh_needed is not None and config.period_s:
+        need_a = load.energy_wh_needed * 3600.0 / (_watts_per_amp(load, config) * config.period_s)
+        cap = min(cap, max(load.min_a, need_a))
+    if (
+        previous is not None
+        and previous.limit_a > 0
+        and load.measured_a is not None
+        and load.measured_a < config.ramp_threshold * previous.limit_a
+    ):
+        cap = min(cap, max(load.min_a, load.measured_a + config.buffer_a))
+    return cap
+
+
+def _priority_weight(priority: int) -> float:
+    """Rule 6: each priority step doubles the weight (bounded to keep floats sane)."""
+    return 2.0 ** max(-30, min(30, priority))
+
+
+def _slack_s(load: Load, now: float, config: AllocatorConfig) -> float | None:
+    """Seconds the load could still wait and get its energy at max_a before it leaves (>= 0).
+
+    None when ``deadline_aware`` is off or the energy or the departure is unknown.
+    """
+    if (
+        not config.deadline_aware
+        or load.energy_wh_needed is None
+        or load.departure_at is None
+        or load.max_a <= 0
+    ):
+        return None
+    needed_s = load.energy_wh_needed * 3600.0 / (_watts_per_amp(load, config) * load.max_a)
+    return max(0.0, load.departure_at - now - needed_s)
+
+
+def _urgency(load: Load, now: float, config: AllocatorConfig) -> float:
+    """Rule 6: 1 without a known slack, halved for every slack_halving_s of slack."""
+    slack = _slack_s(load, now, config)
+    if slack is None:
+        return 1.0
+    return 2.0 ** -min(30.0, slack / config.slack_halving_s)
+
+
+def _admit(
+    loads: Sequence[Load],
+    keys: list[list[int]],
+    floors: list[float],
+    wanting: list[bool],
+    limits: list[float],
+    prev: dict[str, LoadState],
+    now: float,
+    config: AllocatorConfig,
+) -> list[int]:
+    """Rules 4 and 5: the indices of the admitted loads (each reserving its min_a)."""
+    inf = math.inf
+    order: list[tuple[Any, ...]] = []
+    for i, load in enumerate(loads):
+        if not wanting[i]:
+            continue
+        old = prev.get(load.id)
+        in_state_s = now - old.since if old is not None else 0.0
+        if old is not None and old.on and in_state_s < config.min_on_s:
+            rank: tuple[int, float] = (0, 0.0)  # held on
+        elif old is not None and not old.on and in_state_s < config.min_off_s:
+            continue  # held off
+        else:
+            # The rotation queue: slack minus time waited, or plus time charging.
+            slack = _slack_s(load, now, config) or 0.0
+            on = old is not None and old.on
+            rank = (1, slack + in_state_s if on else slack - in_state_s)
+        departure = load.departure_at if load.departure_at is not None else inf
+        order.append((-load.priority, rank, departure, load.arrived_at, load.id, i))
+    order.sort()
+
+    used = [0.0] * len(limits)
+    admitted: list[int] = []
+    for *_, i in order:
+        floor = floors[i]
+        if all(used[k] + floor <= limits[k] + EPSILON_A for k in keys[i]):
+            for k in keys[i]:
+                used[k] += floor
+            admitted.append(i)
+    return admitted
+
+
+_START, _CAP, _NODE = 0, 1, 2
+
+
+def _water_fill(
+    admitted: list[int],
+    keys: list[list[int]],
+    floors: list[float],
+    caps: list[float],
+    weights: list[float],
+    limits: list[float],
+) -> dict[int, float]:
+    """Rule 6: weighted progressive filling above the floors, event by event.
+
+    Each admitted load is at its floor until the level x reaches floor/weight, then rises
+    as x * weight until x reaches cap/weight or one of its node phases saturates. Per node
+    phase k we keep ``base[k]`` (the sum of the loads below it that are not rising) and
+    ``rate[k]`` (the sum of the weights of the rising ones), so k saturates at
+    ``x = (limit - base) / rate``. Events are kept in a heap; node events carry a version
+    so that stale ones are skipped.
+    """
+    alloc: dict[int, float] = {}
+    base = [0.0] * len(limits)
+    rate = [0.0] * len(limits)
+    rising_count = [0] * len(limits)
+    version = [0] * len(limits)
+    saturated = [False] * len(limits)
+    members: dict[int, list[int]] = {}
+    status: dict[int, int] = {}  # 0 waiting at floor, 1 rising, 2 frozen
+    heap: list[tuple[float, int, int, int]] = []
+
+    for i in admitted:
+        alloc[i] = floors[i]
+        for k in keys[i]:
+            base[k] += floors[i]
+            members.setdefault(k, []).append(i)
+        if caps[i] - floors[i] <= EPSILON_A:
+            status[i] = 2
+            alloc[i] = caps[i]
+        else:
+            status[i] = 0
+            heap.append((floors[i] / weights[i], _START, i, 0))
+    heapq.heapify(heap)
+
+    def push_node_event(k: int, level: float) -> None:
+        version[k] += 1
+        if rising_count[k] > 0 and not saturated[k]:
+            at = (limits[k] - base[k]) / rate[k] if rate[k] > 0 else math.inf
+            heapq.heappush(heap, (max(at, level), _NODE, k, version[k]))
+
+    def freeze(i: int, value: float, touched: set[int]) -> None:
+        was_rising = status[i] == 1
+        status[i] = 2
+        alloc[i] = value
+        if not was_rising:
+            return
+        for k in keys[i]:
+            base[k] += value
+            before = rate[k]
+            rate[k] -= weights[i]
+            rising_count[k] -= 1
+            if rising_count[k] == 0:
+                rate[k] = 0.0
+            elif rate[k] <= before * 1e-6:
+                # Cancellation (weights far apart): recompute the sum exactly.
+                rate[k] = math.fsum(weights[j] for j in members[k] if status[j] == 1)
+            touched.add(k)
+
+    while heap:
+        level, kind, idx, ver = heapq.heappop(heap)
+        touched: set[int] = set()
+        if kind == _START:
+            if status[idx] != 0:
+                continue
+            if any(saturated[k] for k in keys[idx]):
+                status[idx] = 2
+                continue
+            status[idx] = 1
+            for k in keys[idx]:
+                base[k] -= floors[idx]
+                rate[k] += weights[idx]
+                rising_count[k] += 1
+                touched.add(k)
+            heapq.heappush(heap, (caps[idx] / weights[idx], _CAP, idx, 0))
+        elif kind == _CAP:
+            if status[idx] != 1:
+                continue
+            freeze(idx, caps[idx], touched)
+        else:
+            if ver != version[idx] or saturated[idx]:
+                continue
+            saturated[idx] = True
+            for i in members[idx]:
+                if status[i] == 1:
+                    freeze(i, min(caps[i], max(floors[i], level * weights[i])), touched)
+                elif status[i] == 0:
+                    freeze(i, floors[i], touched)
+        for k in touched:
+            push_node_event(k, level)
+
+    _trim_float_excess(alloc, keys, floors, limits)
+    return alloc
+
+
+def _trim_float_excess(
+    alloc: dict[int, float], keys: list[list[int]], floors: list[float], limits: list[float]
+) -> None:
+    """Remove the last bits of floating-point excess so no node limit is exceeded."""
+    totals = [0.0] * len(limits)
+    for i, value in alloc.items():
+        for k in keys[i]:
+            totals[k] += value
+    over = {k for k, t in enumerate(totals) if t > limits[k]}
+    if not over:
+        return
+    for i, value in alloc.items():
+        excess = max((totals[k] - limits[k] for k in keys[i] if k in over), default=0.0)
+        if excess > 0 and value > floors[i]:
+            alloc[i] = max(floors[i], value - 2 * excess)
+
+
+def _apply_hysteresis(
+    loads: Sequence[Load],
+    admitted: list[int],
+    keys: list[list[int]],
+    alloc: dict[int, float],
+    limits: list[float],
+    caps: list[float],
+    weights: list[float],
+    prev: dict[str, LoadState],
+    config: AllocatorConfig,
+) -> None:
+    """Rule 7: keep previous limits that differ by less than hysteresis_a, if they fit.
+
+    What a load kept lower than its new share leaves unused is shared, by the same
+    progressive filling, among the loads whose limit changes anyway.
+    """
+    if config.hysteresis_a <= 0:
+        return
+    keep_lower: list[tuple[int, float]] = []
+    keep_higher: list[tuple[int, float]] = []
+    for i in admitted:
+        old = prev.get(loads[i].id)
+        if old is None or old.limit_a <= 0:
+            continue
+        new = alloc[i]
+        if new == old.limit_a or abs(new - old.limit_a) >= config.hysteresis_a:
+            continue
+        if not loads[i].min_a <= old.limit_a <= loads[i].max_a:
+            continue
+        (keep_lower if old.limit_a < new else keep_higher).append((i, old.limit_a))
+    if not keep_lower and not keep_higher:
+        return
+    held: set[int] = set()
+    for i, value in keep_lower:
+        alloc[i] = value
+        held.add(i)
+    totals = [0.0] * len(limits)
+    for i, value in alloc.items():
+        for k in keys[i]:
+            totals[k] += value
+    for i, value in keep_higher:
+        extra = value - alloc[i]
+        if all(totals[k] + extra <= limits[k] for k in keys[i]):
+            for k in keys[i]:
+                totals[k] += extra
+            alloc[i] = value
+            held.add(i)
+    if not keep_lower:
+        return
+    others = [i for i in admitted if i not in held]
+    residual = list(limits)
+    for i in held:
+        for k in keys[i]:
+            residual[k] -= alloc[i]
+    starts = [alloc.get(i, 0.0) for i in range(len(caps))]
+    alloc.update(_water_fill(others, keys, starts, caps, weights, residual))

@@ -1,0 +1,170 @@
+"""The load-balancing plugin (entry point ``loadbalancing``): shares a site's capacity among its
+active connectors with :func:`plugins.loadbalancing.allocator.allocate`, and shows the site's
+capacity, allocation and draw on the admin's site page.
+
+The allocator is pure; this module feeds it the core's topology and loads, keeps its state per
+site between rounds (in memory: a restart only forgets the rotation timers) and reads its tuning
+from ``CSMS_LOADBALANCING_*`` environment variables. Per-station minimum and maximum currents
+come with the loads (the station's ``min_current_a`` / ``max_current_a``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup, escape
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from csms import CapacitySchedule, Load, hookimpl
+from csms.core.domain import SiteTopology
+from plugins.loadbalancing import allocator
+
+
+class LoadBalancingSettings(BaseSettings):
+    """Tuning of the allocator (see the allocator's module docstring for each rule)."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_LOADBALANCING_", extra="ignore")
+
+    buffer_a: float = Field(2.0, description="Headroom above the measured draw of a car that takes less than offered.")
+    ramp_threshold: float = Field(0.9, description="Share of its limit a car must draw to be given its fair share again.")
+    min_on_s: float = Field(300.0, description="Seconds a car that was switched on keeps charging before it may be paused.")
+    min_off_s: float = Field(300.0, description="Seconds a paused car waits before it may be switched on again.")
+    hysteresis_a: float = Field(1.0, description="Changes smaller than this keep the previous limit.")
+    deadline_aware: bool = Field(True, description="Give cars with an earlier departure a larger share.")
+
+
+# The allocator's memory per site id, between rounds.
+_states: dict[int, allocator.AllocatorState] = {}
+
+
+def allocator_config(voltage_v: float) -> allocator.AllocatorConfig:
+    s = LoadBalancingSettings()
+    return replace(allocator.AllocatorConfig(), buffer_a=s.buffer_a, ramp_threshold=s.ramp_threshold,
+                   min_on_s=s.min_on_s, min_off_s=s.min_off_s, hysteresis_a=s.hysteresis_a,
+                   deadline_aware=s.deadline_aware, voltage_v=voltage_v)
+
+
+def _seconds(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
+def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load], capacity: CapacitySchedule | None,
+                  now: datetime, *, config: allocator.AllocatorConfig | None = None) -> dict[str, float]:
+    """Amps per load: the allocator on the site's tree, its root capped by ``capacity`` now.
+
+    The state is kept per site, except for dry runs (``site["simulation"]``), which start from
+    nothing and leave the kept state alone.
+    """
+    cap_now = capacity.at(now) if capacity is not None else (math.inf,) * 3
+    nodes = []
+    for n in topology.nodes:
+        limit = n.limit_a
+        if n.parent is None:
+            limit = tuple(min(a, b) for a, b in zip(limit, cap_now))  # type: ignore[assignment]
+        nodes.append(allocator.Node(n.id, n.parent, tuple(max(0.0, float(x)) for x in limit)))  # type: ignore[arg-type]
+    root = topology.root.id
+    wanted = [
+        allocator.Load(
+            id=load.id, node=load.node or root, phases=tuple(load.phases), min_a=load.min_a, max_a=load.max_a,
+            measured_a=load.measured_a, priority=load.priority, arrived_at=_seconds(load.started_at) or 0.0,
+            energy_wh_needed=load.energy_wh_needed, departure_at=_seconds(load.departure_at),
+            watts_per_amp=topology.voltage_v * len(load.phases),
+        )
+        for load in loads
+    ]
+    simulation = bool(site.get("simulation"))
+    site_id = site["id"]
+    result = allocator.allocate(nodes, wanted, now=now.timestamp(),
+                                state=None if simulation else _states.get(site_id),
+                                config=config or allocator_config(topology.voltage_v))
+    if not simulation:
+        _states[site_id] = result.state
+    return dict(result.limits_a)
+
+
+@hookimpl
+def startup(app, settings):
+    _states.clear()  # what an earlier server in this process knew is not about this database
+
+
+@hookimpl(trylast=True)
+def allocate_capacity(site, topology, loads, capacity, now):
+    """Max-min fair sharing within every limit of the tree, phase by phase (see the allocator)."""
+    return allocate_site(site, topology, loads, capacity, now)
+
+
+# -- admin -------------------------------------------------------------------------------------
+
+
+def _amps(value: Any) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def site_panel(view: dict[str, Any]) -> Markup:
+    """Capacity vs allocation vs measured draw per phase (a uPlot bar chart and a table), and the
+    limits sent to each connector with whether the station acknowledged them."""
+    phases = ["L1", "L2", "L3"]
+    series = {"capacity": view["capacity_a"], "allocated": view["allocated_a"], "measured": view["measured_a"]}
+    rows = "".join(
+        f"<tr><th>{p}</th><td>{_amps(series['capacity'][i])}</td><td>{_amps(view['reserved_a'][i])}</td>"
+        f"<td>{_amps(series['allocated'][i])}</td><td>{_amps(series['measured'][i])}</td></tr>"
+        for i, p in enumerate(phases))
+    connectors = []
+    for c in view["connectors"]:
+        sent = c.get("sent") or {}
+        connectors.append(
+            f"<tr><td>{escape(c['station_id'])}</td><td>{c['evse_id']}</td>"
+            f"<td>{escape(', '.join(f'L{p}' for p in c.get('phases') or []))}</td>"
+            f"<td>{_amps(c.get('measured_a'))}</td><td>{_amps(c.get('allocated_a'))}</td>"
+            f"<td>{_amps(sent.get('limit_a'))}</td><td>{escape(sent.get('status') or '—')}</td></tr>")
+    profiles = "".join(connectors) or '<tr><td colspan="7">No active connectors.</td></tr>'
+    chart_data = json.dumps({"phases": phases, **series}).replace("</", "<\\/")
+    status = "managed" if view["managed"] else "not managed (no limits at this site)"
+    return Markup(f"""
+<h3>Smart charging</h3>
+<p>Load management: {escape(status)}.</p>
+<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">
+<script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
+<div id="smart-charging-chart" data-site="{view['site_id']}"></div>
+<script type="application/json" id="smart-charging-data">{chart_data}</script>
+<script>
+document.addEventListener("DOMContentLoaded", function () {{
+  var el = document.getElementById("smart-charging-chart");
+  var d = JSON.parse(document.getElementById("smart-charging-data").textContent);
+  if (!window.uPlot || !el) return;
+  var bars = uPlot.paths.bars({{size: [0.25, 40], align: 0}});
+  var shift = function (k) {{ return [1, 2, 3].map(function (x) {{ return x + k; }}); }};
+  var val = function (a) {{ return a.map(function (v) {{ return v === null ? 0 : v; }}); }};
+  new uPlot({{width: 480, height: 220, scales: {{x: {{time: false, range: [0.5, 3.5]}}}},
+    axes: [{{values: function (u, ticks) {{ return ticks.map(function (t) {{ return d.phases[Math.round(t) - 1] || ""; }}); }},
+             splits: function () {{ return [1, 2, 3]; }}}}, {{label: "A"}}],
+    series: [{{}}, {{label: "capacity", stroke: "#888", fill: "#8884", paths: bars}},
+             {{label: "allocated", stroke: "#36c", fill: "#36c4", paths: bars}},
+             {{label: "measured", stroke: "#c63", fill: "#c634", paths: bars}}]}},
+    [[1, 2, 3], val(d.capacity), val(d.allocated), val(d.measured)], el);
+}});
+</script>
+<table><thead><tr><th>Phase</th><th>Capacity (A)</th><th>Reserved (A)</th><th>Allocated (A)</th><th>Measured (A)</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<table><thead><tr><th>Station</th><th>EVSE</th><th>Phases</th><th>Measured (A)</th><th>Allocated (A)</th>
+<th>Limit sent (A)</th><th>Station's answer</th></tr></thead><tbody>{profiles}</tbody></table>
+""")
+
+
+@hookimpl
+def admin_panels(page, request, context):
+    site = context.get("site") if page == "site" else None
+    if not site or site.get("id") is None:
+        return None
+
+    async def panel() -> Markup:
+        from csms.core.runtime import get_core
+
+        return site_panel(await get_core().smart_charging.site_view(site["id"]))
+
+    return panel

@@ -1,0 +1,542 @@
+"""Behaviour of the load-balancing allocator: hand-computed cases and properties."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ..allocator import (
+    Allocation,
+    AllocatorConfig,
+    AllocatorState,
+    Load,
+    LoadState,
+    Node,
+    allocate,
+)
+
+TOL = 1e-6
+INF = math.inf
+THREE = (1, 2, 3)
+
+
+def site(limit: float, *, node_id: str = "site") -> Node:
+    return Node(node_id, None, (limit, limit, limit))
+
+
+def path_of(nodes: list[Node], node_id: str) -> list[Node]:
+    by_id = {n.id: n for n in nodes}
+    path = []
+    current: str | None = node_id
+    while current is not None:
+        path.append(by_id[current])
+        current = by_id[current].parent
+    return path
+
+
+def phase_totals(nodes: list[Node], loads: list[Load], limits: dict[str, float]):
+    """Independent recomputation of the current per node and phase."""
+    totals = {n.id: [0.0, 0.0, 0.0] for n in nodes}
+    for load in loads:
+        for node in path_of(nodes, load.node):
+            for p in load.phases:
+                totals[node.id][p - 1] += limits[load.id]
+    return totals
+
+
+def assert_within_limits(nodes: list[Node], loads: list[Load], result: Allocation) -> None:
+    totals = phase_totals(nodes, loads, result.limits_a)
+    for node in nodes:
+        for p in range(3):
+            assert totals[node.id][p] <= node.limit_a[p] + TOL, (node.id, p + 1, totals[node.id])
+            assert result.node_totals_a[node.id][p] == pytest.approx(totals[node.id][p], abs=TOL)
+
+
+# --------------------------------------------------------------------------- hand-computed
+
+
+def test_three_three_phase_cars_share_a_32a_site_then_two_remain():
+    nodes = [site(32)]
+    cars = [Load(f"car{i}", "site", THREE) for i in range(3)]
+    first = allocate(nodes, cars, now=0.0)
+    assert first.limits_a == pytest.approx({"car0": 32 / 3, "car1": 32 / 3, "car2": 32 / 3})
+    assert first.paused == set()
+    assert first.node_totals_a["site"] == pytest.approx((32, 32, 32))
+
+    second = allocate(nodes, cars[:2], now=60.0, state=first.state)
+    assert second.limits_a == pytest.approx({"car0": 16.0, "car1": 16.0})
+
+
+def test_single_phase_cars_on_three_different_phases_each_get_the_full_16a():
+    nodes = [site(16)]
+    cars = [Load(f"car{p}", "site", (p,)) for p in (1, 2, 3)]
+    result = allocate(nodes, cars, now=0.0)
+    assert result.limits_a == pytest.approx({"car1": 16.0, "car2": 16.0, "car3": 16.0})
+
+
+def test_three_phase_car_and_single_phase_car_share_only_the_common_phase():
+    nodes = [site(20)]
+    cars = [Load("three", "site", THREE), Load("one", "site", (1,))]
+    result = allocate(nodes, cars, now=0.0)
+    assert result.limits_a == pytest.approx({"three": 10.0, "one": 10.0})
+    assert result.node_totals_a["site"] == pytest.approx((20.0, 10.0, 10.0))
+
+
+def test_car_capped_by_its_max_leaves_the_rest_to_others():
+    nodes = [site(40)]
+    cars = [Load("slow", "site", (1,), max_a=10), Load("fast", "site", (1,))]
+    result = allocate(nodes, cars, now=0.0)
+    assert result.limits_a == pytest.approx({"slow": 10.0, "fast": 30.0})
+
+
+def test_sub_circuit_limit_binds_before_the_site():
+    nodes = [site(40), Node("hub", "site", (16, 16, 16))]
+    cars = [Load("h1", "hub", (1,)), Load("h2", "hub", (1,)), Load("s1", "site", (1,)), Load("s2", "site", (1,))]
+    result = allocate(nodes, cars, now=0.0)
+    assert result.limits_a == pytest.approx({"h1": 8.0, "h2": 8.0, "s1": 12.0, "s2": 12.0})
+
+
+def test_rotated_three_phase_station_counts_on_all_three_phases():
+    nodes = [site(32)]
+    cars = [Load("a", "site", (1, 2, 3)), Load("b", "site", (2, 3, 1)), Load("c", "site", (3, 1, 2))]
+    result = allocate(nodes, cars, now=0.0)
+    assert result.limits_a == pytest.approx({"a": 32 / 3, "b": 32 / 3, "c": 32 / 3})
+
+
+def test_admission_pauses_the_car_that_does_not_fit_at_min_current():
+    nodes = [site(16)]
+    cars = [Load(f"car{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    result = allocate(nodes, cars, now=10.0)
+    assert result.limits_a == {"car0": 8.0, "car1": 8.0, "car2": 0.0}
+    assert result.paused == {"car2"}
+
+
+def test_higher_priority_is_admitted_first_and_weighs_double():
+    nodes = [site(16)]
+    cars = [
+        Load("early", "site", (1,), arrived_at=0.0),
+        Load("vip", "site", (1,), priority=1, arrived_at=5.0),
+        Load("late", "site", (1,), arrived_at=9.0),
+    ]
+    result = allocate(nodes, cars, now=10.0)
+    assert result.paused == {"late"}
+    # 16 A minus two 6 A floors: both rise from 6 A, vip at twice the pace.
+    assert result.limits_a["vip"] + result.limits_a["early"] == pytest.approx(16.0)
+
+    roomy = allocate([site(30)], cars[:2], now=10.0)
+    assert roomy.limits_a == pytest.approx({"vip": 20.0, "early": 10.0})
+
+
+def test_unused_capacity_is_reallocated_and_returned_when_the_car_ramps_up():
+    nodes = [site(32)]
+    cars = [Load("a", "site", (1,)), Load("b", "site", (1,))]
+    first = allocate(nodes, cars, now=0.0)
+    assert first.limits_a == pytest.approx({"a": 16.0, "b": 16.0})
+
+    lazy = [Load("a", "site", (1,), measured_a=5.0), Load("b", "site", (1,), measured_a=15.8)]
+    second = allocate(nodes, lazy, now=60.0, state=first.state)
+    assert second.limits_a == pytest.approx({"a": 7.0, "b": 25.0})
+
+    # Drawing less than min_a + buffer still keeps min_a.
+    asleep = [Load("a", "site", (1,), measured_a=0.0), Load("b", "site", (1,), measured_a=24.9)]
+    third = allocate(nodes, asleep, now=120.0, state=second.state)
+    assert third.limits_a == pytest.approx({"a": 6.0, "b": 26.0})
+
+    # a draws 95% of its 6 A cap: lifted back to its fair share.
+    awake = [Load("a", "site", (1,), measured_a=5.7), Load("b", "site", (1,), measured_a=25.5)]
+    fourth = allocate(nodes, awake, now=180.0, state=third.state)
+    assert fourth.limits_a == pytest.approx({"a": 16.0, "b": 16.0})
+
+
+def test_hysteresis_keeps_the_previous_limit_for_small_changes():
+    nodes = [site(32)]
+    cars = [Load("a", "site", (1,)), Load("b", "site", (1,))]
+    first = allocate(nodes, cars, now=0.0)
+    # The site shrinks by 1.5 A: each car would lose 0.75 A, below the 1 A hysteresis,
+    # but keeping 16 A would exceed the new limit, so the new limits are used.
+    smaller = allocate([site(30.5)], cars, now=60.0, state=first.state)
+    assert smaller.limits_a == pytest.approx({"a": 15.25, "b": 15.25})
+    # The site grows by 1.5 A: the cars may keep 15.25 A (a change below 1 A).
+    larger = allocate([site(32)], cars, now=120.0, state=smaller.state)
+    assert larger.limits_a == pytest.approx({"a": 15.25, "b": 15.25})
+    # A big change goes through.
+    big = allocate([site(40)], cars, now=180.0, state=larger.state)
+    assert big.limits_a == pytest.approx({"a": 20.0, "b": 20.0})
+
+
+def test_energy_still_needed_caps_the_limit_for_the_period():
+    config = AllocatorConfig(period_s=900.0, deadline_aware=False)
+    # 575 Wh in 900 s at 230 V single-phase is 10 A.
+    cars = [Load("nearly_full", "site", (1,), energy_wh_needed=575.0), Load("empty", "site", (1,))]
+    result = allocate([site(40)], cars, now=0.0, config=config)
+    assert result.limits_a == pytest.approx({"nearly_full": 10.0, "empty": 30.0})
+
+    done = [Load("full", "site", (1,), energy_wh_needed=0.0), Load("empty", "site", (1,))]
+    result = allocate([site(40)], done, now=0.0, config=config)
+    assert result.limits_a == {"full": 0.0, "empty": 32.0}
+    assert result.idle == {"full"} and result.paused == set()
+
+
+def test_each_half_hour_of_slack_halves_the_share_of_spare_capacity():
+    # At 32 A and 230 V, a needs 1 h of charging and leaves in 2 h: 1 h of slack, weight 1/4.
+    # b needs 30 min: 1.5 h of slack, weight 1/8. Above their 6 A floors a rises twice as fast.
+    hour = 3600.0
+    cars = [
+        Load("a", "site", (1,), energy_wh_needed=32 * 230, departure_at=2 * hour),
+        Load("b", "site", (1,), energy_wh_needed=16 * 230, departure_at=2 * hour),
+    ]
+    result = allocate([site(18)], cars, now=0.0)
+    assert result.limits_a == pytest.approx({"a": 12.0, "b": 6.0})
+    plain = allocate([site(18)], cars, now=0.0, config=AllocatorConfig(deadline_aware=False))
+    assert plain.limits_a == pytest.approx({"a": 9.0, "b": 9.0})
+    unknown = [cars[0], Load("c", "site", (1,))]
+    result = allocate([site(18)], unknown, now=0.0)
+    assert result.limits_a == pytest.approx({"a": 6.0, "c": 12.0})
+
+
+def test_rotation_serves_the_car_in_a_hurry_first_and_the_patient_car_later():
+    hour = 3600.0
+    nodes = [site(12)]
+    energy = {"hurry": 10_000.0, "patient": 10_000.0, "unknown": None}
+    departure = {"hurry": 2 * hour, "patient": 8 * hour, "unknown": None}
+    state = None
+    first_on: dict[str, float] = {}
+    for step in range(48):
+        now = 300.0 * step
+        loads = [
+            Load(name, "site", (1,), arrived_at=0.0, energy_wh_needed=energy[name], departure_at=departure[name])
+            for name in ("patient", "unknown", "hurry")
+        ]
+        result = allocate(nodes, loads, now=now, state=state)
+        state = result.state
+        for name, value in result.limits_a.items():
+            if value > 0:
+                first_on.setdefault(name, now)
+                if energy[name] is not None:
+                    energy[name] -= value * 230 * 300 / 3600
+    assert first_on["hurry"] == first_on["unknown"] == 0.0
+    assert first_on["patient"] > 0.0
+    assert first_on["patient"] < departure["patient"] - 10_000 * 3600 / (32 * 230)
+
+
+def test_what_hysteresis_leaves_unused_goes_to_loads_that_change_anyway():
+    previous = AllocatorState(
+        loads={"a": LoadState(limit_a=19.5, on=True, since=0.0), "b": LoadState(limit_a=10.0, on=True, since=0.0)}
+    )
+    cars = [Load("a", "site", (1,)), Load("b", "site", (1,))]
+    result = allocate([site(40)], cars, now=600.0, state=previous)
+    assert result.limits_a == pytest.approx({"a": 19.5, "b": 20.5})
+
+
+def test_weights_far_apart_never_break_a_limit():
+    nodes = [site(40), Node("hub", "site", (20, 20, 20))]
+    cars = [
+        Load("high", "hub", THREE, priority=30),
+        Load("low", "hub", (1,), priority=-30),
+        Load("mid", "site", (1,)),
+        Load("lowest", "site", (2,), priority=-30, energy_wh_needed=1000.0, departure_at=1e9),
+    ]
+    result = allocate(nodes, cars, now=0.0)
+    assert_within_limits(nodes, cars, result)
+    assert result.limits_a["high"] == pytest.approx(14.0)
+    assert result.limits_a["low"] == pytest.approx(6.0)
+
+
+def test_car_that_cannot_reach_min_current_is_idle():
+    result = allocate([site(32)], [Load("weak", "site", (1,), min_a=6, max_a=4)], now=0.0)
+    assert result.limits_a == {"weak": 0.0}
+    assert result.idle == {"weak"}
+
+
+def test_rotation_hand_computed():
+    """16 A, three single-phase cars on L1: two charge, the third takes over after 5 min."""
+    nodes = [site(16)]
+    cars = [Load(f"car{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    state = None
+    on_at: list[set[str]] = []
+    for step in range(7):
+        result = allocate(nodes, cars, now=10.0 + 150.0 * step, state=state)
+        state = result.state
+        on_at.append({k for k, v in result.limits_a.items() if v > 0})
+    assert on_at[0] == {"car0", "car1"}
+    assert on_at[1] == {"car0", "car1"}  # 150 s: still within min_on_s
+    # 300 s: car2 (waiting) goes first; of the two cars started together the earlier
+    # arrival keeps charging, car1 gives way.
+    assert on_at[2] == {"car0", "car2"}
+    assert on_at[3] == {"car0", "car2"}  # car1 is held off for min_off_s
+    assert on_at[4] == {"car1", "car2"}  # car1 waited longest; car0 ran longest
+    assert on_at[5] == {"car1", "car2"}
+    assert on_at[6] == {"car0", "car1"}
+
+
+def test_new_car_of_higher_priority_preempts_a_lower_priority_car_held_on():
+    nodes = [site(12)]
+    first = allocate(nodes, [Load("a", "site", (1,)), Load("b", "site", (1,))], now=0.0)
+    cars = [Load("a", "site", (1,)), Load("b", "site", (1,), arrived_at=1), Load("vip", "site", (1,), priority=2)]
+    second = allocate(nodes, cars, now=10.0, state=first.state)
+    assert second.paused == {"b"}
+
+
+def test_paused_car_stays_paused_for_min_off_even_when_room_appears():
+    nodes = [site(12)]
+    cars = [Load(f"c{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    first = allocate(nodes, cars, now=0.0)
+    assert first.paused == {"c2"}
+    second = allocate(nodes, cars[1:], now=30.0, state=first.state)
+    assert second.limits_a == {"c1": 12.0, "c2": 0.0}
+    third = allocate(nodes, cars[1:], now=300.0, state=second.state)
+    assert third.limits_a == {"c1": 6.0, "c2": 6.0}
+
+
+def test_state_round_trips_through_json():
+    cars = [Load(f"c{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    result = allocate([site(12)], cars, now=42.0)
+    data = json.loads(json.dumps(result.state.to_dict()))
+    assert AllocatorState.from_dict(data) == result.state
+    assert AllocatorState.from_dict(None) == AllocatorState()
+    assert result.state.loads["c2"] == LoadState(limit_a=0.0, on=False, since=42.0)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "loads"),
+    [
+        ([site(10), site(10)], []),
+        ([Node("a", "b", (1, 1, 1)), Node("b", "a", (1, 1, 1))], []),
+        ([Node("a", "nowhere", (1, 1, 1))], []),
+        ([site(-1)], []),
+        ([site(10)], [Load("x", "elsewhere", (1,))]),
+        ([site(10)], [Load("x", "site", (4,))]),
+        ([site(10)], [Load("x", "site", ())]),
+        ([site(10)], [Load("x", "site", (1, 1))]),
+        ([site(10)], [Load("x", "site", (1,)), Load("x", "site", (2,))]),
+    ],
+)
+def test_inconsistent_input_is_rejected(nodes, loads):
+    with pytest.raises(ValueError):
+        allocate(nodes, loads, now=0.0)
+
+
+# --------------------------------------------------------------------------- properties
+
+limit_values = st.one_of(st.just(INF), st.floats(min_value=0.0, max_value=120.0))
+phase_sets = st.one_of(
+    st.sampled_from([(1,), (2,), (3,)]),
+    st.permutations([1, 2, 3]).map(tuple),
+)
+
+
+@st.composite
+def sites(draw, max_loads: int = 30):
+    """A random tree of 1-3 levels with 1-30 loads, mixed phases, random limits."""
+    levels = draw(st.integers(min_value=1, max_value=3))
+    nodes = [Node("root", None, tuple(draw(limit_values) for _ in range(3)))]
+    frontier = ["root"]
+    for level in range(1, levels):
+        next_frontier = []
+        for parent in frontier:
+            for c in range(draw(st.integers(min_value=1, max_value=3))):
+                node_id = f"{parent}.{c}"
+                nodes.append(Node(node_id, parent, tuple(draw(limit_values) for _ in range(3))))
+                next_frontier.append(node_id)
+        frontier = next_frontier
+    node_ids = [n.id for n in nodes]
+    loads = []
+    for i in range(draw(st.integers(min_value=1, max_value=max_loads))):
+        min_a = draw(st.sampled_from([6.0, 6.0, 0.0, 8.0]))
+        loads.append(
+            Load(
+                id=f"L{i}",
+                node=draw(st.sampled_from(node_ids)),
+                phases=draw(phase_sets),
+                min_a=min_a,
+                max_a=draw(st.floats(min_value=min_a, max_value=63.0)),
+                priority=draw(st.integers(min_value=-1, max_value=2) | st.sampled_from([-30, 30])),
+                arrived_at=draw(st.floats(min_value=0.0, max_value=1000.0)),
+                energy_wh_needed=draw(st.none() | st.floats(min_value=1.0, max_value=60000.0)),
+                departure_at=draw(st.none() | st.floats(min_value=0.0, max_value=50000.0)),
+            )
+        )
+    return nodes, loads
+
+
+configs = st.builds(
+    AllocatorConfig,
+    period_s=st.none() | st.floats(min_value=30.0, max_value=3600.0),
+    deadline_aware=st.booleans(),
+    hysteresis_a=st.sampled_from([0.0, 1.0, 3.0]),
+)
+
+
+def keys_of(nodes: list[Node], load: Load) -> list[tuple[str, int]]:
+    return [(n.id, p) for n in path_of(nodes, load.node) for p in load.phases]
+
+
+@settings(max_examples=150, deadline=None)
+@given(sites(), configs)
+def test_limits_bounds_and_pauses_hold_on_random_sites(case, config):
+    nodes, loads = case
+    result = allocate(nodes, loads, now=1000.0, config=config)
+    assert_within_limits(nodes, loads, result)
+    assert set(result.limits_a) == {load.id for load in loads}
+    for load in loads:
+        value = result.limits_a[load.id]
+        if load.id in result.paused or load.id in result.idle:
+            assert value == 0.0
+        else:
+            assert load.min_a - TOL <= value <= load.max_a + TOL
+            assert value > 0.0
+    assert not result.paused & result.idle
+
+
+@settings(max_examples=100, deadline=None)
+@given(sites())
+def test_fresh_allocation_is_work_conserving_and_admission_is_greedy(case):
+    """No admitted car below its max could get more, and no paused car fits at min_a."""
+    nodes, loads = case
+    result = allocate(nodes, loads, now=1000.0)
+    by_id = {n.id: n for n in nodes}
+    totals = phase_totals(nodes, loads, result.limits_a)
+    floors: dict[tuple[str, int], float] = {}
+    for load in loads:
+        if result.limits_a[load.id] > 0:
+            for key in keys_of(nodes, load):
+                floors[key] = floors.get(key, 0.0) + load.min_a
+    for load in loads:
+        value = result.limits_a[load.id]
+        keys = keys_of(nodes, load)
+        if load.id in result.paused and load.min_a > 0:
+            assert any(
+                floors.get(key, 0.0) + load.min_a > by_id[key[0]].limit_a[key[1] - 1] + 1e-9
+                for key in keys
+            )
+        elif load.id in result.paused:  # admitted at 0 A, but a node on its path is full
+            assert any(totals[n][p - 1] >= by_id[n].limit_a[p - 1] - TOL for n, p in keys)
+        elif value < load.max_a - TOL:
+            assert any(
+                totals[n][p - 1] >= by_id[n].limit_a[p - 1] - TOL for n, p in keys
+            ), load
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    children=st.integers(min_value=1, max_value=4),
+    per_child=st.integers(min_value=1, max_value=6),
+    root_limit=limit_values,
+    child_limit=limit_values,
+    phases=phase_sets,
+    max_a=st.floats(min_value=6.0, max_value=40.0),
+    energy=st.none() | st.floats(min_value=100.0, max_value=50000.0),
+)
+def test_equal_loads_on_a_symmetric_tree_get_equal_shares(
+    children, per_child, root_limit, child_limit, phases, max_a, energy
+):
+    nodes = [Node("root", None, (root_limit,) * 3)]
+    loads = []
+    for c in range(children):
+        nodes.append(Node(f"hub{c}", "root", (child_limit,) * 3))
+        for j in range(per_child):
+            loads.append(
+                Load(f"hub{c}-{j}", f"hub{c}", phases, max_a=max_a, energy_wh_needed=energy, departure_at=9000.0)
+            )
+    result = allocate(nodes, loads, now=0.0, config=AllocatorConfig(period_s=900.0))
+    if not result.paused:
+        shares = list(result.limits_a.values())
+        assert max(shares) - min(shares) <= TOL
+    # When not everyone fits at min_a, admission breaks the symmetry between hubs (one hub
+    # may get more cars in), but cars under the same hub still get equal shares.
+    for c in range(children):
+        shares = [v for k, v in result.limits_a.items() if k.startswith(f"hub{c}-") and v > 0]
+        if shares:
+            assert max(shares) - min(shares) <= TOL
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cars=st.integers(min_value=2, max_value=12),
+    capacity_cars=st.integers(min_value=1, max_value=4),
+    three_phase=st.lists(st.booleans(), min_size=12, max_size=12),
+    single_phase=st.lists(st.sampled_from([1, 2, 3]), min_size=12, max_size=12),
+    min_on=st.sampled_from([0.0, 120.0, 300.0, 600.0]),
+    min_off=st.sampled_from([0.0, 120.0, 300.0, 600.0]),
+    step_s=st.sampled_from([30.0, 60.0, 300.0]),
+    measured=st.booleans(),
+    demand=st.lists(
+        st.none() | st.tuples(st.floats(100.0, 50_000.0), st.floats(0.0, 7200.0)), min_size=12, max_size=12
+    ),
+)
+def test_rotation_lets_every_car_charge_and_respects_min_on_off(
+    cars, capacity_cars, three_phase, single_phase, min_on, min_off, step_s, measured, demand
+):
+    limit = 6.0 * capacity_cars + 3.0
+    nodes = [Node("site", None, (limit, limit, limit))]
+    config = AllocatorConfig(min_on_s=min_on, min_off_s=min_off)
+    base = [
+        Load(
+            f"car{i}",
+            "site",
+            THREE if three_phase[i] else (single_phase[i],),
+            arrived_at=float(i),
+            energy_wh_needed=None if demand[i] is None else demand[i][0],
+            departure_at=None if demand[i] is None else demand[i][1],
+        )
+        for i in range(cars)
+    ]
+    state = None
+    charged: set[str] = set()
+    history: dict[str, list[tuple[float, bool]]] = {load.id: [] for load in base}
+    # Slack (at most 7200 s here) delays a car's turn by at most that long.
+    horizon = 7200 + (cars + 1) * (max(min_on, step_s) + max(min_off, step_s) + step_s) * 2
+    now = 0.0
+    while now <= horizon:
+        loads = [
+            replace(l, measured_a=state.loads[l.id].limit_a)
+            if measured and state is not None and l.id in state.loads
+            else l
+            for l in base
+        ]
+        result = allocate(nodes, loads, now=now, state=state, config=config)
+        assert_within_limits(nodes, loads, result)
+        state = result.state
+        for load_id, value in result.limits_a.items():
+            history[load_id].append((now, value > 0))
+            if value > 0:
+                charged.add(load_id)
+        now += step_s
+    assert charged == {load.id for load in base}
+    for load_id, events in history.items():
+        changes = [events[0]] + [e for prev, e in zip(events, events[1:]) if e[1] != prev[1]]
+        for (t0, on), (t1, _) in zip(changes[1:], changes[2:]):
+            assert t1 - t0 >= (min_on if on else min_off), (load_id, changes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(sites(max_loads=15), st.data())
+def test_limits_hold_with_any_previous_state_and_measurements(case, data):
+    """Hysteresis and measured caps never break a node limit or a load's bounds."""
+    nodes, loads = case
+    first = allocate(nodes, loads, now=0.0)
+    measured_loads = [
+        Load(
+            load.id, load.node, load.phases, min_a=load.min_a, max_a=load.max_a,
+            measured_a=data.draw(st.none() | st.floats(min_value=0.0, max_value=first.limits_a[load.id] + 1)),
+            priority=load.priority, arrived_at=load.arrived_at,
+        )
+        for load in loads
+    ]
+    shrink = data.draw(st.floats(min_value=0.5, max_value=1.5))
+    new_nodes = [Node(n.id, n.parent, tuple(x * shrink for x in n.limit_a)) for n in nodes]
+    now = data.draw(st.sampled_from([10.0, 400.0]))
+    second = allocate(new_nodes, measured_loads, now=now, state=first.state)
+    assert_within_limits(new_nodes, measured_loads, second)
+    for load in measured_loads:
+        value = second.limits_a[load.id]
+        assert value == 0.0 or load.min_a - TOL <= value <= load.max_a + TOL
+        if value > 0 and load.measured_a is not None and first.limits_a[load.id] > 0:
+            if load.measured_a < 0.9 * first.limits_a[load.id]:
+                cap = max(load.min_a, load.measured_a + 2.0)
+                assert value <= max(cap, first.limits_a[load.id]) + TOL

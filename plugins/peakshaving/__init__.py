@@ -1,0 +1,1 @@
+"""Peak shaving: time-varying site caps, external grid signals, price-aware shifting."""

@@ -35,7 +35,7 @@ class LoadBalancingSettings(BaseSettings):
     min_on_s: float = Field(300.0, description="Seconds a car that was switched on keeps charging before it may be paused.")
     min_off_s: float = Field(300.0, description="Seconds a paused car waits before it may be switched on again.")
     hysteresis_a: float = Field(1.0, description="Changes smaller than this keep the previous limit.")
-    deadline_aware: bool = Field(True, description="Give cars with an earlier departure a larger share.")
+    deadline_aware: bool = Field(True, description="Give cars with less slack (time they could still wait and finish before departure) a larger share.")
 
 
 # The allocator's memory per site id, between rounds.

@@ -1,0 +1,476 @@
+"""Benchmark the load-balancing allocator against acnportal's published algorithms.
+
+Runs ACN-Sim on the Caltech ACN network with real ACN-Data sessions and compares our
+allocator (plugins/loadbalancing/allocator.py, wrapped as an acnportal algorithm) with
+acnportal's Uncontrolled, FCFS, EDF, LLF and RoundRobin. See bench/README.md.
+
+    python bench/acn_benchmark.py                      # 30 and 50 kW, 2019-09-02 .. 09-09
+    python bench/acn_benchmark.py --cap 50 --start 2019-10-01 --end 2019-10-15
+
+Needs ``pip install acnportal`` (tested with acnportal 0.3.3); runs offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread per worker: the benchmark runs its simulations in parallel processes.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import csv
+import gzip
+import importlib.metadata
+import itertools
+import math
+import random
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from acnportal import acnsim, algorithms
+from acnportal.acnsim.events import EventQueue, PluginEvent
+from acnportal.acnsim.models.battery import Battery
+from acnportal.acnsim.models.ev import EV
+from acnportal.acnsim.network.current import Current
+from acnportal.acnsim.network.sites import caltech_acn
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from plugins.loadbalancing.allocator import (  # noqa: E402
+    AllocatorConfig,
+    AllocatorState,
+    Load,
+    Node,
+    allocate,
+)
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "acn" / "caltech_2019-09-01_2019-12-31.csv.gz"
+VOLTAGE = 208.0  # caltech_acn's EVSE voltage (line to line)
+EVSE_MAX_A = 32.0  # BASIC EVSE
+MIN_A = 6.0  # IEC 61851 minimum; acnportal's baselines may use anything from 0 A
+DEMAND_MET = 0.99
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+@dataclass(frozen=True)
+class SiteMap:
+    """How an acnportal constraint set is mapped onto our node tree (see bench/README.md)."""
+
+    group_of: dict[str, int]  # station id -> virtual phase 1..3 (one per phase angle)
+    node_of: dict[str, str]  # station id -> node its load hangs under
+    sub_nodes: tuple[Node, ...]  # single-group constraints ("pods"), children of the root
+    coeffs: np.ndarray  # (constraints mixing groups) x 3, complex coefficient per group total
+    limits: np.ndarray  # their limits (A)
+
+
+def map_infrastructure(infra) -> SiteMap:
+    """Derive the tree from an acnportal InfrastructureInfo (constraint matrix and angles).
+
+    Every EVSE on the same phase angle draws in the same direction, so the EVSEs of one
+    angle form one "group". A constraint whose members all belong to one group with
+    coefficient 1 (a pod, a panel) is a sub-circuit: a child node of the root, limited on
+    that group's virtual phase. Every other constraint must weigh all EVSEs of a group alike;
+    it is a function of the three group totals and is handled by the root's per-group limits
+    (a box), which :func:`root_box` makes as large as possible while every corner of the box
+    passes the exact (phasor) constraint. Anything else cannot be mapped.
+    """
+    angles = [round(float(a), 6) for a in infra.phases]
+    distinct = sorted(set(angles), key=lambda a: (30.0 - a) % 360.0)  # Caltech: AB, BC, CA
+    if len(distinct) > 3:
+        raise ValueError("more than three phase angles: cannot map onto L1..L3")
+    group_index = [distinct.index(a) for a in angles]
+    ids = list(infra.station_ids)
+    group_of = {sid: group_index[i] + 1 for i, sid in enumerate(ids)}
+    node_of = {sid: "transformer" for sid in ids}
+    sub_nodes: list[Node] = []
+    coeffs: list[list[complex]] = []
+    limits: list[float] = []
+    rotations = [np.exp(1j * np.deg2rad(a)) for a in distinct]
+    for row, limit, name in zip(infra.constraint_matrix, infra.constraint_limits, infra.constraint_ids):
+        members = [i for i, c in enumerate(row) if c != 0]
+        groups = {group_index[i] for i in members}
+        if len(groups) == 1 and all(row[i] == 1 for i in members):
+            g = groups.pop()
+            node_limit = [math.inf, math.inf, math.inf]
+            node_limit[g] = float(limit)
+            sub_nodes.append(Node(str(name), "transformer", tuple(node_limit)))
+            for i in members:
+                if node_of[ids[i]] != "transformer":
+                    raise ValueError(f"{ids[i]} is in two sub-circuits: not a tree")
+                node_of[ids[i]] = str(name)
+            continue
+        per_group = [0j, 0j, 0j]
+        for g in range(len(distinct)):
+            values = {float(row[i]) for i in range(len(ids)) if group_index[i] == g}
+            if len(values) != 1:
+                raise ValueError(f"constraint {name} weighs the EVSEs of one phase unevenly")
+            per_group[g] = values.pop() * rotations[g]
+        coeffs.append(per_group)
+        limits.append(float(limit))
+    return SiteMap(group_of, node_of, tuple(sub_nodes), np.array(coeffs), np.array(limits))
+
+
+_CORNERS = np.array(list(itertools.product((0.0, 1.0), repeat=3)))
+
+
+def root_box(site: SiteMap, weights: np.ndarray) -> tuple[float, float, float]:
+    """Largest per-group limits proportional to ``weights`` whose whole box is feasible.
+
+    A box [0, x1] x [0, x2] x [0, x3] of group totals is feasible when its eight corners are
+    (each constraint |sum_g z_g * total_g| <= limit is convex), and along the ray x = t * w
+    each corner's current grows linearly in t, so the largest t is a closed form.
+    """
+    if not len(site.limits) or not weights.any():
+        return (math.inf, math.inf, math.inf) if not len(site.limits) else (0.0, 0.0, 0.0)
+    currents = np.abs((_CORNERS * weights) @ site.coeffs.T)  # corners x constraints, at t=1
+    with np.errstate(divide="ignore"):
+        scale = np.min(np.where(currents > 0, site.limits / currents, np.inf))
+    scale *= 1 - 1e-9
+    return tuple(float(scale * w) for w in weights)  # type: ignore[return-value]
+
+
+class AllocatorAlgorithm(algorithms.BaseAlgorithm):
+    """Our allocator as an acnportal algorithm, called every period.
+
+    ``tree="static"``: the root's per-group limits are fixed, in proportion to the number of
+    EVSEs of each group. ``tree="adaptive"``: recomputed each period in proportion to what
+    the active sessions of each group can use in this period (what a capacity plugin would
+    feed the allocator); the allocator itself is the same.
+    """
+
+    def __init__(self, tree: str = "adaptive", config: AllocatorConfig | None = None, min_a: float = MIN_A) -> None:
+        super().__init__()
+        self.max_recompute = 1
+        self.tree = tree
+        self.min_a = min_a
+        self.config = config
+        self.state: AllocatorState | None = None
+        self.site: SiteMap | None = None
+        self.delivered_kwh: dict[str, float] = {}
+
+    def register_interface(self, interface) -> None:
+        super().register_interface(interface)
+        infra = interface.infrastructure_info()
+        self.site = map_infrastructure(infra)
+        self.max_pilot = {sid: float(infra.max_pilot[i]) for i, sid in enumerate(infra.station_ids)}
+        counts = np.zeros(3)
+        for group in self.site.group_of.values():
+            counts[group - 1] += 1
+        self.static_box = root_box(self.site, counts)
+
+    def schedule(self, active_sessions):
+        site = self.site
+        period_s = self.interface.period * 60.0
+        config = self.config or AllocatorConfig(period_s=period_s)
+        now = self.interface.current_time * period_s
+        loads = []
+        usable = np.zeros(3)
+        delivered: dict[str, float] = {}
+        for s in active_sessions:
+            max_a = float(min(EVSE_MAX_A, self.max_pilot[s.station_id], s.max_rates[0]))
+            needed_wh = max(0.0, float(s.remaining_demand) * 1000.0)
+            group = site.group_of[s.station_id]
+            # What a meter would report: the average current over the last period.
+            delivered[s.session_id] = float(s.energy_delivered)
+            before = self.delivered_kwh.get(s.session_id)
+            measured_a = None
+            if before is not None:
+                measured_a = (s.energy_delivered - before) * 1000.0 * 3600.0 / (VOLTAGE * period_s)
+            loads.append(
+                Load(
+                    id=s.session_id,
+                    node=site.node_of[s.station_id],
+                    phases=(group,),
+                    min_a=self.min_a,
+                    max_a=max_a,
+                    measured_a=measured_a,
+                    arrived_at=s.arrival * period_s,
+                    energy_wh_needed=needed_wh,
+                    departure_at=s.estimated_departure * period_s,
+                    watts_per_amp=VOLTAGE,
+                )
+            )
+            usable[group - 1] += min(max_a, max(self.min_a, needed_wh * 3600.0 / (VOLTAGE * period_s)))
+        box = self.static_box if self.tree == "static" else root_box(site, usable)
+        nodes = [Node("transformer", None, box), *site.sub_nodes]
+        result = allocate(nodes, loads, now=now, state=self.state, config=config)
+        self.state = result.state
+        self.delivered_kwh = delivered
+        by_session = {s.session_id: s.station_id for s in active_sessions}
+        return {by_session[k]: [v] for k, v in result.limits_a.items()}
+
+
+# --------------------------------------------------------------------------- data and runs
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    station_id: str
+    arrival: int  # periods from the start
+    departure: int
+    estimated_departure: int
+    energy_kwh: float  # ACN-Sim convention: demand = energy really delivered
+
+
+def load_sessions(path: Path, start: datetime, end: datetime, period_min: float, stations: set[str]):
+    """Read ACN-Data sessions arriving in [start, end) as ACN-Sim does (periods, floor)."""
+    offset = int(start.timestamp() / (60 * period_min))
+    sessions: list[Session] = []
+    dropped = {"unknown station": 0, "shorter than a period": 0, "overlap": 0, "no energy": 0}
+    with gzip.open(path, "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            arrival_dt = datetime.fromisoformat(row["arrival"])
+            if not start <= arrival_dt < end:
+                continue
+            if row["station_id"] not in stations:
+                dropped["unknown station"] += 1
+                continue
+
+            def period_of(text: str) -> int:
+                return int(datetime.fromisoformat(text).timestamp() / (60 * period_min)) - offset
+
+            arrival = period_of(row["arrival"])
+            departure = period_of(row["departure"])
+            energy = float(row["delivered_energy (kWh)"])
+            if departure <= arrival:
+                dropped["shorter than a period"] += 1
+                continue
+            if energy <= 0:
+                dropped["no energy"] += 1
+                continue
+            estimated = period_of(row["estimated_departure"]) if row["estimated_departure"] else departure
+            sessions.append(
+                Session(row["session_id"], row["station_id"], arrival, departure, max(estimated, arrival + 1), energy)
+            )
+    sessions.sort(key=lambda s: (s.station_id, s.arrival))
+    kept: list[Session] = []
+    for s in sessions:
+        if kept and kept[-1].station_id == s.station_id and s.arrival < kept[-1].departure:
+            dropped["overlap"] += 1
+            continue
+        kept.append(s)
+    kept.sort(key=lambda s: s.arrival)
+    return kept, dropped
+
+
+def make_events(sessions: list[Session]) -> EventQueue:
+    battery_kw = EVSE_MAX_A * VOLTAGE / 1000
+    evs = [
+        EV(
+            s.arrival, s.departure, s.energy_kwh, s.station_id, s.session_id,
+            Battery(s.energy_kwh, 0, battery_kw), estimated_departure=s.estimated_departure,
+        )
+        for s in sessions
+    ]
+    return EventQueue([PluginEvent(ev.arrival, ev) for ev in evs])
+
+
+ALGORITHMS = ["Uncontrolled", "FCFS", "EDF", "LLF", "RoundRobin", "Ours (static tree)", "Ours (adaptive tree)"]
+
+
+def make_algorithm(name: str, min_a: float = MIN_A):
+    sorted_algos = algorithms
+    if name == "Uncontrolled":
+        return algorithms.UncontrolledCharging()
+    if name == "FCFS":
+        return sorted_algos.SortedSchedulingAlgo(sorted_algos.first_come_first_served)
+    if name == "EDF":
+        return sorted_algos.SortedSchedulingAlgo(sorted_algos.earliest_deadline_first)
+    if name == "LLF":
+        return sorted_algos.SortedSchedulingAlgo(sorted_algos.least_laxity_first)
+    if name == "RoundRobin":
+        return sorted_algos.RoundRobin(sorted_algos.first_come_first_served)
+    if name == "Ours (static tree)":
+        return AllocatorAlgorithm(tree="static", min_a=min_a)
+    if name == "Ours (adaptive tree)":
+        return AllocatorAlgorithm(tree="adaptive", min_a=min_a)
+    raise ValueError(name)
+
+
+def time_schedule_calls(algo) -> list[tuple[float, int]]:
+    """Record the CPU time of each schedule() call (robust to other load on the machine)."""
+    calls: list[tuple[float, int]] = []
+    inner = algo.schedule
+
+    def timed(active_sessions):
+        t0 = time.process_time()
+        out = inner(active_sessions)
+        calls.append((time.process_time() - t0, len(active_sessions)))
+        return out
+
+    algo.schedule = timed
+    return calls
+
+
+def run_one(job):
+    """Simulate one algorithm at one capacity; return the metrics row."""
+    name, cap_kw, sessions, start, period_min, min_a = job
+    warnings.simplefilter("ignore")
+    network = caltech_acn(basic_evse=True, transformer_cap=cap_kw)
+    algo = make_algorithm(name, min_a)
+    sim = acnsim.Simulator(network, algo, make_events(sessions), start, period=period_min, verbose=False)
+    calls = time_schedule_calls(algo)
+    wall = time.perf_counter()
+    sim.run()
+    wall = time.perf_counter() - wall
+
+    evs = list(sim.ev_history.values())
+    delivered = np.array([ev.energy_delivered for ev in evs])
+    requested = np.array([ev.requested_energy for ev in evs])
+    ratios = delivered / requested
+    power_kw = network._voltages @ sim.charging_rates / 1000
+    pilots = sim.pilot_signals
+    over = sum(not network.is_feasible(pilots[:, t : t + 1]) for t in range(pilots.shape[1]))
+    busy = [cpu for cpu, active in calls if active > 0]
+    return {
+        "algorithm": name,
+        "cap_kw": cap_kw,
+        "sessions": len(evs),
+        "energy_pct": 100 * delivered.sum() / requested.sum(),
+        "met_pct": 100 * float(np.mean(ratios >= DEMAND_MET)),
+        "peak_kw": float(power_kw.max()),
+        "jain": float(ratios.sum() ** 2 / (len(ratios) * (ratios**2).sum())),
+        "over_min": over * period_min,
+        "ms_step": 1000 * float(np.mean(busy)) if busy else 0.0,
+        "wall_s": wall,
+    }
+
+
+# --------------------------------------------------------------------------- synthetic 100 EVs
+
+
+def synthetic_network(evses_per_phase: int, cap_kw: float):
+    """A Caltech-like network: line-to-line EVSEs on three angles behind a transformer."""
+    network = acnsim.ChargingNetwork()
+    groups = {30: [], -90: [], 150: []}
+    for angle, ids in groups.items():
+        for i in range(evses_per_phase):
+            sid = f"S{angle}-{i}"
+            ids.append(sid)
+            network.register_evse(acnsim.models.evse.get_evse_by_type(sid, "BASIC"), VOLTAGE, angle)
+    ab, bc, ca = Current(groups[30]), Current(groups[-90]), Current(groups[150])
+    secondary = cap_kw * 1000 / 3 / 120
+    for name, current in (("Secondary A", ab - ca), ("Secondary B", bc - ab), ("Secondary C", ca - bc)):
+        network.add_constraint(current, secondary, name=name)
+    return network
+
+
+def synthetic_run(name: str, evs: int = 100, steps: int = 24, seed: int = 1):
+    """Mean ms per step of one algorithm with ``evs`` EVs plugged in for ``steps`` periods."""
+    warnings.simplefilter("ignore")
+    rng = random.Random(seed)
+    per_phase = math.ceil(evs / 3)
+    network = synthetic_network(per_phase, cap_kw=evs * 1.5)
+    stations = list(network.station_ids)[:evs]
+    sessions = [
+        Session(f"ev{i}", sid, 0, steps + rng.randint(0, 12), steps + rng.randint(0, 12), rng.uniform(5, 30))
+        for i, sid in enumerate(stations)
+    ]
+    algo = make_algorithm(name)
+    sim = acnsim.Simulator(network, algo, make_events(sessions), datetime(2019, 9, 2), period=5, verbose=False)
+    calls = time_schedule_calls(algo)
+    sim.run()
+    times = [cpu for cpu, active in calls if active >= evs * 0.9]
+    return name, 1000 * float(np.mean(times)), len(times)
+
+
+def bare_allocator_ms(evs: int = 100, steps: int = 200, seed: int = 1) -> float:
+    """Mean ms of allocate() alone on a 3-level tree with ``evs`` mixed 1-/3-phase loads."""
+    rng = random.Random(seed)
+    nodes = [Node("grid", None, (250.0, 250.0, 250.0))]
+    nodes += [Node(f"hub{h}", "grid", (80.0, 80.0, 80.0)) for h in range(10)]
+    loads = []
+    for i in range(evs):
+        station = f"st{i}"
+        nodes.append(Node(station, f"hub{i % 10}", (32.0, 32.0, 32.0)))
+        phases = (1, 2, 3) if rng.random() < 0.5 else (rng.randint(1, 3),)
+        loads.append(Load(f"ev{i}", station, phases, arrived_at=float(i), energy_wh_needed=rng.uniform(5e3, 4e4),
+                          departure_at=rng.uniform(3600, 36000)))
+    config = AllocatorConfig(period_s=60.0)
+    state = None
+    elapsed = 0.0
+    for step in range(steps):
+        now = 60.0 * step
+        current = [
+            Load(l.id, l.node, l.phases, arrived_at=l.arrived_at, energy_wh_needed=l.energy_wh_needed,
+                 departure_at=l.departure_at,
+                 measured_a=None if state is None else state.loads[l.id].limit_a * rng.uniform(0.5, 1.0))
+            for l in loads
+        ]
+        t0 = time.process_time()
+        result = allocate(nodes, current, now=now, state=state, config=config)
+        elapsed += time.process_time() - t0
+        state = result.state
+    return 1000 * elapsed / steps
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ACN-Data sessions (.csv.gz)")
+    parser.add_argument("--start", default="2019-09-02", help="first arrival day (site time)")
+    parser.add_argument("--end", default="2019-09-09", help="arrivals before this day")
+    parser.add_argument("--cap", type=float, nargs="+", default=[30.0, 50.0], help="transformer kW")
+    parser.add_argument("--period", type=float, default=5.0, help="simulation period (minutes)")
+    parser.add_argument("--algorithms", nargs="+", default=ALGORITHMS, choices=ALGORITHMS, metavar="NAME")
+    parser.add_argument("--min-a", type=float, default=MIN_A,
+                        help="our loads' min_a (6 A per IEC 61851; 0 only to see what that rule costs)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel simulations")
+    parser.add_argument("--synthetic-evs", type=int, default=100, help="EVs in the timing case (0: skip)")
+    args = parser.parse_args(argv)
+
+    tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo  # ACN-Data is in site time
+    start = datetime.fromisoformat(args.start).replace(tzinfo=tz)
+    end = datetime.fromisoformat(args.end).replace(tzinfo=tz)
+    stations = set(caltech_acn(basic_evse=True).station_ids)
+    sessions, dropped = load_sessions(args.data, start, end, args.period, stations)
+    print(f"ACN-Data caltech {args.start} .. {args.end}: {len(sessions)} sessions, "
+          f"{sum(s.energy_kwh for s in sessions):.0f} kWh requested (= delivered in the data); "
+          f"left out: {', '.join(f'{v} {k}' for k, v in dropped.items() if v) or 'none'}")
+    print(f"network caltech_acn(basic_evse=True), period {args.period:g} min, acnportal "
+          f"{importlib.metadata.version('acnportal')}, our min_a {args.min_a:g} A")
+
+    jobs = [(name, cap, sessions, start, args.period, args.min_a) for cap in args.cap for name in args.algorithms]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(run_one, jobs))
+        synthetic = []
+        if args.synthetic_evs:
+            names = [n for n in args.algorithms if n != "Uncontrolled"]
+            synthetic = list(pool.map(synthetic_run, names, [args.synthetic_evs] * len(names)))
+
+    header = f"{'cap':>5} {'algorithm':<21} {'energy %':>8} {'met %':>6} {'peak kW':>7} {'Jain':>6} {'min over':>8} {'CPU ms/step':>11}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['cap_kw']:>4g}k {row['algorithm']:<21} {row['energy_pct']:>8.2f} {row['met_pct']:>6.1f} "
+            f"{row['peak_kw']:>7.1f} {row['jain']:>6.3f} {row['over_min']:>8g} {row['ms_step']:>11.2f}"
+        )
+    if synthetic:
+        print()
+        print(f"synthetic case: {args.synthetic_evs} EVs plugged in at once, Caltech-like 3-angle network, "
+              "mean CPU time per step while they charge:")
+        for name, ms, steps in synthetic:
+            print(f"  {name:<21} {ms:8.2f} CPU ms/step ({steps} steps)")
+        print(f"  allocate() alone, {args.synthetic_evs} mixed 1-/3-phase loads on a 3-level tree: "
+              f"{bare_allocator_ms(args.synthetic_evs):.2f} CPU ms/call")
+    print(f"\n{len(jobs)} simulations in {time.perf_counter() - t0:.0f} s with {args.jobs} processes")
+
+
+if __name__ == "__main__":
+    main()

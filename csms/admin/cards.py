@@ -82,7 +82,8 @@ async def _token_form(request: Request, token_pk: int | None, values: dict[str, 
                         title="New token" if token_pk is None else f"Edit token {values.get('id_token', '')}",
                         fields=await token_fields(), values=values, errors=errors,
                         action="/admin/tokens/new" if token_pk is None else f"/admin/tokens/{token_pk}/edit",
-                        cancel="/admin/tokens", submit="Save token")
+                        cancel="/admin/tokens", submit="Save token",
+                        delete=None if token_pk is None else f"/admin/tokens/{token_pk}/delete")
 
 
 @get("/admin/tokens/new", include_in_schema=False)
@@ -300,8 +301,8 @@ class _Entity:
     async def form(self, request: Request, pk: int | None, values: dict[str, Any], errors: FormErrors,
                    status_code: int = 200) -> Template:
         base = f"/admin/{self.slug}"
-        return await render(request, "form.html", status_code=status_code,
-                            title=f"New {self.singular}" if pk is None else f"Edit {self.singular} {values.get('name', '')}",
+        title = f"New {self.singular}" if pk is None else f"Edit {self.singular} {values.get('name', '')}"
+        return await render(request, "form.html", status_code=status_code, title=title,
                             fields=await self.fields(), values=values, errors=errors,
                             action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
                             submit=f"Save {self.singular}",

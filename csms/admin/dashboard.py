@@ -60,7 +60,7 @@ async def recent_events(limit: int = 12) -> list[dict[str, Any]]:
 async def dashboard(request: Request) -> Template:
     hub = request.app.state.admin_hub
     return await render(request, "dashboard.html", title="Dashboard", panel_page="dashboard",
-                        stats=await fleet_stats(request), events=await recent_events(),
+                        stats=await fleet_stats(request), events=await recent_events(), show_station=True,
                         power=[[t, w] for t, w in hub.power])
 
 

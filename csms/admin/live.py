@@ -2,9 +2,9 @@
 
 ``LiveHub`` listens to the core's event dispatcher and samples the total charging power.
 Each browser tab holds one stream (``/admin/stream``); events are coalesced into a few topics
-(``stations``, ``sessions``, ``events``, ``commands``, ``power``) so a busy site costs each
-browser at most a handful of small messages a second, and pages re-fetch the fragments a
-topic concerns. The events are those of this node: in multi-node mode a page sees the
+(``stations``, ``sessions``, ``events``, ``commands``, ``power``), each sent at most once a
+second, so a busy site costs a browser a handful of small messages a second; pages re-fetch
+the fragments a topic concerns. The events are those of this node: in multi-node mode a page sees the
 stations connected to the node serving it live, and the rest on its next refresh.
 """
 
@@ -46,9 +46,10 @@ _TOPICS: dict[type, tuple[str, ...]] = {
 class LiveHub:
     """Fans events out to the open streams and keeps the last hour of total power."""
 
-    def __init__(self, *, sample_every: float = 5.0, coalesce: float = 0.3, max_stream_seconds: float = 120.0) -> None:
+    def __init__(self, *, sample_every: float = 5.0, min_interval: float = 1.0,
+                 max_stream_seconds: float = 60.0) -> None:
         self.sample_every = sample_every
-        self.coalesce = coalesce
+        self.min_interval = min_interval
         # Streams end now and then (the browser reconnects at once) so that a server shutting
         # down, which waits for open responses, is never held up for long.
         self.max_stream_seconds = max_stream_seconds
@@ -101,28 +102,40 @@ class LiveHub:
             await asyncio.sleep(self.sample_every)
 
     async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
+        """One browser's stream: each topic at most once per ``min_interval``, and never a
+        change left untold (the last event of a burst is sent when the interval has passed)."""
         queue: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
         self._queues.add(queue)
         deadline = time.monotonic() + self.max_stream_seconds
+        pending: dict[str, dict] = {}
+        last_sent: dict[str, float] = {}
         try:
             yield ServerSentEventMessage(event="hello", data="{}", retry=1000)
             while time.monotonic() < deadline:
+                if pending:
+                    due = min(last_sent.get(t, 0.0) + self.min_interval for t in pending)
+                    wait = max(0.0, due - time.monotonic())
+                else:
+                    wait = 15.0
                 try:
-                    topic, data = await asyncio.wait_for(queue.get(), timeout=15)
+                    topic, data = await asyncio.wait_for(queue.get(), timeout=wait)
                 except asyncio.TimeoutError:
-                    yield ServerSentEventMessage(comment="keep-alive")
-                    continue
-                if topic == "close":
-                    return
-                batch: dict[str, dict] = {topic: data}
-                await asyncio.sleep(self.coalesce)
-                while not queue.empty():
-                    topic, data = queue.get_nowait()
+                    if not pending:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                        continue
+                else:
                     if topic == "close":
                         return
-                    batch[topic] = data  # the latest of a topic stands for all of them
-                for name, payload in batch.items():
-                    yield ServerSentEventMessage(event=name, data=json.dumps(payload))
+                    pending[topic] = data  # the latest of a topic stands for all of them
+                    while not queue.empty():
+                        topic, data = queue.get_nowait()
+                        if topic == "close":
+                            return
+                        pending[topic] = data
+                now = time.monotonic()
+                for name in [t for t in pending if now - last_sent.get(t, -self.min_interval) >= self.min_interval]:
+                    last_sent[name] = now
+                    yield ServerSentEventMessage(event=name, data=json.dumps(pending.pop(name)))
         finally:
             self._queues.discard(queue)
 

@@ -76,6 +76,10 @@ CSV_COLUMNS = ["id", "station_id", "evse_id", "connector_id", "transaction_id", 
                "stop_reason"]
 
 
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
 @get("/admin/sessions.csv", include_in_schema=False)
 async def session_csv(request: Request) -> Stream:
     """The filtered sessions as CSV (UTC times, energy in kWh), streamed in chunks."""
@@ -99,8 +103,8 @@ async def session_csv(request: Request) -> Stream:
                     r["driver_name"] or "", r["state"], start.isoformat() if start else "",
                     stop.isoformat() if stop else "",
                     f"{(stop - start).total_seconds() / 60:.1f}" if start and stop else "",
-                    f"{(r['energy_wh'] or 0) / 1000:.3f}", r["meter_start_wh"] if r["meter_start_wh"] is not None else "",
-                    r["meter_stop_wh"] if r["meter_stop_wh"] is not None else "", r["stop_reason"],
+                    f"{(r['energy_wh'] or 0) / 1000:.3f}", _blank(r["meter_start_wh"]), _blank(r["meter_stop_wh"]),
+                    r["stop_reason"],
                 ])
             yield buf.getvalue()
             buf.seek(0)

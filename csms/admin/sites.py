@@ -172,7 +172,7 @@ async def site_detail(request: Request, site_id: int) -> Template:
 async def site_assign(request: Request, site_id: int) -> Redirect:
     await _site_row(site_id)
     form = await request.form()
-    add = [s for s in form.getall("add") if s] if hasattr(form, "getall") else []
+    add = [s for s in form.getall("add", []) if s]
     if add:
         await Station.update({Station.site: site_id}).where(Station.station_id.is_in(add))
     remove = str(form.get("remove", ""))
@@ -226,7 +226,7 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
     raw = await request.form()
     values, errors = parse(await hub_fields(), raw)
     values["site"] = fk(values.get("site"))
-    members = [s for s in raw.getall("stations") if s] if hasattr(raw, "getall") else []
+    members = [s for s in raw.getall("stations", []) if s]
     if hub_id is not None and not errors and values.get("max_stations") and len(members) > values["max_stations"]:
         errors["stations"] = f"The hub takes at most {values['max_stations']} stations; {len(members)} are selected."
     if errors:

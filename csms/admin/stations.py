@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from litestar import Request, get, post
@@ -34,6 +35,16 @@ TABS = [("overview", "Overview"), ("configuration", "Configuration"), ("messages
         ("sessions", "Sessions"), ("events", "Events"), ("commands", "Commands")]
 EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
                     "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit"]
+
+
+def _json(value: Any) -> Any:
+    """JSON columns come back as text on SQLite."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _station_columns() -> list[Any]:
@@ -185,6 +196,8 @@ async def station_detail(request: Request, station_id: str) -> Template:
         query = Command.select().where(Command.station_id == station_id)
         count = Command.count().where(Command.station_id == station_id)
         context["commands"] = await paginate(request, query.order_by(Command.id, ascending=False), count)
+        for c in context["commands"].items:
+            c["payload"], c["response"] = _json(c["payload"]), _json(c["response"])
     return await render(request, "stations/detail.html", title=f"Station {station_id}", panel_page="station",
                         **context)
 
@@ -219,7 +232,9 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
     await core.stations.set_registration_status(station_id, status)
     if status == "Accepted" and core.commands.version_of(station_id):
         # A pending station only learns it was approved at its next BootNotification: ask for it now.
-        await run_action("trigger", station_id, {"message": "BootNotification"}, "admin:approve")
+        user = await current_user(request)
+        await run_action("trigger", station_id, {"message": "BootNotification"},
+                         f"user:{user.username}" if user else "")
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 

@@ -73,6 +73,11 @@ def fmt_kw(w: Any) -> str:
     return "—" if w is None else f"{float(w) / 1000:,.2f} kW"
 
 
+def fmt_num(value: Any) -> str:
+    """A stored float without a needless ``.0`` (63.0 A reads 63 A), or an em dash."""
+    return "—" if value is None else f"{float(value):g}"
+
+
 def status_class(status: Any) -> str:
     return _STATUS_CLASSES.get(str(status), "muted")
 
@@ -87,7 +92,7 @@ def pretty_json(value: Any) -> str:
 
 
 def install_filters(env: Environment) -> None:
-    env.filters.update(dt=fmt_dt, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, status_class=status_class,
+    env.filters.update(dt=fmt_dt, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, num=fmt_num, status_class=status_class,
                        pretty_json=pretty_json)
 
 

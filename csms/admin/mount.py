@@ -1,0 +1,146 @@
+"""``AdminPlugin``: puts the operator admin into the Litestar app in one step.
+
+It adds the admin's routes (guarded by login and role), CSRF protection for every form
+(the machine endpoints ``/api/``, ``/ocpp/``, ``/ocpi/`` are left out: they use bearer tokens
+or are not browsers), piccolo-admin at ``/admin/db``, the live-update hub, the template
+filters, and the session-login resolver of the REST API.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, AsyncIterator
+
+from litestar import MediaType, Request, Response, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.plugins import InitPlugin
+from litestar.response import Redirect, Template
+
+from csms.admin import auth, cards, dashboard, login, plugin_list, sessions, sites, stations
+from csms.admin.config import AdminSettings, admin_settings
+from csms.admin.database import create_database_admin, database_mount
+from csms.admin.live import LiveHub
+from csms.admin.templating import install_filters, is_htmx, nav_items
+from csms.api.auth import principal_resolvers
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from litestar.config.app import AppConfig
+
+    from csms.settings import Settings
+
+log = logging.getLogger("csms.admin")
+
+CSRF_EXCLUDE = ["^/api/", "^/ocpp/", "^/ocpi/", "^/admin/db"]
+
+
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
+    name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
+    return Template(name, status_code=status_code, context={
+        "user": user, "status_code": status_code, "message": message, "title": "Error",
+        "nav": nav_items(request, user.role) if user else [], "path": request.url.path,
+        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
+    })
+
+
+def _login_required(request: Request, exc: Exception) -> Response:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.url.path == "/admin/stream":
+        return Response("log in first", status_code=401, media_type=MediaType.TEXT)
+    if is_htmx(request):  # a fragment request of an expired session: reload the page through the login
+        current = request.headers.get("hx-current-url", "/")
+        target = current.split("://", 1)[-1]
+        target = target[target.find("/"):] if "/" in target else "/"
+        return Response("", status_code=401, headers={"HX-Redirect": auth.login_url(target)})
+    return Redirect(auth.login_url(path), status_code=303)
+
+
+def _forbidden(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 403, getattr(exc, "detail", "") or "You may not do this.")
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 404, getattr(exc, "detail", "") or "Not found.")
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    return _error_page(request, status, getattr(exc, "detail", "") or "Something went wrong.")
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("admin page %s failed", request.url.path, exc_info=exc)
+    return _error_page(request, 500, "Something went wrong on the server; the error is in the server log.")
+
+
+def admin_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[
+            login.login_page, login.login_submit, login.logout_submit,
+            dashboard.dashboard, dashboard.dashboard_stats, dashboard.dashboard_events, dashboard.stream,
+            stations.station_list, stations.station_new, stations.station_create, stations.station_detail,
+            stations.station_live, stations.station_action, stations.station_registration,
+            stations.station_password, stations.station_assign,
+            sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
+            sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
+            sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,
+            sessions.session_list, sessions.session_csv, sessions.session_detail,
+            cards.token_list, cards.token_new, cards.token_create, cards.token_edit, cards.token_update,
+            cards.token_set_status, cards.token_delete, cards.token_import_form, cards.token_import,
+            cards.driver_list, cards.organization_list, *cards.ENTITY_ROUTES,
+            plugin_list.plugin_list,
+        ],
+        guards=[auth.admin_guard],
+        exception_handlers={
+            auth.LoginRequired: _login_required,
+            NotAuthorizedException: _login_required,
+            PermissionDeniedException: _forbidden,
+            NotFoundException: _not_found,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        include_in_schema=False,
+    )
+
+
+class AdminPlugin(InitPlugin):
+    """The operator admin as one Litestar plugin (``Litestar(plugins=[AdminPlugin(settings)])``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings: AdminSettings = admin_settings(settings)
+        self.hub = LiveHub()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([
+            admin_router(),
+            database_mount(create_database_admin(production=self.settings.secure_cookies)),
+        ])
+        app_config.csrf_config = CSRFConfig(
+            secret=self.settings.secret, cookie_name=auth.CSRF_COOKIE, header_name=auth.CSRF_HEADER,
+            cookie_secure=self.settings.secure_cookies, cookie_httponly=True, cookie_samesite="lax",
+            exclude=CSRF_EXCLUDE,
+        )
+        app_config.state.admin_hub = self.hub
+        app_config.state.admin_settings = self.settings
+        app_config.state.admin_login_limiter = login.login_limiter()
+        app_config.lifespan.append(self._lifespan)
+        if app_config.template_config is not None and app_config.template_config.engine_instance is not None:
+            install_filters(app_config.template_config.engine_instance.engine)
+        resolver = auth.session_principal_resolver(self.settings.secret)
+        principal_resolvers[:] = [r for r in principal_resolvers if getattr(r, "__name__", "") != resolver.__name__]
+        principal_resolvers.append(resolver)
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        from csms.core.runtime import get_core
+
+        self.hub.start(get_core().events)
+        try:
+            yield
+        finally:
+            await self.hub.stop()

@@ -1,0 +1,28 @@
+"""The built-in admin pages, registered in the navigation through the ``admin_nav`` hook like
+any plugin's pages (a default plugin, see ``csms.plugins.DEFAULT_PLUGINS``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.core.domain import NavItem
+from csms.plugins import hookimpl
+
+
+@hookimpl
+def admin_nav(request: Any) -> list[NavItem]:
+    items = [
+        NavItem("Dashboard", "/", order=0),
+        NavItem("Stations", "/admin/stations", order=10),
+        NavItem("Sites", "/admin/sites", order=20),
+        NavItem("Map", "/admin/map", order=25),
+        NavItem("Sessions", "/admin/sessions", order=30),
+        NavItem("Cards", "/admin/tokens", order=40),
+        NavItem("Drivers", "/admin/drivers", order=45),
+        NavItem("Organizations", "/admin/organizations", order=50),
+        NavItem("Plugins", "/admin/plugins", order=90),
+    ]
+    user = request.scope.get("csms_admin_user") if request is not None else None
+    if user is not None and user.superuser:
+        items.append(NavItem("Database", "/admin/db/", order=95, min_role="admin"))
+    return items

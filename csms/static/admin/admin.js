@@ -1,0 +1,186 @@
+/* The admin's small script: htmx settings, live charts (uPlot), the site map (Leaflet). */
+(function () {
+  "use strict";
+
+  // Error answers (403 for a viewer, 422 for a bad form) carry a readable fragment: show it.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "[45]..", swap: true, error: true },
+  ];
+
+  // After the live stream reconnects, refresh whatever may have changed meanwhile.
+  var streamOpened = false;
+  document.addEventListener("htmx:sseOpen", function () {
+    if (streamOpened) htmx.trigger(document.body, "live-refresh");
+    streamOpened = true;
+  });
+
+  // Plain (non-htmx) forms that destroy something ask first.
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+
+  function readJSON(el, attr) {
+    try { return JSON.parse(el.getAttribute(attr) || "null"); } catch (err) { return null; }
+  }
+
+  function chartWidth(el) {
+    return Math.max(280, el.clientWidth || el.parentElement.clientWidth || 600);
+  }
+
+  // The admin shows UTC everywhere, in 24-hour ISO-like form.
+  function tzDate(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+  function fmtDate(tpl) {
+    return uPlot.fmtDate(tpl.replace(/\{M\}\/\{D\}\/\{YY\}/g, "{YYYY}-{MM}-{DD}").replace(/\{M\}\/\{D\}/g, "{MM}-{DD}")
+      .replace(/\{h\}/g, "{HH}").replace(/\{aa\}/g, ""));
+  }
+
+  var COLORS = ["#1d4ed8", "#15803d", "#b45309", "#b91c1c", "#7c3aed"];
+
+  function makeChart(el, data, labels, unit, xRange) {
+    var series = [{}];
+    labels.forEach(function (label, i) {
+      series.push({ label: label, stroke: COLORS[i % COLORS.length], width: 2,
+                    value: function (u, v) { return v == null ? "—" : v.toFixed(2) + " " + unit; } });
+    });
+    var chart = new uPlot({
+      width: chartWidth(el), height: 240, series: series, tzDate: tzDate, fmtDate: fmtDate,
+      scales: { x: xRange ? { time: true, range: xRange } : { time: true } },
+      axes: [{}, { label: unit, size: 60 }],
+    }, data, el);
+    window.addEventListener("resize", function () { chart.setSize({ width: chartWidth(el), height: 240 }); });
+    return chart;
+  }
+
+  function initPowerChart() {
+    var el = document.getElementById("power-chart");
+    if (!el || el.dataset.ready || typeof uPlot === "undefined") return;
+    el.dataset.ready = "1";
+    var points = readJSON(el, "data-power") || [];
+    var xs = points.map(function (p) { return p[0]; });
+    var ys = points.map(function (p) { return p[1] / 1000; });
+    // Always the last hour, so a few samples do not stretch the time axis over years.
+    var lastHour = function () { var now = Date.now() / 1000; return [now - 3600, now]; };
+    var chart = makeChart(el, [xs, ys], ["Power"], "kW", lastHour);
+    var feed = document.getElementById("power-feed");
+    if (feed) {
+      feed.addEventListener("htmx:sseMessage", function (e) {
+        var p;
+        try { p = JSON.parse(e.detail.data); } catch (err) { return; }
+        xs.push(p.t); ys.push(p.w / 1000);
+        while (xs.length && xs[0] < p.t - 3600) { xs.shift(); ys.shift(); }
+        chart.setData([xs, ys]);
+        var now = document.getElementById("power-now-value");
+        if (now) now.textContent = (p.w / 1000).toFixed(2) + " kW";
+      });
+    }
+  }
+
+  function initSeriesCharts(root) {
+    (root || document).querySelectorAll("[data-chart]").forEach(function (el) {
+      if (el.dataset.ready || typeof uPlot === "undefined") return;
+      el.dataset.ready = "1";
+      var data = readJSON(el, "data-series");
+      var labels = readJSON(el, "data-labels") || [];
+      if (!data || !data[0] || data[0].length === 0) {
+        el.classList.add("chart-empty");
+        el.textContent = el.getAttribute("data-empty") || "No samples.";
+        return;
+      }
+      makeChart(el, data, labels, el.getAttribute("data-unit") || "");
+    });
+  }
+
+  // -- map --------------------------------------------------------------------------------------
+  function markerColor(s) {
+    if (!s.total) return "#6b7280";
+    if (s.available > 0) return "#15803d";
+    if (s.faulted > 0 && s.faulted + s.offline === s.total) return "#b91c1c";
+    if (s.offline === s.total) return "#6b7280";
+    return "#1d4ed8";
+  }
+
+  function popupHtml(s) {
+    var div = document.createElement("div");
+    var a = document.createElement("a");
+    a.href = "/admin/sites/" + s.id;
+    a.textContent = s.name;
+    var strong = document.createElement("strong");
+    strong.appendChild(a);
+    div.appendChild(strong);
+    var p = document.createElement("div");
+    p.textContent = [s.address, s.city].filter(Boolean).join(", ");
+    div.appendChild(p);
+    var q = document.createElement("div");
+    q.textContent = s.available + " of " + s.total + " connectors available" +
+      (s.faulted ? ", " + s.faulted + " faulted" : "") + (s.offline ? ", " + s.offline + " offline" : "");
+    div.appendChild(q);
+    return div;
+  }
+
+  function initMap() {
+    var el = document.getElementById("map");
+    if (!el || el.dataset.ready || typeof L === "undefined") return;
+    el.dataset.ready = "1";
+    var notice = document.getElementById("map-notice");
+    var map = L.map(el, { scrollWheelZoom: false, keyboard: true }).setView([50, 10], 4);
+    var tiles = el.getAttribute("data-tiles");
+    if (tiles) {
+      var failed = false;
+      L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-attribution") || "" })
+        .on("tileerror", function () {
+          if (failed || !notice) return;
+          failed = true;
+          notice.hidden = false;
+          notice.textContent = "Map tiles could not be loaded; the sites are drawn on a blank map and listed below.";
+        }).addTo(map);
+    } else if (notice) {
+      notice.hidden = false;
+      notice.textContent = "No tile server is configured (CSMS_MAP_TILE_URL); the sites are drawn on a blank map.";
+    }
+    var layer = L.layerGroup().addTo(map);
+    el.setAttribute("data-markers", "0");
+
+    function draw(sites, fit) {
+      layer.clearLayers();
+      var bounds = [];
+      sites.forEach(function (s) {
+        if (s.latitude == null || s.longitude == null) return;
+        var m = L.circleMarker([s.latitude, s.longitude], {
+          radius: 10, color: "#111827", weight: 1, fillColor: markerColor(s), fillOpacity: 0.9,
+        });
+        m.bindPopup(popupHtml(s));
+        m.bindTooltip(s.name + ": " + s.available + "/" + s.total + " available");
+        m.addTo(layer);
+        if (m.getElement) {
+          var path = m.getElement();
+          if (path) { path.setAttribute("data-site", String(s.id)); path.classList.add("site-marker"); }
+        }
+        bounds.push([s.latitude, s.longitude]);
+      });
+      el.setAttribute("data-markers", String(bounds.length));
+      if (fit && bounds.length) map.fitBounds(bounds, { padding: [40, 40], maxZoom: 14 });
+    }
+
+    draw(readJSON(el, "data-sites") || [], true);
+    var feed = document.getElementById("map-feed");
+    if (feed) {
+      feed.addEventListener("htmx:sseMessage", function () {
+        fetch("/admin/map/sites.json", { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (sites) { if (sites) draw(sites, false); });
+      });
+    }
+  }
+
+  function init(root) {
+    initPowerChart();
+    initSeriesCharts(root);
+    initMap();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { initSeriesCharts(e.target); });
+})();

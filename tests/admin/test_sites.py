@@ -1,0 +1,104 @@
+"""Sites and hubs with their grid connection, bad input, and the map without tiles."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from csms.core.tables import Hub, Site, Station
+from tests.admin.conftest import screenshot
+from tests.admin.station import online_station
+
+
+async def fill_site(page, name: str, lat: str, lon: str) -> None:
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Street and number").fill("Hafenstraße 1")
+    await page.get_by_label("City").fill("Hamburg")
+    await page.get_by_label("Country (ISO 3166 alpha-3)").fill("DEU")
+    await page.get_by_label("Time zone").fill("Europe/Berlin")
+    await page.get_by_label("Latitude").fill(lat)
+    await page.get_by_label("Longitude").fill(lon)
+    await page.get_by_label("Grid limit L1 (A)").fill("63")
+    await page.get_by_label("Grid limit L2 (A)").fill("63")
+    await page.get_by_label("Grid limit L3 (A)").fill("63")
+
+
+async def test_invalid_coordinates_show_a_message_and_store_nothing(page_as, server):
+    page = await page_as("operator")
+    await page.goto("/admin/sites/new")
+    await fill_site(page, "Harbour depot", "123.4", "east")
+    await page.get_by_label("Voltage phase to neutral (V)").fill("12")
+    await page.get_by_role("button", name="Save site").click()
+    summary = page.get_by_role("alert")
+    await expect(summary).to_contain_text("Nothing was saved")
+    await expect(summary).to_contain_text("Latitude must be between -90 and 90; “123.4” is outside.")
+    await expect(summary).to_contain_text("Longitude must be a number, not “east”.")
+    await expect(summary).to_contain_text("Voltage phase to neutral (V) must be between 100 and 1000")
+    await expect(page.get_by_label("Latitude")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Latitude")).to_have_value("123.4")  # what was typed is kept
+    await screenshot(page, "site-form-errors")
+    assert await Site.count() == 0
+
+    await page.get_by_label("Latitude").fill("53.5461")
+    await page.get_by_label("Longitude").fill("")
+    await page.get_by_label("Voltage phase to neutral (V)").fill("230")
+    await page.get_by_role("button", name="Save site").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Give both latitude and longitude, or neither.")
+    assert await Site.count() == 0
+
+
+async def test_sites_hubs_and_the_map(page_as, server):
+    page = await page_as("operator")
+    async with online_station(server.ws_url("CP-H1"), "CP-H1"), online_station(server.ws_url("CP-H2"), "CP-H2"):
+        await page.goto("/admin/sites/new")
+        await fill_site(page, "Harbour depot", "53.5461", "9.9661")
+        await page.get_by_role("button", name="Save site").click()
+        await expect(page.get_by_role("heading", name="Harbour depot")).to_be_visible()
+        await expect(page.get_by_role("rowheader", name="Capacity", exact=True)).to_be_visible()
+        await expect(page.locator("body")).to_contain_text("43.5 kW")  # 3 x 63 A x 230 V
+
+        await page.get_by_label("Assign stations").select_option(["CP-H1", "CP-H2"])
+        await page.get_by_role("button", name="Assign to Harbour depot").click()
+        await expect(page.locator("#site-stations")).to_contain_text("CP-H1")
+        await expect(page.locator("#site-stations")).to_contain_text("CP-H2")
+
+        await page.get_by_role("button", name="New hub here").click()
+        await page.get_by_label("Name").fill("Gateway A")
+        await page.get_by_label("Maximum stations").fill("20")
+        await page.get_by_label("Limit L1 (A)").fill("32")
+        await page.get_by_role("button", name="Save hub").click()
+        await expect(page.get_by_role("heading", name="Harbour depot")).to_be_visible()
+        await expect(page.get_by_role("link", name="Gateway A")).to_be_visible()
+        hub = await Hub.select().where(Hub.name == "Gateway A").first()
+        site = await Site.select().where(Site.name == "Harbour depot").first()
+        assert hub["site"] == site["id"] and hub["limit_l1_a"] == 32.0
+        await page.goto(f"/admin/hubs/{hub['id']}/edit")
+        await page.get_by_label("CP-H1").check()
+        await page.get_by_role("button", name="Save hub").click()
+        await expect(page.get_by_role("heading", name="Harbour depot")).to_be_visible()
+        assert (await Station.select(Station.hub).where(Station.station_id == "CP-H1").first())["hub"] == hub["id"]
+
+        await page.goto("/admin/sites/new")
+        await fill_site(page, "Office", "48.1374", "11.5755")
+        await page.get_by_role("button", name="Save site").click()
+        await expect(page.get_by_role("heading", name="Office")).to_be_visible()
+        await page.goto("/admin/sites/new")
+        await page.get_by_label("Name").fill("Somewhere without coordinates")
+        await page.get_by_role("button", name="Save site").click()
+        await expect(page.get_by_role("heading", name="Somewhere without coordinates")).to_be_visible()
+
+        await page.goto("/admin/sites")
+        await expect(page.locator("#sites tbody tr")).to_have_count(3)
+        await screenshot(page, "sites")
+
+        await page.goto("/admin/map")
+        await expect(page.locator("#map")).to_have_attribute("data-markers", "2")
+        await expect(page.locator("path.site-marker")).to_have_count(2)
+        await expect(page.locator("#map-notice")).to_contain_text("tiles could not be loaded")
+        harbour = page.locator("#site-list tr", has_text="Harbour depot")
+        await expect(harbour).to_contain_text("2 / 2")
+        await expect(page.locator("#site-list")).to_contain_text("no coordinates — not on the map")
+        await page.locator("path.site-marker").first.click()
+        await expect(page.locator(".leaflet-popup-content")).to_be_visible()
+        await screenshot(page, "map")
+    # both stations went away: the list follows live
+    await expect(harbour).to_contain_text("0 / 2")

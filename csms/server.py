@@ -20,6 +20,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_ping_timeout": settings.ping_timeout or None,
         "lifespan": "on",
         "access_log": False,
+        # open admin pages hold live-update streams; do not let them hold up a shutdown
+        "timeout_graceful_shutdown": 5,
     }
     if settings.tls_cert and settings.tls_key:
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)

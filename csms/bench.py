@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from csms.simulator import (
     CallError,
@@ -63,7 +63,8 @@ class BenchServer:
     data_dir: Path | None = None
     log_path: Path | None = None
 
-    def stop(self) -> None:
+    def stop(self, *, keep_log: bool = False) -> Path | None:
+        """Stop a server we started and remove its data; returns where its log was kept."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -71,8 +72,13 @@ class BenchServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        kept = None
+        if keep_log and self.log_path is not None and self.log_path.exists():
+            kept = Path(tempfile.gettempdir()) / f"csms-bench-server-{self.pid}.log"
+            shutil.copyfile(self.log_path, kept)
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        return kept
 
 
 def _free_port() -> int:
@@ -165,32 +171,108 @@ def rss_bytes(pid: int | None) -> int | None:
         return None
 
 
+def thread_count(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        import psutil
+
+        return psutil.Process(pid).num_threads()
+    except Exception:  # psutil missing or the process is gone
+        return None
+
+
+class ProcessWatch:
+    """Samples a process's RSS and thread count in the background and keeps the peaks."""
+
+    def __init__(self, pid: int | None, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_rss: int | None = None
+        self.peak_threads: int | None = None
+        self.threads: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.pid is not None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            rss, threads = rss_bytes(self.pid), thread_count(self.pid)
+            if rss is not None:
+                self.peak_rss = max(self.peak_rss or 0, rss)
+            if threads is not None:
+                self.threads = threads
+                self.peak_threads = max(self.peak_threads or 0, threads)
+            await asyncio.sleep(self.interval)
+
+    async def wait_settled(self, threads: int | None, timeout: float) -> bool:
+        """Wait until the thread count is back near ``threads`` (the server's work is done)."""
+        if self.pid is None or threads is None:
+            return False
+        deadline = time.monotonic() + timeout
+        await asyncio.sleep(2 * self.interval)
+        while time.monotonic() < deadline:
+            if self.threads is not None and self.threads <= threads + 2:
+                return True
+            await asyncio.sleep(self.interval)
+        return False
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 class CpuMeter:
-    """CPU use of a process between ``start()`` and ``stop()``, in percent of one core."""
+    """CPU use of a process between ``start()`` and ``stop()``, in percent of one core: all
+    threads, and the main thread alone (the event loop; the rest is database worker threads)."""
 
     def __init__(self, pid: int | None) -> None:
         self.pid = pid
         self.percent: float | None = None
-        self._t0 = self._cpu0 = 0.0
+        self.main_thread_percent: float | None = None
+        self.main_thread_runqueue_percent: float | None = None  # runnable but waiting for a CPU
+        self._t0 = 0.0
+        self._cpu0: tuple[float, float] | None = None
+        self._wait0: float | None = None
 
-    def _cpu(self) -> float | None:
+    def _runqueue_wait(self) -> float | None:
+        """Seconds the main thread spent runnable but not running (Linux schedstat)."""
+        if self.pid is None:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/schedstat") as fh:
+                return int(fh.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _cpu(self) -> tuple[float, float] | None:
         if self.pid is None:
             return None
         try:
             import psutil
 
-            t = psutil.Process(self.pid).cpu_times()
-            return t.user + t.system
+            proc = psutil.Process(self.pid)
+            t = proc.cpu_times()
+            main = next((th.user_time + th.system_time for th in proc.threads() if th.id == self.pid), 0.0)
+            return t.user + t.system, main
         except Exception:  # psutil missing or the process is gone
             return None
 
     def start(self) -> None:
-        self._t0, self._cpu0 = time.monotonic(), self._cpu() or 0.0
+        self._t0, self._cpu0, self._wait0 = time.monotonic(), self._cpu(), self._runqueue_wait()
 
     def stop(self) -> None:
         cpu = self._cpu()
-        if cpu is not None:
-            self.percent = round(100 * (cpu - self._cpu0) / max(1e-9, time.monotonic() - self._t0), 1)
+        if cpu is not None and self._cpu0 is not None:
+            elapsed = max(1e-9, time.monotonic() - self._t0)
+            self.percent = round(100 * (cpu[0] - self._cpu0[0]) / elapsed, 1)
+            self.main_thread_percent = round(100 * (cpu[1] - self._cpu0[1]) / elapsed, 1)
+            wait = self._runqueue_wait()
+            if wait is not None and self._wait0 is not None:
+                self.main_thread_runqueue_percent = round(100 * (wait - self._wait0) / elapsed, 1)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -248,36 +330,57 @@ def _make_stations(url: str, count: int, version: str, *, prefix: str, password:
             for i in range(1, count + 1)]
 
 
-async def _bring_up(stations: list[SimStation], concurrency: int, *, progress: Callable[[str], None] | None = None,
-                    with_status: bool = True) -> tuple[int, float]:
-    """Connect, boot and announce every station, ``concurrency`` handshakes at a time.
+@dataclass
+class BringUp:
+    """How bringing the stations up went: count, time, and latency per step."""
 
-    Returns (stations up, seconds taken); stations that fail are closed and left out."""
+    up: int
+    seconds: float
+    steps: dict[str, Any]
+    failures: dict[str, int]
+
+
+async def _bring_up(stations: list[SimStation], concurrency: int, *, progress: Callable[[str], None] | None = None,
+                    with_status: bool = True) -> BringUp:
+    """Connect, boot and announce every station, ``concurrency`` stations at a time.
+
+    Stations that fail are closed and left out."""
     gate = asyncio.Semaphore(concurrency)
     up = 0
     started = time.monotonic()
     step = max(1, len(stations) // 10)
+    recorder = Recorder(measuring=True)
+    failures: dict[str, int] = {}
 
     async def one(st: SimStation) -> bool:
         nonlocal up
         async with gate:
+            st.call_observer = recorder.observe
             try:
+                t0 = time.perf_counter()
                 await st.connect(open_timeout=120)
+                recorder.observe("WebSocket handshake", time.perf_counter() - t0, None)
                 await st.boot(timeout=120)
                 if with_status:
                     await st.announce()
-            except (OSError, ConnectionError, ConnectionClosed, asyncio.TimeoutError, CallError) as exc:
-                if progress:
+            except (OSError, ConnectionError, WebSocketException, asyncio.TimeoutError, CallError) as exc:
+                reason = type(exc).__name__
+                failures[reason] = failures.get(reason, 0) + 1
+                if progress and failures[reason] <= 3:
                     progress(f"{st.station_id} failed to come up: {exc!r}")
                 await st.close()
                 return False
+            finally:
+                st.call_observer = None
         up += 1
         if progress and up % step == 0:
             progress(f"{up}/{len(stations)} stations up after {time.monotonic() - started:.1f}s")
         return True
 
     results = await asyncio.gather(*(one(st) for st in stations))
-    return sum(results), time.monotonic() - started
+    elapsed = time.monotonic() - started
+    steps = recorder.summary(elapsed)["per_action"]
+    return BringUp(sum(results), elapsed, steps, failures)
 
 
 async def _close_all(stations: list[SimStation]) -> None:
@@ -306,7 +409,8 @@ async def closed_loop(url: str, *, stations: int = 200, duration: float = 20.0, 
     rss_base = rss_bytes(server_pid)
     sims = _make_stations(url, stations, version, prefix=prefix, password=password, evses=2 if mix else 1)
     try:
-        up, bring_up_s = await _bring_up(sims, connect_concurrency, progress=progress)
+        bring = await _bring_up(sims, connect_concurrency, progress=progress)
+        up, bring_up_s = bring.up, bring.seconds
         live = [st for st in sims if st.connected]
         recorder = Recorder()
         for st in live:
@@ -347,8 +451,12 @@ async def closed_loop(url: str, *, stations: int = 200, duration: float = 20.0, 
                     if recorder.measuring:
                         recorder.failures += 1
 
+        if progress:
+            progress(f"{len(live)} sessions started; warming up for {warmup}s")
         workers = [asyncio.ensure_future(worker(st)) for st in live]
         await asyncio.sleep(warmup)
+        if progress:
+            progress(f"measuring for {duration}s")
         recorder.measuring = True
         cpu_server.start()
         cpu_gen.start()
@@ -370,11 +478,19 @@ async def closed_loop(url: str, *, stations: int = 200, duration: float = 20.0, 
                         pass
     finally:
         await _close_all(sims)
+    summary = recorder.summary(elapsed)
+    calls = summary["calls"]
     result: dict[str, Any] = {
         "scenario": "mix" if mix else "closed-loop", "stations": stations, "stations_up": up, "version": version,
         "duration_s": round(elapsed, 2), "warmup_s": warmup, "bring_up_s": round(bring_up_s, 2),
-        **recorder.summary(elapsed),
-        "server_cpu_pct": cpu_server.percent, "generator_cpu_pct": cpu_gen.percent,
+        "bring_up_steps": bring.steps, "bring_up_failures": bring.failures,
+        **summary,
+        "server_cpu_pct": cpu_server.percent, "server_main_thread_cpu_pct": cpu_server.main_thread_percent,
+        "server_main_thread_cpu_wait_pct": cpu_server.main_thread_runqueue_percent,
+        # CPU time the server spends per answered call: hardly affected by other load on the machine.
+        "server_cpu_us_per_call": _per_call_us(cpu_server.percent, elapsed, calls),
+        "server_loop_cpu_us_per_call": _per_call_us(cpu_server.main_thread_percent, elapsed, calls),
+        "generator_cpu_pct": cpu_gen.percent, "machine_load_avg": round(os.getloadavg()[0], 2),
         "server_rss_mb": _mb(rss_end), "server_rss_before_mb": _mb(rss_base),
         "rss_per_connection_kb": _per_conn_kb(rss_loaded, rss_base, up),
     }
@@ -403,22 +519,46 @@ async def idle(url: str, *, stations: int = 10000, version: str = "mixed", passw
                connect_concurrency: int = 200, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Connect ``stations`` stations that boot, report status and stay idle; server memory after."""
     rss_base = rss_bytes(server_pid)
+    threads_base = thread_count(server_pid)
     sims = _make_stations(url, stations, version, prefix=prefix, password=password, evses=2)
     try:
-        up, bring_up_s = await _bring_up(sims, connect_concurrency, progress=progress)
+        bring = await _bring_up(sims, connect_concurrency, progress=progress)
+        up, bring_up_s = bring.up, bring.seconds
+        if progress:
+            progress(f"{up} stations up; idle for {settle}s")
         await asyncio.sleep(settle)
         still = sum(1 for st in sims if st.connected)
         rss_idle = rss_bytes(server_pid)
+        threads_idle = thread_count(server_pid)
         gen_rss = rss_bytes(os.getpid())
     finally:
+        # All stations leave at once (a network outage seen from the server): peak memory and
+        # threads while the server records the disconnections, and how long that takes.
+        watch = ProcessWatch(server_pid)
+        watch.start()
+        closing = time.monotonic()
         await _close_all(sims)
+        settled = await watch.wait_settled(threads_base, timeout=300)
+        disconnect_s = time.monotonic() - closing
+        await watch.stop()
     return {
         "scenario": "idle", "stations": stations, "stations_up": up, "still_connected": still, "version": version,
         "bring_up_s": round(bring_up_s, 1), "connects_per_s": round(up / bring_up_s, 1) if bring_up_s else None,
         "server_rss_before_mb": _mb(rss_base), "server_rss_mb": _mb(rss_idle),
         "rss_per_connection_kb": _per_conn_kb(rss_idle, rss_base, still),
         "generator_rss_mb": _mb(gen_rss), "errors": stations - up + (up - still),
+        "bring_up_steps": bring.steps, "bring_up_failures": bring.failures,
+        "machine_load_avg": round(os.getloadavg()[0], 2),
+        "server_threads_before": threads_base, "server_threads_idle": threads_idle,
+        "disconnect_all_s": round(disconnect_s, 1) if settled else None,
+        "disconnect_peak_rss_mb": _mb(watch.peak_rss), "disconnect_peak_threads": watch.peak_threads,
     }
+
+
+def _per_call_us(percent: float | None, elapsed: float, calls: int) -> float | None:
+    if percent is None or not calls:
+        return None
+    return round(percent / 100 * elapsed / calls * 1e6, 1)
 
 
 def _mb(value: int | None) -> float | None:
@@ -445,6 +585,12 @@ def markdown_table(result: dict[str, Any]) -> str:
             ("server RSS per connection", f"{result['rss_per_connection_kb']} KB"),
             ("load generator RSS", f"{result['generator_rss_mb']} MB"),
             ("errors", result["errors"]),
+            ("server threads before / idle", f"{result['server_threads_before']} / {result['server_threads_idle']}"),
+            ("all stations disconnect at once: time until the server is done",
+             f"{result['disconnect_all_s']} s" if result["disconnect_all_s"] is not None else "not done in 300 s"),
+            ("... peak server RSS / threads meanwhile",
+             f"{result['disconnect_peak_rss_mb']} MB / {result['disconnect_peak_threads']}"),
+            ("machine load average (1 min, 2 cores)", result["machine_load_avg"]),
         ]
     else:
         rows = [
@@ -456,10 +602,16 @@ def markdown_table(result: dict[str, Any]) -> str:
             ("latency p50 / p90 / p99 / max", f"{result['p50_ms']} / {result['p90_ms']} / {result['p99_ms']} / "
                                               f"{result['max_ms']} ms"),
             ("errors", result["errors"]),
-            ("server CPU (100% = one core)", f"{result['server_cpu_pct']} %"),
+            ("server CPU (100% = one core): all threads / event loop thread",
+             f"{result['server_cpu_pct']} % / {result['server_main_thread_cpu_pct']} %"),
+            ("server event loop thread runnable but waiting for a CPU (other load)",
+             f"{result['server_main_thread_cpu_wait_pct']} %"),
+            ("server CPU time per call: all threads / event loop thread",
+             f"{result['server_cpu_us_per_call']} / {result['server_loop_cpu_us_per_call']} µs"),
             ("load generator CPU", f"{result['generator_cpu_pct']} %"),
             ("server RSS at end", f"{result['server_rss_mb']} MB"),
             ("server RSS per connection (with session)", f"{result['rss_per_connection_kb']} KB"),
+            ("machine load average (1 min, 2 cores)", result["machine_load_avg"]),
         ]
     lines = [f"### {result['scenario']}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
@@ -468,6 +620,12 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines += ["", "| action | calls | calls/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
         lines += [f"| {a} | {v['calls']} | {v['calls_per_s']} | {v['p50_ms']} | {v['p99_ms']} | {v['errors']} |"
                   for a, v in per_action.items()]
+    steps = result.get("bring_up_steps") or {}
+    if steps:
+        lines += ["", "| bring-up step | count | p50 ms | p99 ms |", "|---|---|---|---|"]
+        lines += [f"| {a} | {v['calls']} | {v['p50_ms']} | {v['p99_ms']} |" for a, v in steps.items()]
+    if result.get("bring_up_failures"):
+        lines += ["", f"bring-up failures: {result['bring_up_failures']}"]
     return "\n".join(lines)
 
 
@@ -480,10 +638,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     stations = args.stations or DEFAULT_STATIONS[scenario]
 
     def progress(text: str) -> None:
-        if not args.json:
-            print(f"  {text}", file=sys.stderr, flush=True)
+        print(f"  {text}", file=sys.stderr, flush=True)
 
     server: BenchServer
+    failed = True
     if args.url:
         server = BenchServer(args.url.rstrip("/"), args.server_pid, api_key=args.api_key,
                              api_url=args.url.replace("ws", "http", 1).rstrip("/").rsplit("/ocpp", 1)[0] + "/api/v1")
@@ -507,10 +665,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                        connect_concurrency=args.connect_concurrency, mix=scenario == "mix",
                                        progress=progress)
         result["database"] = "postgresql" if args.database_url else ("external" if args.url else "sqlite")
+        failed = bool(result.get("errors")) or result.get("stations_up") != result.get("stations")
         return result
     finally:
         if server.process is not None:
-            server.stop()
+            kept = server.stop(keep_log=failed)
+            if kept is not None:
+                print(f"server log kept in {kept}", file=sys.stderr)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

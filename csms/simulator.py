@@ -574,7 +574,7 @@ class SimStation:
         if self.is16:
             status16 = _STATUS_16.get(status, status)
             payload: dict[str, Any] = {"connectorId": evse_id, "errorCode": error_code, "status": status16,
-                                       "timestamp": ocpp_ts()}
+                                       "timestamp": now_ts()}
             if info:
                 payload["info"] = info[:50]
             if ev is not None:
@@ -583,7 +583,7 @@ class SimStation:
             if evse_id == 0:
                 return
             status201 = _STATUS_201.get(status, status)
-            payload = {"timestamp": ocpp_ts(), "connectorStatus": status201, "evseId": evse_id,
+            payload = {"timestamp": now_ts(), "connectorStatus": status201, "evseId": evse_id,
                        "connectorId": connector_id}
             if ev is not None:
                 ev.status = status201
@@ -676,7 +676,7 @@ class SimStation:
         if energy_wh is not None:
             ev.meter_wh = float(energy_wh)
         tx = ev.tx
-        ts = ocpp_ts()
+        ts = now_ts()
         sampled = self._sampled(ev, context)
         if self.is16:
             payload: dict[str, Any] = {"connectorId": evse_id, "meterValue": [{"timestamp": ts,
@@ -726,7 +726,7 @@ class SimStation:
             info["stoppedReason"] = stopped_reason
         if tx.remote_start_id is not None and event_type == "Started":
             info["remoteStartId"] = tx.remote_start_id
-        payload: dict[str, Any] = {"eventType": event_type, "timestamp": ocpp_ts(), "triggerReason": trigger,
+        payload: dict[str, Any] = {"eventType": event_type, "timestamp": now_ts(), "triggerReason": trigger,
                                    "seqNo": tx.seq_no, "transactionInfo": info}
         tx.seq_no += 1
         if meter:
@@ -808,7 +808,7 @@ class SimStation:
         self._stop_meter_loop(evse_id)
         self._advance(ev)
         tx.meter_stop_wh = ev.meter_wh
-        ts = ocpp_ts()
+        ts = now_ts()
         end_sample = self._sampled(ev, "Transaction.End", energy_only=True)
         try:
             if self.is16:
@@ -902,6 +902,8 @@ class SimStation:
     def limit_a(self, evse_id: int, at: datetime | None = None) -> float | None:
         """The current limit (A per phase) that the installed charging profiles put on an EVSE now
         (``evse_id`` 0: the station-wide maximum), or None when no profile applies."""
+        if not any(self.profiles.values()):
+            return None
         at = at or datetime.now(timezone.utc)
         limits = []
         if evse_id:
@@ -969,7 +971,8 @@ class SimStation:
 
     def composite_schedule(self, evse_id: int, duration: int, unit: str = "A") -> tuple[datetime, list[dict[str, Any]]]:
         """The limits over the next ``duration`` seconds as schedule periods (start, periods)."""
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as precise as scheduleStart is
         offsets = {0}
         for key in {0, evse_id}:
             for prof in self.profiles.get(key, []):
@@ -1269,7 +1272,7 @@ class SimStation:
                     self._advance(ev)
                     if ev.tx is not None:
                         await self._tx_event("Updated", ev.tx, "Trigger", charging_state="Charging",
-                                             meter=[{"timestamp": ocpp_ts(),
+                                             meter=[{"timestamp": now_ts(),
                                                      "sampledValue": self._sampled(ev, "Trigger")}])
 
             return {"status": "Accepted"}, tx_events()
@@ -1538,11 +1541,25 @@ class SimStation:
         await asyncio.sleep(self.step_delay)
         chunks = [items[i:i + per_message] for i in range(0, len(items), per_message)] or [[]]
         for seq, chunk in enumerate(chunks):
-            payload: dict[str, Any] = {"requestId": request_id, "generatedAt": ocpp_ts(), "seqNo": seq,
+            payload: dict[str, Any] = {"requestId": request_id, "generatedAt": now_ts(), "seqNo": seq,
                                        "tbc": seq < len(chunks) - 1}
             if chunk:
                 payload["reportData"] = chunk
             await self.call("NotifyReport", payload)
+
+
+_ts_second = -1
+_ts_prefix = ""
+
+
+def now_ts() -> str:
+    """The current time as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, cheaply (the date part is cached per second)."""
+    global _ts_second, _ts_prefix
+    now = time.time()
+    second = int(now)
+    if second != _ts_second:
+        _ts_second, _ts_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_ts_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def _expire(fut: asyncio.Future[Any], action: str) -> None:

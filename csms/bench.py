@@ -531,6 +531,7 @@ async def idle(url: str, *, stations: int = 10000, version: str = "mixed", passw
         rss_idle = rss_bytes(server_pid)
         threads_idle = thread_count(server_pid)
         gen_rss = rss_bytes(os.getpid())
+        load_idle = os.getloadavg()[0]
     finally:
         # All stations leave at once (a network outage seen from the server): peak memory and
         # threads while the server records the disconnections, and how long that takes.
@@ -548,7 +549,7 @@ async def idle(url: str, *, stations: int = 10000, version: str = "mixed", passw
         "rss_per_connection_kb": _per_conn_kb(rss_idle, rss_base, still),
         "generator_rss_mb": _mb(gen_rss), "errors": stations - up + (up - still),
         "bring_up_steps": bring.steps, "bring_up_failures": bring.failures,
-        "machine_load_avg": round(os.getloadavg()[0], 2),
+        "machine_load_avg": round(load_idle, 2), "machine_load_after_disconnect": round(os.getloadavg()[0], 2),
         "server_threads_before": threads_base, "server_threads_idle": threads_idle,
         "disconnect_all_s": round(disconnect_s, 1) if settled else None,
         "disconnect_peak_rss_mb": _mb(watch.peak_rss), "disconnect_peak_threads": watch.peak_threads,
@@ -590,7 +591,8 @@ def markdown_table(result: dict[str, Any]) -> str:
              f"{result['disconnect_all_s']} s" if result["disconnect_all_s"] is not None else "not done in 300 s"),
             ("... peak server RSS / threads meanwhile",
              f"{result['disconnect_peak_rss_mb']} MB / {result['disconnect_peak_threads']}"),
-            ("machine load average (1 min, 2 cores)", result["machine_load_avg"]),
+            ("machine load average (1 min, 2 cores) idle / after the disconnections",
+             f"{result['machine_load_avg']} / {result.get('machine_load_after_disconnect')}"),
         ]
     else:
         rows = [
@@ -653,7 +655,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         prefix = args.prefix or ("IDLE" if scenario == "idle" else "BENCH")
         if scenario != "idle" and server.api_key and server.api_url:
-            await create_tokens(server.api_url, server.api_key, [_station_id(prefix, i) for i in range(1, stations + 1)])
+            tokens = [_station_id(prefix, i) for i in range(1, stations + 1)]
+            await create_tokens(server.api_url, server.api_key, tokens)
         if scenario == "idle":
             result = await idle(server.ocpp_url, stations=stations, version=args.version, password=args.password,
                                 prefix=prefix, server_pid=server.pid, settle=args.settle,

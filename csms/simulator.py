@@ -942,10 +942,10 @@ class SimStation:
             tx_id = profile.get("transactionId")
             if tx_id is not None and str(tx_id) != str(ev.tx.transaction_id):
                 return "Rejected"
-        pid = _profile_id(profile)
-        for key, plist in self.profiles.items():
+        pid, level = _profile_id(profile), profile["stackLevel"]
+        for key, plist in self.profiles.items():  # same id anywhere, or same purpose and level here
             plist[:] = [p for p in plist if _profile_id(p) != pid and not (
-                key == evse_key and p["chargingProfilePurpose"] == purpose and p["stackLevel"] == profile["stackLevel"])]
+                key == evse_key and p["chargingProfilePurpose"] == purpose and p["stackLevel"] == level)]
         self.profiles.setdefault(evse_key, []).append(profile)
         self._installed_at[(evse_key, pid)] = datetime.now(timezone.utc)
         return "Accepted"

@@ -12,17 +12,16 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator
 
-from litestar import MediaType, Request, Response, Router
+from litestar import Router
 from litestar.config.csrf import CSRFConfig
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.plugins import InitPlugin
-from litestar.response import Redirect, Template
 
 from csms.admin import auth, cards, dashboard, login, plugin_list, sessions, sites, stations
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin.live import LiveHub
-from csms.admin.templating import install_filters, is_htmx, nav_items
+from csms.admin.templating import install_filters
 from csms.api.auth import principal_resolvers
 
 if TYPE_CHECKING:
@@ -34,46 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("csms.admin")
 
 CSRF_EXCLUDE = ["^/api/", "^/ocpp/", "^/ocpi/", "^/admin/db"]
-
-
-def _error_page(request: Request, status_code: int, message: str) -> Response:
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
-    name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
-    return Template(name, status_code=status_code, context={
-        "user": user, "status_code": status_code, "message": message, "title": "Error",
-        "nav": nav_items(request, user.role) if user else [], "path": request.url.path,
-        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
-    })
-
-
-def _login_required(request: Request, exc: Exception) -> Response:
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if request.url.path == "/admin/stream":
-        return Response("log in first", status_code=401, media_type=MediaType.TEXT)
-    if is_htmx(request):  # a fragment request of an expired session: reload the page through the login
-        current = request.headers.get("hx-current-url", "/")
-        target = current.split("://", 1)[-1]
-        target = target[target.find("/"):] if "/" in target else "/"
-        return Response("", status_code=401, headers={"HX-Redirect": auth.login_url(target)})
-    return Redirect(auth.login_url(path), status_code=303)
-
-
-def _forbidden(request: Request, exc: Exception) -> Response:
-    return _error_page(request, 403, getattr(exc, "detail", "") or "You may not do this.")
-
-
-def _not_found(request: Request, exc: Exception) -> Response:
-    return _error_page(request, 404, getattr(exc, "detail", "") or "Not found.")
-
-
-def _http_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 500)
-    return _error_page(request, status, getattr(exc, "detail", "") or "Something went wrong.")
-
-
-def _server_error(request: Request, exc: Exception) -> Response:
-    log.error("admin page %s failed", request.url.path, exc_info=exc)
-    return _error_page(request, 500, "Something went wrong on the server; the error is in the server log.")
 
 
 def admin_router() -> Router:
@@ -95,14 +54,7 @@ def admin_router() -> Router:
             plugin_list.plugin_list,
         ],
         guards=[auth.admin_guard],
-        exception_handlers={
-            auth.LoginRequired: _login_required,
-            NotAuthorizedException: _login_required,
-            PermissionDeniedException: _forbidden,
-            NotFoundException: _not_found,
-            HTTPException: _http_error,
-            Exception: _server_error,
-        },
+        exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )
 

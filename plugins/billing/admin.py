@@ -11,12 +11,12 @@ import json
 from typing import Any
 
 from litestar import Request, Router, get, post
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page
 from csms.admin import auth
-from csms.admin.templating import is_htmx, nav_items, paginate, render
+from csms.admin.templating import is_htmx, paginate, render
 from csms.api.auth import caller
 from csms.core.tables import Driver, Organization, Site, Station
 from csms.core.timeutil import utcnow
@@ -174,7 +174,7 @@ async def tariff_preview(request: Request, tariff_id: int) -> Template:
 
 
 async def _message(request: Request, exc: BillingError) -> Response:
-    return _error_page(request, exc.status, exc.message + (" " + "; ".join(exc.problems) if exc.problems else ""))
+    return error_page(request, exc.status, exc.message + (" " + "; ".join(exc.problems) if exc.problems else ""))
 
 
 # -- assignments and home stations --------------------------------------------------------------
@@ -361,25 +361,14 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
 # -- the router ---------------------------------------------------------------------------------
 
 
-def _login_redirect(request: Request, exc: Exception) -> Response:
-    return Redirect(auth.login_url(request.url.path), status_code=303)
 
 
-def _error_page(request: Request, status: int, message: str) -> Response:
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
-    return Template("admin/error.html", status_code=status, context={
-        "user": user, "status_code": status, "message": message, "title": "Error", "path": request.url.path,
-        "nav": nav_items(request, user.role) if user else [],
-        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
-    })
 
 
-def _error(request: Request, exc: Exception) -> Response:
-    return _error_page(request, getattr(exc, "status_code", 500), getattr(exc, "detail", "") or "Something went wrong.")
 
 
 def _billing_error(request: Request, exc: BillingError) -> Response:
-    return _error_page(request, exc.status, exc.message)
+    return error_page(request, exc.status, exc.message)
 
 
 def billing_admin_router() -> Router:
@@ -392,9 +381,6 @@ def billing_admin_router() -> Router:
             statement_void,
         ],
         guards=[auth.admin_guard],
-        exception_handlers={
-            auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
-            PermissionDeniedException: _error, HTTPException: _error, BillingError: _billing_error,
-        },
+        exception_handlers={**ADMIN_EXCEPTION_HANDLERS, BillingError: _billing_error},
         include_in_schema=False,
     )

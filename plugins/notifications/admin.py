@@ -7,13 +7,14 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request, Response, Router, get, post
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar import Request, Router, get, post
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, ServerSentEvent, Template
 from markupsafe import Markup
 
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, http_error
 from csms.admin import auth
-from csms.admin.templating import nav_items, paginate, render
+from csms.admin.templating import paginate, render
 from csms.core.tables import Driver, Site, Station
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -215,20 +216,8 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
 # -- the router --------------------------------------------------------------------------------
 
 
-def _login_redirect(request: Request, exc: Exception) -> Response:
-    if request.url.path.endswith("/stream"):
-        return Response("log in first", status_code=401)
-    return Redirect(auth.login_url(request.url.path), status_code=303)
 
 
-def _error(request: Request, exc: Exception) -> Response:
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
-    status = getattr(exc, "status_code", 500)
-    return Template("admin/error.html", status_code=status, context={
-        "user": user, "status_code": status, "message": getattr(exc, "detail", "") or "Something went wrong.",
-        "title": "Error", "path": request.url.path, "nav": nav_items(request, user.role) if user else [],
-        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
-    })
 
 
 def notifications_admin_router() -> Router:
@@ -237,14 +226,11 @@ def notifications_admin_router() -> Router:
         route_handlers=[notifications_page, subscription_create, subscription_action, driver_link, delivery_log,
                         delivery_detail, delivery_replay, stream],
         guards=[auth.admin_guard],
-        exception_handlers={
-            auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
-            PermissionDeniedException: _error, HTTPException: _error,
-        },
+        exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )
 
 
 def driver_router() -> Router:
     return Router(path="/", route_handlers=[driver_page, driver_save], include_in_schema=False,
-                  exception_handlers={HTTPException: _error})
+                  exception_handlers={HTTPException: http_error})

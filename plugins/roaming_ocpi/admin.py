@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, Router, get, post
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar import Request, Router, get, post
+from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin import auth
-from csms.admin.templating import nav_items, render
+from csms.admin.templating import render
 from plugins.roaming_ocpi import sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -133,18 +134,8 @@ async def roaming_exchange(request: Request) -> Template:
                         commands=commands)
 
 
-def _login_redirect(request: Request, exc: Exception) -> Response:
-    return Redirect(auth.login_url(request.url.path), status_code=303)
 
 
-def _error(request: Request, exc: Exception) -> Response:
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
-    status = getattr(exc, "status_code", 500)
-    return Template("admin/error.html", status_code=status, context={
-        "user": user, "status_code": status, "message": getattr(exc, "detail", "") or "Something went wrong.",
-        "title": "Error", "path": request.url.path, "nav": nav_items(request, user.role) if user else [],
-        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
-    })
 
 
 def roaming_admin_router() -> Router:
@@ -153,7 +144,6 @@ def roaming_admin_router() -> Router:
         route_handlers=[roaming_index, roaming_invite, roaming_register, roaming_partner, roaming_partner_action,
                         roaming_exchange],
         guards=[auth.admin_guard],
-        exception_handlers={auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
-                            PermissionDeniedException: _error, HTTPException: _error},
+        exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

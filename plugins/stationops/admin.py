@@ -11,13 +11,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request, Response, Router, get, post
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar import Request, Router, get, post
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin import auth
-from csms.admin.templating import nav_items, paginate, render
+from csms.admin.templating import paginate, render
 from csms.api.auth import caller
 from csms.api.stations import run_command
 from csms.core.tables import Site, Station
@@ -340,18 +341,8 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
 # -- the router ----------------------------------------------------------------------------------
 
 
-def _login_redirect(request: Request, exc: Exception) -> Response:
-    return Redirect(auth.login_url(request.url.path), status_code=303)
 
 
-def _error(request: Request, exc: Exception) -> Response:
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
-    status = getattr(exc, "status_code", 500)
-    return Template("admin/error.html", status_code=status, context={
-        "user": user, "status_code": status, "message": getattr(exc, "detail", "") or "Something went wrong.",
-        "title": "Error", "path": request.url.path, "nav": nav_items(request, user.role) if user else [],
-        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
-    })
 
 
 def stationops_admin_router() -> Router:
@@ -363,10 +354,7 @@ def stationops_admin_router() -> Router:
             station_health_page, alerts_page, alert_acknowledge, rule_create, rule_action,
         ],
         guards=[auth.admin_guard],
-        exception_handlers={
-            auth.LoginRequired: _login_redirect, NotAuthorizedException: _login_redirect,
-            PermissionDeniedException: _error, HTTPException: _error,
-        },
+        exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )
 

@@ -1,0 +1,67 @@
+"""The admin's error answers, shared by the core pages and every plugin's admin router:
+``exception_handlers=ADMIN_EXCEPTION_HANDLERS`` (add a plugin's own exceptions with ``{**...}``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, Template
+
+from csms.admin import auth
+from csms.admin.templating import is_htmx, nav_items
+
+log = logging.getLogger("csms.admin")
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    """The admin's error page (a fragment for HTMX requests) with navigation for the user."""
+    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
+    name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
+    return Template(name, status_code=status_code, context={
+        "user": user, "status_code": status_code, "message": message, "title": "Error",
+        "nav": nav_items(request, user.role) if user else [], "path": request.url.path,
+        "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
+    })
+
+
+def login_required(request: Request, exc: Exception) -> Response:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.url.path.endswith("/stream"):  # an event stream cannot follow a redirect
+        return Response("log in first", status_code=401, media_type=MediaType.TEXT)
+    if is_htmx(request):  # a fragment request of an expired session: reload the page through the login
+        current = request.headers.get("hx-current-url", "/")
+        target = current.split("://", 1)[-1]
+        target = target[target.find("/"):] if "/" in target else "/"
+        return Response("", status_code=401, headers={"HX-Redirect": auth.login_url(target)})
+    return Redirect(auth.login_url(path), status_code=303)
+
+
+def forbidden(request: Request, exc: Exception) -> Response:
+    return error_page(request, 403, getattr(exc, "detail", "") or "You may not do this.")
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    return error_page(request, 404, getattr(exc, "detail", "") or "Not found.")
+
+
+def http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    return error_page(request, status, getattr(exc, "detail", "") or "Something went wrong.")
+
+
+def server_error(request: Request, exc: Exception) -> Response:
+    log.error("admin page %s failed", request.url.path, exc_info=exc)
+    return error_page(request, 500, "Something went wrong on the server; the error is in the server log.")
+
+
+ADMIN_EXCEPTION_HANDLERS: dict[Any, Any] = {
+    auth.LoginRequired: login_required,
+    NotAuthorizedException: login_required,
+    PermissionDeniedException: forbidden,
+    NotFoundException: not_found,
+    HTTPException: http_error,
+    Exception: server_error,
+}

@@ -16,12 +16,14 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 
 if TYPE_CHECKING:
     from piccolo.engine.base import Engine
@@ -31,6 +33,72 @@ log = logging.getLogger("csms.db")
 os.environ.setdefault("PICCOLO_CONF", "csms.piccolo_conf")
 
 
+class PooledSQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLite engine on a few long-lived connections.
+
+    Piccolo opens a new connection (and with it a new thread) for every query outside a
+    transaction, with SQLite's default ``synchronous=FULL``: an fsync per write and a thread
+    start per query. Here each query is one hop to a small pool of threads that keep their
+    connection open (WAL, ``synchronous=NORMAL``, foreign keys on). Transactions still take
+    their own connection, as in Piccolo, with the same settings.
+    """
+
+    __slots__ = ("_executor", "_connections", "_pool_lock", "_local", "pool_size")
+
+    PRAGMAS = ("PRAGMA foreign_keys = 1", "PRAGMA synchronous = NORMAL")
+
+    def __init__(self, path: str, pool_size: int = 4, **kwargs: Any) -> None:
+        super().__init__(path=path, **kwargs)
+        self.pool_size = pool_size
+        self._executor: ThreadPoolExecutor | None = None
+        self._connections: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(**self.connection_kwargs, check_same_thread=False)
+            conn.row_factory = dict_factory
+            for pragma in self.PRAGMAS:
+                conn.execute(pragma)
+            self._local.conn = conn
+            with self._pool_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _execute(self, query: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self._connection().execute(query, args)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
+                                     query_type: str = "generic", table: Any = None) -> Any:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="csms-sqlite")
+            executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, self._execute, query, args or [])
+
+    async def get_connection(self) -> Any:
+        connection = await super().get_connection()
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+    def close_pool(self) -> None:
+        """Close the pooled connections (a later query opens new ones)."""
+        with self._pool_lock:
+            executor, self._executor = self._executor, None
+            connections, self._connections = self._connections, []
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+
 def make_engine(url: str) -> Engine:
     """A Piccolo engine for ``sqlite:///path`` or ``postgresql://...``."""
     if url.startswith("sqlite:///"):
@@ -38,7 +106,7 @@ def make_engine(url: str) -> Engine:
         if not path.startswith("/"):
             path = os.path.abspath(path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return SQLiteEngine(path=path, timeout=60)
+        return PooledSQLiteEngine(path=path, timeout=60)
     if url.startswith(("postgres://", "postgresql://")):
         return PostgresEngine(config={"dsn": url})
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
@@ -92,11 +160,10 @@ async def close_engine() -> None:
 
     if isinstance(conf.DB, PostgresEngine):
         await conf.DB.close_connection_pool()
+    elif isinstance(conf.DB, PooledSQLiteEngine):
+        conf.DB.close_pool()
 
 
-# The event loop waits at most this long for SQLite's write lock (transient contention with
-# readers opening connections resolves in microseconds); longer waits move to a thread.
-_FAST_LOCK_WAIT = 0.02
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -127,23 +194,18 @@ class BatchWriter:
         self._closing = False
         self._is_pg = isinstance(engine, PostgresEngine)
         self._pg_sql: dict[str, str] = {}
-        self._slow: Any = None
+        self._thread: Any = None
         self.batches = 0
-        self.slow_batches = 0
         self.rows = 0
 
     async def start(self) -> None:
         if not self._is_pg:
-            # Two connections to the same file: the fast path writes in the event loop thread (a
-            # batch is a millisecond of C code; a thread hop per statement costs far more under
-            # load) and waits at most _FAST_LOCK_WAIT for the lock; when another writer holds it
-            # longer, the batch goes to a worker thread that may wait.
-            self._conn = sqlite3.connect(self._engine.path, isolation_level=None, timeout=_FAST_LOCK_WAIT,
+            # One connection in one thread of its own: a batch is one hop there, and SQLite
+            # releases the GIL while it inserts, so the event loop keeps answering stations.
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="csms-batch-writer")
+            self._conn = sqlite3.connect(self._engine.path, isolation_level=None, timeout=60,
                                          check_same_thread=False)
-            self._slow = sqlite3.connect(self._engine.path, isolation_level=None, timeout=60,
-                                         check_same_thread=False)
-            for conn in (self._conn, self._slow):
-                conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         self._task = asyncio.create_task(self._run(), name="csms-batch-writer")
 
     async def close(self) -> None:
@@ -152,8 +214,8 @@ class BatchWriter:
         if self._task:
             await self._task
         if self._conn is not None:
+            self._thread.shutdown(wait=True)
             self._conn.close()
-            self._slow.close()
 
     def add(self, sql: str, params: Sequence[Any], *, wait: bool = False) -> asyncio.Future[None] | None:
         self._queue.append((sql, params))
@@ -209,19 +271,12 @@ class BatchWriter:
                         pg_sql = self._pg_sql.get(sql) or self._pg_sql.setdefault(sql, _to_postgres(sql))
                         await conn.executemany(pg_sql, grouped[sql])
         else:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:  # a long write elsewhere: wait in a thread, not the loop
-                self.slow_batches += 1
-                await asyncio.to_thread(self._write_sqlite, self._slow, order, grouped, True)
-            else:
-                self._write_sqlite(self._conn, order, grouped, False)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, self._conn, order,
+                                                             grouped)
 
     @staticmethod
-    def _write_sqlite(conn: sqlite3.Connection, order: list[str], grouped: dict[str, list[Sequence[Any]]],
-                      begin: bool) -> None:
-        if begin:
-            conn.execute("BEGIN IMMEDIATE")
+    def _write_sqlite(conn: sqlite3.Connection, order: list[str], grouped: dict[str, list[Sequence[Any]]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
         try:
             for sql in order:
                 conn.executemany(sql, grouped[sql])

@@ -112,14 +112,26 @@ async def first_answer(hook_name: str, **kwargs: Any) -> Any:
 async def all_answers(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """Call every implementation concurrently; return (plugin name, answer) for non-None answers.
 
-    Failing implementations are logged and left out.
+    Failing implementations are logged and left out. Plain (non-async) answers cost no task:
+    only awaitables are gathered.
     """
     impls = hook_impls(hook_name)
-
-    async def one(impl: Any) -> Any:
-        return await await_me_maybe(call_impl(impl, kwargs))
-
-    results = await asyncio.gather(*(one(i) for i in impls), return_exceptions=True)
+    results: list[Any] = []
+    pending: list[tuple[int, Any]] = []
+    for impl in impls:
+        try:
+            res = call_impl(impl, kwargs)
+            if callable(res):
+                res = res()
+        except Exception as exc:
+            res = exc
+        if inspect.isawaitable(res):
+            pending.append((len(results), res))
+        results.append(res)
+    if pending:
+        done = await asyncio.gather(*(aw for _, aw in pending), return_exceptions=True)
+        for (index, _), res in zip(pending, done):
+            results[index] = res
     out = []
     for impl, res in zip(impls, results):
         if isinstance(res, BaseException):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
 from csms.settings import Settings
 
 # The transport accepts frames up to this size; larger frames within it get an OCPP CALLERROR
@@ -12,9 +14,37 @@ from csms.settings import Settings
 TRANSPORT_MAX_FRAME = 16 * 1024 * 1024
 
 
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol plus the ASGI TLS extension.
+
+    With client certificates (security profile 3) the scope gets ``extensions["tls"]`` with the
+    verified peer certificate (``client_cert_chain``, PEM) and its subject as a dict
+    (``client_cert_subject``, e.g. ``{"commonName": "CP-1"}``), so the OCPP endpoint can match
+    the certificate to the station id.
+    """
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)  # builds self.scope; the app task has not run yet
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        der = ssl_object.getpeercert(binary_form=True)
+        if not der:
+            return
+        subject: dict[str, str] = {}
+        for rdn in (ssl_object.getpeercert() or {}).get("subject", ()):
+            for key, value in rdn:
+                subject[key] = value
+        self.scope["extensions"]["tls"] = {  # type: ignore[index]
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)],
+            "client_cert_subject": subject,
+            "tls_version": None, "cipher_suite": None, "server_cert": None,
+        }
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "ws": "websockets",
+        "ws": WebSocketProtocol,
         "ws_max_size": TRANSPORT_MAX_FRAME,
         "ws_ping_interval": settings.ping_interval or None,
         "ws_ping_timeout": settings.ping_timeout or None,

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     tls_cert: str = Field("", description="PEM certificate file; with `tls_key` the server speaks wss/https.")
     tls_key: str = Field("", description="PEM private key file.")
     tls_ca: str = Field("", description="CA bundle used to verify station client certificates (security profile 3).")
+    tls_client_cn_check: bool = Field(True, description="Security profile 3: refuse a station whose client certificate's subject commonName is not its station id.")
     session_secret: str = Field("", description="Secret for signing admin sessions and CSRF tokens; generated and stored in the data directory when empty.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 

@@ -48,7 +48,7 @@ async def test_security_profile_3_client_certificate_required(ca, tmp_path):
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     async with running_server(tmp_path, unknown_stations="accept", tls_cert=cert, tls_key=key,
                               tls_ca=str(tmp_path / "ca.pem")) as srv:
-        station_cert = ca.issue_cert("SP3")
+        station_cert = ca.issue_cert("SP3", common_name="SP3")
         with_cert = ssl.create_default_context()
         ca.configure_trust(with_cert)
         station_cert.configure_cert(with_cert)
@@ -61,3 +61,11 @@ async def test_security_profile_3_client_certificate_required(ca, tmp_path):
             async with websockets.connect(srv.ws_url("SP3"), subprotocols=["ocpp2.0.1"], ssl=without_cert) as ws:
                 await ws.send(json.dumps(BOOT))
                 await ws.recv()
+        # a valid certificate of another station: refused before the upgrade
+        other = ssl.create_default_context()
+        ca.configure_trust(other)
+        ca.issue_cert("OTHER", common_name="OTHER").configure_cert(other)
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with websockets.connect(srv.ws_url("SP3"), subprotocols=["ocpp2.0.1"], ssl=other):
+                pass
+        assert refused.value.response.status_code == 403

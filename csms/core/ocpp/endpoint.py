@@ -1,8 +1,9 @@
 """The OCPP WebSocket endpoint: ``ws(s)://HOST:PORT/ocpp/{station_id}``.
 
 The handshake negotiates ``ocpp2.0.1`` or ``ocpp1.6`` from the client's offer (2.0.1 preferred),
-checks HTTP Basic credentials (security profiles 1 and 2) and the unknown-station policy, and is
-refused (HTTP 403 before the upgrade) when any of these fail.
+checks HTTP Basic credentials (security profiles 1 and 2), the client certificate's commonName
+(security profile 3; the TLS layer has already verified the certificate against ``tls_ca``) and
+the unknown-station policy, and is refused (HTTP 403 before the upgrade) when any of these fail.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
         log.warning("refused %r from %s: station id must be 1-48 characters", station_id, client)
         await socket.close(code=CLOSE_POLICY_VIOLATION, reason="bad station id")
         return
+    tls = (socket.scope.get("extensions") or {}).get("tls") or {}
+    if core.settings.tls_ca and core.settings.tls_client_cn_check:
+        common_name = (tls.get("client_cert_subject") or {}).get("commonName")
+        if common_name != station_id:
+            log.warning("refused %s from %s: client certificate commonName %r is not the station id",
+                        station_id, client, common_name)
+            await socket.close(code=CLOSE_POLICY_VIOLATION, reason="certificate does not match station id")
+            return
     creds = basic_credentials(socket.headers.get("authorization"))
     password = None
     if creds is not None:

@@ -125,6 +125,13 @@ def allocate_capacity(site, topology, loads, capacity, now):
     load id to amps per phase (0 pauses the load)."""
 
 
+@hookspec
+def session_limit(load, now):
+    """Return an upper limit in amps per phase for this load (a ``csms.core.domain.Load``, an
+    active session on a connector) at ``now``, or ``None``. All answers count; the core takes
+    the minimum."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------------------------

@@ -7,20 +7,31 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Router, delete, get, patch, post
+from litestar import Controller, Request, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from csms.api.auth import caller, require
 from csms.api.crud import jsonable, page_params
-from csms.core.tables import IdToken
-from plugins.roaming_ocpi import schema, sync
+from csms.core.tables import IdToken, Site
+from csms.core.timeutil import utcnow
+from plugins.roaming_ocpi import objects, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, get_all
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.cpo import session_object
 from plugins.roaming_ocpi.emsp import CommandError, send_command
 from plugins.roaming_ocpi.parties import base_url, endpoint_url, owns, partner_row, versions_url
 from plugins.roaming_ocpi.registration import RegistrationError, invite, register_with, unregister, update_credentials
-from plugins.roaming_ocpi.tables import Cdr, CommandRecord, Outbox, Partner, RemoteObject, RequestLog, SessionLink
+from plugins.roaming_ocpi.tables import (
+    Cdr,
+    CommandRecord,
+    Outbox,
+    Partner,
+    RemoteObject,
+    RequestLog,
+    SessionLink,
+    SessionProfile,
+    SiteDetails,
+)
 
 
 class PartnerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -364,5 +375,71 @@ class ExchangeController(Controller):
                 "versions_url": versions_url(base_url(request))}
 
 
+class SiteDetailsIn(msgspec.Struct, forbid_unknown_fields=True):
+    opening_times: dict[str, Any] | None = None
+    facilities: list[str] = []
+    charging_when_closed: bool | None = None
+
+
+async def _site_details(site_id: int) -> dict[str, Any]:
+    if not await Site.exists().where(Site.id == site_id):
+        raise NotFoundException(f"no site {site_id}")
+    row = await SiteDetails.select().where(SiteDetails.site_id == site_id).output(load_json=True).first()
+    return {"site_id": site_id, "opening_times": row["opening_times"] if row else None,
+            "facilities": row["facilities"] if row else [],
+            "charging_when_closed": row["charging_when_closed"] if row else None,
+            "location": objects.site_details(row)}
+
+
+class SiteDetailsController(Controller):
+    """What a site's Location says beyond the core's site fields (opening times, facilities)."""
+
+    path = "/sites"
+    tags = ["roaming"]
+
+    @get("/{site_id:int}", guards=[require("viewer")])
+    async def get_details(self, site_id: int) -> dict[str, Any]:
+        """The site's details; ``location`` is what its Location shows (24/7 when no hours are set)."""
+        return await _site_details(site_id)
+
+    @put("/{site_id:int}", guards=[require("operator")])
+    async def put_details(self, site_id: int, data: SiteDetailsIn) -> dict[str, Any]:
+        """Set the opening times (OCPI Hours; null: 24/7), facilities (OCPI Facility values) and
+        ``charging_when_closed``; the Location is pushed to partners when its form changed."""
+        await _site_details(site_id)
+        found = schema.hours_problems(data.opening_times) if data.opening_times is not None else []
+        found += schema.problems(data.facilities, schema.many(schema.FACILITY))
+        if found:
+            raise ValidationException("; ".join(found))
+        values = {"opening_times": data.opening_times, "facilities": sorted(set(data.facilities)),
+                  "charging_when_closed": data.charging_when_closed, "updated_at": utcnow()}
+        if await SiteDetails.exists().where(SiteDetails.site_id == site_id):
+            await SiteDetails.update({getattr(SiteDetails, k): v for k, v in values.items()}).where(
+                SiteDetails.site_id == site_id)
+        else:
+            await SiteDetails(site_id=site_id, **values).save()
+        await sync.refresh_locations([site_id])
+        return await _site_details(site_id)
+
+
+class ChargingProfileController(Controller):
+    """Charging profiles partners set on sessions at our stations (OCPI chargingprofiles)."""
+
+    path = "/charging-profiles"
+    tags = ["roaming"]
+
+    @get("/", guards=[require("viewer")])
+    async def list_profiles(self, session_id: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        limit, offset = page_params(limit, offset)
+        query, count = SessionProfile.select(), SessionProfile.count()
+        if session_id is not None:
+            query, count = (query.where(SessionProfile.session_id == session_id),
+                            count.where(SessionProfile.session_id == session_id))
+        rows = await query.order_by(SessionProfile.id, ascending=False).limit(limit).offset(offset).output(
+            load_json=True)
+        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+
 def roaming_api_router() -> Router:
-    return Router(path="/api/v1/roaming", route_handlers=[PartnerController, ExchangeController])
+    return Router(path="/api/v1/roaming", route_handlers=[PartnerController, ExchangeController,
+                                                           SiteDetailsController, ChargingProfileController])

@@ -21,6 +21,7 @@ from csms.plugins import first_answer
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
+from plugins.roaming_ocpi.tables import SiteDetails
 from plugins.roaming_ocpi.transport import ocpi_ts
 
 log = logging.getLogger("csms.ocpi.objects")
@@ -137,6 +138,8 @@ async def current_locations(site_ids: list[int] | None = None,
     pks = [st["id"] for st in stations] or [-1]
     evses = await Evse.select().where(Evse.station.is_in(pks)).order_by(Evse.evse_id)
     connectors = await Connector.select().where(Connector.station.is_in(pks)).order_by(Connector.connector_id)
+    details = {d["site_id"]: d for d in await SiteDetails.select().where(SiteDetails.site_id.is_in(ids)).output(
+        load_json=True)}
     locations: dict[str, dict[str, Any]] = {}
     for site in sites:
         loc_id = str(site["id"])
@@ -146,10 +149,10 @@ async def current_locations(site_ids: list[int] | None = None,
             "country": site["country"].upper(),
             "coordinates": {"latitude": coordinate(site["latitude"]), "longitude": coordinate(site["longitude"])},
             "evses": [], "operator": business_details(), "time_zone": site["timezone"] or "UTC",
-            "opening_times": {"twentyfourseven": True},
         }
         if site["postal_code"]:
             location["postal_code"] = site["postal_code"][:10]
+        location.update(site_details(details.get(site["id"])))
         for st in (st for st in stations if st["site"] == site["id"]):
             for ev in (e for e in evses if e["station"] == st["id"] and e["evse_id"] > 0):
                 conns = [c for c in connectors if c["station"] == st["id"] and c["evse_id"] == ev["evse_id"]]
@@ -159,7 +162,8 @@ async def current_locations(site_ids: list[int] | None = None,
                 ocpp_status = _evse_status([overrides.get((st["station_id"], c["evse_id"], c["connector_id"]),
                                                           c["status"]) for c in conns])
                 status = STATUS.get(ocpp_status, "UNKNOWN") if st["connected"] else "UNKNOWN"
-                capabilities = ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "RFID_READER", "UNLOCK_CAPABLE"]
+                capabilities = ["CHARGING_PROFILE_CAPABLE", "REMOTE_START_STOP_CAPABLE", "RESERVABLE",
+                                "RFID_READER", "UNLOCK_CAPABLE"]
                 if len(conns) > 1 and st["ocpp_version"] == "1.6":
                     capabilities.append("START_SESSION_CONNECTOR_REQUIRED")
                 location["evses"].append({
@@ -172,6 +176,17 @@ async def current_locations(site_ids: list[int] | None = None,
                 })
         locations[loc_id] = location
     return locations
+
+
+def site_details(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The Location fields a site's details give: opening times (24/7 unless the operator set
+    hours), facilities and whether charging goes on when closed."""
+    out: dict[str, Any] = {"opening_times": (row or {}).get("opening_times") or {"twentyfourseven": True}}
+    if row is not None and row["facilities"]:
+        out["facilities"] = list(row["facilities"])
+    if row is not None and row["charging_when_closed"] is not None:
+        out["charging_when_closed"] = row["charging_when_closed"]
+    return out
 
 
 async def station_of_evse(location_id: str, uid: str) -> tuple[str, int] | None:

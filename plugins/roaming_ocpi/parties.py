@@ -25,6 +25,7 @@ CPO_ENDPOINTS = (
     ("tariffs", "SENDER", "cpo/2.2.1/tariffs"),
     ("tokens", "RECEIVER", "cpo/2.2.1/tokens"),
     ("commands", "RECEIVER", "cpo/2.2.1/commands"),
+    ("chargingprofiles", "RECEIVER", "cpo/2.2.1/chargingprofiles"),
 )
 EMSP_ENDPOINTS = (
     ("locations", "RECEIVER", "emsp/2.2.1/locations"),

@@ -85,6 +85,10 @@ def register_routes(settings):
 
 @hookimpl
 def startup(app, settings):
+    from plugins.roaming_ocpi.routes import answer_unrouted
+
+    answer_unrouted(app)
+
     async def start() -> None:
         from plugins.roaming_ocpi.cpo import load_links
         from plugins.roaming_ocpi.sync import worker
@@ -114,6 +118,16 @@ def authorize_token(station_id, id_token, token_type, evse_id, purpose):
     from plugins.roaming_ocpi.cpo import authorize
 
     return authorize(station_id, id_token, token_type, evse_id, purpose)
+
+
+@hookimpl
+def session_limit(load, now):
+    from plugins.roaming_ocpi.chargingprofiles import session_limit as limit
+    from plugins.roaming_ocpi.config import ocpi_settings
+
+    if "CPO" not in ocpi_settings().role_set:
+        return None
+    return limit(load, now)
 
 
 @hookimpl

@@ -187,8 +187,39 @@ UNLOCK_CONNECTOR = obj({"response_url": (URL, R), "location_id": (ci(36), R), "e
                         "connector_id": (ci(36), R)})
 COMMANDS = {"START_SESSION": START_SESSION, "STOP_SESSION": STOP_SESSION, "RESERVE_NOW": RESERVE_NOW,
             "CANCEL_RESERVATION": CANCEL_RESERVATION, "UNLOCK_CONNECTOR": UNLOCK_CONNECTOR}
+CHARGING_PROFILE = obj({
+    "start_date_time": (DT, O), "duration": (INT, O), "charging_rate_unit": (enum("A", "W"), R),
+    "min_charging_rate": (NUM, O),
+    "charging_profile_period": (many(obj({"start_period": (INT, R), "limit": (NUM, R)}), 1), R)})
+SET_CHARGING_PROFILE = obj({"charging_profile": (CHARGING_PROFILE, R), "response_url": (URL, R)})
+FACILITY = enum("AIRPORT", "BIKE_SHARING", "BUS_STOP", "CAFE", "CARPOOL_PARKING", "FUEL_STATION", "HOTEL", "MALL",
+                "METRO_STATION", "MUSEUM", "NATURE", "PARKING_LOT", "RECREATION_AREA", "RESTAURANT", "SPORT",
+                "SUPERMARKET", "TAXI_STAND", "TRAIN_STATION", "TRAM_STOP", "WIFI")
 COMMAND_RESPONSE_OBJ = obj({"result": (COMMAND_RESPONSE, R), "timeout": (INT, R), "message": (many(DISPLAY_TEXT), O)})
 COMMAND_RESULT_OBJ = obj({"result": (COMMAND_RESULT, R), "message": (many(DISPLAY_TEXT), O)})
+
+
+def hours_problems(hours: Any) -> list[str]:
+    """Problems of an operator's opening times (OCPI Hours) beyond its shape: weekdays 1-7,
+    periods that end after they begin, regular hours exactly when not 24/7."""
+    found = problems(hours, HOURS)
+    if found:
+        return found
+    regular = hours.get("regular_hours") or []
+    if hours["twentyfourseven"] and regular:
+        found.append("regular_hours: only when twentyfourseven is false")
+    if not hours["twentyfourseven"] and not regular:
+        found.append("regular_hours: at least one is needed when twentyfourseven is false")
+    for i, r in enumerate(regular):
+        if not 1 <= r["weekday"] <= 7:
+            found.append(f"regular_hours[{i}].weekday: 1 (Monday) to 7 (Sunday)")
+        if r["period_end"] <= r["period_begin"]:
+            found.append(f"regular_hours[{i}]: period_end must be after period_begin")
+    for kind in ("exceptional_openings", "exceptional_closings"):
+        for i, p in enumerate(hours.get(kind) or []):
+            if parse_datetime(p["period_end"]) <= parse_datetime(p["period_begin"]):
+                found.append(f"{kind}[{i}]: period_end must be after period_begin")
+    return found
 
 
 def _printable(text: str, ascii_only: bool) -> bool:

@@ -7,7 +7,7 @@ given, since it must be sent. OCPI objects are kept as the JSON that was exchang
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, BigInt, Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, BigInt, Boolean, Integer, Real, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -165,6 +165,35 @@ class RequestLog(Table, tablename="ocpi_request_log"):
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
+class SessionProfile(Table, tablename="ocpi_charging_profile"):
+    """The ChargingProfile a partner set on one of our sessions (we are CPO): how it is enforced
+    (``loop``: through the smart-charging loop's ``session_limit`` hook; ``station``: sent to the
+    station as a TxProfile) and whether it is still in force."""
+
+    session_id = BigInt(unique=True, index=True)
+    partner = Integer(index=True)
+    station_id = Varchar(length=64, default="")
+    evse_id = Integer(default=0)
+    site_id = Integer(null=True, default=None)
+    profile = JSON(default={})  # the OCPI ChargingProfile as received
+    start_at = Timestamptz(default=TimestamptzNow())  # start_date_time, else when it was received
+    voltage_v = Real(default=230.0)  # the site's, for W -> A
+    mode = Varchar(length=8, default="station")  # loop|station
+    status = Varchar(length=8, default="set", index=True)  # set|cleared
+    ocpp_profile_id = Integer(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class SiteDetails(Table, tablename="ocpi_site_details"):
+    """What a Location says beyond the core's site: opening times and facilities (set by the operator)."""
+
+    site_id = Integer(unique=True, index=True)
+    opening_times = JSON(null=True, default=None)  # OCPI Hours; None: 24/7
+    facilities = JSON(default=[])  # OCPI Facility values
+    charging_when_closed = Boolean(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
 OCPI_TABLES: list[type[Table]] = [
     Partner,
     Snapshot,
@@ -175,4 +204,6 @@ OCPI_TABLES: list[type[Table]] = [
     Authorization,
     Outbox,
     RequestLog,
+    SessionProfile,
+    SiteDetails,
 ]

@@ -62,7 +62,7 @@ from csms.core.tables import (
     Station,
 )
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
-from csms.plugins import all_answers, first_answer
+from csms.plugins import all_answers, first_answer, hook_impls
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -309,6 +309,9 @@ class SiteRound:
 # ---------------------------------------------------------------------------------------------
 
 
+SITE_LOOKUP_TTL_S = 10.0
+
+
 class SmartChargingService:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -318,6 +321,7 @@ class SmartChargingService:
         self.rounds: dict[int, SiteRound] = {}
         self._loads: dict[int, list[Load]] = {}
         self._due: dict[int, float] = {}  # site id → monotonic time of its next round
+        self._site_of: dict[str, tuple[int | None, float]] = {}  # station → (site, when looked up)
         self._events: list[ev.Event] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -379,6 +383,7 @@ class SmartChargingService:
             self._unknown.add(sid)
             self._caps.pop(sid, None)
             self._failed_at.pop(sid, None)
+            self._site_of.pop(sid, None)
         elif isinstance(event, ev.StationBooted):
             if event.registration_status == "Accepted":
                 self._booted.add(sid)
@@ -408,13 +413,19 @@ class SmartChargingService:
         events, self._events = self._events, []
         if not events:
             return
-        ids = sorted({e.station_id for e in events})
-        rows = await Station.select(Station.station_id, Station.site).where(Station.station_id.is_in(ids))
-        site_of = {r["station_id"]: r["site"] for r in rows}
         now = time.monotonic()
         cfg = self.config
+        # A station's site changes rarely (an operator moves it): look it up at most every
+        # SITE_LOOKUP_TTL_S, not for every batch of meter values.
+        stale = sorted({e.station_id for e in events
+                        if now - self._site_of.get(e.station_id, (None, -INF))[1] > SITE_LOOKUP_TTL_S})
+        if stale:
+            rows = await Station.select(Station.station_id, Station.site).where(Station.station_id.is_in(stale))
+            found = {r["station_id"]: r["site"] for r in rows}
+            for station_id in stale:
+                self._site_of[station_id] = (found.get(station_id), now)
         for e in events:
-            site_id = site_of.get(e.station_id)
+            site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
             if isinstance(e, ev.StationReported):
                 await self._store_charging_needs(e)
             if site_id is None:
@@ -574,6 +585,8 @@ class SmartChargingService:
         loads: list[Load] = []
         pinned: list[Load] = []
         voltage = float(site["voltage_v"] or 230.0)
+        ask_limits = bool(hook_impls("session_limit"))
+        limited = False
         for x in sessions:
             s = st_by_id[x.station_id]
             station_phases = phases_in_use(x.current_a, cfg.phase_threshold_a)
@@ -596,6 +609,14 @@ class SmartChargingService:
                 energy_wh_needed=None if target is None else max(0.0, target - x.energy_wh),
                 extra={"transaction_id": x.transaction_id, "station_phases": station_phases},
             )
+            if ask_limits:  # plugins' limits on this session (the minimum counts)
+                for plugin, cap in await all_answers("session_limit", load=load, now=now):
+                    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or math.isnan(cap):
+                        log.warning("plugin %s answered session_limit with %r, not amps", plugin, cap)
+                        continue
+                    # below min_a the allocator pauses the load and enforce_limits gives it 0
+                    load.max_a = max(0.0, min(load.max_a, float(cap)))
+                    limited = True
             (loads if s["ready"] else pinned).append(load)
 
         # what unreachable stations hold stays reserved on their path
@@ -627,7 +648,7 @@ class SmartChargingService:
         site_dict = {**site, "simulation": not live}
         self._loads[site_id] = loads if live else self._loads.get(site_id, [])
         capacity = await self._capacity(site_dict, physical[root_id], now)
-        managed = any(not math.isinf(v) for v in capacity.at(now)) or any(
+        managed = limited or any(not math.isinf(v) for v in capacity.at(now)) or any(
             not math.isinf(v) for nid, lim in physical.items() if nid != root_id for v in lim)
         return SiteModel(site=site_dict, topology=topology, physical=physical, capacity=capacity, loads=loads,
                          pinned=pinned, reserved={k: tuple(v) for k, v in reserved.items()},  # type: ignore[misc]

@@ -24,7 +24,10 @@ CLASSES = {
     "LocationReferences": ocpi.LocationReferences, "CommandResponse": ocpi.CommandResponse,
     "CommandResult": ocpi.CommandResult, "START_SESSION": ocpi.StartSession, "STOP_SESSION": ocpi.StopSession,
     "RESERVE_NOW": ocpi.ReserveNow, "CANCEL_RESERVATION": ocpi.CancelReservation,
-    "UNLOCK_CONNECTOR": ocpi.UnlockConnector,
+    "UNLOCK_CONNECTOR": ocpi.UnlockConnector, "SetChargingProfile": ocpi.SetChargingProfile,
+    "ChargingProfileResponse": ocpi.ChargingProfileResponse, "ChargingProfileResult": ocpi.ChargingProfileResult,
+    "ActiveChargingProfileResult": ocpi.ActiveChargingProfileResult, "ClearProfileResult": ocpi.ClearProfileResult,
+    "Hours": ocpi.Hours,
 }
 
 
@@ -32,6 +35,8 @@ def _datetimes(value: Any, path: str = "") -> list[str]:
     bad = []
     if isinstance(value, dict):
         for k, v in value.items():
+            if k == "regular_hours":  # period_begin/period_end there are times of day (HH:MM)
+                continue
             if k in DT_FIELDS and isinstance(v, str) and not DT.match(v):
                 bad.append(f"{path}{k}={v!r}")
             bad += _datetimes(v, f"{path}{k}.")

@@ -372,3 +372,49 @@ async def test_pushes_wait_for_a_partner_that_is_down(server, emsp):
     async def drained():
         return (await server.api.get("/roaming/outbox", params={"status": "pending"})).json()["total"] == 0
     await eventually(drained)
+
+
+async def test_opening_times_and_facilities(server, emsp):
+    site_id = emsp.site["id"]
+    r = await server.api.get(f"/roaming/sites/{site_id}")
+    assert r.status_code == 200 and r.json()["location"] == {"opening_times": {"twentyfourseven": True}}
+    hours = {"twentyfourseven": False,
+             "regular_hours": [{"weekday": d, "period_begin": "07:00", "period_end": "22:00"} for d in range(1, 6)]
+             + [{"weekday": 6, "period_begin": "09:00", "period_end": "17:30"}],
+             "exceptional_openings": [{"period_begin": "2030-01-05T10:00:00.000Z",
+                                       "period_end": "2030-01-05T14:00:00.000Z"}],
+             "exceptional_closings": [{"period_begin": "2029-12-25T00:00:00.000Z",
+                                       "period_end": "2029-12-26T00:00:00.000Z"}]}
+    assert_valid("Hours", hours)
+    before = len([p for p in emsp.pushes("PUT", "locations") if p.path.endswith(f"/{site_id}")])
+    r = await server.api.put(f"/roaming/sites/{site_id}", json={
+        "opening_times": hours, "facilities": ["WIFI", "CAFE", "WIFI"], "charging_when_closed": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["facilities"] == ["CAFE", "WIFI"]
+    # served and pushed, valid for ocpi-types
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site_id}", headers=tok(emsp.token_c))
+    loc = assert_envelope(r.json())
+    assert_valid("Location", loc)
+    assert loc["opening_times"] == hours and loc["facilities"] == ["CAFE", "WIFI"]
+    assert loc["charging_when_closed"] is True
+    pushed = await eventually(lambda: [p for p in emsp.pushes("PUT", "locations")
+                                       if p.path.endswith(f"/{site_id}")][before:])
+    assert_valid("Location", pushed[-1].body)
+    assert pushed[-1].body["opening_times"] == hours
+    # the operator's mistakes are refused
+    for bad in ({"opening_times": {"twentyfourseven": False}},
+                {"opening_times": {"twentyfourseven": True, "regular_hours": hours["regular_hours"]}},
+                {"opening_times": {**hours, "regular_hours": [{"weekday": 8, "period_begin": "07:00",
+                                                               "period_end": "22:00"}]}},
+                {"opening_times": {**hours, "regular_hours": [{"weekday": 1, "period_begin": "22:00",
+                                                               "period_end": "07:00"}]}},
+                {"opening_times": {**hours, "exceptional_closings": [{"period_begin": "tomorrow",
+                                                                      "period_end": "2030-01-01T00:00:00Z"}]}},
+                {"facilities": ["SAUNA"]}, {"opening_hours": {}}):
+        r = await server.api.put(f"/roaming/sites/{site_id}", json=bad)
+        assert r.status_code == 400, bad
+    assert (await server.api.get("/roaming/sites/99999")).status_code == 404
+    # back to 24/7
+    r = await server.api.put(f"/roaming/sites/{site_id}", json={"opening_times": None})
+    assert r.json()["location"] == {"opening_times": {"twentyfourseven": True}}

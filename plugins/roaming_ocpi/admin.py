@@ -11,15 +11,34 @@ from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
-from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin import auth
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin.templating import render
 from plugins.roaming_ocpi import sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import base_url, partner_row, versions_url
-from plugins.roaming_ocpi.registration import RegistrationError, invite, register_with, unregister, update_credentials
-from plugins.roaming_ocpi.tables import Cdr, CommandRecord, Outbox, Partner, RemoteObject, RequestLog, SessionLink
+from plugins.roaming_ocpi.parties import (
+    base_url,
+    partner_row,
+    partners_changed,
+    versions_url,
+)
+from plugins.roaming_ocpi.registration import (
+    RegistrationError,
+    invite,
+    register_with,
+    unregister,
+    update_credentials,
+)
+from plugins.roaming_ocpi.tables import (
+    Cdr,
+    CommandRecord,
+    Outbox,
+    Partner,
+    RemoteObject,
+    RequestLog,
+    SessionLink,
+)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -62,6 +81,7 @@ async def roaming_register(request: Request) -> Any:
         return await _index(request, status_code=400, error="Name, versions URL and token A are all required.")
     row = Partner(name=form["name"], status="pending", raw_tokens=form.get("raw_tokens") == "on")
     await row.save()
+    partners_changed()
     try:
         await register_with(row.id, form["versions_url"], form["token"], base_url(request))
     except RegistrationError as exc:

@@ -19,8 +19,21 @@ from plugins.roaming_ocpi.client import PartnerError, get_all
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.cpo import session_object
 from plugins.roaming_ocpi.emsp import CommandError, send_command
-from plugins.roaming_ocpi.parties import base_url, endpoint_url, owns, partner_row, versions_url
-from plugins.roaming_ocpi.registration import RegistrationError, invite, register_with, unregister, update_credentials
+from plugins.roaming_ocpi.parties import (
+    base_url,
+    endpoint_url,
+    owns,
+    partner_row,
+    partners_changed,
+    versions_url,
+)
+from plugins.roaming_ocpi.registration import (
+    RegistrationError,
+    invite,
+    register_with,
+    unregister,
+    update_credentials,
+)
 from plugins.roaming_ocpi.tables import (
     Cdr,
     CommandRecord,
@@ -102,6 +115,7 @@ class PartnerController(Controller):
                 raise ValidationException("registering needs both versions_url and token")
             row = Partner(name=data.name.strip(), status="pending", raw_tokens=data.raw_tokens)
             await row.save()
+            partners_changed()
             try:
                 partner = await register_with(row.id, data.versions_url, data.token, base_url(request))
             except RegistrationError as exc:

@@ -24,8 +24,21 @@ from csms.plugins import first_answer
 from plugins.roaming_ocpi import objects, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import authenticate, endpoint_url, owns, partner_row, registered_partners
-from plugins.roaming_ocpi.tables import Authorization, Cdr, CommandRecord, RemoteObject, SessionLink
+from plugins.roaming_ocpi.parties import (
+    any_partner,
+    authenticate,
+    endpoint_url,
+    owns,
+    partner_row,
+    registered_partners,
+)
+from plugins.roaming_ocpi.tables import (
+    Authorization,
+    Cdr,
+    CommandRecord,
+    RemoteObject,
+    SessionLink,
+)
 from plugins.roaming_ocpi.transport import (
     UNKNOWN_LOCATION,
     UNKNOWN_TOKEN,
@@ -223,7 +236,7 @@ async def _store_token(partner: dict[str, Any], token: dict[str, Any]) -> bool:
 async def authorize(station_id: str, id_token: str, token_type: str, evse_id: int | None,
                     purpose: str) -> AuthorizationResult | None:
     """A partner's token: whitelist rules, real-time authorization within the time budget."""
-    if "CPO" not in ocpi_settings().role_set or not id_token:
+    if "CPO" not in ocpi_settings().role_set or not id_token or not await any_partner():
         return None
     tokens = await RemoteObject.select().where(
         (RemoteObject.module == "tokens") & (RemoteObject.object_id == id_token)).output(load_json=True)
@@ -352,7 +365,7 @@ async def load_links() -> None:
 
 
 async def on_event(event: ev.Event) -> None:
-    if "CPO" not in ocpi_settings().role_set:
+    if "CPO" not in ocpi_settings().role_set or not await any_partner():
         return
     if isinstance(event, ev.ConnectorStatusChanged):
         row = await Station.select(Station.site).where(Station.station_id == event.station_id).first()

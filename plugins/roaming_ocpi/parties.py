@@ -9,13 +9,19 @@ from partners flagged ``raw_tokens``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Request
 
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.tables import Partner
-from plugins.roaming_ocpi.transport import VERSION, presented_token, token_digest, unauthorized
+from plugins.roaming_ocpi.transport import (
+    VERSION,
+    presented_token,
+    token_digest,
+    unauthorized,
+)
 
 # (module, interface role, path under /ocpi) of everything we serve, per OCPI role of ours
 CPO_ENDPOINTS = (
@@ -102,6 +108,30 @@ def endpoint_url(partner: dict[str, Any], module: str, role: str) -> str | None:
         if e.get("identifier") == module and (module == "credentials" or e.get("role") == role):
             return e.get("url")
     return None
+
+
+# Whether any partner exists, trusted for this many seconds (a partner created on this node
+# clears it at once; on another node it shows after at most this long). Without a partner no
+# token, command or session is a roaming one, so the station hot paths skip their queries.
+PARTNERS_CHECK_S = 5.0
+_any_partner: tuple[bool, float] = (False, -1.0)  # (answer, monotonic time it expires)
+
+
+async def any_partner() -> bool:
+    global _any_partner
+    answer, until = _any_partner
+    now = time.monotonic()
+    if now < until:
+        return answer
+    answer = await Partner.exists()
+    _any_partner = (answer, now + PARTNERS_CHECK_S)
+    return answer
+
+
+def partners_changed() -> None:
+    """Call after creating a partner: the next :func:`any_partner` asks the database."""
+    global _any_partner
+    _any_partner = (False, -1.0)
 
 
 async def partner_row(partner_id: int) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from plugins.roaming_ocpi.parties import (
     our_credentials,
     our_endpoints,
     partner_row,
+    partners_changed,
 )
 from plugins.roaming_ocpi.tables import Partner
 from plugins.roaming_ocpi.transport import (
@@ -260,6 +261,7 @@ async def invite(name: str, *, raw_tokens: bool = False) -> tuple[dict[str, Any]
     row = Partner(name=name, status="invited", incoming_token_hash=token_digest(token_a), incoming_token_kind="A",
                   raw_tokens=raw_tokens)
     await row.save()
+    partners_changed()
     partner = await partner_row(row.id)
     assert partner is not None
     return partner, token_a

@@ -142,9 +142,12 @@
     }
     var layer = L.layerGroup().addTo(map);
     el.setAttribute("data-markers", "0");
+    var openSite = null;  // the site whose popup is open survives a live redraw
 
     function draw(sites, fit) {
+      var reopen = openSite;
       layer.clearLayers();
+      openSite = reopen;
       var bounds = [];
       sites.forEach(function (s) {
         if (s.latitude == null || s.longitude == null) return;
@@ -153,12 +156,15 @@
         });
         m.bindPopup(popupHtml(s));
         m.bindTooltip(s.name + ": " + s.available + "/" + s.total + " available");
+        m.on("popupopen", function () { openSite = s.id; });
+        m.on("popupclose", function () { if (openSite === s.id) openSite = null; });
         m.addTo(layer);
         if (m.getElement) {
           var path = m.getElement();
           if (path) { path.setAttribute("data-site", String(s.id)); path.classList.add("site-marker"); }
         }
         bounds.push([s.latitude, s.longitude]);
+        if (reopen === s.id) m.openPopup();
       });
       el.setAttribute("data-markers", String(bounds.length));
       if (fit && bounds.length) map.fitBounds(bounds, { padding: [40, 40], maxZoom: 14 });

@@ -123,20 +123,32 @@ def map_infrastructure(infra) -> SiteMap:
 _CORNERS = np.array(list(itertools.product((0.0, 1.0), repeat=3)))
 
 
-def root_box(site: SiteMap, weights: np.ndarray) -> tuple[float, float, float]:
+def root_box(site: SiteMap, weights: np.ndarray, fixed: np.ndarray | None = None) -> tuple[float, float, float]:
     """Largest per-group limits proportional to ``weights`` whose whole box is feasible.
 
     A box [0, x1] x [0, x2] x [0, x3] of group totals is feasible when its eight corners are
-    (each constraint |sum_g z_g * total_g| <= limit is convex), and along the ray x = t * w
-    each corner's current grows linearly in t, so the largest t is a closed form.
+    (each constraint |sum_g z_g * total_g| <= limit is convex). Groups given in ``fixed``
+    (not NaN) keep that limit; the others are ``t * weight``, and along that ray each corner's
+    current is |a + t b|, so the largest t is the root of a quadratic.
     """
-    if not len(site.limits) or not weights.any():
-        return (math.inf, math.inf, math.inf) if not len(site.limits) else (0.0, 0.0, 0.0)
-    currents = np.abs((_CORNERS * weights) @ site.coeffs.T)  # corners x constraints, at t=1
-    with np.errstate(divide="ignore"):
-        scale = np.min(np.where(currents > 0, site.limits / currents, np.inf))
-    scale *= 1 - 1e-9
-    return tuple(float(scale * w) for w in weights)  # type: ignore[return-value]
+    if not len(site.limits):
+        return (math.inf, math.inf, math.inf)
+    fixed = np.full(3, np.nan) if fixed is None else fixed
+    free = np.isnan(fixed)
+    w = np.where(free, weights, 0.0)
+    if not w.any():
+        return tuple(float(x) for x in np.where(free, 0.0, fixed))  # type: ignore[return-value]
+    a = (_CORNERS * np.where(free, 0.0, fixed)) @ site.coeffs.T  # corners x constraints
+    b = (_CORNERS * w) @ site.coeffs.T
+    # |a + t b|^2 = L^2: |b|^2 t^2 + 2 Re(a conj b) t + |a|^2 - L^2 = 0, largest root.
+    qa = np.abs(b) ** 2
+    qb = 2 * np.real(a * np.conj(b))
+    qc = np.abs(a) ** 2 - site.limits**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = (-qb + np.sqrt(np.maximum(qb**2 - 4 * qa * qc, 0.0))) / (2 * qa)
+    scale = float(np.min(np.where(qa > 0, root, np.inf)))
+    scale = max(0.0, scale * (1 - 1e-9))
+    return tuple(float(x) for x in np.where(free, scale * w, fixed))  # type: ignore[return-value]
 
 
 class AllocatorAlgorithm(algorithms.BaseAlgorithm):
@@ -157,6 +169,7 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
         self.state: AllocatorState | None = None
         self.site: SiteMap | None = None
         self.delivered_kwh: dict[str, float] = {}
+        self.box_rounds = 3
 
     def register_interface(self, interface) -> None:
         super().register_interface(interface)
@@ -196,18 +209,42 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                     measured_a=measured_a,
                     arrived_at=s.arrival * period_s,
                     energy_wh_needed=needed_wh,
+                    energy_wh=float(s.energy_delivered) * 1000.0,
                     departure_at=s.estimated_departure * period_s,
                     watts_per_amp=VOLTAGE,
                 )
             )
             usable[group - 1] += min(max_a, max(self.min_a, needed_wh * 3600.0 / (VOLTAGE * period_s)))
-        box = self.static_box if self.tree == "static" else root_box(site, usable)
-        nodes = [Node("transformer", None, box), *site.sub_nodes]
-        result = allocate(nodes, loads, now=now, state=self.state, config=config)
+        if self.tree == "static":
+            nodes = [Node("transformer", None, self.static_box), *site.sub_nodes]
+            result = allocate(nodes, loads, now=now, state=self.state, config=config)
+        else:
+            result = self.adaptive_allocate(loads, usable, now, config)
         self.state = result.state
         self.delivered_kwh = delivered
         by_session = {s.session_id: s.station_id for s in active_sessions}
         return {by_session[k]: [v] for k, v in result.limits_a.items()}
+
+    def adaptive_allocate(self, loads, usable, now, config):
+        """Allocate with root limits fitted to where the power is wanted.
+
+        Start from a box in proportion to what each group's sessions can use; then, a few
+        times, freeze the groups that did not use their share at what they used and give the
+        rest to the groups that did (the largest feasible box with those groups fixed).
+        """
+        site = self.site
+        fixed = np.full(3, np.nan)
+        box = root_box(site, usable)
+        for _ in range(self.box_rounds):
+            nodes = [Node("transformer", None, box), *site.sub_nodes]
+            result = allocate(nodes, loads, now=now, state=self.state, config=config)
+            used = np.array(result.node_totals_a["transformer"])
+            slack = (np.array(box) - used > 0.5) & np.isnan(fixed)
+            if not slack.any() or slack.all():
+                break
+            fixed[slack] = used[slack]
+            box = root_box(site, usable, fixed=fixed)
+        return result
 
 
 # --------------------------------------------------------------------------- data and runs

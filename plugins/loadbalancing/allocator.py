@@ -39,12 +39,16 @@ Rules, in the order they are applied
      the fair sharing below. As soon as the car draws ``ramp_threshold`` of its cap or more,
      the cap is lifted and the car is back at its fair share.
 
-3. **Slack.** When ``deadline_aware`` is on (the default) and a load's ``energy_wh_needed``
-   and ``departure_at`` are both known, its *slack* is how long it could still wait and get
-   its energy at ``max_a`` before it leaves:
-   ``departure_at - now - energy_wh_needed * 3600 / (watts_per_amp * max_a)``, at least 0.
-   A load without a known slack counts as having none: it is assumed to want full power
-   now. Slack is used in rules 5 and 6 and is the only place where departure times matter.
+3. **Start level (deadlines).** When ``deadline_aware`` is on (the default) and a load's
+   ``energy_wh_needed`` (> 0) and ``departure_at`` are both known, it is *timed* and its
+   *start* is the time until its departure (0 when due, at most a week) plus
+   ``progress_s`` (15 min) times the share of its energy it has received
+   (``energy_wh / (energy_wh + energy_wh_needed)``), in hours. A load that is not timed
+   (its driver or EV said nothing) counts as leaving ``untimed_start_s`` (2 h) from now,
+   always: timed cars that leave sooner come first, timed cars that leave later wait until
+   they are that close to their departure, and a driver who gives a departure is never
+   behind untimed cars once it is near. Starts are used in rules 5 and 6; only their
+   differences matter (the smallest is taken as 0).
 
 4. **Rotation state.** The allocator remembers for each load whether it was charging (*on*)
    or paused (*off*) and since when. A load that was switched on less than ``min_on_s`` ago
@@ -57,41 +61,42 @@ Rules, in the order they are applied
    a. higher ``priority`` first;
    b. loads held on (switched on less than ``min_on_s`` ago) - a running car is not
       interrupted by an equal-priority car;
-   c. then the rotation queue, by ascending *queue key*: for a waiting load (paused, or
-      new) its slack minus the time it has been waiting (0 for a new load); for a load that
-      has been charging for ``min_on_s`` or more, its slack plus the time it has been
-      charging. Without known slacks this is plain rotation: every waiting car, the one
-      waiting longest first, comes before every car that is charging, and the car that has
-      been charging longest is the first to give its place;
+   c. then the rotation queue: every waiting car (paused, or new), the one waiting longest
+      first, comes before every car that is charging, and the car that has been charging
+      longest is the first to give its place;
    d. ties: earlier ``departure_at`` first (unknown last), then earlier ``arrived_at``, then id.
 
    A load is admitted when every node on its path can still supply its ``min_a`` on each of
    its phases on top of the ``min_a`` of the loads admitted before it; it then reserves its
    ``min_a``. A load that does not fit gets 0 (*paused*); loads after it that fit (for
-   instance on another branch) are still admitted. When there is room for everyone, every
-   car charges and the order does not matter. When there is not, the order rotates the
-   cars: a waiting car's key falls by one second per second waited (and its slack shrinks
-   as its departure nears), a charging car's key rises by one second per second charged,
-   so within a priority class every waiting car gets its turn (starvation-free), while a
-   car that can afford to wait lets a car in a hurry go first. ``min_on_s`` and
-   ``min_off_s`` bound how often a car is switched. A higher priority class is served
-   first (that is what priority means), and a new higher-priority car may interrupt a
-   lower-priority car held on.
+   instance on another branch) are still admitted. Within a priority class every waiting
+   car gets its turn (starvation-free); ``min_on_s`` and ``min_off_s`` bound how often a car
+   is switched. A higher priority class is served first, and a new higher-priority car may
+   interrupt a lower-priority car held on.
 
-6. **Fair sharing (weighted max-min, water-filling).** What remains after the ``min_a``
-   reservations is shared among the admitted loads by progressive filling: a common level
-   ``x`` rises from 0; each admitted load gets ``max(min_a, x * weight)``, capped at its cap
-   (rule 2). When a load reaches its cap it stops rising; when a node's phase reaches its
-   limit, every load drawing from that node's phase stops rising; the others go on until
-   every load has stopped. The result is max-min fair: no load can get more without taking
-   from a load that has no more (relative to its weight) than it. The weight is
+   *Cars that can wait.* When some load is timed, the sharing of rule 6 is first computed
+   without minimum currents, for every load not held off. A timed load that would get less
+   than its ``min_a`` there (others leave before it and take the capacity) is *low*, and is
+   admitted only while, on every node phase of its path, the ``min_a`` of the low loads
+   admitted so far plus its own stays within what the other loads leave (the limit minus
+   what the loads that are not low would get). So capacity goes to the cars that leave
+   first instead of holding every car that could wait at ``min_a``; the low cars take turns
+   through the rotation queue. Loads that are not timed are admitted as above.
 
-   ``weight = 2 ** priority * 2 ** -(slack / slack_halving_s)``
-
-   so each priority step doubles a load's share of the spare capacity, and every
-   ``slack_halving_s`` (default 30 min) of slack halves it (both exponents are bounded to
-   30). Loads without a known slack have the full weight ``2 ** priority``. Equal loads
-   with equal demands on a symmetric tree therefore get equal shares.
+6. **Sharing (earliest departure first, max-min fair among equals).** What remains after
+   the ``min_a`` reservations is shared among the admitted loads by progressive filling: a
+   common level ``x`` (hours) rises from 0; each admitted load gets
+   ``max(min_a, weight * (x - start))``, capped at its cap (rule 2), with
+   ``weight = 2 ** priority * deadline_a_per_h`` (360 A per hour; the exponent bounded to
+   10). When a load reaches its cap it stops rising; when a node's phase reaches its limit,
+   every load drawing from that node's phase stops rising; the others go on until every load
+   has stopped. So a car leaving an hour earlier than another is 360 A ahead of it: in
+   practice the car that leaves first is served up to its cap before the next one (earliest
+   deadline first, which delivers the most energy when cars leave with their demand unmet),
+   cars leaving within minutes of each other share, and loads with equal starts (all loads
+   without deadlines, or equal departures and progress) share max-min fairly, each priority
+   step doubling a load's share. Equal loads with equal demands on a symmetric tree get equal
+   shares. No capacity is left unused while an admitted load below its cap could take it.
 
 7. **Hysteresis.** When a load was charging before and its new limit differs from the
    previous one by less than ``hysteresis_a``, it keeps the previous limit, provided that
@@ -127,6 +132,8 @@ __all__ = [
 
 # Tolerance on node limits for floating-point error (amps).
 EPSILON_A = 1e-9
+# Departures further away than this count as this far (a week): keeps the levels small.
+_HORIZON_S = 7 * 86400.0
 _STATE_VERSION = 1
 
 
@@ -163,6 +170,8 @@ class Load:
         departure_at: expected departure (seconds, same clock as ``now``), if known.
         watts_per_amp: power drawn per amp of limit; default ``voltage_v * len(phases)``
             (set it for line-to-line loads or other voltages).
+        energy_wh: energy delivered so far in this session (used with
+            ``energy_wh_needed`` to know how far along the car is, rule 6).
     """
 
     id: str
@@ -176,6 +185,7 @@ class Load:
     energy_wh_needed: float | None = None
     departure_at: float | None = None
     watts_per_amp: float | None = None
+    energy_wh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,9 @@ class AllocatorConfig:
     period_s: float | None = None
     voltage_v: float = 230.0
     deadline_aware: bool = True
-    slack_halving_s: float = 1800.0
+    deadline_a_per_h: float = 360.0
+    progress_s: float = 900.0
+    untimed_start_s: float = 7200.0
 
 
 @dataclass
@@ -280,6 +292,7 @@ def allocate(
     floors = [0.0] * count
     caps = [0.0] * count
     weights = [0.0] * count
+    starts = [0.0] * count
     wanting = [False] * count
     seen: set[str] = set()
     for i, load in enumerate(loads):
@@ -291,11 +304,11 @@ def allocate(
         wanting[i] = True
         floors[i] = load.min_a
         caps[i] = cap
-        weights[i] = _priority_weight(load.priority) * _urgency(load, now, config)
+    _fill_parameters(loads, wanting, now, config, weights, starts)
 
-    admitted = _admit(loads, keys, floors, wanting, limits, prev, now, config)
-    alloc = _water_fill(admitted, keys, floors, caps, weights, limits)
-    _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, prev, config)
+    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config)
+    alloc = _water_fill(admitted, keys, floors, caps, weights, starts, limits)
+    _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, starts, prev, config)
 
     limits_a: dict[str, float] = {}
     paused: set[str] = set()
@@ -391,38 +404,53 @@ def _cap(load: Load, previous: LoadState | None, config: AllocatorConfig) -> flo
 
 
 def _priority_weight(priority: int) -> float:
-    """Rule 6: each priority step doubles the weight (bounded to keep floats sane)."""
-    return 2.0 ** max(-30, min(30, priority))
+    """Rule 6: each priority step doubles the weight (bounded to keep floats exact enough)."""
+    return 2.0 ** max(-10, min(10, priority))
 
 
-def _slack_s(load: Load, now: float, config: AllocatorConfig) -> float | None:
-    """Seconds the load could still wait and get its energy at max_a before it leaves (>= 0).
+def _fill_parameters(
+    loads: Sequence[Load],
+    wanting: list[bool],
+    now: float,
+    config: AllocatorConfig,
+    weights: list[float],
+    starts: list[float],
+) -> None:
+    """Rule 3 and 6: each wanting load's weight (A per hour of level) and start (hours)."""
+    for i, load in enumerate(loads):
+        if not wanting[i]:
+            continue
+        weights[i] = _priority_weight(load.priority) * config.deadline_a_per_h
+        starts[i] = config.untimed_start_s / 3600.0  # replaced below when the load is timed
+        if _deadline_known(load, config):
+            delivered = max(0.0, load.energy_wh)
+            requested = delivered + load.energy_wh_needed  # type: ignore[operator]
+            left_s = min(_HORIZON_S, max(0.0, load.departure_at - now))  # type: ignore[operator]
+            starts[i] = (left_s + config.progress_s * delivered / requested) / 3600.0
+    # Only differences of starts matter; the smallest at 0 keeps the arithmetic exact when
+    # every load starts together.
+    lowest = min((starts[i] for i in range(len(loads)) if wanting[i]), default=0.0)
+    for i in range(len(loads)):
+        starts[i] -= lowest
 
-    None when ``deadline_aware`` is off or the energy or the departure is unknown.
-    """
-    if (
-        not config.deadline_aware
-        or load.energy_wh_needed is None
-        or load.departure_at is None
-        or load.max_a <= 0
-    ):
-        return None
-    needed_s = load.energy_wh_needed * 3600.0 / (_watts_per_amp(load, config) * load.max_a)
-    return max(0.0, load.departure_at - now - needed_s)
 
-
-def _urgency(load: Load, now: float, config: AllocatorConfig) -> float:
-    """Rule 6: 1 without a known slack, halved for every slack_halving_s of slack."""
-    slack = _slack_s(load, now, config)
-    if slack is None:
-        return 1.0
-    return 2.0 ** -min(30.0, slack / config.slack_halving_s)
+def _deadline_known(load: Load, config: AllocatorConfig) -> bool:
+    return (
+        config.deadline_aware
+        and load.energy_wh_needed is not None
+        and load.energy_wh_needed > 0
+        and load.departure_at is not None
+        and math.isfinite(load.departure_at)
+    )
 
 
 def _admit(
     loads: Sequence[Load],
     keys: list[list[int]],
     floors: list[float],
+    caps: list[float],
+    weights: list[float],
+    starts: list[float],
     wanting: list[bool],
     limits: list[float],
     prev: dict[str, LoadState],
@@ -431,33 +459,72 @@ def _admit(
 ) -> list[int]:
     """Rules 4 and 5: the indices of the admitted loads (each reserving its min_a)."""
     inf = math.inf
-    order: list[tuple[Any, ...]] = []
+    candidates: list[int] = []
+    held_on: set[int] = set()
+    in_state: dict[int, float] = {}
     for i, load in enumerate(loads):
         if not wanting[i]:
             continue
         old = prev.get(load.id)
         in_state_s = now - old.since if old is not None else 0.0
         if old is not None and old.on and in_state_s < config.min_on_s:
-            rank: tuple[int, float] = (0, 0.0)  # held on
+            held_on.add(i)
         elif old is not None and not old.on and in_state_s < config.min_off_s:
             continue  # held off
+        candidates.append(i)
+        in_state[i] = in_state_s
+
+    # When some load has a deadline: what each candidate would get without minimum currents.
+    # A load that would get less than its min_a is "low"; on every node phase, the low loads
+    # admitted at min_a stay within what the other loads would leave them, except that a
+    # load without a deadline is admitted whenever its min_a fits (as without deadlines), so
+    # the rotation keeps every car charging in turn.
+    desired: dict[int, float] = {}
+    low: set[int] = set()
+    budget = list(limits)
+    if any(_deadline_known(loads[i], config) for i in candidates):
+        zeros = [0.0] * len(loads)
+        desired = _water_fill(candidates, keys, zeros, caps, weights, starts, limits)
+        for i in candidates:
+            if desired[i] < floors[i]:
+                low.add(i)
+            else:
+                for k in keys[i]:
+                    budget[k] -= desired[i]
+
+    order: list[tuple[Any, ...]] = []
+    for i in candidates:
+        load = loads[i]
+        if i in held_on:
+            rank: tuple[int, float, float] = (0, 0.0, 0.0)
         else:
-            # The rotation queue: slack minus time waited, or plus time charging.
-            slack = _slack_s(load, now, config) or 0.0
+            # The rotation queue: waiting longest first, charging longest last.
+            old = prev.get(load.id)
             on = old is not None and old.on
-            rank = (1, slack + in_state_s if on else slack - in_state_s)
+            rank = (1, 0.0, in_state[i] if on else -in_state[i])
         departure = load.departure_at if load.departure_at is not None else inf
         order.append((-load.priority, rank, departure, load.arrived_at, load.id, i))
     order.sort()
 
     used = [0.0] * len(limits)
+    low_used = [0.0] * len(limits)
     admitted: list[int] = []
     for *_, i in order:
         floor = floors[i]
-        if all(used[k] + floor <= limits[k] + EPSILON_A for k in keys[i]):
+        if not all(used[k] + floor <= limits[k] + EPSILON_A for k in keys[i]):
+            continue
+        if i in low:
+            if (
+                i not in held_on
+                and _deadline_known(loads[i], config)
+                and any(low_used[k] + floor > budget[k] + EPSILON_A for k in keys[i])
+            ):
+                continue
             for k in keys[i]:
-                used[k] += floor
-            admitted.append(i)
+                low_used[k] += floor
+        for k in keys[i]:
+            used[k] += floor
+        admitted.append(i)
     return admitted
 
 
@@ -470,16 +537,18 @@ def _water_fill(
     floors: list[float],
     caps: list[float],
     weights: list[float],
+    starts: list[float],
     limits: list[float],
 ) -> dict[int, float]:
     """Rule 6: weighted progressive filling above the floors, event by event.
 
-    Each admitted load is at its floor until the level x reaches floor/weight, then rises
-    as x * weight until x reaches cap/weight or one of its node phases saturates. Per node
-    phase k we keep ``base[k]`` (the sum of the loads below it that are not rising) and
-    ``rate[k]`` (the sum of the weights of the rising ones), so k saturates at
-    ``x = (limit - base) / rate``. Events are kept in a heap; node events carry a version
-    so that stale ones are skipped.
+    Each admitted load i is at its floor until the level x reaches
+    ``starts[i] + floor / weight``, then rises as ``weight * (x - starts[i])`` until it
+    reaches its cap or one of its node phases saturates. Per node phase k we keep
+    ``base[k]`` (the sum of the loads below it that are not rising, minus
+    ``weight * start`` of the rising ones) and ``rate[k]`` (the sum of the weights of the
+    rising ones), so k saturates at ``x = (limit - base) / rate``. Events are kept in a
+    heap; node events carry a version so that stale ones are skipped.
     """
     alloc: dict[int, float] = {}
     base = [0.0] * len(limits)
@@ -501,7 +570,7 @@ def _water_fill(
             alloc[i] = caps[i]
         else:
             status[i] = 0
-            heap.append((floors[i] / weights[i], _START, i, 0))
+            heap.append((starts[i] + floors[i] / weights[i], _START, i, 0))
     heapq.heapify(heap)
 
     def push_node_event(k: int, level: float) -> None:
@@ -510,6 +579,13 @@ def _water_fill(
             at = (limits[k] - base[k]) / rate[k] if rate[k] > 0 else math.inf
             heapq.heappush(heap, (max(at, level), _NODE, k, version[k]))
 
+    def recompute(k: int) -> None:
+        rising = [j for j in members[k] if status[j] == 1]
+        rate[k] = math.fsum(weights[j] for j in rising)
+        base[k] = math.fsum(
+            [alloc[j] for j in members[k] if status[j] != 1] + [-weights[j] * starts[j] for j in rising]
+        )
+
     def freeze(i: int, value: float, touched: set[int]) -> None:
         was_rising = status[i] == 1
         status[i] = 2
@@ -517,15 +593,13 @@ def _water_fill(
         if not was_rising:
             return
         for k in keys[i]:
-            base[k] += value
+            base[k] += value + weights[i] * starts[i]
             before = rate[k]
             rate[k] -= weights[i]
             rising_count[k] -= 1
-            if rising_count[k] == 0:
-                rate[k] = 0.0
-            elif rate[k] <= before * 1e-6:
-                # Cancellation (weights far apart): recompute the sum exactly.
-                rate[k] = math.fsum(weights[j] for j in members[k] if status[j] == 1)
+            if rising_count[k] == 0 or rate[k] <= before * 1e-6:
+                # Cancellation (weights far apart): recompute the sums exactly.
+                recompute(k)
             touched.add(k)
 
     while heap:
@@ -539,11 +613,11 @@ def _water_fill(
                 continue
             status[idx] = 1
             for k in keys[idx]:
-                base[k] -= floors[idx]
+                base[k] -= floors[idx] + weights[idx] * starts[idx]
                 rate[k] += weights[idx]
                 rising_count[k] += 1
                 touched.add(k)
-            heapq.heappush(heap, (caps[idx] / weights[idx], _CAP, idx, 0))
+            heapq.heappush(heap, (starts[idx] + caps[idx] / weights[idx], _CAP, idx, 0))
         elif kind == _CAP:
             if status[idx] != 1:
                 continue
@@ -554,14 +628,33 @@ def _water_fill(
             saturated[idx] = True
             for i in members[idx]:
                 if status[i] == 1:
-                    freeze(i, min(caps[i], max(floors[i], level * weights[i])), touched)
+                    value = weights[i] * (level - starts[i])
+                    freeze(i, min(caps[i], max(floors[i], value)), touched)
                 elif status[i] == 0:
                     freeze(i, floors[i], touched)
         for k in touched:
             push_node_event(k, level)
 
     _trim_float_excess(alloc, keys, floors, limits)
+    _top_up(alloc, keys, caps, weights, limits)
     return alloc
+
+
+def _top_up(
+    alloc: dict[int, float], keys: list[list[int]], caps: list[float], weights: list[float], limits: list[float]
+) -> None:
+    """Give floating-point slivers of unused capacity (weights far apart) to loads below cap."""
+    totals = [0.0] * len(limits)
+    for i, value in alloc.items():
+        for k in keys[i]:
+            totals[k] += value
+    for i in sorted(alloc, key=lambda j: -weights[j]):
+        room = min((limits[k] - totals[k] for k in keys[i]), default=math.inf)
+        extra = min(caps[i] - alloc[i], room)
+        if 0.0 < extra <= 1e-3:
+            alloc[i] += extra
+            for k in keys[i]:
+                totals[k] += extra
 
 
 def _trim_float_excess(
@@ -589,6 +682,7 @@ def _apply_hysteresis(
     limits: list[float],
     caps: list[float],
     weights: list[float],
+    starts: list[float],
     prev: dict[str, LoadState],
     config: AllocatorConfig,
 ) -> None:
@@ -606,7 +700,7 @@ def _apply_hysteresis(
         if old is None or old.limit_a <= 0:
             continue
         new = alloc[i]
-        if new == old.limit_a or abs(new - old.limit_a) >= config.hysteresis_a:
+        if new == old.limit_a or abs(new - old.limit_a) >= config.hysteresis_a - EPSILON_A:
             continue
         if not loads[i].min_a <= old.limit_a <= loads[i].max_a:
             continue
@@ -635,5 +729,5 @@ def _apply_hysteresis(
     for i in held:
         for k in keys[i]:
             residual[k] -= alloc[i]
-    starts = [alloc.get(i, 0.0) for i in range(len(caps))]
-    alloc.update(_water_fill(others, keys, starts, caps, weights, residual))
+    current = [alloc.get(i, 0.0) for i in range(len(caps))]
+    alloc.update(_water_fill(others, keys, current, caps, weights, starts, residual))

@@ -35,7 +35,8 @@ class LoadBalancingSettings(BaseSettings):
     min_on_s: float = Field(300.0, description="Seconds a car that was switched on keeps charging before it may be paused.")
     min_off_s: float = Field(300.0, description="Seconds a paused car waits before it may be switched on again.")
     hysteresis_a: float = Field(1.0, description="Changes smaller than this keep the previous limit.")
-    deadline_aware: bool = Field(True, description="Give cars with less slack (time they could still wait and finish before departure) a larger share.")
+    deadline_aware: bool = Field(True, description="Serve cars that leave sooner first (when their departure and energy are known); a car that can wait may be paused.")
+    untimed_start_s: float = Field(7200.0, description="A car without a known departure and energy ranks as one leaving this many seconds from now.")
 
 
 # The allocator's memory per site id, between rounds.
@@ -46,7 +47,7 @@ def allocator_config(voltage_v: float) -> allocator.AllocatorConfig:
     s = LoadBalancingSettings()
     return replace(allocator.AllocatorConfig(), buffer_a=s.buffer_a, ramp_threshold=s.ramp_threshold,
                    min_on_s=s.min_on_s, min_off_s=s.min_off_s, hysteresis_a=s.hysteresis_a,
-                   deadline_aware=s.deadline_aware, voltage_v=voltage_v)
+                   deadline_aware=s.deadline_aware, untimed_start_s=s.untimed_start_s, voltage_v=voltage_v)
 
 
 def _seconds(when: datetime | None) -> float | None:
@@ -73,6 +74,7 @@ def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load
             id=load.id, node=load.node or root, phases=tuple(load.phases), min_a=load.min_a, max_a=load.max_a,
             measured_a=load.measured_a, priority=load.priority, arrived_at=_seconds(load.started_at) or 0.0,
             energy_wh_needed=load.energy_wh_needed, departure_at=_seconds(load.departure_at),
+            energy_wh=load.energy_wh or 0.0,
             watts_per_amp=topology.voltage_v * len(load.phases),
         )
         for load in loads

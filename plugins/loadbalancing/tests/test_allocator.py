@@ -182,21 +182,29 @@ def test_energy_still_needed_caps_the_limit_for_the_period():
     assert result.idle == {"full"} and result.paused == set()
 
 
-def test_each_half_hour_of_slack_halves_the_share_of_spare_capacity():
-    # At 32 A and 230 V, a needs 1 h of charging and leaves in 2 h: 1 h of slack, weight 1/4.
-    # b needs 30 min: 1.5 h of slack, weight 1/8. Above their 6 A floors a rises twice as fast.
+def test_an_earlier_departure_is_served_first_and_a_car_that_can_wait_is_paused():
     hour = 3600.0
+    # Level x in hours: a rises from x = 1 h (its departure), b from x = 2 h, at 360 A per
+    # hour of level: a reaches its 32 A cap and b gets the remaining 8 A (above its 6 A).
     cars = [
-        Load("a", "site", (1,), energy_wh_needed=32 * 230, departure_at=2 * hour),
-        Load("b", "site", (1,), energy_wh_needed=16 * 230, departure_at=2 * hour),
+        Load("a", "site", (1,), energy_wh_needed=30_000, departure_at=1 * hour),
+        Load("b", "site", (1,), energy_wh_needed=30_000, departure_at=2 * hour),
     ]
-    result = allocate([site(18)], cars, now=0.0)
-    assert result.limits_a == pytest.approx({"a": 12.0, "b": 6.0})
+    result = allocate([site(40)], cars, now=0.0)
+    assert result.limits_a == pytest.approx({"a": 32.0, "b": 8.0})
+    # On 18 A, b would get nothing without minimum currents: it is paused, a gets all.
+    tight = allocate([site(18)], cars, now=0.0)
+    assert tight.limits_a == pytest.approx({"a": 18.0, "b": 0.0})
+    assert tight.paused == {"b"}
+    # Without deadline awareness: max-min fair.
     plain = allocate([site(18)], cars, now=0.0, config=AllocatorConfig(deadline_aware=False))
     assert plain.limits_a == pytest.approx({"a": 9.0, "b": 9.0})
-    unknown = [cars[0], Load("c", "site", (1,))]
-    result = allocate([site(18)], unknown, now=0.0)
-    assert result.limits_a == pytest.approx({"a": 6.0, "c": 12.0})
+    # A car that has received part of its energy counts as leaving later by that share of
+    # progress_s (15 min): a has half its energy, so it starts at 1 h 7.5 min.
+    ahead = [replace(cars[0], energy_wh=30_000), Load("c", "site", (1,), energy_wh_needed=30_000,
+                                                       departure_at=1.1 * hour)]
+    result = allocate([site(40)], ahead, now=0.0)
+    assert result.limits_a == pytest.approx({"c": 24.5, "a": 15.5})
 
 
 def test_rotation_serves_the_car_in_a_hurry_first_and_the_patient_car_later():
@@ -204,24 +212,36 @@ def test_rotation_serves_the_car_in_a_hurry_first_and_the_patient_car_later():
     nodes = [site(12)]
     energy = {"hurry": 10_000.0, "patient": 10_000.0, "unknown": None}
     departure = {"hurry": 2 * hour, "patient": 8 * hour, "unknown": None}
+    got = {"hurry": 0.0, "patient": 0.0, "unknown": 0.0}
+    got_before_2h = {}
     state = None
     first_on: dict[str, float] = {}
-    for step in range(48):
+    for step in range(96):
         now = 300.0 * step
+        if now == 2 * hour:
+            got_before_2h = dict(got)
         loads = [
             Load(name, "site", (1,), arrived_at=0.0, energy_wh_needed=energy[name], departure_at=departure[name])
-            for name in ("patient", "unknown", "hurry")
+            for name in ("patient", "unknown", "hurry") if departure[name] is None or now < departure[name]
         ]
         result = allocate(nodes, loads, now=now, state=state)
         state = result.state
+        assert sum(result.limits_a.values()) <= 12 + 1e-9
         for name, value in result.limits_a.items():
             if value > 0:
                 first_on.setdefault(name, now)
+                got[name] += value * 230 * 300 / 3600
                 if energy[name] is not None:
                     energy[name] -= value * 230 * 300 / 3600
-    assert first_on["hurry"] == first_on["unknown"] == 0.0
-    assert first_on["patient"] > 0.0
-    assert first_on["patient"] < departure["patient"] - 10_000 * 3600 / (32 * 230)
+    # The car without a departure counts as leaving in 2 h (untimed_start_s) and, untimed, is
+    # never paused for a timed car: the car in a hurry charges from the start; the patient car
+    # waits (it can: the room left is the untimed car's minimum) until its departure is as
+    # close as 2 h, then shares the site with the untimed car until it leaves.
+    assert first_on["hurry"] == 0.0 and first_on["unknown"] == 0.0
+    assert got_before_2h["hurry"] > 0.0
+    assert got_before_2h["patient"] == 0.0
+    assert 2 * hour < first_on["patient"] <= 6 * hour
+    assert got["patient"] > 0.0
 
 
 def test_what_hysteresis_leaves_unused_goes_to_loads_that_change_anyway():
@@ -398,6 +418,9 @@ def test_limits_bounds_and_pauses_hold_on_random_sites(case, config):
 def test_fresh_allocation_is_work_conserving_and_admission_is_greedy(case):
     """No admitted car below its max could get more, and no paused car fits at min_a."""
     nodes, loads = case
+    # With departures known, a car that can wait may be paused although it would fit at
+    # min_a (rule 5); greedy admission is checked without them, work conservation with both.
+    loads = [replace(load, departure_at=None) for load in loads]
     result = allocate(nodes, loads, now=1000.0)
     by_id = {n.id: n for n in nodes}
     totals = phase_totals(nodes, loads, result.limits_a)
@@ -540,3 +563,19 @@ def test_limits_hold_with_any_previous_state_and_measurements(case, data):
             if load.measured_a < 0.9 * first.limits_a[load.id]:
                 cap = max(load.min_a, load.measured_a + 2.0)
                 assert value <= max(cap, first.limits_a[load.id]) + TOL
+
+
+@settings(max_examples=100, deadline=None)
+@given(sites())
+def test_allocation_with_deadlines_is_work_conserving(case):
+    """With departures known, no admitted car below its max could get more either."""
+    nodes, loads = case
+    result = allocate(nodes, loads, now=1000.0)
+    by_id = {n.id: n for n in nodes}
+    totals = phase_totals(nodes, loads, result.limits_a)
+    for load in loads:
+        value = result.limits_a[load.id]
+        if value > 0 and value < load.max_a - TOL:
+            assert any(
+                totals[n][p - 1] >= by_id[n].limit_a[p - 1] - TOL for n, p in keys_of(nodes, load)
+            ), load

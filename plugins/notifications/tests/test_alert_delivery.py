@@ -60,10 +60,13 @@ async def test_silent_station_alert_webhook_and_email(any_server, receiver, mail
     assert closed_payload["data"]["alert_id"] == payload["data"]["alert_id"]
     assert verify(secret, closed[0]["headers"]["x-csms-timestamp"], closed[0]["body"],
                   closed[0]["headers"]["x-csms-signature"])
-    await eventually(lambda: len(mailbox.to("ops@example.org")) == 2, what="the resolved e-mail")
-    assert mailbox.subjects("ops@example.org")[1].startswith("Resolved: ")
+    # (the station leaves again at the end of the block, so a new alert may open and mail too)
+    resolved = await eventually(lambda: [s for s in mailbox.subjects("ops@example.org") if s.startswith("Resolved: ")],
+                                what="the resolved e-mail")
+    assert len(resolved) == 1
     after = (await server.api.get("/alerts", params={"station_id": "QUIET"})).json()["items"]
-    assert after[0]["status"] == "closed" and after[0]["closed_at"]
+    first = next(a for a in after if a["id"] == payload["data"]["alert_id"])
+    assert first["status"] == "closed" and first["closed_at"]
 
     log = (await server.api.get("/notifications/deliveries", params={"status": "delivered"})).json()["items"]
     assert {(d["channel"], d["event"]) for d in log} >= {("webhook", "alert.opened"), ("webhook", "alert.closed"),

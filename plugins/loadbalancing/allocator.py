@@ -43,7 +43,12 @@ Rules, in the order they are applied
    ``energy_wh_needed`` (> 0) and ``departure_at`` are both known, it is *timed* and its
    *start* is the time until its departure (0 when due, at most a week) plus
    ``progress_s`` (15 min) times the share of its energy it has received
-   (``energy_wh / (energy_wh + energy_wh_needed)``), in hours. A load that is not timed
+   (``energy_wh / (energy_wh + energy_wh_needed)``), in hours. *In a crunch* - when on some
+   node phase the timed loads together need more than ``crunch_pressure`` (2) times its
+   limit to get their energy before they leave (each at most its cap) - no departure can be
+   met anyway, and ``progress_s`` becomes ``crunch_progress_s`` (8 h): the share of its demand
+   a car has received then outweighs its departure, so the capacity evens out the shares
+   (fairness) instead of going to the car that leaves first. A load that is not timed
    (its driver or EV said nothing) counts as leaving ``untimed_start_s`` (2 h) from now,
    always: timed cars that leave sooner come first, timed cars that leave later wait until
    they are that close to their departure, and a driver who gives a departure is never
@@ -117,7 +122,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 __all__ = [
@@ -203,6 +208,8 @@ class AllocatorConfig:
     deadline_a_per_h: float = 360.0
     progress_s: float = 900.0
     untimed_start_s: float = 7200.0
+    crunch_pressure: float | None = 2.0
+    crunch_progress_s: float = 28800.0
 
 
 @dataclass
@@ -304,6 +311,9 @@ def allocate(
         wanting[i] = True
         floors[i] = load.min_a
         caps[i] = cap
+    if config.crunch_pressure is not None and _pressure(loads, wanting, keys, caps, limits, now,
+                                                        config) > config.crunch_pressure:
+        config = replace(config, progress_s=config.crunch_progress_s)
     _fill_parameters(loads, wanting, now, config, weights, starts)
 
     admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config)
@@ -432,6 +442,20 @@ def _fill_parameters(
     lowest = min((starts[i] for i in range(len(loads)) if wanting[i]), default=0.0)
     for i in range(len(loads)):
         starts[i] -= lowest
+
+
+def _pressure(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]], caps: list[float],
+              limits: list[float], now: float, config: AllocatorConfig) -> float:
+    """Rule 3: the largest ratio, over node phases, of what the timed loads need on average to
+    get their energy before they leave (each at most its cap) to the limit."""
+    need = [0.0] * len(limits)
+    for i, load in enumerate(loads):
+        if wanting[i] and _deadline_known(load, config):
+            left_h = max(config.period_s or 300.0, load.departure_at - now) / 3600.0  # type: ignore[operator]
+            amps = min(caps[i], load.energy_wh_needed / left_h / _watts_per_amp(load, config))  # type: ignore[operator]
+            for k in keys[i]:
+                need[k] += amps
+    return max((need[k] / limits[k] for k in range(len(limits)) if need[k] > 0 and limits[k] > 0), default=0.0)
 
 
 def _deadline_known(load: Load, config: AllocatorConfig) -> bool:

@@ -579,3 +579,22 @@ def test_allocation_with_deadlines_is_work_conserving(case):
             assert any(
                 totals[n][p - 1] >= by_id[n].limit_a[p - 1] - TOL for n, p in keys_of(nodes, load)
             ), load
+
+
+def test_in_a_crunch_the_car_that_got_less_of_its_demand_comes_first():
+    hour = 3600.0
+    # A leaves in 1 h and has half of its 40 kWh; B leaves in 2 h and has nothing of its 40 kWh.
+    # Together they need far more than twice the site's 16 A before they leave: a crunch.
+    cars = [
+        Load("A", "site", (1,), arrived_at=0.0, energy_wh=20_000.0, energy_wh_needed=20_000.0, departure_at=hour),
+        Load("B", "site", (1,), arrived_at=1.0, energy_wh=0.0, energy_wh_needed=40_000.0, departure_at=2 * hour),
+    ]
+    fair = allocate([site(16)], cars, now=0.0).limits_a
+    assert fair["B"] > fair["A"]
+    assert sum(fair.values()) == pytest.approx(16.0)
+    # without the crunch rule the car leaving first is served first
+    earliest = allocate([site(16)], cars, now=0.0, config=AllocatorConfig(crunch_pressure=None)).limits_a
+    assert earliest["A"] > earliest["B"]
+    # with room for everybody's need there is no crunch: earliest departure first again
+    roomy = allocate([site(200)], cars, now=0.0).limits_a
+    assert roomy == pytest.approx({"A": 32.0, "B": 32.0})

@@ -28,9 +28,11 @@ its station.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 from csms.core.tables import ChargingSession, Driver, IdToken, Organization, Site, Station
 from plugins.billing.tables import Assignment, HomeStation, Tariff
@@ -166,8 +168,27 @@ def _overlap_start(a: dict[str, Any], b: dict[str, Any]) -> str:
     return max(starts).isoformat() if starts else "the start"
 
 
+# The context already built for a session while this plugin prices it: the ``select_tariff``
+# hook, called from inside the pricing, finds it here instead of querying it again.
+_known: ContextVar[SessionContext | None] = ContextVar("billing_session_context", default=None)
+
+
+@contextmanager
+def known_context(ctx: SessionContext) -> Iterator[SessionContext]:
+    """``with known_context(ctx):`` lets nested ``session_context`` calls for the same session
+    reuse ``ctx`` (within the current task only)."""
+    token = _known.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _known.reset(token)
+
+
 async def session_context(session: dict[str, Any]) -> SessionContext:
     """The context of a session (a ``charging_session`` row as hooks receive it)."""
+    known = _known.get()
+    if known is not None and known.session_id is not None and known.session_id == session.get("id"):
+        return known
     station_id = session.get("station_id")
     if not station_id:
         row = await Station.select(Station.station_id).where(Station.id == session["station"]).first()

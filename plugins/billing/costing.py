@@ -21,7 +21,7 @@ from csms.core.runtime import get_core
 from csms.core.tables import MeterValue
 from csms.core.timeutil import utcnow
 from csms.plugins import first_answer
-from plugins.billing.assignments import SessionContext, describe, resolve_assignment, session_context
+from plugins.billing.assignments import SessionContext, describe, known_context, resolve_assignment, session_context
 from plugins.billing.pricing import CostBreakdown, MeterSample, SessionUsage, price_session
 from plugins.billing.tables import Tariff, TariffVersion
 from plugins.billing.tariff import PriceComponent, TariffDimensionType, TariffElement, to_decimal
@@ -197,12 +197,13 @@ async def quote_session(session: dict[str, Any], *, final: bool, ctx: SessionCon
 
     The tariff comes from the ``select_tariff`` hook, so another plugin may choose it; a choice
     this plugin does not understand leaves the pricing to another plugin (None)."""
-    choice = await first_answer("select_tariff", session=session)
+    ctx = ctx or await session_context(session)
+    with known_context(ctx):  # this plugin's select_tariff reuses it
+        choice = await first_answer("select_tariff", session=session)
     if isinstance(choice, OcpiTariff):
         choice = TariffChoice(tariff=choice, code=choice.id, source="select_tariff")
     if not isinstance(choice, TariffChoice):
         return None
-    ctx = ctx or await session_context(session)
     usage, flags = await session_usage(session, ctx.timezone, now=now)
     breakdown = price_session(choice.tariff, usage)
     return Quote(choice, breakdown, session_cost(breakdown, choice.code, final=final, flags=flags))

@@ -83,10 +83,11 @@ Rules, in the order they are applied
    without minimum currents, for every load not held off. A timed load that would get less
    than its ``min_a`` there (others leave before it and take the capacity) is *low*, and is
    admitted only while, on every node phase of its path, the ``min_a`` of the low loads
-   admitted so far plus its own stays within what the other loads leave (the limit minus
-   what the loads that are not low would get). So capacity goes to the cars that leave
-   first instead of holding every car that could wait at ``min_a``; the low cars take turns
-   through the rotation queue. Loads that are not timed are admitted as above.
+   admitted so far plus its own stays within what the more urgent loads leave (the limit
+   minus what the loads that are not low and have an earlier start would get). So capacity
+   goes to the cars that leave first instead of holding every car that could wait at
+   ``min_a``; a low car never waits for a less or equally urgent one, and the low cars take
+   turns through the rotation queue. Loads that are not timed are admitted as above.
 
 6. **Sharing (earliest departure first, max-min fair among equals).** What remains after
    the ``min_a`` reservations is shared among the admitted loads by progressive filling: a
@@ -120,7 +121,9 @@ limits given, for display next to the node's limits.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
@@ -500,21 +503,39 @@ def _admit(
 
     # When some load has a deadline: what each candidate would get without minimum currents.
     # A load that would get less than its min_a is "low"; on every node phase, the low loads
-    # admitted at min_a stay within what the other loads would leave them, except that a
+    # admitted at min_a stay within what the more urgent loads would leave them, except that a
     # load without a deadline is admitted whenever its min_a fits (as without deadlines), so
     # the rotation keeps every car charging in turn.
+    # What a low load must leave is only what the more urgent loads (an earlier start) would
+    # get: it never waits for a car that can wait longer, and among equally urgent cars the
+    # rotation takes turns.
     desired: dict[int, float] = {}
     low: set[int] = set()
-    budget = list(limits)
+    budgets: dict[int, dict[int, float]] = {}  # low load -> node phase -> room for low loads
     if any(_deadline_known(loads[i], config) for i in candidates):
         zeros = [0.0] * len(loads)
         desired = _water_fill(candidates, keys, zeros, caps, weights, starts, limits)
-        for i in candidates:
-            if desired[i] < floors[i]:
-                low.add(i)
-            else:
+        low = {i for i in candidates if desired[i] < floors[i]}
+        if low:
+            by_key: dict[int, list[tuple[float, float]]] = {}
+            for j in candidates:
+                if j not in low:
+                    for k in keys[j]:
+                        by_key.setdefault(k, []).append((starts[j], desired[j]))
+            prefix: dict[int, tuple[list[float], list[float]]] = {}
+            for k, items in by_key.items():
+                items.sort()
+                sums = list(itertools.accumulate(d for _, d in items))
+                prefix[k] = ([st for st, _ in items], sums)
+            for i in low:
+                room = {}
                 for k in keys[i]:
-                    budget[k] -= desired[i]
+                    taken = 0.0
+                    if k in prefix:
+                        at = bisect.bisect_left(prefix[k][0], starts[i] - 1e-9)
+                        taken = prefix[k][1][at - 1] if at else 0.0
+                    room[k] = limits[k] - taken
+                budgets[i] = room
 
     order: list[tuple[Any, ...]] = []
     for i in candidates:
@@ -541,7 +562,7 @@ def _admit(
             if (
                 i not in held_on
                 and _deadline_known(loads[i], config)
-                and any(low_used[k] + floor > budget[k] + EPSILON_A for k in keys[i])
+                and any(low_used[k] + floor > budgets[i][k] + EPSILON_A for k in keys[i])
             ):
                 continue
             for k in keys[i]:

@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ..allocator import (
@@ -478,7 +478,17 @@ def test_equal_loads_on_a_symmetric_tree_get_equal_shares(
             assert max(shares) - min(shares) <= TOL
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
+@example(  # found by hypothesis: overdue timed cars were kept waiting by untimed ones for ever
+    cars=8, capacity_cars=1, three_phase=[True] + [False] * 11, single_phase=[1, 1, 1, 1, 1, 2] + [1] * 6,
+    min_on=0.0, min_off=0.0, step_s=30.0, measured=False,
+    demand=[(100.0, 0.0), None, None, None, None, None, (100.0, 0.0), (100.0, 0.0)] + [None] * 4,
+)
+@example(  # found by hypothesis: a three-phase car waited for ever behind an equally urgent one
+    cars=11, capacity_cars=1, three_phase=[False] * 9 + [True, False, False], single_phase=[1] * 10 + [2, 1],
+    min_on=0.0, min_off=0.0, step_s=30.0, measured=False,
+    demand=[None] * 7 + [(100.0, 0.0)] * 4 + [None],
+)
 @given(
     cars=st.integers(min_value=2, max_value=12),
     capacity_cars=st.integers(min_value=1, max_value=4),

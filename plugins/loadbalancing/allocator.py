@@ -75,8 +75,10 @@ Rules, in the order they are applied
    its phases on top of the ``min_a`` of the loads admitted before it; it then reserves its
    ``min_a``. A load that does not fit gets 0 (*paused*); loads after it that fit (for
    instance on another branch) are still admitted. Within a priority class every waiting
-   car gets its turn (starvation-free); ``min_on_s`` and ``min_off_s`` bound how often a car
-   is switched. A higher priority class is served first, and a new higher-priority car may
+   car gets its turn (starvation-free): a paused car that has waited ``max_wait_s`` (30 min)
+   and still does not fit (the cars held on fill its phases; a three-phase car among
+   single-phase ones) keeps the cars after it in the queue off its phases until it fits;
+   ``min_on_s`` and ``min_off_s`` bound how often a car is switched. A higher priority class is served first, and a new higher-priority car may
    interrupt a lower-priority car held on.
 
    *Cars that can wait.* When some load is timed, the sharing of rule 6 is first computed
@@ -212,6 +214,7 @@ class AllocatorConfig:
     progress_s: float = 900.0
     untimed_start_s: float = 7200.0
     crunch_pressure: float | None = 2.0
+    max_wait_s: float = 1800.0
     crunch_progress_s: float = 28800.0
 
 
@@ -461,6 +464,10 @@ def _pressure(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]],
     return max((need[k] / limits[k] for k in range(len(limits)) if need[k] > 0 and limits[k] > 0), default=0.0)
 
 
+def _is_on(state: LoadState | None) -> bool:
+    return state is not None and state.on
+
+
 def _deadline_known(load: Load, config: AllocatorConfig) -> bool:
     return (
         config.deadline_aware
@@ -557,6 +564,11 @@ def _admit(
     for *_, i in order:
         floor = floors[i]
         if not all(used[k] + floor <= limits[k] + EPSILON_A for k in keys[i]):
+            if i not in held_on and in_state[i] >= config.max_wait_s and not _is_on(prev.get(loads[i].id)):
+                # waited too long and does not fit (cars held on fill its phases): keep the cars
+                # after it off its phases, so that it fits as soon as their hold ends
+                for k in keys[i]:
+                    used[k] += floor
             continue
         if i in low:
             if (

@@ -489,6 +489,12 @@ def test_equal_loads_on_a_symmetric_tree_get_equal_shares(
     min_on=0.0, min_off=0.0, step_s=30.0, measured=False,
     demand=[None] * 7 + [(100.0, 0.0)] * 4 + [None],
 )
+@example(  # found by hypothesis: single-phase cars held on in turn kept three-phase ones out for ever
+    cars=12, capacity_cars=1, three_phase=[False, False, True, True, True, False, True, False, True, False, True, False],
+    single_phase=[1, 2, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1], min_on=600.0, min_off=0.0, step_s=30.0, measured=False,
+    demand=[(100.0, 846.0), None, None, None, None, (100.0, 0.0), None, (100.0, 660.0), None, (100.0, 630.0), None,
+            (100.0, 0.0)],
+)
 @given(
     cars=st.integers(min_value=2, max_value=12),
     capacity_cars=st.integers(min_value=1, max_value=4),

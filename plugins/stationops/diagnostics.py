@@ -51,8 +51,11 @@ async def request_diagnostics(station_id: str, *, base_url: str, by: str = "") -
     response = result.get("response") or {}
     file_name = response.get("fileName") or response.get("filename") or ""
     status = "accepted" if result["status"] in ("Accepted", "AcceptedCanceled") else "rejected"
+    if file_name:  # also when the upload already arrived (a quick station uploads before we get here)
+        await DiagnosticsRequest.update({DiagnosticsRequest.station_file_name: file_name[:255]}).where(
+            DiagnosticsRequest.id == row.id)
     await DiagnosticsRequest.update({
-        DiagnosticsRequest.status: status, DiagnosticsRequest.station_file_name: file_name[:255],
+        DiagnosticsRequest.status: status,
         DiagnosticsRequest.detail: "" if status == "accepted" else f"the station answered {result['status']}",
     }).where((DiagnosticsRequest.id == row.id) & (DiagnosticsRequest.status == "requested"))
     return {**await request_json(row.id), "location": location}

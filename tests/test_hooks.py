@@ -131,12 +131,12 @@ async def test_families_end_to_end(plugin, tmp_path, monkeypatch):
         detail = (await srv.api.get(f"/sessions/{session['id']}")).json()
         assert detail["cost"]["total_excl_vat"] == "3.000" and detail["cost"]["currency"] == "EUR"
         # settlement: failed once, retried, settled exactly once
-        for _ in range(50):
-            if plugin.settled:
+        for _ in range(50):  # the core records settled_at once every implementation succeeded
+            detail = (await srv.api.get(f"/sessions/{session['id']}")).json()
+            if plugin.settled and detail["settled_at"] is not None:
                 break
             await asyncio.sleep(0.1)
         assert plugin.settled == [session["id"]]
-        detail = (await srv.api.get(f"/sessions/{session['id']}")).json()
         assert detail["settled_at"] is not None
         # events: delivered in order, after the answers, despite a failing plugin
         await srv.core.events.drain()

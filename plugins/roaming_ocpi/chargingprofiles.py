@@ -127,6 +127,16 @@ def loop_manages(site: dict[str, Any] | None) -> bool:
 # ======================================================================================================
 
 
+def _refusal(session: dict[str, Any] | None) -> Response | None:
+    """The answer when the request cannot go ahead: not our active session, or its station
+    cannot be reached."""
+    if session is None:
+        return _response("UNKNOWN_SESSION")
+    if not _reachable(session["station_id"]):
+        return _response("NOT_SUPPORTED")
+    return None
+
+
 @put(PATH, status_code=200)
 async def profile_put(request: Request, session_id: str) -> Response:
     partner = await authenticate(request)
@@ -136,10 +146,9 @@ async def profile_put(request: Request, session_id: str) -> Response:
     _check_profile(profile)
     response_url = _checked_url(body["response_url"])
     session = await _session(partner, session_id)
-    if session is None:
-        return _response("UNKNOWN_SESSION")
-    if not _reachable(session["station_id"]):
-        return _response("NOT_SUPPORTED")
+    refusal = _refusal(session)
+    if refusal is not None:
+        return refusal
     received = utcnow()
     # whole seconds, as the smart-charging loop's clock goes: a profile without a start is in force at once
     start = parse_datetime(profile["start_date_time"]) if profile.get("start_date_time") else received.replace(
@@ -168,10 +177,9 @@ async def profile_get(request: Request, session_id: str) -> Response:
         raise invalid(f"duration must be a whole number of seconds between 1 and {MAX_DURATION_S}")
     response_url = _response_url(request)
     session = await _session(partner, session_id)
-    if session is None:
-        return _response("UNKNOWN_SESSION")
-    if not _reachable(session["station_id"]):
-        return _response("NOT_SUPPORTED")
+    refusal = _refusal(session)
+    if refusal is not None:
+        return refusal
     sync.spawn(_composite(partner["id"], int(session_id), session, int(raw), response_url),
                f"ocpi-composite-{session_id}")
     return _response("ACCEPTED")
@@ -183,10 +191,9 @@ async def profile_delete(request: Request, session_id: str) -> Response:
     _require_cpo()
     response_url = _response_url(request)
     session = await _session(partner, session_id)
-    if session is None:
-        return _response("UNKNOWN_SESSION")
-    if not _reachable(session["station_id"]):
-        return _response("NOT_SUPPORTED")
+    refusal = _refusal(session)
+    if refusal is not None:
+        return refusal
     sync.spawn(_clear(partner["id"], int(session_id), session, response_url), f"ocpi-clearprofile-{session_id}")
     return _response("ACCEPTED")
 

@@ -76,6 +76,8 @@ class PooledSQLiteEngine(SQLiteEngine):
 
     async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
                                      query_type: str = "generic", table: Any = None) -> Any:
+        if query_type == "insert" and sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: Piccolo's way
+            return await super()._run_in_new_connection(query, args, query_type, table)
         with self._pool_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="csms-sqlite")

@@ -43,17 +43,27 @@ Rules, in the order they are applied
    ``energy_wh_needed`` (> 0) and ``departure_at`` are both known, it is *timed* and its
    *start* is the time until its departure (0 when due, at most a week) plus
    ``progress_s`` (15 min) times the share of its energy it has received
-   (``energy_wh / (energy_wh + energy_wh_needed)``), in hours. *In a crunch* - when on some
-   node phase the timed loads together need more than ``crunch_pressure`` (2) times its
-   limit to get their energy before they leave (each at most its cap) - no departure can be
-   met anyway, and ``progress_s`` becomes ``crunch_progress_s`` (8 h): the share of its demand
-   a car has received then outweighs its departure, so the capacity evens out the shares
-   (fairness) instead of going to the car that leaves first. A load that is not timed
+   (``energy_wh / (energy_wh + energy_wh_needed)``), in hours. A load that is not timed
    (its driver or EV said nothing) counts as leaving ``untimed_start_s`` (2 h) from now,
    always: timed cars that leave sooner come first, timed cars that leave later wait until
    they are that close to their departure, and a driver who gives a departure is never
    behind untimed cars once it is near. Starts are used in rules 5 and 6; only their
    differences matter (the smallest is taken as 0).
+
+   *In a crunch* - when on some node phase the timed loads together need more than
+   ``crunch_pressure`` (2) times its limit to get their energy before they leave (each at
+   most its cap) - no departure can be met anyway, and departures are set aside for
+   fairness: the weights and starts of rule 6 become those that minimise the sum over the
+   loads of ``R ** crunch_size_exponent * u ** 2``, where ``u`` is the share of its
+   requested energy ``R`` (``energy_wh + energy_wh_needed``) a load will still miss after
+   ``crunch_horizon_s`` (5 min) at the limit it is given. With an exponent of 0 that is the
+   sum of squared unmet shares (what Jain's index over delivered/requested rewards, but a
+   car with a large demand then waits behind every small one); with 1 every load ends the
+   horizon missing the same share; the default 0.5 lies between. For a load with e Wh per amp over the horizon and
+   ``m`` = ``energy_wh_needed``, the optimum under node limits is the progressive filling of
+   rule 6 with ``weight = R ** (2 - exponent) / e ** 2`` and ``start = -m * e / R ** (2 -
+   exponent)`` (scaled together), times the priority weight. A load whose energy is not known
+   takes the median weight and start of the loads whose energy is.
 
 4. **Rotation state.** The allocator remembers for each load whether it was charging (*on*)
    or paused (*off*) and since when. A load that was switched on less than ``min_on_s`` ago
@@ -89,14 +99,17 @@ Rules, in the order they are applied
    minus what the loads that are not low and have an earlier start would get). So capacity
    goes to the cars that leave first instead of holding every car that could wait at
    ``min_a``; a low car never waits for a less or equally urgent one, and the low cars take
-   turns through the rotation queue. Loads that are not timed are admitted as above.
+   turns through the rotation queue. In a crunch (rule 3) a low car that has been paused for
+   ``max_wait_s`` is admitted whenever its ``min_a`` fits: there urgency follows the shares
+   received, which only move while cars charge, so a car with a large demand would otherwise
+   wait behind a stream of smaller ones. Loads that are not timed are admitted as above.
 
 6. **Sharing (earliest departure first, max-min fair among equals).** What remains after
    the ``min_a`` reservations is shared among the admitted loads by progressive filling: a
    common level ``x`` (hours) rises from 0; each admitted load gets
    ``max(min_a, weight * (x - start))``, capped at its cap (rule 2), with
    ``weight = 2 ** priority * deadline_a_per_h`` (360 A per hour; the exponent bounded to
-   10). When a load reaches its cap it stops rising; when a node's phase reaches its limit,
+   10; in a crunch, rule 3's weights). When a load reaches its cap it stops rising; when a node's phase reaches its limit,
    every load drawing from that node's phase stops rising; the others go on until every load
    has stopped. So a car leaving an hour earlier than another is 360 A ahead of it: in
    practice the car that leaves first is served up to its cap before the next one (earliest
@@ -127,8 +140,9 @@ import bisect
 import heapq
 import itertools
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Allocation",
@@ -215,7 +229,8 @@ class AllocatorConfig:
     untimed_start_s: float = 7200.0
     crunch_pressure: float | None = 2.0
     max_wait_s: float = 1800.0
-    crunch_progress_s: float = 28800.0
+    crunch_horizon_s: float = 300.0
+    crunch_size_exponent: float = 0.5
 
 
 @dataclass
@@ -317,12 +332,13 @@ def allocate(
         wanting[i] = True
         floors[i] = load.min_a
         caps[i] = cap
-    if config.crunch_pressure is not None and _pressure(loads, wanting, keys, caps, limits, now,
-                                                        config) > config.crunch_pressure:
-        config = replace(config, progress_s=config.crunch_progress_s)
+    crunch = config.crunch_pressure is not None and _pressure(
+        loads, wanting, keys, caps, limits, now, config) > config.crunch_pressure
     _fill_parameters(loads, wanting, now, config, weights, starts)
+    if crunch:
+        _fill_shares(loads, wanting, config, weights, starts)
 
-    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config)
+    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config, crunch)
     alloc = _water_fill(admitted, keys, floors, caps, weights, starts, limits)
     _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, starts, prev, config)
 
@@ -450,6 +466,40 @@ def _fill_parameters(
         starts[i] -= lowest
 
 
+def _fill_shares(
+    loads: Sequence[Load],
+    wanting: list[bool],
+    config: AllocatorConfig,
+    weights: list[float],
+    starts: list[float],
+) -> None:
+    """Rule 3, in a crunch: weights and starts that minimise the sum of R ** exponent times
+    the squared unmet share after ``crunch_horizon_s`` (see the module docstring)."""
+    power = 2.0 - config.crunch_size_exponent
+    raw: dict[int, tuple[float, float]] = {}
+    for i, load in enumerate(loads):
+        if wanting[i] and load.energy_wh_needed is not None and load.energy_wh_needed > 0:
+            per_amp = _watts_per_amp(load, config) * config.crunch_horizon_s / 3600.0
+            size = (max(0.0, load.energy_wh) + load.energy_wh_needed) ** power
+            raw[i] = (size / per_amp**2, -load.energy_wh_needed * per_amp / size)
+    if not raw:
+        return
+    scale = max(w for w, _ in raw.values())  # weights at most 1 keep the levels small
+    median = (
+        sorted(w for w, _ in raw.values())[len(raw) // 2],
+        sorted(st for _, st in raw.values())[len(raw) // 2],
+    )
+    for i, load in enumerate(loads):
+        if wanting[i]:
+            weight, start = raw.get(i, median)
+            weights[i] = _priority_weight(load.priority) * weight / scale
+            starts[i] = start * scale
+    lowest = min(starts[i] for i in range(len(loads)) if wanting[i])
+    for i in range(len(loads)):
+        if wanting[i]:
+            starts[i] -= lowest
+
+
 def _pressure(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]], caps: list[float],
               limits: list[float], now: float, config: AllocatorConfig) -> float:
     """Rule 3: the largest ratio, over node phases, of what the timed loads need on average to
@@ -490,6 +540,7 @@ def _admit(
     prev: dict[str, LoadState],
     now: float,
     config: AllocatorConfig,
+    crunch: bool,
 ) -> list[int]:
     """Rules 4 and 5: the indices of the admitted loads (each reserving its min_a)."""
     inf = math.inf
@@ -574,6 +625,7 @@ def _admit(
             if (
                 i not in held_on
                 and _deadline_known(loads[i], config)
+                and not (crunch and in_state[i] >= config.max_wait_s and not _is_on(prev.get(loads[i].id)))
                 and any(low_used[k] + floor > budgets[i][k] + EPSILON_A for k in keys[i])
             ):
                 continue

@@ -193,9 +193,14 @@ def test_an_earlier_departure_is_served_first_and_a_car_that_can_wait_is_paused(
     result = allocate([site(40)], cars, now=0.0)
     assert result.limits_a == pytest.approx({"a": 32.0, "b": 8.0})
     # On 18 A, b would get nothing without minimum currents: it is paused, a gets all.
-    tight = allocate([site(18)], cars, now=0.0)
+    # (Together they need 64 A before they leave, more than twice 18 A: a crunch, which
+    # shares out of turn - the test of the crunch is below - so it is off here.)
+    no_crunch = AllocatorConfig(crunch_pressure=None)
+    tight = allocate([site(18)], cars, now=0.0, config=no_crunch)
     assert tight.limits_a == pytest.approx({"a": 18.0, "b": 0.0})
     assert tight.paused == {"b"}
+    # In the crunch, equal demands and nothing received yet: equal shares.
+    assert allocate([site(18)], cars, now=0.0).limits_a == pytest.approx({"a": 9.0, "b": 9.0})
     # Without deadline awareness: max-min fair.
     plain = allocate([site(18)], cars, now=0.0, config=AllocatorConfig(deadline_aware=False))
     assert plain.limits_a == pytest.approx({"a": 9.0, "b": 9.0})
@@ -224,7 +229,9 @@ def test_rotation_serves_the_car_in_a_hurry_first_and_the_patient_car_later():
             Load(name, "site", (1,), arrived_at=0.0, energy_wh_needed=energy[name], departure_at=departure[name])
             for name in ("patient", "unknown", "hurry") if departure[name] is None or now < departure[name]
         ]
-        result = allocate(nodes, loads, now=now, state=state)
+        # (they need 27 A before they leave, more than twice the 12 A: a crunch, whose rule
+        # sets departures aside - tested below - so it is off here)
+        result = allocate(nodes, loads, now=now, state=state, config=AllocatorConfig(crunch_pressure=None))
         state = result.state
         assert sum(result.limits_a.values()) <= 12 + 1e-9
         for name, value in result.limits_a.items():
@@ -614,3 +621,56 @@ def test_in_a_crunch_the_car_that_got_less_of_its_demand_comes_first():
     # with room for everybody's need there is no crunch: earliest departure first again
     roomy = allocate([site(200)], cars, now=0.0).limits_a
     assert roomy == pytest.approx({"A": 32.0, "B": 32.0})
+
+
+def test_in_a_crunch_the_size_exponent_weighs_large_and_small_demands():
+    hour = 3600.0
+    cars = [
+        Load("small", "site", (1,), energy_wh_needed=2000.0, departure_at=hour),
+        Load("large", "site", (1,), energy_wh_needed=8000.0, departure_at=hour),
+    ]
+    # An hour's horizon: 230 Wh per amp. Crunch from 1x the limit (they need 40.7 A).
+    config = AllocatorConfig(crunch_pressure=1.0, crunch_horizon_s=hour)
+
+    def limits(exponent: float) -> dict[str, float]:
+        result = allocate([site(30)], cars, now=0.0, config=replace(config, crunch_size_exponent=exponent))
+        assert sum(result.limits_a.values()) == pytest.approx(30.0)
+        return result.limits_a
+
+    # exponent 1: both end the hour missing the same share of their demand,
+    # (2000 - 230 a) / 2000 == (8000 - 230 b) / 8000 with a + b = 30
+    assert limits(1.0) == pytest.approx({"small": 6.0, "large": 24.0})
+    # exponent 0 (sum of squared unmet shares): 16 (2000 - 230 a) == 8000 - 230 b
+    assert limits(0.0) == pytest.approx({"small": 134.35 / 17, "large": 30 - 134.35 / 17}, abs=1e-3)
+    # the default 0.5 lies between: 8 (2000 - 230 a) == 8000 - 230 b
+    assert limits(0.5)["small"] == pytest.approx((30 + 8000 / 230) / 9)
+
+
+def test_in_a_crunch_a_large_demand_is_not_starved_by_a_stream_of_small_ones():
+    # Room for one car at 6 A. The small cars (1 kWh) are always further from being done
+    # relative to their size than the large one (30 kWh), and each that finishes is replaced.
+    config = AllocatorConfig()
+    needed = {"large": 30_000.0, "small0": 1000.0}
+    state = None
+    first_on = None
+    step = 60.0
+    for n in range(240):
+        now = n * step
+        loads = [
+            Load(load_id, "site", (1,), energy_wh_needed=need, energy_wh=(30_000.0 if load_id == "large" else 1000.0) - need,
+                 departure_at=now + 3600.0)
+            for load_id, need in needed.items()
+        ]
+        result = allocate([site(9)], loads, now=now, state=state, config=config)
+        state = result.state
+        assert sum(result.limits_a.values()) <= 9 + TOL
+        for load_id, amps in result.limits_a.items():
+            needed[load_id] -= amps * 230 * step / 3600
+        if result.limits_a["large"] > 0 and first_on is None:
+            first_on = now
+        for load_id in [k for k, v in needed.items() if k != "large" and v <= 0]:
+            del needed[load_id]
+            needed[f"small{n + 1}"] = 1000.0
+    # paused for max_wait_s (30 min), then admitted as soon as the car holding the place may
+    # give it up (min_on_s, 5 min)
+    assert first_on is not None and first_on <= config.max_wait_s + config.min_on_s + 2 * step

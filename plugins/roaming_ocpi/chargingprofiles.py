@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -164,6 +165,7 @@ async def profile_put(request: Request, session_id: str) -> Response:
             SessionProfile.session_id == sid)
     else:
         await SessionProfile(session_id=sid, **values).save()
+    _loop_sessions_changed()
     sync.spawn(_apply(sid, session, response_url), f"ocpi-chargingprofile-{sid}")
     return _response("ACCEPTED")
 
@@ -346,8 +348,34 @@ def active_profile(version: str, answer: dict[str, Any]) -> dict[str, Any] | Non
 # ======================================================================================================
 
 
+# The sessions with a partner's profile in loop mode, trusted for this many seconds (a PUT on
+# this node clears it at once; on another node it shows after at most this long), so that a
+# round asks the database once, not once per session.
+LOOP_SESSIONS_CHECK_S = 5.0
+_loop_sessions: tuple[frozenset[int], float] = (frozenset(), -1.0)  # (ids, monotonic time it expires)
+
+
+async def _loop_session_ids() -> frozenset[int]:
+    global _loop_sessions
+    ids, until = _loop_sessions
+    now = time.monotonic()
+    if now < until:
+        return ids
+    rows = await SessionProfile.select(SessionProfile.session_id).where(SessionProfile.mode == "loop")
+    ids = frozenset(r["session_id"] for r in rows)
+    _loop_sessions = (ids, now + LOOP_SESSIONS_CHECK_S)
+    return ids
+
+
+def _loop_sessions_changed() -> None:
+    global _loop_sessions
+    _loop_sessions = (frozenset(), -1.0)
+
+
 async def session_limit(load: Load, now: datetime) -> float | None:
     """The cap a partner's profile puts on a session the loop manages (amps per phase)."""
+    if load.session_id not in await _loop_session_ids():
+        return None
     row = await SessionProfile.select().where(SessionProfile.session_id == load.session_id).output(
         load_json=True).first()
     if row is None or row["mode"] != "loop":

@@ -30,7 +30,7 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from acnportal.acnsim.network.sites import caltech_acn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from plugins.loadbalancing.allocator import (  # noqa: E402
+from plugins.loadbalancing.allocator import (
     AllocatorConfig,
     AllocatorState,
     Load,
@@ -467,7 +467,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="our loads' min_a (6 A per IEC 61851; 0 only to see what that rule costs)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel simulations")
     parser.add_argument("--synthetic-evs", type=int, default=100, help="EVs in the timing case (0: skip)")
+    parser.add_argument("--weeks", nargs="+", metavar="DAY", default=[],
+                        help="instead: one line per week starting on each DAY, ours against the best baseline")
     args = parser.parse_args(argv)
+    if args.weeks:
+        weekly_summary(args)
+        return
 
     tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo  # ACN-Data is in site time
     start = datetime.fromisoformat(args.start).replace(tzinfo=tz)
@@ -507,6 +512,33 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  allocate() alone, {args.synthetic_evs} mixed 1-/3-phase loads on a 3-level tree: "
               f"{bare_allocator_ms(args.synthetic_evs):.2f} CPU ms/call")
     print(f"\n{len(jobs)} simulations in {time.perf_counter() - t0:.0f} s with {args.jobs} processes")
+
+
+def weekly_summary(args) -> None:
+    """Per week and capacity: the adaptive tree's energy and Jain against the best baseline's."""
+    tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo
+    stations = set(caltech_acn(basic_evse=True).station_ids)
+    ours = "Ours (adaptive tree)"
+    baselines = [n for n in args.algorithms if n not in ("Uncontrolled", "Ours (static tree)", ours)]
+    jobs = []
+    for day in args.weeks:
+        start = datetime.fromisoformat(day).replace(tzinfo=tz)
+        sessions, _ = load_sessions(args.data, start, start + timedelta(days=7), args.period, stations)
+        jobs += [(name, cap, sessions, start, args.period, args.min_a) for cap in args.cap for name in [*baselines, ours]]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(run_one, jobs))
+    print(f"baselines: {', '.join(baselines)}; ours: {ours}")
+    header = f"{'week':<10} {'cap':>4} {'energy %':>8} {'best baseline':>21} {'Jain':>6} {'best baseline':>19}"
+    print(header)
+    print("-" * len(header))
+    for i in range(0, len(rows), len(baselines) + 1):
+        group = rows[i : i + len(baselines) + 1]
+        mine = group[-1]
+        top_energy = max(group[:-1], key=lambda r: r["energy_pct"])
+        top_jain = max(group[:-1], key=lambda r: r["jain"])
+        week = args.weeks[i // ((len(baselines) + 1) * len(args.cap))]
+        print(f"{week:<10} {mine['cap_kw']:>3g}k {mine['energy_pct']:>8.2f} {top_energy['energy_pct']:>8.2f} "
+              f"{top_energy['algorithm']:<12} {mine['jain']:>6.3f} {top_jain['jain']:>6.3f} {top_jain['algorithm']:<12}")
 
 
 if __name__ == "__main__":

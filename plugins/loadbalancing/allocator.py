@@ -47,8 +47,12 @@ Rules, in the order they are applied
    (its driver or EV said nothing) counts as leaving ``untimed_start_s`` (2 h) from now,
    always: timed cars that leave sooner come first, timed cars that leave later wait until
    they are that close to their departure, and a driver who gives a departure is never
-   behind untimed cars once it is near. Starts are used in rules 5 and 6; only their
-   differences matter (the smallest is taken as 0).
+   behind untimed cars once it is near. A timed load that, charging at its ``max_a`` from
+   now, would still finish more than ``behind_schedule_s`` (15 min) after its departure
+   starts at 0, as if it were due now: it cannot get its energy anyway, and serving it at
+   once gets it the most before it leaves (drivers often stay longer than they said, so the
+   cars that are due are often not leaving yet). Starts are used in rules 5 and 6; only
+   their differences matter (the smallest is taken as 0).
 
    *In a crunch* - when on some node phase the timed loads together need more than
    ``crunch_pressure`` (2) times its limit to get their energy before they leave (each at
@@ -231,6 +235,7 @@ class AllocatorConfig:
     max_wait_s: float = 1800.0
     crunch_horizon_s: float = 300.0
     crunch_size_exponent: float = 0.5
+    behind_schedule_s: float | None = 900.0
 
 
 @dataclass
@@ -459,6 +464,10 @@ def _fill_parameters(
             requested = delivered + load.energy_wh_needed  # type: ignore[operator]
             left_s = min(_HORIZON_S, max(0.0, load.departure_at - now))  # type: ignore[operator]
             starts[i] = (left_s + config.progress_s * delivered / requested) / 3600.0
+            if config.behind_schedule_s is not None:
+                full_s = load.energy_wh_needed * 3600.0 / (load.max_a * _watts_per_amp(load, config))  # type: ignore[operator]
+                if full_s - left_s > config.behind_schedule_s:
+                    starts[i] = 0.0  # cannot finish before it leaves even at max_a: as if due now
     # Only differences of starts matter; the smallest at 0 keeps the arithmetic exact when
     # every load starts together.
     lowest = min((starts[i] for i in range(len(loads)) if wanting[i]), default=0.0)

@@ -36,6 +36,7 @@ class LoadBalancingSettings(BaseSettings):
     min_off_s: float = Field(300.0, description="Seconds a paused car waits before it may be switched on again.")
     hysteresis_a: float = Field(1.0, description="Changes smaller than this keep the previous limit.")
     deadline_aware: bool = Field(True, description="Serve cars that leave sooner first (when their departure and energy are known); a car that can wait may be paused.")
+    behind_schedule_s: float = Field(900.0, description="A timed car that would finish more than this many seconds after its departure even at its maximum charges first (negative: never).")
     untimed_start_s: float = Field(7200.0, description="A car without a known departure and energy ranks as one leaving this many seconds from now.")
     crunch_pressure: float = Field(2.0, description="A crunch: the timed cars need more than this many times a node's limit before they leave; then departures are set aside and the power evens out the shares of their demand the cars have received (0 turns this off).")
     max_wait_s: float = Field(1800.0, description="A paused car that has waited this long and does not fit keeps the cars after it in the queue off its phases until it fits.")
@@ -51,6 +52,7 @@ def allocator_config(voltage_v: float) -> allocator.AllocatorConfig:
     return replace(allocator.AllocatorConfig(), buffer_a=s.buffer_a, ramp_threshold=s.ramp_threshold,
                    min_on_s=s.min_on_s, min_off_s=s.min_off_s, hysteresis_a=s.hysteresis_a,
                    deadline_aware=s.deadline_aware, untimed_start_s=s.untimed_start_s,
+                   behind_schedule_s=s.behind_schedule_s if s.behind_schedule_s >= 0 else None,
                    crunch_pressure=s.crunch_pressure or None, crunch_size_exponent=s.crunch_size_exponent,
                    max_wait_s=s.max_wait_s, voltage_v=voltage_v)
 

@@ -186,14 +186,15 @@ def test_an_earlier_departure_is_served_first_and_a_car_that_can_wait_is_paused(
     hour = 3600.0
     # Level x in hours: a rises from x = 1 h (its departure), b from x = 2 h, at 360 A per
     # hour of level: a reaches its 32 A cap and b gets the remaining 8 A (above its 6 A).
+    # (8 kWh each: at 32 A a would finish 5 min after it leaves, within behind_schedule_s)
     cars = [
-        Load("a", "site", (1,), energy_wh_needed=30_000, departure_at=1 * hour),
-        Load("b", "site", (1,), energy_wh_needed=30_000, departure_at=2 * hour),
+        Load("a", "site", (1,), energy_wh_needed=8_000, departure_at=1 * hour),
+        Load("b", "site", (1,), energy_wh_needed=8_000, departure_at=2 * hour),
     ]
     result = allocate([site(40)], cars, now=0.0)
     assert result.limits_a == pytest.approx({"a": 32.0, "b": 8.0})
     # On 18 A, b would get nothing without minimum currents: it is paused, a gets all.
-    # (Together they need 64 A before they leave, more than twice 18 A: a crunch, which
+    # (Together they need 49 A before they leave, more than twice 18 A: a crunch, which
     # shares out of turn - the test of the crunch is below - so it is off here.)
     no_crunch = AllocatorConfig(crunch_pressure=None)
     tight = allocate([site(18)], cars, now=0.0, config=no_crunch)
@@ -206,8 +207,8 @@ def test_an_earlier_departure_is_served_first_and_a_car_that_can_wait_is_paused(
     assert plain.limits_a == pytest.approx({"a": 9.0, "b": 9.0})
     # A car that has received part of its energy counts as leaving later by that share of
     # progress_s (15 min): a has half its energy, so it starts at 1 h 7.5 min.
-    ahead = [replace(cars[0], energy_wh=30_000), Load("c", "site", (1,), energy_wh_needed=30_000,
-                                                       departure_at=1.1 * hour)]
+    ahead = [replace(cars[0], energy_wh=8_000), Load("c", "site", (1,), energy_wh_needed=8_000,
+                                                      departure_at=1.1 * hour)]
     result = allocate([site(40)], ahead, now=0.0)
     assert result.limits_a == pytest.approx({"c": 24.5, "a": 15.5})
 
@@ -615,8 +616,10 @@ def test_in_a_crunch_the_car_that_got_less_of_its_demand_comes_first():
     fair = allocate([site(16)], cars, now=0.0).limits_a
     assert fair["B"] > fair["A"]
     assert sum(fair.values()) == pytest.approx(16.0)
-    # without the crunch rule the car leaving first is served first
-    earliest = allocate([site(16)], cars, now=0.0, config=AllocatorConfig(crunch_pressure=None)).limits_a
+    # without the crunch rule the car leaving first is served first (both are hours behind
+    # schedule, so that rule is off as well: it would make them equally urgent)
+    earliest = allocate([site(16)], cars, now=0.0,
+                        config=AllocatorConfig(crunch_pressure=None, behind_schedule_s=None)).limits_a
     assert earliest["A"] > earliest["B"]
     # with room for everybody's need there is no crunch: earliest departure first again
     roomy = allocate([site(200)], cars, now=0.0).limits_a
@@ -674,3 +677,21 @@ def test_in_a_crunch_a_large_demand_is_not_starved_by_a_stream_of_small_ones():
     # paused for max_wait_s (30 min), then admitted as soon as the car holding the place may
     # give it up (min_on_s, 5 min)
     assert first_on is not None and first_on <= config.max_wait_s + config.min_on_s + 2 * step
+
+
+def test_a_car_behind_schedule_charges_first():
+    hour = 3600.0
+    # A leaves in 1 h and can get its 5 kWh in 41 min at 32 A; B leaves in 2 h and would need
+    # 4 h at 32 A for its 30 kWh: it cannot finish, so it counts as due now and comes first.
+    # (They need 54 A before they leave on 32 A: no crunch.)
+    cars = [
+        Load("A", "site", (1,), energy_wh_needed=5_000.0, departure_at=hour),
+        Load("B", "site", (1,), energy_wh_needed=30_000.0, departure_at=2 * hour),
+    ]
+    assert allocate([site(32)], cars, now=0.0).limits_a == pytest.approx({"A": 0.0, "B": 32.0})
+    # without the rule, earliest departure first
+    plain = AllocatorConfig(behind_schedule_s=None)
+    assert allocate([site(32)], cars, now=0.0, config=plain).limits_a == pytest.approx({"A": 32.0, "B": 0.0})
+    # up to 15 min behind is tolerated: B with 15.3 kWh would finish 5 min after leaving
+    on_time = [cars[0], replace(cars[1], energy_wh_needed=32 * 230 * 2.083)]
+    assert allocate([site(32)], on_time, now=0.0).limits_a["A"] == pytest.approx(32.0)

@@ -63,10 +63,10 @@ Rules, in the order they are applied
    ``crunch_horizon_s`` (5 min) at the limit it is given. With an exponent of 0 that is the
    sum of squared unmet shares (what Jain's index over delivered/requested rewards, but a
    car with a large demand then waits behind every small one); with 1 every load ends the
-   horizon missing the same share; the default 0.5 lies between. For a load with e Wh per amp over the horizon and
-   ``m`` = ``energy_wh_needed``, the optimum under node limits is the progressive filling of
-   rule 6 with ``weight = R ** (2 - exponent) / e ** 2`` and ``start = -m * e / R ** (2 -
-   exponent)`` (scaled together), times the priority weight. A load whose energy is not known
+   horizon missing the same share; the default 0.5 lies between. For a load with ``e`` Wh
+   per amp over the horizon and ``m`` = ``energy_wh_needed``, the optimum under node limits
+   is the progressive filling of rule 6 with ``weight = R ** (2 - exponent) / e ** 2`` and
+   ``start = -m * e / R ** (2 - exponent)`` (scaled together), times the priority weight. A load whose energy is not known
    takes the median weight and start of the loads whose energy is.
 
 4. **Rotation state.** The allocator remembers for each load whether it was charging (*on*)
@@ -113,9 +113,9 @@ Rules, in the order they are applied
    common level ``x`` (hours) rises from 0; each admitted load gets
    ``max(min_a, weight * (x - start))``, capped at its cap (rule 2), with
    ``weight = 2 ** priority * deadline_a_per_h`` (360 A per hour; the exponent bounded to
-   10; in a crunch, rule 3's weights). When a load reaches its cap it stops rising; when a node's phase reaches its limit,
-   every load drawing from that node's phase stops rising; the others go on until every load
-   has stopped. So a car leaving an hour earlier than another is 360 A ahead of it: in
+   10; in a crunch, rule 3's weights). When a load reaches its cap it stops rising; when a
+   node's phase reaches its limit, every load drawing from that node's phase stops rising;
+   the others go on until every load has stopped. So a car leaving an hour earlier than another is 360 A ahead of it: in
    practice the car that leaves first is served up to its cap before the next one (earliest
    deadline first, which delivers the most energy when cars leave with their demand unmet),
    cars leaving within minutes of each other share, and loads with equal starts (all loads

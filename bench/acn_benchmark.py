@@ -57,6 +57,7 @@ VOLTAGE = 208.0  # caltech_acn's EVSE voltage (line to line)
 EVSE_MAX_A = 32.0  # BASIC EVSE
 MIN_A = 6.0  # IEC 61851 minimum; acnportal's baselines may use anything from 0 A
 DEMAND_MET = 0.99
+SITE_TZ = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo  # ACN-Data is in site time (PDT)
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -474,9 +475,8 @@ def main(argv: list[str] | None = None) -> None:
         weekly_summary(args)
         return
 
-    tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo  # ACN-Data is in site time
-    start = datetime.fromisoformat(args.start).replace(tzinfo=tz)
-    end = datetime.fromisoformat(args.end).replace(tzinfo=tz)
+    start = datetime.fromisoformat(args.start).replace(tzinfo=SITE_TZ)
+    end = datetime.fromisoformat(args.end).replace(tzinfo=SITE_TZ)
     stations = set(caltech_acn(basic_evse=True).station_ids)
     sessions, dropped = load_sessions(args.data, start, end, args.period, stations)
     print(f"ACN-Data caltech {args.start} .. {args.end}: {len(sessions)} sessions, "
@@ -516,13 +516,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def weekly_summary(args) -> None:
     """Per week and capacity: the adaptive tree's energy and Jain against the best baseline's."""
-    tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo
     stations = set(caltech_acn(basic_evse=True).station_ids)
     ours = "Ours (adaptive tree)"
     baselines = [n for n in args.algorithms if n not in ("Uncontrolled", "Ours (static tree)", ours)]
     jobs = []
     for day in args.weeks:
-        start = datetime.fromisoformat(day).replace(tzinfo=tz)
+        start = datetime.fromisoformat(day).replace(tzinfo=SITE_TZ)
         sessions, _ = load_sessions(args.data, start, start + timedelta(days=7), args.period, stations)
         jobs += [(name, cap, sessions, start, args.period, args.min_a) for cap in args.cap for name in [*baselines, ours]]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -47,18 +47,24 @@ from scipy import sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acn_benchmark import DEFAULT_DATA, EVSE_MAX_A, VOLTAGE, load_sessions, make_events
+from acn_benchmark import (
+    DEFAULT_DATA,
+    EVSE_MAX_A,
+    SITE_TZ,
+    VOLTAGE,
+    load_sessions,
+    make_events,
+)
 
 
 def jain(ratios: np.ndarray) -> float:
     return float(ratios.sum() ** 2 / (len(ratios) * (ratios**2).sum()))
 
 
-def phasor_parts(network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def phasor_parts(matrix: np.ndarray, angles_deg: np.ndarray, limits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Real and imaginary coefficient matrices (constraints x EVSEs) and the limits."""
-    angles = np.deg2rad(network._phase_angles)
-    matrix = network.constraint_matrix
-    return matrix * np.cos(angles), matrix * np.sin(angles), np.asarray(network.magnitudes, dtype=float)
+    angles = np.deg2rad(angles_deg)
+    return matrix * np.cos(angles), matrix * np.sin(angles), np.asarray(limits, dtype=float)
 
 
 # --------------------------------------------------------------------------- offline ceiling
@@ -85,7 +91,7 @@ def offline_ceiling(sessions, cap_kw: float, period_min: float, energy_pct: floa
     ratio = to_ratio @ x
     constraints = [x <= EVSE_MAX_A * scale, ratio <= scale,
                    demand @ ratio >= energy_pct / 100.0 * demand.sum() * scale]
-    real, imag, limits = phasor_parts(network)
+    real, imag, limits = phasor_parts(network.constraint_matrix, network._phase_angles, network.magnitudes)
     eye = sparse.identity(horizon)
     for c, limit in enumerate(limits):
         re = (sparse.kron(sparse.csr_matrix(real[c]), eye) @ place) @ x
@@ -118,10 +124,8 @@ class PredictiveScheduler(algorithms.BaseAlgorithm):
         super().register_interface(interface)
         infra = interface.infrastructure_info()
         self.index = {sid: j for j, sid in enumerate(infra.station_ids)}
-        angles = np.deg2rad(infra.phases)
-        self.real = infra.constraint_matrix * np.cos(angles)
-        self.imag = infra.constraint_matrix * np.sin(angles)
-        self.limits = np.asarray(infra.constraint_limits, dtype=float)
+        self.real, self.imag, self.limits = phasor_parts(infra.constraint_matrix, infra.phases,
+                                                         infra.constraint_limits)
 
     def schedule(self, active_sessions):
         if not active_sessions:
@@ -183,9 +187,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="offline ceiling among schedules delivering at least this %% of the energy")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    tz = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo
-    start = datetime.fromisoformat(args.start).replace(tzinfo=tz)
-    end = datetime.fromisoformat(args.end).replace(tzinfo=tz)
+    start = datetime.fromisoformat(args.start).replace(tzinfo=SITE_TZ)
+    end = datetime.fromisoformat(args.end).replace(tzinfo=SITE_TZ)
     sessions, _ = load_sessions(args.data, start, end, args.period, set(caltech_acn(basic_evse=True).station_ids))
     print(f"ACN-Data caltech {args.start} .. {args.end}: {len(sessions)} sessions; exact phasor constraints, "
           "0-32 A, no minimum current")

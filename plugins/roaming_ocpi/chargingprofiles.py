@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -48,6 +47,7 @@ from csms.plugins import hook_impls
 from plugins.roaming_ocpi import schema, sync
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import authenticate
+from plugins.roaming_ocpi.recheck import Recheck
 from plugins.roaming_ocpi.tables import SessionLink, SessionProfile
 from plugins.roaming_ocpi.transport import invalid, json_body, not_found, ocpi_response, ocpi_ts, parse_datetime
 
@@ -165,7 +165,7 @@ async def profile_put(request: Request, session_id: str) -> Response:
             SessionProfile.session_id == sid)
     else:
         await SessionProfile(session_id=sid, **values).save()
-    _loop_sessions_changed()
+    _loop_session_ids.forget()
     sync.spawn(_apply(sid, session, response_url), f"ocpi-chargingprofile-{sid}")
     return _response("ACCEPTED")
 
@@ -348,28 +348,15 @@ def active_profile(version: str, answer: dict[str, Any]) -> dict[str, Any] | Non
 # ======================================================================================================
 
 
-# The sessions with a partner's profile in loop mode, trusted for this many seconds (a PUT on
-# this node clears it at once; on another node it shows after at most this long), so that a
-# round asks the database once, not once per session.
-LOOP_SESSIONS_CHECK_S = 5.0
-_loop_sessions: tuple[frozenset[int], float] = (frozenset(), -1.0)  # (ids, monotonic time it expires)
-
-
-async def _loop_session_ids() -> frozenset[int]:
-    global _loop_sessions
-    ids, until = _loop_sessions
-    now = time.monotonic()
-    if now < until:
-        return ids
+async def _ask_loop_session_ids() -> frozenset[int]:
     rows = await SessionProfile.select(SessionProfile.session_id).where(SessionProfile.mode == "loop")
-    ids = frozenset(r["session_id"] for r in rows)
-    _loop_sessions = (ids, now + LOOP_SESSIONS_CHECK_S)
-    return ids
+    return frozenset(r["session_id"] for r in rows)
 
 
-def _loop_sessions_changed() -> None:
-    global _loop_sessions
-    _loop_sessions = (frozenset(), -1.0)
+# The sessions with a partner's profile in loop mode, so that a round asks the database once,
+# not once per session.
+LOOP_SESSIONS_CHECK_S = 5.0
+_loop_session_ids: Recheck[frozenset[int]] = Recheck(LOOP_SESSIONS_CHECK_S, _ask_loop_session_ids)
 
 
 async def session_limit(load: Load, now: datetime) -> float | None:

@@ -9,12 +9,12 @@ from partners flagged ``raw_tokens``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Request
 
 from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.recheck import Recheck
 from plugins.roaming_ocpi.tables import Partner
 from plugins.roaming_ocpi.transport import (
     VERSION,
@@ -110,28 +110,19 @@ def endpoint_url(partner: dict[str, Any], module: str, role: str) -> str | None:
     return None
 
 
-# Whether any partner exists, trusted for this many seconds (a partner created on this node
-# clears it at once; on another node it shows after at most this long). Without a partner no
-# token, command or session is a roaming one, so the station hot paths skip their queries.
+# Whether any partner exists. Without a partner no token, command or session is a roaming one,
+# so the station hot paths skip their queries.
 PARTNERS_CHECK_S = 5.0
-_any_partner: tuple[bool, float] = (False, -1.0)  # (answer, monotonic time it expires)
+_any_partner: Recheck[bool] = Recheck(PARTNERS_CHECK_S, lambda: Partner.exists().run())
 
 
 async def any_partner() -> bool:
-    global _any_partner
-    answer, until = _any_partner
-    now = time.monotonic()
-    if now < until:
-        return answer
-    answer = await Partner.exists()
-    _any_partner = (answer, now + PARTNERS_CHECK_S)
-    return answer
+    return await _any_partner()
 
 
 def partners_changed() -> None:
     """Call after creating a partner: the next :func:`any_partner` asks the database."""
-    global _any_partner
-    _any_partner = (False, -1.0)
+    _any_partner.forget()
 
 
 async def partner_row(partner_id: int) -> dict[str, Any] | None:

@@ -174,22 +174,30 @@ def _to_postgres(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
+Statement = tuple[str, Sequence[Any]]
+
+
 class BatchWriter:
     """Group commit of many small statements from many stations.
 
-    ``add(sql, params)`` queues a statement written with ``?`` placeholders; statements with
-    the same SQL in one batch run as one ``executemany``. ``add(..., wait=True)`` returns a
-    future that resolves when the batch holding the statement is committed. The loop takes
-    whatever is queued, writes it in one transaction, and starts over, so batches grow with
-    load and latency stays low when idle.
+    Callers queue *units*: ``add(sql, params)`` one statement written with ``?`` placeholders,
+    ``submit(statements)`` several that belong together (one station's message). The loop takes
+    whatever is queued and writes it in one transaction, statements with the same SQL as one
+    ``executemany``, and starts over, so batches grow with load and latency stays low when idle.
+    ``submit`` (and ``add(..., wait=True)``) return a future that resolves when the unit is
+    committed.
+
+    One unit cannot fail another: when a batch fails, it is written again in one transaction
+    with a savepoint per unit; a unit that fails there is rolled back alone and its future gets
+    the error (a unit nobody waits for is logged), and every other unit commits.
     """
 
     def __init__(self, engine: Engine, *, max_rows: int = 5000, idle_interval: float = 0.05) -> None:
         self._engine = engine
         self._max_rows = max_rows
         self._idle_interval = idle_interval
-        self._queue: list[tuple[str, Sequence[Any]]] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._queue: list[tuple[list[Statement], asyncio.Future[None] | None]] = []
+        self._markers: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
@@ -199,6 +207,7 @@ class BatchWriter:
         self._thread: Any = None
         self.batches = 0
         self.rows = 0
+        self.failed_units = 0
 
     async def start(self) -> None:
         if not self._is_pg:
@@ -220,72 +229,136 @@ class BatchWriter:
             self._conn.close()
 
     def add(self, sql: str, params: Sequence[Any], *, wait: bool = False) -> asyncio.Future[None] | None:
-        self._queue.append((sql, params))
-        fut = None
-        if wait:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
+        """Queue one statement; with ``wait``, return a future resolved at its commit."""
+        fut = asyncio.get_running_loop().create_future() if wait else None
+        self._queue.append(([(sql, params)], fut))
         self._wakeup.set()
         return fut
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
+    def submit(self, statements: list[Statement]) -> asyncio.Future[None]:
+        """Queue statements that succeed or fail together; the future resolves at their commit."""
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        if statements:
+            self._queue.append((statements, fut))
+            self._wakeup.set()
+        else:
+            fut.set_result(None)
+        return fut
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been written (or has failed on its own)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._markers.append(fut)
         self._wakeup.set()
         await fut
 
     async def _run(self) -> None:
         while True:
-            if not self._queue and not self._waiters:
+            if not self._queue and not self._markers:
                 if self._closing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            queue, self._queue = self._queue, []
-            waiters, self._waiters = self._waiters, []
-            try:
-                if queue:
-                    await self._write(queue)
-                    self.batches += 1
-                    self.rows += len(queue)
-            except Exception as exc:  # a failed batch must not kill the writer
-                log.exception("batched write of %d statements failed", len(queue))
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for fut in waiters:
+            units, self._queue = self._queue, []
+            markers, self._markers = self._markers, []
+            if units:
+                errors = await self._write_units(units)
+                self.batches += 1
+                self.rows += sum(len(statements) for statements, _ in units)
+                for index, (statements, fut) in enumerate(units):
+                    error = errors.get(index)
+                    if error is not None:
+                        self.failed_units += 1
+                        if fut is None:
+                            log.error("batched statement dropped: %s (%s)", error, statements[0][0][:80])
+                        elif not fut.done():
+                            fut.set_exception(error)
+                    elif fut is not None and not fut.done():
+                        fut.set_result(None)
+            for fut in markers:
                 if not fut.done():
                     fut.set_result(None)
 
-    async def _write(self, queue: list[tuple[str, Sequence[Any]]]) -> None:
+    async def _write_units(self, units: list[tuple[list[Statement], Any]]) -> dict[int, BaseException]:
+        """Write a batch; the errors of the units that could not be written, by index."""
         grouped: dict[str, list[Sequence[Any]]] = defaultdict(list)
-        order: list[str] = []
-        for sql, params in queue:
-            if sql not in grouped:
-                order.append(sql)
-            grouped[sql].append(params)
-        if self._is_pg:
-            async with self._engine.pool.acquire() as conn:  # type: ignore[attr-defined]
-                async with conn.transaction():
-                    for sql in order:
-                        pg_sql = self._pg_sql.get(sql) or self._pg_sql.setdefault(sql, _to_postgres(sql))
-                        await conn.executemany(pg_sql, grouped[sql])
-        else:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, self._conn, order,
-                                                             grouped)
+        for statements, _ in units:
+            for sql, params in statements:
+                grouped[sql].append(params)
+        try:
+            if self._is_pg:
+                await self._write_pg(grouped)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, self._conn,
+                                                                 grouped)
+            return {}
+        except Exception as exc:  # a failed batch must not kill the writer
+            if len(units) == 1:
+                return {0: exc}
+            log.warning("batch of %d units failed (%s); writing each unit on its own savepoint", len(units), exc)
+        try:
+            if self._is_pg:
+                return await self._write_pg_units(units)
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite_units,
+                                                                    self._conn, units)
+        except Exception as exc:  # the commit itself failed (disk full, connection lost)
+            log.exception("batched write of %d units failed", len(units))
+            return {index: exc for index in range(len(units))}
+
+    def _pg(self, sql: str) -> str:
+        return self._pg_sql.get(sql) or self._pg_sql.setdefault(sql, _to_postgres(sql))
+
+    async def _write_pg(self, grouped: dict[str, list[Sequence[Any]]]) -> None:
+        async with self._engine.pool.acquire() as conn:  # type: ignore[attr-defined]
+            async with conn.transaction():
+                for sql, rows in grouped.items():
+                    await conn.executemany(self._pg(sql), rows)
+
+    async def _write_pg_units(self, units: list[tuple[list[Statement], Any]]) -> dict[int, BaseException]:
+        errors: dict[int, BaseException] = {}
+        async with self._engine.pool.acquire() as conn:  # type: ignore[attr-defined]
+            async with conn.transaction():
+                for index, (statements, _) in enumerate(units):
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            for sql, params in statements:
+                                await conn.execute(self._pg(sql), *params)
+                    except Exception as exc:
+                        errors[index] = exc
+        return errors
 
     @staticmethod
-    def _write_sqlite(conn: sqlite3.Connection, order: list[str], grouped: dict[str, list[Sequence[Any]]]) -> None:
+    def _write_sqlite(conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql in order:
-                conn.executemany(sql, grouped[sql])
+            for sql, rows in grouped.items():
+                conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _write_sqlite_units(conn: sqlite3.Connection,
+                            units: list[tuple[list[Statement], Any]]) -> dict[int, BaseException]:
+        errors: dict[int, BaseException] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for index, (statements, _) in enumerate(units):
+                conn.execute("SAVEPOINT unit")
+                try:
+                    for sql, params in statements:
+                        conn.execute(sql, params)
+                    conn.execute("RELEASE unit")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    errors[index] = exc
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return errors
 
 
 def database_name(url: str) -> str:

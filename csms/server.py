@@ -9,11 +9,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from csms.settings import Settings
 
-# The transport accepts frames up to this size; larger frames within it get an OCPP CALLERROR
-# (``max_frame_bytes``), so a station sending one oversized message keeps its connection.
-TRANSPORT_MAX_FRAME = 16 * 1024 * 1024
-
-
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol plus the ASGI TLS extension.
 
@@ -45,7 +40,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ws": WebSocketProtocol,
-        "ws_max_size": TRANSPORT_MAX_FRAME,
+        # a larger frame is never buffered: the transport closes the socket with 1009
+        "ws_max_size": settings.max_frame_bytes,
         "ws_ping_interval": settings.ping_interval or None,
         "ws_ping_timeout": settings.ping_timeout or None,
         "lifespan": "on",

@@ -65,17 +65,21 @@ async def test_schema_violations_by_kind(server):
         assert r[2] == "PropertyConstraintViolation"
 
 
-async def test_oversized_frame_refused_connection_survives(tmp_path):
+async def test_oversized_frame_closes_with_1009_and_is_not_stored(tmp_path):
+    from csms.core.tables import MessageLog
     from csms.testing import running_server
 
     async with running_server(tmp_path, unknown_stations="accept", max_frame_bytes=2048) as srv:
-        async with websockets.connect(srv.ws_url("BIG"), subprotocols=["ocpp2.0.1"]) as ws:
+        async with websockets.connect(srv.ws_url("BIG"), subprotocols=["ocpp2.0.1"], max_size=None) as ws:
             await rpc(ws, [2, "b", "BootNotification", BOOT201])
-            big = [2, "big", "DataTransfer", {"vendorId": "x", "data": "A" * 5000}]
-            r = await rpc(ws, big)
-            assert r[:3] == [4, "big", "FormatViolation"]
-            r = await rpc(ws, [2, "hb", "Heartbeat", {}])
-            assert r[0] == 3
+            await ws.send(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "A" * 5000}]))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd.code == 1009
+        async with websockets.connect(srv.ws_url("BIG"), subprotocols=["ocpp2.0.1"]) as ws:
+            assert (await rpc(ws, [2, "hb", "Heartbeat", {}]))[0] == 3
+        await srv.core.writer.flush()
+        assert not await MessageLog.exists().where(MessageLog.unique_id == "big")
 
 
 async def test_handshake_refusals(tmp_path):

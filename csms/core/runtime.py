@@ -30,6 +30,7 @@ def get_core() -> "Core":
 class Core:
     def __init__(self, settings: Settings) -> None:
         from csms.core.connections import ConnectionRegistry
+        from csms.core.ocpp.login_limits import FailedLogins
         from csms.core.services.authorization import AuthorizationService
         from csms.core.services.commands import CommandService, LocalBus
         from csms.core.services.operations import Operations
@@ -44,6 +45,7 @@ class Core:
         self.node_id = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
         self.events = EventDispatcher()
         self.connections = ConnectionRegistry()
+        self.failed_logins = FailedLogins()
         self.writer = None  # set in start()
         self.stations = StationService(self)
         self.auth = AuthorizationService(self)

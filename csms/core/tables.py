@@ -185,19 +185,33 @@ class ChargingSession(Table, tablename="charging_session"):
 
 
 class MeterValue(Table, tablename="meter_value"):
-    """One sampled value (measurand, phase, unit, context) written in batches."""
+    """One sampled value (measurand, phase, unit, context) written in batches.
+
+    Unique per (station_id, evse_id, timestamp, measurand, phase, location, context, value)
+    (index ``meter_value_reading``, made by a migration): a replayed reading is stored once.
+    """
 
     session = BigInt(null=True, default=None, index=True)
-    station_id = Varchar(length=64, index=True)
+    station_id = Varchar(length=64)
     evse_id = Integer(default=0)
     transaction_id = Varchar(length=64, default="")
     timestamp = Timestamptz()
     measurand = Varchar(length=64, default="Energy.Active.Import.Register")
     phase = Varchar(length=8, default="")
-    unit = Varchar(length=16, default="")
+    unit = Varchar(length=20, default="")
     context = Varchar(length=32, default="")
     location = Varchar(length=16, default="")
     value = DoublePrecision()
+
+
+class TransactionSeqNo(Table, tablename="transaction_seq_no"):
+    """A 2.0.1 TransactionEvent seqNo stored for a session: how a replay is known after a restart.
+
+    Unique per (session, seq_no) (index ``transaction_seq_no_unique``, made by a migration).
+    """
+
+    session = BigInt()
+    seq_no = Integer()
 
 
 class MessageLog(Table, tablename="message_log"):
@@ -332,6 +346,7 @@ CORE_TABLES: list[type[Table]] = [
     IdToken,
     ChargingSession,
     MeterValue,
+    TransactionSeqNo,
     MessageLog,
     StationEvent,
     ConfigurationKey,

@@ -15,9 +15,26 @@ def ocpp_ts(dt: datetime | None = None) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+class InvalidTimestamp(ValueError):
+    """A timestamp that names no instant this system can store (out of range, no such day)."""
+
+
 def parse_ts(value: str | None) -> datetime | None:
-    """Parse an ISO 8601 timestamp; naive values are taken as UTC."""
+    """Parse an ISO 8601 timestamp into UTC; naive values are taken as UTC, a leap second as
+    the end of the second before. Raises :class:`InvalidTimestamp` for what cannot be stored."""
     if not value:
         return None
-    dt = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    text = value.replace("z", "Z").replace("Z", "+00:00")
+    leap = ":60" in text[16:19]
+    if leap:
+        text = text[:17] + "59" + text[19:]
+    try:
+        dt = datetime.fromisoformat(text)
+        dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        if leap:
+            dt = dt.replace(microsecond=999_000)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidTimestamp(f"{value[:40]!r} is not a storable timestamp: {exc}") from None
+    if not 1 < dt.year < 9999:  # within a day of datetime's range, which time zones would leave
+        raise InvalidTimestamp(f"{value[:40]!r} is outside the years 2 to 9998")
+    return dt

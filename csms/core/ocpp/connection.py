@@ -17,8 +17,15 @@ import msgspec
 from ocpp.charge_point import ChargePoint
 
 from csms.core.events import deferred_events
-from csms.core.ocpp.validation import ACTIONS, OcppError, error_code, validate
-from csms.core.timeutil import utcnow
+from csms.core.ocpp.validation import (
+    ACTIONS,
+    MAX_MESSAGE_ID,
+    OcppError,
+    check_domain,
+    error_code,
+    validate,
+)
+from csms.core.timeutil import InvalidTimestamp, utcnow
 
 if TYPE_CHECKING:
     from litestar import WebSocket
@@ -37,6 +44,11 @@ _INSERT_FRAME = (
 )
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+CLOSE_MESSAGE_TOO_BIG = 1009
+# Stand-ins routed for binary frames (not OCPP-J): the first gets an RPC error, the second is too big.
+_BINARY_FRAME = "\x00binary"
+_OVERSIZED_BINARY = "\x00binary-oversized"
 
 
 class StationConnection(ChargePoint):
@@ -84,14 +96,20 @@ class StationConnection(ChargePoint):
 
     async def serve(self) -> None:
         """Read frames until the socket closes."""
-        from litestar.exceptions import WebSocketDisconnect
-
+        receive = self.socket.receive
         try:
             while True:
-                raw = await self.socket.receive_text()
-                await self.route_message(raw)
-        except WebSocketDisconnect:
-            pass
+                event = await receive()
+                if event["type"] == "websocket.disconnect":
+                    break
+                text = event.get("text")
+                if text is None:  # OCPP-J is text frames only
+                    await self.route_message(_BINARY_FRAME if len(event.get("bytes") or b"") <= self._max_frame
+                                             else _OVERSIZED_BINARY)
+                else:
+                    await self.route_message(text)
+                if self._closed:
+                    break
         finally:
             self._closed = True
             for _, fut in self._pending.values():
@@ -114,6 +132,8 @@ class StationConnection(ChargePoint):
         await self.socket.send_text(text)
 
     def _log(self, direction: str, message_type: int, unique_id: str, action: str, text: str) -> None:
+        if "\x00" in text:  # only an undecodable frame carries a raw NUL; no database stores one
+            text = text.replace("\x00", "\ufffd")
         self.core.writer.add(_INSERT_FRAME, (self.station_id, direction, message_type, str(unique_id)[:64],
                                              action[:64], text, utcnow()))
 
@@ -121,12 +141,23 @@ class StationConnection(ChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
         version = self.version
-        too_big = len(raw_msg) > self._max_frame
+        size = len(raw_msg)
+        if size * 4 > self._max_frame and (size > self._max_frame or len(raw_msg.encode()) > self._max_frame) \
+                or raw_msg is _OVERSIZED_BINARY:
+            # Refused before it is parsed or logged: the frame itself is never stored.
+            log.warning("%s: frame of %d characters exceeds the limit of %d bytes; closing with 1009",
+                        self.station_id, size, self._max_frame)
+            await self.close(CLOSE_MESSAGE_TOO_BIG, "frame too large")
+            return
+        if raw_msg is _BINARY_FRAME:
+            await self._send_error("-1", error_code(version, "rpc"), "binary frames are not OCPP-J; send text", "")
+            return
         try:
             msg = _decode(raw_msg)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # an unparsed frame's id is "-1" (OCPP-J)
             self._log_in(0, "-1", "", raw_msg)
-            await self._send_error("-1", error_code(version, "rpc"), f"frame is not valid JSON: {exc}", "")
+            reason = "nests too deeply" if isinstance(exc, RecursionError) else f"is not valid JSON: {exc}"
+            await self._send_error("-1", error_code(version, "rpc"), f"frame {reason}", "")
             return
         if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], int) or not isinstance(msg[1], str):
             uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else "-1"
@@ -138,14 +169,14 @@ class StationConnection(ChargePoint):
         if mtype == 2:
             action = msg[2] if isinstance(msg[2], str) else ""
             self._log_in(2, uid, action, raw_msg)
-            if too_big:
-                await self._send_error(uid, error_code(version, "format"),
-                                       f"frame of {len(raw_msg)} bytes exceeds the limit of {self._max_frame}", action)
-                return
             if len(msg) != 4:
                 await self._send_error(uid, error_code(version, "rpc"), "a CALL has exactly 4 elements", action)
                 return
-            await self._handle_call(uid, action, msg[3])
+            if len(uid) > MAX_MESSAGE_ID or not uid:
+                await self._send_error(uid, error_code(version, "rpc"),
+                                       f"a message id has 1 to {MAX_MESSAGE_ID} characters", action)
+                return
+            await self._handle_call(uid, action, msg[3], raw_msg)
         elif mtype in (3, 4):
             pending = self._pending.get(uid)
             self._log_in(mtype, uid, pending[0] if pending else "", raw_msg)
@@ -159,6 +190,7 @@ class StationConnection(ChargePoint):
                 payload = msg[2]
                 try:
                     validate(version, action, payload, response=True)
+                    check_domain(version, payload, raw_msg)
                 except OcppError as exc:
                     fut.set_exception(OcppError(exc.code, f"station's answer breaks the schema: {exc.description}",
                                                 {"payload": payload, **exc.details}))
@@ -183,7 +215,7 @@ class StationConnection(ChargePoint):
         log.info("%s: CALLERROR %s for %s %s: %s", self.station_id, code, action or "frame", uid, description)
         await self._send([4, uid, code, description[:255], details or {}], action)
 
-    async def _handle_call(self, uid: str, action: str, payload: Any) -> None:
+    async def _handle_call(self, uid: str, action: str, payload: Any, raw: str) -> None:
         version = self.version
         try:
             handler = self.handlers.get(action)
@@ -193,6 +225,7 @@ class StationConnection(ChargePoint):
                 raise OcppError(error_code(version, "not_supported"),
                                 f"{action} is not a message a station sends to the CSMS")
             validate(version, action, payload)
+            check_domain(version, payload, raw)
             if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending:
                 if action in self._triggered:
                     self._triggered.discard(action)
@@ -208,6 +241,9 @@ class StationConnection(ChargePoint):
                 deferred_events.reset(token)
         except OcppError as exc:
             await self._send_error(uid, exc.code, exc.description, action, exc.details.get("public"))
+            return
+        except InvalidTimestamp as exc:
+            await self._send_error(uid, error_code(version, "property"), str(exc), action)
             return
         except Exception:
             log.exception("%s: handler for %s failed", self.station_id, action)

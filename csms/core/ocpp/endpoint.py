@@ -3,7 +3,10 @@
 The handshake negotiates ``ocpp2.0.1`` or ``ocpp1.6`` from the client's offer (2.0.1 preferred),
 checks HTTP Basic credentials (security profiles 1 and 2), the client certificate's commonName
 (security profile 3; the TLS layer has already verified the certificate against ``tls_ca``) and
-the unknown-station policy, and is refused (HTTP 403 before the upgrade) when any of these fail.
+the unknown-station policy. A refused handshake gets an HTTP answer before the upgrade that says
+why: 400 for a station id that is not an OCPP identifier, 401 for missing or wrong credentials,
+403 for a certificate that does not match, 404 for an unknown station under the reject policy,
+429 while failed logins from that address or for that station id are throttled.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 
 from litestar import WebSocket, websocket
 
@@ -28,9 +32,26 @@ ADAPTERS: dict[str, type[StationConnection]] = {
     "ocpp1.6": StationConnection16,
 }
 
-# WebSocket close codes for refused handshakes (sent as HTTP 403 before the upgrade).
+# WebSocket close codes for refused handshakes, where the server cannot answer with an HTTP status.
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_PROTOCOL_ERROR = 1002
+
+# OCPP's identifierString: letters, digits and * - _ = : + | @ . (at most 48 characters).
+STATION_ID = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{1,48}")
+
+
+async def refuse(socket: WebSocket, status: int, reason: str, *, close_code: int = CLOSE_POLICY_VIOLATION,
+                 headers: dict[str, str] | None = None) -> None:
+    """Refuse the handshake with an HTTP status and a one-line text body (the ASGI WebSocket
+    denial response), or, on a server without that extension, by closing (HTTP 403)."""
+    if "websocket.http.response" not in (socket.scope.get("extensions") or {}):
+        await socket.close(code=close_code, reason=reason)
+        return
+    body = f"{reason}\n".encode()
+    head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await socket.send({"type": "websocket.http.response.start", "status": status, "headers": head})
+    await socket.send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:
@@ -58,12 +79,13 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
     offered = [p.strip() for p in socket.scope.get("subprotocols", [])]
     subprotocol = choose_subprotocol(offered)
     if subprotocol is None:
-        log.warning("refused %s from %s: no supported subprotocol in %s", station_id, client, offered)
-        await socket.close(code=CLOSE_PROTOCOL_ERROR, reason="offer ocpp2.0.1 or ocpp1.6")
+        log.warning("refused %s from %s: no supported subprotocol in %s", station_id[:48], client, offered)
+        await refuse(socket, 400, "offer ocpp2.0.1 or ocpp1.6", close_code=CLOSE_PROTOCOL_ERROR)
         return
-    if not station_id or len(station_id) > 48:
-        log.warning("refused %r from %s: station id must be 1-48 characters", station_id, client)
-        await socket.close(code=CLOSE_POLICY_VIOLATION, reason="bad station id")
+    if not STATION_ID.fullmatch(station_id) or station_id in (".", ".."):
+        log.warning("refused %r from %s: a station id is 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .",
+                    station_id[:64], client)
+        await refuse(socket, 400, "station id must be 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .")
         return
     tls = (socket.scope.get("extensions") or {}).get("tls") or {}
     if core.settings.tls_ca and core.settings.tls_client_cn_check:
@@ -71,22 +93,36 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
         if common_name != station_id:
             log.warning("refused %s from %s: client certificate commonName %r is not the station id",
                         station_id, client, common_name)
-            await socket.close(code=CLOSE_POLICY_VIOLATION, reason="certificate does not match station id")
+            await refuse(socket, 403, "certificate does not match station id")
             return
+    failed_logins = core.failed_logins
+    wait = failed_logins.retry_after(station_id, client)
+    if wait:
+        log.warning("refused %s from %s: too many failed logins, throttled for %.0f s", station_id, client, wait)
+        await refuse(socket, 429, "too many failed logins; retry later",
+                     headers={"Retry-After": str(int(wait) + 1)})
+        return
     creds = basic_credentials(socket.headers.get("authorization"))
     password = None
     if creds is not None:
         user, password = creds
         if user != station_id:
+            failed_logins.failed(station_id, client)
             log.warning("refused %s from %s: Basic auth user %r is not the station id", station_id, client, user)
-            await socket.close(code=CLOSE_POLICY_VIOLATION, reason="credentials do not match station id")
+            await refuse(socket, 401, "credentials do not match station id",
+                         headers={"WWW-Authenticate": 'Basic realm="OCPP"'})
             return
     try:
         state = await core.stations.admit(station_id, password)
     except AuthFailure as exc:
+        if exc.credentials:
+            failed_logins.failed(station_id, client)
         log.warning("refused %s from %s: %s", station_id, client, exc)
-        await socket.close(code=CLOSE_POLICY_VIOLATION, reason="not authorized")
+        await refuse(socket, exc.status, "not authorized" if exc.credentials else "unknown station",
+                     headers={"WWW-Authenticate": 'Basic realm="OCPP"'} if exc.credentials else None)
         return
+    if password is not None:
+        failed_logins.succeeded(station_id, client)
     await socket.accept(subprotocols=subprotocol)
     conn = ADAPTERS[subprotocol](core, state, socket)
     await core.connections.add(conn)

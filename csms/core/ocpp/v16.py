@@ -6,6 +6,8 @@ List, Reservation, Smart Charging, Remote Trigger and the Security extension.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from ocpp.routing import on
@@ -13,13 +15,24 @@ from ocpp.v16.enums import Action
 
 from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
-from csms.core.ocpp.validation import V16
+from csms.core.ocpp.validation import NUMBER_LIMIT, V16, OcppError, error_code
 from csms.core.services.authorization import STATUS_TO_16
 from csms.core.services.sessions import Sample
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 
 _UNIT_SCALE = {"kWh": (1000.0, "Wh"), "kW": (1000.0, "W"), "kvar": (1000.0, "var"), "kvarh": (1000.0, "varh"),
                "kVA": (1000.0, "VA")}
+# A Raw sampled value is a decimal number as text; float() alone would also take NaN, inf and 1_0.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def sampled_number(text: str) -> float:
+    """The number in a Raw sampled value; PropertyConstraintViolation when it is none, or not finite."""
+    value = float(text) if _DECIMAL.fullmatch(text.strip()) else math.nan
+    if not abs(value) <= NUMBER_LIMIT:  # also NaN
+        raise OcppError(error_code(V16, "property"),
+                        f"sampledValue.value {text[:40]!r} is not a decimal number within ±{NUMBER_LIMIT:.0e}")
+    return value
 
 
 def id_tag_info(auth: AuthorizationResult) -> dict[str, Any]:
@@ -32,7 +45,8 @@ def id_tag_info(auth: AuthorizationResult) -> dict[str, Any]:
 
 
 def samples_16(meter_values: list[dict[str, Any]]) -> tuple[list[Sample], list[dict[str, Any]]]:
-    """Normalise 1.6 meter values; signed data (not a number) is returned apart."""
+    """Normalise 1.6 meter values; signed data is returned apart. A Raw value that is not a finite
+    decimal number is refused (PropertyConstraintViolation)."""
     samples, signed = [], []
     for mv in meter_values:
         ts = parse_ts(mv["timestamp"]) or utcnow()
@@ -42,11 +56,7 @@ def samples_16(meter_values: list[dict[str, Any]]) -> tuple[list[Sample], list[d
             if sv.get("format") == "SignedData":
                 signed.append({"timestamp": mv["timestamp"], **sv})
                 continue
-            try:
-                value = float(sv["value"])
-            except ValueError:
-                signed.append({"timestamp": mv["timestamp"], **sv})
-                continue
+            value = sampled_number(sv["value"])
             scale, unit = _UNIT_SCALE.get(unit, (1.0, unit))
             samples.append(Sample(ts, measurand, value * scale, sv.get("phase", ""), unit,
                                   sv.get("context", "Sample.Periodic"), sv.get("location", "")))

@@ -9,7 +9,7 @@ from ocpp.v201.enums import Action
 
 from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
-from csms.core.ocpp.validation import V201
+from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
 from csms.core.services.sessions import Sample
 from csms.core.tables import ChargingProfile, Reservation
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
@@ -17,6 +17,8 @@ from csms.plugins import hook_impls
 
 _UNIT_SCALE = {"kWh": (1000.0, "Wh"), "kW": (1000.0, "W"), "kvar": (1000.0, "var"), "kvarh": (1000.0, "varh"),
                "kVA": (1000.0, "VA")}
+MAX_MULTIPLIER = 9  # unitOfMeasure.multiplier: a power of ten; beyond ±9 it is no meter's unit
+_POWERS = {m: 10.0 ** m for m in range(-MAX_MULTIPLIER, MAX_MULTIPLIER + 1)}
 
 
 def id_token_info(auth: AuthorizationResult) -> dict[str, Any]:
@@ -36,9 +38,16 @@ def samples_201(meter_values: list[dict[str, Any]]) -> list[Sample]:
             measurand = sv.get("measurand", "Energy.Active.Import.Register")
             uom = sv.get("unitOfMeasure") or {}
             unit = uom.get("unit", "Wh" if measurand.startswith("Energy") else "")
-            value = float(sv["value"]) * (10 ** uom.get("multiplier", 0))
+            power = _POWERS.get(uom.get("multiplier", 0))
+            if power is None:
+                raise OcppError(error_code(V201, "property"),
+                                f"unitOfMeasure.multiplier must be between -{MAX_MULTIPLIER} and {MAX_MULTIPLIER}")
             scale, unit = _UNIT_SCALE.get(unit, (1.0, unit))
-            samples.append(Sample(ts, measurand, value * scale, sv.get("phase", ""), unit,
+            value = sv["value"] * power * scale
+            if not abs(value) <= NUMBER_LIMIT:
+                raise OcppError(error_code(V201, "property"),
+                                f"sampledValue.value {sv['value']} x 10^{uom.get('multiplier', 0)} {unit} is out of range")
+            samples.append(Sample(ts, measurand, float(value), sv.get("phase", ""), unit,
                                   sv.get("context", "Sample.Periodic"), sv.get("location", "")))
     return samples
 

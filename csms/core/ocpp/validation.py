@@ -3,6 +3,13 @@
 The schemas are the ``ocpp`` library's own (the official OCA schemas); they are compiled once
 per action with jsonschema-rs (each schema's own draft, formats checked), on first use, so
 validation stays on for every frame and costs about a microsecond.
+
+Before compiling, the value domains the specification states in prose are added to the schemas,
+so that everything a station sends fits the columns it is stored in, on SQLite and PostgreSQL
+alike: an ``integer`` is 32-bit signed (OCPP-J's data type; outside it the answer is
+TypeConstraintViolation), a ``number`` lies within ``NUMBER_LIMIT``, and EVSE and connector ids
+lie in ``0..MAX_EVSE_ID``. NUL characters and nesting deeper than ``MAX_DEPTH`` are refused by
+:func:`check_domain` (they cannot be expressed cheaply in a schema).
 """
 
 from __future__ import annotations
@@ -81,6 +88,42 @@ def error_code(version: str, kind: str) -> str:
     return _CODES[version][kind]
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+NUMBER_LIMIT = 1e15  # a decimal beyond this is no meter reading, limit or price (1 PWh, 1 PW)
+MAX_EVSE_ID = 999  # EVSE, connector (1.6 connectorId) ids: 0 is the station, no station has a thousand
+MAX_DEPTH = 32  # nesting of any OCPP payload (the deepest official message nests about 8 levels)
+MAX_MESSAGE_ID = 36  # OCPP-J: a message id is at most 36 characters
+_ID_FIELDS = frozenset({"evseId", "connectorId"})
+
+
+def _bounded(node: Any, name: str = "", in_evse: bool = False) -> Any:
+    """A copy of a JSON schema with the value domains of this module added (stricter ones kept)."""
+    if isinstance(node, list):
+        return [_bounded(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            evse = "connectorId" in value and "id" in value  # the 2.0.1 EVSEType
+            out[key] = {prop: _bounded(sub, prop, evse) for prop, sub in value.items()}
+        elif key == "definitions" and isinstance(value, dict):
+            out[key] = {name_: _bounded(sub) for name_, sub in value.items()}
+        else:
+            out[key] = _bounded(value)
+    kind = node.get("type")
+    if kind == "integer":
+        low, high = INT32_MIN, INT32_MAX
+        if name in _ID_FIELDS or (in_evse and name == "id"):
+            low, high = 0, MAX_EVSE_ID
+        out["minimum"] = max(low, node.get("minimum", low))
+        out["maximum"] = min(high, node.get("maximum", high))
+    elif kind == "number":
+        out["minimum"] = max(-NUMBER_LIMIT, node.get("minimum", -NUMBER_LIMIT))
+        out["maximum"] = min(NUMBER_LIMIT, node.get("maximum", NUMBER_LIMIT))
+    return out
+
+
 _RULE_KIND = {
     "type": "type",
     "required": "occurrence",
@@ -106,7 +149,7 @@ def _schema_path(version: str, action: str, response: bool) -> Path:
 
 @lru_cache(maxsize=None)
 def _validator(version: str, action: str, response: bool) -> Any:
-    schema = json.loads(_schema_path(version, action, response).read_text())
+    schema = _bounded(json.loads(_schema_path(version, action, response).read_text()))
     return jsonschema_rs.validator_for(schema, validate_formats=True)
 
 
@@ -139,5 +182,32 @@ def validate(version: str, action: str, payload: Any, *, response: bool = False)
     error = next(validator.iter_errors(payload))
     rule = _rule(error)
     where = _where(error.instance_path)
-    raise InvalidPayload(error_code(version, _RULE_KIND.get(rule, "format")), f"{where}: {error.message}",
-                         {"rule": rule, "path": where})
+    kind = _RULE_KIND.get(rule, "format")
+    message = error.message
+    value = error.instance
+    if rule in ("minimum", "maximum") and isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+        kind, message = "type", f"{value} is not a 32-bit integer"
+    raise InvalidPayload(error_code(version, kind), f"{where}: {message}", {"rule": rule, "path": where})
+
+
+def check_domain(version: str, payload: Any, raw: str) -> None:
+    """Refuse NUL characters (PropertyConstraintViolation) and nesting deeper than ``MAX_DEPTH``
+    (FormatViolation) anywhere in a decoded payload. ``raw`` is the frame it came from: most
+    frames are ruled out by two substring counts, without walking the payload."""
+    nul = "\\u0000" in raw
+    if not nul and raw.count("[") + raw.count("{") <= MAX_DEPTH:
+        return
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidPayload(error_code(version, "format"), f"payload nests deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if nul and "\x00" in key:
+                    raise InvalidPayload(error_code(version, "property"), "a property name contains a NUL character")
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+        elif nul and isinstance(node, str) and "\x00" in node:
+            raise InvalidPayload(error_code(version, "property"), "a string contains a NUL character")

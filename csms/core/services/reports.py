@@ -81,7 +81,7 @@ class ReportService:
             ).where(DeviceVariable.station == state.pk)
         }
         now = utcnow()
-        writer = self.core.writer
+        statements = []
         count = 0
         for item in report_data:
             component, variable = item.get("component", {}), item.get("variable", {})
@@ -92,12 +92,12 @@ class ReportService:
                           chars.get("unit", ""), chars.get("minLimit"), chars.get("maxLimit"),
                           chars.get("valuesList", ""), now)
                 if key in existing:
-                    writer.add(_UPDATE_VARIABLE, (*common, existing[key]))
+                    statements.append((_UPDATE_VARIABLE, (*common, existing[key])))
                 else:
-                    writer.add(_INSERT_VARIABLE, (state.pk, *key, *common))
+                    statements.append((_INSERT_VARIABLE, (state.pk, *key, *common)))
                     existing[key] = -1
                 count += 1
-        await writer.flush()
+        await self.core.writer.submit(statements)
         return count
 
     async def set_variable_value(self, state: StationState, component: dict[str, Any], variable: dict[str, Any],

@@ -4,10 +4,17 @@
 here already translated by the adapters. Session starts and stops are committed before the
 station is answered; meter values and live session progress go through the batched writer and
 are committed (group commit) before the answer too, so an answered message is never lost.
+
+The in-memory view of a session (live figures, the seqNos seen) changes only after the commit
+that stores the change, so a write that fails leaves nothing behind that the station's retry
+would trip over. Replays are stored once: a meter value is unique per station, EVSE, timestamp,
+measurand, phase, location, context and value (a repeated one is skipped by the database), and the
+seqNos of every 2.0.1 transaction are stored beside it and read back after a restart.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, field
@@ -16,7 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from csms.core import events as ev
 from csms.core.domain import AuthorizationResult
-from csms.core.tables import ChargingSession
+from csms.db import Statement
+from csms.core.tables import ChargingSession, TransactionSeqNo
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -31,8 +39,9 @@ CURRENT = "Current.Import"
 
 _INSERT_METER = (
     "INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, phase, unit, "
-    "context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+_INSERT_SEQ_NO = "INSERT INTO transaction_seq_no (session, seq_no) VALUES (?, ?) ON CONFLICT DO NOTHING"
 _UPDATE_PROGRESS = (
     "UPDATE charging_session SET meter_start_wh = ?, meter_last_wh = ?, energy_wh = ?, power_w = ?, last_seq_no = ?, "
     "charging_state = ?, updated_at = ? WHERE id = ?"
@@ -68,14 +77,37 @@ class ActiveSession:
     last_seq_no: int = -1
     charging_state: str = ""
     current_a: dict[str, float] = field(default_factory=dict)
-    # 2.0.1 seqNos seen in this process; after a restart only last_seq_no is known, and
-    # anything at or below it counts as already stored
+    # 2.0.1 seqNos stored for this transaction (table transaction_seq_no, read back on start)
     seen_seq: set[int] = field(default_factory=set)
 
     def is_duplicate(self, seq_no: int) -> bool:
         if self.seen_seq or self.last_seq_no < 0:
             return seq_no in self.seen_seq
-        return seq_no <= self.last_seq_no
+        return seq_no <= self.last_seq_no  # a session stored before seqNos were: only the highest is known
+
+    def advanced(self, samples: list[Sample], *, seq_no: int | None = None,
+                 charging_state: str | None = None) -> ActiveSession:
+        """A copy of this session with the samples and the event applied (adopted after its commit)."""
+        after = copy.copy(self)
+        after.current_a = dict(self.current_a)
+        after.apply(samples)
+        if seq_no is not None:
+            after.last_seq_no = max(self.last_seq_no, seq_no)
+        if charging_state:
+            after.charging_state = charging_state
+        return after
+
+    def adopt(self, after: ActiveSession, seq_no: int | None = None) -> None:
+        """Take the live figures of ``after`` (once they are committed)."""
+        seen = self.seen_seq
+        self.__dict__.update(after.__dict__)
+        self.seen_seq = seen
+        if seq_no is not None:
+            seen.add(seq_no)
+
+    def progress(self) -> Statement:
+        return (_UPDATE_PROGRESS, (self.meter_start_wh, self.meter_last_wh, self.energy_wh, self.power_w,
+                                   self.last_seq_no, self.charging_state, utcnow(), self.id))
 
     def apply(self, samples: list[Sample]) -> bool:
         """Update live figures from samples; True when anything changed."""
@@ -123,6 +155,11 @@ class SessionService:
         ).where(ChargingSession.state == "active")
         for r in rows:
             self._cache(self._from_row(r, r["station_ident"]))
+        by_id = {s.id: s for s in self.active.values()}
+        if by_id:
+            for r in await TransactionSeqNo.select(TransactionSeqNo.session, TransactionSeqNo.seq_no).where(
+                    TransactionSeqNo.session.is_in(list(by_id))):
+                by_id[r["session"]].seen_seq.add(r["seq_no"])
 
     @staticmethod
     def _from_row(r: dict[str, Any], station_id: str) -> ActiveSession:
@@ -235,22 +272,26 @@ class SessionService:
     # -- progress -----------------------------------------------------------------------------
 
     async def meter_values(self, state: StationState, *, evse_id: int, transaction_id: str | None,
-                           samples: list[Sample], seq_no: int | None = None) -> None:
-        """Store samples (batched, committed before returning) and update the live session."""
+                           samples: list[Sample], seq_no: int | None = None,
+                           charging_state: str | None = None) -> None:
+        """Store samples and the session's progress in one unit (committed before returning),
+        then update the live session."""
         session = self.find(state.station_id, transaction_id) if transaction_id else None
-        writer = self.core.writer
         sid = session.id if session else None
         tx = transaction_id or ""
         station_id = state.station_id
-        for s in samples:
-            writer.add(_INSERT_METER, (sid, station_id, evse_id, tx, s.timestamp, s.measurand, s.phase, s.unit,
-                                       s.context, s.location, s.value))
+        statements: list[Statement] = [
+            (_INSERT_METER, (sid, station_id, evse_id, tx, s.timestamp, s.measurand, s.phase, s.unit, s.context,
+                             s.location, s.value)) for s in samples]
+        after = None
         if session is not None:
-            session.apply(samples)
+            after = session.advanced(samples, seq_no=seq_no, charging_state=charging_state)
+            statements.append(after.progress())
             if seq_no is not None:
-                session.last_seq_no = max(session.last_seq_no, seq_no)
-            self._queue_progress(session)
-        await writer.flush()
+                statements.append((_INSERT_SEQ_NO, (session.id, seq_no)))
+        await self.core.writer.submit(statements)
+        if session is not None and after is not None:
+            session.adopt(after, seq_no)
         if samples:
             self.core.events.emit(ev.MeterValuesReceived(
                 station_id, evse_id=evse_id, session_id=sid,
@@ -259,24 +300,21 @@ class SessionService:
         if session is not None:
             self.core.events.emit(session.to_event())
 
-    def _queue_progress(self, s: ActiveSession) -> None:
-        self.core.writer.add(_UPDATE_PROGRESS, (s.meter_start_wh, s.meter_last_wh, s.energy_wh, s.power_w,
-                                                s.last_seq_no, s.charging_state, utcnow(), s.id))
-
     # -- stopping -----------------------------------------------------------------------------
 
     async def _finish(self, s: ActiveSession, *, stopped_at: datetime, meter_stop_wh: float | None, reason: str,
                       extra_flags: list[str] | None = None) -> None:
+        meter_start, meter_last, energy = s.meter_start_wh, s.meter_last_wh, s.energy_wh
         if meter_stop_wh is not None:
-            s.meter_last_wh = meter_stop_wh
-            if s.meter_start_wh is None:
-                s.meter_start_wh = meter_stop_wh
-            s.energy_wh = max(0.0, meter_stop_wh - s.meter_start_wh)
+            meter_last = meter_stop_wh
+            if meter_start is None:
+                meter_start = meter_stop_wh
+            energy = max(0.0, meter_stop_wh - meter_start)
         await self.core.writer.flush()  # earlier batched progress must not land after the stop
         values: dict[Any, Any] = {
             ChargingSession.state: "completed", ChargingSession.stopped_at: stopped_at,
-            ChargingSession.meter_stop_wh: s.meter_last_wh, ChargingSession.meter_last_wh: s.meter_last_wh,
-            ChargingSession.meter_start_wh: s.meter_start_wh, ChargingSession.energy_wh: s.energy_wh,
+            ChargingSession.meter_stop_wh: meter_last, ChargingSession.meter_last_wh: meter_last,
+            ChargingSession.meter_start_wh: meter_start, ChargingSession.energy_wh: energy,
             ChargingSession.stop_reason: reason, ChargingSession.last_seq_no: s.last_seq_no,
             ChargingSession.charging_state: s.charging_state, ChargingSession.updated_at: utcnow(),
         }
@@ -285,6 +323,7 @@ class SessionService:
             flags = _flags(row["flags"] if row else [])
             values[ChargingSession.flags] = flags + [f for f in extra_flags if f not in flags]
         await ChargingSession.update(values).where(ChargingSession.id == s.id)
+        s.meter_start_wh, s.meter_last_wh, s.energy_wh = meter_start, meter_last, energy
         self._uncache(s)
         self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
                                                 energy_wh=s.energy_wh, stop_reason=reason))
@@ -318,12 +357,12 @@ class SessionService:
                         reason: str, samples: list[Sample]) -> None:
         """The station's own Ended for a session the CSMS closed when a new one began on its
         EVSE: the station's account (stop time, meter, reason) replaces the CSMS's guess."""
-        writer = self.core.writer
-        for smp in samples:
-            writer.add(_INSERT_METER, (row["id"], state.station_id, row["evse_id"], row["transaction_id"],
-                                       smp.timestamp, smp.measurand, smp.phase, smp.unit, smp.context,
-                                       smp.location, smp.value))
-        await writer.flush()
+        statements: list[Statement] = [
+            (_INSERT_METER, (row["id"], state.station_id, row["evse_id"], row["transaction_id"], smp.timestamp,
+                             smp.measurand, smp.phase, smp.unit, smp.context, smp.location, smp.value))
+            for smp in samples]
+        statements.append((_INSERT_SEQ_NO, (row["id"], seq_no)))
+        await self.core.writer.submit(statements)
         stop = _last_energy(samples)
         start = row["meter_start_wh"]
         values: dict[Any, Any] = {ChargingSession.stopped_at: timestamp, ChargingSession.stop_reason: reason,
@@ -382,31 +421,23 @@ class SessionService:
                 remote_start_id=remote_start_id, flags=flags,
             )
         elif id_token and not session.id_token:
-            session.id_token = id_token
             await ChargingSession.update({ChargingSession.id_token: id_token, ChargingSession.token_type: token_type,
                                           ChargingSession.driver: auth.driver_id if auth else None}).where(
                 ChargingSession.id == session.id)
+            session.id_token = id_token
         if evse_id and not session.evse_id:
+            await ChargingSession.update({ChargingSession.evse_id: evse_id,
+                                          ChargingSession.connector_id: connector_id or 1}).where(
+                ChargingSession.id == session.id)
             self._uncache(session)
             session.evse_id = evse_id
             session.connector_id = connector_id or 1
             self._cache(session)
-            await ChargingSession.update({ChargingSession.evse_id: evse_id,
-                                          ChargingSession.connector_id: session.connector_id}).where(
-                ChargingSession.id == session.id)
-        if charging_state:
-            session.charging_state = charging_state
-        session.last_seq_no = max(session.last_seq_no, seq_no)
-        session.seen_seq.add(seq_no)
+        await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples,
+                                seq_no=seq_no, charging_state=charging_state)
         if event_type == "Ended":
-            if samples:
-                await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples)
-            stop_meter = _last_energy(samples)
-            await self._finish(session, stopped_at=timestamp, meter_stop_wh=stop_meter,
+            await self._finish(session, stopped_at=timestamp, meter_stop_wh=_last_energy(samples),
                                reason=stopped_reason or trigger_reason or "Local")
-        else:
-            await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples,
-                                    seq_no=seq_no)
         return auth
 
 

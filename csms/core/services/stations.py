@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from csms.core import events as ev
+from csms.core.offload import run_cpu
 from csms.core.security import hash_password, verify_password
 from csms.core.tables import Connector, Evse, Station, StationEvent
 from csms.core.timeutil import utcnow
+from csms.db import Statement
 from csms.settings import UnknownStationPolicy
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ _INSERT_EVENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+_encode_details = msgspec.json.Encoder(enc_hook=str).encode
+
 # Connector status words that mean "faulted" in either version.
 FAULTED = {"Faulted"}
 
@@ -48,7 +54,13 @@ class StationState:
 
 
 class AuthFailure(Exception):
-    """The handshake is refused (unknown station under the reject policy, or a bad password)."""
+    """The handshake is refused: missing or wrong credentials (HTTP 401, ``credentials``), or an
+    unknown station under the reject policy (HTTP 404)."""
+
+    def __init__(self, message: str, *, credentials: bool = True) -> None:
+        super().__init__(message)
+        self.credentials = credentials
+        self.status = 401 if credentials else 404
 
 
 class StationService:
@@ -73,7 +85,7 @@ class StationService:
             station_id=station_id,
             description=description,
             registration_status=registration_status,
-            password_hash=hash_password(password) if password else None,
+            password_hash=await run_cpu(hash_password, password) if password else None,
             **fields,
         )
         await row.save()
@@ -81,7 +93,8 @@ class StationService:
         return row.to_dict()
 
     async def set_password(self, station_id: str, password: str | None) -> None:
-        await Station.update({Station.password_hash: hash_password(password) if password else None}).where(
+        password_hash = await run_cpu(hash_password, password) if password else None
+        await Station.update({Station.password_hash: password_hash}).where(
             Station.station_id == station_id
         )
         self._states.pop(station_id, None)
@@ -117,7 +130,8 @@ class StationService:
         if state is None:
             policy = settings.unknown_stations
             if policy == UnknownStationPolicy.reject:
-                raise AuthFailure(f"unknown station {station_id!r} (unknown stations are rejected)")
+                raise AuthFailure(f"unknown station {station_id!r} (unknown stations are rejected)",
+                                  credentials=False)
             if settings.require_station_password and not password:
                 raise AuthFailure("a password is required")
             status = "Accepted" if policy == UnknownStationPolicy.accept else "Pending"
@@ -127,7 +141,7 @@ class StationService:
             assert state is not None
             return state
         if state.password_hash:
-            if not password or not verify_password(state.password_hash, password):
+            if not password or not await run_cpu(verify_password, state.password_hash, password):
                 raise AuthFailure("wrong password")
         elif settings.require_station_password:
             raise AuthFailure("station has no password but passwords are required")
@@ -187,32 +201,38 @@ class StationService:
     async def status(self, state: StationState, *, evse_id: int, connector_id: int, status: str,
                      error_code: str = "NoError", info: str = "", vendor_error_code: str = "",
                      timestamp: datetime | None = None) -> None:
-        """Record a connector (or, with evse 0, station-level) status; commit before answering."""
+        """Record a connector (or, with evse 0, station-level) status; commit before answering.
+        The live state changes after the commit."""
         now = utcnow()
         ts = timestamp or now
-        writer = self.core.writer
+        statements: list[Statement] = []
+        evse_status = None
         if evse_id == 0:
-            writer.add(_UPDATE_STATION_STATUS, (status, error_code, now, state.pk))
+            statements.append((_UPDATE_STATION_STATUS, (status, error_code, now, state.pk)))
             previous = state.evses.get(0, "")
-            state.evses[0] = status
         else:
             key = (evse_id, connector_id)
             previous = state.connectors.get(key)
             if previous is None:
                 await self._ensure_connector(state, evse_id, connector_id)
                 previous = "Unknown"
-            state.connectors[key] = status
-            writer.add(_UPDATE_CONNECTOR, (status, error_code, info, vendor_error_code, now, state.pk, evse_id, connector_id))
-            evse_status = self._evse_status(state, evse_id)
+            statements.append((_UPDATE_CONNECTOR, (status, error_code, info, vendor_error_code, now, state.pk,
+                                                   evse_id, connector_id)))
+            evse_status = self._evse_status({**state.connectors, key: status}, evse_id)
             if state.evses.get(evse_id) != evse_status:
-                state.evses[evse_id] = evse_status
-                writer.add(_UPDATE_EVSE, (evse_status, now, state.pk, evse_id))
+                statements.append((_UPDATE_EVSE, (evse_status, now, state.pk, evse_id)))
         category = "fault" if (error_code and error_code != "NoError") or status in FAULTED else "status"
         summary = status if category == "status" else f"{status}: {error_code} {info}".strip()
-        fut = self.record(state.station_id, category, status, evse_id=evse_id, connector_id=connector_id,
-                          summary=summary, details={"error_code": error_code, "info": info,
-                                                    "vendor_error_code": vendor_error_code, "previous": previous},
-                          timestamp=ts, wait=True)
+        statements.append(self._event(state.station_id, category, status, evse_id=evse_id, connector_id=connector_id,
+                                      summary=summary, timestamp=ts,
+                                      details={"error_code": error_code, "info": info,
+                                               "vendor_error_code": vendor_error_code, "previous": previous}))
+        await self.core.writer.submit(statements)
+        if evse_id == 0:
+            state.evses[0] = status
+        else:
+            state.connectors[(evse_id, connector_id)] = status
+            state.evses[evse_id] = evse_status or "Unknown"
         if previous != status:
             self.core.events.emit(ev.ConnectorStatusChanged(
                 state.station_id, evse_id=evse_id, connector_id=connector_id, status=status,
@@ -222,12 +242,10 @@ class StationService:
             self.core.events.emit(ev.FaultReported(
                 state.station_id, evse_id=evse_id, connector_id=connector_id, error_code=error_code, info=info,
             ))
-        if fut is not None:
-            await fut
 
     @staticmethod
-    def _evse_status(state: StationState, evse_id: int) -> str:
-        statuses = [s for (e, _), s in state.connectors.items() if e == evse_id]
+    def _evse_status(connectors: dict[tuple[int, int], str], evse_id: int) -> str:
+        statuses = [s for (e, _), s in connectors.items() if e == evse_id]
         for word in ("Faulted", "Occupied", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
                      "Preparing", "Reserved", "Unavailable", "Available"):
             if word in statuses:
@@ -249,12 +267,16 @@ class StationService:
                connector_id: int | None = None, severity: int | None = None, summary: str = "",
                details: dict[str, Any] | None = None, timestamp: datetime | None = None, wait: bool = False):
         """Append to the station event log (batched). With ``wait`` returns a commit future."""
-        import json
+        sql, params = self._event(station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
+                                  severity=severity, summary=summary, details=details, timestamp=timestamp)
+        return self.core.writer.add(sql, params, wait=wait)
 
-        return self.core.writer.add(_INSERT_EVENT, (
-            station_id, category, kind[:64], evse_id, connector_id, severity, summary[:255],
-            json.dumps(details or {}, default=str), timestamp or utcnow(),
-        ), wait=wait)
+    @staticmethod
+    def _event(station_id: str, category: str, kind: str, *, evse_id: int | None = None,
+               connector_id: int | None = None, severity: int | None = None, summary: str = "",
+               details: dict[str, Any] | None = None, timestamp: datetime | None = None) -> Statement:
+        return (_INSERT_EVENT, (station_id, category, kind[:64], evse_id, connector_id, severity, summary[:255],
+                                _encode_details(details or {}).decode(), timestamp or utcnow()))
 
     async def recent_events(self, station_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return await StationEvent.select().where(StationEvent.station_id == station_id).order_by(

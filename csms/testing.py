@@ -8,7 +8,10 @@ PostgreSQL, with an API key, torn down cleanly. Used by the core's tests and by 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
+import re
 import socket
 import uuid
 from contextlib import asynccontextmanager
@@ -18,13 +21,30 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from csms.csvexport import FORMULA_PREFIXES
+
 PG_ADMIN_URL = os.environ.get("CSMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+#: Text a CSV injection test plants in idTags, names and labels; every export must neutralise it.
+FORMULA_PAYLOADS = ('=HYPERLINK("//x")', "+1", "-1+1", "@SUM(A1)", "\t=1", "\r=1")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def formula_cells(text: str) -> list[str]:
+    """The cells of a CSV text a spreadsheet would evaluate as a formula (a safe export has
+    none); a plain number such as ``-3.50`` is a number, not a formula."""
+    return [cell for row in csv_rows(text) for cell in row
+            if cell.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(cell)]
 
 
 @dataclass

@@ -307,7 +307,7 @@ async def statement_detail(request: Request, statement_id: int) -> Template:
     row = await stm.statement_row(statement_id)
     lines = await stm.statement_lines(statement_id)
     return await render(request, "billing/statement_detail.html", title=f"Statement {stm.statement_number(row)}",
-                        s=stm.statement_json(row), lines=[stm.line_json(ln, row["currency"]) for ln in lines])
+                        s=stm.statement_json(row), lines=stm.lines_json(lines, row["currency"]))
 
 
 @post("/statements/{statement_id:int}/void")

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from csms.api.auth import caller, require
 from csms.api.crud import jsonable, page_params
+from csms.core.offload import run_cpu
 from csms.core.tables import Driver, Organization, Station
 from csms.core.timeutil import utcnow
 from plugins.billing import settlements as st
@@ -543,9 +544,10 @@ class StatementController(Controller):
         lines = await stm.statement_lines(row["id"])
         filename = f"statement-{stm.statement_number(row)}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        if fmt == "csv":
-            return Response(stm.statement_csv(row, lines), media_type="text/csv; charset=utf-8", headers=headers)
-        pdf = stm.statement_pdf(row, lines, await stm.operator_name())
+        if fmt == "csv":  # rendered off the event loop: a statement may have thousands of lines
+            return Response(await run_cpu(stm.statement_csv, row, lines), media_type="text/csv; charset=utf-8",
+                            headers=headers)
+        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.operator_name())
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)
@@ -556,7 +558,7 @@ class StatementController(Controller):
 
 async def _statement_detail(row: dict[str, Any]) -> dict[str, Any]:
     lines = await stm.statement_lines(row["id"])
-    return {**stm.statement_json(row), "lines": [stm.line_json(ln, row["currency"]) for ln in lines]}
+    return {**stm.statement_json(row), "lines": await run_cpu(stm.lines_json, lines, row["currency"])}
 
 
 def billing_api_router() -> Router:

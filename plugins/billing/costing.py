@@ -3,15 +3,17 @@ core stored, and run the engine (``plugins.billing.pricing``).
 
 A running session is priced up to now from its ``meter_value`` rows (the batched writer is
 flushed first, so every answered MeterValues counts). The session's own start and stop register
-readings (1.6 StartTransaction ``meterStart`` / StopTransaction ``meterStop``) are added where
-the samples do not reach them. A session without meter values is priced from what exists (those
+readings (1.6 StartTransaction ``meterStart`` / StopTransaction ``meterStop``, 2.0.1 the first and
+last register values) always count, as they do for the session's ``energy_wh``: a sample taken at
+the same instant gives way to them, so the billed energy, the session's energy and the OCPI CDR
+agree to the Wh. A session without meter values is priced from what exists (those
 two readings, or time only) and flagged ``meter_values_missing``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -153,12 +155,25 @@ async def session_usage(session: dict[str, Any], timezone: str, *,
             end = samples[-1].timestamp
     end = max(end, start)
     samples = [s for s in samples if start <= s.timestamp <= end]
-    if session.get("meter_start_wh") is not None and (not samples or samples[0].timestamp > start):
-        samples.insert(0, MeterSample(start, to_decimal(session["meter_start_wh"])))
-    stop_wh = session.get("meter_stop_wh")
-    if session["state"] == "completed" and stop_wh is not None and (not samples or samples[-1].timestamp < end):
-        samples.append(MeterSample(end, to_decimal(stop_wh)))
+    if session.get("meter_start_wh") is not None:
+        samples = _with_reading(samples, 0, start, session["meter_start_wh"])
+    if session["state"] == "completed" and session.get("meter_stop_wh") is not None:
+        samples = _with_reading(samples, -1, end, session["meter_stop_wh"])
     return SessionUsage(start=start, end=end, samples=samples, timezone=timezone), flags
+
+
+def _with_reading(samples: list[MeterSample], index: int, at: datetime, wh: Any) -> list[MeterSample]:
+    """The session's own start (``index`` 0) or stop (-1) register reading always counts, as it
+    does for the session's energy: it replaces the energy of a sample taken at the same instant
+    (keeping its power and current) and is added where no sample is."""
+    reading = to_decimal(wh)
+    if samples and samples[index].timestamp == at:
+        samples[index] = replace(samples[index], energy_wh=reading)
+    elif index == 0:
+        samples.insert(0, MeterSample(at, reading))
+    else:
+        samples.append(MeterSample(at, reading))
+    return samples
 
 
 def _description(line: Any) -> str:

@@ -108,7 +108,8 @@ Flags (``CostBreakdown.flags``)
                           is then treated as not matching).
 ``invalid_step_size``     see step_size above.
 ``tariff_not_yet_valid`` / ``tariff_expired``  the session started outside the
-                          tariff's ``start_date_time``/``end_date_time``
+                          tariff's ``[start_date_time, end_date_time)`` (OCPI: the
+                          tariff becomes inactive at ``end_date_time``)
                           (priced anyway; the tariff valid at start applies).
 ``reservation_expired_session_ignored`` an expired reservation was given with
                           a non-empty session; only the reservation is priced.
@@ -1038,7 +1039,7 @@ def price_session(tariff: Tariff, usage: SessionUsage, *,
         anchor = reservation.start if reservation is not None else usage.start
         if tariff.start_date_time is not None and anchor < tariff.start_date_time:
             flags.add("tariff_not_yet_valid")
-        if tariff.end_date_time is not None and anchor > tariff.end_date_time:
+        if tariff.end_date_time is not None and anchor >= tariff.end_date_time:  # inactive from that instant
             flags.add("tariff_expired")
 
         periods: list[ChargingPeriod] = []

@@ -12,19 +12,19 @@ the employer's statement at 0 with its value in the description.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from csms.core.tables import Driver, Organization
 from csms.core.timeutil import utcnow
+from csms.csvexport import csv_text
 from csms.plugins import first_answer, hook_impls
 from plugins.billing.config import billing_settings
-from plugins.billing.settlements import money
+from plugins.billing.settlements import from_minor, money
 from plugins.billing.tables import Settlement, Statement, StatementLine
 from plugins.billing.tariffs import BillingError
 
@@ -156,7 +156,7 @@ async def request_payment(statement_id: int) -> None:
         return
     lines = await statement_lines(statement_id)
     answer = await first_answer("billing_request_payment", statement=statement_json(statement),
-                                lines=[line_json(ln, statement["currency"]) for ln in lines])
+                                lines=lines_json(lines, statement["currency"]))
     if answer is None:
         return
     await Statement.update({Statement.payment_status: answer.status[:24], Statement.payment_provider: answer.provider[:64],
@@ -199,11 +199,19 @@ def statement_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _kwh(wh: float) -> Decimal:
+    return Decimal(f"{wh / 1000:.3f}")
+
+
 def line_json(ln: dict[str, Any], currency: str) -> dict[str, Any]:
     out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in ln.items()}
-    out.update(energy_kwh=f"{ln['energy_wh'] / 1000:.3f}", amount_excl_vat=money(ln["excl_minor"], currency),
+    out.update(energy_kwh=str(_kwh(ln["energy_wh"])), amount_excl_vat=money(ln["excl_minor"], currency),
                vat=money(ln["vat_minor"], currency), amount_incl_vat=money(ln["incl_minor"], currency))
     return out
+
+
+def lines_json(lines: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    return [line_json(ln, currency) for ln in lines]
 
 
 def _local(value: datetime | None, tz: ZoneInfo) -> str:
@@ -215,21 +223,20 @@ CSV_HEADER = ["statement", "position", "session_id", "kind", "direction", "start
 
 
 def statement_csv(row: dict[str, Any], lines: list[dict[str, Any]]) -> str:
-    """The statement as CSV: one row per line, then a TOTAL row; times in the statement time zone."""
+    """The statement as CSV: one row per line, then a TOTAL row; times in the statement time zone.
+    Amounts and energy are numbers (a credit is negative); text is made formula-safe."""
     tz = ZoneInfo(billing_settings().statement_timezone)
     cur, number = row["currency"], statement_number(row)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
+    rows: list[list[Any]] = [CSV_HEADER]
     for ln in lines:
-        writer.writerow([number, ln["position"], ln["session_id"], ln["kind"], ln["direction"],
-                         _local(ln["started_at"], tz), _local(ln["stopped_at"], tz), ln["station_id"], ln["id_token"],
-                         ln["description"], f"{ln['energy_wh'] / 1000:.3f}", money(ln["excl_minor"], cur),
-                         money(ln["vat_minor"], cur), money(ln["incl_minor"], cur), cur])
-    writer.writerow([number, "", "", "TOTAL", "", "", "", "", "", f"{row['party_name']}",
-                     f"{sum(ln['energy_wh'] for ln in lines) / 1000:.3f}", money(row["total_excl_minor"], cur),
-                     money(row["total_vat_minor"], cur), money(row["total_incl_minor"], cur), cur])
-    return out.getvalue()
+        rows.append([number, ln["position"], ln["session_id"], ln["kind"], ln["direction"],
+                     _local(ln["started_at"], tz), _local(ln["stopped_at"], tz), ln["station_id"], ln["id_token"],
+                     ln["description"], _kwh(ln["energy_wh"]), from_minor(ln["excl_minor"], cur),
+                     from_minor(ln["vat_minor"], cur), from_minor(ln["incl_minor"], cur), cur])
+    rows.append([number, "", "", "TOTAL", "", "", "", "", "", row["party_name"],
+                 _kwh(sum(ln["energy_wh"] for ln in lines)), from_minor(row["total_excl_minor"], cur),
+                 from_minor(row["total_vat_minor"], cur), from_minor(row["total_incl_minor"], cur), cur])
+    return csv_text(rows)
 
 
 def _latin1(text: str) -> str:
@@ -278,7 +285,7 @@ def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], issuer: str)
     pdf.set_font("Helvetica", "", 8)
     for ln in lines:
         cells = (_local(ln["started_at"], tz), ln["station_id"][:14], ln["description"][:40],
-                 f"{ln['energy_wh'] / 1000:.3f}", money(ln["excl_minor"], cur), money(ln["vat_minor"], cur),
+                 str(_kwh(ln["energy_wh"])), money(ln["excl_minor"], cur), money(ln["vat_minor"], cur),
                  money(ln["incl_minor"], cur))
         for i, (w, c) in enumerate(zip(widths, cells)):
             pdf.cell(w, 5, _latin1(c), align="R" if i >= 3 else "L")

@@ -215,12 +215,15 @@ class SessionService:
             meter_start_wh=meter_start_wh, meter_last_wh=meter_start_wh, reservation_id=reservation_id,
             remote_start_id=remote_start_id, flags=flags or [],
         )
-        await row.save()
-        if transaction_id is None:  # 1.6: the CSMS allocates the transaction id
-            row.transaction_id = await self._allocate_16(state.pk, row.id)
-            await ChargingSession.update({ChargingSession.transaction_id: row.transaction_id}).where(
-                ChargingSession.id == row.id
-            )
+        if transaction_id is None:  # 1.6: the CSMS allocates the transaction id, in the row's own commit
+            async with ChargingSession._meta.db.transaction():
+                await row.save()
+                row.transaction_id = await self._allocate_16(state.pk, row.id)
+                await ChargingSession.update({ChargingSession.transaction_id: row.transaction_id}).where(
+                    ChargingSession.id == row.id
+                )
+        else:
+            await row.save()
         session = ActiveSession(
             id=row.id, station_pk=state.pk, station_id=state.station_id, transaction_id=row.transaction_id,
             evse_id=evse_id, connector_id=connector_id, id_token=id_token, started_at=started_at,
@@ -303,8 +306,11 @@ class SessionService:
     # -- stopping -----------------------------------------------------------------------------
 
     async def _finish(self, s: ActiveSession, *, stopped_at: datetime, meter_stop_wh: float | None, reason: str,
-                      extra_flags: list[str] | None = None) -> None:
+                      extra_flags: list[str] | None = None, seq_no: int | None = None) -> None:
+        """Complete a session; the Ended event's ``seq_no`` is stored in the same commit, so a
+        crash in between leaves an Ended that its replay completes, never one taken as done."""
         meter_start, meter_last, energy = s.meter_start_wh, s.meter_last_wh, s.energy_wh
+        last_seq_no = s.last_seq_no if seq_no is None else max(s.last_seq_no, seq_no)
         if meter_stop_wh is not None:
             meter_last = meter_stop_wh
             if meter_start is None:
@@ -315,15 +321,20 @@ class SessionService:
             ChargingSession.state: "completed", ChargingSession.stopped_at: stopped_at,
             ChargingSession.meter_stop_wh: meter_last, ChargingSession.meter_last_wh: meter_last,
             ChargingSession.meter_start_wh: meter_start, ChargingSession.energy_wh: energy,
-            ChargingSession.stop_reason: reason, ChargingSession.last_seq_no: s.last_seq_no,
+            ChargingSession.stop_reason: reason, ChargingSession.last_seq_no: last_seq_no,
             ChargingSession.charging_state: s.charging_state, ChargingSession.updated_at: utcnow(),
         }
         if extra_flags:
             row = await ChargingSession.select(ChargingSession.flags).where(ChargingSession.id == s.id).first()
             flags = _flags(row["flags"] if row else [])
             values[ChargingSession.flags] = flags + [f for f in extra_flags if f not in flags]
-        await ChargingSession.update(values).where(ChargingSession.id == s.id)
+        async with ChargingSession._meta.db.transaction():
+            await ChargingSession.update(values).where(ChargingSession.id == s.id)
+            if seq_no is not None:
+                await TransactionSeqNo.insert(TransactionSeqNo(session=s.id, seq_no=seq_no)).on_conflict(
+                    action="DO NOTHING")
         s.meter_start_wh, s.meter_last_wh, s.energy_wh = meter_start, meter_last, energy
+        s.last_seq_no = last_seq_no
         self._uncache(s)
         self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
                                                 energy_wh=s.energy_wh, stop_reason=reason))
@@ -433,11 +444,12 @@ class SessionService:
             session.evse_id = evse_id
             session.connector_id = connector_id or 1
             self._cache(session)
+        ended = event_type == "Ended"
         await self.meter_values(state, evse_id=session.evse_id, transaction_id=transaction_id, samples=samples,
-                                seq_no=seq_no, charging_state=charging_state)
-        if event_type == "Ended":
+                                seq_no=None if ended else seq_no, charging_state=charging_state)
+        if ended:
             await self._finish(session, stopped_at=timestamp, meter_stop_wh=_last_energy(samples),
-                               reason=stopped_reason or trigger_reason or "Local")
+                               reason=stopped_reason or trigger_reason or "Local", seq_no=seq_no)
         return auth
 
 

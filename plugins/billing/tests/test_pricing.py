@@ -984,6 +984,16 @@ def test_tariff_not_yet_valid_flag():
     assert "tariff_not_yet_valid" in price_session(t, usage(at(2024, 6, 3, 10), (60, 1))).flags
 
 
+def test_tariff_validity_is_start_inclusive_end_exclusive():
+    """OCPI: a tariff becomes active at start_date_time and inactive at end_date_time."""
+    start = at(2024, 6, 3, 10)
+    t = tariff(el(pc("ENERGY", "0.25")), start_date_time=start, end_date_time=start + timedelta(hours=2))
+    assert not {"tariff_not_yet_valid", "tariff_expired"} & set(price_session(t, usage(start, (60, 1))).flags)
+    assert "tariff_expired" in price_session(t, usage(start + timedelta(hours=2), (60, 1))).flags
+    assert "tariff_expired" not in price_session(t, usage(start + timedelta(hours=2) - timedelta(microseconds=1),
+                                                          (60, 1))).flags
+
+
 def test_usage_requires_aware_datetimes():
     with pytest.raises(ValueError):
         SessionUsage(datetime(2024, 6, 3, 10), datetime(2024, 6, 3, 11))

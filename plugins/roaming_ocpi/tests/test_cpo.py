@@ -418,3 +418,31 @@ async def test_opening_times_and_facilities(server, emsp):
     # back to 24/7
     r = await server.api.put(f"/roaming/sites/{site_id}", json={"opening_times": None})
     assert r.json()["location"] == {"opening_times": {"twentyfourseven": True}}
+
+
+async def test_cdr_energy_agrees_with_the_bill_when_the_last_sample_is_at_the_stop(server, emsp):
+    """A 1.6 session whose last MeterValues sample has the StopTransaction's own timestamp (and
+    an older register value): the CDR, the session detail and the billed energy all say 7 kWh."""
+    from plugins.billing.tests.helpers import FLAT_AND_ENERGY, Session, station
+
+    await put_token(server, emsp, token("SAME0007"))
+    started = datetime.now(timezone.utc) - timedelta(minutes=90)
+    stopped = started + timedelta(minutes=60)
+    async with station(server, "CPO-7KWH", "1.6") as cp:
+        tariff = (await server.api.post("/billing/tariffs", json={**FLAT_AND_ENERGY, "id": "SAME7"})).json()
+        r = await server.api.post("/billing/assignments", json={"tariff": tariff["id"], "station_id": "CPO-7KWH"})
+        assert r.status_code == 201, r.text
+        s = Session(cp, "1.6", "SAME0007")
+        await s.start(started, 10_000)
+        await s.meter(started + timedelta(minutes=30), 13_000)
+        await s.meter(stopped, 16_000)
+        await s.stop(stopped, 17_000)
+    cdr = (await eventually(lambda: [p.body for p in emsp.pushes("POST", "cdrs")
+                                     if p.body["cdr_token"]["uid"] == "SAME0007"]))[-1]
+    assert cdr["total_energy"] == 7.0
+    assert sum(d["volume"] for p in cdr["charging_periods"] for d in p["dimensions"] if d["type"] == "ENERGY") \
+        == pytest.approx(7.0)
+    detail = (await server.api.get(f"/sessions/{cdr['session_id']}")).json()
+    assert detail["energy_wh"] == 7000
+    assert [float(ln["quantity"]) for ln in detail["cost"]["lines"] if ln["component"] == "ENERGY"] == [7.0]
+    assert cdr["total_energy_cost"] == {"excl_vat": 2.1, "incl_vat": 2.541}

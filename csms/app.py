@@ -18,7 +18,9 @@ from litestar.template.config import TemplateConfig
 
 from csms import __version__
 from csms.admin import AdminPlugin
+from csms.api import bounds
 from csms.api.crud import crud_controller
+from csms.api.keys import ApiKeyController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
@@ -41,7 +43,10 @@ async def health() -> dict[str, Any]:
 
     core = get_core()
     return {"status": "ok", "version": __version__, "node": core.node_id, "connected_stations": len(core.connections),
-            "active_sessions": len(core.sessions.active)}
+            "active_sessions": len(core.sessions.active),
+            "station_logins_failed": core.failed_logins.failed_total,
+            "station_logins_throttled": core.failed_logins.throttled_total,
+            "writes_failed": core.writer.failed_units if core.writer else 0}
 
 
 def template_engine() -> JinjaTemplateEngine:
@@ -60,6 +65,7 @@ def api_router() -> Router:
         crud_controller(Site, "/sites", filters=("organization",), order_by="name"),
         crud_controller(Hub, "/hubs", filters=("site",), order_by="name"),
         SmartChargingController,
+        ApiKeyController,
     ])
 
 
@@ -106,5 +112,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                         "(create one with `csms apikey create --name NAME`).",
         ),
         plugins=[AdminPlugin(settings)],
+        middleware=[bounds.IntParamBounds()],
+        request_class=bounds.BoundedRequest,
+        exception_handlers=bounds.EXCEPTION_HANDLERS,
         debug=False,
     )

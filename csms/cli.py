@@ -72,16 +72,13 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> None:
-    from csms.core.security import new_api_key
-    from csms.core.tables import ApiKey
+    from csms.api.auth import create_api_key
 
     if args.role not in ("admin", "operator", "viewer"):
         sys.exit("role must be admin, operator or viewer")
 
     async def create() -> str:
-        key, prefix, digest = new_api_key()
-        await ApiKey(name=args.name, prefix=prefix, key_hash=digest, role=args.role).save()
-        return key
+        return (await create_api_key(args.name, args.role))[0]
 
     print(asyncio.run(_with_db(create)))
 
@@ -99,12 +96,14 @@ def cmd_apikey_list(args: argparse.Namespace) -> None:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> None:
-    from csms.core.tables import ApiKey
+    """A running server stops accepting the key within ``csms.api.auth.CACHE_SECONDS``."""
+    from csms.api.auth import revoke_api_key
 
-    async def revoke() -> None:
-        await ApiKey.update({ApiKey.revoked: True}).where(ApiKey.id == args.id)
+    async def revoke() -> bool:
+        return await revoke_api_key(args.id)
 
-    asyncio.run(_with_db(revoke))
+    if not asyncio.run(_with_db(revoke)):
+        sys.exit(f"no API key {args.id}")
     print(f"API key {args.id} revoked")
 
 

@@ -75,3 +75,26 @@ async def test_command_routed_to_the_node_holding_the_socket(two_nodes):
         await asyncio.sleep(0.1)
     r = await node_a.api.post(f"/stations/{station}/reset", json={"kind": "soft"})
     assert r.status_code == 409
+
+
+async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkeypatch):
+    """Revoked over REST on node B: node A (whose cache would trust the key for an hour) refuses
+    it as soon as the news arrives through Redis, within a second."""
+    from csms.api import auth
+
+    node_a, port_b = two_nodes
+    monkeypatch.setattr(auth, "CACHE_SECONDS", 3600.0)
+    created = (await node_a.api.post("/api-keys", json={"name": "roaming robot", "role": "viewer"})).json()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}/api/v1",
+                                 headers={"Authorization": f"Bearer {node_a.api_key}"}) as admin_b, \
+            httpx.AsyncClient(base_url=node_a.base_url + "/api/v1",
+                              headers={"Authorization": f"Bearer {created['key']}"}) as robot_a:
+        assert (await robot_a.get("/stations/")).status_code == 200  # cached on node A
+        assert (await admin_b.delete(f"/api-keys/{created['id']}")).status_code == 204
+        statuses = []
+        for _ in range(10):
+            statuses.append((await robot_a.get("/stations/")).status_code)
+            if statuses[-1] == 401:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses[-1] == 401, statuses

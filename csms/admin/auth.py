@@ -26,6 +26,7 @@ from starlette.authentication import AuthenticationError
 from starlette.requests import HTTPConnection
 
 from csms.api.auth import ROLES, Principal
+from csms.core.offload import run_cpu
 from csms.roles import role_of
 
 if TYPE_CHECKING:
@@ -109,9 +110,32 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+async def check_password(username: str, password: str) -> int | None:
+    """``BaseUser.login`` with its PBKDF2 hashing in the CPU pool instead of on the event loop:
+    the user's id if the password is right (``last_login`` updated, an old hash upgraded)."""
+    if len(username) > BaseUser.username.length or len(password) > BaseUser._max_password_length:
+        return None
+    row = await BaseUser.select(BaseUser.id, BaseUser.password).where(BaseUser.username == username).first()
+    if row is None:
+        await run_cpu(BaseUser.hash_password, password)  # as long as for a user: no enumeration by timing
+        return None
+    try:
+        _, iterations, salt, _ = BaseUser.split_stored_password(row["password"])
+        hashed = await run_cpu(BaseUser.hash_password, password, salt, int(iterations))
+    except ValueError:
+        return None
+    if not compare_digest(hashed, row["password"]):
+        return None
+    values: dict[Any, Any] = {BaseUser.last_login: datetime.now()}
+    if int(iterations) != BaseUser._pbkdf2_iteration_count:
+        values[BaseUser.password] = await run_cpu(BaseUser.hash_password, password)
+    await BaseUser.update(values).where(BaseUser.id == row["id"])
+    return row["id"]
+
+
 async def login(username: str, password: str) -> SessionsBase | None:
-    """Check the password with Piccolo's user table; open a piccolo_api session."""
-    user_id = await BaseUser.login(username=username, password=password)
+    """Check the password against Piccolo's user table; open a piccolo_api session."""
+    user_id = await check_password(username, password)
     if user_id is None:
         return None
     if not await BaseUser.exists().where((BaseUser.id == user_id) & (BaseUser.active == True)):  # noqa: E712

@@ -19,6 +19,7 @@ from piccolo.table import Table
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
 from csms.admin.templating import choices, is_htmx, paginate, render
 from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
+from csms.core.offload import run_cpu
 from csms.core.tables import Driver, IdToken, Organization
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
@@ -155,28 +156,44 @@ IMPORT_COLUMNS = ["id_token", "type", "status", "label", "group_id", "expires_at
 
 
 async def import_tokens(text: str, *, update_existing: bool) -> list[dict[str, Any]]:
-    """Import tokens from CSV text; return one report line per data row."""
+    """Import tokens from CSV text; return one report line per data row. The file is read and
+    checked in the CPU pool (it may hold many thousands of rows), then written in one transaction."""
+    drivers = {r["email"].lower(): r["id"] for r in await Driver.select(Driver.id, Driver.email) if r["email"]}
+    orgs = {r["name"].lower(): r["id"] for r in await Organization.select(Organization.id, Organization.name)}
+    existing = {r["id_token"] for r in await IdToken.select(IdToken.id_token)}
+    report, to_create, to_update = await run_cpu(_check_import, text, drivers, orgs, existing, update_existing)
+    if to_create or to_update:
+        async with IdToken._meta.db.transaction():
+            if to_create:
+                await IdToken.insert(*(IdToken(**values) for values in to_create))
+            for values in to_update:
+                token = values.pop("id_token")
+                await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(
+                    IdToken.id_token == token)
+    return report
+
+
+def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], existing: set[str],
+                  update_existing: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(report, rows to create, rows to update) of CSV ``text``; no database access."""
     report: list[dict[str, Any]] = []
     try:
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
     except csv.Error as exc:
-        return [{"line": 1, "id_token": "", "result": "rejected", "reason": f"not readable as CSV: {exc}"}]
+        return [{"line": 1, "id_token": "", "result": "rejected", "reason": f"not readable as CSV: {exc}"}], [], []
     if "id_token" not in header:
         return [{"line": 1, "id_token": "", "result": "rejected",
                  "reason": "the header must name an id_token column (and optionally: "
-                           + ", ".join(IMPORT_COLUMNS[1:]) + ")"}]
+                           + ", ".join(IMPORT_COLUMNS[1:]) + ")"}], [], []
     reader.fieldnames = header
-    drivers = {r["email"].lower(): r["id"] for r in await Driver.select(Driver.id, Driver.email) if r["email"]}
-    orgs = {r["name"].lower(): r["id"] for r in await Organization.select(Organization.id, Organization.name)}
-    existing = {r["id_token"] for r in await IdToken.select(IdToken.id_token)}
     seen: set[str] = set()
-    to_create: list[IdToken] = []
+    to_create: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
     try:
         rows = list(reader)
     except csv.Error as exc:
-        return [{"line": reader.line_num, "id_token": "", "result": "rejected", "reason": f"CSV error: {exc}"}]
+        return [{"line": reader.line_num, "id_token": "", "result": "rejected", "reason": f"CSV error: {exc}"}], [], []
     for n, row in enumerate(rows, start=2):
         get = lambda k: (row.get(k) or "").strip()  # noqa: E731
         token = get("id_token")
@@ -223,17 +240,11 @@ async def import_tokens(text: str, *, update_existing: bool) -> list[dict[str, A
             to_update.append(values)
             report.append({"line": n, "id_token": token, "result": "updated", "reason": ""})
         else:
-            to_create.append(IdToken(**values))
+            to_create.append(values)
             report.append({"line": n, "id_token": token, "result": "created", "reason": ""})
     if not rows:
         report.append({"line": 2, "id_token": "", "result": "rejected", "reason": "the file has no data rows"})
-    async with IdToken._meta.db.transaction():
-        if to_create:
-            await IdToken.insert(*to_create)
-        for values in to_update:
-            token = values.pop("id_token")
-            await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(IdToken.id_token == token)
-    return report
+    return report, to_create, to_update
 
 
 @get("/admin/tokens/import", include_in_schema=False)

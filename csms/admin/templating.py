@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from csms.admin.auth import current_user
 from csms.api.auth import ROLES
+from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugins import all_answers, call_sync
 
 if TYPE_CHECKING:
@@ -83,7 +84,11 @@ def status_class(status: Any) -> str:
 
 
 def pretty_json(value: Any) -> str:
+    """Stored JSON (e.g. a station's raw frame) indented; text that is not JSON, or nested too
+    deeply to parse safely, as it is."""
     if isinstance(value, str):
+        if json_depth_exceeds(value, MAX_JSON_DEPTH):
+            return value
         try:
             value = json.loads(value)
         except ValueError:

@@ -1,21 +1,35 @@
 """Who is calling: bearer API keys for machines (and, through ``principal_resolvers``, the
-admin's logged-in users). Roles: admin > operator > viewer."""
+admin's logged-in users). Roles: admin > operator > viewer.
+
+A key's lookup is remembered for :data:`CACHE_SECONDS` in a bounded LRU (good and bad keys
+alike, at most :data:`CACHE_SIZE` of them). Revoking a key through :func:`revoke_api_key` (the
+REST API) drops it at once on this node and, in multi-node mode, on every other node through
+Redis; a key revoked by another process (``csms apikey revoke``) is refused once the entry
+expires, within :data:`CACHE_SECONDS`.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from csms.core.security import api_key_prefix, hash_api_key
+from csms.core import cluster
+from csms.core.security import api_key_prefix, hash_api_key, new_api_key
 from csms.core.tables import ApiKey
 from csms.core.timeutil import utcnow
 
 ROLES = {"viewer": 0, "operator": 1, "admin": 2}
+CACHE_SECONDS = 1.0
+CACHE_SIZE = 4096
+KEY_REVOKED = "api-key-revoked"  # the broadcast topic; its payload is the key's hash
+_LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
 
 
 @dataclass(frozen=True)
@@ -28,8 +42,8 @@ class Principal:
         return ROLES.get(self.role, -1) >= ROLES[role]
 
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
-_CACHE_SECONDS = 10.0
+_cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()  # key hash → (looked up at, who)
+_forgotten = 0  # counts forget_key calls: a lookup that raced a revocation is not remembered
 
 # Other ways to identify a caller (the admin adds its session login here).
 principal_resolvers: list[Callable[[ASGIConnection], Awaitable[Principal | None]]] = []
@@ -41,20 +55,27 @@ async def api_key_principal(connection: ASGIConnection) -> Principal | None:
         return None
     key = header[7:].strip()
     digest = hash_api_key(key)
-    hit = _cache.get(digest)
     now = time.monotonic()
-    if hit and now - hit[0] < _CACHE_SECONDS:
+    hit = _cache.get(digest)
+    if hit and now - hit[0] < CACHE_SECONDS:
+        _cache.move_to_end(digest)
         return hit[1]
+    forgotten = _forgotten
     prefix = api_key_prefix(key)
     principal = None
     if prefix:
-        row = await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.role).where(
+        row = await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.last_used_at).where(
             (ApiKey.prefix == prefix) & (ApiKey.key_hash == digest) & (ApiKey.revoked == False)  # noqa: E712
         ).first()
         if row:
             principal = Principal(row["name"], row["role"], "api_key")
-            await ApiKey.update({ApiKey.last_used_at: utcnow()}).where(ApiKey.id == row["id"])
-    _cache[digest] = (now, principal)
+            if row["last_used_at"] is None or utcnow() - row["last_used_at"] > _LAST_USED_EVERY:
+                await ApiKey.update({ApiKey.last_used_at: utcnow()}).where(ApiKey.id == row["id"])
+    if forgotten == _forgotten:
+        _cache[digest] = (now, principal)
+        _cache.move_to_end(digest)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return principal
 
 
@@ -92,4 +113,36 @@ def caller(connection: ASGIConnection) -> str:
 
 
 def forget_cached_keys() -> None:
+    global _forgotten
+    _forgotten += 1
     _cache.clear()
+
+
+def forget_key(digest: str) -> None:
+    """Drop one key (by its hash) from this node's cache."""
+    global _forgotten
+    _forgotten += 1
+    _cache.pop(digest, None)
+
+
+cluster.BROADCAST_HANDLERS[KEY_REVOKED] = forget_key
+
+
+async def create_api_key(name: str, role: str) -> tuple[str, int]:
+    """A new key for ``name`` with ``role``: (the key, shown once; its row id)."""
+    key, prefix, digest = new_api_key()
+    row = ApiKey(name=name, prefix=prefix, key_hash=digest, role=role)
+    await row.save()
+    return key, row.id
+
+
+async def revoke_api_key(key_id: int) -> bool:
+    """Revoke key ``key_id`` (False if there is none): refused from now on by this node, and by
+    every node of a cluster as soon as Redis delivers the news."""
+    row = await ApiKey.select(ApiKey.key_hash).where(ApiKey.id == key_id).first()
+    if row is None:
+        return False
+    await ApiKey.update({ApiKey.revoked: True}).where(ApiKey.id == key_id)
+    forget_key(row["key_hash"])
+    await cluster.broadcast(KEY_REVOKED, row["key_hash"])
+    return True

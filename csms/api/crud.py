@@ -12,6 +12,7 @@ from piccolo.utils.pydantic import create_pydantic_model
 from pydantic import ValidationError
 
 from csms.api.auth import require
+from csms.api.bounds import column_range, range_message
 
 
 def page_params(limit: int, offset: int) -> tuple[int, int]:
@@ -26,7 +27,9 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
-def validated(model: Any, data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+def validated(model: Any, data: dict[str, Any], *, partial: bool,
+              ranges: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """``data`` checked against ``model``, integers against ``ranges`` (field → column range)."""
     if not isinstance(data, dict):
         raise ValidationException("the body must be a JSON object")
     unknown = set(data) - set(model.model_fields)
@@ -38,6 +41,11 @@ def validated(model: Any, data: dict[str, Any], *, partial: bool) -> dict[str, A
         raise ValidationException("invalid body", extra=[
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]) from None
+    wide = [{"field": k, "message": range_message(r)} for k, r in (ranges or {}).items()
+            if isinstance(v := getattr(obj, k, None), int) and not r[0] <= v <= r[1]]
+    if wide:
+        raise ValidationException("invalid body: " + "; ".join(f"{e['field']} {e['message']}" for e in wide),
+                                  extra=wide)
     return obj.model_dump(include=set(data)) if partial else obj.model_dump(exclude_unset=True)
 
 
@@ -46,6 +54,7 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
     """A controller for ``table`` at ``path``: GET list, POST, GET/PATCH/DELETE ``/{id}``."""
     model = create_pydantic_model(table, exclude_columns=(table.id,), model_name=f"{table.__name__}In")
     name = table._meta.tablename
+    ranges = {c._meta.name: r for c in table._meta.columns if (r := column_range(c)) is not None}
 
     async def _get_row(item_id: int) -> dict[str, Any]:
         row = await table.select().where(table.id == item_id).first()
@@ -68,6 +77,8 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
                         value: Any = col.value_type(request.query_params[f])
                     except (TypeError, ValueError):
                         raise ValidationException(f"{f} must be a {col.value_type.__name__}") from None
+                    if f in ranges and not ranges[f][0] <= value <= ranges[f][1]:
+                        raise ValidationException(f"query parameter {f!r} {range_message(ranges[f])}")
                     query = query.where(col == value)
                     count = count.where(col == value)
             rows = await query.order_by(getattr(table, order_by)).limit(limit).offset(offset)
@@ -75,7 +86,7 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
 
         @post("/", guards=[require("operator")])
         async def create_item(self, data: dict[str, Any]) -> dict[str, Any]:
-            values = validated(model, data, partial=False)
+            values = validated(model, data, partial=False, ranges=ranges)
             row = table(**values)
             await row.save()
             return jsonable(await _get_row(row.id))
@@ -87,7 +98,7 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
         @patch("/{item_id:int}", guards=[require("operator")])
         async def update_item(self, item_id: int, data: dict[str, Any]) -> dict[str, Any]:
             await _get_row(item_id)
-            values = validated(model, data, partial=True)
+            values = validated(model, data, partial=True, ranges=ranges)
             if values:
                 await table.update({getattr(table, k): v for k, v in values.items()}).where(table.id == item_id)
             return jsonable(await _get_row(item_id))

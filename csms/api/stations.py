@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.status_codes import HTTP_409_CONFLICT
 
 from csms.api.auth import caller, require
+from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
@@ -35,14 +36,14 @@ class StationCreate(msgspec.Struct, forbid_unknown_fields=True):
     password: str | None = None
     description: str = ""
     registration_status: str = "Accepted"
-    site: int | None = None
-    hub: int | None = None
+    site: Int32 | None = None
+    hub: Int32 | None = None
 
 
 class StationUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: str | None = None
-    site: int | None = None
-    hub: int | None = None
+    site: Int32 | None = None
+    hub: Int32 | None = None
     phase_rotation: str | None = None
     max_current_a: float | None = None
     min_current_a: float | None = None
@@ -55,34 +56,34 @@ class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class RemoteStart(msgspec.Struct, forbid_unknown_fields=True):
     id_token: str
-    evse_id: int | None = None
+    evse_id: Int32 | None = None
     token_type: str = "Central"
 
 
 class RemoteStop(msgspec.Struct, forbid_unknown_fields=True):
     transaction_id: str | None = None
-    session_id: int | None = None
+    session_id: Int32 | None = None
 
 
 class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
     kind: str = "soft"
-    evse_id: int | None = None
+    evse_id: Int32 | None = None
 
 
 class UnlockBody(msgspec.Struct, forbid_unknown_fields=True):
-    evse_id: int
-    connector_id: int = 1
+    evse_id: Int32
+    connector_id: Int32 = 1
 
 
 class AvailabilityBody(msgspec.Struct, forbid_unknown_fields=True):
     operative: bool
-    evse_id: int = 0
-    connector_id: int | None = None
+    evse_id: Int32 = 0
+    connector_id: Int32 | None = None
 
 
 class TriggerBody(msgspec.Struct, forbid_unknown_fields=True):
     message: str
-    evse_id: int | None = None
+    evse_id: Int32 | None = None
 
 
 class ConfigurationSet(msgspec.Struct, forbid_unknown_fields=True):
@@ -99,7 +100,7 @@ class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
     retrieve_at: datetime | None = None
     signing_certificate: str | None = None
     signature: str | None = None
-    retries: int | None = None
+    retries: Int32 | None = None
 
 
 class LogsBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -10,6 +10,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from csms.api.auth import require
+from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession, IdToken, MeterValue
@@ -26,8 +27,8 @@ class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
     expires_at: datetime | None = None
     group_id: str | None = None
     label: str = ""
-    driver: int | None = None
-    organization: int | None = None
+    driver: Int32 | None = None
+    organization: Int32 | None = None
 
 
 class TokenPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,8 +38,8 @@ class TokenPatch(msgspec.Struct, forbid_unknown_fields=True):
     clear_expiry: bool = False
     group_id: str | None = None
     label: str | None = None
-    driver: int | None = None
-    organization: int | None = None
+    driver: Int32 | None = None
+    organization: Int32 | None = None
 
 
 def check_token_fields(type_: str | None, status: str | None, id_token: str | None = None) -> None:

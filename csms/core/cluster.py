@@ -5,6 +5,9 @@ Each station's WebSocket lives on one node. Every node keeps a local copy of the
 so asking "is it online, which version" costs no round trip. A command for a station held by
 another node is published to that node's request channel; the node sends it over the socket
 and publishes the station's answer (or error) to the requester's reply channel.
+
+:func:`broadcast` tells every node (this one included) something on a topic, applied by the
+handler registered in :data:`BROADCAST_HANDLERS` (e.g. "this API key is revoked").
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import redis.asyncio as redis
 
@@ -26,7 +29,24 @@ log = logging.getLogger("csms.cluster")
 
 PRESENCE = "csms:presence"
 PRESENCE_EVENTS = "csms:presence-events"
+BROADCAST = "csms:broadcast"
 ALIVE_SECONDS = 30
+
+# topic → what every node does with a broadcast's payload (registered at import by its owner)
+BROADCAST_HANDLERS: dict[str, Callable[[Any], None]] = {}
+
+
+async def broadcast(topic: str, payload: Any) -> None:
+    """Publish ``payload`` on ``topic`` to every node; nothing to do without Redis (one node) or
+    without a running core in this process (the CLI)."""
+    from csms.core.runtime import get_core
+
+    try:
+        bus = get_core().commands.bus
+    except RuntimeError:
+        return
+    if isinstance(bus, RedisBus):
+        await bus.broadcast(topic, payload)
 
 
 class RedisBus:
@@ -56,7 +76,7 @@ class RedisBus:
         self._redis = redis.from_url(self.url, decode_responses=True)
         await self._redis.ping()
         self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(PRESENCE_EVENTS, self.req_channel, self.rep_channel)
+        await self._pubsub.subscribe(PRESENCE_EVENTS, BROADCAST, self.req_channel, self.rep_channel)
         # a previous life of this node (a crash) may have left stations behind
         for station, value in (await self._redis.hgetall(PRESENCE)).items():
             node, _, version = value.partition("|")
@@ -101,6 +121,10 @@ class RedisBus:
             return local
         entry = self.presence.get(station_id)
         return entry[1] if entry else None
+
+    async def broadcast(self, topic: str, payload: Any) -> None:
+        assert self._redis is not None
+        await self._redis.publish(BROADCAST, json.dumps([topic, payload]))
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -163,6 +187,11 @@ class RedisBus:
                         self.presence[station] = (node, version)
                     elif self.presence.get(station, ("",))[0] == node:
                         del self.presence[station]
+                elif channel == BROADCAST:
+                    topic, payload = data
+                    handler = BROADCAST_HANDLERS.get(topic)
+                    if handler is not None:
+                        handler(payload)
                 elif channel == self.req_channel:
                     asyncio.create_task(self._serve_request(data))
                 elif channel == self.rep_channel:

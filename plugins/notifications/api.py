@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, Router, delete, get, patch, 
 from litestar.exceptions import NotFoundException
 
 from csms.api.auth import require
+from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -23,8 +24,8 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
     events: list[str] | None = None
     secret: str = ""
     station_id: str = ""
-    site: int | None = None
-    driver: int | None = None
+    site: Int32 | None = None
+    driver: Int32 | None = None
     enabled: bool = True
 
 
@@ -34,7 +35,7 @@ class SubscriptionPatch(msgspec.Struct, forbid_unknown_fields=True):
     events: list[str] | None = None
     secret: str | None = None
     station_id: str | None = None
-    site: int | None = None
+    site: Int32 | None = None
     enabled: bool | None = None
 
 

@@ -12,7 +12,7 @@ import httpx
 
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.tables import RequestLog
-from plugins.roaming_ocpi.transport import authorization_header, new_id, routing_headers
+from plugins.roaming_ocpi.transport import authorization_header, new_id, parse_json, routing_headers
 
 log = logging.getLogger("csms.ocpi.client")
 
@@ -91,8 +91,8 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
             raise PartnerError(f"{method} {url} failed: {error}") from None
         http_status = response.status_code
         try:
-            envelope = response.json()
-        except ValueError:
+            envelope = parse_json(response.content)
+        except ValueError:  # not JSON, or nested too deeply to read safely
             envelope = None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("status_code"), int):
             error = f"HTTP {http_status} without an OCPI response envelope"

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response
 
 from csms.core.timeutil import ocpp_ts
+from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 
 VERSION = "2.2.1"
 
@@ -112,16 +113,24 @@ def error_response(request: Request, exc: OcpiError) -> Response:
 
 
 async def json_body(request: Request, *, required: bool = True) -> Any:
-    """The request's JSON body: HTTP 400 when it is not JSON at all."""
+    """The request's JSON body: HTTP 400 when it is not JSON at all or nests too deeply."""
     raw = await request.body()
     if not raw.strip():
         if required:
             raise invalid("a JSON body is required")
         return None
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except ValueError as exc:
-        raise OcpiError(INVALID_PARAMETERS, f"the body is not valid JSON: {exc}", http_status=400) from None
+        raise OcpiError(INVALID_PARAMETERS, f"the body cannot be read as JSON: {exc}", http_status=400) from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """``json.loads`` that refuses (``ValueError``) text nested more than MAX_JSON_DEPTH levels
+    instead of recursing into it: for requests and for partners' responses alike."""
+    if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise ValueError(f"arrays and objects are nested more than {MAX_JSON_DEPTH} levels deep")
+    return json.loads(raw)
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from litestar.response import File
 
 from csms.api.auth import caller, require
+from csms.api.bounds import Int32
 from csms.api.crud import page_params
 from csms.api.stations import run_command, station_row
 from csms.core.timeutil import utcnow
@@ -38,35 +39,35 @@ class FirmwareIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    firmware_id: int
+    firmware_id: Int32
     selection: dict[str, Any] = {}
-    wave_size: int = 0
-    concurrency: int = 5
+    wave_size: Int32 = 0
+    concurrency: Int32 = 5
     window_start: str = ""
     window_end: str = ""
     timezone: str = ""
     force: bool = False
     require_signed: bool = False
-    max_retries: int = 2
-    retry_delay_s: int = 300
-    progress_timeout_s: int = 3600
+    max_retries: Int32 = 2
+    retry_delay_s: Int32 = 300
+    progress_timeout_s: Int32 = 3600
     start: bool = False
 
 
 class CampaignPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: str | None = None
-    concurrency: int | None = None
+    concurrency: Int32 | None = None
     window_start: str | None = None
     window_end: str | None = None
     timezone: str | None = None
     force: bool | None = None
-    max_retries: int | None = None
-    retry_delay_s: int | None = None
-    progress_timeout_s: int | None = None
+    max_retries: Int32 | None = None
+    retry_delay_s: Int32 | None = None
+    progress_timeout_s: Int32 | None = None
 
 
 class PreviewIn(msgspec.Struct, forbid_unknown_fields=True):
-    firmware_id: int
+    firmware_id: Int32
     selection: dict[str, Any] = {}
 
 
@@ -78,20 +79,20 @@ class RuleIn(msgspec.Struct, forbid_unknown_fields=True):
     kind: str
     name: str = ""
     minutes: float = 0.0
-    occurrences: int = 0
+    occurrences: Int32 = 0
     severity: str = "warning"
     enabled: bool = True
-    site: int | None = None
+    site: Int32 | None = None
     station_id: str = ""
 
 
 class RulePatch(msgspec.Struct, forbid_unknown_fields=True):
     name: str | None = None
     minutes: float | None = None
-    occurrences: int | None = None
+    occurrences: Int32 | None = None
     severity: str | None = None
     enabled: bool | None = None
-    site: int | None = None
+    site: Int32 | None = None
     station_id: str | None = None
 
 
@@ -141,7 +142,7 @@ class FirmwareController(Controller):
         else:
             try:
                 data = msgspec.json.decode(await request.body(), type=FirmwareIn)
-            except msgspec.ValidationError as exc:
+            except msgspec.DecodeError as exc:  # not JSON, or not a FirmwareIn
                 raise ValidationException(str(exc)) from None
             row = await fw.create_firmware(**msgspec.structs.asdict(data))
         return fw.firmware_json(row, base_url(request))

@@ -113,3 +113,34 @@ async def test_password_guessing_is_slowed_down(server, users):
         assert statuses[:20] == [401] * 20 and statuses[20] == 429
         r = await client.post("/login", data={**form, "password": PASSWORD})
         assert r.status_code == 429 and "Too many attempts" in r.text  # even the right password, for a while
+
+
+async def test_login_hashes_passwords_in_the_cpu_pool(server, users, monkeypatch):
+    """PBKDF2 of a login (right, wrong or unknown user) runs in csms.core.offload's pool, never on
+    the event loop; a right login records last_login and upgrades a hash of an old iteration count."""
+    import threading
+
+    from piccolo.apps.user.tables import BaseUser
+
+    original = BaseUser.hash_password
+    await BaseUser.update({BaseUser.password: original(PASSWORD, iterations=1000)}).where(
+        BaseUser.username == "operator")
+    threads: list[str] = []
+
+    def recording(password: str, salt: str = "", iterations: int | None = None) -> str:
+        threads.append(threading.current_thread().name)
+        return original(password, salt, iterations)
+
+    monkeypatch.setattr(BaseUser, "hash_password", staticmethod(recording))
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        await client.get("/login")
+        for username, password, status in (("nobody", PASSWORD, 401), ("operator", "wrong", 401),
+                                           ("operator", PASSWORD, 303)):
+            r = await client.post("/login", data={"username": username, "password": password,
+                                                  "_csrf_token": client.cookies.get("csms_csrftoken")})
+            assert r.status_code == status
+    assert len(threads) >= 4 and all(name.startswith("csms-cpu") for name in threads), threads
+    row = await BaseUser.select(BaseUser.password, BaseUser.last_login).where(
+        BaseUser.username == "operator").first()
+    assert row["last_login"] is not None
+    assert row["password"].split("$")[1] == str(BaseUser._pbkdf2_iteration_count)

@@ -99,3 +99,30 @@ async def test_csv_import_reports_every_rejected_row(page_as, server, tmp_path):
 
     await page.get_by_role("button", name="Import").click()
     await expect(page.locator("#import-error")).to_contain_text("Choose a CSV file")
+
+
+async def test_csv_import_is_checked_in_the_cpu_pool(server, users, monkeypatch):
+    """The file is read and checked off the event loop (it may be large); the import still
+    creates, updates and rejects row by row."""
+    import threading
+
+    from csms.admin import cards
+    from tests.admin.conftest import http_login
+
+    await IdToken(id_token="POOL-OLD").save()
+    threads: list[str] = []
+    check = cards._check_import
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(cards, "_check_import", recording)
+    text = "id_token,status\nPOOL-NEW,Accepted\nPOOL-OLD,Blocked\n,Accepted\n"
+    async with http_login(server.base_url, "operator") as client:
+        r = await client.post("/admin/tokens/import", data={"text": text, "update_existing": "on",
+                                                            "_csrf_token": client.cookies.get("csms_csrftoken")})
+    assert r.status_code == 200 and "1 created, 1 updated, 1 rejected" in r.text
+    assert len(threads) == 1 and threads[0].startswith("csms-cpu")
+    statuses = {r["id_token"]: r["status"] for r in await IdToken.select().where(IdToken.id_token.like("POOL-%"))}
+    assert statuses == {"POOL-NEW": "Accepted", "POOL-OLD": "Blocked"}

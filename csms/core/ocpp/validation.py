@@ -105,7 +105,7 @@ def _bounded(node: Any, name: str = "", in_evse: bool = False) -> Any:
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties" and isinstance(value, dict):
-            evse = "connectorId" in value and "id" in value  # the 2.0.1 EVSEType
+            evse = "id" in value and set(value) <= {"id", "connectorId", "customData"}  # the 2.0.1 EVSEType
             out[key] = {prop: _bounded(sub, prop, evse) for prop, sub in value.items()}
         elif key == "definitions" and isinstance(value, dict):
             out[key] = {name_: _bounded(sub) for name_, sub in value.items()}

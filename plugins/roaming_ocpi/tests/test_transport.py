@@ -225,3 +225,34 @@ async def test_partner_unregisters_itself(server, fake):
         r = await c.delete(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_c))
         assert r.status_code == 200 and assert_envelope(r.json()) is None
         assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(token_c))).status_code == 401
+
+
+@pytest.mark.parametrize("levels", [1_000, 100_000])
+async def test_deeply_nested_bodies_get_400_with_2001(server, registered, levels):
+    """Refused before parsing (no RecursionError, no 3000), on a configuration module with token
+    A and on a functional module with token C."""
+    token_a, _ = await invite(server)
+    deep = b"[" * levels + b"]" * levels
+    headers = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient() as c:
+        for method, url, token in (("POST", f"{ocpi(server)}/2.2.1/credentials", token_a),
+                                   ("PUT", f"{ocpi(server)}/cpo/2.2.1/tokens/DE/FAK/DEEP1", registered.token_c)):
+            r = await c.request(method, url, headers={**tok(token), **headers}, content=deep)
+            assert r.status_code == 400, r.text
+            assert_envelope(r.json(), 2001)
+            assert "nested more than 64 levels" in r.json()["status_message"]
+
+
+async def test_deeply_nested_partner_answer_is_a_partner_error(server, monkeypatch):
+    """A partner answering with a deeply nested body: an ordinary PartnerError (no crash)."""
+    from plugins.roaming_ocpi import client
+
+    deep = b'{"status_code": 1000, "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    mock = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=deep)))
+    monkeypatch.setattr(client, "_client", mock)
+    try:
+        with pytest.raises(client.PartnerError) as failure:
+            await client.call({"id": None, "outgoing_token": "t"}, "GET", "http://partner.invalid/ocpi/versions")
+    finally:
+        await mock.aclose()
+    assert "without an OCPI response envelope" in failure.value.message

@@ -26,7 +26,7 @@ from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
-from csms.plugins import call_sync, load_plugins, run_each
+from csms.plugins import call_hook, call_sync, load_plugins
 from csms.settings import Settings, get_settings
 
 log = logging.getLogger("csms")
@@ -85,11 +85,11 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         core = Core(settings)
         await core.start()
         app.state.core = core
-        await run_each("startup", app=app, settings=settings)
+        await call_hook("startup", app=app, settings=settings)
         try:
             yield
         finally:
-            await run_each("shutdown", app=app)
+            await call_hook("shutdown", app=app)
             await core.stop()
             if manage_database:
                 await close_engine()

@@ -705,8 +705,8 @@ def add_bench_parser(subparsers: Any) -> None:
     p.add_argument("--api-key", help="with --url: an API key, to register the stations' id tokens")
     p.add_argument("--password", help="HTTP Basic password of the stations")
     p.add_argument("--database-url", help="PostgreSQL URL for the started server (default: SQLite)")
-    p.add_argument("--server-env", action="append", default=[], metavar="CSMS_X=VALUE",
-                   help="extra environment for the started server (repeatable)")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment (a CSMS_* setting) for the started server (repeatable)")
     p.add_argument("--prefix", help="station id prefix (default BENCH, IDLE for idle)")
     p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight at once")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

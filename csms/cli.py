@@ -133,11 +133,16 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> None:
+    from csms.settings import config_file_problems, effective_settings, settings_registry
+
     if args.markdown:
-        print(settings_reference_markdown())
-    else:
-        for k, v in get_settings().model_dump().items():
-            print(f"CSMS_{k.upper()}={v}")
+        if args.markdown not in ("all", *settings_registry()):
+            sys.exit(f"no settings of {args.markdown!r}: choose core or one of {', '.join(list(settings_registry())[1:])}")
+        print(settings_reference_markdown(None if args.markdown == "all" else args.markdown))
+        return
+    for problem in config_file_problems():
+        print(f"warning: {problem}; it is ignored", file=sys.stderr)
+    print("\n".join(effective_settings()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list loaded plugins and the hooks each implements")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("config", help="print the effective settings")
-    p.add_argument("--markdown", action="store_true", help="print the configuration reference table")
+    p = sub.add_parser("config", help="print the effective value of every setting (secrets masked)")
+    p.add_argument("--markdown", nargs="?", const="all", metavar="OWNER",
+                   help="print the configuration reference: every table, or that of core or one plugin")
     p.set_defaults(func=cmd_config)
 
     from csms.simulator import add_simulate_parser

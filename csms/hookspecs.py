@@ -6,18 +6,51 @@ Rules of the contract:
   arguments listed; arguments may be added in later versions, never renamed.
 * pluggy never awaits. An implementation may return a value, an awaitable, or an async callable;
   the core awaits whatever it gets ("await me maybe").
-* Hooks marked *first answer wins* are called in order (``tryfirst`` first, ``trylast`` last) and
-  the first implementation whose resolved result is not ``None`` decides; the built-in
-  implementations are registered ``trylast``.
+* Every spec states its :class:`Rule` (``@hookspec(Rule.FIRST_ANSWER)``): how the core calls the
+  implementations and uses their answers. ``csms.plugins.call_hook`` / ``call_sync`` apply it,
+  so a call site cannot pick another one.
 * A plugin that raises is logged and skipped; it never breaks a station's answer.
 * Event hooks run after the station got its answer, off the request path.
 """
 
 from __future__ import annotations
 
+import enum
+from typing import Any, Callable
+
 import pluggy
 
-hookspec = pluggy.HookspecMarker("csms")
+_marker = pluggy.HookspecMarker("csms")
+
+
+class Rule(enum.Enum):
+    """How the core calls a hook's implementations and uses their answers."""
+
+    #: Called in order (``tryfirst`` first, ``trylast`` last), each answer awaited before the
+    #: next one counts; the first answer that is not ``None`` decides.
+    FIRST_ANSWER = "First answer wins"
+    #: Every implementation answers (awaited concurrently); the core takes the minimum.
+    MINIMUM = "Minimum of all answers"
+    #: Every implementation answers (awaited concurrently); the core uses every answer.
+    EVERY_ANSWER = "Every answer"
+    #: Every implementation runs for its side effects, awaited one after the other; one that
+    #: fails does not stop the others.
+    EVERY_IMPLEMENTATION = "Every implementation"
+    #: Called synchronously, nothing awaited; the lists returned are concatenated.
+    WIRING = "Lists concatenated"
+
+
+def hookspec(rule: Rule) -> Callable[[Any], Any]:
+    """Declare a hook with its rule: ``@hookspec(Rule.FIRST_ANSWER)``. Plugins declaring hooks of
+    their own use it too (and ``csms.plugins.add_hookspecs``)."""
+    if not isinstance(rule, Rule):
+        raise TypeError("a hook spec states its rule: @hookspec(Rule.FIRST_ANSWER)")
+
+    def declare(function: Any) -> Any:
+        function.csms_rule = rule
+        return _marker(function)
+
+    return declare
 
 
 # ---------------------------------------------------------------------------------------------
@@ -25,46 +58,46 @@ hookspec = pluggy.HookspecMarker("csms")
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(Rule.EVERY_IMPLEMENTATION)
 def startup(app, settings):
     """Called once when the server has started (database migrated, services running)."""
 
 
-@hookspec
+@hookspec(Rule.EVERY_IMPLEMENTATION)
 def shutdown(app):
     """Called once when the server stops, before the database is closed."""
 
 
-@hookspec
+@hookspec(Rule.WIRING)
 def register_routes(settings):
     """Return a list of Litestar route handlers or routers to mount in the app."""
 
 
-@hookspec
+@hookspec(Rule.WIRING)
 def piccolo_apps():
     """Return a list of dotted paths to Piccolo ``piccolo_app`` modules holding the plugin's
     tables and migrations (``"plugins.billing.piccolo_app"``)."""
 
 
-@hookspec
+@hookspec(Rule.WIRING)
 def template_dirs():
     """Return a list of directories with Jinja2 templates; they take precedence over the core's,
     so a plugin can override or extend (``{% extends %}``) a core template."""
 
 
-@hookspec
+@hookspec(Rule.WIRING)
 def admin_nav(request):
     """Return a list of ``NavItem(label, href, order=...)`` for the admin's navigation."""
 
 
-@hookspec
+@hookspec(Rule.EVERY_ANSWER)
 def admin_panels(page, request, context):
     """Return a list of HTML fragments (``markupsafe.Markup`` or str of trusted HTML) to show on the
     admin page named ``page`` ("dashboard", "station", "session", "site"); ``context`` is that
     page's template context (``station``, ``session``, ``site`` ...)."""
 
 
-@hookspec
+@hookspec(Rule.WIRING)
 def register_commands(subparsers):
     """Add sub-commands to the ``csms`` CLI: ``subparsers`` is argparse's; set
     ``func=`` (a function taking the parsed args; may be async) on each new parser."""
@@ -75,10 +108,11 @@ def register_commands(subparsers):
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(Rule.FIRST_ANSWER)
 def authorize_token(station_id, id_token, token_type, evse_id, purpose):
     """First answer wins. Decide whether ``id_token`` (of OCPP ``token_type``) may charge at
-    ``station_id``; ``purpose`` is "authorize", "start" or "remote_start". Return an
+    ``station_id``; ``purpose`` is "authorize" (an Authorize request, or a token shown during a
+    transaction), "start" (a transaction starts) or "stop" (OCPP 1.6 StopTransaction). Return an
     ``AuthorizationResult`` or ``None`` to let the next plugin decide. Built-in: local lookup in
     the id_token table, then "unknown is rejected" last."""
 
@@ -88,19 +122,19 @@ def authorize_token(station_id, id_token, token_type, evse_id, purpose):
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(Rule.FIRST_ANSWER)
 def select_tariff(session):
     """First answer wins. Return the tariff (any object the pricing plugin understands) that
     applies to ``session`` (a ``ChargingSession`` row as a dict)."""
 
 
-@hookspec
+@hookspec(Rule.FIRST_ANSWER)
 def price_session(session, final):
     """First answer wins. Return a ``SessionCost`` for ``session``: so far when ``final`` is
     False (live cost of a running session), the final cost when True."""
 
 
-@hookspec
+@hookspec(Rule.EVERY_IMPLEMENTATION)
 def settle_session(session, cost):
     """Called once for each finished session with its final ``SessionCost`` (or ``None`` when no
     pricing plugin answered). All implementations run; settlement must be idempotent per session
@@ -112,20 +146,20 @@ def settle_session(session, cost):
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(Rule.MINIMUM)
 def site_capacity(site, now):
     """Return the site's available capacity as a ``CapacitySchedule`` (per-phase amps over
     time) or ``None``. All answers count; the core takes the minimum at every moment."""
 
 
-@hookspec
+@hookspec(Rule.FIRST_ANSWER)
 def allocate_capacity(site, topology, loads, capacity, now):
     """First answer wins. Share ``capacity`` (a ``CapacitySchedule``) over ``loads`` (active
     connectors with measured draw) in ``topology`` (the site's tree of limits). Return a dict of
     load id to amps per phase (0 pauses the load)."""
 
 
-@hookspec
+@hookspec(Rule.MINIMUM)
 def session_limit(load, now):
     """Return an upper limit in amps per phase for this load (a ``csms.core.domain.Load``, an
     active session on a connector) at ``now``, or ``None``. All answers count; the core takes
@@ -137,7 +171,7 @@ def session_limit(load, now):
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(Rule.EVERY_IMPLEMENTATION)
 def event(event):
     """Called for every domain event (``csms.core.events``: StationConnected, SessionStarted,
     MeterValuesReceived, CommandAnswered ...) after the station got its answer."""

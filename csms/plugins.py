@@ -1,22 +1,35 @@
-"""The plugin manager: discovery, "await me maybe", first-answer and isolated calls.
+"""The plugin manager: discovery, checks, and hook calls through pluggy with each spec's rule.
 
 Built-in behaviour is registered as plugins (``csms.core.default_*``), so replacing it uses the
 same door a third party uses. Plugins are found through the ``csms`` entry-point group; the
 settings ``CSMS_PLUGINS`` / ``CSMS_DISABLE_PLUGINS`` allow and deny them by name.
+
+Every hook call goes through ``pm.hook.<name>(...)``, so pluggy's tracing, call monitoring and
+``wrapper=True`` / ``hookwrapper=True`` implementations see it. The manager's inner executor
+(:func:`_isolating_hookexec`) calls each implementation in ``try``/``except``: one that raises is
+logged with its plugin's name and skipped, and every answer comes back as an :class:`Answer`
+(plugin name, value not yet awaited). :func:`call_hook` and :func:`call_sync` then apply the
+:class:`~csms.hookspecs.Rule` the spec states, awaiting what needs awaiting ("await me maybe").
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import difflib
 import importlib
 import inspect
 import logging
+import reprlib
+import types
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import pluggy
+from pluggy._callers import _multicall  # private: pyproject pins pluggy>=1.5,<2
 
 from csms import hookspecs
+from csms.hookspecs import Rule
 
 log = logging.getLogger("csms.plugins")
 
@@ -30,13 +43,120 @@ DEFAULT_PLUGINS = (
     "csms.admin.nav",
 )
 
-pm = pluggy.PluginManager("csms")
-pm.add_hookspecs(hookspecs)
+
+class Answer(NamedTuple):
+    """One implementation's answer to a hook call: the value as returned (maybe still to be
+    awaited), or :class:`Failed`."""
+
+    plugin: str
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """The answer of an implementation that raised (already logged with the plugin's name)."""
+
+    error: BaseException
+
+
+class PluginError(SystemExit):
+    """A plugin the CSMS refuses to start with. A ``SystemExit``: ``csms serve`` and ``csms
+    plugins`` stop with the message alone."""
+
+
+def _isolating_hookexec(hook_name: str, hook_impls: Sequence[Any], caller_kwargs: Mapping[str, Any],
+                        firstresult: bool) -> Any:
+    """pluggy's inner hook executor for csms (wrapped by tracing and monitoring when enabled).
+
+    Wrappers run as pluggy runs them; every other implementation is called in ``try``/``except``
+    and answers an :class:`Answer` (``None`` results are left out, as pluggy does). For a *first
+    answer wins* hook, the implementations after a plain answer (neither awaitable nor callable)
+    are not called: nothing after it can win.
+    """
+    first = rule_of(hook_name) is Rule.FIRST_ANSWER
+    answered = False
+
+    def isolated(impl: Any) -> Any:
+        def function() -> Answer | None:
+            nonlocal answered
+            if answered:
+                return None
+            try:
+                value = impl.function(*(caller_kwargs[name] for name in impl.argnames),
+                                      **{name: caller_kwargs[name] for name in impl.kwargnames if name in caller_kwargs})
+            except Exception as exc:
+                log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
+                return Answer(impl.plugin_name, Failed(exc))
+            if value is None:
+                return None
+            answered = first and not (callable(value) or inspect.isawaitable(value))
+            return Answer(impl.plugin_name, value)
+
+        # a HookImpl as pluggy's multicall reads it: no arguments of its own, not a wrapper
+        return types.SimpleNamespace(function=function, argnames=(), kwargnames=(), wrapper=False, hookwrapper=False,
+                                     plugin_name=impl.plugin_name)
+
+    impls = [impl if impl.wrapper or impl.hookwrapper else isolated(impl) for impl in hook_impls]
+    return _multicall(hook_name, impls, caller_kwargs, firstresult)
+
+
+def make_manager() -> pluggy.PluginManager:
+    """A plugin manager with the core's hooks, calling them through :func:`_isolating_hookexec`
+    (``pm`` is one; tests may swap in a fresh one)."""
+    manager = pluggy.PluginManager("csms")
+    manager._inner_hookexec = _isolating_hookexec  # private: pyproject pins pluggy>=1.5,<2
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+pm = make_manager()
 _loaded = False
+_tracing = False
+
+
+def add_hookspecs(module: Any) -> None:
+    """Declare hooks (a module of ``@hookspec(Rule...)`` functions) on the manager, once. A plugin
+    adds its own hooks this way when it is imported, before the start-up check."""
+    names = [name for name in dir(module) if hasattr(getattr(module, name), "csms_spec")]
+    for name in names:
+        if not isinstance(getattr(getattr(module, name), "csms_rule", None), Rule):
+            raise TypeError(f"hook spec {name!r} states no rule: declare it with csms.hookspecs.hookspec(Rule...)")
+    if not all(getattr(pm.hook, name, None) is not None and getattr(pm.hook, name).has_spec() for name in names):
+        pm.add_hookspecs(module)
+
+
+def hook_specs() -> dict[str, Any]:
+    """Every declared hook (the core's and those plugins add), name to spec function."""
+    return {name: caller.spec.function for name, caller in vars(pm.hook).items()
+            if not name.startswith("_") and caller.has_spec()}
+
+
+def rule_of(hook_name: str) -> Rule | None:
+    """The rule the spec of ``hook_name`` states (``None`` for a hook nobody declared)."""
+    caller = getattr(pm.hook, hook_name, None)
+    return getattr(caller.spec.function, "csms_rule", None) if caller is not None and caller.spec else None
+
+
+def check_hooks() -> None:
+    """Refuse plugins implementing a hook nobody declared (a misspelt name would otherwise never
+    be called); what ``pm.check_pending()`` checks, with a message naming plugin and hook.
+    Implementations marked ``@hookimpl(optionalhook=True)`` are allowed."""
+    known = list(hook_specs())
+    errors = []
+    for name, caller in sorted(vars(pm.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                errors.append(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}{hint}")
+    if errors:
+        raise PluginError("; ".join(errors))
 
 
 def load_plugins() -> None:
-    """Register the built-in plugins and every allowed entry-point plugin (once)."""
+    """Register the built-in plugins and every allowed entry-point plugin, check them (once)."""
     global _loaded
     if _loaded:
         return
@@ -61,17 +181,53 @@ def load_plugins() -> None:
             pm.register(ep.load(), name=ep.name)
         except Exception:
             log.exception("plugin %s failed to load and is skipped", ep.name)
+    try:
+        check_hooks()
+    except PluginError:
+        _loaded = False  # refused again at the next attempt
+        raise
     if settings.trace_hooks:
-        pm.trace.root.setwriter(log.info)
-        pm.enable_tracing()
+        trace_hooks()
 
 
-def plugin_app_modules() -> list[str]:
-    load_plugins()
-    mods: list[str] = []
-    for result in pm.hook.piccolo_apps():
-        mods.extend(result or [])
-    return mods
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 120
+
+
+def _shown(value: Any) -> str:
+    """A value for the trace: plain data and dataclasses shortened, other objects (settings,
+    app, request) by type only, so no secret reaches the log."""
+    plain = (str, int, float, bool, type(None), dict, list, tuple)
+    if isinstance(value, plain) or dataclasses.is_dataclass(value):
+        return _short.repr(value)
+    return f"<{type(value).__name__}>"
+
+
+def _trace(hook_name: str, answer: Answer) -> None:
+    if _tracing:
+        log.info("hook %s: %s -> %s", hook_name, answer.plugin, _shown(answer.value))
+
+
+def trace_hooks() -> Callable[[], None]:
+    """Log every hook call (``CSMS_TRACE_HOOKS``): the call with its arguments and the plugins it
+    reaches (through pluggy's call monitoring), then each plugin's answer once awaited. Returns
+    an undo."""
+    global _tracing
+
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        args = ", ".join(f"{k}={_shown(v)}" for k, v in kwargs.items())
+        plugins = ", ".join(i.plugin_name for i in reversed(impls)) or "no plugin"
+        log.info("hook %s(%s) -> %s", hook_name, args, plugins)
+
+    undo_monitoring = pm.add_hookcall_monitoring(before, lambda *_: None)
+    _tracing = True
+
+    def undo() -> None:
+        global _tracing
+        _tracing = False
+        undo_monitoring()
+
+    return undo
 
 
 async def await_me_maybe(value: Any) -> Any:
@@ -83,89 +239,82 @@ async def await_me_maybe(value: Any) -> Any:
     return value
 
 
-def hook_impls(hook_name: str) -> list[Any]:
-    # pluggy stores implementations in reverse call order
-    return list(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
-
-
-def call_impl(impl: Any, kwargs: dict[str, Any]) -> Any:
-    args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-    return impl.function(**args)
-
-
-async def first_answer(hook_name: str, **kwargs: Any) -> Any:
-    """Call implementations in order, awaiting each; return the first non-None answer.
-
-    An implementation that raises is logged and skipped.
-    """
-    for impl in hook_impls(hook_name):
+async def _resolved(hook_name: str, answer: Answer) -> Answer:
+    """The answer awaited; a failure becomes its error, logged with the plugin's name."""
+    if not isinstance(answer.value, Failed):
         try:
-            result = await await_me_maybe(call_impl(impl, kwargs))
-        except Exception:
-            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
-            continue
-        if result is not None:
-            return result
-    return None
-
-
-async def all_answers(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call every implementation concurrently; return (plugin name, answer) for non-None answers.
-
-    Failing implementations are logged and left out. Plain (non-async) answers cost no task:
-    only awaitables are gathered.
-    """
-    impls = hook_impls(hook_name)
-    results: list[Any] = []
-    pending: list[tuple[int, Any]] = []
-    for impl in impls:
-        try:
-            res = call_impl(impl, kwargs)
-            if callable(res):
-                res = res()
+            answer = Answer(answer.plugin, await await_me_maybe(answer.value))
         except Exception as exc:
-            res = exc
-        if inspect.isawaitable(res):
-            pending.append((len(results), res))
-        results.append(res)
-    if pending:
-        done = await asyncio.gather(*(aw for _, aw in pending), return_exceptions=True)
-        for (index, _), res in zip(pending, done):
-            results[index] = res
-    out = []
-    for impl, res in zip(impls, results):
-        if isinstance(res, BaseException):
-            log.error("plugin %s failed in hook %s: %r", impl.plugin_name, hook_name, res, exc_info=res)
-        elif res is not None:
-            out.append((impl.plugin_name, res))
-    return out
+            log.exception("plugin %s failed in hook %s", answer.plugin, hook_name)
+            answer = Answer(answer.plugin, Failed(exc))
+    _trace(hook_name, answer)
+    return answer
 
 
-async def run_each(hook_name: str, **kwargs: Any) -> None:
-    """Call every implementation in order, awaiting each; a failing one is logged and skipped."""
-    for impl in hook_impls(hook_name):
-        try:
-            await await_me_maybe(call_impl(impl, kwargs))
-        except Exception:
-            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
+def _answers(hook_name: str, kwargs: dict[str, Any], *, sync: bool) -> tuple[Rule, list[Answer]]:
+    """The hook's rule and its answers from ``pm.hook.<name>(**kwargs)``."""
+    rule = rule_of(hook_name)
+    if rule is None:
+        raise LookupError(f"no hook {hook_name!r} is declared")
+    if sync != (rule is Rule.WIRING):
+        raise TypeError(f"hook {hook_name!r} ({rule.value.lower()}) is called with "
+                        f"{'call_sync' if rule is Rule.WIRING else 'await call_hook'}")
+    return rule, getattr(pm.hook, hook_name)(**kwargs)
+
+
+async def call_hook(hook_name: str, **kwargs: Any) -> Any:
+    """Call a hook with the rule its spec states and return what that rule gives:
+
+    * first answer wins: the first answer that is not ``None`` (or ``None``), awaited in order;
+    * minimum of all answers, every answer: ``[Answer(plugin, value), ...]`` for the answers that
+      are not ``None``, awaited concurrently (the caller takes the minimum, or uses them all);
+    * every implementation: each awaited in order; the names of the plugins that failed.
+
+    An implementation that raises, or whose awaited answer raises, is logged and skipped.
+    """
+    rule, answers = _answers(hook_name, kwargs, sync=False)
+    if rule is Rule.FIRST_ANSWER:
+        for index, answer in enumerate(answers):
+            answer = await _resolved(hook_name, answer)
+            if answer.value is not None and not isinstance(answer.value, Failed):
+                for rest in answers[index + 1:]:
+                    if inspect.iscoroutine(rest.value):
+                        rest.value.close()  # never awaited: nothing after the winner counts
+                return answer.value
+        return None
+    if rule is Rule.EVERY_IMPLEMENTATION:
+        return [a.plugin for a in answers if isinstance((await _resolved(hook_name, a)).value, Failed)]
+    # plain answers cost no task: only what needs awaiting is gathered
+    lazy = {i: _resolved(hook_name, a) for i, a in enumerate(answers)
+            if callable(a.value) or inspect.isawaitable(a.value)}
+    done = dict(zip(lazy, await asyncio.gather(*lazy.values()))) if lazy else {}
+    resolved = [done[i] if i in done else await _resolved(hook_name, a) for i, a in enumerate(answers)]
+    return [a for a in resolved if a.value is not None and not isinstance(a.value, Failed)]
 
 
 def call_sync(hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call a wiring hook synchronously; lists returned by implementations are concatenated."""
+    """Call a wiring hook (nothing awaited); the lists implementations return are concatenated."""
     out: list[Any] = []
-    for impl in hook_impls(hook_name):
-        try:
-            res = call_impl(impl, kwargs)
-        except Exception:
-            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
+    for answer in _answers(hook_name, kwargs, sync=True)[1]:
+        _trace(hook_name, answer)
+        if isinstance(answer.value, Failed):
             continue
-        if res is None:
-            continue
-        if isinstance(res, (list, tuple)):
-            out.extend(res)
+        if isinstance(answer.value, (list, tuple)):
+            out.extend(answer.value)
         else:
-            out.append(res)
+            out.append(answer.value)
     return out
+
+
+def hook_impls(hook_name: str) -> list[Any]:
+    """The implementations of a hook in call order (wrappers left out)."""
+    # pluggy stores implementations in reverse call order
+    return [i for i in reversed(getattr(pm.hook, hook_name).get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
+
+
+def plugin_app_modules() -> list[str]:
+    load_plugins()
+    return call_sync("piccolo_apps")
 
 
 def plugins_info() -> list[dict[str, Any]]:
@@ -176,4 +325,3 @@ def plugins_info() -> list[dict[str, Any]]:
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
         info.append({"name": name, "hooks": hooks, "module": getattr(plugin, "__name__", type(plugin).__name__)})
     return info
-

@@ -1,21 +1,106 @@
-"""Typed settings: every option comes from a ``CSMS_*`` environment variable or a TOML file.
+"""Typed settings: every option is a ``CSMS_*`` environment variable or a key of a TOML file.
 
-The file is named by ``CSMS_CONFIG_FILE`` and holds the same keys in lower case without the
-prefix (``port = 9000``). Environment variables win over the file. The README's configuration
-reference is generated from this class (``csms config --markdown``) and checked by a test.
+One registry holds them all (:func:`settings_registry`): the core's classes here (:class:`Settings`,
+:class:`SmartChargingSettings`) and those of every loaded plugin. A plugin declares its settings
+in one way: a :class:`CsmsSettings` subclass with ``env_prefix="CSMS_<TABLE>_"``, listed in
+``SETTINGS_CLASSES`` of the module it registers (``SETTINGS_CLASSES = (BillingSettings,)``).
+
+The file is named by ``CSMS_CONFIG_FILE``. Its top-level keys are the core's variables in lower
+case without the prefix (``port = 9000``); every other class reads the table named after its
+prefix (``CSMS_BILLING_COST_UPDATES`` is ``cost_updates`` in ``[billing]``). Environment
+variables win over the file; keys nobody declares are logged at start-up
+(:func:`report_config_file`). The README's configuration reference and each plugin README's
+settings table are generated (``csms config --markdown``) and checked by a test.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import re
 import tomllib
+from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+log = logging.getLogger("csms.settings")
+
+
+@lru_cache(maxsize=4)
+def _parsed(path: str, mtime_ns: int) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def config_file() -> tuple[str, dict[str, Any]]:
+    """The path named by ``CSMS_CONFIG_FILE`` and its contents (``("", {})`` without one)."""
+    path = os.environ.get("CSMS_CONFIG_FILE", "")
+    return (path, _parsed(path, os.stat(path).st_mtime_ns)) if path else ("", {})
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared setting: its variable, its place in the file and its field."""
+
+    variable: str  # CSMS_BILLING_COST_UPDATES
+    table: str  # "billing"; "" for the core's top-level keys
+    key: str  # "cost_updates"
+    name: str  # the attribute of the settings object
+    field: FieldInfo
+
+    @property
+    def file_key(self) -> str:
+        return f"{self.table}.{self.key}" if self.table else self.key
+
+    @property
+    def secret(self) -> bool:
+        return bool((self.field.json_schema_extra or {}).get("secret"))  # type: ignore[union-attr]
+
+
+def table_of(cls: type[BaseSettings]) -> str:
+    """The file's table of a settings class: its prefix without ``CSMS_`` (``""`` for the core's)."""
+    return cls.model_config.get("env_prefix", "").upper().removeprefix("CSMS_").rstrip("_").lower()
+
+
+def declared(cls: type[BaseSettings]) -> list[Declared]:
+    prefix = cls.model_config.get("env_prefix", "").upper()
+    out = []
+    for name, field in cls.model_fields.items():
+        variable = (field.alias or prefix + name).upper()
+        out.append(Declared(variable, table_of(cls), variable.removeprefix(prefix).lower(), name, field))
+    return out
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The values of the config file for one settings class (its table, or the top level)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the whole table at once
+
+    def __call__(self) -> dict[str, Any]:
+        data = config_file()[1]
+        table = table_of(self.settings_cls)
+        values = data.get(table, {}) if table else data
+        if not isinstance(values, dict):
+            return {}
+        return {d.field.alias or d.name: values[d.key] for d in declared(self.settings_cls) if d.key in values}
+
+
+class CsmsSettings(BaseSettings):
+    """Base of every settings class: a ``CSMS_*`` variable wins over the config file's key."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _FileSource(settings_cls)
 
 
 class UnknownStationPolicy(str, Enum):
@@ -24,10 +109,12 @@ class UnknownStationPolicy(str, Enum):
     reject = "reject"
 
 
-class Settings(BaseSettings):
-    """All options of a CSMS process."""
+class Settings(CsmsSettings):
+    """The core's options (top-level keys of the config file)."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore")
+
+    config_file: str = Field("", description="TOML file with settings (core keys at the top level, each plugin's in its table); read from the environment only.")
 
     host: str = Field("127.0.0.1", description="Address `csms serve` listens on.")
     port: int = Field(8180, description="Port `csms serve` listens on.")
@@ -55,7 +142,9 @@ class Settings(BaseSettings):
     tls_key: str = Field("", description="PEM private key file.")
     tls_ca: str = Field("", description="CA bundle used to verify station client certificates (security profile 3).")
     tls_client_cn_check: bool = Field(True, description="Security profile 3: refuse a station whose client certificate's subject commonName is not its station id.")
-    session_secret: str = Field("", description="Secret for signing admin sessions and CSRF tokens; generated and stored in the data directory when empty.")
+    session_secret: str = Field("", description="Secret for signing admin sessions and CSRF tokens; generated and stored in the data directory when empty.", json_schema_extra={"secret": True})
+    map_tile_url: str | None = Field(None, description="Leaflet tile URL template of the admin's maps (`https://.../{z}/{x}/{y}.png`); unset: OpenStreetMap's tiles; empty: a blank map.")
+    map_attribution: str | None = Field(None, description="Attribution shown on the admin's maps; unset: OpenStreetMap's with its tiles, none with others.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @property
@@ -72,20 +161,37 @@ class Settings(BaseSettings):
         return (not allow or name in allow) and name not in deny
 
 
-def _file_values() -> dict[str, Any]:
-    path = os.environ.get("CSMS_CONFIG_FILE")
-    if not path:
-        return {}
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+class SmartChargingSettings(CsmsSettings):
+    """Tuning of the core's smart-charging loop (``[smart_charging]``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_SMART_CHARGING_", extra="ignore")
+
+    enabled: bool = Field(True, description="Run the smart-charging loop.")
+    interval_s: float = Field(60.0, description="Seconds between rounds for every site, besides the events.")
+    debounce_s: float = Field(0.2, description="Seconds to wait after an event so that events arriving together make one round.")
+    meter_interval_s: float = Field(15.0, description="Fewest seconds between two rounds of a site caused by meter values.")
+    min_change_a: float = Field(1.0, description="Increases smaller than this (A) are not sent; decreases always are.")
+    stack_level: int = Field(1, description="Stack level of the profiles the loop sends (lowered to the station's maximum when known).")
+    profile_id_base: int = Field(900_000, description="Profile ids are base + 10 × EVSE id + 1 (station maximum), 2 (default) or 3 (transaction).")
+    default_max_current_a: float = Field(32.0, description="Connector maximum (A) when the station has no max_current_a.")
+    phase_threshold_a: float = Field(1.0, description="A phase counts as in use when its measured current is at least this (A).")
+    measure_settle_s: float = Field(10.0, description="Measurements older than a profile change plus this many seconds are not passed to the allocator.")
+    horizon_s: int = Field(86_400, description="How far ahead (s) capacity changes are written into the profiles.")
+    default_max_periods: int = Field(24, description="Schedule periods per profile when the station does not say.")
+    station_max_profile: bool = Field(True, description="Install a station maximum profile from the station's max_current_a.")
+    boot_grace_s: float = Field(10.0, description="Seconds after a connection without BootNotification before profiles are sent anyway.")
+    retry_s: float = Field(30.0, description="Seconds before a station that refused or missed a profile is tried again (its draw stays reserved).")
+    verify: bool = Field(True, description="Read back the composite schedule after changes and report stations that do not honour profiles.")
+    verify_interval_s: float = Field(300.0, description="Fewest seconds between two read-backs of one station.")
+    verify_tolerance_a: float = Field(0.5, description="A composite limit this much (A) above what was sent counts as not honoured.")
+
+
+CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the config file, then the environment, then explicit overrides."""
-    values = _file_values()
-    env = Settings()  # environment (and defaults)
-    explicit = {k: getattr(env, k) for k in env.model_fields_set}
-    return Settings.model_validate({**values, **explicit, **overrides})
+    """The core's settings: the config file, then the environment, then explicit overrides."""
+    return Settings(**overrides)
 
 
 @lru_cache(maxsize=1)
@@ -93,10 +199,88 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def settings_reference_markdown() -> str:
-    """The configuration reference table for the README."""
-    lines = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = field.default.value if isinstance(field.default, Enum) else field.default
-        lines.append(f"| `CSMS_{name.upper()}` | `{default}` | {field.description} |")
+def settings_registry() -> dict[str, tuple[type[BaseSettings], ...]]:
+    """Every settings class by owner: ``"core"`` first, then each loaded plugin that declares some
+    (``SETTINGS_CLASSES`` of its module), by name."""
+    from csms.plugins import load_plugins, pm
+
+    load_plugins()
+    registry: dict[str, tuple[type[BaseSettings], ...]] = {"core": CORE_SETTINGS}
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if classes := tuple(getattr(plugin, "SETTINGS_CLASSES", ())):
+            registry[name] = classes
+    return registry
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
+
+
+def effective_settings() -> list[str]:
+    """``VARIABLE=value`` lines for every setting, a ``# owner`` line before each owner's; secrets
+    and passwords in URLs masked."""
+    lines = []
+    for owner, classes in settings_registry().items():
+        lines.append(f"# {owner}")
+        for cls in classes:
+            values = cls()
+            for d in declared(cls):
+                text = _shown(getattr(values, d.name))
+                text = "***" if d.secret and text else re.sub(r"(://[^:/@\s]*:)[^@/\s]+@", r"\1***@", text)
+                lines.append(f"{d.variable}={text}")
+    return lines
+
+
+def settings_reference_markdown(owner: str | None = None) -> str:
+    """The configuration reference: one table for ``owner`` (``"core"`` or a plugin's name), or
+    the README's block (every owner's table under its heading)."""
+    registry = settings_registry()
+    if owner is None:
+        return "\n\n".join(f"### {'Core' if name == 'core' else f'Plugin `{name}`'}\n\n{settings_reference_markdown(name)}"
+                            for name in registry)
+    lines = ["| variable | file key | default | meaning |", "|---|---|---|---|"]
+    for cls in registry[owner]:
+        for d in declared(cls):
+            default = _shown(d.field.default)
+            shown = f"`{default}`" if default else "(unset)" if d.field.default is None else "(empty)"
+            lines.append(f"| `{d.variable}` | `{d.file_key}` | {shown} | {d.field.description} |")
     return "\n".join(lines)
+
+
+def config_file_problems() -> list[str]:
+    """A line for each key of the config file that no registered settings class declares."""
+    path, data = config_file()
+    if not data:
+        return []
+    keys: dict[str, set[str]] = {}
+    for classes in settings_registry().values():
+        for cls in classes:
+            keys.setdefault(table_of(cls), set()).update(d.key for d in declared(cls))
+    tables = sorted(t for t in keys if t)
+    problems = []
+
+    def unknown(what: str, name: str, known: list[str], where: str = "") -> None:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{path}: unknown {what} {name!r}{where}{hint}")
+
+    for name, value in data.items():
+        if isinstance(value, dict) and name in keys:
+            for key in value:
+                if key not in keys[name]:
+                    unknown("key", key, sorted(keys[name]), f" in [{name}]")
+        elif isinstance(value, dict):
+            unknown("table", name, tables)
+        elif name not in keys[""]:
+            unknown("key", name, sorted(keys[""]) + tables)
+    return problems
+
+
+def report_config_file() -> None:
+    """Log a warning for each key of the config file nobody declares (at start-up)."""
+    for problem in config_file_problems():
+        log.warning("%s; it is ignored", problem)

@@ -2,12 +2,85 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+HOOKS_DOC = ROOT / "docs" / "hooks.md"
+
+
+def settings_block(path: Path) -> str:
+    """The generated settings reference of a README (between the ``settings`` markers)."""
+    text = path.read_text()
+    assert "<!-- settings:begin -->" in text, f"{path} has no generated settings block"
+    return text.split("<!-- settings:begin -->")[1].split("<!-- settings:end -->")[0].strip()
 
 
 def test_readme_configuration_reference_is_current():
     from csms.settings import settings_reference_markdown
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme.split("<!-- settings:begin -->")[1].split("<!-- settings:end -->")[0].strip()
-    assert table == settings_reference_markdown(), "run `csms config --markdown` and update the README"
+    assert settings_block(ROOT / "README.md") == settings_reference_markdown(), \
+        "run `csms config --markdown` and update the README"
+
+
+def test_each_plugin_readme_carries_its_settings_table():
+    from csms.plugins import pm
+    from csms.settings import settings_reference_markdown, settings_registry
+
+    plugins = [name for name in settings_registry() if name != "core"]
+    assert {"billing", "loadbalancing", "notifications", "peakshaving", "roaming_ocpi", "stationops"} <= set(plugins)
+    for name in plugins:
+        readme = Path(pm.get_plugin(name).__file__).parent / "README.md"
+        assert settings_block(readme) == settings_reference_markdown(name), \
+            f"run `csms config --markdown {name}` and update {readme.relative_to(ROOT)}"
+
+
+def declared_hooks() -> dict:
+    """Every hook spec: the core's and those the loaded plugins declare (billing's too)."""
+    from csms.plugins import hook_specs, load_plugins
+
+    load_plugins()
+    specs = hook_specs()
+    assert specs, "no hook specs found"
+    assert "billing_request_payment" in specs, "hooks declared by plugins are checked too"
+    return specs
+
+
+def hook_sections() -> dict[str, tuple[str, str]]:
+    """Documented hook name → (its heading's arguments, the text of its section)."""
+    text = HOOKS_DOC.read_text()
+    headings = list(re.finditer(r"^### `(\w+)\((.*)\)`$", text, flags=re.M))
+    sections = {}
+    for m in headings:
+        end = re.compile(r"^##", flags=re.M).search(text, m.end())
+        sections[m.group(1)] = (m.group(2), text[m.end():end.start() if end else len(text)])
+    return sections
+
+
+def test_every_hook_is_documented():
+    documented = set(hook_sections())
+    names = set(declared_hooks())
+    missing = names - documented
+    assert not missing, f"hooks without documentation in docs/hooks.md: {sorted(missing)}"
+    assert not documented - names, "docs/hooks.md documents hooks that do not exist"
+
+
+def test_documented_arguments_match_specs():
+    sections = hook_sections()
+    for name, spec in declared_hooks().items():
+        args = list(inspect.signature(spec).parameters)
+        assert sections[name][0] == ", ".join(args), f"signature of {name} differs in docs"
+
+
+def test_each_hook_states_its_rule_and_has_an_example():
+    from csms.plugins import rule_of
+
+    sections = hook_sections()
+    for name in declared_hooks():
+        section = sections[name][1]
+        assert f"*{rule_of(name).value}.*" in section, f"docs/hooks.md does not state the rule of {name}"
+        example = re.search(r"```python\n(.*?)```", section, flags=re.S)
+        assert example and "@hookimpl" in example.group(1) and f"def {name}(" in example.group(1), \
+            f"docs/hooks.md has no example implementing {name}"
+        compile(example.group(1), f"docs/hooks.md:{name}", "exec")

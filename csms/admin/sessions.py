@@ -16,7 +16,7 @@ from csms.core.runtime import get_core
 from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
 from csms.core.tables import ChargingSession, Driver, MeterValue
 from csms.csvexport import csv_text
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 
 STATES = [("", "Any state"), ("active", "Active"), ("completed", "Completed")]
 
@@ -162,7 +162,7 @@ async def session_detail(request: Request, session_id: int) -> Template:
         row.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh)
     start, stop = as_datetime(row["started_at"]), as_datetime(row["stopped_at"])
     duration = ((stop or datetime.now(timezone.utc)) - start) if start else None
-    cost = await first_answer("price_session", session=row, final=row["state"] == "completed")
+    cost = await call_hook("price_session", session=row, final=row["state"] == "completed")
     context = dict(session=row, series=await meter_series(session_id), cost=cost,
                    duration_min=int(duration.total_seconds() // 60) if duration else None)
     template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from csms.admin.auth import current_user
 from csms.api.auth import ROLES
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
-from csms.plugins import all_answers, call_sync
+from csms.plugins import call_hook, call_sync
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -158,7 +158,7 @@ def nav_items(request: Request, role: str) -> list[Any]:
 async def panels(page: str, request: Request, context: dict[str, Any]) -> list[Markup]:
     """HTML fragments plugins add to ``page`` through ``admin_panels``."""
     out: list[Markup] = []
-    for _, answer in await all_answers("admin_panels", page=page, request=request, context=context):
+    for _, answer in await call_hook("admin_panels", page=page, request=request, context=context):
         for fragment in answer if isinstance(answer, (list, tuple)) else [answer]:
             if fragment:
                 out.append(Markup(fragment))

@@ -14,7 +14,7 @@ from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession, IdToken, MeterValue
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 
 TOKEN_TYPES = {"ISO14443", "ISO15693", "KeyCode", "Central", "eMAID", "MacAddress", "NoAuthorization", "Local"}
 TOKEN_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid"}
@@ -125,7 +125,7 @@ async def session_detail(session_id: int) -> dict[str, Any]:
     if live is not None:  # the running figures, fresher than the last batched write
         detail.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh,
                       current_a=live.current_a)
-    cost = await first_answer("price_session", session=row, final=row["state"] == "completed")
+    cost = await call_hook("price_session", session=row, final=row["state"] == "completed")
     detail["cost"] = cost.to_json() if cost is not None else None
     return detail
 

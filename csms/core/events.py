@@ -183,7 +183,7 @@ class EventDispatcher:
         await self._queue.join()
 
     async def _run(self) -> None:
-        from csms.plugins import all_answers
+        from csms.plugins import call_hook
 
         while True:
             event = await self._queue.get()
@@ -193,6 +193,6 @@ class EventDispatcher:
                         listener(event)
                     except Exception:
                         log.exception("event listener failed")
-                await all_answers("event", event=event)
+                await call_hook("event", event=event)
             finally:
                 self._queue.task_done()

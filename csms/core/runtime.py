@@ -40,7 +40,9 @@ class Core:
         from csms.core.services.settlement import SettlementService
         from csms.core.services.smart_charging import SmartChargingService
         from csms.core.services.stations import StationService
+        from csms.settings import report_config_file
 
+        report_config_file()  # plugins are loaded: every table of the config file has its owner
         self.settings = settings
         self.node_id = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
         self.events = EventDispatcher()

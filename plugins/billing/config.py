@@ -1,19 +1,21 @@
-"""The billing plugin's settings, from ``CSMS_BILLING_*`` environment variables."""
+"""The billing plugin's settings: ``CSMS_BILLING_*`` variables or the ``[billing]`` table of the config file."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from csms.settings import CsmsSettings
 
 
-class BillingSettings(BaseSettings):
+class BillingSettings(CsmsSettings):
     """Options of the billing plugin."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_BILLING_", extra="ignore")
 
-    cost_updates: bool = Field(False, description="Send OCPP 2.0.1 `CostUpdated` with the running cost to 2.0.1 stations while a session runs.")
+    cost_updates: bool = Field(False, description="Send OCPP 2.0.1 `CostUpdated` with the running cost (total incl. VAT) to 2.0.1 stations while a session runs.")
     cost_update_interval: float = Field(60.0, description="Least seconds between two `CostUpdated` messages for one session.")
     statement_timezone: str = Field("UTC", description="Time zone in which statement months are read and dates printed.")
     operator_name: str = Field("", description="Name printed on statements; defaults to the organization of kind `operator`.")

@@ -22,7 +22,7 @@ from csms.core.domain import CostLine, SessionCost
 from csms.core.runtime import get_core
 from csms.core.tables import MeterValue
 from csms.core.timeutil import utcnow
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 from plugins.billing.assignments import SessionContext, describe, known_context, resolve_assignment, session_context
 from plugins.billing.pricing import CostBreakdown, MeterSample, SessionUsage, price_session
 from plugins.billing.tables import Tariff, TariffVersion
@@ -214,7 +214,7 @@ async def quote_session(session: dict[str, Any], *, final: bool, ctx: SessionCon
     this plugin does not understand leaves the pricing to another plugin (None)."""
     ctx = ctx or await session_context(session)
     with known_context(ctx):  # this plugin's select_tariff reuses it
-        choice = await first_answer("select_tariff", session=session)
+        choice = await call_hook("select_tariff", session=session)
     if isinstance(choice, OcpiTariff):
         choice = TariffChoice(tariff=choice, code=choice.id, source="select_tariff")
     if not isinstance(choice, TariffChoice):

@@ -1,18 +1,18 @@
 """Hooks the billing plugin adds to the CSMS's plugin manager, for payment-provider plugins.
 
-Registered with ``pm.add_hookspecs`` when the billing plugin loads; implement them with
-``from csms import hookimpl`` like any core hook. Without an implementation the billing plugin
-issues statements only (``payment_status`` "statement_only").
+Declared with ``csms.plugins.add_hookspecs`` when the billing plugin loads (before the start-up
+check of hook names); implement them with ``from csms import hookimpl`` like any core hook, marked
+``@hookimpl(optionalhook=True)`` so a provider plugin still starts when billing is disabled.
+Without an implementation the billing plugin issues statements only (``payment_status``
+"statement_only").
 """
 
 from __future__ import annotations
 
-import pluggy
-
-hookspec = pluggy.HookspecMarker("csms")
+from csms.hookspecs import Rule, hookspec
 
 
-@hookspec
+@hookspec(Rule.FIRST_ANSWER)
 def billing_request_payment(statement, lines):
     """First answer wins. A statement was issued: collect its balance (``statement["direction"]``
     "collect": the party pays) or pay it out ("payout": the party is owed, e.g. home-charging

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from csms import NavItem, hookimpl
-from csms.plugins import pm
+from csms.plugins import add_hookspecs
 from plugins.billing import hookspecs as billing_hookspecs
 from plugins.billing.assignments import session_context
+from plugins.billing.config import BillingSettings
 from plugins.billing.cost_updates import cost_updates
 from plugins.billing.costing import choose_tariff, quote_session
 from plugins.billing.settlements import settle, settlement_row, stored_cost
 
-if not hasattr(pm.hook, "billing_request_payment"):
-    pm.add_hookspecs(billing_hookspecs)
+add_hookspecs(billing_hookspecs)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+SETTINGS_CLASSES = (BillingSettings,)
 
 
 @hookimpl

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from csms.core.tables import Driver, Organization
 from csms.core.timeutil import utcnow
 from csms.csvexport import csv_text
-from csms.plugins import first_answer, hook_impls
+from csms.plugins import call_hook, hook_impls
 from plugins.billing.config import billing_settings
 from plugins.billing.settlements import from_minor, money
 from plugins.billing.tables import Settlement, Statement, StatementLine
@@ -155,8 +155,8 @@ async def request_payment(statement_id: int) -> None:
     if statement["total_incl_minor"] == 0:
         return
     lines = await statement_lines(statement_id)
-    answer = await first_answer("billing_request_payment", statement=statement_json(statement),
-                                lines=lines_json(lines, statement["currency"]))
+    answer = await call_hook("billing_request_payment", statement=statement_json(statement),
+                             lines=lines_json(lines, statement["currency"]))
     if answer is None:
         return
     await Statement.update({Statement.payment_status: answer.status[:24], Statement.payment_provider: answer.provider[:64],

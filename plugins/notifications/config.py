@@ -1,14 +1,17 @@
-"""The notifications plugin's settings: ``CSMS_NOTIFICATIONS_*`` and the SMTP server ``CSMS_SMTP_*``."""
+"""The notifications plugin's settings: ``CSMS_NOTIFICATIONS_*`` (``[notifications]``) and the SMTP
+server ``CSMS_SMTP_*`` (``[smtp]``), as variables or in the config file."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from csms.settings import CsmsSettings
 
 
-class NotificationSettings(BaseSettings):
+class NotificationSettings(CsmsSettings):
     """Options of the notifications plugin."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_NOTIFICATIONS_", extra="ignore")
@@ -23,7 +26,7 @@ class NotificationSettings(BaseSettings):
         return [float(x) for x in self.retry_delays.split(",") if x.strip()]
 
 
-class SmtpSettings(BaseSettings):
+class SmtpSettings(CsmsSettings):
     """The SMTP server e-mails are sent through."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_SMTP_", extra="ignore")
@@ -31,7 +34,7 @@ class SmtpSettings(BaseSettings):
     host: str = Field("", description="SMTP server; empty turns e-mail off (e-mail deliveries fail with a clear reason).")
     port: int = Field(587, description="SMTP port.")
     user: str = Field("", description="SMTP user name (none: no login).")
-    password: str = Field("", description="SMTP password.")
+    password: str = Field("", description="SMTP password.", json_schema_extra={"secret": True})
     from_: str = Field("csms@localhost", alias="CSMS_SMTP_FROM", description="Sender address.")
     security: str = Field("auto", description="`auto` (STARTTLS when offered), `starttls`, `tls` (implicit TLS, port 465) or `none`.")
     timeout: float = Field(30.0, description="Seconds for the whole SMTP exchange.")

@@ -29,7 +29,7 @@ from csms.core import events as ev
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession
 from csms.core.timeutil import ocpp_ts
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 
 NOTIFICATION_EVENTS = (
     "station.online", "station.offline", "connector.status", "session.started", "session.charging_complete",
@@ -155,7 +155,7 @@ class NotificationBuilder:
             row = await session_row(event.session_id)
             if row is None:
                 return None
-            cost = await first_answer("price_session", session=row, final=True)
+            cost = await call_hook("price_session", session=row, final=True)
             stopped = row["stopped_at"] or event.at
             data = {**_session_data(row), "stopped_at": ocpp_ts(stopped),
                     "duration_s": round((stopped - row["started_at"]).total_seconds()),

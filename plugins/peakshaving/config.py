@@ -1,12 +1,16 @@
-"""Defaults of the peak-shaving plugin (``CSMS_PEAKSHAVING_*``); a site's own settings win."""
+"""Defaults of the peak-shaving plugin (``CSMS_PEAKSHAVING_*`` or ``[peakshaving]``); a site's own settings win."""
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from csms.settings import CsmsSettings
 
 
-class PeakShavingSettings(BaseSettings):
+class PeakShavingSettings(CsmsSettings):
+    """Defaults for every site (a site's own shifting settings win)."""
+
     model_config = SettingsConfigDict(env_prefix="CSMS_PEAKSHAVING_", extra="ignore")
 
     default_departure_h: float = Field(8.0, description="Hours after its start a session is assumed to end when nobody said.")

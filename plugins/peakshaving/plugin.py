@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from csms import CapacitySchedule, Load, hookimpl
 from csms.core.tables import ChargingSession
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 from plugins.peakshaving.capacity import Signal, Window, capacity_schedule, parse_days, parse_hhmm
 from plugins.peakshaving.config import PeakShavingSettings
 from plugins.peakshaving.prices import energy_price_at, tariff_json
@@ -21,6 +21,7 @@ from plugins.peakshaving.tables import PeakShavingSignal, PeakShavingSite, PeakS
 log = logging.getLogger("csms.peakshaving")
 
 INF = math.inf
+SETTINGS_CLASSES = (PeakShavingSettings,)
 
 # Tariff JSON per session id: a session's tariff is chosen once, at its start.
 _tariffs: dict[int, dict[str, Any] | None] = {}
@@ -70,7 +71,7 @@ async def _tariff_of(load: Load) -> dict[str, Any] | None:
         session = await ChargingSession.select(
             ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id"),
         ).where(ChargingSession.id == load.session_id).first()
-        answer = await first_answer("select_tariff", session=session) if session is not None else None
+        answer = await call_hook("select_tariff", session=session) if session is not None else None
         _tariffs[load.session_id] = tariff_json(answer)
     return _tariffs[load.session_id]
 

@@ -1,16 +1,18 @@
-"""The roaming plugin's settings, from ``CSMS_OCPI_*`` environment variables."""
+"""The roaming plugin's settings: ``CSMS_OCPI_*`` variables or the ``[ocpi]`` table of the config file."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from csms.settings import CsmsSettings
 
 WHITELIST_TYPES = ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER")
 
 
-class OcpiSettings(BaseSettings):
+class OcpiSettings(CsmsSettings):
     """Who we are on OCPI and how the plugin behaves."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_OCPI_", extra="ignore")
@@ -27,7 +29,7 @@ class OcpiSettings(BaseSettings):
     authorize_unknown: bool = Field(False, description="Ask every eMSP partner in real time about a token that is neither ours nor pushed by a partner.")
     request_timeout: float = Field(15.0, description="Seconds an outbound OCPI request may take.")
     page_limit: int = Field(100, description="Largest page served by paginated GET endpoints (X-Limit).")
-    sync_interval: float = Field(30.0, description="Seconds between scans for changed locations, tariffs and tokens to push (0 disables).")
+    sync_interval: float = Field(30.0, description="Seconds between scans for changed locations, tariffs and tokens to push (0: only on events and `POST /sync`).")
     session_update_interval: float = Field(60.0, description="Least seconds between two Session PATCHes (new charging period) of one session.")
     retry_delays: str = Field("1,5,30,120,600,1800", description="Backoff (s) between delivery attempts of a queued push; the last repeats forever.")
     worker: bool = Field(True, description="Deliver queued pushes from this process (in multi-node mode keep it on one node only).")

@@ -20,7 +20,7 @@ from csms.core.services.operations import OperationError
 from csms.core.services.settlement import session_dict
 from csms.core.tables import IdToken, Site, Station
 from csms.core.timeutil import utcnow
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 from plugins.roaming_ocpi import objects, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -433,7 +433,7 @@ async def _push_session(partner_id: int, session_id: int, method: str, body: dic
 
 
 async def _cost(session: dict[str, Any], final: bool) -> Any:
-    return await first_answer("price_session", session=session, final=final)
+    return await call_hook("price_session", session=session, final=final)
 
 
 def _period(start: datetime, end: datetime, energy_wh: float) -> dict[str, Any]:
@@ -544,7 +544,7 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
     if cost is not None:
         cdr["total_cost"] = objects.price(cost.total_excl_vat, cost.total_incl_vat)
         cdr.update(_cost_totals(cost))
-        choice = await first_answer("select_tariff", session=session)
+        choice = await call_hook("select_tariff", session=session)
         tariff = objects.tariff_object(choice, start) if choice is not None else None
         if tariff is not None and not schema.problems(tariff, schema.TARIFF):
             cdr["tariffs"] = [tariff]

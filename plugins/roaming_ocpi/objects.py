@@ -17,7 +17,7 @@ from typing import Any
 
 from csms.core.tables import Connector, Evse, IdToken, Site, Station
 from csms.core.timeutil import utcnow
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
@@ -74,7 +74,7 @@ def _publishable(site: dict[str, Any]) -> bool:
 
 async def _tariff_ids(station_id: str, evse_id: int) -> list[str]:
     """The tariff a public (unknown) driver would get here, through the ``select_tariff`` hook."""
-    choice = await first_answer("select_tariff", session={
+    choice = await call_hook("select_tariff", session={
         "id": None, "station_id": station_id, "evse_id": evse_id, "started_at": utcnow(), "id_token": "",
         "driver": None, "state": "active"})
     code = getattr(choice, "code", None) or getattr(choice, "id", None)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from csms import NavItem, hookimpl
+from plugins.roaming_ocpi.config import OcpiSettings
 
 log = logging.getLogger("csms.ocpi")
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+SETTINGS_CLASSES = (OcpiSettings,)
 
 
 class EventQueue:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from csms import NavItem, hookimpl
+from plugins.stationops.config import StationOpsSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+SETTINGS_CLASSES = (StationOpsSettings,)
 
 
 @hookimpl

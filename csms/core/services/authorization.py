@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from csms.core.domain import AuthorizationResult
-from csms.plugins import first_answer
+from csms.plugins import call_hook
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -28,7 +28,7 @@ class AuthorizationService:
 
     async def authorize(self, station_id: str, id_token: str, token_type: str = "", *, evse_id: int | None = None,
                         purpose: str = "authorize") -> AuthorizationResult:
-        result = await first_answer(
+        result = await call_hook(
             "authorize_token", station_id=station_id, id_token=id_token, token_type=token_type,
             evse_id=evse_id, purpose=purpose,
         )

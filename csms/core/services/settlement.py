@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from csms.core import events as ev
 from csms.core.tables import ChargingSession
 from csms.core.timeutil import utcnow
-from csms.plugins import call_impl, hook_impls, await_me_maybe, first_answer
+from csms.plugins import call_hook
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -65,16 +65,12 @@ class SettlementService:
             session = await session_dict(session_id)
             if session is None or session["settled_at"] is not None:
                 return True
-            cost = await first_answer("price_session", session=session, final=True)
-            failed = False
-            for impl in hook_impls("settle_session"):
-                try:
-                    await await_me_maybe(call_impl(impl, {"session": session, "cost": cost}))
-                except Exception:
-                    failed = True
-                    log.exception("settlement by %s failed for session %s (attempt %d)", impl.plugin_name,
-                                  session_id, attempt + 1)
-            if not failed:
+            cost = await call_hook("price_session", session=session, final=True)
+            failed = await call_hook("settle_session", session=session, cost=cost)
+            if failed:
+                log.warning("settlement by %s failed for session %s (attempt %d)", ", ".join(failed), session_id,
+                            attempt + 1)
+            else:
                 await ChargingSession.update({ChargingSession.settled_at: utcnow()}).where(
                     ChargingSession.id == session_id)
                 return True

@@ -31,7 +31,7 @@ Rules that keep a site within its fuses (``plugins/loadbalancing/README.md`` has
 A round runs on session start/stop, on station boot/connect/disconnect, on meter values (at
 most once per ``meter_interval_s`` per site), at the next change of capacity, and every
 ``interval_s``; always off the stations' request path (events arrive after the answer).
-Configuration: environment variables ``CSMS_SMART_CHARGING_*`` (:class:`SmartChargingSettings`).
+Configuration: ``CSMS_SMART_CHARGING_*`` or ``[smart_charging]`` (:class:`~csms.settings.SmartChargingSettings`).
 """
 
 from __future__ import annotations
@@ -43,9 +43,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csms.core import events as ev
 from csms.core.domain import CapacityPeriod, CapacitySchedule, Load, SiteTopology, TopologyNode
@@ -62,7 +59,8 @@ from csms.core.tables import (
     Station,
 )
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
-from csms.plugins import all_answers, first_answer, hook_impls
+from csms.plugins import call_hook, hook_impls
+from csms.settings import SmartChargingSettings
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -84,31 +82,6 @@ _CODE_PURPOSES = {v: k for k, v in _PURPOSE_CODES.items()}
 
 Triple = tuple[float, float, float]
 Periods = tuple[tuple[datetime, float], ...]  # (start, amps per phase), sorted
-
-
-class SmartChargingSettings(BaseSettings):
-    """Tuning of the smart-charging loop (environment variables ``CSMS_SMART_CHARGING_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CSMS_SMART_CHARGING_", extra="ignore")
-
-    enabled: bool = Field(True, description="Run the smart-charging loop.")
-    interval_s: float = Field(60.0, description="Seconds between rounds for every site, besides the events.")
-    debounce_s: float = Field(0.2, description="Seconds to wait after an event so that events arriving together make one round.")
-    meter_interval_s: float = Field(15.0, description="Fewest seconds between two rounds of a site caused by meter values.")
-    min_change_a: float = Field(1.0, description="Increases smaller than this (A) are not sent; decreases always are.")
-    stack_level: int = Field(1, description="Stack level of the profiles the loop sends (lowered to the station's maximum when known).")
-    profile_id_base: int = Field(900_000, description="Profile ids are base + 10 × EVSE id + 1 (station maximum), 2 (default) or 3 (transaction).")
-    default_max_current_a: float = Field(32.0, description="Connector maximum (A) when the station has no max_current_a.")
-    phase_threshold_a: float = Field(1.0, description="A phase counts as in use when its measured current is at least this (A).")
-    measure_settle_s: float = Field(10.0, description="Measurements older than a profile change plus this many seconds are not passed to the allocator.")
-    horizon_s: int = Field(86_400, description="How far ahead (s) capacity changes are written into the profiles.")
-    default_max_periods: int = Field(24, description="Schedule periods per profile when the station does not say.")
-    station_max_profile: bool = Field(True, description="Install a station maximum profile from the station's max_current_a.")
-    boot_grace_s: float = Field(10.0, description="Seconds after a connection without BootNotification before profiles are sent anyway.")
-    retry_s: float = Field(30.0, description="Seconds before a station that refused or missed a profile is tried again (its draw stays reserved).")
-    verify: bool = Field(True, description="Read back the composite schedule after changes and report stations that do not honour profiles.")
-    verify_interval_s: float = Field(300.0, description="Fewest seconds between two read-backs of one station.")
-    verify_tolerance_a: float = Field(0.5, description="A composite limit this much (A) above what was sent counts as not honoured.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,7 +583,7 @@ class SmartChargingService:
                 extra={"transaction_id": x.transaction_id, "station_phases": station_phases},
             )
             if ask_limits:  # plugins' limits on this session (the minimum counts)
-                for plugin, cap in await all_answers("session_limit", load=load, now=now):
+                for plugin, cap in await call_hook("session_limit", load=load, now=now):
                     if not isinstance(cap, (int, float)) or isinstance(cap, bool) or math.isnan(cap):
                         log.warning("plugin %s answered session_limit with %r, not amps", plugin, cap)
                         continue
@@ -656,7 +629,7 @@ class SmartChargingService:
 
     async def _capacity(self, site: dict[str, Any], grid: Triple, now: datetime) -> CapacitySchedule:
         schedules = [CapacitySchedule((CapacityPeriod(now, grid),))]
-        for plugin, answer in await all_answers("site_capacity", site=site, now=now):
+        for plugin, answer in await call_hook("site_capacity", site=site, now=now):
             if isinstance(answer, CapacitySchedule) and answer.periods:
                 schedules.append(answer)
             elif not isinstance(answer, CapacitySchedule):
@@ -785,8 +758,8 @@ class SmartChargingService:
     @staticmethod
     async def allocate(model: SiteModel, capacity: CapacitySchedule, now: datetime) -> dict[str, float] | None:
         """The ``allocate_capacity`` answer for the model's loads, or None without an allocator."""
-        answer = await first_answer("allocate_capacity", site=model.site, topology=model.topology,
-                                    loads=list(model.loads), capacity=capacity, now=now)
+        answer = await call_hook("allocate_capacity", site=model.site, topology=model.topology,
+                                 loads=list(model.loads), capacity=capacity, now=now)
         if answer is None:
             return None
         if not isinstance(answer, dict):

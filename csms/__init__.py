@@ -12,6 +12,7 @@ from csms.core.domain import (
     NavItem,
     SessionCost,
 )
+from csms.plugin_routes import public_route
 from csms.plugins import hookimpl
 
 __version__ = "0.1.0"
@@ -25,5 +26,6 @@ __all__ = [
     "NavItem",
     "SessionCost",
     "hookimpl",
+    "public_route",
     "__version__",
 ]

@@ -4,21 +4,28 @@ document, the operator admin, static assets and whatever plugins add."""
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from litestar import Litestar, Router, get
+from litestar.connection import ASGIConnection
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from csms import __version__
-from csms.admin import AdminPlugin
+from csms.admin import AdminPlugin, auth
+from csms.admin.errors import login_required
+from csms.admin.mount import CSRF_EXCLUDE
 from csms.api import bounds
+from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.keys import ApiKeyController
 from csms.api.smart_charging import SmartChargingController
@@ -26,6 +33,7 @@ from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
+from csms.plugin_routes import public_reason
 from csms.plugins import call_hook, call_sync, load_plugins
 from csms.settings import Settings, get_settings
 
@@ -69,6 +77,34 @@ def api_router() -> Router:
     ])
 
 
+_CSRF_SKIPPED = [re.compile(p) for p in CSRF_EXCLUDE]
+
+
+async def plugin_route_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The guard of every route a plugin registers, unless it is declared public (the rules are
+    in :mod:`csms.plugin_routes`)."""
+    if public_reason(handler.opt):
+        return
+    role = auth.required_role(connection, handler)
+    path = connection.scope["path"]
+    if path.startswith("/api/"):
+        if not any(hasattr(guard, "csms_role") for guard in handler.resolve_guards()):
+            await require(role)(connection, handler)
+        return
+    await auth.require_login(connection, role)
+    if connection.scope.get("method", "GET") not in auth.SAFE_METHODS and (
+            handler.opt.get("exclude_from_csrf") or any(p.match(path) for p in _CSRF_SKIPPED)):
+        if not auth.csrf_header_ok(connection, connection.app.state.admin_settings.secret):
+            raise PermissionDeniedException("CSRF token missing or incorrect")
+
+
+def guard_plugin_routes(items: list[Any]) -> Router:
+    """What ``register_routes`` returned, mounted behind :func:`plugin_route_guard` (secure by
+    default: a plugin declares a public route, it never has to remember a guard)."""
+    return Router(path="/", route_handlers=items, guards=[plugin_route_guard],
+                  exception_handlers={auth.LoginRequired: login_required})
+
+
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Litestar:
     """Build the app. ``manage_database=False`` leaves engine set-up to the caller (tests)."""
     settings = settings or get_settings()
@@ -99,8 +135,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         health,
         api_router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
-        *call_sync("register_routes", settings=settings),
     ]
+    plugin_routes = call_sync("register_routes", settings=settings)
+    if plugin_routes:
+        handlers.append(guard_plugin_routes(plugin_routes))
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

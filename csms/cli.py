@@ -126,10 +126,14 @@ def cmd_user_create(args: argparse.Namespace) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> None:
+    from csms.plugin_routes import plugin_public_routes, public_summary
     from csms.plugins import plugins_info
 
+    public = plugin_public_routes(get_settings())
     for p in plugins_info():
         print(f"{p['name']}\n    hooks: {', '.join(p['hooks']) or '-'}")
+        for paths, reason in public_summary(public.get(p["name"], [])):
+            print(f"    public: {paths}: {reason}")
 
 
 def cmd_config(args: argparse.Namespace) -> None:

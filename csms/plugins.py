@@ -64,6 +64,49 @@ class PluginError(SystemExit):
     plugins`` stop with the message alone."""
 
 
+class _Call(NamedTuple):
+    """The hook call an isolated implementation is part of (a stack: a hook may call a hook)."""
+
+    hook_name: str
+    kwargs: Mapping[str, Any]
+    first: bool
+    answered: list[bool]
+
+
+_calls: list[_Call] = []
+_isolated: dict[Any, Any] = {}  # HookImpl -> its isolated stand-in, made once
+
+
+def _isolated_impl(impl: Any) -> Any:
+    """A stand-in for ``impl`` as pluggy's multicall reads a HookImpl, made once per impl: it
+    calls the implementation in ``try``/``except`` and answers an :class:`Answer`."""
+    stand_in = _isolated.get(impl)
+    if stand_in is not None:
+        return stand_in
+    function, plugin, kwargnames = impl.function, impl.plugin_name, impl.kwargnames
+
+    def isolated(*args: Any) -> Answer | None:
+        call = _calls[-1]
+        if call.answered[0]:
+            return None
+        try:
+            value = function(*args, **{n: call.kwargs[n] for n in kwargnames if n in call.kwargs}) \
+                if kwargnames else function(*args)
+        except Exception as exc:
+            log.exception("plugin %s failed in hook %s", plugin, call.hook_name)
+            return Answer(plugin, Failed(exc))
+        if value is None:
+            return None
+        if call.first and not (callable(value) or inspect.isawaitable(value)):
+            call.answered[0] = True
+        return Answer(plugin, value)
+
+    stand_in = _isolated[impl] = types.SimpleNamespace(
+        function=isolated, argnames=impl.argnames, kwargnames=(), wrapper=False, hookwrapper=False,
+        plugin_name=plugin)
+    return stand_in
+
+
 def _isolating_hookexec(hook_name: str, hook_impls: Sequence[Any], caller_kwargs: Mapping[str, Any],
                         firstresult: bool) -> Any:
     """pluggy's inner hook executor for csms (wrapped by tracing and monitoring when enabled).
@@ -73,31 +116,12 @@ def _isolating_hookexec(hook_name: str, hook_impls: Sequence[Any], caller_kwargs
     answer wins* hook, the implementations after a plain answer (neither awaitable nor callable)
     are not called: nothing after it can win.
     """
-    first = rule_of(hook_name) is Rule.FIRST_ANSWER
-    answered = False
-
-    def isolated(impl: Any) -> Any:
-        def function() -> Answer | None:
-            nonlocal answered
-            if answered:
-                return None
-            try:
-                value = impl.function(*(caller_kwargs[name] for name in impl.argnames),
-                                      **{name: caller_kwargs[name] for name in impl.kwargnames if name in caller_kwargs})
-            except Exception as exc:
-                log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
-                return Answer(impl.plugin_name, Failed(exc))
-            if value is None:
-                return None
-            answered = first and not (callable(value) or inspect.isawaitable(value))
-            return Answer(impl.plugin_name, value)
-
-        # a HookImpl as pluggy's multicall reads it: no arguments of its own, not a wrapper
-        return types.SimpleNamespace(function=function, argnames=(), kwargnames=(), wrapper=False, hookwrapper=False,
-                                     plugin_name=impl.plugin_name)
-
-    impls = [impl if impl.wrapper or impl.hookwrapper else isolated(impl) for impl in hook_impls]
-    return _multicall(hook_name, impls, caller_kwargs, firstresult)
+    impls = [impl if impl.wrapper or impl.hookwrapper else _isolated_impl(impl) for impl in hook_impls]
+    _calls.append(_Call(hook_name, caller_kwargs, rule_of(hook_name) is Rule.FIRST_ANSWER, [False]))
+    try:
+        return _multicall(hook_name, impls, caller_kwargs, firstresult)
+    finally:
+        _calls.pop()
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -239,9 +263,13 @@ async def await_me_maybe(value: Any) -> Any:
     return value
 
 
+def _pending(value: Any) -> bool:
+    return callable(value) or inspect.isawaitable(value)
+
+
 async def _resolved(hook_name: str, answer: Answer) -> Answer:
     """The answer awaited; a failure becomes its error, logged with the plugin's name."""
-    if not isinstance(answer.value, Failed):
+    if _pending(answer.value):
         try:
             answer = Answer(answer.plugin, await await_me_maybe(answer.value))
         except Exception as exc:
@@ -275,7 +303,8 @@ async def call_hook(hook_name: str, **kwargs: Any) -> Any:
     rule, answers = _answers(hook_name, kwargs, sync=False)
     if rule is Rule.FIRST_ANSWER:
         for index, answer in enumerate(answers):
-            answer = await _resolved(hook_name, answer)
+            if _pending(answer.value) or _tracing:
+                answer = await _resolved(hook_name, answer)
             if answer.value is not None and not isinstance(answer.value, Failed):
                 for rest in answers[index + 1:]:
                     if inspect.iscoroutine(rest.value):
@@ -283,12 +312,20 @@ async def call_hook(hook_name: str, **kwargs: Any) -> Any:
                 return answer.value
         return None
     if rule is Rule.EVERY_IMPLEMENTATION:
-        return [a.plugin for a in answers if isinstance((await _resolved(hook_name, a)).value, Failed)]
+        failed = []
+        for answer in answers:
+            if _pending(answer.value) or _tracing:
+                answer = await _resolved(hook_name, answer)
+            if isinstance(answer.value, Failed):
+                failed.append(answer.plugin)
+        return failed
     # plain answers cost no task: only what needs awaiting is gathered
-    lazy = {i: _resolved(hook_name, a) for i, a in enumerate(answers)
-            if callable(a.value) or inspect.isawaitable(a.value)}
+    lazy = {i: _resolved(hook_name, a) for i, a in enumerate(answers) if _pending(a.value)}
     done = dict(zip(lazy, await asyncio.gather(*lazy.values()))) if lazy else {}
-    resolved = [done[i] if i in done else await _resolved(hook_name, a) for i, a in enumerate(answers)]
+    resolved = [done[i] if i in done else a for i, a in enumerate(answers)]
+    for answer in resolved if _tracing else ():
+        if answer not in done.values():
+            _trace(hook_name, answer)
     return [a for a in resolved if a.value is not None and not isinstance(a.value, Failed)]
 
 

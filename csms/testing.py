@@ -55,6 +55,7 @@ class RunningServer:
     api: httpx.AsyncClient
     database_url: str
     tls: bool = False
+    app: Any = None  # the Litestar app (its route table)
 
     @property
     def base_url(self) -> str:
@@ -131,7 +132,7 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
     api = httpx.AsyncClient(base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/v1",
                             headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=False)
     try:
-        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url, tls)
+        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url, tls, app)
     finally:
         await api.aclose()
         server.should_exit = True

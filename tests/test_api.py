@@ -96,3 +96,34 @@ def test_apikey_cli_prints_key_alone(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("csms_")
     settings_mod.get_settings.cache_clear()
+
+
+# a body each station endpoint accepts, by the last part of its path (a new endpoint must be added)
+STATION_BODIES = {
+    "{station_id:str}": {}, "approve": None, "reject": None, "password": {"password": "x" * 20},
+    "configuration": {"key": "K", "value": "V"},
+    "refresh": {}, "remote-start": {"id_token": "T"}, "remote-stop": {}, "reset": {"kind": "soft"},
+    "unlock": {"evse_id": 1}, "availability": {"operative": True}, "trigger": {"message": "Heartbeat"},
+    "clear-cache": None, "firmware": {"location": "https://example.org/fw.bin"},
+    "logs": {"location": "https://example.org/upload"}, "{action:str}": {},
+}
+
+
+async def test_every_station_command_answers_404_for_an_unknown_station(server):
+    """Every command and change (the logs, keyed by the id a station sent, stay readable): an
+    unknown station is not merely offline (409)."""
+    from litestar.routes import HTTPRoute
+
+    prefix = "/api/v1/stations/{station_id:str}"
+    checked = []
+    for route in server.app.routes:
+        if not isinstance(route, HTTPRoute) or not (route.path + "/").startswith(prefix + "/"):
+            continue
+        path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")[len("/api/v1"):]
+        for method in sorted(route.methods - {"GET", "HEAD", "OPTIONS"}):
+            body = STATION_BODIES[route.path.rsplit("/", 1)[-1]]
+            r = await server.api.request(method, path, json=body if method != "DELETE" else None)
+            assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text}"
+            checked.append(f"{method} {path}")
+    assert "POST /stations/NOPE/reset" in checked and "POST /stations/NOPE/ocpp/Reset" in checked
+    assert len(checked) >= 17

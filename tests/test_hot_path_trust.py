@@ -265,17 +265,20 @@ async def test_replayed_16_meter_values_are_stored_once(server):
 
 # 6. Deep nesting -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("version,rpc_error,nested_error", [
-    ("ocpp1.6", "FormationViolation", "TypeConstraintViolation"),  # 1.6 DataTransfer data is a string
-    ("ocpp2.0.1", "RpcFrameworkError", "FormatViolation"),  # 2.0.1 data is anyType: the depth limit
+@pytest.mark.parametrize("version,rpc_error,format_error,nested_error", [
+    ("ocpp1.6", "FormationViolation", "FormationViolation", "FormationViolation"),
+    ("ocpp2.0.1", "RpcFrameworkError", "FormatViolation", "FormatViolation"),
 ])
-async def test_deep_nesting_gets_a_callerror_and_the_socket_survives(server, version, rpc_error, nested_error):
+async def test_deep_nesting_gets_a_callerror_and_the_socket_survives(server, version, rpc_error, format_error,
+                                                                    nested_error):
     ws = await station(server, f"DEEP{version[-1]}", version)
     try:
         for depth in (1_000, 100_000):
             frame = '[2,"deep","DataTransfer",{"vendorId":"v","data":' + "[" * depth + "]" * depth + "}]"
             r = await rpc(ws, frame)
-            assert r[:3] == [4, "-1", rpc_error]
+            assert r[:3] == [4, "deep", format_error]  # too deep to decode, its id still read
+            r = await rpc(ws, "[" * depth + "]" * depth)
+            assert r[:3] == [4, "-1", rpc_error]  # not even a CALL
         nested = {"vendorId": "v", "data": json.loads("[" * 40 + "]" * 40)}
         r = await rpc(ws, [2, "deep40", "DataTransfer", nested])
         assert r[:3] == [4, "deep40", nested_error]
@@ -358,3 +361,38 @@ async def test_handshake_statuses_say_why(tmp_path):
                 pass
         assert refused.value.response.status_code == 401
         assert refused.value.response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_numbers_beyond_the_decoder_keep_their_message_id(server):
+    """Found by the fuzzer: 1e400 or an integer of 5,000 digits is still JSON; the CALL gets an
+    answer with its own id and the code of the value's domain."""
+    ws = await station(server, "HUGE", "ocpp2.0.1")
+    try:
+        r = await rpc(ws, '[2,"f","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"' + TS
+                      + '","sampledValue":[{"value":1e400}]}]}]')
+        assert r[:3] == [4, "f", "PropertyConstraintViolation"]
+        r = await rpc(ws, '[2,"i","Heartbeat",{"x":1' + "0" * 5000 + "}]")
+        assert r[:3] == [4, "i", "TypeConstraintViolation"]
+        r = await rpc(ws, '[2,"w","LogStatusNotification",{"status":"Idle","requestId":2147483648.0}]')
+        assert r[:3] == [4, "w", "TypeConstraintViolation"]
+        deep = '[2,"d","DataTransfer",{"vendorId":"v","data":' + "[" * 300 + "]" * 300 + "}]"
+        assert (await rpc(ws, deep))[:3] == [4, "d", "FormatViolation"]  # below the decoder's limit
+        await heartbeat_answered(ws)
+    finally:
+        await ws.close()
+
+
+async def test_notify_event_is_stored_whole_or_not_at_all(server):
+    ws = await station(server, "EVENTS", "ocpp2.0.1")
+    try:
+        item = {"eventId": 1, "timestamp": "2024-01-01T00:00:00Z", "trigger": "Delta", "actualValue": "x",
+                "eventNotificationType": "HardWiredNotification", "component": {"name": "C"},
+                "variable": {"name": "V"}}
+        bad = {**item, "eventId": 2, "timestamp": "0001-01-01T00:00:00+05:00"}
+        r = await rpc(ws, [2, "e", "NotifyEvent", {"generatedAt": TS, "seqNo": 0, "eventData": [item, bad]}])
+        assert r[:3] == [4, "e", "PropertyConstraintViolation"]
+        await server.core.writer.flush()
+        events = (await server.api.get("/stations/EVENTS/events", params={"category": "event"})).json()["items"]
+        assert events == []
+    finally:
+        await ws.close()

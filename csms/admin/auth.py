@@ -87,16 +87,20 @@ def required_role(connection: ASGIConnection, handler: BaseRouteHandler) -> str:
     return "viewer" if connection.scope.get("method", "GET") in SAFE_METHODS else "operator"
 
 
+async def require_login(connection: ASGIConnection, role: str) -> None:
+    """A logged-in user with at least ``role``, else ``LoginRequired`` / ``PermissionDeniedException``."""
+    user = await current_user(connection)
+    if user is None:
+        raise LoginRequired("log in first")
+    if not user.can(role):
+        raise PermissionDeniedException(f"This needs the {role} role; you are signed in as {user.role}.")
+
+
 async def admin_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Every admin route: a login, and the operator role for anything that changes state."""
     if handler.opt.get("public"):
         return
-    user = await current_user(connection)
-    if user is None:
-        raise LoginRequired("log in first")
-    role = required_role(connection, handler)
-    if not user.can(role):
-        raise PermissionDeniedException(f"This needs the {role} role; you are signed in as {user.role}.")
+    await require_login(connection, required_role(connection, handler))
 
 
 def login_url(next_path: str) -> str:
@@ -164,6 +168,13 @@ def csrf_tokens_match(header_token: str, cookie_token: str, secret: str) -> bool
     return a is not None and b is not None and compare_digest(a, b)
 
 
+def csrf_header_ok(connection: ASGIConnection, secret: str) -> bool:
+    """The request carries the CSRF header the admin's pages send, matching its CSRF cookie."""
+    header = connection.headers.get(CSRF_HEADER, "")
+    cookie = connection.cookies.get(CSRF_COOKIE, "")
+    return bool(header and cookie and csrf_tokens_match(header, cookie, secret))
+
+
 def session_principal_resolver(secret: str):
     """A ``principal_resolvers`` entry: the session user for the REST API.
 
@@ -175,11 +186,8 @@ def session_principal_resolver(secret: str):
     async def session_principal(connection: ASGIConnection) -> Principal | None:
         if not connection.cookies.get(SESSION_COOKIE):
             return None
-        if connection.scope.get("method", "GET") not in SAFE_METHODS:
-            header = connection.headers.get(CSRF_HEADER, "")
-            cookie = connection.cookies.get(CSRF_COOKIE, "")
-            if not (header and cookie and csrf_tokens_match(header, cookie, secret)):
-                return None
+        if connection.scope.get("method", "GET") not in SAFE_METHODS and not csrf_header_ok(connection, secret):
+            return None
         user = await current_user(connection)
         return Principal(user.username, user.role, "user") if user else None
 

@@ -1,7 +1,6 @@
 """The admin's own settings: the map tile server and the secret that signs CSRF tokens.
 
-They are read from the environment (``CSMS_MAP_TILE_URL``, ``CSMS_MAP_ATTRIBUTION``) so the
-core settings stay untouched; the secret is ``CSMS_SESSION_SECRET`` or a random one kept in
+The map settings are the core's ``map_tile_url`` and ``map_attribution``; the secret is ``CSMS_SESSION_SECRET`` or a random one kept in
 the data directory, so tokens survive a restart. Nodes of a cluster must share the secret
 (set ``CSMS_SESSION_SECRET``), or a form rendered by one node is refused by another.
 """
@@ -49,10 +48,10 @@ def stored_secret(data_dir: Path) -> str:
 
 
 def admin_settings(settings: Settings) -> AdminSettings:
-    tiles = os.environ.get("CSMS_MAP_TILE_URL")
+    tiles = settings.map_tile_url
     if tiles is None:
         tiles = OSM_TILES
-    attribution = os.environ.get("CSMS_MAP_ATTRIBUTION")
+    attribution = settings.map_attribution
     if attribution is None:
         attribution = OSM_ATTRIBUTION if tiles == OSM_TILES else ""
     return AdminSettings(

@@ -104,6 +104,7 @@ def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable
         if not principal.can(role):
             raise PermissionDeniedException(f"this needs the {role} role; you are {principal.role}")
 
+    guard.csms_role = role  # type: ignore[attr-defined]  # how a route's own API guard is recognised
     return guard
 
 

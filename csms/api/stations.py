@@ -318,6 +318,7 @@ class StationController(Controller):
             core = get_core()
             active = core.sessions.for_station(station_id)
             if len(active) != 1:
+                await station_row(station_id)  # an unknown station is a 404, not a missing argument
                 raise ValidationException("give transaction_id or session_id (the station has "
                                           f"{len(active)} active sessions)")
             data = RemoteStop(transaction_id=active[0].transaction_id)

@@ -187,12 +187,12 @@ class ChargingSession(Table, tablename="charging_session"):
 class MeterValue(Table, tablename="meter_value"):
     """One sampled value (measurand, phase, unit, context) written in batches.
 
-    Unique per (station_id, evse_id, timestamp, measurand, phase, location, context, value)
+    Unique per (timestamp, station_id, evse_id, measurand, phase, location, context, value)
     (index ``meter_value_reading``, made by a migration): a replayed reading is stored once.
     """
 
     session = BigInt(null=True, default=None, index=True)
-    station_id = Varchar(length=64)
+    station_id = Varchar(length=64, index=True)
     evse_id = Integer(default=0)
     transaction_id = Varchar(length=64, default="")
     timestamp = Timestamptz()

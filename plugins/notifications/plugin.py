@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms import NavItem, hookimpl
+from csms import NavItem, hookimpl, public_route
 from plugins.notifications.config import NotificationSettings, SmtpSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -45,7 +45,9 @@ def register_routes(settings):
     from plugins.notifications.admin import driver_router, notifications_admin_router
     from plugins.notifications.api import notifications_api_router
 
-    return [notifications_api_router(), notifications_admin_router(), driver_router()]
+    return [notifications_api_router(), notifications_admin_router(),
+            public_route(driver_router(), "a driver's own notification settings, opened by the secret link "
+                                          "the operator sends (the token in the path is the credential)")]
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from csms import NavItem, hookimpl
+from csms import NavItem, hookimpl, public_route
 from plugins.roaming_ocpi.config import OcpiSettings
 
 log = logging.getLogger("csms.ocpi")
@@ -82,7 +82,9 @@ def register_routes(settings):
     from plugins.roaming_ocpi.api import roaming_api_router
     from plugins.roaming_ocpi.routes import ocpi_router
 
-    return [ocpi_router(), roaming_api_router(), roaming_admin_router()]
+    return [public_route(ocpi_router(), "OCPI partners: every request is checked against the partner's "
+                                        "credentials token (Authorization: Token ...)"),
+            roaming_api_router(), roaming_admin_router()]
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms import NavItem, hookimpl
+from csms import NavItem, hookimpl, public_route
 from plugins.stationops.config import StationOpsSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -47,7 +47,11 @@ def register_routes(settings):
     from plugins.stationops.diagnostics import upload_handlers
     from plugins.stationops.firmware import firmware_file
 
-    return [stationops_api_router(), stationops_admin_router(), firmware_file, *upload_handlers()]
+    return [stationops_api_router(), stationops_admin_router(),
+            public_route(firmware_file, "stations download firmware without credentials; a file name starts "
+                                        "with the image's hash"),
+            *(public_route(h, "stations upload diagnostics without credentials; the unguessable, expiring "
+                              "token in the path is the credential") for h in upload_handlers())]
 
 
 @hookimpl

@@ -19,9 +19,12 @@ from ocpp.charge_point import ChargePoint
 from csms.core.events import deferred_events
 from csms.core.ocpp.validation import (
     ACTIONS,
+    MAX_DEPTH,
     MAX_MESSAGE_ID,
+    call_head,
     OcppError,
     check_domain,
+    decode_unbounded,
     error_code,
     validate,
 )
@@ -152,12 +155,22 @@ class StationConnection(ChargePoint):
         if raw_msg is _BINARY_FRAME:
             await self._send_error("-1", error_code(version, "rpc"), "binary frames are not OCPP-J; send text", "")
             return
+        unbounded = False
         try:
-            msg = _decode(raw_msg)
-        except (msgspec.DecodeError, RecursionError) as exc:  # an unparsed frame's id is "-1" (OCPP-J)
+            try:
+                msg = _decode(raw_msg)
+            except msgspec.ValidationError:  # JSON, but a number beyond what msgspec holds
+                msg, unbounded = decode_unbounded(raw_msg), True
+        except RecursionError:
+            head = call_head(raw_msg)
+            uid, action = head or ("-1", "")
+            self._log_in(2 if head else 0, uid, action, raw_msg)
+            await self._send_error(uid, error_code(version, "format" if head else "rpc"),
+                                   f"frame nests deeper than {MAX_DEPTH} levels", action)
+            return
+        except (msgspec.DecodeError, ValueError) as exc:  # an unparsed frame's id is "-1" (OCPP-J)
             self._log_in(0, "-1", "", raw_msg)
-            reason = "nests too deeply" if isinstance(exc, RecursionError) else f"is not valid JSON: {exc}"
-            await self._send_error("-1", error_code(version, "rpc"), f"frame {reason}", "")
+            await self._send_error("-1", error_code(version, "rpc"), f"frame is not valid JSON: {exc}", "")
             return
         if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], int) or not isinstance(msg[1], str):
             uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else "-1"
@@ -176,7 +189,7 @@ class StationConnection(ChargePoint):
                 await self._send_error(uid, error_code(version, "rpc"),
                                        f"a message id has 1 to {MAX_MESSAGE_ID} characters", action)
                 return
-            await self._handle_call(uid, action, msg[3], raw_msg)
+            await self._handle_call(uid, action, msg[3], raw_msg, unbounded)
         elif mtype in (3, 4):
             pending = self._pending.get(uid)
             self._log_in(mtype, uid, pending[0] if pending else "", raw_msg)
@@ -189,8 +202,8 @@ class StationConnection(ChargePoint):
             if mtype == 3:
                 payload = msg[2]
                 try:
+                    check_domain(version, payload, raw_msg, unbounded_numbers=unbounded)
                     validate(version, action, payload, response=True)
-                    check_domain(version, payload, raw_msg)
                 except OcppError as exc:
                     fut.set_exception(OcppError(exc.code, f"station's answer breaks the schema: {exc.description}",
                                                 {"payload": payload, **exc.details}))
@@ -215,7 +228,7 @@ class StationConnection(ChargePoint):
         log.info("%s: CALLERROR %s for %s %s: %s", self.station_id, code, action or "frame", uid, description)
         await self._send([4, uid, code, description[:255], details or {}], action)
 
-    async def _handle_call(self, uid: str, action: str, payload: Any, raw: str) -> None:
+    async def _handle_call(self, uid: str, action: str, payload: Any, raw: str, unbounded: bool = False) -> None:
         version = self.version
         try:
             handler = self.handlers.get(action)
@@ -224,8 +237,8 @@ class StationConnection(ChargePoint):
                     raise OcppError(error_code(version, "not_implemented"), f"unknown action {action!r}")
                 raise OcppError(error_code(version, "not_supported"),
                                 f"{action} is not a message a station sends to the CSMS")
+            check_domain(version, payload, raw, unbounded_numbers=unbounded)
             validate(version, action, payload)
-            check_domain(version, payload, raw)
             if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending:
                 if action in self._triggered:
                     self._triggered.discard(action)

@@ -126,14 +126,14 @@ class StationConnection201(StationConnection):
 
     @on(Action.notify_event)
     async def on_notify_event(self, p: dict[str, Any]) -> dict[str, Any]:
-        for item in p["eventData"]:
+        stamps = [parse_ts(item["timestamp"]) for item in p["eventData"]]  # all refused before any is stored
+        for item, timestamp in zip(p["eventData"], stamps):
             comp, var = item["component"], item["variable"]
             evse = comp.get("evse") or {}
             await self.core.reports.record(
                 self.state, "event", f"{comp['name']}.{var['name']}",
                 summary=f"{item['trigger']} {item['actualValue']}"[:255], details=item,
-                evse_id=evse.get("id"), connector_id=evse.get("connectorId"),
-                timestamp=parse_ts(item["timestamp"]),
+                evse_id=evse.get("id"), connector_id=evse.get("connectorId"), timestamp=timestamp,
             )
         return {}
 

@@ -15,6 +15,8 @@ lie in ``0..MAX_EVSE_ID``. NUL characters and nesting deeper than ``MAX_DEPTH`` 
 from __future__ import annotations
 
 import json
+import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -185,17 +187,21 @@ def validate(version: str, action: str, payload: Any, *, response: bool = False)
     kind = _RULE_KIND.get(rule, "format")
     message = error.message
     value = error.instance
-    if rule in ("minimum", "maximum") and isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+    if rule in ("minimum", "maximum") and isinstance(value, (int, float)) and float(value).is_integer() \
+            and not INT32_MIN <= value <= INT32_MAX:
         kind, message = "type", f"{value} is not a 32-bit integer"
     raise InvalidPayload(error_code(version, kind), f"{where}: {message}", {"rule": rule, "path": where})
 
 
-def check_domain(version: str, payload: Any, raw: str) -> None:
-    """Refuse NUL characters (PropertyConstraintViolation) and nesting deeper than ``MAX_DEPTH``
-    (FormatViolation) anywhere in a decoded payload. ``raw`` is the frame it came from: most
-    frames are ruled out by two substring counts, without walking the payload."""
+def check_domain(version: str, payload: Any, raw: str, *, unbounded_numbers: bool = False) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` (FormatViolation), NUL characters and, with
+    ``unbounded_numbers`` (a frame whose numbers overflowed the fast decoder), non-finite numbers
+    and integers beyond 64 bits (PropertyConstraintViolation / TypeConstraintViolation) anywhere
+    in a decoded payload. Run before schema validation, which must never see a deeper payload.
+    ``raw`` is the frame it came from: most frames are ruled out by two substring counts,
+    without walking the payload."""
     nul = "\\u0000" in raw
-    if not nul and raw.count("[") + raw.count("{") <= MAX_DEPTH:
+    if not nul and not unbounded_numbers and raw.count("[") + raw.count("{") <= MAX_DEPTH:
         return
     stack: list[tuple[Any, int]] = [(payload, 1)]
     while stack:
@@ -211,3 +217,32 @@ def check_domain(version: str, payload: Any, raw: str) -> None:
             stack.extend((value, depth + 1) for value in node)
         elif nul and isinstance(node, str) and "\x00" in node:
             raise InvalidPayload(error_code(version, "property"), "a string contains a NUL character")
+        elif unbounded_numbers and isinstance(node, float) and not math.isfinite(node):
+            raise InvalidPayload(error_code(version, "property"), "a number is beyond the range of a double")
+        elif unbounded_numbers and isinstance(node, int) and not -(2**63) <= node < 2**63:
+            raise InvalidPayload(error_code(version, "type"), "an integer is beyond 64 bits")
+
+
+def _huge_int(text: str) -> int:
+    """An integer literal as Python reads it; beyond Python's digit limit, a stand-in as far
+    beyond 64 bits (both are refused by :func:`check_domain`)."""
+    try:
+        return int(text)
+    except ValueError:
+        return -(2**64) if text.startswith("-") else 2**64
+
+
+def decode_unbounded(raw: str) -> Any:
+    """Decode a frame whose numbers overflow msgspec (beyond a double, integers of thousands of
+    digits): it is still JSON, so the CALL gets an answer with its own id; such numbers come
+    back as ``inf`` or integers beyond 64 bits, refused by :func:`check_domain`."""
+    return json.loads(raw, parse_int=_huge_int)
+
+
+_CALL_HEAD = re.compile(r'\s*\[\s*2\s*,\s*"([A-Za-z0-9_.:@+=*|-]{1,36})"\s*,\s*"([A-Za-z0-9]{1,64})"\s*,')
+
+
+def call_head(raw: str) -> tuple[str, str] | None:
+    """The message id and action at the start of a CALL too deep to decode, if plainly written."""
+    match = _CALL_HEAD.match(raw, 0, 256)
+    return (match.group(1), match.group(2)) if match else None

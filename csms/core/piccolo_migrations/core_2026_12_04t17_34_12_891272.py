@@ -66,18 +66,6 @@ async def forwards():
     manager.alter_column(
         table_class_name="MeterValue",
         tablename="meter_value",
-        column_name="station_id",
-        db_column_name="station_id",
-        params={"index": False},
-        old_params={"index": True},
-        column_class=Varchar,
-        old_column_class=Varchar,
-        schema=None,
-    )
-
-    manager.alter_column(
-        table_class_name="MeterValue",
-        tablename="meter_value",
         column_name="unit",
         db_column_name="unit",
         params={"length": 20},

@@ -14,7 +14,8 @@ DESCRIPTION = "unique meter_value readings and transaction seqNos"
 _STATEMENTS = (
     "DELETE FROM meter_value WHERE id NOT IN (SELECT MIN(id) FROM meter_value GROUP BY station_id, evse_id, "
     "timestamp, measurand, phase, location, context, value)",
-    "CREATE UNIQUE INDEX meter_value_reading ON meter_value (station_id, evse_id, timestamp, measurand, phase, "
+    # timestamp first: new readings all land at the index's end, as cheap to insert as the rows
+    "CREATE UNIQUE INDEX meter_value_reading ON meter_value (timestamp, station_id, evse_id, measurand, phase, "
     "location, context, value)",
     "CREATE UNIQUE INDEX transaction_seq_no_unique ON transaction_seq_no (session, seq_no)",
 )

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.validation import V16, V201
-from csms.core.services.commands import StationOffline
+from csms.core.services.commands import StationOffline, UnknownStation
 from csms.core.tables import ChargingProfile, ChargingSession, Reservation, Station
 from csms.core.timeutil import ocpp_ts
 
@@ -32,11 +32,14 @@ class Operations:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def _version(self, station_id: str) -> str:
-        version = self.core.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
-        return version
+    async def _version(self, station_id: str) -> str:
+        """The station's live protocol version; ``UnknownStation`` before ``StationOffline``."""
+        try:
+            return self.version(station_id)
+        except StationOffline:
+            if not await Station.exists().where(Station.station_id == station_id):
+                raise UnknownStation(station_id) from None
+            raise
 
     async def _send(self, station_id: str, action: str, payload: dict[str, Any], by: str) -> dict[str, Any]:
         return await self.core.commands.send(station_id, action, payload, requested_by=by)
@@ -49,7 +52,7 @@ class Operations:
 
     async def remote_start(self, station_id: str, *, id_token: str, evse_id: int | None = None,
                            token_type: str = "Central", by: str = "") -> dict[str, Any]:
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             payload: dict[str, Any] = {"idTag": id_token[:20]}
             if evse_id:
                 payload["connectorId"] = evse_id
@@ -67,7 +70,7 @@ class Operations:
             if row is None:
                 raise OperationError(f"unknown session {session_id}")
             transaction_id = row["transaction_id"]
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             try:
                 tx = int(transaction_id)
             except ValueError:
@@ -78,7 +81,7 @@ class Operations:
     async def reset(self, station_id: str, *, kind: str = "soft", evse_id: int | None = None,
                     by: str = "") -> dict[str, Any]:
         """``kind``: soft|hard (1.6), or immediate|on_idle (2.0.1); soft/hard map to OnIdle/Immediate."""
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             type16 = {"soft": "Soft", "hard": "Hard", "on_idle": "Soft", "immediate": "Hard"}.get(kind)
             if type16 is None:
                 raise OperationError(f"unknown reset kind {kind!r}")
@@ -92,14 +95,14 @@ class Operations:
         return _result(await self._send(station_id, "Reset", payload, by))
 
     async def unlock(self, station_id: str, *, evse_id: int, connector_id: int = 1, by: str = "") -> dict[str, Any]:
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             return _result(await self._send(station_id, "UnlockConnector", {"connectorId": evse_id}, by))
         return _result(await self._send(station_id, "UnlockConnector",
                                         {"evseId": evse_id, "connectorId": connector_id}, by))
 
     async def change_availability(self, station_id: str, *, operative: bool, evse_id: int = 0,
                                   connector_id: int | None = None, by: str = "") -> dict[str, Any]:
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             payload = {"connectorId": evse_id, "type": "Operative" if operative else "Inoperative"}
             return _result(await self._send(station_id, "ChangeAvailability", payload, by))
         payload = {"operationalStatus": "Operative" if operative else "Inoperative"}
@@ -108,13 +111,13 @@ class Operations:
         return _result(await self._send(station_id, "ChangeAvailability", payload, by))
 
     async def clear_cache(self, station_id: str, *, by: str = "") -> dict[str, Any]:
-        self._version(station_id)
+        await self._version(station_id)
         return _result(await self._send(station_id, "ClearCache", {}, by))
 
     async def trigger(self, station_id: str, *, message: str, evse_id: int | None = None,
                       by: str = "") -> dict[str, Any]:
         payload: dict[str, Any] = {"requestedMessage": message}
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             if evse_id:
                 payload["connectorId"] = evse_id
         elif evse_id:
@@ -145,8 +148,8 @@ class Operations:
         """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it."""
         state = await self.core.stations.state(station_id)
         if state is None:
-            raise OperationError(f"unknown station {station_id!r}")
-        if self._version(station_id) == V16:
+            raise UnknownStation(station_id)
+        if await self._version(station_id) == V16:
             payload = {"key": keys} if keys else {}
             response = await self._send(station_id, "GetConfiguration", payload, by)
             await self.core.reports.configuration(state, response.get("configurationKey") or [])
@@ -170,8 +173,8 @@ class Operations:
     async def set_configuration(self, station_id: str, *, key: str, value: str, by: str = "") -> dict[str, Any]:
         state = await self.core.stations.state(station_id)
         if state is None:
-            raise OperationError(f"unknown station {station_id!r}")
-        if self._version(station_id) == V16:
+            raise UnknownStation(station_id)
+        if await self._version(station_id) == V16:
             response = await self._send(station_id, "ChangeConfiguration", {"key": key, "value": value}, by)
             if response["status"] in ("Accepted", "RebootRequired"):
                 await self.core.reports.configuration(state, [{"key": key, "value": value}])
@@ -192,7 +195,7 @@ class Operations:
         """Returns ``request_id`` too (None for a plain 1.6 UpdateFirmware, which has none), to
         match the station's later FirmwareStatusNotifications."""
         request_id = random.randint(1, 2**31 - 1)
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             if signing_certificate and signature:
                 signed = {"requestId": request_id, "firmware": {
                     "location": location, "retrieveDateTime": ocpp_ts(retrieve_at),
@@ -219,7 +222,7 @@ class Operations:
     async def get_logs(self, station_id: str, *, location: str, by: str = "") -> dict[str, Any]:
         """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog) uploading to ``location``; returns
         ``request_id`` (None for 1.6 GetDiagnostics)."""
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             response = await self._send(station_id, "GetDiagnostics", {"location": location}, by)
             return {"status": "Accepted" if response.get("fileName") else "NoFile", "response": response,
                     "request_id": None}
@@ -232,7 +235,7 @@ class Operations:
     async def set_charging_profile(self, station_id: str, *, evse_id: int, profile: dict[str, Any],
                                    by: str = "") -> dict[str, Any]:
         """Send a profile already shaped for the station's version and record it with the answer."""
-        version = self._version(station_id)
+        version = await self._version(station_id)
         if version == V16:
             payload = {"connectorId": evse_id, "csChargingProfiles": profile}
             pid, purpose = profile["chargingProfileId"], profile["chargingProfilePurpose"]
@@ -251,7 +254,7 @@ class Operations:
     async def reserve(self, station_id: str, *, id_token: str, expires_at: datetime, evse_id: int | None = None,
                       by: str = "") -> dict[str, Any]:
         reservation_id = random.randint(1, 2**31 - 1)
-        if self._version(station_id) == V16:
+        if await self._version(station_id) == V16:
             payload: dict[str, Any] = {"connectorId": evse_id or 0, "expiryDate": ocpp_ts(expires_at),
                                        "idTag": id_token[:20], "reservationId": reservation_id}
         else:
@@ -265,7 +268,7 @@ class Operations:
         return {**_result(response), "reservation_id": reservation_id}
 
     async def cancel_reservation(self, station_id: str, *, reservation_id: int, by: str = "") -> dict[str, Any]:
-        self._version(station_id)
+        await self._version(station_id)
         response = await self._send(station_id, "CancelReservation", {"reservationId": reservation_id}, by)
         if response["status"] == "Accepted":
             await Reservation.update({Reservation.status: "Cancelled"}).where(
@@ -273,8 +276,11 @@ class Operations:
         return _result(response)
 
     def version(self, station_id: str) -> str:
-        """The station's live protocol version ("1.6" or "2.0.1")."""
-        return self._version(station_id)
+        """The station's live protocol version ("1.6" or "2.0.1"); ``StationOffline`` without one."""
+        version = self.core.commands.version_of(station_id)
+        if version is None:
+            raise StationOffline(station_id)
+        return version
 
 
 __all__ = ["Operations", "OperationError", "V16", "V201"]

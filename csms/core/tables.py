@@ -185,11 +185,8 @@ class ChargingSession(Table, tablename="charging_session"):
 
 
 class MeterValue(Table, tablename="meter_value"):
-    """One sampled value (measurand, phase, unit, context) written in batches.
-
-    Unique per (timestamp, station_id, evse_id, measurand, phase, location, context, value)
-    (index ``meter_value_reading``, made by a migration): a replayed reading is stored once.
-    """
+    """One sampled value (measurand, phase, unit, context) written in batches; a session's
+    replayed reading is stored once (``SessionService.meter_values``)."""
 
     session = BigInt(null=True, default=None, index=True)
     station_id = Varchar(length=64, index=True)

@@ -7,15 +7,18 @@ are committed (group commit) before the answer too, so an answered message is ne
 
 The in-memory view of a session (live figures, the seqNos seen) changes only after the commit
 that stores the change, so a write that fails leaves nothing behind that the station's retry
-would trip over. Replays are stored once: a meter value is unique per station, EVSE, timestamp,
-measurand, phase, location, context and value (a repeated one is skipped by the database), and the
-seqNos of every 2.0.1 transaction are stored beside it and read back after a restart.
+would trip over. Replays are stored once: the seqNos of every 2.0.1 transaction are stored beside
+it and read back after a restart, and a reading of a session (timestamp, measurand, phase,
+location, context, value) that is already stored is skipped. Readings arrive in time order, so
+only a message with a reading no later than the session's latest stored one (a replay, or a
+station's late delivery) costs a look at what is stored; the hot path writes without a check.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from piccolo.query.functions.aggregate import Max
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from csms.core import events as ev
 from csms.core.domain import AuthorizationResult
 from csms.db import Statement
-from csms.core.tables import ChargingSession, TransactionSeqNo
-from csms.core.timeutil import utcnow
+from csms.core.tables import ChargingSession, MeterValue, TransactionSeqNo
+from csms.core.timeutil import parse_ts, utcnow
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -38,7 +41,7 @@ CURRENT = "Current.Import"
 
 _INSERT_METER = (
     "INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, phase, unit, "
-    "context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_SEQ_NO = "INSERT INTO transaction_seq_no (session, seq_no) VALUES (?, ?) ON CONFLICT DO NOTHING"
 _UPDATE_PROGRESS = (
@@ -78,6 +81,8 @@ class ActiveSession:
     current_a: dict[str, float] = field(default_factory=dict)
     # 2.0.1 seqNos stored for this transaction (table transaction_seq_no, read back on start)
     seen_seq: set[int] = field(default_factory=set)
+    # the latest timestamp of a stored reading (read back on start): readings up to it may be replays
+    last_sample_at: datetime | None = None
 
     def is_duplicate(self, seq_no: int) -> bool:
         if self.seen_seq or self.last_seq_no < 0:
@@ -91,6 +96,10 @@ class ActiveSession:
         after.__dict__.update(self.__dict__)
         after.current_a = dict(self.current_a)
         after.apply(samples)
+        if samples:
+            latest = max(s.timestamp for s in samples)
+            if self.last_sample_at is None or latest > self.last_sample_at:
+                after.last_sample_at = latest
         if seq_no is not None:
             after.last_seq_no = max(self.last_seq_no, seq_no)
         if charging_state:
@@ -160,6 +169,9 @@ class SessionService:
             for r in await TransactionSeqNo.select(TransactionSeqNo.session, TransactionSeqNo.seq_no).where(
                     TransactionSeqNo.session.is_in(list(by_id))):
                 by_id[r["session"]].seen_seq.add(r["seq_no"])
+            for r in await MeterValue.select(MeterValue.session, Max(MeterValue.timestamp).as_alias("latest")).where(
+                    MeterValue.session.is_in(list(by_id))).group_by(MeterValue.session):
+                by_id[r["session"]].last_sample_at = _as_datetime(r["latest"])
 
     @staticmethod
     def _from_row(r: dict[str, Any], station_id: str) -> ActiveSession:
@@ -283,6 +295,15 @@ class SessionService:
         sid = session.id if session else None
         tx = transaction_id or ""
         station_id = state.station_id
+        if session is not None and session.last_sample_at is not None and samples \
+                and min(s.timestamp for s in samples) <= session.last_sample_at:
+            samples = await _not_stored(session.id, samples)
+        elif session is None and transaction_id and samples:  # an ended session's reading: a replay or late
+            row = await ChargingSession.select(ChargingSession.id).where(
+                (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == transaction_id)).first()
+            if row is not None:
+                sid = row["id"]
+                samples = await _not_stored(sid, samples)
         statements: list[Statement] = [
             (_INSERT_METER, (sid, station_id, evse_id, tx, s.timestamp, s.measurand, s.phase, s.unit, s.context,
                              s.location, s.value)) for s in samples]
@@ -451,6 +472,33 @@ class SessionService:
             await self._finish(session, stopped_at=timestamp, meter_stop_wh=_last_energy(samples),
                                reason=stopped_reason or trigger_reason or "Local", seq_no=seq_no)
         return auth
+
+
+def _reading(timestamp: datetime, measurand: str, phase: str, location: str, context: str, value: float) -> tuple:
+    return (timestamp.timestamp(), measurand, phase, location, context, value)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A timestamp as the database returns it (SQLite aggregates give text)."""
+    return parse_ts(value) if isinstance(value, str) else value
+
+
+async def _not_stored(session_id: int, samples: list[Sample]) -> list[Sample]:
+    """The samples of ``session_id`` that are not stored yet (a replay's are all stored)."""
+    stamps = {s.timestamp for s in samples}
+    rows = await MeterValue.select(MeterValue.timestamp, MeterValue.measurand, MeterValue.phase,
+                                   MeterValue.location, MeterValue.context, MeterValue.value).where(
+        (MeterValue.session == session_id) & (MeterValue.timestamp >= min(stamps))
+        & (MeterValue.timestamp <= max(stamps)))
+    stored = {_reading(_as_datetime(r["timestamp"]), r["measurand"], r["phase"], r["location"], r["context"],
+                       r["value"]) for r in rows}
+    fresh = []
+    for s in samples:
+        key = _reading(s.timestamp, s.measurand, s.phase, s.location, s.context, s.value)
+        if key not in stored:
+            stored.add(key)
+            fresh.append(s)
+    return fresh
 
 
 def _last_energy(samples: list[Sample]) -> float | None:

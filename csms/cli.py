@@ -8,7 +8,7 @@ import inspect
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import Any, Coroutine, cast
 
 from csms.settings import get_settings, settings_reference_markdown
 
@@ -116,12 +116,26 @@ def cmd_user_create(args: argparse.Namespace) -> None:
         sys.exit(f"role must be one of {', '.join(ROLE_NAMES)}")
     password = args.password or secrets.token_urlsafe(12)
 
-    async def create() -> None:
-        user = await BaseUser.create_user(username=args.username, password=password, email=args.email or "",
-                                          admin=args.role == "admin", superuser=args.role == "admin", active=True)
-        await set_role(user.id, args.role)
+    # piccolo's user table wants a unique e-mail; without one, an address of the reserved
+    # ".invalid" domain (RFC 2606) that can never receive mail keeps each user distinct.
+    email = args.email or f"{args.username}@users.invalid"
 
-    asyncio.run(_with_db(create))
+    async def create() -> str | None:
+        if await BaseUser.exists().where(BaseUser.username == args.username):
+            return f"a user named {args.username!r} exists already"
+        if await BaseUser.exists().where(BaseUser.email == email):
+            return f"another user has the e-mail address {email!r}"
+        try:
+            user = await BaseUser.create_user(username=args.username, password=password, email=email,
+                                              admin=args.role == "admin", superuser=args.role == "admin",
+                                              active=True)
+        except ValueError as exc:  # piccolo's checks (password length, username), in its words
+            return str(exc)
+        await set_role(user.id, args.role)
+        return None
+
+    if problem := asyncio.run(_with_db(create)):
+        sys.exit(f"user not created: {problem}")
     print(f"user {args.username} ({args.role}) created" + ("" if args.password else f"; password: {password}"))
 
 
@@ -178,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = user.add_parser("create", help="create a user of the web admin")
     p.add_argument("--username", required=True)
     p.add_argument("--password")
-    p.add_argument("--email")
+    p.add_argument("--email", help="the user's address (default: <username>@users.invalid, which receives no mail)")
     p.add_argument("--role", default="operator", help="admin, operator or viewer")
     p.set_defaults(func=cmd_user_create)
 
@@ -204,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     result = args.func(args)
     if inspect.isawaitable(result):
-        asyncio.run(result)
+        asyncio.run(cast("Coroutine[Any, Any, Any]", result))  # commands are `async def` or plain functions
 
 
 if __name__ == "__main__":

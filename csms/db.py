@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 from urllib.parse import urlparse
 
 from piccolo.engine.postgres import PostgresEngine
@@ -27,6 +27,7 @@ from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 
 if TYPE_CHECKING:
     from piccolo.engine.base import Engine
+    from piccolo.table import Table
 
 log = logging.getLogger("csms.db")
 
@@ -114,7 +115,7 @@ def make_engine(url: str) -> Engine:
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
 
 
-def all_tables() -> list[type]:
+def all_tables() -> list[type[Table]]:
     """Every table of every registered Piccolo app, plus Piccolo's migration table."""
     from piccolo.apps.migrations.tables import Migration
     from piccolo.conf.apps import Finder
@@ -214,7 +215,7 @@ class BatchWriter:
             # One connection in one thread of its own: a batch is one hop there, and SQLite
             # releases the GIL while it inserts, so the event loop keeps answering stations.
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="csms-batch-writer")
-            self._conn = sqlite3.connect(self._engine.path, isolation_level=None, timeout=60,
+            self._conn = sqlite3.connect(cast(SQLiteEngine, self._engine).path, isolation_level=None, timeout=60,
                                          check_same_thread=False)
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._task = asyncio.create_task(self._run(), name="csms-batch-writer")

@@ -134,6 +134,13 @@ def price_session(session, final):
     False (live cost of a running session), the final cost when True."""
 
 
+@hookspec(Rule.EVERY_ANSWER)
+def published_tariffs():
+    """Return a list of the tariffs to publish (to roaming partners and on maps) as OCPI 2.2.1
+    Tariff objects (dicts). ``id`` is the tariff's stable code; the publisher sets
+    ``country_code``, ``party_id`` and ``last_updated``. Every answer is used."""
+
+
 @hookspec(Rule.EVERY_IMPLEMENTATION)
 def settle_session(session, cost):
     """Called once for each finished session with its final ``SessionCost`` (or ``None`` when no

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
 from litestar import Router
+from litestar.routes import HTTPRoute
 
 from csms.plugins import hook_impls, load_plugins
 
@@ -62,7 +63,7 @@ def route_table(items: list[Any]) -> list[RouteInfo]:
     public, the reason (opt merged from router to handler, as Litestar resolves it)."""
     table = []
     for route in Router(path="/", route_handlers=items).routes:
-        for handler in getattr(route, "route_handlers", None) or [route.route_handler]:  # type: ignore[attr-defined]
+        for handler in route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]:
             opt: dict[str, Any] = {}
             for layer in handler.ownership_layers:
                 opt.update(layer.opt or {})

@@ -30,7 +30,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         for rdn in (ssl_object.getpeercert() or {}).get("subject", ()):
             for key, value in rdn:
                 subject[key] = value
-        self.scope["extensions"]["tls"] = {  # type: ignore[index]
+        self.scope["extensions"]["tls"] = {
             "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)],
             "client_cert_subject": subject,
             "tls_version": None, "cipher_suite": None, "server_cert": None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
@@ -235,13 +235,15 @@ def effective_settings() -> list[str]:
     return lines
 
 
-def settings_reference_markdown(owner: str | None = None) -> str:
+def settings_reference_markdown(owner: str | None = None, *, owners: Iterable[str] | None = None) -> str:
     """The configuration reference: one table for ``owner`` (``"core"`` or a plugin's name), or
-    the README's block (every owner's table under its heading)."""
+    the README's block (the table of each of ``owners``, default every loaded one, under its
+    heading)."""
     registry = settings_registry()
     if owner is None:
+        listed = [name for name in registry if owners is None or name in owners]
         return "\n\n".join(f"### {'Core' if name == 'core' else f'Plugin `{name}`'}\n\n{settings_reference_markdown(name)}"
-                            for name in registry)
+                            for name in listed)
     lines = ["| variable | file key | default | meaning |", "|---|---|---|---|"]
     for cls in registry[owner]:
         for d in declared(cls):

@@ -1039,7 +1039,8 @@ class SimStation:
     async def _on_call(self, msg: list[Any]) -> None:
         uid = msg[1]
         action = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else ""
-        payload = msg[3] if len(msg) > 3 else None
+        # Any: a malformed CALL may lack its payload (None); validate() refuses it before a handler runs
+        payload: Any = msg[3] if len(msg) > 3 else None
         self.received_calls.append(ReceivedCall(action, payload))
         for waited, fut in self._call_waiters:
             if waited == action and not fut.done():
@@ -1073,13 +1074,13 @@ class SimStation:
             await self._send_frame(frame)
         except ConnectionClosed:
             if followup is not None and hasattr(followup, "close"):
-                followup.close()  # type: ignore[union-attr]
+                followup.close()
             return
         if followup is not None:
             self._spawn(followup, f"follow-up of {action}")
 
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], Awaitable[Any] | None]]]:
-        common = {
+        common: dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], Awaitable[Any] | None]]] = {
             "Reset": self._h_reset, "UnlockConnector": self._h_unlock, "ChangeAvailability": self._h_availability,
             "TriggerMessage": self._h_trigger, "ClearCache": lambda p: ({"status": "Accepted"}, None),
             "SetChargingProfile": self._h_set_profile, "ClearChargingProfile": self._h_clear_profile,

@@ -279,6 +279,12 @@ async def test_deep_nesting_gets_a_callerror_and_the_socket_survives(server, ver
             assert r[:3] == [4, "deep", format_error]  # too deep to decode, its id still read
             r = await rpc(ws, "[" * depth + "]" * depth)
             assert r[:3] == [4, "-1", rpc_error]  # not even a CALL
+        # any id, even one a station should not send, escapes included, is read back (fuzz findings)
+        for literal in ('""', '";"', '"a b"', '")"', r'"\""', r'"\u001f"', r'"x\\y"'):
+            r = await rpc(ws, f'[2,{literal},"Authorize",' + "[" * 1_000 + "]" * 1_000 + "]")
+            assert r[:3] == [4, json.loads(literal), format_error]
+        r = await rpc(ws, r'[2,"\ud800","Authorize",' + "[" * 1_000 + "]" * 1_000 + "]")
+        assert r[:3] == [4, "-1", rpc_error]  # a lone surrogate is not JSON: as for a shallow frame
         nested = {"vendorId": "v", "data": json.loads("[" * 40 + "]" * 40)}
         r = await rpc(ws, [2, "deep40", "DataTransfer", nested])
         assert r[:3] == [4, "deep40", nested_error]

@@ -14,7 +14,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from secrets import compare_digest
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 from urllib.parse import quote
 
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -117,7 +117,8 @@ def safe_next(value: str | None) -> str:
 async def check_password(username: str, password: str) -> int | None:
     """``BaseUser.login`` with its PBKDF2 hashing in the CPU pool instead of on the event loop:
     the user's id if the password is right (``last_login`` updated, an old hash upgraded)."""
-    if len(username) > BaseUser.username.length or len(password) > BaseUser._max_password_length:
+    # BaseUser.username is Varchar(length=100): its length is never None
+    if len(username) > cast(int, BaseUser.username.length) or len(password) > BaseUser._max_password_length:
         return None
     row = await BaseUser.select(BaseUser.id, BaseUser.password).where(BaseUser.username == username).first()
     if row is None:
@@ -175,7 +176,7 @@ def csrf_header_ok(connection: ASGIConnection, secret: str) -> bool:
     return bool(header and cookie and csrf_tokens_match(header, cookie, secret))
 
 
-def session_principal_resolver(secret: str):
+def session_principal_resolver(secret: str) -> Callable[[ASGIConnection], Awaitable[Principal | None]]:
     """A ``principal_resolvers`` entry: the session user for the REST API.
 
     The API is outside the CSRF middleware (bearer tokens need none), so a write authenticated

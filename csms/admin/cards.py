@@ -14,6 +14,7 @@ from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
+from piccolo.columns.combination import Combinable
 from piccolo.table import Table
 
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
@@ -50,10 +51,10 @@ async def token_fields() -> list[Field]:
 async def token_list(request: Request) -> Template:
     params = request.query_params
     q, status, group = params.get("q", "").strip(), params.get("status", ""), params.get("group", "").strip()
-    query = IdToken.select(IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+    query = IdToken.select(*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
                            IdToken.organization.name.as_alias("organization_name"))
     count = IdToken.count()
-    conds = []
+    conds: list[Combinable] = []
     if q:
         conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%")
                      | IdToken.driver.name.ilike(f"%{q}%"))
@@ -69,7 +70,7 @@ async def token_list(request: Request) -> Template:
 
 
 async def _token(token_pk: int) -> dict[str, Any]:
-    row = await IdToken.select(IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+    row = await IdToken.select(*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
                                IdToken.organization.name.as_alias("organization_name")).where(
         IdToken.id == token_pk).first()
     if row is None:
@@ -299,12 +300,13 @@ class _Entity:
 
     def __init__(self, table: type[Table], slug: str, singular: str, plural: str, fields: Any) -> None:
         self.table, self.slug, self.singular, self.plural, self._fields = table, slug, singular, plural, fields
+        self.pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key
 
     async def fields(self) -> list[Field]:
         return await self._fields() if callable(self._fields) else self._fields
 
     async def row(self, pk: int) -> dict[str, Any]:
-        row = await self.table.select().where(self.table.id == pk).first()
+        row = await self.table.select().where(self.pk == pk).first()
         if row is None:
             raise NotFoundException(f"There is no {self.singular} {pk}.")
         return row
@@ -338,7 +340,7 @@ class _Entity:
         if pk is None:
             await self.table(**values).save()
         else:
-            await self.table.update({getattr(self.table, k): v for k, v in values.items()}).where(self.table.id == pk)
+            await self.table.update({getattr(self.table, k): v for k, v in values.items()}).where(self.pk == pk)
         return Redirect(f"/admin/{self.slug}", status_code=303)
 
 
@@ -349,7 +351,7 @@ ORGANIZATIONS = _Entity(Organization, "organizations", "organization", "Organiza
 @get("/admin/drivers", include_in_schema=False)
 async def driver_list(request: Request) -> Template:
     q = request.query_params.get("q", "").strip()
-    query = Driver.select(Driver.all_columns(), Driver.organization.name.as_alias("organization_name"))
+    query = Driver.select(*Driver.all_columns(), Driver.organization.name.as_alias("organization_name"))
     count = Driver.count()
     if q:
         cond = Driver.name.ilike(f"%{q}%") | Driver.email.ilike(f"%{q}%")
@@ -399,7 +401,7 @@ def _entity_routes(entity: _Entity) -> list[Any]:
     async def remove(request: Request, pk: int) -> Redirect:
         await entity.row(pk)
         # sessions and tokens keep their history: their foreign keys are set to NULL
-        await entity.table.delete().where(entity.table.id == pk)
+        await entity.table.delete().where(entity.pk == pk)
         return Redirect(base, status_code=303)
 
     return [new, create, edit, update, remove]

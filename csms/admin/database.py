@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import asgi
 from litestar.connection import ASGIConnection
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from csms.admin.auth import current_user, login_url
 
@@ -30,9 +30,11 @@ def create_database_admin(*, production: bool) -> Any:
 
 
 async def _plain(send: Send, status: int, body: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body.encode()})
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status,
+                                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]}
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body.encode(), "more_body": False}
+    await send(end)
 
 
 def database_mount(admin_app: Any) -> Any:

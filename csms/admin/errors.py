@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
@@ -18,7 +18,7 @@ log = logging.getLogger("csms.admin")
 
 def error_page(request: Request, status_code: int, message: str) -> Response:
     """The admin's error page (a fragment for HTMX requests) with navigation for the user."""
-    user = request.scope.get("csms_admin_user")  # type: ignore[call-overload]
+    user = cast("auth.AdminUser | None", request.scope.get("csms_admin_user"))  # set by auth.current_user
     name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
     return Template(name, status_code=status_code, context={
         "user": user, "status_code": status_code, "message": message, "title": "Error",

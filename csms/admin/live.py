@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
@@ -56,7 +56,7 @@ class LiveHub:
         self.power: deque[tuple[float, float]] = deque(maxlen=int(3600 / sample_every))
         self._queues: set[asyncio.Queue[tuple[str, dict]]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._unlisten = None
+        self._unlisten: Callable[[], None] | None = None
 
     def start(self, events: ev.EventDispatcher) -> None:
         self._unlisten = events.listen(self.on_event)

@@ -65,7 +65,7 @@ async def session_list(request: Request) -> Template:
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(ChargingSession.started_at, ascending=False), count)
-    context = dict(page=page, filters=shown, problems=problems, states=STATES, query_string=request.url.query)
+    context: dict[str, Any] = dict(page=page, filters=shown, problems=problems, states=STATES, query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "sessions/_table.html", **context)
     drivers = await Driver.select(Driver.id, Driver.name).order_by(Driver.name).limit(1000)
@@ -134,7 +134,10 @@ async def meter_series(session_id: int) -> dict[str, Any]:
     energy: dict[float, float] = {}
     current: dict[str, dict[float, float]] = {"L1": {}, "L2": {}, "L3": {}}
     for r in rows:
-        t = as_datetime(r["timestamp"]).timestamp()
+        when = as_datetime(r["timestamp"])
+        if when is None:
+            continue
+        t = when.timestamp()
         phase = _phase(r["phase"])
         if r["measurand"] == POWER and not phase:
             power[t] = r["value"] / 1000
@@ -163,7 +166,7 @@ async def session_detail(request: Request, session_id: int) -> Template:
     start, stop = as_datetime(row["started_at"]), as_datetime(row["stopped_at"])
     duration = ((stop or datetime.now(timezone.utc)) - start) if start else None
     cost = await call_hook("price_session", session=row, final=row["state"] == "completed")
-    context = dict(session=row, series=await meter_series(session_id), cost=cost,
+    context: dict[str, Any] = dict(session=row, series=await meter_series(session_id), cost=cost,
                    duration_min=int(duration.total_seconds() // 60) if duration else None)
     template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"
     return await render(request, template, title=f"Session {session_id}", panel_page="session", **context)

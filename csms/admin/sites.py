@@ -59,13 +59,13 @@ def check_site(values: dict[str, Any], errors: FormErrors) -> None:
 @get("/admin/sites", include_in_schema=False)
 async def site_list(request: Request) -> Template:
     q = request.query_params.get("q", "").strip()
-    query, count = Site.select(Site.all_columns(), Site.organization.name.as_alias("organization_name")), Site.count()
+    query, count = Site.select(*Site.all_columns(), Site.organization.name.as_alias("organization_name")), Site.count()
     if q:
         cond = Site.name.ilike(f"%{q}%") | Site.city.ilike(f"%{q}%") | Site.address.ilike(f"%{q}%")
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Site.name), count)
     availability = await site_availability()
-    hubs = await Hub.select(Hub.all_columns(), Hub.site.name.as_alias("site_name")).order_by(Hub.name)
+    hubs = await Hub.select(*Hub.all_columns(), Hub.site.name.as_alias("site_name")).order_by(Hub.name)
     return await render(request, "sites/list.html", title="Sites and hubs", page=page, q=q,
                         availability=availability, hubs=hubs)
 
@@ -134,7 +134,7 @@ async def site_create(request: Request) -> Template | Redirect:
 
 
 async def _site_row(site_id: int) -> dict[str, Any]:
-    row = await Site.select(Site.all_columns(), Site.organization.name.as_alias("organization_name")).where(
+    row = await Site.select(*Site.all_columns(), Site.organization.name.as_alias("organization_name")).where(
         Site.id == site_id).first()
     if row is None:
         raise NotFoundException(f"There is no site {site_id}.")

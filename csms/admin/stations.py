@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
+from piccolo.columns.combination import Combinable
 
 from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, run_action
 from csms.admin.auth import current_user
@@ -69,7 +70,7 @@ async def station_list(request: Request) -> Template:
     q = params.get("q", "").strip()
     status = params.get("status", "")
     query, count = Station.select(*_station_columns()), Station.count()
-    conds = []
+    conds: list[Combinable] = []
     if q:
         conds.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
                      | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%")
@@ -87,8 +88,8 @@ async def station_list(request: Request) -> Template:
         value = params.get(name, "")
         if value.isdigit():
             conds.append(column == int(value))
-    for c in conds:
-        query, count = query.where(c), count.where(c)
+    for cond in conds:
+        query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Station.station_id), count)
     ids = [s["id"] for s in page.items]
     connectors: dict[int, list[dict[str, Any]]] = {}
@@ -97,7 +98,7 @@ async def station_list(request: Request) -> Template:
                                         Connector.status, Connector.error_code).where(
                 Connector.station.is_in(ids)).order_by(Connector.evse_id).order_by(Connector.connector_id):
             connectors.setdefault(c["station"], []).append(c)
-    context = dict(page=page, connectors=connectors, q=q, status=status, status_filters=STATUS_FILTERS,
+    context: dict[str, Any] = dict(page=page, connectors=connectors, q=q, status=status, status_filters=STATUS_FILTERS,
                    site=params.get("site", ""), hub=params.get("hub", ""), query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "stations/_table.html", **context)
@@ -215,7 +216,7 @@ async def station_action(request: Request, station_id: str, action: str) -> Temp
     form = await request.form()
     user = await current_user(request)
     outcome = await run_action(action, station_id, form, f"user:{user.username}" if user else "")
-    context = {"outcome": outcome, "action_label": ACTIONS[action][0], "station_id": station_id}
+    context: dict[str, Any] = {"outcome": outcome, "action_label": ACTIONS[action][0], "station_id": station_id}
     if is_htmx(request):
         return await render(request, "stations/_action_result.html", **context)
     return await render(request, "stations/action_page.html", title=ACTIONS[action][0], **context)

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -80,7 +80,7 @@ async def api_key_principal(connection: ASGIConnection) -> Principal | None:
 
 
 async def principal_of(connection: ASGIConnection) -> Principal | None:
-    cached = connection.scope.get("csms_principal")
+    cached = cast("Principal | None", connection.scope.get("csms_principal"))  # set below
     if cached is not None:
         return cached
     principal = await api_key_principal(connection)

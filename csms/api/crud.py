@@ -52,12 +52,13 @@ def validated(model: Any, data: dict[str, Any], *, partial: bool,
 def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] = (),
                     order_by: str = "id") -> type[Controller]:
     """A controller for ``table`` at ``path``: GET list, POST, GET/PATCH/DELETE ``/{id}``."""
-    model = create_pydantic_model(table, exclude_columns=(table.id,), model_name=f"{table.__name__}In")
+    pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key (not known to type checkers)
+    model = create_pydantic_model(table, exclude_columns=(pk,), model_name=f"{table.__name__}In")
     name = table._meta.tablename
     ranges = {c._meta.name: r for c in table._meta.columns if (r := column_range(c)) is not None}
 
     async def _get_row(item_id: int) -> dict[str, Any]:
-        row = await table.select().where(table.id == item_id).first()
+        row = await table.select().where(pk == item_id).first()
         if row is None:
             raise NotFoundException(f"no {name} with id {item_id}")
         return row
@@ -89,7 +90,7 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
             values = validated(model, data, partial=False, ranges=ranges)
             row = table(**values)
             await row.save()
-            return jsonable(await _get_row(row.id))
+            return jsonable(await _get_row(row["id"]))
 
         @get("/{item_id:int}", guards=[require("viewer")])
         async def get_item(self, item_id: int) -> dict[str, Any]:
@@ -100,13 +101,13 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
             await _get_row(item_id)
             values = validated(model, data, partial=True, ranges=ranges)
             if values:
-                await table.update({getattr(table, k): v for k, v in values.items()}).where(table.id == item_id)
+                await table.update({getattr(table, k): v for k, v in values.items()}).where(pk == item_id)
             return jsonable(await _get_row(item_id))
 
         @delete("/{item_id:int}", guards=[require("operator")])
         async def delete_item(self, item_id: int) -> None:
             await _get_row(item_id)
-            await table.delete().where(table.id == item_id)
+            await table.delete().where(pk == item_id)
 
     _Crud.__name__ = f"{table.__name__}Controller"
     _Crud.path = path

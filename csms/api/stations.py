@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, get, patch, post, put, delete
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_409_CONFLICT
+from piccolo.columns.combination import Combinable
 
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
@@ -112,7 +113,7 @@ _RESET_KINDS = {"soft", "hard", "immediate", "on_idle"}
 
 
 async def station_row(station_id: str) -> dict[str, Any]:
-    row = await Station.select(Station.all_columns(exclude=[Station.password_hash])).where(
+    row = await Station.select(*Station.all_columns(exclude=[Station.password_hash])).where(
         Station.station_id == station_id).first()
     if row is None:
         raise NotFoundException(f"no station {station_id!r}")
@@ -174,7 +175,7 @@ class StationController(Controller):
                             site: int | None = None, hub: int | None = None, connected: bool | None = None,
                             limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        where = []
+        where: list[Combinable] = []
         if q:
             where.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
                          | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%"))
@@ -186,7 +187,7 @@ class StationController(Controller):
             where.append(Station.hub == hub)
         if connected is not None:
             where.append(Station.connected == connected)
-        query = Station.select(Station.all_columns(exclude=[Station.password_hash]))
+        query = Station.select(*Station.all_columns(exclude=[Station.password_hash]))
         count = Station.count()
         for w in where:
             query, count = query.where(w), count.where(w)

@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from piccolo.columns.combination import Combinable
+from piccolo.query.methods.select import Select
 
 from csms.api.auth import require
 from csms.api.bounds import Int32
@@ -67,7 +69,7 @@ class TokenController(Controller):
                           group_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
         query, count = IdToken.select(), IdToken.count()
-        conds = []
+        conds: list[Combinable] = []
         if q:
             conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%"))
         if status:
@@ -111,7 +113,7 @@ class TokenController(Controller):
         await IdToken.delete().where(IdToken.id_token == id_token)
 
 
-def _session_query(columns: list[Any] | None = None):
+def _session_query(columns: list[Any] | None = None) -> Select:
     return ChargingSession.select(*(columns or [ChargingSession.all_columns()]),
                                   ChargingSession.station.station_id.as_alias("station_id")).output(load_json=True)
 
@@ -141,7 +143,7 @@ class SessionController(Controller):
                             offset: int = 0) -> dict[str, Any]:
         """Sessions, newest first. The state filter is ``session_state`` (``state`` is reserved by Litestar)."""
         limit, offset = page_params(limit, offset)
-        conds = []
+        conds: list[Combinable] = []
         if station:
             conds.append(ChargingSession.station.station_id == station)
         if token:

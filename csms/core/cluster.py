@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import redis.asyncio as redis
 
@@ -78,7 +78,8 @@ class RedisBus:
         self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(PRESENCE_EVENTS, BROADCAST, self.req_channel, self.rep_channel)
         # a previous life of this node (a crash) may have left stations behind
-        for station, value in (await self._redis.hgetall(PRESENCE)).items():
+        # decode_responses=True: keys and values come back as str (redis-py types them bytes | str)
+        for station, value in cast("dict[str, str]", await self._redis.hgetall(PRESENCE)).items():
             node, _, version = value.partition("|")
             if node == self.node_id:
                 await self._redis.hdel(PRESENCE, station)
@@ -108,7 +109,7 @@ class RedisBus:
 
     async def unregister(self, station_id: str) -> None:
         assert self._redis is not None
-        current = await self._redis.hget(PRESENCE, station_id)
+        current = cast("str | None", await self._redis.hget(PRESENCE, station_id))  # decode_responses=True
         if current and current.split("|", 1)[0] == self.node_id:
             await self._redis.hdel(PRESENCE, station_id)
             await self._redis.publish(PRESENCE_EVENTS, json.dumps(["del", station_id, self.node_id, ""]))

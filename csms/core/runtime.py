@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from csms.core.events import EventDispatcher
 
 if TYPE_CHECKING:
+    from csms.core.services.commands import Bus
+    from csms.db import BatchWriter
     from csms.settings import Settings
 
 log = logging.getLogger("csms.core")
@@ -48,11 +50,13 @@ class Core:
         self.events = EventDispatcher()
         self.connections = ConnectionRegistry()
         self.failed_logins = FailedLogins()
-        self.writer = None  # set in start()
+        # Set in start(); typed as the started core has it (None only before start()).
+        self.writer: BatchWriter = cast("BatchWriter", None)
         self.stations = StationService(self)
         self.auth = AuthorizationService(self)
         self.sessions = SessionService(self)
         self.reports = ReportService(self)
+        bus: Bus
         if settings.redis_url:
             from csms.core.cluster import RedisBus
 

@@ -2,6 +2,9 @@
 
 Timestamps are UTC (``Timestamptz``); energy is Wh; currents A; power W. Plugins keep their
 own tables in their own Piccolo apps and refer to these by id.
+
+Each table declares ``id: Serial`` as an annotation only: Piccolo adds that primary key itself
+(``Table.__init_subclass__``); the annotation only tells type checkers it is there.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from piccolo.columns import (
     DoublePrecision,
     ForeignKey,
     Integer,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -25,6 +29,8 @@ from piccolo.table import Table
 class Organization(Table, tablename="organization"):
     """A company or body: the operator itself, an employer, a leasing partner, a customer."""
 
+    id: Serial
+
     name = Varchar(length=200, unique=True)
     kind = Varchar(length=32, default="customer")  # operator|employer|leasing_partner|customer
     vat_id = Varchar(length=64, null=True)
@@ -35,6 +41,8 @@ class Organization(Table, tablename="organization"):
 
 class Driver(Table, tablename="driver"):
     """A person who charges: owner of id tokens (employee, guest, customer, leasing driver)."""
+
+    id: Serial
 
     name = Varchar(length=200)
     email = Varchar(length=200, null=True)
@@ -47,6 +55,8 @@ class Driver(Table, tablename="driver"):
 
 class Site(Table, tablename="site"):
     """A location with a grid connection: address, coordinates, capacity per phase."""
+
+    id: Serial
 
     name = Varchar(length=200)
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
@@ -68,6 +78,8 @@ class Site(Table, tablename="site"):
 class Hub(Table, tablename="hub"):
     """A group of stations behind one communication device and one plan (a node of the site tree)."""
 
+    id: Serial
+
     name = Varchar(length=200)
     site = ForeignKey(references=Site, null=True, on_delete=OnDelete.set_null)
     device_id = Varchar(length=100, default="")
@@ -80,6 +92,8 @@ class Hub(Table, tablename="hub"):
 
 class Station(Table, tablename="station"):
     """A charging station as it identifies itself on the OCPP endpoint, with its boot info."""
+
+    id: Serial
 
     station_id = Varchar(length=64, unique=True, index=True)
     description = Varchar(length=200, default="")
@@ -118,6 +132,8 @@ class Station(Table, tablename="station"):
 class Evse(Table, tablename="evse"):
     """An EVSE of a station (1.6: one per connector id; 2.0.1: as the station reports)."""
 
+    id: Serial
+
     station = ForeignKey(references=Station, index=True)
     evse_id = Integer()
     status = Varchar(length=24, default="Unknown")
@@ -126,6 +142,8 @@ class Evse(Table, tablename="evse"):
 
 class Connector(Table, tablename="connector"):
     """A connector of an EVSE with its live status and last error."""
+
+    id: Serial
 
     station = ForeignKey(references=Station, index=True)
     evse_id = Integer()
@@ -143,6 +161,8 @@ class Connector(Table, tablename="connector"):
 class IdToken(Table, tablename="id_token"):
     """An RFID card, key fob or central/app token, with its owner, group, expiry and status."""
 
+    id: Serial
+
     id_token = Varchar(length=255, unique=True, index=True)
     type = Varchar(length=24, default="ISO14443")
     status = Varchar(length=16, default="Accepted")  # Accepted|Blocked|Expired|Invalid
@@ -156,6 +176,8 @@ class IdToken(Table, tablename="id_token"):
 
 class ChargingSession(Table, tablename="charging_session"):
     """One transaction of either protocol version. In 1.6 the row id is the transaction id."""
+
+    id: Serial
 
     station = ForeignKey(references=Station, index=True, on_delete=OnDelete.restrict)
     evse_id = Integer(default=0)
@@ -188,6 +210,8 @@ class MeterValue(Table, tablename="meter_value"):
     """One sampled value (measurand, phase, unit, context) written in batches; a session's
     replayed reading is stored once (``SessionService.meter_values``)."""
 
+    id: Serial
+
     session = BigInt(null=True, default=None, index=True)
     station_id = Varchar(length=64, index=True)
     evse_id = Integer(default=0)
@@ -207,12 +231,16 @@ class TransactionSeqNo(Table, tablename="transaction_seq_no"):
     Unique per (session, seq_no) (index ``transaction_seq_no_unique``, made by a migration).
     """
 
+    id: Serial
+
     session = BigInt()
     seq_no = Integer()
 
 
 class MessageLog(Table, tablename="message_log"):
     """The raw OCPP frame log, written in batches and pruned after the retention period."""
+
+    id: Serial
 
     station_id = Varchar(length=64, index=True)
     direction = Varchar(length=3)  # in|out
@@ -225,6 +253,8 @@ class MessageLog(Table, tablename="message_log"):
 
 class StationEvent(Table, tablename="station_event"):
     """Everything a station tells that is not a session: status, faults, events, security, firmware."""
+
+    id: Serial
 
     station_id = Varchar(length=64, index=True)
     category = Varchar(length=32, index=True)
@@ -240,6 +270,8 @@ class StationEvent(Table, tablename="station_event"):
 class ConfigurationKey(Table, tablename="configuration_key"):
     """A 1.6 station configuration key, as last read from the station or set through the CSMS."""
 
+    id: Serial
+
     station = ForeignKey(references=Station, index=True)
     key = Varchar(length=100)
     value = Text(null=True, default=None)
@@ -249,6 +281,8 @@ class ConfigurationKey(Table, tablename="configuration_key"):
 
 class DeviceVariable(Table, tablename="device_variable"):
     """A 2.0.1 device-model variable attribute, reported by NotifyReport or read with GetVariables."""
+
+    id: Serial
 
     station = ForeignKey(references=Station, index=True)
     component = Varchar(length=50)
@@ -271,6 +305,8 @@ class DeviceVariable(Table, tablename="device_variable"):
 class ChargingProfile(Table, tablename="charging_profile"):
     """A charging profile the CSMS sent (or a station reported), with the station's answer."""
 
+    id: Serial
+
     station = ForeignKey(references=Station, index=True)
     evse_id = Integer(default=0)
     profile_id = Integer()
@@ -288,6 +324,8 @@ class ChargingProfile(Table, tablename="charging_profile"):
 class Reservation(Table, tablename="reservation"):
     """A reservation made through the CSMS and its status updates."""
 
+    id: Serial
+
     station = ForeignKey(references=Station, index=True)
     reservation_id = Integer()
     evse_id = Integer(null=True, default=None)
@@ -300,6 +338,8 @@ class Reservation(Table, tablename="reservation"):
 
 class Command(Table, tablename="command"):
     """A command sent to a station through the command service, with its answer."""
+
+    id: Serial
 
     station_id = Varchar(length=64, index=True)
     action = Varchar(length=64)
@@ -316,6 +356,8 @@ class Command(Table, tablename="command"):
 class ApiKey(Table, tablename="api_key"):
     """A bearer API key for machines; only a hash of the key is stored."""
 
+    id: Serial
+
     name = Varchar(length=100)
     prefix = Varchar(length=12, index=True)
     key_hash = Varchar(length=200)
@@ -327,6 +369,8 @@ class ApiKey(Table, tablename="api_key"):
 
 class UserRole(Table, tablename="user_role"):
     """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``)."""
+
+    id: Serial
 
     user_id = Integer(unique=True, index=True)
     role = Varchar(length=16, default="viewer")

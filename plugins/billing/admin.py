@@ -14,12 +14,10 @@ from litestar import Request, Router, get, post
 from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
-from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page
-from csms.admin import auth
-from csms.admin.templating import is_htmx, paginate, render
-from csms.api.auth import caller
-from csms.core.tables import Driver, Organization, Site, Station
-from csms.core.timeutil import utcnow
+from csms.plugin_api import (
+    ADMIN_EXCEPTION_HANDLERS, Driver, Organization, Site, Station, admin_guard, caller, current_user,
+    error_page, is_htmx, paginate, render, utcnow,
+)
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
 from plugins.billing.api import _preview, check_home_values, period_of, session_cost_json, when
@@ -380,7 +378,7 @@ def billing_admin_router() -> Router:
             settlement_list, settlement_run, settlement_void, statement_list, statement_create, statement_detail,
             statement_void,
         ],
-        guards=[auth.admin_guard],
+        guards=[admin_guard],
         exception_handlers={**ADMIN_EXCEPTION_HANDLERS, BillingError: _billing_error},
         include_in_schema=False,
     )

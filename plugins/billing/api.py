@@ -10,11 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.status_codes import HTTP_200_OK
 
-from csms.api.auth import caller, require
-from csms.api.crud import jsonable, page_params
-from csms.core.offload import run_cpu
-from csms.core.tables import Driver, Organization, Station
-from csms.core.timeutil import utcnow
+from csms.plugin_api import (
+    Driver, Organization, Station, caller, jsonable, page_params, require, run_cpu, utcnow,
+)
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
 from plugins.billing.assignments import (

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from csms.core.tables import ChargingSession, Driver, IdToken, Organization, Site, Station
+from csms.plugin_api import ChargingSession, Driver, IdToken, Organization, Site, Station
 from plugins.billing.tables import Assignment, HomeStation, Tariff
 from plugins.billing.tariffs import BillingError
 

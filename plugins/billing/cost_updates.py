@@ -13,8 +13,7 @@ import logging
 import time
 from typing import Any
 
-from csms.core import events as ev
-from csms.core.runtime import get_core
+from csms.plugin_api import events as ev, get_core
 from plugins.billing.assignments import session_row
 from plugins.billing.config import billing_settings
 from plugins.billing.costing import quote_session

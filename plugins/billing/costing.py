@@ -18,11 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from csms.core.domain import CostLine, SessionCost
-from csms.core.runtime import get_core
-from csms.core.tables import MeterValue
-from csms.core.timeutil import utcnow
-from csms.plugins import call_hook
+from csms.plugin_api import CostLine, MeterValue, SessionCost, call_hook, get_core, utcnow
 from plugins.billing.assignments import SessionContext, describe, known_context, resolve_assignment, session_context
 from plugins.billing.pricing import CostBreakdown, MeterSample, SessionUsage, price_session
 from plugins.billing.tables import Tariff, TariffVersion

@@ -9,7 +9,7 @@ Without an implementation the billing plugin issues statements only (``payment_s
 
 from __future__ import annotations
 
-from csms.hookspecs import Rule, hookspec
+from csms.plugin_api import Rule, hookspec
 
 
 @hookspec(Rule.FIRST_ANSWER)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from csms import NavItem, hookimpl
-from csms.plugins import add_hookspecs
+from csms.plugin_api import NavItem, add_hookspecs, hookimpl
 from plugins.billing import hookspecs as billing_hookspecs
 from plugins.billing.assignments import session_context
 from plugins.billing.config import BillingSettings
@@ -55,6 +54,14 @@ def price_session(session, final):
         return quote.cost if quote is not None else None
 
     return price
+
+
+@hookimpl
+def published_tariffs():
+    """The current version of every tariff that is not archived, for roaming partners and maps."""
+    from plugins.billing.tariffs import current_ocpi_tariffs
+
+    return current_ocpi_tariffs()
 
 
 @hookimpl

@@ -31,9 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from csms.core.domain import SessionCost
-from csms.core.tables import ChargingSession, Organization
-from csms.core.timeutil import utcnow
+from csms.plugin_api import ChargingSession, Organization, SessionCost, utcnow
 from plugins.billing.assignments import SessionContext, session_context, session_row
 from plugins.billing.costing import Quote, breakdown_json, quote_session
 from plugins.billing.pricing import currency_minor_unit, round_money

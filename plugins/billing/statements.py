@@ -19,10 +19,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from csms.core.tables import Driver, Organization
-from csms.core.timeutil import utcnow
-from csms.csvexport import csv_text
-from csms.plugins import call_hook, hook_impls
+from csms.plugin_api import Driver, Organization, call_hook, csv_text, hook_impls, utcnow
 from plugins.billing.config import billing_settings
 from plugins.billing.settlements import from_minor, money
 from plugins.billing.tables import Settlement, Statement, StatementLine

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from csms.core.timeutil import utcnow
+from csms.plugin_api import utcnow
 from plugins.billing.tables import Assignment, HomeStation, Tariff, TariffVersion
 from plugins.billing.tariff import Tariff as OcpiTariff
 from plugins.billing.tariff import TariffParseError, validate_tariff
@@ -167,3 +167,15 @@ async def tariff_json(row: dict[str, Any], version: dict[str, Any] | None = None
         "version_created_at": version["created_at"].isoformat(), "version_created_by": version["created_by"],
         "tariff": json.loads(version["ocpi"]),
     }
+
+
+async def current_ocpi_tariffs() -> list[dict[str, Any]]:
+    """Every tariff that is not archived, as the OCPI object of its current version (``id`` = its
+    code), for the ``published_tariffs`` hook."""
+    out = []
+    for row in await Tariff.select().where(Tariff.archived == False).order_by(Tariff.id):  # noqa: E712
+        version = await TariffVersion.select(TariffVersion.ocpi).where(
+            (TariffVersion.tariff == row["id"]) & (TariffVersion.version == row["current_version"])).first()
+        if version is not None:
+            out.append({**json.loads(version["ocpi"]), "id": row["code"]})
+    return out

@@ -18,8 +18,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from csms import CapacitySchedule, Load, hookimpl
-from csms.core.domain import SiteTopology
+from csms.plugin_api import CapacitySchedule, Load, SiteTopology, hookimpl
 from plugins.loadbalancing import allocator
 from plugins.loadbalancing.config import LoadBalancingSettings
 
@@ -155,7 +154,7 @@ def admin_panels(page, request, context):
         return None
 
     async def panel() -> Markup:
-        from csms.core.runtime import get_core
+        from csms.plugin_api import get_core
 
         return site_panel(await get_core().smart_charging.site_view(site["id"]))
 

@@ -12,10 +12,9 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, ServerSentEvent, Template
 from markupsafe import Markup
 
-from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, http_error
-from csms.admin import auth
-from csms.admin.templating import paginate, render
-from csms.core.tables import Driver, Site, Station
+from csms.plugin_api import (
+    ADMIN_EXCEPTION_HANDLERS, Driver, Site, Station, admin_guard, current_user, http_error, paginate, render,
+)
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
 from plugins.notifications.browser import item_html
@@ -47,7 +46,7 @@ def _int_or_none(value: str | None) -> int | None:
 async def notifications_page(request: Request) -> Template:
     rows = await Subscription.select(Subscription.all_columns(), Subscription.driver.name.as_alias("driver_name")
                                      ).order_by(Subscription.id).output(load_json=True)
-    user = await auth.current_user(request)
+    user = await current_user(request)
     show = bool(user and user.can("operator"))
     recent = await Delivery.select().order_by(Delivery.id, ascending=False).limit(10)
     return await render(
@@ -225,7 +224,7 @@ def notifications_admin_router() -> Router:
         path="/",
         route_handlers=[notifications_page, subscription_create, subscription_action, driver_link, delivery_log,
                         delivery_detail, delivery_replay, stream],
-        guards=[auth.admin_guard],
+        guards=[admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -8,9 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 
-from csms.api.auth import require
-from csms.api.bounds import Int32
-from csms.api.crud import jsonable, page_params
+from csms.plugin_api import Int32, jsonable, page_params, require
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
 from plugins.notifications.messages import DRIVER_EVENTS, NOTIFICATION_EVENTS

@@ -22,7 +22,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
-from csms import __version__
+from csms.plugin_api import __version__
 from plugins.notifications.config import notification_settings, smtp_settings
 
 

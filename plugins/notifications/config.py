@@ -8,7 +8,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from csms.settings import CsmsSettings
+from csms.plugin_api import CsmsSettings
 
 
 class NotificationSettings(CsmsSettings):

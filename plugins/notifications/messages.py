@@ -25,11 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from csms.core import events as ev
-from csms.core.runtime import get_core
-from csms.core.tables import ChargingSession
-from csms.core.timeutil import ocpp_ts
-from csms.plugins import call_hook
+from csms.plugin_api import ChargingSession, call_hook, events as ev, get_core, ocpp_ts
 
 NOTIFICATION_EVENTS = (
     "station.online", "station.offline", "connector.status", "session.started", "session.charging_complete",

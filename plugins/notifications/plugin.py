@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms import NavItem, hookimpl, public_route
+from csms.plugin_api import NavItem, hookimpl, public_route
 from plugins.notifications.config import NotificationSettings, SmtpSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"

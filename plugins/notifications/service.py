@@ -20,9 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from csms.core import events as ev
-from csms.core.tables import Station
-from csms.core.timeutil import utcnow
+from csms.plugin_api import Station, events as ev, utcnow
 from plugins.notifications.browser import BrowserHub
 from plugins.notifications.channels import DeliveryFailed, post_webhook, send_email
 from plugins.notifications.config import notification_settings

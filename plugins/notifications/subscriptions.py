@@ -6,8 +6,7 @@ import re
 import secrets
 from typing import Any
 
-from csms.api.crud import jsonable
-from csms.core.tables import Driver, Site
+from csms.plugin_api import Driver, Site, jsonable
 from plugins.notifications.messages import DRIVER_EVENTS
 from plugins.notifications.service import new_secret
 from plugins.notifications.tables import DriverLink, Subscription

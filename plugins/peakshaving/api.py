@@ -11,11 +11,7 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 
-from csms.api.auth import require
-from csms.api.crud import jsonable
-from csms.core.runtime import get_core
-from csms.core.tables import Site
-from csms.core.timeutil import ocpp_ts, utcnow
+from csms.plugin_api import Site, get_core, jsonable, ocpp_ts, require, utcnow
 from plugins.peakshaving.capacity import format_days, parse_days, parse_hhmm
 from plugins.peakshaving.plugin import site_capacity_for, site_settings
 from plugins.peakshaving.tables import PeakShavingSignal, PeakShavingSite, PeakShavingSchedule

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from csms import CapacityPeriod, CapacitySchedule
+from csms.plugin_api import CapacityPeriod, CapacitySchedule
 
 INF = math.inf
 Triple = tuple[float, float, float]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from csms.settings import CsmsSettings
+from csms.plugin_api import CsmsSettings
 
 
 class PeakShavingSettings(CsmsSettings):

@@ -9,9 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from csms import CapacitySchedule, Load, hookimpl
-from csms.core.tables import ChargingSession
-from csms.plugins import call_hook
+from csms.plugin_api import CapacitySchedule, ChargingSession, Load, call_hook, hookimpl
 from plugins.peakshaving.capacity import Signal, Window, capacity_schedule, parse_days, parse_hhmm
 from plugins.peakshaving.config import PeakShavingSettings
 from plugins.peakshaving.prices import energy_price_at, tariff_json
@@ -150,7 +148,7 @@ def site_capacity(site, now):
     """The lowest of the site's schedules and signal, shaped to shift energy to cheaper periods."""
 
     async def answer() -> CapacitySchedule | None:
-        from csms.core.runtime import get_core
+        from csms.plugin_api import get_core
 
         loads = [] if site.get("simulation") else get_core().smart_charging.loads_of(site["id"])
         return await site_capacity_for(site, now, loads)

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from csms import CapacityPeriod, CapacitySchedule
+from csms.plugin_api import CapacityPeriod, CapacitySchedule
 
 Triple = tuple[float, float, float]
 

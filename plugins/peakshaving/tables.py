@@ -7,7 +7,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from csms.core.tables import Site
+from csms.plugin_api import Site
 
 
 class PeakShavingSchedule(Table, tablename="peakshaving_schedule"):

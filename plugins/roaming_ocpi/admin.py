@@ -11,9 +11,7 @@ from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
-from csms.admin import auth
-from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
-from csms.admin.templating import render
+from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, admin_guard, current_user, render
 from plugins.roaming_ocpi import sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -107,7 +105,7 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
     row = await partner_row(partner_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"No roaming partner {partner_id}.")
-    user = await auth.current_user(request)
+    user = await current_user(request)
     if action in ("credentials", "unregister", "raw") and not (user and user.can("admin")):
         raise PermissionDeniedException("This needs the admin role.")
     message = ""
@@ -163,7 +161,7 @@ def roaming_admin_router() -> Router:
         path="/admin/roaming",
         route_handlers=[roaming_index, roaming_invite, roaming_register, roaming_partner, roaming_partner_action,
                         roaming_exchange],
-        guards=[auth.admin_guard],
+        guards=[admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -10,10 +10,7 @@ import msgspec
 from litestar import Controller, Request, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from csms.api.auth import caller, require
-from csms.api.crud import jsonable, page_params
-from csms.core.tables import IdToken, Site
-from csms.core.timeutil import utcnow
+from csms.plugin_api import IdToken, Site, caller, jsonable, page_params, require, utcnow
 from plugins.roaming_ocpi import objects, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, get_all
 from plugins.roaming_ocpi.config import ocpi_settings

@@ -35,15 +35,10 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, put
 
-from csms.core.domain import Load
-from csms.core.ocpp.validation import V16, OcppError
-from csms.core.runtime import get_core
-from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.services.settlement import session_dict
-from csms.core.services.smart_charging import TX, Planned, build_profile, floor_tenth
-from csms.core.tables import Site, Station
-from csms.core.timeutil import parse_ts, utcnow
-from csms.plugins import hook_impls
+from csms.plugin_api import (
+    TX, V16, CommandTimeout, Load, OcppError, Planned, Site, Station, StationOffline, UnknownStation,
+    build_profile, floor_tenth, get_core, hook_impls, parse_ts, session_dict, utcnow,
+)
 from plugins.roaming_ocpi import schema, sync
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import authenticate

@@ -12,15 +12,10 @@ from typing import Any
 
 from litestar import Request, Response, get, patch, post, put
 
-from csms.core import events as ev
-from csms.core.domain import AuthorizationResult
-from csms.core.runtime import get_core
-from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.services.operations import OperationError
-from csms.core.services.settlement import session_dict
-from csms.core.tables import IdToken, Site, Station
-from csms.core.timeutil import utcnow
-from csms.plugins import call_hook
+from csms.plugin_api import (
+    AuthorizationResult, CommandTimeout, IdToken, OperationError, Site, Station, StationOffline,
+    UnknownStation, call_hook, events as ev, get_core, session_dict, utcnow,
+)
 from plugins.roaming_ocpi import objects, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -581,7 +576,7 @@ def _cost_totals(cost: Any) -> dict[str, Any]:
 
 
 async def _connector_of(session: dict[str, Any]) -> dict[str, str]:
-    from csms.core.tables import Connector
+    from csms.plugin_api import Connector
 
     row = await Connector.select().where(
         (Connector.station.station_id == session["station_id"]) & (Connector.evse_id == session["evse_id"])).first()

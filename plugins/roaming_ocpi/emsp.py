@@ -10,8 +10,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, patch, post, put
 
-from csms.core.tables import IdToken
-from csms.core.timeutil import utcnow
+from csms.plugin_api import IdToken, utcnow
 from plugins.roaming_ocpi import schema, sync
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings

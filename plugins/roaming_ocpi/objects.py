@@ -15,9 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from csms.core.tables import Connector, Evse, IdToken, Site, Station
-from csms.core.timeutil import utcnow
-from csms.plugins import call_hook
+from csms.plugin_api import Connector, Evse, IdToken, Site, Station, call_hook, utcnow
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
@@ -218,25 +216,16 @@ async def location_of_station(station_id: str) -> str | None:
 
 
 async def current_tariffs() -> dict[str, dict[str, Any]]:
-    """Our tariffs as OCPI objects (id = the tariff code), from the billing plugin when installed."""
-    try:
-        from plugins.billing.tables import Tariff, TariffVersion
-    except ImportError:
-        return {}
-    import json
-
+    """Our tariffs as OCPI objects (id = the tariff code), from every plugin answering the
+    ``published_tariffs`` hook (the billing plugin, when installed)."""
     s = ocpi_settings()
     out: dict[str, dict[str, Any]] = {}
-    rows = await Tariff.select().where(Tariff.archived == False).order_by(Tariff.id)  # noqa: E712
-    for row in rows:
-        version = await TariffVersion.select().where(
-            (TariffVersion.tariff == row["id"]) & (TariffVersion.version == row["current_version"])).first()
-        if version is None:
-            continue
-        tariff = json.loads(version["ocpi"])
-        tariff.update(country_code=s.country_code, party_id=s.party_id, id=row["code"][:36])
-        tariff.pop("last_updated", None)
-        out[tariff["id"]] = tariff
+    for answer in await call_hook("published_tariffs"):
+        for tariff in answer.value or ():
+            tariff = dict(tariff)
+            tariff.update(country_code=s.country_code, party_id=s.party_id, id=str(tariff["id"])[:36])
+            tariff.pop("last_updated", None)
+            out[tariff["id"]] = tariff
     return out
 
 

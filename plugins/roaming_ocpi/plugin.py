@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from csms import NavItem, hookimpl, public_route
+from csms.plugin_api import NavItem, hookimpl, public_route
 from plugins.roaming_ocpi.config import OcpiSettings
 
 log = logging.getLogger("csms.ocpi")

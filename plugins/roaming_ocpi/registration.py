@@ -268,7 +268,7 @@ async def invite(name: str, *, raw_tokens: bool = False) -> tuple[dict[str, Any]
 
 
 def _now():
-    from csms.core.timeutil import utcnow
+    from csms.plugin_api import utcnow
 
     return utcnow()
 

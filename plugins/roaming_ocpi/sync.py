@@ -21,7 +21,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from csms.core.timeutil import utcnow
+from csms.plugin_api import utcnow
 from plugins.roaming_ocpi import objects
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings

@@ -22,8 +22,7 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response
 
-from csms.core.timeutil import ocpp_ts
-from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
+from csms.plugin_api import MAX_JSON_DEPTH, json_depth_exceeds, ocpp_ts
 
 VERSION = "2.2.1"
 

@@ -16,13 +16,10 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
-from csms.admin import auth
-from csms.admin.templating import paginate, render
-from csms.api.auth import caller
-from csms.api.stations import run_command
-from csms.core.tables import Site, Station
-from csms.core.timeutil import utcnow
+from csms.plugin_api import (
+    ADMIN_EXCEPTION_HANDLERS, Site, Station, admin_guard, caller, current_user, paginate, render,
+    run_command, utcnow,
+)
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
 from plugins.stationops import diagnostics as dg
@@ -326,7 +323,7 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
         files = await DiagnosticsFile.select().where(DiagnosticsFile.station_id == sid).order_by(
             DiagnosticsFile.id, ascending=False).limit(5)
         alerts = await Alert.select().where((Alert.station_id == sid) & (Alert.status == "open"))
-        user = await auth.current_user(request)
+        user = await current_user(request)
         return [_fragment(request, "admin/stationops/_station_panel.html", r=report, sid=sid, alerts=alerts,
                           files=[dg.file_json(f) for f in files], station=station,
                           can_operate=bool(user and user.can("operator")))]
@@ -353,7 +350,7 @@ def stationops_admin_router() -> Router:
             campaign_retry, diagnostics_page, diagnostics_request, health_page, site_health_page,
             station_health_page, alerts_page, alert_acknowledge, rule_create, rule_action,
         ],
-        guards=[auth.admin_guard],
+        guards=[admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

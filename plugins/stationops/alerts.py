@@ -28,11 +28,9 @@ from typing import Any, Awaitable, Callable
 
 from piccolo.query.functions.aggregate import Count, Max
 
-from csms.api.crud import jsonable
-from csms.core import events as ev
-from csms.core.runtime import get_core
-from csms.core.tables import ChargingSession, Connector, Station, StationEvent
-from csms.core.timeutil import utcnow
+from csms.plugin_api import (
+    ChargingSession, Connector, Station, StationEvent, events as ev, get_core, jsonable, utcnow,
+)
 from plugins.stationops.campaigns import STATION_FAILURES
 from plugins.stationops.events import AlertAcknowledged, AlertClosed, AlertOpened
 from plugins.stationops.firmware import OpsError

@@ -12,11 +12,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 from litestar.response import File
 
-from csms.api.auth import caller, require
-from csms.api.bounds import Int32
-from csms.api.crud import page_params
-from csms.api.stations import run_command, station_row
-from csms.core.timeutil import utcnow
+from csms.plugin_api import Int32, caller, page_params, require, run_command, station_row, utcnow
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
 from plugins.stationops import diagnostics as dg

@@ -23,13 +23,10 @@ from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from csms.api.crud import jsonable
-from csms.core import events as ev
-from csms.core.ocpp.validation import OcppError
-from csms.core.runtime import get_core
-from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.tables import ChargingSession, Site, Station
-from csms.core.timeutil import utcnow
+from csms.plugin_api import (
+    ChargingSession, CommandTimeout, OcppError, Site, Station, StationOffline, UnknownStation, events as ev,
+    get_core, jsonable, utcnow,
+)
 from plugins.stationops.events import FirmwareProgress
 from plugins.stationops.firmware import OpsError, applies_to, download_url, firmware_row
 from plugins.stationops.tables import Campaign, CampaignTarget, Firmware

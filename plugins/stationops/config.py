@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from csms.settings import CsmsSettings
+from csms.plugin_api import CsmsSettings
 
 
 class StationOpsSettings(CsmsSettings):

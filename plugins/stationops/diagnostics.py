@@ -16,10 +16,7 @@ from litestar import Request, route
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import File
 
-from csms.api.crud import jsonable
-from csms.core import events as ev
-from csms.core.runtime import get_core
-from csms.core.timeutil import utcnow
+from csms.plugin_api import events as ev, get_core, jsonable, utcnow
 from plugins.stationops.config import stationops_settings
 from plugins.stationops.events import DiagnosticsReceived
 from plugins.stationops.firmware import OpsError

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from csms.core.events import Event
+from csms.plugin_api import Event
 
 
 @dataclass(frozen=True)

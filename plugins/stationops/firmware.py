@@ -13,7 +13,7 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.response import File
 
-from csms.api.crud import jsonable
+from csms.plugin_api import jsonable
 from plugins.stationops.config import stationops_settings
 from plugins.stationops.storage import CHUNK, TooLarge, firmware_dir, write_stream
 from plugins.stationops.tables import Campaign, Firmware

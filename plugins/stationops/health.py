@@ -32,8 +32,7 @@ from typing import Any, Iterable
 
 from piccolo.query.functions.aggregate import Max
 
-from csms.core.runtime import get_core
-from csms.core.tables import Connector, Site, Station, StationEvent
+from csms.plugin_api import Connector, Site, Station, StationEvent, get_core
 
 OPERATIVE = frozenset({"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
                        "Reserved", "Occupied"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from csms.core import events as ev
+from csms.plugin_api import events as ev
 from plugins.stationops import diagnostics
 from plugins.stationops.alerts import AlertEvaluator, ensure_default_rules
 from plugins.stationops.campaigns import CampaignDriver

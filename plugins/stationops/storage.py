@@ -25,7 +25,7 @@ class TooLarge(ValueError):
 
 
 def data_dir() -> Path:
-    from csms.core.runtime import get_core
+    from csms.plugin_api import get_core
 
     return Path(get_core().settings.data_dir)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, cast
 
 import msgspec
 from ocpp.charge_point import ChargePoint
@@ -32,6 +32,7 @@ from csms.core.timeutil import InvalidTimestamp, utcnow
 
 if TYPE_CHECKING:
     from litestar import WebSocket
+    from litestar.types import WebSocketDisconnectEvent, WebSocketReceiveEvent
 
     from csms.core.runtime import Core
     from csms.core.services.stations import StationState
@@ -88,7 +89,7 @@ class StationConnection(ChargePoint):
 
     # ChargePoint compatibility: the library names the station ``id``.
     @property
-    def id(self) -> str:  # type: ignore[override]
+    def id(self) -> str:
         return self.station_id
 
     @id.setter
@@ -99,7 +100,9 @@ class StationConnection(ChargePoint):
 
     async def serve(self) -> None:
         """Read frames until the socket closes."""
-        receive = self.socket.receive
+        # After the accept a websocket only receives these two (typed as any ASGI receive event)
+        receive = cast("Callable[[], Awaitable[WebSocketReceiveEvent | WebSocketDisconnectEvent]]",
+                       self.socket.receive)
         try:
             while True:
                 event = await receive()
@@ -142,7 +145,7 @@ class StationConnection(ChargePoint):
 
     # -- incoming -----------------------------------------------------------------------------
 
-    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+    async def route_message(self, raw_msg: str) -> None:
         version = self.version
         size = len(raw_msg)
         if size * 4 > self._max_frame and (size > self._max_frame or len(raw_msg.encode()) > self._max_frame) \
@@ -270,7 +273,7 @@ class StationConnection(ChargePoint):
 
     # -- outgoing -----------------------------------------------------------------------------
 
-    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,  # type: ignore[override]
+    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
                    ) -> dict[str, Any]:
         """Send a CALL and return the station's CALLRESULT payload.
 

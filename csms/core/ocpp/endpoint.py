@@ -15,6 +15,7 @@ import base64
 import binascii
 import logging
 import re
+from typing import Any, cast
 
 from litestar import WebSocket, websocket
 
@@ -87,7 +88,8 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
                     station_id[:64], client)
         await refuse(socket, 400, "station id must be 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .")
         return
-    tls = (socket.scope.get("extensions") or {}).get("tls") or {}
+    # set by csms.server (TLSHttpToolsProtocol): str keys, the subject a dict of str
+    tls = cast("dict[str, Any]", (socket.scope.get("extensions") or {}).get("tls") or {})
     if core.settings.tls_ca and core.settings.tls_client_cn_check:
         common_name = (tls.get("client_cert_subject") or {}).get("commonName")
         if common_name != station_id:

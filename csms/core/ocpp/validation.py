@@ -239,10 +239,20 @@ def decode_unbounded(raw: str) -> Any:
     return json.loads(raw, parse_int=_huge_int)
 
 
-_CALL_HEAD = re.compile(r'\s*\[\s*2\s*,\s*"([A-Za-z0-9_.:@+=*|-]{1,36})"\s*,\s*"([A-Za-z0-9]{1,64})"\s*,')
+_JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+_CALL_HEAD = re.compile(rf'\s*\[\s*2\s*,\s*({_JSON_STRING})\s*,\s*({_JSON_STRING})\s*,')
 
 
 def call_head(raw: str) -> tuple[str, str] | None:
-    """The message id and action at the start of a CALL too deep to decode, if plainly written."""
+    """The message id and action at the start of a CALL too deep to decode (within its first
+    256 characters), JSON strings with any escapes; ``None`` where the frame's decoder would
+    refuse them (a lone surrogate)."""
     match = _CALL_HEAD.match(raw, 0, 256)
-    return (match.group(1), match.group(2)) if match else None
+    if match is None:
+        return None
+    uid, action = json.loads(match.group(1)), json.loads(match.group(2))
+    try:
+        uid.encode(), action.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not JSON to the decoder either
+        return None
+    return uid, action

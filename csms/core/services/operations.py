@@ -103,7 +103,7 @@ class Operations:
     async def change_availability(self, station_id: str, *, operative: bool, evse_id: int = 0,
                                   connector_id: int | None = None, by: str = "") -> dict[str, Any]:
         if await self._version(station_id) == V16:
-            payload = {"connectorId": evse_id, "type": "Operative" if operative else "Inoperative"}
+            payload: dict[str, Any] = {"connectorId": evse_id, "type": "Operative" if operative else "Inoperative"}
             return _result(await self._send(station_id, "ChangeAvailability", payload, by))
         payload = {"operationalStatus": "Operative" if operative else "Inoperative"}
         if evse_id:

@@ -4,6 +4,7 @@ events, device-model reports, monitoring, charging limits and needs, displays, c
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from csms.core import events as ev
@@ -11,8 +12,11 @@ from csms.core.tables import ConfigurationKey, DeviceVariable, Station
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
+    from piccolo.columns import Column
+
     from csms.core.runtime import Core
     from csms.core.services.stations import StationState
+    from csms.db import Statement
 
 log = logging.getLogger("csms.reports")
 
@@ -48,11 +52,13 @@ class ReportService:
 
     async def record(self, state: StationState, category: str, kind: str, *, summary: str = "",
                      details: dict[str, Any] | None = None, evse_id: int | None = None,
-                     connector_id: int | None = None, severity: int | None = None, timestamp=None) -> None:
+                     connector_id: int | None = None, severity: int | None = None,
+                     timestamp: datetime | None = None) -> None:
         """Store a report in the station event log (committed before the answer) and emit it."""
         fut = self.core.stations.record(state.station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
                                         severity=severity, summary=summary, details=details, timestamp=timestamp,
                                         wait=True)
+        assert fut is not None  # wait=True always gives a commit future
         await fut
         self.emit(state.station_id, category, kind, details or {})
 
@@ -81,7 +87,7 @@ class ReportService:
             ).where(DeviceVariable.station == state.pk)
         }
         now = utcnow()
-        statements = []
+        statements: list[Statement] = []
         count = 0
         for item in report_data:
             component, variable = item.get("component", {}), item.get("variable", {})
@@ -112,7 +118,8 @@ class ReportService:
                     .where(ConfigurationKey.station == state.pk)}
         for k in keys:
             name = k["key"]
-            values = {ConfigurationKey.value: k.get("value"), ConfigurationKey.updated_at: now}
+            values: dict[Column | str, Any] = {ConfigurationKey.value: k.get("value"),
+                                               ConfigurationKey.updated_at: now}
             if "readonly" in k:
                 values[ConfigurationKey.readonly] = bool(k["readonly"])
             if name in existing:

@@ -21,7 +21,7 @@ import logging
 from piccolo.query.functions.aggregate import Max
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from csms.core import events as ev
 from csms.core.domain import AuthorizationResult
@@ -160,7 +160,7 @@ class SessionService:
     async def start(self) -> None:
         """Load running sessions: a session survives a restart of the server."""
         rows = await ChargingSession.select(
-            ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_ident")
+            *ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_ident")
         ).where(ChargingSession.state == "active")
         for r in rows:
             self._cache(self._from_row(r, r["station_ident"]))
@@ -490,8 +490,9 @@ async def _not_stored(session_id: int, samples: list[Sample]) -> list[Sample]:
                                    MeterValue.location, MeterValue.context, MeterValue.value).where(
         (MeterValue.session == session_id) & (MeterValue.timestamp >= min(stamps))
         & (MeterValue.timestamp <= max(stamps)))
-    stored = {_reading(_as_datetime(r["timestamp"]), r["measurand"], r["phase"], r["location"], r["context"],
-                       r["value"]) for r in rows}
+    # meter_value.timestamp is NOT NULL: the stored stamp is never None
+    stored = {_reading(cast(datetime, _as_datetime(r["timestamp"])), r["measurand"], r["phase"], r["location"],
+                       r["context"], r["value"]) for r in rows}
     fresh = []
     for s in samples:
         key = _reading(s.timestamp, s.measurand, s.phase, s.location, s.context, s.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import events as ev
 from csms.core.tables import ChargingSession
@@ -23,15 +23,15 @@ RETRY_DELAYS = (1, 5, 30, 120, 600)
 async def session_dict(session_id: int) -> dict[str, Any] | None:
     """A session as hooks receive it: the row plus the station's ident."""
     return await ChargingSession.select(
-        ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id")
+        *ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id")
     ).where(ChargingSession.id == session_id).output(load_json=True).first()
 
 
 class SettlementService:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._unlisten = None
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._unlisten: Callable[[], None] | None = None
 
     async def start(self) -> None:
         self._unlisten = self.core.events.listen(self._on_event)

@@ -522,6 +522,7 @@ class SmartChargingService:
             physical[hid] = _limits_of(h["limit_l1_a"], h["limit_l2_a"], h["limit_l3_a"])
             parents[hid], names[hid] = root_id, h["name"]
         st_by_id = {}
+        nid: str | None  # a node id; None once a walk up the tree passes the root
         for s in stations:
             nid = f"station:{s['station_id']}"
             limit = INF if s["max_current_a"] is None else max(0.0, s["max_current_a"])
@@ -534,7 +535,7 @@ class SmartChargingService:
         below: dict[str, int] = {nid: 0 for nid in physical}
         for s in stations:
             count = max(1, len(s["evses"]))
-            nid: str | None = f"station:{s['station_id']}"
+            nid = f"station:{s['station_id']}"
             while nid is not None:
                 below[nid] += count
                 nid = parents[nid]
@@ -713,7 +714,7 @@ class SmartChargingService:
         cap_now = model.capacity.at(now)
         root_res = model.reserved[root.id]
         available = tuple(max(0.0, c - r) for c, r in zip(cap_now, root_res))
-        result.capacity_a, result.reserved_a = cap_now, root_res  # type: ignore[assignment]
+        result.capacity_a, result.reserved_a = cap_now, root_res
         hook_capacity = CapacitySchedule(tuple(
             CapacityPeriod(p.start, tuple(max(0.0, c - r) for c, r in zip(p.limit_a, root_res)))  # type: ignore[arg-type]
             for p in model.capacity.periods))
@@ -1053,7 +1054,7 @@ class SmartChargingService:
                 members = [c for c in out["children"] if c["kind"] == "station"]
                 online = sum(1 for c in members if c["online"])
                 hub_id = int(n.id.split(":", 1)[1])
-                info = {"id": hub_id, "name": n.name, "stations": [c["station_id"] for c in members],
+                info: dict[str, Any] = {"id": hub_id, "name": n.name, "stations": [c["station_id"] for c in members],
                         "online": online, "offline": len(members) - online,
                         "status": "empty" if not members else "online" if online == len(members)
                         else "offline" if online == 0 else "partial"}
@@ -1221,8 +1222,10 @@ class SmartChargingService:
                        "transaction_id": session.transaction_id}
             summary = f"EVSE {session.evse_id}: composite schedule allows {reported} A, {expected} A was sent"
             log.warning("%s does not honour its charging profile: %s", station_id, summary)
-            await self.core.stations.record(station_id, "smart_charging", "not_honouring_profiles",
-                                            evse_id=session.evse_id, summary=summary, details=details, wait=True)
+            committed = self.core.stations.record(station_id, "smart_charging", "not_honouring_profiles",
+                                                  evse_id=session.evse_id, summary=summary, details=details, wait=True)
+            assert committed is not None  # wait=True always gives a commit future
+            await committed
             self.core.reports.emit(station_id, "smart_charging", "not_honouring_profiles", details)
 
 

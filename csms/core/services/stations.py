@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -209,7 +210,7 @@ class StationService:
         evse_status = None
         if evse_id == 0:
             statements.append((_UPDATE_STATION_STATUS, (status, error_code, now, state.pk)))
-            previous = state.evses.get(0, "")
+            previous: str | None = state.evses.get(0, "")
         else:
             key = (evse_id, connector_id)
             previous = state.connectors.get(key)
@@ -265,7 +266,8 @@ class StationService:
 
     def record(self, station_id: str, category: str, kind: str, *, evse_id: int | None = None,
                connector_id: int | None = None, severity: int | None = None, summary: str = "",
-               details: dict[str, Any] | None = None, timestamp: datetime | None = None, wait: bool = False):
+               details: dict[str, Any] | None = None, timestamp: datetime | None = None,
+               wait: bool = False) -> asyncio.Future[None] | None:
         """Append to the station event log (batched). With ``wait`` returns a commit future."""
         sql, params = self._event(station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
                                   severity=severity, summary=summary, details=details, timestamp=timestamp)

@@ -9,8 +9,7 @@ from datetime import timedelta
 import httpx
 from piccolo.apps.user.tables import BaseUser
 
-from csms.admin.auth import SESSION_COOKIE, login
-from csms.roles import set_role
+from csms.testing import SESSION_COOKIE, login, set_role
 from plugins.billing.tests.helpers import FLAT_AND_ENERGY, Session, minutes_ago, session_id_of, settled, station
 
 

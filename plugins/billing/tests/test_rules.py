@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from csms import hookimpl
-from csms.plugins import pm
+from csms.plugin_api import hookimpl
+from csms.testing import pm
 from plugins.billing.statements import PaymentRequest
 
 from plugins.billing.tests.helpers import (

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from csms import CapacityPeriod, CapacitySchedule, Load
-from csms.core.domain import SiteTopology, TopologyNode
+from csms.plugin_api import CapacityPeriod, CapacitySchedule, Load, SiteTopology, TopologyNode
 from csms.testing import running_server
 from plugins.loadbalancing import plugin
 

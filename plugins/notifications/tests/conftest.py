@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 
-from csms.testing import free_port, running_server
+from csms.testing import admin_client, free_port, running_server  # noqa: F401 (admin_client: used by the tests)
 from plugins.notifications.config import notification_settings, smtp_settings
 from plugins.stationops.config import stationops_settings
 
@@ -141,24 +141,6 @@ async def eventually(check: Callable[[], Awaitable[Any] | Any], *, timeout: floa
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what} not reached; last value: {last!r}")
-
-
-async def admin_client(srv: Any, role: str = "operator") -> httpx.AsyncClient:
-    """An HTTP client logged in to the admin as a user of ``role`` (a real login through the form)."""
-    from piccolo.apps.user.tables import BaseUser
-
-    from csms.roles import set_role
-
-    if not await BaseUser.exists().where(BaseUser.username == role):
-        user = await BaseUser.create_user(username=role, password=PASSWORD, email=f"{role}@example.org",
-                                          admin=role == "admin", superuser=role == "admin", active=True)
-        await set_role(user.id, role)
-    client = httpx.AsyncClient(base_url=srv.base_url, timeout=30)
-    page = await client.get("/login")
-    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
-    done = await client.post("/login", data={"username": role, "password": PASSWORD, "_csrf_token": token})
-    assert done.status_code in (302, 303), done.text
-    return client
 
 
 def csrf_of(html: str) -> str:

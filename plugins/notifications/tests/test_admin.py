@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from plugins.notifications.tests.conftest import admin_client, csrf_of, eventually
-from plugins.stationops.tests.stations import station
+from csms.testing.stations import station
 
 
 async def test_live_notifications_stream_to_the_admin(server):

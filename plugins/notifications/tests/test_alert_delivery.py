@@ -7,7 +7,7 @@ import json
 
 from plugins.notifications.channels import verify
 from plugins.notifications.tests.conftest import eventually
-from plugins.stationops.tests.stations import station
+from csms.testing.stations import station
 
 
 async def offline_rule(srv) -> dict:

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from ocpp.v201 import call as call201
 
-from csms import SessionCost, hookimpl
-from csms.plugins import pm
+from csms.plugin_api import SessionCost, hookimpl
+from csms.testing import pm
 from plugins.notifications.tests.conftest import csrf_of, eventually
-from plugins.stationops.tests.stations import now_iso, station
+from csms.testing.stations import now_iso, station
 
 
 class FlatPricing:

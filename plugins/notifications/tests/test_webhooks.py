@@ -6,7 +6,7 @@ import json
 
 from plugins.notifications.channels import verify
 from plugins.notifications.tests.conftest import eventually
-from plugins.stationops.tests.stations import station
+from csms.testing.stations import station
 
 
 async def test_failed_delivery_is_retried_logged_and_replayed(any_server, receiver):

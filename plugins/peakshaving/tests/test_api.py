@@ -9,11 +9,8 @@ from typing import Any
 
 import pytest
 
-from csms import hookimpl
-from csms.core.services.smart_charging import SmartChargingSettings
-from csms.core.timeutil import ocpp_ts, utcnow
-from csms.plugins import pm
-from csms.simulator import SimStation
+from csms.plugin_api import hookimpl, ocpp_ts, utcnow
+from csms.testing import SimStation, SmartChargingSettings, pm
 
 
 async def make_site(api: Any, limit: float = 32.0) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from csms.simulator import SimStation
+from csms.testing import SimStation
 
 
 async def site_with_stations(server, name: str, station_ids: list[str], *, version: str = "2.0.1",

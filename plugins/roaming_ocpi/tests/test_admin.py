@@ -20,7 +20,7 @@ def csrf(html: str) -> str:
 async def logged_in(server, username: str, role: str) -> httpx.AsyncClient:
     from piccolo.apps.user.tables import BaseUser
 
-    from csms.roles import set_role
+    from csms.testing import set_role
 
     user = await BaseUser.create_user(username=username, password=PASSWORD, email=f"{username}@example.org",
                                       admin=role == "admin", superuser=role == "admin", active=True)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from csms.simulator import SimStation
+from csms.testing import SimStation
 from plugins.roaming_ocpi.tests.fake_partner import fake_partner, now
 from plugins.roaming_ocpi.tests.ocpi_check import assert_envelope, assert_valid
 from plugins.roaming_ocpi.tests.stations import eventually, site_with_stations

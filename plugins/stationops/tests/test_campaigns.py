@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 from plugins.stationops.tests.conftest import eventually
-from plugins.stationops.tests.stations import station
+from csms.testing.stations import station
 
 IMAGE = b"\x7fELF firmware image 2.0 " + bytes(range(256)) * 64
 

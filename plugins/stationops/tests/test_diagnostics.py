@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from plugins.stationops.tests.conftest import eventually
-from plugins.stationops.tests.stations import station
+from csms.testing.stations import station
 
 
 async def _request(srv, station_id: str) -> dict:

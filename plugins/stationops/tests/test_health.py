@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from csms.core.tables import Site, Station, StationEvent
+from csms.plugin_api import Site, Station, StationEvent
 from plugins.stationops.health import StationHistory, station_report
 
 T0 = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)

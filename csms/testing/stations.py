@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -43,6 +44,7 @@ class Behaviour:
     downloaded: list[str]  # sha256 of each image downloaded
     diagnostics_body: bytes
     next_version: str  # the version it boots with after an update
+    id: str  # the station's identity (set by the ChargePoint it is mixed into)
 
     def setup(self, firmware_version: str) -> None:
         self.firmware_version = firmware_version
@@ -82,7 +84,7 @@ class Behaviour:
             return
         self.downloaded.append(hashlib.sha256(response.content).hexdigest())
         await self.firmware_status("Downloaded", request_id, signed)
-        if failing:
+        if failing and self.fail_with is not None:
             await self.firmware_status(self.fail_with, request_id, signed)
             return
         await self.firmware_status("Installing", request_id, signed)
@@ -209,7 +211,7 @@ class Station201(Behaviour, ChargePoint201):
 @asynccontextmanager
 async def station(srv: Any, station_id: str, version: str, *, firmware: str = "1.0") -> AsyncIterator[Any]:
     """A booted test station of ``version`` with its receive loop running."""
-    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
+    subprotocol = Subprotocol("ocpp1.6" if version == "1.6" else "ocpp2.0.1")
     async with websockets.connect(srv.ws_url(station_id), subprotocols=[subprotocol]) as ws:
         cp: Any = (Station16 if version == "1.6" else Station201)(station_id, ws)
         cp.setup(firmware)

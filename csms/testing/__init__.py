@@ -3,6 +3,11 @@ PostgreSQL, with an API key, torn down cleanly. Used by the core's tests and by 
 
     async with running_server(tmp_path, backend="sqlite") as srv:
         ...  # srv.ws_url("CP1"), srv.api (an httpx.AsyncClient with the key), srv.core
+
+Also here for tests: a simulated station (:class:`SimStation`), the plugin manager (:data:`pm`,
+to register a test's hook implementations), admin login (:func:`login`, :data:`SESSION_COOKIE`),
+role changes (:func:`set_role`) and the smart-charging settings (:class:`SmartChargingSettings`).
+Plugin tests import from here and from :mod:`csms.plugin_api` only.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from csms.admin.auth import SESSION_COOKIE, login
+from csms.core.services.smart_charging import SmartChargingSettings
 from csms.csvexport import FORMULA_PREFIXES
+from csms.plugins import pm
+from csms.roles import set_role
+from csms.simulator import SimStation
 
 PG_ADMIN_URL = os.environ.get("CSMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -138,3 +148,25 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
         server.should_exit = True
         await task
         await close_engine()
+
+
+ADMIN_PASSWORD = "correct-horse-battery-staple"
+
+
+async def admin_client(srv: RunningServer, role: str = "operator") -> httpx.AsyncClient:
+    """An HTTP client logged in to the admin of ``srv`` as a user named after ``role`` with that
+    role (created on first use), through the login form as a person would."""
+    from piccolo.apps.user.tables import BaseUser
+
+    if not await BaseUser.exists().where(BaseUser.username == role):
+        user = await BaseUser.create_user(username=role, password=ADMIN_PASSWORD, email=f"{role}@example.org",
+                                          admin=role == "admin", superuser=role == "admin", active=True)
+        await set_role(user.id, role)
+    client = httpx.AsyncClient(base_url=srv.base_url, timeout=30)
+    page = await client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, "the login page has no CSRF token"
+    done = await client.post("/login", data={"username": role, "password": ADMIN_PASSWORD,
+                                             "_csrf_token": token.group(1)})
+    assert done.status_code in (302, 303), done.text
+    return client

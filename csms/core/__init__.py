@@ -1,0 +1,1 @@
+"""The OCPP core: station connections, message handling, sessions, commands and storage."""

@@ -1,0 +1,101 @@
+"""The public plugin API: everything a plugin may import from the CSMS, in one module.
+
+A plugin (the shipped ones in ``plugins/`` included) imports from here and from
+:mod:`csms.testing` (its tests), never from ``csms.core``, ``csms.api``, ``csms.admin`` or other
+internal modules; an import-linter contract in ``pyproject.toml`` holds every shipped plugin to
+that. What is listed in ``__all__`` is kept stable within a major version: names are added, and a
+name is removed or changed only with a deprecation period. ``docs/plugins.md`` is the guide;
+``docs/hooks.md`` lists the hooks.
+
+The groups:
+
+* **Hooks**: :data:`hookimpl` marks an implementation; a plugin that offers hooks of its own
+  declares them with :data:`hookspec` and a :class:`Rule`, registers them with
+  :func:`add_hookspecs` and calls them with :func:`call_hook` (each implementation isolated).
+* **Domain values** passed to and returned from hooks (:class:`AuthorizationResult`,
+  :class:`SessionCost`, :class:`Load`, :class:`CapacitySchedule` ...) and the typed
+  :mod:`events <csms.core.events>` delivered to the ``event`` hook.
+* **Tables** of the core (Piccolo), to read with the plugin's own queries. A plugin writes the
+  core's rows only through the core's services (:func:`get_core`), which keep the rules (commit
+  before state changes, events after the answer).
+* **The running core** (:func:`get_core`): station commands (``get_core().commands``), smart
+  charging, settlement and the batch writer; :func:`run_command` turns a command's outcome into
+  an HTTP answer.
+* **HTTP**: REST guards (:func:`require`, :func:`caller`), admin pages (:func:`render`,
+  :func:`paginate`, :func:`is_htmx`, the admin's error handlers), :func:`public_route` for the
+  few routes that need no login (every other plugin route requires one), and helpers for bounded
+  input and CSV output.
+* **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from csms import __version__
+from csms.admin.auth import admin_guard, current_user
+from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page, http_error
+from csms.admin.templating import is_htmx, paginate, render
+from csms.api.auth import caller, require
+from csms.api.bounds import Int32
+from csms.api.crud import jsonable, page_params
+from csms.api.stations import run_command, station_row
+from csms.core import events
+from csms.core.domain import (
+    AuthorizationResult,
+    CapacityPeriod,
+    CapacitySchedule,
+    CostLine,
+    Load,
+    NavItem,
+    SessionCost,
+    SiteTopology,
+    TopologyNode,
+)
+from csms.core.events import Event
+from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.offload import run_cpu
+from csms.core.runtime import get_core
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.operations import OperationError
+from csms.core.services.settlement import session_dict
+from csms.core.services.smart_charging import TX, Planned, build_profile, floor_tenth
+from csms.core.tables import (
+    ChargingSession,
+    Connector,
+    Driver,
+    Evse,
+    IdToken,
+    MeterValue,
+    Organization,
+    Site,
+    Station,
+    StationEvent,
+)
+from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
+from csms.csvexport import csv_text
+from csms.hookspecs import Rule, hookspec
+from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
+from csms.plugin_routes import public_route
+from csms.plugins import add_hookspecs, call_hook, hook_impls, hookimpl
+from csms.settings import CsmsSettings
+
+__all__ = [
+    # hooks
+    "hookimpl", "hookspec", "Rule", "add_hookspecs", "call_hook", "hook_impls",
+    # domain values and events
+    "AuthorizationResult", "CapacityPeriod", "CapacitySchedule", "CostLine", "Load", "NavItem",
+    "SessionCost", "SiteTopology", "TopologyNode", "Event", "events",
+    # tables
+    "ChargingSession", "Connector", "Driver", "Evse", "IdToken", "MeterValue", "Organization", "Site",
+    "Station", "StationEvent",
+    # the running core, commands and their errors
+    "get_core", "run_command", "station_row", "session_dict", "CommandTimeout", "StationOffline",
+    "UnknownStation", "OperationError", "OcppError", "V16", "V201",
+    # charging profiles
+    "Planned", "build_profile", "TX", "floor_tenth",
+    # HTTP: REST, admin pages, input bounds, CSV
+    "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx",
+    "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
+    "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
+    # settings, time, work off the event loop
+    "CsmsSettings", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "__version__",
+]

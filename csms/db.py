@@ -265,7 +265,6 @@ class BatchWriter:
             if units:
                 errors = await self._write_units(units)
                 self.batches += 1
-                self.rows += sum(len(statements) for statements, _ in units)
                 for index, (statements, fut) in enumerate(units):
                     error = errors.get(index)
                     if error is not None:
@@ -286,6 +285,7 @@ class BatchWriter:
         for statements, _ in units:
             for sql, params in statements:
                 grouped[sql].append(params)
+        self.rows += sum(map(len, grouped.values()))
         try:
             if self._is_pg:
                 await self._write_pg(grouped)

@@ -178,7 +178,8 @@ def session_limit(load, now):
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec(Rule.EVERY_IMPLEMENTATION)
+@hookspec(Rule.EVERY_ANSWER)
 def event(event):
     """Called for every domain event (``csms.core.events``: StationConnected, SessionStarted,
-    MeterValuesReceived, CommandAnswered ...) after the station got its answer."""
+    MeterValuesReceived, CommandAnswered ...) after the station got its answer. The plugins'
+    handlers of one event are awaited concurrently, the next event after all of them."""

@@ -26,6 +26,7 @@ from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import pluggy
+from pluggy import HookCallError
 from pluggy._callers import _multicall  # private: pyproject pins pluggy>=1.5,<2
 
 from csms import hookspecs
@@ -116,12 +117,47 @@ def _isolating_hookexec(hook_name: str, hook_impls: Sequence[Any], caller_kwargs
     answer wins* hook, the implementations after a plain answer (neither awaitable nor callable)
     are not called: nothing after it can win.
     """
+    first = rule_of(hook_name) is Rule.FIRST_ANSWER
+    if not any(impl.wrapper or impl.hookwrapper for impl in hook_impls):
+        return _plain_calls(hook_name, hook_impls, caller_kwargs, first, firstresult)
     impls = [impl if impl.wrapper or impl.hookwrapper else _isolated_impl(impl) for impl in hook_impls]
-    _calls.append(_Call(hook_name, caller_kwargs, rule_of(hook_name) is Rule.FIRST_ANSWER, [False]))
+    _calls.append(_Call(hook_name, caller_kwargs, first, [False]))
     try:
         return _multicall(hook_name, impls, caller_kwargs, firstresult)
     finally:
         _calls.pop()
+
+
+def _plain_calls(hook_name: str, hook_impls: Sequence[Any], caller_kwargs: Mapping[str, Any], first: bool,
+                 firstresult: bool) -> Any:
+    """What :func:`_multicall` does with the isolated stand-ins when no implementation is a
+    wrapper (the hot path: the ``event`` hook runs for every meter value), without its
+    generator machinery: the same order, arguments, errors and answers."""
+    answers: list[Answer] = []
+    for impl in reversed(hook_impls):
+        try:
+            args = [caller_kwargs[name] for name in impl.argnames]
+        except KeyError as exc:
+            raise HookCallError(f"hook call must provide argument {exc.args[0]!r}") from exc
+        try:
+            if impl.kwargnames:
+                value = impl.function(*args, **{n: caller_kwargs[n] for n in impl.kwargnames if n in caller_kwargs})
+            else:
+                value = impl.function(*args)
+        except Exception as exc:
+            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
+            answers.append(Answer(impl.plugin_name, Failed(exc)))
+            if firstresult:
+                break
+            continue
+        if value is None:
+            continue
+        answers.append(Answer(impl.plugin_name, value))
+        if firstresult or (first and not (callable(value) or inspect.isawaitable(value))):
+            break  # nothing after a plain answer can win
+    if firstresult:
+        return answers[0] if answers else None
+    return answers
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -157,8 +193,19 @@ def hook_specs() -> dict[str, Any]:
 
 def rule_of(hook_name: str) -> Rule | None:
     """The rule the spec of ``hook_name`` states (``None`` for a hook nobody declared)."""
-    caller = getattr(pm.hook, hook_name, None)
-    return getattr(caller.spec.function, "csms_rule", None) if caller is not None and caller.spec else None
+    caller = pm.hook.__dict__.get(hook_name)
+    if caller is None:
+        return None
+    rule = _rules.get(caller)
+    if rule is None:
+        spec = caller.spec
+        rule = spec.function.__dict__.get("csms_rule") if spec is not None else None
+        if rule is not None:
+            _rules[caller] = rule  # a declared hook keeps its spec (and rule)
+    return rule
+
+
+_rules: dict[Any, Rule] = {}  # HookCaller -> the rule of its spec
 
 
 def check_hooks() -> None:
@@ -300,6 +347,11 @@ async def call_hook(hook_name: str, **kwargs: Any) -> Any:
 
     An implementation that raises, or whose awaited answer raises, is logged and skipped.
     """
+    caller = pm.hook.__dict__.get(hook_name)
+    if caller is not None and not caller._hookimpls and pm._inner_hookexec is _isolating_hookexec \
+            and (rule := rule_of(hook_name)) is not None and rule is not Rule.WIRING:
+        # nobody implements it and nobody monitors calls (the event hook without plugins)
+        return None if rule is Rule.FIRST_ANSWER else []
     rule, answers = _answers(hook_name, kwargs, sync=False)
     if rule is Rule.FIRST_ANSWER:
         for index, answer in enumerate(answers):

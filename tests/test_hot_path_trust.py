@@ -314,9 +314,11 @@ async def test_out_of_domain_values_are_refused_with_the_spec_codes(tmp_path, ba
             for i, (payload, code) in enumerate(cases16):
                 r = await rpc(v16, [2, f"c{i}", "StartTransaction", payload])
                 assert r[:3] == [4, f"c{i}", code], (payload, r)
-            r = await rpc(v16, [2, "nan", "MeterValues", {"connectorId": 1, "meterValue": [
-                {"timestamp": TS, "sampledValue": [{"value": "NaN"}]}]}])
-            assert r[:3] == [4, "nan", "PropertyConstraintViolation"]
+            # not finite, or not a plain decimal (an underscore, a separator float() refuses, other digits)
+            for i, text in enumerate(("NaN", "inf", "1_0", "12\x1f", "\x1c3", "\u00a012\x1f", "١٢", "0x10")):
+                r = await rpc(v16, [2, f"nan{i}", "MeterValues", {"connectorId": 1, "meterValue": [
+                    {"timestamp": TS, "sampledValue": [{"value": text}]}]}])
+                assert r[:3] == [4, f"nan{i}", "PropertyConstraintViolation"], (text, r)
             r = await rpc(v201, [2, "seq", "TransactionEvent", tx_event(2**31, "Started", wh=1)])
             assert r[:3] == [4, "seq", "TypeConstraintViolation"]
             r = await rpc(v201, [2, "seq64", "TransactionEvent", tx_event(2**64, "Started", wh=1)])

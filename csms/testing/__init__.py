@@ -170,3 +170,46 @@ async def admin_client(srv: RunningServer, role: str = "operator") -> httpx.Asyn
                                              "_csrf_token": token.group(1)})
     assert done.status_code in (302, 303), done.text
     return client
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@asynccontextmanager
+async def admin_browser(srv: RunningServer, role: str = "operator", *, width: int = 1280,
+                        height: int = 900) -> AsyncIterator[Any]:
+    """A page of Debian's headless Chromium (Playwright, never a downloaded browser) logged in to
+    the admin of ``srv`` through the login form as a user of ``role`` (created on first use)."""
+    import shutil
+
+    import pytest
+    from playwright.async_api import async_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    await (await admin_client(srv, role)).aclose()  # the user, created on first use
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(base_url=srv.base_url, viewport={"width": width, "height": height})
+            page = await context.new_page()
+            page.set_default_timeout(15_000)
+            await page.goto("/login")
+            await page.get_by_label("Username").fill(role)
+            await page.get_by_label("Password").fill(ADMIN_PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await page.wait_for_url(lambda url: "/login" not in url)
+            yield page
+        finally:
+            await browser.close()
+
+
+async def screenshot(page: Any, name: str) -> Path:
+    """A full-page screenshot in test-artifacts/screenshots/<name>.png, to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path

@@ -23,12 +23,18 @@ from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 _UNIT_SCALE = {"kWh": (1000.0, "Wh"), "kW": (1000.0, "W"), "kvar": (1000.0, "var"), "kvarh": (1000.0, "varh"),
                "kVA": (1000.0, "VA")}
 # A Raw sampled value is a decimal number as text; float() alone would also take NaN, inf and 1_0.
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def sampled_number(text: str) -> float:
     """The number in a Raw sampled value; PropertyConstraintViolation when it is none, or not finite."""
-    value = float(text) if _DECIMAL.fullmatch(text.strip()) else math.nan
+    # ASCII without "_": float() takes exactly the decimals (nan and inf are refused below); other
+    # text must be a decimal around its whitespace (no other digits) that float() takes as well.
+    try:
+        value = float(text) if text.isascii() and "_" not in text or _DECIMAL.fullmatch(text.strip()) \
+            else math.nan
+    except ValueError:  # e.g. "12\x1f": str.strip() takes \x1c-\x1f, float() does not
+        value = math.nan
     if not abs(value) <= NUMBER_LIMIT:  # also NaN
         raise OcppError(error_code(V16, "property"),
                         f"sampledValue.value {text[:40]!r} is not a decimal number within ±{NUMBER_LIMIT:.0e}")
@@ -56,7 +62,16 @@ def samples_16(meter_values: list[dict[str, Any]]) -> tuple[list[Sample], list[d
             if sv.get("format") == "SignedData":
                 signed.append({"timestamp": mv["timestamp"], **sv})
                 continue
-            value = sampled_number(sv["value"])
+            text = sv["value"]
+            if text.isascii() and "_" not in text:  # the common case of sampled_number, inline
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = math.nan
+                if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:  # also NaN
+                    value = sampled_number(text)  # raises with the message
+            else:
+                value = sampled_number(text)
             scale, unit = _UNIT_SCALE.get(unit, (1.0, unit))
             samples.append(Sample(ts, measurand, value * scale, sv.get("phase", ""), unit,
                                   sv.get("context", "Sample.Periodic"), sv.get("location", "")))

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-from piccolo.query.functions.aggregate import Max
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from piccolo.query.functions.aggregate import Max
 
 from csms.core import events as ev
 from csms.core.domain import AuthorizationResult
@@ -62,6 +64,9 @@ class Sample(NamedTuple):
     location: str = ""
 
 
+_TIMESTAMP = itemgetter(0)  # Sample.timestamp, read in C
+
+
 @dataclass
 class ActiveSession:
     id: int
@@ -89,17 +94,16 @@ class ActiveSession:
             return seq_no in self.seen_seq
         return seq_no <= self.last_seq_no  # a session stored before seqNos were: only the highest is known
 
-    def advanced(self, samples: list[Sample], *, seq_no: int | None = None,
+    def advanced(self, samples: list[Sample], *, latest: datetime | None = None, seq_no: int | None = None,
                  charging_state: str | None = None) -> ActiveSession:
-        """A copy of this session with the samples and the event applied (adopted after its commit)."""
+        """A copy of this session with the samples (``latest``: their latest timestamp) and the
+        event applied, adopted after its commit."""
         after = object.__new__(ActiveSession)  # copy.copy of a dataclass is ten times slower
         after.__dict__.update(self.__dict__)
         after.current_a = dict(self.current_a)
         after.apply(samples)
-        if samples:
-            latest = max(s.timestamp for s in samples)
-            if self.last_sample_at is None or latest > self.last_sample_at:
-                after.last_sample_at = latest
+        if latest is not None and (self.last_sample_at is None or latest > self.last_sample_at):
+            after.last_sample_at = latest
         if seq_no is not None:
             after.last_seq_no = max(self.last_seq_no, seq_no)
         if charging_state:
@@ -295,9 +299,12 @@ class SessionService:
         sid = session.id if session else None
         tx = transaction_id or ""
         station_id = state.station_id
-        if session is not None and session.last_sample_at is not None and samples \
-                and min(s.timestamp for s in samples) <= session.last_sample_at:
+        # the readings of one message share a timestamp or a few: their set is small
+        stamps = set(map(_TIMESTAMP, samples))
+        if session is not None and session.last_sample_at is not None and stamps \
+                and min(stamps) <= session.last_sample_at:
             samples = await _not_stored(session.id, samples)
+            stamps = set(map(_TIMESTAMP, samples))
         elif session is None and transaction_id and samples:  # an ended session's reading: a replay or late
             row = await ChargingSession.select(ChargingSession.id).where(
                 (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == transaction_id)).first()
@@ -309,7 +316,8 @@ class SessionService:
                              s.location, s.value)) for s in samples]
         after = None
         if session is not None:
-            after = session.advanced(samples, seq_no=seq_no, charging_state=charging_state)
+            after = session.advanced(samples, latest=max(stamps) if stamps else None, seq_no=seq_no,
+                                     charging_state=charging_state)
             statements.append(after.progress())
             if seq_no is not None:
                 statements.append((_INSERT_SEQ_NO, (session.id, seq_no)))

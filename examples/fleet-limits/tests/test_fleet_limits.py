@@ -8,7 +8,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from csms.testing import admin_client, running_server
+from csms.testing import admin_browser, admin_client, running_server, screenshot
 from csms.testing.stations import station
 from csms_fleet_limits.plugin import fleet_settings
 
@@ -101,3 +101,28 @@ async def test_an_operator_gives_a_card_its_own_limit_through_the_form(server):
         tx = await cp.start_session("FLEET-9")
         assert await authorize_201(cp, "FLEET-9") == "Accepted"  # its own limit is 2, the default 1
         await cp.stop_session(tx)
+
+
+@pytest.mark.parametrize("width,height,name", [(1280, 900, "desktop"), (390, 844, "phone")])
+async def test_the_page_in_chromium(server, width, height, name):
+    from playwright.async_api import expect
+
+    async with station(server, "FLEET-CPB", "1.6") as cp:
+        await cp.stop_session(await cp.start_session("FLEET-21"))
+    async with admin_browser(server, "operator", width=width, height=height) as page:
+        await page.goto("/admin/stations")
+        assert await page.locator('a[href="/admin/fleet-limits"]').count() > 0  # in the navigation
+        await page.goto("/admin/fleet-limits")
+        await expect(page.get_by_role("heading", name="Fleet limits")).to_be_visible()
+        await expect(page.get_by_role("cell", name="FLEET-21")).to_be_visible()
+        await page.get_by_label("Card").fill("NOT-FLEET")
+        await page.get_by_label("Sessions per day").fill("4")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("alert")).to_contain_text("A fleet card's id starts with FLEET-")
+        await page.get_by_label("Card").fill("FLEET-21")
+        await page.get_by_label("Sessions per day").fill("4")
+        await page.get_by_label("Note").fill("van 21")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("status")).to_contain_text("FLEET-21 may start 4 sessions a day.")
+        await expect(page.get_by_role("cell", name="van 21")).to_be_visible()
+        await screenshot(page, f"example-fleet-limits-{name}")

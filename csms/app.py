@@ -25,9 +25,10 @@ from csms import __version__
 from csms.admin import AdminPlugin, auth
 from csms.admin.errors import login_required
 from csms.admin.mount import CSRF_EXCLUDE
-from csms.api import bounds
+from csms.api import bounds, tenancy
 from csms.api.auth import require
 from csms.api.crud import crud_controller
+from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.stations import StationController
@@ -45,7 +46,7 @@ TEMPLATE_DIR = PACKAGE_DIR.parent / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 
 
-@get("/api/v1/health", tags=["system"])
+@get("/api/v1/health", tags=["system"], opt={"tenant": tenancy.PUBLIC})
 async def health() -> dict[str, Any]:
     """Liveness and a few figures; needs no authentication."""
     from csms.core.runtime import get_core
@@ -69,12 +70,16 @@ def api_router() -> Router:
         StationController,
         TokenController,
         SessionController,
-        crud_controller(Organization, "/organizations", filters=("kind",), order_by="name"),
-        crud_controller(Driver, "/drivers", filters=("kind", "organization"), order_by="name"),
-        crud_controller(Site, "/sites", filters=("organization",), order_by="name"),
-        crud_controller(Hub, "/hubs", filters=("site",), order_by="name"),
+        crud_controller(Organization, "/organizations", filters=("kind", "parent"), order_by="name",
+                        kind="organization", owner=Organization.id),
+        crud_controller(Driver, "/drivers", filters=("kind", "organization"), order_by="name", kind="driver",
+                        owner=Driver.organization),
+        crud_controller(Site, "/sites", filters=("organization",), order_by="name", kind="site",
+                        owner=Site.organization),
+        crud_controller(Hub, "/hubs", filters=("site",), order_by="name", kind="hub", owner=Hub.site.organization),
         SmartChargingController,
         ApiKeyController,
+        AuditController,
     ])
 
 
@@ -140,7 +145,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         ocpp_endpoint,
         health,
         api_router(),
-        create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False,
+                                   opt={"tenant": tenancy.PUBLIC}),
     ]
     plugin_routes = call_sync("register_routes", settings=settings)
     if plugin_routes:
@@ -152,10 +158,12 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         openapi_config=OpenAPIConfig(
             title="CSMS API", version=__version__, path="/api/v1/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=Router(path="/api/v1/schema", route_handlers=[], opt={"tenant": tenancy.PUBLIC}),
             description="REST API of the CSMS. Authenticate with `Authorization: Bearer <API key>` "
                         "(create one with `csms apikey create --name NAME`).",
         ),
         plugins=[AdminPlugin(settings)],
+        guards=[tenancy.tenant_guard],  # before every route's own guards: another tenant's object is a 404
         middleware=[bounds.IntParamBounds()],
         request_class=bounds.BoundedRequest,
         exception_handlers=bounds.EXCEPTION_HANDLERS,

@@ -78,9 +78,35 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
         sys.exit("role must be admin, operator or viewer")
 
     async def create() -> str:
-        return (await create_api_key(args.name, args.role))[0]
+        from csms.core import audit
 
-    print(asyncio.run(_with_db(create)))
+        organization = await _organization_arg(args.organization)
+        key, key_id = await create_api_key(args.name, args.role, organization)
+        await audit.record(actor="cli", action="create", object_type="api_key", object_id=key_id,
+                           after={"name": args.name, "role": args.role, "organization": organization},
+                           organization=organization)
+        return key
+
+    try:
+        print(asyncio.run(_with_db(create)))
+    except _UnknownOrganization as exc:
+        sys.exit(f"key not created: {exc}")
+
+
+class _UnknownOrganization(Exception):
+    pass
+
+
+async def _organization_arg(ref: str | None) -> int | None:
+    """``--organization`` (an id or a name) as an organization id; None when not given."""
+    from csms.core.organizations import find_organization
+
+    if ref is None or not ref.strip():
+        return None
+    found = await find_organization(ref)
+    if found is None:
+        raise _UnknownOrganization(f"no organization {ref!r} (give its id or its exact name)")
+    return found
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> None:
@@ -88,10 +114,11 @@ def cmd_apikey_list(args: argparse.Namespace) -> None:
 
     async def rows() -> list[dict[str, Any]]:
         return await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.role, ApiKey.revoked,
-                                   ApiKey.last_used_at)
+                                   ApiKey.last_used_at, ApiKey.organization.name.as_alias("organization"))
 
     for r in asyncio.run(_with_db(rows)):
         print(f"{r['id']:>4}  {r['name']:<24} csms_{r['prefix']}_…  {r['role']:<8} "
+              f"{r['organization'] or '(global)':<20} "
               f"{'revoked' if r['revoked'] else 'active'}  last used {r['last_used_at'] or 'never'}")
 
 
@@ -100,7 +127,15 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> None:
     from csms.api.auth import revoke_api_key
 
     async def revoke() -> bool:
-        return await revoke_api_key(args.id)
+        from csms.core import audit
+        from csms.core.tables import ApiKey
+
+        row = await ApiKey.select(ApiKey.organization).where(ApiKey.id == args.id).first()
+        if not await revoke_api_key(args.id):
+            return False
+        await audit.record(actor="cli", action="update", object_type="api_key", object_id=args.id,
+                           summary="revoked", organization=row["organization"] if row else None)
+        return True
 
     if not asyncio.run(_with_db(revoke)):
         sys.exit(f"no API key {args.id}")
@@ -121,20 +156,31 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     email = args.email or f"{args.username}@users.invalid"
 
     async def create() -> str | None:
+        organization = await _organization_arg(args.organization)
         if await BaseUser.exists().where(BaseUser.username == args.username):
             return f"a user named {args.username!r} exists already"
         if await BaseUser.exists().where(BaseUser.email == email):
             return f"another user has the e-mail address {email!r}"
         try:
+            # the raw database admin is for global admins only
+            superuser = args.role == "admin" and organization is None
             user = await BaseUser.create_user(username=args.username, password=password, email=email,
-                                              admin=args.role == "admin", superuser=args.role == "admin",
-                                              active=True)
+                                              admin=superuser, superuser=superuser, active=True)
         except ValueError as exc:  # piccolo's checks (password length, username), in its words
             return str(exc)
-        await set_role(user.id, args.role)
+        await set_role(user.id, args.role, organization)
+        from csms.core import audit
+
+        await audit.record(actor="cli", action="create", object_type="user", object_id=user.id,
+                           after={"username": args.username, "email": email, "role": args.role,
+                                  "organization": organization}, organization=organization)
         return None
 
-    if problem := asyncio.run(_with_db(create)):
+    try:
+        problem = asyncio.run(_with_db(create))
+    except _UnknownOrganization as exc:
+        problem = str(exc)
+    if problem:
         sys.exit(f"user not created: {problem}")
     print(f"user {args.username} ({args.role}) created" + ("" if args.password else f"; password: {password}"))
 
@@ -181,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = apikey.add_parser("create", help="create a key and print it alone on stdout")
     p.add_argument("--name", required=True)
     p.add_argument("--role", default="admin", help="admin, operator or viewer")
+    p.add_argument("--organization", metavar="ORG",
+                   help="the organization (id or name) the key acts for; without it the key is global")
     p.set_defaults(func=cmd_apikey_create)
     p = apikey.add_parser("list", help="list keys (never the keys themselves)")
     p.set_defaults(func=cmd_apikey_list)
@@ -194,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password")
     p.add_argument("--email", help="the user's address (default: <username>@users.invalid, which receives no mail)")
     p.add_argument("--role", default="operator", help="admin, operator or viewer")
+    p.add_argument("--organization", metavar="ORG",
+                   help="the organization (id or name) the user belongs to; without it the user is global")
     p.set_defaults(func=cmd_user_create)
 
     p = sub.add_parser("plugins", help="list loaded plugins and the hooks each implements")

@@ -25,6 +25,9 @@ The groups:
   :func:`paginate`, :func:`is_htmx`, the admin's error handlers), :func:`public_route` for the
   few routes that need no login (every other plugin route requires one), and helpers for bounded
   input and CSV output.
+* **Tenancy**: every route declares who may see it in ``opt={"tenant": ...}``; a plugin route
+  that declares nothing is for global users only (an organization's user gets 404). See
+  :mod:`csms.api.tenancy` and ``docs/plugins.md``.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 """
 
@@ -37,7 +40,22 @@ from csms.admin.templating import is_htmx, paginate, render
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
+from csms.api.audit import audited
 from csms.api.stations import run_command, station_row
+from csms.api.tenancy import (
+    GLOBAL_ONLY,
+    PUBLIC,
+    SCOPED,
+    Scope,
+    check_assignable,
+    owner_by,
+    owner_for_new,
+    register_kind,
+    restrict,
+    restrict_station_ids,
+    tenant_scope,
+    visible_station_ids,
+)
 from csms.core import events
 from csms.core.domain import (
     AuthorizationResult,
@@ -51,6 +69,7 @@ from csms.core.domain import (
     TopologyNode,
 )
 from csms.core.events import Event
+from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.ocpp.validation import V16, V201, OcppError
 from csms.core.offload import run_cpu
 from csms.core.runtime import get_core
@@ -76,7 +95,7 @@ from csms.hookspecs import Rule, hookspec
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugin_routes import public_route
 from csms.plugins import add_hookspecs, call_hook, hook_impls, hookimpl
-from csms.settings import CsmsSettings
+from csms.settings import CsmsSettings, SmtpSettings, smtp_settings
 
 __all__ = [
     # hooks
@@ -96,6 +115,11 @@ __all__ = [
     "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx",
     "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
     "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
+    # tenancy: route rules (opt={"tenant": ...}), the caller's scope, filtering, object kinds
+    "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "tenant_scope", "restrict", "restrict_station_ids",
+    "visible_station_ids", "owner_for_new", "check_assignable", "register_kind", "owner_by",
+    # the audit log: what a plugin's routes change
+    "audited",
     # settings, time, work off the event loop
-    "CsmsSettings", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "__version__",
+    "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "__version__",
 ]

@@ -123,6 +123,7 @@ class Settings(CsmsSettings):
     redis_url: str = Field("", description="`redis://host:port/0` turns on multi-node mode (commands routed between nodes, presence registry).")
     node_id: str = Field("", description="Name of this node in multi-node mode; defaults to host:pid.")
     unknown_stations: UnknownStationPolicy = Field(UnknownStationPolicy.pending, description="What happens to a station id the CSMS does not know: `accept` (create and accept), `pending` (create, BootNotification Pending until approved), `reject`.")
+    default_organization: str = Field("", description="Organization (id or name) that stations registering themselves under an unknown id belong to; a name that does not exist yet is created. Empty: none (such stations are seen by global users only).")
     require_station_password: bool = Field(False, description="Refuse WebSocket handshakes without HTTP Basic credentials even for stations that have no password set.")
     heartbeat_interval: int = Field(300, description="Heartbeat interval (s) given to stations in the BootNotification answer.")
     pending_retry_interval: int = Field(60, description="Retry interval (s) given to Pending/Rejected stations.")
@@ -186,7 +187,28 @@ class SmartChargingSettings(CsmsSettings):
     verify_tolerance_a: float = Field(0.5, description="A composite limit this much (A) above what was sent counts as not honoured.")
 
 
-CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings)
+class SmtpSettings(CsmsSettings):
+    """The SMTP server e-mails are sent through (``[smtp]``): user invitations and password
+    resets, and the notifications plugin's e-mail deliveries."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_SMTP_", extra="ignore")
+
+    host: str = Field("", description="SMTP server; empty turns e-mail off (e-mail deliveries fail with a clear reason).")
+    port: int = Field(587, description="SMTP port.")
+    user: str = Field("", description="SMTP user name (none: no login).")
+    password: str = Field("", description="SMTP password.", json_schema_extra={"secret": True})
+    from_: str = Field("csms@localhost", alias="CSMS_SMTP_FROM", description="Sender address.")
+    security: str = Field("auto", description="`auto` (STARTTLS when offered), `starttls`, `tls` (implicit TLS, port 465) or `none`.")
+    timeout: float = Field(30.0, description="Seconds for the whole SMTP exchange.")
+
+
+@lru_cache(maxsize=1)
+def smtp_settings() -> SmtpSettings:
+    """Read once; tests call ``smtp_settings.cache_clear()`` after changing the environment."""
+    return SmtpSettings()
+
+
+CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings, SmtpSettings)
 
 
 def load_settings(**overrides: Any) -> Settings:

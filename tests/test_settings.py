@@ -13,7 +13,7 @@ from csms.cli import main
 from csms.settings import (CsmsSettings, Settings, SmartChargingSettings, config_file_problems, declared,
                            report_config_file, settings_registry, table_of)
 from plugins.billing.config import BillingSettings
-from plugins.notifications.config import SmtpSettings
+from csms.settings import SmtpSettings
 
 ROOT = Path(__file__).parent.parent
 TEST_SUITE_PREFIXES = ("CSMS_TEST_", "CSMS_FUZZ_")  # configure the test suite, not a CSMS

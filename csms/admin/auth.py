@@ -27,7 +27,7 @@ from starlette.requests import HTTPConnection
 
 from csms.api.auth import ROLES, Principal
 from csms.core.offload import run_cpu
-from csms.roles import role_of
+from csms.roles import membership_of
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -52,6 +52,7 @@ class AdminUser:
     username: str
     role: str
     superuser: bool
+    organization: int | None = None  # None: global
 
     def can(self, role: str) -> bool:
         return ROLES.get(self.role, -1) >= ROLES[role]
@@ -75,7 +76,8 @@ async def current_user(connection: ASGIConnection) -> AdminUser | None:
             found = None
         if found is not None and not isinstance(found, UnauthenticatedUser):
             row = found.user
-            user = AdminUser(row.id, row.username, await role_of(row.id, superuser=row.superuser), row.superuser)
+            role, organization = await membership_of(row.id, superuser=row.superuser)
+            user = AdminUser(row.id, row.username, role, row.superuser and organization is None, organization)
     scope["csms_admin_user"] = user
     return user
 
@@ -190,6 +192,16 @@ def session_principal_resolver(secret: str) -> Callable[[ASGIConnection], Awaita
         if connection.scope.get("method", "GET") not in SAFE_METHODS and not csrf_header_ok(connection, secret):
             return None
         user = await current_user(connection)
-        return Principal(user.username, user.role, "user") if user else None
+        return user_principal(user) if user else None
 
     return session_principal
+
+
+def user_principal(user: AdminUser) -> Principal:
+    return Principal(user.username, user.role, "user", user.organization)
+
+
+async def page_principal(connection: ASGIConnection) -> Principal | None:
+    """A ``tenancy.page_principal_resolvers`` entry: the logged-in user of an admin page."""
+    user = await current_user(connection)
+    return user_principal(user) if user else None

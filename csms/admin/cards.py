@@ -12,16 +12,19 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 from piccolo.table import Table
 
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
 from csms.admin.templating import choices, is_htmx, paginate, render
+from csms.api.audit import audited
+from csms.api.crud import check_parent
+from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
-from csms.core.tables import Driver, IdToken, Organization
+from csms.core.tables import ApiKey, Driver, IdToken, Organization, UserRole
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
 STATUS_CHOICES = [(s, s) for s in ("Accepted", "Blocked", "Expired", "Invalid")]
@@ -29,11 +32,31 @@ DRIVER_KINDS = [(k, k.capitalize()) for k in ("employee", "guest", "customer", "
 ORG_KINDS = [("operator", "Operator"), ("employer", "Employer"), ("leasing_partner", "Leasing partner"),
              ("customer", "Customer")]
 MAX_TOKEN = 36  # OCPP 2.0.1 IdToken; 1.6 idTag takes 20
+OWN = {"tenant": SCOPED}
+TOKEN = {"tenant": {"token_pk": "token_pk"}}
 
 
-async def token_fields() -> list[Field]:
-    drivers = await Driver.select(Driver.id, Driver.name).order_by(Driver.name).limit(2000)
-    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+async def visible_organizations(scope: Scope) -> list[dict[str, Any]]:
+    return await restrict(Organization.select(Organization.id, Organization.name), Organization.id,
+                          scope).order_by(Organization.name)
+
+
+def owner_problem(values: dict[str, Any], scope: Scope, key: str = "organization") -> str | None:
+    """Fill in the caller's organization where none was chosen; complain about one it cannot see."""
+    if values.get(key) is None:
+        if scope.is_global:
+            return None
+        if key == "organization":
+            values[key] = scope.organization
+            return None
+        return "Choose one of your organizations."
+    return None if scope.sees(values[key]) else "Choose one of your organizations."
+
+
+async def token_fields(scope: Scope) -> list[Field]:
+    drivers = await restrict(Driver.select(Driver.id, Driver.name), Driver.organization, scope).order_by(
+        Driver.name).limit(2000)
+    orgs = await visible_organizations(scope)
     return [
         Field("id_token", "Id token", required=True, maxlength=MAX_TOKEN,
               help="The card's UID or the token text (up to 36 characters; OCPP 1.6 stations read 20)."),
@@ -47,13 +70,14 @@ async def token_fields() -> list[Field]:
     ]
 
 
-@get("/admin/tokens", include_in_schema=False)
+@get("/admin/tokens", include_in_schema=False, opt=OWN)
 async def token_list(request: Request) -> Template:
     params = request.query_params
     q, status, group = params.get("q", "").strip(), params.get("status", ""), params.get("group", "").strip()
-    query = IdToken.select(*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
-                           IdToken.organization.name.as_alias("organization_name"))
-    count = IdToken.count()
+    scope = await tenant_scope(request)
+    query = restrict(IdToken.select(*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+                                    IdToken.organization.name.as_alias("organization_name")), IdToken.organization, scope)
+    count = restrict(IdToken.count(), IdToken.organization, scope)
     conds: list[Combinable] = []
     if q:
         conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%")
@@ -82,21 +106,27 @@ async def _token_form(request: Request, token_pk: int | None, values: dict[str, 
                       status_code: int = 200) -> Template:
     return await render(request, "form.html", status_code=status_code,
                         title="New token" if token_pk is None else f"Edit token {values.get('id_token', '')}",
-                        fields=await token_fields(), values=values, errors=errors,
+                        fields=await token_fields(await tenant_scope(request)), values=values, errors=errors,
                         action="/admin/tokens/new" if token_pk is None else f"/admin/tokens/{token_pk}/edit",
                         cancel="/admin/tokens", submit="Save token",
                         delete=None if token_pk is None else f"/admin/tokens/{token_pk}/delete")
 
 
-@get("/admin/tokens/new", include_in_schema=False)
+@get("/admin/tokens/new", include_in_schema=False, opt=OWN)
 async def token_new(request: Request) -> Template:
     return await _token_form(request, None, {"type": "ISO14443", "status": "Accepted"}, FormErrors())
 
 
 async def _save_token(request: Request, token_pk: int | None) -> Template | Redirect:
     raw = await request.form()
-    values, errors = parse(await token_fields(), raw)
+    scope = await tenant_scope(request)
+    values, errors = parse(await token_fields(scope), raw)
     values["driver"], values["organization"] = fk(values.get("driver")), fk(values.get("organization"))
+    if problem := owner_problem(values, scope):
+        errors["organization"] = problem
+    if values["driver"] is not None and not await restrict(
+            Driver.exists().where(Driver.id == values["driver"]), Driver.organization, scope):
+        errors["driver"] = "Choose one of your drivers."
     values["group_id"] = values.get("group_id") or None
     token = values.get("id_token")
     if token and "id_token" not in errors:
@@ -109,45 +139,54 @@ async def _save_token(request: Request, token_pk: int | None) -> Template | Redi
         return await _token_form(request, token_pk, {k: raw.get(k, "") for k in raw}, errors, 422)
     if token_pk is None:
         await IdToken(**values).save()
+        await audited(request, "create", "token", token,
+                      after=await IdToken.select().where(IdToken.id_token == token).first())
     else:
+        before = await IdToken.select().where(IdToken.id == token_pk).first()
         await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(IdToken.id == token_pk)
+        after = await IdToken.select().where(IdToken.id == token_pk).first()
+        await audited(request, "update", "token", (after or {}).get("id_token", token_pk), before=before, after=after)
     return Redirect("/admin/tokens?" + (f"q={token}" if token else ""), status_code=303)
 
 
-@post("/admin/tokens/new", include_in_schema=False)
+@post("/admin/tokens/new", include_in_schema=False, opt=OWN)
 async def token_create(request: Request) -> Template | Redirect:
     return await _save_token(request, None)
 
 
-@get("/admin/tokens/{token_pk:int}/edit", include_in_schema=False)
+@get("/admin/tokens/{token_pk:int}/edit", include_in_schema=False, opt=TOKEN)
 async def token_edit(request: Request, token_pk: int) -> Template:
     row = await _token(token_pk)
-    return await _token_form(request, token_pk, as_form_values(await token_fields(), row), FormErrors())
+    return await _token_form(request, token_pk, as_form_values(await token_fields(await tenant_scope(request)), row),
+                             FormErrors())
 
 
-@post("/admin/tokens/{token_pk:int}/edit", include_in_schema=False)
+@post("/admin/tokens/{token_pk:int}/edit", include_in_schema=False, opt=TOKEN)
 async def token_update(request: Request, token_pk: int) -> Template | Redirect:
     await _token(token_pk)
     return await _save_token(request, token_pk)
 
 
-@post("/admin/tokens/{token_pk:int}/status", include_in_schema=False)
+@post("/admin/tokens/{token_pk:int}/status", include_in_schema=False, opt=TOKEN)
 async def token_set_status(request: Request, token_pk: int) -> Template | Redirect:
     """Block or unblock a token; HTMX swaps the row in place."""
-    await _token(token_pk)
+    before = await _token(token_pk)
     status = (await request.form()).get("status", "")
     if status not in ("Accepted", "Blocked"):
         raise NotFoundException("Tokens are blocked or unblocked here.")
     await IdToken.update({IdToken.status: status}).where(IdToken.id == token_pk)
+    await audited(request, "update", "token", before["id_token"], before={"status": before["status"]},
+                  after={"status": status, "organization": before["organization"]})
     if is_htmx(request):
         return await render(request, "cards/_token_row.html", t=await _token(token_pk), flash=True)
     return Redirect("/admin/tokens", status_code=303)
 
 
-@post("/admin/tokens/{token_pk:int}/delete", include_in_schema=False)
+@post("/admin/tokens/{token_pk:int}/delete", include_in_schema=False, opt=TOKEN)
 async def token_delete(request: Request, token_pk: int) -> Redirect:
-    await _token(token_pk)
+    before = await _token(token_pk)
     await IdToken.delete().where(IdToken.id == token_pk)
+    await audited(request, "delete", "token", before["id_token"], before=before)
     return Redirect("/admin/tokens", status_code=303)
 
 
@@ -156,13 +195,18 @@ async def token_delete(request: Request, token_pk: int) -> Redirect:
 IMPORT_COLUMNS = ["id_token", "type", "status", "label", "group_id", "expires_at", "driver_email", "organization"]
 
 
-async def import_tokens(text: str, *, update_existing: bool) -> list[dict[str, Any]]:
+async def import_tokens(text: str, *, update_existing: bool, scope: Scope) -> list[dict[str, Any]]:
     """Import tokens from CSV text; return one report line per data row. The file is read and
-    checked in the CPU pool (it may hold many thousands of rows), then written in one transaction."""
-    drivers = {r["email"].lower(): r["id"] for r in await Driver.select(Driver.id, Driver.email) if r["email"]}
-    orgs = {r["name"].lower(): r["id"] for r in await Organization.select(Organization.id, Organization.name)}
+    checked in the CPU pool (it may hold many thousands of rows), then written in one transaction.
+    Drivers and organizations are looked up among those the caller sees; a token of another
+    tenant is never overwritten."""
+    drivers = {r["email"].lower(): r["id"] for r in await restrict(Driver.select(Driver.id, Driver.email),
+                                                                    Driver.organization, scope) if r["email"]}
+    orgs = {r["name"].lower(): r["id"] for r in await visible_organizations(scope)}
     existing = {r["id_token"] for r in await IdToken.select(IdToken.id_token)}
-    report, to_create, to_update = await run_cpu(_check_import, text, drivers, orgs, existing, update_existing)
+    mine = {r["id_token"] for r in await restrict(IdToken.select(IdToken.id_token), IdToken.organization, scope)}
+    report, to_create, to_update = await run_cpu(_check_import, text, drivers, orgs, existing, update_existing,
+                                                 existing - mine, scope.organization)
     if to_create or to_update:
         async with IdToken._meta.db.transaction():
             if to_create:
@@ -175,7 +219,8 @@ async def import_tokens(text: str, *, update_existing: bool) -> list[dict[str, A
 
 
 def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], existing: set[str],
-                  update_existing: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+                  update_existing: bool, foreign: frozenset[str] | set[str] = frozenset(),
+                  default_org: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(report, rows to create, rows to update) of CSV ``text``; no database access."""
     report: list[dict[str, Any]] = []
     try:
@@ -205,7 +250,7 @@ def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], exis
             reasons.append(f"id_token is longer than {MAX_TOKEN} characters")
         elif token in seen:
             reasons.append("id_token appears more than once in the file")
-        elif token in existing and not update_existing:
+        elif token in foreign or (token in existing and not update_existing):
             reasons.append("id_token already exists (tick “update existing tokens” to overwrite)")
         type_ = get("type") or "ISO14443"
         if type_ not in TOKEN_TYPES:
@@ -224,7 +269,7 @@ def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], exis
             driver = drivers.get(get("driver_email").lower())
             if driver is None:
                 reasons.append(f"no driver with e-mail {get('driver_email')}")
-        org = None
+        org = default_org
         if get("organization"):
             org = orgs.get(get("organization").lower())
             if org is None:
@@ -248,12 +293,12 @@ def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], exis
     return report, to_create, to_update
 
 
-@get("/admin/tokens/import", include_in_schema=False)
+@get("/admin/tokens/import", include_in_schema=False, opt=OWN)
 async def token_import_form(request: Request) -> Template:
     return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=None)
 
 
-@post("/admin/tokens/import", include_in_schema=False)
+@post("/admin/tokens/import", include_in_schema=False, opt=OWN)
 async def token_import(request: Request) -> Template:
     form = await request.form()
     upload = form.get("file")
@@ -266,16 +311,21 @@ async def token_import(request: Request) -> Template:
     if not text.strip():
         return await render(request, "cards/import.html", status_code=422, title="Import tokens",
                             columns=IMPORT_COLUMNS, report=None, error="Choose a CSV file or paste CSV text.")
-    report = await import_tokens(text, update_existing=str(form.get("update_existing", "")) in ("on", "true", "1"))
+    report = await import_tokens(text, update_existing=str(form.get("update_existing", "")) in ("on", "true", "1"),
+                                 scope=await tenant_scope(request))
     summary = {k: sum(1 for r in report if r["result"] == k) for k in ("created", "updated", "rejected")}
+    if summary["created"] or summary["updated"]:
+        await audited(request, "import", "token", "", after={r["id_token"]: r["result"] for r in report
+                                                             if r["result"] != "rejected"},
+                      summary=f"CSV import: {summary['created']} created, {summary['updated']} updated")
     return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=report,
                         summary=summary)
 
 
 # -- drivers and organizations ------------------------------------------------------------------
 
-async def driver_fields() -> list[Field]:
-    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+async def driver_fields(scope: Scope) -> list[Field]:
+    orgs = await visible_organizations(scope)
     return [
         Field("name", "Name", required=True, maxlength=200, autocomplete="name"),
         Field("email", "E-mail", "email", maxlength=200, autocomplete="email"),
@@ -286,13 +336,16 @@ async def driver_fields() -> list[Field]:
     ]
 
 
-ORG_FIELDS = [
-    Field("name", "Name", required=True, maxlength=200, autocomplete="organization"),
-    Field("kind", "Kind", "select", required=True, choices=ORG_KINDS),
-    Field("vat_id", "VAT id", maxlength=64),
-    Field("email", "E-mail", "email", maxlength=200),
-    Field("address", "Address", "textarea"),
-]
+async def org_fields(scope: Scope) -> list[Field]:
+    return [
+        Field("name", "Name", required=True, maxlength=200, autocomplete="organization"),
+        Field("kind", "Kind", "select", required=True, choices=ORG_KINDS),
+        Field("parent", "Part of", "select", choices=choices(await visible_organizations(scope)),
+              help="The organization above this one: its users see this one's stations, cards and sessions."),
+        Field("vat_id", "VAT id", maxlength=64),
+        Field("email", "E-mail", "email", maxlength=200),
+        Field("address", "Address", "textarea"),
+    ]
 
 
 class _Entity:
@@ -302,8 +355,8 @@ class _Entity:
         self.table, self.slug, self.singular, self.plural, self._fields = table, slug, singular, plural, fields
         self.pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key
 
-    async def fields(self) -> list[Field]:
-        return await self._fields() if callable(self._fields) else self._fields
+    async def fields(self, scope: Scope) -> list[Field]:
+        return await self._fields(scope)
 
     async def row(self, pk: int) -> dict[str, Any]:
         row = await self.table.select().where(self.pk == pk).first()
@@ -316,16 +369,32 @@ class _Entity:
         base = f"/admin/{self.slug}"
         title = f"New {self.singular}" if pk is None else f"Edit {self.singular} {values.get('name', '')}"
         return await render(request, "form.html", status_code=status_code, title=title,
-                            fields=await self.fields(), values=values, errors=errors,
+                            fields=await self.fields(await tenant_scope(request)), values=values, errors=errors,
                             action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
                             submit=f"Save {self.singular}",
                             delete=None if pk is None else f"{base}/{pk}/delete")
 
     async def save(self, request: Request, pk: int | None) -> Template | Redirect:
         raw = await request.form()
-        values, errors = parse(await self.fields(), raw)
+        scope = await tenant_scope(request)
+        values, errors = parse(await self.fields(scope), raw)
         if "organization" in values:
             values["organization"] = fk(values["organization"])
+            if problem := owner_problem(values, scope):
+                errors["organization"] = problem
+        if "parent" in values:
+            values["parent"] = fk(values["parent"])
+            if pk is not None and pk == scope.organization:
+                values.pop("parent")  # one's own organization stays where it is
+            elif pk is None and values["parent"] is None and not scope.is_global:
+                values["parent"] = scope.organization
+            elif problem := owner_problem(values, scope, "parent"):
+                errors["parent"] = problem
+            if "parent" in values and pk is not None and "parent" not in errors:
+                try:
+                    await check_parent(pk, values["parent"])
+                except Exception as exc:  # ValidationException: shown on the form
+                    errors["parent"] = str(getattr(exc, "detail", exc))
         for key in ("email", "vat_id", "phone"):
             if key in values and not values[key]:
                 values[key] = None
@@ -338,21 +407,28 @@ class _Entity:
         if errors:
             return await self.form(request, pk, {k: raw.get(k, "") for k in raw}, errors, 422)
         if pk is None:
-            await self.table(**values).save()
+            row = self.table(**values)
+            await row.save()
+            new_id = row[self.pk._meta.name]
+            await audited(request, "create", self.singular, new_id, after=await self.row(new_id))
         else:
+            before = await self.row(pk)
             await self.table.update({getattr(self.table, k): v for k, v in values.items()}).where(self.pk == pk)
+            await audited(request, "update", self.singular, pk, before=before, after=await self.row(pk))
         return Redirect(f"/admin/{self.slug}", status_code=303)
 
 
 DRIVERS = _Entity(Driver, "drivers", "driver", "Drivers", driver_fields)
-ORGANIZATIONS = _Entity(Organization, "organizations", "organization", "Organizations", ORG_FIELDS)
+ORGANIZATIONS = _Entity(Organization, "organizations", "organization", "Organizations", org_fields)
 
 
-@get("/admin/drivers", include_in_schema=False)
+@get("/admin/drivers", include_in_schema=False, opt=OWN)
 async def driver_list(request: Request) -> Template:
     q = request.query_params.get("q", "").strip()
-    query = Driver.select(*Driver.all_columns(), Driver.organization.name.as_alias("organization_name"))
-    count = Driver.count()
+    scope = await tenant_scope(request)
+    query = restrict(Driver.select(*Driver.all_columns(), Driver.organization.name.as_alias("organization_name")),
+                     Driver.organization, scope)
+    count = restrict(Driver.count(), Driver.organization, scope)
     if q:
         cond = Driver.name.ilike(f"%{q}%") | Driver.email.ilike(f"%{q}%")
         query, count = query.where(cond), count.where(cond)
@@ -365,10 +441,13 @@ async def driver_list(request: Request) -> Template:
     return await render(request, "cards/drivers.html", title="Drivers", page=page, q=q, token_counts=token_counts)
 
 
-@get("/admin/organizations", include_in_schema=False)
+@get("/admin/organizations", include_in_schema=False, opt=OWN)
 async def organization_list(request: Request) -> Template:
     q = request.query_params.get("q", "").strip()
-    query, count = Organization.select(), Organization.count()
+    scope = await tenant_scope(request)
+    query = restrict(Organization.select(*Organization.all_columns(),
+                                         Organization.parent.name.as_alias("parent_name")), Organization.id, scope)
+    count = restrict(Organization.count(), Organization.id, scope)
     if q:
         cond = Organization.name.ilike(f"%{q}%")
         query, count = query.where(cond), count.where(cond)
@@ -378,30 +457,41 @@ async def organization_list(request: Request) -> Template:
 
 def _entity_routes(entity: _Entity) -> list[Any]:
     base = f"/admin/{entity.slug}"
+    one = {"tenant": {"pk": entity.singular}}
 
-    @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new")
+    @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new", opt=OWN)
     async def new(request: Request) -> Template:
         defaults = {"kind": "guest"} if entity.table is Driver else {"kind": "customer"}
         return await entity.form(request, None, defaults, FormErrors())
 
-    @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create")
+    @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create", opt=OWN)
     async def create(request: Request) -> Template | Redirect:
         return await entity.save(request, None)
 
-    @get(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:edit")
+    @get(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:edit", opt=one)
     async def edit(request: Request, pk: int) -> Template:
-        return await entity.form(request, pk, as_form_values(await entity.fields(), await entity.row(pk)), FormErrors())
+        fields = await entity.fields(await tenant_scope(request))
+        return await entity.form(request, pk, as_form_values(fields, await entity.row(pk)), FormErrors())
 
-    @post(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:update")
+    @post(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:update", opt=one)
     async def update(request: Request, pk: int) -> Template | Redirect:
         await entity.row(pk)
         return await entity.save(request, pk)
 
-    @post(f"{base}/{{pk:int}}/delete", include_in_schema=False, name=f"{entity.slug}:delete")
+    @post(f"{base}/{{pk:int}}/delete", include_in_schema=False, name=f"{entity.slug}:delete", opt=one)
     async def remove(request: Request, pk: int) -> Redirect:
-        await entity.row(pk)
+        before = await entity.row(pk)
+        if entity.table is Organization:
+            if pk == (await tenant_scope(request)).organization:
+                raise ValidationException("You cannot delete your own organization.")
+            if await Organization.exists().where(Organization.parent == pk):
+                raise ValidationException("Organizations below this one come first: move or delete them.")
+            if await UserRole.exists().where(UserRole.organization == pk) or \
+                    await ApiKey.exists().where(ApiKey.organization == pk):
+                raise ValidationException("Users or API keys belong to this organization: move or revoke them.")
         # sessions and tokens keep their history: their foreign keys are set to NULL
         await entity.table.delete().where(entity.pk == pk)
+        await audited(request, "delete", entity.singular, pk, before=before)
         return Redirect(base, status_code=303)
 
     return [new, create, edit, update, remove]

@@ -22,7 +22,7 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
     return Template(name, status_code=status_code, context={
         "user": user, "status_code": status_code, "message": message, "title": "Error",
-        "nav": nav_items(request, user.role) if user else [], "path": request.url.path,
+        "nav": nav_items(request, user) if user else [], "path": request.url.path,
         "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
     })
 

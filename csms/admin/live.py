@@ -21,6 +21,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from piccolo.query.functions.aggregate import Count, Sum
 
+from csms.api.tenancy import GLOBAL, Scope, restrict, visible_station_ids
 from csms.core import events as ev
 from csms.core.tables import ChargingSession
 
@@ -80,10 +81,12 @@ class LiveHub:
                 if q.qsize() < 1000:
                     q.put_nowait((topic, data))
 
-    async def totals(self) -> tuple[int, float]:
-        """Active sessions and their total power (W), from the database so every node counts."""
-        row = await ChargingSession.select(Count(ChargingSession.id, alias="n"),
-                                           Sum(ChargingSession.power_w, alias="w")).where(
+    async def totals(self, scope: Scope = GLOBAL) -> tuple[int, float]:
+        """Active sessions and their total power (W) of the stations ``scope`` sees, from the
+        database so every node counts."""
+        row = await restrict(ChargingSession.select(Count(ChargingSession.id, alias="n"),
+                                                    Sum(ChargingSession.power_w, alias="w")),
+                             ChargingSession.station.organization, scope).where(
             ChargingSession.state == "active").first()
         return (row["n"] if row else 0), float((row or {}).get("w") or 0.0)
 
@@ -101,14 +104,19 @@ class LiveHub:
                 log.exception("power sample failed")
             await asyncio.sleep(self.sample_every)
 
-    async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
+    async def messages(self, scope: Scope = GLOBAL) -> AsyncIterator[ServerSentEventMessage]:
         """One browser's stream: each topic at most once per ``min_interval``, and never a
-        change left untold (the last event of a burst is sent when the interval has passed)."""
+        change left untold (the last event of a burst is sent when the interval has passed).
+        A caller of an organization hears of its own stations only, and of their power (the
+        station list is read when the stream opens; streams are reopened every
+        ``max_stream_seconds``)."""
         queue: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
         self._queues.add(queue)
         deadline = time.monotonic() + self.max_stream_seconds
         pending: dict[str, dict] = {}
         last_sent: dict[str, float] = {}
+        stations = await visible_station_ids(scope)
+        visible = None if stations is None else set(stations)
         try:
             yield ServerSentEventMessage(event="hello", data="{}", retry=1000)
             while time.monotonic() < deadline:
@@ -126,12 +134,19 @@ class LiveHub:
                 else:
                     if topic == "close":
                         return
-                    pending[topic] = data  # the latest of a topic stands for all of them
+                    batch = [(topic, data)]
                     while not queue.empty():
-                        topic, data = queue.get_nowait()
+                        batch.append(queue.get_nowait())
+                    for topic, data in batch:
                         if topic == "close":
                             return
-                        pending[topic] = data
+                        if visible is not None:
+                            if topic == "power":
+                                _, watts = await self.totals(scope)
+                                data = {"t": data["t"], "w": watts}
+                            elif data.get("station_id") not in visible:
+                                continue
+                        pending[topic] = data  # the latest of a topic stands for all of them
                 now = time.monotonic()
                 for name in [t for t in pending if now - last_sent.get(t, -self.min_interval) >= self.min_interval]:
                     last_sent[name] = now
@@ -139,5 +154,5 @@ class LiveHub:
         finally:
             self._queues.discard(queue)
 
-    def response(self) -> ServerSentEvent:
-        return ServerSentEvent(self.messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    def response(self, scope: Scope = GLOBAL) -> ServerSentEvent:
+        return ServerSentEvent(self.messages(scope), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -30,7 +30,7 @@ async def _login_page(request: Request, *, next_path: str, error: str = "", user
                         username=username, version=__version__)
 
 
-@get("/login", include_in_schema=False, opt={"public": True})
+@get("/login", include_in_schema=False, opt={"public": True, "tenant": "public"})
 async def login_page(request: Request) -> Template | Redirect:
     next_path = safe_next(request.query_params.get("next"))
     if await current_user(request) is not None:
@@ -38,7 +38,7 @@ async def login_page(request: Request) -> Template | Redirect:
     return await _login_page(request, next_path=next_path)
 
 
-@post("/login", include_in_schema=False, opt={"public": True})
+@post("/login", include_in_schema=False, opt={"public": True, "tenant": "public"})
 async def login_submit(request: Request) -> Template | Redirect:
     form = await request.form()
     username = str(form.get("username", "")).strip()
@@ -64,7 +64,7 @@ async def login_submit(request: Request) -> Template | Redirect:
     return response
 
 
-@post("/logout", include_in_schema=False, opt={"public": True})
+@post("/logout", include_in_schema=False, opt={"public": True, "tenant": "public"})
 async def logout_submit(request: Request) -> Redirect:
     await logout(request.cookies.get(SESSION_COOKIE))
     response = Redirect("/login", status_code=303)

@@ -16,13 +16,14 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins import InitPlugin
 
-from csms.admin import auth, cards, dashboard, login, plugin_list, sessions, sites, stations
+from csms.admin import audit, auth, cards, dashboard, login, plugin_list, sessions, sites, stations, users
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin.live import LiveHub
 from csms.admin.templating import install_filters
 from csms.api.auth import principal_resolvers
+from csms.api.tenancy import page_principal_resolvers
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -51,7 +52,9 @@ def admin_router() -> Router:
             cards.token_list, cards.token_new, cards.token_create, cards.token_edit, cards.token_update,
             cards.token_set_status, cards.token_delete, cards.token_import_form, cards.token_import,
             cards.driver_list, cards.organization_list, *cards.ENTITY_ROUTES,
-            plugin_list.plugin_list,
+            plugin_list.plugin_list, audit.audit_page, audit.audit_csv,
+            users.user_list, users.user_new, users.user_invite, users.user_role, users.user_active, users.user_reset,
+            users.account, users.account_save, users.link_page, users.link_save,
         ],
         guards=[auth.admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
@@ -85,6 +88,7 @@ class AdminPlugin(InitPlugin):
         resolver = auth.session_principal_resolver(self.settings.secret)
         principal_resolvers[:] = [r for r in principal_resolvers if getattr(r, "__name__", "") != resolver.__name__]
         principal_resolvers.append(resolver)
+        page_principal_resolvers[:] = [auth.page_principal]
         return app_config
 
     @asynccontextmanager

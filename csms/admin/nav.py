@@ -20,6 +20,8 @@ def admin_nav(request: Any) -> list[NavItem]:
         NavItem("Cards", "/admin/tokens", order=40),
         NavItem("Drivers", "/admin/drivers", order=45),
         NavItem("Organizations", "/admin/organizations", order=50),
+        NavItem("Users", "/admin/users", order=80, min_role="admin"),
+        NavItem("Audit log", "/admin/audit", order=85, min_role="admin"),
         NavItem("Plugins", "/admin/plugins", order=90),
     ]
     user = request.scope.get("csms_admin_user") if request is not None else None

@@ -13,7 +13,7 @@ from csms.plugins import plugins_info
 from csms.settings import get_settings
 
 
-@get("/admin/plugins", include_in_schema=False)
+@get("/admin/plugins", include_in_schema=False, opt={"tenant": "global"})
 async def plugin_list(request: Request) -> Template:
     docs = {name: " ".join((getattr(hookspecs, name).__doc__ or "").split()).replace("``", "")
             for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "csms_spec")}

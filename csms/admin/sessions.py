@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Stream, Template
 
 from csms.admin.templating import as_datetime, is_htmx, paginate, render
+from csms.api.tenancy import SCOPED, restrict, tenant_scope
 from csms.core.offload import run_cpu
 from csms.core.runtime import get_core
 from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
@@ -58,17 +59,20 @@ def session_filters(params: Any) -> tuple[list[Any], dict[str, str], list[str]]:
     return conds, shown, problems
 
 
-@get("/admin/sessions", include_in_schema=False)
+@get("/admin/sessions", include_in_schema=False, opt={"tenant": SCOPED})
 async def session_list(request: Request) -> Template:
     conds, shown, problems = session_filters(request.query_params)
-    query, count = ChargingSession.select(*_columns()), ChargingSession.count()
+    scope = await tenant_scope(request)
+    query = restrict(ChargingSession.select(*_columns()), ChargingSession.station.organization, scope)
+    count = restrict(ChargingSession.count(), ChargingSession.station.organization, scope)
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(ChargingSession.started_at, ascending=False), count)
     context: dict[str, Any] = dict(page=page, filters=shown, problems=problems, states=STATES, query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "sessions/_table.html", **context)
-    drivers = await Driver.select(Driver.id, Driver.name).order_by(Driver.name).limit(1000)
+    drivers = await restrict(Driver.select(Driver.id, Driver.name), Driver.organization, scope).order_by(
+        Driver.name).limit(1000)
     return await render(request, "sessions/list.html", title="Sessions", drivers=drivers, **context)
 
 
@@ -92,17 +96,18 @@ def _csv_rows(batch: list[dict[str, Any]]) -> str:
     return csv_text(lines)
 
 
-@get("/admin/sessions.csv", include_in_schema=False)
+@get("/admin/sessions.csv", include_in_schema=False, opt={"tenant": SCOPED})
 async def session_csv(request: Request) -> Stream:
     """The filtered sessions as CSV (UTC times, energy in kWh), streamed in chunks formatted off the
     event loop."""
     conds, _, _ = session_filters(request.query_params)
+    scope = await tenant_scope(request)
 
     async def rows() -> AsyncIterator[str]:
         yield csv_text([CSV_COLUMNS])
         offset = 0
         while True:
-            query = ChargingSession.select(*_columns())
+            query = restrict(ChargingSession.select(*_columns()), ChargingSession.station.organization, scope)
             for c in conds:
                 query = query.where(c)
             batch = await query.order_by(ChargingSession.started_at, ascending=False).order_by(
@@ -155,7 +160,7 @@ async def meter_series(session_id: int) -> dict[str, Any]:
     }
 
 
-@get("/admin/sessions/{session_id:int}", include_in_schema=False)
+@get("/admin/sessions/{session_id:int}", include_in_schema=False, opt={"tenant": {"session_id": "session"}})
 async def session_detail(request: Request, session_id: int) -> Template:
     row = await ChargingSession.select(*_columns()).where(ChargingSession.id == session_id).first()
     if row is None:

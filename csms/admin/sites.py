@@ -12,13 +12,19 @@ from litestar.response import Redirect, Template
 
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse
 from csms.admin.templating import choices, paginate, render
+from csms.api.audit import audited
+from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.core.tables import Connector, Hub, Organization, Site, Station
 
+OWN = {"tenant": SCOPED}
+SITE = {"tenant": {"site_id": "site"}}
+HUB = {"tenant": {"hub_id": "hub"}}
 BUSY = {"Occupied", "Charging", "Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
 
 
-async def site_fields() -> list[Field]:
-    orgs = await Organization.select(Organization.id, Organization.name).order_by(Organization.name)
+async def site_fields(scope: Scope) -> list[Field]:
+    orgs = await restrict(Organization.select(Organization.id, Organization.name), Organization.id,
+                          scope).order_by(Organization.name)
     return [
         Field("name", "Name", required=True, maxlength=200, group="Site"),
         Field("organization", "Organization", "select", choices=choices(orgs), group="Site"),
@@ -40,7 +46,7 @@ async def site_fields() -> list[Field]:
     ]
 
 
-def check_site(values: dict[str, Any], errors: FormErrors) -> None:
+def check_site(values: dict[str, Any], errors: FormErrors, scope: Scope) -> None:
     if (values.get("latitude") is None) != (values.get("longitude") is None) \
             and "latitude" not in errors and "longitude" not in errors:
         missing = "longitude" if values.get("longitude") is None else "latitude"
@@ -54,18 +60,26 @@ def check_site(values: dict[str, Any], errors: FormErrors) -> None:
         errors["timezone"] = f"“{tz}” is not a known time zone (for example Europe/Berlin)."
     values["timezone"] = tz
     values["organization"] = fk(values.get("organization"))
+    if values["organization"] is None and not scope.is_global:
+        values["organization"] = scope.organization
+    elif not scope.sees(values["organization"]) and values["organization"] is not None:
+        errors["organization"] = "Choose one of your organizations."
 
 
-@get("/admin/sites", include_in_schema=False)
+@get("/admin/sites", include_in_schema=False, opt=OWN)
 async def site_list(request: Request) -> Template:
     q = request.query_params.get("q", "").strip()
-    query, count = Site.select(*Site.all_columns(), Site.organization.name.as_alias("organization_name")), Site.count()
+    scope = await tenant_scope(request)
+    query = restrict(Site.select(*Site.all_columns(), Site.organization.name.as_alias("organization_name")),
+                     Site.organization, scope)
+    count = restrict(Site.count(), Site.organization, scope)
     if q:
         cond = Site.name.ilike(f"%{q}%") | Site.city.ilike(f"%{q}%") | Site.address.ilike(f"%{q}%")
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Site.name), count)
     availability = await site_availability()
-    hubs = await Hub.select(*Hub.all_columns(), Hub.site.name.as_alias("site_name")).order_by(Hub.name)
+    hubs = await restrict(Hub.select(*Hub.all_columns(), Hub.site.name.as_alias("site_name")),
+                          Hub.site.organization, scope).order_by(Hub.name)
     return await render(request, "sites/list.html", title="Sites and hubs", page=page, q=q,
                         availability=availability, hubs=hubs)
 
@@ -100,11 +114,12 @@ async def _site_form(request: Request, *, site_id: int | None, values: dict[str,
     title = "New site" if site_id is None else f"Edit site {values.get('name', '')}"
     action = "/admin/sites/new" if site_id is None else f"/admin/sites/{site_id}/edit"
     cancel = "/admin/sites" if site_id is None else f"/admin/sites/{site_id}"
-    return await render(request, "form.html", status_code=status_code, title=title, fields=await site_fields(),
+    return await render(request, "form.html", status_code=status_code, title=title,
+                        fields=await site_fields(await tenant_scope(request)),
                         values=values, errors=errors, action=action, cancel=cancel, submit="Save site")
 
 
-@get("/admin/sites/new", include_in_schema=False)
+@get("/admin/sites/new", include_in_schema=False, opt=OWN)
 async def site_new(request: Request) -> Template:
     return await _site_form(request, site_id=None, values={"voltage_v": "230", "timezone": "UTC", "publish": True},
                             errors=FormErrors())
@@ -112,9 +127,10 @@ async def site_new(request: Request) -> Template:
 
 async def _save_site(request: Request, site_id: int | None) -> Template | Redirect:
     raw = await request.form()
-    fields = await site_fields()
+    scope = await tenant_scope(request)
+    fields = await site_fields(scope)
     values, errors = parse(fields, raw)
-    check_site(values, errors)
+    check_site(values, errors, scope)
     if errors:
         form_values = {k: raw.get(k, "") for k in raw}
         form_values["publish"] = values.get("publish", False)
@@ -123,12 +139,16 @@ async def _save_site(request: Request, site_id: int | None) -> Template | Redire
         row = Site(**values)
         await row.save()
         site_id = row.id
+        await audited(request, "create", "site", site_id, after=await Site.select().where(Site.id == site_id).first())
     else:
+        before = await Site.select().where(Site.id == site_id).first()
         await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
+        await audited(request, "update", "site", site_id, before=before,
+                      after=await Site.select().where(Site.id == site_id).first())
     return Redirect(f"/admin/sites/{site_id}", status_code=303)
 
 
-@post("/admin/sites/new", include_in_schema=False)
+@post("/admin/sites/new", include_in_schema=False, opt=OWN)
 async def site_create(request: Request) -> Template | Redirect:
     return await _save_site(request, None)
 
@@ -141,26 +161,28 @@ async def _site_row(site_id: int) -> dict[str, Any]:
     return row
 
 
-@get("/admin/sites/{site_id:int}/edit", include_in_schema=False)
+@get("/admin/sites/{site_id:int}/edit", include_in_schema=False, opt=SITE)
 async def site_edit(request: Request, site_id: int) -> Template:
     row = await _site_row(site_id)
-    return await _site_form(request, site_id=site_id, values=as_form_values(await site_fields(), row),
+    return await _site_form(request, site_id=site_id,
+                            values=as_form_values(await site_fields(await tenant_scope(request)), row),
                             errors=FormErrors())
 
 
-@post("/admin/sites/{site_id:int}/edit", include_in_schema=False)
+@post("/admin/sites/{site_id:int}/edit", include_in_schema=False, opt=SITE)
 async def site_update(request: Request, site_id: int) -> Template | Redirect:
     await _site_row(site_id)
     return await _save_site(request, site_id)
 
 
-@get("/admin/sites/{site_id:int}", include_in_schema=False)
+@get("/admin/sites/{site_id:int}", include_in_schema=False, opt=SITE)
 async def site_detail(request: Request, site_id: int) -> Template:
     site = await _site_row(site_id)
     stations = await Station.select(Station.id, Station.station_id, Station.description, Station.connected,
                                     Station.status, Station.hub.name.as_alias("hub_name")).where(
         Station.site == site_id).order_by(Station.station_id)
-    unassigned = await Station.select(Station.station_id, Station.site.name.as_alias("site_name")).where(
+    unassigned = await restrict(Station.select(Station.station_id, Station.site.name.as_alias("site_name")),
+                                Station.organization, await tenant_scope(request)).where(
         (Station.site != site_id) | Station.site.is_null()).order_by(Station.station_id).limit(1000)
     hubs = await Hub.select().where(Hub.site == site_id).order_by(Hub.name)
     return await render(request, "sites/detail.html", title=f"Site {site['name']}", panel_page="site", site=site,
@@ -168,31 +190,37 @@ async def site_detail(request: Request, site_id: int) -> Template:
                         availability=(await site_availability()).get(site_id))
 
 
-@post("/admin/sites/{site_id:int}/stations", include_in_schema=False)
+@post("/admin/sites/{site_id:int}/stations", include_in_schema=False, opt=SITE)
 async def site_assign(request: Request, site_id: int) -> Redirect:
     await _site_row(site_id)
     form = await request.form()
     add = [s for s in form.getall("add", []) if s]
     if add:
-        await Station.update({Station.site: site_id}).where(Station.station_id.is_in(add))
+        await restrict(Station.update({Station.site: site_id}), Station.organization,
+                       await tenant_scope(request)).where(Station.station_id.is_in(add))
+    if add:
+        await audited(request, "update", "site", site_id, summary=f"stations added: {', '.join(add)[:200]}")
     remove = str(form.get("remove", ""))
     if remove:
         await Station.update({Station.site: None, Station.hub: None}).where(
             (Station.station_id == remove) & (Station.site == site_id))
+        await audited(request, "update", "site", site_id, summary=f"station removed: {remove[:64]}")
     return Redirect(f"/admin/sites/{site_id}", status_code=303)
 
 
-@post("/admin/sites/{site_id:int}/delete", include_in_schema=False)
+@post("/admin/sites/{site_id:int}/delete", include_in_schema=False, opt=SITE)
 async def site_delete(request: Request, site_id: int) -> Redirect:
+    before = await Site.select().where(Site.id == site_id).first()
     await _site_row(site_id)
     await Site.delete().where(Site.id == site_id)
+    await audited(request, "delete", "site", site_id, before=before)
     return Redirect("/admin/sites", status_code=303)
 
 
 # -- hubs --------------------------------------------------------------------------------------
 
-async def hub_fields() -> list[Field]:
-    sites = await Site.select(Site.id, Site.name).order_by(Site.name)
+async def hub_fields(scope: Scope) -> list[Field]:
+    sites = await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name)
     return [
         Field("name", "Name", required=True, maxlength=200),
         Field("site", "Site", "select", choices=choices(sites)),
@@ -207,16 +235,18 @@ async def hub_fields() -> list[Field]:
 async def _hub_form(request: Request, *, hub_id: int | None, values: dict[str, Any], errors: FormErrors,
                     status_code: int = 200) -> Template:
     stations = []
+    scope = await tenant_scope(request)
     if hub_id is not None:
-        stations = await Station.select(Station.station_id, Station.hub).order_by(Station.station_id).limit(1000)
+        stations = await restrict(Station.select(Station.station_id, Station.hub), Station.organization,
+                                  scope).order_by(Station.station_id).limit(1000)
     return await render(request, "hub_form.html", status_code=status_code,
                         title="New hub" if hub_id is None else f"Edit hub {values.get('name', '')}",
-                        fields=await hub_fields(), values=values, errors=errors, hub_id=hub_id, stations=stations,
+                        fields=await hub_fields(scope), values=values, errors=errors, hub_id=hub_id, stations=stations,
                         action="/admin/hubs/new" if hub_id is None else f"/admin/hubs/{hub_id}/edit",
                         cancel="/admin/sites", submit="Save hub")
 
 
-@get("/admin/hubs/new", include_in_schema=False)
+@get("/admin/hubs/new", include_in_schema=False, opt=OWN)
 async def hub_new(request: Request) -> Template:
     site = request.query_params.get("site", "")
     return await _hub_form(request, hub_id=None, values={"max_stations": "20", "site": site}, errors=FormErrors())
@@ -224,8 +254,12 @@ async def hub_new(request: Request) -> Template:
 
 async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect:
     raw = await request.form()
-    values, errors = parse(await hub_fields(), raw)
+    scope = await tenant_scope(request)
+    values, errors = parse(await hub_fields(scope), raw)
     values["site"] = fk(values.get("site"))
+    if not scope.is_global and (values["site"] is None or not await restrict(
+            Site.exists().where(Site.id == values["site"]), Site.organization, scope)):
+        errors["site"] = "Choose one of your sites."
     members = [s for s in raw.getall("stations", []) if s]
     if hub_id is not None and not errors and values.get("max_stations") and len(members) > values["max_stations"]:
         errors["stations"] = f"The hub takes at most {values['max_stations']} stations; {len(members)} are selected."
@@ -236,32 +270,39 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
         row = Hub(**values)
         await row.save()
         hub_id = row.id
+        await audited(request, "create", "hub", hub_id, after=await Hub.select().where(Hub.id == hub_id).first())
     else:
+        before = await Hub.select().where(Hub.id == hub_id).first()
         await Hub.update({getattr(Hub, k): v for k, v in values.items()}).where(Hub.id == hub_id)
+        after = await Hub.select().where(Hub.id == hub_id).first()
+        await audited(request, "update", "hub", hub_id, before=before, after=after,
+                      summary=f"stations: {', '.join(members)[:200]}")
         await Station.update({Station.hub: None}).where((Station.hub == hub_id) & Station.station_id.not_in(
             members or [""]))
         if members:
             update: dict[Any, Any] = {Station.hub: hub_id}
             if values["site"] is not None:
                 update[Station.site] = values["site"]
-            await Station.update(update).where(Station.station_id.is_in(members))
+            await restrict(Station.update(update), Station.organization, scope).where(
+                Station.station_id.is_in(members))
     return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)
 
 
-@post("/admin/hubs/new", include_in_schema=False)
+@post("/admin/hubs/new", include_in_schema=False, opt=OWN)
 async def hub_create(request: Request) -> Template | Redirect:
     return await _save_hub(request, None)
 
 
-@get("/admin/hubs/{hub_id:int}/edit", include_in_schema=False)
+@get("/admin/hubs/{hub_id:int}/edit", include_in_schema=False, opt=HUB)
 async def hub_edit(request: Request, hub_id: int) -> Template:
     row = await Hub.select().where(Hub.id == hub_id).first()
     if row is None:
         raise NotFoundException(f"There is no hub {hub_id}.")
-    return await _hub_form(request, hub_id=hub_id, values=as_form_values(await hub_fields(), row), errors=FormErrors())
+    return await _hub_form(request, hub_id=hub_id, values=as_form_values(await hub_fields(await tenant_scope(request)),
+                                                                          row), errors=FormErrors())
 
 
-@post("/admin/hubs/{hub_id:int}/edit", include_in_schema=False)
+@post("/admin/hubs/{hub_id:int}/edit", include_in_schema=False, opt=HUB)
 async def hub_update(request: Request, hub_id: int) -> Template | Redirect:
     if not await Hub.exists().where(Hub.id == hub_id):
         raise NotFoundException(f"There is no hub {hub_id}.")
@@ -270,21 +311,21 @@ async def hub_update(request: Request, hub_id: int) -> Template | Redirect:
 
 # -- map ---------------------------------------------------------------------------------------
 
-async def map_sites() -> list[dict[str, Any]]:
+async def map_sites(scope: Scope) -> list[dict[str, Any]]:
     availability = await site_availability()
-    rows = await Site.select(Site.id, Site.name, Site.address, Site.city, Site.latitude, Site.longitude).order_by(
-        Site.name)
+    rows = await restrict(Site.select(Site.id, Site.name, Site.address, Site.city, Site.latitude, Site.longitude),
+                          Site.organization, scope).order_by(Site.name)
     empty = {"available": 0, "busy": 0, "faulted": 0, "offline": 0, "other": 0, "total": 0, "stations": 0}
     return [{**r, **availability.get(r["id"], empty)} for r in rows]
 
 
-@get("/admin/map", include_in_schema=False)
+@get("/admin/map", include_in_schema=False, opt=OWN)
 async def site_map(request: Request) -> Template:
     settings = request.app.state.admin_settings
-    return await render(request, "sites/map.html", title="Map", sites=await map_sites(),
+    return await render(request, "sites/map.html", title="Map", sites=await map_sites(await tenant_scope(request)),
                         tile_url=settings.map_tile_url, attribution=settings.map_attribution)
 
 
-@get("/admin/map/sites.json", include_in_schema=False)
-async def site_map_data() -> list[dict[str, Any]]:
-    return await map_sites()
+@get("/admin/map/sites.json", include_in_schema=False, opt=OWN)
+async def site_map_data(request: Request) -> list[dict[str, Any]]:
+    return await map_sites(await tenant_scope(request))

@@ -14,6 +14,8 @@ from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, run_action
 from csms.admin.auth import current_user
 from csms.admin.forms import Field, parse
 from csms.admin.templating import is_htmx, paginate, render
+from csms.api.audit import audited
+from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.core.tables import (
     ChargingSession,
@@ -59,17 +61,23 @@ async def _faulted_station_ids() -> list[int]:
     return sorted(ids)
 
 
-async def _filter_options() -> dict[str, Any]:
-    return {"sites": await Site.select(Site.id, Site.name).order_by(Site.name),
-            "hubs": await Hub.select(Hub.id, Hub.name).order_by(Hub.name)}
+OWN = {"tenant": SCOPED}
+STATION = {"tenant": {"station_id": "station"}}
 
 
-@get("/admin/stations", include_in_schema=False)
+async def _filter_options(scope: Scope) -> dict[str, Any]:
+    return {"sites": await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
+            "hubs": await restrict(Hub.select(Hub.id, Hub.name), Hub.site.organization, scope).order_by(Hub.name)}
+
+
+@get("/admin/stations", include_in_schema=False, opt=OWN)
 async def station_list(request: Request) -> Template:
     params = request.query_params
     q = params.get("q", "").strip()
     status = params.get("status", "")
-    query, count = Station.select(*_station_columns()), Station.count()
+    scope = await tenant_scope(request)
+    query = restrict(Station.select(*_station_columns()), Station.organization, scope)
+    count = restrict(Station.count(), Station.organization, scope)
     conds: list[Combinable] = []
     if q:
         conds.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
@@ -102,7 +110,7 @@ async def station_list(request: Request) -> Template:
                    site=params.get("site", ""), hub=params.get("hub", ""), query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "stations/_table.html", **context)
-    return await render(request, "stations/list.html", title="Stations", **context, **await _filter_options())
+    return await render(request, "stations/list.html", title="Stations", **context, **await _filter_options(scope))
 
 
 async def station_context(station_id: str) -> dict[str, Any]:
@@ -131,7 +139,7 @@ async def station_context(station_id: str) -> dict[str, Any]:
             "evses": evse_rows, "active_sessions": active}
 
 
-@get("/admin/stations/{station_id:str}", include_in_schema=False)
+@get("/admin/stations/{station_id:str}", include_in_schema=False, opt=STATION)
 async def station_detail(request: Request, station_id: str) -> Template:
     context = await station_context(station_id)
     tab = request.query_params.get("tab", "overview")
@@ -140,13 +148,14 @@ async def station_detail(request: Request, station_id: str) -> Template:
     context.update(tab=tab, tabs=TABS)
     pk = context["station"]["id"]
     params = request.query_params
+    scope = await tenant_scope(request)
     if tab == "overview":
-        context["tokens"] = await IdToken.select(IdToken.id_token, IdToken.label).where(
-            IdToken.status == "Accepted").order_by(IdToken.id_token).limit(500)
+        context["tokens"] = await restrict(IdToken.select(IdToken.id_token, IdToken.label), IdToken.organization,
+                                           scope).where(IdToken.status == "Accepted").order_by(IdToken.id_token).limit(500)
         context["trigger_messages"] = TRIGGER_MESSAGES.get(context["version"], TRIGGER_MESSAGES["2.0.1"])
         context["events"] = await StationEvent.select().where(StationEvent.station_id == station_id).order_by(
             StationEvent.id, ascending=False).limit(10)
-        context.update(await _filter_options())
+        context.update(await _filter_options(scope))
     elif tab == "configuration":
         q = params.get("q", "").strip()
         keys_q, keys_c = ConfigurationKey.select().where(ConfigurationKey.station == pk), \
@@ -203,12 +212,12 @@ async def station_detail(request: Request, station_id: str) -> Template:
                         **context)
 
 
-@get("/admin/stations/{station_id:str}/live", include_in_schema=False)
+@get("/admin/stations/{station_id:str}/live", include_in_schema=False, opt=STATION)
 async def station_live(request: Request, station_id: str) -> Template:
     return await render(request, "stations/_live.html", **await station_context(station_id))
 
 
-@post("/admin/stations/{station_id:str}/actions/{action:str}", include_in_schema=False)
+@post("/admin/stations/{station_id:str}/actions/{action:str}", include_in_schema=False, opt=STATION)
 async def station_action(request: Request, station_id: str, action: str) -> Template:
     await station_context(station_id)
     if action not in ACTIONS:
@@ -222,7 +231,7 @@ async def station_action(request: Request, station_id: str, action: str) -> Temp
     return await render(request, "stations/action_page.html", title=ACTIONS[action][0], **context)
 
 
-@post("/admin/stations/{station_id:str}/registration", include_in_schema=False)
+@post("/admin/stations/{station_id:str}/registration", include_in_schema=False, opt=STATION)
 async def station_registration(request: Request, station_id: str) -> Redirect:
     await station_context(station_id)
     form = await request.form()
@@ -230,7 +239,10 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
     if status not in ("Accepted", "Rejected", "Pending"):
         raise NotFoundException("Unknown registration status.")
     core = get_core()
+    before = (await station_context(station_id))["station"]
     await core.stations.set_registration_status(station_id, status)
+    await audited(request, "update", "station", station_id, before=before,
+                  after=(await station_context(station_id))["station"])
     if status == "Accepted" and core.commands.version_of(station_id):
         # A pending station only learns it was approved at its next BootNotification: ask for it now.
         user = await current_user(request)
@@ -244,28 +256,31 @@ PASSWORD_FIELDS = [Field("password", "New password", "password", minlength=16, m
                          autocomplete="new-password")]
 
 
-@post("/admin/stations/{station_id:str}/password", include_in_schema=False, opt={"role": "admin"})
+@post("/admin/stations/{station_id:str}/password", include_in_schema=False, opt={**STATION, "role": "admin"})
 async def station_password(request: Request, station_id: str) -> Template:
     await station_context(station_id)
     values, errors = parse(PASSWORD_FIELDS, await request.form())
     if not errors:
         await get_core().stations.set_password(station_id, values["password"] or None)
+        await audited(request, "update", "station", station_id,
+                      summary="password set" if values["password"] else "password removed")
     return await render(request, "stations/_password.html", status_code=422 if errors else 200,
                         station_id=station_id, errors=errors, saved=not errors,
                         has_password=bool(values.get("password")) if not errors else None,
                         fields=PASSWORD_FIELDS)
 
 
-@post("/admin/stations/{station_id:str}/assign", include_in_schema=False)
+@post("/admin/stations/{station_id:str}/assign", include_in_schema=False, opt=STATION)
 async def station_assign(request: Request, station_id: str) -> Redirect:
     context = await station_context(station_id)
     form = await request.form()
     values: dict[Any, Any] = {}
-    for name, column, table in (("site", Station.site, Site), ("hub", Station.hub, Hub)):
+    scope = await tenant_scope(request)
+    for name, column in (("site", Station.site), ("hub", Station.hub)):
         raw = str(form.get(name, "")).strip()
         if raw == "":
             values[column] = None
-        elif raw.isdigit() and await table.exists().where(table.id == int(raw)):
+        elif raw.isdigit() and (owner := await KINDS[name](int(raw))) is not MISSING and scope.sees(owner):  # type: ignore[arg-type]
             values[column] = int(raw)
     hub_id = values.get(Station.hub)
     if hub_id is not None and values.get(Station.site) is None:
@@ -274,6 +289,8 @@ async def station_assign(request: Request, station_id: str) -> Redirect:
     description = str(form.get("description", context["station"]["description"]))[:200]
     values[Station.description] = description
     await Station.update(values).where(Station.station_id == station_id)
+    await audited(request, "update", "station", station_id, before=context["station"],
+                  after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
@@ -286,13 +303,13 @@ NEW_STATION_FIELDS = [
 ]
 
 
-@get("/admin/stations/new", include_in_schema=False)
+@get("/admin/stations/new", include_in_schema=False, opt=OWN)
 async def station_new(request: Request) -> Template:
     return await render(request, "form.html", title="Add a station", fields=NEW_STATION_FIELDS, values={},
                         errors={}, action="/admin/stations/new", cancel="/admin/stations", submit="Add station")
 
 
-@post("/admin/stations/new", include_in_schema=False)
+@post("/admin/stations/new", include_in_schema=False, opt=OWN)
 async def station_create(request: Request) -> Template | Redirect:
     raw = await request.form()
     values, errors = parse(NEW_STATION_FIELDS, raw)
@@ -305,5 +322,7 @@ async def station_create(request: Request) -> Template | Redirect:
         return await render(request, "form.html", status_code=422, title="Add a station", fields=NEW_STATION_FIELDS,
                             values=dict(raw), errors=errors, action="/admin/stations/new", cancel="/admin/stations",
                             submit="Add station")
-    await get_core().stations.create(sid, password=values["password"] or None, description=values["description"])
+    await get_core().stations.create(sid, password=values["password"] or None, description=values["description"],
+                                     organization=(await tenant_scope(request)).organization)
+    await audited(request, "create", "station", sid, after=(await station_context(sid))["station"])
     return Redirect(f"/admin/stations/{sid}", status_code=303)

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from csms.admin.auth import current_user
 from csms.api.auth import ROLES
+from csms.api.tenancy import GLOBAL_ONLY, rule_of
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugins import call_hook, call_sync
 
@@ -147,11 +148,26 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def nav_items(request: Request, role: str) -> list[Any]:
-    """Navigation from the ``admin_nav`` hook (built-in pages come through it too)."""
+def installation_wide_paths(app: Any) -> set[str]:
+    """Paths of the pages only global users see (tenant rule ``global``), computed once per app."""
+    cached = getattr(app.state, "csms_global_paths", None)
+    if cached is None:
+        cached = {route.path.rstrip("/") or "/" for route in app.routes
+                  for handler in getattr(route, "route_handlers", [])
+                  if "GET" in (getattr(handler, "http_methods", None) or {"GET"}) and rule_of(handler) == GLOBAL_ONLY}
+        app.state.csms_global_paths = cached
+    return cached
+
+
+def nav_items(request: Request, user: Any) -> list[Any]:
+    """Navigation from the ``admin_nav`` hook (built-in pages come through it too), without the
+    pages the user's role or organization does not reach."""
     items = [i for i in call_sync("admin_nav", request=request) if hasattr(i, "href")]
-    allowed = ROLES.get(role, -1)
+    allowed = ROLES.get(user.role, -1)
     items = [i for i in items if ROLES.get(getattr(i, "min_role", "viewer"), 0) <= allowed]
+    if user.organization is not None:
+        hidden = installation_wide_paths(request.app)
+        items = [i for i in items if (i.href.split("?")[0].rstrip("/") or "/") not in hidden]
     return sorted(items, key=lambda i: (getattr(i, "order", 100), i.label))
 
 
@@ -169,7 +185,6 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
                  **context: Any) -> Template:
     """A page of the admin with the shared context; ``panel_page`` adds plugin panels."""
     user = await current_user(request)
-    role = user.role if user else ""
     context.setdefault("title", "")
     if panel_page:
         context["panels"] = await panels(panel_page, request, dict(context))
@@ -177,7 +192,7 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
         "user": user,
         "can_operate": bool(user and user.can("operator")),
         "can_admin": bool(user and user.can("admin")),
-        "nav": nav_items(request, role) if user else [],
+        "nav": nav_items(request, user) if user else [],
         "path": request.url.path,
         **context,
     })

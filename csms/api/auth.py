@@ -37,6 +37,7 @@ class Principal:
     name: str
     role: str
     kind: str  # api_key|user
+    organization: int | None = None  # None: global (the installation's owner)
 
     def can(self, role: str) -> bool:
         return ROLES.get(self.role, -1) >= ROLES[role]
@@ -64,11 +65,12 @@ async def api_key_principal(connection: ASGIConnection) -> Principal | None:
     prefix = api_key_prefix(key)
     principal = None
     if prefix:
-        row = await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.last_used_at).where(
+        row = await ApiKey.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.organization,
+                                  ApiKey.last_used_at).where(
             (ApiKey.prefix == prefix) & (ApiKey.key_hash == digest) & (ApiKey.revoked == False)  # noqa: E712
         ).first()
         if row:
-            principal = Principal(row["name"], row["role"], "api_key")
+            principal = Principal(row["name"], row["role"], "api_key", row["organization"])
             if row["last_used_at"] is None or utcnow() - row["last_used_at"] > _LAST_USED_EVERY:
                 await ApiKey.update({ApiKey.last_used_at: utcnow()}).where(ApiKey.id == row["id"])
     if forgotten == _forgotten:
@@ -129,10 +131,11 @@ def forget_key(digest: str) -> None:
 cluster.BROADCAST_HANDLERS[KEY_REVOKED] = forget_key
 
 
-async def create_api_key(name: str, role: str) -> tuple[str, int]:
-    """A new key for ``name`` with ``role``: (the key, shown once; its row id)."""
+async def create_api_key(name: str, role: str, organization: int | None = None) -> tuple[str, int]:
+    """A new key for ``name`` with ``role`` in ``organization`` (None: global): (the key, shown
+    once; its row id)."""
     key, prefix, digest = new_api_key()
-    row = ApiKey(name=name, prefix=prefix, key_hash=digest, role=role)
+    row = ApiKey(name=name, prefix=prefix, key_hash=digest, role=role, organization=organization)
     await row.save()
     return key, row.id
 

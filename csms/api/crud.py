@@ -1,19 +1,54 @@
 """One way to expose a core table as a REST collection: list (filter, page), create, read,
-update, delete, with bodies validated against a pydantic model derived from the table."""
+update, delete, with bodies validated against a pydantic model derived from the table, each
+limited to the caller's tenant (:mod:`csms.api.tenancy`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from piccolo.table import Table
 from piccolo.utils.pydantic import create_pydantic_model
 from pydantic import ValidationError
 
+from csms.api.audit import audited
 from csms.api.auth import require
 from csms.api.bounds import column_range, range_message
+from csms.api.tenancy import KINDS, MISSING, Scope, check_assignable, descendants, organization_tree, \
+    owner_for_new, restrict, tenant_scope
+from csms.core.tables import Driver, Hub, Organization, Site
 
+# Foreign keys to these tables name tenant objects: a value must be one the caller sees.
+_REFERENCED_KINDS = {Organization: "organization", Site: "site", Hub: "hub", Driver: "driver"}
+
+
+async def check_references(table: type[Table], values: dict[str, Any], scope: Scope) -> None:
+    """Every foreign key in ``values`` names an object the caller sees (422 otherwise)."""
+    for column in table._meta.foreign_key_columns:
+        name = column._meta.name
+        value = values.get(name)
+        kind = _REFERENCED_KINDS.get(column._foreign_key_meta.resolved_references)
+        if kind is None or name not in values:
+            continue
+        if kind == "organization":
+            await check_assignable(scope, value, what=f"{table._meta.tablename}.{name}")
+        elif value is not None:
+            owner = await KINDS[kind](value)
+            if owner is MISSING or not scope.sees(owner):  # type: ignore[arg-type]
+                raise ValidationException(f"no {kind} {value} (or not one you manage)")
+
+
+async def check_parent(item_id: int, parent: int | None) -> None:
+    """An organization's new parent is not the organization itself nor one below it."""
+    if parent is not None and parent in descendants(await organization_tree(), item_id):
+        raise ValidationException(f"organization {parent} is {item_id} itself or below it: "
+                                  "the parent chain would be a cycle")
+
+
+def _in_use(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "foreign" in text or "integrity" in text
 
 def page_params(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= limit <= 1000:
@@ -49,9 +84,13 @@ def validated(model: Any, data: dict[str, Any], *, partial: bool,
     return obj.model_dump(include=set(data)) if partial else obj.model_dump(exclude_unset=True)
 
 
-def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] = (),
+def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, filters: tuple[str, ...] = (),
                     order_by: str = "id") -> type[Controller]:
-    """A controller for ``table`` at ``path``: GET list, POST, GET/PATCH/DELETE ``/{id}``."""
+    """A controller for ``table`` at ``path``: GET list, POST, GET/PATCH/DELETE ``/{id}``.
+
+    ``kind`` is the tenancy object kind of a row (the ``{item_id}`` rule); ``owner`` the column
+    holding a row's organization (through a foreign key, or the id itself for organizations).
+    """
     pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key (not known to type checkers)
     model = create_pydantic_model(table, exclude_columns=(pk,), model_name=f"{table.__name__}In")
     name = table._meta.tablename
@@ -63,14 +102,35 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
             raise NotFoundException(f"no {name} with id {item_id}")
         return row
 
+    direct_owner = not owner._meta.call_chain and owner._meta.name == "organization"
+    via = owner._meta.call_chain[0]._meta.name if owner._meta.call_chain else None  # e.g. a hub's site
+
+    async def checked(request: Request, values: dict[str, Any], item_id: int | None) -> dict[str, Any]:
+        scope = await tenant_scope(request)
+        if table is Organization:
+            if item_id is None and "parent" not in values and not scope.is_global:
+                values["parent"] = scope.organization
+            if item_id is not None and item_id == scope.organization and "parent" in values:
+                raise ValidationException("you cannot move your own organization")
+            if item_id is not None and "parent" in values:
+                await check_parent(item_id, values["parent"])
+        elif direct_owner and item_id is None:
+            values["organization"] = await owner_for_new(scope, values.get("organization"), what=f"a {kind}")
+        elif via and not scope.is_global and (item_id is None or via in values) and values.get(via) is None:
+            raise ValidationException(f"a {kind} of your organization needs a {via}")
+        await check_references(table, values, scope)
+        return values
+
     class _Crud(Controller):
         tags = [name]
+        opt = {"tenant": {"item_id": kind}}
 
         @get("/", guards=[require("viewer")])
         async def list_items(self, request: Request, limit: int = 100, offset: int = 0) -> dict[str, Any]:
             limit, offset = page_params(limit, offset)
-            query = table.select()
-            count = table.count()
+            scope = await tenant_scope(request)
+            query = restrict(table.select(), owner, scope)
+            count = restrict(table.count(), owner, scope)
             for f in filters:
                 if f in request.query_params:
                     col = getattr(table, f)
@@ -86,28 +146,41 @@ def crud_controller(table: type[Table], path: str, *, filters: tuple[str, ...] =
             return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
         @post("/", guards=[require("operator")])
-        async def create_item(self, data: dict[str, Any]) -> dict[str, Any]:
-            values = validated(model, data, partial=False, ranges=ranges)
+        async def create_item(self, request: Request, data: dict[str, Any]) -> dict[str, Any]:
+            values = await checked(request, validated(model, data, partial=False, ranges=ranges), None)
             row = table(**values)
             await row.save()
-            return jsonable(await _get_row(row["id"]))
+            created = await _get_row(row["id"])
+            await audited(request, "create", kind, row["id"], after=created)
+            return jsonable(created)
 
         @get("/{item_id:int}", guards=[require("viewer")])
         async def get_item(self, item_id: int) -> dict[str, Any]:
             return jsonable(await _get_row(item_id))
 
         @patch("/{item_id:int}", guards=[require("operator")])
-        async def update_item(self, item_id: int, data: dict[str, Any]) -> dict[str, Any]:
-            await _get_row(item_id)
-            values = validated(model, data, partial=True, ranges=ranges)
+        async def update_item(self, request: Request, item_id: int, data: dict[str, Any]) -> dict[str, Any]:
+            before = await _get_row(item_id)
+            values = await checked(request, validated(model, data, partial=True, ranges=ranges), item_id)
             if values:
                 await table.update({getattr(table, k): v for k, v in values.items()}).where(pk == item_id)
-            return jsonable(await _get_row(item_id))
+            after = await _get_row(item_id)
+            await audited(request, "update", kind, item_id, before=before, after=after)
+            return jsonable(after)
 
         @delete("/{item_id:int}", guards=[require("operator")])
-        async def delete_item(self, item_id: int) -> None:
-            await _get_row(item_id)
-            await table.delete().where(pk == item_id)
+        async def delete_item(self, request: Request, item_id: int) -> None:
+            before = await _get_row(item_id)
+            if table is Organization and item_id == (await tenant_scope(request)).organization:
+                raise ValidationException("you cannot delete your own organization")
+            try:
+                await table.delete().where(pk == item_id)
+            except Exception as exc:
+                if not _in_use(exc):
+                    raise
+                raise HTTPException(status_code=409, detail=f"{name} {item_id} is still in use "
+                                    "(organizations below it, users or API keys)") from None
+            await audited(request, "delete", kind, item_id, before=before)
 
     _Crud.__name__ = f"{table.__name__}Controller"
     _Crud.path = path

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, get, post, put
+from litestar import Controller, Request, get, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 
+from csms.api.audit import audited
 from csms.api.auth import require
 from csms.core.runtime import get_core
 
@@ -39,6 +40,7 @@ class SessionTargets(msgspec.Struct, forbid_unknown_fields=True):
 class SmartChargingController(Controller):
     path = "/"
     tags = ["smart charging"]
+    opt = {"tenant": {"site_id": "site", "session_id": "session"}}
 
     @get("/sites/{site_id:int}/smart-charging", guards=[require("viewer")])
     async def site_state(self, site_id: int) -> dict[str, Any]:
@@ -63,7 +65,7 @@ class SmartChargingController(Controller):
             raise ValidationException(str(exc)) from None
 
     @put("/sessions/{session_id:int}/smart-charging", guards=[require("operator")])
-    async def session_targets(self, session_id: int, data: SessionTargets) -> dict[str, Any]:
+    async def session_targets(self, request: Request, session_id: int, data: SessionTargets) -> dict[str, Any]:
         """When the driver leaves and how much energy (Wh, whole session) they want."""
         if data.energy_target_wh is not None and data.energy_target_wh < 0:
             raise ValidationException("energy_target_wh must be >= 0")
@@ -71,7 +73,10 @@ class SmartChargingController(Controller):
         if departure is not None and departure.tzinfo is None:
             raise ValidationException("departure_at needs a time zone (for example 2030-01-01T18:00:00Z)")
         try:
-            return await get_core().smart_charging.set_session_targets(
+            answer = await get_core().smart_charging.set_session_targets(
                 session_id, departure_at=departure, energy_target_wh=data.energy_target_wh)
         except LookupError:
             raise NotFoundException(f"no session with id {session_id}") from None
+        await audited(request, "update", "session", session_id, summary="smart-charging targets",
+                      after={"departure_at": departure, "energy_target_wh": data.energy_target_wh})
+        return answer

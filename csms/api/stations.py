@@ -11,9 +11,11 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.status_codes import HTTP_409_CONFLICT
 from piccolo.columns.combination import Combinable
 
+from csms.api.audit import audited
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
-from csms.api.crud import jsonable, page_params
+from csms.api.crud import check_references, jsonable, page_params
+from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -39,12 +41,14 @@ class StationCreate(msgspec.Struct, forbid_unknown_fields=True):
     registration_status: str = "Accepted"
     site: Int32 | None = None
     hub: Int32 | None = None
+    organization: Int32 | None = None
 
 
 class StationUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: str | None = None
     site: Int32 | None = None
     hub: Int32 | None = None
+    organization: Int32 | None = None
     phase_rotation: str | None = None
     max_current_a: float | None = None
     min_current_a: float | None = None
@@ -169,9 +173,10 @@ async def run_command(coro: Any) -> dict[str, Any]:
 class StationController(Controller):
     path = "/stations"
     tags = ["stations"]
+    opt = {"tenant": {"station_id": "station"}}
 
     @get("/", guards=[require("viewer")])
-    async def list_stations(self, q: str | None = None, registration_status: str | None = None,
+    async def list_stations(self, request: Request, q: str | None = None, registration_status: str | None = None,
                             site: int | None = None, hub: int | None = None, connected: bool | None = None,
                             limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
@@ -187,15 +192,20 @@ class StationController(Controller):
             where.append(Station.hub == hub)
         if connected is not None:
             where.append(Station.connected == connected)
-        query = Station.select(*Station.all_columns(exclude=[Station.password_hash]))
-        count = Station.count()
+        scope = await tenant_scope(request)
+        query = restrict(Station.select(*Station.all_columns(exclude=[Station.password_hash])),
+                         Station.organization, scope)
+        count = restrict(Station.count(), Station.organization, scope)
         for w in where:
             query, count = query.where(w), count.where(w)
         rows = await query.order_by(Station.station_id).limit(limit).offset(offset)
         return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
     @post("/", guards=[require("operator")])
-    async def create_station(self, data: StationCreate) -> dict[str, Any]:
+    async def create_station(self, request: Request, data: StationCreate) -> dict[str, Any]:
+        scope = await tenant_scope(request)
+        organization = await owner_for_new(scope, data.organization, what="a station")
+        await check_references(Station, {"site": data.site, "hub": data.hub}, scope)
         if not data.station_id or len(data.station_id) > 48:
             raise ValidationException("station_id must be 1-48 characters")
         if data.registration_status not in REGISTRATION:
@@ -203,7 +213,9 @@ class StationController(Controller):
         if await Station.exists().where(Station.station_id == data.station_id):
             raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"station {data.station_id!r} already exists")
         await get_core().stations.create(data.station_id, password=data.password, description=data.description,
-                                         registration_status=data.registration_status, site=data.site, hub=data.hub)
+                                         registration_status=data.registration_status, site=data.site, hub=data.hub,
+                                         organization=organization)
+        await audited(request, "create", "station", data.station_id, after=await station_row(data.station_id))
         return await station_detail(data.station_id)
 
     @get("/{station_id:str}", guards=[require("viewer")])
@@ -211,9 +223,10 @@ class StationController(Controller):
         return await station_detail(station_id)
 
     @patch("/{station_id:str}", guards=[require("operator")])
-    async def update_station(self, station_id: str, data: StationUpdate) -> dict[str, Any]:
-        await station_row(station_id)
+    async def update_station(self, request: Request, station_id: str, data: StationUpdate) -> dict[str, Any]:
+        before = await station_row(station_id)
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        await check_references(Station, values, await tenant_scope(request))
         status = values.pop("registration_status", None)
         if status is not None:
             if status not in REGISTRATION:
@@ -222,10 +235,11 @@ class StationController(Controller):
         if values:
             await Station.update({getattr(Station, k): v for k, v in values.items()}).where(
                 Station.station_id == station_id)
+        await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 
     @delete("/{station_id:str}", guards=[require("admin")])
-    async def delete_station(self, station_id: str) -> None:
+    async def delete_station(self, request: Request, station_id: str) -> None:
         row = await station_row(station_id)
         if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
             raise HTTPException(status_code=409, detail="the station has sessions; block it instead of deleting it")
@@ -233,25 +247,30 @@ class StationController(Controller):
         if conn is not None:
             await conn.close(code=1000, reason="station deleted")
         await Station.delete().where(Station.id == row["id"])
+        await audited(request, "delete", "station", station_id, before=row)
 
     @post("/{station_id:str}/approve", guards=[require("operator")])
-    async def approve(self, station_id: str) -> dict[str, Any]:
-        await station_row(station_id)
+    async def approve(self, request: Request, station_id: str) -> dict[str, Any]:
+        before = await station_row(station_id)
         await get_core().stations.set_registration_status(station_id, "Accepted")
+        await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 
     @post("/{station_id:str}/reject", guards=[require("operator")])
-    async def reject(self, station_id: str) -> dict[str, Any]:
-        await station_row(station_id)
+    async def reject(self, request: Request, station_id: str) -> dict[str, Any]:
+        before = await station_row(station_id)
         await get_core().stations.set_registration_status(station_id, "Rejected")
+        await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 
     @put("/{station_id:str}/password", guards=[require("admin")])
-    async def set_password(self, station_id: str, data: PasswordBody) -> dict[str, Any]:
+    async def set_password(self, request: Request, station_id: str, data: PasswordBody) -> dict[str, Any]:
         await station_row(station_id)
         if data.password is not None and not 16 <= len(data.password) <= 40:
             raise ValidationException("OCPP passwords are 16 to 40 characters")
         await get_core().stations.set_password(station_id, data.password)
+        await audited(request, "update", "station", station_id,
+                      summary="password set" if data.password is not None else "password removed")
         return {"station_id": station_id, "has_password": data.password is not None}
 
     @get("/{station_id:str}/events", guards=[require("viewer")])

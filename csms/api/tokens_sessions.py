@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from piccolo.columns.combination import Combinable
 from piccolo.query.methods.select import Select
 
+from csms.api.audit import audited
 from csms.api.auth import require
 from csms.api.bounds import Int32
-from csms.api.crud import jsonable, page_params
+from csms.api.crud import check_references, jsonable, page_params
+from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession, IdToken, MeterValue
 from csms.plugins import call_hook
@@ -63,12 +65,15 @@ async def token_row(id_token: str) -> dict[str, Any]:
 class TokenController(Controller):
     path = "/tokens"
     tags = ["id tokens"]
+    opt = {"tenant": {"id_token": "token"}}
 
     @get("/", guards=[require("viewer")])
-    async def list_tokens(self, q: str | None = None, status: str | None = None, driver: int | None = None,
+    async def list_tokens(self, request: Request, q: str | None = None, status: str | None = None, driver: int | None = None,
                           group_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query, count = IdToken.select(), IdToken.count()
+        scope = await tenant_scope(request)
+        query = restrict(IdToken.select(), IdToken.organization, scope)
+        count = restrict(IdToken.count(), IdToken.organization, scope)
         conds: list[Combinable] = []
         if q:
             conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%"))
@@ -84,33 +89,43 @@ class TokenController(Controller):
         return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
     @post("/", guards=[require("operator")])
-    async def create_token(self, data: TokenIn) -> dict[str, Any]:
+    async def create_token(self, request: Request, data: TokenIn) -> dict[str, Any]:
         check_token_fields(data.type, data.status, data.id_token)
+        scope = await tenant_scope(request)
+        values = msgspec.structs.asdict(data)
+        values["organization"] = await owner_for_new(scope, data.organization, what="an id token")
+        await check_references(IdToken, {"driver": data.driver}, scope)
         if await IdToken.exists().where(IdToken.id_token == data.id_token):
             raise HTTPException(status_code=409, detail=f"id token {data.id_token!r} already exists")
-        await IdToken(**msgspec.structs.asdict(data)).save()
-        return jsonable(await token_row(data.id_token))
+        await IdToken(**values).save()
+        created = await token_row(data.id_token)
+        await audited(request, "create", "token", data.id_token, after=created)
+        return jsonable(created)
 
     @get("/{id_token:str}", guards=[require("viewer")])
     async def get_token(self, id_token: str) -> dict[str, Any]:
         return jsonable(await token_row(id_token))
 
     @patch("/{id_token:str}", guards=[require("operator")])
-    async def update_token(self, id_token: str, data: TokenPatch) -> dict[str, Any]:
-        await token_row(id_token)
+    async def update_token(self, request: Request, id_token: str, data: TokenPatch) -> dict[str, Any]:
+        before = await token_row(id_token)
         check_token_fields(data.type, data.status)
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "clear_expiry"}
+        await check_references(IdToken, values, await tenant_scope(request))
         if data.clear_expiry:
             values["expires_at"] = None
         if values:
             await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(
                 IdToken.id_token == id_token)
-        return jsonable(await token_row(id_token))
+        after = await token_row(id_token)
+        await audited(request, "update", "token", id_token, before=before, after=after)
+        return jsonable(after)
 
     @delete("/{id_token:str}", guards=[require("operator")])
-    async def delete_token(self, id_token: str) -> None:
-        await token_row(id_token)
+    async def delete_token(self, request: Request, id_token: str) -> None:
+        before = await token_row(id_token)
         await IdToken.delete().where(IdToken.id_token == id_token)
+        await audited(request, "delete", "token", id_token, before=before)
 
 
 def _session_query(columns: list[Any] | None = None) -> Select:
@@ -135,9 +150,10 @@ async def session_detail(session_id: int) -> dict[str, Any]:
 class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
+    opt = {"tenant": {"session_id": "session"}}
 
     @get("/", guards=[require("viewer")])
-    async def list_sessions(self, station: str | None = None, token: str | None = None, driver: int | None = None,
+    async def list_sessions(self, request: Request, station: str | None = None, token: str | None = None, driver: int | None = None,
                             session_state: str | None = None, started_from: datetime | None = None,
                             started_to: datetime | None = None, limit: int = 100,
                             offset: int = 0) -> dict[str, Any]:
@@ -156,7 +172,9 @@ class SessionController(Controller):
             conds.append(ChargingSession.started_at >= started_from)
         if started_to:
             conds.append(ChargingSession.started_at < started_to)
-        query, count = _session_query(), ChargingSession.count()
+        scope = await tenant_scope(request)
+        query = restrict(_session_query(), ChargingSession.station.organization, scope)
+        count = restrict(ChargingSession.count(), ChargingSession.station.organization, scope)
         for c in conds:
             query, count = query.where(c), count.where(c)
         rows = await query.order_by(ChargingSession.started_at, ascending=False).limit(limit).offset(offset)

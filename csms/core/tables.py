@@ -27,11 +27,16 @@ from piccolo.table import Table
 
 
 class Organization(Table, tablename="organization"):
-    """A company or body: the operator itself, an employer, a leasing partner, a customer."""
+    """A company or body: the operator itself, an employer, a leasing partner, a customer.
+
+    Organizations are the tenants (:mod:`csms.tenancy`): a user or API key of an organization
+    sees its objects and those of the organizations below it (``parent``), nothing else.
+    """
 
     id: Serial
 
     name = Varchar(length=200, unique=True)
+    parent: ForeignKey["Organization"] = ForeignKey(references="self", null=True, on_delete=OnDelete.restrict)
     kind = Varchar(length=32, default="customer")  # operator|employer|leasing_partner|customer
     vat_id = Varchar(length=64, null=True)
     email = Varchar(length=200, null=True)
@@ -96,6 +101,7 @@ class Station(Table, tablename="station"):
     id: Serial
 
     station_id = Varchar(length=64, unique=True, index=True)
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
     description = Varchar(length=200, default="")
     password_hash = Varchar(length=200, null=True)
     registration_status = Varchar(length=16, default="Accepted")  # Accepted|Pending|Rejected
@@ -362,18 +368,54 @@ class ApiKey(Table, tablename="api_key"):
     prefix = Varchar(length=12, index=True)
     key_hash = Varchar(length=200)
     role = Varchar(length=16, default="admin")  # admin|operator|viewer
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.restrict)  # None: global
     revoked = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())
     last_used_at = Timestamptz(null=True, default=None)
 
 
+class UserLink(Table, tablename="user_link"):
+    """A one-time link for a user to set a password: an invitation or a reset. Only a hash of
+    the link's secret is stored; the link works once, until ``expires_at``."""
+
+    id: Serial
+
+    user_id = Integer(index=True)
+    purpose = Varchar(length=16, default="invite")  # invite|reset
+    secret_hash = Varchar(length=64, unique=True)
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuditEntry(Table, tablename="audit_entry"):
+    """One change made by a person, an API key, the CLI or a plugin, or a command it sent to a
+    station: who, when, what object, and its fields before and after. Written only by
+    :mod:`csms.core.audit`; no page or route edits or deletes an entry."""
+
+    id: Serial
+
+    at = Timestamptz(default=TimestamptzNow(), index=True)
+    actor = Varchar(length=120, default="", index=True)  # user:NAME, api_key:NAME, cli, ocpi:partner:N, plugin:NAME
+    actor_organization = Integer(null=True, default=None)  # the actor's organization (None: global)
+    organization = Integer(null=True, default=None, index=True)  # the object's organization: who may read the entry
+    action = Varchar(length=40)  # create|update|delete|command|...
+    object_type = Varchar(length=40, index=True)
+    object_id = Varchar(length=100, default="", index=True)
+    summary = Varchar(length=255, default="")
+    before = JSON(null=True, default=None)
+    after = JSON(null=True, default=None)
+
+
 class UserRole(Table, tablename="user_role"):
-    """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``)."""
+    """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``) and the
+    organization it holds it in (None: global, the installation's owner)."""
 
     id: Serial
 
     user_id = Integer(unique=True, index=True)
     role = Varchar(length=16, default="viewer")
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.restrict)
 
 
 CORE_TABLES: list[type[Table]] = [
@@ -397,4 +439,6 @@ CORE_TABLES: list[type[Table]] = [
     Command,
     ApiKey,
     UserRole,
+    UserLink,
+    AuditEntry,
 ]

@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from csms.admin.auth import SESSION_COOKIE, login
+from csms.admin.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, login
 from csms.core.services.smart_charging import SmartChargingSettings
 from csms.csvexport import FORMULA_PREFIXES
 from csms.plugins import pm
@@ -153,22 +153,31 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
 ADMIN_PASSWORD = "correct-horse-battery-staple"
 
 
-async def admin_client(srv: RunningServer, role: str = "operator") -> httpx.AsyncClient:
-    """An HTTP client logged in to the admin of ``srv`` as a user named after ``role`` with that
-    role (created on first use), through the login form as a person would."""
+async def admin_client(srv: RunningServer, role: str = "operator", *,
+                       organization: int | None = None) -> httpx.AsyncClient:
+    """An HTTP client logged in to the admin of ``srv`` as a user with ``role`` (created on first
+    use, named after the role, and the organization if given: a user of that organization; else
+    global), through the login form as a person would. Its requests carry the CSRF header the
+    admin's pages send, so its form posts pass the CSRF check."""
     from piccolo.apps.user.tables import BaseUser
 
-    if not await BaseUser.exists().where(BaseUser.username == role):
-        user = await BaseUser.create_user(username=role, password=ADMIN_PASSWORD, email=f"{role}@example.org",
-                                          admin=role == "admin", superuser=role == "admin", active=True)
-        await set_role(user.id, role)
+    username = role if organization is None else f"{role}-org{organization}"
+    if not await BaseUser.exists().where(BaseUser.username == username):
+        superuser = role == "admin" and organization is None
+        user = await BaseUser.create_user(username=username, password=ADMIN_PASSWORD,
+                                          email=f"{username}@example.org", admin=superuser, superuser=superuser,
+                                          active=True)
+        await set_role(user.id, role, organization)
     client = httpx.AsyncClient(base_url=srv.base_url, timeout=30)
     page = await client.get("/login")
     token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
     assert token is not None, "the login page has no CSRF token"
-    done = await client.post("/login", data={"username": role, "password": ADMIN_PASSWORD,
+    done = await client.post("/login", data={"username": username, "password": ADMIN_PASSWORD,
                                              "_csrf_token": token.group(1)})
     assert done.status_code in (302, 303), done.text
+    csrf = client.cookies.get(CSRF_COOKIE)
+    if csrf:
+        client.headers[CSRF_HEADER] = csrf
     return client
 
 
@@ -179,9 +188,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @asynccontextmanager
 async def admin_browser(srv: RunningServer, role: str = "operator", *, width: int = 1280,
-                        height: int = 900) -> AsyncIterator[Any]:
+                        height: int = 900, organization: int | None = None) -> AsyncIterator[Any]:
     """A page of Debian's headless Chromium (Playwright, never a downloaded browser) logged in to
-    the admin of ``srv`` through the login form as a user of ``role`` (created on first use)."""
+    the admin of ``srv`` through the login form as a user of ``role`` (created on first use; of
+    ``organization`` when given, as :func:`admin_client`)."""
     import shutil
 
     import pytest
@@ -190,7 +200,8 @@ async def admin_browser(srv: RunningServer, role: str = "operator", *, width: in
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    await (await admin_client(srv, role)).aclose()  # the user, created on first use
+    await (await admin_client(srv, role, organization=organization)).aclose()  # the user, created on first use
+    username = role if organization is None else f"{role}-org{organization}"
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
@@ -198,7 +209,7 @@ async def admin_browser(srv: RunningServer, role: str = "operator", *, width: in
             page = await context.new_page()
             page.set_default_timeout(15_000)
             await page.goto("/login")
-            await page.get_by_label("Username").fill(role)
+            await page.get_by_label("Username").fill(username)
             await page.get_by_label("Password").fill(ADMIN_PASSWORD)
             await page.get_by_role("button", name="Log in").click()
             await page.wait_for_url(lambda url: "/login" not in url)

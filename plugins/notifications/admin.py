@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, Driver, Site, Station, admin_guard, current_user, http_error, paginate, render,
+    tenant_scope,
 )
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -206,10 +207,16 @@ async def driver_save(request: Request, token: str) -> Any:
 def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
     if page != "dashboard":
         return None
-    notifier = service.notifier()
-    items = [item_html(n) for n in notifier.browser.recent] if notifier is not None else []
-    html = request.app.template_engine.get_template("admin/notifications/_panel.html").render(items=items)
-    return [Markup(html)]
+
+    async def dashboard_panel() -> list[Markup]:
+        if not (await tenant_scope(request)).is_global:
+            return []  # the notifications are the installation's: for global users only
+        notifier = service.notifier()
+        items = [item_html(n) for n in notifier.browser.recent] if notifier is not None else []
+        html = request.app.template_engine.get_template("admin/notifications/_panel.html").render(items=items)
+        return [Markup(html)]
+
+    return dashboard_panel
 
 
 # -- the router --------------------------------------------------------------------------------

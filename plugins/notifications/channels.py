@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
 import httpx
 
-from csms.plugin_api import __version__
-from plugins.notifications.config import notification_settings, smtp_settings
+from csms.plugin_api import MailError, __version__, send_mail
+from plugins.notifications.config import notification_settings
 
 
 class DeliveryFailed(Exception):
@@ -71,21 +69,8 @@ async def post_webhook(delivery: dict[str, Any], secret: str) -> tuple[int, str]
 
 
 async def send_email(delivery: dict[str, Any], text: str) -> None:
-    settings = smtp_settings()
-    if not settings.host:
-        raise DeliveryFailed("e-mail is off: set CSMS_SMTP_HOST")
-    message = EmailMessage()
-    message["From"] = settings.from_
-    message["To"] = delivery["target"]
-    message["Subject"] = delivery["subject"]
-    message["X-CSMS-Event"] = delivery["event"]
-    message["X-CSMS-Notification"] = delivery["notification_id"]
-    message.set_content(text)
-    start_tls = {"starttls": True, "none": False, "tls": False}.get(settings.security)
     try:
-        await aiosmtplib.send(
-            message, hostname=settings.host, port=settings.port, username=settings.user or None,
-            password=settings.password or None, use_tls=settings.security == "tls", start_tls=start_tls,
-            timeout=settings.timeout)
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from None
+        await send_mail(delivery["target"], delivery["subject"], text, headers={
+            "X-CSMS-Event": delivery["event"], "X-CSMS-Notification": delivery["notification_id"]})
+    except MailError as exc:
+        raise DeliveryFailed(str(exc)) from None

@@ -1,5 +1,6 @@
-"""The notifications plugin's settings: ``CSMS_NOTIFICATIONS_*`` (``[notifications]``) and the SMTP
-server ``CSMS_SMTP_*`` (``[smtp]``), as variables or in the config file."""
+"""The notifications plugin's settings: ``CSMS_NOTIFICATIONS_*`` (``[notifications]``), as
+variables or in the config file. E-mail goes through the core's SMTP settings (``CSMS_SMTP_*``,
+``[smtp]``; ``smtp_settings`` is re-exported here for the plugin's tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from csms.plugin_api import CsmsSettings
+from csms.plugin_api import CsmsSettings, SmtpSettings, smtp_settings
+
+__all__ = ["NotificationSettings", "notification_settings", "SmtpSettings", "smtp_settings"]
 
 
 class NotificationSettings(CsmsSettings):
@@ -26,26 +29,7 @@ class NotificationSettings(CsmsSettings):
         return [float(x) for x in self.retry_delays.split(",") if x.strip()]
 
 
-class SmtpSettings(CsmsSettings):
-    """The SMTP server e-mails are sent through."""
-
-    model_config = SettingsConfigDict(env_prefix="CSMS_SMTP_", extra="ignore")
-
-    host: str = Field("", description="SMTP server; empty turns e-mail off (e-mail deliveries fail with a clear reason).")
-    port: int = Field(587, description="SMTP port.")
-    user: str = Field("", description="SMTP user name (none: no login).")
-    password: str = Field("", description="SMTP password.", json_schema_extra={"secret": True})
-    from_: str = Field("csms@localhost", alias="CSMS_SMTP_FROM", description="Sender address.")
-    security: str = Field("auto", description="`auto` (STARTTLS when offered), `starttls`, `tls` (implicit TLS, port 465) or `none`.")
-    timeout: float = Field(30.0, description="Seconds for the whole SMTP exchange.")
-
-
 @lru_cache(maxsize=1)
 def notification_settings() -> NotificationSettings:
     """Read once; tests call ``notification_settings.cache_clear()`` after changing the environment."""
     return NotificationSettings()
-
-
-@lru_cache(maxsize=1)
-def smtp_settings() -> SmtpSettings:
-    return SmtpSettings()

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from csms.plugin_api import NavItem, hookimpl, public_route
-from plugins.notifications.config import NotificationSettings, SmtpSettings
+from plugins.notifications.config import NotificationSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-SETTINGS_CLASSES = (NotificationSettings, SmtpSettings)
+SETTINGS_CLASSES = (NotificationSettings,)
 
 
 @hookimpl

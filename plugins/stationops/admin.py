@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, Site, Station, admin_guard, caller, current_user, paginate, render,
-    run_command, utcnow,
+    restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
@@ -308,10 +308,15 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
     """Open alerts on the dashboard; health, firmware and diagnostics on a station page."""
 
     async def dashboard_panel() -> list[Markup]:
-        alerts = await Alert.select().where(Alert.status == "open").order_by(Alert.id, ascending=False).limit(10)
-        running = await Campaign.count().where(Campaign.status == "running")
+        # a user of an organization sees the alerts of its stations; campaigns are installation-wide
+        scope = await tenant_scope(request)
+        stations = await visible_station_ids(scope)
+        alerts = await restrict_station_ids(Alert.select(), Alert.station_id, stations).where(
+            Alert.status == "open").order_by(Alert.id, ascending=False).limit(10)
+        running = await Campaign.count().where(Campaign.status == "running") if scope.is_global else 0
+        total = await restrict_station_ids(Alert.count(), Alert.station_id, stations).where(Alert.status == "open")
         return [_fragment(request, "admin/stationops/_dashboard_panel.html", alerts=alerts, running=running,
-                          total=await Alert.count().where(Alert.status == "open"))]
+                          total=total)]
 
     async def station_panel() -> list[Markup]:
         station = context.get("station")

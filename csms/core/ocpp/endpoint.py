@@ -73,7 +73,8 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-@websocket("/ocpp/{station_id:str}", include_in_schema=False)
+@websocket("/ocpp/{station_id:str}", include_in_schema=False,
+           opt={"tenant": "public"})  # stations authenticate themselves (csms.api.tenancy.PUBLIC)
 async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
     core = get_core()
     client = socket.client.host if socket.client else "?"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core import events as ev
 from csms.core.ocpp.validation import InvalidPayload, OcppError
+from csms.core import audit
 from csms.core.tables import Command, Station
 from csms.core.timeutil import utcnow
 
@@ -102,6 +103,7 @@ class CommandService:
             raise UnknownStation(station_id)
         row = Command(station_id=station_id, action=action, payload=payload, requested_by=requested_by)
         await row.save()
+        await audit.record_command(station_id, action, payload, requested_by)
         status, response, code, description = "answered", None, "", ""
         try:
             response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)

@@ -13,6 +13,7 @@ import msgspec
 from csms.core import events as ev
 from csms.core.offload import run_cpu
 from csms.core.security import hash_password, verify_password
+from csms.core.organizations import organization_for
 from csms.core.tables import Connector, Evse, Station, StationEvent
 from csms.core.timeutil import utcnow
 from csms.db import Statement
@@ -136,7 +137,8 @@ class StationService:
             if settings.require_station_password and not password:
                 raise AuthFailure("a password is required")
             status = "Accepted" if policy == UnknownStationPolicy.accept else "Pending"
-            await self.create(station_id, registration_status=status)
+            await self.create(station_id, registration_status=status,
+                              organization=await organization_for(settings.default_organization))
             self.record(station_id, "registration", "created", summary=f"unknown station registered as {status}")
             state = await self.state(station_id)
             assert state is not None

@@ -67,7 +67,7 @@ async def test_changes_and_commands_are_logged_with_before_and_after(any_server)
 async def test_admin_page_filters_exports_and_logs_form_changes(server):
     srv = server
     org = (await srv.api.post("/organizations", json={"name": "Alpha"})).json()["id"]
-    admin = await admin_client(srv, "admin", organization=org)
+    admin = await admin_client(srv, "admin", organization=org, csrf_header=True)
     try:
         saved = await admin.post("/admin/tokens/new", data={"id_token": "FORM1", "type": "ISO14443",
                                                             "status": "Accepted", "label": "desk"})
@@ -86,7 +86,7 @@ async def test_admin_page_filters_exports_and_logs_form_changes(server):
         assert any(r[5] == "FORM1" and r[3] == "create" for r in table[1:])
     finally:
         await admin.aclose()
-    viewer = await admin_client(srv, "viewer", organization=org)
+    viewer = await admin_client(srv, "viewer", organization=org, csrf_header=True)
     try:
         assert (await viewer.get("/admin/audit")).status_code == 403
     finally:

@@ -171,10 +171,10 @@ async def test_no_route_reads_or_writes_across_tenants(tmp_path, backend):
         api = {role: httpx.AsyncClient(base_url=srv.base_url, timeout=30,
                                        headers={"Authorization": f"Bearer {key}"})
                for role, key in alpha.keys.items()}
-        pages = {role: await admin_client(srv, role, organization=alpha.org) for role in ROLES}
+        pages = {role: await admin_client(srv, role, organization=alpha.org, csrf_header=True) for role in ROLES}
         global_api = httpx.AsyncClient(base_url=srv.base_url, timeout=30,
                                        headers={"Authorization": f"Bearer {srv.api_key}"})
-        global_pages = await admin_client(srv, "admin")
+        global_pages = await admin_client(srv, "admin", csrf_header=True)
         checked = {"object": 0, "global": 0, "list": 0}
         try:
             for case in cases:
@@ -273,8 +273,8 @@ async def test_admin_pages_and_live_stream_keep_to_the_tenant(server):
     srv = server
     alpha = await make_tenant(srv, "ALPHA")
     bravo = await make_tenant(srv, MARK)
-    viewer = await admin_client(srv, "viewer", organization=alpha.org)
-    operator = await admin_client(srv, "operator", organization=alpha.org)
+    viewer = await admin_client(srv, "viewer", organization=alpha.org, csrf_header=True)
+    operator = await admin_client(srv, "operator", organization=alpha.org, csrf_header=True)
     try:
         # a forged form value naming BRAVO's organization is refused in words, nothing stored
         form = await operator.post("/admin/tokens/new", data={"id_token": "FORGED1", "type": "ISO14443",

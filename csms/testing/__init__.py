@@ -154,11 +154,12 @@ ADMIN_PASSWORD = "correct-horse-battery-staple"
 
 
 async def admin_client(srv: RunningServer, role: str = "operator", *,
-                       organization: int | None = None) -> httpx.AsyncClient:
+                       organization: int | None = None, csrf_header: bool = False) -> httpx.AsyncClient:
     """An HTTP client logged in to the admin of ``srv`` as a user with ``role`` (created on first
     use, named after the role, and the organization if given: a user of that organization; else
-    global), through the login form as a person would. Its requests carry the CSRF header the
-    admin's pages send, so its form posts pass the CSRF check."""
+    global), through the login form as a person would. With ``csrf_header`` its requests carry
+    the CSRF header the admin's pages send (HTMX does), so form posts pass the CSRF check without
+    a ``_csrf_token`` field."""
     from piccolo.apps.user.tables import BaseUser
 
     username = role if organization is None else f"{role}-org{organization}"
@@ -176,7 +177,7 @@ async def admin_client(srv: RunningServer, role: str = "operator", *,
                                              "_csrf_token": token.group(1)})
     assert done.status_code in (302, 303), done.text
     csrf = client.cookies.get(CSRF_COOKIE)
-    if csrf:
+    if csrf_header and csrf:
         client.headers[CSRF_HEADER] = csrf
     return client
 

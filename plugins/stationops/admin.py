@@ -223,7 +223,7 @@ async def health_page(request: Request) -> Template:
                         periods=list(PERIODS))
 
 
-@get("/admin/health/sites/{site_id:int}")
+@get("/admin/health/sites/{site_id:int}", opt={"tenant": {"site_id": "site"}})
 async def site_health_page(request: Request, site_id: int) -> Template:
     key, start, end = _period(request)
     report = await hl.site_health(site_id, start, end)
@@ -233,7 +233,7 @@ async def site_health_page(request: Request, site_id: int) -> Template:
                         r=report, period=key, periods=list(PERIODS))
 
 
-@get("/admin/health/stations/{station_id:str}")
+@get("/admin/health/stations/{station_id:str}", opt={"tenant": {"station_id": "station"}})
 async def station_health_page(request: Request, station_id: str) -> Template:
     key, start, end = _period(request)
     if not await Station.exists().where(Station.station_id == station_id):

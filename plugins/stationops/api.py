@@ -231,13 +231,14 @@ class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("/stations/{station_id:str}", guards=[require("viewer")])
+    # an organization's users see the health of their own stations and sites (csms.plugin_api tenancy)
+    @get("/stations/{station_id:str}", guards=[require("viewer")], opt={"tenant": {"station_id": "station"}})
     async def station(self, station_id: str, start: datetime | None = Parameter(query="from", default=None),
                       end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
         await station_row(station_id)
         return await hl.station_health(station_id, *period(start, end))
 
-    @get("/sites/{site_id:int}", guards=[require("viewer")])
+    @get("/sites/{site_id:int}", guards=[require("viewer")], opt={"tenant": {"site_id": "site"}})
     async def site(self, site_id: int, start: datetime | None = Parameter(query="from", default=None),
                    end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
         report = await hl.site_health(site_id, *period(start, end))

@@ -95,9 +95,9 @@ async def test_an_organization_admin_invites_and_disables_a_user(server):
 async def test_user_rules_hold_at_the_server(server):
     srv = server
     alpha, bravo = await _orgs(srv)
-    bravo_user = await admin_client(srv, "viewer", organization=bravo)
+    bravo_user = await admin_client(srv, "viewer", organization=bravo, csrf_header=True)
     await bravo_user.aclose()
-    admin = await admin_client(srv, "admin", organization=alpha)
+    admin = await admin_client(srv, "admin", organization=alpha, csrf_header=True)
     try:
         me = re.search(r'action="/admin/users/(\d+)/role"', (await admin.get("/admin/users")).text)
         assert me is None  # no role form for oneself
@@ -167,7 +167,7 @@ def mailbox(monkeypatch):
 
 
 async def test_invitations_and_resets_go_by_email(server, mailbox):
-    admin = await admin_client(server, "admin")
+    admin = await admin_client(server, "admin", csrf_header=True)
     try:
         invited = await admin.post("/admin/users/new", data={"username": "eva", "email": "eva@example.org",
                                                              "role": "viewer"})

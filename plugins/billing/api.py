@@ -11,7 +11,8 @@ from litestar import Controller, Request, Response, Router, delete, get, patch, 
 from litestar.status_codes import HTTP_200_OK
 
 from csms.plugin_api import (
-    Driver, Organization, Station, caller, jsonable, page_params, require, run_cpu, utcnow,
+    SCOPED, Driver, Organization, Station, caller, jsonable, page_params, require, restrict_station_ids, run_cpu,
+    tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
@@ -416,7 +417,7 @@ class SessionCostController(Controller):
     path = "/sessions"
     tags = ["billing"]
 
-    @get("/{session_id:int}/cost", guards=[require("viewer")])
+    @get("/{session_id:int}/cost", guards=[require("viewer")], opt={"tenant": {"session_id": "session"}})
     async def cost(self, session_id: int) -> dict[str, Any]:
         """Live cost of a running session, final cost of an ended one, settled cost once settled."""
         return await session_cost_json(session_id)
@@ -426,7 +427,9 @@ class SettlementController(Controller):
     path = "/settlements"
     tags = ["billing"]
 
-    @get("/", guards=[require("viewer")])
+    # an organization's users read the settlements of their stations' sessions (tenant rules);
+    # running and voiding settlements is the installation's (no rule: installation-wide)
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def list_settlements(self, request: Request, kind: str | None = None, status: str | None = None,
                                payer_kind: str | None = None, payer_id: int | None = None,
                                station_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
@@ -443,14 +446,16 @@ class SettlementController(Controller):
             conds.append(Settlement.stopped_at >= start)
         if end:
             conds.append(Settlement.stopped_at < end)
-        query, count = Settlement.select(), Settlement.count()
+        stations = await visible_station_ids(await tenant_scope(request))
+        query = restrict_station_ids(Settlement.select(), Settlement.station_id, stations)
+        count = restrict_station_ids(Settlement.count(), Settlement.station_id, stations)
         for c in conds:
             query, count = query.where(c), count.where(c)
         rows = await query.order_by(Settlement.stopped_at, ascending=False).limit(limit).offset(offset)
         return {"items": [st.settlement_json(r) for r in rows], "total": await count, "limit": limit,
                 "offset": offset}
 
-    @get("/{session_id:int}", guards=[require("viewer")])
+    @get("/{session_id:int}", guards=[require("viewer")], opt={"tenant": {"session_id": "session"}})
     async def read(self, session_id: int) -> dict[str, Any]:
         row = await st.settlement_row(session_id)
         if row is None:

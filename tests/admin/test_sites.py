@@ -102,3 +102,21 @@ async def test_sites_hubs_and_the_map(page_as, server):
         await screenshot(page, "map")
     # both stations went away: the list follows live
     await expect(harbour).to_contain_text("0 / 2")
+
+
+async def test_a_site_name_is_text_on_the_map_never_markup(page_as, server):
+    """Issue 15: a site created through REST by an operator key with markup in its name ran
+    script in the admin's browser when the marker's tooltip opened."""
+    created = await server.api.post("/sites", json={
+        "name": 'Depot<img src=x onerror="window.__xss = 1">', "latitude": 53.5, "longitude": 10.0})
+    assert created.status_code == 201
+    page = await page_as("admin")
+    await page.goto("/admin/map")
+    await expect(page.locator("path.site-marker")).to_have_count(1)
+    await page.locator("path.site-marker").hover()
+    tooltip = page.locator(".leaflet-tooltip")
+    await expect(tooltip).to_contain_text('Depot<img src=x onerror="window.__xss = 1">')
+    await expect(tooltip.locator("img")).to_have_count(0)
+    await page.locator("path.site-marker").click()
+    await expect(page.locator(".leaflet-popup-content")).to_contain_text("Depot<img")
+    assert await page.evaluate("window.__xss") is None

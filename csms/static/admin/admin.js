@@ -155,7 +155,9 @@
           radius: 10, color: "#111827", weight: 1, fillColor: markerColor(s), fillOpacity: 0.9,
         });
         m.bindPopup(popupHtml(s));
-        m.bindTooltip(s.name + ": " + s.available + "/" + s.total + " available");
+        var tip = document.createElement("span");  // text, never HTML: a site's name is user input
+        tip.textContent = s.name + ": " + s.available + "/" + s.total + " available";
+        m.bindTooltip(tip);
         m.on("popupopen", function () { openSite = s.id; });
         m.on("popupclose", function () { if (openSite === s.id) openSite = null; });
         m.addTo(layer);

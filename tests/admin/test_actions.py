@@ -20,6 +20,17 @@ async def test_offline_and_rejected_answers(page_as, server):
         station.reset_answer = "Rejected"
         reset = page.locator("details", has_text="Reset")
         await reset.locator("summary").click()
+        asked: list[str] = []
+
+        def answer(dialog, accept: bool) -> None:
+            asked.append(dialog.message)
+            asyncio.ensure_future(dialog.accept() if accept else dialog.dismiss())
+
+        page.once("dialog", lambda d: answer(d, False))  # a reset asks first; "Cancel" sends nothing
+        await reset.get_by_role("button", name="Reset station").click()
+        await expect(page.locator("#action-result .outcome")).to_have_count(0)
+        assert asked and "Reset CP-X?" in asked[0]
+        page.on("dialog", lambda d: answer(d, True))
         await reset.get_by_role("button", name="Reset station").click()
         result = page.locator("#action-result .outcome")
         await expect(result).to_have_attribute("data-outcome", "rejected")
@@ -100,3 +111,19 @@ async def test_approve_a_pending_station_and_set_its_password(chromium, tmp_path
             assert row["password_hash"] and row["registration_status"] == "Accepted"
         await page.context.close()
 
+
+
+async def test_rejecting_a_station_asks_first(page_as, server):
+    await server.api.post("/stations", json={"station_id": "CP-R"})
+    page = await page_as("operator")
+    await page.goto("/admin/stations/CP-R")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+    await page.get_by_role("button", name="Reject").click()
+    await page.wait_for_timeout(300)
+    assert (await Station.select(Station.registration_status).where(Station.station_id == "CP-R").first()
+            )["registration_status"] == "Accepted"
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Reject").click()
+    await expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    assert (await Station.select(Station.registration_status).where(Station.station_id == "CP-R").first()
+            )["registration_status"] == "Rejected"

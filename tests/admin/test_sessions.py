@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import expect
 
 from csms.core.tables import ChargingSession, IdToken
@@ -30,6 +32,7 @@ async def test_remote_start_and_stop_from_the_station_page(page_as, server):
         await expect(active).to_contain_text("11.00 kW")  # the station's periodic samples, pushed live
         await screenshot(page, "station-charging")
 
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # stopping asks first
         await page.get_by_role("button", name="Stop session").click()
         await expect(result).to_contain_text("Remote stop: the station answered Accepted")
         await expect(page.get_by_text("No session running.")).to_be_visible()

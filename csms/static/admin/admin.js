@@ -16,9 +16,12 @@
     streamOpened = true;
   });
 
-  // Plain (non-htmx) forms that destroy something ask first.
+  // Plain (non-htmx) forms that destroy something ask first (the form's data-confirm, or that of
+  // the button pressed); htmx forms ask through hx-confirm.
   document.addEventListener("submit", function (e) {
-    var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (e.target.hasAttribute && e.target.hasAttribute("hx-post")) return;
+    var msg = (e.submitter && e.submitter.getAttribute("data-confirm")) ||
+      (e.target.getAttribute && e.target.getAttribute("data-confirm"));
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
 

@@ -43,6 +43,7 @@ from csms.api.crud import jsonable, page_params
 from csms.api.audit import audited
 from csms.api.stations import run_command, station_row
 from csms.api.tenancy import (
+    GLOBAL,
     GLOBAL_ONLY,
     PUBLIC,
     SCOPED,
@@ -53,6 +54,7 @@ from csms.api.tenancy import (
     register_kind,
     restrict,
     restrict_station_ids,
+    scope_for,
     tenant_scope,
     visible_station_ids,
 )
@@ -116,7 +118,8 @@ __all__ = [
     "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
     "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
     # tenancy: route rules (opt={"tenant": ...}), the caller's scope, filtering, object kinds
-    "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "tenant_scope", "restrict", "restrict_station_ids",
+    "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "GLOBAL", "scope_for", "tenant_scope", "restrict",
+    "restrict_station_ids",
     "visible_station_ids", "owner_for_new", "check_assignable", "register_kind", "owner_by",
     # the audit log: what a plugin's routes change
     "audited",

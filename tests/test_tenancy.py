@@ -46,11 +46,25 @@ class Tenant:
     user: int = 0
     child: int | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    plugin_objects: dict[str, Any] = field(default_factory=dict)  # kinds the shipped plugins declare
 
     def value(self, kind: str) -> Any:
-        return {"organization": self.org, "station": self.station, "site": self.site, "hub": self.hub,
+        core = {"organization": self.org, "station": self.station, "site": self.site, "hub": self.hub,
                 "token": self.token, "token_pk": self.token_pk, "driver": self.driver, "session": self.session,
-                "api_key": self.api_key, "user": self.user}[kind]
+                "api_key": self.api_key, "user": self.user}
+        return core[kind] if kind in core else self.plugin_objects[kind]
+
+
+async def make_plugin_objects(srv: Any, name: str, org: int) -> dict[str, Any]:
+    """One object of each kind the shipped plugins declare, in ``org``."""
+    api = srv.api
+    sub = await api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": f"https://{name.lower()}.example.org/hook", "name": f"{name} hook",
+        "organization": org})
+    assert sub.status_code == 201, sub.text
+    delivery = await api.post(f"/notifications/subscriptions/{sub.json()['id']}/test")
+    assert delivery.status_code == 202, delivery.text
+    return {"subscription": sub.json()["id"], "delivery": delivery.json()["delivery_id"]}
 
 
 async def make_tenant(srv: Any, name: str, *, parent: int | None = None) -> Tenant:
@@ -82,6 +96,7 @@ async def make_tenant(srv: Any, name: str, *, parent: int | None = None) -> Tena
                                         email=f"{name.lower()}@example.org", active=True)
     await set_role(person.id, "viewer", org)
     tenant.user = person.id
+    tenant.plugin_objects = await make_plugin_objects(srv, name, org)
     for role in ROLES:
         key, _ = await create_api_key(f"{name} {role}", role, org)
         tenant.keys[role] = key

@@ -13,12 +13,12 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, Driver, Site, Station, admin_guard, current_user, http_error, paginate, render,
-    tenant_scope,
+    ADMIN_EXCEPTION_HANDLERS, SCOPED, Driver, Site, Station, admin_guard, current_user, http_error, paginate,
+    render, restrict, tenant_scope, visible_station_ids,
 )
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
-from plugins.notifications.browser import item_html
+from plugins.notifications.browser import item_html, shown_to
 from plugins.notifications.messages import DRIVER_EVENTS, NOTIFICATION_EVENTS
 from plugins.notifications.tables import Delivery, Subscription
 
@@ -43,35 +43,45 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-@get(BASE)
+ONE = {"subscription_id": "subscription"}  # another organization's subscription: 404
+DELIVERY = {"delivery_id": "delivery"}
+
+
+@get(BASE, opt={"tenant": SCOPED})
 async def notifications_page(request: Request) -> Template:
-    rows = await Subscription.select(Subscription.all_columns(), Subscription.driver.name.as_alias("driver_name")
-                                     ).order_by(Subscription.id).output(load_json=True)
+    scope = await tenant_scope(request)
+    rows = await restrict(Subscription.select(Subscription.all_columns(),
+                                              Subscription.driver.name.as_alias("driver_name")),
+                          Subscription.organization, scope).order_by(Subscription.id).output(load_json=True)
     user = await current_user(request)
     show = bool(user and user.can("operator"))
-    recent = await Delivery.select().order_by(Delivery.id, ascending=False).limit(10)
+    recent = await restrict(Delivery.select(), Delivery.subscription.organization, scope).order_by(
+        Delivery.id, ascending=False).limit(10)
     return await render(
         request, "notifications/index.html", title="Notifications",
         subscriptions=[{**subs.subscription_json(r, show_secret=show), "driver_name": r["driver_name"]} for r in rows],
         recent=recent, events=NOTIFICATION_EVENTS, driver_events=DRIVER_EVENTS,
-        sites=await Site.select(Site.id, Site.name).order_by(Site.name),
-        drivers=await Driver.select(Driver.id, Driver.name, Driver.email).order_by(Driver.name).limit(2000),
-        stations=await Station.select(Station.station_id).order_by(Station.station_id).limit(2000),
+        sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
+        drivers=await restrict(Driver.select(Driver.id, Driver.name, Driver.email), Driver.organization,
+                               scope).order_by(Driver.name).limit(2000),
+        stations=await restrict(Station.select(Station.station_id), Station.organization, scope).order_by(
+            Station.station_id).limit(2000),
         **_messages(request))
 
 
-@post(f"{BASE}/subscriptions")
+@post(f"{BASE}/subscriptions", opt={"tenant": SCOPED})
 async def subscription_create(request: Request) -> Redirect:
     values = await _form(request)
     try:
         await subs.create({**values, "site": _int_or_none(values.get("site")),
-                           "driver": _int_or_none(values.get("driver")), "enabled": True})
+                           "driver": _int_or_none(values.get("driver")), "enabled": True,
+                           "organization": None}, await tenant_scope(request))
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
     return _back(BASE, notice="Subscription added.")
 
 
-@post(f"{BASE}/subscriptions/{{subscription_id:int}}/{{action:str}}")
+@post(f"{BASE}/subscriptions/{{subscription_id:int}}/{{action:str}}", opt={"tenant": ONE})
 async def subscription_action(subscription_id: int, action: str) -> Redirect:
     try:
         await subs.subscription_row(subscription_id)
@@ -89,22 +99,24 @@ async def subscription_action(subscription_id: int, action: str) -> Redirect:
     return _back(BASE, notice=done)
 
 
-@post(f"{BASE}/drivers/link")
+@post(f"{BASE}/drivers/link", opt={"tenant": SCOPED})
 async def driver_link(request: Request) -> Redirect:
     values = await _form(request)
     try:
-        token = await subs.driver_link(_int_or_none(values.get("driver")) or 0)
+        token = await subs.driver_link(_int_or_none(values.get("driver")) or 0, await tenant_scope(request))
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
     url = f"{str(request.base_url).rstrip('/')}/notifications/driver/{token}"
     return _back(BASE, notice=f"The driver's private page (send it to them): {url}")
 
 
-@get(f"{BASE}/deliveries")
+@get(f"{BASE}/deliveries", opt={"tenant": SCOPED})
 async def delivery_log(request: Request) -> Template:
     status = request.query_params.get("status", "")
     event = request.query_params.get("event", "")
-    query, count = Delivery.select(), Delivery.count()
+    scope = await tenant_scope(request)
+    query = restrict(Delivery.select(), Delivery.subscription.organization, scope)
+    count = restrict(Delivery.count(), Delivery.subscription.organization, scope)
     for column, value in ((Delivery.status, status), (Delivery.event, event)):
         if value:
             query, count = query.where(column == value), count.where(column == value)
@@ -117,7 +129,7 @@ async def delivery_log(request: Request) -> Template:
                         event=event, events=NOTIFICATION_EVENTS, **_messages(request))
 
 
-@get(f"{BASE}/deliveries/{{delivery_id:int}}")
+@get(f"{BASE}/deliveries/{{delivery_id:int}}", opt={"tenant": DELIVERY})
 async def delivery_detail(request: Request, delivery_id: int) -> Template:
     row = await Delivery.select().where(Delivery.id == delivery_id).first()
     if row is None:
@@ -127,7 +139,7 @@ async def delivery_detail(request: Request, delivery_id: int) -> Template:
                         payload=payload, **_messages(request))
 
 
-@post(f"{BASE}/deliveries/{{delivery_id:int}}/replay")
+@post(f"{BASE}/deliveries/{{delivery_id:int}}/replay", opt={"tenant": DELIVERY})
 async def delivery_replay(delivery_id: int) -> Redirect:
     try:
         new_id = await service.replay(delivery_id)
@@ -136,13 +148,19 @@ async def delivery_replay(delivery_id: int) -> Redirect:
     return _back(f"{BASE}/deliveries/{new_id}", notice=f"Replay of delivery {delivery_id} queued.")
 
 
-@get(f"{BASE}/stream")
-async def stream() -> ServerSentEvent:
-    """Live notifications for the admin (htmx-ext-sse)."""
+@get(f"{BASE}/stream", opt={"tenant": SCOPED})
+async def stream(request: Request) -> ServerSentEvent:
+    """Live notifications for the admin (htmx-ext-sse): of the stations the caller sees."""
     notifier = service.notifier()
     if notifier is None:
         raise HTTPException(status_code=503, detail="notifications are not running")
-    return notifier.browser.response()
+    return notifier.browser.response(await _visible(request))
+
+
+async def _visible(request: Request) -> frozenset[str] | None:
+    """The station ids whose notifications the caller may see live (None: all)."""
+    ids = await visible_station_ids(await tenant_scope(request))
+    return None if ids is None else frozenset(ids)
 
 
 # -- the driver's own page (no login: the private link is the credential) --------------------
@@ -209,10 +227,9 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
         return None
 
     async def dashboard_panel() -> list[Markup]:
-        if not (await tenant_scope(request)).is_global:
-            return []  # the notifications are the installation's: for global users only
         notifier = service.notifier()
-        items = [item_html(n) for n in notifier.browser.recent] if notifier is not None else []
+        visible = await _visible(request)
+        items = [item_html(n) for n in notifier.browser.recent if shown_to(n, visible)] if notifier else []
         html = request.app.template_engine.get_template("admin/notifications/_panel.html").render(items=items)
         return [Markup(html)]
 

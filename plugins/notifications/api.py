@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 
-from csms.plugin_api import Int32, jsonable, page_params, require
+from csms.plugin_api import SCOPED, Int32, jsonable, page_params, require, restrict, tenant_scope
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
 from plugins.notifications.messages import DRIVER_EVENTS, NOTIFICATION_EVENTS
@@ -25,6 +25,7 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
     site: Int32 | None = None
     driver: Int32 | None = None
     enabled: bool = True
+    organization: Int32 | None = None
 
 
 class SubscriptionPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,6 +36,7 @@ class SubscriptionPatch(msgspec.Struct, forbid_unknown_fields=True):
     station_id: str | None = None
     site: Int32 | None = None
     enabled: bool | None = None
+    organization: Int32 | None = None
 
 
 class DriverSubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,38 +58,45 @@ def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
     return jsonable(row)
 
 
+ONE = {"subscription_id": "subscription"}  # the route names one subscription: another tenant's is a 404
+
+
 class SubscriptionController(Controller):
     path = "/subscriptions"
     tags = ["notifications"]
 
-    @get("/", guards=[require("viewer")])
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def list_subscriptions(self, request: Request, driver: int | None = None) -> dict[str, Any]:
-        query = Subscription.select().output(load_json=True).order_by(Subscription.id)
+        query = restrict(Subscription.select().output(load_json=True).order_by(Subscription.id),
+                         Subscription.organization, await tenant_scope(request))
         if driver is not None:
             query = query.where(Subscription.driver == driver)
         rows = await query
         return {"items": [subs.subscription_json(r, show_secret=_show_secret(request)) for r in rows]}
 
-    @post("/", guards=[require("operator")])
-    async def create_subscription(self, data: SubscriptionIn) -> dict[str, Any]:
-        return subs.subscription_json(await subs.create(msgspec.structs.asdict(data)), show_secret=True)
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
+    async def create_subscription(self, request: Request, data: SubscriptionIn) -> dict[str, Any]:
+        row = await subs.create(msgspec.structs.asdict(data), await tenant_scope(request))
+        return subs.subscription_json(row, show_secret=True)
 
-    @get("/{subscription_id:int}", guards=[require("viewer")])
+    @get("/{subscription_id:int}", guards=[require("viewer")], opt={"tenant": ONE})
     async def get_subscription(self, request: Request, subscription_id: int) -> dict[str, Any]:
         return subs.subscription_json(await subs.subscription_row(subscription_id),
                                       show_secret=_show_secret(request))
 
-    @patch("/{subscription_id:int}", guards=[require("operator")])
-    async def update_subscription(self, subscription_id: int, data: SubscriptionPatch) -> dict[str, Any]:
+    @patch("/{subscription_id:int}", guards=[require("operator")], opt={"tenant": ONE})
+    async def update_subscription(self, request: Request, subscription_id: int,
+                                  data: SubscriptionPatch) -> dict[str, Any]:
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-        return subs.subscription_json(await subs.update(subscription_id, values), show_secret=True)
+        row = await subs.update(subscription_id, values, await tenant_scope(request))
+        return subs.subscription_json(row, show_secret=True)
 
-    @delete("/{subscription_id:int}", guards=[require("operator")])
+    @delete("/{subscription_id:int}", guards=[require("operator")], opt={"tenant": ONE})
     async def delete_subscription(self, subscription_id: int) -> None:
         await subs.subscription_row(subscription_id)
         await Subscription.delete().where(Subscription.id == subscription_id)
 
-    @post("/{subscription_id:int}/test", guards=[require("operator")], status_code=202)
+    @post("/{subscription_id:int}/test", guards=[require("operator")], status_code=202, opt={"tenant": ONE})
     async def test_subscription(self, subscription_id: int) -> dict[str, Any]:
         """Send a ``notification.test`` to this subscription now."""
         await subs.subscription_row(subscription_id)
@@ -98,11 +107,13 @@ class DeliveryController(Controller):
     path = "/deliveries"
     tags = ["notifications"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_deliveries(self, status: str | None = None, subscription: int | None = None,
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_deliveries(self, request: Request, status: str | None = None, subscription: int | None = None,
                               event: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query, count = Delivery.select(), Delivery.count()
+        scope = await tenant_scope(request)
+        query = restrict(Delivery.select(), Delivery.subscription.organization, scope)
+        count = restrict(Delivery.count(), Delivery.subscription.organization, scope)
         for column, value in ((Delivery.status, status), (Delivery.subscription, subscription),
                               (Delivery.event, event)):
             if value is not None:
@@ -110,14 +121,15 @@ class DeliveryController(Controller):
         rows = await query.order_by(Delivery.id, ascending=False).limit(limit).offset(offset)
         return {"items": [delivery_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
-    @get("/{delivery_id:int}", guards=[require("viewer")])
+    @get("/{delivery_id:int}", guards=[require("viewer")], opt={"tenant": {"delivery_id": "delivery"}})
     async def get_delivery(self, delivery_id: int) -> dict[str, Any]:
         row = await Delivery.select().where(Delivery.id == delivery_id).first()
         if row is None:
             raise NotFoundException(f"no delivery {delivery_id}")
         return delivery_json(row)
 
-    @post("/{delivery_id:int}/replay", guards=[require("operator")], status_code=202)
+    @post("/{delivery_id:int}/replay", guards=[require("operator")], status_code=202,
+          opt={"tenant": {"delivery_id": "delivery"}})
     async def replay(self, delivery_id: int) -> dict[str, Any]:
         """Send the same notification again as a new delivery (freshly signed)."""
         try:
@@ -130,6 +142,7 @@ class DeliveryController(Controller):
 class DriverController(Controller):
     path = "/drivers/{driver_id:int}"
     tags = ["notifications"]
+    opt = {"tenant": {"driver_id": "driver"}}
 
     @get("/subscriptions", guards=[require("viewer")])
     async def list_driver_subscriptions(self, request: Request, driver_id: int) -> dict[str, Any]:
@@ -138,19 +151,20 @@ class DriverController(Controller):
                 "events": list(DRIVER_EVENTS)}
 
     @post("/subscriptions", guards=[require("operator")])
-    async def create_driver_subscription(self, driver_id: int, data: DriverSubscriptionIn) -> dict[str, Any]:
+    async def create_driver_subscription(self, request: Request, driver_id: int,
+                                         data: DriverSubscriptionIn) -> dict[str, Any]:
         row = await subs.create({**msgspec.structs.asdict(data), "driver": driver_id,
-                                 "name": f"driver {driver_id} {data.channel}"})
+                                 "name": f"driver {driver_id} {data.channel}"}, await tenant_scope(request))
         return subs.subscription_json(row, show_secret=True)
 
     @post("/link", guards=[require("operator")], status_code=200)
     async def link(self, request: Request, driver_id: int) -> dict[str, Any]:
         """The driver's private page to manage their own notifications (send it to them)."""
-        token = await subs.driver_link(driver_id)
+        token = await subs.driver_link(driver_id, await tenant_scope(request))
         return {"url": f"{str(request.base_url).rstrip('/')}/notifications/driver/{token}"}
 
 
-@get("/events", guards=[require("viewer")], tags=["notifications"])
+@get("/events", guards=[require("viewer")], tags=["notifications"], opt={"tenant": SCOPED})
 async def events() -> dict[str, Any]:
     """The notification events (other plugins' events pass through under their own names)."""
     return {"events": list(NOTIFICATION_EVENTS), "driver_events": list(DRIVER_EVENTS)}

@@ -35,6 +35,12 @@ def item_html(n: Notification) -> Markup:
     )
 
 
+def shown_to(n: Notification, visible: frozenset[str] | None) -> bool:
+    """Whether a viewer who sees the stations ``visible`` (None: all) is shown ``n``: an
+    organization's users see notifications of their own stations only."""
+    return visible is None or (bool(n.station_id) and n.station_id in visible)
+
+
 class BrowserHub:
     def __init__(self, patterns: str, *, keep: int = 20, max_stream_seconds: float = 120.0) -> None:
         self.patterns = [p.strip() for p in patterns.split(",") if p.strip()]
@@ -57,7 +63,7 @@ class BrowserHub:
         for q in list(self._queues):
             q.put_nowait(None)
 
-    async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
+    async def messages(self, visible: frozenset[str] | None = None) -> AsyncIterator[ServerSentEventMessage]:
         queue: asyncio.Queue[Notification | None] = asyncio.Queue()
         self._queues.add(queue)
         deadline = time.monotonic() + self.max_stream_seconds
@@ -71,9 +77,11 @@ class BrowserHub:
                     continue
                 if n is None:
                     return
+                if not shown_to(n, visible):
+                    continue
                 yield ServerSentEventMessage(event="notification", data=str(item_html(n)), id=n.id)
         finally:
             self._queues.discard(queue)
 
-    def response(self) -> ServerSentEvent:
-        return ServerSentEvent(self.messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    def response(self, visible: frozenset[str] | None = None) -> ServerSentEvent:
+        return ServerSentEvent(self.messages(visible), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from csms.plugin_api import Station, events as ev, utcnow
+from csms.plugin_api import Scope, Station, events as ev, scope_for, utcnow
 from plugins.notifications.browser import BrowserHub
 from plugins.notifications.channels import DeliveryFailed, post_webhook, send_email
 from plugins.notifications.config import notification_settings
@@ -38,7 +39,18 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
-def matches(sub: dict[str, Any], n: Notification, site_of: dict[str, int | None]) -> bool:
+@dataclass
+class StationFacts:
+    """What subscriptions filter a notification's station by (None: no such station)."""
+
+    site: int | None = None
+    organization: int | None = None
+    known: bool = False
+
+
+def matches(sub: dict[str, Any], n: Notification, station: StationFacts, scope: Scope | None = None) -> bool:
+    """Whether ``sub`` hears of ``n``; ``scope`` is what the subscription's organization sees
+    (None: an installation-wide subscription)."""
     if not sub["enabled"]:
         return False
     patterns = sub["events"] if isinstance(sub["events"], list) else json.loads(sub["events"] or "[]")
@@ -46,9 +58,11 @@ def matches(sub: dict[str, Any], n: Notification, site_of: dict[str, int | None]
         return False
     if sub["driver"] is not None:  # a driver hears about their own sessions only
         return n.event in DRIVER_EVENTS and n.driver_id == sub["driver"]
+    if scope is not None and not (station.known and scope.sees(station.organization)):
+        return False  # an organization's subscription hears of its own stations only
     if sub["station_id"] and sub["station_id"] != n.station_id:
         return False
-    return sub["site"] is None or site_of.get(n.station_id) == sub["site"]
+    return sub["site"] is None or station.site == sub["site"]
 
 
 def email_text(delivery: dict[str, Any]) -> str:
@@ -121,13 +135,18 @@ class Notifier:
         subs = await Subscription.select().where(Subscription.enabled == True).output(load_json=True)  # noqa: E712
         if not subs:
             return 0
-        site_of: dict[str, int | None] = {}
-        if any(s["site"] is not None for s in subs):
-            row = await Station.select(Station.site).where(Station.station_id == n.station_id).first()
-            site_of[n.station_id] = row["site"] if row else None
+        station = StationFacts()
+        if n.station_id:
+            row = await Station.select(Station.site, Station.organization).where(
+                Station.station_id == n.station_id).first()
+            if row is not None:
+                station = StationFacts(row["site"], row["organization"], True)
+        scopes: dict[int, Scope] = {}
+        for org in {s["organization"] for s in subs if s["organization"] is not None}:
+            scopes[org] = await scope_for(org)
         count = 0
         for sub in subs:
-            if matches(sub, n, site_of):
+            if matches(sub, n, station, scopes.get(sub["organization"])):
                 await enqueue(n, sub)
                 count += 1
         if count:

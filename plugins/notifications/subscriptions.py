@@ -6,12 +6,18 @@ import re
 import secrets
 from typing import Any
 
-from csms.plugin_api import Driver, Site, jsonable
+from csms.plugin_api import (
+    GLOBAL, Driver, Scope, Site, Station, check_assignable, jsonable, owner_by, owner_for_new, register_kind,
+)
 from plugins.notifications.messages import DRIVER_EVENTS
 from plugins.notifications.service import new_secret
-from plugins.notifications.tables import DriverLink, Subscription
+from plugins.notifications.tables import Delivery, DriverLink, Subscription
 
 CHANNELS = ("webhook", "email")
+
+# Route rules name these kinds: another organization's subscription or delivery is a 404.
+register_kind("subscription", owner_by(Subscription.id, Subscription.organization))
+register_kind("delivery", owner_by(Delivery.id, Delivery.subscription.organization))
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -22,19 +28,28 @@ class SubscriptionError(ValueError):
         self.status = status
 
 
-async def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate a whole subscription (``values`` holds every field); fill defaults."""
+async def check(values: dict[str, Any], scope: Scope = GLOBAL, *, new: bool = False) -> dict[str, Any]:
+    """Validate a whole subscription (``values`` holds every field) as ``scope`` may write it;
+    fill defaults. A new subscription belongs to the organization asked for (one the caller
+    manages) or the caller's own; a driver's belongs to the driver's organization. The driver,
+    site and station it names must be ones the caller sees (else the same 404 as for none)."""
     channel = values.get("channel")
     if channel not in CHANNELS:
         raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}")
     driver = values.get("driver")
     target = str(values.get("target") or "").strip()
+    organization = values.get("organization")
+    if new:
+        organization = await owner_for_new(scope, organization, what="a subscription")
+    elif organization is not None or not scope.is_global:
+        await check_assignable(scope, organization, what="a subscription")
     if driver is not None:
-        row = await Driver.select(Driver.email).where(Driver.id == driver).first()
-        if row is None:
+        row = await Driver.select(Driver.email, Driver.organization).where(Driver.id == driver).first()
+        if row is None or not scope.sees(row["organization"]):
             raise SubscriptionError(f"no driver {driver}", 404)
         if channel == "email" and not target:
             target = row["email"] or ""
+        organization = row["organization"]
     if channel == "webhook" and not target.lower().startswith(("http://", "https://")):
         raise SubscriptionError("a webhook target is an http(s) URL")
     if channel == "email" and not _EMAIL.match(target):
@@ -45,35 +60,43 @@ async def check(values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(events, list) or not events or not all(isinstance(e, str) and 0 < len(e) <= 64 for e in events):
         raise SubscriptionError("events is a list of event names or patterns (session.*, alert.opened, *)")
     site = values.get("site")
-    if site is not None and not await Site.exists().where(Site.id == site):
-        raise SubscriptionError(f"no site {site}", 404)
+    if site is not None:
+        row = await Site.select(Site.organization).where(Site.id == site).first()
+        if row is None or not scope.sees(row["organization"]):
+            raise SubscriptionError(f"no site {site}", 404)
+    station_id = str(values.get("station_id") or "")[:64]
+    if station_id and not scope.is_global:
+        row = await Station.select(Station.organization).where(Station.station_id == station_id).first()
+        if row is None or not scope.sees(row["organization"]):
+            raise SubscriptionError(f"no station {station_id!r}", 404)
     secret = str(values.get("secret") or "")
     if channel == "webhook" and not secret:
         secret = new_secret()
     if channel == "email":
         secret = ""
     return {"name": str(values.get("name") or "")[:200], "channel": channel, "target": target[:512],
-            "secret": secret[:128], "events": events, "station_id": str(values.get("station_id") or "")[:64],
-            "site": site, "driver": driver, "enabled": bool(values.get("enabled", True))}
+            "secret": secret[:128], "events": events, "station_id": station_id,
+            "site": site, "driver": driver, "enabled": bool(values.get("enabled", True)),
+            "organization": organization}
 
 
-async def create(values: dict[str, Any]) -> dict[str, Any]:
-    row = Subscription(**await check(values))
+async def create(values: dict[str, Any], scope: Scope = GLOBAL) -> dict[str, Any]:
+    row = Subscription(**await check(values, scope, new=True))
     await row.save()
     return await subscription_row(row.id)
 
 
-async def update(subscription_id: int, values: dict[str, Any]) -> dict[str, Any]:
-    row = await subscription_row(subscription_id)
-    merged = await check({**row, **values})
+async def update(subscription_id: int, values: dict[str, Any], scope: Scope = GLOBAL) -> dict[str, Any]:
+    row = await subscription_row(subscription_id, scope)
+    merged = await check({**row, **values}, scope)
     await Subscription.update({getattr(Subscription, k): v for k, v in merged.items()}).where(
         Subscription.id == subscription_id)
     return await subscription_row(subscription_id)
 
 
-async def subscription_row(subscription_id: int) -> dict[str, Any]:
+async def subscription_row(subscription_id: int, scope: Scope = GLOBAL) -> dict[str, Any]:
     row = await Subscription.select().where(Subscription.id == subscription_id).output(load_json=True).first()
-    if row is None:
+    if row is None or not scope.sees(row["organization"]):
         raise SubscriptionError(f"no subscription {subscription_id}", 404)
     return row
 
@@ -85,9 +108,10 @@ def subscription_json(row: dict[str, Any], *, show_secret: bool) -> dict[str, An
     return out
 
 
-async def driver_link(driver_id: int) -> str:
+async def driver_link(driver_id: int, scope: Scope = GLOBAL) -> str:
     """The driver's private token (made on first use)."""
-    if not await Driver.exists().where(Driver.id == driver_id):
+    row = await Driver.select(Driver.organization).where(Driver.id == driver_id).first()
+    if row is None or not scope.sees(row["organization"]):
         raise SubscriptionError(f"no driver {driver_id}", 404)
     row = await DriverLink.select(DriverLink.token).where(DriverLink.driver == driver_id).first()
     if row is not None:

@@ -7,13 +7,15 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from csms.plugin_api import Driver
+from csms.plugin_api import Driver, Organization
 
 
 class Subscription(Table, tablename="notifications_subscription"):
     """Where notifications of some events go: a webhook URL or an e-mail address.
 
     With ``driver`` set it is a driver's own subscription: only that driver's session events.
+    With ``organization`` set it hears of that organization's stations (and those of the
+    organizations below it) only; without, it is the installation's and hears of every station.
     """
 
     name = Varchar(length=200, default="")
@@ -26,6 +28,7 @@ class Subscription(Table, tablename="notifications_subscription"):
     driver = ForeignKey(references=Driver, null=True, on_delete=OnDelete.cascade, index=True)
     enabled = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.cascade, index=True)
 
 
 class Delivery(Table, tablename="notifications_delivery"):

@@ -50,6 +50,7 @@ from csms.api.tenancy import (
     Scope,
     check_assignable,
     owner_by,
+    owner_by_station,
     owner_for_new,
     register_kind,
     restrict,
@@ -121,6 +122,7 @@ __all__ = [
     "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "GLOBAL", "scope_for", "tenant_scope", "restrict",
     "restrict_station_ids",
     "visible_station_ids", "owner_for_new", "check_assignable", "register_kind", "owner_by",
+    "owner_by_station",
     # the audit log: what a plugin's routes change
     "audited",
     # settings, time, work off the event loop

@@ -64,7 +64,36 @@ async def make_plugin_objects(srv: Any, name: str, org: int) -> dict[str, Any]:
     assert sub.status_code == 201, sub.text
     delivery = await api.post(f"/notifications/subscriptions/{sub.json()['id']}/test")
     assert delivery.status_code == 202, delivery.text
-    return {"subscription": sub.json()["id"], "delivery": delivery.json()["delivery_id"]}
+    objects = {"subscription": sub.json()["id"], "delivery": delivery.json()["delivery_id"]}
+
+    from datetime import timedelta
+
+    from csms.plugin_api import utcnow
+    from plugins.stationops.storage import diagnostics_dir
+    from plugins.stationops.tables import Alert, DiagnosticsFile, DiagnosticsRequest
+
+    # the firmware catalogue is the installation's, shared by every organization (no MARK in it)
+    firmware = await api.post("/firmware", json={"version": f"2.0.{org}", "url": "https://example.org/fw.bin"})
+    assert firmware.status_code == 201, firmware.text
+    campaign = await api.post("/campaigns", json={"name": f"{name} roll-out", "firmware_id": firmware.json()["id"],
+                                                  "organization": org})
+    assert campaign.status_code == 201 and campaign.json()["total"] == 1, campaign.text
+    objects["campaign"] = campaign.json()["id"]
+    station_id = f"{name}-ST"
+    request = DiagnosticsRequest(station_id=station_id, token=f"{name}-token", status="received",
+                                 detail=f"{name} diagnostics", expires_at=utcnow() + timedelta(hours=1))
+    await request.save()
+    folder = diagnostics_dir(station_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.log").write_text(f"{name} log")
+    file = DiagnosticsFile(request=request.id, station_id=station_id, file_name=f"{name}.log",
+                           stored_name=f"{name}.log", size=len(name) + 4)
+    await file.save()
+    alert = Alert(kind="station_offline", key=f"{name}-offline", station_id=station_id,
+                  summary=f"{name} station offline")
+    await alert.save()
+    objects.update(diagnostics_request=request.id, diagnostics_file=file.id, alert=alert.id)
+    return objects
 
 
 async def make_tenant(srv: Any, name: str, *, parent: int | None = None) -> Tenant:

@@ -192,6 +192,22 @@ def owner_by(column: Any, organization: Any) -> OwnerLookup:
     return owner
 
 
+def owner_by_station(column: Any) -> OwnerLookup:
+    """An owner lookup for a table that names its station by id in ``column``: the row whose
+    primary key is the value; the organization of its station (None: no such station)."""
+    table = column._meta.table
+    key = table._meta.primary_key
+
+    async def owner(value: Any) -> int | None | _Missing:
+        row = await table.select(column.as_alias("station_id")).where(key == value).first()
+        if row is None:
+            return MISSING
+        station = await Station.select(Station.organization).where(Station.station_id == row["station_id"]).first()
+        return station["organization"] if station else None
+
+    return owner
+
+
 async def _user_owner(value: Any) -> int | None | _Missing:
     from piccolo.apps.user.tables import BaseUser
 

@@ -17,8 +17,8 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, Site, Station, admin_guard, caller, current_user, paginate, render,
-    restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
+    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Site, Station, admin_guard, caller, current_user, paginate,
+    render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
@@ -67,23 +67,29 @@ def _messages(request: Request) -> dict[str, str]:
 # -- firmware and campaigns ----------------------------------------------------------------------
 
 
-@get("/admin/firmware")
+CAMPAIGN = {"campaign_id": "campaign"}  # another organization's campaign: 404
+
+
+@get("/admin/firmware", opt={"tenant": SCOPED})
 async def firmware_page(request: Request) -> Template:
     try:
         base = public_base_url(request)
     except ValueError:
         base = ""
+    scope = await tenant_scope(request)
     rows = await Firmware.select().order_by(Firmware.id, ascending=False)
+    stations = await restrict(Station.select(Station.model, Station.firmware_version), Station.organization, scope)
     return await render(
         request, "stationops/firmware.html", title="Firmware", firmware=[fw.firmware_json(r, base) for r in rows],
-        campaigns=await cp.campaign_list(), sites=await Site.select(Site.id, Site.name).order_by(Site.name),
-        models=sorted({r["model"] for r in await Station.select(Station.model) if r["model"]}),
-        versions=sorted({r["firmware_version"] for r in await Station.select(Station.firmware_version)
-                         if r["firmware_version"]}),
+        campaigns=await cp.campaign_list(scope=scope), catalogue_editable=scope.is_global,
+        sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
+        models=sorted({r["model"] for r in stations if r["model"]}),
+        versions=sorted({r["firmware_version"] for r in stations if r["firmware_version"]}),
         **_messages(request))
 
 
-@post("/admin/firmware", request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK)
+@post("/admin/firmware", request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK,
+      opt={"tenant": GLOBAL_ONLY})
 async def firmware_add(request: Request) -> Redirect:
     form = await request.form()
     fields = {k: str(form.get(k) or "").strip() for k in ("version", "vendor", "model", "url", "signature",
@@ -103,7 +109,7 @@ async def firmware_add(request: Request) -> Redirect:
     return _back("/admin/firmware", notice=f"Firmware {fields['version']} added.")
 
 
-@post("/admin/firmware/{firmware_id:int}/delete")
+@post("/admin/firmware/{firmware_id:int}/delete", opt={"tenant": GLOBAL_ONLY})
 async def firmware_delete(firmware_id: int) -> Redirect:
     try:
         await fw.delete_firmware(firmware_id)
@@ -112,7 +118,7 @@ async def firmware_delete(firmware_id: int) -> Redirect:
     return _back("/admin/firmware", notice="Firmware removed.")
 
 
-@post("/admin/firmware/campaigns")
+@post("/admin/firmware/campaigns", opt={"tenant": SCOPED})
 async def campaign_create(request: Request) -> Redirect:
     form = await request.form()
     values = {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
@@ -132,13 +138,13 @@ async def campaign_create(request: Request) -> Redirect:
             timezone=values.get("timezone", ""), force="force" in values, require_signed="require_signed" in values,
             max_retries=_int(values.get("max_retries"), 2), retry_delay_s=_int(values.get("retry_delay_s"), 300),
             progress_timeout_s=_int(values.get("progress_timeout_s"), 3600), start="start" in values,
-            by=caller(request) or "admin")
+            by=caller(request) or "admin", scope=await tenant_scope(request))
     except (fw.OpsError, ValueError) as exc:
         return _back("/admin/firmware", error=getattr(exc, "message", str(exc)))
     return _back(f"/admin/firmware/campaigns/{detail['id']}", notice="Campaign created.")
 
 
-@get("/admin/firmware/campaigns/{campaign_id:int}")
+@get("/admin/firmware/campaigns/{campaign_id:int}", opt={"tenant": CAMPAIGN})
 async def campaign_page(request: Request, campaign_id: int) -> Template:
     try:
         detail = await cp.campaign_detail(campaign_id)
@@ -148,7 +154,7 @@ async def campaign_page(request: Request, campaign_id: int) -> Template:
     return await render(request, template, title=f"Campaign {detail['name']}", c=detail, **_messages(request))
 
 
-@post("/admin/firmware/campaigns/{campaign_id:int}/{action:str}")
+@post("/admin/firmware/campaigns/{campaign_id:int}/{action:str}", opt={"tenant": CAMPAIGN})
 async def campaign_action(campaign_id: int, action: str) -> Redirect:
     try:
         await cp.change_campaign(campaign_id, action)
@@ -157,7 +163,7 @@ async def campaign_action(campaign_id: int, action: str) -> Redirect:
     return _back(f"/admin/firmware/campaigns/{campaign_id}", notice=f"Campaign: {action} done.")
 
 
-@post("/admin/firmware/campaigns/{campaign_id:int}/targets/{target_id:int}/retry")
+@post("/admin/firmware/campaigns/{campaign_id:int}/targets/{target_id:int}/retry", opt={"tenant": CAMPAIGN})
 async def campaign_retry(campaign_id: int, target_id: int) -> Redirect:
     try:
         await cp.retry_target(campaign_id, target_id)
@@ -169,11 +175,14 @@ async def campaign_retry(campaign_id: int, target_id: int) -> Redirect:
 # -- diagnostics ---------------------------------------------------------------------------------
 
 
-@get("/admin/diagnostics")
+@get("/admin/diagnostics", opt={"tenant": SCOPED})
 async def diagnostics_page(request: Request) -> Template:
     station_id = request.query_params.get("station_id", "")
-    query = DiagnosticsRequest.select(DiagnosticsRequest.all_columns(exclude=[DiagnosticsRequest.token]))
-    count = DiagnosticsRequest.count()
+    scope = await tenant_scope(request)
+    visible = await visible_station_ids(scope)
+    query = restrict_station_ids(DiagnosticsRequest.select(DiagnosticsRequest.all_columns(
+        exclude=[DiagnosticsRequest.token])), DiagnosticsRequest.station_id, visible)
+    count = restrict_station_ids(DiagnosticsRequest.count(), DiagnosticsRequest.station_id, visible)
     if station_id:
         query = query.where(DiagnosticsRequest.station_id == station_id)
         count = count.where(DiagnosticsRequest.station_id == station_id)
@@ -183,18 +192,22 @@ async def diagnostics_page(request: Request) -> Template:
     if ids:
         for f in await DiagnosticsFile.select().where(DiagnosticsFile.request.is_in(ids)).order_by(DiagnosticsFile.id):
             files.setdefault(f["request"], []).append(dg.file_json(f))
-    stations = await Station.select(Station.station_id).order_by(Station.station_id).limit(2000)
+    stations = await restrict(Station.select(Station.station_id), Station.organization, scope).order_by(
+        Station.station_id).limit(2000)
     return await render(request, "stationops/diagnostics.html", title="Diagnostics", page=page, files=files,
                         station_id=station_id, stations=stations, **_messages(request))
 
 
-@post("/admin/diagnostics")
+@post("/admin/diagnostics", opt={"tenant": SCOPED})
 async def diagnostics_request(request: Request) -> Redirect:
     values = await _form(request)
     station_id = values.get("station_id", "")
     back = values.get("back") or "/admin/diagnostics"
     if not back.startswith("/admin/"):
         back = "/admin/diagnostics"
+    visible = await visible_station_ids(await tenant_scope(request))
+    if visible is not None and station_id not in visible:
+        return _back(back, error=f"No station {station_id!r}.")
     try:
         await run_command(dg.request_diagnostics(station_id, base_url=public_base_url(request),
                                                  by=caller(request) or "admin"))
@@ -215,10 +228,10 @@ def _period(request: Request) -> tuple[str, Any, Any]:
     return (key if key in PERIODS else "24h"), end - span, end
 
 
-@get("/admin/health")
+@get("/admin/health", opt={"tenant": SCOPED})
 async def health_page(request: Request) -> Template:
     key, start, end = _period(request)
-    report = await hl.fleet_health(start, end)
+    report = await hl.fleet_health(start, end, await visible_station_ids(await tenant_scope(request)))
     return await render(request, "stationops/health.html", title="Health", r=report, period=key,
                         periods=list(PERIODS))
 
@@ -246,20 +259,25 @@ async def station_health_page(request: Request, station_id: str) -> Template:
 # -- alerts --------------------------------------------------------------------------------------
 
 
-@get("/admin/alerts")
+@get("/admin/alerts", opt={"tenant": SCOPED})
 async def alerts_page(request: Request) -> Template:
     state = request.query_params.get("status", "open")
-    query = Alert.select().where(Alert.status == state).order_by(Alert.id, ascending=False).output(load_json=True)
-    count = Alert.count().where(Alert.status == state)
+    scope = await tenant_scope(request)
+    visible = await visible_station_ids(scope)
+    query = restrict_station_ids(Alert.select(), Alert.station_id, visible).where(Alert.status == state).order_by(
+        Alert.id, ascending=False).output(load_json=True)
+    count = restrict_station_ids(Alert.count(), Alert.station_id, visible).where(Alert.status == state)
     page = await paginate(request, query, count)
     page.items = [al.alert_json(a) for a in page.items]
-    rules = [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)]
+    # the rules are the installation's: shown to (and changed by) global users only
+    rules = [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)] if scope.is_global else []
     return await render(request, "stationops/alerts.html", title="Alerts", page=page, state=state, rules=rules,
-                        kinds=al.RULE_KINDS, severities=al.SEVERITIES,
-                        sites=await Site.select(Site.id, Site.name).order_by(Site.name), **_messages(request))
+                        kinds=al.RULE_KINDS, severities=al.SEVERITIES, rules_editable=scope.is_global,
+                        sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(
+                            Site.name), **_messages(request))
 
 
-@post("/admin/alerts/{alert_id:int}/acknowledge")
+@post("/admin/alerts/{alert_id:int}/acknowledge", opt={"tenant": {"alert_id": "alert"}})
 async def alert_acknowledge(request: Request, alert_id: int) -> Redirect:
     try:
         await al.acknowledge(alert_id, caller(request) or "admin")
@@ -268,7 +286,7 @@ async def alert_acknowledge(request: Request, alert_id: int) -> Redirect:
     return _back("/admin/alerts", notice="Alert acknowledged.")
 
 
-@post("/admin/alerts/rules")
+@post("/admin/alerts/rules", opt={"tenant": GLOBAL_ONLY})
 async def rule_create(request: Request) -> Redirect:
     values = await _form(request)
     try:
@@ -283,7 +301,7 @@ async def rule_create(request: Request) -> Redirect:
     return _back("/admin/alerts", notice="Rule added.")
 
 
-@post("/admin/alerts/rules/{rule_id:int}/{action:str}")
+@post("/admin/alerts/rules/{rule_id:int}/{action:str}", opt={"tenant": GLOBAL_ONLY})
 async def rule_action(rule_id: int, action: str) -> Redirect:
     if action not in ("enable", "disable", "delete"):
         raise NotFoundException(f"unknown action {action}")
@@ -308,12 +326,12 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
     """Open alerts on the dashboard; health, firmware and diagnostics on a station page."""
 
     async def dashboard_panel() -> list[Markup]:
-        # a user of an organization sees the alerts of its stations; campaigns are installation-wide
+        # a user of an organization sees the alerts of its stations and its own campaigns
         scope = await tenant_scope(request)
         stations = await visible_station_ids(scope)
         alerts = await restrict_station_ids(Alert.select(), Alert.station_id, stations).where(
             Alert.status == "open").order_by(Alert.id, ascending=False).limit(10)
-        running = await Campaign.count().where(Campaign.status == "running") if scope.is_global else 0
+        running = await restrict(Campaign.count(), Campaign.organization, scope).where(Campaign.status == "running")
         total = await restrict_station_ids(Alert.count(), Alert.station_id, stations).where(Alert.status == "open")
         return [_fragment(request, "admin/stationops/_dashboard_panel.html", alerts=alerts, running=running,
                           total=total)]

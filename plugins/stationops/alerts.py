@@ -29,7 +29,8 @@ from typing import Any, Awaitable, Callable
 from piccolo.query.functions.aggregate import Count, Max
 
 from csms.plugin_api import (
-    ChargingSession, Connector, Station, StationEvent, events as ev, get_core, jsonable, utcnow,
+    ChargingSession, Connector, Station, StationEvent, events as ev, get_core, jsonable, owner_by_station,
+    register_kind, utcnow,
 )
 from plugins.stationops.campaigns import STATION_FAILURES
 from plugins.stationops.events import AlertAcknowledged, AlertClosed, AlertOpened
@@ -37,6 +38,9 @@ from plugins.stationops.firmware import OpsError
 from plugins.stationops.tables import Alert, AlertRule, CampaignTarget
 
 log = logging.getLogger("csms.stationops.alerts")
+
+# Route rules name alerts: those of another organization's station are a 404.
+register_kind("alert", owner_by_station(Alert.station_id))
 
 RULE_KINDS = {
     "station_offline": "Station offline longer than {minutes:g} min",

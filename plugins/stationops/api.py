@@ -12,7 +12,10 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 from litestar.response import File
 
-from csms.plugin_api import Int32, caller, page_params, require, run_command, station_row, utcnow
+from csms.plugin_api import (
+    GLOBAL_ONLY, SCOPED, Int32, Station, caller, page_params, require, restrict_station_ids, run_command, station_row,
+    tenant_scope, utcnow, visible_station_ids,
+)
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
 from plugins.stationops import diagnostics as dg
@@ -48,6 +51,7 @@ class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
     retry_delay_s: Int32 = 300
     progress_timeout_s: Int32 = 3600
     start: bool = False
+    organization: Int32 | None = None
 
 
 class CampaignPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,6 +111,14 @@ def period(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     return start, end
 
 
+async def visible_station(request: Request, station_id: str) -> None:
+    """404 for a station that does not exist or that the caller does not see."""
+    scope = await tenant_scope(request)
+    row = await Station.select(Station.organization).where(Station.station_id == station_id).first()
+    if row is None or not scope.sees(row["organization"]):
+        raise NotFoundException(f"no station {station_id!r}")
+
+
 def base_url(request: Request) -> str:
     try:
         return public_base_url(request)
@@ -114,17 +126,24 @@ def base_url(request: Request) -> str:
         raise fw.OpsError(str(exc)) from None
 
 
+CAMPAIGN = {"campaign_id": "campaign"}  # another organization's campaign: 404
+
+
 class FirmwareController(Controller):
+    """The firmware catalogue: the installation's; readable by everyone (an organization's
+    campaigns use it), changed by global operators."""
+
     path = "/firmware"
     tags = ["firmware"]
 
-    @get("/", guards=[require("viewer")])
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def list_firmware(self, request: Request) -> dict[str, Any]:
         rows = await Firmware.select().order_by(Firmware.id, ascending=False)
         url = base_url(request)
         return {"items": [fw.firmware_json(r, url) for r in rows]}
 
-    @post("/", guards=[require("operator")], request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK)
+    @post("/", guards=[require("operator")], request_max_body_size=stationops_settings().firmware_max_mb * CHUNK + CHUNK,
+          opt={"tenant": GLOBAL_ONLY})
     async def add_firmware(self, request: Request) -> dict[str, Any]:
         """JSON (an external ``url``) or a multipart form with a ``file`` and the same fields."""
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -143,11 +162,11 @@ class FirmwareController(Controller):
             row = await fw.create_firmware(**msgspec.structs.asdict(data))
         return fw.firmware_json(row, base_url(request))
 
-    @get("/{firmware_id:int}", guards=[require("viewer")])
+    @get("/{firmware_id:int}", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def get_firmware(self, request: Request, firmware_id: int) -> dict[str, Any]:
         return fw.firmware_json(await fw.firmware_row(firmware_id), base_url(request))
 
-    @delete("/{firmware_id:int}", guards=[require("operator")])
+    @delete("/{firmware_id:int}", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
     async def delete_firmware(self, firmware_id: int) -> None:
         await fw.delete_firmware(firmware_id)
 
@@ -156,35 +175,38 @@ class CampaignController(Controller):
     path = "/campaigns"
     tags = ["firmware"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_campaigns(self, status: str | None = None) -> dict[str, Any]:
-        return {"items": await cp.campaign_list(status)}
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_campaigns(self, request: Request, status: str | None = None) -> dict[str, Any]:
+        return {"items": await cp.campaign_list(status, await tenant_scope(request))}
 
-    @post("/", guards=[require("operator")])
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
     async def create(self, request: Request, data: CampaignIn) -> dict[str, Any]:
         values = msgspec.structs.asdict(data)
-        return await cp.create_campaign(**values, base_url=base_url(request), by=caller(request))
+        return await cp.create_campaign(**values, base_url=base_url(request), by=caller(request),
+                                        scope=await tenant_scope(request))
 
-    @post("/preview", guards=[require("viewer")], status_code=200)
-    async def preview(self, data: PreviewIn) -> dict[str, Any]:
-        stations = await cp.select_stations(data.selection, await fw.firmware_row(data.firmware_id))
+    @post("/preview", guards=[require("viewer")], status_code=200, opt={"tenant": SCOPED})
+    async def preview(self, request: Request, data: PreviewIn) -> dict[str, Any]:
+        stations = await cp.select_stations(data.selection, await fw.firmware_row(data.firmware_id),
+                                            await tenant_scope(request))
         return {"stations": stations, "count": len(stations)}
 
-    @get("/{campaign_id:int}", guards=[require("viewer")])
+    @get("/{campaign_id:int}", guards=[require("viewer")], opt={"tenant": CAMPAIGN})
     async def detail(self, campaign_id: int) -> dict[str, Any]:
         return await cp.campaign_detail(campaign_id)
 
-    @patch("/{campaign_id:int}", guards=[require("operator")])
+    @patch("/{campaign_id:int}", guards=[require("operator")], opt={"tenant": CAMPAIGN})
     async def update(self, campaign_id: int, data: CampaignPatch) -> dict[str, Any]:
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         return await cp.update_campaign(campaign_id, values)
 
-    @post("/{campaign_id:int}/{action:str}", guards=[require("operator")], status_code=200)
+    @post("/{campaign_id:int}/{action:str}", guards=[require("operator")], status_code=200, opt={"tenant": CAMPAIGN})
     async def change(self, campaign_id: int, action: str) -> dict[str, Any]:
         """``start``, ``pause``, ``resume`` or ``cancel``."""
         return await cp.change_campaign(campaign_id, action)
 
-    @post("/{campaign_id:int}/targets/{target_id:int}/retry", guards=[require("operator")], status_code=200)
+    @post("/{campaign_id:int}/targets/{target_id:int}/retry", guards=[require("operator")], status_code=200,
+          opt={"tenant": CAMPAIGN})
     async def retry(self, campaign_id: int, target_id: int) -> dict[str, Any]:
         return await cp.retry_target(campaign_id, target_id)
 
@@ -193,36 +215,40 @@ class DiagnosticsController(Controller):
     path = "/diagnostics"
     tags = ["diagnostics"]
 
-    @post("/", guards=[require("operator")])
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
     async def request_upload(self, request: Request, data: DiagnosticsIn) -> dict[str, Any]:
         """Ask the station for its diagnostics (1.6) / log (2.0.1), uploaded to this CSMS."""
-        await station_row(data.station_id)
+        await visible_station(request, data.station_id)
         return await run_command(dg.request_diagnostics(data.station_id, base_url=base_url(request),
                                                         by=caller(request)))
 
-    @get("/", guards=[require("viewer")])
-    async def list_requests(self, station_id: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_requests(self, request: Request, station_id: str | None = None, limit: int = 50,
+                            offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query = DiagnosticsRequest.select(DiagnosticsRequest.id)
+        query = restrict_station_ids(DiagnosticsRequest.select(DiagnosticsRequest.id), DiagnosticsRequest.station_id,
+                                     await visible_station_ids(await tenant_scope(request)))
         if station_id:
             query = query.where(DiagnosticsRequest.station_id == station_id)
         rows = await query.order_by(DiagnosticsRequest.id, ascending=False).limit(limit).offset(offset)
         return {"items": [await dg.request_json(r["id"]) for r in rows], "limit": limit, "offset": offset}
 
-    @get("/{request_id:int}", guards=[require("viewer")])
+    @get("/{request_id:int}", guards=[require("viewer")], opt={"tenant": {"request_id": "diagnostics_request"}})
     async def get_request(self, request_id: int) -> dict[str, Any]:
         return await dg.request_json(request_id)
 
-    @get("/files", guards=[require("viewer")])
-    async def list_files(self, station_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    @get("/files", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_files(self, request: Request, station_id: str | None = None, limit: int = 100,
+                         offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query = DiagnosticsFile.select()
+        query = restrict_station_ids(DiagnosticsFile.select(), DiagnosticsFile.station_id,
+                                     await visible_station_ids(await tenant_scope(request)))
         if station_id:
             query = query.where(DiagnosticsFile.station_id == station_id)
         rows = await query.order_by(DiagnosticsFile.id, ascending=False).limit(limit).offset(offset)
         return {"items": [dg.file_json(r) for r in rows], "limit": limit, "offset": offset}
 
-    @get("/files/{file_id:int}/download", guards=[require("viewer")])
+    @get("/files/{file_id:int}/download", guards=[require("viewer")], opt={"tenant": {"file_id": "diagnostics_file"}})
     async def download(self, file_id: int) -> File:
         return dg.file_response(await dg.file_row(file_id))
 
@@ -246,32 +272,35 @@ class HealthController(Controller):
             raise NotFoundException(f"no site {site_id}")
         return report
 
-    @get("/fleet", guards=[require("viewer")])
-    async def fleet(self, start: datetime | None = Parameter(query="from", default=None),
+    @get("/fleet", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def fleet(self, request: Request, start: datetime | None = Parameter(query="from", default=None),
                     end: datetime | None = Parameter(query="to", default=None)) -> dict[str, Any]:
-        return await hl.fleet_health(*period(start, end))
+        return await hl.fleet_health(*period(start, end), await visible_station_ids(await tenant_scope(request)))
 
 
 class AlertController(Controller):
     path = "/alerts"
     tags = ["alerts"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_alerts(self, status: str | None = None, station_id: str | None = None, limit: int = 100,
-                          offset: int = 0) -> dict[str, Any]:
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_alerts(self, request: Request, status: str | None = None, station_id: str | None = None,
+                          limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query, count = Alert.select(), Alert.count()
+        stations = await visible_station_ids(await tenant_scope(request))
+        query = restrict_station_ids(Alert.select(), Alert.station_id, stations)
+        count = restrict_station_ids(Alert.count(), Alert.station_id, stations)
         for column, value in ((Alert.status, status), (Alert.station_id, station_id)):
             if value:
                 query, count = query.where(column == value), count.where(column == value)
         rows = await query.order_by(Alert.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
         return {"items": [al.alert_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
-    @post("/{alert_id:int}/acknowledge", guards=[require("operator")], status_code=200)
+    @post("/{alert_id:int}/acknowledge", guards=[require("operator")], status_code=200,
+          opt={"tenant": {"alert_id": "alert"}})
     async def acknowledge(self, request: Request, alert_id: int) -> dict[str, Any]:
         return await al.acknowledge(alert_id, caller(request))
 
-    @post("/evaluate", guards=[require("operator")], status_code=200)
+    @post("/evaluate", guards=[require("operator")], status_code=200, opt={"tenant": GLOBAL_ONLY})
     async def evaluate(self) -> dict[str, Any]:
         """Evaluate the rules now (the evaluator also runs on events and on a timer)."""
         opened, closed = await al.evaluate()
@@ -279,8 +308,11 @@ class AlertController(Controller):
 
 
 class AlertRuleController(Controller):
+    """The alert rules: the installation's (global operators)."""
+
     path = "/alert-rules"
     tags = ["alerts"]
+    opt = {"tenant": GLOBAL_ONLY}
 
     @get("/", guards=[require("viewer")])
     async def list_rules(self) -> dict[str, Any]:

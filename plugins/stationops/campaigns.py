@@ -23,9 +23,11 @@ from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from litestar.exceptions import ValidationException
+
 from csms.plugin_api import (
-    ChargingSession, CommandTimeout, OcppError, Site, Station, StationOffline, UnknownStation, events as ev,
-    get_core, jsonable, utcnow,
+    GLOBAL, ChargingSession, CommandTimeout, OcppError, Scope, Site, Station, StationOffline, UnknownStation,
+    events as ev, get_core, jsonable, owner_by, owner_for_new, register_kind, restrict, scope_for, utcnow,
 )
 from plugins.stationops.events import FirmwareProgress
 from plugins.stationops.firmware import OpsError, applies_to, download_url, firmware_row
@@ -45,6 +47,9 @@ STATION_PHASES = {
 }
 STATION_FAILURES = frozenset({"DownloadFailed", "InstallationFailed", "InstallVerificationFailed", "InvalidSignature"})
 _NOT_SUPPORTED = ("NotImplemented", "NotSupported")
+
+# Route rules name campaigns: another organization's campaign is a 404.
+register_kind("campaign", owner_by(Campaign.id, Campaign.organization))
 
 
 def parse_hhmm(value: str) -> time | None:
@@ -83,8 +88,10 @@ def check_timezone(tz: str) -> None:
 # -- choosing stations -----------------------------------------------------------------------------
 
 
-async def select_stations(selection: dict[str, Any], firmware: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stations a campaign of ``firmware`` with ``selection`` reaches.
+async def select_stations(selection: dict[str, Any], firmware: dict[str, Any],
+                          scope: Scope = GLOBAL) -> list[dict[str, Any]]:
+    """The stations a campaign of ``firmware`` with ``selection`` reaches among those ``scope``
+    sees (a campaign of an organization: the stations of that organization and those below it).
 
     ``selection`` keys (each optional, all given ones must match): ``stations`` (ids),
     ``sites`` (site ids), ``vendors``, ``models``, ``versions`` (current firmware versions).
@@ -93,7 +100,8 @@ async def select_stations(selection: dict[str, Any], firmware: dict[str, Any]) -
     unknown = set(selection) - {"stations", "sites", "vendors", "models", "versions"}
     if unknown:
         raise OpsError(f"unknown selection keys: {', '.join(sorted(unknown))}")
-    query = Station.select(Station.station_id, Station.vendor, Station.model, Station.firmware_version, Station.site)
+    query = restrict(Station.select(Station.station_id, Station.vendor, Station.model, Station.firmware_version,
+                                    Station.site), Station.organization, scope)
     for key, column in (("stations", Station.station_id), ("sites", Station.site), ("vendors", Station.vendor),
                         ("models", Station.model), ("versions", Station.firmware_version)):
         values = selection.get(key)
@@ -109,7 +117,13 @@ async def create_campaign(*, name: str, firmware_id: int, selection: dict[str, A
                           wave_size: int = 0, concurrency: int = 5, window_start: str = "", window_end: str = "",
                           timezone: str = "", force: bool = False, require_signed: bool = False,
                           max_retries: int = 2, retry_delay_s: int = 300, progress_timeout_s: int = 3600,
-                          start: bool = False, by: str = "") -> dict[str, Any]:
+                          start: bool = False, by: str = "", organization: int | None = None,
+                          scope: Scope = GLOBAL) -> dict[str, Any]:
+    """A new campaign of ``organization`` (one ``scope`` manages; default: the caller's own)."""
+    try:
+        organization = await owner_for_new(scope, organization, what="a campaign")
+    except ValidationException as exc:
+        raise OpsError(str(exc.detail), 422) from None
     firmware = await firmware_row(firmware_id)
     if not name.strip():
         raise OpsError("a campaign needs a name")
@@ -124,7 +138,7 @@ async def create_campaign(*, name: str, firmware_id: int, selection: dict[str, A
         raise OpsError("require_signed needs a firmware with a signature and signing certificate")
     if not firmware["url"] and not base_url:
         raise OpsError("no public URL for the firmware file: set CSMS_STATIONOPS_PUBLIC_URL")
-    stations = await select_stations(selection, firmware)
+    stations = await select_stations(selection, firmware, await scope_for(organization))
     if not stations:
         raise OpsError("the selection matches no station this firmware applies to")
     campaign = Campaign(
@@ -132,6 +146,7 @@ async def create_campaign(*, name: str, firmware_id: int, selection: dict[str, A
         concurrency=concurrency, window_start=window_start.strip(), window_end=window_end.strip(),
         timezone=timezone, force=force, require_signed=require_signed, max_retries=max_retries,
         retry_delay_s=retry_delay_s, progress_timeout_s=progress_timeout_s, base_url=base_url, created_by=by,
+        organization=organization,
     )
     await campaign.save()
     now = utcnow()
@@ -263,8 +278,9 @@ async def campaign_detail(campaign_id: int) -> dict[str, Any]:
             "targets": [jsonable(t) for t in targets]}
 
 
-async def campaign_list(status: str | None = None) -> list[dict[str, Any]]:
-    query = Campaign.select(Campaign.all_columns(), Campaign.firmware.version.as_alias("version"))
+async def campaign_list(status: str | None = None, scope: Scope = GLOBAL) -> list[dict[str, Any]]:
+    query = restrict(Campaign.select(Campaign.all_columns(), Campaign.firmware.version.as_alias("version")),
+                     Campaign.organization, scope)
     if status:
         query = query.where(Campaign.status == status)
     rows = await query.order_by(Campaign.id, ascending=False).output(load_json=True)

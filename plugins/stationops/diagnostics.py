@@ -16,7 +16,7 @@ from litestar import Request, route
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import File
 
-from csms.plugin_api import events as ev, get_core, jsonable, utcnow
+from csms.plugin_api import events as ev, get_core, jsonable, owner_by_station, register_kind, utcnow
 from plugins.stationops.config import stationops_settings
 from plugins.stationops.events import DiagnosticsReceived
 from plugins.stationops.firmware import OpsError
@@ -24,6 +24,10 @@ from plugins.stationops.storage import CHUNK, TooLarge, chunks_of, diagnostics_d
 from plugins.stationops.tables import DiagnosticsFile, DiagnosticsRequest
 
 # 1.6 DiagnosticsStatus and 2.0.1 UploadLogStatus
+# Route rules name requests and files: those of another organization's station are a 404.
+register_kind("diagnostics_request", owner_by_station(DiagnosticsRequest.station_id))
+register_kind("diagnostics_file", owner_by_station(DiagnosticsFile.station_id))
+
 _FAILED = {"UploadFailed", "UploadFailure", "BadMessage", "NotSupportedOperation", "PermissionDenied"}
 
 

@@ -309,8 +309,12 @@ async def site_health(site_id: int, start: datetime, end: datetime) -> dict[str,
             "station_reports": [station_summary(r) for r in reports]}
 
 
-async def fleet_health(start: datetime, end: datetime) -> dict[str, Any]:
-    stations = await Station.select(Station.station_id, Station.site).order_by(Station.station_id)
+async def fleet_health(start: datetime, end: datetime, station_ids: list[str] | None = None) -> dict[str, Any]:
+    """Health of every station (``station_ids``: of those only), by site."""
+    query = Station.select(Station.station_id, Station.site)
+    if station_ids is not None:
+        query = query.where(Station.station_id.is_in(station_ids or [""]))
+    stations = await query.order_by(Station.station_id)
     sites = {s["id"]: s["name"] for s in await Site.select(Site.id, Site.name)}
     reports = await group_health([s["station_id"] for s in stations], start, end)
     by_site: dict[int | None, list[dict[str, Any]]] = defaultdict(list)

@@ -21,6 +21,8 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from csms.plugin_api import Organization
+
 
 class Firmware(Table, tablename="stationops_firmware"):
     """A firmware image of the catalogue: what it applies to, where stations fetch it, its signature."""
@@ -60,6 +62,9 @@ class Campaign(Table, tablename="stationops_campaign"):
     created_at = Timestamptz(default=TimestamptzNow())
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
+    # whose campaign it is: it reaches that organization's stations (and those below) only;
+    # None: the installation's, any station
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null, index=True)
 
 
 class CampaignTarget(Table, tablename="stationops_campaign_target"):

@@ -61,6 +61,8 @@ def _recompute(site_id: int) -> None:
 class PeakShavingController(Controller):
     path = "/api/v1/sites/{site_id:int}/peak-shaving"
     tags = ["peak shaving"]
+    # everything here is one site's: an organization's users reach their own sites (another's: 404)
+    opt = {"tenant": {"site_id": "site"}}
 
     @get("/", guards=[require("viewer")])
     async def overview(self, site_id: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, SCOPED, Driver, Site, Station, admin_guard, current_user, http_error, paginate,
-    render, restrict, tenant_scope, visible_station_ids,
+    audited, render, restrict, tenant_scope, visible_station_ids,
 )
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -73,22 +73,25 @@ async def notifications_page(request: Request) -> Template:
 async def subscription_create(request: Request) -> Redirect:
     values = await _form(request)
     try:
-        await subs.create({**values, "site": _int_or_none(values.get("site")),
-                           "driver": _int_or_none(values.get("driver")), "enabled": True,
-                           "organization": None}, await tenant_scope(request))
+        row = await subs.create({**values, "site": _int_or_none(values.get("site")),
+                                 "driver": _int_or_none(values.get("driver")), "enabled": True,
+                                 "organization": None}, await tenant_scope(request))
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
+    await audited(request, "create", "subscription", row["id"], after=row)
     return _back(BASE, notice="Subscription added.")
 
 
 @post(f"{BASE}/subscriptions/{{subscription_id:int}}/{{action:str}}", opt={"tenant": ONE})
-async def subscription_action(subscription_id: int, action: str) -> Redirect:
+async def subscription_action(request: Request, subscription_id: int, action: str) -> Redirect:
     try:
-        await subs.subscription_row(subscription_id)
+        before = await subs.subscription_row(subscription_id)
         if action in ("enable", "disable"):
-            await subs.update(subscription_id, {"enabled": action == "enable"})
+            after = await subs.update(subscription_id, {"enabled": action == "enable"})
+            await audited(request, "update", "subscription", subscription_id, before=before, after=after)
         elif action == "delete":
             await Subscription.delete().where(Subscription.id == subscription_id)
+            await audited(request, "delete", "subscription", subscription_id, before=before)
         elif action == "test":
             await service.send_test(subscription_id)
         else:

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 
-from csms.plugin_api import SCOPED, Int32, jsonable, page_params, require, restrict, tenant_scope
+from csms.plugin_api import SCOPED, Int32, audited, jsonable, page_params, require, restrict, tenant_scope
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
 from plugins.notifications.messages import DRIVER_EVENTS, NOTIFICATION_EVENTS
@@ -77,6 +77,7 @@ class SubscriptionController(Controller):
     @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
     async def create_subscription(self, request: Request, data: SubscriptionIn) -> dict[str, Any]:
         row = await subs.create(msgspec.structs.asdict(data), await tenant_scope(request))
+        await audited(request, "create", "subscription", row["id"], after=row)
         return subs.subscription_json(row, show_secret=True)
 
     @get("/{subscription_id:int}", guards=[require("viewer")], opt={"tenant": ONE})
@@ -88,13 +89,16 @@ class SubscriptionController(Controller):
     async def update_subscription(self, request: Request, subscription_id: int,
                                   data: SubscriptionPatch) -> dict[str, Any]:
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        before = await subs.subscription_row(subscription_id)
         row = await subs.update(subscription_id, values, await tenant_scope(request))
+        await audited(request, "update", "subscription", subscription_id, before=before, after=row)
         return subs.subscription_json(row, show_secret=True)
 
     @delete("/{subscription_id:int}", guards=[require("operator")], opt={"tenant": ONE})
-    async def delete_subscription(self, subscription_id: int) -> None:
-        await subs.subscription_row(subscription_id)
+    async def delete_subscription(self, request: Request, subscription_id: int) -> None:
+        before = await subs.subscription_row(subscription_id)
         await Subscription.delete().where(Subscription.id == subscription_id)
+        await audited(request, "delete", "subscription", subscription_id, before=before)
 
     @post("/{subscription_id:int}/test", guards=[require("operator")], status_code=202, opt={"tenant": ONE})
     async def test_subscription(self, subscription_id: int) -> dict[str, Any]:
@@ -155,6 +159,7 @@ class DriverController(Controller):
                                          data: DriverSubscriptionIn) -> dict[str, Any]:
         row = await subs.create({**msgspec.structs.asdict(data), "driver": driver_id,
                                  "name": f"driver {driver_id} {data.channel}"}, await tenant_scope(request))
+        await audited(request, "create", "subscription", row["id"], after=row)
         return subs.subscription_json(row, show_secret=True)
 
     @post("/link", guards=[require("operator")], status_code=200)

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 
-from csms.plugin_api import Site, get_core, jsonable, ocpp_ts, require, utcnow
+from csms.plugin_api import Site, audited, get_core, jsonable, ocpp_ts, require, utcnow
 from plugins.peakshaving.capacity import format_days, parse_days, parse_hhmm
 from plugins.peakshaving.plugin import site_capacity_for, site_settings
 from plugins.peakshaving.tables import PeakShavingSignal, PeakShavingSite, PeakShavingSchedule
@@ -85,7 +85,7 @@ class PeakShavingController(Controller):
         }
 
     @post("/schedules", guards=[require("operator")])
-    async def add_schedule(self, site_id: int, data: ScheduleBody) -> dict[str, Any]:
+    async def add_schedule(self, request: Request, site_id: int, data: ScheduleBody) -> dict[str, Any]:
         """A recurring cap, e.g. ``{"days": "Mon-Fri", "start_time": "17:00", "end_time": "20:00",
         "limit_a": [16, 16, 16]}``."""
         await _site(site_id)
@@ -100,18 +100,21 @@ class PeakShavingController(Controller):
         await row.save()
         _recompute(site_id)
         saved = await PeakShavingSchedule.select().where(PeakShavingSchedule.id == row.id).first()
+        await audited(request, "create", "peakshaving_schedule", row.id, after=saved)
         return jsonable(saved)
 
     @delete("/schedules/{schedule_id:int}", guards=[require("operator")])
-    async def remove_schedule(self, site_id: int, schedule_id: int) -> None:
-        if not await PeakShavingSchedule.exists().where(
-                (PeakShavingSchedule.id == schedule_id) & (PeakShavingSchedule.site == site_id)):
+    async def remove_schedule(self, request: Request, site_id: int, schedule_id: int) -> None:
+        before = await PeakShavingSchedule.select().where(
+            (PeakShavingSchedule.id == schedule_id) & (PeakShavingSchedule.site == site_id)).first()
+        if before is None:
             raise NotFoundException(f"no schedule {schedule_id} at site {site_id}")
         await PeakShavingSchedule.delete().where(PeakShavingSchedule.id == schedule_id)
+        await audited(request, "delete", "peakshaving_schedule", schedule_id, before=before)
         _recompute(site_id)
 
     @put("/signal", guards=[require("operator")])
-    async def set_signal(self, site_id: int, data: SignalBody) -> dict[str, Any]:
+    async def set_signal(self, request: Request, site_id: int, data: SignalBody) -> dict[str, Any]:
         """An external limit until ``until``, e.g. from a grid operator or a building meter; it
         replaces the previous one."""
         await _site(site_id)
@@ -123,18 +126,21 @@ class PeakShavingController(Controller):
                 PeakShavingSignal.site == site_id)
         else:
             await PeakShavingSignal(site=site_id, **values).save()
+        await audited(request, "update", "site", site_id, summary=f"peak-shaving signal {data.limit_a} A "
+                                                                  f"until {ocpp_ts(data.until)}")
         _recompute(site_id)
         return {"site_id": site_id, "limit_a": data.limit_a, "until": ocpp_ts(data.until), "source": data.source,
                 "active": data.until > utcnow()}
 
     @delete("/signal", guards=[require("operator")])
-    async def clear_signal(self, site_id: int) -> None:
+    async def clear_signal(self, request: Request, site_id: int) -> None:
         await _site(site_id)
         await PeakShavingSignal.delete().where(PeakShavingSignal.site == site_id)
+        await audited(request, "update", "site", site_id, summary="peak-shaving signal cleared")
         _recompute(site_id)
 
     @put("/settings", guards=[require("operator")])
-    async def set_settings(self, site_id: int, data: SettingsBody) -> dict[str, Any]:
+    async def set_settings(self, request: Request, site_id: int, data: SettingsBody) -> dict[str, Any]:
         """Shifting on/off and the defaults for sessions without a departure or an energy target."""
         await _site(site_id)
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
@@ -146,5 +152,6 @@ class PeakShavingController(Controller):
                     PeakShavingSite.site == site_id)
         else:
             await PeakShavingSite(site=site_id, **values).save()
+        await audited(request, "update", "site", site_id, summary=f"peak-shaving settings {values}")
         _recompute(site_id)
         return await site_settings(site_id)

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Site, Station, admin_guard, caller, current_user, paginate,
-    render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
+    audited, render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
@@ -101,20 +101,23 @@ async def firmware_add(request: Request) -> Redirect:
             url = fields.pop("url")
             if url:
                 raise fw.OpsError("give either a download url or a file")
-            await fw.create_firmware(**fields, upload_name=upload.filename, upload=chunks_of(upload))
+            row = await fw.create_firmware(**fields, upload_name=upload.filename, upload=chunks_of(upload))
         else:
-            await fw.create_firmware(**fields)
+            row = await fw.create_firmware(**fields)
     except fw.OpsError as exc:
         return _back("/admin/firmware", error=exc.message)
+    await audited(request, "create", "firmware", row["id"], after=row)
     return _back("/admin/firmware", notice=f"Firmware {fields['version']} added.")
 
 
 @post("/admin/firmware/{firmware_id:int}/delete", opt={"tenant": GLOBAL_ONLY})
-async def firmware_delete(firmware_id: int) -> Redirect:
+async def firmware_delete(request: Request, firmware_id: int) -> Redirect:
     try:
+        before = await fw.firmware_row(firmware_id)
         await fw.delete_firmware(firmware_id)
     except fw.OpsError as exc:
         return _back("/admin/firmware", error=exc.message)
+    await audited(request, "delete", "firmware", firmware_id, before=before)
     return _back("/admin/firmware", notice="Firmware removed.")
 
 
@@ -141,6 +144,7 @@ async def campaign_create(request: Request) -> Redirect:
             by=caller(request) or "admin", scope=await tenant_scope(request))
     except (fw.OpsError, ValueError) as exc:
         return _back("/admin/firmware", error=getattr(exc, "message", str(exc)))
+    await audited(request, "create", "campaign", detail["id"], after=await cp.campaign_row(detail["id"]))
     return _back(f"/admin/firmware/campaigns/{detail['id']}", notice="Campaign created.")
 
 
@@ -155,20 +159,23 @@ async def campaign_page(request: Request, campaign_id: int) -> Template:
 
 
 @post("/admin/firmware/campaigns/{campaign_id:int}/{action:str}", opt={"tenant": CAMPAIGN})
-async def campaign_action(campaign_id: int, action: str) -> Redirect:
+async def campaign_action(request: Request, campaign_id: int, action: str) -> Redirect:
     try:
+        before = await cp.campaign_row(campaign_id)
         await cp.change_campaign(campaign_id, action)
     except fw.OpsError as exc:
         return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
+    await audited(request, action, "campaign", campaign_id, before=before, after=await cp.campaign_row(campaign_id))
     return _back(f"/admin/firmware/campaigns/{campaign_id}", notice=f"Campaign: {action} done.")
 
 
 @post("/admin/firmware/campaigns/{campaign_id:int}/targets/{target_id:int}/retry", opt={"tenant": CAMPAIGN})
-async def campaign_retry(campaign_id: int, target_id: int) -> Redirect:
+async def campaign_retry(request: Request, campaign_id: int, target_id: int) -> Redirect:
     try:
         await cp.retry_target(campaign_id, target_id)
     except fw.OpsError as exc:
         return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
+    await audited(request, "retry", "campaign", campaign_id, summary=f"target {target_id} sent again")
     return _back(f"/admin/firmware/campaigns/{campaign_id}", notice="The station will be sent the update again.")
 
 
@@ -280,9 +287,10 @@ async def alerts_page(request: Request) -> Template:
 @post("/admin/alerts/{alert_id:int}/acknowledge", opt={"tenant": {"alert_id": "alert"}})
 async def alert_acknowledge(request: Request, alert_id: int) -> Redirect:
     try:
-        await al.acknowledge(alert_id, caller(request) or "admin")
+        alert = await al.acknowledge(alert_id, caller(request) or "admin")
     except fw.OpsError as exc:
         return _back("/admin/alerts", error=exc.message)
+    await audited(request, "acknowledge", "alert", alert_id, summary=alert["summary"])
     return _back("/admin/alerts", notice="Alert acknowledged.")
 
 
@@ -295,20 +303,28 @@ async def rule_create(request: Request) -> Redirect:
                              "severity": values.get("severity", "warning"),
                              "site": _int(values.get("site")) if values.get("site") else None,
                              "station_id": values.get("station_id", ""), "enabled": True})
-        await AlertRule(**row).save()
+        rule = AlertRule(**row)
+        await rule.save()
     except fw.OpsError as exc:
         return _back("/admin/alerts", error=exc.message)
+    await audited(request, "create", "alert_rule", rule.id, after=await al.rule_row(rule.id))
     return _back("/admin/alerts", notice="Rule added.")
 
 
 @post("/admin/alerts/rules/{rule_id:int}/{action:str}", opt={"tenant": GLOBAL_ONLY})
-async def rule_action(rule_id: int, action: str) -> Redirect:
+async def rule_action(request: Request, rule_id: int, action: str) -> Redirect:
     if action not in ("enable", "disable", "delete"):
         raise NotFoundException(f"unknown action {action}")
+    try:
+        before = await al.rule_row(rule_id)
+    except fw.OpsError as exc:
+        return _back("/admin/alerts", error=exc.message)
     if action == "delete":
         await AlertRule.delete().where(AlertRule.id == rule_id)
+        await audited(request, "delete", "alert_rule", rule_id, before=before)
     else:
         await AlertRule.update({AlertRule.enabled: action == "enable"}).where(AlertRule.id == rule_id)
+        await audited(request, "update", "alert_rule", rule_id, before=before, after=await al.rule_row(rule_id))
     await al.evaluate()
     return _back("/admin/alerts", notice=f"Rule {action}d.")
 

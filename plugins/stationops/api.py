@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from litestar.response import File
 
 from csms.plugin_api import (
-    GLOBAL_ONLY, SCOPED, Int32, Station, caller, page_params, require, restrict_station_ids, run_command, station_row,
+    GLOBAL_ONLY, SCOPED, Int32, Station, audited, caller, page_params, require, restrict_station_ids, run_command, station_row,
     tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
@@ -160,6 +160,7 @@ class FirmwareController(Controller):
             except msgspec.DecodeError as exc:  # not JSON, or not a FirmwareIn
                 raise ValidationException(str(exc)) from None
             row = await fw.create_firmware(**msgspec.structs.asdict(data))
+        await audited(request, "create", "firmware", row["id"], after=row)
         return fw.firmware_json(row, base_url(request))
 
     @get("/{firmware_id:int}", guards=[require("viewer")], opt={"tenant": SCOPED})
@@ -167,8 +168,10 @@ class FirmwareController(Controller):
         return fw.firmware_json(await fw.firmware_row(firmware_id), base_url(request))
 
     @delete("/{firmware_id:int}", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
-    async def delete_firmware(self, firmware_id: int) -> None:
+    async def delete_firmware(self, request: Request, firmware_id: int) -> None:
+        before = await fw.firmware_row(firmware_id)
         await fw.delete_firmware(firmware_id)
+        await audited(request, "delete", "firmware", firmware_id, before=before)
 
 
 class CampaignController(Controller):
@@ -182,8 +185,10 @@ class CampaignController(Controller):
     @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
     async def create(self, request: Request, data: CampaignIn) -> dict[str, Any]:
         values = msgspec.structs.asdict(data)
-        return await cp.create_campaign(**values, base_url=base_url(request), by=caller(request),
-                                        scope=await tenant_scope(request))
+        detail = await cp.create_campaign(**values, base_url=base_url(request), by=caller(request),
+                                          scope=await tenant_scope(request))
+        await audited(request, "create", "campaign", detail["id"], after=await cp.campaign_row(detail["id"]))
+        return detail
 
     @post("/preview", guards=[require("viewer")], status_code=200, opt={"tenant": SCOPED})
     async def preview(self, request: Request, data: PreviewIn) -> dict[str, Any]:
@@ -196,19 +201,29 @@ class CampaignController(Controller):
         return await cp.campaign_detail(campaign_id)
 
     @patch("/{campaign_id:int}", guards=[require("operator")], opt={"tenant": CAMPAIGN})
-    async def update(self, campaign_id: int, data: CampaignPatch) -> dict[str, Any]:
+    async def update(self, request: Request, campaign_id: int, data: CampaignPatch) -> dict[str, Any]:
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-        return await cp.update_campaign(campaign_id, values)
+        before = await cp.campaign_row(campaign_id)
+        detail = await cp.update_campaign(campaign_id, values)
+        await audited(request, "update", "campaign", campaign_id, before=before,
+                      after=await cp.campaign_row(campaign_id))
+        return detail
 
     @post("/{campaign_id:int}/{action:str}", guards=[require("operator")], status_code=200, opt={"tenant": CAMPAIGN})
-    async def change(self, campaign_id: int, action: str) -> dict[str, Any]:
+    async def change(self, request: Request, campaign_id: int, action: str) -> dict[str, Any]:
         """``start``, ``pause``, ``resume`` or ``cancel``."""
-        return await cp.change_campaign(campaign_id, action)
+        before = await cp.campaign_row(campaign_id)
+        detail = await cp.change_campaign(campaign_id, action)
+        await audited(request, action, "campaign", campaign_id, before=before,
+                      after=await cp.campaign_row(campaign_id))
+        return detail
 
     @post("/{campaign_id:int}/targets/{target_id:int}/retry", guards=[require("operator")], status_code=200,
           opt={"tenant": CAMPAIGN})
-    async def retry(self, campaign_id: int, target_id: int) -> dict[str, Any]:
-        return await cp.retry_target(campaign_id, target_id)
+    async def retry(self, request: Request, campaign_id: int, target_id: int) -> dict[str, Any]:
+        detail = await cp.retry_target(campaign_id, target_id)
+        await audited(request, "retry", "campaign", campaign_id, summary=f"target {target_id} sent again")
+        return detail
 
 
 class DiagnosticsController(Controller):
@@ -298,7 +313,9 @@ class AlertController(Controller):
     @post("/{alert_id:int}/acknowledge", guards=[require("operator")], status_code=200,
           opt={"tenant": {"alert_id": "alert"}})
     async def acknowledge(self, request: Request, alert_id: int) -> dict[str, Any]:
-        return await al.acknowledge(alert_id, caller(request))
+        alert = await al.acknowledge(alert_id, caller(request))
+        await audited(request, "acknowledge", "alert", alert_id, summary=alert["summary"])
+        return alert
 
     @post("/evaluate", guards=[require("operator")], status_code=200, opt={"tenant": GLOBAL_ONLY})
     async def evaluate(self) -> dict[str, Any]:
@@ -320,24 +337,29 @@ class AlertRuleController(Controller):
                 "kinds": al.RULE_KINDS}
 
     @post("/", guards=[require("operator")])
-    async def create_rule(self, data: RuleIn) -> dict[str, Any]:
+    async def create_rule(self, request: Request, data: RuleIn) -> dict[str, Any]:
         row = AlertRule(**al.check_rule(msgspec.structs.asdict(data)))
         await row.save()
-        return al.rule_json(await al.rule_row(row.id))
+        after = await al.rule_row(row.id)
+        await audited(request, "create", "alert_rule", row.id, after=after)
+        return al.rule_json(after)
 
     @patch("/{rule_id:int}", guards=[require("operator")])
-    async def update_rule(self, rule_id: int, data: RulePatch) -> dict[str, Any]:
+    async def update_rule(self, request: Request, rule_id: int, data: RulePatch) -> dict[str, Any]:
         row = await al.rule_row(rule_id)
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         merged = al.check_rule({**{k: row[k] for k in ("kind", "name", "minutes", "occurrences", "severity")}, **values})
         values["name"] = merged["name"]
         await AlertRule.update({getattr(AlertRule, k): v for k, v in values.items()}).where(AlertRule.id == rule_id)
-        return al.rule_json(await al.rule_row(rule_id))
+        after = await al.rule_row(rule_id)
+        await audited(request, "update", "alert_rule", rule_id, before=row, after=after)
+        return al.rule_json(after)
 
     @delete("/{rule_id:int}", guards=[require("operator")])
-    async def delete_rule(self, rule_id: int) -> None:
-        await al.rule_row(rule_id)
+    async def delete_rule(self, request: Request, rule_id: int) -> None:
+        before = await al.rule_row(rule_id)
         await AlertRule.delete().where(AlertRule.id == rule_id)
+        await audited(request, "delete", "alert_rule", rule_id, before=before)
 
 
 def stationops_api_router() -> Router:

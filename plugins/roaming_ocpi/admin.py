@@ -6,13 +6,14 @@ layout (``admin/base.html``); every action goes through the same functions as th
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from litestar import Request, Router, get, post
+from litestar import MediaType, Request, Router, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
-from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, admin_guard, current_user, render
-from plugins.roaming_ocpi import sync
+from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, admin_guard, audited, current_user, render
+from plugins.roaming_ocpi import outbox, sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import (
@@ -63,16 +64,24 @@ async def roaming_index(request: Request) -> Template:
     return await _index(request)
 
 
-@post("/invite", opt={"role": "admin"})
+# Every form answers HTML (``media_type``): a page, or a redirect to one, with a readable message;
+# never the JSON a handler typed ``Any`` would default to.
+
+
+@post("/invite", opt={"role": "admin"}, media_type=MediaType.HTML)
 async def roaming_invite(request: Request) -> Any:
     form = await _form(request)
     if not form.get("name"):
         return await _index(request, status_code=400, error="A name is required.")
+    if len(form["name"]) > 200:
+        return await _index(request, status_code=400, error="The name may have at most 200 characters.")
     partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on")
-    return await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
+    page = await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
+    page.headers["Cache-Control"] = "no-store"  # token A is shown once: not kept by the browser either
+    return page
 
 
-@post("/register", opt={"role": "admin"})
+@post("/register", opt={"role": "admin"}, media_type=MediaType.HTML)
 async def roaming_register(request: Request) -> Any:
     form = await _form(request)
     if not (form.get("name") and form.get("versions_url") and form.get("token")):
@@ -100,7 +109,7 @@ async def roaming_partner(request: Request, partner_id: int) -> Template:
                         partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""))
 
 
-@post("/partners/{partner_id:int}/{action:str}")
+@post("/partners/{partner_id:int}/{action:str}", media_type=MediaType.HTML)
 async def roaming_partner_action(request: Request, partner_id: int, action: str) -> Any:
     row = await partner_row(partner_id)
     if row is None:
@@ -128,9 +137,31 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
             raise HTTPException(status_code=404, detail=f"Unknown action {action!r}.")
     except RegistrationError as exc:
         message = f"Failed: {exc.message}"
-    from urllib.parse import quote
-
     return Redirect(f"/admin/roaming/partners/{partner_id}?m={quote(message)}", status_code=303)
+
+
+@get("/deliveries", opt={"tenant": GLOBAL_ONLY})
+async def roaming_deliveries(request: Request) -> Template:
+    """Pushes not delivered yet (pending, being retried) and those parked as failed, with resend."""
+    names = {p["id"]: p["name"] for p in await Partner.select(Partner.id, Partner.name)}
+    failed = await Outbox.select().where(Outbox.status.is_in(list(outbox.FAILED))).order_by(
+        Outbox.id, ascending=False).limit(200)
+    pending = await Outbox.select().where(Outbox.status.is_in(["pending", "sending"])).order_by(Outbox.id).limit(200)
+    return await render(request, "roaming/deliveries.html", title="Roaming deliveries", names=names, failed=failed,
+                        pending=pending, message=request.query_params.get("m", ""),
+                        error=request.query_params.get("e", ""))
+
+
+@post("/deliveries/{outbox_id:int}/resend", opt={"role": "operator", "tenant": GLOBAL_ONLY},
+      media_type=MediaType.HTML)
+async def roaming_resend(request: Request, outbox_id: int) -> Redirect:
+    try:
+        row = await outbox.resend(outbox_id)
+    except outbox.ResendRefused as exc:
+        return Redirect(f"/admin/roaming/deliveries?e={quote(f'Not queued again: {exc}.')}", status_code=303)
+    await audited(request, "resend", "ocpi_push", outbox_id, before={"status": "failed"}, after={"status": "pending"},
+                  summary=f"{row['method']} {row['object_key']} to partner {row['partner']} queued again")
+    return Redirect(f"/admin/roaming/deliveries?m={quote(f'Push {outbox_id} queued again.')}", status_code=303)
 
 
 @get("/exchange")
@@ -151,16 +182,11 @@ async def roaming_exchange(request: Request) -> Template:
                         remote_sessions=remote_sessions, remote_cdrs=remote_cdrs, links=links, cdrs=cdrs,
                         commands=commands)
 
-
-
-
-
-
 def roaming_admin_router() -> Router:
     return Router(
         path="/admin/roaming",
         route_handlers=[roaming_index, roaming_invite, roaming_register, roaming_partner, roaming_partner_action,
-                        roaming_exchange],
+                        roaming_exchange, roaming_deliveries, roaming_resend],
         guards=[admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,

@@ -10,10 +10,11 @@ import msgspec
 from litestar import Controller, Request, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from csms.plugin_api import IdToken, Site, caller, jsonable, page_params, require, utcnow
-from plugins.roaming_ocpi import objects, schema, sync
+from csms.plugin_api import GLOBAL_ONLY, IdToken, Site, audited, caller, jsonable, page_params, require, utcnow
+from plugins.roaming_ocpi import objects, outbox, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, get_all
 from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.outbox import FAILED
 from plugins.roaming_ocpi.cpo import session_object
 from plugins.roaming_ocpi.emsp import CommandError, send_command
 from plugins.roaming_ocpi.parties import (
@@ -83,6 +84,13 @@ async def _partner(partner_id: int) -> dict[str, Any]:
     return row
 
 
+def _push_json(row: dict[str, Any]) -> dict[str, Any]:
+    item = jsonable(row)
+    if item.get("status") == "rejected":  # the name older versions gave a parked push
+        item["status"] = "failed"
+    return item
+
+
 def _failed(exc: Exception) -> HTTPException:
     return HTTPException(status_code=502, detail=getattr(exc, "message", str(exc)))
 
@@ -124,9 +132,9 @@ class PartnerController(Controller):
     @get("/{partner_id:int}", guards=[require("viewer")])
     async def get_partner(self, partner_id: int) -> dict[str, Any]:
         row = partner_json(await _partner(partner_id))
-        for status in ("pending", "done", "rejected"):
+        for status in ("pending", "done", "failed"):
             row[f"outbox_{status}"] = await Outbox.count().where(
-                (Outbox.partner == partner_id) & (Outbox.status == status))
+                (Outbox.partner == partner_id) & Outbox.status.is_in(list(FAILED) if status == "failed" else [status]))
         return row
 
     @patch("/{partner_id:int}", guards=[require("admin")])
@@ -360,16 +368,35 @@ class ExchangeController(Controller):
             raise NotFoundException(f"no command {command_id}")
         return jsonable(row)
 
-    @get("/outbox", guards=[require("viewer")])
+    @get("/outbox", guards=[require("viewer")], opt={"tenant": GLOBAL_ONLY})
     async def outbox(self, partner: int | None = None, status: str | None = None, limit: int = 100,
                      offset: int = 0) -> dict[str, Any]:
+        """Pushes to partners, newest first: ``status`` pending (waiting or being retried;
+        ``attempts``, ``next_attempt_at`` and ``last_error`` say how it goes), sending, done or
+        failed (refused by the partner or breaking the OCPI limits; ``last_error`` says why)."""
         limit, offset = page_params(limit, offset)
         query, count = Outbox.select(), Outbox.count()
+        statuses = list(FAILED) if status == "failed" else [status] if status else []
         for cond in ([Outbox.partner == partner] if partner is not None else []) + (
-                [Outbox.status == status] if status else []):
+                [Outbox.status.is_in(statuses)] if statuses else []):
             query, count = query.where(cond), count.where(cond)
         rows = await query.order_by(Outbox.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
-        return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+        return {"items": [_push_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
+
+    @post("/outbox/{outbox_id:int}/resend", guards=[require("operator")], status_code=200,
+          opt={"tenant": GLOBAL_ONLY})
+    async def resend_push(self, request: Request, outbox_id: int) -> dict[str, Any]:
+        """Queue a failed push again (delivered at once, then retried as usual); 409 when it is not
+        failed or a newer push of the same object exists (sending it would bring back an older state)."""
+        try:
+            row = await outbox.resend(outbox_id)
+        except outbox.ResendRefused as exc:
+            status = 404 if not await Outbox.exists().where(Outbox.id == outbox_id) else 409
+            raise HTTPException(status_code=status, detail=str(exc)) from None
+        await audited(request, "resend", "ocpi_push", outbox_id, before={"status": "failed"},
+                      after={"status": "pending"}, summary=f"{row['method']} {row['object_key']} to partner "
+                                                           f"{row['partner']} queued again")
+        return _push_json(row)
 
     @post("/sync", guards=[require("operator")], status_code=200)
     async def sync_now(self) -> dict[str, Any]:

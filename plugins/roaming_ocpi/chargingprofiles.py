@@ -41,7 +41,7 @@ from csms.plugin_api import (
 )
 from plugins.roaming_ocpi import schema, sync
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import authenticate
+from plugins.roaming_ocpi.parties import authenticate, require_module
 from plugins.roaming_ocpi.recheck import Recheck
 from plugins.roaming_ocpi.tables import SessionLink, SessionProfile
 from plugins.roaming_ocpi.transport import invalid, json_body, not_found, ocpi_response, ocpi_ts, parse_datetime
@@ -54,10 +54,6 @@ DEFAULT_VOLTAGE = 230.0
 MAX_DURATION_S = 86_400
 _STATION_TROUBLE = (StationOffline, UnknownStation, CommandTimeout, OcppError, ConnectionError)
 
-
-def _require_cpo() -> None:
-    if "CPO" not in ocpi_settings().role_set:
-        raise not_found("this platform has no CPO role")
 
 
 def _response(result: str) -> Response:
@@ -136,7 +132,7 @@ def _refusal(session: dict[str, Any] | None) -> Response | None:
 @put(PATH, status_code=200)
 async def profile_put(request: Request, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     body = schema.require_valid(await json_body(request), schema.SET_CHARGING_PROFILE, "SetChargingProfile")
     profile = body["charging_profile"]
     _check_profile(profile)
@@ -168,7 +164,7 @@ async def profile_put(request: Request, session_id: str) -> Response:
 @get(PATH)
 async def profile_get(request: Request, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     raw = request.query_params.get("duration") or ""
     if not raw.isdigit() or not 0 < int(raw) <= MAX_DURATION_S:
         raise invalid(f"duration must be a whole number of seconds between 1 and {MAX_DURATION_S}")
@@ -185,7 +181,7 @@ async def profile_get(request: Request, session_id: str) -> Response:
 @delete(PATH, status_code=200)
 async def profile_delete(request: Request, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     response_url = _response_url(request)
     session = await _session(partner, session_id)
     refusal = _refusal(session)

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -22,7 +23,9 @@ _client: httpx.AsyncClient | None = None
 def http_client() -> httpx.AsyncClient:
     global _client
     if _client is None or _client.is_closed:
-        _client = httpx.AsyncClient(timeout=ocpi_settings().request_timeout, follow_redirects=False)
+        # Redirects are followed (httpx keeps the method and body for 307/308, as RFC 9110 asks);
+        # the credentials header goes along only to the same host (httpx drops it elsewhere).
+        _client = httpx.AsyncClient(timeout=ocpi_settings().request_timeout, follow_redirects=True, max_redirects=5)
     return _client
 
 
@@ -44,12 +47,18 @@ class PartnerError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Worth trying again later: the partner was unreachable, failed, or refused our token."""
+        """Worth trying again later: the partner was unreachable (connection error, timeout),
+        failed (HTTP 5xx, OCPI 3xxx) or asked us to come back (408, 429). A 4xx or an OCPI 2xxx
+        means the partner refused this request: sending it again as it is would not help."""
         if self.http_status is None:
             return True
-        if self.http_status >= 500 or self.http_status in (401, 408, 429):
+        if self.http_status >= 500 or self.http_status in (408, 429):
             return True
-        return self.ocpi_status is not None and self.ocpi_status >= 3000
+        if 400 <= self.http_status < 500:
+            return False
+        if self.ocpi_status is not None and 2000 <= self.ocpi_status < 3000:
+            return False
+        return True
 
 
 @dataclass
@@ -113,13 +122,28 @@ async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] |
     items: list[Any] = []
     next_url: str | None = url
     query = params
-    for _ in range(max_pages):
+    seen: set[str] = set()
+    for page in range(max_pages):
         if next_url is None:
             break
-        answer = await call(partner, "GET", next_url, params=query)
+        try:
+            answer = await call(partner, "GET", next_url, params=query)
+        except PartnerError as exc:
+            if page == 0:
+                raise
+            # a broken next link (or a page that fails): keep what was received, stop paging
+            log.warning("pull from partner %s stopped after %d page(s), %d object(s): %s", partner.get("id"), page,
+                        len(items), exc.message)
+            break
         if isinstance(answer.data, list):
             items.extend(answer.data)
+        seen.add(next_url)
         next_url, query = _next_link(answer.headers.get("link", "")), None
+        if next_url is not None and (urlsplit(next_url).scheme not in ("http", "https") or not urlsplit(next_url).netloc
+                                     or next_url in seen):
+            log.warning("pull from partner %s stopped after %d object(s): unusable next link %r", partner.get("id"),
+                        len(items), next_url[:200])
+            break
     return items
 
 

@@ -31,8 +31,9 @@ class OcpiSettings(CsmsSettings):
     page_limit: int = Field(100, description="Largest page served by paginated GET endpoints (X-Limit).")
     sync_interval: float = Field(30.0, description="Seconds between scans for changed locations, tariffs and tokens to push (0: only on events and `POST /sync`).")
     session_update_interval: float = Field(60.0, description="Least seconds between two Session PATCHes (new charging period) of one session.")
-    retry_delays: str = Field("1,5,30,120,600,1800", description="Backoff (s) between delivery attempts of a queued push; the last repeats forever.")
-    worker: bool = Field(True, description="Deliver queued pushes from this process (in multi-node mode keep it on one node only).")
+    retry_delay: float = Field(1.0, description="Seconds before the first retry of a push the partner did not take (then doubled at each attempt).")
+    retry_max_delay: float = Field(3600.0, description="Longest wait (s) between two delivery attempts of a push: the cap of the exponential backoff.")
+    worker: bool = Field(True, description="This node may deliver queued pushes: one node of a cluster at a time does, the leader elected through Redis (`run_as_leader`; without Redis this node). Off: never on this node.")
     command_timeout: int = Field(60, description="Timeout (s) given in CommandResponse; the station's answer is awaited this long.")
     log_retention_days: int = Field(14, description="Days of the OCPI request log kept.")
 
@@ -40,9 +41,9 @@ class OcpiSettings(CsmsSettings):
     def role_set(self) -> set[str]:
         return {r.strip().upper() for r in self.roles.split(",") if r.strip()}
 
-    @property
-    def backoff(self) -> tuple[float, ...]:
-        return tuple(float(x) for x in self.retry_delays.split(",") if x.strip()) or (30.0,)
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed delivery: doubling, capped."""
+        return min(self.retry_max_delay, max(self.retry_delay, 0.0) * 2 ** min(max(attempts - 1, 0), 40))
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from litestar import Request, Response, get, patch, post, put
@@ -26,6 +27,7 @@ from plugins.roaming_ocpi.parties import (
     owns,
     partner_row,
     registered_partners,
+    require_module,
 )
 from plugins.roaming_ocpi.tables import (
     Authorization,
@@ -57,10 +59,6 @@ ALLOWED_TO_OCPP = {"ALLOWED": "Accepted", "BLOCKED": "Blocked", "EXPIRED": "Expi
                    "NOT_ALLOWED": "NotAtThisLocation"}
 
 
-def _require_cpo() -> None:
-    if "CPO" not in ocpi_settings().role_set:
-        raise not_found("this platform has no CPO role")
-
 
 # ======================================================================================================
 # Sender interfaces: locations, tariffs, sessions, CDRs
@@ -81,7 +79,7 @@ async def _list(request: Request, items: list[dict[str, Any]], *, date_from_requ
 @get("/cpo/2.2.1/locations")
 async def locations_list(request: Request) -> Response:
     await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     return await _list(request, await sync.location_list())
 
 
@@ -90,7 +88,7 @@ async def locations_list(request: Request) -> Response:
 async def location_object(request: Request, location_id: str, evse_uid: str | None = None,
                           connector_id: str | None = None) -> Response:
     await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     location = next((loc for loc in await sync.location_list() if loc["id"] == location_id), None)
     if location is None:
         raise not_found(f"unknown location {location_id!r}", UNKNOWN_LOCATION)
@@ -110,14 +108,14 @@ async def location_object(request: Request, location_id: str, evse_uid: str | No
 @get("/cpo/2.2.1/tariffs")
 async def tariffs_list(request: Request) -> Response:
     await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     return await _list(request, await sync.tariff_list())
 
 
 @get("/cpo/2.2.1/sessions")
 async def sessions_list(request: Request) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     links = await SessionLink.select().where(SessionLink.partner == partner["id"]).order_by(
         SessionLink.session_id).output(load_json=True)
     items = [await session_object(link) for link in links]
@@ -127,14 +125,14 @@ async def sessions_list(request: Request) -> Response:
 @put("/cpo/2.2.1/sessions/{session_id:str}/charging_preferences")
 async def charging_preferences(request: Request, session_id: str) -> Response:
     await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     raise OcpiError(2001, "no EVSE of this CPO is CHARGING_PREFERENCES_CAPABLE", http_status=404)
 
 
 @get("/cpo/2.2.1/cdrs")
 async def cdrs_list(request: Request) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     rows = await Cdr.select().where(Cdr.partner == partner["id"]).order_by(Cdr.id).output(load_json=True)
     return await _list(request, [r["payload"] for r in rows])
 
@@ -166,7 +164,7 @@ def _check_owner(partner: dict[str, Any], cc: str, pid: str) -> None:
 @get("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}")
 async def token_get(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     _check_owner(partner, country_code, party_id)
     row = await _stored_token(partner, country_code, party_id, token_uid, _token_type(request))
     if row is None:
@@ -177,7 +175,7 @@ async def token_get(request: Request, country_code: str, party_id: str, token_ui
 @put("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}", status_code=200)
 async def token_put(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     _check_owner(partner, country_code, party_id)
     type_ = _token_type(request)
     token = schema.require_valid(await json_body(request), schema.TOKEN, "Token")
@@ -191,7 +189,7 @@ async def token_put(request: Request, country_code: str, party_id: str, token_ui
 @patch("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}")
 async def token_patch(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     _check_owner(partner, country_code, party_id)
     type_ = _token_type(request)
     changes = json_object(await json_body(request), "Token fields")
@@ -228,15 +226,32 @@ async def _store_token(partner: dict[str, Any], token: dict[str, Any]) -> bool:
 # ======================================================================================================
 
 
+async def partner_tokens(uid: str, wanted_type: str) -> list[dict[str, Any]]:
+    """The tokens ``uid`` partners pushed, of registered partners only (an unregistered partner's
+    are ignored): the wanted type first, then the most recently registered partner first, then
+    the most recently stored."""
+    rows = await RemoteObject.select().where(
+        (RemoteObject.module == "tokens") & (RemoteObject.object_id == uid)).output(load_json=True)
+    if not rows:
+        return []
+    partners = {p["id"]: p for p in await registered_partners()}
+    rows = [r for r in rows if r["partner"] in partners]
+
+    def order(row: dict[str, Any]) -> tuple[bool, float, int]:
+        partner = partners[row["partner"]]
+        since = partner["registered_at"] or partner["created_at"]
+        return row["object_type"] != wanted_type, -since.timestamp(), -row["id"]
+
+    return sorted(rows, key=order)
+
+
 async def authorize(station_id: str, id_token: str, token_type: str, evse_id: int | None,
                     purpose: str) -> AuthorizationResult | None:
     """A partner's token: whitelist rules, real-time authorization within the time budget."""
     if "CPO" not in ocpi_settings().role_set or not id_token or not await any_partner():
         return None
-    tokens = await RemoteObject.select().where(
-        (RemoteObject.module == "tokens") & (RemoteObject.object_id == id_token)).output(load_json=True)
     wanted = objects.TOKEN_TYPE_TO_OCPI.get(token_type, "RFID")
-    tokens.sort(key=lambda t: t["object_type"] != wanted)
+    tokens = await partner_tokens(id_token, wanted)
     if await _recent_command(station_id, id_token):
         return AuthorizationResult("Accepted", group_id=(tokens[0]["payload"].get("group_id") if tokens else None),
                                    source="roaming_ocpi.command")
@@ -390,12 +405,9 @@ async def _session_started(event: ev.SessionStarted) -> None:
         auth_method, reference = "COMMAND", command["authorization_reference"]
         await CommandRecord.update({CommandRecord.status: "done"}).where(CommandRecord.id == command["id"])
     else:
-        tokens = await RemoteObject.select().where(
-            (RemoteObject.module == "tokens") & (RemoteObject.object_id == event.id_token)).output(load_json=True)
+        tokens = await partner_tokens(event.id_token, objects.TOKEN_TYPE_TO_OCPI.get(session["token_type"], "RFID"))
         if not tokens:
             return
-        wanted = objects.TOKEN_TYPE_TO_OCPI.get(session["token_type"], "RFID")
-        tokens.sort(key=lambda t: t["object_type"] != wanted)
         partner_id, token = tokens[0]["partner"], tokens[0]["payload"]
         realtime = await Authorization.select().where(
             (Authorization.direction == "out") & (Authorization.token_uid == event.id_token)
@@ -431,10 +443,39 @@ async def _cost(session: dict[str, Any], final: bool) -> Any:
     return await call_hook("price_session", session=session, final=final)
 
 
-def _period(start: datetime, end: datetime, energy_wh: float) -> dict[str, Any]:
+FOUR = Decimal("0.0001")  # OCPI numbers carry 4 decimals
+
+
+def _kwh(energy_wh: float) -> Decimal:
+    return (Decimal(str(max(energy_wh or 0.0, 0.0))) / 1000).quantize(FOUR, rounding=ROUND_HALF_UP)
+
+
+def _hours(start: datetime, end: datetime) -> Decimal:
+    return (Decimal(str(max((end - start).total_seconds(), 0.0))) / 3600).quantize(FOUR, rounding=ROUND_HALF_UP)
+
+
+def _summed(periods: list[dict[str, Any]], dimension: str) -> Decimal:
+    return sum((Decimal(str(d["volume"])) for p in periods for d in p.get("dimensions", [])
+                if d.get("type") == dimension), Decimal(0))
+
+
+def _period(start: datetime, periods: list[dict[str, Any]], total_kwh: Decimal, total_h: Decimal) -> dict[str, Any]:
+    """The next charging period: what the session's totals have beyond the periods before it, so
+    the periods always add up exactly to the totals (the last one takes the remainder)."""
     return {"start_date_time": ocpi_ts(start), "dimensions": [
-        {"type": "ENERGY", "volume": round(max(energy_wh, 0.0) / 1000, 4)},
-        {"type": "TIME", "volume": round(max((end - start).total_seconds(), 0) / 3600, 4)}]}
+        {"type": "ENERGY", "volume": float(max(total_kwh - _summed(periods, "ENERGY"), Decimal(0)))},
+        {"type": "TIME", "volume": float(max(total_h - _summed(periods, "TIME"), Decimal(0)))}]}
+
+
+def _balanced(periods: list[dict[str, Any]], total_kwh: Decimal, total_h: Decimal) -> list[dict[str, Any]]:
+    """The periods with the last one taking what the totals have beyond their sum."""
+    periods = [{**p, "dimensions": [dict(d) for d in p["dimensions"]]} for p in periods]
+    for dimension, total in (("ENERGY", total_kwh), ("TIME", total_h)):
+        rest = total - _summed(periods, dimension)
+        last = next((d for d in periods[-1]["dimensions"] if d.get("type") == dimension), None) if periods else None
+        if last is not None and rest and Decimal(str(last["volume"])) + rest >= 0:
+            last["volume"] = float(Decimal(str(last["volume"])) + rest)
+    return periods
 
 
 async def _session_progress(session_id: int, *, final: bool) -> None:
@@ -449,17 +490,18 @@ async def _session_progress(session_id: int, *, final: bool) -> None:
     live = get_core().sessions.find(session["station_id"], session["transaction_id"])
     energy = live.energy_wh if live is not None else session["energy_wh"] or 0.0
     end = session["stopped_at"] if final and session["stopped_at"] else now
-    period = _period(link["period_start"] or session["started_at"], end, energy - link["period_energy_wh"])
+    period = _period(link["period_start"] or session["started_at"], link["periods"], _kwh(energy),
+                     _hours(session["started_at"], end))
     periods = [*link["periods"], period]
     values: dict[Any, Any] = {SessionLink.periods: periods, SessionLink.period_start: end,
-                              SessionLink.period_energy_wh: int(energy), SessionLink.last_pushed_at: now,
+                              SessionLink.period_energy_wh: round(energy), SessionLink.last_pushed_at: now,
                               SessionLink.last_updated: now}
     if final:
         values[SessionLink.status] = "COMPLETED"
         _linked.discard(session_id)
     await SessionLink.update(values).where(SessionLink.session_id == session_id)
     cost = await _cost(session, final)
-    change: dict[str, Any] = {"kwh": round(energy / 1000, 4), "charging_periods": [period],
+    change: dict[str, Any] = {"kwh": float(_kwh(energy)), "charging_periods": [period],
                               "last_updated": ocpi_ts(now)}
     if cost is not None:
         change["total_cost"] = objects.price(cost.total_excl_vat, cost.total_incl_vat)
@@ -481,7 +523,7 @@ async def session_object(link: dict[str, Any]) -> dict[str, Any] | None:
     cost = await _cost(session, session["state"] == "completed")
     body: dict[str, Any] = {
         "country_code": s.country_code, "party_id": s.party_id, "id": str(link["session_id"]),
-        "start_date_time": ocpi_ts(session["started_at"]), "kwh": round(energy / 1000, 4),
+        "start_date_time": ocpi_ts(session["started_at"]), "kwh": float(_kwh(energy)),
         "cdr_token": link["cdr_token"], "auth_method": link["auth_method"],
         "location_id": link["location_id"], "evse_uid": link["evse_uid"], "connector_id": link["connector_id"],
         "currency": cost.currency if cost is not None else s.currency, "charging_periods": link["periods"],
@@ -525,13 +567,14 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
         cdr_location["name"] = site["name"][:255]
         if site["postal_code"]:
             cdr_location["postal_code"] = site["postal_code"][:10]
-    periods = link["periods"] or [_period(start, end, energy)]
+    total_kwh, total_h = _kwh(energy), _hours(start, end)
+    periods = _balanced(link["periods"], total_kwh, total_h) or [_period(start, [], total_kwh, total_h)]
     cdr: dict[str, Any] = {
         "country_code": s.country_code, "party_id": s.party_id, "id": cdr_id, "start_date_time": ocpi_ts(start),
         "end_date_time": ocpi_ts(end), "session_id": cdr_id, "cdr_token": link["cdr_token"],
         "auth_method": link["auth_method"], "cdr_location": cdr_location,
         "currency": cost.currency if cost is not None else s.currency, "charging_periods": periods,
-        "total_energy": round(energy / 1000, 4), "total_time": round((end - start).total_seconds() / 3600, 4),
+        "total_energy": float(total_kwh), "total_time": float(total_h),
         "last_updated": ocpi_ts(utcnow()),
     }
     if link["authorization_reference"]:
@@ -556,8 +599,6 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
 
 def _cost_totals(cost: Any) -> dict[str, Any]:
     """Per-dimension totals from the cost lines (Decimal arithmetic, then OCPI numbers)."""
-    from decimal import Decimal
-
     sums: dict[str, list[Decimal]] = {}
     parking_hours = Decimal(0)
     for line in cost.lines:
@@ -605,7 +646,7 @@ def _response(result: str, message: str = "") -> dict[str, Any]:
 @post("/cpo/2.2.1/commands/{command:str}", status_code=200)
 async def command_receive(request: Request, command: str) -> Response:
     partner = await authenticate(request)
-    _require_cpo()
+    require_module(request, "CPO")
     if command not in schema.COMMANDS:
         return ocpi_response(_response("NOT_SUPPORTED", f"unknown command {command!r}"))
     body = schema.require_valid(await json_body(request), schema.COMMANDS[command], command)

@@ -14,7 +14,14 @@ from csms.plugin_api import IdToken, utcnow
 from plugins.roaming_ocpi import schema, sync
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import authenticate, base_url, endpoint_url, owns, partner_row
+from plugins.roaming_ocpi.parties import (
+    authenticate,
+    base_url,
+    endpoint_url,
+    owns,
+    partner_row,
+    require_module,
+)
 from plugins.roaming_ocpi.tables import Authorization, CommandRecord, RemoteObject
 from plugins.roaming_ocpi.transport import (
     CLIENT_ERROR,
@@ -36,10 +43,6 @@ log = logging.getLogger("csms.ocpi.emsp")
 OCPP_TO_ALLOWED = {"Accepted": "ALLOWED", "Blocked": "BLOCKED", "Expired": "EXPIRED", "Invalid": "BLOCKED"}
 
 
-def _require_emsp() -> None:
-    if "EMSP" not in ocpi_settings().role_set:
-        raise not_found("this platform has no eMSP role")
-
 
 # ======================================================================================================
 # Tokens Sender: our cards, and real-time authorization of them
@@ -49,7 +52,7 @@ def _require_emsp() -> None:
 @get("/emsp/2.2.1/tokens")
 async def tokens_list(request: Request) -> Response:
     await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     limit = ocpi_settings().page_limit
     page = page_request(request, limit)
     items = [t for t in await sync.token_list() if page.window(parse_datetime(t["last_updated"]))]
@@ -59,7 +62,7 @@ async def tokens_list(request: Request) -> Response:
 @post("/emsp/2.2.1/tokens/{token_uid:str}/authorize", status_code=200)
 async def token_authorize(request: Request, token_uid: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     type_ = request.query_params.get("type") or "RFID"
     if type_ not in schema.TOKEN_TYPE[1]:
         raise invalid(f"type {type_!r} is not a TokenType")
@@ -151,7 +154,7 @@ def _replace(items: list[dict[str, Any]], key: str, new: dict[str, Any]) -> bool
 async def location_get(request: Request, country_code: str, party_id: str, location_id: str,
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     row = await _stored(partner, "locations", country_code, party_id, location_id)
     if row is None:
@@ -170,7 +173,7 @@ async def location_get(request: Request, country_code: str, party_id: str, locat
 async def location_put(request: Request, country_code: str, party_id: str, location_id: str,
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     body = await json_body(request)
     row = await _stored(partner, "locations", country_code, party_id, location_id)
@@ -206,7 +209,7 @@ async def location_put(request: Request, country_code: str, party_id: str, locat
 async def location_patch(request: Request, country_code: str, party_id: str, location_id: str,
                          evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     spec = schema.LOCATION if evse_uid is None else schema.EVSE if connector_id is None else schema.CONNECTOR
     changes = _patched(await json_body(request), spec, "Location" if evse_uid is None else
@@ -240,7 +243,7 @@ SESSION_PATH = "/emsp/2.2.1/sessions/{country_code:str}/{party_id:str}/{session_
 @get(SESSION_PATH)
 async def session_get(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     row = await _stored(partner, "sessions", country_code, party_id, session_id)
     if row is None:
@@ -251,7 +254,7 @@ async def session_get(request: Request, country_code: str, party_id: str, sessio
 @put(SESSION_PATH, status_code=200)
 async def session_put(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     body = schema.require_valid(await json_body(request), schema.SESSION, "Session")
     _same_owner(body, country_code, party_id, session_id)
@@ -264,7 +267,7 @@ async def session_put(request: Request, country_code: str, party_id: str, sessio
 @patch(SESSION_PATH)
 async def session_patch(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     changes = _patched(await json_body(request), schema.SESSION, "Session")
     row = await _stored(partner, "sessions", country_code, party_id, session_id)
@@ -281,7 +284,7 @@ async def session_patch(request: Request, country_code: str, party_id: str, sess
 @post("/emsp/2.2.1/cdrs", status_code=200)
 async def cdr_post(request: Request) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     body = schema.require_valid(await json_body(request), schema.CDR, "CDR")
     cc, pid = body["country_code"].upper(), body["party_id"].upper()
     _owner(partner, cc, pid)
@@ -298,7 +301,7 @@ async def cdr_post(request: Request) -> Response:
 @get("/emsp/2.2.1/cdrs/{cdr_ref:int}")
 async def cdr_get(request: Request, cdr_ref: int) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     row = await RemoteObject.select().where((RemoteObject.id == cdr_ref) & (RemoteObject.module == "cdrs")
                                             & (RemoteObject.partner == partner["id"])).output(load_json=True).first()
     if row is None:
@@ -312,7 +315,7 @@ TARIFF_PATH = "/emsp/2.2.1/tariffs/{country_code:str}/{party_id:str}/{tariff_id:
 @get(TARIFF_PATH)
 async def tariff_get(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     row = await _stored(partner, "tariffs", country_code, party_id, tariff_id)
     if row is None:
@@ -323,7 +326,7 @@ async def tariff_get(request: Request, country_code: str, party_id: str, tariff_
 @put(TARIFF_PATH, status_code=200)
 async def tariff_put(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     body = schema.require_valid(await json_body(request), schema.TARIFF, "Tariff")
     _same_owner(body, country_code, party_id, tariff_id)
@@ -335,7 +338,7 @@ async def tariff_put(request: Request, country_code: str, party_id: str, tariff_
 @delete(TARIFF_PATH, status_code=200)
 async def tariff_delete(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     _owner(partner, country_code, party_id)
     row = await _stored(partner, "tariffs", country_code, party_id, tariff_id)
     if row is None:
@@ -352,7 +355,7 @@ async def tariff_delete(request: Request, country_code: str, party_id: str, tari
 @post("/emsp/2.2.1/commands/{command:str}/{uid:str}", status_code=200)
 async def command_result(request: Request, command: str, uid: str) -> Response:
     partner = await authenticate(request)
-    _require_emsp()
+    require_module(request, "EMSP")
     record = await CommandRecord.select().where(
         (CommandRecord.direction == "out") & (CommandRecord.uid == uid) & (CommandRecord.command == command)
         & (CommandRecord.partner == partner["id"])).first()

@@ -71,8 +71,10 @@ def _routing(scope: dict[str, Any]) -> dict[str, str]:
     to_pid = _header(scope, b"ocpi-from-party-id") or partner.get("party_id") or ""
     from_cc = _header(scope, b"ocpi-to-country-code") or s.country_code
     from_pid = _header(scope, b"ocpi-to-party-id") or s.party_id
-    return {"ocpi-from-country-code": from_cc, "ocpi-from-party-id": from_pid,
-            "ocpi-to-country-code": to_cc, "ocpi-to-party-id": to_pid}
+    headers = {"ocpi-from-country-code": from_cc, "ocpi-from-party-id": from_pid,
+               "ocpi-to-country-code": to_cc, "ocpi-to-party-id": to_pid}
+    # a caller we cannot name (a 401 without routing headers) gets no empty OCPI-to-* headers
+    return {k: v for k, v in headers.items() if v}
 
 
 async def _log(scope: dict[str, Any], state: dict[str, Any], request_id: str, correlation_id: str,

@@ -9,7 +9,7 @@ from partners flagged ``raw_tokens``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 
@@ -17,7 +17,10 @@ from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.recheck import Recheck
 from plugins.roaming_ocpi.tables import Partner
 from plugins.roaming_ocpi.transport import (
+    CLIENT_ERROR,
     VERSION,
+    OcpiError,
+    not_found,
     presented_token,
     token_digest,
     unauthorized,
@@ -41,6 +44,24 @@ EMSP_ENDPOINTS = (
     ("tokens", "SENDER", "emsp/2.2.1/tokens"),
     ("commands", "SENDER", "emsp/2.2.1/commands"),
 )
+# Which partner roles use each of our interfaces (OCPI 2.2.1, each module's "Sender/Receiver"
+# section): our CPO interfaces serve eMSPs (and NSPs/SCSPs where they read Locations and Tariffs or
+# set charging profiles), our eMSP interfaces serve CPOs; a hub stands in for either side.
+MODULE_USERS = {
+    ("CPO", "locations"): {"EMSP", "NSP", "SCSP", "HUB"},
+    ("CPO", "tariffs"): {"EMSP", "NSP", "HUB"},
+    ("CPO", "sessions"): {"EMSP", "HUB"},
+    ("CPO", "cdrs"): {"EMSP", "HUB"},
+    ("CPO", "tokens"): {"EMSP", "HUB"},
+    ("CPO", "commands"): {"EMSP", "HUB"},
+    ("CPO", "chargingprofiles"): {"EMSP", "SCSP", "HUB"},
+    ("EMSP", "locations"): {"CPO", "HUB"},
+    ("EMSP", "sessions"): {"CPO", "HUB"},
+    ("EMSP", "cdrs"): {"CPO", "HUB"},
+    ("EMSP", "tariffs"): {"CPO", "HUB"},
+    ("EMSP", "tokens"): {"CPO", "HUB"},
+    ("EMSP", "commands"): {"CPO", "HUB"},
+}
 CONFIGURATION_PATHS = ("/ocpi/versions", f"/ocpi/{VERSION}", f"/ocpi/{VERSION}/credentials")
 
 
@@ -157,6 +178,25 @@ async def authenticate(request: Request, *, registration: bool = False) -> dict[
     request.scope["ocpi_partner"] = partner  # type: ignore[typeddict-unknown-key]
     request.scope["ocpi_token"] = token  # type: ignore[typeddict-unknown-key]
     return partner
+
+
+def require_module(request: Request, our_role: str) -> None:
+    """The module of this request (``/ocpi/{cpo|emsp}/2.2.1/{module}/...``) must be one our role
+    ``our_role`` offers and the calling partner's roles use: 404 when we do not take the role,
+    HTTP 403 with OCPI 2000 (generic client error: the specification has no status code of its
+    own for this) when the partner registered only in roles that do not use the module, e.g. an
+    eMSP asking our eMSP Tokens Sender for our cards."""
+    if our_role not in ocpi_settings().role_set:
+        raise not_found(f"this platform has no {our_role} role")
+    parts = request.url.path.split("/")
+    module = parts[4] if len(parts) > 4 else ""
+    users = MODULE_USERS.get((our_role, module), set())
+    partner = cast("dict[str, Any]", request.scope.get("ocpi_partner") or {})
+    theirs = partner_roles(partner)
+    if not theirs & users:
+        raise OcpiError(CLIENT_ERROR, f"the {module} module of our {our_role} role is for partners in role "
+                        f"{' or '.join(sorted(users))}; this partner registered as {', '.join(sorted(theirs)) or 'none'}",
+                        http_status=403)
 
 
 async def _by_digest(digest: str) -> dict[str, Any] | None:

@@ -122,8 +122,8 @@ EVSE = obj({
     "images": (many(IMAGE), O), "last_updated": (DT, R)})
 LOCATION = obj({
     "country_code": (ci(2), R), "party_id": (ci(3), R), "id": (ci(36), R), "publish": (BOOL, R),
-    "publish_allowed_to": (many(PUBLISH_TOKEN), O), "name": (s(255), O), "address": (s(255), R), "city": (s(45), R),
-    "postal_code": (s(10), O), "state": (s(45), O), "country": (s(3), R), "coordinates": (GEO, R),
+    "publish_allowed_to": (many(PUBLISH_TOKEN), O), "name": (s(255), O), "address": (s(45), R), "city": (s(45), R),
+    "postal_code": (s(10), O), "state": (s(20), O), "country": (s(3), R), "coordinates": (GEO, R),
     "related_locations": (many(ADDITIONAL_GEO), O), "parking_type": (enum(
         "ALONG_MOTORWAY", "PARKING_GARAGE", "PARKING_LOT", "ON_DRIVEWAY", "ON_STREET", "UNDERGROUND_GARAGE"), O),
     "evses": (many(EVSE), O), "directions": (many(DISPLAY_TEXT), O), "operator": (BUSINESS_DETAILS, O),
@@ -246,7 +246,7 @@ def _check(value: Any, spec: Spec, path: str, problems: list[str], partial: bool
         if not isinstance(value, str):
             problems.append(f"{where}: must be a string")
         elif len(value) > spec[1]:
-            problems.append(f"{where}: longer than {spec[1]} characters")
+            problems.append(f"{where}: longer than {spec[1]} characters ({len(value)} given)")
         elif not _printable(value, spec[0] == "ci"):
             problems.append(f"{where}: holds characters that are not printable")
     elif spec[0] == "re":

@@ -6,10 +6,9 @@ with them and queues the pushes the change calls for: a new or changed Location 
 whose status changed is PATCHed, a vanished EVSE PATCHed as ``REMOVED``, a changed Tariff PUT and
 a withdrawn one DELETEd, a changed Token PUT (a deleted card as ``valid: false``).
 
-The *outbox* holds every push until the partner took it: a partner that is down gets it later,
-with backoff, in the order queued for each object; nothing is dropped. A partner's answer with an
-OCPI client error (2xxx) means the data itself was refused: the push is kept as ``rejected``
-and logged, not retried.
+Pushes go through the outbox (:mod:`plugins.roaming_ocpi.outbox`: retries, one queue per
+partner, ordering per object). The pushes of a Location's EVSEs share the Location's object key,
+so an EVSE PATCH never overtakes (or is overtaken by) a queued PUT of its Location.
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from csms.plugin_api import utcnow
-from plugins.roaming_ocpi import objects
-from plugins.roaming_ocpi.client import PartnerError, call
+from csms.plugin_api import LeaderJob, run_as_leader, utcnow
+from plugins.roaming_ocpi import objects, outbox
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row, registered_partners
-from plugins.roaming_ocpi.tables import Cdr, Outbox, RequestLog, Snapshot
+from plugins.roaming_ocpi.outbox import deliver_due, enqueue, enqueue_all  # noqa: F401 (callers use sync.*)
+from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row
+from plugins.roaming_ocpi.tables import RequestLog, Snapshot
 from plugins.roaming_ocpi.transport import ocpi_ts
 
 log = logging.getLogger("csms.ocpi.sync")
@@ -34,102 +33,6 @@ log = logging.getLogger("csms.ocpi.sync")
 
 def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-# -- the outbox -----------------------------------------------------------------------------------------
-
-_wakeup: asyncio.Event | None = None
-
-
-def _kick() -> None:
-    if _wakeup is not None:
-        _wakeup.set()
-
-
-async def enqueue(partner_id: int, method: str, key: str, *, module: str = "", role: str = "RECEIVER",
-                  path: str = "", url: str = "", body: Any = None) -> None:
-    await Outbox(partner=partner_id, method=method, module=module, interface_role=role, path=path, url=url,
-                 body=body, object_key=key[:100]).save()
-    _kick()
-
-
-async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any) -> None:
-    """Queue a push for every registered partner in ``role`` (EMSP, CPO) that has the module's Receiver."""
-    for partner in await registered_partners(role):
-        if endpoint_url(partner, module, "RECEIVER"):
-            await enqueue(partner["id"], method, key, module=module, path=path, body=body)
-
-
-_deliver_lock = asyncio.Lock()
-
-
-async def deliver_due() -> int:
-    """One pass over the outbox; returns how many pushes were delivered."""
-    async with _deliver_lock:
-        return await _deliver_pass()
-
-
-async def _deliver_pass() -> int:
-    now = utcnow()
-    rows = await Outbox.select().where(Outbox.status == "pending").order_by(Outbox.id).limit(1000).output(
-        load_json=True)
-    blocked: set[str] = set()
-    down: set[int] = set()
-    delivered = 0
-    for row in rows:
-        key = f"{row['partner']}|{row['object_key']}"
-        if key in blocked:
-            continue
-        blocked.add(key)  # later pushes of the same object wait for this one
-        if row["next_attempt_at"] > now or row["partner"] in down:
-            continue
-        ok, retry = await _deliver(row)
-        if ok:
-            delivered += 1
-        elif retry:
-            down.add(row["partner"])
-    return delivered
-
-
-async def _deliver(row: dict[str, Any]) -> tuple[bool, bool]:
-    partner = await partner_row(row["partner"])
-    error, retry = "", True
-    if partner is None or partner["status"] == "unregistered":
-        await _finish(row, "rejected", "the partner is not registered any more")
-        return False, False
-    url = row["url"]
-    if row["module"]:
-        base = endpoint_url(partner, row["module"], row["interface_role"])
-        url = base.rstrip("/") + row["path"] if base else ""
-    if partner["status"] != "registered" or not url:
-        error = "the partner is not registered" if partner["status"] != "registered" else \
-            f"the partner has no {row['module']} {row['interface_role'].lower()} endpoint"
-    else:
-        try:
-            answer = await call(partner, row["method"], url, body=row["body"])
-        except PartnerError as exc:
-            error, retry = exc.message, exc.retryable
-        else:
-            await _finish(row, "done", "")
-            if row["module"] == "cdrs" and row["method"] == "POST":
-                await Cdr.update({Cdr.location_url: (answer.headers.get("location") or "")[:255]}).where(
-                    Cdr.cdr_id == row["object_key"].removeprefix("cdr:"))
-            return True, False
-    if not retry:
-        log.warning("partner %s refused %s %s: %s", row["partner"], row["method"], url, error)
-        await _finish(row, "rejected", error)
-        return False, False
-    delays = ocpi_settings().backoff
-    attempts = row["attempts"] + 1
-    delay = delays[min(attempts - 1, len(delays) - 1)]
-    await Outbox.update({Outbox.attempts: attempts, Outbox.last_error: error[:2000],
-                         Outbox.next_attempt_at: utcnow() + timedelta(seconds=delay)}).where(Outbox.id == row["id"])
-    return False, True
-
-
-async def _finish(row: dict[str, Any], status: str, error: str) -> None:
-    await Outbox.update({Outbox.status: status, Outbox.attempts: row["attempts"] + 1, Outbox.last_error: error[:2000],
-                         Outbox.done_at: utcnow()}).where(Outbox.id == row["id"])
 
 
 # -- snapshots --------------------------------------------------------------------------------------------
@@ -199,7 +102,7 @@ async def _refresh_locations(site_ids: list[int] | None,
                 gone = {**old["payload"], "status": "REMOVED", "last_updated": ocpi_ts(now)}
                 await _save(old, "evse", key, old["digest"], gone, now, parent=loc_id, removed=True)
                 published.append(gone)
-                evse_pushes.append(("PATCH", f"evse:{key}", f"{prefix}/{loc_id}/{uid}",
+                evse_pushes.append(("PATCH", f"location:{loc_id}", f"{prefix}/{loc_id}/{uid}",
                                     {"status": "REMOVED", "last_updated": ocpi_ts(now)}))
                 continue
             conn_changed = False
@@ -226,10 +129,10 @@ async def _refresh_locations(site_ids: list[int] | None,
                                                                                         "connectors")}
                                == {k: v for k, v in own.items() if k != "status"})
                 if only_status:
-                    evse_pushes.append(("PATCH", f"evse:{key}", f"{prefix}/{loc_id}/{uid}",
+                    evse_pushes.append(("PATCH", f"location:{loc_id}", f"{prefix}/{loc_id}/{uid}",
                                         {"status": evse["status"], "last_updated": evse["last_updated"]}))
                 else:
-                    evse_pushes.append(("PUT", f"evse:{key}", f"{prefix}/{loc_id}/{uid}", evse))
+                    evse_pushes.append(("PUT", f"location:{loc_id}", f"{prefix}/{loc_id}/{uid}", evse))
             await _save(old, "evse", key, dig, evse, stamp, parent=loc_id)
             published.append(evse)
         if loc is None:  # the site is no longer published: every EVSE REMOVED
@@ -391,39 +294,39 @@ def schedule_initial_push(partner_id: int) -> None:
 
 
 class Worker:
-    """The outbox delivery loop and the periodic refresh, started with the server."""
+    """The outbox delivery loop and the periodic refresh, started with the server.
+
+    Both run on one node of a cluster at a time (``run_as_leader``: the leader elected through
+    Redis, taken over by another node when it stops renewing; without Redis this node), so a
+    partner never receives the same object from two nodes at once. Any node may queue."""
 
     def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._jobs: list[LeaderJob] = []
+        self._dispatcher = outbox.Dispatcher()
 
     def start(self) -> None:
-        global _wakeup, _lock, _deliver_lock
-        _wakeup = asyncio.Event()
-        _lock, _deliver_lock = asyncio.Lock(), asyncio.Lock()  # bound to this server's loop
+        global _lock
+        outbox.reset()
+        _lock = asyncio.Lock()  # bound to this server's loop
+        self._dispatcher = outbox.Dispatcher()
         s = ocpi_settings()
         if s.worker:
-            self._tasks.append(asyncio.create_task(self._deliver_loop(), name="ocpi-outbox"))
+            self._jobs.append(run_as_leader("ocpi-outbox", self._deliver))
         if s.sync_interval > 0:
-            self._tasks.append(asyncio.create_task(self._refresh_loop(s.sync_interval), name="ocpi-refresh"))
+            self._jobs.append(run_as_leader("ocpi-refresh", lambda: self._refresh_loop(s.sync_interval)))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, *list(_tasks), return_exceptions=True)
-        self._tasks.clear()
+        for job in self._jobs:
+            await job.stop()
+        self._jobs.clear()
+        await asyncio.gather(*list(_tasks), return_exceptions=True)
+        await self._dispatcher.stop()
 
-    async def _deliver_loop(self) -> None:
-        assert _wakeup is not None
-        while True:
-            _wakeup.clear()
-            try:
-                await deliver_due()
-            except Exception:
-                log.exception("OCPI outbox pass failed")
-            try:
-                await asyncio.wait_for(_wakeup.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
-                pass
+    async def _deliver(self) -> None:
+        try:
+            await self._dispatcher.run()
+        finally:  # the lease was lost or the server stops: no partner task outlives it
+            await self._dispatcher.stop()
 
     async def _refresh_loop(self, interval: float) -> None:
         while True:

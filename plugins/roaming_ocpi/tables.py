@@ -130,8 +130,9 @@ class Authorization(Table, tablename="ocpi_authorization"):
 
 
 class Outbox(Table, tablename="ocpi_outbox"):
-    """A push waiting for delivery: retried with backoff until the partner takes it; pushes of
-    the same object (``object_key``) go out in the order they were queued."""
+    """A push to a partner (see ``outbox.py``): retried with backoff until the partner takes it,
+    parked as ``failed`` when refused; pushes of the same object (``object_key``) go out in the
+    order they were queued."""
 
     partner = Integer(index=True)
     module = Varchar(length=16, default="")  # the partner endpoint's identifier, or "" for ``url``
@@ -141,7 +142,7 @@ class Outbox(Table, tablename="ocpi_outbox"):
     method = Varchar(length=8)
     body = JSON(null=True, default=None)
     object_key = Varchar(length=100, index=True)
-    status = Varchar(length=16, default="pending", index=True)  # pending|done|rejected
+    status = Varchar(length=16, default="pending", index=True)  # pending|sending|done|failed (older: rejected)
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
     last_error = Text(default="")

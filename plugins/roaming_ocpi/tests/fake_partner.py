@@ -45,6 +45,10 @@ class FakePartner:
     requests: list[Recorded] = field(default_factory=list)
     down: bool = False
     answers: dict[str, Any] = field(default_factory=dict)  # path suffix -> (http status, envelope)
+    slash: bool = False  # advertise endpoint URLs with a trailing slash (``.../cdrs/``)
+    # ``await script(record)`` before the usual answer (may sleep, i.e. stall): None for the usual
+    # answer, else (http status, envelope, extra headers)
+    script: Any = None
 
     @property
     def base(self) -> str:
@@ -60,6 +64,12 @@ class FakePartner:
             "country_code": self.country_code}]}
 
     def endpoints(self) -> list[dict[str, str]]:
+        found = self._endpoints()
+        if self.slash:
+            found = [{**e, "url": e["url"] + "/"} if e["identifier"] != "credentials" else e for e in found]
+        return found
+
+    def _endpoints(self) -> list[dict[str, str]]:
         b = f"{self.base}/ocpi/2.2.1"
         if self.role == "EMSP":
             return [{"identifier": "credentials", "role": "SENDER", "url": f"{b}/credentials"},
@@ -112,7 +122,10 @@ class FakePartner:
         status, envelope, extra = 200, {"status_code": 1000, "timestamp": now()}, []
         accepted = {"Token " + base64.b64encode(t.encode()).decode() for t in self.accepted}
         path = scope["path"]
-        if self.down:
+        scripted = await self.script(record) if self.script is not None else None
+        if scripted is not None:
+            status, envelope, extra = scripted
+        elif self.down:
             status, envelope = 503, {"status_code": 3000, "timestamp": now()}
         elif headers.get("authorization") not in accepted:
             status, envelope = 401, {"status_code": 2000, "status_message": "bad token", "timestamp": now()}
@@ -126,11 +139,11 @@ class FakePartner:
             self.issued.append(new)
             self.accepted.add(new)
             envelope["data"] = {**self.credentials(), "token": new}
-        elif path == "/ocpi/2.2.1/cdrs" and scope["method"] == "POST":
+        elif path.rstrip("/") == "/ocpi/2.2.1/cdrs" and scope["method"] == "POST":
             status = 201
             extra = [(b"location", f"{self.base}/ocpi/2.2.1/cdrs/{len(self.requests)}".encode())]
         for suffix, answer in self.answers.items():
-            if path.endswith(suffix):
+            if path.endswith(suffix) and scripted is None:
                 status, envelope = answer
         record.status = status
         await send({"type": "http.response.start", "status": status,

@@ -45,7 +45,8 @@ async def test_roaming_pages(server):
         assert "/ocpi/versions" in r.text and "NL/CPO" in r.text
         r = await admin.post("/admin/roaming/invite", data={"name": "Page partner", "_csrf_token": csrf(r.text)})
         assert r.status_code == 200 and "Page partner" in r.text
-        token_a = re.search(r"<pre><code>([^<]+)</code></pre>", r.text).group(1)
+        assert r.headers["content-type"].startswith("text/html") and r.headers["cache-control"] == "no-store"
+        token_a = re.search(r'<pre id="token-a"[^>]*><code>([^<]+)</code></pre>', r.text).group(1)
         assert len(token_a) >= 32
         partner_id = max(p["id"] for p in (await server.api.get("/roaming/partners")).json()["items"])
         r = await admin.get(f"/admin/roaming/partners/{partner_id}")

@@ -17,10 +17,10 @@ from plugins.roaming_ocpi.tests.stations import eventually, site_with_stations
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CPO = {"CSMS_OCPI_COUNTRY_CODE": "NL", "CSMS_OCPI_PARTY_ID": "CPO", "CSMS_OCPI_BUSINESS_NAME": "Roaming CPO",
-       "CSMS_OCPI_ROLES": "CPO", "CSMS_OCPI_SYNC_INTERVAL": "0", "CSMS_OCPI_RETRY_DELAYS": "0.3,0.6,1",
+       "CSMS_OCPI_ROLES": "CPO", "CSMS_OCPI_SYNC_INTERVAL": "0", "CSMS_OCPI_RETRY_DELAY": "0.3", "CSMS_OCPI_RETRY_MAX_DELAY": "1",
        "CSMS_OCPI_SESSION_UPDATE_INTERVAL": "0"}
 EMSP = {"CSMS_OCPI_COUNTRY_CODE": "DE", "CSMS_OCPI_PARTY_ID": "EMS", "CSMS_OCPI_BUSINESS_NAME": "Roaming eMSP",
-        "CSMS_OCPI_ROLES": "EMSP", "CSMS_OCPI_SYNC_INTERVAL": "0.5", "CSMS_OCPI_RETRY_DELAYS": "0.3,0.6,1"}
+        "CSMS_OCPI_ROLES": "EMSP", "CSMS_OCPI_SYNC_INTERVAL": "0.5", "CSMS_OCPI_RETRY_DELAY": "0.3", "CSMS_OCPI_RETRY_MAX_DELAY": "1"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

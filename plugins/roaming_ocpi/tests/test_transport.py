@@ -175,23 +175,26 @@ async def test_we_register_update_and_unregister(server):
         assert post.body["url"] == f"{server.base_url}/ocpi/versions"
         our_token = partner.their_token
         async with httpx.AsyncClient() as c:  # the partner can now call us with the token we gave
-            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(our_token))
+            r = await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens", headers=tok(our_token))
             assert r.status_code == 200
+            # a CPO partner may not use our CPO interfaces (HTTP 403, OCPI 2000)
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(our_token))
+            assert r.status_code == 403 and r.json()["status_code"] == 2000
             # PUT: fresh credentials both ways, endpoints fetched again
             r = await server.api.post(f"/roaming/partners/{row['id']}/credentials")
             assert r.status_code == 200, r.text
             put = partner.pushes("PUT", "credentials")[0]
             assert put.headers["authorization"] == "Token " + base64.b64encode(b"fake-token-c1").decode()
             assert partner.their_token != our_token
-            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations", headers=tok(our_token))).status_code == 401
-            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations",
+            assert (await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens", headers=tok(our_token))).status_code == 401
+            assert (await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens",
                                 headers=tok(partner.their_token))).status_code == 200
             assert [r.path for r in partner.requests[-2:]] == ["/ocpi/versions", "/ocpi/2.2.1"]
             # unregister: DELETE at the partner, then our token is dead
             r = await server.api.delete(f"/roaming/partners/{row['id']}")
             assert r.status_code == 200 and r.json()["status"] == "unregistered" and not r.json()["warning"]
             assert partner.pushes("DELETE", "credentials")
-            assert (await c.get(f"{ocpi(server)}/cpo/2.2.1/locations",
+            assert (await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens",
                                 headers=tok(partner.their_token))).status_code == 401
 
 

@@ -1,0 +1,310 @@
+"""The outbox: every push to a partner is a row of ``ocpi_outbox`` until the partner took it.
+
+Delivery guarantees:
+
+* **Retried until acknowledged.** A push the partner did not take for a reason that may pass
+  (unreachable, timeout, HTTP 5xx, 408/429, OCPI 3xxx) is tried again with exponential backoff
+  (``retry_delay`` doubling up to ``retry_max_delay``). Redirects are followed (307/308 keep the
+  method and body) and the endpoint URL the partner advertised is used as given, trailing slash
+  included. A refusal (HTTP 4xx, OCPI 2xxx) or an object that breaks the OCPI limits before it is
+  sent (a string too long for its field, a missing field) is parked as ``failed`` with the
+  reason; the operator resends it (REST ``POST /outbox/{id}/resend``, admin page) once it is fixed.
+* **One queue per partner.** Each partner has its own delivery task and one request in flight at
+  a time (its concurrency budget), so a partner that hangs until the timeout delays only its
+  own pushes; a partner found unreachable is left alone until its next retry is due.
+* **Ordering per object.** Pushes of one object (``object_key``: a Location with its EVSEs and
+  connectors, a Session, a Tariff, a Token) go out in the order queued; a newer state of a
+  Location, EVSE, connector, Tariff or Token replaces a queued older one that has not been sent
+  yet (a PUT supersedes queued pushes of the object and its children, PATCHes merge), so the
+  partner never gets an older state after a newer one.
+* **Idempotent.** PUT and PATCH carry the object's id. A CDR is created once per session and
+  POSTed from its row, so a retry after a timeout sends the same CDR id again, never a new one;
+  our eMSP side answers a repeated CDR as accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from csms.plugin_api import utcnow
+from plugins.roaming_ocpi import schema
+from plugins.roaming_ocpi.client import PartnerError, call
+from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.parties import endpoint_url, partner_row, registered_partners
+from plugins.roaming_ocpi.tables import Cdr, Outbox
+
+log = logging.getLogger("csms.ocpi.outbox")
+
+FAILED = ("failed", "rejected")  # ``rejected``: the name older versions gave ``failed``
+COALESCED_MODULES = ("locations", "tariffs", "tokens")  # objects whose newest state is all that counts
+
+
+class ResendRefused(Exception):
+    """A failed push cannot be queued again (unknown, not failed, or superseded)."""
+
+
+# -- waking the worker -------------------------------------------------------------------------------
+
+_wakeup: asyncio.Event | None = None
+_locks: dict[int, asyncio.Lock] = {}
+_down_until: dict[int, datetime] = {}  # partners found unreachable: left alone until then
+
+
+def reset() -> None:
+    """Bind the worker's state to the running loop (called when the server starts)."""
+    global _wakeup
+    _wakeup = asyncio.Event()
+    _locks.clear()
+    _down_until.clear()
+
+
+def kick() -> None:
+    if _wakeup is not None:
+        _wakeup.set()
+
+
+def _lock(partner_id: int) -> asyncio.Lock:
+    lock = _locks.get(partner_id)
+    if lock is None:
+        lock = _locks[partner_id] = asyncio.Lock()
+    return lock
+
+
+# -- queueing -----------------------------------------------------------------------------------------
+
+
+async def enqueue(partner_id: int, method: str, key: str, *, module: str = "", role: str = "RECEIVER",
+                  path: str = "", url: str = "", body: Any = None) -> None:
+    """Queue a push; a newer state of a Location/Tariff/Token replaces a queued older one."""
+    key = key[:100]
+    if module in COALESCED_MODULES and await _coalesce(partner_id, key, method, path, body):
+        kick()
+        return
+    await Outbox(partner=partner_id, method=method, module=module, interface_role=role, path=path, url=url,
+                 body=body, object_key=key).save()
+    kick()
+
+
+async def _coalesce(partner_id: int, key: str, method: str, path: str, body: Any) -> bool:
+    """Fold the push into the queued (not yet sent) ones of the object; True when it was merged."""
+    queued = await Outbox.select().where(
+        (Outbox.partner == partner_id) & (Outbox.object_key == key) & (Outbox.status == "pending")).order_by(
+        Outbox.id).output(load_json=True)
+    if not queued:
+        return False
+    if method in ("PUT", "DELETE"):  # the whole object: older queued pushes of it and its children go
+        stale = [r["id"] for r in queued if r["path"] == path or r["path"].startswith(path.split("?")[0] + "/")]
+        if stale:
+            await Outbox.delete().where(Outbox.id.is_in(stale))
+        return False
+    last = queued[-1]
+    if method == "PATCH" and last["path"] == path and last["method"] in ("PUT", "PATCH") and \
+            isinstance(last["body"], dict) and isinstance(body, dict):
+        await Outbox.update({Outbox.body: {**last["body"], **body}}).where(
+            (Outbox.id == last["id"]) & (Outbox.status == "pending"))
+        return True
+    return False
+
+
+async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any) -> None:
+    """Queue a push for every registered partner in ``role`` (EMSP, CPO) that has the module's Receiver."""
+    for partner in await registered_partners(role):
+        if endpoint_url(partner, module, "RECEIVER"):
+            await enqueue(partner["id"], method, key, module=module, path=path, body=body)
+
+
+async def resend(outbox_id: int) -> dict[str, Any]:
+    """Queue a failed push again (due now); refused when a newer push of the object exists."""
+    row = await Outbox.select().where(Outbox.id == outbox_id).output(load_json=True).first()
+    if row is None:
+        raise ResendRefused(f"no push {outbox_id}")
+    if row["status"] not in FAILED:
+        raise ResendRefused(f"push {outbox_id} is {row['status']}, not failed")
+    if row["module"] in COALESCED_MODULES and await Outbox.exists().where(
+            (Outbox.partner == row["partner"]) & (Outbox.object_key == row["object_key"]) & (Outbox.id > outbox_id)
+            & Outbox.status.is_in(["pending", "sending", "done"])):
+        raise ResendRefused(f"push {outbox_id} is superseded by a newer push of {row['object_key']}; "
+                            "sending it would replace the newer state")
+    await Outbox.update({Outbox.status: "pending", Outbox.next_attempt_at: utcnow(), Outbox.done_at: None}).where(
+        Outbox.id == outbox_id)
+    _down_until.pop(row["partner"], None)
+    kick()
+    return {**row, "status": "pending"}
+
+
+# -- delivering ------------------------------------------------------------------------------------------
+
+
+async def due_partners() -> list[int]:
+    rows = await Outbox.select(Outbox.partner).where(
+        (Outbox.status == "pending") & (Outbox.next_attempt_at <= utcnow())).distinct()
+    return sorted({r["partner"] for r in rows})
+
+
+async def deliver_due() -> int:
+    """One pass for every partner with pushes due, partners side by side; a partner whose pass is
+    already running (possibly waiting on a slow answer) is not waited for. Returns how many
+    pushes were delivered."""
+    results = await asyncio.gather(*(deliver_partner(p) for p in await due_partners()))
+    return sum(results)
+
+
+async def deliver_partner(partner_id: int) -> int:
+    """Deliver what is due for one partner, oldest first, one request at a time."""
+    lock = _lock(partner_id)
+    if lock.locked():
+        return 0
+    async with lock:
+        return await _partner_pass(partner_id)
+
+
+async def _partner_pass(partner_id: int) -> int:
+    now = utcnow()
+    if _down_until.get(partner_id, now) > now:
+        return 0
+    rows = await Outbox.select().where((Outbox.partner == partner_id) & (Outbox.status == "pending")).order_by(
+        Outbox.id).limit(500).output(load_json=True)
+    blocked: set[str] = set()
+    delivered = 0
+    for row in rows:
+        if row["object_key"] in blocked:
+            continue
+        blocked.add(row["object_key"])  # later pushes of the object wait for this one
+        if row["next_attempt_at"] > now:
+            continue
+        fresh = await Outbox.select(Outbox.status, Outbox.body).where(Outbox.id == row["id"]).output(
+            load_json=True).first()
+        if fresh is None or fresh["status"] != "pending":  # superseded meanwhile
+            continue
+        row["body"] = fresh["body"]
+        outcome = await _deliver(row)
+        if outcome == "done":
+            delivered += 1
+        elif outcome == "retry":  # the partner is unreachable or failing: leave it until the retry is due
+            _down_until[partner_id] = utcnow() + timedelta(seconds=ocpi_settings().backoff(row["attempts"] + 1))
+            break
+    return delivered
+
+
+def push_url(partner: dict[str, Any], row: dict[str, Any]) -> str:
+    """Where a push goes: the partner's endpoint URL as advertised (a trailing slash kept) plus
+    the object's path, or the absolute URL of a command result."""
+    if not row["module"]:
+        return row["url"]
+    base = endpoint_url(partner, row["module"], row["interface_role"]) or ""
+    if not base or not row["path"]:
+        return base
+    return base.rstrip("/") + row["path"]
+
+
+def outgoing_problems(row: dict[str, Any]) -> list[str]:
+    """What breaks the OCPI 2.2.1 limits in a push's body (string lengths, enums, required fields)."""
+    body, module, method = row["body"], row["module"], row["method"]
+    if body is None or method == "DELETE":
+        return []
+    partial = method == "PATCH"
+    if module == "locations":
+        depth = len(row["path"].split("?")[0].strip("/").split("/"))
+        spec, what = {3: (schema.LOCATION, "Location"), 4: (schema.EVSE, "EVSE")}.get(
+            depth, (schema.CONNECTOR, "Connector"))
+    else:
+        spec, what = {"sessions": (schema.SESSION, "Session"), "cdrs": (schema.CDR, "CDR"),
+                      "tariffs": (schema.TARIFF, "Tariff"), "tokens": (schema.TOKEN, "Token")}.get(module, (None, ""))
+    if spec is None:
+        return []
+    return [f"{what}.{p}" for p in schema.problems(body, spec, partial=partial)]
+
+
+async def _deliver(row: dict[str, Any]) -> str:
+    """Send one push: ``done``, ``failed`` (parked) or ``retry``."""
+    partner = await partner_row(row["partner"])
+    if partner is None or partner["status"] == "unregistered":
+        await _finish(row, "failed", "the partner is not registered any more")
+        return "failed"
+    found = outgoing_problems(row)
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        message = "not sent, the object breaks the OCPI limits: " + "; ".join(found[:3]) + more
+        log.warning("push %s to partner %s: %s", row["id"], row["partner"], message)
+        await _finish(row, "failed", message)
+        return "failed"
+    url = push_url(partner, row)
+    if partner["status"] != "registered" or not url:
+        error = "the partner is not registered" if partner["status"] != "registered" else \
+            f"the partner has no {row['module']} {row['interface_role'].lower()} endpoint"
+        await _retry(row, error)
+        return "retry"
+    await Outbox.update({Outbox.status: "sending"}).where(Outbox.id == row["id"])
+    try:
+        answer = await call(partner, row["method"], url, body=row["body"])
+    except PartnerError as exc:
+        if not exc.retryable:
+            log.warning("partner %s refused %s %s: %s", row["partner"], row["method"], url, exc.message)
+            await _finish(row, "failed", exc.message)
+            return "failed"
+        await _retry(row, exc.message)
+        return "retry"
+    except BaseException:
+        await Outbox.update({Outbox.status: "pending"}).where(Outbox.id == row["id"])
+        raise
+    await _finish(row, "done", "")
+    if row["module"] == "cdrs" and row["method"] == "POST":
+        await Cdr.update({Cdr.location_url: (answer.headers.get("location") or "")[:255]}).where(
+            Cdr.cdr_id == row["object_key"].removeprefix("cdr:"))
+    return "done"
+
+
+async def _retry(row: dict[str, Any], error: str) -> None:
+    attempts = row["attempts"] + 1
+    delay = ocpi_settings().backoff(attempts)
+    await Outbox.update({Outbox.status: "pending", Outbox.attempts: attempts, Outbox.last_error: error[:2000],
+                         Outbox.next_attempt_at: utcnow() + timedelta(seconds=delay)}).where(Outbox.id == row["id"])
+
+
+async def _finish(row: dict[str, Any], status: str, error: str) -> None:
+    await Outbox.update({Outbox.status: status, Outbox.attempts: row["attempts"] + 1, Outbox.last_error: error[:2000],
+                         Outbox.done_at: utcnow()}).where(Outbox.id == row["id"])
+
+
+# -- the delivery loop -------------------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Starts one delivery task per partner with pushes due; never waits for a partner's answer."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, asyncio.Task[Any]] = {}
+
+    async def run(self) -> None:
+        assert _wakeup is not None
+        await Outbox.update({Outbox.status: "pending"}).where(Outbox.status == "sending")  # after a crash
+        while True:
+            _wakeup.clear()
+            try:
+                for partner_id in await due_partners():
+                    task = self._running.get(partner_id)
+                    if task is None or task.done():
+                        self._running[partner_id] = asyncio.create_task(self._partner(partner_id),
+                                                                        name=f"ocpi-outbox-{partner_id}")
+            except Exception:
+                log.exception("OCPI outbox pass failed")
+            try:
+                await asyncio.wait_for(_wakeup.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _partner(self, partner_id: int) -> None:
+        try:
+            await deliver_partner(partner_id)
+        except Exception:
+            log.exception("OCPI delivery to partner %s failed", partner_id)
+
+    async def stop(self) -> None:
+        tasks = [t for t in self._running.values() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()

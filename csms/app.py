@@ -30,7 +30,11 @@ from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
+from csms.api.local_lists import LocalListController
+from csms.api.metrics import metrics_endpoint
 from csms.api.smart_charging import SmartChargingController
+from csms.api.session_close import SessionCloseController
+from csms.api.station_passwords import StationPasswordController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core.ocpp.endpoint import ocpp_endpoint
@@ -67,7 +71,10 @@ def template_engine() -> JinjaTemplateEngine:
 
 def api_router() -> Router:
     return Router(path="/api/v1", route_handlers=[
+        StationPasswordController,
+        SessionCloseController,
         StationController,
+        LocalListController,
         TokenController,
         SessionController,
         crud_controller(Organization, "/organizations", filters=("kind", "parent"), order_by="name",
@@ -144,6 +151,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     handlers: list[Any] = [
         ocpp_endpoint,
         health,
+        metrics_endpoint,
         api_router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False,
                                    opt={"tenant": tenancy.PUBLIC}),

@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence, cast
@@ -24,6 +25,8 @@ from urllib.parse import urlparse
 
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, dict_factory
+
+from csms.core import metrics
 
 if TYPE_CHECKING:
     from piccolo.engine.base import Engine
@@ -263,8 +266,10 @@ class BatchWriter:
             units, self._queue = self._queue, []
             markers, self._markers = self._markers, []
             if units:
+                rows, started = self.rows, time.perf_counter()
                 errors = await self._write_units(units)
                 self.batches += 1
+                metrics.batch_written(time.perf_counter() - started, self.rows - rows, len(errors))
                 for index, (statements, fut) in enumerate(units):
                     error = errors.get(index)
                     if error is not None:

@@ -29,6 +29,7 @@ The groups:
   that declares nothing is for global users only (an organization's user gets 404). See
   :mod:`csms.api.tenancy` and ``docs/plugins.md``.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
+* **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 from csms import __version__
 from csms.admin.auth import admin_guard, current_user
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page, http_error
-from csms.admin.templating import is_htmx, paginate, render
+from csms.admin.templating import fmt_quantity, is_htmx, paginate, render
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
@@ -74,6 +75,7 @@ from csms.core.domain import (
 from csms.core.events import Event
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.leases import LeaderJob, run_as_leader
 from csms.core.offload import run_cpu
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -115,7 +117,7 @@ __all__ = [
     # charging profiles
     "Planned", "build_profile", "TX", "floor_tenth",
     # HTTP: REST, admin pages, input bounds, CSV
-    "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx",
+    "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx", "fmt_quantity",
     "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
     "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
     # tenancy: route rules (opt={"tenant": ...}), the caller's scope, filtering, object kinds
@@ -126,5 +128,5 @@ __all__ = [
     # the audit log: what a plugin's routes change
     "audited",
     # settings, time, work off the event loop
-    "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "__version__",
+    "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
 ]

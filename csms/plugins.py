@@ -22,6 +22,7 @@ import inspect
 import logging
 import reprlib
 import types
+from time import perf_counter
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -30,6 +31,7 @@ from pluggy import HookCallError
 from pluggy._callers import _multicall  # private: pyproject pins pluggy>=1.5,<2
 
 from csms import hookspecs
+from csms.core import metrics
 from csms.hookspecs import Rule
 
 log = logging.getLogger("csms.plugins")
@@ -42,6 +44,7 @@ DEFAULT_PLUGINS = (
     "csms.core.default_authorization",
     "csms.core.default_authorization:reject_unknown",
     "csms.admin.nav",
+    "csms.admin.local_lists",
 )
 
 
@@ -139,19 +142,24 @@ def _plain_calls(hook_name: str, hook_impls: Sequence[Any], caller_kwargs: Mappi
             args = [caller_kwargs[name] for name in impl.argnames]
         except KeyError as exc:
             raise HookCallError(f"hook call must provide argument {exc.args[0]!r}") from exc
+        started = perf_counter()
         try:
             if impl.kwargnames:
                 value = impl.function(*args, **{n: caller_kwargs[n] for n in impl.kwargnames if n in caller_kwargs})
             else:
                 value = impl.function(*args)
         except Exception as exc:
+            metrics.error("hook")
             log.exception("plugin %s failed in hook %s", impl.plugin_name, hook_name)
             answers.append(Answer(impl.plugin_name, Failed(exc)))
             if firstresult:
                 break
             continue
         if value is None:
+            metrics.hook_timed(hook_name, impl.plugin_name, perf_counter() - started)
             continue
+        if not (callable(value) or inspect.isawaitable(value)):  # else timed when it is awaited
+            metrics.hook_timed(hook_name, impl.plugin_name, perf_counter() - started)
         answers.append(Answer(impl.plugin_name, value))
         if firstresult or (first and not (callable(value) or inspect.isawaitable(value))):
             break  # nothing after a plain answer can win
@@ -317,11 +325,14 @@ def _pending(value: Any) -> bool:
 async def _resolved(hook_name: str, answer: Answer) -> Answer:
     """The answer awaited; a failure becomes its error, logged with the plugin's name."""
     if _pending(answer.value):
+        started = perf_counter()
         try:
             answer = Answer(answer.plugin, await await_me_maybe(answer.value))
         except Exception as exc:
+            metrics.error("hook")
             log.exception("plugin %s failed in hook %s", answer.plugin, hook_name)
             answer = Answer(answer.plugin, Failed(exc))
+        metrics.hook_timed(hook_name, answer.plugin, perf_counter() - started)
     _trace(hook_name, answer)
     return answer
 

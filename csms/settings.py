@@ -122,6 +122,9 @@ class Settings(CsmsSettings):
     database_url: str = Field("", description="`postgresql://user@host:port/db` for PostgreSQL; empty means SQLite `csms.sqlite` in the data directory.")
     redis_url: str = Field("", description="`redis://host:port/0` turns on multi-node mode (commands routed between nodes, presence registry).")
     node_id: str = Field("", description="Name of this node in multi-node mode; defaults to host:pid.")
+    node_ttl: float = Field(30.0, gt=0, description="Multi-node: seconds a node's liveness key lives in Redis (renewed every third of it); a node silent this long is dead, and within twice this another node marks its stations offline.")
+    leader_lease: float = Field(15.0, gt=0, description="Multi-node: seconds a background job's leader lease lasts (renewed every third of it); when its node dies another node takes the job over within about this long.")
+    metrics_token: str = Field("", description="Bearer token that may read `/metrics` (for a Prometheus scraper); empty: an installation-wide API key is needed.", json_schema_extra={"secret": True})
     unknown_stations: UnknownStationPolicy = Field(UnknownStationPolicy.pending, description="What happens to a station id the CSMS does not know: `accept` (create and accept), `pending` (create, BootNotification Pending until approved), `reject`.")
     default_organization: str = Field("", description="Organization (id or name) that stations registering themselves under an unknown id belong to; a name that does not exist yet is created. Empty: none (such stations are seen by global users only).")
     require_station_password: bool = Field(False, description="Refuse WebSocket handshakes without HTTP Basic credentials even for stations that have no password set.")
@@ -187,6 +190,19 @@ class SmartChargingSettings(CsmsSettings):
     verify_tolerance_a: float = Field(0.5, description="A composite limit this much (A) above what was sent counts as not honoured.")
 
 
+class LocalListSettings(CsmsSettings):
+    """Local authorization lists sent to stations (``[local_lists]``, :mod:`csms.core.services.local_lists`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_LOCAL_LISTS_", extra="ignore")
+
+    enabled: bool = Field(True, description="Build each station's local authorization list from the cards it may use and keep it in step (OCPP 1.6 SendLocalList, 2.0.1 LocalAuthListCtrlr); off: nothing is sent automatically (\"send full list now\" still works).")
+    debounce_s: float = Field(3.0, ge=0, description="Seconds to wait after a card change so that changes made together go out as one update per station.")
+    connect_delay_s: float = Field(2.0, ge=0, description="Seconds after an accepted BootNotification before the station's list version is checked.")
+    boot_grace_s: float = Field(10.0, ge=0, description="Seconds after a connection without BootNotification before the list version is checked anyway.")
+    interval_s: float = Field(300.0, ge=0, description="Seconds between checks of every connected station's list against the cards (catches changes made outside the CSMS); 0: only on changes.")
+    max_entries_per_message: int = Field(100, ge=1, description="Entries per SendLocalList when the station does not say (1.6 `SendLocalListMaxLength`, 2.0.1 `ItemsPerMessage`).")
+
+
 class SmtpSettings(CsmsSettings):
     """The SMTP server e-mails are sent through (``[smtp]``): user invitations and password
     resets, and the notifications plugin's e-mail deliveries."""
@@ -208,7 +224,7 @@ def smtp_settings() -> SmtpSettings:
     return SmtpSettings()
 
 
-CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings, SmtpSettings)
+CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings, LocalListSettings, SmtpSettings)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -106,6 +106,8 @@ STATION_BODIES = {
     "unlock": {"evse_id": 1}, "availability": {"operative": True}, "trigger": {"message": "Heartbeat"},
     "clear-cache": None, "firmware": {"location": "https://example.org/fw.bin"},
     "logs": {"location": "https://example.org/upload"}, "{action:str}": {},
+    "sync": {},  # local-list/sync
+    "rotate-password": None,
 }
 
 

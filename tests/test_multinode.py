@@ -1,60 +1,70 @@
-"""Two nodes share PostgreSQL and Redis: a command issued on one reaches a station on the other."""
+"""Two and three nodes share PostgreSQL and Redis: commands routed to the node holding the socket,
+a dead node's stations marked offline, the newest connection of a station winning cluster-wide,
+background jobs led by one node at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
+import signal
+import time
 import uuid
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from ocpp.v201 import call
 
+from csms.core.tables import Station, StationEvent
 from csms.testing import free_port, server_on, temporary_database
+from tests.clusterkit import redis_db, spawn_node, stop_node, wait_http
 from tests.stations import connect
 
-REDIS_URL = os.environ.get("CSMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def wait_http(url: str, seconds: float = 30) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(int(seconds * 10)):
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(url)
+TTL = 3.0  # node_ttl of the liveness tests (s)
 
 
 @pytest.fixture
-async def two_nodes(tmp_path):
-    async with temporary_database(tmp_path, "postgres") as db_url:
-        common = {"database_url": db_url, "redis_url": REDIS_URL, "unknown_stations": "accept"}
-        suffix = uuid.uuid4().hex[:6]
-        async with server_on(tmp_path / "a", node_id=f"node-a-{suffix}", **common) as node_a:
-            port_b = free_port()
-            env = {**os.environ, "CSMS_DATABASE_URL": db_url, "CSMS_REDIS_URL": REDIS_URL,
-                   "CSMS_NODE_ID": f"node-b-{suffix}", "CSMS_UNKNOWN_STATIONS": "accept",
-                   "CSMS_DATA_DIR": str(tmp_path / "b"), "CSMS_LOG_LEVEL": "warning"}
-            proc = subprocess.Popen([sys.executable, "-m", "csms", "serve", "--port", str(port_b)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                await wait_http(f"http://127.0.0.1:{port_b}/api/v1/health")
-                yield node_a, port_b
-            finally:
-                proc.terminate()
-                proc.wait(15)
+async def cluster(tmp_path):
+    """(database URL, Redis URL) of the test's own."""
+    async with temporary_database(tmp_path, "postgres") as db_url, redis_db() as redis_url:
+        yield db_url, redis_url
+
+
+@pytest.fixture
+async def two_nodes(tmp_path, cluster):
+    db_url, redis_url = cluster
+    suffix = uuid.uuid4().hex[:6]
+    async with server_on(tmp_path / "a", node_id=f"node-a-{suffix}", database_url=db_url, redis_url=redis_url,
+                         unknown_stations="accept") as node_a:
+        port_b = free_port()
+        proc = spawn_node(tmp_path / "b", port_b, database_url=db_url, redis_url=redis_url,
+                          node_id=f"node-b-{suffix}", unknown_stations="accept")
+        try:
+            await wait_http(f"http://127.0.0.1:{port_b}/api/v1/health")
+            yield node_a, port_b
+        finally:
+            stop_node(proc)
+
+
+async def boot(cp) -> None:
+    await cp.call(call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"))
+
+
+async def eventually(check, seconds: float = 10.0):
+    """Poll the async ``check`` until it returns something true; return that."""
+    for _ in range(int(seconds * 10)):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not reached within {seconds} s")
 
 
 async def test_command_routed_to_the_node_holding_the_socket(two_nodes):
     node_a, port_b = two_nodes
     station = f"MN-{uuid.uuid4().hex[:6]}"
     async with connect(f"ws://127.0.0.1:{port_b}/ocpp/{station}", station) as cp:
-        await cp.call(call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"))
+        await boot(cp)
         for _ in range(50):  # presence travels through Redis
             if node_a.core.commands.version_of(station):
                 break
@@ -98,3 +108,231 @@ async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkey
                 break
             await asyncio.sleep(0.1)
         assert statuses[-1] == 401, statuses
+
+
+async def test_a_dead_nodes_stations_go_offline_within_two_ttl(tmp_path, cluster):
+    """Node B is killed (SIGKILL) with two stations on it; of the two survivors exactly one cleans
+    up: within 2 × TTL its stations are offline in the database (one disconnect event each) and
+    gone from the presence hash and from every node's presence map."""
+    db_url, redis_url = cluster
+    suffix = uuid.uuid4().hex[:6]
+    common = {"database_url": db_url, "redis_url": redis_url, "unknown_stations": "accept", "node_ttl": str(TTL)}
+    victim = f"node-b-{suffix}"
+    async with server_on(tmp_path / "a", node_id=f"node-a-{suffix}", **common) as node_a:
+        port_b, port_c = free_port(), free_port()
+        proc_b = spawn_node(tmp_path / "b", port_b, node_id=victim, **common)
+        proc_c = None
+        r = redis.from_url(redis_url, decode_responses=True)
+        try:
+            # one after the other: two first starts at once race to create the admin user
+            await wait_http(f"http://127.0.0.1:{port_b}/api/v1/health")
+            proc_c = spawn_node(tmp_path / "c", port_c, node_id=f"node-c-{suffix}", **common)
+            await wait_http(f"http://127.0.0.1:{port_c}/api/v1/health")
+            stations = [f"DN-{suffix}-1", f"DN-{suffix}-2"]
+            async with connect(f"ws://127.0.0.1:{port_b}/ocpp/{stations[0]}", stations[0]) as cp1, \
+                    connect(f"ws://127.0.0.1:{port_b}/ocpp/{stations[1]}", stations[1], "1.6") as cp2:
+                await boot(cp1)
+                await eventually(lambda: asyncio.sleep(0, all(node_a.core.commands.version_of(s) for s in stations)))
+                rows = await Station.select(Station.station_id, Station.connected, Station.connected_node).where(
+                    Station.station_id.is_in(stations))
+                assert all(row["connected"] and row["connected_node"] == victim for row in rows) and len(rows) == 2
+                presence = await r.hgetall("csms:presence")
+                assert {s: presence[s].split("|")[0] for s in stations} == {s: victim for s in stations}
+                assert victim in await r.smembers("csms:nodes")
+
+                os.kill(proc_b.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
+
+                async def cleaned_up() -> bool:
+                    online = await Station.count().where(Station.station_id.is_in(stations)
+                                                         & (Station.connected == True))  # noqa: E712
+                    left = [s for s in await r.hkeys("csms:presence") if s in stations]
+                    return online == 0 and not left
+
+                await eventually(cleaned_up, seconds=4 * TTL)
+                elapsed = time.monotonic() - killed_at
+                assert elapsed <= 2 * TTL, f"cleaned up after {elapsed:.1f} s (TTL {TTL} s)"
+                del cp2
+            await eventually(lambda: asyncio.sleep(0, not any(node_a.core.commands.version_of(s) for s in stations)))
+            assert victim not in await r.smembers("csms:nodes")
+            await node_a.core.writer.flush()
+            await asyncio.sleep(1.0)  # node C's batched writes, had it cleaned up too
+            for s in stations:
+                kinds = await StationEvent.select(StationEvent.summary).where(
+                    (StationEvent.station_id == s) & (StationEvent.kind == "disconnected"))
+                assert [k["summary"] for k in kinds] == [f"node {victim} stopped answering"]
+            detail = (await node_a.api.get(f"/stations/{stations[0]}")).json()
+            assert detail["connected"] is False
+        finally:
+            await r.aclose()
+            stop_node(proc_b)
+            if proc_c is not None:
+                stop_node(proc_c)
+
+
+async def test_the_newest_connection_wins_across_nodes(two_nodes):
+    """A station connected to node A connects again to node B while its old socket is open:
+    node A closes the old socket, and a command issued on A reaches the new socket on B."""
+    node_a, port_b = two_nodes
+    station = f"NW-{uuid.uuid4().hex[:6]}"
+    async with connect(node_a.ws_url(station), station) as old:
+        await boot(old)
+        assert station in node_a.core.connections
+        async with connect(f"ws://127.0.0.1:{port_b}/ocpp/{station}", station) as new:
+            await boot(new)
+            await asyncio.wait_for(old._connection.wait_closed(), 10)
+            assert old._connection.close_code == 4000
+            await eventually(lambda: asyncio.sleep(0, station not in node_a.core.connections))
+            r = await node_a.api.post(f"/stations/{station}/reset", json={"kind": "soft"})
+            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+            detail = (await node_a.api.get(f"/stations/{station}")).json()
+            assert detail["connected"] is True and detail["connected_node"].startswith("node-b-")
+            assert node_a.core.commands.version_of(station) == "2.0.1"
+
+
+async def test_a_command_never_goes_to_a_stale_socket(two_nodes, monkeypatch):
+    """Node A misses the news that the station connected to B (its presence events are lost): a
+    command issued on A finds its socket's epoch outdated, closes that stale socket and is
+    forwarded to B, where the station's newest connection answers it."""
+    node_a, port_b = two_nodes
+    bus = node_a.core.commands.bus
+    monkeypatch.setattr(bus, "_presence_event", lambda *args: None)
+    station = f"ST-{uuid.uuid4().hex[:6]}"
+    async with connect(node_a.ws_url(station), station) as old:
+        await boot(old)
+        resets: dict[str, list] = {"old": [], "new": []}
+        spy(old, resets["old"])
+        async with connect(f"ws://127.0.0.1:{port_b}/ocpp/{station}", station) as new:
+            spy(new, resets["new"])
+            await boot(new)
+            await asyncio.sleep(0.5)
+            assert station in node_a.core.connections  # nobody told A: its old socket is still open
+            r = await node_a.api.post(f"/stations/{station}/reset", json={"kind": "soft"})
+            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+            assert resets == {"old": [], "new": [{"type": "OnIdle"}]}
+            await asyncio.wait_for(old._connection.wait_closed(), 10)
+            assert old._connection.close_code == 4000
+
+
+def spy(cp, calls: list) -> None:
+    """Record the Reset commands the station ``cp`` receives."""
+    handler = cp.route_map["Reset"]["_on_action"]
+
+    async def recorded(**kwargs):
+        calls.append(kwargs)
+        return await handler(**kwargs)
+
+    cp.route_map["Reset"]["_on_action"] = recorded
+
+
+LEASE = 3.0  # leader_lease of the failover test (s)
+
+
+async def test_background_jobs_fail_over_when_the_leader_is_killed(tmp_path, cluster):
+    """The station-operations runner is led by one of two nodes (its lease in Redis, the
+    ``csms_leader`` gauge of each node's /metrics); after kill -9 of the leader the other node
+    takes the job over with a larger fencing token, within a lease period and a poll."""
+    db_url, redis_url = cluster
+    suffix = uuid.uuid4().hex[:6]
+    common = {"database_url": db_url, "redis_url": redis_url, "leader_lease": str(LEASE),
+              "metrics_token": "scrape-me"}
+    ports = {f"node-b-{suffix}": free_port(), f"node-c-{suffix}": free_port()}
+    procs = {}
+    r = redis.from_url(redis_url, decode_responses=True)
+
+    async def leader_gauge(node: str) -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{ports[node]}/metrics",
+                                     headers={"Authorization": "Bearer scrape-me"})).text
+        return float(text.split('csms_leader{job="stationops"} ', 1)[1].split()[0])
+
+    async def holder():
+        value = await r.get("csms:lease:stationops")
+        if not value:
+            return None
+        token, _, node = value.partition(":")
+        return int(token), node
+
+    try:
+        for node, port in ports.items():  # one after the other: first starts race for the admin user
+            procs[node] = spawn_node(tmp_path / node, port, node_id=node, **common)
+            await wait_http(f"http://127.0.0.1:{port}/api/v1/health")
+        token, leader = await eventually(holder)
+        follower = next(n for n in ports if n != leader)
+        await eventually(lambda: leader_gauge(leader))
+        assert await leader_gauge(follower) == 0.0
+        await asyncio.sleep(LEASE)  # renewed, never handed over while the leader lives
+        assert await holder() == (token, leader)
+
+        os.kill(procs[leader].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        new_token, new_leader = await eventually(lambda: _taken_over(holder, token), seconds=4 * LEASE)
+        elapsed = time.monotonic() - killed_at
+        assert new_leader == follower and new_token > token
+        assert elapsed <= LEASE * 1.5, f"taken over after {elapsed:.1f} s (lease {LEASE} s)"
+        await eventually(lambda: leader_gauge(follower))
+    finally:
+        await r.aclose()
+        for proc in procs.values():
+            stop_node(proc)
+
+
+async def _taken_over(holder, token: int):
+    now = await holder()
+    return now if now and now[0] != token else None
+
+
+async def test_a_node_taken_for_dead_registers_its_stations_again(tmp_path, cluster, monkeypatch):
+    """Node A's keepalive does not reach Redis for longer than the TTL (a partition): node B takes
+    it for dead and marks its station offline. When A's keepalive gets through again A finds it
+    is no longer a member and registers its station again: online in the database and the
+    presence hash, and a command issued on B reaches it."""
+    db_url, redis_url = cluster
+    suffix = uuid.uuid4().hex[:6]
+    common = {"database_url": db_url, "redis_url": redis_url, "unknown_stations": "accept", "node_ttl": str(TTL)}
+    node_a_id = f"node-a-{suffix}"
+    async with server_on(tmp_path / "a", node_id=node_a_id, **common) as node_a:
+        port_b = free_port()
+        proc_b = spawn_node(tmp_path / "b", port_b, node_id=f"node-b-{suffix}", **common)
+        r = redis.from_url(redis_url, decode_responses=True)
+        bus = node_a.core.commands.bus
+        announce = bus._announce
+        try:
+            await wait_http(f"http://127.0.0.1:{port_b}/api/v1/health")
+            station = f"PT-{suffix}"
+            async with connect(node_a.ws_url(station), station) as cp:
+                await boot(cp)
+
+                async def silent() -> bool:
+                    return False
+
+                monkeypatch.setattr(bus, "_announce", silent)  # nothing reaches Redis from A's keepalive
+
+                async def connected() -> bool:
+                    return bool(await Station.exists().where((Station.station_id == station)
+                                                             & (Station.connected == True)))  # noqa: E712
+
+                await eventually(lambda: _negated(connected), seconds=4 * TTL)
+                assert await r.hget("csms:presence", station) is None
+                assert station in node_a.core.connections  # the socket itself never noticed
+
+                monkeypatch.setattr(bus, "_announce", announce)
+                await eventually(connected, seconds=2 * TTL)
+                assert (await r.hget("csms:presence", station)).startswith(f"{node_a_id}|2.0.1|")
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}/api/v1",
+                                             headers={"Authorization": f"Bearer {node_a.api_key}"}) as api_b:
+                    reset = await eventually(lambda: _accepted(api_b.post(f"/stations/{station}/reset",
+                                                                          json={"kind": "soft"})))
+                assert reset["status"] == "Accepted"
+        finally:
+            await r.aclose()
+            stop_node(proc_b)
+
+
+async def _negated(check) -> bool:
+    return not await check()
+
+
+async def _accepted(request):
+    response = await request
+    return response.json() if response.status_code == 201 else None

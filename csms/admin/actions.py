@@ -146,6 +146,10 @@ async def _set_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict
     return await get_core().operations.set_configuration(sid, key=key, value=value, by=by)
 
 
+async def _rotate_password(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    return await get_core().operations.rotate_password(sid, by=by)
+
+
 Action = Callable[[str, Mapping[str, Any], str], Awaitable[dict[str, Any]]]
 
 ACTIONS: dict[str, tuple[str, Action]] = {
@@ -162,9 +166,14 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "set_configuration": ("Change configuration", _set_configuration),
 }
 
+# Actions of the admin role, each with a route of its own (not under /actions/, which operators use).
+ADMIN_ACTIONS: dict[str, tuple[str, Action]] = {
+    "rotate_password": ("Password rotation", _rotate_password),
+}
+
 
 async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: str) -> Outcome:
-    label, fn = ACTIONS[name]
+    label, fn = ACTIONS[name] if name in ACTIONS else ADMIN_ACTIONS[name]
     timeout = get_core().settings.call_timeout
     try:
         result = await fn(station_id, form, by)

@@ -13,18 +13,21 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 from piccolo.columns.combination import Combinable
 from piccolo.table import Table
 
+from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
-from csms.admin.templating import choices, is_htmx, paginate, render
+from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.crud import check_parent
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, UserRole
+from csms.csvexport import csv_text
+from csms.textsearch import contains
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
 STATUS_CHOICES = [(s, s) for s in ("Accepted", "Blocked", "Expired", "Invalid")]
@@ -70,27 +73,69 @@ async def token_fields(scope: Scope) -> list[Field]:
     ]
 
 
-@get("/admin/tokens", include_in_schema=False, opt=OWN)
-async def token_list(request: Request) -> Template:
-    params = request.query_params
+def token_filters(params: Any) -> tuple[list[Combinable], dict[str, str]]:
+    """Conditions of the token list's search (``q``), ``status`` and ``group``, and the values shown back."""
     q, status, group = params.get("q", "").strip(), params.get("status", ""), params.get("group", "").strip()
-    scope = await tenant_scope(request)
-    query = restrict(IdToken.select(*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
-                                    IdToken.organization.name.as_alias("organization_name")), IdToken.organization, scope)
-    count = restrict(IdToken.count(), IdToken.organization, scope)
     conds: list[Combinable] = []
     if q:
-        conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%")
-                     | IdToken.driver.name.ilike(f"%{q}%"))
+        conds.append(contains(IdToken.id_token, q) | contains(IdToken.label, q)
+                     | contains(IdToken.driver.name, q))
     if status in TOKEN_STATUSES:
         conds.append(IdToken.status == status)
     if group:
         conds.append(IdToken.group_id == group)
+    return conds, {"q": q, "status": status, "group": group}
+
+
+def _token_columns() -> list[Any]:
+    return [*IdToken.all_columns(), IdToken.driver.name.as_alias("driver_name"),
+            IdToken.driver.email.as_alias("driver_email"), IdToken.organization.name.as_alias("organization_name")]
+
+
+@get("/admin/tokens", include_in_schema=False, opt=OWN)
+async def token_list(request: Request) -> Template:
+    conds, shown = token_filters(request.query_params)
+    scope = await tenant_scope(request)
+    query = restrict(IdToken.select(*_token_columns()), IdToken.organization, scope)
+    count = restrict(IdToken.count(), IdToken.organization, scope)
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(IdToken.id_token), count)
-    return await render(request, "cards/tokens.html", title="Cards and tokens", page=page, q=q, status=status,
-                        group=group, statuses=STATUS_CHOICES)
+    return await render(request, "cards/tokens.html", title="Cards and tokens", page=page, statuses=STATUS_CHOICES,
+                        query_string=request.url.query, q=shown["q"], status=shown["status"], group=shown["group"])
+
+
+EXPORT_COLUMNS = ["id_token", "type", "status", "label", "group_id", "expires_at", "driver_email", "organization",
+                  "driver_name"]
+
+
+def _iso(value: Any) -> str:
+    when = as_datetime(value)
+    return when.isoformat() if when else ""
+
+
+def _token_csv_rows(batch: list[dict[str, Any]]) -> str:
+    """Tokens as CSV lines in the import's columns (so an export can be edited and imported again),
+    then the driver's name; text made formula-safe."""
+    return csv_text([[r["id_token"], r["type"], r["status"], r["label"], r["group_id"] or "",
+                      _iso(r["expires_at"]), r["driver_email"] or "",
+                      r["organization_name"] or "", r["driver_name"] or ""] for r in batch])
+
+
+@get("/admin/tokens.csv", include_in_schema=False, opt=OWN)
+async def token_csv(request: Request) -> Stream:
+    """The filtered tokens of the caller's organizations as CSV, streamed in chunks formatted off
+    the event loop."""
+    conds, _ = token_filters(request.query_params)
+    scope = await tenant_scope(request)
+
+    def query() -> Any:
+        q = restrict(IdToken.select(*_token_columns()), IdToken.organization, scope)
+        for c in conds:
+            q = q.where(c)
+        return q.order_by(IdToken.id_token).order_by(IdToken.id)
+
+    return csv_download("tokens", EXPORT_COLUMNS, query, _token_csv_rows)
 
 
 async def _token(token_pk: int) -> dict[str, Any]:
@@ -223,15 +268,15 @@ def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], exis
                   default_org: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(report, rows to create, rows to update) of CSV ``text``; no database access."""
     report: list[dict[str, Any]] = []
+    delimiter = csv_delimiter(text)
     try:
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+        raw_header = [h.strip() for h in (reader.fieldnames or [])]
+        header = [h.lower() for h in raw_header]
     except csv.Error as exc:
         return [{"line": 1, "id_token": "", "result": "rejected", "reason": f"not readable as CSV: {exc}"}], [], []
     if "id_token" not in header:
-        return [{"line": 1, "id_token": "", "result": "rejected",
-                 "reason": "the header must name an id_token column (and optionally: "
-                           + ", ".join(IMPORT_COLUMNS[1:]) + ")"}], [], []
+        return [{"line": 1, "id_token": "", "result": "rejected", "reason": _header_problem(raw_header, delimiter)}], [], []
     reader.fieldnames = header
     seen: set[str] = set()
     to_create: list[dict[str, Any]] = []
@@ -291,6 +336,33 @@ def _check_import(text: str, drivers: dict[str, int], orgs: dict[str, int], exis
     if not rows:
         report.append({"line": 2, "id_token": "", "result": "rejected", "reason": "the file has no data rows"})
     return report, to_create, to_update
+
+
+DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def csv_delimiter(text: str) -> str:
+    """The delimiter of a CSV text: comma, semicolon (the spreadsheet default in much of Europe)
+    or tab, as ``csv.Sniffer`` reads the first lines; a comma when it cannot tell."""
+    sample = "\n".join(text.lstrip("\ufeff").splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+    except csv.Error:
+        return ","
+
+
+def _header_problem(header: list[str], delimiter: str) -> str:
+    """Why the first line is not a usable header, in words."""
+    known = [h.lower() for h in header if h.lower() in IMPORT_COLUMNS]
+    expected = f"id_token (and optionally: {', '.join(IMPORT_COLUMNS[1:])})"
+    if not [h for h in header if h]:
+        return f"the first line is empty: it must be the header naming the columns, {expected}"
+    if not known:
+        return (f"the first line must be a header naming the columns, {expected}; it reads "
+                f"“{delimiter.join(header)[:80]}” (separated by {DELIMITER_NAMES.get(delimiter, delimiter)}), "
+                "which names none of them: add the header line")
+    return (f"the header has no id_token column (it names {', '.join(known)}); "
+            f"the columns are {expected}")
 
 
 @get("/admin/tokens/import", include_in_schema=False, opt=OWN)
@@ -430,7 +502,7 @@ async def driver_list(request: Request) -> Template:
                      Driver.organization, scope)
     count = restrict(Driver.count(), Driver.organization, scope)
     if q:
-        cond = Driver.name.ilike(f"%{q}%") | Driver.email.ilike(f"%{q}%")
+        cond = contains(Driver.name, q) | contains(Driver.email, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Driver.name), count)
     token_counts: dict[int, int] = {}
@@ -449,7 +521,7 @@ async def organization_list(request: Request) -> Template:
                                          Organization.parent.name.as_alias("parent_name")), Organization.id, scope)
     count = restrict(Organization.count(), Organization.id, scope)
     if q:
-        cond = Organization.name.ilike(f"%{q}%")
+        cond = contains(Organization.name, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Organization.name), count)
     return await render(request, "cards/organizations.html", title="Organizations", page=page, q=q)

@@ -20,7 +20,7 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     """The admin's error page (a fragment for HTMX requests) with navigation for the user."""
     user = cast("auth.AdminUser | None", request.scope.get("csms_admin_user"))  # set by auth.current_user
     name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
-    return Template(name, status_code=status_code, context={
+    return Template(name, status_code=status_code, media_type="text/html", context={
         "user": user, "status_code": status_code, "message": message, "title": "Error",
         "nav": nav_items(request, user) if user else [], "path": request.url.path,
         "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),

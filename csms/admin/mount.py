@@ -16,7 +16,8 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins import InitPlugin
 
-from csms.admin import audit, auth, cards, dashboard, login, plugin_list, sessions, sites, stations, users
+from csms.admin import (audit, auth, cards, dashboard, local_lists, login, plugin_list, session_actions, sessions,
+                        sites, stations, users)
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -44,12 +45,13 @@ def admin_router() -> Router:
             dashboard.dashboard, dashboard.dashboard_stats, dashboard.dashboard_events, dashboard.stream,
             stations.station_list, stations.station_new, stations.station_create, stations.station_detail,
             stations.station_live, stations.station_action, stations.station_registration,
-            stations.station_password, stations.station_assign,
+            stations.station_password, stations.station_rotate_password, stations.station_assign,
+            local_lists.local_list_sync,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,
-            sessions.session_list, sessions.session_csv, sessions.session_detail,
-            cards.token_list, cards.token_new, cards.token_create, cards.token_edit, cards.token_update,
+            sessions.session_list, sessions.session_csv, sessions.session_detail, session_actions.session_force_close,
+            cards.token_list, cards.token_csv, cards.token_new, cards.token_create, cards.token_edit, cards.token_update,
             cards.token_set_status, cards.token_delete, cards.token_import_form, cards.token_import,
             cards.driver_list, cards.organization_list, *cards.ENTITY_ROUTES,
             plugin_list.plugin_list, audit.audit_page, audit.audit_csv,

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Stream, Template
 
+from csms.admin.csvdownload import csv_download
 from csms.admin.templating import as_datetime, is_htmx, paginate, render
 from csms.api.tenancy import SCOPED, restrict, tenant_scope
-from csms.core.offload import run_cpu
 from csms.core.runtime import get_core
 from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
 from csms.core.tables import ChargingSession, Driver, MeterValue
 from csms.csvexport import csv_text
 from csms.plugins import call_hook
+from csms.textsearch import contains
 
 STATES = [("", "Any state"), ("active", "Active"), ("completed", "Completed")]
 
@@ -40,9 +42,9 @@ def session_filters(params: Any) -> tuple[list[Any], dict[str, str], list[str]]:
     conds: list[Any] = []
     problems: list[str] = []
     if shown["station"]:
-        conds.append(ChargingSession.station.station_id.ilike(f"%{shown['station']}%"))
+        conds.append(contains(ChargingSession.station.station_id, shown['station']))
     if shown["token"]:
-        conds.append(ChargingSession.id_token.ilike(f"%{shown['token']}%"))
+        conds.append(contains(ChargingSession.id_token, shown['token']))
     if shown["driver"].isdigit():
         conds.append(ChargingSession.driver == int(shown["driver"]))
     if shown["state"] in ("active", "completed"):
@@ -68,6 +70,9 @@ async def session_list(request: Request) -> Template:
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(ChargingSession.started_at, ascending=False), count)
+    costs = await session_costs(page.items)
+    for row, cost in zip(page.items, costs):
+        row["cost"] = cost
     context: dict[str, Any] = dict(page=page, filters=shown, problems=problems, states=STATES, query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "sessions/_table.html", **context)
@@ -76,22 +81,38 @@ async def session_list(request: Request) -> Template:
     return await render(request, "sessions/list.html", title="Sessions", drivers=drivers, **context)
 
 
+async def session_costs(rows: list[dict[str, Any]], *, concurrency: int = 8) -> list[Any]:
+    """The ``price_session`` answer for each row (a settled session's stored cost, else its live or
+    final price), a few at a time; None where no pricing plugin answers."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(row: dict[str, Any]) -> Any:
+        async with gate:
+            return await call_hook("price_session", session=row, final=row["state"] == "completed")
+
+    return list(await asyncio.gather(*(one(r) for r in rows)))
+
+
 CSV_COLUMNS = ["id", "station_id", "evse_id", "connector_id", "transaction_id", "id_token", "driver_name", "state",
                "started_at", "stopped_at", "duration_min", "energy_kwh", "meter_start_wh", "meter_stop_wh",
-               "stop_reason"]
+               "stop_reason", "tariff", "cost_excl_vat", "cost_incl_vat", "currency", "cost_final"]
 
 
 def _csv_rows(batch: list[dict[str, Any]]) -> str:
-    """A batch of sessions as CSV lines (numbers as numbers, text made formula-safe)."""
+    """A batch of sessions (with their ``cost``) as CSV lines (numbers as numbers, text made
+    formula-safe); the cost columns are empty where no pricing plugin priced the session."""
     lines = []
     for r in batch:
         start, stop = as_datetime(r["started_at"]), as_datetime(r["stopped_at"])
+        cost = r.get("cost")
         lines.append([
             r["id"], r["station_id"], r["evse_id"], r["connector_id"], r["transaction_id"], r["id_token"],
             r["driver_name"], r["state"], start.isoformat() if start else "", stop.isoformat() if stop else "",
             Decimal(f"{(stop - start).total_seconds() / 60:.1f}") if start and stop else None,
             Decimal(f"{(r['energy_wh'] or 0) / 1000:.3f}"), r["meter_start_wh"], r["meter_stop_wh"],
             r["stop_reason"],
+            *((cost.tariff_id or "", cost.total_excl_vat, cost.total_incl_vat, cost.currency,
+               "yes" if cost.final else "no") if cost is not None else ("", None, None, "", "")),
         ])
     return csv_text(lines)
 
@@ -103,24 +124,17 @@ async def session_csv(request: Request) -> Stream:
     conds, _, _ = session_filters(request.query_params)
     scope = await tenant_scope(request)
 
-    async def rows() -> AsyncIterator[str]:
-        yield csv_text([CSV_COLUMNS])
-        offset = 0
-        while True:
-            query = restrict(ChargingSession.select(*_columns()), ChargingSession.station.organization, scope)
-            for c in conds:
-                query = query.where(c)
-            batch = await query.order_by(ChargingSession.started_at, ascending=False).order_by(
-                ChargingSession.id, ascending=False).limit(1000).offset(offset)
-            if batch:
-                yield await run_cpu(_csv_rows, batch)
-            if len(batch) < 1000:
-                return
-            offset += 1000
+    def query() -> Any:
+        q = restrict(ChargingSession.select(*_columns()), ChargingSession.station.organization, scope)
+        for c in conds:
+            q = q.where(c)
+        return q.order_by(ChargingSession.started_at, ascending=False).order_by(ChargingSession.id, ascending=False)
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
-    return Stream(rows(), media_type="text/csv; charset=utf-8",
-                  headers={"Content-Disposition": f'attachment; filename="sessions-{stamp}.csv"'})
+    async def with_costs(batch: list[dict[str, Any]]) -> None:
+        for row, cost in zip(batch, await session_costs(batch)):
+            row["cost"] = cost
+
+    return csv_download("sessions", CSV_COLUMNS, query, _csv_rows, complete=with_costs)
 
 
 def _phase(phase: str) -> str:

@@ -15,6 +15,7 @@ from csms.admin.templating import choices, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.core.tables import Connector, Hub, Organization, Site, Station
+from csms.textsearch import contains
 
 OWN = {"tenant": SCOPED}
 SITE = {"tenant": {"site_id": "site"}}
@@ -74,7 +75,7 @@ async def site_list(request: Request) -> Template:
                      Site.organization, scope)
     count = restrict(Site.count(), Site.organization, scope)
     if q:
-        cond = Site.name.ilike(f"%{q}%") | Site.city.ilike(f"%{q}%") | Site.address.ilike(f"%{q}%")
+        cond = contains(Site.name, q) | contains(Site.city, q) | contains(Site.address, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Site.name), count)
     availability = await site_availability()

@@ -17,6 +17,7 @@ from csms.admin.templating import is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
+from csms.textsearch import contains
 from csms.core.tables import (
     ChargingSession,
     Command,
@@ -80,9 +81,9 @@ async def station_list(request: Request) -> Template:
     count = restrict(Station.count(), Station.organization, scope)
     conds: list[Combinable] = []
     if q:
-        conds.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
-                     | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%")
-                     | Station.serial_number.ilike(f"%{q}%"))
+        conds.append(contains(Station.station_id, q) | contains(Station.description, q)
+                     | contains(Station.vendor, q) | contains(Station.model, q)
+                     | contains(Station.serial_number, q))
     if status == "online":
         conds.append(Station.connected == True)  # noqa: E712
     elif status == "offline":
@@ -163,9 +164,9 @@ async def station_detail(request: Request, station_id: str) -> Template:
         vars_q, vars_c = DeviceVariable.select().where(DeviceVariable.station == pk), \
             DeviceVariable.count().where(DeviceVariable.station == pk)
         if q:
-            keys_q, keys_c = keys_q.where(ConfigurationKey.key.ilike(f"%{q}%")), \
-                keys_c.where(ConfigurationKey.key.ilike(f"%{q}%"))
-            cond = DeviceVariable.component.ilike(f"%{q}%") | DeviceVariable.variable.ilike(f"%{q}%")
+            keys_q, keys_c = keys_q.where(contains(ConfigurationKey.key, q)), \
+                keys_c.where(contains(ConfigurationKey.key, q))
+            cond = contains(DeviceVariable.component, q) | contains(DeviceVariable.variable, q)
             vars_q, vars_c = vars_q.where(cond), vars_c.where(cond)
         if context["version"] == "1.6" or await keys_c:
             context["keys"] = await paginate(request, keys_q.order_by(ConfigurationKey.key), keys_c, size=50)
@@ -268,6 +269,19 @@ async def station_password(request: Request, station_id: str) -> Template:
                         station_id=station_id, errors=errors, saved=not errors,
                         has_password=bool(values.get("password")) if not errors else None,
                         fields=PASSWORD_FIELDS)
+
+
+@post("/admin/stations/{station_id:str}/rotate-password", include_in_schema=False, opt={**STATION, "role": "admin"})
+async def station_rotate_password(request: Request, station_id: str) -> Template:
+    """Send the station a new random password (stored once it accepts; shown to nobody)."""
+    await station_context(station_id)
+    user = await current_user(request)
+    outcome = await run_action("rotate_password", station_id, {}, f"user:{user.username}" if user else "")
+    await audited(request, "update", "station", station_id, summary=outcome.message[:255])
+    context: dict[str, Any] = {"outcome": outcome, "action_label": "Password rotation", "station_id": station_id}
+    if is_htmx(request):
+        return await render(request, "stations/_action_result.html", **context)
+    return await render(request, "stations/action_page.html", title="Password rotation", **context)
 
 
 @post("/admin/stations/{station_id:str}/assign", include_in_schema=False, opt=STATION)

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlencode
 
@@ -80,6 +81,46 @@ def fmt_num(value: Any) -> str:
     return "—" if value is None else f"{float(value):g}"
 
 
+def fmt_duration(minutes: Any) -> str:
+    """A duration in minutes for people: ``45 min``, ``1:05 h``; an em dash when unknown."""
+    if minutes is None:
+        return "—"
+    total = int(round(float(minutes)))
+    return f"{total} min" if total < 60 else f"{total // 60}:{total % 60:02d} h"
+
+
+def fmt_amount(value: Any) -> str:
+    """A price or line amount: two decimals, more only where they carry (``0.0315``, ``0.30``)."""
+    if value is None or value == "":
+        return "—"
+    number = Decimal(str(value))
+    cents = number.quantize(Decimal("0.01"))
+    return f"{cents:f}" if cents == number else f"{number.normalize():f}"
+
+
+def session_minutes(row: Any) -> float | None:
+    """A session's minutes from start to stop (to now while it runs)."""
+    start, stop = as_datetime(row.get("started_at")), as_datetime(row.get("stopped_at"))
+    if start is None:
+        return None
+    return ((stop or datetime.now(timezone.utc)) - start).total_seconds() / 60
+
+
+def fmt_quantity(value: Any, unit: str = "") -> str:
+    """A billed quantity for people: hours as ``1:05 h`` or ``12 min`` (seconds below a minute),
+    kWh to the Wh, anything else without trailing zeros."""
+    if value is None:
+        return "—"
+    number = Decimal(str(value))
+    if unit == "h":
+        seconds = int((number * 3600).to_integral_value(ROUND_HALF_UP))
+        return f"{seconds} s" if seconds < 60 else fmt_duration(seconds / 60)
+    if unit == "kWh":
+        number = number.quantize(Decimal("0.001"), ROUND_HALF_UP)
+    text = f"{number.normalize():f}" if number == number.to_integral_value() or unit != "kWh" else f"{number:f}"
+    return f"{text} {unit}".strip()
+
+
 def status_class(status: Any) -> str:
     return _STATUS_CLASSES.get(str(status), "muted")
 
@@ -99,7 +140,8 @@ def pretty_json(value: Any) -> str:
 
 def install_filters(env: Environment) -> None:
     env.filters.update(dt=fmt_dt, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, num=fmt_num, status_class=status_class,
-                       pretty_json=pretty_json)
+                       pretty_json=pretty_json, duration=fmt_duration, quantity=fmt_quantity, amount=fmt_amount,
+                       session_duration=lambda row: fmt_duration(session_minutes(row)))
 
 
 @dataclass
@@ -188,7 +230,8 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
     context.setdefault("title", "")
     if panel_page:
         context["panels"] = await panels(panel_page, request, dict(context))
-    return Template(f"admin/{template}", status_code=status_code, context={
+    # HTML whatever the handler's return annotation says (an ``-> Any`` handler defaults to JSON)
+    return Template(f"admin/{template}", status_code=status_code, media_type="text/html", context={
         "user": user,
         "can_operate": bool(user and user.can("operator")),
         "can_admin": bool(user and user.can("admin")),

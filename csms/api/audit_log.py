@@ -12,6 +12,7 @@ from csms.api.auth import require
 from csms.api.crud import jsonable, page_params
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.core.tables import AuditEntry
+from csms.textsearch import contains
 
 
 def audit_query(scope: Scope, *, actor: str = "", object_type: str = "", object_id: str = "",
@@ -21,7 +22,7 @@ def audit_query(scope: Scope, *, actor: str = "", object_type: str = "", object_
     count = restrict(AuditEntry.count(), AuditEntry.organization, scope)
     conds = []
     if actor:
-        conds.append(AuditEntry.actor.ilike(f"%{actor}%"))
+        conds.append(contains(AuditEntry.actor, actor))
     if object_type:
         conds.append(AuditEntry.object_type == object_type)
     if object_id:

@@ -32,6 +32,7 @@ from csms.core.tables import (
     StationEvent,
 )
 from csms.core.timeutil import utcnow
+from csms.textsearch import contains
 
 
 class StationCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -182,8 +183,8 @@ class StationController(Controller):
         limit, offset = page_params(limit, offset)
         where: list[Combinable] = []
         if q:
-            where.append(Station.station_id.ilike(f"%{q}%") | Station.description.ilike(f"%{q}%")
-                         | Station.vendor.ilike(f"%{q}%") | Station.model.ilike(f"%{q}%"))
+            where.append(contains(Station.station_id, q) | contains(Station.description, q)
+                         | contains(Station.vendor, q) | contains(Station.model, q))
         if registration_status:
             where.append(Station.registration_status == registration_status)
         if site is not None:

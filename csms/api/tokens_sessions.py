@@ -19,6 +19,7 @@ from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession, IdToken, MeterValue
 from csms.plugins import call_hook
+from csms.textsearch import contains
 
 TOKEN_TYPES = {"ISO14443", "ISO15693", "KeyCode", "Central", "eMAID", "MacAddress", "NoAuthorization", "Local"}
 TOKEN_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid"}
@@ -76,7 +77,7 @@ class TokenController(Controller):
         count = restrict(IdToken.count(), IdToken.organization, scope)
         conds: list[Combinable] = []
         if q:
-            conds.append(IdToken.id_token.ilike(f"%{q}%") | IdToken.label.ilike(f"%{q}%"))
+            conds.append(contains(IdToken.id_token, q) | contains(IdToken.label, q))
         if status:
             conds.append(IdToken.status == status)
         if driver is not None:

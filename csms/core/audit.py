@@ -65,6 +65,9 @@ async def record(*, actor: str, action: str, object_type: str, object_id: Any = 
     await AuditEntry(actor=actor[:120], action=action[:40], object_type=object_type[:40],
                      object_id=str(object_id)[:100], before=b, after=a, organization=organization,
                      actor_organization=actor_organization, summary=summary[:255]).save()
+    from csms.core.services.local_lists import note_change
+
+    note_change(object_type, action)  # a changed card reaches the stations' local lists
 
 
 async def record_command(station_id: str, action: str, payload: Mapping[str, Any], requested_by: str) -> None:

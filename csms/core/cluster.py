@@ -8,6 +8,21 @@ and publishes the station's answer (or error) to the requester's reply channel.
 
 :func:`broadcast` tells every node (this one included) something on a topic, applied by the
 handler registered in :data:`BROADCAST_HANDLERS` (e.g. "this API key is revoked").
+
+**Liveness**: every node renews ``csms:alive:<node>`` (expiring after ``node_ttl``) and is a member
+of ``csms:nodes``; every node checks the others four times per TTL. A member whose key expired is
+dead: the first node to take the short lock ``csms:reap:<node>`` (``SET NX``) marks its stations
+offline in the database (the path of a disconnect: a station event and ``station.disconnected``)
+and removes its presence entries, all idempotent, so at most one node does it and a second pass
+finds nothing to do. A node taken for dead while it was alive (its keepalive did not reach Redis
+for a TTL) finds itself no longer a member at its next keepalive and registers its stations again.
+
+**The newest connection wins**: every registration draws the station's next *epoch*
+(``INCR csms:epoch:<station>``), stored with its presence entry. A node that hears of a newer
+epoch of a station it holds on another node closes its own socket; before it sends a command
+over a local socket a node checks that its epoch is still the current one, and otherwise closes
+that stale socket and forwards the command to the node named in the presence hash (one hop), or
+answers that the station is offline.
 """
 
 from __future__ import annotations
@@ -20,9 +35,12 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 
 import redis.asyncio as redis
 
+from csms.core import metrics
 from csms.core.ocpp.validation import InvalidPayload, OcppError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from csms.core.connections import ConnectionRegistry
 
 log = logging.getLogger("csms.cluster")
@@ -30,7 +48,27 @@ log = logging.getLogger("csms.cluster")
 PRESENCE = "csms:presence"
 PRESENCE_EVENTS = "csms:presence-events"
 BROADCAST = "csms:broadcast"
-ALIVE_SECONDS = 30
+NODES = "csms:nodes"
+ALIVE_PREFIX = "csms:alive:"
+EPOCH_PREFIX = "csms:epoch:"
+REAP_PREFIX = "csms:reap:"
+CLOSE_REPLACED = 4000
+
+# KEYS[1] the presence hash; ARGV[1] the station, ARGV[2] the value this node wrote
+_DEL_IF_MINE = ("if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0")
+# KEYS[1] the presence hash; ARGV[1] "<node>|": the stations removed
+_DEL_NODE = """
+local removed = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i + 1], 1, string.len(ARGV[1])) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], all[i])
+    table.insert(removed, all[i])
+  end
+end
+return removed
+"""
 
 # topic → what every node does with a broadcast's payload (registered at import by its owner)
 BROADCAST_HANDLERS: dict[str, Callable[[Any], None]] = {}
@@ -52,17 +90,31 @@ async def broadcast(topic: str, payload: Any) -> None:
 class RedisBus:
     """Routes commands to whichever node holds the station's socket."""
 
-    def __init__(self, connections: ConnectionRegistry, url: str, node_id: str) -> None:
+    def __init__(self, connections: ConnectionRegistry, url: str, node_id: str, *, ttl: float = 30.0,
+                 on_node_dead: Callable[[str], Awaitable[Any]] | None = None,
+                 on_reclaim: Callable[[str, str], Awaitable[Any]] | None = None) -> None:
         from csms.core.services.commands import LocalBus
 
         self.local = LocalBus(connections)
+        self.connections = connections
         self.url = url
         self.node_id = node_id
+        self.ttl = ttl
+        self.on_node_dead = on_node_dead  # mark a dead node's stations offline
+        self.on_reclaim = on_reclaim  # (station, version): mark a station of this node connected again
         self.presence: dict[str, tuple[str, str]] = {}
+        self.epochs: dict[str, int] = {}  # station → epoch of the socket this node holds
+        self._entries: dict[str, str] = {}  # station → the presence value this node wrote
         self._redis: redis.Redis | None = None
         self._pubsub: Any = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def redis(self) -> redis.Redis | None:
+        """The connection to Redis once started (leases use it)."""
+        return self._redis
 
     @property
     def req_channel(self) -> str:
@@ -80,21 +132,23 @@ class RedisBus:
         # a previous life of this node (a crash) may have left stations behind
         # decode_responses=True: keys and values come back as str (redis-py types them bytes | str)
         for station, value in cast("dict[str, str]", await self._redis.hgetall(PRESENCE)).items():
-            node, _, version = value.partition("|")
+            node, version, _ = _parse_presence(value)
             if node == self.node_id:
                 await self._redis.hdel(PRESENCE, station)
             else:
                 self.presence[station] = (node, version)
-        await self._redis.set(f"csms:alive:{self.node_id}", "1", ex=ALIVE_SECONDS)
+        await self._announce()
         self._tasks = [asyncio.create_task(self._listen(), name="csms-redis-listen"),
-                       asyncio.create_task(self._keepalive(), name="csms-redis-alive")]
+                       asyncio.create_task(self._keepalive(), name="csms-redis-alive"),
+                       asyncio.create_task(self._watch(), name="csms-redis-watch")]
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._redis is not None:
-            await self._redis.delete(f"csms:alive:{self.node_id}")
+            await self._redis.delete(ALIVE_PREFIX + self.node_id)
+            await self._redis.srem(NODES, self.node_id)
             if self._pubsub is not None:
                 await self._pubsub.aclose()
             await self._redis.aclose()
@@ -103,15 +157,19 @@ class RedisBus:
 
     async def register(self, station_id: str, version: str) -> None:
         assert self._redis is not None
+        epoch = int(await self._redis.incr(EPOCH_PREFIX + station_id))
+        self.epochs[station_id] = epoch
         self.presence[station_id] = (self.node_id, version)
-        await self._redis.hset(PRESENCE, station_id, f"{self.node_id}|{version}")
-        await self._redis.publish(PRESENCE_EVENTS, json.dumps(["set", station_id, self.node_id, version]))
+        self._entries[station_id] = entry = f"{self.node_id}|{version}|{epoch}"
+        await self._redis.hset(PRESENCE, station_id, entry)
+        await self._redis.publish(PRESENCE_EVENTS, json.dumps(["set", station_id, self.node_id, version, epoch]))
 
     async def unregister(self, station_id: str) -> None:
         assert self._redis is not None
-        current = cast("str | None", await self._redis.hget(PRESENCE, station_id))  # decode_responses=True
-        if current and current.split("|", 1)[0] == self.node_id:
-            await self._redis.hdel(PRESENCE, station_id)
+        self.epochs.pop(station_id, None)
+        mine = self._entries.pop(station_id, None)
+        # only the entry this node wrote: the station may hold a newer connection elsewhere
+        if mine is not None and await self._redis.eval(_DEL_IF_MINE, 1, PRESENCE, station_id, mine):
             await self._redis.publish(PRESENCE_EVENTS, json.dumps(["del", station_id, self.node_id, ""]))
         if self.presence.get(station_id, ("",))[0] == self.node_id:
             del self.presence[station_id]
@@ -129,22 +187,27 @@ class RedisBus:
 
     # -- commands -------------------------------------------------------------------------------
 
-    async def call(self, station_id: str, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def call(self, station_id: str, action: str, payload: dict[str, Any], timeout: float, *,
+                   hops: int = 0) -> dict[str, Any]:
         from csms.core.services.commands import StationOffline
 
         if self.local.version_of(station_id) is not None:
-            return await self.local.call(station_id, action, payload, timeout)
-        entry = self.presence.get(station_id)
-        if entry is None:
+            if await self._holds_newest(station_id):
+                return await self.local.call(station_id, action, payload, timeout)
+            owner = await self._owner(station_id)
+        else:
+            entry = self.presence.get(station_id)
+            owner = entry[0] if entry else None
+        if owner is None or owner == self.node_id or hops >= 2:
             raise StationOffline(station_id)
         assert self._redis is not None
         request_id = uuid.uuid4().hex
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = fut
         try:
-            receivers = await self._redis.publish(f"csms:req:{entry[0]}", json.dumps({
+            receivers = await self._redis.publish(f"csms:req:{owner}", json.dumps({
                 "id": request_id, "station_id": station_id, "action": action, "payload": payload,
-                "timeout": timeout, "reply_to": self.rep_channel}))
+                "timeout": timeout, "reply_to": self.rep_channel, "hops": hops + 1}))
             if receivers == 0:  # the node holding it is gone
                 raise StationOffline(station_id)
             reply = await asyncio.wait_for(fut, timeout + 2)
@@ -152,13 +215,43 @@ class RedisBus:
             self._waiters.pop(request_id, None)
         return _unpack_reply(reply, station_id)
 
+    async def _holds_newest(self, station_id: str) -> bool:
+        """Whether this node's socket of the station is its newest connection in the cluster;
+        when it is not, the stale socket is closed."""
+        assert self._redis is not None
+        current = await self._redis.get(EPOCH_PREFIX + station_id)
+        mine = self.epochs.get(station_id)
+        if current is None or mine is None or int(current) == mine:
+            return True
+        log.info("%s connected again elsewhere (epoch %s, ours %s); closing its stale socket here",
+                 station_id, current, mine)
+        await self._close_stale(station_id, mine)
+        return False
+
+    async def _owner(self, station_id: str) -> str | None:
+        """The node the presence hash names for the station (asked of Redis, not the local copy)."""
+        assert self._redis is not None
+        value = cast("str | None", await self._redis.hget(PRESENCE, station_id))
+        if not value:
+            return None
+        node, version, _ = _parse_presence(value)
+        if node != self.node_id:
+            self.presence[station_id] = (node, version)
+        return node
+
+    async def _close_stale(self, station_id: str, epoch: int) -> None:
+        conn = self.connections.get(station_id)
+        if conn is not None and self.epochs.get(station_id) == epoch:
+            metrics.STALE_SOCKETS.inc()
+            await conn.close(code=CLOSE_REPLACED, reason="replaced by a newer connection")
+
     async def _serve_request(self, msg: dict[str, Any]) -> None:
         from csms.core.services.commands import StationOffline
 
         reply: dict[str, Any] = {"id": msg["id"]}
         try:
-            reply["payload"] = await self.local.call(msg["station_id"], msg["action"], msg["payload"],
-                                                     msg["timeout"])
+            reply["payload"] = await self.call(msg["station_id"], msg["action"], msg["payload"], msg["timeout"],
+                                               hops=msg.get("hops", 1))
         except StationOffline:
             reply["error"] = {"kind": "offline"}
         except (asyncio.TimeoutError, TimeoutError):
@@ -183,11 +276,7 @@ class RedisBus:
                 data = json.loads(message["data"])
                 channel = message["channel"]
                 if channel == PRESENCE_EVENTS:
-                    op, station, node, version = data
-                    if op == "set":
-                        self.presence[station] = (node, version)
-                    elif self.presence.get(station, ("",))[0] == node:
-                        del self.presence[station]
+                    self._presence_event(*data)
                 elif channel == BROADCAST:
                     topic, payload = data
                     handler = BROADCAST_HANDLERS.get(topic)
@@ -202,14 +291,94 @@ class RedisBus:
             except Exception:
                 log.exception("bad message on %s", message.get("channel"))
 
-    async def _keepalive(self) -> None:
+    def _presence_event(self, op: str, station: str, node: str, version: str, epoch: int = 0) -> None:
+        if op == "set":
+            self.presence[station] = (node, version)
+            mine = self.epochs.get(station)
+            if node != self.node_id and mine is not None and epoch > mine:  # the newest connection wins
+                log.info("%s connected to node %s; closing its previous socket here", station, node)
+                task = asyncio.create_task(self._close_stale(station, mine))
+                self._closing.add(task)  # held until done (the loop keeps weak references only)
+                task.add_done_callback(self._closing.discard)
+        elif self.presence.get(station, ("",))[0] == node:
+            del self.presence[station]
+
+    # -- liveness -------------------------------------------------------------------------------
+
+    async def _announce(self) -> bool:
+        """Renew this node's liveness; True when it was not a member: at start, or after another
+        node took it for dead (its keepalive did not reach Redis for a TTL) and cleaned up."""
         assert self._redis is not None
+        await self._redis.set(ALIVE_PREFIX + self.node_id, "1", px=int(self.ttl * 1000))
+        return bool(await self._redis.sadd(NODES, self.node_id))
+
+    async def _keepalive(self) -> None:
         while True:
-            await asyncio.sleep(ALIVE_SECONDS / 3)
+            await asyncio.sleep(self.ttl / 3)
             try:
-                await self._redis.set(f"csms:alive:{self.node_id}", "1", ex=ALIVE_SECONDS)
+                if await self._announce() and self._entries:
+                    await self._reclaim()
             except Exception:
                 log.exception("redis keepalive failed")
+
+    async def _reclaim(self) -> None:
+        """This node was taken for dead while it still held sockets: register them again (in the
+        database too), so that they are online and reachable from every node once more."""
+        log.warning("this node was taken for dead; registering its %d stations again", len(self._entries))
+        for station, entry in list(self._entries.items()):
+            if self.connections.get(station) is None:
+                continue
+            _, version, _ = _parse_presence(entry)
+            if self.on_reclaim is not None:
+                await self.on_reclaim(station, version)
+            else:
+                await self.register(station, version)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 4)
+            try:
+                for node in await self.dead_nodes():
+                    await self.reap(node)
+            except Exception:
+                log.exception("checking the other nodes' liveness failed")
+
+    async def dead_nodes(self) -> list[str]:
+        """Nodes known to the cluster (members, or holders of presence entries) whose liveness key expired."""
+        assert self._redis is not None
+        members = cast("set[str]", await self._redis.smembers(NODES))
+        nodes = sorted((members | {node for node, _ in self.presence.values()}) - {self.node_id})
+        if not nodes:
+            return []
+        alive = await self._redis.mget([ALIVE_PREFIX + n for n in nodes])
+        return [n for n, a in zip(nodes, alive) if a is None]
+
+    async def reap(self, node: str) -> bool:
+        """Clean up after the dead ``node`` unless another node is doing it (or it came back):
+        its stations offline in the database, its presence entries removed. Idempotent."""
+        assert self._redis is not None
+        if not await self._redis.set(REAP_PREFIX + node, self.node_id, nx=True, px=int(self.ttl * 1000)):
+            return False
+        if await self._redis.exists(ALIVE_PREFIX + node):
+            return False
+        log.warning("node %s is dead (no liveness for %.0f s); marking its stations offline", node, self.ttl)
+        if self.on_node_dead is not None:
+            await self.on_node_dead(node)
+        removed = cast("list[str]", await self._redis.eval(_DEL_NODE, 1, PRESENCE, f"{node}|"))
+        for station in removed:
+            if self.presence.get(station, ("",))[0] == node:
+                del self.presence[station]
+            await self._redis.publish(PRESENCE_EVENTS, json.dumps(["del", station, node, ""]))
+        await self._redis.srem(NODES, node)
+        metrics.NODES_REAPED.inc()
+        return True
+
+
+def _parse_presence(value: str) -> tuple[str, str, int]:
+    """(node, OCPP version, epoch) of a presence entry ``node|version|epoch``."""
+    node, _, rest = value.partition("|")
+    version, _, epoch = rest.partition("|")
+    return node, version, int(epoch or 0)
 
 
 def _unpack_reply(reply: dict[str, Any], station_id: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Core:
         from csms.core.ocpp.login_limits import FailedLogins
         from csms.core.services.authorization import AuthorizationService
         from csms.core.services.commands import CommandService, LocalBus
+        from csms.core.services.local_lists import LocalListService
         from csms.core.services.operations import Operations
         from csms.core.services.reports import ReportService
         from csms.core.services.retention import RetentionService
@@ -60,7 +61,8 @@ class Core:
         if settings.redis_url:
             from csms.core.cluster import RedisBus
 
-            bus = RedisBus(self.connections, settings.redis_url, self.node_id)
+            bus = RedisBus(self.connections, settings.redis_url, self.node_id, ttl=settings.node_ttl,
+                           on_node_dead=self.stations.node_lost, on_reclaim=self.stations.connected)
         else:
             bus = LocalBus(self.connections)
         self.commands = CommandService(self, bus)
@@ -68,10 +70,12 @@ class Core:
         self.settlement = SettlementService(self)
         self.retention = RetentionService(self)
         self.smart_charging = SmartChargingService(self)
+        self.local_lists = LocalListService(self)
 
     async def start(self) -> None:
         global _current
         import csms.piccolo_conf as conf
+        from csms.core import metrics
         from csms.db import BatchWriter
 
         self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
@@ -84,10 +88,16 @@ class Core:
         await self.settlement.start()
         await self.retention.start()
         await self.smart_charging.start()
+        await self.local_lists.start()
+        metrics.watch(self)
         _current = self
 
     async def stop(self) -> None:
         global _current
+        from csms.core import metrics
+
+        metrics.unwatch()
+        await self.local_lists.stop()
         await self.smart_charging.stop()
         await self.connections.close_all()
         await self.retention.stop()

@@ -342,6 +342,26 @@ class Reservation(Table, tablename="reservation"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class LocalAuthList(Table, tablename="local_auth_list"):
+    """The local authorization list of a station as the CSMS knows it: the version and entries the
+    station last acknowledged (changed only after it accepted a SendLocalList and we committed),
+    whether it supports lists, and the outcome of the last synchronisation.
+    Written only by :mod:`csms.core.services.local_lists`."""
+
+    id: Serial
+
+    station = ForeignKey(references=Station, unique=True, index=True, on_delete=OnDelete.cascade)
+    version = Integer(default=0)  # list version the station acknowledged (0: none)
+    entries = JSON(default={})  # id token → {"status", "expires_at", "group", "type"} as acknowledged
+    content_hash = Varchar(length=64, default="")  # sha256 of the acknowledged entries
+    station_version = Integer(null=True, default=None)  # what GetLocalListVersion answered last
+    supported = Varchar(length=8, default="")  # ""(unknown)|yes|no
+    last_result = Varchar(length=32, default="")  # Accepted|Failed|VersionMismatch|NotSupported|InSync|Offline|...
+    last_detail = Text(default="")
+    last_sync_at = Timestamptz(null=True, default=None)
+    last_full_at = Timestamptz(null=True, default=None)
+
+
 class Command(Table, tablename="command"):
     """A command sent to a station through the command service, with its answer."""
 
@@ -436,6 +456,7 @@ CORE_TABLES: list[type[Table]] = [
     DeviceVariable,
     ChargingProfile,
     Reservation,
+    LocalAuthList,
     Command,
     ApiKey,
     UserRole,

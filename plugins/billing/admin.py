@@ -8,6 +8,7 @@ REST API, so the pages refuse exactly what the API refuses, with the same messag
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -15,13 +16,15 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, Driver, Organization, Site, Station, admin_guard, caller, current_user,
+    ADMIN_EXCEPTION_HANDLERS, Driver, Organization, Site, Station, admin_guard, caller,
     error_page, is_htmx, paginate, render, utcnow,
 )
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
+from plugins.billing import tariff_form as tf
 from plugins.billing.api import _preview, check_home_values, period_of, session_cost_json, when
 from plugins.billing.assignments import DRIVER_GROUPS, check_assignment, describe, session_context
+from plugins.billing.config import billing_settings
 from plugins.billing.costing import choose_tariff
 from plugins.billing.tables import Assignment, HomeStation, Settlement, Statement, Tariff, TariffVersion
 from plugins.billing.tariffs import (
@@ -59,11 +62,31 @@ async def _choices() -> dict[str, Any]:
     }
 
 
+# -- form errors --------------------------------------------------------------------------------
+#
+# Like the core's forms: a refused form comes back as the same page, with what was typed, the
+# message next to the field it is about and a summary on top, status 400 (invalid) or 409
+# (conflict); never JSON. ``BillingError.field`` names the field; messages about the whole form
+# go under "".
+
+
+def _errors(exc: BillingError) -> dict[str, str]:
+    message = exc.message[:1].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
+    if exc.problems and len(exc.problems) > 1:
+        message += " " + "; ".join(exc.problems)
+    return {exc.field: message}
+
+
+async def _form_values(request: Request) -> tuple[dict[str, str], Any]:
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}, lambda key: form.getall(key, [])
+
+
 # -- tariffs ------------------------------------------------------------------------------------
 
 
-@get("/", name="billing:index")
-async def billing_index(request: Request) -> Template:
+async def _index_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
+                      errors: dict[str, str] | None = None) -> Template:
     tariffs = await Tariff.select().where(Tariff.archived == False).order_by(Tariff.code)  # noqa: E712
     counts = {
         "unsettled": await Settlement.count().where(Settlement.status == "void"),
@@ -74,39 +97,78 @@ async def billing_index(request: Request) -> Template:
     assignments = await Assignment.select().order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
-    return await render(request, "billing/index.html", title="Billing", tariffs=tariffs, counts=counts,
-                        assignments=assignments, **await _choices())
+    return await render(request, "billing/index.html", status_code=status_code, title="Billing", tariffs=tariffs,
+                        counts=counts, assignments=assignments, values=values or {}, errors=errors or {},
+                        **await _choices())
+
+
+@get("/", name="billing:index")
+async def billing_index(request: Request) -> Template:
+    return await _index_page(request)
+
+
+async def _tariff_page(request: Request, tariff_id: int, *, editor: str, values: dict[str, Any],
+                       ocpi: str, errors: dict[str, str], status_code: int = 200, simple_possible: bool = True,
+                       row: dict[str, Any] | None = None) -> Template:
+    title = f"Tariff {row['code']}" if row else "New tariff"
+    return await render(request, "billing/tariff_form.html", status_code=status_code, title=title, row=row,
+                        editor=editor, v=values, ocpi=ocpi, errors=errors, days=tf.DAYS,
+                        simple_possible=simple_possible, tariff_id=tariff_id)
 
 
 @get("/tariffs/new")
 async def tariff_new(request: Request) -> Template:
-    return await render(request, "billing/tariff_form.html", title="New tariff", row=None, name="",
-                        ocpi=json.dumps(EXAMPLE_TARIFF, indent=2), problems=[], error="")
-
-
-async def _tariff_form_error(request: Request, row: dict[str, Any] | None, name: str, text: str,
-                             exc: BillingError) -> Template:
-    return await render(request, "billing/tariff_form.html", status_code=exc.status,
-                        title=f"Tariff {row['code']}" if row else "New tariff", row=row, name=name, ocpi=text,
-                        problems=exc.problems, error=exc.message)
+    editor = "json" if request.query_params.get("editor") == "json" else "simple"
+    return await _tariff_page(request, 0, editor=editor, values=tf.blank_values(),
+                              ocpi=json.dumps(EXAMPLE_TARIFF, indent=2), errors={})
 
 
 def _json_body(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise BillingError(f"the tariff is not valid JSON: {exc}") from None
+        raise BillingError(f"the tariff is not valid JSON: {exc}", field="ocpi") from None
+
+
+async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template | Redirect:
+    """Create (``row`` None) or change a tariff from the simple form or the JSON editor."""
+    form, getall = await _form_values(request)
+    editor = form.get("editor") or ("json" if "ocpi" in form else "simple")
+    editor = "json" if editor == "json" else "simple"
+    values = tf.values_from_form(form, getall)
+    if row is not None:
+        values["code"] = row["code"]
+    name = values["name"] if editor == "simple" else form.get("name", "")
+    ocpi_text = form.get("ocpi", "")
+    try:
+        if editor == "simple":
+            data, errors = tf.ocpi_from_values(values)
+            if data is None:
+                return await _tariff_page(request, row["id"] if row else 0, editor=editor, values=values,
+                                          ocpi=ocpi_text, errors=errors, status_code=400, row=row)
+            ocpi_text = json.dumps(data, indent=2)
+            if row is not None and tf.same_prices(data, json.loads((await version_row(row["id"]))["ocpi"])):
+                data = None  # unchanged prices, perhaps in another order: no new version
+        else:
+            data = _json_body(ocpi_text)
+        if row is None:
+            saved = await create_tariff(data, name=name, created_by=_who(request))
+        else:
+            saved = await update_tariff(row["id"], data, name=name or row["name"], created_by=_who(request))
+    except BillingError as exc:
+        errors = _errors(exc)
+        if exc.status == 409 and "already exists" in exc.message:
+            errors = {"code" if editor == "simple" else "ocpi": next(iter(errors.values()))}
+        elif not exc.field and editor == "json":
+            errors = {"ocpi": next(iter(errors.values()))}
+        return await _tariff_page(request, row["id"] if row else 0, editor=editor, values={**values, "name": name},
+                                  ocpi=ocpi_text, errors=errors, status_code=exc.status, row=row)
+    return Redirect(f"/admin/billing/tariffs/{saved['id']}", status_code=303)
 
 
 @post("/tariffs/new")
-async def tariff_create(request: Request) -> Any:
-    form = await _form(request)
-    try:
-        row = await create_tariff(_json_body(form.get("ocpi", "")), name=form.get("name", ""),
-                                  created_by=_who(request))
-    except BillingError as exc:
-        return await _tariff_form_error(request, None, form.get("name", ""), form.get("ocpi", ""), exc)
-    return Redirect(f"/admin/billing/tariffs/{row['id']}", status_code=303)
+async def tariff_create(request: Request) -> Template | Redirect:
+    return await _save_tariff(request, None)
 
 
 def _who(request: Request) -> str:
@@ -114,8 +176,8 @@ def _who(request: Request) -> str:
     return f"user:{user.username}" if user else caller(request)
 
 
-@get("/tariffs/{tariff_id:int}")
-async def tariff_detail(request: Request, tariff_id: int) -> Template:
+async def _tariff_detail_page(request: Request, tariff_id: int, *, status_code: int = 200,
+                              values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> Template:
     row = await tariff_row(tariff_id)
     version = await version_row(tariff_id)
     versions = await TariffVersion.select().where(TariffVersion.tariff == tariff_id).order_by(
@@ -123,9 +185,15 @@ async def tariff_detail(request: Request, tariff_id: int) -> Template:
     assignments = await Assignment.select().where(Assignment.tariff == tariff_id).order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
-    return await render(request, "billing/tariff_detail.html", title=f"Tariff {row['code']}", row=row,
-                        version=version, versions=versions, assignments=assignments,
-                        ocpi=json.dumps(json.loads(version["ocpi"]), indent=2), **await _choices())
+    return await render(request, "billing/tariff_detail.html", status_code=status_code, title=f"Tariff {row['code']}",
+                        row=row, version=version, versions=versions, assignments=assignments,
+                        ocpi=json.dumps(json.loads(version["ocpi"]), indent=2), values=values or {},
+                        errors=errors or {}, **await _choices())
+
+
+@get("/tariffs/{tariff_id:int}")
+async def tariff_detail(request: Request, tariff_id: int) -> Template:
+    return await _tariff_detail_page(request, tariff_id)
 
 
 @get("/tariffs/{tariff_id:int}/edit")
@@ -133,24 +201,20 @@ async def tariff_edit(request: Request, tariff_id: int) -> Template:
     row = await tariff_row(tariff_id)
     version = await version_row(tariff_id)
     ocpi = {k: v for k, v in json.loads(version["ocpi"]).items() if k != "last_updated"}
-    return await render(request, "billing/tariff_form.html", title=f"Tariff {row['code']}", row=row,
-                        name=row["name"], ocpi=json.dumps(ocpi, indent=2), problems=[], error="")
+    simple = tf.values_from_ocpi(ocpi, name=row["name"])
+    editor = "json" if simple is None or request.query_params.get("editor") == "json" else "simple"
+    return await _tariff_page(request, tariff_id, editor=editor, values=simple or tf.blank_values() | {
+        "code": row["code"], "name": row["name"]}, ocpi=json.dumps(ocpi, indent=2), errors={},
+        simple_possible=simple is not None, row=row)
 
 
 @post("/tariffs/{tariff_id:int}/edit")
-async def tariff_update(request: Request, tariff_id: int) -> Any:
-    row = await tariff_row(tariff_id)
-    form = await _form(request)
-    try:
-        await update_tariff(tariff_id, _json_body(form.get("ocpi", "")), name=form.get("name") or row["name"],
-                            created_by=_who(request))
-    except BillingError as exc:
-        return await _tariff_form_error(request, row, form.get("name", ""), form.get("ocpi", ""), exc)
-    return Redirect(f"/admin/billing/tariffs/{tariff_id}", status_code=303)
+async def tariff_update(request: Request, tariff_id: int) -> Template | Redirect:
+    return await _save_tariff(request, await tariff_row(tariff_id))
 
 
 @post("/tariffs/{tariff_id:int}/archive")
-async def tariff_archive(request: Request, tariff_id: int) -> Any:
+async def tariff_archive(request: Request, tariff_id: int) -> Response:
     try:
         await archive_tariff(tariff_id)
     except BillingError as exc:
@@ -179,39 +243,59 @@ async def _message(request: Request, exc: BillingError) -> Response:
 
 
 @post("/assignments")
-async def assignment_create(request: Request) -> Any:
+async def assignment_create(request: Request) -> Template | Redirect:
     form = await _form(request)
+    back = form.get("back") or "/admin/billing"
     try:
         values = await check_assignment({
             "tariff": _int(form.get("tariff")), "organization_id": _int(form.get("organization_id")),
             "driver_group": form.get("driver_group", ""), "site_id": _int(form.get("site_id")),
-            "station_id": form.get("station_id", ""), "evse_id": _int(form.get("evse_id")),
+            "station_id": form.get("station_id", ""), "evse_id": _evse(form.get("evse_id", "")),
             "valid_from": when(form.get("valid_from"), "valid_from"), "valid_to": when(form.get("valid_to"), "valid_to"),
             "note": form.get("note", ""),
         })
     except BillingError as exc:
-        return await _message(request, exc)
+        tariff_page = re.fullmatch(r"/admin/billing/tariffs/(\d+)", back)
+        if tariff_page:
+            return await _tariff_detail_page(request, int(tariff_page.group(1)), status_code=exc.status,
+                                             values=form, errors=_errors(exc))
+        return await _index_page(request, status_code=exc.status, values=form, errors=_errors(exc))
     await Assignment(**values).save()
-    return Redirect(form.get("back") or "/admin/billing", status_code=303)
+    return Redirect(back if back.startswith("/admin/billing") else "/admin/billing", status_code=303)
+
+
+def _evse(raw: str) -> int | None:
+    if raw in ("", None):
+        return None
+    if not raw.isdigit():
+        raise BillingError(f"EVSE must be a number such as 1, not “{raw}”", field="evse_id")
+    return int(raw)
 
 
 @post("/assignments/{assignment_id:int}/delete")
 async def assignment_delete(request: Request, assignment_id: int) -> Redirect:
     form = await _form(request)
     await Assignment.delete().where(Assignment.id == assignment_id)
-    return Redirect(form.get("back") or "/admin/billing", status_code=303)
+    back = form.get("back") or "/admin/billing"
+    return Redirect(back if back.startswith("/admin/billing") else "/admin/billing", status_code=303)
+
+
+async def _home_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
+                     errors: dict[str, str] | None = None) -> Template:
+    rows = await HomeStation.select().order_by(HomeStation.id)
+    tariffs = await Tariff.select(Tariff.id, Tariff.code).where(Tariff.archived == False)  # noqa: E712
+    return await render(request, "billing/home_stations.html", status_code=status_code,
+                        title="Home stations and reimbursements", rows=rows, tariffs=tariffs,
+                        values=values or {"currency": "EUR"}, errors=errors or {}, **await _choices())
 
 
 @get("/home-stations")
 async def home_list(request: Request) -> Template:
-    rows = await HomeStation.select().order_by(HomeStation.id)
-    tariffs = await Tariff.select(Tariff.id, Tariff.code).where(Tariff.archived == False)  # noqa: E712
-    return await render(request, "billing/home_stations.html", title="Home stations and reimbursements",
-                        rows=rows, tariffs=tariffs, **await _choices())
+    return await _home_page(request)
 
 
 @post("/home-stations")
-async def home_create(request: Request) -> Any:
+async def home_create(request: Request) -> Template | Redirect:
     form = await _form(request)
     try:
         values = await check_home_values({
@@ -222,7 +306,7 @@ async def home_create(request: Request) -> Any:
             "valid_to": form.get("valid_to") or None,
         })
     except BillingError as exc:
-        return await _message(request, exc)
+        return await _home_page(request, status_code=exc.status, values=form, errors=_errors(exc))
     await HomeStation(**values).save()
     return Redirect("/admin/billing/home-stations", status_code=303)
 
@@ -236,8 +320,8 @@ async def home_delete(request: Request, home_id: int) -> Redirect:
 # -- settlements --------------------------------------------------------------------------------
 
 
-@get("/settlements")
-async def settlement_list(request: Request) -> Template:
+async def _settlement_page(request: Request, *, status_code: int = 200, result: Any = None,
+                           values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> Template:
     params = request.query_params
     shown = {k: params.get(k, "") for k in ("status", "kind", "station_id")}
     query, count = Settlement.select(), Settlement.count()
@@ -246,27 +330,30 @@ async def settlement_list(request: Request) -> Template:
             query, count = query.where(col == shown[key]), count.where(col == shown[key])
     page = await paginate(request, query.order_by(Settlement.stopped_at, ascending=False), count)
     page.items = [st.settlement_json(r) for r in page.items]
-    return await render(request, "billing/settlements.html", title="Settlements", page=page, filters=shown,
-                        kinds=st.KINDS, result=None)
+    return await render(request, "billing/settlements.html", status_code=status_code, title="Settlements", page=page,
+                        filters=shown, kinds=st.KINDS, result=result, values=values or {}, errors=errors or {})
+
+
+@get("/settlements")
+async def settlement_list(request: Request) -> Template:
+    return await _settlement_page(request)
 
 
 @post("/settlements/run")
-async def settlement_run(request: Request) -> Any:
+async def settlement_run(request: Request) -> Template:
     form = await _form(request)
     try:
         start, end = period_of(form)
         result = await st.rerun(start, end)
     except BillingError as exc:
-        return await _message(request, exc)
-    page = await paginate(request, Settlement.select().order_by(Settlement.stopped_at, ascending=False),
-                          Settlement.count())
-    page.items = [st.settlement_json(r) for r in page.items]
-    return await render(request, "billing/settlements.html", title="Settlements", page=page,
-                        filters={"status": "", "kind": "", "station_id": ""}, kinds=st.KINDS, result=result)
+        errors = _errors(exc)
+        errors = {{"period_start": "from", "period_end": "to"}.get(k, k): v for k, v in errors.items()}
+        return await _settlement_page(request, status_code=exc.status, values=form, errors=errors)
+    return await _settlement_page(request, result=result)
 
 
 @post("/settlements/{session_id:int}/void")
-async def settlement_void(request: Request, session_id: int) -> Any:
+async def settlement_void(request: Request, session_id: int) -> Response:
     form = await _form(request)
     try:
         await st.void(session_id, form.get("reason", ""))
@@ -278,25 +365,35 @@ async def settlement_void(request: Request, session_id: int) -> Any:
 # -- statements ---------------------------------------------------------------------------------
 
 
-@get("/statements")
-async def statement_list(request: Request) -> Template:
+async def _statement_list_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
+                               errors: dict[str, str] | None = None) -> Template:
     page = await paginate(request, Statement.select().order_by(Statement.id, ascending=False), Statement.count())
     page.items = [stm.statement_json(r) for r in page.items]
-    return await render(request, "billing/statements.html", title="Statements", page=page, **await _choices())
+    return await render(request, "billing/statements.html", status_code=status_code, title="Statements", page=page,
+                        values=values or {"month": stm.last_closed_month()}, errors=errors or {},
+                        timezone=billing_settings().statement_timezone, **await _choices())
+
+
+@get("/statements")
+async def statement_list(request: Request) -> Template:
+    return await _statement_list_page(request)
 
 
 @post("/statements")
-async def statement_create(request: Request) -> Any:
+async def statement_create(request: Request) -> Template | Redirect:
     form = await _form(request)
     try:
         kind, _, party = form.get("party", "").partition(":")
         if not party.isdigit():
-            raise BillingError("choose a driver, organization or leasing partner")
+            raise BillingError("choose a driver, organization or leasing partner", field="party")
         start, end = period_of(form)
         row = await stm.create_statement(kind, int(party), start, end, currency=form.get("currency") or None,
                                          created_by=_who(request))
     except BillingError as exc:
-        return await _message(request, exc)
+        errors = _errors(exc)
+        if form.get("month") and "period_end" in errors:  # the month's end
+            errors = {"month": errors["period_end"]}
+        return await _statement_list_page(request, status_code=exc.status, values=form, errors=errors)
     return Redirect(f"/admin/billing/statements/{row['id']}", status_code=303)
 
 
@@ -309,7 +406,7 @@ async def statement_detail(request: Request, statement_id: int) -> Template:
 
 
 @post("/statements/{statement_id:int}/void")
-async def statement_void(request: Request, statement_id: int) -> Any:
+async def statement_void(request: Request, statement_id: int) -> Response:
     try:
         await stm.void_statement(statement_id)
     except BillingError as exc:
@@ -357,13 +454,6 @@ def panel(page: str, request: Any, context: dict[str, Any]) -> Any:
 
 
 # -- the router ---------------------------------------------------------------------------------
-
-
-
-
-
-
-
 
 def _billing_error(request: Request, exc: BillingError) -> Response:
     return error_page(request, exc.status, exc.message)

@@ -55,7 +55,7 @@ def when(value: Any, name: str, *, required: bool = False) -> datetime | None:
     """An ISO date or datetime from a body or query (naive means UTC)."""
     if value in (None, ""):
         if required:
-            raise BillingError(f"{name} is required")
+            raise BillingError(f"{name} is required", field=name)
         return None
     if isinstance(value, datetime):
         dt = value
@@ -63,7 +63,7 @@ def when(value: Any, name: str, *, required: bool = False) -> datetime | None:
         try:
             dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise BillingError(f"{name} {value!r} is not an ISO 8601 date or time") from None
+            raise BillingError(f"{name} {value!r} is not an ISO 8601 date or time", field=name) from None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
@@ -80,13 +80,13 @@ def period_of(data: dict[str, Any]) -> tuple[datetime, datetime]:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise BillingError(f"unknown time zone {tz!r}") from None
+            raise BillingError(f"unknown time zone {tz!r}", field="month") from None
         return stm.month_period(str(data["month"]), tz)
     start = when(data.get("period_start", data.get("from")), "period_start", required=True)
     end = when(data.get("period_end", data.get("to")), "period_end", required=True)
     assert start is not None and end is not None
     if end <= start:
-        raise BillingError("the period's end must be after its start")
+        raise BillingError("the period's end must be after its start", field="period_end")
     return start, end
 
 
@@ -313,34 +313,36 @@ async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = 
     for key in ("valid_from", "valid_to"):
         v[key] = when(v.get(key), key)
     if not v["station_id"] or not await Station.exists().where(Station.station_id == v["station_id"]):
-        raise BillingError(f"no station {v['station_id']!r}")
+        raise BillingError(f"no station {v['station_id']!r}", field="station_id")
     driver = await Driver.select().where(Driver.id == v["driver_id"]).first() if v["driver_id"] is not None else None
     if driver is None:
-        raise BillingError(f"no driver {v['driver_id']}")
+        raise BillingError(f"no driver {v['driver_id']}", field="driver_id")
     if driver["kind"] != "employee":
-        raise BillingError(f"driver {driver['id']} is a {driver['kind']}; home stations are for employees")
+        raise BillingError(f"driver {driver['id']} is a {driver['kind']}; home stations are for employees",
+                           field="driver_id")
     if v["organization_id"] is None and driver["organization"] is None:
-        raise BillingError("give organization_id (the employer): the driver has no organization")
+        raise BillingError("give organization_id (the employer): the driver has no organization",
+                           field="organization_id")
     if v["organization_id"] is not None and not await Organization.exists().where(
             Organization.id == v["organization_id"]):
-        raise BillingError(f"no organization {v['organization_id']}")
+        raise BillingError(f"no organization {v['organization_id']}", field="organization_id")
     if v["mode"] not in ("fixed_rate", "tariff"):
-        raise BillingError("mode must be fixed_rate or tariff")
+        raise BillingError("mode must be fixed_rate or tariff", field="mode")
     try:
         rate = to_decimal(v["rate_per_kwh"] if v["rate_per_kwh"] is not None else "0", what="rate_per_kwh")
     except (TypeError, ValueError) as exc:
-        raise BillingError(str(exc)) from None
+        raise BillingError(str(exc), field="rate_per_kwh") from None
     if rate < 0 or rate.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise BillingError("rate_per_kwh must be a non-negative amount with at most 4 decimals")
+        raise BillingError("rate_per_kwh must be a non-negative amount with at most 4 decimals", field="rate_per_kwh")
     if v["mode"] == "fixed_rate" and rate == 0:
-        raise BillingError("a fixed_rate home station needs rate_per_kwh")
+        raise BillingError("a fixed_rate home station needs rate_per_kwh", field="rate_per_kwh")
     v["rate_per_kwh"] = f"{rate:f}"
     if not isinstance(v["currency"], str) or len(v["currency"]) != 3 or not v["currency"].isupper():
-        raise BillingError("currency must be an ISO 4217 code such as EUR")
+        raise BillingError("currency must be an ISO 4217 code such as EUR", field="currency")
     if v["tariff"] is not None and not await Tariff.exists().where(Tariff.id == v["tariff"]):
-        raise BillingError(f"no tariff {v['tariff']}")
+        raise BillingError(f"no tariff {v['tariff']}", field="tariff")
     if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
-        raise BillingError("valid_to must be after valid_from")
+        raise BillingError("valid_to must be after valid_from", field="valid_to")
     await check_home_station(v, exclude_id=exclude_id)
     return v
 
@@ -499,6 +501,7 @@ class StatementController(Controller):
         """Issue the statements of a period for every party with settled sessions in it that has
         none yet (the monthly run): ``{"month": "2026-11"}``."""
         start, end = period_of(body_object(data))
+        stm.open_period_refused(end)
         parties: set[tuple[str, int]] = set()
         rows = await Settlement.select(Settlement.payer_kind, Settlement.payer_id, Settlement.payee_kind,
                                        Settlement.payee_id).where(
@@ -550,7 +553,7 @@ class StatementController(Controller):
         if fmt == "csv":  # rendered off the event loop: a statement may have thousands of lines
             return Response(await run_cpu(stm.statement_csv, row, lines), media_type="text/csv; charset=utf-8",
                             headers=headers)
-        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.operator_name())
+        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.seller(), await stm.buyer(row))
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)

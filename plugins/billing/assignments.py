@@ -129,37 +129,40 @@ async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = N
     v["station_id"] = v["station_id"] or ""
     v["note"] = (v["note"] or "")[:200]
     if v["tariff"] is None:
-        raise BillingError("tariff is required (the id of a billing tariff)")
+        raise BillingError("tariff is required (the id of a billing tariff)", field="tariff")
     tariff = await Tariff.select(Tariff.archived).where(Tariff.id == v["tariff"]).first()
     if tariff is None:
-        raise BillingError(f"no tariff {v['tariff']}")
+        raise BillingError(f"no tariff {v['tariff']}", field="tariff")
     if tariff["archived"]:
-        raise BillingError(f"tariff {v['tariff']} is archived")
+        raise BillingError(f"tariff {v['tariff']} is archived", field="tariff")
     if v["organization_id"] is not None and v["driver_group"]:
-        raise BillingError("an assignment is for an organization or for a driver group, not both")
+        raise BillingError("an assignment is for an organization or for a driver group, not both",
+                           field="driver_group")
     if v["driver_group"] and v["driver_group"] not in DRIVER_GROUPS:
-        raise BillingError(f"driver_group must be one of {', '.join(DRIVER_GROUPS)} (or staff, leasing_partner)")
+        raise BillingError(f"driver_group must be one of {', '.join(DRIVER_GROUPS)} (or staff, leasing_partner)",
+                           field="driver_group")
     if v["organization_id"] is not None and not await Organization.exists().where(
             Organization.id == v["organization_id"]):
-        raise BillingError(f"no organization {v['organization_id']}")
+        raise BillingError(f"no organization {v['organization_id']}", field="organization_id")
     if v["site_id"] is not None and v["station_id"]:
         raise BillingError("give site_id or station_id, not both: a station's assignment already applies "
-                           "to it alone")
+                           "to it alone", field="station_id")
     if v["evse_id"] is not None and not v["station_id"]:
-        raise BillingError("an EVSE assignment needs the station_id of its station")
+        raise BillingError("an EVSE assignment needs the station_id of its station", field="evse_id")
     if v["site_id"] is not None and not await Site.exists().where(Site.id == v["site_id"]):
-        raise BillingError(f"no site {v['site_id']}")
+        raise BillingError(f"no site {v['site_id']}", field="site_id")
     if v["station_id"] and not await Station.exists().where(Station.station_id == v["station_id"]):
-        raise BillingError(f"no station {v['station_id']!r}")
+        raise BillingError(f"no station {v['station_id']!r}", field="station_id")
     if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
-        raise BillingError("valid_to must be after valid_from")
+        raise BillingError("valid_to must be after valid_from", field="valid_to")
     others = await Assignment.select()
     for other in others:
         if other["id"] != exclude_id and _same_scope(v, other) and overlaps(v, other):
             raise BillingError(
                 f"conflicts with assignment {other['id']} (tariff {other['tariff']} for {describe(other)}, "
                 f"valid {_window(other)}): the same {describe(v)} would have two tariffs from "
-                f"{_overlap_start(v, other)}; end one's validity before the other's starts", status=409)
+                f"{_overlap_start(v, other)}; end one's validity before the other's starts", status=409,
+                field="valid_from")
     return v
 
 
@@ -266,4 +269,4 @@ async def check_home_station(values: dict[str, Any], *, exclude_id: int | None =
         if other["id"] != exclude_id and overlaps(values, other):
             raise BillingError(f"station {values['station_id']!r} is already the home station of driver "
                                f"{other['driver_id']} (home station {other['id']}, valid {_window(other)})",
-                               status=409)
+                               status=409, field="station_id")

@@ -18,7 +18,9 @@ class BillingSettings(CsmsSettings):
     cost_updates: bool = Field(False, description="Send OCPP 2.0.1 `CostUpdated` with the running cost (total incl. VAT) to 2.0.1 stations while a session runs.")
     cost_update_interval: float = Field(60.0, description="Least seconds between two `CostUpdated` messages for one session.")
     statement_timezone: str = Field("UTC", description="Time zone in which statement months are read and dates printed.")
-    operator_name: str = Field("", description="Name printed on statements; defaults to the organization of kind `operator`.")
+    operator_name: str = Field("", description="Seller's name printed on statements; defaults to the organization of kind `operator`.")
+    operator_address: str = Field("", description="Seller's address printed on statements (lines separated by `;` or new lines); defaults to the address of the organization of kind `operator`.")
+    operator_vat_id: str = Field("", description="Seller's VAT id printed on statements; defaults to the VAT id of the organization of kind `operator`.")
 
 
 @lru_cache(maxsize=1)

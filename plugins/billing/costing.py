@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from csms.plugin_api import CostLine, MeterValue, SessionCost, call_hook, get_core, utcnow
+from csms.plugin_api import CostLine, MeterValue, SessionCost, call_hook, fmt_quantity, get_core, utcnow
 from plugins.billing.assignments import SessionContext, describe, known_context, resolve_assignment, session_context
 from plugins.billing.pricing import CostBreakdown, MeterSample, SessionUsage, price_session
 from plugins.billing.tables import Tariff, TariffVersion
@@ -179,7 +179,9 @@ def _description(line: Any) -> str:
     label = {"ENERGY": "Energy", "TIME": "Charging time", "PARKING_TIME": "Parking time"}[kind]
     if line.phase == "reservation":
         label = "Reservation time"
-    return f"{label} {line.billed_quantity.normalize():f} {line.unit} x {line.unit_price.normalize():f}"
+    price = line.unit_price
+    shown = f"{price:.2f}" if price == price.quantize(Decimal("0.01")) else f"{price.normalize():f}"
+    return f"{label} {fmt_quantity(line.billed_quantity, line.unit)} at {shown}/{line.unit}"
 
 
 def session_cost(breakdown: CostBreakdown, code: str, *, final: bool, flags: list[str]) -> SessionCost:

@@ -45,7 +45,7 @@ def month_period(month: str, timezone: str) -> tuple[datetime, datetime]:
         year, mon = (int(x) for x in month.split("-"))
         first = date(year, mon, 1)
     except ValueError:
-        raise BillingError(f"month {month!r} is not YYYY-MM") from None
+        raise BillingError(f"month {month!r} is not YYYY-MM", field="month") from None
     nxt = date(year + (mon == 12), mon % 12 + 1, 1)
     tz = ZoneInfo(timezone)
     return (datetime.combine(first, time(), tz).astimezone(ZoneInfo("UTC")),
@@ -100,7 +100,8 @@ async def create_statement(party_kind: str, party_id: int, start: datetime, end:
     """Issue a statement for a party and period; refused when a live statement overlaps it."""
     name = await party_name(party_kind, party_id)
     if end <= start:
-        raise BillingError("period_end must be after period_start")
+        raise BillingError("period_end must be after period_start", field="period_end")
+    open_period_refused(end)
     for other in await Statement.select().where(
             (Statement.party_kind == party_kind) & (Statement.party_id == party_id) & (Statement.status == "issued")):
         if other["period_start"] < end and start < other["period_end"] and (
@@ -135,6 +136,24 @@ async def create_statement(party_kind: str, party_id: int, start: datetime, end:
     if hook_impls("billing_request_payment"):
         _spawn(request_payment(statement["id"]))
     return statement
+
+
+def open_period_refused(end: datetime) -> None:
+    """Statements are issued for periods that have ended: a statement is final, so one issued
+    for the running month would lock it and leave out every session that ends later in it."""
+    if end > utcnow():
+        tz = ZoneInfo(billing_settings().statement_timezone)
+        raise BillingError(
+            f"the period has not ended yet (it ends {end.astimezone(tz):%Y-%m-%d %H:%M} {tz.key}): a statement is "
+            "final, and sessions that end later in the period would be left out of it; issue it once the period "
+            "is over", status=409, field="period_end")
+
+
+def last_closed_month(now: datetime | None = None) -> str:
+    """``"2026-11"``: the most recent month that has ended, in the statement time zone."""
+    tz = ZoneInfo(billing_settings().statement_timezone)
+    first = (now or utcnow()).astimezone(tz).date().replace(day=1)
+    return f"{(first - timedelta(days=1)):%Y-%m}"
 
 
 _tasks: set[asyncio.Task[Any]] = set()
@@ -242,47 +261,105 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-async def operator_name() -> str:
-    configured = billing_settings().operator_name
-    if configured:
-        return configured
-    row = await Organization.select(Organization.name).where(Organization.kind == "operator").order_by(
-        Organization.id).first()
-    return row["name"] if row else "Charging operator"
+@dataclass(frozen=True)
+class Party:
+    """A seller or buyer as printed on a statement."""
+
+    name: str
+    address: str = ""
+    vat_id: str = ""
+    email: str = ""
+
+    @property
+    def address_lines(self) -> list[str]:
+        return [x.strip() for x in self.address.replace(";", "\n").splitlines() if x.strip()]
 
 
-def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], issuer: str) -> bytes:
-    """The statement as a one-or-more-page A4 PDF (fpdf2, built-in Helvetica)."""
+async def seller() -> Party:
+    """The installation as seller: the billing settings, else the organization of kind ``operator``."""
+    cfg = billing_settings()
+    row = await Organization.select().where(Organization.kind == "operator").order_by(Organization.id).first() or {}
+    return Party(name=cfg.operator_name or row.get("name") or "Charging operator",
+                 address=cfg.operator_address or row.get("address") or "",
+                 vat_id=cfg.operator_vat_id or row.get("vat_id") or "")
+
+
+async def buyer(row: dict[str, Any]) -> Party:
+    """The statement's party with what is known of it: an organization's address and VAT id, a
+    driver's e-mail and (when the driver belongs to one) the organization's address."""
+    if row["party_kind"] == "driver":
+        driver = await Driver.select().where(Driver.id == row["party_id"]).first()
+        if driver is None:
+            return Party(name=row["party_name"])
+        org = await Organization.select().where(Organization.id == driver["organization"]).first() \
+            if driver["organization"] else None
+        return Party(name=driver["name"], email=driver["email"] or "",
+                     address=f"c/o {org['name']};{org['address']}" if org and org["address"] else "")
+    org = await Organization.select().where(Organization.id == row["party_id"]).first()
+    if org is None:
+        return Party(name=row["party_name"])
+    return Party(name=org["name"], address=org["address"] or "", vat_id=org["vat_id"] or "", email=org["email"] or "")
+
+
+def _vat_rate(ln: dict[str, Any]) -> str:
+    """A line's VAT rate in percent, from its stored amounts (rounded to the tenth)."""
+    if not ln["excl_minor"]:
+        return ""
+    rate = Decimal(ln["vat_minor"]) * 100 / Decimal(ln["excl_minor"])
+    return f"{rate.quantize(Decimal('0.1')).normalize():f} %"
+
+
+def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], seller: Party, buyer: Party) -> bytes:
+    """The statement as an invoice on one or more A4 pages (fpdf2, built-in Helvetica): seller
+    and buyer with addresses and VAT ids, number, issue date, period, lines with their VAT, totals."""
     from fpdf import FPDF
 
     tz_name = billing_settings().statement_timezone
     tz = ZoneInfo(tz_name)
     cur = row["currency"]
+    credit_note = row["total_incl_minor"] < 0
+    kind = "Credit note" if credit_note else "Invoice"
+    number = statement_number(row)
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.set_title(f"Statement {statement_number(row)}")
-    pdf.set_author(_latin1(issuer))
+    pdf.set_title(f"{kind} {number}")
+    pdf.set_author(_latin1(seller.name))
     pdf.add_page()
+    top = pdf.get_y()
+
+    def block(x: float, title: str, party: Party) -> None:
+        pdf.set_xy(x, top)
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(85, 5, title, new_x="LEFT", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 10)
+        for text in [party.name, *party.address_lines, *([f"VAT id: {party.vat_id}"] if party.vat_id else []),
+                     *([party.email] if party.email else [])]:
+            pdf.cell(85, 5, _latin1(text)[:60], new_x="LEFT", new_y="NEXT")
+
+    block(pdf.l_margin, "Seller", seller)
+    seller_bottom = pdf.get_y()
+    block(pdf.l_margin + 95, "Bill to" if not credit_note else "Credited to", buyer)
+    pdf.set_xy(pdf.l_margin, max(seller_bottom, pdf.get_y()) + 6)
     pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 9, _latin1(f"Statement {statement_number(row)}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 9, _latin1(f"{kind} {number}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     period_end = (row["period_end"] - timedelta(seconds=1)).astimezone(tz)
-    for text in (f"Issued by: {issuer}", f"For: {row['party_name']} ({row['party_kind'].replace('_', ' ')} "
-                 f"{row['party_id']})", f"Period: {row['period_start'].astimezone(tz):%Y-%m-%d} to "
-                 f"{period_end:%Y-%m-%d} ({tz_name})", f"Issued: {row['created_at'].astimezone(tz):%Y-%m-%d}",
-                 f"Status: {row['status']}"):
+    for text in (f"Invoice number: {number}", f"Issue date: {row['created_at'].astimezone(tz):%Y-%m-%d}",
+                 f"Period: {row['period_start'].astimezone(tz):%Y-%m-%d} to {period_end:%Y-%m-%d} ({tz_name})",
+                 f"Customer: {row['party_kind'].replace('_', ' ')} {row['party_id']}",
+                 *(["Status: VOID - this statement was cancelled"] if row["status"] == "void" else [])):
         pdf.cell(0, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    widths = (28, 22, 52, 18, 22, 18, 22)
-    headers = ("Started", "Station", "Description", "kWh", "Excl. VAT", "VAT", "Incl. VAT")
+    widths = (26, 20, 50, 14, 20, 14, 18, 20)
+    headers = ("Started", "Station", "Description", "kWh", "Net", "VAT %", "VAT", "Gross")
     pdf.set_font("Helvetica", "B", 8)
     for w, h in zip(widths, headers):
         pdf.cell(w, 6, h, border="B", align="R" if h not in ("Started", "Station", "Description") else "L")
     pdf.ln()
     pdf.set_font("Helvetica", "", 8)
     for ln in lines:
-        cells = (_local(ln["started_at"], tz), ln["station_id"][:14], ln["description"][:40],
-                 str(_kwh(ln["energy_wh"])), money(ln["excl_minor"], cur), money(ln["vat_minor"], cur),
+        cells = (_local(ln["started_at"], tz), ln["station_id"][:13], ln["description"][:38],
+                 str(_kwh(ln["energy_wh"])), money(ln["excl_minor"], cur), _vat_rate(ln), money(ln["vat_minor"], cur),
                  money(ln["incl_minor"], cur))
         for i, (w, c) in enumerate(zip(widths, cells)):
             pdf.cell(w, 5, _latin1(c), align="R" if i >= 3 else "L")
@@ -291,7 +368,7 @@ def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], issuer: str)
         pdf.cell(0, 6, "No settled sessions in this period.", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("Helvetica", "B", 10)
-    totals = [(f"Total excl. VAT ({cur})", money(row["total_excl_minor"], cur)),
+    totals = [(f"Total net, excl. VAT ({cur})", money(row["total_excl_minor"], cur)),
               (f"VAT ({cur})", money(row["total_vat_minor"], cur)),
               (f"Total incl. VAT ({cur})", money(row["total_incl_minor"], cur))]
     if row["credits_incl_minor"]:
@@ -300,7 +377,7 @@ def statement_pdf(row: dict[str, Any], lines: list[dict[str, Any]], issuer: str)
     for label, value in totals:
         pdf.cell(sum(widths[:-1]), 6, _latin1(label), align="R")
         pdf.cell(widths[-1], 6, value, align="R", new_x="LMARGIN", new_y="NEXT")
-    if row["total_incl_minor"] < 0:
+    if credit_note:
         pdf.set_font("Helvetica", "", 9)
         pdf.cell(0, 6, _latin1(f"A negative total is owed to {row['party_name']}."), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

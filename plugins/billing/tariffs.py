@@ -21,13 +21,16 @@ from plugins.billing.tariff import TariffParseError, validate_tariff
 
 
 class BillingError(Exception):
-    """A request the billing plugin refuses: ``status`` 400 (invalid), 404 or 409 (conflict)."""
+    """A request the billing plugin refuses: ``status`` 400 (invalid), 404 or 409 (conflict);
+    ``field`` names the input it is about (the admin shows the message next to that field)."""
 
-    def __init__(self, message: str, *, status: int = 400, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, status: int = 400, problems: list[str] | None = None,
+                 field: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.problems = problems or []
+        self.field = field
 
 
 def parse_tariff(data: Any) -> OcpiTariff:

@@ -16,7 +16,7 @@ class StationOpsSettings(CsmsSettings):
     model_config = SettingsConfigDict(env_prefix="CSMS_STATIONOPS_", extra="ignore")
 
     public_url: str = Field("", description="Base URL stations use to reach this CSMS over HTTP(S), e.g. `https://csms.example.com`; firmware download and diagnostics upload URLs start with it. Empty: the URL the operator used for the request that started the campaign or diagnostics request.")
-    runner: bool = Field(True, description="Drive firmware campaigns and evaluate alert rules on this node (in multi-node mode turn it on for one node only; station reports are followed on every node).")
+    runner: bool = Field(True, description="This node may drive firmware campaigns and evaluate alert rules: one node at a time does, the leader elected through Redis (`run_as_leader`; without Redis this node). Off: never on this node. Station reports are followed on every node.")
     campaign_interval: float = Field(10.0, description="Seconds between two passes of the campaign driver (events wake it earlier).")
     alert_interval: float = Field(30.0, description="Seconds between two evaluations of the alert rules (events wake it earlier).")
     upload_max_mb: int = Field(200, description="Largest diagnostics upload accepted, in MiB.")

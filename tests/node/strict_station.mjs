@@ -785,6 +785,11 @@ function registerHandlers() {
         });
 
         handle('ChangeConfiguration', async (p) => {
+            if (p.key === 'AuthorizationKey') {  // write-only (1.6 security whitepaper): hex of 16-20 bytes
+                if (!/^([0-9A-Fa-f]{2}){16,20}$/.test(p.value)) return { status: 'Rejected' };
+                emit({ event: 'password_changed', password: Buffer.from(p.value, 'hex').toString('utf8') });
+                return { status: 'Accepted' };
+            }
             const entry = config16.get(p.key);
             if (!entry) return { status: 'NotSupported' };
             if (entry[1]) return { status: 'Rejected' };
@@ -834,6 +839,12 @@ function registerHandlers() {
 
         handle('SetVariables', async (p) => ({
             setVariableResult: p.setVariableData.map(({ attributeType, attributeValue, component, variable }) => {
+                if (sameName(component.name, 'SecurityCtrlr') && sameName(variable.name, 'BasicAuthPassword')) {
+                    // write-only, kept out of the reported device model: 16-40 characters (A00.FR.205)
+                    const ok = attributeValue.length >= 16 && attributeValue.length <= 40;
+                    if (ok) emit({ event: 'password_changed', password: attributeValue });
+                    return { attributeStatus: ok ? 'Accepted' : 'Rejected', component, variable };
+                }
                 const found = findVariable(component, variable);
                 const r = { attributeStatus: found.status, component, variable };
                 if (attributeType) r.attributeType = attributeType;

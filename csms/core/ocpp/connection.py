@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, cast
 
 import msgspec
 from ocpp.charge_point import ChargePoint
 
 from csms.core.events import deferred_events
+from csms.core.metrics import error as _count_error, message_handled as _message_handled
 from csms.core.ocpp.validation import (
     ACTIONS,
     MAX_DEPTH,
@@ -28,6 +30,7 @@ from csms.core.ocpp.validation import (
     error_code,
     validate,
 )
+from csms.core.services.passwords import redact
 from csms.core.timeutil import InvalidTimestamp, utcnow
 
 if TYPE_CHECKING:
@@ -131,10 +134,11 @@ class StationConnection(ChargePoint):
         except Exception:  # already gone
             pass
 
-    async def _send(self, frame: list[Any], action: str) -> None:
+    async def _send(self, frame: list[Any], action: str, logged: list[Any] | None = None) -> None:
+        """Send ``frame``; the frame log gets ``logged`` instead when given (a secret masked)."""
         text = _encode(frame).decode()
         if self._log_frames:
-            self._log("out", frame[0], frame[1], action, text)
+            self._log("out", frame[0], frame[1], action, text if logged is None else _encode(logged).decode())
         await self.socket.send_text(text)
 
     def _log(self, direction: str, message_type: int, unique_id: str, action: str, text: str) -> None:
@@ -233,6 +237,7 @@ class StationConnection(ChargePoint):
 
     async def _handle_call(self, uid: str, action: str, payload: Any, raw: str, unbounded: bool = False) -> None:
         version = self.version
+        started = _clock()
         try:
             handler = self.handlers.get(action)
             if handler is None:
@@ -257,16 +262,21 @@ class StationConnection(ChargePoint):
                 deferred_events.reset(token)
         except OcppError as exc:
             await self._send_error(uid, exc.code, exc.description, action, exc.details.get("public"))
+            _message_handled(action, exc.code, _clock() - started)
             return
         except InvalidTimestamp as exc:
             await self._send_error(uid, error_code(version, "property"), str(exc), action)
+            _message_handled(action, error_code(version, "property"), _clock() - started)
             return
         except Exception:
             log.exception("%s: handler for %s failed", self.station_id, action)
             await self._send_error(uid, error_code(version, "internal"), f"the CSMS failed to process {action}",
                                    action)
+            _message_handled(action, error_code(version, "internal"), _clock() - started)
+            _count_error("handler")
             return
         await self._send([3, uid, result], action)
+        _message_handled(action, "answered", _clock() - started)
         if held:
             for event in held:
                 self.core.events.emit(event)
@@ -301,7 +311,9 @@ class StationConnection(ChargePoint):
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[uid] = (action, fut)
             try:
-                await self._send([2, uid, action, payload], action)
+                masked = redact(action, payload)  # a station password never reaches the frame log
+                await self._send([2, uid, action, payload], action,
+                                 None if masked is payload else [2, uid, action, masked])
                 return await asyncio.wait_for(fut, timeout or self.core.settings.call_timeout)
             finally:
                 self._pending.pop(uid, None)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core import events as ev
 from csms.core.ocpp.validation import InvalidPayload, OcppError
-from csms.core import audit
+from csms.core import audit, metrics
+from csms.core.services import passwords
 from csms.core.tables import Command, Station
 from csms.core.timeutil import utcnow
 
@@ -101,12 +103,21 @@ class CommandService:
         """
         if not await Station.exists().where(Station.station_id == station_id):
             raise UnknownStation(station_id)
-        row = Command(station_id=station_id, action=action, payload=payload, requested_by=requested_by)
+        new_password = passwords.password_set_by(action, payload)  # before anything is stored or sent
+        logged = passwords.redact(action, payload)
+        row = Command(station_id=station_id, action=action, payload=logged, requested_by=requested_by)
         await row.save()
-        await audit.record_command(station_id, action, payload, requested_by)
+        await audit.record_command(station_id, action, logged, requested_by)
         status, response, code, description = "answered", None, "", ""
+        started = time.perf_counter()
         try:
             response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)
+            if new_password is not None and passwords.accepted(action, response):
+                # the hash the handshake checks, stored before anyone hears of the answer
+                await self.core.stations.set_password(station_id, new_password)
+                self.core.stations.record(station_id, "security", "password_changed",
+                                          summary=f"the station accepted a new Basic-auth password ({action})",
+                                          details={"requested_by": requested_by})
             return response
         except StationOffline:
             status, description = "offline", "station is not connected"
@@ -121,6 +132,7 @@ class CommandService:
             status, code, description = "error", exc.code, exc.description
             raise
         finally:
+            metrics.command_answered(action, status, time.perf_counter() - started)
             await Command.update({
                 Command.status: status, Command.response: response, Command.error_code: code,
                 Command.error_description: description, Command.answered_at: utcnow(),

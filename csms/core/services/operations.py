@@ -7,17 +7,22 @@ variables, profiles, reservations) are stored on the way.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.validation import V16, V201
-from csms.core.services.commands import StationOffline, UnknownStation
+from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.services import passwords
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import ChargingProfile, ChargingSession, Reservation, Station
 from csms.core.timeutil import ocpp_ts
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
+
+log = logging.getLogger("csms.operations")
 
 
 class OperationError(ValueError):
@@ -176,16 +181,56 @@ class Operations:
             raise UnknownStation(station_id)
         if await self._version(station_id) == V16:
             response = await self._send(station_id, "ChangeConfiguration", {"key": key, "value": value}, by)
-            if response["status"] in ("Accepted", "RebootRequired"):
+            if response["status"] in ("Accepted", "RebootRequired") and not passwords.is_password_key(key):
                 await self.core.reports.configuration(state, [{"key": key, "value": value}])
             return _result(response)
         component, variable = self.split_key(key)
         response = await self._send(station_id, "SetVariables", {"setVariableData": [
             {"attributeValue": value, "component": component, "variable": variable}]}, by)
         result = response["setVariableResult"][0]
-        if result["attributeStatus"] in ("Accepted", "RebootRequired"):
+        if result["attributeStatus"] in ("Accepted", "RebootRequired") and not passwords.is_password_key(key):
             await self.core.reports.set_variable_value(state, component, variable, "Actual", value)
         return {"status": result["attributeStatus"], "response": response}
+
+    async def rotate_password(self, station_id: str, *, by: str = "") -> dict[str, Any]:
+        """Give the station a new random Basic-auth password (2.0.1 SetVariables of
+        SecurityCtrlr.BasicAuthPassword, 1.6 ChangeConfiguration of AuthorizationKey). The command
+        service stores its hash once the station accepts; the password itself is returned to
+        nobody (only the station needs it)."""
+        password = passwords.generate()
+        if await self._version(station_id) == V16:
+            response = await self._send(station_id, "ChangeConfiguration", {
+                "key": passwords.AUTHORIZATION_KEY, "value": passwords.authorization_key(password)}, by)
+            return {"status": response["status"], "response": response}
+        response = await self._send(station_id, "SetVariables", {"setVariableData": [{
+            "attributeValue": password, "component": {"name": passwords.SECURITY_COMPONENT},
+            "variable": {"name": passwords.PASSWORD_VARIABLE}}]}, by)
+        result = response["setVariableResult"][0]
+        return {"status": result["attributeStatus"], "response": response}
+
+    async def rotate_passwords(self, station_ids: list[str], *, by: str = "",
+                               concurrency: int = 16) -> dict[str, str]:
+        """Rotate the password of each station (at most ``concurrency`` at once); the outcome per
+        station: the station's answer (Accepted, RebootRequired, Rejected, ...), ``Offline``,
+        ``Timeout``, ``NotFound`` or ``Error``."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(station_id: str) -> str:
+            async with gate:
+                try:
+                    return str((await self.rotate_password(station_id, by=by))["status"])
+                except UnknownStation:
+                    return "NotFound"
+                except StationOffline:
+                    return "Offline"
+                except CommandTimeout:
+                    return "Timeout"
+                except OcppError as exc:
+                    log.warning("password rotation of %s failed: %s %s", station_id, exc.code, exc.description)
+                    return "Error"
+
+        unique = list(dict.fromkeys(station_ids))
+        return dict(zip(unique, await asyncio.gather(*(one(s) for s in unique))))
 
     # -- firmware, logs ------------------------------------------------------------------------
 

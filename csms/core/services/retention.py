@@ -1,4 +1,5 @@
-"""Pruning of the raw frame log (and, when configured, old meter values) after their retention."""
+"""Pruning of the raw frame log (and, when configured, old meter values) after their retention,
+hourly, by one node of a cluster (the leader of the ``retention`` job)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from csms.core.leases import LeaderJob, lead
 from csms.core.tables import MessageLog, MeterValue
 from csms.core.timeutil import utcnow
 
@@ -20,15 +22,17 @@ class RetentionService:
     def __init__(self, core: Core, *, interval: float = 3600.0) -> None:
         self.core = core
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._job: LeaderJob | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="csms-retention")
+        # one node of a cluster prunes (the leader of the "retention" job); the bus is started
+        core = self.core
+        self._job = lead("retention", self._run, client=getattr(core.commands.bus, "redis", None),
+                         owner=core.node_id, lease_seconds=core.settings.leader_lease)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._job:
+            await self._job.stop()
 
     async def prune(self) -> dict[str, int]:
         """Delete what is past its retention; return how many rows of each kind went."""

@@ -64,6 +64,11 @@ class Sample(NamedTuple):
     location: str = ""
 
 
+# flags of a session the CSMS ended for a station that did not (``SessionService.close``)
+FORCE_CLOSED = "force_closed"
+CLOSED_AFTER_REBOOT = "closed_after_reboot"
+CLOSED_BY_CSMS = frozenset({FORCE_CLOSED, CLOSED_AFTER_REBOOT})
+
 _TIMESTAMP = itemgetter(0)  # Sample.timestamp, read in C
 
 
@@ -368,6 +373,25 @@ class SessionService:
         self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
                                                 energy_wh=s.energy_wh, stop_reason=reason))
 
+    async def close(self, s: ActiveSession, *, reason: str, flag: str) -> None:
+        """End a session the station will not end itself (an operator's force-close, or a
+        transaction a rebooted station no longer knows): now, at its last stored meter reading,
+        with ``reason`` and ``flag``. ``session.stopped`` is emitted once, as for a station's stop;
+        a later stop of the station's own replaces the CSMS's account (see ``_late_end``)."""
+        if self.active.get((s.station_id, s.transaction_id)) is not s:
+            return  # ended meanwhile (by the station, or by another close)
+        self._uncache(s)  # at once: a second close finds nothing to end
+        try:
+            await self._finish(s, stopped_at=utcnow(), meter_stop_wh=s.meter_last_wh, reason=reason,
+                               extra_flags=[flag])
+        except BaseException:
+            self._cache(s)
+            raise
+
+    def by_id(self, session_id: int) -> ActiveSession | None:
+        """The active session with row id ``session_id``."""
+        return next((s for s in self.active.values() if s.id == session_id), None)
+
     async def stop_16(self, state: StationState, *, transaction_id: int, meter_stop_wh: float, timestamp: datetime,
                       id_tag: str | None, reason: str, samples: list[Sample]) -> AuthorizationResult | None:
         """1.6 StopTransaction. Unknown transactions are recorded as a flagged session; replays are no-ops."""
@@ -381,7 +405,14 @@ class SessionService:
                 (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == tx)
             )
             if done:
-                return auth  # a replayed stop: answered again, nothing changes
+                row = await ChargingSession.select().where(
+                    (ChargingSession.station == state.pk) & (ChargingSession.transaction_id == tx)).first()
+                if row is not None and CLOSED_BY_CSMS & set(_flags(row["flags"])) \
+                        and "ended_late_by_station" not in _flags(row["flags"]):
+                    await self._late_end(state, row, timestamp=timestamp, seq_no=row["last_seq_no"],
+                                         reason=reason or "Local",
+                                         samples=[*samples, Sample(timestamp, ENERGY_REGISTER, meter_stop_wh)])
+                return auth  # otherwise a replayed stop: answered again, nothing changes
             log.warning("StopTransaction for unknown transaction %s of %s", tx, state.station_id)
             session = await self._create(
                 state, transaction_id=tx, evse_id=0, connector_id=0, id_token=id_tag or "", token_type="",
@@ -433,7 +464,7 @@ class SessionService:
                 if id_token:
                     auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
                 if event_type == "Ended" and seq_no > row["last_seq_no"] and \
-                        "superseded_by_new_transaction" in _flags(row["flags"]):
+                        ({"superseded_by_new_transaction"} | CLOSED_BY_CSMS) & set(_flags(row["flags"])):
                     await self._late_end(state, row, timestamp=timestamp, seq_no=seq_no,
                                          reason=stopped_reason or trigger_reason, samples=samples)
                 return auth  # otherwise a replay of something already stored

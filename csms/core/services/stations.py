@@ -99,7 +99,9 @@ class StationService:
         await Station.update({Station.password_hash: password_hash}).where(
             Station.station_id == station_id
         )
-        self._states.pop(station_id, None)
+        state = self._states.get(station_id)
+        if state is not None:  # the live connection holds this object: change it in place
+            state.password_hash = password_hash
 
     async def set_registration_status(self, station_id: str, status: str) -> None:
         await Station.update({Station.registration_status: status}).where(Station.station_id == station_id)
@@ -143,6 +145,12 @@ class StationService:
             state = await self.state(station_id)
             assert state is not None
             return state
+        # The stored hash, not the cached one: another node (or a rotation there) may have changed it.
+        row = await Station.select(Station.password_hash).where(Station.id == state.pk).first()
+        if row is None:
+            self._states.pop(station_id, None)
+            return await self.admit(station_id, password)
+        state.password_hash = row["password_hash"]
         if state.password_hash:
             if not password or not await run_cpu(verify_password, state.password_hash, password):
                 raise AuthFailure("wrong password")
@@ -172,6 +180,20 @@ class StationService:
         )
         self.record(station_id, "connection", "disconnected", summary=reason[:255])
         self.core.events.emit(ev.StationDisconnected(station_id, reason=reason))
+
+    async def node_lost(self, node_id: str) -> list[str]:
+        """Multi-node: the stations the dead node ``node_id`` held, marked offline as their
+        disconnects would have been (a station event and ``station.disconnected`` each)."""
+        held = Station.connected_node == node_id
+        rows = await Station.select(Station.station_id).where((Station.connected == True) & held)  # noqa: E712
+        ids = [r["station_id"] for r in rows]
+        if not ids:
+            return []
+        await Station.update({Station.connected: False}).where(Station.station_id.is_in(ids) & held)
+        for station_id in ids:
+            self.record(station_id, "connection", "disconnected", summary=f"node {node_id} stopped answering"[:255])
+            self.core.events.emit(ev.StationDisconnected(station_id, reason=f"node {node_id} died"))
+        return ids
 
     # -- what stations send -------------------------------------------------------------------
 

@@ -42,17 +42,34 @@
 
   var COLORS = ["#1d4ed8", "#15803d", "#b45309", "#b91c1c", "#7c3aed"];
 
+  // The y axis starts at 0 (a 0.2 kW step must not look like a cliff) unless the element says
+  // data-y-zero="false" (a meter register, whose reading is far from 0); an all-zero series gets 0..1.
+  function yRange(fromZero) {
+    return function (u, min, max) {
+      if (min == null || max == null) return [0, 1];
+      var lo = fromZero ? Math.min(0, min) : min;
+      var hi = fromZero ? Math.max(0, max) : max;
+      if (hi === lo) return fromZero ? [lo, lo + 1] : [lo - 1, hi + 1];
+      return uPlot.rangeNum(lo, hi, 0.1, true);
+    };
+  }
+
+  // Time labels need room: at least 80 px between x ticks (100 px on a phone), so they never overlap.
+  function xSpace(self, axisIdx, min, max, plotDim) { return plotDim < 500 ? 100 : 80; }
+
   function makeChart(el, data, labels, unit, xRange) {
     var series = [{}];
     labels.forEach(function (label, i) {
       series.push({ label: label, stroke: COLORS[i % COLORS.length], width: 2,
                     value: function (u, v) { return v == null ? "—" : v.toFixed(2) + " " + unit; } });
     });
+    var fromZero = el.getAttribute("data-y-zero") !== "false";
     var chart = new uPlot({
       width: chartWidth(el), height: 240, series: series, tzDate: tzDate, fmtDate: fmtDate,
-      scales: { x: xRange ? { time: true, range: xRange } : { time: true } },
-      axes: [{}, { label: unit, size: 60 }],
+      scales: { x: xRange ? { time: true, range: xRange } : { time: true }, y: { range: yRange(fromZero) } },
+      axes: [{ space: xSpace }, { label: unit, size: 60 }],
     }, data, el);
+    el.uplot = chart;  // for tests and the curious: the chart's scales and ticks
     window.addEventListener("resize", function () { chart.setSize({ width: chartWidth(el), height: 240 }); });
     return chart;
   }

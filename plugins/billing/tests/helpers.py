@@ -142,3 +142,8 @@ async def default_tariff(srv: Any, tariff: dict[str, Any] | None = None) -> dict
     t = await create(srv, "/billing/tariffs", tariff or FLAT_AND_ENERGY)
     await create(srv, "/billing/assignments", {"tariff": t["id"]})
     return t
+
+
+def closed_day() -> dict[str, str]:
+    """A statement period that has ended: the last 24 hours up to now."""
+    return {"period_start": minutes_ago(24 * 60).isoformat(), "period_end": minutes_ago(0).isoformat()}

@@ -56,7 +56,7 @@ async def test_tariff_pages_preview_and_panels(server):
                                                                           "back": detail_url})
         assert assigned.status_code == 303
         clash = await post_form(client, "/admin/billing/assignments", {"tariff": str(tariff_id)})
-        assert clash.status_code == 409 and "conflicts with assignment" in clash.text
+        assert clash.status_code == 409 and "Conflicts with assignment" in clash.text
 
         started = minutes_ago(30)
         async with station(server, "CP-ADM", "2.0.1") as cp:
@@ -90,3 +90,37 @@ async def test_billing_pages_need_a_login(server):
     async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
         r = await anonymous.get("/admin/billing")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_refusals_are_html_pages_with_the_message_at_the_field(server):
+    """Every billing form's refusal: HTML (never JSON), the right status, the message next to its
+    field, what was typed kept."""
+    client = await operator_client(server)
+    try:
+        made = await post_form(client, "/admin/billing/tariffs/new",
+                               {"name": "Standard", "ocpi": json.dumps(FLAT_AND_ENERGY)})
+        tariff_id = int(made.headers["location"].rsplit("/", 1)[1])
+        await post_form(client, "/admin/billing/assignments", {"tariff": str(tariff_id)})
+        answers = {
+            "bad json": (await post_form(client, "/admin/billing/tariffs/new", {"name": "B", "ocpi": "{"}), 400,
+                         'id="err-ocpi"'),
+            "archive in use": (await post_form(client, f"/admin/billing/tariffs/{tariff_id}/archive", {}), 409, ""),
+            "bad evse": (await post_form(client, "/admin/billing/assignments", {
+                "tariff": str(tariff_id), "station_id": "", "evse_id": "one", "note": "kept"}), 400, 'id="err-evse_id"'),
+            "home rate": (await post_form(client, "/admin/billing/home-stations", {
+                "station_id": "NOPE", "rate_per_kwh": "-1"}), 400, 'id="err-station_id"'),
+            "run period": (await post_form(client, "/admin/billing/settlements/run", {"from": "yesterday", "to": ""}),
+                           400, 'id="err-from"'),
+            "no party": (await post_form(client, "/admin/billing/statements", {"party": "", "month": "2020-01"}),
+                         400, 'id="err-party"'),
+            "bad month": (await post_form(client, "/admin/billing/statements", {"party": "driver:1", "month": "May"}),
+                          400, 'id="err-month"'),
+            "void unknown": (await post_form(client, "/admin/billing/statements/999/void", {}), 404, ""),
+        }
+        for what, (r, status, marker) in answers.items():
+            assert r.status_code == status, (what, r.status_code, r.text[:300])
+            assert r.headers["content-type"].startswith("text/html"), (what, r.headers["content-type"])
+            assert marker in r.text, (what, r.text)
+        assert 'value="kept"' in answers["bad evse"][0].text and 'value="May"' in answers["bad month"][0].text
+    finally:
+        await client.aclose()

@@ -11,6 +11,7 @@ from plugins.billing.statements import PaymentRequest
 
 from plugins.billing.tests.helpers import (
     FLAT_AND_ENERGY,
+    closed_day,
     Session,
     create,
     default_tariff,
@@ -195,7 +196,7 @@ async def test_four_payer_cases_and_statement_signs(server):
     cost = (await api.get(f"/billing/sessions/{at_home}/cost")).json()
     assert cost["cost"]["tariff_id"] == f"HOME-{home['id']}"
 
-    run = (await api.post("/billing/statements/run", json={"month": minutes_ago(0).strftime("%Y-%m")})).json()
+    run = (await api.post("/billing/statements/run", json=closed_day())).json()
     by_party = {(x["party_kind"], x["party_id"]): x for x in run["created"]}
     assert set(by_party) == {("driver", emma["id"]), ("organization", employer["id"]),
                              ("leasing_partner", lessor["id"])}
@@ -207,7 +208,7 @@ async def test_four_payer_cases_and_statement_signs(server):
     employer_lines = (await api.get(f"/billing/statements/{by_party[('organization', employer['id'])]['id']}")).json()
     free = next(ln for ln in employer_lines["lines"] if ln["kind"] == "staff_free")
     assert free["amount_incl_vat"] == "0.00" and "value 4.84 EUR" in free["description"]
-    rerun = (await api.post("/billing/statements/run", json={"month": minutes_ago(0).strftime("%Y-%m")})).json()
+    rerun = (await api.post("/billing/statements/run", json=closed_day())).json()
     assert rerun["created"] == [] and len(rerun["skipped"]) == 3
     assert operator["id"]
 
@@ -254,7 +255,7 @@ async def test_payment_provider_hook(server):
         await default_tariff(server)
         await charge(server, "CP-PAY", "PAULA")
         statement = await create(server, "/billing/statements", {
-            "party_kind": "driver", "party_id": driver["id"], "month": minutes_ago(0).strftime("%Y-%m")})
+            "party_kind": "driver", "party_id": driver["id"], **closed_day()})
         for _ in range(100):
             row = (await server.api.get(f"/billing/statements/{statement['id']}")).json()
             if row["payment_status"] != "statement_only":

@@ -1,0 +1,60 @@
+"""The local authorization list on a station's page: a panel (through ``admin_panels``, a default
+plugin, see ``csms.plugins.DEFAULT_PLUGINS``) with the list's state and "Send full list now"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, post
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+
+from csms.admin.auth import current_user
+from csms.admin.templating import is_htmx, render
+from csms.api.audit import audited
+from csms.core.runtime import get_core
+from csms.core.services.commands import StationOffline
+from csms.plugins import hookimpl
+
+STATION = {"tenant": {"station_id": "station"}}
+TEMPLATE = "stations/_local_list.html"
+
+
+@hookimpl
+def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
+    station = context.get("station") if page == "station" else None
+    if not station:
+        return None
+
+    async def panel() -> Markup:
+        user = await current_user(request)
+        state = await get_core().local_lists.state(station["station_id"])
+        engine: Any = request.app.template_engine
+        return Markup(engine.get_template(f"admin/{TEMPLATE}").render(
+            ll=state, sid=station["station_id"], can_operate=bool(user and user.can("operator")),
+            notice="", request=request))
+
+    return panel
+
+
+@post("/admin/stations/{station_id:str}/local-list/sync", include_in_schema=False, opt=STATION)
+async def local_list_sync(request: Request, station_id: str) -> Template | Redirect:
+    """Send the full list now; the panel comes back with the outcome (a page reload without HTMX)."""
+    core = get_core()
+    user = await current_user(request)
+    by = f"user:{user.username}" if user else ""
+    try:
+        state = await core.local_lists.sync(station_id, full=True, check=True, by=by)
+        result = state["last_result"]
+        notice = (f"Sent: the station accepted version {state['version']}." if result == "Accepted"
+                  else f"Not sent in full: {result or 'nothing was sent'}.")
+    except StationOffline:
+        state = await core.local_lists.state(station_id)
+        notice = "The station is offline; its list is sent when it connects again."
+    await audited(request, "command", "station", station_id,
+                  after={"action": "local_list_sync", "full": True, "version": state["version"],
+                         "result": state["last_result"]},
+                  summary=f"local list full sync: {notice}")
+    if not is_htmx(request):
+        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+    return await render(request, TEMPLATE, ll=state, sid=station_id, notice=notice)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from litestar import Request, get
-from litestar.response import ServerSentEvent, Template
+from litestar.response import Redirect, ServerSentEvent, Template
 from piccolo.query.functions.aggregate import Sum
 
 from csms.admin.templating import as_datetime, render
@@ -141,6 +141,12 @@ async def dashboard(request: Request) -> Template:
     return await render(request, "dashboard.html", title="Dashboard", panel_page="dashboard",
                         stats=await fleet_stats(request), events=await recent_events(scope), show_station=True,
                         power=await power_history(scope))
+
+
+@get("/admin", include_in_schema=False, opt=OWN)
+async def admin_home() -> Redirect:
+    """``/admin`` (what an operator types) is the dashboard."""
+    return Redirect("/")
 
 
 @get("/admin/dashboard/stats", include_in_schema=False, opt=OWN)

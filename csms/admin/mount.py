@@ -42,7 +42,7 @@ def admin_router() -> Router:
         path="/",
         route_handlers=[
             login.login_page, login.login_submit, login.logout_submit,
-            dashboard.dashboard, dashboard.dashboard_stats, dashboard.dashboard_events, dashboard.stream,
+            dashboard.dashboard, dashboard.admin_home, dashboard.dashboard_stats, dashboard.dashboard_events, dashboard.stream,
             stations.station_list, stations.station_new, stations.station_create, stations.station_detail,
             stations.station_live, stations.station_action, stations.station_registration,
             stations.station_password, stations.station_rotate_password, stations.station_assign,

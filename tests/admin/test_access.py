@@ -33,6 +33,9 @@ async def test_wrong_password_is_refused(server, users):
 async def test_login_then_logout(server, users):
     async with http_login(server.base_url, "operator") as client:
         assert (await client.get("/admin/sessions")).status_code == 200
+        for typed in ("/admin", "/admin/"):  # what an operator types goes to the dashboard
+            r = await client.get(typed, follow_redirects=True)
+            assert r.status_code == 200 and r.url.path == "/" and "Dashboard" in r.text
         r = await client.post("/logout", data={"_csrf_token": client.cookies.get("csms_csrftoken")})
         assert r.status_code == 303
         assert (await client.get("/admin/sessions")).status_code == 303

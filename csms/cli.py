@@ -35,7 +35,13 @@ async def ensure_first_admin() -> str | None:
     if await BaseUser.exists().where(BaseUser.admin == True):  # noqa: E712
         return None
     password = secrets.token_urlsafe(12)
-    await BaseUser.create_user(username="admin", password=password, admin=True, superuser=True, active=True)
+    try:
+        await BaseUser.create_user(username="admin", password=password, admin=True, superuser=True, active=True)
+    except Exception:
+        # a second server started at the same moment on the same new database created it first
+        if await BaseUser.exists().where(BaseUser.admin == True):  # noqa: E712
+            return None
+        raise
     return password
 
 

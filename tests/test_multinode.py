@@ -188,6 +188,8 @@ async def test_the_newest_connection_wins_across_nodes(two_nodes):
             detail = (await node_a.api.get(f"/stations/{station}")).json()
             assert detail["connected"] is True and detail["connected_node"].startswith("node-b-")
             assert node_a.core.commands.version_of(station) == "2.0.1"
+            # the epoch counter is forgotten a while after the station's last connection
+            assert 0 < await node_a.core.commands.bus.redis.ttl(f"csms:epoch:{station}") <= 30 * 24 * 3600
 
 
 async def test_a_command_never_goes_to_a_stale_socket(two_nodes, monkeypatch):

@@ -53,6 +53,7 @@ ALIVE_PREFIX = "csms:alive:"
 EPOCH_PREFIX = "csms:epoch:"
 REAP_PREFIX = "csms:reap:"
 CLOSE_REPLACED = 4000
+EPOCH_TTL = 30 * 24 * 3600  # a station's epoch counter is forgotten a month after its last connection
 
 # KEYS[1] the presence hash; ARGV[1] the station, ARGV[2] the value this node wrote
 _DEL_IF_MINE = ("if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
@@ -158,6 +159,7 @@ class RedisBus:
     async def register(self, station_id: str, version: str) -> None:
         assert self._redis is not None
         epoch = int(await self._redis.incr(EPOCH_PREFIX + station_id))
+        await self._redis.expire(EPOCH_PREFIX + station_id, EPOCH_TTL)
         self.epochs[station_id] = epoch
         self.presence[station_id] = (self.node_id, version)
         self._entries[station_id] = entry = f"{self.node_id}|{version}|{epoch}"

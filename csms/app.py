@@ -16,6 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -175,5 +176,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         middleware=[bounds.IntParamBounds()],
         request_class=bounds.BoundedRequest,
         exception_handlers=bounds.EXCEPTION_HANDLERS,
+        # the root logger is csms.core.logs' (text or JSON); Litestar's own records go there too
+        logging_config=LoggingConfig(configure_root_logger=False,
+                                     loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}}),
         debug=False,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import logging
 import secrets
 import sys
 from typing import Any, Coroutine, cast
@@ -13,8 +12,10 @@ from typing import Any, Coroutine, cast
 from csms.settings import get_settings, settings_reference_markdown
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from csms.core.logs import setup_logging
+
+    setup_logging(level, fmt)
 
 
 async def _with_db(fn: Any) -> Any:
@@ -55,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     password = asyncio.run(_with_db(ensure_first_admin))
     scheme = "https" if settings.tls_cert else "http"
     ws = "wss" if settings.tls_cert else "ws"
@@ -65,8 +66,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
     print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")
     sys.stdout.flush()
+    # JSON logs: uvicorn's own loggers keep no handlers of theirs and reach the root's JSON handler
+    logging_config = {"log_config": None} if settings.log_format == "json" else {}
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                **uvicorn_options(settings))
+                **logging_config, **uvicorn_options(settings))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
@@ -150,6 +150,7 @@ class Settings(CsmsSettings):
     map_tile_url: str | None = Field(None, description="Leaflet tile URL template of the admin's maps (`https://.../{z}/{x}/{y}.png`); unset: OpenStreetMap's tiles; empty: a blank map.")
     map_attribution: str | None = Field(None, description="Attribution shown on the admin's maps; unset: OpenStreetMap's with its tiles, none with others.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field("text", description="`text` for a terminal; `json`: one JSON object per line (time, level, logger, message, station_id, message_id) for a log pipeline.")
 
     @property
     def effective_database_url(self) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, cast
 import msgspec
 from ocpp.charge_point import ChargePoint
 
+from csms.core import logs
 from csms.core.events import deferred_events
 from csms.core.metrics import error as _count_error, message_handled as _message_handled
 from csms.core.ocpp.validation import (
@@ -196,7 +197,11 @@ class StationConnection(ChargePoint):
                 await self._send_error(uid, error_code(version, "rpc"),
                                        f"a message id has 1 to {MAX_MESSAGE_ID} characters", action)
                 return
-            await self._handle_call(uid, action, msg[3], raw_msg, unbounded)
+            token = logs.message_id.set(uid)
+            try:
+                await self._handle_call(uid, action, msg[3], raw_msg, unbounded)
+            finally:
+                logs.message_id.reset(token)
         elif mtype in (3, 4):
             pending = self._pending.get(uid)
             self._log_in(mtype, uid, pending[0] if pending else "", raw_msg)

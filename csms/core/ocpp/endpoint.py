@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from litestar import WebSocket, websocket
 
+from csms.core import logs
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.v16 import StationConnection16
 from csms.core.ocpp.v201 import StationConnection201
@@ -89,6 +90,7 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
                     station_id[:64], client)
         await refuse(socket, 400, "station id must be 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .")
         return
+    logs.station_id.set(station_id)  # on every log line of this connection (and the tasks it starts)
     # set by csms.server (TLSHttpToolsProtocol): str keys, the subject a dict of str
     tls = cast("dict[str, Any]", (socket.scope.get("extensions") or {}).get("tls") or {})
     if core.settings.tls_ca and core.settings.tls_client_cn_check:

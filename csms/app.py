@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,6 +118,18 @@ def guard_plugin_routes(items: list[Any]) -> Router:
     default: a plugin declares a public route, it never has to remember a guard)."""
     return Router(path="/", route_handlers=items, guards=[plugin_route_guard],
                   exception_handlers={auth.LoginRequired: login_required})
+
+
+def worker_app() -> Litestar:
+    """The app of one worker process of ``csms serve --workers N`` (a uvicorn factory): settings from
+    the environment and the configuration file, logging as configured, and a node id of its own."""
+    from csms.core.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    if settings.node_id:
+        settings = settings.model_copy(update={"node_id": f"{settings.node_id}:{os.getpid()}"})
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Litestar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
 import secrets
 import sys
 from typing import Any, Coroutine, cast
@@ -56,6 +57,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    workers = args.workers or settings.workers
+    if workers > 1 and not (settings.redis_url and settings.is_postgres):
+        sys.exit("csms serve: --workers above 1 needs redis_url (each worker is a node of the cluster) "
+                 "and a PostgreSQL database_url")
     _setup_logging(settings.log_level, settings.log_format)
     password = asyncio.run(_with_db(ensure_first_admin))
     scheme = "https" if settings.tls_cert else "http"
@@ -65,9 +70,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if password:
         print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
     print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")
+    if workers > 1:
+        print(f"  {workers} worker processes on one port, each a node of the cluster")
     sys.stdout.flush()
     # JSON logs: uvicorn's own loggers keep no handlers of theirs and reach the root's JSON handler
     logging_config = {"log_config": None} if settings.log_format == "json" else {}
+    if workers > 1:  # each worker process builds its app itself (csms.app.worker_app)
+        os.environ["CSMS_WORKERS"] = str(workers)
+        uvicorn.run("csms.app:worker_app", factory=True, workers=workers, host=host, port=port,
+                    log_level=settings.log_level, **logging_config, **uvicorn_options(settings))
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
                 **logging_config, **uvicorn_options(settings))
 
@@ -227,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the server (OCPP, REST, admin) on the configured database")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, help="processes on one port, each a node of the cluster "
+                                               "(needs redis_url and PostgreSQL; default: the workers setting)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="apply database migrations and exit")

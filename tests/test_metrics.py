@@ -119,3 +119,24 @@ async def test_who_may_read_the_metrics(tmp_path):
             assert (await browser.get("/metrics")).status_code == 200
         finally:
             await browser.aclose()
+
+
+async def test_the_grafana_dashboard_asks_for_series_the_server_serves(server):
+    """``docs/grafana-dashboard.json`` names only metric families ``/metrics`` serves (it cannot
+    drift from the code unnoticed), and each panel has a query."""
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
+    served = {family.name for family in text_string_to_metric_families(r.text)}
+    asked = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            asked |= set(re.findall(r"\b((?:csms|process)_[a-z_]+)\b", target["expr"]))
+    # the parser names a family without its sample suffixes (a counter's _total, a histogram's _bucket ...)
+    families = {re.sub(r"_(bucket|sum|count|total|created)$", "", name) for name in asked}
+    assert families and families <= served, families - served
+    assert {"csms_connected_stations", "csms_ocpp_messages", "csms_ocpp_handle_seconds", "csms_leader"} <= families

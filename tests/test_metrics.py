@@ -139,4 +139,5 @@ async def test_the_grafana_dashboard_asks_for_series_the_server_serves(server):
     # the parser names a family without its sample suffixes (a counter's _total, a histogram's _bucket ...)
     families = {re.sub(r"_(bucket|sum|count|total|created)$", "", name) for name in asked}
     assert families and families <= served, families - served
-    assert {"csms_connected_stations", "csms_ocpp_messages", "csms_ocpp_handle_seconds", "csms_leader"} <= families
+    assert {"csms_connected_stations", "csms_ocpp_messages", "csms_ocpp_handle_seconds", "csms_leader",
+            "csms_ocpi_outbox"} <= families

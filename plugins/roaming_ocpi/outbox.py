@@ -29,6 +29,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from piccolo.query.functions.aggregate import Count
+from prometheus_client import Gauge
+
 from csms.plugin_api import utcnow
 from plugins.roaming_ocpi import schema
 from plugins.roaming_ocpi.client import PartnerError, call
@@ -136,6 +139,30 @@ async def resend(outbox_id: int) -> dict[str, Any]:
 
 
 # -- delivering ------------------------------------------------------------------------------------------
+
+
+# served at /metrics with the core's series (prometheus-client's default registry), by the node
+# that delivers (the leader of ``ocpi-outbox``); refreshed every few seconds from the table
+DEPTH = Gauge("csms_ocpi_outbox", "Pushes to roaming partners not delivered yet, by partner and status "
+              "(pending: waiting or being retried; failed: parked until resent).", ["partner", "status"])
+DEPTH_EVERY = 5.0  # seconds between refreshes of DEPTH
+
+
+async def refresh_depth() -> None:
+    """Count the outbox per partner and status into :data:`DEPTH` (a partner with nothing left reads 0)."""
+    rows = await Outbox.select(Outbox.partner, Outbox.status, Count(Outbox.id, alias="n")).where(
+        Outbox.status.is_in(["pending", "sending", "failed"])).group_by(Outbox.partner, Outbox.status)
+    counts: dict[tuple[str, str], float] = {}
+    for r in rows:
+        key = (str(r["partner"]), "failed" if r["status"] == "failed" else "pending")
+        counts[key] = counts.get(key, 0) + r["n"]
+    partners = {partner for partner, _ in counts} | {
+        sample.labels["partner"] for metric in DEPTH.collect() for sample in metric.samples}
+    for partner in partners:  # both series of every partner counted before: an emptied one reads 0
+        for status in ("pending", "failed"):
+            counts.setdefault((partner, status), 0)
+    for (partner, status), n in counts.items():
+        DEPTH.labels(partner, status).set(n)
 
 
 async def due_partners() -> list[int]:
@@ -281,8 +308,15 @@ class Dispatcher:
     async def run(self) -> None:
         assert _wakeup is not None
         await Outbox.update({Outbox.status: "pending"}).where(Outbox.status == "sending")  # after a crash
+        counted_at = 0.0
         while True:
             _wakeup.clear()
+            if asyncio.get_running_loop().time() - counted_at >= DEPTH_EVERY:
+                counted_at = asyncio.get_running_loop().time()
+                try:
+                    await refresh_depth()
+                except Exception:
+                    log.exception("counting the OCPI outbox failed")
             try:
                 for partner_id in await due_partners():
                     task = self._running.get(partner_id)

@@ -132,16 +132,34 @@ async def test_refusal_is_parked_with_the_partners_message_and_resent(server):
         await outbox.enqueue(pid, "PUT", "tariff:T1", module="tariffs", path="/NL/CPO/T1", body=tariff("T1"))
         failed = await eventually(lambda: failed_rows(server, pid))
         assert "tariff id taken" in failed[0]["last_error"] and failed[0]["attempts"] == 1
+        await outbox.refresh_depth()  # what the delivering node does every few seconds
+        assert await outbox_depth(server, pid, "failed") == 1
         refuse["on"] = False
         push_id = failed[0]["id"]
         r = await server.api.post(f"/roaming/outbox/{push_id}/resend")
         assert r.status_code == 200, r.text
         await eventually(lambda: done(pid, push_id))
+        await outbox.refresh_depth()
+        assert await outbox_depth(server, pid, "failed") == 0 and await outbox_depth(server, pid, "pending") == 0
         r = await server.api.post(f"/roaming/outbox/{push_id}/resend")
         assert r.status_code == 409 and "not failed" in r.text
         assert (await server.api.post("/roaming/outbox/999999/resend")).status_code == 404
     spec = (await server.api.get("/schema/openapi.json")).json()
     assert any(p.endswith("/roaming/outbox/{outbox_id}/resend") for p in spec["paths"])
+
+
+async def outbox_depth(server, pid: int, status: str) -> float | None:
+    """``csms_ocpi_outbox{partner, status}`` as ``/metrics`` serves it (None: not served)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(base_url=server.base_url, headers=dict(server.api.headers)) as client:
+        r = await client.get("/metrics")
+    assert r.status_code == 200, r.text
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "csms_ocpi_outbox" and sample.labels == {"partner": str(pid), "status": status}:
+                return sample.value
+    return None
 
 
 async def failed_rows(server, pid: int) -> list[dict]:

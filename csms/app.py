@@ -39,6 +39,7 @@ from csms.api.session_close import SessionCloseController
 from csms.api.station_passwords import StationPasswordController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
+from csms.core import tracing
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
 from csms.plugin_routes import public_reason
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     """Build the app. ``manage_database=False`` leaves engine set-up to the caller (tests)."""
     settings = settings or get_settings()
     load_plugins()
+    tracer_provider = tracing.setup(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             await core.stop()
             if manage_database:
                 await close_engine()
+            await tracing.shutdown(tracer_provider)
 
     handlers: list[Any] = [
         ocpp_endpoint,
@@ -184,7 +187,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             description="REST API of the CSMS. Authenticate with `Authorization: Bearer <API key>` "
                         "(create one with `csms apikey create --name NAME`).",
         ),
-        plugins=[AdminPlugin(settings)],
+        plugins=[AdminPlugin(settings), *tracing.litestar_plugin(tracer_provider)],
         guards=[tenancy.tenant_guard],  # before every route's own guards: another tenant's object is a 404
         middleware=[bounds.IntParamBounds()],
         request_class=bounds.BoundedRequest,

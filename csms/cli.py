@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"  {workers} worker processes on one port, each a node of the cluster")
     sys.stdout.flush()
     # JSON logs: uvicorn's own loggers keep no handlers of theirs and reach the root's JSON handler
-    logging_config = {"log_config": None} if settings.log_format == "json" else {}
+    logging_config: dict[str, Any] = {"log_config": None} if settings.log_format == "json" else {}
     if workers > 1:  # each worker process builds its app itself (csms.app.worker_app)
         os.environ["CSMS_WORKERS"] = str(workers)
         uvicorn.run("csms.app:worker_app", factory=True, workers=workers, host=host, port=port,

@@ -151,6 +151,8 @@ class Settings(CsmsSettings):
     map_tile_url: str | None = Field(None, description="Leaflet tile URL template of the admin's maps (`https://.../{z}/{x}/{y}.png`); unset: OpenStreetMap's tiles; empty: a blank map.")
     map_attribution: str | None = Field(None, description="Attribution shown on the admin's maps; unset: OpenStreetMap's with its tiles, none with others.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    otel_endpoint: str = Field("", description="OTLP/HTTP traces endpoint of an OpenTelemetry collector (`http://collector:4318/v1/traces`): spans of HTTP requests, station CALLs and commands (needs the `otel` extra); empty: no tracing.")
+    otel_service_name: str = Field("csms", description="`service.name` of the traces.")
     log_format: Literal["text", "json"] = Field("text", description="`text` for a terminal; `json`: one JSON object per line (time, level, logger, message, station_id, message_id) for a log pipeline.")
 
     @property

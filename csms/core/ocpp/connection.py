@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, cast
 import msgspec
 from ocpp.charge_point import ChargePoint
 
-from csms.core import logs
+from csms.core import logs, tracing
 from csms.core.events import deferred_events
 from csms.core.metrics import error as _count_error, message_handled as _message_handled
 from csms.core.ocpp.validation import (
@@ -199,7 +199,8 @@ class StationConnection(ChargePoint):
                 return
             token = logs.message_id.set(uid)
             try:
-                await self._handle_call(uid, action, msg[3], raw_msg, unbounded)
+                with tracing.call_span(self.station_id, version, action, uid):
+                    await self._handle_call(uid, action, msg[3], raw_msg, unbounded)
             finally:
                 logs.message_id.reset(token)
         elif mtype in (3, 4):

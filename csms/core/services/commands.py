@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core import events as ev
 from csms.core.ocpp.validation import InvalidPayload, OcppError
-from csms.core import audit, metrics
+from csms.core import audit, metrics, tracing
 from csms.core.services import passwords
 from csms.core.tables import Command, Station
 from csms.core.timeutil import utcnow
@@ -110,31 +110,34 @@ class CommandService:
         await audit.record_command(station_id, action, logged, requested_by)
         status, response, code, description = "answered", None, "", ""
         started = time.perf_counter()
-        try:
-            response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)
-            if new_password is not None and passwords.accepted(action, response):
-                # the hash the handshake checks, stored before anyone hears of the answer
-                await self.core.stations.set_password(station_id, new_password)
-                self.core.stations.record(station_id, "security", "password_changed",
-                                          summary=f"the station accepted a new Basic-auth password ({action})",
-                                          details={"requested_by": requested_by})
-            return response
-        except StationOffline:
-            status, description = "offline", "station is not connected"
-            raise
-        except (asyncio.TimeoutError, TimeoutError):
-            status, description = "timeout", "station did not answer in time"
-            raise CommandTimeout(station_id) from None
-        except InvalidPayload as exc:  # never sent: our payload breaks the schema
-            status, code, description = "invalid", exc.code, exc.description
-            raise
-        except OcppError as exc:
-            status, code, description = "error", exc.code, exc.description
-            raise
-        finally:
-            metrics.command_answered(action, status, time.perf_counter() - started)
-            await Command.update({
-                Command.status: status, Command.response: response, Command.error_code: code,
-                Command.error_description: description, Command.answered_at: utcnow(),
-            }).where(Command.id == row.id)
-            self.core.events.emit(ev.CommandAnswered(station_id, action=action, status=status, response=response))
+        with tracing.command_span(station_id, action) as span:
+            try:
+                response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)
+                if new_password is not None and passwords.accepted(action, response):
+                    # the hash the handshake checks, stored before anyone hears of the answer
+                    await self.core.stations.set_password(station_id, new_password)
+                    self.core.stations.record(station_id, "security", "password_changed",
+                                              summary=f"the station accepted a new Basic-auth password ({action})",
+                                              details={"requested_by": requested_by})
+                return response
+            except StationOffline:
+                status, description = "offline", "station is not connected"
+                raise
+            except (asyncio.TimeoutError, TimeoutError):
+                status, description = "timeout", "station did not answer in time"
+                raise CommandTimeout(station_id) from None
+            except InvalidPayload as exc:  # never sent: our payload breaks the schema
+                status, code, description = "invalid", exc.code, exc.description
+                raise
+            except OcppError as exc:
+                status, code, description = "error", exc.code, exc.description
+                raise
+            finally:
+                metrics.command_answered(action, status, time.perf_counter() - started)
+                if span is not None:
+                    span.set_attribute("ocpp.outcome", status)
+                await Command.update({
+                    Command.status: status, Command.response: response, Command.error_code: code,
+                    Command.error_description: description, Command.answered_at: utcnow(),
+                }).where(Command.id == row.id)
+                self.core.events.emit(ev.CommandAnswered(station_id, action=action, status=status, response=response))

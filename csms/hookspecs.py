@@ -141,6 +141,13 @@ def published_tariffs():
     ``country_code``, ``party_id`` and ``last_updated``. Every answer is used."""
 
 
+@hookspec(Rule.EVERY_ANSWER)
+def public_site_facts(site_ids):
+    """Return what the public map may show of the published sites ``site_ids`` beyond the core's
+    site fields: a dict of site id to a dict with ``opening_times`` (an OCPI 2.2.1 Hours object).
+    Every answer is used; for a site, a later key never replaces one already given."""
+
+
 @hookspec(Rule.EVERY_IMPLEMENTATION)
 def settle_session(session, cost):
     """Called once for each finished session with its final ``SessionCost`` (or ``None`` when no

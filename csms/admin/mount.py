@@ -16,8 +16,8 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins import InitPlugin
 
-from csms.admin import (audit, auth, cards, dashboard, local_lists, login, plugin_list, session_actions, sessions,
-                        sites, stations, users)
+from csms.admin import (audit, auth, cards, dashboard, local_lists, login, plugin_list, public_map, session_actions,
+                        sessions, sites, stations, users)
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -74,6 +74,7 @@ class AdminPlugin(InitPlugin):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend([
             admin_router(),
+            public_map.public_map_router(),
             database_mount(create_database_admin(production=self.settings.secure_cookies)),
         ])
         app_config.csrf_config = CSRFConfig(

@@ -14,6 +14,8 @@ from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse
 from csms.admin.templating import choices, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
+from csms.core.services import hubs
+from csms.core.services.hubs import HUB_STATION_LIMIT
 from csms.core.tables import Connector, Hub, Organization, Site, Station
 from csms.textsearch import contains
 
@@ -226,7 +228,8 @@ async def hub_fields(scope: Scope) -> list[Field]:
         Field("name", "Name", required=True, maxlength=200),
         Field("site", "Site", "select", choices=choices(sites)),
         Field("device_id", "Communication device", maxlength=100, help="Gateway or router the stations share."),
-        Field("max_stations", "Maximum stations", "integer", required=True, min=1, max=100),
+        Field("max_stations", "Maximum stations", "integer", required=True, min=1, max=HUB_STATION_LIMIT,
+              help=f"A hub has at most {HUB_STATION_LIMIT} stations."),
         Field("limit_l1_a", "Limit L1 (A)", "number", min=0, max=100000, step="any"),
         Field("limit_l2_a", "Limit L2 (A)", "number", min=0, max=100000, step="any"),
         Field("limit_l3_a", "Limit L3 (A)", "number", min=0, max=100000, step="any"),
@@ -274,18 +277,18 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
         await audited(request, "create", "hub", hub_id, after=await Hub.select().where(Hub.id == hub_id).first())
     else:
         before = await Hub.select().where(Hub.id == hub_id).first()
-        await Hub.update({getattr(Hub, k): v for k, v in values.items()}).where(Hub.id == hub_id)
+        try:
+            await hubs.set_members(
+                hub_id, members, values={Station.site: values["site"]} if values["site"] is not None else {},
+                allowed=None if scope.visible is None else Station.organization.is_in(sorted(scope.visible)),
+                hub_values={getattr(Hub, k): v for k, v in values.items()})
+        except hubs.HubFull as exc:
+            errors["stations"] = f"{str(exc)[0].upper()}{str(exc)[1:]}. Nothing was saved."
+            return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
+                                   status_code=409)
         after = await Hub.select().where(Hub.id == hub_id).first()
         await audited(request, "update", "hub", hub_id, before=before, after=after,
                       summary=f"stations: {', '.join(members)[:200]}")
-        await Station.update({Station.hub: None}).where((Station.hub == hub_id) & Station.station_id.not_in(
-            members or [""]))
-        if members:
-            update: dict[Any, Any] = {Station.hub: hub_id}
-            if values["site"] is not None:
-                update[Station.site] = values["site"]
-            await restrict(Station.update(update), Station.organization, scope).where(
-                Station.station_id.is_in(members))
     return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
@@ -17,6 +17,7 @@ from csms.admin.templating import is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
+from csms.core.services import hubs
 from csms.textsearch import contains
 from csms.core.tables import (
     ChargingSession,
@@ -302,7 +303,10 @@ async def station_assign(request: Request, station_id: str) -> Redirect:
         values[Station.site] = hub["site"] if hub else None  # a hub's stations are on its site
     description = str(form.get("description", context["station"]["description"]))[:200]
     values[Station.description] = description
-    await Station.update(values).where(Station.station_id == station_id)
+    try:
+        await hubs.update_stations(Station.station_id == station_id, values)
+    except hubs.HubFull as exc:
+        raise HTTPException(status_code=409, detail=f"The station was not changed: {exc}.") from None
     await audited(request, "update", "station", station_id, before=context["station"],
                   after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)

@@ -17,6 +17,7 @@ from csms.api.auth import require
 from csms.api.bounds import column_range, range_message
 from csms.api.tenancy import KINDS, MISSING, Scope, check_assignable, descendants, organization_tree, \
     owner_for_new, restrict, tenant_scope
+from csms.core.services import hubs
 from csms.core.tables import Driver, Hub, Organization, Site
 
 # Foreign keys to these tables name tenant objects: a value must be one the caller sees.
@@ -49,6 +50,21 @@ async def check_parent(item_id: int, parent: int | None) -> None:
 def _in_use(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return "foreign" in text or "integrity" in text
+
+
+def hub_full(exc: hubs.HubFull) -> HTTPException:
+    """409 naming the hub and its limit."""
+    return HTTPException(status_code=409, detail=str(exc),
+                         extra={"error": "HubFull", "hub": exc.hub_id, "stations": exc.count, "limit": exc.limit})
+
+
+def _check_hub_limit(values: dict[str, Any]) -> None:
+    if "max_stations" in values:
+        try:
+            hubs.check_max_stations(values["max_stations"])
+        except hubs.HubLimitInvalid as exc:
+            raise ValidationException(str(exc)) from None
+
 
 def page_params(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= limit <= 1000:
@@ -148,6 +164,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
         @post("/", guards=[require("operator")])
         async def create_item(self, request: Request, data: dict[str, Any]) -> dict[str, Any]:
             values = await checked(request, validated(model, data, partial=False, ranges=ranges), None)
+            if table is Hub:
+                _check_hub_limit(values)
             row = table(**values)
             await row.save()
             created = await _get_row(row["id"])
@@ -162,7 +180,13 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
         async def update_item(self, request: Request, item_id: int, data: dict[str, Any]) -> dict[str, Any]:
             before = await _get_row(item_id)
             values = await checked(request, validated(model, data, partial=True, ranges=ranges), item_id)
-            if values:
+            if values and table is Hub:
+                _check_hub_limit(values)
+                try:
+                    await hubs.update_hub(item_id, {getattr(table, k): v for k, v in values.items()})
+                except hubs.HubFull as exc:
+                    raise hub_full(exc) from None
+            elif values:
                 await table.update({getattr(table, k): v for k, v in values.items()}).where(pk == item_id)
             after = await _get_row(item_id)
             await audited(request, "update", kind, item_id, before=before, after=after)

@@ -14,10 +14,11 @@ from piccolo.columns.combination import Combinable
 from csms.api.audit import audited
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
-from csms.api.crud import check_references, jsonable, page_params
+from csms.api.crud import check_references, hub_full, jsonable, page_params
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
+from csms.core.services import hubs
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.core.tables import (
@@ -213,9 +214,12 @@ class StationController(Controller):
             raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
         if await Station.exists().where(Station.station_id == data.station_id):
             raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"station {data.station_id!r} already exists")
-        await get_core().stations.create(data.station_id, password=data.password, description=data.description,
-                                         registration_status=data.registration_status, site=data.site, hub=data.hub,
-                                         organization=organization)
+        try:
+            await get_core().stations.create(data.station_id, password=data.password, description=data.description,
+                                             registration_status=data.registration_status, site=data.site,
+                                             hub=data.hub, organization=organization)
+        except hubs.HubFull as exc:
+            raise hub_full(exc) from None
         await audited(request, "create", "station", data.station_id, after=await station_row(data.station_id))
         return await station_detail(data.station_id)
 
@@ -234,8 +238,11 @@ class StationController(Controller):
                 raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
             await get_core().stations.set_registration_status(station_id, status)
         if values:
-            await Station.update({getattr(Station, k): v for k, v in values.items()}).where(
-                Station.station_id == station_id)
+            try:
+                await hubs.update_stations(Station.station_id == station_id,
+                                           {getattr(Station, k): v for k, v in values.items()})
+            except hubs.HubFull as exc:
+                raise hub_full(exc) from None
         await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 

@@ -140,6 +140,19 @@ def event(event):
 
 
 @hookimpl
+def public_site_facts(site_ids):
+    """The opening times set for OCPI, for the public map."""
+    from plugins.roaming_ocpi.tables import SiteDetails
+
+    async def facts() -> dict[int, dict[str, Any]]:
+        rows = await SiteDetails.select(SiteDetails.site_id, SiteDetails.opening_times).where(
+            SiteDetails.site_id.is_in(list(site_ids) or [-1])).output(load_json=True)
+        return {r["site_id"]: {"opening_times": r["opening_times"] or {"twentyfourseven": True}} for r in rows}
+
+    return facts
+
+
+@hookimpl
 def template_dirs():
     return [str(TEMPLATE_DIR)]
 

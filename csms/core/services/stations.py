@@ -12,6 +12,7 @@ import msgspec
 
 from csms.core import events as ev
 from csms.core.offload import run_cpu
+from csms.core.services import hubs
 from csms.core.security import hash_password, verify_password
 from csms.core.organizations import organization_for
 from csms.core.tables import Connector, Evse, Station, StationEvent
@@ -90,7 +91,7 @@ class StationService:
             password_hash=await run_cpu(hash_password, password) if password else None,
             **fields,
         )
-        await row.save()
+        await hubs.create_station(row)
         self._states.pop(station_id, None)
         return row.to_dict()
 

@@ -1,0 +1,151 @@
+"""Hubs: the one place that puts stations into a hub and keeps every hub within its limit.
+
+A hub is a group of stations behind one communication device; none takes more than
+:data:`HUB_STATION_LIMIT` stations, and a hub's own ``max_stations`` may lower that. Every path
+that sets ``Station.hub`` (REST, admin forms, registration) or a hub's ``max_stations`` goes
+through here: the hub's row is locked (PostgreSQL ``FOR UPDATE``; SQLite ``BEGIN IMMEDIATE``,
+one writer at a time) and its stations counted in the same transaction as the write, so two
+simultaneous adds cannot make one station too many.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from piccolo.columns.combination import Combinable
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from csms.core.tables import Hub, Station
+
+HUB_STATION_LIMIT = 20
+
+
+class HubFull(Exception):
+    """Placing the stations would put more stations in a hub than it can have."""
+
+    def __init__(self, hub_id: int, name: str, count: int, limit: int, adding: int) -> None:
+        self.hub_id, self.name, self.count, self.limit, self.adding = hub_id, name, count, limit, adding
+        most = "the most a hub can have" if limit == HUB_STATION_LIMIT else f"the most it can have (its maximum is {limit})"
+        if adding == 0:
+            message = f"hub {name!r} has {count} stations: its maximum cannot be {limit}"
+        elif count >= limit:
+            message = f"hub {name!r} already has {count} stations, {most}"
+        else:
+            message = (f"hub {name!r} has {count} stations and can have at most {limit}: "
+                       f"{adding} more would make {count + adding}")
+        super().__init__(message)
+
+
+class HubLimitInvalid(ValueError):
+    """A ``max_stations`` outside 1 to :data:`HUB_STATION_LIMIT`."""
+
+
+class UnknownHub(LookupError):
+    """No hub with that id."""
+
+
+def hub_limit(max_stations: int | None) -> int:
+    """The number of stations a hub with this ``max_stations`` can have."""
+    return min(max_stations or HUB_STATION_LIMIT, HUB_STATION_LIMIT)
+
+
+def check_max_stations(value: Any) -> None:
+    """Refuse a ``max_stations`` that is not a whole number from 1 to :data:`HUB_STATION_LIMIT`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= HUB_STATION_LIMIT:
+        raise HubLimitInvalid(f"max_stations must be 1 to {HUB_STATION_LIMIT}: "
+                              f"a hub has at most {HUB_STATION_LIMIT} stations")
+
+
+@asynccontextmanager
+async def _write_transaction() -> AsyncIterator[None]:
+    db = Station._meta.db
+    if isinstance(db, SQLiteEngine):  # take the write lock first: the count cannot go stale
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+async def _locked_hub(hub_id: int) -> dict[str, Any]:
+    if isinstance(Hub._meta.db, SQLiteEngine):
+        rows = await Hub.select(Hub.id, Hub.name, Hub.max_stations).where(Hub.id == hub_id)
+    else:
+        rows = await Hub.raw("SELECT id, name, max_stations FROM hub WHERE id = {} FOR UPDATE", hub_id)
+    if not rows:
+        raise UnknownHub(f"no hub {hub_id}")
+    return rows[0]
+
+
+async def _check_room(hub: dict[str, Any], where: Combinable) -> None:
+    count = await Station.count().where(Station.hub == hub["id"])
+    adding = await Station.count().where(where & ((Station.hub != hub["id"]) | Station.hub.is_null()))
+    limit = hub_limit(hub["max_stations"])
+    if adding and count + adding > limit:
+        raise HubFull(hub["id"], hub["name"], count, limit, adding)
+
+
+async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
+    """``Station.update(values).where(where)``, refused with :class:`HubFull` when ``values``
+    puts the stations into a hub that has no room for them (nothing is written then)."""
+    hub_id = values.get(Station.hub)
+    if hub_id is None:
+        await Station.update(values).where(where)
+        return
+    async with _write_transaction():
+        await _check_room(await _locked_hub(hub_id), where)
+        await Station.update(values).where(where)
+
+
+async def create_station(row: Station) -> None:
+    """Save a new station row, refused with :class:`HubFull` when its hub is full."""
+    if row.hub is None:
+        await row.save()
+        return
+    hub_id = row.hub if isinstance(row.hub, int) else row.hub.id
+    async with _write_transaction():
+        hub = await _locked_hub(hub_id)
+        count = await Station.count().where(Station.hub == hub_id)
+        limit = hub_limit(hub["max_stations"])
+        if count + 1 > limit:
+            raise HubFull(hub_id, hub["name"], count, limit, 1)
+        await row.save()
+
+
+async def set_members(hub_id: int, station_ids: list[str], *, values: dict[Any, Any] | None = None,
+                      allowed: Combinable | None = None, hub_values: dict[Any, Any] | None = None) -> None:
+    """Make ``station_ids`` (those of them matching ``allowed``) the hub's stations, with
+    ``values`` set on them and ``hub_values`` on the hub, all in one transaction; refused with
+    :class:`HubFull` when they are more than the hub (with ``hub_values``) can have."""
+    if hub_values and Hub.max_stations in hub_values:
+        check_max_stations(hub_values[Hub.max_stations])
+    async with _write_transaction():
+        hub = await _locked_hub(hub_id)
+        if hub_values:
+            await Hub.update(hub_values).where(Hub.id == hub_id)
+            hub = {**hub, "max_stations": hub_values.get(Hub.max_stations, hub["max_stations"])}
+        await Station.update({Station.hub: None}).where((Station.hub == hub_id) & Station.station_id.not_in(
+            station_ids or [""]))
+        if station_ids:
+            members: Combinable = Station.station_id.is_in(station_ids)
+            if allowed is not None:
+                members = members & allowed
+            await _check_room(hub, members)
+            await Station.update({**(values or {}), Station.hub: hub_id}).where(members)
+
+
+async def update_hub(hub_id: int, values: dict[Any, Any]) -> None:
+    """``Hub.update(values)``; a new ``max_stations`` must be 1 to :data:`HUB_STATION_LIMIT` and
+    not below the hub's present number of stations (:class:`HubFull` otherwise)."""
+    if Hub.max_stations not in values:
+        await Hub.update(values).where(Hub.id == hub_id)
+        return
+    check_max_stations(values[Hub.max_stations])
+    async with _write_transaction():
+        hub = await _locked_hub(hub_id)
+        count = await Station.count().where(Station.hub == hub_id)
+        limit = hub_limit(values[Hub.max_stations])
+        if count > limit:
+            raise HubFull(hub_id, hub["name"], count, limit, 0)
+        await Hub.update(values).where(Hub.id == hub_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import os
 import secrets
 import sys
 from typing import Any, Coroutine, cast
@@ -76,7 +75,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # JSON logs: uvicorn's own loggers keep no handlers of theirs and reach the root's JSON handler
     logging_config: dict[str, Any] = {"log_config": None} if settings.log_format == "json" else {}
     if workers > 1:  # each worker process builds its app itself (csms.app.worker_app)
-        os.environ["CSMS_WORKERS"] = str(workers)
         uvicorn.run("csms.app:worker_app", factory=True, workers=workers, host=host, port=port,
                     log_level=settings.log_level, **logging_config, **uvicorn_options(settings))
         return

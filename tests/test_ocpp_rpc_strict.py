@@ -664,6 +664,30 @@ async def test_ocpp201_out_of_order_seqno_is_not_a_duplicate(server, node_statio
     assert registers == done["registers"], registers
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_transaction_lost_in_a_reboot_is_closed(server, node_station, protocol):
+    """The station reboots in a transaction and forgets it: after its BootNotification the CSMS
+    closes it (2.0.1: GetTransactionStatus answered not ongoing; 1.6: the connector reports
+    Available) at the last stored meter reading, with ``session.stopped`` once."""
+    sid = "LOST16" if protocol == "ocpp1.6" else "LOST201"
+    stopped: list[int] = []
+    server.core.events.listen(lambda e: stopped.append(e.session_id) if e.name == "session.stopped" else None)
+    st, done = await run_edge(node_station, server, sid, protocol, "lost-tx", f"{sid}-TAG")
+
+    async def closed() -> dict[str, Any] | None:
+        (row,) = [r for r in await sessions_of(server, sid) if str(r["transaction_id"]) == str(done["transactionId"])]
+        return row if row["state"] == "completed" else None
+
+    row = await eventually(closed, what="the lost transaction closed")
+    assert row["stop_reason"] == "Reboot" and "closed_after_reboot" in row["flags"], row
+    assert row["meter_stop_wh"] == done["meterLast"] and row["energy_wh"] == done["meterLast"] - 1000, row
+    await server.core.events.drain()
+    assert stopped == [row["id"]]
+    if protocol == "ocpp2.0.1":
+        asked = st.find_all(lambda e: e.get("event") == "call" and e.get("action") == "GetTransactionStatus")
+        assert [e["params"] for e in asked] == [{"transactionId": done["transactionId"]}], st.report()
+
+
 # ---------------------------------------------------------------------------------------------
 # the harness itself: a CSMS that breaks the schema must make the station fail
 

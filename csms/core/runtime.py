@@ -37,6 +37,7 @@ class Core:
         from csms.core.services.commands import CommandService, LocalBus
         from csms.core.services.local_lists import LocalListService
         from csms.core.services.operations import Operations
+        from csms.core.services.reconciliation import TransactionReconciliation
         from csms.core.services.reports import ReportService
         from csms.core.services.retention import RetentionService
         from csms.core.services.sessions import SessionService
@@ -71,6 +72,7 @@ class Core:
         self.retention = RetentionService(self)
         self.smart_charging = SmartChargingService(self)
         self.local_lists = LocalListService(self)
+        self.reconciliation = TransactionReconciliation(self)
 
     async def start(self) -> None:
         global _current
@@ -89,6 +91,7 @@ class Core:
         await self.retention.start()
         await self.smart_charging.start()
         await self.local_lists.start()
+        await self.reconciliation.start()
         metrics.watch(self)
         _current = self
 
@@ -97,6 +100,7 @@ class Core:
         from csms.core import metrics
 
         metrics.unwatch()
+        await self.reconciliation.stop()
         await self.local_lists.stop()
         await self.smart_charging.stop()
         await self.connections.close_all()

@@ -56,6 +56,9 @@ class Behaviour:
         self.diagnostics_body = b"diagnostics of " + self.id.encode() + b"\n" * 3 + bytes(range(256))
         self._tasks: set[asyncio.Task[Any]] = set()
         self.statuses_sent: list[str] = []
+        # 2.0.1 GetTransactionStatus: the transactions this station runs, and those it has queued messages of
+        self.ongoing: set[str] = set()
+        self.queued: set[str] = set()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -194,8 +197,17 @@ class Station201(Behaviour, ChargePoint201):
 
         self.spawn(steps())
 
+    @on(Action201.get_transaction_status)
+    async def on_get_transaction_status(self, transaction_id=None, **kwargs):
+        self.received.append(("GetTransactionStatus", {"transaction_id": transaction_id}))
+        if transaction_id is None:
+            return result201.GetTransactionStatus(messages_in_queue=bool(self.queued))
+        return result201.GetTransactionStatus(messages_in_queue=transaction_id in self.queued,
+                                              ongoing_indicator=transaction_id in self.ongoing)
+
     async def start_session(self, token: str) -> str:
         tx = f"tx-{self.id}"
+        self.ongoing.add(tx)
         await self.call(call201.TransactionEvent(
             event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
             transaction_info={"transactionId": tx}, id_token={"idToken": token, "type": "ISO14443"},
@@ -203,21 +215,24 @@ class Station201(Behaviour, ChargePoint201):
         return tx
 
     async def stop_session(self, transaction_id: str) -> None:
+        self.ongoing.discard(transaction_id)
         await self.call(call201.TransactionEvent(
             event_type="Ended", timestamp=now_iso(), trigger_reason="StopAuthorized", seq_no=1,
             transaction_info={"transactionId": transaction_id, "stoppedReason": "Local"}))
 
 
 @asynccontextmanager
-async def station(srv: Any, station_id: str, version: str, *, firmware: str = "1.0") -> AsyncIterator[Any]:
-    """A booted test station of ``version`` with its receive loop running."""
+async def station(srv: Any, station_id: str, version: str, *, firmware: str = "1.0",
+                  boot: bool = True) -> AsyncIterator[Any]:
+    """A test station of ``version`` with its receive loop running, booted unless ``boot`` is false."""
     subprotocol = Subprotocol("ocpp1.6" if version == "1.6" else "ocpp2.0.1")
     async with websockets.connect(srv.ws_url(station_id), subprotocols=[subprotocol]) as ws:
         cp: Any = (Station16 if version == "1.6" else Station201)(station_id, ws)
         cp.setup(firmware)
         task = asyncio.create_task(cp.start())
         try:
-            await cp.boot()
+            if boot:
+                await cp.boot()
             yield cp
         finally:
             task.cancel()

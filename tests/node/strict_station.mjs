@@ -8,7 +8,7 @@
 //
 //   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1
 //        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace]
-//        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder]
+//        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]
 //
 // Modes: the default walk (boot, StatusNotification, Heartbeat, Authorize, start, MeterValues
 // (one sample in kWh), stop, DataTransfer), then --linger answering the CSMS's calls (remote
@@ -74,7 +74,7 @@ function usage(msg) {
     if (msg) process.stderr.write(`strict_station: ${msg}\n`);
     process.stderr.write('usage: strict_station.mjs --url ws://HOST:PORT/ocpp --id STATION '
         + '--protocol ocpp1.6|ocpp2.0.1 [--password P] [--token TAG] [--linger S] [--allow-pending] [--trace] '
-        + '[--bad | --edge basic|txid-reuse|late-ended|seq-reorder]\n');
+        + '[--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]\n');
     process.exit(2);
 }
 
@@ -126,6 +126,7 @@ const station = {
     rebooting: false,
     closingOnPurpose: false,
     txCounter: 0,
+    txStatusAsked: [],     // 2.0.1: the transactionIds GetTransactionStatus asked about
 };
 
 // 1.6 configuration keys: [value, readonly]
@@ -883,6 +884,7 @@ function registerHandlers() {
         });
 
         handle('GetTransactionStatus', async (p) => {
+            station.txStatusAsked.push(p.transactionId);
             const out = { messagesInQueue: false };
             if (p.transactionId) out.ongoingIndicator = !!station.tx && station.tx.id === p.transactionId;
             return out;
@@ -1216,11 +1218,47 @@ async function edgeSeqReorder201() {
     return { transactionId: tx, registers: [1000, 1200, 1300, 1400] };
 }
 
+// lost-tx: the station reboots in a transaction and forgets it (it never sends the end). After
+// its BootNotification the CSMS must find out and close the transaction itself: 2.0.1 asks
+// GetTransactionStatus (this station answers: not ongoing, nothing queued); 1.6 cannot ask, the
+// connector then reports Available.
+async function edgeLostTx() {
+    const t0 = now();
+    let transactionId;
+    if (V16) {
+        const a = await edgeCall('start', 'StartTransaction', { connectorId: 1, idTag: args.token, meterStart: 1000, timestamp: t0 });
+        transactionId = a?.transactionId;
+        await edgeCall('status_charging', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Charging' });
+        await edgeCall('meter_values', 'MeterValues', { connectorId: 1, transactionId, meterValue: [
+            { timestamp: now(), sampledValue: [{ value: '1200', measurand: 'Energy.Active.Import.Register', unit: 'Wh' }] }] });
+    } else {
+        transactionId = `LOST-${args.id}`.slice(0, 36);
+        await edgeCall('started', 'TransactionEvent', { eventType: 'Started', timestamp: t0, triggerReason: 'Authorized', seqNo: 0,
+            transactionInfo: { transactionId, chargingState: 'Charging' }, idToken: { idToken: args.token, type: 'ISO14443' },
+            evse: { id: 1, connectorId: 1 }, meterValue: mv201(t0, 1000, 'Transaction.Begin') });
+        await edgeCall('updated', 'TransactionEvent', { eventType: 'Updated', timestamp: now(), triggerReason: 'MeterValuePeriodic', seqNo: 1,
+            transactionInfo: { transactionId }, meterValue: mv201(now(), 1200, 'Sample.Periodic') });
+    }
+    // the reboot: the transaction is gone from the station
+    await edgeCall('boot_after_reboot', 'BootNotification', V16
+        ? { chargePointVendor: 'StrictVendor', chargePointModel: 'ocpp-rpc-strict' }
+        : { reason: 'PowerUp', chargingStation: { vendorName: 'StrictVendor', model: 'ocpp-rpc-strict' } },
+        (a) => (a.status === 'Accepted' ? null : `boot answered ${a.status}`));
+    if (V16) {
+        await edgeCall('status_available', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Available' });
+    } else {
+        for (let i = 0; i < 200 && !station.txStatusAsked.includes(transactionId); i++) await sleep(50);
+        expect(station.txStatusAsked.includes(transactionId), 'transaction_status_not_asked', { transactionId, asked: station.txStatusAsked });
+    }
+    return { transactionId, meterLast: 1200 };
+}
+
 const EDGE_SCENARIOS = {
     basic: () => (V16 ? edgeBasic16() : edgeBasic201()),
     'txid-reuse': () => (V16 ? edgeTxIdReuse16() : usage('--edge txid-reuse is an OCPP 1.6 scenario')),
     'late-ended': () => (V16 ? usage('--edge late-ended is an OCPP 2.0.1 scenario') : edgeLateEnded201()),
     'seq-reorder': () => (V16 ? usage('--edge seq-reorder is an OCPP 2.0.1 scenario') : edgeSeqReorder201()),
+    'lost-tx': () => edgeLostTx(),
 };
 
 async function edgeMode() {

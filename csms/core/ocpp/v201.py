@@ -10,6 +10,7 @@ from ocpp.v201.enums import Action
 from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
+from csms.core.services import ev_schedules
 from csms.core.services.sessions import Sample
 from csms.core.tables import ChargingProfile, Reservation
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
@@ -211,9 +212,15 @@ class StationConnection201(StationConnection):
 
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, p: dict[str, Any]) -> dict[str, Any]:
+        reason = await ev_schedules.check(self.core, self.state, evse_id=p["evseId"], schedule=p["chargingSchedule"],
+                                          time_base=parse_ts(p["timeBase"]) or utcnow())
+        answer: dict[str, Any] = {"status": "Rejected" if reason else "Accepted"}
+        if reason:
+            answer["statusInfo"] = {"reasonCode": "ExceedsLimits", "additionalInfo": reason[:512]}
         await self.core.reports.record(self.state, "ev_charging_schedule", "NotifyEVChargingSchedule",
-                                       evse_id=p["evseId"], details=p)
-        return {"status": "Accepted"}
+                                       summary=f"{answer['status']}: {reason}" if reason else answer["status"],
+                                       evse_id=p["evseId"], details={**p, "answer": answer})
+        return answer
 
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""Transactions a rebooted station no longer knows: found after its BootNotification and closed.
+
+A station that reboots in the middle of a session may lose the transaction: it never sends the
+end of it, and the session stays open in the CSMS for ever. After an accepted BootNotification
+(delivered as ``station.booted``, so after the station got its answer) the sessions still open for
+the station are checked:
+
+- OCPP 2.0.1: ``GetTransactionStatus`` for each, through the command service (so from the node
+  that holds the socket, in multi-node mode too). ``ongoingIndicator`` false with
+  ``messagesInQueue`` false: the station does not know it and has nothing queued for it, so it
+  is closed. ``messagesInQueue`` true: the station's queued events will tell, nothing is done.
+- OCPP 1.6 (no such question): a session its connector then reports ``Available`` for is closed;
+  with ``CSMS_TRANSACTION_RESUME_GRACE_S`` also one the station does not resume (MeterValues of
+  it, or its connector charging) within that many seconds.
+
+Closing is :meth:`SessionService.close` with stop reason ``Reboot`` and flag
+``closed_after_reboot``: the last stored meter reading is the end meter, ``session.stopped`` is
+emitted once (billing settles it), and a stop the station sends later replaces this account.
+
+Besides, a connector that turns ``Available`` (from an occupied status) while a session is open
+on its EVSE is reported (station event log and ``station.reported`` with category
+``transaction``, kind ``outlived_connector``): a transaction that outlives its connector's
+occupancy is a station that forgot to end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Callable, cast
+
+from csms.core import events as ev
+from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.sessions import CLOSED_AFTER_REBOOT
+
+if TYPE_CHECKING:
+    from csms.core.runtime import Core
+    from csms.core.services.sessions import ActiveSession
+
+log = logging.getLogger("csms.reconciliation")
+
+# OCPP's stop reason for "the transaction was stopped because of a reboot", in both versions.
+REBOOT_REASON = "Reboot"
+# Connector statuses of a connector in use (either version); leaving one for Available ends the use.
+OCCUPIED = frozenset({"Occupied", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
+# 1.6 statuses that show the station carries on with the transaction on that connector.
+RESUMED = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+
+
+class TransactionReconciliation:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        # 1.6: per station, the ids of sessions open at its boot and not resumed since
+        self._pending: dict[str, set[int]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        if self.core.settings.reconcile_transactions:
+            self._unsubscribe = self.core.events.listen(self._on_event)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until the checks under way are done (tests; after ``events.drain()``)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("transaction reconciliation failed", exc_info=task.exception())
+
+    def _on_event(self, event: ev.Event) -> None:
+        """A listener on the event dispatcher: it runs after the station got its answer."""
+        sid = event.station_id
+        if isinstance(event, ev.StationBooted):
+            self._pending.pop(sid, None)
+            if event.registration_status == "Accepted":
+                self._booted(sid)
+        elif isinstance(event, ev.StationDisconnected):
+            self._pending.pop(sid, None)  # it boots again when it comes back
+        elif isinstance(event, ev.ConnectorStatusChanged):
+            self._status(event)
+        elif isinstance(event, ev.MeterValuesReceived):
+            if event.session_id is not None:
+                self._resumed(sid, event.session_id)
+        elif isinstance(event, ev.SessionStopped):
+            self._resumed(sid, event.session_id)
+
+    def _booted(self, station_id: str) -> None:
+        open_sessions = self.core.sessions.for_station(station_id)
+        if not open_sessions:
+            return
+        version = self.core.commands.version_of(station_id)
+        if version == V201:
+            self._spawn(self._ask_201(station_id, [s.id for s in open_sessions]))
+        elif version == V16:
+            pending = self._pending[station_id] = {s.id for s in open_sessions}
+            grace = self.core.settings.transaction_resume_grace_s
+            if grace > 0:
+                self._spawn(self._grace_16(station_id, pending, grace))
+
+    def _resumed(self, station_id: str, session_id: int) -> None:
+        pending = self._pending.get(station_id)
+        if pending is not None:
+            pending.discard(session_id)
+
+    def _status(self, event: ev.ConnectorStatusChanged) -> None:
+        session = self.core.sessions.on_evse(event.station_id, event.evse_id) if event.evse_id else None
+        if session is None:
+            return
+        pending = self._pending.get(event.station_id, set())
+        if session.id in pending:
+            if event.status == "Available":
+                pending.discard(session.id)
+                self._spawn(self._close(session, "its connector reported Available after the station's reboot"))
+            elif event.status in RESUMED:
+                pending.discard(session.id)
+        elif event.status == "Available" and event.previous in OCCUPIED:
+            self._spawn(self._outlived(session, event.previous))
+
+    async def _ask_201(self, station_id: str, session_ids: list[int]) -> None:
+        for session_id in session_ids:
+            session = self.core.sessions.by_id(session_id)
+            if session is None:
+                continue  # ended meanwhile
+            try:
+                answer = await self.core.commands.send(station_id, "GetTransactionStatus",
+                                                       {"transactionId": session.transaction_id},
+                                                       requested_by="reconciliation")
+            except (StationOffline, UnknownStation):
+                return  # asked again at its next boot
+            except (CommandTimeout, OcppError) as exc:
+                log.warning("GetTransactionStatus of %s on %s not answered: %r", session.transaction_id,
+                            station_id, exc)
+                continue
+            if answer.get("messagesInQueue"):
+                await self._record(session, "awaiting_queued_messages",
+                                   f"transaction {session.transaction_id}: the station has queued messages of it",
+                                   {"session_id": session.id, "transaction_id": session.transaction_id})
+            elif answer.get("ongoingIndicator") is False:
+                await self._close(session, "unknown to the station after its reboot")
+
+    async def _grace_16(self, station_id: str, pending: set[int], grace: float) -> None:
+        await asyncio.sleep(grace)
+        if self._pending.get(station_id) is not pending:
+            return  # disconnected or booted again since: that boot has its own wait
+        del self._pending[station_id]
+        for session_id in sorted(pending):
+            session = self.core.sessions.by_id(session_id)
+            if session is not None:
+                await self._close(session, f"not resumed by the station within {grace:g} s of its reboot")
+
+    async def _close(self, session: ActiveSession, why: str) -> None:
+        if self.core.sessions.by_id(session.id) is not session:
+            return
+        await self.core.sessions.close(session, reason=REBOOT_REASON, flag=CLOSED_AFTER_REBOOT)
+        await self._record(session, "reconciled", f"transaction {session.transaction_id} closed: {why}",
+                           {"session_id": session.id, "transaction_id": session.transaction_id,
+                            "meter_stop_wh": session.meter_last_wh})
+
+    async def _outlived(self, session: ActiveSession, previous: str) -> None:
+        details = {"session_id": session.id, "transaction_id": session.transaction_id, "evse_id": session.evse_id,
+                   "previous": previous}
+        await self._record(session, "outlived_connector",
+                           f"connector Available while transaction {session.transaction_id} is open", details)
+        self.core.reports.emit(session.station_id, "transaction", "outlived_connector", details)
+
+    async def _record(self, session: ActiveSession, kind: str, summary: str, details: dict[str, Any]) -> None:
+        """Into the station event log, committed (the work is off any station's request path)."""
+        await cast("asyncio.Future[None]", self.core.stations.record(
+            session.station_id, "transaction", kind, evse_id=session.evse_id, summary=summary, details=details,
+            wait=True))

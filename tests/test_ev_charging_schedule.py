@@ -1,0 +1,124 @@
+"""NotifyEVChargingSchedule (K15.FR.12, K16.FR.07, K17.FR.12): the EV's schedule is Rejected when it
+goes above the limits the CSMS sent for its EVSE and transaction, Accepted otherwise; the outcome
+is stored in the station's report log."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+import websockets
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint
+from ocpp.v201 import call, call_result
+from ocpp.v201.enums import Action
+
+from csms.core.services.ev_schedules import exceeded, power_steps
+from csms.core.tables import StationEvent
+from csms.core.timeutil import ocpp_ts
+
+
+class IsoStation(ChargePoint):
+    """A 2.0.1 station that accepts every charging profile it is sent."""
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
+        return call_result.SetChargingProfile(status="Accepted")
+
+
+@asynccontextmanager
+async def iso_station(server: Any, station_id: str) -> AsyncIterator[IsoStation]:
+    async with websockets.connect(server.ws_url(station_id), subprotocols=["ocpp2.0.1"]) as ws:
+        cp = IsoStation(station_id, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call.BootNotification(charging_station={"model": "ISO", "vendor_name": "Acme"},
+                                                reason="PowerUp"))
+            yield cp
+        finally:
+            task.cancel()
+
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def profile(profile_id: int, purpose: str, periods: list[tuple[int, float, int | None]], *, unit: str = "A",
+            transaction_id: str | None = None) -> dict[str, Any]:
+    schedule_periods = [{"startPeriod": start, "limit": limit, **({"numberPhases": n} if n else {})}
+                        for start, limit, n in periods]
+    out: dict[str, Any] = {
+        "id": profile_id, "stackLevel": 1, "chargingProfilePurpose": purpose, "chargingProfileKind": "Absolute",
+        "chargingSchedule": [{"id": 1, "startSchedule": ocpp_ts(NOW), "chargingRateUnit": unit,
+                              "chargingSchedulePeriod": schedule_periods}]}
+    if transaction_id:
+        out["transactionId"] = transaction_id
+    return out
+
+
+async def notify(cp: IsoStation, periods: list[tuple[int, float, int | None]], *, unit: str = "A") -> Any:
+    return await cp.call(call.NotifyEVChargingSchedule(time_base=ocpp_ts(NOW), evse_id=1, charging_schedule={
+        "id": 1, "charging_rate_unit": unit,
+        "charging_schedule_period": [{"start_period": start, "limit": limit,
+                                      **({"number_phases": n} if n else {})} for start, limit, n in periods]}))
+
+
+async def test_ev_schedule_checked_against_the_sent_tx_profile(server):
+    ops = server.core.operations
+    async with iso_station(server, "ISO1") as cp:
+        # nothing sent yet: nothing to exceed
+        assert (await notify(cp, [(0, 32.0, None)])).status == "Accepted"
+        await cp.call(call.TransactionEvent(
+            event_type="Started", timestamp=ocpp_ts(NOW), trigger_reason="CablePluggedIn", seq_no=0,
+            transaction_info={"transaction_id": "ISO-TX"}, evse={"id": 1, "connector_id": 1}))
+        # K15: the CSMS's TxProfile for the transaction, 16 A on three phases, 10 A after an hour
+        sent = await ops.set_charging_profile("ISO1", evse_id=1, profile=profile(
+            11, "TxProfile", [(0, 16.0, 3), (3600, 10.0, 3)], transaction_id="ISO-TX"))
+        assert sent["status"] == "Accepted"
+        assert (await notify(cp, [(0, 16.0, None), (3600, 10.0, None)])).status == "Accepted"
+        assert (await notify(cp, [(0, 16.0, 1), (1800, 12.0, 3), (3600, 6.0, 3)])).status == "Accepted"
+        assert (await notify(cp, [(0, 11000.0, None), (3600, 6900.0, None)], unit="W")).status == "Accepted"
+        over = await notify(cp, [(0, 20.0, None)])
+        assert over.status == "Rejected" and over.status_info["reason_code"] == "ExceedsLimits"
+        later = await notify(cp, [(0, 16.0, 3), (3600, 16.0, 3)])  # fine now, too much after an hour
+        assert later.status == "Rejected" and "TxProfile" in later.status_info["additional_info"]
+        assert (await notify(cp, [(0, 12000.0, None)], unit="W")).status == "Rejected"
+        # K16: the CSMS renegotiates with a lower profile; the EV's earlier schedule no longer fits
+        await ops.set_charging_profile("ISO1", evse_id=1, profile=profile(
+            11, "TxProfile", [(0, 8.0, 3)], transaction_id="ISO-TX"))
+        assert (await notify(cp, [(0, 16.0, None), (3600, 10.0, None)])).status == "Rejected"
+        # K17: the EV renegotiates with a schedule within the new profile
+        assert (await notify(cp, [(0, 8.0, None)])).status == "Accepted"
+    reports = await StationEvent.select().where(
+        (StationEvent.station_id == "ISO1") & (StationEvent.category == "ev_charging_schedule")).order_by(
+        StationEvent.id).output(load_json=True)
+    assert [r["summary"].split(":")[0] for r in reports] == [
+        "Accepted", "Accepted", "Accepted", "Accepted", "Rejected", "Rejected", "Rejected", "Rejected", "Accepted"]
+    assert reports[4]["details"]["answer"]["status"] == "Rejected"
+    assert reports[4]["details"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0
+
+
+async def test_ev_schedule_without_tx_profile_uses_default_and_station_maximum(server):
+    ops = server.core.operations
+    async with iso_station(server, "ISO2") as cp:
+        await ops.set_charging_profile("ISO2", evse_id=0, profile=profile(21, "TxDefaultProfile", [(0, 7400.0, 1)],
+                                                                          unit="W"))
+        assert (await notify(cp, [(0, 32.0, 1)])).status == "Accepted"  # 7360 W
+        assert (await notify(cp, [(0, 16.0, 3)])).status == "Rejected"  # 11040 W
+        await ops.set_charging_profile("ISO2", evse_id=0, profile=profile(22, "ChargingStationMaxProfile",
+                                                                          [(0, 20.0, 1)]))
+        assert (await notify(cp, [(0, 20.0, 1)])).status == "Accepted"
+        assert (await notify(cp, [(0, 25.0, 1)])).status == "Rejected"  # within the default, not the maximum
+
+
+def test_a_profile_limits_only_within_its_validity_and_duration():
+    sent = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}
+    valid = [("TxProfile", power_steps(sent, NOW, 230.0, valid_to=NOW + timedelta(hours=1)))]
+    ev = {"chargingRateUnit": "A", "duration": 7200, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0},
+                                                             {"startPeriod": 3600, "limit": 32.0}]}
+    assert exceeded(ev, NOW, valid, 230.0) is None
+    lasting = [("TxProfile", power_steps({**sent, "duration": 7200}, NOW, 230.0))]
+    assert "TxProfile" in (exceeded(ev, NOW, lasting, 230.0) or "")
+    later = [("TxProfile", power_steps(sent, NOW, 230.0, valid_from=NOW + timedelta(hours=2)))]
+    assert exceeded(ev, NOW, later, 230.0) is None

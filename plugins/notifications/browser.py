@@ -22,7 +22,8 @@ from markupsafe import Markup, escape
 if TYPE_CHECKING:
     from plugins.notifications.messages import Notification
 
-_LEVEL = {"alert.opened": "bad", "station.offline": "bad", "alert.closed": "ok", "station.online": "ok",
+_LEVEL = {"alert.opened": "bad", "session.outlived_connector": "bad", "station.offline": "bad", "alert.closed": "ok",
+          "station.online": "ok",
           "session.stopped": "busy", "firmware.progress": "busy", "diagnostics.received": "muted"}
 
 

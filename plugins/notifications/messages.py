@@ -14,6 +14,9 @@ the station, the time and a ``data`` object:
 ``session.stopped``        as started, with ``stopped_at``, ``duration_s``, ``energy_wh``, ``stop_reason``,
                            ``cost`` (``currency``, ``total_excl_vat``, ``total_incl_vat`` as strings) or null
 ``firmware.status``        ``status``, ``request_id`` (any firmware update, also one sent by hand)
+``session.outlived_connector`` ``session_id``, ``transaction_id``, ``evse_id``, ``previous``: the connector
+                           turned Available while the session is still open (a transaction the
+                           station may have lost; closed by hand or by the reboot check)
 =========================  ===================================================================
 """
 
@@ -30,7 +33,7 @@ from csms.plugin_api import ChargingSession, call_hook, events as ev, get_core, 
 NOTIFICATION_EVENTS = (
     "station.online", "station.offline", "connector.status", "session.started", "session.charging_complete",
     "session.stopped", "firmware.status", "firmware.progress", "alert.opened", "alert.acknowledged",
-    "alert.closed", "diagnostics.received",
+    "alert.closed", "diagnostics.received", "session.outlived_connector",
 )
 DRIVER_EVENTS = ("session.started", "session.charging_complete", "session.stopped")
 _CORE_EVENT_TYPES = set(ev.EVENT_TYPES)
@@ -71,6 +74,8 @@ def title_of(event: str, station_id: str, data: dict[str, Any]) -> str:
         "session.stopped": f"Session ended at {station_id}: {kwh}{price}",
         "firmware.status": f"{station_id} firmware: {data.get('status')}",
         "firmware.progress": f"{station_id} firmware {data.get('version')}: {data.get('status')}",
+        "session.outlived_connector": f"{station_id}: connector free while transaction "
+                                      f"{data.get('transaction_id')} is still open",
         "alert.opened": f"Alert: {data.get('summary')}",
         "alert.acknowledged": f"Acknowledged: {data.get('summary')}",
         "alert.closed": f"Resolved: {data.get('summary')}",
@@ -161,6 +166,10 @@ class NotificationBuilder:
             if event.category == "firmware":
                 return Notification("firmware.status", station, {
                     "status": event.kind, "request_id": event.details.get("request_id")}, event.at)
+            if (event.category, event.kind) == ("transaction", "outlived_connector"):
+                keys = ("session_id", "transaction_id", "evse_id", "previous")
+                return Notification("session.outlived_connector", station,
+                                    {k: event.details.get(k) for k in keys}, event.at)
             return None
         if type(event) in _CORE_EVENT_TYPES:
             return None  # meter values, command answers...: too many, not for people

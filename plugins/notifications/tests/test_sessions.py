@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -108,3 +109,22 @@ async def test_driver_manages_own_subscriptions_on_private_page(server, mailbox)
         await run_session_201(cp, "CEMCARD", "tx-cem")
         await eventually(lambda: mailbox.to("cem@example.org"), what="Cem's mail")
     assert mailbox.subjects("cem@example.org") == ["Session ended at DRV2: 10.00 kWh"]
+
+
+async def test_a_connector_freed_under_an_open_session_is_notified(server, receiver):
+    """The core reports a connector that turns Available while its session is still open (a
+    transaction the station may have lost): operators hear of it as ``session.outlived_connector``."""
+    from ocpp.v16 import call as call16
+
+    sub = await server.api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": receiver.url, "events": ["session.outlived_connector"]})
+    assert sub.status_code == 201, sub.text
+    assert (await server.api.post("/tokens", json={"id_token": "LOSTCARD", "type": "ISO14443"})).status_code == 201
+    async with station(server, "LOST16", "1.6") as cp:
+        tx = await cp.start_session("LOSTCARD")
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await eventually(lambda: len(receiver.of("session.outlived_connector")) == 1, what="the webhook")
+    body = json.loads(receiver.of("session.outlived_connector")[0]["body"])
+    assert body["station_id"] == "LOST16" and body["data"]["transaction_id"] == str(tx)
+    assert body["data"]["previous"] == "Charging" and body["data"]["session_id"]

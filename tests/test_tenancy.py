@@ -93,6 +93,25 @@ async def make_plugin_objects(srv: Any, name: str, org: int) -> dict[str, Any]:
                   summary=f"{name} station offline")
     await alert.save()
     objects.update(diagnostics_request=request.id, diagnostics_file=file.id, alert=alert.id)
+
+    from plugins.billing.statements import last_closed_month
+
+    tariff = await api.post("/billing/tariffs", json={"name": f"{name} tariff", "organization": org, "tariff": {
+        "id": f"{name}-T", "currency": "EUR", "elements": [{"price_components": [
+            {"type": "ENERGY", "price": 0.30, "vat": 21, "step_size": 1}]}]}})
+    assert tariff.status_code == 201 and tariff.json()["organization"] == org, tariff.text
+    assignment = await api.post("/billing/assignments", json={
+        "tariff": tariff.json()["id"], "station_id": station_id, "note": f"{name} assignment", "organization": org})
+    assert assignment.status_code == 201, assignment.text
+    employee = await api.post("/drivers", json={"name": f"{name} employee", "kind": "employee", "organization": org})
+    home = await api.post("/billing/home-stations", json={"station_id": station_id, "driver_id": employee.json()["id"],
+                                                          "rate_per_kwh": "0.25"})
+    assert home.status_code == 201, home.text
+    statement = await api.post("/billing/statements", json={"party_kind": "organization", "party_id": org,
+                                                            "month": last_closed_month()})
+    assert statement.status_code == 201 and statement.json()["organization"] == org, statement.text
+    objects.update(tariff=tariff.json()["id"], assignment=assignment.json()["id"], home_station=home.json()["id"],
+                   statement=statement.json()["id"])
     return objects
 
 

@@ -2,7 +2,10 @@
 
 Rendered with the admin's ``render`` (shared layout, navigation, CSRF) from this plugin's
 templates in ``templates/admin/billing``. Every change goes through the same services as the
-REST API, so the pages refuse exactly what the API refuses, with the same messages.
+REST API, so the pages refuse exactly what the API refuses, with the same messages, and keep
+to the same tenant rules: an organization's users see their own tree's billing objects and the
+installation's tariffs (another organization's object is the 404 page); issuing statements and
+running or voiding settlements stay the installation's.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, Driver, Organization, Site, Station, admin_guard, caller,
-    error_page, is_htmx, paginate, render, utcnow,
+    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Site, Station, admin_guard, audited,
+    caller, error_page, is_htmx, paginate, render, restrict, restrict_station_ids, tenant_scope, utcnow,
+    visible_station_ids,
 )
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
 from plugins.billing import tariff_form as tf
-from plugins.billing.api import _preview, check_home_values, period_of, session_cost_json, when
+from plugins.billing.api import (
+    ASSIGNMENT, HOME, TARIFF, _preview, audit_settlement_run, check_home_values, period_of, session_cost_json, when,
+)
 from plugins.billing.assignments import DRIVER_GROUPS, check_assignment, describe, session_context
 from plugins.billing.config import billing_settings
 from plugins.billing.costing import choose_tariff
+from plugins.billing.owners import readable_tariffs, restrict_home_stations
 from plugins.billing.tables import Assignment, HomeStation, Settlement, Statement, Tariff, TariffVersion
 from plugins.billing.tariffs import (
     BillingError,
@@ -51,13 +58,16 @@ def _int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") and str(value).lstrip("-").isdigit() else None
 
 
-async def _choices() -> dict[str, Any]:
+async def _choices(scope: Scope) -> dict[str, Any]:
+    """What the forms offer: the organizations, sites, stations and drivers ``scope`` sees."""
     return {
-        "organizations": await Organization.select(Organization.id, Organization.name, Organization.kind).order_by(
-            Organization.name),
-        "sites": await Site.select(Site.id, Site.name).order_by(Site.name),
-        "stations": await Station.select(Station.station_id).order_by(Station.station_id).limit(2000),
-        "drivers": await Driver.select(Driver.id, Driver.name, Driver.kind).order_by(Driver.name).limit(2000),
+        "organizations": await restrict(Organization.select(Organization.id, Organization.name, Organization.kind),
+                                        Organization.id, scope).order_by(Organization.name),
+        "sites": await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
+        "stations": await restrict(Station.select(Station.station_id), Station.organization, scope).order_by(
+            Station.station_id).limit(2000),
+        "drivers": await restrict(Driver.select(Driver.id, Driver.name, Driver.kind), Driver.organization,
+                                  scope).order_by(Driver.name).limit(2000),
         "groups": DRIVER_GROUPS,
     }
 
@@ -87,22 +97,27 @@ async def _form_values(request: Request) -> tuple[dict[str, str], Any]:
 
 async def _index_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
                       errors: dict[str, str] | None = None) -> Template:
-    tariffs = await Tariff.select().where(Tariff.archived == False).order_by(Tariff.code)  # noqa: E712
+    scope = await tenant_scope(request)
+    tariffs = await readable_tariffs(Tariff.select(), scope).where(Tariff.archived == False).order_by(  # noqa: E712
+        Tariff.code)
+    stations = await visible_station_ids(scope)
     counts = {
-        "unsettled": await Settlement.count().where(Settlement.status == "void"),
-        "settlements": await Settlement.count(),
-        "statements": await Statement.count().where(Statement.status == "issued"),
-        "home_stations": await HomeStation.count(),
+        "unsettled": await restrict_station_ids(Settlement.count(), Settlement.station_id, stations).where(
+            Settlement.status == "void"),
+        "settlements": await restrict_station_ids(Settlement.count(), Settlement.station_id, stations),
+        "statements": await restrict(Statement.count(), Statement.organization, scope).where(
+            Statement.status == "issued"),
+        "home_stations": await (await restrict_home_stations(HomeStation.count(), scope)),
     }
-    assignments = await Assignment.select().order_by(Assignment.id)
+    assignments = await restrict(Assignment.select(), Assignment.organization, scope).order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
     return await render(request, "billing/index.html", status_code=status_code, title="Billing", tariffs=tariffs,
                         counts=counts, assignments=assignments, values=values or {}, errors=errors or {},
-                        **await _choices())
+                        **await _choices(scope))
 
 
-@get("/", name="billing:index")
+@get("/", name="billing:index", opt={"tenant": SCOPED})
 async def billing_index(request: Request) -> Template:
     return await _index_page(request)
 
@@ -116,7 +131,7 @@ async def _tariff_page(request: Request, tariff_id: int, *, editor: str, values:
                         simple_possible=simple_possible, tariff_id=tariff_id)
 
 
-@get("/tariffs/new")
+@get("/tariffs/new", opt={"tenant": SCOPED})
 async def tariff_new(request: Request) -> Template:
     editor = "json" if request.query_params.get("editor") == "json" else "simple"
     return await _tariff_page(request, 0, editor=editor, values=tf.blank_values(),
@@ -152,9 +167,12 @@ async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template
         else:
             data = _json_body(ocpi_text)
         if row is None:
-            saved = await create_tariff(data, name=name, created_by=_who(request))
+            saved = await create_tariff(data, name=name, created_by=_who(request),
+                                        organization=(await tenant_scope(request)).organization)
+            await audited(request, "create", "tariff", saved["id"], after=saved)
         else:
             saved = await update_tariff(row["id"], data, name=name or row["name"], created_by=_who(request))
+            await audited(request, "update", "tariff", row["id"], before=row, after=saved)
     except BillingError as exc:
         errors = _errors(exc)
         if exc.status == 409 and "already exists" in exc.message:
@@ -166,7 +184,7 @@ async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template
     return Redirect(f"/admin/billing/tariffs/{saved['id']}", status_code=303)
 
 
-@post("/tariffs/new")
+@post("/tariffs/new", opt={"tenant": SCOPED})
 async def tariff_create(request: Request) -> Template | Redirect:
     return await _save_tariff(request, None)
 
@@ -178,25 +196,27 @@ def _who(request: Request) -> str:
 
 async def _tariff_detail_page(request: Request, tariff_id: int, *, status_code: int = 200,
                               values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> Template:
-    row = await tariff_row(tariff_id)
-    version = await version_row(tariff_id)
+    scope = await tenant_scope(request)
+    row = await tariff_row(tariff_id, scope)
+    version = await version_row(tariff_id, None, scope)
     versions = await TariffVersion.select().where(TariffVersion.tariff == tariff_id).order_by(
         TariffVersion.version, ascending=False)
-    assignments = await Assignment.select().where(Assignment.tariff == tariff_id).order_by(Assignment.id)
+    assignments = await restrict(Assignment.select(), Assignment.organization, scope).where(
+        Assignment.tariff == tariff_id).order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
     return await render(request, "billing/tariff_detail.html", status_code=status_code, title=f"Tariff {row['code']}",
                         row=row, version=version, versions=versions, assignments=assignments,
                         ocpi=json.dumps(json.loads(version["ocpi"]), indent=2), values=values or {},
-                        errors=errors or {}, **await _choices())
+                        errors=errors or {}, can_change=scope.sees(row["organization"]), **await _choices(scope))
 
 
-@get("/tariffs/{tariff_id:int}")
+@get("/tariffs/{tariff_id:int}", opt={"tenant": SCOPED})
 async def tariff_detail(request: Request, tariff_id: int) -> Template:
     return await _tariff_detail_page(request, tariff_id)
 
 
-@get("/tariffs/{tariff_id:int}/edit")
+@get("/tariffs/{tariff_id:int}/edit", opt={"tenant": TARIFF})
 async def tariff_edit(request: Request, tariff_id: int) -> Template:
     row = await tariff_row(tariff_id)
     version = await version_row(tariff_id)
@@ -208,24 +228,27 @@ async def tariff_edit(request: Request, tariff_id: int) -> Template:
         simple_possible=simple is not None, row=row)
 
 
-@post("/tariffs/{tariff_id:int}/edit")
+@post("/tariffs/{tariff_id:int}/edit", opt={"tenant": TARIFF})
 async def tariff_update(request: Request, tariff_id: int) -> Template | Redirect:
     return await _save_tariff(request, await tariff_row(tariff_id))
 
 
-@post("/tariffs/{tariff_id:int}/archive")
+@post("/tariffs/{tariff_id:int}/archive", opt={"tenant": TARIFF})
 async def tariff_archive(request: Request, tariff_id: int) -> Response:
+    before = await tariff_row(tariff_id)
     try:
         await archive_tariff(tariff_id)
     except BillingError as exc:
         return await _message(request, exc)
+    await audited(request, "update", "tariff", tariff_id, before=before, after=await tariff_row(tariff_id),
+                  summary=f"tariff {before['code']} archived")
     return Redirect("/admin/billing", status_code=303)
 
 
-@get("/tariffs/{tariff_id:int}/preview")
+@get("/tariffs/{tariff_id:int}/preview", opt={"tenant": SCOPED})
 async def tariff_preview(request: Request, tariff_id: int) -> Template:
     """The calculator's answer (an HTMX fragment, or a page without JavaScript)."""
-    version = await version_row(tariff_id)
+    version = await version_row(tariff_id, None, await tenant_scope(request))
     try:
         result = _preview(tariff_of(version), dict(request.query_params))
         error = ""
@@ -242,25 +265,29 @@ async def _message(request: Request, exc: BillingError) -> Response:
 # -- assignments and home stations --------------------------------------------------------------
 
 
-@post("/assignments")
+@post("/assignments", opt={"tenant": SCOPED})
 async def assignment_create(request: Request) -> Template | Redirect:
     form = await _form(request)
     back = form.get("back") or "/admin/billing"
+    scope = await tenant_scope(request)
     try:
         values = await check_assignment({
             "tariff": _int(form.get("tariff")), "organization_id": _int(form.get("organization_id")),
             "driver_group": form.get("driver_group", ""), "site_id": _int(form.get("site_id")),
             "station_id": form.get("station_id", ""), "evse_id": _evse(form.get("evse_id", "")),
             "valid_from": when(form.get("valid_from"), "valid_from"), "valid_to": when(form.get("valid_to"), "valid_to"),
-            "note": form.get("note", ""),
-        })
+            "note": form.get("note", ""), "organization": scope.organization,
+        }, scope=scope)
     except BillingError as exc:
         tariff_page = re.fullmatch(r"/admin/billing/tariffs/(\d+)", back)
         if tariff_page:
             return await _tariff_detail_page(request, int(tariff_page.group(1)), status_code=exc.status,
                                              values=form, errors=_errors(exc))
         return await _index_page(request, status_code=exc.status, values=form, errors=_errors(exc))
-    await Assignment(**values).save()
+    row = Assignment(**values)
+    await row.save()
+    await audited(request, "create", "assignment", row.id,
+                  after=await Assignment.select().where(Assignment.id == row.id).first())
     return Redirect(back if back.startswith("/admin/billing") else "/admin/billing", status_code=303)
 
 
@@ -272,29 +299,34 @@ def _evse(raw: str) -> int | None:
     return int(raw)
 
 
-@post("/assignments/{assignment_id:int}/delete")
+@post("/assignments/{assignment_id:int}/delete", opt={"tenant": ASSIGNMENT})
 async def assignment_delete(request: Request, assignment_id: int) -> Redirect:
     form = await _form(request)
+    before = await Assignment.select().where(Assignment.id == assignment_id).first()
     await Assignment.delete().where(Assignment.id == assignment_id)
+    if before is not None:
+        await audited(request, "delete", "assignment", assignment_id, before=before)
     back = form.get("back") or "/admin/billing"
     return Redirect(back if back.startswith("/admin/billing") else "/admin/billing", status_code=303)
 
 
 async def _home_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
                      errors: dict[str, str] | None = None) -> Template:
-    rows = await HomeStation.select().order_by(HomeStation.id)
-    tariffs = await Tariff.select(Tariff.id, Tariff.code).where(Tariff.archived == False)  # noqa: E712
+    scope = await tenant_scope(request)
+    rows = await (await restrict_home_stations(HomeStation.select(), scope)).order_by(HomeStation.id)
+    tariffs = await readable_tariffs(Tariff.select(Tariff.id, Tariff.code), scope).where(
+        Tariff.archived == False)  # noqa: E712
     return await render(request, "billing/home_stations.html", status_code=status_code,
                         title="Home stations and reimbursements", rows=rows, tariffs=tariffs,
-                        values=values or {"currency": "EUR"}, errors=errors or {}, **await _choices())
+                        values=values or {"currency": "EUR"}, errors=errors or {}, **await _choices(scope))
 
 
-@get("/home-stations")
+@get("/home-stations", opt={"tenant": SCOPED})
 async def home_list(request: Request) -> Template:
     return await _home_page(request)
 
 
-@post("/home-stations")
+@post("/home-stations", opt={"tenant": SCOPED})
 async def home_create(request: Request) -> Template | Redirect:
     form = await _form(request)
     try:
@@ -304,16 +336,22 @@ async def home_create(request: Request) -> Template | Redirect:
             "rate_per_kwh": form.get("rate_per_kwh") or "0", "currency": form.get("currency") or "EUR",
             "tariff": _int(form.get("tariff")), "valid_from": form.get("valid_from") or None,
             "valid_to": form.get("valid_to") or None,
-        })
+        }, scope=await tenant_scope(request))
     except BillingError as exc:
         return await _home_page(request, status_code=exc.status, values=form, errors=_errors(exc))
-    await HomeStation(**values).save()
+    row = HomeStation(**values)
+    await row.save()
+    await audited(request, "create", "home_station", row.id,
+                  after=await HomeStation.select().where(HomeStation.id == row.id).first())
     return Redirect("/admin/billing/home-stations", status_code=303)
 
 
-@post("/home-stations/{home_id:int}/delete")
+@post("/home-stations/{home_id:int}/delete", opt={"tenant": HOME})
 async def home_delete(request: Request, home_id: int) -> Redirect:
+    before = await HomeStation.select().where(HomeStation.id == home_id).first()
     await HomeStation.delete().where(HomeStation.id == home_id)
+    if before is not None:
+        await audited(request, "delete", "home_station", home_id, before=before)
     return Redirect("/admin/billing/home-stations", status_code=303)
 
 
@@ -324,27 +362,32 @@ async def _settlement_page(request: Request, *, status_code: int = 200, result: 
                            values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> Template:
     params = request.query_params
     shown = {k: params.get(k, "") for k in ("status", "kind", "station_id")}
-    query, count = Settlement.select(), Settlement.count()
+    scope = await tenant_scope(request)
+    stations = await visible_station_ids(scope)
+    query = restrict_station_ids(Settlement.select(), Settlement.station_id, stations)
+    count = restrict_station_ids(Settlement.count(), Settlement.station_id, stations)
     for key, col in (("status", Settlement.status), ("kind", Settlement.kind), ("station_id", Settlement.station_id)):
         if shown[key]:
             query, count = query.where(col == shown[key]), count.where(col == shown[key])
     page = await paginate(request, query.order_by(Settlement.stopped_at, ascending=False), count)
     page.items = [st.settlement_json(r) for r in page.items]
     return await render(request, "billing/settlements.html", status_code=status_code, title="Settlements", page=page,
-                        filters=shown, kinds=st.KINDS, result=result, values=values or {}, errors=errors or {})
+                        filters=shown, kinds=st.KINDS, result=result, values=values or {}, errors=errors or {},
+                        installation=scope.is_global)
 
 
-@get("/settlements")
+@get("/settlements", opt={"tenant": SCOPED})
 async def settlement_list(request: Request) -> Template:
     return await _settlement_page(request)
 
 
-@post("/settlements/run")
+@post("/settlements/run", opt={"tenant": GLOBAL_ONLY})
 async def settlement_run(request: Request) -> Template:
     form = await _form(request)
     try:
         start, end = period_of(form)
         result = await st.rerun(start, end)
+        await audit_settlement_run(request, result)
     except BillingError as exc:
         errors = _errors(exc)
         errors = {{"period_start": "from", "period_end": "to"}.get(k, k): v for k, v in errors.items()}
@@ -352,13 +395,16 @@ async def settlement_run(request: Request) -> Template:
     return await _settlement_page(request, result=result)
 
 
-@post("/settlements/{session_id:int}/void")
+@post("/settlements/{session_id:int}/void", opt={"tenant": GLOBAL_ONLY})
 async def settlement_void(request: Request, session_id: int) -> Response:
     form = await _form(request)
+    before = await st.settlement_row(session_id)
     try:
-        await st.void(session_id, form.get("reason", ""))
+        after = await st.void(session_id, form.get("reason", ""))
     except BillingError as exc:
         return await _message(request, exc)
+    await audited(request, "update", "settlement", session_id, before=before, after=after,
+                  summary=f"settlement of session {session_id} voided")
     return Redirect("/admin/billing/settlements", status_code=303)
 
 
@@ -367,19 +413,22 @@ async def settlement_void(request: Request, session_id: int) -> Response:
 
 async def _statement_list_page(request: Request, *, status_code: int = 200, values: dict[str, Any] | None = None,
                                errors: dict[str, str] | None = None) -> Template:
-    page = await paginate(request, Statement.select().order_by(Statement.id, ascending=False), Statement.count())
+    scope = await tenant_scope(request)
+    page = await paginate(request, restrict(Statement.select(), Statement.organization, scope).order_by(
+        Statement.id, ascending=False), restrict(Statement.count(), Statement.organization, scope))
     page.items = [stm.statement_json(r) for r in page.items]
     return await render(request, "billing/statements.html", status_code=status_code, title="Statements", page=page,
                         values=values or {"month": stm.last_closed_month()}, errors=errors or {},
-                        timezone=billing_settings().statement_timezone, **await _choices())
+                        timezone=billing_settings().statement_timezone, installation=scope.is_global,
+                        **await _choices(scope))
 
 
-@get("/statements")
+@get("/statements", opt={"tenant": SCOPED})
 async def statement_list(request: Request) -> Template:
     return await _statement_list_page(request)
 
 
-@post("/statements")
+@post("/statements", opt={"tenant": GLOBAL_ONLY})
 async def statement_create(request: Request) -> Template | Redirect:
     form = await _form(request)
     try:
@@ -389,6 +438,7 @@ async def statement_create(request: Request) -> Template | Redirect:
         start, end = period_of(form)
         row = await stm.create_statement(kind, int(party), start, end, currency=form.get("currency") or None,
                                          created_by=_who(request))
+        await audited(request, "create", "statement", row["id"], after=row)
     except BillingError as exc:
         errors = _errors(exc)
         if form.get("month") and "period_end" in errors:  # the month's end
@@ -397,20 +447,23 @@ async def statement_create(request: Request) -> Template | Redirect:
     return Redirect(f"/admin/billing/statements/{row['id']}", status_code=303)
 
 
-@get("/statements/{statement_id:int}")
+@get("/statements/{statement_id:int}", opt={"tenant": {"statement_id": "statement"}})
 async def statement_detail(request: Request, statement_id: int) -> Template:
     row = await stm.statement_row(statement_id)
     lines = await stm.statement_lines(statement_id)
     return await render(request, "billing/statement_detail.html", title=f"Statement {stm.statement_number(row)}",
-                        s=stm.statement_json(row), lines=stm.lines_json(lines, row["currency"]))
+                        s=stm.statement_json(row), lines=stm.lines_json(lines, row["currency"]),
+                        installation=(await tenant_scope(request)).is_global)
 
 
-@post("/statements/{statement_id:int}/void")
+@post("/statements/{statement_id:int}/void", opt={"tenant": GLOBAL_ONLY})
 async def statement_void(request: Request, statement_id: int) -> Response:
     try:
-        await stm.void_statement(statement_id)
+        before = await stm.statement_row(statement_id)
+        after = await stm.void_statement(statement_id)
     except BillingError as exc:
         return await _message(request, exc)
+    await audited(request, "update", "statement", statement_id, before=before, after=after)
     return Redirect(f"/admin/billing/statements/{statement_id}", status_code=303)
 
 

@@ -11,8 +11,9 @@ from litestar import Controller, Request, Response, Router, delete, get, patch, 
 from litestar.status_codes import HTTP_200_OK
 
 from csms.plugin_api import (
-    SCOPED, Driver, Organization, Station, caller, jsonable, page_params, require, restrict_station_ids, run_cpu,
-    tenant_scope, utcnow, visible_station_ids,
+    GLOBAL, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Station, audited, caller, check_assignable, jsonable,
+    owner_for_new, page_params, require, restrict, restrict_station_ids, run_cpu, tenant_scope, utcnow,
+    visible_station_ids,
 )
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
@@ -27,6 +28,7 @@ from plugins.billing.assignments import (
 )
 from plugins.billing.config import billing_settings
 from plugins.billing.costing import choice_for_version, choose_tariff, quote_session
+from plugins.billing.owners import check_tariff_usable, check_visible, readable_tariffs, restrict_home_stations
 from plugins.billing.pricing import preview
 from plugins.billing.tables import Assignment, HomeStation, Settlement, Statement, Tariff, TariffVersion
 from plugins.billing.tariff import Tariff as OcpiTariff
@@ -93,18 +95,23 @@ def period_of(data: dict[str, Any]) -> tuple[datetime, datetime]:
 # -- tariffs ------------------------------------------------------------------------------------
 
 
-def _tariff_body(data: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """``{"name": ..., "tariff": {OCPI}}`` or a bare OCPI tariff object."""
+def _tariff_body(data: Any, *, new: bool = False) -> tuple[dict[str, Any] | None, str | None, int | None]:
+    """``{"name": ..., "tariff": {OCPI}}`` (a new one also ``"organization"``) or a bare OCPI
+    tariff object: the OCPI JSON, the name and the organization asked for."""
     data = body_object(data)
+    allowed = {"name", "tariff", "organization"} if new else {"name", "tariff"}
     if isinstance(data.get("tariff"), dict):
-        unknown = set(data) - {"name", "tariff"}
+        unknown = set(data) - allowed
         if unknown:
-            raise BillingError(f"unknown fields: {', '.join(sorted(unknown))} (give name and tariff)")
-        return data["tariff"], data.get("name")
+            raise BillingError(f"unknown fields: {', '.join(sorted(unknown))} (give {', '.join(sorted(allowed))})")
+        organization = data.get("organization")
+        if organization is not None and (not isinstance(organization, int) or isinstance(organization, bool)):
+            raise BillingError("organization must be an integer id", field="organization")
+        return data["tariff"], data.get("name"), organization
     if "elements" in data or "id" in data:
-        return data, None
+        return data, None, None
     if set(data) <= {"name"}:
-        return None, data.get("name")
+        return None, data.get("name"), None
     raise BillingError("give an OCPI 2.2.1 Tariff object, or {\"name\": ..., \"tariff\": {...}}")
 
 
@@ -132,75 +139,96 @@ def _preview(tariff: OcpiTariff, params: dict[str, Any]) -> dict[str, Any]:
             | {"start_local": start.isoformat()}, "breakdown": result.to_dict()}
 
 
+TARIFF = {"tariff_id": "tariff"}  # changing names a tariff of the caller's tree (the installation's: global only)
+ASSIGNMENT = {"assignment_id": "assignment"}
+HOME = {"home_id": "home_station"}
+
+
 class TariffController(Controller):
+    """Reading is open to every tariff the caller reads (its own and the installation's), so the
+    read routes are SCOPED and check the tariff themselves; changing one names it in the rule."""
+
     path = "/tariffs"
     tags = ["billing"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_tariffs(self, include_archived: bool = False, limit: int = 100,
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_tariffs(self, request: Request, include_archived: bool = False, limit: int = 100,
                            offset: int = 0) -> dict[str, Any]:
         """Tariffs with the OCPI JSON of their current versions."""
         limit, offset = page_params(limit, offset)
-        query, count = Tariff.select(), Tariff.count()
+        scope = await tenant_scope(request)
+        query, count = readable_tariffs(Tariff.select(), scope), readable_tariffs(Tariff.count(), scope)
         if not include_archived:
             query, count = query.where(Tariff.archived == False), count.where(Tariff.archived == False)  # noqa: E712
         rows = await query.order_by(Tariff.code).limit(limit).offset(offset)
         return {"items": [await tariff_json(r) for r in rows], "total": await count, "limit": limit,
                 "offset": offset}
 
-    @post("/", guards=[require("operator")])
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
     async def create(self, request: Request, data: Any) -> dict[str, Any]:
-        """Create a tariff from OCPI 2.2.1 JSON; problems found by the validator are a 400."""
-        ocpi, name = _tariff_body(data)
+        """Create a tariff from OCPI 2.2.1 JSON; problems found by the validator are a 400. It is
+        the caller's organization's (or ``organization``, one it manages; global: none, the
+        installation's)."""
+        ocpi, name, organization = _tariff_body(data, new=True)
         if ocpi is None:
             raise BillingError("the OCPI tariff is missing")
-        return await tariff_json(await create_tariff(ocpi, name=name or "", created_by=caller(request)))
+        owner = await owner_for_new(await tenant_scope(request), organization, what="a tariff")
+        row = await create_tariff(ocpi, name=name or "", created_by=caller(request), organization=owner)
+        await audited(request, "create", "tariff", row["id"], after=row)
+        return await tariff_json(row)
 
-    @get("/{tariff_id:int}", guards=[require("viewer")])
-    async def read(self, tariff_id: int, version: int | None = None) -> dict[str, Any]:
-        return await tariff_json(await tariff_row(tariff_id), await version_row(tariff_id, version))
+    @get("/{tariff_id:int}", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def read(self, request: Request, tariff_id: int, version: int | None = None) -> dict[str, Any]:
+        scope = await tenant_scope(request)
+        return await tariff_json(await tariff_row(tariff_id, scope), await version_row(tariff_id, version, scope))
 
-    @get("/{tariff_id:int}/ocpi", guards=[require("viewer")])
-    async def read_ocpi(self, tariff_id: int, version: int | None = None) -> dict[str, Any]:
+    @get("/{tariff_id:int}/ocpi", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def read_ocpi(self, request: Request, tariff_id: int, version: int | None = None) -> dict[str, Any]:
         """The bare OCPI 2.2.1 Tariff object of the current (or given) version."""
-        return json.loads((await version_row(tariff_id, version))["ocpi"])
+        return json.loads((await version_row(tariff_id, version, await tenant_scope(request)))["ocpi"])
 
-    @put("/{tariff_id:int}", guards=[require("operator")])
+    @put("/{tariff_id:int}", guards=[require("operator")], opt={"tenant": TARIFF})
     async def replace(self, request: Request, tariff_id: int, data: Any) -> dict[str, Any]:
         """New prices add a version (identical ones add none); settled sessions keep theirs."""
-        ocpi, name = _tariff_body(data)
-        return await tariff_json(await update_tariff(tariff_id, ocpi, name=name, created_by=caller(request)))
+        ocpi, name, _ = _tariff_body(data)
+        before = await tariff_row(tariff_id)
+        row = await update_tariff(tariff_id, ocpi, name=name, created_by=caller(request))
+        await audited(request, "update", "tariff", tariff_id, before=before, after=row)
+        return await tariff_json(row)
 
-    @delete("/{tariff_id:int}", guards=[require("operator")])
-    async def archive(self, tariff_id: int) -> None:
+    @delete("/{tariff_id:int}", guards=[require("operator")], opt={"tenant": TARIFF})
+    async def archive(self, request: Request, tariff_id: int) -> None:
         """Archive the tariff (refused while assignments use it); its versions are kept."""
+        before = await tariff_row(tariff_id)
         await archive_tariff(tariff_id)
+        await audited(request, "update", "tariff", tariff_id, before=before, after=await tariff_row(tariff_id),
+                      summary=f"tariff {before['code']} archived")
 
-    @get("/{tariff_id:int}/versions", guards=[require("viewer")])
-    async def versions(self, tariff_id: int) -> dict[str, Any]:
-        await tariff_row(tariff_id)
+    @get("/{tariff_id:int}/versions", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def versions(self, request: Request, tariff_id: int) -> dict[str, Any]:
+        await tariff_row(tariff_id, await tenant_scope(request))
         rows = await TariffVersion.select().where(TariffVersion.tariff == tariff_id).order_by(
             TariffVersion.version, ascending=False)
         return {"items": [{"id": r["id"], "version": r["version"], "currency": r["currency"],
                            "created_at": r["created_at"].isoformat(), "created_by": r["created_by"],
                            "tariff": json.loads(r["ocpi"])} for r in rows]}
 
-    @get("/{tariff_id:int}/preview", guards=[require("viewer")])
+    @get("/{tariff_id:int}/preview", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def preview_saved(self, request: Request, tariff_id: int, version: int | None = None) -> dict[str, Any]:
         """What a session would cost: ``energy_kwh``, ``duration_min``, ``start`` (local time),
         ``timezone``, and optionally ``parking_min``, ``power_kw``, ``current_a``, ``reservation_min``."""
-        row = await version_row(tariff_id, version)
+        row = await version_row(tariff_id, version, await tenant_scope(request))
         out = _preview(tariff_of(row), dict(request.query_params))
         out["tariff"] = {"id": tariff_id, "version": row["version"]}
         return out
 
-    @post("/preview", guards=[require("viewer")], status_code=HTTP_200_OK)
+    @post("/preview", guards=[require("viewer")], status_code=HTTP_200_OK, opt={"tenant": SCOPED})
     async def preview_unsaved(self, data: Any) -> dict[str, Any]:
         """Preview a tariff before saving it: ``{"tariff": {OCPI}, "energy_kwh": 20, ...}``."""
         data = body_object(data)
         return _preview(parse_tariff(data.get("tariff")), {k: v for k, v in data.items() if k != "tariff"})
 
-    @post("/validate", guards=[require("viewer")], status_code=HTTP_200_OK)
+    @post("/validate", guards=[require("viewer")], status_code=HTTP_200_OK, opt={"tenant": SCOPED})
     async def validate(self, data: Any) -> dict[str, Any]:
         """The validator's findings for an OCPI tariff, without saving it (200 either way)."""
         try:
@@ -221,7 +249,7 @@ def _assignment_values(data: dict[str, Any], base: dict[str, Any] | None = None)
     values.update(data)
     for key in ("valid_from", "valid_to"):
         values[key] = when(values.get(key), key)
-    for key in ("tariff", "organization_id", "site_id", "evse_id"):
+    for key in ("tariff", "organization_id", "site_id", "evse_id", "organization"):
         if values.get(key) is not None and (not isinstance(values[key], int) or isinstance(values[key], bool)):
             raise BillingError(f"{key} must be an integer id")
     return values
@@ -235,28 +263,40 @@ class AssignmentController(Controller):
     path = "/assignments"
     tags = ["billing"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_assignments(self, tariff: int | None = None, station_id: str | None = None,
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_assignments(self, request: Request, tariff: int | None = None, station_id: str | None = None,
                                site_id: int | None = None, organization_id: int | None = None) -> dict[str, Any]:
-        query = Assignment.select()
+        """The assignments of the caller's organization tree (global: all)."""
+        query = restrict(Assignment.select(), Assignment.organization, await tenant_scope(request))
         for col, value in ((Assignment.tariff, tariff), (Assignment.station_id, station_id),
                            (Assignment.site_id, site_id), (Assignment.organization_id, organization_id)):
             if value is not None:
                 query = query.where(col == value)
         return {"items": [assignment_json(r) for r in await query.order_by(Assignment.id)]}
 
-    @post("/", guards=[require("operator")])
-    async def create(self, data: Any) -> dict[str, Any]:
-        """Assign a tariff; a contradicting or overlapping assignment is refused (409)."""
-        values = await check_assignment(_assignment_values(body_object(data)))
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
+    async def create(self, request: Request, data: Any) -> dict[str, Any]:
+        """Assign a tariff; a contradicting or overlapping assignment is refused (409). It belongs
+        to the caller's organization (or ``organization``, one it manages)."""
+        scope = await tenant_scope(request)
+        values = _assignment_values(body_object(data))
+        values["organization"] = await owner_for_new(scope, values.get("organization"), what="an assignment")
+        values = await check_assignment(values, scope=scope)
         row = Assignment(**values)
         await row.save()
-        return assignment_json(await Assignment.select().where(Assignment.id == row.id).first())
+        after = await _assignment(row.id)
+        await audited(request, "create", "assignment", row.id, after=after)
+        return assignment_json(after)
 
-    @get("/resolve", guards=[require("viewer")])
-    async def resolve(self, station_id: str, evse_id: int = 0, id_token: str | None = None,
+    @get("/resolve", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def resolve(self, request: Request, station_id: str, evse_id: int = 0, id_token: str | None = None,
                       driver_id: int | None = None, at: str | None = None) -> dict[str, Any]:
         """Which tariff a card/driver would get at a station (EVSE) at a moment, and why."""
+        try:
+            await check_visible(await tenant_scope(request), station_id=station_id, driver_id=driver_id,
+                                id_token=id_token or "")
+        except BillingError as exc:
+            raise BillingError(exc.message, status=404) from None
         if not await Station.exists().where(Station.station_id == station_id):
             raise BillingError(f"no station {station_id!r}", status=404)
         session = {"id": None, "station_id": station_id, "evse_id": evse_id, "id_token": id_token or "",
@@ -269,22 +309,29 @@ class AssignmentController(Controller):
                 "tariff": choice.to_json() if choice else None,
                 "assignment": assignment_json(assignment) if assignment else None}
 
-    @get("/{assignment_id:int}", guards=[require("viewer")])
+    @get("/{assignment_id:int}", guards=[require("viewer")], opt={"tenant": ASSIGNMENT})
     async def read(self, assignment_id: int) -> dict[str, Any]:
         return assignment_json(await _assignment(assignment_id))
 
-    @patch("/{assignment_id:int}", guards=[require("operator")])
-    async def update(self, assignment_id: int, data: Any) -> dict[str, Any]:
+    @patch("/{assignment_id:int}", guards=[require("operator")], opt={"tenant": ASSIGNMENT})
+    async def update(self, request: Request, assignment_id: int, data: Any) -> dict[str, Any]:
+        scope = await tenant_scope(request)
         row = await _assignment(assignment_id)
-        values = await check_assignment(_assignment_values(body_object(data), row), exclude_id=assignment_id)
+        values = _assignment_values(body_object(data), row)
+        if values["organization"] is not None or not scope.is_global:
+            await check_assignable(scope, values["organization"], what="an assignment")
+        values = await check_assignment(values, exclude_id=assignment_id, scope=scope)
         await Assignment.update({getattr(Assignment, k): v for k, v in values.items()}).where(
             Assignment.id == assignment_id)
-        return assignment_json(await _assignment(assignment_id))
+        after = await _assignment(assignment_id)
+        await audited(request, "update", "assignment", assignment_id, before=row, after=after)
+        return assignment_json(after)
 
-    @delete("/{assignment_id:int}", guards=[require("operator")])
-    async def remove(self, assignment_id: int) -> None:
-        await _assignment(assignment_id)
+    @delete("/{assignment_id:int}", guards=[require("operator")], opt={"tenant": ASSIGNMENT})
+    async def remove(self, request: Request, assignment_id: int) -> None:
+        before = await _assignment(assignment_id)
         await Assignment.delete().where(Assignment.id == assignment_id)
+        await audited(request, "delete", "assignment", assignment_id, before=before)
 
 
 async def _assignment(assignment_id: int) -> dict[str, Any]:
@@ -301,8 +348,9 @@ HOME_FIELDS = ("station_id", "driver_id", "organization_id", "mode", "rate_per_k
 
 
 async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = None,
-                            exclude_id: int | None = None) -> dict[str, Any]:
-    """Checked values of a home station registration."""
+                            exclude_id: int | None = None, scope: Scope = GLOBAL) -> dict[str, Any]:
+    """Checked values of a home station registration as ``scope`` may write it: the station,
+    driver, employer and tariff it names are ones the scope sees."""
     unknown = set(data) - set(HOME_FIELDS)
     if unknown:
         raise BillingError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -314,6 +362,8 @@ async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = 
         v[key] = when(v.get(key), key)
     if not v["station_id"] or not await Station.exists().where(Station.station_id == v["station_id"]):
         raise BillingError(f"no station {v['station_id']!r}", field="station_id")
+    await check_visible(scope, station_id=v["station_id"], driver_id=v["driver_id"],
+                        organization_id=v["organization_id"])
     driver = await Driver.select().where(Driver.id == v["driver_id"]).first() if v["driver_id"] is not None else None
     if driver is None:
         raise BillingError(f"no driver {v['driver_id']}", field="driver_id")
@@ -339,8 +389,8 @@ async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = 
     v["rate_per_kwh"] = f"{rate:f}"
     if not isinstance(v["currency"], str) or len(v["currency"]) != 3 or not v["currency"].isupper():
         raise BillingError("currency must be an ISO 4217 code such as EUR", field="currency")
-    if v["tariff"] is not None and not await Tariff.exists().where(Tariff.id == v["tariff"]):
-        raise BillingError(f"no tariff {v['tariff']}", field="tariff")
+    if v["tariff"] is not None:
+        await check_tariff_usable(v["tariff"], scope)
     if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
         raise BillingError("valid_to must be after valid_from", field="valid_to")
     await check_home_station(v, exclude_id=exclude_id)
@@ -351,35 +401,43 @@ class HomeStationController(Controller):
     path = "/home-stations"
     tags = ["billing"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_homes(self, driver_id: int | None = None) -> dict[str, Any]:
-        query = HomeStation.select()
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_homes(self, request: Request, driver_id: int | None = None) -> dict[str, Any]:
+        """The home stations of the employers in the caller's organization tree (global: all)."""
+        query = await restrict_home_stations(HomeStation.select(), await tenant_scope(request))
         if driver_id is not None:
             query = query.where(HomeStation.driver_id == driver_id)
         return {"items": [jsonable(r) for r in await query.order_by(HomeStation.id)]}
 
-    @post("/", guards=[require("operator")])
-    async def create(self, data: Any) -> dict[str, Any]:
+    @post("/", guards=[require("operator")], opt={"tenant": SCOPED})
+    async def create(self, request: Request, data: Any) -> dict[str, Any]:
         """Register an employee's home station (reimbursed by the employer)."""
-        row = HomeStation(**await check_home_values(body_object(data)))
+        row = HomeStation(**await check_home_values(body_object(data), scope=await tenant_scope(request)))
         await row.save()
-        return jsonable(await _home(row.id))
+        after = await _home(row.id)
+        await audited(request, "create", "home_station", row.id, after=after)
+        return jsonable(after)
 
-    @get("/{home_id:int}", guards=[require("viewer")])
+    @get("/{home_id:int}", guards=[require("viewer")], opt={"tenant": HOME})
     async def read(self, home_id: int) -> dict[str, Any]:
         return jsonable(await _home(home_id))
 
-    @patch("/{home_id:int}", guards=[require("operator")])
-    async def update(self, home_id: int, data: Any) -> dict[str, Any]:
-        values = await check_home_values(body_object(data), await _home(home_id), exclude_id=home_id)
+    @patch("/{home_id:int}", guards=[require("operator")], opt={"tenant": HOME})
+    async def update(self, request: Request, home_id: int, data: Any) -> dict[str, Any]:
+        before = await _home(home_id)
+        values = await check_home_values(body_object(data), before, exclude_id=home_id,
+                                         scope=await tenant_scope(request))
         await HomeStation.update({getattr(HomeStation, k): v for k, v in values.items()}).where(
             HomeStation.id == home_id)
-        return jsonable(await _home(home_id))
+        after = await _home(home_id)
+        await audited(request, "update", "home_station", home_id, before=before, after=after)
+        return jsonable(after)
 
-    @delete("/{home_id:int}", guards=[require("operator")])
-    async def remove(self, home_id: int) -> None:
-        await _home(home_id)
+    @delete("/{home_id:int}", guards=[require("operator")], opt={"tenant": HOME})
+    async def remove(self, request: Request, home_id: int) -> None:
+        before = await _home(home_id)
         await HomeStation.delete().where(HomeStation.id == home_id)
+        await audited(request, "delete", "home_station", home_id, before=before)
 
 
 async def _home(home_id: int) -> dict[str, Any]:
@@ -430,7 +488,7 @@ class SettlementController(Controller):
     tags = ["billing"]
 
     # an organization's users read the settlements of their stations' sessions (tenant rules);
-    # running and voiding settlements is the installation's (no rule: installation-wide)
+    # running and voiding settlements is the installation's
     @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
     async def list_settlements(self, request: Request, kind: str | None = None, status: str | None = None,
                                payer_kind: str | None = None, payer_id: int | None = None,
@@ -464,17 +522,32 @@ class SettlementController(Controller):
             raise BillingError(f"session {session_id} has no settlement", status=404)
         return st.settlement_json(row)
 
-    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK)
-    async def run(self, data: Any) -> dict[str, Any]:
+    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
+    async def run(self, request: Request, data: Any) -> dict[str, Any]:
         """Settle the sessions that ended in a period and are not settled (or were voided):
         ``{"from": ..., "to": ...}`` or ``{"month": "2026-11"}``. Settled ones are left alone."""
         start, end = period_of(body_object(data))
-        return await st.rerun(start, end)
+        result = await st.rerun(start, end)
+        await audit_settlement_run(request, result)
+        return result
 
-    @post("/{session_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)
-    async def void(self, session_id: int, data: Any) -> dict[str, Any]:
+    @post("/{session_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
+    async def void(self, request: Request, session_id: int, data: Any) -> dict[str, Any]:
         """Void a settlement (``{"reason": ...}``) so the next run settles the session again."""
-        return st.settlement_json(await st.void(session_id, str(body_object(data).get("reason") or "")))
+        before = await st.settlement_row(session_id)
+        after = await st.void(session_id, str(body_object(data).get("reason") or ""))
+        await audited(request, "update", "settlement", session_id, before=before, after=after,
+                      summary=f"settlement of session {session_id} voided")
+        return st.settlement_json(after)
+
+
+async def audit_settlement_run(request: Request, result: dict[str, Any]) -> None:
+    settled = len(result["settled"]) + len(result["resettled"])
+    await audited(request, "run", "settlement", "", after={k: result[k] for k in ("start", "end", "settled",
+                                                                                 "resettled", "failed")},
+                  summary=f"settlement run {result['start']} to {result['end']}: {settled} settled")
 
 
 # -- statements ---------------------------------------------------------------------------------
@@ -484,7 +557,7 @@ class StatementController(Controller):
     path = "/statements"
     tags = ["billing"]
 
-    @post("/", guards=[require("operator")])
+    @post("/", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
     async def create(self, request: Request, data: Any) -> dict[str, Any]:
         """Issue a statement: ``{"party_kind": "driver"|"organization"|"leasing_partner",
         "party_id": 3, "month": "2026-11"}`` (or ``period_start``/``period_end``; ``currency``)."""
@@ -494,9 +567,11 @@ class StatementController(Controller):
             raise BillingError("party_id must be an integer id")
         row = await stm.create_statement(str(data.get("party_kind")), data["party_id"], start, end,
                                          currency=data.get("currency"), created_by=caller(request))
+        await audited(request, "create", "statement", row["id"], after=row)
         return await _statement_detail(row)
 
-    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK)
+    @post("/run", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
     async def run(self, request: Request, data: Any) -> dict[str, Any]:
         """Issue the statements of a period for every party with settled sessions in it that has
         none yet (the monthly run): ``{"month": "2026-11"}``."""
@@ -519,17 +594,21 @@ class StatementController(Controller):
         for kind, party_id in sorted(parties):
             try:
                 row = await stm.create_statement(kind, party_id, start, end, created_by=caller(request))
+                await audited(request, "create", "statement", row["id"], after=row)
                 created.append(stm.statement_json(row))
             except BillingError as exc:
                 skipped.append({"party_kind": kind, "party_id": party_id, "reason": exc.message})
         return {"period_start": start.isoformat(), "period_end": end.isoformat(), "created": created,
                 "skipped": skipped}
 
-    @get("/", guards=[require("viewer")])
-    async def list_statements(self, party_kind: str | None = None, party_id: int | None = None,
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_statements(self, request: Request, party_kind: str | None = None, party_id: int | None = None,
                               status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """The statements of the caller's organization tree (global: all)."""
         limit, offset = page_params(limit, offset)
-        query, count = Statement.select(), Statement.count()
+        scope = await tenant_scope(request)
+        query = restrict(Statement.select(), Statement.organization, scope)
+        count = restrict(Statement.count(), Statement.organization, scope)
         for col, value in ((Statement.party_kind, party_kind), (Statement.party_id, party_id),
                            (Statement.status, status)):
             if value is not None:
@@ -538,7 +617,7 @@ class StatementController(Controller):
         return {"items": [stm.statement_json(r) for r in rows], "total": await count, "limit": limit,
                 "offset": offset}
 
-    @get("/{ref:str}", guards=[require("viewer")])
+    @get("/{ref:str}", guards=[require("viewer")], opt={"tenant": {"ref": "statement"}})
     async def read(self, ref: str) -> Any:
         """A statement as JSON (``/statements/7``), CSV (``/statements/7.csv``) or PDF (``.pdf``)."""
         number, _, fmt = ref.partition(".")
@@ -556,10 +635,14 @@ class StatementController(Controller):
         pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.seller(), await stm.buyer(row))
         return Response(pdf, media_type="application/pdf", headers=headers)
 
-    @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK)
-    async def void(self, statement_id: int) -> dict[str, Any]:
+    @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
+    async def void(self, request: Request, statement_id: int) -> dict[str, Any]:
         """Void a statement; its sessions may then go on a new statement."""
-        return await _statement_detail(await stm.void_statement(statement_id))
+        before = await stm.statement_row(statement_id)
+        after = await stm.void_statement(statement_id)
+        await audited(request, "update", "statement", statement_id, before=before, after=after)
+        return await _statement_detail(after)
 
 
 async def _statement_detail(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,11 @@ Two assignments for the same audience at the same location with overlapping vali
 contradict each other: the second is refused, naming the first. So is an assignment that mixes
 audiences (an organization *and* a group), names both a site and a station, or an EVSE without
 its station.
+
+An assignment belongs to an organization (``organization``: the tenant that made it, not its
+audience) or to the installation. An organization's users assign their own or the installation's
+tariffs, at their own stations or sites only (an assignment everywhere would price other
+tenants' sessions), for their own organizations.
 """
 
 from __future__ import annotations
@@ -34,14 +39,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from csms.plugin_api import ChargingSession, Driver, IdToken, Organization, Site, Station
+from csms.plugin_api import GLOBAL, ChargingSession, Driver, IdToken, Organization, Scope, Site, Station
+from plugins.billing.owners import check_tariff_usable, check_visible
 from plugins.billing.tables import Assignment, HomeStation, Tariff
 from plugins.billing.tariffs import BillingError
 
 DRIVER_GROUPS = ("employee", "guest", "customer", "leasing", "public")
 GROUP_ALIASES = {"staff": "employee", "leasing_partner": "leasing"}
 ASSIGNMENT_FIELDS = ("tariff", "organization_id", "driver_group", "site_id", "station_id", "evse_id",
-                     "valid_from", "valid_to", "note")
+                     "valid_from", "valid_to", "note", "organization")
 
 
 @dataclass
@@ -122,8 +128,11 @@ def _same_scope(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all((a.get(k) or None) == (b.get(k) or None) for k in keys)
 
 
-async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = None) -> dict[str, Any]:
-    """Normalise and check an assignment; ``BillingError`` (400 invalid, 409 conflict) otherwise."""
+async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = None,
+                           scope: Scope = GLOBAL) -> dict[str, Any]:
+    """Normalise and check an assignment as ``scope`` may write it (the tariff, station, site and
+    organization it names are ones the scope sees); ``BillingError`` (400 invalid, 409 conflict)
+    otherwise. The owner (``organization``) is the caller's to check."""
     v = {k: values.get(k) for k in ASSIGNMENT_FIELDS}
     v["driver_group"] = GROUP_ALIASES.get(v["driver_group"] or "", v["driver_group"] or "")
     v["station_id"] = v["station_id"] or ""
@@ -133,6 +142,7 @@ async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = N
     tariff = await Tariff.select(Tariff.archived).where(Tariff.id == v["tariff"]).first()
     if tariff is None:
         raise BillingError(f"no tariff {v['tariff']}", field="tariff")
+    await check_tariff_usable(v["tariff"], scope)
     if tariff["archived"]:
         raise BillingError(f"tariff {v['tariff']} is archived", field="tariff")
     if v["organization_id"] is not None and v["driver_group"]:
@@ -144,6 +154,10 @@ async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = N
     if v["organization_id"] is not None and not await Organization.exists().where(
             Organization.id == v["organization_id"]):
         raise BillingError(f"no organization {v['organization_id']}", field="organization_id")
+    await check_visible(scope, station_id=v["station_id"], site_id=v["site_id"], organization_id=v["organization_id"])
+    if not scope.is_global and v["site_id"] is None and not v["station_id"]:
+        raise BillingError("an organization's assignment names one of its stations or sites: one for everywhere "
+                           "would price other organizations' sessions", field="station_id")
     if v["site_id"] is not None and v["station_id"]:
         raise BillingError("give site_id or station_id, not both: a station's assignment already applies "
                            "to it alone", field="station_id")

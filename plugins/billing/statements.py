@@ -7,6 +7,9 @@ void, so no session is billed twice. Lines are signed from the party's point of 
 party owes (a customer's sessions, the reimbursements an employer owes) is positive, what it is
 owed (an employee's home-charging reimbursements) negative. Staff charging at work appears on
 the employer's statement at 0 with its value in the description.
+
+A statement belongs to its party's organization (the organization party itself, a driver's
+organization when it is issued): that organization's tree reads it, global callers read all.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from csms.plugin_api import Driver, Organization, call_hook, csv_text, hook_impls, utcnow
 from plugins.billing.config import billing_settings
+from plugins.billing.owners import party_owner
 from plugins.billing.settlements import from_minor, money
 from plugins.billing.tables import Settlement, Statement, StatementLine
 from plugins.billing.tariffs import BillingError
@@ -127,6 +131,7 @@ async def create_statement(party_kind: str, party_id: int, start: datetime, end:
         total_vat_minor=sum(ln["vat_minor"] for ln in lines), total_incl_minor=sum(ln["incl_minor"] for ln in lines),
         charges_incl_minor=sum(ln["incl_minor"] for ln in lines if ln["incl_minor"] > 0),
         credits_incl_minor=-sum(ln["incl_minor"] for ln in lines if ln["incl_minor"] < 0), created_by=created_by,
+        organization=await party_owner(party_kind, party_id),
     )
     async with Statement._meta.db.transaction():
         await row.save()

@@ -1,7 +1,9 @@
 """The billing plugin's tables (Piccolo app ``billing``, every table prefixed ``billing_``).
 
 Core rows (sessions, drivers, organizations, sites, stations) are referred to by id (stations
-by their ident), as the core's tables ask of plugins. Money is stored as integer minor units of
+by their ident), as the core's tables ask of plugins; the owning ``organization`` of a tariff,
+an assignment or a statement (the tenant, see the README's "Organizations") is a foreign key, set
+to null (the installation's) when that organization is deleted. Money is stored as integer minor units of
 the row's currency (cents for EUR); prices per unit, which carry up to 4 decimals, as decimal
 text. Energy is Wh.
 """
@@ -22,9 +24,15 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from csms.plugin_api import Organization
+
 
 class Tariff(Table, tablename="billing_tariff"):
-    """A named tariff. Its prices live in versions: a change adds a version, never edits one."""
+    """A named tariff. Its prices live in versions: a change adds a version, never edits one.
+
+    With ``organization`` set it is that organization's (its tree reads and changes it);
+    without, the installation's: every organization may read and assign it, only global users
+    change it."""
 
     code = Varchar(length=36, unique=True, index=True)  # the OCPI tariff id
     name = Varchar(length=200, default="")
@@ -33,6 +41,7 @@ class Tariff(Table, tablename="billing_tariff"):
     archived = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null, index=True)
 
 
 class TariffVersion(Table, tablename="billing_tariff_version"):
@@ -54,7 +63,10 @@ class Assignment(Table, tablename="billing_assignment"):
 
     Audience: ``organization_id`` (a named organization) or ``driver_group`` (employee, guest,
     customer, leasing, public) or neither (everyone). Location: ``station_id`` + ``evse_id``,
-    ``station_id``, ``site_id`` or none (everywhere). See ``plugins.billing.assignments``."""
+    ``station_id``, ``site_id`` or none (everywhere). See ``plugins.billing.assignments``.
+
+    ``organization`` is its owner (the tenant that made it; None: the installation's), not its
+    audience."""
 
     tariff = ForeignKey(references=Tariff, index=True, on_delete=OnDelete.restrict)
     organization_id = Integer(null=True, default=None)
@@ -66,6 +78,7 @@ class Assignment(Table, tablename="billing_assignment"):
     valid_to = Timestamptz(null=True, default=None)
     note = Varchar(length=200, default="")
     created_at = Timestamptz(default=TimestamptzNow())
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null, index=True)
 
 
 class HomeStation(Table, tablename="billing_home_station"):
@@ -130,7 +143,8 @@ class Statement(Table, tablename="billing_statement"):
     """A statement for one party and period: an immutable snapshot of settlement lines.
 
     Amounts are from the party's point of view: charges (the party owes) positive, credits
-    (the party is owed, e.g. a home-charging reimbursement) negative."""
+    (the party is owed, e.g. a home-charging reimbursement) negative. ``organization`` is whose
+    it is: an organization party's own, a driver's organization when it was issued."""
 
     party_kind = Varchar(length=24)  # driver|organization|leasing_partner
     party_id = Integer()
@@ -151,6 +165,7 @@ class Statement(Table, tablename="billing_statement"):
     created_by = Varchar(length=100, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     voided_at = Timestamptz(null=True, default=None)
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null, index=True)
 
 
 class StatementLine(Table, tablename="billing_statement_line"):

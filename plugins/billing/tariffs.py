@@ -4,6 +4,9 @@ A tariff (``billing_tariff``) has a code (its OCPI ``id``), a name and versions
 (``billing_tariff_version``). Saving changed prices adds a version; saving the same prices again
 adds nothing. A session is priced with the version in force when it started, and a settled
 session keeps the version it was priced with, so a change never reprices one.
+
+A tariff of an organization is read and changed by that organization's tree; one of no
+organization is the installation's, read by everyone and changed by global callers only.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from csms.plugin_api import utcnow
+from csms.plugin_api import GLOBAL, Scope, utcnow
 from plugins.billing.tables import Assignment, HomeStation, Tariff, TariffVersion
 from plugins.billing.tariff import Tariff as OcpiTariff
 from plugins.billing.tariff import TariffParseError, validate_tariff
@@ -62,17 +65,24 @@ def tariff_of(version: dict[str, Any]) -> OcpiTariff:
     return _parse_stored(version["ocpi"])
 
 
-async def tariff_row(tariff_id: int) -> dict[str, Any]:
+def tariff_readable(row: dict[str, Any], scope: Scope) -> bool:
+    """Whether ``scope`` reads the tariff: its own organization's or the installation's."""
+    return row["organization"] is None or scope.sees(row["organization"])
+
+
+async def tariff_row(tariff_id: int, scope: Scope = GLOBAL, *, write: bool = False) -> dict[str, Any]:
+    """A tariff ``scope`` reads (``write``: may change); else the 404 of a tariff that is not."""
     row = await Tariff.select().where(Tariff.id == tariff_id).first()
-    if row is None:
+    if row is None or not (scope.sees(row["organization"]) if write else tariff_readable(row, scope)):
         raise BillingError(f"no tariff {tariff_id}", status=404)
     return row
 
 
-async def version_row(tariff_id: int, version: int | None = None) -> dict[str, Any]:
-    """A version of a tariff; the current one when ``version`` is None."""
+async def version_row(tariff_id: int, version: int | None = None, scope: Scope = GLOBAL) -> dict[str, Any]:
+    """A version of a tariff ``scope`` reads; the current one when ``version`` is None."""
+    current = (await tariff_row(tariff_id, scope))["current_version"]
     if version is None:
-        version = (await tariff_row(tariff_id))["current_version"]
+        version = current
     row = await TariffVersion.select().where(
         (TariffVersion.tariff == tariff_id) & (TariffVersion.version == version)).first()
     if row is None:
@@ -99,14 +109,20 @@ async def _add_version(tariff_id: int, number: int, tariff: OcpiTariff, created_
     return await version_row(tariff_id, number)
 
 
-async def create_tariff(data: dict[str, Any], *, name: str = "", created_by: str = "") -> dict[str, Any]:
-    """Store a new tariff (version 1); its OCPI ``id`` must not be taken."""
+async def create_tariff(data: dict[str, Any], *, name: str = "", created_by: str = "",
+                        organization: int | None = None) -> dict[str, Any]:
+    """Store a new tariff (version 1) of ``organization`` (None: the installation's); its OCPI
+    ``id`` must not be taken."""
     tariff = parse_tariff(data)
-    existing = await Tariff.select(Tariff.id).where(Tariff.code == tariff.id).first()
+    existing = await Tariff.select(Tariff.id, Tariff.organization).where(Tariff.code == tariff.id).first()
     if existing is not None:
-        raise BillingError(f"a tariff with OCPI id {tariff.id!r} already exists (tariff {existing['id']}); "
-                           "change it with PUT, which adds a version", status=409)
-    row = Tariff(code=tariff.id, name=name or _default_name(tariff), currency=tariff.currency, current_version=1)
+        # OCPI ids are unique in the installation; another organization's tariff is not named
+        theirs = organization is not None and existing["organization"] not in (None, organization)
+        raise BillingError(f"a tariff with OCPI id {tariff.id!r} already exists"
+                           + ("; choose another id" if theirs else
+                              f" (tariff {existing['id']}); change it with PUT, which adds a version"), status=409)
+    row = Tariff(code=tariff.id, name=name or _default_name(tariff), currency=tariff.currency, current_version=1,
+                 organization=organization)
     await row.save()
     await _add_version(row.id, 1, tariff, created_by)
     return await tariff_row(row.id)
@@ -165,6 +181,7 @@ async def tariff_json(row: dict[str, Any], version: dict[str, Any] | None = None
     version = version or await version_row(row["id"])
     return {
         "id": row["id"], "code": row["code"], "name": row["name"], "currency": row["currency"],
+        "organization": row["organization"],
         "current_version": row["current_version"], "version": version["version"], "archived": row["archived"],
         "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
         "version_created_at": version["created_at"].isoformat(), "version_created_by": version["created_by"],

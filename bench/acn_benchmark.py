@@ -1,11 +1,13 @@
 """Benchmark the load-balancing allocator against acnportal's published algorithms.
 
-Runs ACN-Sim on the Caltech ACN network with real ACN-Data sessions and compares our
+Runs ACN-Sim on an acnportal network (Caltech by default; JPL, Office001 or a generated
+multi-transformer site with ``--site``) with real ACN-Data Caltech sessions and compares our
 allocator (plugins/loadbalancing/allocator.py, wrapped as an acnportal algorithm) with
 acnportal's Uncontrolled, FCFS, EDF, LLF and RoundRobin. See bench/README.md.
 
     python bench/acn_benchmark.py                      # 30 and 50 kW, 2019-09-02 .. 09-09
     python bench/acn_benchmark.py --cap 50 --start 2019-10-01 --end 2019-10-15
+    python bench/acn_benchmark.py --site jpl --synthetic-evs 0
 
 Needs ``pip install acnportal`` (tested with acnportal 0.3.3); runs offline.
 """
@@ -39,7 +41,7 @@ from acnportal.acnsim.events import EventQueue, PluginEvent
 from acnportal.acnsim.models.battery import Battery
 from acnportal.acnsim.models.ev import EV
 from acnportal.acnsim.network.current import Current
-from acnportal.acnsim.network.sites import caltech_acn
+from acnportal.acnsim.network.sites import caltech_acn, jpl_acn, office001_acn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -64,101 +66,181 @@ SITE_TZ = datetime.fromisoformat("2019-09-02T00:00:00-07:00").tzinfo  # ACN-Data
 
 
 @dataclass(frozen=True)
+class MappedNode:
+    """A node of the tree built from acnportal's constraints: the constraints it carries, as
+    functions of its three group totals (see bench/README.md)."""
+
+    id: str
+    parent: str | None
+    coeffs: np.ndarray  # constraints x 3: complex coefficient per group total
+    limits: np.ndarray  # their limits (A)
+    counts: np.ndarray  # EVSEs of each group below the node
+
+
+@dataclass(frozen=True)
 class SiteMap:
     """How an acnportal constraint set is mapped onto our node tree (see bench/README.md)."""
 
     group_of: dict[str, int]  # station id -> virtual phase 1..3 (one per phase angle)
-    node_of: dict[str, str]  # station id -> node its load hangs under
-    sub_nodes: tuple[Node, ...]  # single-group constraints ("pods"), children of the root
-    coeffs: np.ndarray  # (constraints mixing groups) x 3, complex coefficient per group total
-    limits: np.ndarray  # their limits (A)
+    node_of: dict[str, str]  # station id -> deepest node its load hangs under
+    nodes: tuple[MappedNode, ...]  # parents before children; nodes[0] is the root
+    angles: tuple[float, ...]  # phase angle of each group
+
+    def stations_under(self) -> dict[str, set[str]]:
+        """Node id -> the stations below it."""
+        parent = {n.id: n.parent for n in self.nodes}
+        out: dict[str, set[str]] = {n.id: set() for n in self.nodes}
+        for sid, node in self.node_of.items():
+            at: str | None = node
+            while at is not None:
+                out[at].add(sid)
+                at = parent[at]
+        return out
+
+
+def _node_name(names: list[str], taken: set[str], fallback: str) -> str:
+    """The words the constraints' names share ("First Floor SP2" for "First Floor SP2 I_a", ...)."""
+    words = [n.split() for n in names]
+    common: list[str] = []
+    for column in zip(*words):
+        if len(set(column)) != 1:
+            break
+        common.append(column[0])
+    if len(names) == 1:
+        common = words[0]
+    name = " ".join(common) or fallback
+    while name in taken:
+        name += "'"
+    taken.add(name)
+    return name
 
 
 def map_infrastructure(infra) -> SiteMap:
     """Derive the tree from an acnportal InfrastructureInfo (constraint matrix and angles).
 
-    Every EVSE on the same phase angle draws in the same direction, so the EVSEs of one
-    angle form one "group". A constraint whose members all belong to one group with
-    coefficient 1 (a pod, a panel) is a sub-circuit: a child node of the root, limited on
-    that group's virtual phase. Every other constraint must weigh all EVSEs of a group alike;
-    it is a function of the three group totals and is handled by the root's per-group limits
-    (a box), which :func:`root_box` makes as large as possible while every corner of the box
-    passes the exact (phasor) constraint. Anything else cannot be mapped.
+    Every EVSE on the same phase angle draws in the same direction, so the EVSEs of one angle
+    form one "group" (a virtual phase). Each constraint limits the EVSEs it names (its
+    support); its region is that support plus, from the groups it does not weigh, the EVSEs
+    of the constraints no larger than it that it overlaps (a panel's line current I_a names
+    the panel's A-B and C-A EVSEs; its lines I_b and I_c bring in the B-C ones). Constraints
+    whose regions are equal, or overlap without one containing the other, are one node (a
+    transformer's secondary and primary lines); the nodes then nest (a pod in a panel
+    in a transformer), each below the smallest node that contains it, under a root that has
+    every EVSE (a root without constraints when the site has several transformers). Within
+    its node, a constraint must weigh all EVSEs of a group alike: then it is a function of the
+    node's three group totals, and :func:`node_box` gives the node per-group limits (a box)
+    whose every corner passes it. Anything else cannot be mapped and raises ValueError.
     """
     angles = [round(float(a), 6) for a in infra.phases]
     distinct = sorted(set(angles), key=lambda a: (30.0 - a) % 360.0)  # Caltech: AB, BC, CA
     if len(distinct) > 3:
         raise ValueError("more than three phase angles: cannot map onto L1..L3")
-    group_index = [distinct.index(a) for a in angles]
+    group_index = np.array([distinct.index(a) for a in angles])
     ids = list(infra.station_ids)
-    group_of = {sid: group_index[i] + 1 for i, sid in enumerate(ids)}
-    node_of = {sid: "transformer" for sid in ids}
-    sub_nodes: list[Node] = []
-    coeffs: list[list[complex]] = []
-    limits: list[float] = []
-    rotations = [np.exp(1j * np.deg2rad(a)) for a in distinct]
-    for row, limit, name in zip(infra.constraint_matrix, infra.constraint_limits, infra.constraint_ids):
-        members = [i for i, c in enumerate(row) if c != 0]
-        groups = {group_index[i] for i in members}
-        if len(groups) == 1 and all(row[i] == 1 for i in members):
-            g = groups.pop()
-            node_limit = [math.inf, math.inf, math.inf]
-            node_limit[g] = float(limit)
-            sub_nodes.append(Node(str(name), "transformer", tuple(node_limit)))
-            for i in members:
-                if node_of[ids[i]] != "transformer":
-                    raise ValueError(f"{ids[i]} is in two sub-circuits: not a tree")
-                node_of[ids[i]] = str(name)
+    everyone = frozenset(range(len(ids)))
+    matrix = np.asarray(infra.constraint_matrix, dtype=float)
+    supports = [frozenset(np.flatnonzero(row).tolist()) for row in matrix]
+    blocks = []
+    for k, support in enumerate(supports):
+        if not support:
             continue
-        per_group = [0j, 0j, 0j]
-        for g in range(len(distinct)):
-            values = {float(row[i]) for i in range(len(ids)) if group_index[i] == g}
-            if len(values) != 1:
-                raise ValueError(f"constraint {name} weighs the EVSEs of one phase unevenly")
-            per_group[g] = values.pop() * rotations[g]
-        coeffs.append(per_group)
-        limits.append(float(limit))
-    return SiteMap(group_of, node_of, tuple(sub_nodes), np.array(coeffs), np.array(limits))
+        # A constraint's node also takes, from the groups it does not weigh, the EVSEs of the
+        # no larger constraints it overlaps: a panel's line A (A-B and C-A EVSEs) is the panel's,
+        # B-C EVSEs included, as its lines B and C show.
+        touched = {int(group_index[i]) for i in support}
+        region = set(support)
+        for other in supports:
+            if other & support and len(other) <= len(support) and not other <= support:
+                region.update(i for i in other if int(group_index[i]) not in touched)
+        blocks.append([frozenset(region), [k]])
+    merged = True
+    while merged:  # overlapping supports become one node, until they nest or are apart
+        merged = False
+        for a, b in itertools.combinations(range(len(blocks)), 2):
+            sa, sb = blocks[a][0], blocks[b][0]
+            if sa & sb and (sa == sb or not (sa <= sb or sb <= sa)):
+                blocks[a] = [sa | sb, blocks[a][1] + blocks[b][1]]
+                del blocks[b]
+                merged = True
+                break
+    blocks.sort(key=lambda blk: -len(blk[0]))
+    if not blocks or blocks[0][0] != everyone:
+        blocks.insert(0, [everyone, []])
+    rotations = np.array([np.exp(1j * np.deg2rad(a)) for a in distinct] + [0j] * (3 - len(distinct)))
+    taken: set[str] = set()
+    names: list[str] = []
+    nodes: list[MappedNode] = []
+    for j, (support, members) in enumerate(blocks):
+        fallback = "site" if j == 0 else f"node {j}"
+        name = _node_name([str(infra.constraint_ids[k]) for k in members], taken, fallback)
+        names.append(name)
+        parent = None
+        if j:
+            parent = names[min((p for p in range(j) if support < blocks[p][0]), key=lambda p: len(blocks[p][0]))]
+        inside = np.array(sorted(support))
+        coeffs = []
+        for k in members:
+            per_group = np.zeros(3, dtype=complex)
+            for g in range(len(distinct)):
+                values = set(matrix[k, inside[group_index[inside] == g]].tolist())
+                if len(values) > 1:
+                    raise ValueError(f"constraint {infra.constraint_ids[k]} weighs the EVSEs of one phase "
+                                     f"unevenly within node {name}")
+                per_group[g] = (values.pop() if values else 0.0) * rotations[g]
+            coeffs.append(per_group)
+        counts = np.bincount(group_index[inside], minlength=3).astype(float)
+        nodes.append(MappedNode(name, parent, np.array(coeffs).reshape(-1, 3),
+                                np.asarray(infra.constraint_limits, dtype=float)[members], counts))
+    node_of = {}
+    for j, (support, _) in enumerate(blocks):  # blocks are sorted largest first: the last wins
+        for i in support:
+            node_of[ids[i]] = names[j]
+    group_of = {sid: int(group_index[i]) + 1 for i, sid in enumerate(ids)}
+    return SiteMap(group_of, node_of, tuple(nodes), tuple(distinct))
 
 
 _CORNERS = np.array(list(itertools.product((0.0, 1.0), repeat=3)))
 
 
-def root_box(site: SiteMap, weights: np.ndarray, fixed: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Largest per-group limits proportional to ``weights`` whose whole box is feasible.
+def node_box(node: MappedNode, weights: np.ndarray, fixed: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Largest per-group limits of ``node`` proportional to ``weights`` whose whole box is feasible.
 
     A box [0, x1] x [0, x2] x [0, x3] of group totals is feasible when its eight corners are
     (each constraint |sum_g z_g * total_g| <= limit is convex). Groups given in ``fixed``
     (not NaN) keep that limit; the others are ``t * weight``, and along that ray each corner's
-    current is |a + t b|, so the largest t is the root of a quadratic.
+    current is |a + t b|, so the largest t is the root of a quadratic. A group without EVSEs
+    below the node, or that none of its constraints weighs, has no limit (``inf``).
     """
-    if not len(site.limits):
-        return (math.inf, math.inf, math.inf)
+    weights = np.asarray(weights, dtype=float)
+    bound = (node.counts > 0) & (np.abs(node.coeffs) > 0).any(axis=0) if len(node.limits) else np.zeros(3, bool)
     fixed = np.full(3, np.nan) if fixed is None else fixed
-    free = np.isnan(fixed)
-    w = np.where(free, weights, 0.0)
-    if not w.any():
-        return tuple(float(x) for x in np.where(free, 0.0, fixed))  # type: ignore[return-value]
-    a = (_CORNERS * np.where(free, 0.0, fixed)) @ site.coeffs.T  # corners x constraints
-    b = (_CORNERS * w) @ site.coeffs.T
-    # |a + t b|^2 = L^2: |b|^2 t^2 + 2 Re(a conj b) t + |a|^2 - L^2 = 0, largest root.
-    qa = np.abs(b) ** 2
-    qb = 2 * np.real(a * np.conj(b))
-    qc = np.abs(a) ** 2 - site.limits**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        root = (-qb + np.sqrt(np.maximum(qb**2 - 4 * qa * qc, 0.0))) / (2 * qa)
-    scale = float(np.min(np.where(qa > 0, root, np.inf)))
-    scale = max(0.0, scale * (1 - 1e-9))
-    return tuple(float(x) for x in np.where(free, scale * w, fixed))  # type: ignore[return-value]
+    free = np.isnan(fixed) & bound
+    base = np.where(np.isnan(fixed) | ~bound, 0.0, fixed)
+    w = np.where(free, np.maximum(weights, 0.0), 0.0)
+    if free.any() and not w.any():
+        w = np.where(free, 1.0, 0.0)  # nothing wanted there now: share the node evenly
+    scale = 0.0
+    if w.any():
+        a = (_CORNERS * base) @ node.coeffs.T  # corners x constraints
+        b = (_CORNERS * w) @ node.coeffs.T
+        # |a + t b|^2 = L^2: |b|^2 t^2 + 2 Re(a conj b) t + |a|^2 - L^2 = 0, largest root.
+        qa = np.abs(b) ** 2
+        qb = 2 * np.real(a * np.conj(b))
+        qc = np.abs(a) ** 2 - node.limits**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = (-qb + np.sqrt(np.maximum(qb**2 - 4 * qa * qc, 0.0))) / (2 * qa)
+        scale = max(0.0, float(np.min(np.where(qa > 0, root, np.inf))) * (1 - 1e-9))
+    box = np.where(free, scale * w, base)
+    return tuple(float(x) if bound[g] else math.inf for g, x in enumerate(box))  # type: ignore[return-value]
 
 
 class AllocatorAlgorithm(algorithms.BaseAlgorithm):
     """Our allocator as an acnportal algorithm, called every period.
 
-    ``tree="static"``: the root's per-group limits are fixed, in proportion to the number of
-    EVSEs of each group. ``tree="adaptive"``: recomputed each period in proportion to what
-    the active sessions of each group can use in this period (what a capacity plugin would
-    feed the allocator); the allocator itself is the same.
+    ``tree="static"``: each node's per-group limits are fixed, in proportion to the number of
+    EVSEs of each group below it. ``tree="adaptive"``: recomputed each period in proportion to
+    what the active sessions of each group below the node can use in this period (what a
+    capacity plugin would feed the allocator); the allocator itself is the same.
     """
 
     def __init__(self, tree: str = "adaptive", config: AllocatorConfig | None = None, min_a: float = MIN_A) -> None:
@@ -177,10 +259,19 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
         infra = interface.infrastructure_info()
         self.site = map_infrastructure(infra)
         self.max_pilot = {sid: float(infra.max_pilot[i]) for i, sid in enumerate(infra.station_ids)}
-        counts = np.zeros(3)
-        for group in self.site.group_of.values():
-            counts[group - 1] += 1
-        self.static_box = root_box(self.site, counts)
+        self.voltage = {sid: float(infra.voltages[i]) for i, sid in enumerate(infra.station_ids)}
+        self.static_boxes = {n.id: node_box(n, n.counts) for n in self.site.nodes}
+        parent = {n.id: n.parent for n in self.site.nodes}
+        self.path = {}
+        for sid, node in self.site.node_of.items():
+            path, at = [], node
+            while at is not None:
+                path.append(at)
+                at = parent[at]
+            self.path[sid] = path
+
+    def tree_nodes(self, boxes: dict[str, tuple[float, float, float]]) -> list[Node]:
+        return [Node(n.id, n.parent, boxes[n.id]) for n in self.site.nodes]
 
     def schedule(self, active_sessions):
         site = self.site
@@ -188,18 +279,19 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
         config = self.config or AllocatorConfig(period_s=period_s)
         now = self.interface.current_time * period_s
         loads = []
-        usable = np.zeros(3)
+        usable = {n.id: np.zeros(3) for n in site.nodes}
         delivered: dict[str, float] = {}
         for s in active_sessions:
             max_a = float(min(EVSE_MAX_A, self.max_pilot[s.station_id], s.max_rates[0]))
             needed_wh = max(0.0, float(s.remaining_demand) * 1000.0)
             group = site.group_of[s.station_id]
+            volts = self.voltage[s.station_id]
             # What a meter would report: the average current over the last period.
             delivered[s.session_id] = float(s.energy_delivered)
             before = self.delivered_kwh.get(s.session_id)
             measured_a = None
             if before is not None:
-                measured_a = (s.energy_delivered - before) * 1000.0 * 3600.0 / (VOLTAGE * period_s)
+                measured_a = (s.energy_delivered - before) * 1000.0 * 3600.0 / (volts * period_s)
             loads.append(
                 Load(
                     id=s.session_id,
@@ -212,13 +304,14 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                     energy_wh_needed=needed_wh,
                     energy_wh=float(s.energy_delivered) * 1000.0,
                     departure_at=s.estimated_departure * period_s,
-                    watts_per_amp=VOLTAGE,
+                    watts_per_amp=volts,
                 )
             )
-            usable[group - 1] += min(max_a, max(self.min_a, needed_wh * 3600.0 / (VOLTAGE * period_s)))
+            wanted = min(max_a, max(self.min_a, needed_wh * 3600.0 / (volts * period_s)))
+            for node in self.path[s.station_id]:
+                usable[node][group - 1] += wanted
         if self.tree == "static":
-            nodes = [Node("transformer", None, self.static_box), *site.sub_nodes]
-            result = allocate(nodes, loads, now=now, state=self.state, config=config)
+            result = allocate(self.tree_nodes(self.static_boxes), loads, now=now, state=self.state, config=config)
         else:
             result = self.adaptive_allocate(loads, usable, now, config)
         self.state = result.state
@@ -227,25 +320,127 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
         return {by_session[k]: [v] for k, v in result.limits_a.items()}
 
     def adaptive_allocate(self, loads, usable, now, config):
-        """Allocate with root limits fitted to where the power is wanted.
+        """Allocate with every node's limits fitted to where the power is wanted.
 
-        Start from a box in proportion to what each group's sessions can use; then, a few
-        times, freeze the groups that did not use their share at what they used and give the
-        rest to the groups that did (the largest feasible box with those groups fixed).
+        Start from boxes in proportion to what the sessions of each group below a node can
+        use; then, a few times, freeze in each node the groups that did not use their share at
+        what they used and give the rest to the groups that did (the largest feasible box with
+        those groups fixed).
         """
-        site = self.site
-        fixed = np.full(3, np.nan)
-        box = root_box(site, usable)
+        fixed = {n.id: np.full(3, np.nan) for n in self.site.nodes}
+        boxes = {n.id: node_box(n, usable[n.id]) for n in self.site.nodes}
         for _ in range(self.box_rounds):
-            nodes = [Node("transformer", None, box), *site.sub_nodes]
-            result = allocate(nodes, loads, now=now, state=self.state, config=config)
-            used = np.array(result.node_totals_a["transformer"])
-            slack = (np.array(box) - used > 0.5) & np.isnan(fixed)
-            if not slack.any() or slack.all():
+            result = allocate(self.tree_nodes(boxes), loads, now=now, state=self.state, config=config)
+            changed = False
+            for n in self.site.nodes:
+                box = np.array(boxes[n.id])
+                used = np.array(result.node_totals_a[n.id])
+                slack = (box - used > 0.5) & np.isnan(fixed[n.id]) & np.isfinite(box)
+                if not slack.any() or slack.sum() == np.isfinite(box).sum():
+                    continue
+                fixed[n.id][slack] = used[slack]
+                boxes[n.id] = node_box(n, usable[n.id], fixed=fixed[n.id])
+                changed = True
+            if not changed:
                 break
-            fixed[slack] = used[slack]
-            box = root_box(site, usable, fixed=fixed)
         return result
+
+
+# --------------------------------------------------------------------------- sites
+
+SITES = ("caltech", "jpl", "office001", "generated")
+DEFAULT_CAPS = {"caltech": [30.0, 50.0], "jpl": [40.0, 80.0], "office001": [10.0, 20.0], "generated": [30.0, 50.0]}
+JPL_SPLIT = 45.0 / (45.0 + 150.0)  # jpl_acn's default transformers: 45 kW (1st floor) and 150 kW (3rd/4th)
+
+
+def generated_network(cap_kw: float, transformers: int = 2, panels: int = 2, per_angle: int = 4,
+                      panel_a: float = 80.0):
+    """Several delta-wye transformers (``cap_kw`` shared evenly), each feeding panels with a
+    limit per line (like JPL's), each panel with ``per_angle`` line-to-line EVSEs per angle."""
+    network = acnsim.ChargingNetwork()
+    layout = {(t, p): {angle: [f"T{t + 1}P{p + 1}-{name}{i}" for i in range(per_angle)]
+                       for angle, name in ((30, "AB"), (-90, "BC"), (150, "CA"))}
+              for t in range(transformers) for p in range(panels)}
+    for ids in layout.values():  # acnportal takes every EVSE before any constraint
+        for angle, group in ids.items():
+            for sid in group:
+                network.register_evse(acnsim.models.evse.get_evse_by_type(sid, "BASIC"), VOLTAGE, angle)
+    for t in range(transformers):
+        lines = None
+        for p in range(panels):
+            ids = layout[(t, p)]
+            ab, bc, ca = Current(ids[30]), Current(ids[-90]), Current(ids[150])
+            panel = {"a": ab - ca, "b": bc - ab, "c": ca - bc}
+            for line, current in panel.items():
+                network.add_constraint(current, panel_a, name=f"T{t + 1} Panel {p + 1} I_{line}")
+            lines = panel if lines is None else {k: lines[k] + panel[k] for k in panel}
+        kw = cap_kw / transformers
+        for line, other in (("a", "c"), ("b", "a"), ("c", "b")):
+            network.add_constraint(lines[line], kw * 1000 / 3 / 120, name=f"Transformer {t + 1} Secondary {line.upper()}")
+            network.add_constraint(0.25 * (lines[line] - lines[other]), kw * 1000 / 3 / 277,
+                                   name=f"Transformer {t + 1} Primary {line.upper()}")
+    return network
+
+
+def site_network(site: str, cap_kw: float):
+    """The site's ChargingNetwork with BASIC EVSEs (continuous 0-32 A pilots) at ``cap_kw``."""
+    if site == "caltech":
+        return caltech_acn(basic_evse=True, transformer_cap=cap_kw)
+    if site == "jpl":
+        return jpl_acn(basic_evse=True, first_transformer_cap=cap_kw * JPL_SPLIT,
+                       third_fourth_transformer_cap=cap_kw * (1 - JPL_SPLIT))
+    if site == "office001":
+        return office001_acn(basic_evse=True, transformer_cap=cap_kw)
+    if site == "generated":
+        return generated_network(cap_kw)
+    raise ValueError(site)
+
+
+def network_info(network):
+    """The InfrastructureInfo an algorithm is given for ``network`` (as acnportal's Interface builds it)."""
+    from acnportal.algorithms.utils import InfrastructureInfo  # noqa: PLC0415
+
+    return InfrastructureInfo(network.constraint_matrix, network.magnitudes, network._phase_angles,
+                              network._voltages, network.constraint_index, network.station_ids,
+                              network.max_pilot_signals, network.min_pilot_signals, network.allowable_rates,
+                              network.is_continuous)
+
+
+def site_description(site: str) -> str:
+    return {
+        "caltech": "caltech_acn(basic_evse=True, transformer_cap=cap)",
+        "jpl": f"jpl_acn(basic_evse=True), cap split {JPL_SPLIT:.3f} : {1 - JPL_SPLIT:.3f} between its two "
+               "transformers (as 45 : 150 kW)",
+        "office001": "office001_acn(basic_evse=True, transformer_cap=cap)",
+        "generated": "generated_network(cap): 2 transformers (cap / 2 each) x 2 panels (80 A per line) x 12 EVSEs",
+    }[site]
+
+
+def assign_to_site(sessions: list[Session], station_ids: list[str], seed: int = 1) -> tuple[list[Session], int]:
+    """Caltech's sessions on another site's EVSEs: in order of arrival, each on a free EVSE drawn
+    at random (seeded); a session that finds every EVSE busy is left out (returned count)."""
+    rng = random.Random(seed)
+    free_at = {sid: -1 for sid in station_ids}
+    out: list[Session] = []
+    left_out = 0
+    for s in sorted(sessions, key=lambda s: (s.arrival, s.session_id)):
+        free = [sid for sid in station_ids if free_at[sid] <= s.arrival]
+        if not free:
+            left_out += 1
+            continue
+        sid = rng.choice(free)
+        free_at[sid] = s.departure
+        out.append(Session(s.session_id, sid, s.arrival, s.departure, s.estimated_departure, s.energy_kwh))
+    return out, left_out
+
+
+def site_sessions(site: str, path: Path, start: datetime, end: datetime, period_min: float):
+    """ACN-Data Caltech sessions arriving in [start, end), on the site's EVSEs; and what was left out."""
+    sessions, dropped = load_sessions(path, start, end, period_min, set(caltech_acn(basic_evse=True).station_ids))
+    if site != "caltech":
+        sessions, busy = assign_to_site(sessions, list(site_network(site, 1.0).station_ids))
+        dropped["every EVSE busy"] = busy
+    return sessions, dropped
 
 
 # --------------------------------------------------------------------------- data and runs
@@ -353,9 +548,9 @@ def time_schedule_calls(algo) -> list[tuple[float, int]]:
 
 def run_one(job):
     """Simulate one algorithm at one capacity; return the metrics row."""
-    name, cap_kw, sessions, start, period_min, min_a = job
+    name, cap_kw, sessions, start, period_min, min_a, site = job
     warnings.simplefilter("ignore")
-    network = caltech_acn(basic_evse=True, transformer_cap=cap_kw)
+    network = site_network(site, cap_kw)
     algo = make_algorithm(name, min_a)
     sim = acnsim.Simulator(network, algo, make_events(sessions), start, period=period_min, verbose=False)
     calls = time_schedule_calls(algo)
@@ -372,6 +567,7 @@ def run_one(job):
     over = sum(not network.is_feasible(pilots[:, t : t + 1]) for t in range(pilots.shape[1]))
     busy = [cpu for cpu, active in calls if active > 0]
     return {
+        "site": site,
         "algorithm": name,
         "cap_kw": cap_kw,
         "sessions": len(evs),
@@ -461,7 +657,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ACN-Data sessions (.csv.gz)")
     parser.add_argument("--start", default="2019-09-02", help="first arrival day (site time)")
     parser.add_argument("--end", default="2019-09-09", help="arrivals before this day")
-    parser.add_argument("--cap", type=float, nargs="+", default=[30.0, 50.0], help="transformer kW")
+    parser.add_argument("--site", choices=SITES, default="caltech",
+                        help="acnportal network (Caltech's sessions are replayed on the others' EVSEs)")
+    parser.add_argument("--cap", type=float, nargs="+", default=None,
+                        help="transformer kW (jpl: both transformers together); default per site")
     parser.add_argument("--period", type=float, default=5.0, help="simulation period (minutes)")
     parser.add_argument("--algorithms", nargs="+", default=ALGORITHMS, choices=ALGORITHMS, metavar="NAME")
     parser.add_argument("--min-a", type=float, default=MIN_A,
@@ -471,21 +670,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weeks", nargs="+", metavar="DAY", default=[],
                         help="instead: one line per week starting on each DAY, ours against the best baseline")
     args = parser.parse_args(argv)
+    if args.cap is None:
+        args.cap = DEFAULT_CAPS[args.site]
     if args.weeks:
         weekly_summary(args)
         return
 
     start = datetime.fromisoformat(args.start).replace(tzinfo=SITE_TZ)
     end = datetime.fromisoformat(args.end).replace(tzinfo=SITE_TZ)
-    stations = set(caltech_acn(basic_evse=True).station_ids)
-    sessions, dropped = load_sessions(args.data, start, end, args.period, stations)
-    print(f"ACN-Data caltech {args.start} .. {args.end}: {len(sessions)} sessions, "
+    sessions, dropped = site_sessions(args.site, args.data, start, end, args.period)
+    on = "" if args.site == "caltech" else f" on {args.site}'s EVSEs"
+    print(f"ACN-Data caltech {args.start} .. {args.end}{on}: {len(sessions)} sessions, "
           f"{sum(s.energy_kwh for s in sessions):.0f} kWh requested (= delivered in the data); "
           f"left out: {', '.join(f'{v} {k}' for k, v in dropped.items() if v) or 'none'}")
-    print(f"network caltech_acn(basic_evse=True), period {args.period:g} min, acnportal "
+    print(f"network {site_description(args.site)}, period {args.period:g} min, acnportal "
           f"{importlib.metadata.version('acnportal')}, our min_a {args.min_a:g} A")
+    print("tree: " + "; ".join(
+        f"{n.id} ({int(n.counts.sum())} EVSEs{', under ' + n.parent if n.parent else ''})"
+        for n in map_infrastructure(network_info(site_network(args.site, args.cap[0]))).nodes))
 
-    jobs = [(name, cap, sessions, start, args.period, args.min_a) for cap in args.cap for name in args.algorithms]
+    jobs = [(name, cap, sessions, start, args.period, args.min_a, args.site)
+            for cap in args.cap for name in args.algorithms]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
@@ -516,17 +721,17 @@ def main(argv: list[str] | None = None) -> None:
 
 def weekly_summary(args) -> None:
     """Per week and capacity: the adaptive tree's energy and Jain against the best baseline's."""
-    stations = set(caltech_acn(basic_evse=True).station_ids)
     ours = "Ours (adaptive tree)"
     baselines = [n for n in args.algorithms if n not in ("Uncontrolled", "Ours (static tree)", ours)]
     jobs = []
     for day in args.weeks:
         start = datetime.fromisoformat(day).replace(tzinfo=SITE_TZ)
-        sessions, _ = load_sessions(args.data, start, start + timedelta(days=7), args.period, stations)
-        jobs += [(name, cap, sessions, start, args.period, args.min_a) for cap in args.cap for name in [*baselines, ours]]
+        sessions, _ = site_sessions(args.site, args.data, start, start + timedelta(days=7), args.period)
+        jobs += [(name, cap, sessions, start, args.period, args.min_a, args.site)
+                 for cap in args.cap for name in [*baselines, ours]]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
-    print(f"baselines: {', '.join(baselines)}; ours: {ours}")
+    print(f"site {args.site}; baselines: {', '.join(baselines)}; ours: {ours}")
     header = f"{'week':<10} {'cap':>4} {'energy %':>8} {'best baseline':>21} {'Jain':>6} {'best baseline':>19}"
     print(header)
     print("-" * len(header))

@@ -27,6 +27,7 @@ from csms.core.services.smart_charging import (
 )
 from csms.core.timeutil import utcnow
 from csms.simulator import SimStation
+from plugins.loadbalancing.plugin import site_panel
 from tests.test_ocpp_rpc_strict import create_token, eventually, node_station, strict_station  # noqa: F401
 
 LIMIT = 32.0
@@ -337,6 +338,42 @@ async def test_strict_peer_accepts_our_profiles(server, node_station, protocol):
         st.assert_clean_exit(rc)
 
 
+async def test_cars_paused_by_a_signal_resume_in_the_round_after_it_ends(any_server, monkeypatch):
+    """A grid signal pauses two of three cars; when it is lifted, the very next round gives every
+    car its share again instead of holding the paused ones off for min_off_s (5 min). The cars
+    charged for min_on_s before (0 here, so that the test needs no minutes of charging)."""
+    monkeypatch.setenv("CSMS_LOADBALANCING_MIN_ON_S", "0")
+    server, api = any_server, any_server.api
+    fast(server)
+    rounds = Rounds(server)
+    site = await make_site(api)
+    await make_station(api, "SC-PS", site["id"])
+    await api.post("/tokens", json={"id_token": "CAR-PS"})
+    st = SimStation("SC-PS", server.ws_url("SC-PS"), "2.0.1", evses=3, check_frames=True)
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        for evse in (1, 2, 3):
+            await st.start_session(evse, "CAR-PS")
+        await rounds.wait(lambda r: len(r.limits) == 3 and all(v > 0 for v in r.limits.values()), since=mark)
+
+        mark = rounds.mark()
+        until = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        r = await api.put(f"/sites/{site['id']}/peak-shaving/signal", json={"limit_a": [6, 6, 6], "until": until})
+        assert r.status_code == 200, r.text
+        low = await rounds.wait(lambda r: r.capacity_a == (6.0, 6.0, 6.0), since=mark)
+        assert sorted(low.limits.values()) == [0.0, 0.0, 6.0]
+
+        mark = rounds.mark()
+        assert (await api.delete(f"/sites/{site['id']}/peak-shaving/signal")).status_code in (200, 204)
+        high = await rounds.wait(lambda r: r.capacity_a == (LIMIT, LIMIT, LIMIT), since=mark)
+        assert len(high.limits) == 3 and all(v >= 6.0 for v in high.limits.values()), high.limits
+    finally:
+        await st.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # REST: the live view with hubs, dry runs, session targets
 
@@ -383,6 +420,53 @@ async def test_live_view_hubs_and_dry_run(any_server):
                            json={"cars": [{"station_id": "NOPE"}]})
         assert r.status_code == 400
         assert (await api.get("/sites/999999/smart-charging")).status_code == 404
+    finally:
+        await st.close()
+
+
+async def test_live_view_shows_the_capacity_of_the_round_beside_its_allocation(any_server):
+    """Between a change of the capacity and the next round, the view shows the live capacity
+    and, beside the allocation, the capacity of the round that made it."""
+    server, api = any_server, any_server.api
+    fast(server)
+    rounds = Rounds(server)
+    site = await make_site(api, 40)
+    await make_station(api, "SC-RV", site["id"])
+    await api.post("/tokens", json={"id_token": "CAR-RV"})
+    st = SimStation("SC-RV", server.ws_url("SC-RV"), "2.0.1", evses=1, check_frames=True)
+    loop = server.core.smart_charging
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        await st.start_session(1, "CAR-RV")
+        first = await rounds.wait(lambda r: r.limits.get("SC-RV/1") == 32.0, since=mark)
+        view = (await api.get(f"/sites/{site['id']}/smart-charging")).json()
+        assert view["capacity_a"] == view["round_capacity_a"] == [40.0, 40.0, 40.0]
+        assert view["allocated_a"] == [32.0, 32.0, 32.0]
+
+        # a signal of 10 A while the site's round cannot run yet (its lock is held)
+        until = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        async with loop._locks.setdefault(site["id"], asyncio.Lock()):
+            r = await api.put(f"/sites/{site['id']}/peak-shaving/signal", json={"limit_a": [10, 10, 10], "until": until})
+            assert r.status_code == 200, r.text
+            view = (await api.get(f"/sites/{site['id']}/smart-charging")).json()
+            assert view["capacity_a"] == [10.0, 10.0, 10.0]  # now
+            assert view["round_capacity_a"] == [40.0, 40.0, 40.0]  # what the 32 A were shared from
+            assert view["allocated_a"] == [32.0, 32.0, 32.0]
+            last = view["last_round"]
+            assert last["number"] >= first.number
+            assert (last["capacity_a"], last["reserved_a"], last["available_a"]) == (
+                [40.0, 40.0, 40.0], [0.0, 0.0, 0.0], [40.0, 40.0, 40.0])
+            html = str(site_panel(view))
+            assert "Capacity now (A)" in html and "Capacity, last round (A)" in html
+
+        # the next round shares the 10 A, and the view agrees with itself again
+        await rounds.wait(lambda r: r.capacity_a == (10.0, 10.0, 10.0), since=mark)
+        view = (await api.get(f"/sites/{site['id']}/smart-charging")).json()
+        assert view["capacity_a"] == view["round_capacity_a"] == [10.0, 10.0, 10.0]
+        assert view["allocated_a"] == [10.0, 10.0, 10.0]
     finally:
         await st.close()
 

@@ -75,6 +75,18 @@ Rules, in the order they are applied
    in this round, even if there would be room, so that cars are not switched on and off
    faster than they tolerate. A load seen for the first time is neither.
 
+   *When the capacity rises* (it also remembers every node's limits of the previous call: a
+   peak-shaving window ends, a signal is lifted, an unreachable station's reservation is
+   released), a load held off is considered again at once if some node phase on its path
+   has a higher limit than in the previous call and the load is not flapping: it charged for
+   at least ``min_on_s`` before its pause (or never charged in this session), and the pause
+   before that charge lasted at least ``min_off_s`` (it was not itself an early resume). It
+   comes after every other load of its priority in the admission order (rule 5), so it only
+   takes room that no other car claims. A car that a falling cap switched off soon after it
+   was switched on still waits ``min_off_s``, and so does one resumed early the time
+   before: when the capacity keeps going up and down, no two pauses of a car in a row are
+   shorter than ``min_off_s``.
+
 5. **Admission.** Every load that is not held off is considered in this order:
 
    a. higher ``priority`` first;
@@ -83,6 +95,7 @@ Rules, in the order they are applied
    c. then the rotation queue: every waiting car (paused, or new), the one waiting longest
       first, comes before every car that is charging, and the car that has been charging
       longest is the first to give its place;
+   c'. then the loads held off that a rise of the capacity lets back in (rule 4);
    d. ties: earlier ``departure_at`` first (unknown last), then earlier ``arrived_at``, then id.
 
    A load is admitted when every node on its path can still supply its ``min_a`` on each of
@@ -240,26 +253,39 @@ class AllocatorConfig:
 
 @dataclass
 class LoadState:
-    """What the allocator remembers about one load."""
+    """What the allocator remembers about one load.
+
+    For rule 4 (a load that did not flap resumes early when the capacity rises):
+    ``charged_s``, for a paused load, how long it charged before its pause (None: it has not
+    charged yet); ``rested_s``, how long the pause before that charge lasted (None: none).
+    """
 
     limit_a: float
     on: bool
     since: float
+    charged_s: float | None = None
+    rested_s: float | None = None
 
 
 @dataclass
 class AllocatorState:
-    """What the allocator remembers between calls, per load id."""
+    """What the allocator remembers between calls: per load id, and each node's limits."""
 
     loads: dict[str, LoadState] = field(default_factory=dict)
+    node_limits_a: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable plain dict."""
+        """Return a JSON-serialisable plain dict (a limit of ``math.inf`` is written as None)."""
         return {
             "version": _STATE_VERSION,
             "loads": {
-                load_id: {"limit_a": s.limit_a, "on": s.on, "since": s.since}
+                load_id: {"limit_a": s.limit_a, "on": s.on, "since": s.since, "charged_s": s.charged_s,
+                          "rested_s": s.rested_s}
                 for load_id, s in self.loads.items()
+            },
+            "node_limits_a": {
+                node_id: [None if math.isinf(x) else x for x in limit]
+                for node_id, limit in self.node_limits_a.items()
             },
         }
 
@@ -274,10 +300,16 @@ class AllocatorState:
         return cls(
             loads={
                 load_id: LoadState(
-                    limit_a=float(s["limit_a"]), on=bool(s["on"]), since=float(s["since"])
+                    limit_a=float(s["limit_a"]), on=bool(s["on"]), since=float(s["since"]),
+                    charged_s=None if s.get("charged_s") is None else float(s["charged_s"]),
+                    rested_s=None if s.get("rested_s") is None else float(s["rested_s"]),
                 )
                 for load_id, s in data.get("loads", {}).items()
-            }
+            },
+            node_limits_a={
+                node_id: tuple(math.inf if x is None else float(x) for x in limit)  # type: ignore[misc]
+                for node_id, limit in data.get("node_limits_a", {}).items()
+            },
         )
 
 
@@ -343,14 +375,20 @@ def allocate(
     if crunch:
         _fill_shares(loads, wanting, config, weights, starts)
 
-    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config, crunch)
+    before = state.node_limits_a if state is not None else {}
+    risen = [
+        n.id in before and limit > before[n.id][p] + EPSILON_A
+        for n in nodes for p, limit in enumerate(n.limit_a)
+    ]
+    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config, crunch,
+                      risen)
     alloc = _water_fill(admitted, keys, floors, caps, weights, starts, limits)
     _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, starts, prev, config)
 
     limits_a: dict[str, float] = {}
     paused: set[str] = set()
     idle: set[str] = set()
-    new_state = AllocatorState()
+    new_state = AllocatorState(node_limits_a={n.id: tuple(n.limit_a) for n in nodes})  # type: ignore[misc]
     totals = [0.0] * len(limits)
     for i, load in enumerate(loads):
         value = alloc.get(i, 0.0)
@@ -365,7 +403,15 @@ def allocate(
             paused.add(load.id)
         old = prev.get(load.id)
         since = old.since if old is not None and old.on == on else now
-        new_state.loads[load.id] = LoadState(limit_a=value, on=on, since=since)
+        charged_s = rested_s = None
+        if old is not None:
+            if on:
+                rested_s = old.rested_s if old.on else now - old.since
+            else:
+                charged_s = now - old.since if old.on else old.charged_s
+                rested_s = old.rested_s
+        new_state.loads[load.id] = LoadState(limit_a=value, on=on, since=since, charged_s=charged_s,
+                                             rested_s=rested_s)
 
     node_totals = {
         n.id: (totals[3 * j], totals[3 * j + 1], totals[3 * j + 2]) for j, n in enumerate(nodes)
@@ -550,11 +596,13 @@ def _admit(
     now: float,
     config: AllocatorConfig,
     crunch: bool,
+    risen: list[bool],
 ) -> list[int]:
     """Rules 4 and 5: the indices of the admitted loads (each reserving its min_a)."""
     inf = math.inf
     candidates: list[int] = []
     held_on: set[int] = set()
+    resumed: set[int] = set()  # held off, but the capacity on its path rose (rule 4)
     in_state: dict[int, float] = {}
     for i, load in enumerate(loads):
         if not wanting[i]:
@@ -564,7 +612,11 @@ def _admit(
         if old is not None and old.on and in_state_s < config.min_on_s:
             held_on.add(i)
         elif old is not None and not old.on and in_state_s < config.min_off_s:
-            continue  # held off
+            flapping = (old.charged_s is not None and old.charged_s < config.min_on_s) or (
+                old.rested_s is not None and old.rested_s < config.min_off_s)
+            if flapping or not any(risen[k] for k in keys[i]):
+                continue  # held off
+            resumed.add(i)
         candidates.append(i)
         in_state[i] = in_state_s
 
@@ -609,6 +661,8 @@ def _admit(
         load = loads[i]
         if i in held_on:
             rank: tuple[int, float, float] = (0, 0.0, 0.0)
+        elif i in resumed:
+            rank = (2, 0.0, -in_state[i])  # only the room no other car claims
         else:
             # The rotation queue: waiting longest first, charging longest last.
             old = prev.get(load.id)

@@ -98,13 +98,20 @@ def _amps(value: Any) -> str:
 
 def site_panel(view: dict[str, Any]) -> Markup:
     """Capacity vs allocation vs measured draw per phase (a uPlot bar chart and a table), and the
-    limits sent to each connector with whether the station acknowledged them."""
+    limits sent to each connector with whether the station acknowledged them. The allocation is
+    the last round's and is drawn beside the capacity that round shared; the capacity now is a
+    column of its own (it differs until the next round when the capacity has just changed)."""
     phases = ["L1", "L2", "L3"]
-    series = {"capacity": view["capacity_a"], "allocated": view["allocated_a"], "measured": view["measured_a"]}
+    last = view.get("last_round") or {}
+    round_capacity = last.get("capacity_a") or view["capacity_a"]
+    round_reserved = last.get("reserved_a") or view["reserved_a"]
+    series = {"capacity": round_capacity, "allocated": view["allocated_a"], "measured": view["measured_a"]}
     rows = "".join(
-        f"<tr><th>{p}</th><td>{_amps(series['capacity'][i])}</td><td>{_amps(view['reserved_a'][i])}</td>"
+        f"<tr><th>{p}</th><td>{_amps(view['capacity_a'][i])}</td><td>{_amps(round_capacity[i])}</td>"
+        f"<td>{_amps(round_reserved[i])}</td>"
         f"<td>{_amps(series['allocated'][i])}</td><td>{_amps(series['measured'][i])}</td></tr>"
         for i, p in enumerate(phases))
+    round_label = f"round {last['number']} at {last['at']}" if last else "no round yet"
     connectors = []
     for c in view["connectors"]:
         sent = c.get("sent") or {}
@@ -134,13 +141,15 @@ document.addEventListener("DOMContentLoaded", function () {{
   new uPlot({{width: 480, height: 220, scales: {{x: {{time: false, range: [0.5, 3.5]}}}},
     axes: [{{values: function (u, ticks) {{ return ticks.map(function (t) {{ return d.phases[Math.round(t) - 1] || ""; }}); }},
              splits: function () {{ return [1, 2, 3]; }}}}, {{label: "A"}}],
-    series: [{{}}, {{label: "capacity", stroke: "#888", fill: "#8884", paths: bars}},
-             {{label: "allocated", stroke: "#36c", fill: "#36c4", paths: bars}},
+    series: [{{}}, {{label: "capacity (last round)", stroke: "#888", fill: "#8884", paths: bars}},
+             {{label: "allocated (last round)", stroke: "#36c", fill: "#36c4", paths: bars}},
              {{label: "measured", stroke: "#c63", fill: "#c634", paths: bars}}]}},
     [[1, 2, 3], val(d.capacity), val(d.allocated), val(d.measured)], el);
 }});
 </script>
-<table><thead><tr><th>Phase</th><th>Capacity (A)</th><th>Reserved (A)</th><th>Allocated (A)</th><th>Measured (A)</th></tr></thead>
+<p>Allocation of the last smart-charging {escape(round_label)}, beside the capacity it shared.</p>
+<table><thead><tr><th>Phase</th><th>Capacity now (A)</th><th>Capacity, last round (A)</th>
+<th>Reserved, last round (A)</th><th>Allocated, last round (A)</th><th>Measured (A)</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <table><thead><tr><th>Station</th><th>EVSE</th><th>Phases</th><th>Measured (A)</th><th>Allocated (A)</th>
 <th>Limit sent (A)</th><th>Station's answer</th></tr></thead><tbody>{profiles}</tbody></table>

@@ -267,8 +267,8 @@ class SiteRound:
     number: int
     at: datetime
     managed: bool
-    capacity_a: Triple = (INF, INF, INF)
-    reserved_a: Triple = (0.0, 0.0, 0.0)
+    capacity_a: Triple = (INF, INF, INF)  # the capacity this round shared (before reservations)
+    reserved_a: Triple = (0.0, 0.0, 0.0)  # of it, held by unreachable stations
     limits: dict[str, float] = field(default_factory=dict)  # load id → amps
     defaults: dict[str, float] = field(default_factory=dict)  # station id → TxDefault amps
     allocated_by_plugin: bool = True
@@ -968,8 +968,13 @@ class SmartChargingService:
     # -- views and dry runs --------------------------------------------------------------------------
 
     async def site_view(self, site_id: int) -> dict[str, Any]:
-        """Live capacity vs allocation vs measured draw per phase, the tree with hub status, and the
-        limits sent to each connector with the stations' answers. Raises LookupError for no site."""
+        """Capacity vs allocation vs measured draw per phase, the tree with hub status, and the
+        limits sent to each connector with the stations' answers. Raises LookupError for no site.
+
+        The allocation is the last round's, so it comes with the capacity that round shared
+        (``round_capacity_a``, and ``last_round``'s ``capacity_a``, ``reserved_a`` and
+        ``available_a``); ``capacity_a`` and ``reserved_a`` are the live values, which differ
+        from the round's until the next round when the capacity has changed since."""
         now = utcnow().replace(microsecond=0)
         model = await self.model(site_id, now)
         if model is None:
@@ -1075,12 +1080,15 @@ class SmartChargingService:
             "voltage_v": topology.voltage_v, "phases": ["L1", "L2", "L3"],
             "grid_limit_a": _finite(model.physical[topology.root.id]),
             "capacity_a": _finite(cap_now), "reserved_a": list(model.reserved[topology.root.id]),
+            "round_capacity_a": None if last is None else _finite(last.capacity_a),
             "allocated_a": [round(v, 2) for v in node_alloc[topology.root.id]],
             "measured_a": [round(v, 2) for v in node_measured[topology.root.id]],
             "capacity_schedule": [{"start": ocpp_ts(p.start), "limit_a": _finite(p.limit_a)}
                                   for p in model.capacity.periods],
             "last_round": None if last is None else {
                 "number": last.number, "at": ocpp_ts(last.at), "sent": last.sent, "failed": last.failed,
+                "capacity_a": _finite(last.capacity_a), "reserved_a": list(last.reserved_a),
+                "available_a": _finite(tuple(max(0.0, c - r) for c, r in zip(last.capacity_a, last.reserved_a))),  # type: ignore[arg-type]
                 "allocated_by_plugin": last.allocated_by_plugin,
                 "default_limits_a": last.defaults},
             "tree": root, "hubs": hubs, "connectors": connectors,

@@ -321,6 +321,67 @@ def test_paused_car_stays_paused_for_min_off_even_when_room_appears():
     assert third.limits_a == {"c1": 6.0, "c2": 6.0}
 
 
+def _run_with_capacity(cars: list[Load], capacity_at, *, until: float, step_s: float = 60.0,
+                       config: AllocatorConfig = AllocatorConfig()) -> list[tuple[float, set[str]]]:
+    """One round every ``step_s``, the site's limit per phase from ``capacity_at(now)``: who charges."""
+    state = None
+    out = []
+    now = 0.0
+    while now <= until:
+        nodes = [site(capacity_at(now))]
+        result = allocate(nodes, cars, now=now, state=state, config=config)
+        assert_within_limits(nodes, cars, result)
+        state = result.state
+        out.append((now, {k for k, v in result.limits_a.items() if v > 0}))
+        now += step_s
+    return out
+
+
+def test_paused_cars_resume_in_the_round_after_the_cap_rises():
+    """A peak-shaving window of 12 A from 10 to 37 min: two of three cars take turns; at its
+    end every car charges again in the very next round, whoever was paused a minute ago."""
+    cars = [Load(f"c{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    rounds = _run_with_capacity(cars, lambda t: 12.0 if 600 <= t < 2220 else 48.0, until=3000)
+    on = dict(rounds)
+    assert on[540] == {"c0", "c1", "c2"}
+    assert all(len(on[t]) == 2 for t in range(600, 2220, 60))
+    # within the window the rotation pauses a car every five minutes, the last one shortly
+    # before the end, and it would have been held off for min_off_s
+    paused_at = [t for t in range(660, 2220, 60) if on[t - 60] - on[t]]
+    assert paused_at and 2220 - paused_at[-1] < 300
+    assert on[2220] == {"c0", "c1", "c2"}
+
+
+def test_a_lifted_signal_does_not_bring_back_a_car_that_was_just_switched_on():
+    """A capacity that keeps going up and down: a car resumes early only after it charged
+    min_on_s following a full pause; no two pauses of a car in a row are shorter than min_off_s."""
+    cars = [Load(f"c{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
+    config = AllocatorConfig()
+    rounds = _run_with_capacity(cars, lambda t: 12.0 if (t // 60) % 2 else 48.0, until=3600, config=config)
+    for car in cars:
+        stretches: list[tuple[bool, float]] = []  # (on, since)
+        for t, on in rounds:
+            charging = car.id in on
+            if not stretches or stretches[-1][0] != charging:
+                stretches.append((charging, t))
+        pauses = [t1 - t0 for (on, t0), (_, t1) in zip(stretches, stretches[1:]) if not on]
+        assert pauses, (car.id, stretches)
+        for short, after in zip(pauses, pauses[1:]):
+            assert short >= config.min_off_s or after >= config.min_off_s, (car.id, stretches)
+        for (was_on, t0), (off, t1), (_, t2) in zip(stretches, stretches[1:], stretches[2:]):
+            if was_on and not off and t2 - t1 < config.min_off_s:
+                assert t1 - t0 >= config.min_on_s, (car.id, stretches)
+
+
+def test_a_car_new_while_the_cap_is_low_charges_as_soon_as_it_rises():
+    nodes_low, nodes_high = [site(6)], [site(18)]
+    cars = [Load("a", "site", (1,)), Load("b", "site", (1,), arrived_at=1.0)]
+    first = allocate(nodes_low, cars, now=0.0)
+    assert first.paused == {"b"}
+    second = allocate(nodes_high, cars, now=60.0, state=first.state)
+    assert second.limits_a == {"a": 9.0, "b": 9.0}
+
+
 def test_state_round_trips_through_json():
     cars = [Load(f"c{i}", "site", (1,), arrived_at=float(i)) for i in range(3)]
     result = allocate([site(12)], cars, now=42.0)
@@ -328,6 +389,10 @@ def test_state_round_trips_through_json():
     assert AllocatorState.from_dict(data) == result.state
     assert AllocatorState.from_dict(None) == AllocatorState()
     assert result.state.loads["c2"] == LoadState(limit_a=0.0, on=False, since=42.0)
+    assert data["node_limits_a"] == {"site": [12, 12, 12]}
+    later = allocate([Node("site", None, (0.0, INF, 10.0))], cars[:1], now=400.0, state=result.state)
+    assert later.state.loads["c0"].charged_s == pytest.approx(358.0)
+    assert AllocatorState.from_dict(json.loads(json.dumps(later.state.to_dict()))) == later.state
 
 
 @pytest.mark.parametrize(

@@ -157,5 +157,5 @@ async def test_admin_panel_shows_the_site(server):
     answer = plugin.admin_panels(page="site", request=None, context={"site": site_row})
     html = str(await answer())
     assert "uPlot" in html and "/static/vendor/uplot/uPlot.iife.min.js" in html
-    assert "Capacity (A)" in html and "25.0" in html
+    assert "Capacity now (A)" in html and "Capacity, last round (A)" in html and "25.0" in html
     assert plugin.admin_panels(page="station", request=None, context={"site": site_row}) is None

@@ -20,10 +20,11 @@ from piccolo.table import Table
 from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
 from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
-from csms.api.audit import audited
+from csms.api.audit import actor_of, audited
 from csms.api.crud import check_parent
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
+from csms.core import id_tokens
 from csms.core.offload import run_cpu
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, UserRole
 from csms.csvexport import csv_text
@@ -219,9 +220,8 @@ async def token_set_status(request: Request, token_pk: int) -> Template | Redire
     status = (await request.form()).get("status", "")
     if status not in ("Accepted", "Blocked"):
         raise NotFoundException("Tokens are blocked or unblocked here.")
-    await IdToken.update({IdToken.status: status}).where(IdToken.id == token_pk)
-    await audited(request, "update", "token", before["id_token"], before={"status": before["status"]},
-                  after={"status": status, "organization": before["organization"]})
+    actor, actor_organization = await actor_of(request)
+    await id_tokens.set_status(token_pk, status, actor=actor, actor_organization=actor_organization)
     if is_htmx(request):
         return await render(request, "cards/_token_row.html", t=await _token(token_pk), flash=True)
     return Redirect("/admin/tokens", status_code=303)

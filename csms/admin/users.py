@@ -18,6 +18,7 @@ from csms.admin.auth import check_password, current_user
 from csms.admin.forms import Field, FormErrors, fk, parse
 from csms.admin.templating import choices, render
 from csms.api.audit import audited
+from csms.api.links import public_base_url
 from csms.api.tenancy import PUBLIC, SCOPED, Scope, restrict, tenant_scope
 from csms.core import audit, users
 from csms.core.mail import MailError, mail_enabled, send_mail
@@ -80,7 +81,7 @@ async def user_list(request: Request) -> Template:
 
 
 def _link_url(request: Request, secret: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/account/password/{secret}"
+    return f"{public_base_url(request)}/account/password/{secret}"
 
 
 async def _deliver(request: Request, user: dict[str, Any], secret: str, purpose: str) -> dict[str, str]:

@@ -1,0 +1,307 @@
+"""The driver portal: sign in by one-time e-mail link or password, My cards (name one, report one
+lost), My sessions (energy, duration, cost) and a running session's live figures.
+
+A driver's browser holds its own cookie (:data:`DRIVER_COOKIE`, path ``/driver``): it is never
+sent to ``/admin`` or ``/api`` and grants nothing there, and an operator's admin session grants
+nothing here. Every route knows no tenant (``{"tenant": PUBLIC}``): a driver is not a user of an
+organization; each handler reads only the signed-in driver's own cards and sessions, and any
+other id is answered 404, as for an id that does not exist.
+
+Asking for a link answers the same whether or not the address belongs to a driver (the mail goes
+out after the answer, so not even the timing tells), and is rate-limited per address and per
+client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.response import Redirect, Template
+from piccolo_api.rate_limiting.middleware import InMemoryLimitProvider, RateLimitError
+
+from csms.admin.sessions import session_costs
+from csms.admin.templating import is_htmx, paginate
+from csms.api.links import public_base_url
+from csms.api.tenancy import PUBLIC
+from csms.api.tokens_sessions import session_detail
+from csms.core import driver_accounts as accounts
+from csms.core import id_tokens
+from csms.core.mail import MailError, mail_enabled, send_mail
+from csms.core.tables import ChargingSession, Driver, IdToken
+
+log = logging.getLogger("csms.driver")
+
+DRIVER_COOKIE = "csms_driver"
+LIVE_INTERVAL_S = 5
+PAGE_SIZE = 20
+
+
+# -- rendering, the signed-in driver, rate limits ----------------------------------------------
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Template:
+    context.setdefault("title", "")
+    return Template(f"driver/{template}", status_code=status_code, media_type="text/html", context={
+        "driver": request.scope.get("csms_driver"), "path": request.url.path, **context})
+
+
+async def driver_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Only a signed-in driver passes; the driver's row is kept in the scope for the handler."""
+    driver = await accounts.session_driver(connection.cookies.get(DRIVER_COOKIE))
+    if driver is None:
+        raise NotAuthorizedException("Sign in to the driver portal.")
+    connection.scope["csms_driver"] = driver  # type: ignore[typeddict-unknown-key]
+
+
+SIGNED_IN = [driver_guard]
+
+
+def me(request: Request) -> dict[str, Any]:
+    return request.scope["csms_driver"]  # type: ignore[typeddict-item]
+
+
+def _limiter(request: Request, name: str, *, timespan: int, limit: int) -> InMemoryLimitProvider:
+    limiters = request.app.state.setdefault("driver_limiters", {})
+    if name not in limiters:
+        limiters[name] = InMemoryLimitProvider(timespan=timespan, limit=limit, block_duration=timespan)
+    return limiters[name]
+
+
+def _over_limit(request: Request, name: str, key: str, *, timespan: int, limit: int) -> bool:
+    try:
+        _limiter(request, name, timespan=timespan, limit=limit).increment(key)
+    except RateLimitError:
+        return True
+    return False
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _sign_in(request: Request, driver_id: int, to: str) -> Redirect:
+    response = Redirect(to, status_code=303)
+    response.set_cookie(DRIVER_COOKIE, await accounts.new_session(driver_id), httponly=True, samesite="lax",
+                        path="/driver", secure=request.app.state.admin_settings.secure_cookies,
+                        max_age=int(accounts.SESSION_LIFETIME.total_seconds()))
+    return response
+
+
+# -- signing in ----------------------------------------------------------------------------------
+
+
+def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "") -> Template:
+    return render(request, "sign_in.html", status_code=status_code, title="Sign in", error=error, email=email,
+                  mail=mail_enabled())
+
+
+@get("/driver")
+async def portal_home(request: Request) -> Template | Redirect:
+    if await accounts.session_driver(request.cookies.get(DRIVER_COOKIE)) is not None:
+        return Redirect("/driver/cards", status_code=303)
+    return _sign_in_page(request)
+
+
+async def send_links(base_url: str, email: str) -> None:
+    """Mail a sign-in link for every driver with this address (none: no mail at all)."""
+    drivers = await accounts.drivers_with_address(email)
+    if not drivers:
+        return
+    links = [(d["name"], f"{base_url}/driver/link/{await accounts.new_link(d['id'])}") for d in drivers]
+    minutes = int(accounts.LINK_LIFETIME.total_seconds() // 60)
+    text = "\n\n".join(f"{name}:\n{url}" if len(links) > 1 else url for name, url in links)
+    try:
+        await send_mail(drivers[0]["email"], "Your sign-in link for charging",
+                        f"Hello,\n\nopen this link to sign in (it works once, for {minutes} minutes):\n\n{text}\n\n"
+                        "If you did not ask for it, ignore this message: nobody can sign in without it.\n")
+    except MailError as exc:
+        log.warning("driver sign-in link not sent: %s", exc)
+
+
+@post("/driver/link")
+async def link_request(request: Request) -> Template:
+    email = accounts.normal_address(str((await request.form()).get("email", "")))[:200]
+    if "@" not in email:
+        return _sign_in_page(request, status_code=422, error="Enter your e-mail address.", email=email)
+    if not mail_enabled():
+        return _sign_in_page(request, status_code=503, email=email,
+                             error="Links by e-mail are not available here: sign in with your password.")
+    if (_over_limit(request, "link-client", _client(request), timespan=900, limit=20)
+            or _over_limit(request, "link-address", email, timespan=900, limit=3)):
+        return _sign_in_page(request, status_code=429, email=email,
+                             error="Too many links were asked for. Wait 15 minutes and try again.")
+    page = render(request, "link_sent.html", title="Check your e-mail", email=email,
+                  minutes=int(accounts.LINK_LIFETIME.total_seconds() // 60))
+    page.background = BackgroundTask(send_links, public_base_url(request), email)
+    return page
+
+
+@get("/driver/link/{secret:str}")
+async def link_page(request: Request, secret: str) -> Template:
+    """A button, not an immediate sign-in: a mail scanner that opens links does not spend this one."""
+    return render(request, "link.html", title="Sign in", action=f"/driver/link/{secret}")
+
+
+@post("/driver/link/{secret:str}")
+async def link_sign_in(request: Request, secret: str) -> Template | Redirect:
+    driver_id = await accounts.use_link(secret)
+    if driver_id is None:
+        return render(request, "link.html", status_code=404, title="Link not valid", action=None)
+    return await _sign_in(request, driver_id, "/driver/cards")
+
+
+@post("/driver/login")
+async def password_sign_in(request: Request) -> Template | Redirect:
+    form = await request.form()
+    email, password = accounts.normal_address(str(form.get("email", "")))[:200], str(form.get("password", ""))
+    if _over_limit(request, "password-client", _client(request), timespan=300, limit=20):
+        return _sign_in_page(request, status_code=429, email=email,
+                             error="Too many attempts. Wait five minutes and try again.")
+    driver_id = await accounts.check_password(email, password)
+    if driver_id is None:
+        return _sign_in_page(request, status_code=401, email=email,
+                             error="The e-mail address or password is incorrect.")
+    return await _sign_in(request, driver_id, "/driver/cards")
+
+
+@post("/driver/signout")
+async def sign_out(request: Request) -> Redirect:
+    await accounts.end_session(request.cookies.get(DRIVER_COOKIE))
+    response = Redirect("/driver", status_code=303)
+    response.delete_cookie(DRIVER_COOKIE, path="/driver")
+    return response
+
+
+# -- my cards ------------------------------------------------------------------------------------
+
+
+async def _card(request: Request, token_pk: int) -> dict[str, Any]:
+    card = await IdToken.select(IdToken.id, IdToken.id_token, IdToken.type, IdToken.status, IdToken.label,
+                                IdToken.expires_at).where(
+        (IdToken.id == token_pk) & (IdToken.driver == me(request)["id"])).first()
+    if card is None:
+        raise NotFoundException("There is no such card.")
+    return card
+
+
+async def _organization(request: Request) -> int | None:
+    row = await Driver.select(Driver.organization).where(Driver.id == me(request)["id"]).first()
+    return row["organization"] if row else None
+
+
+@get("/driver/cards", guards=SIGNED_IN)
+async def cards(request: Request) -> Template:
+    rows = await IdToken.select(IdToken.id, IdToken.id_token, IdToken.type, IdToken.status, IdToken.label,
+                                IdToken.expires_at).where(IdToken.driver == me(request)["id"]).order_by(IdToken.id)
+    return render(request, "cards.html", title="My cards", cards=rows, notice=request.query_params.get("notice", ""))
+
+
+async def _card_answer(request: Request, token_pk: int, notice: str) -> Template | Redirect:
+    if is_htmx(request):
+        return render(request, "_card.html", card=await _card(request, token_pk), notice=notice)
+    return Redirect("/driver/cards", status_code=303)
+
+
+@post("/driver/cards/{token_pk:int}/name", guards=SIGNED_IN)
+async def card_name(request: Request, token_pk: int) -> Template | Redirect:
+    await _card(request, token_pk)
+    label = " ".join(str((await request.form()).get("label", "")).split())[:200]
+    await id_tokens.set_label(token_pk, label, actor=f"driver:{me(request)['id']}",
+                              actor_organization=await _organization(request))
+    return await _card_answer(request, token_pk, "Name saved.")
+
+
+@post("/driver/cards/{token_pk:int}/lost", guards=SIGNED_IN)
+async def card_lost(request: Request, token_pk: int) -> Template | Redirect:
+    card = await _card(request, token_pk)
+    if card["status"] != "Blocked":
+        await id_tokens.set_status(token_pk, "Blocked", actor=f"driver:{me(request)['id']}",
+                                   actor_organization=await _organization(request), summary="reported lost by its driver")
+    return await _card_answer(request, token_pk, "Blocked: nobody can charge with this card any more.")
+
+
+# -- my sessions ---------------------------------------------------------------------------------
+
+
+def _sessions() -> Any:
+    return ChargingSession.select(*ChargingSession.all_columns(),
+                                  ChargingSession.station.station_id.as_alias("station_id")).output(load_json=True)
+
+
+@get("/driver/sessions", guards=SIGNED_IN)
+async def sessions(request: Request) -> Template:
+    mine = ChargingSession.driver == me(request)["id"]
+    page = await paginate(request, _sessions().where(mine).order_by(ChargingSession.started_at, ascending=False),
+                          ChargingSession.count().where(mine), size=PAGE_SIZE)
+    for row, cost in zip(page.items, await session_costs(page.items)):
+        row["cost"] = cost.to_json() if cost is not None else None
+    return render(request, "sessions.html", title="My sessions", page=page)
+
+
+async def _session(request: Request, session_id: int) -> dict[str, Any]:
+    if not await ChargingSession.exists().where((ChargingSession.id == session_id)
+                                                & (ChargingSession.driver == me(request)["id"])):
+        raise NotFoundException("There is no such session.")
+    return await session_detail(session_id)
+
+
+@get("/driver/sessions/{session_id:int}", guards=SIGNED_IN)
+async def session_page(request: Request, session_id: int) -> Template:
+    return render(request, "session.html", title="Charging session", s=await _session(request, session_id),
+                  interval=LIVE_INTERVAL_S)
+
+
+@get("/driver/sessions/{session_id:int}/live", guards=SIGNED_IN)
+async def session_live(request: Request, session_id: int) -> Template:
+    return render(request, "_live.html", s=await _session(request, session_id), interval=LIVE_INTERVAL_S)
+
+
+# -- account -------------------------------------------------------------------------------------
+
+
+@get("/driver/account", guards=SIGNED_IN)
+async def account(request: Request) -> Template:
+    return render(request, "account.html", title="Account", has_password=await accounts.has_password(me(request)["id"]),
+                  notice=request.query_params.get("notice", ""), error="")
+
+
+@post("/driver/account", guards=SIGNED_IN)
+async def account_password(request: Request) -> Template | Redirect:
+    form = await request.form()
+    problem = accounts.password_problem(str(form.get("password", "")), str(form.get("repeat", "")))
+    if problem:
+        return render(request, "account.html", status_code=422, title="Account", error=problem,
+                      has_password=await accounts.has_password(me(request)["id"]), notice="")
+    await accounts.set_password(me(request)["id"], str(form["password"]))  # ends every session, this one too
+    return await _sign_in(request, me(request)["id"], "/driver/account?notice=Password+saved.")
+
+
+# -- the router ----------------------------------------------------------------------------------
+
+
+def _to_sign_in(request: Request, _: Exception) -> Response:
+    if is_htmx(request):
+        return Response("", status_code=401, headers={"HX-Redirect": "/driver"})
+    return Redirect("/driver", status_code=303)
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    return render(request, "not_found.html", status_code=404, title="Not found",
+                  message=getattr(exc, "detail", "") or "There is nothing here.")
+
+
+def driver_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[portal_home, link_request, link_page, link_sign_in, password_sign_in, sign_out, cards,
+                        card_name, card_lost, sessions, session_page, session_live, account, account_password],
+        opt={"tenant": PUBLIC},
+        exception_handlers={NotAuthorizedException: _to_sign_in, NotFoundException: _not_found},
+        include_in_schema=False,
+    )

@@ -30,9 +30,11 @@ from csms.admin.mount import CSRF_EXCLUDE
 from csms.api import bounds, tenancy
 from csms.api.auth import require
 from csms.api.crud import crud_controller
+from csms.api.display_messages import DisplayMessageController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.local_lists import LocalListController
+from csms.api.reservations import ReservationController
 from csms.api.metrics import metrics_endpoint
 from csms.api.smart_charging import SmartChargingController
 from csms.api.session_close import SessionCloseController
@@ -42,6 +44,7 @@ from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core import tracing
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
+from csms.driver import driver_router
 from csms.plugin_routes import public_reason
 from csms.plugins import call_hook, call_sync, load_plugins
 from csms.settings import Settings, get_settings
@@ -78,6 +81,8 @@ def api_router() -> Router:
         SessionCloseController,
         StationController,
         LocalListController,
+        DisplayMessageController,
+        ReservationController,
         TokenController,
         SessionController,
         crud_controller(Organization, "/organizations", filters=("kind", "parent"), order_by="name",
@@ -170,6 +175,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         health,
         metrics_endpoint,
         api_router(),
+        driver_router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False,
                                    opt={"tenant": tenancy.PUBLIC}),
     ]

@@ -45,6 +45,8 @@ DEFAULT_PLUGINS = (
     "csms.core.default_authorization:reject_unknown",
     "csms.admin.nav",
     "csms.admin.local_lists",
+    "csms.admin.reservations",
+    "csms.admin.display_messages",
 )
 
 

@@ -118,6 +118,7 @@ class Settings(CsmsSettings):
 
     host: str = Field("127.0.0.1", description="Address `csms serve` listens on.")
     port: int = Field(8180, description="Port `csms serve` listens on.")
+    public_url: str = Field("", description="Base URL people reach this server at (`https://csms.example.com`); links in e-mails (driver sign-in, user invitations and password resets) start with it. Empty: taken from each request's Host header (set it behind a proxy that passes Host through unchecked).")
     data_dir: Path = Field(Path("data"), description="Directory for the embedded SQLite database, uploads and firmware files.")
     database_url: str = Field("", description="`postgresql://user@host:port/db` for PostgreSQL; empty means SQLite `csms.sqlite` in the data directory.")
     redis_url: str = Field("", description="`redis://host:port/0` turns on multi-node mode (commands routed between nodes, presence registry).")
@@ -134,6 +135,8 @@ class Settings(CsmsSettings):
     ping_interval: float = Field(30.0, description="WebSocket ping interval (s); a station that misses a pong within `ping_timeout` is evicted. 0 disables pings.")
     ping_timeout: float = Field(30.0, description="Seconds to wait for a pong.")
     call_timeout: float = Field(30.0, description="Seconds the CSMS waits for a station's answer to a command.")
+    final_cost_data_transfer: bool = Field(False, description="OCPP 1.6: after a StopTransaction, send the session's final cost (the `price_session` hook) to the station in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `FinalCost`).")
+    final_cost_timeout: float = Field(2.0, ge=0, description="OCPP 2.0.1: seconds the answer to a transaction's `Ended` event may wait for its final cost (the `price_session` hook) to give the station `totalCost`; slower, failing or no pricing: answered without it. 0: never sent.")
     reconcile_transactions: bool = Field(True, description="After a station's accepted BootNotification, check the transactions still open for it and close those it lost in a reboot (stop reason `Reboot`, flag `closed_after_reboot`, last stored meter reading): OCPP 2.0.1 asks `GetTransactionStatus` for each, OCPP 1.6 closes one whose connector then reports `Available`.")
     transaction_resume_grace_s: float = Field(0.0, ge=0, description="OCPP 1.6: seconds after an accepted BootNotification within which the station must resume a transaction still open for it (MeterValues of it, or its connector charging), or it is closed as lost in the reboot; 0: only a connector reporting `Available` closes it.")
     max_frame_bytes: int = Field(256 * 1024, description="Largest OCPP frame accepted; larger frames are refused and the socket closed with 1009.")

@@ -107,6 +107,7 @@ STATION_BODIES = {
     "clear-cache": None, "firmware": {"location": "https://example.org/fw.bin"},
     "logs": {"location": "https://example.org/upload"}, "{action:str}": {},
     "sync": {},  # local-list/sync
+    "display-messages": {"content": "Hello"}, "{message_id:int}": None,  # refresh: above
     "rotate-password": None,
 }
 
@@ -121,7 +122,8 @@ async def test_every_station_command_answers_404_for_an_unknown_station(server):
     for route in server.app.routes:
         if not isinstance(route, HTTPRoute) or not (route.path + "/").startswith(prefix + "/"):
             continue
-        path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")[len("/api/v1"):]
+        path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")
+        path = path.replace("{message_id:int}", "1")[len("/api/v1"):]
         for method in sorted(route.methods - {"GET", "HEAD", "OPTIONS"}):
             body = STATION_BODIES[route.path.rsplit("/", 1)[-1]]
             r = await server.api.request(method, path, json=body if method != "DELETE" else None)

@@ -44,6 +44,7 @@ class Tenant:
     session: int
     api_key: int
     user: int = 0
+    reservation: int = 0
     child: int | None = None
     keys: dict[str, str] = field(default_factory=dict)
     plugin_objects: dict[str, Any] = field(default_factory=dict)  # kinds the shipped plugins declare
@@ -51,7 +52,7 @@ class Tenant:
     def value(self, kind: str) -> Any:
         core = {"organization": self.org, "station": self.station, "site": self.site, "hub": self.hub,
                 "token": self.token, "token_pk": self.token_pk, "driver": self.driver, "session": self.session,
-                "api_key": self.api_key, "user": self.user}
+                "api_key": self.api_key, "user": self.user, "reservation": self.reservation}
         return core[kind] if kind in core else self.plugin_objects[kind]
 
 
@@ -130,6 +131,9 @@ async def make_tenant(srv: Any, name: str, *, parent: int | None = None) -> Tena
     async with station(srv, station_id, "1.6") as cp:
         tx = await cp.start_session(token)
         await cp.stop_session(tx)
+        reserved = await api.post("/reservations", json={"station_id": station_id, "id_token": token,
+                                                         "expires_in_minutes": 60})
+        assert reserved.status_code == 201, reserved.text
     await srv.core.writer.flush()
     session = (await ChargingSession.select(ChargingSession.id).where(
         ChargingSession.transaction_id == str(tx)).first())["id"]
@@ -144,6 +148,7 @@ async def make_tenant(srv: Any, name: str, *, parent: int | None = None) -> Tena
                                         email=f"{name.lower()}@example.org", active=True)
     await set_role(person.id, "viewer", org)
     tenant.user = person.id
+    tenant.reservation = reserved.json()["reservation_id"]
     tenant.plugin_objects = await make_plugin_objects(srv, name, org)
     for role in ROLES:
         key, _ = await create_api_key(f"{name} {role}", role, org)

@@ -16,8 +16,9 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins import InitPlugin
 
-from csms.admin import (audit, auth, cards, dashboard, local_lists, login, plugin_list, public_map, session_actions,
-                        sessions, sites, stations, users)
+from csms.admin import (audit, auth, cards, dashboard, display_messages, local_lists, login, plugin_list, public_map,
+                        session_actions, sessions, sites, stations, users)
+from csms.admin import reservations
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -47,6 +48,9 @@ def admin_router() -> Router:
             stations.station_live, stations.station_action, stations.station_registration,
             stations.station_password, stations.station_rotate_password, stations.station_assign,
             local_lists.local_list_sync,
+            reservations.reservation_create, reservations.reservation_cancel,
+            display_messages.display_message_panel, display_messages.display_message_set,
+            display_messages.display_message_clear, display_messages.display_message_refresh,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,

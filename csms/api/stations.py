@@ -20,7 +20,7 @@ from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
 from csms.core.services import hubs
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.services.operations import OperationError
+from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import (
     ChargingSession,
     Command,
@@ -168,6 +168,8 @@ async def run_command(coro: Any) -> dict[str, Any]:
         raise HTTPException(status_code=502, detail=f"station answered {exc.code}: {exc.description}",
                             extra={"error": exc.code, "details": {k: v for k, v in exc.details.items()
                                                                    if k != "payload"}}) from None
+    except NotSupported as exc:
+        raise HTTPException(status_code=409, detail=str(exc), extra={"error": "NotSupported"}) from None
     except OperationError as exc:
         raise ValidationException(str(exc)) from None
 

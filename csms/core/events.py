@@ -86,6 +86,7 @@ class SessionStarted(Event):
     transaction_id: str = ""
     evse_id: int = 0
     id_token: str = ""
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,12 @@ class Core:
         from csms.core.ocpp.login_limits import FailedLogins
         from csms.core.services.authorization import AuthorizationService
         from csms.core.services.commands import CommandService, LocalBus
+        from csms.core.services.display_messages import DisplayMessageService
         from csms.core.services.local_lists import LocalListService
         from csms.core.services.operations import Operations
         from csms.core.services.reconciliation import TransactionReconciliation
         from csms.core.services.reports import ReportService
+        from csms.core.services.reservations import ReservationService
         from csms.core.services.retention import RetentionService
         from csms.core.services.sessions import SessionService
         from csms.core.services.settlement import SettlementService
@@ -72,6 +74,8 @@ class Core:
         self.retention = RetentionService(self)
         self.smart_charging = SmartChargingService(self)
         self.local_lists = LocalListService(self)
+        self.display_messages = DisplayMessageService(self)
+        self.reservations = ReservationService(self)
         self.reconciliation = TransactionReconciliation(self)
 
     async def start(self) -> None:
@@ -91,6 +95,7 @@ class Core:
         await self.retention.start()
         await self.smart_charging.start()
         await self.local_lists.start()
+        await self.reservations.start()
         await self.reconciliation.start()
         metrics.watch(self)
         _current = self
@@ -102,6 +107,7 @@ class Core:
         metrics.unwatch()
         await self.reconciliation.stop()
         await self.local_lists.stop()
+        await self.reservations.stop()
         await self.smart_charging.stop()
         await self.connections.close_all()
         await self.retention.stop()

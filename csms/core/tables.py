@@ -328,17 +328,26 @@ class ChargingProfile(Table, tablename="charging_profile"):
 
 
 class Reservation(Table, tablename="reservation"):
-    """A reservation made through the CSMS and its status updates."""
+    """A reservation of an EVSE (1.6: a connector; none: the whole station) for an id token (or
+    its group) until ``expires_at``. ``reservation_id`` is the number the station knows, unique in
+    the installation. Written only by :mod:`csms.core.services.reservations`."""
 
     id: Serial
 
     station = ForeignKey(references=Station, index=True)
-    reservation_id = Integer()
+    reservation_id = Integer(unique=True)
     evse_id = Integer(null=True, default=None)
     connector_id = Integer(null=True, default=None)
+    connector_type = Varchar(length=32, null=True, default=None)  # 2.0.1 only
     id_token = Varchar(length=255)
+    token_type = Varchar(length=24, default="Central")
+    group_id_token = Varchar(length=255, null=True, default=None)  # 1.6 parentIdTag / 2.0.1 groupIdToken
     expires_at = Timestamptz()
-    status = Varchar(length=24, default="Requested")
+    status = Varchar(length=24, default="requested")  # see csms.core.services.reservations
+    detail = Text(default="")
+    session_id = Integer(null=True, default=None)  # the session that used it
+    created_by = Varchar(length=255, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -408,6 +417,34 @@ class UserLink(Table, tablename="user_link"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class DriverAccount(Table, tablename="driver_account"):
+    """A driver's sign-in to the driver portal (``/driver``): the password they may set after
+    signing in by e-mail link (argon2), and ``generation``, raised to end every open session."""
+
+    id: Serial
+
+    driver = ForeignKey(references=Driver, unique=True, index=True, on_delete=OnDelete.cascade)
+    password_hash = Varchar(length=255, default="")  # "" = no password: e-mail links only
+    generation = Integer(default=0)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class DriverSecret(Table, tablename="driver_secret"):
+    """A driver portal secret: a one-time sign-in link (``link``) or a signed-in browser
+    (``session``). Only the SHA-256 of the secret is stored; a link works once, until
+    ``expires_at``; a session ends at ``expires_at``, at sign-out or when ``generation`` moves."""
+
+    id: Serial
+
+    driver = ForeignKey(references=Driver, index=True, on_delete=OnDelete.cascade)
+    kind = Varchar(length=16, default="link")  # link|session
+    secret_hash = Varchar(length=64, unique=True)
+    generation = Integer(default=0)
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 class AuditEntry(Table, tablename="audit_entry"):
     """One change made by a person, an API key, the CLI or a plugin, or a command it sent to a
     station: who, when, what object, and its fields before and after. Written only by
@@ -438,6 +475,29 @@ class UserRole(Table, tablename="user_role"):
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.restrict)
 
 
+class DisplayMessage(Table, tablename="display_message"):
+    """A message on a station's display (OCPP 2.0.1 MessageInfo): those the station reported
+    (NotifyDisplayMessages) and those the CSMS set and the station accepted; one per
+    (station, message id). Written only by :mod:`csms.core.services.display_messages`."""
+
+    id: Serial
+
+    station = ForeignKey(references=Station, index=True, on_delete=OnDelete.cascade)
+    message_id = Integer()
+    priority = Varchar(length=16)  # AlwaysFront, InFront, NormalCycle
+    state = Varchar(length=16, null=True, default=None)  # shown only in this state of the station
+    content = Text()
+    format = Varchar(length=8, default="UTF8")  # ASCII, HTML, URI, UTF8
+    language = Varchar(length=8, default="")
+    evse_id = Integer(null=True, default=None)  # the display of this EVSE; None: the station's
+    starts_at = Timestamptz(null=True, default=None)
+    ends_at = Timestamptz(null=True, default=None)
+    transaction_id = Varchar(length=36, null=True, default=None)
+    source = Varchar(length=8, default="station")  # station: reported by it; csms: set through the CSMS
+    info = JSON(default={})  # the MessageInfo as sent or reported
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
 CORE_TABLES: list[type[Table]] = [
     Organization,
     Driver,
@@ -457,9 +517,12 @@ CORE_TABLES: list[type[Table]] = [
     ChargingProfile,
     Reservation,
     LocalAuthList,
+    DisplayMessage,
     Command,
     ApiKey,
     UserRole,
     UserLink,
+    DriverAccount,
+    DriverSecret,
     AuditEntry,
 ]

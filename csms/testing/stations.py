@@ -59,6 +59,19 @@ class Behaviour:
         # 2.0.1 GetTransactionStatus: the transactions this station runs, and those it has queued messages of
         self.ongoing: set[str] = set()
         self.queued: set[str] = set()
+        # ReserveNow / CancelReservation: the reservations held (id → request), the answer to give
+        self.reservations: dict[int, dict[str, Any]] = {}
+        self.reserve_answer = "Accepted"
+
+    def reserve(self, reservation_id: int, request: dict[str, Any]) -> str:
+        self.received.append(("ReserveNow", request))
+        if self.reserve_answer == "Accepted":
+            self.reservations[reservation_id] = request
+        return self.reserve_answer
+
+    def cancel_reservation(self, reservation_id: int) -> str:
+        self.received.append(("CancelReservation", {"reservation_id": reservation_id}))
+        return "Accepted" if self.reservations.pop(reservation_id, None) is not None else "Rejected"
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -152,10 +165,21 @@ class Station16(Behaviour, ChargePoint16):
 
         self.spawn(steps())
 
-    async def start_session(self, token: str) -> int:
+    @on(Action16.reserve_now)
+    async def on_reserve_now(self, connector_id, expiry_date, id_tag, reservation_id, parent_id_tag=None, **kwargs):
+        status = self.reserve(reservation_id, {"connector_id": connector_id, "expiry_date": expiry_date, "id_tag": id_tag,
+                               "reservation_id": reservation_id, "parent_id_tag": parent_id_tag})
+        return result16.ReserveNow(status=status)
+
+    @on(Action16.cancel_reservation)
+    async def on_cancel_reservation(self, reservation_id, **kwargs):
+        return result16.CancelReservation(status=self.cancel_reservation(reservation_id))
+
+    async def start_session(self, token: str, *, reservation_id: int | None = None) -> int:
         await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
         result = await self.call(call16.StartTransaction(connector_id=1, id_tag=token, meter_start=1000,
-                                                         timestamp=now_iso()))
+                                                         timestamp=now_iso(), reservation_id=reservation_id))
+        self.reservations.pop(reservation_id or 0, None)
         return result.transaction_id
 
     async def stop_session(self, transaction_id: int) -> None:
@@ -205,13 +229,30 @@ class Station201(Behaviour, ChargePoint201):
         return result201.GetTransactionStatus(messages_in_queue=transaction_id in self.queued,
                                               ongoing_indicator=transaction_id in self.ongoing)
 
-    async def start_session(self, token: str) -> str:
-        tx = f"tx-{self.id}"
+    @on(Action201.reserve_now)
+    async def on_reserve_now(self, id, expiry_date_time, id_token, **kwargs):
+        return result201.ReserveNow(status=self.reserve(id, {"id": id, "expiry_date_time": expiry_date_time,
+                                                             "id_token": id_token, **kwargs}))
+
+    @on(Action201.cancel_reservation)
+    async def on_cancel_reservation(self, reservation_id, **kwargs):
+        return result201.CancelReservation(status=self.cancel_reservation(reservation_id))
+
+    async def reservation_status(self, reservation_id: int, status: str) -> None:
+        """ReservationStatusUpdate (``Expired`` or ``Removed``): the station let the reservation go."""
+        self.reservations.pop(reservation_id, None)
+        await self.call(call201.ReservationStatusUpdate(reservation_id=reservation_id,
+                                                        reservation_update_status=status))
+
+    async def start_session(self, token: str, *, reservation_id: int | None = None,
+                            transaction_id: str | None = None) -> str:
+        tx = transaction_id or f"tx-{self.id}"
         self.ongoing.add(tx)
         await self.call(call201.TransactionEvent(
             event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
             transaction_info={"transactionId": tx}, id_token={"idToken": token, "type": "ISO14443"},
-            evse={"id": 1, "connectorId": 1}))
+            evse={"id": 1, "connectorId": 1}, reservation_id=reservation_id))
+        self.reservations.pop(reservation_id or 0, None)
         return tx
 
     async def stop_session(self, transaction_id: str) -> None:

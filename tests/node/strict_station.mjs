@@ -127,6 +127,7 @@ const station = {
     closingOnPurpose: false,
     txCounter: 0,
     txStatusAsked: [],     // 2.0.1: the transactionIds GetTransactionStatus asked about
+    displayMessages: new Map(),  // 2.0.1: the display messages accepted, by id (MessageInfo)
 };
 
 // 1.6 configuration keys: [value, readonly]
@@ -890,6 +891,27 @@ function registerHandlers() {
             return out;
         });
         handle('GetChargingProfiles', async () => ({ status: 'NoProfiles' }));
+        handle('SetDisplayMessage', async (p) => {
+            station.displayMessages.set(p.message.id, p.message);
+            return { status: 'Accepted' };
+        });
+        handle('GetDisplayMessages', async (p, ctx) => {
+            const messages = [...station.displayMessages.values()]
+                .filter(m => !p.id || p.id.includes(m.id))
+                .filter(m => !p.priority || m.priority === p.priority)
+                .filter(m => !p.state || m.state === p.state);
+            if (!messages.length) return { status: 'Unknown' };
+            ctx.then(async () => {
+                for (let i = 0; i < messages.length; i++) {
+                    const tbc = i + 1 < messages.length;
+                    await call('NotifyDisplayMessages', { requestId: p.requestId, ...(tbc ? { tbc } : {}),
+                                                          messageInfo: [messages[i]] });
+                }
+            });
+            return { status: 'Accepted' };
+        });
+        handle('ClearDisplayMessage', async (p) => (
+            { status: station.displayMessages.delete(p.id) ? 'Accepted' : 'Unknown' }));
         handle('GetLog', async () => ({ status: 'Accepted', filename: `log-${args.id}.txt` }));
         handle('UpdateFirmware', async () => ({ status: 'Accepted' }));
     }

@@ -12,7 +12,7 @@ from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
 from csms.core.services import ev_schedules
 from csms.core.services.sessions import Sample
-from csms.core.tables import ChargingProfile, Reservation
+from csms.core.tables import ChargingProfile
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.plugins import hook_impls
 
@@ -104,7 +104,12 @@ class StationConnection201(StationConnection):
             reservation_id=p.get("reservationId"), offline=bool(p.get("offline")),
             samples=samples_201(p.get("meterValue") or []),
         )
-        return {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
+        answer: dict[str, Any] = {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
+        if p["eventType"] == "Ended":
+            cost = await self.core.settlement.final_cost(self.state.pk, info["transactionId"])
+            if cost is not None:
+                answer["totalCost"] = float(cost.total_incl_vat)
+        return answer
 
     @on(Action.meter_values)
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -186,9 +191,7 @@ class StationConnection201(StationConnection):
 
     @on(Action.reservation_status_update)
     async def on_reservation_status_update(self, p: dict[str, Any]) -> dict[str, Any]:
-        await Reservation.update({Reservation.status: p["reservationUpdateStatus"], Reservation.updated_at: utcnow()}
-                                 ).where((Reservation.station == self.state.pk)
-                                         & (Reservation.reservation_id == p["reservationId"]))
+        await self.core.reservations.status_update(self.state.pk, p["reservationId"], p["reservationUpdateStatus"])
         await self.core.reports.record(self.state, "reservation", p["reservationUpdateStatus"], details=p)
         return {}
 
@@ -245,6 +248,7 @@ class StationConnection201(StationConnection):
 
     @on(Action.notify_display_messages)
     async def on_notify_display_messages(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.display_messages.report(self.state, p.get("messageInfo") or [])
         await self.core.reports.record(self.state, "display_messages", str(p["requestId"]), details=p)
         return {}
 

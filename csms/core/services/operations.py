@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from csms.core.ocpp.validation import V16, V201, OcppError
 from csms.core.services import passwords
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.tables import ChargingProfile, ChargingSession, Reservation, Station
+from csms.core.services.reservations import ReservationError
+from csms.core.tables import ChargingProfile, ChargingSession, Station
 from csms.core.timeutil import ocpp_ts
 
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ log = logging.getLogger("csms.operations")
 
 class OperationError(ValueError):
     """The operation cannot be expressed for this station (bad arguments or state)."""
+
+
+class NotSupported(OperationError):
+    """The station's protocol version has no such operation (display messages on OCPP 1.6)."""
 
 
 def _result(response: dict[str, Any]) -> dict[str, Any]:
@@ -298,27 +303,22 @@ class Operations:
 
     async def reserve(self, station_id: str, *, id_token: str, expires_at: datetime, evse_id: int | None = None,
                       by: str = "") -> dict[str, Any]:
-        reservation_id = random.randint(1, 2**31 - 1)
+        """ReserveNow through :mod:`csms.core.services.reservations` (a 1.6 idTag is cut to 20
+        characters here, as roaming tokens may be longer); the answer's status, the answer and the
+        reservation id."""
         if await self._version(station_id) == V16:
-            payload: dict[str, Any] = {"connectorId": evse_id or 0, "expiryDate": ocpp_ts(expires_at),
-                                       "idTag": id_token[:20], "reservationId": reservation_id}
-        else:
-            payload = {"id": reservation_id, "expiryDateTime": ocpp_ts(expires_at),
-                       "idToken": {"idToken": id_token, "type": "Central"}}
-            if evse_id:
-                payload["evseId"] = evse_id
-        response = await self._send(station_id, "ReserveNow", payload, by)
-        await Reservation(station=await self._station_pk(station_id), reservation_id=reservation_id, evse_id=evse_id,
-                          id_token=id_token, expires_at=expires_at, status=response["status"]).save()
-        return {**_result(response), "reservation_id": reservation_id}
+            id_token = id_token[:20]
+        try:
+            made = await self.core.reservations.create(station_id, id_token=id_token, expires_at=expires_at,
+                                                       evse_id=evse_id, by=by)
+        except ReservationError as exc:
+            raise OperationError(str(exc)) from None
+        return {**_result(made["response"]), "reservation_id": made["reservation_id"]}
 
     async def cancel_reservation(self, station_id: str, *, reservation_id: int, by: str = "") -> dict[str, Any]:
         await self._version(station_id)
-        response = await self._send(station_id, "CancelReservation", {"reservationId": reservation_id}, by)
-        if response["status"] == "Accepted":
-            await Reservation.update({Reservation.status: "Cancelled"}).where(
-                Reservation.reservation_id == reservation_id)
-        return _result(response)
+        done = await self.core.reservations.cancel(reservation_id, station_id=station_id, only_active=False, by=by)
+        return _result(done["response"])
 
     def version(self, station_id: str) -> str:
         """The station's live protocol version ("1.6" or "2.0.1"); ``StationOffline`` without one."""
@@ -328,4 +328,4 @@ class Operations:
         return version
 
 
-__all__ = ["Operations", "OperationError", "V16", "V201"]
+__all__ = ["Operations", "OperationError", "NotSupported", "V16", "V201"]

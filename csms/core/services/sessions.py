@@ -253,7 +253,7 @@ class SessionService:
         self._cache(session)
         self.core.events.emit(ev.SessionStarted(state.station_id, session_id=session.id,
                                                 transaction_id=session.transaction_id, evse_id=evse_id,
-                                                id_token=id_token))
+                                                id_token=id_token, reservation_id=reservation_id))
         return session
 
     @staticmethod

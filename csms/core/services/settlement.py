@@ -8,11 +8,13 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import events as ev
+from csms.core.ocpp.validation import V16
 from csms.core.tables import ChargingSession
 from csms.core.timeutil import utcnow
-from csms.plugins import call_hook
+from csms.plugins import call_hook, hook_impls
 
 if TYPE_CHECKING:
+    from csms.core.domain import SessionCost
     from csms.core.runtime import Core
 
 log = logging.getLogger("csms.settlement")
@@ -30,7 +32,7 @@ async def session_dict(session_id: int) -> dict[str, Any] | None:
 class SettlementService:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -51,11 +53,56 @@ class SettlementService:
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.SessionStopped):
             self._spawn(event.session_id)
+            if self.core.settings.final_cost_data_transfer:
+                task = asyncio.create_task(self.send_final_cost_16(event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     def _spawn(self, session_id: int) -> None:
         task = asyncio.create_task(self.settle(session_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def final_cost(self, station_pk: int, transaction_id: str) -> SessionCost | None:
+        """The final cost of a station's ended transaction for the station's display (OCPP 2.0.1
+        ``totalCost``): ``price_session`` (final) within ``final_cost_timeout`` seconds; ``None``
+        without a pricing plugin, for a session not ended, or when pricing is slow or fails, so
+        the station's answer is never held up for long."""
+        timeout = self.core.settings.final_cost_timeout
+        if timeout <= 0 or not hook_impls("price_session"):
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                row = await ChargingSession.select(ChargingSession.id).where(
+                    (ChargingSession.station == station_pk) & (ChargingSession.transaction_id == transaction_id)
+                    & (ChargingSession.state == "completed")).first()
+                return await self._final_cost(row["id"]) if row else None
+        except TimeoutError:
+            log.warning("the final cost of transaction %s took over %s s: answered without it", transaction_id,
+                        timeout)
+            return None
+
+    @staticmethod
+    async def _final_cost(session_id: int) -> SessionCost | None:
+        session = await session_dict(session_id)
+        return await call_hook("price_session", session=session, final=True) if session else None
+
+    async def send_final_cost_16(self, event: ev.SessionStopped) -> None:
+        """OCPP 1.6 has no final cost in StopTransaction's answer: with
+        ``final_cost_data_transfer`` on, a California Pricing ``DataTransfer`` (FinalCost) carries
+        it, sent once the station has its answer (the event comes after it)."""
+        from csms.core.ocpp.v16 import final_cost_data_transfer
+
+        if self.core.commands.version_of(event.station_id) != V16 or not hook_impls("price_session"):
+            return
+        try:
+            cost = await self._final_cost(event.session_id)
+            if cost is not None:
+                await self.core.commands.send(event.station_id, "DataTransfer",
+                                              final_cost_data_transfer(event.transaction_id, cost),
+                                              requested_by="csms:final_cost")
+        except Exception:
+            log.warning("FinalCost of session %s to %s failed", event.session_id, event.station_id, exc_info=True)
 
     async def settle(self, session_id: int) -> bool:
         """Settle one session; True when done. Retries with backoff while an implementation fails."""

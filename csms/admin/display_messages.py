@@ -1,0 +1,121 @@
+"""Messages on a 2.0.1 station's display, on the station's page: a panel (through
+``admin_panels``, a default plugin, see ``csms.plugins.DEFAULT_PLUGINS``) listing what the CSMS
+knows of them, a form to set one, a button to clear each, and "Ask the station". OCPP 1.6
+stations have no display messages and get no panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+
+from csms.admin.auth import current_user
+from csms.admin.templating import is_htmx, render
+from csms.core.ocpp.validation import V16, OcppError
+from csms.core.runtime import get_core
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.display_messages import PRIORITIES, STATES
+from csms.core.services.operations import OperationError
+from csms.plugins import hookimpl
+
+STATION = {"tenant": {"station_id": "station"}}
+TEMPLATE = "stations/_display_messages.html"
+
+
+async def _context(request: Request, station_id: str, notice: str = "", ok: bool = True,
+                   reload: bool = False) -> dict[str, Any]:
+    user = await current_user(request)
+    try:
+        listing = await get_core().display_messages.listing(station_id)
+    except UnknownStation:
+        raise NotFoundException(f"There is no station {station_id}.") from None
+    return {"dm": listing, "sid": station_id, "notice": notice,
+            "ok": ok, "reload": reload, "can_operate": bool(user and user.can("operator")),
+            "priorities": PRIORITIES, "states": STATES}
+
+
+@hookimpl
+def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
+    station = context.get("station") if page == "station" else None
+    if not station or context.get("version") == V16:
+        return None
+
+    async def panel() -> Markup:
+        engine: Any = request.app.template_engine
+        return Markup(engine.get_template(f"admin/{TEMPLATE}").render(
+            request=request, **await _context(request, station["station_id"])))
+
+    return panel
+
+
+async def _by(request: Request) -> str:
+    user = await current_user(request)
+    return f"user:{user.username}" if user else ""
+
+
+async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
+                   reload: bool = False) -> Template | Redirect:
+    """Await ``command``; the panel comes back with its outcome (a page reload without HTMX),
+    loading itself again a moment later with ``reload`` (the station's report follows its answer)."""
+    try:
+        result = await command
+        ok = result["status"] in ("Accepted", "Unknown")
+        reload = reload and result["status"] == "Accepted"
+        notice = done.format(**result) if ok else f"The station answered {result['status']}."
+    except UnknownStation:
+        raise NotFoundException(f"There is no station {station_id}.") from None
+    except StationOffline:
+        ok, notice = False, "The station is offline."
+    except CommandTimeout:
+        ok, notice = False, "The station did not answer in time."
+    except OperationError as exc:
+        ok, notice = False, str(exc)
+    except OcppError as exc:
+        ok, notice = False, f"The station answered {exc.code}: {exc.description}"
+    if not is_htmx(request):
+        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+    return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload and ok))
+
+
+@get("/admin/stations/{station_id:str}/display-messages", include_in_schema=False, opt=STATION)
+async def display_message_panel(request: Request, station_id: str) -> Template:
+    """The panel alone (HTMX reloads it after asking the station)."""
+    return await render(request, TEMPLATE, **await _context(request, station_id))
+
+
+def _int(value: Any) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise OperationError(f"{value!r} is not a number")
+    return int(value)
+
+
+@post("/admin/stations/{station_id:str}/display-messages", include_in_schema=False, opt=STATION)
+async def display_message_set(request: Request, station_id: str) -> Template | Redirect:
+    form = await request.form()
+
+    async def command() -> dict[str, Any]:
+        return await get_core().display_messages.set(
+            station_id, content=(form.get("content") or "").strip(), priority=form.get("priority") or "NormalCycle",
+            state=form.get("state") or None, language=(form.get("language") or "").strip(),
+            evse_id=_int(form.get("evse_id")), by=await _by(request))
+
+    return await _outcome(request, station_id, command(), "Shown: the station accepted message {message_id}.")
+
+
+@post("/admin/stations/{station_id:str}/display-messages/{message_id:int}/clear", include_in_schema=False,
+      opt=STATION)
+async def display_message_clear(request: Request, station_id: str, message_id: int) -> Template | Redirect:
+    return await _outcome(request, station_id, get_core().display_messages.clear(
+        station_id, message_id=message_id, by=await _by(request)), f"Message {message_id} cleared.")
+
+
+@post("/admin/stations/{station_id:str}/display-messages/refresh", include_in_schema=False, opt=STATION)
+async def display_message_refresh(request: Request, station_id: str) -> Template | Redirect:
+    return await _outcome(request, station_id, get_core().display_messages.refresh(station_id, by=await _by(request)),
+                          "Asked the station for its messages.", reload=True)

@@ -102,3 +102,30 @@ async def test_session_filters_and_cost_panel(page_as, server):
         await expect(page.get_by_role("alert")).to_contain_text("is not a date")
     finally:
         pm.unregister(plugin)
+
+
+async def test_a_session_with_one_reading_has_a_readable_time_axis(page_as, server):
+    """One stored reading: the chart shows minutes around it, not an axis stretched over years."""
+    from datetime import datetime, timezone
+
+    from ocpp.v16 import call as call16
+
+    from tests.stations import connect
+
+    await IdToken(id_token="CARD-ONE", type="ISO14443").save()
+    now = datetime.now(timezone.utc).isoformat()
+    async with connect(server.ws_url("CP-ONE"), "CP-ONE", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="Test", charge_point_model="One"))
+        tx = (await cp.call(call16.StartTransaction(connector_id=1, id_tag="CARD-ONE", meter_start=0,
+                                                    timestamp=now))).transaction_id
+        await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+            {"timestamp": now, "sampledValue": [{"value": "7400", "measurand": "Power.Active.Import", "unit": "W"}]}]))
+    await server.core.writer.flush()
+    row = await ChargingSession.select(ChargingSession.id).where(ChargingSession.id_token == "CARD-ONE").first()
+    page = await page_as("viewer")
+    await page.goto(f"/admin/sessions/{row['id']}")
+    await expect(page.locator("#chart-power canvas")).to_have_count(1)
+    span = await page.evaluate("(() => { const x = document.getElementById('chart-power').uplot.scales.x;"
+                               " return x.max - x.min; })()")
+    assert 0 < span <= 3600, span  # seconds
+    await screenshot(page, "session-one-reading")

@@ -69,6 +69,12 @@
       scales: { x: xRange ? { time: true, range: xRange } : { time: true }, y: { range: yRange(fromZero) } },
       axes: [{ space: xSpace }, { label: unit, size: 60 }],
     }, data, el);
+    var xs = data[0];
+    if (!xRange && xs.length && xs[xs.length - 1] - xs[0] < 60) {
+      // a single reading (or a few within a minute): five minutes either side of it, not the
+      // axis over years uPlot draws for one point
+      chart.setScale("x", { min: xs[0] - 300, max: xs[xs.length - 1] + 300 });
+    }
     el.uplot = chart;  // for tests and the curious: the chart's scales and ticks
     window.addEventListener("resize", function () { chart.setSize({ width: chartWidth(el), height: 240 }); });
     return chart;

@@ -52,9 +52,13 @@ async def drivers_with_address(email: str) -> list[dict[str, Any]]:
 async def _account(driver_id: int) -> dict[str, Any]:
     row = await DriverAccount.select().where(DriverAccount.driver == driver_id).first()
     if row is None:
-        await DriverAccount(driver=driver_id).save()
+        try:
+            await DriverAccount(driver=driver_id).save()
+        except Exception:  # another request made it at the same moment (unique driver): use that one
+            pass
         row = await DriverAccount.select().where(DriverAccount.driver == driver_id).first()
-    assert row is not None  # just saved
+        if row is None:
+            raise LookupError(f"no account could be made for driver {driver_id}")
     return row
 
 

@@ -206,3 +206,17 @@ async def test_mailed_links_start_with_the_public_url_whatever_the_host_header(t
             assert (await ask_link(client, "flo@example.org")).status_code == 200
         url = await mailbox.link_for("flo@example.org")
         assert url.startswith("https://csms.example.com/driver/link/"), url
+
+
+async def test_links_asked_at_the_same_moment_make_one_account(server, mailbox):
+    """Two links made for one driver at the same moment (the mail is sent after the answer, so
+    requests overlap): two links, one account row, no unique-constraint error."""
+    import asyncio
+
+    from csms.core import driver_accounts as accounts
+    from csms.core.tables import DriverAccount
+
+    driver, _ = await make_driver(server, "Ric", "ric@example.org")
+    first, second = await asyncio.gather(accounts.new_link(driver), accounts.new_link(driver))
+    assert first != second
+    assert await DriverAccount.count().where(DriverAccount.driver == driver) == 1

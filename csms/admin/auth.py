@@ -82,6 +82,12 @@ async def current_user(connection: ASGIConnection) -> AdminUser | None:
     return user
 
 
+async def actor(connection: ASGIConnection) -> str:
+    """Who acts, as commands and the audit log name them: ``user:<name>``, or "" without a login."""
+    user = await current_user(connection)
+    return f"user:{user.username}" if user else ""
+
+
 def required_role(connection: ASGIConnection, handler: BaseRouteHandler) -> str:
     role = handler.opt.get("role")
     if role:

@@ -12,8 +12,8 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from csms.admin.auth import current_user
-from csms.admin.templating import is_htmx, render
+from csms.admin.auth import actor, current_user
+from csms.admin.templating import fragment, is_htmx, render
 from csms.core.ocpp.validation import V16, OcppError
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -44,16 +44,9 @@ def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
         return None
 
     async def panel() -> Markup:
-        engine: Any = request.app.template_engine
-        return Markup(engine.get_template(f"admin/{TEMPLATE}").render(
-            request=request, **await _context(request, station["station_id"])))
+        return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
 
     return panel
-
-
-async def _by(request: Request) -> str:
-    user = await current_user(request)
-    return f"user:{user.username}" if user else ""
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
@@ -103,7 +96,7 @@ async def display_message_set(request: Request, station_id: str) -> Template | R
         return await get_core().display_messages.set(
             station_id, content=(form.get("content") or "").strip(), priority=form.get("priority") or "NormalCycle",
             state=form.get("state") or None, language=(form.get("language") or "").strip(),
-            evse_id=_int(form.get("evse_id")), by=await _by(request))
+            evse_id=_int(form.get("evse_id")), by=await actor(request))
 
     return await _outcome(request, station_id, command(), "Shown: the station accepted message {message_id}.")
 
@@ -112,10 +105,10 @@ async def display_message_set(request: Request, station_id: str) -> Template | R
       opt=STATION)
 async def display_message_clear(request: Request, station_id: str, message_id: int) -> Template | Redirect:
     return await _outcome(request, station_id, get_core().display_messages.clear(
-        station_id, message_id=message_id, by=await _by(request)), f"Message {message_id} cleared.")
+        station_id, message_id=message_id, by=await actor(request)), f"Message {message_id} cleared.")
 
 
 @post("/admin/stations/{station_id:str}/display-messages/refresh", include_in_schema=False, opt=STATION)
 async def display_message_refresh(request: Request, station_id: str) -> Template | Redirect:
-    return await _outcome(request, station_id, get_core().display_messages.refresh(station_id, by=await _by(request)),
+    return await _outcome(request, station_id, get_core().display_messages.refresh(station_id, by=await actor(request)),
                           "Asked the station for its messages.", reload=True)

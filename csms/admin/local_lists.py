@@ -9,8 +9,8 @@ from litestar import Request, post
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from csms.admin.auth import current_user
-from csms.admin.templating import is_htmx, render
+from csms.admin.auth import actor, current_user
+from csms.admin.templating import fragment, is_htmx, render
 from csms.api.audit import audited
 from csms.core.runtime import get_core
 from csms.core.services.commands import StationOffline
@@ -29,10 +29,8 @@ def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
     async def panel() -> Markup:
         user = await current_user(request)
         state = await get_core().local_lists.state(station["station_id"])
-        engine: Any = request.app.template_engine
-        return Markup(engine.get_template(f"admin/{TEMPLATE}").render(
-            ll=state, sid=station["station_id"], can_operate=bool(user and user.can("operator")),
-            notice="", request=request))
+        return fragment(request, TEMPLATE, ll=state, sid=station["station_id"],
+                        can_operate=bool(user and user.can("operator")), notice="")
 
     return panel
 
@@ -41,8 +39,7 @@ def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
 async def local_list_sync(request: Request, station_id: str) -> Template | Redirect:
     """Send the full list now; the panel comes back with the outcome (a page reload without HTMX)."""
     core = get_core()
-    user = await current_user(request)
-    by = f"user:{user.username}" if user else ""
+    by = await actor(request)
     try:
         state = await core.local_lists.sync(station_id, full=True, check=True, by=by)
         result = state["last_result"]

@@ -11,8 +11,8 @@ from litestar import Request, post
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
-from csms.admin.auth import current_user
-from csms.admin.templating import is_htmx, render
+from csms.admin.auth import actor, current_user
+from csms.admin.templating import fragment, is_htmx, render
 from csms.api.audit import audited
 from csms.core.ocpp.validation import OcppError
 from csms.core.runtime import get_core
@@ -47,10 +47,8 @@ def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
 
     async def panel() -> Markup:
         user = await current_user(request)
-        engine: Any = request.app.template_engine
-        return Markup(engine.get_template(f"admin/{TEMPLATE}").render(
-            **await panel_context(station["station_id"]), can_operate=bool(user and user.can("operator")),
-            notice="", ok=True, form={}, request=request))
+        return fragment(request, TEMPLATE, **await panel_context(station["station_id"]),
+                        can_operate=bool(user and user.can("operator")), notice="", ok=True, form={})
 
     return panel
 
@@ -90,8 +88,7 @@ async def reservation_create(request: Request, station_id: str) -> Template | Re
     """Reserve from the form (card, EVSE/connector, connector type, minutes); the panel comes back
     with the station's answer or what was wrong."""
     form = dict(await request.form())
-    user = await current_user(request)
-    by = f"user:{user.username}" if user else ""
+    by = await actor(request)
     try:
         minutes = _int(form.get("expiry_minutes"), "Expiry (minutes)", low=1, high=7 * 24 * 60) or 30
         evse_id = _int(form.get("evse_id"), "EVSE / connector", low=0, high=1000)
@@ -117,8 +114,7 @@ async def reservation_create(request: Request, station_id: str) -> Template | Re
 @post("/admin/stations/{station_id:str}/reservations/{reservation_id:int}/cancel", include_in_schema=False,
       opt={"tenant": {"station_id": "station", "reservation_id": "reservation"}, "role": "operator"})
 async def reservation_cancel(request: Request, station_id: str, reservation_id: int) -> Template | Redirect:
-    user = await current_user(request)
-    by = f"user:{user.username}" if user else ""
+    by = await actor(request)
     core = get_core()
     try:
         before = await core.reservations.get(reservation_id)

@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
 from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, run_action
-from csms.admin.auth import current_user
+from csms.admin.auth import actor, current_user
 from csms.admin.forms import Field, parse
 from csms.admin.templating import is_htmx, paginate, render
 from csms.api.audit import audited
@@ -225,8 +225,7 @@ async def station_action(request: Request, station_id: str, action: str) -> Temp
     if action not in ACTIONS:
         raise NotFoundException(f"There is no action {action}.")
     form = await request.form()
-    user = await current_user(request)
-    outcome = await run_action(action, station_id, form, f"user:{user.username}" if user else "")
+    outcome = await run_action(action, station_id, form, await actor(request))
     context: dict[str, Any] = {"outcome": outcome, "action_label": ACTIONS[action][0], "station_id": station_id}
     if is_htmx(request):
         return await render(request, "stations/_action_result.html", **context)
@@ -247,9 +246,7 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
                   after=(await station_context(station_id))["station"])
     if status == "Accepted" and core.commands.version_of(station_id):
         # A pending station only learns it was approved at its next BootNotification: ask for it now.
-        user = await current_user(request)
-        await run_action("trigger", station_id, {"message": "BootNotification"},
-                         f"user:{user.username}" if user else "")
+        await run_action("trigger", station_id, {"message": "BootNotification"}, await actor(request))
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
@@ -276,8 +273,7 @@ async def station_password(request: Request, station_id: str) -> Template:
 async def station_rotate_password(request: Request, station_id: str) -> Template:
     """Send the station a new random password (stored once it accepts; shown to nobody)."""
     await station_context(station_id)
-    user = await current_user(request)
-    outcome = await run_action("rotate_password", station_id, {}, f"user:{user.username}" if user else "")
+    outcome = await run_action("rotate_password", station_id, {}, await actor(request))
     await audited(request, "update", "station", station_id, summary=outcome.message[:255])
     context: dict[str, Any] = {"outcome": outcome, "action_label": "Password rotation", "station_id": station_id}
     if is_htmx(request):

@@ -213,6 +213,12 @@ def nav_items(request: Request, user: Any) -> list[Any]:
     return sorted(items, key=lambda i: (getattr(i, "order", 100), i.label))
 
 
+def fragment(request: Request, template: str, **context: Any) -> Markup:
+    """``admin/<template>`` rendered alone (a panel's HTML), with the request in its context."""
+    engine: Any = request.app.template_engine
+    return Markup(engine.get_template(f"admin/{template}").render(request=request, **context))
+
+
 async def panels(page: str, request: Request, context: dict[str, Any]) -> list[Markup]:
     """HTML fragments plugins add to ``page`` through ``admin_panels``."""
     out: list[Markup] = []

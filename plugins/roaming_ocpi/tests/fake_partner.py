@@ -10,7 +10,7 @@ import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import uvicorn
 
@@ -89,11 +89,13 @@ class FakePartner:
         return [r for r in self.requests if (method is None or r.method == method)
                 and r.path.startswith(f"/ocpi/2.2.1/{prefix}") and (failed or r.status < 400)]
 
-    async def wait_for(self, method: str, prefix: str, count: int = 1, timeout: float = 15.0) -> list[Recorded]:
+    async def wait_for(self, method: str, prefix: str, count: int = 1, timeout: float = 15.0,
+                       match: Callable[[Recorded], bool] | None = None) -> list[Recorded]:
+        """Wait for ``count`` requests (those ``match`` accepts, if given); returns them all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            found = self.pushes(method, prefix)
+            found = [r for r in self.pushes(method, prefix) if match is None or match(r)]
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.05)

@@ -103,8 +103,10 @@ async def test_removed_evse(server, emsp):
     r = await server.api.patch("/stations/CPOGONE", json={"site": emsp.site["id"]})
     assert r.status_code == 200, r.text
     await sync(server)
-    removed = await emsp.wait_for("PATCH", f"locations/NL/CPO/{site['id']}/CPOGONE*1")
-    assert removed[-1].body["status"] == "REMOVED"
+    # the station's own status (AVAILABLE) may be patched in before the move: wait for REMOVED
+    removed = await emsp.wait_for("PATCH", f"locations/NL/CPO/{site['id']}/CPOGONE*1",
+                                  match=lambda r: r.body.get("status") == "REMOVED")
+    assert set(removed[-1].body) == {"status", "last_updated"}
     async with httpx.AsyncClient() as c:
         r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site['id']}/CPOGONE*1", headers=tok(emsp.token_c))
         assert assert_envelope(r.json())["status"] == "REMOVED"

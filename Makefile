@@ -7,14 +7,17 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test bench simulate clean
 
-$(STAMP): pyproject.toml
+# The shipped plugins: each its own distribution (plugins/<name>/pyproject.toml); the core runs without them.
+PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e . $(addprefix -e ,$(PLUGINS))
 	touch $@
 
-$(TEST_STAMP): $(STAMP) pyproject.toml examples/fleet-limits/pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): $(STAMP) examples/fleet-limits/pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e '$(p)[test]')
 	$(BIN)/pip install --quiet -e examples/fleet-limits  # the example third-party plugin, tested with the suite
 	touch $@
 

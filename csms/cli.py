@@ -275,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the configuration reference: every table, or that of core or one plugin")
     p.set_defaults(func=cmd_config)
 
-    from csms.simulator import add_simulate_parser
+    from csms_tools.simulator import add_simulate_parser
     add_simulate_parser(sub)
-    from csms.bench import add_bench_parser
+    from csms_tools.bench import add_bench_parser
     add_bench_parser(sub)
 
     load_plugins()

@@ -37,7 +37,10 @@ CALL_TIMEOUT = 30.0
 class ServerProcess:
     """``python -m csms serve`` on a fixed data directory, database and port."""
 
-    def __init__(self, data_dir: Path, port: int, database_url: str = "") -> None:
+    def __init__(self, data_dir: Path, port: int, database_url: str = "", *,
+                 python: str = sys.executable, cwd: Path | None = None) -> None:
+        self.python = python  # another environment's interpreter (tests/test_core_alone.py)
+        self.cwd = cwd
         self.data_dir = data_dir
         self.port = port
         self.database_url = database_url
@@ -70,7 +73,7 @@ class ServerProcess:
 
     async def create_api_key(self) -> str:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "csms", "apikey", "create", "--name", "crash-test", env=self.env,
+            self.python, "-m", "csms", "apikey", "create", "--name", "crash-test", env=self.env, cwd=self.cwd,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if proc.returncode != 0:
@@ -84,8 +87,8 @@ class ServerProcess:
             log_file.write(f"\n===== start {self.starts} =====\n".encode())
             log_file.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "csms", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+                [self.python, "-m", "csms", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with httpx.AsyncClient(timeout=2) as client:

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from csms.bench import closed_loop
+from csms_tools.bench import closed_loop
 from csms.core.timeutil import ocpp_ts
-from csms.simulator import SimStation
+from csms_tools.simulator import SimStation
 
 VERSIONS = ["1.6", "2.0.1"]
 

@@ -26,7 +26,7 @@ from csms.core.services.smart_charging import (
     scaled_periods,
 )
 from csms.core.timeutil import utcnow
-from csms.simulator import SimStation
+from csms_tools.simulator import SimStation
 from plugins.loadbalancing.plugin import site_panel
 from tests.test_ocpp_rpc_strict import create_token, eventually, node_station, strict_station  # noqa: F401
 

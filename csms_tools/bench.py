@@ -2,7 +2,7 @@
 
 The server runs in its own process (``csms serve`` on a temporary data directory, or any server
 given with ``--url``) so that the load generator (one asyncio process on uvloop, driving
-:class:`csms.simulator.SimStation`) and the server do not share an interpreter.
+:class:`csms_tools.simulator.SimStation`) and the server do not share an interpreter.
 
 Scenarios:
 
@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from csms.simulator import (
+from csms_tools.simulator import (
     CallError,
     SessionRejected,
     SimStation,

@@ -1,1 +1,0 @@
-"""Plugins shipped with the CSMS; each is its own package registered in the ``csms`` entry-point group."""

@@ -190,3 +190,23 @@ def event(event):
     """Called for every domain event (``csms.core.events``: StationConnected, SessionStarted,
     MeterValuesReceived, CommandAnswered ...) after the station got its answer. The plugins'
     handlers of one event are awaited concurrently, the next event after all of them."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Drivers' personal data (GDPR)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(Rule.EVERY_ANSWER)
+def driver_data_export(driver):
+    """Return what the plugin holds about ``driver`` (the ``Driver`` row as a dict) as a
+    JSON-ready dict, or ``None`` for nothing; it goes into the driver's data export under the
+    plugin's name. Every answer is used."""
+
+
+@hookspec(Rule.EVERY_IMPLEMENTATION)
+def driver_erased(driver):
+    """Called when the personal data of ``driver`` (the ``Driver`` row as a dict, as it was
+    before the erasure) has been erased in the core: erase or anonymise the plugin's own copies,
+    keeping what accounting needs. Must be idempotent: an erasure asked for again calls it again
+    (then with the anonymised row)."""

@@ -16,8 +16,8 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins import InitPlugin
 
-from csms.admin import (audit, auth, cards, dashboard, display_messages, local_lists, login, plugin_list, public_map,
-                        session_actions, sessions, sites, stations, users)
+from csms.admin import (audit, auth, cards, dashboard, display_messages, local_lists, login, personal_data, plugin_list,
+                        public_map, session_actions, sessions, sites, stations, users)
 from csms.admin import reservations
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
@@ -58,6 +58,7 @@ def admin_router() -> Router:
             cards.token_list, cards.token_csv, cards.token_new, cards.token_create, cards.token_edit, cards.token_update,
             cards.token_set_status, cards.token_delete, cards.token_import_form, cards.token_import,
             cards.driver_list, cards.organization_list, *cards.ENTITY_ROUTES,
+            personal_data.driver_export, personal_data.driver_erase_page, personal_data.driver_erase,
             plugin_list.plugin_list, audit.audit_page, audit.audit_csv,
             users.user_list, users.user_new, users.user_invite, users.user_role, users.user_active, users.user_reset,
             users.account, users.account_save, users.link_page, users.link_save,

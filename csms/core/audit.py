@@ -2,7 +2,9 @@
 it sends to a station, with the object's fields before and after.
 
 Entries are only ever added here (no route or page edits or deletes them; the raw database
-page does not list the table). Each entry carries the organization of the object it concerns,
+page does not list the table). One exception, which the law asks for: erasing a driver's personal
+data (``csms.core.services.driver_data.erase``) replaces that driver's name, e-mail, phone and
+notes in earlier entries by "(erased)"; what changed, when and by whom stays. Each entry carries the organization of the object it concerns,
 so an organization's users read the entries of their own objects only.
 """
 

@@ -1,5 +1,7 @@
 """The driver portal: sign in by one-time e-mail link or password, My cards (name one, report one
-lost), My sessions (energy, duration, cost) and a running session's live figures.
+lost), My sessions (energy, duration, cost) and a running session's live figures, and on the
+Account page the driver's data as a JSON download and the deletion of their account (GDPR,
+:mod:`csms.core.services.driver_data`).
 
 A driver's browser holds its own cookie (:data:`DRIVER_COOKIE`, path ``/driver``): it is never
 sent to ``/admin`` or ``/api`` and grants nothing there, and an operator's admin session grants
@@ -25,15 +27,18 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect, Template
 from piccolo_api.rate_limiting.middleware import InMemoryLimitProvider, RateLimitError
 
+from csms.admin.personal_data import export_download
 from csms.admin.sessions import session_costs
 from csms.admin.templating import is_htmx, paginate
 from csms.api.links import public_base_url
 from csms.api.tenancy import PUBLIC
 from csms.api.tokens_sessions import session_detail
+from csms.core import audit, id_tokens
 from csms.core import driver_accounts as accounts
-from csms.core import id_tokens
 from csms.core.mail import MailError, mail_enabled, send_mail
+from csms.core.services import driver_data
 from csms.core.tables import ChargingSession, Driver, IdToken
+from csms.core.timeutil import utcnow
 
 log = logging.getLogger("csms.driver")
 
@@ -282,6 +287,50 @@ async def account_password(request: Request) -> Template | Redirect:
     return await _sign_in(request, me(request)["id"], "/driver/account?notice=Password+saved.")
 
 
+# -- my data: export and deletion (GDPR) --------------------------------------------------------
+
+
+@get("/driver/account/export", guards=SIGNED_IN)
+async def account_export(request: Request) -> Response:
+    driver_id = me(request)["id"]
+    organization = await _organization(request)
+    data = await driver_data.export(driver_id)
+    await audit.record(actor=f"driver:{driver_id}", action="export", object_type="driver", object_id=driver_id,
+                       organization=organization, actor_organization=organization,
+                       summary="personal data downloaded by the driver")
+    return export_download(data, f"my-charging-data-{utcnow().date().isoformat()}.json")
+
+
+async def _delete_page(request: Request, *, status_code: int = 200, error: str = "") -> Template:
+    running = await driver_data.running_session(me(request)["id"])
+    return render(request, "delete.html", status_code=status_code, title="Delete my account", error=error,
+                  running=running)
+
+
+@get("/driver/account/delete", guards=SIGNED_IN)
+async def account_delete_page(request: Request) -> Template:
+    return await _delete_page(request)
+
+
+@post("/driver/account/delete", guards=SIGNED_IN)
+async def account_delete(request: Request) -> Template | Redirect:
+    if (await request.form()).get("confirm") != "yes":
+        return await _delete_page(request, status_code=422, error="Tick the box to confirm that you want this.")
+    driver_id = me(request)["id"]
+    try:
+        await driver_data.erase(driver_id, actor=f"driver:{driver_id}", actor_organization=await _organization(request))
+    except driver_data.DriverBusy as exc:
+        return await _delete_page(request, status_code=409, error=str(exc))
+    response = Redirect("/driver/deleted", status_code=303)
+    response.delete_cookie(DRIVER_COOKIE, path="/driver")
+    return response
+
+
+@get("/driver/deleted")
+async def account_deleted(request: Request) -> Template:
+    return render(request, "deleted.html", title="Account deleted")
+
+
 # -- the router ----------------------------------------------------------------------------------
 
 
@@ -300,7 +349,8 @@ def driver_router() -> Router:
     return Router(
         path="/",
         route_handlers=[portal_home, link_request, link_page, link_sign_in, password_sign_in, sign_out, cards,
-                        card_name, card_lost, sessions, session_page, session_live, account, account_password],
+                        card_name, card_lost, sessions, session_page, session_live, account, account_password,
+                        account_export, account_delete_page, account_delete, account_deleted],
         opt={"tenant": PUBLIC},
         exception_handlers={NotAuthorizedException: _to_sign_in, NotFoundException: _not_found},
         include_in_schema=False,

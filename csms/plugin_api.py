@@ -81,7 +81,8 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.core.services.settlement import session_dict
-from csms.core.services.smart_charging import TX, Planned, build_profile, floor_tenth
+from csms.core.services.smart_charging.phases import floor_tenth
+from csms.core.services.smart_charging.profiles import TX, Planned, build_profile
 from csms.core.tables import (
     ChargingSession,
     Connector,

@@ -320,7 +320,7 @@ async def test_a_raising_plugin_is_isolated_and_logged(fresh_pm, caplog):
 
 
 async def test_the_rule_each_spec_states_is_the_rule_applied(fresh_pm):
-    from csms.core.services.smart_charging import SmartChargingService
+    from csms.core.services.smart_charging.allocation import site_capacity
 
     for name, spec in plugins.hook_specs().items():
         assert isinstance(spec.csms_rule, Rule), name
@@ -363,7 +363,7 @@ async def test_the_rule_each_spec_states_is_the_rule_applied(fresh_pm):
 
     fresh_pm.register(Capacity((0, 40.0), (1, 10.0)), name="peak")
     fresh_pm.register(Capacity((0, 25.0)), name="fuse")
-    capacity = await SmartChargingService(None)._capacity({"id": 1}, (32.0, 32.0, 32.0), now)  # type: ignore[arg-type]
+    capacity = await site_capacity({"id": 1}, (32.0, 32.0, 32.0), now)
     assert capacity.at(now) == (25.0, 25.0, 25.0)
     assert capacity.at(now + timedelta(hours=2)) == (10.0, 10.0, 10.0)
 

@@ -44,7 +44,7 @@ class Core:
         from csms.core.services.retention import RetentionService
         from csms.core.services.sessions import SessionService
         from csms.core.services.settlement import SettlementService
-        from csms.core.services.smart_charging import SmartChargingService
+        from csms.core.services.smart_charging.service import SmartChargingService
         from csms.core.services.stations import StationService
         from csms.settings import report_config_file
 

@@ -27,10 +27,10 @@ from typing import Any, AsyncIterator
 import httpx
 
 from csms.admin.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, login
-from csms.core.services.smart_charging import SmartChargingSettings
 from csms.csvexport import FORMULA_PREFIXES
 from csms.plugins import pm
 from csms.roles import set_role
+from csms.settings import SmartChargingSettings
 from csms_tools.simulator import SimStation
 
 PG_ADMIN_URL = os.environ.get("CSMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

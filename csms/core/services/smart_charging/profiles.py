@@ -1,0 +1,120 @@
+"""Charging profiles: what the loop wants a station to hold (:class:`Planned`, in version-neutral
+purposes and amps) and its payloads in each OCPP version, both ways."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from csms.core.ocpp.validation import V16
+from csms.core.services.smart_charging.phases import INF
+from csms.core.services.smart_charging.schedules import Periods
+from csms.core.timeutil import ocpp_ts, parse_ts
+
+# Version-neutral purposes and their names per protocol version.
+STATION_MAX, TX_DEFAULT, TX = "station_max", "tx_default", "tx"
+PURPOSE_NAMES = {
+    V16: {STATION_MAX: "ChargePointMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"},
+    "2.0.1": {STATION_MAX: "ChargingStationMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"},
+}
+_PURPOSE_CODES = {STATION_MAX: 1, TX_DEFAULT: 2, TX: 3}
+_CODE_PURPOSES = {v: k for k, v in _PURPOSE_CODES.items()}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A profile the loop wants a station to hold (limits in A per phase)."""
+
+    station_id: str
+    evse_id: int
+    purpose: str  # station_max|tx_default|tx
+    periods: Periods
+    number_phases: int | None = None
+    transaction_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.station_id, self.evse_id, self.purpose)
+
+
+def profile_id_for(base: int, evse_id: int, purpose: str) -> int:
+    """The id of the loop's profile for an EVSE and purpose: base + 10 × EVSE id + purpose code."""
+    return base + 10 * evse_id + _PURPOSE_CODES[purpose]
+
+
+def purpose_of(profile_id: int, base: int) -> str | None:
+    """The purpose a profile id of the loop stands for (None: not one of the loop's)."""
+    return _CODE_PURPOSES.get((profile_id - base) % 10)
+
+
+def build_profile(version: str, plan: Planned, *, profile_id: int, stack_level: int, unit: str = "A",
+                  voltage_v: float = 230.0) -> dict[str, Any]:
+    """The ``csChargingProfiles`` (1.6) or ``chargingProfile`` (2.0.1) for a planned limit."""
+    start = plan.periods[0][0]
+    phases = plan.number_phases
+    periods = []
+    previous = INF
+    for when, amps in plan.periods:
+        limit = amps if unit == "A" else float(math.floor(amps * voltage_v * (phases or 3)))
+        offset = (when - start).total_seconds()
+        # whole seconds: a fall takes effect no later, a rise no earlier than planned
+        offset = math.ceil(offset) if amps > previous else math.floor(offset)
+        previous = amps
+        period: dict[str, Any] = {"startPeriod": int(offset), "limit": limit}
+        if phases is not None:
+            period["numberPhases"] = phases
+        periods.append(period)
+    schedule: dict[str, Any] = {"startSchedule": ocpp_ts(start), "chargingRateUnit": unit,
+                                "chargingSchedulePeriod": periods}
+    purpose = PURPOSE_NAMES[V16 if version == V16 else "2.0.1"][plan.purpose]
+    if version == V16:
+        profile: dict[str, Any] = {"chargingProfileId": profile_id, "stackLevel": stack_level,
+                                   "chargingProfilePurpose": purpose, "chargingProfileKind": "Absolute",
+                                   "chargingSchedule": schedule}
+        if plan.purpose == TX and plan.transaction_id is not None:
+            profile["transactionId"] = int(plan.transaction_id)
+        return profile
+    profile = {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
+               "chargingProfileKind": "Absolute", "chargingSchedule": [{"id": profile_id, **schedule}]}
+    if plan.purpose == TX and plan.transaction_id is not None:
+        profile["transactionId"] = plan.transaction_id
+    return profile
+
+
+def planned_from_payload(station_id: str, evse_id: int, purpose: str, profile: dict[str, Any],
+                         sent_at: datetime, voltage_v: float = 230.0) -> Planned | None:
+    """A stored profile (either version) back as limits in amps."""
+    try:
+        schedule = profile["chargingSchedule"]
+        schedule = schedule[0] if isinstance(schedule, list) else schedule
+        start = parse_ts(schedule.get("startSchedule")) or sent_at
+        unit = schedule.get("chargingRateUnit", "A")
+        periods = []
+        phases = None
+        for p in schedule["chargingSchedulePeriod"]:
+            phases = p.get("numberPhases", phases)
+            amps = float(p["limit"]) if unit == "A" else float(p["limit"]) / (voltage_v * (p.get("numberPhases") or 3))
+            periods.append((start + timedelta(seconds=int(p["startPeriod"])), amps))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    if not periods:
+        return None
+    tx = profile.get("transactionId")
+    return Planned(station_id, evse_id, purpose, tuple(periods), number_phases=phases,
+                   transaction_id=None if tx is None else str(tx))
+
+
+def composite_limit_a(version: str, answer: dict[str, Any], voltage_v: float) -> float | None:
+    """The limit at the start of a GetCompositeSchedule answer, in A per phase."""
+    if answer.get("status") != "Accepted":
+        return None
+    schedule = answer.get("chargingSchedule") if version == V16 else answer.get("schedule")
+    if not schedule or not schedule.get("chargingSchedulePeriod"):
+        return None
+    first = min(schedule["chargingSchedulePeriod"], key=lambda p: p["startPeriod"])
+    limit = float(first["limit"])
+    if schedule.get("chargingRateUnit") == "W":
+        limit /= voltage_v * (first.get("numberPhases") or 3)
+    return limit

@@ -18,7 +18,8 @@ of its group marks the reservation ``used``; a session of another token at a res
 noted in the reservation's ``detail``. Both happen from the event stream, after the station got
 its answer, never on its request path.
 
-Version knowledge is limited to building the two payloads (:func:`reserve_now_payload`).
+The station's outbound adapter (:mod:`csms.core.ocpp.outbound`) checks what its version can express
+and builds ReserveNow; this module knows no protocol version.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import events as ev
-from csms.core.ocpp.validation import V16, OcppError
+from csms.core.ocpp.outbound import calls_for
+from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import IdToken, Reservation, Station
-from csms.core.timeutil import ocpp_ts, utcnow
+from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
@@ -45,10 +47,6 @@ STATION_ANSWERS = {"Accepted": "accepted", "Rejected": "rejected", "Faulted": "f
 UPDATE_STATUSES = {"Expired": "expired", "Removed": "removed"}
 STATUSES = ("requested", "accepted", "rejected", "faulted", "occupied", "unavailable", "cancelled", "expired",
             "removed", "used")
-CONNECTOR_TYPES = frozenset({
-    "cCCS1", "cCCS2", "cG105", "cTesla", "cType1", "cType2", "s309-1P-16A", "s309-1P-32A", "s309-3P-16A",
-    "s309-3P-32A", "sBS1361", "sCEE-7-7", "sType2", "sType3", "Other1PhMax16A", "Other1PhOver16A", "Other3Ph",
-    "Pan", "wInductive", "wResonant", "Undetermined", "Unknown"})
 SWEEP_S = 30.0
 
 
@@ -58,27 +56,6 @@ class ReservationError(ValueError):
 
 class UnknownReservation(LookupError):
     """No reservation with this id."""
-
-
-def reserve_now_payload(version: str, *, reservation_id: int, id_token: str, token_type: str,
-                        group_id_token: str | None, expires_at: datetime, evse_id: int | None,
-                        connector_type: str | None) -> dict[str, Any]:
-    """The ReserveNow payload for ``version``; 1.6 reserves connector ``evse_id`` (0: the station)."""
-    if version == V16:
-        payload: dict[str, Any] = {"connectorId": evse_id or 0, "expiryDate": ocpp_ts(expires_at),
-                                   "idTag": id_token, "reservationId": reservation_id}
-        if group_id_token:
-            payload["parentIdTag"] = group_id_token
-        return payload
-    payload = {"id": reservation_id, "expiryDateTime": ocpp_ts(expires_at),
-               "idToken": {"idToken": id_token, "type": token_type}}
-    if evse_id:
-        payload["evseId"] = evse_id
-    if connector_type:
-        payload["connectorType"] = connector_type
-    if group_id_token:
-        payload["groupIdToken"] = {"idToken": group_id_token, "type": "Central"}
-    return payload
 
 
 def as_dict(row: dict[str, Any], station_id: str) -> dict[str, Any]:
@@ -152,7 +129,7 @@ class ReservationService:
         station = await Station.select(Station.id).where(Station.station_id == station_id).first()
         if station is None:
             raise UnknownStation(station_id)
-        version = self.core.operations.version(station_id)
+        calls = calls_for(self.core.operations.version(station_id))
         if not id_token:
             raise ReservationError("id_token is required")
         if expires_at.tzinfo is None:  # times without a zone are UTC, as everywhere in the CSMS
@@ -161,14 +138,10 @@ class ReservationService:
             raise ReservationError("expires_at must be in the future")
         if evse_id is not None and evse_id < 0:
             raise ReservationError("evse_id must be 0 (any) or an EVSE/connector number")
-        if version == V16:
-            if connector_type:
-                raise ReservationError("connector_type exists in OCPP 2.0.1 only")
-            if len(id_token) > 20 or len(group_id_token or "") > 20:
-                raise ReservationError("OCPP 1.6 id tags are 20 characters at most")
-        elif connector_type and connector_type not in CONNECTOR_TYPES:
-            raise ReservationError(f"unknown connector_type {connector_type!r} (an OCPP 2.0.1 ConnectorEnumType "
-                                   "such as cType2, cCCS2 or sType2)")
+        refusal = calls.reservation_refusal(id_token=id_token, group_id_token=group_id_token,
+                                            connector_type=connector_type)
+        if refusal is not None:
+            raise ReservationError(refusal)
         card = await IdToken.select(IdToken.type, IdToken.group_id).where(IdToken.id_token == id_token).first()
         if group_id_token is None and card is not None:
             group_id_token = card["group_id"] or None
@@ -176,11 +149,11 @@ class ReservationService:
         row = await self._store_requested(station["id"], id_token=id_token, token_type=token_type,
                                           group_id_token=group_id_token, expires_at=expires_at,
                                           evse_id=evse_id or None, connector_type=connector_type or None, created_by=by)
-        payload = reserve_now_payload(version, reservation_id=row.reservation_id, id_token=id_token,
-                                      token_type=token_type, group_id_token=group_id_token,
-                                      expires_at=expires_at, evse_id=evse_id, connector_type=connector_type)
+        call = calls.reserve_now(reservation_id=row.reservation_id, id_token=id_token, token_type=token_type,
+                                 group_id_token=group_id_token, expires_at=expires_at, evse_id=evse_id,
+                                 connector_type=connector_type)
         try:
-            response = await self.core.commands.send(station_id, "ReserveNow", payload, requested_by=by)
+            response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
         except (StationOffline, UnknownStation):
             await Reservation.delete().where(Reservation.id == row.id)
             raise

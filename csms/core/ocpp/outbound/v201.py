@@ -1,0 +1,163 @@
+"""OCPP 2.0.1 outbound calls: configuration is the device model's variables."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from csms.core.ocpp.outbound.calls import Call, OperationError, StationCalls, accepted, answered_for, new_request_id
+from csms.core.ocpp.validation import V201
+from csms.core.services import passwords
+from csms.core.timeutil import ocpp_ts
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from csms.core.services.reports import ReportService
+    from csms.core.services.stations import StationState
+
+RESET_TYPES = {"soft": "OnIdle", "on_idle": "OnIdle", "hard": "Immediate", "immediate": "Immediate"}
+CONNECTOR_TYPES = frozenset({  # ConnectorEnumType
+    "cCCS1", "cCCS2", "cG105", "cTesla", "cType1", "cType2", "s309-1P-16A", "s309-1P-32A", "s309-3P-16A",
+    "s309-3P-32A", "sBS1361", "sCEE-7-7", "sType2", "sType3", "Other1PhMax16A", "Other1PhOver16A", "Other3Ph",
+    "Pan", "wInductive", "wResonant", "Undetermined", "Unknown"})
+
+
+def component_variable(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The component and variable of a key written ``Component[.instance]/Variable[.instance]`` or
+    ``Component.Variable``."""
+    if "/" in key:
+        comp, var = key.split("/", 1)
+    elif "." in key:
+        comp, var = key.split(".", 1)
+    else:
+        raise OperationError(f"2.0.1 configuration keys are 'Component.Variable', not {key!r}")
+    component: dict[str, Any] = {"name": comp.split(".")[0]}
+    if "/" in key and "." in comp:
+        component["instance"] = comp.split(".", 1)[1]
+    variable: dict[str, Any] = {"name": var.split(".")[0] if "/" in key else var}
+    if "/" in key and "." in var:
+        variable["instance"] = var.split(".", 1)[1]
+    return component, variable
+
+
+def variable_set(response: dict[str, Any]) -> dict[str, Any]:
+    """The result of a SetVariables of one variable: that variable's status."""
+    return {"status": response["setVariableResult"][0]["attributeStatus"], "response": response}
+
+
+async def record_variables(reports: ReportService, state: StationState, response: dict[str, Any]) -> None:
+    """Store the variables a GetVariables answer read, as a device report."""
+    report = [{"component": r["component"], "variable": r["variable"],
+               "variableAttribute": [{"type": r.get("attributeType", "Actual"), "value": r.get("attributeValue")}]}
+              for r in response["getVariableResult"] if r["attributeStatus"] == "Accepted"]
+    await reports.device_report(state, report)
+
+
+class Calls201(StationCalls):
+    version = V201
+
+    def fit_id_token(self, id_token: str) -> str:
+        return id_token
+
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call:
+        payload: dict[str, Any] = {"idToken": {"idToken": id_token, "type": token_type},
+                                   "remoteStartId": new_request_id()}
+        if evse_id:
+            payload["evseId"] = evse_id
+        return Call("RequestStartTransaction", payload)
+
+    def remote_stop(self, *, transaction_id: str) -> Call:
+        return Call("RequestStopTransaction", {"transactionId": transaction_id})
+
+    def reset(self, *, kind: str, evse_id: int | None) -> Call:
+        reset_type = RESET_TYPES.get(kind)
+        if reset_type is None:
+            raise OperationError(f"unknown reset kind {kind!r}")
+        payload: dict[str, Any] = {"type": reset_type}
+        if evse_id:
+            payload["evseId"] = evse_id
+        return Call("Reset", payload)
+
+    def unlock(self, *, evse_id: int, connector_id: int) -> Call:
+        return Call("UnlockConnector", {"evseId": evse_id, "connectorId": connector_id})
+
+    def change_availability(self, *, operative: bool, evse_id: int, connector_id: int | None) -> Call:
+        payload: dict[str, Any] = {"operationalStatus": "Operative" if operative else "Inoperative"}
+        if evse_id:
+            payload["evse"] = {"id": evse_id, **({"connectorId": connector_id} if connector_id else {})}
+        return Call("ChangeAvailability", payload)
+
+    def trigger(self, *, message: str, evse_id: int | None) -> Call:
+        payload: dict[str, Any] = {"requestedMessage": message}
+        if evse_id:
+            payload["evse"] = {"id": evse_id}
+        return Call("TriggerMessage", payload)
+
+    def get_configuration(self, *, keys: list[str] | None) -> Call:
+        """GetVariables of ``keys``; without keys a full-inventory GetBaseReport, whose NotifyReports
+        are stored as they come."""
+        if not keys:
+            return Call("GetBaseReport", {"requestId": new_request_id(), "reportBase": "FullInventory"})
+        data = []
+        for key in keys:
+            component, variable = component_variable(key)
+            data.append({"component": component, "variable": variable})
+        return Call("GetVariables", {"getVariableData": data}, outcome=accepted, record=record_variables)
+
+    def set_configuration(self, *, key: str, value: str) -> Call:
+        component, variable = component_variable(key)
+
+        async def record(reports: ReportService, state: StationState, response: dict[str, Any]) -> None:
+            await reports.set_variable_value(state, component, variable, "Actual", value)
+
+        return Call("SetVariables", {"setVariableData": [
+            {"attributeValue": value, "component": component, "variable": variable}]},
+            outcome=variable_set, record=record)
+
+    def rotate_password(self, *, password: str) -> Call:
+        return Call("SetVariables", {"setVariableData": [{
+            "attributeValue": password, "component": {"name": passwords.SECURITY_COMPONENT},
+            "variable": {"name": passwords.PASSWORD_VARIABLE}}]}, outcome=variable_set)
+
+    def update_firmware(self, *, location: str, retrieve_at: datetime, signing_certificate: str | None,
+                        signature: str | None, retries: int | None) -> Call:
+        request_id = new_request_id()
+        firmware: dict[str, Any] = {"location": location, "retrieveDateTime": ocpp_ts(retrieve_at)}
+        if signing_certificate:
+            firmware["signingCertificate"] = signing_certificate
+        if signature:
+            firmware["signature"] = signature
+        payload: dict[str, Any] = {"requestId": request_id, "firmware": firmware}
+        if retries is not None:
+            payload["retries"] = retries
+        return Call("UpdateFirmware", payload, outcome=answered_for(request_id))
+
+    def get_logs(self, *, location: str) -> Call:
+        request_id = new_request_id()
+        payload = {"logType": "DiagnosticsLog", "requestId": request_id, "log": {"remoteLocation": location}}
+        return Call("GetLog", payload, outcome=answered_for(request_id))
+
+    def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:
+        return Call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile})
+
+    def profile_id(self, profile: dict[str, Any]) -> int:
+        return profile["id"]
+
+    def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
+                            connector_type: str | None) -> str | None:
+        if connector_type and connector_type not in CONNECTOR_TYPES:
+            return (f"unknown connector_type {connector_type!r} (an OCPP 2.0.1 ConnectorEnumType "
+                    "such as cType2, cCCS2 or sType2)")
+        return None
+
+    def reserve_now(self, *, reservation_id: int, id_token: str, token_type: str, group_id_token: str | None,
+                    expires_at: datetime, evse_id: int | None, connector_type: str | None) -> Call:
+        payload: dict[str, Any] = {"id": reservation_id, "expiryDateTime": ocpp_ts(expires_at),
+                                   "idToken": {"idToken": id_token, "type": token_type}}
+        if evse_id:
+            payload["evseId"] = evse_id
+        if connector_type:
+            payload["connectorType"] = connector_type
+        if group_id_token:
+            payload["groupIdToken"] = {"idToken": group_id_token, "type": "Central"}
+        return Call("ReserveNow", payload)

@@ -338,3 +338,65 @@ async def _negated(check) -> bool:
 async def _accepted(request):
     response = await request
     return response.json() if response.status_code == 201 else None
+
+
+async def test_a_site_split_over_two_nodes_stays_within_its_fuse(tmp_path, cluster):
+    """Stations of one site held by different nodes: one node (the leader) shares the site's
+    capacity over the sessions of both, so the limits the stations hold never add up to more
+    than the fuse (each node on its own would hand its station everything)."""
+    from csms.settings import SmartChargingSettings
+    from csms_tools.simulator import SimStation
+
+    db_url, redis_url = cluster
+    suffix = uuid.uuid4().hex[:6]
+    fast = {"measure_settle_s": "0", "verify": "false", "boot_grace_s": "0.5", "meter_interval_s": "0.2",
+            "retry_s": "1", "interval_s": "2"}
+    async with server_on(tmp_path / "a", node_id=f"sc-a-{suffix}", database_url=db_url, redis_url=redis_url,
+                         unknown_stations="accept", leader_lease=3.0) as node_a:
+        node_a.core.smart_charging.config = SmartChargingSettings(**{k: v for k, v in fast.items()})
+        port_b = free_port()
+        proc = spawn_node(tmp_path / "b", port_b, database_url=db_url, redis_url=redis_url, node_id=f"sc-b-{suffix}",
+                          unknown_stations="accept", leader_lease="3",
+                          **{f"smart_charging_{k}": v for k, v in fast.items()})
+        stations: list[SimStation] = []
+        try:
+            await wait_http(f"http://127.0.0.1:{port_b}/api/v1/health")
+            api = node_a.api
+            site = (await api.post("/sites", json={"name": "Split", "grid_limit_l1_a": 32, "grid_limit_l2_a": 32,
+                                                   "grid_limit_l3_a": 32})).json()
+            for sid in ("SPLIT-A", "SPLIT-B"):
+                assert (await api.post("/stations", json={"station_id": sid, "site": site["id"]})).status_code == 201
+            for token in ("SPLIT-CAR-1", "SPLIT-CAR-2"):
+                assert (await api.post("/tokens", json={"id_token": token})).status_code == 201
+            a = SimStation("SPLIT-A", node_a.ws_url("SPLIT-A"), "2.0.1", evses=1)
+            b = SimStation("SPLIT-B", f"ws://127.0.0.1:{port_b}/ocpp/SPLIT-B", "2.0.1", evses=1)
+            stations = [a, b]
+            for st in stations:
+                await st.connect()
+                assert await st.boot() == "Accepted"
+                await st.announce()
+            await a.start_session(1, "SPLIT-CAR-1")
+            await b.start_session(1, "SPLIT-CAR-2")
+
+            async def shared() -> bool:
+                for st in stations:
+                    await st.meter_values(1, advance_s=30)
+                return (a.limit_a(1), b.limit_a(1)) == (16.0, 16.0)
+
+            await eventually(shared, seconds=30)
+            # the limits held never exceed the fuse while they settle, and stay so
+            for _ in range(10):
+                assert (a.limit_a(1) or 0) + (b.limit_a(1) or 0) <= 32.0 + 1e-6, (a.profiles, b.profiles)
+                await asyncio.sleep(0.2)
+            # one car leaves: the other gets the whole site, whichever node holds it
+            await a.stop_session(1)
+
+            async def all_to_b() -> bool:
+                await b.meter_values(1, advance_s=30)
+                return b.limit_a(1) == 32.0
+
+            await eventually(all_to_b, seconds=30)
+        finally:
+            for st in stations:
+                await st.close()
+            stop_node(proc)

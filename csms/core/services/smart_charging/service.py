@@ -10,13 +10,17 @@ import asyncio
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
+from csms.core import cluster
 from csms.core import events as ev
 from csms.core.domain import CapacityPeriod, CapacitySchedule, Load, SiteTopology, TopologyNode
 from csms.core.ocpp.validation import V16, OcppError
+from csms.core.leases import LeaderJob, lead
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.sessions import ActiveSession
 from csms.core.services.smart_charging.allocation import allocate, default_limits, enforce_limits, site_capacity
 from csms.core.services.smart_charging.dryrun import dry_run
 from csms.core.services.smart_charging.phases import (
@@ -55,6 +59,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("csms.smart_charging")
 
 SITE_LOOKUP_TTL_S = 10.0
+# Several nodes: one of them (the lease ``smart-charging``) runs the rounds of every site. Every
+# node tells all the others what it sees of its own stations (on this topic, batched), so that
+# the leader, and any node that becomes leader, knows them all.
+SIGNALS_TOPIC = "smart_charging.signals"
+FORWARD_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the loop needs of an event: its kind, station, session (meter values and stops) and,
+    on the node where it happened, the event itself. ``site`` signals ask for a site's round."""
+
+    kind: str  # connected | booted | refused | disconnected | meter | stopped | needs | status | started | site
+    station_id: str = ""
+    session_id: int | None = None
+    site_id: int | None = None
+    delay: float = 0.0
+    event: ev.Event | None = None
 
 
 class SmartChargingService:
@@ -69,9 +91,12 @@ class SmartChargingService:
         self._loads: dict[int, list[Load]] = {}
         self._due: dict[int, float] = {}  # site id → monotonic time of its next round
         self._site_of: dict[str, tuple[int | None, float]] = {}  # station → (site, when looked up)
-        self._events: list[ev.Event] = []
+        self._events: list[Signal] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._leader: LeaderJob | None = None  # several nodes: the rounds run while this node leads
+        self._outbox: list[list[Any]] = []  # signals of this node's stations, for the other nodes
+        self._forwarder: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._last_round: dict[int, float] = {}
@@ -92,94 +117,184 @@ class SmartChargingService:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @property
+    def clustered(self) -> bool:
+        """Whether other nodes share the stations (a Redis bus)."""
+        return getattr(self.core.commands.bus, "redis", None) is not None
+
+    @property
+    def _runs_rounds(self) -> bool:
+        """One node, or the leader of several."""
+        return self._leader is None or self._leader.is_leader
+
     async def start(self) -> None:
         if not self.config.enabled:
             return
         self._unsubscribe = self.core.events.listen(self._on_event)
-        self._task = asyncio.create_task(self._run(), name="csms-smart-charging")
+        client = getattr(self.core.commands.bus, "redis", None)
+        if client is None:
+            self._task = asyncio.create_task(self._run(), name="csms-smart-charging")
+            return
+        cluster.BROADCAST_HANDLERS[SIGNALS_TOPIC] = self._on_signals
+        self._forwarder = asyncio.create_task(self._forward(), name="csms-smart-charging-forward")
+        self._leader = lead("smart-charging", self._lead, client=client, owner=self.core.node_id,
+                            lease_seconds=self.core.settings.leader_lease)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        if cluster.BROADCAST_HANDLERS.get(SIGNALS_TOPIC) == self._on_signals:
+            del cluster.BROADCAST_HANDLERS[SIGNALS_TOPIC]
+        if self._leader is not None:
+            await self._leader.stop()
+            self._leader = None
+        tasks = [t for t in (self._task, self._forwarder, *self._side_tasks) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
+        self._task = self._forwarder = None
+
+    async def _lead(self) -> None:
+        """The rounds, while this node holds the lease. What another leader sent is read back
+        from the stored profiles, not from what this node remembers of an earlier term."""
+        self._sent.clear()
+        self._history_loaded.clear()
+        self._events.clear()
+        await self._run(sweep_first=True)
 
     def loads_of(self, site_id: int) -> list[Load]:
         """The loads the current (or last) round of a site works with (for ``site_capacity`` plugins)."""
         return list(self._loads.get(site_id, []))
 
     def request(self, site_id: int, *, delay: float = 0.0) -> None:
-        """Ask for a round of ``site_id`` within ``delay`` seconds."""
+        """Ask for a round of ``site_id`` within ``delay`` seconds (on whichever node leads)."""
         due = time.monotonic() + delay
         if due < self._due.get(site_id, INF):
             self._due[site_id] = due
         self._wake.set()
+        if self._forwarder is not None:
+            self._outbox.append(["site", "", None, site_id, delay])
 
     # -- events ---------------------------------------------------------------------------------
 
     def _on_event(self, event: ev.Event) -> None:
         """A listener on the event dispatcher: it runs after the station got its answer."""
+        signal = self._signal_of(event)
+        if signal is None:
+            return
+        if isinstance(event, ev.StationReported) and not self._runs_rounds:
+            self._spawn(store_charging_needs(self.core.sessions, event))  # the node the station told stores it
+        self._note(signal)
+        if self._forwarder is not None:
+            self._outbox.append([signal.kind, signal.station_id, signal.session_id, None, 0.0])
+
+    @staticmethod
+    def _signal_of(event: ev.Event) -> Signal | None:
+        """The signal of an event the loop cares about, or None."""
         sid = event.station_id
         if isinstance(event, ev.StationConnected):
+            return Signal("connected", sid, event=event)
+        if isinstance(event, ev.StationBooted):
+            return Signal("booted" if event.registration_status == "Accepted" else "refused", sid, event=event)
+        if isinstance(event, ev.StationDisconnected):
+            return Signal("disconnected", sid, event=event)
+        if isinstance(event, ev.MeterValuesReceived):
+            return None if event.session_id is None else Signal("meter", sid, event.session_id, event=event)
+        if isinstance(event, ev.SessionStopped):
+            return Signal("stopped", sid, event.session_id, event=event)
+        if isinstance(event, ev.StationReported):
+            return Signal("needs", sid, event=event) if event.category == "ev_charging_needs" else None
+        if isinstance(event, ev.ConnectorStatusChanged):
+            # only a connector seen for the first time changes the safe shares
+            return Signal("status", sid, event=event) if event.evse_id != 0 and event.previous in ("", "Unknown") \
+                else None
+        if isinstance(event, ev.SessionStarted):
+            return Signal("started", sid, event=event)
+        return None
+
+    def _note(self, signal: Signal) -> None:
+        """What a signal changes in what the loop knows of a station; the site's round follows."""
+        sid = signal.station_id
+        if signal.kind == "connected":
             self._connected_at[sid] = time.monotonic()
             self._booted.discard(sid)
             self._unknown.add(sid)
             self._caps.pop(sid, None)
             self._failed_at.pop(sid, None)
             self._site_of.pop(sid, None)
-        elif isinstance(event, ev.StationBooted):
-            if event.registration_status == "Accepted":
-                self._booted.add(sid)
-                self._unknown.add(sid)
-                self._caps.pop(sid, None)
-                self._failed_at.pop(sid, None)
-        elif isinstance(event, ev.StationDisconnected):
+        elif signal.kind == "booted":
+            self._booted.add(sid)
+            self._unknown.add(sid)
+            self._caps.pop(sid, None)
+            self._failed_at.pop(sid, None)
+        elif signal.kind == "disconnected":
             self._booted.discard(sid)
-        elif isinstance(event, ev.MeterValuesReceived):
-            if event.session_id is None:
-                return
-            self._measured_at[event.session_id] = time.monotonic()
-        elif isinstance(event, ev.SessionStopped):
-            self._measured_at.pop(event.session_id, None)
-        elif isinstance(event, ev.StationReported):
-            if event.category != "ev_charging_needs":
-                return
-        elif isinstance(event, ev.ConnectorStatusChanged):
-            if event.evse_id == 0 or event.previous not in ("", "Unknown"):
-                return  # only a connector seen for the first time changes the safe shares
-        elif not isinstance(event, ev.SessionStarted):
+        elif signal.kind == "meter" and signal.session_id is not None:
+            self._measured_at[signal.session_id] = time.monotonic()
+        elif signal.kind == "stopped" and signal.session_id is not None:
+            self._measured_at.pop(signal.session_id, None)
+        if self._runs_rounds:  # only the node running rounds reads them
+            self._events.append(signal)
+            self._wake.set()
+
+    def _on_signals(self, payload: Any) -> None:
+        """Signals another node broadcast (every node keeps what they say, leader or not)."""
+        if not isinstance(payload, dict) or payload.get("node") == self.core.node_id:
             return
-        self._events.append(event)
-        self._wake.set()
+        for kind, station_id, session_id, site_id, delay in payload.get("signals") or []:
+            if kind == "site":
+                due = time.monotonic() + float(delay)
+                if due < self._due.get(int(site_id), INF):
+                    self._due[int(site_id)] = due
+                self._wake.set()
+            else:
+                self._note(Signal(str(kind), str(station_id), session_id))
+
+    async def _forward(self) -> None:
+        """Broadcast this node's signals in batches (a station's meter values once per batch)."""
+        while True:
+            await asyncio.sleep(FORWARD_INTERVAL_S)
+            if not self._outbox:
+                continue
+            batch, self._outbox = self._outbox, []
+            seen: set[tuple[Any, ...]] = set()
+            unique = []
+            for item in reversed(batch):  # the newest of repeated meter signals is enough
+                key = tuple(item[:3]) if item[0] == "meter" else (id(item),)
+                if key not in seen:
+                    seen.add(key)
+                    unique.append(item)
+            try:
+                await cluster.broadcast(SIGNALS_TOPIC, {"node": self.core.node_id, "signals": unique[::-1]})
+            except Exception:
+                log.warning("smart-charging signals not broadcast; the other nodes catch up at the next sweep",
+                            exc_info=True)
 
     async def _absorb_events(self) -> None:
-        events, self._events = self._events, []
-        if not events:
+        signals, self._events = self._events, []
+        if not signals:
             return
         now = time.monotonic()
         cfg = self.config
         # A station's site changes rarely (an operator moves it): look it up at most every
         # SITE_LOOKUP_TTL_S, not for every batch of meter values.
-        stale = sorted({e.station_id for e in events
+        stale = sorted({e.station_id for e in signals
                         if now - self._site_of.get(e.station_id, (None, -INF))[1] > SITE_LOOKUP_TTL_S})
         if stale:
             rows = await Station.select(Station.station_id, Station.site).where(Station.station_id.is_in(stale))
             found = {r["station_id"]: r["site"] for r in rows}
             for station_id in stale:
                 self._site_of[station_id] = (found.get(station_id), now)
-        for e in events:
+        for e in signals:
             site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
-            if isinstance(e, ev.StationReported):
-                await store_charging_needs(self.core.sessions, e)
+            if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
+                await store_charging_needs(self.core.sessions, e.event)
             if site_id is None:
                 continue
-            if isinstance(e, ev.MeterValuesReceived):
+            if e.kind == "meter":
                 delay = max(cfg.debounce_s, self._last_round.get(site_id, -INF) + cfg.meter_interval_s - now)
-            elif isinstance(e, ev.StationConnected):
+            elif e.kind == "connected":
                 delay = cfg.boot_grace_s
             else:
                 delay = cfg.debounce_s
@@ -189,8 +304,8 @@ class SmartChargingService:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        next_sweep = time.monotonic() + self.config.interval_s
+    async def _run(self, *, sweep_first: bool = False) -> None:
+        next_sweep = time.monotonic() + (0.0 if sweep_first else self.config.interval_s)
         while True:
             try:
                 now = time.monotonic()
@@ -305,6 +420,8 @@ class SmartChargingService:
 
         # sessions → loads
         sessions = [x for x in self.core.sessions.active.values() if x.station_id in st_by_id and x.evse_id > 0]
+        if self.clustered:
+            sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
             ChargingSession.id, ChargingSession.departure_at, ChargingSession.energy_target_wh,
         ).where(ChargingSession.id.is_in([x.id for x in sessions])) if sessions else []
@@ -381,6 +498,27 @@ class SmartChargingService:
                          pinned=pinned, reserved={k: tuple(v) for k, v in reserved.items()},  # type: ignore[misc]
                          stations=st_by_id, shares=shares, managed=managed)
 
+
+    async def _sessions_elsewhere(self, stations: dict[str, dict[str, Any]], known: set[int]) -> list[ActiveSession]:
+        """The running sessions of the site's stations held by other nodes, as stored: no phase
+        currents, the stored power and energy (the owning node keeps them current in batches)."""
+        elsewhere = [sid for sid in stations if self.core.connections.get(sid) is None]
+        if not elsewhere:
+            return []
+        rows = await ChargingSession.select(
+            ChargingSession.id, ChargingSession.station, ChargingSession.station.station_id,
+            ChargingSession.transaction_id, ChargingSession.evse_id, ChargingSession.connector_id,
+            ChargingSession.id_token, ChargingSession.started_at, ChargingSession.meter_start_wh,
+            ChargingSession.meter_last_wh, ChargingSession.energy_wh, ChargingSession.power_w,
+            ChargingSession.charging_state,
+        ).where((ChargingSession.state == "active") & (ChargingSession.evse_id > 0)
+                & ChargingSession.station.station_id.is_in(elsewhere))
+        return [ActiveSession(
+            id=r["id"], station_pk=r["station"], station_id=r["station.station_id"], transaction_id=r["transaction_id"],
+            evse_id=r["evse_id"], connector_id=r["connector_id"], id_token=r["id_token"], started_at=r["started_at"],
+            meter_start_wh=r["meter_start_wh"], meter_last_wh=r["meter_last_wh"], energy_wh=r["energy_wh"] or 0.0,
+            power_w=r["power_w"], charging_state=r["charging_state"] or "",
+        ) for r in rows if r["id"] not in known]
 
     async def _held_by(self, station: dict[str, Any], sessions: list[Load]) -> Triple:
         """Amps per grid phase an unreachable station may draw with the profiles it holds."""

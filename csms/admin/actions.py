@@ -172,6 +172,27 @@ ADMIN_ACTIONS: dict[str, tuple[str, Action]] = {
 }
 
 
+# Why a station refuses a configuration value (1.6 ChangeConfiguration, 2.0.1 SetVariables).
+CONFIGURATION_REFUSALS = {
+    "Rejected": "the station does not take this value for it (out of range, wrong format, or not changeable now)",
+    "NotSupported": "the station does not know this key",
+    "UnknownComponent": "the station has no such component",
+    "UnknownVariable": "the component has no such variable",
+    "NotSupportedAttributeType": "the variable cannot be set this way",
+}
+
+
+def configuration_refused(outcome: Outcome, form: Mapping[str, Any]) -> Outcome:
+    """A refused configuration change told in words: what was refused, why, and that the stored
+    value stays."""
+    key, value = str(form.get("key", "")).strip(), str(form.get("value", ""))
+    status = str((outcome.response or {}).get("status", "")) or next(
+        (str(r.get("attributeStatus", "")) for r in (outcome.response or {}).get("setVariableResult", [])), "")
+    reason = CONFIGURATION_REFUSALS.get(status, f"it answered {status or 'without a status'}")
+    return Outcome("rejected", f"The station refused {key} = “{value}”: {reason} ({status or 'no status'}). "
+                               f"{key} keeps its stored value.", outcome.response)
+
+
 async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: str) -> Outcome:
     label, fn = ACTIONS[name] if name in ACTIONS else ADMIN_ACTIONS[name]
     timeout = get_core().settings.call_timeout

@@ -15,6 +15,7 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.response import Redirect, Stream, Template
 from piccolo.columns.combination import Combinable
+from piccolo.query.functions.aggregate import Count, Max, Min
 from piccolo.table import Table
 
 from csms.admin.csvdownload import csv_download
@@ -22,11 +23,11 @@ from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse
 from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
 from csms.api.audit import actor_of, audited
 from csms.api.crud import check_parent
-from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
+from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tenant_scope, visible_station_ids
 from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
 from csms.core import id_tokens
 from csms.core.offload import run_cpu
-from csms.core.tables import ApiKey, Driver, IdToken, Organization, UserRole
+from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
 from csms.csvexport import csv_text
 from csms.textsearch import contains
 
@@ -150,7 +151,12 @@ async def _token(token_pk: int) -> dict[str, Any]:
 
 async def _token_form(request: Request, token_pk: int | None, values: dict[str, Any], errors: FormErrors,
                       status_code: int = 200) -> Template:
-    return await render(request, "form.html", status_code=status_code,
+    extra: dict[str, Any] = {}
+    if token_pk is not None:
+        token = await IdToken.select(IdToken.id_token).where(IdToken.id == token_pk).first()
+        if token is not None:
+            extra["refusals"] = await refusals(await tenant_scope(request), id_token=token["id_token"])
+    return await render(request, "cards/token_form.html", status_code=status_code, **extra,
                         title="New token" if token_pk is None else f"Edit token {values.get('id_token', '')}",
                         fields=await token_fields(await tenant_scope(request)), values=values, errors=errors,
                         action="/admin/tokens/new" if token_pk is None else f"/admin/tokens/{token_pk}/edit",
@@ -160,7 +166,12 @@ async def _token_form(request: Request, token_pk: int | None, values: dict[str, 
 
 @get("/admin/tokens/new", include_in_schema=False, opt=OWN)
 async def token_new(request: Request) -> Template:
-    return await _token_form(request, None, {"type": "ISO14443", "status": "Accepted"}, FormErrors())
+    """The new-token form; ``id_token`` and ``type`` in the query fill it in (a refused token made a card)."""
+    params = request.query_params
+    token_type = params.get("type", "")
+    return await _token_form(request, None, {"id_token": params.get("id_token", "")[:MAX_TOKEN],
+                                             "type": token_type if token_type in TOKEN_TYPES else "ISO14443",
+                                             "status": "Accepted"}, FormErrors())
 
 
 async def _save_token(request: Request, token_pk: int | None) -> Template | Redirect:
@@ -233,6 +244,58 @@ async def token_delete(request: Request, token_pk: int) -> Redirect:
     await IdToken.delete().where(IdToken.id == token_pk)
     await audited(request, "delete", "token", before["id_token"], before=before)
     return Redirect("/admin/tokens", status_code=303)
+
+
+# -- refused authorizations --------------------------------------------------------------------
+
+REFUSALS_SHOWN = 20
+
+
+async def refusals(scope: Scope, *, station_id: str | None = None, id_token: str | None = None,
+                   limit: int = REFUSALS_SHOWN) -> dict[str, Any]:
+    """The newest refusals at the stations ``scope`` sees (of one station or one token), each with
+    the card it is (``card``: its id, when the caller sees it) or ``unknown`` when no card has it."""
+    query = restrict_station_ids(RefusedAuthorization.select(), RefusedAuthorization.station_id,
+                                 await visible_station_ids(scope))
+    count = restrict_station_ids(RefusedAuthorization.count(), RefusedAuthorization.station_id,
+                                 await visible_station_ids(scope))
+    for column, value in ((RefusedAuthorization.station_id, station_id), (RefusedAuthorization.id_token, id_token)):
+        if value is not None:
+            query, count = query.where(column == value), count.where(column == value)
+    items = await query.order_by(RefusedAuthorization.id, ascending=False).limit(limit)
+    tokens = sorted({r["id_token"] for r in items})
+    known = {r["id_token"] for r in await IdToken.select(IdToken.id_token).where(IdToken.id_token.is_in(tokens))} \
+        if tokens else set()
+    cards = {r["id_token"]: r["id"] for r in await restrict(
+        IdToken.select(IdToken.id, IdToken.id_token).where(IdToken.id_token.is_in(tokens)), IdToken.organization,
+        scope)} if tokens else {}
+    for r in items:
+        r["card"], r["unknown"] = cards.get(r["id_token"]), r["id_token"] not in known
+        r["add_type"] = r["token_type"] if r["token_type"] in TOKEN_TYPES else ""
+    return {"items": items, "total": await count}
+
+
+@get("/admin/tokens/refused", include_in_schema=False, opt=OWN)
+async def refused_tokens(request: Request) -> Template:
+    """Tokens no card has that stations were refused, newest first, with where and how often;
+    each can be made a card."""
+    stations = await visible_station_ids(await tenant_scope(request))
+    unknown = RefusedAuthorization.id_token.not_in(IdToken.select(IdToken.id_token))
+    query = restrict_station_ids(RefusedAuthorization.select(
+        RefusedAuthorization.id_token, Max(RefusedAuthorization.token_type, alias="token_type"),
+        Count(RefusedAuthorization.id, alias="refusals"), Min(RefusedAuthorization.timestamp, alias="first_at"),
+        Max(RefusedAuthorization.timestamp, alias="last_at"), Max(RefusedAuthorization.id, alias="last_id"),
+    ), RefusedAuthorization.station_id, stations).where(unknown).group_by(RefusedAuthorization.id_token)
+    count = restrict_station_ids(RefusedAuthorization.count(distinct=[RefusedAuthorization.id_token]),
+                                 RefusedAuthorization.station_id, stations).where(unknown)
+    page = await paginate(request, query.order_by(Max(RefusedAuthorization.id), ascending=False), count)
+    last = {r["id"]: r for r in await RefusedAuthorization.select(
+        RefusedAuthorization.id, RefusedAuthorization.station_id, RefusedAuthorization.status).where(
+        RefusedAuthorization.id.is_in([r["last_id"] for r in page.items] or [-1]))}
+    for r in page.items:
+        r["last"] = last.get(r["last_id"], {})
+        r["add_type"] = r["token_type"] if r["token_type"] in TOKEN_TYPES else ""
+    return await render(request, "cards/refused.html", title="Refused unknown tokens", page=page)
 
 
 # -- bulk import -------------------------------------------------------------------------------

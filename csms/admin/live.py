@@ -6,6 +6,10 @@ Each browser tab holds one stream (``/admin/stream``); events are coalesced into
 second, so a busy site costs a browser a handful of small messages a second; pages re-fetch
 the fragments a topic concerns. The events are those of this node: in multi-node mode a page sees the
 stations connected to the node serving it live, and the rest on its next refresh.
+
+The ``seen`` topic carries no event: every ``seen_every`` seconds it tells the time of the last
+frame of each station heard from since (``{"stations": {station id: ISO time}}``), so a page shows
+"last seen" as it is, heartbeats and answers included, without reloading anything.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import json
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, AsyncIterator, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
@@ -23,7 +28,9 @@ from piccolo.query.functions.aggregate import Count, Sum
 
 from csms.api.tenancy import GLOBAL, Scope, restrict, visible_station_ids
 from csms.core import events as ev
+from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession
+from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from csms.core.events import Event
@@ -37,6 +44,7 @@ _TOPICS: dict[type, tuple[str, ...]] = {
     ev.ConnectorStatusChanged: ("stations", "events"),
     ev.FaultReported: ("stations", "events"),
     ev.StationReported: ("stations", "events"),
+    ev.AuthorizationRefused: ("refusals",),
     ev.SessionStarted: ("sessions", "stations"),
     ev.SessionStopped: ("sessions", "stations"),
     ev.SessionUpdated: ("sessions",),
@@ -48,8 +56,9 @@ class LiveHub:
     """Fans events out to the open streams and keeps the last hour of total power."""
 
     def __init__(self, *, sample_every: float = 5.0, min_interval: float = 1.0,
-                 max_stream_seconds: float = 60.0) -> None:
+                 max_stream_seconds: float = 60.0, seen_every: float = 2.0) -> None:
         self.sample_every = sample_every
+        self.seen_every = seen_every
         self.min_interval = min_interval
         # Streams end now and then (the browser reconnects at once) so that a server shutting
         # down, which waits for open responses, is never held up for long.
@@ -57,17 +66,20 @@ class LiveHub:
         self.power: deque[tuple[float, float]] = deque(maxlen=int(3600 / sample_every))
         self._queues: set[asyncio.Queue[tuple[str, dict]]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._seen_task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
 
     def start(self, events: ev.EventDispatcher) -> None:
         self._unlisten = events.listen(self.on_event)
         self._task = asyncio.create_task(self._sample_power(), name="csms-admin-power")
+        self._seen_task = asyncio.create_task(self._tell_seen(), name="csms-admin-seen")
 
     async def stop(self) -> None:
         if self._unlisten:
             self._unlisten()
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._seen_task):
+            if task:
+                task.cancel()
         for q in list(self._queues):
             q.put_nowait(("close", {}))
 
@@ -103,6 +115,24 @@ class LiveHub:
             except Exception:
                 log.exception("power sample failed")
             await asyncio.sleep(self.sample_every)
+
+    async def _tell_seen(self) -> None:
+        since = utcnow()
+        while True:
+            await asyncio.sleep(self.seen_every)
+            try:
+                now = utcnow()
+                seen: dict[str, datetime] = get_core().stations.seen_since(since)
+                since = now
+                if seen and self._queues:
+                    data = {"stations": {sid: at.isoformat() for sid, at in seen.items()}}
+                    for q in list(self._queues):
+                        if q.qsize() < 1000:
+                            q.put_nowait(("seen", data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("telling last-seen times failed")
 
     async def messages(self, scope: Scope = GLOBAL) -> AsyncIterator[ServerSentEventMessage]:
         """One browser's stream: each topic at most once per ``min_interval``, and never a
@@ -140,6 +170,13 @@ class LiveHub:
                     for topic, data in batch:
                         if topic == "close":
                             return
+                        if topic == "seen":
+                            times: dict[str, Any] = data["stations"]
+                            if visible is not None:
+                                times = {sid: at for sid, at in times.items() if sid in visible}
+                            if times:  # the times of all stations heard from since it was last sent
+                                pending.setdefault("seen", {"stations": {}})["stations"].update(times)
+                            continue
                         if visible is not None:
                             if topic == "power":
                                 _, watts = await self.totals(scope)

@@ -10,10 +10,11 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
-from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, run_action
+from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, Outcome, configuration_refused, run_action
 from csms.admin.auth import actor, current_user
+from csms.admin.cards import refusals
 from csms.admin.forms import Field, parse
-from csms.admin.templating import is_htmx, paginate, render
+from csms.admin.templating import as_datetime, is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
@@ -57,12 +58,21 @@ def _station_columns() -> list[Any]:
             Station.hub.name.as_alias("hub_name")]
 
 
+def _freshest_seen(row: dict[str, Any]) -> None:
+    """The station's last frame as this node knows it, when newer than the stored (batched) time."""
+    live = get_core().stations.last_seen(row["station_id"])
+    stored = as_datetime(row["last_seen_at"])
+    if live is not None and (stored is None or live > stored):
+        row["last_seen_at"] = live
+
+
 async def _faulted_station_ids() -> list[int]:
     ids = {r["station"] for r in await Connector.select(Connector.station).where(Connector.status == "Faulted")}
     ids |= {r["id"] for r in await Station.select(Station.id).where(Station.status == "Faulted")}
     return sorted(ids)
 
 
+CONFIGURATION_ACTIONS = {"get_configuration", "set_configuration"}
 OWN = {"tenant": SCOPED}
 STATION = {"tenant": {"station_id": "station"}}
 
@@ -101,6 +111,8 @@ async def station_list(request: Request) -> Template:
     for cond in conds:
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Station.station_id), count)
+    for row in page.items:
+        _freshest_seen(row)
     ids = [s["id"] for s in page.items]
     connectors: dict[int, list[dict[str, Any]]] = {}
     if ids:
@@ -120,6 +132,7 @@ async def station_context(station_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFoundException(f"There is no station {station_id}.")
     core = get_core()
+    _freshest_seen(row)
     has_password = await Station.exists().where((Station.id == row["id"]) & Station.password_hash.is_not_null())
     version = core.commands.version_of(station_id) or row["ocpp_version"]
     evses = await Evse.select().where(Evse.station == row["id"]).order_by(Evse.evse_id)
@@ -157,6 +170,7 @@ async def station_detail(request: Request, station_id: str) -> Template:
         context["trigger_messages"] = TRIGGER_MESSAGES.get(context["version"], TRIGGER_MESSAGES["2.0.1"])
         context["events"] = await StationEvent.select().where(StationEvent.station_id == station_id).order_by(
             StationEvent.id, ascending=False).limit(10)
+        context["refusals"] = await refusals(scope, station_id=station_id, limit=10)
         context.update(await _filter_options(scope))
     elif tab == "configuration":
         q = params.get("q", "").strip()
@@ -225,10 +239,17 @@ async def station_action(request: Request, station_id: str, action: str) -> Temp
     if action not in ACTIONS:
         raise NotFoundException(f"There is no action {action}.")
     form = await request.form()
-    outcome = await run_action(action, station_id, form, await actor(request))
+    outcome: Outcome = await run_action(action, station_id, form, await actor(request))
+    if action == "set_configuration" and outcome.kind == "rejected":
+        outcome = configuration_refused(outcome, form)
     context: dict[str, Any] = {"outcome": outcome, "action_label": ACTIONS[action][0], "station_id": station_id}
     if is_htmx(request):
-        return await render(request, "stations/_action_result.html", **context)
+        page = await render(request, "stations/_action_result.html", **context)
+        if action in CONFIGURATION_ACTIONS:
+            # the configuration tables load again: the keys read, or the stored value back in a
+            # field whose change the station refused
+            page.headers["HX-Trigger"] = "configuration-changed"
+        return page
     return await render(request, "stations/action_page.html", title=ACTIONS[action][0], **context)
 
 

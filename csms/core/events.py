@@ -58,6 +58,7 @@ class StationBooted(Event):
     firmware_version: str = ""
     reason: str = ""
     registration_status: str = ""
+    triggered: bool = False  # the CSMS asked for this boot (TriggerMessage): no restart of the station
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,18 @@ class FaultReported(Event):
     connector_id: int | None = None
     error_code: str = ""
     info: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationRefused(Event):
+    """A station was refused an id token (stored in ``refused_authorization`` before this is emitted)."""
+
+    name: ClassVar[str] = "authorization.refused"
+    id_token: str = ""
+    token_type: str = ""
+    status: str = ""
+    purpose: str = ""
+    evse_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     StationBooted,
     ConnectorStatusChanged,
     FaultReported,
+    AuthorizationRefused,
     SessionStarted,
     SessionUpdated,
     SessionStopped,

@@ -273,6 +273,23 @@ class StationEvent(Table, tablename="station_event"):
     timestamp = Timestamptz(index=True)
 
 
+class RefusedAuthorization(Table, tablename="refused_authorization"):
+    """An id token a station was refused (unknown, blocked, expired ...), one row per refusal,
+    written in batches; pruned with the frame log's retention and to the newest rows of each
+    station (``RetentionService``)."""
+
+    id: Serial
+
+    station_id = Varchar(length=64, index=True)
+    id_token = Varchar(length=255, index=True)
+    token_type = Varchar(length=24, default="")
+    status = Varchar(length=24)  # the AuthorizationStatus answered (2.0.1 names)
+    purpose = Varchar(length=16, default="")  # authorize|start|stop
+    evse_id = Integer(null=True, default=None)
+    source = Varchar(length=64, default="")  # which plugin decided
+    timestamp = Timestamptz(index=True)
+
+
 class ConfigurationKey(Table, tablename="configuration_key"):
     """A 1.6 station configuration key, as last read from the station or set through the CSMS."""
 
@@ -512,6 +529,7 @@ CORE_TABLES: list[type[Table]] = [
     TransactionSeqNo,
     MessageLog,
     StationEvent,
+    RefusedAuthorization,
     ConfigurationKey,
     DeviceVariable,
     ChargingProfile,

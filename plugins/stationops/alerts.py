@@ -21,12 +21,14 @@ Rule kinds and their parameters:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
-from piccolo.query.functions.aggregate import Count, Max
+from piccolo.query.functions.aggregate import Max
 
 from csms.plugin_api import (
     ChargingSession, Connector, Station, StationEvent, events as ev, get_core, jsonable, owner_by_station,
@@ -167,18 +169,30 @@ async def _connector_faulted(rule: dict[str, Any], now: datetime) -> list[Condit
                       details={"error_code": r["error_code"], "since": r["updated_at"].isoformat()}) for r in rows]
 
 
+def _triggered(details: Any) -> bool:
+    """Whether a boot event's details say the CSMS asked for it (JSON is text on SQLite)."""
+    if isinstance(details, str):
+        try:
+            details = json.loads(details)
+        except ValueError:
+            return False
+    return isinstance(details, dict) and details.get("triggered") is True
+
+
 async def _repeated_reboots(rule: dict[str, Any], now: datetime) -> list[Condition]:
+    """Boots the station did of itself: a BootNotification the CSMS asked for (TriggerMessage,
+    e.g. when a station is approved) is no restart and is not counted."""
     since = now - timedelta(minutes=rule["minutes"])
-    query = StationEvent.select(StationEvent.station_id, Count(StationEvent.id, alias="n")).where(
-        (StationEvent.category == "boot") & (StationEvent.timestamp >= since)).group_by(StationEvent.station_id)
+    query = StationEvent.select(StationEvent.station_id, StationEvent.details).where(
+        (StationEvent.category == "boot") & (StationEvent.timestamp >= since))
     if rule["station_id"]:
         query = query.where(StationEvent.station_id == rule["station_id"])
-    rows = await query
+    boots: Counter[str] = Counter(r["station_id"] for r in await query if not _triggered(r["details"]))
     if rule["site"] is not None:
         allowed = {r["station_id"] for r in await Station.select(Station.station_id).where(Station.site == rule["site"])}
-        rows = [r for r in rows if r["station_id"] in allowed]
-    return [Condition(r["station_id"], f"{r['station_id']} booted {r['n']} times in {rule['minutes']:g} min",
-                      details={"boots": r["n"]}) for r in rows if r["n"] >= rule["occurrences"]]
+        boots = Counter({sid: n for sid, n in boots.items() if sid in allowed})
+    return [Condition(sid, f"{sid} booted {n} times in {rule['minutes']:g} min", details={"boots": n})
+            for sid, n in sorted(boots.items()) if n >= rule["occurrences"]]
 
 
 async def _session_query(rule: dict[str, Any], extra: Any) -> list[dict[str, Any]]:

@@ -87,6 +87,9 @@ class StationConnection(ChargePoint):
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._triggered: set[str] = set()
+        # Whether the CALL being handled is one we asked for with TriggerMessage (a station's
+        # CALLs are handled one at a time, so one flag per connection is enough).
+        self.answering_trigger = False
         self._closed = False
         self._log_frames = core.settings.message_log
         self._max_frame = core.settings.max_frame_bytes
@@ -151,6 +154,7 @@ class StationConnection(ChargePoint):
     # -- incoming -----------------------------------------------------------------------------
 
     async def route_message(self, raw_msg: str) -> None:
+        self.core.stations.seen(self.state)  # any frame, answers and heartbeats included
         version = self.version
         size = len(raw_msg)
         if size * 4 > self._max_frame and (size > self._max_frame or len(raw_msg.encode()) > self._max_frame) \
@@ -253,12 +257,12 @@ class StationConnection(ChargePoint):
                                 f"{action} is not a message a station sends to the CSMS")
             check_domain(version, payload, raw, unbounded_numbers=unbounded)
             validate(version, action, payload)
-            if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending:
-                if action in self._triggered:
-                    self._triggered.discard(action)
-                else:
-                    raise OcppError(error_code(version, "security"),
-                                    f"station is {self.state.registration_status}; only BootNotification is allowed")
+            self.answering_trigger = action in self._triggered
+            self._triggered.discard(action)
+            if self.state.registration_status != "Accepted" and action not in self.allowed_while_pending \
+                    and not self.answering_trigger:
+                raise OcppError(error_code(version, "security"),
+                                f"station is {self.state.registration_status}; only BootNotification is allowed")
             token = deferred_events.set([])
             try:
                 result = await handler(self, payload)

@@ -101,6 +101,7 @@ class StationConnection16(StationConnection):
             serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
             firmware_version=p.get("firmwareVersion", ""), iccid=p.get("iccid", ""), imsi=p.get("imsi", ""),
             meter_type=p.get("meterType", ""), meter_serial_number=p.get("meterSerialNumber", ""),
+            triggered=self.answering_trigger,
         )
         settings = self.core.settings
         interval = settings.heartbeat_interval if status == "Accepted" else settings.pending_retry_interval

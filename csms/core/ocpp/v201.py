@@ -64,7 +64,7 @@ class StationConnection201(StationConnection):
         status = await self.core.stations.boot(
             self.station_id, vendor=cs["vendorName"], model=cs["model"], serial_number=cs.get("serialNumber", ""),
             firmware_version=cs.get("firmwareVersion", ""), iccid=modem.get("iccid", ""), imsi=modem.get("imsi", ""),
-            reason=p["reason"],
+            reason=p["reason"], triggered=self.answering_trigger,
         )
         settings = self.core.settings
         interval = settings.heartbeat_interval if status == "Accepted" else settings.pending_retry_interval

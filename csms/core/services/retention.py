@@ -1,5 +1,7 @@
-"""Pruning of the raw frame log (and, when configured, old meter values) after their retention,
-hourly, by one node of a cluster (the leader of the ``retention`` job)."""
+"""Pruning of the raw frame log and the refused authorizations (and, when configured, old meter
+values) after their retention, hourly, by one node of a cluster (the leader of the ``retention``
+job). Refused authorizations are kept as long as the frames they came in, and at most the newest
+:data:`REFUSALS_PER_STATION` of each station (a card refused every 10 s would otherwise pile up)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from csms.core.leases import LeaderJob, lead
-from csms.core.tables import MessageLog, MeterValue
+from csms.core.tables import MessageLog, MeterValue, RefusedAuthorization
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from csms.core.runtime import Core
 
 log = logging.getLogger("csms.retention")
+
+REFUSALS_PER_STATION = 1000
+# Window functions: SQLite 3.25+ and PostgreSQL.
+_BEYOND_NEWEST = (
+    "DELETE FROM refused_authorization WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+    "(PARTITION BY station_id ORDER BY id DESC) AS n FROM refused_authorization) AS ranked WHERE n > {})"
+)
 
 
 class RetentionService:
@@ -37,10 +46,14 @@ class RetentionService:
     async def prune(self) -> dict[str, int]:
         """Delete what is past its retention; return how many rows of each kind went."""
         settings = self.core.settings
-        removed = {"message_log": 0, "meter_value": 0}
+        removed = {"message_log": 0, "meter_value": 0, "refused_authorization": 0}
         cutoff = utcnow() - timedelta(days=settings.message_log_retention_days)
         removed["message_log"] = await MessageLog.count().where(MessageLog.created_at < cutoff)
         await MessageLog.delete().where(MessageLog.created_at < cutoff)
+        before = await RefusedAuthorization.count()
+        await RefusedAuthorization.delete().where(RefusedAuthorization.timestamp < cutoff)
+        await RefusedAuthorization.raw(_BEYOND_NEWEST, REFUSALS_PER_STATION)
+        removed["refused_authorization"] = before - await RefusedAuthorization.count()
         if settings.meter_value_retention_days > 0:
             cutoff = utcnow() - timedelta(days=settings.meter_value_retention_days)
             removed["meter_value"] = await MeterValue.count().where(MeterValue.timestamp < cutoff)

@@ -216,8 +216,10 @@ class SessionService:
             s.id_token == id_token and not (s.station_id == station_id and s.evse_id == evse_id)
             for s in self.active.values()
         ):
-            return AuthorizationResult("ConcurrentTx", expires_at=result.expires_at, group_id=result.group_id,
-                                       driver_id=result.driver_id, source="core.concurrent")
+            refused = AuthorizationResult("ConcurrentTx", expires_at=result.expires_at, group_id=result.group_id,
+                                          driver_id=result.driver_id, source="core.concurrent")
+            await self.core.auth.refused(station_id, id_token, token_type, refused, evse_id=evse_id, purpose=purpose)
+            return refused
         return result
 
     # -- starting -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ _UPDATE_CONNECTOR = (
 _UPDATE_EVSE = "UPDATE evse SET status = ?, updated_at = ? WHERE station = ? AND evse_id = ?"
 _UPDATE_STATION_STATUS = "UPDATE station SET status = ?, error_code = ?, last_seen_at = ? WHERE id = ?"
 _HEARTBEAT = "UPDATE station SET last_heartbeat_at = ?, last_seen_at = ? WHERE id = ?"
+_LAST_SEEN = "UPDATE station SET last_seen_at = ? WHERE id = ?"
 _INSERT_EVENT = (
     "INSERT INTO station_event (station_id, category, kind, evse_id, connector_id, severity, summary, details, timestamp) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -67,18 +68,63 @@ class AuthFailure(Exception):
 
 
 class StationService:
-    def __init__(self, core: Core) -> None:
+    """Stations' registration, boots, connections and live state.
+
+    *Last seen*: every frame a station sends (CALLs, CALLRESULTs and CALLERRORs, heartbeats
+    included) marks it seen in memory (:meth:`seen`); the times are written every
+    ``last_seen_interval`` seconds, all stations seen since in one batch, so the stored time is at
+    most that old and no frame costs a write of its own. :meth:`last_seen` answers from memory.
+    """
+
+    def __init__(self, core: Core, *, last_seen_interval: float = 5.0) -> None:
         self.core = core
         self._states: dict[str, StationState] = {}
+        self.last_seen_interval = last_seen_interval
+        self._seen: dict[str, datetime] = {}  # station id -> time of its last frame (this node)
+        self._unwritten: dict[int, datetime] = {}  # station pk -> last frame not yet written
+        self._seen_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # A restart means no socket is held by this node any more.
         await Station.update({Station.connected: False}).where(
             (Station.connected == True) & (Station.connected_node == self.core.node_id)  # noqa: E712
         )
+        self._seen_task = asyncio.create_task(self._write_seen_periodically(), name="csms-last-seen")
 
     async def stop(self) -> None:
-        pass
+        if self._seen_task:
+            self._seen_task.cancel()
+        self.write_seen()
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    def seen(self, state: StationState) -> None:
+        """A frame came from the station now (memory only; written with the next batch)."""
+        now = utcnow()
+        self._seen[state.station_id] = now
+        self._unwritten[state.pk] = now
+
+    def last_seen(self, station_id: str) -> datetime | None:
+        """When this node last had a frame from the station (None: not since it started)."""
+        return self._seen.get(station_id)
+
+    def seen_since(self, since: datetime) -> dict[str, datetime]:
+        """The stations with a frame after ``since``, with its time."""
+        return {sid: at for sid, at in self._seen.items() if at > since}
+
+    def write_seen(self) -> None:
+        """Queue the last-seen times not yet written, as one batch of updates."""
+        unwritten, self._unwritten = self._unwritten, {}
+        for pk, at in unwritten.items():
+            self.core.writer.add(_LAST_SEEN, (at, pk))
+
+    async def _write_seen_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.last_seen_interval)
+            try:
+                self.write_seen()
+            except Exception:
+                log.exception("last-seen times could not be queued")
 
     # -- registration -------------------------------------------------------------------------
 
@@ -176,6 +222,9 @@ class StationService:
 
     async def disconnected(self, station_id: str, reason: str) -> None:
         await self.core.commands.bus.unregister(station_id)
+        state = self._states.get(station_id)
+        if state is not None:
+            self._unwritten.pop(state.pk, None)  # written below; a later batch must not set it back
         await Station.update({Station.connected: False, Station.last_seen_at: utcnow()}).where(
             (Station.station_id == station_id) & (Station.connected_node == self.core.node_id)
         )
@@ -200,8 +249,10 @@ class StationService:
 
     async def boot(self, station_id: str, *, vendor: str, model: str, serial_number: str = "",
                    firmware_version: str = "", iccid: str = "", imsi: str = "", meter_type: str = "",
-                   meter_serial_number: str = "", reason: str = "") -> str:
-        """Store boot information; return the registration status to answer."""
+                   meter_serial_number: str = "", reason: str = "", triggered: bool = False) -> str:
+        """Store boot information; return the registration status to answer. ``triggered``: the
+        CSMS asked for this BootNotification (TriggerMessage), so the station did not restart;
+        the boot's station event says so (``details["triggered"]``) and so does ``station.booted``."""
         state = await self.state(station_id)
         assert state is not None
         now = utcnow()
@@ -213,10 +264,10 @@ class StationService:
         }).where(Station.id == state.pk)
         self.record(station_id, "boot", reason or "boot",
                     summary=f"{vendor} {model} firmware {firmware_version}".strip(),
-                    details={"registration_status": state.registration_status})
+                    details={"registration_status": state.registration_status, "triggered": triggered})
         self.core.events.emit(ev.StationBooted(
             station_id, vendor=vendor, model=model, firmware_version=firmware_version, reason=reason,
-            registration_status=state.registration_status,
+            registration_status=state.registration_status, triggered=triggered,
         ))
         return state.registration_status
 

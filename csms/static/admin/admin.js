@@ -209,6 +209,41 @@
     }
   }
 
+  // -- last seen --------------------------------------------------------------------------------
+  // <time data-seen="station id" datetime="ISO"> says how long ago the station's last frame came,
+  // as the server's |ago filter does; the "seen" stream moves the time on, a timer the words.
+  function agoText(iso) {
+    var secs = Math.floor((Date.now() - Date.parse(iso)) / 1000);
+    if (isNaN(secs)) return "never";
+    if (secs < 0) return "just now";
+    var units = [["d", 86400], ["h", 3600], ["min", 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (secs >= units[i][1]) return Math.floor(secs / units[i][1]) + " " + units[i][0] + " ago";
+    }
+    return secs + " s ago";
+  }
+
+  function tickSeen() {
+    document.querySelectorAll("time[data-seen]").forEach(function (el) {
+      var iso = el.getAttribute("datetime");
+      if (iso) el.textContent = agoText(iso);
+    });
+  }
+
+  document.addEventListener("htmx:sseMessage", function (e) {
+    if (!e.target.classList || !e.target.classList.contains("seen-feed")) return;
+    var stations;
+    try { stations = JSON.parse(e.detail.data).stations || {}; } catch (err) { return; }
+    document.querySelectorAll("time[data-seen]").forEach(function (el) {
+      var iso = stations[el.getAttribute("data-seen")];
+      if (iso && Date.parse(iso) > Date.parse(el.getAttribute("datetime") || "1970-01-01T00:00:00Z")) {
+        el.setAttribute("datetime", iso);
+        el.textContent = agoText(iso);
+      }
+    });
+  });
+  window.setInterval(tickSeen, 1000);
+
   function init(root) {
     initPowerChart();
     initSeriesCharts(root);

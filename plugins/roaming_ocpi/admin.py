@@ -26,6 +26,7 @@ from plugins.roaming_ocpi.registration import (
     RegistrationError,
     invite,
     register_with,
+    start_registration,
     unregister,
     update_credentials,
 )
@@ -86,14 +87,15 @@ async def roaming_register(request: Request) -> Any:
     form = await _form(request)
     if not (form.get("name") and form.get("versions_url") and form.get("token")):
         return await _index(request, status_code=400, error="Name, versions URL and token A are all required.")
-    row = Partner(name=form["name"], status="pending", raw_tokens=form.get("raw_tokens") == "on")
-    await row.save()
-    partners_changed()
+    if len(form["name"]) > 200:
+        return await _index(request, status_code=400, error="The name may have at most 200 characters.")
+    partner_id = await start_registration(form["name"], raw_tokens=form.get("raw_tokens") == "on")
     try:
-        await register_with(row.id, form["versions_url"], form["token"], base_url(request))
+        await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
     except RegistrationError as exc:
-        return await _index(request, status_code=502, error=f"Registration failed: {exc.message}")
-    return Redirect(f"/admin/roaming/partners/{row.id}", status_code=303)
+        return await _index(request, status_code=502, error=f"Registration failed for “{form['name']}”: "
+                            f"{exc.message}. The partner is kept as failed: register again to retry.")
+    return Redirect(f"/admin/roaming/partners/{partner_id}", status_code=303)
 
 
 @get("/partners/{partner_id:int}")
@@ -115,13 +117,21 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
     if row is None:
         raise HTTPException(status_code=404, detail=f"No roaming partner {partner_id}.")
     user = await current_user(request)
-    if action in ("credentials", "unregister", "raw") and not (user and user.can("admin")):
+    if action in ("credentials", "unregister", "raw", "register") and not (user and user.can("admin")):
         raise PermissionDeniedException("This needs the admin role.")
     message = ""
     try:
         if action == "credentials":
             await update_credentials(partner_id, base_url(request))
             message = "Credentials renewed and endpoints fetched again."
+        elif action == "register":
+            if row["status"] == "registered":
+                raise RegistrationError("already registered: renew the credentials or unregister first")
+            form = await _form(request)
+            if not (form.get("versions_url") and form.get("token")):
+                raise RegistrationError("the partner's versions URL and token A are both required")
+            await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
+            message = "Registered."
         elif action == "unregister":
             message = await unregister(partner_id) or "Unregistered."
         elif action == "push":

@@ -29,6 +29,7 @@ from plugins.roaming_ocpi.registration import (
     RegistrationError,
     invite,
     register_with,
+    start_registration,
     unregister,
     update_credentials,
 )
@@ -91,8 +92,14 @@ def _push_json(row: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _failed(exc: Exception) -> HTTPException:
-    return HTTPException(status_code=502, detail=getattr(exc, "message", str(exc)))
+def _failed(exc: Exception, partner_id: int | None = None) -> HTTPException:
+    """HTTP 502 with the partner's failure; a failed registration names the row kept as ``failed``
+    (``POST /partners/{id}/register``, or creating it again under the same name, retries)."""
+    message = getattr(exc, "message", str(exc))
+    if partner_id is None:
+        return HTTPException(status_code=502, detail=message)
+    return HTTPException(status_code=502, detail=f"registration failed: {message}",
+                         extra={"partner_id": partner_id, "status": "failed"})
 
 
 class PartnerController(Controller):
@@ -118,13 +125,11 @@ class PartnerController(Controller):
         if data.versions_url or data.token:
             if not (data.versions_url and data.token):
                 raise ValidationException("registering needs both versions_url and token")
-            row = Partner(name=data.name.strip(), status="pending", raw_tokens=data.raw_tokens)
-            await row.save()
-            partners_changed()
+            partner_id = await start_registration(data.name, raw_tokens=data.raw_tokens)
             try:
-                partner = await register_with(row.id, data.versions_url, data.token, base_url(request))
+                partner = await register_with(partner_id, data.versions_url, data.token, base_url(request))
             except RegistrationError as exc:
-                raise _failed(exc) from None
+                raise _failed(exc, partner_id) from None
             return partner_json(partner)
         partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens)
         return {**partner_json(partner), "token_a": token_a, "our_versions_url": versions_url(base_url(request))}
@@ -157,7 +162,7 @@ class PartnerController(Controller):
         try:
             return partner_json(await register_with(partner_id, data.versions_url, data.token, base_url(request)))
         except RegistrationError as exc:
-            raise _failed(exc) from None
+            raise _failed(exc, partner_id) from None
 
     @post("/{partner_id:int}/credentials", guards=[require("admin")], status_code=200)
     async def renew_credentials(self, request: Request, partner_id: int) -> dict[str, Any]:

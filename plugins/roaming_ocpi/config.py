@@ -21,6 +21,8 @@ class OcpiSettings(CsmsSettings):
     party_id: str = Field("CSM", description="Our OCPI party id (3 characters, ISO 15118).")
     business_name: str = Field("CSMS operator", description="Name in our BusinessDetails (credentials roles, Location.operator).")
     website: str = Field("", description="Website in our BusinessDetails.")
+    logo_url: str = Field("", description="URL of our logo (PNG, JPG, GIF or SVG, at most 255 characters) for the `logo` of our BusinessDetails; empty: none.")
+    signed_data_url: str = Field("", description="URL given to drivers in a CDR's `signed_data` to check the signed meter values (for example the transparency software's page); empty: none.")
     roles: str = Field("CPO,EMSP", description="Comma-separated OCPI roles we take: CPO, EMSP or both.")
     base_url: str = Field("", description="Public base URL of this server (`https://csms.example.com`); empty takes it from each request.")
     currency: str = Field("EUR", description="Currency of sessions and CDRs when no pricing plugin answers.")

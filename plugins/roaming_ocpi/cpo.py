@@ -420,7 +420,8 @@ async def _session_started(event: ev.SessionStarted) -> None:
         session_id=event.session_id, partner=partner_id,
         cdr_token={k: token[k] for k in ("country_code", "party_id", "uid", "type", "contract_id")},
         auth_method=auth_method, authorization_reference=reference or "", location_id=location_id,
-        evse_uid=objects.evse_uid(event.station_id, event.evse_id), connector_id=str(session["connector_id"] or 1),
+        evse_uid=await objects.evse_uid_at(None if location_id == "#NA" else location_id, event.station_id,
+                                           event.evse_id), connector_id=str(session["connector_id"] or 1),
         status="ACTIVE", period_start=session["started_at"], period_energy_wh=0, last_pushed_at=utcnow(),
         last_updated=utcnow())
     await link.save()
@@ -579,6 +580,9 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
     }
     if link["authorization_reference"]:
         cdr["authorization_reference"] = link["authorization_reference"]
+    signed = objects.signed_data(await _signed_values(session))
+    if signed is not None:
+        cdr["signed_data"] = signed
     if cost is not None:
         cdr["total_cost"] = objects.price(cost.total_excl_vat, cost.total_incl_vat)
         cdr.update(_cost_totals(cost))
@@ -595,6 +599,28 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
               last_updated=utcnow()).save()
     await SessionLink.update({SessionLink.cdr_id: cdr_id}).where(SessionLink.session_id == link["session_id"])
     await sync.enqueue(link["partner"], "POST", f"cdr:{cdr_id}", module="cdrs", body=cdr)
+
+
+async def _signed_values(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The signed meter values the station sent for this session, oldest first: what the core
+    keeps of them (station events of category ``signed_meter_values``, details ``transaction_id``
+    and ``values``), those of its transaction, or without one those of its EVSE during it."""
+    from csms.plugin_api import StationEvent
+
+    start = session["started_at"] - timedelta(minutes=1)
+    rows = await StationEvent.select(StationEvent.details, StationEvent.evse_id, StationEvent.timestamp).where(
+        (StationEvent.station_id == session["station_id"]) & (StationEvent.category == "signed_meter_values")
+        & (StationEvent.timestamp >= start)).order_by(StationEvent.id).output(load_json=True)
+    end = (session["stopped_at"] or utcnow()) + timedelta(minutes=1)
+    values: list[dict[str, Any]] = []
+    for row in rows:
+        details = row["details"] if isinstance(row["details"], dict) else {}
+        tx = details.get("transaction_id")
+        ours = (str(tx) == str(session["transaction_id"]) if tx is not None
+                else row["evse_id"] in (None, session["evse_id"]) and row["timestamp"] <= end)
+        if ours:
+            values.extend(v for v in details.get("values") or [] if isinstance(v, dict))
+    return values
 
 
 def _cost_totals(cost: Any) -> dict[str, Any]:
@@ -798,7 +824,7 @@ async def _evse_state(station_id: str, evse_id: int | None) -> str:
     if location_id is None or evse_id is None:
         return "UNKNOWN"
     location = next((loc for loc in await sync.location_list() if loc["id"] == location_id), None)
-    uid = objects.evse_uid(station_id, evse_id)
+    uid = await objects.evse_uid_at(location_id, station_id, evse_id)
     return next((e["status"] for e in (location or {}).get("evses", []) if e["uid"] == uid), "UNKNOWN")
 
 

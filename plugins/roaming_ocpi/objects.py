@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from csms.plugin_api import Connector, Evse, IdToken, Site, Station, call_hook, utcnow
+from csms.plugin_api import Connector, Evse, IdToken, Organization, Site, Station, call_hook, utcnow
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
@@ -41,6 +41,52 @@ def evse_uid(station_id: str, evse_id: int) -> str:
     if len(uid) <= 36 and all(0x21 <= ord(c) <= 0x7E for c in uid):
         return uid
     return "E" + hashlib.sha256(uid.encode()).hexdigest()[:35]
+
+
+def _uid(text: str) -> str:
+    if len(text) <= 36 and all(0x21 <= ord(c) <= 0x7E for c in text):
+        return text
+    return "E" + hashlib.sha256(text.encode()).hexdigest()[:35]
+
+
+def _candidate_uids(station_id: str, evse_id: int) -> Any:
+    """The uids an EVSE may take, in order: ``<station>*<evse>``, then ``<station>*<evse>~2`` ...
+    (a station moved to another Location takes the next one: OCPI 2.2.1 wants an EVSE uid unique
+    within the CPO's platform and never reused for another EVSE object)."""
+    yield evse_uid(station_id, evse_id)
+    n = 2
+    while True:
+        yield _uid(f"{station_id}*{evse_id}~{n}")
+        n += 1
+
+
+async def used_uids() -> dict[str, str]:
+    """Every EVSE uid ever published -> its Location id (the EVSE snapshots, never deleted)."""
+    from plugins.roaming_ocpi.tables import Snapshot
+
+    rows = await Snapshot.select(Snapshot.key, Snapshot.parent, Snapshot.removed).where(Snapshot.kind == "evse")
+    # a live EVSE's Location wins (a uid published twice before moves were handled stays where it is)
+    return {r["key"].split("/", 1)[1]: r["parent"] for r in sorted(rows, key=lambda r: not r["removed"])
+            if "/" in r["key"]}
+
+
+def placed_uid(used: dict[str, str], location_id: str, station_id: str, evse_id: int) -> str:
+    """The uid of an EVSE at ``location_id``: the first candidate that is this Location's already
+    (a station back where it was takes its old uid again) or nobody's (a new placement). ``used``
+    gets the answer, so two EVSEs of one refresh never share a uid."""
+    for uid in _candidate_uids(station_id, evse_id):
+        owner = used.get(uid)
+        if owner is None or owner == location_id:
+            used[uid] = location_id
+            return uid
+    raise AssertionError("unreachable")
+
+
+async def evse_uid_at(location_id: str | None, station_id: str, evse_id: int) -> str:
+    """The uid the EVSE has at its (published) Location, as :func:`current_locations` gives it."""
+    if location_id is None:
+        return evse_uid(station_id, evse_id)
+    return placed_uid(await used_uids(), location_id, station_id, evse_id)
 
 
 def emi3_evse_id(station_id: str, evse_id: int) -> str:
@@ -138,7 +184,11 @@ async def current_locations(site_ids: list[int] | None = None,
     connectors = await Connector.select().where(Connector.station.is_in(pks)).order_by(Connector.connector_id)
     details = {d["site_id"]: d for d in await SiteDetails.select().where(SiteDetails.site_id.is_in(ids)).output(
         load_json=True)}
+    org_ids = sorted({site["organization"] for site in sites if site["organization"] is not None}) or [-1]
+    organizations = {o["id"]: o["name"] for o in await Organization.select(Organization.id, Organization.name).where(
+        Organization.id.is_in(org_ids))}
     locations: dict[str, dict[str, Any]] = {}
+    used = await used_uids()
     for site in sites:
         loc_id = str(site["id"])
         location = {
@@ -146,7 +196,8 @@ async def current_locations(site_ids: list[int] | None = None,
             "name": site["name"][:255], "address": site["address"][:255], "city": site["city"][:45],
             "country": site["country"].upper(),
             "coordinates": {"latitude": coordinate(site["latitude"]), "longitude": coordinate(site["longitude"])},
-            "evses": [], "operator": business_details(), "time_zone": site["timezone"] or "UTC",
+            "evses": [], "operator": business_details(), "owner": owner_details(organizations.get(site["organization"])),
+            "time_zone": site["timezone"] or "UTC",
         }
         if site["postal_code"]:
             location["postal_code"] = site["postal_code"][:10]
@@ -165,7 +216,7 @@ async def current_locations(site_ids: list[int] | None = None,
                 if len(conns) > 1 and st["ocpp_version"] == "1.6":
                     capabilities.append("START_SESSION_CONNECTOR_REQUIRED")
                 location["evses"].append({
-                    "uid": evse_uid(st["station_id"], ev["evse_id"]),
+                    "uid": placed_uid(used, loc_id, st["station_id"], ev["evse_id"]),
                     "evse_id": emi3_evse_id(st["station_id"], ev["evse_id"]),
                     "status": status,
                     "capabilities": sorted(capabilities),
@@ -174,6 +225,14 @@ async def current_locations(site_ids: list[int] | None = None,
                 })
         locations[loc_id] = location
     return locations
+
+
+def owner_details(organization_name: str | None) -> dict[str, Any]:
+    """Location.owner: the organization owning the site (its name: the core keeps no website or
+    logo of an organization), else our own BusinessDetails (the installation's operator)."""
+    if organization_name and organization_name.strip():
+        return {"name": organization_name.strip()[:100]}
+    return business_details("OWNER")
 
 
 def site_details(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -196,9 +255,10 @@ async def station_of_evse(location_id: str, uid: str) -> tuple[str, int] | None:
     site = await Site.select().where(Site.id == site_id).first()
     if site is None or not _publishable(site):
         return None
+    used = await used_uids()
     for st in await Station.select(Station.id, Station.station_id).where(Station.site == site_id):
         for ev in await Evse.select(Evse.evse_id).where(Evse.station == st["id"]):
-            if evse_uid(st["station_id"], ev["evse_id"]) == uid:
+            if placed_uid(dict(used), location_id, st["station_id"], ev["evse_id"]) == uid:
                 return st["station_id"], ev["evse_id"]
     return None
 
@@ -281,3 +341,78 @@ async def location_of_station_site(location_id: str) -> dict[str, Any] | None:
         return None
     site = await Site.select().where(Site.id == site_id).first()
     return site if site is not None and _publishable(site) else None
+
+
+# -- signed meter values (CDR.signed_data) -------------------------------------------------------------
+
+NATURE = {"Transaction.Begin": "Start", "Transaction.End": "End"}
+ENERGY = "Energy.Active.Import.Register"
+
+
+def _encoding(signed: str) -> str | None:
+    """The encoding a signed value's own form names: OCMF (``OCMF|payload|signature``) and Alfen
+    Eichrecht (``AP;...``), the names of the OCPI 2.2.1 table of known implementations."""
+    if signed.startswith("OCMF|"):
+        return "OCMF"
+    if signed.startswith("AP;"):
+        return "Alfen Eichrecht"
+    return None
+
+
+def _plain(signed: str, encoding: str, plain: Any) -> str:
+    """The un-encoded data of a signed value: OCMF's payload section; else the station's plain
+    reading (2.0.1 ``value``), else the signed value itself."""
+    if encoding == "OCMF":
+        body = signed[len("OCMF|"):]
+        cut = body.rfind("|{")
+        return body[:cut] if cut > 0 else body
+    return str(plain) if plain is not None and plain != "" else signed
+
+
+def signed_data(values: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """OCPI ``SignedData`` from the signed meter values a station sent during a session (oldest
+    first), or None when there are none. Each value is a 1.6 SampledValue of format
+    ``SignedData`` (the signed blob in ``value``) or a 2.0.1 SampledValue with its
+    ``signedMeterValue`` (signedMeterData, encodingMethod, publicKey); the signed blob is passed
+    through unchanged. Kept: the energy register's first Transaction.Begin value (nature Start)
+    and last Transaction.End value (End); without either, the first and last (Intermediate).
+    Values of another encoding than the first kept one, repeated blobs and blobs over the 5000
+    characters OCPI allows are left out."""
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for v in values:
+        if not isinstance(v, dict) or v.get("measurand", ENERGY) != ENERGY:
+            continue
+        smv = v.get("signedMeterValue")
+        if isinstance(smv, dict):  # 2.0.1
+            signed, method, key, plain = (smv.get("signedMeterData"), smv.get("encodingMethod"), smv.get("publicKey"),
+                                          v.get("value"))
+        elif v.get("format") == "SignedData":  # 1.6
+            signed, method, key, plain = v.get("value"), None, None, None
+        else:
+            continue
+        if not isinstance(signed, str) or not signed or signed in seen or len(signed) > 5000:
+            continue
+        seen.add(signed)
+        encoding = str(_encoding(signed) or method or "UNKNOWN")[:36]
+        entries.append({"context": v.get("context", ""), "encoding": encoding, "public_key": key,
+                        "plain": _plain(signed, encoding, plain)[:5000], "signed": signed})
+    if not entries:
+        return None
+    starts = [e for e in entries if NATURE.get(e["context"]) == "Start"]
+    ends = [e for e in entries if NATURE.get(e["context"]) == "End"]
+    if starts or ends:
+        chosen = [(e, NATURE[e["context"]]) for e in starts[:1] + ends[-1:]]
+    else:
+        chosen = [(e, "Intermediate") for e in ([entries[0], entries[-1]] if len(entries) > 1 else entries)]
+    encoding = chosen[0][0]["encoding"]
+    out: dict[str, Any] = {"encoding_method": encoding, "signed_values": [
+        {"nature": nature, "plain_data": e["plain"], "signed_data": e["signed"]}
+        for e, nature in chosen if e["encoding"] == encoding]}
+    key = next((e["public_key"] for e, _ in chosen if isinstance(e["public_key"], str) and e["public_key"]), None)
+    if key is not None and len(key) <= 512:
+        out["public_key"] = key
+    url = ocpi_settings().signed_data_url
+    if url and len(url) <= 512:
+        out["url"] = url
+    return out

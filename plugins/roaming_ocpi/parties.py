@@ -86,11 +86,19 @@ def our_endpoints(base: str) -> list[dict[str, str]]:
     return endpoints
 
 
-def business_details() -> dict[str, Any]:
+LOGO_TYPES = {"png": "png", "jpg": "jpg", "jpeg": "jpeg", "gif": "gif", "svg": "svg"}
+
+
+def business_details(category: str = "OPERATOR") -> dict[str, Any]:
+    """Our BusinessDetails (the operator of this installation): name, website and logo from the
+    settings; the logo an Image of ``category`` when its URL names a known image type."""
     s = ocpi_settings()
     details: dict[str, Any] = {"name": s.business_name[:100]}
     if s.website:
-        details["website"] = s.website
+        details["website"] = s.website[:255]
+    extension = s.logo_url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower() if "." in s.logo_url else ""
+    if s.logo_url and len(s.logo_url) <= 255 and extension in LOGO_TYPES:
+        details["logo"] = {"url": s.logo_url, "category": category, "type": LOGO_TYPES[extension]}
     return details
 
 

@@ -149,8 +149,8 @@ async def fetch_endpoints(partner: dict[str, Any], url: str, token: str) -> tupl
         answer = await call(partner, "GET", url, token=token, functional=False)
     except PartnerError as exc:
         raise RegistrationError(f"could not read the partner's versions: {exc.message}") from None
-    listed = answer.data if isinstance(answer.data, list) else []
-    if schema.problems(listed, schema.many(schema.VERSION_OBJ)):
+    listed = answer.data
+    if not isinstance(listed, list) or schema.problems(listed, schema.many(schema.VERSION_OBJ)):
         raise RegistrationError("the partner's versions endpoint did not answer a list of versions")
     match = next((v for v in listed if v.get("version") == VERSION), None)
     if match is None:
@@ -170,9 +170,19 @@ async def fetch_endpoints(partner: dict[str, Any], url: str, token: str) -> tupl
 
 
 async def register_with(partner_id: int, versions: str, token_a: str, base: str) -> dict[str, Any]:
-    """We are the Sender of credentials: register with a partner using the token A it gave us."""
+    """We are the Sender of credentials: register with a partner using the token A it gave us.
+
+    A failure leaves nothing half-made: the token B we generated is revoked and the row gets back
+    what it had (an invited or unregistered partner stays so); a row that had never been
+    registered (``pending``, or ``failed`` before) is marked ``failed``. The reason is in
+    ``last_error`` and the raised :class:`RegistrationError`; registering again retries."""
     partner = await partner_row(partner_id)
     assert partner is not None
+    before = {Partner.incoming_token_hash: partner["incoming_token_hash"],
+              Partner.incoming_token_kind: partner["incoming_token_kind"],
+              Partner.versions_url: partner["versions_url"], Partner.endpoints: partner["endpoints"]}
+    await Partner.update({Partner.versions_url: versions, Partner.updated_at: _now()}).where(
+        Partner.id == partner_id)
     try:
         _, endpoints = await fetch_endpoints(partner, versions, token_a)
         credentials_url = endpoint_url({"endpoints": endpoints}, "credentials", "SENDER")
@@ -180,8 +190,9 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
             raise RegistrationError("the partner has no credentials endpoint", NO_MATCHING_ENDPOINTS)
         token_b = new_token()
         await Partner.update({Partner.incoming_token_hash: token_digest(token_b), Partner.incoming_token_kind: "C",
-                              Partner.versions_url: versions, Partner.endpoints: endpoints,
-                              Partner.updated_at: _now()}).where(Partner.id == partner_id)
+                              Partner.endpoints: endpoints, Partner.updated_at: _now()}).where(
+            Partner.id == partner_id)
+        partners_changed()
         try:
             answer = await call(partner, "POST", credentials_url, body=our_credentials(token_b, base), token=token_a,
                                 functional=False)
@@ -189,13 +200,44 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
             raise RegistrationError(f"the partner refused our credentials: {exc.message}") from None
         await _store_answer(partner_id, answer.data, endpoints)
     except RegistrationError as exc:
-        await Partner.update({Partner.last_error: exc.message, Partner.updated_at: _now()}).where(
-            Partner.id == partner_id)
+        failed = partner["status"] in ("pending", "failed")
+        await Partner.update({**before, Partner.status: "failed" if failed else partner["status"],
+                              Partner.last_error: f"registration failed: {exc.message}",
+                              Partner.updated_at: _now()}).where(Partner.id == partner_id)
+        partners_changed()
+        log.warning("registration with partner %s failed: %s", partner_id, exc.message)
         raise
+    partners_changed()
     _after_registration(partner_id)
     row = await partner_row(partner_id)
     assert row is not None
     return row
+
+
+async def start_registration(name: str, *, raw_tokens: bool = False) -> int:
+    """The row of a registration with a partner about to start (status ``pending``): a ``failed``
+    one of the same name is taken again (a retry), and so is a ``pending`` one left behind by a
+    registration that never finished (a restart in the middle: untouched for longer than the four
+    calls of a registration may take); else a new one."""
+    from datetime import timedelta
+
+    from plugins.roaming_ocpi.config import ocpi_settings
+
+    name = name.strip()
+    stale = _now() - timedelta(seconds=4 * ocpi_settings().request_timeout)
+    row = await Partner.select(Partner.id).where(
+        (Partner.name == name) & ((Partner.status == "failed") | ((Partner.status == "pending")
+                                                                  & (Partner.updated_at < stale)))).order_by(
+        Partner.id, ascending=False).first()
+    if row is not None:
+        await Partner.update({Partner.status: "pending", Partner.raw_tokens: raw_tokens, Partner.last_error: "",
+                              Partner.updated_at: _now()}).where(Partner.id == row["id"])
+        partners_changed()
+        return int(row["id"])
+    new = Partner(name=name, status="pending", raw_tokens=raw_tokens)
+    await new.save()
+    partners_changed()
+    return int(new.id)
 
 
 async def update_credentials(partner_id: int, base: str) -> dict[str, Any]:
@@ -211,8 +253,10 @@ async def update_credentials(partner_id: int, base: str) -> dict[str, Any]:
         Partner.id == partner_id)
     try:
         answer = await call(partner, "PUT", credentials_url, body=our_credentials(token_b, base), functional=False)
-    except PartnerError as exc:
-        await Partner.update({Partner.last_error: exc.message}).where(Partner.id == partner_id)
+    except PartnerError as exc:  # the partner kept the token it has: so do we
+        await Partner.update({Partner.incoming_token_hash: partner["incoming_token_hash"],
+                              Partner.last_error: f"credentials update failed: {exc.message}"}).where(
+            Partner.id == partner_id)
         raise RegistrationError(f"the partner refused the update: {exc.message}") from None
     data = schema.require_valid(answer.data, schema.CREDENTIALS, "Credentials") if answer.data else None
     if data is None:

@@ -66,3 +66,35 @@ async def test_roaming_pages(server):
         assert r.status_code == 403
     finally:
         await viewer.aclose()
+
+
+async def test_failed_registration_in_the_admin(server):
+    """The register form against a partner that refuses our token: a clear error, the partner
+    listed as failed with its reason, and a retry from its page that registers it."""
+    from plugins.roaming_ocpi.tests.fake_partner import fake_partner
+
+    admin = await logged_in(server, "roamregister", "admin")
+    try:
+        async with fake_partner(role="CPO", party_id="FAD", accepted={"fake-token-a"}) as partner:
+            page = await admin.get("/admin/roaming")
+            r = await admin.post("/admin/roaming/register", data={
+                "name": "Refusing partner", "versions_url": partner.versions_url, "token": "wrong",
+                "_csrf_token": csrf(page.text)})
+            assert r.status_code == 502
+            assert "Registration failed for “Refusing partner”: could not read the partner&#39;s versions" in r.text
+            assert "register again to retry" in r.text and 'class="badge bad">failed' in r.text
+            partner_id = max(p["id"] for p in (await server.api.get("/roaming/partners")).json()["items"])
+            r = await admin.get(f"/admin/roaming/partners/{partner_id}")
+            assert r.status_code == 200 and "The registration with this partner failed" in r.text
+            assert f'action="/admin/roaming/partners/{partner_id}/register"' in r.text
+            r = await admin.post(f"/admin/roaming/partners/{partner_id}/register", data={
+                "versions_url": partner.versions_url, "token": "fake-token-a", "_csrf_token": csrf(r.text)})
+            assert r.status_code == 303 and "Registered" in r.headers["location"]
+            row = (await server.api.get(f"/roaming/partners/{partner_id}")).json()
+            assert row["status"] == "registered" and row["party_id"] == "FAD"
+            r = await admin.get(f"/admin/roaming/partners/{partner_id}")
+            assert "The registration with this partner failed" not in r.text
+            assert f'action="/admin/roaming/partners/{partner_id}/register"' not in r.text
+            await server.api.delete(f"/roaming/partners/{partner_id}")
+    finally:
+        await admin.aclose()

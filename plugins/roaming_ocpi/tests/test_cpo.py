@@ -285,6 +285,7 @@ async def test_session_and_cdr_pushed(server, emsp):
     assert [t["id"] for t in cdr["tariffs"]] == ["STD"]
     assert cdr["total_fixed_cost"] == {"excl_vat": 0.5, "incl_vat": 0.605}
     assert final["total_cost"] == cdr["total_cost"]
+    assert "signed_data" not in cdr  # the station signed nothing
     assert cdr["cdr_location"]["evse_uid"] == "CPOB*1" and cdr["cdr_location"]["country"] == "NLD"
     assert len(cdr["charging_periods"]) == len(emsp.pushes("PATCH", f"sessions/NL/CPO/{session_id}"))
     # the CDR and the Session are also served (pull)
@@ -453,3 +454,194 @@ async def test_cdr_energy_agrees_with_the_bill_when_the_last_sample_is_at_the_st
     assert detail["energy_wh"] == 7000
     assert [float(ln["quantity"]) for ln in detail["cost"]["lines"] if ln["component"] == "ENERGY"] == [7.0]
     assert cdr["total_energy_cost"] == {"excl_vat": 2.1, "incl_vat": 2.541}
+
+
+async def test_location_owner(server, emsp):
+    """Location.owner: the site's organization (pushed and served), else our own BusinessDetails
+    with the configured website and logo; always schema-valid."""
+    from plugins.roaming_ocpi.tests.conftest import ocpi_env
+
+    async def served(site_id):
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site_id}", headers=tok(emsp.token_c))
+        loc = assert_envelope(r.json())
+        assert_valid("Location", loc)
+        return loc
+
+    r = await server.api.post("/organizations", json={"name": "Parking Garage Owner B.V.", "kind": "customer"})
+    assert r.status_code in (200, 201), r.text
+    org = r.json()
+    site, _ = await site_with_stations(server, "Owned", [], lat=52.1, lon=5.1)
+    assert (await served(site["id"]))["owner"] == {"name": "Test CPO"}  # no organization: the operator
+    r = await server.api.patch(f"/sites/{site['id']}", json={"organization": org["id"]})
+    assert r.status_code == 200, r.text
+    with ocpi_env({"CSMS_OCPI_WEBSITE": "https://cpo.example.com", "CSMS_OCPI_LOGO_URL": "https://cpo.example.com/logo.PNG"}):
+        await sync(server)
+        path = f"/ocpi/2.2.1/locations/NL/CPO/{site['id']}"
+        pushed = await emsp.wait_for("PUT", f"locations/NL/CPO/{site['id']}",
+                                     match=lambda r: r.path == path and r.body["owner"]["name"] != "Test CPO")
+        assert pushed[-1].body["owner"] == {"name": "Parking Garage Owner B.V."}
+        assert_valid("Location", pushed[-1].body)
+        loc = await served(site["id"])
+        assert loc["owner"] == {"name": "Parking Garage Owner B.V."}
+        assert loc["operator"] == {"name": "Test CPO", "website": "https://cpo.example.com", "logo": {
+            "url": "https://cpo.example.com/logo.PNG", "category": "OPERATOR", "type": "png"}}
+        central = await served(emsp.site["id"])
+        assert central["owner"] == {"name": "Test CPO", "website": "https://cpo.example.com", "logo": {
+            "url": "https://cpo.example.com/logo.PNG", "category": "OWNER", "type": "png"}}
+    r = await server.api.patch(f"/sites/{site['id']}", json={"publish": False})
+    assert r.status_code == 200, r.text
+    await sync(server)
+
+
+async def test_station_moves_between_sites(server, emsp):
+    """A station moved to another site: REMOVED at the old Location and a new EVSE (a new uid)
+    at the new one; moved to an unpublished site: REMOVED, nothing new; moved back: its old
+    uid at the old Location again. No uid is ever at two Locations."""
+
+    async def served():
+        locations, url = [], f"{ocpi(server)}/cpo/2.2.1/locations"
+        async with httpx.AsyncClient() as c:
+            while url:  # every page (the server's page limit is 2)
+                r = await c.get(url, headers=tok(emsp.token_c))
+                locations += assert_envelope(r.json())
+                url = r.headers["link"].split(">")[0][1:] if "link" in r.headers else ""
+        found = {}
+        for loc in locations:
+            assert_valid("Location", loc)
+            for e in loc["evses"]:
+                assert e["uid"] not in found, f"{e['uid']} at {found.get(e['uid'])} and {loc['id']}"
+                found[e["uid"]] = (loc["id"], e["status"])
+        return found
+
+    async def move(site_id):
+        r = await server.api.patch("/stations/CPOMOVE", json={"site": site_id})
+        assert r.status_code == 200, r.text
+        await sync(server)
+
+    first, stations = await site_with_stations(server, "Move from", ["CPOMOVE"], lat=52.2, lon=5.2)
+    second, _ = await site_with_stations(server, "Move to", [], lat=52.3, lon=5.3)
+    hidden, _ = await site_with_stations(server, "Move hidden", [], lat=52.4, lon=5.4)
+    r = await server.api.patch(f"/sites/{hidden['id']}", json={"publish": False})
+    assert r.status_code == 200, r.text
+    try:
+        await sync(server)
+        assert (await served())["CPOMOVE*1"] == (str(first["id"]), "AVAILABLE")
+        # to the second site
+        await move(second["id"])
+        now_served = await served()
+        assert now_served["CPOMOVE*1"] == (str(first["id"]), "REMOVED")
+        assert now_served["CPOMOVE*1~2"] == (str(second["id"]), "AVAILABLE")
+        await emsp.wait_for("PATCH", f"locations/NL/CPO/{first['id']}/CPOMOVE*1",
+                            match=lambda r: r.body.get("status") == "REMOVED")
+        put = await emsp.wait_for("PUT", f"locations/NL/CPO/{second['id']}", match=lambda r: any(
+            e["uid"] == "CPOMOVE*1~2" for e in ([r.body] if "connectors" in r.body else r.body.get("evses", []))))
+        assert_location_pushes_valid(emsp)
+        assert put
+        # to an unpublished site: removed at the second, nothing new anywhere
+        await move(hidden["id"])
+        now_served = await served()
+        assert now_served["CPOMOVE*1~2"] == (str(second["id"]), "REMOVED")
+        assert not [u for u, (_, status) in now_served.items() if u.startswith("CPOMOVE") and status != "REMOVED"]
+        await emsp.wait_for("PATCH", f"locations/NL/CPO/{second['id']}/CPOMOVE*1~2",
+                            match=lambda r: r.body.get("status") == "REMOVED")
+        # back to the first site: its uid there again, pushed in full
+        await move(first["id"])
+        now_served = await served()
+        assert now_served["CPOMOVE*1"] == (str(first["id"]), "AVAILABLE")
+        assert now_served["CPOMOVE*1~2"] == (str(second["id"]), "REMOVED")
+        await emsp.wait_for("PUT", f"locations/NL/CPO/{first['id']}/CPOMOVE*1",
+                            match=lambda r: r.body["status"] == "AVAILABLE")
+        assert_location_pushes_valid(emsp)
+    finally:
+        await stations[0].close()
+
+
+OCMF_BEGIN = ('OCMF|{"FV":"1.0","GI":"SIM METER","GS":"S0001","PG":"T1","RD":[{"TM":"2026-12-06T10:00:00,000+0000 S",'
+              '"TX":"B","RV":1.0,"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}|{"SA":"ECDSA-secp256r1-SHA256","SD":"3045AB"}')
+OCMF_END = ('OCMF|{"FV":"1.0","GI":"SIM METER","GS":"S0001","PG":"T2","RD":[{"TM":"2026-12-06T10:30:00,000+0000 S",'
+            '"TX":"E","RV":5.0,"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}|{"SA":"ECDSA-secp256r1-SHA256","SD":"3046CD"}')
+
+
+async def test_cdr_signed_data_from_a_16_station(server, emsp):
+    """A 1.6 station sending OCMF SignedData at the start (MeterValues) and the end
+    (StopTransaction's transactionData): the CDR carries them as signed_data, unchanged."""
+    from csms.testing import SimStation
+    from plugins.roaming_ocpi.tests.conftest import ocpi_env
+
+    await put_token(server, emsp, token("SIGN0001"))
+    r = await server.api.post("/stations", json={"station_id": "CPOSIGN16", "site": emsp.site["id"]})
+    assert r.status_code in (200, 201), r.text
+    st = SimStation("CPOSIGN16", server.ws_url("CPOSIGN16"), "1.6", evses=1, heartbeat=False)
+    await st.connect()
+    try:
+        assert await st.boot() == "Accepted"
+        await st.status(1, "Available")
+        tx = await st.start_session(1, "SIGN0001")
+        await st.call("MeterValues", {"connectorId": 1, "transactionId": tx.transaction_id, "meterValue": [{
+            "timestamp": now(), "sampledValue": [
+                {"value": "1000", "context": "Transaction.Begin", "measurand": "Energy.Active.Import.Register"},
+                {"value": OCMF_BEGIN, "format": "SignedData", "context": "Transaction.Begin"}]}]})
+        sampled = st._sampled
+
+        def with_signature(ev, context, energy_only=False):
+            values = sampled(ev, context, energy_only)
+            if context == "Transaction.End":
+                values = [*values, {"value": OCMF_END, "format": "SignedData", "context": "Transaction.End",
+                                    "measurand": "Energy.Active.Import.Register"}]
+            return values
+
+        st._sampled = with_signature
+        with ocpi_env({"CSMS_OCPI_SIGNED_DATA_URL": "https://cpo.example.com/transparency"}):
+            await st.stop_session(1)
+            cdr = (await emsp.wait_for("POST", "cdrs", match=lambda r: r.body["cdr_token"]["uid"] == "SIGN0001"))[-1].body
+        assert_valid("CDR", cdr)
+        assert cdr["signed_data"] == {"encoding_method": "OCMF", "url": "https://cpo.example.com/transparency",
+                                      "signed_values": [
+            {"nature": "Start", "plain_data": OCMF_BEGIN.split("|")[1], "signed_data": OCMF_BEGIN},
+            {"nature": "End", "plain_data": OCMF_END.split("|")[1], "signed_data": OCMF_END}]}
+    finally:
+        await st.close()
+
+
+def test_signed_data_mapping():
+    """The mapping on its own: 2.0.1 signedMeterValue (encoding and public key given by the
+    station), repeated blobs, other measurands, values of no transaction context, oversize blobs."""
+    from plugins.roaming_ocpi.objects import signed_data
+
+    assert signed_data([]) is None
+    assert signed_data([{"value": "123", "measurand": "Energy.Active.Import.Register"}]) is None
+    v201 = [{"value": 1000.0, "context": "Transaction.Begin", "signedMeterValue": {
+        "signedMeterData": "c2lnbmVkLWJlZ2lu", "signingMethod": "ECDSA", "encodingMethod": "EDL40 Mennekes",
+        "publicKey": "cHVibGljLWtleQ=="}},
+        {"value": 3.0, "measurand": "Power.Active.Import", "context": "Transaction.End",
+         "signedMeterValue": {"signedMeterData": "cG93ZXI=", "encodingMethod": "EDL40 Mennekes"}},
+        {"value": 5000.0, "context": "Transaction.End", "signedMeterValue": {
+            "signedMeterData": "c2lnbmVkLWVuZA==", "signingMethod": "ECDSA", "encodingMethod": "EDL40 Mennekes",
+            "publicKey": "cHVibGljLWtleQ=="}}]
+    data = signed_data(v201)
+    assert data == {"encoding_method": "EDL40 Mennekes", "public_key": "cHVibGljLWtleQ==", "signed_values": [
+        {"nature": "Start", "plain_data": "1000.0", "signed_data": "c2lnbmVkLWJlZ2lu"},
+        {"nature": "End", "plain_data": "5000.0", "signed_data": "c2lnbmVkLWVuZA=="}]}
+    assert_valid("CDR", {**_minimal_cdr(), "signed_data": data})
+    periodic = [{"value": "AP;0;1;ABC", "format": "SignedData", "context": "Sample.Periodic"},
+                {"value": "AP;0;1;ABC", "format": "SignedData", "context": "Sample.Periodic"},
+                {"value": "AP;0;2;DEF", "format": "SignedData", "context": "Sample.Periodic"},
+                {"value": "X" * 5001, "format": "SignedData", "context": "Transaction.End"}]
+    assert signed_data(periodic) == {"encoding_method": "Alfen Eichrecht", "signed_values": [
+        {"nature": "Intermediate", "plain_data": "AP;0;1;ABC", "signed_data": "AP;0;1;ABC"},
+        {"nature": "Intermediate", "plain_data": "AP;0;2;DEF", "signed_data": "AP;0;2;DEF"}]}
+
+
+def _minimal_cdr() -> dict:
+    return {"country_code": "NL", "party_id": "CPO", "id": "1", "start_date_time": "2026-12-06T10:00:00Z",
+            "end_date_time": "2026-12-06T10:30:00Z", "cdr_token": {
+                "country_code": "DE", "party_id": "FAK", "uid": "X", "type": "RFID", "contract_id": "DE-FAK-CX"},
+            "auth_method": "WHITELIST", "cdr_location": {
+                "id": "1", "address": "Damrak 1", "city": "Amsterdam", "country": "NLD",
+                "coordinates": {"latitude": "52.370216", "longitude": "4.895168"}, "evse_uid": "A*1",
+                "evse_id": "NL*CPO*EA*1", "connector_id": "1", "connector_standard": "IEC_62196_T2",
+                "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"},
+            "currency": "EUR", "charging_periods": [{"start_date_time": "2026-12-06T10:00:00Z", "dimensions": [
+                {"type": "ENERGY", "volume": 4.0}]}], "total_cost": {"excl_vat": 0.0},
+            "total_energy": 4.0, "total_time": 0.5, "last_updated": "2026-12-06T10:30:00Z"}

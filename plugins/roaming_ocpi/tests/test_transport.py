@@ -10,7 +10,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from plugins.roaming_ocpi.tests.fake_partner import fake_partner
+from plugins.roaming_ocpi.tests.fake_partner import fake_partner, now
 from plugins.roaming_ocpi.tests.ocpi_check import assert_envelope, assert_valid
 
 
@@ -259,3 +259,139 @@ async def test_deeply_nested_partner_answer_is_a_partner_error(server, monkeypat
     finally:
         await mock.aclose()
     assert "without an OCPI response envelope" in failure.value.message
+
+
+def _creds_answer(data) -> tuple[int, dict]:
+    return 200, {"status_code": 1000, "data": data, "timestamp": now()}
+
+
+@pytest.mark.parametrize("kind", ["unreachable", "bad token", "partner error", "bad payload", "bad versions"])
+async def test_failed_registration_leaves_nothing_half_made(server, kind):
+    """Each way the handshake can fail: HTTP 502 naming the reason, the row kept as ``failed``
+    with it (no token of ours that works, no endpoints), and a retry under the same name reuses
+    that row and registers."""
+    name = f"failing {kind}"
+    async with fake_partner(role="CPO", party_id="FRT", accepted={"fake-token-a"}) as partner:
+        versions, token = partner.versions_url, "fake-token-a"
+        if kind == "unreachable":
+            versions = "http://127.0.0.1:9/ocpi/versions"
+        elif kind == "bad token":
+            token = "wrong"
+        elif kind == "partner error":
+            partner.answers["/credentials"] = (500, {"status_code": 3000, "status_message": "database down",
+                                                     "timestamp": now()})
+        elif kind == "bad payload":
+            partner.answers["/credentials"] = _creds_answer({"token": "x", "url": partner.versions_url})
+        else:
+            partner.answers["/ocpi/versions"] = _creds_answer({"version": "2.2.1"})
+        r = await server.api.post("/roaming/partners", json={"name": name, "versions_url": versions, "token": token})
+        assert r.status_code == 502, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith("registration failed: ")
+        expected = {"unreachable": "could not read the partner's versions", "bad token": "HTTP 401",
+                    "partner error": "the partner refused our credentials", "bad payload": "roles: is required",
+                    "bad versions": "did not answer a list of versions"}[kind]
+        assert expected in detail, detail
+        partner_id = r.json()["extra"]["partner_id"]
+        row = (await server.api.get(f"/roaming/partners/{partner_id}")).json()
+        assert row["status"] == "failed" and row["last_error"] == detail
+        assert row["endpoints"] == [] and row["registered_at"] is None
+        sent = partner.pushes("POST", "credentials", failed=True)
+        async with httpx.AsyncClient() as c:
+            for body in (s.body for s in sent):  # the token B we sent opens nothing
+                r = await c.get(f"{ocpi(server)}/versions", headers=tok(body["token"]))
+                assert r.status_code == 401
+        # the retry: the same name takes the failed row again
+        partner.answers.clear()
+        r = await server.api.post("/roaming/partners", json={
+            "name": name, "versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 201, r.text
+        assert r.json()["id"] == partner_id and r.json()["status"] == "registered" and not r.json()["last_error"]
+        assert [p["id"] for p in (await server.api.get("/roaming/partners")).json()["items"]
+                if p["name"] == name] == [partner_id]
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens", headers=tok(partner.their_token))
+            assert r.status_code == 200
+        await server.api.delete(f"/roaming/partners/{partner_id}")
+
+
+async def test_failed_registration_keeps_an_invited_partner_invited(server):
+    """Registering outward with a partner we had invited, and failing: it stays invited and its
+    token A still works (the token B we generated does not); POST .../register retries."""
+    r = await server.api.post("/roaming/partners", json={"name": "invited then failing"})
+    invited = r.json()
+    async with fake_partner(role="CPO", party_id="FRU", accepted={"fake-token-a"}) as partner:
+        partner.answers["/credentials"] = (400, {"status_code": 2001, "status_message": "no", "timestamp": now()})
+        r = await server.api.post(f"/roaming/partners/{invited['id']}/register",
+                                  json={"versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 502 and "refused our credentials" in r.json()["detail"], r.text
+        row = (await server.api.get(f"/roaming/partners/{invited['id']}")).json()
+        assert row["status"] == "invited" and "refused our credentials" in row["last_error"]
+        async with httpx.AsyncClient() as c:
+            assert (await c.get(invited["our_versions_url"], headers=tok(invited["token_a"]))).status_code == 200
+            token_b = partner.pushes("POST", "credentials", failed=True)[0].body["token"]
+            assert (await c.get(invited["our_versions_url"], headers=tok(token_b))).status_code == 401
+        partner.answers.clear()
+        r = await server.api.post(f"/roaming/partners/{invited['id']}/register",
+                                  json={"versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 200 and r.json()["status"] == "registered", r.text
+        await server.api.delete(f"/roaming/partners/{invited['id']}")
+
+
+async def test_partner_failing_to_register_with_us_can_retry(server, fake):
+    """The partner registers with us and we cannot read its versions: OCPI 3001, the partner
+    stays invited with the reason, its token A still good for the retry."""
+    token_a, versions = await invite(server)
+    creds = {**fake.credentials(), "url": "http://127.0.0.1:9/ocpi/versions"}
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_a), json=creds)
+        assert_envelope(r.json(), 3001)
+        items = (await server.api.get("/roaming/partners")).json()["items"]
+        row = max(items, key=lambda p: p["id"])
+        assert row["status"] == "invited" and "could not read the partner's versions" in row["last_error"]
+        r = await c.post(f"{ocpi(server)}/2.2.1/credentials", headers=tok(token_a), json=fake.credentials())
+        assert_envelope(r.json())
+        row = (await server.api.get(f"/roaming/partners/{row['id']}")).json()
+        assert row["status"] == "registered" and not row["last_error"]
+
+
+async def test_failed_credentials_update_keeps_the_old_token(server):
+    """Renewing credentials (PUT) and the partner answers an error: it still holds the token we
+    gave it before, and that token still works here."""
+    async with fake_partner(role="CPO", party_id="FRV", accepted={"fake-token-a"}) as partner:
+        r = await server.api.post("/roaming/partners", json={
+            "name": "renew fails", "versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 201, r.text
+        partner_id, token = r.json()["id"], partner.their_token
+        partner.answers["/credentials"] = (500, {"status_code": 3000, "timestamp": now()})
+        r = await server.api.post(f"/roaming/partners/{partner_id}/credentials")
+        assert r.status_code == 502 and "refused the update" in r.json()["detail"], r.text
+        row = (await server.api.get(f"/roaming/partners/{partner_id}")).json()
+        assert row["status"] == "registered" and row["last_error"].startswith("credentials update failed")
+        async with httpx.AsyncClient() as c:
+            assert (await c.get(f"{ocpi(server)}/emsp/2.2.1/tokens", headers=tok(token))).status_code == 200
+        partner.answers.clear()
+        await server.api.delete(f"/roaming/partners/{partner_id}")
+
+
+async def test_a_registration_left_pending_is_taken_again(server):
+    """A ``pending`` row a registration left behind (the server stopped in the middle) is reused
+    by the next registration under that name once it is stale; a fresh one is not touched."""
+    from datetime import timedelta
+
+    from csms.plugin_api import utcnow
+    from plugins.roaming_ocpi.tables import Partner
+
+    stuck = Partner(name="left pending", status="pending")
+    await stuck.save()
+    busy = Partner(name="left pending", status="pending")
+    await busy.save()
+    await Partner.update({Partner.updated_at: utcnow() - timedelta(hours=1)}).where(Partner.id == stuck.id)
+    async with fake_partner(role="CPO", party_id="FRW", accepted={"fake-token-a"}) as partner:
+        r = await server.api.post("/roaming/partners", json={
+            "name": "left pending", "versions_url": partner.versions_url, "token": "fake-token-a"})
+        assert r.status_code == 201 and r.json()["id"] == stuck.id, r.text
+    assert (await server.api.get(f"/roaming/partners/{busy.id}")).json()["status"] == "pending"
+    await server.api.delete(f"/roaming/partners/{stuck.id}")
+    await Partner.delete().where(Partner.id == busy.id)
+

@@ -53,6 +53,13 @@ def samples_201(meter_values: list[dict[str, Any]]) -> list[Sample]:
     return samples
 
 
+def signed_201(meter_values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sampled values that carry a ``signedMeterValue`` (with their meter value's timestamp);
+    their plain values are stored as samples too."""
+    return [{"timestamp": mv["timestamp"], **sv} for mv in meter_values for sv in mv["sampledValue"]
+            if sv.get("signedMeterValue")]
+
+
 class StationConnection201(StationConnection):
     version = V201
     subprotocol = "ocpp2.0.1"
@@ -104,6 +111,10 @@ class StationConnection201(StationConnection):
             reservation_id=p.get("reservationId"), offline=bool(p.get("offline")),
             samples=samples_201(p.get("meterValue") or []),
         )
+        signed = signed_201(p.get("meterValue") or [])
+        if signed:  # kept for the session's signed readings (e.g. a roaming CDR's signed_data)
+            await self.core.reports.record(self.state, "signed_meter_values", "TransactionEvent", evse_id=evse.get("id"),
+                                           details={"transaction_id": info["transactionId"], "values": signed})
         answer: dict[str, Any] = {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
         if p["eventType"] == "Ended":
             cost = await self.core.settlement.final_cost(self.state.pk, info["transactionId"])
@@ -119,6 +130,11 @@ class StationConnection201(StationConnection):
             self.state, evse_id=evse_id, transaction_id=session.transaction_id if session else None,
             samples=samples_201(p["meterValue"]),
         )
+        signed = signed_201(p["meterValue"])
+        if signed:
+            await self.core.reports.record(self.state, "signed_meter_values", "MeterValues", evse_id=evse_id,
+                                           details={"transaction_id": session.transaction_id if session else None,
+                                                    "values": signed})
         return {}
 
     @on(Action.notify_report)

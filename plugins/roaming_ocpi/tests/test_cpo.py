@@ -604,6 +604,44 @@ async def test_cdr_signed_data_from_a_16_station(server, emsp):
         await st.close()
 
 
+async def test_cdr_signed_data_from_a_201_station(server, emsp):
+    """A 2.0.1 station signing its energy register at the start and the end of the transaction
+    (signedMeterValue in the TransactionEvents): the core keeps them, the CDR carries them with
+    the station's encoding method and public key."""
+    from csms.testing import SimStation
+
+    await put_token(server, emsp, token("SIGN0201"))
+    r = await server.api.post("/stations", json={"station_id": "CPOSIGN201", "site": emsp.site["id"]})
+    assert r.status_code in (200, 201), r.text
+    st = SimStation("CPOSIGN201", server.ws_url("CPOSIGN201"), "2.0.1", evses=1, heartbeat=False)
+    sampled = st._sampled
+    blobs = {"Transaction.Begin": "c2lnbmVkLWJlZ2lu", "Transaction.End": "c2lnbmVkLWVuZA=="}
+
+    def with_signature(ev, context, energy_only=False):
+        values = sampled(ev, context, energy_only)
+        if context in blobs:
+            values[0] = {**values[0], "signedMeterValue": {
+                "signedMeterData": blobs[context], "signingMethod": "ECDSA-secp256r1-SHA256",
+                "encodingMethod": "OCMF", "publicKey": "cHVibGljLWtleQ=="}}
+        return values
+
+    st._sampled = with_signature
+    await st.connect()
+    try:
+        assert await st.boot() == "Accepted"
+        await st.status(1, "Available")
+        await st.start_session(1, "SIGN0201")
+        await st.stop_session(1)
+        cdr = (await emsp.wait_for("POST", "cdrs", match=lambda r: r.body["cdr_token"]["uid"] == "SIGN0201"))[-1].body
+        assert_valid("CDR", cdr)
+        signed = cdr["signed_data"]
+        assert signed["encoding_method"] == "OCMF" and signed["public_key"] == "cHVibGljLWtleQ=="
+        assert [(v["nature"], v["signed_data"]) for v in signed["signed_values"]] == [
+            ("Start", "c2lnbmVkLWJlZ2lu"), ("End", "c2lnbmVkLWVuZA==")]
+    finally:
+        await st.close()
+
+
 def test_signed_data_mapping():
     """The mapping on its own: 2.0.1 signedMeterValue (encoding and public key given by the
     station), repeated blobs, other measurands, values of no transaction context, oversize blobs."""

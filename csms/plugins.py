@@ -47,6 +47,7 @@ DEFAULT_PLUGINS = (
     "csms.admin.local_lists",
     "csms.admin.reservations",
     "csms.admin.display_messages",
+    "csms.admin.qr_labels",
 )
 
 

@@ -19,6 +19,7 @@ from litestar.plugins import InitPlugin
 from csms.admin import (audit, auth, cards, dashboard, display_messages, local_lists, login, personal_data, plugin_list,
                         public_map, session_actions, sessions, sites, stations, users)
 from csms.admin import reservations
+from csms.admin import qr_labels
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -54,6 +55,7 @@ def admin_router() -> Router:
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,
+            qr_labels.station_labels, qr_labels.site_labels,
             sessions.session_list, sessions.session_csv, sessions.session_detail, session_actions.session_force_close,
             cards.token_list, cards.token_csv, cards.refused_tokens, cards.token_new, cards.token_create, cards.token_edit,
             cards.token_update,

@@ -1,7 +1,7 @@
 """The driver portal: sign in by one-time e-mail link or password, My cards (name one, report one
 lost), My sessions (energy, duration, cost) and a running session's live figures, and on the
 Account page the driver's data as a JSON download and the deletion of their account (GDPR,
-:mod:`csms.core.services.driver_data`).
+:mod:`csms.core.services.driver_data`); starting a charge by QR code is :mod:`csms.driver.start`.
 
 A driver's browser holds its own cookie (:data:`DRIVER_COOKIE`, path ``/driver``): it is never
 sent to ``/admin`` or ``/api`` and grants nothing there, and an operator's admin session grants
@@ -17,7 +17,9 @@ client.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
@@ -100,25 +102,44 @@ async def _sign_in(request: Request, driver_id: int, to: str) -> Redirect:
 
 # -- signing in ----------------------------------------------------------------------------------
 
+_NEXT = re.compile(r"/driver/[A-Za-z0-9._~%/-]*")
 
-def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "") -> Template:
+
+def safe_next(value: Any) -> str:
+    """Where to go after signing in: a path of the portal only (no other site, no other part of
+    this one), else ``""``."""
+    text = str(value or "")
+    if len(text) > 300 or not _NEXT.fullmatch(text) or "//" in text or ".." in text:
+        return ""
+    return text
+
+
+def _next_of(request: Request, form: Any = None) -> str:
+    return safe_next((form or {}).get("next") or request.query_params.get("next"))
+
+
+def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
+                  next_path: str = "") -> Template:
     return render(request, "sign_in.html", status_code=status_code, title="Sign in", error=error, email=email,
-                  mail=mail_enabled())
+                  mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"))
 
 
 @get("/driver")
 async def portal_home(request: Request) -> Template | Redirect:
+    next_path = _next_of(request)
     if await accounts.session_driver(request.cookies.get(DRIVER_COOKIE)) is not None:
-        return Redirect("/driver/cards", status_code=303)
-    return _sign_in_page(request)
+        return Redirect(next_path or "/driver/cards", status_code=303)
+    return _sign_in_page(request, next_path=next_path)
 
 
-async def send_links(base_url: str, email: str) -> None:
-    """Mail a sign-in link for every driver with this address (none: no mail at all)."""
+async def send_links(base_url: str, email: str, next_path: str = "") -> None:
+    """Mail a sign-in link for every driver with this address (none: no mail at all); with
+    ``next_path`` (a :func:`safe_next` path) the link leads there after signing in."""
     drivers = await accounts.drivers_with_address(email)
     if not drivers:
         return
-    links = [(d["name"], f"{base_url}/driver/link/{await accounts.new_link(d['id'])}") for d in drivers]
+    after = f"?next={quote(next_path, safe='')}" if safe_next(next_path) else ""
+    links = [(d["name"], f"{base_url}/driver/link/{await accounts.new_link(d['id'])}{after}") for d in drivers]
     minutes = int(accounts.LINK_LIFETIME.total_seconds() // 60)
     text = "\n\n".join(f"{name}:\n{url}" if len(links) > 1 else url for name, url in links)
     try:
@@ -131,48 +152,51 @@ async def send_links(base_url: str, email: str) -> None:
 
 @post("/driver/link")
 async def link_request(request: Request) -> Template:
-    email = accounts.normal_address(str((await request.form()).get("email", "")))[:200]
+    form = await request.form()
+    email, next_path = accounts.normal_address(str(form.get("email", "")))[:200], _next_of(request, form)
     if "@" not in email:
-        return _sign_in_page(request, status_code=422, error="Enter your e-mail address.", email=email)
+        return _sign_in_page(request, status_code=422, error="Enter your e-mail address.", email=email,
+                             next_path=next_path)
     if not mail_enabled():
-        return _sign_in_page(request, status_code=503, email=email,
+        return _sign_in_page(request, status_code=503, email=email, next_path=next_path,
                              error="Links by e-mail are not available here: sign in with your password.")
     if (_over_limit(request, "link-client", _client(request), timespan=900, limit=20)
             or _over_limit(request, "link-address", email, timespan=900, limit=3)):
-        return _sign_in_page(request, status_code=429, email=email,
+        return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
                              error="Too many links were asked for. Wait 15 minutes and try again.")
     page = render(request, "link_sent.html", title="Check your e-mail", email=email,
                   minutes=int(accounts.LINK_LIFETIME.total_seconds() // 60))
-    page.background = BackgroundTask(send_links, public_base_url(request), email)
+    page.background = BackgroundTask(send_links, public_base_url(request), email, next_path)
     return page
 
 
 @get("/driver/link/{secret:str}")
 async def link_page(request: Request, secret: str) -> Template:
     """A button, not an immediate sign-in: a mail scanner that opens links does not spend this one."""
-    return render(request, "link.html", title="Sign in", action=f"/driver/link/{secret}")
+    return render(request, "link.html", title="Sign in", action=f"/driver/link/{secret}", next=_next_of(request))
 
 
 @post("/driver/link/{secret:str}")
 async def link_sign_in(request: Request, secret: str) -> Template | Redirect:
     driver_id = await accounts.use_link(secret)
     if driver_id is None:
-        return render(request, "link.html", status_code=404, title="Link not valid", action=None)
-    return await _sign_in(request, driver_id, "/driver/cards")
+        return render(request, "link.html", status_code=404, title="Link not valid", action=None, next="")
+    return await _sign_in(request, driver_id, _next_of(request, await request.form()) or "/driver/cards")
 
 
 @post("/driver/login")
 async def password_sign_in(request: Request) -> Template | Redirect:
     form = await request.form()
     email, password = accounts.normal_address(str(form.get("email", "")))[:200], str(form.get("password", ""))
+    next_path = _next_of(request, form)
     if _over_limit(request, "password-client", _client(request), timespan=300, limit=20):
-        return _sign_in_page(request, status_code=429, email=email,
+        return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
                              error="Too many attempts. Wait five minutes and try again.")
     driver_id = await accounts.check_password(email, password)
     if driver_id is None:
-        return _sign_in_page(request, status_code=401, email=email,
+        return _sign_in_page(request, status_code=401, email=email, next_path=next_path,
                              error="The e-mail address or password is incorrect.")
-    return await _sign_in(request, driver_id, "/driver/cards")
+    return await _sign_in(request, driver_id, next_path or "/driver/cards")
 
 
 @post("/driver/signout")
@@ -346,11 +370,13 @@ def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def driver_router() -> Router:
+    from csms.driver.start import START_ROUTES  # it builds on this module
+
     return Router(
         path="/",
         route_handlers=[portal_home, link_request, link_page, link_sign_in, password_sign_in, sign_out, cards,
                         card_name, card_lost, sessions, session_page, session_live, account, account_password,
-                        account_export, account_delete_page, account_delete, account_deleted],
+                        account_export, account_delete_page, account_delete, account_deleted, *START_ROUTES],
         opt={"tenant": PUBLIC},
         exception_handlers={NotAuthorizedException: _to_sign_in, NotFoundException: _not_found},
         include_in_schema=False,

@@ -79,6 +79,7 @@ from csms.core.leases import LeaderJob, run_as_leader
 from csms.core.offload import run_cpu
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.driver_data import redact_audit
 from csms.core.services.operations import OperationError
 from csms.core.services.settlement import session_dict
 from csms.core.services.smart_charging.phases import floor_tenth
@@ -126,8 +127,8 @@ __all__ = [
     "restrict_station_ids",
     "visible_station_ids", "owner_for_new", "check_assignable", "register_kind", "owner_by",
     "owner_by_station",
-    # the audit log: what a plugin's routes change
-    "audited",
+    # the audit log: what a plugin's routes change; redacting a driver's data from it (GDPR)
+    "audited", "redact_audit",
     # settings, time, work off the event loop
     "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
 ]

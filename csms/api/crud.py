@@ -4,7 +4,7 @@ limited to the caller's tenant (:mod:`csms.api.tenancy`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from csms.api.audit import audited
 from csms.api.auth import require
 from csms.api.bounds import column_range, range_message
+from csms.api.drivers import DriverDataRoutes, delete_driver
 from csms.api.tenancy import KINDS, MISSING, Scope, check_assignable, descendants, organization_tree, \
     owner_for_new, restrict, tenant_scope
 from csms.core.services import hubs
@@ -22,6 +23,10 @@ from csms.core.tables import Driver, Hub, Organization, Site
 
 # Foreign keys to these tables name tenant objects: a value must be one the caller sees.
 _REFERENCED_KINDS = {Organization: "organization", Site: "site", Hub: "hub", Driver: "driver"}
+# Routes a collection has beyond CRUD (mixed into its controller), and tables whose rows are
+# deleted by a function of their own (returns the row as it was; raises the HTTP error).
+_EXTRA_ROUTES: dict[type[Table], type] = {Driver: DriverDataRoutes}
+_DELETERS: dict[type[Table], Callable[[int], Awaitable[dict[str, Any]]]] = {Driver: delete_driver}
 
 
 async def check_references(table: type[Table], values: dict[str, Any], scope: Scope) -> None:
@@ -194,6 +199,10 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
 
         @delete("/{item_id:int}", guards=[require("operator")])
         async def delete_item(self, request: Request, item_id: int) -> None:
+            deleter = _DELETERS.get(table)
+            if deleter is not None:
+                await audited(request, "delete", kind, item_id, before=await deleter(item_id))
+                return
             before = await _get_row(item_id)
             if table is Organization and item_id == (await tenant_scope(request)).organization:
                 raise ValidationException("you cannot delete your own organization")
@@ -208,4 +217,7 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
 
     _Crud.__name__ = f"{table.__name__}Controller"
     _Crud.path = path
-    return _Crud
+    extra = _EXTRA_ROUTES.get(table)
+    if extra is None:
+        return _Crud
+    return type(_Crud.__name__, (extra, _Crud), {"path": path})  # the collection's own routes too

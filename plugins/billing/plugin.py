@@ -75,6 +75,28 @@ def settle_session(session, cost):
 
 
 @hookimpl
+def driver_data_export(driver):
+    """The driver's statements and home stations, for their data export (GDPR)."""
+    from plugins.billing.personal_data import driver_export
+
+    async def export() -> Any:
+        return await driver_export(driver["id"])
+
+    return export
+
+
+@hookimpl
+def driver_erased(driver):
+    """Anonymise the party name of the driver's statements; amounts, numbers and lines stay."""
+    from plugins.billing.personal_data import driver_erase
+
+    async def erase() -> None:
+        await driver_erase(driver["id"])
+
+    return erase
+
+
+@hookimpl
 def register_routes(settings):
     from plugins.billing.admin import billing_admin_router
     from plugins.billing.api import billing_api_router

@@ -41,6 +41,28 @@ def event(event):
 
 
 @hookimpl
+def driver_data_export(driver):
+    """The driver's subscriptions and their delivery log, for their data export (GDPR)."""
+    from plugins.notifications.personal_data import driver_export
+
+    async def export():
+        return await driver_export(driver)
+
+    return export
+
+
+@hookimpl
+def driver_erased(driver):
+    """Delete the driver's subscriptions and link; scrub their address from the delivery log."""
+    from plugins.notifications.personal_data import driver_erase
+
+    async def erase():
+        await driver_erase(driver)
+
+    return erase
+
+
+@hookimpl
 def register_routes(settings):
     from plugins.notifications.admin import driver_router, notifications_admin_router
     from plugins.notifications.api import notifications_api_router

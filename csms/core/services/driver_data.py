@@ -12,6 +12,9 @@ copies in ``driver_erased``; they add to the export in ``driver_data_export``.
 
 An erasure is recorded in the audit log as ``erase`` of the driver; that entry is what makes a
 second erasure a no-op (it only asks the plugins again, so one that failed can be retried).
+
+Deleting the row (:func:`delete`) is for a driver without charging sessions only: it would set
+the sessions' driver to NULL and leave the personal data in the audit log and plugins' copies.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 from piccolo.columns.combination import Combinable
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -47,6 +50,19 @@ class UnknownDriver(LookupError):
 
 class DriverBusy(Exception):
     """The driver has a charging session running: erasure waits until it has ended."""
+
+
+class DriverHasSessions(Exception):
+    """The driver has charging sessions: deleting the row would unlink them (erase instead)."""
+
+    def __init__(self, driver_id: int, sessions: int) -> None:
+        super().__init__(f"Driver {driver_id} has {sessions} charging session{'s' if sessions != 1 else ''}: "
+                         "deleting the driver would unlink those sessions (per-driver totals lose them), "
+                         "leave statements naming a driver who no longer exists, and keep the personal data "
+                         "in the audit log and in plugins' copies. Erase the driver's personal data instead "
+                         "(the sessions stay, with an anonymised driver).")
+        self.driver_id = driver_id
+        self.sessions = sessions
 
 
 @dataclass
@@ -162,16 +178,30 @@ async def running_session(driver_id: int) -> dict[str, Any] | None:
                                         ).where((ChargingSession.state == "active") & mine).first()
 
 
-async def _redact_audit(driver_id: int) -> None:
+async def redact_audit(object_type: str, object_ids: Iterable[Any], fields: Iterable[str]) -> int:
+    """Replace the values of ``fields`` in the before/after snapshots of the audit entries of
+    ``object_type`` objects ``object_ids`` with ``"(erased)"`` (empty values stay empty); the fact
+    of each change stays. For plugins whose audited objects copy a driver's personal data (through
+    :mod:`csms.plugin_api`). Returns how many entries changed."""
+    ids, names = sorted({str(i) for i in object_ids}), set(fields)
+    if not ids or not names:
+        return 0
     entries = await AuditEntry.select(AuditEntry.id, AuditEntry.before, AuditEntry.after).where(
-        (AuditEntry.object_type == "driver") & (AuditEntry.object_id == str(driver_id))).output(load_json=True)
+        (AuditEntry.object_type == object_type) & AuditEntry.object_id.is_in(ids)).output(load_json=True)
+    changed = 0
     for entry in entries:
-        redacted = {side: {k: (REDACTED if k in PERSONAL_FIELDS and v not in (None, "") else v)
+        redacted = {side: {k: (REDACTED if k in names and v not in (None, "") else v)
                            for k, v in entry[side].items()} if isinstance(entry[side], dict) else entry[side]
                     for side in ("before", "after")}
         if redacted != {"before": entry["before"], "after": entry["after"]}:
             await AuditEntry.update({AuditEntry.before: redacted["before"], AuditEntry.after: redacted["after"]}).where(
                 AuditEntry.id == entry["id"])
+            changed += 1
+    return changed
+
+
+async def _redact_audit(driver_id: int) -> None:
+    await redact_audit("driver", [driver_id], PERSONAL_FIELDS)
 
 
 async def erase(driver_id: int, *, actor: str, actor_organization: int | None) -> Erasure:
@@ -210,3 +240,22 @@ async def erase(driver_id: int, *, actor: str, actor_organization: int | None) -
     if result.failed_plugins:
         log.warning("driver %s erased, but plugins %s failed to erase their copies", driver_id, result.failed_plugins)
     return result
+
+
+# -- deleting the row -----------------------------------------------------------------------------
+
+
+async def delete(driver_id: int) -> dict[str, Any]:
+    """Delete the row of driver ``driver_id``, one without charging sessions only; returns the row
+    as it was. Raises :class:`UnknownDriver`, or :class:`DriverHasSessions`: the sessions'
+    ``driver`` would be set to NULL (per-driver totals and statements would lose them) while the
+    personal data stayed in the audit log's snapshots and in plugins' copies, so such a driver is
+    erased (:func:`erase`) instead. A driver without sessions goes with their portal account and
+    sign-ins (cascade); their cards stay, unlinked."""
+    async with _write_transaction():  # no session starts between the check and the delete
+        driver = await _driver(driver_id)
+        sessions = await ChargingSession.count().where(ChargingSession.driver == driver_id)
+        if sessions:
+            raise DriverHasSessions(driver_id, sessions)
+        await Driver.delete().where(Driver.id == driver_id)
+    return driver

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from email import message_from_bytes
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.async_api import expect
 
-from csms.settings import smtp_settings
-from csms.testing import ADMIN_PASSWORD, admin_browser, admin_client, free_port, screenshot
+from csms.testing import ADMIN_PASSWORD, admin_browser, admin_client, screenshot
+from csms.testing.mail import smtp_server
 from tests.admin.station import online_station
 
 
@@ -140,30 +138,10 @@ async def test_user_rules_hold_at_the_server(server):
         await admin.aclose()
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def mailbox(monkeypatch):
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("CSMS_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CSMS_SMTP_PORT", str(port))
-    monkeypatch.setenv("CSMS_SMTP_SECURITY", "none")
-    smtp_settings.cache_clear()
-    try:
+    with smtp_server(monkeypatch) as box:
         yield box
-    finally:
-        controller.stop()
-        smtp_settings.cache_clear()
 
 
 async def test_invitations_and_resets_go_by_email(server, mailbox):

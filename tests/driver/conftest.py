@@ -3,66 +3,32 @@ drivers with cards made over the REST API, and a driver signed in through the e-
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from email import message_from_bytes, policy
-from email.message import Message
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
-from csms.settings import smtp_settings
-from csms.testing import free_port
+from csms.testing import mail
 
 LINK = re.compile(r"(https?://\S+/driver/link/[A-Za-z0-9_-]+)")
 
 
-class Mailbox:
-    """aiosmtpd handler: keeps every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 OK"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for m in self.messages if address in m["X-Envelope-To"]]
+class Mailbox(mail.Mailbox):
+    """The test SMTP server's mailbox, which also finds the sign-in link in a driver's mail."""
 
     async def link_for(self, address: str, *, timeout: float = 15.0) -> str:
         """The sign-in link of the newest message to ``address`` (waits for it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.to(address):
-                match = LINK.search(self.to(address)[-1].get_content())
-                assert match, self.to(address)[-1].get_content()
-                return match.group(1)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no mail to {address}")
+        message = await self.wait_for(address, timeout=timeout)
+        match = LINK.search(message.get_content())
+        assert match, message.get_content()
+        return match.group(1)
 
 
 @pytest.fixture
 def mailbox(monkeypatch):
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("CSMS_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CSMS_SMTP_PORT", str(port))
-    monkeypatch.setenv("CSMS_SMTP_FROM", "csms@example.org")
-    monkeypatch.setenv("CSMS_SMTP_SECURITY", "none")
-    smtp_settings.cache_clear()
-    try:
+    with mail.smtp_server(monkeypatch, Mailbox()) as box:
         yield box
-    finally:
-        controller.stop()
-        smtp_settings.cache_clear()
 
 
 async def make_driver(srv: Any, name: str, email: str, *cards: str) -> tuple[int, list[int]]:

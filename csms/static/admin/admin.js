@@ -148,24 +148,13 @@
 
   function initMap() {
     var el = document.getElementById("map");
-    if (!el || el.dataset.ready || typeof L === "undefined") return;
+    if (!el || el.dataset.ready || typeof L === "undefined" || !window.csmsBaseMap) return;
     el.dataset.ready = "1";
     var notice = document.getElementById("map-notice");
-    var map = L.map(el, { scrollWheelZoom: false, keyboard: true }).setView([50, 10], 4);
-    var tiles = el.getAttribute("data-tiles");
-    if (tiles) {
-      var failed = false;
-      L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-attribution") || "" })
-        .on("tileerror", function () {
-          if (failed || !notice) return;
-          failed = true;
-          notice.hidden = false;
-          notice.textContent = "Map tiles could not be loaded; the sites are drawn on a blank map and listed below.";
-        }).addTo(map);
-    } else if (notice) {
-      notice.hidden = false;
-      notice.textContent = "No tile server is configured (CSMS_MAP_TILE_URL); the sites are drawn on a blank map.";
-    }
+    var map = window.csmsBaseMap(el, notice, {
+      failed: "Map tiles could not be loaded; the sites are drawn on a blank map and listed below.",
+      none: "No tile server is configured (CSMS_MAP_TILE_URL); the sites are drawn on a blank map.",
+    });
     var layer = L.layerGroup().addTo(map);
     el.setAttribute("data-markers", "0");
     var openSite = null;  // the site whose popup is open survives a live redraw

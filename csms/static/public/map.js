@@ -30,20 +30,11 @@
 
   function init() {
     var el = document.getElementById("public-map");
-    if (!el || typeof L === "undefined") return;
+    if (!el || typeof L === "undefined" || !window.csmsBaseMap) return;
     var notice = document.getElementById("map-notice");
-    var map = L.map(el, { scrollWheelZoom: false, keyboard: true }).setView([50, 10], 4);
-    var tiles = el.getAttribute("data-tiles");
-    if (tiles) {
-      var failed = false;
-      L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-attribution") || "" })
-        .on("tileerror", function () {
-          if (failed || !notice) return;
-          failed = true;
-          notice.hidden = false;
-          notice.textContent = "Map tiles could not be loaded; the locations are drawn on a blank map and listed below.";
-        }).addTo(map);
-    }
+    var map = window.csmsBaseMap(el, notice, {
+      failed: "Map tiles could not be loaded; the locations are drawn on a blank map and listed below.",
+    });
     var layer = L.layerGroup().addTo(map);
 
     function draw(collection, fit) {

@@ -7,16 +7,14 @@ import asyncio
 import os
 import re
 import time
-from email import message_from_bytes
-from email.message import Message
 from typing import Any, Awaitable, Callable
 
 import httpx
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 
 from csms.testing import admin_client, free_port, running_server  # noqa: F401 (admin_client: used by the tests)
+from csms.testing.mail import smtp_server
 from plugins.notifications.config import notification_settings, smtp_settings
 from plugins.stationops.config import stationops_settings
 
@@ -52,25 +50,6 @@ class Receiver:
         return [r for r in self.requests if r["headers"].get("x-csms-event") == event]
 
 
-class Mailbox:
-    """aiosmtpd handler: keeps every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content)
-        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 OK"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for m in self.messages if address in m["X-Envelope-To"]]
-
-    def subjects(self, address: str) -> list[str]:
-        return [m["Subject"] for m in self.to(address)]
-
-
 @pytest.fixture
 async def receiver():
     rec = Receiver()
@@ -87,19 +66,8 @@ async def receiver():
 
 @pytest.fixture
 def mailbox(monkeypatch):
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("CSMS_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CSMS_SMTP_PORT", str(port))
-    monkeypatch.setenv("CSMS_SMTP_FROM", "csms@example.org")
-    smtp_settings.cache_clear()
-    try:
+    with smtp_server(monkeypatch) as box:
         yield box
-    finally:
-        controller.stop()
-        smtp_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,12 @@ nothing); this needs no in-memory state, so a report reaching another node works
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from piccolo.query.functions.aggregate import Max
 
-from csms.core.ocpp.validation import V201
+from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
 from csms.core.services.commands import StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import DisplayMessage, Station
@@ -31,10 +30,6 @@ STATES = ("Charging", "Faulted", "Idle", "Unavailable")
 FORMATS = ("UTF8", "ASCII", "HTML", "URI")
 MAX_CONTENT = 512  # MessageContentType.content
 MAX_MESSAGE_ID = 2**31 - 1
-
-
-def _result(response: dict[str, Any]) -> dict[str, Any]:
-    return {"status": response.get("status", "Accepted"), "response": response}
 
 
 def message_info(*, message_id: int, content: str, priority: str, format: str = "UTF8", language: str = "",
@@ -102,15 +97,17 @@ class DisplayMessageService:
             raise UnknownStation(station_id)
         return row
 
-    async def _connected_201(self, station_id: str) -> int:
-        """The station's pk when it is connected with 2.0.1; 1.6 is ``NotSupported``."""
+    async def _connected(self, station_id: str) -> tuple[int, StationCalls]:
+        """The station's pk and outbound adapter when it is connected with a version that has
+        display messages (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
         version = self.core.commands.version_of(station_id)
         if version is None:
             raise StationOffline(station_id)
-        if version != V201:
+        calls = calls_for(version)
+        if not calls.supports_display_messages:
             raise NotSupported(f"OCPP {version} has no display messages (OCPP 2.0.1 has)")
-        return row["id"]
+        return row["id"], calls
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The station's messages as the CSMS knows them, by message id; ``supported`` is False
@@ -119,8 +116,10 @@ class DisplayMessageService:
         version = self.core.commands.version_of(station_id) or row["ocpp_version"] or None
         rows = await DisplayMessage.select(*DisplayMessage.all_columns(exclude=[DisplayMessage.station])).where(
             DisplayMessage.station == row["id"]).order_by(DisplayMessage.message_id).output(load_json=True)
+        calls = known_calls(version)  # a stored version may be one not known
         return {"station_id": station_id, "ocpp_version": version,
-                "supported": None if version is None else version == V201, "items": rows}
+                "supported": None if version is None else calls is not None and calls.supports_display_messages,
+                "items": rows}
 
     async def _store(self, station_pk: int, info: dict[str, Any], *, source: str) -> None:
         values = _columns(info)
@@ -137,7 +136,7 @@ class DisplayMessageService:
                   transaction_id: str | None = None, message_id: int | None = None, by: str = "") -> dict[str, Any]:
         """SetDisplayMessage; a message the station accepts is stored. Without ``message_id`` the
         next id after the highest one known for the station is used."""
-        pk = await self._connected_201(station_id)
+        pk, calls = await self._connected(station_id)
         if message_id is None:
             top = await DisplayMessage.select(Max(DisplayMessage.message_id).as_alias("top")).where(
                 DisplayMessage.station == pk).first()
@@ -145,31 +144,29 @@ class DisplayMessageService:
         info = message_info(message_id=message_id, content=content, priority=priority, format=format,
                             language=language, state=state, evse_id=evse_id, starts_at=starts_at, ends_at=ends_at,
                             transaction_id=transaction_id)
-        response = await self.core.commands.send(station_id, "SetDisplayMessage", {"message": info},
-                                                 requested_by=by)
+        call = calls.set_display_message(message=info)
+        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
         if response.get("status") == "Accepted":
             await self._store(pk, info, source="csms")
-        return {**_result(response), "message_id": message_id}
+        return {**call.outcome(response), "message_id": message_id}
 
     async def clear(self, station_id: str, *, message_id: int, by: str = "") -> dict[str, Any]:
         """ClearDisplayMessage; the stored message is forgotten when the station cleared it or
         does not know it."""
-        pk = await self._connected_201(station_id)
-        response = await self.core.commands.send(station_id, "ClearDisplayMessage", {"id": message_id},
-                                                 requested_by=by)
+        pk, calls = await self._connected(station_id)
+        call = calls.clear_display_message(message_id=message_id)
+        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
         if response.get("status") in ("Accepted", "Unknown"):
             await DisplayMessage.delete().where((DisplayMessage.station == pk)
                                                 & (DisplayMessage.message_id == message_id))
-        return _result(response)
+        return call.outcome(response)
 
     async def refresh(self, station_id: str, *, by: str = "") -> dict[str, Any]:
         """GetDisplayMessages for all of the station's messages; they arrive in NotifyDisplayMessages."""
-        pk = await self._connected_201(station_id)
-        request_id = random.randint(1, MAX_MESSAGE_ID)
+        pk, calls = await self._connected(station_id)
+        call = calls.get_display_messages()
         await DisplayMessage.delete().where(DisplayMessage.station == pk)
-        response = await self.core.commands.send(station_id, "GetDisplayMessages", {"requestId": request_id},
-                                                 requested_by=by)
-        return {**_result(response), "request_id": request_id}
+        return call.outcome(await self.core.commands.send(station_id, call.action, call.payload, requested_by=by))
 
     async def report(self, state: StationState, messages: list[dict[str, Any]]) -> None:
         """A station's NotifyDisplayMessages: each message stored (a message the CSMS set keeps

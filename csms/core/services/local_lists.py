@@ -38,8 +38,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from csms.core import events as ev
+from csms.core.ocpp.outbound import local_lists as msgs
 from csms.core.ocpp.validation import OcppError
-from csms.core.services import local_list_messages as msgs
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import IdToken, LocalAuthList, Organization, Station
 from csms.core.timeutil import ocpp_ts, utcnow

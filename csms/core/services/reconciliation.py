@@ -30,7 +30,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 from csms.core import events as ev
-from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.ocpp.outbound import StationCalls, known_calls
+from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.sessions import CLOSED_AFTER_REBOOT
 
@@ -104,14 +105,16 @@ class TransactionReconciliation:
         open_sessions = self.core.sessions.for_station(station_id)
         if not open_sessions:
             return
-        version = self.core.commands.version_of(station_id)
-        if version == V201:
-            self._spawn(self._ask_201(station_id, [s.id for s in open_sessions]))
-        elif version == V16:
+        calls = known_calls(self.core.commands.version_of(station_id))
+        if calls is None:
+            return
+        if calls.supports_transaction_status:
+            self._spawn(self._ask_status(station_id, calls, [s.id for s in open_sessions]))
+        else:
             pending = self._pending[station_id] = {s.id for s in open_sessions}
             grace = self.core.settings.transaction_resume_grace_s
             if grace > 0:
-                self._spawn(self._grace_16(station_id, pending, grace))
+                self._spawn(self._grace(station_id, pending, grace))
 
     def _resumed(self, station_id: str, session_id: int) -> None:
         pending = self._pending.get(station_id)
@@ -132,29 +135,29 @@ class TransactionReconciliation:
         elif event.status == "Available" and event.previous in OCCUPIED:
             self._spawn(self._outlived(session, event.previous))
 
-    async def _ask_201(self, station_id: str, session_ids: list[int]) -> None:
+    async def _ask_status(self, station_id: str, calls: StationCalls, session_ids: list[int]) -> None:
         for session_id in session_ids:
             session = self.core.sessions.by_id(session_id)
             if session is None:
                 continue  # ended meanwhile
+            call = calls.get_transaction_status(transaction_id=session.transaction_id)
             try:
-                answer = await self.core.commands.send(station_id, "GetTransactionStatus",
-                                                       {"transactionId": session.transaction_id},
-                                                       requested_by="reconciliation")
+                answer = call.outcome(await self.core.commands.send(station_id, call.action, call.payload,
+                                                                    requested_by="reconciliation"))
             except (StationOffline, UnknownStation):
                 return  # asked again at its next boot
             except (CommandTimeout, OcppError) as exc:
                 log.warning("GetTransactionStatus of %s on %s not answered: %r", session.transaction_id,
                             station_id, exc)
                 continue
-            if answer.get("messagesInQueue"):
+            if answer["messages_in_queue"]:
                 await self._record(session, "awaiting_queued_messages",
                                    f"transaction {session.transaction_id}: the station has queued messages of it",
                                    {"session_id": session.id, "transaction_id": session.transaction_id})
-            elif answer.get("ongoingIndicator") is False:
+            elif answer["ongoing"] is False:
                 await self._close(session, "unknown to the station after its reboot")
 
-    async def _grace_16(self, station_id: str, pending: set[int], grace: float) -> None:
+    async def _grace(self, station_id: str, pending: set[int], grace: float) -> None:
         await asyncio.sleep(grace)
         if self._pending.get(station_id) is not pending:
             return  # disconnected or booted again since: that boot has its own wait

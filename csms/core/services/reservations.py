@@ -208,9 +208,9 @@ class ReservationService:
             if only_active and row["status"] not in ACTIVE:
                 raise ReservationError(f"reservation {reservation_id} is {row['status']}, not active")
         assert station_id is not None
-        self.core.operations.version(station_id)  # StationOffline before anything is sent
-        response = await self.core.commands.send(station_id, "CancelReservation", {"reservationId": reservation_id},
-                                                 requested_by=by)
+        # StationOffline before anything is sent
+        call = calls_for(self.core.operations.version(station_id)).cancel_reservation(reservation_id=reservation_id)
+        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
         answer = response.get("status", "")
         if row is None:
             return {"status": answer, "response": response}

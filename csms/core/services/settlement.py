@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import events as ev
-from csms.core.ocpp.validation import V16
+from csms.core.ocpp.outbound import known_calls
 from csms.core.tables import ChargingSession
 from csms.core.timeutil import utcnow
 from csms.plugins import call_hook, hook_impls
@@ -54,7 +54,7 @@ class SettlementService:
         if isinstance(event, ev.SessionStopped):
             self._spawn(event.session_id)
             if self.core.settings.final_cost_data_transfer:
-                task = asyncio.create_task(self.send_final_cost_16(event))
+                task = asyncio.create_task(self.send_final_cost_data_transfer(event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -87,19 +87,19 @@ class SettlementService:
         session = await session_dict(session_id)
         return await call_hook("price_session", session=session, final=True) if session else None
 
-    async def send_final_cost_16(self, event: ev.SessionStopped) -> None:
-        """OCPP 1.6 has no final cost in StopTransaction's answer: with
-        ``final_cost_data_transfer`` on, a California Pricing ``DataTransfer`` (FinalCost) carries
-        it, sent once the station has its answer (the event comes after it)."""
-        from csms.core.ocpp.v16 import final_cost_data_transfer
-
-        if self.core.commands.version_of(event.station_id) != V16 or not hook_impls("price_session"):
+    async def send_final_cost_data_transfer(self, event: ev.SessionStopped) -> None:
+        """A version without the final cost in the answer to a transaction's end (OCPP 1.6's
+        StopTransaction): with ``final_cost_data_transfer`` on, the station's adapter sends it in a
+        ``DataTransfer`` (California Pricing FinalCost) once the station has its answer (the event
+        comes after it)."""
+        calls = known_calls(self.core.commands.version_of(event.station_id))
+        if calls is None or not calls.final_cost_by_data_transfer or not hook_impls("price_session"):
             return
         try:
             cost = await self._final_cost(event.session_id)
             if cost is not None:
-                await self.core.commands.send(event.station_id, "DataTransfer",
-                                              final_cost_data_transfer(event.transaction_id, cost),
+                call = calls.final_cost(transaction_id=event.transaction_id, cost=cost)
+                await self.core.commands.send(event.station_id, call.action, call.payload,
                                               requested_by="csms:final_cost")
         except Exception:
             log.warning("FinalCost of session %s to %s failed", event.session_id, event.station_id, exc_info=True)

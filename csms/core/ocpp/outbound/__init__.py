@@ -8,6 +8,7 @@ from csms.core.ocpp.outbound.v16 import Calls16
 from csms.core.ocpp.outbound.v201 import Calls201
 
 BY_VERSION: dict[str, StationCalls] = {adapter.version: adapter for adapter in (Calls16(), Calls201())}
+NEWEST: StationCalls = BY_VERSION[Calls201.version]
 
 
 def calls_for(version: str) -> StationCalls:
@@ -15,4 +16,16 @@ def calls_for(version: str) -> StationCalls:
     return BY_VERSION[version]
 
 
-__all__ = ["Call", "Calls16", "Calls201", "OperationError", "StationCalls", "calls_for"]
+def known_calls(version: str | None) -> StationCalls | None:
+    """The outbound adapter of ``version``; None for no version or one this CSMS does not speak
+    (a version stored for a station may be either)."""
+    return BY_VERSION.get(version) if version is not None else None
+
+
+def calls_or_newest(version: str | None) -> StationCalls:
+    """The outbound adapter of ``version``, the newest version's for a version not known."""
+    return known_calls(version) or NEWEST
+
+
+__all__ = ["BY_VERSION", "NEWEST", "Call", "Calls16", "Calls201", "OperationError", "StationCalls", "calls_for",
+           "calls_or_newest", "known_calls"]

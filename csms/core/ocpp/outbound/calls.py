@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from csms.core.domain import SessionCost
     from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationState
 
@@ -49,6 +50,35 @@ def new_request_id() -> int:
     return random.randint(1, 2**31 - 1)
 
 
+# Version-neutral purposes of a charging profile; each adapter names them in its version.
+STATION_MAX, TX_DEFAULT, TX = "station_max", "tx_default", "tx"
+
+# A local authorization list entry, version-neutral: ``{"status", "expires_at", "group", "type"}``
+# for an id token, or ``None`` to remove the token (a differential update's entry without
+# idTagInfo / idTokenInfo).
+Entry = dict[str, Any]
+
+
+@dataclass
+class StationCaps:
+    """What a station told about its smart charging (configuration keys / device model)."""
+
+    unit: str = "A"
+    max_stack_level: int | None = None
+    max_periods: int | None = None
+
+
+@dataclass(frozen=True)
+class LocalListCapabilities:
+    """What the station's stored configuration says about its list (None: it did not say)."""
+
+    supported: bool | None = None  # 1.6 LocalAuthListManagement profile / 2.0.1 LocalAuthListCtrlr.Available
+    enabled: bool | None = None  # 1.6 LocalAuthListEnabled / 2.0.1 LocalAuthListCtrlr.Enabled
+    per_message: int | None = None  # 1.6 SendLocalListMaxLength / 2.0.1 ItemsPerMessage
+    bytes_per_message: int | None = None  # 2.0.1 BytesPerMessage
+    max_entries: int | None = None  # 1.6 LocalAuthListMaxLength / 2.0.1 Entries' maxLimit
+
+
 @dataclass(frozen=True)
 class Call:
     """One CSMS-initiated call in the station's protocol version."""
@@ -66,6 +96,17 @@ class StationCalls(ABC):
     """
 
     version: str
+    # The version's names of the neutral charging profile purposes.
+    purpose_names: dict[str, str]
+    # What an id token named in a local authorization list may hold.
+    max_id_token_length: int
+    # Features only some versions have.
+    supports_display_messages: bool = False  # SetDisplayMessage, GetDisplayMessages, ClearDisplayMessage
+    supports_transaction_status: bool = False  # GetTransactionStatus
+    final_cost_by_data_transfer: bool = False  # the final cost in a DataTransfer after the transaction
+
+    def _not_in_version(self, what: str) -> OperationError:
+        return OperationError(f"OCPP {self.version} has no {what}")
 
     @abstractmethod
     def fit_id_token(self, id_token: str) -> str:
@@ -123,6 +164,24 @@ class StationCalls(ABC):
         """The id of a ``profile`` shaped for the version."""
 
     @abstractmethod
+    def charging_profile(self, *, profile_id: int, stack_level: int, purpose: str, schedule: dict[str, Any],
+                         transaction_id: str | None) -> dict[str, Any]:
+        """An absolute profile of the neutral ``purpose`` (:data:`STATION_MAX`, :data:`TX_DEFAULT`,
+        :data:`TX`) shaped for the version; ``schedule`` has ``startSchedule``, ``chargingRateUnit``
+        and ``chargingSchedulePeriod``; ``transaction_id`` for a TX profile bound to its transaction."""
+
+    @abstractmethod
+    def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call: ...
+
+    @abstractmethod
+    def composite_schedule(self, answer: dict[str, Any]) -> dict[str, Any] | None:
+        """The schedule in a GetCompositeSchedule answer (None without one)."""
+
+    @abstractmethod
+    async def station_caps(self, station_pk: int) -> StationCaps:
+        """Rate unit, stack level and periods the station allows, from its stored configuration."""
+
+    @abstractmethod
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
                             connector_type: str | None) -> str | None:
         """Why the version cannot express this reservation; None when it can."""
@@ -131,3 +190,72 @@ class StationCalls(ABC):
     def reserve_now(self, *, reservation_id: int, id_token: str, token_type: str, group_id_token: str | None,
                     expires_at: datetime, evse_id: int | None, connector_type: str | None) -> Call:
         """Reserve EVSE ``evse_id`` (None or 0: any) for ``id_token`` or its group until ``expires_at``."""
+
+    def cancel_reservation(self, *, reservation_id: int) -> Call:
+        return Call("CancelReservation", {"reservationId": reservation_id})
+
+    # -- local authorization list
+
+    def get_local_list_version(self) -> Call:
+        """The outcome has the station's ``list_version``."""
+        return Call("GetLocalListVersion", {},
+                    outcome=lambda response: {**accepted(response), "list_version": self.local_list_version(response)})
+
+    @abstractmethod
+    def local_list_version(self, response: dict[str, Any]) -> int:
+        """The list version in a GetLocalListVersion answer (-1: the station has no list support)."""
+
+    @abstractmethod
+    def local_list_item(self, id_token: str, entry: Entry | None, token_type: str) -> dict[str, Any]:
+        """One element of ``localAuthorizationList``; ``entry`` None removes the token."""
+
+    @abstractmethod
+    def send_local_list(self, *, list_version: int, update_type: str, items: list[dict[str, Any]]) -> Call:
+        """SendLocalList of ``items`` (made by :meth:`local_list_item`); ``update_type`` "Full" or "Differential"."""
+
+    @abstractmethod
+    async def local_list_capabilities(self, station_pk: int) -> LocalListCapabilities:
+        """The station's list capabilities from the configuration it reported."""
+
+    # -- features only some versions have
+
+    def set_display_message(self, *, message: dict[str, Any]) -> Call:
+        """Show ``message`` (a 2.0.1 MessageInfo, as the CSMS keeps display messages)."""
+        raise self._not_in_version("display messages")
+
+    def clear_display_message(self, *, message_id: int) -> Call:
+        raise self._not_in_version("display messages")
+
+    def get_display_messages(self) -> Call:
+        """Ask for all the station's messages; the outcome has the ``request_id`` of its reports."""
+        raise self._not_in_version("display messages")
+
+    def get_transaction_status(self, *, transaction_id: str) -> Call:
+        """The outcome has ``messages_in_queue`` (the station still has messages of the transaction
+        to send) and ``ongoing`` (whether it is still going on; None when the answer does not say)."""
+        raise self._not_in_version("GetTransactionStatus")
+
+    def final_cost(self, *, transaction_id: str, cost: SessionCost) -> Call:
+        """The final ``cost`` of a finished transaction, for the station to show."""
+        raise self._not_in_version("final cost message")
+
+
+def int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def positive_int(value: Any) -> int | None:
+    """A positive whole number (``"100"``, ``"100.0"``); None for anything else."""
+    try:
+        number = int(float(str(value).strip()))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def bool_or_none(value: Any) -> bool | None:
+    text = str(value).strip().lower() if value is not None else ""
+    return True if text == "true" else False if text == "false" else None

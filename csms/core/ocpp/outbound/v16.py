@@ -4,19 +4,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound.calls import Call, OperationError, StationCalls, accepted, answered_for, new_request_id
+from csms.core.ocpp.outbound.calls import (
+    STATION_MAX,
+    TX,
+    TX_DEFAULT,
+    Call,
+    Entry,
+    LocalListCapabilities,
+    OperationError,
+    StationCalls,
+    StationCaps,
+    accepted,
+    answered_for,
+    bool_or_none,
+    int_or_none,
+    new_request_id,
+    positive_int,
+)
 from csms.core.ocpp.validation import V16
 from csms.core.services import passwords
+from csms.core.tables import ConfigurationKey
 from csms.core.timeutil import ocpp_ts
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from csms.core.domain import SessionCost
     from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationState
 
 ID_TAG_LENGTH = 20  # CiString20Type
 RESET_TYPES = {"soft": "Soft", "hard": "Hard", "on_idle": "Soft", "immediate": "Hard"}
+PURPOSE_NAMES = {STATION_MAX: "ChargePointMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"}
+LIST_STATUSES = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"})  # AuthorizationStatus
 
 
 def status_of(response: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +49,9 @@ async def record_keys(reports: ReportService, state: StationState, response: dic
 
 class Calls16(StationCalls):
     version = V16
+    purpose_names = PURPOSE_NAMES
+    max_id_token_length = ID_TAG_LENGTH
+    final_cost_by_data_transfer = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token[:ID_TAG_LENGTH]
@@ -106,6 +129,34 @@ class Calls16(StationCalls):
     def profile_id(self, profile: dict[str, Any]) -> int:
         return profile["chargingProfileId"]
 
+    def charging_profile(self, *, profile_id: int, stack_level: int, purpose: str, schedule: dict[str, Any],
+                         transaction_id: str | None) -> dict[str, Any]:
+        profile: dict[str, Any] = {"chargingProfileId": profile_id, "stackLevel": stack_level,
+                                   "chargingProfilePurpose": self.purpose_names[purpose],
+                                   "chargingProfileKind": "Absolute", "chargingSchedule": schedule}
+        if transaction_id is not None:
+            profile["transactionId"] = int(transaction_id)
+        return profile
+
+    def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
+        return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "connectorId": evse_id})
+
+    def composite_schedule(self, answer: dict[str, Any]) -> dict[str, Any] | None:
+        return answer.get("chargingSchedule")
+
+    async def station_caps(self, station_pk: int) -> StationCaps:
+        """From the configuration keys (ChargingScheduleAllowedChargingRateUnit,
+        ChargeProfileMaxStackLevel, ChargingScheduleMaxPeriods)."""
+        caps = StationCaps()
+        keys = {k["key"]: k["value"] for k in await ConfigurationKey.select(
+            ConfigurationKey.key, ConfigurationKey.value).where(ConfigurationKey.station == station_pk)}
+        units = keys.get("ChargingScheduleAllowedChargingRateUnit")
+        if units and "current" not in units.lower() and "power" in units.lower():
+            caps.unit = "W"
+        caps.max_stack_level = int_or_none(keys.get("ChargeProfileMaxStackLevel"))
+        caps.max_periods = int_or_none(keys.get("ChargingScheduleMaxPeriods"))
+        return caps
+
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
                             connector_type: str | None) -> str | None:
         if connector_type:
@@ -122,3 +173,46 @@ class Calls16(StationCalls):
         if group_id_token:
             payload["parentIdTag"] = group_id_token
         return Call("ReserveNow", payload)
+
+    def local_list_version(self, response: dict[str, Any]) -> int:
+        return int(response["listVersion"])
+
+    def local_list_item(self, id_token: str, entry: Entry | None, token_type: str) -> dict[str, Any]:
+        """1.6 id tags have no type."""
+        item: dict[str, Any] = {"idTag": id_token}
+        if entry is not None:
+            info: dict[str, Any] = {"status": entry["status"] if entry["status"] in LIST_STATUSES else "Invalid"}
+            if entry.get("expires_at"):
+                info["expiryDate"] = entry["expires_at"]
+            if entry.get("group") and len(entry["group"]) <= ID_TAG_LENGTH:
+                info["parentIdTag"] = entry["group"]
+            item["idTagInfo"] = info
+        return item
+
+    def send_local_list(self, *, list_version: int, update_type: str, items: list[dict[str, Any]]) -> Call:
+        payload: dict[str, Any] = {"listVersion": list_version, "updateType": update_type}
+        if items:
+            payload["localAuthorizationList"] = items
+        return Call("SendLocalList", payload)
+
+    async def local_list_capabilities(self, station_pk: int) -> LocalListCapabilities:
+        """From the configuration keys: the LocalAuthListManagement profile, LocalAuthListEnabled,
+        SendLocalListMaxLength, LocalAuthListMaxLength."""
+        rows = {r["key"]: r["value"] for r in await ConfigurationKey.select(ConfigurationKey.key, ConfigurationKey.value)
+                .where((ConfigurationKey.station == station_pk) & ConfigurationKey.key.is_in(
+                    ["SupportedFeatureProfiles", "LocalAuthListEnabled", "LocalAuthListMaxLength",
+                     "SendLocalListMaxLength"]))}
+        profiles = rows.get("SupportedFeatureProfiles")
+        return LocalListCapabilities(
+            supported=None if profiles is None else "LocalAuthListManagement" in
+            [p.strip() for p in str(profiles).split(",")],
+            enabled=bool_or_none(rows.get("LocalAuthListEnabled")),
+            per_message=positive_int(rows.get("SendLocalListMaxLength")),
+            max_entries=positive_int(rows.get("LocalAuthListMaxLength")))
+
+    def final_cost(self, *, transaction_id: str, cost: SessionCost) -> Call:
+        """1.6 has no final cost in StopTransaction's answer: a California Pricing ``DataTransfer``
+        (FinalCost) carries it."""
+        from csms.core.ocpp.v16 import final_cost_data_transfer
+
+        return Call("DataTransfer", final_cost_data_transfer(transaction_id, cost))

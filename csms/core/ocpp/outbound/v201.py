@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound.calls import Call, OperationError, StationCalls, accepted, answered_for, new_request_id
+from csms.core.ocpp.outbound.calls import (
+    STATION_MAX,
+    TX,
+    TX_DEFAULT,
+    Call,
+    Entry,
+    LocalListCapabilities,
+    OperationError,
+    StationCalls,
+    StationCaps,
+    accepted,
+    answered_for,
+    bool_or_none,
+    int_or_none,
+    new_request_id,
+    positive_int,
+)
 from csms.core.ocpp.validation import V201
 from csms.core.services import passwords
+from csms.core.tables import DeviceVariable
 from csms.core.timeutil import ocpp_ts
 
 if TYPE_CHECKING:
@@ -20,6 +37,11 @@ CONNECTOR_TYPES = frozenset({  # ConnectorEnumType
     "cCCS1", "cCCS2", "cG105", "cTesla", "cType1", "cType2", "s309-1P-16A", "s309-1P-32A", "s309-3P-16A",
     "s309-3P-32A", "sBS1361", "sCEE-7-7", "sType2", "sType3", "Other1PhMax16A", "Other1PhOver16A", "Other3Ph",
     "Pan", "wInductive", "wResonant", "Undetermined", "Unknown"})
+# IdTokenEnumType; a card of another type goes into a list as "Local".
+TOKEN_TYPES = frozenset({"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress",
+                         "NoAuthorization"})
+ID_TOKEN_LENGTH = 36  # IdTokenType.idToken
+PURPOSE_NAMES = {STATION_MAX: "ChargingStationMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"}
 
 
 def component_variable(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -53,8 +75,17 @@ async def record_variables(reports: ReportService, state: StationState, response
     await reports.device_report(state, report)
 
 
+def transaction_status(response: dict[str, Any]) -> dict[str, Any]:
+    return {**accepted(response), "messages_in_queue": bool(response.get("messagesInQueue")),
+            "ongoing": response.get("ongoingIndicator")}
+
+
 class Calls201(StationCalls):
     version = V201
+    purpose_names = PURPOSE_NAMES
+    max_id_token_length = ID_TOKEN_LENGTH
+    supports_display_messages = True
+    supports_transaction_status = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
@@ -143,6 +174,35 @@ class Calls201(StationCalls):
     def profile_id(self, profile: dict[str, Any]) -> int:
         return profile["id"]
 
+    def charging_profile(self, *, profile_id: int, stack_level: int, purpose: str, schedule: dict[str, Any],
+                         transaction_id: str | None) -> dict[str, Any]:
+        profile: dict[str, Any] = {"id": profile_id, "stackLevel": stack_level,
+                                   "chargingProfilePurpose": self.purpose_names[purpose], "chargingProfileKind": "Absolute",
+                                   "chargingSchedule": [{"id": profile_id, **schedule}]}
+        if transaction_id is not None:
+            profile["transactionId"] = transaction_id
+        return profile
+
+    def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
+        return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "evseId": evse_id})
+
+    def composite_schedule(self, answer: dict[str, Any]) -> dict[str, Any] | None:
+        return answer.get("schedule")
+
+    async def station_caps(self, station_pk: int) -> StationCaps:
+        """From the device model's SmartChargingCtrlr (RateUnit, ProfileStackLevel, PeriodsPerSchedule)."""
+        caps = StationCaps()
+        variables = {r["variable"]: r["value"] for r in await DeviceVariable.select(
+            DeviceVariable.variable, DeviceVariable.value).where(
+            (DeviceVariable.station == station_pk) & (DeviceVariable.component == "SmartChargingCtrlr")
+            & (DeviceVariable.attribute_type == "Actual"))}
+        units = variables.get("RateUnit")
+        if units and "A" not in [u.strip() for u in units.split(",")] and "W" in units:
+            caps.unit = "W"
+        caps.max_stack_level = int_or_none(variables.get("ProfileStackLevel"))
+        caps.max_periods = int_or_none(variables.get("PeriodsPerSchedule"))
+        return caps
+
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
                             connector_type: str | None) -> str | None:
         if connector_type and connector_type not in CONNECTOR_TYPES:
@@ -161,3 +221,56 @@ class Calls201(StationCalls):
         if group_id_token:
             payload["groupIdToken"] = {"idToken": group_id_token, "type": "Central"}
         return Call("ReserveNow", payload)
+
+    def local_list_version(self, response: dict[str, Any]) -> int:
+        return int(response["versionNumber"])
+
+    def local_list_item(self, id_token: str, entry: Entry | None, token_type: str) -> dict[str, Any]:
+        item: dict[str, Any] = {"idToken": {"idToken": id_token, "type": token_type}}
+        if entry is not None:
+            info: dict[str, Any] = {"status": entry["status"]}
+            if entry.get("expires_at"):
+                info["cacheExpiryDateTime"] = entry["expires_at"]
+            if entry.get("group") and len(entry["group"]) <= ID_TOKEN_LENGTH:
+                info["groupIdToken"] = {"idToken": entry["group"], "type": "Central"}  # as Authorize answers it
+            item["idTokenInfo"] = info
+        return item
+
+    def send_local_list(self, *, list_version: int, update_type: str, items: list[dict[str, Any]]) -> Call:
+        payload: dict[str, Any] = {"versionNumber": list_version, "updateType": update_type}
+        if items:
+            payload["localAuthorizationList"] = items
+        return Call("SendLocalList", payload)
+
+    async def local_list_capabilities(self, station_pk: int) -> LocalListCapabilities:
+        """From the device model's LocalAuthListCtrlr (Available, Enabled, ItemsPerMessage,
+        BytesPerMessage, the maxLimit of Entries)."""
+        variables = await DeviceVariable.select(
+            DeviceVariable.variable, DeviceVariable.value, DeviceVariable.max_limit).where(
+            (DeviceVariable.station == station_pk) & (DeviceVariable.component == "LocalAuthListCtrlr")
+            & (DeviceVariable.attribute_type == "Actual"))
+        found = {r["variable"]: r for r in variables}
+
+        def value(name: str) -> Any:
+            return found[name]["value"] if name in found else None
+
+        entries = found.get("Entries")
+        return LocalListCapabilities(
+            supported=bool_or_none(value("Available")),
+            enabled=bool_or_none(value("Enabled")),
+            per_message=positive_int(value("ItemsPerMessage")),
+            bytes_per_message=positive_int(value("BytesPerMessage")),
+            max_entries=positive_int(entries["max_limit"]) if entries is not None else None)
+
+    def set_display_message(self, *, message: dict[str, Any]) -> Call:
+        return Call("SetDisplayMessage", {"message": message})
+
+    def clear_display_message(self, *, message_id: int) -> Call:
+        return Call("ClearDisplayMessage", {"id": message_id})
+
+    def get_display_messages(self) -> Call:
+        request_id = new_request_id()
+        return Call("GetDisplayMessages", {"requestId": request_id}, outcome=answered_for(request_id))
+
+    def get_transaction_status(self, *, transaction_id: str) -> Call:
+        return Call("GetTransactionStatus", {"transactionId": transaction_id}, outcome=transaction_status)

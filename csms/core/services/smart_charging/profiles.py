@@ -8,17 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from csms.core.ocpp.validation import V16
+from csms.core.ocpp.outbound import BY_VERSION, calls_or_newest
+from csms.core.ocpp.outbound.calls import STATION_MAX, TX, TX_DEFAULT
 from csms.core.services.smart_charging.phases import INF
 from csms.core.services.smart_charging.schedules import Periods
 from csms.core.timeutil import ocpp_ts, parse_ts
 
-# Version-neutral purposes and their names per protocol version.
-STATION_MAX, TX_DEFAULT, TX = "station_max", "tx_default", "tx"
-PURPOSE_NAMES = {
-    V16: {STATION_MAX: "ChargePointMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"},
-    "2.0.1": {STATION_MAX: "ChargingStationMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"},
-}
+# Version-neutral purposes (STATION_MAX, TX_DEFAULT, TX) and their names per protocol version.
+PURPOSE_NAMES = {version: calls.purpose_names for version, calls in BY_VERSION.items()}
 _PURPOSE_CODES = {STATION_MAX: 1, TX_DEFAULT: 2, TX: 3}
 _CODE_PURPOSES = {v: k for k, v in _PURPOSE_CODES.items()}
 
@@ -51,7 +48,8 @@ def purpose_of(profile_id: int, base: int) -> str | None:
 
 def build_profile(version: str, plan: Planned, *, profile_id: int, stack_level: int, unit: str = "A",
                   voltage_v: float = 230.0) -> dict[str, Any]:
-    """The ``csChargingProfiles`` (1.6) or ``chargingProfile`` (2.0.1) for a planned limit."""
+    """The ``csChargingProfiles`` (1.6) or ``chargingProfile`` (2.0.1) for a planned limit: the
+    schedule here, its profile by the adapter of ``version`` (the newest version's for one not known)."""
     start = plan.periods[0][0]
     phases = plan.number_phases
     periods = []
@@ -68,19 +66,9 @@ def build_profile(version: str, plan: Planned, *, profile_id: int, stack_level: 
         periods.append(period)
     schedule: dict[str, Any] = {"startSchedule": ocpp_ts(start), "chargingRateUnit": unit,
                                 "chargingSchedulePeriod": periods}
-    purpose = PURPOSE_NAMES[V16 if version == V16 else "2.0.1"][plan.purpose]
-    if version == V16:
-        profile: dict[str, Any] = {"chargingProfileId": profile_id, "stackLevel": stack_level,
-                                   "chargingProfilePurpose": purpose, "chargingProfileKind": "Absolute",
-                                   "chargingSchedule": schedule}
-        if plan.purpose == TX and plan.transaction_id is not None:
-            profile["transactionId"] = int(plan.transaction_id)
-        return profile
-    profile = {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
-               "chargingProfileKind": "Absolute", "chargingSchedule": [{"id": profile_id, **schedule}]}
-    if plan.purpose == TX and plan.transaction_id is not None:
-        profile["transactionId"] = plan.transaction_id
-    return profile
+    return calls_or_newest(version).charging_profile(
+        profile_id=profile_id, stack_level=stack_level, purpose=plan.purpose, schedule=schedule,
+        transaction_id=plan.transaction_id if plan.purpose == TX else None)
 
 
 def planned_from_payload(station_id: str, evse_id: int, purpose: str, profile: dict[str, Any],
@@ -110,7 +98,7 @@ def composite_limit_a(version: str, answer: dict[str, Any], voltage_v: float) ->
     """The limit at the start of a GetCompositeSchedule answer, in A per phase."""
     if answer.get("status") != "Accepted":
         return None
-    schedule = answer.get("chargingSchedule") if version == V16 else answer.get("schedule")
+    schedule = calls_or_newest(version).composite_schedule(answer)
     if not schedule or not schedule.get("chargingSchedulePeriod"):
         return None
     first = min(schedule["chargingSchedulePeriod"], key=lambda p: p["startPeriod"])

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from csms.core import cluster
 from csms.core import events as ev
 from csms.core.domain import CapacityPeriod, CapacitySchedule, Load, SiteTopology, TopologyNode
-from csms.core.ocpp.validation import V16, OcppError
+from csms.core.ocpp.outbound import calls_for
+from csms.core.ocpp.validation import OcppError
 from csms.core.leases import LeaderJob, lead
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.sessions import ActiveSession
@@ -823,10 +824,9 @@ class SmartChargingService:
             expected = periods_at(tx.periods, now)
             if top is not None:
                 expected = min(expected, periods_at(top.periods, now))
-            payload: dict[str, Any] = {"duration": 300, "chargingRateUnit": "A"}
-            payload["connectorId" if version == V16 else "evseId"] = session.evse_id
+            call = calls_for(version).get_composite_schedule(evse_id=session.evse_id, duration=300, unit="A")
             try:
-                answer = await self.core.commands.send(station_id, "GetCompositeSchedule", payload,
+                answer = await self.core.commands.send(station_id, call.action, call.payload,
                                                        requested_by="smart-charging")
             except OcppError as exc:
                 if exc.code in ("NotImplemented", "NotSupported"):

@@ -400,3 +400,59 @@ async def test_a_site_split_over_two_nodes_stays_within_its_fuse(tmp_path, clust
             for st in stations:
                 await st.close()
             stop_node(proc)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_transaction_goes_on_after_its_station_moves_to_another_node(two_nodes, version):
+    """Started on node A, the station reconnects to node B and goes on: B stores its meter values
+    and its end (it reads the running session from the database when the station connects), and
+    A, which the station left, no longer counts it as running there."""
+    from ocpp.v16 import call as call16
+
+    node_a, port_b = two_nodes
+    station = f"MOVE-{uuid.uuid4().hex[:6]}"
+    assert (await node_a.api.post("/tokens", json={"id_token": "MOVER"})).status_code == 201
+    url_b = f"ws://127.0.0.1:{port_b}/ocpp/{station}"
+    ts = "2026-12-06T08:00:00Z"
+    if version == "1.6":
+        async with connect(node_a.ws_url(station), station, version="1.6") as cp:
+            await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="MOVER", meter_start=1000,
+                                                            timestamp=ts))
+        tx = str(started.transaction_id)
+        async with connect(url_b, station, version="1.6") as cp:
+            await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=int(tx), meter_value=[{
+                "timestamp": "2026-12-06T08:30:00Z", "sampledValue": [{"value": "4000"}]}]))
+            await cp.call(call16.StopTransaction(meter_stop=7000, timestamp="2026-12-06T09:00:00Z",
+                                                 transaction_id=int(tx)))
+    else:
+        tx = f"T-{uuid.uuid4().hex[:8]}"
+
+        def event(kind: str, seq: int, wh: float, when: str, **extra):
+            return call.TransactionEvent(
+                event_type=kind, timestamp=when, trigger_reason="MeterValuePeriodic" if kind == "Updated" else
+                ("Authorized" if kind == "Started" else "StopAuthorized"), seq_no=seq,
+                transaction_info={"transaction_id": tx, **extra}, evse={"id": 1, "connector_id": 1},
+                meter_value=[{"timestamp": when, "sampled_value": [{"value": wh}]}],
+                **({"id_token": {"id_token": "MOVER", "type": "ISO14443"}} if kind == "Started" else {}))
+
+        async with connect(node_a.ws_url(station), station) as cp:
+            await boot(cp)
+            await cp.call(event("Started", 0, 1000.0, ts))
+        async with connect(url_b, station) as cp:
+            await boot(cp)
+            await cp.call(event("Updated", 1, 4000.0, "2026-12-06T08:30:00Z"))
+            await cp.call(event("Ended", 2, 7000.0, "2026-12-06T09:00:00Z", stopped_reason="Local"))
+
+    async def ended():
+        rows = (await node_a.api.get("/sessions", params={"station_id": station})).json()
+        rows = rows["items"] if isinstance(rows, dict) else rows
+        return rows if rows and rows[0]["state"] == "completed" else None
+
+    rows = await eventually(ended)
+    assert len(rows) == 1 and rows[0]["transaction_id"] == tx and round(float(rows[0]["energy_wh"])) == 6000, rows
+    readings = (await node_a.api.get(f"/sessions/{rows[0]['id']}/meter-values")).json()
+    readings = readings["items"] if isinstance(readings, dict) else readings
+    assert 4000.0 in {float(r["value"]) for r in readings}, readings
+    assert node_a.core.sessions.for_station(station) == []

@@ -128,6 +128,8 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
         return
     if password is not None:
         failed_logins.succeeded(station_id, client)
+    if getattr(core.commands.bus, "redis", None) is not None:  # several nodes: sessions carried on elsewhere
+        await core.sessions.adopt(station_id)
     await socket.accept(subprotocols=subprotocol)
     conn = ADAPTERS[subprotocol](core, state, socket)
     await core.connections.add(conn)
@@ -141,3 +143,5 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
     finally:
         if core.connections.remove(conn):
             await core.stations.disconnected(station_id, reason)
+            if getattr(core.commands.bus, "redis", None) is not None and core.connections.get(station_id) is None:
+                core.sessions.release(station_id)  # its next connection, here or elsewhere, reads them anew

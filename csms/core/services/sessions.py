@@ -168,12 +168,31 @@ class SessionService:
 
     async def start(self) -> None:
         """Load running sessions: a session survives a restart of the server."""
+        await self._load(ChargingSession.state == "active")
+
+    async def adopt(self, station_id: str) -> None:
+        """Several nodes: a station connecting to this node brings its running sessions, as
+        stored. Another node may have started or carried them on since this node last held the
+        station (each message's progress is committed before it is answered, so the database is
+        the newest account); called before the station's first message is read."""
+        for session in self.for_station(station_id):
+            self._uncache(session)
+        await self._load((ChargingSession.state == "active") & (ChargingSession.station.station_id == station_id))
+
+    def release(self, station_id: str) -> None:
+        """Several nodes: forget the running sessions of a station that left this node (the node
+        it goes to carries them on; the smart-charging leader reads them from the database)."""
+        for session in self.for_station(station_id):
+            self._uncache(session)
+
+    async def _load(self, where: Any) -> None:
         rows = await ChargingSession.select(
             *ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_ident")
-        ).where(ChargingSession.state == "active")
-        for r in rows:
-            self._cache(self._from_row(r, r["station_ident"]))
-        by_id = {s.id: s for s in self.active.values()}
+        ).where(where)
+        loaded = [self._from_row(r, r["station_ident"]) for r in rows]
+        for session in loaded:
+            self._cache(session)
+        by_id = {s.id: s for s in loaded}
         if by_id:
             for r in await TransactionSeqNo.select(TransactionSeqNo.session, TransactionSeqNo.seq_no).where(
                     TransactionSeqNo.session.is_in(list(by_id))):

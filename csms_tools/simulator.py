@@ -40,7 +40,7 @@ from typing import Any, Awaitable, Callable, NamedTuple
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
 from csms.core.ocpp.validation import ACTIONS, OcppError, error_code, validate
@@ -150,6 +150,41 @@ class Var:
 
 def _norm(name: str | None) -> str:
     return (name or "").lower()
+
+
+class Backoff:
+    """Reconnect delays as an OCPP 2.0.1 station draws them (``OCPPCommCtrlr``'s
+    RetryBackOffWaitMinimum, RetryBackOffRandomRange and RetryBackOffRepeatTimes): the first
+    attempt after ``minimum`` s plus a random 0..``random_range`` s, each failed attempt doubling
+    the fixed part (``repeat`` times at most, never above ``maximum``). Many stations losing the
+    same node thus come back spread over ``random_range`` seconds instead of all at once.
+    """
+
+    def __init__(self, minimum: float = 1.0, random_range: float = 2.0, *, repeat: int = 6, maximum: float = 60.0,
+                 rnd: random.Random | None = None) -> None:
+        if minimum < 0 or random_range < 0:
+            raise ValueError("reconnect delays must not be negative")
+        self.minimum, self.random_range, self.repeat, self.maximum = minimum, random_range, repeat, maximum
+        self.rnd = rnd or random.Random()
+        self.attempts = 0
+        self.last_delay = 0.0
+
+    @property
+    def interval(self) -> float:
+        """The longest wait before the first attempt: a station is back within this (plus the
+        time its handshake and boot take) when that attempt succeeds."""
+        return min(self.maximum, self.minimum + self.random_range)
+
+    def next(self) -> float:
+        """The wait before the next attempt (and count it)."""
+        fixed = self.minimum * 2 ** min(self.attempts, self.repeat)
+        self.attempts += 1
+        self.last_delay = min(self.maximum, fixed + self.rnd.uniform(0.0, self.random_range))
+        return self.last_delay
+
+    def reset(self) -> None:
+        """Connected and booted again: the next outage starts from the shortest wait."""
+        self.attempts = 0
 
 
 class SimStation:
@@ -376,6 +411,38 @@ class SimStation:
         """Return when the connection is gone (closed by either side)."""
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def reconnect(self, backoff: Backoff, *, stop: asyncio.Event | None = None, open_timeout: float = 30.0,
+                        boot_timeout: float | None = 60.0) -> bool:
+        """After the connection was lost, come back as a real station does: wait ``backoff.next()``
+        seconds, connect, boot (reason ``PowerUp``) and report every connector's status; on a
+        failure wait the next, longer delay and try again. Sessions survive the outage: their
+        meter values go on after the reconnection. Returns False when ``stop`` was set first.
+        """
+        while True:
+            delay = backoff.next()
+            self._event(f"reconnecting in {delay:.1f}s")
+            if stop is None:
+                await asyncio.sleep(delay)
+            elif await _sleep_or_stop(stop, delay):
+                return False
+            try:
+                if self._ws is not None and not self.connected:
+                    await self._ws.close()  # the old socket is dead already: release it
+                await self.connect(open_timeout=open_timeout)
+                status = await self.boot(timeout=boot_timeout)
+                if status != "Accepted":
+                    raise ConnectionError(f"BootNotification {status}")
+                await self.announce()
+            except (OSError, ConnectionError, ConnectionClosed, WebSocketException, asyncio.TimeoutError,
+                    CallError) as exc:
+                self._event(f"reconnection failed: {exc!r}")
+                continue
+            backoff.reset()
+            for ev in self.evses.values():
+                if ev.tx is not None:
+                    self._start_meter_loop(ev.id)
+            return True
 
     async def _read(self, ws: ClientConnection) -> None:
         pending = self._pending
@@ -1096,7 +1163,8 @@ class SimStation:
         else:
             common.update({"RequestStartTransaction": self._h_remote_start,
                            "RequestStopTransaction": self._h_remote_stop, "GetVariables": self._h_get_variables,
-                           "SetVariables": self._h_set_variables, "GetBaseReport": self._h_get_base_report})
+                           "SetVariables": self._h_set_variables, "GetBaseReport": self._h_get_base_report,
+                           "GetTransactionStatus": self._h_transaction_status})
         return common
 
     def _free_evse(self) -> Evse | None:
@@ -1149,6 +1217,14 @@ class SimStation:
             if ev.tx is not None and str(ev.tx.transaction_id) == str(transaction_id):
                 return ev
         return None
+
+    def _h_transaction_status(self, p: dict[str, Any]) -> tuple[dict[str, Any], Awaitable[Any] | None]:
+        # nothing is ever queued: a CALL that got no answer is not sent again
+        tx_id = p.get("transactionId")
+        if tx_id is None:
+            return {"messagesInQueue": False}, None
+        ongoing = any(ev.tx is not None and ev.tx.transaction_id == tx_id for ev in self.evses.values())
+        return {"ongoingIndicator": ongoing, "messagesInQueue": False}, None
 
     def _h_remote_stop(self, p: dict[str, Any]) -> tuple[dict[str, Any], Awaitable[Any] | None]:
         ev = self._evse_of_tx(p["transactionId"])
@@ -1627,7 +1703,8 @@ class SimulationStats:
 async def _run_station(st: SimStation, args: argparse.Namespace, stats: SimulationStats, index: int,
                        stop: asyncio.Event, gate: asyncio.Semaphore) -> None:
     rnd = random.Random(st.station_id)
-    backoff = 1.0
+    backoff = Backoff(getattr(args, "reconnect_min", 1.0), getattr(args, "reconnect_random", 2.0),
+                      maximum=getattr(args, "reconnect_max", 60.0), rnd=random.Random(f"{st.station_id}-backoff"))
     while not stop.is_set():
         try:
             async with gate:  # handshakes are the expensive part for the CSMS: not all at once
@@ -1636,7 +1713,10 @@ async def _run_station(st: SimStation, args: argparse.Namespace, stats: Simulati
             await st.boot()
             stats.accepted += 1
             await st.announce()
-            backoff = 1.0
+            backoff.reset()
+            for ev in st.evses.values():  # a session that outlived the outage goes on
+                if ev.tx is not None:
+                    st._start_meter_loop(ev.id)
             if args.sessions:
                 await _session_loop(st, args, stats, index, rnd, stop)
             else:
@@ -1651,12 +1731,10 @@ async def _run_station(st: SimStation, args: argparse.Namespace, stats: Simulati
             break
         if st.connected:
             await st.close()
-        st._event(f"reconnecting in {backoff:.0f}s")
-        try:
-            await asyncio.wait_for(stop.wait(), backoff)
-        except asyncio.TimeoutError:
-            pass
-        backoff = min(backoff * 2, 60.0)
+        delay = backoff.next()
+        st._event(f"reconnecting in {delay:.1f}s")
+        if await _sleep_or_stop(stop, delay):
+            break
     for ev in st.evses.values():
         if ev.tx is not None and st.connected:
             try:
@@ -1805,5 +1883,12 @@ def add_simulate_parser(subparsers: Any) -> None:
     p.add_argument("--prefix", default="SIM", help="station ids are PREFIX00001, PREFIX00002, ...")
     p.add_argument("--evses", type=int, default=2, help="EVSEs (connectors) per station")
     p.add_argument("--connect-concurrency", type=int, default=50, help="handshakes in flight at once")
+    p.add_argument("--reconnect-min", type=float, default=1.0,
+                   help="after a lost connection, wait at least this long (s) before reconnecting; doubled after "
+                        "each failed attempt (OCPP 2.0.1 RetryBackOffWaitMinimum)")
+    p.add_argument("--reconnect-random", type=float, default=2.0,
+                   help="plus a random 0..this many seconds (RetryBackOffRandomRange), so that stations come back "
+                        "spread out")
+    p.add_argument("--reconnect-max", type=float, default=60.0, help="longest wait between attempts (s)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_simulate)

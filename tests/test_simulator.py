@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from csms_tools.bench import closed_loop
 from csms.core.timeutil import ocpp_ts
-from csms_tools.simulator import SimStation
+from csms.testing import free_port
+from csms_tools.simulator import Backoff, SimStation
+from tests.crashkit import ServerProcess
 
 VERSIONS = ["1.6", "2.0.1"]
 
@@ -331,3 +335,56 @@ async def test_mix_bench(server):
     result = await closed_loop(ocpp_base(server), stations=4, duration=2.0, warmup=0.3, version="mixed", mix=True)
     assert result["calls"] > 0
     assert result["errors"] == 0
+
+
+def test_reconnect_backoff_draws_like_an_ocpp_201_station():
+    """RetryBackOffWaitMinimum plus 0..RetryBackOffRandomRange, doubling per failed attempt up to
+    RetryBackOffRepeatTimes and the maximum; a successful reconnection starts over."""
+    b = Backoff(1.0, 4.0, repeat=2, maximum=10.0, rnd=random.Random(7))
+    assert b.interval == 5.0
+    delays = [b.next() for _ in range(5)]
+    assert 1.0 <= delays[0] <= 5.0 and 2.0 <= delays[1] <= 6.0
+    assert all(4.0 <= d <= 8.0 for d in delays[2:])  # doubled twice at most
+    assert len({round(d, 6) for d in delays}) == 5  # jittered
+    b.reset()
+    assert 1.0 <= b.next() <= 5.0
+    assert Backoff(20.0, 5.0, maximum=10.0).next() == 10.0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_station_reconnects_and_boots_after_the_server_comes_back(tmp_path, version):
+    """The CSMS is killed (SIGKILL) under a station with a session open and started again on the
+    same port after a while: the station retries with its back-off (the first attempts are
+    refused), connects, boots and reports its connectors again, and its session goes on."""
+    srv = ServerProcess(tmp_path / "srv", free_port())
+    await srv.start()
+    sid = f"RECON{version.replace('.', '')}"
+    events: list[str] = []
+    st = SimStation(sid, srv.ws_url(sid), version, check_frames=True, heartbeat=False,
+                    on_event=lambda _st, text: events.append(text))
+    try:
+        await st.connect()
+        assert await st.boot() == "Accepted"
+        await st.announce()
+        tx = await st.start_session(1, "RECONTOKEN", authorize=False)
+        srv.kill()
+        await asyncio.wait_for(st.wait_closed(), 10)
+        assert not st.connected
+        boots = sum(1 for e in events if e.startswith("boot Accepted"))
+        backoff = Backoff(0.2, 0.2, rnd=random.Random(1))
+        back = asyncio.ensure_future(st.reconnect(backoff, open_timeout=5, boot_timeout=30))
+        await asyncio.sleep(1.0)  # a few refused attempts while the server is down
+        assert not back.done()
+        await srv.start()
+        assert await asyncio.wait_for(back, 60) is True
+        assert st.connected and st.registration == "Accepted"
+        assert sum(1 for e in events if e.startswith("boot Accepted")) == boots + 1
+        assert sum(1 for e in events if e.startswith("reconnection failed")) >= 2
+        assert backoff.attempts == 0  # reset once back
+        await st.meter_values(1, advance_s=60)  # the session outlived the outage
+        assert st.evses[1].tx is tx
+        done = await st.stop_session(1)
+        assert done.stop_reason
+    finally:
+        await st.close()
+        srv.stop()

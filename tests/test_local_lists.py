@@ -139,7 +139,9 @@ async def list_state(srv: Any, station_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_full_on_connect_then_differential_after_blocking(tmp_path, version, backend):
+async def test_full_on_connect_then_differential_after_blocking(tmp_path, version, backend, monkeypatch):
+    # the three changes below must land within one debounce: 0.3 s was too short on a loaded machine
+    monkeypatch.setenv("CSMS_LOCAL_LISTS_DEBOUNCE_S", "1.5")
     expiry = (datetime.now(timezone.utc) + timedelta(days=30)).replace(microsecond=0)
     async with running_server(tmp_path, backend=backend, unknown_stations="accept") as srv:
         await add_card(srv, "CARD-A", group_id="FLEET")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
@@ -16,12 +17,24 @@ from csms.admin.templating import is_htmx, nav_items
 log = logging.getLogger("csms.admin")
 
 
+def back_path(request: Request) -> str | None:
+    """The admin page a refused form was sent from (its ``Referer``, when it is a page of this
+    admin on this host), for the error page's way back; None otherwise."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/admin/"):
+        return None
+    if referer.path == request.url.path and request.method == "GET":
+        return None  # the page that failed itself
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
 def error_page(request: Request, status_code: int, message: str) -> Response:
-    """The admin's error page (a fragment for HTMX requests) with navigation for the user."""
+    """The admin's error page (a fragment for HTMX requests) with navigation for the user and,
+    after a refused form, a way back to the page it was sent from."""
     user = cast("auth.AdminUser | None", request.scope.get("csms_admin_user"))  # set by auth.current_user
     name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
     return Template(name, status_code=status_code, media_type="text/html", context={
-        "user": user, "status_code": status_code, "message": message, "title": "Error",
+        "user": user, "status_code": status_code, "message": message, "title": "Error", "back": back_path(request),
         "nav": nav_items(request, user) if user else [], "path": request.url.path,
         "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
     })

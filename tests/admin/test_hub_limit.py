@@ -21,6 +21,16 @@ async def test_a_full_hub_is_explained(page_as, server):
     await expect(page.get_by_role("alert")).to_contain_text(
         "hub 'Garage gateway' already has 20 stations, the most a hub can have")
     await screenshot(page, "hub-full-station-save")
+    await page.get_by_role("link", name="Back to the page you came from").click()  # to the station, not the dashboard
+    await page.wait_for_url("**/admin/stations/G-EXTRA")
+    await expect(page.get_by_label("Hub")).to_be_visible()
+
+    phone = await page_as("operator", width=390, height=844)
+    await phone.goto("/admin/stations/G-EXTRA")
+    await phone.get_by_label("Hub").select_option(label="Garage gateway")
+    await phone.get_by_role("button", name="Save", exact=True).click()
+    await expect(phone.get_by_role("alert")).to_contain_text("already has 20 stations")
+    await screenshot(phone, "hub-full-station-save-phone")
 
     await page.goto(f"/admin/hubs/{hub.id}/edit")
     await page.get_by_label("G-EXTRA").check()

@@ -9,6 +9,18 @@
     { code: "[45]..", swap: true, error: true },
   ];
 
+  // Phones: the main navigation opens and closes with the Menu button (CSS hides it there).
+  document.documentElement.classList.add("js");
+  document.addEventListener("click", function (e) {
+    var toggle = e.target.closest && e.target.closest(".nav-toggle");
+    if (!toggle) return;
+    var nav = document.getElementById(toggle.getAttribute("aria-controls"));
+    if (!nav) return;
+    var open = !nav.classList.contains("open");
+    nav.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
   // After the live stream reconnects, refresh whatever may have changed meanwhile.
   var streamOpened = false;
   document.addEventListener("htmx:sseOpen", function () {

@@ -1,5 +1,6 @@
 """Roles of admin users: admin (everything), operator (act on stations, cards, sessions), viewer
-(read), each held in one organization (or globally: the installation's owner)."""
+(read), each held in one organization (or globally: the installation's owner). The user's time
+zone (an IANA name, "" for the installation's ``admin_time_zone``) is kept with the role."""
 
 from __future__ import annotations
 
@@ -24,13 +25,30 @@ async def set_role(user_id: int, role: str, organization: int | None | object = 
                        organization=None if organization is _UNSET else organization).save()
 
 
-async def membership_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None]:
-    """A user's role and organization (None: global); superusers without an explicit role are
-    global admins, others global viewers."""
-    row = await UserRole.select(UserRole.role, UserRole.organization).where(UserRole.user_id == user_id).first()
+async def account_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None, str]:
+    """A user's role, organization (None: global) and time zone ("": the installation's);
+    superusers without an explicit role are global admins, others global viewers."""
+    row = await UserRole.select(UserRole.role, UserRole.organization, UserRole.time_zone).where(
+        UserRole.user_id == user_id).first()
     if row is not None:
-        return row["role"], row["organization"]
-    return ("admin" if superuser else "viewer"), None
+        return row["role"], row["organization"], row["time_zone"] or ""
+    return ("admin" if superuser else "viewer"), None, ""
+
+
+async def membership_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None]:
+    """A user's role and organization (see :func:`account_of`)."""
+    role, organization, _ = await account_of(user_id, superuser=superuser)
+    return role, organization
+
+
+async def set_time_zone(user_id: int, zone: str, *, superuser: bool = False) -> None:
+    """Keep ``zone`` (an IANA name, checked by the caller; "" for the installation's) as the
+    user's time zone; a user without a role row gets one with the role they hold implicitly."""
+    if await UserRole.exists().where(UserRole.user_id == user_id):
+        await UserRole.update({UserRole.time_zone: zone}).where(UserRole.user_id == user_id)
+    else:
+        await UserRole(user_id=user_id, role="admin" if superuser else "viewer", organization=None,
+                       time_zone=zone).save()
 
 
 async def role_of(user_id: int, *, superuser: bool = False) -> str:

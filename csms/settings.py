@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -155,10 +155,21 @@ class Settings(CsmsSettings):
     session_secret: str = Field("", description="Secret for signing admin sessions and CSRF tokens; generated and stored in the data directory when empty.", json_schema_extra={"secret": True})
     map_tile_url: str | None = Field(None, description="Leaflet tile URL template of the admin's maps (`https://.../{z}/{x}/{y}.png`); unset: OpenStreetMap's tiles; empty: a blank map.")
     map_attribution: str | None = Field(None, description="Attribution shown on the admin's maps; unset: OpenStreetMap's with its tiles, none with others.")
+    admin_time_zone: str = Field("UTC", description="Time zone (IANA name, `Europe/Berlin`) the admin shows times in for users who have not chosen their own on their account page.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     otel_endpoint: str = Field("", description="OTLP/HTTP traces endpoint of an OpenTelemetry collector (`http://collector:4318/v1/traces`): spans of HTTP requests, station CALLs and commands (needs the `otel` extra); empty: no tracing.")
     otel_service_name: str = Field("csms", description="`service.name` of the traces.")
     log_format: Literal["text", "json"] = Field("text", description="`text` for a terminal; `json`: one JSON object per line (time, level, logger, message, station_id, message_id) for a log pipeline.")
+
+    @field_validator("admin_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        value = value.strip() or "UTC"
+        if value != "UTC" and value not in available_timezones():
+            raise ValueError(f"{value!r} is not a known time zone (an IANA name such as Europe/Berlin)")
+        return value
 
     @property
     def effective_database_url(self) -> str:

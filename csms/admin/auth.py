@@ -27,7 +27,7 @@ from starlette.requests import HTTPConnection
 
 from csms.api.auth import ROLES, Principal
 from csms.core.offload import run_cpu
-from csms.roles import membership_of
+from csms.roles import account_of
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -53,6 +53,7 @@ class AdminUser:
     role: str
     superuser: bool
     organization: int | None = None  # None: global
+    time_zone: str = ""  # the user's own choice (IANA name); "": the installation's admin_time_zone
 
     def can(self, role: str) -> bool:
         return ROLES.get(self.role, -1) >= ROLES[role]
@@ -76,8 +77,8 @@ async def current_user(connection: ASGIConnection) -> AdminUser | None:
             found = None
         if found is not None and not isinstance(found, UnauthenticatedUser):
             row = found.user
-            role, organization = await membership_of(row.id, superuser=row.superuser)
-            user = AdminUser(row.id, row.username, role, row.superuser and organization is None, organization)
+            role, organization, zone = await account_of(row.id, superuser=row.superuser)
+            user = AdminUser(row.id, row.username, role, row.superuser and organization is None, organization, zone)
     scope["csms_admin_user"] = user
     return user
 

@@ -1,4 +1,4 @@
-"""The admin's own settings: the map tile server and the secret that signs CSRF tokens.
+"""The admin's own settings: the map tile server, the default time zone and the secret that signs CSRF tokens.
 
 The map settings are the core's ``map_tile_url`` and ``map_attribution``; the secret is ``CSMS_SESSION_SECRET`` or a random one kept in
 the data directory, so tokens survive a restart. Nodes of a cluster must share the secret
@@ -28,6 +28,8 @@ class AdminSettings:
     secret: str
     secure_cookies: bool
     """Mark the session cookie ``Secure`` (the server speaks HTTPS)."""
+    time_zone: str = "UTC"
+    """The installation's ``admin_time_zone``: times for users who chose none of their own."""
 
 
 def stored_secret(data_dir: Path) -> str:
@@ -59,4 +61,5 @@ def admin_settings(settings: Settings) -> AdminSettings:
         map_attribution=attribution,
         secret=settings.session_secret or stored_secret(Path(settings.data_dir)),
         secure_cookies=bool(settings.tls_cert),
+        time_zone=settings.admin_time_zone,
     )

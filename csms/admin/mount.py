@@ -64,7 +64,7 @@ def admin_router() -> Router:
             personal_data.driver_export, personal_data.driver_erase_page, personal_data.driver_erase,
             plugin_list.plugin_list, audit.audit_page, audit.audit_csv,
             users.user_list, users.user_new, users.user_invite, users.user_role, users.user_active, users.user_reset,
-            users.account, users.account_save, users.link_page, users.link_save,
+            users.account, users.account_save, users.account_time_zone, users.link_page, users.link_save,
         ],
         guards=[auth.admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,

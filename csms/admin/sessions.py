@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Stream, Template
 
 from csms.admin.csvdownload import csv_download
-from csms.admin.templating import as_datetime, is_htmx, paginate, render
+from csms.admin.auth import current_user
+from csms.admin.templating import as_datetime, is_htmx, paginate, render, viewing_zone_name, zone_named
 from csms.api.tenancy import SCOPED, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
@@ -26,18 +28,26 @@ STATES = [("", "Any state"), ("active", "Active"), ("completed", "Completed")]
 
 def _columns() -> list[Any]:
     return [ChargingSession.all_columns(), ChargingSession.station.station_id.as_alias("station_id"),
+            ChargingSession.station._.site._.timezone.as_alias("site_timezone"),
             ChargingSession.driver.name.as_alias("driver_name")]
 
 
-def _day(value: str) -> datetime | None:
+def _day(value: str, tz: tzinfo = timezone.utc) -> datetime | None:
+    """Midnight starting ``value`` (YYYY-MM-DD) in ``tz``."""
     try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=tz)
     except ValueError:
         return None
 
 
-def session_filters(params: Any) -> tuple[list[Any], dict[str, str], list[str]]:
-    """Conditions from the query string, the values to show back, and complaints about bad ones."""
+async def viewer_zone(request: Request) -> ZoneInfo:
+    """The zone the requesting user sees times in (their days are the date filters' days)."""
+    return zone_named(viewing_zone_name(request, await current_user(request))) or ZoneInfo("UTC")
+
+
+def session_filters(params: Any, tz: tzinfo = timezone.utc) -> tuple[list[Any], dict[str, str], list[str]]:
+    """Conditions from the query string, the values to show back, and complaints about bad ones;
+    the dates are days in ``tz`` (the viewer's zone)."""
     shown = {k: params.get(k, "").strip() for k in ("station", "token", "driver", "from", "to", "state")}
     conds: list[Any] = []
     problems: list[str] = []
@@ -51,19 +61,20 @@ def session_filters(params: Any) -> tuple[list[Any], dict[str, str], list[str]]:
         conds.append(ChargingSession.state == shown["state"])
     for key, op in (("from", "ge"), ("to", "lt")):
         if shown[key]:
-            day = _day(shown[key])
+            day = _day(shown[key], tz)
             if day is None:
                 problems.append(f"“{shown[key]}” is not a date (YYYY-MM-DD); the {key} filter is ignored.")
             elif op == "ge":
-                conds.append(ChargingSession.started_at >= day)
-            else:  # the "to" day is included
-                conds.append(ChargingSession.started_at < day + timedelta(days=1))
+                conds.append(ChargingSession.started_at >= day.astimezone(timezone.utc))
+            else:  # the "to" day is included (a local day: 23 or 25 hours at a DST change)
+                end = datetime.combine(day.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+                conds.append(ChargingSession.started_at < end.astimezone(timezone.utc))
     return conds, shown, problems
 
 
 @get("/admin/sessions", include_in_schema=False, opt={"tenant": SCOPED})
 async def session_list(request: Request) -> Template:
-    conds, shown, problems = session_filters(request.query_params)
+    conds, shown, problems = session_filters(request.query_params, await viewer_zone(request))
     scope = await tenant_scope(request)
     query = restrict(ChargingSession.select(*_columns()), ChargingSession.station.organization, scope)
     count = restrict(ChargingSession.count(), ChargingSession.station.organization, scope)
@@ -119,9 +130,10 @@ def _csv_rows(batch: list[dict[str, Any]]) -> str:
 
 @get("/admin/sessions.csv", include_in_schema=False, opt={"tenant": SCOPED})
 async def session_csv(request: Request) -> Stream:
-    """The filtered sessions as CSV (UTC times, energy in kWh), streamed in chunks formatted off the
-    event loop."""
-    conds, _, _ = session_filters(request.query_params)
+    """The filtered sessions as CSV (times ISO 8601 in UTC with their ``+00:00`` offset, whatever
+    the viewer's zone; energy in kWh), streamed in chunks formatted off the event loop. The date
+    filters are the viewer's days, as on the page."""
+    conds, _, _ = session_filters(request.query_params, await viewer_zone(request))
     scope = await tenant_scope(request)
 
     def query() -> Any:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, available_timezones
 
+from jinja2 import pass_context
 from litestar.response import Template
 from markupsafe import Markup
 
@@ -34,6 +38,53 @@ _STATUS_CLASSES = {
 }
 
 
+# -- time zones ------------------------------------------------------------------------------------
+# Every time the admin shows is in the viewing user's zone: their own choice (account page), else
+# the installation's ``admin_time_zone``. render() puts the zone's name in the template context
+# (``time_zone``) and in a context variable (for templates rendered without that context); the
+# filters below read it. Where a time belongs to a place (a station, its site), the site's local
+# time is shown beside it when it differs (``site_dt``). "N s ago" texts stay relative; CSV exports
+# stay ISO 8601 in UTC with the ``+00:00`` offset.
+
+UTC = ZoneInfo("UTC")
+_viewing_zone: ContextVar[ZoneInfo] = ContextVar("csms_admin_time_zone", default=UTC)
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA names a user may choose (the system's tz database), sorted."""
+    return tuple(sorted(available_timezones() | {"UTC"}))
+
+
+def zone_named(name: Any) -> ZoneInfo | None:
+    """The zone of an IANA name from :func:`time_zone_names`, else None."""
+    if not isinstance(name, str) or name not in time_zone_names():
+        return None
+    return ZoneInfo(name)
+
+
+def viewing_zone_name(request: Any, user: Any) -> str:
+    """The zone ``user`` sees times in: their own, else the installation's ``admin_time_zone``."""
+    own = getattr(user, "time_zone", "") if user is not None else ""
+    if own and zone_named(own) is not None:
+        return own
+    settings = getattr(getattr(getattr(request, "app", None), "state", None), "admin_settings", None)
+    default = getattr(settings, "time_zone", "UTC")
+    return default if zone_named(default) is not None else "UTC"
+
+
+def use_zone(name: str) -> ZoneInfo:
+    """Make ``name`` the zone of this request's templates (the context variable's fallback)."""
+    zone = zone_named(name) or UTC
+    _viewing_zone.set(zone)
+    return zone
+
+
+def _zone_of(context: Any) -> ZoneInfo:
+    name = context.get("time_zone") if context is not None else None
+    return (zone_named(name) if name else None) or _viewing_zone.get()
+
+
 def as_datetime(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
@@ -47,12 +98,31 @@ def as_datetime(value: Any) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-def fmt_dt(value: Any, seconds: bool = True) -> str:
-    """``2024-05-01 12:00:03`` in UTC (the admin shows UTC throughout), or an em dash."""
+def fmt_dt(value: Any, seconds: bool = True, tz: ZoneInfo | None = None) -> str:
+    """``2024-05-01 14:00:03`` in ``tz`` (default: the viewing user's zone), or an em dash."""
     dt = as_datetime(value)
     if dt is None:
         return "—"
-    return dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return dt.astimezone(tz or _viewing_zone.get()).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def fmt_site_dt(value: Any, site_zone: Any, tz: ZoneInfo | None = None, seconds: bool = True) -> str:
+    """The time at the site, ``2024-05-01 08:00:03 EDT``, when the site's zone shows it other than
+    ``tz`` (the viewing zone) does; "" when it would read the same, or the site has no valid zone."""
+    dt, site = as_datetime(value), zone_named(site_zone)
+    viewer = tz or _viewing_zone.get()
+    if dt is None or site is None or site.key == viewer.key:
+        return ""
+    there = dt.astimezone(site)
+    if there.utcoffset() == dt.astimezone(viewer).utcoffset():
+        return ""
+    return there.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def fmt_iso(value: Any) -> str:
+    """The instant as ISO 8601 in UTC (``<time datetime>``, scripts), or ""."""
+    dt = as_datetime(value)
+    return dt.isoformat() if dt else ""
 
 
 def fmt_ago(value: Any) -> str:
@@ -138,8 +208,18 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+@pass_context
+def _dt_filter(context: Any, value: Any, seconds: bool = True) -> str:
+    return fmt_dt(value, seconds, _zone_of(context))
+
+
+@pass_context
+def _site_dt_filter(context: Any, value: Any, site_zone: Any, seconds: bool = True) -> str:
+    return fmt_site_dt(value, site_zone, _zone_of(context), seconds)
+
+
 def install_filters(env: Environment) -> None:
-    env.filters.update(dt=fmt_dt, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, num=fmt_num, status_class=status_class,
+    env.filters.update(dt=_dt_filter, site_dt=_site_dt_filter, iso=fmt_iso, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, num=fmt_num, status_class=status_class,
                        pretty_json=pretty_json, duration=fmt_duration, quantity=fmt_quantity, amount=fmt_amount,
                        session_duration=lambda row: fmt_duration(session_minutes(row)))
 
@@ -216,6 +296,7 @@ def nav_items(request: Request, user: Any) -> list[Any]:
 def fragment(request: Request, template: str, **context: Any) -> Markup:
     """``admin/<template>`` rendered alone (a panel's HTML), with the request in its context."""
     engine: Any = request.app.template_engine
+    context.setdefault("time_zone", request.scope.get("csms_time_zone") or _viewing_zone.get().key)
     return Markup(engine.get_template(f"admin/{template}").render(request=request, **context))
 
 
@@ -233,6 +314,9 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
                  **context: Any) -> Template:
     """A page of the admin with the shared context; ``panel_page`` adds plugin panels."""
     user = await current_user(request)
+    zone = viewing_zone_name(request, user)
+    use_zone(zone)
+    request.scope["csms_time_zone"] = zone  # type: ignore[typeddict-unknown-key]
     context.setdefault("title", "")
     if panel_page:
         context["panels"] = await panels(panel_page, request, dict(context))
@@ -243,6 +327,7 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
         "can_admin": bool(user and user.can("admin")),
         "nav": nav_items(request, user) if user else [],
         "path": request.url.path,
+        "time_zone": zone,
         **context,
     })
 

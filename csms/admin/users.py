@@ -1,6 +1,6 @@
 """User management: invite (one-time link by e-mail, or shown to pass on), change role and
-organization, disable and enable, reset a password; everyone changes their own password; the
-public page a link opens to set a password.
+organization, disable and enable, reset a password; everyone changes their own password and time
+zone (the account page); the public page a link opens to set a password.
 
 An admin of an organization manages the users of its organizations; a global admin all of them.
 Nobody disables, demotes or moves themself (no locking oneself out).
@@ -16,14 +16,15 @@ from litestar.response import Redirect, Template
 
 from csms.admin.auth import check_password, current_user
 from csms.admin.forms import Field, FormErrors, fk, parse
-from csms.admin.templating import choices, render
+from csms.admin.templating import choices, render, time_zone_names, zone_named
 from csms.api.audit import audited
 from csms.api.links import public_base_url
 from csms.api.tenancy import PUBLIC, SCOPED, Scope, restrict, tenant_scope
 from csms.core import audit, users
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.tables import Organization
-from csms.roles import ROLE_NAMES, membership_of, set_role
+from csms.core.timeutil import utcnow
+from csms.roles import ROLE_NAMES, membership_of, set_role, set_time_zone
 
 USERS = {"tenant": SCOPED, "role": "admin"}
 ONE_USER = {"tenant": {"user_id": "user"}, "role": "admin"}
@@ -192,13 +193,43 @@ OWN_FIELDS = [Field("current", "Current password", "password", required=True, ma
                     autocomplete="current-password"), *PASSWORD_FIELDS]
 
 
-@get("/admin/account", include_in_schema=False, opt={"tenant": SCOPED, "role": "viewer"})
+ACCOUNT = {"tenant": SCOPED, "role": "viewer"}
+
+
+async def _account_page(request: Request, *, status_code: int = 200, errors: dict[str, str] | None = None,
+                        tz_errors: dict[str, str] | None = None, tz_value: str | None = None) -> Template:
+    """The account page: one's time zone and one's password."""
+    me = await current_user(request)
+    default = request.app.state.admin_settings.time_zone
+    own = me.time_zone if me else ""
+    return await render(request, "users/account.html", status_code=status_code, title="Your account",
+                        fields=OWN_FIELDS, errors=errors or {}, tz_errors=tz_errors or {},
+                        tz_value=own if tz_value is None else tz_value, own_zone=own, default_zone=default,
+                        zone_names=time_zone_names(), now=utcnow(), saved=request.query_params.get("saved", ""))
+
+
+@get("/admin/account", include_in_schema=False, opt=ACCOUNT)
 async def account(request: Request) -> Template:
-    return await render(request, "form.html", title="Change your password", fields=OWN_FIELDS, values={}, errors={},
-                        action="/admin/account", cancel="/", submit="Change password")
+    return await _account_page(request)
 
 
-@post("/admin/account", include_in_schema=False, opt={"tenant": SCOPED, "role": "viewer"})
+@post("/admin/account/time-zone", include_in_schema=False, opt=ACCOUNT)
+async def account_time_zone(request: Request) -> Template | Redirect:
+    """Choose the zone the admin shows one's times in (an IANA name; empty: the installation's)."""
+    me = await current_user(request)
+    assert me is not None  # the admin guard asked for a login
+    zone = str((await request.form()).get("time_zone", "")).strip()
+    if zone and zone_named(zone) is None:
+        shown = zone if len(zone) <= 64 else zone[:64] + "…"
+        return await _account_page(request, status_code=422, tz_value=zone, tz_errors={
+            "time_zone": f"“{shown}” is not a time zone; choose one from the list (for example Europe/Berlin)."})
+    await set_time_zone(me.id, zone, superuser=me.superuser)
+    await audited(request, "update", "user", me.id, before={"time_zone": me.time_zone},
+                  after={"time_zone": zone, "organization": me.organization}, summary="own time zone set")
+    return Redirect("/admin/account?saved=time-zone", status_code=303)
+
+
+@post("/admin/account", include_in_schema=False, opt=ACCOUNT)
 async def account_save(request: Request) -> Template | Redirect:
     me = await current_user(request)
     assert me is not None  # the admin guard asked for a login
@@ -208,8 +239,7 @@ async def account_save(request: Request) -> Template | Redirect:
     if not errors and (problem := users.password_problem(values["password"], values["repeat"])):
         errors["repeat" if "differ" in problem else "password"] = problem
     if errors:
-        return await render(request, "form.html", status_code=422, title="Change your password", fields=OWN_FIELDS,
-                            values={}, errors=errors, action="/admin/account", cancel="/", submit="Change password")
+        return await _account_page(request, status_code=422, errors=errors)
     await users.set_password(me.id, values["password"])  # ends every session, this one too
     await audited(request, "update", "user", me.id, after={"organization": me.organization},
                   summary="own password changed")

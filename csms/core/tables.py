@@ -482,14 +482,15 @@ class AuditEntry(Table, tablename="audit_entry"):
 
 
 class UserRole(Table, tablename="user_role"):
-    """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``) and the
-    organization it holds it in (None: global, the installation's owner)."""
+    """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``), the
+    organization it holds it in (None: global, the installation's owner) and the user's time zone."""
 
     id: Serial
 
     user_id = Integer(unique=True, index=True)
     role = Varchar(length=16, default="viewer")
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.restrict)
+    time_zone = Varchar(length=64, default="")  # IANA name the admin shows times in; "": the installation's
 
 
 class DisplayMessage(Table, tablename="display_message"):

@@ -45,8 +45,33 @@
     return Math.max(280, el.clientWidth || el.parentElement.clientWidth || 600);
   }
 
-  // The admin shows UTC everywhere, in 24-hour ISO-like form.
-  function tzDate(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+  // Times are shown in the viewing user's zone (the server puts its IANA name on <body>), in the
+  // same 24-hour ISO-like form as the server's |dt filter.
+  function viewerZone() {
+    var zone = document.body && document.body.getAttribute("data-time-zone");
+    return zone || "UTC";
+  }
+  var zoneFormat = null;
+  function formatInZone(date) {
+    if (!zoneFormat) {
+      try {
+        zoneFormat = new Intl.DateTimeFormat("en-CA", { timeZone: viewerZone(), hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      } catch (err) {  // a zone this browser does not know: UTC, as the server's default
+        zoneFormat = new Intl.DateTimeFormat("en-CA", { timeZone: "UTC", hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      }
+    }
+    var p = {};
+    zoneFormat.formatToParts(date).forEach(function (part) { p[part.type] = part.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
+  }
+  window.csmsFormatTime = formatInZone;  // for tests and plugin pages
+  function tzDate(ts) {
+    var zone = viewerZone();
+    try { return uPlot.tzDate(new Date(ts * 1e3), zone === "UTC" ? "Etc/UTC" : zone); }
+    catch (err) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+  }
   function fmtDate(tpl) {
     return uPlot.fmtDate(tpl.replace(/\{M\}\/\{D\}\/\{YY\}/g, "{YYYY}-{MM}-{DD}").replace(/\{M\}\/\{D\}/g, "{MM}-{DD}")
       .replace(/\{h\}/g, "{HH}").replace(/\{aa\}/g, ""));
@@ -231,6 +256,25 @@
     });
   }
 
+  // The exact time of a live "last seen" is its tooltip, in the viewer's zone as the server's.
+  function seenTitle(el, iso) {
+    var when = new Date(iso);
+    if (!isNaN(when.getTime())) el.setAttribute("title", formatInZone(when));
+  }
+
+  // The account page: "Use this browser's zone" fills the field with what the browser reports.
+  document.querySelectorAll("[data-fill-browser-zone]").forEach(function (button) {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (err) { zone = ""; }
+    if (!zone) return;
+    button.hidden = false;
+    button.textContent = "Use this browser's zone (" + zone + ")";
+    button.addEventListener("click", function () {
+      var input = document.getElementById(button.getAttribute("data-fill-browser-zone"));
+      if (input) input.value = zone;
+    });
+  });
+
   document.addEventListener("htmx:sseMessage", function (e) {
     if (!e.target.classList || !e.target.classList.contains("seen-feed")) return;
     var stations;
@@ -240,6 +284,7 @@
       if (iso && Date.parse(iso) > Date.parse(el.getAttribute("datetime") || "1970-01-01T00:00:00Z")) {
         el.setAttribute("datetime", iso);
         el.textContent = agoText(iso);
+        seenTitle(el, iso);
       }
     });
   });

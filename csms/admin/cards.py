@@ -21,12 +21,13 @@ from piccolo.table import Table
 from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
 from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
-from csms.api.audit import actor_of, audited
+from csms.api.audit import actor_of
 from csms.api.crud import check_parent
 from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tenant_scope, visible_station_ids
-from csms.api.tokens_sessions import TOKEN_STATUSES, TOKEN_TYPES
 from csms.core import id_tokens
+from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
+from csms.core.services import directory
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
 from csms.csvexport import csv_text
 from csms.textsearch import contains
@@ -36,7 +37,6 @@ STATUS_CHOICES = [(s, s) for s in ("Accepted", "Blocked", "Expired", "Invalid")]
 DRIVER_KINDS = [(k, k.capitalize()) for k in ("employee", "guest", "customer", "leasing", "public")]
 ORG_KINDS = [("operator", "Operator"), ("employer", "Employer"), ("leasing_partner", "Leasing partner"),
              ("customer", "Customer")]
-MAX_TOKEN = 36  # OCPP 2.0.1 IdToken; 1.6 idTag takes 20
 OWN = {"tenant": SCOPED}
 TOKEN = {"tenant": {"token_pk": "token_pk"}}
 
@@ -186,23 +186,21 @@ async def _save_token(request: Request, token_pk: int | None) -> Template | Redi
         errors["driver"] = "Choose one of your drivers."
     values["group_id"] = values.get("group_id") or None
     token = values.get("id_token")
-    if token and "id_token" not in errors:
-        clash = IdToken.exists().where(IdToken.id_token == token)
-        if token_pk is not None:
-            clash = clash.where(IdToken.id != token_pk)
-        if await clash:
+    if token and "id_token" not in errors and await id_tokens.taken(token, other_than=token_pk):
+        errors["id_token"] = f"The token {token} already exists."
+    if not errors:
+        actor, actor_organization = await actor_of(request)
+        try:
+            if token_pk is None:
+                await id_tokens.create(values, actor=actor, actor_organization=actor_organization)
+            else:
+                await id_tokens.update(token_pk, values, actor=actor, actor_organization=actor_organization)
+        except id_tokens.TokenExists:  # taken since the check above
             errors["id_token"] = f"The token {token} already exists."
+        except id_tokens.InvalidToken as exc:  # the form's fields check these first
+            errors[exc.field] = str(exc)
     if errors:
         return await _token_form(request, token_pk, {k: raw.get(k, "") for k in raw}, errors, 422)
-    if token_pk is None:
-        await IdToken(**values).save()
-        await audited(request, "create", "token", token,
-                      after=await IdToken.select().where(IdToken.id_token == token).first())
-    else:
-        before = await IdToken.select().where(IdToken.id == token_pk).first()
-        await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(IdToken.id == token_pk)
-        after = await IdToken.select().where(IdToken.id == token_pk).first()
-        await audited(request, "update", "token", (after or {}).get("id_token", token_pk), before=before, after=after)
     return Redirect("/admin/tokens?" + (f"q={token}" if token else ""), status_code=303)
 
 
@@ -241,8 +239,8 @@ async def token_set_status(request: Request, token_pk: int) -> Template | Redire
 @post("/admin/tokens/{token_pk:int}/delete", include_in_schema=False, opt=TOKEN)
 async def token_delete(request: Request, token_pk: int) -> Redirect:
     before = await _token(token_pk)
-    await IdToken.delete().where(IdToken.id == token_pk)
-    await audited(request, "delete", "token", before["id_token"], before=before)
+    actor, actor_organization = await actor_of(request)
+    await id_tokens.delete(token_pk, actor=actor, actor_organization=actor_organization, shown=before)
     return Redirect("/admin/tokens", status_code=303)
 
 
@@ -303,11 +301,13 @@ async def refused_tokens(request: Request) -> Template:
 IMPORT_COLUMNS = ["id_token", "type", "status", "label", "group_id", "expires_at", "driver_email", "organization"]
 
 
-async def import_tokens(text: str, *, update_existing: bool, scope: Scope) -> list[dict[str, Any]]:
+async def import_tokens(text: str, *, update_existing: bool, scope: Scope, actor: str = "",
+                        actor_organization: int | None = None) -> list[dict[str, Any]]:
     """Import tokens from CSV text; return one report line per data row. The file is read and
-    checked in the CPU pool (it may hold many thousands of rows), then written in one transaction.
-    Drivers and organizations are looked up among those the caller sees; a token of another
-    tenant is never overwritten."""
+    checked in the CPU pool (it may hold many thousands of rows), then written in one transaction
+    (:func:`csms.core.id_tokens.import_rows`, which logs it as one entry of ``actor``). Drivers
+    and organizations are looked up among those the caller sees; a token of another tenant is
+    never overwritten."""
     drivers = {r["email"].lower(): r["id"] for r in await restrict(Driver.select(Driver.id, Driver.email),
                                                                     Driver.organization, scope) if r["email"]}
     orgs = {r["name"].lower(): r["id"] for r in await visible_organizations(scope)}
@@ -315,14 +315,10 @@ async def import_tokens(text: str, *, update_existing: bool, scope: Scope) -> li
     mine = {r["id_token"] for r in await restrict(IdToken.select(IdToken.id_token), IdToken.organization, scope)}
     report, to_create, to_update = await run_cpu(_check_import, text, drivers, orgs, existing, update_existing,
                                                  existing - mine, scope.organization)
-    if to_create or to_update:
-        async with IdToken._meta.db.transaction():
-            if to_create:
-                await IdToken.insert(*(IdToken(**values) for values in to_create))
-            for values in to_update:
-                token = values.pop("id_token")
-                await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(
-                    IdToken.id_token == token)
+    taken = {values["id_token"]: values for values in [*to_create, *to_update]}
+    rows = [(r["result"], taken[r["id_token"]]) for r in report
+            if r["result"] in ("created", "updated") and r["id_token"] in taken]
+    await id_tokens.import_rows(rows, actor=actor, actor_organization=actor_organization, source="CSV import")
     return report
 
 
@@ -446,13 +442,10 @@ async def token_import(request: Request) -> Template:
     if not text.strip():
         return await render(request, "cards/import.html", status_code=422, title="Import tokens",
                             columns=IMPORT_COLUMNS, report=None, error="Choose a CSV file or paste CSV text.")
+    actor, actor_organization = await actor_of(request)
     report = await import_tokens(text, update_existing=str(form.get("update_existing", "")) in ("on", "true", "1"),
-                                 scope=await tenant_scope(request))
+                                 scope=await tenant_scope(request), actor=actor, actor_organization=actor_organization)
     summary = {k: sum(1 for r in report if r["result"] == k) for k in ("created", "updated", "rejected")}
-    if summary["created"] or summary["updated"]:
-        await audited(request, "import", "token", "", after={r["id_token"]: r["result"] for r in report
-                                                             if r["result"] != "rejected"},
-                      summary=f"CSV import: {summary['created']} created, {summary['updated']} updated")
     return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=report,
                         summary=summary)
 
@@ -486,8 +479,10 @@ async def org_fields(scope: Scope) -> list[Field]:
 class _Entity:
     """The list, form and save steps shared by drivers and organizations."""
 
-    def __init__(self, table: type[Table], slug: str, singular: str, plural: str, fields: Any) -> None:
+    def __init__(self, table: type[Table], kind: directory.Kind, slug: str, singular: str, plural: str,
+                 fields: Any) -> None:
         self.table, self.slug, self.singular, self.plural, self._fields = table, slug, singular, plural, fields
+        self.kind = kind
         self.pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key
 
     async def fields(self, scope: Scope) -> list[Field]:
@@ -541,20 +536,17 @@ class _Entity:
                 errors["name"] = f"An organization named {values['name']} already exists."
         if errors:
             return await self.form(request, pk, {k: raw.get(k, "") for k in raw}, errors, 422)
+        actor, actor_organization = await actor_of(request)
         if pk is None:
-            row = self.table(**values)
-            await row.save()
-            new_id = row[self.pk._meta.name]
-            await audited(request, "create", self.singular, new_id, after=await self.row(new_id))
+            await directory.create(self.kind, values, actor=actor, actor_organization=actor_organization)
         else:
-            before = await self.row(pk)
-            await self.table.update({getattr(self.table, k): v for k, v in values.items()}).where(self.pk == pk)
-            await audited(request, "update", self.singular, pk, before=before, after=await self.row(pk))
+            await self.row(pk)
+            await directory.update(self.kind, pk, values, actor=actor, actor_organization=actor_organization)
         return Redirect(f"/admin/{self.slug}", status_code=303)
 
 
-DRIVERS = _Entity(Driver, "drivers", "driver", "Drivers", driver_fields)
-ORGANIZATIONS = _Entity(Organization, "organizations", "organization", "Organizations", org_fields)
+DRIVERS = _Entity(Driver, "driver", "drivers", "driver", "Drivers", driver_fields)
+ORGANIZATIONS = _Entity(Organization, "organization", "organizations", "organization", "Organizations", org_fields)
 
 
 @get("/admin/drivers", include_in_schema=False, opt=OWN)
@@ -625,8 +617,8 @@ def _entity_routes(entity: _Entity) -> list[Any]:
                     await ApiKey.exists().where(ApiKey.organization == pk):
                 raise ValidationException("Users or API keys belong to this organization: move or revoke them.")
         # sessions and tokens keep their history: their foreign keys are set to NULL
-        await entity.table.delete().where(entity.pk == pk)
-        await audited(request, "delete", entity.singular, pk, before=before)
+        actor, actor_organization = await actor_of(request)
+        await directory.delete(entity.kind, pk, actor=actor, actor_organization=actor_organization)
         return Redirect(base, status_code=303)
 
     return [new, create, edit, update, remove]

@@ -9,12 +9,13 @@ from zoneinfo import available_timezones
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
+from piccolo.columns.combination import Combinable
 
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse
 from csms.admin.templating import choices, paginate, render
-from csms.api.audit import audited
+from csms.api.audit import actor_of
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
-from csms.core.services import hubs
+from csms.core.services import hubs, sites
 from csms.core.services.hubs import HUB_STATION_LIMIT
 from csms.core.tables import Connector, Hub, Organization, Site, Station
 from csms.textsearch import contains
@@ -67,6 +68,11 @@ def check_site(values: dict[str, Any], errors: FormErrors, scope: Scope) -> None
         values["organization"] = scope.organization
     elif not scope.sees(values["organization"]) and values["organization"] is not None:
         errors["organization"] = "Choose one of your organizations."
+
+
+def _visible_stations(scope: Scope) -> Combinable | None:
+    """The stations the caller may place (None: all)."""
+    return None if scope.visible is None else Station.organization.is_in(sorted(scope.visible))
 
 
 @get("/admin/sites", include_in_schema=False, opt=OWN)
@@ -138,16 +144,11 @@ async def _save_site(request: Request, site_id: int | None) -> Template | Redire
         form_values = {k: raw.get(k, "") for k in raw}
         form_values["publish"] = values.get("publish", False)
         return await _site_form(request, site_id=site_id, values=form_values, errors=errors, status_code=422)
+    actor, actor_organization = await actor_of(request)
     if site_id is None:
-        row = Site(**values)
-        await row.save()
-        site_id = row.id
-        await audited(request, "create", "site", site_id, after=await Site.select().where(Site.id == site_id).first())
+        site_id = await sites.create_site(values, actor=actor, actor_organization=actor_organization)
     else:
-        before = await Site.select().where(Site.id == site_id).first()
-        await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
-        await audited(request, "update", "site", site_id, before=before,
-                      after=await Site.select().where(Site.id == site_id).first())
+        await sites.update_site(site_id, values, actor=actor, actor_organization=actor_organization)
     return Redirect(f"/admin/sites/{site_id}", status_code=303)
 
 
@@ -198,25 +199,22 @@ async def site_assign(request: Request, site_id: int) -> Redirect:
     await _site_row(site_id)
     form = await request.form()
     add = [s for s in form.getall("add", []) if s]
+    actor, actor_organization = await actor_of(request)
     if add:
-        await restrict(Station.update({Station.site: site_id}), Station.organization,
-                       await tenant_scope(request)).where(Station.station_id.is_in(add))
-    if add:
-        await audited(request, "update", "site", site_id, summary=f"stations added: {', '.join(add)[:200]}")
+        scope = await tenant_scope(request)
+        await sites.add_stations(site_id, add, allowed=_visible_stations(scope), actor=actor,
+                                 actor_organization=actor_organization)
     remove = str(form.get("remove", ""))
     if remove:
-        await Station.update({Station.site: None, Station.hub: None}).where(
-            (Station.station_id == remove) & (Station.site == site_id))
-        await audited(request, "update", "site", site_id, summary=f"station removed: {remove[:64]}")
+        await sites.remove_station(site_id, remove, actor=actor, actor_organization=actor_organization)
     return Redirect(f"/admin/sites/{site_id}", status_code=303)
 
 
 @post("/admin/sites/{site_id:int}/delete", include_in_schema=False, opt=SITE)
 async def site_delete(request: Request, site_id: int) -> Redirect:
-    before = await Site.select().where(Site.id == site_id).first()
     await _site_row(site_id)
-    await Site.delete().where(Site.id == site_id)
-    await audited(request, "delete", "site", site_id, before=before)
+    actor, actor_organization = await actor_of(request)
+    await sites.delete_site(site_id, actor=actor, actor_organization=actor_organization)
     return Redirect("/admin/sites", status_code=303)
 
 
@@ -270,25 +268,17 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
     if errors:
         return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
                                status_code=422)
+    actor, actor_organization = await actor_of(request)
     if hub_id is None:
-        row = Hub(**values)
-        await row.save()
-        hub_id = row.id
-        await audited(request, "create", "hub", hub_id, after=await Hub.select().where(Hub.id == hub_id).first())
+        hub_id = await sites.create_hub(values, actor=actor, actor_organization=actor_organization)
     else:
-        before = await Hub.select().where(Hub.id == hub_id).first()
         try:
-            await hubs.set_members(
-                hub_id, members, values={Station.site: values["site"]} if values["site"] is not None else {},
-                allowed=None if scope.visible is None else Station.organization.is_in(sorted(scope.visible)),
-                hub_values={getattr(Hub, k): v for k, v in values.items()})
+            await sites.update_hub(hub_id, values, members, allowed=_visible_stations(scope), actor=actor,
+                                   actor_organization=actor_organization)
         except hubs.HubFull as exc:
             errors["stations"] = f"{str(exc)[0].upper()}{str(exc)[1:]}. Nothing was saved."
             return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
                                    status_code=409)
-        after = await Hub.select().where(Hub.id == hub_id).first()
-        await audited(request, "update", "hub", hub_id, before=before, after=after,
-                      summary=f"stations: {', '.join(members)[:200]}")
     return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)
 
 

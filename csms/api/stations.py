@@ -11,18 +11,17 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.status_codes import HTTP_409_CONFLICT
 from piccolo.columns.combination import Combinable
 
-from csms.api.audit import audited
+from csms.api.audit import actor_of, audited
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
 from csms.api.crud import check_references, hub_full, jsonable, page_params
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
-from csms.core.services import hubs
+from csms.core.services import hubs, sites
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import (
-    ChargingSession,
     Command,
     ConfigurationKey,
     Connector,
@@ -251,13 +250,17 @@ class StationController(Controller):
     @delete("/{station_id:str}", guards=[require("admin")])
     async def delete_station(self, request: Request, station_id: str) -> None:
         row = await station_row(station_id)
-        if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
-            raise HTTPException(status_code=409, detail="the station has sessions; block it instead of deleting it")
-        conn = get_core().connections.get(station_id)
-        if conn is not None:
-            await conn.close(code=1000, reason="station deleted")
-        await Station.delete().where(Station.id == row["id"])
-        await audited(request, "delete", "station", station_id, before=row)
+
+        async def disconnect(station: str) -> None:
+            conn = get_core().connections.get(station)
+            if conn is not None:
+                await conn.close(code=1000, reason="station deleted")
+
+        actor, actor_organization = await actor_of(request)
+        try:
+            await sites.delete_station(row, actor=actor, actor_organization=actor_organization, disconnect=disconnect)
+        except sites.StationInUse as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
 
     @post("/{station_id:str}/approve", guards=[require("operator")])
     async def approve(self, request: Request, station_id: str) -> dict[str, Any]:

@@ -11,18 +11,16 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from piccolo.columns.combination import Combinable
 from piccolo.query.methods.select import Select
 
-from csms.api.audit import audited
+from csms.api.audit import actor_of
 from csms.api.auth import require
 from csms.api.bounds import Int32
 from csms.api.crud import check_references, jsonable, page_params
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
+from csms.core import id_tokens
 from csms.core.runtime import get_core
 from csms.core.tables import ChargingSession, IdToken, MeterValue
 from csms.plugins import call_hook
 from csms.textsearch import contains
-
-TOKEN_TYPES = {"ISO14443", "ISO15693", "KeyCode", "Central", "eMAID", "MacAddress", "NoAuthorization", "Local"}
-TOKEN_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid"}
 
 
 class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,12 +46,11 @@ class TokenPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def check_token_fields(type_: str | None, status: str | None, id_token: str | None = None) -> None:
-    if id_token is not None and not 1 <= len(id_token) <= 36:
-        raise ValidationException("id_token must be 1-36 characters (OCPP 2.0.1 IdToken; 1.6 idTag allows 20)")
-    if type_ is not None and type_ not in TOKEN_TYPES:
-        raise ValidationException(f"type must be one of {sorted(TOKEN_TYPES)}")
-    if status is not None and status not in TOKEN_STATUSES:
-        raise ValidationException(f"status must be one of {sorted(TOKEN_STATUSES)}")
+    """The shared token rules (:func:`csms.core.id_tokens.check_fields`) as a 400."""
+    try:
+        id_tokens.check_fields(type_, status, id_token)
+    except id_tokens.InvalidToken as exc:
+        raise ValidationException(str(exc)) from None
 
 
 async def token_row(id_token: str) -> dict[str, Any]:
@@ -96,11 +93,13 @@ class TokenController(Controller):
         values = msgspec.structs.asdict(data)
         values["organization"] = await owner_for_new(scope, data.organization, what="an id token")
         await check_references(IdToken, {"driver": data.driver}, scope)
-        if await IdToken.exists().where(IdToken.id_token == data.id_token):
-            raise HTTPException(status_code=409, detail=f"id token {data.id_token!r} already exists")
-        await IdToken(**values).save()
-        created = await token_row(data.id_token)
-        await audited(request, "create", "token", data.id_token, after=created)
+        actor, actor_organization = await actor_of(request)
+        try:
+            created = await id_tokens.create(values, actor=actor, actor_organization=actor_organization)
+        except id_tokens.TokenExists as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        except id_tokens.InvalidToken as exc:
+            raise ValidationException(str(exc)) from None
         return jsonable(created)
 
     @get("/{id_token:str}", guards=[require("viewer")])
@@ -115,18 +114,20 @@ class TokenController(Controller):
         await check_references(IdToken, values, await tenant_scope(request))
         if data.clear_expiry:
             values["expires_at"] = None
-        if values:
-            await IdToken.update({getattr(IdToken, k): v for k, v in values.items()}).where(
-                IdToken.id_token == id_token)
-        after = await token_row(id_token)
-        await audited(request, "update", "token", id_token, before=before, after=after)
+        actor, actor_organization = await actor_of(request)
+        try:
+            _, after = await id_tokens.update(before["id"], values, actor=actor, actor_organization=actor_organization)
+        except id_tokens.InvalidToken as exc:
+            raise ValidationException(str(exc)) from None
+        if after is None:
+            raise NotFoundException(f"no id token {id_token!r}")
         return jsonable(after)
 
     @delete("/{id_token:str}", guards=[require("operator")])
     async def delete_token(self, request: Request, id_token: str) -> None:
         before = await token_row(id_token)
-        await IdToken.delete().where(IdToken.id_token == id_token)
-        await audited(request, "delete", "token", id_token, before=before)
+        actor, actor_organization = await actor_of(request)
+        await id_tokens.delete(before["id"], actor=actor, actor_organization=actor_organization)
 
 
 def _session_query(columns: list[Any] | None = None) -> Select:

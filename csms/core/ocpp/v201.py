@@ -12,7 +12,6 @@ from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
 from csms.core.services import ev_schedules
 from csms.core.services.sessions import Sample
-from csms.core.tables import ChargingProfile
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.plugins import hook_impls
 
@@ -243,13 +242,8 @@ class StationConnection201(StationConnection):
 
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, p: dict[str, Any]) -> dict[str, Any]:
-        for profile in p["chargingProfile"]:
-            await ChargingProfile(
-                station=self.state.pk, evse_id=p["evseId"], profile_id=profile["id"],
-                stack_level=profile["stackLevel"], purpose=profile["chargingProfilePurpose"],
-                kind=profile["chargingProfileKind"], transaction_id=profile.get("transactionId"), payload=profile,
-                source="station", status=p["chargingLimitSource"],
-            ).save()
+        await self.core.reports.charging_profiles(self.state, evse_id=p["evseId"], profiles=p["chargingProfile"],
+                                                  limit_source=p["chargingLimitSource"])
         await self.core.reports.record(self.state, "charging_profiles", "ReportChargingProfiles",
                                        summary=f"request {p['requestId']}: {len(p['chargingProfile'])} profiles",
                                        evse_id=p["evseId"], details={"request_id": p["requestId"],

@@ -135,6 +135,17 @@ async def set_members(hub_id: int, station_ids: list[str], *, values: dict[Any, 
             await Station.update({**(values or {}), Station.hub: hub_id}).where(members)
 
 
+async def create_hub(values: dict[Any, Any]) -> int:
+    """Save a new hub with ``values`` (by column); its id. A ``max_stations`` must be 1 to
+    :data:`HUB_STATION_LIMIT` (:class:`HubLimitInvalid`); a new hub has no stations yet."""
+    if Hub.max_stations in values:
+        check_max_stations(values[Hub.max_stations])
+    row = Hub(**{column._meta.name: value for column, value in values.items()})
+    await row.save()
+    hub_id: int = row.id
+    return hub_id
+
+
 async def update_hub(hub_id: int, values: dict[Any, Any]) -> None:
     """``Hub.update(values)``; a new ``max_stations`` must be 1 to :data:`HUB_STATION_LIMIT` and
     not below the hub's present number of stations (:class:`HubFull` otherwise)."""

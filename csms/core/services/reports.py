@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from csms.core import events as ev
-from csms.core.tables import ConfigurationKey, DeviceVariable, Station
+from csms.core.tables import ChargingProfile, ConfigurationKey, DeviceVariable, Station
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -127,3 +127,15 @@ class ReportService:
             else:
                 await ConfigurationKey(station=state.pk, key=name, value=k.get("value"),
                                        readonly=bool(k.get("readonly", False)), updated_at=now).save()
+
+    async def charging_profiles(self, state: StationState, *, evse_id: int, profiles: list[dict[str, Any]],
+                                limit_source: str) -> None:
+        """Store the charging profiles a station reports it holds (2.0.1 ReportChargingProfiles:
+        ``source`` "station", the charging limit source as their status)."""
+        for profile in profiles:
+            await ChargingProfile(
+                station=state.pk, evse_id=evse_id, profile_id=profile["id"],
+                stack_level=profile["stackLevel"], purpose=profile["chargingProfilePurpose"],
+                kind=profile["chargingProfileKind"], transaction_id=profile.get("transactionId"), payload=profile,
+                source="station", status=limit_source,
+            ).save()

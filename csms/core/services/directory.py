@@ -1,0 +1,67 @@
+"""Drivers and organizations: writing them, each change with its audit entry.
+
+The admin's driver and organization forms write through here. Who may see and choose what (an
+organization's place in the tree, the owner of a new driver) is checked by the caller before;
+this module writes the rows and logs the change under the organization it concerns (an
+organization's own entries belong to it, a driver's to its organization), which is also what
+tells the stations' local lists of a changed organization.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from piccolo.table import Table
+
+from csms.core import audit
+from csms.core.tables import Driver, Organization
+
+Kind = Literal["driver", "organization"]
+TABLES: dict[str, type[Table]] = {"driver": Driver, "organization": Organization}
+
+
+async def _row(kind: Kind, pk: int) -> dict[str, Any] | None:
+    table = TABLES[kind]
+    return await table.select().where(table._meta.primary_key == pk).first()
+
+
+def _organization(kind: Kind, pk: int, row: Mapping[str, Any] | None, actor_organization: int | None) -> int | None:
+    if kind == "organization":
+        return pk
+    return actor_organization if row is None else row["organization"]
+
+
+async def create(kind: Kind, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
+    """Add a driver or an organization with ``values`` (column names); its id."""
+    row = TABLES[kind](**values)
+    await row.save()
+    pk: int = row[TABLES[kind]._meta.primary_key._meta.name]
+    after = await _row(kind, pk)
+    await audit.record(actor=actor, action="create", object_type=kind, object_id=pk, after=after,
+                       organization=_organization(kind, pk, after, actor_organization),
+                       actor_organization=actor_organization)
+    return pk
+
+
+async def update(kind: Kind, pk: int, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> None:
+    """Change driver or organization ``pk`` (``values`` by column name)."""
+    table = TABLES[kind]
+    before = await _row(kind, pk)
+    await table.update({getattr(table, k): v for k, v in values.items()}).where(table._meta.primary_key == pk)
+    after = await _row(kind, pk)
+    await audit.record(actor=actor, action="update", object_type=kind, object_id=pk, before=before, after=after,
+                       organization=_organization(kind, pk, after if after is not None else before,
+                                                  actor_organization),
+                       actor_organization=actor_organization)
+
+
+async def delete(kind: Kind, pk: int, *, actor: str, actor_organization: int | None) -> None:
+    """Remove driver or organization ``pk``; sessions and tokens keep their history (their
+    foreign keys are set to NULL). An organization with organizations, users or API keys below
+    it is the caller's to refuse first."""
+    table = TABLES[kind]
+    before = await _row(kind, pk)
+    await table.delete().where(table._meta.primary_key == pk)
+    await audit.record(actor=actor, action="delete", object_type=kind, object_id=pk, before=before,
+                       organization=_organization(kind, pk, before, actor_organization),
+                       actor_organization=actor_organization)

@@ -1,0 +1,150 @@
+"""Sites, hubs and where stations stand: the one path the admin and the REST API take to write them.
+
+Each function writes and adds the audit entry (the organization of the site, of the hub's site,
+of the station), so a caller only checks what its user may do and shows the outcome. The hub
+limit is kept by :mod:`csms.core.services.hubs`, which every write of ``Station.hub`` or a hub's
+``max_stations`` goes through; a station's own registration (password, status) is the station
+service's (:mod:`csms.core.services.stations`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Mapping
+
+from piccolo.columns.combination import Combinable
+
+from csms.core import audit
+from csms.core.services import hubs
+from csms.core.tables import ChargingSession, Hub, Site, Station
+
+
+class StationInUse(Exception):
+    """The station has charging sessions: it is blocked, not deleted (their history stays)."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__("the station has sessions; block it instead of deleting it")
+        self.station_id = station_id
+
+
+async def _site(site_id: int) -> dict[str, Any] | None:
+    return await Site.select().where(Site.id == site_id).first()
+
+
+async def _hub(hub_id: int) -> dict[str, Any] | None:
+    return await Hub.select().where(Hub.id == hub_id).first()
+
+
+async def site_organization(site_id: int | None, actor_organization: int | None) -> int | None:
+    """The organization of site ``site_id`` (the caller's when there is no such site)."""
+    row = None if site_id is None else await Site.select(Site.organization).where(Site.id == site_id).first()
+    return actor_organization if row is None else row["organization"]
+
+
+async def _hub_organization(hub_id: int, row: Mapping[str, Any] | None, actor_organization: int | None) -> int | None:
+    """The organization of a hub: its site's (none without a site; the caller's when it is gone)."""
+    if row is None:
+        return actor_organization
+    if row.get("site") is not None:
+        return await site_organization(row["site"], actor_organization)
+    return None
+
+
+# -- sites -------------------------------------------------------------------------------------
+
+async def create_site(values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
+    """Add a site with ``values`` (column names); its id."""
+    row = Site(**values)
+    await row.save()
+    site_id: int = row.id
+    after = await _site(site_id)
+    await audit.record(actor=actor, action="create", object_type="site", object_id=site_id, after=after,
+                       organization=(after or {}).get("organization", actor_organization),
+                       actor_organization=actor_organization)
+    return site_id
+
+
+async def update_site(site_id: int, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> None:
+    """Change site ``site_id`` (``values`` by column name)."""
+    before = await _site(site_id)
+    await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
+    after = await _site(site_id)
+    row = after if after is not None else before
+    await audit.record(actor=actor, action="update", object_type="site", object_id=site_id, before=before,
+                       after=after, organization=actor_organization if row is None else row["organization"],
+                       actor_organization=actor_organization)
+
+
+async def delete_site(site_id: int, *, actor: str, actor_organization: int | None) -> None:
+    """Remove site ``site_id``; its stations and hubs stay, on no site."""
+    before = await _site(site_id)
+    await Site.delete().where(Site.id == site_id)
+    await audit.record(actor=actor, action="delete", object_type="site", object_id=site_id, before=before,
+                       organization=actor_organization if before is None else before["organization"],
+                       actor_organization=actor_organization)
+
+
+async def add_stations(site_id: int, station_ids: list[str], *, allowed: Combinable | None = None, actor: str,
+                       actor_organization: int | None) -> None:
+    """Put the stations ``station_ids`` (those of them matching ``allowed``) on site ``site_id``."""
+    if not station_ids:
+        return
+    members: Combinable = Station.station_id.is_in(station_ids)
+    if allowed is not None:
+        members = allowed & members
+    await Station.update({Station.site: site_id}).where(members)
+    await audit.record(actor=actor, action="update", object_type="site", object_id=site_id,
+                       organization=await site_organization(site_id, actor_organization),
+                       actor_organization=actor_organization,
+                       summary=f"stations added: {', '.join(station_ids)[:200]}")
+
+
+async def remove_station(site_id: int, station_id: str, *, actor: str, actor_organization: int | None) -> None:
+    """Take station ``station_id`` off site ``site_id`` (and out of its hub)."""
+    await Station.update({Station.site: None, Station.hub: None}).where(
+        (Station.station_id == station_id) & (Station.site == site_id))
+    await audit.record(actor=actor, action="update", object_type="site", object_id=site_id,
+                       organization=await site_organization(site_id, actor_organization),
+                       actor_organization=actor_organization, summary=f"station removed: {station_id[:64]}")
+
+
+# -- hubs --------------------------------------------------------------------------------------
+
+async def create_hub(values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
+    """Add a hub with ``values`` (column names; :func:`hubs.create_hub` checks its maximum); its id."""
+    hub_id = await hubs.create_hub({getattr(Hub, k): v for k, v in values.items()})
+    after = await _hub(hub_id)
+    await audit.record(actor=actor, action="create", object_type="hub", object_id=hub_id, after=after,
+                       organization=await _hub_organization(hub_id, after, actor_organization),
+                       actor_organization=actor_organization)
+    return hub_id
+
+
+async def update_hub(hub_id: int, values: Mapping[str, Any], station_ids: list[str], *,
+                     allowed: Combinable | None = None, actor: str, actor_organization: int | None) -> None:
+    """Change hub ``hub_id`` (``values`` by column name) and make ``station_ids`` (those matching
+    ``allowed``) its stations, moved to the hub's site when it has one: one transaction, refused
+    with :class:`hubs.HubFull` (nothing written) when they are more than the hub can have."""
+    before = await _hub(hub_id)
+    site = values.get("site")
+    await hubs.set_members(hub_id, station_ids, values={Station.site: site} if site is not None else {},
+                           allowed=allowed, hub_values={getattr(Hub, k): v for k, v in values.items()})
+    after = await _hub(hub_id)
+    await audit.record(actor=actor, action="update", object_type="hub", object_id=hub_id, before=before, after=after,
+                       organization=await _hub_organization(hub_id, after if after is not None else before,
+                                                            actor_organization),
+                       actor_organization=actor_organization, summary=f"stations: {', '.join(station_ids)[:200]}")
+
+
+# -- stations ----------------------------------------------------------------------------------
+
+async def delete_station(row: Mapping[str, Any], *, actor: str, actor_organization: int | None,
+                         disconnect: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """Remove the station of ``row`` (as the caller read it: the entry's *before*), refused with
+    :class:`StationInUse` when it has sessions; ``disconnect`` closes its connection first."""
+    if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
+        raise StationInUse(row["station_id"])
+    if disconnect is not None:
+        await disconnect(row["station_id"])
+    await Station.delete().where(Station.id == row["id"])
+    await audit.record(actor=actor, action="delete", object_type="station", object_id=row["station_id"], before=row,
+                       organization=row.get("organization", actor_organization), actor_organization=actor_organization)

@@ -27,7 +27,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tena
 from csms.core import id_tokens
 from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
-from csms.core.services import directory
+from csms.core.services import directory, driver_data
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
 from csms.csvexport import csv_text
 from csms.textsearch import contains
@@ -618,7 +618,13 @@ def _entity_routes(entity: _Entity) -> list[Any]:
                 raise ValidationException("Users or API keys belong to this organization: move or revoke them.")
         # sessions and tokens keep their history: their foreign keys are set to NULL
         actor, actor_organization = await actor_of(request)
-        await directory.delete(entity.kind, pk, actor=actor, actor_organization=actor_organization)
+        try:
+            await directory.delete(entity.kind, pk, actor=actor, actor_organization=actor_organization)
+        except driver_data.DriverHasSessions as exc:
+            raise ValidationException(
+                f"This driver has {exc.sessions} charging session{'s' if exc.sessions != 1 else ''}, so the "
+                "record stays with them: use Erase… on the Drivers page to remove their personal data "
+                "(the sessions stay, with an anonymised driver).") from None
         return Redirect(base, status_code=303)
 
     return [new, create, edit, update, remove]

@@ -189,6 +189,11 @@ async def test_the_operator_exports_and_erases_a_driver_with_the_right_role(serv
                                             & (AuditEntry.object_id == str(driver_id))).first()
     assert entry["actor"] == "user:operator" and entry["object_type"] == "driver"
 
+    # deleting the record of a driver who charged is refused with the way to go (erasure)
+    refused = await operator.post(f"/admin/drivers/{driver_id}/delete")
+    assert refused.status_code in (400, 422) and "Erase" in refused.text, refused.text
+    assert await Driver.exists().where(Driver.id == driver_id)
+
     assert (await operator.get(f"/admin/drivers/{driver_id}/erase")).status_code == 403
     assert (await operator.post(f"/admin/drivers/{driver_id}/erase", data={"confirm": "yes"})).status_code == 403
     assert (await Driver.select(Driver.email).where(Driver.id == driver_id).first())["email"] == "kai@example.org"

@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 from piccolo.table import Table
 
 from csms.core import audit
+from csms.core.services import driver_data
 from csms.core.tables import Driver, Organization
 
 Kind = Literal["driver", "organization"]
@@ -56,12 +57,17 @@ async def update(kind: Kind, pk: int, values: Mapping[str, Any], *, actor: str, 
 
 
 async def delete(kind: Kind, pk: int, *, actor: str, actor_organization: int | None) -> None:
-    """Remove driver or organization ``pk``; sessions and tokens keep their history (their
-    foreign keys are set to NULL). An organization with organizations, users or API keys below
-    it is the caller's to refuse first."""
+    """Remove driver or organization ``pk``; tokens keep their history (their foreign keys are
+    set to NULL). A driver with charging sessions is refused
+    (:class:`~csms.core.services.driver_data.DriverHasSessions`: erase their personal data
+    instead). An organization with organizations, users or API keys below it is the caller's to
+    refuse first."""
     table = TABLES[kind]
     before = await _row(kind, pk)
-    await table.delete().where(table._meta.primary_key == pk)
+    if kind == "driver":
+        await driver_data.delete(pk)  # refuses a driver with sessions, in one write transaction
+    else:
+        await table.delete().where(table._meta.primary_key == pk)
     await audit.record(actor=actor, action="delete", object_type=kind, object_id=pk, before=before,
                        organization=_organization(kind, pk, before, actor_organization),
                        actor_organization=actor_organization)

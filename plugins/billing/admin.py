@@ -437,7 +437,8 @@ async def statement_create(request: Request) -> Template | Redirect:
             raise BillingError("choose a driver, organization or leasing partner", field="party")
         start, end = period_of(form)
         row = await stm.create_statement(kind, int(party), start, end, currency=form.get("currency") or None,
-                                         created_by=_who(request))
+                                         created_by=_who(request), draft=form.get("mode") == "draft",
+                                         close_early=bool(form.get("close_early")))
         await audited(request, "create", "statement", row["id"], after=row)
     except BillingError as exc:
         errors = _errors(exc)
@@ -447,13 +448,27 @@ async def statement_create(request: Request) -> Template | Redirect:
     return Redirect(f"/admin/billing/statements/{row['id']}", status_code=303)
 
 
-@get("/statements/{statement_id:int}", opt={"tenant": {"statement_id": "statement"}})
-async def statement_detail(request: Request, statement_id: int) -> Template:
+async def _statement_detail_page(request: Request, statement_id: int, *, status_code: int = 200,
+                                 values: dict[str, Any] | None = None,
+                                 errors: dict[str, str] | None = None) -> Template:
     row = await stm.statement_row(statement_id)
     lines = await stm.statement_lines(statement_id)
-    return await render(request, "billing/statement_detail.html", title=f"Statement {stm.statement_number(row)}",
-                        s=stm.statement_json(row), lines=stm.lines_json(lines, row["currency"]),
+    corrected = await stm.statement_row(row["corrects"]) if row["corrects"] else None
+    notes = await Statement.select().where((Statement.corrects == statement_id) & (Statement.kind == "credit_note"))
+    cur = row["currency"]
+    return await render(request, "billing/statement_detail.html", status_code=status_code,
+                        title=f"{stm.document_title(row)} {stm.statement_number(row)}",
+                        s=stm.statement_json(row), lines=stm.lines_json(lines, cur),
+                        amount=lambda minor: stm.money_text(minor, cur),
+                        corrected=stm.statement_json(corrected) if corrected else None,
+                        credit_notes=[stm.statement_json(n) for n in notes],
+                        period_open=row["period_end"] > utcnow(), values=values or {}, errors=errors or {},
                         installation=(await tenant_scope(request)).is_global)
+
+
+@get("/statements/{statement_id:int}", opt={"tenant": {"statement_id": "statement"}})
+async def statement_detail(request: Request, statement_id: int) -> Template:
+    return await _statement_detail_page(request, statement_id)
 
 
 @post("/statements/{statement_id:int}/void", opt={"tenant": GLOBAL_ONLY})
@@ -465,6 +480,56 @@ async def statement_void(request: Request, statement_id: int) -> Response:
         return await _message(request, exc)
     await audited(request, "update", "statement", statement_id, before=before, after=after)
     return Redirect(f"/admin/billing/statements/{statement_id}", status_code=303)
+
+
+@post("/statements/{statement_id:int}/issue", opt={"tenant": GLOBAL_ONLY})
+async def statement_issue(request: Request, statement_id: int) -> Response:
+    form = await _form(request)
+    try:
+        before = await stm.statement_row(statement_id)
+        after = await stm.issue_draft(statement_id, close_early=bool(form.get("close_early")))
+    except BillingError as exc:
+        errors = {"issue": _errors(exc).popitem()[1]}
+        return await _statement_detail_page(request, statement_id, status_code=exc.status, values=form,
+                                            errors=errors)
+    await audited(request, "update", "statement", statement_id, before=before, after=after,
+                  summary=f"statement {statement_id} issued as {after['number']}")
+    return Redirect(f"/admin/billing/statements/{statement_id}", status_code=303)
+
+
+@post("/statements/{statement_id:int}/regenerate", opt={"tenant": GLOBAL_ONLY})
+async def statement_regenerate(request: Request, statement_id: int) -> Response:
+    try:
+        before = await stm.statement_row(statement_id)
+        after = await stm.regenerate_draft(statement_id)
+    except BillingError as exc:
+        return await _message(request, exc)
+    await audited(request, "update", "statement", statement_id, before=before, after=after)
+    return Redirect(f"/admin/billing/statements/{statement_id}", status_code=303)
+
+
+@post("/statements/{statement_id:int}/discard", opt={"tenant": GLOBAL_ONLY})
+async def statement_discard(request: Request, statement_id: int) -> Response:
+    try:
+        before = await stm.discard_draft(statement_id)
+    except BillingError as exc:
+        return await _message(request, exc)
+    await audited(request, "delete", "statement", statement_id, before=before)
+    return Redirect("/admin/billing/statements", status_code=303)
+
+
+@post("/statements/{statement_id:int}/credit", opt={"tenant": GLOBAL_ONLY})
+async def statement_credit(request: Request, statement_id: int) -> Response:
+    form = await _form(request)
+    try:
+        note = await stm.credit_statement(statement_id, reason=form.get("reason", ""), created_by=_who(request))
+    except BillingError as exc:
+        errors = {"reason": _errors(exc).popitem()[1]}
+        return await _statement_detail_page(request, statement_id, status_code=exc.status, values=form,
+                                            errors=errors)
+    await audited(request, "create", "statement", note["id"], after=note,
+                  summary=f"credit note {note['number']} for statement {statement_id}")
+    return Redirect(f"/admin/billing/statements/{note['id']}", status_code=303)
 
 
 # -- panels on core pages -----------------------------------------------------------------------
@@ -519,7 +584,7 @@ def billing_admin_router() -> Router:
             billing_index, tariff_new, tariff_create, tariff_detail, tariff_edit, tariff_update, tariff_archive,
             tariff_preview, assignment_create, assignment_delete, home_list, home_create, home_delete,
             settlement_list, settlement_run, settlement_void, statement_list, statement_create, statement_detail,
-            statement_void,
+            statement_void, statement_issue, statement_regenerate, statement_discard, statement_credit,
         ],
         guards=[admin_guard],
         exception_handlers={**ADMIN_EXCEPTION_HANDLERS, BillingError: _billing_error},

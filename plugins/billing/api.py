@@ -560,13 +560,16 @@ class StatementController(Controller):
     @post("/", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
     async def create(self, request: Request, data: Any) -> dict[str, Any]:
         """Issue a statement: ``{"party_kind": "driver"|"organization"|"leasing_partner",
-        "party_id": 3, "month": "2026-11"}`` (or ``period_start``/``period_end``; ``currency``)."""
+        "party_id": 3, "month": "2026-11"}`` (or ``period_start``/``period_end``; ``currency``);
+        ``"draft": true`` saves a draft (no number; any period), ``"close_early": true`` issues a
+        period that has not ended, closing it now."""
         data = body_object(data)
         start, end = period_of(data)
         if not isinstance(data.get("party_id"), int):
             raise BillingError("party_id must be an integer id")
         row = await stm.create_statement(str(data.get("party_kind")), data["party_id"], start, end,
-                                         currency=data.get("currency"), created_by=caller(request))
+                                         currency=data.get("currency"), created_by=caller(request),
+                                         draft=_flag(data, "draft"), close_early=_flag(data, "close_early"))
         await audited(request, "create", "statement", row["id"], after=row)
         return await _statement_detail(row)
 
@@ -627,12 +630,13 @@ class StatementController(Controller):
         if fmt in ("", "json"):
             return await _statement_detail(row)
         lines = await stm.statement_lines(row["id"])
-        filename = f"statement-{stm.statement_number(row)}.{fmt}"
+        filename = f"{'credit-note' if row['kind'] == 'credit_note' else 'statement'}-{stm.statement_number(row)}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
         if fmt == "csv":  # rendered off the event loop: a statement may have thousands of lines
             return Response(await run_cpu(stm.statement_csv, row, lines), media_type="text/csv; charset=utf-8",
                             headers=headers)
-        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.seller(), await stm.buyer(row))
+        corrected = await stm.statement_row(row["corrects"]) if row["corrects"] else None
+        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.seller(), await stm.buyer(row), corrected)
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK,
@@ -644,10 +648,62 @@ class StatementController(Controller):
         await audited(request, "update", "statement", statement_id, before=before, after=after)
         return await _statement_detail(after)
 
+    @post("/{statement_id:int}/issue", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
+    async def issue(self, request: Request, statement_id: int, data: Any = None) -> dict[str, Any]:
+        """Issue a draft (its lines regenerated, a number from the seller's series); before its
+        period ends only with ``{"close_early": true}``."""
+        before = await stm.statement_row(statement_id)
+        after = await stm.issue_draft(statement_id, close_early=_flag(body_object(data or {}), "close_early"))
+        await audited(request, "update", "statement", statement_id, before=before, after=after,
+                      summary=f"statement {statement_id} issued as {after['number']}")
+        return await _statement_detail(after)
+
+    @post("/{statement_id:int}/regenerate", guards=[require("operator")], status_code=HTTP_200_OK,
+          opt={"tenant": GLOBAL_ONLY})
+    async def regenerate(self, request: Request, statement_id: int) -> dict[str, Any]:
+        """A draft again from the settlements as they are now."""
+        before = await stm.statement_row(statement_id)
+        after = await stm.regenerate_draft(statement_id)
+        await audited(request, "update", "statement", statement_id, before=before, after=after)
+        return await _statement_detail(after)
+
+    @post("/{statement_id:int}/credit", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
+    async def credit(self, request: Request, statement_id: int, data: Any = None) -> dict[str, Any]:
+        """Correct an issued invoice with a credit note (``{"reason": ...}``): 201 with the credit note."""
+        reason = body_object(data or {}).get("reason") or ""
+        if not isinstance(reason, str):
+            raise BillingError("reason must be text", field="reason")
+        note = await stm.credit_statement(statement_id, reason=reason, created_by=caller(request))
+        await audited(request, "create", "statement", note["id"], after=note,
+                      summary=f"credit note {note['number']} for statement {statement_id}")
+        return await _statement_detail(note)
+
+    @delete("/{statement_id:int}", guards=[require("operator")], opt={"tenant": GLOBAL_ONLY})
+    async def discard(self, request: Request, statement_id: int) -> None:
+        """Discard a draft (issued statements are credited or voided, never deleted)."""
+        before = await stm.discard_draft(statement_id)
+        await audited(request, "delete", "statement", statement_id, before=before)
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "on", "yes")
+    if not isinstance(value, bool):
+        raise BillingError(f"{name} must be true or false", field=name)
+    return value
+
 
 async def _statement_detail(row: dict[str, Any]) -> dict[str, Any]:
     lines = await stm.statement_lines(row["id"])
-    return {**stm.statement_json(row), "lines": await run_cpu(stm.lines_json, lines, row["currency"])}
+    out = {**stm.statement_json(row), "lines": await run_cpu(stm.lines_json, lines, row["currency"])}
+    if row["corrects"]:
+        out["corrects_number"] = stm.statement_number(await stm.statement_row(row["corrects"]))
+    notes = await Statement.select(Statement.id, Statement.number).where(
+        (Statement.corrects == row["id"]) & (Statement.kind == "credit_note"))
+    out["credited_by"] = [{"id": n["id"], "number": n["number"]} for n in notes]
+    return out
 
 
 def billing_api_router() -> Router:

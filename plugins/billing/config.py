@@ -21,6 +21,8 @@ class BillingSettings(CsmsSettings):
     operator_name: str = Field("", description="Seller's name printed on statements; defaults to the organization of kind `operator`.")
     operator_address: str = Field("", description="Seller's address printed on statements (lines separated by `;` or new lines); defaults to the address of the organization of kind `operator`.")
     operator_vat_id: str = Field("", description="Seller's VAT id printed on statements; defaults to the VAT id of the organization of kind `operator`.")
+    invoice_prefix: str = Field("INV", description="Prefix of the installation's invoice numbers: `INV-2026-000123` (prefix, year of issue in the statement time zone, the seller's gap-free sequence of that year). Credit notes take their numbers from the same series.")
+    invoice_locale: str = Field("en", description="Locale (as `de_DE`, `nl_NL`, `fr_FR`) in which the statement PDF formats amounts and currencies (Babel).")
 
 
 @lru_cache(maxsize=1)

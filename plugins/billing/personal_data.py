@@ -50,12 +50,13 @@ async def driver_export(driver_id: int) -> dict[str, Any] | None:
             lines.setdefault(ln["statement"], []).append(ln)
     return {
         "statements": [{
-            "number": statement_number(s), "status": s["status"], "party_name": s["party_name"],
+            "number": statement_number(s), "kind": s["kind"], "status": s["status"], "party_name": s["party_name"],
             "period_start": _iso(s["period_start"]), "period_end": _iso(s["period_end"]), "currency": s["currency"],
             "total_excl_vat": money(s["total_excl_minor"], s["currency"]),
             "total_vat": money(s["total_vat_minor"], s["currency"]),
             "total_incl_vat": money(s["total_incl_minor"], s["currency"]),
-            "line_count": s["line_count"], "payment_status": s["payment_status"], "issued_at": _iso(s["created_at"]),
+            "line_count": s["line_count"], "payment_status": s["payment_status"],
+            "issued_at": _iso(s["issued_at"] or s["created_at"]) if s["status"] != "draft" else None,
             "voided_at": _iso(s["voided_at"]),
             "lines": [{
                 "position": ln["position"], "session_id": ln["session_id"], "kind": ln["kind"],

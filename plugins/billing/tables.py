@@ -140,11 +140,19 @@ class Settlement(Table, tablename="billing_settlement"):
 
 
 class Statement(Table, tablename="billing_statement"):
-    """A statement for one party and period: an immutable snapshot of settlement lines.
+    """A statement for one party and period: an immutable snapshot of settlement lines once issued.
 
     Amounts are from the party's point of view: charges (the party owes) positive, credits
     (the party is owed, e.g. a home-charging reimbursement) negative. ``organization`` is whose
-    it is: an organization party's own, a driver's organization when it was issued."""
+    it is: an organization party's own, a driver's organization when it was issued.
+
+    ``status``: ``draft`` (no number, lines regenerated on demand), ``issued`` (numbered, never
+    changed), ``void``. ``kind``: ``invoice`` or ``credit_note`` (``corrects`` is the id of the
+    invoice it cancels; its lines are that invoice's, negated). ``number`` is allocated from the
+    seller's series (:class:`InvoiceSeries`) in the issuing transaction; null for drafts (and
+    for statements issued before numbered series existed, which print as ``ST-000042``).
+    ``scheduled_end`` is the period's planned end when it was closed early (``period_end`` is
+    then the moment it was closed; later sessions go to the next period)."""
 
     party_kind = Varchar(length=24)  # driver|organization|leasing_partner
     party_id = Integer()
@@ -152,7 +160,7 @@ class Statement(Table, tablename="billing_statement"):
     period_start = Timestamptz()
     period_end = Timestamptz()
     currency = Varchar(length=3, default="EUR")
-    status = Varchar(length=16, default="issued")  # issued|void
+    status = Varchar(length=16, default="issued")  # draft|issued|void
     line_count = Integer(default=0)
     total_excl_minor = BigInt(default=0)
     total_vat_minor = BigInt(default=0)
@@ -166,6 +174,27 @@ class Statement(Table, tablename="billing_statement"):
     created_at = Timestamptz(default=TimestamptzNow())
     voided_at = Timestamptz(null=True, default=None)
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null, index=True)
+    kind = Varchar(length=16, default="invoice")  # invoice|credit_note
+    number = Varchar(length=64, null=True, default=None)  # unique index billing_statement_number_key
+    seller = Varchar(length=64, default="operator")  # whose series the number is from
+    issued_at = Timestamptz(null=True, default=None)
+    corrects = Integer(null=True, default=None, index=True)  # a credit note: the invoice it cancels
+    reason = Varchar(length=200, default="")  # a credit note: why
+    scheduled_end = Timestamptz(null=True, default=None)  # closed early: the period's planned end
+
+
+class InvoiceSeries(Table, tablename="billing_invoice_series"):
+    """The number series of one seller and year: ``last_number`` is the last number given.
+
+    Incremented with ``UPDATE ... RETURNING`` in the transaction that issues the invoice or credit
+    note (a row lock on PostgreSQL, the single writer of an immediate transaction on SQLite), so
+    two issues never get the same number and a failed issue, rolled back, uses none."""
+
+    series = Varchar(length=100, unique=True)  # "<seller>:<year>"
+    seller = Varchar(length=64, default="operator")
+    year = Integer(default=0)
+    prefix = Varchar(length=32, default="")
+    last_number = Integer(default=0)
 
 
 class StatementLine(Table, tablename="billing_statement_line"):
@@ -195,4 +224,5 @@ BILLING_TABLES: list[type[Table]] = [
     Settlement,
     Statement,
     StatementLine,
+    InvoiceSeries,
 ]

@@ -62,4 +62,4 @@ async def test_statement_csv_neutralises_formulas_and_keeps_credits_numeric(serv
 
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
-    assert statement["number"] in text and "-10.00" in text
+    assert statement["number"] in text and "-€10.00" in text  # formatted for the invoice locale (en)

@@ -30,6 +30,7 @@ from csms.admin.mount import CSRF_EXCLUDE
 from csms.api import bounds, tenancy
 from csms.api.auth import require
 from csms.api.crud import crud_controller
+from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
@@ -82,6 +83,7 @@ def api_router() -> Router:
         StationController,
         LocalListController,
         DisplayMessageController,
+        CertificateController,
         ReservationController,
         TokenController,
         SessionController,

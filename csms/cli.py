@@ -228,6 +228,27 @@ def cmd_config(args: argparse.Namespace) -> None:
     print("\n".join(effective_settings()))
 
 
+def cmd_ca(args: argparse.Namespace) -> None:
+    """``csms ca show`` makes the CA when there is none; ``csms ca rotate`` replaces it (the old
+    certificate keeps verifying, in trust.pem, until it expires)."""
+    from cryptography.hazmat.primitives import hashes
+
+    from csms.core.certificates import CertificateAuthority
+
+    authority = CertificateAuthority.of_installation()
+    if args.ca_cmd == "rotate":
+        if not args.yes:
+            sys.exit("csms ca rotate: stations renew their certificates with the new CA; the old CA keeps "
+                     "verifying until it expires. Run again with --yes, then restart the server.")
+        authority.rotate()
+        print("new CA made; the previous one stays in the trust bundle until it expires")
+    for index, cert in enumerate(authority.trusted()):
+        label = "current" if index == 0 else "previous"
+        print(f"{label:<8} {cert.subject.rfc4514_string()}  serial {cert.serial_number:X}  "
+              f"valid until {cert.not_valid_after_utc:%Y-%m-%d}  sha256 {cert.fingerprint(hashes.SHA256()).hex()}")
+    print(f"certificate: {authority.cert_path}\ntrust bundle (CSMS_TLS_CA): {authority.trust_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from csms.plugins import call_sync, load_plugins
 
@@ -274,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", nargs="?", const="all", metavar="OWNER",
                    help="print the configuration reference: every table, or that of core or one plugin")
     p.set_defaults(func=cmd_config)
+
+    ca = sub.add_parser("ca", help="the built-in CA that signs station certificates").add_subparsers(
+        dest="ca_cmd", required=True)
+    p = ca.add_parser("show", help="print the CA (made on first use) and the trust bundle's path")
+    p.set_defaults(func=cmd_ca)
+    p = ca.add_parser("rotate", help="make a new CA; the old one keeps verifying until it expires")
+    p.add_argument("--yes", action="store_true", help="really rotate")
+    p.set_defaults(func=cmd_ca)
 
     from csms_tools.simulator import add_simulate_parser
     add_simulate_parser(sub)

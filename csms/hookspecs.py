@@ -118,6 +118,35 @@ def authorize_token(station_id, id_token, token_type, evse_id, purpose):
 
 
 # ---------------------------------------------------------------------------------------------
+# Certificates (PKI)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def issue_certificate(station_id, csr_pem, certificate_type):
+    """First answer wins. Sign the certificate signing request ``csr_pem`` (PEM) of
+    ``station_id``; ``certificate_type`` is "ChargingStationCertificate" or "V2GCertificate".
+    Called after the station's SignCertificate was answered Accepted (its CSR checked). Return
+    the signed certificate chain as PEM (the leaf first, then the sub-CAs), or ``None`` to let the
+    next plugin answer. Built-in (``trylast``): the installation's CA signs station certificates."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def check_certificate_status(station_id, ocsp_request):
+    """First answer wins. Answer a 2.0.1 GetCertificateStatus: ``ocsp_request`` is its
+    ``ocspRequestData`` (hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber,
+    responderURL). Return the DER OCSP response base64-encoded (str), ``{"status": "Accepted" |
+    "Failed", "ocspResult": ...}``, or ``None``. Without an answer: Failed (NoOCSPResponder)."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def get_15118_ev_certificate(station_id, iso15118_schema_version, action, exi_request):
+    """First answer wins. Answer a 2.0.1 Get15118EVCertificate (``action`` "Install" or "Update",
+    ``exi_request`` the EV's base64 EXI request): return ``{"status": "Accepted" | "Failed",
+    "exiResponse": <base64 EXI>}`` or ``None``. Without an answer: Failed (NoProvider)."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Pricing and billing
 # ---------------------------------------------------------------------------------------------
 

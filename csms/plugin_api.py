@@ -75,9 +75,9 @@ from csms.core.domain import (
 from csms.core.events import Event
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.ocpp.validation import V16, V201, OcppError
-from csms.core.leases import LeaderJob, run_as_leader
+from csms.core.leases import LeaderJob
 from csms.core.offload import run_cpu
-from csms.core.runtime import get_core
+from csms.core.runtime import get_core, run_as_leader
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.driver_data import redact_audit
 from csms.core.services.operations import OperationError

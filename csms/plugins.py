@@ -43,9 +43,11 @@ hookimpl = pluggy.HookimplMarker("csms")
 DEFAULT_PLUGINS = (
     "csms.core.default_authorization",
     "csms.core.default_authorization:reject_unknown",
+    "csms.core.certificates",
     "csms.admin.nav",
     "csms.admin.local_lists",
     "csms.admin.reservations",
+    "csms.admin.certificates",
     "csms.admin.display_messages",
     "csms.admin.qr_labels",
 )

@@ -223,6 +223,22 @@ class LocalListSettings(CsmsSettings):
     max_entries_per_message: int = Field(100, ge=1, description="Entries per SendLocalList when the station does not say (1.6 `SendLocalListMaxLength`, 2.0.1 `ItemsPerMessage`).")
 
 
+class CertificateSettings(CsmsSettings):
+    """Station certificates (``[certificates]``): the built-in CA and the checks of a station's
+    certificate signing request (:mod:`csms.core.certificates`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_CERTIFICATES_", extra="ignore")
+
+    ca_enabled: bool = Field(True, description="The built-in CA (made on first use in `<data_dir>/ca/`) signs the certificates stations ask for with SignCertificate (ChargingStationCertificate); off: only an `issue_certificate` plugin does.")
+    ca_name: str = Field("CSMS Station CA", description="commonName of the built-in CA's certificate (when it is made or rotated).")
+    ca_key_type: Literal["ec", "rsa"] = Field("ec", description="Key of the built-in CA: `ec` (ECDSA P-256) or `rsa` (3072 bits).")
+    ca_validity_days: int = Field(3650, ge=1, description="Days the built-in CA's certificate is valid (when it is made or rotated).")
+    certificate_validity_days: int = Field(365, ge=1, description="Days a station certificate signed by the built-in CA is valid (never beyond the CA's own expiry).")
+    organization: str = Field("", description="organizationName a station's CSR must carry (and the built-in CA's); empty: not checked.")
+    min_rsa_bits: int = Field(2048, ge=1024, description="Smallest RSA key accepted in a CSR (EC keys must be P-256, P-384 or P-521).")
+    expiry_warning_days: int = Field(30, ge=0, description="Certificates issued to stations that expire within this many days are listed as expiring (REST and admin).")
+
+
 class SmtpSettings(CsmsSettings):
     """The SMTP server e-mails are sent through (``[smtp]``): user invitations and password
     resets, and the notifications plugin's e-mail deliveries."""
@@ -244,7 +260,8 @@ def smtp_settings() -> SmtpSettings:
     return SmtpSettings()
 
 
-CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings, LocalListSettings, SmtpSettings)
+CORE_SETTINGS: tuple[type[CsmsSettings], ...] = (Settings, SmartChargingSettings, LocalListSettings, CertificateSettings,
+                                                  SmtpSettings)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -109,6 +109,7 @@ STATION_BODIES = {
     "sync": {},  # local-list/sync
     "display-messages": {"content": "Hello"}, "{message_id:int}": None,  # refresh: above
     "rotate-password": None,
+    "certificates": {"certificate_type": "CSMSRootCertificate", "certificate": "x"}, "renew": None,
 }
 
 

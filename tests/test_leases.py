@@ -7,7 +7,8 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from csms.core.leases import Lease, run_as_leader
+from csms.core.leases import Lease
+from csms.core.runtime import run_as_leader
 from tests.clusterkit import redis_db
 
 

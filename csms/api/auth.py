@@ -20,7 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from csms.core import cluster
+from csms.core import cluster, runtime
 from csms.core.security import api_key_prefix, hash_api_key, new_api_key
 from csms.core.tables import ApiKey
 from csms.core.timeutil import utcnow
@@ -148,5 +148,5 @@ async def revoke_api_key(key_id: int) -> bool:
         return False
     await ApiKey.update({ApiKey.revoked: True}).where(ApiKey.id == key_id)
     forget_key(row["key_hash"])
-    await cluster.broadcast(KEY_REVOKED, row["key_hash"])
+    await runtime.broadcast(KEY_REVOKED, row["key_hash"])
     return True

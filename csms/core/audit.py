@@ -14,7 +14,7 @@ import json
 import logging
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from csms.core.tables import AuditEntry, Station
 
@@ -22,6 +22,9 @@ log = logging.getLogger("csms.audit")
 
 SECRET_FIELDS = frozenset({"password", "password_hash", "key_hash", "secret", "token_a", "token_b", "token_c"})
 COMMAND_ACTORS = ("user:", "api_key:", "cli", "ocpi:")  # commands worth an entry: not the automatic ones
+# Told (object_type, action) of every recorded entry; the runtime registers the running core's
+# local lists here, so that a changed card reaches the stations' local lists.
+CHANGE_LISTENERS: list[Callable[[str, str], None]] = []
 
 
 def _plain(value: Any) -> Any:
@@ -67,9 +70,8 @@ async def record(*, actor: str, action: str, object_type: str, object_id: Any = 
     await AuditEntry(actor=actor[:120], action=action[:40], object_type=object_type[:40],
                      object_id=str(object_id)[:100], before=b, after=a, organization=organization,
                      actor_organization=actor_organization, summary=summary[:255]).save()
-    from csms.core.services.local_lists import note_change
-
-    note_change(object_type, action)  # a changed card reaches the stations' local lists
+    for listener in CHANGE_LISTENERS:
+        listener(object_type, action)
 
 
 async def record_command(station_id: str, action: str, payload: Mapping[str, Any], requested_by: str) -> None:

@@ -6,8 +6,9 @@ so asking "is it online, which version" costs no round trip. A command for a sta
 another node is published to that node's request channel; the node sends it over the socket
 and publishes the station's answer (or error) to the requester's reply channel.
 
-:func:`broadcast` tells every node (this one included) something on a topic, applied by the
-handler registered in :data:`BROADCAST_HANDLERS` (e.g. "this API key is revoked").
+:func:`publish` (:func:`csms.core.runtime.broadcast`: through the running core's bus) tells every
+node (this one included) something on a topic, applied by the handler registered in
+:data:`BROADCAST_HANDLERS` (e.g. "this API key is revoked").
 
 **Liveness**: every node renews ``csms:alive:<node>`` (expiring after ``node_ttl``) and is a member
 of ``csms:nodes``; every node checks the others four times per TTL. A member whose key expired is
@@ -75,15 +76,9 @@ return removed
 BROADCAST_HANDLERS: dict[str, Callable[[Any], None]] = {}
 
 
-async def broadcast(topic: str, payload: Any) -> None:
-    """Publish ``payload`` on ``topic`` to every node; nothing to do without Redis (one node) or
-    without a running core in this process (the CLI)."""
-    from csms.core.runtime import get_core
-
-    try:
-        bus = get_core().commands.bus
-    except RuntimeError:
-        return
+async def publish(bus: object, topic: str, payload: Any) -> None:
+    """Publish ``payload`` on ``topic`` to every node through ``bus``; nothing to do without Redis
+    (one node). :func:`csms.core.runtime.broadcast` publishes through the running core's bus."""
     if isinstance(bus, RedisBus):
         await bus.broadcast(topic, payload)
 

@@ -193,9 +193,17 @@ class EventDispatcher:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
-    async def drain(self) -> None:
-        """Wait until every queued event has been delivered (used by tests and shutdown)."""
-        await self._queue.join()
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued event has been delivered (used by tests and shutdown); with
+        ``timeout``, at most that long (a plugin's handler that hangs must not hold a shutdown
+        for ever): what is left is logged."""
+        if timeout is None:
+            await self._queue.join()
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("%d events not delivered to plugins within %.0f s of the shutdown", self._queue.qsize(), timeout)
 
     async def _run(self) -> None:
         from csms.plugins import call_hook

@@ -2,7 +2,7 @@
 the CSV import and the driver portal.
 
 Every change is audited here, and the audit entry is what tells the stations' local lists
-(:func:`csms.core.services.local_lists.note_change`); roaming partners hear of it through the
+(:meth:`csms.core.services.local_lists.LocalListService.note_change`); roaming partners hear of it through the
 OCPI token sync, which compares the table with what it sent. The rules every caller shares (the
 token's length, type and status; one row per token) are checked here too: callers that check
 first with messages of their own (the admin's forms) keep them; what is left raises

@@ -6,9 +6,10 @@ it), where the token is a fencing token drawn with ``INCR``: every new holder's 
 every earlier holder's, so a store that remembers the largest token it saw can refuse a late
 write from a holder that lost its lease without knowing it (a long pause, a partition).
 
-:func:`run_as_leader` runs a job on the node holding the job's lease: the job starts when the
-lease is won, is cancelled as soon as a renewal fails, and another node wins the lease within
-one lease period (plus a tenth of it, the followers' polling interval) after its holder died.
+:func:`lead` (:func:`csms.core.runtime.run_as_leader`: with the running core's Redis connection)
+runs a job on the node holding the job's lease: the job starts when the lease is won, is
+cancelled as soon as a renewal fails, and another node wins the lease within one lease period
+(plus a tenth of it, the followers' polling interval) after its holder died.
 Without Redis (one node) the job simply runs.
 """
 
@@ -104,30 +105,10 @@ class LeaderJob:
         metrics.LEADER.labels(self.name).set(0)
 
 
-def run_as_leader(name: str, job: Callable[[], Awaitable[Any]], *, lease_seconds: float | None = None,
-                  client: redis.Redis | None = None, owner: str | None = None) -> LeaderJob:
-    """Run ``job()`` on one node of the cluster at a time; returns at once with a
-    :class:`LeaderJob` (call its ``stop()`` at shutdown).
-
-    ``name`` names the job cluster-wide (the lease ``csms:lease:<name>``). The job runs while this
-    node holds the lease and is cancelled when a renewal fails; a job that returns or raises is
-    started again after a pause while the lease is still held. Without Redis (one node, the
-    embedded default) the job runs at once and for as long as the process. ``lease_seconds``
-    defaults to the ``leader_lease`` setting; ``client`` and ``owner`` default to the running
-    core's Redis connection and node id.
-    """
-    if client is None:
-        from csms.core.runtime import get_core
-
-        core = get_core()
-        return lead(name, job, client=getattr(core.commands.bus, "redis", None), owner=owner or core.node_id,
-                    lease_seconds=lease_seconds or core.settings.leader_lease)
-    return lead(name, job, client=client, owner=owner or "node", lease_seconds=lease_seconds or 15.0)
-
-
 def lead(name: str, job: Callable[[], Awaitable[Any]], *, client: redis.Redis | None, owner: str,
          lease_seconds: float) -> LeaderJob:
-    """:func:`run_as_leader` with everything given: ``client`` None means one node (no Redis)."""
+    """:func:`csms.core.runtime.run_as_leader` with everything given: ``client`` None means one
+    node (no Redis)."""
     from csms.core import metrics
 
     handle = LeaderJob(name)

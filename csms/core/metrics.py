@@ -23,7 +23,7 @@ from prometheus_client.utils import floatToGoString
 from csms.core.ocpp.validation import ACTIONS, V16, V201
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.connections import ConnectionRegistry
 
 _KNOWN_ACTIONS = frozenset().union(*ACTIONS.values())
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -139,29 +139,30 @@ class ConnectedStations:
 
     documentation = "Stations connected to this node, by OCPP version."
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, connections: ConnectionRegistry, node_id: str) -> None:
+        self.connections = connections
+        self.node_id = node_id
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("csms_connected_stations", self.documentation, labels=["version", "node"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("csms_connected_stations", self.documentation, labels=["version", "node"])
-        connections = self.core.connections
+        connections = self.connections
         counts = Tally(conn.version for conn in map(connections.get, connections.ids()) if conn)
         for version in sorted(set(counts) | {V16, V201}):
-            family.add_metric([version, self.core.node_id], counts.get(version, 0))
+            family.add_metric([version, self.node_id], counts.get(version, 0))
         yield family
 
 
 _collector: ConnectedStations | None = None
 
 
-def watch(core: Core) -> None:
-    """Serve ``core``'s connected stations (one core per process; a new one replaces the last)."""
+def watch(connections: ConnectionRegistry, node_id: str) -> None:
+    """Serve a core's connected stations (one core per process; a new one replaces the last)."""
     global _collector
     unwatch()
-    _collector = ConnectedStations(core)
+    _collector = ConnectedStations(connections, node_id)
     REGISTRY.register(_collector)
 
 

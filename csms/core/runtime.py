@@ -2,6 +2,13 @@
 
 One ``Core`` exists per process (``get_core()``); the app's lifespan starts and stops it.
 Plugins reach the services through it (``get_core().commands.send(...)``).
+
+``Core`` is the composition root: it builds every service with the collaborators it uses (no
+service sees the core) and wires the two pairs that need each other after construction:
+the stations and the command bus (the bus calls the stations back when a node dies or a
+station's socket is reclaimed; the stations announce their sockets on the bus), and the
+operations and the reservations (an operator's reservation goes through the reservation service,
+which sends its calls for the version the operations find).
 """
 
 from __future__ import annotations
@@ -9,13 +16,34 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 
+from csms.core import audit, metrics
+from csms.core.cluster import RedisBus, publish
+from csms.core.connections import ConnectionRegistry
 from csms.core.events import EventDispatcher
+from csms.core.leases import LeaderJob, lead
+from csms.core.ocpp.login_limits import FailedLogins
+from csms.core.services.authorization import AuthorizationService
+from csms.core.services.certificates import CertificateService
+from csms.core.services.commands import Bus, CommandService, LocalBus
+from csms.core.services.display_messages import DisplayMessageService
+from csms.core.services.local_lists import LocalListService
+from csms.core.services.operations import Operations
+from csms.core.services.reconciliation import TransactionReconciliation
+from csms.core.services.reports import ReportService
+from csms.core.services.reservations import ReservationService
+from csms.core.services.retention import RetentionService
+from csms.core.services.sessions import SessionService
+from csms.core.services.settlement import SettlementService
+from csms.core.services.smart_charging.service import SmartChargingService
+from csms.core.services.stations import StationService
+from csms.db import BatchWriter
+from csms.settings import report_config_file
 
 if TYPE_CHECKING:
-    from csms.core.services.commands import Bus
-    from csms.db import BatchWriter
+    import redis.asyncio as redis
+
     from csms.settings import Settings
 
 log = logging.getLogger("csms.core")
@@ -31,58 +59,49 @@ def get_core() -> "Core":
 
 class Core:
     def __init__(self, settings: Settings) -> None:
-        from csms.core.connections import ConnectionRegistry
-        from csms.core.ocpp.login_limits import FailedLogins
-        from csms.core.services.authorization import AuthorizationService
-        from csms.core.services.commands import CommandService, LocalBus
-        from csms.core.services.display_messages import DisplayMessageService
-        from csms.core.services.local_lists import LocalListService
-        from csms.core.services.operations import Operations
-        from csms.core.services.reconciliation import TransactionReconciliation
-        from csms.core.services.reports import ReportService
-        from csms.core.services.reservations import ReservationService
-        from csms.core.services.retention import RetentionService
-        from csms.core.services.sessions import SessionService
-        from csms.core.services.settlement import SettlementService
-        from csms.core.services.smart_charging.service import SmartChargingService
-        from csms.core.services.stations import StationService
-        from csms.settings import report_config_file
-
         report_config_file()  # plugins are loaded: every table of the config file has its owner
         self.settings = settings
-        self.node_id = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.events = EventDispatcher()
-        self.connections = ConnectionRegistry()
+        self.node_id = node_id = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.events = events = EventDispatcher()
+        self.connections = connections = ConnectionRegistry()
         self.failed_logins = FailedLogins()
         # Set in start(); typed as the started core has it (None only before start()).
         self.writer: BatchWriter = cast("BatchWriter", None)
-        self.stations = StationService(self)
-        self.auth = AuthorizationService(self)
-        self.sessions = SessionService(self)
-        self.reports = ReportService(self)
+        writer = self._writer  # the services write through the writer of the started core
+
+        self.stations = StationService(settings, events, writer, node_id=node_id)
+        self.auth = AuthorizationService(events, writer)
+        self.sessions = SessionService(events, writer, self.auth)
+        self.reports = ReportService(events, writer, self.stations)
         bus: Bus
         if settings.redis_url:
-            from csms.core.cluster import RedisBus
-
-            bus = RedisBus(self.connections, settings.redis_url, self.node_id, ttl=settings.node_ttl,
+            bus = RedisBus(connections, settings.redis_url, node_id, ttl=settings.node_ttl,
                            on_node_dead=self.stations.node_lost, on_reclaim=self.stations.connected)
         else:
-            bus = LocalBus(self.connections)
-        self.commands = CommandService(self, bus)
-        self.operations = Operations(self)
-        self.settlement = SettlementService(self)
-        self.retention = RetentionService(self)
-        self.smart_charging = SmartChargingService(self)
-        self.local_lists = LocalListService(self)
-        self.display_messages = DisplayMessageService(self)
-        self.reservations = ReservationService(self)
-        self.reconciliation = TransactionReconciliation(self)
+            bus = LocalBus(connections)
+        self.stations.attach(bus)
+        self.commands = CommandService(settings, events, self.stations, bus)
+        self.operations = Operations(self.commands, self.stations, self.reports)
+        self.settlement = SettlementService(settings, events, self.commands)
+        self.retention = RetentionService(settings, bus, node_id=node_id)
+        self.smart_charging = SmartChargingService(
+            settings, events, connections, node_id=node_id, commands=self.commands, operations=self.operations,
+            reports=self.reports, sessions=self.sessions, stations=self.stations)
+        self.local_lists = LocalListService(events, connections, self.commands)
+        self.display_messages = DisplayMessageService(self.commands)
+        self.reservations = ReservationService(events, self.commands, self.operations.version)
+        self.operations.attach(self.reservations)
+        self.reconciliation = TransactionReconciliation(settings, events, self.sessions, self.commands,
+                                                        self.reports, self.stations)
+        self.certificates = CertificateService(events, self.commands, self.reports, self.stations,
+                                               ca_directory=settings.data_dir / "ca")
+
+    def _writer(self) -> BatchWriter:
+        return self.writer
 
     async def start(self) -> None:
         global _current
-        import csms.piccolo_conf as conf
-        from csms.core import metrics
-        from csms.db import BatchWriter
+        import csms.piccolo_conf as conf  # the database is configured when the core starts
 
         self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
         await self.writer.start()
@@ -97,12 +116,11 @@ class Core:
         await self.local_lists.start()
         await self.reservations.start()
         await self.reconciliation.start()
-        metrics.watch(self)
+        metrics.watch(self.connections, self.node_id)
         _current = self
 
     async def stop(self) -> None:
         global _current
-        from csms.core import metrics
 
         metrics.unwatch()
         await self.reconciliation.stop()
@@ -115,8 +133,46 @@ class Core:
         await self.reports.stop()
         await self.stations.stop()
         await self.commands.bus.stop()
-        await self.events.drain()
+        await self.events.drain(timeout=10.0)  # a plugin's hanging event handler must not hold the shutdown
         await self.events.stop()
         if self.writer is not None:
             await self.writer.close()
         _current = None
+
+
+def _audited_change(object_type: str, action: str) -> None:
+    """Every audited change reaches the running core's local lists (none runs in the CLI)."""
+    if _current is not None:
+        _current.local_lists.note_change(object_type, action)
+
+
+audit.CHANGE_LISTENERS.append(_audited_change)
+
+
+async def broadcast(topic: str, payload: Any) -> None:
+    """Publish ``payload`` on ``topic`` to every node; nothing to do without Redis (one node) or
+    without a running core in this process (the CLI)."""
+    try:
+        bus = get_core().commands.bus
+    except RuntimeError:
+        return
+    await publish(bus, topic, payload)
+
+
+def run_as_leader(name: str, job: Callable[[], Awaitable[Any]], *, lease_seconds: float | None = None,
+                  client: redis.Redis | None = None, owner: str | None = None) -> LeaderJob:
+    """Run ``job()`` on one node of the cluster at a time; returns at once with a
+    :class:`LeaderJob` (call its ``stop()`` at shutdown).
+
+    ``name`` names the job cluster-wide (the lease ``csms:lease:<name>``). The job runs while this
+    node holds the lease and is cancelled when a renewal fails; a job that returns or raises is
+    started again after a pause while the lease is still held. Without Redis (one node, the
+    embedded default) the job runs at once and for as long as the process. ``lease_seconds``
+    defaults to the ``leader_lease`` setting; ``client`` and ``owner`` default to the running
+    core's Redis connection and node id.
+    """
+    if client is None:
+        core = get_core()
+        return lead(name, job, client=getattr(core.commands.bus, "redis", None), owner=owner or core.node_id,
+                    lease_seconds=lease_seconds or core.settings.leader_lease)
+    return lead(name, job, client=client, owner=owner or "node", lease_seconds=lease_seconds or 15.0)

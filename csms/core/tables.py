@@ -516,6 +516,26 @@ class DisplayMessage(Table, tablename="display_message"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+
+class IssuedCertificate(Table, tablename="issued_certificate"):
+    """A certificate the CSMS had signed for a station (SignCertificate; the built-in CA or an
+    ``issue_certificate`` plugin), with what the station answered to its CertificateSigned."""
+
+    id: Serial
+
+    station = ForeignKey(references=Station, index=True, on_delete=OnDelete.cascade)
+    certificate_type = Varchar(length=32, default="ChargingStationCertificate")
+    serial = Varchar(length=64, index=True)  # hex, upper case
+    subject = Varchar(length=255, default="")
+    issuer = Varchar(length=255, default="")
+    not_before = Timestamptz(null=True, default=None)
+    not_after = Timestamptz(null=True, default=None, index=True)
+    # Pending (being sent), Accepted / Rejected (the station's answer), Failed (not delivered)
+    status = Varchar(length=16, default="Pending")
+    issued_by = Varchar(length=64, default="")  # the plugin that signed it (csms.core.certificates: the built-in CA)
+    certificate = Text(default="")  # the chain sent, PEM
+    created_at = Timestamptz(default=TimestamptzNow())
+
 CORE_TABLES: list[type[Table]] = [
     Organization,
     Driver,
@@ -537,6 +557,7 @@ CORE_TABLES: list[type[Table]] = [
     Reservation,
     LocalAuthList,
     DisplayMessage,
+    IssuedCertificate,
     Command,
     ApiKey,
     UserRole,

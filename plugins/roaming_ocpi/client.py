@@ -29,6 +29,12 @@ def http_client() -> httpx.AsyncClient:
     return _client
 
 
+def forget_client() -> None:
+    """Drop the shared client without closing it (it belongs to an event loop that is gone)."""
+    global _client
+    _client = None
+
+
 async def close_client() -> None:
     global _client
     if _client is not None:

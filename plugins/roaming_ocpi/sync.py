@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from csms.plugin_api import LeaderJob, run_as_leader, utcnow
-from plugins.roaming_ocpi import objects, outbox
+from plugins.roaming_ocpi import client, objects, outbox
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.outbox import deliver_due, enqueue, enqueue_all  # noqa: F401 (callers use sync.*)
 from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row
@@ -306,6 +306,11 @@ class Worker:
 
     def start(self) -> None:
         global _lock
+        # A server started in this process before (tests) may have ended without its shutdown:
+        # what it left belongs to its event loop, not to this one.
+        self._jobs = []
+        _tasks.clear()
+        client.forget_client()
         outbox.reset()
         _lock = asyncio.Lock()  # bound to this server's loop
         self._dispatcher = outbox.Dispatcher()

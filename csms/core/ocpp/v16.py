@@ -6,7 +6,6 @@ List, Reservation, Smart Charging, Remote Trigger and the Security extension.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from ocpp.routing import on
 from ocpp.v16.enums import Action
 
-from csms.core.domain import AuthorizationResult, SessionCost
+from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V16, OcppError, error_code
 from csms.core.services.authorization import STATUS_TO_16
@@ -25,17 +24,6 @@ _UNIT_SCALE = {"kWh": (1000.0, "Wh"), "kW": (1000.0, "W"), "kvar": (1000.0, "var
                "kVA": (1000.0, "VA")}
 # A Raw sampled value is a decimal number as text; float() alone would also take NaN, inf and 1_0.
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-
-
-COST_VENDOR = "org.openchargealliance.costmsg"  # OCA white paper "OCPP & California Pricing Requirements"
-
-
-def final_cost_data_transfer(transaction_id: str, cost: SessionCost) -> dict[str, Any]:
-    """The California Pricing ``FinalCost`` DataTransfer of a 1.6 transaction: the total incl. VAT."""
-    total = cost.total_incl_vat
-    data = {"transactionId": int(transaction_id), "cost": float(total),
-            "priceText": f"Total {total:.2f} {cost.currency} incl. VAT"}
-    return {"vendorId": COST_VENDOR, "messageId": "FinalCost", "data": json.dumps(data)}
 
 
 def sampled_number(text: str) -> float:
@@ -193,8 +181,7 @@ class StationConnection16(StationConnection):
 
     @on(Action.sign_certificate)
     async def on_sign_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
-        # No certificate authority is configured to sign station CSRs: the request is stored
-        # for the operator and refused, as the spec allows.
-        await self.core.reports.record(self.state, "certificate", "SignCertificate",
-                                       summary="certificate signing request received", details=p)
-        return {"status": "Rejected"}
+        # The CSR is checked now; an accepted one is signed (issue_certificate hook, the built-in
+        # CA last) and sent back in a CertificateSigned after this answer.
+        decided = await self.core.certificates.sign_request(self.state, p["csr"], "ChargingStationCertificate")
+        return {"status": decided["status"]}

@@ -187,22 +187,26 @@ class StationConnection201(StationConnection):
 
     @on(Action.sign_certificate)
     async def on_sign_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
-        # No certificate authority is configured to sign CSRs: stored for the operator, refused.
-        await self.core.reports.record(self.state, "certificate", "SignCertificate",
-                                       summary=f"CSR for {p.get('certificateType', 'ChargingStationCertificate')}",
-                                       details=p)
-        return {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA"}}
+        # The CSR is checked now; an accepted one is signed (issue_certificate hook, the built-in
+        # CA last) and sent back in a CertificateSigned after this answer.
+        decided = await self.core.certificates.sign_request(
+            self.state, p["csr"], p.get("certificateType", "ChargingStationCertificate"))
+        if decided["status"] == "Accepted":
+            return {"status": "Accepted"}
+        return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidCSR",
+                                                     "additionalInfo": decided.get("reason", "")[:512]}}
 
     @on(Action.get_15118_ev_certificate)
     async def on_get15118_ev_certificate(self, p: dict[str, Any]) -> dict[str, Any]:
         await self.core.reports.record(self.state, "certificate", "Get15118EVCertificate",
                                        summary=f"{p['action']} for schema {p['iso15118SchemaVersion']}", details=p)
-        return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "NoProvider"}}
+        return await self.core.certificates.ev_certificate(
+            self.state, schema_version=p["iso15118SchemaVersion"], action=p["action"], exi_request=p["exiRequest"])
 
     @on(Action.get_certificate_status)
     async def on_get_certificate_status(self, p: dict[str, Any]) -> dict[str, Any]:
         await self.core.reports.record(self.state, "certificate", "GetCertificateStatus", details=p)
-        return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSPResponder"}}
+        return await self.core.certificates.certificate_status(self.state, p["ocspRequestData"])
 
     @on(Action.reservation_status_update)
     async def on_reservation_status_update(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from csms.core.timeutil import utcnow
 from csms.plugins import call_hook
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from collections.abc import Callable
+
+    from csms.db import BatchWriter
 
 log = logging.getLogger("csms.auth")
 
@@ -35,8 +37,9 @@ STATUS_TO_16 = {
 
 
 class AuthorizationService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, events: ev.EventDispatcher, writer: Callable[[], BatchWriter]) -> None:
+        self.events = events
+        self.writer = writer  # the running core's batched writer (it exists once the core started)
 
     async def authorize(self, station_id: str, id_token: str, token_type: str = "", *, evse_id: int | None = None,
                         purpose: str = "authorize") -> AuthorizationResult:
@@ -57,11 +60,11 @@ class AuthorizationService:
         """Store a refusal (in the writer's next batch) and, once committed, emit
         ``authorization.refused``. A failed write is logged; the station still gets its answer."""
         try:
-            await self.core.writer.submit([(_INSERT_REFUSAL, (
+            await self.writer().submit([(_INSERT_REFUSAL, (
                 station_id, id_token[:255], token_type[:24], result.status[:24], purpose[:16], evse_id,
                 result.source[:64], utcnow()))])
         except Exception:
             log.exception("%s: refusal of a token could not be stored", station_id)
             return
-        self.core.events.emit(ev.AuthorizationRefused(station_id, id_token=id_token, token_type=token_type,
-                                                      status=result.status, purpose=purpose, evse_id=evse_id))
+        self.events.emit(ev.AuthorizationRefused(station_id, id_token=id_token, token_type=token_type,
+                                                 status=result.status, purpose=purpose, evse_id=evse_id))

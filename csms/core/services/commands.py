@@ -21,7 +21,8 @@ from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from csms.core.connections import ConnectionRegistry
-    from csms.core.runtime import Core
+    from csms.core.services.stations import StationService
+    from csms.settings import Settings
 
 
 class StationOffline(Exception):
@@ -86,8 +87,10 @@ class LocalBus:
 
 
 class CommandService:
-    def __init__(self, core: Core, bus: Bus) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, events: ev.EventDispatcher, stations: StationService, bus: Bus) -> None:
+        self.settings = settings
+        self.events = events
+        self.stations = stations
         self.bus = bus
 
     def version_of(self, station_id: str) -> str | None:
@@ -112,13 +115,13 @@ class CommandService:
         started = time.perf_counter()
         with tracing.command_span(station_id, action) as span:
             try:
-                response = await self.bus.call(station_id, action, payload, timeout or self.core.settings.call_timeout)
+                response = await self.bus.call(station_id, action, payload, timeout or self.settings.call_timeout)
                 if new_password is not None and passwords.accepted(action, response):
                     # the hash the handshake checks, stored before anyone hears of the answer
-                    await self.core.stations.set_password(station_id, new_password)
-                    self.core.stations.record(station_id, "security", "password_changed",
-                                              summary=f"the station accepted a new Basic-auth password ({action})",
-                                              details={"requested_by": requested_by})
+                    await self.stations.set_password(station_id, new_password)
+                    self.stations.record(station_id, "security", "password_changed",
+                                         summary=f"the station accepted a new Basic-auth password ({action})",
+                                         details={"requested_by": requested_by})
                 return response
             except StationOffline:
                 status, description = "offline", "station is not connected"
@@ -140,4 +143,4 @@ class CommandService:
                     Command.status: status, Command.response: response, Command.error_code: code,
                     Command.error_description: description, Command.answered_at: utcnow(),
                 }).where(Command.id == row.id)
-                self.core.events.emit(ev.CommandAnswered(station_id, action=action, status=status, response=response))
+                self.events.emit(ev.CommandAnswered(station_id, action=action, status=status, response=response))

@@ -22,7 +22,7 @@ from csms.core.tables import DisplayMessage, Station
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.services.commands import CommandService
     from csms.core.services.stations import StationState
 
 PRIORITIES = ("AlwaysFront", "InFront", "NormalCycle")
@@ -88,8 +88,8 @@ def _columns(info: dict[str, Any]) -> dict[Any, Any]:
 
 
 class DisplayMessageService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, commands: CommandService) -> None:
+        self.commands = commands
 
     async def _station(self, station_id: str) -> dict[str, Any]:
         row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
@@ -101,7 +101,7 @@ class DisplayMessageService:
         """The station's pk and outbound adapter when it is connected with a version that has
         display messages (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
-        version = self.core.commands.version_of(station_id)
+        version = self.commands.version_of(station_id)
         if version is None:
             raise StationOffline(station_id)
         calls = calls_for(version)
@@ -113,7 +113,7 @@ class DisplayMessageService:
         """The station's messages as the CSMS knows them, by message id; ``supported`` is False
         for a 1.6 station (None while its version is not known)."""
         row = await self._station(station_id)
-        version = self.core.commands.version_of(station_id) or row["ocpp_version"] or None
+        version = self.commands.version_of(station_id) or row["ocpp_version"] or None
         rows = await DisplayMessage.select(*DisplayMessage.all_columns(exclude=[DisplayMessage.station])).where(
             DisplayMessage.station == row["id"]).order_by(DisplayMessage.message_id).output(load_json=True)
         calls = known_calls(version)  # a stored version may be one not known
@@ -145,7 +145,7 @@ class DisplayMessageService:
                             language=language, state=state, evse_id=evse_id, starts_at=starts_at, ends_at=ends_at,
                             transaction_id=transaction_id)
         call = calls.set_display_message(message=info)
-        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
+        response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         if response.get("status") == "Accepted":
             await self._store(pk, info, source="csms")
         return {**call.outcome(response), "message_id": message_id}
@@ -155,7 +155,7 @@ class DisplayMessageService:
         does not know it."""
         pk, calls = await self._connected(station_id)
         call = calls.clear_display_message(message_id=message_id)
-        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
+        response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         if response.get("status") in ("Accepted", "Unknown"):
             await DisplayMessage.delete().where((DisplayMessage.station == pk)
                                                 & (DisplayMessage.message_id == message_id))
@@ -166,7 +166,7 @@ class DisplayMessageService:
         pk, calls = await self._connected(station_id)
         call = calls.get_display_messages()
         await DisplayMessage.delete().where(DisplayMessage.station == pk)
-        return call.outcome(await self.core.commands.send(station_id, call.action, call.payload, requested_by=by))
+        return call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
 
     async def report(self, state: StationState, messages: list[dict[str, Any]]) -> None:
         """A station's NotifyDisplayMessages: each message stored (a message the CSMS set keeps

@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core.tables import ChargingProfile, Station
 from csms.core.timeutil import ocpp_ts, parse_ts
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.services.sessions import SessionService
     from csms.core.services.stations import StationState
 
 DEFAULT_VOLTAGE_V = 230.0
 TOLERANCE_W = 1.0  # rounding of a limit converted between A and W
+
+
+class HasSessions(Protocol):
+    """What :func:`check` needs of its caller's core: the live sessions."""
+
+    @property
+    def sessions(self) -> SessionService: ...
+
+
 # (start, end or None, [(from, watts)]): a schedule as power over time
 Steps = tuple[datetime, datetime | None, list[tuple[datetime, float]]]
 
@@ -78,7 +87,7 @@ def exceeded(ev_schedule: dict[str, Any], time_base: datetime, limits: list[tupl
     return None
 
 
-async def check(core: Core, state: StationState, *, evse_id: int, schedule: dict[str, Any],
+async def check(core: HasSessions, state: StationState, *, evse_id: int, schedule: dict[str, Any],
                 time_base: datetime) -> str | None:
     """Why the EV's ``schedule`` exceeds what the CSMS sent for ``evse_id`` (None: it does not)."""
     station = await Station.select(Station.site.voltage_v.as_alias("voltage_v")).where(

@@ -46,12 +46,14 @@ from csms.core.timeutil import ocpp_ts, utcnow
 from csms.settings import LocalListSettings
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.connections import ConnectionRegistry
+    from csms.core.services.commands import CommandService
 
 log = logging.getLogger("csms.local_lists")
 
 AUTOMATIC = "local_lists"  # requested_by of the automatic updates (not an audited actor)
-# Audited objects whose change may change a station's list (csms.core.audit calls note_change).
+# Audited objects whose change may change a station's list (the running core passes every
+# audited change to LocalListService.note_change).
 WATCHED_OBJECTS = frozenset({"token", "id_token", "station", "organization", "database"})
 CONCURRENT_STATIONS = 16
 _STATUS_ORDER = {"Accepted": 0}
@@ -77,23 +79,11 @@ def changes(acknowledged: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
     return out
 
 
-def note_change(object_type: str, action: str = "update") -> None:
-    """Called for every audited change: a card, station or organization change is followed by a
-    (debounced) update of the stations' lists. Does nothing when the core is not running (CLI)."""
-    if object_type not in WATCHED_OBJECTS or action == "command":
-        return
-    from csms.core.runtime import get_core
-
-    try:
-        core = get_core()
-    except RuntimeError:
-        return
-    core.local_lists.cards_changed()
-
-
 class LocalListService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, events: ev.EventDispatcher, connections: ConnectionRegistry, commands: CommandService) -> None:
+        self.events = events
+        self.connections = connections
+        self.commands = commands
         self.config = LocalListSettings()
         self._due: dict[str, tuple[float, bool]] = {}  # station → (monotonic time, check its version)
         self._all_due: float | None = None  # every connected station (of any node), differential
@@ -104,12 +94,19 @@ class LocalListService:
         self._unsubscribe: Callable[[], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def note_change(self, object_type: str, action: str = "update") -> None:
+        """Called for every audited change: a card, station or organization change is followed by a
+        (debounced) update of the stations' lists."""
+        if object_type not in WATCHED_OBJECTS or action == "command":
+            return
+        self.cards_changed()
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if not self.config.enabled:
             return
-        self._unsubscribe = self.core.events.listen(self._on_event)
+        self._unsubscribe = self.events.listen(self._on_event)
         self._next_sweep = time.monotonic() + (self.config.interval_s or float("inf"))
         self._task = asyncio.create_task(self._run(), name="csms-local-lists")
 
@@ -184,7 +181,7 @@ class LocalListService:
             stations = [r["station_id"] for r in await Station.select(Station.station_id).where(
                 Station.connected == True)]  # noqa: E712
         elif (self._local_due is not None and self._local_due <= now) or now >= self._next_sweep:
-            stations = self.core.connections.ids()
+            stations = self.connections.ids()
         if (self._local_due is not None and self._local_due <= now) or now >= self._next_sweep:
             self._local_due = None
             if now >= self._next_sweep:
@@ -281,7 +278,7 @@ class LocalListService:
         if row is None:
             raise UnknownStation(station_id)
         state = await self._state(row["id"])
-        version = self.core.commands.version_of(station_id) or row["ocpp_version"] or "2.0.1"
+        version = self.commands.version_of(station_id) or row["ocpp_version"] or "2.0.1"
         desired = await self.desired(row["organization"], version)
         caps = await msgs.capabilities(version, row["id"])
         desired, _ = self._limit(desired, caps.max_entries)
@@ -320,7 +317,7 @@ class LocalListService:
             Station.station_id == station_id).first()
         if row is None:
             raise UnknownStation(station_id)
-        version = self.core.commands.version_of(station_id)
+        version = self.commands.version_of(station_id)
         if version is None:
             raise StationOffline(station_id)
         if row["registration_status"] != "Accepted" and not full:
@@ -385,7 +382,7 @@ class LocalListService:
     async def _station_version(self, station_id: str, version: str, state: dict[str, Any], by: str) -> int | None:
         """The station's list version (GetLocalListVersion), recorded; None when it has no lists."""
         action, payload = msgs.version_request()
-        station_version = msgs.version_of(version, await self.core.commands.send(
+        station_version = msgs.version_of(version, await self.commands.send(
             station_id, action, payload, requested_by=by))
         if station_version < 0:
             await self._record(state, supported="no", station_version=station_version,
@@ -411,7 +408,7 @@ class LocalListService:
             list_version = base + number
             kind = update_type if number == 1 else "Differential"
             action, payload = msgs.send_request(version, list_version, kind, part)
-            response = await self.core.commands.send(station_id, action, payload, requested_by=by)
+            response = await self.commands.send(station_id, action, payload, requested_by=by)
             status = response.get("status", "")
             if status != "Accepted":
                 if status == "NotSupported":

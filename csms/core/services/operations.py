@@ -22,7 +22,10 @@ from csms.core.services.reservations import ReservationError
 from csms.core.tables import ChargingProfile, ChargingSession, Station
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.services.commands import CommandService
+    from csms.core.services.reports import ReportService
+    from csms.core.services.reservations import ReservationService
+    from csms.core.services.stations import StationService
 
 log = logging.getLogger("csms.operations")
 
@@ -32,8 +35,20 @@ class NotSupported(OperationError):
 
 
 class Operations:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, commands: CommandService, stations: StationService, reports: ReportService) -> None:
+        self.commands = commands
+        self.stations = stations
+        self.reports = reports
+        self.reservations: ReservationService | None = None  # set by attach(): reservations ask this service
+
+    def attach(self, reservations: ReservationService) -> None:
+        """The reservation service, which sends its calls for the station's version found here."""
+        self.reservations = reservations
+
+    def _reservations(self) -> ReservationService:
+        if self.reservations is None:
+            raise RuntimeError("Operations.attach(reservations) was not called")
+        return self.reservations
 
     async def _calls(self, station_id: str) -> StationCalls:
         """The outbound adapter of the station's live protocol version; ``UnknownStation`` before
@@ -47,7 +62,7 @@ class Operations:
 
     async def _send(self, station_id: str, call: Call, by: str) -> dict[str, Any]:
         """Send ``call``; the station's answer."""
-        return await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
+        return await self.commands.send(station_id, call.action, call.payload, requested_by=by)
 
     async def _run(self, station_id: str, call: Call, by: str) -> dict[str, Any]:
         """Send ``call``; the station's answer as the operation's result."""
@@ -106,23 +121,23 @@ class Operations:
     async def get_configuration(self, station_id: str, *, keys: list[str] | None = None,
                                 by: str = "") -> dict[str, Any]:
         """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it."""
-        state = await self.core.stations.state(station_id)
+        state = await self.stations.state(station_id)
         if state is None:
             raise UnknownStation(station_id)
         call = (await self._calls(station_id)).get_configuration(keys=keys)
         response = await self._send(station_id, call, by)
-        await call.record(self.core.reports, state, response)
+        await call.record(self.reports, state, response)
         return call.outcome(response)
 
     async def set_configuration(self, station_id: str, *, key: str, value: str, by: str = "") -> dict[str, Any]:
-        state = await self.core.stations.state(station_id)
+        state = await self.stations.state(station_id)
         if state is None:
             raise UnknownStation(station_id)
         call = (await self._calls(station_id)).set_configuration(key=key, value=value)
         response = await self._send(station_id, call, by)
         result = call.outcome(response)
         if result["status"] in ("Accepted", "RebootRequired") and not passwords.is_password_key(key):
-            await call.record(self.core.reports, state, response)
+            await call.record(self.reports, state, response)
         return result
 
     async def rotate_password(self, station_id: str, *, by: str = "") -> dict[str, Any]:
@@ -200,20 +215,20 @@ class Operations:
         reservation id."""
         id_token = (await self._calls(station_id)).fit_id_token(id_token)
         try:
-            made = await self.core.reservations.create(station_id, id_token=id_token, expires_at=expires_at,
-                                                       evse_id=evse_id, by=by)
+            made = await self._reservations().create(station_id, id_token=id_token, expires_at=expires_at,
+                                                     evse_id=evse_id, by=by)
         except ReservationError as exc:
             raise OperationError(str(exc)) from None
         return {**answered(made["response"]), "reservation_id": made["reservation_id"]}
 
     async def cancel_reservation(self, station_id: str, *, reservation_id: int, by: str = "") -> dict[str, Any]:
         await self._calls(station_id)  # UnknownStation, StationOffline before anything is sent
-        done = await self.core.reservations.cancel(reservation_id, station_id=station_id, only_active=False, by=by)
+        done = await self._reservations().cancel(reservation_id, station_id=station_id, only_active=False, by=by)
         return answered(done["response"])
 
     def version(self, station_id: str) -> str:
         """The station's live protocol version ("1.6" or "2.0.1"); ``StationOffline`` without one."""
-        version = self.core.commands.version_of(station_id)
+        version = self.commands.version_of(station_id)
         if version is None:
             raise StationOffline(station_id)
         return version

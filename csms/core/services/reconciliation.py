@@ -36,8 +36,11 @@ from csms.core.services.commands import CommandTimeout, StationOffline, UnknownS
 from csms.core.services.sessions import CLOSED_AFTER_REBOOT
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
-    from csms.core.services.sessions import ActiveSession
+    from csms.core.services.commands import CommandService
+    from csms.core.services.reports import ReportService
+    from csms.core.services.sessions import ActiveSession, SessionService
+    from csms.core.services.stations import StationService
+    from csms.settings import Settings
 
 log = logging.getLogger("csms.reconciliation")
 
@@ -50,16 +53,22 @@ RESUMED = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
 
 
 class TransactionReconciliation:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, events: ev.EventDispatcher, sessions: SessionService,
+                 commands: CommandService, reports: ReportService, stations: StationService) -> None:
+        self.settings = settings
+        self.events = events
+        self.sessions = sessions
+        self.commands = commands
+        self.reports = reports
+        self.stations = stations
         # 1.6: per station, the ids of sessions open at its boot and not resumed since
         self._pending: dict[str, set[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
     async def start(self) -> None:
-        if self.core.settings.reconcile_transactions:
-            self._unsubscribe = self.core.events.listen(self._on_event)
+        if self.settings.reconcile_transactions:
+            self._unsubscribe = self.events.listen(self._on_event)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -102,17 +111,17 @@ class TransactionReconciliation:
             self._resumed(sid, event.session_id)
 
     def _booted(self, station_id: str) -> None:
-        open_sessions = self.core.sessions.for_station(station_id)
+        open_sessions = self.sessions.for_station(station_id)
         if not open_sessions:
             return
-        calls = known_calls(self.core.commands.version_of(station_id))
+        calls = known_calls(self.commands.version_of(station_id))
         if calls is None:
             return
         if calls.supports_transaction_status:
             self._spawn(self._ask_status(station_id, calls, [s.id for s in open_sessions]))
         else:
             pending = self._pending[station_id] = {s.id for s in open_sessions}
-            grace = self.core.settings.transaction_resume_grace_s
+            grace = self.settings.transaction_resume_grace_s
             if grace > 0:
                 self._spawn(self._grace(station_id, pending, grace))
 
@@ -122,7 +131,7 @@ class TransactionReconciliation:
             pending.discard(session_id)
 
     def _status(self, event: ev.ConnectorStatusChanged) -> None:
-        session = self.core.sessions.on_evse(event.station_id, event.evse_id) if event.evse_id else None
+        session = self.sessions.on_evse(event.station_id, event.evse_id) if event.evse_id else None
         if session is None:
             return
         pending = self._pending.get(event.station_id, set())
@@ -137,13 +146,13 @@ class TransactionReconciliation:
 
     async def _ask_status(self, station_id: str, calls: StationCalls, session_ids: list[int]) -> None:
         for session_id in session_ids:
-            session = self.core.sessions.by_id(session_id)
+            session = self.sessions.by_id(session_id)
             if session is None:
                 continue  # ended meanwhile
             call = calls.get_transaction_status(transaction_id=session.transaction_id)
             try:
-                answer = call.outcome(await self.core.commands.send(station_id, call.action, call.payload,
-                                                                    requested_by="reconciliation"))
+                answer = call.outcome(await self.commands.send(station_id, call.action, call.payload,
+                                                               requested_by="reconciliation"))
             except (StationOffline, UnknownStation):
                 return  # asked again at its next boot
             except (CommandTimeout, OcppError) as exc:
@@ -163,14 +172,14 @@ class TransactionReconciliation:
             return  # disconnected or booted again since: that boot has its own wait
         del self._pending[station_id]
         for session_id in sorted(pending):
-            session = self.core.sessions.by_id(session_id)
+            session = self.sessions.by_id(session_id)
             if session is not None:
                 await self._close(session, f"not resumed by the station within {grace:g} s of its reboot")
 
     async def _close(self, session: ActiveSession, why: str) -> None:
-        if self.core.sessions.by_id(session.id) is not session:
+        if self.sessions.by_id(session.id) is not session:
             return
-        await self.core.sessions.close(session, reason=REBOOT_REASON, flag=CLOSED_AFTER_REBOOT)
+        await self.sessions.close(session, reason=REBOOT_REASON, flag=CLOSED_AFTER_REBOOT)
         await self._record(session, "reconciled", f"transaction {session.transaction_id} closed: {why}",
                            {"session_id": session.id, "transaction_id": session.transaction_id,
                             "meter_stop_wh": session.meter_last_wh})
@@ -180,10 +189,10 @@ class TransactionReconciliation:
                    "previous": previous}
         await self._record(session, "outlived_connector",
                            f"connector Available while transaction {session.transaction_id} is open", details)
-        self.core.reports.emit(session.station_id, "transaction", "outlived_connector", details)
+        self.reports.emit(session.station_id, "transaction", "outlived_connector", details)
 
     async def _record(self, session: ActiveSession, kind: str, summary: str, details: dict[str, Any]) -> None:
         """Into the station event log, committed (the work is off any station's request path)."""
-        await cast("asyncio.Future[None]", self.core.stations.record(
+        await cast("asyncio.Future[None]", self.stations.record(
             session.station_id, "transaction", kind, evse_id=session.evse_id, summary=summary, details=details,
             wait=True))

@@ -12,11 +12,12 @@ from csms.core.tables import ChargingProfile, ConfigurationKey, DeviceVariable, 
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from piccolo.columns import Column
 
-    from csms.core.runtime import Core
-    from csms.core.services.stations import StationState
-    from csms.db import Statement
+    from csms.core.services.stations import StationService, StationState
+    from csms.db import BatchWriter, Statement
 
 log = logging.getLogger("csms.reports")
 
@@ -38,8 +39,10 @@ def variable_key(component: dict[str, Any], variable: dict[str, Any], attribute_
 
 
 class ReportService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, events: ev.EventDispatcher, writer: Callable[[], BatchWriter], stations: StationService) -> None:
+        self.events = events
+        self.writer = writer  # the running core's batched writer (it exists once the core started)
+        self.stations = stations
 
     async def start(self) -> None:
         pass
@@ -48,16 +51,16 @@ class ReportService:
         pass
 
     def emit(self, station_id: str, category: str, kind: str, details: dict[str, Any]) -> None:
-        self.core.events.emit(ev.StationReported(station_id, category=category, kind=kind, details=details))
+        self.events.emit(ev.StationReported(station_id, category=category, kind=kind, details=details))
 
     async def record(self, state: StationState, category: str, kind: str, *, summary: str = "",
                      details: dict[str, Any] | None = None, evse_id: int | None = None,
                      connector_id: int | None = None, severity: int | None = None,
                      timestamp: datetime | None = None) -> None:
         """Store a report in the station event log (committed before the answer) and emit it."""
-        fut = self.core.stations.record(state.station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
-                                        severity=severity, summary=summary, details=details, timestamp=timestamp,
-                                        wait=True)
+        fut = self.stations.record(state.station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
+                                   severity=severity, summary=summary, details=details, timestamp=timestamp,
+                                   wait=True)
         assert fut is not None  # wait=True always gives a commit future
         await fut
         self.emit(state.station_id, category, kind, details or {})
@@ -103,7 +106,7 @@ class ReportService:
                     statements.append((_INSERT_VARIABLE, (state.pk, *key, *common)))
                     existing[key] = -1
                 count += 1
-        await self.core.writer.submit(statements)
+        await self.writer().submit(statements)
         return count
 
     async def set_variable_value(self, state: StationState, component: dict[str, Any], variable: dict[str, Any],

@@ -37,7 +37,7 @@ from csms.core.tables import IdToken, Reservation, Station
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.services.commands import CommandService
 
 log = logging.getLogger("csms.reservations")
 
@@ -65,8 +65,11 @@ def as_dict(row: dict[str, Any], station_id: str) -> dict[str, Any]:
 
 
 class ReservationService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, events: ev.EventDispatcher, commands: CommandService,
+                 version: Callable[[str], str]) -> None:
+        self.events = events
+        self.commands = commands
+        self.version = version  # the station's live OCPP version (StationOffline without one)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
@@ -75,7 +78,7 @@ class ReservationService:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._unsubscribe = self.core.events.listen(self._on_event)
+        self._unsubscribe = self.events.listen(self._on_event)
         self._task = asyncio.create_task(self._sweep_forever(), name="csms-reservations")
 
     async def stop(self) -> None:
@@ -129,7 +132,7 @@ class ReservationService:
         station = await Station.select(Station.id).where(Station.station_id == station_id).first()
         if station is None:
             raise UnknownStation(station_id)
-        calls = calls_for(self.core.operations.version(station_id))
+        calls = calls_for(self.version(station_id))
         if not id_token:
             raise ReservationError("id_token is required")
         if expires_at.tzinfo is None:  # times without a zone are UTC, as everywhere in the CSMS
@@ -153,7 +156,7 @@ class ReservationService:
                                  group_id_token=group_id_token, expires_at=expires_at, evse_id=evse_id,
                                  connector_type=connector_type)
         try:
-            response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
+            response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         except (StationOffline, UnknownStation):
             await Reservation.delete().where(Reservation.id == row.id)
             raise
@@ -209,8 +212,8 @@ class ReservationService:
                 raise ReservationError(f"reservation {reservation_id} is {row['status']}, not active")
         assert station_id is not None
         # StationOffline before anything is sent
-        call = calls_for(self.core.operations.version(station_id)).cancel_reservation(reservation_id=reservation_id)
-        response = await self.core.commands.send(station_id, call.action, call.payload, requested_by=by)
+        call = calls_for(self.version(station_id)).cancel_reservation(reservation_id=reservation_id)
+        response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         answer = response.get("status", "")
         if row is None:
             return {"status": answer, "response": response}

@@ -15,7 +15,8 @@ from csms.core.tables import MessageLog, MeterValue, RefusedAuthorization
 from csms.core.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.services.commands import Bus
+    from csms.settings import Settings
 
 log = logging.getLogger("csms.retention")
 
@@ -28,16 +29,17 @@ _BEYOND_NEWEST = (
 
 
 class RetentionService:
-    def __init__(self, core: Core, *, interval: float = 3600.0) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, bus: Bus, *, node_id: str, interval: float = 3600.0) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.node_id = node_id
         self.interval = interval
         self._job: LeaderJob | None = None
 
     async def start(self) -> None:
         # one node of a cluster prunes (the leader of the "retention" job); the bus is started
-        core = self.core
-        self._job = lead("retention", self._run, client=getattr(core.commands.bus, "redis", None),
-                         owner=core.node_id, lease_seconds=core.settings.leader_lease)
+        self._job = lead("retention", self._run, client=getattr(self.bus, "redis", None),
+                         owner=self.node_id, lease_seconds=self.settings.leader_lease)
 
     async def stop(self) -> None:
         if self._job:
@@ -45,7 +47,7 @@ class RetentionService:
 
     async def prune(self) -> dict[str, int]:
         """Delete what is past its retention; return how many rows of each kind went."""
-        settings = self.core.settings
+        settings = self.settings
         removed = {"message_log": 0, "meter_value": 0, "refused_authorization": 0}
         cutoff = utcnow() - timedelta(days=settings.message_log_retention_days)
         removed["message_log"] = await MessageLog.count().where(MessageLog.created_at < cutoff)

@@ -32,7 +32,10 @@ from csms.core.tables import ChargingSession, MeterValue, TransactionSeqNo
 from csms.core.timeutil import parse_ts, utcnow
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from collections.abc import Callable
+
+    from csms.core.services.authorization import AuthorizationService
+    from csms.db import BatchWriter
     from csms.core.services.stations import StationState
 
 log = logging.getLogger("csms.sessions")
@@ -161,8 +164,11 @@ class ActiveSession:
 
 
 class SessionService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, events: ev.EventDispatcher, writer: Callable[[], BatchWriter],
+                 auth: AuthorizationService) -> None:
+        self.events = events
+        self.writer = writer  # the running core's batched writer (it exists once the core started)
+        self.auth = auth
         self.active: dict[tuple[str, str], ActiveSession] = {}
         self._by_evse: dict[tuple[str, int], ActiveSession] = {}
 
@@ -230,14 +236,14 @@ class SessionService:
 
     async def _authorize_start(self, station_id: str, id_token: str, token_type: str, evse_id: int,
                                purpose: str = "start") -> AuthorizationResult:
-        result = await self.core.auth.authorize(station_id, id_token, token_type, evse_id=evse_id, purpose=purpose)
+        result = await self.auth.authorize(station_id, id_token, token_type, evse_id=evse_id, purpose=purpose)
         if result.accepted and token_type != "NoAuthorization" and any(
             s.id_token == id_token and not (s.station_id == station_id and s.evse_id == evse_id)
             for s in self.active.values()
         ):
             refused = AuthorizationResult("ConcurrentTx", expires_at=result.expires_at, group_id=result.group_id,
                                           driver_id=result.driver_id, source="core.concurrent")
-            await self.core.auth.refused(station_id, id_token, token_type, refused, evse_id=evse_id, purpose=purpose)
+            await self.auth.refused(station_id, id_token, token_type, refused, evse_id=evse_id, purpose=purpose)
             return refused
         return result
 
@@ -272,9 +278,9 @@ class SessionService:
             meter_start_wh=meter_start_wh, meter_last_wh=meter_start_wh,
         )
         self._cache(session)
-        self.core.events.emit(ev.SessionStarted(state.station_id, session_id=session.id,
-                                                transaction_id=session.transaction_id, evse_id=evse_id,
-                                                id_token=id_token, reservation_id=reservation_id))
+        self.events.emit(ev.SessionStarted(state.station_id, session_id=session.id,
+                                           transaction_id=session.transaction_id, evse_id=evse_id,
+                                           id_token=id_token, reservation_id=reservation_id))
         return session
 
     @staticmethod
@@ -303,7 +309,7 @@ class SessionService:
             & (ChargingSession.meter_start_wh == meter_start_wh)
         ).first()
         if existing is not None:
-            auth = await self.core.auth.authorize(state.station_id, id_tag, "", evse_id=connector_id, purpose="start")
+            auth = await self.auth.authorize(state.station_id, id_tag, "", evse_id=connector_id, purpose="start")
             return int(existing["transaction_id"]), auth
         auth = await self._authorize_start(state.station_id, id_tag, "", connector_id)
         session = await self._create(
@@ -347,16 +353,16 @@ class SessionService:
             statements.append(after.progress())
             if seq_no is not None:
                 statements.append((_INSERT_SEQ_NO, (session.id, seq_no)))
-        await self.core.writer.submit(statements)
+        await self.writer().submit(statements)
         if session is not None and after is not None:
             session.adopt(after, seq_no)
         if samples:
-            self.core.events.emit(ev.MeterValuesReceived(
+            self.events.emit(ev.MeterValuesReceived(
                 station_id, evse_id=evse_id, session_id=sid,
                 samples=tuple({"measurand": s.measurand, "phase": s.phase, "value": s.value} for s in samples[:24]),
             ))
         if session is not None:
-            self.core.events.emit(session.to_event())
+            self.events.emit(session.to_event())
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -371,7 +377,7 @@ class SessionService:
             if meter_start is None:
                 meter_start = meter_stop_wh
             energy = max(0.0, meter_stop_wh - meter_start)
-        await self.core.writer.flush()  # earlier batched progress must not land after the stop
+        await self.writer().flush()  # earlier batched progress must not land after the stop
         values: dict[Any, Any] = {
             ChargingSession.state: "completed", ChargingSession.stopped_at: stopped_at,
             ChargingSession.meter_stop_wh: meter_last, ChargingSession.meter_last_wh: meter_last,
@@ -391,8 +397,8 @@ class SessionService:
         s.meter_start_wh, s.meter_last_wh, s.energy_wh = meter_start, meter_last, energy
         s.last_seq_no = last_seq_no
         self._uncache(s)
-        self.core.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
-                                                energy_wh=s.energy_wh, stop_reason=reason))
+        self.events.emit(ev.SessionStopped(s.station_id, session_id=s.id, transaction_id=s.transaction_id,
+                                           energy_wh=s.energy_wh, stop_reason=reason))
 
     async def close(self, s: ActiveSession, *, reason: str, flag: str) -> None:
         """End a session the station will not end itself (an operator's force-close, or a
@@ -419,7 +425,7 @@ class SessionService:
         tx = str(transaction_id)
         auth = None
         if id_tag:
-            auth = await self.core.auth.authorize(state.station_id, id_tag, "", purpose="stop")
+            auth = await self.auth.authorize(state.station_id, id_tag, "", purpose="stop")
         session = self.find(state.station_id, tx)
         if session is None:
             done = await ChargingSession.exists().where(
@@ -454,7 +460,7 @@ class SessionService:
                              smp.measurand, smp.phase, smp.unit, smp.context, smp.location, smp.value))
             for smp in samples]
         statements.append((_INSERT_SEQ_NO, (row["id"], seq_no)))
-        await self.core.writer.submit(statements)
+        await self.writer().submit(statements)
         stop = _last_energy(samples)
         start = row["meter_start_wh"]
         values: dict[Any, Any] = {ChargingSession.stopped_at: timestamp, ChargingSession.stop_reason: reason,
@@ -483,7 +489,7 @@ class SessionService:
             ).first()
             if row is not None:  # already ended
                 if id_token:
-                    auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+                    auth = await self.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
                 if event_type == "Ended" and seq_no > row["last_seq_no"] and \
                         ({"superseded_by_new_transaction"} | CLOSED_BY_CSMS) & set(_flags(row["flags"])):
                     await self._late_end(state, row, timestamp=timestamp, seq_no=seq_no,
@@ -491,12 +497,12 @@ class SessionService:
                 return auth  # otherwise a replay of something already stored
         if session is not None and session.is_duplicate(seq_no):
             if id_token:
-                auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+                auth = await self.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
             return auth  # duplicate delivery
         if id_token and (session is None or session.id_token != id_token or event_type == "Started"):
             auth = await self._authorize_start(state.station_id, id_token, token_type, evse_id or 0)
         elif id_token:
-            auth = await self.core.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
+            auth = await self.auth.authorize(state.station_id, id_token, token_type, evse_id=evse_id)
         if session is None:
             meter_start = next((s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase), None)
             flags = []

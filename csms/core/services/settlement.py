@@ -15,7 +15,8 @@ from csms.plugins import call_hook, hook_impls
 
 if TYPE_CHECKING:
     from csms.core.domain import SessionCost
-    from csms.core.runtime import Core
+    from csms.core.services.commands import CommandService
+    from csms.settings import Settings
 
 log = logging.getLogger("csms.settlement")
 
@@ -30,13 +31,15 @@ async def session_dict(session_id: int) -> dict[str, Any] | None:
 
 
 class SettlementService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, events: ev.EventDispatcher, commands: CommandService) -> None:
+        self.settings = settings
+        self.events = events
+        self.commands = commands
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None
 
     async def start(self) -> None:
-        self._unlisten = self.core.events.listen(self._on_event)
+        self._unlisten = self.events.listen(self._on_event)
         pending = await ChargingSession.select(ChargingSession.id).where(
             (ChargingSession.state == "completed") & (ChargingSession.settled_at.is_null())
         )
@@ -53,7 +56,7 @@ class SettlementService:
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.SessionStopped):
             self._spawn(event.session_id)
-            if self.core.settings.final_cost_data_transfer:
+            if self.settings.final_cost_data_transfer:
                 task = asyncio.create_task(self.send_final_cost_data_transfer(event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -68,7 +71,7 @@ class SettlementService:
         ``totalCost``): ``price_session`` (final) within ``final_cost_timeout`` seconds; ``None``
         without a pricing plugin, for a session not ended, or when pricing is slow or fails, so
         the station's answer is never held up for long."""
-        timeout = self.core.settings.final_cost_timeout
+        timeout = self.settings.final_cost_timeout
         if timeout <= 0 or not hook_impls("price_session"):
             return None
         try:
@@ -92,15 +95,15 @@ class SettlementService:
         StopTransaction): with ``final_cost_data_transfer`` on, the station's adapter sends it in a
         ``DataTransfer`` (California Pricing FinalCost) once the station has its answer (the event
         comes after it)."""
-        calls = known_calls(self.core.commands.version_of(event.station_id))
+        calls = known_calls(self.commands.version_of(event.station_id))
         if calls is None or not calls.final_cost_by_data_transfer or not hook_impls("price_session"):
             return
         try:
             cost = await self._final_cost(event.session_id)
             if cost is not None:
                 call = calls.final_cost(transaction_id=event.transaction_id, cost=cost)
-                await self.core.commands.send(event.station_id, call.action, call.payload,
-                                              requested_by="csms:final_cost")
+                await self.commands.send(event.station_id, call.action, call.payload,
+                                         requested_by="csms:final_cost")
         except Exception:
             log.warning("FinalCost of session %s to %s failed", event.session_id, event.station_id, exc_info=True)
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -21,7 +21,10 @@ from csms.db import Statement
 from csms.settings import UnknownStationPolicy
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from collections.abc import Callable
+
+    from csms.db import BatchWriter
+    from csms.settings import Settings
 
 log = logging.getLogger("csms.stations")
 
@@ -67,6 +70,14 @@ class AuthFailure(Exception):
         self.status = 401 if credentials else 404
 
 
+class Presence(Protocol):
+    """What the stations tell the command bus: which stations this node holds."""
+
+    async def register(self, station_id: str, version: str) -> None: ...
+
+    async def unregister(self, station_id: str) -> None: ...
+
+
 class StationService:
     """Stations' registration, boots, connections and live state.
 
@@ -76,18 +87,32 @@ class StationService:
     most that old and no frame costs a write of its own. :meth:`last_seen` answers from memory.
     """
 
-    def __init__(self, core: Core, *, last_seen_interval: float = 5.0) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, events: ev.EventDispatcher, writer: Callable[[], BatchWriter], *,
+                 node_id: str, last_seen_interval: float = 5.0) -> None:
+        self.settings = settings
+        self.events = events
+        self.writer = writer  # the running core's batched writer (it exists once the core started)
+        self.node_id = node_id
+        self.bus: Presence | None = None  # set by attach(): the bus is built with this service's callbacks
         self._states: dict[str, StationState] = {}
         self.last_seen_interval = last_seen_interval
         self._seen: dict[str, datetime] = {}  # station id -> time of its last frame (this node)
         self._unwritten: dict[int, datetime] = {}  # station pk -> last frame not yet written
         self._seen_task: asyncio.Task[None] | None = None
 
+    def attach(self, bus: Presence) -> None:
+        """The command bus, which announces this node's stations to the cluster."""
+        self.bus = bus
+
+    def _bus(self) -> Presence:
+        if self.bus is None:
+            raise RuntimeError("StationService.attach(bus) was not called")
+        return self.bus
+
     async def start(self) -> None:
         # A restart means no socket is held by this node any more.
         await Station.update({Station.connected: False}).where(
-            (Station.connected == True) & (Station.connected_node == self.core.node_id)  # noqa: E712
+            (Station.connected == True) & (Station.connected_node == self.node_id)  # noqa: E712
         )
         self._seen_task = asyncio.create_task(self._write_seen_periodically(), name="csms-last-seen")
 
@@ -116,7 +141,7 @@ class StationService:
         """Queue the last-seen times not yet written, as one batch of updates."""
         unwritten, self._unwritten = self._unwritten, {}
         for pk, at in unwritten.items():
-            self.core.writer.add(_LAST_SEEN, (at, pk))
+            self.writer().add(_LAST_SEEN, (at, pk))
 
     async def _write_seen_periodically(self) -> None:
         while True:
@@ -176,7 +201,7 @@ class StationService:
 
     async def admit(self, station_id: str, password: str | None) -> StationState:
         """Decide a WebSocket handshake: known station and right password, or the unknown policy."""
-        settings = self.core.settings
+        settings = self.settings
         state = await self.state(station_id)
         if state is None:
             policy = settings.unknown_stations
@@ -211,25 +236,25 @@ class StationService:
         now = utcnow()
         await Station.update({
             Station.connected: True, Station.connected_since: now, Station.last_seen_at: now,
-            Station.connected_node: self.core.node_id, Station.ocpp_version: version,
+            Station.connected_node: self.node_id, Station.ocpp_version: version,
         }).where(Station.station_id == station_id)
         state = self._states.get(station_id)
         if state:
             state.ocpp_version = version
-        await self.core.commands.bus.register(station_id, version)
+        await self._bus().register(station_id, version)
         self.record(station_id, "connection", "connected", summary=f"connected with OCPP {version}")
-        self.core.events.emit(ev.StationConnected(station_id, ocpp_version=version))
+        self.events.emit(ev.StationConnected(station_id, ocpp_version=version))
 
     async def disconnected(self, station_id: str, reason: str) -> None:
-        await self.core.commands.bus.unregister(station_id)
+        await self._bus().unregister(station_id)
         state = self._states.get(station_id)
         if state is not None:
             self._unwritten.pop(state.pk, None)  # written below; a later batch must not set it back
         await Station.update({Station.connected: False, Station.last_seen_at: utcnow()}).where(
-            (Station.station_id == station_id) & (Station.connected_node == self.core.node_id)
+            (Station.station_id == station_id) & (Station.connected_node == self.node_id)
         )
         self.record(station_id, "connection", "disconnected", summary=reason[:255])
-        self.core.events.emit(ev.StationDisconnected(station_id, reason=reason))
+        self.events.emit(ev.StationDisconnected(station_id, reason=reason))
 
     async def node_lost(self, node_id: str) -> list[str]:
         """Multi-node: the stations the dead node ``node_id`` held, marked offline as their
@@ -242,7 +267,7 @@ class StationService:
         await Station.update({Station.connected: False}).where(Station.station_id.is_in(ids) & held)
         for station_id in ids:
             self.record(station_id, "connection", "disconnected", summary=f"node {node_id} stopped answering"[:255])
-            self.core.events.emit(ev.StationDisconnected(station_id, reason=f"node {node_id} died"))
+            self.events.emit(ev.StationDisconnected(station_id, reason=f"node {node_id} died"))
         return ids
 
     # -- what stations send -------------------------------------------------------------------
@@ -265,7 +290,7 @@ class StationService:
         self.record(station_id, "boot", reason or "boot",
                     summary=f"{vendor} {model} firmware {firmware_version}".strip(),
                     details={"registration_status": state.registration_status, "triggered": triggered})
-        self.core.events.emit(ev.StationBooted(
+        self.events.emit(ev.StationBooted(
             station_id, vendor=vendor, model=model, firmware_version=firmware_version, reason=reason,
             registration_status=state.registration_status, triggered=triggered,
         ))
@@ -273,7 +298,7 @@ class StationService:
 
     def heartbeat(self, state: StationState) -> None:
         now = utcnow()
-        self.core.writer.add(_HEARTBEAT, (now, now, state.pk))
+        self.writer().add(_HEARTBEAT, (now, now, state.pk))
 
     async def status(self, state: StationState, *, evse_id: int, connector_id: int, status: str,
                      error_code: str = "NoError", info: str = "", vendor_error_code: str = "",
@@ -304,19 +329,19 @@ class StationService:
                                       summary=summary, timestamp=ts,
                                       details={"error_code": error_code, "info": info,
                                                "vendor_error_code": vendor_error_code, "previous": previous}))
-        await self.core.writer.submit(statements)
+        await self.writer().submit(statements)
         if evse_id == 0:
             state.evses[0] = status
         else:
             state.connectors[(evse_id, connector_id)] = status
             state.evses[evse_id] = evse_status or "Unknown"
         if previous != status:
-            self.core.events.emit(ev.ConnectorStatusChanged(
+            self.events.emit(ev.ConnectorStatusChanged(
                 state.station_id, evse_id=evse_id, connector_id=connector_id, status=status,
                 previous=previous or "", error_code=error_code,
             ))
         if category == "fault":
-            self.core.events.emit(ev.FaultReported(
+            self.events.emit(ev.FaultReported(
                 state.station_id, evse_id=evse_id, connector_id=connector_id, error_code=error_code, info=info,
             ))
 
@@ -347,7 +372,7 @@ class StationService:
         """Append to the station event log (batched). With ``wait`` returns a commit future."""
         sql, params = self._event(station_id, category, kind, evse_id=evse_id, connector_id=connector_id,
                                   severity=severity, summary=summary, details=details, timestamp=timestamp)
-        return self.core.writer.add(sql, params, wait=wait)
+        return self.writer().add(sql, params, wait=wait)
 
     @staticmethod
     def _event(station_id: str, category: str, kind: str, *, evse_id: int | None = None,

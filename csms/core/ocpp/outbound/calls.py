@@ -239,6 +239,40 @@ class StationCalls(ABC):
         """The final ``cost`` of a finished transaction, for the station to show."""
         raise self._not_in_version("final cost message")
 
+    # -- certificates (1.6: the security extension)
+    # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,
+    # GetCertificateIdUseEnumType, CertificateSigningUseEnumType); a 1.6 adapter maps them.
+
+    #: The types InstallCertificate and GetInstalledCertificateIds take in this version.
+    installable_certificate_types: frozenset[str] = frozenset()
+
+    @abstractmethod
+    def certificate_signed(self, *, chain: str, certificate_type: str) -> Call:
+        """CertificateSigned: give the station the signed ``chain`` (PEM, the leaf first)."""
+
+    @abstractmethod
+    def install_certificate(self, *, certificate_type: str, certificate: str) -> Call:
+        """InstallCertificate of a CA ``certificate`` (PEM) of ``certificate_type``."""
+
+    @abstractmethod
+    def get_installed_certificates(self, *, certificate_types: list[str] | None) -> list[Call]:
+        """GetInstalledCertificateIds of ``certificate_types`` (None: all), as many calls as the
+        version needs; each outcome has ``certificates``: ``{"certificate_type", "hash_data",
+        "child_hash_data"}`` per certificate, ``hash_data`` as OCPP's CertificateHashDataType."""
+
+    def delete_certificate(self, *, hash_data: dict[str, Any]) -> Call:
+        """DeleteCertificate of the certificate ``hash_data`` (OCPP's CertificateHashDataType) names."""
+        return Call("DeleteCertificate", {"certificateHashData": hash_data})
+
+    @abstractmethod
+    def renew_certificate(self, *, certificate_type: str) -> Call:
+        """Ask the station to send a new CSR of ``certificate_type`` (TriggerMessage)."""
+
+    def _check_certificate_type(self, certificate_type: str) -> None:
+        if certificate_type not in self.installable_certificate_types:
+            raise OperationError(f"OCPP {self.version} installs certificate types "
+                                 f"{', '.join(sorted(self.installable_certificate_types))}, not {certificate_type!r}")
+
 
 def int_or_none(value: Any) -> int | None:
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound.calls import (
@@ -37,6 +38,18 @@ ID_TAG_LENGTH = 20  # CiString20Type
 RESET_TYPES = {"soft": "Soft", "hard": "Hard", "on_idle": "Soft", "immediate": "Hard"}
 PURPOSE_NAMES = {STATION_MAX: "ChargePointMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"}
 LIST_STATUSES = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"})  # AuthorizationStatus
+# The neutral (2.0.1) certificate types a 1.6 station installs, and their 1.6 names (CertificateUseEnumType).
+CERTIFICATE_TYPES = {"CSMSRootCertificate": "CentralSystemRootCertificate",
+                     "ManufacturerRootCertificate": "ManufacturerRootCertificate"}
+COST_VENDOR = "org.openchargealliance.costmsg"  # OCA white paper "OCPP & California Pricing Requirements"
+
+
+def final_cost_data_transfer(transaction_id: str, cost: SessionCost) -> dict[str, Any]:
+    """The California Pricing ``FinalCost`` DataTransfer of a 1.6 transaction: the total incl. VAT."""
+    total = cost.total_incl_vat
+    data = {"transactionId": int(transaction_id), "cost": float(total),
+            "priceText": f"Total {total:.2f} {cost.currency} incl. VAT"}
+    return {"vendorId": COST_VENDOR, "messageId": "FinalCost", "data": json.dumps(data)}
 
 
 def status_of(response: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +226,38 @@ class Calls16(StationCalls):
     def final_cost(self, *, transaction_id: str, cost: SessionCost) -> Call:
         """1.6 has no final cost in StopTransaction's answer: a California Pricing ``DataTransfer``
         (FinalCost) carries it."""
-        from csms.core.ocpp.v16 import final_cost_data_transfer
-
         return Call("DataTransfer", final_cost_data_transfer(transaction_id, cost))
+
+    # -- certificates: the security extension (CertificateUseEnumType has two types)
+
+    installable_certificate_types = frozenset(CERTIFICATE_TYPES)
+
+    def certificate_signed(self, *, chain: str, certificate_type: str) -> Call:
+        if certificate_type != "ChargingStationCertificate":
+            raise self._not_in_version(f"{certificate_type} (only charge point certificates)")
+        return Call("CertificateSigned", {"certificateChain": chain})
+
+    def install_certificate(self, *, certificate_type: str, certificate: str) -> Call:
+        self._check_certificate_type(certificate_type)
+        return Call("InstallCertificate", {"certificateType": CERTIFICATE_TYPES[certificate_type],
+                                           "certificate": certificate})
+
+    def get_installed_certificates(self, *, certificate_types: list[str] | None) -> list[Call]:
+        """One call per type: 1.6 asks for one type at a time."""
+        calls = []
+        for certificate_type in certificate_types or sorted(CERTIFICATE_TYPES):
+            self._check_certificate_type(certificate_type)
+
+            def outcome(response: dict[str, Any], certificate_type: str = certificate_type) -> dict[str, Any]:
+                return {**status_of(response), "certificates": [
+                    {"certificate_type": certificate_type, "hash_data": hash_data, "child_hash_data": []}
+                    for hash_data in response.get("certificateHashData") or []]}
+
+            calls.append(Call("GetInstalledCertificateIds", {"certificateType": CERTIFICATE_TYPES[certificate_type]},
+                              outcome=outcome))
+        return calls
+
+    def renew_certificate(self, *, certificate_type: str) -> Call:
+        if certificate_type != "ChargingStationCertificate":
+            raise self._not_in_version(f"{certificate_type} (only charge point certificates)")
+        return Call("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"})

@@ -42,6 +42,9 @@ TOKEN_TYPES = frozenset({"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", 
                          "NoAuthorization"})
 ID_TOKEN_LENGTH = 36  # IdTokenType.idToken
 PURPOSE_NAMES = {STATION_MAX: "ChargingStationMaxProfile", TX_DEFAULT: "TxDefaultProfile", TX: "TxProfile"}
+INSTALL_CERTIFICATE_TYPES = frozenset({"V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate",
+                                       "ManufacturerRootCertificate"})  # InstallCertificateUseEnumType
+GET_CERTIFICATE_TYPES = INSTALL_CERTIFICATE_TYPES | {"V2GCertificateChain"}  # GetCertificateIdUseEnumType
 
 
 def component_variable(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -274,3 +277,39 @@ class Calls201(StationCalls):
 
     def get_transaction_status(self, *, transaction_id: str) -> Call:
         return Call("GetTransactionStatus", {"transactionId": transaction_id}, outcome=transaction_status)
+
+    # -- certificates
+
+    installable_certificate_types = INSTALL_CERTIFICATE_TYPES
+
+    def certificate_signed(self, *, chain: str, certificate_type: str) -> Call:
+        return Call("CertificateSigned", {"certificateChain": chain, "certificateType": certificate_type})
+
+    def install_certificate(self, *, certificate_type: str, certificate: str) -> Call:
+        self._check_certificate_type(certificate_type)
+        return Call("InstallCertificate", {"certificateType": certificate_type, "certificate": certificate})
+
+    def get_installed_certificates(self, *, certificate_types: list[str] | None) -> list[Call]:
+        payload: dict[str, Any] = {}
+        if certificate_types:
+            unknown = sorted(set(certificate_types) - GET_CERTIFICATE_TYPES)
+            if unknown:
+                raise OperationError(f"OCPP 2.0.1 lists certificate types {', '.join(sorted(GET_CERTIFICATE_TYPES))}, "
+                                     f"not {', '.join(unknown)}")
+            payload["certificateType"] = list(dict.fromkeys(certificate_types))
+
+        def outcome(response: dict[str, Any]) -> dict[str, Any]:
+            return {"status": response["status"], "response": response, "certificates": [
+                {"certificate_type": chain["certificateType"], "hash_data": chain["certificateHashData"],
+                 "child_hash_data": chain.get("childCertificateHashData") or []}
+                for chain in response.get("certificateHashDataChain") or []]}
+
+        return [Call("GetInstalledCertificateIds", payload, outcome=outcome)]
+
+    def renew_certificate(self, *, certificate_type: str) -> Call:
+        messages = {"ChargingStationCertificate": "SignChargingStationCertificate",
+                    "V2GCertificate": "SignV2GCertificate"}
+        if certificate_type not in messages:
+            raise OperationError(f"certificate_type is ChargingStationCertificate or V2GCertificate, "
+                                 f"not {certificate_type!r}")
+        return Call("TriggerMessage", {"requestedMessage": messages[certificate_type]})

@@ -55,7 +55,13 @@ from csms.plugins import call_hook, hook_impls
 from csms.settings import SmartChargingSettings
 
 if TYPE_CHECKING:
-    from csms.core.runtime import Core
+    from csms.core.connections import ConnectionRegistry
+    from csms.core.services.commands import CommandService
+    from csms.core.services.operations import Operations
+    from csms.core.services.reports import ReportService
+    from csms.core.services.sessions import SessionService
+    from csms.core.services.stations import StationService
+    from csms.settings import Settings
 
 log = logging.getLogger("csms.smart_charging")
 
@@ -83,8 +89,18 @@ class Signal:
 class SmartChargingService:
     """The loop: rounds per site on events and on a timer, their profiles sent and read back."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, settings: Settings, events: ev.EventDispatcher, connections: ConnectionRegistry, *,
+                 node_id: str, commands: CommandService, operations: Operations, reports: ReportService,
+                 sessions: SessionService, stations: StationService) -> None:
+        self.settings = settings
+        self.events = events
+        self.connections = connections
+        self.node_id = node_id
+        self.commands = commands
+        self.operations = operations
+        self.reports = reports
+        self.sessions = sessions
+        self.stations = stations
         self.config = SmartChargingSettings()
         # Called with each finished SiteRound (after its profiles were sent); for tests and live views.
         self.observers: list[Callable[[SiteRound], Any]] = []
@@ -121,7 +137,7 @@ class SmartChargingService:
     @property
     def clustered(self) -> bool:
         """Whether other nodes share the stations (a Redis bus)."""
-        return getattr(self.core.commands.bus, "redis", None) is not None
+        return getattr(self.commands.bus, "redis", None) is not None
 
     @property
     def _runs_rounds(self) -> bool:
@@ -131,15 +147,15 @@ class SmartChargingService:
     async def start(self) -> None:
         if not self.config.enabled:
             return
-        self._unsubscribe = self.core.events.listen(self._on_event)
-        client = getattr(self.core.commands.bus, "redis", None)
+        self._unsubscribe = self.events.listen(self._on_event)
+        client = getattr(self.commands.bus, "redis", None)
         if client is None:
             self._task = asyncio.create_task(self._run(), name="csms-smart-charging")
             return
         cluster.BROADCAST_HANDLERS[SIGNALS_TOPIC] = self._on_signals
         self._forwarder = asyncio.create_task(self._forward(), name="csms-smart-charging-forward")
-        self._leader = lead("smart-charging", self._lead, client=client, owner=self.core.node_id,
-                            lease_seconds=self.core.settings.leader_lease)
+        self._leader = lead("smart-charging", self._lead, client=client, owner=self.node_id,
+                            lease_seconds=self.settings.leader_lease)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -185,7 +201,7 @@ class SmartChargingService:
         if signal is None:
             return
         if isinstance(event, ev.StationReported) and not self._runs_rounds:
-            self._spawn(store_charging_needs(self.core.sessions, event))  # the node the station told stores it
+            self._spawn(store_charging_needs(self.sessions, event))  # the node the station told stores it
         self._note(signal)
         if self._forwarder is not None:
             self._outbox.append([signal.kind, signal.station_id, signal.session_id, None, 0.0])
@@ -241,7 +257,7 @@ class SmartChargingService:
 
     def _on_signals(self, payload: Any) -> None:
         """Signals another node broadcast (every node keeps what they say, leader or not)."""
-        if not isinstance(payload, dict) or payload.get("node") == self.core.node_id:
+        if not isinstance(payload, dict) or payload.get("node") == self.node_id:
             return
         for kind, station_id, session_id, site_id, delay in payload.get("signals") or []:
             if kind == "site":
@@ -267,7 +283,7 @@ class SmartChargingService:
                     seen.add(key)
                     unique.append(item)
             try:
-                await cluster.broadcast(SIGNALS_TOPIC, {"node": self.core.node_id, "signals": unique[::-1]})
+                await cluster.publish(self.commands.bus, SIGNALS_TOPIC, {"node": self.node_id, "signals": unique[::-1]})
             except Exception:
                 log.warning("smart-charging signals not broadcast; the other nodes catch up at the next sweep",
                             exc_info=True)
@@ -290,7 +306,7 @@ class SmartChargingService:
         for e in signals:
             site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
             if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
-                await store_charging_needs(self.core.sessions, e.event)
+                await store_charging_needs(self.sessions, e.event)
             if site_id is None:
                 continue
             if e.kind == "meter":
@@ -348,7 +364,7 @@ class SmartChargingService:
     def _ready(self, station: dict[str, Any]) -> bool:
         """Whether the loop can send to the station now."""
         sid = station["station_id"]
-        if self.core.commands.version_of(sid) is None or station["registration_status"] != "Accepted":
+        if self.commands.version_of(sid) is None or station["registration_status"] != "Accepted":
             return False
         failed = self._failed_at.get(sid)
         if failed is not None and time.monotonic() - failed < self.config.retry_s:
@@ -375,7 +391,7 @@ class SmartChargingService:
         by_pk = {s["id"]: s for s in stations}
         for s in stations:
             s["evses"] = set()
-            s["online"] = self.core.commands.version_of(s["station_id"]) is not None
+            s["online"] = self.commands.version_of(s["station_id"]) is not None
             s["ready"] = self._ready(s) if live else True
         for e in evse_rows:
             if e["evse_id"] > 0:
@@ -420,7 +436,7 @@ class SmartChargingService:
             shares[s["station_id"]] = floor_tenth(share)
 
         # sessions → loads
-        sessions = [x for x in self.core.sessions.active.values() if x.station_id in st_by_id and x.evse_id > 0]
+        sessions = [x for x in self.sessions.active.values() if x.station_id in st_by_id and x.evse_id > 0]
         if self.clustered:
             sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
@@ -503,7 +519,7 @@ class SmartChargingService:
     async def _sessions_elsewhere(self, stations: dict[str, dict[str, Any]], known: set[int]) -> list[ActiveSession]:
         """The running sessions of the site's stations held by other nodes, as stored: no phase
         currents, the stored power and energy (the owning node keeps them current in batches)."""
-        elsewhere = [sid for sid in stations if self.core.connections.get(sid) is None]
+        elsewhere = [sid for sid in stations if self.connections.get(sid) is None]
         if not elsewhere:
             return []
         rows = await ChargingSession.select(
@@ -723,7 +739,7 @@ class SmartChargingService:
                 changed.append(plan)
                 if plan.purpose == TX:
                     self._changed_at[(station_id, plan.evse_id)] = time.monotonic()
-            elif plan.purpose == TX and self.core.sessions.on_evse(station_id, plan.evse_id) is None:
+            elif plan.purpose == TX and self.sessions.on_evse(station_id, plan.evse_id) is None:
                 continue  # the transaction ended meanwhile; nothing to hold
             else:
                 ok = False
@@ -735,13 +751,13 @@ class SmartChargingService:
         return sent, ok
 
     async def _send_profile(self, model: SiteModel, plan: Planned) -> str:
-        version = self.core.operations.version(plan.station_id)
+        version = self.operations.version(plan.station_id)
         caps = await self._station_caps(plan.station_id)
         profile = build_profile(version, plan, profile_id=self.profile_id(plan.evse_id, plan.purpose),
                                 stack_level=self.stack_level(caps), unit=caps.unit,
                                 voltage_v=model.topology.voltage_v)
-        answer = await self.core.operations.set_charging_profile(plan.station_id, evse_id=plan.evse_id,
-                                                                 profile=profile, by="smart-charging")
+        answer = await self.operations.set_charging_profile(plan.station_id, evse_id=plan.evse_id,
+                                                            profile=profile, by="smart-charging")
         return answer["status"]
 
     def profile_id(self, evse_id: int, purpose: str) -> int:
@@ -770,7 +786,7 @@ class SmartChargingService:
         model = await self.model(site_id, now)
         if model is None:
             raise LookupError(site_id)
-        return await describe_site(model, self.rounds.get(site_id), now, self.core.sessions)
+        return await describe_site(model, self.rounds.get(site_id), now, self.sessions)
 
     async def simulate(self, site_id: int, cars: list[dict[str, Any]], *,
                        capacity_a: list[float] | None = None) -> dict[str, Any]:
@@ -812,12 +828,12 @@ class SmartChargingService:
             return
         self._verified_at[station_id] = time.monotonic()
         try:
-            version = self.core.operations.version(station_id)
+            version = self.operations.version(station_id)
         except StationOffline:
             return
         now = utcnow()
         top = self._sent.get((station_id, 0, STATION_MAX))
-        for session in self.core.sessions.for_station(station_id):
+        for session in self.sessions.for_station(station_id):
             tx = self._sent.get((station_id, session.evse_id, TX))
             if tx is None or tx.transaction_id != session.transaction_id:
                 continue
@@ -826,8 +842,8 @@ class SmartChargingService:
                 expected = min(expected, periods_at(top.periods, now))
             call = calls_for(version).get_composite_schedule(evse_id=session.evse_id, duration=300, unit="A")
             try:
-                answer = await self.core.commands.send(station_id, call.action, call.payload,
-                                                       requested_by="smart-charging")
+                answer = await self.commands.send(station_id, call.action, call.payload,
+                                                  requested_by="smart-charging")
             except OcppError as exc:
                 if exc.code in ("NotImplemented", "NotSupported"):
                     self._no_composite.add(station_id)
@@ -841,8 +857,8 @@ class SmartChargingService:
                        "transaction_id": session.transaction_id}
             summary = f"EVSE {session.evse_id}: composite schedule allows {reported} A, {expected} A was sent"
             log.warning("%s does not honour its charging profile: %s", station_id, summary)
-            committed = self.core.stations.record(station_id, "smart_charging", "not_honouring_profiles",
-                                                  evse_id=session.evse_id, summary=summary, details=details, wait=True)
+            committed = self.stations.record(station_id, "smart_charging", "not_honouring_profiles",
+                                             evse_id=session.evse_id, summary=summary, details=details, wait=True)
             assert committed is not None  # wait=True always gives a commit future
             await committed
-            self.core.reports.emit(station_id, "smart_charging", "not_honouring_profiles", details)
+            self.reports.emit(station_id, "smart_charging", "not_honouring_profiles", details)

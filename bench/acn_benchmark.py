@@ -270,6 +270,10 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                 at = parent[at]
             self.path[sid] = path
 
+    def departure_s(self, session, period_s: float) -> float | None:
+        """The departure our allocator is given (bench/acn_departures.py gives learned ones)."""
+        return session.estimated_departure * period_s
+
     def tree_nodes(self, boxes: dict[str, tuple[float, float, float]]) -> list[Node]:
         return [Node(n.id, n.parent, boxes[n.id]) for n in self.site.nodes]
 
@@ -303,7 +307,7 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                     arrived_at=s.arrival * period_s,
                     energy_wh_needed=needed_wh,
                     energy_wh=float(s.energy_delivered) * 1000.0,
-                    departure_at=s.estimated_departure * period_s,
+                    departure_at=self.departure_s(s, period_s),
                     watts_per_amp=volts,
                 )
             )

@@ -23,7 +23,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from csms import __version__
+from csms import __version__, i18n
 from csms.admin import AdminPlugin, auth
 from csms.admin.errors import login_required
 from csms.admin.mount import CSRF_EXCLUDE
@@ -37,15 +37,19 @@ from csms.api.keys import ApiKeyController
 from csms.api.local_lists import LocalListController
 from csms.api.reservations import ReservationController
 from csms.api.metrics import metrics_endpoint
+from csms.api.monitoring import CustomerInformationController, MonitoringController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.session_close import SessionCloseController
 from csms.api.station_passwords import StationPasswordController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
 from csms.core import tracing
+from csms import security_headers
+from csms.admin.config import OSM_TILES
 from csms.core.ocpp.endpoint import ocpp_endpoint
 from csms.core.tables import Driver, Hub, Organization, Site
 from csms.driver import driver_router
+from csms.driver.portal import DriverSignInRequired, driver_guard, sign_in_answer
 from csms.plugin_routes import public_reason
 from csms.plugins import call_hook, call_sync, load_plugins
 from csms.settings import Settings, get_settings
@@ -73,6 +77,7 @@ async def health() -> dict[str, Any]:
 def template_engine() -> JinjaTemplateEngine:
     dirs = [Path(d) for d in call_sync("template_dirs")] + [TEMPLATE_DIR]
     env = Environment(loader=ChoiceLoader([FileSystemLoader(str(d)) for d in dirs]), autoescape=True)
+    i18n.install(env, call_sync("locale_dirs"))
     return JinjaTemplateEngine.from_environment(env)
 
 
@@ -83,6 +88,8 @@ def api_router() -> Router:
         StationController,
         LocalListController,
         DisplayMessageController,
+        MonitoringController,
+        CustomerInformationController,
         CertificateController,
         ReservationController,
         TokenController,
@@ -108,8 +115,11 @@ async def plugin_route_guard(connection: ASGIConnection, handler: BaseRouteHandl
     in :mod:`csms.plugin_routes`)."""
     if public_reason(handler.opt):
         return
-    role = auth.required_role(connection, handler)
     path = connection.scope["path"]
+    if path == "/driver" or path.startswith("/driver/"):
+        await driver_guard(connection, handler)  # the portal's pages: a signed-in driver, never an operator
+        return
+    role = auth.required_role(connection, handler)
     if path.startswith("/api/"):
         if not any(hasattr(guard, "csms_role") for guard in handler.resolve_guards()):
             await require(role)(connection, handler)
@@ -125,7 +135,7 @@ def guard_plugin_routes(items: list[Any]) -> Router:
     """What ``register_routes`` returned, mounted behind :func:`plugin_route_guard` (secure by
     default: a plugin declares a public route, it never has to remember a guard)."""
     return Router(path="/", route_handlers=items, guards=[plugin_route_guard],
-                  exception_handlers={auth.LoginRequired: login_required})
+                  exception_handlers={auth.LoginRequired: login_required, DriverSignInRequired: sign_in_answer})
 
 
 def worker_app() -> Litestar:
@@ -197,7 +207,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         ),
         plugins=[AdminPlugin(settings), *tracing.litestar_plugin(tracer_provider)],
         guards=[tenancy.tenant_guard],  # before every route's own guards: another tenant's object is a 404
-        middleware=[bounds.IntParamBounds()],
+        middleware=[security_headers.middleware(OSM_TILES if settings.map_tile_url is None else settings.map_tile_url), bounds.IntParamBounds()],
         request_class=bounds.BoundedRequest,
         exception_handlers=bounds.EXCEPTION_HANDLERS,
         # the root logger is csms.core.logs' (text or JSON); Litestar's own records go there too

@@ -62,8 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
                  "and a PostgreSQL database_url")
     _setup_logging(settings.log_level, settings.log_format)
     password = asyncio.run(_with_db(ensure_first_admin))
-    scheme = "https" if settings.tls_cert else "http"
-    ws = "wss" if settings.tls_cert else "ws"
+    scheme = "https" if settings.tls_enabled else "http"
+    ws = "wss" if settings.tls_enabled else "ws"
     print(f"CSMS on {scheme}://{host}:{port}/  database {database_name(settings.effective_database_url)}")
     print(f"  stations connect to {ws}://{host}:{port}/ocpp/<station_id>  (ocpp2.0.1, ocpp1.6)")
     if password:

@@ -86,8 +86,21 @@ def template_dirs():
 
 
 @hookspec(Rule.WIRING)
+def locale_dirs():
+    """Return a list of directories with gettext catalogs (``<lang>/LC_MESSAGES/messages.po``);
+    they are merged with the core's, so the plugin's templates and labels translate with ``_()``."""
+
+
+@hookspec(Rule.WIRING)
 def admin_nav(request):
     """Return a list of ``NavItem(label, href, order=...)`` for the admin's navigation."""
+
+
+@hookspec(Rule.WIRING)
+def driver_nav(request):
+    """Return a list of ``NavItem(label, href, order=...)`` for the driver portal's menu (the
+    portal's own pages: My cards 10, My sessions 20, Account 90); ``href`` is a page under
+    ``/driver/`` that the plugin registers (guarded by the driver's sign-in)."""
 
 
 @hookspec(Rule.EVERY_ANSWER)

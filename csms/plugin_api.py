@@ -25,9 +25,20 @@ The groups:
   :func:`paginate`, :func:`is_htmx`, the admin's error handlers), :func:`public_route` for the
   few routes that need no login (every other plugin route requires one), and helpers for bounded
   input and CSV output.
+* **Driver portal**: a plugin route under ``/driver/`` needs a signed-in driver (the core's
+  guard); :func:`current_driver` gives it, :func:`driver_page` renders a page in the portal's
+  look (the template extends ``driver/base.html``), :data:`DRIVER_EXCEPTION_HANDLERS` answer a
+  missing sign-in and a 404 as the portal does, and ``driver_nav`` adds menu entries.
+* **Publishing**: :func:`published_site_ids` tells which sites may be shown to the public and to
+  roaming partners (the site's and its organization's ``publish`` switches).
 * **Tenancy**: every route declares who may see it in ``opt={"tenant": ...}``; a plugin route
   that declares nothing is for global users only (an organization's user gets 404). See
   :mod:`csms.api.tenancy` and ``docs/plugins.md``.
+* **Languages and time zones**: :func:`gettext` / :func:`ngettext` translate into the viewer's
+  language (a plugin ships its catalogs through the ``locale_dirs`` hook; ``_()`` works in its
+  templates), :data:`N_` marks a label translated where it is shown (``NavItem(N_("Fleet"), ...)``);
+  :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
+  ``datetime-local`` input typed in it.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 * **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
 """
@@ -37,7 +48,8 @@ from __future__ import annotations
 from csms import __version__
 from csms.admin.auth import admin_guard, current_user
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page, http_error
-from csms.admin.templating import fmt_quantity, is_htmx, paginate, render
+from csms.admin.forms import parse_datetime_local
+from csms.admin.templating import fmt_quantity, is_htmx, paginate, render, viewer_zone
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
 from csms.api.crud import jsonable, page_params
@@ -77,6 +89,7 @@ from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.ocpp.validation import V16, V201, OcppError
 from csms.core.leases import LeaderJob
 from csms.core.offload import run_cpu
+from csms.core.publishing import published_site_ids
 from csms.core.runtime import get_core, run_as_leader
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.driver_data import redact_audit
@@ -98,7 +111,9 @@ from csms.core.tables import (
 )
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.csvexport import csv_text
+from csms.driver.portal import DRIVER_EXCEPTION_HANDLERS, current_driver, driver_page
 from csms.hookspecs import Rule, hookspec
+from csms.i18n import N_, current_language, gettext, ngettext
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugin_routes import public_route
 from csms.plugins import add_hookspecs, call_hook, hook_impls, hookimpl
@@ -122,6 +137,10 @@ __all__ = [
     "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx", "fmt_quantity",
     "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
     "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
+    # the driver portal: the signed-in driver of a /driver/ route, its pages and answers
+    "current_driver", "driver_page", "DRIVER_EXCEPTION_HANDLERS",
+    # what is published to the public and to roaming partners
+    "published_site_ids",
     # tenancy: route rules (opt={"tenant": ...}), the caller's scope, filtering, object kinds
     "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "GLOBAL", "scope_for", "tenant_scope", "restrict",
     "restrict_station_ids",
@@ -129,6 +148,9 @@ __all__ = [
     "owner_by_station",
     # the audit log: what a plugin's routes change; redacting a driver's data from it (GDPR)
     "audited", "redact_audit",
+    # languages: texts in the viewer's language (catalogs through the locale_dirs hook); the
+    # viewer's time zone and times typed in it
+    "gettext", "ngettext", "N_", "current_language", "viewer_zone", "parse_datetime_local",
     # settings, time, work off the event loop
     "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
 ]

@@ -8,6 +8,10 @@ per request from the handler's ``opt`` (merged from its routers and controller):
   ``csms plugins`` and the admin's plugins page list these routes with their reason.
 * a path under ``/api/``: the REST API's ``require(role)`` when the route has no such guard of
   its own;
+* a path under ``/driver/``: a driver signed in to the driver portal
+  (:func:`csms.driver.portal.driver_guard`; the handler reads them with
+  ``csms.plugin_api.current_driver``), never an operator's login; such a route declares
+  ``opt={"tenant": PUBLIC}`` (a driver is no tenant) and reads only that driver's rows;
 * any other path: the admin's login.
 
 The role is the core admin's rule: ``opt["role"]`` if given, else viewer for GET, HEAD and

@@ -49,6 +49,8 @@ DEFAULT_PLUGINS = (
     "csms.admin.reservations",
     "csms.admin.certificates",
     "csms.admin.display_messages",
+    "csms.admin.monitoring",
+    "csms.admin.customer_information",
     "csms.admin.qr_labels",
 )
 

@@ -1,8 +1,11 @@
 """Roles of admin users: admin (everything), operator (act on stations, cards, sessions), viewer
 (read), each held in one organization (or globally: the installation's owner). The user's time
-zone (an IANA name, "" for the installation's ``admin_time_zone``) is kept with the role."""
+zone (an IANA name, "" for the installation's ``admin_time_zone``) and language (``de``, "" for
+the browser's, else the installation's ``admin_language``) are kept with the role."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from csms.core.tables import UserRole
 
@@ -25,30 +28,44 @@ async def set_role(user_id: int, role: str, organization: int | None | object = 
                        organization=None if organization is _UNSET else organization).save()
 
 
-async def account_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None, str]:
-    """A user's role, organization (None: global) and time zone ("": the installation's);
-    superusers without an explicit role are global admins, others global viewers."""
-    row = await UserRole.select(UserRole.role, UserRole.organization, UserRole.time_zone).where(
+async def account_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None, str, str]:
+    """A user's role, organization (None: global), time zone ("": the installation's) and
+    language ("": not chosen); superusers without an explicit role are global admins, others
+    global viewers."""
+    row = await UserRole.select(UserRole.role, UserRole.organization, UserRole.time_zone, UserRole.language).where(
         UserRole.user_id == user_id).first()
     if row is not None:
-        return row["role"], row["organization"], row["time_zone"] or ""
-    return ("admin" if superuser else "viewer"), None, ""
+        return row["role"], row["organization"], row["time_zone"] or "", row["language"] or ""
+    return ("admin" if superuser else "viewer"), None, "", ""
 
 
 async def membership_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None]:
     """A user's role and organization (see :func:`account_of`)."""
-    role, organization, _ = await account_of(user_id, superuser=superuser)
+    role, organization, _, _ = await account_of(user_id, superuser=superuser)
     return role, organization
 
 
 async def set_time_zone(user_id: int, zone: str, *, superuser: bool = False) -> None:
     """Keep ``zone`` (an IANA name, checked by the caller; "" for the installation's) as the
     user's time zone; a user without a role row gets one with the role they hold implicitly."""
+    await _set_preference(user_id, UserRole.time_zone, zone, superuser=superuser)
+
+
+async def set_language(user_id: int, language: str, *, superuser: bool = False) -> None:
+    """Keep ``language`` (one of :data:`csms.i18n.LANGUAGES`, checked by the caller; "" for the
+    browser's) as the user's language."""
+    await _set_preference(user_id, UserRole.language, language, superuser=superuser)
+
+
+async def _set_preference(user_id: int, column: Any, value: str, *, superuser: bool) -> None:
+    """A preference kept on the role row; a user without one gets one with the role they hold
+    implicitly."""
     if await UserRole.exists().where(UserRole.user_id == user_id):
-        await UserRole.update({UserRole.time_zone: zone}).where(UserRole.user_id == user_id)
+        await UserRole.update({column: value}).where(UserRole.user_id == user_id)
     else:
-        await UserRole(user_id=user_id, role="admin" if superuser else "viewer", organization=None,
-                       time_zone=zone).save()
+        row = UserRole(user_id=user_id, role="admin" if superuser else "viewer", organization=None)
+        setattr(row, column._meta.name, value)
+        await row.save()
 
 
 async def role_of(user_id: int, *, superuser: bool = False) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -49,8 +50,151 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # open admin pages hold live-update streams; do not let them hold up a shutdown
         "timeout_graceful_shutdown": 5,
     }
-    if settings.tls_cert and settings.tls_key:
-        options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
-        if settings.tls_ca:  # security profile 3: stations present client certificates
-            options.update(ssl_ca_certs=settings.tls_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    if settings.tls_enabled:
+        build_ssl_context(settings)  # a missing file or a bad pair stops `csms serve` here, with the reason
+        options["ssl_context_factory"] = SSLContextFactory(settings)
     return options
+
+
+# -- TLS: the server certificates (RSA and ECDSA, several names) and client certificates -----------
+
+
+class TLSConfigError(ValueError):
+    """A certificate setting that cannot be served (the message says which file and why)."""
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    cert: str  # PEM file: the certificate, then its intermediates
+    key: str
+    key_type: str  # "RSA", "EC", "Ed25519", ...
+    names: tuple[str, ...]  # lower-case DNS names of its subjectAltName (else its commonName)
+
+
+def certificate_pairs(settings: Settings) -> list[tuple[str, str]]:
+    """The configured (certificate, key) files: ``tls_cert``/``tls_key`` first, then ``tls_certs``."""
+    pairs = []
+    if settings.tls_cert:
+        if not settings.tls_key:
+            raise TLSConfigError("tls_cert is set but tls_key is empty")
+        pairs.append((settings.tls_cert, settings.tls_key))
+    for item in settings.tls_certs.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        cert, sep, key = item.rpartition(":")
+        if not sep or not cert or not key:
+            raise TLSConfigError(f"tls_certs: {item!r} is not a cert.pem:key.pem pair")
+        pairs.append((cert.strip(), key.strip()))
+    return pairs
+
+
+def describe_certificate(cert: str, key: str) -> ServerCertificate:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    try:
+        with open(cert, "rb") as f:
+            first = x509.load_pem_x509_certificates(f.read())[0]
+    except (OSError, ValueError, IndexError) as exc:
+        raise TLSConfigError(f"server certificate {cert}: {exc}") from None
+    public = first.public_key()
+    key_type = "RSA" if isinstance(public, rsa.RSAPublicKey) else \
+        "EC" if isinstance(public, ec.EllipticCurvePublicKey) else type(public).__name__
+    try:
+        san = first.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        names = [str(a.value).lower() for a in first.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return ServerCertificate(cert, key, key_type, tuple(names))
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """RFC 6125 host matching: exact, or a wildcard ``*.`` standing for one left-most label."""
+    if pattern == name:
+        return True
+    return pattern.startswith("*.") and "." in name and name.split(".", 1)[1] == pattern[2:]
+
+
+def _one_per_key_type(certificates: list[ServerCertificate]) -> list[ServerCertificate]:
+    """OpenSSL keeps one chain per key type in a context: the first certificate of each type."""
+    chosen: dict[str, ServerCertificate] = {}
+    for c in certificates:
+        chosen.setdefault(c.key_type, c)
+    return list(chosen.values())
+
+
+def _context(settings: Settings, certificates: list[ServerCertificate]) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security profiles 2 and 3: TLS 1.2 or newer
+    for c in certificates:
+        try:
+            ctx.load_cert_chain(c.cert, c.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(f"server certificate {c.cert} with key {c.key}: {exc}") from None
+    if settings.tls_ca:  # security profile 3: stations may (or must) present client certificates
+        try:
+            ctx.load_verify_locations(cafile=settings.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(f"tls_ca {settings.tls_ca}: {exc}") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED if settings.tls_client_cert == "required" else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def build_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The listener's SSLContext.
+
+    All configured server certificates are loaded, the first of each key type into one context,
+    so OpenSSL hands an RSA-only client the RSA chain and an ECDSA-only client the ECDSA chain.
+    When certificates name different hosts, each SNI server name gets a context with the first
+    certificate of each key type that covers it (``sni_callback``); a client without SNI, or
+    naming no configured host, gets the first certificate's context.
+    """
+    certificates = [describe_certificate(cert, key) for cert, key in certificate_pairs(settings)]
+    if not certificates:
+        raise TLSConfigError("no server certificate: set tls_cert/tls_key or tls_certs")
+    default_set = _one_per_key_type(certificates)
+    contexts: dict[tuple[ServerCertificate, ...], ssl.SSLContext] = {}
+
+    def context_for(chosen: list[ServerCertificate]) -> ssl.SSLContext:
+        key = tuple(chosen)
+        if key not in contexts:
+            contexts[key] = _context(settings, chosen)
+        return contexts[key]
+
+    default = context_for(default_set)
+    by_name: list[tuple[str, ssl.SSLContext]] = []
+    for name in dict.fromkeys(n for c in certificates for n in c.names):
+        chosen = _one_per_key_type([c for c in certificates if name in c.names])
+        by_name.append((name, context_for(chosen)))
+    if len(contexts) > 1:
+        default.sni_callback = _sni_callback(by_name, default)
+    return default
+
+
+def _sni_callback(by_name: list[tuple[str, ssl.SSLContext]],
+                  default: ssl.SSLContext) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], None]:
+    exact = {name: ctx for name, ctx in by_name if not name.startswith("*.")}
+    wildcards = [(name, ctx) for name, ctx in by_name if name.startswith("*.")]
+
+    def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        if not server_name:
+            return
+        name = server_name.lower().rstrip(".")
+        ctx = exact.get(name) or next((c for pattern, c in wildcards if _matches(pattern, name)), None)
+        if ctx is not None and ctx is not default:
+            sock.context = ctx
+
+    return choose
+
+
+@dataclass(frozen=True)
+class SSLContextFactory:
+    """uvicorn's ``ssl_context_factory``: the context from the settings (a picklable object, so
+    each worker process of ``csms serve --workers N`` builds its own)."""
+
+    settings: Settings
+
+    def __call__(self, config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return build_ssl_context(self.settings)

@@ -136,6 +136,7 @@ class Settings(CsmsSettings):
     ping_timeout: float = Field(30.0, description="Seconds to wait for a pong.")
     call_timeout: float = Field(30.0, description="Seconds the CSMS waits for a station's answer to a command.")
     final_cost_data_transfer: bool = Field(False, description="OCPP 1.6: after a StopTransaction, send the session's final cost (the `price_session` hook) to the station in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `FinalCost`).")
+    running_cost_data_transfer: bool = Field(False, description="OCPP 1.6: during a transaction, send the running cost the billing plugin pushes (OCPP 2.0.1 stations get `CostUpdated`) in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `RunningCost`).")
     final_cost_timeout: float = Field(2.0, ge=0, description="OCPP 2.0.1: seconds the answer to a transaction's `Ended` event may wait for its final cost (the `price_session` hook) to give the station `totalCost`; slower, failing or no pricing: answered without it. 0: never sent.")
     reconcile_transactions: bool = Field(True, description="After a station's accepted BootNotification, check the transactions still open for it and close those it lost in a reboot (stop reason `Reboot`, flag `closed_after_reboot`, last stored meter reading): OCPP 2.0.1 asks `GetTransactionStatus` for each, OCPP 1.6 closes one whose connector then reports `Available`.")
     transaction_resume_grace_s: float = Field(0.0, ge=0, description="OCPP 1.6: seconds after an accepted BootNotification within which the station must resume a transaction still open for it (MeterValues of it, or its connector charging), or it is closed as lost in the reboot; 0: only a connector reporting `Available` closes it.")
@@ -150,12 +151,18 @@ class Settings(CsmsSettings):
     trace_hooks: bool = Field(False, description="Log every hook call with its arguments and results.")
     tls_cert: str = Field("", description="PEM certificate file; with `tls_key` the server speaks wss/https.")
     tls_key: str = Field("", description="PEM private key file.")
+    tls_certs: str = Field("", description="More server certificates, comma-separated `cert.pem:key.pem` pairs (after `tls_cert`/`tls_key`, which may be empty then): RSA and ECDSA side by side (each client gets the one its ciphers and signature algorithms allow) and certificates for other server names (chosen by SNI).")
     tls_ca: str = Field("", description="CA bundle used to verify station client certificates (security profile 3).")
+    tls_client_cert: Literal["optional", "required"] = Field("optional", description="With `tls_ca`: `optional` lets profile 2 (password) and profile 3 (client certificate) stations share the listener, each station held to its stored security profile; `required` refuses every TLS handshake without a client certificate.")
+    allow_plain_ws: bool = Field(True, description="Accept stations over plain ws:// (security profile 1). Off: a handshake that did not come over TLS (directly, or per `X-Forwarded-Proto` from a trusted proxy) is refused with 403.")
     tls_client_cn_check: bool = Field(True, description="Security profile 3: refuse a station whose client certificate's subject commonName is not its station id.")
     session_secret: str = Field("", description="Secret for signing admin sessions and CSRF tokens; generated and stored in the data directory when empty.", json_schema_extra={"secret": True})
     map_tile_url: str | None = Field(None, description="Leaflet tile URL template of the admin's maps (`https://.../{z}/{x}/{y}.png`); unset: OpenStreetMap's tiles; empty: a blank map.")
+    public_country_code: str = Field("NL", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code of the operator in the public Locations feed (`/public/locations`, OCPI `country_code`); set it as your OCPI party's.")
+    public_party_id: str = Field("CSM", pattern=r"^[A-Z0-9]{3}$", description="OCPI party id (3 characters) of the operator in the public Locations feed (`/public/locations`, OCPI `party_id`).")
     map_attribution: str | None = Field(None, description="Attribution shown on the admin's maps; unset: OpenStreetMap's with its tiles, none with others.")
     admin_time_zone: str = Field("UTC", description="Time zone (IANA name, `Europe/Berlin`) the admin shows times in for users who have not chosen their own on their account page.")
+    admin_language: str = Field("en", description="Language (`en`, `de`, `nl`, `fr`) of the admin, the driver portal and the public map for people who have not chosen one on their account page and whose browser asks for none of these.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     otel_endpoint: str = Field("", description="OTLP/HTTP traces endpoint of an OpenTelemetry collector (`http://collector:4318/v1/traces`): spans of HTTP requests, station CALLs and commands (needs the `otel` extra); empty: no tracing.")
     otel_service_name: str = Field("csms", description="`service.name` of the traces.")
@@ -170,6 +177,21 @@ class Settings(CsmsSettings):
         if value != "UTC" and value not in available_timezones():
             raise ValueError(f"{value!r} is not a known time zone (an IANA name such as Europe/Berlin)")
         return value
+
+    @field_validator("admin_language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from csms.i18n import LANGUAGES
+
+        value = value.strip().lower() or "en"
+        if value not in LANGUAGES:
+            raise ValueError(f"{value!r} is not a language of the admin (one of {', '.join(LANGUAGES)})")
+        return value
+
+    @property
+    def tls_enabled(self) -> bool:
+        """The server speaks wss/https: a certificate in `tls_cert` or `tls_certs`."""
+        return bool(self.tls_cert or self.tls_certs.strip())
 
     @property
     def effective_database_url(self) -> str:
@@ -208,6 +230,7 @@ class SmartChargingSettings(CsmsSettings):
     verify: bool = Field(True, description="Read back the composite schedule after changes and report stations that do not honour profiles.")
     verify_interval_s: float = Field(300.0, description="Fewest seconds between two read-backs of one station.")
     verify_tolerance_a: float = Field(0.5, description="A composite limit this much (A) above what was sent counts as not honoured.")
+    learned_departures: bool = Field(False, description="Learn each session's departure from the site's past sessions (median stay per card, driver, then site by arrival hour and weekday/weekend; the last 90 days) and give the allocator the later of it and the driver's or EV's own estimate; shown as `departure_source: learned`. Off by default: on ACN-Data it predicts departures better but costs fairness (bench/README.md, *Learned departures*).")
 
 
 class LocalListSettings(CsmsSettings):

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from csms_tools.server_log import log_tail
 from csms_tools.simulator import (
     CallError,
     SessionRejected,
@@ -122,7 +123,7 @@ def start_server(*, database_url: str = "", env: dict[str, str] | None = None, t
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            text = log_path.read_text(errors="replace")[-3000:]
+            text = log_tail(log_path, 3000)
             server.stop()
             raise RuntimeError(f"csms serve exited with {process.returncode}:\n{text}")
         try:

@@ -25,6 +25,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from csms_tools.server_log import log_tail
+
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
@@ -119,11 +121,8 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
 
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+    def log_tail(self, size: int = 4000) -> str:
+        return log_tail(self.log_path, size)
 
 
 async def create_tokens(base_url: str, api_key: str, tokens: list[str]) -> None:

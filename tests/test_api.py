@@ -110,6 +110,10 @@ STATION_BODIES = {
     "display-messages": {"content": "Hello"}, "{message_id:int}": None,  # refresh: above
     "rotate-password": None,
     "certificates": {"certificate_type": "CSMSRootCertificate", "certificate": "x"}, "renew": None,
+    "monitoring": {"monitors": [{"component": "EVSE", "variable": "Power", "type": "Delta", "value": 1,
+                                 "severity": 5}]},
+    "clear": {"monitor_ids": [1]}, "report": {}, "base": {"base": "All"}, "level": {"severity": 5},  # monitoring/...
+    "customer-information": {"customer_identifier": "C"},
 }
 
 

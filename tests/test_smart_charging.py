@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import pytest
@@ -25,6 +25,7 @@ from csms.core.services.smart_charging import (
     phases_in_use,
     scaled_periods,
 )
+from csms.core.tables import ChargingSession, Station
 from csms.core.timeutil import utcnow
 from csms_tools.simulator import SimStation
 from plugins.loadbalancing.plugin import site_panel
@@ -473,21 +474,36 @@ async def test_live_view_shows_the_capacity_of_the_round_beside_its_allocation(a
 
 async def test_session_departure_and_energy(any_server):
     server, api = any_server, any_server.api
-    fast(server)
+    fast(server, learned_departures=True)
     site = await make_site(api)
     await make_station(api, "SC-D", site["id"])
     await api.post("/tokens", json={"id_token": "CAR-D"})
+    # the card's past stays at this site, same weekday and hour as now: about 5 h each
+    station_pk = (await Station.select(Station.id).where(Station.station_id == "SC-D").first())["id"]
+    now = utcnow()
+    await ChargingSession.insert(*[ChargingSession(
+        station=station_pk, evse_id=1, connector_id=1, transaction_id=f"past-{i}", id_token="CAR-D",
+        state="completed", started_at=now - timedelta(days=7 * i),
+        stopped_at=now - timedelta(days=7 * i) + timedelta(hours=5, minutes=i)) for i in (1, 2, 3)])
     st = SimStation("SC-D", server.ws_url("SC-D"), "1.6", evses=1, check_frames=True)
     try:
         await st.connect()
         await st.boot()
         tx = await st.start_session(1, "CAR-D")
         session_id = int(tx.transaction_id)
+        learned = await eventually(lambda: _connector_with_departure(api, site["id"]))
+        assert learned["departure_source"] == "learned" and learned["stated_departure_at"] is None
+        assert learned["learned_departure"]["basis"] == "card" and learned["learned_departure"]["stays"] == 3
+        started = (await ChargingSession.select(ChargingSession.started_at).where(
+            ChargingSession.id == session_id).first())["started_at"]
+        assert datetime.fromisoformat(learned["departure_at"]) == started + timedelta(hours=5, minutes=2)
         r = await api.put(f"/sessions/{session_id}/smart-charging",
                           json={"departure_at": "2030-01-01T18:00:00Z", "energy_target_wh": 20000})
         assert r.status_code == 200, r.text
-        view = await eventually(lambda: _connector_with_departure(api, site["id"]))
+        view = await eventually(lambda: _connector_with_departure(api, site["id"], "driver"))
         assert view["energy_wh_needed"] == pytest.approx(20000 - view["energy_wh"])
+        assert view["departure_at"].startswith("2030-01-01T18:00:00")  # the later of stated and learned
+        assert view["learned_departure"]["departure_at"] == learned["departure_at"]
         assert (await api.put("/sessions/999999/smart-charging", json={})).status_code == 404
         r = await api.put(f"/sessions/{session_id}/smart-charging", json={"departure_at": "2030-01-01T18:00:00"})
         assert r.status_code == 400
@@ -495,9 +511,10 @@ async def test_session_departure_and_energy(any_server):
         await st.close()
 
 
-async def _connector_with_departure(api: Any, site_id: int) -> dict[str, Any] | None:
+async def _connector_with_departure(api: Any, site_id: int, source: str | None = None) -> dict[str, Any] | None:
     view = (await api.get(f"/sites/{site_id}/smart-charging")).json()
-    return next((c for c in view["connectors"] if c["departure_at"]), None)
+    return next((c for c in view["connectors"] if c["departure_at"] and source in (None, c["departure_source"])),
+                None)
 
 
 async def test_sites_without_limits_are_left_alone(server):

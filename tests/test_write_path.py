@@ -31,13 +31,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "the API-key layer's own: creating a key (the CLI and the admin call this function)",
     ("csms/api/auth.py", "revoke_api_key", "ApiKey.update"):
         "the API-key layer's own: revoking a key (the CLI and the admin call this function)",
-    ("csms/api/crud.py", "create_item", "row.save"):
-        "the generic REST writer (organizations, sites, hubs, drivers): another engineer's file for now; "
-        "its tables' services are to take this over",
-    ("csms/api/crud.py", "update_item", "table.update"):
-        "the generic REST writer (organizations, sites, drivers): another engineer's file for now",
-    ("csms/api/crud.py", "delete_item", "table.delete"):
-        "the generic REST writer (organizations, sites, hubs, drivers): another engineer's file for now",
 }
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable, Mapping
 
 from csms.admin.forms import parse_datetime_local
+from csms.admin.templating import viewer_zone
 from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -124,7 +125,7 @@ async def _firmware(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any
     location = _url(form, "location", "Firmware location")
     raw = _text(form, "retrieve_at", "Retrieve at", required=False)
     try:
-        retrieve_at = parse_datetime_local(raw) if raw else utcnow() + timedelta(seconds=5)
+        retrieve_at = parse_datetime_local(raw, viewer_zone()) if raw else utcnow() + timedelta(seconds=5)
     except ValueError:
         raise BadInput("Retrieve at must be a date and time.") from None
     return await get_core().operations.update_firmware(sid, location=location, retrieve_at=retrieve_at,

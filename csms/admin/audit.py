@@ -10,12 +10,13 @@ from typing import Any, AsyncIterator
 from litestar import Request, get
 from litestar.response import Stream, Template
 
-from csms.admin.templating import paginate, render
+from csms.admin.templating import local_day_start, paginate, render
 from csms.api.audit_log import audit_query
 from csms.api.tenancy import SCOPED, tenant_scope
 from csms.core.offload import run_cpu
 from csms.core.tables import AuditEntry
 from csms.csvexport import csv_text
+from csms.i18n import gettext
 
 OBJECT_TYPES = ["station", "site", "hub", "token", "driver", "organization", "session", "api_key", "user", "database"]
 CSV_COLUMNS = ["id", "at", "actor", "action", "object_type", "object_id", "summary", "before", "after"]
@@ -23,8 +24,9 @@ AUDIT = {"tenant": SCOPED, "role": "admin"}
 
 
 def _day(value: str) -> datetime | None:
+    """The start of a day (``YYYY-MM-DD``) in the viewer's time zone, in UTC."""
     try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
+        return local_day_start(date.fromisoformat(value))
     except ValueError:
         return None
 
@@ -36,9 +38,11 @@ def _filters(params: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     until = _day(shown["to"]) if shown["to"] else None
     for key, value in (("from", since), ("to", until)):
         if shown[key] and value is None:
-            problems.append(f"“{shown[key]}” is not a date (YYYY-MM-DD); the {key} filter is ignored.")
+            problems.append(gettext("“%(value)s” is not a date (YYYY-MM-DD); the %(filter)s filter is ignored.",
+                                    value=shown[key], filter=gettext("From") if key == "from" else gettext("To")))
+    until_end = local_day_start(date.fromisoformat(shown["to"]) + timedelta(days=1)) if until else None
     return dict(actor=shown["actor"], object_type=shown["object_type"], object_id=shown["object_id"],
-                since=since, until=until + timedelta(days=1) if until else None), shown, problems
+                since=since, until=until_end), shown, problems
 
 
 @get("/admin/audit", include_in_schema=False, opt=AUDIT)
@@ -46,7 +50,7 @@ async def audit_page(request: Request) -> Template:
     filters, shown, problems = _filters(request.query_params)
     query, count = audit_query(await tenant_scope(request), **filters)
     page = await paginate(request, query, count, size=50)
-    return await render(request, "audit/list.html", title="Audit log", page=page, filters=shown,
+    return await render(request, "audit/list.html", title=gettext("Audit log"), page=page, filters=shown,
                         problems=problems, object_types=OBJECT_TYPES, query_string=request.url.query)
 
 

@@ -27,6 +27,7 @@ from starlette.requests import HTTPConnection
 
 from csms.api.auth import ROLES, Principal
 from csms.core.offload import run_cpu
+from csms.i18n import gettext
 from csms.roles import account_of
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class AdminUser:
     superuser: bool
     organization: int | None = None  # None: global
     time_zone: str = ""  # the user's own choice (IANA name); "": the installation's admin_time_zone
+    language: str = ""  # the user's own choice (en, de, nl, fr); "": the browser's, else admin_language
 
     def can(self, role: str) -> bool:
         return ROLES.get(self.role, -1) >= ROLES[role]
@@ -77,8 +79,9 @@ async def current_user(connection: ASGIConnection) -> AdminUser | None:
             found = None
         if found is not None and not isinstance(found, UnauthenticatedUser):
             row = found.user
-            role, organization, zone = await account_of(row.id, superuser=row.superuser)
-            user = AdminUser(row.id, row.username, role, row.superuser and organization is None, organization, zone)
+            role, organization, zone, language = await account_of(row.id, superuser=row.superuser)
+            user = AdminUser(row.id, row.username, role, row.superuser and organization is None, organization, zone,
+                             language)
     scope["csms_admin_user"] = user
     return user
 
@@ -101,8 +104,12 @@ async def require_login(connection: ASGIConnection, role: str) -> None:
     user = await current_user(connection)
     if user is None:
         raise LoginRequired("log in first")
+    from csms.admin.templating import use_viewer_preferences  # templating imports this module
+
+    use_viewer_preferences(connection, user)  # forms parse times in the user's zone, errors speak their language
     if not user.can(role):
-        raise PermissionDeniedException(f"This needs the {role} role; you are signed in as {user.role}.")
+        raise PermissionDeniedException(gettext("This needs the %(role)s role; you are signed in as %(own)s.",
+                                                role=role, own=user.role))
 
 
 async def admin_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:

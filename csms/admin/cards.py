@@ -473,6 +473,9 @@ async def org_fields(scope: Scope) -> list[Field]:
         Field("vat_id", "VAT id", maxlength=64),
         Field("email", "E-mail", "email", maxlength=200),
         Field("address", "Address", "textarea"),
+        Field("publish", "Publish its sites", "checkbox",
+              help="Off: none of this organization's sites is shown on the public map, in the public "
+                   "Locations feed or to roaming partners, whatever each site's own setting says."),
     ]
 
 
@@ -535,7 +538,10 @@ class _Entity:
             if await clash:
                 errors["name"] = f"An organization named {values['name']} already exists."
         if errors:
-            return await self.form(request, pk, {k: raw.get(k, "") for k in raw}, errors, 422)
+            form_values = {k: raw.get(k, "") for k in raw}
+            if "publish" in values:
+                form_values["publish"] = values["publish"]
+            return await self.form(request, pk, form_values, errors, 422)
         actor, actor_organization = await actor_of(request)
         if pk is None:
             await directory.create(self.kind, values, actor=actor, actor_organization=actor_organization)
@@ -588,7 +594,7 @@ def _entity_routes(entity: _Entity) -> list[Any]:
 
     @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new", opt=OWN)
     async def new(request: Request) -> Template:
-        defaults = {"kind": "guest"} if entity.table is Driver else {"kind": "customer"}
+        defaults: dict[str, Any] = {"kind": "guest"} if entity.table is Driver else {"kind": "customer", "publish": True}
         return await entity.form(request, None, defaults, FormErrors())
 
     @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create", opt=OWN)

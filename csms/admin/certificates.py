@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request
 from markupsafe import Markup
 
-from csms.admin.templating import fragment
+from csms.admin.templating import fragment, page_panel
 from csms.core.certificates import certificate_settings
 from csms.core.runtime import get_core
 from csms.plugins import hookimpl
@@ -20,14 +20,8 @@ SHOWN = 10
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
-    station = context.get("station") if page == "station" else None
-    if not station:
-        return None
-
-    async def panel() -> Markup:
-        issued = await get_core().certificates.issued(station["station_id"])
-        return fragment(request, TEMPLATE, issued=issued[:SHOWN], more=max(0, len(issued) - SHOWN),
-                        warning_days=certificate_settings().expiry_warning_days, sid=station["station_id"])
-
-    return panel
+@page_panel("station")
+async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
+    issued = await get_core().certificates.issued(station["station_id"])
+    return fragment(request, TEMPLATE, issued=issued[:SHOWN], more=max(0, len(issued) - SHOWN),
+                    warning_days=certificate_settings().expiry_warning_days, sid=station["station_id"])

@@ -30,6 +30,8 @@ class AdminSettings:
     """Mark the session cookie ``Secure`` (the server speaks HTTPS)."""
     time_zone: str = "UTC"
     """The installation's ``admin_time_zone``: times for users who chose none of their own."""
+    language: str = "en"
+    """The installation's ``admin_language``: for people who chose none and whose browser asks for none we have."""
 
 
 def stored_secret(data_dir: Path) -> str:
@@ -60,6 +62,7 @@ def admin_settings(settings: Settings) -> AdminSettings:
         map_tile_url=tiles.strip(),
         map_attribution=attribution,
         secret=settings.session_secret or stored_secret(Path(settings.data_dir)),
-        secure_cookies=bool(settings.tls_cert),
+        secure_cookies=settings.tls_enabled,
         time_zone=settings.admin_time_zone,
+        language=settings.admin_language,
     )

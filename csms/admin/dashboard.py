@@ -10,7 +10,7 @@ from litestar import Request, get
 from litestar.response import Redirect, ServerSentEvent, Template
 from piccolo.query.functions.aggregate import Sum
 
-from csms.admin.templating import as_datetime, render
+from csms.admin.templating import as_datetime, local_day_start, render, viewer_zone
 from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tenant_scope, visible_station_ids
 from csms.core.offload import run_cpu
 from csms.core.services.sessions import ENERGY_REGISTER, POWER
@@ -19,8 +19,6 @@ from csms.core.tables import ChargingSession, Connector, MeterValue, Station, St
 OWN = {"tenant": SCOPED}
 
 
-def _month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 async def _energy_since(start: datetime, scope: Scope) -> float:
@@ -31,7 +29,7 @@ async def _energy_since(start: datetime, scope: Scope) -> float:
 
 async def fleet_stats(request: Request) -> dict[str, Any]:
     """Figures of the dashboard (of the caller's organizations). Energy counts sessions by their
-    start, in UTC days and months."""
+    start, in the days and months of the viewer's time zone."""
     scope = await tenant_scope(request)
     stations = await restrict(Station.select(Station.id, Station.connected, Station.status,
                                              Station.registration_status), Station.organization, scope)
@@ -45,7 +43,7 @@ async def fleet_stats(request: Request) -> dict[str, Any]:
              "Reserved", "Unavailable", "Faulted", "Unknown", "Offline"]
     connector_rows = sorted(by_status.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99, kv[0]))
     active, watts = await request.app.state.admin_hub.totals(scope)
-    now = datetime.now(timezone.utc)
+    today = datetime.now(viewer_zone()).date()
     return {
         "stations_total": len(stations),
         "stations_online": len(online),
@@ -56,8 +54,8 @@ async def fleet_stats(request: Request) -> dict[str, Any]:
         "connectors_total": len(connectors),
         "active_sessions": active,
         "power_w": watts,
-        "energy_today_wh": await _energy_since(now.replace(hour=0, minute=0, second=0, microsecond=0), scope),
-        "energy_month_wh": await _energy_since(_month_start(now), scope),
+        "energy_today_wh": await _energy_since(local_day_start(today), scope),
+        "energy_month_wh": await _energy_since(local_day_start(today.replace(day=1)), scope),
     }
 
 

@@ -11,8 +11,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
+from csms import i18n
 from csms.admin import auth
 from csms.admin.templating import is_htmx, nav_items
+from csms.i18n import gettext
 
 log = logging.getLogger("csms.admin")
 
@@ -33,8 +35,11 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     after a refused form, a way back to the page it was sent from."""
     user = cast("auth.AdminUser | None", request.scope.get("csms_admin_user"))  # set by auth.current_user
     name = "admin/_error.html" if is_htmx(request) else "admin/error.html"
+    language = i18n.use_request_language(request, user.language if user else "")
     return Template(name, status_code=status_code, media_type="text/html", context={
-        "user": user, "status_code": status_code, "message": message, "title": "Error", "back": back_path(request),
+        "user": user, "status_code": status_code, "message": message, "title": gettext("Error"),
+        "back": back_path(request), "language": language,
+        "time_zone": request.scope.get("csms_time_zone") or "UTC",
         "nav": nav_items(request, user) if user else [], "path": request.url.path,
         "can_operate": bool(user and user.can("operator")), "can_admin": bool(user and user.can("admin")),
     })
@@ -53,21 +58,21 @@ def login_required(request: Request, exc: Exception) -> Response:
 
 
 def forbidden(request: Request, exc: Exception) -> Response:
-    return error_page(request, 403, getattr(exc, "detail", "") or "You may not do this.")
+    return error_page(request, 403, getattr(exc, "detail", "") or gettext("You may not do this."))
 
 
 def not_found(request: Request, exc: Exception) -> Response:
-    return error_page(request, 404, getattr(exc, "detail", "") or "Not found.")
+    return error_page(request, 404, getattr(exc, "detail", "") or gettext("Not found."))
 
 
 def http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
-    return error_page(request, status, getattr(exc, "detail", "") or "Something went wrong.")
+    return error_page(request, status, getattr(exc, "detail", "") or gettext("Something went wrong."))
 
 
 def server_error(request: Request, exc: Exception) -> Response:
     log.error("admin page %s failed", request.url.path, exc_info=exc)
-    return error_page(request, 500, "Something went wrong on the server; the error is in the server log.")
+    return error_page(request, 500, gettext("Something went wrong on the server; the error is in the server log."))
 
 
 ADMIN_EXCEPTION_HANDLERS: dict[Any, Any] = {

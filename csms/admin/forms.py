@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Mapping, Sequence
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -60,10 +60,12 @@ def _number(f: Field, raw: str, errors: FormErrors, *, integer: bool) -> Any:
     return value
 
 
-def parse_datetime_local(raw: str) -> datetime:
-    """A ``datetime-local`` value (the admin works in UTC) or an ISO timestamp."""
+def parse_datetime_local(raw: str, tz: tzinfo | None = None) -> datetime:
+    """A ``datetime-local`` value, a wall-clock time in ``tz`` (default UTC; pass the viewer's zone,
+    ``csms.admin.templating.viewer_zone()``, for a field labelled in it), or an ISO timestamp with
+    an offset; as an aware UTC datetime. ``ValueError`` when it is neither."""
     dt = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=tz or timezone.utc).astimezone(timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def parse(fields: Sequence[Field], raw: Mapping[str, Any]) -> tuple[dict[str, Any], FormErrors]:

@@ -10,7 +10,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.templating import fragment, is_htmx, render
+from csms.admin.templating import fragment, is_htmx, page_panel, render
 from csms.api.audit import audited
 from csms.core.runtime import get_core
 from csms.core.services.commands import StationOffline
@@ -21,18 +21,12 @@ TEMPLATE = "stations/_local_list.html"
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
-    station = context.get("station") if page == "station" else None
-    if not station:
-        return None
-
-    async def panel() -> Markup:
-        user = await current_user(request)
-        state = await get_core().local_lists.state(station["station_id"])
-        return fragment(request, TEMPLATE, ll=state, sid=station["station_id"],
-                        can_operate=bool(user and user.can("operator")), notice="")
-
-    return panel
+@page_panel("station")
+async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
+    user = await current_user(request)
+    state = await get_core().local_lists.state(station["station_id"])
+    return fragment(request, TEMPLATE, ll=state, sid=station["station_id"],
+                    can_operate=bool(user and user.can("operator")), notice="")
 
 
 @post("/admin/stations/{station_id:str}/local-list/sync", include_in_schema=False, opt=STATION)

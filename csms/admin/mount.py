@@ -20,6 +20,7 @@ from csms.admin import (audit, auth, cards, dashboard, display_messages, local_l
                         public_map, session_actions, sessions, sites, stations, users)
 from csms.admin import reservations
 from csms.admin import qr_labels
+from csms.admin import customer_information, monitoring
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -48,10 +49,14 @@ def admin_router() -> Router:
             stations.station_list, stations.station_new, stations.station_create, stations.station_detail,
             stations.station_live, stations.station_action, stations.station_registration,
             stations.station_password, stations.station_rotate_password, stations.station_assign,
+            stations.station_security_profile,
             local_lists.local_list_sync,
             reservations.reservation_create, reservations.reservation_cancel,
             display_messages.display_message_panel, display_messages.display_message_set,
             display_messages.display_message_clear, display_messages.display_message_refresh,
+            monitoring.monitoring_panel, monitoring.monitoring_set, monitoring.monitoring_clear,
+            monitoring.monitoring_report, monitoring.monitoring_base, monitoring.monitoring_level,
+            customer_information.customer_information_panel, customer_information.customer_information_request,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,
@@ -64,7 +69,7 @@ def admin_router() -> Router:
             personal_data.driver_export, personal_data.driver_erase_page, personal_data.driver_erase,
             plugin_list.plugin_list, audit.audit_page, audit.audit_csv,
             users.user_list, users.user_new, users.user_invite, users.user_role, users.user_active, users.user_reset,
-            users.account, users.account_save, users.account_time_zone, users.link_page, users.link_save,
+            users.account, users.account_save, users.account_time_zone, users.account_language, users.link_page, users.link_save,
         ],
         guards=[auth.admin_guard],
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,

@@ -23,9 +23,10 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Template
 from markupsafe import Markup, escape
 
-from csms.admin.templating import render
+from csms.admin.templating import page_panel, render
 from csms.api.links import public_base_url
 from csms.api.tenancy import restrict, tenant_scope
+from csms.core.publishing import published_site_ids
 from csms.core.tables import Connector, Evse, Site, Station
 from csms.plugins import hookimpl
 
@@ -49,13 +50,15 @@ async def public_station(station_id: str) -> dict[str, Any] | None:
     """The station as drivers may see it when it is public, as on the public map: accepted, on a
     site that is published and has coordinates. Its row id, id, connection and organization (for
     the audit), and of its site only what the map shows."""
-    return await Station.select(
-        Station.id, Station.station_id, Station.connected, Station.organization,
+    row = await Station.select(
+        Station.id, Station.station_id, Station.connected, Station.organization, Station.site,
         Station.site.name.as_alias("site_name"), Station.site.address.as_alias("site_address"),
         Station.site.postal_code.as_alias("site_postal_code"), Station.site.city.as_alias("site_city"),
     ).where((Station.station_id == station_id) & (Station.registration_status == "Accepted")
-            & (Station.site.publish == True) & Station.site.latitude.is_not_null()  # noqa: E712
-            & Station.site.longitude.is_not_null()).first()
+            & Station.site.latitude.is_not_null() & Station.site.longitude.is_not_null()).first()
+    if row is None or row["site"] not in await published_site_ids([row["site"]]):
+        return None
+    return row
 
 
 async def station_evses(station_pks: list[int]) -> dict[int, list[int]]:
@@ -113,14 +116,15 @@ async def site_labels(request: Request, site_id: int) -> Template:
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
+@page_panel("station", "site")
+async def admin_panels(request: Request, station: dict[str, Any] | None = None,
+                       site: dict[str, Any] | None = None) -> Markup:
     """A link to the label sheet on the station's and the site's page."""
-    if page == "station" and context.get("station"):
-        href = f"/admin/stations/{quote(context['station']['station_id'], safe='')}/qr"
-    elif page == "site" and context.get("site"):
-        href = f"/admin/sites/{int(context['site']['id'])}/qr"
+    if station is not None:
+        href = f"/admin/stations/{quote(station['station_id'], safe='')}/qr"
     else:
-        return None
+        assert site is not None  # page_panel passes the object of the page it is on
+        href = f"/admin/sites/{int(site['id'])}/qr"
     return Markup('<article class="qr-labels-panel"><header><h2 class="h-card">QR labels</h2></header>'
                   '<p>Drivers scan a label on the charger to start charging from their phone.</p>'
                   '<a href="{}">Print QR labels →</a></article>').format(escape(href))

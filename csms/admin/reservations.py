@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.templating import fragment, is_htmx, render
+from csms.admin.templating import fragment, is_htmx, page_panel, render
 from csms.api.audit import audited
 from csms.core.ocpp.validation import OcppError
 from csms.core.runtime import get_core
@@ -40,17 +40,11 @@ async def panel_context(station_id: str) -> dict[str, Any]:
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
-    station = context.get("station") if page == "station" else None
-    if not station:
-        return None
-
-    async def panel() -> Markup:
-        user = await current_user(request)
-        return fragment(request, TEMPLATE, **await panel_context(station["station_id"]),
-                        can_operate=bool(user and user.can("operator")), notice="", ok=True, form={})
-
-    return panel
+@page_panel("station")
+async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
+    user = await current_user(request)
+    return fragment(request, TEMPLATE, **await panel_context(station["station_id"]),
+                    can_operate=bool(user and user.can("operator")), notice="", ok=True, form={})
 
 
 def _int(value: Any, what: str, *, low: int, high: int) -> int | None:

@@ -18,6 +18,7 @@ from csms.admin.templating import as_datetime, is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
+from csms.i18n import N_
 from csms.core.services import hubs
 from csms.textsearch import contains
 from csms.core.tables import (
@@ -35,8 +36,8 @@ from csms.core.tables import (
     StationEvent,
 )
 
-STATUS_FILTERS = [("", "Any status"), ("online", "Online"), ("offline", "Offline"), ("faulted", "Faulted"),
-                  ("pending", "Pending approval")]
+STATUS_FILTERS = [("", N_("Any status")), ("online", N_("Online")), ("offline", N_("Offline")),
+                  ("faulted", N_("Faulted")), ("pending", N_("Pending approval"))]  # translated where shown
 TABS = [("overview", "Overview"), ("configuration", "Configuration"), ("messages", "OCPP messages"),
         ("sessions", "Sessions"), ("events", "Events"), ("commands", "Commands")]
 EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
@@ -151,7 +152,7 @@ async def station_context(station_id: str) -> dict[str, Any]:
         if live is not None:  # fresher than the last batched write
             s.update(energy_wh=live.energy_wh, power_w=live.power_w)
     return {"station": row, "has_password": has_password, "online": bool(row["connected"]), "version": version,
-            "evses": evse_rows, "active_sessions": active}
+            "evses": evse_rows, "active_sessions": active, "security_profiles": SECURITY_PROFILES}
 
 
 @get("/admin/stations/{station_id:str}", include_in_schema=False, opt=STATION)
@@ -268,6 +269,22 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
     if status == "Accepted" and core.commands.version_of(station_id):
         # A pending station only learns it was approved at its next BootNotification: ask for it now.
         await run_action("trigger", station_id, {"message": "BootNotification"}, await actor(request))
+    return Redirect(f"/admin/stations/{station_id}", status_code=303)
+
+
+SECURITY_PROFILES = {0: "none yet", 1: "1 (ws + password)", 2: "2 (TLS + password)", 3: "3 (TLS + client certificate)"}
+
+
+@post("/admin/stations/{station_id:str}/security-profile", include_in_schema=False, opt=STATION)
+async def station_security_profile(request: Request, station_id: str) -> Redirect:
+    """The operator sets the station's security profile (connections only ever raise it)."""
+    before = (await station_context(station_id))["station"]
+    value = (await request.form()).get("security_profile", "")
+    if value not in ("0", "1", "2", "3"):
+        raise HTTPException(status_code=400, detail="Choose a security profile from 0 to 3.")
+    await get_core().stations.set_security_profile(station_id, int(value))
+    await audited(request, "update", "station", station_id, before=before,
+                  after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 

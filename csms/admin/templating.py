@@ -6,10 +6,10 @@ import json
 import math
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Sequence
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -17,7 +17,9 @@ from jinja2 import pass_context
 from litestar.response import Template
 from markupsafe import Markup
 
+from csms import i18n
 from csms.admin.auth import current_user
+from csms.i18n import gettext
 from csms.api.auth import ROLES
 from csms.api.tenancy import GLOBAL_ONLY, rule_of
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
@@ -99,11 +101,24 @@ def as_datetime(value: Any) -> datetime | None:
 
 
 def fmt_dt(value: Any, seconds: bool = True, tz: ZoneInfo | None = None) -> str:
-    """``2024-05-01 14:00:03`` in ``tz`` (default: the viewing user's zone), or an em dash."""
+    """``2024-05-01 14:00:03`` in ``tz`` (default: the viewing user's zone), or an em dash; the
+    date as the request's language writes it (``01.05.2024`` in German)."""
     dt = as_datetime(value)
     if dt is None:
         return "—"
-    return dt.astimezone(tz or _viewing_zone.get()).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return dt.astimezone(tz or _viewing_zone.get()).strftime(i18n.date_pattern() + (" %H:%M:%S" if seconds else " %H:%M"))
+
+
+def viewer_zone() -> ZoneInfo:
+    """The zone the viewing user sees times in (set for every signed-in admin request)."""
+    return _viewing_zone.get()
+
+
+def local_day_start(day: date | None = None, tz: ZoneInfo | None = None) -> datetime:
+    """Midnight starting ``day`` (default: today) in ``tz`` (default: the viewing zone), in UTC."""
+    zone = tz or _viewing_zone.get()
+    day = day or datetime.now(zone).date()
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
 
 
 def fmt_site_dt(value: Any, site_zone: Any, tz: ZoneInfo | None = None, seconds: bool = True) -> str:
@@ -116,7 +131,7 @@ def fmt_site_dt(value: Any, site_zone: Any, tz: ZoneInfo | None = None, seconds:
     there = dt.astimezone(site)
     if there.utcoffset() == dt.astimezone(viewer).utcoffset():
         return ""
-    return there.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+    return there.strftime(i18n.date_pattern() + (" %H:%M:%S %Z" if seconds else " %H:%M %Z"))
 
 
 def fmt_iso(value: Any) -> str:
@@ -128,27 +143,37 @@ def fmt_iso(value: Any) -> str:
 def fmt_ago(value: Any) -> str:
     dt = as_datetime(value)
     if dt is None:
-        return "never"
+        return gettext("never")
     secs = int((datetime.now(timezone.utc) - dt).total_seconds())
     if secs < 0:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if secs >= size:
-            return f"{secs // size} {unit} ago"
-    return f"{secs} s ago"
+        return gettext("just now")
+    if secs >= 86400:
+        return gettext("%(n)s d ago", n=secs // 86400)
+    if secs >= 3600:
+        return gettext("%(n)s h ago", n=secs // 3600)
+    if secs >= 60:
+        return gettext("%(n)s min ago", n=secs // 60)
+    return gettext("%(n)s s ago", n=secs)
 
 
 def fmt_kwh(wh: Any) -> str:
-    return "—" if wh is None else f"{float(wh) / 1000:,.2f} kWh"
+    """Energy in kWh with two decimals, grouped as the request's language writes numbers."""
+    return "—" if wh is None else f"{i18n.format_decimal(float(wh) / 1000, '#,##0.00')} kWh"
 
 
 def fmt_kw(w: Any) -> str:
-    return "—" if w is None else f"{float(w) / 1000:,.2f} kW"
+    return "—" if w is None else f"{i18n.format_decimal(float(w) / 1000, '#,##0.00')} kW"
+
+
+def _decimal_text(text: str) -> str:
+    """A number written with ``.`` in the request's language's decimal separator."""
+    symbol = i18n.decimal_symbol()
+    return text if symbol == "." else text.replace(".", symbol)
 
 
 def fmt_num(value: Any) -> str:
     """A stored float without a needless ``.0`` (63.0 A reads 63 A), or an em dash."""
-    return "—" if value is None else f"{float(value):g}"
+    return "—" if value is None else _decimal_text(f"{float(value):g}")
 
 
 def fmt_duration(minutes: Any) -> str:
@@ -165,7 +190,7 @@ def fmt_amount(value: Any) -> str:
         return "—"
     number = Decimal(str(value))
     cents = number.quantize(Decimal("0.01"))
-    return f"{cents:f}" if cents == number else f"{number.normalize():f}"
+    return _decimal_text(f"{cents:f}" if cents == number else f"{number.normalize():f}")
 
 
 def session_minutes(row: Any) -> float | None:
@@ -188,7 +213,7 @@ def fmt_quantity(value: Any, unit: str = "") -> str:
     if unit == "kWh":
         number = number.quantize(Decimal("0.001"), ROUND_HALF_UP)
     text = f"{number.normalize():f}" if number == number.to_integral_value() or unit != "kWh" else f"{number:f}"
-    return f"{text} {unit}".strip()
+    return f"{_decimal_text(text)} {unit}".strip()
 
 
 def status_class(status: Any) -> str:
@@ -297,6 +322,7 @@ def fragment(request: Request, template: str, **context: Any) -> Markup:
     """``admin/<template>`` rendered alone (a panel's HTML), with the request in its context."""
     engine: Any = request.app.template_engine
     context.setdefault("time_zone", request.scope.get("csms_time_zone") or _viewing_zone.get().key)
+    context.setdefault("language", i18n.current_language())
     return Markup(engine.get_template(f"admin/{template}").render(request=request, **context))
 
 
@@ -310,13 +336,33 @@ async def panels(page: str, request: Request, context: dict[str, Any]) -> list[M
     return out
 
 
+PanelsHook = Callable[[str, "Request", dict[str, Any]], "Callable[[], Awaitable[Markup]] | None"]
+
+
+def page_panel(*pages: str) -> Callable[[Callable[..., Awaitable[Markup]]], PanelsHook]:
+    """An ``admin_panels`` implementation (under ``@hookimpl``) made of the coroutine it decorates,
+    which renders the panel: on the pages named ``pages`` ("station", "site") it is awaited with
+    the request and the page's object (``context[page]``) as a keyword named after the page
+    (``station=``); other pages, or a page without its object, get no panel."""
+
+    def decorate(panel: Callable[..., Awaitable[Markup]]) -> PanelsHook:
+        def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Callable[[], Awaitable[Markup]] | None:
+            shown = context.get(page) if page in pages else None
+            if not shown:
+                return None
+            return partial(panel, request, **{page: shown})
+
+        admin_panels.__doc__ = panel.__doc__
+        return admin_panels
+
+    return decorate
+
+
 async def render(request: Request, template: str, *, status_code: int = 200, panel_page: str | None = None,
                  **context: Any) -> Template:
     """A page of the admin with the shared context; ``panel_page`` adds plugin panels."""
     user = await current_user(request)
-    zone = viewing_zone_name(request, user)
-    use_zone(zone)
-    request.scope["csms_time_zone"] = zone  # type: ignore[typeddict-unknown-key]
+    zone = use_viewer_preferences(request, user)
     context.setdefault("title", "")
     if panel_page:
         context["panels"] = await panels(panel_page, request, dict(context))
@@ -328,8 +374,19 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
         "nav": nav_items(request, user) if user else [],
         "path": request.url.path,
         "time_zone": zone,
+        "language": i18n.current_language(),
         **context,
     })
+
+
+def use_viewer_preferences(request: Any, user: Any) -> str:
+    """Make the viewer's time zone and language this request's (the user's own choices, else the
+    browser's language and the installation's defaults); returns the zone's name."""
+    zone = viewing_zone_name(request, user)
+    use_zone(zone)
+    request.scope["csms_time_zone"] = zone
+    i18n.use_request_language(request, getattr(user, "language", "") if user is not None else "")
+    return zone
 
 
 def choices(rows: Sequence[dict[str, Any]], label: str = "name") -> list[tuple[str, str]]:

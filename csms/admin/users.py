@@ -14,6 +14,7 @@ from litestar import Request, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.response import Redirect, Template
 
+from csms import i18n
 from csms.admin.auth import check_password, current_user
 from csms.admin.forms import Field, FormErrors, fk, parse
 from csms.admin.templating import choices, render, time_zone_names, zone_named
@@ -24,7 +25,8 @@ from csms.core import audit, users
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.tables import Organization
 from csms.core.timeutil import utcnow
-from csms.roles import ROLE_NAMES, membership_of, set_role, set_time_zone
+from csms.i18n import N_, gettext
+from csms.roles import ROLE_NAMES, membership_of, set_language, set_role, set_time_zone
 
 USERS = {"tenant": SCOPED, "role": "admin"}
 ONE_USER = {"tenant": {"user_id": "user"}, "role": "admin"}
@@ -185,11 +187,12 @@ async def user_reset(request: Request, user_id: int) -> Template:
 # -- one's own password, and the page a link opens ------------------------------------------------
 
 PASSWORD_FIELDS = [
-    Field("password", "New password", "password", required=True, minlength=users.MIN_PASSWORD, maxlength=128,
+    Field("password", N_("New password"), "password", required=True, minlength=users.MIN_PASSWORD, maxlength=128,
           autocomplete="new-password", help=f"At least {users.MIN_PASSWORD} characters."),
-    Field("repeat", "The new password again", "password", required=True, maxlength=128, autocomplete="new-password"),
+    Field("repeat", N_("The new password again"), "password", required=True, maxlength=128,
+          autocomplete="new-password"),
 ]
-OWN_FIELDS = [Field("current", "Current password", "password", required=True, maxlength=128,
+OWN_FIELDS = [Field("current", N_("Current password"), "password", required=True, maxlength=128,
                     autocomplete="current-password"), *PASSWORD_FIELDS]
 
 
@@ -197,14 +200,17 @@ ACCOUNT = {"tenant": SCOPED, "role": "viewer"}
 
 
 async def _account_page(request: Request, *, status_code: int = 200, errors: dict[str, str] | None = None,
-                        tz_errors: dict[str, str] | None = None, tz_value: str | None = None) -> Template:
-    """The account page: one's time zone and one's password."""
+                        tz_errors: dict[str, str] | None = None, tz_value: str | None = None,
+                        language_errors: dict[str, str] | None = None) -> Template:
+    """The account page: one's language, time zone and password."""
     me = await current_user(request)
     default = request.app.state.admin_settings.time_zone
     own = me.time_zone if me else ""
-    return await render(request, "users/account.html", status_code=status_code, title="Your account",
+    return await render(request, "users/account.html", status_code=status_code, title=gettext("Your account"),
                         fields=OWN_FIELDS, errors=errors or {}, tz_errors=tz_errors or {},
                         tz_value=own if tz_value is None else tz_value, own_zone=own, default_zone=default,
+                        own_language=me.language if me else "", language_errors=language_errors or {},
+                        browser_language=i18n.language_for(request),
                         zone_names=time_zone_names(), now=utcnow(), saved=request.query_params.get("saved", ""))
 
 
@@ -227,6 +233,21 @@ async def account_time_zone(request: Request) -> Template | Redirect:
     await audited(request, "update", "user", me.id, before={"time_zone": me.time_zone},
                   after={"time_zone": zone, "organization": me.organization}, summary="own time zone set")
     return Redirect("/admin/account?saved=time-zone", status_code=303)
+
+
+@post("/admin/account/language", include_in_schema=False, opt=ACCOUNT)
+async def account_language(request: Request) -> Template | Redirect:
+    """Choose the admin's language (one of ``csms.i18n.LANGUAGES``; empty: the browser's)."""
+    me = await current_user(request)
+    assert me is not None  # the admin guard asked for a login
+    language = str((await request.form()).get("language", "")).strip()
+    if language and language not in i18n.LANGUAGES:
+        return await _account_page(request, status_code=422, language_errors={
+            "language": gettext("Choose a language from the list.")})
+    await set_language(me.id, language, superuser=me.superuser)
+    await audited(request, "update", "user", me.id, before={"language": me.language},
+                  after={"language": language, "organization": me.organization}, summary="own language set")
+    return Redirect("/admin/account?saved=language", status_code=303)
 
 
 @post("/admin/account", include_in_schema=False, opt=ACCOUNT)

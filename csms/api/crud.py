@@ -1,10 +1,12 @@
 """One way to expose a core table as a REST collection: list (filter, page), create, read,
 update, delete, with bodies validated against a pydantic model derived from the table, each
-limited to the caller's tenant (:mod:`csms.api.tenancy`)."""
+limited to the caller's tenant (:mod:`csms.api.tenancy`). Writes go through the table's service
+(:data:`WRITERS`), which also adds the audit entry."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from functools import partial
+from typing import Any, Awaitable, Callable, NamedTuple
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
@@ -12,21 +14,39 @@ from piccolo.table import Table
 from piccolo.utils.pydantic import create_pydantic_model
 from pydantic import ValidationError
 
-from csms.api.audit import audited
+from csms.api.audit import actor_of
 from csms.api.auth import require
 from csms.api.bounds import column_range, range_message
-from csms.api.drivers import DriverDataRoutes, delete_driver
+from csms.api.drivers import DriverDataRoutes, driver_has_sessions
 from csms.api.tenancy import KINDS, MISSING, Scope, check_assignable, descendants, organization_tree, \
     owner_for_new, restrict, tenant_scope
-from csms.core.services import hubs
+from csms.core.services import directory, driver_data, hubs, sites
 from csms.core.tables import Driver, Hub, Organization, Site
 
+
+class Writer(NamedTuple):
+    """A collection's service functions, each called with ``actor=`` and ``actor_organization=``
+    and adding the audit entry: ``create(values)`` (its id), ``update(id, values)``, ``delete(id)``."""
+
+    create: Callable[..., Awaitable[int]]
+    update: Callable[..., Awaitable[None]]
+    delete: Callable[..., Awaitable[None]]
+
+
+def _directory(kind: directory.Kind) -> Writer:
+    return Writer(partial(directory.create, kind), partial(directory.update, kind), partial(directory.delete, kind))
+
+
+WRITERS: dict[type[Table], Writer] = {
+    Organization: _directory("organization"),
+    Driver: _directory("driver"),
+    Site: Writer(sites.create_site, sites.update_site, sites.delete_site),
+    Hub: Writer(sites.create_hub, sites.update_hub, sites.delete_hub),
+}
 # Foreign keys to these tables name tenant objects: a value must be one the caller sees.
 _REFERENCED_KINDS = {Organization: "organization", Site: "site", Hub: "hub", Driver: "driver"}
-# Routes a collection has beyond CRUD (mixed into its controller), and tables whose rows are
-# deleted by a function of their own (returns the row as it was; raises the HTTP error).
+# Routes a collection has beyond CRUD (mixed into its controller).
 _EXTRA_ROUTES: dict[type[Table], type] = {Driver: DriverDataRoutes}
-_DELETERS: dict[type[Table], Callable[[int], Awaitable[dict[str, Any]]]] = {Driver: delete_driver}
 
 
 async def check_references(table: type[Table], values: dict[str, Any], scope: Scope) -> None:
@@ -52,23 +72,10 @@ async def check_parent(item_id: int, parent: int | None) -> None:
                                   "the parent chain would be a cycle")
 
 
-def _in_use(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return "foreign" in text or "integrity" in text
-
-
 def hub_full(exc: hubs.HubFull) -> HTTPException:
     """409 naming the hub and its limit."""
     return HTTPException(status_code=409, detail=str(exc),
                          extra={"error": "HubFull", "hub": exc.hub_id, "stations": exc.count, "limit": exc.limit})
-
-
-def _check_hub_limit(values: dict[str, Any]) -> None:
-    if "max_stations" in values:
-        try:
-            hubs.check_max_stations(values["max_stations"])
-        except hubs.HubLimitInvalid as exc:
-            raise ValidationException(str(exc)) from None
 
 
 def page_params(limit: int, offset: int) -> tuple[int, int]:
@@ -113,6 +120,7 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
     holding a row's organization (through a foreign key, or the id itself for organizations).
     """
     pk = table._meta.primary_key  # ``table.id``: Piccolo's default primary key (not known to type checkers)
+    writer = WRITERS[table]
     model = create_pydantic_model(table, exclude_columns=(pk,), model_name=f"{table.__name__}In")
     name = table._meta.tablename
     ranges = {c._meta.name: r for c in table._meta.columns if (r := column_range(c)) is not None}
@@ -169,13 +177,12 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
         @post("/", guards=[require("operator")])
         async def create_item(self, request: Request, data: dict[str, Any]) -> dict[str, Any]:
             values = await checked(request, validated(model, data, partial=False, ranges=ranges), None)
-            if table is Hub:
-                _check_hub_limit(values)
-            row = table(**values)
-            await row.save()
-            created = await _get_row(row["id"])
-            await audited(request, "create", kind, row["id"], after=created)
-            return jsonable(created)
+            actor, actor_organization = await actor_of(request)
+            try:
+                item_id = await writer.create(values, actor=actor, actor_organization=actor_organization)
+            except hubs.HubLimitInvalid as exc:
+                raise ValidationException(str(exc)) from None
+            return jsonable(await _get_row(item_id))
 
         @get("/{item_id:int}", guards=[require("viewer")])
         async def get_item(self, item_id: int) -> dict[str, Any]:
@@ -183,37 +190,32 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
 
         @patch("/{item_id:int}", guards=[require("operator")])
         async def update_item(self, request: Request, item_id: int, data: dict[str, Any]) -> dict[str, Any]:
-            before = await _get_row(item_id)
+            await _get_row(item_id)
             values = await checked(request, validated(model, data, partial=True, ranges=ranges), item_id)
-            if values and table is Hub:
-                _check_hub_limit(values)
+            if values:
+                actor, actor_organization = await actor_of(request)
                 try:
-                    await hubs.update_hub(item_id, {getattr(table, k): v for k, v in values.items()})
+                    await writer.update(item_id, values, actor=actor, actor_organization=actor_organization)
+                except hubs.HubLimitInvalid as exc:
+                    raise ValidationException(str(exc)) from None
                 except hubs.HubFull as exc:
                     raise hub_full(exc) from None
-            elif values:
-                await table.update({getattr(table, k): v for k, v in values.items()}).where(pk == item_id)
-            after = await _get_row(item_id)
-            await audited(request, "update", kind, item_id, before=before, after=after)
-            return jsonable(after)
+            return jsonable(await _get_row(item_id))
 
         @delete("/{item_id:int}", guards=[require("operator")])
         async def delete_item(self, request: Request, item_id: int) -> None:
-            deleter = _DELETERS.get(table)
-            if deleter is not None:
-                await audited(request, "delete", kind, item_id, before=await deleter(item_id))
-                return
-            before = await _get_row(item_id)
+            await _get_row(item_id)
             if table is Organization and item_id == (await tenant_scope(request)).organization:
                 raise ValidationException("you cannot delete your own organization")
+            actor, actor_organization = await actor_of(request)
             try:
-                await table.delete().where(pk == item_id)
-            except Exception as exc:
-                if not _in_use(exc):
-                    raise
-                raise HTTPException(status_code=409, detail=f"{name} {item_id} is still in use "
-                                    "(organizations below it, users or API keys)") from None
-            await audited(request, "delete", kind, item_id, before=before)
+                await writer.delete(item_id, actor=actor, actor_organization=actor_organization)
+            except directory.OrganizationInUse as exc:
+                raise HTTPException(status_code=409, detail=str(exc)) from None
+            except driver_data.DriverHasSessions as exc:
+                raise driver_has_sessions(exc) from None
+            except driver_data.UnknownDriver:
+                raise NotFoundException(f"no {name} with id {item_id}") from None
 
     _Crud.__name__ = f"{table.__name__}Controller"
     _Crud.path = path

@@ -71,14 +71,9 @@ class DriverDataRoutes:
                 "sessions_kept": done.sessions_kept, "failed_plugins": done.failed_plugins}
 
 
-async def delete_driver(item_id: int) -> dict[str, Any]:
-    """``DELETE /drivers/{id}``: the row of a driver without sessions goes; a driver with sessions
-    is refused with 409 pointing to erasure (see :func:`csms.core.services.driver_data.delete`)."""
-    try:
-        return await driver_data.delete(item_id)
-    except driver_data.UnknownDriver:
-        raise _not_found(item_id) from None
-    except driver_data.DriverHasSessions as exc:
-        raise HTTPException(status_code=409, detail=f"{exc} Use POST /api/v1/drivers/{item_id}/erase.", extra={
-            "error": "DriverHasSessions", "sessions": exc.sessions,
-            "erase": f"/api/v1/drivers/{item_id}/erase"}) from None
+def driver_has_sessions(exc: driver_data.DriverHasSessions) -> HTTPException:
+    """``DELETE /drivers/{id}`` of a driver with sessions: 409 pointing to erasure (see
+    :func:`csms.core.services.driver_data.delete`)."""
+    erase = f"/api/v1/drivers/{exc.driver_id}/erase"
+    return HTTPException(status_code=409, detail=f"{exc} Use POST {erase}.", extra={
+        "error": "DriverHasSessions", "sessions": exc.sessions, "erase": erase})

@@ -18,9 +18,10 @@ from csms.api.crud import check_references, hub_full, jsonable, page_params
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
-from csms.core.services import hubs, sites
+from csms.core.services import hubs
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
+from csms.core.services.stations import StationInUse
 from csms.core.tables import (
     Command,
     ConfigurationKey,
@@ -54,6 +55,7 @@ class StationUpdate(msgspec.Struct, forbid_unknown_fields=True):
     max_current_a: float | None = None
     min_current_a: float | None = None
     registration_status: str | None = None
+    security_profile: int | None = None  # 0-3; connections raise it themselves, never lower it
 
 
 class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -233,11 +235,16 @@ class StationController(Controller):
         before = await station_row(station_id)
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         await check_references(Station, values, await tenant_scope(request))
+        profile = values.pop("security_profile", None)
+        if profile is not None and profile not in (0, 1, 2, 3):
+            raise ValidationException("security_profile must be 0, 1, 2 or 3")
         status = values.pop("registration_status", None)
         if status is not None:
             if status not in REGISTRATION:
                 raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
             await get_core().stations.set_registration_status(station_id, status)
+        if profile is not None:
+            await get_core().stations.set_security_profile(station_id, profile)
         if values:
             try:
                 await hubs.update_stations(Station.station_id == station_id,
@@ -258,8 +265,9 @@ class StationController(Controller):
 
         actor, actor_organization = await actor_of(request)
         try:
-            await sites.delete_station(row, actor=actor, actor_organization=actor_organization, disconnect=disconnect)
-        except sites.StationInUse as exc:
+            await get_core().stations.delete(row, actor=actor, actor_organization=actor_organization,
+                                             disconnect=disconnect)
+        except StationInUse as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
 
     @post("/{station_id:str}/approve", guards=[require("operator")])

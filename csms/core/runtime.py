@@ -27,13 +27,16 @@ from csms.core.ocpp.login_limits import FailedLogins
 from csms.core.services.authorization import AuthorizationService
 from csms.core.services.certificates import CertificateService
 from csms.core.services.commands import Bus, CommandService, LocalBus
+from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.local_lists import LocalListService
+from csms.core.services.monitoring import MonitoringService
 from csms.core.services.operations import Operations
 from csms.core.services.reconciliation import TransactionReconciliation
 from csms.core.services.reports import ReportService
 from csms.core.services.reservations import ReservationService
 from csms.core.services.retention import RetentionService
+from csms.core.services.running_costs import RunningCostService
 from csms.core.services.sessions import SessionService
 from csms.core.services.settlement import SettlementService
 from csms.core.services.smart_charging.service import SmartChargingService
@@ -83,12 +86,15 @@ class Core:
         self.commands = CommandService(settings, events, self.stations, bus)
         self.operations = Operations(self.commands, self.stations, self.reports)
         self.settlement = SettlementService(settings, events, self.commands)
+        self.running_costs = RunningCostService(settings, self.commands)
         self.retention = RetentionService(settings, bus, node_id=node_id)
         self.smart_charging = SmartChargingService(
             settings, events, connections, node_id=node_id, commands=self.commands, operations=self.operations,
             reports=self.reports, sessions=self.sessions, stations=self.stations)
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
+        self.monitoring = MonitoringService(self.commands, self.stations)
+        self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.reservations = ReservationService(events, self.commands, self.operations.version)
         self.operations.attach(self.reservations)
         self.reconciliation = TransactionReconciliation(settings, events, self.sessions, self.commands,

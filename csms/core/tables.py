@@ -42,6 +42,7 @@ class Organization(Table, tablename="organization"):
     email = Varchar(length=200, null=True)
     address = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
+    publish = Boolean(default=True)  # off: none of its sites is shown on maps or to roaming partners
 
 
 class Driver(Table, tablename="driver"):
@@ -104,6 +105,9 @@ class Station(Table, tablename="station"):
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
     description = Varchar(length=200, default="")
     password_hash = Varchar(length=200, null=True)
+    # OCPP security profile the station has connected with (1 ws + Basic, 2 wss + Basic, 3 mutual
+    # TLS; 0 not yet connected): raised automatically, never lowered by a connection
+    security_profile = Integer(default=0)
     registration_status = Varchar(length=16, default="Accepted")  # Accepted|Pending|Rejected
     ocpp_version = Varchar(length=8, default="")
     vendor = Varchar(length=50, default="")
@@ -483,7 +487,8 @@ class AuditEntry(Table, tablename="audit_entry"):
 
 class UserRole(Table, tablename="user_role"):
     """The admin role (admin, operator, viewer) of a Piccolo user (``piccolo_user.id``), the
-    organization it holds it in (None: global, the installation's owner) and the user's time zone."""
+    organization it holds it in (None: global, the installation's owner), the user's time zone and
+    language."""
 
     id: Serial
 
@@ -491,6 +496,7 @@ class UserRole(Table, tablename="user_role"):
     role = Varchar(length=16, default="viewer")
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.restrict)
     time_zone = Varchar(length=64, default="")  # IANA name the admin shows times in; "": the installation's
+    language = Varchar(length=8, default="")  # en, de, nl, fr; "": the browser's, else the installation's
 
 
 class DisplayMessage(Table, tablename="display_message"):
@@ -515,6 +521,31 @@ class DisplayMessage(Table, tablename="display_message"):
     info = JSON(default={})  # the MessageInfo as sent or reported
     updated_at = Timestamptz(default=TimestamptzNow())
 
+
+
+class VariableMonitor(Table, tablename="variable_monitor"):
+    """A monitor on a station's device-model variable (OCPP 2.0.1 VariableMonitoringType): those
+    the CSMS set and the station accepted (SetVariableMonitoring) and those the station reported
+    (NotifyMonitoringReport); one per (station, monitor id). Written only by
+    :mod:`csms.core.services.monitoring`."""
+
+    id: Serial
+
+    station = ForeignKey(references=Station, index=True, on_delete=OnDelete.cascade)
+    monitor_id = Integer()
+    component = Varchar(length=50)
+    component_instance = Varchar(length=50, default="")
+    evse_id = Integer(null=True, default=None)
+    connector_id = Integer(null=True, default=None)
+    variable = Varchar(length=50)
+    variable_instance = Varchar(length=50, default="")
+    type = Varchar(length=24)  # MonitorEnumType: UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned
+    value = DoublePrecision()
+    severity = Integer()  # 0 (Danger) .. 9 (Debug)
+    transaction = Boolean(default=False)  # only during a transaction
+    source = Varchar(length=8, default="station")  # station: reported by it; csms: set through the CSMS
+    reported_in = Integer(null=True, default=None)  # the GetMonitoringReport request that last reported it
+    updated_at = Timestamptz(default=TimestamptzNow())
 
 
 class IssuedCertificate(Table, tablename="issued_certificate"):
@@ -557,6 +588,7 @@ CORE_TABLES: list[type[Table]] = [
     Reservation,
     LocalAuthList,
     DisplayMessage,
+    VariableMonitor,
     IssuedCertificate,
     Command,
     ApiKey,

@@ -9,6 +9,12 @@ nothing here. Every route knows no tenant (``{"tenant": PUBLIC}``): a driver is 
 organization; each handler reads only the signed-in driver's own cards and sessions, and any
 other id is answered 404, as for an id that does not exist.
 
+Plugins add pages to the portal the same way (the billing plugin's statements): a plugin route
+under ``/driver/`` is guarded by :func:`driver_guard` (the core's guard of plugin routes, see
+:mod:`csms.plugin_routes`), reads its driver with :func:`current_driver`, renders with
+:func:`driver_page` (this look, this navigation) and adds its menu entries through the
+``driver_nav`` hook.
+
 Asking for a link answers the same whether or not the address belongs to a driver (the mail goes
 out after the answer, so not even the timing tells), and is rate-limited per address and per
 client.
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
@@ -29,6 +35,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect, Template
 from piccolo_api.rate_limiting.middleware import InMemoryLimitProvider, RateLimitError
 
+from csms import i18n
 from csms.admin.personal_data import export_download
 from csms.admin.sessions import session_costs
 from csms.admin.templating import is_htmx, paginate
@@ -39,8 +46,11 @@ from csms.core import audit, id_tokens
 from csms.core import driver_accounts as accounts
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.services import driver_data
+from csms.core.domain import NavItem
 from csms.core.tables import ChargingSession, Driver, IdToken
 from csms.core.timeutil import utcnow
+from csms.i18n import N_
+from csms.plugins import call_sync
 
 log = logging.getLogger("csms.driver")
 
@@ -52,17 +62,45 @@ PAGE_SIZE = 20
 # -- rendering, the signed-in driver, rate limits ----------------------------------------------
 
 
-def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Template:
+PORTAL_NAV = [NavItem(N_("My cards"), "/driver/cards", order=10),
+              NavItem(N_("My sessions"), "/driver/sessions", order=20), NavItem(N_("Account"), "/driver/account", order=90)]
+
+
+def nav_items(request: Request) -> list[NavItem]:
+    """The portal's menu: its own pages and what plugins add through ``driver_nav``, by order."""
+    items = PORTAL_NAV + [i for i in call_sync("driver_nav", request=request) if hasattr(i, "href")]
+    return sorted(items, key=lambda i: (getattr(i, "order", 100), i.label))
+
+
+def driver_page(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Template:
+    """A page of the driver portal: ``template`` (its full name; it extends ``driver/base.html``)
+    with the signed-in driver, the menu and the current path in its context."""
     context.setdefault("title", "")
-    return Template(f"driver/{template}", status_code=status_code, media_type="text/html", context={
-        "driver": request.scope.get("csms_driver"), "path": request.url.path, **context})
+    driver = request.scope.get("csms_driver")
+    return Template(template, status_code=status_code, media_type="text/html", context={
+        "driver": driver, "path": request.url.path, "nav": nav_items(request) if driver else [],
+        "language": i18n.use_request_language(request), **context})
+
+
+async def use_browser_language(request: Request) -> None:
+    """Every portal request speaks the browser's language (``Accept-Language``), else the
+    installation's ``admin_language``."""
+    i18n.use_request_language(request)
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Template:
+    return driver_page(request, f"driver/{template}", status_code=status_code, **context)
+
+
+class DriverSignInRequired(NotAuthorizedException):
+    """No driver is signed in: a page answers with the way to the sign-in page."""
 
 
 async def driver_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Only a signed-in driver passes; the driver's row is kept in the scope for the handler."""
     driver = await accounts.session_driver(connection.cookies.get(DRIVER_COOKIE))
     if driver is None:
-        raise NotAuthorizedException("Sign in to the driver portal.")
+        raise DriverSignInRequired("Sign in to the driver portal.")
     connection.scope["csms_driver"] = driver  # type: ignore[typeddict-unknown-key]
 
 
@@ -71,6 +109,16 @@ SIGNED_IN = [driver_guard]
 
 def me(request: Request) -> dict[str, Any]:
     return request.scope["csms_driver"]  # type: ignore[typeddict-item]
+
+
+def current_driver(request: Request) -> dict[str, Any]:
+    """The signed-in driver (their ``Driver`` row) of a route behind :func:`driver_guard`; every
+    plugin route under ``/driver/`` is. Read only this driver's rows: answer 404 for anyone
+    else's, as for an id that does not exist."""
+    driver = request.scope.get("csms_driver")
+    if driver is None:
+        raise DriverSignInRequired("Sign in to the driver portal.")
+    return cast(dict[str, Any], driver)
 
 
 def _limiter(request: Request, name: str, *, timespan: int, limit: int) -> InMemoryLimitProvider:
@@ -120,7 +168,7 @@ def _next_of(request: Request, form: Any = None) -> str:
 
 def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
                   next_path: str = "") -> Template:
-    return render(request, "sign_in.html", status_code=status_code, title="Sign in", error=error, email=email,
+    return render(request, "sign_in.html", status_code=status_code, title=N_("Sign in"), error=error, email=email,
                   mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"))
 
 
@@ -164,7 +212,7 @@ async def link_request(request: Request) -> Template:
             or _over_limit(request, "link-address", email, timespan=900, limit=3)):
         return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
                              error="Too many links were asked for. Wait 15 minutes and try again.")
-    page = render(request, "link_sent.html", title="Check your e-mail", email=email,
+    page = render(request, "link_sent.html", title=N_("Check your e-mail"), email=email,
                   minutes=int(accounts.LINK_LIFETIME.total_seconds() // 60))
     page.background = BackgroundTask(send_links, public_base_url(request), email, next_path)
     return page
@@ -173,14 +221,14 @@ async def link_request(request: Request) -> Template:
 @get("/driver/link/{secret:str}")
 async def link_page(request: Request, secret: str) -> Template:
     """A button, not an immediate sign-in: a mail scanner that opens links does not spend this one."""
-    return render(request, "link.html", title="Sign in", action=f"/driver/link/{secret}", next=_next_of(request))
+    return render(request, "link.html", title=N_("Sign in"), action=f"/driver/link/{secret}", next=_next_of(request))
 
 
 @post("/driver/link/{secret:str}")
 async def link_sign_in(request: Request, secret: str) -> Template | Redirect:
     driver_id = await accounts.use_link(secret)
     if driver_id is None:
-        return render(request, "link.html", status_code=404, title="Link not valid", action=None, next="")
+        return render(request, "link.html", status_code=404, title=N_("Link not valid"), action=None, next="")
     return await _sign_in(request, driver_id, _next_of(request, await request.form()) or "/driver/cards")
 
 
@@ -228,7 +276,7 @@ async def _organization(request: Request) -> int | None:
 async def cards(request: Request) -> Template:
     rows = await IdToken.select(IdToken.id, IdToken.id_token, IdToken.type, IdToken.status, IdToken.label,
                                 IdToken.expires_at).where(IdToken.driver == me(request)["id"]).order_by(IdToken.id)
-    return render(request, "cards.html", title="My cards", cards=rows, notice=request.query_params.get("notice", ""))
+    return render(request, "cards.html", title=N_("My cards"), cards=rows, notice=request.query_params.get("notice", ""))
 
 
 async def _card_answer(request: Request, token_pk: int, notice: str) -> Template | Redirect:
@@ -270,7 +318,7 @@ async def sessions(request: Request) -> Template:
                           ChargingSession.count().where(mine), size=PAGE_SIZE)
     for row, cost in zip(page.items, await session_costs(page.items)):
         row["cost"] = cost.to_json() if cost is not None else None
-    return render(request, "sessions.html", title="My sessions", page=page)
+    return render(request, "sessions.html", title=N_("My sessions"), page=page)
 
 
 async def _session(request: Request, session_id: int) -> dict[str, Any]:
@@ -282,7 +330,7 @@ async def _session(request: Request, session_id: int) -> dict[str, Any]:
 
 @get("/driver/sessions/{session_id:int}", guards=SIGNED_IN)
 async def session_page(request: Request, session_id: int) -> Template:
-    return render(request, "session.html", title="Charging session", s=await _session(request, session_id),
+    return render(request, "session.html", title=N_("Charging session"), s=await _session(request, session_id),
                   interval=LIVE_INTERVAL_S)
 
 
@@ -296,7 +344,7 @@ async def session_live(request: Request, session_id: int) -> Template:
 
 @get("/driver/account", guards=SIGNED_IN)
 async def account(request: Request) -> Template:
-    return render(request, "account.html", title="Account", has_password=await accounts.has_password(me(request)["id"]),
+    return render(request, "account.html", title=N_("Account"), has_password=await accounts.has_password(me(request)["id"]),
                   notice=request.query_params.get("notice", ""), error="")
 
 
@@ -305,7 +353,7 @@ async def account_password(request: Request) -> Template | Redirect:
     form = await request.form()
     problem = accounts.password_problem(str(form.get("password", "")), str(form.get("repeat", "")))
     if problem:
-        return render(request, "account.html", status_code=422, title="Account", error=problem,
+        return render(request, "account.html", status_code=422, title=N_("Account"), error=problem,
                       has_password=await accounts.has_password(me(request)["id"]), notice="")
     await accounts.set_password(me(request)["id"], str(form["password"]))  # ends every session, this one too
     return await _sign_in(request, me(request)["id"], "/driver/account?notice=Password+saved.")
@@ -327,7 +375,7 @@ async def account_export(request: Request) -> Response:
 
 async def _delete_page(request: Request, *, status_code: int = 200, error: str = "") -> Template:
     running = await driver_data.running_session(me(request)["id"])
-    return render(request, "delete.html", status_code=status_code, title="Delete my account", error=error,
+    return render(request, "delete.html", status_code=status_code, title=N_("Delete my account"), error=error,
                   running=running)
 
 
@@ -352,21 +400,27 @@ async def account_delete(request: Request) -> Template | Redirect:
 
 @get("/driver/deleted")
 async def account_deleted(request: Request) -> Template:
-    return render(request, "deleted.html", title="Account deleted")
+    return render(request, "deleted.html", title=N_("Account deleted"))
 
 
 # -- the router ----------------------------------------------------------------------------------
 
 
-def _to_sign_in(request: Request, _: Exception) -> Response:
+def sign_in_answer(request: Request, _: Exception) -> Response:
+    """To the sign-in page (an HTMX request: told to go there)."""
     if is_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": "/driver"})
     return Redirect("/driver", status_code=303)
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
-    return render(request, "not_found.html", status_code=404, title="Not found",
+    return render(request, "not_found.html", status_code=404, title=N_("Not found"),
                   message=getattr(exc, "detail", "") or "There is nothing here.")
+
+
+#: The portal's answers to a missing sign-in (to the sign-in page) and to
+#: an unknown id (its "not found" page): a plugin's driver router sets them as its handlers.
+DRIVER_EXCEPTION_HANDLERS: dict[Any, Any] = {NotAuthorizedException: sign_in_answer, NotFoundException: _not_found}
 
 
 def driver_router() -> Router:
@@ -378,6 +432,7 @@ def driver_router() -> Router:
                         card_name, card_lost, sessions, session_page, session_live, account, account_password,
                         account_export, account_delete_page, account_delete, account_deleted, *START_ROUTES],
         opt={"tenant": PUBLIC},
-        exception_handlers={NotAuthorizedException: _to_sign_in, NotFoundException: _not_found},
+        before_request=use_browser_language,
+        exception_handlers=DRIVER_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -38,6 +38,7 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.core.tables import ChargingSession, Connector, IdToken
+from csms.i18n import N_
 from csms.core.timeutil import utcnow
 from csms.driver.portal import DRIVER_COOKIE, SIGNED_IN, _organization, _over_limit, me, render
 from csms.plugins import call_hook
@@ -171,7 +172,7 @@ def _answer(request: Request, station: dict[str, Any], evse_id: int, outcome: Ou
     if is_htmx(request) or context is None:
         return render(request, "_start_outcome.html", status_code=outcome.status_code, outcome=outcome,
                       interval=PROGRESS_INTERVAL_S)
-    return render(request, "start.html", status_code=outcome.status_code, title="Start charging", outcome=outcome,
+    return render(request, "start.html", status_code=outcome.status_code, title=N_("Start charging"), outcome=outcome,
                   progress_interval=PROGRESS_INTERVAL_S, **context)
 
 
@@ -265,7 +266,7 @@ async def start_page(request: Request, station_id: str, evse_id: int) -> Templat
         return Redirect(f"/driver?next={quote(start_path(station_id, evse_id), safe='')}", status_code=303)
     request.scope["csms_driver"] = driver  # type: ignore[typeddict-unknown-key]
     station = await _charger(station_id, evse_id)
-    return render(request, "start.html", title="Start charging", outcome=None, progress_interval=PROGRESS_INTERVAL_S,
+    return render(request, "start.html", title=N_("Start charging"), outcome=None, progress_interval=PROGRESS_INTERVAL_S,
                   **await _page_context(request, station, evse_id))
 
 

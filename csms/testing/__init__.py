@@ -138,7 +138,7 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    tls = bool(settings.tls_cert)
+    tls = settings.tls_enabled
     api = httpx.AsyncClient(base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/v1",
                             headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=False)
     try:
@@ -180,6 +180,21 @@ async def admin_client(srv: RunningServer, role: str = "operator", *,
     if csrf_header and csrf:
         client.headers[CSRF_HEADER] = csrf
     return client
+
+
+async def driver_cookie(driver_id: int) -> dict[str, str]:
+    """A driver portal session cookie for driver ``driver_id`` (``name`` and ``value``), as signing
+    in by link or password makes one; for a test that is not about signing in."""
+    from csms.core.driver_accounts import new_session
+    from csms.driver import DRIVER_COOKIE
+
+    return {"name": DRIVER_COOKIE, "value": await new_session(driver_id)}
+
+
+async def driver_client(srv: RunningServer, driver_id: int) -> httpx.AsyncClient:
+    """An HTTP client signed in to the driver portal of ``srv`` as driver ``driver_id``."""
+    cookie = await driver_cookie(driver_id)
+    return httpx.AsyncClient(base_url=srv.base_url, timeout=30, cookies={cookie["name"]: cookie["value"]})
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"

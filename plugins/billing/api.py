@@ -629,15 +629,11 @@ class StatementController(Controller):
         row = await stm.statement_row(int(number))
         if fmt in ("", "json"):
             return await _statement_detail(row)
-        lines = await stm.statement_lines(row["id"])
-        filename = f"{'credit-note' if row['kind'] == 'credit_note' else 'statement'}-{stm.statement_number(row)}.{fmt}"
-        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        headers = {"Content-Disposition": f'attachment; filename="{stm.document_filename(row, fmt)}"'}
         if fmt == "csv":  # rendered off the event loop: a statement may have thousands of lines
-            return Response(await run_cpu(stm.statement_csv, row, lines), media_type="text/csv; charset=utf-8",
-                            headers=headers)
-        corrected = await stm.statement_row(row["corrects"]) if row["corrects"] else None
-        pdf = await run_cpu(stm.statement_pdf, row, lines, await stm.seller(), await stm.buyer(row), corrected)
-        return Response(pdf, media_type="application/pdf", headers=headers)
+            return Response(await run_cpu(stm.statement_csv, row, await stm.statement_lines(row["id"])),
+                            media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(await stm.document_pdf(row), media_type="application/pdf", headers=headers)
 
     @post("/{statement_id:int}/void", guards=[require("operator")], status_code=HTTP_200_OK,
           opt={"tenant": GLOBAL_ONLY})

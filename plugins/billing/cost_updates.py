@@ -1,9 +1,11 @@
-"""OCPP 2.0.1 ``CostUpdated``: the running cost pushed to the station's display.
+"""The running cost pushed to the station's display.
 
 On when ``CSMS_BILLING_COST_UPDATES=1``. Driven by the core's ``SessionUpdated`` events (one per
 meter value message), at most once per ``CSMS_BILLING_COST_UPDATE_INTERVAL`` seconds per
-session, only to stations connected with 2.0.1 (1.6 has no such message). Sending happens in
-a task of its own, so a slow station never holds up event delivery.
+session. The core's ``running_costs`` service picks the message: OCPP 2.0.1 ``CostUpdated``;
+OCPP 1.6 a California Pricing ``RunningCost`` DataTransfer when the core's
+``CSMS_RUNNING_COST_DATA_TRANSFER`` is on (nothing otherwise). Sending happens in a task of its
+own, so a slow station never holds up event delivery.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class CostUpdates:
 
     async def send(self, station_id: str, session_id: int) -> None:
         core = get_core()
-        if core.commands.version_of(station_id) != "2.0.1":
+        if not core.running_costs.sends_to(station_id):
             return
         session = await session_row(session_id)
         if session is None or session["state"] != "active":
@@ -53,11 +55,12 @@ class CostUpdates:
             quote = await quote_session(session, final=False)
             if quote is None:
                 return
-            await core.commands.send(station_id, "CostUpdated", {
-                "totalCost": float(quote.cost.total_incl_vat), "transactionId": session["transaction_id"],
-            }, requested_by="plugin:billing")
+            await core.running_costs.send(
+                station_id, transaction_id=session["transaction_id"], cost=quote.cost,
+                meter_wh=session["meter_last_wh"], charging=session["charging_state"] in ("", "Charging"),
+                by="plugin:billing")
         except Exception:
-            log.warning("CostUpdated for session %s to %s failed", session_id, station_id, exc_info=True)
+            log.warning("the running cost of session %s to %s failed", session_id, station_id, exc_info=True)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

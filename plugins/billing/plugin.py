@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import NavItem, add_hookspecs, hookimpl
+from csms.plugin_api import N_, NavItem, add_hookspecs, hookimpl
 from plugins.billing import hookspecs as billing_hookspecs
 from plugins.billing.assignments import session_context
 from plugins.billing.config import BillingSettings
@@ -23,6 +23,7 @@ from plugins.billing.settlements import settle, settlement_row, stored_cost
 add_hookspecs(billing_hookspecs)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (BillingSettings,)
 
 
@@ -100,8 +101,9 @@ def driver_erased(driver):
 def register_routes(settings):
     from plugins.billing.admin import billing_admin_router
     from plugins.billing.api import billing_api_router
+    from plugins.billing.driver_pages import billing_driver_router
 
-    return [billing_api_router(), billing_admin_router()]
+    return [billing_api_router(), billing_admin_router(), billing_driver_router()]
 
 
 @hookimpl
@@ -110,8 +112,18 @@ def template_dirs():
 
 
 @hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]
+
+
+@hookimpl
 def admin_nav(request):
-    return [NavItem("Billing", "/admin/billing", order=60)]
+    return [NavItem(N_("Billing"), "/admin/billing", order=60)]
+
+
+@hookimpl
+def driver_nav(request):
+    return [NavItem("Statements", "/driver/statements", order=30)]
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from csms.plugin_api import Driver, Organization, call_hook, csv_text, hook_impls, utcnow
+from csms.plugin_api import Driver, Organization, call_hook, csv_text, hook_impls, run_cpu, utcnow
 from plugins.billing.config import billing_settings
 from plugins.billing.owners import party_owner
 from plugins.billing.settlements import from_minor, money
@@ -398,6 +398,19 @@ async def statement_row(statement_id: int) -> dict[str, Any]:
 async def statement_lines(statement_id: int) -> list[dict[str, Any]]:
     return await StatementLine.select().where(StatementLine.statement == statement_id).order_by(
         StatementLine.position)
+
+
+def document_filename(row: dict[str, Any], fmt: str) -> str:
+    """``statement-INV-2026-000001.pdf`` (``credit-note-...`` for a credit note)."""
+    return f"{'credit-note' if row['kind'] == 'credit_note' else 'statement'}-{statement_number(row)}.{fmt}"
+
+
+async def document_pdf(row: dict[str, Any]) -> bytes:
+    """The statement's PDF, rendered off the event loop (a statement may have thousands of lines)."""
+    lines = await statement_lines(row["id"])
+    corrected = await statement_row(row["corrects"]) if row["corrects"] else None
+    pdf: bytes = await run_cpu(statement_pdf, row, lines, await seller(), await buyer(row), corrected)
+    return pdf
 
 
 def statement_number(row: dict[str, Any]) -> str:

@@ -128,25 +128,8 @@ def site_panel(view: dict[str, Any]) -> Markup:
 <p>Load management: {escape(status)}.</p>
 <link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">
 <script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
-<div id="smart-charging-chart" data-site="{view['site_id']}"></div>
+<div id="smart-charging-chart" data-site="{view['site_id']}" data-phase-bars="smart-charging-data"></div>
 <script type="application/json" id="smart-charging-data">{chart_data}</script>
-<script>
-document.addEventListener("DOMContentLoaded", function () {{
-  var el = document.getElementById("smart-charging-chart");
-  var d = JSON.parse(document.getElementById("smart-charging-data").textContent);
-  if (!window.uPlot || !el) return;
-  var bars = uPlot.paths.bars({{size: [0.25, 40], align: 0}});
-  var shift = function (k) {{ return [1, 2, 3].map(function (x) {{ return x + k; }}); }};
-  var val = function (a) {{ return a.map(function (v) {{ return v === null ? 0 : v; }}); }};
-  new uPlot({{width: 480, height: 220, scales: {{x: {{time: false, range: [0.5, 3.5]}}}},
-    axes: [{{values: function (u, ticks) {{ return ticks.map(function (t) {{ return d.phases[Math.round(t) - 1] || ""; }}); }},
-             splits: function () {{ return [1, 2, 3]; }}}}, {{label: "A"}}],
-    series: [{{}}, {{label: "capacity (last round)", stroke: "#888", fill: "#8884", paths: bars}},
-             {{label: "allocated (last round)", stroke: "#36c", fill: "#36c4", paths: bars}},
-             {{label: "measured", stroke: "#c63", fill: "#c634", paths: bars}}]}},
-    [[1, 2, 3], val(d.capacity), val(d.allocated), val(d.measured)], el);
-}});
-</script>
 <p>Allocation of the last smart-charging {escape(round_label)}, beside the capacity it shared.</p>
 <table><thead><tr><th>Phase</th><th>Capacity now (A)</th><th>Capacity, last round (A)</th>
 <th>Reserved, last round (A)</th><th>Allocated, last round (A)</th><th>Measured (A)</th></tr></thead>

@@ -15,7 +15,17 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from csms.plugin_api import Connector, Evse, IdToken, Organization, Site, Station, call_hook, utcnow
+from csms.plugin_api import (
+    Connector,
+    Evse,
+    IdToken,
+    Organization,
+    Site,
+    Station,
+    call_hook,
+    published_site_ids,
+    utcnow,
+)
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
@@ -111,9 +121,15 @@ def price(excl: Any, incl: Any) -> dict[str, float]:
 # -- locations ------------------------------------------------------------------------------------------
 
 
-def _publishable(site: dict[str, Any]) -> bool:
-    return bool(site["publish"] and site["latitude"] is not None and site["longitude"] is not None
+def _complete(site: dict[str, Any]) -> bool:
+    """What OCPI needs of a Location that the core does not: coordinates and a full address."""
+    return bool(site["latitude"] is not None and site["longitude"] is not None
                 and site["address"] and site["city"] and len(site["country"] or "") == 3)
+
+
+async def _publishable(site: dict[str, Any] | None) -> bool:
+    """Published by the core (the site's and its organization's switches) and complete for OCPI."""
+    return site is not None and _complete(site) and site["id"] in await published_site_ids([site["id"]])
 
 
 async def _tariff_ids(station_id: str, evse_id: int) -> list[str]:
@@ -174,7 +190,9 @@ async def current_locations(site_ids: list[int] | None = None,
     query = Site.select().order_by(Site.id)
     if site_ids is not None:
         query = query.where(Site.id.is_in(site_ids or [-1]))
-    sites = [site for site in await query if _publishable(site)]
+    candidates = [site for site in await query if _complete(site)]
+    published = await published_site_ids([site["id"] for site in candidates])
+    sites = [site for site in candidates if site["id"] in published]
     if not sites:
         return {}
     ids = [site["id"] for site in sites]
@@ -253,7 +271,7 @@ async def station_of_evse(location_id: str, uid: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     site = await Site.select().where(Site.id == site_id).first()
-    if site is None or not _publishable(site):
+    if not await _publishable(site):
         return None
     used = await used_uids()
     for st in await Station.select(Station.id, Station.station_id).where(Station.site == site_id):
@@ -269,7 +287,7 @@ async def location_of_station(station_id: str) -> str | None:
     if row is None or row["site"] is None:
         return None
     site = await Site.select().where(Site.id == row["site"]).first()
-    return str(site["id"]) if site and _publishable(site) else None
+    return str(site["id"]) if site is not None and await _publishable(site) else None
 
 
 # -- tariffs --------------------------------------------------------------------------------------------
@@ -340,7 +358,7 @@ async def location_of_station_site(location_id: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     site = await Site.select().where(Site.id == site_id).first()
-    return site if site is not None and _publishable(site) else None
+    return site if site is not None and await _publishable(site) else None
 
 
 # -- signed meter values (CDR.signed_data) -------------------------------------------------------------

@@ -48,7 +48,7 @@ async def test_offline_and_rejected_answers(page_as, server):
         firmware = page.locator("details", has_text="Update firmware")
         await firmware.locator("summary").click()
         await firmware.get_by_label("Firmware URL").fill("https://example.org/fw.bin")
-        await firmware.get_by_label("Retrieve at (UTC, empty = now)").fill("2030-01-01T00:00")
+        await firmware.get_by_label("Retrieve at (UTC; empty: now)").fill("2030-01-01T00:00")
         await firmware.get_by_label("Retries").fill("many")
         await firmware.get_by_role("button", name="Update firmware").click()
         await expect(result).to_have_attribute("data-outcome", "invalid")

@@ -2,11 +2,13 @@
 
 The handshake negotiates ``ocpp2.0.1`` or ``ocpp1.6`` from the client's offer (2.0.1 preferred),
 checks HTTP Basic credentials (security profiles 1 and 2), the client certificate's commonName
-(security profile 3; the TLS layer has already verified the certificate against ``tls_ca``) and
-the unknown-station policy. A refused handshake gets an HTTP answer before the upgrade that says
-why: 400 for a station id that is not an OCPP identifier, 401 for missing or wrong credentials,
-403 for a certificate that does not match, 404 for an unknown station under the reject policy,
-429 while failed logins from that address or for that station id are throttled.
+(security profile 3; the TLS layer has already verified the certificate against ``tls_ca``), the
+station's stored security profile (no downgrade) and the unknown-station policy. A refused
+handshake gets an HTTP answer before the upgrade that says why: 400 for a station id that is not
+an OCPP identifier, 401 for missing or wrong credentials and for a connection below the station's
+security profile, 403 for a certificate that does not match and for plain ws where it is not
+allowed, 404 for an unknown station under the reject policy, 429 while failed logins from that
+address or for that station id are throttled.
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def security_profile(*, secure: bool, certificate: bool) -> int:
+    """The OCPP security profile a connection offers: 3 with a verified client certificate,
+    2 over TLS, 1 over plain ws (HTTP Basic credentials are checked for 1 and 2 alike)."""
+    return 3 if secure and certificate else 2 if secure else 1
+
+
 @websocket("/ocpp/{station_id:str}", include_in_schema=False,
            opt={"tenant": "public"})  # stations authenticate themselves (csms.api.tenancy.PUBLIC)
 async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
@@ -91,15 +99,22 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
         await refuse(socket, 400, "station id must be 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .")
         return
     logs.station_id.set(station_id)  # on every log line of this connection (and the tasks it starts)
-    # set by csms.server (TLSHttpToolsProtocol): str keys, the subject a dict of str
+    # set by csms.server.WebSocketProtocol when the station presented a certificate that TLS
+    # verified against tls_ca: str keys, the subject a dict of str
     tls = cast("dict[str, Any]", (socket.scope.get("extensions") or {}).get("tls") or {})
-    if core.settings.tls_ca and core.settings.tls_client_cn_check:
-        common_name = (tls.get("client_cert_subject") or {}).get("commonName")
-        if common_name != station_id:
-            log.warning("refused %s from %s: client certificate commonName %r is not the station id",
-                        station_id, client, common_name)
-            await refuse(socket, 403, "certificate does not match station id")
-            return
+    has_certificate = bool(core.settings.tls_ca and tls.get("client_cert_chain"))
+    common_name = (tls.get("client_cert_subject") or {}).get("commonName")
+    if has_certificate and core.settings.tls_client_cn_check and common_name != station_id:
+        log.warning("refused %s from %s: client certificate commonName %r is not the station id",
+                    station_id, client, common_name)
+        await refuse(socket, 403, "certificate does not match station id")
+        return
+    secure = socket.scope.get("scheme") in ("wss", "https")
+    if not secure and not core.settings.allow_plain_ws:
+        log.warning("refused %s from %s: plain ws is not allowed (allow_plain_ws is off)", station_id, client)
+        await refuse(socket, 403, "connect over TLS (wss://)")
+        return
+    profile = security_profile(secure=secure, certificate=has_certificate)
     failed_logins = core.failed_logins
     wait = failed_logins.retry_after(station_id, client)
     if wait:
@@ -118,7 +133,8 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
                          headers={"WWW-Authenticate": 'Basic realm="OCPP"'})
             return
     try:
-        state = await core.stations.admit(station_id, password)
+        state = await core.stations.admit(station_id, password, profile=profile,
+                                          certified=has_certificate and common_name == station_id)
     except AuthFailure as exc:
         if exc.credentials:
             failed_logins.failed(station_id, client)

@@ -160,8 +160,11 @@ class StationConnection201(StationConnection):
 
     @on(Action.notify_monitoring_report)
     async def on_notify_monitoring_report(self, p: dict[str, Any]) -> dict[str, Any]:
+        count = await self.core.monitoring.report(self.state, request_id=p["requestId"], monitors=p.get("monitor") or [],
+                                                  last=not p.get("tbc", False))
         await self.core.reports.record(self.state, "monitoring", "NotifyMonitoringReport",
-                                       summary=f"monitoring report {p['requestId']} part {p['seqNo']}", details=p)
+                                       summary=f"monitoring report {p['requestId']} part {p['seqNo']}: {count} monitors",
+                                       details=p)
         return {}
 
     @on(Action.firmware_status_notification)

@@ -4,7 +4,8 @@ The admin's driver and organization forms write through here. Who may see and ch
 organization's place in the tree, the owner of a new driver) is checked by the caller before;
 this module writes the rows and logs the change under the organization it concerns (an
 organization's own entries belong to it, a driver's to its organization), which is also what
-tells the stations' local lists of a changed organization.
+tells the stations' local lists of a changed organization. The REST collections
+(:mod:`csms.api.crud`) write through here too.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from piccolo.table import Table
 
 from csms.core import audit
 from csms.core.services import driver_data
-from csms.core.tables import Driver, Organization
+from csms.core.tables import ApiKey, Driver, Organization, UserRole
 
 Kind = Literal["driver", "organization"]
 TABLES: dict[str, type[Table]] = {"driver": Driver, "organization": Organization}
+
+
+class OrganizationInUse(Exception):
+    """Organizations, users or API keys belong to the organization: they are moved or revoked first."""
+
+    def __init__(self, organization_id: int) -> None:
+        super().__init__(f"organization {organization_id} is still in use "
+                         "(organizations below it, users or API keys)")
+        self.organization_id = organization_id
 
 
 async def _row(kind: Kind, pk: int) -> dict[str, Any] | None:
@@ -60,14 +70,18 @@ async def delete(kind: Kind, pk: int, *, actor: str, actor_organization: int | N
     """Remove driver or organization ``pk``; tokens keep their history (their foreign keys are
     set to NULL). A driver with charging sessions is refused
     (:class:`~csms.core.services.driver_data.DriverHasSessions`: erase their personal data
-    instead). An organization with organizations, users or API keys below it is the caller's to
-    refuse first."""
-    table = TABLES[kind]
-    before = await _row(kind, pk)
+    instead; :class:`~csms.core.services.driver_data.UnknownDriver` when there is none), an
+    organization with organizations, users or API keys below it with :class:`OrganizationInUse`."""
+    before: dict[str, Any] | None
     if kind == "driver":
-        await driver_data.delete(pk)  # refuses a driver with sessions, in one write transaction
+        before = await driver_data.delete(pk)  # refuses a driver with sessions, in one write transaction
     else:
-        await table.delete().where(table._meta.primary_key == pk)
+        before = await _row(kind, pk)
+        if await Organization.exists().where(Organization.parent == pk) or \
+                await UserRole.exists().where(UserRole.organization == pk) or \
+                await ApiKey.exists().where(ApiKey.organization == pk):
+            raise OrganizationInUse(pk)
+        await Organization.delete().where(Organization.id == pk)
     await audit.record(actor=actor, action="delete", object_type=kind, object_id=pk, before=before,
                        organization=_organization(kind, pk, before, actor_organization),
                        actor_organization=actor_organization)

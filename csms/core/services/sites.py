@@ -3,27 +3,19 @@
 Each function writes and adds the audit entry (the organization of the site, of the hub's site,
 of the station), so a caller only checks what its user may do and shows the outcome. The hub
 limit is kept by :mod:`csms.core.services.hubs`, which every write of ``Station.hub`` or a hub's
-``max_stations`` goes through; a station's own registration (password, status) is the station
-service's (:mod:`csms.core.services.stations`).
+``max_stations`` goes through; a station's own registration (password, status) and its removal
+are the station service's (:mod:`csms.core.services.stations`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Mapping
 
 from piccolo.columns.combination import Combinable
 
 from csms.core import audit
 from csms.core.services import hubs
-from csms.core.tables import ChargingSession, Hub, Site, Station
-
-
-class StationInUse(Exception):
-    """The station has charging sessions: it is blocked, not deleted (their history stays)."""
-
-    def __init__(self, station_id: str) -> None:
-        super().__init__("the station has sessions; block it instead of deleting it")
-        self.station_id = station_id
+from csms.core.tables import Hub, Site, Station
 
 
 async def _site(site_id: int) -> dict[str, Any] | None:
@@ -119,32 +111,33 @@ async def create_hub(values: Mapping[str, Any], *, actor: str, actor_organizatio
     return hub_id
 
 
-async def update_hub(hub_id: int, values: Mapping[str, Any], station_ids: list[str], *,
+async def update_hub(hub_id: int, values: Mapping[str, Any], station_ids: list[str] | None = None, *,
                      allowed: Combinable | None = None, actor: str, actor_organization: int | None) -> None:
-    """Change hub ``hub_id`` (``values`` by column name) and make ``station_ids`` (those matching
-    ``allowed``) its stations, moved to the hub's site when it has one: one transaction, refused
-    with :class:`hubs.HubFull` (nothing written) when they are more than the hub can have."""
+    """Change hub ``hub_id`` (``values`` by column name) and, unless ``station_ids`` is None, make
+    them (those matching ``allowed``) its stations, moved to the hub's site when it has one: one
+    transaction, refused with :class:`hubs.HubFull` (nothing written) when they are more than the
+    hub can have, as is a ``max_stations`` below its present number of stations;
+    :class:`hubs.HubLimitInvalid` for a ``max_stations`` no hub may have."""
     before = await _hub(hub_id)
-    site = values.get("site")
-    await hubs.set_members(hub_id, station_ids, values={Station.site: site} if site is not None else {},
-                           allowed=allowed, hub_values={getattr(Hub, k): v for k, v in values.items()})
+    hub_values = {getattr(Hub, k): v for k, v in values.items()}
+    if station_ids is None:
+        await hubs.update_hub(hub_id, hub_values)
+    else:
+        site = values.get("site")
+        await hubs.set_members(hub_id, station_ids, values={Station.site: site} if site is not None else {},
+                               allowed=allowed, hub_values=hub_values)
     after = await _hub(hub_id)
     await audit.record(actor=actor, action="update", object_type="hub", object_id=hub_id, before=before, after=after,
                        organization=await _hub_organization(hub_id, after if after is not None else before,
                                                             actor_organization),
-                       actor_organization=actor_organization, summary=f"stations: {', '.join(station_ids)[:200]}")
+                       actor_organization=actor_organization,
+                       summary="" if station_ids is None else f"stations: {', '.join(station_ids)[:200]}")
 
 
-# -- stations ----------------------------------------------------------------------------------
-
-async def delete_station(row: Mapping[str, Any], *, actor: str, actor_organization: int | None,
-                         disconnect: Callable[[str], Awaitable[None]] | None = None) -> None:
-    """Remove the station of ``row`` (as the caller read it: the entry's *before*), refused with
-    :class:`StationInUse` when it has sessions; ``disconnect`` closes its connection first."""
-    if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
-        raise StationInUse(row["station_id"])
-    if disconnect is not None:
-        await disconnect(row["station_id"])
-    await Station.delete().where(Station.id == row["id"])
-    await audit.record(actor=actor, action="delete", object_type="station", object_id=row["station_id"], before=row,
-                       organization=row.get("organization", actor_organization), actor_organization=actor_organization)
+async def delete_hub(hub_id: int, *, actor: str, actor_organization: int | None) -> None:
+    """Remove hub ``hub_id``; its stations stay, in no hub."""
+    before = await _hub(hub_id)
+    organization = await _hub_organization(hub_id, before, actor_organization)
+    await Hub.delete().where(Hub.id == hub_id)
+    await audit.record(actor=actor, action="delete", object_type="hub", object_id=hub_id, before=before,
+                       organization=organization, actor_organization=actor_organization)

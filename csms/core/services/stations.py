@@ -1,4 +1,4 @@
-"""Stations: registration, boot, liveness, connectors and their live status."""
+"""Stations: registration, boot, liveness, connectors and their live status, and removal."""
 
 from __future__ import annotations
 
@@ -6,22 +6,23 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import msgspec
 
+from csms.core import audit
 from csms.core import events as ev
 from csms.core.offload import run_cpu
 from csms.core.services import hubs
 from csms.core.security import hash_password, verify_password
 from csms.core.organizations import organization_for
-from csms.core.tables import Connector, Evse, Station, StationEvent
+from csms.core.tables import ChargingSession, Connector, Evse, Station, StationEvent
 from csms.core.timeutil import utcnow
 from csms.db import Statement
 from csms.settings import UnknownStationPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from csms.db import BatchWriter
     from csms.settings import Settings
@@ -68,6 +69,14 @@ class AuthFailure(Exception):
         super().__init__(message)
         self.credentials = credentials
         self.status = 401 if credentials else 404
+
+
+class StationInUse(Exception):
+    """The station has charging sessions: it is blocked, not deleted (their history stays)."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__("the station has sessions; block it instead of deleting it")
+        self.station_id = station_id
 
 
 class Presence(Protocol):
@@ -181,6 +190,23 @@ class StationService:
         if state:
             state.registration_status = status
 
+    async def delete(self, row: Mapping[str, Any], *, actor: str, actor_organization: int | None,
+                     disconnect: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """Remove the station of ``row`` (as the caller read it: the entry's *before*), refused with
+        :class:`StationInUse` when it has sessions; ``disconnect`` closes its connection first."""
+        station_id = row["station_id"]
+        if await ChargingSession.exists().where(ChargingSession.station == row["id"]):
+            raise StationInUse(station_id)
+        if disconnect is not None:
+            await disconnect(station_id)
+        await Station.delete().where(Station.id == row["id"])
+        self._states.pop(station_id, None)
+        self._seen.pop(station_id, None)
+        self._unwritten.pop(row["id"], None)
+        await audit.record(actor=actor, action="delete", object_type="station", object_id=station_id, before=row,
+                           organization=row.get("organization", actor_organization),
+                           actor_organization=actor_organization)
+
     async def state(self, station_id: str) -> StationState | None:
         state = self._states.get(station_id)
         if state is not None:
@@ -199,8 +225,17 @@ class StationService:
         self._states[station_id] = state
         return state
 
-    async def admit(self, station_id: str, password: str | None) -> StationState:
-        """Decide a WebSocket handshake: known station and right password, or the unknown policy."""
+    async def admit(self, station_id: str, password: str | None, *, profile: int = 0,
+                    certified: bool = False) -> StationState:
+        """Decide a WebSocket handshake: known station and right password, or the unknown policy.
+
+        ``profile`` is the OCPP security profile of the connection (1 plain ws, 2 TLS, 3 TLS with
+        a verified client certificate; 0: not known, never checked) and ``certified`` whether
+        that certificate names this station (then it authenticates the station instead of a
+        password). A connection below the station's stored profile is refused (a downgrade,
+        logged in the station's events and the audit log); one above it raises the stored
+        profile.
+        """
         settings = self.settings
         state = await self.state(station_id)
         if state is None:
@@ -208,27 +243,50 @@ class StationService:
             if policy == UnknownStationPolicy.reject:
                 raise AuthFailure(f"unknown station {station_id!r} (unknown stations are rejected)",
                                   credentials=False)
-            if settings.require_station_password and not password:
+            if settings.require_station_password and not password and not certified:
                 raise AuthFailure("a password is required")
             status = "Accepted" if policy == UnknownStationPolicy.accept else "Pending"
-            await self.create(station_id, registration_status=status,
+            await self.create(station_id, registration_status=status, security_profile=profile,
                               organization=await organization_for(settings.default_organization))
             self.record(station_id, "registration", "created", summary=f"unknown station registered as {status}")
             state = await self.state(station_id)
             assert state is not None
             return state
         # The stored hash, not the cached one: another node (or a rotation there) may have changed it.
-        row = await Station.select(Station.password_hash).where(Station.id == state.pk).first()
+        row = await Station.select(Station.password_hash, Station.security_profile, Station.organization).where(
+            Station.id == state.pk).first()
         if row is None:
             self._states.pop(station_id, None)
-            return await self.admit(station_id, password)
+            return await self.admit(station_id, password, profile=profile, certified=certified)
+        stored = row["security_profile"] or 0
+        if profile and profile < stored:
+            summary = f"refused a connection at security profile {profile}: the station is at profile {stored}"
+            self.record(station_id, "security", "profile downgrade refused", severity=2, summary=summary)
+            await audit.record(actor=f"station:{station_id}", action="refused", object_type="station",
+                               object_id=station_id, organization=row["organization"], summary=summary)
+            raise AuthFailure(f"security profile downgrade ({profile} < {stored})")
         state.password_hash = row["password_hash"]
-        if state.password_hash:
+        if certified:
+            pass  # security profile 3: the client certificate (checked by TLS, its commonName by the endpoint)
+        elif state.password_hash:
             if not password or not await run_cpu(verify_password, state.password_hash, password):
                 raise AuthFailure("wrong password")
         elif settings.require_station_password:
             raise AuthFailure("station has no password but passwords are required")
+        if profile > stored:
+            await Station.update({Station.security_profile: profile}).where(
+                (Station.id == state.pk) & (Station.security_profile < profile))
+            if stored:
+                self.record(station_id, "security", "profile raised",
+                            summary=f"security profile raised from {stored} to {profile} by its connection")
         return state
+
+    async def set_security_profile(self, station_id: str, profile: int) -> None:
+        """The operator sets the station's security profile (0-3; lowering it allows the station
+        to connect with a weaker profile again, e.g. after it lost its certificate)."""
+        if profile not in (0, 1, 2, 3):
+            raise ValueError("a security profile is 0 (none yet), 1, 2 or 3")
+        await Station.update({Station.security_profile: profile}).where(Station.station_id == station_id)
 
     # -- connection ---------------------------------------------------------------------------
 

@@ -1,13 +1,7 @@
-/* The admin's small script: htmx settings, live charts (uPlot), the site map (Leaflet). */
+/* The admin's small script: live charts (uPlot), the site map (Leaflet); the htmx settings it
+   shares with the driver portal are in /static/shared/htmx_errors.js. */
 (function () {
   "use strict";
-
-  // Error answers (403 for a viewer, 422 for a bad form) carry a readable fragment: show it.
-  htmx.config.responseHandling = [
-    { code: "204", swap: false },
-    { code: "[23]..", swap: true },
-    { code: "[45]..", swap: true, error: true },
-  ];
 
   // Phones: the main navigation opens and closes with the Menu button (CSS hides it there).
   document.documentElement.classList.add("js");
@@ -64,7 +58,11 @@
     }
     var p = {};
     zoneFormat.formatToParts(date).forEach(function (part) { p[part.type] = part.value; });
-    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
+    var lang = (document.body && document.body.getAttribute("data-language")) || "en";
+    // the date as the server's |dt writes it in the page's language (csms/i18n.py, _DATE_PATTERNS)
+    var day = { de: p.day + "." + p.month + "." + p.year, nl: p.day + "-" + p.month + "-" + p.year,
+                fr: p.day + "/" + p.month + "/" + p.year }[lang] || (p.year + "-" + p.month + "-" + p.day);
+    return day + " " + p.hour + ":" + p.minute + ":" + p.second;
   }
   window.csmsFormatTime = formatInZone;  // for tests and plugin pages
   function tzDate(ts) {
@@ -290,12 +288,61 @@
   });
   window.setInterval(tickSeen, 1000);
 
+  // Behaviour that pages once wrote inline (the Content-Security-Policy forbids inline script and
+  // event handlers): data attributes, handled here by delegation.
+  document.addEventListener("focusin", function (e) {
+    if (e.target.matches && e.target.matches("[data-select-on-focus]")) e.target.select();
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("[data-submit-on-change]") && e.target.form) e.target.form.requestSubmit();
+  });
+  document.addEventListener("click", function (e) {
+    var el = e.target.closest ? e.target.closest("[data-print]") : null;
+    if (el) { window.print(); return; }
+    el = e.target.closest ? e.target.closest("[data-desktop-notifications]") : null;
+    if (el && "Notification" in window) {
+      Notification.requestPermission().then(function () { el.hidden = true; });
+    }
+  });
+  function initDesktopNotifications(root) {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    (root.querySelectorAll ? root : document).querySelectorAll("[data-desktop-notifications]").forEach(function (b) { b.hidden = false; });
+  }
+  document.body.addEventListener("htmx:sseMessage", function (e) {
+    if (!("Notification" in window) || !e.detail || e.detail.type !== "notification" || Notification.permission !== "granted") return;
+    var holder = document.createElement("template"); holder.innerHTML = e.detail.data;  // inert: nothing loads or runs
+    var li = holder.content.firstElementChild;
+    if (li) { new Notification(li.dataset.title || "CSMS", { tag: li.dataset.event }); }
+  });
+
+  // A per-phase bar chart (uPlot) of the element's data-phase-bars JSON (the load-balancing
+  // plugin's site panel): capacity, allocation and measured draw per phase.
+  function initPhaseBars(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("[data-phase-bars]").forEach(function (el) {
+      var src = document.getElementById(el.getAttribute("data-phase-bars"));
+      if (!window.uPlot || !src || el.getAttribute("data-drawn")) return;
+      el.setAttribute("data-drawn", "1");
+      var d = JSON.parse(src.textContent);
+      var bars = uPlot.paths.bars({size: [0.25, 40], align: 0});
+      var val = function (a) { return a.map(function (v) { return v === null ? 0 : v; }); };
+      new uPlot({width: 480, height: 220, scales: {x: {time: false, range: [0.5, 3.5]}},
+        axes: [{values: function (u, ticks) { return ticks.map(function (t) { return d.phases[Math.round(t) - 1] || ""; }); },
+                splits: function () { return [1, 2, 3]; }}, {label: "A"}],
+        series: [{}, {label: "capacity (last round)", stroke: "#888", fill: "#8884", paths: bars},
+                 {label: "allocated (last round)", stroke: "#36c", fill: "#36c4", paths: bars},
+                 {label: "measured", stroke: "#c63", fill: "#c634", paths: bars}]},
+        [[1, 2, 3], val(d.capacity), val(d.allocated), val(d.measured)], el);
+    });
+  }
+
   function init(root) {
+    initPhaseBars(root);
+    initDesktopNotifications(root);
     initPowerChart();
     initSeriesCharts(root);
     initMap();
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
-  document.addEventListener("htmx:afterSettle", function (e) { initSeriesCharts(e.target); });
+  document.addEventListener("htmx:afterSettle", function (e) { initSeriesCharts(e.target); initDesktopNotifications(e.target); });
 })();

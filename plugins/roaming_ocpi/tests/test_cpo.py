@@ -494,6 +494,44 @@ async def test_location_owner(server, emsp):
     await sync(server)
 
 
+async def test_an_organization_switched_off_withdraws_its_locations(server, emsp):
+    """An organization's publish switch (the core's published sites, ``published_site_ids``)
+    reaches partners: off, its site's EVSEs are REMOVED for them as for an unpublished site; on
+    again, back. The core's public Locations feed passes the same OCPI validation as ours."""
+    async def served_status(site_id, uid):
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site_id}", headers=tok(emsp.token_c))
+        loc = assert_envelope(r.json())
+        assert_valid("Location", loc)
+        return {e["uid"]: e["status"] for e in loc["evses"]}.get(uid)
+
+    org = (await server.api.post("/organizations", json={"name": "Switched Owner B.V.", "kind": "customer"})).json()
+    site, stations = await site_with_stations(server, "Switched", ["CPOSWITCH"], lat=52.5, lon=5.5)
+    try:
+        r = await server.api.patch(f"/sites/{site['id']}", json={"organization": org["id"]})
+        assert r.status_code == 200, r.text
+        await sync(server)
+        assert await served_status(site["id"], "CPOSWITCH*1") == "AVAILABLE"
+        async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
+            public = (await anonymous.get("/public/locations")).json()["data"]
+        assert str(site["id"]) in {loc["id"] for loc in public}
+        for loc in public:
+            assert_valid("Location", loc)
+
+        r = await server.api.patch(f"/organizations/{org['id']}", json={"publish": False})
+        assert r.status_code == 200, r.text
+        await sync(server)
+        assert await served_status(site["id"], "CPOSWITCH*1") == "REMOVED"
+        await emsp.wait_for("PATCH", f"locations/NL/CPO/{site['id']}/CPOSWITCH*1",
+                            match=lambda r: r.body.get("status") == "REMOVED")
+        r = await server.api.patch(f"/organizations/{org['id']}", json={"publish": True})
+        assert r.status_code == 200, r.text
+        await sync(server)
+        assert await served_status(site["id"], "CPOSWITCH*1") == "AVAILABLE"
+    finally:
+        await stations[0].close()
+
+
 async def test_station_moves_between_sites(server, emsp):
     """A station moved to another site: REMOVED at the old Location and a new EVSE (a new uid)
     at the new one; moved to an unpublished site: REMOVED, nothing new; moved back: its old

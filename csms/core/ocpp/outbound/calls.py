@@ -104,6 +104,10 @@ class StationCalls(ABC):
     supports_display_messages: bool = False  # SetDisplayMessage, GetDisplayMessages, ClearDisplayMessage
     supports_transaction_status: bool = False  # GetTransactionStatus
     final_cost_by_data_transfer: bool = False  # the final cost in a DataTransfer after the transaction
+    supports_monitoring: bool = False  # Set/ClearVariableMonitoring, GetMonitoringReport, SetMonitoringBase/Level
+    supports_customer_information: bool = False  # CustomerInformation
+    supports_running_cost: bool = False  # the running cost of a transaction for the station's display
+    running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     def _not_in_version(self, what: str) -> OperationError:
         return OperationError(f"OCPP {self.version} has no {what}")
@@ -238,6 +242,42 @@ class StationCalls(ABC):
     def final_cost(self, *, transaction_id: str, cost: SessionCost) -> Call:
         """The final ``cost`` of a finished transaction, for the station to show."""
         raise self._not_in_version("final cost message")
+
+    def running_cost(self, *, transaction_id: str, cost: SessionCost, meter_wh: float | None, at: datetime,
+                     charging: bool) -> Call:
+        """The running ``cost`` of an ongoing transaction, for the station to show; ``meter_wh``
+        the meter register the cost was computed at, ``charging`` False while the EV is idle."""
+        raise self._not_in_version("running cost message")
+
+    # -- monitoring (2.0.1 N: monitors on device-model variables; their events come in NotifyEvent)
+
+    def set_monitors(self, *, monitors: list[dict[str, Any]]) -> Call:
+        """SetVariableMonitoring of ``monitors`` (2.0.1 SetMonitoringDataType, as the CSMS keeps
+        them); the outcome has ``results``, one per monitor in order."""
+        raise self._not_in_version("variable monitoring")
+
+    def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
+        """ClearVariableMonitoring; the outcome has ``results`` (``id``, ``status``)."""
+        raise self._not_in_version("variable monitoring")
+
+    def get_monitoring_report(self, *, request_id: int, criteria: list[str] | None,
+                              component_variables: list[dict[str, Any]] | None) -> Call:
+        """The outcome has the ``request_id`` of the NotifyMonitoringReport parts to come."""
+        raise self._not_in_version("variable monitoring")
+
+    def set_monitoring_base(self, *, base: str) -> Call:
+        raise self._not_in_version("variable monitoring")
+
+    def set_monitoring_level(self, *, severity: int) -> Call:
+        raise self._not_in_version("variable monitoring")
+
+    # -- customer information (2.0.1 N09/N10)
+
+    def customer_information(self, *, report: bool, clear: bool, id_token: dict[str, Any] | None,
+                             customer_identifier: str | None, customer_certificate: dict[str, Any] | None) -> Call:
+        """CustomerInformation about one customer; the outcome has the ``request_id`` of the
+        NotifyCustomerInformation parts to come."""
+        raise self._not_in_version("customer information")
 
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound.calls import (
@@ -30,7 +31,7 @@ from csms.core.timeutil import ocpp_ts
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from csms.core.domain import SessionCost
+    from csms.core.domain import CostLine, SessionCost
     from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationState
 
@@ -52,6 +53,37 @@ def final_cost_data_transfer(transaction_id: str, cost: SessionCost) -> dict[str
     return {"vendorId": COST_VENDOR, "messageId": "FinalCost", "data": json.dumps(data)}
 
 
+# CostLine components whose unit price is the RunningCost's chargingPrice (white paper 3.1.4).
+_PRICE_FIELDS = {"ENERGY": "kWhPrice", "TIME": "hourPrice", "FLAT": "flatFee"}
+
+
+def _incl_vat(price: Decimal, line: CostLine, cost: SessionCost) -> Decimal:
+    """``price`` with the VAT of its line (of the whole cost for a line without an amount yet)."""
+    if line.amount_excl_vat:
+        return price * (line.amount_excl_vat + line.vat_amount) / line.amount_excl_vat
+    if cost.total_excl_vat:
+        return price * cost.total_incl_vat / cost.total_excl_vat
+    return price
+
+
+def running_cost_data_transfer(*, transaction_id: str, cost: SessionCost, meter_wh: float | None, at: datetime,
+                               charging: bool) -> dict[str, Any]:
+    """The California Pricing ``RunningCost`` DataTransfer of a 1.6 transaction: the cost incl.
+    VAT so far at meter register ``meter_wh``, and the prices (incl. VAT) now charging: per kWh,
+    per hour and flat, from the cost lines of those components (latest line of each)."""
+    data: dict[str, Any] = {"transactionId": int(transaction_id), "timestamp": ocpp_ts(at),
+                            "meterValue": round(meter_wh or 0), "cost": float(cost.total_incl_vat),
+                            "state": "Charging" if charging else "Idle"}
+    prices: dict[str, float] = {}
+    for line in cost.lines:
+        name = _PRICE_FIELDS.get(line.component)
+        if name is not None:
+            prices[name] = float(round(_incl_vat(line.unit_price, line, cost), 4))
+    if prices:
+        data["chargingPrice"] = prices
+    return {"vendorId": COST_VENDOR, "messageId": "RunningCost", "data": json.dumps(data)}
+
+
 def status_of(response: dict[str, Any]) -> dict[str, Any]:
     return {"status": response["status"], "response": response}
 
@@ -65,6 +97,8 @@ class Calls16(StationCalls):
     purpose_names = PURPOSE_NAMES
     max_id_token_length = ID_TAG_LENGTH
     final_cost_by_data_transfer = True
+    supports_running_cost = True
+    running_cost_by_data_transfer = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token[:ID_TAG_LENGTH]
@@ -227,6 +261,16 @@ class Calls16(StationCalls):
         """1.6 has no final cost in StopTransaction's answer: a California Pricing ``DataTransfer``
         (FinalCost) carries it."""
         return Call("DataTransfer", final_cost_data_transfer(transaction_id, cost))
+
+    def running_cost(self, *, transaction_id: str, cost: SessionCost, meter_wh: float | None, at: datetime,
+                     charging: bool) -> Call:
+        """1.6 has no running cost message: a California Pricing ``DataTransfer`` (RunningCost)."""
+        try:
+            int(transaction_id)
+        except ValueError:
+            raise OperationError(f"1.6 transaction ids are integers, not {transaction_id!r}") from None
+        return Call("DataTransfer", running_cost_data_transfer(transaction_id=transaction_id, cost=cost,
+                                                               meter_wh=meter_wh, at=at, charging=charging))
 
     # -- certificates: the security extension (CertificateUseEnumType has two types)
 

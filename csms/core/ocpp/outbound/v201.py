@@ -29,6 +29,7 @@ from csms.core.timeutil import ocpp_ts
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from csms.core.domain import SessionCost
     from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationState
 
@@ -89,6 +90,9 @@ class Calls201(StationCalls):
     max_id_token_length = ID_TOKEN_LENGTH
     supports_display_messages = True
     supports_transaction_status = True
+    supports_monitoring = True
+    supports_customer_information = True
+    supports_running_cost = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
@@ -277,6 +281,49 @@ class Calls201(StationCalls):
 
     def get_transaction_status(self, *, transaction_id: str) -> Call:
         return Call("GetTransactionStatus", {"transactionId": transaction_id}, outcome=transaction_status)
+
+    def running_cost(self, *, transaction_id: str, cost: SessionCost, meter_wh: float | None, at: datetime,
+                     charging: bool) -> Call:
+        """CostUpdated: the total incl. VAT so far."""
+        return Call("CostUpdated", {"totalCost": float(cost.total_incl_vat), "transactionId": transaction_id},
+                    outcome=accepted)
+
+    # -- monitoring
+
+    def set_monitors(self, *, monitors: list[dict[str, Any]]) -> Call:
+        return Call("SetVariableMonitoring", {"setMonitoringData": monitors}, outcome=lambda response: {
+            **accepted(response), "results": response.get("setMonitoringResult") or []})
+
+    def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
+        return Call("ClearVariableMonitoring", {"id": monitor_ids}, outcome=lambda response: {
+            **accepted(response), "results": response.get("clearMonitoringResult") or []})
+
+    def get_monitoring_report(self, *, request_id: int, criteria: list[str] | None,
+                              component_variables: list[dict[str, Any]] | None) -> Call:
+        payload: dict[str, Any] = {"requestId": request_id}
+        if criteria:
+            payload["monitoringCriteria"] = criteria
+        if component_variables:
+            payload["componentVariable"] = component_variables
+        return Call("GetMonitoringReport", payload, outcome=answered_for(request_id))
+
+    def set_monitoring_base(self, *, base: str) -> Call:
+        return Call("SetMonitoringBase", {"monitoringBase": base})
+
+    def set_monitoring_level(self, *, severity: int) -> Call:
+        return Call("SetMonitoringLevel", {"severity": severity})
+
+    def customer_information(self, *, report: bool, clear: bool, id_token: dict[str, Any] | None,
+                             customer_identifier: str | None, customer_certificate: dict[str, Any] | None) -> Call:
+        request_id = new_request_id()
+        payload: dict[str, Any] = {"requestId": request_id, "report": report, "clear": clear}
+        if id_token is not None:
+            payload["idToken"] = id_token
+        if customer_identifier is not None:
+            payload["customerIdentifier"] = customer_identifier
+        if customer_certificate is not None:
+            payload["customerCertificate"] = customer_certificate
+        return Call("CustomerInformation", payload, outcome=answered_for(request_id))
 
     # -- certificates
 

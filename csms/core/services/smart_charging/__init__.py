@@ -37,7 +37,8 @@ The modules: :mod:`~.service` (the loop), :mod:`~.allocation` (sharing the capac
 safety net), :mod:`~.phases` and :mod:`~.schedules` (amps per phase and over time),
 :mod:`~.profiles` (payloads per version), :mod:`~.station_caps`, :mod:`~.rounds` (what a round
 sees and decides), :mod:`~.view` (what the admin shows), :mod:`~.dryrun` and :mod:`~.targets`
-(a session's departure time and energy).
+(a session's departure time and energy), :mod:`~.departures` (departures learned from the
+site's past sessions, setting ``learned_departures``).
 """
 
 from csms.core.services.smart_charging.allocation import enforce_limits

@@ -23,6 +23,7 @@ from csms.core.leases import LeaderJob, lead
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.sessions import ActiveSession
 from csms.core.services.smart_charging.allocation import allocate, default_limits, enforce_limits, site_capacity
+from csms.core.services.smart_charging.departures import DEPARTURE_RULE, DepartureLearner, combine, keys_of, site_tz
 from csms.core.services.smart_charging.dryrun import dry_run
 from csms.core.services.smart_charging.phases import (
     INF,
@@ -47,7 +48,7 @@ from csms.core.services.smart_charging.profiles import (
 from csms.core.services.smart_charging.rounds import SiteModel, SiteRound
 from csms.core.services.smart_charging.schedules import capacity_factors, periods_at, scaled_periods
 from csms.core.services.smart_charging.station_caps import StationCaps, read_station_caps
-from csms.core.services.smart_charging.targets import save_session_targets, store_charging_needs
+from csms.core.services.smart_charging.targets import departure_source, save_session_targets, store_charging_needs
 from csms.core.services.smart_charging.view import describe_site
 from csms.core.tables import ChargingProfile, ChargingSession, Evse, Hub, Site, Station
 from csms.core.timeutil import utcnow
@@ -131,6 +132,7 @@ class SmartChargingService:
         self._no_composite: set[str] = set()
         self._measured_at: dict[int, float] = {}  # session id → monotonic time of the last sample
         self._changed_at: dict[tuple[str, int], float] = {}  # (station, evse) → last TxProfile change
+        self.departures = DepartureLearner()  # learned departures (setting learned_departures)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class SmartChargingService:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.departures.close()
         self._task = self._forwarder = None
 
     async def _lead(self) -> None:
@@ -251,6 +254,7 @@ class SmartChargingService:
             self._measured_at[signal.session_id] = time.monotonic()
         elif signal.kind == "stopped" and signal.session_id is not None:
             self._measured_at.pop(signal.session_id, None)
+            self.departures.done(signal.session_id)
         if self._runs_rounds:  # only the node running rounds reads them
             self._events.append(signal)
             self._wake.set()
@@ -441,8 +445,19 @@ class SmartChargingService:
             sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
             ChargingSession.id, ChargingSession.departure_at, ChargingSession.energy_target_wh,
-        ).where(ChargingSession.id.is_in([x.id for x in sessions])) if sessions else []
+            ChargingSession.driver, ChargingSession.flags,
+        ).where(ChargingSession.id.is_in([x.id for x in sessions])).output(load_json=True) if sessions else []
         extra = {r["id"]: r for r in extra_rows}
+        learned: dict[int, Any] = {}
+        if live and cfg.learned_departures:
+            try:  # the site's history is read once an hour (in the background after the first)
+                learned = await self.departures.predict(
+                    site_id, site_tz(site.get("timezone")),
+                    [(x.id, keys_of(x.id_token, (extra.get(x.id) or {}).get("driver")), x.started_at)
+                     for x in sessions], now)
+            except Exception:
+                log.warning("learning departures of site %s failed; stated departures only", site_id,
+                            exc_info=True)
         loads: list[Load] = []
         pinned: list[Load] = []
         voltage = float(site["voltage_v"] or 230.0)
@@ -460,15 +475,21 @@ class SmartChargingService:
                     measured = None  # taken before the car could follow the last change
             info = extra.get(x.id) or {}
             target = info.get("energy_target_wh")
+            stated = info.get("departure_at")
+            guess = learned.get(x.id)
+            departure, is_learned = combine(stated, guess.departure_at if guess else None, DEPARTURE_RULE)
+            source = "learned" if is_learned else departure_source(stated, info.get("flags"))
             load = Load(
                 id=f"{x.station_id}/{x.evse_id}", station_id=x.station_id, evse_id=x.evse_id, session_id=x.id,
                 phases=grid_phases(s["phase_rotation"], station_phases),
                 min_a=float(s["min_current_a"] if s["min_current_a"] is not None else 6.0),
                 max_a=float(s["max_current_a"] if s["max_current_a"] is not None else cfg.default_max_current_a),
                 measured_a=measured, power_w=x.power_w, started_at=x.started_at, node=f"station:{x.station_id}",
-                departure_at=info.get("departure_at"), energy_wh=x.energy_wh,
+                departure_at=departure, energy_wh=x.energy_wh,
                 energy_wh_needed=None if target is None else max(0.0, target - x.energy_wh),
-                extra={"transaction_id": x.transaction_id, "station_phases": station_phases},
+                extra={"transaction_id": x.transaction_id, "station_phases": station_phases,
+                       "departure_source": source, "stated_departure_at": stated,
+                       "learned_departure": guess},
             )
             if ask_limits:  # plugins' limits on this session (the minimum counts)
                 for plugin, cap in await call_hook("session_limit", load=load, now=now):

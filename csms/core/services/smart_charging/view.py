@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from csms.core.services.sessions import SessionService
 
 
+def departure_details(extra: dict[str, Any]) -> dict[str, Any]:
+    """Where a connector's departure comes from (``driver``, ``ev`` or ``learned``), the stated one
+    and the learned one with its basis (``card``, ``driver``, ``site``) and the stays it is the median of."""
+    stated = extra.get("stated_departure_at")
+    guess = extra.get("learned_departure")
+    return {"departure_source": extra.get("departure_source"),
+            "stated_departure_at": stated.isoformat() if stated else None,
+            "learned_departure": None if guess is None else {
+                "departure_at": guess.departure_at.isoformat(), "basis": guess.basis, "stays": guess.stays}}
+
+
 async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
                         sessions: SessionService) -> dict[str, Any]:
     """The site as the admin shows it, from its live ``model`` and its ``last`` round.
@@ -76,6 +87,7 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
             "transaction_id": tx, "phases": list(load.phases), "reachable": bool(station["ready"]),
             "measured_a": round(max(measured), 2), "measured_per_phase_a": [round(m, 2) for m in measured],
             "allocated_a": allocated, "departure_at": load.departure_at.isoformat() if load.departure_at else None,
+            **departure_details(load.extra),
             "energy_wh": load.energy_wh, "energy_wh_needed": load.energy_wh_needed, "sent": profile,
         })
     children: dict[str | None, list[TopologyNode]] = {}

@@ -1,0 +1,185 @@
+"""Variable monitoring of a 2.0.1 station, on the station's page: a panel (through
+``admin_panels``, a default plugin, see ``csms.plugins.DEFAULT_PLUGINS``) with the monitors the
+CSMS knows, the latest event of each component and variable (value, trigger, severity, time),
+a form to set a monitor, a button to clear each, "Ask the station" (GetMonitoringReport), and
+the monitoring base and level. OCPP 1.6 stations have no monitoring and get no panel.
+
+:func:`command_outcome` is shared with :mod:`csms.admin.customer_information`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+
+from csms.admin.auth import actor, current_user
+from csms.admin.templating import fragment, is_htmx, render
+from csms.core.ocpp.validation import V16, OcppError
+from csms.core.runtime import get_core
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.monitoring import BASES, MONITOR_TYPES, SEVERITIES, in_words
+from csms.core.services.operations import OperationError
+from csms.plugins import hookimpl
+
+STATION = {"tenant": {"station_id": "station"}}
+TEMPLATE = "stations/_monitoring.html"
+
+
+async def _context(request: Request, station_id: str, notice: str = "", ok: bool = True,
+                   reload: bool = False) -> dict[str, Any]:
+    user = await current_user(request)
+    try:
+        listing = await get_core().monitoring.listing(station_id)
+    except UnknownStation:
+        raise NotFoundException(f"There is no station {station_id}.") from None
+    return {"mon": listing, "sid": station_id, "notice": notice, "ok": ok, "reload": reload,
+            "can_operate": bool(user and user.can("operator")), "monitor_types": MONITOR_TYPES,
+            "severities": SEVERITIES, "bases": BASES}
+
+
+@hookimpl
+def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
+    station = context.get("station") if page == "station" else None
+    if not station or context.get("version") == V16:
+        return None
+
+    async def panel() -> Markup:
+        return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
+
+    return panel
+
+
+async def command_outcome(request: Request, station_id: str, command: Awaitable[dict[str, Any]],
+                          words: Callable[[dict[str, Any]], tuple[bool, str]],
+                          again: Callable[..., Awaitable[Template]]) -> Template | Redirect:
+    """Await ``command``; ``words`` says of its result whether it went well and what to tell.
+    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX."""
+    try:
+        ok, notice = words(await command)
+    except UnknownStation:
+        raise NotFoundException(f"There is no station {station_id}.") from None
+    except StationOffline:
+        ok, notice = False, "The station is offline."
+    except CommandTimeout:
+        ok, notice = False, "The station did not answer in time."
+    except OperationError as exc:
+        ok, notice = False, str(exc)
+    except OcppError as exc:
+        ok, notice = False, f"The station answered {exc.code}: {exc.description}"
+    if not is_htmx(request):
+        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+    return await again(notice, ok)
+
+
+def _status_words(done: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
+    def words(result: dict[str, Any]) -> tuple[bool, str]:
+        if result["status"] == "Accepted":
+            return True, done
+        return False, f"The station answered {result['status']}: {in_words(result['status'])}."
+
+    return words
+
+
+def _results_words(verb: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
+    """Each monitor's result (SetMonitoringResult / ClearMonitoringResult) in words."""
+    def words(result: dict[str, Any]) -> tuple[bool, str]:
+        lines = []
+        for r in result["results"]:
+            where = ""
+            if r.get("component"):
+                where = f" on {r['component'].get('name', '')}.{r['variable'].get('name', '')}"
+            ident = f"Monitor {r['id']}" if r.get("id") is not None else "The monitor"
+            lines.append(f"{ident}{where}: {r['words']}" + (f" ({verb})" if r.get("status") == "Accepted" else ""))
+        ok = bool(result["results"]) and all(r.get("status") in ("Accepted", "NotFound") for r in result["results"])
+        return ok, "; ".join(lines) or "The station answered without results."
+
+    return words
+
+
+async def _panel(request: Request, station_id: str, notice: str = "", ok: bool = True,
+                 reload: bool = False) -> Template:
+    return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload))
+
+
+def _again(request: Request, station_id: str, *, reload: bool = False) -> Callable[..., Awaitable[Template]]:
+    async def again(notice: str, ok: bool) -> Template:
+        return await _panel(request, station_id, notice, ok, reload and ok)
+
+    return again
+
+
+def _number(value: Any, what: str, *, whole: bool = False) -> Any:
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        raise OperationError(f"{what}: {text!r} is not a {'whole ' if whole else ''}number") from None
+
+
+@get("/admin/stations/{station_id:str}/monitoring", include_in_schema=False, opt=STATION)
+async def monitoring_panel(request: Request, station_id: str) -> Template:
+    """The panel alone (HTMX reloads it after asking the station)."""
+    return await _panel(request, station_id)
+
+
+@post("/admin/stations/{station_id:str}/monitoring", include_in_schema=False, opt=STATION)
+async def monitoring_set(request: Request, station_id: str) -> Template | Redirect:
+    form = await request.form()
+
+    async def command() -> dict[str, Any]:
+        value, severity = _number(form.get("value"), "value"), _number(form.get("severity"), "severity", whole=True)
+        if value is None or severity is None:
+            raise OperationError("value and severity are required")
+        return await get_core().monitoring.set(station_id, monitors=[{
+            "component": form.get("component") or "", "variable": form.get("variable") or "",
+            "component_instance": form.get("component_instance") or "",
+            "variable_instance": form.get("variable_instance") or "",
+            "evse_id": _number(form.get("evse_id"), "EVSE", whole=True), "type": form.get("type") or "",
+            "value": value, "severity": severity, "transaction": bool(form.get("transaction"))}],
+            by=await actor(request))
+
+    return await command_outcome(request, station_id, command(), _results_words("set"), _again(request, station_id))
+
+
+@post("/admin/stations/{station_id:str}/monitoring/{monitor_id:int}/clear", include_in_schema=False, opt=STATION)
+async def monitoring_clear(request: Request, station_id: str, monitor_id: int) -> Template | Redirect:
+    return await command_outcome(request, station_id, get_core().monitoring.clear(
+        station_id, monitor_ids=[monitor_id], by=await actor(request)), _results_words("cleared"),
+        _again(request, station_id))
+
+
+@post("/admin/stations/{station_id:str}/monitoring/report", include_in_schema=False, opt=STATION)
+async def monitoring_report(request: Request, station_id: str) -> Template | Redirect:
+    return await command_outcome(request, station_id, get_core().monitoring.request_report(
+        station_id, by=await actor(request)), _status_words("Asked the station for its monitors."),
+        _again(request, station_id, reload=True))
+
+
+@post("/admin/stations/{station_id:str}/monitoring/base", include_in_schema=False, opt=STATION)
+async def monitoring_base(request: Request, station_id: str) -> Template | Redirect:
+    form = await request.form()
+    base = form.get("base") or ""
+    return await command_outcome(request, station_id, get_core().monitoring.set_base(
+        station_id, base=base, by=await actor(request)), _status_words(f"Monitoring base set to {base}."),
+        _again(request, station_id))
+
+
+@post("/admin/stations/{station_id:str}/monitoring/level", include_in_schema=False, opt=STATION)
+async def monitoring_level(request: Request, station_id: str) -> Template | Redirect:
+    form = await request.form()
+
+    async def command() -> dict[str, Any]:
+        severity = _number(form.get("severity"), "severity", whole=True)
+        if severity is None:
+            raise OperationError("severity is required")
+        return await get_core().monitoring.set_level(station_id, severity=severity, by=await actor(request))
+
+    return await command_outcome(request, station_id, command(), _status_words(
+        "Monitoring level set: the station reports events of this severity and more severe."),
+        _again(request, station_id))

@@ -1,0 +1,116 @@
+"""Languages and the viewer's days (issue 15), against one real server: the account page's language
+choice changes the admin (German navigation), Accept-Language chooses for those who chose none and
+for the driver portal and the public map, the audit filter and the dashboard count the viewer's
+days, and Chromium shows the German dashboard on a desktop and a phone (screenshots saved)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import httpx
+from playwright.async_api import expect
+
+from csms.core.tables import AuditEntry, ChargingSession, Station
+from csms.testing import admin_client
+from tests.admin.conftest import screenshot
+
+
+async def test_language_choice_accept_language_and_the_viewers_days(page_as, server):
+    berlin = ZoneInfo("Europe/Berlin")
+    client = await admin_client(server, "operator")
+    viewer = await admin_client(server, "viewer")
+    try:
+        english = (await client.get("/")).text
+        assert '<html lang="en">' in english and ">Stations</a>" in english and ">Sessions</a>" in english
+
+        account = await client.get("/admin/account")
+        assert 'name="language"' in account.text and '<option value="de" lang="de">Deutsch</option>' in account.text
+        token = client.cookies.get("csms_csrftoken")
+        bad = await client.post("/admin/account/language", data={"language": "tlh", "_csrf_token": token})
+        assert bad.status_code == 422 and "Choose a language from the list." in bad.text
+        saved = await client.post("/admin/account/language", data={"language": "de", "_csrf_token": token})
+        assert saved.status_code == 303 and saved.headers["location"] == "/admin/account?saved=language"
+        await client.post("/admin/account/time-zone", data={"time_zone": "Europe/Berlin", "_csrf_token": token})
+
+        german = (await client.get("/", headers={"Accept-Language": "fr"})).text  # one's own choice wins
+        assert '<html lang="de">' in german and 'data-language="de"' in german
+        assert ">Ladestationen</a>" in german and ">Ladevorgänge</a>" in german and "Energie heute" in german
+        assert "Zeiten in Europe/Berlin" in german and ">Stations</a>" not in german
+        assert "Gespeichert: Die Verwaltung spricht jetzt Deutsch." in (await client.get("/admin/account?saved=language")).text
+        missing = await client.get("/admin/stations/NO-SUCH-STATION")
+        assert missing.status_code == 404 and "Nicht gefunden" in missing.text  # error pages too
+
+        # who chose nothing: the browser's language, else the installation's (en)
+        assert ">Bornes</a>" in (await viewer.get("/", headers={"Accept-Language": "fr-BE,fr;q=0.9"})).text
+        assert ">Laadpalen</a>" in (await viewer.get("/admin/stations", headers={"Accept-Language": "nl"})).text
+        assert ">Stations</a>" in (await viewer.get("/", headers={"Accept-Language": "es"})).text
+
+        # the audit log's day filter is the viewer's day: 23:30 UTC on the 15th is the 16th in Berlin
+        await AuditEntry(at=datetime(2026, 1, 15, 23, 30, tzinfo=timezone.utc), actor="cli", action="update",
+                         object_type="site", object_id="late", summary="late evening in UTC").save()
+        await AuditEntry(at=datetime(2026, 1, 15, 22, 30, tzinfo=timezone.utc), actor="cli", action="update",
+                         object_type="site", object_id="early", summary="before midnight in Berlin").save()
+        await client.post("/admin/account/language", data={"language": "", "_csrf_token": token})
+        admin = await admin_client(server, "admin")
+        try:
+            await admin.post("/admin/account/time-zone", data={"time_zone": "Europe/Berlin",
+                                                               "_csrf_token": admin.cookies.get("csms_csrftoken")})
+            listed = (await admin.get("/admin/audit?from=2026-01-16&to=2026-01-16")).text
+            assert "late evening in UTC" in listed and "before midnight in Berlin" not in listed
+            assert "Days are those of your time zone, Europe/Berlin." in listed
+        finally:
+            await admin.aclose()
+
+        # the dashboard's "energy today" is the viewer's today: a session a minute after midnight in
+        # Berlin (still yesterday in UTC) counts for the Berlin user, not for a UTC one
+        today_start = datetime.combine(datetime.now(berlin).date(), datetime.min.time(), tzinfo=berlin)
+        station = Station(station_id="LANG-1")
+        await station.save()
+        await ChargingSession(station=station.id, transaction_id="tx-lang", id_token="LANG", state="completed",
+                              started_at=today_start + timedelta(minutes=1), stopped_at=today_start + timedelta(minutes=30),
+                              energy_wh=4321.0).save()
+        berlin_stats = (await client.get("/admin/dashboard/stats")).text
+        assert 'id="energy-today">4.32 kWh' in berlin_stats
+        if today_start.astimezone(timezone.utc).date() != datetime.now(timezone.utc).date():
+            assert 'id="energy-today">0.00 kWh' in (await viewer.get("/admin/dashboard/stats")).text
+
+        # the driver portal and the public map speak the browser's language
+        async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
+            portal = await anonymous.get("/driver", headers={"Accept-Language": "nl-NL,nl;q=0.9,en;q=0.5"})
+            assert '<html lang="nl">' in portal.text and "Aanmelden met wachtwoord" in portal.text
+            portal = await anonymous.get("/driver", headers={"Accept-Language": "de"})
+            assert "Mit Passwort anmelden" in portal.text
+            assert "Sign in with a password" in (await anonymous.get("/driver")).text
+            public = await anonymous.get("/map", headers={"Accept-Language": "fr"})
+            assert "<h1>Bornes de recharge</h1>" in public.text and public.headers["vary"] == "Accept-Language"
+    finally:
+        await client.aclose()
+        await viewer.aclose()
+
+    # Chromium: a German user's dashboard on a desktop and a phone, without a horizontal scrollbar
+    await client_with_language(server, "viewer", "de")
+    for width, height, suffix in ((1280, 900, ""), (390, 844, "-phone")):
+        page = await page_as("viewer", width=width, height=height)
+        await page.goto("/")
+        await expect(page.locator("h1")).to_have_text("Übersicht")
+        await expect(page.locator("#energy-today")).to_be_visible()
+        if suffix:
+            await page.get_by_role("button", name="Menü").click()
+        await expect(page.get_by_role("link", name="Änderungsprotokoll")).to_have_count(0)  # viewer: no audit log
+        await expect(page.get_by_role("link", name="Ladestationen", exact=True)).to_be_visible()
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the German dashboard is {overflow}px wider than a {width}px screen"
+        await screenshot(page, f"dashboard-de{suffix}")
+        await page.context.close()
+
+
+async def client_with_language(server, role: str, language: str) -> None:
+    """``role``'s own language set on the account page (their browser sessions follow it)."""
+    client = await admin_client(server, role)
+    try:
+        done = await client.post("/admin/account/language",
+                                 data={"language": language, "_csrf_token": client.cookies.get("csms_csrftoken")})
+        assert done.status_code == 303
+    finally:
+        await client.aclose()

@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     scheme = "https" if settings.tls_enabled else "http"
     ws = "wss" if settings.tls_enabled else "ws"
     print(f"CSMS on {scheme}://{host}:{port}/  database {database_name(settings.effective_database_url)}")
-    print(f"  stations connect to {ws}://{host}:{port}/ocpp/<station_id>  (ocpp2.0.1, ocpp1.6)")
+    print(f"  stations connect to {ws}://{host}:{port}/ocpp/<station_id>  (ocpp2.1, ocpp2.0.1, ocpp1.6)")
     if password:
         print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
     print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")

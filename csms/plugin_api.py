@@ -86,7 +86,7 @@ from csms.core.domain import (
 )
 from csms.core.events import Event
 from csms.core.mail import MailError, mail_enabled, send_mail
-from csms.core.ocpp.validation import V16, V201, OcppError
+from csms.core.ocpp.validation import V16, V21, V201, OcppError
 from csms.core.leases import LeaderJob
 from csms.core.offload import run_cpu
 from csms.core.publishing import published_site_ids
@@ -130,7 +130,7 @@ __all__ = [
     "Station", "StationEvent",
     # the running core, commands and their errors
     "get_core", "run_command", "station_row", "session_dict", "CommandTimeout", "StationOffline",
-    "UnknownStation", "OperationError", "OcppError", "V16", "V201",
+    "UnknownStation", "OperationError", "OcppError", "V16", "V201", "V21",
     # charging profiles
     "Planned", "build_profile", "TX", "floor_tenth",
     # HTTP: REST, admin pages, input bounds, CSV

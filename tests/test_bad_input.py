@@ -25,6 +25,8 @@ async def rpc(ws, frame) -> list:
                          "rpc": "FormationViolation", "type_id": "ProtocolError"}),
     ("ocpp2.0.1", BOOT201, {"format": "FormatViolation", "occurrence": "OccurrenceConstraintViolation",
                             "rpc": "RpcFrameworkError", "type_id": "MessageTypeNotSupported"}),
+    ("ocpp2.1", BOOT201, {"format": "FormatViolation", "occurrence": "OccurrenceConstraintViolation",
+                          "rpc": "RpcFrameworkError", "type_id": "MessageTypeNotSupported"}),
 ])
 async def test_malformed_frames_get_callerrors_and_connection_survives(server, version, boot, codes):
     async with websockets.connect(server.ws_url("BAD1"), subprotocols=[version]) as ws:
@@ -102,10 +104,14 @@ async def test_handshake_refusals(tmp_path):
                 async with websockets.connect(srv.ws_url("KNOWN"), subprotocols=["ocpp2.0.1"],
                                               additional_headers=headers):
                     pass
-        # the right password; 2.0.1 preferred when both are offered
+        # the right password; 2.0.1 preferred over 1.6, 2.1 over both
         async with websockets.connect(srv.ws_url("KNOWN"), subprotocols=["ocpp1.6", "ocpp2.0.1"],
                                       additional_headers=basic_auth("KNOWN", "p" * 20)) as ws:
             assert ws.subprotocol == "ocpp2.0.1"
+            assert (await rpc(ws, [2, "b", "BootNotification", BOOT201]))[2]["status"] == "Accepted"
+        async with websockets.connect(srv.ws_url("KNOWN"), subprotocols=["ocpp1.6", "ocpp2.1", "ocpp2.0.1"],
+                                      additional_headers=basic_auth("KNOWN", "p" * 20)) as ws:
+            assert ws.subprotocol == "ocpp2.1"
             assert (await rpc(ws, [2, "b", "BootNotification", BOOT201]))[2]["status"] == "Accepted"
         log = (await srv.api.get("/stations/", params={"q": "UNKNOWN"})).json()
         assert log["total"] == 0

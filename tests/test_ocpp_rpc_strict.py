@@ -2,7 +2,7 @@
 mode (``tests/node/strict_station.mjs``) talk to a real CSMS.
 
 ocpp-rpc validates every frame the CSMS sends (its answers and its own calls) against the official
-OCPP 1.6 / 2.0.1 schemas it ships, independently of the Python ``ocpp`` library the server uses;
+OCPP 1.6 / 2.0.1 / 2.1 schemas it ships, independently of the Python ``ocpp`` library the server uses;
 the script adds the OCPP-J framing rules (CALLERROR shape and codes, unique ids, one outstanding
 CALL) and exits non-zero on any violation. Each test runs the station as a subprocess, follows the
 JSON lines it prints, drives server-initiated commands through the REST API while it lingers,
@@ -31,6 +31,9 @@ SCRIPT = NODE_DIR / "strict_station.mjs"
 VENDOR = "org.csms.strict"  # the DataTransfer vendor id the station knows
 
 PROTOCOLS = ["ocpp1.6", "ocpp2.0.1"]
+# OCPP 2.1 (a superset of 2.0.1): the walk with every REST command, and the broken frames.
+WITH_21 = [*PROTOCOLS, "ocpp2.1"]
+SIDS = {"ocpp1.6": "16", "ocpp2.0.1": "201", "ocpp2.1": "21"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,10 +330,10 @@ def clear_profile(v16: bool, profile_id: int) -> dict[str, Any]:
 # the tests
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", WITH_21)
 async def test_strict_station_walk_and_commands(server, node_station, protocol):
     v16 = protocol == "ocpp1.6"
-    sid = "STRICT16" if v16 else "STRICT201"
+    sid = f"STRICT{SIDS[protocol]}"
     tag, remote_tag = f"{sid}-TAG", f"{sid}-RMT"  # 1.6 idTags are at most 20 characters
     for t in (tag, remote_tag):
         await create_token(server, t)
@@ -352,7 +355,7 @@ async def test_strict_station_walk_and_commands(server, node_station, protocol):
         assert s["meter_stop_wh"] == walk["meterStop"], s
         assert s["energy_wh"] == walk["energyWh"] > 0, s
         detail = (await server.api.get(f"/stations/{sid}")).json()
-        assert detail["ocpp_version"] == ("1.6" if v16 else "2.0.1")
+        assert detail["ocpp_version"] == protocol.removeprefix("ocpp")
         assert detail["vendor"] == "StrictVendor" and detail["model"] == "ocpp-rpc-strict"
         assert detail["online"] is True
 
@@ -540,10 +543,10 @@ async def _when(awaitable: Any, pred: Callable[[Any], bool]) -> Any:
     return value or True
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", WITH_21)
 async def test_strict_station_bad_frames(server, node_station, protocol):
     """Broken frames get the CALLERROR the spec names; the connection and the station survive."""
-    sid = "BAD16" if protocol == "ocpp1.6" else "BAD201"
+    sid = f"BAD{SIDS[protocol]}"
     async with strict_station(node_station, server, sid, protocol, extra=["--bad"]) as st:
         rc = await st.wait_exit(120)
         cases = st.find_all(lambda e: e.get("event") == "bad_case")
@@ -692,7 +695,7 @@ async def test_transaction_lost_in_a_reboot_is_closed(server, node_station, prot
 # the harness itself: a CSMS that breaks the schema must make the station fail
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", WITH_21)
 async def test_strict_station_fails_on_a_violating_csms(node_station, protocol):
     """Guard against a harness that passes silently: a fake CSMS (websockets) answers the boot with
     a timestamp that is not an RFC 3339 date-time and sends a Reset with an invalid type."""

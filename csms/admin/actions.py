@@ -29,6 +29,7 @@ TRIGGER_MESSAGES = {
               "FirmwareStatusNotification", "LogStatusNotification", "PublishFirmwareStatusNotification",
               "SignChargingStationCertificate"],
 }
+TRIGGER_MESSAGES["2.1"] = TRIGGER_MESSAGES["2.0.1"]  # 2.1 adds only CustomTrigger and SignV2G20Certificate
 
 
 @dataclass

@@ -41,7 +41,8 @@ STATUS_FILTERS = [("", N_("Any status")), ("online", N_("Online")), ("offline", 
 TABS = [("overview", "Overview"), ("configuration", "Configuration"), ("messages", "OCPP messages"),
         ("sessions", "Sessions"), ("events", "Events"), ("commands", "Commands")]
 EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
-                    "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit"]
+                    "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit",
+                    "event_stream"]
 
 
 def _json(value: Any) -> Any:

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from csms.core.ocpp.validation import ACTIONS, V16, V201
+from csms.core.ocpp.validation import ACTIONS, SUBPROTOCOLS
 
 if TYPE_CHECKING:
     from csms.core.connections import ConnectionRegistry
@@ -97,7 +97,8 @@ class MessageHistogram(LoopHistogram):
         yield self.family(by_action, ("action",))
 
 
-_MESSAGES_DOC = "CALLs received from stations, by action and outcome (answered, or the CALLERROR code sent back)."
+_MESSAGES_DOC = ("CALLs received from stations, by action and outcome (answered, or the CALLERROR code sent back); "
+                 "OCPP 2.1 SENDs too (handled, or the code of why it was dropped unanswered).")
 MESSAGES = MessageHistogram("csms_ocpp_handle_seconds", "Time from a station's CALL to its answer being sent, "
                             "by action.", ("action", "outcome"))
 HOOK_SECONDS = LoopHistogram("csms_hook_seconds", "Time spent in a plugin's hook implementation (the call "
@@ -150,7 +151,7 @@ class ConnectedStations:
         family = GaugeMetricFamily("csms_connected_stations", self.documentation, labels=["version", "node"])
         connections = self.connections
         counts = Tally(conn.version for conn in map(connections.get, connections.ids()) if conn)
-        for version in sorted(set(counts) | {V16, V201}):
+        for version in sorted(set(counts) | set(SUBPROTOCOLS.values())):
             family.add_metric([version, self.node_id], counts.get(version, 0))
         yield family
 

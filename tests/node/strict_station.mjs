@@ -6,12 +6,13 @@
 // the OCPP-J framing rules a schema cannot see (CALLERROR shape and codes, unique message ids,
 // one outstanding CSMS call at a time) and a few semantic ones (boot/authorize Accepted, clock).
 //
-//   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1
+//   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1|ocpp2.1
 //        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace]
 //        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]
 //
 // Modes: the default walk (boot, StatusNotification, Heartbeat, Authorize, start, MeterValues
-// (one sample in kWh), stop, DataTransfer), then --linger answering the CSMS's calls (remote
+// (one sample in kWh), stop, DataTransfer; on ocpp2.1 also a periodic event stream: opened,
+// one NotifyPeriodicEventStream SEND (MessageTypeId 6) that must get no answer, closed), then --linger answering the CSMS's calls (remote
 // start/stop really start/stop a transaction, Reset really reconnects and boots again, GetBaseReport
 // sends NotifyReport, TriggerMessage sends the message). --bad sends broken frames and checks the
 // CALLERROR each one gets; --edge sends valid but unusual traffic and checks it gets CALLRESULTs.
@@ -65,7 +66,7 @@ function parseArgs(argv) {
         }
     }
     if (!out.url || !out.id || !out.protocol) usage('--url, --id and --protocol are required');
-    if (!['ocpp1.6', 'ocpp2.0.1'].includes(out.protocol)) usage('--protocol is ocpp1.6 or ocpp2.0.1');
+    if (!['ocpp1.6', 'ocpp2.0.1', 'ocpp2.1'].includes(out.protocol)) usage('--protocol is ocpp1.6, ocpp2.0.1 or ocpp2.1');
     if (!Number.isFinite(out.linger) || out.linger < 0) usage('--linger is a number of seconds');
     return out;
 }
@@ -73,13 +74,15 @@ function parseArgs(argv) {
 function usage(msg) {
     if (msg) process.stderr.write(`strict_station: ${msg}\n`);
     process.stderr.write('usage: strict_station.mjs --url ws://HOST:PORT/ocpp --id STATION '
-        + '--protocol ocpp1.6|ocpp2.0.1 [--password P] [--token TAG] [--linger S] [--allow-pending] [--trace] '
+        + '--protocol ocpp1.6|ocpp2.0.1|ocpp2.1 [--password P] [--token TAG] [--linger S] [--allow-pending] [--trace] '
         + '[--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]\n');
     process.exit(2);
 }
 
 const args = parseArgs(process.argv.slice(2));
 const V16 = args.protocol === 'ocpp1.6';
+// OCPP 2.1 keeps every 2.0.1 message this script sends or answers: everything not V16 is the 2.x family.
+const V21 = args.protocol === 'ocpp2.1';
 
 // ---------------------------------------------------------------------------------------------
 // output
@@ -100,7 +103,8 @@ function errInfo(err) {
     return { name: err.name, code: err.rpcErrorCode, message: err.message, details: err.details };
 }
 
-// Error codes each version defines (OCPP-J 1.6 section 4.2.3 + errata; OCPP-J 2.0.1 section 4.3).
+// Error codes each version defines (OCPP-J 1.6 section 4.2.3 + errata; OCPP-J 2.0.1 section 4.3,
+// kept by OCPP-J 2.1).
 const ERROR_CODES = V16
     ? new Set(['NotImplemented', 'NotSupported', 'InternalError', 'ProtocolError', 'SecurityError',
         'FormationViolation', 'PropertyConstraintViolation', 'OccurenceConstraintViolation',
@@ -200,8 +204,14 @@ function rfc3339(str) {
 }
 
 function strictValidator(protocol) {
-    const file = protocol === 'ocpp1.6' ? 'ocpp1_6.json' : 'ocpp2_0_1.json';
-    const validator = createValidator(protocol, require(`ocpp-rpc/lib/schemas/${file}`));
+    const file = { 'ocpp1.6': 'ocpp1_6.json', 'ocpp2.0.1': 'ocpp2_0_1.json', 'ocpp2.1': 'ocpp2_1.json' }[protocol];
+    let schemas = require(`ocpp-rpc/lib/schemas/${file}`);
+    if (protocol === 'ocpp2.1') {
+        // ocpp-rpc 2.2.1 ships the 2.1 schemas under the OCA's ids (urn:XRequest / urn:XResponse)
+        // but looks schemas up as urn:X.req / urn:X.conf: give them the ids it looks for.
+        schemas = schemas.map((schema) => ({ ...schema, $id: schema.$id.replace(/Request$/, '.req').replace(/Response$/, '.conf') }));
+    }
+    const validator = createValidator(protocol, schemas);
     if (typeof validator._ajv?.addFormat !== 'function') {
         throw new Error('ocpp-rpc internals changed: cannot tighten the date-time format');
     }
@@ -260,6 +270,7 @@ client.on('badMessage', ({ buffer, error, response }) => {
 
 // Framing rules schemas do not cover.
 const serverCallIds = new Set();
+const sentSends = new Set();    // ids of our SEND frames (2.1): nothing may come back with one
 let serverCallsOpen = 0;
 const afterReply = new Map();   // messageId -> function run after our reply to that call was sent
 
@@ -269,6 +280,9 @@ client.on('message', ({ message, outbound }) => {
     let msg;
     try { msg = JSON.parse(String(message)); } catch { return; }   // badMessage reports it
     if (!Array.isArray(msg)) return;
+    if (sentSends.has(msg[1])) {
+        violation('send_answered', { frame: msg, note: 'OCPP-J 2.1: a SEND (MessageTypeId 6) is never answered' });
+    }
     const body = msg[0] === 2 ? msg[3] : msg[0] === 3 ? msg[2] : undefined;
     const odd = body === undefined ? [] : timestampsNotInDesignForm(body);
     if (odd.length) {
@@ -940,7 +954,34 @@ async function walk() {
     const dt = V16 ? { vendorId: args.vendor, messageId: 'hello', data: 'strict station' }
                    : { vendorId: args.vendor, messageId: 'hello', data: { text: 'strict station' } };
     await call('DataTransfer', dt);
+    if (V21) await periodicEventStream();
     emit({ event: 'walk_done' });
+}
+
+// OCPP 2.1: open a periodic event stream, send its data in a SEND (MessageTypeId 6, validated
+// here against the 2.1 schema as ocpp-rpc does not send SENDs itself), then close it. The
+// Heartbeat after the SEND is answered only once the CSMS has read the SEND (frames are handled
+// in order), so by its answer an answer to the SEND would have come.
+async function periodicEventStream() {
+    const streamId = 7;
+    const opened = await call('OpenPeriodicEventStream', { constantStreamData: {
+        id: streamId, variableMonitoringId: 1, params: { interval: 60, values: 2 } } });
+    expect(opened.status === 'Accepted', 'stream_not_accepted', { opened });
+    const id = `send-${Date.now().toString(36)}`;
+    const params = { id: streamId, pending: 0, basetime: now(), data: [{ t: 0, v: '230.1' }, { t: 1.5, v: '229.8' }] };
+    const validator = client._strictValidators.get(args.protocol);
+    try {
+        validator.validate('urn:NotifyPeriodicEventStream', params);
+    } catch (err) {
+        violation('own_frame_invalid', { action: 'NotifyPeriodicEventStream', params, error: errInfo(err) });
+    }
+    sentSends.add(id);
+    client.sendRaw(JSON.stringify([6, id, 'NotifyPeriodicEventStream', params]));
+    emit({ event: 'send', action: 'NotifyPeriodicEventStream', id, params });
+    await heartbeat();
+    await sleep(200);
+    await call('ClosePeriodicEventStream', { id: streamId });
+    emit({ event: 'stream_done', sendId: id });
 }
 
 // ---------------------------------------------------------------------------------------------

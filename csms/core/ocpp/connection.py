@@ -1,4 +1,5 @@
-"""The lean OCPP-J dispatcher shared by both version adapters.
+"""The lean OCPP-J dispatcher shared by the version adapters (OCPP-J 1.6, 2.0.1 and 2.1's SEND and
+CALLRESULTERROR frames).
 
 It keeps the ``ocpp`` library's schemas, action enums, ``@on`` routing decorator and
 ``ChargePoint`` base, but parses frames with msgspec, validates with compiled schemas
@@ -24,6 +25,7 @@ from csms.core.ocpp.validation import (
     ACTIONS,
     MAX_DEPTH,
     MAX_MESSAGE_ID,
+    SEND_ACTIONS,
     call_head,
     OcppError,
     check_domain,
@@ -67,6 +69,10 @@ class StationConnection(ChargePoint):
     handlers: ClassVar[dict[str, Handler]] = {}
     # Actions a station may send while not Accepted (besides those we triggered).
     allowed_while_pending: ClassVar[frozenset[str]] = frozenset({"BootNotification"})
+    # Station-to-CSMS actions of the version this CSMS does not handle: NotImplemented, not NotSupported.
+    not_implemented: ClassVar[frozenset[str]] = frozenset()
+    # OCPP-J 2.1's CALLRESULTERROR (5) and SEND (6) message types; before 2.1 they are MessageTypeNotSupported.
+    rpc_2_1: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -231,6 +237,21 @@ class StationConnection(ChargePoint):
                 desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
                 details = msg[4] if len(msg) > 4 and isinstance(msg[4], dict) else {}
                 fut.set_exception(OcppError(code, desc, details))
+        elif mtype == 6 and self.rpc_2_1:
+            action = msg[2] if isinstance(msg[2], str) else ""
+            self._log_in(6, uid, action, raw_msg)
+            token = logs.message_id.set(uid)
+            try:
+                with tracing.call_span(self.station_id, version, action, uid):
+                    await self._handle_send(uid, action, msg, raw_msg, unbounded)
+            finally:
+                logs.message_id.reset(token)
+        elif mtype == 5 and self.rpc_2_1:
+            # An error in answer to one of our CALLRESULTs: nothing to answer, nothing to undo.
+            self._log_in(5, uid, "", raw_msg)
+            code = msg[2] if isinstance(msg[2], str) else "GenericError"
+            desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
+            log.warning("%s: CALLRESULTERROR %s for our answer %s: %s", self.station_id, code[:64], uid, desc[:255])
         else:
             self._log_in(mtype, uid, "", raw_msg)
             await self._send_error(uid, error_code(version, "message_type"),
@@ -245,14 +266,56 @@ class StationConnection(ChargePoint):
         log.info("%s: CALLERROR %s for %s %s: %s", self.station_id, code, action or "frame", uid, description)
         await self._send([4, uid, code, description[:255], details or {}], action)
 
+    async def _handle_send(self, uid: str, action: str, msg: list[Any], raw: str, unbounded: bool) -> None:
+        """A SEND (OCPP-J 2.1): handled like a CALL of a SEND action, but never answered, not
+        even with a CALLERROR; what is wrong with it is logged."""
+        version = self.version
+        started = _clock()
+        outcome = "handled"
+        try:
+            if len(msg) != 4:
+                raise OcppError(error_code(version, "rpc"), "a SEND has exactly 4 elements")
+            if not uid or len(uid) > MAX_MESSAGE_ID:
+                raise OcppError(error_code(version, "rpc"), f"a message id has 1 to {MAX_MESSAGE_ID} characters")
+            handler = self.handlers.get(action)
+            if action not in SEND_ACTIONS[version] or handler is None:
+                raise OcppError(error_code(version, "not_supported"), f"{action!r} is not a SEND message of OCPP {version}")
+            check_domain(version, msg[3], raw, unbounded_numbers=unbounded)
+            validate(version, action, msg[3])
+            if self.state.registration_status != "Accepted":
+                raise OcppError(error_code(version, "security"), f"station is {self.state.registration_status}")
+            token = deferred_events.set([])
+            try:
+                await handler(self, msg[3])
+            finally:
+                held = deferred_events.get()
+                deferred_events.reset(token)
+            for event in held or ():
+                self.core.events.emit(event)
+        except (OcppError, InvalidTimestamp) as exc:
+            outcome = getattr(exc, "code", error_code(version, "property"))
+            log.warning("%s: SEND %s %s dropped (not answered, as OCPP-J 2.1 requires): %s",
+                        self.station_id, action or "frame", uid, exc)
+        except Exception:
+            outcome = error_code(version, "internal")
+            log.exception("%s: handler for SEND %s failed", self.station_id, action)
+            _count_error("handler")
+        _message_handled(action, outcome, _clock() - started)
+
     async def _handle_call(self, uid: str, action: str, payload: Any, raw: str, unbounded: bool = False) -> None:
         version = self.version
         started = _clock()
         try:
             handler = self.handlers.get(action)
-            if handler is None:
+            if handler is None or action in SEND_ACTIONS[version]:
                 if action not in ACTIONS[version]:
                     raise OcppError(error_code(version, "not_implemented"), f"unknown action {action!r}")
+                if action in SEND_ACTIONS[version]:
+                    raise OcppError(error_code(version, "rpc"), f"{action} is a SEND message (MessageTypeId 6), "
+                                                                "not a CALL")
+                if action in self.not_implemented:
+                    raise OcppError(error_code(version, "not_implemented"),
+                                    f"this CSMS does not implement {action} (OCPP {version})")
                 raise OcppError(error_code(version, "not_supported"),
                                 f"{action} is not a message a station sends to the CSMS")
             check_domain(version, payload, raw, unbounded_numbers=unbounded)
@@ -300,6 +363,8 @@ class StationConnection(ChargePoint):
         Raises ``OcppError`` for a CALLERROR (or an invalid payload on either side) and
         ``asyncio.TimeoutError``. One outbound CALL at a time per connection, as OCPP-J requires.
         """
+        if action in SEND_ACTIONS[self.version]:
+            raise OcppError(error_code(self.version, "not_supported"), f"{action} is a SEND message, not a CALL")
         validate(self.version, action, payload)
         triggered = payload.get("requestedMessage", "") if action in ("TriggerMessage", "ExtendedTriggerMessage") else ""
         if triggered:  # a Pending station may send what we asked for (once), even before the answer

@@ -1,6 +1,7 @@
 """The OCPP WebSocket endpoint: ``ws(s)://HOST:PORT/ocpp/{station_id}``.
 
-The handshake negotiates ``ocpp2.0.1`` or ``ocpp1.6`` from the client's offer (2.0.1 preferred),
+The handshake negotiates ``ocpp2.1``, ``ocpp2.0.1`` or ``ocpp1.6`` from the client's offer (in that
+order of preference),
 checks HTTP Basic credentials (security profiles 1 and 2), the client certificate's commonName
 (security profile 3; the TLS layer has already verified the certificate against ``tls_ca``), the
 station's stored security profile (no downgrade) and the unknown-station policy. A refused
@@ -25,6 +26,7 @@ from csms.core import logs
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.v16 import StationConnection16
 from csms.core.ocpp.v201 import StationConnection201
+from csms.core.ocpp.v21 import StationConnection21
 from csms.core.runtime import get_core
 from csms.core.services.stations import AuthFailure
 
@@ -32,6 +34,7 @@ log = logging.getLogger("csms.ocpp")
 
 # Server preference order.
 ADAPTERS: dict[str, type[StationConnection]] = {
+    "ocpp2.1": StationConnection21,
     "ocpp2.0.1": StationConnection201,
     "ocpp1.6": StationConnection16,
 }
@@ -91,7 +94,7 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
     subprotocol = choose_subprotocol(offered)
     if subprotocol is None:
         log.warning("refused %s from %s: no supported subprotocol in %s", station_id[:48], client, offered)
-        await refuse(socket, 400, "offer ocpp2.0.1 or ocpp1.6", close_code=CLOSE_PROTOCOL_ERROR)
+        await refuse(socket, 400, "offer ocpp2.1, ocpp2.0.1 or ocpp1.6", close_code=CLOSE_PROTOCOL_ERROR)
         return
     if not STATION_ID.fullmatch(station_id) or station_id in (".", ".."):
         log.warning("refused %r from %s: a station id is 1-48 of the characters A-Z a-z 0-9 * - _ = : + | @ .",

@@ -26,15 +26,23 @@ import ocpp
 
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
+from ocpp.v21.enums import Action as Action21
 
 _SCHEMA_ROOT = Path(ocpp.__file__).parent
 
 V16 = "1.6"
 V201 = "2.0.1"
-SUBPROTOCOLS = {"ocpp2.0.1": V201, "ocpp1.6": V16}
+V21 = "2.1"
+# 2.1 keeps every 2.0.1 message (with optional additions): code that branches on the version
+# tells 1.6 from the rest (``version == V16``) wherever 2.0.1 and 2.1 are alike.
+SUBPROTOCOLS = {"ocpp2.1": V21, "ocpp2.0.1": V201, "ocpp1.6": V16}
+# OCPP-J 2.1's SEND messages (MessageTypeId 6: never answered); the library's enum lacks them.
+SEND_ACTIONS: dict[str, frozenset[str]] = {V16: frozenset(), V201: frozenset(),
+                                           V21: frozenset({"NotifyPeriodicEventStream"})}
 ACTIONS: dict[str, frozenset[str]] = {
     V16: frozenset(a.value for a in Action16),
     V201: frozenset(a.value for a in Action201),
+    V21: frozenset(a.value for a in Action21) | SEND_ACTIONS[V21],
 }
 
 
@@ -53,7 +61,7 @@ class InvalidPayload(OcppError):
 
 
 # Error code names differ between versions (1.6 spells "FormationViolation" and
-# "OccurenceConstraintViolation"; 2.0.1 "FormatViolation" and "OccurrenceConstraintViolation").
+# "OccurenceConstraintViolation"; 2.0.1 and 2.1 "FormatViolation" and "OccurrenceConstraintViolation").
 _CODES = {
     V16: {
         "format": "FormationViolation",
@@ -84,6 +92,7 @@ _CODES = {
         "protocol": "ProtocolError",
     },
 }
+_CODES[V21] = _CODES[V201]  # OCPP-J 2.1 keeps 2.0.1's error codes
 
 
 def error_code(version: str, kind: str) -> str:
@@ -149,6 +158,10 @@ _RULE_KIND = {
 def _schema_path(version: str, action: str, response: bool) -> Path:
     if version == V16:
         return _SCHEMA_ROOT / "v16" / "schemas" / f"{action}{'Response' if response else ''}.json"
+    if version == V21:
+        if action in SEND_ACTIONS[V21]:  # a SEND has one schema, named without Request
+            return _SCHEMA_ROOT / "v21" / "schemas" / f"{action}.json"
+        return _SCHEMA_ROOT / "v21" / "schemas" / f"{action}{'Response' if response else 'Request'}.json"
     return _SCHEMA_ROOT / "v201" / "schemas" / f"{action}{'Response' if response else 'Request'}.json"
 
 

@@ -227,7 +227,7 @@ class Operations:
         return answered(done["response"])
 
     def version(self, station_id: str) -> str:
-        """The station's live protocol version ("1.6" or "2.0.1"); ``StationOffline`` without one."""
+        """The station's live protocol version ("1.6", "2.0.1" or "2.1"); ``StationOffline`` without one."""
         version = self.commands.version_of(station_id)
         if version is None:
             raise StationOffline(station_id)

@@ -1,4 +1,4 @@
-"""The running cost of an ongoing transaction, to the station's display: OCPP 2.0.1
+"""The running cost of an ongoing transaction, to the station's display: OCPP 2.0.1 and 2.1
 ``CostUpdated``; OCPP 1.6 has no such message, so with ``running_cost_data_transfer`` on the
 1.6 adapter sends a California Pricing ``DataTransfer`` (RunningCost) instead.
 

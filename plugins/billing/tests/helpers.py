@@ -15,6 +15,9 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call_result as result21
+from ocpp.v21.enums import Action as Action21
 
 ENERGY = "Energy.Active.Import.Register"
 
@@ -44,12 +47,26 @@ class Station201(ChargePoint201):
         return result201.CostUpdated()
 
 
+class Station21(ChargePoint21):
+    """An OCPP 2.1 station (the library's ``ocpp.v21``, checking frames against the 2.1 schemas);
+    it takes the 2.0.1 messages :class:`Session` sends, which 2.1 keeps."""
+
+    cost_updates: list[dict[str, Any]]
+
+    @on(Action21.cost_updated)
+    async def on_cost_updated(self, total_cost, transaction_id, **kwargs):
+        self.cost_updates.append({"total_cost": total_cost, "transaction_id": transaction_id})
+        return result21.CostUpdated()
+
+
+STATIONS: dict[str, Any] = {"1.6": ChargePoint16, "2.0.1": Station201, "2.1": Station21}
+
+
 @asynccontextmanager
 async def station(srv: Any, station_id: str, version: str) -> AsyncIterator[Any]:
-    """A booted station of ``version`` ("1.6" or "2.0.1") with its receive loop running."""
-    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    async with websockets.connect(srv.ws_url(station_id), subprotocols=[subprotocol]) as ws:
-        cp: Any = ChargePoint16(station_id, ws) if version == "1.6" else Station201(station_id, ws)
+    """A booted station of ``version`` ("1.6", "2.0.1" or "2.1") with its receive loop running."""
+    async with websockets.connect(srv.ws_url(station_id), subprotocols=[f"ocpp{version}"]) as ws:
+        cp: Any = STATIONS[version](station_id, ws)
         cp.cost_updates = []
         task = asyncio.create_task(cp.start())
         try:

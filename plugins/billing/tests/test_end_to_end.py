@@ -101,7 +101,8 @@ async def test_missing_meter_values_are_priced_from_what_exists(server):
         await s.stop(started + timedelta(minutes=5), None)
 
 
-async def test_cost_updated_sent_to_201_stations(server, monkeypatch):
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_cost_updated_sent_to_2x_stations(server, monkeypatch, version):
     monkeypatch.setenv("CSMS_BILLING_COST_UPDATES", "1")
     monkeypatch.setenv("CSMS_BILLING_COST_UPDATE_INTERVAL", "0")
     from plugins.billing.config import billing_settings
@@ -109,8 +110,8 @@ async def test_cost_updated_sent_to_201_stations(server, monkeypatch):
     billing_settings.cache_clear()
     await default_tariff(server)
     started = minutes_ago(30)
-    async with station(server, "CP-COST", "2.0.1") as cp:
-        s = Session(cp, "2.0.1", "CARD-C", tx="cost-tx")
+    async with station(server, "CP-COST", version) as cp:
+        s = Session(cp, version, "CARD-C", tx="cost-tx")
         await s.start(started, 1000)
         await s.meter(started + timedelta(minutes=10), 6000)
         for _ in range(200):

@@ -56,7 +56,7 @@ def component_variable(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
     elif "." in key:
         comp, var = key.split(".", 1)
     else:
-        raise OperationError(f"2.0.1 configuration keys are 'Component.Variable', not {key!r}")
+        raise OperationError(f"OCPP 2.x configuration keys are 'Component.Variable', not {key!r}")
     component: dict[str, Any] = {"name": comp.split(".")[0]}
     if "/" in key and "." in comp:
         component["instance"] = comp.split(".", 1)[1]
@@ -213,7 +213,7 @@ class Calls201(StationCalls):
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
                             connector_type: str | None) -> str | None:
         if connector_type and connector_type not in CONNECTOR_TYPES:
-            return (f"unknown connector_type {connector_type!r} (an OCPP 2.0.1 ConnectorEnumType "
+            return (f"unknown connector_type {connector_type!r} (an OCPP {self.version} ConnectorEnumType "
                     "such as cType2, cCCS2 or sType2)")
         return None
 
@@ -328,6 +328,7 @@ class Calls201(StationCalls):
     # -- certificates
 
     installable_certificate_types = INSTALL_CERTIFICATE_TYPES
+    listable_certificate_types = GET_CERTIFICATE_TYPES
 
     def certificate_signed(self, *, chain: str, certificate_type: str) -> Call:
         return Call("CertificateSigned", {"certificateChain": chain, "certificateType": certificate_type})
@@ -339,10 +340,10 @@ class Calls201(StationCalls):
     def get_installed_certificates(self, *, certificate_types: list[str] | None) -> list[Call]:
         payload: dict[str, Any] = {}
         if certificate_types:
-            unknown = sorted(set(certificate_types) - GET_CERTIFICATE_TYPES)
+            unknown = sorted(set(certificate_types) - self.listable_certificate_types)
             if unknown:
-                raise OperationError(f"OCPP 2.0.1 lists certificate types {', '.join(sorted(GET_CERTIFICATE_TYPES))}, "
-                                     f"not {', '.join(unknown)}")
+                raise OperationError(f"OCPP {self.version} lists certificate types "
+                                     f"{', '.join(sorted(self.listable_certificate_types))}, not {', '.join(unknown)}")
             payload["certificateType"] = list(dict.fromkeys(certificate_types))
 
         def outcome(response: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from csms.core.timeutil import ocpp_ts, parse_ts
 
 log = logging.getLogger("csms.simulator")
 
-SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}  # 2.1 sends the 2.0.1 messages
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -188,12 +188,13 @@ class Backoff:
 
 
 class SimStation:
-    """One simulated station of OCPP version ``"1.6"`` or ``"2.0.1"``.
+    """One simulated station of OCPP version ``"1.6"``, ``"2.0.1"`` or ``"2.1"`` (which sends and
+    answers the 2.0.1 messages, checked against the 2.1 schemas).
 
     Args:
         station_id: the station's identity (the last segment of the OCPP URL).
         url: the CSMS's OCPP base URL (``ws://host:port/ocpp``) or the full URL ending in the id.
-        version: ``"1.6"`` or ``"2.0.1"``.
+        version: ``"1.6"``, ``"2.0.1"`` or ``"2.1"``.
         password: HTTP Basic password (security profile 1/2).
         evses: number of EVSEs (1.6 connectors), each with one connector.
         meter_interval: seconds between automatic meter values during a session (0: none, the
@@ -1866,11 +1867,11 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 def add_simulate_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "simulate", help="run simulated charging stations against a CSMS",
-        description="Run N simulated stations (OCPP 1.6J and/or 2.0.1) that boot, report status, heartbeat and, "
+        description="Run N simulated stations (OCPP 1.6J, 2.0.1 or 2.1; mixed: 1.6 and 2.0.1) that boot, report status, heartbeat and, "
                     "with --sessions, charge with meter values; they answer the CSMS's commands.")
     p.add_argument("--url", default="ws://127.0.0.1:8180/ocpp", help="OCPP base URL (the station id is appended)")
     p.add_argument("--stations", type=int, default=1, help="number of stations")
-    p.add_argument("--version", choices=["1.6", "2.0.1", "mixed"], default="2.0.1")
+    p.add_argument("--version", choices=["1.6", "2.0.1", "2.1", "mixed"], default="2.0.1")
     p.add_argument("--password", help="HTTP Basic password of every station")
     p.add_argument("--sessions", action="store_true", help="run charging sessions continuously")
     p.add_argument("--meter-interval", type=float, default=10.0, help="seconds between meter values in a session")

@@ -46,7 +46,7 @@ async def connected_station(srv, station_id: str, version: str, **kwargs) -> Sim
     return st
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", [*VERSIONS, "2.1"])
 async def test_session_with_meter_values(server, version):
     sid = f"SIMT{version.replace('.', '')}"
     token = f"CARD{version.replace('.', '')}"

@@ -90,7 +90,7 @@ async def refund(request: Request, statement_id: int, data: Any = None) -> dict[
 
 
 @post("/setup-links", guards=[require("operator")], status_code=HTTP_200_OK, opt={"tenant": GLOBAL_ONLY})
-async def setup_link(data: Any) -> dict[str, str]:
+async def setup_link(request: Request, data: Any) -> dict[str, str]:
     """A Stripe Checkout link (setup mode) for a payer to save a payment method:
     ``{"party_kind": "organization", "party_id": 7}`` (send it to them)."""
     body = _body(data)
@@ -99,7 +99,7 @@ async def setup_link(data: Any) -> dict[str, str]:
         raise PaymentError(f"party_kind must be one of {', '.join(PARTY_KINDS)}")
     if isinstance(party_id, bool) or not isinstance(party_id, int):
         raise PaymentError("party_id must be an integer")
-    return {"url": await payments.setup_link(kind, party_id)}
+    return {"url": await payments.setup_link(kind, party_id, base_url=str(request.base_url))}
 
 
 def stripe_api_router() -> Router:
@@ -127,12 +127,16 @@ async def payment_page(request: Request, setup: str = "") -> Template:
                        payments=rows, message=SETUP_WORDS.get(setup, ""), available=provider.configured())
 
 
-@post("/driver/payment/setup", status_code=303)
+@get("/driver/payment/setup", status_code=303)
 async def start_setup(request: Request) -> Redirect | Template:
-    """Off to Stripe Checkout, where the driver saves a card (or another method) for payments."""
+    """Off to Stripe Checkout, where the driver saves a card (or another method) for payments.
+
+    A link, not a form: the portal's Content-Security-Policy (``form-action 'self'``) would stop a
+    form's redirect to Stripe. Following it changes nothing in the CSMS but the driver's Stripe
+    customer, made once; a Checkout Session nobody completes expires at Stripe."""
     driver = current_driver(request)
     try:
-        url = await payments.setup_link("driver", driver["id"])
+        url = await payments.setup_link("driver", driver["id"], base_url=str(request.base_url))
     except (PaymentError, stripe.StripeError) as exc:
         log.warning("no Checkout link for driver %s: %s", driver["id"], exc)
         return driver_page(request, "driver/payments_stripe/payment.html", title="Payment", payments=[],

@@ -81,17 +81,26 @@ async def customer_for(kind: str, party_id: int) -> str:
     await StripeCustomer.insert(StripeCustomer(party=party, party_kind=kind, party_id=party_id,
                                                customer_id=customer)).on_conflict(action="DO NOTHING")
     row = await StripeCustomer.select(StripeCustomer.customer_id).where(StripeCustomer.party == party).first()
-    return str(row["customer_id"])
+    return str(row["customer_id"]) if row is not None else customer
 
 
-async def setup_link(kind: str, party_id: int, *, return_path: str = "/driver/payment") -> str:
-    """A Stripe Checkout link (setup mode) where the payer saves a payment method."""
+_public_url = ""  # the core's CSMS_PUBLIC_URL, handed over by the startup hook
+
+
+def use_public_url(url: str) -> None:
+    global _public_url
+    _public_url = url.rstrip("/")
+
+
+async def setup_link(kind: str, party_id: int, *, base_url: str = "", return_path: str = "/driver/payment") -> str:
+    """A Stripe Checkout link (setup mode) where the payer saves a payment method; Stripe sends
+    them back to the driver portal's Payment page under the core's public URL (else ``base_url``,
+    the URL of the request asking)."""
     if not provider.configured():
         raise PaymentError("Stripe is not configured (CSMS_PAYMENTS_STRIPE_API_KEY)", status=409)
-    base = stripe_settings().public_url.rstrip("/")
+    base = _public_url or base_url.rstrip("/")
     if not base:
-        raise PaymentError("the public URL Stripe sends the payer back to is not set (CSMS_PAYMENTS_STRIPE_PUBLIC_URL)",
-                           status=409)
+        raise PaymentError("the public URL Stripe sends the payer back to is not set (CSMS_PUBLIC_URL)", status=409)
     customer = await customer_for(kind, party_id)
     return await provider.setup_session(customer, success_url=f"{base}{return_path}?setup=done",
                                         cancel_url=f"{base}{return_path}?setup=cancelled")

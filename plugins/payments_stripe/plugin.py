@@ -34,9 +34,32 @@ def billing_request_payment(statement, lines):
 
 
 @hookimpl
-def startup(app, settings):
-    from plugins.payments_stripe.payments import retrier
+def driver_data_export(driver):
+    """The driver's Stripe customer id and payments, for their data export (GDPR)."""
+    from plugins.payments_stripe.personal_data import driver_export
 
+    async def export() -> Any:
+        return await driver_export(driver["id"])
+
+    return export
+
+
+@hookimpl
+def driver_erased(driver):
+    """Forget the driver's Stripe customer; the payments stay as accounting records."""
+    from plugins.payments_stripe.personal_data import driver_erase
+
+    async def erase() -> None:
+        await driver_erase(driver["id"])
+
+    return erase
+
+
+@hookimpl
+def startup(app, settings):
+    from plugins.payments_stripe.payments import retrier, use_public_url
+
+    use_public_url(settings.public_url)
     return retrier.start
 
 

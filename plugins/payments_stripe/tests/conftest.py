@@ -43,11 +43,11 @@ def mailbox(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def stripe_env(monkeypatch, fake_stripe):
-    """The plugin configured for the stand-in; retries 0.3 s apart, looked for every 0.1 s."""
+    """The plugin configured for the stand-in; retries 0.3 s apart, looked for every 0.1 s (the
+    servers' public URL, where Checkout sends the payer back, is ``https://csms.example.org``)."""
     monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_API_KEY", API_KEY)
     monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_API_BASE", fake_stripe.url)
     monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_PUBLIC_URL", "https://csms.example.org")
     monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_RETRY_DELAYS", "0.3,0.3")
     monkeypatch.setenv("CSMS_PAYMENTS_STRIPE_RETRY_INTERVAL", "0.1")
     stripe_settings.cache_clear()
@@ -58,11 +58,12 @@ def stripe_env(monkeypatch, fake_stripe):
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_server(request, tmp_path):
     """A CSMS on the embedded SQLite and on the real PostgreSQL, unknown stations accepted."""
-    async with running_server(tmp_path, backend=request.param, unknown_stations="accept") as srv:
+    async with running_server(tmp_path, backend=request.param, unknown_stations="accept",
+                              public_url="https://csms.example.org") as srv:
         yield srv
 
 
 @pytest.fixture
 async def server(tmp_path):
-    async with running_server(tmp_path, unknown_stations="accept") as srv:
+    async with running_server(tmp_path, unknown_stations="accept", public_url="https://csms.example.org") as srv:
         yield srv

@@ -6,7 +6,9 @@ HTTP 402 for a declined card, and idempotency keys that replay the first answer.
 named ``pm_card_visa`` succeed; ``pm_card_chargeDeclined`` is declined; ``pm_sepa_debit`` stays
 ``processing`` (a debit Stripe settles later and reports by webhook). A test plays the payer
 with :meth:`FakeStripe.complete_setup` and Stripe's webhooks with :meth:`FakeStripe.event` and
-:func:`sign`.
+:func:`sign`; or a browser opens the Checkout link: ``GET /pay/<session>`` is a page with a
+*Save card* button that completes the setup, sends the signed ``checkout.session.completed`` to
+:attr:`FakeStripe.webhook_url` and sends the browser back to the session's ``success_url``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
+
+import httpx
 
 API_KEY = "sk_test_csms"
 WEBHOOK_SECRET = "whsec_csms_test"
@@ -57,6 +61,7 @@ class FakeStripe:
         self.requests: list[dict[str, Any]] = []
         self.answers: dict[str, tuple[int, dict[str, Any]]] = {}  # idempotency key -> first answer
         self._ids = itertools.count(1)
+        self.webhook_url = ""  # where the Checkout page reports a completed setup
 
     @property
     def url(self) -> str:
@@ -98,6 +103,9 @@ class FakeStripe:
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode()
         params = nested(parse_qsl(body.decode() if method == "POST" else query, keep_blank_values=True))
+        if m := re.fullmatch(r"/pay/(\w+)", path):
+            await self.checkout_page(m.group(1), method, send)
+            return
         key = headers.get("idempotency-key")
         self.requests.append({"method": method, "path": path, "params": params, "idempotency_key": key})
         if headers.get("authorization") != f"Bearer {API_KEY}":
@@ -115,6 +123,25 @@ class FakeStripe:
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"request-id", f"req_{next(self._ids)}".encode())]})
         await send({"type": "http.response.body", "body": data})
+
+    async def checkout_page(self, session_id: str, method: str, send: Any) -> None:
+        """The hosted Checkout page of a setup session, as the payer sees it (much simplified)."""
+        session = self.objects.get(session_id)
+        if session is None:
+            status, headers, body = 404, [(b"content-type", b"text/plain")], b"no such session"
+        elif method == "GET":
+            status, headers = 200, [(b"content-type", b"text/html")]
+            body = (f'<!doctype html><title>Stripe Checkout</title><h1>Save a card</h1>'
+                    f'<form method="post"><button>Save card</button></form>').encode()
+        else:
+            self.complete_setup(session_id)
+            payload = self.event("checkout.session.completed", session)
+            async with httpx.AsyncClient() as client:
+                await client.post(self.webhook_url, content=payload, headers={
+                    "stripe-signature": sign(payload), "content-type": "application/json"})
+            status, headers, body = 303, [(b"location", session["success_url"].encode())], b""
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def get(self, object_id: str, kind: str) -> dict[str, Any]:
         obj = self.objects.get(object_id)

@@ -54,8 +54,8 @@ async def portal_setup_link(srv, driver_id: int) -> str:
         page = await client.get("/driver/payment")
         assert page.status_code == 200, page.text
         assert 'href="/driver/payment"' in page.text  # the portal's menu has the page
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
-        r = await client.post("/driver/payment/setup", data={"_csrf_token": token}, follow_redirects=False)
+        assert 'href="/driver/payment/setup"' in page.text
+        r = await client.get("/driver/payment/setup", follow_redirects=False)
         assert r.status_code == 303, r.text
         return r.headers["location"]
 
@@ -282,3 +282,22 @@ async def test_setup_link_for_an_organization(server, fake_stripe):
     assert fake_stripe.of("POST", "/v1/customers")[0]["params"]["email"] == "ap@fleet.example"
     r = await server.api.post("/payments/stripe/setup-links", json={"party_kind": "organization", "party_id": 999})
     assert r.status_code == 404
+
+
+async def test_driver_export_and_erasure(server, fake_stripe):
+    srv, fake = server, fake_stripe
+    await default_tariff(srv)
+    driver = await charged_driver(srv, "Gina", "CP-GDPR")
+    customer = await save_card(srv, fake, driver["id"], "pm_card_visa")
+    statement = await issue(srv, driver)
+    row = await payment_status(srv, statement["id"], "paid")
+    exported = (await srv.api.get(f"/drivers/{driver['id']}/export")).json()["plugins"]["payments_stripe"]
+    assert exported["stripe_customer"] == customer
+    assert [(p["number"], p["amount_minor"], p["status"], p["payment_intent"]) for p in exported["payments"]] == [
+        (statement["number"], 484, "paid", row["payment_reference"])]
+
+    erased = await srv.api.post(f"/drivers/{driver['id']}/erase")
+    assert erased.status_code == 200 and erased.json()["failed_plugins"] == [], erased.text
+    exported = (await srv.api.get(f"/drivers/{driver['id']}/export")).json()["plugins"]["payments_stripe"]
+    assert exported["stripe_customer"] is None and len(exported["payments"]) == 1  # accounting records stay
+    assert (await srv.api.post(f"/drivers/{driver['id']}/erase")).status_code == 200

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,7 @@ async def dun(row: dict[str, Any]) -> None:
         link = await setup_link(row["party_kind"], row["party_id"])
     except (PaymentError, stripe.StripeError) as exc:
         log.warning("no payment method link in the dunning e-mail: %s", exc)
-    amount = f"{row['amount_minor'] / 100:.2f}" if row["currency"] not in ZERO_DECIMAL else str(row["amount_minor"])
+    amount = decimal_amount(row["amount_minor"], row["currency"])
     final = row["status"] == "failed"
     subject = (f"Payment failed: statement {row['number']}" if final
                else f"Payment of statement {row['number']} did not go through")
@@ -225,8 +226,16 @@ async def dun(row: dict[str, Any]) -> None:
         StripePayment.id == row["id"])
 
 
+# Stripe's zero-decimal and three-decimal currencies; every other has two decimals
 ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
                 "XOF", "XPF"}
+THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
+
+
+def decimal_amount(minor: int, currency: str) -> str:
+    """``484`` EUR as ``"4.84"``, JPY ``484`` as ``"484"``, KWD ``4840`` as ``"4.840"``."""
+    digits = 0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
+    return str(Decimal(minor).scaleb(-digits)) if digits else str(minor)
 
 
 async def run_due() -> int:

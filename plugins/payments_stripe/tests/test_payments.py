@@ -117,6 +117,12 @@ async def test_customer_setup_link_payment_and_refunds(any_server, fake_stripe):
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["refunded_minor"]) == ("partially_refunded", 100)
     await payment_status(srv, statement["id"], "partially_refunded")
+    viewer = (await srv.api.post("/api-keys", json={"name": "reader", "role": "viewer"})).json()["key"]
+    r = await srv.api.post(f"/payments/stripe/statements/{statement['id']}/refund", json={},
+                           headers={"authorization": f"Bearer {viewer}"})
+    assert r.status_code == 403, r.text  # refunds are the operator's
+    r = await srv.api.get(f"/payments/stripe/statements/{statement['id']}", headers={"authorization": f"Bearer {viewer}"})
+    assert r.status_code == 200 and r.json()["status"] == "partially_refunded"
     r = await srv.api.post(f"/payments/stripe/statements/{statement['id']}/refund", json={"amount_minor": 500})
     assert r.status_code == 400 and "between 1 and 384" in r.json()["detail"]
     r = await srv.api.post(f"/payments/stripe/statements/{statement['id']}/refund", json={})
@@ -301,3 +307,10 @@ async def test_driver_export_and_erasure(server, fake_stripe):
     exported = (await srv.api.get(f"/drivers/{driver['id']}/export")).json()["plugins"]["payments_stripe"]
     assert exported["stripe_customer"] is None and len(exported["payments"]) == 1  # accounting records stay
     assert (await srv.api.post(f"/drivers/{driver['id']}/erase")).status_code == 200
+
+
+def test_amounts_in_mails_keep_the_currency_decimals():
+    from plugins.payments_stripe.payments import decimal_amount
+
+    assert [decimal_amount(484, "EUR"), decimal_amount(484, "jpy"), decimal_amount(4840, "KWD")] == [
+        "4.84", "484", "4.840"]

@@ -174,21 +174,33 @@ async def attempt(statement_id: int) -> dict[str, Any] | None:
 
 
 async def _store(row: dict[str, Any], **values: Any) -> dict[str, Any]:
+    return (await _write(row, **values))[0]
+
+
+async def _write(row: dict[str, Any], **values: Any) -> tuple[dict[str, Any], bool]:
+    """Write an outcome and report it to billing, only if the payment is still as ``row`` read it
+    (status and amount refunded): of two writers at once (an attempt and a webhook, two refunds)
+    the first wins and the second gets the row as it is now, unreported. The row, and whether
+    this write went in."""
     values["updated_at"] = utcnow()
-    await StripePayment.update({getattr(StripePayment, k): v for k, v in values.items()}).where(
-        StripePayment.id == row["id"])
+    changed = await StripePayment.update({getattr(StripePayment, k): v for k, v in values.items()}).where(
+        (StripePayment.id == row["id"]) & (StripePayment.status == row["status"])
+        & (StripePayment.refunded_minor == row["refunded_minor"])).returning(StripePayment.id)
     stored = await payment_row(row["statement_id"])
     assert stored is not None
-    await report(stored)
-    return stored
+    if changed:
+        await report(stored)
+    return stored, bool(changed)
 
 
 async def _failed(row: dict[str, Any], number: int, reason: str) -> dict[str, Any]:
     """An attempt failed: retry after the next delay, or give up after the last; dun the payer."""
     delays = stripe_settings().delays()
     retry_at = utcnow() + timedelta(seconds=delays[number - 1]) if number <= len(delays) else None
-    stored = await _store(row, status="pending" if retry_at else "failed", attempts=number, next_attempt_at=retry_at,
-                          last_error=reason[:1000])
+    stored, changed = await _write(row, status="pending" if retry_at else "failed", attempts=number,
+                                   next_attempt_at=retry_at, last_error=reason[:1000])
+    if not changed:
+        return stored  # something else decided meanwhile (a webhook said it is paid)
     log.info("payment of statement %s failed (attempt %s): %s", row["statement_id"], number, reason)
     await dun(stored)
     return stored

@@ -54,8 +54,12 @@ def billing_status(status: str) -> str:
 
 async def report(row: dict[str, Any]) -> None:
     """Hand the payment's outcome to the billing plugin (stored as the statement's payment status)."""
-    await call_hook("billing_payment_update", statement_id=row["statement_id"], status=billing_status(row["status"]),
-                    provider=PROVIDER, reference=row["payment_intent"])
+    try:
+        await call_hook("billing_payment_update", statement_id=row["statement_id"],
+                        status=billing_status(row["status"]), provider=PROVIDER, reference=row["payment_intent"])
+    except LookupError:  # billing is disabled: the payment row keeps the outcome
+        log.warning("billing is not loaded: statement %s's payment is %s here only", row["statement_id"],
+                    row["status"])
 
 
 # -- payers -------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from plugins.billing.tables import Statement
 
 PAGE_SIZE = 20
 PAYMENT_WORDS = {"statement_only": ("Issued", "muted"), "pending": ("Payment pending", "warn"),
-                 "paid": ("Paid", "ok"), "failed": ("Payment failed", "bad")}
+                 "paid": ("Paid", "ok"), "failed": ("Payment failed", "bad"),
+                 "refunded": ("Refunded", "muted"), "partially_refunded": ("Partly refunded", "ok")}
 
 
 def _mine(driver_id: int) -> Any:

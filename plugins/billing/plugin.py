@@ -76,6 +76,17 @@ def settle_session(session, cost):
 
 
 @hookimpl
+def billing_payment_update(statement_id, status, provider, reference):
+    """A payment provider's later outcome (retry, webhook, refund) stored on the statement."""
+    from plugins.billing.statements import record_payment
+
+    async def record() -> Any:
+        return await record_payment(int(statement_id), str(status), str(provider), str(reference or ""))
+
+    return record
+
+
+@hookimpl
 def driver_data_export(driver):
     """The driver's statements and home stations, for their data export (GDPR)."""
     from plugins.billing.personal_data import driver_export

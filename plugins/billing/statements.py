@@ -45,6 +45,18 @@ class PaymentRequest:
     reference: str = ""
 
 
+PAYMENT_STATUSES = ("pending", "paid", "failed", "refunded", "partially_refunded")
+
+
+def _payment_answer(answer: Any) -> PaymentRequest:
+    """A provider's answer: a :class:`PaymentRequest`, or a mapping with its keys (so a provider
+    plugin need not import billing)."""
+    if isinstance(answer, PaymentRequest):
+        return answer
+    return PaymentRequest(status=str(answer["status"]), provider=str(answer["provider"]),
+                          reference=str(answer.get("reference") or ""))
+
+
 def month_period(month: str, timezone: str) -> tuple[datetime, datetime]:
     """``"2026-11"`` as ``[start, end)`` in UTC, the month read in ``timezone``."""
     try:
@@ -364,8 +376,24 @@ async def request_payment(statement_id: int) -> None:
                              lines=lines_json(lines, statement["currency"]))
     if answer is None:
         return
+    answer = _payment_answer(answer)
+    # an outcome the provider reported meanwhile (billing_payment_update) is newer: it stays
     await Statement.update({Statement.payment_status: answer.status[:24], Statement.payment_provider: answer.provider[:64],
-                            Statement.payment_reference: answer.reference[:200]}).where(Statement.id == statement_id)
+                            Statement.payment_reference: answer.reference[:200]}).where(
+        (Statement.id == statement_id) & (Statement.payment_status == "statement_only"))
+
+
+async def record_payment(statement_id: int, status: str, provider: str, reference: str = "") -> dict[str, Any] | None:
+    """A payment provider's later outcome for an issued (or voided) statement: its
+    ``payment_status``, provider and reference replaced. ``None`` for no such statement or a draft."""
+    if status not in PAYMENT_STATUSES:
+        raise ValueError(f"payment status {status!r} is not one of {', '.join(PAYMENT_STATUSES)}")
+    updated = await Statement.update({Statement.payment_status: status, Statement.payment_provider: provider[:64],
+                                      Statement.payment_reference: reference[:200]}).where(
+        (Statement.id == statement_id) & (Statement.status != "draft")).returning(Statement.id)
+    if not updated:
+        return None
+    return statement_json(await statement_row(statement_id))
 
 
 async def void_statement(statement_id: int) -> dict[str, Any]:

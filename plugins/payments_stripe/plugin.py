@@ -1,0 +1,87 @@
+"""The Stripe plugin's hook implementations (entry point ``payments_stripe`` in the ``csms`` group).
+
+It answers the billing plugin's ``billing_request_payment`` and reports later outcomes through
+billing's ``billing_payment_update``, both by hook name: it never imports billing, and starts
+(collecting nothing) when billing is disabled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from csms.plugin_api import NavItem, hookimpl
+from plugins.payments_stripe.config import StripeSettings
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+SETTINGS_CLASSES = (StripeSettings,)
+
+
+@hookimpl
+def piccolo_apps():
+    return ["plugins.payments_stripe.piccolo_app"]
+
+
+@hookimpl(optionalhook=True)
+def billing_request_payment(statement, lines):
+    """Collect what the party owes with its saved payment method (first attempt now, retries later)."""
+    from plugins.payments_stripe.payments import collect
+
+    async def pay() -> Any:
+        return await collect(statement)
+
+    return pay
+
+
+@hookimpl
+def driver_data_export(driver):
+    """The driver's Stripe customer id and payments, for their data export (GDPR)."""
+    from plugins.payments_stripe.personal_data import driver_export
+
+    async def export() -> Any:
+        return await driver_export(driver["id"])
+
+    return export
+
+
+@hookimpl
+def driver_erased(driver):
+    """Forget the driver's Stripe customer; the payments stay as accounting records."""
+    from plugins.payments_stripe.personal_data import driver_erase
+
+    async def erase() -> None:
+        await driver_erase(driver["id"])
+
+    return erase
+
+
+@hookimpl
+def startup(app, settings):
+    from plugins.payments_stripe.payments import retrier, use_public_url
+
+    use_public_url(settings.public_url)
+    return retrier.start
+
+
+@hookimpl
+def shutdown(app):
+    from plugins.payments_stripe.payments import retrier
+
+    return retrier.stop
+
+
+@hookimpl
+def register_routes(settings):
+    from plugins.payments_stripe.api import stripe_api_router, stripe_driver_router
+
+    return [stripe_api_router(), stripe_driver_router()]
+
+
+@hookimpl
+def template_dirs():
+    return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def driver_nav(request):
+    return [NavItem("Payment", "/driver/payment", order=35)]

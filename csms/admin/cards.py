@@ -30,6 +30,7 @@ from csms.core.offload import run_cpu
 from csms.core.services import directory, driver_data
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
 from csms.csvexport import csv_text
+from csms.i18n import gettext
 from csms.textsearch import contains
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
@@ -103,7 +104,7 @@ async def token_list(request: Request) -> Template:
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(IdToken.id_token), count)
-    return await render(request, "cards/tokens.html", title="Cards and tokens", page=page, statuses=STATUS_CHOICES,
+    return await render(request, "cards/tokens.html", title=gettext("Cards and tokens"), page=page, statuses=STATUS_CHOICES,
                         query_string=request.url.query, q=shown["q"], status=shown["status"], group=shown["group"])
 
 
@@ -293,7 +294,7 @@ async def refused_tokens(request: Request) -> Template:
     for r in page.items:
         r["last"] = last.get(r["last_id"], {})
         r["add_type"] = r["token_type"] if r["token_type"] in TOKEN_TYPES else ""
-    return await render(request, "cards/refused.html", title="Refused unknown tokens", page=page)
+    return await render(request, "cards/refused.html", title=gettext("Refused unknown tokens"), page=page)
 
 
 # -- bulk import -------------------------------------------------------------------------------
@@ -571,7 +572,7 @@ async def driver_list(request: Request) -> Template:
     if ids:
         for r in await IdToken.select(IdToken.driver).where(IdToken.driver.is_in(ids)):
             token_counts[r["driver"]] = token_counts.get(r["driver"], 0) + 1
-    return await render(request, "cards/drivers.html", title="Drivers", page=page, q=q, token_counts=token_counts)
+    return await render(request, "cards/drivers.html", title=gettext("Drivers"), page=page, q=q, token_counts=token_counts)
 
 
 @get("/admin/organizations", include_in_schema=False, opt=OWN)
@@ -585,7 +586,7 @@ async def organization_list(request: Request) -> Template:
         cond = contains(Organization.name, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Organization.name), count)
-    return await render(request, "cards/organizations.html", title="Organizations", page=page, q=q)
+    return await render(request, "cards/organizations.html", title=gettext("Organizations"), page=page, q=q)
 
 
 def _entity_routes(entity: _Entity) -> list[Any]:

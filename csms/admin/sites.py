@@ -18,6 +18,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.core.services import hubs, sites
 from csms.core.services.hubs import HUB_STATION_LIMIT
 from csms.core.tables import Connector, Hub, Organization, Site, Station
+from csms.i18n import gettext
 from csms.textsearch import contains
 
 OWN = {"tenant": SCOPED}
@@ -89,7 +90,7 @@ async def site_list(request: Request) -> Template:
     availability = await site_availability()
     hubs = await restrict(Hub.select(*Hub.all_columns(), Hub.site.name.as_alias("site_name")),
                           Hub.site.organization, scope).order_by(Hub.name)
-    return await render(request, "sites/list.html", title="Sites and hubs", page=page, q=q,
+    return await render(request, "sites/list.html", title=gettext("Sites and hubs"), page=page, q=q,
                         availability=availability, hubs=hubs)
 
 
@@ -189,7 +190,7 @@ async def site_detail(request: Request, site_id: int) -> Template:
                                 Station.organization, await tenant_scope(request)).where(
         (Station.site != site_id) | Station.site.is_null()).order_by(Station.station_id).limit(1000)
     hubs = await Hub.select().where(Hub.site == site_id).order_by(Hub.name)
-    return await render(request, "sites/detail.html", title=f"Site {site['name']}", panel_page="site", site=site,
+    return await render(request, "sites/detail.html", title=gettext("Site %(site)s", site=site["name"]), panel_page="site", site=site,
                         stations=stations, unassigned=unassigned, hubs=hubs,
                         availability=(await site_availability()).get(site_id))
 

@@ -289,8 +289,8 @@ async def station_security_profile(request: Request, station_id: str) -> Redirec
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
-PASSWORD_FIELDS = [Field("password", "New password", "password", minlength=16, maxlength=40,
-                         help="16 to 40 characters (OCPP security profiles 1 and 2). Leave empty to remove it.",
+PASSWORD_FIELDS = [Field("password", N_("New password"), "password", minlength=16, maxlength=40,
+                         help=N_("16 to 40 characters (OCPP security profiles 1 and 2). Leave empty to remove it."),
                          autocomplete="new-password")]
 
 
@@ -348,18 +348,18 @@ async def station_assign(request: Request, station_id: str) -> Redirect:
 
 
 NEW_STATION_FIELDS = [
-    Field("station_id", "Station id", required=True, maxlength=48,
-          help="The identity the station uses in its OCPP URL: ws(s)://host/ocpp/<station id>."),
-    Field("description", "Description", maxlength=200),
-    Field("password", "Password", "password", minlength=16, maxlength=40, autocomplete="new-password",
-          help="Optional HTTP Basic password (16-40 characters) for security profiles 1 and 2."),
+    Field("station_id", N_("Station id"), required=True, maxlength=48,
+          help=N_("The identity the station uses in its OCPP URL: ws(s)://host/ocpp/<station id>.")),
+    Field("description", N_("Description"), maxlength=200),
+    Field("password", N_("Password"), "password", minlength=16, maxlength=40, autocomplete="new-password",
+          help=N_("Optional HTTP Basic password (16-40 characters) for security profiles 1 and 2.")),
 ]
 
 
 @get("/admin/stations/new", include_in_schema=False, opt=OWN)
 async def station_new(request: Request) -> Template:
-    return await render(request, "form.html", title="Add a station", fields=NEW_STATION_FIELDS, values={},
-                        errors={}, action="/admin/stations/new", cancel="/admin/stations", submit="Add station")
+    return await render(request, "form.html", title=gettext("Add a station"), fields=NEW_STATION_FIELDS, values={},
+                        errors={}, action="/admin/stations/new", cancel="/admin/stations", submit=gettext("Add station"))
 
 
 @post("/admin/stations/new", include_in_schema=False, opt=OWN)
@@ -372,9 +372,9 @@ async def station_create(request: Request) -> Template | Redirect:
     if sid and any(ch in sid for ch in "/?#% "):
         errors["station_id"] = gettext("A station id cannot contain spaces or %(characters)s.", characters="/ ? # %")
     if errors:
-        return await render(request, "form.html", status_code=422, title="Add a station", fields=NEW_STATION_FIELDS,
+        return await render(request, "form.html", status_code=422, title=gettext("Add a station"), fields=NEW_STATION_FIELDS,
                             values=dict(raw), errors=errors, action="/admin/stations/new", cancel="/admin/stations",
-                            submit="Add station")
+                            submit=gettext("Add station"))
     await get_core().stations.create(sid, password=values["password"] or None, description=values["description"],
                                      organization=(await tenant_scope(request)).organization)
     await audited(request, "create", "station", sid, after=(await station_context(sid))["station"])

@@ -161,6 +161,18 @@ async def test_station_sessions_cards_and_sites_pages_in_german(page_as, server)
     await expect(page.get_by_role("heading", name="Netzanschluss")).to_be_visible()
     await expect(page.get_by_role("heading", name="Ladestationen (1)")).to_be_visible()
     assert await page.title() == "Standort Hafen · CSMS"
+
+    # a form: German labels and legends, and the checks answer in German (nothing stored)
+    await page.goto("/admin/sites/new")
+    await expect(page.locator("legend").nth(2)).to_have_text("Koordinaten")
+    await page.get_by_label("Name").fill("Werk 2")
+    await page.get_by_label("Breitengrad").fill("123.4")
+    await page.get_by_label("Spannung Phase gegen Neutralleiter (V)").fill("230")
+    await page.get_by_role("button", name="Standort speichern").click()
+    summary = page.get_by_role("alert")
+    await expect(summary).to_contain_text("Nichts wurde gespeichert")
+    await expect(summary).to_contain_text("Breitengrad muss zwischen -90 und 90 liegen; „123.4“ liegt außerhalb.")
+    assert await Site.count().where(Site.name == "Werk 2") == 0
     await page.context.close()
 
 

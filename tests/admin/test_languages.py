@@ -84,6 +84,8 @@ async def test_language_choice_accept_language_and_the_viewers_days(page_as, ser
             portal = await anonymous.get("/driver", headers={"Accept-Language": "de"})
             assert "Mit Passwort anmelden" in portal.text
             assert "Sign in with a password" in (await anonymous.get("/driver")).text
+            link = (await anonymous.get("/driver/link/not-a-secret", headers={"Accept-Language": "de"})).text
+            assert "<h1>Anmelden</h1>" in link and "Melden Sie sich an, um Ihre Ladekarten und Ladevorgänge zu sehen." in link
             public = await anonymous.get("/map", headers={"Accept-Language": "fr"})
             assert "<h1>Bornes de recharge</h1>" in public.text and public.headers["vary"] == "Accept-Language"
     finally:

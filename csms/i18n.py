@@ -15,8 +15,9 @@ code with :func:`gettext`; number and date formatting (:func:`format_decimal`,
 
 Extract and update the catalogs (``babel.cfg`` at the top of the repository)::
 
-    .venv/bin/pybabel extract -F babel.cfg -o csms/locale/messages.pot --no-location --omit-header .
-    .venv/bin/pybabel update -i csms/locale/messages.pot -d csms/locale --no-location --omit-header
+    .venv/bin/pybabel extract -F babel.cfg -o /tmp/messages.pot --no-location --omit-header .
+    .venv/bin/pybabel update -i /tmp/messages.pot -d csms/locale --no-wrap --no-fuzzy-matching --ignore-obsolete
+    sed -i '/^"PO[T]*-[A-Za-z]*-Date: /d' csms/locale/*/LC_MESSAGES/messages.po
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from csms.core.services.commands import CommandTimeout, StationOffline, UnknownS
 from csms.core.services.operations import OperationError
 from csms.core.tables import IdToken
 from csms.core.timeutil import utcnow
+from csms.i18n import N_, gettext
 
 OK_STATUSES = {"Accepted", "Unlocked", "Scheduled", "RebootRequired", "AcceptedCanceled"}
 
@@ -56,66 +57,66 @@ def _int(form: Mapping[str, Any], name: str, label: str, *, default: int | None 
     try:
         value = int(raw)
     except ValueError:
-        raise BadInput(f"{label} must be a whole number, not “{raw}”.") from None
+        raise BadInput(gettext("%(label)s must be a whole number, not “%(value)s”.", label=gettext(label), value=raw)) from None
     if value < minimum:
-        raise BadInput(f"{label} must be at least {minimum}.")
+        raise BadInput(gettext("%(label)s must be at least %(minimum)s.", label=gettext(label), minimum=minimum))
     return value
 
 
 def _text(form: Mapping[str, Any], name: str, label: str, *, required: bool = True) -> str:
     value = str(form.get(name, "") or "").strip()
     if required and not value:
-        raise BadInput(f"{label} is required.")
+        raise BadInput(gettext("%(label)s is required.", label=gettext(label)))
     return value
 
 
 def _url(form: Mapping[str, Any], name: str, label: str) -> str:
     value = _text(form, name, label)
     if "://" not in value:
-        raise BadInput(f"{label} must be a URL the station can reach, such as ftp://host/path.")
+        raise BadInput(gettext("%(label)s must be a URL the station can reach, such as ftp://host/path.", label=gettext(label)))
     return value
 
 
 async def _remote_start(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    token = _text(form, "id_token_custom", "Id token", required=False) or _text(form, "id_token", "Id token")
+    token = _text(form, "id_token_custom", N_("Id token"), required=False) or _text(form, "id_token", N_("Id token"))
     row = await IdToken.select(IdToken.type).where(IdToken.id_token == token).first()
     # A known card starts with its own type so the station's local list matches; others are central.
     token_type = row["type"] if row else "Central"
-    return await get_core().operations.remote_start(sid, id_token=token, evse_id=_int(form, "evse_id", "EVSE"),
+    return await get_core().operations.remote_start(sid, id_token=token, evse_id=_int(form, "evse_id", N_("EVSE")),
                                                     token_type=token_type, by=by)
 
 
 async def _remote_stop(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    tx = _text(form, "transaction_id", "Transaction")
+    tx = _text(form, "transaction_id", N_("Transaction"))
     return await get_core().operations.remote_stop(sid, transaction_id=tx, by=by)
 
 
 async def _reset(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    kind = _text(form, "kind", "Reset kind")
+    kind = _text(form, "kind", N_("Reset kind"))
     if kind not in ("soft", "hard"):
-        raise BadInput("Reset kind must be soft or hard.")
+        raise BadInput(gettext("Reset kind must be soft or hard."))
     return await get_core().operations.reset(sid, kind=kind, by=by)
 
 
 async def _unlock(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    evse = _int(form, "evse_id", "EVSE", minimum=1)
+    evse = _int(form, "evse_id", N_("EVSE"), minimum=1)
     if evse is None:
-        raise BadInput("Choose the EVSE to unlock.")
-    return await get_core().operations.unlock(sid, evse_id=evse, connector_id=_int(form, "connector_id", "Connector",
+        raise BadInput(gettext("Choose the EVSE to unlock."))
+    return await get_core().operations.unlock(sid, evse_id=evse, connector_id=_int(form, "connector_id", N_("Connector"),
                                                                                     default=1, minimum=1) or 1, by=by)
 
 
 async def _availability(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    state = _text(form, "operative", "Availability")
+    state = _text(form, "operative", N_("Availability"))
     if state not in ("operative", "inoperative"):
-        raise BadInput("Availability must be operative or inoperative.")
+        raise BadInput(gettext("Availability must be operative or inoperative."))
     return await get_core().operations.change_availability(
-        sid, operative=state == "operative", evse_id=_int(form, "evse_id", "EVSE", default=0) or 0, by=by)
+        sid, operative=state == "operative", evse_id=_int(form, "evse_id", N_("EVSE"), default=0) or 0, by=by)
 
 
 async def _trigger(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    message = _text(form, "message", "Message")
-    return await get_core().operations.trigger(sid, message=message, evse_id=_int(form, "evse_id", "EVSE"), by=by)
+    message = _text(form, "message", N_("Message"))
+    return await get_core().operations.trigger(sid, message=message, evse_id=_int(form, "evse_id", N_("EVSE")), by=by)
 
 
 async def _clear_cache(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
@@ -123,27 +124,27 @@ async def _clear_cache(sid: str, form: Mapping[str, Any], by: str) -> dict[str, 
 
 
 async def _firmware(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    location = _url(form, "location", "Firmware location")
-    raw = _text(form, "retrieve_at", "Retrieve at", required=False)
+    location = _url(form, "location", N_("Firmware location"))
+    raw = _text(form, "retrieve_at", N_("Retrieve at"), required=False)
     try:
         retrieve_at = parse_datetime_local(raw, viewer_zone()) if raw else utcnow() + timedelta(seconds=5)
     except ValueError:
-        raise BadInput("Retrieve at must be a date and time.") from None
+        raise BadInput(gettext("Retrieve at must be a date and time.")) from None
     return await get_core().operations.update_firmware(sid, location=location, retrieve_at=retrieve_at,
-                                                       retries=_int(form, "retries", "Retries"), by=by)
+                                                       retries=_int(form, "retries", N_("Retries")), by=by)
 
 
 async def _logs(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    return await get_core().operations.get_logs(sid, location=_url(form, "location", "Upload location"), by=by)
+    return await get_core().operations.get_logs(sid, location=_url(form, "location", N_("Upload location")), by=by)
 
 
 async def _get_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    keys = [k.strip() for k in _text(form, "keys", "Keys", required=False).split(",") if k.strip()]
+    keys = [k.strip() for k in _text(form, "keys", N_("Keys"), required=False).split(",") if k.strip()]
     return await get_core().operations.get_configuration(sid, keys=keys or None, by=by)
 
 
 async def _set_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    key = _text(form, "key", "Key")
+    key = _text(form, "key", N_("Key"))
     value = str(form.get("value", ""))
     return await get_core().operations.set_configuration(sid, key=key, value=value, by=by)
 
@@ -155,32 +156,32 @@ async def _rotate_password(sid: str, form: Mapping[str, Any], by: str) -> dict[s
 Action = Callable[[str, Mapping[str, Any], str], Awaitable[dict[str, Any]]]
 
 ACTIONS: dict[str, tuple[str, Action]] = {
-    "remote_start": ("Remote start", _remote_start),
-    "remote_stop": ("Remote stop", _remote_stop),
-    "reset": ("Reset", _reset),
-    "unlock": ("Unlock connector", _unlock),
-    "availability": ("Change availability", _availability),
-    "trigger": ("Trigger message", _trigger),
-    "clear_cache": ("Clear authorization cache", _clear_cache),
-    "firmware": ("Update firmware", _firmware),
-    "logs": ("Get diagnostics / logs", _logs),
-    "get_configuration": ("Read configuration", _get_configuration),
-    "set_configuration": ("Change configuration", _set_configuration),
-}
+    "remote_start": (N_("Remote start"), _remote_start),
+    "remote_stop": (N_("Remote stop"), _remote_stop),
+    "reset": (N_("Reset"), _reset),
+    "unlock": (N_("Unlock connector"), _unlock),
+    "availability": (N_("Change availability"), _availability),
+    "trigger": (N_("Trigger message"), _trigger),
+    "clear_cache": (N_("Clear authorization cache"), _clear_cache),
+    "firmware": (N_("Update firmware"), _firmware),
+    "logs": (N_("Get diagnostics / logs"), _logs),
+    "get_configuration": (N_("Read configuration"), _get_configuration),
+    "set_configuration": (N_("Change configuration"), _set_configuration),
+}  # labels translated where shown
 
 # Actions of the admin role, each with a route of its own (not under /actions/, which operators use).
 ADMIN_ACTIONS: dict[str, tuple[str, Action]] = {
-    "rotate_password": ("Password rotation", _rotate_password),
+    "rotate_password": (N_("Password rotation"), _rotate_password),
 }
 
 
 # Why a station refuses a configuration value (1.6 ChangeConfiguration, 2.0.1 SetVariables).
 CONFIGURATION_REFUSALS = {
-    "Rejected": "the station does not take this value for it (out of range, wrong format, or not changeable now)",
-    "NotSupported": "the station does not know this key",
-    "UnknownComponent": "the station has no such component",
-    "UnknownVariable": "the component has no such variable",
-    "NotSupportedAttributeType": "the variable cannot be set this way",
+    "Rejected": N_("the station does not take this value for it (out of range, wrong format, or not changeable now)"),
+    "NotSupported": N_("the station does not know this key"),
+    "UnknownComponent": N_("the station has no such component"),
+    "UnknownVariable": N_("the component has no such variable"),
+    "NotSupportedAttributeType": N_("the variable cannot be set this way"),
 }
 
 
@@ -190,9 +191,11 @@ def configuration_refused(outcome: Outcome, form: Mapping[str, Any]) -> Outcome:
     key, value = str(form.get("key", "")).strip(), str(form.get("value", ""))
     status = str((outcome.response or {}).get("status", "")) or next(
         (str(r.get("attributeStatus", "")) for r in (outcome.response or {}).get("setVariableResult", [])), "")
-    reason = CONFIGURATION_REFUSALS.get(status, f"it answered {status or 'without a status'}")
-    return Outcome("rejected", f"The station refused {key} = “{value}”: {reason} ({status or 'no status'}). "
-                               f"{key} keeps its stored value.", outcome.response)
+    reason = (gettext(CONFIGURATION_REFUSALS[status]) if status in CONFIGURATION_REFUSALS
+              else gettext("it answered %(status)s", status=status) if status else gettext("it answered without a status"))
+    return Outcome("rejected", gettext("The station refused %(key)s = “%(value)s”: %(reason)s (%(status)s). "
+                                       "%(key)s keeps its stored value.", key=key, value=value, reason=reason,
+                                       status=status or gettext("no status")), outcome.response)
 
 
 async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: str) -> Outcome:
@@ -203,23 +206,32 @@ async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: st
     except BadInput as exc:
         return Outcome("invalid", str(exc))
     except (StationOffline, ConnectionError):
-        return Outcome("offline", f"{station_id} is offline: the command was not sent. "
-                                  "Try again when the station is connected.")
+        return Outcome("offline", gettext("%(station)s is offline: the command was not sent. "
+                                          "Try again when the station is connected.", station=station_id))
     except CommandTimeout:
-        return Outcome("timeout", f"{station_id} did not answer within {timeout:g} s. "
-                                  "The station may still carry the command out; check its events.")
+        return Outcome("timeout", gettext("%(station)s did not answer within %(seconds)s s. "
+                                          "The station may still carry the command out; check its events.",
+                                          station=station_id, seconds=f"{timeout:g}"))
     except UnknownStation:
-        return Outcome("invalid", f"There is no station {station_id}.")
+        return Outcome("invalid", gettext("There is no station %(station)s.", station=station_id))
     except InvalidPayload as exc:
-        return Outcome("invalid", f"The request is not valid OCPP ({exc.code}): {exc.description}")
+        return Outcome("invalid", gettext("The request is not valid OCPP (%(code)s): %(description)s",
+                                          code=exc.code, description=exc.description))
     except OcppError as exc:
-        return Outcome("error", f"The station answered with an error: {exc.code}"
+        return Outcome("error", gettext("The station answered with an error: %(code)s", code=exc.code)
                                 + (f" – {exc.description}" if exc.description else ""))
     except OperationError as exc:
         return Outcome("invalid", str(exc))
     status = str(result.get("status", ""))
     response = result.get("response")
     if status in OK_STATUSES:
-        extra = " (a reboot is needed for it to take effect)" if status == "RebootRequired" else ""
-        return Outcome("ok", f"{label}: the station answered {status}{extra}.", response)
-    return Outcome("rejected", f"{label}: the station answered {status or 'without a status'}.", response)
+        if status == "RebootRequired":
+            return Outcome("ok", gettext("%(action)s: the station answered %(status)s (a reboot is needed for it to take "
+                                         "effect).", action=gettext(label), status=status), response)
+        return Outcome("ok", gettext("%(action)s: the station answered %(status)s.", action=gettext(label), status=status),
+                       response)
+    if not status:
+        return Outcome("rejected", gettext("%(action)s: the station answered without a status.", action=gettext(label)),
+                       response)
+    return Outcome("rejected", gettext("%(action)s: the station answered %(status)s.", action=gettext(label), status=status),
+                   response)

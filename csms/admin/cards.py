@@ -30,6 +30,7 @@ from csms.core.offload import run_cpu
 from csms.core.services import directory, driver_data
 from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
 from csms.csvexport import csv_text
+from csms.i18n import N_, gettext
 from csms.textsearch import contains
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
@@ -63,15 +64,15 @@ async def token_fields(scope: Scope) -> list[Field]:
         Driver.name).limit(2000)
     orgs = await visible_organizations(scope)
     return [
-        Field("id_token", "Id token", required=True, maxlength=MAX_TOKEN,
-              help="The card's UID or the token text (up to 36 characters; OCPP 1.6 stations read 20)."),
-        Field("type", "Type", "select", required=True, choices=TYPE_CHOICES),
-        Field("status", "Status", "select", required=True, choices=STATUS_CHOICES),
-        Field("label", "Label", maxlength=200, help="Printed number or a note."),
-        Field("group_id", "Group", maxlength=255, help="Tokens of one group may stop each other's sessions."),
-        Field("expires_at", "Expires at (UTC)", "datetime"),
-        Field("driver", "Driver", "select", choices=choices(drivers)),
-        Field("organization", "Organization", "select", choices=choices(orgs)),
+        Field("id_token", N_("Id token"), required=True, maxlength=MAX_TOKEN,
+              help=N_("The card's UID or the token text (up to 36 characters; OCPP 1.6 stations read 20).")),
+        Field("type", N_("Type"), "select", required=True, choices=TYPE_CHOICES),
+        Field("status", N_("Status"), "select", required=True, choices=STATUS_CHOICES),
+        Field("label", N_("Label"), maxlength=200, help=N_("Printed number or a note.")),
+        Field("group_id", N_("Group"), maxlength=255, help=N_("Tokens of one group may stop each other's sessions.")),
+        Field("expires_at", N_("Expires at (UTC)"), "datetime"),
+        Field("driver", N_("Driver"), "select", choices=choices(drivers)),
+        Field("organization", N_("Organization"), "select", choices=choices(orgs)),
     ]
 
 
@@ -103,7 +104,7 @@ async def token_list(request: Request) -> Template:
     for c in conds:
         query, count = query.where(c), count.where(c)
     page = await paginate(request, query.order_by(IdToken.id_token), count)
-    return await render(request, "cards/tokens.html", title="Cards and tokens", page=page, statuses=STATUS_CHOICES,
+    return await render(request, "cards/tokens.html", title=gettext("Cards and tokens"), page=page, statuses=STATUS_CHOICES,
                         query_string=request.url.query, q=shown["q"], status=shown["status"], group=shown["group"])
 
 
@@ -157,10 +158,10 @@ async def _token_form(request: Request, token_pk: int | None, values: dict[str, 
         if token is not None:
             extra["refusals"] = await refusals(await tenant_scope(request), id_token=token["id_token"])
     return await render(request, "cards/token_form.html", status_code=status_code, **extra,
-                        title="New token" if token_pk is None else f"Edit token {values.get('id_token', '')}",
+                        title=gettext("New token") if token_pk is None else gettext("Edit token %(token)s", token=values.get("id_token", "")),
                         fields=await token_fields(await tenant_scope(request)), values=values, errors=errors,
                         action="/admin/tokens/new" if token_pk is None else f"/admin/tokens/{token_pk}/edit",
-                        cancel="/admin/tokens", submit="Save token",
+                        cancel="/admin/tokens", submit=gettext("Save token"),
                         delete=None if token_pk is None else f"/admin/tokens/{token_pk}/delete")
 
 
@@ -293,7 +294,7 @@ async def refused_tokens(request: Request) -> Template:
     for r in page.items:
         r["last"] = last.get(r["last_id"], {})
         r["add_type"] = r["token_type"] if r["token_type"] in TOKEN_TYPES else ""
-    return await render(request, "cards/refused.html", title="Refused unknown tokens", page=page)
+    return await render(request, "cards/refused.html", title=gettext("Refused unknown tokens"), page=page)
 
 
 # -- bulk import -------------------------------------------------------------------------------
@@ -455,32 +456,37 @@ async def token_import(request: Request) -> Template:
 async def driver_fields(scope: Scope) -> list[Field]:
     orgs = await visible_organizations(scope)
     return [
-        Field("name", "Name", required=True, maxlength=200, autocomplete="name"),
-        Field("email", "E-mail", "email", maxlength=200, autocomplete="email"),
-        Field("phone", "Phone", maxlength=64, autocomplete="tel"),
-        Field("kind", "Kind", "select", required=True, choices=DRIVER_KINDS),
-        Field("organization", "Organization", "select", choices=choices(orgs)),
-        Field("notes", "Notes", "textarea"),
+        Field("name", N_("Name"), required=True, maxlength=200, autocomplete="name"),
+        Field("email", N_("E-mail"), "email", maxlength=200, autocomplete="email"),
+        Field("phone", N_("Phone"), maxlength=64, autocomplete="tel"),
+        Field("kind", N_("Kind"), "select", required=True, choices=DRIVER_KINDS),
+        Field("organization", N_("Organization"), "select", choices=choices(orgs)),
+        Field("notes", N_("Notes"), "textarea"),
     ]
 
 
 async def org_fields(scope: Scope) -> list[Field]:
     return [
-        Field("name", "Name", required=True, maxlength=200, autocomplete="organization"),
-        Field("kind", "Kind", "select", required=True, choices=ORG_KINDS),
-        Field("parent", "Part of", "select", choices=choices(await visible_organizations(scope)),
-              help="The organization above this one: its users see this one's stations, cards and sessions."),
-        Field("vat_id", "VAT id", maxlength=64),
-        Field("email", "E-mail", "email", maxlength=200),
-        Field("address", "Address", "textarea"),
-        Field("publish", "Publish its sites", "checkbox",
-              help="Off: none of this organization's sites is shown on the public map, in the public "
-                   "Locations feed or to roaming partners, whatever each site's own setting says."),
+        Field("name", N_("Name"), required=True, maxlength=200, autocomplete="organization"),
+        Field("kind", N_("Kind"), "select", required=True, choices=ORG_KINDS),
+        Field("parent", N_("Part of"), "select", choices=choices(await visible_organizations(scope)),
+              help=N_("The organization above this one: its users see this one's stations, cards and sessions.")),
+        Field("vat_id", N_("VAT id"), maxlength=64),
+        Field("email", N_("E-mail"), "email", maxlength=200),
+        Field("address", N_("Address"), "textarea"),
+        Field("publish", N_("Publish its sites"), "checkbox",
+              help=N_("Off: none of this organization's sites is shown on the public map, in the public "
+                      "Locations feed or to roaming partners, whatever each site's own setting says.")),
     ]
 
 
 class _Entity:
     """The list, form and save steps shared by drivers and organizations."""
+
+    # what the form says of each kind (whole sentences, for the translations)
+    WORDS = {"driver": (N_("New driver"), N_("Edit driver %(name)s"), N_("Save driver"), N_("There is no driver %(pk)s.")),
+             "organization": (N_("New organization"), N_("Edit organization %(name)s"), N_("Save organization"),
+                              N_("There is no organization %(pk)s."))}
 
     def __init__(self, table: type[Table], kind: directory.Kind, slug: str, singular: str, plural: str,
                  fields: Any) -> None:
@@ -494,17 +500,18 @@ class _Entity:
     async def row(self, pk: int) -> dict[str, Any]:
         row = await self.table.select().where(self.pk == pk).first()
         if row is None:
-            raise NotFoundException(f"There is no {self.singular} {pk}.")
+            raise NotFoundException(gettext(self.WORDS[self.singular][3], pk=pk))
         return row
 
     async def form(self, request: Request, pk: int | None, values: dict[str, Any], errors: FormErrors,
                    status_code: int = 200) -> Template:
         base = f"/admin/{self.slug}"
-        title = f"New {self.singular}" if pk is None else f"Edit {self.singular} {values.get('name', '')}"
+        new, edit, save, _missing = self.WORDS[self.singular]
+        title = gettext(new) if pk is None else gettext(edit, name=values.get("name", ""))
         return await render(request, "form.html", status_code=status_code, title=title,
                             fields=await self.fields(await tenant_scope(request)), values=values, errors=errors,
                             action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
-                            submit=f"Save {self.singular}",
+                            submit=gettext(save),
                             delete=None if pk is None else f"{base}/{pk}/delete")
 
     async def save(self, request: Request, pk: int | None) -> Template | Redirect:
@@ -571,7 +578,7 @@ async def driver_list(request: Request) -> Template:
     if ids:
         for r in await IdToken.select(IdToken.driver).where(IdToken.driver.is_in(ids)):
             token_counts[r["driver"]] = token_counts.get(r["driver"], 0) + 1
-    return await render(request, "cards/drivers.html", title="Drivers", page=page, q=q, token_counts=token_counts)
+    return await render(request, "cards/drivers.html", title=gettext("Drivers"), page=page, q=q, token_counts=token_counts)
 
 
 @get("/admin/organizations", include_in_schema=False, opt=OWN)
@@ -585,7 +592,7 @@ async def organization_list(request: Request) -> Template:
         cond = contains(Organization.name, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Organization.name), count)
-    return await render(request, "cards/organizations.html", title="Organizations", page=page, q=q)
+    return await render(request, "cards/organizations.html", title=gettext("Organizations"), page=page, q=q)
 
 
 def _entity_routes(entity: _Entity) -> list[Any]:

@@ -19,6 +19,7 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.display_messages import PRIORITIES, STATES
 from csms.core.services.operations import OperationError
+from csms.i18n import N_, gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -31,7 +32,7 @@ async def _context(request: Request, station_id: str, notice: str = "", ok: bool
     try:
         listing = await get_core().display_messages.listing(station_id)
     except UnknownStation:
-        raise NotFoundException(f"There is no station {station_id}.") from None
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
     return {"dm": listing, "sid": station_id, "notice": notice,
             "ok": ok, "reload": reload, "can_operate": bool(user and user.can("operator")),
             "priorities": PRIORITIES, "states": STATES}
@@ -50,24 +51,25 @@ def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
-                   reload: bool = False) -> Template | Redirect:
+                   reload: bool = False, **words: Any) -> Template | Redirect:
     """Await ``command``; the panel comes back with its outcome (a page reload without HTMX),
     loading itself again a moment later with ``reload`` (the station's report follows its answer)."""
     try:
         result = await command
         ok = result["status"] in ("Accepted", "Unknown")
         reload = reload and result["status"] == "Accepted"
-        notice = done.format(**result) if ok else f"The station answered {result['status']}."
+        notice = gettext(done, **{**result, **words}) if ok else gettext("The station answered %(status)s.", status=result["status"])
     except UnknownStation:
-        raise NotFoundException(f"There is no station {station_id}.") from None
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
     except StationOffline:
-        ok, notice = False, "The station is offline."
+        ok, notice = False, gettext("The station is offline.")
     except CommandTimeout:
-        ok, notice = False, "The station did not answer in time."
+        ok, notice = False, gettext("The station did not answer in time.")
     except OperationError as exc:
         ok, notice = False, str(exc)
     except OcppError as exc:
-        ok, notice = False, f"The station answered {exc.code}: {exc.description}"
+        ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
+                                      description=exc.description)
     if not is_htmx(request):
         return Redirect(f"/admin/stations/{station_id}", status_code=303)
     return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload and ok))
@@ -98,17 +100,17 @@ async def display_message_set(request: Request, station_id: str) -> Template | R
             state=form.get("state") or None, language=(form.get("language") or "").strip(),
             evse_id=_int(form.get("evse_id")), by=await actor(request))
 
-    return await _outcome(request, station_id, command(), "Shown: the station accepted message {message_id}.")
+    return await _outcome(request, station_id, command(), N_("Shown: the station accepted message %(message_id)s."))
 
 
 @post("/admin/stations/{station_id:str}/display-messages/{message_id:int}/clear", include_in_schema=False,
       opt=STATION)
 async def display_message_clear(request: Request, station_id: str, message_id: int) -> Template | Redirect:
     return await _outcome(request, station_id, get_core().display_messages.clear(
-        station_id, message_id=message_id, by=await actor(request)), f"Message {message_id} cleared.")
+        station_id, message_id=message_id, by=await actor(request)), N_("Message %(message_id)s cleared."), message_id=message_id)
 
 
 @post("/admin/stations/{station_id:str}/display-messages/refresh", include_in_schema=False, opt=STATION)
 async def display_message_refresh(request: Request, station_id: str) -> Template | Redirect:
     return await _outcome(request, station_id, get_core().display_messages.refresh(station_id, by=await actor(request)),
-                          "Asked the station for its messages.", reload=True)
+                          N_("Asked the station for its messages."), reload=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Mapping, Sequence
 
+from csms.i18n import gettext
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -44,18 +46,21 @@ def _number(f: Field, raw: str, errors: FormErrors, *, integer: bool) -> Any:
     try:
         value: float = int(raw) if integer else float(raw.replace(",", "."))
     except ValueError:
-        errors[f.name] = f"{f.label} must be a {'whole ' if integer else ''}number, not “{raw}”."
+        errors[f.name] = (gettext("%(label)s must be a whole number, not “%(value)s”.", label=gettext(f.label), value=raw)
+                          if integer else
+                          gettext("%(label)s must be a number, not “%(value)s”.", label=gettext(f.label), value=raw))
         return None
     if not integer and (math.isnan(value) or math.isinf(value)):
-        errors[f.name] = f"{f.label} must be a finite number."
+        errors[f.name] = gettext("%(label)s must be a finite number.", label=gettext(f.label))
         return None
     if f.min is not None and value < f.min or f.max is not None and value > f.max:
         if f.min is not None and f.max is not None:
-            errors[f.name] = f"{f.label} must be between {f.min:g} and {f.max:g}; “{raw}” is outside."
+            errors[f.name] = gettext("%(label)s must be between %(min)s and %(max)s; “%(value)s” is outside.",
+                                     label=gettext(f.label), min=f"{f.min:g}", max=f"{f.max:g}", value=raw)
         elif f.min is not None:
-            errors[f.name] = f"{f.label} must be at least {f.min:g}."
+            errors[f.name] = gettext("%(label)s must be at least %(minimum)s.", label=gettext(f.label), minimum=f"{f.min:g}")
         else:
-            errors[f.name] = f"{f.label} must be at most {f.max:g}."
+            errors[f.name] = gettext("%(label)s must be at most %(maximum)s.", label=gettext(f.label), maximum=f"{f.max:g}")
         return None
     return value
 
@@ -79,31 +84,34 @@ def parse(fields: Sequence[Field], raw: Mapping[str, Any]) -> tuple[dict[str, An
         text = str(raw.get(f.name, "") or "").strip()
         if not text:
             if f.required:
-                errors[f.name] = f"{f.label} is required."
+                errors[f.name] = gettext("%(label)s is required.", label=gettext(f.label))
             values[f.name] = None if f.kind in ("number", "integer", "select", "datetime") else ""
             continue
         if f.maxlength and len(text) > f.maxlength:
-            errors[f.name] = f"{f.label} must be at most {f.maxlength} characters (it has {len(text)})."
+            errors[f.name] = gettext("%(label)s must be at most %(maximum)s characters (it has %(length)s).",
+                                     label=gettext(f.label), maximum=f.maxlength, length=len(text))
         elif f.minlength and len(text) < f.minlength:
-            errors[f.name] = f"{f.label} must be at least {f.minlength} characters."
+            errors[f.name] = gettext("%(label)s must be at least %(minimum)s characters.", label=gettext(f.label),
+                                     minimum=f.minlength)
         elif f.kind == "number":
             values[f.name] = _number(f, text, errors, integer=False)
         elif f.kind == "integer":
             values[f.name] = _number(f, text, errors, integer=True)
         elif f.kind == "select":
             if text not in {c[0] for c in f.choices}:
-                errors[f.name] = f"Choose one of the listed values for {f.label}."
+                errors[f.name] = gettext("Choose one of the listed values for %(label)s.", label=gettext(f.label))
             else:
                 values[f.name] = text
         elif f.kind == "email" and not _EMAIL.match(text):
-            errors[f.name] = f"“{text}” is not an e-mail address."
+            errors[f.name] = gettext("“%(value)s” is not an e-mail address.", value=text)
         elif f.kind == "url" and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$", text, re.I):
-            errors[f.name] = f"{f.label} must be a URL such as ftp://host/path or https://host/path."
+            errors[f.name] = gettext("%(label)s must be a URL such as ftp://host/path or https://host/path.",
+                                     label=gettext(f.label))
         elif f.kind == "datetime":
             try:
                 values[f.name] = parse_datetime_local(text)
             except ValueError:
-                errors[f.name] = f"{f.label} must be a date and time (YYYY-MM-DD HH:MM)."
+                errors[f.name] = gettext("%(label)s must be a date and time (YYYY-MM-DD HH:MM).", label=gettext(f.label))
         else:
             values[f.name] = text
         values.setdefault(f.name, None)

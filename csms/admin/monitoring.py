@@ -23,6 +23,7 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.monitoring import BASES, MONITOR_TYPES, SEVERITIES, in_words
 from csms.core.services.operations import OperationError
+from csms.i18n import gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -61,15 +62,16 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
     try:
         ok, notice = words(await command)
     except UnknownStation:
-        raise NotFoundException(f"There is no station {station_id}.") from None
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
     except StationOffline:
-        ok, notice = False, "The station is offline."
+        ok, notice = False, gettext("The station is offline.")
     except CommandTimeout:
-        ok, notice = False, "The station did not answer in time."
+        ok, notice = False, gettext("The station did not answer in time.")
     except OperationError as exc:
         ok, notice = False, str(exc)
     except OcppError as exc:
-        ok, notice = False, f"The station answered {exc.code}: {exc.description}"
+        ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
+                                    description=exc.description)
     if not is_htmx(request):
         return Redirect(f"/admin/stations/{station_id}", status_code=303)
     return await again(notice, ok)
@@ -79,7 +81,8 @@ def _status_words(done: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
     def words(result: dict[str, Any]) -> tuple[bool, str]:
         if result["status"] == "Accepted":
             return True, done
-        return False, f"The station answered {result['status']}: {in_words(result['status'])}."
+        return False, gettext("The station answered %(status)s: %(reason)s.", status=result["status"],
+                              reason=in_words(result["status"]))
 
     return words
 
@@ -95,7 +98,7 @@ def _results_words(verb: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
             ident = f"Monitor {r['id']}" if r.get("id") is not None else "The monitor"
             lines.append(f"{ident}{where}: {r['words']}" + (f" ({verb})" if r.get("status") == "Accepted" else ""))
         ok = bool(result["results"]) and all(r.get("status") in ("Accepted", "NotFound") for r in result["results"])
-        return ok, "; ".join(lines) or "The station answered without results."
+        return ok, "; ".join(lines) or gettext("The station answered without results.")
 
     return words
 
@@ -157,7 +160,7 @@ async def monitoring_clear(request: Request, station_id: str, monitor_id: int) -
 @post("/admin/stations/{station_id:str}/monitoring/report", include_in_schema=False, opt=STATION)
 async def monitoring_report(request: Request, station_id: str) -> Template | Redirect:
     return await command_outcome(request, station_id, get_core().monitoring.request_report(
-        station_id, by=await actor(request)), _status_words("Asked the station for its monitors."),
+        station_id, by=await actor(request)), _status_words(gettext("Asked the station for its monitors.")),
         _again(request, station_id, reload=True))
 
 
@@ -166,7 +169,7 @@ async def monitoring_base(request: Request, station_id: str) -> Template | Redir
     form = await request.form()
     base = form.get("base") or ""
     return await command_outcome(request, station_id, get_core().monitoring.set_base(
-        station_id, base=base, by=await actor(request)), _status_words(f"Monitoring base set to {base}."),
+        station_id, base=base, by=await actor(request)), _status_words(gettext("Monitoring base set to %(base)s.", base=base)),
         _again(request, station_id))
 
 
@@ -181,5 +184,5 @@ async def monitoring_level(request: Request, station_id: str) -> Template | Redi
         return await get_core().monitoring.set_level(station_id, severity=severity, by=await actor(request))
 
     return await command_outcome(request, station_id, command(), _status_words(
-        "Monitoring level set: the station reports events of this severity and more severe."),
+        gettext("Monitoring level set: the station reports events of this severity and more severe.")),
         _again(request, station_id))

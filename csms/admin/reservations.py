@@ -20,6 +20,7 @@ from csms.core.services.commands import CommandTimeout, StationOffline, UnknownS
 from csms.core.services.reservations import ACTIVE, ReservationError, UnknownReservation
 from csms.core.tables import Reservation
 from csms.core.timeutil import utcnow
+from csms.i18n import N_, gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}, "role": "operator"}
@@ -53,9 +54,9 @@ def _int(value: Any, what: str, *, low: int, high: int) -> int | None:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ReservationError(f"{what} must be a whole number") from None
+        raise ReservationError(gettext("%(label)s must be a whole number", label=gettext(what))) from None
     if not low <= number <= high:
-        raise ReservationError(f"{what} must be {low} to {high}")
+        raise ReservationError(gettext("%(label)s must be %(low)s to %(high)s", label=gettext(what), low=low, high=high))
     return number
 
 
@@ -69,11 +70,12 @@ async def _answer(request: Request, station_id: str, notice: str, ok: bool,
 
 def _failure(exc: Exception) -> str:
     if isinstance(exc, StationOffline):
-        return "The station is offline: nothing was sent."
+        return gettext("The station is offline: nothing was sent.")
     if isinstance(exc, CommandTimeout):
-        return "The station did not answer in time."
+        return gettext("The station did not answer in time.")
     if isinstance(exc, OcppError):
-        return f"The station refused the message ({exc.code}: {exc.description})."
+        return gettext("The station refused the message (%(code)s: %(description)s).", code=exc.code,
+                       description=exc.description)
     return str(exc)
 
 
@@ -84,25 +86,26 @@ async def reservation_create(request: Request, station_id: str) -> Template | Re
     form = dict(await request.form())
     by = await actor(request)
     try:
-        minutes = _int(form.get("expiry_minutes"), "Expiry (minutes)", low=1, high=7 * 24 * 60) or 30
-        evse_id = _int(form.get("evse_id"), "EVSE / connector", low=0, high=1000)
+        minutes = _int(form.get("expiry_minutes"), N_("Expiry (minutes)"), low=1, high=7 * 24 * 60) or 30
+        evse_id = _int(form.get("evse_id"), N_("EVSE / connector"), low=0, high=1000)
         token = str(form.get("id_token") or "").strip()
         if not token:
-            raise ReservationError("Give the card (id token) to reserve for.")
+            raise ReservationError(gettext("Give the card (id token) to reserve for."))
         made = await get_core().reservations.create(
             station_id, id_token=token, expires_at=utcnow() + timedelta(minutes=minutes), evse_id=evse_id,
             connector_type=str(form.get("connector_type") or "") or None, by=by)
     except (ReservationError, StationOffline, CommandTimeout, OcppError, UnknownStation) as exc:
-        return await _answer(request, station_id, f"Not reserved: {_failure(exc)}", False, form)
+        return await _answer(request, station_id, gettext("Not reserved: %(reason)s", reason=_failure(exc)), False, form)
     await audited(request, "create", "reservation", made["reservation_id"],
                   after={k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in made.items()
                          if k != "response"},
                   summary=f"reserve {station_id} EVSE {evse_id or 'any'} for {token}: {made['status']}")
     if made["status"] == "accepted":
-        return await _answer(request, station_id, f"Reserved: reservation {made['reservation_id']} for {token} "
-                                                  f"until {made['expires_at']:%H:%M} UTC.", True)
-    return await _answer(request, station_id, f"Not reserved: the station answered {made['response'].get('status')}.",
-                         False, form)
+        return await _answer(request, station_id, gettext(
+            "Reserved: reservation %(reservation)s for %(token)s until %(time)s UTC.", reservation=made["reservation_id"],
+            token=token, time=f"{made['expires_at']:%H:%M}"), True)
+    return await _answer(request, station_id, gettext("Not reserved: the station answered %(status)s.",
+                                                      status=made["response"].get("status")), False, form)
 
 
 @post("/admin/stations/{station_id:str}/reservations/{reservation_id:int}/cancel", include_in_schema=False,
@@ -116,13 +119,16 @@ async def reservation_cancel(request: Request, station_id: str, reservation_id: 
             raise UnknownReservation(reservation_id)
         done = await core.reservations.cancel(reservation_id, by=by)
     except UnknownReservation:
-        return await _answer(request, station_id, f"No reservation {reservation_id} at this station.", False)
+        return await _answer(request, station_id, gettext("No reservation %(reservation)s at this station.",
+                                                          reservation=reservation_id), False)
     except (ReservationError, StationOffline, CommandTimeout, OcppError) as exc:
-        return await _answer(request, station_id, f"Not cancelled: {_failure(exc)}", False)
+        return await _answer(request, station_id, gettext("Not cancelled: %(reason)s", reason=_failure(exc)), False)
     answer = done["response"].get("status")
     await audited(request, "update", "reservation", reservation_id,
                   before={k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in before.items()},
                   after={"status": done["status"]}, summary=f"cancel reservation {reservation_id}: {answer}")
     if done["status"] == "cancelled":
-        return await _answer(request, station_id, f"Reservation {reservation_id} cancelled.", True)
-    return await _answer(request, station_id, f"Not cancelled: the station answered {answer}.", False)
+        return await _answer(request, station_id, gettext("Reservation %(reservation)s cancelled.", reservation=reservation_id),
+                             True)
+    return await _answer(request, station_id, gettext("Not cancelled: the station answered %(status)s.", status=answer),
+                         False)

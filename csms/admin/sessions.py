@@ -19,11 +19,12 @@ from csms.api.tenancy import SCOPED, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.core.services.sessions import CURRENT, ENERGY_REGISTER, POWER
 from csms.core.tables import ChargingSession, Driver, MeterValue
+from csms.i18n import N_, gettext
 from csms.csvexport import csv_text
 from csms.plugins import call_hook
 from csms.textsearch import contains
 
-STATES = [("", "Any state"), ("active", "Active"), ("completed", "Completed")]
+STATES = [("", N_("Any state")), ("active", N_("Active")), ("completed", N_("Completed"))]  # translated where shown
 
 
 def _columns() -> list[Any]:
@@ -63,7 +64,8 @@ def session_filters(params: Any, tz: tzinfo = timezone.utc) -> tuple[list[Any], 
         if shown[key]:
             day = _day(shown[key], tz)
             if day is None:
-                problems.append(f"“{shown[key]}” is not a date (YYYY-MM-DD); the {key} filter is ignored.")
+                problems.append(gettext("“%(value)s” is not a date (YYYY-MM-DD); the %(filter)s filter is ignored.",
+                                        value=shown[key], filter=gettext("From") if key == "from" else gettext("To")))
             elif op == "ge":
                 conds.append(ChargingSession.started_at >= day.astimezone(timezone.utc))
             else:  # the "to" day is included (a local day: 23 or 25 hours at a DST change)
@@ -89,7 +91,7 @@ async def session_list(request: Request) -> Template:
         return await render(request, "sessions/_table.html", **context)
     drivers = await restrict(Driver.select(Driver.id, Driver.name), Driver.organization, scope).order_by(
         Driver.name).limit(1000)
-    return await render(request, "sessions/list.html", title="Sessions", drivers=drivers, **context)
+    return await render(request, "sessions/list.html", title=gettext("Sessions"), drivers=drivers, **context)
 
 
 async def session_costs(rows: list[dict[str, Any]], *, concurrency: int = 8) -> list[Any]:
@@ -190,7 +192,7 @@ async def meter_series(session_id: int) -> dict[str, Any]:
 async def session_detail(request: Request, session_id: int) -> Template:
     row = await ChargingSession.select(*_columns()).where(ChargingSession.id == session_id).first()
     if row is None:
-        raise NotFoundException(f"There is no session {session_id}.")
+        raise NotFoundException(gettext("There is no session %(session)s.", session=session_id))
     live = get_core().sessions.find(row["station_id"], row["transaction_id"])
     if live is not None:
         row.update(energy_wh=live.energy_wh, power_w=live.power_w, meter_last_wh=live.meter_last_wh)
@@ -200,4 +202,4 @@ async def session_detail(request: Request, session_id: int) -> Template:
     context: dict[str, Any] = dict(session=row, series=await meter_series(session_id), cost=cost,
                    duration_min=int(duration.total_seconds() // 60) if duration else None)
     template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"
-    return await render(request, template, title=f"Session {session_id}", panel_page="session", **context)
+    return await render(request, template, title=gettext("Session %(session)s", session=session_id), panel_page="session", **context)

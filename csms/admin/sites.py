@@ -18,6 +18,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
 from csms.core.services import hubs, sites
 from csms.core.services.hubs import HUB_STATION_LIMIT
 from csms.core.tables import Connector, Hub, Organization, Site, Station
+from csms.i18n import N_, gettext
 from csms.textsearch import contains
 
 OWN = {"tenant": SCOPED}
@@ -30,23 +31,23 @@ async def site_fields(scope: Scope) -> list[Field]:
     orgs = await restrict(Organization.select(Organization.id, Organization.name), Organization.id,
                           scope).order_by(Organization.name)
     return [
-        Field("name", "Name", required=True, maxlength=200, group="Site"),
-        Field("organization", "Organization", "select", choices=choices(orgs), group="Site"),
-        Field("address", "Street and number", maxlength=300, group="Address", autocomplete="street-address"),
-        Field("postal_code", "Postal code", maxlength=20, group="Address", autocomplete="postal-code"),
-        Field("city", "City", maxlength=100, group="Address", autocomplete="address-level2"),
-        Field("country", "Country (ISO 3166 alpha-3)", maxlength=3, placeholder="DEU", group="Address"),
-        Field("timezone", "Time zone", maxlength=64, placeholder="Europe/Berlin", group="Address"),
-        Field("latitude", "Latitude", "number", min=-90, max=90, step="any", placeholder="52.5200",
-              help="Decimal degrees, −90 to 90.", group="Coordinates"),
-        Field("longitude", "Longitude", "number", min=-180, max=180, step="any", placeholder="13.4050",
-              help="Decimal degrees, −180 to 180.", group="Coordinates"),
-        Field("grid_limit_l1_a", "Grid limit L1 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
-        Field("grid_limit_l2_a", "Grid limit L2 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
-        Field("grid_limit_l3_a", "Grid limit L3 (A)", "number", min=0, max=100000, step="any", group="Grid connection"),
-        Field("voltage_v", "Voltage phase to neutral (V)", "number", required=True, min=100, max=1000, step="any",
-              group="Grid connection"),
-        Field("publish", "Show on maps and to roaming partners", "checkbox", group="Grid connection"),
+        Field("name", N_("Name"), required=True, maxlength=200, group=N_("Site")),
+        Field("organization", N_("Organization"), "select", choices=choices(orgs), group=N_("Site")),
+        Field("address", N_("Street and number"), maxlength=300, group=N_("Address"), autocomplete="street-address"),
+        Field("postal_code", N_("Postal code"), maxlength=20, group=N_("Address"), autocomplete="postal-code"),
+        Field("city", N_("City"), maxlength=100, group=N_("Address"), autocomplete="address-level2"),
+        Field("country", N_("Country (ISO 3166 alpha-3)"), maxlength=3, placeholder="DEU", group=N_("Address")),
+        Field("timezone", N_("Time zone"), maxlength=64, placeholder="Europe/Berlin", group=N_("Address")),
+        Field("latitude", N_("Latitude"), "number", min=-90, max=90, step="any", placeholder="52.5200",
+              help=N_("Decimal degrees, −90 to 90."), group=N_("Coordinates")),
+        Field("longitude", N_("Longitude"), "number", min=-180, max=180, step="any", placeholder="13.4050",
+              help=N_("Decimal degrees, −180 to 180."), group=N_("Coordinates")),
+        Field("grid_limit_l1_a", N_("Grid limit L1 (A)"), "number", min=0, max=100000, step="any", group=N_("Grid connection")),
+        Field("grid_limit_l2_a", N_("Grid limit L2 (A)"), "number", min=0, max=100000, step="any", group=N_("Grid connection")),
+        Field("grid_limit_l3_a", N_("Grid limit L3 (A)"), "number", min=0, max=100000, step="any", group=N_("Grid connection")),
+        Field("voltage_v", N_("Voltage phase to neutral (V)"), "number", required=True, min=100, max=1000, step="any",
+              group=N_("Grid connection")),
+        Field("publish", N_("Show on maps and to roaming partners"), "checkbox", group=N_("Grid connection")),
     ]
 
 
@@ -89,7 +90,7 @@ async def site_list(request: Request) -> Template:
     availability = await site_availability()
     hubs = await restrict(Hub.select(*Hub.all_columns(), Hub.site.name.as_alias("site_name")),
                           Hub.site.organization, scope).order_by(Hub.name)
-    return await render(request, "sites/list.html", title="Sites and hubs", page=page, q=q,
+    return await render(request, "sites/list.html", title=gettext("Sites and hubs"), page=page, q=q,
                         availability=availability, hubs=hubs)
 
 
@@ -120,12 +121,12 @@ async def site_availability() -> dict[int, dict[str, int]]:
 
 async def _site_form(request: Request, *, site_id: int | None, values: dict[str, Any], errors: FormErrors,
                      status_code: int = 200) -> Template:
-    title = "New site" if site_id is None else f"Edit site {values.get('name', '')}"
+    title = gettext("New site") if site_id is None else gettext("Edit site %(site)s", site=values.get("name", ""))
     action = "/admin/sites/new" if site_id is None else f"/admin/sites/{site_id}/edit"
     cancel = "/admin/sites" if site_id is None else f"/admin/sites/{site_id}"
     return await render(request, "form.html", status_code=status_code, title=title,
                         fields=await site_fields(await tenant_scope(request)),
-                        values=values, errors=errors, action=action, cancel=cancel, submit="Save site")
+                        values=values, errors=errors, action=action, cancel=cancel, submit=gettext("Save site"))
 
 
 @get("/admin/sites/new", include_in_schema=False, opt=OWN)
@@ -189,7 +190,7 @@ async def site_detail(request: Request, site_id: int) -> Template:
                                 Station.organization, await tenant_scope(request)).where(
         (Station.site != site_id) | Station.site.is_null()).order_by(Station.station_id).limit(1000)
     hubs = await Hub.select().where(Hub.site == site_id).order_by(Hub.name)
-    return await render(request, "sites/detail.html", title=f"Site {site['name']}", panel_page="site", site=site,
+    return await render(request, "sites/detail.html", title=gettext("Site %(site)s", site=site["name"]), panel_page="site", site=site,
                         stations=stations, unassigned=unassigned, hubs=hubs,
                         availability=(await site_availability()).get(site_id))
 
@@ -223,14 +224,14 @@ async def site_delete(request: Request, site_id: int) -> Redirect:
 async def hub_fields(scope: Scope) -> list[Field]:
     sites = await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name)
     return [
-        Field("name", "Name", required=True, maxlength=200),
-        Field("site", "Site", "select", choices=choices(sites)),
-        Field("device_id", "Communication device", maxlength=100, help="Gateway or router the stations share."),
-        Field("max_stations", "Maximum stations", "integer", required=True, min=1, max=HUB_STATION_LIMIT,
-              help=f"A hub has at most {HUB_STATION_LIMIT} stations."),
-        Field("limit_l1_a", "Limit L1 (A)", "number", min=0, max=100000, step="any"),
-        Field("limit_l2_a", "Limit L2 (A)", "number", min=0, max=100000, step="any"),
-        Field("limit_l3_a", "Limit L3 (A)", "number", min=0, max=100000, step="any"),
+        Field("name", N_("Name"), required=True, maxlength=200),
+        Field("site", N_("Site"), "select", choices=choices(sites)),
+        Field("device_id", N_("Communication device"), maxlength=100, help=N_("Gateway or router the stations share.")),
+        Field("max_stations", N_("Maximum stations"), "integer", required=True, min=1, max=HUB_STATION_LIMIT,
+              help=gettext("A hub has at most %(count)s stations.", count=HUB_STATION_LIMIT)),
+        Field("limit_l1_a", N_("Limit L1 (A)"), "number", min=0, max=100000, step="any"),
+        Field("limit_l2_a", N_("Limit L2 (A)"), "number", min=0, max=100000, step="any"),
+        Field("limit_l3_a", N_("Limit L3 (A)"), "number", min=0, max=100000, step="any"),
     ]
 
 
@@ -242,10 +243,10 @@ async def _hub_form(request: Request, *, hub_id: int | None, values: dict[str, A
         stations = await restrict(Station.select(Station.station_id, Station.hub), Station.organization,
                                   scope).order_by(Station.station_id).limit(1000)
     return await render(request, "hub_form.html", status_code=status_code,
-                        title="New hub" if hub_id is None else f"Edit hub {values.get('name', '')}",
+                        title=gettext("New hub") if hub_id is None else gettext("Edit hub %(hub)s", hub=values.get("name", "")),
                         fields=await hub_fields(scope), values=values, errors=errors, hub_id=hub_id, stations=stations,
                         action="/admin/hubs/new" if hub_id is None else f"/admin/hubs/{hub_id}/edit",
-                        cancel="/admin/sites", submit="Save hub")
+                        cancel="/admin/sites", submit=gettext("Save hub"))
 
 
 @get("/admin/hubs/new", include_in_schema=False, opt=OWN)
@@ -316,7 +317,7 @@ async def map_sites(scope: Scope) -> list[dict[str, Any]]:
 @get("/admin/map", include_in_schema=False, opt=OWN)
 async def site_map(request: Request) -> Template:
     settings = request.app.state.admin_settings
-    return await render(request, "sites/map.html", title="Map", sites=await map_sites(await tenant_scope(request)),
+    return await render(request, "sites/map.html", title=gettext("Map"), sites=await map_sites(await tenant_scope(request)),
                         tile_url=settings.map_tile_url, attribution=settings.map_attribution)
 
 

@@ -18,7 +18,7 @@ from csms.admin.templating import as_datetime, is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
-from csms.i18n import N_
+from csms.i18n import N_, gettext
 from csms.core.services import hubs
 from csms.textsearch import contains
 from csms.core.tables import (
@@ -38,8 +38,8 @@ from csms.core.tables import (
 
 STATUS_FILTERS = [("", N_("Any status")), ("online", N_("Online")), ("offline", N_("Offline")),
                   ("faulted", N_("Faulted")), ("pending", N_("Pending approval"))]  # translated where shown
-TABS = [("overview", "Overview"), ("configuration", "Configuration"), ("messages", "OCPP messages"),
-        ("sessions", "Sessions"), ("events", "Events"), ("commands", "Commands")]
+TABS = [("overview", N_("Overview")), ("configuration", N_("Configuration")), ("messages", N_("OCPP messages")),
+        ("sessions", N_("Sessions")), ("events", N_("Events")), ("commands", N_("Commands"))]  # translated where shown
 EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
                     "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit",
                     "event_stream"]
@@ -126,13 +126,13 @@ async def station_list(request: Request) -> Template:
                    site=params.get("site", ""), hub=params.get("hub", ""), query_string=request.url.query)
     if is_htmx(request):
         return await render(request, "stations/_table.html", **context)
-    return await render(request, "stations/list.html", title="Stations", **context, **await _filter_options(scope))
+    return await render(request, "stations/list.html", title=gettext("Stations"), **context, **await _filter_options(scope))
 
 
 async def station_context(station_id: str) -> dict[str, Any]:
     row = await Station.select(*_station_columns()).where(Station.station_id == station_id).first()
     if row is None:
-        raise NotFoundException(f"There is no station {station_id}.")
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id))
     core = get_core()
     _freshest_seen(row)
     has_password = await Station.exists().where((Station.id == row["id"]) & Station.password_hash.is_not_null())
@@ -226,7 +226,7 @@ async def station_detail(request: Request, station_id: str) -> Template:
         context["commands"] = await paginate(request, query.order_by(Command.id, ascending=False), count)
         for c in context["commands"].items:
             c["payload"], c["response"] = _json(c["payload"]), _json(c["response"])
-    return await render(request, "stations/detail.html", title=f"Station {station_id}", panel_page="station",
+    return await render(request, "stations/detail.html", title=gettext("Station %(station)s", station=station_id), panel_page="station",
                         **context)
 
 
@@ -239,7 +239,7 @@ async def station_live(request: Request, station_id: str) -> Template:
 async def station_action(request: Request, station_id: str, action: str) -> Template:
     await station_context(station_id)
     if action not in ACTIONS:
-        raise NotFoundException(f"There is no action {action}.")
+        raise NotFoundException(gettext("There is no action %(action)s.", action=action))
     form = await request.form()
     outcome: Outcome = await run_action(action, station_id, form, await actor(request))
     if action == "set_configuration" and outcome.kind == "rejected":
@@ -252,7 +252,7 @@ async def station_action(request: Request, station_id: str, action: str) -> Temp
             # field whose change the station refused
             page.headers["HX-Trigger"] = "configuration-changed"
         return page
-    return await render(request, "stations/action_page.html", title=ACTIONS[action][0], **context)
+    return await render(request, "stations/action_page.html", title=gettext(ACTIONS[action][0]), **context)
 
 
 @post("/admin/stations/{station_id:str}/registration", include_in_schema=False, opt=STATION)
@@ -261,7 +261,7 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
     form = await request.form()
     status = form.get("status", "")
     if status not in ("Accepted", "Rejected", "Pending"):
-        raise NotFoundException("Unknown registration status.")
+        raise NotFoundException(gettext("Unknown registration status."))
     core = get_core()
     before = (await station_context(station_id))["station"]
     await core.stations.set_registration_status(station_id, status)
@@ -273,7 +273,8 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
-SECURITY_PROFILES = {0: "none yet", 1: "1 (ws + password)", 2: "2 (TLS + password)", 3: "3 (TLS + client certificate)"}
+SECURITY_PROFILES = {0: N_("none yet"), 1: N_("1 (ws + password)"), 2: N_("2 (TLS + password)"),
+                     3: N_("3 (TLS + client certificate)")}  # translated where shown
 
 
 @post("/admin/stations/{station_id:str}/security-profile", include_in_schema=False, opt=STATION)
@@ -282,15 +283,15 @@ async def station_security_profile(request: Request, station_id: str) -> Redirec
     before = (await station_context(station_id))["station"]
     value = (await request.form()).get("security_profile", "")
     if value not in ("0", "1", "2", "3"):
-        raise HTTPException(status_code=400, detail="Choose a security profile from 0 to 3.")
+        raise HTTPException(status_code=400, detail=gettext("Choose a security profile from 0 to 3."))
     await get_core().stations.set_security_profile(station_id, int(value))
     await audited(request, "update", "station", station_id, before=before,
                   after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
-PASSWORD_FIELDS = [Field("password", "New password", "password", minlength=16, maxlength=40,
-                         help="16 to 40 characters (OCPP security profiles 1 and 2). Leave empty to remove it.",
+PASSWORD_FIELDS = [Field("password", N_("New password"), "password", minlength=16, maxlength=40,
+                         help=N_("16 to 40 characters (OCPP security profiles 1 and 2). Leave empty to remove it."),
                          autocomplete="new-password")]
 
 
@@ -314,10 +315,10 @@ async def station_rotate_password(request: Request, station_id: str) -> Template
     await station_context(station_id)
     outcome = await run_action("rotate_password", station_id, {}, await actor(request))
     await audited(request, "update", "station", station_id, summary=outcome.message[:255])
-    context: dict[str, Any] = {"outcome": outcome, "action_label": "Password rotation", "station_id": station_id}
+    context: dict[str, Any] = {"outcome": outcome, "action_label": N_("Password rotation"), "station_id": station_id}
     if is_htmx(request):
         return await render(request, "stations/_action_result.html", **context)
-    return await render(request, "stations/action_page.html", title="Password rotation", **context)
+    return await render(request, "stations/action_page.html", title=gettext("Password rotation"), **context)
 
 
 @post("/admin/stations/{station_id:str}/assign", include_in_schema=False, opt=STATION)
@@ -341,25 +342,25 @@ async def station_assign(request: Request, station_id: str) -> Redirect:
     try:
         await hubs.update_stations(Station.station_id == station_id, values)
     except hubs.HubFull as exc:
-        raise HTTPException(status_code=409, detail=f"The station was not changed: {exc}.") from None
+        raise HTTPException(status_code=409, detail=gettext("The station was not changed: %(reason)s.", reason=exc)) from None
     await audited(request, "update", "station", station_id, before=context["station"],
                   after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 
 NEW_STATION_FIELDS = [
-    Field("station_id", "Station id", required=True, maxlength=48,
-          help="The identity the station uses in its OCPP URL: ws(s)://host/ocpp/<station id>."),
-    Field("description", "Description", maxlength=200),
-    Field("password", "Password", "password", minlength=16, maxlength=40, autocomplete="new-password",
-          help="Optional HTTP Basic password (16-40 characters) for security profiles 1 and 2."),
+    Field("station_id", N_("Station id"), required=True, maxlength=48,
+          help=N_("The identity the station uses in its OCPP URL: ws(s)://host/ocpp/<station id>.")),
+    Field("description", N_("Description"), maxlength=200),
+    Field("password", N_("Password"), "password", minlength=16, maxlength=40, autocomplete="new-password",
+          help=N_("Optional HTTP Basic password (16-40 characters) for security profiles 1 and 2.")),
 ]
 
 
 @get("/admin/stations/new", include_in_schema=False, opt=OWN)
 async def station_new(request: Request) -> Template:
-    return await render(request, "form.html", title="Add a station", fields=NEW_STATION_FIELDS, values={},
-                        errors={}, action="/admin/stations/new", cancel="/admin/stations", submit="Add station")
+    return await render(request, "form.html", title=gettext("Add a station"), fields=NEW_STATION_FIELDS, values={},
+                        errors={}, action="/admin/stations/new", cancel="/admin/stations", submit=gettext("Add station"))
 
 
 @post("/admin/stations/new", include_in_schema=False, opt=OWN)
@@ -368,13 +369,13 @@ async def station_create(request: Request) -> Template | Redirect:
     values, errors = parse(NEW_STATION_FIELDS, raw)
     sid = values.get("station_id") or ""
     if sid and await Station.exists().where(Station.station_id == sid):
-        errors["station_id"] = f"A station with id {sid} already exists."
+        errors["station_id"] = gettext("A station with id %(station)s already exists.", station=sid)
     if sid and any(ch in sid for ch in "/?#% "):
-        errors["station_id"] = "A station id cannot contain spaces or / ? # %."
+        errors["station_id"] = gettext("A station id cannot contain spaces or %(characters)s.", characters="/ ? # %")
     if errors:
-        return await render(request, "form.html", status_code=422, title="Add a station", fields=NEW_STATION_FIELDS,
+        return await render(request, "form.html", status_code=422, title=gettext("Add a station"), fields=NEW_STATION_FIELDS,
                             values=dict(raw), errors=errors, action="/admin/stations/new", cancel="/admin/stations",
-                            submit="Add station")
+                            submit=gettext("Add station"))
     await get_core().stations.create(sid, password=values["password"] or None, description=values["description"],
                                      organization=(await tenant_scope(request)).organization)
     await audited(request, "create", "station", sid, after=(await station_context(sid))["station"])

@@ -49,7 +49,7 @@ from csms.core.services import driver_data
 from csms.core.domain import NavItem
 from csms.core.tables import ChargingSession, Driver, IdToken
 from csms.core.timeutil import utcnow
-from csms.i18n import N_
+from csms.i18n import N_, gettext
 from csms.plugins import call_sync
 
 log = logging.getLogger("csms.driver")
@@ -203,15 +203,15 @@ async def link_request(request: Request) -> Template:
     form = await request.form()
     email, next_path = accounts.normal_address(str(form.get("email", "")))[:200], _next_of(request, form)
     if "@" not in email:
-        return _sign_in_page(request, status_code=422, error="Enter your e-mail address.", email=email,
+        return _sign_in_page(request, status_code=422, error=gettext("Enter your e-mail address."), email=email,
                              next_path=next_path)
     if not mail_enabled():
         return _sign_in_page(request, status_code=503, email=email, next_path=next_path,
-                             error="Links by e-mail are not available here: sign in with your password.")
+                             error=gettext("Links by e-mail are not available here: sign in with your password."))
     if (_over_limit(request, "link-client", _client(request), timespan=900, limit=20)
             or _over_limit(request, "link-address", email, timespan=900, limit=3)):
         return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
-                             error="Too many links were asked for. Wait 15 minutes and try again.")
+                             error=gettext("Too many links were asked for. Wait %(minutes)s minutes and try again.", minutes=15))
     page = render(request, "link_sent.html", title=N_("Check your e-mail"), email=email,
                   minutes=int(accounts.LINK_LIFETIME.total_seconds() // 60))
     page.background = BackgroundTask(send_links, public_base_url(request), email, next_path)
@@ -239,11 +239,11 @@ async def password_sign_in(request: Request) -> Template | Redirect:
     next_path = _next_of(request, form)
     if _over_limit(request, "password-client", _client(request), timespan=300, limit=20):
         return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
-                             error="Too many attempts. Wait five minutes and try again.")
+                             error=gettext("Too many attempts. Wait five minutes and try again."))
     driver_id = await accounts.check_password(email, password)
     if driver_id is None:
         return _sign_in_page(request, status_code=401, email=email, next_path=next_path,
-                             error="The e-mail address or password is incorrect.")
+                             error=gettext("The e-mail address or password is incorrect."))
     return await _sign_in(request, driver_id, next_path or "/driver/cards")
 
 
@@ -263,7 +263,7 @@ async def _card(request: Request, token_pk: int) -> dict[str, Any]:
                                 IdToken.expires_at).where(
         (IdToken.id == token_pk) & (IdToken.driver == me(request)["id"])).first()
     if card is None:
-        raise NotFoundException("There is no such card.")
+        raise NotFoundException(gettext("There is no such card."))
     return card
 
 
@@ -291,7 +291,7 @@ async def card_name(request: Request, token_pk: int) -> Template | Redirect:
     label = " ".join(str((await request.form()).get("label", "")).split())[:200]
     await id_tokens.set_label(token_pk, label, actor=f"driver:{me(request)['id']}",
                               actor_organization=await _organization(request))
-    return await _card_answer(request, token_pk, "Name saved.")
+    return await _card_answer(request, token_pk, gettext("Name saved."))
 
 
 @post("/driver/cards/{token_pk:int}/lost", guards=SIGNED_IN)
@@ -300,7 +300,7 @@ async def card_lost(request: Request, token_pk: int) -> Template | Redirect:
     if card["status"] != "Blocked":
         await id_tokens.set_status(token_pk, "Blocked", actor=f"driver:{me(request)['id']}",
                                    actor_organization=await _organization(request), summary="reported lost by its driver")
-    return await _card_answer(request, token_pk, "Blocked: nobody can charge with this card any more.")
+    return await _card_answer(request, token_pk, gettext("Blocked: nobody can charge with this card any more."))
 
 
 # -- my sessions ---------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ async def sessions(request: Request) -> Template:
 async def _session(request: Request, session_id: int) -> dict[str, Any]:
     if not await ChargingSession.exists().where((ChargingSession.id == session_id)
                                                 & (ChargingSession.driver == me(request)["id"])):
-        raise NotFoundException("There is no such session.")
+        raise NotFoundException(gettext("There is no such session."))
     return await session_detail(session_id)
 
 
@@ -387,7 +387,7 @@ async def account_delete_page(request: Request) -> Template:
 @post("/driver/account/delete", guards=SIGNED_IN)
 async def account_delete(request: Request) -> Template | Redirect:
     if (await request.form()).get("confirm") != "yes":
-        return await _delete_page(request, status_code=422, error="Tick the box to confirm that you want this.")
+        return await _delete_page(request, status_code=422, error=gettext("Tick the box to confirm that you want this."))
     driver_id = me(request)["id"]
     try:
         await driver_data.erase(driver_id, actor=f"driver:{driver_id}", actor_organization=await _organization(request))
@@ -415,7 +415,7 @@ def sign_in_answer(request: Request, _: Exception) -> Response:
 
 def _not_found(request: Request, exc: Exception) -> Response:
     return render(request, "not_found.html", status_code=404, title=N_("Not found"),
-                  message=getattr(exc, "detail", "") or "There is nothing here.")
+                  message=getattr(exc, "detail", "") or gettext("There is nothing here."))
 
 
 #: The portal's answers to a missing sign-in (to the sign-in page) and to

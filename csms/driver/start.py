@@ -38,7 +38,7 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.core.tables import ChargingSession, Connector, IdToken
-from csms.i18n import N_
+from csms.i18n import N_, gettext
 from csms.core.timeutil import utcnow
 from csms.driver.portal import DRIVER_COOKIE, SIGNED_IN, _organization, _over_limit, me, render
 from csms.plugins import call_hook
@@ -53,12 +53,12 @@ WAIT_FOR_SESSION = timedelta(minutes=3)  # and gives up after this (the station'
 
 # OCPP connector statuses in a driver's words, with the badge they get
 STATUS_WORDS = {
-    "Available": ("Available", "ok"), "Preparing": ("Preparing: a car is plugged in", "busy"),
-    "Charging": ("Charging", "busy"), "SuspendedEV": ("Charging, paused by the car", "busy"),
-    "SuspendedEVSE": ("Charging, paused by the charger", "busy"), "Finishing": ("Finishing", "busy"),
-    "Occupied": ("Occupied", "busy"), "Reserved": ("Reserved", "warn"), "Unavailable": ("Unavailable", "bad"),
-    "Faulted": ("Faulted", "bad"), "Unknown": ("Status not known yet", "muted"),
-}
+    "Available": (N_("Available"), "ok"), "Preparing": (N_("Preparing: a car is plugged in"), "busy"),
+    "Charging": (N_("Charging"), "busy"), "SuspendedEV": (N_("Charging, paused by the car"), "busy"),
+    "SuspendedEVSE": (N_("Charging, paused by the charger"), "busy"), "Finishing": (N_("Finishing"), "busy"),
+    "Occupied": (N_("Occupied"), "busy"), "Reserved": (N_("Reserved"), "warn"), "Unavailable": (N_("Unavailable"), "bad"),
+    "Faulted": (N_("Faulted"), "bad"), "Unknown": (N_("Status not known yet"), "muted"),
+}  # words for drivers, translated where shown
 # which connector's status speaks for an EVSE with several
 PRECEDENCE = ["Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Occupied", "Preparing", "Reserved", "Faulted",
               "Unavailable", "Available", "Unknown"]
@@ -73,7 +73,7 @@ async def _charger(station_id: str, evse_id: int) -> dict[str, Any]:
     """The public station and this EVSE of it, else 404 (the same for unknown and unpublished)."""
     station = await public_station(station_id)
     if station is None or evse_id not in (await station_evses([station["id"]])).get(station["id"], []):
-        raise NotFoundException("There is no charger with this code. Check the label, or ask the operator.")
+        raise NotFoundException(gettext("There is no charger with this code. Check the label, or ask the operator."))
     return station
 
 
@@ -85,7 +85,7 @@ async def evse_status(station: dict[str, Any], evse_id: int) -> dict[str, Any]:
     statuses = {c["status"] for c in connectors}
     status = next((s for s in PRECEDENCE if s in statuses), "Unknown")
     online = bool(station["connected"])
-    word, badge = STATUS_WORDS.get(status, (status, "muted")) if online else ("Offline", "muted")
+    word, badge = STATUS_WORDS.get(status, (status, "muted")) if online else (N_("Offline"), "muted")
     return {"status": status if online else "Offline", "online": online, "word": word, "badge": badge,
             "connectors": [{"connector": c["connector_id"], "plug": PLUGS.get(c["standard"]) or None,
                             "power_type": POWER_TYPES.get(c["power_type"]) or None,
@@ -187,24 +187,29 @@ async def _refusal(request: Request, station: dict[str, Any], evse_id: int,
     """Why the start is not sent at all, if it is not."""
     driver_id = me(request)["id"]
     if card is None:
-        return Outcome("no_card", "That card is not one of yours. Choose one of your cards.", 404)
+        return Outcome("no_card", gettext("That card is not one of yours. Choose one of your cards."), 404)
     if card["status"] != "Accepted" or (card["expires_at"] is not None and card["expires_at"] <= utcnow()):
-        why = "is blocked" if card["status"] == "Blocked" else (
-            "has expired" if card["status"] == "Expired" or card["expires_at"] is not None else "is not valid")
-        return Outcome("blocked", f"Your card {card['label'] or card['id_token']} {why}: it cannot start a charge. "
-                                  "Choose another card, or ask your operator.", 409)
+        name = card["label"] or card["id_token"]
+        if card["status"] == "Blocked":
+            why = gettext("Your card %(card)s is blocked: it cannot start a charge.", card=name)
+        elif card["status"] == "Expired" or card["expires_at"] is not None:
+            why = gettext("Your card %(card)s has expired: it cannot start a charge.", card=name)
+        else:
+            why = gettext("Your card %(card)s is not valid: it cannot start a charge.", card=name)
+        return Outcome("blocked", why + " " + gettext("Choose another card, or ask your operator."), 409)
     if not station["connected"]:
-        return Outcome("offline", "The charger is offline at the moment, so it cannot be started from here. "
-                                  "Try again later, or use your card at the charger.", 503)
+        return Outcome("offline", gettext("The charger is offline at the moment, so it cannot be started from here. "
+                                          "Try again later, or use your card at the charger."), 503)
     running = await _running_here(station, evse_id)
     status = (await evse_status(station, evse_id))["status"]
     if running is not None and running["driver"] == driver_id:
-        return Outcome("started", "You are charging here already.", 200, session_id=running["id"])
+        return Outcome("started", gettext("You are charging here already."), 200, session_id=running["id"])
     if running is not None or status in IN_USE:
-        return Outcome("occupied", "Someone is charging at this charger. Choose another one, or wait until it is "
-                                   "free.", 409)
+        return Outcome("occupied", gettext("Someone is charging at this charger. Choose another one, or wait until it "
+                                           "is free."), 409)
     if status in OUT_OF_ORDER:
-        return Outcome("out_of_order", f"This charger is out of order ({status.lower()}). Choose another one.", 409)
+        return Outcome("out_of_order", gettext("This charger is out of order (%(status)s). Choose another one.",
+                                               status=gettext(STATUS_WORDS[status][0]).lower()), 409)
     return None
 
 
@@ -219,24 +224,25 @@ async def _send(request: Request, station: dict[str, Any], evse_id: int, card: d
         answer = str(result.get("status", ""))
         if answer == "Accepted":
             poll = f"{start_path(station_id, evse_id)}/progress?card={card['id']}&since={since}"
-            outcome = Outcome("accepted", "The charger accepted. Plug in your car if you have not yet: "
-                                          "charging starts in a moment.", 200, poll=poll)
+            outcome = Outcome("accepted", gettext("The charger accepted. Plug in your car if you have not yet: "
+                                                  "charging starts in a moment."), 200, poll=poll)
         else:
-            outcome = Outcome("rejected", f"The charger refused to start (it answered {answer or 'nothing'}). "
-                                          "Try another charger, or use your card at the charger.", 409)
+            outcome = Outcome("rejected", gettext("The charger refused to start (it answered %(answer)s). "
+                                                  "Try another charger, or use your card at the charger.",
+                                                  answer=answer or gettext("nothing")), 409)
     except (StationOffline, ConnectionError, UnknownStation):
         answer = "offline"
-        outcome = Outcome("offline", "The charger is offline at the moment, so it cannot be started from here. "
-                                     "Try again later, or use your card at the charger.", 503)
+        outcome = Outcome("offline", gettext("The charger is offline at the moment, so it cannot be started from here. "
+                                             "Try again later, or use your card at the charger."), 503)
     except CommandTimeout:
         answer = "timeout"
-        outcome = Outcome("timeout", "The charger did not answer in time. It may still start: watch it, or look "
-                                     "at My sessions in a minute.", 504)
+        outcome = Outcome("timeout", gettext("The charger did not answer in time. It may still start: watch it, or look "
+                                             "at My sessions in a minute."), 504)
     except (OcppError, OperationError) as exc:
         answer = "error"
         log.warning("remote start by QR at %s/%s failed: %s", station_id, evse_id, exc)
-        outcome = Outcome("error", "The charger could not take the request. Try again, or use your card at the "
-                                   "charger.", 502)
+        outcome = Outcome("error", gettext("The charger could not take the request. Try again, or use your card at the "
+                                           "charger."), 502)
     organization = await _organization(request)
     await audit.record(actor=f"driver:{driver_id}", action="remote_start", object_type="station",
                        object_id=station_id, organization=station["organization"], actor_organization=organization,
@@ -290,8 +296,8 @@ async def start_charge(request: Request, station_id: str, evse_id: int) -> Templ
     if outcome is None and card is not None:
         # what is limited is what reaches a station (a refusal here costs a station nothing)
         if _over_limit(request, "start-driver", str(driver_id), timespan=START_WINDOW_S, limit=START_LIMIT):
-            outcome = Outcome("limited", f"Too many starts in a short time. Wait {START_WINDOW_S // 60} minutes "
-                                         "and try again.", 429)
+            outcome = Outcome("limited", gettext("Too many starts in a short time. Wait %(minutes)s minutes and try "
+                                                 "again.", minutes=START_WINDOW_S // 60), 429)
         else:
             outcome = await _send(request, station, evse_id, card)
     assert outcome is not None
@@ -306,16 +312,16 @@ async def start_progress(request: Request, station_id: str, evse_id: int, card: 
     row = await IdToken.select(IdToken.id, IdToken.id_token).where(
         (IdToken.id == card) & (IdToken.driver == driver_id)).first()
     if row is None:
-        raise NotFoundException("There is no such card.")
+        raise NotFoundException(gettext("There is no such card."))
     session_id = await _found_session(driver_id, station, row, since)
     if session_id is not None:
-        outcome = Outcome("started", "Charging started.", session_id=session_id)
+        outcome = Outcome("started", gettext("Charging started."), session_id=session_id)
     elif utcnow().timestamp() - since > WAIT_FOR_SESSION.total_seconds():
-        outcome = Outcome("waiting_over", "No charge started: the charger stopped waiting for your car. "
-                                          "Plug in and press Start again.")
+        outcome = Outcome("waiting_over", gettext("No charge started: the charger stopped waiting for your car. "
+                                                  "Plug in and press Start again."))
     else:
-        outcome = Outcome("accepted", "The charger accepted. Plug in your car if you have not yet: charging starts "
-                                      "in a moment.", poll=f"{start_path(station_id, evse_id)}/progress?card={card}"
+        outcome = Outcome("accepted", gettext("The charger accepted. Plug in your car if you have not yet: "
+                                              "charging starts in a moment."), poll=f"{start_path(station_id, evse_id)}/progress?card={card}"
                                                            f"&since={since}")
     return render(request, "_start_outcome.html", outcome=outcome, interval=PROGRESS_INTERVAL_S)
 

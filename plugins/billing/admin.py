@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Site, Station, admin_guard, audited,
-    caller, error_page, is_htmx, paginate, render, restrict, restrict_station_ids, tenant_scope, utcnow,
+    caller, error_page, gettext, is_htmx, paginate, render, restrict, restrict_station_ids, tenant_scope, utcnow,
     visible_station_ids,
 )
 from plugins.billing import settlements as st
@@ -112,7 +112,7 @@ async def _index_page(request: Request, *, status_code: int = 200, values: dict[
     assignments = await restrict(Assignment.select(), Assignment.organization, scope).order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
-    return await render(request, "billing/index.html", status_code=status_code, title="Billing", tariffs=tariffs,
+    return await render(request, "billing/index.html", status_code=status_code, title=gettext("Billing"), tariffs=tariffs,
                         counts=counts, assignments=assignments, values=values or {}, errors=errors or {},
                         **await _choices(scope))
 
@@ -205,7 +205,7 @@ async def _tariff_detail_page(request: Request, tariff_id: int, *, status_code: 
         Assignment.tariff == tariff_id).order_by(Assignment.id)
     for a in assignments:
         a["scope"] = describe(a)
-    return await render(request, "billing/tariff_detail.html", status_code=status_code, title=f"Tariff {row['code']}",
+    return await render(request, "billing/tariff_detail.html", status_code=status_code, title=gettext("Tariff %(code)s", code=row["code"]),
                         row=row, version=version, versions=versions, assignments=assignments,
                         ocpi=json.dumps(json.loads(version["ocpi"]), indent=2), values=values or {},
                         errors=errors or {}, can_change=scope.sees(row["organization"]), **await _choices(scope))
@@ -255,7 +255,7 @@ async def tariff_preview(request: Request, tariff_id: int) -> Template:
     except BillingError as exc:
         result, error = None, exc.message
     template = "billing/_preview.html" if is_htmx(request) else "billing/preview_page.html"
-    return await render(request, template, title="Tariff preview", result=result, error=error, tariff_id=tariff_id)
+    return await render(request, template, title=gettext("Tariff preview"), result=result, error=error, tariff_id=tariff_id)
 
 
 async def _message(request: Request, exc: BillingError) -> Response:
@@ -371,7 +371,7 @@ async def _settlement_page(request: Request, *, status_code: int = 200, result: 
             query, count = query.where(col == shown[key]), count.where(col == shown[key])
     page = await paginate(request, query.order_by(Settlement.stopped_at, ascending=False), count)
     page.items = [st.settlement_json(r) for r in page.items]
-    return await render(request, "billing/settlements.html", status_code=status_code, title="Settlements", page=page,
+    return await render(request, "billing/settlements.html", status_code=status_code, title=gettext("Settlements"), page=page,
                         filters=shown, kinds=st.KINDS, result=result, values=values or {}, errors=errors or {},
                         installation=scope.is_global)
 
@@ -417,7 +417,7 @@ async def _statement_list_page(request: Request, *, status_code: int = 200, valu
     page = await paginate(request, restrict(Statement.select(), Statement.organization, scope).order_by(
         Statement.id, ascending=False), restrict(Statement.count(), Statement.organization, scope))
     page.items = [stm.statement_json(r) for r in page.items]
-    return await render(request, "billing/statements.html", status_code=status_code, title="Statements", page=page,
+    return await render(request, "billing/statements.html", status_code=status_code, title=gettext("Statements"), page=page,
                         values=values or {"month": stm.last_closed_month()}, errors=errors or {},
                         timezone=billing_settings().statement_timezone, installation=scope.is_global,
                         **await _choices(scope))

@@ -17,7 +17,7 @@ from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
-from csms.plugin_api import DRIVER_EXCEPTION_HANDLERS, PUBLIC, current_driver, driver_page, paginate
+from csms.plugin_api import DRIVER_EXCEPTION_HANDLERS, N_, PUBLIC, current_driver, driver_page, paginate
 from plugins.billing import statements as stm
 from plugins.billing.config import billing_settings
 from plugins.billing.tables import Statement
@@ -65,7 +65,7 @@ async def my_statements(request: Request) -> Template:
         & Statement.corrects.is_in(ids or [-1]))}
     tz = ZoneInfo(billing_settings().statement_timezone)
     page.items = [listed(row, credited, tz) for row in page.items]
-    return driver_page(request, "driver/billing/statements.html", title="My statements", page=page,
+    return driver_page(request, "driver/billing/statements.html", title=N_("My statements"), page=page,
                        time_zone=tz.key)
 
 

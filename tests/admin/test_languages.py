@@ -1,7 +1,9 @@
 """Languages and the viewer's days (issue 15), against one real server: the account page's language
 choice changes the admin (German navigation), Accept-Language chooses for those who chose none and
 for the driver portal and the public map, the audit filter and the dashboard count the viewer's
-days, and Chromium shows the German dashboard on a desktop and a phone (screenshots saved)."""
+days, Chromium shows the German dashboard on a desktop and a phone (screenshots saved), and the
+station, sessions, cards and sites pages speak German too (the station page on a desktop and a
+phone, screenshots saved)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.async_api import expect
 
-from csms.core.tables import AuditEntry, ChargingSession, Station
+from csms.core.tables import AuditEntry, ChargingSession, IdToken, Site, Station
 from csms.testing import admin_client
 from tests.admin.conftest import screenshot
 
@@ -82,6 +84,8 @@ async def test_language_choice_accept_language_and_the_viewers_days(page_as, ser
             portal = await anonymous.get("/driver", headers={"Accept-Language": "de"})
             assert "Mit Passwort anmelden" in portal.text
             assert "Sign in with a password" in (await anonymous.get("/driver")).text
+            link = (await anonymous.get("/driver/link/not-a-secret", headers={"Accept-Language": "de"})).text
+            assert "<h1>Anmelden</h1>" in link and "Melden Sie sich an, um Ihre Ladekarten und Ladevorgänge zu sehen." in link
             public = await anonymous.get("/map", headers={"Accept-Language": "fr"})
             assert "<h1>Bornes de recharge</h1>" in public.text and public.headers["vary"] == "Accept-Language"
     finally:
@@ -103,6 +107,75 @@ async def test_language_choice_accept_language_and_the_viewers_days(page_as, ser
         assert overflow <= 0, f"the German dashboard is {overflow}px wider than a {width}px screen"
         await screenshot(page, f"dashboard-de{suffix}")
         await page.context.close()
+
+
+async def test_station_sessions_cards_and_sites_pages_in_german(page_as, server):
+    site = Site(name="Hafen", city="Hamburg", grid_limit_l1_a=63, grid_limit_l2_a=63, grid_limit_l3_a=63)
+    await site.save()
+    station = Station(station_id="DE-LANG-1", site=site.id, vendor="Acme", model="Wallbox")
+    await station.save()
+    await ChargingSession(station=station.id, transaction_id="tx-de", id_token="KARTE-1", state="completed",
+                          started_at=datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc),
+                          stopped_at=datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), energy_wh=7500.0).save()
+    session = await ChargingSession.select(ChargingSession.id).where(ChargingSession.transaction_id == "tx-de").first()
+    await IdToken(id_token="KARTE-1", label="Flotte").save()
+    await client_with_language(server, "operator", "de")
+
+    for width, height, suffix in ((1280, 900, ""), (390, 844, "-phone")):
+        page = await page_as("operator", width=width, height=height)
+        await page.goto("/admin/stations/DE-LANG-1")
+        await expect(page.get_by_role("heading", name="Registrierung und Ort")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Aktionen")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Verbindung")).to_be_visible()
+        await expect(page.get_by_role("link", name="Konfiguration")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Sicherheitsprofil")).to_be_visible()
+        await page.get_by_text("Ladestation neu starten").first.wait_for(state="attached")
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the German station page is {overflow}px wider than a {width}px screen"
+        await screenshot(page, f"station-de{suffix}")
+        await page.context.close()
+
+    page = await page_as("operator")
+    await page.goto("/admin/stations/DE-LANG-1?tab=configuration")
+    await expect(page.get_by_role("button", name="Von der Ladestation lesen")).to_be_visible()
+    await page.goto("/admin/stations/DE-LANG-1?tab=messages")
+    await expect(page.get_by_label("Richtung")).to_be_visible()
+
+    await page.goto("/admin/sessions")
+    await expect(page.locator("h1")).to_have_text("Ladevorgänge")
+    await expect(page.locator("#sessions thead")).to_contain_text("Token / Fahrer")
+    await expect(page.get_by_label("Begonnen ab")).to_be_visible()
+    await page.goto(f"/admin/sessions/{session['id']}")
+    await expect(page.locator("h1")).to_have_text(f"Ladevorgang Nr. {session['id']}")
+    await expect(page.get_by_role("heading", name="Messwerte")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Kosten")).to_be_visible()
+
+    await page.goto("/admin/tokens")
+    await expect(page.locator("h1")).to_have_text("Ladekarten und Token")
+    await expect(page.get_by_role("button", name="KARTE-1 sperren")).to_be_visible()
+    await page.goto("/admin/tokens/refused")
+    await expect(page.locator("h1")).to_have_text("Abgelehnte unbekannte Token")
+
+    await page.goto("/admin/sites")
+    await expect(page.locator("h1")).to_have_text("Standorte und Hubs")
+    await expect(page.get_by_role("columnheader", name="Netzgrenze je Phase")).to_be_visible()
+    await page.goto(f"/admin/sites/{site.id}")
+    await expect(page.get_by_role("heading", name="Netzanschluss")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Ladestationen (1)")).to_be_visible()
+    assert await page.title() == "Standort Hafen · CSMS"
+
+    # a form: German labels and legends, and the checks answer in German (nothing stored)
+    await page.goto("/admin/sites/new")
+    await expect(page.locator("legend").nth(2)).to_have_text("Koordinaten")
+    await page.get_by_label("Name").fill("Werk 2")
+    await page.get_by_label("Breitengrad").fill("123.4")
+    await page.get_by_label("Spannung Phase gegen Neutralleiter (V)").fill("230")
+    await page.get_by_role("button", name="Standort speichern").click()
+    summary = page.get_by_role("alert")
+    await expect(summary).to_contain_text("Nichts wurde gespeichert")
+    await expect(summary).to_contain_text("Breitengrad muss zwischen -90 und 90 liegen; „123.4“ liegt außerhalb.")
+    assert await Site.count().where(Site.name == "Werk 2") == 0
+    await page.context.close()
 
 
 async def client_with_language(server, role: str, language: str) -> None:

@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from csms.app import create_app
     from csms.db import database_name
-    from csms.server import uvicorn_options
+    from csms.server import TLSConfigError, uvicorn_options
 
     settings = get_settings()
     host = args.host or settings.host
@@ -60,6 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if workers > 1 and not (settings.redis_url and settings.is_postgres):
         sys.exit("csms serve: --workers above 1 needs redis_url (each worker is a node of the cluster) "
                  "and a PostgreSQL database_url")
+    try:
+        options = uvicorn_options(settings)
+    except TLSConfigError as exc:  # a missing certificate file or a bad pair: the reason, no traceback
+        sys.exit(f"csms serve: {exc}")
     _setup_logging(settings.log_level, settings.log_format)
     password = asyncio.run(_with_db(ensure_first_admin))
     scheme = "https" if settings.tls_enabled else "http"
@@ -76,10 +80,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging_config: dict[str, Any] = {"log_config": None} if settings.log_format == "json" else {}
     if workers > 1:  # each worker process builds its app itself (csms.app.worker_app)
         uvicorn.run("csms.app:worker_app", factory=True, workers=workers, host=host, port=port,
-                    log_level=settings.log_level, **logging_config, **uvicorn_options(settings))
+                    log_level=settings.log_level, **logging_config, **options)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                **logging_config, **uvicorn_options(settings))
+                **logging_config, **options)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -10,10 +10,14 @@ client certificates optional (``tls_ca``) with the profile enforced per station.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 import trustme
@@ -22,9 +26,10 @@ from ocpp.v201 import call
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from csms.api.auth import create_api_key
 from csms.server import TLSConfigError, build_ssl_context
 from csms.settings import load_settings
-from csms.testing import admin_client, running_server
+from csms.testing import admin_client, free_port, running_server
 from tests.stations import Station201, basic_auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -167,7 +172,15 @@ async def test_the_operator_sets_the_profile(srv, ca):
     assert await refused_status(srv, "OPS", client_context(ca)) == 401
     bad = await srv.api.patch("/stations/OPS", json={"security_profile": 7})
     assert bad.status_code == 400 and "security_profile" in bad.text
-    # the station lost its certificate: the operator lowers the profile, and it connects with TLS alone
+    # the station lost its certificate: an operator may not lower the profile (nothing changes) ...
+    key, _ = await create_api_key("ops", "operator")
+    async with httpx.AsyncClient(base_url=f"{srv.base_url}/api/v1", verify=False,
+                                 headers={"Authorization": f"Bearer {key}"}) as ops:
+        refused = await ops.patch("/stations/OPS", json={"security_profile": 2})
+        assert refused.status_code == 403 and "admin role" in refused.text
+        assert (await ops.patch("/stations/OPS", json={"security_profile": 3})).status_code == 200  # not lower
+    assert await profile_of(srv, "OPS") == 3
+    # ... an admin lowers it, and the station connects with TLS alone
     assert (await srv.api.patch("/stations/OPS", json={"security_profile": 2})).json()["security_profile"] == 2
     async with station(srv, "OPS", client_context(ca)):
         pass
@@ -200,6 +213,9 @@ async def test_plain_ws_is_profile_1_and_can_be_refused(tmp_path):
         assert (await admin.post("/admin/stations/P1/security-profile", data={"security_profile": "2"})).status_code == 303
         assert await profile_of(plain, "P1") == 2
         assert "2 (TLS + password)" in (await admin.get("/admin/stations/P1")).text
+        lower = await admin.post("/admin/stations/P1/security-profile", data={"security_profile": "1"})
+        assert lower.status_code == 403 and "admin role" in lower.text  # only an admin lowers it
+        assert await profile_of(plain, "P1") == 2
         await admin.aclose()
         with pytest.raises(websockets.exceptions.InvalidStatus) as downgrade:
             async with websockets.connect(plain.ws_url("P1"), subprotocols=["ocpp2.0.1"]):
@@ -210,3 +226,14 @@ async def test_plain_ws_is_profile_1_and_can_be_refused(tmp_path):
             async with websockets.connect(plain.ws_url("P1"), subprotocols=["ocpp2.0.1"]):
                 pass
         assert refused.value.response.status_code == 403
+
+
+def test_serve_with_a_bad_certificate_setting_says_why_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env.update(CSMS_DATA_DIR=str(tmp_path), CSMS_TLS_CERTS=f"{tmp_path}/missing.pem:{tmp_path}/missing.key")
+    done = subprocess.run([sys.executable, "-m", "csms", "serve", "--port", str(free_port())], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("csms serve: ") and "missing.pem" in done.stderr
+    assert not (tmp_path / "csms.sqlite").exists()  # refused before anything was set up

@@ -279,11 +279,17 @@ SECURITY_PROFILES = {0: N_("none yet"), 1: N_("1 (ws + password)"), 2: N_("2 (TL
 
 @post("/admin/stations/{station_id:str}/security-profile", include_in_schema=False, opt=STATION)
 async def station_security_profile(request: Request, station_id: str) -> Redirect:
-    """The operator sets the station's security profile (connections only ever raise it)."""
+    """The operator raises the station's security profile, an admin may lower it (connections only
+    ever raise it)."""
     before = (await station_context(station_id))["station"]
     value = (await request.form()).get("security_profile", "")
     if value not in ("0", "1", "2", "3"):
         raise HTTPException(status_code=400, detail=gettext("Choose a security profile from 0 to 3."))
+    user = await current_user(request)
+    if int(value) < (before["security_profile"] or 0) and not (user and user.can("admin")):
+        raise HTTPException(status_code=403, detail=gettext(
+            "Lowering a station's security profile needs the admin role: a weaker profile lets anyone "
+            "with its password connect as the station again."))
     await get_core().stations.set_security_profile(station_id, int(value))
     await audited(request, "update", "station", station_id, before=before,
                   after=(await station_context(station_id))["station"])

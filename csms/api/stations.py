@@ -7,12 +7,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post, put, delete
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.status_codes import HTTP_409_CONFLICT
 from piccolo.columns.combination import Combinable
 
 from csms.api.audit import actor_of, audited
-from csms.api.auth import caller, require
+from csms.api.auth import caller, principal_of, require
 from csms.api.bounds import Int32
 from csms.api.crud import check_references, hub_full, jsonable, page_params
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
@@ -238,6 +238,9 @@ class StationController(Controller):
         profile = values.pop("security_profile", None)
         if profile is not None and profile not in (0, 1, 2, 3):
             raise ValidationException("security_profile must be 0, 1, 2 or 3")
+        if profile is not None and profile < (before["security_profile"] or 0) and not (
+                await principal_of(request)).can("admin"):  # type: ignore[union-attr]  # behind require()
+            raise PermissionDeniedException("lowering a station's security profile needs the admin role")
         status = values.pop("registration_status", None)
         if status is not None:
             if status not in REGISTRATION:

@@ -15,12 +15,13 @@ from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
 from csms.admin.monitoring import command_outcome
-from csms.admin.templating import fragment, render
+from csms.admin.templating import fragment, page_panel, render
 from csms.core.ocpp.outbound.v201 import TOKEN_TYPES
 from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
 from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import OperationError
+from csms.i18n import gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -33,21 +34,15 @@ async def _context(request: Request, station_id: str, notice: str = "", ok: bool
     try:
         requests = await get_core().customer_information.listing(station_id, limit=10)
     except UnknownStation:
-        raise NotFoundException(f"There is no station {station_id}.") from None
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
     return {"requests": requests, "sid": station_id, "notice": notice, "ok": ok, "reload": reload,
             "can_operate": bool(user and user.can("operator")), "token_types": sorted(TOKEN_TYPES)}
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
-    station = context.get("station") if page == "station" else None
-    if not station or context.get("version") == V16:
-        return None
-
-    async def panel() -> Markup:
-        return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
-
-    return panel
+@page_panel("station", when=lambda context: context.get("version") != V16)
+async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
+    return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
 
 
 @get("/admin/stations/{station_id:str}/customer-information", include_in_schema=False, opt=STATION)

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.templating import fragment, is_htmx, render
+from csms.admin.templating import fragment, is_htmx, page_panel, render
 from csms.core.ocpp.validation import V16, OcppError
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -39,15 +39,9 @@ async def _context(request: Request, station_id: str, notice: str = "", ok: bool
 
 
 @hookimpl
-def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Any:
-    station = context.get("station") if page == "station" else None
-    if not station or context.get("version") == V16:
-        return None
-
-    async def panel() -> Markup:
-        return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
-
-    return panel
+@page_panel("station", when=lambda context: context.get("version") != V16)
+async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
+    return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,

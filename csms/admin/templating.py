@@ -339,16 +339,18 @@ async def panels(page: str, request: Request, context: dict[str, Any]) -> list[M
 PanelsHook = Callable[[str, "Request", dict[str, Any]], "Callable[[], Awaitable[Markup]] | None"]
 
 
-def page_panel(*pages: str) -> Callable[[Callable[..., Awaitable[Markup]]], PanelsHook]:
+def page_panel(*pages: str, when: Callable[[dict[str, Any]], bool] | None = None,
+               ) -> Callable[[Callable[..., Awaitable[Markup]]], PanelsHook]:
     """An ``admin_panels`` implementation (under ``@hookimpl``) made of the coroutine it decorates,
     which renders the panel: on the pages named ``pages`` ("station", "site") it is awaited with
     the request and the page's object (``context[page]``) as a keyword named after the page
-    (``station=``); other pages, or a page without its object, get no panel."""
+    (``station=``); other pages, a page without its object, or one whose context ``when`` turns
+    down (say, a station of a protocol version without the feature), get no panel."""
 
     def decorate(panel: Callable[..., Awaitable[Markup]]) -> PanelsHook:
         def admin_panels(page: str, request: Request, context: dict[str, Any]) -> Callable[[], Awaitable[Markup]] | None:
             shown = context.get(page) if page in pages else None
-            if not shown:
+            if not shown or (when is not None and not when(context)):
                 return None
             return partial(panel, request, **{page: shown})
 

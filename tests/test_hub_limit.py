@@ -71,6 +71,21 @@ async def test_hub_maximum_is_at_most_20_and_not_below_its_stations(any_server):
     assert (await api.patch(f"/hubs/{hub_id}", json={"max_stations": 6, "name": "H2b"})).status_code == 200
 
 
+async def test_a_hub_moved_to_another_site_takes_its_stations_along(any_server):
+    api = any_server.api
+    first = (await api.post("/sites", json={"name": "First"})).json()["id"]
+    second = (await api.post("/sites", json={"name": "Second"})).json()["id"]
+    hub_id = (await api.post("/hubs", json={"name": "H4", "site": first})).json()["id"]
+    for n in range(3):
+        assert (await api.post("/stations", json={"station_id": f"H4-{n}", "hub": hub_id, "site": first})).status_code == 201
+    assert (await api.post("/stations", json={"station_id": "ALONE", "site": first})).status_code == 201
+    assert (await api.patch(f"/hubs/{hub_id}", json={"site": second})).status_code == 200
+    sites = {r["station_id"]: r["site"] for r in await Station.select(Station.station_id, Station.site)}
+    assert sites == {"H4-0": second, "H4-1": second, "H4-2": second, "ALONE": first}
+    audit = (await api.get("/audit", params={"object_type": "hub", "limit": 10})).json()["items"]
+    assert any(e["action"] == "update" and e["after"]["site"] == second for e in audit)
+
+
 async def test_simultaneous_adds_never_make_21(any_server):
     api = any_server.api
     hub_id = await hub_with(any_server, "H3", HUB_STATION_LIMIT - 2)

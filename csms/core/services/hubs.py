@@ -146,17 +146,23 @@ async def create_hub(values: dict[Any, Any]) -> int:
     return hub_id
 
 
-async def update_hub(hub_id: int, values: dict[Any, Any]) -> None:
-    """``Hub.update(values)``; a new ``max_stations`` must be 1 to :data:`HUB_STATION_LIMIT` and
-    not below the hub's present number of stations (:class:`HubFull` otherwise)."""
-    if Hub.max_stations not in values:
+async def update_hub(hub_id: int, values: dict[Any, Any], *, station_values: dict[Any, Any] | None = None) -> None:
+    """``Hub.update(values)``, and ``station_values`` set on the hub's stations in the same
+    transaction; a new ``max_stations`` must be 1 to :data:`HUB_STATION_LIMIT` and not below the
+    hub's present number of stations (:class:`HubFull` otherwise)."""
+    if Hub.max_stations not in values and not station_values:
         await Hub.update(values).where(Hub.id == hub_id)
         return
-    check_max_stations(values[Hub.max_stations])
+    if Hub.max_stations in values:
+        check_max_stations(values[Hub.max_stations])
     async with _write_transaction():
         hub = await _locked_hub(hub_id)
-        count = await Station.count().where(Station.hub == hub_id)
-        limit = hub_limit(values[Hub.max_stations])
-        if count > limit:
-            raise HubFull(hub_id, hub["name"], count, limit, 0)
-        await Hub.update(values).where(Hub.id == hub_id)
+        if Hub.max_stations in values:
+            count = await Station.count().where(Station.hub == hub_id)
+            limit = hub_limit(values[Hub.max_stations])
+            if count > limit:
+                raise HubFull(hub_id, hub["name"], count, limit, 0)
+        if values:
+            await Hub.update(values).where(Hub.id == hub_id)
+        if station_values:
+            await Station.update(station_values).where(Station.hub == hub_id)

@@ -114,18 +114,18 @@ async def create_hub(values: Mapping[str, Any], *, actor: str, actor_organizatio
 async def update_hub(hub_id: int, values: Mapping[str, Any], station_ids: list[str] | None = None, *,
                      allowed: Combinable | None = None, actor: str, actor_organization: int | None) -> None:
     """Change hub ``hub_id`` (``values`` by column name) and, unless ``station_ids`` is None, make
-    them (those matching ``allowed``) its stations, moved to the hub's site when it has one: one
-    transaction, refused with :class:`hubs.HubFull` (nothing written) when they are more than the
+    them (those matching ``allowed``) its stations; a hub given a site takes its stations along
+    (the hub's stations are always at its site): one transaction, refused with :class:`hubs.HubFull` (nothing written) when they are more than the
     hub can have, as is a ``max_stations`` below its present number of stations;
     :class:`hubs.HubLimitInvalid` for a ``max_stations`` no hub may have."""
     before = await _hub(hub_id)
     hub_values = {getattr(Hub, k): v for k, v in values.items()}
+    site = values.get("site")
+    moved = {Station.site: site} if site is not None else {}
     if station_ids is None:
-        await hubs.update_hub(hub_id, hub_values)
+        await hubs.update_hub(hub_id, hub_values, station_values=moved)
     else:
-        site = values.get("site")
-        await hubs.set_members(hub_id, station_ids, values={Station.site: site} if site is not None else {},
-                               allowed=allowed, hub_values=hub_values)
+        await hubs.set_members(hub_id, station_ids, values=moved, allowed=allowed, hub_values=hub_values)
     after = await _hub(hub_id)
     await audit.record(actor=actor, action="update", object_type="hub", object_id=hub_id, before=before, after=after,
                        organization=await _hub_organization(hub_id, after if after is not None else before,

@@ -28,7 +28,7 @@ from csms.core import id_tokens
 from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
 from csms.core.services import directory, driver_data
-from csms.core.tables import ApiKey, Driver, IdToken, Organization, RefusedAuthorization, UserRole
+from csms.core.tables import Driver, IdToken, Organization, RefusedAuthorization
 from csms.csvexport import csv_text
 from csms.i18n import N_, gettext
 from csms.textsearch import contains
@@ -621,18 +621,16 @@ def _entity_routes(entity: _Entity) -> list[Any]:
     @post(f"{base}/{{pk:int}}/delete", include_in_schema=False, name=f"{entity.slug}:delete", opt=one)
     async def remove(request: Request, pk: int) -> Redirect:
         before = await entity.row(pk)
-        if entity.table is Organization:
-            if pk == (await tenant_scope(request)).organization:
-                raise ValidationException("You cannot delete your own organization.")
-            if await Organization.exists().where(Organization.parent == pk):
-                raise ValidationException("Organizations below this one come first: move or delete them.")
-            if await UserRole.exists().where(UserRole.organization == pk) or \
-                    await ApiKey.exists().where(ApiKey.organization == pk):
-                raise ValidationException("Users or API keys belong to this organization: move or revoke them.")
+        if entity.table is Organization and pk == (await tenant_scope(request)).organization:
+            raise ValidationException("You cannot delete your own organization.")
         # sessions and tokens keep their history: their foreign keys are set to NULL
         actor, actor_organization = await actor_of(request)
         try:
             await directory.delete(entity.kind, pk, actor=actor, actor_organization=actor_organization)
+        except directory.OrganizationInUse as exc:
+            raise ValidationException(
+                "Organizations below this one come first: move or delete them." if exc.what == "organizations"
+                else "Users or API keys belong to this organization: move or revoke them.") from None
         except driver_data.DriverHasSessions as exc:
             raise ValidationException(
                 f"This driver has {exc.sessions} charging session{'s' if exc.sessions != 1 else ''}, so the "

@@ -164,3 +164,26 @@ async def test_invitations_and_resets_go_by_email(server, mailbox):
         assert (await admin.get(link.replace(server.base_url, ""))).status_code == 404  # the reset replaced it
     finally:
         await admin.aclose()
+
+
+async def test_an_organization_in_use_is_not_deleted_and_the_page_says_why(server):
+    srv = server
+    parent = (await srv.api.post("/organizations", json={"name": "Holding"})).json()["id"]
+    child = (await srv.api.post("/organizations", json={"name": "Subsidiary", "parent": parent})).json()["id"]
+    staffed = (await srv.api.post("/organizations", json={"name": "Staffed"})).json()["id"]
+    await (await admin_client(srv, "viewer", organization=staffed)).aclose()  # a user of Staffed
+    admin = await admin_client(srv, "admin", csrf_header=True)
+    try:
+        below = await admin.post(f"/admin/organizations/{parent}/delete")
+        assert below.status_code == 400 and "Organizations below this one come first" in below.text
+        assert "text/html" in below.headers["content-type"]
+        users = await admin.post(f"/admin/organizations/{staffed}/delete")
+        assert users.status_code == 400 and "Users or API keys belong to this organization" in users.text
+        assert (await srv.api.get(f"/organizations/{parent}")).status_code == 200
+        assert (await srv.api.get(f"/organizations/{staffed}")).status_code == 200
+        # over REST the same rule answers 409
+        assert (await srv.api.delete(f"/organizations/{parent}")).status_code == 409
+        assert (await admin.post(f"/admin/organizations/{child}/delete")).status_code == 303
+        assert (await admin.post(f"/admin/organizations/{parent}/delete")).status_code == 303
+    finally:
+        await admin.aclose()

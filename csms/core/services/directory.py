@@ -23,12 +23,14 @@ TABLES: dict[str, type[Table]] = {"driver": Driver, "organization": Organization
 
 
 class OrganizationInUse(Exception):
-    """Organizations, users or API keys belong to the organization: they are moved or revoked first."""
+    """Organizations (``what="organizations"``), or users or API keys (``what="members"``) belong
+    to the organization: they are moved or revoked first."""
 
-    def __init__(self, organization_id: int) -> None:
-        super().__init__(f"organization {organization_id} is still in use "
-                         "(organizations below it, users or API keys)")
+    def __init__(self, organization_id: int, what: str) -> None:
+        below = "organizations below it" if what == "organizations" else "users or API keys"
+        super().__init__(f"organization {organization_id} is still in use ({below})")
         self.organization_id = organization_id
+        self.what = what
 
 
 async def _row(kind: Kind, pk: int) -> dict[str, Any] | None:
@@ -77,10 +79,11 @@ async def delete(kind: Kind, pk: int, *, actor: str, actor_organization: int | N
         before = await driver_data.delete(pk)  # refuses a driver with sessions, in one write transaction
     else:
         before = await _row(kind, pk)
-        if await Organization.exists().where(Organization.parent == pk) or \
-                await UserRole.exists().where(UserRole.organization == pk) or \
+        if await Organization.exists().where(Organization.parent == pk):
+            raise OrganizationInUse(pk, "organizations")
+        if await UserRole.exists().where(UserRole.organization == pk) or \
                 await ApiKey.exists().where(ApiKey.organization == pk):
-            raise OrganizationInUse(pk)
+            raise OrganizationInUse(pk, "members")
         await Organization.delete().where(Organization.id == pk)
     await audit.record(actor=actor, action="delete", object_type=kind, object_id=pk, before=before,
                        organization=_organization(kind, pk, before, actor_organization),

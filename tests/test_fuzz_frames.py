@@ -69,6 +69,7 @@ from csms.core.ocpp.v16 import StationConnection16
 from csms.core.ocpp.v201 import StationConnection201
 from csms.core.ocpp.validation import ACTIONS, V16, V201, schema
 from csms.testing import free_port, temporary_database
+from csms_tools.server_log import log_tail
 
 EXAMPLES = int(os.environ.get("CSMS_FUZZ_EXAMPLES", "400"))
 # The suite replays the same examples on every run (a landed change is judged by what it changed);
@@ -797,7 +798,7 @@ class FuzzServer:
         return text if len(text) <= limit else text[:limit // 2] + "\n...\n" + text[-limit // 2:]
 
     def log_tail(self, limit: int) -> str:
-        return self.log_since(max(0, self.log_size() - limit), limit)
+        return log_tail(self.log_path, limit)
 
     def liveness(self) -> str | None:
         """None when another station is served normally; else what went wrong (the server is

@@ -18,6 +18,7 @@ import re
 import sqlite3
 import threading
 import time
+import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence, cast
@@ -145,7 +146,9 @@ async def migrate() -> None:
         with sqlite3.connect(conf.DB.path) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        # SQLite has no column lengths: Piccolo warns of each length change it skips; nothing is lost
+        warnings.filterwarnings("ignore", message=".*SQLITE doesn't support changes in length")
         result = await run_forwards("all")
     for line in out.getvalue().splitlines():
         if line.strip():

@@ -18,6 +18,7 @@ from plugins.roaming_ocpi.outbox import FAILED
 from plugins.roaming_ocpi.cpo import session_object
 from plugins.roaming_ocpi.emsp import CommandError, send_command
 from plugins.roaming_ocpi.hubclientinfo import client_infos
+from plugins.roaming_ocpi.hubclientinfo import pull as pull_client_info
 from plugins.roaming_ocpi.parties import (
     base_url,
     endpoint_url,
@@ -259,6 +260,9 @@ async def pull_from(partner: dict[str, Any]) -> dict[str, Any]:
                     RemoteObject.id == existing["id"])
             stored += 1
         out[module] = {"stored": stored, "rejected": rejected}
+    parties = await pull_client_info(partner)  # a hub: the parties behind it
+    if parties is not None:
+        out["hubclientinfo"] = parties
     return out
 
 

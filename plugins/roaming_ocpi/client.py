@@ -126,7 +126,7 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
 
 
 async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] | None = None,
-                  max_pages: int = 1000) -> list[Any]:
+                  max_pages: int = 1000, functional: bool = True) -> list[Any]:
     """Every object of a paginated GET, following the ``Link: <...>; rel="next"`` headers."""
     items: list[Any] = []
     next_url: str | None = url
@@ -136,7 +136,7 @@ async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] |
         if next_url is None:
             break
         try:
-            answer = await call(partner, "GET", next_url, params=query)
+            answer = await call(partner, "GET", next_url, params=query, functional=functional)
         except PartnerError as exc:
             if page == 0:
                 raise

@@ -17,7 +17,8 @@ from litestar import Request, Response, get, put
 
 from csms.plugin_api import utcnow
 from plugins.roaming_ocpi import outbox, schema
-from plugins.roaming_ocpi.parties import authenticate, is_hub, partner_roles
+from plugins.roaming_ocpi.client import PartnerError, get_all
+from plugins.roaming_ocpi.parties import authenticate, endpoint_url, is_hub, partner_roles
 from plugins.roaming_ocpi.tables import ClientInfo
 from plugins.roaming_ocpi.transport import (
     CLIENT_ERROR,
@@ -56,6 +57,46 @@ async def client_infos(partner_id: int) -> list[dict[str, Any]]:
     return [client_info_object(r) for r in rows]
 
 
+async def store(partner_id: int, info: dict[str, Any]) -> bool:
+    """Keep a (valid) ClientInfo of hub ``partner_id``; an older state than the one held changes
+    nothing. A party that becomes CONNECTED gets what waited for it. True when it was new."""
+    cc, pid = info["country_code"].upper(), info["party_id"].upper()
+    stamp = parse_datetime(info["last_updated"])
+    row = await _stored(partner_id, cc, pid)
+    if row is None:
+        await ClientInfo(partner=partner_id, country_code=cc, party_id=pid, role=info["role"],
+                         status=info["status"], last_updated=stamp, received_at=utcnow()).save()
+    elif stamp >= row["last_updated"]:
+        await ClientInfo.update({ClientInfo.role: info["role"], ClientInfo.status: info["status"],
+                                 ClientInfo.last_updated: stamp, ClientInfo.received_at: utcnow()}).where(
+            ClientInfo.id == row["id"])
+    else:
+        return False
+    if info["status"] == "CONNECTED" and (row is None or row["status"] != "CONNECTED"):
+        await outbox.release(partner_id, cc, pid)
+    return row is None
+
+
+async def pull(partner: dict[str, Any]) -> dict[str, Any] | None:
+    """GET the hub's ClientInfo list (its Sender interface, paginated) and keep every valid one;
+    None when the partner offers no hubclientinfo Sender."""
+    url = endpoint_url(partner, "hubclientinfo", "SENDER")
+    if url is None or not is_hub(partner):
+        return None
+    try:
+        items = await get_all(partner, url, functional=False)
+    except PartnerError as exc:
+        return {"error": exc.message}
+    stored = rejected = 0
+    for item in items:
+        if schema.problems(item, schema.CLIENT_INFO):
+            rejected += 1
+            continue
+        await store(partner["id"], item)
+        stored += 1
+    return {"stored": stored, "rejected": rejected}
+
+
 @get(f"/{VERSION}/hubclientinfo/{{country_code:str}}/{{party_id:str}}")
 async def client_info_get(request: Request, country_code: str, party_id: str) -> Response:
     partner = await authenticate(request)
@@ -74,20 +115,8 @@ async def client_info_put(request: Request, country_code: str, party_id: str) ->
     cc, pid = info["country_code"].upper(), info["party_id"].upper()
     if (cc, pid) != (country_code.upper(), party_id.upper()):
         raise invalid("country_code and party_id of the ClientInfo must match the URL")
-    stamp = parse_datetime(info["last_updated"])
-    row = await _stored(partner["id"], cc, pid)
-    if row is None:
-        await ClientInfo(partner=partner["id"], country_code=cc, party_id=pid, role=info["role"],
-                         status=info["status"], last_updated=stamp, received_at=utcnow()).save()
-    elif stamp >= row["last_updated"]:
-        await ClientInfo.update({ClientInfo.role: info["role"], ClientInfo.status: info["status"],
-                                 ClientInfo.last_updated: stamp, ClientInfo.received_at: utcnow()}).where(
-            ClientInfo.id == row["id"])
-    else:  # an older state than the one we hold changes nothing
-        return ocpi_response()
-    if info["status"] == "CONNECTED" and (row is None or row["status"] != "CONNECTED"):
-        await outbox.release(partner["id"], cc, pid)  # what waited for the party goes out now
-    return ocpi_response(http_status=201 if row is None else 200)
+    created = await store(partner["id"], info)
+    return ocpi_response(http_status=201 if created else 200)
 
 
 ROUTES = [client_info_get, client_info_put]

@@ -149,6 +149,24 @@ async def test_hub_client_info_put_and_get(server, hub):
     assert "<td>DE/EMA</td><td>EMSP</td>" in page.text and "CONNECTED" in page.text
 
 
+async def test_hub_client_info_pulled_from_the_hub(server, hub):
+    """Pulling from a hub also GETs its Hub Client Info list (no routing headers) and keeps the
+    valid ClientInfo objects."""
+    hub.answers["/2.2.1/hubclientinfo"] = (200, {"status_code": 1000, "timestamp": now(), "data": [
+        client_info("EMX", "CONNECTED"), {**client_info("EMY", "CONNECTED"), "status": "ASLEEP"}]})
+    try:
+        r = await server.api.post(f"/roaming/partners/{hub.id}/pull")
+    finally:
+        del hub.answers["/2.2.1/hubclientinfo"]
+    assert r.status_code == 200, r.text
+    assert r.json()["hubclientinfo"] == {"stored": 1, "rejected": 1}
+    ask = hub.pushes("GET", "hubclientinfo")[-1]
+    assert not any(k.startswith("ocpi-") for k in ask.headers)
+    r = await server.api.get(f"/roaming/partners/{hub.id}")
+    assert ("DE", "EMX", "CONNECTED") in [(c["country_code"], c["party_id"], c["status"])
+                                           for c in r.json()["client_info"]]
+
+
 async def test_hub_client_info_is_for_hubs_only(server):
     async with fake_partner(party_id="NHB") as emsp:
         await register_fake(server, emsp)

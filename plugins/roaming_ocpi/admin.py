@@ -16,6 +16,7 @@ from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, admin_guard, 
 from plugins.roaming_ocpi import outbox, sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.hubclientinfo import client_infos
 from plugins.roaming_ocpi.parties import (
     base_url,
     partner_row,
@@ -108,7 +109,8 @@ async def roaming_partner(request: Request, partner_id: int) -> Template:
     outbox = await Outbox.select().where((Outbox.partner == partner_id) & (Outbox.status != "done")).order_by(
         Outbox.id).limit(50)
     return await render(request, "roaming/partner.html", title=f"Roaming partner {row['name']}",
-                        partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""))
+                        partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""),
+                        client_info=await client_infos(partner_id))
 
 
 @post("/partners/{partner_id:int}/{action:str}", media_type=MediaType.HTML)

@@ -17,12 +17,14 @@ from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.outbox import FAILED
 from plugins.roaming_ocpi.cpo import session_object
 from plugins.roaming_ocpi.emsp import CommandError, send_command
+from plugins.roaming_ocpi.hubclientinfo import client_infos
+from plugins.roaming_ocpi.hubclientinfo import pull as pull_client_info
 from plugins.roaming_ocpi.parties import (
     base_url,
     endpoint_url,
-    owns,
     partner_row,
     partners_changed,
+    speaks_for,
     versions_url,
 )
 from plugins.roaming_ocpi.registration import (
@@ -69,7 +71,8 @@ def partner_json(p: dict[str, Any]) -> dict[str, Any]:
         "id": p["id"], "name": p["name"], "status": p["status"], "country_code": p["country_code"],
         "party_id": p["party_id"], "roles": [{"role": r.get("role"), "country_code": r.get("country_code"),
                                               "party_id": r.get("party_id"),
-                                              "name": (r.get("business_details") or {}).get("name")}
+                                              "name": (r.get("business_details") or {}).get("name"),
+                                              "business_details": r.get("business_details") or {}}
                                              for r in p["roles"] or []],
         "versions_url": p["versions_url"], "version": p["version"], "endpoints": p["endpoints"] or [],
         "raw_tokens": p["raw_tokens"], "last_error": p["last_error"],
@@ -140,6 +143,7 @@ class PartnerController(Controller):
         for status in ("pending", "done", "failed"):
             row[f"outbox_{status}"] = await Outbox.count().where(
                 (Outbox.partner == partner_id) & Outbox.status.is_in(list(FAILED) if status == "failed" else [status]))
+        row["client_info"] = await client_infos(partner_id)  # the parties behind a hub (Hub Client Info)
         return row
 
     @patch("/{partner_id:int}", guards=[require("admin")])
@@ -234,7 +238,7 @@ async def pull_from(partner: dict[str, Any]) -> dict[str, Any]:
             continue
         stored = rejected = 0
         for item in items:
-            if schema.problems(item, spec) or not owns(partner, item["country_code"], item["party_id"]):
+            if schema.problems(item, spec) or not speaks_for(partner, item["country_code"], item["party_id"]):
                 rejected += 1
                 continue
             object_id = item["uid"] if module == "tokens" else item["id"]
@@ -256,6 +260,9 @@ async def pull_from(partner: dict[str, Any]) -> dict[str, Any]:
                     RemoteObject.id == existing["id"])
             stored += 1
         out[module] = {"stored": stored, "rejected": rejected}
+    parties = await pull_client_info(partner)  # a hub: the parties behind it
+    if parties is not None:
+        out["hubclientinfo"] = parties
     return out
 
 

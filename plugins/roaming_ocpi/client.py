@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.parties import hub_party
 from plugins.roaming_ocpi.tables import RequestLog
 from plugins.roaming_ocpi.transport import authorization_header, new_id, parse_json, routing_headers
 
@@ -78,11 +79,13 @@ class Answer:
 
 async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = None, token: str | None = None,
                functional: bool = True, params: dict[str, Any] | None = None,
-               correlation_id: str | None = None) -> Answer:
+               correlation_id: str | None = None, to: tuple[str, str] | None = None) -> Answer:
     """One OCPI request to ``partner``; ``PartnerError`` unless it answered with a 1xxx code.
 
     ``token`` overrides the partner's stored token (token A during registration). Routing
-    headers go with functional modules only (transport_and_format: Message Routing).
+    headers go with functional modules only (transport_and_format: Message Routing): from our
+    party to ``to`` (a party behind a hub), else to the partner's party (a hub's own party: a
+    Broadcast Push).
     """
     s = ocpi_settings()
     request_id = new_id()
@@ -93,8 +96,8 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
         "X-Correlation-ID": correlation_id,
     }
     if functional:
-        headers.update(routing_headers(s.country_code, s.party_id, partner.get("country_code") or "",
-                                       partner.get("party_id") or ""))
+        to_cc, to_pid = to if to and to[0] else hub_party(partner)
+        headers.update(routing_headers(s.country_code, s.party_id, to_cc, to_pid))
     started = time.monotonic()
     http_status = ocpi_status = None
     error = ""
@@ -123,7 +126,7 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
 
 
 async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] | None = None,
-                  max_pages: int = 1000) -> list[Any]:
+                  max_pages: int = 1000, functional: bool = True) -> list[Any]:
     """Every object of a paginated GET, following the ``Link: <...>; rel="next"`` headers."""
     items: list[Any] = []
     next_url: str | None = url
@@ -133,7 +136,7 @@ async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] |
         if next_url is None:
             break
         try:
-            answer = await call(partner, "GET", next_url, params=query)
+            answer = await call(partner, "GET", next_url, params=query, functional=functional)
         except PartnerError as exc:
             if page == 0:
                 raise

@@ -24,10 +24,11 @@ from plugins.roaming_ocpi.parties import (
     any_partner,
     authenticate,
     endpoint_url,
-    owns,
     partner_row,
     registered_partners,
     require_module,
+    routable,
+    speaks_for,
 )
 from plugins.roaming_ocpi.tables import (
     Authorization,
@@ -157,7 +158,7 @@ async def _stored_token(partner: dict[str, Any], cc: str, pid: str, uid: str, ty
 
 
 def _check_owner(partner: dict[str, Any], cc: str, pid: str) -> None:
-    if not owns(partner, cc, pid):
+    if not speaks_for(partner, cc, pid):
         raise not_found(f"{cc}/{pid} is not a party of this partner")
 
 
@@ -305,8 +306,12 @@ async def realtime_authorize(partner: dict[str, Any] | None, token: dict[str, An
                  if e["uid"].startswith(f"{station_id}*")]
         if evses:
             body["evse_uids"] = evses
+    to = _token_party(token)
+    held = await routable(partner, *to) if to else None
+    if held:  # the hub says the token's eMSP cannot be reached: do not route to it
+        raise PartnerError(f"not asked: {held}")
     answer = await call(partner, "POST", f"{base.rstrip('/')}/{token['uid']}/authorize",
-                        params={"type": token["type"]}, body=body)
+                        params={"type": token["type"]}, body=body, to=to)
     found = schema.problems(answer.data, schema.AUTHORIZATION_INFO)
     if found:
         raise PartnerError(f"invalid AuthorizationInfo: {found[0]}", http_status=answer.http_status, ocpi_status=2001)
@@ -327,7 +332,7 @@ async def _location_snapshot(location_id: str) -> dict[str, Any] | None:
 
 async def _ask_everyone(station_id: str, uid: str, type_: str) -> AuthorizationResult | None:
     """A token nobody pushed: ask every eMSP partner at once; the first ALLOWED wins."""
-    partners = [p for p in await registered_partners("EMSP") if endpoint_url(p, "tokens", "SENDER")]
+    partners = [p for p in await registered_partners("EMSP", hubs=True) if endpoint_url(p, "tokens", "SENDER")]
     if not partners:
         return None
     probe = {"uid": uid, "type": type_}
@@ -346,7 +351,7 @@ async def _ask_everyone(station_id: str, uid: str, type_: str) -> AuthorizationR
     for partner, info in zip(partners, answers):
         if info is not None:
             token = info["token"]
-            if owns(partner, token["country_code"], token["party_id"]) and not schema.problems(token, schema.TOKEN):
+            if speaks_for(partner, token["country_code"], token["party_id"]) and not schema.problems(token, schema.TOKEN):
                 await _store_token(partner, token)
             return AuthorizationResult(ALLOWED_TO_OCPP.get(info["allowed"], "Invalid"), source="roaming_ocpi.realtime")
     return None
@@ -434,10 +439,19 @@ async def _link(session_id: int) -> dict[str, Any]:
     return await SessionLink.select().where(SessionLink.session_id == session_id).output(load_json=True).first()
 
 
+def _token_party(token: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The eMSP party of a token (``OCPI-to-*`` of what concerns it: behind a hub, the hub routes by it)."""
+    if not token or not token.get("country_code") or not token.get("party_id"):
+        return None
+    return str(token["country_code"]).upper(), str(token["party_id"]).upper()
+
+
 async def _push_session(partner_id: int, session_id: int, method: str, body: dict[str, Any]) -> None:
     s = ocpi_settings()
+    link = await _link(session_id)
     await sync.enqueue(partner_id, method, f"session:{session_id}", module="sessions",
-                       path=f"/{s.country_code}/{s.party_id}/{session_id}", body=body)
+                       path=f"/{s.country_code}/{s.party_id}/{session_id}", body=body,
+                       to=_token_party(link["cdr_token"] if link else body.get("cdr_token")))
 
 
 async def _cost(session: dict[str, Any], final: bool) -> Any:
@@ -598,7 +612,8 @@ async def _issue_cdr(link: dict[str, Any], session: dict[str, Any], cost: Any) -
     await Cdr(cdr_id=cdr_id, session_id=link["session_id"], partner=link["partner"], payload=cdr,
               last_updated=utcnow()).save()
     await SessionLink.update({SessionLink.cdr_id: cdr_id}).where(SessionLink.session_id == link["session_id"])
-    await sync.enqueue(link["partner"], "POST", f"cdr:{cdr_id}", module="cdrs", body=cdr)
+    await sync.enqueue(link["partner"], "POST", f"cdr:{cdr_id}", module="cdrs", body=cdr,
+                       to=_token_party(cdr["cdr_token"]))
 
 
 async def _signed_values(session: dict[str, Any]) -> list[dict[str, Any]]:
@@ -695,7 +710,7 @@ async def _accept_command(partner: dict[str, Any], command: str, body: dict[str,
     token = body.get("token")
     if token is not None:
         schema.require_valid(token, schema.TOKEN, "Token")
-        if not owns(partner, token["country_code"], token["party_id"]):
+        if not speaks_for(partner, token["country_code"], token["party_id"]):
             return _response("REJECTED", "the token does not belong to this eMSP")
     if command == "STOP_SESSION":
         link = None
@@ -816,7 +831,8 @@ async def _execute(record_id: int) -> None:
         payload["message"] = [{"language": "en", "text": message[:512]}]
     await CommandRecord.update({CommandRecord.result: payload, CommandRecord.status: "done",
                                 CommandRecord.result_at: utcnow()}).where(CommandRecord.id == record_id)
-    await sync.enqueue(record["partner"], "POST", f"command:{record['uid']}", url=body["response_url"], body=payload)
+    await sync.enqueue(record["partner"], "POST", f"command:{record['uid']}", url=body["response_url"], body=payload,
+                       to=_token_party(body.get("token")))
 
 
 async def _evse_state(station_id: str, evse_id: int | None) -> str:

@@ -18,9 +18,10 @@ from plugins.roaming_ocpi.parties import (
     authenticate,
     base_url,
     endpoint_url,
-    owns,
     partner_row,
     require_module,
+    routable,
+    speaks_for,
 )
 from plugins.roaming_ocpi.tables import Authorization, CommandRecord, RemoteObject
 from plugins.roaming_ocpi.transport import (
@@ -112,7 +113,7 @@ async def _save(partner: dict[str, Any], module: str, cc: str, pid: str, object_
 
 
 def _owner(partner: dict[str, Any], cc: str, pid: str) -> None:
-    if not owns(partner, cc, pid):
+    if not speaks_for(partner, cc, pid):
         raise not_found(f"{cc}/{pid} is not a party of this partner")
 
 
@@ -371,6 +372,19 @@ class CommandError(Exception):
     """A command cannot be sent (unknown token, partner not registered or without the module)."""
 
 
+async def _cpo_party(partner_id: int, body: dict[str, Any]) -> tuple[str, str] | None:
+    """The CPO party a command is for (``OCPI-to-*``): the owner of its Location or Session as
+    the partner sent it (behind a hub, the hub routes by it); None: the partner itself."""
+    for module, key in (("locations", "location_id"), ("sessions", "session_id")):
+        if body.get(key):
+            row = await RemoteObject.select(RemoteObject.country_code, RemoteObject.party_id).where(
+                (RemoteObject.partner == partner_id) & (RemoteObject.module == module)
+                & (RemoteObject.object_id == body[key])).first()
+            if row is not None:
+                return row["country_code"], row["party_id"]
+    return None
+
+
 async def send_command(partner_id: int, command: str, params: dict[str, Any], *, base: str,
                        requested_by: str = "") -> dict[str, Any]:
     """Send ``command`` to a CPO partner for one of our tokens; the stored record with its answer.
@@ -409,8 +423,12 @@ async def send_command(partner_id: int, command: str, params: dict[str, Any], *,
                            token_uid=(body.get("token") or {}).get("uid", ""),
                            authorization_reference=body.get("authorization_reference", ""),
                            reservation_id=body.get("reservation_id", ""), requested_by=requested_by)
+    to = await _cpo_party(partner_id, body)
+    held = await routable(partner, *to) if to else None
+    if held:  # the hub says the CPO cannot be reached: the command is not routed
+        raise CommandError(held)
     try:
-        answer = await call(partner, "POST", f"{url.rstrip('/')}/{command}", body=body)
+        answer = await call(partner, "POST", f"{url.rstrip('/')}/{command}", body=body, to=to)
         response = answer.data if not schema.problems(answer.data, schema.COMMAND_RESPONSE_OBJ) else {
             "result": "REJECTED", "timeout": 0, "message": [{"language": "en", "text": "invalid CommandResponse"}]}
     except PartnerError as exc:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import CONFIGURATION_PATHS
+from plugins.roaming_ocpi.parties import is_configuration_path
 from plugins.roaming_ocpi.tables import RequestLog
 from plugins.roaming_ocpi.transport import new_id
 
@@ -33,7 +33,7 @@ def ocpi_middleware(app: Any) -> Any:
         request_id = _header(scope, b"x-request-id") or new_id()
         correlation_id = _header(scope, b"x-correlation-id") or new_id()
         path = scope.get("path", "").rstrip("/") or "/"
-        functional = path not in CONFIGURATION_PATHS
+        functional = not is_configuration_path(path)
         started = time.monotonic()
         state: dict[str, Any] = {"status": None, "body": bytearray()}
 

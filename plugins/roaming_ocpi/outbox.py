@@ -36,7 +36,7 @@ from csms.plugin_api import utcnow
 from plugins.roaming_ocpi import schema
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import endpoint_url, partner_row, registered_partners
+from plugins.roaming_ocpi.parties import endpoint_url, partner_row, registered_partners, routable
 from plugins.roaming_ocpi.tables import Cdr, Outbox
 
 log = logging.getLogger("csms.ocpi.outbox")
@@ -80,14 +80,17 @@ def _lock(partner_id: int) -> asyncio.Lock:
 
 
 async def enqueue(partner_id: int, method: str, key: str, *, module: str = "", role: str = "RECEIVER",
-                  path: str = "", url: str = "", body: Any = None) -> None:
-    """Queue a push; a newer state of a Location/Tariff/Token replaces a queued older one."""
+                  path: str = "", url: str = "", body: Any = None, to: tuple[str, str] | None = None) -> None:
+    """Queue a push; a newer state of a Location/Tariff/Token replaces a queued older one. ``to``
+    names the party it is for (``OCPI-to-*``) when that is not the partner itself: a party
+    behind a hub."""
     key = key[:100]
     if module in COALESCED_MODULES and await _coalesce(partner_id, key, method, path, body):
         kick()
         return
+    to_cc, to_pid = ((to[0] or "").upper()[:2], (to[1] or "").upper()[:3]) if to else ("", "")
     await Outbox(partner=partner_id, method=method, module=module, interface_role=role, path=path, url=url,
-                 body=body, object_key=key).save()
+                 body=body, object_key=key, to_country_code=to_cc, to_party_id=to_pid).save()
     kick()
 
 
@@ -113,8 +116,9 @@ async def _coalesce(partner_id: int, key: str, method: str, path: str, body: Any
 
 
 async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any) -> None:
-    """Queue a push for every registered partner in ``role`` (EMSP, CPO) that has the module's Receiver."""
-    for partner in await registered_partners(role):
+    """Queue a push for every registered partner in ``role`` (EMSP, CPO), or a hub (a Broadcast
+    Push: addressed to the hub, which passes it on), that has the module's Receiver."""
+    for partner in await registered_partners(role, hubs=True):
         if endpoint_url(partner, module, "RECEIVER"):
             await enqueue(partner["id"], method, key, module=module, path=path, body=body)
 
@@ -207,6 +211,11 @@ async def _partner_pass(partner_id: int) -> int:
         if fresh is None or fresh["status"] != "pending":  # superseded meanwhile
             continue
         row["body"] = fresh["body"]
+        held = await _held(row)
+        if held:  # the hub says the party cannot be reached: wait until it is CONNECTED again
+            await Outbox.update({Outbox.last_error: held, Outbox.next_attempt_at: utcnow() + timedelta(
+                seconds=ocpi_settings().retry_max_delay)}).where(Outbox.id == row["id"])
+            continue
         outcome = await _deliver(row)
         if outcome == "done":
             delivered += 1
@@ -214,6 +223,25 @@ async def _partner_pass(partner_id: int) -> int:
             _down_until[partner_id] = utcnow() + timedelta(seconds=ocpi_settings().backoff(row["attempts"] + 1))
             break
     return delivered
+
+
+async def _held(row: dict[str, Any]) -> str:
+    """Why a push for a party behind a hub waits (the party is not CONNECTED), else ""."""
+    if not row.get("to_country_code"):
+        return ""
+    partner = await partner_row(row["partner"])
+    if partner is None:
+        return ""
+    return await routable(partner, row["to_country_code"], row["to_party_id"]) or ""
+
+
+async def release(partner_id: int, country_code: str, party_id: str) -> None:
+    """A party behind hub ``partner_id`` is CONNECTED (again): its held pushes are due now."""
+    await Outbox.update({Outbox.next_attempt_at: utcnow(), Outbox.last_error: ""}).where(
+        (Outbox.partner == partner_id) & (Outbox.status == "pending")
+        & (Outbox.to_country_code == country_code.upper()) & (Outbox.to_party_id == party_id.upper()))
+    _down_until.pop(partner_id, None)
+    kick()
 
 
 def push_url(partner: dict[str, Any], row: dict[str, Any]) -> str:
@@ -266,7 +294,8 @@ async def _deliver(row: dict[str, Any]) -> str:
         return "retry"
     await Outbox.update({Outbox.status: "sending"}).where(Outbox.id == row["id"])
     try:
-        answer = await call(partner, row["method"], url, body=row["body"])
+        to = (row["to_country_code"], row["to_party_id"]) if row.get("to_country_code") else None
+        answer = await call(partner, row["method"], url, body=row["body"], to=to)
     except PartnerError as exc:
         if not exc.retryable:
             log.warning("partner %s refused %s %s: %s", row["partner"], row["method"], url, exc.message)

@@ -15,7 +15,7 @@ from litestar import Request
 
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.recheck import Recheck
-from plugins.roaming_ocpi.tables import Partner
+from plugins.roaming_ocpi.tables import ClientInfo, Partner
 from plugins.roaming_ocpi.transport import (
     CLIENT_ERROR,
     VERSION,
@@ -63,6 +63,13 @@ MODULE_USERS = {
     ("EMSP", "commands"): {"CPO", "HUB"},
 }
 CONFIGURATION_PATHS = ("/ocpi/versions", f"/ocpi/{VERSION}", f"/ocpi/{VERSION}/credentials")
+HUBCLIENTINFO_PATH = f"/ocpi/{VERSION}/hubclientinfo"  # configuration module too: no routing headers
+
+
+def is_configuration_path(path: str) -> bool:
+    """Versions, credentials and Hub Client Info: never routed (transport_and_format: Message Routing)."""
+    path = path.rstrip("/") or "/"
+    return path in CONFIGURATION_PATHS or path == HUBCLIENTINFO_PATH or path.startswith(HUBCLIENTINFO_PATH + "/")
 
 
 def base_url(request: Request | None = None) -> str:
@@ -83,6 +90,7 @@ def our_endpoints(base: str) -> list[dict[str, str]]:
     for role, table in (("CPO", CPO_ENDPOINTS), ("EMSP", EMSP_ENDPOINTS)):
         if role in roles:
             endpoints += [{"identifier": m, "role": r, "url": f"{base}/ocpi/{p}"} for m, r, p in table]
+    endpoints.append({"identifier": "hubclientinfo", "role": "RECEIVER", "url": f"{base}{HUBCLIENTINFO_PATH}"})
     return endpoints
 
 
@@ -124,6 +132,30 @@ def partner_roles(partner: dict[str, Any]) -> set[str]:
     return {r.get("role", "") for r in partner.get("roles") or []}
 
 
+def is_hub(partner: dict[str, Any]) -> bool:
+    return "HUB" in partner_roles(partner)
+
+
+def hub_party(partner: dict[str, Any]) -> tuple[str, str]:
+    """The party a push to ``partner`` is addressed to when it names none: the hub's own party
+    for a hub (a Broadcast Push), else the partner's first role."""
+    for r in partner.get("roles") or []:
+        if r.get("role") == "HUB":
+            return r.get("country_code", "").upper(), r.get("party_id", "").upper()
+    return (partner.get("country_code") or "").upper(), (partner.get("party_id") or "").upper()
+
+
+def speaks_for(partner: dict[str, Any], country_code: str, party_id: str) -> bool:
+    """Whether objects of party (``country_code``, ``party_id``) may come from ``partner``: a party
+    it registered, or, for a hub, any party but ourselves (the parties behind the hub)."""
+    return owns(partner, country_code, party_id) or (is_hub(partner) and not is_us(country_code, party_id))
+
+
+def users_of(role: str) -> set[str]:
+    """Partner roles that take what our ``role`` pushes: a hub passes pushes of either side on."""
+    return {"CPO": {"EMSP", "NSP", "OTHER", "SCSP", "HUB"}, "EMSP": {"CPO", "HUB"}}.get(role, {role})
+
+
 def owns(partner: dict[str, Any], country_code: str, party_id: str, role: str | None = None) -> bool:
     """Whether the partner registered the party (``country_code``, ``party_id``), in ``role``."""
     return any(r.get("country_code", "").upper() == country_code.upper()
@@ -158,10 +190,31 @@ async def partner_row(partner_id: int) -> dict[str, Any] | None:
     return await Partner.select().where(Partner.id == partner_id).output(load_json=True).first()
 
 
-async def registered_partners(role: str | None = None) -> list[dict[str, Any]]:
-    """Registered partners, those with ``role`` (CPO, EMSP ...) among their roles when given."""
+async def registered_partners(role: str | None = None, *, hubs: bool = False) -> list[dict[str, Any]]:
+    """Registered partners, those with ``role`` (CPO, EMSP ...) among their roles when given (or
+    the role HUB, with ``hubs``)."""
     rows = await Partner.select().where(Partner.status == "registered").order_by(Partner.id).output(load_json=True)
-    return [p for p in rows if role is None or role in partner_roles(p)]
+    wanted = {role, "HUB"} if hubs else {role}
+    return [p for p in rows if role is None or wanted & partner_roles(p)]
+
+
+async def party_status(partner_id: int, country_code: str, party_id: str) -> str | None:
+    """The connection status a hub gave for a party behind it (Hub Client Info), None when unknown."""
+    row = await ClientInfo.select(ClientInfo.status).where(
+        (ClientInfo.partner == partner_id) & (ClientInfo.country_code == country_code.upper())
+        & (ClientInfo.party_id == party_id.upper())).first()
+    return row["status"] if row else None
+
+
+async def routable(partner: dict[str, Any], country_code: str, party_id: str) -> str | None:
+    """Why a request to party (``country_code``, ``party_id``) must not go through ``partner``
+    now (the hub says it is OFFLINE, PLANNED or SUSPENDED), None when it may."""
+    if not country_code or not is_hub(partner) or (country_code.upper(), party_id.upper()) == hub_party(partner):
+        return None
+    status = await party_status(partner["id"], country_code, party_id)
+    if status is None or status == "CONNECTED":
+        return None
+    return f"party {country_code.upper()}/{party_id.upper()} is {status} at the hub"
 
 
 async def authenticate(request: Request, *, registration: bool = False) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.exceptions.responses import create_exception_response
 
-from plugins.roaming_ocpi import chargingprofiles, cpo, emsp, registration
+from plugins.roaming_ocpi import chargingprofiles, cpo, emsp, hubclientinfo, registration
 from plugins.roaming_ocpi.middleware import ocpi_middleware
 from plugins.roaming_ocpi.parties import CONFIGURATION_PATHS, authenticate
 from plugins.roaming_ocpi.transport import CLIENT_ERROR, SERVER_ERROR, OcpiError, envelope, error_response
@@ -41,7 +41,8 @@ def _server_error(request: Request, exc: Exception) -> Response:
 def ocpi_router() -> Router:
     return Router(
         path=PREFIX,
-        route_handlers=[*registration.ROUTES, *cpo.ROUTES, *chargingprofiles.ROUTES, *emsp.ROUTES],
+        route_handlers=[*registration.ROUTES, *cpo.ROUTES, *chargingprofiles.ROUTES, *emsp.ROUTES,
+                        *hubclientinfo.ROUTES],
         middleware=[ocpi_middleware],
         exception_handlers={OcpiError: error_response, HTTPException: _http_error, Exception: _server_error},
         include_in_schema=False,

@@ -80,6 +80,9 @@ BUSINESS_DETAILS = obj({"name": (s(100), R), "website": (URL, O), "logo": (IMAGE
 CREDENTIALS_ROLE = obj({"role": (ROLE, R), "business_details": (BUSINESS_DETAILS, R), "party_id": (ci(3), R),
                         "country_code": (ci(2), R)})
 CREDENTIALS = obj({"token": (s(64), R), "url": (URL, R), "roles": (many(CREDENTIALS_ROLE, 1), R)})
+CONNECTION_STATUS = enum("CONNECTED", "OFFLINE", "PLANNED", "SUSPENDED")
+CLIENT_INFO = obj({"party_id": (ci(3), R), "country_code": (ci(2), R), "role": (ROLE, R),
+                   "status": (CONNECTION_STATUS, R), "last_updated": (DT, R)})
 VERSION_OBJ = obj({"version": (s(8), R), "url": (URL, R)})
 ENDPOINT = obj({"identifier": (MODULE, R), "role": (INTERFACE_ROLE, R), "url": (URL, R)})
 VERSION_DETAILS = obj({"version": (s(8), R), "endpoints": (many(ENDPOINT, 1), R)})

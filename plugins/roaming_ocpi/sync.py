@@ -24,7 +24,7 @@ from csms.plugin_api import LeaderJob, run_as_leader, utcnow
 from plugins.roaming_ocpi import client, objects, outbox
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.outbox import deliver_due, enqueue, enqueue_all  # noqa: F401 (callers use sync.*)
-from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row
+from plugins.roaming_ocpi.parties import endpoint_url, partner_roles, partner_row, users_of
 from plugins.roaming_ocpi.tables import RequestLog, Snapshot
 from plugins.roaming_ocpi.transport import ocpi_ts
 
@@ -251,7 +251,7 @@ async def push_everything(partner_id: int) -> None:
     roles, ours = partner_roles(partner), ocpi_settings().role_set
     s = ocpi_settings()
     prefix = f"/{s.country_code}/{s.party_id}"
-    if "CPO" in ours and roles & {"EMSP", "NSP", "OTHER", "SCSP"}:
+    if "CPO" in ours and roles & users_of("CPO"):
         if endpoint_url(partner, "tariffs", "RECEIVER"):
             for tariff in await tariff_list():
                 await enqueue(partner_id, "PUT", f"tariff:{tariff['id']}", module="tariffs",
@@ -260,7 +260,7 @@ async def push_everything(partner_id: int) -> None:
             for loc in await location_list():
                 await enqueue(partner_id, "PUT", f"location:{loc['id']}", module="locations",
                               path=f"{prefix}/{loc['id']}", body=loc)
-    if "EMSP" in ours and "CPO" in roles and endpoint_url(partner, "tokens", "RECEIVER"):
+    if "EMSP" in ours and roles & users_of("EMSP") and endpoint_url(partner, "tokens", "RECEIVER"):
         for token in await token_list():
             await enqueue(partner_id, "PUT", f"token:{token['type']}:{token['uid']}", module="tokens",
                           path=f"{prefix}/{token['uid']}?type={token['type']}", body=token)

@@ -142,6 +142,9 @@ class Outbox(Table, tablename="ocpi_outbox"):
     method = Varchar(length=8)
     body = JSON(null=True, default=None)
     object_key = Varchar(length=100, index=True)
+    # the party the push is for (OCPI-to-* headers): a party behind a hub; "" for the partner itself
+    to_country_code = Varchar(length=2, default="")
+    to_party_id = Varchar(length=3, default="")
     status = Varchar(length=16, default="pending", index=True)  # pending|sending|done|failed (older: rejected)
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
@@ -195,6 +198,19 @@ class SiteDetails(Table, tablename="ocpi_site_details"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class ClientInfo(Table, tablename="ocpi_client_info"):
+    """A party connected to a hub partner, as the hub told us (Hub Client Info module): its role
+    and connection status; requests are routed to it through the hub only while CONNECTED."""
+
+    partner = Integer(index=True)  # the hub
+    country_code = Varchar(length=2, index=True)
+    party_id = Varchar(length=3, index=True)
+    role = Varchar(length=8, default="")
+    status = Varchar(length=16, default="")  # CONNECTED|OFFLINE|PLANNED|SUSPENDED
+    last_updated = Timestamptz(default=TimestamptzNow())  # the hub's
+    received_at = Timestamptz(default=TimestamptzNow())
+
+
 OCPI_TABLES: list[type[Table]] = [
     Partner,
     Snapshot,
@@ -207,4 +223,5 @@ OCPI_TABLES: list[type[Table]] = [
     RequestLog,
     SessionProfile,
     SiteDetails,
+    ClientInfo,
 ]

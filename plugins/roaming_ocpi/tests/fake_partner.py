@@ -37,6 +37,8 @@ class FakePartner:
     country_code: str = "DE"
     party_id: str = "FAK"
     role: str = "EMSP"
+    # more CredentialsRoles (role, country code, party id) after the first (a platform or a hub)
+    more_roles: list[tuple[str, str, str]] = field(default_factory=list)
     token_b: str = "fake-token-b"  # what the CSMS must send us
     token_c: str | None = None  # what we send the CSMS (after registering)
     accepted: set[str] = field(default_factory=lambda: {"fake-token-b"})  # tokens we take from the CSMS
@@ -59,9 +61,10 @@ class FakePartner:
         return f"{self.base}/ocpi/versions"
 
     def credentials(self) -> dict[str, Any]:
+        roles = [(self.role, self.country_code, self.party_id), *self.more_roles]
         return {"token": self.token_b, "url": self.versions_url, "roles": [{
-            "role": self.role, "business_details": {"name": "Fake partner"}, "party_id": self.party_id,
-            "country_code": self.country_code}]}
+            "role": role, "business_details": {"name": f"Fake {role.lower()}", "website": "https://fake.example.org"},
+            "party_id": pid, "country_code": cc} for role, cc, pid in roles]}
 
     def endpoints(self) -> list[dict[str, str]]:
         found = self._endpoints()
@@ -71,6 +74,11 @@ class FakePartner:
 
     def _endpoints(self) -> list[dict[str, str]]:
         b = f"{self.base}/ocpi/2.2.1"
+        if self.role == "HUB":  # both sides, and its Hub Client Info Sender
+            return [{"identifier": m, "role": r, "url": f"{b}/{m}"} for m, r in (
+                ("credentials", "SENDER"), ("locations", "RECEIVER"), ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"),
+                ("tariffs", "RECEIVER"), ("tokens", "SENDER"), ("tokens", "RECEIVER"), ("commands", "SENDER"),
+                ("commands", "RECEIVER"), ("hubclientinfo", "SENDER"))]
         if self.role == "EMSP":
             return [{"identifier": "credentials", "role": "SENDER", "url": f"{b}/credentials"},
                     {"identifier": "locations", "role": "RECEIVER", "url": f"{b}/locations"},

@@ -27,7 +27,7 @@ CLASSES = {
     "UNLOCK_CONNECTOR": ocpi.UnlockConnector, "SetChargingProfile": ocpi.SetChargingProfile,
     "ChargingProfileResponse": ocpi.ChargingProfileResponse, "ChargingProfileResult": ocpi.ChargingProfileResult,
     "ActiveChargingProfileResult": ocpi.ActiveChargingProfileResult, "ClearProfileResult": ocpi.ClearProfileResult,
-    "Hours": ocpi.Hours,
+    "Hours": ocpi.Hours, "ClientInfo": ocpi.HubClientInfo,
 }
 
 

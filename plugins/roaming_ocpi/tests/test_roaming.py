@@ -50,7 +50,8 @@ async def test_registration(pair):
     cpo, emsp, emsp_partner_id, *_ = pair
     theirs = (await cpo.api.get("/roaming/partners")).json()["items"][0]
     assert theirs["status"] == "registered"
-    assert theirs["roles"] == [{"role": "EMSP", "country_code": "DE", "party_id": "EMS", "name": "Roaming eMSP"}]
+    assert theirs["roles"] == [{"role": "EMSP", "country_code": "DE", "party_id": "EMS", "name": "Roaming eMSP",
+                                "business_details": {"name": "Roaming eMSP"}}]
     assert {(e["identifier"], e["role"]) for e in theirs["endpoints"]} >= {
         ("tokens", "SENDER"), ("locations", "RECEIVER"), ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"),
         ("commands", "SENDER")}

@@ -91,7 +91,9 @@ async def test_partner_registers_with_us(server, fake):
     assert all("ocpi-to-party-id" not in r.headers for r in fetched)
     partners = (await server.api.get("/roaming/partners")).json()["items"]
     assert partners[-1]["status"] == "registered"
-    assert partners[-1]["roles"][0] == {"role": "EMSP", "country_code": "DE", "party_id": "FAK", "name": "Fake partner"}
+    assert partners[-1]["roles"][0] == {
+        "role": "EMSP", "country_code": "DE", "party_id": "FAK", "name": "Fake emsp",
+        "business_details": {"name": "Fake emsp", "website": "https://fake.example.org"}}
     assert fake.token_b not in str(partners) and token_c not in str(partners)
     async with httpx.AsyncClient() as c:
         # token C works on functional modules

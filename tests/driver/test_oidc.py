@@ -233,3 +233,19 @@ async def test_only_admins_set_a_provider_and_bad_settings_are_explained(server,
             (await admin.get(f"/admin/organizations/{acme}/edit")).text)})
     assert answer.status_code == 303 and await oidc_settings.provider(acme) is None  # emptied: no provider
     await admin.aclose()
+
+
+async def test_an_answer_the_provider_does_not_honour_is_refused(server, provider, caplog):
+    """The provider is changed between leaving and coming back: the new one knows neither the code
+    nor the key that would sign its ID token, and the driver reads why, nothing is signed in."""
+    acme = await organization(server, "Acme Fleet")
+    await driver(server, "Ada Acme", "ada@acme.example", acme)
+    await configure(acme, provider)
+    await add_user(provider, "ada", email="ada@acme.example", email_verified=True)
+    with oidc_provider_mock.run_server_in_thread() as other:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            back = await back_from_provider(client, acme, {"sub": "ada"})
+            await configure(acme, f"http://localhost:{other.server_port}")
+            answer = await refused(server, back, client)
+            assert answer.status_code == 502 and "could not be verified" in message(answer)
+    assert "sign-in refused (token)" in caplog.text

@@ -18,6 +18,7 @@ from piccolo.columns.combination import Combinable
 from piccolo.query.functions.aggregate import Count, Max, Min
 from piccolo.table import Table
 
+from csms.admin.auth import current_user
 from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
 from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
@@ -27,7 +28,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tena
 from csms.core import id_tokens
 from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
-from csms.core.services import directory, driver_data
+from csms.core.services import directory, driver_data, oidc_settings
 from csms.core.tables import Driver, IdToken, Organization, RefusedAuthorization
 from csms.csvexport import csv_text
 from csms.i18n import N_, gettext
@@ -480,6 +481,54 @@ async def org_fields(scope: Scope) -> list[Field]:
     ]
 
 
+OIDC_GROUP = N_("Drivers sign in with OpenID Connect")
+
+
+def oidc_fields(has_secret: bool) -> list[Field]:
+    """An organization's own OpenID Connect provider for the driver portal
+    (:mod:`csms.core.services.oidc_settings`): on the organization form of admins only."""
+    return [
+        Field("oidc_issuer", N_("Issuer URL"), "url", maxlength=300, group=OIDC_GROUP,
+              placeholder="https://login.example.org",
+              help=N_("Empty: none. Register the address /driver/oidc/callback of this site as the redirect URI at "
+                      "the provider.")),
+        Field("oidc_client_id", N_("Client id"), maxlength=200, group=OIDC_GROUP),
+        Field("oidc_client_secret", N_("Client secret"), "password", maxlength=500, group=OIDC_GROUP,
+              autocomplete="new-password",
+              help=N_("A secret is stored; it is never shown. Leave empty to keep it.") if has_secret else
+              N_("Never shown after saving. Empty: a public client (PKCE only).")),
+        Field("oidc_email_domain", N_("Allowed e-mail domain"), maxlength=200, group=OIDC_GROUP,
+              placeholder="example.org", help=N_("Optional: only addresses of this domain sign in this way.")),
+        Field("oidc_label", N_("Button label"), maxlength=100, group=OIDC_GROUP,
+              help=N_("The driver portal shows “Sign in with” and this; empty: the organization's name.")),
+    ]
+
+
+async def may_set_oidc(request: Request) -> bool:
+    user = await current_user(request)
+    return user is not None and user.can("admin")
+
+
+def oidc_errors(values: dict[str, Any]) -> FormErrors:
+    """What is wrong with the ``oidc_*`` values of the organization form."""
+    errors = FormErrors()
+    if not values.get("oidc_issuer"):
+        return errors
+    problem = oidc_settings.issuer_problem(str(values["oidc_issuer"]))
+    if problem == "not_https":
+        errors["oidc_issuer"] = gettext("The issuer URL must start with https:// (plain http:// only for this "
+                                        "machine, to try a provider out).")
+    elif problem:
+        errors["oidc_issuer"] = gettext("The issuer URL must be a web address without ? or #, such as "
+                                        "https://login.example.org.")
+    if not values.get("oidc_client_id"):
+        errors["oidc_client_id"] = gettext("%(label)s is required.", label=gettext("Client id"))
+    if not oidc_settings.domain_ok(oidc_settings.normal_domain(str(values.get("oidc_email_domain") or ""))):
+        errors["oidc_email_domain"] = gettext("“%(value)s” is not a domain name such as example.org.",
+                                              value=values.get("oidc_email_domain"))
+    return errors
+
+
 class _Entity:
     """The list, form and save steps shared by drivers and organizations."""
 
@@ -497,6 +546,21 @@ class _Entity:
     async def fields(self, scope: Scope) -> list[Field]:
         return await self._fields(scope)
 
+    async def form_fields(self, request: Request, pk: int | None) -> list[Field]:
+        """The form's fields: for an admin, an organization's OpenID Connect provider too."""
+        fields = await self.fields(await tenant_scope(request))
+        if self.table is Organization and await may_set_oidc(request):
+            has_secret = pk is not None and (await oidc_settings.settings_of(pk))["has_secret"]
+            fields += oidc_fields(has_secret)
+        return fields
+
+    async def form_values(self, request: Request, pk: int) -> dict[str, Any]:
+        """A stored row as the form shows it (an organization's provider without its secret)."""
+        values = as_form_values(await self.form_fields(request, pk), await self.row(pk))
+        if self.table is Organization and await may_set_oidc(request):
+            values.update({f"oidc_{k}": v for k, v in (await oidc_settings.settings_of(pk)).items() if k != "has_secret"})
+        return values
+
     async def row(self, pk: int) -> dict[str, Any]:
         row = await self.table.select().where(self.pk == pk).first()
         if row is None:
@@ -509,7 +573,7 @@ class _Entity:
         new, edit, save, _missing = self.WORDS[self.singular]
         title = gettext(new) if pk is None else gettext(edit, name=values.get("name", ""))
         return await render(request, "form.html", status_code=status_code, title=title,
-                            fields=await self.fields(await tenant_scope(request)), values=values, errors=errors,
+                            fields=await self.form_fields(request, pk), values=values, errors=errors,
                             action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
                             submit=gettext(save),
                             delete=None if pk is None else f"{base}/{pk}/delete")
@@ -517,7 +581,10 @@ class _Entity:
     async def save(self, request: Request, pk: int | None) -> Template | Redirect:
         raw = await request.form()
         scope = await tenant_scope(request)
-        values, errors = parse(await self.fields(scope), raw)
+        values, errors = parse(await self.form_fields(request, pk), raw)
+        oidc = {k.removeprefix("oidc_"): values.pop(k) for k in list(values) if k.startswith("oidc_")}
+        if oidc:
+            errors.update(oidc_errors({f"oidc_{k}": v for k, v in oidc.items()}))
         if "organization" in values:
             values["organization"] = fk(values["organization"])
             if problem := owner_problem(values, scope):
@@ -545,16 +612,18 @@ class _Entity:
             if await clash:
                 errors["name"] = f"An organization named {values['name']} already exists."
         if errors:
-            form_values = {k: raw.get(k, "") for k in raw}
+            form_values = {k: raw.get(k, "") for k in raw if k != "oidc_client_secret"}  # a secret is never sent back
             if "publish" in values:
                 form_values["publish"] = values["publish"]
             return await self.form(request, pk, form_values, errors, 422)
         actor, actor_organization = await actor_of(request)
         if pk is None:
-            await directory.create(self.kind, values, actor=actor, actor_organization=actor_organization)
+            pk = await directory.create(self.kind, values, actor=actor, actor_organization=actor_organization)
         else:
             await self.row(pk)
             await directory.update(self.kind, pk, values, actor=actor, actor_organization=actor_organization)
+        if oidc:
+            await oidc_settings.save(pk, oidc, actor=actor, actor_organization=actor_organization)
         return Redirect(f"/admin/{self.slug}", status_code=303)
 
 
@@ -610,8 +679,7 @@ def _entity_routes(entity: _Entity) -> list[Any]:
 
     @get(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:edit", opt=one)
     async def edit(request: Request, pk: int) -> Template:
-        fields = await entity.fields(await tenant_scope(request))
-        return await entity.form(request, pk, as_form_values(fields, await entity.row(pk)), FormErrors())
+        return await entity.form(request, pk, await entity.form_values(request, pk), FormErrors())
 
     @post(f"{base}/{{pk:int}}/edit", include_in_schema=False, name=f"{entity.slug}:update", opt=one)
     async def update(request: Request, pk: int) -> Template | Redirect:

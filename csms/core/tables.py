@@ -16,6 +16,7 @@ from piccolo.columns import (
     DoublePrecision,
     ForeignKey,
     Integer,
+    Secret,
     Serial,
     Text,
     Timestamptz,
@@ -466,6 +467,25 @@ class DriverSecret(Table, tablename="driver_secret"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class OrganizationOidc(Table, tablename="organization_oidc"):
+    """An organization's OpenID Connect provider, for its drivers to sign in to the driver portal
+    (:mod:`csms.driver.oidc`): the issuer (discovery at ``<issuer>/.well-known/openid-configuration``),
+    this installation's client id and secret there, the only e-mail domain accepted (``""``: any)
+    and the button's label. The secret is written by admins and never shown back (a ``Secret``
+    column: the raw database page leaves it out too); ``secret_changed_at`` tells the audit log
+    that it changed."""
+
+    id: Serial
+
+    organization = ForeignKey(references=Organization, unique=True, index=True, on_delete=OnDelete.cascade)
+    issuer = Varchar(length=300)
+    client_id = Varchar(length=200)
+    client_secret = Secret(length=500, default="")
+    email_domain = Varchar(length=200, default="")
+    label = Varchar(length=100, default="")
+    secret_changed_at = Timestamptz(null=True, default=None)
+
+
 class AuditEntry(Table, tablename="audit_entry"):
     """One change made by a person, an API key, the CLI or a plugin, or a command it sent to a
     station: who, when, what object, and its fields before and after. Written only by
@@ -596,5 +616,6 @@ CORE_TABLES: list[type[Table]] = [
     UserLink,
     DriverAccount,
     DriverSecret,
+    OrganizationOidc,
     AuditEntry,
 ]

@@ -45,7 +45,7 @@ from csms.api.tokens_sessions import session_detail
 from csms.core import audit, id_tokens
 from csms.core import driver_accounts as accounts
 from csms.core.mail import MailError, mail_enabled, send_mail
-from csms.core.services import driver_data
+from csms.core.services import driver_data, oidc_settings
 from csms.core.domain import NavItem
 from csms.core.tables import ChargingSession, Driver, IdToken
 from csms.core.timeutil import utcnow
@@ -166,10 +166,16 @@ def _next_of(request: Request, form: Any = None) -> str:
     return safe_next((form or {}).get("next") or request.query_params.get("next"))
 
 
-def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
-                  next_path: str = "") -> Template:
+async def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
+                        next_path: str = "") -> Template:
+    """The sign-in page: an e-mail link, a password, and a button for each organization's own
+    OpenID Connect provider (:mod:`csms.driver.oidc`)."""
+    after = f"?next={quote(next_path, safe='')}" if next_path else ""
+    providers = [{"label": b["label"], "href": f"/driver/oidc/{b['organization']}/start{after}"}
+                 for b in await oidc_settings.sign_in_buttons()]
     return render(request, "sign_in.html", status_code=status_code, title=N_("Sign in"), error=error, email=email,
-                  mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"))
+                  mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"),
+                  providers=providers)
 
 
 @get("/driver")
@@ -177,7 +183,7 @@ async def portal_home(request: Request) -> Template | Redirect:
     next_path = _next_of(request)
     if await accounts.session_driver(request.cookies.get(DRIVER_COOKIE)) is not None:
         return Redirect(next_path or "/driver/cards", status_code=303)
-    return _sign_in_page(request, next_path=next_path)
+    return await _sign_in_page(request, next_path=next_path)
 
 
 async def send_links(base_url: str, email: str, next_path: str = "") -> None:
@@ -203,14 +209,14 @@ async def link_request(request: Request) -> Template:
     form = await request.form()
     email, next_path = accounts.normal_address(str(form.get("email", "")))[:200], _next_of(request, form)
     if "@" not in email:
-        return _sign_in_page(request, status_code=422, error=gettext("Enter your e-mail address."), email=email,
+        return await _sign_in_page(request, status_code=422, error=gettext("Enter your e-mail address."), email=email,
                              next_path=next_path)
     if not mail_enabled():
-        return _sign_in_page(request, status_code=503, email=email, next_path=next_path,
+        return await _sign_in_page(request, status_code=503, email=email, next_path=next_path,
                              error=gettext("Links by e-mail are not available here: sign in with your password."))
     if (_over_limit(request, "link-client", _client(request), timespan=900, limit=20)
             or _over_limit(request, "link-address", email, timespan=900, limit=3)):
-        return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
+        return await _sign_in_page(request, status_code=429, email=email, next_path=next_path,
                              error=gettext("Too many links were asked for. Wait %(minutes)s minutes and try again.", minutes=15))
     page = render(request, "link_sent.html", title=N_("Check your e-mail"), email=email,
                   minutes=int(accounts.LINK_LIFETIME.total_seconds() // 60))
@@ -238,11 +244,11 @@ async def password_sign_in(request: Request) -> Template | Redirect:
     email, password = accounts.normal_address(str(form.get("email", "")))[:200], str(form.get("password", ""))
     next_path = _next_of(request, form)
     if _over_limit(request, "password-client", _client(request), timespan=300, limit=20):
-        return _sign_in_page(request, status_code=429, email=email, next_path=next_path,
+        return await _sign_in_page(request, status_code=429, email=email, next_path=next_path,
                              error=gettext("Too many attempts. Wait five minutes and try again."))
     driver_id = await accounts.check_password(email, password)
     if driver_id is None:
-        return _sign_in_page(request, status_code=401, email=email, next_path=next_path,
+        return await _sign_in_page(request, status_code=401, email=email, next_path=next_path,
                              error=gettext("The e-mail address or password is incorrect."))
     return await _sign_in(request, driver_id, next_path or "/driver/cards")
 
@@ -424,13 +430,15 @@ DRIVER_EXCEPTION_HANDLERS: dict[Any, Any] = {NotAuthorizedException: sign_in_ans
 
 
 def driver_router() -> Router:
-    from csms.driver.start import START_ROUTES  # it builds on this module
+    from csms.driver.oidc import OIDC_ROUTES  # these build on this module
+    from csms.driver.start import START_ROUTES
 
     return Router(
         path="/",
         route_handlers=[portal_home, link_request, link_page, link_sign_in, password_sign_in, sign_out, cards,
                         card_name, card_lost, sessions, session_page, session_live, account, account_password,
-                        account_export, account_delete_page, account_delete, account_deleted, *START_ROUTES],
+                        account_export, account_delete_page, account_delete, account_deleted, *START_ROUTES,
+                        *OIDC_ROUTES],
         opt={"tenant": PUBLIC},
         before_request=use_browser_language,
         exception_handlers=DRIVER_EXCEPTION_HANDLERS,

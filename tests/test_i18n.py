@@ -18,7 +18,7 @@ from babel.messages.pofile import read_po
 
 from csms import i18n
 from csms.admin.forms import parse_datetime_local
-from csms.admin.templating import fmt_ago, fmt_amount, fmt_dt, fmt_kwh, fmt_num, fmt_quantity
+from csms.admin.templating import fmt_ago, fmt_amount, fmt_dt, fmt_duration, fmt_kwh, fmt_num, fmt_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 BILLING = ROOT / "plugins" / "billing"
@@ -113,18 +113,19 @@ def test_numbers_dates_and_relative_times_follow_the_language():
     moment = datetime(2026, 7, 1, 12, 0, 5, tzinfo=timezone.utc)
     berlin = ZoneInfo("Europe/Berlin")
     expected = {
-        "en": ("2026-07-01 14:00:05", "1,234.57 kWh", "0.0315", "63.5", "1.250 kWh"),
-        "de": ("01.07.2026 14:00:05", "1.234,57 kWh", "0,0315", "63,5", "1,250 kWh"),
-        "nl": ("01-07-2026 14:00:05", "1.234,57 kWh", "0,0315", "63,5", "1,250 kWh"),
-        "fr": ("01/07/2026 14:00:05", "1\u202f234,57 kWh", "0,0315", "63,5", "1,250 kWh"),
+        "en": ("2026-07-01 14:00:05", "1,234.57 kWh", "0.0315", "63.5", "1.250 kWh", ("1:05 h", "45 min", "36 s")),
+        "de": ("01.07.2026 14:00:05", "1.234,57 kWh", "0,0315", "63,5", "1,250 kWh", ("1:05 Std.", "45 Min.", "36 Sek.")),
+        "nl": ("01-07-2026 14:00:05", "1.234,57 kWh", "0,0315", "63,5", "1,250 kWh", ("1:05 u", "45 min", "36 s")),
+        "fr": ("01/07/2026 14:00:05", "1\u202f234,57 kWh", "0,0315", "63,5", "1,250 kWh", ("1 h 05", "45 min", "36 s")),
     }
+    i18n._catalogs.update(i18n.load_catalogs(()))
     try:
-        for language, (when, energy, amount, number, quantity) in expected.items():
+        for language, (when, energy, amount, number, quantity, duration) in expected.items():
             i18n.use_language(language)
             assert fmt_dt(moment, tz=berlin) == when
             assert fmt_kwh(1234567) == energy and fmt_amount("0.0315") == amount and fmt_num(63.5) == number
             assert fmt_quantity("1.25", "kWh") == quantity
-        i18n._catalogs.update(i18n.load_catalogs(()))
+            assert (fmt_duration(65), fmt_duration(45), fmt_quantity("0.01", "h")) == duration
         i18n.use_language("de")
         assert fmt_ago(datetime.now(timezone.utc)).startswith("vor ") and fmt_ago(None) == "nie"
     finally:

@@ -56,12 +56,11 @@ async def test_rotate_password_button(tmp_path):
                 assert german.status_code == 200 and "Passwortwechsel" in german.text
             finally:
                 await client.aclose()
-            summaries = [row["summary"] for row in await AuditEntry.select(AuditEntry.summary).where(
-                AuditEntry.object_id == "ROTUI").order_by(AuditEntry.id)]
-            assert summaries[-3:] == ["Password rotation: the station answered Accepted",
-                                      f"Password rotation: the station answered {summaries[-2].rsplit(' ', 1)[-1]}",
-                                      "Password rotation: the station answered Accepted"], summaries
-            assert summaries[-2] != summaries[-1]
+            rows = await AuditEntry.select(AuditEntry.summary).where(
+                AuditEntry.object_id == "ROTUI", AuditEntry.summary.like("Password rotation%")).order_by(AuditEntry.id)
+            assert [row["summary"] for row in rows] == ["Password rotation: the station answered Accepted",
+                                                       "Password rotation: the station answered Rejected",
+                                                       "Password rotation: the station answered Accepted"]
         finally:
             task.cancel()
             await ws.close()

@@ -130,7 +130,7 @@ async def _tariff_page(request: Request, tariff_id: int, *, editor: str, values:
     day_names = get_day_names("short", locale=current_language())
     return await render(request, "billing/tariff_form.html", status_code=status_code, title=title, row=row,
                         editor=editor, v=values, ocpi=ocpi, errors=errors, days=tf.DAYS,
-                        day_names=[day_names[i] for i in range(len(tf.DAYS))],
+                        day_names=[day_names[i].rstrip(".") for i in range(len(tf.DAYS))],
                         simple_possible=simple_possible, tariff_id=tariff_id)
 
 

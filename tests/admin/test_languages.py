@@ -179,7 +179,8 @@ async def test_station_sessions_cards_and_sites_pages_in_german(page_as, server)
 
 
 async def test_plugin_pages_in_german(page_as, server):
-    """The plugins' own catalogs: their navigation entries, headings and tables speak German."""
+    """The plugins' own catalogs: their navigation entries, headings and tables speak German (the
+    stationops health page, the roaming pages, the billing plugin's tariff form)."""
     await Station(station_id="DE-HEALTH-1").save()
     await client_with_language(server, "operator", "de")
     page = await page_as("operator")
@@ -206,6 +207,13 @@ async def test_plugin_pages_in_german(page_as, server):
     await expect(page.get_by_role("heading", name="Fehlgeschlagen")).to_be_visible()
     await expect(page.get_by_text("Keine fehlgeschlagenen Übertragungen.")).to_be_visible()
     await screenshot(page, "roaming-deliveries-de")
+
+    await page.goto("/admin/billing/tariffs/new")  # the billing plugin's tariff form
+    await expect(page.locator("h1")).to_have_text("Neuer Tarif")
+    await expect(page.get_by_label("Tarif-ID (OCPI)")).to_be_visible()
+    await expect(page.get_by_label("USt. %")).to_be_visible()
+    await expect(page.get_by_label("Zeile 1 Energiepreis")).to_be_visible()
+    await expect(page.locator(".restriction-rows tbody tr").first.locator("td.days")).to_contain_text("MoDiMiDoFrSaSo")
     await page.context.close()
 
 

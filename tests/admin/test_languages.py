@@ -180,7 +180,7 @@ async def test_station_sessions_cards_and_sites_pages_in_german(page_as, server)
 
 async def test_plugin_pages_in_german(page_as, server):
     """The plugins' own catalogs: their navigation entries, headings and tables speak German (the
-    stationops health page, the roaming pages, the billing plugin's tariff form)."""
+    stationops health and alerts pages, the roaming pages, the billing plugin's tariff form)."""
     await Station(station_id="DE-HEALTH-1").save()
     await client_with_language(server, "operator", "de")
     page = await page_as("operator")
@@ -196,6 +196,11 @@ async def test_plugin_pages_in_german(page_as, server):
     await expect(page.get_by_role("link", name="DE-HEALTH-1")).to_be_visible()
     await expect(page.locator("thead").last).to_contain_text("Verpasste Heartbeats")
     assert await page.title() == "Zustand · CSMS"
+    await page.goto("/admin/alerts")
+    await expect(page.locator("h1")).to_have_text("Warnungen")
+    await expect(page.get_by_role("navigation", name="Status der Warnungen").get_by_role("link", name="Offen")).to_have_attribute(
+        "aria-current", "page")
+    await expect(page.get_by_text("Keine offenen Warnungen.")).to_be_visible()
 
     await page.goto("/admin/roaming")
     await expect(page.get_by_role("heading", name="Partner", exact=True)).to_be_visible()

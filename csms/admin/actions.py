@@ -36,8 +36,9 @@ TRIGGER_MESSAGES["2.1"] = TRIGGER_MESSAGES["2.0.1"]  # 2.1 adds only CustomTrigg
 @dataclass
 class Outcome:
     kind: str  # ok|rejected|offline|timeout|error|invalid
-    message: str
+    message: str  # in the viewer's language
     response: dict[str, Any] | None = None
+    status: str = ""  # the station's answer (an OCPP status), if it gave one
 
     @property
     def ok(self) -> bool:
@@ -185,6 +186,26 @@ CONFIGURATION_REFUSALS = {
 }
 
 
+# What each outcome means, in the audit log's words (English whatever the actor's language: the log
+# is one record for everybody, and the message shown to the actor is translated).
+_AUDIT_WORDS = {
+    "ok": "the station answered %(status)s",
+    "rejected": "the station answered %(status)s",
+    "offline": "not sent: the station is offline",
+    "timeout": "sent, no answer in time",
+    "error": "the station answered with an OCPP error",
+    "invalid": "not sent: the request was not valid",
+}
+
+
+def audit_summary(name: str, outcome: Outcome) -> str:
+    """An action's outcome for the audit log, in English (``Password rotation: the station
+    answered Accepted``); never the translated :attr:`Outcome.message`."""
+    label = (ACTIONS[name] if name in ACTIONS else ADMIN_ACTIONS[name])[0]
+    status = outcome.status or "no status"
+    return f"{label}: {_AUDIT_WORDS.get(outcome.kind, outcome.kind) % {'status': status}}"
+
+
 def configuration_refused(outcome: Outcome, form: Mapping[str, Any]) -> Outcome:
     """A refused configuration change told in words: what was refused, why, and that the stored
     value stays."""
@@ -195,7 +216,7 @@ def configuration_refused(outcome: Outcome, form: Mapping[str, Any]) -> Outcome:
               else gettext("it answered %(status)s", status=status) if status else gettext("it answered without a status"))
     return Outcome("rejected", gettext("The station refused %(key)s = “%(value)s”: %(reason)s (%(status)s). "
                                        "%(key)s keeps its stored value.", key=key, value=value, reason=reason,
-                                       status=status or gettext("no status")), outcome.response)
+                                       status=status or gettext("no status")), outcome.response, outcome.status)
 
 
 async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: str) -> Outcome:
@@ -227,11 +248,11 @@ async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: st
     if status in OK_STATUSES:
         if status == "RebootRequired":
             return Outcome("ok", gettext("%(action)s: the station answered %(status)s (a reboot is needed for it to take "
-                                         "effect).", action=gettext(label), status=status), response)
+                                         "effect).", action=gettext(label), status=status), response, status)
         return Outcome("ok", gettext("%(action)s: the station answered %(status)s.", action=gettext(label), status=status),
-                       response)
+                       response, status)
     if not status:
         return Outcome("rejected", gettext("%(action)s: the station answered without a status.", action=gettext(label)),
                        response)
     return Outcome("rejected", gettext("%(action)s: the station answered %(status)s.", action=gettext(label), status=status),
-                   response)
+                   response, status)

@@ -21,7 +21,7 @@ from piccolo.table import Table
 from csms.admin.auth import current_user
 from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
-from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render
+from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render, translated_choices
 from csms.api.audit import actor_of
 from csms.api.crud import check_parent
 from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tenant_scope, visible_station_ids
@@ -36,9 +36,10 @@ from csms.textsearch import contains
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
 STATUS_CHOICES = [(s, s) for s in ("Accepted", "Blocked", "Expired", "Invalid")]
-DRIVER_KINDS = [(k, k.capitalize()) for k in ("employee", "guest", "customer", "leasing", "public")]
-ORG_KINDS = [("operator", "Operator"), ("employer", "Employer"), ("leasing_partner", "Leasing partner"),
-             ("customer", "Customer")]
+DRIVER_KINDS = [("employee", N_("Employee")), ("guest", N_("Guest")), ("customer", N_("Customer")),
+                ("leasing", N_("Leasing")), ("public", N_("Public"))]
+ORG_KINDS = [("operator", N_("Operator")), ("employer", N_("Employer")), ("leasing_partner", N_("Leasing partner")),
+             ("customer", N_("Customer"))]  # labels translated where shown (translated_choices, kind_labels)
 OWN = {"tenant": SCOPED}
 TOKEN = {"tenant": {"token_pk": "token_pk"}}
 
@@ -460,7 +461,7 @@ async def driver_fields(scope: Scope) -> list[Field]:
         Field("name", N_("Name"), required=True, maxlength=200, autocomplete="name"),
         Field("email", N_("E-mail"), "email", maxlength=200, autocomplete="email"),
         Field("phone", N_("Phone"), maxlength=64, autocomplete="tel"),
-        Field("kind", N_("Kind"), "select", required=True, choices=DRIVER_KINDS),
+        Field("kind", N_("Kind"), "select", required=True, choices=translated_choices(DRIVER_KINDS)),
         Field("organization", N_("Organization"), "select", choices=choices(orgs)),
         Field("notes", N_("Notes"), "textarea"),
     ]
@@ -469,7 +470,7 @@ async def driver_fields(scope: Scope) -> list[Field]:
 async def org_fields(scope: Scope) -> list[Field]:
     return [
         Field("name", N_("Name"), required=True, maxlength=200, autocomplete="organization"),
-        Field("kind", N_("Kind"), "select", required=True, choices=ORG_KINDS),
+        Field("kind", N_("Kind"), "select", required=True, choices=translated_choices(ORG_KINDS)),
         Field("parent", N_("Part of"), "select", choices=choices(await visible_organizations(scope)),
               help=N_("The organization above this one: its users see this one's stations, cards and sessions.")),
         Field("vat_id", N_("VAT id"), maxlength=64),
@@ -647,7 +648,8 @@ async def driver_list(request: Request) -> Template:
     if ids:
         for r in await IdToken.select(IdToken.driver).where(IdToken.driver.is_in(ids)):
             token_counts[r["driver"]] = token_counts.get(r["driver"], 0) + 1
-    return await render(request, "cards/drivers.html", title=gettext("Drivers"), page=page, q=q, token_counts=token_counts)
+    return await render(request, "cards/drivers.html", title=gettext("Drivers"), page=page, q=q, token_counts=token_counts,
+                        kind_labels=dict(DRIVER_KINDS))
 
 
 @get("/admin/organizations", include_in_schema=False, opt=OWN)
@@ -661,7 +663,8 @@ async def organization_list(request: Request) -> Template:
         cond = contains(Organization.name, q)
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Organization.name), count)
-    return await render(request, "cards/organizations.html", title=gettext("Organizations"), page=page, q=q)
+    return await render(request, "cards/organizations.html", title=gettext("Organizations"), page=page, q=q,
+                        kind_labels=dict(ORG_KINDS))
 
 
 def _entity_routes(entity: _Entity) -> list[Any]:

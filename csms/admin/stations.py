@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
-from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, Outcome, configuration_refused, run_action
+from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, Outcome, audit_summary, configuration_refused, run_action
 from csms.admin.auth import actor, current_user
 from csms.admin.cards import refusals
 from csms.admin.forms import Field, parse
@@ -320,7 +320,7 @@ async def station_rotate_password(request: Request, station_id: str) -> Template
     """Send the station a new random password (stored once it accepts; shown to nobody)."""
     await station_context(station_id)
     outcome = await run_action("rotate_password", station_id, {}, await actor(request))
-    await audited(request, "update", "station", station_id, summary=outcome.message[:255])
+    await audited(request, "update", "station", station_id, summary=audit_summary("rotate_password", outcome)[:255])
     context: dict[str, Any] = {"outcome": outcome, "action_label": N_("Password rotation"), "station_id": station_id}
     if is_htmx(request):
         return await render(request, "stations/_action_result.html", **context)

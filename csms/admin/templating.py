@@ -177,11 +177,14 @@ def fmt_num(value: Any) -> str:
 
 
 def fmt_duration(minutes: Any) -> str:
-    """A duration in minutes for people: ``45 min``, ``1:05 h``; an em dash when unknown."""
+    """A duration in minutes for people in the request's language: ``45 min``, ``1:05 h`` (``1 h 05``
+    in French, ``1:05 u`` in Dutch); an em dash when unknown."""
     if minutes is None:
         return "—"
     total = int(round(float(minutes)))
-    return f"{total} min" if total < 60 else f"{total // 60}:{total % 60:02d} h"
+    if total < 60:
+        return gettext("%(minutes)s min", minutes=total)
+    return gettext("%(hours)s:%(minutes)s h", hours=total // 60, minutes=f"{total % 60:02d}")
 
 
 def fmt_amount(value: Any) -> str:
@@ -209,7 +212,7 @@ def fmt_quantity(value: Any, unit: str = "") -> str:
     number = Decimal(str(value))
     if unit == "h":
         seconds = int((number * 3600).to_integral_value(ROUND_HALF_UP))
-        return f"{seconds} s" if seconds < 60 else fmt_duration(seconds / 60)
+        return gettext("%(seconds)s s", seconds=seconds) if seconds < 60 else fmt_duration(seconds / 60)
     if unit == "kWh":
         number = number.quantize(Decimal("0.001"), ROUND_HALF_UP)
     text = f"{number.normalize():f}" if number == number.to_integral_value() or unit != "kWh" else f"{number:f}"
@@ -393,3 +396,9 @@ def use_viewer_preferences(request: Any, user: Any) -> str:
 
 def choices(rows: Sequence[dict[str, Any]], label: str = "name") -> list[tuple[str, str]]:
     return [(str(r["id"]), r[label]) for r in rows]
+
+
+def translated_choices(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A select's fixed choices (labels marked with ``N_``) in the request's language; the values
+    stay as stored."""
+    return [(value, gettext(label)) for value, label in pairs]

@@ -14,14 +14,15 @@ import json
 import re
 from typing import Any
 
+from babel.dates import get_day_names
 from litestar import Request, Router, get, post
 from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Site, Station, admin_guard, audited,
-    caller, error_page, gettext, is_htmx, paginate, render, restrict, restrict_station_ids, tenant_scope, utcnow,
-    visible_station_ids,
+    caller, current_language, error_page, gettext, is_htmx, paginate, render, restrict, restrict_station_ids,
+    tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.billing import settlements as st
 from plugins.billing import statements as stm
@@ -125,9 +126,11 @@ async def billing_index(request: Request) -> Template:
 async def _tariff_page(request: Request, tariff_id: int, *, editor: str, values: dict[str, Any],
                        ocpi: str, errors: dict[str, str], status_code: int = 200, simple_possible: bool = True,
                        row: dict[str, Any] | None = None) -> Template:
-    title = f"Tariff {row['code']}" if row else "New tariff"
+    title = gettext("Tariff %(code)s", code=row["code"]) if row else gettext("New tariff")
+    day_names = get_day_names("short", locale=current_language())
     return await render(request, "billing/tariff_form.html", status_code=status_code, title=title, row=row,
                         editor=editor, v=values, ocpi=ocpi, errors=errors, days=tf.DAYS,
+                        day_names=[day_names[i].rstrip(".") for i in range(len(tf.DAYS))],
                         simple_possible=simple_possible, tariff_id=tariff_id)
 
 
@@ -142,7 +145,7 @@ def _json_body(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise BillingError(f"the tariff is not valid JSON: {exc}", field="ocpi") from None
+        raise BillingError(gettext("the tariff is not valid JSON: %(error)s", error=exc), field="ocpi") from None
 
 
 async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template | Redirect:
@@ -295,7 +298,7 @@ def _evse(raw: str) -> int | None:
     if raw in ("", None):
         return None
     if not raw.isdigit():
-        raise BillingError(f"EVSE must be a number such as 1, not “{raw}”", field="evse_id")
+        raise BillingError(gettext("EVSE must be a number such as 1, not “%(value)s”", value=raw), field="evse_id")
     return int(raw)
 
 
@@ -434,7 +437,7 @@ async def statement_create(request: Request) -> Template | Redirect:
     try:
         kind, _, party = form.get("party", "").partition(":")
         if not party.isdigit():
-            raise BillingError("choose a driver, organization or leasing partner", field="party")
+            raise BillingError(gettext("choose a driver, organization or leasing partner"), field="party")
         start, end = period_of(form)
         row = await stm.create_statement(kind, int(party), start, end, currency=form.get("currency") or None,
                                          created_by=_who(request), draft=form.get("mode") == "draft",

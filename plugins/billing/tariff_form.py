@@ -16,6 +16,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from csms.plugin_api import gettext
+
 DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 ROWS = 4  # restriction rows offered on the form
 PRICES = (("energy", "ENERGY", 1), ("time", "TIME", 60), ("parking", "PARKING_TIME", 60))
@@ -41,15 +43,16 @@ def _amount(raw: str, label: str, errors: dict[str, str], key: str, *, per_minut
     try:
         value = Decimal(text)
     except InvalidOperation:
-        errors[key] = f"{label} must be a number such as 0.35, not “{raw}”."
+        errors[key] = gettext("%(label)s must be a number such as 0.35, not “%(value)s”.", label=label, value=raw)
         return None
     if not value.is_finite() or value < 0:
-        errors[key] = f"{label} cannot be negative."
+        errors[key] = gettext("%(label)s cannot be negative.", label=label)
         return None
     if per_minute:
         value *= 60
     if value.as_tuple().exponent < -4:  # type: ignore[operator]
-        errors[key] = f"{label} has more than 4 decimals{' per hour' if per_minute else ''}."
+        errors[key] = (gettext("%(label)s has more than 4 decimals per hour.", label=label) if per_minute
+                       else gettext("%(label)s has more than 4 decimals.", label=label))
         return None
     return value
 
@@ -79,44 +82,48 @@ def ocpi_from_values(values: dict[str, Any]) -> tuple[dict[str, Any] | None, dic
     errors: dict[str, str] = {}
     code = values["code"]
     if not code:
-        errors["code"] = "Tariff id is required (letters, digits, - and _; up to 36 characters)."
+        errors["code"] = gettext("Tariff id is required (letters, digits, - and _; up to 36 characters).")
     elif not re.fullmatch(r"[A-Za-z0-9_-]{1,36}", code):
-        errors["code"] = "Tariff id may hold letters, digits, - and _ only, up to 36 characters."
+        errors["code"] = gettext("Tariff id may hold letters, digits, - and _ only, up to 36 characters.")
     currency = values["currency"].upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        errors["currency"] = "Currency must be an ISO 4217 code such as EUR."
-    vat = _amount(values["vat"], "VAT", errors, "vat")
+        errors["currency"] = gettext("Currency must be an ISO 4217 code such as EUR.")
+    vat = _amount(values["vat"], gettext("VAT"), errors, "vat")
     if vat is not None and vat > 100:
-        errors["vat"] = "VAT is a percentage between 0 and 100."
+        errors["vat"] = gettext("VAT is a percentage between 0 and 100.")
     per_minute = values.get("time_unit") == "minute"
-    unit = "minute" if per_minute else "hour"
-    base = {"flat": _amount(values["flat"], "Start fee", errors, "flat"),
-            "energy": _amount(values["energy"], "Price per kWh", errors, "energy"),
-            "time": _amount(values["time"], f"Price per {unit} of charging", errors, "time", per_minute=per_minute),
-            "parking": _amount(values["parking"], f"Parking price per {unit}", errors, "parking",
-                               per_minute=per_minute)}
+    base = {"flat": _amount(values["flat"], gettext("Start fee"), errors, "flat"),
+            "energy": _amount(values["energy"], gettext("Price per kWh"), errors, "energy"),
+            "time": _amount(values["time"], gettext("Price per minute of charging") if per_minute
+                            else gettext("Price per hour of charging"), errors, "time", per_minute=per_minute),
+            "parking": _amount(values["parking"], gettext("Parking price per minute") if per_minute
+                               else gettext("Parking price per hour"), errors, "parking", per_minute=per_minute)}
+    row_labels = (("energy", gettext("price per kWh")),
+                  ("time", gettext("price per minute") if per_minute else gettext("price per hour")),
+                  ("parking", gettext("parking per minute") if per_minute else gettext("parking per hour")))
+    time_labels = {"start_time": gettext("start time"), "end_time": gettext("end time")}
     elements: list[dict[str, Any]] = []
     for i, row in enumerate(values["rows"]):
-        prices = {name: _amount(row[name], f"Row {i + 1}: {label}", errors, f"row{i}_{name}",
-                                per_minute=per_minute and name != "energy")
-                  for name, label in (("energy", "price per kWh"), ("time", f"price per {unit}"),
-                                      ("parking", f"parking per {unit}"))}
+        prices = {name: _amount(row[name], gettext("Row %(row)s: %(label)s", row=i + 1, label=label), errors,
+                                f"row{i}_{name}", per_minute=per_minute and name != "energy")
+                  for name, label in row_labels}
         restrictions: dict[str, Any] = {}
         for key in ("start_time", "end_time"):
             if row[key]:
                 if _TIME.match(row[key]):
                     restrictions[key] = row[key]
                 else:
-                    errors[f"row{i}_{key}"] = f"Row {i + 1}: {key.replace('_', ' ')} must be HH:MM, such as 07:00."
+                    errors[f"row{i}_{key}"] = gettext("Row %(row)s: %(label)s must be HH:MM, such as 07:00.",
+                                                       row=i + 1, label=time_labels[key])
         if row["days"]:
             restrictions["day_of_week"] = [d for d in DAYS if d in row["days"]]
         has_price = any(row[name] for name, _, _ in PRICES)
         if not has_price and not restrictions and not any(f"row{i}_{k}" in errors for k in ("start_time", "end_time")):
             continue  # an empty row
         if not has_price:
-            errors[f"row{i}_energy"] = f"Row {i + 1}: give at least one price for these hours or days."
+            errors[f"row{i}_energy"] = gettext("Row %(row)s: give at least one price for these hours or days.", row=i + 1)
         elif not restrictions and not any(f"row{i}_{k}" in errors for k in ("start_time", "end_time")):
-            errors[f"row{i}_start_time"] = f"Row {i + 1}: give the hours or the days these prices apply to."
+            errors[f"row{i}_start_time"] = gettext("Row %(row)s: give the hours or the days these prices apply to.", row=i + 1)
         components = [_component(kind, prices[name], step, vat) for name, kind, step in PRICES
                       if prices[name] is not None]
         if components:
@@ -124,7 +131,7 @@ def ocpi_from_values(values: dict[str, Any]) -> tuple[dict[str, Any] | None, dic
     base_components = ([_component("FLAT", base["flat"], 1, vat)] if base["flat"] is not None else []) + [
         _component(kind, base[name], step, vat) for name, kind, step in PRICES if base[name] is not None]
     if not base_components and not errors:
-        errors["energy"] = "Give at least one base price (start fee, per kWh, per hour or parking)."
+        errors["energy"] = gettext("Give at least one base price (start fee, per kWh, per hour or parking).")
     if errors:
         return None, errors
     elements.append({"price_components": base_components})

@@ -14,11 +14,12 @@ import json
 import math
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from csms.plugin_api import CapacitySchedule, Load, SiteTopology, hookimpl
+from csms.plugin_api import CapacitySchedule, Load, SiteTopology, gettext, hookimpl
 from plugins.loadbalancing import allocator
 from plugins.loadbalancing.config import LoadBalancingSettings
 
@@ -79,6 +80,11 @@ def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load
 
 
 @hookimpl
+def locale_dirs():
+    return [str(Path(__file__).parent / "locale")]
+
+
+@hookimpl
 def startup(app, settings):
     _states.clear()  # what an earlier server in this process knew is not about this database
 
@@ -111,7 +117,7 @@ def site_panel(view: dict[str, Any]) -> Markup:
         f"<td>{_amps(round_reserved[i])}</td>"
         f"<td>{_amps(series['allocated'][i])}</td><td>{_amps(series['measured'][i])}</td></tr>"
         for i, p in enumerate(phases))
-    round_label = f"round {last['number']} at {last['at']}" if last else "no round yet"
+    _ = gettext
     connectors = []
     for c in view["connectors"]:
         sent = c.get("sent") or {}
@@ -120,22 +126,26 @@ def site_panel(view: dict[str, Any]) -> Markup:
             f"<td>{escape(', '.join(f'L{p}' for p in c.get('phases') or []))}</td>"
             f"<td>{_amps(c.get('measured_a'))}</td><td>{_amps(c.get('allocated_a'))}</td>"
             f"<td>{_amps(sent.get('limit_a'))}</td><td>{escape(sent.get('status') or '—')}</td></tr>")
-    profiles = "".join(connectors) or '<tr><td colspan="7">No active connectors.</td></tr>'
+    profiles = "".join(connectors) or f'<tr><td colspan="7">{escape(_("No active connectors."))}</td></tr>'
     chart_data = json.dumps({"phases": phases, **series}).replace("</", "<\\/")
-    status = "managed" if view["managed"] else "not managed (no limits at this site)"
+    status = _("managed") if view["managed"] else _("not managed (no limits at this site)")
+    allocation = (_("Allocation of the last smart-charging round %(number)s at %(at)s, beside the capacity it shared.",
+                    number=last["number"], at=last["at"]) if last else _("No smart-charging round yet."))
+    heads = [_("Phase"), _("Capacity now (A)"), _("Capacity, last round (A)"), _("Reserved, last round (A)"),
+             _("Allocated, last round (A)"), _("Measured (A)")]
+    connector_heads = [_("Station"), _("EVSE"), _("Phases"), _("Measured (A)"), _("Allocated (A)"), _("Limit sent (A)"),
+                       _("Station's answer")]
     return Markup(f"""
-<h3>Smart charging</h3>
-<p>Load management: {escape(status)}.</p>
+<h3>{escape(_("Smart charging"))}</h3>
+<p>{escape(_("Load management: %(status)s.", status=status))}</p>
 <link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">
 <script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
 <div id="smart-charging-chart" data-site="{view['site_id']}" data-phase-bars="smart-charging-data"></div>
 <script type="application/json" id="smart-charging-data">{chart_data}</script>
-<p>Allocation of the last smart-charging {escape(round_label)}, beside the capacity it shared.</p>
-<table><thead><tr><th>Phase</th><th>Capacity now (A)</th><th>Capacity, last round (A)</th>
-<th>Reserved, last round (A)</th><th>Allocated, last round (A)</th><th>Measured (A)</th></tr></thead>
+<p>{escape(allocation)}</p>
+<table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
 <tbody>{rows}</tbody></table>
-<table><thead><tr><th>Station</th><th>EVSE</th><th>Phases</th><th>Measured (A)</th><th>Allocated (A)</th>
-<th>Limit sent (A)</th><th>Station's answer</th></tr></thead><tbody>{profiles}</tbody></table>
+<table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in connector_heads)}</tr></thead><tbody>{profiles}</tbody></table>
 """)
 
 

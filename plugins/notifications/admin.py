@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from csms.plugin_api import (
     ADMIN_EXCEPTION_HANDLERS, SCOPED, Driver, Site, Station, admin_guard, current_user, http_error, paginate,
-    audited, render, restrict, tenant_scope, visible_station_ids,
+    audited, gettext, render, restrict, tenant_scope, visible_station_ids,
 )
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -58,7 +58,7 @@ async def notifications_page(request: Request) -> Template:
     recent = await restrict(Delivery.select(), Delivery.subscription.organization, scope).order_by(
         Delivery.id, ascending=False).limit(10)
     return await render(
-        request, "notifications/index.html", title="Notifications",
+        request, "notifications/index.html", title=gettext("Notifications"),
         subscriptions=[{**subs.subscription_json(r, show_secret=show), "driver_name": r["driver_name"]} for r in rows],
         recent=recent, events=NOTIFICATION_EVENTS, driver_events=DRIVER_EVENTS,
         sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
@@ -128,7 +128,7 @@ async def delivery_log(request: Request) -> Template:
         query, count = query.where(Delivery.subscription == subscription), count.where(
             Delivery.subscription == subscription)
     page = await paginate(request, query.order_by(Delivery.id, ascending=False), count)
-    return await render(request, "notifications/deliveries.html", title="Delivery log", page=page, status=status,
+    return await render(request, "notifications/deliveries.html", title=gettext("Delivery log"), page=page, status=status,
                         event=event, events=NOTIFICATION_EVENTS, **_messages(request))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms.plugin_api import NavItem, hookimpl, public_route
+from csms.plugin_api import N_, NavItem, hookimpl, public_route
 from plugins.notifications.config import NotificationSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (NotificationSettings,)
 
 
@@ -78,8 +79,13 @@ def template_dirs():
 
 
 @hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]
+
+
+@hookimpl
 def admin_nav(request):
-    return [NavItem("Notifications", "/admin/notifications", order=58)]
+    return [NavItem(N_("Notifications"), "/admin/notifications", order=58)]
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from litestar import MediaType, Request, Router, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
-from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, admin_guard, audited, current_user, render
+from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, N_, admin_guard, audited, current_user, gettext, render
 from plugins.roaming_ocpi import outbox, sync
 from plugins.roaming_ocpi.api import partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -42,6 +42,10 @@ from plugins.roaming_ocpi.tables import (
 )
 
 
+# A partner's status, translated where shown (the stored value stays English).
+PARTNER_STATUSES = (N_("invited"), N_("pending"), N_("registered"), N_("failed"), N_("unregistered"))
+
+
 async def _form(request: Request) -> dict[str, str]:
     form = await request.form()
     return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
@@ -57,7 +61,7 @@ async def _index(request: Request, *, status_code: int = 200, invited: dict[str,
     s = ocpi_settings()
     identity = {"country_code": s.country_code, "party_id": s.party_id, "roles": sorted(s.role_set),
                 "versions_url": versions_url(base_url(request))}
-    return await render(request, "roaming/index.html", status_code=status_code, title="Roaming", partners=partners,
+    return await render(request, "roaming/index.html", status_code=status_code, title=gettext("Roaming"), partners=partners,
                         identity=identity, invited=invited, error=error)
 
 
@@ -74,9 +78,9 @@ async def roaming_index(request: Request) -> Template:
 async def roaming_invite(request: Request) -> Any:
     form = await _form(request)
     if not form.get("name"):
-        return await _index(request, status_code=400, error="A name is required.")
+        return await _index(request, status_code=400, error=gettext("A name is required."))
     if len(form["name"]) > 200:
-        return await _index(request, status_code=400, error="The name may have at most 200 characters.")
+        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."))
     partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on")
     page = await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
     page.headers["Cache-Control"] = "no-store"  # token A is shown once: not kept by the browser either
@@ -87,15 +91,16 @@ async def roaming_invite(request: Request) -> Any:
 async def roaming_register(request: Request) -> Any:
     form = await _form(request)
     if not (form.get("name") and form.get("versions_url") and form.get("token")):
-        return await _index(request, status_code=400, error="Name, versions URL and token A are all required.")
+        return await _index(request, status_code=400, error=gettext("Name, versions URL and token A are all required."))
     if len(form["name"]) > 200:
-        return await _index(request, status_code=400, error="The name may have at most 200 characters.")
+        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."))
     partner_id = await start_registration(form["name"], raw_tokens=form.get("raw_tokens") == "on")
     try:
         await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
     except RegistrationError as exc:
-        return await _index(request, status_code=502, error=f"Registration failed for “{form['name']}”: "
-                            f"{exc.message}. The partner is kept as failed: register again to retry.")
+        return await _index(request, status_code=502, error=gettext(
+            "Registration failed for “%(name)s”: %(reason)s. The partner is kept as failed: register again to retry.",
+            name=form["name"], reason=exc.message))
     return Redirect(f"/admin/roaming/partners/{partner_id}", status_code=303)
 
 
@@ -103,12 +108,12 @@ async def roaming_register(request: Request) -> Any:
 async def roaming_partner(request: Request, partner_id: int) -> Template:
     row = await partner_row(partner_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"No roaming partner {partner_id}.")
+        raise HTTPException(status_code=404, detail=gettext("No roaming partner %(partner)s.", partner=partner_id))
     log = await RequestLog.select().where(RequestLog.partner == partner_id).order_by(
         RequestLog.id, ascending=False).limit(50)
     outbox = await Outbox.select().where((Outbox.partner == partner_id) & (Outbox.status != "done")).order_by(
         Outbox.id).limit(50)
-    return await render(request, "roaming/partner.html", title=f"Roaming partner {row['name']}",
+    return await render(request, "roaming/partner.html", title=gettext("Roaming partner %(name)s", name=row["name"]),
                         partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""),
                         client_info=await client_infos(partner_id))
 
@@ -117,7 +122,7 @@ async def roaming_partner(request: Request, partner_id: int) -> Template:
 async def roaming_partner_action(request: Request, partner_id: int, action: str) -> Any:
     row = await partner_row(partner_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"No roaming partner {partner_id}.")
+        raise HTTPException(status_code=404, detail=gettext("No roaming partner %(partner)s.", partner=partner_id))
     user = await current_user(request)
     if action in ("credentials", "unregister", "raw", "register") and not (user and user.can("admin")):
         raise PermissionDeniedException("This needs the admin role.")
@@ -159,7 +164,7 @@ async def roaming_deliveries(request: Request) -> Template:
     failed = await Outbox.select().where(Outbox.status.is_in(list(outbox.FAILED))).order_by(
         Outbox.id, ascending=False).limit(200)
     pending = await Outbox.select().where(Outbox.status.is_in(["pending", "sending"])).order_by(Outbox.id).limit(200)
-    return await render(request, "roaming/deliveries.html", title="Roaming deliveries", names=names, failed=failed,
+    return await render(request, "roaming/deliveries.html", title=gettext("Roaming deliveries"), names=names, failed=failed,
                         pending=pending, message=request.query_params.get("m", ""),
                         error=request.query_params.get("e", ""))
 
@@ -190,7 +195,7 @@ async def roaming_exchange(request: Request) -> Template:
     cdrs = await Cdr.select().order_by(Cdr.id, ascending=False).limit(50).output(load_json=True)
     commands = await CommandRecord.select().order_by(CommandRecord.id, ascending=False).limit(50).output(
         load_json=True)
-    return await render(request, "roaming/exchange.html", title="Roaming exchange", names=names, tokens=tokens,
+    return await render(request, "roaming/exchange.html", title=gettext("Roaming: what was exchanged"), names=names, tokens=tokens,
                         remote_sessions=remote_sessions, remote_cdrs=remote_cdrs, links=links, cdrs=cdrs,
                         commands=commands)
 

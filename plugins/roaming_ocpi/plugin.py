@@ -13,12 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import NavItem, hookimpl, public_route
+from csms.plugin_api import N_, NavItem, hookimpl, public_route
 from plugins.roaming_ocpi.config import OcpiSettings
 
 log = logging.getLogger("csms.ocpi")
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (OcpiSettings,)
 
 
@@ -158,5 +159,10 @@ def template_dirs():
 
 
 @hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]
+
+
+@hookimpl
 def admin_nav(request):
-    return [NavItem("Roaming", "/admin/roaming", order=70)]
+    return [NavItem(N_("Roaming"), "/admin/roaming", order=70)]

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Site, Station, admin_guard, caller, current_user, paginate,
+    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Site, Station, admin_guard, caller, current_user, gettext, paginate,
     audited, render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
@@ -80,7 +80,7 @@ async def firmware_page(request: Request) -> Template:
     rows = await Firmware.select().order_by(Firmware.id, ascending=False)
     stations = await restrict(Station.select(Station.model, Station.firmware_version), Station.organization, scope)
     return await render(
-        request, "stationops/firmware.html", title="Firmware", firmware=[fw.firmware_json(r, base) for r in rows],
+        request, "stationops/firmware.html", title=gettext("Firmware"), firmware=[fw.firmware_json(r, base) for r in rows],
         campaigns=await cp.campaign_list(scope=scope), catalogue_editable=scope.is_global,
         sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name),
         models=sorted({r["model"] for r in stations if r["model"]}),
@@ -201,7 +201,7 @@ async def diagnostics_page(request: Request) -> Template:
             files.setdefault(f["request"], []).append(dg.file_json(f))
     stations = await restrict(Station.select(Station.station_id), Station.organization, scope).order_by(
         Station.station_id).limit(2000)
-    return await render(request, "stationops/diagnostics.html", title="Diagnostics", page=page, files=files,
+    return await render(request, "stationops/diagnostics.html", title=gettext("Diagnostics"), page=page, files=files,
                         station_id=station_id, stations=stations, **_messages(request))
 
 
@@ -239,7 +239,7 @@ def _period(request: Request) -> tuple[str, Any, Any]:
 async def health_page(request: Request) -> Template:
     key, start, end = _period(request)
     report = await hl.fleet_health(start, end, await visible_station_ids(await tenant_scope(request)))
-    return await render(request, "stationops/health.html", title="Health", r=report, period=key,
+    return await render(request, "stationops/health.html", title=gettext("Health"), r=report, period=key,
                         periods=list(PERIODS))
 
 
@@ -249,7 +249,7 @@ async def site_health_page(request: Request, site_id: int) -> Template:
     report = await hl.site_health(site_id, start, end)
     if report is None:
         raise NotFoundException(f"no site {site_id}")
-    return await render(request, "stationops/health_site.html", title=f"Health of {report['site']['name']}",
+    return await render(request, "stationops/health_site.html", title=gettext("Health of %(name)s", name=report["site"]["name"]),
                         r=report, period=key, periods=list(PERIODS))
 
 
@@ -259,7 +259,7 @@ async def station_health_page(request: Request, station_id: str) -> Template:
     if not await Station.exists().where(Station.station_id == station_id):
         raise NotFoundException(f"no station {station_id}")
     report = await hl.station_health(station_id, start, end)
-    return await render(request, "stationops/health_station.html", title=f"Health of {station_id}", r=report,
+    return await render(request, "stationops/health_station.html", title=gettext("Health of %(name)s", name=station_id), r=report,
                         period=key, periods=list(PERIODS))
 
 
@@ -278,7 +278,7 @@ async def alerts_page(request: Request) -> Template:
     page.items = [al.alert_json(a) for a in page.items]
     # the rules are the installation's: shown to (and changed by) global users only
     rules = [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)] if scope.is_global else []
-    return await render(request, "stationops/alerts.html", title="Alerts", page=page, state=state, rules=rules,
+    return await render(request, "stationops/alerts.html", title=gettext("Alerts"), page=page, state=state, rules=rules,
                         kinds=al.RULE_KINDS, severities=al.SEVERITIES, rules_editable=scope.is_global,
                         sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(
                             Site.name), **_messages(request))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms.plugin_api import NavItem, hookimpl, public_route
+from csms.plugin_api import N_, NavItem, hookimpl, public_route
 from plugins.stationops.config import StationOpsSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (StationOpsSettings,)
 
 
@@ -60,9 +61,14 @@ def template_dirs():
 
 
 @hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]
+
+
+@hookimpl
 def admin_nav(request):
-    return [NavItem("Firmware", "/admin/firmware", order=55), NavItem("Health", "/admin/health", order=56),
-            NavItem("Alerts", "/admin/alerts", order=57)]
+    return [NavItem(N_("Firmware"), "/admin/firmware", order=55), NavItem(N_("Health"), "/admin/health", order=56),
+            NavItem(N_("Alerts"), "/admin/alerts", order=57)]
 
 
 @hookimpl

@@ -178,6 +178,50 @@ async def test_station_sessions_cards_and_sites_pages_in_german(page_as, server)
     await page.context.close()
 
 
+async def test_plugin_pages_in_german(page_as, server):
+    """The plugins' own catalogs: their navigation entries, headings and tables speak German (the
+    stationops health and alerts pages, the roaming pages, the billing plugin's tariff form)."""
+    await Station(station_id="DE-HEALTH-1").save()
+    await client_with_language(server, "operator", "de")
+    page = await page_as("operator")
+    await page.goto("/admin/health")
+    nav = page.get_by_role("navigation", name="Hauptmenü")
+    for label in ("Zustand", "Warnungen", "Benachrichtigungen", "Roaming", "Abrechnung"):
+        await expect(nav.get_by_role("link", name=label, exact=True)).to_be_visible()
+    await expect(nav.get_by_role("link", name="Health", exact=True)).to_have_count(0)
+    await expect(page.locator("h1")).to_have_text("Zustand")
+    await expect(page.get_by_role("heading", name="Standorte")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Ladestationen")).to_be_visible()
+    await expect(page.get_by_role("navigation", name="Zeitraum").get_by_role("link", name="letzte 7d")).to_be_visible()
+    await expect(page.get_by_role("link", name="DE-HEALTH-1")).to_be_visible()
+    await expect(page.locator("thead").last).to_contain_text("Verpasste Heartbeats")
+    assert await page.title() == "Zustand · CSMS"
+    await page.goto("/admin/alerts")
+    await expect(page.locator("h1")).to_have_text("Warnungen")
+    await expect(page.get_by_role("navigation", name="Status der Warnungen").get_by_role("link", name="Offen")).to_have_attribute(
+        "aria-current", "page")
+    await expect(page.get_by_text("Keine offenen Warnungen.")).to_be_visible()
+
+    await page.goto("/admin/roaming")
+    await expect(page.get_by_role("heading", name="Partner", exact=True)).to_be_visible()
+    await expect(page.get_by_text("Noch keine Roaming-Partner.")).to_be_visible()
+    subnav = page.get_by_role("navigation", name="Roaming")
+    await expect(subnav.get_by_role("link", name="Partner")).to_have_attribute("aria-current", "page")
+    await subnav.get_by_role("link", name="Zustellungen").click()
+    await expect(page.locator("h1")).to_have_text("Roaming-Zustellungen")
+    await expect(page.get_by_role("heading", name="Fehlgeschlagen")).to_be_visible()
+    await expect(page.get_by_text("Keine fehlgeschlagenen Übertragungen.")).to_be_visible()
+    await screenshot(page, "roaming-deliveries-de")
+
+    await page.goto("/admin/billing/tariffs/new")  # the billing plugin's tariff form
+    await expect(page.locator("h1")).to_have_text("Neuer Tarif")
+    await expect(page.get_by_label("Tarif-ID (OCPI)")).to_be_visible()
+    await expect(page.get_by_label("USt. %")).to_be_visible()
+    await expect(page.get_by_label("Zeile 1 Energiepreis")).to_be_visible()
+    await expect(page.locator(".restriction-rows tbody tr").first.locator("td.days")).to_contain_text("MoDiMiDoFrSaSo")
+    await page.context.close()
+
+
 async def client_with_language(server, role: str, language: str) -> None:
     """``role``'s own language set on the account page (their browser sessions follow it)."""
     client = await admin_client(server, role)

@@ -1,5 +1,6 @@
 """The station page's "Rotate password" button (admin role), in Chromium: it asks first, the
-station gets a new password over OCPP, and the page says what the station answered."""
+station gets a new password over OCPP, and the page says what the station answered; the audit log
+records it in English whatever the admin's language."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 
 from playwright.async_api import expect
 
-from csms.testing import admin_browser, running_server, screenshot
+from csms.core.tables import AuditEntry
+from csms.testing import admin_browser, admin_client, running_server, screenshot
 from tests.test_station_passwords import OLD, Keeper201, connected, handshake_status
 from tests.stations import basic_auth
 
@@ -45,6 +47,20 @@ async def test_rotate_password_button(tmp_path):
                 page.once("dialog", lambda d: answer(d, True))
                 await page.locator("#rotate-password").click()
                 await expect(result).to_have_attribute("data-outcome", "rejected")
+            # a German admin reads the answer in German; the audit log keeps one language
+            client = await admin_client(srv, "admin", csrf_header=True)
+            try:
+                assert (await client.post("/admin/account/language", data={"language": "de"})).status_code == 303
+                cp.refuse = False
+                german = await client.post("/admin/stations/ROTUI/rotate-password")
+                assert german.status_code == 200 and "Passwortwechsel" in german.text
+            finally:
+                await client.aclose()
+            rows = await AuditEntry.select(AuditEntry.summary).where(
+                AuditEntry.object_id == "ROTUI", AuditEntry.summary.like("Password rotation%")).order_by(AuditEntry.id)
+            assert [row["summary"] for row in rows] == ["Password rotation: the station answered Accepted",
+                                                       "Password rotation: the station answered Rejected",
+                                                       "Password rotation: the station answered Accepted"]
         finally:
             task.cancel()
             await ws.close()

@@ -24,7 +24,10 @@ from csms.plugin_api import (
     AuthorizationResult,
     ChargingSession,
     CsmsSettings,
+    N_,
     NavItem,
+    gettext,
+    ngettext,
     hookimpl,
     render,
     require,
@@ -119,7 +122,7 @@ async def usage_page(request: Request, error: str = "", notice: str = "") -> Tem
     # No guard here: a plugin's admin route requires a login (viewer for GET, operator for POST)
     # and a CSRF token for forms unless the plugin declares it public.
     cards = await FleetCardLimit.select().order_by(FleetCardLimit.id_token)
-    return await render(request, "fleet_limits/usage.html", title="Fleet limits", usage=await usage_today(),
+    return await render(request, "fleet_limits/usage.html", title=gettext("Fleet limits"), usage=await usage_today(),
                         cards=cards, limit=fleet_settings().sessions_per_day, prefix=fleet_settings().prefix,
                         error=error, notice=notice)
 
@@ -129,12 +132,13 @@ async def card_limit_save(data: dict[str, str] = Body(media_type=RequestEncoding
     id_token = data.get("id_token", "").strip()
     limit = data.get("sessions_per_day", "").strip()
     if not id_token.startswith(fleet_settings().prefix) or len(id_token) > 255:
-        return Redirect("/admin/fleet-limits", query_params={"error": f"A fleet card's id starts with "
-                                                                    f"{fleet_settings().prefix}."})
+        return Redirect("/admin/fleet-limits", query_params={"error": gettext(
+            "A fleet card's id starts with %(prefix)s.", prefix=fleet_settings().prefix)})
     if not limit.isdigit() or int(limit) > 1000:
-        return Redirect("/admin/fleet-limits", query_params={"error": "The limit is a whole number from 0 to 1000."})
+        return Redirect("/admin/fleet-limits", query_params={"error": gettext("The limit is a whole number from 0 to 1000.")})
     await set_limit(id_token, int(limit), data.get("note", "").strip()[:200])
-    return Redirect("/admin/fleet-limits", query_params={"notice": f"{id_token} may start {limit} sessions a day."})
+    return Redirect("/admin/fleet-limits", query_params={"notice": ngettext(
+        "%(card)s may start %(num)s session a day.", "%(card)s may start %(num)s sessions a day.", int(limit), card=id_token)})
 
 
 @get("/api/v1/fleet-limits/usage", guards=[require("viewer")])
@@ -160,5 +164,10 @@ def template_dirs():
 
 
 @hookimpl
+def locale_dirs():
+    return [str(Path(__file__).parent / "locale")]
+
+
+@hookimpl
 def admin_nav(request):
-    return [NavItem("Fleet limits", "/admin/fleet-limits", order=90)]
+    return [NavItem(N_("Fleet limits"), "/admin/fleet-limits", order=90)]

@@ -136,9 +136,9 @@ class Settings(CsmsSettings):
     ping_timeout: float = Field(30.0, description="Seconds to wait for a pong.")
     call_timeout: float = Field(30.0, description="Seconds the CSMS waits for a station's answer to a command.")
     final_cost_data_transfer: bool = Field(False, description="OCPP 1.6: after a StopTransaction, send the session's final cost (the `price_session` hook) to the station in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `FinalCost`).")
-    running_cost_data_transfer: bool = Field(False, description="OCPP 1.6: during a transaction, send the running cost the billing plugin pushes (OCPP 2.0.1 stations get `CostUpdated`) in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `RunningCost`).")
-    final_cost_timeout: float = Field(2.0, ge=0, description="OCPP 2.0.1: seconds the answer to a transaction's `Ended` event may wait for its final cost (the `price_session` hook) to give the station `totalCost`; slower, failing or no pricing: answered without it. 0: never sent.")
-    reconcile_transactions: bool = Field(True, description="After a station's accepted BootNotification, check the transactions still open for it and close those it lost in a reboot (stop reason `Reboot`, flag `closed_after_reboot`, last stored meter reading): OCPP 2.0.1 asks `GetTransactionStatus` for each, OCPP 1.6 closes one whose connector then reports `Available`.")
+    running_cost_data_transfer: bool = Field(False, description="OCPP 1.6: during a transaction, send the running cost the billing plugin pushes (OCPP 2.0.1 and 2.1 stations get `CostUpdated`) in a California Pricing `DataTransfer` (vendorId `org.openchargealliance.costmsg`, messageId `RunningCost`).")
+    final_cost_timeout: float = Field(2.0, ge=0, description="OCPP 2.0.1 and 2.1: seconds the answer to a transaction's `Ended` event may wait for its final cost (the `price_session` hook) to give the station `totalCost`; slower, failing or no pricing: answered without it. 0: never sent.")
+    reconcile_transactions: bool = Field(True, description="After a station's accepted BootNotification, check the transactions still open for it and close those it lost in a reboot (stop reason `Reboot`, flag `closed_after_reboot`, last stored meter reading): OCPP 2.0.1 and 2.1 ask `GetTransactionStatus` for each, OCPP 1.6 closes one whose connector then reports `Available`.")
     transaction_resume_grace_s: float = Field(0.0, ge=0, description="OCPP 1.6: seconds after an accepted BootNotification within which the station must resume a transaction still open for it (MeterValues of it, or its connector charging), or it is closed as lost in the reboot; 0: only a connector reporting `Available` closes it.")
     max_frame_bytes: int = Field(256 * 1024, description="Largest OCPP frame accepted; larger frames are refused and the socket closed with 1009.")
     message_log: bool = Field(True, description="Keep the raw OCPP frame log.")
@@ -238,12 +238,12 @@ class LocalListSettings(CsmsSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSMS_LOCAL_LISTS_", extra="ignore")
 
-    enabled: bool = Field(True, description="Build each station's local authorization list from the cards it may use and keep it in step (OCPP 1.6 SendLocalList, 2.0.1 LocalAuthListCtrlr); off: nothing is sent automatically (\"send full list now\" still works).")
+    enabled: bool = Field(True, description="Build each station's local authorization list from the cards it may use and keep it in step (OCPP 1.6 SendLocalList, 2.0.1 and 2.1 LocalAuthListCtrlr); off: nothing is sent automatically (\"send full list now\" still works).")
     debounce_s: float = Field(3.0, ge=0, description="Seconds to wait after a card change so that changes made together go out as one update per station.")
     connect_delay_s: float = Field(2.0, ge=0, description="Seconds after an accepted BootNotification before the station's list version is checked.")
     boot_grace_s: float = Field(10.0, ge=0, description="Seconds after a connection without BootNotification before the list version is checked anyway.")
     interval_s: float = Field(300.0, ge=0, description="Seconds between checks of every connected station's list against the cards (catches changes made outside the CSMS); 0: only on changes.")
-    max_entries_per_message: int = Field(100, ge=1, description="Entries per SendLocalList when the station does not say (1.6 `SendLocalListMaxLength`, 2.0.1 `ItemsPerMessage`).")
+    max_entries_per_message: int = Field(100, ge=1, description="Entries per SendLocalList when the station does not say (1.6 `SendLocalListMaxLength`, 2.0.1 and 2.1 `ItemsPerMessage`).")
 
 
 class CertificateSettings(CsmsSettings):

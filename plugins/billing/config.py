@@ -15,7 +15,7 @@ class BillingSettings(CsmsSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSMS_BILLING_", extra="ignore")
 
-    cost_updates: bool = Field(False, description="Send the running cost (total incl. VAT) to the station while a session runs: OCPP 2.0.1 `CostUpdated`; OCPP 1.6 a California Pricing `RunningCost` DataTransfer when the core's `CSMS_RUNNING_COST_DATA_TRANSFER` is on.")
+    cost_updates: bool = Field(False, description="Send the running cost (total incl. VAT) to the station while a session runs: OCPP 2.0.1 and 2.1 `CostUpdated`; OCPP 1.6 a California Pricing `RunningCost` DataTransfer when the core's `CSMS_RUNNING_COST_DATA_TRANSFER` is on.")
     cost_update_interval: float = Field(60.0, description="Least seconds between two running cost messages for one session.")
     statement_timezone: str = Field("UTC", description="Time zone in which statement months are read and dates printed.")
     operator_name: str = Field("", description="Seller's name printed on statements; defaults to the organization of kind `operator`.")

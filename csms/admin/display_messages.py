@@ -13,10 +13,11 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.templating import fragment, is_htmx, page_panel, render
-from csms.core.ocpp.validation import V16, OcppError
+from csms.admin.monitoring import command_outcome
+from csms.admin.templating import fragment, page_panel, render
+from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
-from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.commands import UnknownStation
 from csms.core.services.display_messages import PRIORITIES, STATES
 from csms.core.services.operations import OperationError
 from csms.i18n import N_, gettext
@@ -48,25 +49,19 @@ async def _outcome(request: Request, station_id: str, command: Any, done: str, *
                    reload: bool = False, **words: Any) -> Template | Redirect:
     """Await ``command``; the panel comes back with its outcome (a page reload without HTMX),
     loading itself again a moment later with ``reload`` (the station's report follows its answer)."""
-    try:
-        result = await command
-        ok = result["status"] in ("Accepted", "Unknown")
-        reload = reload and result["status"] == "Accepted"
-        notice = gettext(done, **{**result, **words}) if ok else gettext("The station answered %(status)s.", status=result["status"])
-    except UnknownStation:
-        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
-    except StationOffline:
-        ok, notice = False, gettext("The station is offline.")
-    except CommandTimeout:
-        ok, notice = False, gettext("The station did not answer in time.")
-    except OperationError as exc:
-        ok, notice = False, str(exc)
-    except OcppError as exc:
-        ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
-                                      description=exc.description)
-    if not is_htmx(request):
-        return Redirect(f"/admin/stations/{station_id}", status_code=303)
-    return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload and ok))
+    accepted = False
+
+    def said(result: dict[str, Any]) -> tuple[bool, str]:
+        nonlocal accepted
+        accepted = result["status"] == "Accepted"
+        if result["status"] in ("Accepted", "Unknown"):
+            return True, gettext(done, **{**result, **words})
+        return False, gettext("The station answered %(status)s.", status=result["status"])
+
+    async def again(notice: str, ok: bool) -> Template:
+        return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload and accepted))
+
+    return await command_outcome(request, station_id, command, said, again)
 
 
 @get("/admin/stations/{station_id:str}/display-messages", include_in_schema=False, opt=STATION)

@@ -194,9 +194,7 @@ class CertificateService:
     # -- CSMS-initiated: certificate management --------------------------------------------------
 
     def _adapter(self, station_id: str) -> StationCalls:
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         return calls_for(version)
 
     async def _calls(self, station_id: str) -> StationCalls:

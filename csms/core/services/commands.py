@@ -97,6 +97,13 @@ class CommandService:
         """The protocol version of the station's live connection, or None when offline."""
         return self.bus.version_of(station_id)
 
+    def live_version(self, station_id: str) -> str:
+        """The protocol version of the station's live connection; ``StationOffline`` when offline."""
+        version = self.bus.version_of(station_id)
+        if version is None:
+            raise StationOffline(station_id)
+        return version
+
     async def send(self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None,
                    requested_by: str = "") -> dict[str, Any]:
         """Send ``action`` with a raw ``payload`` for the station's version; return its answer.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import calls_for
 from csms.core.ocpp.outbound.v201 import ID_TOKEN_LENGTH, TOKEN_TYPES
-from csms.core.services.commands import StationOffline, UnknownStation
+from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import Station, StationEvent
 
@@ -119,9 +119,7 @@ class CustomerInformationService:
                 raise OperationError("customer_certificate is an object")
             certificate = certificate_hash(customer_certificate)
             customer = f"certificate serial {certificate['serialNumber']}"
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         calls = calls_for(version)
         if not calls.supports_customer_information:
             raise NotSupported(f"customer information is not supported by OCPP {version} (OCPP 2.0.1 has it)")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from piccolo.query.functions.aggregate import Max
 
 from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
-from csms.core.services.commands import StationOffline, UnknownStation
+from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import DisplayMessage, Station
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
@@ -101,9 +101,7 @@ class DisplayMessageService:
         """The station's pk and outbound adapter when it is connected with a version that has
         display messages (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         calls = calls_for(version)
         if not calls.supports_display_messages:
             raise NotSupported(f"OCPP {version} has no display messages (OCPP 2.0.1 has)")

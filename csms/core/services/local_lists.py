@@ -317,9 +317,7 @@ class LocalListService:
             Station.station_id == station_id).first()
         if row is None:
             raise UnknownStation(station_id)
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         if row["registration_status"] != "Accepted" and not full:
             return
         state = await self._state(row["id"])

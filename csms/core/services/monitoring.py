@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import new_request_id
-from csms.core.services.commands import StationOffline, UnknownStation
+from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import Station, StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
@@ -141,9 +141,7 @@ class MonitoringService:
         """The station's pk and adapter when it is connected with a version that has monitoring
         (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         calls = calls_for(version)
         if not calls.supports_monitoring:
             raise NotSupported(f"variable monitoring is not supported by OCPP {version} (OCPP 2.0.1 has it)")

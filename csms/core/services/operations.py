@@ -228,9 +228,7 @@ class Operations:
 
     def version(self, station_id: str) -> str:
         """The station's live protocol version ("1.6", "2.0.1" or "2.1"); ``StationOffline`` without one."""
-        version = self.commands.version_of(station_id)
-        if version is None:
-            raise StationOffline(station_id)
+        version = self.commands.live_version(station_id)
         return version
 
 

@@ -28,10 +28,12 @@ tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/p
 run: $(STAMP)
 	$(BIN)/csms serve
 
-# Run the whole test suite (SQLite and the local PostgreSQL, ocpp-rpc strict stations, Chromium).
+# Run the whole test suite (SQLite and the local PostgreSQL, ocpp-rpc strict stations, Chromium),
+# one test file per worker process, as many workers as cores (each test has its own database,
+# Redis db index, ports and data directory, so files run side by side).
 test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(TEST_STAMP)
 	$(BIN)/csms bench

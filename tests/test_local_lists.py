@@ -300,6 +300,8 @@ async def test_list_version_survives_a_restart_without_a_resend(tmp_path):
             await add_card(srv, "R-3")
             await eventually(lambda: cp.list_version == 2)
             assert cp.updates == [("Differential", 2, 1)]
+            # the station has its list; the server stores the accepted version when the answer arrives
+            await eventually(lambda: _state_if(srv, "LL5", lambda s: s["version"] == 2 and s["station_version"] == 2))
         row = await LocalAuthList.select().output(load_json=True).first()
         assert row["version"] == 2 and set(row["entries"]) == {"R-1", "R-2", "R-3"}
         assert row["content_hash"] and json.dumps(row["entries"])

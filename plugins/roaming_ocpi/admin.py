@@ -17,7 +17,7 @@ from csms.plugin_api import (
     owner_for_new, render, restrict, tenant_scope,
 )
 from plugins.roaming_ocpi import outbox, sync
-from plugins.roaming_ocpi.api import partner_json, pull_from
+from plugins.roaming_ocpi.api import audit_partner, partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.hubclientinfo import client_infos
 from plugins.roaming_ocpi.parties import (
@@ -116,6 +116,7 @@ async def roaming_invite(request: Request) -> Any:
     except ValidationException as exc:
         return await _index(request, status_code=422, error=str(exc.detail), values=form)
     partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on", organization=organization)
+    await audit_partner(request, "create", partner)
     page = await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
     page.headers["Cache-Control"] = "no-store"  # token A is shown once: not kept by the browser either
     return page
@@ -143,6 +144,9 @@ async def roaming_register(request: Request) -> Any:
         return await _index(request, status_code=502, error=gettext(
             "Registration failed for “%(name)s”: %(reason)s. The partner is kept as failed: register again to retry.",
             name=form["name"], reason=exc.message))
+    partner = await partner_row(partner_id)
+    assert partner is not None
+    await audit_partner(request, "create", partner)
     return Redirect(f"/admin/roaming/partners/{partner_id}", status_code=303)
 
 
@@ -190,6 +194,9 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
             message = "Registered."
         elif action == "unregister":
             message = await unregister(partner_id) or "Unregistered."
+            after = await partner_row(partner_id)
+            assert after is not None
+            await audit_partner(request, "unregister", after, before={"status": row["status"]})
         elif action == "push":
             await sync.push_everything(partner_id)
             message = "Everything queued for the partner."

@@ -11,8 +11,8 @@ from litestar import Controller, Request, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from csms.plugin_api import (
-    GLOBAL_ONLY, SCOPED, Int32, IdToken, Scope, Site, audited, caller, jsonable, owner_for_new, page_params, require,
-    restrict, tenant_scope, utcnow,
+    GLOBAL_ONLY, SCOPED, Int32, IdToken, Site, audited, caller, jsonable, owner_for_new, page_params, require,
+    tenant_scope, utcnow,
 )
 from plugins.roaming_ocpi import objects, outbox, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, get_all
@@ -86,6 +86,14 @@ def partner_json(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def audit_partner(request: Request, action: str, partner: dict[str, Any], *,
+                        before: dict[str, Any] | None = None) -> None:
+    """Log a change of a partner (created, unregistered) in the audit log, with its owner."""
+    after = {"name": partner["name"], "status": partner["status"], "organization": partner["organization"]}
+    await audited(request, action, "roaming_partner", partner["id"], before=before, after=after,
+                  summary=f"roaming partner {partner['name']!r} {action}")
+
+
 async def _partner(partner_id: int) -> dict[str, Any]:
     row = await partner_row(partner_id)
     if row is None:
@@ -151,8 +159,10 @@ class PartnerController(Controller):
                 partner = await register_with(partner_id, data.versions_url, data.token, base_url(request))
             except RegistrationError as exc:
                 raise _failed(exc, partner_id) from None
+            await audit_partner(request, "create", partner)
             return partner_json(partner)
         partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens, organization=organization)
+        await audit_partner(request, "create", partner)
         return {**partner_json(partner), "token_a": token_a, "our_versions_url": versions_url(base_url(request))}
 
     @get("/{partner_id:int}", guards=[require("viewer")], opt={"tenant": ONE})
@@ -196,10 +206,12 @@ class PartnerController(Controller):
             raise _failed(exc) from None
 
     @delete("/{partner_id:int}", guards=[require("admin")], status_code=200, opt={"tenant": ONE})
-    async def unregister_partner(self, partner_id: int) -> dict[str, Any]:
-        await _partner(partner_id)
+    async def unregister_partner(self, request: Request, partner_id: int) -> dict[str, Any]:
+        before = await _partner(partner_id)
         warning = await unregister(partner_id)
-        return {**partner_json(await _partner(partner_id)), "warning": warning}
+        after = await _partner(partner_id)
+        await audit_partner(request, "unregister", after, before={"status": before["status"]})
+        return {**partner_json(after), "warning": warning}
 
     @post("/{partner_id:int}/push", guards=[require("operator")], status_code=200, opt={"tenant": ONE})
     async def push(self, partner_id: int) -> dict[str, Any]:

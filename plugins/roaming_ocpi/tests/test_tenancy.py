@@ -258,6 +258,11 @@ async def test_an_organizations_users_see_and_manage_their_own_partners_only(ser
             r = await admin.post("/partners", json=refused)
             assert r.status_code in (400, 422) and r.json()["detail"], r.text
         assert (await viewer.post("/partners", json={"name": "x"})).status_code == 403  # admin creates
+        # its creations are in its audit log
+        logged = await admin.get(f"{server.base_url}/api/v1/audit", params={"object_type": "roaming_partner"})
+        entries = logged.json()["items"]
+        assert {e["after"]["name"] for e in entries if e["action"] == "create"} >= {"ALPHA new", "ALPHA child's"}
+        assert {e["after"]["organization"] for e in entries} <= {alpha, child}, logged.text
     # the installation's users still see every partner, and create installation-wide ones
     everyone = {p["id"] for p in (await api.get("/roaming/partners")).json()["items"]}
     assert everyone >= mine | set(others)

@@ -180,7 +180,10 @@ def price_session(session, final):
 def published_tariffs():
     """Return a list of the tariffs to publish (to roaming partners and on maps) as OCPI 2.2.1
     Tariff objects (dicts). ``id`` is the tariff's stable code; the publisher sets
-    ``country_code``, ``party_id`` and ``last_updated``. Every answer is used."""
+    ``country_code``, ``party_id`` and ``last_updated``. An ``organization`` key (an organization
+    id; absent or None: the installation's) says whose tariff it is: the publisher removes it and
+    gives an organization's tariff only to that organization tree's roaming partners. Every
+    answer is used."""
 
 
 @hookspec(Rule.EVERY_ANSWER)

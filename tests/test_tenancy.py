@@ -113,6 +113,19 @@ async def make_plugin_objects(srv: Any, name: str, org: int) -> dict[str, Any]:
     assert statement.status_code == 201 and statement.json()["organization"] == org, statement.text
     objects.update(tariff=tariff.json()["id"], assignment=assignment.json()["id"], home_station=home.json()["id"],
                    statement=statement.json()["id"])
+
+    from plugins.roaming_ocpi.tables import CommandRecord, Outbox
+
+    partner = await api.post("/roaming/partners", json={"name": f"{name} partner", "organization": org})
+    assert partner.status_code == 201 and partner.json()["organization"] == org, partner.text
+    partner_id = partner.json()["id"]
+    push = Outbox(partner=partner_id, method="PUT", module="locations", path=f"/NL/CSM/{name}",
+                  object_key=f"location:{name}", status="failed", last_error=f"{name} push refused")
+    await push.save()
+    command = CommandRecord(direction="out", partner=partner_id, command="STOP_SESSION", uid=f"{name}-command",
+                            request={"session_id": f"{name}-session"}, status="done")
+    await command.save()
+    objects.update(roaming_partner=partner_id, roaming_push=push.id, roaming_command=command.id)
     return objects
 
 

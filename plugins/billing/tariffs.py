@@ -191,11 +191,12 @@ async def tariff_json(row: dict[str, Any], version: dict[str, Any] | None = None
 
 async def current_ocpi_tariffs() -> list[dict[str, Any]]:
     """Every tariff that is not archived, as the OCPI object of its current version (``id`` = its
-    code), for the ``published_tariffs`` hook."""
+    code) with the ``organization`` it belongs to (None: the installation's), for the
+    ``published_tariffs`` hook."""
     out = []
     for row in await Tariff.select().where(Tariff.archived == False).order_by(Tariff.id):  # noqa: E712
         version = await TariffVersion.select(TariffVersion.ocpi).where(
             (TariffVersion.tariff == row["id"]) & (TariffVersion.version == row["current_version"])).first()
         if version is not None:
-            out.append({**json.loads(version["ocpi"]), "id": row["code"]})
+            out.append({**json.loads(version["ocpi"]), "id": row["code"], "organization": row["organization"]})
     return out

@@ -9,12 +9,15 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import MediaType, Request, Router, get, post
-from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.exceptions import HTTPException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
 
-from csms.plugin_api import ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, N_, admin_guard, audited, current_user, gettext, render
+from csms.plugin_api import (
+    ADMIN_EXCEPTION_HANDLERS, N_, SCOPED, Organization, Scope, admin_guard, audited, current_user, gettext,
+    owner_for_new, render, restrict, tenant_scope,
+)
 from plugins.roaming_ocpi import outbox, sync
-from plugins.roaming_ocpi.api import partner_json, pull_from
+from plugins.roaming_ocpi.api import audit_partner, partner_json, pull_from
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.hubclientinfo import client_infos
 from plugins.roaming_ocpi.parties import (
@@ -31,6 +34,7 @@ from plugins.roaming_ocpi.registration import (
     unregister,
     update_credentials,
 )
+from plugins.roaming_ocpi.tenancy import by_partner, restrict_partners
 from plugins.roaming_ocpi.tables import (
     Cdr,
     CommandRecord,
@@ -51,21 +55,46 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
 
 
+async def _organizations(scope: Scope) -> list[dict[str, Any]]:
+    """The organizations ``scope`` may give a partner to."""
+    return await restrict(Organization.select(Organization.id, Organization.name), Organization.id, scope).order_by(
+        Organization.name)
+
+
 async def _index(request: Request, *, status_code: int = 200, invited: dict[str, Any] | None = None,
-                 error: str = "") -> Template:
+                 error: str = "", values: dict[str, str] | None = None) -> Template:
+    scope = await tenant_scope(request)
+    organizations = await _organizations(scope)
+    names = {o["id"]: o["name"] for o in organizations}
     partners = []
-    for row in await Partner.select().order_by(Partner.id).output(load_json=True):
+    for row in await restrict_partners(Partner.select(), scope).order_by(Partner.id).output(load_json=True):
         item = partner_json(row)
         item["pending"] = await Outbox.count().where((Outbox.partner == row["id"]) & (Outbox.status == "pending"))
+        item["organization_name"] = names.get(row["organization"], "")
         partners.append(item)
     s = ocpi_settings()
     identity = {"country_code": s.country_code, "party_id": s.party_id, "roles": sorted(s.role_set),
                 "versions_url": versions_url(base_url(request))}
     return await render(request, "roaming/index.html", status_code=status_code, title=gettext("Roaming"), partners=partners,
-                        identity=identity, invited=invited, error=error)
+                        identity=identity, invited=invited, error=error, organizations=organizations,
+                        installation_wide=scope.is_global, own_organization=scope.organization,
+                        values=values or {})
 
 
-@get("/", name="roaming:index")
+async def _owner(request: Request, form: dict[str, str]) -> int | None:
+    """The organization the form gives a new partner (checked: one the caller manages; empty:
+    the caller's own, for a global user none, the installation's)."""
+    chosen = form.get("organization", "")
+    if chosen and not chosen.isdigit():
+        raise ValidationException(gettext("Choose one of the listed organizations."))
+    try:
+        return await owner_for_new(await tenant_scope(request), int(chosen) if chosen else None,
+                                   what="a roaming partner")
+    except ValidationException:
+        raise ValidationException(gettext("Choose one of the listed organizations.")) from None
+
+
+@get("/", name="roaming:index", opt={"tenant": SCOPED})
 async def roaming_index(request: Request) -> Template:
     return await _index(request)
 
@@ -74,37 +103,57 @@ async def roaming_index(request: Request) -> Template:
 # never the JSON a handler typed ``Any`` would default to.
 
 
-@post("/invite", opt={"role": "admin"}, media_type=MediaType.HTML)
+@post("/invite", opt={"role": "admin", "tenant": SCOPED}, media_type=MediaType.HTML)
 async def roaming_invite(request: Request) -> Any:
     form = await _form(request)
     if not form.get("name"):
-        return await _index(request, status_code=400, error=gettext("A name is required."))
+        return await _index(request, status_code=400, error=gettext("A name is required."), values=form)
     if len(form["name"]) > 200:
-        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."))
-    partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on")
+        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."),
+                            values=form)
+    try:
+        organization = await _owner(request, form)
+    except ValidationException as exc:
+        return await _index(request, status_code=422, error=str(exc.detail), values=form)
+    partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on", organization=organization)
+    await audit_partner(request, "create", partner)
     page = await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
     page.headers["Cache-Control"] = "no-store"  # token A is shown once: not kept by the browser either
     return page
 
 
-@post("/register", opt={"role": "admin"}, media_type=MediaType.HTML)
+@post("/register", opt={"role": "admin", "tenant": SCOPED}, media_type=MediaType.HTML)
 async def roaming_register(request: Request) -> Any:
     form = await _form(request)
+    values = {k: v for k, v in form.items() if k != "token"}  # token A is not shown again
     if not (form.get("name") and form.get("versions_url") and form.get("token")):
-        return await _index(request, status_code=400, error=gettext("Name, versions URL and token A are all required."))
+        return await _index(request, status_code=400, error=gettext("Name, versions URL and token A are all required."),
+                            values=values)
     if len(form["name"]) > 200:
-        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."))
-    partner_id = await start_registration(form["name"], raw_tokens=form.get("raw_tokens") == "on")
+        return await _index(request, status_code=400, error=gettext("The name may have at most 200 characters."),
+                            values=values)
+    try:
+        organization = await _owner(request, form)
+    except ValidationException as exc:
+        return await _index(request, status_code=422, error=str(exc.detail), values=values)
+    partner_id = await start_registration(form["name"], raw_tokens=form.get("raw_tokens") == "on",
+                                          organization=organization)
     try:
         await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
     except RegistrationError as exc:
         return await _index(request, status_code=502, error=gettext(
             "Registration failed for “%(name)s”: %(reason)s. The partner is kept as failed: register again to retry.",
             name=form["name"], reason=exc.message))
+    partner = await partner_row(partner_id)
+    assert partner is not None
+    await audit_partner(request, "create", partner)
     return Redirect(f"/admin/roaming/partners/{partner_id}", status_code=303)
 
 
-@get("/partners/{partner_id:int}")
+ONE = {"partner_id": "roaming_partner"}  # another organization's partner: 404
+
+
+@get("/partners/{partner_id:int}", opt={"tenant": ONE})
 async def roaming_partner(request: Request, partner_id: int) -> Template:
     row = await partner_row(partner_id)
     if row is None:
@@ -113,12 +162,16 @@ async def roaming_partner(request: Request, partner_id: int) -> Template:
         RequestLog.id, ascending=False).limit(50)
     outbox = await Outbox.select().where((Outbox.partner == partner_id) & (Outbox.status != "done")).order_by(
         Outbox.id).limit(50)
+    organization = None
+    if row["organization"] is not None:
+        organization = await Organization.select(Organization.id, Organization.name).where(
+            Organization.id == row["organization"]).first()
     return await render(request, "roaming/partner.html", title=gettext("Roaming partner %(name)s", name=row["name"]),
                         partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""),
-                        client_info=await client_infos(partner_id))
+                        client_info=await client_infos(partner_id), organization=organization)
 
 
-@post("/partners/{partner_id:int}/{action:str}", media_type=MediaType.HTML)
+@post("/partners/{partner_id:int}/{action:str}", media_type=MediaType.HTML, opt={"tenant": ONE})
 async def roaming_partner_action(request: Request, partner_id: int, action: str) -> Any:
     row = await partner_row(partner_id)
     if row is None:
@@ -141,6 +194,9 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
             message = "Registered."
         elif action == "unregister":
             message = await unregister(partner_id) or "Unregistered."
+            after = await partner_row(partner_id)
+            assert after is not None
+            await audit_partner(request, "unregister", after, before={"status": row["status"]})
         elif action == "push":
             await sync.push_everything(partner_id)
             message = "Everything queued for the partner."
@@ -157,19 +213,23 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
     return Redirect(f"/admin/roaming/partners/{partner_id}?m={quote(message)}", status_code=303)
 
 
-@get("/deliveries", opt={"tenant": GLOBAL_ONLY})
+@get("/deliveries", opt={"tenant": SCOPED})
 async def roaming_deliveries(request: Request) -> Template:
-    """Pushes not delivered yet (pending, being retried) and those parked as failed, with resend."""
-    names = {p["id"]: p["name"] for p in await Partner.select(Partner.id, Partner.name)}
-    failed = await Outbox.select().where(Outbox.status.is_in(list(outbox.FAILED))).order_by(
-        Outbox.id, ascending=False).limit(200)
-    pending = await Outbox.select().where(Outbox.status.is_in(["pending", "sending"])).order_by(Outbox.id).limit(200)
+    """Pushes not delivered yet (pending, being retried) and those parked as failed, with resend:
+    to the partners the caller sees."""
+    scope = await tenant_scope(request)
+    names = {p["id"]: p["name"] for p in await restrict_partners(Partner.select(Partner.id, Partner.name), scope)}
+    partners = None if scope.is_global else list(names)
+    failed = await by_partner(Outbox.select(), Outbox.partner, partners).where(
+        Outbox.status.is_in(list(outbox.FAILED))).order_by(Outbox.id, ascending=False).limit(200)
+    pending = await by_partner(Outbox.select(), Outbox.partner, partners).where(
+        Outbox.status.is_in(["pending", "sending"])).order_by(Outbox.id).limit(200)
     return await render(request, "roaming/deliveries.html", title=gettext("Roaming deliveries"), names=names, failed=failed,
                         pending=pending, message=request.query_params.get("m", ""),
                         error=request.query_params.get("e", ""))
 
 
-@post("/deliveries/{outbox_id:int}/resend", opt={"role": "operator", "tenant": GLOBAL_ONLY},
+@post("/deliveries/{outbox_id:int}/resend", opt={"role": "operator", "tenant": {"outbox_id": "roaming_push"}},
       media_type=MediaType.HTML)
 async def roaming_resend(request: Request, outbox_id: int) -> Redirect:
     try:
@@ -181,20 +241,24 @@ async def roaming_resend(request: Request, outbox_id: int) -> Redirect:
     return Redirect(f"/admin/roaming/deliveries?m={quote(f'Push {outbox_id} queued again.')}", status_code=303)
 
 
-@get("/exchange")
+@get("/exchange", opt={"tenant": SCOPED})
 async def roaming_exchange(request: Request) -> Template:
-    names = {p["id"]: p["name"] for p in await Partner.select(Partner.id, Partner.name)}
-    tokens = await RemoteObject.select().where(RemoteObject.module == "tokens").order_by(
-        RemoteObject.id, ascending=False).limit(50).output(load_json=True)
-    remote_sessions = await RemoteObject.select().where(RemoteObject.module == "sessions").order_by(
-        RemoteObject.id, ascending=False).limit(50).output(load_json=True)
-    remote_cdrs = await RemoteObject.select().where(RemoteObject.module == "cdrs").order_by(
-        RemoteObject.id, ascending=False).limit(50).output(load_json=True)
-    links = await SessionLink.select().order_by(SessionLink.session_id, ascending=False).limit(50).output(
+    """What was exchanged with the partners the caller sees."""
+    scope = await tenant_scope(request)
+    names = {p["id"]: p["name"] for p in await restrict_partners(Partner.select(Partner.id, Partner.name), scope)}
+    partners = None if scope.is_global else list(names)
+
+    async def remote(module: str) -> list[dict[str, Any]]:
+        return await by_partner(RemoteObject.select(), RemoteObject.partner, partners).where(
+            RemoteObject.module == module).order_by(RemoteObject.id, ascending=False).limit(50).output(load_json=True)
+
+    tokens, remote_sessions, remote_cdrs = await remote("tokens"), await remote("sessions"), await remote("cdrs")
+    links = await by_partner(SessionLink.select(), SessionLink.partner, partners).order_by(
+        SessionLink.session_id, ascending=False).limit(50).output(load_json=True)
+    cdrs = await by_partner(Cdr.select(), Cdr.partner, partners).order_by(Cdr.id, ascending=False).limit(50).output(
         load_json=True)
-    cdrs = await Cdr.select().order_by(Cdr.id, ascending=False).limit(50).output(load_json=True)
-    commands = await CommandRecord.select().order_by(CommandRecord.id, ascending=False).limit(50).output(
-        load_json=True)
+    commands = await by_partner(CommandRecord.select(), CommandRecord.partner, partners).order_by(
+        CommandRecord.id, ascending=False).limit(50).output(load_json=True)
     return await render(request, "roaming/exchange.html", title=gettext("Roaming: what was exchanged"), names=names, tokens=tokens,
                         remote_sessions=remote_sessions, remote_cdrs=remote_cdrs, links=links, cdrs=cdrs,
                         commands=commands)

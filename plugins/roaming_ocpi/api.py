@@ -10,7 +10,10 @@ import msgspec
 from litestar import Controller, Request, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from csms.plugin_api import GLOBAL_ONLY, IdToken, Site, audited, caller, jsonable, page_params, require, utcnow
+from csms.plugin_api import (
+    GLOBAL_ONLY, SCOPED, Int32, IdToken, Site, audited, caller, jsonable, owner_for_new, page_params, require,
+    tenant_scope, utcnow,
+)
 from plugins.roaming_ocpi import objects, outbox, schema, sync
 from plugins.roaming_ocpi.client import PartnerError, get_all
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -35,6 +38,7 @@ from plugins.roaming_ocpi.registration import (
     unregister,
     update_credentials,
 )
+from plugins.roaming_ocpi.tenancy import by_partner, restrict_partners, visible_partner_ids
 from plugins.roaming_ocpi.tables import (
     Cdr,
     CommandRecord,
@@ -53,6 +57,7 @@ class PartnerIn(msgspec.Struct, forbid_unknown_fields=True):
     versions_url: str | None = None
     token: str | None = None
     raw_tokens: bool = False
+    organization: Int32 | None = None  # whose partner it is: one the caller manages (default its own)
 
 
 class PartnerPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,10 +80,18 @@ def partner_json(p: dict[str, Any]) -> dict[str, Any]:
                                               "business_details": r.get("business_details") or {}}
                                              for r in p["roles"] or []],
         "versions_url": p["versions_url"], "version": p["version"], "endpoints": p["endpoints"] or [],
-        "raw_tokens": p["raw_tokens"], "last_error": p["last_error"],
+        "raw_tokens": p["raw_tokens"], "last_error": p["last_error"], "organization": p["organization"],
         "created_at": p["created_at"].isoformat(), "updated_at": p["updated_at"].isoformat(),
         "registered_at": p["registered_at"].isoformat() if p["registered_at"] else None,
     }
+
+
+async def audit_partner(request: Request, action: str, partner: dict[str, Any], *,
+                        before: dict[str, Any] | None = None) -> None:
+    """Log a change of a partner (created, unregistered) in the audit log, with its owner."""
+    after = {"name": partner["name"], "status": partner["status"], "organization": partner["organization"]}
+    await audited(request, action, "roaming_partner", partner["id"], before=before, after=after,
+                  summary=f"roaming partner {partner['name']!r} {action}")
 
 
 async def _partner(partner_id: int) -> dict[str, Any]:
@@ -105,13 +118,23 @@ def _failed(exc: Exception, partner_id: int | None = None) -> HTTPException:
                          extra={"partner_id": partner_id, "status": "failed"})
 
 
+ONE = {"partner_id": "roaming_partner"}  # the route names one partner: another organization's is a 404
+
+
+async def new_owner(request: Request, organization: int | None) -> int | None:
+    """The organization a new partner gets: the one asked for (one the caller manages; a global
+    caller may name none, the installation's), else the caller's own; 422 otherwise."""
+    return await owner_for_new(await tenant_scope(request), organization, what="a roaming partner")
+
+
 class PartnerController(Controller):
     path = "/partners"
     tags = ["roaming"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_partners(self) -> dict[str, Any]:
-        rows = await Partner.select().order_by(Partner.id).output(load_json=True)
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_partners(self, request: Request) -> dict[str, Any]:
+        rows = await restrict_partners(Partner.select(), await tenant_scope(request)).order_by(Partner.id).output(
+            load_json=True)
         items = []
         for r in rows:
             item = partner_json(r)
@@ -119,25 +142,30 @@ class PartnerController(Controller):
             items.append(item)
         return {"items": items, "total": len(items)}
 
-    @post("/", guards=[require("admin")], status_code=201)
+    @post("/", guards=[require("admin")], status_code=201, opt={"tenant": SCOPED})
     async def create_partner(self, request: Request, data: PartnerIn) -> dict[str, Any]:
         """Invite a partner (no ``versions_url``: answers the token A to hand over with our versions
-        URL) or register with one (``versions_url`` and the ``token`` A it issued)."""
+        URL) or register with one (``versions_url`` and the ``token`` A it issued). ``organization``:
+        whose partner it is (default: the caller's organization; a global caller's: none, the
+        installation's)."""
         if not data.name.strip():
             raise ValidationException("name is required")
+        organization = await new_owner(request, data.organization)
         if data.versions_url or data.token:
             if not (data.versions_url and data.token):
                 raise ValidationException("registering needs both versions_url and token")
-            partner_id = await start_registration(data.name, raw_tokens=data.raw_tokens)
+            partner_id = await start_registration(data.name, raw_tokens=data.raw_tokens, organization=organization)
             try:
                 partner = await register_with(partner_id, data.versions_url, data.token, base_url(request))
             except RegistrationError as exc:
                 raise _failed(exc, partner_id) from None
+            await audit_partner(request, "create", partner)
             return partner_json(partner)
-        partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens)
+        partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens, organization=organization)
+        await audit_partner(request, "create", partner)
         return {**partner_json(partner), "token_a": token_a, "our_versions_url": versions_url(base_url(request))}
 
-    @get("/{partner_id:int}", guards=[require("viewer")])
+    @get("/{partner_id:int}", guards=[require("viewer")], opt={"tenant": ONE})
     async def get_partner(self, partner_id: int) -> dict[str, Any]:
         row = partner_json(await _partner(partner_id))
         for status in ("pending", "done", "failed"):
@@ -146,7 +174,7 @@ class PartnerController(Controller):
         row["client_info"] = await client_infos(partner_id)  # the parties behind a hub (Hub Client Info)
         return row
 
-    @patch("/{partner_id:int}", guards=[require("admin")])
+    @patch("/{partner_id:int}", guards=[require("admin")], opt={"tenant": ONE})
     async def update_partner(self, partner_id: int, data: PartnerPatch) -> dict[str, Any]:
         await _partner(partner_id)
         values: dict[Any, Any] = {}
@@ -158,7 +186,7 @@ class PartnerController(Controller):
             await Partner.update(values).where(Partner.id == partner_id)
         return partner_json(await _partner(partner_id))
 
-    @post("/{partner_id:int}/register", guards=[require("admin")], status_code=200)
+    @post("/{partner_id:int}/register", guards=[require("admin")], status_code=200, opt={"tenant": ONE})
     async def register_partner(self, request: Request, partner_id: int, data: RegisterIn) -> dict[str, Any]:
         partner = await _partner(partner_id)
         if partner["status"] == "registered":
@@ -168,7 +196,7 @@ class PartnerController(Controller):
         except RegistrationError as exc:
             raise _failed(exc, partner_id) from None
 
-    @post("/{partner_id:int}/credentials", guards=[require("admin")], status_code=200)
+    @post("/{partner_id:int}/credentials", guards=[require("admin")], status_code=200, opt={"tenant": ONE})
     async def renew_credentials(self, request: Request, partner_id: int) -> dict[str, Any]:
         """Send fresh credentials (PUT) and re-fetch the partner's endpoints."""
         await _partner(partner_id)
@@ -177,20 +205,22 @@ class PartnerController(Controller):
         except RegistrationError as exc:
             raise _failed(exc) from None
 
-    @delete("/{partner_id:int}", guards=[require("admin")], status_code=200)
-    async def unregister_partner(self, partner_id: int) -> dict[str, Any]:
-        await _partner(partner_id)
+    @delete("/{partner_id:int}", guards=[require("admin")], status_code=200, opt={"tenant": ONE})
+    async def unregister_partner(self, request: Request, partner_id: int) -> dict[str, Any]:
+        before = await _partner(partner_id)
         warning = await unregister(partner_id)
-        return {**partner_json(await _partner(partner_id)), "warning": warning}
+        after = await _partner(partner_id)
+        await audit_partner(request, "unregister", after, before={"status": before["status"]})
+        return {**partner_json(after), "warning": warning}
 
-    @post("/{partner_id:int}/push", guards=[require("operator")], status_code=200)
+    @post("/{partner_id:int}/push", guards=[require("operator")], status_code=200, opt={"tenant": ONE})
     async def push(self, partner_id: int) -> dict[str, Any]:
         """Queue all our locations and tariffs (CPO) or tokens (eMSP) for the partner."""
         await _partner(partner_id)
         await sync.push_everything(partner_id)
         return {"pending": await Outbox.count().where((Outbox.partner == partner_id) & (Outbox.status == "pending"))}
 
-    @post("/{partner_id:int}/pull", guards=[require("operator")], status_code=200)
+    @post("/{partner_id:int}/pull", guards=[require("operator")], status_code=200, opt={"tenant": ONE})
     async def pull(self, partner_id: int) -> dict[str, Any]:
         """GET the partner's Sender interfaces (locations, tariffs, sessions, CDRs, tokens) and store
         what is valid; invalid objects are counted and skipped."""
@@ -199,7 +229,7 @@ class PartnerController(Controller):
             raise HTTPException(status_code=409, detail="the partner is not registered")
         return await pull_from(partner)
 
-    @get("/{partner_id:int}/log", guards=[require("viewer")])
+    @get("/{partner_id:int}/log", guards=[require("viewer")], opt={"tenant": ONE})
     async def request_log(self, partner_id: int, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
         rows = await RequestLog.select().where(RequestLog.partner == partner_id).order_by(
@@ -207,7 +237,7 @@ class PartnerController(Controller):
         return {"items": [jsonable(r) for r in rows], "total": await RequestLog.count().where(
             RequestLog.partner == partner_id), "limit": limit, "offset": offset}
 
-    @post("/{partner_id:int}/commands/{command:str}", guards=[require("operator")], status_code=200)
+    @post("/{partner_id:int}/commands/{command:str}", guards=[require("operator")], status_code=200, opt={"tenant": ONE})
     async def command(self, request: Request, partner_id: int, command: str, data: dict[str, Any]) -> dict[str, Any]:
         """Send START_SESSION, STOP_SESSION, RESERVE_NOW, CANCEL_RESERVATION or UNLOCK_CONNECTOR to a
         CPO partner; answers the stored command with the CPO's CommandResponse (the result follows)."""
@@ -277,11 +307,13 @@ async def _driver_tokens(driver: int | None) -> list[str] | None:
     return [r["id_token"] for r in await IdToken.select(IdToken.id_token).where(IdToken.driver == driver)]
 
 
-async def _remote(module: str, *, partner: int | None, token: str | None, driver: int | None, limit: int,
-                  offset: int) -> dict[str, Any]:
+async def _remote(request: Request, module: str, *, partner: int | None, token: str | None, driver: int | None,
+                  limit: int, offset: int) -> dict[str, Any]:
+    """What partners the caller sees sent us of ``module``."""
     limit, offset = page_params(limit, offset)
-    query = RemoteObject.select().where(RemoteObject.module == module)
-    count = RemoteObject.count().where(RemoteObject.module == module)
+    partners = await visible_partner_ids(await tenant_scope(request))
+    query = by_partner(RemoteObject.select().where(RemoteObject.module == module), RemoteObject.partner, partners)
+    count = by_partner(RemoteObject.count().where(RemoteObject.module == module), RemoteObject.partner, partners)
     conds = []
     if partner is not None:
         conds.append(RemoteObject.partner == partner)
@@ -297,45 +329,58 @@ async def _remote(module: str, *, partner: int | None, token: str | None, driver
 
 
 class ExchangeController(Controller):
+    """What was exchanged, limited to the partners the caller sees (an organization's users: their
+    organization tree's partners) and, for our own data, to the caller's organization tree."""
+
     path = ""
     tags = ["roaming"]
+    opt = {"tenant": SCOPED}
 
     @get("/tokens", guards=[require("viewer")])
-    async def tokens(self, partner: int | None = None, token: str | None = None, limit: int = 100,
+    async def tokens(self, request: Request, partner: int | None = None, token: str | None = None, limit: int = 100,
                      offset: int = 0) -> dict[str, Any]:
         """Partners' tokens pushed to us (we are CPO); ours as published are in ``/published-tokens``."""
-        return await _remote("tokens", partner=partner, token=token, driver=None, limit=limit, offset=offset)
+        return await _remote(request, "tokens", partner=partner, token=token, driver=None, limit=limit,
+                             offset=offset)
 
     @get("/published-tokens", guards=[require("viewer")])
-    async def published_tokens(self) -> dict[str, Any]:
-        items = await sync.token_list()
+    async def published_tokens(self, request: Request) -> dict[str, Any]:
+        items = await sync.token_list(await tenant_scope(request))
         return {"items": items, "total": len(items)}
 
     @get("/locations", guards=[require("viewer")])
-    async def locations(self, partner: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    async def locations(self, request: Request, partner: int | None = None, limit: int = 100,
+                        offset: int = 0) -> dict[str, Any]:
         """Partners' locations pushed to or pulled by us (we are eMSP)."""
-        return await _remote("locations", partner=partner, token=None, driver=None, limit=limit, offset=offset)
+        return await _remote(request, "locations", partner=partner, token=None, driver=None, limit=limit,
+                             offset=offset)
 
     @get("/published-locations", guards=[require("viewer")])
-    async def published_locations(self) -> dict[str, Any]:
-        items = await sync.location_list()
+    async def published_locations(self, request: Request) -> dict[str, Any]:
+        items = await sync.location_list(await tenant_scope(request))
         return {"items": items, "total": len(items)}
 
     @get("/tariffs", guards=[require("viewer")])
-    async def tariffs(self, partner: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-        return await _remote("tariffs", partner=partner, token=None, driver=None, limit=limit, offset=offset)
+    async def tariffs(self, request: Request, partner: int | None = None, limit: int = 100,
+                      offset: int = 0) -> dict[str, Any]:
+        return await _remote(request, "tariffs", partner=partner, token=None, driver=None, limit=limit,
+                             offset=offset)
 
     @get("/sessions", guards=[require("viewer")])
-    async def sessions(self, role: str = "emsp", partner: int | None = None, token: str | None = None,
-                       driver: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    async def sessions(self, request: Request, role: str = "emsp", partner: int | None = None,
+                       token: str | None = None, driver: int | None = None, limit: int = 100,
+                       offset: int = 0) -> dict[str, Any]:
         """``role=emsp``: our drivers' sessions at partners' stations (filter ``token``, ``driver``);
         ``role=cpo``: partners' drivers' sessions at our stations as reported."""
         if role == "emsp":
-            return await _remote("sessions", partner=partner, token=token, driver=driver, limit=limit, offset=offset)
+            return await _remote(request, "sessions", partner=partner, token=token, driver=driver, limit=limit,
+                                 offset=offset)
         if role != "cpo":
             raise ValidationException("role is cpo or emsp")
         limit, offset = page_params(limit, offset)
-        query, count = SessionLink.select(), SessionLink.count()
+        partners = await visible_partner_ids(await tenant_scope(request))
+        query = by_partner(SessionLink.select(), SessionLink.partner, partners)
+        count = by_partner(SessionLink.count(), SessionLink.partner, partners)
         if partner is not None:
             query, count = query.where(SessionLink.partner == partner), count.where(SessionLink.partner == partner)
         rows = await query.order_by(SessionLink.session_id, ascending=False).limit(limit).offset(offset).output(
@@ -345,15 +390,17 @@ class ExchangeController(Controller):
         return {"items": items, "total": await count, "limit": limit, "offset": offset}
 
     @get("/cdrs", guards=[require("viewer")])
-    async def cdrs(self, role: str = "emsp", partner: int | None = None, token: str | None = None,
+    async def cdrs(self, request: Request, role: str = "emsp", partner: int | None = None, token: str | None = None,
                    driver: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """``role=emsp``: CDRs partners sent us for our drivers; ``role=cpo``: CDRs we issued."""
         if role == "emsp":
-            return await _remote("cdrs", partner=partner, token=token, driver=driver, limit=limit, offset=offset)
+            return await _remote(request, "cdrs", partner=partner, token=token, driver=driver, limit=limit,
+                                 offset=offset)
         if role != "cpo":
             raise ValidationException("role is cpo or emsp")
         limit, offset = page_params(limit, offset)
-        query, count = Cdr.select(), Cdr.count()
+        partners = await visible_partner_ids(await tenant_scope(request))
+        query, count = by_partner(Cdr.select(), Cdr.partner, partners), by_partner(Cdr.count(), Cdr.partner, partners)
         if partner is not None:
             query, count = query.where(Cdr.partner == partner), count.where(Cdr.partner == partner)
         rows = await query.order_by(Cdr.id, ascending=False).limit(limit).offset(offset).output(load_json=True)
@@ -362,10 +409,12 @@ class ExchangeController(Controller):
                 "total": await count, "limit": limit, "offset": offset}
 
     @get("/commands", guards=[require("viewer")])
-    async def commands(self, direction: str | None = None, partner: int | None = None, limit: int = 100,
-                       offset: int = 0) -> dict[str, Any]:
+    async def commands(self, request: Request, direction: str | None = None, partner: int | None = None,
+                       limit: int = 100, offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query, count = CommandRecord.select(), CommandRecord.count()
+        partners = await visible_partner_ids(await tenant_scope(request))
+        query = by_partner(CommandRecord.select(), CommandRecord.partner, partners)
+        count = by_partner(CommandRecord.count(), CommandRecord.partner, partners)
         for cond in ([CommandRecord.direction == direction] if direction else []) + (
                 [CommandRecord.partner == partner] if partner is not None else []):
             query, count = query.where(cond), count.where(cond)
@@ -373,21 +422,23 @@ class ExchangeController(Controller):
             load_json=True)
         return {"items": [jsonable(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
-    @get("/commands/{command_id:int}", guards=[require("viewer")])
+    @get("/commands/{command_id:int}", guards=[require("viewer")], opt={"tenant": {"command_id": "roaming_command"}})
     async def command(self, command_id: int) -> dict[str, Any]:
         row = await CommandRecord.select().where(CommandRecord.id == command_id).output(load_json=True).first()
         if row is None:
             raise NotFoundException(f"no command {command_id}")
         return jsonable(row)
 
-    @get("/outbox", guards=[require("viewer")], opt={"tenant": GLOBAL_ONLY})
-    async def outbox(self, partner: int | None = None, status: str | None = None, limit: int = 100,
-                     offset: int = 0) -> dict[str, Any]:
+    @get("/outbox", guards=[require("viewer")])
+    async def outbox(self, request: Request, partner: int | None = None, status: str | None = None,
+                     limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """Pushes to partners, newest first: ``status`` pending (waiting or being retried;
         ``attempts``, ``next_attempt_at`` and ``last_error`` say how it goes), sending, done or
         failed (refused by the partner or breaking the OCPI limits; ``last_error`` says why)."""
         limit, offset = page_params(limit, offset)
-        query, count = Outbox.select(), Outbox.count()
+        partners = await visible_partner_ids(await tenant_scope(request))
+        query = by_partner(Outbox.select(), Outbox.partner, partners)
+        count = by_partner(Outbox.count(), Outbox.partner, partners)
         statuses = list(FAILED) if status == "failed" else [status] if status else []
         for cond in ([Outbox.partner == partner] if partner is not None else []) + (
                 [Outbox.status.is_in(statuses)] if statuses else []):
@@ -396,7 +447,7 @@ class ExchangeController(Controller):
         return {"items": [_push_json(r) for r in rows], "total": await count, "limit": limit, "offset": offset}
 
     @post("/outbox/{outbox_id:int}/resend", guards=[require("operator")], status_code=200,
-          opt={"tenant": GLOBAL_ONLY})
+          opt={"tenant": {"outbox_id": "roaming_push"}})
     async def resend_push(self, request: Request, outbox_id: int) -> dict[str, Any]:
         """Queue a failed push again (delivered at once, then retried as usual); 409 when it is not
         failed or a newer push of the same object exists (sending it would bring back an older state)."""
@@ -410,9 +461,11 @@ class ExchangeController(Controller):
                                                            f"{row['partner']} queued again")
         return _push_json(row)
 
-    @post("/sync", guards=[require("operator")], status_code=200)
+    @post("/sync", guards=[require("operator")], status_code=200, opt={"tenant": GLOBAL_ONLY})
     async def sync_now(self) -> dict[str, Any]:
-        """Look for changed locations, tariffs and tokens now and deliver what is due."""
+        """Look for changed locations, tariffs and tokens now and deliver what is due (for every
+        partner: the installation's; an organization's users push to their own partners with
+        ``POST /partners/{id}/push``)."""
         await sync.refresh_all()
         delivered = await sync.deliver_due()
         return {"delivered": delivered,
@@ -446,6 +499,7 @@ class SiteDetailsController(Controller):
 
     path = "/sites"
     tags = ["roaming"]
+    opt = {"tenant": {"site_id": "site"}}
 
     @get("/{site_id:int}", guards=[require("viewer")])
     async def get_details(self, site_id: int) -> dict[str, Any]:
@@ -478,10 +532,13 @@ class ChargingProfileController(Controller):
     path = "/charging-profiles"
     tags = ["roaming"]
 
-    @get("/", guards=[require("viewer")])
-    async def list_profiles(self, session_id: int | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    @get("/", guards=[require("viewer")], opt={"tenant": SCOPED})
+    async def list_profiles(self, request: Request, session_id: int | None = None, limit: int = 100,
+                            offset: int = 0) -> dict[str, Any]:
         limit, offset = page_params(limit, offset)
-        query, count = SessionProfile.select(), SessionProfile.count()
+        partners = await visible_partner_ids(await tenant_scope(request))
+        query = by_partner(SessionProfile.select(), SessionProfile.partner, partners)
+        count = by_partner(SessionProfile.count(), SessionProfile.partner, partners)
         if session_id is not None:
             query, count = (query.where(SessionProfile.session_id == session_id),
                             count.where(SessionProfile.session_id == session_id))

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request, Response, get, patch, post, put
 
 from csms.plugin_api import (
-    AuthorizationResult, CommandTimeout, IdToken, OperationError, Site, Station, StationOffline,
+    AuthorizationResult, CommandTimeout, IdToken, OperationError, Scope, Site, Station, StationOffline,
     UnknownStation, call_hook, events as ev, get_core, session_dict, utcnow,
 )
 from plugins.roaming_ocpi import objects, schema, sync
@@ -30,6 +30,7 @@ from plugins.roaming_ocpi.parties import (
     routable,
     speaks_for,
 )
+from plugins.roaming_ocpi.tenancy import partner_scope, station_visible
 from plugins.roaming_ocpi.tables import (
     Authorization,
     Cdr,
@@ -79,19 +80,20 @@ async def _list(request: Request, items: list[dict[str, Any]], *, date_from_requ
 
 @get("/cpo/2.2.1/locations")
 async def locations_list(request: Request) -> Response:
-    await authenticate(request)
+    partner = await authenticate(request)
     require_module(request, "CPO")
-    return await _list(request, await sync.location_list())
+    return await _list(request, await sync.location_list(await partner_scope(partner)))
 
 
 @get(["/cpo/2.2.1/locations/{location_id:str}", "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}",
       "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}/{connector_id:str}"])
 async def location_object(request: Request, location_id: str, evse_uid: str | None = None,
                           connector_id: str | None = None) -> Response:
-    await authenticate(request)
+    partner = await authenticate(request)
     require_module(request, "CPO")
-    location = next((loc for loc in await sync.location_list() if loc["id"] == location_id), None)
-    if location is None:
+    location = next((loc for loc in await sync.location_list(await partner_scope(partner))
+                     if loc["id"] == location_id), None)
+    if location is None:  # another organization's Location is unknown to this organization's partner
         raise not_found(f"unknown location {location_id!r}", UNKNOWN_LOCATION)
     if evse_uid is None:
         return ocpi_response(location)
@@ -108,9 +110,9 @@ async def location_object(request: Request, location_id: str, evse_uid: str | No
 
 @get("/cpo/2.2.1/tariffs")
 async def tariffs_list(request: Request) -> Response:
-    await authenticate(request)
+    partner = await authenticate(request)
     require_module(request, "CPO")
-    return await _list(request, await sync.tariff_list())
+    return await _list(request, await sync.tariff_list(await partner_scope(partner)))
 
 
 @get("/cpo/2.2.1/sessions")
@@ -227,15 +229,16 @@ async def _store_token(partner: dict[str, Any], token: dict[str, Any]) -> bool:
 # ======================================================================================================
 
 
-async def partner_tokens(uid: str, wanted_type: str) -> list[dict[str, Any]]:
-    """The tokens ``uid`` partners pushed, of registered partners only (an unregistered partner's
-    are ignored): the wanted type first, then the most recently registered partner first, then
-    the most recently stored."""
+async def partner_tokens(uid: str, wanted_type: str, station_id: str) -> list[dict[str, Any]]:
+    """The tokens ``uid`` partners pushed that may charge at ``station_id``, of registered partners
+    only (an unregistered partner's are ignored; an organization's partner's only at that
+    organization's stations): the wanted type first, then the most recently registered partner
+    first, then the most recently stored."""
     rows = await RemoteObject.select().where(
         (RemoteObject.module == "tokens") & (RemoteObject.object_id == uid)).output(load_json=True)
     if not rows:
         return []
-    partners = {p["id"]: p for p in await registered_partners()}
+    partners = {p["id"]: p for p in await _partners_at(station_id)}
     rows = [r for r in rows if r["partner"] in partners]
 
     def order(row: dict[str, Any]) -> tuple[bool, float, int]:
@@ -246,13 +249,20 @@ async def partner_tokens(uid: str, wanted_type: str) -> list[dict[str, Any]]:
     return sorted(rows, key=order)
 
 
+async def _partners_at(station_id: str, role: str | None = None, *, hubs: bool = False) -> list[dict[str, Any]]:
+    """The registered partners whose drivers may charge at ``station_id``: the installation's,
+    and those of an organization whose tree holds the station."""
+    return [p for p in await registered_partners(role, hubs=hubs)
+            if await station_visible(await partner_scope(p), station_id)]
+
+
 async def authorize(station_id: str, id_token: str, token_type: str, evse_id: int | None,
                     purpose: str) -> AuthorizationResult | None:
     """A partner's token: whitelist rules, real-time authorization within the time budget."""
     if "CPO" not in ocpi_settings().role_set or not id_token or not await any_partner():
         return None
     wanted = objects.TOKEN_TYPE_TO_OCPI.get(token_type, "RFID")
-    tokens = await partner_tokens(id_token, wanted)
+    tokens = await partner_tokens(id_token, wanted, station_id)
     if await _recent_command(station_id, id_token):
         return AuthorizationResult("Accepted", group_id=(tokens[0]["payload"].get("group_id") if tokens else None),
                                    source="roaming_ocpi.command")
@@ -332,7 +342,7 @@ async def _location_snapshot(location_id: str) -> dict[str, Any] | None:
 
 async def _ask_everyone(station_id: str, uid: str, type_: str) -> AuthorizationResult | None:
     """A token nobody pushed: ask every eMSP partner at once; the first ALLOWED wins."""
-    partners = [p for p in await registered_partners("EMSP", hubs=True) if endpoint_url(p, "tokens", "SENDER")]
+    partners = [p for p in await _partners_at(station_id, "EMSP", hubs=True) if endpoint_url(p, "tokens", "SENDER")]
     if not partners:
         return None
     probe = {"uid": uid, "type": type_}
@@ -410,7 +420,8 @@ async def _session_started(event: ev.SessionStarted) -> None:
         auth_method, reference = "COMMAND", command["authorization_reference"]
         await CommandRecord.update({CommandRecord.status: "done"}).where(CommandRecord.id == command["id"])
     else:
-        tokens = await partner_tokens(event.id_token, objects.TOKEN_TYPE_TO_OCPI.get(session["token_type"], "RFID"))
+        tokens = await partner_tokens(event.id_token, objects.TOKEN_TYPE_TO_OCPI.get(session["token_type"], "RFID"),
+                                      event.station_id)
         if not tokens:
             return
         partner_id, token = tokens[0]["partner"], tokens[0]["payload"]
@@ -731,21 +742,25 @@ async def _accept_command(partner: dict[str, Any], command: str, body: dict[str,
         record.station_id, record.evse_id = original["station_id"], original["evse_id"]
         record.ocpp_reservation_id = original["ocpp_reservation_id"]
     else:
+        # A Location (or an EVSE's station) outside an organization's partner's tree is unknown to
+        # it: 2003, as for a Location that does not exist (status_codes: "Command: START_SESSION
+        # with unknown location").
+        scope = await partner_scope(partner)
         location_id = body["location_id"]
         location = await objects.location_of_station_site(location_id)
-        if location is None:
+        if location is None or not scope.sees(location["organization"]):
             raise OcpiError(UNKNOWN_LOCATION, f"unknown location {location_id!r}")
         uid = body.get("evse_uid")
         if uid:
             found = await objects.station_of_evse(location_id, uid)
-            if found is None:
+            if found is None or not await station_visible(scope, found[0]):
                 raise OcpiError(UNKNOWN_LOCATION, f"location {location_id!r} has no EVSE {uid!r}")
         elif command == "START_SESSION":
-            found = await _free_evse(location_id)
+            found = await _free_evse(location_id, scope)
             if found is None:
                 return _response("REJECTED", "no available EVSE at this location")
         else:
-            found = await _any_evse(location_id)
+            found = await _any_evse(location_id, scope)
             if found is None:
                 return _response("REJECTED", "no EVSE at this location")
         record.station_id, record.evse_id = found
@@ -754,19 +769,23 @@ async def _accept_command(partner: dict[str, Any], command: str, body: dict[str,
     return _response("ACCEPTED")
 
 
-async def _free_evse(location_id: str) -> tuple[str, int] | None:
-    location = next((loc for loc in await sync.location_list() if loc["id"] == location_id), None)
-    for evse in (location or {}).get("evses", []):
-        if evse["status"] == "AVAILABLE":
-            return await objects.station_of_evse(location_id, evse["uid"])
-    return None
+async def _free_evse(location_id: str, scope: Scope) -> tuple[str, int] | None:
+    return await _first_evse(location_id, scope, lambda status: status == "AVAILABLE")
 
 
-async def _any_evse(location_id: str) -> tuple[str, int] | None:
+async def _any_evse(location_id: str, scope: Scope) -> tuple[str, int] | None:
+    return await _first_evse(location_id, scope, lambda status: status != "REMOVED")
+
+
+async def _first_evse(location_id: str, scope: Scope, wanted: Any) -> tuple[str, int] | None:
+    """(station, evse) of the first EVSE at the Location whose status is ``wanted``, at a station
+    of ``scope`` (the partner's organization tree)."""
     location = next((loc for loc in await sync.location_list() if loc["id"] == location_id), None)
     for evse in (location or {}).get("evses", []):
-        if evse["status"] != "REMOVED":
-            return await objects.station_of_evse(location_id, evse["uid"])
+        if wanted(evse["status"]):
+            found = await objects.station_of_evse(location_id, evse["uid"])
+            if found is not None and await station_visible(scope, found[0]):
+                return found
     return None
 
 

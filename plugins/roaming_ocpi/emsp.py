@@ -24,6 +24,7 @@ from plugins.roaming_ocpi.parties import (
     speaks_for,
 )
 from plugins.roaming_ocpi.tables import Authorization, CommandRecord, RemoteObject
+from plugins.roaming_ocpi.tenancy import partner_scope
 from plugins.roaming_ocpi.transport import (
     CLIENT_ERROR,
     UNKNOWN_LOCATION,
@@ -52,11 +53,12 @@ OCPP_TO_ALLOWED = {"Accepted": "ALLOWED", "Blocked": "BLOCKED", "Expired": "EXPI
 
 @get("/emsp/2.2.1/tokens")
 async def tokens_list(request: Request) -> Response:
-    await authenticate(request)
+    partner = await authenticate(request)
     require_module(request, "EMSP")
     limit = ocpi_settings().page_limit
     page = page_request(request, limit)
-    items = [t for t in await sync.token_list() if page.window(parse_datetime(t["last_updated"]))]
+    items = [t for t in await sync.token_list(await partner_scope(partner))
+             if page.window(parse_datetime(t["last_updated"]))]
     return paginated_response(request, page, items[page.offset:page.offset + page.limit], len(items))
 
 
@@ -70,7 +72,9 @@ async def token_authorize(request: Request, token_uid: str) -> Response:
     body = await json_body(request, required=False)
     if body is not None:
         schema.require_valid(body, schema.LOCATION_REFERENCES, "LocationReferences")
-    token = next((t for t in await sync.token_list() if t["uid"] == token_uid and t["type"] == type_), None)
+    # an organization's partner knows that organization's cards only: another's is unknown (2004)
+    token = next((t for t in await sync.token_list(await partner_scope(partner))
+                  if t["uid"] == token_uid and t["type"] == type_), None)
     row = await IdToken.select().where(IdToken.id_token == token_uid).first()
     if token is None or row is None:
         raise not_found(f"unknown token {token_uid!r}", UNKNOWN_TOKEN)
@@ -404,9 +408,10 @@ async def send_command(partner_id: int, command: str, params: dict[str, Any], *,
     uid = uuid.uuid4().hex
     body: dict[str, Any] = {"response_url": f"{base}/ocpi/emsp/2.2.1/commands/{command}/{uid}"}
     if command in ("START_SESSION", "RESERVE_NOW"):
-        token = next((t for t in await sync.token_list() if t["uid"] == params.get("id_token")), None)
-        if token is None:
-            raise CommandError(f"{params.get('id_token')!r} is not one of our tokens")
+        token = next((t for t in await sync.token_list(await partner_scope(partner))
+                      if t["uid"] == params.get("id_token")), None)
+        if token is None:  # an organization's partner knows that organization's cards only
+            raise CommandError(f"{params.get('id_token')!r} is not one of our tokens for this partner")
         body["token"] = token
         body["authorization_reference"] = uuid.uuid4().hex[:36]
     fields = {"START_SESSION": ("location_id", "evse_uid", "connector_id"), "STOP_SESSION": ("session_id",),

@@ -293,17 +293,19 @@ async def location_of_station(station_id: str) -> str | None:
 # -- tariffs --------------------------------------------------------------------------------------------
 
 
-async def current_tariffs() -> dict[str, dict[str, Any]]:
-    """Our tariffs as OCPI objects (id = the tariff code), from every plugin answering the
-    ``published_tariffs`` hook (the billing plugin, when installed)."""
+async def current_tariffs() -> dict[str, tuple[dict[str, Any], int | None]]:
+    """Our tariffs as OCPI objects (id = the tariff code) with the organization each belongs to
+    (None: the installation's), from every plugin answering the ``published_tariffs`` hook (the
+    billing plugin, when installed)."""
     s = ocpi_settings()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, tuple[dict[str, Any], int | None]] = {}
     for answer in await call_hook("published_tariffs"):
         for tariff in answer.value or ():
             tariff = dict(tariff)
+            organization = tariff.pop("organization", None)
             tariff.update(country_code=s.country_code, party_id=s.party_id, id=str(tariff["id"])[:36])
             tariff.pop("last_updated", None)
-            out[tariff["id"]] = tariff
+            out[tariff["id"]] = tariff, organization if isinstance(organization, int) else None
     return out
 
 
@@ -346,9 +348,21 @@ def token_object(row: dict[str, Any]) -> dict[str, Any]:
     return token
 
 
-async def current_tokens() -> dict[str, dict[str, Any]]:
+async def current_tokens() -> dict[str, tuple[dict[str, Any], int | None]]:
+    """Our cards as OCPI Tokens by ``type:uid``, with the organization each card belongs to."""
     rows = await IdToken.select().where(IdToken.type != "NoAuthorization").order_by(IdToken.id)
-    return {f"{t['type']}:{t['uid']}": t for t in (token_object(r) for r in rows if 0 < len(r["id_token"]) <= 36)}
+    out: dict[str, tuple[dict[str, Any], int | None]] = {}
+    for row in rows:
+        if 0 < len(row["id_token"]) <= 36:
+            token = token_object(row)
+            out[f"{token['type']}:{token['uid']}"] = token, row["organization"]
+    return out
+
+
+async def site_organizations(site_ids: list[int]) -> dict[str, int | None]:
+    """The organization of each site (by Location id)."""
+    rows = await Site.select(Site.id, Site.organization).where(Site.id.is_in(site_ids or [-1]))
+    return {str(r["id"]): r["organization"] for r in rows}
 
 
 async def location_of_station_site(location_id: str) -> dict[str, Any] | None:

@@ -32,12 +32,13 @@ from typing import Any
 from piccolo.query.functions.aggregate import Count
 from prometheus_client import Gauge
 
-from csms.plugin_api import utcnow
+from csms.plugin_api import Scope, utcnow
 from plugins.roaming_ocpi import schema
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import endpoint_url, partner_row, registered_partners, routable
 from plugins.roaming_ocpi.tables import Cdr, Outbox
+from plugins.roaming_ocpi.tenancy import Audience, partner_scope
 
 log = logging.getLogger("csms.ocpi.outbox")
 
@@ -115,12 +116,22 @@ async def _coalesce(partner_id: int, key: str, method: str, path: str, body: Any
     return False
 
 
-async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any) -> None:
+async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any,
+                      audience: Audience | None = None) -> None:
     """Queue a push for every registered partner in ``role`` (EMSP, CPO), or a hub (a Broadcast
-    Push: addressed to the hub, which passes it on), that has the module's Receiver."""
+    Push: addressed to the hub, which passes it on), that has the module's Receiver and is in
+    the ``audience`` (the partners of the object's organization; None: every partner)."""
+    scopes: dict[int | None, Scope] = {}
     for partner in await registered_partners(role, hubs=True):
-        if endpoint_url(partner, module, "RECEIVER"):
-            await enqueue(partner["id"], method, key, module=module, path=path, body=body)
+        if not endpoint_url(partner, module, "RECEIVER"):
+            continue
+        if audience is not None:
+            organization = partner["organization"]
+            if organization not in scopes:
+                scopes[organization] = await partner_scope(partner)
+            if not audience.reaches(scopes[organization]):
+                continue
+        await enqueue(partner["id"], method, key, module=module, path=path, body=body)
 
 
 async def resend(outbox_id: int) -> dict[str, Any]:

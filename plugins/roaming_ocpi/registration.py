@@ -214,9 +214,10 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
     return row
 
 
-async def start_registration(name: str, *, raw_tokens: bool = False) -> int:
-    """The row of a registration with a partner about to start (status ``pending``): a ``failed``
-    one of the same name is taken again (a retry), and so is a ``pending`` one left behind by a
+async def start_registration(name: str, *, raw_tokens: bool = False, organization: int | None = None) -> int:
+    """The row of a registration with a partner about to start (status ``pending``) for
+    ``organization`` (None: the installation's): a ``failed`` one of the same name and
+    organization is taken again (a retry), and so is a ``pending`` one left behind by a
     registration that never finished (a restart in the middle: untouched for longer than the four
     calls of a registration may take); else a new one."""
     from datetime import timedelta
@@ -225,16 +226,17 @@ async def start_registration(name: str, *, raw_tokens: bool = False) -> int:
 
     name = name.strip()
     stale = _now() - timedelta(seconds=4 * ocpi_settings().request_timeout)
+    same_owner = Partner.organization.is_null() if organization is None else Partner.organization == organization
     row = await Partner.select(Partner.id).where(
-        (Partner.name == name) & ((Partner.status == "failed") | ((Partner.status == "pending")
-                                                                  & (Partner.updated_at < stale)))).order_by(
-        Partner.id, ascending=False).first()
+        (Partner.name == name) & same_owner & ((Partner.status == "failed") | ((Partner.status == "pending")
+                                                                               & (Partner.updated_at < stale)))
+    ).order_by(Partner.id, ascending=False).first()
     if row is not None:
         await Partner.update({Partner.status: "pending", Partner.raw_tokens: raw_tokens, Partner.last_error: "",
                               Partner.updated_at: _now()}).where(Partner.id == row["id"])
         partners_changed()
         return int(row["id"])
-    new = Partner(name=name, status="pending", raw_tokens=raw_tokens)
+    new = Partner(name=name, status="pending", raw_tokens=raw_tokens, organization=organization)
     await new.save()
     partners_changed()
     return int(new.id)
@@ -299,11 +301,13 @@ async def _store_answer(partner_id: int, data: Any, endpoints: list[dict[str, An
     }).where(Partner.id == partner_id)
 
 
-async def invite(name: str, *, raw_tokens: bool = False) -> tuple[dict[str, Any], str]:
-    """A new partner that will register with us: returns it and the token A to hand over."""
+async def invite(name: str, *, raw_tokens: bool = False,
+                 organization: int | None = None) -> tuple[dict[str, Any], str]:
+    """A new partner of ``organization`` (None: the installation's) that will register with us:
+    returns it and the token A to hand over."""
     token_a = new_token()
     row = Partner(name=name, status="invited", incoming_token_hash=token_digest(token_a), incoming_token_kind="A",
-                  raw_tokens=raw_tokens)
+                  raw_tokens=raw_tokens, organization=organization)
     await row.save()
     partners_changed()
     partner = await partner_row(row.id)

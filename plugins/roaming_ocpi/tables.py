@@ -7,13 +7,21 @@ given, since it must be sent. OCPI objects are kept as the JSON that was exchang
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, BigInt, Boolean, Integer, Real, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, BigInt, Boolean, ForeignKey, Integer, Real, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from csms.plugin_api import Organization
+
 
 class Partner(Table, tablename="ocpi_partner"):
-    """A roaming partner (one OCPI connection): its roles, endpoints and credentials tokens."""
+    """A roaming partner (one OCPI connection): its roles, endpoints and credentials tokens.
+
+    With ``organization`` set it is that organization's: it gets the Locations, Tariffs and
+    cards of that organization's tree only, and its tokens charge at that tree's stations only;
+    its users manage it. Without, it is the installation's (every station, every card). Deleting
+    the organization deletes its partners."""
 
     name = Varchar(length=200, default="")
     status = Varchar(length=16, default="invited", index=True)  # invited|registered|unregistered
@@ -31,6 +39,7 @@ class Partner(Table, tablename="ocpi_partner"):
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     registered_at = Timestamptz(null=True, default=None)
+    organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.cascade, index=True)
 
 
 class Snapshot(Table, tablename="ocpi_snapshot"):
@@ -44,6 +53,9 @@ class Snapshot(Table, tablename="ocpi_snapshot"):
     payload = JSON(default={})
     removed = Boolean(default=False)
     last_updated = Timestamptz(default=TimestamptzNow())
+    # whose object it is (a site's, a tariff's, a card's organization; an EVSE's and a connector's:
+    # their Location's): which partners get it. None: of no organization.
+    organization = Integer(null=True, default=None, index=True)
 
 
 class RemoteObject(Table, tablename="ocpi_object"):

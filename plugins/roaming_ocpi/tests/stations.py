@@ -9,15 +9,18 @@ from csms.testing import SimStation
 
 
 async def site_with_stations(server, name: str, station_ids: list[str], *, version: str = "2.0.1",
-                             lat: float = 52.370216, lon: float = 4.895168, evses: int = 1) -> tuple[dict, list]:
+                             lat: float = 52.370216, lon: float = 4.895168, evses: int = 1,
+                             organization: int | None = None) -> tuple[dict, list]:
+    """A published site with connected stations (of ``organization`` when given, else of none)."""
     r = await server.api.post("/sites", json={
         "name": name, "address": "Damrak 1", "city": "Amsterdam", "postal_code": "1012 LG", "country": "NLD",
-        "latitude": lat, "longitude": lon, "timezone": "Europe/Amsterdam", "publish": True})
+        "latitude": lat, "longitude": lon, "timezone": "Europe/Amsterdam", "publish": True,
+        "organization": organization})
     assert r.status_code in (200, 201), r.text
     site = r.json()
     stations = []
     for sid in station_ids:
-        r = await server.api.post("/stations", json={"station_id": sid, "site": site["id"]})
+        r = await server.api.post("/stations", json={"station_id": sid, "site": site["id"], "organization": organization})
         assert r.status_code in (200, 201), r.text
         st = SimStation(sid, server.ws_url(sid), version, evses=evses, heartbeat=False)
         await st.connect()

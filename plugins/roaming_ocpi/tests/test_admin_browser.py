@@ -77,3 +77,42 @@ async def test_invite_register_and_deliveries_pages(server, device):
             await two.get_by_role("button", name="Resend").click()
             await expect(page.get_by_role("alert")).to_contain_text("Not queued again")
             await screenshot(page, f"roaming-resend-refused-{name}-{backend}")
+
+
+@pytest.mark.parametrize("device", [("desktop", 1280, 900), ("phone", 390, 844)])
+async def test_an_organizations_admin_invites_partners_for_its_own_organization(server, device):
+    name, width, height = device
+    backend = "pg" if "postgres" in str(getattr(server, "database_url", "")) else "db"
+    org = (await server.api.post("/organizations", json={"name": f"Fleet {name}"})).json()["id"]
+    child = (await server.api.post("/organizations", json={"name": f"Fleet {name} depot", "parent": org})).json()["id"]
+    other = await server.api.post("/roaming/partners", json={"name": f"Installation partner {name}"})
+    assert other.status_code == 201
+    async with admin_browser(server, "admin", width=width, height=height, organization=org) as page:
+        await page.goto("/admin/roaming")
+        await expect(page.get_by_text(f"Installation partner {name}")).to_have_count(0)
+        await page.get_by_text("Invite a partner").click()
+        form = page.locator("form[action='/admin/roaming/invite']")
+        select = form.get_by_label("Organization")
+        assert await select.input_value() == str(org)  # its own organization by default
+        assert sorted(await select.locator("option").all_inner_texts()) == [f"Fleet {name}", f"Fleet {name} depot"]
+        await form.get_by_label("Name").fill(f"Depot partner {name}")
+        await select.select_option(str(child))
+        await form.get_by_role("button", name="Issue token A").click()
+        await expect(page.locator("#token-a")).to_be_visible()
+        row = page.locator("tr", has_text=f"Depot partner {name}")
+        await expect(row).to_contain_text(f"Fleet {name} depot")
+        await screenshot(page, f"roaming-organization-invite-{name}-{backend}")
+        partner = next(p for p in (await server.api.get("/roaming/partners")).json()["items"]
+                       if p["name"] == f"Depot partner {name}")
+        assert partner["organization"] == child
+        await page.goto(f"/admin/roaming/partners/{partner['id']}")
+        await expect(page.locator("dd", has_text=f"Fleet {name} depot")).to_be_visible()
+        answer = await page.goto(f"/admin/roaming/partners/{other.json()['id']}")
+        assert answer is not None and answer.status == 404
+    async with admin_browser(server, "admin", width=width, height=height) as page:
+        await page.goto("/admin/roaming")
+        await expect(page.locator("tr", has_text=f"Installation partner {name}")).to_contain_text("installation-wide")
+        await page.get_by_text("Invite a partner").click()
+        select = page.locator("form[action='/admin/roaming/invite']").get_by_label("Organization")
+        assert await select.input_value() == ""  # a global admin's partner: the installation's by default
+        await screenshot(page, f"roaming-global-invite-form-{name}-{backend}")

@@ -273,11 +273,11 @@ async def test_the_newest_registered_partners_token_wins_and_unregistered_ones_a
                             headers=tok(new.token_c))
             assert r.status_code in (200, 201), r.text
         new_id = await partner_id(server, "NEW")
-        assert (await partner_tokens("04AABBCC", "RFID"))[0]["partner"] == new_id
+        assert (await partner_tokens("04AABBCC", "RFID", "ANY-STATION"))[0]["partner"] == new_id
         old_id = await partner_id(server, "OLD")
         r = await server.api.delete(f"/roaming/partners/{old_id}")
         assert r.status_code == 200, r.text
-        found = await partner_tokens("04AABBCC", "RFID")
+        found = await partner_tokens("04AABBCC", "RFID", "ANY-STATION")
         assert [t["partner"] for t in found] == [new_id] and found[0]["payload"]["valid"] is True
 
 

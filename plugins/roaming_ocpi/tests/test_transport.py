@@ -21,15 +21,17 @@ def tok(token: str) -> dict[str, str]:
     return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
 
 
-async def invite(server) -> tuple[str, str]:
-    r = await server.api.post("/roaming/partners", json={"name": "fake"})
+async def invite(server, organization: int | None = None) -> tuple[str, str]:
+    """Invite a partner (of ``organization``, else the installation's): token A and our versions URL."""
+    r = await server.api.post("/roaming/partners", json={"name": "fake", "organization": organization})
     assert r.status_code == 201, r.text
     return r.json()["token_a"], r.json()["our_versions_url"]
 
 
-async def register_fake(server, fake) -> str:
-    """The fake partner registers with us (it is the Sender of credentials); returns token C."""
-    token_a, versions = await invite(server)
+async def register_fake(server, fake, organization: int | None = None) -> str:
+    """The fake partner registers with us (it is the Sender of credentials) as a partner of
+    ``organization`` (None: the installation's); returns token C."""
+    token_a, versions = await invite(server, organization)
     async with httpx.AsyncClient() as c:
         r = await c.get(versions, headers=tok(token_a))
         data = assert_envelope(r.json())

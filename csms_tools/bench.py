@@ -700,7 +700,7 @@ def add_bench_parser(subparsers: Any) -> None:
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds (closed-loop, mix)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     p.add_argument("--settle", type=float, default=5.0, help="idle: seconds to wait before reading memory")
-    p.add_argument("--version", choices=["1.6", "2.0.1", "mixed"], default="mixed")
+    p.add_argument("--version", choices=["1.6", "2.0.1", "2.1", "mixed"], default="mixed")
     p.add_argument("--url", help="OCPP base URL of a running server (default: start one)")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, for memory and CPU figures")
     p.add_argument("--api-key", help="with --url: an API key, to register the stations' id tokens")

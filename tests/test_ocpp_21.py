@@ -239,3 +239,58 @@ async def test_cost_updated_goes_out_as_21(server):
         finally:
             task.cancel()
     assert got == [{"total_cost": 1.21, "transaction_id": "c21"}]
+
+
+async def test_battery_swap_der_settlement_and_priority_reports_are_stored(server):
+    """What a 2.1 station reports that 2.0.1 has no message for: answered per the 2.1 schemas (the
+    library's ChargePoint checks every answer) and kept in the station's event log."""
+    sid = "LIB21R"
+    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
+        cp = Station21(sid, ws)
+        cp.resets = []
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call21.BootNotification(
+                charging_station={"model": "Swap21", "vendor_name": "Acme"}, reason="PowerUp"))
+            await cp.call(call21.BatterySwap(
+                event_type="BatteryIn", request_id=7, id_token={"id_token": "SWAP-1", "type": "ISO14443"},
+                battery_data=[{"evse_id": 1, "serial_number": "B-100", "so_c": 12.5, "so_h": 97,
+                               "production_date": "2025-03-01T00:00:00Z"}]))
+            await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:00:00Z",
+                                                grid_event_fault="OverFrequency"))
+            await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:05:00Z",
+                                                alarm_ended=True))
+            await cp.call(call21.NotifyDERStartStop(control_id="ctl-1", started=True,
+                                                    timestamp="2026-12-06T10:01:00Z", superseded_ids=["ctl-0"]))
+            await cp.call(call21.ReportDERControl(request_id=4, tbc=False, gradient=[
+                {"id": "g-1", "gradient": {"priority": 1, "gradient": 30, "soft_gradient": 60}},
+                {"id": "g-2", "gradient": {"priority": 2, "gradient": 10, "soft_gradient": 20}}]))
+            failed = await cp.call(call21.NotifySettlement(
+                psp_ref="PSP-43", status="Failed", settlement_amount=5, settlement_time="2026-12-06T11:10:00Z"))
+            assert failed.receipt_id is None and failed.receipt_url is None
+            await cp.call(call21.NotifyPriorityCharging(transaction_id="tx-9", activated=True))
+        finally:
+            task.cancel()
+    # (the library spells receipt_url "receiptURL", which the schema does not know: a raw frame)
+    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
+        r = await rpc(ws, [2, "n1", "NotifySettlement", {
+            "pspRef": "PSP-42", "status": "Settled", "settlementAmount": 12.34, "settlementTime": "2026-12-06T11:00:00Z",
+            "transactionId": "tx-9", "receiptId": "R-1", "receiptUrl": "https://station.example/r/1"}])
+        assert r == [3, "n1", {"receiptId": "R-1", "receiptUrl": "https://station.example/r/1"}]
+
+    (swap,) = await events(server, sid, "battery_swap")
+    assert swap["kind"] == "BatteryIn"
+    assert swap["summary"] == "BatteryIn (request 7, token SWAP-1): B-100 12.5 %"
+    der = list(reversed(await events(server, sid, "der")))
+    assert [(e["kind"], e["summary"]) for e in der] == [
+        ("NotifyDERAlarm", "FreqDroop alarm raised (OverFrequency)"),
+        ("NotifyDERAlarm", "FreqDroop alarm ended"),
+        ("NotifyDERStartStop", "DER control ctl-1 started, superseding ctl-0"),
+        ("ReportDERControl", "report 4: 2 gradient"),
+    ]
+    payments = list(reversed(await events(server, sid, "payment")))
+    assert [e["summary"] for e in payments] == [
+        "Failed 5 (PSP reference PSP-43)", "Settled 12.34 for transaction tx-9 (PSP reference PSP-42)"]
+    assert payments[1]["details"]["receiptUrl"] == "https://station.example/r/1"
+    (priority,) = await events(server, sid, "charging_limit")
+    assert priority["summary"] == "priority charging activated for transaction tx-9"

@@ -1,7 +1,9 @@
 """OCPP 2.1 adapter: the 2.0.1 adapter's handlers (2.1 keeps those messages, with optional
 additions this CSMS does not need), validated against the 2.1 schemas, plus what 2.1 adds that
 the CSMS takes part in: periodic event streams (OpenPeriodicEventStream, ClosePeriodicEventStream
-and the NotifyPeriodicEventStream SEND) and OCPP-J 2.1's SEND and CALLRESULTERROR frames
+and the NotifyPeriodicEventStream SEND), the station's reports of battery swaps, DER controls and
+alarms, payment-terminal settlements and priority charging (stored in the station's event log and
+shown on its page), and OCPP-J 2.1's SEND and CALLRESULTERROR frames
 (:class:`~csms.core.ocpp.connection.StationConnection`)."""
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from csms.core.ocpp.validation import V21
 from csms.core.timeutil import parse_ts
 
 # Station-to-CSMS messages new in 2.1 that this CSMS does not handle: answered NotImplemented.
-NOT_IMPLEMENTED = frozenset({
-    "BatterySwap", "GetCertificateChainStatus", "NotifyDERAlarm", "NotifyDERStartStop", "NotifyPriorityCharging",
-    "NotifySettlement", "PullDynamicScheduleUpdate", "ReportDERControl", "VatNumberValidation",
-})
+# (VAT numbers would need a registry such as VIES; dynamic schedules and certificate chains an
+# external service.)
+NOT_IMPLEMENTED = frozenset({"GetCertificateChainStatus", "PullDynamicScheduleUpdate", "VatNumberValidation"})
 
 
 class StationConnection21(StationConnection201):
@@ -52,4 +53,61 @@ class StationConnection21(StationConnection201):
             self.state, "event_stream", "NotifyPeriodicEventStream",
             summary=f"stream {p['id']}: {len(p['data'])} values, {p['pending']} pending",
             details=p, timestamp=parse_ts(p["basetime"]))
+        return {}
+
+    @on(Action.battery_swap)
+    async def on_battery_swap(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A battery swap station reports batteries put in or taken out (the token was authorized
+        before, through Authorize)."""
+        batteries = ", ".join(f"{b['serialNumber']} {b['soC']:g} %" for b in p["batteryData"])
+        await self.core.reports.record(
+            self.state, "battery_swap", p["eventType"],
+            summary=f"{p['eventType']} (request {p['requestId']}, token {p['idToken']['idToken']}): {batteries}",
+            details=p)
+        return {}
+
+    @on(Action.notify_der_alarm)
+    async def on_notify_der_alarm(self, p: dict[str, Any]) -> dict[str, Any]:
+        state = "ended" if p.get("alarmEnded") else "raised"
+        fault = f" ({p['gridEventFault']})" if p.get("gridEventFault") else ""
+        await self.core.reports.record(
+            self.state, "der", "NotifyDERAlarm", summary=f"{p['controlType']} alarm {state}{fault}",
+            details=p, timestamp=parse_ts(p["timestamp"]))
+        return {}
+
+    @on(Action.notify_der_start_stop)
+    async def on_notify_der_start_stop(self, p: dict[str, Any]) -> dict[str, Any]:
+        superseded = f", superseding {', '.join(p['supersededIds'])}" if p.get("supersededIds") else ""
+        await self.core.reports.record(
+            self.state, "der", "NotifyDERStartStop",
+            summary=f"DER control {p['controlId']} {'started' if p['started'] else 'stopped'}{superseded}",
+            details=p, timestamp=parse_ts(p["timestamp"]))
+        return {}
+
+    @on(Action.report_der_control)
+    async def on_report_der_control(self, p: dict[str, Any]) -> dict[str, Any]:
+        controls = {k: len(v) for k, v in p.items() if isinstance(v, list)}
+        listed = ", ".join(f"{n} {k}" for k, n in sorted(controls.items())) or "no controls"
+        more = " (more to follow)" if p.get("tbc") else ""
+        await self.core.reports.record(self.state, "der", "ReportDERControl",
+                                       summary=f"report {p['requestId']}: {listed}{more}", details=p)
+        return {}
+
+    @on(Action.notify_settlement)
+    async def on_notify_settlement(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A payment terminal at the station settled (or failed to settle) a payment; the receipt
+        stays the station's (its id and URL are echoed back, as the CSMS issues none)."""
+        tx = f" for transaction {p['transactionId']}" if p.get("transactionId") else ""
+        await self.core.reports.record(
+            self.state, "payment", "NotifySettlement",
+            summary=f"{p['status']} {p['settlementAmount']:g}{tx} (PSP reference {p['pspRef']})",
+            details=p, timestamp=parse_ts(p["settlementTime"]))
+        return {k: p[k] for k in ("receiptId", "receiptUrl") if k in p}
+
+    @on(Action.notify_priority_charging)
+    async def on_notify_priority_charging(self, p: dict[str, Any]) -> dict[str, Any]:
+        await self.core.reports.record(
+            self.state, "charging_limit", "NotifyPriorityCharging",
+            summary=f"priority charging {'activated' if p['activated'] else 'ended'} "
+                    f"for transaction {p['transactionId']}", details=p)
         return {}

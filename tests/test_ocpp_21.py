@@ -294,3 +294,48 @@ async def test_battery_swap_der_settlement_and_priority_reports_are_stored(serve
     assert payments[1]["details"]["receiptUrl"] == "https://station.example/r/1"
     (priority,) = await events(server, sid, "charging_limit")
     assert priority["summary"] == "priority charging activated for transaction tx-9"
+
+
+async def test_cost_a_station_calculates_itself_is_kept(server):
+    """2.1 local cost calculation: the station's own ``costDetails`` in TransactionEvent are kept in
+    its event log; the transaction is stored as always."""
+    sid = "LIB21C"
+    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
+        cp = Station21(sid, ws)
+        cp.resets = []
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call21.BootNotification(
+                charging_station={"model": "Cost21", "vendor_name": "Acme"}, reason="PowerUp"))
+            tx = "cost21-tx"
+            await cp.call(call21.TransactionEvent(
+                event_type="Started", timestamp=now_iso(), trigger_reason="CablePluggedIn", seq_no=0,
+                transaction_info={"transaction_id": tx}, evse={"id": 1, "connector_id": 1},
+                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 1000.0}]}]))
+            await cp.call(call21.TransactionEvent(
+                event_type="Updated", timestamp=now_iso(), trigger_reason="RunningCost", seq_no=1,
+                transaction_info={"transaction_id": tx},
+                cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
+                                             "total": {"excl_tax": 0.5}},
+                              "total_usage": {"energy": 1200, "charging_time": 600, "idle_time": 0},
+                              "failure_to_calculate": True, "failure_reason": "tariff expired"}))
+            await cp.call(call21.TransactionEvent(
+                event_type="Ended", timestamp=now_iso(), trigger_reason="EVDeparted", seq_no=2,
+                transaction_info={"transaction_id": tx, "stopped_reason": "EVDisconnected"},
+                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 3500.0}]}],
+                cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
+                                             "fixed": {"excl_tax": 0.5, "incl_tax": 0.6},
+                                             "total": {"excl_tax": 1.5, "incl_tax": 1.82}},
+                              "total_usage": {"energy": 2500, "charging_time": 1800, "idle_time": 60}}))
+        finally:
+            task.cancel()
+    (row,) = await sessions_of(server, sid)
+    assert row["state"] == "completed" and row["energy_wh"] == 2500
+    costs = list(reversed(await events(server, sid, "station_cost")))
+    assert [e["summary"] for e in costs] == [
+        "Updated: NormalCost cost 0.5 EUR excl. tax for 1200 Wh, 600 s charging (transaction cost21-tx); "
+        "not calculated: tariff expired",
+        "Ended: NormalCost cost 1.82 EUR incl. tax for 2500 Wh, 1800 s charging (transaction cost21-tx)",
+    ]
+    assert costs[1]["details"]["transaction_id"] == "cost21-tx"
+    assert costs[1]["details"]["totalCost"]["fixed"] == {"exclTax": 0.5, "inclTax": 0.6}

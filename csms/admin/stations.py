@@ -42,7 +42,7 @@ TABS = [("overview", N_("Overview")), ("configuration", N_("Configuration")), ("
         ("sessions", N_("Sessions")), ("events", N_("Events")), ("commands", N_("Commands"))]  # translated where shown
 EVENT_CATEGORIES = ["connection", "boot", "status", "fault", "registration", "firmware", "log", "diagnostics",
                     "security", "event", "report", "monitoring", "certificate", "reservation", "charging_limit",
-                    "event_stream", "der", "battery_swap", "payment"]
+                    "event_stream", "der", "battery_swap", "payment", "station_cost"]
 
 
 def _json(value: Any) -> Any:

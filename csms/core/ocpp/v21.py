@@ -55,6 +55,29 @@ class StationConnection21(StationConnection201):
             details=p, timestamp=parse_ts(p["basetime"]))
         return {}
 
+    @on(Action.transaction_event)
+    async def on_transaction_event(self, p: dict[str, Any]) -> dict[str, Any]:
+        """As 2.0.1; a station that calculates the cost itself (2.1 local cost calculation) sends
+        ``costDetails``, kept in its event log (category ``station_cost``) beside our own cost."""
+        answer = await super().on_transaction_event(p)
+        if p.get("costDetails"):
+            await self._record_station_cost(p["transactionInfo"]["transactionId"], p["eventType"], p["costDetails"])
+        return answer
+
+    async def _record_station_cost(self, transaction_id: str, event_type: str, details: dict[str, Any]) -> None:
+        cost = details["totalCost"]
+        total = cost["total"]
+        amount = total.get("inclTax", total.get("exclTax"))
+        tax = "incl. tax" if "inclTax" in total else "excl. tax"
+        usage = details["totalUsage"]
+        summary = (f"{event_type}: {cost['typeOfCost']} cost "
+                   f"{'unknown' if amount is None else f'{amount:g}'} {cost['currency']} {tax} "
+                   f"for {usage['energy']:g} Wh, {usage['chargingTime']} s charging (transaction {transaction_id})")
+        if details.get("failureToCalculate"):
+            summary += f"; not calculated: {details.get('failureReason') or 'no reason given'}"
+        await self.core.reports.record(self.state, "station_cost", "TransactionEvent",
+                                       summary=summary, details={"transaction_id": transaction_id, **details})
+
     @on(Action.battery_swap)
     async def on_battery_swap(self, p: dict[str, Any]) -> dict[str, Any]:
         """A battery swap station reports batteries put in or taken out (the token was authorized

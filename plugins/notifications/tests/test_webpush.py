@@ -200,12 +200,23 @@ async def test_devices_listed_removed_exported_and_erased(server, push_service):
     assert (await subscribe(ann_client, ann_csrf, BrowserKeys().subscription(
         push_service.endpoint("ann-phone")))).status_code == 201
 
+    # saving the private-link page (e-mail and webhook) leaves the browsers alone
+    link = (await server.api.post(f"/notifications/drivers/{ann}/link")).json()["url"]
+    async with httpx.AsyncClient() as anyone:
+        form = await anyone.get(link)
+        saved = await anyone.post(link, data={"_csrf_token": csrf_of(form.text), "email": "ann@example.org",
+                                              "email:session.stopped": "on"})
+        assert saved.status_code == 303, saved.text
+    assert await Subscription.count().where((Subscription.driver == ann) & (Subscription.channel == "webpush")) == 1
+    assert await Subscription.count().where((Subscription.driver == ann) & (Subscription.channel == "email")) == 1
+
     export = await ann_client.get("/driver/account/export")
     assert export.status_code == 200
     mine = export.json()["plugins"]["notifications"]["subscriptions"]
-    assert [(s["channel"], s["target"], s["device"]) for s in mine] == [
-        ("webpush", push_service.endpoint("ann-phone"), "Chrome on Android")]
-    assert "auth" not in json.dumps(mine) and mine[0].get("secret") is None
+    pushed = [s for s in mine if s["channel"] == "webpush"]
+    assert [(s["target"], s["device"], s["language"]) for s in pushed] == [
+        (push_service.endpoint("ann-phone"), "Chrome on Android", "en")]
+    assert "auth" not in json.dumps(mine) and all(s.get("secret") is None for s in mine)
     erased = await server.api.post(f"/drivers/{ann}/erase")
     assert erased.status_code == 200 and erased.json()["failed_plugins"] == [], erased.text
     assert await Subscription.count().where(Subscription.driver == ann) == 0

@@ -106,8 +106,9 @@ def driver_nav(request):
 @hookspec(Rule.EVERY_ANSWER)
 def admin_panels(page, request, context):
     """Return a list of HTML fragments (``markupsafe.Markup`` or str of trusted HTML) to show on the
-    admin page named ``page`` ("dashboard", "station", "session", "site"); ``context`` is that
-    page's template context (``station``, ``session``, ``site`` ...)."""
+    admin page named ``page`` ("dashboard", "station", "session", "site", or a plugin's page such
+    as the billing plugin's "statement"); ``context`` is that page's template context
+    (``station``, ``session``, ``site``, ``s`` for a statement ...)."""
 
 
 @hookspec(Rule.WIRING)

@@ -36,8 +36,9 @@ The groups:
   :mod:`csms.api.tenancy` and ``docs/plugins.md``.
 * **Languages and time zones**: :func:`gettext` / :func:`ngettext` translate into the viewer's
   language (a plugin ships its catalogs through the ``locale_dirs`` hook; ``_()`` works in its
-  templates), :data:`N_` marks a label translated where it is shown (``NavItem(N_("Fleet"), ...)``);
-  :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
+  templates), :data:`N_` marks a label translated where it is shown (``NavItem(N_("Fleet"), ...)``),
+  :func:`use_language` makes a language the current one in work done outside a request (a
+  message for someone whose language was stored); :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
   ``datetime-local`` input typed in it.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 * **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
@@ -113,7 +114,7 @@ from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.csvexport import csv_text
 from csms.driver.portal import DRIVER_EXCEPTION_HANDLERS, current_driver, driver_page
 from csms.hookspecs import Rule, hookspec
-from csms.i18n import N_, current_language, gettext, ngettext
+from csms.i18n import N_, current_language, gettext, ngettext, use_language
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugin_routes import public_route
 from csms.plugins import add_hookspecs, call_hook, hook_impls, hookimpl
@@ -150,7 +151,7 @@ __all__ = [
     "audited", "redact_audit",
     # languages: texts in the viewer's language (catalogs through the locale_dirs hook); the
     # viewer's time zone and times typed in it
-    "gettext", "ngettext", "N_", "current_language", "viewer_zone", "parse_datetime_local",
+    "gettext", "ngettext", "N_", "current_language", "use_language", "viewer_zone", "parse_datetime_local",
     # settings, time, work off the event loop
     "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
 ]

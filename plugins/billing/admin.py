@@ -459,7 +459,7 @@ async def _statement_detail_page(request: Request, statement_id: int, *, status_
     corrected = await stm.statement_row(row["corrects"]) if row["corrects"] else None
     notes = await Statement.select().where((Statement.corrects == statement_id) & (Statement.kind == "credit_note"))
     cur = row["currency"]
-    return await render(request, "billing/statement_detail.html", status_code=status_code,
+    return await render(request, "billing/statement_detail.html", status_code=status_code, panel_page="statement",
                         title=f"{stm.document_title(row)} {stm.statement_number(row)}",
                         s=stm.statement_json(row), lines=stm.lines_json(lines, cur),
                         amount=lambda minor: stm.money_text(minor, cur),

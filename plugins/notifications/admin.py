@@ -216,7 +216,10 @@ async def driver_save(request: Request, token: str) -> Any:
                                             "secret": old["secret"] if old else ""}))
     except subs.SubscriptionError as exc:
         return _driver_page(request, driver, token, rows, error=exc.message)
-    await Subscription.delete().where(Subscription.driver == driver["id"])
+    # the e-mail and webhook chosen here replace the earlier ones; the browsers the driver turned
+    # push notifications on in (the portal's Notifications page) stay
+    await Subscription.delete().where((Subscription.driver == driver["id"])
+                                      & Subscription.channel.is_in(["email", "webhook"]))
     for values in wanted:
         await Subscription(**values).save()
     return Redirect(f"/notifications/driver/{token}?notice=Saved.", status_code=303)

@@ -1,7 +1,9 @@
 """A driver's personal data in notifications (GDPR): the ``driver_data_export`` and
 ``driver_erased`` hooks.
 
-What the plugin holds about a driver: their own subscriptions (``Subscription.driver``), e-mail
+What the plugin holds about a driver: their own subscriptions (``Subscription.driver``; a
+``webpush`` one is a browser of theirs: its push endpoint, the device name and language, but
+not its keys, which are the browser's secret), e-mail
 subscriptions that send to their address without being linked to them (an operator added the
 address by hand), the deliveries of both (the delivery log keeps the target address and the
 notification's text), and their private settings link (``DriverLink``).
@@ -90,6 +92,7 @@ async def driver_export(driver: dict[str, Any]) -> dict[str, Any] | None:
             "id": s["id"], "name": s["name"], "channel": s["channel"], "target": s["target"], "events": s["events"],
             "station_id": s["station_id"], "site": s["site"], "enabled": s["enabled"],
             "yours": s["driver"] == driver["id"], "created_at": _iso(s["created_at"]),
+            **({"device": s["device"], "language": s["language"]} if s["channel"] == "webpush" else {}),
         } for s in subscriptions],
         "deliveries": [{
             "id": d["id"], "subscription": d["subscription"], "channel": d["channel"], "target": d["target"],

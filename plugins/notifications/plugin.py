@@ -1,5 +1,6 @@
 """The notifications plugin's hook implementations (entry point ``notifications`` in the ``csms``
-group): webhooks, e-mail, live admin notifications and drivers' own session notifications."""
+group): webhooks, e-mail, live admin notifications and drivers' own session notifications (by
+e-mail, webhook or Web Push to their phone: the driver portal's Notifications page)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def piccolo_apps():
 
 @hookimpl
 def startup(app, settings):
-    from plugins.notifications import service
+    from plugins.notifications import service, webpush
 
+    webpush.use_public_url(settings.public_url)
     return service.start
 
 
@@ -67,8 +69,9 @@ def driver_erased(driver):
 def register_routes(settings):
     from plugins.notifications.admin import driver_router, notifications_admin_router
     from plugins.notifications.api import notifications_api_router
+    from plugins.notifications.driver_push import push_driver_router
 
-    return [notifications_api_router(), notifications_admin_router(),
+    return [notifications_api_router(), notifications_admin_router(), push_driver_router(),
             public_route(driver_router(), "a driver's own notification settings, opened by the secret link "
                                           "the operator sends (the token in the path is the credential)")]
 
@@ -86,6 +89,11 @@ def locale_dirs():
 @hookimpl
 def admin_nav(request):
     return [NavItem(N_("Notifications"), "/admin/notifications", order=58)]
+
+
+@hookimpl
+def driver_nav(request):
+    return [NavItem(N_("Notifications"), "/driver/notifications", order=40)]
 
 
 @hookimpl

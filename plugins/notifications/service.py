@@ -2,7 +2,7 @@
 
 The ``event`` hook hands events to a queue (never blocking the core's dispatcher). A worker
 builds each notification, shows it in the admin (browser hub) and writes one delivery per
-matching subscription; a sender sends the deliveries that are due, claiming each one first
+matching subscription; a sender sends the deliveries that are due (webhooks, e-mail, Web Push to drivers' browsers), claiming each one first
 (so that several nodes never send one twice) and retrying failures after the configured
 delays until it gives up.
 """
@@ -27,6 +27,8 @@ from plugins.notifications.channels import DeliveryFailed, post_webhook, send_em
 from plugins.notifications.config import notification_settings
 from plugins.notifications.messages import DRIVER_EVENTS, Notification, NotificationBuilder
 from plugins.notifications.tables import Delivery, Subscription
+from plugins.notifications.webpush import SubscriptionGone, send_push
+from plugins.notifications.webpush import close as close_push, forget_keys
 
 log = logging.getLogger("csms.notifications")
 
@@ -109,6 +111,7 @@ class Notifier:
             except (asyncio.CancelledError, Exception):
                 pass
         self.browser.close()
+        close_push()
 
     def on_event(self, event: ev.Event) -> None:
         if isinstance(event, _IGNORED):
@@ -198,6 +201,14 @@ class Notifier:
             attempts = row["attempts"] + 1
             try:
                 status, body = await self._deliver(row)
+            except SubscriptionGone as exc:  # the browser's subscription ended: delete it, no retry
+                await Delivery.update({Delivery.status: "failed", Delivery.attempts: attempts,
+                                       Delivery.last_error: str(exc)[:500], Delivery.response_status: exc.status,
+                                       Delivery.response_body: exc.body}).where(Delivery.id == delivery_id)
+                if row["subscription"] is not None:
+                    await Subscription.delete().where(Subscription.id == row["subscription"])
+                    log.info("push subscription %s removed: %s", row["subscription"], exc)
+                return
             except DeliveryFailed as exc:
                 delays = self.settings.delays()
                 values: dict[Any, Any] = {Delivery.attempts: attempts, Delivery.last_error: str(exc)[:500],
@@ -232,6 +243,14 @@ class Notifier:
         if row["channel"] == "email":
             await send_email(row, email_text(row))
             return None, ""
+        if row["channel"] == "webpush":
+            push = None
+            if row["subscription"] is not None:
+                push = await Subscription.select(Subscription.p256dh, Subscription.secret, Subscription.language).where(
+                    Subscription.id == row["subscription"]).first()
+            if push is None:
+                raise DeliveryFailed("the push subscription was deleted (its keys with it)")
+            return await send_push(row, push)
         raise DeliveryFailed(f"unknown channel {row['channel']!r}")
 
 
@@ -273,6 +292,7 @@ def wake() -> None:
 
 async def start() -> None:
     global _notifier
+    forget_keys()  # this database's VAPID pair (or the configured one), read when first needed
     _notifier = Notifier()
     await _notifier.start()
 

@@ -13,7 +13,7 @@ from plugins.notifications.messages import DRIVER_EVENTS
 from plugins.notifications.service import new_secret
 from plugins.notifications.tables import Delivery, DriverLink, Subscription
 
-CHANNELS = ("webhook", "email")
+CHANNELS = ("webhook", "email")  # what an operator creates; a driver's browser adds "webpush" itself
 
 # Route rules name these kinds: another organization's subscription or delivery is a 404.
 register_kind("subscription", owner_by(Subscription.id, Subscription.organization))
@@ -34,7 +34,7 @@ async def check(values: dict[str, Any], scope: Scope = GLOBAL, *, new: bool = Fa
     manages) or the caller's own; a driver's belongs to the driver's organization. The driver,
     site and station it names must be ones the caller sees (else the same 404 as for none)."""
     channel = values.get("channel")
-    if channel not in CHANNELS:
+    if channel not in CHANNELS and not (channel == "webpush" and not new):
         raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}")
     driver = values.get("driver")
     target = str(values.get("target") or "").strip()
@@ -74,6 +74,8 @@ async def check(values: dict[str, Any], scope: Scope = GLOBAL, *, new: bool = Fa
         secret = new_secret()
     if channel == "email":
         secret = ""
+    if channel == "webpush" and driver is None:
+        raise SubscriptionError("a push subscription belongs to a driver")
     return {"name": str(values.get("name") or "")[:200], "channel": channel, "target": target[:512],
             "secret": secret[:128], "events": events, "station_id": station_id,
             "site": site, "driver": driver, "enabled": bool(values.get("enabled", True)),
@@ -103,7 +105,7 @@ async def subscription_row(subscription_id: int, scope: Scope = GLOBAL) -> dict[
 
 def subscription_json(row: dict[str, Any], *, show_secret: bool) -> dict[str, Any]:
     out = jsonable(row)
-    if not show_secret and out.get("secret"):
+    if (not show_secret or out.get("channel") == "webpush") and out.get("secret"):  # a browser's auth: never
         out["secret"] = out["secret"][:4] + "…"
     return out
 
@@ -124,3 +126,27 @@ async def driver_link(driver_id: int, scope: Scope = GLOBAL) -> str:
 async def driver_of_token(token: str) -> int | None:
     row = await DriverLink.select(DriverLink.driver).where(DriverLink.token == token).first()
     return row["driver"] if row else None
+
+
+async def save_push(driver_id: int, push: dict[str, str], *, device: str, language: str) -> dict[str, Any]:
+    """A driver's browser subscribed (``push`` from :func:`webpush.check_subscription`): store it
+    as the driver's ``webpush`` subscription to their session events. The same endpoint again
+    (the browser renewed its keys, or another driver signed in on that browser) replaces the
+    earlier one: a browser's notifications go to the driver signed in last."""
+    row = await Driver.select(Driver.organization).where(Driver.id == driver_id).first()
+    if row is None:
+        raise SubscriptionError(f"no driver {driver_id}", 404)
+    await Subscription.delete().where((Subscription.channel == "webpush") & (Subscription.target == push["endpoint"]))
+    sub = Subscription(name=f"driver {driver_id} webpush", channel="webpush", target=push["endpoint"],
+                       secret=push["auth"], p256dh=push["p256dh"], events=list(DRIVER_EVENTS), driver=driver_id,
+                       organization=row["organization"], device=device[:200], language=language[:8])
+    await sub.save()
+    return await subscription_row(sub.id)
+
+
+async def push_subscriptions(driver_id: int) -> list[dict[str, Any]]:
+    """The driver's subscribed browsers, newest first."""
+    return await Subscription.select(Subscription.id, Subscription.target, Subscription.device,
+                                     Subscription.created_at).where(
+        (Subscription.channel == "webpush") & (Subscription.driver == driver_id)).order_by(
+        Subscription.id, ascending=False)

@@ -11,7 +11,9 @@ from csms.plugin_api import Driver, Organization
 
 
 class Subscription(Table, tablename="notifications_subscription"):
-    """Where notifications of some events go: a webhook URL or an e-mail address.
+    """Where notifications of some events go: a webhook URL, an e-mail address or a browser's
+    push endpoint (``webpush``: a driver's phone or computer, ``secret`` holds the browser's
+    ``auth`` secret, ``p256dh`` its public key).
 
     With ``driver`` set it is a driver's own subscription: only that driver's session events.
     With ``organization`` set it hears of that organization's stations (and those of the
@@ -19,9 +21,9 @@ class Subscription(Table, tablename="notifications_subscription"):
     """
 
     name = Varchar(length=200, default="")
-    channel = Varchar(length=16)  # webhook|email
-    target = Varchar(length=512)  # URL or e-mail address
-    secret = Varchar(length=128, default="")  # HMAC key of a webhook
+    channel = Varchar(length=16)  # webhook|email|webpush
+    target = Varchar(length=512)  # URL, e-mail address or push endpoint
+    secret = Varchar(length=128, default="")  # HMAC key of a webhook, auth secret of a push subscription
     events = JSON(default=["*"])  # patterns: "session.*", "alert.opened", "*"
     station_id = Varchar(length=64, default="")  # only this station
     site = Integer(null=True, default=None)  # only this site's stations
@@ -29,6 +31,9 @@ class Subscription(Table, tablename="notifications_subscription"):
     enabled = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.cascade, index=True)
+    p256dh = Varchar(length=128, default="")  # a push subscription's public key (base64url)
+    device = Varchar(length=200, default="")  # a push subscription's browser, as the driver sees it
+    language = Varchar(length=8, default="")  # the language a push subscription's texts are in
 
 
 class Delivery(Table, tablename="notifications_delivery"):
@@ -62,4 +67,14 @@ class DriverLink(Table, tablename="notifications_driver_link"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-NOTIFICATION_TABLES: list[type[Table]] = [Subscription, Delivery, DriverLink]
+class VapidKey(Table, tablename="notifications_vapid_key"):
+    """The installation's VAPID key pair, made once (unless a key is configured): the public key is
+    what browsers subscribe with, the private key signs every push request and is never shown."""
+
+    name = Varchar(length=32, unique=True)  # "default": one pair per installation
+    private_key = Text()  # PEM
+    public_key = Varchar(length=100)  # base64url of the uncompressed P-256 point
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+NOTIFICATION_TABLES: list[type[Table]] = [Subscription, Delivery, DriverLink, VapidKey]

@@ -248,9 +248,14 @@ ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "
 THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 
 
+def decimal_places(currency: str) -> int:
+    """Digits after the decimal point of ``currency``'s amounts (Stripe's minor units)."""
+    return 0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
+
+
 def decimal_amount(minor: int, currency: str) -> str:
     """``484`` EUR as ``"4.84"``, JPY ``484`` as ``"484"``, KWD ``4840`` as ``"4.840"``."""
-    digits = 0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
+    digits = decimal_places(currency)
     return str(Decimal(minor).scaleb(-digits)) if digits else str(minor)
 
 

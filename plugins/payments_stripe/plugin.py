@@ -14,6 +14,7 @@ from csms.plugin_api import NavItem, hookimpl
 from plugins.payments_stripe.config import StripeSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (StripeSettings,)
 
 
@@ -72,14 +73,28 @@ def shutdown(app):
 
 @hookimpl
 def register_routes(settings):
+    from plugins.payments_stripe.admin import stripe_admin_router
     from plugins.payments_stripe.api import stripe_api_router, stripe_driver_router
 
-    return [stripe_api_router(), stripe_driver_router()]
+    return [stripe_api_router(), stripe_driver_router(), stripe_admin_router()]
 
 
 @hookimpl
 def template_dirs():
     return [str(TEMPLATE_DIR)]
+
+
+@hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]
+
+
+@hookimpl
+def admin_panels(page, request, context):
+    """The payment and its refund form on the billing plugin's statement page."""
+    from plugins.payments_stripe.admin import panel
+
+    return panel(page, request, context)
 
 
 @hookimpl

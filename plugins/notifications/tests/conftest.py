@@ -65,6 +65,28 @@ async def receiver():
 
 
 @pytest.fixture
+async def push_service(monkeypatch):
+    """The push service stand-in (``tests/push_service.py``) on a free port; the plugin accepts
+    its ``http://`` endpoints and gives it 3 s to answer."""
+    from plugins.notifications.tests.push_service import PushService
+
+    monkeypatch.setenv("CSMS_NOTIFICATIONS_PUSH_INSECURE_ENDPOINTS", "true")
+    monkeypatch.setenv("CSMS_NOTIFICATIONS_PUSH_TIMEOUT", "3")
+    notification_settings.cache_clear()
+    service = PushService()
+    server = uvicorn.Server(uvicorn.Config(service, host="127.0.0.1", port=service.port, lifespan="off",
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield service
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
 def mailbox(monkeypatch):
     with smtp_server(monkeypatch) as box:
         yield box

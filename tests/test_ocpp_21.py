@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, AsyncIterator
 
 import websockets
 from ocpp.routing import on
@@ -174,39 +175,46 @@ class Station21(ChargePoint21):
         return result21.RequestStartTransaction(status="Accepted")
 
 
-async def test_library_v21_charge_point(server):
-    sid = "LIB21"
-    await create_token(server, "LIB21-TAG")
+@asynccontextmanager
+async def library_station(server: Any, sid: str, model: str) -> AsyncIterator[Station21]:
+    """The library's 2.1 station ``sid``, connected and booted."""
     async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
         cp = Station21(sid, ws)
         cp.resets = []
         task = asyncio.create_task(cp.start())
         try:
             boot = await cp.call(call21.BootNotification(
-                charging_station={"model": "Lib21", "vendor_name": "Acme"}, reason="PowerUp"))
+                charging_station={"model": model, "vendor_name": "Acme"}, reason="PowerUp"))
             assert boot.status == "Accepted" and boot.interval > 0
-            await cp.call(call21.StatusNotification(timestamp=now_iso(), connector_status="Available", evse_id=1,
-                                                    connector_id=1))
-            auth = await cp.call(call21.Authorize(id_token={"id_token": "LIB21-TAG", "type": "ISO14443"}))
-            assert auth.id_token_info["status"] == "Accepted"
-            tx = "lib21-tx"
-            await cp.call(call21.TransactionEvent(
-                event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
-                transaction_info={"transaction_id": tx, "charging_state": "Charging"},
-                id_token={"id_token": "LIB21-TAG", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
-                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 1000.0}]}]))
-            r = await server.api.post(f"/stations/{sid}/reset", json={"kind": "soft"})
-            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
-            assert cp.resets == ["OnIdle"]
-            r = await server.api.post(f"/stations/{sid}/remote-start", json={"id_token": "LIB21-TAG", "evse_id": 1})
-            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
-            assert cp.remote_started[0]["id_token"] == "LIB21-TAG"
-            await cp.call(call21.TransactionEvent(
-                event_type="Ended", timestamp=now_iso(), trigger_reason="StopAuthorized", seq_no=1,
-                transaction_info={"transaction_id": tx, "stopped_reason": "Local"},
-                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 3500.0}]}]))
+            yield cp
         finally:
             task.cancel()
+
+
+async def test_library_v21_charge_point(server):
+    sid = "LIB21"
+    await create_token(server, "LIB21-TAG")
+    async with library_station(server, sid, "Lib21") as cp:
+        await cp.call(call21.StatusNotification(timestamp=now_iso(), connector_status="Available", evse_id=1,
+                                                connector_id=1))
+        auth = await cp.call(call21.Authorize(id_token={"id_token": "LIB21-TAG", "type": "ISO14443"}))
+        assert auth.id_token_info["status"] == "Accepted"
+        tx = "lib21-tx"
+        await cp.call(call21.TransactionEvent(
+            event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
+            transaction_info={"transaction_id": tx, "charging_state": "Charging"},
+            id_token={"id_token": "LIB21-TAG", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
+            meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 1000.0}]}]))
+        r = await server.api.post(f"/stations/{sid}/reset", json={"kind": "soft"})
+        assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+        assert cp.resets == ["OnIdle"]
+        r = await server.api.post(f"/stations/{sid}/remote-start", json={"id_token": "LIB21-TAG", "evse_id": 1})
+        assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+        assert cp.remote_started[0]["id_token"] == "LIB21-TAG"
+        await cp.call(call21.TransactionEvent(
+            event_type="Ended", timestamp=now_iso(), trigger_reason="StopAuthorized", seq_no=1,
+            transaction_info={"transaction_id": tx, "stopped_reason": "Local"},
+            meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 3500.0}]}]))
     (row,) = await sessions_of(server, sid)
     assert row["state"] == "completed" and row["energy_wh"] == 2500
     assert (await server.api.get(f"/stations/{sid}")).json()["ocpp_version"] == "2.1"
@@ -245,32 +253,24 @@ async def test_battery_swap_der_settlement_and_priority_reports_are_stored(serve
     """What a 2.1 station reports that 2.0.1 has no message for: answered per the 2.1 schemas (the
     library's ChargePoint checks every answer) and kept in the station's event log."""
     sid = "LIB21R"
-    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
-        cp = Station21(sid, ws)
-        cp.resets = []
-        task = asyncio.create_task(cp.start())
-        try:
-            await cp.call(call21.BootNotification(
-                charging_station={"model": "Swap21", "vendor_name": "Acme"}, reason="PowerUp"))
-            await cp.call(call21.BatterySwap(
-                event_type="BatteryIn", request_id=7, id_token={"id_token": "SWAP-1", "type": "ISO14443"},
-                battery_data=[{"evse_id": 1, "serial_number": "B-100", "so_c": 12.5, "so_h": 97,
-                               "production_date": "2025-03-01T00:00:00Z"}]))
-            await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:00:00Z",
-                                                grid_event_fault="OverFrequency"))
-            await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:05:00Z",
-                                                alarm_ended=True))
-            await cp.call(call21.NotifyDERStartStop(control_id="ctl-1", started=True,
-                                                    timestamp="2026-12-06T10:01:00Z", superseded_ids=["ctl-0"]))
-            await cp.call(call21.ReportDERControl(request_id=4, tbc=False, gradient=[
-                {"id": "g-1", "gradient": {"priority": 1, "gradient": 30, "soft_gradient": 60}},
-                {"id": "g-2", "gradient": {"priority": 2, "gradient": 10, "soft_gradient": 20}}]))
-            failed = await cp.call(call21.NotifySettlement(
-                psp_ref="PSP-43", status="Failed", settlement_amount=5, settlement_time="2026-12-06T11:10:00Z"))
-            assert failed.receipt_id is None and failed.receipt_url is None
-            await cp.call(call21.NotifyPriorityCharging(transaction_id="tx-9", activated=True))
-        finally:
-            task.cancel()
+    async with library_station(server, sid, "Swap21") as cp:
+        await cp.call(call21.BatterySwap(
+            event_type="BatteryIn", request_id=7, id_token={"id_token": "SWAP-1", "type": "ISO14443"},
+            battery_data=[{"evse_id": 1, "serial_number": "B-100", "so_c": 12.5, "so_h": 97,
+                           "production_date": "2025-03-01T00:00:00Z"}]))
+        await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:00:00Z",
+                                            grid_event_fault="OverFrequency"))
+        await cp.call(call21.NotifyDERAlarm(control_type="FreqDroop", timestamp="2026-12-06T10:05:00Z",
+                                            alarm_ended=True))
+        await cp.call(call21.NotifyDERStartStop(control_id="ctl-1", started=True,
+                                                timestamp="2026-12-06T10:01:00Z", superseded_ids=["ctl-0"]))
+        await cp.call(call21.ReportDERControl(request_id=4, tbc=False, gradient=[
+            {"id": "g-1", "gradient": {"priority": 1, "gradient": 30, "soft_gradient": 60}},
+            {"id": "g-2", "gradient": {"priority": 2, "gradient": 10, "soft_gradient": 20}}]))
+        failed = await cp.call(call21.NotifySettlement(
+            psp_ref="PSP-43", status="Failed", settlement_amount=5, settlement_time="2026-12-06T11:10:00Z"))
+        assert failed.receipt_id is None and failed.receipt_url is None
+        await cp.call(call21.NotifyPriorityCharging(transaction_id="tx-9", activated=True))
     # (the library spells receipt_url "receiptURL", which the schema does not know: a raw frame)
     async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
         r = await rpc(ws, [2, "n1", "NotifySettlement", {
@@ -300,35 +300,27 @@ async def test_cost_a_station_calculates_itself_is_kept(server):
     """2.1 local cost calculation: the station's own ``costDetails`` in TransactionEvent are kept in
     its event log; the transaction is stored as always."""
     sid = "LIB21C"
-    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
-        cp = Station21(sid, ws)
-        cp.resets = []
-        task = asyncio.create_task(cp.start())
-        try:
-            await cp.call(call21.BootNotification(
-                charging_station={"model": "Cost21", "vendor_name": "Acme"}, reason="PowerUp"))
-            tx = "cost21-tx"
-            await cp.call(call21.TransactionEvent(
-                event_type="Started", timestamp=now_iso(), trigger_reason="CablePluggedIn", seq_no=0,
-                transaction_info={"transaction_id": tx}, evse={"id": 1, "connector_id": 1},
-                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 1000.0}]}]))
-            await cp.call(call21.TransactionEvent(
-                event_type="Updated", timestamp=now_iso(), trigger_reason="RunningCost", seq_no=1,
-                transaction_info={"transaction_id": tx},
-                cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
-                                             "total": {"excl_tax": 0.5}},
-                              "total_usage": {"energy": 1200, "charging_time": 600, "idle_time": 0},
-                              "failure_to_calculate": True, "failure_reason": "tariff expired"}))
-            await cp.call(call21.TransactionEvent(
-                event_type="Ended", timestamp=now_iso(), trigger_reason="EVDeparted", seq_no=2,
-                transaction_info={"transaction_id": tx, "stopped_reason": "EVDisconnected"},
-                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 3500.0}]}],
-                cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
-                                             "fixed": {"excl_tax": 0.5, "incl_tax": 0.6},
-                                             "total": {"excl_tax": 1.5, "incl_tax": 1.82}},
-                              "total_usage": {"energy": 2500, "charging_time": 1800, "idle_time": 60}}))
-        finally:
-            task.cancel()
+    async with library_station(server, sid, "Cost21") as cp:
+        tx = "cost21-tx"
+        await cp.call(call21.TransactionEvent(
+            event_type="Started", timestamp=now_iso(), trigger_reason="CablePluggedIn", seq_no=0,
+            transaction_info={"transaction_id": tx}, evse={"id": 1, "connector_id": 1},
+            meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 1000.0}]}]))
+        await cp.call(call21.TransactionEvent(
+            event_type="Updated", timestamp=now_iso(), trigger_reason="RunningCost", seq_no=1,
+            transaction_info={"transaction_id": tx},
+            cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
+                                         "total": {"excl_tax": 0.5}},
+                          "total_usage": {"energy": 1200, "charging_time": 600, "idle_time": 0},
+                          "failure_to_calculate": True, "failure_reason": "tariff expired"}))
+        await cp.call(call21.TransactionEvent(
+            event_type="Ended", timestamp=now_iso(), trigger_reason="EVDeparted", seq_no=2,
+            transaction_info={"transaction_id": tx, "stopped_reason": "EVDisconnected"},
+            meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 3500.0}]}],
+            cost_details={"total_cost": {"currency": "EUR", "type_of_cost": "NormalCost",
+                                         "fixed": {"excl_tax": 0.5, "incl_tax": 0.6},
+                                         "total": {"excl_tax": 1.5, "incl_tax": 1.82}},
+                          "total_usage": {"energy": 2500, "charging_time": 1800, "idle_time": 60}}))
     (row,) = await sessions_of(server, sid)
     assert row["state"] == "completed" and row["energy_wh"] == 2500
     costs = list(reversed(await events(server, sid, "station_cost")))

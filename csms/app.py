@@ -32,6 +32,7 @@ from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
+from csms.api.station_tariffs import StationTariffController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.local_lists import LocalListController
@@ -88,6 +89,7 @@ def api_router() -> Router:
         StationController,
         LocalListController,
         DisplayMessageController,
+        StationTariffController,
         MonitoringController,
         CustomerInformationController,
         CertificateController,

@@ -177,6 +177,14 @@ def price_session(session, final):
     False (live cost of a running session), the final cost when True."""
 
 
+@hookspec(Rule.FIRST_ANSWER)
+def station_tariff(station_id, evse_id):
+    """First answer wins. The tariff for an OCPP 2.1 station to calculate costs with at EVSE
+    ``evse_id`` (0: the station as a whole), as a 2.1 TariffType (dict: ``tariffId``,
+    ``currency``, ``energy``, ``chargingTime``, ``idleTime``, ``fixedFee``, ...), or ``None``.
+    Used for SetDefaultTariff and ChangeTransactionTariff when the operator gives no tariff."""
+
+
 @hookspec(Rule.EVERY_ANSWER)
 def published_tariffs():
     """Return a list of the tariffs to publish (to roaming partners and on maps) as OCPI 2.2.1

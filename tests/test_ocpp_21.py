@@ -21,7 +21,7 @@ from ocpp.v21 import call_result as result21
 from ocpp.v21.enums import Action as Action21
 
 from csms.core.tables import MessageLog
-from csms.plugin_api import SessionCost
+from csms.plugin_api import SessionCost, hookimpl
 from csms.testing.stations import now_iso
 from tests.test_final_cost import FlatPricing, register  # noqa: F401 (fixture)
 from tests.test_ocpp_rpc_strict import (  # noqa: F401 (fixture)
@@ -331,3 +331,101 @@ async def test_cost_a_station_calculates_itself_is_kept(server):
     ]
     assert costs[1]["details"]["transaction_id"] == "cost21-tx"
     assert costs[1]["details"]["totalCost"]["fixed"] == {"exclTax": 0.5, "inclTax": 0.6}
+
+
+TARIFF = {"tariffId": "T-DAY", "currency": "EUR", "description": [{"format": "UTF8", "language": "en",
+                                                                  "content": "0.35 per kWh"}],
+          "energy": {"prices": [{"priceKwh": 0.35}], "taxRates": [{"type": "VAT", "tax": 21}]},
+          "idleTime": {"prices": [{"priceMinute": 0.10, "conditions": {"minIdleTime": 600}}]}}
+
+
+class TariffOfTheStation:
+    """A throwaway plugin answering ``station_tariff``."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    @hookimpl
+    def station_tariff(self, station_id, evse_id):
+        self.asked.append((station_id, evse_id))
+        return {**TARIFF, "tariffId": f"PLUGIN-{evse_id}"}
+
+
+async def test_strict_21_station_default_and_transaction_tariffs(server, node_station, register):
+    """SetDefaultTariff, GetTariffs, ClearTariffs and ChangeTransactionTariff over REST to a strict
+    2.1 station (every frame checked against the 2.1 schemas), with the operator's tariff or the
+    station_tariff hook's; a tariff breaking the schema never leaves; 2.0.1 has none."""
+    sid, tag = "TARIFF21", "TARIFF21-TAG"
+    await create_token(server, tag)
+    async with strict_station(node_station, server, sid, "ocpp2.1", token=tag, linger=60) as st:
+        await st.wait_event("lingering", timeout=60)
+        cmd = Commands(server, st, sid)
+        data = await cmd.send("POST", "/tariffs/default", {"evse_id": 1, "tariff": TARIFF},
+                              action="SetDefaultTariff", status="Accepted")
+        assert data["tariff"] == TARIFF
+        call = st.find(lambda e: e.get("event") == "call" and e["action"] == "SetDefaultTariff")
+        assert call["params"] == {"evseId": 1, "tariff": TARIFF}
+        # no tariff given and no plugin with one: refused in words, nothing sent
+        r = await cmd.refused("POST", "/tariffs/default", {"evse_id": 0}, http=400)
+        assert "no plugin has one" in r["detail"]
+        # a plugin's tariff
+        plugin = register(TariffOfTheStation())
+        data = await cmd.send("POST", "/tariffs/default", {}, action="SetDefaultTariff", status="Accepted")
+        assert data["tariff"]["tariffId"] == "PLUGIN-0" and plugin.asked == [(sid, 0)]
+        # broken tariffs are refused before sending: no currency; a price that is not a number
+        r = await cmd.refused("POST", "/tariffs/default", {"tariff": {"tariffId": "X"}}, http=400)
+        assert "payload rejected before sending" in r["detail"]
+        bad = {**TARIFF, "energy": {"prices": [{"priceKwh": "cheap"}]}}
+        await cmd.refused("POST", "/tariffs/default", {"tariff": bad}, http=400)
+        await cmd.refused("POST", "/tariffs/default", {"evse_id": -1, "tariff": TARIFF}, http=400)
+        data = await cmd.send("GET", "/tariffs/", action="GetTariffs", status="Accepted", http=200)
+        assert sorted(a["tariffId"] for a in data["assignments"]) == ["PLUGIN-0", "T-DAY"]
+        data = await cmd.send("POST", "/tariffs/clear", {"tariff_ids": ["T-DAY"]}, action="ClearTariffs",
+                              status="Accepted")
+        assert data["results"] == [{"tariffId": "T-DAY", "status": "Accepted"}]
+        data = await cmd.send("GET", "/tariffs/?evse_id=1", action="GetTariffs", http=200)
+        assert [a["tariffId"] for a in data["assignments"]] == ["PLUGIN-0"]
+        await cmd.send("POST", "/tariffs/clear", {}, action="ClearTariffs", status="Accepted")
+        data = await cmd.send("POST", "/tariffs/clear", {}, action="ClearTariffs", status="Accepted")
+        assert data["results"] == [{"status": "NoTariff"}]  # nothing left to clear
+        assert (await cmd.send("GET", "/tariffs/", action="GetTariffs", http=200))["status"] == "NoTariff"
+        # a transaction that is not running: refused; the walk's transaction has ended
+        r = await cmd.refused("POST", "/tariffs/transaction", {"transaction_id": "nope"}, http=400)
+        assert "no running transaction" in r["detail"]
+        st.assert_clean_exit(await st.quit())
+
+    async with websockets.connect(server.ws_url("TARIFF201"), subprotocols=["ocpp2.0.1"]) as ws:
+        assert (await rpc(ws, [2, "b", "BootNotification", BOOT]))[2]["status"] == "Accepted"
+        r = await server.api.post("/stations/TARIFF201/tariffs/default", json={"tariff": TARIFF})
+        assert r.status_code == 409 and r.json()["extra"]["error"] == "NotSupported", r.text
+        assert "OCPP 2.1 has" in r.json()["detail"]
+
+
+async def test_a_running_transaction_gets_a_new_tariff(server, register):
+    """ChangeTransactionTariff for a running transaction of the library's 2.1 station, with the
+    tariff the station_tariff hook has for the transaction's EVSE."""
+    plugin = register(TariffOfTheStation())
+    got: list[dict[str, Any]] = []
+
+    class TariffStation(Station21):
+        @on(Action21.change_transaction_tariff)
+        async def on_change_tariff(self, transaction_id, tariff, **kwargs):
+            got.append({"transaction_id": transaction_id, "tariff": tariff})
+            return result21.ChangeTransactionTariff(status="Accepted")
+
+    sid = "TXTARIFF21"
+    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
+        cp = TariffStation(sid, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call21.BootNotification(charging_station={"model": "T21", "vendor_name": "Acme"},
+                                                  reason="PowerUp"))
+            await cp.call(call21.TransactionEvent(
+                event_type="Started", timestamp=now_iso(), trigger_reason="CablePluggedIn", seq_no=0,
+                transaction_info={"transaction_id": "tt-1"}, evse={"id": 2, "connector_id": 1}))
+            r = await server.api.post(f"/stations/{sid}/tariffs/transaction", json={"transaction_id": "tt-1"})
+            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+        finally:
+            task.cancel()
+    assert plugin.asked == [(sid, 2)]
+    assert got[0]["transaction_id"] == "tt-1" and got[0]["tariff"]["tariff_id"] == "PLUGIN-2"

@@ -29,6 +29,7 @@ from csms.core.services.certificates import CertificateService
 from csms.core.services.commands import Bus, CommandService, LocalBus
 from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.display_messages import DisplayMessageService
+from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
 from csms.core.services.monitoring import MonitoringService
 from csms.core.services.operations import Operations
@@ -93,6 +94,7 @@ class Core:
             reports=self.reports, sessions=self.sessions, stations=self.stations)
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
+        self.station_tariffs = StationTariffService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.reservations = ReservationService(events, self.commands, self.operations.version)

@@ -121,6 +121,7 @@ const now = () => new Date().toISOString();
 const station = {
     evses: { 1: { status: 'Available', operative: true } },
     tx: null,              // {id, evseId, idTag, meterStart, seqNo, startedAt, remoteStartId}
+    tariffs: new Map(),    // 2.1: default tariffs set by the CSMS, by "evseId:tariffId"
     meterWh: args.meterStart,
     powerW: 11000,
     profiles: [],          // installed charging profiles: {evseId, profile}
@@ -928,6 +929,39 @@ function registerHandlers() {
             { status: station.displayMessages.delete(p.id) ? 'Accepted' : 'Unknown' }));
         handle('GetLog', async () => ({ status: 'Accepted', filename: `log-${args.id}.txt` }));
         handle('UpdateFirmware', async () => ({ status: 'Accepted' }));
+    }
+    if (V21) {
+        // tariffs the station calculates costs with: the default per EVSE (0: all), kept by id
+        handle('SetDefaultTariff', async (p) => {
+            const t = p.tariff;
+            if ([...station.tariffs.values()].some(x => x.tariff.tariffId === t.tariffId && x.evseId !== p.evseId
+                                                      && x.tariff.currency !== t.currency)) {
+                return { status: 'DuplicateTariffId' };
+            }
+            station.tariffs.set(`${p.evseId}:${t.tariffId}`, { evseId: p.evseId, tariff: t });
+            return { status: 'Accepted' };
+        });
+        handle('GetTariffs', async (p) => {
+            const held = [...station.tariffs.values()].filter(x => !p.evseId || x.evseId === 0 || x.evseId === p.evseId);
+            if (!held.length) return { status: 'NoTariff' };
+            return { status: 'Accepted', tariffAssignments: held.map(x => ({
+                tariffId: x.tariff.tariffId, tariffKind: 'DefaultTariff', ...(x.evseId ? { evseIds: [x.evseId] } : {}) })) };
+        });
+        handle('ClearTariffs', async (p) => {
+            const results = [];
+            for (const [key, x] of [...station.tariffs.entries()]) {
+                if (p.tariffIds && !p.tariffIds.includes(x.tariff.tariffId)) continue;
+                if (p.evseId !== undefined && x.evseId !== p.evseId) continue;
+                station.tariffs.delete(key);
+                results.push({ tariffId: x.tariff.tariffId, status: 'Accepted' });
+            }
+            return { clearTariffsResult: results.length ? results : [{ status: 'NoTariff' }] };
+        });
+        handle('ChangeTransactionTariff', async (p) => {
+            if (!station.tx || station.tx.id !== p.transactionId) return { status: 'TxNotFound' };
+            station.tx.tariff = p.tariff;
+            return { status: 'Accepted' };
+        });
     }
 }
 

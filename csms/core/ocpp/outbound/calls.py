@@ -107,6 +107,7 @@ class StationCalls(ABC):
     supports_monitoring: bool = False  # Set/ClearVariableMonitoring, GetMonitoringReport, SetMonitoringBase/Level
     supports_customer_information: bool = False  # CustomerInformation
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
+    supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     def _not_in_version(self, what: str) -> OperationError:
@@ -278,6 +279,23 @@ class StationCalls(ABC):
         """CustomerInformation about one customer; the outcome has the ``request_id`` of the
         NotifyCustomerInformation parts to come."""
         raise self._not_in_version("customer information")
+
+    # -- tariffs the station calculates costs with (2.1 I11-I13)
+
+    def set_default_tariff(self, *, evse_id: int, tariff: dict[str, Any]) -> Call:
+        """SetDefaultTariff: ``tariff`` (a 2.1 TariffType) at EVSE ``evse_id`` (0: every EVSE)."""
+        raise self._not_in_version("tariffs (OCPP 2.1 has)")
+
+    def get_tariffs(self, *, evse_id: int) -> Call:
+        """GetTariffs; the outcome has ``assignments``, the station's tariffAssignments."""
+        raise self._not_in_version("tariffs (OCPP 2.1 has)")
+
+    def clear_tariffs(self, *, tariff_ids: list[str] | None, evse_id: int | None) -> Call:
+        """ClearTariffs; the outcome has ``results``, one per tariff the station cleared or kept."""
+        raise self._not_in_version("tariffs (OCPP 2.1 has)")
+
+    def change_transaction_tariff(self, *, transaction_id: str, tariff: dict[str, Any]) -> Call:
+        raise self._not_in_version("tariffs (OCPP 2.1 has)")
 
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,

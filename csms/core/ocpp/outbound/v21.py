@@ -1,10 +1,15 @@
 """OCPP 2.1 outbound calls: 2.0.1's (every message the CSMS sends is unchanged in 2.1, with
 optional additions), validated against the 2.1 schemas before they go out. What 2.1 widens is
 taken: OEM root certificates, and charging profiles with its V2X fields (``setpoint``,
-``dischargeLimit``, ``operationMode`` of a schedule period) pass through SetChargingProfile."""
+``dischargeLimit``, ``operationMode`` of a schedule period) pass through SetChargingProfile.
+New: the tariffs a station calculates costs with (SetDefaultTariff, GetTariffs, ClearTariffs,
+ChangeTransactionTariff)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from csms.core.ocpp.outbound.calls import Call, answered
 from csms.core.ocpp.outbound.v201 import GET_CERTIFICATE_TYPES, INSTALL_CERTIFICATE_TYPES, Calls201
 from csms.core.ocpp.validation import V21
 
@@ -13,3 +18,24 @@ class Calls21(Calls201):
     version = V21
     installable_certificate_types = INSTALL_CERTIFICATE_TYPES | {"OEMRootCertificate"}  # InstallCertificateUseEnumType
     listable_certificate_types = GET_CERTIFICATE_TYPES | {"OEMRootCertificate"}  # GetCertificateIdUseEnumType
+    supports_tariffs = True
+
+    def set_default_tariff(self, *, evse_id: int, tariff: dict[str, Any]) -> Call:
+        return Call("SetDefaultTariff", {"evseId": evse_id, "tariff": tariff})
+
+    def get_tariffs(self, *, evse_id: int) -> Call:
+        return Call("GetTariffs", {"evseId": evse_id},
+                    outcome=lambda r: {**answered(r), "assignments": r.get("tariffAssignments") or []})
+
+    def clear_tariffs(self, *, tariff_ids: list[str] | None, evse_id: int | None) -> Call:
+        payload: dict[str, Any] = {}
+        if tariff_ids:
+            payload["tariffIds"] = tariff_ids
+        if evse_id is not None:
+            payload["evseId"] = evse_id
+        return Call("ClearTariffs", payload, outcome=lambda r: {
+            "status": "Accepted" if all(x["status"] != "Rejected" for x in r["clearTariffsResult"]) else "Rejected",
+            "response": r, "results": r["clearTariffsResult"]})
+
+    def change_transaction_tariff(self, *, transaction_id: str, tariff: dict[str, Any]) -> Call:
+        return Call("ChangeTransactionTariff", {"transactionId": transaction_id, "tariff": tariff})

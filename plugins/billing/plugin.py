@@ -19,6 +19,7 @@ from plugins.billing.config import BillingSettings
 from plugins.billing.cost_updates import cost_updates
 from plugins.billing.costing import choose_tariff, quote_session
 from plugins.billing.settlements import settle, settlement_row, stored_cost
+from plugins.billing.station_tariff import station_tariff as station_tariff_for
 
 add_hookspecs(billing_hookspecs)
 
@@ -55,6 +56,16 @@ def price_session(session, final):
         return quote.cost if quote is not None else None
 
     return price
+
+
+@hookimpl(trylast=True)
+def station_tariff(station_id, evse_id):
+    """The public tariff at the station as OCPP 2.1 has it (SetDefaultTariff)."""
+
+    async def tariff() -> Any:
+        return await station_tariff_for(station_id, evse_id)
+
+    return tariff
 
 
 @hookimpl

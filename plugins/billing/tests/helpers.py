@@ -58,6 +58,11 @@ class Station21(ChargePoint21):
         self.cost_updates.append({"total_cost": total_cost, "transaction_id": transaction_id})
         return result21.CostUpdated()
 
+    @on(Action21.set_default_tariff)
+    async def on_set_default_tariff(self, evse_id, tariff, **kwargs):
+        self.default_tariffs.append({"evse_id": evse_id, "tariff": tariff})
+        return result21.SetDefaultTariff(status="Accepted")
+
 
 STATIONS: dict[str, Any] = {"1.6": ChargePoint16, "2.0.1": Station201, "2.1": Station21}
 
@@ -68,6 +73,7 @@ async def station(srv: Any, station_id: str, version: str) -> AsyncIterator[Any]
     async with websockets.connect(srv.ws_url(station_id), subprotocols=[f"ocpp{version}"]) as ws:
         cp: Any = STATIONS[version](station_id, ws)
         cp.cost_updates = []
+        cp.default_tariffs = []
         task = asyncio.create_task(cp.start())
         try:
             if version == "1.6":

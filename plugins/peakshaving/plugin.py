@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,6 +143,11 @@ def register_routes(settings):
     from plugins.peakshaving.api import PeakShavingController
 
     return [PeakShavingController]
+
+
+@hookimpl
+def locale_dirs():
+    return [str(Path(__file__).parent / "locale")]
 
 
 @hookimpl

@@ -44,7 +44,7 @@ CORE_FEATURES: dict[str, str] = {
 
 #: What a plan limits, in the order pages show it.
 LIMITS = ("stations", "hubs", "users", "api_keys")
-LIMIT_WORDS = {"stations": N_("stations"), "hubs": N_("hubs"), "users": N_("users"), "api_keys": N_("API keys")}
+LIMIT_WORDS = {"stations": N_("Stations"), "hubs": N_("Hubs"), "users": N_("Users"), "api_keys": N_("API keys")}
 _NOUNS = {"stations": ("station", "stations"), "hubs": ("hub", "hubs"), "users": ("user", "users"),
           "api_keys": ("API key", "API keys")}
 MAX_LIMIT = 1_000_000
@@ -155,7 +155,7 @@ async def plan_names() -> dict[int, tuple[str, bool]]:
     for org in tree.parents:
         holder = tree.holder(org)
         if holder is not None:
-            out[org] = (names.get(tree.plans[holder], ""), holder != org)  # type: ignore[arg-type]
+            out[org] = (names.get(tree.plans[holder], ""), holder != org)
     return out
 
 
@@ -175,7 +175,7 @@ async def organizations_without(feature: str) -> set[int]:
     out = set()
     for org in tree.parents:
         holder = tree.holder(org)
-        if holder is not None and not includes(plans.get(tree.plans[holder]), feature):  # type: ignore[arg-type]
+        if holder is not None and not includes(plans.get(tree.plans[holder]), feature):
             out.add(org)
     return out
 

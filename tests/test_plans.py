@@ -182,8 +182,9 @@ async def test_publishing_needs_the_feature(any_server):
         assert [loc["name"] for loc in locations] == ["Public Co site"]
 
 
-async def test_unknown_station_is_refused_when_the_default_organization_is_full(tmp_path):
-    async with running_server(tmp_path, unknown_stations="accept", default_organization="Home") as srv:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_unknown_station_is_refused_when_the_default_organization_is_full(tmp_path, backend):
+    async with running_server(tmp_path, backend=backend, unknown_stations="accept", default_organization="Home") as srv:
         ids = await plan_ids(srv.api)
         home = await organization(srv.api, "Home", ids["HOME"])
         for n in range(2):

@@ -187,10 +187,11 @@ def _next_of(request: Request, form: Any = None) -> str:
 async def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
                         next_path: str = "") -> Template:
     """The sign-in page: an e-mail link, a password, and a button for each organization's own
-    OpenID Connect provider (:mod:`csms.driver.oidc`)."""
+    OpenID Connect provider (:mod:`csms.driver.oidc`) whose plan includes the driver portal."""
     after = f"?next={quote(next_path, safe='')}" if next_path else ""
     providers = [{"label": b["label"], "href": f"/driver/oidc/{b['organization']}/start{after}"}
-                 for b in await oidc_settings.sign_in_buttons()]
+                 for b in await oidc_settings.sign_in_buttons()
+                 if await plans.feature_enabled(b["organization"], plans.DRIVER_PORTAL)]
     return render(request, "sign_in.html", status_code=status_code, title=N_("Sign in"), error=error, email=email,
                   mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"),
                   providers=providers)

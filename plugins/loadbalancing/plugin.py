@@ -100,8 +100,11 @@ def allocate_capacity(site, topology, loads, capacity, now):
     """Max-min fair sharing within every limit of the tree, phase by phase (see the allocator);
     no answer for a site whose organization's plan does not include load balancing."""
 
+    if site.get("organization") is None:  # no organization, no plan
+        return allocate_site(site, topology, loads, capacity, now)
+
     async def answer() -> dict[str, float] | None:
-        if not await feature_enabled(site.get("organization"), LOAD_BALANCING):
+        if not await feature_enabled(site["organization"], LOAD_BALANCING):
             return None
         return allocate_site(site, topology, loads, capacity, now)
 

@@ -252,11 +252,18 @@ async def test_admin_forms_show_the_limits_and_refuse_downgrades(any_server):
         page = await client.get(f"/admin/organizations/{home}/edit")
         assert "2 / 2" in page.text and "at-limit" in page.text
 
-        operator = await admin_client(any_server, "operator", organization=home, csrf_header=True)
+        for n in range(2):
+            await create_user(f"home-{n}", f"home-{n}@example.org", "viewer", home)
+        operator = await admin_client(any_server, "operator", organization=home, csrf_header=True)  # the third
+        invited = await client.post("/admin/users/new", data={"username": "fourth", "email": "fourth@example.org",
+                                                              "role": "viewer", "organization": str(home)})
+        assert invited.status_code == 409 and "Plan HOME allows 3 users: organization Home would have 4." in \
+            invited.text
+
         try:
             added = await operator.post("/admin/stations/new", data={"station_id": "HOME-3", "description": "",
                                                                      "password": ""})
-            assert added.status_code == 409 and HOME_FULL in added.text
+            assert added.status_code == 409 and HOME_FULL + "." in added.text
             assert (await operator.get("/admin/plans")).status_code == 404  # the installation's page
         finally:
             await operator.aclose()

@@ -318,3 +318,38 @@ async def test_a_plugin_gates_its_feature(any_server, monkeypatch):
     assert (await api.patch(f"/plans/{ids['PUBLIC']}", json={"features": ["roaming"]})).status_code == 200
     assert await tariff("ACME-1") is None
     assert await tariff("FREE-1") is sentinel  # no organization, no plan: not restricted
+
+
+@pytest.fixture
+def home_for_new_organizations(monkeypatch):
+    """``CSMS_NEW_ORGANIZATION_PLAN=HOME`` in the environment (which ``get_settings`` caches)."""
+    from csms.settings import get_settings
+
+    monkeypatch.setenv("CSMS_NEW_ORGANIZATION_PLAN", "HOME")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("CSMS_NEW_ORGANIZATION_PLAN")
+    get_settings.cache_clear()
+
+
+async def test_new_top_level_organizations_get_the_configured_plan(tmp_path, home_for_new_organizations):
+    async with running_server(tmp_path, unknown_stations="accept", default_organization="Walk-ins") as srv:
+        ids = await plan_ids(srv.api)
+        top = (await srv.api.post("/organizations", json={"name": "Top"})).json()
+        assert top["plan"] == ids["HOME"]
+        below = (await srv.api.post("/organizations", json={"name": "Below", "parent": top["id"]})).json()
+        assert below["plan"] is None  # it has its parent's
+        chosen = (await srv.api.post("/organizations", json={"name": "Chosen", "plan": None})).json()
+        assert chosen["plan"] is None  # named: none
+
+        async with websockets.connect(srv.ws_url("WALK-IN-1"), subprotocols=["ocpp1.6"]):
+            pass
+        walk_ins = await Organization.select(Organization.plan).where(Organization.name == "Walk-ins").first()
+        assert walk_ins == {"plan": ids["HOME"]}
+
+        client = await admin_client(srv, "admin")
+        try:
+            form = await client.get("/admin/organizations/new")
+            assert f'<option value="{ids["HOME"]}" selected>HOME</option>' in form.text
+        finally:
+            await client.aclose()

@@ -29,6 +29,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tena
 from csms.core import id_tokens
 from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
+from csms.core.organizations import new_organization_plan
 from csms.core.services import directory, driver_data, oidc_settings, plans
 from csms.core.tables import Driver, IdToken, Organization, RefusedAuthorization
 from csms.csvexport import csv_text
@@ -481,7 +482,7 @@ async def org_fields(scope: Scope) -> list[Field]:
               help=N_("Off: none of this organization's sites is shown on the public map, in the public "
                       "Locations feed or to roaming partners, whatever each site's own setting says.")),
         *([Field("plan", N_("Plan"), "select", choices=[(str(p["id"]), p["name"]) for p in await plans.plans()],
-                 blank_label=gettext("None: the plan of the organization above it, if any"),
+                 blank_label=gettext("None (the plan above it, if any)"),
                  help=N_("Its features and limits. A plan with fewer stations, hubs, users or API keys than "
                          "the organization has is refused."))] if scope.is_global else []),
     ]
@@ -687,7 +688,8 @@ def _entity_routes(entity: _Entity) -> list[Any]:
 
     @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new", opt=OWN)
     async def new(request: Request) -> Template:
-        defaults: dict[str, Any] = {"kind": "guest"} if entity.table is Driver else {"kind": "customer", "publish": True}
+        defaults: dict[str, Any] = {"kind": "guest"} if entity.table is Driver else {
+            "kind": "customer", "publish": True, "plan": str(await new_organization_plan() or "")}
         return await entity.form(request, None, defaults, FormErrors())
 
     @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create", opt=OWN)

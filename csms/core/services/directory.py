@@ -15,6 +15,7 @@ from typing import Any, Literal, Mapping
 from piccolo.table import Table
 
 from csms.core import audit
+from csms.core.organizations import new_organization_plan
 from csms.core.services import driver_data, plans
 from csms.core.tables import ApiKey, Driver, Organization, UserRole
 
@@ -45,7 +46,10 @@ def _organization(kind: Kind, pk: int, row: Mapping[str, Any] | None, actor_orga
 
 
 async def create(kind: Kind, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
-    """Add a driver or an organization with ``values`` (column names); its id."""
+    """Add a driver or an organization with ``values`` (column names); its id. A top-level
+    organization that names no plan gets ``CSMS_NEW_ORGANIZATION_PLAN``'s."""
+    if kind == "organization" and "plan" not in values and values.get("parent") is None:
+        values = {**values, "plan": await new_organization_plan()}
     row = TABLES[kind](**values)
     await row.save()
     pk: int = row[TABLES[kind]._meta.primary_key._meta.name]

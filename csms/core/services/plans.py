@@ -284,6 +284,7 @@ def _is_below(tree: _Tree, org: int, root: int) -> bool:
 # -- the plans themselves ------------------------------------------------------------------------
 
 
+
 async def plans() -> list[dict[str, Any]]:
     """Every plan, by name, with how many organizations hold it."""
     rows = await Plan.select().order_by(Plan.name).output(load_json=True)

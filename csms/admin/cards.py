@@ -482,7 +482,7 @@ async def org_fields(scope: Scope) -> list[Field]:
               help=N_("Off: none of this organization's sites is shown on the public map, in the public "
                       "Locations feed or to roaming partners, whatever each site's own setting says.")),
         *([Field("plan", N_("Plan"), "select", choices=[(str(p["id"]), p["name"]) for p in await plans.plans()],
-                 blank_label=gettext("None (the plan above it, if any)"),
+                 blank_label=gettext("None (inherited)"),
                  help=N_("Its features and limits. A plan with fewer stations, hubs, users or API keys than "
                          "the organization has is refused."))] if scope.is_global else []),
     ]

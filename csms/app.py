@@ -35,6 +35,7 @@ from csms.api.display_messages import DisplayMessageController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
+from csms.api.plans import PlanController
 from csms.api.local_lists import LocalListController
 from csms.api.reservations import ReservationController
 from csms.api.metrics import metrics_endpoint
@@ -105,6 +106,7 @@ def api_router() -> Router:
         crud_controller(Hub, "/hubs", filters=("site",), order_by="name", kind="hub", owner=Hub.site.organization),
         SmartChargingController,
         ApiKeyController,
+        PlanController,
         AuditController,
     ])
 

@@ -96,6 +96,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_apikey_create(args: argparse.Namespace) -> None:
     from csms.api.auth import create_api_key
+    from csms.core.services import plans
 
     if args.role not in ("admin", "operator", "viewer"):
         sys.exit("role must be admin, operator or viewer")
@@ -113,6 +114,8 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
     try:
         print(asyncio.run(_with_db(create)))
     except _UnknownOrganization as exc:
+        sys.exit(f"key not created: {exc}")
+    except plans.PlanLimitReached as exc:
         sys.exit(f"key not created: {exc}")
 
 
@@ -184,14 +187,19 @@ def cmd_user_create(args: argparse.Namespace) -> None:
             return f"a user named {args.username!r} exists already"
         if await BaseUser.exists().where(BaseUser.email == email):
             return f"another user has the e-mail address {email!r}"
+        from csms.core.services import plans
+
         try:
             # the raw database admin is for global admins only
             superuser = args.role == "admin" and organization is None
-            user = await BaseUser.create_user(username=args.username, password=password, email=email,
-                                              admin=superuser, superuser=superuser, active=True)
+            async with plans.within_limits(organization, "users"):  # no room in the plan: no user
+                user = await BaseUser.create_user(username=args.username, password=password, email=email,
+                                                  admin=superuser, superuser=superuser, active=True)
+                await set_role(user.id, args.role, organization)
         except ValueError as exc:  # piccolo's checks (password length, username), in its words
             return str(exc)
-        await set_role(user.id, args.role, organization)
+        except plans.PlanLimitReached as exc:
+            return str(exc)
         from csms.core import audit
 
         await audit.record(actor="cli", action="create", object_type="user", object_id=user.id,

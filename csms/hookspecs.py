@@ -92,6 +92,12 @@ def locale_dirs():
 
 
 @hookspec(Rule.WIRING)
+def plan_features():
+    """Return a list of ``PlanFeature(key, label)``: the feature keys this plugin gates with
+    ``feature_enabled(organization_id, key)``, offered on the Plans page (label marked ``N_``)."""
+
+
+@hookspec(Rule.WIRING)
 def admin_nav(request):
     """Return a list of ``NavItem(label, href, order=...)`` for the admin's navigation."""
 

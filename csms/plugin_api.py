@@ -31,6 +31,9 @@ The groups:
   missing sign-in and a 404 as the portal does, and ``driver_nav`` adds menu entries.
 * **Publishing**: :func:`published_site_ids` tells which sites may be shown to the public and to
   roaming partners (the site's and its organization's ``publish`` switches).
+* **Plans**: :func:`feature_enabled` tells whether an organization's plan includes a feature;
+  a plugin declares its own feature keys with the ``plan_features`` hook (returning
+  :class:`PlanFeature` entries) so that the Plans page offers them.
 * **Tenancy**: every route declares who may see it in ``opt={"tenant": ...}``; a plugin route
   that declares nothing is for global users only (an organization's user gets 404). See
   :mod:`csms.api.tenancy` and ``docs/plugins.md``.
@@ -95,6 +98,7 @@ from csms.core.runtime import get_core, run_as_leader
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.driver_data import redact_audit
 from csms.core.services.operations import OperationError
+from csms.core.services.plans import PlanFeature, feature_enabled
 from csms.core.services.settlement import session_dict
 from csms.core.services.smart_charging.phases import floor_tenth
 from csms.core.services.smart_charging.profiles import TX, Planned, build_profile
@@ -142,6 +146,8 @@ __all__ = [
     "current_driver", "driver_page", "DRIVER_EXCEPTION_HANDLERS",
     # what is published to the public and to roaming partners
     "published_site_ids",
+    # plans: whether an organization's plan includes a feature; the features a plugin declares
+    "feature_enabled", "PlanFeature",
     # tenancy: route rules (opt={"tenant": ...}), the caller's scope, filtering, object kinds
     "PUBLIC", "GLOBAL_ONLY", "SCOPED", "Scope", "GLOBAL", "scope_for", "tenant_scope", "restrict",
     "restrict_station_ids",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.core.services import plans
 from csms.core.tables import UserRole
 
 ROLE_NAMES = ("admin", "operator", "viewer")
@@ -15,17 +16,19 @@ _UNSET = object()
 
 async def set_role(user_id: int, role: str, organization: int | None | object = _UNSET) -> None:
     """Give a user ``role``, in ``organization`` when given (None: global); an existing user
-    keeps its organization unless one is given."""
+    keeps its organization unless one is given. Putting the user into an organization whose plan
+    has no room for another user is refused (:class:`~csms.core.services.plans.PlanLimitReached`)."""
     if role not in ROLE_NAMES:
         raise ValueError(f"role must be one of {', '.join(ROLE_NAMES)}")
     values: dict = {UserRole.role: role}
     if organization is not _UNSET:
         values[UserRole.organization] = organization
-    if await UserRole.exists().where(UserRole.user_id == user_id):
-        await UserRole.update(values).where(UserRole.user_id == user_id)
-    else:
-        await UserRole(user_id=user_id, role=role,
-                       organization=None if organization is _UNSET else organization).save()
+    async with plans.within_limits(organization if isinstance(organization, int) else None, "users"):
+        if await UserRole.exists().where(UserRole.user_id == user_id):
+            await UserRole.update(values).where(UserRole.user_id == user_id)
+        else:
+            await UserRole(user_id=user_id, role=role,
+                           organization=None if organization is _UNSET else organization).save()
 
 
 async def account_of(user_id: int, *, superuser: bool = False) -> tuple[str, int | None, str, str]:

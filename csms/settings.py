@@ -129,6 +129,7 @@ class Settings(CsmsSettings):
     metrics_token: str = Field("", description="Bearer token that may read `/metrics` (for a Prometheus scraper); empty: an installation-wide API key is needed.", json_schema_extra={"secret": True})
     unknown_stations: UnknownStationPolicy = Field(UnknownStationPolicy.pending, description="What happens to a station id the CSMS does not know: `accept` (create and accept), `pending` (create, BootNotification Pending until approved), `reject`.")
     default_organization: str = Field("", description="Organization (id or name) that stations registering themselves under an unknown id belong to; a name that does not exist yet is created. Empty: none (such stations are seen by global users only).")
+    new_organization_plan: str = Field("", description="Plan (by name, e.g. `HOME`) given to new top-level organizations that name none: over REST, preselected on the admin's organization form, and the default organization made for self-registering stations. Organizations below another get none (they have their parent's). Empty: no plan (no restrictions until an admin chooses one).")
     require_station_password: bool = Field(False, description="Refuse WebSocket handshakes without HTTP Basic credentials even for stations that have no password set.")
     heartbeat_interval: int = Field(300, description="Heartbeat interval (s) given to stations in the BootNotification answer.")
     pending_retry_interval: int = Field(60, description="Retry interval (s) given to Pending/Rejected stations.")

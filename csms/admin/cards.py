@@ -21,6 +21,7 @@ from piccolo.table import Table
 from csms.admin.auth import current_user
 from csms.admin.csvdownload import csv_download
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse, parse_datetime_local
+from csms.admin.plans import limit_message
 from csms.admin.templating import as_datetime, choices, is_htmx, paginate, render, translated_choices
 from csms.api.audit import actor_of
 from csms.api.crud import check_parent
@@ -28,7 +29,8 @@ from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tena
 from csms.core import id_tokens
 from csms.core.id_tokens import MAX_TOKEN, TOKEN_STATUSES, TOKEN_TYPES
 from csms.core.offload import run_cpu
-from csms.core.services import directory, driver_data, oidc_settings
+from csms.core.organizations import new_organization_plan
+from csms.core.services import directory, driver_data, oidc_settings, plans
 from csms.core.tables import Driver, IdToken, Organization, RefusedAuthorization
 from csms.csvexport import csv_text
 from csms.i18n import N_, gettext
@@ -479,6 +481,10 @@ async def org_fields(scope: Scope) -> list[Field]:
         Field("publish", N_("Publish its sites"), "checkbox",
               help=N_("Off: none of this organization's sites is shown on the public map, in the public "
                       "Locations feed or to roaming partners, whatever each site's own setting says.")),
+        *([Field("plan", N_("Plan"), "select", choices=[(str(p["id"]), p["name"]) for p in await plans.plans()],
+                 blank_label=gettext("None (inherited)"),
+                 help=N_("Its features and limits. A plan with fewer stations, hubs, users or API keys than "
+                         "the organization has is refused."))] if scope.is_global else []),
     ]
 
 
@@ -573,7 +579,9 @@ class _Entity:
         base = f"/admin/{self.slug}"
         new, edit, save, _missing = self.WORDS[self.singular]
         title = gettext(new) if pk is None else gettext(edit, name=values.get("name", ""))
-        return await render(request, "form.html", status_code=status_code, title=title,
+        usage = await plans.usage(pk) if self.table is Organization and pk is not None else None
+        return await render(request, "cards/organization_form.html" if usage else "form.html",
+                            status_code=status_code, title=title, usage=usage, limit_words=plans.LIMIT_WORDS,
                             fields=await self.form_fields(request, pk), values=values, errors=errors,
                             action=f"{base}/new" if pk is None else f"{base}/{pk}/edit", cancel=base,
                             submit=gettext(save),
@@ -590,6 +598,8 @@ class _Entity:
             values["organization"] = fk(values["organization"])
             if problem := owner_problem(values, scope):
                 errors["organization"] = problem
+        if "plan" in values:
+            values["plan"] = fk(values["plan"])
         if "parent" in values:
             values["parent"] = fk(values["parent"])
             if pk is not None and pk == scope.organization:
@@ -622,7 +632,12 @@ class _Entity:
             pk = await directory.create(self.kind, values, actor=actor, actor_organization=actor_organization)
         else:
             await self.row(pk)
-            await directory.update(self.kind, pk, values, actor=actor, actor_organization=actor_organization)
+            try:
+                await directory.update(self.kind, pk, values, actor=actor, actor_organization=actor_organization)
+            except plans.PlanLimitReached as exc:
+                errors["plan" if "plan" in values else "parent"] = limit_message(exc)
+                return await self.form(request, pk, {k: raw.get(k, "") for k in raw if k != "oidc_client_secret"},
+                                       errors, 409)
         if oidc:
             await oidc_settings.save(pk, oidc, actor=actor, actor_organization=actor_organization)
         return Redirect(f"/admin/{self.slug}", status_code=303)
@@ -664,7 +679,7 @@ async def organization_list(request: Request) -> Template:
         query, count = query.where(cond), count.where(cond)
     page = await paginate(request, query.order_by(Organization.name), count)
     return await render(request, "cards/organizations.html", title=gettext("Organizations"), page=page, q=q,
-                        kind_labels=dict(ORG_KINDS))
+                        kind_labels=dict(ORG_KINDS), plan_names=await plans.plan_names())
 
 
 def _entity_routes(entity: _Entity) -> list[Any]:
@@ -673,7 +688,8 @@ def _entity_routes(entity: _Entity) -> list[Any]:
 
     @get(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:new", opt=OWN)
     async def new(request: Request) -> Template:
-        defaults: dict[str, Any] = {"kind": "guest"} if entity.table is Driver else {"kind": "customer", "publish": True}
+        defaults: dict[str, Any] = {"kind": "guest"} if entity.table is Driver else {
+            "kind": "customer", "publish": True, "plan": str(await new_organization_plan() or "")}
         return await entity.form(request, None, defaults, FormErrors())
 
     @post(f"{base}/new", include_in_schema=False, name=f"{entity.slug}:create", opt=OWN)

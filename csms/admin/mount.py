@@ -18,7 +18,7 @@ from litestar.plugins import InitPlugin
 
 from csms.admin import (audit, auth, cards, dashboard, display_messages, local_lists, login, personal_data, plugin_list,
                         public_map, session_actions, sessions, sites, stations, users)
-from csms.admin import reservations
+from csms.admin import plans, reservations
 from csms.admin import qr_labels
 from csms.admin import customer_information, monitoring
 from csms.admin.config import AdminSettings, admin_settings
@@ -67,7 +67,7 @@ def admin_router() -> Router:
             cards.token_set_status, cards.token_delete, cards.token_import_form, cards.token_import,
             cards.driver_list, cards.organization_list, *cards.ENTITY_ROUTES,
             personal_data.driver_export, personal_data.driver_erase_page, personal_data.driver_erase,
-            plugin_list.plugin_list, audit.audit_page, audit.audit_csv,
+            plugin_list.plugin_list, *plans.PLAN_ROUTES, audit.audit_page, audit.audit_csv,
             users.user_list, users.user_new, users.user_invite, users.user_role, users.user_active, users.user_reset,
             users.account, users.account_save, users.account_time_zone, users.account_language, users.link_page, users.link_save,
         ],

@@ -23,6 +23,7 @@ def admin_nav(request: Any) -> list[NavItem]:
         NavItem(N_("Organizations"), "/admin/organizations", order=50),
         NavItem(N_("Users"), "/admin/users", order=80, min_role="admin"),
         NavItem(N_("Audit log"), "/admin/audit", order=85, min_role="admin"),
+        NavItem(N_("Plans"), "/admin/plans", order=88, min_role="admin"),
         NavItem(N_("Plugins"), "/admin/plugins", order=90),
     ]
     user = request.scope.get("csms_admin_user") if request is not None else None

@@ -105,7 +105,7 @@ async def published_data(site_id: int | None = None, *, offset: int = 0, limit: 
     country, as OCPI needs) and how many there are in all. Each site row carries its accepted
     ``stations`` (each with its stored ``connectors``) and the plugins' ``facts``: the raw form
     that the map and the public Locations feed (:mod:`csms.admin.public_locations`) each shape."""
-    condition = published_condition() & Site.latitude.is_not_null() & Site.longitude.is_not_null()
+    condition = await published_condition() & Site.latitude.is_not_null() & Site.longitude.is_not_null()
     if full_address:
         # a varchar(3) country of at least 3 characters has exactly 3
         condition = condition & (Site.address != "") & (Site.city != "") & Site.country.like("%___%")

@@ -12,10 +12,11 @@ from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
 from csms.admin.forms import Field, FormErrors, as_form_values, fk, parse
+from csms.admin.plans import limit_message
 from csms.admin.templating import choices, paginate, render
 from csms.api.audit import actor_of
 from csms.api.tenancy import SCOPED, Scope, restrict, tenant_scope
-from csms.core.services import hubs, sites
+from csms.core.services import hubs, plans, sites
 from csms.core.services.hubs import HUB_STATION_LIMIT
 from csms.core.tables import Connector, Hub, Organization, Site, Station
 from csms.i18n import N_, gettext
@@ -271,7 +272,12 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
                                status_code=422)
     actor, actor_organization = await actor_of(request)
     if hub_id is None:
-        hub_id = await sites.create_hub(values, actor=actor, actor_organization=actor_organization)
+        try:
+            hub_id = await sites.create_hub(values, actor=actor, actor_organization=actor_organization)
+        except plans.PlanLimitReached as exc:
+            errors["site"] = limit_message(exc)
+            return await _hub_form(request, hub_id=None, values={k: raw.get(k, "") for k in raw}, errors=errors,
+                                   status_code=409)
     else:
         try:
             await sites.update_hub(hub_id, values, members, allowed=_visible_stations(scope), actor=actor,

@@ -14,12 +14,13 @@ from csms.admin.actions import ACTIONS, TRIGGER_MESSAGES, Outcome, audit_summary
 from csms.admin.auth import actor, current_user
 from csms.admin.cards import refusals
 from csms.admin.forms import Field, parse
+from csms.admin.plans import limit_message
 from csms.admin.templating import as_datetime, is_htmx, paginate, render
 from csms.api.audit import audited
 from csms.api.tenancy import KINDS, MISSING, SCOPED, Scope, restrict, tenant_scope
 from csms.core.runtime import get_core
 from csms.i18n import N_, gettext
-from csms.core.services import hubs
+from csms.core.services import hubs, plans
 from csms.textsearch import contains
 from csms.core.tables import (
     ChargingSession,
@@ -382,7 +383,12 @@ async def station_create(request: Request) -> Template | Redirect:
         return await render(request, "form.html", status_code=422, title=gettext("Add a station"), fields=NEW_STATION_FIELDS,
                             values=dict(raw), errors=errors, action="/admin/stations/new", cancel="/admin/stations",
                             submit=gettext("Add station"))
-    await get_core().stations.create(sid, password=values["password"] or None, description=values["description"],
-                                     organization=(await tenant_scope(request)).organization)
+    try:
+        await get_core().stations.create(sid, password=values["password"] or None, description=values["description"],
+                                         organization=(await tenant_scope(request)).organization)
+    except plans.PlanLimitReached as exc:
+        return await render(request, "form.html", status_code=409, title=gettext("Add a station"),
+                            fields=NEW_STATION_FIELDS, values=dict(raw), errors={"": limit_message(exc)},
+                            action="/admin/stations/new", cancel="/admin/stations", submit=gettext("Add station"))
     await audited(request, "create", "station", sid, after=(await station_context(sid))["station"])
     return Redirect(f"/admin/stations/{sid}", status_code=303)

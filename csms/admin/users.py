@@ -17,12 +17,14 @@ from litestar.response import Redirect, Template
 from csms import i18n
 from csms.admin.auth import check_password, current_user
 from csms.admin.forms import Field, FormErrors, fk, parse
+from csms.admin.plans import limit_message
 from csms.admin.templating import choices, render, time_zone_names, zone_named
 from csms.api.audit import audited
 from csms.api.links import public_base_url
 from csms.api.tenancy import PUBLIC, SCOPED, Scope, restrict, tenant_scope
 from csms.core import audit, users
 from csms.core.mail import MailError, mail_enabled, send_mail
+from csms.core.services import plans
 from csms.core.tables import Organization
 from csms.core.timeutil import utcnow
 from csms.i18n import N_, gettext
@@ -118,13 +120,17 @@ async def user_invite(request: Request) -> Template:
     fields = await user_fields(scope, new=True)
     values, errors = parse(fields, raw)
     organization = _organization_of(values, scope, errors)
+    status = 422
     if not errors:
         try:
             user_id = await users.create_user(values["username"].strip(), values["email"], values["role"], organization)
         except users.UserError as exc:
             errors["username" if "named" in str(exc) else "email"] = str(exc)
+        except plans.PlanLimitReached as exc:
+            errors["organization" if "organization" in {f.name for f in fields} else ""] = limit_message(exc)
+            status = 409
     if errors:
-        return await render(request, "form.html", status_code=422, title="Invite a user", fields=fields,
+        return await render(request, "form.html", status_code=status, title="Invite a user", fields=fields,
                             values=dict(raw), errors=errors, action="/admin/users/new", cancel="/admin/users",
                             submit="Invite")
     user = await _user(user_id)
@@ -149,7 +155,10 @@ async def user_role(request: Request, user_id: int) -> Template | Redirect:
     organization = _organization_of(values, scope, errors)
     if errors:
         return await _list(request, status_code=422, error=" ".join(errors.values()))
-    await set_role(user_id, values["role"], organization)
+    try:
+        await set_role(user_id, values["role"], organization)
+    except plans.PlanLimitReached as exc:
+        return await _list(request, status_code=409, error=limit_message(exc))
     from piccolo.apps.user.tables import BaseUser
 
     superuser = values["role"] == "admin" and organization is None

@@ -22,6 +22,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from csms.core import cluster, runtime
 from csms.core.security import api_key_prefix, hash_api_key, new_api_key
+from csms.core.services import plans
 from csms.core.tables import ApiKey
 from csms.core.timeutil import utcnow
 
@@ -86,6 +87,13 @@ async def principal_of(connection: ASGIConnection) -> Principal | None:
     if cached is not None:
         return cached
     principal = await api_key_principal(connection)
+    if principal is not None and principal.organization is not None:
+        try:
+            await plans.require_feature(principal.organization, plans.API_ACCESS)
+        except plans.FeatureNotInPlan as exc:
+            raise PermissionDeniedException(
+                f"API keys are refused: plan {exc.plan} of organization {exc.organization} does not include "
+                "API access", extra={"error": "FeatureNotInPlan", "plan": exc.plan, "feature": exc.feature}) from None
     if principal is None:
         for resolver in principal_resolvers:
             principal = await resolver(connection)
@@ -136,7 +144,8 @@ async def create_api_key(name: str, role: str, organization: int | None = None) 
     once; its row id)."""
     key, prefix, digest = new_api_key()
     row = ApiKey(name=name, prefix=prefix, key_hash=digest, role=role, organization=organization)
-    await row.save()
+    async with plans.within_limits(organization, "api_keys"):
+        await row.save()
     return key, row.id
 
 

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, Awaitable, Callable, NamedTuple
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from piccolo.table import Table
 from piccolo.utils.pydantic import create_pydantic_model
 from pydantic import ValidationError
@@ -20,8 +20,8 @@ from csms.api.bounds import column_range, range_message
 from csms.api.drivers import DriverDataRoutes, driver_has_sessions
 from csms.api.tenancy import KINDS, MISSING, Scope, check_assignable, descendants, organization_tree, \
     owner_for_new, restrict, tenant_scope
-from csms.core.services import directory, driver_data, hubs, sites
-from csms.core.tables import Driver, Hub, Organization, Site
+from csms.core.services import directory, driver_data, hubs, plans, sites
+from csms.core.tables import Driver, Hub, Organization, Plan, Site
 
 
 class Writer(NamedTuple):
@@ -76,6 +76,23 @@ def hub_full(exc: hubs.HubFull) -> HTTPException:
     """409 naming the hub and its limit."""
     return HTTPException(status_code=409, detail=str(exc),
                          extra={"error": "HubFull", "hub": exc.hub_id, "stations": exc.count, "limit": exc.limit})
+
+
+def plan_limit(exc: plans.PlanLimitReached) -> HTTPException:
+    """409 naming the plan and the limit it would break."""
+    return HTTPException(status_code=409, detail=str(exc),
+                         extra={"error": "PlanLimitReached", "plan": exc.plan, "limit": exc.kind,
+                                "allowed": exc.limit, "count": exc.count})
+
+
+async def check_plan_choice(scope: Scope, values: dict[str, Any]) -> None:
+    """Only global callers choose an organization's plan (403), and only one that exists (422)."""
+    if "plan" not in values:
+        return
+    if not scope.is_global:
+        raise PermissionDeniedException("only the installation's admins choose an organization's plan")
+    if values["plan"] is not None and not await Plan.exists().where(Plan.id == values["plan"]):
+        raise ValidationException(f"no plan {values['plan']}")
 
 
 def page_params(limit: int, offset: int) -> tuple[int, int]:
@@ -143,6 +160,7 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                 raise ValidationException("you cannot move your own organization")
             if item_id is not None and "parent" in values:
                 await check_parent(item_id, values["parent"])
+            await check_plan_choice(scope, values)
         elif direct_owner and item_id is None:
             values["organization"] = await owner_for_new(scope, values.get("organization"), what=f"a {kind}")
         elif via and not scope.is_global and (item_id is None or via in values) and values.get(via) is None:
@@ -182,6 +200,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                 item_id = await writer.create(values, actor=actor, actor_organization=actor_organization)
             except hubs.HubLimitInvalid as exc:
                 raise ValidationException(str(exc)) from None
+            except plans.PlanLimitReached as exc:
+                raise plan_limit(exc) from None
             return jsonable(await _get_row(item_id))
 
         @get("/{item_id:int}", guards=[require("viewer")])
@@ -200,6 +220,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                     raise ValidationException(str(exc)) from None
                 except hubs.HubFull as exc:
                     raise hub_full(exc) from None
+                except plans.PlanLimitReached as exc:
+                    raise plan_limit(exc) from None
             return jsonable(await _get_row(item_id))
 
         @delete("/{item_id:int}", guards=[require("operator")])

@@ -13,8 +13,9 @@ from litestar.exceptions import NotFoundException, ValidationException
 
 from csms.api.audit import audited
 from csms.api.auth import ROLES, create_api_key, require, revoke_api_key
-from csms.api.crud import jsonable
+from csms.api.crud import jsonable, plan_limit
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
+from csms.core.services import plans
 from csms.core.tables import ApiKey
 
 _COLUMNS = (ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.role, ApiKey.organization, ApiKey.revoked,
@@ -53,7 +54,10 @@ class ApiKeyController(Controller):
         if data.role not in ROLES:
             raise ValidationException(f"role must be one of {sorted(ROLES)}")
         organization = await owner_for_new(await tenant_scope(request), data.organization, what="an API key")
-        key, key_id = await create_api_key(data.name, data.role, organization)
+        try:
+            key, key_id = await create_api_key(data.name, data.role, organization)
+        except plans.PlanLimitReached as exc:
+            raise plan_limit(exc) from None
         row = await _key_row(key_id)
         await audited(request, "create", "api_key", key_id, after=row)
         return {**row, "key": key}

@@ -14,11 +14,11 @@ from piccolo.columns.combination import Combinable
 from csms.api.audit import actor_of, audited
 from csms.api.auth import caller, principal_of, require
 from csms.api.bounds import Int32
-from csms.api.crud import check_references, hub_full, jsonable, page_params
+from csms.api.crud import check_references, hub_full, jsonable, page_params, plan_limit
 from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
-from csms.core.services import hubs
+from csms.core.services import hubs, plans
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.services.stations import StationInUse
@@ -223,6 +223,8 @@ class StationController(Controller):
                                              hub=data.hub, organization=organization)
         except hubs.HubFull as exc:
             raise hub_full(exc) from None
+        except plans.PlanLimitReached as exc:
+            raise plan_limit(exc) from None
         await audited(request, "create", "station", data.station_id, after=await station_row(data.station_id))
         return await station_detail(data.station_id)
 
@@ -254,6 +256,8 @@ class StationController(Controller):
                                            {getattr(Station, k): v for k, v in values.items()})
             except hubs.HubFull as exc:
                 raise hub_full(exc) from None
+            except plans.PlanLimitReached as exc:
+                raise plan_limit(exc) from None
         await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 

@@ -93,7 +93,7 @@ async def new_session(driver_id: int) -> str:
 
 
 async def session_driver(secret: str | None) -> dict[str, Any] | None:
-    """The driver a session cookie is for (id, name, email), or None when it is not valid."""
+    """The driver a session cookie is for (id, name, email, organization), or None when it is not valid."""
     if not secret or len(secret) > 100:
         return None
     row = await DriverSecret.select(DriverSecret.driver, DriverSecret.generation, DriverSecret.expires_at).where(
@@ -103,7 +103,8 @@ async def session_driver(secret: str | None) -> dict[str, Any] | None:
     account = await DriverAccount.select(DriverAccount.generation).where(DriverAccount.driver == row["driver"]).first()
     if account is None or account["generation"] != row["generation"]:
         return None
-    return await Driver.select(Driver.id, Driver.name, Driver.email).where(Driver.id == row["driver"]).first()
+    return await Driver.select(Driver.id, Driver.name, Driver.email, Driver.organization).where(
+        Driver.id == row["driver"]).first()
 
 
 async def end_session(secret: str | None) -> None:

@@ -27,6 +27,24 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 
+class Plan(Table, tablename="plan"):
+    """What an organization's subscription allows (:mod:`csms.core.services.plans`): the features
+    it may use (known keys: the core's and those plugins declare) and at most how many stations,
+    hubs, users and API keys it may have (null: no limit). HOME, BUSINESS and PUBLIC are shipped;
+    the installation's admins edit them. An organization without a plan (and none above it) is
+    not restricted."""
+
+    id: Serial
+
+    name = Varchar(length=50, unique=True)
+    description = Varchar(length=300, default="")
+    features = JSON(default=[])  # the feature keys it includes
+    max_stations = Integer(null=True, default=None)
+    max_hubs = Integer(null=True, default=None)
+    max_users = Integer(null=True, default=None)
+    max_api_keys = Integer(null=True, default=None)
+
+
 class Organization(Table, tablename="organization"):
     """A company or body: the operator itself, an employer, a leasing partner, a customer.
 
@@ -44,6 +62,7 @@ class Organization(Table, tablename="organization"):
     address = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
     publish = Boolean(default=True)  # off: none of its sites is shown on maps or to roaming partners
+    plan = ForeignKey(references=Plan, null=True, on_delete=OnDelete.restrict)  # None: its parent's (or none)
 
 
 class Driver(Table, tablename="driver"):
@@ -588,6 +607,7 @@ class IssuedCertificate(Table, tablename="issued_certificate"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 CORE_TABLES: list[type[Table]] = [
+    Plan,
     Organization,
     Driver,
     Site,

@@ -16,6 +16,7 @@ from piccolo.apps.user.tables import BaseUser
 from piccolo_api.session_auth.tables import SessionsBase
 
 from csms.core.offload import run_cpu
+from csms.core.services import plans
 from csms.core.tables import UserLink, UserRole
 from csms.core.timeutil import utcnow
 
@@ -108,9 +109,10 @@ async def create_user(username: str, email: str, role: str, organization: int | 
     hashed = await run_cpu(BaseUser.hash_password, unusable)
     user = BaseUser(username=username, email=email or f"{username}@users.invalid", password=hashed,
                     active=True, admin=superuser, superuser=superuser)
-    await user.save()
-    await set_role(user.id, role, organization)
-    return user.id
+    async with plans.within_limits(organization, "users"):  # a plan without room: no user at all
+        await user.save()
+        await set_role(user.id, role, organization)
+    return int(user.id)
 
 
 async def user_rows(organizations: list[int] | None) -> list[dict[str, Any]]:

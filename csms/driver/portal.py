@@ -45,7 +45,7 @@ from csms.api.tokens_sessions import session_detail
 from csms.core import audit, id_tokens
 from csms.core import driver_accounts as accounts
 from csms.core.mail import MailError, mail_enabled, send_mail
-from csms.core.services import driver_data, oidc_settings
+from csms.core.services import driver_data, oidc_settings, plans
 from csms.core.domain import NavItem
 from csms.core.tables import ChargingSession, Driver, IdToken
 from csms.core.timeutil import utcnow
@@ -96,9 +96,19 @@ class DriverSignInRequired(NotAuthorizedException):
     """No driver is signed in: a page answers with the way to the sign-in page."""
 
 
+async def signed_in_driver(secret: str | None) -> dict[str, Any] | None:
+    """The driver a session cookie is for while the plan of the driver's organization includes
+    the driver portal (None otherwise)."""
+    driver = await accounts.session_driver(secret)
+    if driver is None or not await plans.feature_enabled(driver["organization"], plans.DRIVER_PORTAL):
+        return None
+    return driver
+
+
 async def driver_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Only a signed-in driver passes; the driver's row is kept in the scope for the handler."""
-    driver = await accounts.session_driver(connection.cookies.get(DRIVER_COOKIE))
+    """Only a signed-in driver passes (:func:`signed_in_driver`); the driver's row is kept in the
+    scope for the handler."""
+    driver = await signed_in_driver(connection.cookies.get(DRIVER_COOKIE))
     if driver is None:
         raise DriverSignInRequired("Sign in to the driver portal.")
     connection.scope["csms_driver"] = driver  # type: ignore[typeddict-unknown-key]
@@ -140,7 +150,15 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _sign_in(request: Request, driver_id: int, to: str) -> Redirect:
+async def _sign_in(request: Request, driver_id: int, to: str) -> Template | Redirect:
+    """Start the driver's portal session, unless the plan of the driver's organization does not
+    include the driver portal (then the sign-in page says so, 403)."""
+    driver = await Driver.select(Driver.organization).where(Driver.id == driver_id).first()
+    if driver is not None and not await plans.feature_enabled(driver["organization"], plans.DRIVER_PORTAL):
+        log.info("driver %s not signed in: the plan of organization %s has no driver portal", driver_id,
+                 driver["organization"])
+        return await _sign_in_page(request, status_code=403, error=gettext(
+            "The driver portal is not offered to the drivers of your organization. Ask its operator."))
     response = Redirect(to, status_code=303)
     response.set_cookie(DRIVER_COOKIE, await accounts.new_session(driver_id), httponly=True, samesite="lax",
                         path="/driver", secure=request.app.state.admin_settings.secure_cookies,
@@ -169,10 +187,11 @@ def _next_of(request: Request, form: Any = None) -> str:
 async def _sign_in_page(request: Request, *, status_code: int = 200, error: str = "", email: str = "",
                         next_path: str = "") -> Template:
     """The sign-in page: an e-mail link, a password, and a button for each organization's own
-    OpenID Connect provider (:mod:`csms.driver.oidc`)."""
+    OpenID Connect provider (:mod:`csms.driver.oidc`) whose plan includes the driver portal."""
     after = f"?next={quote(next_path, safe='')}" if next_path else ""
     providers = [{"label": b["label"], "href": f"/driver/oidc/{b['organization']}/start{after}"}
-                 for b in await oidc_settings.sign_in_buttons()]
+                 for b in await oidc_settings.sign_in_buttons()
+                 if await plans.feature_enabled(b["organization"], plans.DRIVER_PORTAL)]
     return render(request, "sign_in.html", status_code=status_code, title=N_("Sign in"), error=error, email=email,
                   mail=mail_enabled(), next=next_path, starting=next_path.startswith("/driver/start/"),
                   providers=providers)
@@ -181,7 +200,7 @@ async def _sign_in_page(request: Request, *, status_code: int = 200, error: str 
 @get("/driver")
 async def portal_home(request: Request) -> Template | Redirect:
     next_path = _next_of(request)
-    if await accounts.session_driver(request.cookies.get(DRIVER_COOKIE)) is not None:
+    if await signed_in_driver(request.cookies.get(DRIVER_COOKIE)) is not None:
         return Redirect(next_path or "/driver/cards", status_code=303)
     return await _sign_in_page(request, next_path=next_path)
 

@@ -32,15 +32,15 @@ from csms.admin.public_map import PLUGS, POWER_TYPES
 from csms.admin.qr_labels import public_station, start_path, station_evses
 from csms.admin.templating import is_htmx
 from csms.core import audit
-from csms.core import driver_accounts as accounts
 from csms.core.ocpp.validation import OcppError
 from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services import plans
 from csms.core.services.operations import OperationError
 from csms.core.tables import ChargingSession, Connector, IdToken
 from csms.i18n import N_, gettext
 from csms.core.timeutil import utcnow
-from csms.driver.portal import DRIVER_COOKIE, SIGNED_IN, _organization, _over_limit, me, render
+from csms.driver.portal import DRIVER_COOKIE, SIGNED_IN, _organization, _over_limit, me, render, signed_in_driver
 from csms.plugins import call_hook
 
 log = logging.getLogger("csms.driver.start")
@@ -160,7 +160,7 @@ async def _page_context(request: Request, station: dict[str, Any], evse_id: int)
 
 @dataclass
 class Outcome:
-    kind: str  # accepted|started|waiting_over|rejected|offline|timeout|occupied|out_of_order|blocked|no_card|limited|error
+    kind: str  # accepted|started|waiting_over|rejected|offline|timeout|occupied|out_of_order|blocked|no_card|limited|error|not_offered
     message: str
     status_code: int = 200
     session_id: int | None = None
@@ -182,10 +182,20 @@ async def _running_here(station: dict[str, Any], evse_id: int) -> dict[str, Any]
         & (ChargingSession.state == "active")).first()
 
 
+async def _not_offered(station: dict[str, Any]) -> Outcome | None:
+    """The refusal when the plan of the station's organization does not include the driver portal."""
+    if await plans.feature_enabled(station["organization"], plans.DRIVER_PORTAL):
+        return None
+    return Outcome("not_offered", gettext("Starting from your phone is not offered at this charger. Use your card at "
+                                          "the charger, or ask its operator."), 403)
+
+
 async def _refusal(request: Request, station: dict[str, Any], evse_id: int,
                    card: dict[str, Any] | None) -> Outcome | None:
     """Why the start is not sent at all, if it is not."""
     driver_id = me(request)["id"]
+    if (refused := await _not_offered(station)) is not None:
+        return refused
     if card is None:
         return Outcome("no_card", gettext("That card is not one of yours. Choose one of your cards."), 404)
     if card["status"] != "Accepted" or (card["expires_at"] is not None and card["expires_at"] <= utcnow()):
@@ -267,12 +277,14 @@ async def _found_session(driver_id: int, station: dict[str, Any], card: dict[str
 
 @get("/driver/start/{station_id:str}/{evse_id:int}")
 async def start_page(request: Request, station_id: str, evse_id: int) -> Template | Redirect:
-    driver = await accounts.session_driver(request.cookies.get(DRIVER_COOKIE))
+    driver = await signed_in_driver(request.cookies.get(DRIVER_COOKIE))
     if driver is None:  # the same answer for any code: nothing is told before signing in
         return Redirect(f"/driver?next={quote(start_path(station_id, evse_id), safe='')}", status_code=303)
     request.scope["csms_driver"] = driver  # type: ignore[typeddict-unknown-key]
     station = await _charger(station_id, evse_id)
-    return render(request, "start.html", title=N_("Start charging"), outcome=None, progress_interval=PROGRESS_INTERVAL_S,
+    refused = await _not_offered(station)
+    return render(request, "start.html", status_code=refused.status_code if refused else 200,
+                  title=N_("Start charging"), outcome=refused, progress_interval=PROGRESS_INTERVAL_S,
                   **await _page_context(request, station, evse_id))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import N_, NavItem, add_hookspecs, hookimpl
+from csms.plugin_api import N_, NavItem, PlanFeature, Station, add_hookspecs, feature_enabled, hookimpl
 from plugins.billing import hookspecs as billing_hookspecs
 from plugins.billing.assignments import session_context
 from plugins.billing.config import BillingSettings
@@ -26,6 +26,7 @@ add_hookspecs(billing_hookspecs)
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (BillingSettings,)
+BILLING = "billing"  # the plan feature: sessions at stations of organizations without it get no tariff
 
 
 @hookimpl
@@ -35,10 +36,15 @@ def piccolo_apps():
 
 @hookimpl(trylast=True)
 def select_tariff(session):
-    """The home station's rate or tariff, else the assignment with the highest precedence."""
+    """The home station's rate or tariff, else the assignment with the highest precedence; none
+    (the session has no cost) at a station whose organization's plan does not include billing."""
 
     async def choose() -> Any:
-        return await choose_tariff(await session_context(session))
+        context = await session_context(session)
+        station = await Station.select(Station.organization).where(Station.station_id == context.station_id).first()
+        if station is not None and not await feature_enabled(station["organization"], BILLING):
+            return None
+        return await choose_tariff(context)
 
     return choose
 
@@ -136,6 +142,11 @@ def template_dirs():
 @hookimpl
 def locale_dirs():
     return [str(LOCALE_DIR)]
+
+
+@hookimpl
+def plan_features():
+    return [PlanFeature(BILLING, N_("Billing: tariffs and session costs"))]
 
 
 @hookimpl

@@ -19,11 +19,12 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from csms.plugin_api import CapacitySchedule, Load, SiteTopology, gettext, hookimpl
+from csms.plugin_api import N_, CapacitySchedule, Load, PlanFeature, SiteTopology, feature_enabled, gettext, hookimpl
 from plugins.loadbalancing import allocator
 from plugins.loadbalancing.config import LoadBalancingSettings
 
 SETTINGS_CLASSES = (LoadBalancingSettings,)
+LOAD_BALANCING = "load_balancing"  # the plan feature: sites of organizations without it are not balanced
 
 
 # The allocator's memory per site id, between rounds.
@@ -89,10 +90,25 @@ def startup(app, settings):
     _states.clear()  # what an earlier server in this process knew is not about this database
 
 
+@hookimpl
+def plan_features():
+    return [PlanFeature(LOAD_BALANCING, N_("Load balancing"))]
+
+
 @hookimpl(trylast=True)
 def allocate_capacity(site, topology, loads, capacity, now):
-    """Max-min fair sharing within every limit of the tree, phase by phase (see the allocator)."""
-    return allocate_site(site, topology, loads, capacity, now)
+    """Max-min fair sharing within every limit of the tree, phase by phase (see the allocator);
+    no answer for a site whose organization's plan does not include load balancing."""
+
+    if site.get("organization") is None:  # no organization, no plan
+        return allocate_site(site, topology, loads, capacity, now)
+
+    async def answer() -> dict[str, float] | None:
+        if not await feature_enabled(site["organization"], LOAD_BALANCING):
+            return None
+        return allocate_site(site, topology, loads, capacity, now)
+
+    return answer
 
 
 # -- admin -------------------------------------------------------------------------------------

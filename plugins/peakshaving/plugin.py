@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from csms.plugin_api import CapacitySchedule, ChargingSession, Load, call_hook, hookimpl
+from csms.plugin_api import N_, CapacitySchedule, ChargingSession, Load, PlanFeature, call_hook, feature_enabled, hookimpl
 from plugins.peakshaving.capacity import Signal, Window, capacity_schedule, parse_days, parse_hhmm
 from plugins.peakshaving.config import PeakShavingSettings
 from plugins.peakshaving.prices import energy_price_at, tariff_json
@@ -20,6 +21,7 @@ log = logging.getLogger("csms.peakshaving")
 
 INF = math.inf
 SETTINGS_CLASSES = (PeakShavingSettings,)
+PEAK_SHAVING = "peak_shaving"  # the plan feature: sites of organizations without it are not shaved
 
 # Tariff JSON per session id: a session's tariff is chosen once, at its start.
 _tariffs: dict[int, dict[str, Any] | None] = {}
@@ -144,12 +146,25 @@ def register_routes(settings):
 
 
 @hookimpl
+def locale_dirs():
+    return [str(Path(__file__).parent / "locale")]
+
+
+@hookimpl
+def plan_features():
+    return [PlanFeature(PEAK_SHAVING, N_("Peak shaving"))]
+
+
+@hookimpl
 def site_capacity(site, now):
-    """The lowest of the site's schedules and signal, shaped to shift energy to cheaper periods."""
+    """The lowest of the site's schedules and signal, shaped to shift energy to cheaper periods;
+    no answer for a site whose organization's plan does not include peak shaving."""
 
     async def answer() -> CapacitySchedule | None:
         from csms.plugin_api import get_core
 
+        if not await feature_enabled(site.get("organization"), PEAK_SHAVING):
+            return None
         loads = [] if site.get("simulation") else get_core().smart_charging.loads_of(site["id"])
         return await site_capacity_for(site, now, loads)
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from csms.plugin_api import CsmsSettings
 
 WHITELIST_TYPES = ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER")
+ROAMING = "roaming"  # the plan feature: the sites of organizations without it are not given to partners
 
 
 class OcpiSettings(CsmsSettings):

@@ -23,10 +23,11 @@ from csms.plugin_api import (
     Site,
     Station,
     call_hook,
+    feature_enabled,
     published_site_ids,
     utcnow,
 )
-from plugins.roaming_ocpi.config import ocpi_settings
+from plugins.roaming_ocpi.config import ROAMING, ocpi_settings
 from plugins.roaming_ocpi.parties import business_details
 from plugins.roaming_ocpi.schema import CONNECTOR_TYPE, POWER_TYPE
 from plugins.roaming_ocpi.tables import SiteDetails
@@ -127,9 +128,26 @@ def _complete(site: dict[str, Any]) -> bool:
                 and site["address"] and site["city"] and len(site["country"] or "") == 3)
 
 
+async def roamed_site_ids(sites: list[dict[str, Any]]) -> set[int]:
+    """The ids of ``sites`` (rows with ``id`` and ``organization``) that partners get: published by
+    the core and of an organization whose plan includes roaming."""
+    published = await published_site_ids([site["id"] for site in sites])
+    allowed: dict[int | None, bool] = {}
+    out = set()
+    for site in sites:
+        organization = site["organization"]
+        if site["id"] in published:
+            if organization not in allowed:
+                allowed[organization] = await feature_enabled(organization, ROAMING)
+            if allowed[organization]:
+                out.add(site["id"])
+    return out
+
+
 async def _publishable(site: dict[str, Any] | None) -> bool:
-    """Published by the core (the site's and its organization's switches) and complete for OCPI."""
-    return site is not None and _complete(site) and site["id"] in await published_site_ids([site["id"]])
+    """Published by the core (the site's and its organization's switches), of an organization
+    whose plan includes roaming, and complete for OCPI."""
+    return site is not None and _complete(site) and site["id"] in await roamed_site_ids([site])
 
 
 async def _tariff_ids(station_id: str, evse_id: int) -> list[str]:
@@ -191,7 +209,7 @@ async def current_locations(site_ids: list[int] | None = None,
     if site_ids is not None:
         query = query.where(Site.id.is_in(site_ids or [-1]))
     candidates = [site for site in await query if _complete(site)]
-    published = await published_site_ids([site["id"] for site in candidates])
+    published = await roamed_site_ids(candidates)
     sites = [site for site in candidates if site["id"] in published]
     if not sites:
         return {}

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import N_, NavItem, hookimpl, public_route
-from plugins.roaming_ocpi.config import OcpiSettings
+from csms.plugin_api import N_, NavItem, PlanFeature, hookimpl, public_route
+from plugins.roaming_ocpi.config import ROAMING, OcpiSettings
 
 log = logging.getLogger("csms.ocpi")
 
@@ -161,6 +161,11 @@ def template_dirs():
 @hookimpl
 def locale_dirs():
     return [str(LOCALE_DIR)]
+
+
+@hookimpl
+def plan_features():
+    return [PlanFeature(ROAMING, N_("Roaming (OCPI): locations to partners"))]
 
 
 @hookimpl

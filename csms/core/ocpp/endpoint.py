@@ -142,7 +142,8 @@ async def ocpp_endpoint(socket: WebSocket, station_id: str) -> None:
         if exc.credentials:
             failed_logins.failed(station_id, client)
         log.warning("refused %s from %s: %s", station_id, client, exc)
-        await refuse(socket, exc.status, "not authorized" if exc.credentials else "unknown station",
+        await refuse(socket, exc.status, "not authorized" if exc.credentials else
+                     "the organization's plan has no room for the station" if exc.status == 403 else "unknown station",
                      headers={"WWW-Authenticate": 'Basic realm="OCPP"'} if exc.credentials else None)
         return
     if password is not None:

@@ -15,7 +15,8 @@ from typing import Any, Literal, Mapping
 from piccolo.table import Table
 
 from csms.core import audit
-from csms.core.services import driver_data
+from csms.core.organizations import new_organization_plan
+from csms.core.services import driver_data, plans
 from csms.core.tables import ApiKey, Driver, Organization, UserRole
 
 Kind = Literal["driver", "organization"]
@@ -45,7 +46,10 @@ def _organization(kind: Kind, pk: int, row: Mapping[str, Any] | None, actor_orga
 
 
 async def create(kind: Kind, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
-    """Add a driver or an organization with ``values`` (column names); its id."""
+    """Add a driver or an organization with ``values`` (column names); its id. A top-level
+    organization that names no plan gets ``CSMS_NEW_ORGANIZATION_PLAN``'s."""
+    if kind == "organization" and "plan" not in values and values.get("parent") is None:
+        values = {**values, "plan": await new_organization_plan()}
     row = TABLES[kind](**values)
     await row.save()
     pk: int = row[TABLES[kind]._meta.primary_key._meta.name]
@@ -57,10 +61,20 @@ async def create(kind: Kind, values: Mapping[str, Any], *, actor: str, actor_org
 
 
 async def update(kind: Kind, pk: int, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> None:
-    """Change driver or organization ``pk`` (``values`` by column name)."""
+    """Change driver or organization ``pk`` (``values`` by column name). A new plan or parent of
+    an organization is refused with :class:`~csms.core.services.plans.PlanLimitReached` when the
+    plan that would apply to it (or to an organization below it) has fewer stations, hubs, users
+    or API keys than they have (nothing changes then)."""
     table = TABLES[kind]
     before = await _row(kind, pk)
-    await table.update({getattr(table, k): v for k, v in values.items()}).where(table._meta.primary_key == pk)
+    if kind == "organization" and ("plan" in values or "parent" in values):
+        # another plan may apply now: refused (PlanLimitReached) when it would be exceeded
+        async with plans.write_transaction():
+            await Organization.update({getattr(Organization, k): v for k, v in values.items()}).where(
+                Organization.id == pk)
+            await plans.check_organization(pk)
+    else:
+        await table.update({getattr(table, k): v for k, v in values.items()}).where(table._meta.primary_key == pk)
     after = await _row(kind, pk)
     await audit.record(actor=actor, action="update", object_type=kind, object_id=pk, before=before, after=after,
                        organization=_organization(kind, pk, after if after is not None else before,

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 from piccolo.columns.combination import Combinable
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
+from csms.core.services import plans
 from csms.core.tables import Hub, Station
 
 HUB_STATION_LIMIT = 20
@@ -88,14 +89,17 @@ async def _check_room(hub: dict[str, Any], where: Combinable) -> None:
 
 async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
     """``Station.update(values).where(where)``, refused with :class:`HubFull` when ``values``
-    puts the stations into a hub that has no room for them (nothing is written then)."""
+    puts the stations into a hub that has no room for them, and with
+    :class:`~csms.core.services.plans.PlanLimitReached` when it moves them to an organization whose
+    plan has no room for them (nothing is written then)."""
     hub_id = values.get(Station.hub)
-    if hub_id is None:
-        await Station.update(values).where(where)
-        return
-    async with _write_transaction():
-        await _check_room(await _locked_hub(hub_id), where)
-        await Station.update(values).where(where)
+    async with plans.within_limits(values.get(Station.organization), "stations"):
+        if hub_id is None:
+            await Station.update(values).where(where)
+            return
+        async with _write_transaction():
+            await _check_room(await _locked_hub(hub_id), where)
+            await Station.update(values).where(where)
 
 
 async def create_station(row: Station) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from piccolo.columns.combination import Combinable
 
 from csms.core import audit
-from csms.core.services import hubs
+from csms.core.services import hubs, plans
 from csms.core.tables import Hub, Site, Station
 
 
@@ -103,7 +103,9 @@ async def remove_station(site_id: int, station_id: str, *, actor: str, actor_org
 
 async def create_hub(values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
     """Add a hub with ``values`` (column names; :func:`hubs.create_hub` checks its maximum); its id."""
-    hub_id = await hubs.create_hub({getattr(Hub, k): v for k, v in values.items()})
+    organization = await site_organization(values["site"], None) if values.get("site") is not None else None
+    async with plans.within_limits(organization, "hubs"):
+        hub_id = await hubs.create_hub({getattr(Hub, k): v for k, v in values.items()})
     after = await _hub(hub_id)
     await audit.record(actor=actor, action="create", object_type="hub", object_id=hub_id, after=after,
                        organization=await _hub_organization(hub_id, after, actor_organization),

@@ -13,7 +13,7 @@ import msgspec
 from csms.core import audit
 from csms.core import events as ev
 from csms.core.offload import run_cpu
-from csms.core.services import hubs
+from csms.core.services import hubs, plans
 from csms.core.security import hash_password, verify_password
 from csms.core.organizations import organization_for
 from csms.core.tables import ChargingSession, Connector, Evse, Station, StationEvent
@@ -62,13 +62,14 @@ class StationState:
 
 
 class AuthFailure(Exception):
-    """The handshake is refused: missing or wrong credentials (HTTP 401, ``credentials``), or an
-    unknown station under the reject policy (HTTP 404)."""
+    """The handshake is refused: missing or wrong credentials (HTTP 401, ``credentials``), an
+    unknown station under the reject policy (HTTP 404), or an unknown station its organization's
+    plan has no room for (HTTP 403, ``status``)."""
 
-    def __init__(self, message: str, *, credentials: bool = True) -> None:
+    def __init__(self, message: str, *, credentials: bool = True, status: int | None = None) -> None:
         super().__init__(message)
         self.credentials = credentials
-        self.status = 401 if credentials else 404
+        self.status = status or (401 if credentials else 404)
 
 
 class StationInUse(Exception):
@@ -171,7 +172,8 @@ class StationService:
             password_hash=await run_cpu(hash_password, password) if password else None,
             **fields,
         )
-        await hubs.create_station(row)
+        async with plans.within_limits(fields.get("organization"), "stations"):
+            await hubs.create_station(row)
         self._states.pop(station_id, None)
         return row.to_dict()
 
@@ -246,8 +248,17 @@ class StationService:
             if settings.require_station_password and not password and not certified:
                 raise AuthFailure("a password is required")
             status = "Accepted" if policy == UnknownStationPolicy.accept else "Pending"
-            await self.create(station_id, registration_status=status, security_profile=profile,
-                              organization=await organization_for(settings.default_organization))
+            organization = await organization_for(settings.default_organization)
+            try:
+                await self.create(station_id, registration_status=status, security_profile=profile,
+                                  organization=organization)
+            except plans.PlanLimitReached as exc:
+                self.record(station_id, "registration", "refused",
+                            summary=f"unknown station not registered: {exc}")
+                await audit.record(actor="csms", action="refuse", object_type="station", object_id=station_id,
+                                   organization=organization, summary=f"unknown station not registered: {exc}")
+                raise AuthFailure(f"unknown station {station_id!r} not registered: {exc}", credentials=False,
+                                  status=403) from None
             self.record(station_id, "registration", "created", summary=f"unknown station registered as {status}")
             state = await self.state(station_id)
             assert state is not None

@@ -1,0 +1,355 @@
+"""Plans per organization: limits through REST, the admin, the CLI's services and stations that
+register themselves; downgrades refused; features gated in publishing, the driver portal, API
+keys and a plugin; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from csms.core import driver_accounts
+from csms.core.services import plans
+from csms.core.tables import ApiKey, AuditEntry, Organization, Plan, Site, Station, StationEvent, UserRole
+from csms.core.timeutil import utcnow
+from csms.core.users import create_user
+from csms.testing import admin_client, running_server
+from tests.driver.conftest import csrf_of
+
+HOME_FULL = "Plan HOME allows 2 stations: organization Home would have 3"
+
+
+async def plan_ids(api: httpx.AsyncClient) -> dict[str, int]:
+    answer = await api.get("/plans")
+    assert answer.status_code == 200, answer.text
+    return {p["name"]: p["id"] for p in answer.json()["items"]}
+
+
+async def organization(api: httpx.AsyncClient, name: str, plan: int | None, parent: int | None = None) -> int:
+    created = await api.post("/organizations", json={"name": name, "plan": plan, "parent": parent})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def test_shipped_plans_and_their_features(any_server):
+    listed = (await any_server.api.get("/plans")).json()
+    by_name = {p["name"]: p for p in listed["items"]}
+    assert set(by_name) == {"HOME", "BUSINESS", "PUBLIC"}
+    assert by_name["HOME"]["max_stations"] == 2 and by_name["HOME"]["max_api_keys"] == 0
+    assert "roaming" not in by_name["HOME"]["features"] and "public_publishing" not in by_name["HOME"]["features"]
+    assert by_name["PUBLIC"]["max_stations"] is None
+    # the core's features and those the shipped plugins declare
+    assert {"public_publishing", "driver_portal", "api_access", "roaming", "billing", "load_balancing",
+            "peak_shaving"} <= set(listed["features"])
+
+
+async def test_rest_limits_name_the_plan_and_let_no_extra_in(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    home = await organization(api, "Home", ids["HOME"])
+    for n in range(2):
+        assert (await api.post("/stations", json={"station_id": f"HOME-{n}", "organization": home})).status_code == 201
+    refused = await api.post("/stations", json={"station_id": "HOME-2", "organization": home})
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == HOME_FULL
+    assert refused.json()["extra"] == {"error": "PlanLimitReached", "plan": "HOME", "limit": "stations",
+                                       "allowed": 2, "count": 3}
+    assert not await Station.exists().where(Station.station_id == "HOME-2")
+
+    # a sub-organization without a plan of its own shares its parent's plan and its count
+    flat = await organization(api, "Flat", None, parent=home)
+    under = await api.post("/stations", json={"station_id": "FLAT-1", "organization": flat})
+    assert under.status_code == 409 and "Plan HOME allows 2 stations" in under.json()["detail"]
+    # moving a station into the full organization is refused too
+    assert (await api.post("/stations", json={"station_id": "LOOSE"})).status_code == 201
+    moved = await api.patch("/stations/LOOSE", json={"organization": home})
+    assert moved.status_code == 409 and "Plan HOME allows 2 stations" in moved.json()["detail"]
+    assert (await Station.select(Station.organization).where(Station.station_id == "LOOSE").first()) == {
+        "organization": None}
+
+    site = (await api.post("/sites", json={"name": "Garage", "organization": home})).json()["id"]
+    assert (await api.post("/hubs", json={"name": "Box", "site": site})).status_code == 201
+    hub = await api.post("/hubs", json={"name": "Box 2", "site": site})
+    assert hub.status_code == 409 and hub.json()["detail"] == "Plan HOME allows 1 hub: organization Home would have 2"
+
+    key = await api.post("/api-keys", json={"name": "home key", "role": "viewer", "organization": home})
+    assert key.status_code == 409 and key.json()["extra"]["limit"] == "api_keys"
+    assert not await ApiKey.exists().where(ApiKey.name == "home key")
+
+    for n in range(3):
+        await create_user(f"home-user-{n}", f"u{n}@home.example", "viewer", home)
+    with pytest.raises(plans.PlanLimitReached, match="Plan HOME allows 3 users"):
+        await create_user("home-user-3", "u3@home.example", "viewer", flat)
+    assert await UserRole.count().where(UserRole.organization.is_in([home, flat])) == 3
+
+    # an organization of its own plan counts apart from its parent's
+    ids = await plan_ids(api)
+    assert (await api.patch(f"/organizations/{flat}", json={"plan": ids["BUSINESS"]})).status_code == 200
+    assert (await api.post("/stations", json={"station_id": "FLAT-1", "organization": flat})).status_code == 201
+
+
+async def test_parallel_requests_never_make_one_too_many(any_server):
+    api = any_server.api
+    home = await organization(api, "Home", (await plan_ids(api))["HOME"])
+    answers = await asyncio.gather(*[api.post("/stations", json={"station_id": f"P-{n}", "organization": home})
+                                     for n in range(6)])
+    assert sorted(a.status_code for a in answers) == [201, 201, 409, 409, 409, 409], [a.text for a in answers]
+    assert await Station.count().where(Station.organization == home) == 2
+
+
+async def test_downgrades_and_plan_edits_over_the_usage_are_refused(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["BUSINESS"])
+    for n in range(3):
+        assert (await api.post("/stations", json={"station_id": f"ACME-{n}", "organization": acme})).status_code == 201
+
+    down = await api.patch(f"/organizations/{acme}", json={"plan": ids["HOME"]})
+    assert down.status_code == 409
+    assert down.json()["detail"] == "Plan HOME allows 2 stations: organization Acme would have 3"
+    assert (await Organization.select(Organization.plan).where(Organization.id == acme).first())["plan"] == \
+        ids["BUSINESS"]
+
+    # moving it under an organization with a smaller plan is the same downgrade
+    home = await organization(api, "Home", ids["HOME"])
+    unplanned = await organization(api, "Unplanned", None)
+    await api.post("/stations", json={"station_id": "U-1", "organization": unplanned})
+    await api.post("/stations", json={"station_id": "U-2", "organization": unplanned})
+    await api.post("/stations", json={"station_id": "H-1", "organization": home})
+    moved = await api.patch(f"/organizations/{unplanned}", json={"parent": home})
+    assert moved.status_code == 409 and "Plan HOME allows 2 stations: organization Home would have 3" in \
+        moved.json()["detail"]
+
+    lowered = await api.patch(f"/plans/{ids['BUSINESS']}", json={"max_stations": 2})
+    assert lowered.status_code == 409 and "Plan BUSINESS allows 2 stations" in lowered.json()["detail"]
+    assert (await Plan.select(Plan.max_stations).where(Plan.id == ids["BUSINESS"]).first())["max_stations"] == 50
+    bad = await api.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["teleportation"]})
+    assert bad.status_code == 400 and "unknown features: teleportation" in bad.json()["detail"]
+    assert (await api.patch(f"/plans/{ids['BUSINESS']}", json={"max_stations": -1})).status_code == 400
+    ok = await api.patch(f"/plans/{ids['BUSINESS']}", json={"max_stations": 3, "features": ["driver_portal"]})
+    assert ok.status_code == 200 and ok.json()["features"] == ["driver_portal"]
+    assert await AuditEntry.exists().where((AuditEntry.object_type == "plan") & (AuditEntry.action == "update"))
+
+
+async def test_only_global_admins_choose_plans(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["PUBLIC"])
+    from csms.api.auth import create_api_key
+
+    key, _ = await create_api_key("acme admin", "admin", acme)
+    async with httpx.AsyncClient(base_url=f"{any_server.base_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {key}"}) as acme_api:
+        assert (await acme_api.get("/plans")).status_code == 200
+        upgrade = await acme_api.patch(f"/organizations/{acme}", json={"plan": ids["HOME"]})
+        assert upgrade.status_code == 403
+        sub = await acme_api.post("/organizations", json={"name": "Acme sub", "plan": ids["PUBLIC"]})
+        assert sub.status_code == 403
+        assert (await acme_api.patch(f"/plans/{ids['HOME']}", json={"max_stations": 99})).status_code == 404
+
+
+async def test_api_keys_of_an_organization_without_api_access_are_refused(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["BUSINESS"])
+    key = (await api.post("/api-keys", json={"name": "acme", "role": "viewer", "organization": acme})).json()["key"]
+    async with httpx.AsyncClient(base_url=f"{any_server.base_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {key}"}) as acme_api:
+        assert (await acme_api.get("/stations")).status_code == 200
+        assert (await api.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})).status_code == 200
+        refused = await acme_api.get("/stations")
+        assert refused.status_code == 403
+        assert "plan BUSINESS of organization Acme does not include API access" in refused.json()["detail"]
+
+
+async def test_publishing_needs_the_feature(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    for name, plan in (("Public Co", ids["PUBLIC"]), ("Home", ids["HOME"])):
+        org = await organization(api, name, plan)
+        site = Site(name=f"{name} site", organization=org, address="Main street 1", city="Berlin", country="DEU",
+                    latitude=52.5, longitude=13.4, publish=True)
+        await site.save()
+        await Station(station_id=f"{name}-CP", organization=org, site=site.id).save()
+    async with httpx.AsyncClient(base_url=any_server.base_url) as anonymous:
+        feed = (await anonymous.get("/map/stations.geojson")).json()
+        assert [f["properties"]["name"] for f in feed["features"]] == ["Public Co site"]
+        locations = (await anonymous.get("/public/locations")).json()["data"]
+        assert [loc["name"] for loc in locations] == ["Public Co site"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_unknown_station_is_refused_when_the_default_organization_is_full(tmp_path, backend):
+    async with running_server(tmp_path, backend=backend, unknown_stations="accept", default_organization="Home") as srv:
+        ids = await plan_ids(srv.api)
+        home = await organization(srv.api, "Home", ids["HOME"])
+        for n in range(2):
+            await srv.api.post("/stations", json={"station_id": f"KNOWN-{n}", "organization": home})
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(srv.ws_url("NEWCOMER"), subprotocols=["ocpp1.6"]):
+                pass
+        assert refused.value.response.status_code == 403
+        assert not await Station.exists().where(Station.station_id == "NEWCOMER")
+        entry = await AuditEntry.select().where((AuditEntry.object_id == "NEWCOMER")
+                                                & (AuditEntry.action == "refuse")).first()
+        assert entry is not None and HOME_FULL in entry["summary"] and entry["organization"] == home
+        for _ in range(50):  # the station event log is written in batches
+            if await StationEvent.exists().where((StationEvent.station_id == "NEWCOMER")
+                                                 & (StationEvent.kind == "refused")):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no refusal in the station's event log")
+
+        # with room again, the station registers as before
+        await srv.api.patch(f"/plans/{ids['HOME']}", json={"max_stations": 3})
+        async with websockets.connect(srv.ws_url("NEWCOMER"), subprotocols=["ocpp1.6"]):
+            pass
+        assert (await Station.select(Station.organization).where(Station.station_id == "NEWCOMER").first()) == {
+            "organization": home}
+
+
+async def test_driver_portal_needs_the_feature(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["BUSINESS"])
+    driver = (await api.post("/drivers", json={"name": "Di", "email": "di@example.org",
+                                               "organization": acme})).json()["id"]
+    assert (await api.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["api_access"]})).status_code == 200
+    async with httpx.AsyncClient(base_url=any_server.base_url) as client:
+        link = f"/driver/link/{await driver_accounts.new_link(driver)}"
+        page = await client.get(link)
+        signed = await client.post(link, data={"_csrf_token": csrf_of(page.text)})
+        assert signed.status_code == 403
+        assert "The driver portal is not offered to the drivers of your organization" in signed.text
+        assert "csms_driver" not in client.cookies
+    # a session from before the plan changed no longer opens the portal
+    from csms.testing import driver_client
+
+    client = await driver_client(any_server, driver)
+    try:
+        assert (await client.get("/driver/cards")).status_code in (302, 303)
+        assert (await api.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})).status_code == 200
+        assert (await client.get("/driver/cards")).status_code == 200
+    finally:
+        await client.aclose()
+
+
+async def test_admin_forms_show_the_limits_and_refuse_downgrades(any_server):
+    api = any_server.api
+    ids = await plan_ids(api)
+    home = await organization(api, "Home", ids["HOME"])
+    client = await admin_client(any_server, "admin", csrf_header=True)
+    try:
+        page = await client.get(f"/admin/organizations/{home}/edit")
+        assert page.status_code == 200 and 'id="plan-usage"' in page.text and "0 / 2" in page.text
+        for n in range(2):
+            await api.post("/stations", json={"station_id": f"HOME-{n}", "organization": home})
+        page = await client.get(f"/admin/organizations/{home}/edit")
+        assert "2 / 2" in page.text and "at-limit" in page.text
+
+        for n in range(2):
+            await create_user(f"home-{n}", f"home-{n}@example.org", "viewer", home)
+        operator = await admin_client(any_server, "operator", organization=home, csrf_header=True)  # the third
+        invited = await client.post("/admin/users/new", data={"username": "fourth", "email": "fourth@example.org",
+                                                              "role": "viewer", "organization": str(home)})
+        assert invited.status_code == 409 and "Plan HOME allows 3 users: organization Home would have 4." in \
+            invited.text
+
+        try:
+            added = await operator.post("/admin/stations/new", data={"station_id": "HOME-3", "description": "",
+                                                                     "password": ""})
+            assert added.status_code == 409 and HOME_FULL + "." in added.text
+            assert (await operator.get("/admin/plans")).status_code == 404  # the installation's page
+        finally:
+            await operator.aclose()
+
+        acme = await organization(api, "Acme", ids["PUBLIC"])
+        for n in range(3):
+            await api.post("/stations", json={"station_id": f"ACME-{n}", "organization": acme})
+        form = {"name": "Acme", "kind": "customer", "parent": "", "vat_id": "", "email": "", "address": "",
+                "publish": "on", "plan": str(ids["HOME"])}
+        down = await client.post(f"/admin/organizations/{acme}/edit", data=form)
+        assert down.status_code == 409 and "Plan HOME allows 2 stations: organization Acme would have 3." in down.text
+        assert (await Organization.select(Organization.plan).where(Organization.id == acme).first())["plan"] == \
+            ids["PUBLIC"]
+
+        plans_page = await client.get("/admin/plans")
+        assert plans_page.status_code == 200 and "BUSINESS" in plans_page.text
+        edit = {"name": "PUBLIC", "description": "", "max_stations": "2", "max_hubs": "", "max_users": "",
+                "max_api_keys": "", "feature_roaming": "on"}
+        refused = await client.post(f"/admin/plans/{ids['PUBLIC']}/edit", data=edit)
+        assert refused.status_code == 409 and "Plan PUBLIC allows 2 stations" in refused.text
+        saved = await client.post(f"/admin/plans/{ids['PUBLIC']}/edit", data={**edit, "max_stations": "10"})
+        assert saved.status_code == 303
+        row = await Plan.select().where(Plan.id == ids["PUBLIC"]).output(load_json=True).first()
+        assert row["max_stations"] == 10 and row["max_users"] is None and row["features"] == ["roaming"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_plugin_gates_its_feature(any_server, monkeypatch):
+    """Billing chooses no tariff for sessions at stations of an organization without it."""
+    from plugins.billing.plugin import select_tariff
+
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["PUBLIC"])
+    await api.post("/stations", json={"station_id": "ACME-1", "organization": acme})
+    await api.post("/stations", json={"station_id": "FREE-1"})
+
+    async def tariff(station_id: str):
+        answer = select_tariff(session={"id": None, "station_id": station_id, "evse_id": 1, "started_at": utcnow()
+                                        - timedelta(minutes=5), "id_token": "", "driver": None, "state": "active"})
+        return await answer()
+
+    sentinel = object()
+
+    async def chosen(context):
+        return sentinel
+
+    monkeypatch.setattr("plugins.billing.plugin.choose_tariff", chosen)  # what billing would choose
+    assert await tariff("ACME-1") is sentinel
+    assert await tariff("FREE-1") is sentinel
+    assert (await api.patch(f"/plans/{ids['PUBLIC']}", json={"features": ["roaming"]})).status_code == 200
+    assert await tariff("ACME-1") is None
+    assert await tariff("FREE-1") is sentinel  # no organization, no plan: not restricted
+
+
+@pytest.fixture
+def home_for_new_organizations(monkeypatch):
+    """``CSMS_NEW_ORGANIZATION_PLAN=HOME`` in the environment (which ``get_settings`` caches)."""
+    from csms.settings import get_settings
+
+    monkeypatch.setenv("CSMS_NEW_ORGANIZATION_PLAN", "HOME")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("CSMS_NEW_ORGANIZATION_PLAN")
+    get_settings.cache_clear()
+
+
+async def test_new_top_level_organizations_get_the_configured_plan(tmp_path, home_for_new_organizations):
+    async with running_server(tmp_path, unknown_stations="accept", default_organization="Walk-ins") as srv:
+        ids = await plan_ids(srv.api)
+        top = (await srv.api.post("/organizations", json={"name": "Top"})).json()
+        assert top["plan"] == ids["HOME"]
+        below = (await srv.api.post("/organizations", json={"name": "Below", "parent": top["id"]})).json()
+        assert below["plan"] is None  # it has its parent's
+        chosen = (await srv.api.post("/organizations", json={"name": "Chosen", "plan": None})).json()
+        assert chosen["plan"] is None  # named: none
+
+        async with websockets.connect(srv.ws_url("WALK-IN-1"), subprotocols=["ocpp1.6"]):
+            pass
+        walk_ins = await Organization.select(Organization.plan).where(Organization.name == "Walk-ins").first()
+        assert walk_ins == {"plan": ids["HOME"]}
+
+        client = await admin_client(srv, "admin")
+        try:
+            form = await client.get("/admin/organizations/new")
+            assert f'<option value="{ids["HOME"]}" selected>HOME</option>' in form.text
+        finally:
+            await client.aclose()

@@ -320,7 +320,7 @@ async def _home_page(request: Request, *, status_code: int = 200, values: dict[s
     tariffs = await readable_tariffs(Tariff.select(Tariff.id, Tariff.code), scope).where(
         Tariff.archived == False)  # noqa: E712
     return await render(request, "billing/home_stations.html", status_code=status_code,
-                        title="Home stations and reimbursements", rows=rows, tariffs=tariffs,
+                        title=gettext("Home stations and reimbursements"), rows=rows, tariffs=tariffs,
                         values=values or {"currency": "EUR"}, errors=errors or {}, **await _choices(scope))
 
 
@@ -460,7 +460,7 @@ async def _statement_detail_page(request: Request, statement_id: int, *, status_
     notes = await Statement.select().where((Statement.corrects == statement_id) & (Statement.kind == "credit_note"))
     cur = row["currency"]
     return await render(request, "billing/statement_detail.html", status_code=status_code,
-                        title=f"{stm.document_title(row)} {stm.statement_number(row)}",
+                        title=f"{gettext(stm.document_title(row))} {stm.statement_number(row)}",
                         s=stm.statement_json(row), lines=stm.lines_json(lines, cur),
                         amount=lambda minor: stm.money_text(minor, cur),
                         corrected=stm.statement_json(corrected) if corrected else None,

@@ -465,8 +465,8 @@ def statement_number(row: dict[str, Any]) -> str:
 def document_title(row: dict[str, Any]) -> str:
     """What the document is: ``Invoice``, ``Credit note`` or ``Draft``."""
     if row.get("status") == "draft":
-        return "Draft"
-    return "Credit note" if row.get("kind") == "credit_note" else "Invoice"
+        return N_("Draft")
+    return N_("Credit note") if row.get("kind") == "credit_note" else N_("Invoice")
 
 
 def statement_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -157,6 +157,7 @@ def worker_app() -> Litestar:
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Litestar:
     """Build the app. ``manage_database=False`` leaves engine set-up to the caller (tests)."""
     settings = settings or get_settings()
+    i18n.set_default_language(settings.admin_language)
     load_plugins()
     tracer_provider = tracing.setup(settings)
 

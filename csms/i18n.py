@@ -22,13 +22,14 @@ Extract and update the catalogs (``babel.cfg`` at the top of the repository)::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
 from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from babel import Locale
 from babel.messages.mofile import write_mo
@@ -51,6 +52,7 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 _DATE_PATTERNS = {"en": "%Y-%m-%d", "de": "%d.%m.%Y", "nl": "%d-%m-%Y", "fr": "%d/%m/%Y"}
 
 _language: ContextVar[str] = ContextVar("csms_language", default=DEFAULT_LANGUAGE)
+_installation = {"language": DEFAULT_LANGUAGE}  # the admin_language setting, for work outside a request
 _catalogs: dict[str, NullTranslations] = {}
 _NO_TRANSLATION = NullTranslations()
 
@@ -117,6 +119,28 @@ def use_language(language: str) -> str:
     return chosen
 
 
+@contextmanager
+def in_language(language: str) -> Iterator[str]:
+    """Texts in ``language`` (unknown names or "": the installation's) inside the block, such as
+    an e-mail written for its recipient by a background task; the language before it after."""
+    chosen = language if language in LANGUAGES else default_language()
+    token = _language.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _language.reset(token)
+
+
+def set_default_language(language: str) -> None:
+    """The installation's ``admin_language`` (set when the app is built)."""
+    _installation["language"] = language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def default_language() -> str:
+    """The installation's ``admin_language``: for people who chose none, outside a request too."""
+    return _installation["language"]
+
+
 def gettext(message: str, **variables: Any) -> str:
     """``message`` in the request's language, ``%(name)s`` placeholders filled from ``variables``."""
     text = translations().gettext(message) if message else ""
@@ -133,6 +157,26 @@ def N_(message: str) -> str:
     """Marks ``message`` for extraction without translating it yet (a label translated where it
     is shown, such as a ``NavItem``'s)."""
     return message
+
+
+class TranslatedError(Exception):
+    """An error whose message people may see: an English text marked with :func:`N_` whose
+    ``%(name)s`` placeholders ``params`` fill, worded when it is read (``str(exc)``,
+    ``exc.message``) in the language of that moment: the viewer's on a page (which sets it before
+    any handler runs), English in the REST API and the logs. A value may be another such error
+    (worded with it)."""
+
+    def __init__(self, text: str, /, **params: Any) -> None:
+        super().__init__(text)
+        self.text = text
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        return gettext(self.text, **self.params)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @pass_context

@@ -39,9 +39,11 @@ The groups:
   :mod:`csms.api.tenancy` and ``docs/plugins.md``.
 * **Languages and time zones**: :func:`gettext` / :func:`ngettext` translate into the viewer's
   language (a plugin ships its catalogs through the ``locale_dirs`` hook; ``_()`` works in its
-  templates), :data:`N_` marks a label translated where it is shown (``NavItem(N_("Fleet"), ...)``),
-  :func:`use_language` makes a language the current one in work done outside a request (a
-  message for someone whose language was stored); :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
+  templates), :data:`N_` marks a label translated where it is shown (``NavItem(N_("Fleet"), ...)``);
+  :class:`TranslatedError` is an error worded in the language of whoever reads it;
+  :func:`in_language` writes in another language for a while (an e-mail in
+  :func:`recipient_language`, its recipient's); :func:`notice_url` / :func:`notice_text` carry a
+  notice through a redirect as a key, worded when the page is shown; :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
   ``datetime-local`` input typed in it.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 * **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
@@ -53,6 +55,7 @@ from csms import __version__
 from csms.admin.auth import admin_guard, current_user
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS, error_page, http_error
 from csms.admin.forms import parse_datetime_local
+from csms.admin.notices import notice_text, notice_url
 from csms.admin.templating import fmt_quantity, is_htmx, paginate, render, viewer_zone
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
@@ -118,9 +121,10 @@ from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.csvexport import csv_text
 from csms.driver.portal import DRIVER_EXCEPTION_HANDLERS, current_driver, driver_page
 from csms.hookspecs import Rule, hookspec
-from csms.i18n import N_, current_language, gettext, ngettext, use_language
+from csms.i18n import N_, TranslatedError, current_language, gettext, in_language, ngettext
 from csms.jsondepth import MAX_JSON_DEPTH, json_depth_exceeds
 from csms.plugin_routes import public_route
+from csms.roles import recipient_language
 from csms.plugins import add_hookspecs, call_hook, hook_impls, hookimpl
 from csms.settings import CsmsSettings, SmtpSettings, smtp_settings
 
@@ -141,6 +145,7 @@ __all__ = [
     # HTTP: REST, admin pages, input bounds, CSV
     "require", "caller", "admin_guard", "current_user", "render", "paginate", "is_htmx", "fmt_quantity",
     "ADMIN_EXCEPTION_HANDLERS", "error_page", "http_error", "public_route", "jsonable", "page_params",
+    "notice_url", "notice_text",
     "Int32", "MAX_JSON_DEPTH", "json_depth_exceeds", "csv_text",
     # the driver portal: the signed-in driver of a /driver/ route, its pages and answers
     "current_driver", "driver_page", "DRIVER_EXCEPTION_HANDLERS",
@@ -157,7 +162,9 @@ __all__ = [
     "audited", "redact_audit",
     # languages: texts in the viewer's language (catalogs through the locale_dirs hook); the
     # viewer's time zone and times typed in it
-    "gettext", "ngettext", "N_", "current_language", "use_language", "viewer_zone", "parse_datetime_local",
+    "gettext", "ngettext", "N_", "TranslatedError", "current_language", "in_language", "recipient_language",
+    "viewer_zone",
+    "parse_datetime_local",
     # settings, time, work off the event loop
     "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
 ]

@@ -74,3 +74,15 @@ async def _set_preference(user_id: int, column: Any, value: str, *, superuser: b
 async def role_of(user_id: int, *, superuser: bool = False) -> str:
     """A user's role (see :func:`membership_of`)."""
     return (await membership_of(user_id, superuser=superuser))[0]
+
+
+async def recipient_language(address: str) -> str:
+    """The language to write to the e-mail address ``address`` in: the one its admin user chose on
+    their account page, else the installation's ``admin_language``."""
+    from piccolo.apps.user.tables import BaseUser
+
+    from csms import i18n
+
+    user = await BaseUser.select(BaseUser.id).where(BaseUser.email == address.strip()).first() if address else None
+    row = await UserRole.select(UserRole.language).where(UserRole.user_id == user["id"]).first() if user else None
+    return (row or {}).get("language") or i18n.default_language()

@@ -150,7 +150,7 @@ async def _token(token_pk: int) -> dict[str, Any]:
                                IdToken.organization.name.as_alias("organization_name")).where(
         IdToken.id == token_pk).first()
     if row is None:
-        raise NotFoundException(f"There is no token {token_pk}.")
+        raise NotFoundException(gettext("There is no token %(token)s.", token=token_pk))
     return row
 
 
@@ -188,7 +188,7 @@ async def _save_token(request: Request, token_pk: int | None) -> Template | Redi
         errors["organization"] = problem
     if values["driver"] is not None and not await restrict(
             Driver.exists().where(Driver.id == values["driver"]), Driver.organization, scope):
-        errors["driver"] = "Choose one of your drivers."
+        errors["driver"] = gettext("Choose one of your drivers.")
     values["group_id"] = values.get("group_id") or None
     token = values.get("id_token")
     if token and "id_token" not in errors and await id_tokens.taken(token, other_than=token_pk):
@@ -233,7 +233,7 @@ async def token_set_status(request: Request, token_pk: int) -> Template | Redire
     before = await _token(token_pk)
     status = (await request.form()).get("status", "")
     if status not in ("Accepted", "Blocked"):
-        raise NotFoundException("Tokens are blocked or unblocked here.")
+        raise NotFoundException(gettext("Tokens are blocked or unblocked here."))
     actor, actor_organization = await actor_of(request)
     await id_tokens.set_status(token_pk, status, actor=actor, actor_organization=actor_organization)
     if is_htmx(request):
@@ -431,7 +431,7 @@ def _header_problem(header: list[str], delimiter: str) -> str:
 
 @get("/admin/tokens/import", include_in_schema=False, opt=OWN)
 async def token_import_form(request: Request) -> Template:
-    return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=None)
+    return await render(request, "cards/import.html", title=gettext("Import tokens"), columns=IMPORT_COLUMNS, report=None)
 
 
 @post("/admin/tokens/import", include_in_schema=False, opt=OWN)
@@ -445,13 +445,13 @@ async def token_import(request: Request) -> Template:
     if not text.strip():
         text = str(form.get("text", "") or "")
     if not text.strip():
-        return await render(request, "cards/import.html", status_code=422, title="Import tokens",
-                            columns=IMPORT_COLUMNS, report=None, error="Choose a CSV file or paste CSV text.")
+        return await render(request, "cards/import.html", status_code=422, title=gettext("Import tokens"),
+                            columns=IMPORT_COLUMNS, report=None, error=gettext("Choose a CSV file or paste CSV text."))
     actor, actor_organization = await actor_of(request)
     report = await import_tokens(text, update_existing=str(form.get("update_existing", "")) in ("on", "true", "1"),
                                  scope=await tenant_scope(request), actor=actor, actor_organization=actor_organization)
     summary = {k: sum(1 for r in report if r["result"] == k) for k in ("created", "updated", "rejected")}
-    return await render(request, "cards/import.html", title="Import tokens", columns=IMPORT_COLUMNS, report=report,
+    return await render(request, "cards/import.html", title=gettext("Import tokens"), columns=IMPORT_COLUMNS, report=report,
                         summary=summary)
 
 
@@ -709,7 +709,7 @@ def _entity_routes(entity: _Entity) -> list[Any]:
     async def remove(request: Request, pk: int) -> Redirect:
         before = await entity.row(pk)
         if entity.table is Organization and pk == (await tenant_scope(request)).organization:
-            raise ValidationException("You cannot delete your own organization.")
+            raise ValidationException(gettext("You cannot delete your own organization."))
         # sessions and tokens keep their history: their foreign keys are set to NULL
         actor, actor_organization = await actor_of(request)
         try:

@@ -14,14 +14,14 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.monitoring import command_outcome
+from csms.admin.outcomes import command_outcome
 from csms.admin.templating import fragment, page_panel, render
 from csms.core.ocpp.outbound.v201 import TOKEN_TYPES
 from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
 from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import OperationError
-from csms.i18n import gettext
+from csms.i18n import N_, gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -60,7 +60,7 @@ async def customer_information_request(request: Request, station_id: str) -> Tem
 
     async def command() -> dict[str, Any]:
         if not value:
-            raise OperationError("name the customer: an id token or a customer identifier")
+            raise OperationError(N_("name the customer: an id token or a customer identifier"))
         return await get_core().customer_information.request(
             station_id, report=bool(form.get("report")), clear=bool(form.get("clear")),
             token_type=form.get("token_type") or "ISO14443", by=await actor(request),
@@ -69,8 +69,10 @@ async def customer_information_request(request: Request, station_id: str) -> Tem
 
     def words(result: dict[str, Any]) -> tuple[bool, str]:
         if result["status"] == "Accepted":
-            return True, f"Request {result['request_id']}: {result['words']}."
-        return False, f"The station answered {result['status']}: {result['words']}."
+            return True, gettext("Request %(request)s: %(outcome)s.", request=result["request_id"],
+                                 outcome=gettext(result["words"]))
+        return False, gettext("The station answered %(status)s: %(reason)s.", status=result["status"],
+                              reason=gettext(result["words"]))
 
     async def again(notice: str, ok: bool) -> Template:
         return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, reload=ok))

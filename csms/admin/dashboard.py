@@ -15,6 +15,7 @@ from csms.api.tenancy import SCOPED, Scope, restrict, restrict_station_ids, tena
 from csms.core.offload import run_cpu
 from csms.core.services.sessions import ENERGY_REGISTER, POWER
 from csms.core.tables import ChargingSession, Connector, MeterValue, Station, StationEvent
+from csms.i18n import gettext
 
 OWN = {"tenant": SCOPED}
 
@@ -136,7 +137,7 @@ async def recent_events(scope: Scope, limit: int = 12) -> list[dict[str, Any]]:
 @get("/", name="admin:dashboard", include_in_schema=False, opt=OWN)
 async def dashboard(request: Request) -> Template:
     scope = await tenant_scope(request)
-    return await render(request, "dashboard.html", title="Dashboard", panel_page="dashboard",
+    return await render(request, "dashboard.html", title=gettext("Dashboard"), panel_page="dashboard",
                         stats=await fleet_stats(request), events=await recent_events(scope), show_station=True,
                         power=await power_history(scope))
 

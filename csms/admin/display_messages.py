@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.monitoring import command_outcome
+from csms.admin.outcomes import command_outcome
 from csms.admin.templating import fragment, page_panel, render
 from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
@@ -75,7 +75,7 @@ def _int(value: Any) -> int | None:
     if not value:
         return None
     if not value.isdigit():
-        raise OperationError(f"{value!r} is not a number")
+        raise OperationError(N_("%(value)s is not a number"), value=repr(value))
     return int(value)
 
 

@@ -6,7 +6,7 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 from piccolo_api.rate_limiting.middleware import InMemoryLimitProvider, RateLimitError
 
-from csms import __version__
+from csms import __version__, i18n
 from csms.admin.auth import (
     MAX_SESSION_EXPIRY,
     SESSION_COOKIE,
@@ -16,6 +16,7 @@ from csms.admin.auth import (
     safe_next,
 )
 from csms.admin.templating import render
+from csms.i18n import gettext
 
 
 def login_limiter() -> InMemoryLimitProvider:
@@ -26,7 +27,8 @@ def login_limiter() -> InMemoryLimitProvider:
 
 async def _login_page(request: Request, *, next_path: str, error: str = "", username: str = "",
                       status_code: int = 200) -> Template:
-    return await render(request, "login.html", status_code=status_code, title="Log in", next=next_path, error=error,
+    i18n.use_request_language(request)  # nobody is signed in yet: the browser's language
+    return await render(request, "login.html", status_code=status_code, title=gettext("Log in"), next=next_path, error=error,
                         username=username, version=__version__)
 
 
@@ -40,6 +42,7 @@ async def login_page(request: Request) -> Template | Redirect:
 
 @post("/login", include_in_schema=False, opt={"public": True, "tenant": "public"})
 async def login_submit(request: Request) -> Template | Redirect:
+    i18n.use_request_language(request)  # nobody is signed in yet: the browser's language, for the errors
     form = await request.form()
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
@@ -49,14 +52,14 @@ async def login_submit(request: Request) -> Template | Redirect:
         request.app.state.admin_login_limiter.increment(client)
     except RateLimitError:
         return await _login_page(request, next_path=next_path, username=username, status_code=429,
-                                 error="Too many attempts. Wait five minutes and try again.")
+                                 error=gettext("Too many attempts. Wait five minutes and try again."))
     if not username or not password:
         return await _login_page(request, next_path=next_path, username=username, status_code=422,
-                                 error="Enter your username and password.")
+                                 error=gettext("Enter your username and password."))
     session = await login(username, password)
     if session is None:
         return await _login_page(request, next_path=next_path, username=username, status_code=401,
-                                 error="The username or password is incorrect, or the account is disabled.")
+                                 error=gettext("The username or password is incorrect, or the account is disabled."))
     response = Redirect(next_path, status_code=303)
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="lax", path="/",
                         secure=request.app.state.admin_settings.secure_cookies,

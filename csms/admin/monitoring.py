@@ -3,8 +3,6 @@
 CSMS knows, the latest event of each component and variable (value, trigger, severity, time),
 a form to set a monitor, a button to clear each, "Ask the station" (GetMonitoringReport), and
 the monitoring base and level. OCPP 1.6 stations have no monitoring and get no panel.
-
-:func:`command_outcome` is shared with :mod:`csms.admin.customer_information`.
 """
 
 from __future__ import annotations
@@ -17,13 +15,14 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
-from csms.admin.templating import fragment, is_htmx, page_panel, render
-from csms.core.ocpp.validation import V16, OcppError
+from csms.admin.outcomes import command_outcome
+from csms.admin.templating import fragment, page_panel, render
+from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
-from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.commands import UnknownStation
 from csms.core.services.monitoring import BASES, MONITOR_TYPES, SEVERITIES, in_words
 from csms.core.services.operations import OperationError
-from csms.i18n import gettext
+from csms.i18n import N_, gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -48,49 +47,31 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
     return fragment(request, TEMPLATE, **await _context(request, station["station_id"]))
 
 
-async def command_outcome(request: Request, station_id: str, command: Awaitable[dict[str, Any]],
-                          words: Callable[[dict[str, Any]], tuple[bool, str]],
-                          again: Callable[..., Awaitable[Template]]) -> Template | Redirect:
-    """Await ``command``; ``words`` says of its result whether it went well and what to tell.
-    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX."""
-    try:
-        ok, notice = words(await command)
-    except UnknownStation:
-        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
-    except StationOffline:
-        ok, notice = False, gettext("The station is offline.")
-    except CommandTimeout:
-        ok, notice = False, gettext("The station did not answer in time.")
-    except OperationError as exc:
-        ok, notice = False, str(exc)
-    except OcppError as exc:
-        ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
-                                    description=exc.description)
-    if not is_htmx(request):
-        return Redirect(f"/admin/stations/{station_id}", status_code=303)
-    return await again(notice, ok)
-
-
 def _status_words(done: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
     def words(result: dict[str, Any]) -> tuple[bool, str]:
         if result["status"] == "Accepted":
             return True, done
         return False, gettext("The station answered %(status)s: %(reason)s.", status=result["status"],
-                              reason=in_words(result["status"]))
+                              reason=gettext(in_words(result["status"])))
 
     return words
 
 
 def _results_words(verb: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
-    """Each monitor's result (SetMonitoringResult / ClearMonitoringResult) in words."""
+    """Each monitor's result (SetMonitoringResult / ClearMonitoringResult) in words; ``verb``
+    (marked with ``N_``) says what an accepted one was."""
     def words(result: dict[str, Any]) -> tuple[bool, str]:
         lines = []
         for r in result["results"]:
-            where = ""
-            if r.get("component"):
-                where = f" on {r['component'].get('name', '')}.{r['variable'].get('name', '')}"
-            ident = f"Monitor {r['id']}" if r.get("id") is not None else "The monitor"
-            lines.append(f"{ident}{where}: {r['words']}" + (f" ({verb})" if r.get("status") == "Accepted" else ""))
+            outcome = gettext(r["words"]) + (f" ({gettext(verb)})" if r.get("status") == "Accepted" else "")
+            where = f"{r['component'].get('name', '')}.{r['variable'].get('name', '')}" if r.get("component") else ""
+            if r.get("id") is not None:
+                lines.append(gettext("Monitor %(monitor)s on %(where)s: %(outcome)s", monitor=r["id"], where=where,
+                                     outcome=outcome) if where else
+                             gettext("Monitor %(monitor)s: %(outcome)s", monitor=r["id"], outcome=outcome))
+            else:
+                lines.append(gettext("The monitor on %(where)s: %(outcome)s", where=where, outcome=outcome) if where
+                             else gettext("The monitor: %(outcome)s", outcome=outcome))
         ok = bool(result["results"]) and all(r.get("status") in ("Accepted", "NotFound") for r in result["results"])
         return ok, "; ".join(lines) or gettext("The station answered without results.")
 
@@ -116,7 +97,8 @@ def _number(value: Any, what: str, *, whole: bool = False) -> Any:
     try:
         return int(text) if whole else float(text)
     except ValueError:
-        raise OperationError(f"{what}: {text!r} is not a {'whole ' if whole else ''}number") from None
+        raise OperationError(N_("%(name)s: %(value)s is not a whole number") if whole else
+                             N_("%(name)s: %(value)s is not a number"), name=what, value=repr(text)) from None
 
 
 @get("/admin/stations/{station_id:str}/monitoring", include_in_schema=False, opt=STATION)
@@ -132,7 +114,7 @@ async def monitoring_set(request: Request, station_id: str) -> Template | Redire
     async def command() -> dict[str, Any]:
         value, severity = _number(form.get("value"), "value"), _number(form.get("severity"), "severity", whole=True)
         if value is None or severity is None:
-            raise OperationError("value and severity are required")
+            raise OperationError(N_("value and severity are required"))
         return await get_core().monitoring.set(station_id, monitors=[{
             "component": form.get("component") or "", "variable": form.get("variable") or "",
             "component_instance": form.get("component_instance") or "",
@@ -141,13 +123,13 @@ async def monitoring_set(request: Request, station_id: str) -> Template | Redire
             "value": value, "severity": severity, "transaction": bool(form.get("transaction"))}],
             by=await actor(request))
 
-    return await command_outcome(request, station_id, command(), _results_words("set"), _again(request, station_id))
+    return await command_outcome(request, station_id, command(), _results_words(N_("set")), _again(request, station_id))
 
 
 @post("/admin/stations/{station_id:str}/monitoring/{monitor_id:int}/clear", include_in_schema=False, opt=STATION)
 async def monitoring_clear(request: Request, station_id: str, monitor_id: int) -> Template | Redirect:
     return await command_outcome(request, station_id, get_core().monitoring.clear(
-        station_id, monitor_ids=[monitor_id], by=await actor(request)), _results_words("cleared"),
+        station_id, monitor_ids=[monitor_id], by=await actor(request)), _results_words(N_("cleared")),
         _again(request, station_id))
 
 
@@ -174,7 +156,7 @@ async def monitoring_level(request: Request, station_id: str) -> Template | Redi
     async def command() -> dict[str, Any]:
         severity = _number(form.get("severity"), "severity", whole=True)
         if severity is None:
-            raise OperationError("severity is required")
+            raise OperationError(N_("severity is required"))
         return await get_core().monitoring.set_level(station_id, severity=severity, by=await actor(request))
 
     return await command_outcome(request, station_id, command(), _status_words(

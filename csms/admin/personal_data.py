@@ -19,6 +19,7 @@ from csms.api.audit import actor_of, audited
 from csms.core.services import driver_data
 from csms.core.tables import ChargingSession, Driver, IdToken
 from csms.core.timeutil import utcnow
+from csms.i18n import gettext
 
 EXPORT = {"tenant": {"pk": "driver"}, "role": "operator"}
 ERASE = {"tenant": {"pk": "driver"}, "role": "admin"}
@@ -34,7 +35,7 @@ def export_download(data: dict[str, Any], filename: str) -> Response:
 async def _driver(pk: int) -> dict[str, Any]:
     row = await Driver.select(Driver.id, Driver.name, Driver.email, Driver.organization).where(Driver.id == pk).first()
     if row is None:
-        raise NotFoundException("There is no such driver.")
+        raise NotFoundException(gettext("There is no such driver."))
     return row
 
 
@@ -49,7 +50,7 @@ async def driver_export(request: Request, pk: int) -> Response:
 async def _erase_page(request: Request, pk: int, *, status_code: int = 200, error: str = "",
                       done: driver_data.Erasure | None = None) -> Template:
     return await render(
-        request, "cards/driver_erase.html", status_code=status_code, title="Erase a driver's personal data",
+        request, "cards/driver_erase.html", status_code=status_code, title=gettext("Erase a driver's personal data"),
         d=await _driver(pk), error=error, done=done, erased=await driver_data.is_erased(pk),
         running=await driver_data.running_session(pk),
         cards=await IdToken.count().where(IdToken.driver == pk),
@@ -65,7 +66,7 @@ async def driver_erase_page(request: Request, pk: int) -> Template:
 async def driver_erase(request: Request, pk: int) -> Template:
     await _driver(pk)
     if (await request.form()).get("confirm") != "yes":
-        return await _erase_page(request, pk, status_code=422, error="Tick the box to confirm the erasure.")
+        return await _erase_page(request, pk, status_code=422, error=gettext("Tick the box to confirm the erasure."))
     actor, organization = await actor_of(request)
     try:
         done = await driver_data.erase(pk, actor=actor, actor_organization=organization)

@@ -8,6 +8,7 @@ from litestar.response import Template
 
 from csms import hookspecs
 from csms.admin.templating import render
+from csms.i18n import gettext
 from csms.plugin_routes import plugin_public_routes, public_summary
 from csms.plugins import plugins_info
 from csms.settings import get_settings
@@ -21,5 +22,5 @@ async def plugin_list(request: Request) -> Template:
     if "plugin_public_routes" not in state:  # the plugins' routes are fixed when the app is built
         state.plugin_public_routes = {name: public_summary(routes)
                                       for name, routes in plugin_public_routes(get_settings()).items()}
-    return await render(request, "plugins.html", title="Plugins", plugins=plugins_info(), hook_docs=docs,
+    return await render(request, "plugins.html", title=gettext("Plugins"), plugins=plugins_info(), hook_docs=docs,
                         public_routes=state.plugin_public_routes)

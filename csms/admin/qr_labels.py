@@ -28,6 +28,7 @@ from csms.api.links import public_base_url
 from csms.api.tenancy import restrict, tenant_scope
 from csms.core.publishing import published_site_ids
 from csms.core.tables import Connector, Evse, Site, Station
+from csms.i18n import gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -98,8 +99,9 @@ async def station_labels(request: Request, station_id: str) -> Template:
     row = await Station.select(Station.id, Station.station_id, Station.site.name.as_alias("site_name")).where(
         Station.station_id == station_id).first()
     if row is None:
-        raise NotFoundException(f"There is no station {station_id}.")
-    return await _page(request, f"QR labels of {station_id}", f"QR labels of {station_id}",
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id))
+    title = gettext("QR labels of %(name)s", name=station_id)
+    return await _page(request, title, title,
                        await _labels(request, [row]), f"/admin/stations/{quote(station_id, safe='')}")
 
 
@@ -107,11 +109,12 @@ async def station_labels(request: Request, station_id: str) -> Template:
 async def site_labels(request: Request, site_id: int) -> Template:
     site = await Site.select(Site.id, Site.name).where(Site.id == site_id).first()
     if site is None:
-        raise NotFoundException(f"There is no site {site_id}.")
+        raise NotFoundException(gettext("There is no site %(site)s.", site=site_id))
     stations = await restrict(Station.select(Station.id, Station.station_id, Station.site.name.as_alias("site_name")),
                               Station.organization, await tenant_scope(request)).where(
         Station.site == site_id).order_by(Station.station_id)
-    return await _page(request, f"QR labels of {site['name']}", f"QR labels of {site['name']}",
+    title = gettext("QR labels of %(name)s", name=site["name"])
+    return await _page(request, title, title,
                        await _labels(request, stations), f"/admin/sites/{site_id}")
 
 
@@ -125,6 +128,7 @@ async def admin_panels(request: Request, station: dict[str, Any] | None = None,
     else:
         assert site is not None  # page_panel passes the object of the page it is on
         href = f"/admin/sites/{int(site['id'])}/qr"
-    return Markup('<article class="qr-labels-panel"><header><h2 class="h-card">QR labels</h2></header>'
-                  '<p>Drivers scan a label on the charger to start charging from their phone.</p>'
-                  '<a href="{}">Print QR labels →</a></article>').format(escape(href))
+    return Markup('<article class="qr-labels-panel"><header><h2 class="h-card">{}</h2></header><p>{}</p>'
+                  '<a href="{}">{}</a></article>').format(
+        gettext("QR labels"), gettext("Drivers scan a label on the charger to start charging from their phone."),
+        escape(href), gettext("Print QR labels →"))

@@ -56,10 +56,10 @@ def check_site(values: dict[str, Any], errors: FormErrors, scope: Scope) -> None
     if (values.get("latitude") is None) != (values.get("longitude") is None) \
             and "latitude" not in errors and "longitude" not in errors:
         missing = "longitude" if values.get("longitude") is None else "latitude"
-        errors[missing] = "Give both latitude and longitude, or neither."
+        errors[missing] = gettext("Give both latitude and longitude, or neither.")
     country = values.get("country") or ""
     if country and not (len(country) == 3 and country.isalpha()):
-        errors["country"] = "Country must be a three-letter ISO 3166 code such as DEU or FRA."
+        errors["country"] = gettext("Country must be a three-letter ISO 3166 code such as DEU or FRA.")
     values["country"] = country.upper()
     tz = values.get("timezone") or "UTC"
     if tz not in available_timezones() and tz != "UTC":
@@ -69,7 +69,7 @@ def check_site(values: dict[str, Any], errors: FormErrors, scope: Scope) -> None
     if values["organization"] is None and not scope.is_global:
         values["organization"] = scope.organization
     elif not scope.sees(values["organization"]) and values["organization"] is not None:
-        errors["organization"] = "Choose one of your organizations."
+        errors["organization"] = gettext("Choose one of your organizations.")
 
 
 def _visible_stations(scope: Scope) -> Combinable | None:
@@ -163,7 +163,7 @@ async def _site_row(site_id: int) -> dict[str, Any]:
     row = await Site.select(*Site.all_columns(), Site.organization.name.as_alias("organization_name")).where(
         Site.id == site_id).first()
     if row is None:
-        raise NotFoundException(f"There is no site {site_id}.")
+        raise NotFoundException(gettext("There is no site %(site)s.", site=site_id))
     return row
 
 
@@ -263,7 +263,7 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
     values["site"] = fk(values.get("site"))
     if not scope.is_global and (values["site"] is None or not await restrict(
             Site.exists().where(Site.id == values["site"]), Site.organization, scope)):
-        errors["site"] = "Choose one of your sites."
+        errors["site"] = gettext("Choose one of your sites.")
     members = [s for s in raw.getall("stations", []) if s]
     if hub_id is not None and not errors and values.get("max_stations") and len(members) > values["max_stations"]:
         errors["stations"] = f"The hub takes at most {values['max_stations']} stations; {len(members)} are selected."
@@ -298,7 +298,7 @@ async def hub_create(request: Request) -> Template | Redirect:
 async def hub_edit(request: Request, hub_id: int) -> Template:
     row = await Hub.select().where(Hub.id == hub_id).first()
     if row is None:
-        raise NotFoundException(f"There is no hub {hub_id}.")
+        raise NotFoundException(gettext("There is no hub %(hub)s.", hub=hub_id))
     return await _hub_form(request, hub_id=hub_id, values=as_form_values(await hub_fields(await tenant_scope(request)),
                                                                           row), errors=FormErrors())
 
@@ -306,7 +306,7 @@ async def hub_edit(request: Request, hub_id: int) -> Template:
 @post("/admin/hubs/{hub_id:int}/edit", include_in_schema=False, opt=HUB)
 async def hub_update(request: Request, hub_id: int) -> Template | Redirect:
     if not await Hub.exists().where(Hub.id == hub_id):
-        raise NotFoundException(f"There is no hub {hub_id}.")
+        raise NotFoundException(gettext("There is no hub %(hub)s.", hub=hub_id))
     return await _save_hub(request, hub_id)
 
 

@@ -136,7 +136,9 @@ async def station_context(station_id: str) -> dict[str, Any]:
         raise NotFoundException(gettext("There is no station %(station)s.", station=station_id))
     core = get_core()
     _freshest_seen(row)
-    has_password = await Station.exists().where((Station.id == row["id"]) & Station.password_hash.is_not_null())
+    # "" is no password too (the column's default when a row is made without one), as at the login
+    has_password = await Station.exists().where((Station.id == row["id"]) & Station.password_hash.is_not_null()
+                                                & (Station.password_hash != ""))
     version = core.commands.version_of(station_id) or row["ocpp_version"]
     evses = await Evse.select().where(Evse.station == row["id"]).order_by(Evse.evse_id)
     connectors = await Connector.select().where(Connector.station == row["id"]).order_by(

@@ -18,7 +18,7 @@ from csms import i18n
 from csms.admin.auth import check_password, current_user
 from csms.admin.forms import Field, FormErrors, fk, parse
 from csms.admin.plans import limit_message
-from csms.admin.templating import choices, render, time_zone_names, zone_named
+from csms.admin.templating import choices, render, time_zone_names, translated_choices, zone_named
 from csms.api.audit import audited
 from csms.api.links import public_base_url
 from csms.api.tenancy import PUBLIC, SCOPED, Scope, restrict, tenant_scope
@@ -28,11 +28,13 @@ from csms.core.services import plans
 from csms.core.tables import Organization
 from csms.core.timeutil import utcnow
 from csms.i18n import N_, gettext
-from csms.roles import ROLE_NAMES, membership_of, set_language, set_role, set_time_zone
+from csms.roles import ROLE_NAMES, membership_of, recipient_language, set_language, set_role, set_time_zone
 
 USERS = {"tenant": SCOPED, "role": "admin"}
 ONE_USER = {"tenant": {"user_id": "user"}, "role": "admin"}
-ROLE_CHOICES = [(r, r.capitalize()) for r in ROLE_NAMES]
+# the roles' names as a select shows them (translated where shown: ``translated_choices``)
+ROLE_CHOICES = [("admin", N_("Admin")), ("operator", N_("Operator")), ("viewer", N_("Viewer"))]
+assert [value for value, _ in ROLE_CHOICES] == list(ROLE_NAMES)
 
 
 async def _organizations(scope: Scope) -> list[dict[str, Any]]:
@@ -41,15 +43,15 @@ async def _organizations(scope: Scope) -> list[dict[str, Any]]:
 
 
 async def user_fields(scope: Scope, *, new: bool) -> list[Field]:
-    fields = [Field("username", "Username", required=True, maxlength=100, autocomplete="off"),
-              Field("email", "E-mail", "email", required=True, maxlength=200,
-                    help="The invitation link goes here (or is shown to you when e-mail is off).")] if new else []
-    blank = "— (global: the whole installation)" if scope.is_global else "—"
+    fields = [Field("username", N_("Username"), required=True, maxlength=100, autocomplete="off"),
+              Field("email", N_("E-mail"), "email", required=True, maxlength=200,
+                    help=N_("The invitation link goes here (or is shown to you when e-mail is off)."))] if new else []
+    blank = gettext("— (global: the whole installation)") if scope.is_global else "—"
     return fields + [
-        Field("role", "Role", "select", required=True, choices=ROLE_CHOICES,
-              help="Viewer reads; operator also acts on stations, cards and sessions; admin also manages users and keys."),
-        Field("organization", "Organization", "select", choices=choices(await _organizations(scope)),
-              blank_label=blank, help="What the user sees: this organization and the ones below it."),
+        Field("role", N_("Role"), "select", required=True, choices=translated_choices(ROLE_CHOICES),
+              help=N_("Viewer reads; operator also acts on stations, cards and sessions; admin also manages users and keys.")),
+        Field("organization", N_("Organization"), "select", choices=choices(await _organizations(scope)),
+              blank_label=blank, help=N_("What the user sees: this organization and the ones below it.")),
     ]
 
 
@@ -58,14 +60,14 @@ def _organization_of(values: dict[str, Any], scope: Scope, errors: FormErrors) -
     if organization is None and not scope.is_global:
         organization = scope.organization
     if organization is not None and not scope.sees(organization):
-        errors["organization"] = "Choose one of your organizations."
+        errors["organization"] = gettext("Choose one of your organizations.")
     return organization
 
 
 async def _user(user_id: int) -> dict[str, Any]:
     found = [u for u in await users.user_rows(None) if u["id"] == user_id]
     if not found:
-        raise NotFoundException(f"There is no user {user_id}.")
+        raise NotFoundException(gettext("There is no user %(user)s.", user=user_id))
     return found[0]
 
 
@@ -75,9 +77,9 @@ async def _list(request: Request, *, link: dict[str, str] | None = None, status_
     rows = await users.user_rows(None if scope.is_global else sorted(scope.visible or ()))
     names = {o["id"]: o["name"] for o in await _organizations(scope)}
     me = await current_user(request)
-    return await render(request, "users/list.html", status_code=status_code, title="Users", users=rows,
+    return await render(request, "users/list.html", status_code=status_code, title=gettext("Users"), users=rows,
                         organizations=names, me=me.id if me else None, link=link, error=error,
-                        roles=ROLE_CHOICES, fields=await user_fields(scope, new=False))
+                        roles=translated_choices(ROLE_CHOICES), fields=await user_fields(scope, new=False))
 
 
 @get("/admin/users", include_in_schema=False, opt=USERS)
@@ -93,12 +95,16 @@ async def _deliver(request: Request, user: dict[str, Any], secret: str, purpose:
     """Mail the link when e-mail is on; in any case say what happened (and show the link when
     it was not mailed, once, for the admin to pass on)."""
     url = _link_url(request, secret)
-    words = "You are invited to the charging back office" if purpose == "invite" else "A new password was asked for"
     if mail_enabled() and user.get("email") and not user["email"].endswith("@users.invalid"):
         try:
-            await send_mail(user["email"], "Your access to the charging back office",
-                            f"Hello {user['username']},\n\n{words}. Set your password here (the link works once):\n\n"
-                            f"{url}\n\nIf you did not expect this message, ignore it.\n")
+            with i18n.in_language(await recipient_language(user["email"])):  # the recipient's, not the sender's
+                words = gettext("You are invited to the charging back office.") if purpose == "invite" else \
+                    gettext("A new password was asked for.")
+                subject = gettext("Your access to the charging back office")
+                text = gettext("Hello %(name)s,\n\n%(words)s Set your password here (the link works once):\n\n%(url)s\n\n"
+                               "If you did not expect this message, ignore it.\n", name=user["username"], words=words,
+                               url=url)
+            await send_mail(user["email"], subject, text)
             return {"username": user["username"], "mailed_to": user["email"]}
         except MailError as exc:
             return {"username": user["username"], "url": url, "mail_error": str(exc)}
@@ -108,9 +114,9 @@ async def _deliver(request: Request, user: dict[str, Any], secret: str, purpose:
 @get("/admin/users/new", include_in_schema=False, opt=USERS)
 async def user_new(request: Request) -> Template:
     scope = await tenant_scope(request)
-    return await render(request, "form.html", title="Invite a user", fields=await user_fields(scope, new=True),
+    return await render(request, "form.html", title=gettext("Invite a user"), fields=await user_fields(scope, new=True),
                         values={"role": "viewer"}, errors={}, action="/admin/users/new", cancel="/admin/users",
-                        submit="Invite")
+                        submit=gettext("Invite"))
 
 
 @post("/admin/users/new", include_in_schema=False, opt=USERS)
@@ -125,14 +131,14 @@ async def user_invite(request: Request) -> Template:
         try:
             user_id = await users.create_user(values["username"].strip(), values["email"], values["role"], organization)
         except users.UserError as exc:
-            errors["username" if "named" in str(exc) else "email"] = str(exc)
+            errors[exc.field or "email"] = str(exc)
         except plans.PlanLimitReached as exc:
             errors["organization" if "organization" in {f.name for f in fields} else ""] = limit_message(exc)
             status = 409
     if errors:
-        return await render(request, "form.html", status_code=status, title="Invite a user", fields=fields,
+        return await render(request, "form.html", status_code=status, title=gettext("Invite a user"), fields=fields,
                             values=dict(raw), errors=errors, action="/admin/users/new", cancel="/admin/users",
-                            submit="Invite")
+                            submit=gettext("Invite"))
     user = await _user(user_id)
     await audited(request, "create", "user", user_id, after={k: user[k] for k in ("username", "email", "role",
                                                                                     "organization")},
@@ -140,15 +146,15 @@ async def user_invite(request: Request) -> Template:
     return await _list(request, link=await _deliver(request, user, await users.new_link(user_id, "invite"), "invite"))
 
 
-async def _not_me(request: Request, user_id: int, what: str) -> None:
+async def _not_me(request: Request, user_id: int, refusal: str) -> None:
     me = await current_user(request)
     if me is not None and me.id == user_id:
-        raise ValidationException(f"You cannot {what} yourself; ask another admin.")
+        raise ValidationException(refusal)
 
 
 @post("/admin/users/{user_id:int}/role", include_in_schema=False, opt=ONE_USER)
 async def user_role(request: Request, user_id: int) -> Template | Redirect:
-    await _not_me(request, user_id, "change the role or organization of")
+    await _not_me(request, user_id, gettext("You cannot change your own role or organization; ask another admin."))
     scope = await tenant_scope(request)
     before = await _user(user_id)
     values, errors = parse(await user_fields(scope, new=False), await request.form())
@@ -174,7 +180,7 @@ async def user_role(request: Request, user_id: int) -> Template | Redirect:
 async def user_active(request: Request, user_id: int) -> Redirect:
     active = str((await request.form()).get("active", "")) == "true"
     if not active:
-        await _not_me(request, user_id, "disable")
+        await _not_me(request, user_id, gettext("You cannot disable yourself; ask another admin."))
     before = await _user(user_id)
     await users.set_active(user_id, active)
     await audited(request, "update", "user", user_id, before={"active": before["active"],
@@ -195,9 +201,10 @@ async def user_reset(request: Request, user_id: int) -> Template:
 
 # -- one's own password, and the page a link opens ------------------------------------------------
 
+assert users.MIN_PASSWORD == 10, "the password field's help names the minimum: change both"
 PASSWORD_FIELDS = [
     Field("password", N_("New password"), "password", required=True, minlength=users.MIN_PASSWORD, maxlength=128,
-          autocomplete="new-password", help=f"At least {users.MIN_PASSWORD} characters."),
+          autocomplete="new-password", help=N_("At least 10 characters.")),
     Field("repeat", N_("The new password again"), "password", required=True, maxlength=128,
           autocomplete="new-password"),
 ]
@@ -265,9 +272,9 @@ async def account_save(request: Request) -> Template | Redirect:
     assert me is not None  # the admin guard asked for a login
     values, errors = parse(OWN_FIELDS, await request.form())
     if not errors and await check_password(me.username, values["current"]) is None:
-        errors["current"] = "This is not your current password."
+        errors["current"] = gettext("This is not your current password.")
     if not errors and (problem := users.password_problem(values["password"], values["repeat"])):
-        errors["repeat" if "differ" in problem else "password"] = problem
+        errors["password" if users.password_problem(values["password"]) else "repeat"] = problem
     if errors:
         return await _account_page(request, status_code=422, errors=errors)
     await users.set_password(me.id, values["password"])  # ends every session, this one too
@@ -281,25 +288,27 @@ LINK = {"public": True, "tenant": PUBLIC}
 
 @get("/account/password/{secret:str}", include_in_schema=False, opt=LINK)
 async def link_page(request: Request, secret: str) -> Template:
+    i18n.use_request_language(request)  # a page without a login: the browser's language
     user = await users.link_user(secret)
     if user is None:
-        return await render(request, "users/link.html", status_code=404, title="Link not valid", link_user=None,
+        return await render(request, "users/link.html", status_code=404, title=gettext("Link not valid"), link_user=None,
                             fields=PASSWORD_FIELDS, errors={})
-    return await render(request, "users/link.html", title="Set your password", link_user=user, fields=PASSWORD_FIELDS,
-                        errors={}, action=f"/account/password/{secret}")
+    return await render(request, "users/link.html", title=gettext("Set your password"), link_user=user,
+                        fields=PASSWORD_FIELDS, errors={}, action=f"/account/password/{secret}")
 
 
 @post("/account/password/{secret:str}", include_in_schema=False, opt=LINK)
 async def link_save(request: Request, secret: str) -> Template | Redirect:
+    i18n.use_request_language(request)  # a page without a login: the browser's language
     user = await users.link_user(secret)
     if user is None:
-        return await render(request, "users/link.html", status_code=404, title="Link not valid", link_user=None,
+        return await render(request, "users/link.html", status_code=404, title=gettext("Link not valid"), link_user=None,
                             fields=PASSWORD_FIELDS, errors={})
     values, errors = parse(PASSWORD_FIELDS, await request.form())
     if not errors and (problem := users.password_problem(values["password"], values["repeat"])):
-        errors["repeat" if "differ" in problem else "password"] = problem
+        errors["password" if users.password_problem(values["password"]) else "repeat"] = problem
     if errors:
-        return await render(request, "users/link.html", status_code=422, title="Set your password", link_user=user,
+        return await render(request, "users/link.html", status_code=422, title=gettext("Set your password"), link_user=user,
                             fields=PASSWORD_FIELDS, errors=errors, action=f"/account/password/{secret}")
     await users.use_link(secret, values["password"])
     _, organization = await membership_of(user["id"])

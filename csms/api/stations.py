@@ -136,7 +136,7 @@ async def station_detail(station_id: str) -> dict[str, Any]:
     connectors = await Connector.select().where(Connector.station == row["id"]).order_by(Connector.evse_id)
     detail = jsonable(row)
     detail["has_password"] = bool(await Station.exists().where(
-        (Station.id == row["id"]) & Station.password_hash.is_not_null()))
+        (Station.id == row["id"]) & Station.password_hash.is_not_null() & (Station.password_hash != "")))
     detail["online"] = core.commands.version_of(station_id) is not None or row["connected"]
     detail["evses"] = [
         {**jsonable(e), "connectors": [jsonable(c) for c in connectors if c["evse_id"] == e["evse_id"]]}

@@ -19,13 +19,20 @@ from csms.core.offload import run_cpu
 from csms.core.services import plans
 from csms.core.tables import UserLink, UserRole
 from csms.core.timeutil import utcnow
+from csms.i18n import gettext
 
 LINK_LIFETIME = {"invite": timedelta(days=7), "reset": timedelta(hours=24)}
 MIN_PASSWORD = 10
 
 
 class UserError(ValueError):
-    """A request about a user that cannot be carried out; the text says why."""
+    """A request about a user that cannot be carried out; the text says why (in the request's
+    language: the admin's pages set it before they call these functions; English elsewhere, as in
+    the command line), and ``field`` names the input it is about."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _digest(secret: str) -> str:
@@ -58,11 +65,11 @@ async def link_user(secret: str) -> dict[str, Any] | None:
 
 def password_problem(password: str, repeated: str | None = None) -> str | None:
     if len(password) < MIN_PASSWORD:
-        return f"Use at least {MIN_PASSWORD} characters."
+        return gettext("Use at least %(minimum)s characters.", minimum=MIN_PASSWORD)
     if len(password) > BaseUser._max_password_length:
-        return f"Use at most {BaseUser._max_password_length} characters."
+        return gettext("Use at most %(maximum)s characters.", maximum=BaseUser._max_password_length)
     if repeated is not None and repeated != password:
-        return "The two passwords differ."
+        return gettext("The two passwords differ.")
     return None
 
 
@@ -70,7 +77,7 @@ async def set_password(user_id: int, password: str) -> None:
     """Store a new password (hashed off the event loop) and end the user's sessions."""
     problem = password_problem(password)
     if problem:
-        raise UserError(problem)
+        raise UserError(problem, "password")
     hashed = await run_cpu(BaseUser.hash_password, password)
     await BaseUser.update({BaseUser.password: hashed}).where(BaseUser.id == user_id)
     await end_sessions(user_id)
@@ -80,7 +87,7 @@ async def use_link(secret: str, password: str) -> dict[str, Any]:
     """Set the password through a one-time link; the link is spent."""
     user = await link_user(secret)
     if user is None:
-        raise UserError("This link is not valid any more: ask an administrator for a new one.")
+        raise UserError(gettext("This link is not valid any more: ask an administrator for a new one."))
     await set_password(user["id"], password)
     await UserLink.update({UserLink.used_at: utcnow()}).where(UserLink.id == user["link_id"])
     return user
@@ -101,9 +108,9 @@ async def create_user(username: str, email: str, role: str, organization: int | 
     from csms.roles import set_role
 
     if await BaseUser.exists().where(BaseUser.username == username):
-        raise UserError(f"A user named {username} exists already.")
+        raise UserError(gettext("A user named %(name)s exists already.", name=username), "username")
     if email and await BaseUser.exists().where(BaseUser.email == email):
-        raise UserError(f"Another user has the e-mail address {email}.")
+        raise UserError(gettext("Another user has the e-mail address %(email)s.", email=email), "email")
     superuser = role == "admin" and organization is None  # the raw database page: global admins only
     unusable = secrets.token_urlsafe(48)
     hashed = await run_cpu(BaseUser.hash_password, unusable)

@@ -20,7 +20,7 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Site, Station, admin_guard, audited,
+    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, N_, Driver, Organization, Scope, Site, Station, admin_guard, audited,
     caller, current_language, error_page, gettext, is_htmx, paginate, render, restrict, restrict_station_ids,
     tenant_scope, utcnow, visible_station_ids,
 )
@@ -145,7 +145,7 @@ def _json_body(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise BillingError(gettext("the tariff is not valid JSON: %(error)s", error=exc), field="ocpi") from None
+        raise BillingError(N_("the tariff is not valid JSON: %(error)s"), error=str(exc), field="ocpi") from None
 
 
 async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template | Redirect:
@@ -178,7 +178,7 @@ async def _save_tariff(request: Request, row: dict[str, Any] | None) -> Template
             await audited(request, "update", "tariff", row["id"], before=row, after=saved)
     except BillingError as exc:
         errors = _errors(exc)
-        if exc.status == 409 and "already exists" in exc.message:
+        if exc.status == 409 and "already exists" in exc.text:
             errors = {"code" if editor == "simple" else "ocpi": next(iter(errors.values()))}
         elif not exc.field and editor == "json":
             errors = {"ocpi": next(iter(errors.values()))}
@@ -298,7 +298,7 @@ def _evse(raw: str) -> int | None:
     if raw in ("", None):
         return None
     if not raw.isdigit():
-        raise BillingError(gettext("EVSE must be a number such as 1, not “%(value)s”", value=raw), field="evse_id")
+        raise BillingError(N_("EVSE must be a number such as 1, not “%(value)s”"), value=raw, field="evse_id")
     return int(raw)
 
 
@@ -320,7 +320,7 @@ async def _home_page(request: Request, *, status_code: int = 200, values: dict[s
     tariffs = await readable_tariffs(Tariff.select(Tariff.id, Tariff.code), scope).where(
         Tariff.archived == False)  # noqa: E712
     return await render(request, "billing/home_stations.html", status_code=status_code,
-                        title="Home stations and reimbursements", rows=rows, tariffs=tariffs,
+                        title=gettext("Home stations and reimbursements"), rows=rows, tariffs=tariffs,
                         values=values or {"currency": "EUR"}, errors=errors or {}, **await _choices(scope))
 
 
@@ -437,7 +437,7 @@ async def statement_create(request: Request) -> Template | Redirect:
     try:
         kind, _, party = form.get("party", "").partition(":")
         if not party.isdigit():
-            raise BillingError(gettext("choose a driver, organization or leasing partner"), field="party")
+            raise BillingError(N_("choose a driver, organization or leasing partner"), field="party")
         start, end = period_of(form)
         row = await stm.create_statement(kind, int(party), start, end, currency=form.get("currency") or None,
                                          created_by=_who(request), draft=form.get("mode") == "draft",
@@ -460,7 +460,7 @@ async def _statement_detail_page(request: Request, statement_id: int, *, status_
     notes = await Statement.select().where((Statement.corrects == statement_id) & (Statement.kind == "credit_note"))
     cur = row["currency"]
     return await render(request, "billing/statement_detail.html", status_code=status_code, panel_page="statement",
-                        title=f"{stm.document_title(row)} {stm.statement_number(row)}",
+                        title=f"{gettext(stm.document_title(row))} {stm.statement_number(row)}",
                         s=stm.statement_json(row), lines=stm.lines_json(lines, cur),
                         amount=lambda minor: stm.money_text(minor, cur),
                         corrected=stm.statement_json(corrected) if corrected else None,

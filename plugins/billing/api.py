@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, Router, delete, get, patch, 
 from litestar.status_codes import HTTP_200_OK
 
 from csms.plugin_api import (
-    GLOBAL, GLOBAL_ONLY, SCOPED, Driver, Organization, Scope, Station, audited, caller, check_assignable, jsonable,
+    GLOBAL, GLOBAL_ONLY, SCOPED, N_, Driver, Organization, Scope, Station, audited, caller, check_assignable, jsonable,
     owner_for_new, page_params, require, restrict, restrict_station_ids, run_cpu, tenant_scope, utcnow,
     visible_station_ids,
 )
@@ -57,7 +57,7 @@ def when(value: Any, name: str, *, required: bool = False) -> datetime | None:
     """An ISO date or datetime from a body or query (naive means UTC)."""
     if value in (None, ""):
         if required:
-            raise BillingError(f"{name} is required", field=name)
+            raise BillingError(N_("%(name)s is required"), name=name, field=name)
         return None
     if isinstance(value, datetime):
         dt = value
@@ -65,13 +65,14 @@ def when(value: Any, name: str, *, required: bool = False) -> datetime | None:
         try:
             dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise BillingError(f"{name} {value!r} is not an ISO 8601 date or time", field=name) from None
+            raise BillingError(N_("%(name)s %(value)s is not an ISO 8601 date or time"), name=name, value=repr(value),
+                               field=name) from None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def body_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise BillingError("the body must be a JSON object")
+        raise BillingError(N_("the body must be a JSON object"))
     return data
 
 
@@ -82,13 +83,13 @@ def period_of(data: dict[str, Any]) -> tuple[datetime, datetime]:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise BillingError(f"unknown time zone {tz!r}", field="month") from None
+            raise BillingError(N_("unknown time zone %(zone)s"), zone=repr(tz), field="month") from None
         return stm.month_period(str(data["month"]), tz)
     start = when(data.get("period_start", data.get("from")), "period_start", required=True)
     end = when(data.get("period_end", data.get("to")), "period_end", required=True)
     assert start is not None and end is not None
     if end <= start:
-        raise BillingError("the period's end must be after its start", field="period_end")
+        raise BillingError(N_("the period's end must be after its start"), field="period_end")
     return start, end
 
 
@@ -103,16 +104,17 @@ def _tariff_body(data: Any, *, new: bool = False) -> tuple[dict[str, Any] | None
     if isinstance(data.get("tariff"), dict):
         unknown = set(data) - allowed
         if unknown:
-            raise BillingError(f"unknown fields: {', '.join(sorted(unknown))} (give {', '.join(sorted(allowed))})")
+            raise BillingError(N_("unknown fields: %(unknown)s (give %(allowed)s)"), unknown=", ".join(sorted(unknown)),
+                               allowed=", ".join(sorted(allowed)))
         organization = data.get("organization")
         if organization is not None and (not isinstance(organization, int) or isinstance(organization, bool)):
-            raise BillingError("organization must be an integer id", field="organization")
+            raise BillingError(N_("organization must be an integer id"), field="organization")
         return data["tariff"], data.get("name"), organization
     if "elements" in data or "id" in data:
         return data, None, None
     if set(data) <= {"name"}:
         return None, data.get("name"), None
-    raise BillingError("give an OCPI 2.2.1 Tariff object, or {\"name\": ..., \"tariff\": {...}}")
+    raise BillingError(N_("give an OCPI 2.2.1 Tariff object, or {\"name\": ..., \"tariff\": {...}}"))
 
 
 def _preview(tariff: OcpiTariff, params: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +122,7 @@ def _preview(tariff: OcpiTariff, params: dict[str, Any]) -> dict[str, Any]:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise BillingError(f"unknown time zone {tz!r}") from None
+        raise BillingError(N_("unknown time zone %(zone)s"), zone=repr(tz)) from None
     try:
         start = datetime.fromisoformat(params["start"]) if params.get("start") else \
             datetime.now(ZoneInfo(tz)).replace(tzinfo=None, second=0, microsecond=0)
@@ -133,7 +135,7 @@ def _preview(tariff: OcpiTariff, params: dict[str, Any]) -> dict[str, Any]:
                          power_kw=params.get("power_kw") or None, current_a=params.get("current_a") or None,
                          reservation=minutes("reservation_min"))
     except (TypeError, ValueError) as exc:
-        raise BillingError(f"cannot preview: {exc}") from None
+        raise BillingError(N_("cannot preview: %(error)s"), error=str(exc)) from None
     return {"inputs": {k: params.get(k) for k in ("energy_kwh", "duration_min", "parking_min", "power_kw",
                                                   "current_a", "reservation_min", "timezone")}
             | {"start_local": start.isoformat()}, "breakdown": result.to_dict()}
@@ -171,7 +173,7 @@ class TariffController(Controller):
         installation's)."""
         ocpi, name, organization = _tariff_body(data, new=True)
         if ocpi is None:
-            raise BillingError("the OCPI tariff is missing")
+            raise BillingError(N_("the OCPI tariff is missing"))
         owner = await owner_for_new(await tenant_scope(request), organization, what="a tariff")
         row = await create_tariff(ocpi, name=name or "", created_by=caller(request), organization=owner)
         await audited(request, "create", "tariff", row["id"], after=row)
@@ -244,14 +246,14 @@ class TariffController(Controller):
 def _assignment_values(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
     unknown = set(data) - set(ASSIGNMENT_FIELDS)
     if unknown:
-        raise BillingError(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise BillingError(N_("unknown fields: %(unknown)s"), unknown=", ".join(sorted(unknown)))
     values = {k: (base or {}).get(k) for k in ASSIGNMENT_FIELDS}
     values.update(data)
     for key in ("valid_from", "valid_to"):
         values[key] = when(values.get(key), key)
     for key in ("tariff", "organization_id", "site_id", "evse_id", "organization"):
         if values.get(key) is not None and (not isinstance(values[key], int) or isinstance(values[key], bool)):
-            raise BillingError(f"{key} must be an integer id")
+            raise BillingError(N_("%(name)s must be an integer id"), name=key)
     return values
 
 
@@ -296,9 +298,9 @@ class AssignmentController(Controller):
             await check_visible(await tenant_scope(request), station_id=station_id, driver_id=driver_id,
                                 id_token=id_token or "")
         except BillingError as exc:
-            raise BillingError(exc.message, status=404) from None
+            raise BillingError(exc.text, status=404, **exc.params) from None
         if not await Station.exists().where(Station.station_id == station_id):
-            raise BillingError(f"no station {station_id!r}", status=404)
+            raise BillingError(N_("no station %(station)s"), station=repr(station_id), status=404)
         session = {"id": None, "station_id": station_id, "evse_id": evse_id, "id_token": id_token or "",
                    "driver": driver_id, "started_at": when(at, "at") or utcnow()}
         ctx = await session_context(session)
@@ -337,7 +339,7 @@ class AssignmentController(Controller):
 async def _assignment(assignment_id: int) -> dict[str, Any]:
     row = await Assignment.select().where(Assignment.id == assignment_id).first()
     if row is None:
-        raise BillingError(f"no assignment {assignment_id}", status=404)
+        raise BillingError(N_("no assignment %(assignment)s"), assignment=assignment_id, status=404)
     return row
 
 
@@ -353,7 +355,7 @@ async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = 
     driver, employer and tariff it names are ones the scope sees."""
     unknown = set(data) - set(HOME_FIELDS)
     if unknown:
-        raise BillingError(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise BillingError(N_("unknown fields: %(unknown)s"), unknown=", ".join(sorted(unknown)))
     v = {k: (base or {}).get(k) for k in HOME_FIELDS}
     v.update(data)
     v["mode"] = v["mode"] or "fixed_rate"
@@ -361,38 +363,40 @@ async def check_home_values(data: dict[str, Any], base: dict[str, Any] | None = 
     for key in ("valid_from", "valid_to"):
         v[key] = when(v.get(key), key)
     if not v["station_id"] or not await Station.exists().where(Station.station_id == v["station_id"]):
-        raise BillingError(f"no station {v['station_id']!r}", field="station_id")
+        raise BillingError(N_("no station %(station)s"), station=repr(v["station_id"]), field="station_id")
     await check_visible(scope, station_id=v["station_id"], driver_id=v["driver_id"],
                         organization_id=v["organization_id"])
     driver = await Driver.select().where(Driver.id == v["driver_id"]).first() if v["driver_id"] is not None else None
     if driver is None:
-        raise BillingError(f"no driver {v['driver_id']}", field="driver_id")
+        raise BillingError(N_("no driver %(driver)s"), driver=v["driver_id"], field="driver_id")
     if driver["kind"] != "employee":
-        raise BillingError(f"driver {driver['id']} is a {driver['kind']}; home stations are for employees",
-                           field="driver_id")
+        raise BillingError(N_("driver %(driver)s is a %(kind)s; home stations are for employees"),
+                           driver=driver["id"], kind=driver["kind"], field="driver_id")
     if v["organization_id"] is None and driver["organization"] is None:
-        raise BillingError("give organization_id (the employer): the driver has no organization",
+        raise BillingError(N_("give organization_id (the employer): the driver has no organization"),
                            field="organization_id")
     if v["organization_id"] is not None and not await Organization.exists().where(
             Organization.id == v["organization_id"]):
-        raise BillingError(f"no organization {v['organization_id']}", field="organization_id")
+        raise BillingError(N_("no organization %(organization)s"), organization=v["organization_id"],
+                           field="organization_id")
     if v["mode"] not in ("fixed_rate", "tariff"):
-        raise BillingError("mode must be fixed_rate or tariff", field="mode")
+        raise BillingError(N_("mode must be fixed_rate or tariff"), field="mode")
     try:
         rate = to_decimal(v["rate_per_kwh"] if v["rate_per_kwh"] is not None else "0", what="rate_per_kwh")
     except (TypeError, ValueError) as exc:
         raise BillingError(str(exc), field="rate_per_kwh") from None
     if rate < 0 or rate.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise BillingError("rate_per_kwh must be a non-negative amount with at most 4 decimals", field="rate_per_kwh")
+        raise BillingError(N_("rate_per_kwh must be a non-negative amount with at most 4 decimals"),
+                           field="rate_per_kwh")
     if v["mode"] == "fixed_rate" and rate == 0:
-        raise BillingError("a fixed_rate home station needs rate_per_kwh", field="rate_per_kwh")
+        raise BillingError(N_("a fixed_rate home station needs rate_per_kwh"), field="rate_per_kwh")
     v["rate_per_kwh"] = f"{rate:f}"
     if not isinstance(v["currency"], str) or len(v["currency"]) != 3 or not v["currency"].isupper():
-        raise BillingError("currency must be an ISO 4217 code such as EUR", field="currency")
+        raise BillingError(N_("currency must be an ISO 4217 code such as EUR"), field="currency")
     if v["tariff"] is not None:
         await check_tariff_usable(v["tariff"], scope)
     if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
-        raise BillingError("valid_to must be after valid_from", field="valid_to")
+        raise BillingError(N_("valid_to must be after valid_from"), field="valid_to")
     await check_home_station(v, exclude_id=exclude_id)
     return v
 
@@ -443,7 +447,7 @@ class HomeStationController(Controller):
 async def _home(home_id: int) -> dict[str, Any]:
     row = await HomeStation.select().where(HomeStation.id == home_id).first()
     if row is None:
-        raise BillingError(f"no home station {home_id}", status=404)
+        raise BillingError(N_("no home station %(home)s"), home=home_id, status=404)
     return row
 
 
@@ -454,7 +458,7 @@ async def session_cost_json(session_id: int) -> dict[str, Any]:
     """A session's cost: the settled figures when settled, else priced now (live or final)."""
     session = await session_row(session_id)
     if session is None:
-        raise BillingError(f"no session {session_id}", status=404)
+        raise BillingError(N_("no session %(session)s"), session=session_id, status=404)
     out: dict[str, Any] = {"session_id": session_id, "state": session["state"]}
     row = await st.settlement_row(session_id)
     if row is not None and row["status"] == "settled":
@@ -519,7 +523,7 @@ class SettlementController(Controller):
     async def read(self, session_id: int) -> dict[str, Any]:
         row = await st.settlement_row(session_id)
         if row is None:
-            raise BillingError(f"session {session_id} has no settlement", status=404)
+            raise BillingError(N_("session %(session)s has no settlement"), session=session_id, status=404)
         return st.settlement_json(row)
 
     @post("/run", guards=[require("operator")], status_code=HTTP_200_OK,
@@ -566,7 +570,7 @@ class StatementController(Controller):
         data = body_object(data)
         start, end = period_of(data)
         if not isinstance(data.get("party_id"), int):
-            raise BillingError("party_id must be an integer id")
+            raise BillingError(N_("party_id must be an integer id"))
         row = await stm.create_statement(str(data.get("party_kind")), data["party_id"], start, end,
                                          currency=data.get("currency"), created_by=caller(request),
                                          draft=_flag(data, "draft"), close_early=_flag(data, "close_early"))
@@ -625,7 +629,8 @@ class StatementController(Controller):
         """A statement as JSON (``/statements/7``), CSV (``/statements/7.csv``) or PDF (``.pdf``)."""
         number, _, fmt = ref.partition(".")
         if not number.isdigit() or fmt not in ("", "csv", "pdf", "json"):
-            raise BillingError(f"no statement {ref!r}: use /statements/ID, ID.csv or ID.pdf", status=404)
+            raise BillingError(N_("no statement %(statement)s: use /statements/ID, ID.csv or ID.pdf"), statement=repr(ref),
+                               status=404)
         row = await stm.statement_row(int(number))
         if fmt in ("", "json"):
             return await _statement_detail(row)
@@ -669,7 +674,7 @@ class StatementController(Controller):
         """Correct an issued invoice with a credit note (``{"reason": ...}``): 201 with the credit note."""
         reason = body_object(data or {}).get("reason") or ""
         if not isinstance(reason, str):
-            raise BillingError("reason must be text", field="reason")
+            raise BillingError(N_("reason must be text"), field="reason")
         note = await stm.credit_statement(statement_id, reason=reason, created_by=caller(request))
         await audited(request, "create", "statement", note["id"], after=note,
                       summary=f"credit note {note['number']} for statement {statement_id}")
@@ -687,7 +692,7 @@ def _flag(data: dict[str, Any], name: str) -> bool:
     if isinstance(value, str):
         return value.lower() in ("1", "true", "on", "yes")
     if not isinstance(value, bool):
-        raise BillingError(f"{name} must be true or false", field=name)
+        raise BillingError(N_("%(name)s must be true or false"), name=name, field=name)
     return value
 
 

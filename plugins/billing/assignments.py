@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from csms.plugin_api import GLOBAL, ChargingSession, Driver, IdToken, Organization, Scope, Site, Station
+from csms.plugin_api import GLOBAL, N_, ChargingSession, Driver, IdToken, Organization, Scope, Site, Station
 from plugins.billing.owners import check_tariff_usable, check_visible
 from plugins.billing.tables import Assignment, HomeStation, Tariff
 from plugins.billing.tariffs import BillingError
@@ -138,45 +138,46 @@ async def check_assignment(values: dict[str, Any], *, exclude_id: int | None = N
     v["station_id"] = v["station_id"] or ""
     v["note"] = (v["note"] or "")[:200]
     if v["tariff"] is None:
-        raise BillingError("tariff is required (the id of a billing tariff)", field="tariff")
+        raise BillingError(N_("tariff is required (the id of a billing tariff)"), field="tariff")
     tariff = await Tariff.select(Tariff.archived).where(Tariff.id == v["tariff"]).first()
     if tariff is None:
-        raise BillingError(f"no tariff {v['tariff']}", field="tariff")
+        raise BillingError(N_("no tariff %(tariff)s"), tariff=v["tariff"], field="tariff")
     await check_tariff_usable(v["tariff"], scope)
     if tariff["archived"]:
-        raise BillingError(f"tariff {v['tariff']} is archived", field="tariff")
+        raise BillingError(N_("tariff %(tariff)s is archived"), tariff=v["tariff"], field="tariff")
     if v["organization_id"] is not None and v["driver_group"]:
-        raise BillingError("an assignment is for an organization or for a driver group, not both",
+        raise BillingError(N_("an assignment is for an organization or for a driver group, not both"),
                            field="driver_group")
     if v["driver_group"] and v["driver_group"] not in DRIVER_GROUPS:
-        raise BillingError(f"driver_group must be one of {', '.join(DRIVER_GROUPS)} (or staff, leasing_partner)",
-                           field="driver_group")
+        raise BillingError(N_("driver_group must be one of %(groups)s (or staff, leasing_partner)"),
+                           groups=", ".join(DRIVER_GROUPS), field="driver_group")
     if v["organization_id"] is not None and not await Organization.exists().where(
             Organization.id == v["organization_id"]):
-        raise BillingError(f"no organization {v['organization_id']}", field="organization_id")
+        raise BillingError(N_("no organization %(organization)s"), organization=v["organization_id"],
+                           field="organization_id")
     await check_visible(scope, station_id=v["station_id"], site_id=v["site_id"], organization_id=v["organization_id"])
     if not scope.is_global and v["site_id"] is None and not v["station_id"]:
-        raise BillingError("an organization's assignment names one of its stations or sites: one for everywhere "
-                           "would price other organizations' sessions", field="station_id")
+        raise BillingError(N_("an organization's assignment names one of its stations or sites: one for everywhere "
+                              "would price other organizations' sessions"), field="station_id")
     if v["site_id"] is not None and v["station_id"]:
-        raise BillingError("give site_id or station_id, not both: a station's assignment already applies "
-                           "to it alone", field="station_id")
+        raise BillingError(N_("give site_id or station_id, not both: a station's assignment already applies "
+                              "to it alone"), field="station_id")
     if v["evse_id"] is not None and not v["station_id"]:
-        raise BillingError("an EVSE assignment needs the station_id of its station", field="evse_id")
+        raise BillingError(N_("an EVSE assignment needs the station_id of its station"), field="evse_id")
     if v["site_id"] is not None and not await Site.exists().where(Site.id == v["site_id"]):
-        raise BillingError(f"no site {v['site_id']}", field="site_id")
+        raise BillingError(N_("no site %(site)s"), site=v["site_id"], field="site_id")
     if v["station_id"] and not await Station.exists().where(Station.station_id == v["station_id"]):
-        raise BillingError(f"no station {v['station_id']!r}", field="station_id")
+        raise BillingError(N_("no station %(station)s"), station=repr(v["station_id"]), field="station_id")
     if v["valid_from"] is not None and v["valid_to"] is not None and v["valid_to"] <= v["valid_from"]:
-        raise BillingError("valid_to must be after valid_from", field="valid_to")
+        raise BillingError(N_("valid_to must be after valid_from"), field="valid_to")
     others = await Assignment.select()
     for other in others:
         if other["id"] != exclude_id and _same_scope(v, other) and overlaps(v, other):
             raise BillingError(
-                f"conflicts with assignment {other['id']} (tariff {other['tariff']} for {describe(other)}, "
-                f"valid {_window(other)}): the same {describe(v)} would have two tariffs from "
-                f"{_overlap_start(v, other)}; end one's validity before the other's starts", status=409,
-                field="valid_from")
+                N_("conflicts with assignment %(assignment)s (tariff %(tariff)s for %(theirs)s, valid %(window)s): the "
+                   "same %(ours)s would have two tariffs from %(start)s; end one's validity before the other's "
+                   "starts"), assignment=other["id"], tariff=other["tariff"], theirs=describe(other),
+                window=_window(other), ours=describe(v), start=_overlap_start(v, other), status=409, field="valid_from")
     return v
 
 
@@ -281,6 +282,7 @@ async def check_home_station(values: dict[str, Any], *, exclude_id: int | None =
     others = await HomeStation.select().where(HomeStation.station_id == values["station_id"])
     for other in others:
         if other["id"] != exclude_id and overlaps(values, other):
-            raise BillingError(f"station {values['station_id']!r} is already the home station of driver "
-                               f"{other['driver_id']} (home station {other['id']}, valid {_window(other)})",
-                               status=409, field="station_id")
+            raise BillingError(N_("station %(station)s is already the home station of driver %(driver)s (home "
+                                  "station %(home)s, valid %(window)s)"), station=repr(values["station_id"]),
+                               driver=other["driver_id"], home=other["id"], window=_window(other), status=409,
+                               field="station_id")

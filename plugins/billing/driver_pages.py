@@ -17,7 +17,7 @@ from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
-from csms.plugin_api import DRIVER_EXCEPTION_HANDLERS, N_, PUBLIC, current_driver, driver_page, paginate
+from csms.plugin_api import DRIVER_EXCEPTION_HANDLERS, N_, PUBLIC, current_driver, driver_page, gettext, paginate
 from plugins.billing import statements as stm
 from plugins.billing.config import billing_settings
 from plugins.billing.tables import Statement
@@ -74,7 +74,7 @@ async def my_statement_pdf(request: Request, statement_id: int) -> Response[byte
     row = await Statement.select().where((Statement.id == statement_id)
                                          & _mine(current_driver(request)["id"])).first()
     if row is None:
-        raise NotFoundException("There is no such statement.")
+        raise NotFoundException(gettext("There is no such statement."))
     return Response(await stm.document_pdf(row), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{stm.document_filename(row, "pdf")}"',
         "Cache-Control": "private, no-store"})

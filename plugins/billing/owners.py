@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from csms.plugin_api import (
-    Driver, IdToken, Organization, Scope, Site, Station, owner_by, register_kind, restrict,
+    N_, Driver, IdToken, Organization, Scope, Site, Station, owner_by, register_kind, restrict,
 )
 from plugins.billing.tables import Assignment, HomeStation, Statement, Tariff
 from plugins.billing.tariffs import BillingError, tariff_readable
@@ -82,7 +82,7 @@ async def check_tariff_usable(tariff_id: int, scope: Scope, *, field: str = "tar
     """A tariff a scope may assign: its own or the installation's (else the answer for none)."""
     row = await Tariff.select(Tariff.organization).where(Tariff.id == tariff_id).first()
     if row is None or not tariff_readable(row, scope):
-        raise BillingError(f"no tariff {tariff_id}", field=field)
+        raise BillingError(N_("no tariff %(tariff)s"), tariff=tariff_id, field=field)
 
 
 async def check_visible(scope: Scope, *, station_id: str = "", site_id: int | None = None,
@@ -93,21 +93,21 @@ async def check_visible(scope: Scope, *, station_id: str = "", site_id: int | No
     if scope.is_global:
         return
     checks = ((station_id, "station_id", Station.select(Station.organization).where(Station.station_id == station_id),
-               f"no station {station_id!r}"),
+               N_("no station %(station)s"), {"station": repr(station_id)}),
               (site_id is not None, "site_id", Site.select(Site.organization).where(Site.id == site_id),
-               f"no site {site_id}"),
+               N_("no site %(site)s"), {"site": site_id}),
               (driver_id is not None, "driver_id", Driver.select(Driver.organization).where(Driver.id == driver_id),
-               f"no driver {driver_id}"),
+               N_("no driver %(driver)s"), {"driver": driver_id}),
               (id_token, "id_token", IdToken.select(IdToken.organization).where(IdToken.id_token == id_token),
-               f"no card {id_token!r}"))
-    for named, field, query, message in checks:
+               N_("no card %(card)s"), {"card": repr(id_token)}))
+    for named, field, query, message, params in checks:
         if named:
             row = await query.first()
             if row is None or not scope.sees(row["organization"]):
-                raise BillingError(message, field=field)
+                raise BillingError(message, field=field, **params)
     if organization_id is not None and (not scope.sees(organization_id) or not await Organization.exists().where(
             Organization.id == organization_id)):
-        raise BillingError(f"no organization {organization_id}", field="organization_id")
+        raise BillingError(N_("no organization %(organization)s"), organization=organization_id, field="organization_id")
 
 
 async def party_owner(kind: str, party_id: int) -> int | None:

@@ -31,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from csms.plugin_api import ChargingSession, Organization, SessionCost, utcnow
+from csms.plugin_api import N_, ChargingSession, Organization, SessionCost, utcnow
 from plugins.billing.assignments import SessionContext, session_context, session_row
 from plugins.billing.costing import Quote, breakdown_json, quote_session
 from plugins.billing.pricing import currency_minor_unit, round_money
@@ -147,7 +147,7 @@ async def settle(session: dict[str, Any], cost: SessionCost | None = None) -> di
     if existing is not None:
         return existing
     if session["state"] != "completed":
-        raise BillingError(f"session {session['id']} is still running", status=409)
+        raise BillingError(N_("session %(session)s is still running"), session=session["id"], status=409)
     ctx = await session_context(session)
     cost, quote = await _price(session, ctx, cost)
     values = _values(session, ctx, await parties_for(ctx), cost, quote)
@@ -160,11 +160,11 @@ async def void(session_id: int, reason: str) -> dict[str, Any]:
     """Void a settlement so that the next re-run settles the session again."""
     row = await settlement_row(session_id)
     if row is None:
-        raise BillingError(f"session {session_id} has no settlement", status=404)
+        raise BillingError(N_("session %(session)s has no settlement"), session=session_id, status=404)
     if row["status"] == "void":
-        raise BillingError(f"the settlement of session {session_id} is already void", status=409)
+        raise BillingError(N_("the settlement of session %(session)s is already void"), session=session_id, status=409)
     if not reason.strip():
-        raise BillingError("a reason is required to void a settlement")
+        raise BillingError(N_("a reason is required to void a settlement"))
     await Settlement.update({Settlement.status: "void", Settlement.void_reason: reason.strip()[:200],
                              Settlement.voided_at: utcnow(), Settlement.updated_at: utcnow()}).where(
         (Settlement.session_id == session_id) & (Settlement.status == "settled"))
@@ -187,7 +187,7 @@ async def rerun(start: datetime, end: datetime) -> dict[str, Any]:
     """Settle every session that ended in ``[start, end)`` and has no settlement, and re-settle
     the voided ones. Settled sessions are never touched."""
     if end <= start:
-        raise BillingError("the period's end must be after its start")
+        raise BillingError(N_("the period's end must be after its start"))
     sessions = await ChargingSession.select(ChargingSession.id).where(
         (ChargingSession.state == "completed") & (ChargingSession.stopped_at >= start)
         & (ChargingSession.stopped_at < end)).order_by(ChargingSession.id)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from csms.plugin_api import Driver, Organization, call_hook, csv_text, hook_impls, run_cpu, utcnow
+from csms.plugin_api import N_, Driver, Organization, call_hook, csv_text, hook_impls, run_cpu, utcnow
 from plugins.billing.config import billing_settings
 from plugins.billing.owners import party_owner
 from plugins.billing.settlements import from_minor, money
@@ -63,7 +63,7 @@ def month_period(month: str, timezone: str) -> tuple[datetime, datetime]:
         year, mon = (int(x) for x in month.split("-"))
         first = date(year, mon, 1)
     except ValueError:
-        raise BillingError(f"month {month!r} is not YYYY-MM", field="month") from None
+        raise BillingError(N_("month %(month)s is not YYYY-MM"), month=repr(month), field="month") from None
     nxt = date(year + (mon == 12), mon % 12 + 1, 1)
     tz = ZoneInfo(timezone)
     return (datetime.combine(first, time(), tz).astimezone(ZoneInfo("UTC")),
@@ -72,17 +72,18 @@ def month_period(month: str, timezone: str) -> tuple[datetime, datetime]:
 
 async def party_name(kind: str, party_id: int) -> str:
     if kind not in PARTY_KINDS:
-        raise BillingError(f"party_kind must be one of {', '.join(PARTY_KINDS)}")
+        raise BillingError(N_("party_kind must be one of %(kinds)s"), kinds=", ".join(PARTY_KINDS))
     if kind == "driver":
         row = await Driver.select(Driver.name).where(Driver.id == party_id).first()
         if row is None:
-            raise BillingError(f"no driver {party_id}")
+            raise BillingError(N_("no driver %(driver)s"), driver=party_id)
         return row["name"]
     row = await Organization.select(Organization.name, Organization.kind).where(Organization.id == party_id).first()
     if row is None:
-        raise BillingError(f"no organization {party_id}")
+        raise BillingError(N_("no organization %(organization)s"), organization=party_id)
     if kind == "leasing_partner" and row["kind"] != "leasing_partner":
-        raise BillingError(f"organization {party_id} is a {row['kind']}, not a leasing_partner")
+        raise BillingError(N_("organization %(organization)s is a %(kind)s, not a leasing_partner"), organization=party_id,
+                           kind=row["kind"])
     return row["name"]
 
 
@@ -153,7 +154,8 @@ async def _snapshot(party_kind: str, party_id: int, start: datetime, end: dateti
     currencies = sorted({s["currency"] for s in settlements})
     if currency is None:
         if len(currencies) > 1:
-            raise BillingError(f"this party has sessions in {', '.join(currencies)}: give the currency")
+            raise BillingError(N_("this party has sessions in %(currencies)s: give the currency"),
+                               currencies=", ".join(currencies))
         currency = currencies[0] if currencies else "EUR"
     settlements = [s for s in settlements if s["currency"] == currency]
     return currency, [_line(i + 1, s, party_kind, party_id) for i, s in enumerate(settlements)]
@@ -180,12 +182,14 @@ async def _check_overlap(party_kind: str, party_id: int, start: datetime, end: d
             continue
         if other["period_start"] < end and start < other["period_end"] and (
                 currency is None or other["currency"] == currency):
-            what = "a draft" if other["status"] == "draft" else f"statement {statement_number(other)}"
-            raise BillingError(
-                f"statement {other['id']} ({what}) already covers {other['period_start'].isoformat()} to "
-                f"{other['period_end'].isoformat()} for this {party_kind}; "
-                + ("regenerate or discard that draft" if other["status"] == "draft"
-                   else "credit or void it first to issue a new one"), status=409)
+            covered = {"statement": other["id"], "start": other["period_start"].isoformat(),
+                       "end": other["period_end"].isoformat(), "party": party_kind}
+            if other["status"] == "draft":
+                raise BillingError(N_("statement %(statement)s (a draft) already covers %(start)s to %(end)s for this "
+                                      "%(party)s; regenerate or discard that draft"), status=409, **covered)
+            raise BillingError(N_("statement %(statement)s (statement %(number)s) already covers %(start)s to %(end)s "
+                                  "for this %(party)s; credit or void it first to issue a new one"), status=409,
+                               number=statement_number(other), **covered)
 
 
 async def _closed_early_start(party_kind: str, party_id: int, start: datetime) -> datetime:
@@ -218,12 +222,12 @@ async def create_statement(party_kind: str, party_id: int, start: datetime, end:
     later sessions then go to the next period). Refused when a live invoice or draft overlaps it."""
     name = await party_name(party_kind, party_id)
     if end <= start:
-        raise BillingError("period_end must be after period_start", field="period_end")
+        raise BillingError(N_("period_end must be after period_start"), field="period_end")
     scheduled_end = None
     if not draft:
         end, scheduled_end = _close(end, close_early=close_early)
         if end <= start:
-            raise BillingError("the period has not started yet: nothing to close", status=409, field="period_end")
+            raise BillingError(N_("the period has not started yet: nothing to close"), status=409, field="period_end")
     start = await _closed_early_start(party_kind, party_id, start)
     currency, lines = await _snapshot(party_kind, party_id, start, end, currency)
     row = Statement(
@@ -255,8 +259,8 @@ async def regenerate_draft(statement_id: int) -> dict[str, Any]:
     """A draft again from the settlements as they are now (its lines and totals replaced)."""
     row = await statement_row(statement_id)
     if row["status"] != "draft":
-        raise BillingError(f"statement {statement_id} is {row['status']}, not a draft: only drafts are regenerated",
-                           status=409)
+        raise BillingError(N_("statement %(statement)s is %(state)s, not a draft: only drafts are regenerated"),
+                           statement=statement_id, state=row["status"], status=409)
     _, lines = await _snapshot(row["party_kind"], row["party_id"], row["period_start"], row["period_end"],
                                row["currency"])
     async with _write_transaction():
@@ -272,10 +276,11 @@ async def issue_draft(statement_id: int, *, close_early: bool = False) -> dict[s
     ``close_early`` (the period then ends now; later sessions go to the next period)."""
     row = await statement_row(statement_id)
     if row["status"] != "draft":
-        raise BillingError(f"statement {statement_id} is {row['status']}, not a draft", status=409)
+        raise BillingError(N_("statement %(statement)s is %(state)s, not a draft"), statement=statement_id,
+                           state=row["status"], status=409)
     end, scheduled_end = _close(row["period_end"], close_early=close_early, draft=True)
     if end <= row["period_start"]:
-        raise BillingError("the period has not started yet: nothing to close", status=409, field="period_end")
+        raise BillingError(N_("the period has not started yet: nothing to close"), status=409, field="period_end")
     async with _write_transaction():
         number = await allocate_number(row["seller"] or SELLER)
         # the draft, locked: of two concurrent issues of one draft only the first finds it a draft
@@ -284,7 +289,7 @@ async def issue_draft(statement_id: int, *, close_early: bool = False) -> dict[s
                                           Statement.scheduled_end: scheduled_end}).where(
             (Statement.id == statement_id) & (Statement.status == "draft")).returning(Statement.id)
         if not claimed:
-            raise BillingError(f"statement {statement_id} is no longer a draft", status=409)
+            raise BillingError(N_("statement %(statement)s is no longer a draft"), statement=statement_id, status=409)
         await _check_overlap(row["party_kind"], row["party_id"], row["period_start"], end, row["currency"],
                              exclude=statement_id)
         _, lines = await _snapshot(row["party_kind"], row["party_id"], row["period_start"], end, row["currency"])
@@ -303,8 +308,8 @@ async def credit_statement(statement_id: int, *, reason: str = "", created_by: s
     period may then be invoiced again."""
     original = await statement_row(statement_id)
     if original["kind"] != "invoice" or original["status"] != "issued":
-        raise BillingError(f"statement {statement_id} is not an issued invoice: only issued invoices are credited",
-                           status=409)
+        raise BillingError(N_("statement %(statement)s is not an issued invoice: only issued invoices are credited"),
+                           statement=statement_id, status=409)
     lines = [{k: v for k, v in ln.items() if k not in ("id", "statement")}
              for ln in await statement_lines(statement_id)]
     for ln in lines:
@@ -326,8 +331,8 @@ async def credit_statement(statement_id: int, *, reason: str = "", created_by: s
             (Statement.corrects == statement_id) & (Statement.kind == "credit_note")
             & (Statement.status == "issued")).first()
         if other is not None:
-            raise BillingError(f"statement {statement_id} is already credited by credit note {other['number']}",
-                               status=409)
+            raise BillingError(N_("statement %(statement)s is already credited by credit note %(number)s"),
+                               statement=statement_id, number=other["number"], status=409)
         await row.save()
         if lines:
             await StatementLine.insert(*(StatementLine(statement=row.id, **ln) for ln in lines))
@@ -342,12 +347,16 @@ def open_period_refused(end: datetime, *, draft: bool = False) -> None:
     for the running month would lock it and leave out every session that ends later in it."""
     if end > utcnow():
         tz = ZoneInfo(billing_settings().statement_timezone)
-        what = "issue this draft once the period is over" if draft else \
-            "save it as a draft (issue it once the period is over)"
-        raise BillingError(
-            f"the period has not ended yet (it ends {end.astimezone(tz):%Y-%m-%d %H:%M} {tz.key}): a statement is "
-            f"final, and sessions that end later in the period would be left out of it; {what} or close the period "
-            "early (later sessions go to the next period)", status=409, field="period_end")
+        ends = f"{end.astimezone(tz):%Y-%m-%d %H:%M} {tz.key}"
+        if draft:
+            raise BillingError(N_("the period has not ended yet (it ends %(end)s): a statement is final, and sessions "
+                                  "that end later in the period would be left out of it; issue this draft once the "
+                                  "period is over or close the period early (later sessions go to the next period)"),
+                               end=ends, status=409, field="period_end")
+        raise BillingError(N_("the period has not ended yet (it ends %(end)s): a statement is final, and sessions "
+                              "that end later in the period would be left out of it; save it as a draft (issue it "
+                              "once the period is over) or close the period early (later sessions go to the next "
+                              "period)"), end=ends, status=409, field="period_end")
 
 
 def last_closed_month(now: datetime | None = None) -> str:
@@ -399,9 +408,10 @@ async def record_payment(statement_id: int, status: str, provider: str, referenc
 async def void_statement(statement_id: int) -> dict[str, Any]:
     row = await statement_row(statement_id)
     if row["status"] == "void":
-        raise BillingError(f"statement {statement_id} is already void", status=409)
+        raise BillingError(N_("statement %(statement)s is already void"), statement=statement_id, status=409)
     if row["status"] == "draft":
-        raise BillingError(f"statement {statement_id} is a draft: discard it instead", status=409)
+        raise BillingError(N_("statement %(statement)s is a draft: discard it instead"), statement=statement_id,
+                           status=409)
     await Statement.update({Statement.status: "void", Statement.voided_at: utcnow()}).where(
         Statement.id == statement_id)
     return await statement_row(statement_id)
@@ -411,7 +421,8 @@ async def discard_draft(statement_id: int) -> dict[str, Any]:
     """Delete a draft (it has no number, so no series is touched); issued statements stay."""
     row = await statement_row(statement_id)
     if row["status"] != "draft":
-        raise BillingError(f"statement {statement_id} is {row['status']}: only drafts are discarded", status=409)
+        raise BillingError(N_("statement %(statement)s is %(state)s: only drafts are discarded"), statement=statement_id,
+                           state=row["status"], status=409)
     await Statement.delete().where((Statement.id == statement_id) & (Statement.status == "draft"))
     return row
 
@@ -419,7 +430,7 @@ async def discard_draft(statement_id: int) -> dict[str, Any]:
 async def statement_row(statement_id: int) -> dict[str, Any]:
     row = await Statement.select().where(Statement.id == statement_id).first()
     if row is None:
-        raise BillingError(f"no statement {statement_id}", status=404)
+        raise BillingError(N_("no statement %(statement)s"), statement=statement_id, status=404)
     return row
 
 
@@ -454,8 +465,8 @@ def statement_number(row: dict[str, Any]) -> str:
 def document_title(row: dict[str, Any]) -> str:
     """What the document is: ``Invoice``, ``Credit note`` or ``Draft``."""
     if row.get("status") == "draft":
-        return "Draft"
-    return "Credit note" if row.get("kind") == "credit_note" else "Invoice"
+        return N_("Draft")
+    return N_("Credit note") if row.get("kind") == "credit_note" else N_("Invoice")
 
 
 def statement_json(row: dict[str, Any]) -> dict[str, Any]:

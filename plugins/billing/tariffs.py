@@ -17,20 +17,20 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from csms.plugin_api import GLOBAL, Scope, utcnow
+from csms.plugin_api import GLOBAL, N_, Scope, TranslatedError, utcnow
 from plugins.billing.tables import Assignment, HomeStation, Tariff, TariffVersion
 from plugins.billing.tariff import Tariff as OcpiTariff
 from plugins.billing.tariff import TariffParseError, validate_tariff
 
 
-class BillingError(Exception):
+class BillingError(TranslatedError):
     """A request the billing plugin refuses: ``status`` 400 (invalid), 404 or 409 (conflict);
-    ``field`` names the input it is about (the admin shows the message next to that field)."""
+    ``field`` names the input it is about (the admin shows the message next to that field). The
+    message is worded when read, in the reader's language (see ``TranslatedError``)."""
 
-    def __init__(self, message: str, *, status: int = 400, problems: list[str] | None = None,
-                 field: str = "") -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, text: str, *, status: int = 400, problems: list[str] | None = None,
+                 field: str = "", **params: Any) -> None:
+        super().__init__(text, **params)
         self.status = status
         self.problems = problems or []
         self.field = field
@@ -39,15 +39,17 @@ class BillingError(Exception):
 def parse_tariff(data: Any) -> OcpiTariff:
     """An OCPI tariff from its JSON, or ``BillingError`` with every problem the validator found."""
     if not isinstance(data, dict):
-        raise BillingError("the tariff must be a JSON object (an OCPI 2.2.1 Tariff)")
+        raise BillingError(N_("the tariff must be a JSON object (an OCPI 2.2.1 Tariff)"))
     try:
         tariff = OcpiTariff.from_ocpi(data)
     except (TariffParseError, TypeError, ValueError) as exc:
-        raise BillingError(f"not an OCPI 2.2.1 tariff: {exc}", problems=[str(exc)]) from None
+        raise BillingError(N_("not an OCPI 2.2.1 tariff: %(error)s"), error=str(exc), problems=[str(exc)]) from None
     problems = validate_tariff(tariff)
     if problems:
-        raise BillingError(f"the tariff is not usable: {problems[0]}"
-                           + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), problems=problems)
+        if len(problems) > 1:
+            raise BillingError(N_("the tariff is not usable: %(problem)s (and %(more)s more)"), problem=problems[0],
+                               more=len(problems) - 1, problems=problems)
+        raise BillingError(N_("the tariff is not usable: %(problem)s"), problem=problems[0], problems=problems)
     return tariff
 
 
@@ -74,7 +76,7 @@ async def tariff_row(tariff_id: int, scope: Scope = GLOBAL, *, write: bool = Fal
     """A tariff ``scope`` reads (``write``: may change); else the 404 of a tariff that is not."""
     row = await Tariff.select().where(Tariff.id == tariff_id).first()
     if row is None or not (scope.sees(row["organization"]) if write else tariff_readable(row, scope)):
-        raise BillingError(f"no tariff {tariff_id}", status=404)
+        raise BillingError(N_("no tariff %(tariff)s"), tariff=tariff_id, status=404)
     return row
 
 
@@ -86,7 +88,7 @@ async def version_row(tariff_id: int, version: int | None = None, scope: Scope =
     row = await TariffVersion.select().where(
         (TariffVersion.tariff == tariff_id) & (TariffVersion.version == version)).first()
     if row is None:
-        raise BillingError(f"tariff {tariff_id} has no version {version}", status=404)
+        raise BillingError(N_("tariff %(tariff)s has no version %(version)s"), tariff=tariff_id, version=version, status=404)
     return row
 
 
@@ -118,9 +120,11 @@ async def create_tariff(data: dict[str, Any], *, name: str = "", created_by: str
     if existing is not None:
         # OCPI ids are unique in the installation; another organization's tariff is not named
         theirs = organization is not None and existing["organization"] not in (None, organization)
-        raise BillingError(f"a tariff with OCPI id {tariff.id!r} already exists"
-                           + ("; choose another id" if theirs else
-                              f" (tariff {existing['id']}); change it with PUT, which adds a version"), status=409)
+        if theirs:
+            raise BillingError(N_("a tariff with OCPI id %(code)s already exists; choose another id"),
+                               code=repr(tariff.id), status=409)
+        raise BillingError(N_("a tariff with OCPI id %(code)s already exists (tariff %(tariff)s); change it with PUT, "
+                              "which adds a version"), code=repr(tariff.id), tariff=existing["id"], status=409)
     row = Tariff(code=tariff.id, name=name or _default_name(tariff), currency=tariff.currency, current_version=1,
                  organization=organization)
     await row.save()
@@ -140,13 +144,13 @@ async def update_tariff(tariff_id: int, data: dict[str, Any] | None, *, name: st
     """Change a tariff: new prices add a version (unchanged prices add none); ``name`` renames."""
     row = await tariff_row(tariff_id)
     if row["archived"]:
-        raise BillingError(f"tariff {tariff_id} is archived", status=409)
+        raise BillingError(N_("tariff %(tariff)s is archived"), tariff=tariff_id, status=409)
     values: dict[Any, Any] = {}
     if data is not None:
         tariff = parse_tariff(data)
         if tariff.id != row["code"]:
-            raise BillingError(f"the OCPI id {tariff.id!r} differs from this tariff's id {row['code']!r}; "
-                               "create a new tariff for a new id")
+            raise BillingError(N_("the OCPI id %(code)s differs from this tariff's id %(own)s; create a new tariff "
+                                  "for a new id"), code=repr(tariff.id), own=repr(row["code"]))
         current = await version_row(tariff_id)
         if _comparable(json.loads(current["ocpi"])) != _comparable(tariff.to_ocpi()):
             async with Tariff._meta.db.transaction():
@@ -171,8 +175,8 @@ async def archive_tariff(tariff_id: int) -> None:
     homes = await HomeStation.select(HomeStation.id).where(HomeStation.tariff == tariff_id)
     if users or homes:
         names = [f"assignment {r['id']}" for r in users] + [f"home station {r['id']}" for r in homes]
-        raise BillingError(f"tariff {tariff_id} is still used by {', '.join(names)}; remove those first",
-                           status=409)
+        raise BillingError(N_("tariff %(tariff)s is still used by %(users)s; remove those first"), tariff=tariff_id,
+                           users=", ".join(names), status=409)
     await Tariff.update({Tariff.archived: True, Tariff.updated_at: utcnow()}).where(Tariff.id == tariff_id)
 
 

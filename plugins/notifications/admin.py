@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, NotFoundException
@@ -13,8 +13,8 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, SCOPED, Driver, Site, Station, admin_guard, current_user, http_error, paginate,
-    audited, gettext, render, restrict, tenant_scope, visible_station_ids,
+    ADMIN_EXCEPTION_HANDLERS, SCOPED, N_, Driver, Site, Station, admin_guard, current_user, http_error, paginate,
+    audited, gettext, notice_text, notice_url, render, restrict, tenant_scope, visible_station_ids,
 )
 from plugins.notifications import service
 from plugins.notifications import subscriptions as subs
@@ -30,13 +30,31 @@ async def _form(request: Request) -> dict[str, Any]:
     return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token"}
 
 
-def _back(path: str, *, error: str = "", notice: str = "") -> Redirect:
-    query = f"?error={quote(error)}" if error else (f"?notice={quote(notice)}" if notice else "")
-    return Redirect(path + query, status_code=303)
+# What an action did, shown on the page it redirects to: the redirect names the notice by its key
+# (``?m=subscription_added``) with its parameters, and the page words it in the viewer's language.
+NOTICES = {
+    "subscription_added": N_("Subscription added."),
+    "subscription_enable": N_("Subscription enabled."),
+    "subscription_disable": N_("Subscription disabled."),
+    "subscription_delete": N_("Subscription deleted."),
+    "subscription_test": N_("Test notification queued; see the delivery log."),
+    "driver_link": N_("The driver's private page (send it to them): %(url)s"),
+    "replayed": N_("Replay of delivery %(delivery)s queued."),
+    "saved": N_("Saved."),
+}
+
+
+def _back(path: str, *, error: str = "", notice: str = "", **params: Any) -> Redirect:
+    """Back to a page: with the key of a :data:`NOTICES` notice (and its parameters), or with a
+    refusal (a ``SubscriptionError``'s message, in the viewer's language: the admin guard made it
+    the request's before the handler ran)."""
+    if error:
+        return Redirect(f"{path}?{urlencode({'error': error})}", status_code=303)
+    return Redirect(notice_url(path, notice, **params) if notice else path, status_code=303)
 
 
 def _messages(request: Request) -> dict[str, str]:
-    return {"error": request.query_params.get("error", ""), "notice": request.query_params.get("notice", "")}
+    return {"error": request.query_params.get("error", ""), "notice": notice_text(request, NOTICES)}
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -79,7 +97,7 @@ async def subscription_create(request: Request) -> Redirect:
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
     await audited(request, "create", "subscription", row["id"], after=row)
-    return _back(BASE, notice="Subscription added.")
+    return _back(BASE, notice="subscription_added")
 
 
 @post(f"{BASE}/subscriptions/{{subscription_id:int}}/{{action:str}}", opt={"tenant": ONE})
@@ -95,11 +113,10 @@ async def subscription_action(request: Request, subscription_id: int, action: st
         elif action == "test":
             await service.send_test(subscription_id)
         else:
-            raise NotFoundException(f"unknown action {action}")
+            raise NotFoundException(gettext("Unknown action %(action)s.", action=repr(action)))
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
-    done = {"test": "Test notification queued; see the delivery log."}.get(action, f"Subscription {action}d.")
-    return _back(BASE, notice=done)
+    return _back(BASE, notice=f"subscription_{action}")
 
 
 @post(f"{BASE}/drivers/link", opt={"tenant": SCOPED})
@@ -110,7 +127,7 @@ async def driver_link(request: Request) -> Redirect:
     except subs.SubscriptionError as exc:
         return _back(BASE, error=exc.message)
     url = f"{str(request.base_url).rstrip('/')}/notifications/driver/{token}"
-    return _back(BASE, notice=f"The driver's private page (send it to them): {url}")
+    return _back(BASE, notice="driver_link", url=url)
 
 
 @get(f"{BASE}/deliveries", opt={"tenant": SCOPED})
@@ -136,9 +153,9 @@ async def delivery_log(request: Request) -> Template:
 async def delivery_detail(request: Request, delivery_id: int) -> Template:
     row = await Delivery.select().where(Delivery.id == delivery_id).first()
     if row is None:
-        raise NotFoundException(f"no delivery {delivery_id}")
+        raise NotFoundException(gettext("No delivery %(delivery)s.", delivery=delivery_id))
     payload = json.dumps(json.loads(row["payload"]), indent=2, sort_keys=True)
-    return await render(request, "notifications/delivery.html", title=f"Delivery {delivery_id}", d=row,
+    return await render(request, "notifications/delivery.html", title=gettext("Delivery %(delivery)s", delivery=delivery_id), d=row,
                         payload=payload, **_messages(request))
 
 
@@ -148,7 +165,7 @@ async def delivery_replay(delivery_id: int) -> Redirect:
         new_id = await service.replay(delivery_id)
     except LookupError as exc:
         raise NotFoundException(str(exc)) from None
-    return _back(f"{BASE}/deliveries/{new_id}", notice=f"Replay of delivery {delivery_id} queued.")
+    return _back(f"{BASE}/deliveries/{new_id}", notice="replayed", delivery=delivery_id)
 
 
 @get(f"{BASE}/stream", opt={"tenant": SCOPED})
@@ -156,7 +173,7 @@ async def stream(request: Request) -> ServerSentEvent:
     """Live notifications for the admin (htmx-ext-sse): of the stations the caller sees."""
     notifier = service.notifier()
     if notifier is None:
-        raise HTTPException(status_code=503, detail="notifications are not running")
+        raise HTTPException(status_code=503, detail=gettext("Notifications are not running."))
     return notifier.browser.response(await _visible(request))
 
 
@@ -169,14 +186,16 @@ async def _visible(request: Request) -> frozenset[str] | None:
 # -- the driver's own page (no login: the private link is the credential) --------------------
 
 
-def _driver_page(request: Request, driver: dict[str, Any], token: str, rows: list[dict[str, Any]],
-                 notice: str = "", error: str = "") -> Template:
+async def _driver_page(request: Request, driver: dict[str, Any], token: str, rows: list[dict[str, Any]],
+                       error: subs.SubscriptionError | None = None) -> Template:
+    """The driver's page, in the language their browser asks for (a refusal too: the exception is
+    worded when the page is rendered, after :func:`render` chose the language)."""
     email = next((r for r in rows if r["channel"] == "email"), None)
     webhook = next((r for r in rows if r["channel"] == "webhook"), None)
-    return Template("notifications/driver.html", context={
-        "user": None, "nav": [], "path": request.url.path, "title": "Your charging notifications",
-        "driver": driver, "token": token, "email": email, "webhook": webhook, "events": DRIVER_EVENTS,
-        "notice": notice, "error": error})
+    return await render(request, "notifications/driver_page.html", status_code=error.status if error else 200,
+                        driver=driver, token=token, email=email,
+                        webhook=webhook, events=DRIVER_EVENTS, notice=notice_text(request, NOTICES),
+                        error=error or "")
 
 
 async def _driver_context(token: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -184,7 +203,7 @@ async def _driver_context(token: str) -> tuple[dict[str, Any], list[dict[str, An
     driver = await Driver.select(Driver.id, Driver.name, Driver.email).where(Driver.id == driver_id).first() \
         if driver_id is not None else None
     if driver is None:
-        raise NotFoundException("this link is not valid (any more)")
+        raise NotFoundException(gettext("This link is not valid (any more)."))
     rows = await Subscription.select().where(Subscription.driver == driver["id"]).order_by(
         Subscription.id).output(load_json=True)
     return driver, rows
@@ -193,7 +212,7 @@ async def _driver_context(token: str) -> tuple[dict[str, Any], list[dict[str, An
 @get("/notifications/driver/{token:str}", include_in_schema=False)
 async def driver_page(request: Request, token: str) -> Template:
     driver, rows = await _driver_context(token)
-    return _driver_page(request, driver, token, rows, notice=request.query_params.get("notice", ""))
+    return await _driver_page(request, driver, token, rows)
 
 
 @post("/notifications/driver/{token:str}", include_in_schema=False)
@@ -215,14 +234,14 @@ async def driver_save(request: Request, token: str) -> Any:
                                             "driver": driver["id"], "name": "driver webhook",
                                             "secret": old["secret"] if old else ""}))
     except subs.SubscriptionError as exc:
-        return _driver_page(request, driver, token, rows, error=exc.message)
+        return await _driver_page(request, driver, token, rows, error=exc)
     # the e-mail and webhook chosen here replace the earlier ones; the browsers the driver turned
     # push notifications on in (the portal's Notifications page) stay
     await Subscription.delete().where((Subscription.driver == driver["id"])
                                       & Subscription.channel.is_in(["email", "webhook"]))
     for values in wanted:
         await Subscription(**values).save()
-    return Redirect(f"/notifications/driver/{token}?notice=Saved.", status_code=303)
+    return Redirect(notice_url(f"/notifications/driver/{token}", "saved"), status_code=303)
 
 
 # -- the dashboard panel -----------------------------------------------------------------------

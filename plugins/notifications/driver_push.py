@@ -23,7 +23,7 @@ from litestar.response import Redirect, Template
 
 from csms.plugin_api import (
     DRIVER_EXCEPTION_HANDLERS, N_, PUBLIC, current_driver, current_language, driver_page, gettext, public_route,
-    use_language,
+    in_language,
 )
 from plugins.notifications import subscriptions as subs
 from plugins.notifications import webpush
@@ -80,8 +80,14 @@ async def subscribe(request: Request) -> Response[dict[str, Any]]:
         return _problem(str(exc))
     language = data.get("language") if isinstance(data.get("language"), str) else ""
     row = await subs.save_push(driver["id"], push, device=webpush.device_name(request.headers.get("user-agent", "")),
-                               language=use_language(language[:8]) if language else current_language())
+                               language=_language_of(language[:8]) if language else current_language())
     return Response({"id": row["id"], "device": row["device"]}, status_code=201)
+
+
+def _language_of(requested: str) -> str:
+    """The language push messages are written in: ``requested`` if we have it, else the installation's."""
+    with in_language(requested) as chosen:
+        return chosen
 
 
 @post("/driver/notifications/push/unsubscribe", status_code=200)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from csms.plugin_api import ChargingSession, call_hook, events as ev, get_core, ocpp_ts
+from csms.plugin_api import N_, ChargingSession, call_hook, events as ev, get_core, gettext, ocpp_ts
 
 NOTIFICATION_EVENTS = (
     "station.online", "station.offline", "connector.status", "session.started", "session.charging_complete",
@@ -61,28 +61,37 @@ class Notification:
 
 
 def title_of(event: str, station_id: str, data: dict[str, Any]) -> str:
-    """A one-line human summary (e-mail subject, browser notification)."""
+    """A one-line human summary (e-mail subject, browser notification) in the current language
+    (English where it is logged: see :func:`plugins.notifications.service.enqueue`)."""
     kwh = f"{float(data.get('energy_wh') or 0) / 1000:.2f} kWh"
     cost = data.get("cost")
-    price = f", {cost['total_incl_vat']} {cost['currency']}" if cost else ""
-    titles = {
-        "station.online": f"{station_id} is online",
-        "station.offline": f"{station_id} is offline",
-        "connector.status": f"{station_id} EVSE {data.get('evse_id')}: {data.get('status')}",
-        "session.started": f"Charging started at {station_id}",
-        "session.charging_complete": f"Charging complete at {station_id} ({kwh})",
-        "session.stopped": f"Session ended at {station_id}: {kwh}{price}",
-        "firmware.status": f"{station_id} firmware: {data.get('status')}",
-        "firmware.progress": f"{station_id} firmware {data.get('version')}: {data.get('status')}",
-        "session.outlived_connector": f"{station_id}: connector free while transaction "
-                                      f"{data.get('transaction_id')} is still open",
-        "alert.opened": f"Alert: {data.get('summary')}",
-        "alert.acknowledged": f"Acknowledged: {data.get('summary')}",
-        "alert.closed": f"Resolved: {data.get('summary')}",
-        "diagnostics.received": f"Diagnostics from {station_id}: {data.get('file_name')}",
-        "notification.test": "Test notification from the CSMS",
-    }
-    return titles.get(event, f"{event} {station_id}".strip())[:255]
+    values = {"station": station_id, "evse": data.get("evse_id"), "status": data.get("status"), "energy": kwh,
+              "version": data.get("version"), "transaction": data.get("transaction_id"),
+              "summary": data.get("summary"), "file": data.get("file_name")}
+    if event == "session.stopped" and cost:
+        return gettext("Session ended at %(station)s: %(energy)s, %(price)s", **values,
+                       price=f"{cost['total_incl_vat']} {cost['currency']}")[:255]
+    text = TITLES.get(event)
+    return gettext(text, **values)[:255] if text else f"{event} {station_id}".strip()[:255]
+
+
+# Each event's one-line summary (its placeholders: see ``values`` in :func:`title_of`).
+TITLES = {
+    "station.online": N_("%(station)s is online"),
+    "station.offline": N_("%(station)s is offline"),
+    "connector.status": N_("%(station)s EVSE %(evse)s: %(status)s"),
+    "session.started": N_("Charging started at %(station)s"),
+    "session.charging_complete": N_("Charging complete at %(station)s (%(energy)s)"),
+    "session.stopped": N_("Session ended at %(station)s: %(energy)s"),
+    "firmware.status": N_("%(station)s firmware: %(status)s"),
+    "firmware.progress": N_("%(station)s firmware %(version)s: %(status)s"),
+    "session.outlived_connector": N_("%(station)s: connector free while transaction %(transaction)s is still open"),
+    "alert.opened": N_("Alert: %(summary)s"),
+    "alert.acknowledged": N_("Acknowledged: %(summary)s"),
+    "alert.closed": N_("Resolved: %(summary)s"),
+    "diagnostics.received": N_("Diagnostics from %(station)s: %(file)s"),
+    "notification.test": N_("Test notification from the CSMS"),
+}
 
 
 async def session_row(session_id: int) -> dict[str, Any] | None:

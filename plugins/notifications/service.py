@@ -21,11 +21,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from csms.plugin_api import Scope, Station, events as ev, scope_for, utcnow
+from csms.plugin_api import (
+    Scope, Station, events as ev, gettext, in_language, ngettext, recipient_language, scope_for, utcnow,
+)
 from plugins.notifications.browser import BrowserHub
 from plugins.notifications.channels import DeliveryFailed, post_webhook, send_email
 from plugins.notifications.config import notification_settings
-from plugins.notifications.messages import DRIVER_EVENTS, Notification, NotificationBuilder
+from plugins.notifications.messages import DRIVER_EVENTS, Notification, NotificationBuilder, title_of
 from plugins.notifications.tables import Delivery, Subscription
 from plugins.notifications.webpush import SubscriptionGone, send_push
 from plugins.notifications.webpush import close as close_push, forget_keys
@@ -33,7 +35,10 @@ from plugins.notifications.webpush import close as close_push, forget_keys
 log = logging.getLogger("csms.notifications")
 
 _EMAIL_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates" / "notifications" /
-                                                           "email")), autoescape=False, keep_trailing_newline=True)
+                                                           "email")), autoescape=False, keep_trailing_newline=True,
+                               extensions=["jinja2.ext.i18n"])
+# the e-mails' texts in the current language (the recipient's, see Notifier._deliver)
+_EMAIL_TEMPLATES.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 _IGNORED = (ev.MeterValuesReceived, ev.CommandAnswered)
 
 
@@ -67,18 +72,27 @@ def matches(sub: dict[str, Any], n: Notification, station: StationFacts, scope: 
     return sub["site"] is None or station.site == sub["site"]
 
 
+def email_subject(delivery: dict[str, Any]) -> str:
+    """The e-mail's subject in the current language (the logged ``subject`` is English)."""
+    payload = json.loads(delivery["payload"])
+    return title_of(payload["event"], payload.get("station_id") or "", payload.get("data") or {})
+
+
 def email_text(delivery: dict[str, Any]) -> str:
+    """The e-mail's text in the current language."""
     payload = json.loads(delivery["payload"])
     try:
         template = _EMAIL_TEMPLATES.get_template(f"{payload['event']}.txt")
     except Exception:
         template = _EMAIL_TEMPLATES.get_template("default.txt")
-    return template.render(**payload, title=delivery["subject"], admin_url=notification_settings().admin_url)
+    return template.render(**payload, title=email_subject(delivery), admin_url=notification_settings().admin_url)
 
 
 async def enqueue(n: Notification, subscription: dict[str, Any], *, replay_of: int | None = None) -> int:
+    with in_language("en"):  # the delivery log is one record for everybody (an e-mail is worded when sent)
+        subject = n.title
     row = Delivery(subscription=subscription["id"], channel=subscription["channel"], target=subscription["target"],
-                   event=n.event, notification_id=n.id, station_id=n.station_id, subject=n.title, payload=n.body(),
+                   event=n.event, notification_id=n.id, station_id=n.station_id, subject=subject, payload=n.body(),
                    replay_of=replay_of, next_attempt_at=utcnow())
     await row.save()
     return row.id
@@ -240,8 +254,9 @@ class Notifier:
             if sub is None:
                 raise DeliveryFailed("the subscription was deleted (its secret with it)")
             return await post_webhook(row, sub["secret"])
-        if row["channel"] == "email":
-            await send_email(row, email_text(row))
+        if row["channel"] == "email":  # in its recipient's language (an admin user's choice, else the installation's)
+            with in_language(await recipient_language(row["target"])):
+                await send_email({**row, "subject": email_subject(row)}, email_text(row))
             return None, ""
         if row["channel"] == "webpush":
             push = None

@@ -7,7 +7,8 @@ import secrets
 from typing import Any
 
 from csms.plugin_api import (
-    GLOBAL, Driver, Scope, Site, Station, check_assignable, jsonable, owner_by, owner_for_new, register_kind,
+    GLOBAL, N_, Driver, Scope, Site, Station, TranslatedError, check_assignable, jsonable, owner_by, owner_for_new,
+    register_kind,
 )
 from plugins.notifications.messages import DRIVER_EVENTS
 from plugins.notifications.service import new_secret
@@ -21,10 +22,12 @@ register_kind("delivery", owner_by(Delivery.id, Delivery.subscription.organizati
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class SubscriptionError(ValueError):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
+class SubscriptionError(TranslatedError, ValueError):
+    """A subscription refused; ``status`` is the HTTP status to answer with. The message is
+    worded when read, in the reader's language (see ``TranslatedError``)."""
+
+    def __init__(self, text: str, status: int = 400, **params: Any) -> None:
+        super().__init__(text, **params)
         self.status = status
 
 
@@ -35,7 +38,7 @@ async def check(values: dict[str, Any], scope: Scope = GLOBAL, *, new: bool = Fa
     site and station it names must be ones the caller sees (else the same 404 as for none)."""
     channel = values.get("channel")
     if channel not in CHANNELS and not (channel == "webpush" and not new):
-        raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}")
+        raise SubscriptionError(N_("channel must be one of %(channels)s"), channels=", ".join(CHANNELS))
     driver = values.get("driver")
     target = str(values.get("target") or "").strip()
     organization = values.get("organization")
@@ -46,29 +49,29 @@ async def check(values: dict[str, Any], scope: Scope = GLOBAL, *, new: bool = Fa
     if driver is not None:
         row = await Driver.select(Driver.email, Driver.organization).where(Driver.id == driver).first()
         if row is None or not scope.sees(row["organization"]):
-            raise SubscriptionError(f"no driver {driver}", 404)
+            raise SubscriptionError(N_("no driver %(driver)s"), 404, driver=driver)
         if channel == "email" and not target:
             target = row["email"] or ""
         organization = row["organization"]
     if channel == "webhook" and not target.lower().startswith(("http://", "https://")):
-        raise SubscriptionError("a webhook target is an http(s) URL")
+        raise SubscriptionError(N_("a webhook target is an http(s) URL"))
     if channel == "email" and not _EMAIL.match(target):
-        raise SubscriptionError("an e-mail target is an address like name@example.org")
+        raise SubscriptionError(N_("an e-mail target is an address like name@example.org"))
     events = values.get("events") or (list(DRIVER_EVENTS) if driver is not None else ["*"])
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
     if not isinstance(events, list) or not events or not all(isinstance(e, str) and 0 < len(e) <= 64 for e in events):
-        raise SubscriptionError("events is a list of event names or patterns (session.*, alert.opened, *)")
+        raise SubscriptionError(N_("events is a list of event names or patterns (session.*, alert.opened, *)"))
     site = values.get("site")
     if site is not None:
         row = await Site.select(Site.organization).where(Site.id == site).first()
         if row is None or not scope.sees(row["organization"]):
-            raise SubscriptionError(f"no site {site}", 404)
+            raise SubscriptionError(N_("no site %(site)s"), 404, site=site)
     station_id = str(values.get("station_id") or "")[:64]
     if station_id and not scope.is_global:
         row = await Station.select(Station.organization).where(Station.station_id == station_id).first()
         if row is None or not scope.sees(row["organization"]):
-            raise SubscriptionError(f"no station {station_id!r}", 404)
+            raise SubscriptionError(N_("no station %(station)s"), 404, station=repr(station_id))
     secret = str(values.get("secret") or "")
     if channel == "webhook" and not secret:
         secret = new_secret()
@@ -99,7 +102,7 @@ async def update(subscription_id: int, values: dict[str, Any], scope: Scope = GL
 async def subscription_row(subscription_id: int, scope: Scope = GLOBAL) -> dict[str, Any]:
     row = await Subscription.select().where(Subscription.id == subscription_id).output(load_json=True).first()
     if row is None or not scope.sees(row["organization"]):
-        raise SubscriptionError(f"no subscription {subscription_id}", 404)
+        raise SubscriptionError(N_("no subscription %(subscription)s"), 404, subscription=subscription_id)
     return row
 
 
@@ -114,7 +117,7 @@ async def driver_link(driver_id: int, scope: Scope = GLOBAL) -> str:
     """The driver's private token (made on first use)."""
     row = await Driver.select(Driver.organization).where(Driver.id == driver_id).first()
     if row is None or not scope.sees(row["organization"]):
-        raise SubscriptionError(f"no driver {driver_id}", 404)
+        raise SubscriptionError(N_("no driver %(driver)s"), 404, driver=driver_id)
     row = await DriverLink.select(DriverLink.token).where(DriverLink.driver == driver_id).first()
     if row is not None:
         return row["token"]

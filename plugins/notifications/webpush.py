@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02 as Vapid
 from pywebpush import WebPushException, webpush
 
-from csms.plugin_api import gettext, smtp_settings, use_language
+from csms.plugin_api import gettext, in_language, smtp_settings
 from plugins.notifications.channels import DeliveryFailed
 from plugins.notifications.config import notification_settings
 from plugins.notifications.tables import VapidKey
@@ -251,8 +251,8 @@ def _send(info: dict[str, Any], data: bytes, key: Vapid, subject: str) -> tuple[
 async def send_push(delivery: dict[str, Any], sub: dict[str, Any]) -> tuple[int, str]:
     """Send one delivery to the browser of ``sub`` (encrypted, VAPID-signed), off the event loop."""
     key, _ = await vapid_keys()
-    use_language(sub.get("language") or "")
     info = {"endpoint": delivery["target"], "keys": {"p256dh": sub["p256dh"], "auth": sub["secret"]}}
-    data = json.dumps(message(delivery), separators=(",", ":")).encode()
+    with in_language(sub.get("language") or ""):  # the language the driver subscribed in
+        data = json.dumps(message(delivery), separators=(",", ":")).encode()
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_executor(), _send, info, data, key, vapid_subject())

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_200_OK
 
 from csms.plugin_api import (
-    DRIVER_EXCEPTION_HANDLERS, GLOBAL_ONLY, PUBLIC, audited, current_driver, driver_page, public_route, require,
+    DRIVER_EXCEPTION_HANDLERS, GLOBAL_ONLY, N_, PUBLIC, audited, current_driver, driver_page, public_route, require,
 )
 from plugins.payments_stripe import payments, provider
 from plugins.payments_stripe.payments import PaymentError, payment_json
@@ -113,8 +113,9 @@ def stripe_api_router() -> Router:
 
 # -- the driver portal --------------------------------------------------------------------------
 
-SETUP_WORDS = {"done": "Thank you: your payment method is saved. It is charged for your next statements.",
-               "cancelled": "No payment method was saved."}
+# what came of Stripe Checkout (``?setup=``), translated where shown
+SETUP_WORDS = {"done": N_("Thank you: your payment method is saved. It is charged for your next statements."),
+               "cancelled": N_("No payment method was saved.")}
 
 
 @get("/driver/payment")
@@ -123,7 +124,7 @@ async def payment_page(request: Request, setup: str = "") -> Template:
     rows = await StripePayment.select().where(
         (StripePayment.party_kind == "driver") & (StripePayment.party_id == driver["id"])).order_by(
         StripePayment.id, ascending=False).limit(24)
-    return driver_page(request, "driver/payments_stripe/payment.html", title="Payment",
+    return driver_page(request, "driver/payments_stripe/payment.html", title=N_("Payment"),
                        payments=rows, message=SETUP_WORDS.get(setup, ""), available=provider.configured())
 
 
@@ -139,8 +140,8 @@ async def start_setup(request: Request) -> Redirect | Template:
         url = await payments.setup_link("driver", driver["id"], base_url=str(request.base_url))
     except (PaymentError, stripe.StripeError) as exc:
         log.warning("no Checkout link for driver %s: %s", driver["id"], exc)
-        return driver_page(request, "driver/payments_stripe/payment.html", title="Payment", payments=[],
-                           message="", error="Saving a payment method is not possible right now; please try later.",
+        return driver_page(request, "driver/payments_stripe/payment.html", title=N_("Payment"), payments=[],
+                           message="", error=N_("Saving a payment method is not possible right now; please try later."),
                            available=provider.configured(), status_code=503)
     return Redirect(url, status_code=303)
 

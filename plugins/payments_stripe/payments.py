@@ -26,7 +26,10 @@ from typing import Any
 import stripe
 from jinja2 import Environment, FileSystemLoader
 
-from csms.plugin_api import Driver, MailError, Organization, call_hook, mail_enabled, send_mail, utcnow
+from csms.plugin_api import (
+    Driver, MailError, Organization, call_hook, gettext, in_language, mail_enabled, ngettext, recipient_language,
+    send_mail, utcnow,
+)
 from plugins.payments_stripe import provider
 from plugins.payments_stripe.config import stripe_settings
 from plugins.payments_stripe.tables import StripeCustomer, StripePayment
@@ -36,7 +39,8 @@ log = logging.getLogger("csms.payments_stripe")
 PROVIDER = "stripe"
 CLAIM_SECONDS = 600  # an attempt not finished by then (the node died) is run again, same key
 _MAIL = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates" / "payments_stripe" / "email")),
-                    autoescape=False, keep_trailing_newline=True)
+                    autoescape=False, keep_trailing_newline=True, extensions=["jinja2.ext.i18n"])
+_MAIL.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]  # the current language
 
 
 class PaymentError(Exception):
@@ -230,9 +234,10 @@ async def dun(row: dict[str, Any]) -> None:
         log.warning("no payment method link in the dunning e-mail: %s", exc)
     amount = decimal_amount(row["amount_minor"], row["currency"])
     final = row["status"] == "failed"
-    subject = (f"Payment failed: statement {row['number']}" if final
-               else f"Payment of statement {row['number']} did not go through")
-    text = _MAIL.get_template("dunning.txt").render(name=name, row=row, amount=amount, final=final, link=link)
+    with in_language(await recipient_language(email)):  # the payer's (an admin user's choice), else the installation's
+        subject = (gettext("Payment failed: statement %(number)s", number=row["number"]) if final
+                   else gettext("Payment of statement %(number)s did not go through", number=row["number"]))
+        text = _MAIL.get_template("dunning.txt").render(name=name, row=row, amount=amount, final=final, link=link)
     try:
         await send_mail(email, subject, text)
     except MailError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import NavItem, hookimpl
+from csms.plugin_api import N_, NavItem, hookimpl
 from plugins.payments_stripe.config import StripeSettings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -99,4 +99,9 @@ def admin_panels(page, request, context):
 
 @hookimpl
 def driver_nav(request):
-    return [NavItem("Payment", "/driver/payment", order=35)]
+    return [NavItem(N_("Payment"), "/driver/payment", order=35)]
+
+
+@hookimpl
+def locale_dirs():
+    return [str(LOCALE_DIR)]

@@ -6,15 +6,14 @@ layout (``admin/base.html``); every action goes through the same functions as th
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from litestar import MediaType, Request, Router, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, N_, SCOPED, Organization, Scope, admin_guard, audited, current_user, gettext,
-    owner_for_new, render, restrict, tenant_scope,
+    ADMIN_EXCEPTION_HANDLERS, N_, SCOPED, Organization, Scope, admin_guard, audited, current_user,
+    gettext, notice_text, notice_url, owner_for_new, render, restrict, tenant_scope,
 )
 from plugins.roaming_ocpi import outbox, sync
 from plugins.roaming_ocpi.api import audit_partner, partner_json, pull_from
@@ -48,6 +47,20 @@ from plugins.roaming_ocpi.tables import (
 
 # A partner's status, translated where shown (the stored value stays English).
 PARTNER_STATUSES = (N_("invited"), N_("pending"), N_("registered"), N_("failed"), N_("unregistered"))
+
+# What an action did, shown on the page it redirects to: the redirect carries the notice's key
+# (``?m=registered``) and its parameters, and the page translates it in the viewer's language.
+NOTICES = {
+    "credentials": N_("Credentials renewed and endpoints fetched again."),
+    "registered": N_("Registered."),
+    "unregistered": N_("Unregistered."),
+    "unregistered_warning": N_("Unregistered, but %(warning)s."),
+    "pushed": N_("Everything queued for the partner."),
+    "pulled": N_("Pulled: %(counts)s."),
+    "raw": N_("Token encoding switched."),
+    "failed": N_("Failed: %(reason)s."),
+    "requeued": N_("Push %(push)s queued again."),
+}
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -167,7 +180,8 @@ async def roaming_partner(request: Request, partner_id: int) -> Template:
         organization = await Organization.select(Organization.id, Organization.name).where(
             Organization.id == row["organization"]).first()
     return await render(request, "roaming/partner.html", title=gettext("Roaming partner %(name)s", name=row["name"]),
-                        partner=partner_json(row), log=log, outbox=outbox, message=request.query_params.get("m", ""),
+                        partner=partner_json(row), log=log, outbox=outbox, message=notice_text(request, NOTICES),
+                        failed=request.query_params.get("m") == "failed",
                         client_info=await client_infos(partner_id), organization=organization)
 
 
@@ -178,45 +192,51 @@ async def roaming_partner_action(request: Request, partner_id: int, action: str)
         raise HTTPException(status_code=404, detail=gettext("No roaming partner %(partner)s.", partner=partner_id))
     user = await current_user(request)
     if action in ("credentials", "unregister", "raw", "register") and not (user and user.can("admin")):
-        raise PermissionDeniedException("This needs the admin role.")
-    message = ""
+        raise PermissionDeniedException(gettext("This needs the admin role."))
+    page = f"/admin/roaming/partners/{partner_id}"
+    params: dict[str, Any] = {}
     try:
         if action == "credentials":
             await update_credentials(partner_id, base_url(request))
-            message = "Credentials renewed and endpoints fetched again."
+            key = "credentials"
         elif action == "register":
             if row["status"] == "registered":
-                raise RegistrationError("already registered: renew the credentials or unregister first")
+                raise RegistrationError(gettext("already registered: renew the credentials or unregister first"))
             form = await _form(request)
             if not (form.get("versions_url") and form.get("token")):
-                raise RegistrationError("the partner's versions URL and token A are both required")
+                raise RegistrationError(gettext("the partner's versions URL and token A are both required"))
             await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
-            message = "Registered."
+            key = "registered"
         elif action == "unregister":
-            message = await unregister(partner_id) or "Unregistered."
+            warning = await unregister(partner_id)
+            key, params = ("unregistered_warning", {"warning": warning}) if warning else ("unregistered", {})
             after = await partner_row(partner_id)
             assert after is not None
             await audit_partner(request, "unregister", after, before={"status": row["status"]})
         elif action == "push":
             await sync.push_everything(partner_id)
-            message = "Everything queued for the partner."
+            key = "pushed"
         elif action == "pull":
             result = await pull_from(row)
-            message = "Pulled: " + ", ".join(f"{k} {v}" for k, v in result.items())
+            key, params = "pulled", {"counts": ", ".join(f"{k} {v}" for k, v in result.items())}
         elif action == "raw":
             await Partner.update({Partner.raw_tokens: not row["raw_tokens"]}).where(Partner.id == partner_id)
-            message = "Token encoding switched."
+            key = "raw"
         else:
-            raise HTTPException(status_code=404, detail=f"Unknown action {action!r}.")
+            raise HTTPException(status_code=404, detail=gettext("Unknown action %(action)s.", action=repr(action)))
     except RegistrationError as exc:
-        message = f"Failed: {exc.message}"
-    return Redirect(f"/admin/roaming/partners/{partner_id}?m={quote(message)}", status_code=303)
+        key, params = "failed", {"reason": exc.message.rstrip(".")}
+    return Redirect(notice_url(page, key, **params), status_code=303)
 
 
 @get("/deliveries", opt={"tenant": SCOPED})
 async def roaming_deliveries(request: Request) -> Template:
     """Pushes not delivered yet (pending, being retried) and those parked as failed, with resend:
     to the partners the caller sees."""
+    return await _deliveries_page(request)
+
+
+async def _deliveries_page(request: Request, *, status_code: int = 200, error: str = "") -> Template:
     scope = await tenant_scope(request)
     names = {p["id"]: p["name"] for p in await restrict_partners(Partner.select(Partner.id, Partner.name), scope)}
     partners = None if scope.is_global else list(names)
@@ -224,21 +244,22 @@ async def roaming_deliveries(request: Request) -> Template:
         Outbox.status.is_in(list(outbox.FAILED))).order_by(Outbox.id, ascending=False).limit(200)
     pending = await by_partner(Outbox.select(), Outbox.partner, partners).where(
         Outbox.status.is_in(["pending", "sending"])).order_by(Outbox.id).limit(200)
-    return await render(request, "roaming/deliveries.html", title=gettext("Roaming deliveries"), names=names, failed=failed,
-                        pending=pending, message=request.query_params.get("m", ""),
-                        error=request.query_params.get("e", ""))
+    return await render(request, "roaming/deliveries.html", status_code=status_code,
+                        title=gettext("Roaming deliveries"), names=names, failed=failed, pending=pending,
+                        message=notice_text(request, NOTICES), error=error)
 
 
 @post("/deliveries/{outbox_id:int}/resend", opt={"role": "operator", "tenant": {"outbox_id": "roaming_push"}},
       media_type=MediaType.HTML)
-async def roaming_resend(request: Request, outbox_id: int) -> Redirect:
+async def roaming_resend(request: Request, outbox_id: int) -> Redirect | Template:
     try:
         row = await outbox.resend(outbox_id)
     except outbox.ResendRefused as exc:
-        return Redirect(f"/admin/roaming/deliveries?e={quote(f'Not queued again: {exc}.')}", status_code=303)
+        return await _deliveries_page(request, status_code=409, error=gettext("Not queued again: %(reason)s.",
+                                                                              reason=str(exc)))
     await audited(request, "resend", "ocpi_push", outbox_id, before={"status": "failed"}, after={"status": "pending"},
                   summary=f"{row['method']} {row['object_key']} to partner {row['partner']} queued again")
-    return Redirect(f"/admin/roaming/deliveries?m={quote(f'Push {outbox_id} queued again.')}", status_code=303)
+    return Redirect(notice_url("/admin/roaming/deliveries", "requeued", push=outbox_id), status_code=303)
 
 
 @get("/exchange", opt={"tenant": SCOPED})

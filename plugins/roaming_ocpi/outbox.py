@@ -32,7 +32,7 @@ from typing import Any
 from piccolo.query.functions.aggregate import Count
 from prometheus_client import Gauge
 
-from csms.plugin_api import Scope, utcnow
+from csms.plugin_api import N_, Scope, TranslatedError, utcnow
 from plugins.roaming_ocpi import schema
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -46,8 +46,9 @@ FAILED = ("failed", "rejected")  # ``rejected``: the name older versions gave ``
 COALESCED_MODULES = ("locations", "tariffs", "tokens")  # objects whose newest state is all that counts
 
 
-class ResendRefused(Exception):
-    """A failed push cannot be queued again (unknown, not failed, or superseded)."""
+class ResendRefused(TranslatedError):
+    """A failed push cannot be queued again (unknown, not failed, or superseded); the reason is
+    worded when read, in the reader's language (see ``TranslatedError``)."""
 
 
 # -- waking the worker -------------------------------------------------------------------------------
@@ -138,14 +139,14 @@ async def resend(outbox_id: int) -> dict[str, Any]:
     """Queue a failed push again (due now); refused when a newer push of the object exists."""
     row = await Outbox.select().where(Outbox.id == outbox_id).output(load_json=True).first()
     if row is None:
-        raise ResendRefused(f"no push {outbox_id}")
+        raise ResendRefused(N_("no push %(push)s"), push=outbox_id)
     if row["status"] not in FAILED:
-        raise ResendRefused(f"push {outbox_id} is {row['status']}, not failed")
+        raise ResendRefused(N_("push %(push)s is %(state)s, not failed"), push=outbox_id, state=row["status"])
     if row["module"] in COALESCED_MODULES and await Outbox.exists().where(
             (Outbox.partner == row["partner"]) & (Outbox.object_key == row["object_key"]) & (Outbox.id > outbox_id)
             & Outbox.status.is_in(["pending", "sending", "done"])):
-        raise ResendRefused(f"push {outbox_id} is superseded by a newer push of {row['object_key']}; "
-                            "sending it would replace the newer state")
+        raise ResendRefused(N_("push %(push)s is superseded by a newer push of %(object)s; sending it would "
+                               "replace the newer state"), push=outbox_id, object=row["object_key"])
     await Outbox.update({Outbox.status: "pending", Outbox.next_attempt_at: utcnow(), Outbox.done_at: None}).where(
         Outbox.id == outbox_id)
     _down_until.pop(row["partner"], None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, NotFoundException
@@ -17,8 +17,8 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from csms.plugin_api import (
-    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, Site, Station, admin_guard, caller, current_user, gettext, paginate,
-    audited, render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
+    ADMIN_EXCEPTION_HANDLERS, GLOBAL_ONLY, SCOPED, N_, Site, Station, admin_guard, caller, current_user, gettext,
+    notice_text, notice_url, paginate, audited, render, restrict, restrict_station_ids, run_command, tenant_scope, utcnow, visible_station_ids,
 )
 from plugins.stationops import alerts as al
 from plugins.stationops import campaigns as cp
@@ -37,23 +37,47 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: str(v).strip() for k, v in form.items() if k != "_csrf_token" and not hasattr(v, "read")}
 
 
-def _back(path: str, *, error: str = "", notice: str = "") -> Redirect:
-    query = f"?error={quote(error)}" if error else (f"?notice={quote(notice)}" if notice else "")
-    return Redirect(path + query, status_code=303)
+# What an action did, shown on the page it redirects to: the redirect names the notice by its key
+# (``?m=rule_added``) with its parameters, and the page translates it in the viewer's language.
+NOTICES = {
+    "firmware_added": N_("Firmware %(version)s added."),
+    "firmware_removed": N_("Firmware removed."),
+    "campaign_created": N_("Campaign created."),
+    "campaign_start": N_("Campaign started."),
+    "campaign_pause": N_("Campaign paused."),
+    "campaign_resume": N_("Campaign resumed."),
+    "campaign_cancel": N_("Campaign cancelled."),
+    "target_retried": N_("The station will be sent the update again."),
+    "diagnostics_requested": N_("Diagnostics requested from %(station)s; the file appears here when it arrives."),
+    "alert_acknowledged": N_("Alert acknowledged."),
+    "rule_added": N_("Rule added."),
+    "rule_enable": N_("Rule enabled."),
+    "rule_disable": N_("Rule disabled."),
+    "rule_delete": N_("Rule deleted."),
+}
+
+
+def _back(path: str, *, error: str = "", notice: str = "", **params: Any) -> Redirect:
+    """Back to the page an action came from: with the key of a :data:`NOTICES` notice (and its
+    parameters), or with the refusal (an ``OpsError``'s message, already in the viewer's language:
+    the admin guard made it the request's before the handler ran)."""
+    if error:
+        return Redirect(f"{path}?{urlencode({'error': error})}", status_code=303)
+    return Redirect(notice_url(path, notice, **params) if notice else path, status_code=303)
 
 
 def _int(value: str | None, default: int = 0) -> int:
     try:
         return int(value) if value not in (None, "") else default
     except ValueError:
-        raise fw.OpsError(f"{value!r} is not a whole number") from None
+        raise fw.OpsError(N_("%(value)s is not a whole number"), value=repr(value)) from None
 
 
 def _float(value: str | None, default: float = 0.0) -> float:
     try:
         return float(value) if value not in (None, "") else default
     except ValueError:
-        raise fw.OpsError(f"{value!r} is not a number") from None
+        raise fw.OpsError(N_("%(value)s is not a number"), value=repr(value)) from None
 
 
 def _list(value: str | None) -> list[str]:
@@ -61,7 +85,7 @@ def _list(value: str | None) -> list[str]:
 
 
 def _messages(request: Request) -> dict[str, str]:
-    return {"error": request.query_params.get("error", ""), "notice": request.query_params.get("notice", "")}
+    return {"error": request.query_params.get("error", ""), "notice": notice_text(request, NOTICES)}
 
 
 # -- firmware and campaigns ----------------------------------------------------------------------
@@ -100,14 +124,14 @@ async def firmware_add(request: Request) -> Redirect:
         if has_file:
             url = fields.pop("url")
             if url:
-                raise fw.OpsError("give either a download url or a file")
+                raise fw.OpsError(N_("give either a download url or a file"))
             row = await fw.create_firmware(**fields, upload_name=upload.filename, upload=chunks_of(upload))
         else:
             row = await fw.create_firmware(**fields)
     except fw.OpsError as exc:
         return _back("/admin/firmware", error=exc.message)
     await audited(request, "create", "firmware", row["id"], after=row)
-    return _back("/admin/firmware", notice=f"Firmware {fields['version']} added.")
+    return _back("/admin/firmware", notice="firmware_added", version=fields["version"])
 
 
 @post("/admin/firmware/{firmware_id:int}/delete", opt={"tenant": GLOBAL_ONLY})
@@ -118,7 +142,7 @@ async def firmware_delete(request: Request, firmware_id: int) -> Redirect:
     except fw.OpsError as exc:
         return _back("/admin/firmware", error=exc.message)
     await audited(request, "delete", "firmware", firmware_id, before=before)
-    return _back("/admin/firmware", notice="Firmware removed.")
+    return _back("/admin/firmware", notice="firmware_removed")
 
 
 @post("/admin/firmware/campaigns", opt={"tenant": SCOPED})
@@ -145,7 +169,7 @@ async def campaign_create(request: Request) -> Redirect:
     except (fw.OpsError, ValueError) as exc:
         return _back("/admin/firmware", error=getattr(exc, "message", str(exc)))
     await audited(request, "create", "campaign", detail["id"], after=await cp.campaign_row(detail["id"]))
-    return _back(f"/admin/firmware/campaigns/{detail['id']}", notice="Campaign created.")
+    return _back(f"/admin/firmware/campaigns/{detail['id']}", notice="campaign_created")
 
 
 @get("/admin/firmware/campaigns/{campaign_id:int}", opt={"tenant": CAMPAIGN})
@@ -155,7 +179,7 @@ async def campaign_page(request: Request, campaign_id: int) -> Template:
     except fw.OpsError as exc:
         raise NotFoundException(exc.message) from None
     template = "stationops/_campaign_body.html" if request.query_params.get("fragment") else "stationops/campaign.html"
-    return await render(request, template, title=f"Campaign {detail['name']}", c=detail, **_messages(request))
+    return await render(request, template, title=gettext("Campaign %(name)s", name=detail["name"]), c=detail, **_messages(request))
 
 
 @post("/admin/firmware/campaigns/{campaign_id:int}/{action:str}", opt={"tenant": CAMPAIGN})
@@ -166,7 +190,7 @@ async def campaign_action(request: Request, campaign_id: int, action: str) -> Re
     except fw.OpsError as exc:
         return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
     await audited(request, action, "campaign", campaign_id, before=before, after=await cp.campaign_row(campaign_id))
-    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice=f"Campaign: {action} done.")
+    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice=f"campaign_{action}")
 
 
 @post("/admin/firmware/campaigns/{campaign_id:int}/targets/{target_id:int}/retry", opt={"tenant": CAMPAIGN})
@@ -176,7 +200,7 @@ async def campaign_retry(request: Request, campaign_id: int, target_id: int) -> 
     except fw.OpsError as exc:
         return _back(f"/admin/firmware/campaigns/{campaign_id}", error=exc.message)
     await audited(request, "retry", "campaign", campaign_id, summary=f"target {target_id} sent again")
-    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice="The station will be sent the update again.")
+    return _back(f"/admin/firmware/campaigns/{campaign_id}", notice="target_retried")
 
 
 # -- diagnostics ---------------------------------------------------------------------------------
@@ -214,7 +238,7 @@ async def diagnostics_request(request: Request) -> Redirect:
         back = "/admin/diagnostics"
     visible = await visible_station_ids(await tenant_scope(request))
     if visible is not None and station_id not in visible:
-        return _back(back, error=f"No station {station_id!r}.")
+        return _back(back, error=gettext("No station %(station)s.", station=repr(station_id)))
     try:
         await run_command(dg.request_diagnostics(station_id, base_url=public_base_url(request),
                                                  by=caller(request) or "admin"))
@@ -222,7 +246,7 @@ async def diagnostics_request(request: Request) -> Redirect:
         return _back(back, error=str(exc.detail))
     except ValueError as exc:
         return _back(back, error=str(exc))
-    return _back(back, notice=f"Diagnostics requested from {station_id}; the file appears here when it arrives.")
+    return _back(back, notice="diagnostics_requested", station=station_id)
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -248,7 +272,7 @@ async def site_health_page(request: Request, site_id: int) -> Template:
     key, start, end = _period(request)
     report = await hl.site_health(site_id, start, end)
     if report is None:
-        raise NotFoundException(f"no site {site_id}")
+        raise NotFoundException(gettext("No site %(site)s.", site=site_id))
     return await render(request, "stationops/health_site.html", title=gettext("Health of %(name)s", name=report["site"]["name"]),
                         r=report, period=key, periods=list(PERIODS))
 
@@ -257,7 +281,7 @@ async def site_health_page(request: Request, site_id: int) -> Template:
 async def station_health_page(request: Request, station_id: str) -> Template:
     key, start, end = _period(request)
     if not await Station.exists().where(Station.station_id == station_id):
-        raise NotFoundException(f"no station {station_id}")
+        raise NotFoundException(gettext("No station %(station)s.", station=repr(station_id)))
     report = await hl.station_health(station_id, start, end)
     return await render(request, "stationops/health_station.html", title=gettext("Health of %(name)s", name=station_id), r=report,
                         period=key, periods=list(PERIODS))
@@ -277,7 +301,8 @@ async def alerts_page(request: Request) -> Template:
     page = await paginate(request, query, count)
     page.items = [al.alert_json(a) for a in page.items]
     # the rules are the installation's: shown to (and changed by) global users only
-    rules = [al.rule_json(r) for r in await AlertRule.select().order_by(AlertRule.id)] if scope.is_global else []
+    rules = [{**al.rule_json(r), "label": al.rule_label(r)} for r in await AlertRule.select().order_by(AlertRule.id)] \
+        if scope.is_global else []
     return await render(request, "stationops/alerts.html", title=gettext("Alerts"), page=page, state=state, rules=rules,
                         kinds=al.RULE_KINDS, severities=al.SEVERITIES, rules_editable=scope.is_global,
                         sites=await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(
@@ -291,7 +316,7 @@ async def alert_acknowledge(request: Request, alert_id: int) -> Redirect:
     except fw.OpsError as exc:
         return _back("/admin/alerts", error=exc.message)
     await audited(request, "acknowledge", "alert", alert_id, summary=alert["summary"])
-    return _back("/admin/alerts", notice="Alert acknowledged.")
+    return _back("/admin/alerts", notice="alert_acknowledged")
 
 
 @post("/admin/alerts/rules", opt={"tenant": GLOBAL_ONLY})
@@ -308,13 +333,13 @@ async def rule_create(request: Request) -> Redirect:
     except fw.OpsError as exc:
         return _back("/admin/alerts", error=exc.message)
     await audited(request, "create", "alert_rule", rule.id, after=await al.rule_row(rule.id))
-    return _back("/admin/alerts", notice="Rule added.")
+    return _back("/admin/alerts", notice="rule_added")
 
 
 @post("/admin/alerts/rules/{rule_id:int}/{action:str}", opt={"tenant": GLOBAL_ONLY})
 async def rule_action(request: Request, rule_id: int, action: str) -> Redirect:
     if action not in ("enable", "disable", "delete"):
-        raise NotFoundException(f"unknown action {action}")
+        raise NotFoundException(gettext("Unknown action %(action)s.", action=repr(action)))
     try:
         before = await al.rule_row(rule_id)
     except fw.OpsError as exc:
@@ -326,7 +351,7 @@ async def rule_action(request: Request, rule_id: int, action: str) -> Redirect:
         await AlertRule.update({AlertRule.enabled: action == "enable"}).where(AlertRule.id == rule_id)
         await audited(request, "update", "alert_rule", rule_id, before=before, after=await al.rule_row(rule_id))
     await al.evaluate()
-    return _back("/admin/alerts", notice=f"Rule {action}d.")
+    return _back("/admin/alerts", notice=f"rule_{action}")
 
 
 # -- panels on core pages ------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from typing import Any, Awaitable, Callable
 from piccolo.query.functions.aggregate import Max
 
 from csms.plugin_api import (
-    ChargingSession, Connector, Station, StationEvent, events as ev, get_core, jsonable, owner_by_station,
-    register_kind, utcnow,
+    N_, ChargingSession, Connector, Station, StationEvent, events as ev, get_core, gettext, jsonable,
+    owner_by_station, register_kind, utcnow,
 )
 from plugins.stationops.campaigns import STATION_FAILURES
 from plugins.stationops.events import AlertAcknowledged, AlertClosed, AlertOpened
@@ -44,13 +44,15 @@ log = logging.getLogger("csms.stationops.alerts")
 # Route rules name alerts: those of another organization's station are a 404.
 register_kind("alert", owner_by_station(Alert.station_id))
 
+# Each kind's description, with ``str.format`` fields (``{minutes:g}``): in English in the REST
+# API and in a rule's stored name, translated where the admin shows it (:func:`rule_label`).
 RULE_KINDS = {
-    "station_offline": "Station offline longer than {minutes:g} min",
-    "connector_faulted": "Connector faulted longer than {minutes:g} min",
-    "repeated_reboots": "{occurrences} or more boots within {minutes:g} min",
-    "session_no_meter_values": "Session without meter values for {minutes:g} min",
-    "session_too_long": "Session running longer than {minutes:g} min",
-    "firmware_failed": "Firmware update failed",
+    "station_offline": N_("Station offline longer than {minutes:g} min"),
+    "connector_faulted": N_("Connector faulted longer than {minutes:g} min"),
+    "repeated_reboots": N_("{occurrences} or more boots within {minutes:g} min"),
+    "session_no_meter_values": N_("Session without meter values for {minutes:g} min"),
+    "session_too_long": N_("Session running longer than {minutes:g} min"),
+    "firmware_failed": N_("Firmware update failed"),
 }
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_RULES = (
@@ -78,20 +80,28 @@ class Condition:
     details: dict[str, Any] | None = None
 
 
-def describe(rule: dict[str, Any]) -> str:
-    return RULE_KINDS.get(rule["kind"], rule["kind"]).format(minutes=rule["minutes"] or 0, occurrences=rule["occurrences"] or 0)
+def describe(rule: dict[str, Any], translate: Callable[[str], str] = str) -> str:
+    """The rule's condition in words (English; ``translate=gettext`` in the viewer's language)."""
+    return translate(RULE_KINDS.get(rule["kind"], rule["kind"])).format(minutes=rule["minutes"] or 0,
+                                                                       occurrences=rule["occurrences"] or 0)
+
+
+def rule_label(rule: dict[str, Any]) -> str:
+    """A rule's name as the admin shows it: a name described from its condition (the default) in
+    the viewer's language, one somebody gave as written."""
+    return describe(rule, gettext) if rule["name"] == describe(rule) else rule["name"]
 
 
 def check_rule(values: dict[str, Any]) -> dict[str, Any]:
     kind = values.get("kind")
     if kind not in RULE_KINDS:
-        raise OpsError(f"kind must be one of {', '.join(RULE_KINDS)}")
+        raise OpsError(N_("kind must be one of %(kinds)s"), kinds=", ".join(RULE_KINDS))
     if values.get("severity", "warning") not in SEVERITIES:
-        raise OpsError(f"severity must be one of {', '.join(SEVERITIES)}")
+        raise OpsError(N_("severity must be one of %(severities)s"), severities=", ".join(SEVERITIES))
     if (values.get("minutes") or 0) < 0 or (values.get("occurrences") or 0) < 0:
-        raise OpsError("minutes and occurrences must not be negative")
+        raise OpsError(N_("minutes and occurrences must not be negative"))
     if kind == "repeated_reboots" and ((values.get("occurrences") or 0) < 1 or (values.get("minutes") or 0) <= 0):
-        raise OpsError("repeated_reboots needs occurrences >= 1 and minutes > 0")
+        raise OpsError(N_("repeated_reboots needs occurrences >= 1 and minutes > 0"))
     values.setdefault("name", "")
     if not values["name"]:
         values["name"] = describe({"kind": kind, "minutes": values.get("minutes") or 0,
@@ -110,7 +120,7 @@ async def ensure_default_rules() -> None:
 async def rule_row(rule_id: int) -> dict[str, Any]:
     row = await AlertRule.select().where(AlertRule.id == rule_id).first()
     if row is None:
-        raise OpsError(f"no alert rule {rule_id}", 404)
+        raise OpsError(N_("no alert rule %(rule)s"), 404, rule=rule_id)
     return row
 
 
@@ -127,7 +137,7 @@ def alert_json(row: dict[str, Any]) -> dict[str, Any]:
 async def acknowledge(alert_id: int, by: str) -> dict[str, Any]:
     row = await Alert.select().where(Alert.id == alert_id).first()
     if row is None:
-        raise OpsError(f"no alert {alert_id}", 404)
+        raise OpsError(N_("no alert %(alert)s"), 404, alert=alert_id)
     if row["acknowledged_at"] is None:
         await Alert.update({Alert.acknowledged_at: utcnow(), Alert.acknowledged_by: by[:100]}).where(
             Alert.id == alert_id)

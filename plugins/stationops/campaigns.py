@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from litestar.exceptions import ValidationException
 
 from csms.plugin_api import (
-    GLOBAL, ChargingSession, CommandTimeout, OcppError, Scope, Site, Station, StationOffline, UnknownStation,
+    GLOBAL, N_, ChargingSession, CommandTimeout, OcppError, Scope, Site, Station, StationOffline, UnknownStation,
     events as ev, get_core, jsonable, owner_by, owner_for_new, register_kind, restrict, scope_for, utcnow,
 )
 from plugins.stationops.events import FirmwareProgress
@@ -60,7 +60,7 @@ def parse_hhmm(value: str) -> time | None:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except ValueError:
-        raise OpsError(f"a maintenance window time is HH:MM, not {value!r}") from None
+        raise OpsError(N_("a maintenance window time is HH:MM, not %(value)s"), value=repr(value)) from None
 
 
 def in_window(now: datetime, start: str, end: str, tz: str) -> bool:
@@ -82,7 +82,7 @@ def check_timezone(tz: str) -> None:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise OpsError(f"unknown time zone {tz!r}") from None
+            raise OpsError(N_("unknown time zone %(zone)s"), zone=repr(tz)) from None
 
 
 # -- choosing stations -----------------------------------------------------------------------------
@@ -99,7 +99,7 @@ async def select_stations(selection: dict[str, Any], firmware: dict[str, Any],
     """
     unknown = set(selection) - {"stations", "sites", "vendors", "models", "versions"}
     if unknown:
-        raise OpsError(f"unknown selection keys: {', '.join(sorted(unknown))}")
+        raise OpsError(N_("unknown selection keys: %(keys)s"), keys=", ".join(sorted(unknown)))
     query = restrict(Station.select(Station.station_id, Station.vendor, Station.model, Station.firmware_version,
                                     Station.site), Station.organization, scope)
     for key, column in (("stations", Station.station_id), ("sites", Station.site), ("vendors", Station.vendor),
@@ -107,7 +107,7 @@ async def select_stations(selection: dict[str, Any], firmware: dict[str, Any],
         values = selection.get(key)
         if values:
             if not isinstance(values, list):
-                raise OpsError(f"selection.{key} must be a list")
+                raise OpsError(N_("selection.%(key)s must be a list"), key=key)
             query = query.where(column.is_in(values))
     rows = await query.order_by(Station.station_id)
     return [r for r in rows if applies_to(firmware, r["vendor"], r["model"])]
@@ -126,21 +126,21 @@ async def create_campaign(*, name: str, firmware_id: int, selection: dict[str, A
         raise OpsError(str(exc.detail), 422) from None
     firmware = await firmware_row(firmware_id)
     if not name.strip():
-        raise OpsError("a campaign needs a name")
+        raise OpsError(N_("a campaign needs a name"))
     if concurrency < 1 or wave_size < 0 or max_retries < 0 or retry_delay_s < 0 or progress_timeout_s < 1:
-        raise OpsError("concurrency must be >= 1; wave_size, max_retries and retry_delay_s >= 0; "
-                       "progress_timeout_s >= 1")
+        raise OpsError(N_("concurrency must be >= 1; wave_size, max_retries and retry_delay_s >= 0; "
+                          "progress_timeout_s >= 1"))
     if bool(window_start.strip()) != bool(window_end.strip()):
-        raise OpsError("a maintenance window needs both a start and an end")
+        raise OpsError(N_("a maintenance window needs both a start and an end"))
     parse_hhmm(window_start), parse_hhmm(window_end)
     check_timezone(timezone)
     if require_signed and not firmware["signature"]:
-        raise OpsError("require_signed needs a firmware with a signature and signing certificate")
+        raise OpsError(N_("require_signed needs a firmware with a signature and signing certificate"))
     if not firmware["url"] and not base_url:
-        raise OpsError("no public URL for the firmware file: set CSMS_STATIONOPS_PUBLIC_URL")
+        raise OpsError(N_("no public URL for the firmware file: set CSMS_STATIONOPS_PUBLIC_URL"))
     stations = await select_stations(selection, firmware, await scope_for(organization))
     if not stations:
-        raise OpsError("the selection matches no station this firmware applies to")
+        raise OpsError(N_("the selection matches no station this firmware applies to"))
     campaign = Campaign(
         name=name.strip()[:200], firmware=firmware_id, selection=selection, wave_size=wave_size,
         concurrency=concurrency, window_start=window_start.strip(), window_end=window_end.strip(),
@@ -164,7 +164,7 @@ async def create_campaign(*, name: str, firmware_id: int, selection: dict[str, A
 async def campaign_row(campaign_id: int) -> dict[str, Any]:
     row = await Campaign.select().where(Campaign.id == campaign_id).output(load_json=True).first()
     if row is None:
-        raise OpsError(f"no campaign with id {campaign_id}", 404)
+        raise OpsError(N_("no campaign with id %(campaign)s"), 404, campaign=campaign_id)
     return row
 
 
@@ -198,10 +198,10 @@ async def change_campaign(campaign_id: int, action: str) -> dict[str, Any]:
 async def _change_campaign(campaign_id: int, action: str) -> None:
     row = await campaign_row(campaign_id)
     if action not in _TRANSITIONS:
-        raise OpsError(f"unknown action {action!r}")
+        raise OpsError(N_("unknown action %(action)s"), action=repr(action))
     allowed, new = _TRANSITIONS[action]
     if row["status"] not in allowed:
-        raise OpsError(f"a {row['status']} campaign cannot {action}", 409)
+        raise OpsError(N_("a %(state)s campaign cannot %(action)s"), 409, state=row["status"], action=action)
     now = utcnow()
     values: dict[Any, Any] = {Campaign.status: new}
     if action == "start":
@@ -223,17 +223,17 @@ async def update_campaign(campaign_id: int, values: dict[str, Any]) -> dict[str,
     """Change how a campaign goes on (window, pace, retries, force); not its firmware or stations."""
     row = await campaign_row(campaign_id)
     if row["status"] in ("cancelled", "completed"):
-        raise OpsError(f"a {row['status']} campaign cannot change", 409)
+        raise OpsError(N_("a %(state)s campaign cannot change"), 409, state=row["status"])
     unknown = set(values) - set(EDITABLE)
     if unknown:
-        raise OpsError(f"these cannot change: {', '.join(sorted(unknown))}")
+        raise OpsError(N_("these cannot change: %(fields)s"), fields=", ".join(sorted(unknown)))
     merged = {**{k: row[k] for k in EDITABLE}, **values}
     if merged["concurrency"] < 1 or merged["max_retries"] < 0 or merged["retry_delay_s"] < 0 \
             or merged["progress_timeout_s"] < 1 or not str(merged["name"]).strip():
-        raise OpsError("concurrency must be >= 1, max_retries and retry_delay_s >= 0, progress_timeout_s >= 1, "
-                       "and the name not empty")
+        raise OpsError(N_("concurrency must be >= 1, max_retries and retry_delay_s >= 0, progress_timeout_s >= 1, "
+                          "and the name not empty"))
     if bool(merged["window_start"].strip()) != bool(merged["window_end"].strip()):
-        raise OpsError("a maintenance window needs both a start and an end")
+        raise OpsError(N_("a maintenance window needs both a start and an end"))
     parse_hhmm(merged["window_start"]), parse_hhmm(merged["window_end"])
     check_timezone(merged["timezone"])
     if values:
@@ -250,9 +250,10 @@ async def retry_target(campaign_id: int, target_id: int) -> dict[str, Any]:
     target = await CampaignTarget.select().where(
         (CampaignTarget.id == target_id) & (CampaignTarget.campaign == campaign_id)).output(load_json=True).first()
     if target is None:
-        raise OpsError(f"no target {target_id} in campaign {campaign_id}", 404)
+        raise OpsError(N_("no target %(target)s in campaign %(campaign)s"), 404, target=target_id, campaign=campaign_id)
     if target["status"] not in ("failed", "cancelled"):
-        raise OpsError(f"only failed or cancelled stations are retried, this one is {target['status']}", 409)
+        raise OpsError(N_("only failed or cancelled stations are retried, this one is %(state)s"), 409,
+                       state=target["status"])
     async with exclusive():
         if campaign["status"] in ("cancelled", "completed"):
             await Campaign.update({Campaign.status: "running", Campaign.finished_at: None}).where(

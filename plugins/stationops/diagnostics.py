@@ -16,7 +16,7 @@ from litestar import Request, route
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import File
 
-from csms.plugin_api import events as ev, get_core, jsonable, owner_by_station, register_kind, utcnow
+from csms.plugin_api import N_, events as ev, get_core, jsonable, owner_by_station, register_kind, utcnow
 from plugins.stationops.config import stationops_settings
 from plugins.stationops.events import DiagnosticsReceived
 from plugins.stationops.firmware import OpsError
@@ -66,7 +66,7 @@ async def request_json(request_id: int) -> dict[str, Any]:
     row = await DiagnosticsRequest.select(DiagnosticsRequest.all_columns(exclude=[DiagnosticsRequest.token])).where(
         DiagnosticsRequest.id == request_id).first()
     if row is None:
-        raise OpsError(f"no diagnostics request {request_id}", 404)
+        raise OpsError(N_("no diagnostics request %(request)s"), 404, request=request_id)
     files = await DiagnosticsFile.select().where(DiagnosticsFile.request == request_id).order_by(DiagnosticsFile.id)
     return {**jsonable(row), "files": [file_json(f) for f in files]}
 

@@ -13,18 +13,18 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.response import File
 
-from csms.plugin_api import jsonable
+from csms.plugin_api import N_, TranslatedError, jsonable
 from plugins.stationops.config import stationops_settings
 from plugins.stationops.storage import CHUNK, TooLarge, firmware_dir, write_stream
 from plugins.stationops.tables import Campaign, Firmware
 
 
-class OpsError(ValueError):
-    """A request the plugin refuses; ``status`` is the HTTP status to answer with."""
+class OpsError(TranslatedError, ValueError):
+    """A request the plugin refuses; ``status`` is the HTTP status to answer with. The message is
+    worded when read, in the reader's language (see ``TranslatedError``)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, text: str, status: int = 400, **params: Any) -> None:
+        super().__init__(text, **params)
         self.status = status
 
 
@@ -49,7 +49,7 @@ def applies_to(row: dict[str, Any], vendor: str, model: str) -> bool:
 async def firmware_row(firmware_id: int) -> dict[str, Any]:
     row = await Firmware.select().where(Firmware.id == firmware_id).first()
     if row is None:
-        raise OpsError(f"no firmware with id {firmware_id}", 404)
+        raise OpsError(N_("no firmware with id %(firmware)s"), 404, firmware=firmware_id)
     return row
 
 
@@ -60,13 +60,13 @@ async def create_firmware(*, version: str, vendor: str = "", model: str = "", ur
     """Add a version to the catalogue, from an external URL or an uploaded file."""
     version, url = version.strip(), url.strip()
     if not version or len(version) > 50:
-        raise OpsError("version must be 1-50 characters (as the station reports it in BootNotification)")
+        raise OpsError(N_("version must be 1-50 characters (as the station reports it in BootNotification)"))
     if bool(url) == (upload is not None):
-        raise OpsError("give either a download url or a file")
+        raise OpsError(N_("give either a download url or a file"))
     if url and not url.lower().startswith(("http://", "https://", "ftp://", "ftps://")):
-        raise OpsError("the url must be http(s) or ftp(s)")
+        raise OpsError(N_("the url must be http(s) or ftp(s)"))
     if bool(signature.strip()) != bool(signing_certificate.strip()):
-        raise OpsError("a secure update needs both the signature and the signing certificate")
+        raise OpsError(N_("a secure update needs both the signature and the signing certificate"))
     values: dict[str, Any] = {"version": version, "vendor": vendor.strip()[:50], "model": model.strip()[:50],
                               "url": url, "signature": signature.strip(),
                               "signing_certificate": signing_certificate.strip(), "release_notes": release_notes}
@@ -75,10 +75,10 @@ async def create_firmware(*, version: str, vendor: str = "", model: str = "", ur
             stored, size, sha = await write_stream(upload, firmware_dir(), upload_name or f"firmware-{version}",
                                                    max_bytes=stationops_settings().firmware_max_mb * CHUNK)
         except TooLarge as exc:
-            raise OpsError(f"the firmware file is {exc}", 413) from None
+            raise OpsError(N_("the firmware file is %(problem)s"), 413, problem=str(exc)) from None
         if size == 0:
             (firmware_dir() / stored).unlink(missing_ok=True)
-            raise OpsError("the firmware file is empty")
+            raise OpsError(N_("the firmware file is empty"))
         values.update(file_name=stored, size=size, sha256=sha)
     row = Firmware(**values)
     await row.save()
@@ -88,7 +88,7 @@ async def create_firmware(*, version: str, vendor: str = "", model: str = "", ur
 async def delete_firmware(firmware_id: int) -> None:
     row = await firmware_row(firmware_id)
     if await Campaign.exists().where(Campaign.firmware == firmware_id):
-        raise OpsError("campaigns use this firmware; it stays in the catalogue", 409)
+        raise OpsError(N_("campaigns use this firmware; it stays in the catalogue"), 409)
     await Firmware.delete().where(Firmware.id == firmware_id)
     if row["file_name"] and not await Firmware.exists().where(Firmware.file_name == row["file_name"]):
         (firmware_dir() / row["file_name"]).unlink(missing_ok=True)

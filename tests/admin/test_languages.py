@@ -1,9 +1,10 @@
 """Languages and the viewer's days (issue 15), against one real server: the account page's language
 choice changes the admin (German navigation), Accept-Language chooses for those who chose none and
 for the driver portal and the public map, the audit filter and the dashboard count the viewer's
-days, Chromium shows the German dashboard on a desktop and a phone (screenshots saved), and the
+days, Chromium shows the German dashboard on a desktop and a phone (screenshots saved), the
 station, sessions, cards and sites pages speak German too (the station page on a desktop and a
-phone, screenshots saved)."""
+phone, screenshots saved), and so do the plugins' page bodies, refusals and notices (firmware,
+notifications, a billing error, a roaming notice)."""
 
 from __future__ import annotations
 
@@ -219,6 +220,111 @@ async def test_plugin_pages_in_german(page_as, server):
     await expect(page.get_by_label("USt. %")).to_be_visible()
     await expect(page.get_by_label("Zeile 1 Energiepreis")).to_be_visible()
     await expect(page.locator(".restriction-rows tbody tr").first.locator("td.days")).to_contain_text("MoDiMiDoFrSaSo")
+    await page.context.close()
+
+
+async def test_plugin_bodies_errors_and_notices_in_german(page_as, server):
+    """What was still English: the stationops firmware page and its refusals, the notifications page
+    and its notices, a billing error on the tariff form (``BillingError``, worded in the viewer's
+    language when shown), a roaming notice (the redirect names it by key and the page words it:
+    the same link reads English for an English viewer), a new station without a password, the QR
+    panel and the users page's roles. Screenshots saved (desktop and phone for the firmware page)."""
+    from plugins.roaming_ocpi.tables import Partner
+
+    await Station(station_id="DE-PLUGIN-1", model="Wallbox").save()
+    await client_with_language(server, "operator", "de")
+    await client_with_language(server, "admin", "de")
+
+    for width, height, suffix in ((1280, 900, ""), (390, 844, "-phone")):
+        page = await page_as("operator", width=width, height=height)
+        await page.goto("/admin/firmware")
+        await expect(page.locator("h1")).to_have_text("Firmware")
+        await expect(page.get_by_role("heading", name="Kampagnen")).to_be_visible()
+        await expect(page.get_by_text("Noch keine Kampagnen.")).to_be_visible()
+        await expect(page.get_by_text("Der Katalog ist leer.")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Firmware-Version hinzufügen")).to_be_visible()
+        await expect(page.get_by_text("Fügen Sie zuerst eine Firmware-Version hinzu.")).to_be_visible()
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the German firmware page is {overflow}px wider than a {width}px screen"
+        await screenshot(page, f"firmware-de{suffix}")
+        await page.context.close()
+
+    page = await page_as("operator")
+    # a refused firmware (neither a file nor a URL): the plugin's refusal in German
+    await page.goto("/admin/firmware")
+    await page.get_by_label("Version (wie die Ladestation sie meldet)").fill("9.9")
+    await page.get_by_role("button", name="Hinzufügen", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("geben Sie entweder eine Download-URL oder eine Datei an")
+    await page.get_by_label("…oder eine Download-URL").fill("https://fw.example.org/9.9.bin")
+    await page.get_by_label("Version (wie die Ladestation sie meldet)").fill("9.9")
+    await page.get_by_role("button", name="Hinzufügen", exact=True).click()
+    await expect(page.get_by_role("status")).to_contain_text("Firmware 9.9 hinzugefügt.")
+    assert "m=firmware_added" in page.url
+    await expect(page.get_by_role("cell", name="jeder Hersteller / jedes Modell")).to_be_visible()
+    await page.get_by_label("Name", exact=True).fill("Frühling")
+    await page.get_by_label("Ladestations-Kennungen").fill("DE-PLUGIN-1")
+    await page.get_by_role("button", name="Kampagne anlegen").click()
+    await expect(page.get_by_role("status")).to_contain_text("Kampagne angelegt.")
+    await expect(page.locator("hgroup p")).to_contain_text("Firmware 9.9")
+    await expect(page.get_by_text("Zeitfenster: jederzeit")).to_be_visible()
+    await expect(page.get_by_role("columnheader", name="Ladestation meldet")).to_be_visible()
+    await screenshot(page, "firmware-campaign-de")
+
+    # the notifications page, a refused subscription and the notice of an added one
+    await page.goto("/admin/notifications")
+    await expect(page.locator("h1")).to_have_text("Benachrichtigungen")
+    await expect(page.get_by_text("Noch keine Abonnements.")).to_be_visible()
+    await page.get_by_label("URL oder E-Mail-Adresse").fill("not a url")
+    await page.get_by_role("button", name="Hinzufügen", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("ein Webhook-Ziel ist eine http(s)-URL")
+    await page.get_by_label("URL oder E-Mail-Adresse").fill("https://hooks.example.org/csms")
+    await page.get_by_role("button", name="Hinzufügen", exact=True).click()
+    await expect(page.get_by_role("status")).to_contain_text("Abonnement hinzugefügt.")
+    await expect(page.get_by_role("cell", name="alles", exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="Deaktivieren")).to_be_visible()
+    await screenshot(page, "notifications-de")
+
+    # a billing error: the tariff in the JSON editor is no object; then an OCPI id taken twice
+    await page.goto("/admin/billing/tariffs/new?editor=json")
+    await page.get_by_label("OCPI-2.2.1-Tarif (JSON)").fill("[1, 2]")
+    await page.get_by_role("button", name="Speichern").click()
+    await expect(page.locator("#f-ocpi")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_text("Der Tarif muss ein JSON-Objekt sein (ein OCPI-2.2.1-Tarif).").first).to_be_visible()
+    await screenshot(page, "billing-error-de")
+    for _ in range(2):
+        await page.goto("/admin/billing/tariffs/new?editor=json")
+        await page.get_by_role("button", name="Speichern").click()
+    await expect(page.get_by_text("Ein Tarif mit der OCPI-Kennung 'STANDARD' existiert bereits").first).to_be_visible()
+    await page.context.close()
+
+    # a roaming notice: worded where the page is shown, in the viewer's language
+    partner = Partner(name="Hafenpartner", status="registered")
+    await partner.save()
+    page = await page_as("admin")
+    await page.goto(f"/admin/roaming/partners/{partner.id}")
+    await page.get_by_role("button", name="Token-Kodierung wechseln").click()
+    await expect(page.get_by_role("status")).to_have_text("Token-Kodierung umgeschaltet.")
+    assert page.url.endswith(f"/admin/roaming/partners/{partner.id}?m=raw")
+    await screenshot(page, "roaming-notice-de")
+    await page.context.close()
+    viewer = await admin_client(server, "viewer")
+    try:
+        english = (await viewer.get(f"/admin/roaming/partners/{partner.id}?m=raw")).text
+        assert "Token encoding switched." in english
+        assert "Token-Kodierung" not in (await viewer.get(f"/admin/roaming/partners/{partner.id}?m=Hacked")).text
+    finally:
+        await viewer.aclose()
+
+    # core: a station made without a password has none; the QR panel; the users page's roles
+    page = await page_as("admin")
+    await page.goto("/admin/stations/DE-PLUGIN-1")
+    await expect(page.get_by_text("Kein Passwort gesetzt.")).to_be_visible()
+    await expect(page.get_by_role("heading", name="QR-Etiketten")).to_be_visible()
+    await expect(page.get_by_role("link", name="QR-Etiketten drucken →")).to_be_visible()
+    await page.goto("/admin/users/new")
+    await expect(page.locator("h1")).to_have_text("Benutzer einladen")
+    await expect(page.get_by_label("Rolle")).to_contain_text("Betrachter")
+    await expect(page.get_by_text("Betrachter lesen; Bediener handeln auch")).to_be_visible()
     await page.context.close()
 
 

@@ -29,6 +29,7 @@ from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import IssuedCertificate, Station
 from csms.core.timeutil import utcnow
+from csms.i18n import N_
 from csms.plugins import call_hook, hook_impls
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class CertificateService:
         try:
             cert = x509.load_pem_x509_certificate(certificate.strip().encode())
         except ValueError:
-            raise OperationError("certificate is not a PEM X.509 certificate") from None
+            raise OperationError(N_("certificate is not a PEM X.509 certificate")) from None
         call = calls.install_certificate(certificate_type=certificate_type, certificate=certificate.strip())
         response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         return {**call.outcome(response), "hash_data": ca.hash_data(cert)}

@@ -16,6 +16,7 @@ from csms.core.ocpp.outbound.v201 import ID_TOKEN_LENGTH, TOKEN_TYPES
 from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import Station, StationEvent
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 REQUEST, PART = "customer_information_request", "customer_information"
 HASH_ALGORITHMS = ("SHA256", "SHA384", "SHA512")
 IDENTIFIER_LENGTH = 64  # CustomerInformationRequest.customerIdentifier
-STATUS_WORDS = {"Accepted": "accepted: the station sends what it has", "Rejected": "rejected by the station",
-                "Invalid": "the station finds the request invalid (no such customer, or bad identification)"}
+# The station's answers in words, in English (the REST API's ``words``); a page shows them
+# translated (``gettext(words)``).
+STATUS_WORDS = {"Accepted": N_("accepted: the station sends what it has"), "Rejected": N_("rejected by the station"),
+                "Invalid": N_("the station finds the request invalid (no such customer, or bad identification)")}
 
 
 def certificate_hash(value: dict[str, Any]) -> dict[str, Any]:
@@ -34,16 +37,19 @@ def certificate_hash(value: dict[str, Any]) -> dict[str, Any]:
     allowed = {"hash_algorithm", "issuer_name_hash", "issuer_key_hash", "serial_number"}
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise OperationError(f"customer_certificate has {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
+        raise OperationError(N_("customer_certificate has %(allowed)s, not %(unknown)s"),
+                             allowed=", ".join(sorted(allowed)), unknown=", ".join(unknown))
     algorithm = value.get("hash_algorithm")
     if algorithm not in HASH_ALGORITHMS:
-        raise OperationError(f"customer_certificate.hash_algorithm must be one of {', '.join(HASH_ALGORITHMS)}")
+        raise OperationError(N_("customer_certificate.hash_algorithm must be one of %(algorithms)s"),
+                             algorithms=", ".join(HASH_ALGORITHMS))
     out = {"hashAlgorithm": algorithm}
     for key, name, limit in (("issuer_name_hash", "issuerNameHash", 128), ("issuer_key_hash", "issuerKeyHash", 128),
                              ("serial_number", "serialNumber", 40)):
         text = value.get(key)
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= limit:
-            raise OperationError(f"customer_certificate.{key} must be 1 to {limit} characters")
+            raise OperationError(N_("customer_certificate.%(key)s must be 1 to %(maximum)s characters"), key=key,
+                                 maximum=limit)
         out[name] = text.strip()
     return out
 
@@ -93,30 +99,30 @@ class CustomerInformationService:
         Every check before anything is sent (``OperationError``); 1.6 is ``NotSupported``."""
         await self._known(station_id)
         if not report and not clear:
-            raise OperationError("ask for a report, a clear, or both")
+            raise OperationError(N_("ask for a report, a clear, or both"))
         given = [name for name, v in (("id_token", id_token), ("customer_identifier", customer_identifier),
                                       ("customer_certificate", customer_certificate)) if v not in (None, "", {})]
         if len(given) != 1:
-            raise OperationError("name the customer by exactly one of id_token, customer_identifier, "
-                                 f"customer_certificate (got {', '.join(given) or 'none'})")
+            raise OperationError(N_("name the customer by exactly one of id_token, customer_identifier, "
+                                    "customer_certificate (got %(given)s)"), given=", ".join(given) or "none")
         token: dict[str, Any] | None = None
         identifier: str | None = None
         certificate: dict[str, Any] | None = None
         if id_token:
             if len(id_token) > ID_TOKEN_LENGTH:
-                raise OperationError(f"id_token is at most {ID_TOKEN_LENGTH} characters")
+                raise OperationError(N_("id_token is at most %(maximum)s characters"), maximum=ID_TOKEN_LENGTH)
             if token_type not in TOKEN_TYPES:
-                raise OperationError(f"token_type must be one of {', '.join(sorted(TOKEN_TYPES))}")
+                raise OperationError(N_("token_type must be one of %(types)s"), types=", ".join(sorted(TOKEN_TYPES)))
             token = {"idToken": id_token, "type": token_type}
             customer = f"id token {id_token} ({token_type})"
         elif customer_identifier:
             if len(customer_identifier) > IDENTIFIER_LENGTH:
-                raise OperationError(f"customer_identifier is at most {IDENTIFIER_LENGTH} characters")
+                raise OperationError(N_("customer_identifier is at most %(maximum)s characters"), maximum=IDENTIFIER_LENGTH)
             identifier = customer_identifier
             customer = f"customer {customer_identifier}"
         else:
             if not isinstance(customer_certificate, dict):
-                raise OperationError("customer_certificate is an object")
+                raise OperationError(N_("customer_certificate is an object"))
             certificate = certificate_hash(customer_certificate)
             customer = f"certificate serial {certificate['serialNumber']}"
         version = self.commands.live_version(station_id)

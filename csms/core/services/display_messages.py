@@ -20,6 +20,7 @@ from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import DisplayMessage, Station
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -37,25 +38,25 @@ def message_info(*, message_id: int, content: str, priority: str, format: str = 
                  ends_at: datetime | None = None, transaction_id: str | None = None) -> dict[str, Any]:
     """A 2.0.1 MessageInfo; ``OperationError`` for what the schema or the station would refuse."""
     if not 0 <= message_id <= MAX_MESSAGE_ID:
-        raise OperationError(f"message_id must be between 0 and {MAX_MESSAGE_ID}")
+        raise OperationError(N_("message_id must be between 0 and %(maximum)s"), maximum=MAX_MESSAGE_ID)
     if not content or len(content) > MAX_CONTENT:
-        raise OperationError(f"content must be 1 to {MAX_CONTENT} characters")
+        raise OperationError(N_("content must be 1 to %(maximum)s characters"), maximum=MAX_CONTENT)
     if priority not in PRIORITIES:
-        raise OperationError(f"priority must be one of {', '.join(PRIORITIES)}")
+        raise OperationError(N_("priority must be one of %(priorities)s"), priorities=", ".join(PRIORITIES))
     if format not in FORMATS:
-        raise OperationError(f"format must be one of {', '.join(FORMATS)}")
+        raise OperationError(N_("format must be one of %(formats)s"), formats=", ".join(FORMATS))
     if format == "ASCII" and not content.isascii():
-        raise OperationError("ASCII content must be ASCII")
+        raise OperationError(N_("ASCII content must be ASCII"))
     if len(language) > 8:
-        raise OperationError("language is an RFC 5646 tag of at most 8 characters")
+        raise OperationError(N_("language is an RFC 5646 tag of at most 8 characters"))
     if state is not None and state not in STATES:
-        raise OperationError(f"state must be one of {', '.join(STATES)}")
+        raise OperationError(N_("state must be one of %(states)s"), states=", ".join(STATES))
     if evse_id is not None and evse_id < 1:
-        raise OperationError("evse_id must be 1 or more (none: the station's main display)")
+        raise OperationError(N_("evse_id must be 1 or more (none: the station's main display)"))
     if starts_at and ends_at and ends_at <= starts_at:
-        raise OperationError("ends_at must be after starts_at")
+        raise OperationError(N_("ends_at must be after starts_at"))
     if transaction_id is not None and not 1 <= len(transaction_id) <= 36:
-        raise OperationError("transaction_id must be 1 to 36 characters")
+        raise OperationError(N_("transaction_id must be 1 to 36 characters"))
     text: dict[str, Any] = {"format": format, "content": content}
     if language:
         text["language"] = language

@@ -22,6 +22,7 @@ from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.tables import Station, StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -36,17 +37,18 @@ NAME_LENGTH = 50  # ComponentType.name, VariableType.name and their instances
 MAX_MONITOR_ID = 2**31 - 1
 VALUE_LIMIT = 1e15  # beyond it no variable's value; keeps the number a plain JSON decimal
 
-# The station's answers in words (SetMonitoringResult, ClearMonitoringResult and the others).
+# The station's answers in words (SetMonitoringResult, ClearMonitoringResult and the others), in
+# English (the REST API's ``words``); a page shows them translated (``gettext(words)``).
 STATUS_WORDS = {
-    "Accepted": "accepted",
-    "UnknownComponent": "the station has no such component",
-    "UnknownVariable": "the component has no such variable",
-    "UnsupportedMonitorType": "the variable does not support this monitor type",
-    "Rejected": "rejected by the station",
-    "Duplicate": "the station already has this monitor",
-    "NotFound": "the station has no monitor with this id",
-    "NotSupported": "the station does not support this",
-    "EmptyResultSet": "the station has no monitors matching the request",
+    "Accepted": N_("accepted"),
+    "UnknownComponent": N_("the station has no such component"),
+    "UnknownVariable": N_("the component has no such variable"),
+    "UnsupportedMonitorType": N_("the variable does not support this monitor type"),
+    "Rejected": N_("rejected by the station"),
+    "Duplicate": N_("the station already has this monitor"),
+    "NotFound": N_("the station has no monitor with this id"),
+    "NotSupported": N_("the station does not support this"),
+    "EmptyResultSet": N_("the station has no monitors matching the request"),
 }
 
 
@@ -57,11 +59,11 @@ def in_words(status: str) -> str:
 def _name(value: Any, what: str, *, required: bool = True) -> str:
     text = (value or "").strip() if isinstance(value, str) or value is None else None
     if text is None:
-        raise OperationError(f"{what} must be text")
+        raise OperationError(N_("%(name)s must be text"), name=what)
     if required and not text:
-        raise OperationError(f"{what} is required")
+        raise OperationError(N_("%(name)s is required"), name=what)
     if len(text) > NAME_LENGTH:
-        raise OperationError(f"{what} is at most {NAME_LENGTH} characters")
+        raise OperationError(N_("%(name)s is at most %(maximum)s characters"), name=what, maximum=NAME_LENGTH)
     return text
 
 
@@ -73,13 +75,13 @@ def component_variable(*, component: str, variable: str | None, component_instan
     if component_instance:
         comp["instance"] = _name(component_instance, "component_instance")
     if connector_id is not None and evse_id is None:
-        raise OperationError("connector_id needs an evse_id")
+        raise OperationError(N_("connector_id needs an evse_id"))
     if evse_id is not None:
         if evse_id < 0:
-            raise OperationError("evse_id must be 0 or more")
+            raise OperationError(N_("evse_id must be 0 or more"))
         comp["evse"] = {"id": evse_id, **({"connectorId": connector_id} if connector_id is not None else {})}
         if connector_id is not None and connector_id < 0:
-            raise OperationError("connector_id must be 0 or more")
+            raise OperationError(N_("connector_id must be 0 or more"))
     result: dict[str, Any] = {"component": comp}
     if variable is not None:
         var: dict[str, Any] = {"name": _name(variable, "variable")}
@@ -96,16 +98,19 @@ def monitor_data(*, component: str, variable: str, type: str, value: float, seve
     """A 2.0.1 SetMonitoringDataType; ``OperationError`` for what the schema or the station would
     refuse (a ``monitor_id`` replaces the station's monitor of that id)."""
     if type not in MONITOR_TYPES:
-        raise OperationError(f"type must be one of {', '.join(MONITOR_TYPES)}, not {type!r}")
+        raise OperationError(N_("type must be one of %(types)s, not %(type)s"), types=", ".join(MONITOR_TYPES),
+                             type=repr(type))
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
-        raise OperationError(f"severity must be a whole number from 0 (Danger) to 9 (Debug), not {severity!r}")
+        raise OperationError(N_("severity must be a whole number from 0 (Danger) to 9 (Debug), not %(severity)s"),
+                             severity=repr(severity))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < VALUE_LIMIT:
-        raise OperationError(f"value must be a number, not {value!r}")
+        raise OperationError(N_("value must be a number, not %(value)s"), value=repr(value))
     if type in ("Delta", "Periodic", "PeriodicClockAligned") and value <= 0:
-        what = "the change that raises an event" if type == "Delta" else "the interval in seconds"
-        raise OperationError(f"value of a {type} monitor is {what} and must be more than 0")
+        if type == "Delta":
+            raise OperationError(N_("value of a Delta monitor is the change that raises an event and must be more than 0"))
+        raise OperationError(N_("value of a %(type)s monitor is the interval in seconds and must be more than 0"), type=type)
     if monitor_id is not None and not 0 <= monitor_id <= MAX_MONITOR_ID:
-        raise OperationError(f"monitor_id must be between 0 and {MAX_MONITOR_ID}")
+        raise OperationError(N_("monitor_id must be between 0 and %(maximum)s"), maximum=MAX_MONITOR_ID)
     data: dict[str, Any] = {"value": value, "type": type, "severity": severity, **component_variable(
         component=component, variable=variable, component_instance=component_instance,
         variable_instance=variable_instance, evse_id=evse_id, connector_id=connector_id)}
@@ -231,15 +236,17 @@ class MonitoringService:
         checked before anything is sent); the monitors the station accepted are stored. The
         outcome's ``results`` has the station's SetMonitoringResult of each, with ``words``."""
         if not monitors:
-            raise OperationError("give at least one monitor")
+            raise OperationError(N_("give at least one monitor"))
         data = []
         for n, monitor in enumerate(monitors):
             try:
                 data.append(monitor_data(**monitor))
             except OperationError as exc:
-                raise OperationError(f"monitor {n + 1}: {exc}" if len(monitors) > 1 else str(exc)) from None
+                if len(monitors) == 1:
+                    raise
+                raise OperationError(N_("monitor %(number)s: %(problem)s"), number=n + 1, problem=exc) from None
             except TypeError as exc:
-                raise OperationError(f"monitor {n + 1}: {exc}") from None
+                raise OperationError(N_("monitor %(number)s: %(problem)s"), number=n + 1, problem=str(exc)) from None
         pk, calls = await self._connected(station_id)
         call = calls.set_monitors(monitors=data)
         outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
@@ -260,9 +267,9 @@ class MonitoringService:
     async def clear(self, station_id: str, *, monitor_ids: list[int], by: str = "") -> dict[str, Any]:
         """ClearVariableMonitoring; a monitor the station cleared or does not know is forgotten."""
         if not monitor_ids:
-            raise OperationError("give at least one monitor id")
+            raise OperationError(N_("give at least one monitor id"))
         if any(not 0 <= i <= MAX_MONITOR_ID for i in monitor_ids):
-            raise OperationError(f"monitor ids are between 0 and {MAX_MONITOR_ID}")
+            raise OperationError(N_("monitor ids are between 0 and %(maximum)s"), maximum=MAX_MONITOR_ID)
         pk, calls = await self._connected(station_id)
         call = calls.clear_monitors(monitor_ids=list(dict.fromkeys(monitor_ids)))
         outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
@@ -281,11 +288,12 @@ class MonitoringService:
         ``component_variables``: keyword arguments of :func:`component_variable`."""
         unknown = sorted(set(criteria or ()) - set(CRITERIA))
         if unknown:
-            raise OperationError(f"criteria are {', '.join(CRITERIA)}, not {', '.join(unknown)}")
+            raise OperationError(N_("criteria are %(criteria)s, not %(unknown)s"), criteria=", ".join(CRITERIA),
+                                 unknown=", ".join(unknown))
         try:
             selection = [component_variable(**cv) for cv in component_variables or ()]
         except TypeError as exc:
-            raise OperationError(f"component_variables: {exc}") from None
+            raise OperationError(N_("component_variables: %(problem)s"), problem=str(exc)) from None
         pk, calls = await self._connected(station_id)
         request_id = new_request_id()
         call = calls.get_monitoring_report(request_id=request_id,
@@ -308,7 +316,7 @@ class MonitoringService:
         ``FactoryDefault`` or ``HardWiredOnly`` (custom monitors removed). The stored monitors
         are kept until the next report, which shows what the station has now."""
         if base not in BASES:
-            raise OperationError(f"base must be one of {', '.join(BASES)}, not {base!r}")
+            raise OperationError(N_("base must be one of %(bases)s, not %(base)s"), bases=", ".join(BASES), base=repr(base))
         _, calls = await self._connected(station_id)
         call = calls.set_monitoring_base(base=base)
         outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
@@ -317,7 +325,8 @@ class MonitoringService:
     async def set_level(self, station_id: str, *, severity: int, by: str = "") -> dict[str, Any]:
         """SetMonitoringLevel: the station reports only events of ``severity`` or more severe (lower)."""
         if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
-            raise OperationError(f"severity must be a whole number from 0 (Danger) to 9 (Debug), not {severity!r}")
+            raise OperationError(N_("severity must be a whole number from 0 (Danger) to 9 (Debug), not %(severity)s"),
+                                 severity=repr(severity))
         _, calls = await self._connected(station_id)
         call = calls.set_monitoring_level(severity=severity)
         outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))

@@ -20,6 +20,7 @@ from csms.core.services import passwords
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.reservations import ReservationError
 from csms.core.tables import ChargingProfile, ChargingSession, Station
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -71,7 +72,7 @@ class Operations:
     async def _station_pk(self, station_id: str) -> int:
         row = await Station.select(Station.id).where(Station.station_id == station_id).first()
         if row is None:
-            raise OperationError(f"unknown station {station_id!r}")
+            raise OperationError(N_("unknown station %(station)s"), station=repr(station_id))
         return row["id"]
 
     async def remote_start(self, station_id: str, *, id_token: str, evse_id: int | None = None,
@@ -86,7 +87,7 @@ class Operations:
             row = await ChargingSession.select(ChargingSession.transaction_id).where(
                 ChargingSession.id == session_id).first()
             if row is None:
-                raise OperationError(f"unknown session {session_id}")
+                raise OperationError(N_("unknown session %(session)s"), session=session_id)
             transaction_id = row["transaction_id"]
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.remote_stop(transaction_id=transaction_id), by)
@@ -218,7 +219,7 @@ class Operations:
             made = await self._reservations().create(station_id, id_token=id_token, expires_at=expires_at,
                                                      evse_id=evse_id, by=by)
         except ReservationError as exc:
-            raise OperationError(str(exc)) from None
+            raise OperationError(exc.text, **exc.params) from None
         return {**answered(made["response"]), "reservation_id": made["reservation_id"]}
 
     async def cancel_reservation(self, station_id: str, *, reservation_id: int, by: str = "") -> dict[str, Any]:

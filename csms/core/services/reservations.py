@@ -35,6 +35,7 @@ from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import IdToken, Reservation, Station
 from csms.core.timeutil import utcnow
+from csms.i18n import N_, TranslatedError
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -50,8 +51,9 @@ STATUSES = ("requested", "accepted", "rejected", "faulted", "occupied", "unavail
 SWEEP_S = 30.0
 
 
-class ReservationError(ValueError):
-    """The reservation cannot be made or changed as asked (bad input or state)."""
+class ReservationError(TranslatedError, ValueError):
+    """The reservation cannot be made or changed as asked (bad input or state); the message is
+    worded when read, in the reader's language (see :class:`csms.i18n.TranslatedError`)."""
 
 
 class UnknownReservation(LookupError):
@@ -134,17 +136,17 @@ class ReservationService:
             raise UnknownStation(station_id)
         calls = calls_for(self.version(station_id))
         if not id_token:
-            raise ReservationError("id_token is required")
+            raise ReservationError(N_("id_token is required"))
         if expires_at.tzinfo is None:  # times without a zone are UTC, as everywhere in the CSMS
             expires_at = expires_at.replace(tzinfo=timezone.utc)
         if expires_at <= utcnow():
-            raise ReservationError("expires_at must be in the future")
+            raise ReservationError(N_("expires_at must be in the future"))
         if evse_id is not None and evse_id < 0:
-            raise ReservationError("evse_id must be 0 (any) or an EVSE/connector number")
+            raise ReservationError(N_("evse_id must be 0 (any) or an EVSE/connector number"))
         refusal = calls.reservation_refusal(id_token=id_token, group_id_token=group_id_token,
                                             connector_type=connector_type)
         if refusal is not None:
-            raise ReservationError(refusal)
+            raise ReservationError(refusal.text, **refusal.params)
         card = await IdToken.select(IdToken.type, IdToken.group_id).where(IdToken.id_token == id_token).first()
         if group_id_token is None and card is not None:
             group_id_token = card["group_id"] or None
@@ -186,7 +188,7 @@ class ReservationService:
                 except Exception:
                     if not await Reservation.exists().where(Reservation.reservation_id == reservation_id):
                         raise
-            raise ReservationError("could not allocate a reservation id; try again")
+            raise ReservationError(N_("could not allocate a reservation id; try again"))
 
     async def _set(self, pk: int, status: str, detail: str = "") -> None:
         await Reservation.update({Reservation.status: status, Reservation.detail: detail,
@@ -209,7 +211,8 @@ class ReservationService:
         if row is not None:
             station_id = row["sid"]
             if only_active and row["status"] not in ACTIVE:
-                raise ReservationError(f"reservation {reservation_id} is {row['status']}, not active")
+                raise ReservationError(N_("reservation %(reservation)s is %(state)s, not active"), reservation=reservation_id,
+                                       state=row["status"])
         assert station_id is not None
         # StationOffline before anything is sent
         call = calls_for(self.version(station_id)).cancel_reservation(reservation_id=reservation_id)

@@ -118,10 +118,16 @@ def authorize_token(id_token, purpose):
 
 
 @get("/admin/fleet-limits")
-async def usage_page(request: Request, error: str = "", notice: str = "") -> Template:
+async def usage_page(request: Request, error: str = "") -> Template:
     # No guard here: a plugin's admin route requires a login (viewer for GET, operator for POST)
     # and a CSRF token for forms unless the plugin declares it public.
     cards = await FleetCardLimit.select().order_by(FleetCardLimit.id_token)
+    # the saved limit's notice: named in the redirect (?m=saved&card=...&limit=...), worded here
+    # in the viewer's language
+    query = request.query_params
+    notice = ngettext("%(card)s may start %(num)s session a day.", "%(card)s may start %(num)s sessions a day.",
+                      int(query["limit"]), card=query.get("card", "")) \
+        if query.get("m") == "saved" and query.get("limit", "").isdigit() else ""
     return await render(request, "fleet_limits/usage.html", title=gettext("Fleet limits"), usage=await usage_today(),
                         cards=cards, limit=fleet_settings().sessions_per_day, prefix=fleet_settings().prefix,
                         error=error, notice=notice)
@@ -137,8 +143,7 @@ async def card_limit_save(data: dict[str, str] = Body(media_type=RequestEncoding
     if not limit.isdigit() or int(limit) > 1000:
         return Redirect("/admin/fleet-limits", query_params={"error": gettext("The limit is a whole number from 0 to 1000.")})
     await set_limit(id_token, int(limit), data.get("note", "").strip()[:200])
-    return Redirect("/admin/fleet-limits", query_params={"notice": ngettext(
-        "%(card)s may start %(num)s session a day.", "%(card)s may start %(num)s sessions a day.", int(limit), card=id_token)})
+    return Redirect("/admin/fleet-limits", query_params={"m": "saved", "card": id_token, "limit": limit})
 
 
 @get("/api/v1/fleet-limits/usage", guards=[require("viewer")])

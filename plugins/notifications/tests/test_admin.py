@@ -45,7 +45,8 @@ async def test_admin_pages_of_both_plugins(server, receiver):
     added = await client.post("/admin/notifications/subscriptions", data={
         "_csrf_token": csrf_of(page.text), "channel": "webhook", "target": receiver.url, "events": "station.*",
         "name": "from the admin"})
-    assert added.status_code == 303 and "notice=" in added.headers["location"]
+    assert added.status_code == 303 and added.headers["location"].endswith("?m=subscription_added")
+    assert "Subscription added." in (await client.get(added.headers["location"])).text
     async with station(server, "ADM1", "2.0.1"):
         await eventually(lambda: receiver.of("station.online"), what="webhook from the admin's subscription")
         station_page = await client.get("/admin/stations/ADM1")

@@ -89,7 +89,9 @@ async def test_failed_registration_in_the_admin(server):
             assert f'action="/admin/roaming/partners/{partner_id}/register"' in r.text
             r = await admin.post(f"/admin/roaming/partners/{partner_id}/register", data={
                 "versions_url": partner.versions_url, "token": "fake-token-a", "_csrf_token": csrf(r.text)})
-            assert r.status_code == 303 and "Registered" in r.headers["location"]
+            # the notice travels as a key and is worded by the page, in the viewer's language
+            assert r.status_code == 303 and r.headers["location"] == f"/admin/roaming/partners/{partner_id}?m=registered"
+            assert "Registered." in (await admin.get(r.headers["location"])).text
             row = (await server.api.get(f"/roaming/partners/{partner_id}")).json()
             assert row["status"] == "registered" and row["party_id"] == "FAD"
             r = await admin.get(f"/admin/roaming/partners/{partner_id}")

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from csms.i18n import N_, TranslatedError
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -23,8 +25,9 @@ Outcome = Callable[[dict[str, Any]], dict[str, Any]]
 Recorder = Callable[["ReportService", "StationState", dict[str, Any]], Awaitable[Any]]
 
 
-class OperationError(ValueError):
-    """The operation cannot be expressed for this station (bad arguments or state)."""
+class OperationError(TranslatedError, ValueError):
+    """The operation cannot be expressed for this station (bad arguments or state); the message
+    is worded when read, in the reader's language (see :class:`csms.i18n.TranslatedError`)."""
 
 
 def answered(response: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +114,7 @@ class StationCalls(ABC):
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     def _not_in_version(self, what: str) -> OperationError:
-        return OperationError(f"OCPP {self.version} has no {what}")
+        return OperationError(N_("OCPP %(version)s has no %(what)s"), version=self.version, what=what)
 
     @abstractmethod
     def fit_id_token(self, id_token: str) -> str:
@@ -188,7 +191,7 @@ class StationCalls(ABC):
 
     @abstractmethod
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
-                            connector_type: str | None) -> str | None:
+                            connector_type: str | None) -> OperationError | None:
         """Why the version cannot express this reservation; None when it can."""
 
     @abstractmethod
@@ -328,8 +331,9 @@ class StationCalls(ABC):
 
     def _check_certificate_type(self, certificate_type: str) -> None:
         if certificate_type not in self.installable_certificate_types:
-            raise OperationError(f"OCPP {self.version} installs certificate types "
-                                 f"{', '.join(sorted(self.installable_certificate_types))}, not {certificate_type!r}")
+            raise OperationError(N_("OCPP %(version)s installs certificate types %(types)s, not %(type)s"),
+                                 version=self.version, types=", ".join(sorted(self.installable_certificate_types)),
+                                 type=repr(certificate_type))
 
 
 def int_or_none(value: Any) -> int | None:

@@ -27,6 +27,7 @@ from csms.core.ocpp.validation import V16
 from csms.core.services import passwords
 from csms.core.tables import ConfigurationKey
 from csms.core.timeutil import ocpp_ts
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -113,13 +114,14 @@ class Calls16(StationCalls):
         try:
             tx = int(transaction_id)
         except ValueError:
-            raise OperationError(f"1.6 transaction ids are integers, not {transaction_id!r}") from None
+            raise OperationError(N_("1.6 transaction ids are integers, not %(transaction)s"),
+                                 transaction=repr(transaction_id)) from None
         return Call("RemoteStopTransaction", {"transactionId": tx})
 
     def reset(self, *, kind: str, evse_id: int | None) -> Call:
         reset_type = RESET_TYPES.get(kind)
         if reset_type is None:
-            raise OperationError(f"unknown reset kind {kind!r}")
+            raise OperationError(N_("unknown reset kind %(kind)s"), kind=repr(kind))
         return Call("Reset", {"type": reset_type})
 
     def unlock(self, *, evse_id: int, connector_id: int) -> Call:
@@ -205,11 +207,11 @@ class Calls16(StationCalls):
         return caps
 
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
-                            connector_type: str | None) -> str | None:
+                            connector_type: str | None) -> OperationError | None:
         if connector_type:
-            return "connector_type exists in OCPP 2.0.1 only"
+            return OperationError(N_("connector_type exists in OCPP 2.0.1 only"))
         if len(id_token) > ID_TAG_LENGTH or len(group_id_token or "") > ID_TAG_LENGTH:
-            return "OCPP 1.6 id tags are 20 characters at most"
+            return OperationError(N_("OCPP 1.6 id tags are 20 characters at most"))
         return None
 
     def reserve_now(self, *, reservation_id: int, id_token: str, token_type: str, group_id_token: str | None,
@@ -268,7 +270,8 @@ class Calls16(StationCalls):
         try:
             int(transaction_id)
         except ValueError:
-            raise OperationError(f"1.6 transaction ids are integers, not {transaction_id!r}") from None
+            raise OperationError(N_("1.6 transaction ids are integers, not %(transaction)s"),
+                                 transaction=repr(transaction_id)) from None
         return Call("DataTransfer", running_cost_data_transfer(transaction_id=transaction_id, cost=cost,
                                                                meter_wh=meter_wh, at=at, charging=charging))
 

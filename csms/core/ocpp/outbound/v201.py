@@ -25,6 +25,7 @@ from csms.core.ocpp.validation import V201
 from csms.core.services import passwords
 from csms.core.tables import DeviceVariable
 from csms.core.timeutil import ocpp_ts
+from csms.i18n import N_
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -56,7 +57,7 @@ def component_variable(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
     elif "." in key:
         comp, var = key.split(".", 1)
     else:
-        raise OperationError(f"OCPP 2.x configuration keys are 'Component.Variable', not {key!r}")
+        raise OperationError(N_("OCPP 2.x configuration keys are 'Component.Variable', not %(key)s"), key=repr(key))
     component: dict[str, Any] = {"name": comp.split(".")[0]}
     if "/" in key and "." in comp:
         component["instance"] = comp.split(".", 1)[1]
@@ -110,7 +111,7 @@ class Calls201(StationCalls):
     def reset(self, *, kind: str, evse_id: int | None) -> Call:
         reset_type = RESET_TYPES.get(kind)
         if reset_type is None:
-            raise OperationError(f"unknown reset kind {kind!r}")
+            raise OperationError(N_("unknown reset kind %(kind)s"), kind=repr(kind))
         payload: dict[str, Any] = {"type": reset_type}
         if evse_id:
             payload["evseId"] = evse_id
@@ -211,10 +212,10 @@ class Calls201(StationCalls):
         return caps
 
     def reservation_refusal(self, *, id_token: str, group_id_token: str | None,
-                            connector_type: str | None) -> str | None:
+                            connector_type: str | None) -> OperationError | None:
         if connector_type and connector_type not in CONNECTOR_TYPES:
-            return (f"unknown connector_type {connector_type!r} (an OCPP {self.version} ConnectorEnumType "
-                    "such as cType2, cCCS2 or sType2)")
+            return OperationError(N_("unknown connector_type %(type)s (an OCPP %(version)s ConnectorEnumType such as "
+                                     "cType2, cCCS2 or sType2)"), type=repr(connector_type), version=self.version)
         return None
 
     def reserve_now(self, *, reservation_id: int, id_token: str, token_type: str, group_id_token: str | None,
@@ -342,8 +343,9 @@ class Calls201(StationCalls):
         if certificate_types:
             unknown = sorted(set(certificate_types) - self.listable_certificate_types)
             if unknown:
-                raise OperationError(f"OCPP {self.version} lists certificate types "
-                                     f"{', '.join(sorted(self.listable_certificate_types))}, not {', '.join(unknown)}")
+                raise OperationError(N_("OCPP %(version)s lists certificate types %(types)s, not %(unknown)s"),
+                                     version=self.version, types=", ".join(sorted(self.listable_certificate_types)),
+                                     unknown=", ".join(unknown))
             payload["certificateType"] = list(dict.fromkeys(certificate_types))
 
         def outcome(response: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +360,6 @@ class Calls201(StationCalls):
         messages = {"ChargingStationCertificate": "SignChargingStationCertificate",
                     "V2GCertificate": "SignV2GCertificate"}
         if certificate_type not in messages:
-            raise OperationError(f"certificate_type is ChargingStationCertificate or V2GCertificate, "
-                                 f"not {certificate_type!r}")
+            raise OperationError(N_("certificate_type is ChargingStationCertificate or V2GCertificate, not %(type)s"),
+                                 type=repr(certificate_type))
         return Call("TriggerMessage", {"requestedMessage": messages[certificate_type]})

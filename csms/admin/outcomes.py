@@ -1,0 +1,40 @@
+"""What a command sent from a panel of the station page came to, as the panel says it: shared by
+the monitoring, display message and customer information panels."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from litestar import Request
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from csms.admin.templating import is_htmx
+from csms.core.ocpp.validation import OcppError
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.operations import OperationError
+from csms.i18n import gettext
+
+
+async def command_outcome(request: Request, station_id: str, command: Awaitable[dict[str, Any]],
+                          words: Callable[[dict[str, Any]], tuple[bool, str]],
+                          again: Callable[..., Awaitable[Template]]) -> Template | Redirect:
+    """Await ``command``; ``words`` says of its result whether it went well and what to tell.
+    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX.
+    Everything is worded in the viewer's language (an ``OperationError`` when it is read here)."""
+    try:
+        ok, notice = words(await command)
+    except UnknownStation:
+        raise NotFoundException(gettext("There is no station %(station)s.", station=station_id)) from None
+    except StationOffline:
+        ok, notice = False, gettext("The station is offline.")
+    except CommandTimeout:
+        ok, notice = False, gettext("The station did not answer in time.")
+    except OperationError as exc:
+        ok, notice = False, str(exc)
+    except OcppError as exc:
+        ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
+                                    description=exc.description)
+    if not is_htmx(request):
+        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+    return await again(notice, ok)

@@ -2,7 +2,9 @@
 ``csms.core.services.station_data_clear``), against ``ocpp`` library ChargePoints over a real
 WebSocket: an online 2.0.1 station gets CustomerInformation clear with the card's idToken, an
 offline one gets it after it reconnects, a station answering Rejected is recorded, and a 1.6
-station (no CustomerInformation) gets the card as Blocked in its local list update."""
+station (no CustomerInformation) gets the card as Blocked in its local list update; and against the
+``ocpp-rpc`` strict station (every frame checked against the official schema) reached through the
+driver's organization tree, while another tenant's erasure does not reach it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from csms.core.tables import AuditEntry, IdToken, Station, StationDataClear
 from csms.testing import running_server
 from tests.driver.conftest import make_driver
 from tests.test_local_lists import Keeper201, keeper
-from tests.test_ocpp_rpc_strict import eventually
+from tests.test_monitoring import monitoring_station
+from tests.test_ocpp_rpc_strict import eventually, node_station  # noqa: F401 (fixture)
 
 
 class Clearing201(Keeper201):
@@ -122,3 +125,37 @@ async def test_erasure_clears_the_card_on_every_station(tmp_path, backend, monke
         again = await srv.api.post(f"/drivers/{driver_id}/erase")
         assert again.json()["already_erased"] is True and again.json()["station_clears"] == 0
         assert await StationDataClear.count() == 4
+
+
+async def test_strict_station_of_the_drivers_organization_tree(server, node_station):
+    sid = "N10STRICT"
+    api = server.api
+    fleet = (await api.post("/organizations", json={"name": "Fleet"})).json()["id"]
+    depot = (await api.post("/organizations", json={"name": "Depot", "parent": fleet})).json()["id"]
+    other = (await api.post("/organizations", json={"name": "Other"})).json()["id"]
+    st = await monitoring_station(node_station, server, sid)
+    try:
+        assert (await api.patch(f"/stations/{sid}", json={"organization": depot})).status_code == 200
+        # a driver of another organization, whose card was never at the station: nothing for it
+        stranger = (await api.post("/drivers", json={"name": "Otto", "organization": other})).json()["id"]
+        assert (await api.post("/tokens", json={"id_token": "OTHER-1", "driver": stranger,
+                                                "organization": other})).status_code == 201
+        assert (await api.post(f"/drivers/{stranger}/erase")).json()["station_clears"] == 0
+
+        # the station knows customer CUST-1 (the card of a driver of the organization above its own)
+        driver = (await api.post("/drivers", json={"name": "Ada", "organization": fleet})).json()["id"]
+        assert (await api.post("/tokens", json={"id_token": "CUST-1", "type": "ISO14443", "driver": driver,
+                                                "organization": fleet})).status_code == 201
+        mark = st.mark()
+        erased = await api.post(f"/drivers/{driver}/erase")
+        assert erased.status_code == 200 and erased.json()["station_clears"] == 1, erased.text
+        call = await st.wait_for(lambda e: e.get("event") == "call" and e["action"] == "CustomerInformation",
+                                 since=mark)
+        assert call["params"] == {"requestId": call["params"]["requestId"], "report": False, "clear": True,
+                                  "idToken": {"idToken": "CUST-1", "type": "ISO14443"}}
+        done = await eventually(lambda: _done(sid), what="the strict station's outcome")
+        assert (done["status"], done["id_token"], done["driver_id"]) == ("Accepted", "CUST-1", driver)
+        assert not st.errors, st.report()
+        st.assert_clean_exit(await st.quit())
+    finally:
+        await st.kill()

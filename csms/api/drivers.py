@@ -30,7 +30,7 @@ ERASE_DESCRIPTION = (
     "Anonymise the driver: name, e-mail, phone and notes go (also from earlier audit entries), the portal "
     "account and its sign-ins go, every card is blocked and unlinked; sessions stay with the anonymised "
     "driver, so energy and cost totals do not change. `station_clears` counts the station and card pairs "
-    "queued to clear the card's data on the stations that may hold it (OCPP 2.0.1/2.1 CustomerInformation "
+    "queued to clear the card's data on the 2.0.1/2.1 stations that may hold it (CustomerInformation "
     "with `clear`, sent in the background, to offline stations when they reconnect; audited as "
     "`clear_customer_data` of the driver with each station's answer). Plugins erase their own copies (the `driver_erased` "
     "hook; `failed_plugins` names any that failed: erase again to retry them). Admin role. While one of the "

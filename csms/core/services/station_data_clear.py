@@ -78,7 +78,8 @@ async def _stations_for(driver: dict[str, Any], tokens: list[str]) -> dict[str, 
 
 async def queue(driver: dict[str, Any], cards: list[dict[str, Any]]) -> int:
     """Queue the clearing of ``cards`` (``id_token``, ``type``) of the erased ``driver`` on the
-    stations that may hold them (run inside the erasure's transaction); returns the rows queued."""
+    stations that may hold them (run inside the erasure's transaction); returns how many are to be
+    sent (the rows of 1.6 stations are recorded as done: their local list clears the card)."""
     if not cards:
         return 0
     stations = await _stations_for(driver, [c["id_token"] for c in cards])
@@ -95,7 +96,7 @@ async def queue(driver: dict[str, Any], cards: list[dict[str, Any]]) -> int:
                 if done else ""))
     if rows:
         await StationDataClear.insert(*rows)
-    return len(rows)
+    return sum(1 for r in rows if r.status == PENDING)
 
 
 def queued() -> None:

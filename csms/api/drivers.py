@@ -29,7 +29,10 @@ EXPORT_DESCRIPTION = (
 ERASE_DESCRIPTION = (
     "Anonymise the driver: name, e-mail, phone and notes go (also from earlier audit entries), the portal "
     "account and its sign-ins go, every card is blocked and unlinked; sessions stay with the anonymised "
-    "driver, so energy and cost totals do not change. Plugins erase their own copies (the `driver_erased` "
+    "driver, so energy and cost totals do not change. `station_clears` counts the station and card pairs "
+    "queued to clear the card's data on the 2.0.1/2.1 stations that may hold it (CustomerInformation "
+    "with `clear`, sent in the background, to offline stations when they reconnect; audited as "
+    "`clear_customer_data` of the driver with each station's answer). Plugins erase their own copies (the `driver_erased` "
     "hook; `failed_plugins` names any that failed: erase again to retry them). Admin role. While one of the "
     "driver's sessions runs: 409, nothing changed. Idempotent: erasing an erased driver changes nothing, "
     "answers `already_erased: true` and asks the plugins again. Audited as `erase` with the API key as actor.")
@@ -68,7 +71,8 @@ class DriverDataRoutes:
                 "error": "DriverBusy", "session": running["id"] if running else None,
                 "station_id": running["station_id"] if running else None}) from None
         return {"driver_id": done.driver_id, "already_erased": done.already, "cards_blocked": done.cards,
-                "sessions_kept": done.sessions_kept, "failed_plugins": done.failed_plugins}
+                "sessions_kept": done.sessions_kept, "station_clears": done.station_clears,
+                "failed_plugins": done.failed_plugins}
 
 
 def driver_has_sessions(exc: driver_data.DriverHasSessions) -> HTTPException:

@@ -41,6 +41,7 @@ from csms.core.services.running_costs import RunningCostService
 from csms.core.services.sessions import SessionService
 from csms.core.services.settlement import SettlementService
 from csms.core.services.smart_charging.service import SmartChargingService
+from csms.core.services.station_data_clear import QUEUED_LISTENERS, StationDataClearService
 from csms.core.services.stations import StationService
 from csms.db import BatchWriter
 from csms.settings import report_config_file
@@ -97,6 +98,7 @@ class Core:
         self.station_tariffs = StationTariffService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
+        self.station_data_clear = StationDataClearService(events, self.commands, self.customer_information)
         self.reservations = ReservationService(events, self.commands, self.operations.version)
         self.operations.attach(self.reservations)
         self.reconciliation = TransactionReconciliation(settings, events, self.sessions, self.commands,
@@ -122,6 +124,7 @@ class Core:
         await self.retention.start()
         await self.smart_charging.start()
         await self.local_lists.start()
+        await self.station_data_clear.start()
         await self.reservations.start()
         await self.reconciliation.start()
         metrics.watch(self.connections, self.node_id)
@@ -133,6 +136,7 @@ class Core:
         metrics.unwatch()
         await self.reconciliation.stop()
         await self.local_lists.stop()
+        await self.station_data_clear.stop()
         await self.reservations.stop()
         await self.smart_charging.stop()
         await self.connections.close_all()
@@ -155,6 +159,15 @@ def _audited_change(object_type: str, action: str) -> None:
 
 
 audit.CHANGE_LISTENERS.append(_audited_change)
+
+
+def _clears_queued() -> None:
+    """An erasure queued clears of customer data on stations: the running core sends them."""
+    if _current is not None:
+        _current.station_data_clear.wake()
+
+
+QUEUED_LISTENERS.append(_clears_queued)
 
 
 async def broadcast(topic: str, payload: Any) -> None:

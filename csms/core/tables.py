@@ -412,6 +412,26 @@ class LocalAuthList(Table, tablename="local_auth_list"):
     last_full_at = Timestamptz(null=True, default=None)
 
 
+class StationDataClear(Table, tablename="station_data_clear"):
+    """A driver's card whose data a station is to clear (OCPP 2.0.1 N10, CustomerInformation with
+    ``clear``) after the driver was erased: queued in the erasure's transaction, sent when the
+    station is connected, kept with the station's answer as the record that it was done.
+    Written only by :mod:`csms.core.services.station_data_clear`."""
+
+    id: Serial
+
+    station_id = Varchar(length=64, index=True)
+    driver_id = Integer(index=True)
+    id_token = Varchar(length=255)
+    token_type = Varchar(length=24, default="")
+    status = Varchar(length=24, default="Pending", index=True)  # Pending|Accepted|Rejected|Invalid|NotSupported|Error
+    detail = Text(default="")
+    attempts = Integer(default=0)
+    request_id = Integer(null=True, default=None)
+    created_at = Timestamptz()
+    done_at = Timestamptz(null=True, default=None)
+
+
 class Command(Table, tablename="command"):
     """A command sent to a station through the command service, with its answer."""
 
@@ -627,6 +647,7 @@ CORE_TABLES: list[type[Table]] = [
     ChargingProfile,
     Reservation,
     LocalAuthList,
+    StationDataClear,
     DisplayMessage,
     VariableMonitor,
     IssuedCertificate,

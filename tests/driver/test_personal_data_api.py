@@ -73,7 +73,7 @@ async def test_rest_export_and_erase_with_roles_audit_and_a_running_session(any_
         done = await admin.post(f"/drivers/{driver_id}/erase")
         assert done.status_code == 200, done.text
         assert done.json() == {"driver_id": driver_id, "already_erased": False, "cards_blocked": ["CARD-LEA"],
-                               "sessions_kept": 3, "failed_plugins": []}
+                               "sessions_kept": 3, "station_clears": 0, "failed_plugins": []}
         row = await Driver.select().where(Driver.id == driver_id).first()
         assert (row["name"], row["email"], row["phone"], row["notes"]) == ("Erased driver", None, None, "")
         assert (await IdToken.select(IdToken.status, IdToken.driver, IdToken.label).where(IdToken.id == card_pk).first()

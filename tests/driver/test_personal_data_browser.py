@@ -89,6 +89,8 @@ async def test_a_driver_downloads_their_data_and_deletes_their_account_on_a_phon
 
 async def test_the_admin_erases_a_driver_after_confirming(server):
     driver_id, _ = await make_driver(server, "Max Erasable", "max@example.org", "CARD-MAX")
+    async with station(server, "CP-MAX", "2.0.1") as cp:  # the card was used there: its data is to be cleared
+        await cp.stop_session(await cp.start_session("CARD-MAX"))
     async with admin_browser(server, "admin", width=DESKTOP["width"], height=DESKTOP["height"]) as page:
         await page.goto("/admin/drivers")
         row = page.locator("#drivers tr", has_text="Max Erasable")
@@ -100,6 +102,7 @@ async def test_the_admin_erases_a_driver_after_confirming(server):
         await page.get_by_label("Erase this driver's personal data for good").check()
         await page.get_by_role("button", name="Erase").click()
         await expect(page.locator("#erased")).to_contain_text("1 card blocked and unlinked")
+        await expect(page.locator("#erased")).to_contain_text("1 request to clear a card's data on a station")
         await screenshot(page, "admin-driver-erased-desktop")
         await page.set_viewport_size(PHONE)
         await page.goto("/admin/drivers")

@@ -7,7 +7,9 @@ sessions and the statements plugins made from them are accounting records that m
 they keep pointing at the same (now nameless) row, so totals per driver and per statement do not
 change. The name, e-mail address, phone and notes go, the portal account and its sign-in secrets
 go, every card is blocked and unlinked from the person, and the personal fields of the driver's
-earlier audit entries are redacted (the fact of each change stays). Plugins erase their own
+earlier audit entries are redacted (the fact of each change stays). The stations that may hold
+data about the cards are asked to clear it (:mod:`csms.core.services.station_data_clear`,
+queued here, sent in the background). Plugins erase their own
 copies in ``driver_erased``; they add to the export in ``driver_data_export``.
 
 An erasure is recorded in the audit log as ``erase`` of the driver; that entry is what makes a
@@ -31,6 +33,7 @@ from piccolo.columns.combination import Combinable
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from csms.core import audit, id_tokens
+from csms.core.services import station_data_clear
 from csms.core.tables import AuditEntry, ChargingSession, Driver, DriverAccount, DriverSecret, IdToken, Organization
 from csms.core.timeutil import utcnow
 from csms.plugins import call_hook
@@ -73,6 +76,7 @@ class Erasure:
     already: bool = False
     cards: list[str] = field(default_factory=list)
     sessions_kept: int = 0
+    station_clears: int = 0  # station and card pairs queued for CustomerInformation clear (N10)
     failed_plugins: list[str] = field(default_factory=list)
 
 
@@ -217,7 +221,7 @@ async def erase(driver_id: int, *, actor: str, actor_organization: int | None) -
             if running is not None:
                 raise DriverBusy(f"A charging session is running at {running['station_id']}: it has to end "
                                  "before the account can be deleted.")
-            cards = await IdToken.select(IdToken.id, IdToken.id_token, IdToken.status).where(
+            cards = await IdToken.select(IdToken.id, IdToken.id_token, IdToken.type, IdToken.status).where(
                 IdToken.driver == driver_id).order_by(IdToken.id)
             for card in cards:
                 if card["status"] != "Blocked":
@@ -230,12 +234,15 @@ async def erase(driver_id: int, *, actor: str, actor_organization: int | None) -
                                  Driver.notes: ""}).where(Driver.id == driver_id)
             await _redact_audit(driver_id)
             result.cards = [c["id_token"] for c in cards]
+            result.station_clears = await station_data_clear.queue(dict(driver), cards)
             result.sessions_kept = await ChargingSession.count().where(ChargingSession.driver == driver_id)
             await audit.record(actor=actor, action="erase", object_type="driver", object_id=driver_id,
                                after={"cards_unlinked": result.cards, "sessions_kept": result.sessions_kept,
                                       "organization": driver["organization"]},
                                organization=driver["organization"], actor_organization=actor_organization,
                                summary="personal data erased: cards blocked and unlinked, sessions kept")
+    if result.station_clears:
+        station_data_clear.queued()
     result.failed_plugins = await call_hook("driver_erased", driver=dict(driver))
     if result.failed_plugins:
         log.warning("driver %s erased, but plugins %s failed to erase their copies", driver_id, result.failed_plugins)

@@ -52,7 +52,7 @@ from plugins.roaming_ocpi.transport import (
     paginated_response,
     parse_datetime,
 )
-from plugins.roaming_ocpi.v211 import V211, both
+from plugins.roaming_ocpi.v211 import V211, both, is_211
 
 log = logging.getLogger("csms.ocpi.cpo")
 
@@ -323,6 +323,8 @@ async def realtime_authorize(partner: dict[str, Any] | None, token: dict[str, An
         raise PartnerError(f"not asked: {held}")
     answer = await call(partner, "POST", f"{base.rstrip('/')}/{token['uid']}/authorize",
                         params={"type": token["type"]}, body=body, to=to)
+    if is_211(partner) and isinstance(answer.data, dict):  # a 2.1.1 AuthorizationInfo names no token
+        answer.data = {**answer.data, "token": answer.data.get("token") or token}
     found = schema.problems(answer.data, schema.AUTHORIZATION_INFO)
     if found:
         raise PartnerError(f"invalid AuthorizationInfo: {found[0]}", http_status=answer.http_status, ocpi_status=2001)

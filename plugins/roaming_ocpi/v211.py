@@ -501,6 +501,8 @@ def adapt_inbound(app: Any) -> Any:
                 loaded = json.loads(raw)
                 mapped = command_result_up(loaded) if side == "emsp" and module == "commands" else \
                     up(module, rel, method, loaded, cc, pid)
+                if side == "emsp" and isinstance(mapped, dict) and isinstance(mapped.get("cdr_token"), dict):
+                    mapped["cdr_token"] = await own_token(partner, mapped["cdr_token"]["contract_id"])
                 raw = json.dumps(mapped).encode()
             except ValueError:
                 pass  # not JSON: the handler answers 400 as for 2.2.1
@@ -559,6 +561,22 @@ def _locator(scope: Any) -> LocationLookup:
     async def locate(location_id: str) -> dict[str, Any] | None:
         return await our_location(scope.get("ocpi_partner") or {}, location_id)
     return locate
+
+
+async def own_token(partner: dict[str, Any], auth_id: str) -> dict[str, Any]:
+    """The CdrToken of one of our cards named by the ``auth_id`` (its contract id) of a 2.1.1
+    Session or CDR: a 2.1.1 CPO sends no uid of its own; an unknown one stays as given."""
+    from plugins.roaming_ocpi import sync
+    from plugins.roaming_ocpi.tenancy import partner_scope
+
+    s = ocpi_settings()
+    found = next((t for t in await sync.token_list(await partner_scope(partner))
+                  if auth_id in (t.get("contract_id"), t.get("uid"))), None) if partner else None
+    if found is None:
+        return {"country_code": s.country_code, "party_id": s.party_id, "uid": auth_id, "type": "OTHER",
+                "contract_id": auth_id}
+    return {"country_code": found["country_code"], "party_id": found["party_id"], "uid": found["uid"],
+            "type": found["type"], "contract_id": found["contract_id"]}
 
 
 async def our_location(partner: dict[str, Any], location_id: str) -> dict[str, Any] | None:

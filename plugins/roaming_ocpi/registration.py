@@ -177,12 +177,12 @@ async def fetch_endpoints(partner: dict[str, Any], url: str, token: str,
     """The version chosen (the newest both offer, or ``only``) and the partner's endpoints of it
     (2.1.1 ones with the interface role each has; 3001 unreachable, 3002 no common version, 3003
     no modules). A partner that refuses our token Base64-encoded (401) is asked again with it
-    unencoded, as OCPI 2.1.1 sends it; the encoding that worked is kept for what follows."""
+    unencoded, as OCPI 2.1.1 sends it (also on 403, some 2.1.1 implementations answer so); the encoding that worked is kept for what follows."""
     try:
         try:
             answer = await call(partner, "GET", url, token=token, functional=False)
         except PartnerError as exc:
-            if exc.http_status != 401 or partner.get("raw_tokens") or partner.get("version") == V211:
+            if exc.http_status not in (401, 403) or partner.get("raw_tokens") or partner.get("version") == V211:
                 raise
             partner = {**partner, "version": V211}
             answer = await call(partner, "GET", url, token=token, functional=False)

@@ -35,6 +35,7 @@ from plugins.roaming_ocpi.registration import (
     update_credentials,
 )
 from plugins.roaming_ocpi.tenancy import by_partner, restrict_partners
+from plugins.roaming_ocpi.v211 import offered
 from plugins.roaming_ocpi.tables import (
     Cdr,
     CommandRecord,
@@ -74,6 +75,7 @@ async def _index(request: Request, *, status_code: int = 200, invited: dict[str,
         partners.append(item)
     s = ocpi_settings()
     identity = {"country_code": s.country_code, "party_id": s.party_id, "roles": sorted(s.role_set),
+                "versions": ", ".join(offered()),
                 "versions_url": versions_url(base_url(request))}
     return await render(request, "roaming/index.html", status_code=status_code, title=gettext("Roaming"), partners=partners,
                         identity=identity, invited=invited, error=error, organizations=organizations,

@@ -34,6 +34,7 @@ from plugins.roaming_ocpi.registration import (
     update_credentials,
 )
 from plugins.roaming_ocpi.tenancy import by_partner, restrict_partners
+from plugins.roaming_ocpi.v211 import offered
 from plugins.roaming_ocpi.tables import (
     Cdr,
     CommandRecord,
@@ -87,6 +88,7 @@ async def _index(request: Request, *, status_code: int = 200, invited: dict[str,
         partners.append(item)
     s = ocpi_settings()
     identity = {"country_code": s.country_code, "party_id": s.party_id, "roles": sorted(s.role_set),
+                "versions": ", ".join(offered()),
                 "versions_url": versions_url(base_url(request))}
     return await render(request, "roaming/index.html", status_code=status_code, title=gettext("Roaming"), partners=partners,
                         identity=identity, invited=invited, error=error, organizations=organizations,
@@ -116,6 +118,11 @@ async def roaming_index(request: Request) -> Template:
 # never the JSON a handler typed ``Any`` would default to.
 
 
+def _role_211(form: dict[str, Any]) -> str:
+    """The partner's role should it speak OCPI 2.1.1 (the form's choice; anything else: the default)."""
+    return form.get("role_211", "") if form.get("role_211") in ("CPO", "EMSP") else ""
+
+
 @post("/invite", opt={"role": "admin", "tenant": SCOPED}, media_type=MediaType.HTML)
 async def roaming_invite(request: Request) -> Any:
     form = await _form(request)
@@ -128,7 +135,8 @@ async def roaming_invite(request: Request) -> Any:
         organization = await _owner(request, form)
     except ValidationException as exc:
         return await _index(request, status_code=422, error=str(exc.detail), values=form)
-    partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on", organization=organization)
+    partner, token_a = await invite(form["name"], raw_tokens=form.get("raw_tokens") == "on", organization=organization,
+                                    role_211=_role_211(form))
     await audit_partner(request, "create", partner)
     page = await _index(request, invited={"partner": partner_json(partner), "token_a": token_a})
     page.headers["Cache-Control"] = "no-store"  # token A is shown once: not kept by the browser either
@@ -150,7 +158,7 @@ async def roaming_register(request: Request) -> Any:
     except ValidationException as exc:
         return await _index(request, status_code=422, error=str(exc.detail), values=values)
     partner_id = await start_registration(form["name"], raw_tokens=form.get("raw_tokens") == "on",
-                                          organization=organization)
+                                          organization=organization, role_211=_role_211(form))
     try:
         await register_with(partner_id, form["versions_url"], form["token"], base_url(request))
     except RegistrationError as exc:

@@ -4,7 +4,7 @@ tariffs, the outbox) and commands to a partner's stations for our drivers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Router, delete, get, patch, post, put
@@ -58,6 +58,7 @@ class PartnerIn(msgspec.Struct, forbid_unknown_fields=True):
     token: str | None = None
     raw_tokens: bool = False
     organization: Int32 | None = None  # whose partner it is: one the caller manages (default its own)
+    role_211: Literal["CPO", "EMSP", ""] = ""  # the partner's role should it speak OCPI 2.1.1 (default: see README)
 
 
 class PartnerPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,7 +81,7 @@ def partner_json(p: dict[str, Any]) -> dict[str, Any]:
                                               "business_details": r.get("business_details") or {}}
                                              for r in p["roles"] or []],
         "versions_url": p["versions_url"], "version": p["version"], "endpoints": p["endpoints"] or [],
-        "raw_tokens": p["raw_tokens"], "last_error": p["last_error"], "organization": p["organization"],
+        "role_211": p["role_211"] or None, "raw_tokens": p["raw_tokens"], "last_error": p["last_error"], "organization": p["organization"],
         "created_at": p["created_at"].isoformat(), "updated_at": p["updated_at"].isoformat(),
         "registered_at": p["registered_at"].isoformat() if p["registered_at"] else None,
     }
@@ -154,14 +155,16 @@ class PartnerController(Controller):
         if data.versions_url or data.token:
             if not (data.versions_url and data.token):
                 raise ValidationException("registering needs both versions_url and token")
-            partner_id = await start_registration(data.name, raw_tokens=data.raw_tokens, organization=organization)
+            partner_id = await start_registration(data.name, raw_tokens=data.raw_tokens, organization=organization,
+                                                    role_211=data.role_211)
             try:
                 partner = await register_with(partner_id, data.versions_url, data.token, base_url(request))
             except RegistrationError as exc:
                 raise _failed(exc, partner_id) from None
             await audit_partner(request, "create", partner)
             return partner_json(partner)
-        partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens, organization=organization)
+        partner, token_a = await invite(data.name.strip(), raw_tokens=data.raw_tokens, organization=organization,
+                                        role_211=data.role_211)
         await audit_partner(request, "create", partner)
         return {**partner_json(partner), "token_a": token_a, "our_versions_url": versions_url(base_url(request))}
 

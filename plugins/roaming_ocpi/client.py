@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from plugins.roaming_ocpi import v211
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import hub_party
 from plugins.roaming_ocpi.tables import RequestLog
 from plugins.roaming_ocpi.transport import authorization_header, new_id, parse_json, routing_headers
+from plugins.roaming_ocpi.v211 import is_211
 
 log = logging.getLogger("csms.ocpi.client")
 
@@ -88,14 +90,20 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
     Broadcast Push).
     """
     s = ocpi_settings()
+    old = is_211(partner)
+    module, rel = _module_of(partner, url) if old else ("", [])
+    if old and body is not None:  # our 2.2.1 object, as the 2.1.1 partner takes it
+        body = await v211.down(module, rel, method, body, lambda loc: v211.our_location(partner, loc)) if module \
+            else v211.command_response_down(body) if isinstance(body, dict) and "result" in body else body
     request_id = new_id()
     correlation_id = correlation_id or new_id()
     headers = {
-        "Authorization": authorization_header(token or partner["outgoing_token"], raw=bool(partner.get("raw_tokens"))),
+        "Authorization": authorization_header(token or partner["outgoing_token"],
+                                              raw=bool(partner.get("raw_tokens")) or old),
         "X-Request-ID": request_id,
         "X-Correlation-ID": correlation_id,
     }
-    if functional:
+    if functional and not old:  # 2.1.1 has no routing headers
         to_cc, to_pid = to if to and to[0] else hub_party(partner)
         headers.update(routing_headers(s.country_code, s.party_id, to_cc, to_pid))
     started = time.monotonic()
@@ -119,7 +127,11 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
         if http_status >= 400 or not 1000 <= ocpi_status < 2000:
             error = f"HTTP {http_status}, OCPI {ocpi_status}: {envelope.get('status_message') or ''}".strip()
             raise PartnerError(f"{method} {url}: {error}", http_status=http_status, ocpi_status=ocpi_status)
-        return Answer(envelope.get("data"), ocpi_status, http_status, response.headers, envelope)
+        data = envelope.get("data")
+        if old and module:  # the 2.1.1 partner's objects, as ours
+            data = v211.up(module, rel, method, data, (partner.get("country_code") or "").upper(),
+                           (partner.get("party_id") or "").upper())
+        return Answer(data, ocpi_status, http_status, response.headers, envelope)
     finally:
         await _log(partner.get("id"), method, url, http_status, ocpi_status, request_id, correlation_id,
                    int((time.monotonic() - started) * 1000), error)
@@ -154,6 +166,17 @@ async def get_all(partner: dict[str, Any], url: str, *, params: dict[str, Any] |
                         len(items), next_url[:200])
             break
     return items
+
+
+def _module_of(partner: dict[str, Any], url: str) -> tuple[str, list[str]]:
+    """The functional module of one of the partner's endpoint URLs, and the path below it."""
+    for e in partner.get("endpoints") or []:
+        base = (e.get("url") or "").rstrip("/")
+        if e.get("identifier") in v211.MODULES and base and (url == base or url.startswith(base + "/")
+                                                              or url.startswith(base + "?")):
+            rest = url[len(base):].split("?")[0].strip("/")
+            return e["identifier"], rest.split("/") if rest else []
+    return "", []
 
 
 def _next_link(header: str) -> str | None:

@@ -25,6 +25,8 @@ class OcpiSettings(CsmsSettings):
     logo_url: str = Field("", description="URL of our logo (PNG, JPG, GIF or SVG, at most 255 characters) for the `logo` of our BusinessDetails; empty: none.")
     signed_data_url: str = Field("", description="URL given to drivers in a CDR's `signed_data` to check the signed meter values (for example the transparency software's page); empty: none.")
     roles: str = Field("CPO,EMSP", description="Comma-separated OCPI roles we take: CPO, EMSP or both.")
+    versions: str = Field("2.2.1,2.1.1", description="Comma-separated OCPI versions we offer and accept: 2.2.1, 2.1.1 or both (the newest both sides offer is used).")
+    v211_partner_role: str = Field("EMSP", description="Role of an OCPI 2.1.1 partner (2.1.1 credentials name none) when we take both roles: EMSP or CPO; we take the other one towards it.")
     base_url: str = Field("", description="Public base URL of this server (`https://csms.example.com`); empty takes it from each request.")
     currency: str = Field("EUR", description="Currency of sessions and CDRs when no pricing plugin answers.")
     token_whitelist: str = Field("ALLOWED_OFFLINE", description="WhitelistType published with our tokens: ALWAYS, ALLOWED, ALLOWED_OFFLINE or NEVER.")

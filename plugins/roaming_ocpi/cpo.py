@@ -17,7 +17,7 @@ from csms.plugin_api import (
     AuthorizationResult, CommandTimeout, IdToken, OperationError, Scope, Site, Station, StationOffline,
     UnknownStation, call_hook, events as ev, get_core, session_dict, utcnow,
 )
-from plugins.roaming_ocpi import objects, schema, sync
+from plugins.roaming_ocpi import objects, schema, sync, v211
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import (
@@ -52,6 +52,7 @@ from plugins.roaming_ocpi.transport import (
     paginated_response,
     parse_datetime,
 )
+from plugins.roaming_ocpi.v211 import V211, both, is_211
 
 log = logging.getLogger("csms.ocpi.cpo")
 
@@ -78,15 +79,15 @@ async def _list(request: Request, items: list[dict[str, Any]], *, date_from_requ
     return paginated_response(request, page, selected[page.offset:page.offset + page.limit], len(selected))
 
 
-@get("/cpo/2.2.1/locations")
+@get(both("/cpo/2.2.1/locations"))
 async def locations_list(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
     return await _list(request, await sync.location_list(await partner_scope(partner)))
 
 
-@get(["/cpo/2.2.1/locations/{location_id:str}", "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}",
-      "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}/{connector_id:str}"])
+@get(both(["/cpo/2.2.1/locations/{location_id:str}", "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}",
+           "/cpo/2.2.1/locations/{location_id:str}/{evse_uid:str}/{connector_id:str}"]))
 async def location_object(request: Request, location_id: str, evse_uid: str | None = None,
                           connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
@@ -108,14 +109,14 @@ async def location_object(request: Request, location_id: str, evse_uid: str | No
     return ocpi_response(connector)
 
 
-@get("/cpo/2.2.1/tariffs")
+@get(both("/cpo/2.2.1/tariffs"))
 async def tariffs_list(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
     return await _list(request, await sync.tariff_list(await partner_scope(partner)))
 
 
-@get("/cpo/2.2.1/sessions")
+@get(both("/cpo/2.2.1/sessions"))
 async def sessions_list(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
@@ -132,7 +133,7 @@ async def charging_preferences(request: Request, session_id: str) -> Response:
     raise OcpiError(2001, "no EVSE of this CPO is CHARGING_PREFERENCES_CAPABLE", http_status=404)
 
 
-@get("/cpo/2.2.1/cdrs")
+@get(both("/cpo/2.2.1/cdrs"))
 async def cdrs_list(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
@@ -164,7 +165,7 @@ def _check_owner(partner: dict[str, Any], cc: str, pid: str) -> None:
         raise not_found(f"{cc}/{pid} is not a party of this partner")
 
 
-@get("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}")
+@get(both("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}"))
 async def token_get(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
@@ -175,7 +176,7 @@ async def token_get(request: Request, country_code: str, party_id: str, token_ui
     return ocpi_response(row["payload"])
 
 
-@put("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}", status_code=200)
+@put(both("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}"), status_code=200)
 async def token_put(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
@@ -189,7 +190,7 @@ async def token_put(request: Request, country_code: str, party_id: str, token_ui
     return ocpi_response(http_status=201 if created else 200)
 
 
-@patch("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}")
+@patch(both("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}"))
 async def token_patch(request: Request, country_code: str, party_id: str, token_uid: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
@@ -322,6 +323,8 @@ async def realtime_authorize(partner: dict[str, Any] | None, token: dict[str, An
         raise PartnerError(f"not asked: {held}")
     answer = await call(partner, "POST", f"{base.rstrip('/')}/{token['uid']}/authorize",
                         params={"type": token["type"]}, body=body, to=to)
+    if is_211(partner) and isinstance(answer.data, dict):  # a 2.1.1 AuthorizationInfo names no token
+        answer.data = {**answer.data, "token": answer.data.get("token") or token}
     found = schema.problems(answer.data, schema.AUTHORIZATION_INFO)
     if found:
         raise PartnerError(f"invalid AuthorizationInfo: {found[0]}", http_status=answer.http_status, ocpi_status=2001)
@@ -695,11 +698,11 @@ def _response(result: str, message: str = "") -> dict[str, Any]:
     return out
 
 
-@post("/cpo/2.2.1/commands/{command:str}", status_code=200)
+@post(both("/cpo/2.2.1/commands/{command:str}"), status_code=200)
 async def command_receive(request: Request, command: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "CPO")
-    if command not in schema.COMMANDS:
+    if command not in schema.COMMANDS or f"/{V211}/" in request.url.path and command not in v211.COMMANDS:
         return ocpi_response(_response("NOT_SUPPORTED", f"unknown command {command!r}"))
     body = schema.require_valid(await json_body(request), schema.COMMANDS[command], command)
     record = CommandRecord(direction="in", partner=partner["id"], command=command, uid=uuid.uuid4().hex, request=body,

@@ -11,7 +11,7 @@ from typing import Any
 from litestar import Request, Response, delete, get, patch, post, put
 
 from csms.plugin_api import IdToken, utcnow
-from plugins.roaming_ocpi import schema, sync
+from plugins.roaming_ocpi import schema, sync, v211
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
 from plugins.roaming_ocpi.parties import (
@@ -39,6 +39,7 @@ from plugins.roaming_ocpi.transport import (
     paginated_response,
     parse_datetime,
 )
+from plugins.roaming_ocpi.v211 import V211, both, is_211
 
 log = logging.getLogger("csms.ocpi.emsp")
 
@@ -51,7 +52,7 @@ OCPP_TO_ALLOWED = {"Accepted": "ALLOWED", "Blocked": "BLOCKED", "Expired": "EXPI
 # ======================================================================================================
 
 
-@get("/emsp/2.2.1/tokens")
+@get(both("/emsp/2.2.1/tokens"))
 async def tokens_list(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -62,7 +63,7 @@ async def tokens_list(request: Request) -> Response:
     return paginated_response(request, page, items[page.offset:page.offset + page.limit], len(items))
 
 
-@post("/emsp/2.2.1/tokens/{token_uid:str}/authorize", status_code=200)
+@post(both("/emsp/2.2.1/tokens/{token_uid:str}/authorize"), status_code=200)
 async def token_authorize(request: Request, token_uid: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -155,7 +156,7 @@ def _replace(items: list[dict[str, Any]], key: str, new: dict[str, Any]) -> bool
     return True
 
 
-@get(LOCATION_PATHS)
+@get(both(LOCATION_PATHS))
 async def location_get(request: Request, country_code: str, party_id: str, location_id: str,
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
@@ -174,7 +175,7 @@ async def location_get(request: Request, country_code: str, party_id: str, locat
     return ocpi_response(target)
 
 
-@put(LOCATION_PATHS, status_code=200)
+@put(both(LOCATION_PATHS), status_code=200)
 async def location_put(request: Request, country_code: str, party_id: str, location_id: str,
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
@@ -210,7 +211,7 @@ async def location_put(request: Request, country_code: str, party_id: str, locat
     return ocpi_response(http_status=201 if created else 200)
 
 
-@patch(LOCATION_PATHS)
+@patch(both(LOCATION_PATHS))
 async def location_patch(request: Request, country_code: str, party_id: str, location_id: str,
                          evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
@@ -245,7 +246,7 @@ async def location_patch(request: Request, country_code: str, party_id: str, loc
 SESSION_PATH = "/emsp/2.2.1/sessions/{country_code:str}/{party_id:str}/{session_id:str}"
 
 
-@get(SESSION_PATH)
+@get(both(SESSION_PATH))
 async def session_get(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -256,7 +257,7 @@ async def session_get(request: Request, country_code: str, party_id: str, sessio
     return ocpi_response(row["payload"])
 
 
-@put(SESSION_PATH, status_code=200)
+@put(both(SESSION_PATH), status_code=200)
 async def session_put(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -269,7 +270,7 @@ async def session_put(request: Request, country_code: str, party_id: str, sessio
     return ocpi_response(http_status=201 if row is None else 200)
 
 
-@patch(SESSION_PATH)
+@patch(both(SESSION_PATH))
 async def session_patch(request: Request, country_code: str, party_id: str, session_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -286,7 +287,7 @@ async def session_patch(request: Request, country_code: str, party_id: str, sess
     return ocpi_response()
 
 
-@post("/emsp/2.2.1/cdrs", status_code=200)
+@post(both("/emsp/2.2.1/cdrs"), status_code=200)
 async def cdr_post(request: Request) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -299,11 +300,11 @@ async def cdr_post(request: Request) -> Response:
     if row is None:
         await _save(partner, "cdrs", cc, pid, body["id"], body, None, body["cdr_token"]["uid"])
         row = await _stored(partner, "cdrs", cc, pid, body["id"])
-    location = f"{base_url(request)}/ocpi/emsp/2.2.1/cdrs/{row['id']}"
+    location = f"{base_url(request)}/ocpi/emsp/{request.url.path.split('/')[3]}/cdrs/{row['id']}"
     return ocpi_response(http_status=201, headers={"Location": location})
 
 
-@get("/emsp/2.2.1/cdrs/{cdr_ref:int}")
+@get(both("/emsp/2.2.1/cdrs/{cdr_ref:int}"))
 async def cdr_get(request: Request, cdr_ref: int) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -317,7 +318,7 @@ async def cdr_get(request: Request, cdr_ref: int) -> Response:
 TARIFF_PATH = "/emsp/2.2.1/tariffs/{country_code:str}/{party_id:str}/{tariff_id:str}"
 
 
-@get(TARIFF_PATH)
+@get(both(TARIFF_PATH))
 async def tariff_get(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -328,7 +329,7 @@ async def tariff_get(request: Request, country_code: str, party_id: str, tariff_
     return ocpi_response(row["payload"])
 
 
-@put(TARIFF_PATH, status_code=200)
+@put(both(TARIFF_PATH), status_code=200)
 async def tariff_put(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -340,7 +341,7 @@ async def tariff_put(request: Request, country_code: str, party_id: str, tariff_
     return ocpi_response(http_status=201 if row is None else 200)
 
 
-@delete(TARIFF_PATH, status_code=200)
+@delete(both(TARIFF_PATH), status_code=200)
 async def tariff_delete(request: Request, country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -357,7 +358,7 @@ async def tariff_delete(request: Request, country_code: str, party_id: str, tari
 # ======================================================================================================
 
 
-@post("/emsp/2.2.1/commands/{command:str}/{uid:str}", status_code=200)
+@post(both("/emsp/2.2.1/commands/{command:str}/{uid:str}"), status_code=200)
 async def command_result(request: Request, command: str, uid: str) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
@@ -406,7 +407,10 @@ async def send_command(partner_id: int, command: str, params: dict[str, Any], *,
     if url is None:
         raise CommandError("the partner has no commands receiver endpoint")
     uid = uuid.uuid4().hex
-    body: dict[str, Any] = {"response_url": f"{base}/ocpi/emsp/2.2.1/commands/{command}/{uid}"}
+    version = V211 if is_211(partner) else "2.2.1"
+    if version == V211 and command not in v211.COMMANDS:
+        raise CommandError(f"OCPI 2.1.1 has no {command}")
+    body: dict[str, Any] = {"response_url": f"{base}/ocpi/emsp/{version}/commands/{command}/{uid}"}
     if command in ("START_SESSION", "RESERVE_NOW"):
         token = next((t for t in await sync.token_list(await partner_scope(partner))
                       if t["uid"] == params.get("id_token")), None)
@@ -419,8 +423,8 @@ async def send_command(partner_id: int, command: str, params: dict[str, Any], *,
               "CANCEL_RESERVATION": ("reservation_id",),
               "UNLOCK_CONNECTOR": ("location_id", "evse_uid", "connector_id")}[command]
     body.update({f: str(params[f]) for f in fields if params.get(f) not in (None, "")})
-    if command == "RESERVE_NOW":
-        body.setdefault("reservation_id", uuid.uuid4().hex[:36])
+    if command == "RESERVE_NOW":  # 2.1.1: an int
+        body.setdefault("reservation_id", str(uuid.uuid4().int % 2**31) if version == V211 else uuid.uuid4().hex[:36])
     found = schema.problems(body, schema.COMMANDS[command])
     if found:
         raise CommandError("; ".join(found))

@@ -62,7 +62,8 @@ MODULE_USERS = {
     ("EMSP", "tokens"): {"CPO", "HUB"},
     ("EMSP", "commands"): {"CPO", "HUB"},
 }
-CONFIGURATION_PATHS = ("/ocpi/versions", f"/ocpi/{VERSION}", f"/ocpi/{VERSION}/credentials")
+CONFIGURATION_PATHS = ("/ocpi/versions", f"/ocpi/{VERSION}", f"/ocpi/{VERSION}/credentials", "/ocpi/2.1.1",
+                       "/ocpi/2.1.1/credentials")
 HUBCLIENTINFO_PATH = f"/ocpi/{VERSION}/hubclientinfo"  # configuration module too: no routing headers
 
 
@@ -230,7 +231,9 @@ async def authenticate(request: Request, *, registration: bool = False) -> dict[
         token = presented.decoded
     if partner is None:
         candidate = await _by_digest(token_digest(presented.raw))
-        if candidate is not None and candidate["raw_tokens"]:
+        # unencoded: partners flagged so, and OCPI 2.1.1 (a 2.1.1 partner, or 2.1.1 paths)
+        if candidate is not None and (candidate["raw_tokens"] or candidate["version"] == "2.1.1"
+                                      or "/2.1.1" in request.url.path or request.url.path == "/ocpi/versions"):
             partner, token = candidate, presented.raw
     if partner is None or partner["status"] == "unregistered":
         raise unauthorized("unknown credentials token")

@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post, put
 
-from plugins.roaming_ocpi import schema
+from plugins.roaming_ocpi import schema, v211
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.parties import (
     authenticate,
@@ -38,6 +38,7 @@ from plugins.roaming_ocpi.transport import (
     ocpi_response,
     token_digest,
 )
+from plugins.roaming_ocpi.v211 import V211
 
 log = logging.getLogger("csms.ocpi.registration")
 
@@ -60,45 +61,72 @@ class RegistrationError(Exception):
 @get("/versions", name="ocpi:versions")
 async def versions(request: Request) -> Response:
     await authenticate(request, registration=True)
-    return ocpi_response([{"version": VERSION, "url": f"{base_url(request)}/ocpi/{VERSION}"}])
+    return ocpi_response([{"version": v, "url": f"{base_url(request)}/ocpi/{v}"} for v in v211.offered()])
 
 
-@get(f"/{VERSION}", name="ocpi:version_details")
+@get([f"/{VERSION}", f"/{V211}"], name="ocpi:version_details")
 async def version_details(request: Request) -> Response:
-    await authenticate(request, registration=True)
-    return ocpi_response({"version": VERSION, "endpoints": our_endpoints(base_url(request))})
+    partner = await authenticate(request, registration=True)
+    version = _path_version(request)
+    endpoints = v211.our_endpoints(base_url(request), partner) if version == V211 else our_endpoints(base_url(request))
+    return ocpi_response({"version": version, "endpoints": endpoints})
+
+
+def _path_version(request: Request) -> str:
+    """The version of the request's path (``/ocpi/2.1.1/...``); 404 for one we do not offer."""
+    version = request.url.path.split("/")[2]
+    if version not in v211.offered():
+        raise OcpiError(2000, f"OCPI {version} is not offered here", http_status=404)
+    return version
+
+
+def _ours(request: Request, token: str) -> dict[str, Any]:
+    """Our credentials in the shape of the request's version."""
+    creds = our_credentials(token, base_url(request))
+    return v211.credentials_down(creds, request.scope.get("ocpi_partner")) if _path_version(request) == V211 \
+        else creds
+
+
+async def _their_credentials(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if _path_version(request) == V211:
+        found = schema.problems(body, schema.CREDENTIALS_211)
+        if found:
+            raise OcpiError(2001, f"invalid Credentials: {'; '.join(found)}")
+        body = v211.credentials_up(body, request.scope.get("ocpi_partner"))
+    return schema.require_valid(body, schema.CREDENTIALS, "Credentials")
 
 
 # -- served: credentials -----------------------------------------------------------------------------
 
 
-@get(f"/{VERSION}/credentials")
+@get([f"/{VERSION}/credentials", f"/{V211}/credentials"])
 async def credentials_get(request: Request) -> Response:
     await authenticate(request, registration=True)
-    return ocpi_response(our_credentials(request.scope["ocpi_token"], base_url(request)))  # type: ignore[typeddict-item]
+    return ocpi_response(_ours(request, request.scope["ocpi_token"]))  # type: ignore[typeddict-item]
 
 
-@post(f"/{VERSION}/credentials", status_code=200)
+@post([f"/{VERSION}/credentials", f"/{V211}/credentials"], status_code=200)
 async def credentials_post(request: Request) -> Response:
     partner = await authenticate(request, registration=True)
     if partner["status"] == "registered":
         raise OcpiError(2000, "already registered: use PUT to update the credentials", http_status=405)
-    body = schema.require_valid(await json_body(request), schema.CREDENTIALS, "Credentials")
-    token_c = await _accept_credentials(partner, body)
-    return ocpi_response(our_credentials(token_c, base_url(request)))
+    body = await _their_credentials(request)
+    token_c = await _accept_credentials(partner, body, _path_version(request))
+    return ocpi_response(_ours(request, token_c))
 
 
-@put(f"/{VERSION}/credentials")
+@put([f"/{VERSION}/credentials", f"/{V211}/credentials"])
 async def credentials_put(request: Request) -> Response:
     partner = await authenticate(request, registration=True)
     if partner["status"] != "registered":
         raise OcpiError(2000, "not registered: use POST to register", http_status=405)
-    body = schema.require_valid(await json_body(request), schema.CREDENTIALS, "Credentials")
-    token_c = await _accept_credentials(partner, body)
-    return ocpi_response(our_credentials(token_c, base_url(request)))
+    body = await _their_credentials(request)
+    token_c = await _accept_credentials(partner, body, _path_version(request))
+    return ocpi_response(_ours(request, token_c))
 
 
-@delete(f"/{VERSION}/credentials", status_code=200)
+@delete([f"/{VERSION}/credentials", f"/{V211}/credentials"], status_code=200)
 async def credentials_delete(request: Request) -> Response:
     partner = await authenticate(request, registration=True)
     if partner["status"] != "registered":
@@ -109,12 +137,13 @@ async def credentials_delete(request: Request) -> Response:
     return ocpi_response()
 
 
-async def _accept_credentials(partner: dict[str, Any], body: dict[str, Any]) -> str:
-    """Fetch the client's endpoints with its token, store them, issue token C (POST and PUT)."""
+async def _accept_credentials(partner: dict[str, Any], body: dict[str, Any], version: str = VERSION) -> str:
+    """Fetch the client's endpoints with its token, store them, issue token C (POST and PUT):
+    of ``version``, the one the client registers in."""
     token_b = body["token"]
-    probe = {**partner, "outgoing_token": token_b}
+    probe = {**partner, "outgoing_token": token_b, "version": version}
     try:
-        version_url, endpoints = await fetch_endpoints(probe, body["url"], token_b)
+        version, endpoints = await fetch_endpoints(probe, body["url"], token_b, only=version)
     except RegistrationError as exc:
         await Partner.update({Partner.last_error: exc.message, Partner.updated_at: _now()}).where(
             Partner.id == partner["id"])
@@ -123,7 +152,7 @@ async def _accept_credentials(partner: dict[str, Any], body: dict[str, Any]) -> 
     first = body["roles"][0]
     await Partner.update({
         Partner.status: "registered", Partner.roles: body["roles"], Partner.country_code: first["country_code"].upper(),
-        Partner.party_id: first["party_id"].upper(), Partner.versions_url: body["url"], Partner.version: VERSION,
+        Partner.party_id: first["party_id"].upper(), Partner.versions_url: body["url"], Partner.version: version,
         Partner.endpoints: endpoints, Partner.outgoing_token: token_b, Partner.incoming_token_hash: token_digest(token_c),
         Partner.incoming_token_kind: "C", Partner.last_error: "", Partner.updated_at: _now(),
         Partner.registered_at: _now(),
@@ -143,30 +172,45 @@ def _after_registration(partner_id: int) -> None:
 # -- outbound: fetching a partner's endpoints, registering, updating, unregistering ---------------------
 
 
-async def fetch_endpoints(partner: dict[str, Any], url: str, token: str) -> tuple[str, list[dict[str, Any]]]:
-    """The partner's 2.2.1 details URL and endpoints (3001 unreachable, 3002 no 2.2.1, 3003 no modules)."""
+async def fetch_endpoints(partner: dict[str, Any], url: str, token: str,
+                          only: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The version chosen (the newest both offer, or ``only``) and the partner's endpoints of it
+    (2.1.1 ones with the interface role each has; 3001 unreachable, 3002 no common version, 3003
+    no modules). A partner that refuses our token Base64-encoded (401) is asked again with it
+    unencoded, as OCPI 2.1.1 sends it (also on 403, some 2.1.1 implementations answer so); the encoding that worked is kept for what follows."""
     try:
-        answer = await call(partner, "GET", url, token=token, functional=False)
+        try:
+            answer = await call(partner, "GET", url, token=token, functional=False)
+        except PartnerError as exc:
+            if exc.http_status not in (401, 403) or partner.get("raw_tokens") or partner.get("version") == V211:
+                raise
+            partner = {**partner, "version": V211}
+            answer = await call(partner, "GET", url, token=token, functional=False)
     except PartnerError as exc:
         raise RegistrationError(f"could not read the partner's versions: {exc.message}") from None
     listed = answer.data
     if not isinstance(listed, list) or schema.problems(listed, schema.many(schema.VERSION_OBJ)):
         raise RegistrationError("the partner's versions endpoint did not answer a list of versions")
-    match = next((v for v in listed if v.get("version") == VERSION), None)
+    match = v211.choose([v for v in listed if only is None or v.get("version") == only])
     if match is None:
-        raise RegistrationError(f"the partner offers no OCPI {VERSION} (only "
+        wanted = only or " or ".join(v211.offered())
+        raise RegistrationError(f"the partner offers no OCPI {wanted} (only "
                                 f"{', '.join(v.get('version', '?') for v in listed) or 'nothing'})", UNSUPPORTED_VERSION)
+    version = match["version"]
+    partner = {**partner, "version": version}
     try:
         answer = await call(partner, "GET", match["url"], token=token, functional=False)
     except PartnerError as exc:
-        raise RegistrationError(f"could not read the partner's {VERSION} endpoints: {exc.message}") from None
-    found = schema.problems(answer.data, schema.VERSION_DETAILS)
+        raise RegistrationError(f"could not read the partner's {version} endpoints: {exc.message}") from None
+    found = schema.problems(answer.data, schema.VERSION_DETAILS_211 if version == V211 else schema.VERSION_DETAILS)
     if found:
         raise RegistrationError(f"invalid version details from the partner: {found[0]}")
     endpoints = answer.data["endpoints"]
+    if version == V211:
+        endpoints = v211.endpoints_up(endpoints, partner)
     if not any(e["identifier"] in FUNCTIONAL_MODULES for e in endpoints):
         raise RegistrationError("the partner offers no functional module", NO_MATCHING_ENDPOINTS)
-    return match["url"], endpoints
+    return version, endpoints
 
 
 async def register_with(partner_id: int, versions: str, token_a: str, base: str) -> dict[str, Any]:
@@ -184,7 +228,8 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
     await Partner.update({Partner.versions_url: versions, Partner.updated_at: _now()}).where(
         Partner.id == partner_id)
     try:
-        _, endpoints = await fetch_endpoints(partner, versions, token_a)
+        version, endpoints = await fetch_endpoints(partner, versions, token_a)
+        partner = {**partner, "version": version}
         credentials_url = endpoint_url({"endpoints": endpoints}, "credentials", "SENDER")
         if credentials_url is None:
             raise RegistrationError("the partner has no credentials endpoint", NO_MATCHING_ENDPOINTS)
@@ -194,11 +239,11 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
             Partner.id == partner_id)
         partners_changed()
         try:
-            answer = await call(partner, "POST", credentials_url, body=our_credentials(token_b, base), token=token_a,
-                                functional=False)
+            answer = await call(partner, "POST", credentials_url, body=_credentials_for(partner, version, token_b, base),
+                                token=token_a, functional=False)
         except PartnerError as exc:
             raise RegistrationError(f"the partner refused our credentials: {exc.message}") from None
-        await _store_answer(partner_id, answer.data, endpoints)
+        await _store_answer(partner_id, _credentials_from(partner, version, answer.data), endpoints, version)
     except RegistrationError as exc:
         failed = partner["status"] in ("pending", "failed")
         await Partner.update({**before, Partner.status: "failed" if failed else partner["status"],
@@ -214,7 +259,8 @@ async def register_with(partner_id: int, versions: str, token_a: str, base: str)
     return row
 
 
-async def start_registration(name: str, *, raw_tokens: bool = False, organization: int | None = None) -> int:
+async def start_registration(name: str, *, raw_tokens: bool = False, organization: int | None = None,
+                             role_211: str = "") -> int:
     """The row of a registration with a partner about to start (status ``pending``) for
     ``organization`` (None: the installation's): a ``failed`` one of the same name and
     organization is taken again (a retry), and so is a ``pending`` one left behind by a
@@ -232,11 +278,12 @@ async def start_registration(name: str, *, raw_tokens: bool = False, organizatio
                                                                                & (Partner.updated_at < stale)))
     ).order_by(Partner.id, ascending=False).first()
     if row is not None:
-        await Partner.update({Partner.status: "pending", Partner.raw_tokens: raw_tokens, Partner.last_error: "",
+        await Partner.update({Partner.status: "pending", Partner.raw_tokens: raw_tokens, Partner.role_211: role_211,
+                              Partner.last_error: "",
                               Partner.updated_at: _now()}).where(Partner.id == row["id"])
         partners_changed()
         return int(row["id"])
-    new = Partner(name=name, status="pending", raw_tokens=raw_tokens, organization=organization)
+    new = Partner(name=name, status="pending", raw_tokens=raw_tokens, organization=organization, role_211=role_211)
     await new.save()
     partners_changed()
     return int(new.id)
@@ -254,17 +301,20 @@ async def update_credentials(partner_id: int, base: str) -> dict[str, Any]:
     await Partner.update({Partner.incoming_token_hash: token_digest(token_b), Partner.updated_at: _now()}).where(
         Partner.id == partner_id)
     try:
-        answer = await call(partner, "PUT", credentials_url, body=our_credentials(token_b, base), functional=False)
+        answer = await call(partner, "PUT", credentials_url, body=_credentials_for(partner, partner["version"], token_b, base),
+                            functional=False)
     except PartnerError as exc:  # the partner kept the token it has: so do we
         await Partner.update({Partner.incoming_token_hash: partner["incoming_token_hash"],
                               Partner.last_error: f"credentials update failed: {exc.message}"}).where(
             Partner.id == partner_id)
         raise RegistrationError(f"the partner refused the update: {exc.message}") from None
-    data = schema.require_valid(answer.data, schema.CREDENTIALS, "Credentials") if answer.data else None
+    data = schema.require_valid(_credentials_from(partner, partner["version"], answer.data), schema.CREDENTIALS,
+                                "Credentials") if answer.data else None
     if data is None:
         raise RegistrationError("the partner answered without credentials")
-    _, endpoints = await fetch_endpoints({**partner, "outgoing_token": data["token"]}, data["url"], data["token"])
-    await _store_answer(partner_id, data, endpoints)
+    version, endpoints = await fetch_endpoints({**partner, "outgoing_token": data["token"]}, data["url"],
+                                               data["token"], only=partner["version"] or None)
+    await _store_answer(partner_id, data, endpoints, version)
     row = await partner_row(partner_id)
     assert row is not None
     return row
@@ -288,7 +338,22 @@ async def unregister(partner_id: int) -> str:
     return warning
 
 
-async def _store_answer(partner_id: int, data: Any, endpoints: list[dict[str, Any]]) -> None:
+def _credentials_for(partner: dict[str, Any], version: str, token: str, base: str) -> dict[str, Any]:
+    creds = our_credentials(token, base)
+    return v211.credentials_down(creds, partner) if version == V211 else creds
+
+
+def _credentials_from(partner: dict[str, Any], version: str, data: Any) -> Any:
+    """A partner's answer as 2.2.1 credentials (a 2.1.1 one checked in its own shape first)."""
+    if version == V211:
+        found = schema.problems(data, schema.CREDENTIALS_211)
+        if found:
+            raise RegistrationError(f"invalid credentials from the partner: {found[0]}")
+        return v211.credentials_up(data, partner)
+    return data
+
+
+async def _store_answer(partner_id: int, data: Any, endpoints: list[dict[str, Any]], version: str = VERSION) -> None:
     found = schema.problems(data, schema.CREDENTIALS)
     if found:
         raise RegistrationError(f"invalid credentials from the partner: {found[0]}")
@@ -296,18 +361,18 @@ async def _store_answer(partner_id: int, data: Any, endpoints: list[dict[str, An
     await Partner.update({
         Partner.status: "registered", Partner.outgoing_token: data["token"], Partner.roles: data["roles"],
         Partner.country_code: first["country_code"].upper(), Partner.party_id: first["party_id"].upper(),
-        Partner.versions_url: data["url"], Partner.version: VERSION, Partner.endpoints: endpoints,
+        Partner.versions_url: data["url"], Partner.version: version, Partner.endpoints: endpoints,
         Partner.last_error: "", Partner.updated_at: _now(), Partner.registered_at: _now(),
     }).where(Partner.id == partner_id)
 
 
-async def invite(name: str, *, raw_tokens: bool = False,
-                 organization: int | None = None) -> tuple[dict[str, Any], str]:
+async def invite(name: str, *, raw_tokens: bool = False, organization: int | None = None,
+                 role_211: str = "") -> tuple[dict[str, Any], str]:
     """A new partner of ``organization`` (None: the installation's) that will register with us:
     returns it and the token A to hand over."""
     token_a = new_token()
     row = Partner(name=name, status="invited", incoming_token_hash=token_digest(token_a), incoming_token_kind="A",
-                  raw_tokens=raw_tokens, organization=organization)
+                  raw_tokens=raw_tokens, organization=organization, role_211=role_211)
     await row.save()
     partners_changed()
     partner = await partner_row(row.id)

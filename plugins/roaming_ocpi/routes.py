@@ -20,6 +20,7 @@ from plugins.roaming_ocpi import chargingprofiles, cpo, emsp, hubclientinfo, reg
 from plugins.roaming_ocpi.middleware import ocpi_middleware
 from plugins.roaming_ocpi.parties import CONFIGURATION_PATHS, authenticate
 from plugins.roaming_ocpi.transport import CLIENT_ERROR, SERVER_ERROR, OcpiError, envelope, error_response
+from plugins.roaming_ocpi.v211 import adapt_inbound
 
 log = logging.getLogger("csms.ocpi")
 
@@ -43,7 +44,7 @@ def ocpi_router() -> Router:
         path=PREFIX,
         route_handlers=[*registration.ROUTES, *cpo.ROUTES, *chargingprofiles.ROUTES, *emsp.ROUTES,
                         *hubclientinfo.ROUTES],
-        middleware=[ocpi_middleware],
+        middleware=[ocpi_middleware, adapt_inbound],
         exception_handlers={OcpiError: error_response, HTTPException: _http_error, Exception: _server_error},
         include_in_schema=False,
     )

@@ -83,6 +83,10 @@ CREDENTIALS = obj({"token": (s(64), R), "url": (URL, R), "roles": (many(CREDENTI
 CONNECTION_STATUS = enum("CONNECTED", "OFFLINE", "PLANNED", "SUSPENDED")
 CLIENT_INFO = obj({"party_id": (ci(3), R), "country_code": (ci(2), R), "role": (ROLE, R),
                    "status": (CONNECTION_STATUS, R), "last_updated": (DT, R)})
+CREDENTIALS_211 = obj({"token": (s(64), R), "url": (URL, R), "business_details": (BUSINESS_DETAILS, R),
+                       "party_id": (ci(3), R), "country_code": (ci(2), R)})
+ENDPOINT_211 = obj({"identifier": (MODULE, R), "url": (URL, R)})
+VERSION_DETAILS_211 = obj({"version": (s(8), R), "endpoints": (many(ENDPOINT_211, 1), R)})
 VERSION_OBJ = obj({"version": (s(8), R), "url": (URL, R)})
 ENDPOINT = obj({"identifier": (MODULE, R), "role": (INTERFACE_ROLE, R), "url": (URL, R)})
 VERSION_DETAILS = obj({"version": (s(8), R), "endpoints": (many(ENDPOINT, 1), R)})

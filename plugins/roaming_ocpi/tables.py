@@ -29,7 +29,8 @@ class Partner(Table, tablename="ocpi_partner"):
     party_id = Varchar(length=3, default="")
     roles = JSON(default=[])  # the partner's CredentialsRole list
     versions_url = Varchar(length=255, default="")
-    version = Varchar(length=8, default="")
+    version = Varchar(length=8, default="")  # negotiated: 2.2.1 or 2.1.1
+    role_211 = Varchar(length=8, default="")  # CPO or EMSP: a 2.1.1 partner's role (empty: v211.partner_role)
     endpoints = JSON(default=[])  # the partner's Endpoint list for ``version``
     incoming_token_hash = Varchar(length=64, default="", index=True)  # sha256 of token A or C
     incoming_token_kind = Varchar(length=1, default="A")  # A (registration only) or C

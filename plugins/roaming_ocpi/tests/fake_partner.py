@@ -51,6 +51,7 @@ class FakePartner:
     # ``await script(record)`` before the usual answer (may sleep, i.e. stall): None for the usual
     # answer, else (http status, envelope, extra headers)
     script: Any = None
+    version: str = "2.2.1"  # "2.1.1": a 2.1.1 party (credentials without roles, unencoded tokens)
 
     @property
     def base(self) -> str:
@@ -61,6 +62,9 @@ class FakePartner:
         return f"{self.base}/ocpi/versions"
 
     def credentials(self) -> dict[str, Any]:
+        if self.version == "2.1.1":
+            return {"token": self.token_b, "url": self.versions_url, "party_id": self.party_id,
+                    "country_code": self.country_code, "business_details": {"name": f"Fake {self.role.lower()}"}}
         roles = [(self.role, self.country_code, self.party_id), *self.more_roles]
         return {"token": self.token_b, "url": self.versions_url, "roles": [{
             "role": role, "business_details": {"name": f"Fake {role.lower()}", "website": "https://fake.example.org"},
@@ -68,6 +72,8 @@ class FakePartner:
 
     def endpoints(self) -> list[dict[str, str]]:
         found = self._endpoints()
+        if self.version == "2.1.1":  # no interface roles, one endpoint per module
+            found = [{"identifier": e["identifier"], "url": e["url"].replace("/2.2.1/", "/2.1.1/")} for e in found]
         if self.slash:
             found = [{**e, "url": e["url"] + "/"} if e["identifier"] != "credentials" else e for e in found]
         return found
@@ -95,7 +101,7 @@ class FakePartner:
     def pushes(self, method: str | None = None, prefix: str = "", *, failed: bool = False) -> list[Recorded]:
         """Requests received (those we answered successfully, unless ``failed``)."""
         return [r for r in self.requests if (method is None or r.method == method)
-                and r.path.startswith(f"/ocpi/2.2.1/{prefix}") and (failed or r.status < 400)]
+                and r.path.startswith(f"/ocpi/{self.version}/{prefix}") and (failed or r.status < 400)]
 
     async def wait_for(self, method: str, prefix: str, count: int = 1, timeout: float = 15.0,
                        match: Callable[[Recorded], bool] | None = None) -> list[Recorded]:
@@ -131,7 +137,9 @@ class FakePartner:
         self.requests.append(record)
         status, envelope, extra = 200, {"status_code": 1000, "timestamp": now()}, []
         accepted = {"Token " + base64.b64encode(t.encode()).decode() for t in self.accepted}
-        path = scope["path"]
+        if self.version == "2.1.1":
+            accepted = {f"Token {t}" for t in self.accepted}
+        path = scope["path"].replace("/2.1.1", "/2.2.1") if self.version == "2.1.1" else scope["path"]
         scripted = await self.script(record) if self.script is not None else None
         if scripted is not None:
             status, envelope, extra = scripted
@@ -140,9 +148,9 @@ class FakePartner:
         elif headers.get("authorization") not in accepted:
             status, envelope = 401, {"status_code": 2000, "status_message": "bad token", "timestamp": now()}
         elif path == "/ocpi/versions":
-            envelope["data"] = [{"version": "2.2.1", "url": f"{self.base}/ocpi/2.2.1"}]
+            envelope["data"] = [{"version": self.version, "url": f"{self.base}/ocpi/{self.version}"}]
         elif path == "/ocpi/2.2.1":
-            envelope["data"] = {"version": "2.2.1", "endpoints": self.endpoints()}
+            envelope["data"] = {"version": self.version, "endpoints": self.endpoints()}
         elif path == "/ocpi/2.2.1/credentials" and scope["method"] in ("POST", "PUT"):
             self.their_token = body["token"]
             new = f"fake-token-c{len(self.issued) + 1}"

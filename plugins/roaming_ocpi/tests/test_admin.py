@@ -41,7 +41,7 @@ async def test_roaming_pages(server):
     try:
         r = await admin.get("/admin/roaming")
         assert r.status_code == 200
-        assert 'href="/admin/roaming"' in r.text and "Roaming (OCPI 2.2.1)" in r.text
+        assert 'href="/admin/roaming"' in r.text and "Roaming (OCPI 2.2.1, 2.1.1)" in r.text
         assert "/ocpi/versions" in r.text and "NL/CPO" in r.text
         r = await admin.post("/admin/roaming/invite", data={"name": "Page partner", "_csrf_token": csrf(r.text)})
         assert r.status_code == 200 and "Page partner" in r.text

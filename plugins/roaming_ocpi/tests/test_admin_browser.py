@@ -25,6 +25,8 @@ async def test_invite_register_and_deliveries_pages(server, device):
         await page.goto("/admin/roaming")
         await page.get_by_text("Invite a partner").click()
         await page.get_by_label("Name").first.fill(f"Browser partner {name}")
+        await page.get_by_label("Its role, should it speak OCPI 2.1.1").first.select_option("CPO")
+        await screenshot(page, f"roaming-invite-form-{name}-{backend}")
         async with page.expect_response(lambda r: r.url.endswith("/admin/roaming/invite")) as answer:
             await page.get_by_role("button", name="Issue token A").click()
         response = await answer.value
@@ -34,6 +36,9 @@ async def test_invite_register_and_deliveries_pages(server, device):
         assert len((await token.inner_text()).strip()) >= 32
         await expect(page.get_by_text("It is shown only now")).to_be_visible()
         await screenshot(page, f"roaming-invite-{name}-{backend}")
+        invited = [p for p in (await server.api.get("/roaming/partners")).json()["items"]
+                   if p["name"] == f"Browser partner {name}"]
+        assert invited and invited[0]["role_211"] == "CPO"  # the 2.1.1 role chosen on the form
 
         await page.goto("/admin/roaming")
         await page.get_by_text("Register with a partner").click()

@@ -244,7 +244,7 @@ async def test_module_in_version_details(server, emsp):
 
 async def test_unknown_paths_and_methods_answer_in_the_envelope(server, emsp):
     async with httpx.AsyncClient() as c:
-        for path in ("/cpo/2.2.1/nothing", "/emsp/2.2.1/locations", "/2.1.1", "", "/cpo/2.2.1/chargingprofiles"):
+        for path in ("/cpo/2.2.1/nothing", "/emsp/2.2.1/locations", "/2.0", "", "/cpo/2.2.1/chargingprofiles"):
             r = await c.get(f"{ocpi(server)}{path}", headers=tok(emsp.token_c))
             assert r.status_code == 404, path
             assert_envelope(r.json(), 2000)

@@ -72,7 +72,7 @@ async def test_versions_and_details(server, fake):
     async with httpx.AsyncClient() as c:
         r = await c.get(versions, headers=tok(token_a))
         assert r.status_code == 200
-        assert [v["version"] for v in assert_envelope(r.json())] == ["2.2.1"]
+        assert [v["version"] for v in assert_envelope(r.json())] == ["2.2.1", "2.1.1"]
         r = await c.get(f"{ocpi(server)}/2.2.1", headers=tok(token_a))
         details = assert_envelope(r.json())
     assert_valid("VersionDetails", details)

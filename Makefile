@@ -21,6 +21,14 @@ $(TEST_STAMP): $(STAMP) examples/fleet-limits/pyproject.toml
 	$(BIN)/pip install --quiet -e examples/fleet-limits  # the example third-party plugin, tested with the suite
 	touch $@
 
+# The independent OCPI 2.1.1 peer of plugins/roaming_ocpi/tests/test_extrawest_v211.py: extrawest-ocpi
+# pins pydantic 1, so it lives in a virtualenv of its own.
+EXTRAWEST := $(VENV)/extrawest-ocpi
+$(EXTRAWEST)/.ready:
+	$(PYTHON) -m venv $(EXTRAWEST)
+	$(EXTRAWEST)/bin/pip install --quiet extrawest-ocpi==2025.7.16 uvicorn==0.23.2
+	touch $@
+
 tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund
 
@@ -31,9 +39,9 @@ run: $(STAMP)
 # Run the whole test suite (SQLite and the local PostgreSQL, ocpp-rpc strict stations, Chromium),
 # one test file per worker process, as many workers as cores (each test has its own database,
 # Redis db index, ports and data directory, so files run side by side).
-test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json
+test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json $(EXTRAWEST)/.ready
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	EXTRAWEST_OCPI_VENV=$(EXTRAWEST) $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(TEST_STAMP)
 	$(BIN)/csms bench

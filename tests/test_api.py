@@ -114,6 +114,7 @@ STATION_BODIES = {
                                  "severity": 5}]},
     "clear": {"monitor_ids": [1]}, "report": {}, "base": {"base": "All"}, "level": {"severity": 5},  # monitoring/...
     "customer-information": {"customer_identifier": "C"},
+    "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"},  # tariffs/... (2.1)
 }
 
 
@@ -130,7 +131,8 @@ async def test_every_station_command_answers_404_for_an_unknown_station(server):
         path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")
         path = path.replace("{message_id:int}", "1")[len("/api/v1"):]
         for method in sorted(route.methods - {"GET", "HEAD", "OPTIONS"}):
-            body = STATION_BODIES[route.path.rsplit("/", 1)[-1]]
+            last_two = "/".join(route.path.rsplit("/", 2)[-2:])
+            body = STATION_BODIES[last_two] if last_two in STATION_BODIES else STATION_BODIES[route.path.rsplit("/", 1)[-1]]
             r = await server.api.request(method, path, json=body if method != "DELETE" else None)
             assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text}"
             checked.append(f"{method} {path}")

@@ -320,7 +320,11 @@ async def test_a_node_taken_for_dead_registers_its_stations_again(tmp_path, clus
 
                 monkeypatch.setattr(bus, "_announce", announce)
                 await eventually(connected, seconds=2 * TTL)
-                assert (await r.hget("csms:presence", station)).startswith(f"{node_a_id}|2.0.1|")
+
+                async def present() -> str | None:  # written right after the database row
+                    return await r.hget("csms:presence", station)
+
+                assert (await eventually(present, seconds=2 * TTL)).startswith(f"{node_a_id}|2.0.1|")
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}/api/v1",
                                              headers={"Authorization": f"Bearer {node_a.api_key}"}) as api_b:
                     reset = await eventually(lambda: _accepted(api_b.post(f"/stations/{station}/reset",

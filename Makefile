@@ -41,7 +41,7 @@ run: $(STAMP)
 # Redis db index, ports and data directory, so files run side by side).
 test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json $(EXTRAWEST)/.ready
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
-	EXTRAWEST_OCPI_VENV=$(EXTRAWEST) $(BIN)/python -m pytest -q -n auto --dist loadfile
+	EXTRAWEST_OCPI_VENV=$(abspath $(EXTRAWEST)) $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(TEST_STAMP)
 	$(BIN)/csms bench

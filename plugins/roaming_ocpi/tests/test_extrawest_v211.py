@@ -25,7 +25,7 @@ from plugins.roaming_ocpi.tests.test_transport import ocpi
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-VENV = Path(os.environ.get("EXTRAWEST_OCPI_VENV", "/tmp/csms-extrawest-ocpi-venv"))
+VENV = Path(os.environ.get("EXTRAWEST_OCPI_VENV", "/tmp/csms-extrawest-ocpi-venv")).resolve()
 SCRIPT = Path(__file__).with_name("extrawest_emsp211.py")
 
 

@@ -18,11 +18,12 @@ import io
 import os
 import re
 import socket
+import sys
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Literal
 
 import httpx
 
@@ -146,8 +147,46 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
     finally:
         await api.aclose()
         server.should_exit = True
-        await task
+        await stopped(task)
         await close_engine()
+
+
+@asynccontextmanager
+async def asgi_server(app: Any, port: int, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[Any]:
+    """A test's stand-in peer (an ASGI app: a webhook receiver, a push service, a partner) served by
+    uvicorn on 127.0.0.1:``port`` while the block runs. Its shutdown waits at most a second for
+    open connections (the CSMS under test may hold a keep-alive one to it) and fails the test with
+    the tasks' stacks if it still does not end."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await stopped(task)
+
+
+async def stopped(task: asyncio.Task[Any], limit: float = 60.0) -> None:
+    """Wait for a server's task to end; one that has not ended after ``limit`` seconds (a
+    shutdown step hangs) fails the test with every task's stack printed, not a silent timeout."""
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if done:
+        task.result()
+        return
+    out = io.StringIO()
+    for other in asyncio.all_tasks():
+        if other is not asyncio.current_task():
+            other.print_stack(file=out)
+    print(out.getvalue(), file=sys.stderr)
+    task.cancel()
+    raise AssertionError(f"the server did not stop within {limit:.0f} s; the tasks' stacks are printed above")
 
 
 ADMIN_PASSWORD = "correct-horse-battery-staple"

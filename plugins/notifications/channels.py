@@ -33,6 +33,11 @@ class DeliveryFailed(Exception):
         self.body = body
 
 
+class SubscriptionGone(DeliveryFailed):
+    """The subscription no longer exists (deleted, or its push service answered 404 or 410):
+    never retried, and nothing more of it is sent."""
+
+
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"

@@ -25,11 +25,11 @@ from csms.plugin_api import (
     Scope, Station, events as ev, gettext, in_language, ngettext, recipient_language, scope_for, utcnow,
 )
 from plugins.notifications.browser import BrowserHub
-from plugins.notifications.channels import DeliveryFailed, post_webhook, send_email
+from plugins.notifications.channels import DeliveryFailed, SubscriptionGone, post_webhook, send_email
 from plugins.notifications.config import notification_settings
 from plugins.notifications.messages import DRIVER_EVENTS, Notification, NotificationBuilder, title_of
 from plugins.notifications.tables import Delivery, Subscription
-from plugins.notifications.webpush import SubscriptionGone, send_push
+from plugins.notifications.webpush import send_push
 from plugins.notifications.webpush import close as close_push, forget_keys
 
 log = logging.getLogger("csms.notifications")
@@ -40,6 +40,7 @@ _EMAIL_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent
 # the e-mails' texts in the current language (the recipient's, see Notifier._deliver)
 _EMAIL_TEMPLATES.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 _IGNORED = (ev.MeterValuesReceived, ev.CommandAnswered)
+STALE_CLAIM = timedelta(minutes=5)  # a delivery claimed longer ago than this was claimed by a node that stopped
 
 
 def new_secret() -> str:
@@ -110,14 +111,13 @@ class Notifier:
         self._limit = asyncio.Semaphore(10)
 
     async def start(self) -> None:
-        # deliveries claimed by a node that stopped mid-send are due again
-        await Delivery.update({Delivery.status: "pending"}).where(
-            (Delivery.status == "sending") & (Delivery.last_attempt_at < utcnow() - timedelta(minutes=5)))
         self._tasks = [asyncio.create_task(self._work(), name="notifications-events"),
                        asyncio.create_task(self._send_loop(), name="notifications-sender")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        # sends under way are cancelled too (a hung receiver must not hold up a shutdown); their
+        # deliveries stay claimed and are due again after STALE_CLAIM, on whichever node runs then
+        for task in [*self._tasks, *self._sending]:
             task.cancel()
         for task in [*self._tasks, *self._sending]:
             try:
@@ -191,14 +191,33 @@ class Notifier:
         return max(0.05, min([self.settings.send_interval, *delays]))
 
     async def send_due(self) -> int:
+        """Claim and send the deliveries that are due, one at a time per subscription: a
+        subscription's next delivery waits until the one being sent is answered (a phone shows
+        a session's notifications in order, one replacing the other; after a push service's
+        410 nothing more goes to it). A claim older than :data:`STALE_CLAIM` (its node died
+        mid-send) holds nothing up and is due again."""
         now = utcnow()
-        due = await Delivery.select(Delivery.id).where(
+        stale = now - STALE_CLAIM
+        await Delivery.update({Delivery.status: "pending"}).where(
+            (Delivery.status == "sending") & (Delivery.last_attempt_at < stale))
+        due = await Delivery.select(Delivery.id, Delivery.subscription).where(
             (Delivery.status == "pending") & (Delivery.next_attempt_at <= now)
-        ).order_by(Delivery.next_attempt_at).limit(100)
+        ).order_by(Delivery.next_attempt_at).order_by(Delivery.id).limit(100)
+        busy = {r["subscription"] for r in await Delivery.select(Delivery.subscription).where(
+            (Delivery.status == "sending") & Delivery.subscription.is_not_null())}
         claimed = 0
         for d in due:
+            sub = d["subscription"]
+            if sub is not None and sub in busy:
+                continue  # its subscription's previous delivery is still on its way
+            free = (Delivery.id == d["id"]) & (Delivery.status == "pending")
+            if sub is not None:  # no other node is sending to this subscription either
+                free &= Delivery.id.not_in(Delivery.select(Delivery.id).where(
+                    (Delivery.subscription == sub) & (Delivery.status == "sending")))
             got = await Delivery.update({Delivery.status: "sending", Delivery.last_attempt_at: now}).where(
-                (Delivery.id == d["id"]) & (Delivery.status == "pending")).returning(Delivery.id)
+                free).returning(Delivery.id)
+            if sub is not None:
+                busy.add(sub)
             if not got:
                 continue  # another node took it
             claimed += 1
@@ -208,6 +227,12 @@ class Notifier:
         return claimed
 
     async def _send_one(self, delivery_id: int) -> None:
+        try:
+            await self._send_claimed(delivery_id)
+        finally:
+            self.wake.set()  # the subscription's next delivery may go now
+
+    async def _send_claimed(self, delivery_id: int) -> None:
         async with self._limit:
             row = await Delivery.select().where(Delivery.id == delivery_id).first()
             if row is None:
@@ -215,11 +240,13 @@ class Notifier:
             attempts = row["attempts"] + 1
             try:
                 status, body = await self._deliver(row)
-            except SubscriptionGone as exc:  # the browser's subscription ended: delete it, no retry
+            except SubscriptionGone as exc:  # the subscription ended: delete it, no retry, nothing more to it
                 await Delivery.update({Delivery.status: "failed", Delivery.attempts: attempts,
                                        Delivery.last_error: str(exc)[:500], Delivery.response_status: exc.status,
                                        Delivery.response_body: exc.body}).where(Delivery.id == delivery_id)
                 if row["subscription"] is not None:
+                    await Delivery.update({Delivery.status: "failed", Delivery.last_error: str(exc)[:500]}).where(
+                        (Delivery.subscription == row["subscription"]) & (Delivery.status == "pending"))
                     await Subscription.delete().where(Subscription.id == row["subscription"])
                     log.info("push subscription %s removed: %s", row["subscription"], exc)
                 return
@@ -233,7 +260,6 @@ class Notifier:
                 else:
                     values[Delivery.status] = "failed"
                 await Delivery.update(values).where(Delivery.id == delivery_id)
-                self.wake.set()
                 return
             except Exception as exc:  # a bug must not leave the delivery claimed for ever
                 log.exception("delivery %s failed unexpectedly", delivery_id)
@@ -252,7 +278,7 @@ class Notifier:
                 sub = await Subscription.select(Subscription.secret).where(
                     Subscription.id == row["subscription"]).first()
             if sub is None:
-                raise DeliveryFailed("the subscription was deleted (its secret with it)")
+                raise SubscriptionGone("the subscription was deleted (its secret with it)")
             return await post_webhook(row, sub["secret"])
         if row["channel"] == "email":  # in its recipient's language (an admin user's choice, else the installation's)
             with in_language(await recipient_language(row["target"])):
@@ -264,7 +290,7 @@ class Notifier:
                 push = await Subscription.select(Subscription.p256dh, Subscription.secret, Subscription.language).where(
                     Subscription.id == row["subscription"]).first()
             if push is None:
-                raise DeliveryFailed("the push subscription was deleted (its keys with it)")
+                raise SubscriptionGone("the push subscription was deleted (its keys with it)")
             return await send_push(row, push)
         raise DeliveryFailed(f"unknown channel {row['channel']!r}")
 

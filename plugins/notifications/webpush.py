@@ -36,7 +36,7 @@ from py_vapid import Vapid02 as Vapid
 from pywebpush import WebPushException, webpush
 
 from csms.plugin_api import gettext, in_language, smtp_settings
-from plugins.notifications.channels import DeliveryFailed
+from plugins.notifications.channels import DeliveryFailed, SubscriptionGone
 from plugins.notifications.config import notification_settings
 from plugins.notifications.tables import VapidKey
 
@@ -51,10 +51,6 @@ _public_url = ""
 
 class PushSubscriptionError(ValueError):
     """A push subscription the browser sent that cannot be used; the message says why."""
-
-
-class SubscriptionGone(DeliveryFailed):
-    """The push service no longer knows the subscription (HTTP 404 or 410): never retried."""
 
 
 def b64url(data: bytes) -> str:

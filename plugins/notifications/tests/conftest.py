@@ -11,9 +11,8 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 import pytest
-import uvicorn
 
-from csms.testing import admin_client, free_port, running_server  # noqa: F401 (admin_client: used by the tests)
+from csms.testing import admin_client, asgi_server, free_port, running_server  # noqa: F401 (admin_client: used by the tests)
 from csms.testing.mail import smtp_server
 from plugins.notifications.config import notification_settings, smtp_settings
 from plugins.stationops.config import stationops_settings
@@ -53,15 +52,8 @@ class Receiver:
 @pytest.fixture
 async def receiver():
     rec = Receiver()
-    server = uvicorn.Server(uvicorn.Config(rec, host="127.0.0.1", port=rec.port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with asgi_server(rec, rec.port):
         yield rec
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
@@ -74,16 +66,8 @@ async def push_service(monkeypatch):
     monkeypatch.setenv("CSMS_NOTIFICATIONS_PUSH_TIMEOUT", "3")
     notification_settings.cache_clear()
     service = PushService()
-    server = uvicorn.Server(uvicorn.Config(service, host="127.0.0.1", port=service.port, lifespan="off",
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with asgi_server(service, service.port):
         yield service
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

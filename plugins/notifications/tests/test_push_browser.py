@@ -24,16 +24,14 @@ Screenshots: driver-push-desktop.png, driver-push-phone.png (and -off) in test-a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.async_api import async_playwright, expect
 
-from csms.testing import CHROMIUM_ARGS, driver_cookie, screenshot
+from csms.testing import CHROMIUM_ARGS, asgi_server, driver_cookie, screenshot
 from csms.testing.stations import station
 from plugins.notifications.tables import Subscription
 from plugins.notifications.tests.conftest import eventually
@@ -47,15 +45,8 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, 
 @pytest.fixture
 async def fake_gcm():
     gcm = FakeGcm()
-    server = uvicorn.Server(uvicorn.Config(gcm, host="127.0.0.1", port=gcm.port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with asgi_server(gcm, gcm.port):
         yield gcm
-    finally:
-        server.should_exit = True
-        await task
 
 
 def aes128gcm_keyid(body: bytes) -> bytes:

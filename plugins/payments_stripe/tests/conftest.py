@@ -4,13 +4,11 @@ for the dunning e-mails, and a CSMS with the plugin pointed at both."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import pytest
-import uvicorn
 
-from csms.testing import free_port, running_server
+from csms.testing import asgi_server, free_port, running_server
 from csms.testing.mail import smtp_server
 from plugins.payments_stripe.config import stripe_settings
 from plugins.payments_stripe.tests.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe
@@ -21,18 +19,8 @@ os.environ.setdefault("CSMS_DATA_DIR", "/tmp/csms-test-default")
 @pytest.fixture
 async def fake_stripe():
     fake = FakeStripe(free_port())
-    server = uvicorn.Server(uvicorn.Config(fake, host="127.0.0.1", port=fake.port, lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
+    async with asgi_server(fake, fake.port):
         yield fake
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

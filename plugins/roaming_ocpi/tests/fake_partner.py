@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
-import uvicorn
 
-from csms.testing import free_port
+from csms.testing import asgi_server, free_port
 
 
 def now() -> str:
@@ -174,15 +173,5 @@ class FakePartner:
 @asynccontextmanager
 async def fake_partner(**kwargs: Any) -> AsyncIterator[FakePartner]:
     partner = FakePartner(free_port(), **kwargs)
-    server = uvicorn.Server(uvicorn.Config(partner.app, host="127.0.0.1", port=partner.port, log_level="warning",
-                                           lifespan="on", interface="asgi3"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
+    async with asgi_server(partner.app, partner.port, lifespan="on"):
         yield partner
-    finally:
-        server.should_exit = True
-        await task

@@ -13,7 +13,7 @@ import httpx
 
 from plugins.roaming_ocpi import v211
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import hub_party
+from plugins.roaming_ocpi.parties import hub_party, is_hub
 from plugins.roaming_ocpi.tables import RequestLog
 from plugins.roaming_ocpi.transport import authorization_header, new_id, parse_json, routing_headers
 from plugins.roaming_ocpi.v211 import is_211
@@ -81,13 +81,16 @@ class Answer:
 
 async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = None, token: str | None = None,
                functional: bool = True, params: dict[str, Any] | None = None,
-               correlation_id: str | None = None, to: tuple[str, str] | None = None) -> Answer:
+               correlation_id: str | None = None, to: tuple[str, str] | None = None,
+               open_routing: bool = False) -> Answer:
     """One OCPI request to ``partner``; ``PartnerError`` unless it answered with a 1xxx code.
 
     ``token`` overrides the partner's stored token (token A during registration). Routing
     headers go with functional modules only (transport_and_format: Message Routing): from our
     party to ``to`` (a party behind a hub), else to the partner's party (a hub's own party: a
-    Broadcast Push).
+    Broadcast Push, or a GET All via the hub). ``open_routing`` to a hub: an Open Routing
+    Request, ``OCPI-to-*`` left out (we do not know the receiving party; the hub routes by the
+    request's content, e.g. the token uid of a real-time authorization).
     """
     s = ocpi_settings()
     old = is_211(partner)
@@ -106,6 +109,8 @@ async def call(partner: dict[str, Any], method: str, url: str, *, body: Any = No
     if functional and not old:  # 2.1.1 has no routing headers
         to_cc, to_pid = to if to and to[0] else hub_party(partner)
         headers.update(routing_headers(s.country_code, s.party_id, to_cc, to_pid))
+        if open_routing and not (to and to[0]) and is_hub(partner):
+            del headers["OCPI-to-country-code"], headers["OCPI-to-party-id"]
     started = time.monotonic()
     http_status = ocpi_status = None
     error = ""

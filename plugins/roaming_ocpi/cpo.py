@@ -25,7 +25,9 @@ from plugins.roaming_ocpi.parties import (
     authenticate,
     endpoint_url,
     partner_row,
+    party_of,
     registered_partners,
+    requesting_party,
     require_module,
     routable,
     speaks_for,
@@ -161,8 +163,11 @@ async def _stored_token(partner: dict[str, Any], cc: str, pid: str, uid: str, ty
 
 
 def _check_owner(partner: dict[str, Any], cc: str, pid: str) -> None:
-    if not speaks_for(partner, cc, pid):
-        raise not_found(f"{cc}/{pid} is not a party of this partner")
+    """A Token under another party's URL (transport_and_format: Client Owned Object Push): HTTP
+    404, OCPI 2001 naming the partner's parties; a hub may write for the parties behind it."""
+    refused = party_of(partner, cc, pid)
+    if refused is not None:
+        raise not_found(refused.message, refused.status_code)
 
 
 @get(both("/cpo/2.2.1/tokens/{country_code:str}/{party_id:str}/{token_uid:str}"))
@@ -321,8 +326,10 @@ async def realtime_authorize(partner: dict[str, Any] | None, token: dict[str, An
     held = await routable(partner, *to) if to else None
     if held:  # the hub says the token's eMSP cannot be reached: do not route to it
         raise PartnerError(f"not asked: {held}")
+    # a token whose party we do not know (nobody pushed it) asked through a hub: an Open Routing
+    # Request, the hub finds its eMSP
     answer = await call(partner, "POST", f"{base.rstrip('/')}/{token['uid']}/authorize",
-                        params={"type": token["type"]}, body=body, to=to)
+                        params={"type": token["type"]}, body=body, to=to, open_routing=True)
     if is_211(partner) and isinstance(answer.data, dict):  # a 2.1.1 AuthorizationInfo names no token
         answer.data = {**answer.data, "token": answer.data.get("token") or token}
     found = schema.problems(answer.data, schema.AUTHORIZATION_INFO)
@@ -709,6 +716,8 @@ async def command_receive(request: Request, command: str) -> Response:
                            authorization_reference=body.get("authorization_reference") or "",
                            reservation_id=body.get("reservation_id") or "",
                            token_uid=(body.get("token") or {}).get("uid", ""))
+    if request.headers.get("ocpi-from-country-code"):  # checked by authenticate: a party it speaks for
+        record.from_country_code, record.from_party_id = requesting_party(request, partner)
     response = await _accept_command(partner, command, body, record)
     record.response = response
     record.status = "answered" if response["result"] == "ACCEPTED" else "done"
@@ -853,8 +862,11 @@ async def _execute(record_id: int) -> None:
         payload["message"] = [{"language": "en", "text": message[:512]}]
     await CommandRecord.update({CommandRecord.result: payload, CommandRecord.status: "done",
                                 CommandRecord.result_at: utcnow()}).where(CommandRecord.id == record_id)
+    # the CommandResult goes back to the party that sent the command (a party behind a hub)
+    to = (record["from_country_code"], record["from_party_id"]) if record["from_country_code"] \
+        else _token_party(body.get("token"))
     await sync.enqueue(record["partner"], "POST", f"command:{record['uid']}", url=body["response_url"], body=payload,
-                       to=_token_party(body.get("token")))
+                       to=to)
 
 
 async def _evse_state(station_id: str, evse_id: int | None) -> str:

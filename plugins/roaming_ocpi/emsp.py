@@ -19,9 +19,9 @@ from plugins.roaming_ocpi.parties import (
     base_url,
     endpoint_url,
     partner_row,
+    party_of,
     require_module,
     routable,
-    speaks_for,
 )
 from plugins.roaming_ocpi.tables import Authorization, CommandRecord, RemoteObject
 from plugins.roaming_ocpi.tenancy import partner_scope
@@ -117,9 +117,13 @@ async def _save(partner: dict[str, Any], module: str, cc: str, pid: str, object_
             RemoteObject.id == existing["id"])
 
 
-def _owner(partner: dict[str, Any], cc: str, pid: str) -> None:
-    if not speaks_for(partner, cc, pid):
-        raise not_found(f"{cc}/{pid} is not a party of this partner")
+def _owner(partner: dict[str, Any], cc: str, pid: str, *, location: bool = False) -> None:
+    """An object under (or, a CDR, of) another party (transport_and_format: Client Owned Object
+    Push): HTTP 404 with OCPI 2003 for a Location (unknown to this partner), else 2001, the
+    message naming the partner's parties; a hub may write for the parties behind it."""
+    refused = party_of(partner, cc, pid)
+    if refused is not None:
+        raise not_found(refused.message, UNKNOWN_LOCATION if location else refused.status_code)
 
 
 def _same_owner(body: dict[str, Any], cc: str, pid: str, object_id: str, id_field: str = "id") -> None:
@@ -161,7 +165,7 @@ async def location_get(request: Request, country_code: str, party_id: str, locat
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
-    _owner(partner, country_code, party_id)
+    _owner(partner, country_code, party_id, location=True)
     row = await _stored(partner, "locations", country_code, party_id, location_id)
     if row is None:
         raise not_found(f"unknown location {location_id!r}", UNKNOWN_LOCATION)
@@ -180,7 +184,7 @@ async def location_put(request: Request, country_code: str, party_id: str, locat
                        evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
-    _owner(partner, country_code, party_id)
+    _owner(partner, country_code, party_id, location=True)
     body = await json_body(request)
     row = await _stored(partner, "locations", country_code, party_id, location_id)
     if evse_uid is None:
@@ -216,7 +220,7 @@ async def location_patch(request: Request, country_code: str, party_id: str, loc
                          evse_uid: str | None = None, connector_id: str | None = None) -> Response:
     partner = await authenticate(request)
     require_module(request, "EMSP")
-    _owner(partner, country_code, party_id)
+    _owner(partner, country_code, party_id, location=True)
     spec = schema.LOCATION if evse_uid is None else schema.EVSE if connector_id is None else schema.CONNECTOR
     changes = _patched(await json_body(request), spec, "Location" if evse_uid is None else
                        "EVSE" if connector_id is None else "Connector")
@@ -437,7 +441,8 @@ async def send_command(partner_id: int, command: str, params: dict[str, Any], *,
     if held:  # the hub says the CPO cannot be reached: the command is not routed
         raise CommandError(held)
     try:
-        answer = await call(partner, "POST", f"{url.rstrip('/')}/{command}", body=body, to=to)
+        # the Location's CPO unknown (not pulled or pushed to us): an Open Routing Request through a hub
+        answer = await call(partner, "POST", f"{url.rstrip('/')}/{command}", body=body, to=to, open_routing=True)
         response = answer.data if not schema.problems(answer.data, schema.COMMAND_RESPONSE_OBJ) else {
             "result": "REJECTED", "timeout": 0, "message": [{"language": "en", "text": "invalid CommandResponse"}]}
     except PartnerError as exc:

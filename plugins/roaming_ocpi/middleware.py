@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from plugins.roaming_ocpi.config import ocpi_settings
-from plugins.roaming_ocpi.parties import is_configuration_path
+from plugins.roaming_ocpi.parties import hub_party, is_configuration_path, speaks_for
 from plugins.roaming_ocpi.tables import RequestLog
 from plugins.roaming_ocpi.transport import new_id
 
@@ -64,15 +64,18 @@ def ocpi_middleware(app: Any) -> Any:
 
 
 def _routing(scope: dict[str, Any]) -> dict[str, str]:
-    """Response routing headers: to the requesting party, from us (transport_and_format)."""
+    """Response routing headers (transport_and_format: Message Routing): from our party (the
+    receiving party: we host one), to the requesting party: the request's ``OCPI-from-*`` when
+    the partner speaks for that party (a party behind a hub), else the partner's own party (a
+    hub's HUB party). Before any partner is known (a 401), the ``OCPI-from-*`` sent, if any."""
     s = ocpi_settings()
     partner = scope.get("ocpi_partner") or {}
-    to_cc = _header(scope, b"ocpi-from-country-code") or partner.get("country_code") or ""
-    to_pid = _header(scope, b"ocpi-from-party-id") or partner.get("party_id") or ""
-    from_cc = _header(scope, b"ocpi-to-country-code") or s.country_code
-    from_pid = _header(scope, b"ocpi-to-party-id") or s.party_id
-    headers = {"ocpi-from-country-code": from_cc, "ocpi-from-party-id": from_pid,
-               "ocpi-to-country-code": to_cc, "ocpi-to-party-id": to_pid}
+    to_cc = _header(scope, b"ocpi-from-country-code")
+    to_pid = _header(scope, b"ocpi-from-party-id")
+    if partner and not (to_cc and to_pid and speaks_for(partner, to_cc, to_pid)):
+        to_cc, to_pid = hub_party(partner)
+    headers = {"ocpi-from-country-code": s.country_code, "ocpi-from-party-id": s.party_id,
+               "ocpi-to-country-code": to_cc.upper(), "ocpi-to-party-id": to_pid.upper()}
     # a caller we cannot name (a 401 without routing headers) gets no empty OCPI-to-* headers
     return {k: v for k, v in headers.items() if v}
 

@@ -20,6 +20,7 @@ from plugins.roaming_ocpi.transport import (
     CLIENT_ERROR,
     VERSION,
     OcpiError,
+    invalid,
     not_found,
     presented_token,
     token_digest,
@@ -241,7 +242,57 @@ async def authenticate(request: Request, *, registration: bool = False) -> dict[
         raise unauthorized("credentials token A may only be used for the versions and credentials modules")
     request.scope["ocpi_partner"] = partner  # type: ignore[typeddict-unknown-key]
     request.scope["ocpi_token"] = token  # type: ignore[typeddict-unknown-key]
+    if not registration and not is_configuration_path(request.url.path) and "/2.1.1" not in request.url.path:
+        check_routing_headers(request, partner)
     return partner
+
+
+def party_names(partner: dict[str, Any]) -> str:
+    """The parties a partner registered, for messages: ``DE/FAK, DE/FAB``."""
+    names = dict.fromkeys(f"{r.get('country_code', '').upper()}/{r.get('party_id', '').upper()}"
+                          for r in partner.get("roles") or [])
+    return ", ".join(names) or "none"
+
+
+def party_of(partner: dict[str, Any], country_code: str, party_id: str) -> OcpiError | None:
+    """Why objects of party (``country_code``, ``party_id``) may not come from ``partner`` (None
+    when they may): the message names the parties it registered."""
+    if speaks_for(partner, country_code, party_id):
+        return None
+    if is_us(country_code, party_id):
+        return invalid(f"{country_code.upper()}/{party_id.upper()} is our own party, not one of this partner's")
+    return invalid(f"{country_code.upper()}/{party_id.upper()} is not a party of this partner (its parties: "
+                   f"{party_names(partner)})")
+
+
+def check_routing_headers(request: Request, partner: dict[str, Any]) -> None:
+    """The routing headers of a request to a functional module (transport_and_format: Message
+    Routing) against the authenticated partner: ``OCPI-from-*`` must name one of its parties (a
+    hub: any party but ours, the requesting party behind it), ``OCPI-to-*`` our party (a hub
+    forwards a routed request to the receiving party, so to us). Either pair may be left out
+    (an Open Routing Request leaves out ``OCPI-to-*``; a peer without routing sends none), but
+    not half of it. Refused with OCPI 2001, the reason named."""
+    h = request.headers
+    for side in ("from", "to"):
+        cc, pid = h.get(f"ocpi-{side}-country-code", "").strip(), h.get(f"ocpi-{side}-party-id", "").strip()
+        if bool(cc) != bool(pid):
+            raise invalid(f"OCPI-{side}-country-code and OCPI-{side}-party-id go together: only one was sent")
+        if not cc:
+            continue
+        if side == "from" and not speaks_for(partner, cc, pid):
+            raise invalid(f"OCPI-from-country-code/party-id {cc.upper()}/{pid.upper()} is not a party of this "
+                          f"partner (its parties: {party_names(partner)})")
+        if side == "to" and not is_us(cc, pid):
+            s = ocpi_settings()
+            raise invalid(f"OCPI-to-country-code/party-id {cc.upper()}/{pid.upper()} is not a party of this "
+                          f"platform ({s.country_code.upper()}/{s.party_id.upper()})")
+
+
+def requesting_party(request: Request, partner: dict[str, Any]) -> tuple[str, str]:
+    """The party a request came from: its ``OCPI-from-*`` (checked by :func:`authenticate`), else
+    the partner's (a hub's own party)."""
+    cc, pid = request.headers.get("ocpi-from-country-code", ""), request.headers.get("ocpi-from-party-id", "")
+    return (cc.upper(), pid.upper()) if cc and pid else hub_party(partner)
 
 
 def require_module(request: Request, our_role: str) -> None:

@@ -127,6 +127,10 @@ class CommandRecord(Table, tablename="ocpi_command"):
     requested_by = Varchar(length=100, default="")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     result_at = Timestamptz(null=True, default=None)
+    # the requesting party of a command received (its OCPI-from-*, a party behind a hub): the
+    # CommandResult goes back to it; "" for the partner itself
+    from_country_code = Varchar(length=2, default="")
+    from_party_id = Varchar(length=3, default="")
 
 
 class Authorization(Table, tablename="ocpi_authorization"):

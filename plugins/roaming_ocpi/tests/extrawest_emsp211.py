@@ -2,7 +2,13 @@
 virtualenv of its own (it pins pydantic 1, FastAPI 0.101 and httpx 0.24, which cannot live next
 to this project): ``python extrawest_emsp211.py PORT TOKEN_A``. Everything our CSMS pushes goes
 through py_ocpi's 2.1.1 routers and pydantic models (a body they cannot parse is refused); what
-they parsed is kept in memory and shown at ``GET /store`` for the test to read."""
+they parsed is kept in memory and shown at ``GET /store`` for the test to read.
+
+It is a Sender too: py_ocpi's own push (``http_push``: ``POST /push/2.1.1`` names a module, an
+object id and the receivers' version URLs and tokens) PUTs one of its Tokens (put in its store
+by the test at ``PUT /store/tokens/{uid}``) to our Tokens Receiver. py_ocpi joins the receiver's
+module URL and ``{country_code}/{party_id}/{id}`` without a slash (it expects endpoint URLs that
+end in one, which OCPI does not ask for): :func:`client_url` is replaced by one that puts it in."""
 
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ os.environ.update({"OCPI_HOST": f"127.0.0.1:{PORT}", "PROTOCOL": "http", "COUNTR
 
 import uvicorn  # noqa: E402
 from py_ocpi import get_application  # noqa: E402
+from py_ocpi.core import push  # noqa: E402
 from py_ocpi.core.authentication.authenticator import Authenticator  # noqa: E402
 from py_ocpi.core.crud import Crud  # noqa: E402
 from py_ocpi.core.enums import ModuleID, RoleEnum  # noqa: E402
 from py_ocpi.modules.versions.enums import VersionNumber  # noqa: E402
 
 STORE: dict[str, Any] = {"credentials": None, "endpoints": None, "locations": {}, "sessions": {}, "cdrs": {},
-                         "tariffs": {}, "tokens_c": []}
+                         "tariffs": {}, "tokens": {}, "tokens_c": []}
 
 
 class Auth(Authenticator):
@@ -37,7 +44,7 @@ class Auth(Authenticator):
 
 def _key(module: Any) -> str:
     return {ModuleID.locations: "locations", ModuleID.sessions: "sessions", ModuleID.cdrs: "cdrs",
-            ModuleID.tariffs: "tariffs"}.get(module, str(module))
+            ModuleID.tariffs: "tariffs", ModuleID.tokens: "tokens"}.get(module, str(module))
 
 
 def _plain(value: Any) -> Any:
@@ -86,15 +93,31 @@ class Store(Crud):
         return None
 
 
+def _client_url(module_id: Any, object_id: str, base_url: str) -> str:
+    """py_ocpi's push URL with the slash it leaves out (``{base_url}{country_code}/...``)."""
+    if module_id == ModuleID.cdrs:
+        return base_url
+    return f"{base_url.rstrip('/')}/{push.settings.COUNTRY_CODE}/{push.settings.PARTY_ID}/{object_id}"
+
+
+push.client_url = _client_url
+
 app = get_application(version_numbers=[VersionNumber.v_2_1_1], roles=[RoleEnum.emsp], crud=Store,
                       modules=[ModuleID.credentials_and_registration, ModuleID.locations, ModuleID.sessions,
                                ModuleID.cdrs, ModuleID.tariffs, ModuleID.tokens, ModuleID.commands],
-                      authenticator=Auth)
+                      authenticator=Auth, http_push=True)
 
 
 @app.get("/store")
 async def store() -> dict[str, Any]:
     return STORE
+
+
+@app.put("/store/tokens/{uid}")
+async def store_token(uid: str, token: dict[str, Any]) -> dict[str, Any]:
+    """One of this eMSP's Tokens (2.1.1 shape), for its push to send."""
+    STORE["tokens"][uid] = token
+    return token
 
 
 if __name__ == "__main__":

@@ -79,9 +79,9 @@ class FakePartner:
 
     def _endpoints(self) -> list[dict[str, str]]:
         b = f"{self.base}/ocpi/2.2.1"
-        if self.role == "HUB":  # both sides, and its Hub Client Info Sender
+        if self.role == "HUB":  # both sides (Senders for a GET All via the hub), and its Hub Client Info Sender
             return [{"identifier": m, "role": r, "url": f"{b}/{m}"} for m, r in (
-                ("credentials", "SENDER"), ("locations", "RECEIVER"), ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"),
+                ("credentials", "SENDER"), ("locations", "SENDER"), ("locations", "RECEIVER"), ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"),
                 ("tariffs", "RECEIVER"), ("tokens", "SENDER"), ("tokens", "RECEIVER"), ("commands", "SENDER"),
                 ("commands", "RECEIVER"), ("hubclientinfo", "SENDER"))]
         if self.role == "EMSP":

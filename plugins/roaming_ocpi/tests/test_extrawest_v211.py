@@ -151,3 +151,32 @@ async def test_session_and_cdr_parsed_by_extrawest(server, extrawest):
                            lambda loc: v211.our_location(partner_row, loc))
     assert_valid_211("CDR", sent)
     assert sent["stop_date_time"] and sent["location"]["evses"][0]["connectors"][0]["tariff_id"] == "XWT"
+
+
+async def test_extrawest_pushes_a_token_to_us(server, extrawest):
+    """extrawest-ocpi as a 2.1.1 Sender: its own push (``POST /push/2.1.1``) reads our 2.1.1
+    version details with the token we gave it, PUTs its Token to our Tokens Receiver (parsed from
+    its 2.1.1 model, optional fields as null), and the token charges at our station."""
+    c, partner, site, stations, log = extrawest
+    our_token = (await c.get("/store")).json()["credentials"]["token"]
+    token = {"uid": "XWPUSH01", "type": "RFID", "auth_id": "DE-XWE-C00002", "issuer": "extrawest",
+             "valid": True, "whitelist": "ALWAYS", "last_updated": now()}
+    assert (await c.put("/store/tokens/XWPUSH01", json=token)).status_code == 200
+    r = await c.post("/push/2.1.1", headers={"Authorization": "Token xw-token-c"}, json={
+        "module_id": "tokens", "object_id": "XWPUSH01",
+        "receivers": [{"endpoints_url": f"{ocpi(server)}/2.1.1", "auth_token": our_token}]})
+    assert r.status_code == 200, r.text + log.read_text()[-3000:]
+    answer = r.json()["receiver_responses"][0]
+    assert answer["status_code"] == 201 and answer["response"]["status_code"] == 1000, answer
+    stored = (await server.api.get("/roaming/tokens", params={"token": "XWPUSH01"})).json()["items"]
+    assert [(x["partner"], x["country_code"], x["party_id"]) for x in stored] == [(partner["id"], "DE", "XWE")]
+    assert stored[0]["object"]["contract_id"] == "DE-XWE-C00002"
+    assert await stations[0].authorize("XWPUSH01") == "Accepted"
+    # pushed again with a change (blocked): the stored token follows, and refuses
+    token = {**token, "valid": False, "last_updated": now()}
+    assert (await c.put("/store/tokens/XWPUSH01", json=token)).status_code == 200
+    r = await c.post("/push/2.1.1", headers={"Authorization": "Token xw-token-c"}, json={
+        "module_id": "tokens", "object_id": "XWPUSH01",
+        "receivers": [{"endpoints_url": f"{ocpi(server)}/2.1.1", "auth_token": our_token}]})
+    assert r.json()["receiver_responses"][0]["status_code"] == 200, r.text
+    assert await stations[0].authorize("XWPUSH01") == "Invalid"

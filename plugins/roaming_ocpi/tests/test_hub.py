@@ -199,8 +199,14 @@ async def test_token_of_a_party_behind_the_hub(server, hub):
     """A token the hub forwards for DE/EMA (not one of the hub's own roles) is taken, authorizes
     at our station, and its Session and CDR go to the hub addressed to DE/EMA."""
     await put_token(server, hub, token("HUBTOK01", "EMA", whitelist="NEVER"))
-    # never for ourselves
-    await put_token(server, hub, {**token("OURS0001", "CPO"), "country_code": "NL"}, expect=404)
+    # never for ourselves: neither as the requesting party nor under our party in the URL
+    r = await put_token(server, hub, {**token("OURS0001", "CPO"), "country_code": "NL"}, expect=200)
+    assert assert_envelope(r.json(), 2001) is None
+    async with httpx.AsyncClient() as c:
+        r = await c.put(f"{ocpi(server)}/cpo/2.2.1/tokens/NL/CPO/OURS0001", json={**token("OURS0001", "CPO"),
+                        "country_code": "NL"}, headers=tok(hub.token_c))
+    assert r.status_code == 404 and assert_envelope(r.json(), 2001) is None
+    assert r.json()["status_message"] == "NL/CPO is our own party, not one of this partner's"
     hub.answers["/HUBTOK01/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
         "allowed": "ALLOWED", "token": token("HUBTOK01", "EMA", whitelist="NEVER"), "authorization_reference": "H-1"}})
     st = hub.stations[0]
@@ -244,3 +250,141 @@ async def test_party_not_connected_is_not_routed(server, hub):
     assert routed(put) == ("NL", "CPO", "DE", "EMS")
     await st.stop_session(1)
     await hub.wait_for("POST", "cdrs", match=lambda p: p.body["cdr_token"]["uid"] == "SUSPEND1")
+
+
+def location_of(party_id: str, location_id: str) -> dict:
+    """A Location of party DE/``party_id``, as a CPO behind the hub publishes it."""
+    from plugins.roaming_ocpi.tests.test_emsp import LOCATION
+
+    return {**LOCATION, "party_id": party_id, "id": location_id}
+
+
+async def test_get_all_via_the_hub(server, hub):
+    """GET All via a hub (transport_and_format): our GET of the hub's Senders is addressed to the
+    hub's own party; the objects of the parties behind it are each kept under their own party,
+    one of ours (a hub never speaks for us) refused."""
+    envelope = {"status_code": 1000, "timestamp": now()}
+    hub.answers["/2.2.1/locations"] = (200, {**envelope, "data": [
+        location_of("HBC", "HL1"), location_of("CPX", "HL2"), {**location_of("CPO", "HL3"), "country_code": "NL"}]})
+    hub.answers["/2.2.1/tokens"] = (200, {**envelope, "data": [token("GETALL01", "HBE"), token("GETALL02", "EMX")]})
+    try:
+        r = await server.api.post(f"/roaming/partners/{hub.id}/pull")
+    finally:
+        del hub.answers["/2.2.1/locations"], hub.answers["/2.2.1/tokens"]
+    assert r.status_code == 200, r.text
+    assert r.json()["locations"] == {"stored": 2, "rejected": 1} and r.json()["tokens"] == {"stored": 2, "rejected": 0}
+    for module in ("locations", "tokens"):
+        ask = [p for p in hub.pushes("GET", module) if p.path == f"/ocpi/2.2.1/{module}"][-1]
+        assert routed(ask) == ("NL", "CPO", "DE", "HUB")
+    r = await server.api.get("/roaming/locations", params={"partner": hub.id})
+    kept = {(x["country_code"], x["party_id"], x["object_id"]) for x in r.json()["items"]}
+    assert {("DE", "HBC", "HL1"), ("DE", "CPX", "HL2")} <= kept and not any(k[2] == "HL3" for k in kept)
+    r = await server.api.get("/roaming/tokens", params={"partner": hub.id})
+    kept = {(x["country_code"], x["party_id"], x["object_id"]) for x in r.json()["items"]}
+    assert {("DE", "HBE", "GETALL01"), ("DE", "EMX", "GETALL02")} <= kept
+    # a pulled token of a party behind the hub authorizes at our station like a pushed one
+    assert await hub.stations[0].authorize("GETALL02") == "Accepted"
+
+
+async def test_requests_routed_through_the_hub(server, hub):
+    """A request the hub forwards from a party behind it (OCPI-from-* that party, OCPI-to-* us)
+    is answered to that party; OCPI-from-* naming us, or OCPI-to-* naming a party that is not
+    ours, is refused with 2001 and a reason."""
+    url = f"{ocpi(server)}/cpo/2.2.1/locations/{hub.site['id']}"
+    routing = {"OCPI-from-country-code": "DE", "OCPI-from-party-id": "EMB", "OCPI-to-country-code": "NL",
+               "OCPI-to-party-id": "CPO"}
+    async with httpx.AsyncClient() as c:
+        r = await c.get(url, headers={**tok(hub.token_c), **routing})
+        assert_valid("Location", assert_envelope(r.json()))
+        assert (r.headers["ocpi-from-country-code"], r.headers["ocpi-from-party-id"], r.headers["ocpi-to-country-code"],
+                r.headers["ocpi-to-party-id"]) == ("NL", "CPO", "DE", "EMB")
+        # without routing headers the answer goes to the hub itself
+        r = await c.get(url, headers=tok(hub.token_c))
+        assert (r.headers["ocpi-to-country-code"], r.headers["ocpi-to-party-id"]) == ("DE", "HUB")
+        r = await c.get(url, headers={**tok(hub.token_c), **routing, "OCPI-from-country-code": "NL",
+                                      "OCPI-from-party-id": "CPO"})
+        assert r.status_code == 200 and assert_envelope(r.json(), 2001) is None
+        assert "NL/CPO is not a party of this partner" in r.json()["status_message"]
+        assert (r.headers["ocpi-to-country-code"], r.headers["ocpi-to-party-id"]) == ("DE", "HUB")
+        r = await c.get(url, headers={**tok(hub.token_c), **routing, "OCPI-to-party-id": "EMB",
+                                      "OCPI-to-country-code": "DE"})
+        assert assert_envelope(r.json(), 2001) is None
+        assert "DE/EMB is not a party of this platform (NL/CPO)" in r.json()["status_message"]
+
+
+async def test_open_routing_requests_to_the_hub(server, hub):
+    """What we send a hub without knowing the receiving party is an Open Routing Request (no
+    OCPI-to-*): a real-time authorization of a token nobody pushed, a command for a Location we
+    never received. A command the hub forwards from a party behind it has its CommandResult
+    addressed back to that party."""
+    from plugins.roaming_ocpi.tests.conftest import ocpi_env
+
+    hub.answers["/OPENRT01/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
+        "allowed": "ALLOWED", "token": token("OPENRT01", "EMO"), "authorization_reference": "O-1"}})
+    with ocpi_env({"CSMS_OCPI_AUTHORIZE_UNKNOWN": "true"}):
+        assert await hub.stations[0].authorize("OPENRT01") == "Accepted"
+    ask = hub.pushes("POST", "tokens/OPENRT01/authorize")[-1]
+    assert routed(ask) == ("NL", "CPO", None, None)
+    r = await server.api.post("/tokens", json={"id_token": "HUBCARD1", "label": "Hub card"})
+    assert r.status_code in (200, 201), r.text
+    r = await server.api.post(f"/roaming/partners/{hub.id}/commands/START_SESSION",
+                              json={"id_token": "HUBCARD1", "location_id": "NEVERSEEN", "evse_uid": "E1"})
+    assert r.status_code == 200, r.text
+    sent = hub.pushes("POST", "commands/START_SESSION")[-1]
+    assert routed(sent) == ("NL", "CPO", None, None)
+    # a Location the hub sent us (GET All above or a push): addressed to its CPO
+    async with httpx.AsyncClient() as c:
+        r = await c.put(f"{ocpi(server)}/emsp/2.2.1/locations/DE/CPY/HL9", json=location_of("CPY", "HL9"),
+                        headers={**tok(hub.token_c), "OCPI-from-country-code": "DE", "OCPI-from-party-id": "CPY"})
+        assert r.status_code == 201, r.text
+    r = await server.api.post(f"/roaming/partners/{hub.id}/commands/START_SESSION",
+                              json={"id_token": "HUBCARD1", "location_id": "HL9", "evse_uid": "3256"})
+    assert r.status_code == 200, r.text
+    assert routed(hub.pushes("POST", "commands/START_SESSION")[-1]) == ("NL", "CPO", "DE", "CPY")
+    # UNLOCK_CONNECTOR from DE/EMC (no token to tell the party): the result goes back to DE/EMC
+    unlock = {"response_url": f"{hub.base}/ocpi/2.2.1/commands/UNLOCK_CONNECTOR/u1",
+              "location_id": str(hub.site["id"]), "evse_uid": "HUBST1*1", "connector_id": "1"}
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{ocpi(server)}/cpo/2.2.1/commands/UNLOCK_CONNECTOR", json=unlock,
+                         headers={**tok(hub.token_c), "OCPI-from-country-code": "DE", "OCPI-from-party-id": "EMC",
+                                  "OCPI-to-country-code": "NL", "OCPI-to-party-id": "CPO"})
+        assert assert_envelope(r.json())["result"] == "ACCEPTED", r.text
+    result = (await hub.wait_for("POST", "commands/UNLOCK_CONNECTOR/u1"))[-1]
+    assert_valid("CommandResult", result.body)
+    assert routed(result) == ("NL", "CPO", "DE", "EMC")
+
+
+async def test_a_partner_writes_only_its_own_parties(server):
+    """A partner that is no hub: its OCPI-from-* and the party in URLs and bodies must be one it
+    registered (404 with 2003 for a Location, 2001 otherwise, the message naming its parties)."""
+    async with fake_partner(role="CPO", party_id="OWN", more_roles=[("CPO", "DE", "OW2")]) as cpo:
+        await register_fake(server, cpo)
+        base = f"{ocpi(server)}/emsp/2.2.1/locations"
+        async with httpx.AsyncClient() as c:
+            r = await c.put(f"{base}/DE/OTH/L1", json=location_of("OTH", "L1"), headers=tok(cpo.token_c))
+            assert r.status_code == 404 and assert_envelope(r.json(), 2003) is None
+            assert r.json()["status_message"] == "DE/OTH is not a party of this partner (its parties: DE/OWN, DE/OW2)"
+            r = await c.put(f"{base}/DE/OWN/L1", json=location_of("OTH", "L1"), headers=tok(cpo.token_c))
+            assert assert_envelope(r.json(), 2001) is None and "must match the URL" in r.json()["status_message"]
+            from plugins.roaming_ocpi.tests.test_emsp import CDR
+
+            r = await c.post(f"{ocpi(server)}/emsp/2.2.1/cdrs", json={**CDR, "party_id": "OTH"}, headers=tok(cpo.token_c))
+            assert r.status_code == 404 and assert_envelope(r.json(), 2001) is None
+            for headers, reason in (
+                    ({"OCPI-from-country-code": "DE", "OCPI-from-party-id": "OTH"},
+                     "OCPI-from-country-code/party-id DE/OTH is not a party of this partner (its parties: DE/OWN, DE/OW2)"),
+                    ({"OCPI-from-country-code": "DE"}, "OCPI-from-country-code and OCPI-from-party-id go together"),
+                    ({"OCPI-to-country-code": "DE", "OCPI-to-party-id": "OW2"},
+                     "OCPI-to-country-code/party-id DE/OW2 is not a party of this platform (NL/CPO)")):
+                r = await c.put(f"{base}/DE/OWN/L1", json=location_of("OWN", "L1"),
+                                headers={**tok(cpo.token_c), **headers})
+                assert assert_envelope(r.json(), 2001) is None and reason in r.json()["status_message"], r.text
+            # its second party, named in the headers: taken, answered to that party
+            r = await c.put(f"{base}/DE/OW2/L1", json=location_of("OW2", "L1"), headers={
+                **tok(cpo.token_c), "OCPI-from-country-code": "de", "OCPI-from-party-id": "ow2",
+                "OCPI-to-country-code": "NL", "OCPI-to-party-id": "CPO"})
+            assert r.status_code == 201 and assert_envelope(r.json()) is None
+            assert (r.headers["ocpi-to-country-code"], r.headers["ocpi-to-party-id"]) == ("DE", "OW2")
+        r = await server.api.get("/roaming/partners")
+        partner_id = next(p["id"] for p in r.json()["items"] if p["party_id"] == "OWN")
+        assert (await server.api.delete(f"/roaming/partners/{partner_id}")).status_code == 200

@@ -156,3 +156,51 @@ async def test_we_register_with_a_211_only_partner(server):
         assert {(e["identifier"], e["role"]) for e in row["endpoints"]} >= {("locations", "SENDER"),
                                                                             ("tokens", "RECEIVER")}
         await server.api.delete(f"/roaming/partners/{row['id']}")
+
+
+async def test_a_211_party_in_two_roles(server):
+    """OCPI 2.1.1 credentials carry one party and no role, and a 2.1.1 version details one URL per
+    module (no interface role): a party that is CPO and eMSP offers a versions URL per role
+    (credentials.md: ``https://example.com/ocpi/cpo/``). We connect to each as its own partner with
+    its role; both connections write for the same party, each only through its role's modules."""
+    async with fake_partner(version="2.1.1", role="CPO", party_id="TWO", token_b="two-cpo-a",
+                            accepted={"two-cpo-a"}) as as_cpo, \
+            fake_partner(version="2.1.1", role="EMSP", party_id="TWO", token_b="two-emsp-a",
+                         accepted={"two-emsp-a"}) as as_emsp:
+        rows = []
+        for fake, role in ((as_cpo, "CPO"), (as_emsp, "EMSP")):
+            r = await server.api.post("/roaming/partners", json={
+                "name": f"two as {role}", "versions_url": fake.versions_url, "token": fake.token_b, "role_211": role})
+            assert r.status_code == 201, r.text
+            rows.append(r.json())
+        assert [(x["status"], x["version"], x["roles"][0]["role"], x["country_code"], x["party_id"]) for x in rows] == [
+            ("registered", "2.1.1", "CPO", "DE", "TWO"), ("registered", "2.1.1", "EMSP", "DE", "TWO")]
+        token = {"uid": "TWOCARD1", "type": "RFID", "auth_id": "DE-TWO-C00001", "issuer": "Two", "valid": True,
+                 "whitelist": "ALLOWED", "last_updated": now()}
+        location = {"id": "TWOLOC1", "type": "ON_STREET", "name": "Two", "address": "Damrak 2", "city": "Amsterdam",
+                    "postal_code": "1012", "country": "NLD",
+                    "coordinates": {"latitude": "52.370216", "longitude": "4.895168"}, "time_zone": "Europe/Amsterdam",
+                    "evses": [], "last_updated": now()}
+        assert_valid_211("Token", token)
+        async with httpx.AsyncClient() as c:
+            # the eMSP connection sends the party's tokens, the CPO connection its Locations
+            r = await c.put(f"{ocpi(server)}/cpo/2.1.1/tokens/DE/TWO/TWOCARD1", json=token,
+                            headers=raw(as_emsp.their_token))
+            assert r.status_code == 201, r.text
+            r = await c.put(f"{ocpi(server)}/emsp/2.1.1/locations/DE/TWO/TWOLOC1", json=location,
+                            headers=raw(as_cpo.their_token))
+            assert r.status_code == 201, r.text
+            # each only in its role, and only for its party
+            r = await c.put(f"{ocpi(server)}/cpo/2.1.1/tokens/DE/TWO/TWOCARD1", json=token,
+                            headers=raw(as_cpo.their_token))
+            assert r.status_code == 403, r.text
+            r = await c.put(f"{ocpi(server)}/cpo/2.1.1/tokens/DE/OTH/TWOCARD1", json=token,
+                            headers=raw(as_emsp.their_token))
+            assert r.status_code == 404 and assert_envelope(r.json(), 2001) is None
+            assert "DE/OTH is not a party of this partner (its parties: DE/TWO)" in r.json()["status_message"]
+        kept = (await server.api.get("/roaming/locations", params={"partner": rows[0]["id"]})).json()["items"]
+        assert [(x["country_code"], x["party_id"], x["object_id"]) for x in kept] == [("DE", "TWO", "TWOLOC1")]
+        kept = (await server.api.get("/roaming/tokens", params={"partner": rows[1]["id"]})).json()["items"]
+        assert [(x["country_code"], x["party_id"], x["object_id"]) for x in kept] == [("DE", "TWO", "TWOCARD1")]
+        for row in rows:
+            await server.api.delete(f"/roaming/partners/{row['id']}")

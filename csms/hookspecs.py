@@ -230,7 +230,11 @@ def site_capacity(site, now):
 def allocate_capacity(site, topology, loads, capacity, now):
     """First answer wins. Share ``capacity`` (a ``CapacitySchedule``) over ``loads`` (active
     connectors with measured draw) in ``topology`` (the site's tree of limits). Return a dict of
-    load id to amps per phase (0 pauses the load)."""
+    load id to amps per phase (0 pauses the load). A load whose EV may discharge (an OCPP 2.1
+    V2X EV: ``load.discharge_max_a`` above 0) may get a value below 0, down to
+    ``-discharge_max_a``: it is asked to feed that back (a central setpoint), which counts
+    against the import of the fuses above it (setting ``discharge_frees_capacity``); the core
+    keeps every fuse in both directions whatever the answer."""
 
 
 @hookspec(Rule.MINIMUM)

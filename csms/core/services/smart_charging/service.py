@@ -48,7 +48,12 @@ from csms.core.services.smart_charging.profiles import (
 from csms.core.services.smart_charging.rounds import SiteModel, SiteRound
 from csms.core.services.smart_charging.schedules import capacity_factors, periods_at, scaled_periods
 from csms.core.services.smart_charging.station_caps import StationCaps, read_station_caps
-from csms.core.services.smart_charging.targets import departure_source, save_session_targets, store_charging_needs
+from csms.core.services.smart_charging.targets import (
+    departure_source,
+    discharge_a,
+    save_session_targets,
+    store_charging_needs,
+)
 from csms.core.services.smart_charging.view import describe_site
 from csms.core.tables import ChargingProfile, ChargingSession, Evse, Hub, Site, Station
 from csms.core.timeutil import utcnow
@@ -445,7 +450,7 @@ class SmartChargingService:
             sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
             ChargingSession.id, ChargingSession.departure_at, ChargingSession.energy_target_wh,
-            ChargingSession.driver, ChargingSession.flags,
+            ChargingSession.driver, ChargingSession.flags, ChargingSession.v2x,
         ).where(ChargingSession.id.is_in([x.id for x in sessions])).output(load_json=True) if sessions else []
         extra = {r["id"]: r for r in extra_rows}
         learned: dict[int, Any] = {}
@@ -487,6 +492,8 @@ class SmartChargingService:
                 measured_a=measured, power_w=x.power_w, started_at=x.started_at, node=f"station:{x.station_id}",
                 departure_at=departure, energy_wh=x.energy_wh,
                 energy_wh_needed=None if target is None else max(0.0, target - x.energy_wh),
+                discharge_max_a=discharge_a(info.get("v2x"), s["ocpp_version"], voltage, len(station_phases)),
+                discharge_spare_wh=float((info.get("v2x") or {}).get("spare_wh") or 0.0),
                 extra={"transaction_id": x.transaction_id, "station_phases": station_phases,
                        "departure_source": source, "stated_departure_at": stated,
                        "learned_departure": guess},
@@ -638,7 +645,8 @@ class SmartChargingService:
         result.allocated_by_plugin = wanted is not None
         if wanted is None:  # no allocator: every connector gets its safe share
             wanted = {load.id: model.shares[load.station_id] for load in model.loads}
-        limits = enforce_limits(topology, model.loads, wanted, available)  # type: ignore[arg-type]
+        limits = enforce_limits(topology, model.loads, wanted, available,  # type: ignore[arg-type]
+                                discharge_frees_capacity=cfg.discharge_frees_capacity)
         result.limits = limits
         defaults = default_limits(model, limits, available,  # type: ignore[arg-type]
                                   default_max_current_a=cfg.default_max_current_a)
@@ -667,7 +675,8 @@ class SmartChargingService:
                 plans.append(Planned(sid, load.evse_id, TX,
                                      scaled_periods(now, limits[load.id], factors, load.min_a, max_periods),
                                      number_phases=len(load.extra["station_phases"]),
-                                     transaction_id=load.extra["transaction_id"]))
+                                     transaction_id=load.extra["transaction_id"],
+                                     bidirectional=load.discharge_max_a > 0))
         await self._send(model, plans, result)
         self._finish(result)
         return result
@@ -858,7 +867,7 @@ class SmartChargingService:
             tx = self._sent.get((station_id, session.evse_id, TX))
             if tx is None or tx.transaction_id != session.transaction_id:
                 continue
-            expected = periods_at(tx.periods, now)
+            expected = max(0.0, periods_at(tx.periods, now))  # a discharge (V2X) is sent with limit 0
             if top is not None:
                 expected = min(expected, periods_at(top.periods, now))
             call = calls_for(version).get_composite_schedule(evse_id=session.evse_id, duration=300, unit="A")

@@ -33,6 +33,7 @@ from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.station_tariffs import StationTariffController
+from csms.api.der import DerController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.plans import PlanController
@@ -91,6 +92,7 @@ def api_router() -> Router:
         LocalListController,
         DisplayMessageController,
         StationTariffController,
+        DerController,
         MonitoringController,
         CustomerInformationController,
         CertificateController,

@@ -176,10 +176,11 @@ class Station21(ChargePoint21):
 
 
 @asynccontextmanager
-async def library_station(server: Any, sid: str, model: str) -> AsyncIterator[Station21]:
-    """The library's 2.1 station ``sid``, connected and booted."""
+async def library_station(server: Any, sid: str, model: str, cls: type[Station21] | None = None
+                          ) -> AsyncIterator[Station21]:
+    """The library's 2.1 station ``sid`` (a :class:`Station21`, or ``cls``), connected and booted."""
     async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
-        cp = Station21(sid, ws)
+        cp = (cls or Station21)(sid, ws)
         cp.resets = []
         task = asyncio.create_task(cp.start())
         try:

@@ -111,6 +111,7 @@ class StationCalls(ABC):
     supports_customer_information: bool = False  # CustomerInformation
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
+    supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     def _not_in_version(self, what: str) -> OperationError:

@@ -85,6 +85,12 @@ async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
                           "setpoint": -8.0, "setpoint_L2": -8.0, "setpoint_L3": -8.0, "dischargeLimit": -8.0,
                           "dischargeLimit_L2": -8.0, "dischargeLimit_L3": -8.0}
         assert first_period(tx_profile(st, 2)) == {"startPeriod": 0, "limit": 16.0, "numberPhases": 3}
+        # a dynamic profile's update (2.1 PullDynamicScheduleUpdate) is the same setpoint
+        pulled = await st.call("PullDynamicScheduleUpdate",
+                               {"chargingProfileId": server.core.smart_charging.profile_id(1, "tx")})
+        assert pulled == {"status": "Accepted", "scheduleUpdate": {
+            "limit": 0.0, "setpoint": -8.0, "setpoint_L2": -8.0, "setpoint_L3": -8.0, "dischargeLimit": -8.0,
+            "dischargeLimit_L2": -8.0, "dischargeLimit_L3": -8.0}}
         sent = [c for c in st.received_calls if c.action == "SetChargingProfile"]
         for call in sent:
             validate("2.1", "SetChargingProfile", call.payload)

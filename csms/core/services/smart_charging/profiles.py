@@ -90,6 +90,18 @@ def v2x_fields(limit: float, unit: str, phases: int | None) -> dict[str, Any]:
     return fields
 
 
+def schedule_update(amps: float, *, unit: str, voltage_v: float, phases: int | None,
+                    bidirectional: bool) -> dict[str, Any]:
+    """A 2.1 ChargingScheduleUpdateType (the answer to PullDynamicScheduleUpdate) for ``amps``
+    per phase: the limit in ``unit``, and for a V2X EV the setpoint and discharge limit of a
+    discharge (the update has no operation mode: the profile's stays)."""
+    limit = amps if unit == "A" else float(math.trunc(amps * voltage_v * (phases or 3)))
+    update: dict[str, Any] = {"limit": max(0.0, limit)}
+    if bidirectional and limit < 0:
+        update.update({k: v for k, v in v2x_fields(limit, unit, phases).items() if k != "operationMode"})
+    return update
+
+
 def period_amps(period: dict[str, Any], unit: str, voltage_v: float) -> float:
     """Amps per phase a stored period stands for: its limit, or its setpoint when it is a
     central setpoint (V2X; below 0 a discharge)."""

@@ -44,6 +44,7 @@ from csms.core.services.smart_charging.profiles import (
     planned_from_payload,
     profile_id_for,
     purpose_of,
+    schedule_update,
 )
 from csms.core.services.smart_charging.rounds import SiteModel, SiteRound
 from csms.core.services.smart_charging.schedules import capacity_factors, periods_at, scaled_periods
@@ -789,6 +790,40 @@ class SmartChargingService:
         answer = await self.operations.set_charging_profile(plan.station_id, evse_id=plan.evse_id,
                                                             profile=profile, by="smart-charging")
         return answer["status"]
+
+    async def schedule_update(self, station_id: str, profile_id: int) -> dict[str, Any] | None:
+        """The answer to a 2.1 PullDynamicScheduleUpdate for one of the loop's profiles: its value
+        in the site's last round (the allocation of the transaction on that EVSE, or the station's
+        default), else what the station was last sent; None for a profile that is not the loop's."""
+        base = self.config.profile_id_base
+        purpose = purpose_of(profile_id, base) if profile_id >= base else None
+        if purpose is None:
+            return None
+        evse_id = (profile_id - base) // 10
+        row = await Station.select(Station.site, Station.site.voltage_v.as_alias("voltage_v")).where(
+            Station.station_id == station_id).first()
+        if row is None:
+            return None
+        last = self.rounds.get(row["site"]) if row["site"] is not None else None
+        amps: float | None = None
+        phases: int | None = None
+        bidirectional = False
+        if last is not None and last.managed:
+            if purpose == TX:
+                load = next((x for x in last.loads if x.station_id == station_id and x.evse_id == evse_id), None)
+                if load is not None and load.id in last.limits:
+                    amps, bidirectional = last.limits[load.id], load.discharge_max_a > 0
+                    phases = len(load.extra.get("station_phases") or (1, 2, 3))
+            elif purpose == TX_DEFAULT and station_id in last.defaults:
+                amps = last.defaults[station_id]
+        if amps is None:
+            held = self._sent.get((station_id, evse_id, purpose))
+            if held is None:
+                return None
+            amps, phases, bidirectional = periods_at(held.periods, utcnow()), held.number_phases, held.bidirectional
+        caps = await self._station_caps(station_id)
+        return schedule_update(amps, unit=caps.unit, voltage_v=float(row["voltage_v"] or 230.0), phases=phases,
+                               bidirectional=bidirectional)
 
     def profile_id(self, evse_id: int, purpose: str) -> int:
         return profile_id_for(self.config.profile_id_base, evse_id, purpose)

@@ -43,6 +43,7 @@ from csms.api.metrics import metrics_endpoint
 from csms.api.monitoring import CustomerInformationController, MonitoringController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.session_close import SessionCloseController
+from csms.api.station_data_clear import StationDataClearController
 from csms.api.station_passwords import StationPasswordController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
@@ -93,6 +94,7 @@ def api_router() -> Router:
         DisplayMessageController,
         StationTariffController,
         DerController,
+        StationDataClearController,
         MonitoringController,
         CustomerInformationController,
         CertificateController,

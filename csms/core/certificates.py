@@ -322,7 +322,8 @@ def issue_certificate(station_id, csr_pem, certificate_type):
     return sign
 
 
-_HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
 CHAIN_STATUS_VALID_S = 86400  # how long a status given by the built-in CA holds (nextUpdate)
 
 

@@ -17,11 +17,11 @@ from cryptography import x509
 from csms.core.certificates import hash_data, issuer_hashes
 from csms.core.ocpp.validation import validate
 from csms.plugins import hookimpl
-from csms_tools.simulator import SimStation
 from tests.test_certificates import make_csr
 from tests.test_final_cost import register  # noqa: F401 (fixture)
 from tests.test_ocpp_21 import BOOT, events, rpc
-from tests.test_smart_charging import Rounds, fast, make_site, make_station
+from tests.test_smart_charging import Rounds, fast
+from tests.test_v2x import two_cars
 
 
 async def ask(ws: Any, uid: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -63,21 +63,9 @@ async def test_vat_numbers(server, register):  # noqa: F811
 
 
 async def test_pull_dynamic_schedule_update_gives_the_current_allocation(server):
-    api = server.api
     fast(server)
     rounds = Rounds(server)
-    site = await make_site(api, 20)
-    await make_station(api, "DYN21", site["id"])
-    await api.post("/tokens", json={"id_token": "DYN-CAR"})
-    await api.post("/tokens", json={"id_token": "DYN-CAR-2"})
-    st = SimStation("DYN21", server.ws_url("DYN21"), "2.1", evses=2, check_frames=True)
-    try:
-        await st.connect()
-        await st.boot()
-        await st.announce()
-        await st.start_session(1, "DYN-CAR")
-        await rounds.wait(lambda r: r.limits == {"DYN21/1": 20.0})
-        await st.start_session(2, "DYN-CAR-2")
+    async with two_cars(server, "DYN21", limit=20) as (st, _):
         shared = await rounds.wait(lambda r: r.limits == {"DYN21/1": 10.0, "DYN21/2": 10.0})
         tx_id = server.core.smart_charging.profile_id(1, "tx")
         got = await st.call("PullDynamicScheduleUpdate", {"chargingProfileId": tx_id})
@@ -87,8 +75,6 @@ async def test_pull_dynamic_schedule_update_gives_the_current_allocation(server)
         assert got == {"status": "Accepted", "scheduleUpdate": {"limit": shared.defaults["DYN21"]}}
         got = await st.call("PullDynamicScheduleUpdate", {"chargingProfileId": 17})
         assert got["status"] == "Rejected" and got["statusInfo"]["reasonCode"] == "UnknownProfile"
-    finally:
-        await st.close()
 
 
 async def test_certificate_chain_status_from_the_built_in_ca(server):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 from csms.core.domain import Load, SiteTopology, TopologyNode
 from csms.core.ocpp.validation import validate
@@ -49,21 +50,33 @@ def net_a(period: dict[str, Any]) -> float:
     return period["setpoint"] if period.get("operationMode") == "CentralSetpoint" else period["limit"]
 
 
-async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
-    server, api = any_server, any_server.api
-    fast(server)
-    rounds = Rounds(server)
-    site = await make_site(api, 16)
-    await make_station(api, "V2X-1", site["id"], max_current_a=16)
-    for token in ("V2X-CAR", "PLAIN-CAR"):
-        assert (await api.post("/tokens", json={"id_token": token})).status_code == 201
-    st = SimStation("V2X-1", server.ws_url("V2X-1"), "2.1", evses=2, check_frames=True)
+@asynccontextmanager
+async def two_cars(server: Any, sid: str, *, limit: float, station_max: float | None = None
+                   ) -> AsyncIterator[tuple[SimStation, dict[str, Any]]]:
+    """A site of ``limit`` A with one simulated 2.1 station ``sid`` (two EVSEs), a car charging
+    on each; the station and the site."""
+    api = server.api
+    site = await make_site(api, limit)
+    await make_station(api, sid, site["id"], **({"max_current_a": station_max} if station_max else {}))
+    for evse in (1, 2):
+        assert (await api.post("/tokens", json={"id_token": f"{sid}-CAR{evse}"})).status_code == 201
+    st = SimStation(sid, server.ws_url(sid), "2.1", evses=2, check_frames=True)
     try:
         await st.connect()
         assert await st.boot() == "Accepted"
         await st.announce()
-        await st.start_session(1, "V2X-CAR")
-        await st.start_session(2, "PLAIN-CAR")
+        for evse in (1, 2):
+            await st.start_session(evse, f"{sid}-CAR{evse}")
+        yield st, site
+    finally:
+        await st.close()
+
+
+async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
+    server, api = any_server, any_server.api
+    fast(server)
+    rounds = Rounds(server)
+    async with two_cars(server, "V2X-1", limit=16, station_max=16) as (st, site):
         await rounds.wait(lambda r: r.limits == {"V2X-1/1": 8.0, "V2X-1/2": 8.0})
 
         # The EV on EVSE 1 can feed 10 A and has 5 kWh to spare: it discharges what the other
@@ -109,26 +122,13 @@ async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
         for call in st.received_calls:
             if call.action == "SetChargingProfile":
                 validate("2.1", "SetChargingProfile", call.payload)
-    finally:
-        await st.close()
 
 
 async def test_an_ev_without_a_bidirectional_mode_never_discharges(server):
     """The same parameters without a BPT mode among the EV's modes: it is a plain car."""
-    api = server.api
     fast(server)
     rounds = Rounds(server)
-    site = await make_site(api, 16)
-    await make_station(api, "V2X-2", site["id"], max_current_a=16)
-    for token in ("UNI-CAR", "UNI-CAR-2"):
-        assert (await api.post("/tokens", json={"id_token": token})).status_code == 201
-    st = SimStation("V2X-2", server.ws_url("V2X-2"), "2.1", evses=2, check_frames=True)
-    try:
-        await st.connect()
-        await st.boot()
-        await st.announce()
-        await st.start_session(1, "UNI-CAR")
-        await st.start_session(2, "UNI-CAR-2")
+    async with two_cars(server, "V2X-2", limit=16, station_max=16) as (st, _):
         mark = rounds.mark()
         await st.call("NotifyEVChargingNeeds", needs(spare_wh=5000, modes=("AC_three_phase",)))
         r = await rounds.wait(lambda r: len(r.limits) == 2, since=mark)
@@ -136,8 +136,6 @@ async def test_an_ev_without_a_bidirectional_mode_never_discharges(server):
         assert all(x.discharge_max_a == 0.0 for x in r.loads)
         await eventually(lambda: tx_profile(st, 1) is not None)
         assert "operationMode" not in first_period(tx_profile(st, 1))
-    finally:
-        await st.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound import StationCalls, calls_for
+from csms.core.ocpp.outbound import StationCalls
 from csms.core.ocpp.outbound.calls import new_request_id
-from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import NotSupported
-from csms.core.tables import Station
+from csms.core.services.operations import calls_with
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -39,13 +37,8 @@ class DerService:
         self.commands = commands
 
     async def _calls(self, station_id: str) -> StationCalls:
-        if not await Station.exists().where(Station.station_id == station_id):
-            raise UnknownStation(station_id)
-        version = self.commands.live_version(station_id)
-        calls = calls_for(version)
-        if not calls.supports_der:
-            raise NotSupported(f"OCPP {version} has no DER controls or battery swaps (OCPP 2.1 has)")
-        return calls
+        return await calls_with(self.commands, station_id, "supports_der",
+                                "DER controls or battery swaps (OCPP 2.1 has)")
 
     async def set_control(self, station_id: str, *, control_id: str, control_type: str, control: dict[str, Any],
                           is_default: bool = False, by: str = "") -> dict[str, Any]:

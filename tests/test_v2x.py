@@ -17,7 +17,7 @@ from csms.core.ocpp.validation import validate
 from csms.core.services.smart_charging import Planned, build_profile, enforce_limits
 from csms.core.services.smart_charging.profiles import planned_from_payload
 from csms.core.services.smart_charging.targets import v2x_of_needs
-from csms.core.timeutil import utcnow
+from csms.core.timeutil import ocpp_ts, utcnow
 from csms_tools.simulator import SimStation
 from plugins.loadbalancing.plugin import allocate_site
 from tests.test_ocpp_rpc_strict import eventually
@@ -104,6 +104,21 @@ async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
         assert pulled == {"status": "Accepted", "scheduleUpdate": {
             "limit": 0.0, "setpoint": -8.0, "setpoint_L2": -8.0, "setpoint_L3": -8.0, "dischargeLimit": -8.0,
             "dischargeLimit_L2": -8.0, "dischargeLimit_L3": -8.0}}
+        # the EV's own schedule (ISO 15118) is checked in both directions: within the discharge
+        # its profile allows, Accepted; beyond it, or a discharge where none is allowed, Rejected
+        async def ev_schedule(evse_id: int, period: dict[str, Any]) -> dict[str, Any]:
+            return await st.call("NotifyEVChargingSchedule", {
+                "timeBase": ocpp_ts(utcnow()), "evseId": evse_id, "chargingSchedule": {
+                    "id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [
+                        {"startPeriod": 0, "numberPhases": 3, **period}]}})
+
+        assert (await ev_schedule(1, {"limit": -8.0}))["status"] == "Accepted"
+        assert (await ev_schedule(1, {"limit": 0.0, "setpoint": -8.0, "setpoint_L2": -8.0, "setpoint_L3": -8.0}
+                                  ))["status"] == "Accepted"
+        beyond = await ev_schedule(1, {"limit": -12.0})
+        assert beyond["status"] == "Rejected" and "discharge limit" in beyond["statusInfo"]["additionalInfo"]
+        assert (await ev_schedule(2, {"limit": -2.0}))["status"] == "Rejected"  # a ChargingOnly car
+        assert (await ev_schedule(2, {"limit": 16.0}))["status"] == "Accepted"
         sent = [c for c in st.received_calls if c.action == "SetChargingProfile"]
         for call in sent:
             validate("2.1", "SetChargingProfile", call.payload)

@@ -20,6 +20,7 @@ from csms.plugins import hookimpl
 from tests.test_certificates import make_csr
 from tests.test_final_cost import register  # noqa: F401 (fixture)
 from tests.test_ocpp_21 import BOOT, events, rpc
+from tests.test_ocpp_rpc_strict import eventually
 from tests.test_smart_charging import Rounds, fast
 from tests.test_v2x import two_cars
 
@@ -73,6 +74,14 @@ async def test_pull_dynamic_schedule_update_gives_the_current_allocation(server)
         default_id = server.core.smart_charging.profile_id(0, "tx_default")
         got = await st.call("PullDynamicScheduleUpdate", {"chargingProfileId": default_id})
         assert got == {"status": "Accepted", "scheduleUpdate": {"limit": shared.defaults["DYN21"]}}
+        # a node that did not run the round (it knows neither the round nor what was sent)
+        # answers from the profile the station accepted, as stored
+        loop = server.core.smart_charging
+        await eventually(lambda: loop._sent.get(("DYN21", 1, "tx")) is not None, what="the TxProfile accepted")
+        loop.rounds.clear()
+        loop._sent.clear()
+        got = await st.call("PullDynamicScheduleUpdate", {"chargingProfileId": tx_id})
+        assert got == {"status": "Accepted", "scheduleUpdate": {"limit": 10.0}}
         got = await st.call("PullDynamicScheduleUpdate", {"chargingProfileId": 17})
         assert got["status"] == "Rejected" and got["statusInfo"]["reasonCode"] == "UnknownProfile"
 

@@ -170,8 +170,9 @@ async def check(core: HasSessions, state: StationState, *, evse_id: int, schedul
             base = session.started_at if session is not None else row["sent_at"]
         else:
             base = parse_ts(sent.get("startSchedule")) or row["sent_at"]
-        valid = {"valid_from": parse_ts(profile.get("validFrom")), "valid_to": parse_ts(profile.get("validTo"))}
-        limits.append((purpose, power_steps(sent, base, voltage_v, **valid)))
+        valid_from, valid_to = parse_ts(profile.get("validFrom")), parse_ts(profile.get("validTo"))
+        limits.append((purpose, power_steps(sent, base, voltage_v, valid_from=valid_from, valid_to=valid_to)))
         if purpose != "ChargingStationMaxProfile":  # the transaction's limit says whether it may discharge
-            discharge_limits.append((purpose, power_steps(sent, base, voltage_v, discharge="allowed", **valid)))
+            discharge_limits.append((purpose, power_steps(sent, base, voltage_v, valid_from=valid_from,
+                                                          valid_to=valid_to, discharge="allowed")))
     return exceeded(schedule, time_base, limits, voltage_v, discharge_limits)

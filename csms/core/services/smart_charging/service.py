@@ -794,7 +794,8 @@ class SmartChargingService:
     async def schedule_update(self, station_id: str, profile_id: int) -> dict[str, Any] | None:
         """The answer to a 2.1 PullDynamicScheduleUpdate for one of the loop's profiles: its value
         in the site's last round (the allocation of the transaction on that EVSE, or the station's
-        default), else what the station was last sent; None for a profile that is not the loop's."""
+        default), else what the station last accepted (from any node); None for a profile that is
+        not the loop's."""
         base = self.config.profile_id_base
         purpose = purpose_of(profile_id, base) if profile_id >= base else None
         if purpose is None:
@@ -817,13 +818,25 @@ class SmartChargingService:
             elif purpose == TX_DEFAULT and station_id in last.defaults:
                 amps = last.defaults[station_id]
         if amps is None:
-            held = self._sent.get((station_id, evse_id, purpose))
+            held = self._sent.get((station_id, evse_id, purpose)) or await self._stored(station_id, profile_id, purpose)
             if held is None:
                 return None
             amps, phases, bidirectional = periods_at(held.periods, utcnow()), held.number_phases, held.bidirectional
         caps = await self._station_caps(station_id)
         return schedule_update(amps, unit=caps.unit, voltage_v=float(row["voltage_v"] or 230.0), phases=phases,
                                bidirectional=bidirectional)
+
+    async def _stored(self, station_id: str, profile_id: int, purpose: str) -> Planned | None:
+        """The loop's profile ``profile_id`` the station last accepted, as stored (sent by
+        whichever node ran the round)."""
+        row = await ChargingProfile.select(
+            ChargingProfile.evse_id, ChargingProfile.payload, ChargingProfile.sent_at,
+        ).where((ChargingProfile.station.station_id == station_id) & (ChargingProfile.source == "csms")
+                & (ChargingProfile.status == "Accepted") & (ChargingProfile.profile_id == profile_id)
+                ).order_by(ChargingProfile.id, ascending=False).output(load_json=True).first()
+        if row is None:
+            return None
+        return planned_from_payload(station_id, row["evse_id"], purpose, row["payload"], row["sent_at"])
 
     def profile_id(self, evse_id: int, purpose: str) -> int:
         return profile_id_for(self.config.profile_id_base, evse_id, purpose)

@@ -33,6 +33,7 @@ from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.station_tariffs import StationTariffController
+from csms.api.der import DerController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.plans import PlanController
@@ -42,6 +43,7 @@ from csms.api.metrics import metrics_endpoint
 from csms.api.monitoring import CustomerInformationController, MonitoringController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.session_close import SessionCloseController
+from csms.api.station_data_clear import StationDataClearController
 from csms.api.station_passwords import StationPasswordController
 from csms.api.stations import StationController
 from csms.api.tokens_sessions import SessionController, TokenController
@@ -91,6 +93,8 @@ def api_router() -> Router:
         LocalListController,
         DisplayMessageController,
         StationTariffController,
+        DerController,
+        StationDataClearController,
         MonitoringController,
         CustomerInformationController,
         CertificateController,

@@ -160,6 +160,16 @@ def check_certificate_status(station_id, ocsp_request):
 
 
 @hookspec(Rule.FIRST_ANSWER)
+def certificate_chain_status(station_id, certificate_hash_data, source, urls):
+    """First answer wins. The revocation status of one certificate of a 2.1
+    GetCertificateChainStatus: ``certificate_hash_data`` (hashAlgorithm, issuerNameHash,
+    issuerKeyHash, serialNumber), ``source`` "OCSP" or "CRL" and its ``urls``. Return "Good",
+    "Revoked", "Unknown" or "Failed", or ``{"status": ..., "nextUpdate": datetime}``, or ``None``.
+    Built-in (``trylast``): the certificates of the installation's CA (its own and those it
+    signed for stations) are Good, a serial it never signed Unknown. Without an answer: Failed."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
 def get_15118_ev_certificate(station_id, iso15118_schema_version, action, exi_request):
     """First answer wins. Answer a 2.0.1 Get15118EVCertificate (``action`` "Install" or "Update",
     ``exi_request`` the EV's base64 EXI request): return ``{"status": "Accepted" | "Failed",
@@ -189,6 +199,16 @@ def station_tariff(station_id, evse_id):
     ``evse_id`` (0: the station as a whole), as a 2.1 TariffType (dict: ``tariffId``,
     ``currency``, ``energy``, ``chargingTime``, ``idleTime``, ``fixedFee``, ...), or ``None``.
     Used for SetDefaultTariff and ChangeTransactionTariff when the operator gives no tariff."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def vat_number_validation(station_id, vat_number, evse_id):
+    """First answer wins. Whether ``vat_number`` (a 2.1 VatNumberValidation from a station's
+    payment terminal, for a company invoice) is valid: return ``{"status": "Accepted" |
+    "Rejected", "company": {name, address1, city, country, ...} (optional), "statusInfo": ...}``
+    or ``None``. Built-in (``trylast``): a well-formed number of one of the CSMS's organizations
+    is Accepted; a malformed one Rejected (InvalidFormat); any other Rejected (NotValidated), as
+    only a registry plugin (such as one asking VIES) can vouch for it."""
 
 
 @hookspec(Rule.EVERY_ANSWER)
@@ -230,7 +250,11 @@ def site_capacity(site, now):
 def allocate_capacity(site, topology, loads, capacity, now):
     """First answer wins. Share ``capacity`` (a ``CapacitySchedule``) over ``loads`` (active
     connectors with measured draw) in ``topology`` (the site's tree of limits). Return a dict of
-    load id to amps per phase (0 pauses the load)."""
+    load id to amps per phase (0 pauses the load). A load whose EV may discharge (an OCPP 2.1
+    V2X EV: ``load.discharge_max_a`` above 0) may get a value below 0, down to
+    ``-discharge_max_a``: it is asked to feed that back (a central setpoint), which counts
+    against the import of the fuses above it (setting ``discharge_frees_capacity``); the core
+    keeps every fuse in both directions whatever the answer."""
 
 
 @hookspec(Rule.MINIMUM)

@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "csms.core.default_authorization",
     "csms.core.default_authorization:reject_unknown",
     "csms.core.certificates",
+    "csms.core.vat_numbers",
     "csms.admin.nav",
     "csms.admin.local_lists",
     "csms.admin.reservations",

@@ -218,6 +218,7 @@ class SmartChargingSettings(CsmsSettings):
     debounce_s: float = Field(0.2, description="Seconds to wait after an event so that events arriving together make one round.")
     meter_interval_s: float = Field(15.0, description="Fewest seconds between two rounds of a site caused by meter values.")
     min_change_a: float = Field(1.0, description="Increases smaller than this (A) are not sent; decreases always are.")
+    discharge_frees_capacity: bool = Field(True, description="A discharging (V2X) EV's current counts against the import of every fuse above it, so that others may charge more; off: discharge is only checked against the fuses in the export direction.")
     stack_level: int = Field(1, description="Stack level of the profiles the loop sends (lowered to the station's maximum when known).")
     profile_id_base: int = Field(900_000, description="Profile ids are base + 10 × EVSE id + 1 (station maximum), 2 (default) or 3 (transaction).")
     default_max_current_a: float = Field(32.0, description="Connector maximum (A) when the station has no max_current_a.")

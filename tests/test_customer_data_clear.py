@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from ocpp.routing import on
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
+from csms.api.auth import create_api_key
 from csms.core.tables import AuditEntry, IdToken, Station, StationDataClear
 from csms.testing import running_server
 from tests.driver.conftest import make_driver
@@ -159,3 +161,39 @@ async def test_strict_station_of_the_drivers_organization_tree(server, node_stat
         st.assert_clean_exit(await st.quit())
     finally:
         await st.kill()
+
+
+async def test_outcomes_are_listed_per_tenant(server):
+    """``GET /station-data-clears`` and ``GET /stations/{id}/data-clears``: the rows of the
+    stations the caller sees, with filters; another organization's station is a 404."""
+    api = server.api
+    orgs = {}
+    for name in ("North", "South"):
+        org = (await api.post("/organizations", json={"name": name})).json()["id"]
+        assert (await api.post("/stations", json={"station_id": f"{name}-ST", "organization": org})).status_code == 201
+        driver = (await api.post("/drivers", json={"name": f"{name} driver", "organization": org})).json()["id"]
+        assert (await api.post("/tokens", json={"id_token": f"{name}-CARD", "driver": driver,
+                                                "organization": org})).status_code == 201
+        erased = await api.post(f"/drivers/{driver}/erase")
+        assert erased.status_code == 200 and erased.json()["station_clears"] == 1, erased.text
+        orgs[name] = (org, driver)
+
+    everything = (await api.get("/station-data-clears")).json()
+    assert everything["total"] == 2
+    assert [(r["station_id"], r["id_token"], r["status"], r["done_at"]) for r in everything["items"]] == [
+        ("South-ST", "South-CARD", "Pending", None), ("North-ST", "North-CARD", "Pending", None)]
+    north_driver = orgs["North"][1]
+    assert [r["station_id"] for r in (await api.get("/station-data-clears", params={
+        "driver_id": north_driver})).json()["items"]] == ["North-ST"]
+    assert (await api.get("/station-data-clears", params={"pending": False})).json()["total"] == 0
+    assert (await api.get("/station-data-clears", params={"clear_status": "Pending"})).json()["total"] == 2
+    one = (await api.get("/stations/South-ST/data-clears")).json()
+    assert [r["id_token"] for r in one["items"]] == ["South-CARD"] and one["total"] == 1
+
+    key, _ = await create_api_key("north viewer", "viewer", orgs["North"][0])
+    async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}) as north:
+        mine = (await north.get("/api/v1/station-data-clears")).json()
+        assert [r["station_id"] for r in mine["items"]] == ["North-ST"] and mine["total"] == 1
+        assert (await north.get("/api/v1/station-data-clears", params={"station": "South-ST"})).json()["total"] == 0
+        assert (await north.get("/api/v1/stations/South-ST/data-clears")).status_code == 404
+        assert (await north.get("/api/v1/stations/North-ST/data-clears")).json()["total"] == 1

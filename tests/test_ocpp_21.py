@@ -131,10 +131,10 @@ async def test_send_and_callresulterror_frames(server):
         assert r[:2] == [4, "r2"] and r[2] == "RpcFrameworkError"
         r = await answer(ws)
         assert r[:2] == [3, "h"], r
-        # a SEND action as a CALL, a 2.1 station message the CSMS does not handle
+        # a SEND action as a CALL, an action 2.1 does not have
         r = await rpc(ws, [2, "c1", "NotifyPeriodicEventStream", STREAM_DATA])
         assert r[:3] == [4, "c1", "RpcFrameworkError"]
-        r = await rpc(ws, [2, "c2", "VatNumberValidation", {"vatNumber": "NL123", "evseId": 1}])
+        r = await rpc(ws, [2, "c2", "ValidateMyParking", {"evseId": 1}])
         assert r[:3] == [4, "c2", "NotImplemented"]
         r = await rpc(ws, [2, "c3", "SetDERControl", {}])  # a CSMS->station message of 2.1
         assert r[:3] == [4, "c3", "NotSupported"]
@@ -176,10 +176,11 @@ class Station21(ChargePoint21):
 
 
 @asynccontextmanager
-async def library_station(server: Any, sid: str, model: str) -> AsyncIterator[Station21]:
-    """The library's 2.1 station ``sid``, connected and booted."""
+async def library_station(server: Any, sid: str, model: str, cls: type[Station21] | None = None
+                          ) -> AsyncIterator[Station21]:
+    """The library's 2.1 station ``sid`` (a :class:`Station21`, or ``cls``), connected and booted."""
     async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.1"]) as ws:
-        cp = Station21(sid, ws)
+        cp = (cls or Station21)(sid, ws)
         cp.resets = []
         task = asyncio.create_task(cp.start())
         try:

@@ -16,7 +16,9 @@ in ``trust.pem`` until it expires, so certificates it signed keep verifying whil
 renew theirs with the new CA.
 
 The CA is also the built-in implementation of the ``issue_certificate`` hook, registered ``trylast``
-(``csms.plugins.DEFAULT_PLUGINS``), so a plugin of an external PKI answers before it.
+(``csms.plugins.DEFAULT_PLUGINS``), so a plugin of an external PKI answers before it, and of the
+``certificate_chain_status`` hook (2.1 GetCertificateChainStatus) for the certificates it made:
+its own (current or retired) and those it signed for stations (``issued_certificate`` rows).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -35,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from csms.core.tables import IssuedCertificate
 from csms.plugins import hookimpl
 from csms.settings import CertificateSettings
 
@@ -318,6 +322,47 @@ def issue_certificate(station_id, csr_pem, certificate_type):
     return sign
 
 
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+CHAIN_STATUS_VALID_S = 86400  # how long a status given by the built-in CA holds (nextUpdate)
+
+
+def issuer_hashes(issuer: x509.Certificate, algorithm: str) -> tuple[str, str]:
+    """(issuerNameHash, issuerKeyHash) in hex, as OCSP (RFC 6960) computes them, of the
+    certificates ``issuer`` signed, with ``algorithm`` (SHA256, SHA384, SHA512)."""
+    key_bits = issuer.public_key().public_bytes(serialization.Encoding.DER,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    name_digest, key_digest = hashes.Hash(_HASHES[algorithm]()), hashes.Hash(_HASHES[algorithm]())
+    name_digest.update(issuer.subject.public_bytes())
+    key_digest.update(_subject_public_key_bits(key_bits))
+    return name_digest.finalize().hex(), key_digest.finalize().hex()
+
+
+@hookimpl(trylast=True)
+def certificate_chain_status(station_id, certificate_hash_data, source, urls):
+    """Good for the CA's own certificates and those it signed for stations, Unknown for another
+    serial under its name and key; no answer for a certificate it did not issue."""
+    authority = CertificateAuthority.of_installation()
+    algorithm = certificate_hash_data["hashAlgorithm"]
+    if not authority.exists() or algorithm not in _HASHES:
+        return None
+    wanted = (certificate_hash_data["issuerNameHash"].lower(), certificate_hash_data["issuerKeyHash"].lower())
+    serial = certificate_hash_data["serialNumber"].lower().lstrip("0") or "0"
+
+    async def status() -> dict[str, Any] | None:
+        trusted = await asyncio.to_thread(authority.trusted)
+        issuers = [c for c in trusted if issuer_hashes(c, algorithm) == wanted]
+        if not issuers:
+            return None
+        next_update = _utcnow() + dt.timedelta(seconds=CHAIN_STATUS_VALID_S)
+        if any(format(c.serial_number, "x") == serial for c in trusted):
+            return {"status": "Good", "nextUpdate": next_update}  # the CA itself (self-signed)
+        issued = await IssuedCertificate.exists().where(IssuedCertificate.serial == serial.upper())
+        return {"status": "Good" if issued else "Unknown", "nextUpdate": next_update}
+
+    return status
+
+
 def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) -> dict[str, str] | None:
     """OCPP's CertificateHashDataType (SHA256) of ``cert``, whose issuer is ``issuer`` (itself when
     self-signed); None when the issuer is not known."""
@@ -325,15 +370,9 @@ def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) ->
         if cert.issuer != cert.subject:
             return None
         issuer = cert
-    key_bits = issuer.public_key().public_bytes(serialization.Encoding.DER,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    # issuerKeyHash is the hash of the key's BIT STRING contents, as in OCSP (RFC 6960)
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(_subject_public_key_bits(key_bits))
-    name_digest = hashes.Hash(hashes.SHA256())
-    name_digest.update(issuer.subject.public_bytes())
-    return {"hashAlgorithm": "SHA256", "issuerNameHash": name_digest.finalize().hex(),
-            "issuerKeyHash": digest.finalize().hex(), "serialNumber": format(cert.serial_number, "x")}
+    name_hash, key_hash = issuer_hashes(issuer, "SHA256")
+    return {"hashAlgorithm": "SHA256", "issuerNameHash": name_hash,
+            "issuerKeyHash": key_hash, "serialNumber": format(cert.serial_number, "x")}
 
 
 def _subject_public_key_bits(spki_der: bytes) -> bytes:

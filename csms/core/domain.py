@@ -148,6 +148,12 @@ class Load:
     departure_at: datetime | None = None
     energy_wh: float = 0.0  # delivered so far
     energy_wh_needed: float | None = None  # still wanted, when the driver or the EV said
+    # V2X (an OCPP 2.1 EV that said it can discharge): the most it may feed back, in amps per
+    # phase (0: it cannot; then an allocation below 0 counts as 0), and the energy it can spare
+    # above its minimum state of charge. An ``allocate_capacity`` answer below 0 (at most
+    # ``discharge_max_a``) asks it to discharge; the core sends that as a 2.1 central setpoint.
+    discharge_max_a: float = 0.0
+    discharge_spare_wh: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,7 @@ class ChargingSession(Table, tablename="charging_session"):
     settled_at = Timestamptz(null=True, default=None)  # when every settle_session hook succeeded
     departure_at = Timestamptz(null=True, default=None)  # when the driver leaves (smart charging)
     energy_target_wh = DoublePrecision(null=True, default=None)  # energy the driver wants in this session
+    v2x = JSON(null=True, default=None)  # the EV's bidirectional (V2X) parameters, from 2.1 NotifyEVChargingNeeds
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

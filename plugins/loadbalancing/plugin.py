@@ -49,6 +49,10 @@ def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load
                   now: datetime, *, config: allocator.AllocatorConfig | None = None) -> dict[str, float]:
     """Amps per load: the allocator on the site's tree, its root capped by ``capacity`` now.
 
+    V2X: when cars cannot have what they want and an EV that may discharge has energy to spare
+    (:func:`discharges`), that EV is asked to feed back what they miss (a value below 0) and the
+    others share the capacity it frees.
+
     The state is kept per site, except for dry runs (``site["simulation"]``), which start from
     nothing and leave the kept state alone.
     """
@@ -59,8 +63,69 @@ def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load
         if n.parent is None:
             limit = tuple(min(a, b) for a, b in zip(limit, cap_now))  # type: ignore[assignment]
         nodes.append(allocator.Node(n.id, n.parent, tuple(max(0.0, float(x)) for x in limit)))  # type: ignore[arg-type]
+    cfg = config or allocator_config(topology.voltage_v)
+    simulation = bool(site.get("simulation"))
+    site_id = site["id"]
+    state = None if simulation else _states.get(site_id)
+    result = allocator.allocate(nodes, _allocator_loads(topology, loads), now=now.timestamp(), state=state,
+                                config=cfg)
+    fed = discharges(topology, nodes, loads, result.limits_a, cfg.ramp_threshold)
+    if fed:  # the others again, on the tree widened by what the discharging EVs feed in
+        paths = {n.id: [p.id for p in topology.path(n.id)] for n in topology.nodes}
+        nodes = [allocator.Node(n.id, n.parent, tuple(  # type: ignore[arg-type]
+            limit + sum(-amps for load, amps in fed if n.id in paths[load.node or topology.root.id]
+                        and p in load.phases)
+            for p, limit in zip((1, 2, 3), n.limit_a))) for n in nodes]
+        rest = [load for load in loads if load.id not in {load.id for load, _ in fed}]
+        result = allocator.allocate(nodes, _allocator_loads(topology, rest), now=now.timestamp(), state=state,
+                                    config=cfg)
+    if not simulation:
+        _states[site_id] = result.state
+    return {**result.limits_a, **{load.id: amps for load, amps in fed}}
+
+
+def discharges(topology: SiteTopology, nodes: list[allocator.Node], loads: list[Load], limits: dict[str, float],
+               ramp_threshold: float) -> list[tuple[Load, float]]:
+    """The V2X EVs to discharge, each with its (negative) amps per phase.
+
+    Candidates: EVs that may discharge (``discharge_max_a``) and have energy to spare above
+    their minimum (``discharge_spare_wh``), the most spare first. What they make up for is the
+    *shortfall* on their phases: of every other car that is paused, or is below its maximum
+    while drawing (nearly) all it was given (``ramp_threshold``), what it misses. An EV feeds
+    the shortfall left on its phases, at most its ``discharge_max_a`` and the smallest limit of
+    the nodes above it (the fuses hold in the export direction too).
+    """
+    candidates = sorted((load for load in loads if load.discharge_max_a > 0 and load.discharge_spare_wh > 0),
+                        key=lambda load: -load.discharge_spare_wh)
+    if not candidates:
+        return []
+    chosen = {load.id for load in candidates}
+    missing = [0.0, 0.0, 0.0]
+    for load in loads:
+        if load.id in chosen:
+            continue
+        given = limits.get(load.id, 0.0)
+        short = given == 0.0 or load.measured_a is None or load.measured_a >= ramp_threshold * given
+        if short and given < load.max_a:
+            for p in load.phases:
+                missing[p - 1] += load.max_a - max(given, 0.0)
+    by_id = {n.id: n for n in nodes}
+    out: list[tuple[Load, float]] = []
+    for load in candidates:
+        fuse = min((min(by_id[n.id].limit_a[p - 1] for p in load.phases)
+                    for n in topology.path(load.node or topology.root.id)), default=math.inf)
+        amps = math.floor(min(load.discharge_max_a, fuse, max(missing[p - 1] for p in load.phases)) * 10) / 10
+        if amps <= 0:
+            continue
+        out.append((load, -amps))
+        for p in load.phases:
+            missing[p - 1] = max(0.0, missing[p - 1] - amps)
+    return out
+
+
+def _allocator_loads(topology: SiteTopology, loads: list[Load]) -> list[allocator.Load]:
     root = topology.root.id
-    wanted = [
+    return [
         allocator.Load(
             id=load.id, node=load.node or root, phases=tuple(load.phases), min_a=load.min_a, max_a=load.max_a,
             measured_a=load.measured_a, priority=load.priority, arrived_at=_seconds(load.started_at) or 0.0,
@@ -70,14 +135,6 @@ def allocate_site(site: dict[str, Any], topology: SiteTopology, loads: list[Load
         )
         for load in loads
     ]
-    simulation = bool(site.get("simulation"))
-    site_id = site["id"]
-    result = allocator.allocate(nodes, wanted, now=now.timestamp(),
-                                state=None if simulation else _states.get(site_id),
-                                config=config or allocator_config(topology.voltage_v))
-    if not simulation:
-        _states[site_id] = result.state
-    return dict(result.limits_a)
 
 
 @hookimpl

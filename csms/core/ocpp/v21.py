@@ -3,7 +3,9 @@ additions this CSMS does not need), validated against the 2.1 schemas, plus what
 the CSMS takes part in: periodic event streams (OpenPeriodicEventStream, ClosePeriodicEventStream
 and the NotifyPeriodicEventStream SEND), the station's reports of battery swaps, DER controls and
 alarms, payment-terminal settlements and priority charging (stored in the station's event log and
-shown on its page), and OCPP-J 2.1's SEND and CALLRESULTERROR frames
+shown on its page), its questions about VAT numbers (the ``vat_number_validation`` hook),
+dynamic schedules (the smart-charging loop's current allocation) and certificate chains (the
+``certificate_chain_status`` hook), and OCPP-J 2.1's SEND and CALLRESULTERROR frames
 (:class:`~csms.core.ocpp.connection.StationConnection`)."""
 
 from __future__ import annotations
@@ -16,17 +18,11 @@ from ocpp.v21.enums import Action
 from csms.core.ocpp.v201 import StationConnection201
 from csms.core.ocpp.validation import V21
 from csms.core.timeutil import parse_ts
-
-# Station-to-CSMS messages new in 2.1 that this CSMS does not handle: answered NotImplemented.
-# (VAT numbers would need a registry such as VIES; dynamic schedules and certificate chains an
-# external service.)
-NOT_IMPLEMENTED = frozenset({"GetCertificateChainStatus", "PullDynamicScheduleUpdate", "VatNumberValidation"})
-
+from csms.core.vat_numbers import validation_answer
 
 class StationConnection21(StationConnection201):
     version = V21
     subprotocol = "ocpp2.1"
-    not_implemented = NOT_IMPLEMENTED
     rpc_2_1 = True
 
     @on(Action.open_periodic_event_stream)
@@ -134,3 +130,29 @@ class StationConnection21(StationConnection201):
             summary=f"priority charging {'activated' if p['activated'] else 'ended'} "
                     f"for transaction {p['transactionId']}", details=p)
         return {}
+
+    @on(Action.vat_number_validation)
+    async def on_vat_number_validation(self, p: dict[str, Any]) -> dict[str, Any]:
+        answer = await validation_answer(self.state.station_id, p["vatNumber"], p.get("evseId"))
+        await self.core.reports.record(self.state, "payment", "VatNumberValidation",
+                                       summary=f"VAT number {p['vatNumber']}: {answer['status']}",
+                                       evse_id=p.get("evseId"), details={**p, "answer": answer})
+        return answer
+
+    @on(Action.pull_dynamic_schedule_update)
+    async def on_pull_dynamic_schedule_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A dynamic profile's next value: the smart-charging loop's current one for its profile."""
+        update = await self.core.smart_charging.schedule_update(self.state.station_id, p["chargingProfileId"])
+        if update is None:
+            return {"status": "Rejected", "statusInfo": {
+                "reasonCode": "UnknownProfile", "additionalInfo": "not a charging profile of this CSMS's smart charging"}}
+        return {"status": "Accepted", "scheduleUpdate": update}
+
+    @on(Action.get_certificate_chain_status)
+    async def on_get_certificate_chain_status(self, p: dict[str, Any]) -> dict[str, Any]:
+        answer = await self.core.certificates.chain_status(self.state, p["certificateStatusRequests"])
+        await self.core.reports.record(
+            self.state, "certificate", "GetCertificateChainStatus",
+            summary=", ".join(f"{s['certificateHashData']['serialNumber']}: {s['status']}"
+                              for s in answer["certificateStatus"]), details={**p, "answer": answer})
+        return answer

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from csms.core.ocpp.outbound.calls import answered
 from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.tables import IssuedCertificate, Station
-from csms.core.timeutil import utcnow
+from csms.core.timeutil import ocpp_ts, utcnow
 from csms.i18n import N_
 from csms.plugins import call_hook, hook_impls
 
@@ -181,6 +181,25 @@ class CertificateService:
         if isinstance(answer, dict) and answer.get("status") in ("Accepted", "Failed"):
             return {k: v for k, v in answer.items() if k in ("status", "ocspResult", "statusInfo")}
         return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSPResponder"}}
+
+    async def chain_status(self, state: StationState, requests: list[dict[str, Any]]) -> dict[str, Any]:
+        """The answer to a 2.1 GetCertificateChainStatus: per certificate, the
+        ``certificate_chain_status`` hook's status (the built-in CA's for its own), else Failed."""
+        out = []
+        for request in requests:
+            answer = await call_hook("certificate_chain_status", station_id=state.station_id,
+                                     certificate_hash_data=request["certificateHashData"], source=request["source"],
+                                     urls=request["urls"])
+            if isinstance(answer, str):
+                answer = {"status": answer}
+            if not isinstance(answer, dict) or answer.get("status") not in ("Good", "Revoked", "Unknown", "Failed"):
+                answer = {"status": "Failed"}
+            next_update = answer.get("nextUpdate")
+            out.append({"certificateHashData": request["certificateHashData"], "source": request["source"],
+                        "status": answer["status"],
+                        "nextUpdate": ocpp_ts(next_update) if isinstance(next_update, datetime)
+                        else next_update or ocpp_ts(utcnow())})
+        return {"certificateStatus": out}
 
     async def ev_certificate(self, state: StationState, *, schema_version: str, action: str,
                              exi_request: str) -> dict[str, Any]:

@@ -11,6 +11,10 @@ site) × the period's ``numberPhases`` (3 when absent, as OCPP says). A profile 
 start (``startSchedule``, the transaction's start for a ``Relative`` one, else when it was sent)
 for its ``duration``, within its ``validFrom``/``validTo``; recurrence is not unrolled (the
 schedule as sent is compared).
+
+OCPP 2.1 V2X: an EV's schedule that discharges (a ``limit``, ``setpoint`` or ``dischargeLimit``
+below 0) must also stay within the discharge the transaction's profile allows (its
+``dischargeLimit``; none allowed without one, as in every 2.0.1 profile).
 """
 
 from __future__ import annotations
@@ -41,15 +45,38 @@ class HasSessions(Protocol):
 Steps = tuple[datetime, datetime | None, list[tuple[datetime, float]]]
 
 
+def _watts(value: float, unit: str, voltage_v: float, phases: int) -> float:
+    return value if unit == "W" else value * voltage_v * phases
+
+
+def _discharge_w(period: dict[str, Any], unit: str, voltage_v: float, *, allowed: bool) -> float:
+    """Watts of discharge in a period (2.1 V2X): what it allows (``allowed``: its
+    ``dischargeLimit``, 0 without one) or what the EV plans (the lowest of its ``limit``,
+    ``setpoint`` and ``dischargeLimit`` below 0). In amps a ``dischargeLimit`` or ``setpoint``
+    is per phase when L2 and L3 are given, else the sum of the phases."""
+    phases = period.get("numberPhases") or 3
+    values = []
+    for key in ("dischargeLimit",) if allowed else ("limit", "setpoint", "dischargeLimit"):
+        if key in period:
+            per_phase = key == "limit" or f"{key}_L2" in period
+            values.append(_watts(float(period[key]), unit, voltage_v, phases if per_phase else 1))
+    return max(0.0, -min(values, default=0.0))
+
+
 def power_steps(schedule: dict[str, Any], base: datetime, voltage_v: float, *, valid_from: datetime | None = None,
-                valid_to: datetime | None = None) -> Steps:
+                valid_to: datetime | None = None, discharge: str | None = None) -> Steps:
     """A charging schedule from ``base`` as power over time, limiting only within its duration
-    and the profile's validity."""
+    and the profile's validity. ``discharge``: the watts of discharge instead (``"allowed"`` by
+    a profile the CSMS sent, ``"planned"`` by an EV), see :func:`_discharge_w`."""
     unit = schedule.get("chargingRateUnit", "A")
     points = []
     for period in sorted(schedule["chargingSchedulePeriod"], key=lambda p: p["startPeriod"]):
-        limit = float(period["limit"])
-        watts = limit if unit == "W" else limit * voltage_v * (period.get("numberPhases") or 3)
+        if discharge is not None:
+            watts = _discharge_w(period, unit, voltage_v, allowed=discharge == "allowed")
+        elif "limit" in period:
+            watts = _watts(float(period["limit"]), unit, voltage_v, period.get("numberPhases") or 3)
+        else:  # a 2.1 period without a limit (a setpoint only): what it plans, no limit it sets
+            watts = _watts(float(period["setpoint"]), unit, voltage_v, 1) if "setpoint" in period else math.inf
         points.append((base + timedelta(seconds=int(period["startPeriod"])), watts))
     duration = schedule.get("duration")
     end = None if duration is None else base + timedelta(seconds=int(duration))
@@ -70,10 +97,8 @@ def _at(steps: Steps, when: datetime) -> float:
     return value
 
 
-def exceeded(ev_schedule: dict[str, Any], time_base: datetime, limits: list[tuple[str, Steps]],
-             voltage_v: float) -> str | None:
-    """Where the EV's schedule goes above the lowest limit (a short text), or None."""
-    ev = power_steps(ev_schedule, time_base, voltage_v)
+def _excess(ev: Steps, limits: list[tuple[str, Steps]]) -> tuple[datetime, float, str, float] | None:
+    """The first moment the EV's steps go above the lowest of ``limits``: (when, wanted, purpose, allowed)."""
     start, end, points = ev
     moments = {t for t, _ in points} | {start}
     for _, (s, e, pts) in limits:
@@ -83,7 +108,24 @@ def exceeded(ev_schedule: dict[str, Any], time_base: datetime, limits: list[tupl
         for purpose, steps in limits:
             allowed = _at(steps, when)
             if wanted > allowed + TOLERANCE_W:
-                return f"{wanted:.0f} W at {ocpp_ts(when)} exceeds the {purpose} limit of {allowed:.0f} W"
+                return when, wanted, purpose, allowed
+    return None
+
+
+def exceeded(ev_schedule: dict[str, Any], time_base: datetime, limits: list[tuple[str, Steps]],
+             voltage_v: float, discharge_limits: list[tuple[str, Steps]] | None = None) -> str | None:
+    """Where the EV's schedule goes above the lowest limit, or discharges more than the lowest
+    discharge limit (2.1 V2X; ``discharge_limits``), as a short text; or None."""
+    found = _excess(power_steps(ev_schedule, time_base, voltage_v), limits)
+    if found is not None:
+        when, wanted, purpose, allowed = found
+        return f"{wanted:.0f} W at {ocpp_ts(when)} exceeds the {purpose} limit of {allowed:.0f} W"
+    if discharge_limits:
+        found = _excess(power_steps(ev_schedule, time_base, voltage_v, discharge="planned"), discharge_limits)
+        if found is not None:
+            when, wanted, purpose, allowed = found
+            return (f"discharging {wanted:.0f} W at {ocpp_ts(when)} exceeds the {purpose} discharge limit "
+                    f"of {allowed:.0f} W")
     return None
 
 
@@ -113,6 +155,7 @@ async def check(core: HasSessions, state: StationState, *, evse_id: int, schedul
     else:
         chosen.append(("TxDefaultProfile", latest("TxDefaultProfile", evse_id) or latest("TxDefaultProfile", 0)))
     limits: list[tuple[str, Steps]] = []
+    discharge_limits: list[tuple[str, Steps]] = []
     for purpose, row in chosen:
         if row is None:
             continue
@@ -127,6 +170,9 @@ async def check(core: HasSessions, state: StationState, *, evse_id: int, schedul
             base = session.started_at if session is not None else row["sent_at"]
         else:
             base = parse_ts(sent.get("startSchedule")) or row["sent_at"]
-        limits.append((purpose, power_steps(sent, base, voltage_v, valid_from=parse_ts(profile.get("validFrom")),
-                                            valid_to=parse_ts(profile.get("validTo")))))
-    return exceeded(schedule, time_base, limits, voltage_v)
+        valid_from, valid_to = parse_ts(profile.get("validFrom")), parse_ts(profile.get("validTo"))
+        limits.append((purpose, power_steps(sent, base, voltage_v, valid_from=valid_from, valid_to=valid_to)))
+        if purpose != "ChargingStationMaxProfile":  # the transaction's limit says whether it may discharge
+            discharge_limits.append((purpose, power_steps(sent, base, voltage_v, valid_from=valid_from,
+                                                          valid_to=valid_to, discharge="allowed")))
+    return exceeded(schedule, time_base, limits, voltage_v, discharge_limits)

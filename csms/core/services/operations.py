@@ -35,6 +35,19 @@ class NotSupported(OperationError):
     """The station's protocol version has no such operation (display messages on OCPP 1.6)."""
 
 
+async def calls_with(commands: CommandService, station_id: str, feature: str, missing: str) -> StationCalls:
+    """The calls of a known station's live version when they have ``feature`` (a ``supports_*``
+    flag of :class:`StationCalls`); else :class:`NotSupported` with ``missing`` (what the version
+    lacks, and who has it)."""
+    if not await Station.exists().where(Station.station_id == station_id):
+        raise UnknownStation(station_id)
+    version = commands.live_version(station_id)
+    calls = calls_for(version)
+    if not getattr(calls, feature):
+        raise NotSupported(f"OCPP {version} has no {missing}")
+    return calls
+
+
 class Operations:
     def __init__(self, commands: CommandService, stations: StationService, reports: ReportService) -> None:
         self.commands = commands

@@ -113,6 +113,34 @@ async def clears(driver_id: int) -> list[dict[str, Any]]:
         StationDataClear.done_at).where(StationDataClear.driver_id == driver_id).order_by(StationDataClear.id)
 
 
+_COLUMNS = (StationDataClear.id, StationDataClear.station_id, StationDataClear.driver_id, StationDataClear.id_token,
+            StationDataClear.token_type, StationDataClear.status, StationDataClear.detail, StationDataClear.attempts,
+            StationDataClear.request_id, StationDataClear.created_at, StationDataClear.done_at)
+
+
+async def listing(*, station_ids: list[str] | None, station_id: str | None = None, driver_id: int | None = None,
+                  status: str | None = None, pending: bool | None = None, limit: int = 100,
+                  offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The clearing requests (newest first) of the stations ``station_ids`` (None: all), filtered,
+    and how many there are."""
+    query, count = StationDataClear.select(*_COLUMNS), StationDataClear.count()
+    conditions = []
+    if station_ids is not None:
+        conditions.append(StationDataClear.station_id.is_in(station_ids or [""]))
+    if station_id is not None:
+        conditions.append(StationDataClear.station_id == station_id)
+    if driver_id is not None:
+        conditions.append(StationDataClear.driver_id == driver_id)
+    if status is not None:
+        conditions.append(StationDataClear.status == status)
+    if pending is not None:
+        conditions.append(StationDataClear.done_at.is_null() if pending else StationDataClear.done_at.is_not_null())
+    for condition in conditions:
+        query, count = query.where(condition), count.where(condition)
+    rows = await query.order_by(StationDataClear.id, ascending=False).limit(limit).offset(offset)
+    return rows, await count
+
+
 class StationDataClearService:
     """Sends the queued clears to connected stations (see the module's docstring)."""
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound import StationCalls, calls_for
-from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import NotSupported, OperationError
-from csms.core.tables import ChargingSession, Station
+from csms.core.ocpp.outbound import StationCalls
+from csms.core.services.operations import OperationError, calls_with
+from csms.core.tables import ChargingSession
 from csms.plugins import call_hook
 
 if TYPE_CHECKING:
@@ -28,13 +27,7 @@ class StationTariffService:
         self.commands = commands
 
     async def _calls(self, station_id: str) -> StationCalls:
-        if not await Station.exists().where(Station.station_id == station_id):
-            raise UnknownStation(station_id)
-        version = self.commands.live_version(station_id)
-        calls = calls_for(version)
-        if not calls.supports_tariffs:
-            raise NotSupported(f"OCPP {version} has no tariffs at the station (OCPP 2.1 has)")
-        return calls
+        return await calls_with(self.commands, station_id, "supports_tariffs", "tariffs at the station (OCPP 2.1 has)")
 
     async def _tariff(self, station_id: str, evse_id: int, tariff: dict[str, Any] | None) -> dict[str, Any]:
         if tariff is not None:

@@ -111,6 +111,7 @@ class StationCalls(ABC):
     supports_customer_information: bool = False  # CustomerInformation
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
+    supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     def _not_in_version(self, what: str) -> OperationError:
@@ -299,6 +300,23 @@ class StationCalls(ABC):
 
     def change_transaction_tariff(self, *, transaction_id: str, tariff: dict[str, Any]) -> Call:
         raise self._not_in_version("tariffs (OCPP 2.1 has)")
+
+    # -- DER controls and battery swaps (2.1)
+
+    def set_der_control(self, *, control_id: str, control_type: str, is_default: bool, field: str,
+                        control: dict[str, Any]) -> Call:
+        """SetDERControl: ``control`` (the settings of ``control_type``) in the request's ``field``."""
+        raise self._not_in_version("DER controls (OCPP 2.1 has)")
+
+    def get_der_control(self, *, request_id: int, control_type: str | None, control_id: str | None,
+                        is_default: bool | None) -> Call:
+        raise self._not_in_version("DER controls (OCPP 2.1 has)")
+
+    def clear_der_control(self, *, is_default: bool, control_type: str | None, control_id: str | None) -> Call:
+        raise self._not_in_version("DER controls (OCPP 2.1 has)")
+
+    def request_battery_swap(self, *, request_id: int, id_token: str, token_type: str) -> Call:
+        raise self._not_in_version("battery swaps (OCPP 2.1 has)")
 
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,

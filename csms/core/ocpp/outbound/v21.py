@@ -3,13 +3,14 @@ optional additions), validated against the 2.1 schemas before they go out. What 
 taken: OEM root certificates, and charging profiles with its V2X fields (``setpoint``,
 ``dischargeLimit``, ``operationMode`` of a schedule period) pass through SetChargingProfile.
 New: the tariffs a station calculates costs with (SetDefaultTariff, GetTariffs, ClearTariffs,
-ChangeTransactionTariff)."""
+ChangeTransactionTariff), DER controls (SetDERControl, GetDERControl, ClearDERControl) and
+RequestBatterySwap."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from csms.core.ocpp.outbound.calls import Call, answered
+from csms.core.ocpp.outbound.calls import Call, answered, answered_for
 from csms.core.ocpp.outbound.v201 import GET_CERTIFICATE_TYPES, INSTALL_CERTIFICATE_TYPES, Calls201
 from csms.core.ocpp.validation import V21
 
@@ -19,6 +20,7 @@ class Calls21(Calls201):
     installable_certificate_types = INSTALL_CERTIFICATE_TYPES | {"OEMRootCertificate"}  # InstallCertificateUseEnumType
     listable_certificate_types = GET_CERTIFICATE_TYPES | {"OEMRootCertificate"}  # GetCertificateIdUseEnumType
     supports_tariffs = True
+    supports_der = True
 
     def set_default_tariff(self, *, evse_id: int, tariff: dict[str, Any]) -> Call:
         return Call("SetDefaultTariff", {"evseId": evse_id, "tariff": tariff})
@@ -39,3 +41,29 @@ class Calls21(Calls201):
 
     def change_transaction_tariff(self, *, transaction_id: str, tariff: dict[str, Any]) -> Call:
         return Call("ChangeTransactionTariff", {"transactionId": transaction_id, "tariff": tariff})
+
+    def set_der_control(self, *, control_id: str, control_type: str, is_default: bool, field: str,
+                        control: dict[str, Any]) -> Call:
+        return Call("SetDERControl", {"isDefault": is_default, "controlId": control_id, "controlType": control_type,
+                                      field: control},
+                    outcome=lambda r: {**answered(r), "superseded_ids": r.get("supersededIds") or []})
+
+    def get_der_control(self, *, request_id: int, control_type: str | None, control_id: str | None,
+                        is_default: bool | None) -> Call:
+        payload: dict[str, Any] = {"requestId": request_id}
+        for key, value in (("controlType", control_type), ("controlId", control_id), ("isDefault", is_default)):
+            if value is not None:
+                payload[key] = value
+        return Call("GetDERControl", payload, outcome=answered_for(request_id))
+
+    def clear_der_control(self, *, is_default: bool, control_type: str | None, control_id: str | None) -> Call:
+        payload: dict[str, Any] = {"isDefault": is_default}
+        if control_type is not None:
+            payload["controlType"] = control_type
+        if control_id is not None:
+            payload["controlId"] = control_id
+        return Call("ClearDERControl", payload)
+
+    def request_battery_swap(self, *, request_id: int, id_token: str, token_type: str) -> Call:
+        return Call("RequestBatterySwap", {"requestId": request_id, "idToken": {"idToken": id_token, "type": token_type}},
+                    outcome=answered_for(request_id))

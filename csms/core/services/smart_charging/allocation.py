@@ -46,44 +46,70 @@ async def allocate(model: SiteModel, capacity: CapacitySchedule, now: datetime) 
     return {str(k): float(v) for k, v in answer.items()}
 
 
-def enforce_limits(topology: SiteTopology, loads: list[Load], wanted: dict[str, float],
-                   root_limit: Triple) -> dict[str, float]:
-    """Clamp an allocation so that no node's phase limit is exceeded, whatever a plugin answered.
+def _toward_zero(amps: float) -> float:
+    """Rounded to 0.1 A toward 0: less charging, less discharging."""
+    return floor_tenth(amps) if amps >= 0 else -floor_tenth(-amps)
 
-    Each load is kept within ``[min_a, max_a]`` or set to 0; where a node's phase is over its
-    limit, the loads below it on that phase are scaled down (those falling under their minimum
-    get 0) until everything fits. Values only go down, so this ends.
+
+def enforce_limits(topology: SiteTopology, loads: list[Load], wanted: dict[str, float],
+                   root_limit: Triple, *, discharge_frees_capacity: bool = True) -> dict[str, float]:
+    """Clamp an allocation so that no node's phase limit is exceeded, in either direction,
+    whatever a plugin answered.
+
+    Each load is kept within ``[min_a, max_a]`` or set to 0, or, for an EV that may discharge
+    (V2X), within ``[-discharge_max_a, 0)``. Import: where a node's phase carries more than its
+    limit, the charging loads below it on that phase are scaled down (those falling under their
+    minimum get 0) until everything fits; discharging loads below the node count against it
+    (``discharge_frees_capacity``). Export: where the discharging loads below a node feed more
+    than its physical limit (the fuse, not the capacity a plugin gave), they are scaled toward 0;
+    charging loads never count here, as a car that is full stops drawing at any moment. Values
+    only move toward 0, so this ends.
     """
     out: dict[str, float] = {}
     for load in loads:
         amps = float(wanted.get(load.id) or 0.0)
-        if math.isnan(amps) or amps < 0:
+        if math.isnan(amps):
             amps = 0.0
-        amps = min(amps, load.max_a)
+        if amps < 0:
+            out[load.id] = _toward_zero(max(amps, -load.discharge_max_a)) if load.discharge_max_a > 0 else 0.0
+            continue
+        amps = floor_tenth(min(amps, load.max_a))
         out[load.id] = amps if amps >= load.min_a and amps > 0 else 0.0
     paths = {load.id: [n.id for n in topology.path(load.node or topology.root.id)] for load in loads}
     limits = {n.id: n.limit_a for n in topology.nodes}
     limits[topology.root.id] = tuple(min(a, b) for a, b in zip(topology.root.limit_a, root_limit))  # type: ignore[assignment]
-    for _ in range(len(topology.nodes) * 3 + 2):
+    fuses = {n.id: tuple(a + r for a, r in zip(n.limit_a, n.reserved_a)) for n in topology.nodes}
+    for _ in range(len(loads) * 10_000 + 1):  # every pass that changes something moves a value 0.1 A toward 0
         changed = False
         for node_id, limit in limits.items():
             for p in PHASES:
+                members = [load for load in loads if node_id in paths[load.id] and p in load.phases
+                           and out[load.id] != 0]
+                charging = [m for m in members if out[m.id] > 0]
+                feeding = [m for m in members if out[m.id] < 0]
+                fed = -sum(out[m.id] for m in feeding)
+                export_cap = fuses[node_id][p - 1]
+                if fed > export_cap + EPSILON_A:
+                    factor = max(0.0, export_cap) / fed
+                    for m in feeding:
+                        out[m.id] = _toward_zero(out[m.id] * factor)
+                    changed = True
+                    fed = -sum(out[m.id] for m in feeding)
                 cap = limit[p - 1]
                 if math.isinf(cap):
                     continue
-                members = [load for load in loads if node_id in paths[load.id] and p in load.phases
-                           and out[load.id] > 0]
-                total = sum(out[m.id] for m in members)
-                if total <= cap + EPSILON_A:
+                credit = fed if discharge_frees_capacity else 0.0
+                total = sum(out[m.id] for m in charging)
+                if total - credit <= cap + EPSILON_A:
                     continue
-                factor = max(0.0, cap) / total
-                for m in members:
-                    scaled = out[m.id] * factor
+                factor = max(0.0, cap + credit) / total
+                for m in charging:
+                    scaled = floor_tenth(out[m.id] * factor)
                     out[m.id] = scaled if scaled >= m.min_a else 0.0
                 changed = True
         if not changed:
             break
-    return {k: floor_tenth(v) for k, v in out.items()}
+    return out
 
 
 def default_limits(model: SiteModel, limits: dict[str, float], available: Triple, *,

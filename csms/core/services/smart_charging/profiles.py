@@ -30,6 +30,7 @@ class Planned:
     periods: Periods
     number_phases: int | None = None
     transaction_id: str | None = None
+    bidirectional: bool = False  # a V2X EV (2.1): periods carry an operation mode, below 0 a discharge setpoint
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -48,27 +49,68 @@ def purpose_of(profile_id: int, base: int) -> str | None:
 
 def build_profile(version: str, plan: Planned, *, profile_id: int, stack_level: int, unit: str = "A",
                   voltage_v: float = 230.0) -> dict[str, Any]:
-    """The ``csChargingProfiles`` (1.6) or ``chargingProfile`` (2.0.1) for a planned limit: the
-    schedule here, its profile by the adapter of ``version`` (the newest version's for one not known)."""
+    """The ``csChargingProfiles`` (1.6) or ``chargingProfile`` (2.0.1, 2.1) for a planned limit: the
+    schedule here, its profile by the adapter of ``version`` (the newest version's for one not
+    known). A ``bidirectional`` plan (only ever one for a 2.1 station) gets the 2.1 V2X fields
+    (:func:`v2x_fields`)."""
     start = plan.periods[0][0]
     phases = plan.number_phases
     periods = []
     previous = INF
     for when, amps in plan.periods:
-        limit = amps if unit == "A" else float(math.floor(amps * voltage_v * (phases or 3)))
+        limit = amps if unit == "A" else float(math.trunc(amps * voltage_v * (phases or 3)))  # toward 0
         offset = (when - start).total_seconds()
         # whole seconds: a fall takes effect no later, a rise no earlier than planned
         offset = math.ceil(offset) if amps > previous else math.floor(offset)
         previous = amps
-        period: dict[str, Any] = {"startPeriod": int(offset), "limit": limit}
+        period: dict[str, Any] = {"startPeriod": int(offset), "limit": max(0.0, limit)}
         if phases is not None:
             period["numberPhases"] = phases
+        if plan.bidirectional:
+            period.update(v2x_fields(limit, unit, phases))
         periods.append(period)
     schedule: dict[str, Any] = {"startSchedule": ocpp_ts(start), "chargingRateUnit": unit,
                                 "chargingSchedulePeriod": periods}
     return calls_or_newest(version).charging_profile(
         profile_id=profile_id, stack_level=stack_level, purpose=plan.purpose, schedule=schedule,
         transaction_id=plan.transaction_id if plan.purpose == TX else None)
+
+
+def v2x_fields(limit: float, unit: str, phases: int | None) -> dict[str, Any]:
+    """The OCPP 2.1 fields of a V2X period: ``ChargingOnly`` up to a limit at or above 0, else a
+    ``CentralSetpoint`` discharging at ``limit`` (below 0) and no more (``dischargeLimit``), with
+    ``limit`` 0 so that it never charges. In amps the values are per phase: with more than one
+    phase, L2 and L3 are given too (else a setpoint is the sum of all phases)."""
+    if limit >= 0:
+        return {"operationMode": "ChargingOnly"}
+    fields: dict[str, Any] = {"operationMode": "CentralSetpoint", "setpoint": limit, "dischargeLimit": limit}
+    if unit == "A" and (phases or 3) > 1:
+        for name in ("setpoint", "dischargeLimit"):
+            fields[f"{name}_L2"] = fields[f"{name}_L3"] = limit
+    return fields
+
+
+def schedule_update(amps: float, *, unit: str, voltage_v: float, phases: int | None,
+                    bidirectional: bool) -> dict[str, Any]:
+    """A 2.1 ChargingScheduleUpdateType (the answer to PullDynamicScheduleUpdate) for ``amps``
+    per phase: the limit in ``unit``, and for a V2X EV the setpoint and discharge limit of a
+    discharge (the update has no operation mode: the profile's stays)."""
+    limit = amps if unit == "A" else float(math.trunc(amps * voltage_v * (phases or 3)))
+    update: dict[str, Any] = {"limit": max(0.0, limit)}
+    if bidirectional and limit < 0:
+        update.update({k: v for k, v in v2x_fields(limit, unit, phases).items() if k != "operationMode"})
+    return update
+
+
+def period_amps(period: dict[str, Any], unit: str, voltage_v: float) -> float:
+    """Amps per phase a stored period stands for: its limit, or its setpoint when it is a
+    central setpoint (V2X; below 0 a discharge)."""
+    phases = period.get("numberPhases") or 3
+    value = float(period["setpoint"] if period.get("operationMode") == "CentralSetpoint" and "setpoint" in period
+                  else period["limit"])
+    if unit == "A":
+        return value
+    return value / (voltage_v * phases)
 
 
 def planned_from_payload(station_id: str, evse_id: int, purpose: str, profile: dict[str, Any],
@@ -81,17 +123,18 @@ def planned_from_payload(station_id: str, evse_id: int, purpose: str, profile: d
         unit = schedule.get("chargingRateUnit", "A")
         periods = []
         phases = None
+        bidirectional = False
         for p in schedule["chargingSchedulePeriod"]:
             phases = p.get("numberPhases", phases)
-            amps = float(p["limit"]) if unit == "A" else float(p["limit"]) / (voltage_v * (p.get("numberPhases") or 3))
-            periods.append((start + timedelta(seconds=int(p["startPeriod"])), amps))
+            bidirectional = bidirectional or "operationMode" in p
+            periods.append((start + timedelta(seconds=int(p["startPeriod"])), period_amps(p, unit, voltage_v)))
     except (KeyError, TypeError, ValueError, IndexError):
         return None
     if not periods:
         return None
     tx = profile.get("transactionId")
     return Planned(station_id, evse_id, purpose, tuple(periods), number_phases=phases,
-                   transaction_id=None if tx is None else str(tx))
+                   transaction_id=None if tx is None else str(tx), bidirectional=bidirectional)
 
 
 def composite_limit_a(version: str, answer: dict[str, Any], voltage_v: float) -> float | None:

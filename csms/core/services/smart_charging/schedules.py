@@ -42,8 +42,14 @@ def capacity_factors(capacity: CapacitySchedule, now: datetime, horizon_s: int,
 def scaled_periods(start: datetime, amps: float, factors: list[tuple[datetime, float]], min_a: float,
                    max_periods: int) -> Periods:
     """A limit over time: ``amps`` now, scaled down where the capacity falls; merged and cut to
-    ``max_periods`` (the last period then takes the lowest of the periods it replaces)."""
+    ``max_periods`` (the last period then takes the lowest of the periods it replaces).
+
+    A discharge (``amps`` below 0, V2X) stays as it is: the capacity bounds what the site
+    draws, not what it feeds back, and the charging it frees is scaled down where the capacity
+    falls, so the site stays within it at every moment."""
     periods: list[tuple[datetime, float]] = [(start, amps)]
+    if amps < 0:
+        return tuple(periods)
     for when, factor in factors:
         value = floor_tenth(amps * factor)
         if value < min_a:

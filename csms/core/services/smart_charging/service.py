@@ -44,11 +44,17 @@ from csms.core.services.smart_charging.profiles import (
     planned_from_payload,
     profile_id_for,
     purpose_of,
+    schedule_update,
 )
 from csms.core.services.smart_charging.rounds import SiteModel, SiteRound
 from csms.core.services.smart_charging.schedules import capacity_factors, periods_at, scaled_periods
 from csms.core.services.smart_charging.station_caps import StationCaps, read_station_caps
-from csms.core.services.smart_charging.targets import departure_source, save_session_targets, store_charging_needs
+from csms.core.services.smart_charging.targets import (
+    departure_source,
+    discharge_a,
+    save_session_targets,
+    store_charging_needs,
+)
 from csms.core.services.smart_charging.view import describe_site
 from csms.core.tables import ChargingProfile, ChargingSession, Evse, Hub, Site, Station
 from csms.core.timeutil import utcnow
@@ -445,7 +451,7 @@ class SmartChargingService:
             sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
             ChargingSession.id, ChargingSession.departure_at, ChargingSession.energy_target_wh,
-            ChargingSession.driver, ChargingSession.flags,
+            ChargingSession.driver, ChargingSession.flags, ChargingSession.v2x,
         ).where(ChargingSession.id.is_in([x.id for x in sessions])).output(load_json=True) if sessions else []
         extra = {r["id"]: r for r in extra_rows}
         learned: dict[int, Any] = {}
@@ -487,6 +493,8 @@ class SmartChargingService:
                 measured_a=measured, power_w=x.power_w, started_at=x.started_at, node=f"station:{x.station_id}",
                 departure_at=departure, energy_wh=x.energy_wh,
                 energy_wh_needed=None if target is None else max(0.0, target - x.energy_wh),
+                discharge_max_a=discharge_a(info.get("v2x"), s["ocpp_version"], voltage, len(station_phases)),
+                discharge_spare_wh=float((info.get("v2x") or {}).get("spare_wh") or 0.0),
                 extra={"transaction_id": x.transaction_id, "station_phases": station_phases,
                        "departure_source": source, "stated_departure_at": stated,
                        "learned_departure": guess},
@@ -638,7 +646,8 @@ class SmartChargingService:
         result.allocated_by_plugin = wanted is not None
         if wanted is None:  # no allocator: every connector gets its safe share
             wanted = {load.id: model.shares[load.station_id] for load in model.loads}
-        limits = enforce_limits(topology, model.loads, wanted, available)  # type: ignore[arg-type]
+        limits = enforce_limits(topology, model.loads, wanted, available,  # type: ignore[arg-type]
+                                discharge_frees_capacity=cfg.discharge_frees_capacity)
         result.limits = limits
         defaults = default_limits(model, limits, available,  # type: ignore[arg-type]
                                   default_max_current_a=cfg.default_max_current_a)
@@ -667,7 +676,8 @@ class SmartChargingService:
                 plans.append(Planned(sid, load.evse_id, TX,
                                      scaled_periods(now, limits[load.id], factors, load.min_a, max_periods),
                                      number_phases=len(load.extra["station_phases"]),
-                                     transaction_id=load.extra["transaction_id"]))
+                                     transaction_id=load.extra["transaction_id"],
+                                     bidirectional=load.discharge_max_a > 0))
         await self._send(model, plans, result)
         self._finish(result)
         return result
@@ -781,6 +791,53 @@ class SmartChargingService:
                                                             profile=profile, by="smart-charging")
         return answer["status"]
 
+    async def schedule_update(self, station_id: str, profile_id: int) -> dict[str, Any] | None:
+        """The answer to a 2.1 PullDynamicScheduleUpdate for one of the loop's profiles: its value
+        in the site's last round (the allocation of the transaction on that EVSE, or the station's
+        default), else what the station last accepted (from any node); None for a profile that is
+        not the loop's."""
+        base = self.config.profile_id_base
+        purpose = purpose_of(profile_id, base) if profile_id >= base else None
+        if purpose is None:
+            return None
+        evse_id = (profile_id - base) // 10
+        row = await Station.select(Station.site, Station.site.voltage_v.as_alias("voltage_v")).where(
+            Station.station_id == station_id).first()
+        if row is None:
+            return None
+        last = self.rounds.get(row["site"]) if row["site"] is not None else None
+        amps: float | None = None
+        phases: int | None = None
+        bidirectional = False
+        if last is not None and last.managed:
+            if purpose == TX:
+                load = next((x for x in last.loads if x.station_id == station_id and x.evse_id == evse_id), None)
+                if load is not None and load.id in last.limits:
+                    amps, bidirectional = last.limits[load.id], load.discharge_max_a > 0
+                    phases = len(load.extra.get("station_phases") or (1, 2, 3))
+            elif purpose == TX_DEFAULT and station_id in last.defaults:
+                amps = last.defaults[station_id]
+        if amps is None:
+            held = self._sent.get((station_id, evse_id, purpose)) or await self._stored(station_id, profile_id, purpose)
+            if held is None:
+                return None
+            amps, phases, bidirectional = periods_at(held.periods, utcnow()), held.number_phases, held.bidirectional
+        caps = await self._station_caps(station_id)
+        return schedule_update(amps, unit=caps.unit, voltage_v=float(row["voltage_v"] or 230.0), phases=phases,
+                               bidirectional=bidirectional)
+
+    async def _stored(self, station_id: str, profile_id: int, purpose: str) -> Planned | None:
+        """The loop's profile ``profile_id`` the station last accepted, as stored (sent by
+        whichever node ran the round)."""
+        row = await ChargingProfile.select(
+            ChargingProfile.evse_id, ChargingProfile.payload, ChargingProfile.sent_at,
+        ).where((ChargingProfile.station.station_id == station_id) & (ChargingProfile.source == "csms")
+                & (ChargingProfile.status == "Accepted") & (ChargingProfile.profile_id == profile_id)
+                ).order_by(ChargingProfile.id, ascending=False).output(load_json=True).first()
+        if row is None:
+            return None
+        return planned_from_payload(station_id, row["evse_id"], purpose, row["payload"], row["sent_at"])
+
     def profile_id(self, evse_id: int, purpose: str) -> int:
         return profile_id_for(self.config.profile_id_base, evse_id, purpose)
 
@@ -858,7 +915,7 @@ class SmartChargingService:
             tx = self._sent.get((station_id, session.evse_id, TX))
             if tx is None or tx.transaction_id != session.transaction_id:
                 continue
-            expected = periods_at(tx.periods, now)
+            expected = max(0.0, periods_at(tx.periods, now))  # a discharge (V2X) is sent with limit 0
             if top is not None:
                 expected = min(expected, periods_at(top.periods, now))
             call = calls_for(version).get_composite_schedule(evse_id=session.evse_id, duration=300, unit="A")

@@ -17,7 +17,7 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
 from csms.api.auth import create_api_key
-from csms.core.tables import AuditEntry, IdToken, Station, StationDataClear
+from csms.core.tables import AuditEntry, IdToken, LocalAuthList, Station, StationDataClear
 from csms.testing import running_server
 from tests.driver.conftest import make_driver
 from tests.test_local_lists import Keeper201, keeper
@@ -53,6 +53,14 @@ async def _done(station_id: str) -> dict[str, Any] | None:
     return rows[0] if rows and rows[0]["status"] != "Pending" else None
 
 
+async def _listed(station_id: str, card: str) -> bool:
+    """Whether the CSMS has stored ``card`` in the station's local list (after the station's
+    answer: a station can hold it a moment before the CSMS records it)."""
+    row = await LocalAuthList.select(LocalAuthList.entries).where(
+        LocalAuthList.station.station_id == station_id).output(load_json=True).first()
+    return row is not None and card in (row["entries"] or {})
+
+
 async def _connected(station_id: str, value: bool) -> bool:
     row = await Station.select(Station.connected).where(Station.station_id == station_id).first()
     return row is not None and row["connected"] is value
@@ -69,6 +77,7 @@ async def test_erasure_clears_the_card_on_every_station(tmp_path, backend, monke
         # the offline station held the card in its local list, then went away
         async with keeper(srv, "N10-OFF", "2.0.1", cls=Clearing201) as off:
             await eventually(lambda: "CARD-N10" in off.entries, what="the card in the local list")
+            await eventually(lambda: _listed("N10-OFF", "CARD-N10"), what="the card in the stored local list")
         await eventually(lambda: _connected("N10-OFF", False), what="the station offline")
 
         async with keeper(srv, "N10-ON", "2.0.1", cls=Clearing201) as on_, \
@@ -76,6 +85,7 @@ async def test_erasure_clears_the_card_on_every_station(tmp_path, backend, monke
                 keeper(srv, "N10-16", "1.6") as old:
             for cp in (on_, rej, old):
                 await eventually(lambda cp=cp: "CARD-N10" in cp.entries, what=f"the card at {cp.id}")
+                await eventually(lambda cp=cp: _listed(cp.id, "CARD-N10"), what=f"the card stored for {cp.id}")
 
             erased = await srv.api.post(f"/drivers/{driver_id}/erase")
             assert erased.status_code == 200, erased.text

@@ -110,6 +110,34 @@ async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkey
         assert statuses[-1] == 401, statuses
 
 
+async def test_a_plan_changed_on_one_node_counts_on_the_other_at_once(two_nodes, monkeypatch):
+    """Node A remembers which plan applies to an organization (for an hour, here); the plan is
+    changed over REST on node B: node A refuses the organization's API key as soon as the news
+    arrives through Redis, within a second."""
+    from csms.core.services import plans
+
+    node_a, port_b = two_nodes
+    monkeypatch.setattr(plans, "CACHE_SECONDS", 3600.0)
+    ids = {p["name"]: p["id"] for p in (await node_a.api.get("/plans")).json()["items"]}
+    acme = (await node_a.api.post("/organizations", json={"name": "Acme", "plan": ids["BUSINESS"]})).json()["id"]
+    created = (await node_a.api.post("/api-keys", json={"name": "acme robot", "role": "viewer",
+                                                         "organization": acme})).json()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}/api/v1",
+                                 headers={"Authorization": f"Bearer {node_a.api_key}"}) as admin_b, \
+            httpx.AsyncClient(base_url=node_a.base_url + "/api/v1",
+                              headers={"Authorization": f"Bearer {created['key']}"}) as robot_a:
+        assert (await robot_a.get("/sites")).status_code == 200  # the plan is remembered on node A
+        changed = await admin_b.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})
+        assert changed.status_code == 200, changed.text
+        statuses = []
+        for _ in range(10):
+            statuses.append((await robot_a.get("/sites")).status_code)
+            if statuses[-1] == 403:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses[-1] == 403, statuses
+
+
 async def test_a_dead_nodes_stations_go_offline_within_two_ttl(tmp_path, cluster):
     """Node B is killed (SIGKILL) with two stations on it; of the two survivors exactly one cleans
     up: within 2 × TTL its stations are offline in the database (one disconnect event each) and

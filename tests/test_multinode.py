@@ -87,6 +87,17 @@ async def test_command_routed_to_the_node_holding_the_socket(two_nodes):
     assert r.status_code == 409
 
 
+async def answers_until(client: httpx.AsyncClient, path: str, status: int) -> list[int]:
+    """The statuses of GET ``path``, asked every 0.1 s for a second or until one is ``status``."""
+    statuses: list[int] = []
+    for _ in range(10):
+        statuses.append((await client.get(path)).status_code)
+        if statuses[-1] == status:
+            break
+        await asyncio.sleep(0.1)
+    return statuses
+
+
 async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkeypatch):
     """Revoked over REST on node B: node A (whose cache would trust the key for an hour) refuses
     it as soon as the news arrives through Redis, within a second."""
@@ -101,12 +112,7 @@ async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkey
                               headers={"Authorization": f"Bearer {created['key']}"}) as robot_a:
         assert (await robot_a.get("/stations/")).status_code == 200  # cached on node A
         assert (await admin_b.delete(f"/api-keys/{created['id']}")).status_code == 204
-        statuses = []
-        for _ in range(10):
-            statuses.append((await robot_a.get("/stations/")).status_code)
-            if statuses[-1] == 401:
-                break
-            await asyncio.sleep(0.1)
+        statuses = await answers_until(robot_a, "/stations/", 401)
         assert statuses[-1] == 401, statuses
 
 
@@ -129,12 +135,7 @@ async def test_a_plan_changed_on_one_node_counts_on_the_other_at_once(two_nodes,
         assert (await robot_a.get("/sites")).status_code == 200  # the plan is remembered on node A
         changed = await admin_b.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})
         assert changed.status_code == 200, changed.text
-        statuses = []
-        for _ in range(10):
-            statuses.append((await robot_a.get("/sites")).status_code)
-            if statuses[-1] == 403:
-                break
-            await asyncio.sleep(0.1)
+        statuses = await answers_until(robot_a, "/sites", 403)
         assert statuses[-1] == 403, statuses
 
 

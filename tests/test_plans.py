@@ -438,6 +438,16 @@ async def test_moves_to_another_organizations_site_count_against_its_plan(any_se
     assert (await api.post("/hubs", json={"name": "Shelf", "site": shed})).status_code == 201
     given = await api.patch(f"/sites/{shed}", json={"organization": home})
     assert given.status_code == 409 and given.json()["detail"] == "Plan HOME allows 2 hubs: organization Home would have 3"
+    client = await admin_client(any_server, "admin", csrf_header=True)
+    try:
+        edited = await client.post(f"/admin/sites/{shed}/edit", data={
+            "name": "Shed", "organization": str(home), "address": "", "postal_code": "", "city": "", "country": "",
+            "timezone": "UTC", "latitude": "", "longitude": "", "grid_limit_l1_a": "", "grid_limit_l2_a": "",
+            "grid_limit_l3_a": "", "voltage_v": "230"})
+        assert edited.status_code == 409
+        assert "Plan HOME allows 2 hubs: organization Home would have 3." in edited.text
+    finally:
+        await client.aclose()
     assert (await api.get(f"/sites/{shed}")).json()["organization"] == acme
 
     # the hub limit holds for stations coming from another organization too

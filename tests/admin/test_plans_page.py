@@ -7,7 +7,7 @@ import asyncio
 
 from playwright.async_api import expect
 
-from csms.core.tables import Organization, Plan, Station
+from csms.core.tables import Hub, Organization, Plan, Site, Station
 from tests.admin.conftest import screenshot
 
 
@@ -114,3 +114,43 @@ async def test_plans_are_added_and_removed_on_the_plans_page(page_as, server):
     await phone.get_by_role("button", name="Delete").click()
     await expect(phone.get_by_role("alert")).to_contain_text("give them another plan first")
     await screenshot(phone, "plans-delete-refused-phone")
+
+
+async def test_a_move_to_a_full_organizations_site_is_refused_with_the_reason(page_as, server):
+    home = (await Plan.select(Plan.id).where(Plan.name == "HOME").first())["id"]
+    homes = Organization(name="Home Sweet", plan=home)
+    acme = Organization(name="Acme Logistics")
+    await Organization.insert(homes, acme)
+    garage = Site(name="Garage", organization=homes.id)
+    depot = Site(name="Depot", organization=acme.id)
+    await Site.insert(garage, depot)
+    await Hub.insert(Hub(name="Box", site=garage.id))
+    rack = Hub(name="Rack", site=depot.id)
+    await Hub.insert(rack)
+    await Station.insert(*[Station(station_id=f"HOME-{n}", organization=homes.id, site=garage.id) for n in range(2)],
+                         Station(station_id="ACME-1", organization=acme.id, site=depot.id, hub=rack.id))
+    page = await page_as("admin")
+
+    await page.goto("/admin/stations/ACME-1")
+    await page.locator("#st-site").select_option(label="Garage")
+    await page.locator("#st-hub").select_option(label="No hub")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.locator("main")).to_contain_text(
+        "The station was not changed: Plan HOME allows 2 stations: organization Home Sweet would have 3.")
+    await screenshot(page, "plans-station-move-refused")
+
+    await page.goto(f"/admin/hubs/{rack.id}/edit")
+    await page.get_by_label("Site").select_option(label="Garage")
+    await page.get_by_role("button", name="Save hub").click()
+    await expect(page.locator("#err-site")).to_contain_text(
+        "Plan HOME allows 1 hub: organization Home Sweet would have 2.")
+    await screenshot(page, "plans-hub-move-refused")
+    assert (await Station.select(Station.organization, Station.site).where(Station.station_id == "ACME-1").first()) \
+        == {"organization": acme.id, "site": depot.id}
+
+    phone = await page_as("admin", width=390, height=844)
+    await phone.goto(f"/admin/hubs/{rack.id}/edit")
+    await phone.get_by_label("Site").select_option(label="Garage")
+    await phone.get_by_role("button", name="Save hub").click()
+    await expect(phone.locator("#err-site")).to_contain_text("Plan HOME allows 1 hub")
+    await screenshot(phone, "plans-hub-move-refused-phone")

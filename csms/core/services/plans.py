@@ -14,9 +14,15 @@ columns of :class:`~csms.core.tables.Plan` (null: no limit).
 
 Every write that adds an object counted by a limit runs inside :func:`within_limits`: one write
 transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL with the holder's row locked ``FOR UPDATE``)
-that counts after the insert and rolls it back when the plan is exceeded, so two simultaneous
-requests never make one too many. A change of plan (an organization's, or a plan's limits) is
-checked the same way: refused when an organization would be over a limit.
+that counts before and after the insert and rolls it back when it added to a kind over the
+plan's limit, so two simultaneous requests never make one too many. Stations or a hub moved to
+another organization's site count against that organization's plan
+(:func:`csms.core.services.hubs.adopt`). A change of plan (an organization's, or a plan's
+limits) is checked the same way: refused when an organization would be over a limit.
+
+**Cache**: :func:`plan_of` (and so :func:`feature_enabled`, the API-key check) answers from a
+per-node memory, emptied on every audited change of a plan or an organization, on every node
+(:data:`PLANS_CHANGED`, broadcast by the runtime).
 """
 
 from __future__ import annotations

@@ -87,6 +87,17 @@ async def test_command_routed_to_the_node_holding_the_socket(two_nodes):
     assert r.status_code == 409
 
 
+async def answers_until(client: httpx.AsyncClient, path: str, status: int) -> list[int]:
+    """The statuses of GET ``path``, asked every 0.1 s for a second or until one is ``status``."""
+    statuses: list[int] = []
+    for _ in range(10):
+        statuses.append((await client.get(path)).status_code)
+        if statuses[-1] == status:
+            break
+        await asyncio.sleep(0.1)
+    return statuses
+
+
 async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkeypatch):
     """Revoked over REST on node B: node A (whose cache would trust the key for an hour) refuses
     it as soon as the news arrives through Redis, within a second."""
@@ -101,13 +112,31 @@ async def test_key_revoked_on_one_node_is_refused_by_the_other(two_nodes, monkey
                               headers={"Authorization": f"Bearer {created['key']}"}) as robot_a:
         assert (await robot_a.get("/stations/")).status_code == 200  # cached on node A
         assert (await admin_b.delete(f"/api-keys/{created['id']}")).status_code == 204
-        statuses = []
-        for _ in range(10):
-            statuses.append((await robot_a.get("/stations/")).status_code)
-            if statuses[-1] == 401:
-                break
-            await asyncio.sleep(0.1)
+        statuses = await answers_until(robot_a, "/stations/", 401)
         assert statuses[-1] == 401, statuses
+
+
+async def test_a_plan_changed_on_one_node_counts_on_the_other_at_once(two_nodes, monkeypatch):
+    """Node A remembers which plan applies to an organization (for an hour, here); the plan is
+    changed over REST on node B: node A refuses the organization's API key as soon as the news
+    arrives through Redis, within a second."""
+    from csms.core.services import plans
+
+    node_a, port_b = two_nodes
+    monkeypatch.setattr(plans, "CACHE_SECONDS", 3600.0)
+    ids = {p["name"]: p["id"] for p in (await node_a.api.get("/plans")).json()["items"]}
+    acme = (await node_a.api.post("/organizations", json={"name": "Acme", "plan": ids["BUSINESS"]})).json()["id"]
+    created = (await node_a.api.post("/api-keys", json={"name": "acme robot", "role": "viewer",
+                                                         "organization": acme})).json()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}/api/v1",
+                                 headers={"Authorization": f"Bearer {node_a.api_key}"}) as admin_b, \
+            httpx.AsyncClient(base_url=node_a.base_url + "/api/v1",
+                              headers={"Authorization": f"Bearer {created['key']}"}) as robot_a:
+        assert (await robot_a.get("/sites")).status_code == 200  # the plan is remembered on node A
+        changed = await admin_b.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})
+        assert changed.status_code == 200, changed.text
+        statuses = await answers_until(robot_a, "/sites", 403)
+        assert statuses[-1] == 403, statuses
 
 
 async def test_a_dead_nodes_stations_go_offline_within_two_ttl(tmp_path, cluster):

@@ -353,3 +353,236 @@ async def test_new_top_level_organizations_get_the_configured_plan(tmp_path, hom
             assert f'<option value="{ids["HOME"]}" selected>HOME</option>' in form.text
         finally:
             await client.aclose()
+
+
+async def test_moves_to_another_organizations_site_count_against_its_plan(any_server):
+    """A hub moved with its stations to a site of another organization, a station put on such a
+    site, and a site given to another organization: that organization's plan must have room for
+    the hubs and stations it gets (REST and admin); the hub limit holds as well."""
+    api = any_server.api
+    ids = await plan_ids(api)
+    home = await organization(api, "Home", ids["HOME"])
+    acme = await organization(api, "Acme", ids["PUBLIC"])
+    garage = (await api.post("/sites", json={"name": "Garage", "organization": home})).json()["id"]
+    assert (await api.post("/stations", json={"station_id": "HOME-0", "organization": home,
+                                              "site": garage})).status_code == 201
+    box = (await api.post("/hubs", json={"name": "Box", "site": garage})).json()["id"]  # Home's one hub
+    depot = (await api.post("/sites", json={"name": "Depot", "organization": acme})).json()["id"]
+    rack = (await api.post("/hubs", json={"name": "Rack", "site": depot})).json()["id"]
+    for n in range(2):
+        assert (await api.post("/stations", json={"station_id": f"ACME-{n}", "organization": acme,
+                                                  "hub": rack})).status_code == 201
+
+    async def where(station_id: str) -> dict:
+        return await Station.select(Station.organization, Station.site, Station.hub).where(
+            Station.station_id == station_id).first()
+
+    assert await where("ACME-0") == {"organization": acme, "site": depot, "hub": rack}  # a hub's station is at its site
+
+    # the hub: Home has its one hub already
+    moved = await api.patch(f"/hubs/{rack}", json={"site": garage})
+    assert moved.status_code == 409
+    assert moved.json()["detail"] == "Plan HOME allows 1 hub: organization Home would have 2"
+    assert moved.json()["extra"]["limit"] == "hubs"
+    assert (await api.get(f"/hubs/{rack}")).json()["site"] == depot
+    assert await where("ACME-1") == {"organization": acme, "site": depot, "hub": rack}
+    # room for the hub, not for its two stations (Home has one, HOME allows 2)
+    assert (await api.patch(f"/plans/{ids['HOME']}", json={"max_hubs": 2})).status_code == 200
+    moved = await api.patch(f"/hubs/{rack}", json={"site": garage})
+    assert moved.status_code == 409 and moved.json()["detail"] == HOME_FULL
+    assert await where("ACME-0") == {"organization": acme, "site": depot, "hub": rack}
+
+    # one station onto Home's site: REST, the station's admin page, the site's page
+    moved = await api.patch("/stations/ACME-0", json={"site": garage})
+    assert moved.status_code == 200, moved.text
+    assert await where("ACME-0") == {"organization": home, "site": garage, "hub": rack}
+    moved = await api.patch("/stations/ACME-1", json={"site": garage})
+    assert moved.status_code == 409 and moved.json()["detail"] == HOME_FULL
+    assert await where("ACME-1") == {"organization": acme, "site": depot, "hub": rack}
+    moved = await api.patch("/stations/ACME-1", json={"hub": box})  # into Home's hub, so onto its site
+    assert moved.status_code == 409 and moved.json()["detail"] == HOME_FULL
+    client = await admin_client(any_server, "admin", csrf_header=True)
+    try:
+        assigned = await client.post("/admin/stations/ACME-1/assign", data={"site": str(garage), "hub": ""})
+        assert assigned.status_code == 409
+        assert "The station was not changed: Plan HOME allows 2 stations: organization Home would have 3." \
+            in assigned.text
+        added = await client.post(f"/admin/sites/{garage}/stations", data={"add": "ACME-1"})
+        assert added.status_code == 409
+        assert "The stations were not added: Plan HOME allows 2 stations: organization Home would have 3." \
+            in added.text
+        hub_form = {"name": "Rack", "site": str(garage), "device_id": "", "max_stations": "20", "limit_l1_a": "",
+                    "limit_l2_a": "", "limit_l3_a": "", "stations": ["ACME-0", "ACME-1"]}
+        edited = await client.post(f"/admin/hubs/{rack}/edit", data=hub_form)
+        assert edited.status_code == 409 and f'id="err-site" class="field-error">{HOME_FULL}.' in edited.text
+        assert await where("ACME-1") == {"organization": acme, "site": depot, "hub": rack}
+
+        # with room, the hub moves with its stations, which become Home's
+        assert (await api.patch(f"/plans/{ids['HOME']}", json={"max_stations": 3})).status_code == 200
+        edited = await client.post(f"/admin/hubs/{rack}/edit", data=hub_form)
+        assert edited.status_code == 303, edited.text
+        assert await where("ACME-1") == {"organization": home, "site": garage, "hub": rack}
+    finally:
+        await client.aclose()
+
+    # a station of an organization below the site's stays its own
+    flat = await organization(api, "Flat", None, parent=home)
+    assert (await api.post("/stations", json={"station_id": "FLAT-0", "organization": flat})).status_code == 409
+    assert (await api.patch(f"/plans/{ids['HOME']}", json={"max_stations": 4})).status_code == 200
+    assert (await api.post("/stations", json={"station_id": "FLAT-0", "organization": flat})).status_code == 201
+    assert (await api.patch("/stations/FLAT-0", json={"site": garage})).status_code == 200
+    assert await where("FLAT-0") == {"organization": flat, "site": garage, "hub": None}
+
+    # a site given to another organization takes its hubs and stations along
+    shed = (await api.post("/sites", json={"name": "Shed", "organization": acme})).json()["id"]
+    assert (await api.post("/hubs", json={"name": "Shelf", "site": shed})).status_code == 201
+    given = await api.patch(f"/sites/{shed}", json={"organization": home})
+    assert given.status_code == 409 and given.json()["detail"] == "Plan HOME allows 2 hubs: organization Home would have 3"
+    client = await admin_client(any_server, "admin", csrf_header=True)
+    try:
+        edited = await client.post(f"/admin/sites/{shed}/edit", data={
+            "name": "Shed", "organization": str(home), "address": "", "postal_code": "", "city": "", "country": "",
+            "timezone": "UTC", "latitude": "", "longitude": "", "grid_limit_l1_a": "", "grid_limit_l2_a": "",
+            "grid_limit_l3_a": "", "voltage_v": "230"})
+        assert edited.status_code == 409
+        assert "Plan HOME allows 2 hubs: organization Home would have 3." in edited.text
+    finally:
+        await client.aclose()
+    assert (await api.get(f"/sites/{shed}")).json()["organization"] == acme
+
+    # the hub limit holds for stations coming from another organization too
+    assert (await api.patch(f"/hubs/{box}", json={"max_stations": 1})).status_code == 200
+    assert (await api.patch("/stations/HOME-0", json={"hub": box})).status_code == 200
+    assert (await api.post("/stations", json={"station_id": "ACME-2", "organization": acme})).status_code == 201
+    full = await api.patch("/stations/ACME-2", json={"hub": box})
+    assert full.status_code == 409 and full.json()["extra"]["error"] == "HubFull"
+    assert await where("ACME-2") == {"organization": acme, "site": None, "hub": None}
+
+
+async def test_plans_are_added_and_removed_by_the_installations_admins(any_server):
+    api = any_server.api
+    created = await api.post("/plans", json={"name": "FLEET", "description": "Company fleets",
+                                              "features": ["api_access", "driver_portal"], "max_stations": 10})
+    assert created.status_code == 201, created.text
+    fleet = created.json()
+    assert fleet["features"] == ["api_access", "driver_portal"] and fleet["max_stations"] == 10
+    assert fleet["max_hubs"] is None and fleet["organizations"] == 0
+    assert await AuditEntry.exists().where((AuditEntry.object_type == "plan") & (AuditEntry.action == "create"))
+
+    taken = await api.post("/plans", json={"name": "FLEET"})
+    assert taken.status_code == 409 and taken.json()["detail"] == "another plan is named FLEET"
+    assert (await api.post("/plans", json={"name": ""})).status_code == 400
+    assert (await api.post("/plans", json={"description": "no name"})).status_code == 400
+    assert (await api.post("/plans", json={"name": "X", "features": ["teleportation"]})).status_code == 400
+    renamed = await api.patch(f"/plans/{fleet['id']}", json={"name": "HOME"})
+    assert renamed.status_code == 409 and renamed.json()["extra"] == {"error": "PlanNameTaken", "name": "HOME"}
+
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", fleet["id"])
+    zeta = await organization(api, "Zeta", fleet["id"])
+    from csms.api.auth import create_api_key
+
+    key, _ = await create_api_key("acme admin", "admin", acme)
+    async with httpx.AsyncClient(base_url=f"{any_server.base_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {key}"}) as acme_api:
+        assert (await acme_api.post("/plans", json={"name": "MINE"})).status_code == 404  # the installation's
+        assert (await acme_api.delete(f"/plans/{fleet['id']}")).status_code == 404
+
+    held = await api.delete(f"/plans/{fleet['id']}")
+    assert held.status_code == 409
+    assert held.json()["detail"] == "plan FLEET is the plan of Acme, Zeta: give them another plan first"
+    assert held.json()["extra"] == {"error": "PlanInUse", "plan": "FLEET", "organizations": ["Acme", "Zeta"]}
+    for org in (acme, zeta):
+        assert (await api.patch(f"/organizations/{org}", json={"plan": ids["PUBLIC"]})).status_code == 200
+    assert (await api.delete(f"/plans/{fleet['id']}")).status_code == 204
+    assert not await Plan.exists().where(Plan.name == "FLEET")
+    assert (await api.delete(f"/plans/{fleet['id']}")).status_code == 404
+    assert await AuditEntry.exists().where((AuditEntry.object_type == "plan") & (AuditEntry.action == "delete"))
+
+    # the shipped plans are data like any other
+    home = await api.patch(f"/plans/{ids['HOME']}", json={"name": "HOME+", "description": "More", "max_users": 5})
+    assert home.status_code == 200 and home.json()["name"] == "HOME+" and home.json()["max_users"] == 5
+    assert (await api.delete(f"/plans/{ids['BUSINESS']}")).status_code == 204
+
+
+async def test_a_refused_station_is_audited_once_per_episode(tmp_path):
+    """A station the default organization's plan has no room for retries every few seconds: its
+    refusals are each in its event log, but audited once, and again only a day later or after
+    the CSMS accepted it meanwhile."""
+    async with running_server(tmp_path, unknown_stations="accept", default_organization="Home") as srv:
+        ids = await plan_ids(srv.api)
+        home = await organization(srv.api, "Home", ids["HOME"])
+        for n in range(2):
+            await srv.api.post("/stations", json={"station_id": f"KNOWN-{n}", "organization": home})
+
+        async def knock() -> None:
+            with pytest.raises(InvalidStatus) as refused:
+                async with websockets.connect(srv.ws_url("NEWCOMER"), subprotocols=["ocpp1.6"]):
+                    pass
+            assert refused.value.response.status_code == 403
+
+        refusals = (AuditEntry.object_id == "NEWCOMER") & (AuditEntry.action == "refuse")
+        for _ in range(3):
+            await knock()
+        assert await AuditEntry.count().where(refusals) == 1
+        for _ in range(50):  # the station event log is written in batches
+            if await StationEvent.count().where((StationEvent.station_id == "NEWCOMER")
+                                                & (StationEvent.kind == "refused")) == 3:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("not every refusal is in the station's event log")
+
+        await AuditEntry.update({AuditEntry.at: utcnow() - timedelta(hours=25)}).where(refusals)  # a day later
+        await knock()
+        await knock()
+        assert await AuditEntry.count().where(refusals) == 2
+
+        # accepted once there is room, then removed: its next refusal is a new episode
+        assert (await srv.api.patch(f"/plans/{ids['HOME']}", json={"max_stations": 3})).status_code == 200
+        async with websockets.connect(srv.ws_url("NEWCOMER"), subprotocols=["ocpp1.6"]):
+            pass
+        assert (await srv.api.delete("/stations/NEWCOMER")).status_code == 204
+        await srv.api.post("/stations", json={"station_id": "KNOWN-2", "organization": home})
+        await knock()
+        await knock()
+        assert await AuditEntry.count().where(refusals) == 3
+
+
+async def test_the_plan_check_of_api_keys_is_cached(any_server, monkeypatch):
+    """An organization's API key costs no plan query per request once its plan is known; a plan
+    change counts at once (the cache is emptied)."""
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["BUSINESS"])
+    from csms.api.auth import create_api_key
+
+    key, _ = await create_api_key("acme viewer", "viewer", acme)
+    engine = type(Plan._meta.db)  # the server's engine runs in this process: its queries are counted
+    statements: list[str] = []
+    run = engine.run_querystring
+
+    async def counted(self, querystring, *args, **kwargs):
+        statements.append(str(querystring))
+        return await run(self, querystring, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_querystring", counted)
+
+    def plan_reads() -> int:
+        return sum('FROM "plan"' in s for s in statements)
+
+    async with httpx.AsyncClient(base_url=f"{any_server.base_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {key}"}) as acme_api:
+        assert (await acme_api.get("/sites")).status_code == 200
+        first = plan_reads()
+        assert first == 1, statements
+        for _ in range(5):
+            assert (await acme_api.get("/sites")).status_code == 200
+        assert plan_reads() == first, "the plan was read again"
+        print(f"plan reads for 6 API-key requests: {plan_reads()} (uncached: 6)")
+
+        assert (await api.patch(f"/plans/{ids['BUSINESS']}", json={"features": ["driver_portal"]})).status_code == 200
+        refused = await acme_api.get("/sites")
+        assert refused.status_code == 403 and "does not include API access" in refused.json()["detail"]
+        assert (await api.patch(f"/organizations/{acme}", json={"plan": ids["PUBLIC"]})).status_code == 200
+        assert (await acme_api.get("/sites")).status_code == 200

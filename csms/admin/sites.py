@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from litestar import Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 from piccolo.columns.combination import Combinable
 
@@ -150,7 +150,13 @@ async def _save_site(request: Request, site_id: int | None) -> Template | Redire
     if site_id is None:
         site_id = await sites.create_site(values, actor=actor, actor_organization=actor_organization)
     else:
-        await sites.update_site(site_id, values, actor=actor, actor_organization=actor_organization)
+        try:
+            await sites.update_site(site_id, values, actor=actor, actor_organization=actor_organization)
+        except plans.PlanLimitReached as exc:
+            errors[""] = limit_message(exc)
+            form_values = {k: raw.get(k, "") for k in raw}
+            form_values["publish"] = values.get("publish", False)
+            return await _site_form(request, site_id=site_id, values=form_values, errors=errors, status_code=409)
     return Redirect(f"/admin/sites/{site_id}", status_code=303)
 
 
@@ -204,8 +210,12 @@ async def site_assign(request: Request, site_id: int) -> Redirect:
     actor, actor_organization = await actor_of(request)
     if add:
         scope = await tenant_scope(request)
-        await sites.add_stations(site_id, add, allowed=_visible_stations(scope), actor=actor,
-                                 actor_organization=actor_organization)
+        try:
+            await sites.add_stations(site_id, add, allowed=_visible_stations(scope), actor=actor,
+                                     actor_organization=actor_organization)
+        except plans.PlanLimitReached as exc:
+            raise HTTPException(status_code=409, detail=gettext("The stations were not added: %(reason)s.",
+                                                                reason=limit_message(exc).rstrip("."))) from None
     remove = str(form.get("remove", ""))
     if remove:
         await sites.remove_station(site_id, remove, actor=actor, actor_organization=actor_organization)
@@ -284,6 +294,10 @@ async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect
                                    actor_organization=actor_organization)
         except hubs.HubFull as exc:
             errors["stations"] = f"{str(exc)[0].upper()}{str(exc)[1:]}. Nothing was saved."
+            return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
+                                   status_code=409)
+        except plans.PlanLimitReached as exc:
+            errors["site"] = limit_message(exc)
             return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
                                    status_code=409)
     return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)

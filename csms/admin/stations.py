@@ -342,16 +342,15 @@ async def station_assign(request: Request, station_id: str) -> Redirect:
             values[column] = None
         elif raw.isdigit() and (owner := await KINDS[name](int(raw))) is not MISSING and scope.sees(owner):  # type: ignore[arg-type]
             values[column] = int(raw)
-    hub_id = values.get(Station.hub)
-    if hub_id is not None and values.get(Station.site) is None:
-        hub = await Hub.select(Hub.site).where(Hub.id == hub_id).first()
-        values[Station.site] = hub["site"] if hub else None  # a hub's stations are on its site
     description = str(form.get("description", context["station"]["description"]))[:200]
     values[Station.description] = description
     try:
         await hubs.update_stations(Station.station_id == station_id, values)
     except hubs.HubFull as exc:
         raise HTTPException(status_code=409, detail=gettext("The station was not changed: %(reason)s.", reason=exc)) from None
+    except plans.PlanLimitReached as exc:
+        raise HTTPException(status_code=409, detail=gettext("The station was not changed: %(reason)s.",
+                                                            reason=limit_message(exc).rstrip("."))) from None
     await audited(request, "update", "station", station_id, before=context["station"],
                   after=(await station_context(station_id))["station"])
     return Redirect(f"/admin/stations/{station_id}", status_code=303)

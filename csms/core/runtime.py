@@ -13,6 +13,7 @@ which sends its calls for the version the operations find).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -33,6 +34,7 @@ from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
 from csms.core.services.monitoring import MonitoringService
+from csms.core.services import plans
 from csms.core.services.operations import Operations
 from csms.core.services.reconciliation import TransactionReconciliation
 from csms.core.services.reports import ReportService
@@ -73,6 +75,7 @@ class Core:
         self.failed_logins = FailedLogins()
         # Set in start(); typed as the started core has it (None only before start()).
         self.writer: BatchWriter = cast("BatchWriter", None)
+        self._announcements: set[asyncio.Task[None]] = set()
         writer = self._writer  # the services write through the writer of the started core
 
         self.stations = StationService(settings, events, writer, node_id=node_id)
@@ -111,10 +114,25 @@ class Core:
     def _writer(self) -> BatchWriter:
         return self.writer
 
+    def announce(self, topic: str, payload: Any = None) -> None:
+        """Broadcast ``topic`` to every node in the background (for callers that cannot wait;
+        nothing to do on one node)."""
+        if not isinstance(self.commands.bus, RedisBus):
+            return
+        task = asyncio.create_task(publish(self.commands.bus, topic, payload), name=f"csms-announce-{topic}")
+        self._announcements.add(task)
+        task.add_done_callback(self._announced)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._announcements.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a broadcast could not be sent", exc_info=task.exception())
+
     async def start(self) -> None:
         global _current
         import csms.piccolo_conf as conf  # the database is configured when the core starts
 
+        plans.forget_cached_plans()  # remembered from another database (a test's earlier server)
         self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
         await self.writer.start()
         self.events.start()
@@ -161,6 +179,16 @@ def _audited_change(object_type: str, action: str) -> None:
 
 
 audit.CHANGE_LISTENERS.append(_audited_change)
+
+
+def _plans_changed(object_type: str, action: str) -> None:
+    """A plan or an organization changed: the other nodes forget the plans they cached (this
+    one already did: :func:`csms.core.services.plans.forget_cached_plans`)."""
+    if _current is not None and object_type in plans.CHANGES:
+        _current.announce(plans.PLANS_CHANGED)
+
+
+audit.CHANGE_LISTENERS.append(_plans_changed)
 
 
 def _clears_queued() -> None:

@@ -17,7 +17,7 @@ from piccolo.columns.combination import Combinable
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from csms.core.services import plans
-from csms.core.tables import Hub, Station
+from csms.core.tables import Hub, Site, Station
 
 HUB_STATION_LIMIT = 20
 
@@ -87,19 +87,64 @@ async def _check_room(hub: dict[str, Any], where: Combinable) -> None:
         raise HubFull(hub["id"], hub["name"], count, limit, adding)
 
 
+async def hub_site(hub_id: int) -> int | None:
+    """The site of hub ``hub_id``, where its stations stand (None: none, or no such hub)."""
+    hub = await Hub.select(Hub.site).where(Hub.id == hub_id).first()
+    return None if hub is None else hub["site"]
+
+
+async def _site_organization(site_id: int | None) -> int | None:
+    row = None if site_id is None else await Site.select(Site.organization).where(Site.id == site_id).first()
+    return None if row is None else row["organization"]
+
+
+async def owner_on_site(site_id: int | None, organization: int | None) -> int | None:
+    """The organization a station of ``organization`` has once it stands on site ``site_id``: its
+    own when that is the site's organization or one below it (or the site has none), else the
+    site's (a station on another organization's site moves to that organization)."""
+    site_organization = await _site_organization(site_id)
+    if site_organization is None or (organization is not None
+                                     and organization in await plans.at_or_below(site_organization)):
+        return organization
+    return site_organization
+
+
+async def adopt(where: Combinable, site_id: int | None) -> None:
+    """Move the stations matching ``where`` onto the organization of site ``site_id`` unless they
+    are of it or of one below it (:func:`owner_on_site`); nothing without a site or for a site of
+    no organization. Run it inside :func:`plans.within_limits` of that organization, so that a
+    plan with no room for them refuses the move."""
+    site_organization = await _site_organization(site_id)
+    if site_organization is not None:
+        await Station.update({Station.organization: site_organization}).where(
+            where & (Station.organization.is_null()
+                     | Station.organization.not_in(await plans.at_or_below(site_organization))))
+
+
 async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
     """``Station.update(values).where(where)``, refused with :class:`HubFull` when ``values``
     puts the stations into a hub that has no room for them, and with
     :class:`~csms.core.services.plans.PlanLimitReached` when it moves them to an organization whose
-    plan has no room for them (nothing is written then)."""
+    plan has no room for them (nothing is written then). A station put into a hub goes to the
+    hub's site; one put on a site of another organization moves to that organization
+    (:func:`owner_on_site`)."""
+    values = dict(values)
     hub_id = values.get(Station.hub)
-    async with plans.within_limits(values.get(Station.organization), "stations"):
-        if hub_id is None:
-            await Station.update(values).where(where)
-            return
+    if hub_id is not None and values.get(Station.site) is None:
+        values[Station.site] = await hub_site(hub_id)
+    site_id = values.get(Station.site)
+    if Station.organization in values:
+        values[Station.organization] = await owner_on_site(site_id, values[Station.organization])
+        receiving = values[Station.organization]
+    else:
+        receiving = await _site_organization(site_id)
+    async with plans.within_limits(receiving, "stations"):
         async with _write_transaction():
-            await _check_room(await _locked_hub(hub_id), where)
+            if hub_id is not None:
+                await _check_room(await _locked_hub(hub_id), where)
             await Station.update(values).where(where)
+            if Station.organization not in values:
+                await adopt(where, site_id)
 
 
 async def create_station(row: Station) -> None:

@@ -14,20 +14,27 @@ columns of :class:`~csms.core.tables.Plan` (null: no limit).
 
 Every write that adds an object counted by a limit runs inside :func:`within_limits`: one write
 transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL with the holder's row locked ``FOR UPDATE``)
-that counts after the insert and rolls it back when the plan is exceeded, so two simultaneous
-requests never make one too many. A change of plan (an organization's, or a plan's limits) is
-checked the same way: refused when an organization would be over a limit.
+that counts before and after the insert and rolls it back when it added to a kind over the
+plan's limit, so two simultaneous requests never make one too many. Stations or a hub moved to
+another organization's site count against that organization's plan
+(:func:`csms.core.services.hubs.adopt`). A change of plan (an organization's, or a plan's
+limits) is checked the same way: refused when an organization would be over a limit.
+
+**Cache**: :func:`plan_of` (and so :func:`feature_enabled`, the API-key check) answers from a
+per-node memory, emptied on every audited change of a plan or an organization, on every node
+(:data:`PLANS_CHANGED`, broadcast by the runtime).
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Mapping
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from csms.core import audit
+from csms.core import audit, cluster
 from csms.core.tables import ApiKey, Hub, Organization, Plan, Station, UserRole
 from csms.i18n import N_
 
@@ -48,6 +55,17 @@ LIMIT_WORDS = {"stations": N_("Stations"), "hubs": N_("Hubs"), "users": N_("User
 _NOUNS = {"stations": ("station", "stations"), "hubs": ("hub", "hubs"), "users": ("user", "users"),
           "api_keys": ("API key", "API keys")}
 MAX_LIMIT = 1_000_000
+
+#: How long a node answers which plan applies to an organization from memory. Changes made through
+#: the services empty the cache of every node at once (:data:`PLANS_CHANGED`); this bounds how long
+#: a change made around them (the superusers' raw table page) takes to count.
+CACHE_SECONDS = 60.0
+#: The audited object types whose changes can change which plan applies.
+CHANGES = frozenset({"plan", "organization"})
+#: The broadcast topic that makes every node forget its cached plans.
+PLANS_CHANGED = "plans-changed"
+_cache: dict[int, tuple[float, dict[str, Any] | None]] = {}  # organization → (read at, its plan)
+_generation = 0  # counts forget_cached_plans calls: a read that raced a change is not remembered
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,23 @@ class FeatureNotInPlan(Exception):
 
 class PlanInvalid(ValueError):
     """A plan's name, features or limits are not valid."""
+
+
+class PlanNameTaken(PlanInvalid):
+    """Another plan has the name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"another plan is named {name}")
+
+
+class PlanInUse(Exception):
+    """The plan cannot be removed: organizations hold it (``organizations``: their names)."""
+
+    def __init__(self, plan: str, organizations: list[str]) -> None:
+        self.plan, self.organizations = plan, organizations
+        super().__init__(f"plan {plan} is the plan of {', '.join(organizations)}: give "
+                         f"{'it' if len(organizations) == 1 else 'them'} another plan first")
 
 
 def feature_keys(plugin_features: Iterable[PlanFeature] = ()) -> dict[str, str]:
@@ -128,12 +163,40 @@ async def _plan_row(plan_id: int) -> dict[str, Any] | None:
 
 async def plan_of(organization: int | None) -> dict[str, Any] | None:
     """The plan that applies to ``organization`` (its own or the nearest above it); None: none
-    applies (or no organization), so nothing is restricted."""
+    applies (or no organization), so nothing is restricted. Answered from this node's cache
+    (:data:`CACHE_SECONDS`; emptied when a plan or an organization changes): do not change the
+    row it returns."""
     if organization is None:
         return None
+    now = time.monotonic()
+    hit = _cache.get(organization)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    generation = _generation
     tree = await _tree()
     holder = tree.holder(organization)
-    return None if holder is None else await _plan_row(tree.plans[holder])  # type: ignore[arg-type]
+    plan = None if holder is None else await _plan_row(tree.plans[holder])  # type: ignore[arg-type]
+    if generation == _generation:  # no change was announced while it was read
+        _cache[organization] = (now, plan)
+    return plan
+
+
+def forget_cached_plans(_payload: Any = None) -> None:
+    """Empty this node's cache of the plans that apply (a plan or an organization changed)."""
+    global _generation
+    _generation += 1
+    _cache.clear()
+
+
+def _forget_on_change(object_type: str, action: str) -> None:
+    if object_type in CHANGES:
+        forget_cached_plans()
+
+
+# Every change of a plan or an organization is audited: this node forgets the plans at once;
+# the runtime tells the other nodes (PLANS_CHANGED, handled there by forget_cached_plans).
+audit.CHANGE_LISTENERS.append(_forget_on_change)
+cluster.BROADCAST_HANDLERS[PLANS_CHANGED] = forget_cached_plans
 
 
 def includes(plan: Mapping[str, Any] | None, feature: str) -> bool:
@@ -211,17 +274,23 @@ async def usage(organization: int) -> dict[str, Any]:
                         "limit": plan[f"max_{kind}"] if plan is not None else None} for kind in LIMITS]}
 
 
-async def _check(tree: _Tree, holder: int, kinds: Iterable[str], plan: Mapping[str, Any] | None = None) -> None:
+async def _counts(tree: _Tree, holder: int, kinds: Iterable[str], plan: Mapping[str, Any]) -> dict[str, int]:
+    """How many of each limited kind the organizations under ``holder``'s plan have."""
+    governed = tree.governed(holder)
+    return {kind: await _count(kind, governed) for kind in kinds if plan[f"max_{kind}"] is not None}
+
+
+async def _check(tree: _Tree, holder: int, kinds: Iterable[str], plan: Mapping[str, Any] | None = None, *,
+                 before: Mapping[str, int] | None = None) -> None:
+    """Refuse when ``holder``'s plan is exceeded; with the counts ``before`` a write, only when
+    the write added to a kind over its limit (an organization already over a limit, from before
+    its plan was lowered, can still move what it has)."""
     plan = plan if plan is not None else await _plan_row(tree.plans[holder])  # type: ignore[arg-type]
     if plan is None:
         return
-    governed = tree.governed(holder)
-    for kind in kinds:
+    for kind, count in (await _counts(tree, holder, kinds, plan)).items():
         limit = plan[f"max_{kind}"]
-        if limit is None:
-            continue
-        count = await _count(kind, governed)
-        if count > limit:
+        if count > limit and (before is None or count > before.get(kind, 0)):
             raise PlanLimitReached(plan["name"], kind, limit, count, tree.names.get(holder, str(holder)))
 
 
@@ -246,18 +315,23 @@ async def _lock(organization: int) -> None:
 @asynccontextmanager
 async def within_limits(organization: int | None, *kinds: str) -> AsyncIterator[None]:
     """Run the enclosed writes (which add ``kinds`` to ``organization``) in one transaction,
-    rolled back with :class:`PlanLimitReached` when they put its plan over a limit."""
+    rolled back with :class:`PlanLimitReached` when they put its plan over a limit (counted
+    before and after them: writes that add nothing pass even where the plan is exceeded)."""
     if organization is None:
         yield
         return
     async with write_transaction():
         tree = await _tree()
         holder = tree.holder(organization)
+        plan = before = None
         if holder is not None:
             await _lock(holder)
+            plan = await _plan_row(tree.plans[holder])  # type: ignore[arg-type]
+            if plan is not None:
+                before = await _counts(tree, holder, kinds or LIMITS, plan)
         yield
-        if holder is not None:
-            await _check(tree, holder, kinds or LIMITS)
+        if holder is not None and plan is not None:
+            await _check(tree, holder, kinds or LIMITS, plan, before=before)
 
 
 async def check_organization(organization: int) -> None:
@@ -268,6 +342,12 @@ async def check_organization(organization: int) -> None:
     below = {org for org in tree.parents if _is_below(tree, org, organization)}
     for holder in {h for org in below if (h := tree.holder(org)) is not None}:
         await _check(tree, holder, LIMITS)
+
+
+async def at_or_below(organization: int) -> list[int]:
+    """``organization`` and every organization below it."""
+    tree = await _tree()
+    return [org for org in tree.parents if _is_below(tree, org, organization)]
 
 
 def _is_below(tree: _Tree, org: int, root: int) -> bool:
@@ -324,16 +404,49 @@ def validated(values: Mapping[str, Any], known: Mapping[str, str]) -> dict[str, 
     return out
 
 
+async def create_plan(values: Mapping[str, Any], *, actor: str, actor_organization: int | None = None) -> int:
+    """Add a plan with ``values`` (checked with :func:`validated` first; a ``name`` is needed;
+    features none and limits none unless given); its id. :class:`PlanInvalid` without a name,
+    :class:`PlanNameTaken` when another plan has it."""
+    if not values.get("name"):
+        raise PlanInvalid("a plan needs a name")
+    async with write_transaction():
+        if await Plan.exists().where(Plan.name == values["name"]):
+            raise PlanNameTaken(values["name"])
+        row = Plan(**values)
+        await row.save()
+    plan_id: int = row.id
+    await audit.record(actor=actor, action="create", object_type="plan", object_id=plan_id,
+                       after=await _plan_row(plan_id), actor_organization=actor_organization)
+    return plan_id
+
+
+async def delete_plan(plan_id: int, *, actor: str, actor_organization: int | None = None) -> None:
+    """Remove plan ``plan_id``: :class:`LookupError` when there is none, :class:`PlanInUse` (naming
+    them) when organizations hold it."""
+    async with write_transaction():
+        before = await _plan_row(plan_id)
+        if before is None:
+            raise LookupError(f"no plan {plan_id}")
+        holders = await Organization.select(Organization.name).where(Organization.plan == plan_id).order_by(
+            Organization.name)
+        if holders:
+            raise PlanInUse(before["name"], [r["name"] for r in holders])
+        await Plan.delete().where(Plan.id == plan_id)
+    await audit.record(actor=actor, action="delete", object_type="plan", object_id=plan_id, before=before,
+                       actor_organization=actor_organization)
+
+
 async def update_plan(plan_id: int, values: Mapping[str, Any], *, actor: str,
                       actor_organization: int | None = None) -> None:
     """Change plan ``plan_id`` (``values`` checked with :func:`validated` first); refused with
     :class:`PlanLimitReached` when an organization holding it would be over a new limit, with
-    :class:`PlanInvalid` when another plan has the name. Nothing is written then."""
+    :class:`PlanNameTaken` when another plan has the name. Nothing is written then."""
     before = await _plan_row(plan_id)
     if before is None:
         raise LookupError(f"no plan {plan_id}")
     if "name" in values and await Plan.exists().where((Plan.name == values["name"]) & (Plan.id != plan_id)):
-        raise PlanInvalid(f"another plan is named {values['name']}")
+        raise PlanNameTaken(values["name"])
     async with write_transaction():
         await Plan.update({getattr(Plan, k): v for k, v in values.items()}).where(Plan.id == plan_id)
         plan = await _plan_row(plan_id)

@@ -56,9 +56,17 @@ async def create_site(values: Mapping[str, Any], *, actor: str, actor_organizati
 
 
 async def update_site(site_id: int, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> None:
-    """Change site ``site_id`` (``values`` by column name)."""
+    """Change site ``site_id`` (``values`` by column name). A site given to another organization
+    takes its hubs and its stations along (:func:`hubs.adopt`), refused with
+    :class:`~csms.core.services.plans.PlanLimitReached` when that organization's plan has no room
+    for them (nothing is written then)."""
     before = await _site(site_id)
-    await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
+    moving = before is not None and values.get("organization", before["organization"]) != before["organization"]
+    # a site moved to another organization takes its hubs and stations along: its plan must have room
+    async with plans.within_limits(values["organization"] if moving else None, "hubs", "stations"):
+        await Site.update({getattr(Site, k): v for k, v in values.items()}).where(Site.id == site_id)
+        if moving:
+            await hubs.adopt(Station.site == site_id, site_id)
     after = await _site(site_id)
     row = after if after is not None else before
     await audit.record(actor=actor, action="update", object_type="site", object_id=site_id, before=before,
@@ -77,13 +85,15 @@ async def delete_site(site_id: int, *, actor: str, actor_organization: int | Non
 
 async def add_stations(site_id: int, station_ids: list[str], *, allowed: Combinable | None = None, actor: str,
                        actor_organization: int | None) -> None:
-    """Put the stations ``station_ids`` (those of them matching ``allowed``) on site ``site_id``."""
+    """Put the stations ``station_ids`` (those of them matching ``allowed``) on site ``site_id``;
+    those of another organization move to the site's, refused with
+    :class:`~csms.core.services.plans.PlanLimitReached` when its plan has no room for them."""
     if not station_ids:
         return
     members: Combinable = Station.station_id.is_in(station_ids)
     if allowed is not None:
         members = allowed & members
-    await Station.update({Station.site: site_id}).where(members)
+    await hubs.update_stations(members, {Station.site: site_id})
     await audit.record(actor=actor, action="update", object_type="site", object_id=site_id,
                        organization=await site_organization(site_id, actor_organization),
                        actor_organization=actor_organization,
@@ -117,17 +127,28 @@ async def update_hub(hub_id: int, values: Mapping[str, Any], station_ids: list[s
                      allowed: Combinable | None = None, actor: str, actor_organization: int | None) -> None:
     """Change hub ``hub_id`` (``values`` by column name) and, unless ``station_ids`` is None, make
     them (those matching ``allowed``) its stations; a hub given a site takes its stations along
-    (the hub's stations are always at its site): one transaction, refused with :class:`hubs.HubFull` (nothing written) when they are more than the
-    hub can have, as is a ``max_stations`` below its present number of stations;
-    :class:`hubs.HubLimitInvalid` for a ``max_stations`` no hub may have."""
+    (the hub's stations are always at its site), and its stations of another organization than
+    the site's move to the site's (:func:`hubs.adopt`). One transaction, refused (nothing
+    written) with :class:`hubs.HubFull` when they are more than the hub can have, as is a
+    ``max_stations`` below its present number of stations; with
+    :class:`~csms.core.services.plans.PlanLimitReached` when the site's organization's plan has no
+    room for the hub or its stations; :class:`hubs.HubLimitInvalid` for a ``max_stations`` no hub
+    may have."""
     before = await _hub(hub_id)
     hub_values = {getattr(Hub, k): v for k, v in values.items()}
     site = values.get("site")
     moved = {Station.site: site} if site is not None else {}
-    if station_ids is None:
-        await hubs.update_hub(hub_id, hub_values, station_values=moved)
-    else:
-        await hubs.set_members(hub_id, station_ids, values=moved, allowed=allowed, hub_values=hub_values)
+    at = site if "site" in values else (before or {}).get("site")
+    receiving = await site_organization(at, None) if at is not None else None
+    # the receiving organization's plan: room for the stations that move to it, and for the hub
+    # when it comes from another site
+    kinds = ("hubs", "stations") if before is not None and at != before["site"] else ("stations",)
+    async with plans.within_limits(receiving, *kinds):
+        if station_ids is None:
+            await hubs.update_hub(hub_id, hub_values, station_values=moved)
+        else:
+            await hubs.set_members(hub_id, station_ids, values=moved, allowed=allowed, hub_values=hub_values)
+        await hubs.adopt(Station.hub == hub_id, at)
     after = await _hub(hub_id)
     await audit.record(actor=actor, action="update", object_type="hub", object_id=hub_id, before=before, after=after,
                        organization=await _hub_organization(hub_id, after if after is not None else before,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import msgspec
@@ -16,7 +16,7 @@ from csms.core.offload import run_cpu
 from csms.core.services import hubs, plans
 from csms.core.security import hash_password, verify_password
 from csms.core.organizations import organization_for
-from csms.core.tables import ChargingSession, Connector, Evse, Station, StationEvent
+from csms.core.tables import AuditEntry, ChargingSession, Connector, Evse, Station, StationEvent
 from csms.core.timeutil import utcnow
 from csms.db import Statement
 from csms.settings import UnknownStationPolicy
@@ -44,6 +44,10 @@ _INSERT_EVENT = (
 
 _encode_details = msgspec.json.Encoder(enc_hook=str).encode
 
+# A station refused at self-registration (its organization's plan is full) is audited once per this
+# long, however often it retries.
+REFUSAL_AUDITED_FOR = timedelta(days=1)
+
 # Connector status words that mean "faulted" in either version.
 FAULTED = {"Faulted"}
 
@@ -70,6 +74,16 @@ class AuthFailure(Exception):
         super().__init__(message)
         self.credentials = credentials
         self.status = status or (401 if credentials else 404)
+
+
+async def _refused_lately(station_id: str) -> bool:
+    """Whether the station's last audit entry is a refused registration of less than
+    :data:`REFUSAL_AUDITED_FOR` ago: its refusals since belong to the same episode, audited once
+    (a station the CSMS accepted, created or deleted since has a later entry)."""
+    last = await AuditEntry.select(AuditEntry.action, AuditEntry.at).where(
+        (AuditEntry.object_type == "station") & (AuditEntry.object_id == station_id)).order_by(
+        AuditEntry.id, ascending=False).first()
+    return last is not None and last["action"] == "refuse" and utcnow() - last["at"] < REFUSAL_AUDITED_FOR
 
 
 class StationInUse(Exception):
@@ -165,6 +179,14 @@ class StationService:
 
     async def create(self, station_id: str, *, password: str | None = None, description: str = "",
                      registration_status: str = "Accepted", **fields: Any) -> dict[str, Any]:
+        """Add a station (``fields`` by column name); one in a hub stands on the hub's site, one on
+        a site of another organization than ``organization`` belongs to the site's
+        (:func:`hubs.owner_on_site`). Refused with
+        :class:`hubs.HubFull` or :class:`plans.PlanLimitReached` (nothing written)."""
+        if fields.get("hub") is not None and fields.get("site") is None:
+            fields["site"] = await hubs.hub_site(fields["hub"])  # a hub's stations are on its site
+        if fields.get("site") is not None:
+            fields["organization"] = await hubs.owner_on_site(fields["site"], fields.get("organization"))
         row = Station(
             station_id=station_id,
             description=description,
@@ -255,8 +277,9 @@ class StationService:
             except plans.PlanLimitReached as exc:
                 self.record(station_id, "registration", "refused",
                             summary=f"unknown station not registered: {exc}")
-                await audit.record(actor="csms", action="refuse", object_type="station", object_id=station_id,
-                                   organization=organization, summary=f"unknown station not registered: {exc}")
+                if not await _refused_lately(station_id):  # a station retries every few seconds: one entry
+                    await audit.record(actor="csms", action="refuse", object_type="station", object_id=station_id,
+                                       organization=organization, summary=f"unknown station not registered: {exc}")
                 raise AuthFailure(f"unknown station {station_id!r} not registered: {exc}", credentials=False,
                                   status=403) from None
             self.record(station_id, "registration", "created", summary=f"unknown station registered as {status}")

@@ -33,7 +33,7 @@ from csms.core.organizations import new_organization_plan
 from csms.core.services import directory, driver_data, oidc_settings, plans
 from csms.core.tables import Driver, IdToken, Organization, RefusedAuthorization
 from csms.csvexport import csv_text
-from csms.i18n import N_, gettext
+from csms.i18n import N_, gettext, ngettext
 from csms.textsearch import contains
 
 TYPE_CHOICES = [(t, t) for t in sorted(TOKEN_TYPES)]
@@ -716,13 +716,15 @@ def _entity_routes(entity: _Entity) -> list[Any]:
             await directory.delete(entity.kind, pk, actor=actor, actor_organization=actor_organization)
         except directory.OrganizationInUse as exc:
             raise ValidationException(
-                "Organizations below this one come first: move or delete them." if exc.what == "organizations"
-                else "Users or API keys belong to this organization: move or revoke them.") from None
+                gettext("Organizations below this one come first: move or delete them.") if exc.what == "organizations"
+                else gettext("Users or API keys belong to this organization: move or revoke them.")) from None
         except driver_data.DriverHasSessions as exc:
-            raise ValidationException(
-                f"This driver has {exc.sessions} charging session{'s' if exc.sessions != 1 else ''}, so the "
-                "record stays with them: use Erase… on the Drivers page to remove their personal data "
-                "(the sessions stay, with an anonymised driver).") from None
+            raise ValidationException(ngettext(
+                "This driver has %(num)s charging session, so the record stays with it: use Erase… on the Drivers "
+                "page to remove their personal data (the session stays, with an anonymised driver).",
+                "This driver has %(num)s charging sessions, so the record stays with them: use Erase… on the "
+                "Drivers page to remove their personal data (the sessions stay, with an anonymised driver).",
+                exc.sessions)) from None
         return Redirect(base, status_code=303)
 
     return [new, create, edit, update, remove]

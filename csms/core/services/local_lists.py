@@ -41,6 +41,7 @@ from csms.core import events as ev
 from csms.core.ocpp.outbound import local_lists as msgs
 from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
+from csms.core.services.station_rounds import StationDueTimes, for_each_station, run_rounds
 from csms.core.tables import IdToken, LocalAuthList, Organization, Station
 from csms.core.timeutil import ocpp_ts, utcnow
 from csms.settings import LocalListSettings
@@ -85,11 +86,11 @@ class LocalListService:
         self.connections = connections
         self.commands = commands
         self.config = LocalListSettings()
-        self._due: dict[str, tuple[float, bool]] = {}  # station → (monotonic time, check its version)
+        self._wake = asyncio.Event()
+        self._due = StationDueTimes(self.config, self._wake)  # flag: check the station's version first
         self._all_due: float | None = None  # every connected station (of any node), differential
         self._local_due: float | None = None  # the stations connected to this node (a card expires)
         self._next_sweep = 0.0
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -128,51 +129,22 @@ class LocalListService:
             self._all_due = due
         self._wake.set()
 
-    def _schedule(self, station_id: str, delay: float, *, check: bool) -> None:
-        due = time.monotonic() + delay
-        previous = self._due.get(station_id)
-        if previous is not None:
-            due, check = min(due, previous[0]), check or previous[1]
-        self._due[station_id] = (due, check)
-        self._wake.set()
-
     def _on_event(self, event: ev.Event) -> None:
         """A listener on the event dispatcher (after the station got its answer)."""
-        if isinstance(event, ev.StationBooted):
-            if event.registration_status == "Accepted":
-                self._due.pop(event.station_id, None)
-                self._schedule(event.station_id, self.config.connect_delay_s, check=True)
-        elif isinstance(event, ev.StationConnected):
-            self._schedule(event.station_id, self.config.boot_grace_s, check=True)
-        elif isinstance(event, ev.StationDisconnected):
-            self._due.pop(event.station_id, None)
+        self._due.on_event(event, flag=True)
 
     # -- the loop -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
-            try:
-                now = time.monotonic()
-                wake_at = min([t for t, _ in self._due.values()] + [self._all_due or float("inf"),
-                                                                     self._local_due or float("inf"), self._next_sweep])
-                if wake_at > now:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), min(wake_at - now, 3600.0))
-                    except asyncio.TimeoutError:
-                        pass
-                self._wake.clear()
-                await self._pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("local list loop failed; going on")
-                await asyncio.sleep(1.0)
+        await run_rounds(self._wake, self._next_at, self._pass, log, "the local list loop")
+
+    def _next_at(self) -> float:
+        return min(self._due.next_at(), self._all_due or float("inf"), self._local_due or float("inf"),
+                   self._next_sweep)
 
     async def _pass(self) -> None:
         now = time.monotonic()
-        batch = {sid: check for sid, (t, check) in self._due.items() if t <= now}
-        for sid in batch:
-            self._due.pop(sid, None)
+        batch = self._due.take(now)
         # A card change reaches every connected station, through the bus wherever its socket is;
         # an expiry and the periodic check are seen by every node, each takes its own stations.
         stations: list[str] = []
@@ -187,22 +159,20 @@ class LocalListService:
             if now >= self._next_sweep:
                 self._next_sweep = now + (self.config.interval_s or float("inf"))
         for sid in stations:
-            if sid not in self._due:  # a station just connected is checked after its boot
+            if sid not in self._due.due:  # a station just connected is checked after its boot
                 batch.setdefault(sid, False)
         if not batch:
             return
-        gate = asyncio.Semaphore(CONCURRENT_STATIONS)
 
         async def one(station_id: str, check: bool) -> None:
-            async with gate:
-                try:
-                    await self.sync(station_id, check=check)
-                except (StationOffline, UnknownStation):
-                    pass
-                except Exception:
-                    log.exception("local list of %s not synchronised", station_id)
+            try:
+                await self.sync(station_id, check=check)
+            except (StationOffline, UnknownStation):
+                pass
+            except Exception:
+                log.exception("local list of %s not synchronised", station_id)
 
-        await asyncio.gather(*(one(sid, check) for sid, check in sorted(batch.items())))
+        await for_each_station(batch.items(), one, CONCURRENT_STATIONS)
         await self._schedule_expiry()
 
     async def _schedule_expiry(self) -> None:

@@ -34,6 +34,7 @@ from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.local_lists import ancestors
 from csms.core.services.operations import NotSupported, OperationError
+from csms.core.services.station_rounds import StationDueTimes, for_each_station, run_rounds
 from csms.core.tables import ChargingSession, Driver, LocalAuthList, Organization, Station, StationDataClear
 from csms.core.timeutil import utcnow
 from csms.settings import LocalListSettings
@@ -150,9 +151,9 @@ class StationDataClearService:
         self.commands = commands
         self.customer_information = customer_information
         self.config = LocalListSettings()  # the same delays after a boot or a connection
-        self._due: dict[str, float] = {}
-        self._all = False
         self._wake = asyncio.Event()
+        self._due = StationDueTimes(self.config, self._wake)
+        self._all = False
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -175,44 +176,17 @@ class StationDataClearService:
         self._all = True
         self._wake.set()
 
-    def _schedule(self, station_id: str, delay: float) -> None:
-        due = time.monotonic() + delay
-        self._due[station_id] = min(due, self._due.get(station_id, due))
-        self._wake.set()
-
     def _on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.StationBooted):
-            if event.registration_status == "Accepted":
-                self._due.pop(event.station_id, None)
-                self._schedule(event.station_id, self.config.connect_delay_s)
-        elif isinstance(event, ev.StationConnected):
-            self._schedule(event.station_id, self.config.boot_grace_s)
-        elif isinstance(event, ev.StationDisconnected):
-            self._due.pop(event.station_id, None)
+        self._due.on_event(event)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                now = time.monotonic()
-                wake_at = min(self._due.values(), default=float("inf"))
-                if not self._all and wake_at > now:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), min(wake_at - now, 3600.0))
-                    except asyncio.TimeoutError:
-                        pass
-                self._wake.clear()
-                await self._pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("clearing customer data on stations failed; going on")
-                await asyncio.sleep(1.0)
+        await run_rounds(self._wake, self._next_at, self._pass, log, "clearing customer data on stations")
+
+    def _next_at(self) -> float:
+        return float("-inf") if self._all else self._due.next_at()
 
     async def _pass(self) -> None:
-        now = time.monotonic()
-        batch = {sid for sid, t in self._due.items() if t <= now}
-        for sid in batch:
-            self._due.pop(sid, None)
+        batch = set(self._due.take(time.monotonic()))
         if self._all:
             self._all = False
             rows = await StationDataClear.select(StationDataClear.station_id).where(
@@ -220,16 +194,14 @@ class StationDataClearService:
             batch.update(r["station_id"] for r in rows if self.commands.version_of(r["station_id"]) is not None)
         if not batch:
             return
-        gate = asyncio.Semaphore(CONCURRENT_STATIONS)
 
-        async def one(station_id: str) -> None:
-            async with gate:
-                try:
-                    await self.send(station_id)
-                except Exception:
-                    log.exception("customer data not cleared on %s", station_id)
+        async def one(station_id: str, _: bool) -> None:
+            try:
+                await self.send(station_id)
+            except Exception:
+                log.exception("customer data not cleared on %s", station_id)
 
-        await asyncio.gather(*(one(sid) for sid in sorted(batch)))
+        await for_each_station(((sid, False) for sid in batch), one, CONCURRENT_STATIONS)
 
     async def send(self, station_id: str) -> None:
         """Send the station's pending clears, one after the other; an offline station keeps them."""

@@ -153,14 +153,14 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
 
 @asynccontextmanager
 async def asgi_server(app: Any, port: int, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[Any]:
-    """A test's stand-in peer (an ASGI app: a webhook receiver, a push service, a partner) served by
+    """A test's stand-in peer (an ASGI 3 app: a webhook receiver, a push service, a partner) served by
     uvicorn on 127.0.0.1:``port`` while the block runs. Its shutdown waits at most a second for
     open connections (the CSMS under test may hold a keep-alive one to it) and fails the test with
     the tasks' stacks if it still does not end."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning",
-                                           timeout_graceful_shutdown=1))
+                                           interface="asgi3", timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

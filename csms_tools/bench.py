@@ -372,7 +372,8 @@ def _make_stations(url: str, count: int, version: str, *, prefix: str, password:
 
 def ensure_fd_limit(needed: int) -> int:
     """Raise this process's open-file limit to ``needed`` (soft and, where allowed, hard; the
-    server started here inherits it); returns the soft limit reached."""
+    server started here inherits it) or stop: a run that would hit the limit halfway measures
+    nothing. Returns the soft limit reached."""
     import resource
 
     raise_fd_limit()
@@ -383,9 +384,8 @@ def ensure_fd_limit(needed: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(needed, hard)))  # root (CAP_SYS_RESOURCE)
         return needed
     except (ValueError, OSError):
-        print(f"  open-file limit {soft} is below the {needed} this run needs; raise it (ulimit -Hn {needed}) "
-              "or run with fewer stations", file=sys.stderr)
-        return soft
+        raise SystemExit(f"csms bench: the open-file limit is {soft} (hard {hard}) and this run needs {needed}; "
+                         f"raise it (as root: ulimit -Hn {needed}; needs CAP_SYS_RESOURCE) or run fewer stations")
 
 
 @dataclass

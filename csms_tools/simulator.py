@@ -369,6 +369,10 @@ class SimStation:
     def connected(self) -> bool:
         return self._ws is not None and self._reader is not None and not self._reader.done()
 
+    def _connect_options(self) -> dict[str, Any]:
+        """Extra options for the socket (``loop.create_connection``): the source address."""
+        return {"local_addr": (self.local_host, 0)} if self.local_host else {}
+
     async def connect(self, *, open_timeout: float = 30.0) -> None:
         """Open the WebSocket, offering the version's subprotocol (and Basic auth when set)."""
         headers = {}
@@ -380,7 +384,7 @@ class SimStation:
             self.url, subprotocols=[Subprotocol(SUBPROTOCOLS[self.version])], additional_headers=headers,
             compression="deflate" if self.compression else None, ping_interval=None, open_timeout=open_timeout,
             max_size=16 * 1024 * 1024, close_timeout=2,
-            **({"local_addr": (self.local_host, 0)} if self.local_host else {}),
+            **self._connect_options(),
         )
         if self._ws.subprotocol != SUBPROTOCOLS[self.version]:
             await self._ws.close()

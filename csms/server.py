@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -10,14 +11,94 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from csms.settings import Settings
 
+class _Inbox:
+    """What uvicorn's WebSocket protocol uses of ``asyncio.Queue`` (``put_nowait``, ``get``,
+    ``empty``) for the frames waiting for the app, without the Queue's four deques (about 3 KB
+    per connection, most of what an idle station's socket costs beyond the kernel's buffers).
+    One reader at a time, as ASGI's ``receive`` is awaited by one task."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class _Writable:
+    """``asyncio.Event`` as uvicorn uses it for write back-pressure (set, clear, wait), with its
+    waiters' list made only when a send really has to wait."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        fut = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        await fut
+        return True
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol plus the ASGI TLS extension.
+    """uvicorn's sans-I/O WebSocket protocol plus the ASGI TLS extension, lighter per connection.
 
     With client certificates (security profile 3) the scope gets ``extensions["tls"]`` with the
     verified peer certificate (``client_cert_chain``, PEM) and its subject as a dict
     (``client_cert_subject``, e.g. ``{"commonName": "CP-1"}``), so the OCPP endpoint can match
     the certificate to the station id.
+
+    Memory per connection (tens of thousands of mostly idle stations per node): the receive
+    queue and the back-pressure flag are the small classes above, and the handshake's request
+    and response objects are dropped once the handshake is answered.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Writable()  # type: ignore[assignment]
+
+    def start_keepalive(self) -> None:
+        # called once the handshake's answer is written: its request and response are done with
+        self.request = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]
+        super().start_keepalive()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)  # builds self.scope; the app task has not run yet

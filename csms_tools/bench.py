@@ -12,6 +12,10 @@ Scenarios:
   meter values -- 2.0.1 as TransactionEvent Updated -- plus Heartbeat, StatusNotification and
   session stop/start).
 - ``idle``: M stations connect, boot, report status and stay idle: server memory per connection.
+
+``--against-node`` runs the same scenario, with the same stations and load, against the Node
+comparison server ``bench/ocpp_rpc_server.mjs`` (npm ``ocpp-rpc`` in strict mode, nothing
+stored) right after each run against ours, ``--rounds`` times, and prints the ratio of each round.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
@@ -95,7 +100,7 @@ def _raise_child_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def start_server(*, database_url: str = "", env: dict[str, str] | None = None, timeout: float = 60.0) -> BenchServer:
+def start_server(*, database_url: str = "", env: dict[str, str] | None = None, timeout: float = 180.0) -> BenchServer:
     """``csms serve`` in a separate process on a fresh data directory, unknown stations accepted."""
     data_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
     port = _free_port()
@@ -137,6 +142,32 @@ def start_server(*, database_url: str = "", env: dict[str, str] | None = None, t
             server.stop()
             raise RuntimeError("csms serve did not come up in time")
         time.sleep(0.2)
+
+
+NODE_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "ocpp_rpc_server.mjs"
+
+
+def start_node_server(script: Path = NODE_SERVER_SCRIPT, timeout: float = 30.0) -> BenchServer:
+    """The ``ocpp-rpc`` strict comparison server in a separate ``node`` process."""
+    node = shutil.which("node")
+    if node is None or not script.exists():
+        raise RuntimeError(f"--against-node needs node and {script} (with tests/node/node_modules: "
+                           "npm ci --prefix tests/node)")
+    port = _free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="csms-bench-node-"))
+    log_path = data_dir / "node.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([node, str(script), "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_raise_child_fd_limit)
+    server = BenchServer(f"ws://127.0.0.1:{port}/ocpp", process.pid, None, None, process, data_dir, log_path)
+    deadline = time.monotonic() + timeout
+    while b"listening" not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            text = log_tail(log_path, 3000)
+            server.stop()
+            raise RuntimeError(f"the ocpp-rpc server did not come up:\n{text}")
+        time.sleep(0.1)
+    return server
 
 
 async def create_tokens(api_url: str, api_key: str, tokens: list[str]) -> None:
@@ -323,12 +354,38 @@ def _station_id(prefix: str, i: int) -> str:
     return f"{prefix}{i:05d}"
 
 
+# Connections per loopback source address: below the default ephemeral port range (32768-60999).
+PER_SOURCE_ADDRESS = 20000
+
+
 def _make_stations(url: str, count: int, version: str, *, prefix: str, password: str | None, evses: int,
                    measurands: str = "compact") -> list[SimStation]:
     versions = station_versions(version, count)
+    # Over loopback, more stations than one source address has ephemeral ports connect from
+    # 127.0.0.2, 127.0.0.3, ... (all of 127/8 is the loopback interface).
+    spread = count > PER_SOURCE_ADDRESS and urlsplit(url).hostname in ("127.0.0.1", "localhost")
     return [SimStation(_station_id(prefix, i), url, versions[i - 1], password=password, evses=evses,
-                       measurands=measurands, heartbeat=False, step_delay=0.0, call_timeout=60.0)
+                       measurands=measurands, heartbeat=False, step_delay=0.0, call_timeout=60.0,
+                       local_host=f"127.0.0.{2 + (i - 1) // PER_SOURCE_ADDRESS}" if spread else None)
             for i in range(1, count + 1)]
+
+
+def ensure_fd_limit(needed: int) -> int:
+    """Raise this process's open-file limit to ``needed`` (soft and, where allowed, hard; the
+    server started here inherits it) or stop: a run that would hit the limit halfway measures
+    nothing. Returns the soft limit reached."""
+    import resource
+
+    raise_fd_limit()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(needed, hard)))  # root (CAP_SYS_RESOURCE)
+        return needed
+    except (ValueError, OSError):
+        raise SystemExit(f"csms bench: the open-file limit is {soft} (hard {hard}) and this run needs {needed}; "
+                         f"raise it (as root: ulimit -Hn {needed}; needs CAP_SYS_RESOURCE) or run fewer stations")
 
 
 @dataclass
@@ -636,16 +693,41 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    raise_fd_limit()
+    # each station takes a socket here and one in the server (a child of this process)
+    ensure_fd_limit((args.stations or DEFAULT_STATIONS[args.scenario]) + 1024)
+    if not getattr(args, "against_node", False):
+        return await _run_once(args)
+    rounds = []
+    for i in range(1, args.rounds + 1):
+        ours = await _run_once(args)
+        _progress(f"round {i}: ours {ours.get('calls_per_s', ours.get('rss_per_connection_kb'))}; "
+                  "now the ocpp-rpc strict server")
+        node = await _run_once(args, node=True)
+        rounds.append({"ours": ours, "node": node, "ratio": _ratio(ours, node)})
+    return {"scenario": args.scenario, "against_node": True, "rounds": rounds}
+
+
+def _ratio(ours: dict[str, Any], node: dict[str, Any]) -> float | None:
+    key = "rss_per_connection_kb" if ours["scenario"] == "idle" else "calls_per_s"
+    if not ours.get(key) or not node.get(key):
+        return None
+    return round(ours[key] / node[key], 3)
+
+
+def _progress(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+async def _run_once(args: argparse.Namespace, *, node: bool = False) -> dict[str, Any]:
     scenario = args.scenario
     stations = args.stations or DEFAULT_STATIONS[scenario]
-
-    def progress(text: str) -> None:
-        print(f"  {text}", file=sys.stderr, flush=True)
-
+    progress = _progress
     server: BenchServer
     failed = True
-    if args.url:
+    if node:
+        progress("starting the ocpp-rpc strict server (bench/ocpp_rpc_server.mjs) ...")
+        server = await asyncio.to_thread(start_node_server)
+    elif args.url:
         server = BenchServer(args.url.rstrip("/"), args.server_pid, api_key=args.api_key,
                              api_url=args.url.replace("ws", "http", 1).rstrip("/").rsplit("/ocpp", 1)[0] + "/api/v1")
     else:
@@ -668,7 +750,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                        server_pid=server.pid, warmup=args.warmup,
                                        connect_concurrency=args.connect_concurrency, mix=scenario == "mix",
                                        progress=progress)
-        result["database"] = "postgresql" if args.database_url else ("external" if args.url else "sqlite")
+        result["database"] = ("none (ocpp-rpc)" if node else "postgresql" if args.database_url
+                              else ("external" if args.url else "sqlite"))
         failed = bool(result.get("errors")) or result.get("stations_up") != result.get("stations")
         return result
     finally:
@@ -678,12 +761,42 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"server log kept in {kept}", file=sys.stderr)
 
 
+def comparison_table(result: dict[str, Any]) -> str:
+    """One line per server and round, and the ratio ours / ocpp-rpc."""
+    idle_run = result["scenario"] == "idle"
+    if idle_run:
+        head = "| round | server | database | stations | RSS per connection KB | server RSS MB | load avg |"
+        lines = [head, "|---|---|---|---|---|---|---|"]
+    else:
+        head = ("| round | server | database | calls/s | p50 ms | p99 ms | errors | server CPU % | "
+                "CPU µs/call | load avg |")
+        lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    for i, rnd in enumerate(result["rounds"], 1):
+        for name in ("ours", "node"):
+            r = rnd[name]
+            label = "csms" if name == "ours" else "ocpp-rpc strict"
+            if idle_run:
+                lines.append(f"| {i} | {label} | {r['database']} | {r['still_connected']} | "
+                             f"{r['rss_per_connection_kb']} | {r['server_rss_mb']} | {r['machine_load_avg']} |")
+            else:
+                lines.append(f"| {i} | {label} | {r['database']} | {r['calls_per_s']} | {r['p50_ms']} | "
+                             f"{r['p99_ms']} | {r['errors']} | {r['server_cpu_pct']} | "
+                             f"{r['server_cpu_us_per_call']} | {r['machine_load_avg']} |")
+    what = "RSS per connection" if idle_run else "calls/s"
+    lines += ["", f"ratio csms / ocpp-rpc ({what}) per round: "
+              + ", ".join(str(rnd["ratio"]) for rnd in result["rounds"])]
+    return "\n".join(lines)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     uvloop = install_uvloop()
     result = asyncio.run(_run(args))
     result["generator_loop"] = "uvloop" if uvloop else "asyncio"
     if args.json:
         print(json.dumps(result, indent=2))
+    elif result.get("against_node"):
+        print()
+        print(comparison_table(result))
     else:
         print()
         print(markdown_table(result))
@@ -710,5 +823,8 @@ def add_bench_parser(subparsers: Any) -> None:
                    help="extra environment (a CSMS_* setting) for the started server (repeatable)")
     p.add_argument("--prefix", help="station id prefix (default BENCH, IDLE for idle)")
     p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight at once")
+    p.add_argument("--against-node", action="store_true",
+                   help="after each run, the same run against bench/ocpp_rpc_server.mjs (ocpp-rpc strict, no storage)")
+    p.add_argument("--rounds", type=int, default=1, help="with --against-node: rounds of (ours, ocpp-rpc)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_bench)

@@ -206,6 +206,8 @@ class SimStation:
         stop_on_invalid: stop a session at once when the CSMS does not accept its id token.
         check_frames: validate every outgoing call against the schemas (tests; costs time).
         on_event: called with ``(station, text)`` for every notable event.
+        local_host: the source address to connect from (a benchmark spreads tens of thousands
+            of loopback connections over 127.0.0.x, each address with its own ephemeral ports).
     """
 
     def __init__(self, station_id: str, url: str, version: str = "1.6", *, password: str | None = None,
@@ -214,7 +216,7 @@ class SimStation:
                  measurands: str = "full", max_current_a: float = 32.0, ev_current_a: float = 16.0,
                  phases: int = 3, voltage: float = 230.0, step_delay: float = 0.05, call_timeout: float = 30.0,
                  stop_on_invalid: bool = False, check_frames: bool = False, compression: bool = False,
-                 on_event: Callable[[SimStation, str], None] | None = None) -> None:
+                 on_event: Callable[[SimStation, str], None] | None = None, local_host: str | None = None) -> None:
         if version not in SUBPROTOCOLS:
             raise ValueError(f"version must be one of {', '.join(SUBPROTOCOLS)}")
         self.station_id = station_id
@@ -235,6 +237,7 @@ class SimStation:
         self.stop_on_invalid = stop_on_invalid
         self.check_frames = check_frames
         self.compression = compression
+        self.local_host = local_host
         self.on_event = on_event
         # Called as ``observer(action, seconds, error_code_or_None)`` after each of our calls (benchmarks).
         self.call_observer: Callable[[str, float, str | None], None] | None = None
@@ -366,6 +369,10 @@ class SimStation:
     def connected(self) -> bool:
         return self._ws is not None and self._reader is not None and not self._reader.done()
 
+    def _connect_options(self) -> dict[str, Any]:
+        """Extra options for the socket (``loop.create_connection``): the source address."""
+        return {"local_addr": (self.local_host, 0)} if self.local_host else {}
+
     async def connect(self, *, open_timeout: float = 30.0) -> None:
         """Open the WebSocket, offering the version's subprotocol (and Basic auth when set)."""
         headers = {}
@@ -377,6 +384,7 @@ class SimStation:
             self.url, subprotocols=[Subprotocol(SUBPROTOCOLS[self.version])], additional_headers=headers,
             compression="deflate" if self.compression else None, ping_interval=None, open_timeout=open_timeout,
             max_size=16 * 1024 * 1024, close_timeout=2,
+            **self._connect_options(),
         )
         if self._ws.subprotocol != SUBPROTOCOLS[self.version]:
             await self._ws.close()

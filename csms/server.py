@@ -124,6 +124,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws": WebSocketProtocol,
         # a larger frame is never buffered: the transport closes the socket with 1009
         "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
         "ws_ping_interval": settings.ping_interval or None,
         "ws_ping_timeout": settings.ping_timeout or None,
         "lifespan": "on",

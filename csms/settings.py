@@ -142,6 +142,7 @@ class Settings(CsmsSettings):
     reconcile_transactions: bool = Field(True, description="After a station's accepted BootNotification, check the transactions still open for it and close those it lost in a reboot (stop reason `Reboot`, flag `closed_after_reboot`, last stored meter reading): OCPP 2.0.1 and 2.1 ask `GetTransactionStatus` for each, OCPP 1.6 closes one whose connector then reports `Available`.")
     transaction_resume_grace_s: float = Field(0.0, ge=0, description="OCPP 1.6: seconds after an accepted BootNotification within which the station must resume a transaction still open for it (MeterValues of it, or its connector charging), or it is closed as lost in the reboot; 0: only a connector reporting `Available` closes it.")
     max_frame_bytes: int = Field(256 * 1024, description="Largest OCPP frame accepted; larger frames are refused and the socket closed with 1009.")
+    ws_compression: bool = Field(False, description="Agree to WebSocket compression (permessage-deflate) with a station that offers it: smaller frames on a metered link, but tens of KiB of zlib state per connection and CPU on every frame; off, the station talks uncompressed (OCPP does not require it).")
     message_log: bool = Field(True, description="Keep the raw OCPP frame log.")
     message_log_retention_days: int = Field(14, description="Days of raw OCPP frames kept.")
     meter_value_retention_days: int = Field(0, description="Days of meter values kept (0 keeps them forever).")

@@ -211,3 +211,17 @@ async def test_frame_log_written_and_pruned_after_retention(server):
     assert removed["message_log"] == 2
     left = (await server.api.get("/stations/LOG1/messages")).json()
     assert {f["action"] for f in left["items"]} == {"Heartbeat"}
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_compression_only_when_allowed(tmp_path, allowed):
+    """A station offering permessage-deflate talks uncompressed unless ``ws_compression`` is on
+    (zlib state per connection and CPU per frame); either way it is served the same."""
+    from csms.testing import running_server
+
+    async with running_server(tmp_path, unknown_stations="accept", ws_compression=allowed) as srv:
+        async with websockets.connect(srv.ws_url("ZIP"), subprotocols=["ocpp2.0.1"], compression="deflate") as ws:
+            agreed = ws.response.headers.get("sec-websocket-extensions", "")
+            assert ("permessage-deflate" in agreed) is allowed
+            assert (await rpc(ws, [2, "b", "BootNotification", BOOT201]))[0] == 3
+            assert (await rpc(ws, [2, "hb", "Heartbeat", {}]))[0] == 3

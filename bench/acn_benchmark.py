@@ -234,13 +234,40 @@ def node_box(node: MappedNode, weights: np.ndarray, fixed: np.ndarray | None = N
     return tuple(float(x) if bound[g] else math.inf for g, x in enumerate(box))  # type: ignore[return-value]
 
 
+def fair_direction(node: MappedNode, usable: np.ndarray, steps: int = 14) -> np.ndarray:
+    """The split of ``node`` among its groups that is max-min fair in what they can use.
+
+    Each group gets ``min(usable, level)`` with the highest level whose box is feasible: a
+    group with few cars gets what they can use before a crowded one is scaled down with it
+    (a split in proportion to demand scales a lone car on its line pair down by the same
+    factor as eight cars on another), and a more even box holds more current in all.
+    When every group fits at what it can use, the direction stays ``usable``.
+    """
+    usable = np.asarray(usable, dtype=float)
+    if not len(node.limits) or not usable.any():
+        return usable
+    box = np.array(node_box(node, usable))
+    if np.all((box >= usable) | ~np.isfinite(box)):
+        return usable
+    lo, hi = 0.0, float(usable.max())
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        w = np.minimum(usable, mid)
+        fits = np.array(node_box(node, w))
+        if np.all((fits >= w * (1 - 1e-9)) | ~np.isfinite(fits)):
+            lo = mid
+        else:
+            hi = mid
+    return np.minimum(usable, lo) if lo > 0 else usable
+
+
 class AllocatorAlgorithm(algorithms.BaseAlgorithm):
     """Our allocator as an acnportal algorithm, called every period.
 
     ``tree="static"``: each node's per-group limits are fixed, in proportion to the number of
-    EVSEs of each group below it. ``tree="adaptive"``: recomputed each period in proportion to
-    what the active sessions of each group below the node can use in this period (what a
-    capacity plugin would feed the allocator); the allocator itself is the same.
+    EVSEs of each group below it. ``tree="adaptive"``: recomputed each period, split max-min
+    fairly by what the active sessions of each group below the node can use in this period
+    (what a capacity plugin would feed the allocator); the allocator itself is the same.
     """
 
     def __init__(self, tree: str = "adaptive", config: AllocatorConfig | None = None, min_a: float = MIN_A) -> None:
@@ -326,12 +353,13 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
     def adaptive_allocate(self, loads, usable, now, config):
         """Allocate with every node's limits fitted to where the power is wanted.
 
-        Start from boxes in proportion to what the sessions of each group below a node can
-        use; then, a few times, freeze in each node the groups that did not use their share at
+        Start from boxes split max-min fairly by what the sessions of each group below a node
+        can use (``fair_direction``); then, a few times, freeze in each node the groups that did not use their share at
         what they used and give the rest to the groups that did (the largest feasible box with
         those groups fixed).
         """
         fixed = {n.id: np.full(3, np.nan) for n in self.site.nodes}
+        usable = {n.id: fair_direction(n, usable[n.id]) for n in self.site.nodes}
         boxes = {n.id: node_box(n, usable[n.id]) for n in self.site.nodes}
         for _ in range(self.box_rounds):
             result = allocate(self.tree_nodes(boxes), loads, now=now, state=self.state, config=config)

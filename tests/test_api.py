@@ -115,6 +115,8 @@ STATION_BODIES = {
     "clear": {"monitor_ids": [1]}, "report": {}, "base": {"base": "All"}, "level": {"severity": 5},  # monitoring/...
     "customer-information": {"customer_identifier": "C"},
     "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"},  # tariffs/... (2.1)
+    "der-controls": {"control_id": "c1", "control_type": "FreqDroop", "control": {}},  # 2.1
+    "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
 }
 
 

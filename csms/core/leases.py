@@ -142,8 +142,8 @@ async def _lead(handle: LeaderJob, lease: Lease, job: Callable[[], Awaitable[Any
     gauge.set(0)
     try:
         while True:
-            try:
-                won = await lease.acquire()
+            try:  # a Redis that does not answer counts as unreachable (never waited for without end)
+                won = await asyncio.wait_for(lease.acquire(), ttl)
             except Exception:
                 log.warning("leader election for %s: Redis unreachable", handle.name, exc_info=True)
                 won = False
@@ -163,8 +163,8 @@ async def _lead(handle: LeaderJob, lease: Lease, job: Callable[[], Awaitable[Any
                 gauge.set(0)
             log.warning("%s: this node lost the lease; the job stopped", handle.name)
     finally:
-        try:
-            await asyncio.shield(lease.release())
+        try:  # bounded: a lease not released in time expires by itself
+            await asyncio.wait_for(asyncio.shield(lease.release()), ttl)
         except Exception:
             pass
 
@@ -175,8 +175,8 @@ async def _hold(lease: Lease, running: asyncio.Task[None], ttl: float, renew_eve
     renewed_at = time.monotonic()
     while not running.done():
         await asyncio.sleep(renew_every)
-        try:
-            if not await lease.renew():
+        try:  # a renewal Redis does not answer in time is a failed one: the job stops before the lease may expire
+            if not await asyncio.wait_for(lease.renew(), renew_every):
                 return
             renewed_at = time.monotonic()
         except Exception:

@@ -58,6 +58,7 @@ async def test_station_list_and_detail_update_live(page_as, server):
         await expect(page.locator("#station-connection")).to_contain_text("online")
         status_cell = page.locator("tr[data-connector='1/1'] .connector-status")
         await expect(status_cell).to_contain_text("Available")
+        await expect(page.locator("body[data-live='open']")).to_have_count(1)  # the live stream is connected
         await station.status("Faulted")
         await expect(status_cell).to_contain_text("Faulted")
         await expect(page.locator("#station-events")).to_contain_text("Faulted")  # the event log is live too

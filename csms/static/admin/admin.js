@@ -20,6 +20,10 @@
   document.addEventListener("htmx:sseOpen", function () {
     if (streamOpened) htmx.trigger(document.body, "live-refresh");
     streamOpened = true;
+    document.body.setAttribute("data-live", "open");  // the page hears live updates from now on
+  });
+  document.addEventListener("htmx:sseError", function () {
+    document.body.setAttribute("data-live", "reconnecting");
   });
 
   // Plain (non-htmx) forms that destroy something ask first (the form's data-confirm, or that of

@@ -212,7 +212,7 @@ class Notifier:
                 continue  # its subscription's previous delivery is still on its way
             free = (Delivery.id == d["id"]) & (Delivery.status == "pending")
             if sub is not None:  # no other node is sending to this subscription either
-                free &= Delivery.id.not_in(Delivery.select(Delivery.id).where(
+                free &= Delivery.subscription.not_in(Delivery.select(Delivery.subscription).where(
                     (Delivery.subscription == sub) & (Delivery.status == "sending")))
             got = await Delivery.update({Delivery.status: "sending", Delivery.last_attempt_at: now}).where(
                 free).returning(Delivery.id)

@@ -459,6 +459,38 @@ async def test_moves_to_another_organizations_site_count_against_its_plan(any_se
     assert await where("ACME-2") == {"organization": acme, "site": None, "hub": None}
 
 
+async def test_a_station_given_to_another_organization_leaves_its_former_owners_site(any_server):
+    """``PATCH /stations`` of only ``organization``: the station keeps its site and hub when they
+    are of the new organization or one above it, else it leaves them (no station of one
+    organization stands on another's site); the receiving plan is checked as for any move."""
+    api = any_server.api
+    ids = await plan_ids(api)
+    acme = await organization(api, "Acme", ids["BUSINESS"])
+    flat = await organization(api, "Flat", None, parent=acme)
+    home = await organization(api, "Home", ids["HOME"])
+    depot = (await api.post("/sites", json={"name": "Depot", "organization": acme})).json()["id"]
+    rack = (await api.post("/hubs", json={"name": "Rack", "site": depot})).json()["id"]
+    assert (await api.post("/stations", json={"station_id": "ACME-0", "organization": acme,
+                                              "hub": rack})).status_code == 201
+
+    async def where() -> dict:
+        return await Station.select(Station.organization, Station.site, Station.hub).where(
+            Station.station_id == "ACME-0").first()
+
+    moved = await api.patch("/stations/ACME-0", json={"organization": flat})  # below Acme: stays
+    assert moved.status_code == 200, moved.text
+    assert await where() == {"organization": flat, "site": depot, "hub": rack}
+    moved = await api.patch("/stations/ACME-0", json={"organization": home})
+    assert moved.status_code == 200, moved.text
+    assert await where() == {"organization": home, "site": None, "hub": None}
+    assert moved.json()["site"] is None
+    # with a site of the new organization named, it goes there
+    garage = (await api.post("/sites", json={"name": "Garage", "organization": acme})).json()["id"]
+    moved = await api.patch("/stations/ACME-0", json={"organization": acme, "site": garage})
+    assert moved.status_code == 200, moved.text
+    assert await where() == {"organization": acme, "site": garage, "hub": None}
+
+
 async def test_plans_are_added_and_removed_by_the_installations_admins(any_server):
     api = any_server.api
     created = await api.post("/plans", json={"name": "FLEET", "description": "Company fleets",

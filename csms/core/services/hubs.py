@@ -127,7 +127,8 @@ async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
     :class:`~csms.core.services.plans.PlanLimitReached` when it moves them to an organization whose
     plan has no room for them (nothing is written then). A station put into a hub goes to the
     hub's site; one put on a site of another organization moves to that organization
-    (:func:`owner_on_site`)."""
+    (:func:`owner_on_site`); one given to another organization without a site leaves its site
+    and hub when they are not of that organization (:func:`_leave_foreign_sites`)."""
     values = dict(values)
     hub_id = values.get(Station.hub)
     if hub_id is not None and values.get(Station.site) is None:
@@ -142,9 +143,25 @@ async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
         async with _write_transaction():
             if hub_id is not None:
                 await _check_room(await _locked_hub(hub_id), where)
-            await Station.update(values).where(where)
             if Station.organization not in values:
+                await Station.update(values).where(where)
                 await adopt(where, site_id)
+            else:
+                if Station.site not in values:
+                    await _leave_foreign_sites(where, receiving)
+                await Station.update(values).where(where)
+
+
+async def _leave_foreign_sites(where: Combinable, organization: int | None) -> None:
+    """Take the stations matching ``where`` off their site and hub when the site is of an
+    organization that ``organization`` is not (at or below): a station given to another
+    organization does not stay on its former owner's site."""
+    rows = await Station.select(Station.station_id, Station.site).where(where & Station.site.is_not_null())
+    leaving = [row["station_id"] for row in rows
+               if await owner_on_site(row["site"], organization) != organization]
+    if leaving:
+        await Station.update({Station.site: None, Station.hub: None}).where(
+            Station.station_id.is_in(leaving))
 
 
 async def create_station(row: Station) -> None:

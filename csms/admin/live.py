@@ -7,6 +7,11 @@ second, so a busy site costs a browser a handful of small messages a second; pag
 the fragments a topic concerns. The events are those of this node: in multi-node mode a page sees the
 stations connected to the node serving it live, and the rest on its next refresh.
 
+The stream's first message, ``hello``, tells when this node last passed on a change
+(``{"changed": epoch seconds}``); a page that was rendered before that (its ``<body
+data-rendered>``) refreshes once, so a change between the page's render and its stream's first
+open is not missed. Later (re)opens always refresh.
+
 The ``seen`` topic carries no event: every ``seen_every`` seconds it tells the time of the last
 frame of each station heard from since (``{"stations": {station id: ISO time}}``), so a page shows
 "last seen" as it is, heartbeats and answers included, without reloading anything.
@@ -68,6 +73,7 @@ class LiveHub:
         self._task: asyncio.Task[None] | None = None
         self._seen_task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
+        self.last_change = 0.0  # time.time() of the last event passed on to the streams
 
     def start(self, events: ev.EventDispatcher) -> None:
         self._unlisten = events.listen(self.on_event)
@@ -85,7 +91,10 @@ class LiveHub:
 
     def on_event(self, event: Event) -> None:
         topics = _TOPICS.get(type(event))
-        if not topics or not self._queues:
+        if not topics:
+            return
+        self.last_change = time.time()
+        if not self._queues:
             return
         data = {"event": event.name, "station_id": event.station_id}
         for q in list(self._queues):
@@ -148,7 +157,7 @@ class LiveHub:
         stations = await visible_station_ids(scope)
         visible = None if stations is None else set(stations)
         try:
-            yield ServerSentEventMessage(event="hello", data="{}", retry=1000)
+            yield ServerSentEventMessage(event="hello", data=json.dumps({"changed": self.last_change}), retry=1000)
             while time.monotonic() < deadline:
                 if pending:
                     due = min(last_sent.get(t, 0.0) + self.min_interval for t in pending)

@@ -380,6 +380,7 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
         "path": request.url.path,
         "time_zone": zone,
         "language": i18n.current_language(),
+        "rendered_at": datetime.now(timezone.utc).timestamp(),  # the live stream's first open refreshes a page older than a change
         **context,
     })
 

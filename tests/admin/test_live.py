@@ -95,3 +95,31 @@ async def test_station_logs_and_configuration(page_as, server):
         await expect(page.locator("#commands")).to_contain_text("SetVariables")
         await expect(page.locator("#commands")).to_contain_text("user:admin")
         await asyncio.sleep(0)
+
+
+async def test_a_change_before_the_stream_opens_is_shown(page_as, server):
+    """A status change between the page's render and its live stream's first open: the stream's
+    hello says a change came after the render, so the page refreshes once."""
+    page = await page_as("operator")
+    async with online_station(server.ws_url("CP-B"), "CP-B") as station:
+        release = asyncio.Event()
+
+        async def hold(route):  # the stream connects only once the station has changed
+            await release.wait()
+            await route.continue_()
+
+        await page.route("**/admin/stream", hold)
+        await page.goto("/admin/stations/CP-B")
+        status_cell = page.locator("tr[data-connector='1/1'] .connector-status")
+        await expect(status_cell).to_contain_text("Available")
+        await station.status("Faulted")
+        for _ in range(100):
+            detail = (await server.api.get("/stations/CP-B")).json()
+            if "Faulted" in str(detail):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the station's status was not stored: {detail}")
+        release.set()
+        await expect(page.locator("body[data-live='open']")).to_have_count(1)
+        await expect(status_cell).to_contain_text("Faulted")

@@ -15,10 +15,22 @@
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
   });
 
-  // After the live stream reconnects, refresh whatever may have changed meanwhile.
+  // After the live stream reconnects, refresh whatever may have changed meanwhile; on its first
+  // open, only when the server passed on a change after this page was rendered (its hello says when).
   var streamOpened = false;
-  document.addEventListener("htmx:sseOpen", function () {
-    if (streamOpened) htmx.trigger(document.body, "live-refresh");
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var source = e.detail && e.detail.source;
+    if (streamOpened) {
+      htmx.trigger(document.body, "live-refresh");
+    } else if (source) {
+      var rendered = parseFloat(document.body.getAttribute("data-rendered") || "0");
+      source.addEventListener("hello", function onHello(m) {
+        source.removeEventListener("hello", onHello);
+        var changed = 0;
+        try { changed = JSON.parse(m.data).changed || 0; } catch (err) { changed = 0; }
+        if (changed >= rendered) htmx.trigger(document.body, "live-refresh");
+      });
+    }
     streamOpened = true;
     document.body.setAttribute("data-live", "open");  // the page hears live updates from now on
   });

@@ -23,8 +23,11 @@ from csms.core.timeutil import ocpp_ts
 class IsoStation(ChargePoint):
     """A 2.0.1 station that accepts every charging profile it is sent."""
 
+    profiles: list[dict[str, Any]]
+
     @on(Action.set_charging_profile)
     async def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
+        self.profiles.append(charging_profile)
         return call_result.SetChargingProfile(status="Accepted")
 
 
@@ -32,6 +35,7 @@ class IsoStation(ChargePoint):
 async def iso_station(server: Any, station_id: str) -> AsyncIterator[IsoStation]:
     async with websockets.connect(server.ws_url(station_id), subprotocols=["ocpp2.0.1"]) as ws:
         cp = IsoStation(station_id, ws)
+        cp.profiles = []
         task = asyncio.create_task(cp.start())
         try:
             await cp.call(call.BootNotification(charging_station={"model": "ISO", "vendor_name": "Acme"},
@@ -122,3 +126,80 @@ def test_a_profile_limits_only_within_its_validity_and_duration():
     assert "TxProfile" in (exceeded(ev, NOW, lasting, 230.0) or "")
     later = [("TxProfile", power_steps(sent, NOW, 230.0, valid_from=NOW + timedelta(hours=2)))]
     assert exceeded(ev, NOW, later, 230.0) is None
+
+
+def found(tree: Any, key: str) -> list[Any]:
+    """Every value of ``key`` anywhere in a JSON tree."""
+    if isinstance(tree, dict):
+        return [v for k, v in tree.items() if k == key] + [x for v in tree.values() for x in found(v, key)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in found(v, key)]
+    return []
+
+
+async def test_ev_charging_needs_become_the_sessions_targets(server):
+    """K15: the EV's departure time and energy amount (NotifyEVChargingNeeds during a transaction)
+    become the session's targets, marked as coming from the EV; a later needs message does not
+    replace them, and a departure the driver sets through the API wins and is marked ``driver``."""
+    from csms.core.tables import ChargingSession
+
+    site = (await server.api.post("/sites", json={"name": "Depot", "grid_limit_l1_a": 64, "grid_limit_l2_a": 64,
+                                                  "grid_limit_l3_a": 64})).json()["id"]
+    assert (await server.api.post("/stations", json={"station_id": "ISO-N", "site": site})).status_code == 201
+    await server.api.post("/tokens", json={"id_token": "CARD-K15", "type": "ISO14443"})
+    departure = (NOW + timedelta(hours=3)).replace(microsecond=0)
+    async with iso_station(server, "ISO-N") as cp:
+        await cp.call(call.StatusNotification(timestamp=ocpp_ts(NOW), connector_status="Occupied", evse_id=1,
+                                              connector_id=1))
+        await cp.call(call.TransactionEvent(
+            event_type="Started", timestamp=ocpp_ts(NOW), trigger_reason="Authorized", seq_no=0,
+            transaction_info={"transaction_id": "k15", "charging_state": "Charging"},
+            id_token={"id_token": "CARD-K15", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
+            meter_value=[{"timestamp": ocpp_ts(NOW), "sampled_value": [
+                {"value": 2000.0, "measurand": "Energy.Active.Import.Register", "context": "Transaction.Begin"}]}]))
+
+        async def needs(leaves: datetime, energy_wh: float) -> Any:
+            return await cp.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs={
+                "requested_energy_transfer": "AC_three_phase", "departure_time": ocpp_ts(leaves),
+                "ac_charging_parameters": {"energy_amount": energy_wh, "ev_min_current": 6, "ev_max_current": 32,
+                                           "ev_max_voltage": 400}}))
+
+        answer = await needs(departure, 20000)
+        assert answer.status == "Accepted"  # the load balancer is installed: it promises a schedule
+        for _ in range(100):  # K15.FR.04: the schedule comes as a TxProfile of the transaction
+            tx = [p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]
+            if tx:
+                break
+            await asyncio.sleep(0.1)
+        assert tx and tx[-1]["transaction_id"] == "k15", cp.profiles
+
+        async def targets() -> dict:
+            return await ChargingSession.select(ChargingSession.id, ChargingSession.departure_at,
+                                                ChargingSession.energy_target_wh, ChargingSession.flags).where(
+                ChargingSession.transaction_id == "k15").output(load_json=True).first()
+
+        for _ in range(50):  # stored after the answer, from the event
+            row = await targets()
+            if row["departure_at"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert row["departure_at"] == departure
+        assert row["energy_target_wh"] == 20000  # the amount asked on top of the 0 Wh charged so far
+        assert "departure_from_ev" in row["flags"]
+        view = (await server.api.get(f"/sites/{site}/smart-charging")).json()
+        assert found(view, "departure_source") == ["ev"]
+        assert found(view, "stated_departure_at") == [departure.isoformat()]
+
+        await needs(departure + timedelta(hours=1), 5000)  # the first stated targets stand
+        await asyncio.sleep(0.5)
+        assert (await targets())["departure_at"] == departure
+
+        driver = departure + timedelta(hours=2)
+        put = await server.api.put(f"/sessions/{row['id']}/smart-charging",
+                                   json={"departure_at": driver.isoformat(), "energy_target_wh": 12000})
+        assert put.status_code == 200, put.text
+        row = await targets()
+        assert row["departure_at"] == driver and row["energy_target_wh"] == 12000
+        assert "departure_from_ev" not in row["flags"]
+        view = (await server.api.get(f"/sites/{site}/smart-charging")).json()
+        assert found(view, "departure_source") == ["driver"]

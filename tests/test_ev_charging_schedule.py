@@ -139,8 +139,9 @@ def found(tree: Any, key: str) -> list[Any]:
 
 async def test_ev_charging_needs_become_the_sessions_targets(server):
     """K15: the EV's departure time and energy amount (NotifyEVChargingNeeds during a transaction)
-    become the session's targets, marked as coming from the EV; a later needs message does not
-    replace them, and a departure the driver sets through the API wins and is marked ``driver``."""
+    become the session's targets, marked as coming from the EV, and a TxProfile follows; K17: the
+    EV's new needs replace them and a new TxProfile follows; targets the driver sets through the
+    API win (marked ``driver``) and the EV's later needs leave them."""
     from csms.core.tables import ChargingSession
 
     site = (await server.api.post("/sites", json={"name": "Depot", "grid_limit_l1_a": 64, "grid_limit_l2_a": 64,
@@ -190,9 +191,21 @@ async def test_ev_charging_needs_become_the_sessions_targets(server):
         assert found(view, "departure_source") == ["ev"]
         assert found(view, "stated_departure_at") == [departure.isoformat()]
 
-        await needs(departure + timedelta(hours=1), 5000)  # the first stated targets stand
-        await asyncio.sleep(0.5)
-        assert (await targets())["departure_at"] == departure
+        sent = len(cp.profiles)
+        later = departure + timedelta(hours=1)
+        await needs(later, 5000)  # K17: the EV renegotiates
+        for _ in range(50):
+            row = await targets()
+            if row["departure_at"] == later:
+                break
+            await asyncio.sleep(0.1)
+        assert row["departure_at"] == later and row["energy_target_wh"] == 5000
+        assert {"departure_from_ev", "energy_target_from_ev"} <= set(row["flags"])
+        for _ in range(100):
+            if len(cp.profiles) > sent:
+                break
+            await asyncio.sleep(0.1)
+        assert cp.profiles[-1]["charging_profile_purpose"] == "TxProfile", cp.profiles
 
         driver = departure + timedelta(hours=2)
         put = await server.api.put(f"/sessions/{row['id']}/smart-charging",
@@ -200,6 +213,10 @@ async def test_ev_charging_needs_become_the_sessions_targets(server):
         assert put.status_code == 200, put.text
         row = await targets()
         assert row["departure_at"] == driver and row["energy_target_wh"] == 12000
-        assert "departure_from_ev" not in row["flags"]
+        assert not {"departure_from_ev", "energy_target_from_ev"} & set(row["flags"])
         view = (await server.api.get(f"/sites/{site}/smart-charging")).json()
         assert found(view, "departure_source") == ["driver"]
+        await needs(departure, 30000)  # the driver's targets stand
+        await asyncio.sleep(0.5)
+        row = await targets()
+        assert row["departure_at"] == driver and row["energy_target_wh"] == 12000

@@ -317,6 +317,9 @@ class SmartChargingService:
             site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
             if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
                 await store_charging_needs(self.sessions, e.event)
+                # An accepted NotifyEVChargingNeeds promises the EV a schedule (K15, K17): the
+                # next round sends the transaction's TxProfile even when its limits are unchanged.
+                self._sent.pop((e.station_id, (e.event.details or {}).get("evseId") or 0, TX), None)
             if site_id is None:
                 continue
             if e.kind == "meter":

@@ -1,7 +1,9 @@
 """A session's departure time and energy target: set through the API, or taken from the EV's
 charging needs (2.0.1 NotifyEVChargingNeeds). A departure from the EV is marked with the
-session flag ``departure_from_ev`` (one set through the API clears it): the smart-charging view
-tells ``driver`` from ``ev`` (and ``learned``, :mod:`~.departures`).
+session flag ``departure_from_ev``, an energy target with ``energy_target_from_ev``; targets set
+through the API clear both and stand (the driver's word wins over the EV's), while the EV's own
+are replaced by its next NotifyEVChargingNeeds (K17, renegotiation initiated by the EV). The
+smart-charging view tells ``driver`` from ``ev`` (and ``learned``, :mod:`~.departures`).
 
 An OCPP 2.1 EV that can feed energy back (a bidirectional mode, ``AC_BPT``, ``DC_BPT`` ...,
 among its available or requested energy transfer modes) has its V2X parameters kept with the
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from csms.core.services.sessions import SessionService
 
 EV_FLAG = "departure_from_ev"
+ENERGY_EV_FLAG = "energy_target_from_ev"
 # 2.1 EnergyTransferModeEnumType values in which the EV may discharge (bidirectional power transfer)
 BIDIRECTIONAL_MODES = frozenset({"AC_BPT", "AC_BPT_DER", "DC_BPT", "DC_ACDP_BPT"})
 
@@ -67,8 +70,9 @@ def discharge_a(v2x: dict[str, Any] | None, ocpp_version: str | None, voltage_v:
 
 
 async def store_charging_needs(sessions: SessionService, event: ev.StationReported) -> None:
-    """NotifyEVChargingNeeds: the EV's departure time and energy, unless already set; a 2.1 EV's
-    V2X parameters (:func:`v2x_of_needs`), always (None when it can no longer discharge)."""
+    """NotifyEVChargingNeeds: the EV's departure time and energy, unless the driver set them
+    (those the EV stated before are replaced); a 2.1 EV's V2X parameters (:func:`v2x_of_needs`),
+    always (None when it can no longer discharge)."""
     details = event.details or {}
     needs = details.get("chargingNeeds") or {}
     session = sessions.on_evse(event.station_id, details.get("evseId") or 0)
@@ -81,13 +85,17 @@ async def store_charging_needs(sessions: SessionService, event: ev.StationReport
     if row is None:
         return
     values: dict[Any, Any] = {}
+    flags = list(row["flags"] or [])
     departure = parse_ts(needs.get("departureTime"))
-    if departure is not None and row["departure_at"] is None:
+    if departure is not None and (row["departure_at"] is None or EV_FLAG in flags):
         values[ChargingSession.departure_at] = departure
-        values[ChargingSession.flags] = [*(f for f in row["flags"] or [] if f != EV_FLAG), EV_FLAG]
+        flags = [*(f for f in flags if f != EV_FLAG), EV_FLAG]
     amount = params.get("energyAmount", (needs.get("v2xChargingParameters") or {}).get("evTargetEnergyRequest"))
-    if amount is not None and row["energy_target_wh"] is None:
+    if amount is not None and (row["energy_target_wh"] is None or ENERGY_EV_FLAG in flags):
         values[ChargingSession.energy_target_wh] = max(0.0, float(amount)) + session.energy_wh
+        flags = [*(f for f in flags if f != ENERGY_EV_FLAG), ENERGY_EV_FLAG]
+    if flags != list(row["flags"] or []):
+        values[ChargingSession.flags] = flags
     v2x = v2x_of_needs(needs)
     if v2x != row["v2x"]:
         values[ChargingSession.v2x] = v2x
@@ -106,6 +114,7 @@ async def save_session_targets(session_id: int, *, departure_at: datetime | None
         raise LookupError(session_id)
     await ChargingSession.update({ChargingSession.departure_at: departure_at,
                                   ChargingSession.energy_target_wh: energy_target_wh,
-                                  ChargingSession.flags: [f for f in row["flags"] or [] if f != EV_FLAG]}).where(
+                                  ChargingSession.flags: [f for f in row["flags"] or []
+                                                          if f not in (EV_FLAG, ENERGY_EV_FLAG)]}).where(
         ChargingSession.id == session_id)
     return row["site"]

@@ -25,7 +25,7 @@ from csms.core.services.smart_charging import (
     phases_in_use,
     scaled_periods,
 )
-from csms.core.tables import ChargingSession, Station
+from csms.core.tables import ChargingProfile, ChargingSession, Station
 from csms.core.timeutil import utcnow
 from csms_tools.simulator import SimStation
 from plugins.loadbalancing.plugin import site_panel
@@ -375,6 +375,60 @@ async def test_cars_paused_by_a_signal_resume_in_the_round_after_it_ends(any_ser
         await st.close()
 
 
+async def test_external_limits_cap_their_loads_and_free_the_rest(any_server):
+    """K11-K13: a limit set on an EVSE from outside (NotifyChargingLimit with a schedule) caps
+    that car and its share goes to the other; one on the whole station (EVSE 0, in W) caps the
+    station's sum; ClearedChargingLimit gives the shares back. Both kept as ``external`` profiles."""
+    server, api = any_server, any_server.api
+    fast(server)
+    rounds = Rounds(server)
+    site = await make_site(api)
+    await make_station(api, "SC-EXT", site["id"])
+    await api.post("/tokens", json={"id_token": "CAR-EXT"})
+    st = SimStation("SC-EXT", server.ws_url("SC-EXT"), "2.0.1", evses=2, check_frames=True)
+
+    def schedule(limit: float, unit: str = "A") -> list[dict[str, Any]]:
+        return [{"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}]
+
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        for evse in (1, 2):
+            await st.start_session(evse, "CAR-EXT")
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 16.0, "SC-EXT/2": 16.0}, since=mark)
+
+        mark = rounds.mark()
+        await st.call("NotifyChargingLimit", {"evseId": 1, "chargingLimit": {"chargingLimitSource": "EMS"},
+                                              "chargingSchedule": schedule(8.0)})
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 8.0, "SC-EXT/2": 24.0}, since=mark)
+
+        mark = rounds.mark()  # 13.8 kW over three phases at 230 V: 20 A for the station
+        await st.call("NotifyChargingLimit", {"chargingLimit": {"chargingLimitSource": "SO", "isGridCritical": True},
+                                              "chargingSchedule": schedule(13800.0, "W")})
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 8.0, "SC-EXT/2": 12.0}, since=mark)
+        stored = await ChargingProfile.select(ChargingProfile.evse_id, ChargingProfile.status).where(
+            (ChargingProfile.source == "external") & ChargingProfile.cleared_at.is_null()).order_by(ChargingProfile.id)
+        assert stored == [{"evse_id": 1, "status": "EMS"}, {"evse_id": 0, "status": "SO"}]
+
+        mark = rounds.mark()  # a new limit of the same source replaces the old one
+        await st.call("NotifyChargingLimit", {"evseId": 1, "chargingLimit": {"chargingLimitSource": "EMS"},
+                                              "chargingSchedule": schedule(10.0)})
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 10.0, "SC-EXT/2": 10.0}, since=mark)
+
+        mark = rounds.mark()
+        await st.call("ClearedChargingLimit", {"chargingLimitSource": "SO"})
+        await st.call("ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1})
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 16.0, "SC-EXT/2": 16.0}, since=mark)
+        assert not await ChargingProfile.exists().where(
+            (ChargingProfile.source == "external") & ChargingProfile.cleared_at.is_null())
+        events = (await api.get("/stations/SC-EXT/events", params={"category": "charging_limit"})).json()["items"]
+        assert len(events) == 5  # each notification is in the station's event log too
+    finally:
+        await st.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # REST: the live view with hubs, dry runs, session targets
 
@@ -604,3 +658,19 @@ def test_profiles_are_valid_for_each_version(version, unit):
             assert schedule["chargingSchedulePeriod"][0]["numberPhases"] == 1
             if unit == "W":
                 assert schedule["chargingSchedulePeriod"][0]["limit"] == math.floor(13.7 * 230)
+
+
+def test_an_external_schedule_limits_within_its_time_only():
+    from csms.core.services.smart_charging.external_limits import limit_at
+
+    told = datetime.fromisoformat("2026-01-05T10:00:00.400+00:00")
+    steps = {"chargingRateUnit": "A", "duration": 3600, "chargingSchedulePeriod": [
+        {"startPeriod": 600, "limit": 10.0}, {"startPeriod": 0, "limit": 20.0}]}
+    assert limit_at(steps, told, told.replace(microsecond=0), 230.0) == 20.0  # from when it was told
+    assert limit_at(steps, told, told + timedelta(minutes=15), 230.0) == 10.0
+    assert limit_at(steps, told, told + timedelta(hours=1), 230.0) is None  # its duration is over
+    later = {**steps, "startSchedule": "2026-01-05T12:00:00Z"}
+    assert limit_at(later, told, datetime.fromisoformat("2026-01-05T11:59:59+00:00"), 230.0) is None
+    watts = {"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 4600.0, "numberPhases": 1}]}
+    assert limit_at(watts, told, told, 230.0) == 20.0  # one phase at 230 V
+    assert limit_at({"chargingSchedulePeriod": []}, told, told, 230.0) is None

@@ -11,6 +11,7 @@ from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
 from csms.core.services import ev_schedules
+from csms.core.services.smart_charging import external_limits
 from csms.core.services.sessions import Sample
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.plugins import hook_impls
@@ -219,12 +220,17 @@ class StationConnection201(StationConnection):
 
     @on(Action.notify_charging_limit)
     async def on_notify_charging_limit(self, p: dict[str, Any]) -> dict[str, Any]:
-        await self.core.reports.record(self.state, "charging_limit", p["chargingLimit"]["chargingLimitSource"],
+        limit = p["chargingLimit"]
+        await external_limits.store(self.state.pk, evse_id=p.get("evseId") or 0,
+                                    limit_source=limit["chargingLimitSource"],
+                                    grid_critical=limit.get("isGridCritical"), schedules=p.get("chargingSchedule"))
+        await self.core.reports.record(self.state, "charging_limit", limit["chargingLimitSource"],
                                        evse_id=p.get("evseId"), details=p)
         return {}
 
     @on(Action.cleared_charging_limit)
     async def on_cleared_charging_limit(self, p: dict[str, Any]) -> dict[str, Any]:
+        await external_limits.clear(self.state.pk, evse_id=p.get("evseId"), limit_source=p["chargingLimitSource"])
         await self.core.reports.record(self.state, "charging_limit", "cleared", evse_id=p.get("evseId"), details=p)
         return {}
 

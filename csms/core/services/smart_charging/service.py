@@ -48,6 +48,7 @@ from csms.core.services.smart_charging.profiles import (
 )
 from csms.core.services.smart_charging.rounds import SiteModel, SiteRound
 from csms.core.services.smart_charging.schedules import capacity_factors, periods_at, scaled_periods
+from csms.core.services.smart_charging import external_limits
 from csms.core.services.smart_charging.station_caps import StationCaps, read_station_caps
 from csms.core.services.smart_charging.targets import (
     departure_source,
@@ -209,7 +210,7 @@ class SmartChargingService:
         signal = self._signal_of(event)
         if signal is None:
             return
-        if isinstance(event, ev.StationReported) and not self._runs_rounds:
+        if signal.kind == "needs" and isinstance(event, ev.StationReported) and not self._runs_rounds:
             self._spawn(store_charging_needs(self.sessions, event))  # the node the station told stores it
         self._note(signal)
         if self._forwarder is not None:
@@ -230,6 +231,8 @@ class SmartChargingService:
         if isinstance(event, ev.SessionStopped):
             return Signal("stopped", sid, event.session_id, event=event)
         if isinstance(event, ev.StationReported):
+            if event.category == "charging_limit":  # an external limit came or went (K11-K14)
+                return Signal("limit", sid, event=event)
             return Signal("needs", sid, event=event) if event.category == "ev_charging_needs" else None
         if isinstance(event, ev.ConnectorStatusChanged):
             # only a connector seen for the first time changes the safe shares
@@ -315,11 +318,13 @@ class SmartChargingService:
                 self._site_of[station_id] = (found.get(station_id), now)
         for e in signals:
             site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
-            if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
-                await store_charging_needs(self.sessions, e.event)
+            if e.kind == "needs":
+                if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
+                    await store_charging_needs(self.sessions, e.event)
                 # An accepted NotifyEVChargingNeeds promises the EV a schedule (K15, K17): the
-                # next round sends the transaction's TxProfile even when its limits are unchanged.
-                self._sent.pop((e.station_id, (e.event.details or {}).get("evseId") or 0, TX), None)
+                # next round sends the station's TxProfiles even when their limits are unchanged.
+                for key in [k for k in self._sent if k[0] == e.station_id and k[2] == TX]:
+                    del self._sent[key]
             if site_id is None:
                 continue
             if e.kind == "meter":
@@ -421,9 +426,12 @@ class SmartChargingService:
             parents[hid], names[hid] = root_id, h["name"]
         st_by_id = {}
         nid: str | None  # a node id; None once a walk up the tree passes the root
+        voltage = float(site["voltage_v"] or 230.0)
+        external = await external_limits.limits_now([s["id"] for s in stations], now, voltage)
         for s in stations:
             nid = f"station:{s['station_id']}"
             limit = INF if s["max_current_a"] is None else max(0.0, s["max_current_a"])
+            limit = min(limit, external.get((s["id"], 0), INF))  # a limit set on the station from outside
             physical[nid] = (limit, limit, limit)
             parents[nid] = f"hub:{s['hub']}" if s["hub"] in hub_ids else root_id
             names[nid] = s["station_id"]
@@ -469,7 +477,6 @@ class SmartChargingService:
                             exc_info=True)
         loads: list[Load] = []
         pinned: list[Load] = []
-        voltage = float(site["voltage_v"] or 230.0)
         ask_limits = bool(hook_impls("session_limit"))
         limited = False
         for x in sessions:
@@ -502,6 +509,10 @@ class SmartChargingService:
                        "departure_source": source, "stated_departure_at": stated,
                        "learned_departure": guess},
             )
+            outside = external.get((s["id"], x.evse_id))
+            if outside is not None:  # a limit set on the EVSE from outside: the station holds to it
+                load.max_a = max(0.0, min(load.max_a, outside))
+                limited = True
             if ask_limits:  # plugins' limits on this session (the minimum counts)
                 for plugin, cap in await call_hook("session_limit", load=load, now=now):
                     if not isinstance(cap, (int, float)) or isinstance(cap, bool) or math.isnan(cap):

@@ -195,3 +195,41 @@ async def test_commands_through_rest(server):
         assert history[1]["status"] == "error" and history[1]["error_code"] == "NotImplemented"
     r = await server.api.post("/stations/CMD201/reset", json={"kind": "soft"})
     assert r.status_code == 409 and "offline" in r.json()["detail"]
+
+
+async def test_stop_with_a_master_pass(server):
+    """C16: the operator sets AuthCtrlr.MasterPassGroupId through the configuration endpoint and
+    gives the master pass cards that group; Authorize answers such a card with its groupIdToken
+    (what the station compares with MasterPassGroupId), and the transactions the station then
+    stops end with stoppedReason MasterPass."""
+    api = server.api
+    assert (await api.post("/tokens", json={"id_token": "DRIVER-C16", "type": "ISO14443"})).status_code == 201
+    assert (await api.post("/tokens", json={"id_token": "MASTER-C16", "type": "ISO14443",
+                                            "group_id": "MASTERPASS"})).status_code == 201
+    async with connect(server.ws_url("C16"), "C16") as cp:
+        await boot(cp)
+        r = await api.put("/stations/C16/configuration", json={"key": "AuthCtrlr.MasterPassGroupId",
+                                                               "value": "MASTERPASS"})
+        assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+        cfg = (await api.get("/stations/C16/configuration")).json()["variables"]
+        assert ("AuthCtrlr", "MasterPassGroupId", "MASTERPASS") in {
+            (v["component"], v["variable"], v["value"]) for v in cfg}
+        started = await cp.call(call.TransactionEvent(
+            event_type="Started", timestamp=TS, trigger_reason="Authorized", seq_no=0,
+            transaction_info={"transaction_id": "c16", "charging_state": "Charging"},
+            id_token={"id_token": "DRIVER-C16", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
+            meter_value=[energy(100.0, context="Transaction.Begin")]))
+        assert started.id_token_info["status"] == "Accepted"
+        master = await cp.call(call.Authorize(id_token={"id_token": "MASTER-C16", "type": "ISO14443"}))
+        assert master.id_token_info["status"] == "Accepted"
+        assert master.id_token_info["group_id_token"] == {"id_token": "MASTERPASS", "type": "Central"}
+        driver = await cp.call(call.Authorize(id_token={"id_token": "DRIVER-C16", "type": "ISO14443"}))
+        assert "group_id_token" not in driver.id_token_info
+        await cp.call(call.TransactionEvent(
+            event_type="Ended", timestamp=TS, trigger_reason="StopAuthorized", seq_no=1,
+            transaction_info={"transaction_id": "c16", "stopped_reason": "MasterPass"},
+            id_token={"id_token": "MASTER-C16", "type": "ISO14443"},
+            meter_value=[energy(900.0, context="Transaction.End")]))
+    session = (await api.get("/sessions", params={"station": "C16"})).json()["items"][0]
+    assert session["state"] == "completed" and session["stop_reason"] == "MasterPass"
+    assert session["id_token"] == "DRIVER-C16"  # the driver's session, stopped by the master pass

@@ -96,3 +96,45 @@ def test_each_hook_states_its_rule_and_has_an_example():
         assert example and "@hookimpl" in example.group(1) and f"def {name}(" in example.group(1), \
             f"docs/hooks.md has no example implementing {name}"
         compile(example.group(1), f"docs/hooks.md:{name}", "exec")
+
+
+def _conformance_rows(text: str, start: str, end: str) -> list[tuple[str, str]]:
+    """(first cell, status) of every table row between the headings ``start`` and ``end``."""
+    section = text[text.index(start):text.index(end, text.index(start))]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) >= 3 and cells[1] in ("supported", "partly", "no"):
+            rows.append((cells[0], cells[1]))
+    return rows
+
+
+def _use_cases(name: str) -> int:
+    """How many 2.0.1 use cases a row's first cell names: ``K11–K13`` three, ``I04, I05`` two."""
+    m = re.match(r"[A-P](\d\d)(?:[–-][A-P]?(\d\d))?((?:, [A-P]\d\d)*)", name)
+    if m is None:
+        return 1
+    count = int(m.group(2)) - int(m.group(1)) + 1 if m.group(2) else 1
+    return count + len(re.findall(r"[A-P]\d\d", m.group(3) or ""))
+
+
+def test_conformance_counts_match_the_rows():
+    text = (ROOT / "docs" / "conformance.md").read_text()
+    counts = {}
+    for line in text[text.index("## Counts"):].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].isdigit():
+            counts[cells[0].split(" (")[0] + ("/rows" if "per table row" in cells[0] else "")] = tuple(
+                int(c) for c in cells[1:])
+
+    def tally(rows: list[tuple[str, str]], weight=lambda name: 1) -> tuple[int, int, int]:
+        return tuple(sum(weight(n) for n, s in rows if s == status) for status in ("supported", "partly", "no"))
+
+    v201 = _conformance_rows(text, "## OCPP 2.0.1", "## OCPP 1.6J")
+    assert counts["Connection and security profiles"] == tally(
+        _conformance_rows(text, "## Connection and security profiles", "## OCPP 2.0.1"))
+    assert counts["OCPP 2.0.1, per use case"] == tally(v201, _use_cases)
+    assert counts["OCPP 2.0.1, per table row/rows"] == tally(v201)
+    assert counts["OCPP 1.6J, per row"] == tally(_conformance_rows(text, "## OCPP 1.6J", "## OCPP 2.1"))
+    assert counts["OCPP 2.1"] == tally(_conformance_rows(text, "## OCPP 2.1", "## Counts"))
+    assert f"the {sum(tally(v201, _use_cases))} listed above" in text and f"{len(v201)} rows" in text

@@ -34,14 +34,20 @@ class DisplayStation(Station201):
         self.display[message["id"]] = message
         return result201.SetDisplayMessage(status="Accepted")
 
+    def matching(self, id=None, priority=None, state=None) -> list[dict[str, Any]]:
+        """The messages a GetDisplayMessages with these filters asks for."""
+        self.received.append(("GetDisplayMessages", {"id": id, "priority": priority, "state": state}))
+        return [m for m in self.display.values() if (id is None or m["id"] in id)
+                and (priority is None or m["priority"] == priority) and (state is None or m.get("state") == state)]
+
     @on(Action201.get_display_messages)
-    async def on_get_display_messages(self, request_id, **kwargs):
-        return result201.GetDisplayMessages(status="Accepted" if self.display else "Unknown")
+    async def on_get_display_messages(self, request_id, id=None, priority=None, state=None, **kwargs):
+        return result201.GetDisplayMessages(status="Accepted" if self.matching(id, priority, state) else "Unknown")
 
     @after(Action201.get_display_messages)
-    async def after_get_display_messages(self, request_id, **kwargs):
-        if self.display:
-            messages = list(self.display.values())
+    async def after_get_display_messages(self, request_id, id=None, priority=None, state=None, **kwargs):
+        messages = self.matching(id, priority, state)
+        if messages:
             await self.call(call201.NotifyDisplayMessages(request_id=request_id, message_info=messages[:1],
                                                           tbc=len(messages) > 1))
             if len(messages) > 1:
@@ -124,6 +130,25 @@ async def test_set_list_refresh_and_clear(any_server):
         assert [m["message_id"] for m in (await server.api.get(url)).json()["items"]] == [1, 2]
         r = await server.api.delete(f"{url}/77")
         assert r.json()["status"] == "Unknown"
+
+        # O04: only some of them; the others stay as they were
+        cp.display[2]["message"]["content"] = "Out of order (edited at the station)"
+        r = await server.api.post(f"{url}/refresh", json={"priority": "AlwaysFront", "state": "Faulted"})
+        assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+        assert cp.received[-1] == ("GetDisplayMessages", {"id": None, "priority": "AlwaysFront", "state": "Faulted"})
+
+        async def edited():
+            items = (await server.api.get(url)).json()["items"]
+            return items if any(m["content"].endswith("(edited at the station)") for m in items) else None
+
+        assert [m["message_id"] for m in await eventually(edited)] == [1, 2]
+        cp.display.pop(1)
+        r = await server.api.post(f"{url}/refresh", json={"ids": [1]})
+        assert r.json()["status"] == "Unknown"  # the station has no message 1 any more: forgotten here too
+        assert [m["message_id"] for m in (await server.api.get(url)).json()["items"]] == [2]
+        for body in ({"ids": []}, {"ids": [-1]}, {"priority": "Urgent"}, {"state": "Sleeping"}, {"id": [1]}):
+            bad = await server.api.post(f"{url}/refresh", json=body)
+            assert bad.status_code == 400, (body, bad.text)
 
         # the station forgot everything (a factory reset): a refresh empties the list
         cp.display.clear()

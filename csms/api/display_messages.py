@@ -29,6 +29,12 @@ class DisplayMessageBody(msgspec.Struct, forbid_unknown_fields=True):
     message_id: Int32 | None = None  # none: the next free id
 
 
+class DisplayMessageFilter(msgspec.Struct, forbid_unknown_fields=True):
+    ids: list[Int32] | None = None  # only these message ids
+    priority: str | None = None  # only AlwaysFront, InFront or NormalCycle messages
+    state: str | None = None  # only messages shown in Charging, Faulted, Idle or Unavailable
+
+
 class DisplayMessageController(Controller):
     path = "/stations/{station_id:str}/display-messages"
     tags = ["stations"]
@@ -54,7 +60,11 @@ class DisplayMessageController(Controller):
                                                                    by=caller(request)))
 
     @post("/refresh", guards=[require("operator")])
-    async def refresh_display_messages(self, request: Request, station_id: str) -> dict[str, Any]:
-        """GetDisplayMessages for all messages: the stored ones are replaced by what the station
-        reports (NotifyDisplayMessages, right after its answer)."""
-        return await run_command(get_core().display_messages.refresh(station_id, by=caller(request)))
+    async def refresh_display_messages(self, request: Request, station_id: str,
+                                       data: DisplayMessageFilter | None = None) -> dict[str, Any]:
+        """GetDisplayMessages for all messages, or (body) only those with the given ids, priority
+        and/or state: the stored ones that match are replaced by what the station reports
+        (NotifyDisplayMessages, right after its answer)."""
+        query = data or DisplayMessageFilter()
+        return await run_command(get_core().display_messages.refresh(
+            station_id, ids=query.ids, priority=query.priority, state=query.state, by=caller(request)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from piccolo.columns.combination import Combinable
 from piccolo.query.functions.aggregate import Max
 
 from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 PRIORITIES = ("AlwaysFront", "InFront", "NormalCycle")
 STATES = ("Charging", "Faulted", "Idle", "Unavailable")
+MAX_FILTER_IDS = 100  # ids asked for in one GetDisplayMessages
 FORMATS = ("UTF8", "ASCII", "HTML", "URI")
 MAX_CONTENT = 512  # MessageContentType.content
 MAX_MESSAGE_ID = 2**31 - 1
@@ -160,11 +162,28 @@ class DisplayMessageService:
                                                 & (DisplayMessage.message_id == message_id))
         return call.outcome(response)
 
-    async def refresh(self, station_id: str, *, by: str = "") -> dict[str, Any]:
-        """GetDisplayMessages for all of the station's messages; they arrive in NotifyDisplayMessages."""
+    async def refresh(self, station_id: str, *, ids: list[int] | None = None, priority: str | None = None,
+                      state: str | None = None, by: str = "") -> dict[str, Any]:
+        """GetDisplayMessages for the station's messages (O03), or only those with the given ids,
+        priority and/or state (O04); they arrive in NotifyDisplayMessages and replace the stored
+        ones that match the same filter (the station answering Unknown: it has none of them)."""
+        if ids is not None and not (1 <= len(ids) <= MAX_FILTER_IDS and all(0 <= i <= MAX_MESSAGE_ID for i in ids)):
+            raise OperationError(N_("ids must be 1 to %(count)s message ids between 0 and %(maximum)s"),
+                                 count=MAX_FILTER_IDS, maximum=MAX_MESSAGE_ID)
+        if priority is not None and priority not in PRIORITIES:
+            raise OperationError(N_("priority must be one of %(priorities)s"), priorities=", ".join(PRIORITIES))
+        if state is not None and state not in STATES:
+            raise OperationError(N_("state must be one of %(states)s"), states=", ".join(STATES))
         pk, calls = await self._connected(station_id)
-        call = calls.get_display_messages()
-        await DisplayMessage.delete().where(DisplayMessage.station == pk)
+        call = calls.get_display_messages(ids=ids, priority=priority, state=state)
+        replaced: Combinable = DisplayMessage.station == pk
+        if ids is not None:
+            replaced = replaced & DisplayMessage.message_id.is_in(ids)
+        if priority is not None:
+            replaced = replaced & (DisplayMessage.priority == priority)
+        if state is not None:
+            replaced = replaced & (DisplayMessage.state == state)
+        await DisplayMessage.delete().where(replaced)
         return call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
 
     async def report(self, state: StationState, messages: list[dict[str, Any]]) -> None:

@@ -235,8 +235,10 @@ class StationCalls(ABC):
     def clear_display_message(self, *, message_id: int) -> Call:
         raise self._not_in_version("display messages")
 
-    def get_display_messages(self) -> Call:
-        """Ask for all the station's messages; the outcome has the ``request_id`` of its reports."""
+    def get_display_messages(self, *, ids: list[int] | None = None, priority: str | None = None,
+                             state: str | None = None) -> Call:
+        """Ask for the station's messages (those with ``ids``, ``priority`` and/or ``state`` when
+        given); the outcome has the ``request_id`` of its reports."""
         raise self._not_in_version("display messages")
 
     def get_transaction_status(self, *, transaction_id: str) -> Call:

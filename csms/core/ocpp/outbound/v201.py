@@ -276,9 +276,17 @@ class Calls201(StationCalls):
     def clear_display_message(self, *, message_id: int) -> Call:
         return Call("ClearDisplayMessage", {"id": message_id})
 
-    def get_display_messages(self) -> Call:
+    def get_display_messages(self, *, ids: list[int] | None = None, priority: str | None = None,
+                             state: str | None = None) -> Call:
         request_id = new_request_id()
-        return Call("GetDisplayMessages", {"requestId": request_id}, outcome=answered_for(request_id))
+        payload: dict[str, Any] = {"requestId": request_id}
+        if ids is not None:
+            payload["id"] = ids
+        if priority is not None:
+            payload["priority"] = priority
+        if state is not None:
+            payload["state"] = state
+        return Call("GetDisplayMessages", payload, outcome=answered_for(request_id))
 
     def get_transaction_status(self, *, transaction_id: str) -> Call:
         return Call("GetTransactionStatus", {"transactionId": transaction_id}, outcome=transaction_status)

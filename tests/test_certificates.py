@@ -462,6 +462,12 @@ async def test_install_list_delete_renew_over_rest(server, version):
         verify_chain(chain, ca_of(server), station_id)
         assert cp.store.triggered == ["SignChargePointCertificate" if version == "1.6"
                                       else "SignChargingStationCertificate"]
+        if version == "1.6":  # the generic trigger asks for the Security extension's messages with ExtendedTriggerMessage
+            r = await server.api.post(f"/stations/{station_id}/trigger", json={"message": "LogStatusNotification"})
+            assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+            assert cp.store.triggered[-1] == "LogStatusNotification"
+            history = (await server.api.get(f"/stations/{station_id}/commands")).json()["items"]
+            assert history[0]["action"] == "ExtendedTriggerMessage"
     # offline: what was issued is still listed
     await asyncio.sleep(0.2)
     listing = (await server.api.get(base)).json()

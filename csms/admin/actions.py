@@ -25,7 +25,8 @@ OK_STATUSES = {"Accepted", "Unlocked", "Scheduled", "RebootRequired", "AcceptedC
 
 TRIGGER_MESSAGES = {
     "1.6": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "FirmwareStatusNotification",
-            "DiagnosticsStatusNotification"],
+            "DiagnosticsStatusNotification", "LogStatusNotification", "SignChargePointCertificate"],  # the last two:
+    # ExtendedTriggerMessage of the Security extension
     "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
               "FirmwareStatusNotification", "LogStatusNotification", "PublishFirmwareStatusNotification",
               "SignChargingStationCertificate"],

@@ -93,6 +93,9 @@ async def record_keys(reports: ReportService, state: StationState, response: dic
     await reports.configuration(state, response.get("configurationKey") or [])
 
 
+# Messages only the Security extension's ExtendedTriggerMessage can ask for.
+EXTENDED_TRIGGERS = frozenset({"LogStatusNotification", "SignChargePointCertificate"})
+
 class Calls16(StationCalls):
     version = V16
     purpose_names = PURPOSE_NAMES
@@ -131,10 +134,12 @@ class Calls16(StationCalls):
         return Call("ChangeAvailability", {"connectorId": evse_id, "type": "Operative" if operative else "Inoperative"})
 
     def trigger(self, *, message: str, evse_id: int | None) -> Call:
+        """TriggerMessage; ExtendedTriggerMessage (Security extension) for the messages only it
+        knows (``LogStatusNotification``, ``SignChargePointCertificate``)."""
         payload: dict[str, Any] = {"requestedMessage": message}
         if evse_id:
             payload["connectorId"] = evse_id
-        return Call("TriggerMessage", payload)
+        return Call("ExtendedTriggerMessage" if message in EXTENDED_TRIGGERS else "TriggerMessage", payload)
 
     def get_configuration(self, *, keys: list[str] | None) -> Call:
         return Call("GetConfiguration", {"key": keys} if keys else {}, outcome=accepted, record=record_keys)

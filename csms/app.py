@@ -32,6 +32,7 @@ from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
+from csms.api.firmware_publishing import FirmwarePublishingController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
 from csms.api.audit_log import AuditController
@@ -92,6 +93,7 @@ def api_router() -> Router:
         StationController,
         LocalListController,
         DisplayMessageController,
+        FirmwarePublishingController,
         StationTariffController,
         DerController,
         StationDataClearController,

@@ -117,6 +117,8 @@ STATION_BODIES = {
     "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"},  # tariffs/... (2.1)
     "der-controls": {"control_id": "c1", "control_type": "FreqDroop", "control": {}},  # 2.1
     "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
+    "publish": {"location": "https://example.org/fw.bin", "checksum": "0" * 32},  # firmware/... (local controller)
+    "unpublish": {"checksum": "0" * 32},
 }
 
 

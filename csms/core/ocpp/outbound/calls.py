@@ -241,6 +241,16 @@ class StationCalls(ABC):
         given); the outcome has the ``request_id`` of its reports."""
         raise self._not_in_version("display messages")
 
+    def publish_firmware(self, *, location: str, checksum: str, retries: int | None,
+                         retry_interval_s: int | None) -> Call:
+        """A local controller makes the firmware at ``location`` (MD5 ``checksum``) available to
+        the stations behind it; the outcome has the ``request_id`` of its status notifications."""
+        raise self._not_in_version("PublishFirmware")
+
+    def unpublish_firmware(self, *, checksum: str) -> Call:
+        """A local controller stops publishing the firmware with that MD5 ``checksum``."""
+        raise self._not_in_version("UnpublishFirmware")
+
     def get_transaction_status(self, *, transaction_id: str) -> Call:
         """The outcome has ``messages_in_queue`` (the station still has messages of the transaction
         to send) and ``ongoing`` (whether it is still going on; None when the answer does not say)."""

@@ -15,6 +15,7 @@ from csms.core.ocpp.outbound.calls import (
     StationCalls,
     StationCaps,
     accepted,
+    answered,
     answered_for,
     bool_or_none,
     int_or_none,
@@ -290,6 +291,19 @@ class Calls201(StationCalls):
 
     def get_transaction_status(self, *, transaction_id: str) -> Call:
         return Call("GetTransactionStatus", {"transactionId": transaction_id}, outcome=transaction_status)
+
+    def publish_firmware(self, *, location: str, checksum: str, retries: int | None,
+                         retry_interval_s: int | None) -> Call:
+        request_id = new_request_id()
+        payload: dict[str, Any] = {"location": location, "checksum": checksum, "requestId": request_id}
+        if retries is not None:
+            payload["retries"] = retries
+        if retry_interval_s is not None:
+            payload["retryInterval"] = retry_interval_s
+        return Call("PublishFirmware", payload, outcome=answered_for(request_id))
+
+    def unpublish_firmware(self, *, checksum: str) -> Call:
+        return Call("UnpublishFirmware", {"checksum": checksum}, outcome=answered)
 
     def running_cost(self, *, transaction_id: str, cost: SessionCost, meter_wh: float | None, at: datetime,
                      charging: bool) -> Call:

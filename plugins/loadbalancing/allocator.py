@@ -58,15 +58,21 @@ Rules, in the order they are applied
    ``crunch_pressure`` (2) times its limit to get their energy before they leave (each at
    most its cap) - no departure can be met anyway, and departures are set aside for
    fairness: the weights and starts of rule 6 become those that minimise the sum over the
-   loads of ``R ** crunch_size_exponent * u ** 2``, where ``u`` is the share of its
-   requested energy ``R`` (``energy_wh + energy_wh_needed``) a load will still miss after
-   ``crunch_horizon_s`` (5 min) at the limit it is given. With an exponent of 0 that is the
+   loads of ``R ** crunch_size_exponent * u ** 2 / n ** crunch_stay_exponent``, where ``u``
+   is the share of its requested energy ``R`` (``energy_wh + energy_wh_needed``) a load will
+   still miss after ``crunch_horizon_s`` (5 min) at the limit it is given and ``n`` the
+   number of such horizons before it leaves (at least 1; ``untimed_start_s`` for a load
+   without a departure). With a size exponent of 0 that is the
    sum of squared unmet shares (what Jain's index over delivered/requested rewards, but a
    car with a large demand then waits behind every small one); with 1 every load ends the
-   horizon missing the same share; the default 0.5 lies between. For a load with ``e`` Wh
+   horizon missing the same share; the default 0.5 lies between. The stay exponent (0.5)
+   lets a car that stays longer fall further behind now, as it has more rounds to catch up
+   in: with 0 a car leaving in ten minutes and one staying all day are cut alike, and what
+   the first misses is lost when it leaves. For a load with ``e`` Wh
    per amp over the horizon and ``m`` = ``energy_wh_needed``, the optimum under node limits
-   is the progressive filling of rule 6 with ``weight = R ** (2 - exponent) / e ** 2`` and
-   ``start = -m * e / R ** (2 - exponent)`` (scaled together), times the priority weight. A load whose energy is not known
+   is the progressive filling of rule 6 with ``weight = R ** (2 - exponent) * n ** stay / e ** 2``
+   and ``start = -m * e / (R ** (2 - exponent) * n ** stay)`` (scaled together), times the
+   priority weight. A load whose energy is not known
    takes the median weight and start of the loads whose energy is.
 
 4. **Rotation state.** The allocator remembers for each load whether it was charging (*on*)
@@ -248,6 +254,7 @@ class AllocatorConfig:
     max_wait_s: float = 1800.0
     crunch_horizon_s: float = 300.0
     crunch_size_exponent: float = 0.5
+    crunch_stay_exponent: float = 0.5
     behind_schedule_s: float | None = 900.0
 
 
@@ -373,7 +380,7 @@ def allocate(
         loads, wanting, keys, caps, limits, now, config) > config.crunch_pressure
     _fill_parameters(loads, wanting, now, config, weights, starts)
     if crunch:
-        _fill_shares(loads, wanting, config, weights, starts)
+        _fill_shares(loads, wanting, now, config, weights, starts)
 
     before = state.node_limits_a if state is not None else {}
     risen = [
@@ -524,18 +531,28 @@ def _fill_parameters(
 def _fill_shares(
     loads: Sequence[Load],
     wanting: list[bool],
+    now: float,
     config: AllocatorConfig,
     weights: list[float],
     starts: list[float],
 ) -> None:
     """Rule 3, in a crunch: weights and starts that minimise the sum of R ** exponent times
-    the squared unmet share after ``crunch_horizon_s`` (see the module docstring)."""
+    the squared unmet share after ``crunch_horizon_s``, divided by the horizons left before
+    the load leaves to the power ``crunch_stay_exponent`` (see the module docstring)."""
     power = 2.0 - config.crunch_size_exponent
     raw: dict[int, tuple[float, float]] = {}
     for i, load in enumerate(loads):
         if wanting[i] and load.energy_wh_needed is not None and load.energy_wh_needed > 0:
             per_amp = _watts_per_amp(load, config) * config.crunch_horizon_s / 3600.0
             size = (max(0.0, load.energy_wh) + load.energy_wh_needed) ** power
+            if config.crunch_stay_exponent:
+                # horizons left before it leaves: a car that stays longer can catch up later
+                if load.departure_at is not None and math.isfinite(load.departure_at):
+                    left_s = min(_HORIZON_S, load.departure_at - now)
+                else:
+                    left_s = config.untimed_start_s
+                horizons = max(config.crunch_horizon_s, left_s) / config.crunch_horizon_s
+                size *= horizons**config.crunch_stay_exponent
             raw[i] = (size / per_amp**2, -load.energy_wh_needed * per_amp / size)
     if not raw:
         return

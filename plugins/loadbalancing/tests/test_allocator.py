@@ -200,8 +200,14 @@ def test_an_earlier_departure_is_served_first_and_a_car_that_can_wait_is_paused(
     tight = allocate([site(18)], cars, now=0.0, config=no_crunch)
     assert tight.limits_a == pytest.approx({"a": 18.0, "b": 0.0})
     assert tight.paused == {"b"}
-    # In the crunch, equal demands and nothing received yet: equal shares.
-    assert allocate([site(18)], cars, now=0.0).limits_a == pytest.approx({"a": 9.0, "b": 9.0})
+    # In the crunch, equal demands and nothing received yet: b stays twice as many horizons
+    # (rule 3's stay exponent), and both need far more than 18 A gives in 5 min, so a takes
+    # the site and b waits (after a leaves, b gets it for an hour: both end with the same
+    # share of their demand).
+    assert allocate([site(18)], cars, now=0.0).limits_a == pytest.approx({"a": 18.0, "b": 0.0})
+    # Without the stay weighting (crunch_stay_exponent=0): equal shares now.
+    assert allocate([site(18)], cars, now=0.0, config=AllocatorConfig(crunch_stay_exponent=0.0)).limits_a == (
+        pytest.approx({"a": 9.0, "b": 9.0}))
     # Without deadline awareness: max-min fair.
     plain = allocate([site(18)], cars, now=0.0, config=AllocatorConfig(deadline_aware=False))
     assert plain.limits_a == pytest.approx({"a": 9.0, "b": 9.0})
@@ -712,6 +718,33 @@ def test_in_a_crunch_the_size_exponent_weighs_large_and_small_demands():
     assert limits(0.0) == pytest.approx({"small": 134.35 / 17, "large": 30 - 134.35 / 17}, abs=1e-3)
     # the default 0.5 lies between: 8 (2000 - 230 a) == 8000 - 230 b
     assert limits(0.5)["small"] == pytest.approx((30 + 8000 / 230) / 9)
+
+
+def test_in_a_crunch_a_car_that_stays_longer_falls_behind_first():
+    hour = 3600.0
+    # Equal demands; "soon" leaves in 1 h, "late" in 4 h. An hour's horizon (230 Wh per amp):
+    # they need 17.4 + 4.3 A before they leave, more than the site's 20 A (crunch from 1x).
+    cars = [
+        Load("soon", "site", (1,), energy_wh_needed=4000.0, departure_at=hour),
+        Load("late", "site", (1,), energy_wh_needed=4000.0, departure_at=4 * hour),
+    ]
+    config = AllocatorConfig(crunch_pressure=1.0, crunch_horizon_s=hour)
+    # With the stay exponent 0 nothing tells them apart: equal shares.
+    even = allocate([site(20)], cars, now=0.0, config=replace(config, crunch_stay_exponent=0.0)).limits_a
+    assert even == pytest.approx({"soon": 10.0, "late": 10.0})
+    # The default 0.5 divides each squared unmet share by the square root of the horizons
+    # left (1 and 4): (4000 - 230 a) == (4000 - 230 b) / 2 with a + b = 20.
+    weighted = allocate([site(20)], cars, now=0.0, config=config).limits_a
+    assert weighted == pytest.approx({"soon": 8600 / 690, "late": 20 - 8600 / 690})
+    # A car that has left its departure behind counts one horizon, not fewer.
+    overdue = [replace(cars[0], departure_at=-hour), cars[1]]
+    assert allocate([site(20)], overdue, now=0.0, config=config).limits_a == pytest.approx(weighted)
+    # A car without a departure counts as leaving untimed_start_s from now (here 4 h, as "late").
+    # (Only timed cars count for the crunch: "soon" alone needs 17.4 A, over half the 20 A.)
+    untimed = [cars[0], replace(cars[1], departure_at=None)]
+    result = allocate([site(20)], untimed, now=0.0,
+                      config=replace(config, untimed_start_s=4 * hour, crunch_pressure=0.5))
+    assert result.limits_a == pytest.approx(weighted)
 
 
 def test_in_a_crunch_a_large_demand_is_not_starved_by_a_stream_of_small_ones():

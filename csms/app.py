@@ -34,6 +34,7 @@ from csms.api.certificates import CertificateController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
+from csms.api.energy_controls import EnergyControlController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.plans import PlanController
@@ -94,6 +95,7 @@ def api_router() -> Router:
         DisplayMessageController,
         StationTariffController,
         DerController,
+        EnergyControlController,
         StationDataClearController,
         MonitoringController,
         CustomerInformationController,

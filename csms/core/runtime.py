@@ -30,6 +30,7 @@ from csms.core.services.certificates import CertificateService
 from csms.core.services.commands import Bus, CommandService, LocalBus
 from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.der import DerService
+from csms.core.services.energy_controls import EnergyControlService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
@@ -101,6 +102,7 @@ class Core:
         self.display_messages = DisplayMessageService(self.commands)
         self.station_tariffs = StationTariffService(self.commands)
         self.der = DerService(self.commands)
+        self.energy_controls = EnergyControlService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.station_data_clear = StationDataClearService(events, self.commands, self.customer_information)

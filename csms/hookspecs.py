@@ -202,6 +202,18 @@ def station_tariff(station_id, evse_id):
 
 
 @hookspec(Rule.FIRST_ANSWER)
+def tariff_message(station_id, evse_id, id_token, transaction_id, languages):
+    """First answer wins. The tariff text to show the driver of ``id_token`` at ``station_id``
+    (EVSE ``evse_id``, 0 when not known yet): OCPP 2.0.1/2.1 ``personalMessage`` in the
+    ``idTokenInfo`` of an accepted Authorize or TransactionEvent (I01), and during transaction
+    ``transaction_id`` (None at Authorize) ``updatedPersonalMessage`` when the text differs from
+    the one last given for it (I06). ``languages``: the languages the station's display speaks as
+    far as the core knows (its ``DisplayMessageCtrlr.Language``), best first, maybe empty. Return
+    a str, ``{"content": str, "language": str, "format": "UTF8" | "ASCII" | "HTML" | "URI"}``
+    or ``None`` (nothing to show)."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
 def vat_number_validation(station_id, vat_number, evse_id):
     """First answer wins. Whether ``vat_number`` (a 2.1 VatNumberValidation from a station's
     payment terminal, for a company invoice) is valid: return ``{"status": "Accepted" |

@@ -42,6 +42,7 @@ from csms.core.services.reports import ReportService
 from csms.core.services.reservations import ReservationService
 from csms.core.services.retention import RetentionService
 from csms.core.services.running_costs import RunningCostService
+from csms.core.services.tariff_messages import TariffMessageService
 from csms.core.services.sessions import SessionService
 from csms.core.services.settlement import SettlementService
 from csms.core.services.smart_charging.service import SmartChargingService
@@ -94,6 +95,7 @@ class Core:
         self.operations = Operations(self.commands, self.stations, self.reports)
         self.settlement = SettlementService(settings, events, self.commands)
         self.running_costs = RunningCostService(settings, self.commands)
+        self.tariff_messages = TariffMessageService()
         self.retention = RetentionService(settings, bus, node_id=node_id)
         self.smart_charging = SmartChargingService(
             settings, events, connections, node_id=node_id, commands=self.commands, operations=self.operations,

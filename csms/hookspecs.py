@@ -138,6 +138,21 @@ def authorize_token(station_id, id_token, token_type, evse_id, purpose):
 
 
 # ---------------------------------------------------------------------------------------------
+# Vendor data
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def data_transfer(station_id, vendor_id, message_id, data, ocpp_version):
+    """First answer wins. Answer a station's DataTransfer (OCPP 2.0.1/2.1 P02, 1.6 DataTransfer
+    CP→CS) of ``vendor_id`` and ``message_id`` (None when the station sent none) with its ``data``
+    (any JSON value in 2.0.1/2.1, a string or None in 1.6; ``ocpp_version`` says which). Return
+    ``{"status": "Accepted" | "Rejected" | "UnknownMessageId" | "UnknownVendorId", "data": ...}``
+    (``data`` optional; to a 1.6 station a value that is not a string goes as its JSON text), a
+    status str, or ``None`` for a vendor that is not yours. Without an answer: UnknownVendorId."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Certificates (PKI)
 # ---------------------------------------------------------------------------------------------
 

@@ -120,6 +120,7 @@ STATION_BODIES = {
     "afrr-signal": {"signal": 1}, "schedule-update": {"limit": 1}, "priority-charging": {"transaction_id": "T"},
     "allowed-energy-transfer": {"transaction_id": "T", "modes": ["DC"]},
     "web-payment-started": {"evse_id": 1, "timeout": 60},  # 2.1
+    "data-transfer": {"vendor_id": "com.example"},
 }
 
 

@@ -7,6 +7,7 @@ version, how the station's answer reads as the neutral result, and what of the a
 
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -115,6 +116,19 @@ class StationCalls(ABC):
     # AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging, NotifyAllowedEnergyTransfer, NotifyWebPaymentStarted (2.1)
     supports_energy_controls: bool = False
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
+
+    #: DataTransfer's ``data`` is a string in this version (1.6), any JSON value in 2.0.1 and 2.1
+    data_transfer_text: bool = False
+
+    def data_transfer(self, *, vendor_id: str, message_id: str | None, data: Any) -> Call:
+        """DataTransfer to the station (P01, 1.6 DataTransfer CS→CP); where the version takes only
+        text, other ``data`` goes as its JSON text. The outcome has the station's ``data``."""
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = json.dumps(data) if self.data_transfer_text and not isinstance(data, str) else data
+        return Call("DataTransfer", payload, outcome=lambda r: {**answered(r), "data": r.get("data")})
 
     def _not_in_version(self, what: str) -> OperationError:
         return OperationError(N_("OCPP %(version)s has no %(what)s"), version=self.version, what=what)

@@ -31,7 +31,9 @@ def last_call(st: Any, action: str) -> dict[str, Any]:
     return found[-1]["params"]
 
 
-async def test_strict_21_station_energy_controls(server, node_station):
+async def test_strict_21_station_energy_controls(any_server, node_station):
+    """On SQLite and PostgreSQL (the stored JSON and flags)."""
+    server = any_server
     sid, tag = "ENERGY21", "ENERGY21-TAG"
     api = server.api
     await create_token(server, tag)

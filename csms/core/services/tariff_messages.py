@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from csms.core.tables import DeviceVariable
-from csms.plugins import call_hook
+from csms.plugins import call_hook, hook_impls
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class TariffMessageService:
 
     async def _ask(self, station_id: str, evse_id: int | None, id_token: str, transaction_id: str | None
                    ) -> dict[str, Any] | None:
+        if not hook_impls("tariff_message"):  # nobody to ask: no query at each transaction event
+            return None
         answer = await call_hook("tariff_message", station_id=station_id, evse_id=evse_id or 0, id_token=id_token,
                                  transaction_id=transaction_id, languages=await self._languages(station_id))
         return message_content(answer)

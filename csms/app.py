@@ -35,6 +35,7 @@ from csms.api.display_messages import DisplayMessageController
 from csms.api.firmware_publishing import FirmwarePublishingController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
+from csms.api.energy_controls import EnergyControlController
 from csms.api.audit_log import AuditController
 from csms.api.keys import ApiKeyController
 from csms.api.plans import PlanController
@@ -96,6 +97,7 @@ def api_router() -> Router:
         FirmwarePublishingController,
         StationTariffController,
         DerController,
+        EnergyControlController,
         StationDataClearController,
         MonitoringController,
         CustomerInformationController,

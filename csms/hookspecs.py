@@ -138,6 +138,21 @@ def authorize_token(station_id, id_token, token_type, evse_id, purpose):
 
 
 # ---------------------------------------------------------------------------------------------
+# Vendor data
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def data_transfer(station_id, vendor_id, message_id, data, ocpp_version):
+    """First answer wins. Answer a station's DataTransfer (OCPP 2.0.1/2.1 P02, 1.6 DataTransfer
+    CP→CS) of ``vendor_id`` and ``message_id`` (None when the station sent none) with its ``data``
+    (any JSON value in 2.0.1/2.1, a string or None in 1.6; ``ocpp_version`` says which). Return
+    ``{"status": "Accepted" | "Rejected" | "UnknownMessageId" | "UnknownVendorId", "data": ...}``
+    (``data`` optional; to a 1.6 station a value that is not a string goes as its JSON text), a
+    status str, or ``None`` for a vendor that is not yours. Without an answer: UnknownVendorId."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Certificates (PKI)
 # ---------------------------------------------------------------------------------------------
 
@@ -199,6 +214,18 @@ def station_tariff(station_id, evse_id):
     ``evse_id`` (0: the station as a whole), as a 2.1 TariffType (dict: ``tariffId``,
     ``currency``, ``energy``, ``chargingTime``, ``idleTime``, ``fixedFee``, ...), or ``None``.
     Used for SetDefaultTariff and ChangeTransactionTariff when the operator gives no tariff."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
+def tariff_message(station_id, evse_id, id_token, transaction_id, languages):
+    """First answer wins. The tariff text to show the driver of ``id_token`` at ``station_id``
+    (EVSE ``evse_id``, 0 when not known yet): OCPP 2.0.1/2.1 ``personalMessage`` in the
+    ``idTokenInfo`` of an accepted Authorize or TransactionEvent (I01), and during transaction
+    ``transaction_id`` (None at Authorize) ``updatedPersonalMessage`` when the text differs from
+    the one last given for it (I06). ``languages``: the languages the station's display speaks as
+    far as the core knows (its ``DisplayMessageCtrlr.Language``), best first, maybe empty. Return
+    a str, ``{"content": str, "language": str, "format": "UTF8" | "ASCII" | "HTML" | "URI"}``
+    or ``None`` (nothing to show)."""
 
 
 @hookspec(Rule.FIRST_ANSWER)

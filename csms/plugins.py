@@ -52,6 +52,8 @@ DEFAULT_PLUGINS = (
     "csms.admin.display_messages",
     "csms.admin.monitoring",
     "csms.admin.customer_information",
+    "csms.admin.data_clears",
+    "csms.admin.der",
     "csms.admin.qr_labels",
 )
 

@@ -119,6 +119,10 @@ STATION_BODIES = {
     "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
     "publish": {"location": "https://example.org/fw.bin", "checksum": "0" * 32},  # firmware/... (local controller)
     "unpublish": {"checksum": "0" * 32},
+    "afrr-signal": {"signal": 1}, "schedule-update": {"limit": 1}, "priority-charging": {"transaction_id": "T"},
+    "allowed-energy-transfer": {"transaction_id": "T", "modes": ["DC"]},
+    "web-payment-started": {"evse_id": 1, "timeout": 60},  # 2.1
+    "data-transfer": {"vendor_id": "com.example"},
 }
 
 
@@ -133,7 +137,7 @@ async def test_every_station_command_answers_404_for_an_unknown_station(server):
         if not isinstance(route, HTTPRoute) or not (route.path + "/").startswith(prefix + "/"):
             continue
         path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")
-        path = path.replace("{message_id:int}", "1")[len("/api/v1"):]
+        path = path.replace("{message_id:int}", "1").replace("{profile_id:int}", "1")[len("/api/v1"):]
         for method in sorted(route.methods - {"GET", "HEAD", "OPTIONS"}):
             last_two = "/".join(route.path.rsplit("/", 2)[-2:])
             body = STATION_BODIES[last_two] if last_two in STATION_BODIES else STATION_BODIES[route.path.rsplit("/", 1)[-1]]

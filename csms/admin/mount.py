@@ -20,7 +20,7 @@ from csms.admin import (audit, auth, cards, dashboard, display_messages, local_l
                         public_map, session_actions, sessions, sites, stations, users)
 from csms.admin import plans, reservations
 from csms.admin import qr_labels
-from csms.admin import customer_information, monitoring
+from csms.admin import customer_information, der, monitoring
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -57,6 +57,7 @@ def admin_router() -> Router:
             monitoring.monitoring_panel, monitoring.monitoring_set, monitoring.monitoring_clear,
             monitoring.monitoring_report, monitoring.monitoring_base, monitoring.monitoring_level,
             customer_information.customer_information_panel, customer_information.customer_information_request,
+            der.der_panel, der.der_set, der.der_get, der.der_clear, der.der_battery_swap,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,

@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
 from csms.admin.templating import is_htmx
-from csms.core.ocpp.validation import OcppError
+from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.i18n import gettext
@@ -32,6 +32,9 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
         ok, notice = False, gettext("The station did not answer in time.")
     except OperationError as exc:
         ok, notice = False, str(exc)
+    except InvalidPayload as exc:  # ours, refused before it was sent
+        ok, notice = False, gettext("The request is not valid OCPP (%(code)s): %(description)s", code=exc.code,
+                                    description=exc.description)
     except OcppError as exc:
         ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
                                     description=exc.description)

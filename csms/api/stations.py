@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post, put, delete
@@ -87,6 +87,12 @@ class AvailabilityBody(msgspec.Struct, forbid_unknown_fields=True):
     operative: bool
     evse_id: Int32 = 0
     connector_id: Int32 | None = None
+
+
+class DataTransferBody(msgspec.Struct, forbid_unknown_fields=True):
+    vendor_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    message_id: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    data: Any = None  # any JSON value; a 1.6 station takes text, so other values go as their JSON text
 
 
 class TriggerBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -395,6 +401,12 @@ class StationController(Controller):
     async def trigger(self, request: Request, station_id: str, data: TriggerBody) -> dict[str, Any]:
         return await run_command(get_core().operations.trigger(
             station_id, message=data.message, evse_id=data.evse_id, by=caller(request)))
+
+    @post("/{station_id:str}/data-transfer", guards=[require("operator")])
+    async def data_transfer(self, request: Request, station_id: str, data: DataTransferBody) -> dict[str, Any]:
+        """DataTransfer to the station (2.0.1/2.1 P01, 1.6 CS→CP): its status and its ``data``."""
+        return await run_command(get_core().operations.data_transfer(
+            station_id, vendor_id=data.vendor_id, message_id=data.message_id, data=data.data, by=caller(request)))
 
     @post("/{station_id:str}/clear-cache", guards=[require("operator")])
     async def clear_cache(self, request: Request, station_id: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from csms.core.services.certificates import CertificateService
 from csms.core.services.commands import Bus, CommandService, LocalBus
 from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.der import DerService
+from csms.core.services.energy_controls import EnergyControlService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
@@ -41,6 +42,7 @@ from csms.core.services.reports import ReportService
 from csms.core.services.reservations import ReservationService
 from csms.core.services.retention import RetentionService
 from csms.core.services.running_costs import RunningCostService
+from csms.core.services.tariff_messages import TariffMessageService
 from csms.core.services.sessions import SessionService
 from csms.core.services.settlement import SettlementService
 from csms.core.services.smart_charging.service import SmartChargingService
@@ -93,6 +95,7 @@ class Core:
         self.operations = Operations(self.commands, self.stations, self.reports)
         self.settlement = SettlementService(settings, events, self.commands)
         self.running_costs = RunningCostService(settings, self.commands)
+        self.tariff_messages = TariffMessageService()
         self.retention = RetentionService(settings, bus, node_id=node_id)
         self.smart_charging = SmartChargingService(
             settings, events, connections, node_id=node_id, commands=self.commands, operations=self.operations,
@@ -101,6 +104,7 @@ class Core:
         self.display_messages = DisplayMessageService(self.commands)
         self.station_tariffs = StationTariffService(self.commands)
         self.der = DerService(self.commands)
+        self.energy_controls = EnergyControlService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.station_data_clear = StationDataClearService(events, self.commands, self.customer_information)

@@ -234,6 +234,10 @@ class ChargingSession(Table, tablename="charging_session"):
     departure_at = Timestamptz(null=True, default=None)  # when the driver leaves (smart charging)
     energy_target_wh = DoublePrecision(null=True, default=None)  # energy the driver wants in this session
     v2x = JSON(null=True, default=None)  # the EV's bidirectional (V2X) parameters, from 2.1 NotifyEVChargingNeeds
+    # 2.1: priority charging of the transaction (UsePriorityCharging accepted, NotifyPriorityCharging); None: never asked
+    priority_charging = Boolean(null=True, default=None)
+    # 2.1: the energy transfer modes the CSMS allows (NotifyAllowedEnergyTransfer accepted); None: not restricted
+    allowed_energy_transfer = JSON(null=True, default=None)
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -367,6 +371,9 @@ class ChargingProfile(Table, tablename="charging_profile"):
     status = Varchar(length=16, default="")
     sent_at = Timestamptz(default=TimestamptzNow())
     cleared_at = Timestamptz(null=True, default=None)
+    # 2.1: the last UpdateDynamicSchedule the station accepted for this profile (a ChargingScheduleUpdateType)
+    schedule_update = JSON(null=True, default=None)
+    schedule_updated_at = Timestamptz(null=True, default=None)
 
 
 class Reservation(Table, tablename="reservation"):

@@ -20,6 +20,7 @@ from plugins.billing.cost_updates import cost_updates
 from plugins.billing.costing import choose_tariff, quote_session
 from plugins.billing.settlements import settle, settlement_row, stored_cost
 from plugins.billing.station_tariff import station_tariff as station_tariff_for
+from plugins.billing.station_tariff import tariff_message as tariff_message_for
 
 add_hookspecs(billing_hookspecs)
 
@@ -72,6 +73,21 @@ def station_tariff(station_id, evse_id):
         return await station_tariff_for(station_id, evse_id)
 
     return tariff
+
+
+@hookimpl(trylast=True)
+def tariff_message(station_id, evse_id, id_token, transaction_id, languages):
+    """The text of the driver's tariff at the station (its OCPI ``tariff_alt_text``), in the
+    display's language where the tariff has it; none at a station whose organization's plan does
+    not include billing."""
+
+    async def message() -> Any:
+        station = await Station.select(Station.organization).where(Station.station_id == station_id).first()
+        if station is not None and not await feature_enabled(station["organization"], BILLING):
+            return None
+        return await tariff_message_for(station_id, evse_id, id_token, languages)
+
+    return message
 
 
 @hookimpl

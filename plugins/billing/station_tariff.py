@@ -111,3 +111,23 @@ async def station_tariff(station_id: str, evse_id: int) -> dict[str, Any] | None
         return None
     suffix = f"-v{choice.version}" if choice.version is not None else ""
     return ocpp21_tariff(choice.tariff, f"{choice.code}{suffix}")
+
+
+def _primary(language: str) -> str:
+    return language.split("-")[0].split("_")[0].lower()
+
+
+async def tariff_message(station_id: str, evse_id: int, id_token: str, languages: list[str]) -> dict[str, Any] | None:
+    """The text of the tariff the driver of ``id_token`` pays at the station's EVSE now (its
+    ``tariff_alt_text``), in the first of ``languages`` it has, else English, else its first
+    text; None when that tariff has no text (or none applies)."""
+    ctx = await session_context({"station_id": station_id, "evse_id": evse_id, "started_at": utcnow(),
+                                 "id_token": id_token})
+    choice = await choose_tariff(ctx)
+    if choice is None or not choice.tariff.tariff_alt_text:
+        return None
+    texts = choice.tariff.tariff_alt_text
+    by_language = {_primary(t.language): t for t in reversed(texts)}
+    text = next((by_language[_primary(lang)] for lang in [*languages, "en"] if _primary(lang) in by_language),
+                texts[0])
+    return {"format": "UTF8", "language": text.language, "content": text.text[:_MAX_TEXT]}

@@ -962,6 +962,30 @@ function registerHandlers() {
             station.tx.tariff = p.tariff;
             return { status: 'Accepted' };
         });
+        // what else the CSMS may tell a 2.1 station
+        handle('AFRRSignal', async (p) => ({ status: p.signal >= -1 && p.signal <= 1 ? 'Accepted' : 'Rejected' }));
+        handle('UpdateDynamicSchedule', async (p) => {
+            const held = station.profiles.find(x => profileId(x.profile) === p.chargingProfileId);
+            if (!held || held.profile.chargingProfileKind !== 'Dynamic') {
+                return { status: 'Rejected', statusInfo: { reasonCode: 'UnknownProfile' } };
+            }
+            held.update = p.scheduleUpdate;
+            return { status: 'Accepted' };
+        });
+        const txNotFound = { status: 'Rejected', statusInfo: { reasonCode: 'TxNotFound' } };
+        handle('UsePriorityCharging', async (p, ctx) => {
+            if (!station.tx || station.tx.id !== p.transactionId) return txNotFound;
+            // the station reports the switch once it is done (NotifyPriorityCharging)
+            ctx.then(async () => { await call('NotifyPriorityCharging', { transactionId: p.transactionId,
+                                                                          activated: p.activate }); });
+            return { status: 'Accepted' };
+        });
+        handle('NotifyAllowedEnergyTransfer', async (p) => {
+            if (!station.tx || station.tx.id !== p.transactionId) return txNotFound;
+            station.tx.allowedEnergyTransfer = p.allowedEnergyTransfer;
+            return { status: 'Accepted' };
+        });
+        handle('NotifyWebPaymentStarted', async () => ({}));
     }
 }
 

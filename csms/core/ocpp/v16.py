@@ -17,6 +17,7 @@ from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V16, OcppError, error_code
 from csms.core.services.authorization import STATUS_TO_16
+from csms.core.services.data_transfer import vendor_answer
 from csms.core.services.sessions import Sample
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 
@@ -151,7 +152,7 @@ class StationConnection16(StationConnection):
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
         await self.core.reports.record(self.state, "data_transfer", p["vendorId"][:64],
                                        summary=p.get("messageId", ""), details=p)
-        return {"status": "UnknownVendorId"}
+        return await vendor_answer(self.station_id, self.version, p["vendorId"], p.get("messageId"), p.get("data"))
 
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:

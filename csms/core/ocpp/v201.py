@@ -11,8 +11,9 @@ from csms.core.domain import AuthorizationResult
 from csms.core.ocpp.connection import StationConnection
 from csms.core.ocpp.validation import NUMBER_LIMIT, V201, OcppError, error_code
 from csms.core.services import ev_schedules
-from csms.core.services.smart_charging import external_limits
+from csms.core.services.data_transfer import vendor_answer
 from csms.core.services.sessions import Sample
+from csms.core.services.smart_charging import external_limits
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.plugins import hook_impls
 
@@ -95,7 +96,12 @@ class StationConnection201(StationConnection):
     async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
         token = p["idToken"]
         auth = await self.core.auth.authorize(self.station_id, token["idToken"], token["type"], purpose="authorize")
-        return {"idTokenInfo": id_token_info(auth)}
+        info = id_token_info(auth)
+        if auth.accepted:  # I01: the driver's tariff on the station's display
+            message = await self.core.tariff_messages.personal(self.station_id, id_token=token["idToken"])
+            if message is not None:
+                info["personalMessage"] = message
+        return {"idTokenInfo": info}
 
     @on(Action.transaction_event)
     async def on_transaction_event(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -116,11 +122,34 @@ class StationConnection201(StationConnection):
             await self.core.reports.record(self.state, "signed_meter_values", "TransactionEvent", evse_id=evse.get("id"),
                                            details={"transaction_id": info["transactionId"], "values": signed})
         answer: dict[str, Any] = {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
+        await self._tariff_text(p, answer, auth)
         if p["eventType"] == "Ended":
             cost = await self.core.settlement.final_cost(self.state.pk, info["transactionId"])
             if cost is not None:
                 answer["totalCost"] = float(cost.total_incl_vat)
         return answer
+
+    async def _tariff_text(self, p: dict[str, Any], answer: dict[str, Any], auth: AuthorizationResult | None) -> None:
+        """The driver's tariff text in a TransactionEvent answer: ``personalMessage`` with an
+        accepted token (I01), ``updatedPersonalMessage`` when it changed during the transaction (I06)."""
+        transaction_id = p["transactionInfo"]["transactionId"]
+        if p["eventType"] == "Ended":
+            self.core.tariff_messages.ended(self.station_id, transaction_id)
+            return
+        evse_id = (p.get("evse") or {}).get("id")
+        token = (p.get("idToken") or {}).get("idToken")
+        if auth is not None and auth.accepted and token:
+            message = await self.core.tariff_messages.personal(self.station_id, id_token=token, evse_id=evse_id,
+                                                               transaction_id=transaction_id)
+            if message is not None:
+                answer["idTokenInfo"]["personalMessage"] = message
+            return
+        live = self.core.sessions.find(self.station_id, transaction_id)
+        if live is not None and live.id_token:
+            message = await self.core.tariff_messages.updated(self.station_id, transaction_id=transaction_id,
+                                                              id_token=live.id_token, evse_id=live.evse_id)
+            if message is not None:
+                answer["updatedPersonalMessage"] = message
 
     @on(Action.meter_values)
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -279,4 +308,4 @@ class StationConnection201(StationConnection):
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
         await self.core.reports.record(self.state, "data_transfer", p["vendorId"][:64],
                                        summary=p.get("messageId", ""), details=p)
-        return {"status": "UnknownVendorId"}
+        return await vendor_answer(self.station_id, self.version, p["vendorId"], p.get("messageId"), p.get("data"))

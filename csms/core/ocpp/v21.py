@@ -129,6 +129,9 @@ class StationConnection21(StationConnection201):
             self.state, "charging_limit", "NotifyPriorityCharging",
             summary=f"priority charging {'activated' if p['activated'] else 'ended'} "
                     f"for transaction {p['transactionId']}", details=p)
+        # the station's word on the transaction's priority charging (asked by UsePriorityCharging or not)
+        await self.core.energy_controls.priority_charging_reported(self.state.pk, p["transactionId"],
+                                                                    bool(p["activated"]))
         return {}
 
     @on(Action.vat_number_validation)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import StationCalls
 from csms.core.ocpp.outbound.calls import new_request_id
+from csms.core.ocpp.outbound.v201 import TOKEN_TYPES as TOKEN_TYPES_201
 from csms.core.services.operations import calls_with
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ CONTROL_FIELDS: dict[str, str] = {
     "EnterService": "enterService", "FixedPFAbsorb": "fixedPFAbsorb", "FixedPFInject": "fixedPFInject",
     "FixedVar": "fixedVar", "FreqDroop": "freqDroop", "Gradients": "gradient", "LimitMaxDischarge": "limitMaxDischarge",
 }
+
+# IdTokenEnumType of 2.1 (2.0.1's and what 2.1 adds), for a battery swap's token
+TOKEN_TYPES = TOKEN_TYPES_201 | {"DirectPayment", "EVCCID", "VIN"}
 
 
 class DerService:

@@ -130,6 +130,13 @@ class Operations:
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.trigger(message=message, evse_id=evse_id), by)
 
+    async def data_transfer(self, station_id: str, *, vendor_id: str, message_id: str | None = None,
+                            data: Any = None, by: str = "") -> dict[str, Any]:
+        """DataTransfer to the station; its status and its ``data``."""
+        calls = await self._calls(station_id)
+        return await self._run(station_id, calls.data_transfer(vendor_id=vendor_id, message_id=message_id,
+                                                               data=data), by)
+
     # -- configuration ------------------------------------------------------------------------
 
     async def get_configuration(self, station_id: str, *, keys: list[str] | None = None,

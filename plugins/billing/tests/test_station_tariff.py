@@ -82,3 +82,42 @@ async def test_no_assigned_tariff_no_default(server):
     async with station(server, "CP-NOTARIFF", "2.1"):
         r = await server.api.post("/stations/CP-NOTARIFF/tariffs/default", json={})
         assert r.status_code == 400 and "no plugin has one" in r.json()["detail"], r.text
+
+
+async def test_the_drivers_tariff_text_in_the_displays_language(server):
+    """The ``tariff_message`` hook: the text of the tariff the driver pays there reaches the
+    station in Authorize's and the transaction's ``personalMessage``; in the language the
+    station's display speaks (DisplayMessageCtrlr.Language) where the tariff has it, else English."""
+    from ocpp.v201 import call as call201
+
+    from plugins.billing.tests.helpers import iso, minutes_ago
+
+    await default_tariff(server, {**FLAT_AND_ENERGY, "tariff_alt_text": [
+        {"language": "fr", "text": "0,30 EUR/kWh et 1 EUR par session"},
+        {"language": "en", "text": "0.30 EUR/kWh and 1 EUR per session"},
+        {"language": "de", "text": "0,30 EUR/kWh und 1 EUR pro Sitzung"}]})
+    r = await server.api.post("/tokens", json={"id_token": "TEXT-1", "type": "ISO14443"})
+    assert r.status_code == 201, r.text
+    async with station(server, "CP-TEXT", "2.0.1") as cp:
+        answer = await cp.call(call201.Authorize(id_token={"idToken": "TEXT-1", "type": "ISO14443"}))
+        assert answer.id_token_info["personal_message"] == {
+            "format": "UTF8", "language": "en", "content": "0.30 EUR/kWh and 1 EUR per session"}
+        await cp.call(call201.NotifyReport(request_id=1, generated_at=iso(minutes_ago(0)), seq_no=0, report_data=[
+            {"component": {"name": "DisplayMessageCtrlr"}, "variable": {"name": "Language"},
+             "variableAttribute": [{"type": "Actual", "value": "de-DE"}]}]))
+        await server.core.writer.flush()
+        answer = await cp.call(call201.Authorize(id_token={"idToken": "TEXT-1", "type": "ISO14443"}))
+        assert answer.id_token_info["personal_message"]["content"] == "0,30 EUR/kWh und 1 EUR pro Sitzung"
+        started = await cp.call(call201.TransactionEvent(
+            event_type="Started", timestamp=iso(minutes_ago(5)), trigger_reason="Authorized", seq_no=0,
+            transaction_info={"transactionId": "tx-text"}, id_token={"idToken": "TEXT-1", "type": "ISO14443"},
+            evse={"id": 1, "connectorId": 1}))
+        assert started.id_token_info["personal_message"]["language"] == "de"
+        updated = await cp.call(call201.TransactionEvent(
+            event_type="Updated", timestamp=iso(minutes_ago(2)), trigger_reason="MeterValuePeriodic", seq_no=1,
+            transaction_info={"transactionId": "tx-text"}))
+        assert updated.updated_personal_message is None  # the same tariff: nothing new to say
+    # an unknown card is not accepted: no text
+    async with station(server, "CP-TEXT2", "2.0.1") as cp:
+        answer = await cp.call(call201.Authorize(id_token={"idToken": "NOBODY", "type": "ISO14443"}))
+        assert "personal_message" not in answer.id_token_info

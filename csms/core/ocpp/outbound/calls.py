@@ -7,6 +7,7 @@ version, how the station's answer reads as the neutral result, and what of the a
 
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -112,7 +113,22 @@ class StationCalls(ABC):
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
+    # AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging, NotifyAllowedEnergyTransfer, NotifyWebPaymentStarted (2.1)
+    supports_energy_controls: bool = False
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
+
+    #: DataTransfer's ``data`` is a string in this version (1.6), any JSON value in 2.0.1 and 2.1
+    data_transfer_text: bool = False
+
+    def data_transfer(self, *, vendor_id: str, message_id: str | None, data: Any) -> Call:
+        """DataTransfer to the station (P01, 1.6 DataTransfer CS→CP); where the version takes only
+        text, other ``data`` goes as its JSON text. The outcome has the station's ``data``."""
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = json.dumps(data) if self.data_transfer_text and not isinstance(data, str) else data
+        return Call("DataTransfer", payload, outcome=lambda r: {**answered(r), "data": r.get("data")})
 
     def _not_in_version(self, what: str) -> OperationError:
         return OperationError(N_("OCPP %(version)s has no %(what)s"), version=self.version, what=what)
@@ -329,6 +345,26 @@ class StationCalls(ABC):
 
     def request_battery_swap(self, *, request_id: int, id_token: str, token_type: str) -> Call:
         raise self._not_in_version("battery swaps (OCPP 2.1 has)")
+
+    # -- grid signals, dynamic schedules, priority charging, energy transfer, web payment (2.1)
+
+    def afrr_signal(self, *, timestamp: datetime, signal: int) -> Call:
+        """AFRRSignal: the value of the aFRR signal (of the station's v2xSignalWattCurve) from ``timestamp``."""
+        raise self._not_in_version("aFRR signals (OCPP 2.1 has)")
+
+    def update_dynamic_schedule(self, *, profile_id: int, update: dict[str, Any]) -> Call:
+        """UpdateDynamicSchedule of the dynamic charging profile ``profile_id`` (``update``: a
+        ChargingScheduleUpdateType)."""
+        raise self._not_in_version("dynamic schedule updates (OCPP 2.1 has)")
+
+    def use_priority_charging(self, *, transaction_id: str, activate: bool) -> Call:
+        raise self._not_in_version("priority charging (OCPP 2.1 has)")
+
+    def notify_allowed_energy_transfer(self, *, transaction_id: str, modes: list[str]) -> Call:
+        raise self._not_in_version("allowed energy transfer modes (OCPP 2.1 has)")
+
+    def notify_web_payment_started(self, *, evse_id: int, timeout: int) -> Call:
+        raise self._not_in_version("web payments (OCPP 2.1 has)")
 
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,

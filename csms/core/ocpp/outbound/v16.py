@@ -102,6 +102,7 @@ class Calls16(StationCalls):
     max_id_token_length = ID_TAG_LENGTH
     final_cost_by_data_transfer = True
     supports_running_cost = True
+    data_transfer_text = True
     running_cost_by_data_transfer = True
 
     def fit_id_token(self, id_token: str) -> str:

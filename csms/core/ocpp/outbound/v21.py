@@ -4,15 +4,20 @@ taken: OEM root certificates, and charging profiles with its V2X fields (``setpo
 ``dischargeLimit``, ``operationMode`` of a schedule period) pass through SetChargingProfile.
 New: the tariffs a station calculates costs with (SetDefaultTariff, GetTariffs, ClearTariffs,
 ChangeTransactionTariff), DER controls (SetDERControl, GetDERControl, ClearDERControl) and
-RequestBatterySwap."""
+RequestBatterySwap; and AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging,
+NotifyAllowedEnergyTransfer and NotifyWebPaymentStarted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound.calls import Call, answered, answered_for
+from csms.core.ocpp.outbound.calls import Call, accepted, answered, answered_for
 from csms.core.ocpp.outbound.v201 import GET_CERTIFICATE_TYPES, INSTALL_CERTIFICATE_TYPES, Calls201
 from csms.core.ocpp.validation import V21
+from csms.core.timeutil import ocpp_ts
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class Calls21(Calls201):
@@ -21,6 +26,7 @@ class Calls21(Calls201):
     listable_certificate_types = GET_CERTIFICATE_TYPES | {"OEMRootCertificate"}  # GetCertificateIdUseEnumType
     supports_tariffs = True
     supports_der = True
+    supports_energy_controls = True
 
     def set_default_tariff(self, *, evse_id: int, tariff: dict[str, Any]) -> Call:
         return Call("SetDefaultTariff", {"evseId": evse_id, "tariff": tariff})
@@ -67,3 +73,18 @@ class Calls21(Calls201):
     def request_battery_swap(self, *, request_id: int, id_token: str, token_type: str) -> Call:
         return Call("RequestBatterySwap", {"requestId": request_id, "idToken": {"idToken": id_token, "type": token_type}},
                     outcome=answered_for(request_id))
+
+    def afrr_signal(self, *, timestamp: datetime, signal: int) -> Call:
+        return Call("AFRRSignal", {"timestamp": ocpp_ts(timestamp), "signal": signal})
+
+    def update_dynamic_schedule(self, *, profile_id: int, update: dict[str, Any]) -> Call:
+        return Call("UpdateDynamicSchedule", {"chargingProfileId": profile_id, "scheduleUpdate": update})
+
+    def use_priority_charging(self, *, transaction_id: str, activate: bool) -> Call:
+        return Call("UsePriorityCharging", {"transactionId": transaction_id, "activate": activate})
+
+    def notify_allowed_energy_transfer(self, *, transaction_id: str, modes: list[str]) -> Call:
+        return Call("NotifyAllowedEnergyTransfer", {"transactionId": transaction_id, "allowedEnergyTransfer": modes})
+
+    def notify_web_payment_started(self, *, evse_id: int, timeout: int) -> Call:
+        return Call("NotifyWebPaymentStarted", {"evseId": evse_id, "timeout": timeout}, outcome=accepted)

@@ -660,6 +660,34 @@ def test_profiles_are_valid_for_each_version(version, unit):
                 assert schedule["chargingSchedulePeriod"][0]["limit"] == math.floor(13.7 * 230)
 
 
+async def test_a_session_on_priority_charging_is_served_first(server):
+    """OCPP 2.1 priority charging (UsePriorityCharging accepted, or the station's
+    NotifyPriorityCharging) makes the session's load priority 1: it gets the larger share."""
+    fast(server)
+    rounds = Rounds(server)
+    api = server.api
+    site = await make_site(api)
+    await make_station(api, "SC-PRIO", site["id"])
+    await api.post("/tokens", json={"id_token": "CAR-PRIO"})
+    st = SimStation("SC-PRIO", server.ws_url("SC-PRIO"), "2.0.1", evses=2, check_frames=True)
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        for evse in (1, 2):
+            await st.start_session(evse, "CAR-PRIO")
+        await rounds.wait(lambda r: r.limits == {"SC-PRIO/1": 16.0, "SC-PRIO/2": 16.0}, since=mark)
+        await ChargingSession.update({ChargingSession.priority_charging: True}).where(
+            (ChargingSession.evse_id == 2) & (ChargingSession.state == "active"))
+        mark = rounds.mark()
+        server.core.smart_charging.request(site["id"])
+        r = await rounds.wait(lambda r: r.limits.get("SC-PRIO/2", 0) > r.limits.get("SC-PRIO/1", 0), since=mark)
+        assert [load.priority for load in sorted(r.loads, key=lambda load: load.id)] == [0, 1]
+    finally:
+        await st.close()
+
+
 def test_an_external_schedule_limits_within_its_time_only():
     from csms.core.services.smart_charging.external_limits import limit_at
 

@@ -462,7 +462,7 @@ class SmartChargingService:
             sessions += await self._sessions_elsewhere(st_by_id, {x.id for x in sessions})
         extra_rows = await ChargingSession.select(
             ChargingSession.id, ChargingSession.departure_at, ChargingSession.energy_target_wh,
-            ChargingSession.driver, ChargingSession.flags, ChargingSession.v2x,
+            ChargingSession.driver, ChargingSession.flags, ChargingSession.v2x, ChargingSession.priority_charging,
         ).where(ChargingSession.id.is_in([x.id for x in sessions])).output(load_json=True) if sessions else []
         extra = {r["id"]: r for r in extra_rows}
         learned: dict[int, Any] = {}
@@ -502,6 +502,7 @@ class SmartChargingService:
                 max_a=float(s["max_current_a"] if s["max_current_a"] is not None else cfg.default_max_current_a),
                 measured_a=measured, power_w=x.power_w, started_at=x.started_at, node=f"station:{x.station_id}",
                 departure_at=departure, energy_wh=x.energy_wh,
+                priority=1 if info.get("priority_charging") else 0,  # 2.1 UsePriorityCharging: served first
                 energy_wh_needed=None if target is None else max(0.0, target - x.energy_wh),
                 discharge_max_a=discharge_a(info.get("v2x"), s["ocpp_version"], voltage, len(station_phases)),
                 discharge_spare_wh=float((info.get("v2x") or {}).get("spare_wh") or 0.0),

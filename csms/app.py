@@ -31,6 +31,7 @@ from csms.api import bounds, tenancy
 from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
+from csms.api.charging_profiles import ChargingProfileController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
@@ -92,6 +93,7 @@ def api_router() -> Router:
         StationController,
         LocalListController,
         DisplayMessageController,
+        ChargingProfileController,
         StationTariffController,
         DerController,
         StationDataClearController,

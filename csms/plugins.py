@@ -50,6 +50,7 @@ DEFAULT_PLUGINS = (
     "csms.admin.reservations",
     "csms.admin.certificates",
     "csms.admin.display_messages",
+    "csms.admin.charging_profiles",
     "csms.admin.monitoring",
     "csms.admin.customer_information",
     "csms.admin.qr_labels",

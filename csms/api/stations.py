@@ -19,6 +19,7 @@ from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
 from csms.core.services import hubs, plans
+from csms.core.services.charging_profiles import tx_schedule
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.services.stations import StationInUse
@@ -62,10 +63,27 @@ class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
     password: str | None
 
 
+class SchedulePeriod(msgspec.Struct, forbid_unknown_fields=True):
+    limit: float  # amps or watts
+    start_period: Int32 = 0  # seconds from the start of the transaction
+    number_phases: Int32 | None = None
+
+
+class RemoteStartProfile(msgspec.Struct, forbid_unknown_fields=True):
+    """A TxProfile for the transaction (K05), relative to its start."""
+
+    periods: list[SchedulePeriod]
+    unit: str = "A"  # A or W
+    duration: Int32 | None = None  # seconds; none: until the transaction ends
+    stack_level: Int32 = 0
+    profile_id: Int32 | None = None  # none: the next free one below 100000
+
+
 class RemoteStart(msgspec.Struct, forbid_unknown_fields=True):
     id_token: str
     evse_id: Int32 | None = None
     token_type: str = "Central"
+    charging_profile: RemoteStartProfile | None = None
 
 
 class RemoteStop(msgspec.Struct, forbid_unknown_fields=True):
@@ -356,9 +374,17 @@ class StationController(Controller):
 
     @post("/{station_id:str}/remote-start", guards=[require("operator")])
     async def remote_start(self, request: Request, station_id: str, data: RemoteStart) -> dict[str, Any]:
+        profile, extra = data.charging_profile, {}
+        if profile is not None:
+            try:
+                extra = {"schedule": tx_schedule(unit=profile.unit, duration=profile.duration,
+                                                 periods=[msgspec.structs.asdict(p) for p in profile.periods]),
+                         "stack_level": profile.stack_level, "profile_id": profile.profile_id}
+            except OperationError as exc:
+                raise ValidationException(str(exc)) from None
         return await run_command(get_core().operations.remote_start(
             station_id, id_token=data.id_token, evse_id=data.evse_id, token_type=data.token_type,
-            by=caller(request)))
+            by=caller(request), **extra))
 
     @post("/{station_id:str}/remote-stop", guards=[require("operator")])
     async def remote_stop(self, request: Request, station_id: str, data: RemoteStop) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from csms.core.services.certificates import CertificateService
 from csms.core.services.commands import Bus, CommandService, LocalBus
 from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.der import DerService
+from csms.core.services.charging_profiles import ChargingProfileService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
@@ -99,6 +100,7 @@ class Core:
             reports=self.reports, sessions=self.sessions, stations=self.stations)
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
+        self.charging_profiles = ChargingProfileService(self.commands)
         self.station_tariffs = StationTariffService(self.commands)
         self.der = DerService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)

@@ -536,6 +536,8 @@ async function meterValues({ kWh = false } = {}) {
 async function stopTransaction(reason = 'Local') {
     const tx = station.tx;
     if (!tx) return;
+    // a TxProfile lasts as long as its transaction
+    station.profiles = station.profiles.filter(x => !(x.evseId === tx.evseId && x.profile.chargingProfilePurpose === 'TxProfile'));
     await sleep(20);
     advanceMeter();
     const meterStop = station.meterWh;
@@ -770,6 +772,7 @@ function registerHandlers() {
             const evseId = p.connectorId ?? 1;
             if (station.tx || !station.evses[evseId] || !station.evses[evseId].operative) return { status: 'Rejected' };
             if (p.chargingProfile && p.chargingProfile.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
+            if (p.chargingProfile) station.profiles.push({ evseId, profile: p.chargingProfile });
             ctx.then(async () => {
                 if (config16.get('AuthorizeRemoteTxRequests')[0] === 'true') {
                     const status = await authorize(p.idTag);
@@ -822,6 +825,7 @@ function registerHandlers() {
             const evseId = p.evseId ?? 1;
             if (station.tx || !station.evses[evseId] || !station.evses[evseId].operative) return { status: 'Rejected' };
             if (p.chargingProfile && p.chargingProfile.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
+            if (p.chargingProfile) station.profiles.push({ evseId, profile: p.chargingProfile });
             ctx.then(async () => {
                 const authorizeFirst = findVariable({ name: 'AuthCtrlr' }, { name: 'AuthorizeRemoteStart' }).v.value === 'true';
                 if (authorizeFirst) {
@@ -905,7 +909,28 @@ function registerHandlers() {
             if (p.transactionId) out.ongoingIndicator = !!station.tx && station.tx.id === p.transactionId;
             return out;
         });
-        handle('GetChargingProfiles', async () => ({ status: 'NoProfiles' }));
+        handle('GetChargingProfiles', async (p, ctx) => {
+            // K09: the matching profiles, one ReportChargingProfiles per EVSE (the last without tbc)
+            const c = p.chargingProfile ?? {};
+            const found = station.profiles.filter(({ evseId, profile }) =>
+                (p.evseId == null || p.evseId === evseId)
+                && (!c.chargingProfilePurpose || c.chargingProfilePurpose === profile.chargingProfilePurpose)
+                && (c.stackLevel == null || c.stackLevel === profile.stackLevel)
+                && (!c.chargingProfileId || c.chargingProfileId.includes(profile.id))
+                && (!c.chargingLimitSource || c.chargingLimitSource.includes('CSO')));
+            if (!found.length) return { status: 'NoProfiles' };
+            const evses = [...new Set(found.map(f => f.evseId))];
+            ctx.then(async () => {
+                for (let i = 0; i < evses.length; i++) {
+                    const tbc = i + 1 < evses.length;
+                    await call('ReportChargingProfiles', {
+                        requestId: p.requestId, chargingLimitSource: 'CSO', evseId: evses[i], ...(tbc ? { tbc } : {}),
+                        chargingProfile: found.filter(f => f.evseId === evses[i]).map(f => f.profile) });
+                }
+                emit({ event: 'profiles_reported', requestId: p.requestId, count: found.length });
+            });
+            return { status: 'Accepted' };
+        });
         handle('SetDisplayMessage', async (p) => {
             station.displayMessages.set(p.message.id, p.message);
             return { status: 'Accepted' };

@@ -13,6 +13,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from piccolo.query.functions.aggregate import Max
+
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for
 from csms.core.ocpp.outbound.calls import answered
 from csms.core.ocpp.validation import OcppError
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from csms.core.services.stations import StationService
 
 log = logging.getLogger("csms.operations")
+
+REMOTE_START_PROFILE_IDS = 100_000  # remote starts number their TxProfiles below this
 
 
 class NotSupported(OperationError):
@@ -89,10 +93,43 @@ class Operations:
         return row["id"]
 
     async def remote_start(self, station_id: str, *, id_token: str, evse_id: int | None = None,
-                           token_type: str = "Central", by: str = "") -> dict[str, Any]:
+                           token_type: str = "Central", schedule: dict[str, Any] | None = None,
+                           stack_level: int = 0, profile_id: int | None = None, by: str = "") -> dict[str, Any]:
+        """RemoteStartTransaction / RequestStartTransaction; with ``schedule`` (from
+        :func:`csms.core.services.charging_profiles.tx_schedule`) a TxProfile for the transaction
+        (K05), checked against the stack level and periods the station allows, and stored once the
+        station accepted. Without ``profile_id`` the next id after the station's highest below
+        :data:`REMOTE_START_PROFILE_IDS` (the smart-charging loop's ids are far above)."""
         calls = await self._calls(station_id)
-        return await self._run(station_id, calls.remote_start(id_token=id_token, evse_id=evse_id,
-                                                              token_type=token_type), by)
+        profile = None
+        if schedule is not None:
+            if not evse_id:
+                raise OperationError(N_("a remote start with a charging profile names its EVSE (1.6: connector)"))
+            pk = await self._station_pk(station_id)
+            caps = await calls.station_caps(pk)
+            if caps.max_stack_level is not None and stack_level > caps.max_stack_level:
+                raise OperationError(N_("the station allows stack levels up to %(maximum)s"),
+                                     maximum=caps.max_stack_level)
+            if caps.max_periods is not None and len(schedule["chargingSchedulePeriod"]) > caps.max_periods:
+                raise OperationError(N_("the station allows at most %(maximum)s periods in a schedule"),
+                                     maximum=caps.max_periods)
+            if not 0 <= stack_level <= 2**31 - 1 or (profile_id is not None and not 1 <= profile_id <= 2**31 - 1):
+                raise OperationError(N_("stack_level and profile_id are whole numbers (profile_id from 1)"))
+            if profile_id is None:
+                top = await ChargingProfile.select(Max(ChargingProfile.profile_id).as_alias("top")).where(
+                    (ChargingProfile.station == pk) & (ChargingProfile.profile_id < REMOTE_START_PROFILE_IDS)).first()
+                profile_id = ((top or {}).get("top") or 0) + 1
+            profile = calls.remote_start_profile(profile_id=profile_id, stack_level=stack_level, schedule=schedule)
+        call = calls.remote_start(id_token=id_token, evse_id=evse_id, token_type=token_type, charging_profile=profile)
+        result = call.outcome(await self._send(station_id, call, by))
+        if profile is not None:
+            await ChargingProfile(
+                station=await self._station_pk(station_id), evse_id=evse_id or 0, profile_id=calls.profile_id(profile),
+                stack_level=stack_level, purpose=profile["chargingProfilePurpose"], kind=profile["chargingProfileKind"],
+                payload=profile, source="csms", status=result["status"],
+            ).save()
+            result["profile_id"] = calls.profile_id(profile)
+        return result
 
     async def remote_stop(self, station_id: str, *, transaction_id: str | None = None, session_id: int | None = None,
                           by: str = "") -> dict[str, Any]:

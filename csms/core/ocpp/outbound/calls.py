@@ -109,6 +109,7 @@ class StationCalls(ABC):
     final_cost_by_data_transfer: bool = False  # the final cost in a DataTransfer after the transaction
     supports_monitoring: bool = False  # Set/ClearVariableMonitoring, GetMonitoringReport, SetMonitoringBase/Level
     supports_customer_information: bool = False  # CustomerInformation
+    supports_profile_reports: bool = False  # GetChargingProfiles, answered in ReportChargingProfiles
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
@@ -122,7 +123,15 @@ class StationCalls(ABC):
         """``id_token`` cut to what the version's id tokens hold."""
 
     @abstractmethod
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call: ...
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
+        """``charging_profile``: a TxProfile from :meth:`remote_start_profile` for the transaction."""
+
+    @abstractmethod
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        """The TxProfile of a remote start, shaped for the version: relative to the transaction's
+        start and without a transaction id (the transaction does not exist yet); ``schedule`` has
+        ``chargingRateUnit``, ``chargingSchedulePeriod`` and optionally ``duration``."""
 
     @abstractmethod
     def remote_stop(self, *, transaction_id: str) -> Call: ...
@@ -178,6 +187,19 @@ class StationCalls(ABC):
         """An absolute profile of the neutral ``purpose`` (:data:`STATION_MAX`, :data:`TX_DEFAULT`,
         :data:`TX`) shaped for the version; ``schedule`` has ``startSchedule``, ``chargingRateUnit``
         and ``chargingSchedulePeriod``; ``transaction_id`` for a TX profile bound to its transaction."""
+
+    @abstractmethod
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        """ClearChargingProfile of the profile ``profile_id``, or of the profiles matching the
+        others (neutral ``purpose``; all None: every profile the CSMS may clear)."""
+
+    def get_charging_profiles(self, *, request_id: int, evse_id: int | None, purpose: str | None,
+                              stack_level: int | None, profile_ids: list[int] | None,
+                              limit_sources: list[str] | None) -> Call:
+        """GetChargingProfiles of the profiles matching the criteria; the outcome has the
+        ``request_id`` of the ReportChargingProfiles to come."""
+        raise self._not_in_version("GetChargingProfiles (OCPP 2.0.1 has; 1.6 has GetCompositeSchedule)")
 
     @abstractmethod
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call: ...

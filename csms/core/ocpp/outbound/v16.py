@@ -104,11 +104,19 @@ class Calls16(StationCalls):
     def fit_id_token(self, id_token: str) -> str:
         return id_token[:ID_TAG_LENGTH]
 
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call:
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
         payload: dict[str, Any] = {"idTag": self.fit_id_token(id_token)}
         if evse_id:
             payload["connectorId"] = evse_id
+        if charging_profile is not None:
+            payload["chargingProfile"] = charging_profile
         return Call("RemoteStartTransaction", payload)
+
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {"chargingProfileId": profile_id, "stackLevel": stack_level,
+                "chargingProfilePurpose": PURPOSE_NAMES[TX], "chargingProfileKind": "Relative",
+                "chargingSchedule": schedule}
 
     def remote_stop(self, *, transaction_id: str) -> Call:
         try:
@@ -186,6 +194,19 @@ class Calls16(StationCalls):
         if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
         return profile
+
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        if profile_id is not None:
+            return Call("ClearChargingProfile", {"id": profile_id})
+        payload: dict[str, Any] = {}
+        if evse_id is not None:
+            payload["connectorId"] = evse_id
+        if purpose is not None:
+            payload["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            payload["stackLevel"] = stack_level
+        return Call("ClearChargingProfile", payload)
 
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
         return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "connectorId": evse_id})

@@ -94,16 +94,24 @@ class Calls201(StationCalls):
     supports_monitoring = True
     supports_customer_information = True
     supports_running_cost = True
+    supports_profile_reports = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
 
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call:
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
         payload: dict[str, Any] = {"idToken": {"idToken": id_token, "type": token_type},
                                    "remoteStartId": new_request_id()}
         if evse_id:
             payload["evseId"] = evse_id
+        if charging_profile is not None:
+            payload["chargingProfile"] = charging_profile
         return Call("RequestStartTransaction", payload)
+
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": PURPOSE_NAMES[TX],
+                "chargingProfileKind": "Relative", "chargingSchedule": [{"id": profile_id, **schedule}]}
 
     def remote_stop(self, *, transaction_id: str) -> Call:
         return Call("RequestStopTransaction", {"transactionId": transaction_id})
@@ -190,6 +198,36 @@ class Calls201(StationCalls):
         if transaction_id is not None:
             profile["transactionId"] = transaction_id
         return profile
+
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        if profile_id is not None:
+            return Call("ClearChargingProfile", {"chargingProfileId": profile_id})
+        criteria: dict[str, Any] = {}
+        if evse_id is not None:
+            criteria["evseId"] = evse_id
+        if purpose is not None:
+            criteria["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            criteria["stackLevel"] = stack_level
+        return Call("ClearChargingProfile", {"chargingProfileCriteria": criteria} if criteria else {})
+
+    def get_charging_profiles(self, *, request_id: int, evse_id: int | None, purpose: str | None,
+                              stack_level: int | None, profile_ids: list[int] | None,
+                              limit_sources: list[str] | None) -> Call:
+        criterion: dict[str, Any] = {}
+        if purpose is not None:
+            criterion["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            criterion["stackLevel"] = stack_level
+        if profile_ids:
+            criterion["chargingProfileId"] = profile_ids
+        if limit_sources:
+            criterion["chargingLimitSource"] = limit_sources
+        payload: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
+        if evse_id is not None:
+            payload["evseId"] = evse_id
+        return Call("GetChargingProfiles", payload, outcome=answered_for(request_id))
 
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
         return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "evseId": evse_id})

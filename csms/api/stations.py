@@ -121,6 +121,20 @@ class ConfigurationGet(msgspec.Struct, forbid_unknown_fields=True):
     keys: list[str] | None = None
 
 
+class ComponentVariableBody(msgspec.Struct, forbid_unknown_fields=True):
+    component: str
+    component_instance: str | None = None
+    evse_id: Int32 | None = None
+    connector_id: Int32 | None = None
+    variable: str | None = None  # none: every variable of the component
+    variable_instance: str | None = None
+
+
+class CustomReportBody(msgspec.Struct, forbid_unknown_fields=True):
+    criteria: list[str] | None = None  # Active, Available, Enabled, Problem
+    component_variables: list[ComponentVariableBody] | None = None
+
+
 class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
     location: str
     retrieve_at: datetime | None = None
@@ -366,6 +380,14 @@ class StationController(Controller):
                                     data: ConfigurationGet | None = None) -> dict[str, Any]:
         return await run_command(get_core().operations.get_configuration(
             station_id, keys=data.keys if data else None, by=caller(request)))
+
+    @post("/{station_id:str}/configuration/report", guards=[require("operator")])
+    async def custom_report(self, request: Request, station_id: str, data: CustomReportBody) -> dict[str, Any]:
+        """OCPP 2.0.1 GetReport of chosen components/variables and/or criteria (B08); the
+        NotifyReport parts that follow are stored with the station's variables (1.6: 409)."""
+        return await run_command(get_core().operations.get_custom_report(
+            station_id, criteria=data.criteria, by=caller(request),
+            component_variables=[msgspec.structs.asdict(c) for c in data.component_variables or []] or None))
 
     @put("/{station_id:str}/configuration", guards=[require("operator")])
     async def set_configuration(self, request: Request, station_id: str, data: ConfigurationSet) -> dict[str, Any]:

@@ -4,8 +4,10 @@ offline station; a 1.6 station's panel clears but cannot ask; a viewer on a phon
 
 from __future__ import annotations
 
+from ocpp.v201 import call as call201
 from playwright.async_api import expect
 
+from csms.testing.stations import now_iso
 from tests.admin.conftest import screenshot
 from tests.test_charging_profiles import profile_station, schedule, send_profile
 
@@ -94,3 +96,47 @@ async def test_16_station_panel_clears_but_cannot_ask(page_as, server):
         assert cp.held == {}
         await panel.scroll_into_view_if_needed()
         await screenshot(page, "station-charging-profiles-16-phone")
+
+
+async def test_remote_start_with_a_charging_limit(page_as, server):
+    async with profile_station(server, "CP-PROFRS", "2.0.1") as cp:
+        page = await page_as("operator")
+        await page.goto("/admin/stations/CP-PROFRS")
+        remote_start = page.locator("details", has_text="Remote start")
+        result = page.locator("#action-result")
+
+        await remote_start.get_by_text("Remote start").click()
+        await remote_start.get_by_label("…or another token").fill("CARD-9")
+        await remote_start.get_by_label("Charging limit (optional)").fill("16")
+        await remote_start.get_by_role("button", name="Start charging").click()
+        await expect(result).to_contain_text("names its EVSE")  # the station would not know where
+        assert not [m for m in cp.received if m[0] == "RequestStartTransaction"]
+
+        await remote_start.get_by_label("Charging limit (optional)").fill("sixteen")
+        await remote_start.get_by_role("button", name="Start charging").click()
+        await expect(result).to_contain_text("Charging limit must be a number")
+
+        # the station's EVSEs are known once it reported a status
+        await cp.call(call201.StatusNotification(timestamp=now_iso(), connector_status="Available", evse_id=1,
+                                                 connector_id=1))
+        await page.goto("/admin/stations/CP-PROFRS")
+        await remote_start.get_by_text("Remote start").click()
+        await remote_start.get_by_label("…or another token").fill("CARD-9")
+        await remote_start.get_by_label("EVSE").select_option("1")
+        await remote_start.get_by_label("Charging limit (optional)").fill("13,5")
+        await remote_start.get_by_role("button", name="Start charging").click()
+        await expect(result).to_contain_text("Remote start: the station answered Accepted")
+        sent = [m[1] for m in cp.received if m[0] == "RequestStartTransaction"][-1]
+        assert sent["evse_id"] == 1 and sent["charging_profile"]["charging_schedule"][0][
+            "charging_schedule_period"] == [{"start_period": 0, "limit": 13.5}]
+        await page.goto("/admin/stations/CP-PROFRS")
+        await expect(page.locator("#charging-profiles tr[data-profile-id='1']")).to_contain_text("TxProfile")
+        await expect(page.locator("#charging-profiles tr[data-profile-id='1']")).to_contain_text("13.5 A")
+
+        phone = await page_as("operator", width=390, height=844)
+        await phone.goto("/admin/stations/CP-PROFRS")
+        form = phone.locator("details", has_text="Remote start")
+        await form.get_by_text("Remote start").click()
+        await expect(form.get_by_label("Charging limit (optional)")).to_be_visible()
+        await form.scroll_into_view_if_needed()
+        await screenshot(phone, "station-remote-start-limit-phone")

@@ -623,6 +623,24 @@ function compositeLimit(evseId, unit) {
     return Math.round(limit * 10) / 10;
 }
 
+async function sendReport(requestId, items) {
+    const perMessage = 5;
+    for (let i = 0, seqNo = 0; i < items.length; i += perMessage, seqNo++) {
+        const chunk = items.slice(i, i + perMessage);
+        const reportData = chunk.map(v => {
+            const chars = { dataType: v.dataType, supportsMonitoring: false };
+            if (v.unit) chars.unit = v.unit;
+            return { component: v.component, variable: v.variable,
+                     variableAttribute: [{ type: 'Actual', value: v.value, mutability: v.mutability,
+                                           persistent: true, constant: false }],
+                     variableCharacteristics: chars };
+        });
+        const tbc = i + perMessage < items.length;
+        await call('NotifyReport', { requestId, generatedAt: now(), seqNo, ...(tbc ? { tbc } : {}), reportData });
+    }
+    emit({ event: 'report_sent', requestId, items: items.length });
+}
+
 function registerHandlers() {
     // -- common -------------------------------------------------------------------------------
     handle('Reset', async (p, ctx) => {
@@ -878,28 +896,23 @@ function registerHandlers() {
             }),
         }));
 
+        handle('GetReport', async (p, ctx) => {
+            // B08: the variables of the components (and variables) asked for that meet the criteria;
+            // this station has no problems, and everything it has is available, enabled and active
+            const wanted = p.componentVariable ?? [];
+            const items = (p.componentCriteria ?? []).includes('Problem') && p.componentCriteria.length === 1 ? []
+                : variables201.filter(v => !wanted.length || wanted.some(w => sameName(w.component.name, v.component.name)
+                    && (!w.variable || sameName(w.variable.name, v.variable.name))));
+            if (!items.length) return { status: 'EmptyResultSet' };
+            ctx.then(() => sendReport(p.requestId, items));
+            return { status: 'Accepted' };
+        });
+
         handle('GetBaseReport', async (p, ctx) => {
             const items = p.reportBase === 'ConfigurationInventory'
                 ? variables201.filter(v => v.mutability !== 'ReadOnly') : variables201;
             if (!items.length) return { status: 'EmptyResultSet' };
-            ctx.then(async () => {
-                const perMessage = 5;
-                for (let i = 0, seqNo = 0; i < items.length; i += perMessage, seqNo++) {
-                    const chunk = items.slice(i, i + perMessage);
-                    const reportData = chunk.map(v => {
-                        const chars = { dataType: v.dataType, supportsMonitoring: false };
-                        if (v.unit) chars.unit = v.unit;
-                        return { component: v.component, variable: v.variable,
-                                 variableAttribute: [{ type: 'Actual', value: v.value, mutability: v.mutability,
-                                                       persistent: true, constant: false }],
-                                 variableCharacteristics: chars };
-                    });
-                    const tbc = i + perMessage < items.length;
-                    await call('NotifyReport', { requestId: p.requestId, generatedAt: now(), seqNo,
-                                                 ...(tbc ? { tbc } : {}), reportData });
-                }
-                emit({ event: 'report_sent', requestId: p.requestId, items: items.length });
-            });
+            ctx.then(() => sendReport(p.requestId, items));
             return { status: 'Accepted' };
         });
 

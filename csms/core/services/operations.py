@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from piccolo.query.functions.aggregate import Max
 
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for
-from csms.core.ocpp.outbound.calls import answered
+from csms.core.ocpp.outbound.calls import answered, new_request_id
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import passwords
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -33,6 +33,41 @@ if TYPE_CHECKING:
 log = logging.getLogger("csms.operations")
 
 REMOTE_START_PROFILE_IDS = 100_000  # remote starts number their TxProfiles below this
+COMPONENT_CRITERIA = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
+NAME_LENGTH = 50  # identifierString[50] of component and variable names and instances
+
+
+def component_variable_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 ComponentVariableType from ``{"component", "component_instance", "evse_id",
+    "connector_id", "variable", "variable_instance"}``; ``OperationError`` for a bad one."""
+    def name(key: str, *, required: bool = False) -> str | None:
+        value = item.get(key)
+        if value in (None, "") and not required:
+            return None
+        if not isinstance(value, str) or not 1 <= len(value) <= NAME_LENGTH or not value.isprintable():
+            raise OperationError(N_("%(field)s is a name of 1 to %(maximum)s characters"), field=key,
+                                 maximum=NAME_LENGTH)
+        return value
+
+    component: dict[str, Any] = {"name": name("component", required=True)}
+    if (instance := name("component_instance")) is not None:
+        component["instance"] = instance
+    evse_id, connector_id = item.get("evse_id"), item.get("connector_id")
+    if connector_id is not None and evse_id is None:
+        raise OperationError(N_("a connector_id needs its evse_id"))
+    for value in (evse_id, connector_id):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**31 - 1):
+            raise OperationError(N_("evse_id and connector_id are whole numbers from 0"))
+    if evse_id is not None:
+        component["evse"] = {"id": evse_id, **({"connectorId": connector_id} if connector_id is not None else {})}
+    out: dict[str, Any] = {"component": component}
+    if (variable := name("variable")) is not None:
+        out["variable"] = {"name": variable}
+        if (instance := name("variable_instance")) is not None:
+            out["variable"]["instance"] = instance
+    elif item.get("variable_instance"):
+        raise OperationError(N_("a variable_instance needs its variable"))
+    return out
 
 
 class NotSupported(OperationError):
@@ -179,6 +214,25 @@ class Operations:
         response = await self._send(station_id, call, by)
         await call.record(self.reports, state, response)
         return call.outcome(response)
+
+    async def get_custom_report(self, station_id: str, *, criteria: list[str] | None = None,
+                                component_variables: list[dict[str, Any]] | None = None,
+                                by: str = "") -> dict[str, Any]:
+        """GetReport (2.0.1 B08) of the chosen components and variables (``{"component",
+        "component_instance", "evse_id", "connector_id", "variable", "variable_instance"}``, only
+        ``component`` required) and/or those meeting ``criteria`` (Active, Available, Enabled,
+        Problem). The NotifyReport parts are stored like a base report's; the outcome has the
+        ``request_id``. ``OperationError`` before sending for what the station would refuse."""
+        if not criteria and not component_variables:
+            raise OperationError(N_("name components or criteria (a full report is “Read from station”)"))
+        if criteria and not set(criteria) <= set(COMPONENT_CRITERIA):
+            raise OperationError(N_("criteria are some of %(criteria)s"), criteria=", ".join(COMPONENT_CRITERIA))
+        wanted = [component_variable_of(item) for item in component_variables or []]
+        calls = await calls_with(self.commands, station_id, "supports_custom_reports",
+                                 "GetReport (OCPP 2.0.1 has; 1.6 reads chosen keys with GetConfiguration)")
+        call = calls.get_custom_report(request_id=new_request_id(), criteria=list(dict.fromkeys(criteria or [])) or None,
+                                       component_variables=wanted or None)
+        return await self._run(station_id, call, by)
 
     async def set_configuration(self, station_id: str, *, key: str, value: str, by: str = "") -> dict[str, Any]:
         state = await self.stations.state(station_id)

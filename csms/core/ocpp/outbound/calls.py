@@ -110,6 +110,7 @@ class StationCalls(ABC):
     supports_monitoring: bool = False  # Set/ClearVariableMonitoring, GetMonitoringReport, SetMonitoringBase/Level
     supports_customer_information: bool = False  # CustomerInformation
     supports_profile_reports: bool = False  # GetChargingProfiles, answered in ReportChargingProfiles
+    supports_custom_reports: bool = False  # GetReport of chosen components / criteria, answered in NotifyReport
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
@@ -159,6 +160,13 @@ class StationCalls(ABC):
     @abstractmethod
     def set_configuration(self, *, key: str, value: str) -> Call:
         """Set ``key``; ``record`` stores the new value (once the station took it)."""
+
+    def get_custom_report(self, *, request_id: int, criteria: list[str] | None,
+                          component_variables: list[dict[str, Any]] | None) -> Call:
+        """GetReport of the device-model variables of ``component_variables`` (2.0.1
+        ComponentVariableType) meeting ``criteria`` (ComponentCriterionEnumType); the outcome
+        has the ``request_id`` of the NotifyReport parts to come."""
+        raise self._not_in_version("GetReport (OCPP 2.0.1 has; 1.6 reads chosen keys with GetConfiguration)")
 
     @abstractmethod
     def rotate_password(self, *, password: str) -> Call:

@@ -95,6 +95,7 @@ class Calls201(StationCalls):
     supports_customer_information = True
     supports_running_cost = True
     supports_profile_reports = True
+    supports_custom_reports = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
@@ -160,6 +161,15 @@ class Calls201(StationCalls):
         return Call("SetVariables", {"setVariableData": [
             {"attributeValue": value, "component": component, "variable": variable}]},
             outcome=variable_set, record=record)
+
+    def get_custom_report(self, *, request_id: int, criteria: list[str] | None,
+                          component_variables: list[dict[str, Any]] | None) -> Call:
+        payload: dict[str, Any] = {"requestId": request_id}
+        if criteria:
+            payload["componentCriteria"] = criteria
+        if component_variables:
+            payload["componentVariable"] = component_variables
+        return Call("GetReport", payload, outcome=answered_for(request_id))
 
     def rotate_password(self, *, password: str) -> Call:
         return Call("SetVariables", {"setVariableData": [{

@@ -33,6 +33,7 @@ from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
 from csms.api.charging_profiles import ChargingProfileController
 from csms.api.display_messages import DisplayMessageController
+from csms.api.network_profiles import NetworkProfileController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
 from csms.api.audit_log import AuditController
@@ -94,6 +95,7 @@ def api_router() -> Router:
         LocalListController,
         DisplayMessageController,
         ChargingProfileController,
+        NetworkProfileController,
         StationTariffController,
         DerController,
         StationDataClearController,

@@ -51,6 +51,7 @@ DEFAULT_PLUGINS = (
     "csms.admin.certificates",
     "csms.admin.display_messages",
     "csms.admin.charging_profiles",
+    "csms.admin.network_profiles",
     "csms.admin.monitoring",
     "csms.admin.customer_information",
     "csms.admin.qr_labels",

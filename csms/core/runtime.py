@@ -34,6 +34,7 @@ from csms.core.services.charging_profiles import ChargingProfileService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
+from csms.core.services.network_profiles import NetworkProfileService
 from csms.core.services.monitoring import MonitoringService
 from csms.core.services import plans
 from csms.core.services.operations import Operations
@@ -101,6 +102,7 @@ class Core:
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
         self.charging_profiles = ChargingProfileService(self.commands)
+        self.network_profiles = NetworkProfileService(self.commands, self.operations)
         self.station_tariffs = StationTariffService(self.commands)
         self.der = DerService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)

@@ -120,6 +120,7 @@ const now = () => new Date().toISOString();
 
 const station = {
     evses: { 1: { status: 'Available', operative: true } },
+    networkProfiles: {},
     tx: null,              // {id, evseId, idTag, meterStart, seqNo, startedAt, remoteStartId}
     tariffs: new Map(),    // 2.1: default tariffs set by the CSMS, by "evseId:tariffId"
     meterWh: args.meterStart,
@@ -161,6 +162,7 @@ const config16 = new Map([
 const variables201 = [
     { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'HeartbeatInterval' }, value: '300', mutability: 'ReadWrite', dataType: 'integer', unit: 's' },
     { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'MessageTimeout', instance: 'Default' }, value: '30', mutability: 'ReadOnly', dataType: 'integer', unit: 's' },
+    { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'NetworkConfigurationPriority' }, value: '0', mutability: 'ReadWrite', dataType: 'SequenceList' },
     { component: { name: 'SampledDataCtrlr' }, variable: { name: 'TxUpdatedInterval' }, value: '60', mutability: 'ReadWrite', dataType: 'integer', unit: 's' },
     { component: { name: 'SampledDataCtrlr' }, variable: { name: 'TxUpdatedMeasurands' }, value: 'Energy.Active.Import.Register,Power.Active.Import,Current.Import', mutability: 'ReadWrite', dataType: 'MemberList' },
     { component: { name: 'AuthCtrlr' }, variable: { name: 'AuthorizeRemoteStart' }, value: 'true', mutability: 'ReadWrite', dataType: 'boolean' },
@@ -921,6 +923,14 @@ function registerHandlers() {
             const out = { messagesInQueue: false };
             if (p.transactionId) out.ongoingIndicator = !!station.tx && station.tx.id === p.transactionId;
             return out;
+        });
+        handle('SetNetworkProfile', async (p) => {
+            // B09: slots 0-3; a profile below the one this station connects with is refused (A05)
+            const current = Number(findVariable({ name: 'SecurityCtrlr' }, { name: 'SecurityProfile' }).v.value);
+            if (p.configurationSlot > 3 || p.connectionData.securityProfile < current) return { status: 'Rejected' };
+            station.networkProfiles[p.configurationSlot] = p.connectionData;
+            emit({ event: 'network_profile', slot: p.configurationSlot, profile: p.connectionData });
+            return { status: 'Accepted' };
         });
         handle('GetChargingProfiles', async (p, ctx) => {
             // K09: the matching profiles, one ReportChargingProfiles per EVSE (the last without tbc)

@@ -111,6 +111,7 @@ class StationCalls(ABC):
     supports_customer_information: bool = False  # CustomerInformation
     supports_profile_reports: bool = False  # GetChargingProfiles, answered in ReportChargingProfiles
     supports_custom_reports: bool = False  # GetReport of chosen components / criteria, answered in NotifyReport
+    supports_network_profiles: bool = False  # SetNetworkProfile (1.6 has none)
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
@@ -283,6 +284,14 @@ class StationCalls(ABC):
         """The running ``cost`` of an ongoing transaction, for the station to show; ``meter_wh``
         the meter register the cost was computed at, ``charging`` False while the EV is idle."""
         raise self._not_in_version("running cost message")
+
+    # -- network connection profiles (2.0.1 B09, A05, B10)
+
+    def set_network_profile(self, *, slot: int, url: str, security_profile: int, interface: str,
+                            message_timeout: int) -> Call:
+        """SetNetworkProfile: store a connection to ``url`` (this CSMS speaking the version's
+        OCPP over JSON) with ``security_profile`` in configuration ``slot``."""
+        raise self._not_in_version("SetNetworkProfile (OCPP 2.0.1 has)")
 
     # -- monitoring (2.0.1 N: monitors on device-model variables; their events come in NotifyEvent)
 

@@ -96,6 +96,7 @@ class Calls201(StationCalls):
     supports_running_cost = True
     supports_profile_reports = True
     supports_custom_reports = True
+    supports_network_profiles = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
@@ -170,6 +171,12 @@ class Calls201(StationCalls):
         if component_variables:
             payload["componentVariable"] = component_variables
         return Call("GetReport", payload, outcome=answered_for(request_id))
+
+    def set_network_profile(self, *, slot: int, url: str, security_profile: int, interface: str,
+                            message_timeout: int) -> Call:
+        return Call("SetNetworkProfile", {"configurationSlot": slot, "connectionData": {
+            "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": url, "messageTimeout": message_timeout,
+            "securityProfile": security_profile, "ocppInterface": interface}})
 
     def rotate_password(self, *, password: str) -> Call:
         return Call("SetVariables", {"setVariableData": [{

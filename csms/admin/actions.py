@@ -147,7 +147,9 @@ async def _firmware(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any
 
 
 async def _logs(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    return await get_core().operations.get_logs(sid, location=_url(form, "location", N_("Upload location")), by=by)
+    return await get_core().operations.get_logs(sid, location=_url(form, "location", N_("Upload location")),
+                                                log_type=_text(form, "log_type", N_("Log"), required=False)
+                                                or "DiagnosticsLog", by=by)
 
 
 async def _get_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:

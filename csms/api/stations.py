@@ -144,7 +144,12 @@ class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LogsBody(msgspec.Struct, forbid_unknown_fields=True):
-    location: str
+    location: str  # where the station uploads the file
+    log_type: str = "DiagnosticsLog"  # or SecurityLog (GetLog only)
+    oldest: datetime | None = None
+    latest: datetime | None = None
+    retries: Int32 | None = None
+    retry_interval: Int32 | None = None  # seconds
 
 
 REGISTRATION = {"Accepted", "Pending", "Rejected"}
@@ -457,8 +462,10 @@ class StationController(Controller):
 
     @post("/{station_id:str}/logs", guards=[require("operator")])
     async def get_logs(self, request: Request, station_id: str, data: LogsBody) -> dict[str, Any]:
-        return await run_command(get_core().operations.get_logs(station_id, location=data.location,
-                                                                by=caller(request)))
+        """GetLog where the station takes it (2.0.1; 1.6 with the security extension), else 1.6
+        GetDiagnostics; ``action`` says which was sent, ``request_id`` what its notifications carry."""
+        return await run_command(get_core().operations.get_logs(
+            station_id, by=caller(request), **msgspec.structs.asdict(data)))
 
     @post("/{station_id:str}/ocpp/{action:str}", guards=[require("operator")])
     async def raw_call(self, request: Request, station_id: str, action: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ async def test_network_profile_panel(page_as, server):
         assert cp.profiles[1]["ocpp_interface"] == "Wireless0" and cp.profiles[1]["security_profile"] == 2
 
         await fill(panel, slot="2", url="wss://new.example.org/ocpp", profile="3")
-        await panel.get_by_label("Try it first and reset the station when idle").check()
+        await panel.get_by_label("Try it first and restart the station when idle").check()
         await panel.get_by_role("button", name="Send to the station").click()
         await expect(panel.locator("[data-outcome]")).to_contain_text(
             "The station stored the profile, tries it first (priority 2,0) and resets when idle.")
@@ -44,7 +44,7 @@ async def test_network_profile_panel(page_as, server):
 
         cp.refuse = "SetVariables"
         await fill(panel, slot="3", url="wss://new.example.org/ocpp", profile="3")
-        await panel.get_by_label("Try it first and reset the station when idle").check()
+        await panel.get_by_label("Try it first and restart the station when idle").check()
         await panel.get_by_role("button", name="Send to the station").click()
         await expect(panel.locator("[data-outcome]")).to_contain_text(
             "The station answered Rejected to making its slot first.")

@@ -7,7 +7,7 @@
 // one outstanding CSMS call at a time) and a few semantic ones (boot/authorize Accepted, clock).
 //
 //   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1|ocpp2.1
-//        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace]
+//        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace] [--security-extension]
 //        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]
 //
 // Modes: the default walk (boot, StatusNotification, Heartbeat, Authorize, start, MeterValues
@@ -61,6 +61,7 @@ function parseArgs(argv) {
             case '--call-timeout': out.callTimeout = Number(next()); break;
             case '--edge': out.edge = next(); break;
             case '--trace': out.trace = true; break;
+            case '--security-extension': out.securityExtension = true; break;
             case '-h': case '--help': usage(); break;
             default: usage(`unknown argument ${a}`);
         }
@@ -156,6 +157,8 @@ const config16 = new Map([
     ['LocalAuthListEnabled', ['true', false]],
     ['LocalAuthListMaxLength', ['100', true]],
     ['SendLocalListMaxLength', ['100', true]],
+    // the security extension's keys: GetLog, security events, certificates
+    ...(args.securityExtension ? [['SecurityProfile', [args.password ? '1' : '0', true]], ['CpoName', ['Strict CPO', false]]] : []),
 ]);
 
 // 2.0.1 device model: "Component[/evse]" -> Variable -> {value, mutability, dataType}
@@ -643,6 +646,18 @@ async function sendReport(requestId, items) {
     emit({ event: 'report_sent', requestId, items: items.length });
 }
 
+async function getLog(p, ctx) {
+    // GetLog (2.0.1, and the 1.6 security extension): the upload is told in LogStatusNotifications
+    ctx.then(async () => {
+        for (const status of ['Uploading', 'Uploaded']) {
+            await sleep(50);
+            await call('LogStatusNotification', { status, requestId: p.requestId });
+        }
+        emit({ event: 'log_uploaded', requestId: p.requestId, logType: p.logType, log: p.log });
+    });
+    return { status: 'Accepted', filename: `${p.logType === 'SecurityLog' ? 'security' : 'log'}-${args.id}.txt` };
+}
+
 function registerHandlers() {
     // -- common -------------------------------------------------------------------------------
     handle('Reset', async (p, ctx) => {
@@ -839,6 +854,7 @@ function registerHandlers() {
         });
 
         handle('GetDiagnostics', async () => ({ fileName: `diag-${args.id}.log` }));
+        if (args.securityExtension) handle('GetLog', getLog);
         handle('UpdateFirmware', async () => ({}));
     } else {
         handle('RequestStartTransaction', async (p, ctx) => {
@@ -975,7 +991,7 @@ function registerHandlers() {
         });
         handle('ClearDisplayMessage', async (p) => (
             { status: station.displayMessages.delete(p.id) ? 'Accepted' : 'Unknown' }));
-        handle('GetLog', async () => ({ status: 'Accepted', filename: `log-${args.id}.txt` }));
+        handle('GetLog', getLog);
         handle('UpdateFirmware', async () => ({ status: 'Accepted' }));
     }
     if (V21) {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from piccolo.query.functions.aggregate import Max
 
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for
-from csms.core.ocpp.outbound.calls import answered, new_request_id
+from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import passwords
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -290,11 +290,27 @@ class Operations:
             location=location, retrieve_at=retrieve_at, signing_certificate=signing_certificate,
             signature=signature, retries=retries), by)
 
-    async def get_logs(self, station_id: str, *, location: str, by: str = "") -> dict[str, Any]:
-        """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog) uploading to ``location``; returns
-        ``request_id`` (None for 1.6 GetDiagnostics)."""
+    async def get_logs(self, station_id: str, *, location: str, log_type: str = DIAGNOSTICS_LOG,
+                       oldest: datetime | None = None, latest: datetime | None = None, retries: int | None = None,
+                       retry_interval: int | None = None, by: str = "") -> dict[str, Any]:
+        """GetLog uploading to ``location`` where the station takes it (2.0.1; 1.6 with the
+        security extension, known from its configuration keys), else 1.6 GetDiagnostics; returns
+        ``request_id`` (None for GetDiagnostics) and ``action``, the message sent. The station's
+        LogStatusNotification / DiagnosticsStatusNotification land in its events and log status."""
+        if log_type not in LOG_TYPES:
+            raise OperationError(N_("log_type must be one of %(types)s"), types=", ".join(LOG_TYPES))
+        if oldest is not None and latest is not None and latest <= oldest:
+            raise OperationError(N_("latest must be after oldest"))
+        if (retries is not None and not 0 <= retries <= 2**31 - 1) or (
+                retry_interval is not None and not 0 <= retry_interval <= 2**31 - 1):
+            raise OperationError(N_("retries and retry_interval are whole numbers from 0"))
+        if "://" not in location or len(location) > 512:
+            raise OperationError(N_("location must be a URL the station can reach, of at most 512 characters"))
         calls = await self._calls(station_id)
-        return await self._run(station_id, calls.get_logs(location=location), by)
+        call = calls.get_logs(location=location, log_type=log_type, oldest=oldest, latest=latest, retries=retries,
+                              retry_interval=retry_interval,
+                              get_log=await calls.takes_get_log(await self._station_pk(station_id)))
+        return {**await self._run(station_id, call, by), "action": call.action}
 
     # -- smart charging, reservations -----------------------------------------------------------
 

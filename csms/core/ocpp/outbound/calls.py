@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from csms.core.timeutil import ocpp_ts
 from csms.i18n import N_, TranslatedError
 
 if TYPE_CHECKING:
@@ -51,6 +52,29 @@ async def nothing_to_record(reports: ReportService, state: StationState, respons
 
 def new_request_id() -> int:
     return random.randint(1, 2**31 - 1)
+
+
+# The logs a station uploads (LogEnumType of 2.0.1 and of the 1.6 security extension).
+DIAGNOSTICS_LOG, SECURITY_LOG = "DiagnosticsLog", "SecurityLog"
+LOG_TYPES = (DIAGNOSTICS_LOG, SECURITY_LOG)
+
+
+def get_log_call(*, location: str, log_type: str, oldest: datetime | None, latest: datetime | None,
+                 retries: int | None, retry_interval: int | None) -> Call:
+    """GetLog, the same in 2.0.1 and the 1.6 security extension; the outcome has the ``request_id``
+    the station's LogStatusNotifications carry."""
+    request_id = new_request_id()
+    log: dict[str, Any] = {"remoteLocation": location}
+    if oldest is not None:
+        log["oldestTimestamp"] = ocpp_ts(oldest)
+    if latest is not None:
+        log["latestTimestamp"] = ocpp_ts(latest)
+    payload: dict[str, Any] = {"logType": log_type, "requestId": request_id, "log": log}
+    if retries is not None:
+        payload["retries"] = retries
+    if retry_interval is not None:
+        payload["retryInterval"] = retry_interval
+    return Call("GetLog", payload, outcome=answered_for(request_id))
 
 
 # Version-neutral purposes of a charging profile; each adapter names them in its version.
@@ -178,9 +202,17 @@ class StationCalls(ABC):
                         signature: str | None, retries: int | None) -> Call:
         """The outcome has the ``request_id`` of the update (None when the call has none)."""
 
+    async def takes_get_log(self, station_pk: int) -> bool:
+        """Whether the station takes GetLog (2.0.1: always; 1.6: with the security extension)."""
+        return True
+
     @abstractmethod
-    def get_logs(self, *, location: str) -> Call:
-        """Upload diagnostics to ``location``; the outcome has the ``request_id`` (None when the call has none)."""
+    def get_logs(self, *, location: str, log_type: str = DIAGNOSTICS_LOG, oldest: datetime | None = None,
+                 latest: datetime | None = None, retries: int | None = None, retry_interval: int | None = None,
+                 get_log: bool = True) -> Call:
+        """Upload the log of ``log_type`` (:data:`LOG_TYPES`) between ``oldest`` and ``latest`` to
+        ``location``: GetLog when ``get_log`` (see :meth:`takes_get_log`), else the version's older
+        message; the outcome has the ``request_id`` (None when the call has none)."""
 
     @abstractmethod
     def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:

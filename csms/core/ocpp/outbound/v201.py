@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound.calls import (
+    DIAGNOSTICS_LOG,
     STATION_MAX,
     TX,
     TX_DEFAULT,
@@ -17,6 +18,7 @@ from csms.core.ocpp.outbound.calls import (
     accepted,
     answered_for,
     bool_or_none,
+    get_log_call,
     int_or_none,
     new_request_id,
     positive_int,
@@ -196,10 +198,11 @@ class Calls201(StationCalls):
             payload["retries"] = retries
         return Call("UpdateFirmware", payload, outcome=answered_for(request_id))
 
-    def get_logs(self, *, location: str) -> Call:
-        request_id = new_request_id()
-        payload = {"logType": "DiagnosticsLog", "requestId": request_id, "log": {"remoteLocation": location}}
-        return Call("GetLog", payload, outcome=answered_for(request_id))
+    def get_logs(self, *, location: str, log_type: str = DIAGNOSTICS_LOG, oldest: datetime | None = None,
+                 latest: datetime | None = None, retries: int | None = None, retry_interval: int | None = None,
+                 get_log: bool = True) -> Call:
+        return get_log_call(location=location, log_type=log_type, oldest=oldest, latest=latest, retries=retries,
+                            retry_interval=retry_interval)
 
     def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:
         return Call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile})

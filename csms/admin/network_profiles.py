@@ -58,7 +58,7 @@ async def network_profile_set(request: Request, station_id: str) -> Template | R
     switch = form.get("switch") == "on"
 
     async def command() -> dict[str, Any]:
-        args = {"slot": _int(form.get("slot"), gettext("Slot")), "url": (form.get("url") or "").strip(),
+        args: dict[str, Any] = {"slot": _int(form.get("slot"), gettext("Slot")), "url": (form.get("url") or "").strip(),
                 "security_profile": _int(form.get("security_profile"), gettext("Security profile")),
                 "interface": form.get("interface") or "Wired0",
                 "message_timeout": _int(form.get("message_timeout") or "30", gettext("Message timeout")),

@@ -401,7 +401,8 @@ class StationController(Controller):
 
     @post("/{station_id:str}/remote-start", guards=[require("operator")])
     async def remote_start(self, request: Request, station_id: str, data: RemoteStart) -> dict[str, Any]:
-        profile, extra = data.charging_profile, {}
+        profile = data.charging_profile
+        extra: dict[str, Any] = {}
         if profile is not None:
             try:
                 extra = {"schedule": tx_schedule(unit=profile.unit, duration=profile.duration,

@@ -117,6 +117,10 @@ STATION_BODIES = {
     "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"},  # tariffs/... (2.1)
     "der-controls": {"control_id": "c1", "control_type": "FreqDroop", "control": {}},  # 2.1
     "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
+    "configuration/report": {"criteria": ["Active"]},
+    "charging-profiles/report": {}, "charging-profiles/clear": {"profile_id": 1}, "{profile_id:int}": None,
+    "network-profiles": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},
+    "network-profiles/switch": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},
 }
 
 
@@ -131,7 +135,7 @@ async def test_every_station_command_answers_404_for_an_unknown_station(server):
         if not isinstance(route, HTTPRoute) or not (route.path + "/").startswith(prefix + "/"):
             continue
         path = route.path.replace("{station_id:str}", "NOPE").replace("{action:str}", "Reset")
-        path = path.replace("{message_id:int}", "1")[len("/api/v1"):]
+        path = path.replace("{message_id:int}", "1").replace("{profile_id:int}", "1")[len("/api/v1"):]
         for method in sorted(route.methods - {"GET", "HEAD", "OPTIONS"}):
             last_two = "/".join(route.path.rsplit("/", 2)[-2:])
             body = STATION_BODIES[last_two] if last_two in STATION_BODIES else STATION_BODIES[route.path.rsplit("/", 1)[-1]]

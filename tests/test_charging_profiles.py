@@ -384,6 +384,15 @@ async def test_strict_station_profiles(server, node_station, protocol):
 
         await st.wait_event("tx_started", idTag=f"{sid}-TAG", since=mark)
         assert ("csms", 1, data["profile_id"], "TxProfile", 0) in await stored(server, sid)
+        mark = st.mark()
+        await cmd.send("POST", "/remote-stop", {}, action="RemoteStopTransaction" if v16 else "RequestStopTransaction",
+                       status="Accepted")
+        await st.wait_event("tx_stopped", since=mark)
+
+        async def tx_profile_gone() -> bool:
+            return all(row[3] != "TxProfile" for row in await stored(server, sid))
+
+        await eventually(tx_profile_gone)  # a TxProfile ends with its transaction
         await cmd.refused("POST", "/remote-start", {"id_token": f"{sid}-TAG", "evse_id": 2, "charging_profile": {
             "periods": [{"start_period": 60, "limit": 20}]}})
         await cmd.refused("POST", "/charging-profiles/clear", {"profile_id": 1, "stack_level": 0})

@@ -21,7 +21,7 @@ from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import STATION_MAX, TX, TX_DEFAULT, new_request_id
 from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import OperationError, calls_with
-from csms.core.tables import ChargingProfile, Station
+from csms.core.tables import ChargingProfile, ChargingSession, Station
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
 
@@ -33,6 +33,7 @@ LIMIT_SOURCES = ("EMS", "Other", "SO", "CSO")  # ChargingLimitSourceEnumType
 UNITS = ("A", "W")
 EXTERNAL = "ChargingStationExternalConstraints"  # set by the station's surroundings; the CSMS cannot clear it
 MAX_INT = 2**31 - 1
+TX_NAME = "TxProfile"  # the purpose's name in every version
 MAX_PERIODS = 1024  # no station takes more; the station's own maximum is checked when it said one
 
 
@@ -101,8 +102,9 @@ class ChargingProfileService:
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The profiles the station holds as far as the CSMS knows: per source and profile id the
-        latest one the station accepted or reported, not cleared and not replaced by a later one
-        at the same EVSE, purpose and stack level. ``reports_supported`` says whether the station
+        latest one the station accepted or reported, not cleared, not replaced by a later one
+        at the same EVSE, purpose and stack level, and (a TxProfile the CSMS sent) not of a
+        transaction that ended. ``reports_supported`` says whether the station
         can be asked for its profiles (None while its version is not known)."""
         pk = await self._station_pk(station_id)
         row = await Station.select(Station.ocpp_version).where(Station.id == pk).first()
@@ -111,9 +113,12 @@ class ChargingProfileService:
             (ChargingProfile.station == pk) & ChargingProfile.cleared_at.is_null()
             & ((ChargingProfile.source == "station") | (ChargingProfile.status == "Accepted"))
         ).order_by(ChargingProfile.id, ascending=False).limit(1000).output(load_json=True)
+        ended = await self._ended_transactions(pk, [r for r in rows if r["source"] == "csms" and r["purpose"] == TX_NAME])
         items: list[dict[str, Any]] = []
         seen: set[tuple[Any, ...]] = set()
         for r in rows:
+            if r["source"] == "csms" and r["purpose"] == TX_NAME and self._ended(r, ended):
+                continue  # a TxProfile ends with its transaction
             keys = {(r["source"], "id", r["evse_id"], r["profile_id"]),
                     (r["source"], "slot", r["evse_id"], r["purpose"], r["stack_level"])}
             if keys & seen:
@@ -125,6 +130,25 @@ class ChargingProfileService:
         return {"station_id": station_id, "ocpp_version": version,
                 "reports_supported": None if version is None else calls is not None and calls.supports_profile_reports,
                 "items": items}
+
+    @staticmethod
+    async def _ended_transactions(pk: int, tx_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The station's sessions that ended since the oldest of ``tx_rows`` was sent."""
+        if not tx_rows:
+            return []
+        since = min(r["sent_at"] for r in tx_rows)
+        return await ChargingSession.select(
+            ChargingSession.evse_id, ChargingSession.transaction_id, ChargingSession.stopped_at).where(
+            (ChargingSession.station == pk) & (ChargingSession.state != "active")
+            & (ChargingSession.stopped_at >= since))
+
+    @staticmethod
+    def _ended(row: dict[str, Any], ended: list[dict[str, Any]]) -> bool:
+        """Whether the transaction of a TxProfile the CSMS sent is over: its own, or for one sent
+        with a remote start (no transaction id yet) one at its EVSE that ended after it was sent."""
+        if row["transaction_id"] is not None:
+            return any(s["transaction_id"] == row["transaction_id"] for s in ended)
+        return any(s["stopped_at"] > row["sent_at"] and row["evse_id"] in (0, s["evse_id"]) for s in ended)
 
     async def request_report(self, station_id: str, *, evse_id: int | None = None, purpose: str | None = None,
                              stack_level: int | None = None, profile_ids: list[int] | None = None,

@@ -31,8 +31,10 @@ from csms.api import bounds, tenancy
 from csms.api.auth import require
 from csms.api.crud import crud_controller
 from csms.api.certificates import CertificateController
+from csms.api.charging_profiles import ChargingProfileController
 from csms.api.display_messages import DisplayMessageController
 from csms.api.firmware_publishing import FirmwarePublishingController
+from csms.api.network_profiles import NetworkProfileController
 from csms.api.station_tariffs import StationTariffController
 from csms.api.der import DerController
 from csms.api.energy_controls import EnergyControlController
@@ -95,6 +97,8 @@ def api_router() -> Router:
         LocalListController,
         DisplayMessageController,
         FirmwarePublishingController,
+        ChargingProfileController,
+        NetworkProfileController,
         StationTariffController,
         DerController,
         EnergyControlController,

@@ -50,6 +50,8 @@ DEFAULT_PLUGINS = (
     "csms.admin.reservations",
     "csms.admin.certificates",
     "csms.admin.display_messages",
+    "csms.admin.charging_profiles",
+    "csms.admin.network_profiles",
     "csms.admin.monitoring",
     "csms.admin.customer_information",
     "csms.admin.data_clears",

@@ -123,6 +123,10 @@ STATION_BODIES = {
     "allowed-energy-transfer": {"transaction_id": "T", "modes": ["DC"]},
     "web-payment-started": {"evse_id": 1, "timeout": 60},  # 2.1
     "data-transfer": {"vendor_id": "com.example"},
+    "configuration/report": {"criteria": ["Active"]},
+    "charging-profiles/report": {}, "charging-profiles/clear": {"profile_id": 1}, "{profile_id:int}": None,
+    "network-profiles": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},
+    "network-profiles/switch": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},
 }
 
 

@@ -15,6 +15,7 @@ from csms.admin.forms import parse_datetime_local
 from csms.admin.templating import viewer_zone
 from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.runtime import get_core
+from csms.core.services.charging_profiles import tx_schedule
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
 from csms.core.tables import IdToken
@@ -84,8 +85,18 @@ async def _remote_start(sid: str, form: Mapping[str, Any], by: str) -> dict[str,
     row = await IdToken.select(IdToken.type).where(IdToken.id_token == token).first()
     # A known card starts with its own type so the station's local list matches; others are central.
     token_type = row["type"] if row else "Central"
+    raw_limit = _text(form, "limit", N_("Charging limit"), required=False).replace(",", ".")
+    extra: dict[str, Any] = {}
+    if raw_limit:  # K05: a TxProfile with one period, for the whole transaction
+        try:
+            limit = float(raw_limit)
+        except ValueError:
+            raise BadInput(gettext("%(label)s must be a number, not “%(value)s”.", label=gettext("Charging limit"),
+                                   value=raw_limit)) from None
+        extra["schedule"] = tx_schedule(unit=_text(form, "unit", N_("Unit")), periods=[{"start_period": 0,
+                                                                                         "limit": limit}])
     return await get_core().operations.remote_start(sid, id_token=token, evse_id=_int(form, "evse_id", N_("EVSE")),
-                                                    token_type=token_type, by=by)
+                                                    token_type=token_type, by=by, **extra)
 
 
 async def _remote_stop(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
@@ -137,12 +148,26 @@ async def _firmware(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any
 
 
 async def _logs(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
-    return await get_core().operations.get_logs(sid, location=_url(form, "location", N_("Upload location")), by=by)
+    return await get_core().operations.get_logs(sid, location=_url(form, "location", N_("Upload location")),
+                                                log_type=_text(form, "log_type", N_("Log"), required=False)
+                                                or "DiagnosticsLog", by=by)
 
 
 async def _get_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
     keys = [k.strip() for k in _text(form, "keys", N_("Keys"), required=False).split(",") if k.strip()]
     return await get_core().operations.get_configuration(sid, keys=keys or None, by=by)
+
+
+async def _custom_report(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
+    """B08: the components (one a line, ``Component`` or ``Component/Variable``) and a criterion."""
+    wanted = []
+    for line in _text(form, "components", N_("Components"), required=False).splitlines():
+        component, _, variable = line.strip().partition("/")
+        if component.strip():
+            wanted.append({"component": component.strip(), "variable": variable.strip() or None})
+    criterion = _text(form, "criterion", N_("Criterion"), required=False)
+    return await get_core().operations.get_custom_report(sid, criteria=[criterion] if criterion else None,
+                                                         component_variables=wanted or None, by=by)
 
 
 async def _set_configuration(sid: str, form: Mapping[str, Any], by: str) -> dict[str, Any]:
@@ -168,6 +193,7 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "firmware": (N_("Update firmware"), _firmware),
     "logs": (N_("Get diagnostics / logs"), _logs),
     "get_configuration": (N_("Read configuration"), _get_configuration),
+    "custom_report": (N_("Custom report"), _custom_report),
     "set_configuration": (N_("Change configuration"), _set_configuration),
 }  # labels translated where shown
 
@@ -255,5 +281,8 @@ async def run_action(name: str, station_id: str, form: Mapping[str, Any], by: st
     if not status:
         return Outcome("rejected", gettext("%(action)s: the station answered without a status.", action=gettext(label)),
                        response)
+    if status == "EmptyResultSet":
+        return Outcome("rejected", gettext("%(action)s: the station has nothing that matches (EmptyResultSet).",
+                                           action=gettext(label)), response, status)
     return Outcome("rejected", gettext("%(action)s: the station answered %(status)s.", action=gettext(label), status=status),
                    response, status)

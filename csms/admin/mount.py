@@ -20,7 +20,7 @@ from csms.admin import (audit, auth, cards, dashboard, display_messages, local_l
                         public_map, session_actions, sessions, sites, stations, users)
 from csms.admin import plans, reservations
 from csms.admin import qr_labels
-from csms.admin import customer_information, der, monitoring
+from csms.admin import charging_profiles, customer_information, der, monitoring, network_profiles
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -54,6 +54,8 @@ def admin_router() -> Router:
             reservations.reservation_create, reservations.reservation_cancel,
             display_messages.display_message_panel, display_messages.display_message_set,
             display_messages.display_message_clear, display_messages.display_message_refresh,
+            charging_profiles.charging_profile_panel, charging_profiles.charging_profile_clear,
+            charging_profiles.charging_profile_report, network_profiles.network_profile_set,
             monitoring.monitoring_panel, monitoring.monitoring_set, monitoring.monitoring_clear,
             monitoring.monitoring_report, monitoring.monitoring_base, monitoring.monitoring_level,
             customer_information.customer_information_panel, customer_information.customer_information_request,

@@ -75,7 +75,7 @@ async def _faulted_station_ids() -> list[int]:
     return sorted(ids)
 
 
-CONFIGURATION_ACTIONS = {"get_configuration", "set_configuration"}
+CONFIGURATION_ACTIONS = {"get_configuration", "set_configuration", "custom_report"}
 OWN = {"tenant": SCOPED}
 STATION = {"tenant": {"station_id": "station"}}
 

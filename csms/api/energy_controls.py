@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, post
 
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
-from csms.api.crud import jsonable
 from csms.api.stations import run_command
 from csms.core.runtime import get_core
 from csms.core.timeutil import utcnow
@@ -84,14 +83,6 @@ class EnergyControlController(Controller):
         """AFRRSignal: an aFRR signal value from ``timestamp`` (default now); the station's answer."""
         return await run_command(get_core().energy_controls.afrr_signal(
             station_id, timestamp=data.timestamp or utcnow(), signal=data.signal, by=caller(request)))
-
-    @get("/charging-profiles", guards=[require("viewer")])
-    async def charging_profiles(self, station_id: str) -> dict[str, Any]:
-        """The charging profiles the CSMS sent to the station (with its answer) or the station
-        reported, not cleared, newest first; ``schedule_update`` is the last dynamic schedule
-        update it accepted for that profile."""
-        items = await run_command(get_core().energy_controls.profiles(station_id))
-        return {"station_id": station_id, "items": [jsonable(r) for r in items["items"]]}
 
     @post("/charging-profiles/{profile_id:int}/schedule-update", guards=[require("operator")])
     async def update_dynamic_schedule(self, request: Request, station_id: str, profile_id: int,

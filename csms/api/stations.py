@@ -19,6 +19,7 @@ from csms.api.tenancy import owner_for_new, restrict, tenant_scope
 from csms.core.ocpp.validation import ACTIONS, InvalidPayload, OcppError
 from csms.core.runtime import get_core
 from csms.core.services import hubs, plans
+from csms.core.services.charging_profiles import tx_schedule
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import NotSupported, OperationError
 from csms.core.services.stations import StationInUse
@@ -62,10 +63,27 @@ class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
     password: str | None
 
 
+class SchedulePeriod(msgspec.Struct, forbid_unknown_fields=True):
+    limit: float  # amps or watts
+    start_period: Int32 = 0  # seconds from the start of the transaction
+    number_phases: Int32 | None = None
+
+
+class RemoteStartProfile(msgspec.Struct, forbid_unknown_fields=True):
+    """A TxProfile for the transaction (K05), relative to its start."""
+
+    periods: list[SchedulePeriod]
+    unit: str = "A"  # A or W
+    duration: Int32 | None = None  # seconds; none: until the transaction ends
+    stack_level: Int32 = 0
+    profile_id: Int32 | None = None  # none: the next free one below 100000
+
+
 class RemoteStart(msgspec.Struct, forbid_unknown_fields=True):
     id_token: str
     evse_id: Int32 | None = None
     token_type: str = "Central"
+    charging_profile: RemoteStartProfile | None = None
 
 
 class RemoteStop(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,6 +127,20 @@ class ConfigurationGet(msgspec.Struct, forbid_unknown_fields=True):
     keys: list[str] | None = None
 
 
+class ComponentVariableBody(msgspec.Struct, forbid_unknown_fields=True):
+    component: str
+    component_instance: str | None = None
+    evse_id: Int32 | None = None
+    connector_id: Int32 | None = None
+    variable: str | None = None  # none: every variable of the component
+    variable_instance: str | None = None
+
+
+class CustomReportBody(msgspec.Struct, forbid_unknown_fields=True):
+    criteria: list[str] | None = None  # Active, Available, Enabled, Problem
+    component_variables: list[ComponentVariableBody] | None = None
+
+
 class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
     location: str
     retrieve_at: datetime | None = None
@@ -118,7 +150,12 @@ class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LogsBody(msgspec.Struct, forbid_unknown_fields=True):
-    location: str
+    location: str  # where the station uploads the file
+    log_type: str = "DiagnosticsLog"  # or SecurityLog (GetLog only)
+    oldest: datetime | None = None
+    latest: datetime | None = None
+    retries: Int32 | None = None
+    retry_interval: Int32 | None = None  # seconds
 
 
 REGISTRATION = {"Accepted", "Pending", "Rejected"}
@@ -355,6 +392,14 @@ class StationController(Controller):
         return await run_command(get_core().operations.get_configuration(
             station_id, keys=data.keys if data else None, by=caller(request)))
 
+    @post("/{station_id:str}/configuration/report", guards=[require("operator")])
+    async def custom_report(self, request: Request, station_id: str, data: CustomReportBody) -> dict[str, Any]:
+        """OCPP 2.0.1 GetReport of chosen components/variables and/or criteria (B08); the
+        NotifyReport parts that follow are stored with the station's variables (1.6: 409)."""
+        return await run_command(get_core().operations.get_custom_report(
+            station_id, criteria=data.criteria, by=caller(request),
+            component_variables=[msgspec.structs.asdict(c) for c in data.component_variables or []] or None))
+
     @put("/{station_id:str}/configuration", guards=[require("operator")])
     async def set_configuration(self, request: Request, station_id: str, data: ConfigurationSet) -> dict[str, Any]:
         return await run_command(get_core().operations.set_configuration(
@@ -362,9 +407,18 @@ class StationController(Controller):
 
     @post("/{station_id:str}/remote-start", guards=[require("operator")])
     async def remote_start(self, request: Request, station_id: str, data: RemoteStart) -> dict[str, Any]:
+        profile = data.charging_profile
+        extra: dict[str, Any] = {}
+        if profile is not None:
+            try:
+                extra = {"schedule": tx_schedule(unit=profile.unit, duration=profile.duration,
+                                                 periods=[msgspec.structs.asdict(p) for p in profile.periods]),
+                         "stack_level": profile.stack_level, "profile_id": profile.profile_id}
+            except OperationError as exc:
+                raise ValidationException(str(exc)) from None
         return await run_command(get_core().operations.remote_start(
             station_id, id_token=data.id_token, evse_id=data.evse_id, token_type=data.token_type,
-            by=caller(request)))
+            by=caller(request), **extra))
 
     @post("/{station_id:str}/remote-stop", guards=[require("operator")])
     async def remote_stop(self, request: Request, station_id: str, data: RemoteStop) -> dict[str, Any]:
@@ -421,8 +475,10 @@ class StationController(Controller):
 
     @post("/{station_id:str}/logs", guards=[require("operator")])
     async def get_logs(self, request: Request, station_id: str, data: LogsBody) -> dict[str, Any]:
-        return await run_command(get_core().operations.get_logs(station_id, location=data.location,
-                                                                by=caller(request)))
+        """GetLog where the station takes it (2.0.1; 1.6 with the security extension), else 1.6
+        GetDiagnostics; ``action`` says which was sent, ``request_id`` what its notifications carry."""
+        return await run_command(get_core().operations.get_logs(
+            station_id, by=caller(request), **msgspec.structs.asdict(data)))
 
     @post("/{station_id:str}/ocpp/{action:str}", guards=[require("operator")])
     async def raw_call(self, request: Request, station_id: str, action: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -31,9 +31,11 @@ from csms.core.services.commands import Bus, CommandService, LocalBus
 from csms.core.services.customer_information import CustomerInformationService
 from csms.core.services.der import DerService
 from csms.core.services.energy_controls import EnergyControlService
+from csms.core.services.charging_profiles import ChargingProfileService
 from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
+from csms.core.services.network_profiles import NetworkProfileService
 from csms.core.services.monitoring import MonitoringService
 from csms.core.services import plans
 from csms.core.services.operations import Operations
@@ -102,6 +104,8 @@ class Core:
             reports=self.reports, sessions=self.sessions, stations=self.stations)
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
+        self.charging_profiles = ChargingProfileService(self.commands)
+        self.network_profiles = NetworkProfileService(self.commands, self.operations)
         self.station_tariffs = StationTariffService(self.commands)
         self.der = DerService(self.commands)
         self.energy_controls = EnergyControlService(self.commands)

@@ -7,7 +7,7 @@
 // one outstanding CSMS call at a time) and a few semantic ones (boot/authorize Accepted, clock).
 //
 //   node strict_station.mjs --url ws://127.0.0.1:PORT/ocpp --id CP1 --protocol ocpp1.6|ocpp2.0.1|ocpp2.1
-//        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace]
+//        [--password P] [--token TAG] [--linger SECONDS] [--allow-pending] [--trace] [--security-extension]
 //        [--bad | --edge basic|txid-reuse|late-ended|seq-reorder|lost-tx]
 //
 // Modes: the default walk (boot, StatusNotification, Heartbeat, Authorize, start, MeterValues
@@ -61,6 +61,7 @@ function parseArgs(argv) {
             case '--call-timeout': out.callTimeout = Number(next()); break;
             case '--edge': out.edge = next(); break;
             case '--trace': out.trace = true; break;
+            case '--security-extension': out.securityExtension = true; break;
             case '-h': case '--help': usage(); break;
             default: usage(`unknown argument ${a}`);
         }
@@ -120,6 +121,7 @@ const now = () => new Date().toISOString();
 
 const station = {
     evses: { 1: { status: 'Available', operative: true } },
+    networkProfiles: {},
     tx: null,              // {id, evseId, idTag, meterStart, seqNo, startedAt, remoteStartId}
     tariffs: new Map(),    // 2.1: default tariffs set by the CSMS, by "evseId:tariffId"
     meterWh: args.meterStart,
@@ -155,12 +157,15 @@ const config16 = new Map([
     ['LocalAuthListEnabled', ['true', false]],
     ['LocalAuthListMaxLength', ['100', true]],
     ['SendLocalListMaxLength', ['100', true]],
+    // the security extension's keys: GetLog, security events, certificates
+    ...(args.securityExtension ? [['SecurityProfile', [args.password ? '1' : '0', true]], ['CpoName', ['Strict CPO', false]]] : []),
 ]);
 
 // 2.0.1 device model: "Component[/evse]" -> Variable -> {value, mutability, dataType}
 const variables201 = [
     { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'HeartbeatInterval' }, value: '300', mutability: 'ReadWrite', dataType: 'integer', unit: 's' },
     { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'MessageTimeout', instance: 'Default' }, value: '30', mutability: 'ReadOnly', dataType: 'integer', unit: 's' },
+    { component: { name: 'OCPPCommCtrlr' }, variable: { name: 'NetworkConfigurationPriority' }, value: '0', mutability: 'ReadWrite', dataType: 'SequenceList' },
     { component: { name: 'SampledDataCtrlr' }, variable: { name: 'TxUpdatedInterval' }, value: '60', mutability: 'ReadWrite', dataType: 'integer', unit: 's' },
     { component: { name: 'SampledDataCtrlr' }, variable: { name: 'TxUpdatedMeasurands' }, value: 'Energy.Active.Import.Register,Power.Active.Import,Current.Import', mutability: 'ReadWrite', dataType: 'MemberList' },
     { component: { name: 'AuthCtrlr' }, variable: { name: 'AuthorizeRemoteStart' }, value: 'true', mutability: 'ReadWrite', dataType: 'boolean' },
@@ -536,6 +541,8 @@ async function meterValues({ kWh = false } = {}) {
 async function stopTransaction(reason = 'Local') {
     const tx = station.tx;
     if (!tx) return;
+    // a TxProfile lasts as long as its transaction
+    station.profiles = station.profiles.filter(x => !(x.evseId === tx.evseId && x.profile.chargingProfilePurpose === 'TxProfile'));
     await sleep(20);
     advanceMeter();
     const meterStop = station.meterWh;
@@ -619,6 +626,36 @@ function compositeLimit(evseId, unit) {
         if (first && first.limit < limit) limit = first.limit;
     }
     return Math.round(limit * 10) / 10;
+}
+
+async function sendReport(requestId, items) {
+    const perMessage = 5;
+    for (let i = 0, seqNo = 0; i < items.length; i += perMessage, seqNo++) {
+        const chunk = items.slice(i, i + perMessage);
+        const reportData = chunk.map(v => {
+            const chars = { dataType: v.dataType, supportsMonitoring: false };
+            if (v.unit) chars.unit = v.unit;
+            return { component: v.component, variable: v.variable,
+                     variableAttribute: [{ type: 'Actual', value: v.value, mutability: v.mutability,
+                                           persistent: true, constant: false }],
+                     variableCharacteristics: chars };
+        });
+        const tbc = i + perMessage < items.length;
+        await call('NotifyReport', { requestId, generatedAt: now(), seqNo, ...(tbc ? { tbc } : {}), reportData });
+    }
+    emit({ event: 'report_sent', requestId, items: items.length });
+}
+
+async function getLog(p, ctx) {
+    // GetLog (2.0.1, and the 1.6 security extension): the upload is told in LogStatusNotifications
+    ctx.then(async () => {
+        for (const status of ['Uploading', 'Uploaded']) {
+            await sleep(50);
+            await call('LogStatusNotification', { status, requestId: p.requestId });
+        }
+        emit({ event: 'log_uploaded', requestId: p.requestId, logType: p.logType, log: p.log });
+    });
+    return { status: 'Accepted', filename: `${p.logType === 'SecurityLog' ? 'security' : 'log'}-${args.id}.txt` };
 }
 
 function registerHandlers() {
@@ -770,6 +807,7 @@ function registerHandlers() {
             const evseId = p.connectorId ?? 1;
             if (station.tx || !station.evses[evseId] || !station.evses[evseId].operative) return { status: 'Rejected' };
             if (p.chargingProfile && p.chargingProfile.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
+            if (p.chargingProfile) station.profiles.push({ evseId, profile: p.chargingProfile });
             ctx.then(async () => {
                 if (config16.get('AuthorizeRemoteTxRequests')[0] === 'true') {
                     const status = await authorize(p.idTag);
@@ -816,12 +854,14 @@ function registerHandlers() {
         });
 
         handle('GetDiagnostics', async () => ({ fileName: `diag-${args.id}.log` }));
+        if (args.securityExtension) handle('GetLog', getLog);
         handle('UpdateFirmware', async () => ({}));
     } else {
         handle('RequestStartTransaction', async (p, ctx) => {
             const evseId = p.evseId ?? 1;
             if (station.tx || !station.evses[evseId] || !station.evses[evseId].operative) return { status: 'Rejected' };
             if (p.chargingProfile && p.chargingProfile.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
+            if (p.chargingProfile) station.profiles.push({ evseId, profile: p.chargingProfile });
             ctx.then(async () => {
                 const authorizeFirst = findVariable({ name: 'AuthCtrlr' }, { name: 'AuthorizeRemoteStart' }).v.value === 'true';
                 if (authorizeFirst) {
@@ -874,28 +914,23 @@ function registerHandlers() {
             }),
         }));
 
+        handle('GetReport', async (p, ctx) => {
+            // B08: the variables of the components (and variables) asked for that meet the criteria;
+            // this station has no problems, and everything it has is available, enabled and active
+            const wanted = p.componentVariable ?? [];
+            const items = (p.componentCriteria ?? []).includes('Problem') && p.componentCriteria.length === 1 ? []
+                : variables201.filter(v => !wanted.length || wanted.some(w => sameName(w.component.name, v.component.name)
+                    && (!w.variable || sameName(w.variable.name, v.variable.name))));
+            if (!items.length) return { status: 'EmptyResultSet' };
+            ctx.then(() => sendReport(p.requestId, items));
+            return { status: 'Accepted' };
+        });
+
         handle('GetBaseReport', async (p, ctx) => {
             const items = p.reportBase === 'ConfigurationInventory'
                 ? variables201.filter(v => v.mutability !== 'ReadOnly') : variables201;
             if (!items.length) return { status: 'EmptyResultSet' };
-            ctx.then(async () => {
-                const perMessage = 5;
-                for (let i = 0, seqNo = 0; i < items.length; i += perMessage, seqNo++) {
-                    const chunk = items.slice(i, i + perMessage);
-                    const reportData = chunk.map(v => {
-                        const chars = { dataType: v.dataType, supportsMonitoring: false };
-                        if (v.unit) chars.unit = v.unit;
-                        return { component: v.component, variable: v.variable,
-                                 variableAttribute: [{ type: 'Actual', value: v.value, mutability: v.mutability,
-                                                       persistent: true, constant: false }],
-                                 variableCharacteristics: chars };
-                    });
-                    const tbc = i + perMessage < items.length;
-                    await call('NotifyReport', { requestId: p.requestId, generatedAt: now(), seqNo,
-                                                 ...(tbc ? { tbc } : {}), reportData });
-                }
-                emit({ event: 'report_sent', requestId: p.requestId, items: items.length });
-            });
+            ctx.then(() => sendReport(p.requestId, items));
             return { status: 'Accepted' };
         });
 
@@ -905,7 +940,36 @@ function registerHandlers() {
             if (p.transactionId) out.ongoingIndicator = !!station.tx && station.tx.id === p.transactionId;
             return out;
         });
-        handle('GetChargingProfiles', async () => ({ status: 'NoProfiles' }));
+        handle('SetNetworkProfile', async (p) => {
+            // B09: slots 0-3; a profile below the one this station connects with is refused (A05)
+            const current = Number(findVariable({ name: 'SecurityCtrlr' }, { name: 'SecurityProfile' }).v.value);
+            if (p.configurationSlot > 3 || p.connectionData.securityProfile < current) return { status: 'Rejected' };
+            station.networkProfiles[p.configurationSlot] = p.connectionData;
+            emit({ event: 'network_profile', slot: p.configurationSlot, profile: p.connectionData });
+            return { status: 'Accepted' };
+        });
+        handle('GetChargingProfiles', async (p, ctx) => {
+            // K09: the matching profiles, one ReportChargingProfiles per EVSE (the last without tbc)
+            const c = p.chargingProfile ?? {};
+            const found = station.profiles.filter(({ evseId, profile }) =>
+                (p.evseId == null || p.evseId === evseId)
+                && (!c.chargingProfilePurpose || c.chargingProfilePurpose === profile.chargingProfilePurpose)
+                && (c.stackLevel == null || c.stackLevel === profile.stackLevel)
+                && (!c.chargingProfileId || c.chargingProfileId.includes(profile.id))
+                && (!c.chargingLimitSource || c.chargingLimitSource.includes('CSO')));
+            if (!found.length) return { status: 'NoProfiles' };
+            const evses = [...new Set(found.map(f => f.evseId))];
+            ctx.then(async () => {
+                for (let i = 0; i < evses.length; i++) {
+                    const tbc = i + 1 < evses.length;
+                    await call('ReportChargingProfiles', {
+                        requestId: p.requestId, chargingLimitSource: 'CSO', evseId: evses[i], ...(tbc ? { tbc } : {}),
+                        chargingProfile: found.filter(f => f.evseId === evses[i]).map(f => f.profile) });
+                }
+                emit({ event: 'profiles_reported', requestId: p.requestId, count: found.length });
+            });
+            return { status: 'Accepted' };
+        });
         handle('SetDisplayMessage', async (p) => {
             station.displayMessages.set(p.message.id, p.message);
             return { status: 'Accepted' };
@@ -927,7 +991,7 @@ function registerHandlers() {
         });
         handle('ClearDisplayMessage', async (p) => (
             { status: station.displayMessages.delete(p.id) ? 'Accepted' : 'Unknown' }));
-        handle('GetLog', async () => ({ status: 'Accepted', filename: `log-${args.id}.txt` }));
+        handle('GetLog', getLog);
         handle('UpdateFirmware', async () => ({ status: 'Accepted' }));
     }
     if (V21) {

@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import StationCalls
-from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import OperationError, calls_with
-from csms.core.tables import ChargingProfile, ChargingSession, Station
+from csms.core.tables import ChargingProfile, ChargingSession
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
 
@@ -52,16 +51,6 @@ class EnergyControlService:
         calls = await self._calls(station_id)
         call = calls.afrr_signal(timestamp=timestamp, signal=signal)
         return call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
-
-    async def profiles(self, station_id: str) -> dict[str, Any]:
-        """The station's charging profiles the CSMS knows (sent with the station's answer, or
-        reported by it), not cleared, newest first."""
-        if not await Station.exists().where(Station.station_id == station_id):
-            raise UnknownStation(station_id)
-        rows = await ChargingProfile.select(*ChargingProfile.all_columns(exclude=[ChargingProfile.station])).where(
-            (ChargingProfile.station.station_id == station_id) & ChargingProfile.cleared_at.is_null()
-        ).order_by(ChargingProfile.id, ascending=False).limit(500).output(load_json=True)
-        return {"items": rows}
 
     async def update_dynamic_schedule(self, station_id: str, *, profile_id: int, update: dict[str, Any],
                                       by: str = "") -> dict[str, Any]:

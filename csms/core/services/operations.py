@@ -13,8 +13,10 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from piccolo.query.functions.aggregate import Max
+
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for
-from csms.core.ocpp.outbound.calls import answered
+from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import passwords
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
@@ -29,6 +31,43 @@ if TYPE_CHECKING:
     from csms.core.services.stations import StationService
 
 log = logging.getLogger("csms.operations")
+
+REMOTE_START_PROFILE_IDS = 100_000  # remote starts number their TxProfiles below this
+COMPONENT_CRITERIA = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
+NAME_LENGTH = 50  # identifierString[50] of component and variable names and instances
+
+
+def component_variable_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 ComponentVariableType from ``{"component", "component_instance", "evse_id",
+    "connector_id", "variable", "variable_instance"}``; ``OperationError`` for a bad one."""
+    def name(key: str, *, required: bool = False) -> str | None:
+        value = item.get(key)
+        if value in (None, "") and not required:
+            return None
+        if not isinstance(value, str) or not 1 <= len(value) <= NAME_LENGTH or not value.isprintable():
+            raise OperationError(N_("%(field)s is a name of 1 to %(maximum)s characters"), field=key,
+                                 maximum=NAME_LENGTH)
+        return value
+
+    component: dict[str, Any] = {"name": name("component", required=True)}
+    if (instance := name("component_instance")) is not None:
+        component["instance"] = instance
+    evse_id, connector_id = item.get("evse_id"), item.get("connector_id")
+    if connector_id is not None and evse_id is None:
+        raise OperationError(N_("a connector_id needs its evse_id"))
+    for value in (evse_id, connector_id):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**31 - 1):
+            raise OperationError(N_("evse_id and connector_id are whole numbers from 0"))
+    if evse_id is not None:
+        component["evse"] = {"id": evse_id, **({"connectorId": connector_id} if connector_id is not None else {})}
+    out: dict[str, Any] = {"component": component}
+    if (variable := name("variable")) is not None:
+        out["variable"] = {"name": variable}
+        if (instance := name("variable_instance")) is not None:
+            out["variable"]["instance"] = instance
+    elif item.get("variable_instance"):
+        raise OperationError(N_("a variable_instance needs its variable"))
+    return out
 
 
 class NotSupported(OperationError):
@@ -89,10 +128,43 @@ class Operations:
         return row["id"]
 
     async def remote_start(self, station_id: str, *, id_token: str, evse_id: int | None = None,
-                           token_type: str = "Central", by: str = "") -> dict[str, Any]:
+                           token_type: str = "Central", schedule: dict[str, Any] | None = None,
+                           stack_level: int = 0, profile_id: int | None = None, by: str = "") -> dict[str, Any]:
+        """RemoteStartTransaction / RequestStartTransaction; with ``schedule`` (from
+        :func:`csms.core.services.charging_profiles.tx_schedule`) a TxProfile for the transaction
+        (K05), checked against the stack level and periods the station allows, and stored once the
+        station accepted. Without ``profile_id`` the next id after the station's highest below
+        :data:`REMOTE_START_PROFILE_IDS` (the smart-charging loop's ids are far above)."""
         calls = await self._calls(station_id)
-        return await self._run(station_id, calls.remote_start(id_token=id_token, evse_id=evse_id,
-                                                              token_type=token_type), by)
+        profile = None
+        if schedule is not None:
+            if not evse_id:
+                raise OperationError(N_("a remote start with a charging profile names its EVSE (1.6: connector)"))
+            pk = await self._station_pk(station_id)
+            caps = await calls.station_caps(pk)
+            if caps.max_stack_level is not None and stack_level > caps.max_stack_level:
+                raise OperationError(N_("the station allows stack levels up to %(maximum)s"),
+                                     maximum=caps.max_stack_level)
+            if caps.max_periods is not None and len(schedule["chargingSchedulePeriod"]) > caps.max_periods:
+                raise OperationError(N_("the station allows at most %(maximum)s periods in a schedule"),
+                                     maximum=caps.max_periods)
+            if not 0 <= stack_level <= 2**31 - 1 or (profile_id is not None and not 1 <= profile_id <= 2**31 - 1):
+                raise OperationError(N_("stack_level and profile_id are whole numbers (profile_id from 1)"))
+            if profile_id is None:
+                top = await ChargingProfile.select(Max(ChargingProfile.profile_id).as_alias("top")).where(
+                    (ChargingProfile.station == pk) & (ChargingProfile.profile_id < REMOTE_START_PROFILE_IDS)).first()
+                profile_id = ((top or {}).get("top") or 0) + 1
+            profile = calls.remote_start_profile(profile_id=profile_id, stack_level=stack_level, schedule=schedule)
+        call = calls.remote_start(id_token=id_token, evse_id=evse_id, token_type=token_type, charging_profile=profile)
+        result = call.outcome(await self._send(station_id, call, by))
+        if profile is not None:
+            await ChargingProfile(
+                station=await self._station_pk(station_id), evse_id=evse_id or 0, profile_id=calls.profile_id(profile),
+                stack_level=stack_level, purpose=profile["chargingProfilePurpose"], kind=profile["chargingProfileKind"],
+                payload=profile, source="csms", status=result["status"],
+            ).save()
+            result["profile_id"] = calls.profile_id(profile)
+        return result
 
     async def remote_stop(self, station_id: str, *, transaction_id: str | None = None, session_id: int | None = None,
                           by: str = "") -> dict[str, Any]:
@@ -150,6 +222,25 @@ class Operations:
         await call.record(self.reports, state, response)
         return call.outcome(response)
 
+    async def get_custom_report(self, station_id: str, *, criteria: list[str] | None = None,
+                                component_variables: list[dict[str, Any]] | None = None,
+                                by: str = "") -> dict[str, Any]:
+        """GetReport (2.0.1 B08) of the chosen components and variables (``{"component",
+        "component_instance", "evse_id", "connector_id", "variable", "variable_instance"}``, only
+        ``component`` required) and/or those meeting ``criteria`` (Active, Available, Enabled,
+        Problem). The NotifyReport parts are stored like a base report's; the outcome has the
+        ``request_id``. ``OperationError`` before sending for what the station would refuse."""
+        if not criteria and not component_variables:
+            raise OperationError(N_("name components or criteria (a full report is “Read from station”)"))
+        if criteria and not set(criteria) <= set(COMPONENT_CRITERIA):
+            raise OperationError(N_("criteria are some of %(criteria)s"), criteria=", ".join(COMPONENT_CRITERIA))
+        wanted = [component_variable_of(item) for item in component_variables or []]
+        calls = await calls_with(self.commands, station_id, "supports_custom_reports",
+                                 "GetReport (OCPP 2.0.1 has; 1.6 reads chosen keys with GetConfiguration)")
+        call = calls.get_custom_report(request_id=new_request_id(), criteria=list(dict.fromkeys(criteria or [])) or None,
+                                       component_variables=wanted or None)
+        return await self._run(station_id, call, by)
+
     async def set_configuration(self, station_id: str, *, key: str, value: str, by: str = "") -> dict[str, Any]:
         state = await self.stations.state(station_id)
         if state is None:
@@ -206,11 +297,27 @@ class Operations:
             location=location, retrieve_at=retrieve_at, signing_certificate=signing_certificate,
             signature=signature, retries=retries), by)
 
-    async def get_logs(self, station_id: str, *, location: str, by: str = "") -> dict[str, Any]:
-        """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog) uploading to ``location``; returns
-        ``request_id`` (None for 1.6 GetDiagnostics)."""
+    async def get_logs(self, station_id: str, *, location: str, log_type: str = DIAGNOSTICS_LOG,
+                       oldest: datetime | None = None, latest: datetime | None = None, retries: int | None = None,
+                       retry_interval: int | None = None, by: str = "") -> dict[str, Any]:
+        """GetLog uploading to ``location`` where the station takes it (2.0.1; 1.6 with the
+        security extension, known from its configuration keys), else 1.6 GetDiagnostics; returns
+        ``request_id`` (None for GetDiagnostics) and ``action``, the message sent. The station's
+        LogStatusNotification / DiagnosticsStatusNotification land in its events and log status."""
+        if log_type not in LOG_TYPES:
+            raise OperationError(N_("log_type must be one of %(types)s"), types=", ".join(LOG_TYPES))
+        if oldest is not None and latest is not None and latest <= oldest:
+            raise OperationError(N_("latest must be after oldest"))
+        if (retries is not None and not 0 <= retries <= 2**31 - 1) or (
+                retry_interval is not None and not 0 <= retry_interval <= 2**31 - 1):
+            raise OperationError(N_("retries and retry_interval are whole numbers from 0"))
+        if "://" not in location or len(location) > 512:
+            raise OperationError(N_("location must be a URL the station can reach, of at most 512 characters"))
         calls = await self._calls(station_id)
-        return await self._run(station_id, calls.get_logs(location=location), by)
+        call = calls.get_logs(location=location, log_type=log_type, oldest=oldest, latest=latest, retries=retries,
+                              retry_interval=retry_interval,
+                              get_log=await calls.takes_get_log(await self._station_pk(station_id)))
+        return {**await self._run(station_id, call, by), "action": call.action}
 
     # -- smart charging, reservations -----------------------------------------------------------
 

@@ -134,8 +134,12 @@ class ReportService:
     async def charging_profiles(self, state: StationState, *, evse_id: int, profiles: list[dict[str, Any]],
                                 limit_source: str) -> None:
         """Store the charging profiles a station reports it holds (2.0.1 ReportChargingProfiles:
-        ``source`` "station", the charging limit source as their status)."""
+        ``source`` "station", the charging limit source as their status). A profile reported
+        again at the same EVSE replaces the one stored."""
         for profile in profiles:
+            await ChargingProfile.delete().where(
+                (ChargingProfile.station == state.pk) & (ChargingProfile.source == "station")
+                & (ChargingProfile.evse_id == evse_id) & (ChargingProfile.profile_id == profile["id"]))
             await ChargingProfile(
                 station=state.pk, evse_id=evse_id, profile_id=profile["id"],
                 stack_level=profile["stackLevel"], purpose=profile["chargingProfilePurpose"],

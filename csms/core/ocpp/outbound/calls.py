@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from csms.core.timeutil import ocpp_ts
 from csms.i18n import N_, TranslatedError
 
 if TYPE_CHECKING:
@@ -52,6 +53,29 @@ async def nothing_to_record(reports: ReportService, state: StationState, respons
 
 def new_request_id() -> int:
     return random.randint(1, 2**31 - 1)
+
+
+# The logs a station uploads (LogEnumType of 2.0.1 and of the 1.6 security extension).
+DIAGNOSTICS_LOG, SECURITY_LOG = "DiagnosticsLog", "SecurityLog"
+LOG_TYPES = (DIAGNOSTICS_LOG, SECURITY_LOG)
+
+
+def get_log_call(*, location: str, log_type: str, oldest: datetime | None, latest: datetime | None,
+                 retries: int | None, retry_interval: int | None) -> Call:
+    """GetLog, the same in 2.0.1 and the 1.6 security extension; the outcome has the ``request_id``
+    the station's LogStatusNotifications carry."""
+    request_id = new_request_id()
+    log: dict[str, Any] = {"remoteLocation": location}
+    if oldest is not None:
+        log["oldestTimestamp"] = ocpp_ts(oldest)
+    if latest is not None:
+        log["latestTimestamp"] = ocpp_ts(latest)
+    payload: dict[str, Any] = {"logType": log_type, "requestId": request_id, "log": log}
+    if retries is not None:
+        payload["retries"] = retries
+    if retry_interval is not None:
+        payload["retryInterval"] = retry_interval
+    return Call("GetLog", payload, outcome=answered_for(request_id))
 
 
 # Version-neutral purposes of a charging profile; each adapter names them in its version.
@@ -110,6 +134,9 @@ class StationCalls(ABC):
     final_cost_by_data_transfer: bool = False  # the final cost in a DataTransfer after the transaction
     supports_monitoring: bool = False  # Set/ClearVariableMonitoring, GetMonitoringReport, SetMonitoringBase/Level
     supports_customer_information: bool = False  # CustomerInformation
+    supports_profile_reports: bool = False  # GetChargingProfiles, answered in ReportChargingProfiles
+    supports_custom_reports: bool = False  # GetReport of chosen components / criteria, answered in NotifyReport
+    supports_network_profiles: bool = False  # SetNetworkProfile (1.6 has none)
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
@@ -138,7 +165,15 @@ class StationCalls(ABC):
         """``id_token`` cut to what the version's id tokens hold."""
 
     @abstractmethod
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call: ...
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
+        """``charging_profile``: a TxProfile from :meth:`remote_start_profile` for the transaction."""
+
+    @abstractmethod
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        """The TxProfile of a remote start, shaped for the version: relative to the transaction's
+        start and without a transaction id (the transaction does not exist yet); ``schedule`` has
+        ``chargingRateUnit``, ``chargingSchedulePeriod`` and optionally ``duration``."""
 
     @abstractmethod
     def remote_stop(self, *, transaction_id: str) -> Call: ...
@@ -167,6 +202,13 @@ class StationCalls(ABC):
     def set_configuration(self, *, key: str, value: str) -> Call:
         """Set ``key``; ``record`` stores the new value (once the station took it)."""
 
+    def get_custom_report(self, *, request_id: int, criteria: list[str] | None,
+                          component_variables: list[dict[str, Any]] | None) -> Call:
+        """GetReport of the device-model variables of ``component_variables`` (2.0.1
+        ComponentVariableType) meeting ``criteria`` (ComponentCriterionEnumType); the outcome
+        has the ``request_id`` of the NotifyReport parts to come."""
+        raise self._not_in_version("GetReport (OCPP 2.0.1 has; 1.6 reads chosen keys with GetConfiguration)")
+
     @abstractmethod
     def rotate_password(self, *, password: str) -> Call:
         """Give the station the Basic-auth ``password``."""
@@ -176,9 +218,17 @@ class StationCalls(ABC):
                         signature: str | None, retries: int | None) -> Call:
         """The outcome has the ``request_id`` of the update (None when the call has none)."""
 
+    async def takes_get_log(self, station_pk: int) -> bool:
+        """Whether the station takes GetLog (2.0.1: always; 1.6: with the security extension)."""
+        return True
+
     @abstractmethod
-    def get_logs(self, *, location: str) -> Call:
-        """Upload diagnostics to ``location``; the outcome has the ``request_id`` (None when the call has none)."""
+    def get_logs(self, *, location: str, log_type: str = DIAGNOSTICS_LOG, oldest: datetime | None = None,
+                 latest: datetime | None = None, retries: int | None = None, retry_interval: int | None = None,
+                 get_log: bool = True) -> Call:
+        """Upload the log of ``log_type`` (:data:`LOG_TYPES`) between ``oldest`` and ``latest`` to
+        ``location``: GetLog when ``get_log`` (see :meth:`takes_get_log`), else the version's older
+        message; the outcome has the ``request_id`` (None when the call has none)."""
 
     @abstractmethod
     def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:
@@ -194,6 +244,19 @@ class StationCalls(ABC):
         """An absolute profile of the neutral ``purpose`` (:data:`STATION_MAX`, :data:`TX_DEFAULT`,
         :data:`TX`) shaped for the version; ``schedule`` has ``startSchedule``, ``chargingRateUnit``
         and ``chargingSchedulePeriod``; ``transaction_id`` for a TX profile bound to its transaction."""
+
+    @abstractmethod
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        """ClearChargingProfile of the profile ``profile_id``, or of the profiles matching the
+        others (neutral ``purpose``; all None: every profile the CSMS may clear)."""
+
+    def get_charging_profiles(self, *, request_id: int, evse_id: int | None, purpose: str | None,
+                              stack_level: int | None, profile_ids: list[int] | None,
+                              limit_sources: list[str] | None) -> Call:
+        """GetChargingProfiles of the profiles matching the criteria; the outcome has the
+        ``request_id`` of the ReportChargingProfiles to come."""
+        raise self._not_in_version("GetChargingProfiles (OCPP 2.0.1 has; 1.6 has GetCompositeSchedule)")
 
     @abstractmethod
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call: ...
@@ -281,6 +344,14 @@ class StationCalls(ABC):
         """The running ``cost`` of an ongoing transaction, for the station to show; ``meter_wh``
         the meter register the cost was computed at, ``charging`` False while the EV is idle."""
         raise self._not_in_version("running cost message")
+
+    # -- network connection profiles (2.0.1 B09, A05, B10)
+
+    def set_network_profile(self, *, slot: int, url: str, security_profile: int, interface: str,
+                            message_timeout: int) -> Call:
+        """SetNetworkProfile: store a connection to ``url`` (this CSMS speaking the version's
+        OCPP over JSON) with ``security_profile`` in configuration ``slot``."""
+        raise self._not_in_version("SetNetworkProfile (OCPP 2.0.1 has)")
 
     # -- monitoring (2.0.1 N: monitors on device-model variables; their events come in NotifyEvent)
 

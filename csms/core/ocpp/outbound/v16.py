@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound.calls import (
+    DIAGNOSTICS_LOG,
     STATION_MAX,
     TX,
     TX_DEFAULT,
@@ -19,6 +20,7 @@ from csms.core.ocpp.outbound.calls import (
     accepted,
     answered_for,
     bool_or_none,
+    get_log_call,
     int_or_none,
     new_request_id,
     positive_int,
@@ -43,6 +45,9 @@ LIST_STATUSES = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "Concurr
 # The neutral (2.0.1) certificate types a 1.6 station installs, and their 1.6 names (CertificateUseEnumType).
 CERTIFICATE_TYPES = {"CSMSRootCertificate": "CentralSystemRootCertificate",
                      "ManufacturerRootCertificate": "ManufacturerRootCertificate"}
+# Configuration keys only a station with the security extension ("Improved security for OCPP 1.6-J") has.
+SECURITY_EXTENSION_KEYS = frozenset({"SecurityProfile", "CpoName", "CertificateStoreMaxLength",
+                                     "CertificateSignedMaxChainSize", "AdditionalRootCertificateCheck"})
 COST_VENDOR = "org.openchargealliance.costmsg"  # OCA white paper "OCPP & California Pricing Requirements"
 
 
@@ -108,11 +113,19 @@ class Calls16(StationCalls):
     def fit_id_token(self, id_token: str) -> str:
         return id_token[:ID_TAG_LENGTH]
 
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call:
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
         payload: dict[str, Any] = {"idTag": self.fit_id_token(id_token)}
         if evse_id:
             payload["connectorId"] = evse_id
+        if charging_profile is not None:
+            payload["chargingProfile"] = charging_profile
         return Call("RemoteStartTransaction", payload)
+
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {"chargingProfileId": profile_id, "stackLevel": stack_level,
+                "chargingProfilePurpose": PURPOSE_NAMES[TX], "chargingProfileKind": "Relative",
+                "chargingSchedule": schedule}
 
     def remote_stop(self, *, transaction_id: str) -> Call:
         try:
@@ -173,9 +186,32 @@ class Calls16(StationCalls):
         return Call("UpdateFirmware", payload,
                     outcome=lambda response: {"status": "Accepted", "response": response, "request_id": None})
 
-    def get_logs(self, *, location: str) -> Call:
-        """GetDiagnostics: no request id; an answer without a file name means there is nothing to upload."""
-        return Call("GetDiagnostics", {"location": location}, outcome=lambda response: {
+    async def takes_get_log(self, station_pk: int) -> bool:
+        """With the security extension: the station reported one of its configuration keys."""
+        return await ConfigurationKey.exists().where(
+            (ConfigurationKey.station == station_pk) & ConfigurationKey.key.is_in(list(SECURITY_EXTENSION_KEYS)))
+
+    def get_logs(self, *, location: str, log_type: str = DIAGNOSTICS_LOG, oldest: datetime | None = None,
+                 latest: datetime | None = None, retries: int | None = None, retry_interval: int | None = None,
+                 get_log: bool = True) -> Call:
+        """GetLog of the security extension, else GetDiagnostics: no request id, and an answer
+        without a file name means there is nothing to upload; it has no security log."""
+        if get_log:
+            return get_log_call(location=location, log_type=log_type, oldest=oldest, latest=latest, retries=retries,
+                                retry_interval=retry_interval)
+        if log_type != DIAGNOSTICS_LOG:
+            raise OperationError(N_("the station's security log needs GetLog, and its security extension is not "
+                                    "known: read its configuration first"))
+        payload: dict[str, Any] = {"location": location}
+        if oldest is not None:
+            payload["startTime"] = ocpp_ts(oldest)
+        if latest is not None:
+            payload["stopTime"] = ocpp_ts(latest)
+        if retries is not None:
+            payload["retries"] = retries
+        if retry_interval is not None:
+            payload["retryInterval"] = retry_interval
+        return Call("GetDiagnostics", payload, outcome=lambda response: {
             "status": "Accepted" if response.get("fileName") else "NoFile", "response": response, "request_id": None})
 
     def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:
@@ -192,6 +228,19 @@ class Calls16(StationCalls):
         if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
         return profile
+
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        if profile_id is not None:
+            return Call("ClearChargingProfile", {"id": profile_id})
+        payload: dict[str, Any] = {}
+        if evse_id is not None:
+            payload["connectorId"] = evse_id
+        if purpose is not None:
+            payload["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            payload["stackLevel"] = stack_level
+        return Call("ClearChargingProfile", payload)
 
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
         return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "connectorId": evse_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound.calls import (
+    DIAGNOSTICS_LOG,
     STATION_MAX,
     TX,
     TX_DEFAULT,
@@ -18,6 +19,7 @@ from csms.core.ocpp.outbound.calls import (
     answered,
     answered_for,
     bool_or_none,
+    get_log_call,
     int_or_none,
     new_request_id,
     positive_int,
@@ -95,16 +97,26 @@ class Calls201(StationCalls):
     supports_monitoring = True
     supports_customer_information = True
     supports_running_cost = True
+    supports_profile_reports = True
+    supports_custom_reports = True
+    supports_network_profiles = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token
 
-    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str) -> Call:
+    def remote_start(self, *, id_token: str, evse_id: int | None, token_type: str,
+                     charging_profile: dict[str, Any] | None = None) -> Call:
         payload: dict[str, Any] = {"idToken": {"idToken": id_token, "type": token_type},
                                    "remoteStartId": new_request_id()}
         if evse_id:
             payload["evseId"] = evse_id
+        if charging_profile is not None:
+            payload["chargingProfile"] = charging_profile
         return Call("RequestStartTransaction", payload)
+
+    def remote_start_profile(self, *, profile_id: int, stack_level: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": PURPOSE_NAMES[TX],
+                "chargingProfileKind": "Relative", "chargingSchedule": [{"id": profile_id, **schedule}]}
 
     def remote_stop(self, *, transaction_id: str) -> Call:
         return Call("RequestStopTransaction", {"transactionId": transaction_id})
@@ -154,6 +166,21 @@ class Calls201(StationCalls):
             {"attributeValue": value, "component": component, "variable": variable}]},
             outcome=variable_set, record=record)
 
+    def get_custom_report(self, *, request_id: int, criteria: list[str] | None,
+                          component_variables: list[dict[str, Any]] | None) -> Call:
+        payload: dict[str, Any] = {"requestId": request_id}
+        if criteria:
+            payload["componentCriteria"] = criteria
+        if component_variables:
+            payload["componentVariable"] = component_variables
+        return Call("GetReport", payload, outcome=answered_for(request_id))
+
+    def set_network_profile(self, *, slot: int, url: str, security_profile: int, interface: str,
+                            message_timeout: int) -> Call:
+        return Call("SetNetworkProfile", {"configurationSlot": slot, "connectionData": {
+            "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": url, "messageTimeout": message_timeout,
+            "securityProfile": security_profile, "ocppInterface": interface}})
+
     def rotate_password(self, *, password: str) -> Call:
         return Call("SetVariables", {"setVariableData": [{
             "attributeValue": password, "component": {"name": passwords.SECURITY_COMPONENT},
@@ -172,10 +199,11 @@ class Calls201(StationCalls):
             payload["retries"] = retries
         return Call("UpdateFirmware", payload, outcome=answered_for(request_id))
 
-    def get_logs(self, *, location: str) -> Call:
-        request_id = new_request_id()
-        payload = {"logType": "DiagnosticsLog", "requestId": request_id, "log": {"remoteLocation": location}}
-        return Call("GetLog", payload, outcome=answered_for(request_id))
+    def get_logs(self, *, location: str, log_type: str = DIAGNOSTICS_LOG, oldest: datetime | None = None,
+                 latest: datetime | None = None, retries: int | None = None, retry_interval: int | None = None,
+                 get_log: bool = True) -> Call:
+        return get_log_call(location=location, log_type=log_type, oldest=oldest, latest=latest, retries=retries,
+                            retry_interval=retry_interval)
 
     def set_charging_profile(self, *, evse_id: int, profile: dict[str, Any]) -> Call:
         return Call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile})
@@ -191,6 +219,36 @@ class Calls201(StationCalls):
         if transaction_id is not None:
             profile["transactionId"] = transaction_id
         return profile
+
+    def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                               stack_level: int | None) -> Call:
+        if profile_id is not None:
+            return Call("ClearChargingProfile", {"chargingProfileId": profile_id})
+        criteria: dict[str, Any] = {}
+        if evse_id is not None:
+            criteria["evseId"] = evse_id
+        if purpose is not None:
+            criteria["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            criteria["stackLevel"] = stack_level
+        return Call("ClearChargingProfile", {"chargingProfileCriteria": criteria} if criteria else {})
+
+    def get_charging_profiles(self, *, request_id: int, evse_id: int | None, purpose: str | None,
+                              stack_level: int | None, profile_ids: list[int] | None,
+                              limit_sources: list[str] | None) -> Call:
+        criterion: dict[str, Any] = {}
+        if purpose is not None:
+            criterion["chargingProfilePurpose"] = self.purpose_names[purpose]
+        if stack_level is not None:
+            criterion["stackLevel"] = stack_level
+        if profile_ids:
+            criterion["chargingProfileId"] = profile_ids
+        if limit_sources:
+            criterion["chargingLimitSource"] = limit_sources
+        payload: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
+        if evse_id is not None:
+            payload["evseId"] = evse_id
+        return Call("GetChargingProfiles", payload, outcome=answered_for(request_id))
 
     def get_composite_schedule(self, *, evse_id: int, duration: int, unit: str) -> Call:
         return Call("GetCompositeSchedule", {"duration": duration, "chargingRateUnit": unit, "evseId": evse_id})

@@ -688,6 +688,39 @@ async def test_a_session_on_priority_charging_is_served_first(server):
         await st.close()
 
 
+async def test_profiles_cleared_by_hand_are_sent_again(server):
+    """An operator clears the loop's profiles at a station (ClearChargingProfile over REST): the
+    loop hears of it and its next round sends the station its profiles again, unchanged limits
+    included, instead of waiting for the next change."""
+    fast(server)
+    rounds = Rounds(server)
+    api = server.api
+    site = await make_site(api)
+    await make_station(api, "SC-CLR", site["id"])
+    await api.post("/tokens", json={"id_token": "CAR-CLR"})
+    st = SimStation("SC-CLR", server.ws_url("SC-CLR"), "2.0.1", evses=1, check_frames=True)
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        await st.start_session(1, "CAR-CLR")
+        await rounds.wait(lambda r: r.limits == {"SC-CLR/1": 32.0} and r.sent > 0, since=mark)
+        for _ in range(50):
+            if st.limit_a(1) == 32.0:
+                break
+            await asyncio.sleep(0.1)
+        assert st.limit_a(1) == 32.0
+        mark = rounds.mark()
+        cleared = await api.post("/stations/SC-CLR/charging-profiles/clear", json={})
+        assert cleared.status_code == 201 and cleared.json()["status"] == "Accepted", cleared.text
+        assert not any(st.profiles.values())
+        await rounds.wait(lambda r: r.sent > 0, since=mark)
+        assert st.limit_a(1) == 32.0 and tx_default(st) is not None
+    finally:
+        await st.close()
+
+
 def test_an_external_schedule_limits_within_its_time_only():
     from csms.core.services.smart_charging.external_limits import limit_at
 

@@ -13,7 +13,7 @@ covers first, so what is listed afterwards is what the station reported (nothing
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from piccolo.columns.combination import Combinable
 
@@ -93,6 +93,8 @@ def limit_summary(payload: dict[str, Any]) -> str:
 class ChargingProfileService:
     def __init__(self, commands: CommandService) -> None:
         self.commands = commands
+        # told the station id after a clear it accepted (the smart-charging loop listens)
+        self.cleared_listeners: list[Callable[[str], None]] = []
 
     async def _station_pk(self, station_id: str) -> int:
         row = await Station.select(Station.id).where(Station.station_id == station_id).first()
@@ -199,6 +201,8 @@ class ChargingProfileService:
             await ChargingProfile.update({ChargingProfile.cleared_at: utcnow()}).where(
                 where & (ChargingProfile.source == "csms") & ChargingProfile.cleared_at.is_null())
             await ChargingProfile.delete().where(where & (ChargingProfile.source == "station"))
+            for listener in self.cleared_listeners:  # the smart-charging loop sends its profiles again
+                listener(station_id)
         return result
 
     @staticmethod

@@ -259,6 +259,8 @@ class SmartChargingService:
             self._failed_at.pop(sid, None)
         elif signal.kind == "disconnected":
             self._booted.discard(sid)
+        elif signal.kind == "cleared":  # profiles cleared by hand: the next round sends them all again
+            self._unknown.add(sid)
         elif signal.kind == "meter" and signal.session_id is not None:
             self._measured_at[signal.session_id] = time.monotonic()
         elif signal.kind == "stopped" and signal.session_id is not None:
@@ -267,6 +269,14 @@ class SmartChargingService:
         if self._runs_rounds:  # only the node running rounds reads them
             self._events.append(signal)
             self._wake.set()
+
+    def profiles_cleared(self, station_id: str) -> None:
+        """An operator cleared charging profiles of the station (ClearChargingProfile accepted):
+        what it holds is no longer known, so the site's next round, soon, sends it every profile
+        again (on whichever node runs the rounds)."""
+        self._note(Signal("cleared", station_id))
+        if self._forwarder is not None:
+            self._outbox.append(["cleared", station_id, None, None, 0.0])
 
     def _on_signals(self, payload: Any) -> None:
         """Signals another node broadcast (every node keeps what they say, leader or not)."""

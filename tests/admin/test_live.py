@@ -85,7 +85,7 @@ async def test_station_logs_and_configuration(page_as, server):
 
         await page.goto("/admin/stations/CP-LOG?tab=configuration")
         await page.get_by_text("Change any variable").click()
-        await page.get_by_label("Component/Variable").fill("OCPPCommCtrlr/HeartbeatInterval")
+        await page.get_by_label("Component/Variable", exact=True).fill("OCPPCommCtrlr/HeartbeatInterval")
         await page.get_by_label("Value", exact=True).fill("120")
         await page.get_by_role("button", name="Set", exact=True).click()
         await expect(page.locator("#action-result")).to_contain_text("answered Accepted")

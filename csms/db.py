@@ -200,17 +200,19 @@ class BatchWriter:
     with a savepoint per unit; a unit that fails there is rolled back alone and its future gets
     the error (a unit nobody waits for is logged), and every other unit commits.
 
-    On PostgreSQL up to ``PG_PIPELINE`` batches are in flight at once, each in its own
-    transaction on its own pooled connection: a closed loop of stations otherwise waits, batch
-    after batch, for a commit's round trips and WAL flush while the event loop idles (the next
-    batch is queued but not sent). A unit still resolves only at the commit of its own batch.
+    On PostgreSQL up to ``PG_PIPELINE`` batches may be in flight at once, each in its own
+    transaction on its own pooled connection, so the next batch is written while the previous
+    one waits for its commit's round trips and WAL flush. It is 1 (off) by default: on the shared
+    2-core machine two in flight halved the batches and cost 10-15 % more CPU per call
+    (bench/README.md, "The message path, second pass"). A unit resolves only at the commit of
+    its own batch.
     Units that must be ordered are: a station's next message is handled after the answer to the
     previous one, i.e. after its commit; and PostgreSQL's row locks make a later batch's write to
     a row wait for an earlier batch still holding it. ``flush()`` waits for every batch in
     flight. SQLite has one writer at a time anyway: one batch in flight.
     """
 
-    PG_PIPELINE = 2
+    PG_PIPELINE = 1
 
     def __init__(self, engine: Engine, *, max_rows: int = 5000, idle_interval: float = 0.05) -> None:
         self._engine = engine

@@ -116,9 +116,13 @@ async def test_a_failing_unit_fails_alone(tmp_path, backend):
         assert writer.failed_units == 2
 
 
-async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp_path):
-    """On PostgreSQL a batch still committing does not hold the next one (two in flight), flush()
-    waits for both, and the writer keeps its connections between batches."""
+async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp_path, monkeypatch):
+    """On PostgreSQL with two batches in flight (BatchWriter.PG_PIPELINE), a batch still
+    committing does not hold the next one, flush() waits for both, and the writer keeps its
+    connections between batches."""
+    from csms.db import BatchWriter
+
+    monkeypatch.setattr(BatchWriter, "PG_PIPELINE", 2)
     async with running_server(tmp_path, backend="postgres", unknown_stations="accept") as srv:
         writer = srv.core.writer
         insert = ("INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, "
@@ -140,7 +144,7 @@ async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp
         assert slow.done() and slow.exception() is None
         kept = {id(conn) for conn in writer._pg_idle}
         assert 1 <= len(kept) <= 2
-        for i in range(3):
+        for i in range(3):  # one connection after another batch, with one in flight at a time
             await writer.submit([(insert, row(f"AGAIN{i}", 3.0))])
         assert {id(conn) for conn in writer._pg_idle} <= kept  # no connection taken from the pool anew
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from csms.core.ocpp.connection import FRAMES_EXTENSION
 from csms.settings import Settings
+
+# Frames waiting for the app at which WebSocketProtocol stops reading a socket.
+INBOX_PAUSE = 4
+
 
 class _Inbox:
     """What uvicorn's WebSocket protocol uses of ``asyncio.Queue`` (``put_nowait``, ``get``,
@@ -94,6 +99,21 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
 
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn pauses reading after every frame and resumes when the app takes it: two changes
+        # of the socket's epoll registration per message, whose answer the station awaits anyway.
+        # Reading pauses here only once INBOX_PAUSE frames wait (what a station may send
+        # beyond that is still bounded by one pause per read, as before).
+        paused = self.read_paused
+        self.read_paused = True  # tells uvicorn's method not to pause
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = paused
+        if not paused and len(self.queue._items) >= INBOX_PAUSE:  # type: ignore[attr-defined]
+            self.read_paused = True
+            self.transport.pause_reading()
+
     def start_keepalive(self) -> None:
         # called once the handshake's answer is written: its request and response are done with
         self.request = None  # type: ignore[assignment]
@@ -102,6 +122,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)  # builds self.scope; the app task has not run yet
+        # The OCPP connection reads and writes its frames here once the handshake is accepted,
+        # not through Litestar's and the middlewares' wrappers of receive and send (see
+        # FRAMES_EXTENSION).
+        cast("dict[str, Any]", self.scope["extensions"])[FRAMES_EXTENSION] = self
         ssl_object = self.transport.get_extra_info("ssl_object")
         if ssl_object is None:
             return

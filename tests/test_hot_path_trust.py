@@ -116,6 +116,39 @@ async def test_a_failing_unit_fails_alone(tmp_path, backend):
         assert writer.failed_units == 2
 
 
+async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp_path, monkeypatch):
+    """On PostgreSQL with two batches in flight (BatchWriter.PG_PIPELINE), a batch still
+    committing does not hold the next one, flush() waits for both, and the writer keeps its
+    connections between batches."""
+    from csms.db import BatchWriter
+
+    monkeypatch.setattr(BatchWriter, "PG_PIPELINE", 2)
+    async with running_server(tmp_path, backend="postgres", unknown_stations="accept") as srv:
+        writer = srv.core.writer
+        insert = ("INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, "
+                  "phase, unit, context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        from csms.core.timeutil import utcnow
+
+        def row(station_id, value):
+            return (None, station_id, 1, "", utcnow(), "Energy.Active.Import.Register", "", "Wh", "", "", value)
+
+        await writer.flush()
+        slow = writer.submit([(insert, row("SLOW", 1.0)), ("SELECT pg_sleep(?)", (3.0,))])
+        await asyncio.sleep(0.2)  # the slow batch is taken and running
+        started = time.monotonic()
+        await writer.submit([(insert, row("FAST", 2.0))])
+        assert time.monotonic() - started < 2.5 and not slow.done()
+        stored = {r["station_id"] for r in await MeterValue.select(MeterValue.station_id)}
+        assert "FAST" in stored and "SLOW" not in stored  # the slow unit commits with its own batch
+        await writer.flush()
+        assert slow.done() and slow.exception() is None
+        kept = {id(conn) for conn in writer._pg_idle}
+        assert 1 <= len(kept) <= 2
+        for i in range(3):  # one connection after another batch, with one in flight at a time
+            await writer.submit([(insert, row(f"AGAIN{i}", 3.0))])
+        assert {id(conn) for conn in writer._pg_idle} <= kept  # no connection taken from the pool anew
+
+
 async def test_seq_no_counts_as_seen_only_after_its_commit(server, monkeypatch):
     """A TransactionEvent whose write fails gets an error; the station's retry is stored, not
     taken for a duplicate."""

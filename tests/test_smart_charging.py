@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -137,6 +138,30 @@ def first_limit(profile: dict[str, Any]) -> float:
     schedule = profile["chargingSchedule"]
     schedule = schedule[0] if isinstance(schedule, list) else schedule
     return schedule["chargingSchedulePeriod"][0]["limit"]
+
+
+@asynccontextmanager
+async def charging_at_one_station(server: Any, station_id: str, evses: int) -> AsyncIterator[
+        tuple[SimStation, dict[str, Any], Rounds]]:
+    """A site of LIMIT amps with one 2.0.1 station of ``evses`` EVSEs, a car charging at each,
+    after the first round that saw them all: the station, the site and its rounds."""
+    fast(server)
+    rounds = Rounds(server)
+    site = await make_site(server.api)
+    await make_station(server.api, station_id, site["id"])
+    await server.api.post("/tokens", json={"id_token": f"CAR-{station_id}"})
+    st = SimStation(station_id, server.ws_url(station_id), "2.0.1", evses=evses, check_frames=True)
+    try:
+        await st.connect()
+        await st.boot()
+        await st.announce()
+        mark = rounds.mark()
+        for evse in range(1, evses + 1):
+            await st.start_session(evse, f"CAR-{station_id}")
+        await rounds.wait(lambda r: len(r.limits) == evses and r.sent > 0, since=mark)
+        yield st, site, rounds
+    finally:
+        await st.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,25 +404,13 @@ async def test_external_limits_cap_their_loads_and_free_the_rest(any_server):
     """K11-K13: a limit set on an EVSE from outside (NotifyChargingLimit with a schedule) caps
     that car and its share goes to the other; one on the whole station (EVSE 0, in W) caps the
     station's sum; ClearedChargingLimit gives the shares back. Both kept as ``external`` profiles."""
-    server, api = any_server, any_server.api
-    fast(server)
-    rounds = Rounds(server)
-    site = await make_site(api)
-    await make_station(api, "SC-EXT", site["id"])
-    await api.post("/tokens", json={"id_token": "CAR-EXT"})
-    st = SimStation("SC-EXT", server.ws_url("SC-EXT"), "2.0.1", evses=2, check_frames=True)
+    api = any_server.api
 
     def schedule(limit: float, unit: str = "A") -> list[dict[str, Any]]:
         return [{"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}]
 
-    try:
-        await st.connect()
-        await st.boot()
-        await st.announce()
-        mark = rounds.mark()
-        for evse in (1, 2):
-            await st.start_session(evse, "CAR-EXT")
-        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 16.0, "SC-EXT/2": 16.0}, since=mark)
+    async with charging_at_one_station(any_server, "SC-EXT", 2) as (st, _, rounds):
+        await rounds.wait(lambda r: r.limits == {"SC-EXT/1": 16.0, "SC-EXT/2": 16.0})
 
         mark = rounds.mark()
         await st.call("NotifyChargingLimit", {"evseId": 1, "chargingLimit": {"chargingLimitSource": "EMS"},
@@ -425,8 +438,6 @@ async def test_external_limits_cap_their_loads_and_free_the_rest(any_server):
             (ChargingProfile.source == "external") & ChargingProfile.cleared_at.is_null())
         events = (await api.get("/stations/SC-EXT/events", params={"category": "charging_limit"})).json()["items"]
         assert len(events) == 5  # each notification is in the station's event log too
-    finally:
-        await st.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,62 +674,33 @@ def test_profiles_are_valid_for_each_version(version, unit):
 async def test_a_session_on_priority_charging_is_served_first(server):
     """OCPP 2.1 priority charging (UsePriorityCharging accepted, or the station's
     NotifyPriorityCharging) makes the session's load priority 1: it gets the larger share."""
-    fast(server)
-    rounds = Rounds(server)
-    api = server.api
-    site = await make_site(api)
-    await make_station(api, "SC-PRIO", site["id"])
-    await api.post("/tokens", json={"id_token": "CAR-PRIO"})
-    st = SimStation("SC-PRIO", server.ws_url("SC-PRIO"), "2.0.1", evses=2, check_frames=True)
-    try:
-        await st.connect()
-        await st.boot()
-        await st.announce()
-        mark = rounds.mark()
-        for evse in (1, 2):
-            await st.start_session(evse, "CAR-PRIO")
-        await rounds.wait(lambda r: r.limits == {"SC-PRIO/1": 16.0, "SC-PRIO/2": 16.0}, since=mark)
+    async with charging_at_one_station(server, "SC-PRIO", 2) as (_, site, rounds):
+        await rounds.wait(lambda r: r.limits == {"SC-PRIO/1": 16.0, "SC-PRIO/2": 16.0})
         await ChargingSession.update({ChargingSession.priority_charging: True}).where(
             (ChargingSession.evse_id == 2) & (ChargingSession.state == "active"))
         mark = rounds.mark()
         server.core.smart_charging.request(site["id"])
         r = await rounds.wait(lambda r: r.limits.get("SC-PRIO/2", 0) > r.limits.get("SC-PRIO/1", 0), since=mark)
         assert [load.priority for load in sorted(r.loads, key=lambda load: load.id)] == [0, 1]
-    finally:
-        await st.close()
 
 
 async def test_profiles_cleared_by_hand_are_sent_again(server):
     """An operator clears the loop's profiles at a station (ClearChargingProfile over REST): the
     loop hears of it and its next round sends the station its profiles again, unchanged limits
     included, instead of waiting for the next change."""
-    fast(server)
-    rounds = Rounds(server)
-    api = server.api
-    site = await make_site(api)
-    await make_station(api, "SC-CLR", site["id"])
-    await api.post("/tokens", json={"id_token": "CAR-CLR"})
-    st = SimStation("SC-CLR", server.ws_url("SC-CLR"), "2.0.1", evses=1, check_frames=True)
-    try:
-        await st.connect()
-        await st.boot()
-        await st.announce()
-        mark = rounds.mark()
-        await st.start_session(1, "CAR-CLR")
-        await rounds.wait(lambda r: r.limits == {"SC-CLR/1": 32.0} and r.sent > 0, since=mark)
+    async with charging_at_one_station(server, "SC-CLR", 1) as (st, _, rounds):
+        await rounds.wait(lambda r: r.limits == {"SC-CLR/1": 32.0})
         for _ in range(50):
             if st.limit_a(1) == 32.0:
                 break
             await asyncio.sleep(0.1)
         assert st.limit_a(1) == 32.0
         mark = rounds.mark()
-        cleared = await api.post("/stations/SC-CLR/charging-profiles/clear", json={})
+        cleared = await server.api.post("/stations/SC-CLR/charging-profiles/clear", json={})
         assert cleared.status_code == 201 and cleared.json()["status"] == "Accepted", cleared.text
         assert not any(st.profiles.values())
         await rounds.wait(lambda r: r.sent > 0, since=mark)
         assert st.limit_a(1) == 32.0 and tx_default(st) is not None
-    finally:
-        await st.close()
 
 
 def test_an_external_schedule_limits_within_its_time_only():

@@ -4,12 +4,9 @@ station's variables like a base report's; bad requests are refused before sendin
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager
 
 import pytest
-import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -61,17 +58,9 @@ class ReportStation(Station201):
                                                  report_data=data, tbc=start + 2 < len(found)))
 
 
-@asynccontextmanager
-async def report_station(srv: Any, station_id: str) -> AsyncIterator[ReportStation]:
-    async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
-        cp = ReportStation(station_id, ws)
-        cp.setup("1.0")
-        task = asyncio.create_task(cp.start())
-        try:
-            await cp.boot()
-            yield cp
-        finally:
-            task.cancel()
+def report_station(srv: Any, station_id: str) -> AsyncContextManager[ReportStation]:
+    """A booted :class:`ReportStation` with its receive loop running."""
+    return station(srv, station_id, "2.0.1", cls=ReportStation)
 
 
 async def variables(server: Any, station_id: str) -> set[tuple[Any, ...]]:

@@ -4,11 +4,9 @@ ClearDisplayMessage) over REST against a real station on a real WebSocket; 1.6 h
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager
 
 import pytest
-import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -58,18 +56,9 @@ class DisplayStation(Station201):
         return result201.ClearDisplayMessage(status="Accepted" if self.display.pop(id, None) else "Unknown")
 
 
-@asynccontextmanager
-async def display_station(srv: Any, station_id: str) -> AsyncIterator[DisplayStation]:
+def display_station(srv: Any, station_id: str) -> AsyncContextManager[DisplayStation]:
     """A booted :class:`DisplayStation` with its receive loop running."""
-    async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
-        cp = DisplayStation(station_id, ws)
-        cp.setup("1.0")
-        task = asyncio.create_task(cp.start())
-        try:
-            await cp.boot()
-            yield cp
-        finally:
-            task.cancel()
+    return station(srv, station_id, "2.0.1", cls=DisplayStation)
 
 
 async def eventually(check, timeout: float = 5.0):

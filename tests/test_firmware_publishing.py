@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from tests.stations import Station201, connect
-from tests.test_ocpp_201 import boot
+from csms.testing.stations import Station201, station
+from tests.stations import connect
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 
@@ -41,44 +40,38 @@ class Controller(Station201):
 
 async def test_publish_and_unpublish_firmware(server):
     api = server.api
-    async with websockets.connect(server.ws_url("LC1"), subprotocols=["ocpp2.0.1"]) as ws:
-        cp = Controller("LC1", ws)
+    async with station(server, "LC1", "2.0.1", cls=Controller) as cp:
         cp.published = {}
-        task = asyncio.create_task(cp.start())
-        try:
-            await boot(cp)
-            r = await api.post("/stations/LC1/firmware/publish", json={
-                "location": "https://fw.example.org/v2.bin", "checksum": MD5.upper(), "retries": 3,
-                "retry_interval_s": 60})
-            assert r.status_code == 201, r.text
-            assert r.json()["status"] == "Accepted" and isinstance(r.json()["request_id"], int)
-            assert cp.published == {MD5: "https://fw.example.org/v2.bin"}  # the checksum as OCPP writes it
+        r = await api.post("/stations/LC1/firmware/publish", json={
+            "location": "https://fw.example.org/v2.bin", "checksum": MD5.upper(), "retries": 3,
+            "retry_interval_s": 60})
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "Accepted" and isinstance(r.json()["request_id"], int)
+        assert cp.published == {MD5: "https://fw.example.org/v2.bin"}  # the checksum as OCPP writes it
 
-            async def published() -> list[dict[str, Any]] | None:
-                items = (await api.get("/stations/LC1/events", params={"category": "firmware_publish"})).json()["items"]
-                return items if len(items) == 2 else None
+        async def published() -> list[dict[str, Any]] | None:
+            items = (await api.get("/stations/LC1/events", params={"category": "firmware_publish"})).json()["items"]
+            return items if len(items) == 2 else None
 
-            for _ in range(100):
-                items = await published()
-                if items:
-                    break
-                await asyncio.sleep(0.05)
-            assert sorted(e["kind"] for e in items) == ["Downloading", "Published"]
+        for _ in range(100):
+            items = await published()
+            if items:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(e["kind"] for e in items) == ["Downloading", "Published"]
 
-            for body, words in (({"location": "", "checksum": MD5}, "location"),
-                                ({"location": "https://x", "checksum": "abc"}, "MD5"),
-                                ({"location": "https://x", "checksum": MD5, "retries": -1}, "retries")):
-                bad = await api.post("/stations/LC1/firmware/publish", json=body)
-                assert bad.status_code == 400 and words in bad.json()["detail"], bad.text
+        for body, words in (({"location": "", "checksum": MD5}, "location"),
+                            ({"location": "https://x", "checksum": "abc"}, "MD5"),
+                            ({"location": "https://x", "checksum": MD5, "retries": -1}, "retries")):
+            bad = await api.post("/stations/LC1/firmware/publish", json=body)
+            assert bad.status_code == 400 and words in bad.json()["detail"], bad.text
 
-            r = await api.post("/stations/LC1/firmware/unpublish", json={"checksum": MD5})
-            assert r.status_code == 201 and r.json()["status"] == "Unpublished", r.text
-            r = await api.post("/stations/LC1/firmware/unpublish", json={"checksum": MD5})
-            assert r.json()["status"] == "NoFirmware"
-            history = (await api.get("/stations/LC1/commands")).json()["items"]
-            assert [h["action"] for h in history[:3]] == ["UnpublishFirmware", "UnpublishFirmware", "PublishFirmware"]
-        finally:
-            task.cancel()
+        r = await api.post("/stations/LC1/firmware/unpublish", json={"checksum": MD5})
+        assert r.status_code == 201 and r.json()["status"] == "Unpublished", r.text
+        r = await api.post("/stations/LC1/firmware/unpublish", json={"checksum": MD5})
+        assert r.json()["status"] == "NoFirmware"
+        history = (await api.get("/stations/LC1/commands")).json()["items"]
+        assert [h["action"] for h in history[:3]] == ["UnpublishFirmware", "UnpublishFirmware", "PublishFirmware"]
     await asyncio.sleep(0.2)
     offline = await api.post("/stations/LC1/firmware/unpublish", json={"checksum": MD5})
     assert offline.status_code == 409 and offline.json()["extra"]["error"] == "StationOffline"

@@ -6,17 +6,14 @@ NotifyCustomerInformation) is validated against the official schema. OCPP 1.6 ha
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-import websockets
 from ocpp.routing import on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from csms.testing.stations import station
-from tests.stations import Station201
+from csms.testing.stations import Station201, station
 from tests.test_ocpp_rpc_strict import Commands, StrictStation, eventually, node_station  # noqa: F401 (fixture)
 
 SCRIPT = Path(__file__).parent / "node" / "monitoring_station.mjs"
@@ -248,28 +245,20 @@ async def test_periodic_monitor_and_its_events(server):
                  "component": d["component"], "variable": d["variable"]} for d in set_monitoring_data])
 
     sid = "PERIODIC"
-    async with websockets.connect(server.ws_url(sid), subprotocols=["ocpp2.0.1"]) as ws:
-        cp = PeriodicStation(sid, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            boot = await cp.call(call.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
-                                                       reason="PowerUp"))
-            assert boot.status == "Accepted"
-            r = await server.api.post(f"/stations/{sid}/monitoring", json={"monitors": [
-                {"component": "EVSE", "evse_id": 1, "variable": "Power", "type": "Periodic", "value": 300,
-                 "severity": 7}]})
-            assert r.status_code in (200, 201), r.text
-            assert [x["status"] for x in r.json()["results"]] == ["Accepted"]
-            assert cp.sent == [{"value": 300, "type": "Periodic", "severity": 7,
-                                "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}]
-            for n, watts in enumerate(("7100", "7300")):
-                await cp.call(call.NotifyEvent(generated_at="2026-01-05T10:00:00Z", seq_no=0, event_data=[{
-                    "event_id": n + 1, "timestamp": f"2026-01-05T10:0{5 * n}:00Z", "trigger": "Periodic",
-                    "actual_value": watts, "component": {"name": "EVSE", "evse": {"id": 1}},
-                    "variable": {"name": "Power"}, "variable_monitoring_id": 7,
-                    "event_notification_type": "CustomMonitor"}]))
-        finally:
-            task.cancel()
+    async with station(server, sid, "2.0.1", cls=PeriodicStation) as cp:
+        r = await server.api.post(f"/stations/{sid}/monitoring", json={"monitors": [
+            {"component": "EVSE", "evse_id": 1, "variable": "Power", "type": "Periodic", "value": 300,
+             "severity": 7}]})
+        assert r.status_code in (200, 201), r.text
+        assert [x["status"] for x in r.json()["results"]] == ["Accepted"]
+        assert cp.sent == [{"value": 300, "type": "Periodic", "severity": 7,
+                            "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}]
+        for n, watts in enumerate(("7100", "7300")):
+            await cp.call(call.NotifyEvent(generated_at="2026-01-05T10:00:00Z", seq_no=0, event_data=[{
+                "event_id": n + 1, "timestamp": f"2026-01-05T10:0{5 * n}:00Z", "trigger": "Periodic",
+                "actual_value": watts, "component": {"name": "EVSE", "evse": {"id": 1}},
+                "variable": {"name": "Power"}, "variable_monitoring_id": 7,
+                "event_notification_type": "CustomMonitor"}]))
     listing = (await server.api.get(f"/stations/{sid}/monitoring")).json()
     assert [(m["monitor_id"], m["type"], m["value"]) for m in listing["monitors"]] == [(7, "Periodic", 300.0)]
     events = (await server.api.get(f"/stations/{sid}/monitoring/events")).json()["items"]

@@ -4,12 +4,9 @@ WebSocket; a lower security profile and bad connections are refused before sendi
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager
 
 import pytest
-import websockets
 from ocpp.routing import on
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
@@ -63,17 +60,9 @@ class NetworkStation(Station201):
         return result201.Reset(status="Scheduled")
 
 
-@asynccontextmanager
-async def network_station(srv: Any, station_id: str) -> AsyncIterator[NetworkStation]:
-    async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
-        cp = NetworkStation(station_id, ws)
-        cp.setup("1.0")
-        task = asyncio.create_task(cp.start())
-        try:
-            await cp.boot()
-            yield cp
-        finally:
-            task.cancel()
+def network_station(srv: Any, station_id: str) -> AsyncContextManager[NetworkStation]:
+    """A booted :class:`NetworkStation` with its receive loop running."""
+    return station(srv, station_id, "2.0.1", cls=NetworkStation)
 
 
 async def test_set_and_switch_network_profile(any_server):

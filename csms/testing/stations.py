@@ -264,11 +264,12 @@ class Station201(Behaviour, ChargePoint201):
 
 @asynccontextmanager
 async def station(srv: Any, station_id: str, version: str, *, firmware: str = "1.0",
-                  boot: bool = True) -> AsyncIterator[Any]:
-    """A test station of ``version`` with its receive loop running, booted unless ``boot`` is false."""
+                  boot: bool = True, cls: type | None = None) -> AsyncIterator[Any]:
+    """A test station of ``version`` with its receive loop running, booted unless ``boot`` is
+    false; ``cls``: a subclass of :class:`Station16` / :class:`Station201` that answers more."""
     subprotocol = Subprotocol("ocpp1.6" if version == "1.6" else "ocpp2.0.1")
     async with websockets.connect(srv.ws_url(station_id), subprotocols=[subprotocol]) as ws:
-        cp: Any = (Station16 if version == "1.6" else Station201)(station_id, ws)
+        cp: Any = (cls or (Station16 if version == "1.6" else Station201))(station_id, ws)
         cp.setup(firmware)
         task = asyncio.create_task(cp.start())
         try:

@@ -228,7 +228,7 @@ async def test_plain_ws_is_profile_1_and_can_be_refused(tmp_path):
         assert refused.value.response.status_code == 403
 
 
-def test_serve_with_a_bad_certificate_setting_says_why_in_one_line(tmp_path):
+async def test_serve_with_a_bad_certificate_setting_says_why_in_one_line(tmp_path):  # async: see pytestmark
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
     env.update(CSMS_DATA_DIR=str(tmp_path), CSMS_TLS_CERTS=f"{tmp_path}/missing.pem:{tmp_path}/missing.key")
     done = subprocess.run([sys.executable, "-m", "csms", "serve", "--port", str(free_port())], env=env,

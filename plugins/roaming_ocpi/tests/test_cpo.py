@@ -680,7 +680,7 @@ async def test_cdr_signed_data_from_a_201_station(server, emsp):
         await st.close()
 
 
-def test_signed_data_mapping():
+async def test_signed_data_mapping():  # async: the module runs its tests on one loop
     """The mapping on its own: 2.0.1 signedMeterValue (encoding and public key given by the
     station), repeated blobs, other measurands, values of no transaction context, oversize blobs."""
     from plugins.roaming_ocpi.objects import signed_data

@@ -281,7 +281,7 @@ async def test_the_newest_registered_partners_token_wins_and_unregistered_ones_a
         assert [t["partner"] for t in found] == [new_id] and found[0]["payload"]["valid"] is True
 
 
-def test_charging_periods_add_up_to_the_totals():
+async def test_charging_periods_add_up_to_the_totals():  # async: the module runs its tests on one loop
     from plugins.roaming_ocpi.cpo import _balanced, _hours, _kwh, _period
 
     start = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)

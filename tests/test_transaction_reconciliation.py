@@ -172,3 +172,24 @@ async def test_reconciliation_can_be_turned_off(tmp_path):
             await settled(server)
             assert cp.received == []
             assert (await row(session_id))["state"] == "active"
+
+
+async def test_transaction_status_on_demand(server):
+    """An operator asks the station about a session's transaction (GetTransactionStatus): the
+    station that runs it says so; a 1.6 station has no such call (409); an offline one: 409."""
+    session_id, tx = await open_session(server, "ASK201", "2.0.1")
+    async with station(server, "ASK201", "2.0.1") as cp:
+        await settled(server)  # the check after the boot closes the session this station lost
+        cp.received.clear()
+        r = await server.api.post(f"/sessions/{session_id}/transaction-status")
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "Accepted" and r.json()["ongoing"] is False
+        assert r.json()["transaction_id"] == tx and r.json()["station_id"] == "ASK201"
+        assert cp.received == [("GetTransactionStatus", {"transaction_id": tx})]
+    offline = await server.api.post(f"/sessions/{session_id}/transaction-status")
+    assert offline.status_code == 409 and offline.json()["extra"]["error"] == "StationOffline"
+    old_id, _ = await open_session(server, "ASK16", "1.6")
+    async with station(server, "ASK16", "1.6"):
+        r = await server.api.post(f"/sessions/{old_id}/transaction-status")
+        assert r.status_code == 409 and r.json()["extra"]["error"] == "NotSupported", r.text
+    assert (await server.api.post("/sessions/999999/transaction-status")).status_code == 404

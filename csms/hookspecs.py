@@ -222,7 +222,9 @@ def tariff_message(station_id, evse_id, id_token, transaction_id, languages):
     (EVSE ``evse_id``, 0 when not known yet): OCPP 2.0.1/2.1 ``personalMessage`` in the
     ``idTokenInfo`` of an accepted Authorize or TransactionEvent (I01), and during transaction
     ``transaction_id`` (None at Authorize) ``updatedPersonalMessage`` when the text differs from
-    the one last given for it (I06). ``languages``: the languages the station's display speaks as
+    the one last given for it (I06). ``id_token`` "" (no driver known, EVSE 0): the text of the
+    tariff a driver without a contract pays, set on the station after its boot as its
+    ``TariffFallbackMessage`` (I04). ``languages``: the languages the station's display speaks as
     far as the core knows (its ``DisplayMessageCtrlr.Language``), best first, maybe empty. Return
     a str, ``{"content": str, "language": str, "format": "UTF8" | "ASCII" | "HTML" | "URI"}``
     or ``None`` (nothing to show)."""

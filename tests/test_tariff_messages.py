@@ -24,6 +24,8 @@ class TariffTexts:
 
     @hookimpl(tryfirst=True)
     def tariff_message(self, station_id, evse_id, id_token, transaction_id, languages):
+        if not id_token:  # the fallback text after a boot (I04): no public text here
+            return None
         self.asked.append({"station_id": station_id, "evse_id": evse_id, "id_token": id_token,
                            "transaction_id": transaction_id, "languages": languages})
         if len(self.asked) <= 3:

@@ -232,9 +232,11 @@ async def site_delete(request: Request, site_id: int) -> Redirect:
 
 # -- hubs --------------------------------------------------------------------------------------
 
-async def hub_fields(scope: Scope) -> list[Field]:
+async def hub_fields(scope: Scope, hub_id: int | None = None) -> list[Field]:
     sites = await restrict(Site.select(Site.id, Site.name), Site.organization, scope).order_by(Site.name)
-    return [
+    members = [] if hub_id is None else await Station.select(Station.station_id).where(
+        Station.hub == hub_id).order_by(Station.station_id)
+    fields = [
         Field("name", N_("Name"), required=True, maxlength=200),
         Field("site", N_("Site"), "select", choices=choices(sites)),
         Field("device_id", N_("Communication device"), maxlength=100, help=N_("Gateway or router the stations share.")),
@@ -244,10 +246,18 @@ async def hub_fields(scope: Scope) -> list[Field]:
         Field("limit_l2_a", N_("Limit L2 (A)"), "number", min=0, max=100000, step="any"),
         Field("limit_l3_a", N_("Limit L3 (A)"), "number", min=0, max=100000, step="any"),
     ]
+    if hub_id is not None:  # a new hub has no stations to choose from yet
+        fields.append(Field(
+            "local_controller", N_("Local controller"), "select",
+            choices=[(m["station_id"], m["station_id"]) for m in members], blank_label=gettext("None"),
+            help=N_("One of the hub's stations that balances the others itself (OCPP local smart charging): "
+                    "smart charging sends it the hub's limit and no profiles to the other stations.")))
+    return fields
 
 
 async def _hub_form(request: Request, *, hub_id: int | None, values: dict[str, Any], errors: FormErrors,
-                    status_code: int = 200) -> Template:
+                    status_code: int = 200, chosen: list[str] | None = None) -> Template:
+    """The hub form; ``chosen``: the stations ticked in a submitted form shown again (else the hub's)."""
     stations = []
     scope = await tenant_scope(request)
     if hub_id is not None:
@@ -255,7 +265,8 @@ async def _hub_form(request: Request, *, hub_id: int | None, values: dict[str, A
                                   scope).order_by(Station.station_id).limit(1000)
     return await render(request, "hub_form.html", status_code=status_code,
                         title=gettext("New hub") if hub_id is None else gettext("Edit hub %(hub)s", hub=values.get("name", "")),
-                        fields=await hub_fields(scope), values=values, errors=errors, hub_id=hub_id, stations=stations,
+                        fields=await hub_fields(scope, hub_id), values=values, errors=errors, hub_id=hub_id, stations=stations,
+                        chosen=chosen,
                         action="/admin/hubs/new" if hub_id is None else f"/admin/hubs/{hub_id}/edit",
                         cancel="/admin/sites", submit=gettext("Save hub"))
 
@@ -269,37 +280,43 @@ async def hub_new(request: Request) -> Template:
 async def _save_hub(request: Request, hub_id: int | None) -> Template | Redirect:
     raw = await request.form()
     scope = await tenant_scope(request)
-    values, errors = parse(await hub_fields(scope), raw)
+    values, errors = parse(await hub_fields(scope, hub_id), raw)
     values["site"] = fk(values.get("site"))
+    if "local_controller" in values:
+        values["local_controller"] = values["local_controller"] or ""
     if not scope.is_global and (values["site"] is None or not await restrict(
             Site.exists().where(Site.id == values["site"]), Site.organization, scope)):
         errors["site"] = gettext("Choose one of your sites.")
     members = [s for s in raw.getall("stations", []) if s]
     if hub_id is not None and not errors and values.get("max_stations") and len(members) > values["max_stations"]:
         errors["stations"] = f"The hub takes at most {values['max_stations']} stations; {len(members)} are selected."
-    if errors:
+
+    async def again(status_code: int) -> Template:  # the form as it was submitted, with its errors
         return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
-                               status_code=422)
+                               chosen=members, status_code=status_code)
+
+    if errors:
+        return await again(422)
     actor, actor_organization = await actor_of(request)
     if hub_id is None:
         try:
             hub_id = await sites.create_hub(values, actor=actor, actor_organization=actor_organization)
         except plans.PlanLimitReached as exc:
             errors["site"] = limit_message(exc)
-            return await _hub_form(request, hub_id=None, values={k: raw.get(k, "") for k in raw}, errors=errors,
-                                   status_code=409)
+            return await again(409)
     else:
         try:
             await sites.update_hub(hub_id, values, members, allowed=_visible_stations(scope), actor=actor,
                                    actor_organization=actor_organization)
+        except hubs.LocalControllerInvalid:
+            errors["local_controller"] = gettext("The local controller must be one of the hub's stations.")
+            return await again(422)
         except hubs.HubFull as exc:
             errors["stations"] = f"{str(exc)[0].upper()}{str(exc)[1:]}. Nothing was saved."
-            return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
-                                   status_code=409)
+            return await again(409)
         except plans.PlanLimitReached as exc:
             errors["site"] = limit_message(exc)
-            return await _hub_form(request, hub_id=hub_id, values={k: raw.get(k, "") for k in raw}, errors=errors,
-                                   status_code=409)
+            return await again(409)
     return Redirect(f"/admin/sites/{values['site']}" if values["site"] else "/admin/sites", status_code=303)
 
 
@@ -313,8 +330,8 @@ async def hub_edit(request: Request, hub_id: int) -> Template:
     row = await Hub.select().where(Hub.id == hub_id).first()
     if row is None:
         raise NotFoundException(gettext("There is no hub %(hub)s.", hub=hub_id))
-    return await _hub_form(request, hub_id=hub_id, values=as_form_values(await hub_fields(await tenant_scope(request)),
-                                                                          row), errors=FormErrors())
+    return await _hub_form(request, hub_id=hub_id, values=as_form_values(
+        await hub_fields(await tenant_scope(request), hub_id), row), errors=FormErrors())
 
 
 @post("/admin/hubs/{hub_id:int}/edit", include_in_schema=False, opt=HUB)

@@ -198,7 +198,7 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
             actor, actor_organization = await actor_of(request)
             try:
                 item_id = await writer.create(values, actor=actor, actor_organization=actor_organization)
-            except hubs.HubLimitInvalid as exc:
+            except (hubs.HubLimitInvalid, hubs.LocalControllerInvalid) as exc:
                 raise ValidationException(str(exc)) from None
             except plans.PlanLimitReached as exc:
                 raise plan_limit(exc) from None
@@ -216,7 +216,7 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                 actor, actor_organization = await actor_of(request)
                 try:
                     await writer.update(item_id, values, actor=actor, actor_organization=actor_organization)
-                except hubs.HubLimitInvalid as exc:
+                except (hubs.HubLimitInvalid, hubs.LocalControllerInvalid) as exc:
                     raise ValidationException(str(exc)) from None
                 except hubs.HubFull as exc:
                     raise hub_full(exc) from None

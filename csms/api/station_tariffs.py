@@ -1,7 +1,7 @@
 """The tariffs an OCPP 2.1 station calculates costs with, over REST (an earlier version answers
 409 ``NotSupported``): set the default tariff, ask the station what it holds, clear, and change
 a running transaction's tariff. Without a ``tariff`` in the body the ``station_tariff`` hook's
-(the billing plugin's) is sent."""
+(the billing plugin's) is sent. And the fallback tariff texts of a 2.0.1 or 2.1 station."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ class ClearTariffsBody(msgspec.Struct, forbid_unknown_fields=True):
 class TransactionTariffBody(msgspec.Struct, forbid_unknown_fields=True):
     transaction_id: str
     tariff: dict[str, Any] | None = None  # none: the station_tariff hook's for the transaction's EVSE
+
+
+class FallbackTextsBody(msgspec.Struct, forbid_unknown_fields=True):
+    tariff_message: str | None = None  # none: the tariff_message hook's text for a driver without a contract
+    total_cost_message: str | None = None  # none: the total_cost_fallback_message setting
 
 
 class StationTariffController(Controller):
@@ -60,3 +65,12 @@ class StationTariffController(Controller):
         """ChangeTransactionTariff of a running transaction; the station's answer and the tariff sent."""
         return await run_command(get_core().station_tariffs.change_for_transaction(
             station_id, transaction_id=data.transaction_id, tariff=data.tariff, by=caller(request)))
+
+    @post("/fallback", guards=[require("operator")])
+    async def send_fallback_texts(self, request: Request, station_id: str, data: FallbackTextsBody) -> dict[str, Any]:
+        """The texts a 2.0.1/2.1 station shows when it cannot reach the CSMS (I04, I05), set now
+        with SetVariables: ``TariffCostCtrlr.TariffFallbackMessage`` (the tariff) and
+        ``TotalCostFallbackMessage`` (instead of a total cost). Per text (``tariff``,
+        ``total_cost``) the station's answer; 1.6: 409 ``NotSupported``; no text at all: 400."""
+        return {"results": await run_command(get_core().tariff_fallback.send(
+            station_id, tariff=data.tariff_message, total_cost=data.total_cost_message, by=caller(request)))}

@@ -49,14 +49,18 @@ class StationCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class StationUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: str | None = None
-    site: Int32 | None = None
-    hub: Int32 | None = None
+    # null takes the station off its site (and hub), out of its hub, or clears its current limits
+    site: Int32 | None | msgspec.UnsetType = msgspec.UNSET
+    hub: Int32 | None | msgspec.UnsetType = msgspec.UNSET
     organization: Int32 | None = None
     phase_rotation: str | None = None
-    max_current_a: float | None = None
-    min_current_a: float | None = None
+    max_current_a: float | None | msgspec.UnsetType = msgspec.UNSET
+    min_current_a: float | None | msgspec.UnsetType = msgspec.UNSET
     registration_status: str | None = None
     security_profile: int | None = None  # 0-3; connections raise it themselves, never lower it
+
+
+CLEARABLE = {"site", "hub", "max_current_a", "min_current_a"}  # StationUpdate's fields a null clears
 
 
 class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -278,7 +282,10 @@ class StationController(Controller):
     @patch("/{station_id:str}", guards=[require("operator")])
     async def update_station(self, request: Request, station_id: str, data: StationUpdate) -> dict[str, Any]:
         before = await station_row(station_id)
-        values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        values = {k: v for k, v in msgspec.structs.asdict(data).items()
+                  if v is not msgspec.UNSET and (v is not None or k in CLEARABLE)}
+        if "site" in values and values["site"] is None:
+            values["hub"] = None  # a station without a site is in no hub
         await check_references(Station, values, await tenant_scope(request))
         profile = values.pop("security_profile", None)
         if profile is not None and profile not in (0, 1, 2, 3):

@@ -44,6 +44,7 @@ from csms.core.services.reports import ReportService
 from csms.core.services.reservations import ReservationService
 from csms.core.services.retention import RetentionService
 from csms.core.services.running_costs import RunningCostService
+from csms.core.services.tariff_fallback import TariffFallbackService
 from csms.core.services.tariff_messages import TariffMessageService
 from csms.core.services.sessions import SessionService
 from csms.core.services.settlement import SettlementService
@@ -108,6 +109,8 @@ class Core:
         self.charging_profiles.cleared_listeners.append(self.smart_charging.profiles_cleared)
         self.network_profiles = NetworkProfileService(self.commands, self.operations)
         self.station_tariffs = StationTariffService(self.commands)
+        self.tariff_fallback = TariffFallbackService(settings, events, self.commands, self.operations,
+                                                     self.tariff_messages)
         self.der = DerService(self.commands)
         self.energy_controls = EnergyControlService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
@@ -156,6 +159,7 @@ class Core:
         await self.station_data_clear.start()
         await self.reservations.start()
         await self.reconciliation.start()
+        await self.tariff_fallback.start()
         metrics.watch(self.connections, self.node_id)
         _current = self
 
@@ -163,6 +167,7 @@ class Core:
         global _current
 
         metrics.unwatch()
+        await self.tariff_fallback.stop()
         await self.reconciliation.stop()
         await self.local_lists.stop()
         await self.station_data_clear.stop()

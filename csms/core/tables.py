@@ -109,6 +109,9 @@ class Hub(Table, tablename="hub"):
     name = Varchar(length=200)
     site = ForeignKey(references=Site, null=True, on_delete=OnDelete.set_null)
     device_id = Varchar(length=100, default="")
+    # the station id of the hub's OCPP local controller (one of its stations; "" none): the loop
+    # sends it the hub's limit and leaves the hub's other stations to it (local smart charging)
+    local_controller = Varchar(length=64, default="")
     max_stations = Integer(default=20)
     limit_l1_a = DoublePrecision(null=True, default=None)
     limit_l2_a = DoublePrecision(null=True, default=None)

@@ -200,6 +200,23 @@ def site_panel(view: dict[str, Any]) -> Markup:
             f"<td>{_amps(c.get('measured_a'))}</td><td>{_amps(c.get('allocated_a'))}</td>"
             f"<td>{_amps(sent.get('limit_a'))}</td><td>{escape(sent.get('status') or '—')}</td></tr>")
     profiles = "".join(connectors) or f'<tr><td colspan="7">{escape(_("No active connectors."))}</td></tr>'
+    local = []
+    for h in view.get("hubs") or []:
+        lc = h.get("local_controller")
+        if lc:
+            sent = lc.get("station_max_profile") or {}
+            reach = _("reachable") if lc["reachable"] else _("offline") if not lc["online"] else _("not reachable")
+            local.append(f"<tr><td>{escape(h['name'])}</td><td>{escape(lc['station_id'])}</td><td>{escape(reach)}</td>"
+                         f"<td>{_amps(lc.get('limit_a'))}</td><td>{_amps(sent.get('limit_a'))}</td>"
+                         f"<td>{escape(sent.get('status') or '—')}</td></tr>")
+    controller_heads = [_("Hub"), _("Local controller"), _("State"), _("Hub's limit, last round (A)"),
+                        _("Limit sent (A)"), _("Station's answer")]
+    local_note = _("Hubs balanced by their local controller: the controller gets the hub's limit, its stations no profiles.")
+    controllers = "" if not local else (
+        f"<p>{escape(local_note)}</p>"
+        f'<div class="table-scroll"><table data-list="local-controllers"><thead><tr>'
+        f'{"".join(f"<th>{escape(h)}</th>" for h in controller_heads)}</tr></thead>'
+        f"<tbody>{''.join(local)}</tbody></table></div>")
     chart_data = json.dumps({"phases": phases, **series}).replace("</", "<\\/")
     status = _("managed") if view["managed"] else _("not managed (no limits at this site)")
     allocation = (_("Allocation of the last smart-charging round %(number)s at %(at)s, beside the capacity it shared.",
@@ -216,10 +233,11 @@ def site_panel(view: dict[str, Any]) -> Markup:
 <div id="smart-charging-chart" data-site="{view['site_id']}" data-phase-bars="smart-charging-data"></div>
 <script type="application/json" id="smart-charging-data">{chart_data}</script>
 <p>{escape(allocation)}</p>
-<table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
-<tbody>{rows}</tbody></table>
-<table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in connector_heads)}</tr></thead><tbody>{profiles}</tbody></table>
-""")
+<div class="table-scroll"><table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
+<tbody>{rows}</tbody></table></div>
+<div class="table-scroll"><table><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in connector_heads)}</tr></thead>
+<tbody>{profiles}</tbody></table></div>
+{controllers}""")
 
 
 @hookimpl

@@ -5,8 +5,12 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from csms.core.tables import Hub, Site, Station
+from csms.testing.stations import station
+from csms_tools.simulator import SimStation
 from tests.admin.conftest import screenshot
 from tests.admin.station import online_station
+from tests.test_charging_profiles import ProfileStation201
+from tests.test_smart_charging import Rounds, fast, make_site, make_station
 
 
 async def fill_site(page, name: str, lat: str, lon: str) -> None:
@@ -91,6 +95,25 @@ async def test_sites_hubs_and_the_map(page_as, server):
         await expect(page.get_by_role("heading", name="Harbour depot")).to_be_visible()
         assert (await Station.select(Station.hub).where(Station.station_id == "CP-H1").first())["hub"] == hub["id"]
 
+        # the hub's local controller is one of its stations (K03)
+        await page.goto(f"/admin/hubs/{hub['id']}/edit")
+        controller = page.get_by_label("Local controller")
+        await expect(controller.locator("option")).to_have_text(["None", "CP-H1"])
+        await controller.select_option("CP-H1")
+        await page.get_by_role("checkbox", name="CP-H1").uncheck()  # the controller would leave the hub: refused
+        await page.get_by_role("button", name="Save hub").click()
+        await expect(page.get_by_role("alert")).to_contain_text("The local controller must be one of the hub's stations")
+        await expect(page.get_by_role("checkbox", name="CP-H1")).not_to_be_checked()  # as submitted
+        await expect(page.get_by_label("Local controller")).to_have_value("CP-H1")
+        await screenshot(page, "hub-form-local-controller-error")
+        assert (await Hub.select(Hub.local_controller).where(Hub.id == hub["id"]).first())["local_controller"] == ""
+        await page.goto(f"/admin/hubs/{hub['id']}/edit")
+        await page.get_by_label("Local controller").select_option("CP-H1")
+        await page.get_by_role("button", name="Save hub").click()
+        await expect(page.get_by_role("heading", name="Harbour depot")).to_be_visible()
+        await expect(page.locator("body")).to_contain_text("local controller CP-H1")
+        assert (await Hub.select(Hub.local_controller).where(Hub.id == hub["id"]).first())["local_controller"] == "CP-H1"
+
         await page.goto("/admin/sites/new")
         await fill_site(page, "Office", "48.1374", "11.5755")
         await page.get_by_role("button", name="Save site").click()
@@ -133,3 +156,43 @@ async def test_a_site_name_is_text_on_the_map_never_markup(page_as, server):
     await open_popup(page, page.locator("path.site-marker"))
     await expect(page.locator(".leaflet-popup-content")).to_contain_text("Depot<img")
     assert await page.evaluate("window.__xss") is None
+
+
+async def test_the_site_panel_shows_a_hub_balanced_by_its_local_controller(page_as, server):
+    """K03 as the operator sees it: the site's smart-charging panel names the hub's local
+    controller, whether it is reachable, the hub's limit of the last round and the controller's
+    answer to the profile it got."""
+    fast(server)
+    rounds = Rounds(server)
+    site = await make_site(server.api, 32.0)
+    hub = (await server.api.post("/hubs", json={"name": "Garage", "site": site["id"]})).json()
+    for sid in ("LCP-CTRL", "LCP-A"):
+        await make_station(server.api, sid, site["id"], hub=hub["id"])
+    r = await server.api.patch(f"/hubs/{hub['id']}", json={"local_controller": "LCP-CTRL"})
+    assert r.status_code == 200, r.text
+    await server.api.post("/tokens", json={"id_token": "CAR-LCP"})
+    car = SimStation("LCP-A", server.ws_url("LCP-A"), "2.0.1", evses=1, check_frames=True)
+    try:
+        async with station(server, "LCP-CTRL", "2.0.1", cls=ProfileStation201):
+            await car.connect()
+            await car.boot()
+            await car.announce()
+            mark = rounds.mark()
+            await car.start_session(1, "CAR-LCP")
+            done = await rounds.wait(lambda r: f"hub:{hub['id']}" in r.controllers and r.sent > 0, since=mark)
+            limit = done.controllers[f"hub:{hub['id']}"]
+            for name, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
+                page = await page_as("operator", width=width, height=height)
+                await page.goto(f"/admin/sites/{site['id']}")
+                row = page.locator("[data-list=local-controllers] tbody tr")
+                await expect(row).to_have_count(1)
+                await expect(row).to_contain_text("Garage")
+                await expect(row).to_contain_text("LCP-CTRL")
+                await expect(row).to_contain_text("reachable")
+                await expect(row).to_contain_text(f"{limit:.1f}")
+                await expect(row).to_contain_text("Accepted")
+                await expect(page.locator("body")).to_contain_text("local controller LCP-CTRL")
+                await row.scroll_into_view_if_needed()
+                await screenshot(page, f"site-local-controller-{name}")
+    finally:
+        await car.close()

@@ -42,6 +42,10 @@ class HubLimitInvalid(ValueError):
     """A ``max_stations`` outside 1 to :data:`HUB_STATION_LIMIT`."""
 
 
+class LocalControllerInvalid(ValueError):
+    """A hub's local controller that is not one of its stations."""
+
+
 class UnknownHub(LookupError):
     """No hub with that id."""
 
@@ -85,6 +89,25 @@ async def _check_room(hub: dict[str, Any], where: Combinable) -> None:
     limit = hub_limit(hub["max_stations"])
     if adding and count + adding > limit:
         raise HubFull(hub["id"], hub["name"], count, limit, adding)
+
+
+async def _settle_local_controller(hub_id: int, hub_values: dict[Any, Any] | None) -> None:
+    """After the hub's stations are set, in the same transaction: a local controller given in
+    ``hub_values`` must be one of them (:class:`LocalControllerInvalid`); one the hub had that is
+    no longer among them is cleared."""
+    row = await Hub.select(Hub.local_controller).where(Hub.id == hub_id).first()
+    controller = (row or {}).get("local_controller") or ""
+    if not controller or await Station.exists().where((Station.station_id == controller) & (Station.hub == hub_id)):
+        return
+    if hub_values and Hub.local_controller in hub_values:
+        raise LocalControllerInvalid(f"the local controller {controller!r} is not one of the hub's stations")
+    await Hub.update({Hub.local_controller: ""}).where(Hub.id == hub_id)
+
+
+async def _drop_departed_controllers() -> None:
+    """Clear the local controller of every hub it is no longer a station of."""
+    await Hub.raw("UPDATE hub SET local_controller = '' WHERE local_controller <> '' AND NOT EXISTS "
+                  "(SELECT 1 FROM station WHERE station.station_id = hub.local_controller AND station.hub = hub.id)")
 
 
 async def hub_site(hub_id: int) -> int | None:
@@ -150,6 +173,8 @@ async def update_stations(where: Combinable, values: dict[Any, Any]) -> None:
                 if Station.site not in values:
                     await _leave_foreign_sites(where, receiving)
                 await Station.update(values).where(where)
+            if Station.hub in values or Station.organization in values:
+                await _drop_departed_controllers()
 
 
 async def _leave_foreign_sites(where: Combinable, organization: int | None) -> None:
@@ -199,6 +224,7 @@ async def set_members(hub_id: int, station_ids: list[str], *, values: dict[Any, 
                 members = members & allowed
             await _check_room(hub, members)
             await Station.update({**(values or {}), Station.hub: hub_id}).where(members)
+        await _settle_local_controller(hub_id, hub_values)
 
 
 async def create_hub(values: dict[Any, Any]) -> int:
@@ -206,6 +232,8 @@ async def create_hub(values: dict[Any, Any]) -> int:
     :data:`HUB_STATION_LIMIT` (:class:`HubLimitInvalid`); a new hub has no stations yet."""
     if Hub.max_stations in values:
         check_max_stations(values[Hub.max_stations])
+    if values.get(Hub.local_controller):
+        raise LocalControllerInvalid("a new hub has no stations yet: give it its local controller once it has")
     row = Hub(**{column._meta.name: value for column, value in values.items()})
     await row.save()
     hub_id: int = row.id
@@ -215,8 +243,9 @@ async def create_hub(values: dict[Any, Any]) -> int:
 async def update_hub(hub_id: int, values: dict[Any, Any], *, station_values: dict[Any, Any] | None = None) -> None:
     """``Hub.update(values)``, and ``station_values`` set on the hub's stations in the same
     transaction; a new ``max_stations`` must be 1 to :data:`HUB_STATION_LIMIT` and not below the
-    hub's present number of stations (:class:`HubFull` otherwise)."""
-    if Hub.max_stations not in values and not station_values:
+    hub's present number of stations (:class:`HubFull` otherwise); a ``local_controller`` must be
+    one of the hub's stations (:class:`LocalControllerInvalid`)."""
+    if Hub.max_stations not in values and Hub.local_controller not in values and not station_values:
         await Hub.update(values).where(Hub.id == hub_id)
         return
     if Hub.max_stations in values:
@@ -232,3 +261,4 @@ async def update_hub(hub_id: int, values: dict[Any, Any], *, station_values: dic
             await Hub.update(values).where(Hub.id == hub_id)
         if station_values:
             await Station.update(station_values).where(Station.hub == hub_id)
+        await _settle_local_controller(hub_id, values)

@@ -43,7 +43,7 @@ class TariffMessageService:
     def __init__(self) -> None:
         self._given: dict[tuple[str, str], str] = {}  # (station, transaction) -> the text last given
 
-    async def _languages(self, station_id: str) -> list[str]:
+    async def languages(self, station_id: str) -> list[str]:
         row = await DeviceVariable.select(DeviceVariable.value).where(
             (DeviceVariable.station.station_id == station_id) & (DeviceVariable.component == "DisplayMessageCtrlr")
             & (DeviceVariable.variable == "Language") & (DeviceVariable.attribute_type == "Actual")).first()
@@ -55,7 +55,7 @@ class TariffMessageService:
         if not hook_impls("tariff_message"):  # nobody to ask: no query at each transaction event
             return None
         answer = await call_hook("tariff_message", station_id=station_id, evse_id=evse_id or 0, id_token=id_token,
-                                 transaction_id=transaction_id, languages=await self._languages(station_id))
+                                 transaction_id=transaction_id, languages=await self.languages(station_id))
         return message_content(answer)
 
     async def personal(self, station_id: str, *, id_token: str, evse_id: int | None = None,

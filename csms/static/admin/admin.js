@@ -341,7 +341,7 @@
       var d = JSON.parse(src.textContent);
       var bars = uPlot.paths.bars({size: [0.25, 40], align: 0});
       var val = function (a) { return a.map(function (v) { return v === null ? 0 : v; }); };
-      new uPlot({width: 480, height: 220, scales: {x: {time: false, range: [0.5, 3.5]}},
+      new uPlot({width: Math.min(480, chartWidth(el)), height: 220, scales: {x: {time: false, range: [0.5, 3.5]}},
         axes: [{values: function (u, ticks) { return ticks.map(function (t) { return d.phases[Math.round(t) - 1] || ""; }); },
                 splits: function () { return [1, 2, 3]; }}, {label: "A"}],
         series: [{}, {label: "capacity (last round)", stroke: "#888", fill: "#8884", paths: bars},

@@ -138,6 +138,7 @@ class StationCalls(ABC):
     supports_custom_reports: bool = False  # GetReport of chosen components / criteria, answered in NotifyReport
     supports_network_profiles: bool = False  # SetNetworkProfile (1.6 has none)
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
+    supports_fallback_texts: bool = False  # TariffCostCtrlr.TariffFallbackMessage / TotalCostFallbackMessage
     supports_tariffs: bool = False  # SetDefaultTariff, GetTariffs, ClearTariffs, ChangeTransactionTariff (2.1)
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
     # AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging, NotifyAllowedEnergyTransfer, NotifyWebPaymentStarted (2.1)

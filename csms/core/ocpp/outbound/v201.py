@@ -100,6 +100,7 @@ class Calls201(StationCalls):
     supports_profile_reports = True
     supports_custom_reports = True
     supports_network_profiles = True
+    supports_fallback_texts = True
 
     def fit_id_token(self, id_token: str) -> str:
         return id_token

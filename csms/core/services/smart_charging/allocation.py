@@ -123,26 +123,10 @@ def default_limits(model: SiteModel, limits: dict[str, float], available: Triple
     ready = {sid: s for sid, s in model.stations.items() if s["ready"]}
     tops = {sid: min(model.shares[sid], float(s["max_current_a"] if s["max_current_a"] is not None
                                              else default_max_current_a)) for sid, s in ready.items()}
-    # per station: its path, its active loads, its idle connectors
-    members = []
-    for sid, s in ready.items():
-        path = [n.id for n in topology.path(f"station:{sid}")]
-        active = [load for load in model.loads if load.station_id == sid]
-        idle = len(set(s["evses"]) - {load.evse_id for load in active}) if s["evses"] else (0 if active else 1)
-        members.append((sid, path, active, idle))
+    members = _members(model)
 
     def fits(level: float) -> bool:
-        totals = {nid: [0.0, 0.0, 0.0] for nid in node_limits}
-        for sid, path, active, idle in members:
-            d = min(level, tops[sid])
-            per_phase = [idle * d] * 3
-            for load in active:
-                a = limits.get(load.id, 0.0)
-                for p in PHASES:
-                    per_phase[p - 1] += max(a, d) if p in load.phases else d
-            for nid in path:
-                for p in range(3):
-                    totals[nid][p] += per_phase[p]
+        totals = _totals(members, limits, {sid: min(level, tops[sid]) for sid in tops}, node_limits)
         return all(totals[nid][p] <= node_limits[nid][p] + EPSILON_A for nid in node_limits for p in range(3))
 
     high = max(tops.values(), default=0.0)
@@ -162,3 +146,39 @@ def default_limits(model: SiteModel, limits: dict[str, float], available: Triple
         d = floor_tenth(min(level, tops[sid]))
         out[sid] = d if d >= float(s["min_current_a"] or 6.0) else 0.0
     return out
+
+
+def node_totals(model: SiteModel, limits: dict[str, float], defaults: dict[str, float]) -> dict[str, list[float]]:
+    """Per node and phase, the most its reachable stations may draw with the round's ``limits``
+    and each station's TxDefault in ``defaults`` (an idle connector, or a car at less than the
+    default, may take the default before the next round)."""
+    return _totals(_members(model), limits, defaults, {n.id: n.limit_a for n in model.topology.nodes})
+
+
+def _members(model: SiteModel) -> list[tuple[str, list[str], list[Load], int]]:
+    """Per reachable station: its id, its path up the tree, its active loads, its idle connectors."""
+    members = []
+    for sid, s in model.stations.items():
+        if not s["ready"]:
+            continue
+        path = [n.id for n in model.topology.path(f"station:{sid}")]
+        active = [load for load in model.loads if load.station_id == sid]
+        idle = len(set(s["evses"]) - {load.evse_id for load in active}) if s["evses"] else (0 if active else 1)
+        members.append((sid, path, active, idle))
+    return members
+
+
+def _totals(members: list[tuple[str, list[str], list[Load], int]], limits: dict[str, float],
+            defaults: dict[str, float], nodes: Any) -> dict[str, list[float]]:
+    totals = {nid: [0.0, 0.0, 0.0] for nid in nodes}
+    for sid, path, active, idle in members:
+        d = defaults.get(sid, 0.0)
+        per_phase = [idle * d] * 3
+        for load in active:
+            a = limits.get(load.id, 0.0)
+            for p in PHASES:
+                per_phase[p - 1] += max(a, d) if p in load.phases else d
+        for nid in path:
+            for p in range(3):
+                totals[nid][p] += per_phase[p]
+    return totals

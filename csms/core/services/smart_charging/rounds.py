@@ -24,6 +24,9 @@ class SiteModel:
     stations: dict[str, dict[str, Any]]  # station id → row (+ "evses", "ready", "online")
     shares: dict[str, float]  # station id → safe share per connector
     managed: bool
+    # hub node id → its local controller's station row (+ "ready", "online"): OCPP local smart
+    # charging (K03), the hub's stations are balanced by the controller within the limit it gets
+    controllers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class SiteRound:
     reserved_a: Triple = (0.0, 0.0, 0.0)  # of it, held by unreachable stations
     limits: dict[str, float] = field(default_factory=dict)  # load id → amps
     defaults: dict[str, float] = field(default_factory=dict)  # station id → TxDefault amps
+    controllers: dict[str, float] = field(default_factory=dict)  # hub node id → local controller's limit (A)
     allocated_by_plugin: bool = True
     sent: int = 0
     failed: int = 0

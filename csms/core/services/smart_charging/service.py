@@ -22,7 +22,9 @@ from csms.core.ocpp.validation import OcppError
 from csms.core.leases import LeaderJob, lead
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.sessions import ActiveSession
-from csms.core.services.smart_charging.allocation import allocate, default_limits, enforce_limits, site_capacity
+from csms.core.services.smart_charging.allocation import (
+    allocate, default_limits, enforce_limits, node_totals, site_capacity,
+)
 from csms.core.services.smart_charging.departures import DEPARTURE_RULE, DepartureLearner, combine, keys_of, site_tz
 from csms.core.services.smart_charging.dryrun import dry_run
 from csms.core.services.smart_charging.phases import (
@@ -425,6 +427,13 @@ class SmartChargingService:
             if e["evse_id"] > 0:
                 by_pk[e["station"]]["evses"].add(e["evse_id"])
         hub_ids = {h["id"] for h in hubs}
+        # a hub's local controller (K03) is not a charging point of the tree: it stands for the hub
+        controller_of = {h["local_controller"]: h["id"] for h in hubs if h["local_controller"]}
+        controllers: dict[str, dict[str, Any]] = {}
+        for s in [s for s in stations if s["hub"] is not None and controller_of.get(s["station_id"]) == s["hub"]]:
+            s["ready"] = self._ready(s) if live else False  # a dry run plans without the controller
+            controllers[f"hub:{s['hub']}"] = s
+            stations.remove(s)
         root_id = f"site:{site_id}"
         physical: dict[str, Triple] = {root_id: limits_of(site["grid_limit_l1_a"], site["grid_limit_l2_a"],
                                                            site["grid_limit_l3_a"])}
@@ -437,7 +446,11 @@ class SmartChargingService:
         st_by_id = {}
         nid: str | None  # a node id; None once a walk up the tree passes the root
         voltage = float(site["voltage_v"] or 230.0)
-        external = await external_limits.limits_now([s["id"] for s in stations], now, voltage)
+        external = await external_limits.limits_now(
+            [s["id"] for s in stations] + [c["id"] for c in controllers.values()], now, voltage)
+        for hid, c in controllers.items():  # a limit set on the controller from outside (K14) holds its hub
+            held_to = external.get((c["id"], 0), INF)
+            physical[hid] = tuple(min(v, held_to) for v in physical[hid])  # type: ignore[assignment]
         for s in stations:
             nid = f"station:{s['station_id']}"
             limit = INF if s["max_current_a"] is None else max(0.0, s["max_current_a"])
@@ -567,7 +580,7 @@ class SmartChargingService:
             not math.isinf(v) for nid, lim in physical.items() if nid != root_id for v in lim)
         return SiteModel(site=site_dict, topology=topology, physical=physical, capacity=capacity, loads=loads,
                          pinned=pinned, reserved={k: tuple(v) for k, v in reserved.items()},  # type: ignore[misc]
-                         stations=st_by_id, shares=shares, managed=managed)
+                         stations=st_by_id, shares=shares, managed=managed, controllers=controllers)
 
 
     async def _sessions_elsewhere(self, stations: dict[str, dict[str, Any]], known: set[int]) -> list[ActiveSession]:
@@ -685,8 +698,20 @@ class SmartChargingService:
         if nxt is not None:
             self.request(site_id, delay=max(0.0, (nxt - utcnow()).total_seconds()) + 1.0)
         plans: list[Planned] = []
+        # K03: a hub whose local controller is reachable gets one limit, on the controller; its
+        # stations get nothing from the loop (the controller balances them)
+        local = {hid: c for hid, c in model.controllers.items() if c["ready"]}
+        if local:
+            totals = node_totals(model, limits, defaults)
+            for hid, controller in local.items():
+                held = [t + r for t, r in zip(totals[hid], model.reserved[hid])]
+                amps = floor_tenth(min(min(held), *model.physical[hid]))
+                result.controllers[hid] = amps
+                caps = await self._station_caps(controller["station_id"])
+                plans.append(Planned(controller["station_id"], 0, STATION_MAX, scaled_periods(
+                    now, amps, factors, 0.0, caps.max_periods or cfg.default_max_periods)))
         for sid, station in model.stations.items():
-            if not station["ready"]:
+            if not station["ready"] or f"hub:{station['hub']}" in local:
                 continue
             caps = await self._station_caps(sid)
             max_periods = caps.max_periods or cfg.default_max_periods

@@ -112,7 +112,7 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
                 "evses": sorted(st["evses"]), "min_current_a": n.min_current_a,
                 "safe_share_a": model.shares[n.station_id],  # type: ignore[index]
                 "default_profile": default,
-                "station_max_profile": sent(n.station_id, 0, PURPOSE_NAMES[V16][STATION_MAX])  # type: ignore[arg-type]
+                "station_max_profile": sent(n.station_id, 0, names[STATION_MAX])  # type: ignore[arg-type]
                 or sent(n.station_id, 0, PURPOSE_NAMES["2.0.1"][STATION_MAX]),  # type: ignore[arg-type]
             })
         elif n.kind == "hub":
@@ -123,6 +123,14 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
                     "online": online, "offline": len(members) - online,
                     "status": "empty" if not members else "online" if online == len(members)
                     else "offline" if online == 0 else "partial"}
+            controller = model.controllers.get(n.id)
+            if controller is not None:  # K03: the hub's limit goes to its local controller
+                info["local_controller"] = {
+                    "station_id": controller["station_id"], "online": controller["online"],
+                    "reachable": controller["ready"],
+                    "limit_a": None if last is None else last.controllers.get(n.id),
+                    "station_max_profile": sent(controller["station_id"], 0, names[STATION_MAX])
+                    or sent(controller["station_id"], 0, PURPOSE_NAMES["2.0.1"][STATION_MAX])}
             out.update({k: v for k, v in info.items() if k not in ("id", "name")})
             hubs.append(info)
         return out

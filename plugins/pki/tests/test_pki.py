@@ -1,0 +1,330 @@
+"""The PKI plugin against real peers: a test CA's OCSP responder and CRL over HTTP, a contract
+certificate provider, and stations over a real WebSocket (the ``ocpp`` library checks every
+answer against the official schemas): M06 GetCertificateStatus, C07 Authorize with contract
+certificates, M01/M02 Get15118EVCertificate, 2.1 GetCertificateChainStatus; and the core's
+answers with the plugin off."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import websockets
+from cryptography import x509
+from cryptography.x509 import ocsp
+from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call as call21
+from ocpp.v201 import call as call201
+
+from csms.plugin_api import hook_impls
+from csms.testing import asgi_server, free_port, running_server
+from csms.testing.stations import station
+from plugins.pki.config import pki_settings
+from plugins.pki.tests.peers import Provider, TestCa, hash_data, pem, snake
+
+SCHEMA = "urn:iso:15118:2:2013:MsgDef"
+
+
+@pytest.fixture
+def settings(monkeypatch) -> Iterator[Any]:
+    """Set CSMS_PKI_* for the test: ``settings(ocsp_timeout="1")``."""
+
+    def set_(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"CSMS_PKI_{name.upper()}", value)
+        pki_settings.cache_clear()
+
+    yield set_
+    pki_settings.cache_clear()
+
+
+@pytest.fixture
+async def ca(settings) -> AsyncIterator[TestCa]:
+    port = free_port()
+    test_ca = TestCa(f"http://127.0.0.1:{port}")
+    settings(ocsp_timeout="1.5")
+    async with asgi_server(test_ca.app(), port):
+        yield test_ca
+
+
+@pytest.fixture
+async def server(tmp_path, ca) -> AsyncIterator[Any]:
+    async with running_server(tmp_path, unknown_stations="accept") as srv:
+        yield srv
+
+
+async def token(srv: Any, emaid: str) -> None:
+    r = await srv.api.post("/tokens", json={"id_token": emaid, "type": "eMAID"})
+    assert r.status_code == 201, r.text
+
+
+def parsed(ocsp_result: str) -> ocsp.OCSPResponse:
+    return ocsp.load_der_ocsp_response(base64.b64decode(ocsp_result))
+
+
+# ---------------------------------------------------------------------------------------------
+# M06 GetCertificateStatus
+
+
+async def test_certificate_status_is_asked_of_the_responder_and_relayed(server, ca):
+    good = ca.contract("DEMOGOOD00001")
+    revoked = ca.contract("DEMOREVOKED01", revoked=x509.ReasonFlags.key_compromise)
+    unknown = ca.contract("DEMOUNKNOWN01", known=False)
+    async with station(server, "PKI-M06", "2.0.1") as cp:
+        answers = {}
+        for name, cert in (("good", good), ("revoked", revoked), ("unknown", unknown)):
+            r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(hash_data(cert, ca.sub, ca.ocsp_url))))
+            assert r.status == "Accepted", r
+            single = next(parsed(r.ocsp_result).responses)
+            assert single.serial_number == cert.serial_number
+            answers[name] = single.certificate_status
+        assert answers == {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
+                           "unknown": ocsp.OCSPCertStatus.UNKNOWN}
+        assert ca.requests == 3
+        # the answer is kept until its nextUpdate: asked again, the responder is not
+        r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(hash_data(good, ca.sub, ca.ocsp_url))))
+        assert r.status == "Accepted" and ca.requests == 3
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/ocsp/broken", "OCSPResponseError"), ("/ocsp/unauthorized", "OCSPResponseError"),
+    ("/ocsp/slow", "OCSPTimeout"), ("/nothing-here", "OCSPResponseError")])
+async def test_a_responder_that_fails_gives_failed_with_the_reason(server, ca, path, reason):
+    cert = ca.contract("DEMOFAIL00001")
+    async with station(server, "PKI-M06F", "2.0.1") as cp:
+        r = await cp.call(call201.GetCertificateStatus(
+            ocsp_request_data=snake(hash_data(cert, ca.sub, ca.base_url + path))))
+        assert r.status == "Failed" and r.status_info["reason_code"] == reason, r
+        assert r.ocsp_result is None
+
+
+async def test_unreachable_responder_bad_hash_data_and_the_override(server, ca, settings):
+    cert = ca.contract("DEMOOVERRIDE1")
+    dead = f"http://127.0.0.1:{free_port()}/ocsp"
+    async with station(server, "PKI-M06O", "2.0.1") as cp:
+        r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(hash_data(cert, ca.sub, dead))))
+        assert r.status == "Failed" and r.status_info["reason_code"] == "OCSPUnreachable"
+        bad = {**hash_data(cert, ca.sub, ca.ocsp_url), "issuerNameHash": "not-hex"}
+        r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(bad)))
+        assert r.status == "Failed" and r.status_info["reason_code"] == "InvalidHashData"
+        # the configured responder wins over the URL the station sent
+        settings(ocsp_responder_url=ca.ocsp_url)
+        r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(hash_data(cert, ca.sub, dead))))
+        assert r.status == "Accepted" and ca.requests == 1
+
+
+async def test_signatures_are_checked_against_the_trust_anchors(server, ca, settings, tmp_path):
+    """With the sub-CA among the anchors, a forged answer is refused, the issuer's own and its
+    delegated responder's are relayed."""
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(pem(ca.root, ca.sub))
+    settings(trust_anchors=str(anchors), ocsp_cache_size="0")
+    cert = ca.contract("DEMOSIGNED001")
+    async with station(server, "PKI-SIG", "2.0.1") as cp:
+        for path, status in (("/ocsp", "Accepted"), ("/ocsp/delegated", "Accepted"), ("/ocsp/forged", "Failed")):
+            r = await cp.call(call201.GetCertificateStatus(
+                ocsp_request_data=snake(hash_data(cert, ca.sub, ca.base_url + path))))
+            assert r.status == status, (path, r)
+        assert r.status_info["reason_code"] == "OCSPSignature"
+        # without anchors the forged answer cannot be told apart and is relayed (the station checks it)
+        settings(trust_anchors="")
+        r = await cp.call(call201.GetCertificateStatus(
+            ocsp_request_data=snake(hash_data(cert, ca.sub, ca.base_url + "/ocsp/forged"))))
+        assert r.status == "Accepted"
+
+
+# ---------------------------------------------------------------------------------------------
+# C07 Authorize with contract certificates
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_authorize_with_contract_certificate_hash_data(tmp_path, ca, backend):
+    good = ca.contract("DEPNCGOOD0001")
+    revoked = ca.contract("DEPNCREVOKED1", revoked=x509.ReasonFlags.key_compromise)
+    cancelled = ca.contract("DEPNCCANCEL01", revoked=x509.ReasonFlags.cessation_of_operation)
+    async with running_server(tmp_path, backend=backend, unknown_stations="accept") as srv:
+        for emaid in ("DEPNCGOOD0001", "DEPNCREVOKED1", "DEPNCCANCEL01"):
+            await token(srv, emaid)
+        async with station(srv, "PKI-C07", "2.0.1") as cp:
+
+            async def authorize(emaid: str, cert: x509.Certificate) -> Any:
+                return await cp.call(call201.Authorize(
+                    id_token={"id_token": emaid, "type": "eMAID"},
+                    iso15118_certificate_hash_data=[snake(hash_data(cert, ca.sub, ca.ocsp_url)),
+                                                     snake(hash_data(ca.sub, ca.root, ca.ocsp_url))]))
+
+            r = await authorize("DEPNCGOOD0001", good)
+            assert (r.id_token_info["status"], r.certificate_status) == ("Accepted", "Accepted")
+            r = await authorize("DEPNCREVOKED1", revoked)
+            assert (r.id_token_info["status"], r.certificate_status) == ("Invalid", "CertificateRevoked")
+            r = await authorize("DEPNCCANCEL01", cancelled)
+            assert (r.id_token_info["status"], r.certificate_status) == ("Invalid", "ContractCancelled")
+            # a plain RFID Authorize is untouched
+            r = await cp.call(call201.Authorize(id_token={"id_token": "DEPNCGOOD0001", "type": "eMAID"}))
+            assert r.id_token_info["status"] == "Accepted" and r.certificate_status is None
+
+
+async def test_authorize_with_the_pem_chain_is_validated_centrally(server, ca, settings, tmp_path):
+    for emaid in ("DEPEMGOOD0001", "DEPEMREVOKED1", "DEPEMEXPIRED1"):
+        await token(server, emaid)
+    good = ca.contract("DEPEMGOOD0001")
+    revoked = ca.contract("DEPEMREVOKED1", revoked=x509.ReasonFlags.key_compromise)
+    expired = ca.contract("DEPEMEXPIRED1", expired=True)
+    other = TestCa(ca.base_url, name="Other")  # a chain of another, untrusted PKI
+    stranger = other.contract("DEPEMGOOD0001")
+    lookalike = TestCa(ca.base_url)  # same names as the trusted one, other keys
+    settings(trust_anchors=ca.write_anchor(tmp_path / "root.pem"))
+    async with station(server, "PKI-C07P", "2.0.1") as cp:
+
+        async def authorize(emaid: str, chain: str) -> tuple[str, str]:
+            r = await cp.call(call201.Authorize(id_token={"id_token": emaid, "type": "eMAID"}, certificate=chain))
+            return r.id_token_info["status"], r.certificate_status
+
+        before = ca.requests
+        assert await authorize("DEPEMGOOD0001", pem(good, ca.sub)) == ("Accepted", "Accepted")
+        assert ca.requests == before + 1  # the leaf, from the responder in its AIA
+        assert await authorize("DEPEMREVOKED1", pem(revoked, ca.sub)) == ("Invalid", "CertificateRevoked")
+        assert await authorize("DEPEMEXPIRED1", pem(expired, ca.sub)) == ("Invalid", "CertificateExpired")
+        assert await authorize("DEPEMGOOD0001", pem(stranger, other.sub)) == ("Invalid", "CertChainError")
+        assert await authorize("DEPEMGOOD0001", pem(good, other.sub)) == ("Invalid", "CertChainError")
+        assert await authorize("DEPEMGOOD0001", pem(good, lookalike.sub)) == ("Invalid", "SignatureError")
+        forged = lookalike.contract("DEPEMGOOD0001")
+        assert await authorize("DEPEMGOOD0001", pem(forged, lookalike.sub)) == ("Invalid", "SignatureError")
+        assert await authorize("DEPEMGOOD0001", "-----BEGIN CERTIFICATE-----\nnope\n") == ("Invalid", "CertChainError")
+        # a responder that is down: no status to be had, no charging on a certificate nobody vouched for
+        down = ca.contract("DEPEMGOOD0001", ocsp_url=f"http://127.0.0.1:{free_port()}/ocsp")
+        assert await authorize("DEPEMGOOD0001", pem(down, ca.sub)) == ("Invalid", "NoCertificateAvailable")
+        # an unknown token stays refused whatever its certificate
+        r = await cp.call(call201.Authorize(id_token={"id_token": "DEPEMNOBODY01", "type": "eMAID"},
+                                            certificate=pem(good, ca.sub)))
+        assert r.id_token_info["status"] != "Accepted" and r.certificate_status == "Accepted"
+
+
+# ---------------------------------------------------------------------------------------------
+# M01/M02 Get15118EVCertificate
+
+
+async def test_ev_certificate_requests_go_to_the_provider(server, settings):
+    provider = Provider(token="s3cret")
+    port = free_port()
+    async with asgi_server(provider.app(), port):
+        settings(provider_url=f"http://127.0.0.1:{port}/v1/certificates", provider_token="s3cret",
+                 provider_timeout="2")
+        async with station(server, "PKI-M01", "2.0.1") as cp:
+            exi = base64.b64encode(b"CertificateInstallationReq").decode()
+            for action in ("Install", "Update"):
+                r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action=action,
+                                                                exi_request=exi))
+                assert r.status == "Accepted", r
+                assert base64.b64decode(r.exi_response) == f"EXI-RESPONSE:{action}:".encode() + b"CertificateInstallationReq"
+            assert provider.seen[0] == {"schemaVersion": SCHEMA, "action": "Install", "exiRequest": exi,
+                                        "stationId": "PKI-M01"}
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                            exi_request=base64.b64encode(b"REFUSE").decode()))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderFailed"
+            settings(provider_token="wrong")
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                            exi_request=exi))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderError"
+            assert "401" in r.status_info["additional_info"]
+            settings(provider_url=f"http://127.0.0.1:{port}/v1/garbage")
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                            exi_request=exi))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderError"
+    # the provider is down
+    settings(provider_url=f"http://127.0.0.1:{port}/v1/certificates")
+    async with station(server, "PKI-M01D", "2.0.1") as cp:
+        r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                        exi_request=exi))
+        assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderUnreachable"
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.1 GetCertificateChainStatus
+
+
+class Station21(ChargePoint21):
+    pass
+
+
+@asynccontextmanager
+async def station21(srv: Any, station_id: str) -> AsyncIterator[Station21]:
+    async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.1"]) as ws:
+        cp = Station21(station_id, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            r = await cp.call(call21.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                                      reason="PowerUp"))
+            assert r.status == "Accepted"
+            yield cp
+        finally:
+            task.cancel()
+
+
+async def test_certificate_chain_status_over_ocsp_and_crl(server, ca):
+    good = ca.contract("DECHAINGOOD01")
+    revoked = ca.contract("DECHAINREVOK1", revoked=x509.ReasonFlags.key_compromise)
+    unknown = ca.contract("DECHAINUNKNO1", known=False)
+
+    def request(cert: x509.Certificate, source: str, urls: list[str]) -> dict[str, Any]:
+        data = snake(hash_data(cert, ca.sub))
+        return {"certificate_hash_data": data, "source": source, "urls": urls}
+
+    async with station21(server, "PKI-21") as cp:
+        r = await cp.call(call21.GetCertificateChainStatus(certificate_status_requests=[
+            request(good, "OCSP", [ca.ocsp_url]), request(revoked, "OCSP", [ca.ocsp_url]),
+            request(unknown, "OCSP", [ca.ocsp_url])]))
+        assert [s["status"] for s in r.certificate_status] == ["Good", "Revoked", "Unknown"]
+        next_update = datetime.fromisoformat(r.certificate_status[0]["next_update"].replace("Z", "+00:00"))
+        assert abs(next_update - (datetime.now(timezone.utc) + ca.next_update)) < timedelta(minutes=1)
+        crl = [ca.base_url + "/crl"]
+        r = await cp.call(call21.GetCertificateChainStatus(certificate_status_requests=[
+            request(good, "CRL", crl), request(revoked, "CRL", crl),
+            request(ca.contract("DECHAINDOWN01"), "OCSP", [f"http://127.0.0.1:{free_port()}/ocsp"])]))
+        assert [s["status"] for s in r.certificate_status] == ["Good", "Revoked", "Failed"]
+        assert ca.crl_requests == 1  # the CRL is kept until its nextUpdate
+        # an answer is kept until its nextUpdate: asked again (wherever), the responder is not
+        before = ca.requests
+        r = await cp.call(call21.GetCertificateChainStatus(certificate_status_requests=[
+            request(good, "OCSP", [f"http://127.0.0.1:{free_port()}/ocsp"])]))
+        assert r.certificate_status[0]["status"] == "Good" and ca.requests == before
+
+
+
+# ---------------------------------------------------------------------------------------------
+# the plugin off: the core answers as before
+
+
+@pytest.fixture
+def plugin_off() -> Iterator[None]:
+    from csms.plugins import pm
+
+    plugin = pm.get_plugin("pki")
+    assert plugin is not None, "the pki plugin is installed (make installs every plugin)"
+    pm.unregister(name="pki")
+    try:
+        yield
+    finally:
+        pm.register(plugin, name="pki")
+
+
+async def test_with_the_plugin_off_the_core_answers_failed(server, ca, settings, plugin_off):
+    assert not any(i.plugin_name == "pki" for i in hook_impls("check_certificate_status"))
+    settings(provider_url="http://127.0.0.1:9/v1/certificates")
+    await token(server, "DEOFFTOKEN001")
+    cert = ca.contract("DEOFFTOKEN001", revoked=x509.ReasonFlags.key_compromise)
+    async with station(server, "PKI-OFF", "2.0.1") as cp:
+        r = await cp.call(call201.GetCertificateStatus(ocsp_request_data=snake(hash_data(cert, ca.sub, ca.ocsp_url))))
+        assert r.status == "Failed" and r.status_info["reason_code"] == "NoOCSPResponder"
+        r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                        exi_request="RVhJ"))
+        assert r.status == "Failed" and r.status_info["reason_code"] == "NoProvider"
+        r = await cp.call(call201.Authorize(id_token={"id_token": "DEOFFTOKEN001", "type": "eMAID"},
+                                            iso15118_certificate_hash_data=[snake(hash_data(cert, ca.sub, ca.ocsp_url))]))
+        assert r.id_token_info["status"] == "Accepted" and r.certificate_status is None
+    assert ca.requests == 0

@@ -22,9 +22,10 @@ from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
 from csms.plugin_api import hook_impls
-from csms.testing import asgi_server, free_port, running_server
+from csms.testing import asgi_server, free_port, pm, running_server
 from csms.testing.stations import station
-from plugins.pki.config import pki_settings
+from plugins.pki.config import PkiSettings, pki_settings
+from plugins.pki.ocsp import CertId, OcspClient
 from plugins.pki.tests.peers import Provider, TestCa, hash_data, pem, snake
 
 SCHEMA = "urn:iso:15118:2:2013:MsgDef"
@@ -136,6 +137,30 @@ async def test_signatures_are_checked_against_the_trust_anchors(server, ca, sett
         r = await cp.call(call201.GetCertificateStatus(
             ocsp_request_data=snake(hash_data(cert, ca.sub, ca.base_url + "/ocsp/forged"))))
         assert r.status == "Accepted"
+
+
+async def test_the_client_shares_concurrent_requests_and_bounds_its_cache(ca):
+    """Five asks at once about one certificate are one request; the cache keeps the newest
+    ``ocsp_cache_size`` answers, each until its nextUpdate."""
+    client = OcspClient(PkiSettings(ocsp_cache_size=2, ocsp_timeout=2))
+    certs = [ca.contract(f"DECACHE{i:06d}") for i in range(3)]
+    ids = [CertId.from_hash_data(hash_data(c, ca.sub)) for c in certs]
+    answers = await asyncio.gather(*(client.status(ids[0], ca.ocsp_url, ca.sub) for _ in range(5)))
+    assert {a.status for a in answers} == {"Good"} and all(a.verified for a in answers) and ca.requests == 1
+    for cert_id in ids[1:]:
+        await client.status(cert_id, ca.ocsp_url)
+    assert len(client.cache) == 2 and ca.requests == 3
+    await client.status(ids[0], ca.ocsp_url)  # dropped (least recently used): asked again
+    assert ca.requests == 4
+    ca.next_update = timedelta(seconds=1)
+    fresh = ca.contract("DECACHESHORT1")
+    short = CertId.from_hash_data(hash_data(fresh, ca.sub))
+    await client.status(short, ca.ocsp_url)
+    await client.status(short, ca.ocsp_url)
+    assert ca.requests == 5
+    await asyncio.sleep(1.2)
+    await client.status(short, ca.ocsp_url)  # past its nextUpdate: asked again
+    assert ca.requests == 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +291,7 @@ async def station21(srv: Any, station_id: str) -> AsyncIterator[Station21]:
             task.cancel()
 
 
-async def test_certificate_chain_status_over_ocsp_and_crl(server, ca):
+async def test_certificate_chain_status_over_ocsp_and_crl_and_authorize_on_21(server, ca):
     good = ca.contract("DECHAINGOOD01")
     revoked = ca.contract("DECHAINREVOK1", revoked=x509.ReasonFlags.key_compromise)
     unknown = ca.contract("DECHAINUNKNO1", known=False)
@@ -293,6 +318,14 @@ async def test_certificate_chain_status_over_ocsp_and_crl(server, ca):
         r = await cp.call(call21.GetCertificateChainStatus(certificate_status_requests=[
             request(good, "OCSP", [f"http://127.0.0.1:{free_port()}/ocsp"])]))
         assert r.certificate_status[0]["status"] == "Good" and ca.requests == before
+        # Plug & Charge on 2.1: the same Authorize, checked against the 2.1 schema
+        await token(server, "DECHAINGOOD01")
+        r = await cp.call(call21.Authorize(id_token={"id_token": "DECHAINGOOD01", "type": "eMAID"},
+                                           certificate=pem(good, ca.sub)))
+        assert (r.id_token_info["status"], r.certificate_status) == ("Accepted", "Accepted")
+        r = await cp.call(call21.Authorize(id_token={"id_token": "DECHAINGOOD01", "type": "eMAID"},
+                                           certificate=pem(revoked, ca.sub)))
+        assert (r.id_token_info["status"], r.certificate_status) == ("Invalid", "CertificateRevoked")
 
 
 
@@ -302,8 +335,6 @@ async def test_certificate_chain_status_over_ocsp_and_crl(server, ca):
 
 @pytest.fixture
 def plugin_off() -> Iterator[None]:
-    from csms.plugins import pm
-
     plugin = pm.get_plugin("pki")
     assert plugin is not None, "the pki plugin is installed (make installs every plugin)"
     pm.unregister(name="pki")

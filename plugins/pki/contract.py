@@ -104,10 +104,10 @@ async def pem_chain_status(client: OcspClient, anchors: TrustAnchors, certificat
             found = anchors.issuers_of(cert)
             issuer = found[0] if found else None
         url = ocsp_url(cert)
-        if issuer is None or (index > 0 and url is None and not client.settings.ocsp_responder_url):
-            if index == 0:
-                return NO_STATUS  # the leaf's issuer is unknown: no OCSP request can name it
-            continue
+        if index > 0 and url is None:
+            continue  # a sub-CA that names no responder is vouched for by its signature alone
+        if issuer is None:
+            return NO_STATUS  # the leaf's issuer is unknown: no OCSP request can name it
         try:
             answer = await client.status(CertId.of(cert, issuer), url, issuer)
         except OcspError as exc:

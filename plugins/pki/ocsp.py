@@ -56,7 +56,7 @@ class CertId:
         algorithm = str(data.get("hashAlgorithm", ""))
         if algorithm not in HASHES:
             raise OcspError("InvalidHashData", f"hash algorithm {algorithm!r} is not SHA256, SHA384 or SHA512")
-        size = HASHES[algorithm].digest_size
+        size = HASHES[algorithm]().digest_size
         try:
             name_hash = bytes.fromhex(str(data["issuerNameHash"]))
             key_hash = bytes.fromhex(str(data["issuerKeyHash"]))
@@ -141,6 +141,9 @@ def verify_signature(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> N
             raise OcspError("OCSPSignature", "the OCSP responder's certificate is not the issuer's") from None
         if ExtendedKeyUsageOID.OCSP_SIGNING not in usages:
             raise OcspError("OCSPSignature", "the OCSP responder's certificate is not for OCSP signing")
+        now = datetime.now(timezone.utc)
+        if not signer.not_valid_before_utc - SKEW <= now <= signer.not_valid_after_utc + SKEW:
+            raise OcspError("OCSPSignature", "the OCSP responder's certificate is not valid now")
     try:
         _verify(signer.public_key(), response.signature, response.tbs_response_bytes,
                 response.signature_hash_algorithm)
@@ -154,7 +157,7 @@ def _signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certi
             return cert
         key_hash = response.responder_key_hash
         if key_hash is not None and x509.SubjectKeyIdentifier.from_public_key(
-                cert.public_key()).digest == key_hash:  # type: ignore[arg-type]
+                cert.public_key()).digest == key_hash:
             return cert
     return None
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import websockets
 from cryptography import x509
 from cryptography.x509 import ocsp
@@ -22,7 +25,7 @@ from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
 from csms.plugin_api import hook_impls
-from csms.testing import asgi_server, free_port, pm, running_server
+from csms.testing import asgi_server, free_port, pm, running_server, stopped
 from csms.testing.stations import station
 from plugins.pki.config import PkiSettings, pki_settings
 from plugins.pki.ocsp import CertId, OcspClient
@@ -267,6 +270,56 @@ async def test_ev_certificate_requests_go_to_the_provider(server, settings):
         r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
                                                         exi_request=exi))
         assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderUnreachable"
+
+
+@asynccontextmanager
+async def mtls_server(app: Any, port: int, directory: Path, ca: trustme.CA) -> AsyncIterator[None]:
+    """``app`` over HTTPS on 127.0.0.1:``port``, a client certificate of ``ca`` required."""
+    import uvicorn
+
+    server_pem, ca_pem = directory / "server.pem", directory / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                           ssl_certfile=str(server_pem), ssl_ca_certs=str(ca_pem),
+                                           ssl_cert_reqs=ssl.CERT_REQUIRED, timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await stopped(task)
+
+
+async def test_the_provider_over_mutual_tls(server, settings, tmp_path):
+    tls_ca = trustme.CA()
+    client = tls_ca.issue_cert("csms.example")
+    cert, key, ca_file = tmp_path / "client.pem", tmp_path / "client.key", tmp_path / "ca.pem"
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    client.private_key_pem.write_to_path(str(key))
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    provider, port = Provider(token="t"), free_port()
+    exi = base64.b64encode(b"CertificateUpdateReq").decode()
+    async with mtls_server(provider.app(), port, tmp_path, tls_ca):
+        async with station(server, "PKI-MTLS", "2.0.1") as cp:
+            settings(provider_url=f"https://127.0.0.1:{port}/v1/certificates", provider_token="t",
+                     provider_ca_file=str(ca_file), provider_client_cert=str(cert), provider_client_key=str(key))
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Update",
+                                                            exi_request=exi))
+            assert r.status == "Accepted" and len(provider.seen) == 1
+            settings(provider_client_cert="", provider_client_key="")  # no client certificate: refused
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Update",
+                                                            exi_request=exi))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderUnreachable"
+            settings(provider_client_cert=str(tmp_path / "missing.pem"))
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Update",
+                                                            exi_request=exi))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderTLS"
+    assert len(provider.seen) == 1
 
 
 # ---------------------------------------------------------------------------------------------

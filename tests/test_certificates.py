@@ -641,3 +641,28 @@ async def test_certificate_calls_pass_a_strict_peers_schema_check(server, node_s
             assert trigger["params"] == {"requestedMessage": "SignChargingStationCertificate"}
             assert r.status_code == 201 and r.json()["status"] == "NotImplemented", r.text
         assert not st.errors, st.report()
+
+
+@pytest.mark.parametrize("protocol", ["ocpp2.0.1", "ocpp2.1"])
+async def test_contract_certificate_answers_pass_a_strict_peers_schema_check(server, node_station, protocol,
+                                                                           contract_checker):
+    """C07 through ocpp-rpc in strict mode: the AuthorizeResponse with its certificateStatus (and
+    the answers of the other station-initiated certificate messages) fit the official schemas."""
+    sid = "STRICT-C07-21" if protocol == "ocpp2.1" else "STRICT-C07-201"
+    await create_token(server, f"{sid}-TAG")
+    await create_token(server, "DESTRICTEMAID")
+    ocsp = {"hashAlgorithm": "SHA256", "issuerNameHash": "ab" * 32, "issuerKeyHash": "cd" * 32,
+            "serialNumber": "dead", "responderURL": "http://ocsp.invalid/"}
+    emaid = {"idToken": "DESTRICTEMAID", "type": "eMAID"}
+    async with strict_station(node_station, server, sid, protocol, token=f"{sid}-TAG", linger=120) as st:
+        await st.wait_event("lingering", timeout=60)
+        answer = await st.call("Authorize", {"idToken": emaid, "iso15118CertificateHashData": [ocsp]})
+        assert answer["certificateStatus"] == "CertificateRevoked" and answer["idTokenInfo"]["status"] == "Invalid"
+        answer = await st.call("Authorize", {"idToken": emaid, "certificate": root_pem()})
+        assert answer["certificateStatus"] == "Accepted" and answer["idTokenInfo"]["status"] == "Accepted"
+        answer = await st.call("GetCertificateStatus", {"ocspRequestData": ocsp})
+        assert answer["status"] == "Failed" and answer["statusInfo"]["reasonCode"] == "NoOCSPResponder"
+        answer = await st.call("Get15118EVCertificate", {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+                                                         "action": "Install", "exiRequest": "RVhJ"})
+        assert answer["status"] == "Failed" and answer["statusInfo"]["reasonCode"] == "NoProvider"
+        assert not st.errors, st.report()

@@ -142,19 +142,22 @@ class TestCa:
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.NAME, stranger).certificates([stranger])
         return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
-    def crl_der(self) -> bytes:
+    def crl_der(self, *, forged: bool = False) -> bytes:
+        """The sub-CA's CRL; ``forged``: the same list signed by a stranger's key."""
         now = datetime.now(timezone.utc)
         builder = (x509.CertificateRevocationListBuilder().issuer_name(self.sub.subject)
                    .last_update(now - timedelta(minutes=1)).next_update(now + HOUR))
         for serial in self.revoked:
             builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
                                                       .revocation_date(now - HOUR).build())
-        return builder.sign(self.sub_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        key = ec.generate_private_key(ec.SECP256R1()) if forged else self.sub_key
+        return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def app(self) -> Litestar:
         """/ocsp (signed by the sub-CA), /ocsp/delegated (by a responder it certified),
         /ocsp/forged (by a stranger), /ocsp/broken (not OCSP), /ocsp/unauthorized (an
-        unsuccessful OCSP status), /ocsp/slow (answers after 3 s), /crl."""
+        unsuccessful OCSP status), /ocsp/slow (answers after 3 s), /crl, /crl/forged (signed by a
+        stranger)."""
         ca = self
 
         def reply(der: bytes) -> Response[bytes]:
@@ -197,7 +200,12 @@ class TestCa:
             ca.crl_requests += 1
             return Response(ca.crl_der(), media_type="application/pkix-crl")
 
-        return Litestar([responder, delegated, forged, broken, unauthorized, slow, crl])
+        @get("/crl/forged")
+        async def forged_crl() -> Response[bytes]:
+            ca.crl_requests += 1
+            return Response(ca.crl_der(forged=True), media_type="application/pkix-crl")
+
+        return Litestar([responder, delegated, forged, broken, unauthorized, slow, crl, forged_crl])
 
 
 @dataclass
@@ -223,8 +231,13 @@ class Provider:
             answer = base64.b64encode(b"EXI-RESPONSE:" + body["action"].encode() + b":" + exi).decode()
             return Response({"status": "Accepted", "exiResponse": answer})
 
+        @post("/v1/slow", status_code=200)
+        async def slow(request: Request) -> Response[dict[str, Any]]:
+            await asyncio.sleep(3)
+            return Response({"status": "Accepted", "exiResponse": "RVhJ"})
+
         @post("/v1/garbage", status_code=200)
         async def garbage(request: Request) -> Response[str]:
             return Response("<html>gateway</html>", media_type="text/html")
 
-        return Litestar([certificates, garbage])
+        return Litestar([certificates, slow, garbage])

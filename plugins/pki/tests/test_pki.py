@@ -264,6 +264,10 @@ async def test_ev_certificate_requests_go_to_the_provider(server, settings):
             r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
                                                             exi_request=exi))
             assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderError"
+            settings(provider_url=f"http://127.0.0.1:{port}/v1/slow", provider_timeout="1")
+            r = await cp.call(call201.Get15118EVCertificate(iso15118_schema_version=SCHEMA, action="Install",
+                                                            exi_request=exi))
+            assert r.status == "Failed" and r.status_info["reason_code"] == "ProviderTimeout"
     # the provider is down
     settings(provider_url=f"http://127.0.0.1:{port}/v1/certificates")
     async with station(server, "PKI-M01D", "2.0.1") as cp:
@@ -395,6 +399,19 @@ def plugin_off() -> Iterator[None]:
         yield
     finally:
         pm.register(plugin, name="pki")
+
+
+async def test_a_crl_not_signed_by_the_issuer_is_not_used(server, ca, settings, tmp_path):
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(pem(ca.root, ca.sub))
+    settings(trust_anchors=str(anchors))
+    revoked = ca.contract("DECRLFORGED01", revoked=x509.ReasonFlags.key_compromise)
+    data = snake(hash_data(revoked, ca.sub))
+    async with station21(server, "PKI-21CRL") as cp:
+        r = await cp.call(call21.GetCertificateChainStatus(certificate_status_requests=[
+            {"certificate_hash_data": data, "source": "CRL", "urls": [ca.base_url + "/crl/forged"]},
+            {"certificate_hash_data": data, "source": "CRL", "urls": [ca.base_url + "/crl/forged", ca.base_url + "/crl"]}]))
+        assert [s["status"] for s in r.certificate_status] == ["Failed", "Revoked"]
 
 
 async def test_with_the_plugin_off_the_core_answers_failed(server, ca, settings, plugin_off):

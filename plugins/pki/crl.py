@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 
 from plugins.pki.anchors import TrustAnchors
 from plugins.pki.config import PkiSettings
+from plugins.pki.tls import default_tls
 from plugins.pki.ocsp import HASHES, SKEW, CertId, OcspError
 
 log = logging.getLogger("csms.pki.crl")
@@ -66,7 +67,8 @@ class CrlClient:
         if not url.lower().startswith(("http://", "https://")):
             raise OcspError("CRLError", f"the CRL URL {url[:200]!r} is not http(s)")
         try:
-            async with httpx.AsyncClient(timeout=self.settings.ocsp_timeout, follow_redirects=True) as client:
+            async with httpx.AsyncClient(timeout=self.settings.ocsp_timeout, follow_redirects=True,
+                                         verify=await default_tls()) as client:
                 async with client.stream("GET", url) as reply:
                     if reply.status_code != 200:
                         raise OcspError("CRLError", f"the CRL at {url} answered HTTP {reply.status_code}")

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plugins.pki.anchors import issuer_hashes
 from plugins.pki.config import PkiSettings
+from plugins.pki.tls import default_tls
 
 log = logging.getLogger("csms.pki.ocsp")
 
@@ -259,7 +260,8 @@ class OcspClient:
 
     async def _ask(self, cert_id: CertId, url: str, issuer: x509.Certificate | None) -> OcspAnswer:
         try:
-            async with httpx.AsyncClient(timeout=self.settings.ocsp_timeout, follow_redirects=True) as client:
+            async with httpx.AsyncClient(timeout=self.settings.ocsp_timeout, follow_redirects=True,
+                                         verify=await default_tls()) as client:
                 async with client.stream("POST", url, content=cert_id.request_der(),
                                          headers={"Content-Type": "application/ocsp-request",
                                                   "Accept": "application/ocsp-response"}) as reply:

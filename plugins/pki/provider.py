@@ -78,9 +78,7 @@ async def _forward(settings: PkiSettings, *, station_id: str, schema_version: st
         headers["Authorization"] = f"Bearer {settings.provider_token}"
     body = {"schemaVersion": schema_version, "action": action, "exiRequest": exi_request, "stationId": station_id}
     try:
-        verify: ssl.SSLContext | bool = True
-        if settings.provider_url.lower().startswith("https://"):
-            verify = await tls_context(settings)
+        verify = await tls_context(settings)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ProviderError("ProviderTLS", f"the provider's TLS files are not usable: {exc}") from None
     try:

@@ -185,6 +185,19 @@ def certificate_chain_status(station_id, certificate_hash_data, source, urls):
 
 
 @hookspec(Rule.FIRST_ANSWER)
+def contract_certificate_status(station_id, id_token, certificate, hash_data):
+    """First answer wins. The status of the ISO 15118 contract certificate an EV presented with
+    an Authorize (OCPP 2.0.1/2.1 C07), asked only when the request carries one: ``certificate``
+    is the contract certificate chain as PEM (leaf first) or ``None``, ``hash_data`` the list of
+    its ``iso15118CertificateHashData`` (hashAlgorithm, issuerNameHash, issuerKeyHash,
+    serialNumber, responderURL; empty when absent), ``id_token`` the eMAID. Return "Accepted",
+    "SignatureError", "CertificateExpired", "CertificateRevoked", "NoCertificateAvailable",
+    "CertChainError" or "ContractCancelled" (or ``{"status": ...}``), or ``None``. The answer
+    goes to the station as ``certificateStatus``; any but Accepted turns an accepted token
+    Invalid. Without an answer the token alone decides and no certificateStatus is sent."""
+
+
+@hookspec(Rule.FIRST_ANSWER)
 def get_15118_ev_certificate(station_id, iso15118_schema_version, action, exi_request):
     """First answer wins. Answer a 2.0.1 Get15118EVCertificate (``action`` "Install" or "Update",
     ``exi_request`` the EV's base64 EXI request): return ``{"status": "Accepted" | "Failed",

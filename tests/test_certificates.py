@@ -377,11 +377,86 @@ class PluginPki:
 
 
 @pytest.fixture
-def plugin_pki(tmp_path):
+def without_shipped_pki():
+    """The shipped PKI plugin (plugins/pki, installed by make) out of the way while a test plugin
+    answers the hooks: these tests are about the hooks' contract with the core."""
+    shipped = pm.get_plugin("pki")
+    if shipped is not None:
+        pm.unregister(name="pki")
+    yield
+    if shipped is not None:
+        pm.register(shipped, name="pki")
+
+
+@pytest.fixture
+def plugin_pki(tmp_path, without_shipped_pki):
     pki = PluginPki(tmp_path / "plugin-ca")
     pm.register(pki, name="test-pki")
     yield pki
     pm.unregister(name="test-pki")
+
+
+class ContractChecker:
+    """Answers contract_certificate_status: revoked for serial "dead", Accepted for a PEM chain,
+    nonsense for serial "odd", no answer for the rest."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, Any]] = []
+
+    @hookimpl
+    def contract_certificate_status(self, station_id, id_token, certificate, hash_data):
+        self.asked.append({"station_id": station_id, "id_token": id_token, "certificate": certificate,
+                           "hash_data": hash_data})
+        serials = {h["serialNumber"] for h in hash_data}
+        if certificate:
+            return "Accepted"
+        if "dead" in serials:
+            async def revoked():
+                return {"status": "CertificateRevoked"}
+
+            return revoked
+        return "Fine, really" if "odd" in serials else None
+
+
+@pytest.fixture
+def contract_checker(without_shipped_pki):
+    checker = ContractChecker()
+    pm.register(checker, name="test-contracts")
+    yield checker
+    pm.unregister(name="test-contracts")
+
+
+async def test_authorize_with_a_contract_certificate_asks_the_hook(server, contract_checker):
+    """C07: the hook's certificateStatus goes into the AuthorizeResponse; any but Accepted turns
+    the accepted token Invalid (and is stored as a refusal); no answer, no certificateStatus."""
+    from csms.core.tables import RefusedAuthorization
+
+    await server.api.post("/tokens", json={"id_token": "DEC07EMAID001", "type": "eMAID"})
+    token = {"id_token": "DEC07EMAID001", "type": "eMAID"}
+
+    def ocsp(serial: str) -> dict[str, str]:
+        return {"hash_algorithm": "SHA256", "issuer_name_hash": "ab" * 32, "issuer_key_hash": "cd" * 32,
+                "serial_number": serial, "responder_url": "http://ocsp.example/"}
+
+    async with Connected(server.ws_url("C07-1"), "C07-1", "2.0.1") as cp:
+        r = await cp.call(call201.Authorize(id_token=token, iso15118_certificate_hash_data=[ocsp("dead")]))
+        assert (r.id_token_info["status"], r.certificate_status) == ("Invalid", "CertificateRevoked")
+        assert contract_checker.asked[-1]["hash_data"][0]["serialNumber"] == "dead"
+        chain = root_pem()
+        r = await cp.call(call201.Authorize(id_token=token, certificate=chain))
+        assert (r.id_token_info["status"], r.certificate_status) == ("Accepted", "Accepted")
+        assert contract_checker.asked[-1]["certificate"] == chain and contract_checker.asked[-1]["hash_data"] == []
+        for serial in ("1f", "odd"):  # no answer; an answer that is no status
+            r = await cp.call(call201.Authorize(id_token=token, iso15118_certificate_hash_data=[ocsp(serial)]))
+            assert r.id_token_info["status"] == "Accepted" and r.certificate_status is None
+        asked = len(contract_checker.asked)
+        r = await cp.call(call201.Authorize(id_token=token))  # no certificate: the hook is not asked
+        assert r.id_token_info["status"] == "Accepted" and r.certificate_status is None
+        assert len(contract_checker.asked) == asked
+    await server.core.writer.flush()
+    refused = await RefusedAuthorization.select().where(RefusedAuthorization.station_id == "C07-1")
+    assert [(row["status"], row["source"]) for row in refused] == [
+        ("Invalid", "contract certificate: CertificateRevoked")]
 
 
 async def test_a_plugin_overrides_the_built_in_ca_and_answers_the_15118_hooks(tmp_path, plugin_pki):
@@ -565,4 +640,29 @@ async def test_certificate_calls_pass_a_strict_peers_schema_check(server, node_s
         else:
             assert trigger["params"] == {"requestedMessage": "SignChargingStationCertificate"}
             assert r.status_code == 201 and r.json()["status"] == "NotImplemented", r.text
+        assert not st.errors, st.report()
+
+
+@pytest.mark.parametrize("protocol", ["ocpp2.0.1", "ocpp2.1"])
+async def test_contract_certificate_answers_pass_a_strict_peers_schema_check(server, node_station, protocol,
+                                                                           contract_checker):
+    """C07 through ocpp-rpc in strict mode: the AuthorizeResponse with its certificateStatus (and
+    the answers of the other station-initiated certificate messages) fit the official schemas."""
+    sid = "STRICT-C07-21" if protocol == "ocpp2.1" else "STRICT-C07-201"
+    await create_token(server, f"{sid}-TAG")
+    await create_token(server, "DESTRICTEMAID")
+    ocsp = {"hashAlgorithm": "SHA256", "issuerNameHash": "ab" * 32, "issuerKeyHash": "cd" * 32,
+            "serialNumber": "dead", "responderURL": "http://ocsp.invalid/"}
+    emaid = {"idToken": "DESTRICTEMAID", "type": "eMAID"}
+    async with strict_station(node_station, server, sid, protocol, token=f"{sid}-TAG", linger=120) as st:
+        await st.wait_event("lingering", timeout=60)
+        answer = await st.call("Authorize", {"idToken": emaid, "iso15118CertificateHashData": [ocsp]})
+        assert answer["certificateStatus"] == "CertificateRevoked" and answer["idTokenInfo"]["status"] == "Invalid"
+        answer = await st.call("Authorize", {"idToken": emaid, "certificate": root_pem()})
+        assert answer["certificateStatus"] == "Accepted" and answer["idTokenInfo"]["status"] == "Accepted"
+        answer = await st.call("GetCertificateStatus", {"ocspRequestData": ocsp})
+        assert answer["status"] == "Failed" and answer["statusInfo"]["reasonCode"] == "NoOCSPResponder"
+        answer = await st.call("Get15118EVCertificate", {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+                                                         "action": "Install", "exiRequest": "RVhJ"})
+        assert answer["status"] == "Failed" and answer["statusInfo"]["reasonCode"] == "NoProvider"
         assert not st.errors, st.report()

@@ -160,6 +160,18 @@ class StrictStation:
         """The station's answer to the CSMS's ``action`` call made after ``since``."""
         return await self.wait_event("reply", action=action, since=since, timeout=timeout)
 
+    async def call(self, action: str, params: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
+        """Send ``action`` while lingering; the CSMS's answer (ocpp-rpc checked it against the
+        official schema: a CALLRESULT that fails is an ``answer_error``, and fails here)."""
+        assert self.proc.stdin is not None
+        mark = self.mark()
+        self.proc.stdin.write(f"call {json.dumps({'action': action, 'params': params})}\n".encode())
+        await self.proc.stdin.drain()
+        event = await self.wait_for(lambda e: e.get("event") in ("answer", "answer_error") and e.get("action") == action,
+                                    since=mark, timeout=timeout)
+        assert event["event"] == "answer", self.report()
+        return event["payload"]
+
     @property
     def errors(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == "error"]

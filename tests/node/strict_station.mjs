@@ -26,7 +26,7 @@
 //   {"event":"boot"|"walk_done"|"tx_started"|"tx_stopped"|"triggered"|"rebooted"|"status"|"report_sent"|
 //            "lingering"|"bad_case"|"edge_case"|"edge_done"|"exit",...}
 // While lingering it reads stdin: a line "quit" ends the linger early (open transactions are
-// stopped first). Exit code: 0 clean, 1 any violation, 2 bad usage or no connection.
+// stopped first); a line "call {"action": A, "params": {...}}" sends that call. Exit code: 0 clean, 1 any violation, 2 bad usage or no connection.
 
 import { createRequire } from 'node:module';
 import readline from 'node:readline';
@@ -1473,6 +1473,13 @@ async function linger() {
         const cmd = line.trim();
         if (cmd === 'quit') quit('quit');
         else if (cmd === 'meter' && station.tx) meterValues().catch(() => {});
+        else if (cmd.startsWith('call ')) {
+            // "call {"action": A, "params": {...}}": send that call; its answer (checked against the
+            // official schema by ocpp-rpc) is an "answer" event, a refusal an "answer_error" one
+            let request;
+            try { request = JSON.parse(cmd.slice(5)); } catch (err) { violation('bad_stdin', { line: cmd }); return; }
+            call(request.action, request.params, { allowError: true }).catch(() => {});
+        }
     });
     const timer = setTimeout(() => quit('timeout'), args.linger * 1000);
     // while a transaction runs, report meter values every second

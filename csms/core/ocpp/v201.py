@@ -96,12 +96,18 @@ class StationConnection201(StationConnection):
     async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
         token = p["idToken"]
         auth = await self.core.auth.authorize(self.station_id, token["idToken"], token["type"], purpose="authorize")
+        auth, certificate_status = await self.core.auth.contract(  # C07: Plug & Charge
+            self.station_id, auth, id_token=token["idToken"], token_type=token["type"],
+            certificate=p.get("certificate"), hash_data=p.get("iso15118CertificateHashData"))
         info = id_token_info(auth)
         if auth.accepted:  # I01: the driver's tariff on the station's display
             message = await self.core.tariff_messages.personal(self.station_id, id_token=token["idToken"])
             if message is not None:
                 info["personalMessage"] = message
-        return {"idTokenInfo": info}
+        answer: dict[str, Any] = {"idTokenInfo": info}
+        if certificate_status is not None:
+            answer["certificateStatus"] = certificate_status
+        return answer
 
     @on(Action.transaction_event)
     async def on_transaction_event(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ a station asks about every few seconds is visible in the admin, not only as a fl
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from csms.core import events as ev
 from csms.core.domain import AuthorizationResult
@@ -26,6 +26,10 @@ _INSERT_REFUSAL = (
     "INSERT INTO refused_authorization (station_id, id_token, token_type, status, purpose, evse_id, source, timestamp) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+# AuthorizeCertificateStatusEnumType (2.0.1 and 2.1): the answers of contract_certificate_status
+CONTRACT_STATUSES = ("Accepted", "SignatureError", "CertificateExpired", "CertificateRevoked",
+                     "NoCertificateAvailable", "CertChainError", "ContractCancelled")
 
 # OCPP 1.6 knows fewer statuses than 2.0.1; the 1.6 adapter maps with this table.
 STATUS_TO_16 = {
@@ -54,6 +58,28 @@ class AuthorizationService:
         if not result.accepted:
             await self.refused(station_id, id_token, token_type, result, evse_id=evse_id, purpose=purpose)
         return result
+
+    async def contract(self, station_id: str, result: AuthorizationResult, *, id_token: str, token_type: str,
+                       certificate: str | None, hash_data: list[dict[str, Any]] | None,
+                       evse_id: int | None = None) -> tuple[AuthorizationResult, str | None]:
+        """ISO 15118 Plug & Charge (C07): the status of the contract certificate of an Authorize
+        that carries one (``certificate`` PEM chain or its OCSP ``hash_data``) from the
+        ``contract_certificate_status`` hook, and the token's ``result`` with it: a certificate
+        that is not Accepted makes an accepted token Invalid (C07.FR.16), a refusal stored as
+        any other. ``(result, None)`` when the request has no certificate or no plugin answers."""
+        if not certificate and not hash_data:
+            return result, None
+        answer = await call_hook("contract_certificate_status", station_id=station_id, id_token=id_token,
+                                 certificate=certificate or None, hash_data=list(hash_data or []))
+        status = answer.get("status") if isinstance(answer, dict) else answer
+        if status not in CONTRACT_STATUSES:
+            if answer is not None:
+                log.error("contract_certificate_status answered %r, not a certificate status; ignored", answer)
+            return result, None
+        if status != "Accepted" and result.accepted:
+            result = AuthorizationResult("Invalid", source=f"contract certificate: {status}"[:64])
+            await self.refused(station_id, id_token, token_type, result, evse_id=evse_id, purpose="authorize")
+        return result, status
 
     async def refused(self, station_id: str, id_token: str, token_type: str, result: AuthorizationResult, *,
                       evse_id: int | None = None, purpose: str = "") -> None:

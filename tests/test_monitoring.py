@@ -213,7 +213,7 @@ async def test_ocpp16_refused_unknown_404_viewer_reads(server):
                            ("/customer-information", {"customer_identifier": "C"})):
             r = await server.api.post(f"/stations/{sid}{path}", json=body)
             assert r.status_code == 409, (path, r.text)
-            assert r.json()["extra"]["error"] == "NotSupported" and "not supported by OCPP 1.6" in r.json()["detail"]
+            assert r.json()["extra"]["error"] == "NotSupported" and "OCPP 1.6 has no " in r.json()["detail"]
         listing = (await server.api.get(f"/stations/{sid}/monitoring")).json()
         assert listing["supported"] is False and listing["monitors"] == [] and listing["events"] == []
         assert (await server.api.get(f"/stations/{sid}/customer-information")).json()["items"] == []

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from piccolo.columns.combination import Combinable
 
-from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
+from csms.core.ocpp.outbound import StationCalls, calls_for
 from csms.core.ocpp.outbound.calls import STATION_MAX, TX, TX_DEFAULT, new_request_id
 from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import OperationError, calls_with
+from csms.core.services.operations import OperationError, calls_with, feature_state
 from csms.core.tables import ChargingProfile, ChargingSession, Station
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
@@ -128,9 +128,8 @@ class ChargingProfileService:
             seen |= keys
             items.append({**r, "limit": limit_summary(r["payload"])})
         items.sort(key=lambda r: (r["evse_id"], r["purpose"], r["stack_level"], r["profile_id"]))
-        calls = known_calls(version)
         return {"station_id": station_id, "ocpp_version": version,
-                "reports_supported": None if version is None else calls is not None and calls.supports_profile_reports,
+                "reports_supported": feature_state(version, "supports_profile_reports"),
                 "items": items}
 
     @staticmethod

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound import calls_for
 from csms.core.ocpp.outbound.v201 import ID_TOKEN_LENGTH, TOKEN_TYPES
 from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import NotSupported, OperationError
+from csms.core.services.operations import OperationError, live_calls_with
 from csms.core.tables import Station, StationEvent
 from csms.i18n import N_
 
@@ -125,10 +124,8 @@ class CustomerInformationService:
                 raise OperationError(N_("customer_certificate is an object"))
             certificate = certificate_hash(customer_certificate)
             customer = f"certificate serial {certificate['serialNumber']}"
-        version = self.commands.live_version(station_id)
-        calls = calls_for(version)
-        if not calls.supports_customer_information:
-            raise NotSupported(f"customer information is not supported by OCPP {version} (OCPP 2.0.1 has it)")
+        calls = live_calls_with(self.commands, station_id, "supports_customer_information",
+                                "customer information (OCPP 2.0.1 has)")
         call = calls.customer_information(report=report, clear=clear, id_token=token, customer_identifier=identifier,
                                           customer_certificate=certificate)
         outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from piccolo.columns.combination import Combinable
 from piccolo.query.functions.aggregate import Max
 
-from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
+from csms.core.ocpp.outbound import StationCalls
 from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import NotSupported, OperationError
+from csms.core.services.operations import OperationError, feature_state, live_calls_with
 from csms.core.tables import DisplayMessage, Station
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.i18n import N_
@@ -104,11 +104,8 @@ class DisplayMessageService:
         """The station's pk and outbound adapter when it is connected with a version that has
         display messages (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
-        version = self.commands.live_version(station_id)
-        calls = calls_for(version)
-        if not calls.supports_display_messages:
-            raise NotSupported(f"OCPP {version} has no display messages (OCPP 2.0.1 has)")
-        return row["id"], calls
+        return row["id"], live_calls_with(self.commands, station_id, "supports_display_messages",
+                                          "display messages (OCPP 2.0.1 has)")
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The station's messages as the CSMS knows them, by message id; ``supported`` is False
@@ -117,10 +114,8 @@ class DisplayMessageService:
         version = self.commands.version_of(station_id) or row["ocpp_version"] or None
         rows = await DisplayMessage.select(*DisplayMessage.all_columns(exclude=[DisplayMessage.station])).where(
             DisplayMessage.station == row["id"]).order_by(DisplayMessage.message_id).output(load_json=True)
-        calls = known_calls(version)  # a stored version may be one not known
         return {"station_id": station_id, "ocpp_version": version,
-                "supported": None if version is None else calls is not None and calls.supports_display_messages,
-                "items": rows}
+                "supported": feature_state(version, "supports_display_messages"), "items": rows}
 
     async def _store(self, station_pk: int, info: dict[str, Any], *, source: str) -> None:
         values = _columns(info)

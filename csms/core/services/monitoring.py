@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.core.ocpp.outbound import StationCalls, calls_for, known_calls
+from csms.core.ocpp.outbound import StationCalls
 from csms.core.ocpp.outbound.calls import new_request_id
 from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import NotSupported, OperationError
+from csms.core.services.operations import OperationError, feature_state, live_calls_with
 from csms.core.tables import Station, StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
@@ -146,25 +146,21 @@ class MonitoringService:
         """The station's pk and adapter when it is connected with a version that has monitoring
         (2.0.1); 1.6 is ``NotSupported``."""
         row = await self._station(station_id)
-        version = self.commands.live_version(station_id)
-        calls = calls_for(version)
-        if not calls.supports_monitoring:
-            raise NotSupported(f"variable monitoring is not supported by OCPP {version} (OCPP 2.0.1 has it)")
-        return row["id"], calls
+        return row["id"], live_calls_with(self.commands, station_id, "supports_monitoring",
+                                          "variable monitoring (OCPP 2.0.1 has)")
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The station's monitors as the CSMS knows them, and the latest event of each component
         and variable; ``supported`` False for a 1.6 station (None while its version is not known)."""
         row = await self._station(station_id)
         version = self.commands.version_of(station_id) or row["ocpp_version"] or None
-        calls = known_calls(version)
         monitors = await VariableMonitor.select(*VariableMonitor.all_columns(exclude=[VariableMonitor.station])).where(
             VariableMonitor.station == row["id"]).order_by(VariableMonitor.component).order_by(
             VariableMonitor.variable).order_by(VariableMonitor.monitor_id)
         for monitor in monitors:
             monitor["severity_name"] = SEVERITIES.get(monitor["severity"], "")
         return {"station_id": station_id, "ocpp_version": version,
-                "supported": None if version is None else calls is not None and calls.supports_monitoring,
+                "supported": feature_state(version, "supports_monitoring"),
                 "monitors": monitors, "events": await self.latest_events(station_id, monitors=monitors)}
 
     async def events(self, station_id: str, *, limit: int = 100) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from piccolo.query.functions.aggregate import Max
 
-from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for
+from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import passwords
@@ -80,11 +80,25 @@ async def calls_with(commands: CommandService, station_id: str, feature: str, mi
     lacks, and who has it)."""
     if not await Station.exists().where(Station.station_id == station_id):
         raise UnknownStation(station_id)
+    return live_calls_with(commands, station_id, feature, missing)
+
+
+def live_calls_with(commands: CommandService, station_id: str, feature: str, missing: str) -> StationCalls:
+    """:func:`calls_with` for a station already known to exist."""
     version = commands.live_version(station_id)
     calls = calls_for(version)
     if not getattr(calls, feature):
         raise NotSupported(f"OCPP {version} has no {missing}")
     return calls
+
+
+def feature_state(version: str | None, feature: str) -> bool | None:
+    """Whether a station of ``version`` (live or stored) has ``feature``; None while its version
+    is not known (a stored version this CSMS does not speak has none)."""
+    if version is None:
+        return None
+    calls = known_calls(version)
+    return calls is not None and bool(getattr(calls, feature))
 
 
 class Operations:

@@ -19,7 +19,7 @@ from csms.core.services.smart_charging.profiles import planned_from_payload
 from csms.core.services.smart_charging.targets import v2x_of_needs
 from csms.core.timeutil import ocpp_ts, utcnow
 from csms_tools.simulator import SimStation
-from plugins.loadbalancing.plugin import allocate_site
+from plugins.loadbalancing.plugin import allocate_site, site_panel
 from tests.test_ocpp_rpc_strict import eventually
 from tests.test_smart_charging import Rounds, fast, make_site, make_station
 
@@ -124,6 +124,10 @@ async def test_a_discharging_ev_frees_capacity_for_another_car(any_server):
             validate("2.1", "SetChargingProfile", call.payload)
         site_view = (await api.get(f"/sites/{site['id']}/smart-charging")).json()
         assert site_view["allocated_a"] == [8.0, 8.0, 8.0]  # within 16 A on every phase
+        assert site_view["discharge_a"] == [8.0, 8.0, 8.0]  # of it, fed in by the V2X EV (net 16 - 8)
+        assert {c["evse_id"]: c["discharging"] for c in site_view["connectors"]} == {1: True, 2: False}
+        html = str(site_panel(site_view))
+        assert "Discharge, last round (A)" in html and "discharging" in html
 
         # Its spare energy used up (the EV now needs 2 kWh to reach its minimum): it charges
         # again (ChargingOnly), the cars share the 16 A.

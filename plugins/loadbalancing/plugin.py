@@ -185,10 +185,13 @@ def site_panel(view: dict[str, Any]) -> Markup:
     round_capacity = last.get("capacity_a") or view["capacity_a"]
     round_reserved = last.get("reserved_a") or view["reserved_a"]
     series = {"capacity": round_capacity, "allocated": view["allocated_a"], "measured": view["measured_a"]}
+    discharge = view.get("discharge_a") or [0.0, 0.0, 0.0]
+    feeding = any(v > 0 for v in discharge)  # V2X EVs feed in: their share, apart from the net allocation
     rows = "".join(
         f"<tr><th>{p}</th><td>{_amps(view['capacity_a'][i])}</td><td>{_amps(round_capacity[i])}</td>"
         f"<td>{_amps(round_reserved[i])}</td>"
-        f"<td>{_amps(series['allocated'][i])}</td><td>{_amps(series['measured'][i])}</td></tr>"
+        f"<td>{_amps(series['allocated'][i])}</td>" + (f"<td>{_amps(discharge[i])}</td>" if feeding else "")
+        + f"<td>{_amps(series['measured'][i])}</td></tr>"
         for i, p in enumerate(phases))
     _ = gettext
     connectors = []
@@ -197,7 +200,8 @@ def site_panel(view: dict[str, Any]) -> Markup:
         connectors.append(
             f"<tr><td>{escape(c['station_id'])}</td><td>{c['evse_id']}</td>"
             f"<td>{escape(', '.join(f'L{p}' for p in c.get('phases') or []))}</td>"
-            f"<td>{_amps(c.get('measured_a'))}</td><td>{_amps(c.get('allocated_a'))}</td>"
+            f"<td>{_amps(c.get('measured_a'))}</td><td>{_amps(c.get('allocated_a'))}"
+            f"{' ' + escape(_('discharging')) if c.get('discharging') else ''}</td>"
             f"<td>{_amps(sent.get('limit_a'))}</td><td>{escape(sent.get('status') or '—')}</td></tr>")
     profiles = "".join(connectors) or f'<tr><td colspan="7">{escape(_("No active connectors."))}</td></tr>'
     local = []
@@ -222,7 +226,7 @@ def site_panel(view: dict[str, Any]) -> Markup:
     allocation = (_("Allocation of the last smart-charging round %(number)s at %(at)s, beside the capacity it shared.",
                     number=last["number"], at=last["at"]) if last else _("No smart-charging round yet."))
     heads = [_("Phase"), _("Capacity now (A)"), _("Capacity, last round (A)"), _("Reserved, last round (A)"),
-             _("Allocated, last round (A)"), _("Measured (A)")]
+             _("Allocated, last round (A)"), *([_("Discharge, last round (A)")] if feeding else []), _("Measured (A)")]
     connector_heads = [_("Station"), _("EVSE"), _("Phases"), _("Measured (A)"), _("Allocated (A)"), _("Limit sent (A)"),
                        _("Station's answer")]
     return Markup(f"""

@@ -63,7 +63,8 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
                 "sent_at": ocpp_ts(r["sent_at"])}
 
     names = PURPOSE_NAMES[V16]
-    node_alloc = {n.id: [0.0, 0.0, 0.0] for n in topology.nodes}
+    node_alloc = {n.id: [0.0, 0.0, 0.0] for n in topology.nodes}  # net: a discharge (V2X) counts below 0
+    node_discharge = {n.id: [0.0, 0.0, 0.0] for n in topology.nodes}  # what V2X EVs feed in, in A
     node_measured = {n.id: [0.0, 0.0, 0.0] for n in topology.nodes}
     connectors = []
     for load in model.loads + model.pinned:
@@ -82,11 +83,13 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
                 node_measured[n.id][p] += measured[p]
                 if allocated is not None and p + 1 in load.phases:
                     node_alloc[n.id][p] += allocated
+                    node_discharge[n.id][p] += max(0.0, -allocated)
         connectors.append({
             "station_id": load.station_id, "evse_id": load.evse_id, "session_id": load.session_id,
             "transaction_id": tx, "phases": list(load.phases), "reachable": bool(station["ready"]),
             "measured_a": round(max(measured), 2), "measured_per_phase_a": [round(m, 2) for m in measured],
-            "allocated_a": allocated, "departure_at": load.departure_at.isoformat() if load.departure_at else None,
+            "allocated_a": allocated, "discharging": allocated is not None and allocated < 0,
+            "departure_at": load.departure_at.isoformat() if load.departure_at else None,
             **departure_details(load.extra),
             "energy_wh": load.energy_wh, "energy_wh_needed": load.energy_wh_needed, "sent": profile,
         })
@@ -100,6 +103,7 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
             "id": n.id, "kind": n.kind, "name": n.name, "limit_a": finite_a(model.physical[n.id]),
             "reserved_a": list(n.reserved_a), "available_a": finite_a(n.limit_a),
             "allocated_a": [round(v, 2) for v in node_alloc[n.id]],
+            "discharge_a": [round(v, 2) for v in node_discharge[n.id]],
             "measured_a": [round(v, 2) for v in node_measured[n.id]],
             "children": [tree(c) for c in children.get(n.id, [])],
         }
@@ -150,6 +154,7 @@ async def describe_site(model: SiteModel, last: SiteRound | None, now: datetime,
         "capacity_a": finite_a(cap_now), "reserved_a": list(model.reserved[topology.root.id]),
         "round_capacity_a": None if last is None else finite_a(last.capacity_a),
         "allocated_a": [round(v, 2) for v in node_alloc[topology.root.id]],
+        "discharge_a": [round(v, 2) for v in node_discharge[topology.root.id]],
         "measured_a": [round(v, 2) for v in node_measured[topology.root.id]],
         "capacity_schedule": [{"start": ocpp_ts(p.start), "limit_a": finite_a(p.limit_a)}
                               for p in model.capacity.periods],

@@ -27,6 +27,16 @@ async def test_directory_crud(any_server):
     r = await api.patch("/stations/DIR-1", json={"phase_rotation": "STR", "max_current_a": 32})
     assert r.json()["phase_rotation"] == "STR"
     assert (await api.get("/stations/", params={"site": site["id"]})).json()["total"] == 1
+    # null clears: out of the hub (still on the site), a current limit gone; an absent field stays
+    r = await api.patch("/stations/DIR-1", json={"hub": None, "max_current_a": None})
+    assert r.status_code == 200, r.text
+    row = (await api.get("/stations/DIR-1")).json()
+    assert (row["hub"], row["site"], row["max_current_a"], row["phase_rotation"]) == (None, site["id"], None, "STR")
+    await api.patch("/stations/DIR-1", json={"hub": hub["id"]})
+    r = await api.patch("/stations/DIR-1", json={"site": None})  # off the site takes it out of the hub too
+    row = (await api.get("/stations/DIR-1")).json()
+    assert (row["hub"], row["site"]) == (None, None)
+    await api.patch("/stations/DIR-1", json={"site": site["id"]})
     # deleting a site keeps its stations (unassigned)
     assert (await api.delete(f"/sites/{site['id']}")).status_code == 204
     assert (await api.get("/stations/DIR-1")).json()["site"] is None

@@ -15,7 +15,10 @@ Rule kinds and their parameters:
 * ``session_no_meter_values`` – a running session without meter values for ``minutes``;
 * ``session_too_long`` – a session running for more than ``minutes``;
 * ``firmware_failed`` – the station's last firmware update failed (it reported a failure status,
-  or a campaign gave up on it); clears when a later update gets further.
+  or a campaign gave up on it); clears when a later update gets further;
+* ``certificate_expiring`` – a certificate the CSMS signed for the station (SignCertificate),
+  the newest it accepted of its type, expires within ``occurrences`` days or has expired; clears
+  when a renewed one is accepted.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ RULE_KINDS = {
     "session_no_meter_values": N_("Session without meter values for {minutes:g} min"),
     "session_too_long": N_("Session running longer than {minutes:g} min"),
     "firmware_failed": N_("Firmware update failed"),
+    "certificate_expiring": N_("Station certificate expiring within {occurrences} days"),
 }
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_RULES = (
@@ -62,6 +66,7 @@ DEFAULT_RULES = (
     ("session_no_meter_values", 30.0, 0, "warning"),
     ("session_too_long", 24 * 60.0, 0, "info"),
     ("firmware_failed", 0.0, 0, "warning"),
+    ("certificate_expiring", 0.0, 30, "warning"),
 )
 # Events after which the evaluator looks again at once (rather than at the next tick).
 _WAKING = (ev.StationConnected, ev.StationDisconnected, ev.StationBooted, ev.ConnectorStatusChanged,
@@ -102,6 +107,8 @@ def check_rule(values: dict[str, Any]) -> dict[str, Any]:
         raise OpsError(N_("minutes and occurrences must not be negative"))
     if kind == "repeated_reboots" and ((values.get("occurrences") or 0) < 1 or (values.get("minutes") or 0) <= 0):
         raise OpsError(N_("repeated_reboots needs occurrences >= 1 and minutes > 0"))
+    if kind == "certificate_expiring" and (values.get("occurrences") or 0) < 1:
+        raise OpsError(N_("certificate_expiring needs occurrences >= 1 (days before the certificate expires)"))
     values.setdefault("name", "")
     if not values["name"]:
         values["name"] = describe({"kind": kind, "minutes": values.get("minutes") or 0,
@@ -251,6 +258,23 @@ async def _firmware_failed(rule: dict[str, Any], now: datetime) -> list[Conditio
     return [Condition(sid, summary) for sid, summary in failed.items()]
 
 
+async def _certificate_expiring(rule: dict[str, Any], now: datetime) -> list[Condition]:
+    rows = await get_core().certificates.expiring(within_days=rule["occurrences"])
+    if rule["station_id"] or rule["site"] is not None:
+        allowed = {r["station_id"] for r in await _scoped(Station.select(Station.station_id), rule,
+                                                        Station.station_id, Station.site)}
+        rows = [r for r in rows if r["station_id"] in allowed]
+    by_station: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_station.setdefault(r["station_id"], []).append(r)
+    return [Condition(sid, f"{sid}: " + "; ".join(
+        f"{c['certificate_type']} {c['serial']} {'expired' if c['not_after'] <= now else 'expires'} "
+        f"{c['not_after']:%Y-%m-%d %H:%M} UTC" for c in certs),
+        details={"certificates": [{"certificate_type": c["certificate_type"], "serial": c["serial"],
+                                   "not_after": c["not_after"].isoformat()} for c in certs]})
+        for sid, certs in sorted(by_station.items())]
+
+
 CONDITIONS: dict[str, Callable[[dict[str, Any], datetime], Awaitable[list[Condition]]]] = {
     "station_offline": _station_offline,
     "connector_faulted": _connector_faulted,
@@ -258,6 +282,7 @@ CONDITIONS: dict[str, Callable[[dict[str, Any], datetime], Awaitable[list[Condit
     "session_no_meter_values": _session_no_meter_values,
     "session_too_long": _session_too_long,
     "firmware_failed": _firmware_failed,
+    "certificate_expiring": _certificate_expiring,
 }
 
 

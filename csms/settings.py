@@ -265,6 +265,7 @@ class CertificateSettings(CsmsSettings):
     organization: str = Field("", description="organizationName a station's CSR must carry (and the built-in CA's); empty: not checked.")
     min_rsa_bits: int = Field(2048, ge=1024, description="Smallest RSA key accepted in a CSR (EC keys must be P-256, P-384 or P-521).")
     expiry_warning_days: int = Field(30, ge=0, description="Certificates issued to stations that expire within this many days are listed as expiring (REST and admin).")
+    auto_renew: bool = Field(True, description="Ask a connected station to renew a certificate the CSMS signed for it once it expires within `expiry_warning_days` (TriggerMessage SignCertificate; 1.6 ExtendedTriggerMessage): after its accepted boots and once a day (one node of a cluster), at most once a day per station and type.")
 
 
 class SmtpSettings(CsmsSettings):

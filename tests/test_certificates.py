@@ -314,12 +314,15 @@ async def test_an_expiring_certificate_is_flagged_and_reported_at_boot(tmp_path,
             await asyncio.wait_for(cp.store.signed.get(), 10)
             issued = await accepted_listing(srv, "EXP-1")
         assert issued[0]["expiring"] and not issued[0]["expired"]
-        async with Connected(srv.ws_url("EXP-1"), "EXP-1", "2.0.1"):  # the next boot reports it
+        async with Connected(srv.ws_url("EXP-1"), "EXP-1", "2.0.1") as cp:  # the next boot reports it
             for _ in range(50):
                 expiring = [e for e in await events_of(srv, "EXP-1") if e["kind"] == "expiring"]
-                if expiring:
+                if expiring and cp.store.triggered:
                     break
                 await asyncio.sleep(0.1)
+            # and asks the station to renew it (auto_renew), once a day at most
+            assert cp.store.triggered == ["SignChargingStationCertificate"]
+            assert await srv.core.certificates.renew_expiring(await srv.core.certificates.expiring()) == 0
         assert expiring and expiring[0]["details"]["serial"] == issued[0]["serial"], expiring
 
 

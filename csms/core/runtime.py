@@ -160,6 +160,8 @@ class Core:
         await self.reservations.start()
         await self.reconciliation.start()
         await self.tariff_fallback.start()
+        self.certificates.start_renewals(client=getattr(self.commands.bus, "redis", None), owner=self.node_id,
+                                         lease_seconds=self.settings.leader_lease)
         metrics.watch(self.connections, self.node_id)
         _current = self
 
@@ -168,6 +170,7 @@ class Core:
 
         metrics.unwatch()
         await self.tariff_fallback.stop()
+        await self.certificates.stop()
         await self.reconciliation.stop()
         await self.local_lists.stop()
         await self.station_data_clear.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from cryptography import x509
 
 from csms.core import certificates as ca
 from csms.core import events as ev
+from csms.core.leases import LeaderJob, lead
 from csms.core.ocpp.outbound import OperationError, StationCalls, calls_for
 from csms.core.ocpp.outbound.calls import answered
 from csms.core.ocpp.validation import OcppError
@@ -43,6 +45,7 @@ log = logging.getLogger("csms.certificates")
 CATEGORY = "certificate"
 REQUESTED_BY = "certificates"  # requested_by of the CertificateSigned calls (not an audited actor)
 BUILT_IN = "csms.core.certificates"
+RENEWAL_INTERVAL_S = 86400.0  # a renewal pass a day; a station asked at most once a day per type
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class CertificateService:
         self.stations = stations
         self._jobs: dict[str, SigningJob] = {}  # accepted CSRs waiting for the station's answer to go out
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._renewal_asked: dict[tuple[str, str], float] = {}  # (station, type) -> monotonic time asked
+        self._renewals: LeaderJob | None = None
         # A signing job starts when the station has its answer: the event recorded with the
         # answer is delivered after it.
         events.listen(self._on_event)
@@ -112,7 +117,8 @@ class CertificateService:
     async def check_expiry(self, station_id: str) -> bool:
         """When the station's newest accepted certificate expires within ``expiry_warning_days``,
         record an ``expiring`` event (category ``certificate``, severity 3; the ``event`` hook and
-        alerting plugins see it as ``station.reported``). Checked at every accepted boot."""
+        alerting plugins see it as ``station.reported``) and, with ``auto_renew``, ask the station
+        to renew it. Checked at every accepted boot."""
         state = await self.stations.state(station_id)
         if state is None:
             return False
@@ -123,7 +129,51 @@ class CertificateService:
                                               f"{row['not_after']:%Y-%m-%d}: renew it",
                                       details={"serial": row["serial"], "certificateType": row["certificate_type"],
                                                "not_after": row["not_after"].isoformat()})
+        await self.renew_expiring(mine)
         return bool(mine)
+
+    # -- automatic renewal ---------------------------------------------------------------------
+
+    def start_renewals(self, *, client: Any, owner: str, lease_seconds: float, interval: float = RENEWAL_INTERVAL_S
+                       ) -> None:
+        """Once a day (on one node of a cluster: the leader of the ``certificate-renewal`` job)
+        the connected stations with an expiring certificate are asked to renew it."""
+
+        async def run() -> None:
+            while True:
+                try:
+                    await self.renew_expiring(await self.expiring())
+                except Exception:
+                    log.exception("certificate renewal pass failed")
+                await asyncio.sleep(interval)
+
+        self._renewals = lead("certificate-renewal", run, client=client, owner=owner, lease_seconds=lease_seconds)
+
+    async def stop(self) -> None:
+        if self._renewals is not None:
+            await self._renewals.stop()
+            self._renewals = None
+
+    async def renew_expiring(self, rows: list[dict[str, Any]]) -> int:
+        """Ask each connected station of ``rows`` (from :meth:`expiring`) to renew that
+        certificate, unless renewal is off or it was asked within the last day; how many were asked."""
+        if not ca.certificate_settings().auto_renew:
+            return 0
+        asked = 0
+        for row in rows:
+            key = (row["station_id"], row["certificate_type"])
+            last = self._renewal_asked.get(key)
+            if self.commands.version_of(row["station_id"]) is None or (
+                    last is not None and time.monotonic() - last < RENEWAL_INTERVAL_S):
+                continue
+            self._renewal_asked[key] = time.monotonic()
+            try:
+                await self.renew(row["station_id"], certificate_type=row["certificate_type"], by="certificate-renewal")
+                asked += 1
+            except Exception as exc:  # offline meanwhile, a CALLERROR, no such trigger: the next pass
+                log.warning("%s: renewal of %s %s not asked: %s", row["station_id"], row["certificate_type"],
+                            row["serial"], exc)
+        return asked
 
     async def issue(self, job: SigningJob) -> str | None:
         """Have the CSR signed (``issue_certificate``) and send the chain (CertificateSigned); the

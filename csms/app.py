@@ -44,7 +44,7 @@ from csms.api.plans import PlanController
 from csms.api.local_lists import LocalListController
 from csms.api.reservations import ReservationController
 from csms.api.metrics import metrics_endpoint
-from csms.api.monitoring import CustomerInformationController, MonitoringController
+from csms.api.monitoring import CustomerInformationController, EventStreamController, MonitoringController
 from csms.api.smart_charging import SmartChargingController
 from csms.api.session_close import SessionCloseController
 from csms.api.station_data_clear import StationDataClearController
@@ -104,6 +104,7 @@ def api_router() -> Router:
         EnergyControlController,
         StationDataClearController,
         MonitoringController,
+        EventStreamController,
         CustomerInformationController,
         CertificateController,
         ReservationController,

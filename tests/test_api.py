@@ -124,7 +124,7 @@ STATION_BODIES = {
                                  "severity": 5}]},
     "clear": {"monitor_ids": [1]}, "report": {}, "base": {"base": "All"}, "level": {"severity": 5},  # monitoring/...
     "customer-information": {"customer_identifier": "C"},
-    "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"}, "fallback": {},  # tariffs/... (2.1; fallback 2.0.1 too)
+    "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"}, "fallback": {}, "adjust": {"interval": 5},  # tariffs/... (2.1; fallback 2.0.1 too)
     "der-controls": {"control_id": "c1", "control_type": "FreqDroop", "control": {}},  # 2.1
     "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
     "publish": {"location": "https://example.org/fw.bin", "checksum": "0" * 32},  # firmware/... (local controller)

@@ -142,6 +142,38 @@ class MonitoringController(Controller):
                                                                  by=caller(request)))
 
 
+class StreamAdjustBody(msgspec.Struct, forbid_unknown_fields=True):
+    interval: Int32 | None = None  # seconds between sends
+    values: Int32 | None = None  # values per send
+
+
+class EventStreamController(Controller):
+    """OCPP 2.1 periodic event streams (a 1.6 or 2.0.1 station: 409 ``NotSupported``)."""
+
+    path = "/stations/{station_id:str}/event-streams"
+    tags = ["stations"]
+    opt = {"tenant": {"station_id": "station"}}
+
+    @get("/", guards=[require("viewer")])
+    async def event_streams(self, station_id: str, values: int = 20) -> dict[str, Any]:
+        """The station's streams (open first): the monitor with its component and variable, the
+        interval and value count, open or closed, the values received (``last``, and the newest
+        ``values`` in ``series``, at most 100)."""
+        return await run_command(get_core().event_streams.listing(station_id, values=values))
+
+    @post("/refresh", guards=[require("operator")])
+    async def refresh_event_streams(self, request: Request, station_id: str) -> dict[str, Any]:
+        """GetPeriodicEventStream: the streams the station has open (the listing follows it)."""
+        return await run_command(get_core().event_streams.refresh(station_id, by=caller(request)))
+
+    @post("/{stream_id:int}/adjust", guards=[require("operator")])
+    async def adjust_event_stream(self, request: Request, station_id: str, stream_id: int,
+                                  data: StreamAdjustBody) -> dict[str, Any]:
+        """AdjustPeriodicEventStream: a new ``interval`` and/or ``values``; the station's answer."""
+        return await run_command(get_core().event_streams.adjust(
+            station_id, stream_id, interval=data.interval, values=data.values, by=caller(request)))
+
+
 class CustomerInformationController(Controller):
     path = "/stations/{station_id:str}/customer-information"
     tags = ["stations"]

@@ -36,6 +36,7 @@ from csms.core.services.display_messages import DisplayMessageService
 from csms.core.services.station_tariffs import StationTariffService
 from csms.core.services.local_lists import LocalListService
 from csms.core.services.network_profiles import NetworkProfileService
+from csms.core.services.event_streams import EventStreamService
 from csms.core.services.monitoring import MonitoringService
 from csms.core.services import plans
 from csms.core.services.operations import Operations
@@ -114,6 +115,7 @@ class Core:
         self.der = DerService(self.commands)
         self.energy_controls = EnergyControlService(self.commands)
         self.monitoring = MonitoringService(self.commands, self.stations)
+        self.event_streams = EventStreamService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.station_data_clear = StationDataClearService(events, self.commands, self.customer_information)
         self.reservations = ReservationService(events, self.commands, self.operations.version)

@@ -143,6 +143,7 @@ class StationCalls(ABC):
     supports_der: bool = False  # SetDERControl, GetDERControl, ClearDERControl, RequestBatterySwap (2.1)
     # AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging, NotifyAllowedEnergyTransfer, NotifyWebPaymentStarted (2.1)
     supports_energy_controls: bool = False
+    supports_event_streams: bool = False  # GetPeriodicEventStream, AdjustPeriodicEventStream (2.1)
     running_cost_by_data_transfer: bool = False  # ... in a vendor DataTransfer (an option, not the version's own)
 
     #: DataTransfer's ``data`` is a string in this version (1.6), any JSON value in 2.0.1 and 2.1
@@ -437,6 +438,18 @@ class StationCalls(ABC):
 
     def notify_web_payment_started(self, *, evse_id: int, timeout: int) -> Call:
         raise self._not_in_version("web payments (OCPP 2.1 has)")
+
+    # -- periodic event streams (2.1): the station opens them, the CSMS asks and adjusts
+
+    def get_event_streams(self) -> Call:
+        """GetPeriodicEventStream: the streams the station has open; the outcome has ``streams``
+        (its ``constantStreamData``)."""
+        raise self._not_in_version("periodic event streams (OCPP 2.1 has)")
+
+    def adjust_event_stream(self, *, stream_id: int, interval: int | None, values: int | None) -> Call:
+        """AdjustPeriodicEventStream: send stream ``stream_id`` every ``interval`` seconds and/or
+        after ``values`` values."""
+        raise self._not_in_version("periodic event streams (OCPP 2.1 has)")
 
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,

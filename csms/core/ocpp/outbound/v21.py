@@ -4,8 +4,9 @@ taken: OEM root certificates, and charging profiles with its V2X fields (``setpo
 ``dischargeLimit``, ``operationMode`` of a schedule period) pass through SetChargingProfile.
 New: the tariffs a station calculates costs with (SetDefaultTariff, GetTariffs, ClearTariffs,
 ChangeTransactionTariff), DER controls (SetDERControl, GetDERControl, ClearDERControl) and
-RequestBatterySwap; and AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging,
-NotifyAllowedEnergyTransfer and NotifyWebPaymentStarted."""
+RequestBatterySwap; AFRRSignal, UpdateDynamicSchedule, UsePriorityCharging,
+NotifyAllowedEnergyTransfer and NotifyWebPaymentStarted; GetPeriodicEventStream and
+AdjustPeriodicEventStream."""
 
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ class Calls21(Calls201):
     supports_tariffs = True
     supports_der = True
     supports_energy_controls = True
+    supports_event_streams = True
+
+    def get_event_streams(self) -> Call:
+        return Call("GetPeriodicEventStream", {},
+                    outcome=lambda r: {"status": "Accepted", "response": r, "streams": r.get("constantStreamData") or []})
+
+    def adjust_event_stream(self, *, stream_id: int, interval: int | None, values: int | None) -> Call:
+        params = {k: v for k, v in (("interval", interval), ("values", values)) if v is not None}
+        return Call("AdjustPeriodicEventStream", {"id": stream_id, "params": params})
 
     def set_default_tariff(self, *, evse_id: int, tariff: dict[str, Any]) -> Call:
         return Call("SetDefaultTariff", {"evseId": evse_id, "tariff": tariff})

@@ -25,7 +25,7 @@ from csms.core.ocpp.validation import V16
 from csms.core.runtime import get_core
 from csms.core.services.operations import OperationError
 from csms.core.tables import Station
-from csms.i18n import N_, gettext
+from csms.i18n import N_, gettext, ngettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -94,7 +94,8 @@ async def certificate_installed(request: Request, station_id: str) -> Template |
         count = len(result["certificates"])
         if not count:
             return gettext("The station has no certificates installed of the types asked for.")
-        return gettext("The station has %(count)s certificates installed.", count=count)
+        return ngettext("The station has %(num)s certificate installed.", "The station has %(num)s certificates installed.",
+                        count)
 
     return await _outcome(request, station_id, get_core().certificates.installed(station_id, by=await actor(request)),
                           done)

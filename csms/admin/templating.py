@@ -267,14 +267,13 @@ class KeptForm(dict):
         return list(self._lists.get(name, []))
 
 
-_KEPT = "csms_kept_form"
 
 
 async def keep_form(request: Request) -> None:
     """Keep what was posted to this request's path, so the panel's form it re-renders after an
     error (:func:`kept`) shows it again instead of a blank form."""
     form = await request.form()
-    request.scope[_KEPT] = (request.scope["path"], KeptForm(list(form.multi_items())))
+    request.scope["csms_kept_form"] = (request.scope["path"], KeptForm(list(form.multi_items())))  # type: ignore[typeddict-unknown-key]
 
 
 @pass_context
@@ -282,7 +281,7 @@ def kept(context: Any, action: str) -> KeptForm:
     """The values kept for the form posting to ``action`` (see :func:`keep_form`), else an empty
     :class:`KeptForm`: templates write ``value="{{ k.field }}"`` either way."""
     request = context.get("request")
-    found = request.scope.get(_KEPT) if request is not None else None
+    found = request.scope.get("csms_kept_form") if request is not None else None
     if not found or unquote(action.split("?", 1)[0]) != found[0]:
         return KeptForm()
     return found[1]

@@ -23,7 +23,7 @@ from playwright.async_api import expect
 
 from csms.core.tables import ChargingSession
 from csms.testing.stations import Station201, now_iso, station
-from tests.admin.conftest import http_login, screenshot
+from tests.admin.conftest import SCREENSHOTS, http_login, screenshot
 from tests.test_certificates import Connected, root_pem
 from tests.test_energy_controls_21 import DYNAMIC
 from tests.test_ocpp_21 import Station21, library_station
@@ -53,6 +53,19 @@ async def _send(panel: Any, button: str) -> None:
     }""")
     await panel.get_by_role("button", name=button).click()
     await panel.page.wait_for_function("() => window.panelSettled")
+
+
+async def _shot(page: Any, panel: Any, name: str) -> None:
+    """The whole page, and the panel alone (to look at it closely)."""
+    await panel.scroll_into_view_if_needed()
+    await screenshot(page, name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await panel.screenshot(path=str(SCREENSHOTS / f"{name}-panel.png"))
+    # nothing of the panel sticks out sideways, on a phone neither (its tables scroll in their box)
+    wide = await panel.evaluate("""panel => Array.from(panel.querySelectorAll("*"))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-scroll"))
+        .map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 5)""")
+    assert not wide, (name, wide)
 
 
 async def _offline(server: Any, sid: str) -> None:
@@ -105,12 +118,11 @@ async def test_certificates_panel(page_as, server, case):
         serial = hash_data["serialNumber"]
 
         await _send(panel, "Ask the station for its installed certificates")
-        await expect(outcome).to_have_text("The station has 1 certificates installed.")
+        await expect(outcome).to_have_text("The station has 1 certificate installed.")
         row = panel.locator(f"tr[data-installed-serial='{serial}']")
         await expect(row).to_contain_text("CSMSRootCertificate")
         await expect(row).to_contain_text(hash_data["hashAlgorithm"])
-        await panel.scroll_into_view_if_needed()
-        await screenshot(page, f"station-certificates-installed-{name}")
+        await _shot(page, panel, f"station-certificates-installed-{name}")
 
         await _send(row, f"Delete certificate {serial}")
         await expect(outcome).to_have_text(f"The station deleted certificate {serial}.")
@@ -129,8 +141,7 @@ async def test_certificates_panel(page_as, server, case):
                                       else "SignChargingStationCertificate"]
         await page.goto(f"/admin/stations/{sid}")
         await expect(panel.locator("table[data-list=issued-certificates] tbody tr")).to_have_count(1)
-        await panel.scroll_into_view_if_needed()
-        await screenshot(page, f"station-certificates-{name}")
+        await _shot(page, panel, f"station-certificates-{name}")
 
         audit = (await server.api.get("/audit", params={"object_id": sid})).json()["items"]
         assert {e["summary"] for e in audit} >= {"install CSMSRootCertificate: Accepted",
@@ -230,8 +241,7 @@ async def test_data_transfer_panel(page_as, server, device):
         await expect(outcome).to_have_text("The station answered Rejected.")
         await expect(panel.locator("[data-field=answer]")).to_contain_text("Rejected")
         assert cp.transfers[-1] == ("com.refuse", None, "plain words")
-        await panel.scroll_into_view_if_needed()
-        await screenshot(page, f"station-data-transfer-{name}")
+        await _shot(page, panel, f"station-data-transfer-{name}")
 
     await _offline(server, sid)
     await _data_transfer(panel, "com.example", "", "text", "x")
@@ -385,8 +395,7 @@ async def test_energy_controls_panel_of_a_21_station(page_as, server, device):
         await _send(panel, "Send web payment started")
         await expect(outcome).to_have_text("The station knows the web payment started.")
         assert cp.calls[-1] == ("NotifyWebPaymentStarted", (1, 120))
-        await panel.scroll_into_view_if_needed()
-        await screenshot(page, f"station-energy-controls-{name}")
+        await _shot(page, panel, f"station-energy-controls-{name}")
 
         viewer = await page_as("viewer", width=width, height=height)
         await viewer.goto(f"/admin/stations/{sid}")

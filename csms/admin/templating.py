@@ -269,6 +269,9 @@ class KeptForm(dict):
 
 
 
+PANEL_FORM = "_panel_form"  # the hidden field that says a post came from a panel form (macros.html panel_form)
+
+
 async def keep_form(request: Request) -> None:
     """Keep what was posted to this request's path, so the panel's form it re-renders after an
     error (:func:`kept`) shows it again instead of a blank form."""
@@ -278,12 +281,12 @@ async def keep_form(request: Request) -> None:
 
 @pass_context
 def kept(context: Any, action: str) -> KeptForm:
-    """The values kept for the form posting to ``action`` (see :func:`keep_form`), else an empty
+    """The values kept for the panel form posting to ``action`` (see :func:`keep_form`), else an empty
     :class:`KeptForm`: templates write ``value="{{ k.field }}"`` either way."""
     request = context.get("request")
     found = request.scope.get("csms_kept_form") if request is not None else None
-    if not found or unquote(action.split("?", 1)[0]) != found[0]:
-        return KeptForm()
+    if not found or unquote(action.split("?", 1)[0]) != found[0] or PANEL_FORM not in found[1]:
+        return KeptForm()  # another form's, or a row's button posting to the same action
     return found[1]
 
 

@@ -349,6 +349,7 @@ async def test_energy_controls_panel_of_a_21_station(page_as, server, device):
         await _send(panel, "Update schedule")
         await expect(outcome).to_have_text("limit is not a number: 'ten'")
         await expect(panel.locator("#ec-profile")).to_have_value("501")
+        await _shot(page, panel, f"station-energy-controls-schedule-error-{name}")
         await panel.locator("#ec-limit").fill("")
         await _send(panel, "Update schedule")
         await expect(outcome).to_contain_text("the schedule update sets no value")

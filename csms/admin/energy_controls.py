@@ -3,7 +3,8 @@
 station's running transactions (their priority charging and allowed energy transfer modes) and
 the dynamic profiles it holds (their last schedule update), and a form for each message: an aFRR
 signal, UpdateDynamicSchedule of a profile, UsePriorityCharging and NotifyAllowedEnergyTransfer of
-a transaction, NotifyWebPaymentStarted at an EVSE. Each goes through the service the REST API's
+a transaction, NotifyWebPaymentStarted at an EVSE; and the periodic event streams the station has
+open (asked with a button, not stored) with a form to adjust one. Each goes through the service the REST API's
 endpoints call (:mod:`csms.core.services.energy_controls`) and shows the station's answer.
 Stations of earlier versions have none of these and get no panel."""
 
@@ -37,7 +38,8 @@ MODES = get_args(EnergyTransferMode)
 INT32 = 2**31 - 1
 
 
-async def _context(request: Request, station_id: str, notice: str = "", ok: bool = True) -> dict[str, Any]:
+async def _context(request: Request, station_id: str, notice: str = "", ok: bool = True,
+                   streams: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     if not await Station.exists().where(Station.station_id == station_id):
         raise NotFoundException(gettext("There is no station %(station)s.", station=station_id))
     user = await current_user(request)
@@ -53,7 +55,7 @@ async def _context(request: Request, station_id: str, notice: str = "", ok: bool
         (ChargingProfile.station.station_id == station_id) & ChargingProfile.cleared_at.is_null()
         & ((ChargingProfile.source == "station") | (ChargingProfile.status == "Accepted"))
     ).order_by(ChargingProfile.profile_id).output(load_json=True)
-    return {"sid": station_id, "notice": notice, "ok": ok, "sessions": sessions,
+    return {"sid": station_id, "notice": notice, "ok": ok, "sessions": sessions, "streams": streams,
             "profiles": list({p["profile_id"]: p for p in profiles}.values()),
             "can_operate": bool(user and user.can("operator")), "modes": MODES,
             "schedule_fields": list(SCHEDULE_UPDATE_FIELDS.items())}
@@ -72,9 +74,15 @@ async def energy_control_panel(request: Request, station_id: str) -> Template:
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, **words: Any) -> Template | Redirect:
-    """Await ``command``; the panel comes back with the station's answer (``done`` when accepted)."""
+    """Await ``command``; the panel comes back with the station's answer (``done`` when accepted),
+    and the open event streams when they were asked for."""
+    streams: list[dict[str, Any]] | None = None
 
     def said(result: dict[str, Any]) -> tuple[bool, str]:
+        nonlocal streams
+        if "streams" in result:
+            streams = result["streams"]
+            words["count"] = len(streams)
         if result["status"] == "Accepted":
             return True, gettext(done, **words)
         reason = ((result.get("response") or {}).get("statusInfo") or {}).get("reasonCode")
@@ -84,7 +92,7 @@ async def _outcome(request: Request, station_id: str, command: Any, done: str, *
         return False, gettext("The station answered %(status)s.", status=result["status"])
 
     async def again(notice: str, ok: bool) -> Template:
-        return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok))
+        return await render(request, TEMPLATE, **await _context(request, station_id, notice, ok, streams))
 
     return await command_outcome(request, station_id, command, said, again)
 
@@ -198,3 +206,27 @@ async def energy_control_web_payment(request: Request, station_id: str) -> Templ
             station_id, evse_id=evse_id, timeout=timeout, by=await actor(request))
 
     return await _outcome(request, station_id, command(), N_("The station knows the web payment started."))
+
+
+@post("/admin/stations/{station_id:str}/energy-controls/event-streams", include_in_schema=False, opt=STATION)
+async def energy_control_event_streams(request: Request, station_id: str) -> Template | Redirect:
+    """Ask the station which periodic event streams it has open (GetPeriodicEventStream)."""
+    return await _outcome(request, station_id, get_core().energy_controls.periodic_event_streams(
+        station_id, by=await actor(request)), N_("Periodic event streams open at the station: %(count)s."))
+
+
+@post("/admin/stations/{station_id:str}/energy-controls/event-streams/adjust", include_in_schema=False,
+      opt=STATION)
+async def energy_control_adjust_stream(request: Request, station_id: str) -> Template | Redirect:
+    form = await request.form()
+    stream = (form.get("stream_id") or "").strip()
+
+    async def command() -> dict[str, Any]:
+        stream_id = _integer(form, "stream_id", 0, INT32)
+        interval = _integer(form, "interval", 0, INT32) if (form.get("interval") or "").strip() else None
+        values = _integer(form, "values", 0, INT32) if (form.get("values") or "").strip() else None
+        return await get_core().energy_controls.adjust_periodic_event_stream(
+            station_id, stream_id=stream_id, interval=interval, values=values, by=await actor(request))
+
+    return await _outcome(request, station_id, command(), N_("The station adjusted event stream %(stream)s."),
+                          stream=stream)

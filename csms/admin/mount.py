@@ -66,6 +66,7 @@ def admin_router() -> Router:
             energy_controls.energy_control_panel, energy_controls.energy_control_afrr,
             energy_controls.energy_control_schedule_update, energy_controls.energy_control_priority,
             energy_controls.energy_control_allowed, energy_controls.energy_control_web_payment,
+            energy_controls.energy_control_event_streams, energy_controls.energy_control_adjust_stream,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,

@@ -249,7 +249,8 @@ def _site_dt_filter(context: Any, value: Any, site_zone: Any, seconds: bool = Tr
 class KeptForm(dict):
     """What the operator typed into a station panel's form that came back with an error: each
     field's (first) value, "" for a field not sent; ``all(name)`` gives every value of a field
-    (checkboxes of one name). Empty (false) for the panel's other forms."""
+    (checkboxes of one name). Empty (false) for the panel's other forms. A field named like a
+    dict method (``values``, ``items``) is read ``k["values"]``."""
 
     def __init__(self, pairs: Sequence[tuple[str, Any]] = ()) -> None:
         super().__init__()

@@ -1,7 +1,8 @@
 """What the CSMS tells an OCPP 2.1 station over REST beyond DER controls (an earlier version
 answers 409 ``NotSupported``): an aFRR signal, a dynamic schedule update of a charging profile,
 priority charging of a transaction, the energy transfer modes allowed for a transaction, and a
-web payment started at an EVSE. Bodies are checked here (known fields, types, the modes from
+web payment started at an EVSE; the periodic event streams the station has open, and adjusting
+one. Bodies are checked here (known fields, types, the modes from
 EnergyTransferModeEnumType) and each request against the 2.1 schema before it is sent (400,
 nothing sent); a profile or transaction the CSMS does not know at the station is refused (400).
 Each answer is the station's; what it accepts is kept (see
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, get, post
 
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
@@ -73,6 +74,14 @@ class WebPaymentStartedBody(msgspec.Struct, forbid_unknown_fields=True):
     timeout: Annotated[int, msgspec.Meta(ge=1, le=86400)]  # seconds after which no payment result is expected
 
 
+class AdjustStreamBody(msgspec.Struct, forbid_unknown_fields=True):
+    """When the station sends the stream's data: every ``interval`` seconds and/or every
+    ``values`` values (at least one)."""
+
+    interval: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
+    values: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
+
+
 class EnergyControlController(Controller):
     path = "/stations/{station_id:str}"
     tags = ["stations"]
@@ -109,6 +118,19 @@ class EnergyControlController(Controller):
         return await run_command(get_core().energy_controls.notify_allowed_energy_transfer(
             station_id, transaction_id=data.transaction_id, modes=list(dict.fromkeys(data.modes)),
             by=caller(request)))
+
+    @get("/event-streams", guards=[require("viewer")])
+    async def periodic_event_streams(self, request: Request, station_id: str) -> dict[str, Any]:
+        """GetPeriodicEventStream: the streams the station has open (``streams``: ``id``,
+        ``monitor_id``, ``interval``, ``values``), asked of the station, not stored."""
+        return await run_command(get_core().energy_controls.periodic_event_streams(station_id, by=caller(request)))
+
+    @post("/event-streams/{stream_id:int}/adjust", guards=[require("operator")])
+    async def adjust_periodic_event_stream(self, request: Request, station_id: str, stream_id: int,
+                                           data: AdjustStreamBody) -> dict[str, Any]:
+        """AdjustPeriodicEventStream of an open stream; the station's answer."""
+        return await run_command(get_core().energy_controls.adjust_periodic_event_stream(
+            station_id, stream_id=stream_id, interval=data.interval, values=data.values, by=caller(request)))
 
     @post("/web-payment-started", guards=[require("operator")])
     async def notify_web_payment_started(self, request: Request, station_id: str,

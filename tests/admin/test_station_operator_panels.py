@@ -293,6 +293,17 @@ class EnergyStation21(ListedStation21):
         self.calls.append(("NotifyAllowedEnergyTransfer", (transaction_id, allowed_energy_transfer)))
         return result21.NotifyAllowedEnergyTransfer(status="Accepted")
 
+    @on(Action21.get_periodic_event_stream)
+    async def on_get_periodic_event_stream(self, **kwargs):
+        self.calls.append(("GetPeriodicEventStream", None))
+        return result21.GetPeriodicEventStream(constant_stream_data=[
+            {"id": 3, "variable_monitoring_id": 12, "params": {"interval": 60, "values": 10}}])
+
+    @on(Action21.adjust_periodic_event_stream)
+    async def on_adjust_periodic_event_stream(self, id, params, **kwargs):
+        self.calls.append(("AdjustPeriodicEventStream", (id, params)))
+        return result21.AdjustPeriodicEventStream(status="Accepted" if id == 3 else "Rejected")
+
     @on(Action21.notify_web_payment_started)
     async def on_notify_web_payment_started(self, evse_id, timeout, **kwargs):
         self.calls.append(("NotifyWebPaymentStarted", (evse_id, timeout)))
@@ -396,6 +407,35 @@ async def test_energy_controls_panel_of_a_21_station(page_as, server, device):
         await _send(panel, "Send web payment started")
         await expect(outcome).to_have_text("The station knows the web payment started.")
         assert cp.calls[-1] == ("NotifyWebPaymentStarted", (1, 120))
+
+        # periodic event streams: asked, listed (not stored), adjusted
+        await _send(panel, "Ask the station for its event streams")
+        await expect(outcome).to_have_text("Periodic event streams open at the station: 1.")
+        await expect(panel.locator("tr[data-stream='3'] [data-field=interval]")).to_have_text("60")
+        await _open(panel, "Adjust an event stream")
+        await panel.get_by_label("Stream id").fill("3")
+        await _send(panel, "Adjust stream")
+        await expect(outcome).to_have_text("give the interval or the number of values (or both)")
+        await expect(panel.get_by_label("Stream id")).to_have_value("3")
+        await panel.get_by_label("Send every (s)").fill("30")
+        await _send(panel, "Adjust stream")
+        await expect(outcome).to_have_text("The station adjusted event stream 3.")
+        assert cp.calls[-1] == ("AdjustPeriodicEventStream", (3, {"interval": 30}))
+        await _open(panel, "Adjust an event stream")
+        await panel.get_by_label("Stream id").fill("9")
+        await panel.get_by_label("Send every (values)").fill("5")
+        await _send(panel, "Adjust stream")
+        await expect(outcome).to_have_text("The station answered Rejected.")
+        # the same over REST
+        r = await server.api.get(f"/stations/{sid}/event-streams")
+        assert r.status_code == 200 and r.json()["streams"] == [
+            {"id": 3, "monitor_id": 12, "interval": 60, "values": 10}], r.text
+        r = await server.api.post(f"/stations/{sid}/event-streams/3/adjust", json={"values": 4})
+        assert r.status_code == 201 and r.json()["status"] == "Accepted", r.text
+        assert cp.calls[-1] == ("AdjustPeriodicEventStream", (3, {"values": 4}))
+        for body in ({}, {"interval": -1}, {"interval": 1, "extra": 1}):
+            r = await server.api.post(f"/stations/{sid}/event-streams/3/adjust", json=body)
+            assert r.status_code == 400, (body, r.text)
         await _shot(page, panel, f"station-energy-controls-{name}")
 
         viewer = await page_as("viewer", width=width, height=height)
@@ -418,6 +458,8 @@ async def test_energy_controls_panel_of_a_21_station(page_as, server, device):
         await expect(page.locator("h1")).to_contain_text("ADMEC201")
         await expect(page.locator("#energy-controls")).to_have_count(0)
         await expect(page.locator("#data-transfer")).to_be_visible()
+        r = await server.api.get(f"/stations/ADMEC201-{name}/event-streams")
+        assert r.status_code == 409 and r.json()["extra"]["error"] == "NotSupported", r.text
 
 
 # -- a panel form that comes back with an error keeps what was typed -------------------------------

@@ -1,8 +1,9 @@
 """What the CSMS tells an OCPP 2.1 station beyond DER controls: an aFRR grid signal
 (AFRRSignal), a new value for a dynamic charging profile (UpdateDynamicSchedule), priority
 charging of a transaction (UsePriorityCharging), the energy transfer modes allowed for a
-transaction (NotifyAllowedEnergyTransfer) and a driver's web payment having started at an EVSE
-(NotifyWebPaymentStarted). Earlier versions have none of them (``NotSupported``).
+transaction (NotifyAllowedEnergyTransfer), a driver's web payment having started at an EVSE
+(NotifyWebPaymentStarted), and the periodic event streams the station has open
+(GetPeriodicEventStream, AdjustPeriodicEventStream). Earlier versions have none of them (``NotSupported``).
 
 What the station accepts is kept where it belongs: a schedule update on the charging profile it
 updates (``charging_profile.schedule_update``), priority charging and the allowed modes on the
@@ -106,6 +107,23 @@ class EnergyControlService:
             await ChargingSession.update({ChargingSession.allowed_energy_transfer: modes,
                                           ChargingSession.updated_at: utcnow()}).where(ChargingSession.id == session_id)
         return result
+
+    async def periodic_event_streams(self, station_id: str, *, by: str = "") -> dict[str, Any]:
+        """GetPeriodicEventStream: the streams the station has open (``streams``; not stored: the
+        event log keeps their opening, data and closing)."""
+        calls = await self._calls(station_id)
+        call = calls.get_periodic_event_streams()
+        return call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+
+    async def adjust_periodic_event_stream(self, station_id: str, *, stream_id: int, interval: int | None,
+                                           values: int | None, by: str = "") -> dict[str, Any]:
+        """AdjustPeriodicEventStream of open stream ``stream_id``: data every ``interval`` seconds
+        and/or every ``values`` values (at least one)."""
+        calls = await self._calls(station_id)
+        if interval is None and values is None:
+            raise OperationError(N_("give the interval or the number of values (or both)"))
+        call = calls.adjust_periodic_event_stream(stream_id=stream_id, interval=interval, values=values)
+        return call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
 
     async def notify_web_payment_started(self, station_id: str, *, evse_id: int, timeout: int,
                                          by: str = "") -> dict[str, Any]:

@@ -437,6 +437,16 @@ class StationCalls(ABC):
     def notify_web_payment_started(self, *, evse_id: int, timeout: int) -> Call:
         raise self._not_in_version("web payments (OCPP 2.1 has)")
 
+    def get_periodic_event_streams(self) -> Call:
+        """GetPeriodicEventStream: the streams the station has open; the outcome's ``streams``
+        are ``{"id", "monitor_id", "interval", "values"}``."""
+        raise self._not_in_version("periodic event streams (OCPP 2.1 has)")
+
+    def adjust_periodic_event_stream(self, *, stream_id: int, interval: int | None, values: int | None) -> Call:
+        """AdjustPeriodicEventStream: send stream ``stream_id``'s data every ``interval`` seconds
+        and/or every ``values`` values (None: left out, the station's default)."""
+        raise self._not_in_version("periodic event streams (OCPP 2.1 has)")
+
     # -- certificates (1.6: the security extension)
     # Certificate types are named as in 2.0.1 (InstallCertificateUseEnumType,
     # GetCertificateIdUseEnumType, CertificateSigningUseEnumType); a 1.6 adapter maps them.

@@ -88,3 +88,15 @@ class Calls21(Calls201):
 
     def notify_web_payment_started(self, *, evse_id: int, timeout: int) -> Call:
         return Call("NotifyWebPaymentStarted", {"evseId": evse_id, "timeout": timeout}, outcome=accepted)
+
+    def get_periodic_event_streams(self) -> Call:
+        def outcome(response: dict[str, Any]) -> dict[str, Any]:
+            return {"status": "Accepted", "response": response, "streams": [
+                {"id": s["id"], "monitor_id": s["variableMonitoringId"], "interval": s["params"].get("interval"),
+                 "values": s["params"].get("values")} for s in response.get("constantStreamData") or []]}
+
+        return Call("GetPeriodicEventStream", {}, outcome=outcome)
+
+    def adjust_periodic_event_stream(self, *, stream_id: int, interval: int | None, values: int | None) -> Call:
+        params = {k: v for k, v in (("interval", interval), ("values", values)) if v is not None}
+        return Call("AdjustPeriodicEventStream", {"id": stream_id, "params": params})

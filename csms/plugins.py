@@ -56,6 +56,8 @@ DEFAULT_PLUGINS = (
     "csms.admin.customer_information",
     "csms.admin.data_clears",
     "csms.admin.der",
+    "csms.admin.energy_controls",
+    "csms.admin.data_transfer",
     "csms.admin.qr_labels",
 )
 

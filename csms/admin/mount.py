@@ -21,6 +21,7 @@ from csms.admin import (audit, auth, cards, dashboard, display_messages, local_l
 from csms.admin import plans, reservations
 from csms.admin import qr_labels
 from csms.admin import charging_profiles, customer_information, der, monitoring, network_profiles
+from csms.admin import certificates, data_transfer, energy_controls
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -60,6 +61,12 @@ def admin_router() -> Router:
             monitoring.monitoring_report, monitoring.monitoring_base, monitoring.monitoring_level,
             customer_information.customer_information_panel, customer_information.customer_information_request,
             der.der_panel, der.der_set, der.der_get, der.der_clear, der.der_battery_swap,
+            certificates.certificate_panel, certificates.certificate_installed, certificates.certificate_install,
+            certificates.certificate_delete, certificates.certificate_renew, data_transfer.data_transfer_send,
+            energy_controls.energy_control_panel, energy_controls.energy_control_afrr,
+            energy_controls.energy_control_schedule_update, energy_controls.energy_control_priority,
+            energy_controls.energy_control_allowed, energy_controls.energy_control_web_payment,
+            energy_controls.energy_control_event_streams, energy_controls.energy_control_adjust_stream,
             sites.site_list, sites.site_new, sites.site_create, sites.site_detail, sites.site_edit,
             sites.site_update, sites.site_assign, sites.site_delete, sites.hub_new, sites.hub_create,
             sites.hub_edit, sites.hub_update, sites.site_map, sites.site_map_data,

@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
-from csms.admin.templating import is_htmx
+from csms.admin.templating import is_htmx, keep_form
 from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
@@ -20,7 +20,8 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
                           words: Callable[[dict[str, Any]], tuple[bool, str]],
                           again: Callable[..., Awaitable[Template]]) -> Template | Redirect:
     """Await ``command``; ``words`` says of its result whether it went well and what to tell.
-    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX.
+    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX;
+    after an error its form keeps what was typed (:func:`csms.admin.templating.keep_form`).
     Everything is worded in the viewer's language (an ``OperationError`` when it is read here)."""
     try:
         ok, notice = words(await command)
@@ -40,4 +41,6 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
                                     description=exc.description)
     if not is_htmx(request):
         return Redirect(f"/admin/stations/{station_id}", status_code=303)
+    if not ok:
+        await keep_form(request)
     return await again(notice, ok)

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, available_timezones
 
 from jinja2 import pass_context
@@ -246,7 +246,53 @@ def _site_dt_filter(context: Any, value: Any, site_zone: Any, seconds: bool = Tr
     return fmt_site_dt(value, site_zone, _zone_of(context), seconds)
 
 
+class KeptForm(dict):
+    """What the operator typed into a station panel's form that came back with an error: each
+    field's (first) value, "" for a field not sent; ``all(name)`` gives every value of a field
+    (checkboxes of one name). Empty (false) for the panel's other forms. A field named like a
+    dict method (``values``, ``items``) is read ``k["values"]``."""
+
+    def __init__(self, pairs: Sequence[tuple[str, Any]] = ()) -> None:
+        super().__init__()
+        self._lists: dict[str, list[str]] = {}
+        for name, value in pairs:
+            if name == "_csrf_token" or not isinstance(value, str):
+                continue
+            self._lists.setdefault(name, []).append(value)
+            self.setdefault(name, value)
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+    def all(self, name: str) -> list[str]:
+        return list(self._lists.get(name, []))
+
+
+
+
+PANEL_FORM = "_panel_form"  # the hidden field that says a post came from a panel form (macros.html panel_form)
+
+
+async def keep_form(request: Request) -> None:
+    """Keep what was posted to this request's path, so the panel's form it re-renders after an
+    error (:func:`kept`) shows it again instead of a blank form."""
+    form = await request.form()
+    request.scope["csms_kept_form"] = (request.scope["path"], KeptForm(list(form.multi_items())))  # type: ignore[typeddict-unknown-key]
+
+
+@pass_context
+def kept(context: Any, action: str) -> KeptForm:
+    """The values kept for the panel form posting to ``action`` (see :func:`keep_form`), else an empty
+    :class:`KeptForm`: templates write ``value="{{ k.field }}"`` either way."""
+    request = context.get("request")
+    found = request.scope.get("csms_kept_form") if request is not None else None
+    if not found or unquote(action.split("?", 1)[0]) != found[0] or PANEL_FORM not in found[1]:
+        return KeptForm()  # another form's, or a row's button posting to the same action
+    return found[1]
+
+
 def install_filters(env: Environment) -> None:
+    env.globals["kept"] = kept
     env.filters.update(dt=_dt_filter, site_dt=_site_dt_filter, iso=fmt_iso, ago=fmt_ago, kwh=fmt_kwh, kw=fmt_kw, num=fmt_num, status_class=status_class,
                        pretty_json=pretty_json, duration=fmt_duration, quantity=fmt_quantity, amount=fmt_amount,
                        session_duration=lambda row: fmt_duration(session_minutes(row)))

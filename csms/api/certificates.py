@@ -10,7 +10,7 @@ takes the first two (``CentralSystemRootCertificate`` is accepted as a name too)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -25,8 +25,11 @@ from csms.core.runtime import get_core
 from csms.core.services.commands import CommandTimeout, StationOffline
 from csms.core.tables import Station
 
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+
 _ALIASES = {"CentralSystemRootCertificate": "CSMSRootCertificate"}
-_HASH_KEYS = {"hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber"}
+HASH_KEYS = ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber")  # CertificateHashDataType
 
 
 class InstallBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,6 +44,37 @@ class DeleteBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class RenewBody(msgspec.Struct, forbid_unknown_fields=True):
     certificate_type: str = "ChargingStationCertificate"  # or V2GCertificate (2.0.1)
+
+
+# Installing, deleting and renewing, audited: the REST endpoints below and the station page's
+# certificates panel (csms.admin.certificates) both go through these.
+
+async def install_certificate(connection: ASGIConnection, station_id: str, *, certificate_type: str,
+                              certificate: str, by: str) -> dict[str, Any]:
+    """InstallCertificate (``CentralSystemRootCertificate`` read as ``CSMSRootCertificate``)."""
+    done = await get_core().certificates.install(
+        station_id, certificate_type=_ALIASES.get(certificate_type, certificate_type), certificate=certificate, by=by)
+    await audited(connection, "command", "station", station_id, summary=f"install {certificate_type}: {done['status']}",
+                  after={"certificate_type": certificate_type, "hash_data": done.get("hash_data")})
+    return done
+
+
+async def delete_certificate(connection: ASGIConnection, station_id: str, *, hash_data: dict[str, str],
+                             by: str) -> dict[str, Any]:
+    """DeleteCertificate of the certificate ``hash_data`` names."""
+    done = await get_core().certificates.delete(station_id, hash_data=hash_data, by=by)
+    await audited(connection, "command", "station", station_id,
+                  summary=f"delete certificate {hash_data.get('serialNumber')}: {done['status']}",
+                  after={"hash_data": hash_data})
+    return done
+
+
+async def renew_certificate(connection: ASGIConnection, station_id: str, *, certificate_type: str,
+                            by: str) -> dict[str, Any]:
+    """Ask the station for a new CSR of ``certificate_type``."""
+    done = await get_core().certificates.renew(station_id, certificate_type=certificate_type, by=by)
+    await audited(connection, "command", "station", station_id, summary=f"renew {certificate_type}: {done['status']}")
+    return done
 
 
 async def _known(station_id: str) -> None:
@@ -89,35 +123,23 @@ class CertificateController(Controller):
     async def install(self, request: Request, station_id: str, data: InstallBody) -> dict[str, Any]:
         """InstallCertificate; the station's answer and the certificate's hash data (to delete it)."""
         await _known(station_id)
-        done = await run_command(get_core().certificates.install(
-            station_id, certificate_type=_ALIASES.get(data.certificate_type, data.certificate_type),
-            certificate=data.certificate, by=caller(request)))
-        await audited(request, "command", "station", station_id,
-                      summary=f"install {data.certificate_type}: {done['status']}",
-                      after={"certificate_type": data.certificate_type, "hash_data": done.get("hash_data")})
-        return done
+        return await run_command(install_certificate(request, station_id, certificate_type=data.certificate_type,
+                                                     certificate=data.certificate, by=caller(request)))
 
     @delete("/", guards=[require("operator")], status_code=200)
     async def delete_certificate(self, request: Request, station_id: str,
                                  data: DeleteBody | None = None) -> dict[str, Any]:
         """DeleteCertificate of the certificate ``hash_data`` names (as the listing gives it)."""
         await _known(station_id)
-        if data is None or set(data.hash_data) != _HASH_KEYS:
-            raise ValidationException(f"give hash_data with {', '.join(sorted(_HASH_KEYS))}")
-        done = await run_command(get_core().certificates.delete(station_id, hash_data=data.hash_data,
-                                                                by=caller(request)))
-        await audited(request, "command", "station", station_id,
-                      summary=f"delete certificate {data.hash_data.get('serialNumber')}: {done['status']}",
-                      after={"hash_data": data.hash_data})
-        return done
+        if data is None or set(data.hash_data) != set(HASH_KEYS):
+            raise ValidationException(f"give hash_data with {', '.join(sorted(HASH_KEYS))}")
+        return await run_command(delete_certificate(request, station_id, hash_data=data.hash_data,
+                                                    by=caller(request)))
 
     @post("/renew", guards=[require("operator")])
     async def renew(self, request: Request, station_id: str, data: RenewBody | None = None) -> dict[str, Any]:
         """Ask the station for a new CSR; the certificate follows (SignCertificate, CertificateSigned)."""
         await _known(station_id)
-        certificate_type = data.certificate_type if data else "ChargingStationCertificate"
-        done = await run_command(get_core().certificates.renew(station_id, certificate_type=certificate_type,
-                                                               by=caller(request)))
-        await audited(request, "command", "station", station_id,
-                      summary=f"renew {certificate_type}: {done['status']}")
-        return done
+        return await run_command(renew_certificate(
+            request, station_id, certificate_type=data.certificate_type if data else "ChargingStationCertificate",
+            by=caller(request)))

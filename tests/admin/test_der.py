@@ -105,6 +105,9 @@ async def test_der_controls_and_battery_swap_panel(page_as, server, device):
         await expect(outcome).to_have_text("The station answered NotFound.")
         await expect(outcome).to_have_class("outcome error")
         await _open(panel, "Clear DER controls")
+        await expect(panel.locator("#der-clear-kind")).to_have_value("default")  # kept after the error
+        await expect(panel.locator("#der-clear-id")).to_have_value("nope")
+        await panel.locator("#der-clear-kind").select_option("scheduled")
         await panel.locator("#der-clear-id").fill("droop-1")
         await panel.get_by_role("button", name="Clear DER controls").click()
         await expect(outcome).to_have_text("DER controls cleared.")

@@ -2,7 +2,8 @@
 (AFRRSignal), a new value for a dynamic charging profile (UpdateDynamicSchedule), priority
 charging of a transaction (UsePriorityCharging), the energy transfer modes allowed for a
 transaction (NotifyAllowedEnergyTransfer) and a driver's web payment having started at an EVSE
-(NotifyWebPaymentStarted). Earlier versions have none of them (``NotSupported``).
+(NotifyWebPaymentStarted). Earlier versions have none of them (``NotSupported``). The periodic
+event streams are :mod:`csms.core.services.event_streams`'.
 
 What the station accepts is kept where it belongs: a schedule update on the charging profile it
 updates (``charging_profile.schedule_update``), priority charging and the allowed modes on the

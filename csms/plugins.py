@@ -58,6 +58,7 @@ DEFAULT_PLUGINS = (
     "csms.admin.der",
     "csms.admin.energy_controls",
     "csms.admin.data_transfer",
+    "csms.admin.tariff_fallback",
     "csms.admin.qr_labels",
 )
 

@@ -21,7 +21,7 @@ from csms.admin import (audit, auth, cards, dashboard, display_messages, local_l
 from csms.admin import plans, reservations
 from csms.admin import qr_labels
 from csms.admin import charging_profiles, customer_information, der, monitoring, network_profiles
-from csms.admin import certificates, data_transfer, energy_controls
+from csms.admin import certificates, data_transfer, energy_controls, tariff_fallback
 from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
@@ -62,7 +62,7 @@ def admin_router() -> Router:
             customer_information.customer_information_panel, customer_information.customer_information_request,
             der.der_panel, der.der_set, der.der_get, der.der_clear, der.der_battery_swap,
             certificates.certificate_panel, certificates.certificate_installed, certificates.certificate_install,
-            certificates.certificate_delete, certificates.certificate_renew, data_transfer.data_transfer_send,
+            certificates.certificate_delete, certificates.certificate_renew, data_transfer.data_transfer_send, tariff_fallback.tariff_fallback_send,
             energy_controls.energy_control_panel, energy_controls.energy_control_afrr,
             energy_controls.energy_control_schedule_update, energy_controls.energy_control_priority,
             energy_controls.energy_control_allowed, energy_controls.energy_control_web_payment,

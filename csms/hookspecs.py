@@ -318,6 +318,15 @@ def event(event):
     handlers of one event are awaited concurrently, the next event after all of them."""
 
 
+@hookspec(Rule.EVERY_ANSWER)
+def event_batch(events):
+    """Called with the domain events queued since the previous call (a list of one or more, in
+    the order they were emitted), after the stations got their answers: what ``event`` gets one
+    by one, for a plugin that handles many at once (one call per batch, not per event). The
+    plugins' handlers of one batch are awaited concurrently, the next batch after all of them
+    (and after every ``event`` handler of this batch's events)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Drivers' personal data (GDPR)
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ The groups:
   :func:`add_hookspecs` and calls them with :func:`call_hook` (each implementation isolated).
 * **Domain values** passed to and returned from hooks (:class:`AuthorizationResult`,
   :class:`SessionCost`, :class:`Load`, :class:`CapacitySchedule` ...) and the typed
-  :mod:`events <csms.core.events>` delivered to the ``event`` hook.
+  :mod:`events <csms.core.events>` delivered to the ``event`` and ``event_batch`` hooks.
 * **Tables** of the core (Piccolo), to read with the plugin's own queries. A plugin writes the
   core's rows only through the core's services (:func:`get_core`), which keep the rules (commit
   before state changes, events after the answer).

@@ -162,6 +162,62 @@ def test_cli_lists_plugins(capsys):
 
 
 
+class OneByOne:
+    @hookimpl
+    def event(self, event):
+        self.seen.append(event)
+
+    def __init__(self) -> None:
+        self.seen: list[ev.Event] = []
+
+
+class InBatches:
+    def __init__(self) -> None:
+        self.batches: list[list[ev.Event]] = []
+
+    @hookimpl
+    def event_batch(self, events):
+        self.batches.append(list(events))
+
+        async def later():  # an awaitable answer: awaited before the next batch
+            await asyncio.sleep(0)
+        return later
+
+
+class BrokenBatches:
+    @hookimpl(tryfirst=True)
+    def event_batch(self, events):
+        raise RuntimeError("a bug in a batch handler")
+
+
+async def test_event_batch_gets_the_same_events_in_order_in_fewer_calls(tmp_path):
+    from csms.testing import running_server
+
+    one, batched = OneByOne(), InBatches()
+    for name, p in (("one-by-one", one), ("in-batches", batched), ("broken-batches", BrokenBatches())):
+        pm.register(p, name=name)
+    try:
+        async with running_server(tmp_path, unknown_stations="accept") as srv:
+            await short_session(srv, "BATCHED")
+            # events emitted together (as under load) reach event_batch in one call
+            burst = [ev.StationReported("BATCHED", category="test", kind=str(i)) for i in range(50)]
+            for event in burst:
+                srv.core.events.emit(event)
+            await srv.core.events.drain()
+    finally:
+        for name in ("one-by-one", "in-batches", "broken-batches"):
+            pm.unregister(name=name)
+    flat = [event for batch in batched.batches for event in batch]
+    assert flat == one.seen  # the same events, the same order, despite the broken plugin
+    names = [e.name for e in flat]
+    assert names[0] == "station.connected" and "session.started" in names and "station.disconnected" in names
+    start = flat.index(burst[0])
+    assert flat[start:start + 50] == burst
+    batch = next(batch for batch in batched.batches if burst[0] in batch)
+    assert batch[batch.index(burst[0]):][:50] == burst  # one call for the whole burst
+    assert all(batched.batches)
+
+
 # ---------------------------------------------------------------------------------------------
 # every call through pluggy
 

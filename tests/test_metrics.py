@@ -93,7 +93,8 @@ async def test_a_station_session_in_the_metrics(server):
     assert delta("csms_command_seconds_count", action="Reset", outcome="answered") == 1
     assert delta("csms_db_batch_seconds_count") >= 1
     assert delta("csms_db_batch_rows_sum") >= 6  # at least the frames of the session's log
-    assert delta("csms_hook_seconds_count", hook="event", plugin="stationops") >= 4
+    # the built-in plugins take events in batches (event_batch): a call per batch, at least one
+    assert delta("csms_hook_seconds_count", hook="event_batch", plugin="stationops") >= 1
     assert delta("csms_hook_seconds_count", hook="event", plugin="broken_metrics_probe") >= 1
     assert delta("csms_errors_total", kind="hook") == 1
     assert value(after, "csms_leader", job="stationops") == 1  # one node: the runner just runs

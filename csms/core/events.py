@@ -163,7 +163,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 
 class EventDispatcher:
-    """Queues events and delivers them to the ``event`` hook and to in-process listeners."""
+    """Queues events and delivers them to in-process listeners, then to the ``event_batch`` hook
+    (every event queued meanwhile in one call, at most ``MAX_BATCH``) and the ``event`` hook (one
+    call per event)."""
+
+    MAX_BATCH = 1000
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100_000)
@@ -208,14 +212,24 @@ class EventDispatcher:
     async def _run(self) -> None:
         from csms.plugins import call_hook
 
+        queue = self._queue
         while True:
-            event = await self._queue.get()
+            # Everything queued meanwhile goes out as one batch: one ``event_batch`` hook call
+            # for it instead of a hook call per event (the core emits two per MeterValues).
+            batch = [await queue.get()]
+            while len(batch) < self.MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                for listener in list(self._listeners):
-                    try:
-                        listener(event)
-                    except Exception:
-                        log.exception("event listener failed")
-                await call_hook("event", event=event)
+                listeners = list(self._listeners)
+                for event in batch:
+                    for listener in listeners:
+                        try:
+                            listener(event)
+                        except Exception:
+                            log.exception("event listener failed")
+                await call_hook("event_batch", events=batch)
+                for event in batch:
+                    await call_hook("event", event=event)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    queue.task_done()

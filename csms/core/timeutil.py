@@ -24,6 +24,12 @@ def parse_ts(value: str | None) -> datetime | None:
     the end of the second before. Raises :class:`InvalidTimestamp` for what cannot be stored."""
     if not value:
         return None
+    try:  # the common form, "...Z" or "+00:00", as it is (fromisoformat reads "Z" since 3.11)
+        fast = datetime.fromisoformat(value)
+    except ValueError:
+        fast = None
+    if fast is not None and fast.tzinfo is timezone.utc and 1 < fast.year < 9999:
+        return fast
     text = value.replace("z", "Z").replace("Z", "+00:00")
     leap = ":60" in text[16:19]
     if leap:

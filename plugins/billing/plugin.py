@@ -183,8 +183,9 @@ def admin_panels(page, request, context):
 
 
 @hookimpl
-def event(event):
-    cost_updates.on_event(event)
+def event_batch(events):
+    for event in events:
+        cost_updates.on_event(event)
 
 
 @hookimpl

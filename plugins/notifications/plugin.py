@@ -35,12 +35,13 @@ def shutdown(app):
 
 
 @hookimpl
-def event(event):
+def event_batch(events):
     from plugins.notifications import service
 
     notifier = service.notifier()
     if notifier is not None:
-        notifier.on_event(event)
+        for event in events:
+            notifier.on_event(event)
 
 
 @hookimpl

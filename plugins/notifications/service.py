@@ -1,6 +1,6 @@
 """The notifier: domain events in, deliveries out.
 
-The ``event`` hook hands events to a queue (never blocking the core's dispatcher). A worker
+The ``event_batch`` hook hands events to a queue (never blocking the core's dispatcher). A worker
 builds each notification, shows it in the admin (browser hub) and writes one delivery per
 matching subscription; a sender sends the deliveries that are due (webhooks, e-mail, Web Push to drivers' browsers), claiming each one first
 (so that several nodes never send one twice) and retrying failures after the configured

@@ -69,7 +69,7 @@ class EventQueue:
                 self.queue.task_done()
 
 
-events = EventQueue()
+event_queue = EventQueue()
 
 
 @hookimpl
@@ -99,7 +99,7 @@ def startup(app, settings):
         from plugins.roaming_ocpi.sync import worker
 
         await load_links()
-        events.start()
+        event_queue.start()
         worker.start()
 
     return start
@@ -111,7 +111,7 @@ def shutdown(app):
         from plugins.roaming_ocpi.client import close_client
         from plugins.roaming_ocpi.sync import worker
 
-        await events.stop()
+        await event_queue.stop()
         await worker.stop()
         await close_client()
 
@@ -136,8 +136,9 @@ def session_limit(load, now):
 
 
 @hookimpl
-def event(event):
-    events.put(event)
+def event_batch(events):
+    for event in events:
+        event_queue.put(event)
 
 
 @hookimpl

@@ -1,5 +1,5 @@
 """The stationops plugin's own domain events, delivered through the core's event dispatcher
-(``get_core().events.emit``) to the ``event`` hook like the core's events."""
+(``get_core().events.emit``) to the ``event`` and ``event_batch`` hooks like the core's events."""
 
 from __future__ import annotations
 

@@ -33,12 +33,13 @@ def shutdown(app):
 
 
 @hookimpl
-def event(event):
+def event_batch(events):
     from plugins.stationops import service
 
     running = service.service()
     if running is not None:
-        running.on_event(event)
+        for event in events:
+            running.on_event(event)
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The plugin's background work: one event worker, the campaign driver and the alert evaluator.
 
-The ``event`` hook only hands events over (it never blocks the core's dispatcher); the worker
+The ``event_batch`` hook only hands events over (it never blocks the core's dispatcher); the worker
 applies them in order. Station reports are followed on every node (a station's messages arrive
 at the node holding its socket); sending updates and evaluating alerts happen on one node, the
 leader of the ``stationops`` job (``run_as_leader``: elected through Redis, taken over by another

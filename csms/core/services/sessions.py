@@ -343,9 +343,12 @@ class SessionService:
             if row is not None:
                 sid = row["id"]
                 samples = await _not_stored(sid, samples)
+        writer = self.writer()
+        param = writer.time_param
+        stored = {stamp: param(stamp) for stamp in stamps}  # once per timestamp, not per row
         statements: list[Statement] = [
-            (_INSERT_METER, (sid, station_id, evse_id, tx, s.timestamp, s.measurand, s.phase, s.unit, s.context,
-                             s.location, s.value)) for s in samples]
+            (_INSERT_METER, (sid, station_id, evse_id, tx, stored[s.timestamp], s.measurand, s.phase, s.unit,
+                             s.context, s.location, s.value)) for s in samples]
         after = None
         if session is not None:
             after = session.advanced(samples, latest=max(stamps) if stamps else None, seq_no=seq_no,
@@ -353,7 +356,7 @@ class SessionService:
             statements.append(after.progress())
             if seq_no is not None:
                 statements.append((_INSERT_SEQ_NO, (session.id, seq_no)))
-        await self.writer().submit(statements)
+        await writer.submit(statements)
         if session is not None and after is not None:
             session.adopt(after, seq_no)
         if samples:

@@ -125,6 +125,7 @@ STATION_BODIES = {
     "clear": {"monitor_ids": [1]}, "report": {}, "base": {"base": "All"}, "level": {"severity": 5},  # monitoring/...
     "customer-information": {"customer_identifier": "C"},
     "default": {}, "tariffs/clear": {}, "transaction": {"transaction_id": "T"}, "fallback": {}, "adjust": {"interval": 5},  # tariffs/... (2.1; fallback 2.0.1 too)
+    "charging-profiles": {"evse_id": 0, "purpose": "station_max", "periods": [{"limit": 16}]},
     "der-controls": {"control_id": "c1", "control_type": "FreqDroop", "control": {}},  # 2.1
     "der-controls/clear": {"is_default": True}, "battery-swap": {"id_token": "T"},
     "publish": {"location": "https://example.org/fw.bin", "checksum": "0" * 32},  # firmware/... (local controller)

@@ -330,6 +330,60 @@ async def test_remote_start_with_a_profile(server, version):
         assert len(cp.received) == count
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_an_operator_sets_a_profile(server, version):
+    """K01 by hand: a recurring TxDefaultProfile, a station maximum and a transaction's
+    TxProfile, each checked first, sent in the station's version and listed with its answer."""
+    sid = f"CPROFSET{version.replace('.', '')}"
+    url = f"/stations/{sid}/charging-profiles"
+    await create_token(server, f"TAG-{sid}")
+    async with profile_station(server, sid, version) as cp:
+        daily = {"evse_id": 1, "purpose": "tx_default", "kind": "Recurring", "recurrency": "Daily",
+                 "start_at": "2026-12-07T22:00:00Z", "stack_level": 1, "unit": "W",
+                 "periods": [{"limit": 11000, "number_phases": 3}, {"start_period": 28800, "limit": 4000}],
+                 "valid_to": "2027-01-01T00:00:00Z"}
+        r = await server.api.post(url, json=daily)
+        assert r.status_code == 201 and r.json()["status"] == "Accepted" and r.json()["profile_id"] == 1, r.text
+        evse, held = cp.held[1]
+        schedule = held["charging_schedule"]
+        schedule = schedule[0] if isinstance(schedule, list) else schedule
+        assert evse == 1 and held["charging_profile_kind"] == "Recurring" and held["recurrency_kind"] == "Daily"
+        assert schedule["start_schedule"].startswith("2026-12-07T22:00:00") and held["valid_to"].startswith("2027")
+        assert [p["limit"] for p in schedule["charging_schedule_period"]] == [11000.0, 4000.0]
+        r = await server.api.post(url, json={"evse_id": 0, "purpose": "station_max", "periods": [{"limit": 32}]})
+        assert r.status_code == 201 and r.json()["profile_id"] == 2, r.text
+        assert cp.held[2][1]["charging_profile_purpose"] == ("ChargePointMaxProfile" if version == "1.6"
+                                                             else "ChargingStationMaxProfile")
+        # a transaction's own profile needs the transaction running at that EVSE
+        tx = await cp.start_session(f"TAG-{sid}")
+        body = {"evse_id": 1, "purpose": "tx", "kind": "Relative", "periods": [{"limit": 10}],
+                "transaction_id": str(tx)}
+        r = await server.api.post(url, json=body)
+        assert r.status_code == 201 and r.json()["profile_id"] == 3, r.text
+        assert str(cp.held[3][1]["transaction_id"]) == str(tx)
+        assert [(p[2], p[3]) for p in await stored(server, sid)] == [
+            (2, "ChargePointMaxProfile" if version == "1.6" else "ChargingStationMaxProfile"),
+            (1, "TxDefaultProfile"), (3, "TxProfile")]
+        # refused before anything is sent
+        count = len(cp.held)
+        for bad, reason in (
+                ({**body, "transaction_id": "nope"}, "is not running at EVSE 1"),
+                ({**body, "transaction_id": None}, "names its EVSE and the transaction"),
+                ({"evse_id": 1, "purpose": "station_max", "periods": [{"limit": 32}]}, "for EVSE 0"),
+                ({"evse_id": 0, "purpose": "station_max", "kind": "Relative", "periods": [{"limit": 32}]}, "EVSE 0"),
+                ({**daily, "recurrency": None}, "recurs Daily or Weekly"),
+                ({**daily, "kind": "Absolute"}, "only a Recurring profile"),
+                ({**daily, "purpose": "max"}, "purpose must be one of"),
+                ({**daily, "valid_from": "2027-02-01T00:00:00Z"}, "valid_to must come after"),
+                ({**daily, "periods": [{"start_period": 60, "limit": 5}]}, "first period starts at 0"),
+                ({**daily, "kind": "Sometimes", "recurrency": None}, "kind must be one of")):
+            r = await server.api.post(url, json=bad)
+            assert r.status_code == 400 and reason in r.json()["detail"], (bad, r.text)
+        assert len(cp.held) == count
+    r = await server.api.post(url, json={"evse_id": 0, "purpose": "station_max", "periods": [{"limit": 32}]})
+    assert r.status_code == 409, r.text  # offline
+
+
 @pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
 async def test_strict_station_profiles(server, node_station, protocol):
     """The ocpp-rpc strict station checks GetChargingProfiles, ClearChargingProfile and the

@@ -56,6 +56,7 @@ def admin_router() -> Router:
             display_messages.display_message_panel, display_messages.display_message_set,
             display_messages.display_message_clear, display_messages.display_message_refresh,
             charging_profiles.charging_profile_panel, charging_profiles.charging_profile_clear,
+            charging_profiles.charging_profile_set,
             charging_profiles.charging_profile_report, network_profiles.network_profile_set,
             monitoring.monitoring_panel, monitoring.monitoring_set, monitoring.monitoring_clear,
             monitoring.monitoring_report, monitoring.monitoring_base, monitoring.monitoring_level,

@@ -1,9 +1,11 @@
-"""Charging profiles at a station over REST: what the CSMS knows the station holds, asking the
-station for them (OCPP 2.0.1 GetChargingProfiles; a 1.6 station answers 409 ``NotSupported``)
-and clearing them by id or by EVSE, purpose and stack level (ClearChargingProfile, both versions)."""
+"""Charging profiles at a station over REST: what the CSMS knows the station holds, setting an
+operator's profile (SetChargingProfile, both versions), asking the station for them (OCPP 2.0.1
+GetChargingProfiles; a 1.6 station answers 409 ``NotSupported``) and clearing them by id or by
+EVSE, purpose and stack level (ClearChargingProfile, both versions)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -12,8 +14,24 @@ from litestar import Controller, Request, delete, get, post
 from csms.api.auth import caller, require
 from csms.api.bounds import Int32
 from csms.api.crud import jsonable
-from csms.api.stations import run_command
+from csms.api.stations import SchedulePeriod, run_command
 from csms.core.runtime import get_core
+
+
+class ProfileSetBody(msgspec.Struct, forbid_unknown_fields=True):
+    evse_id: Int32  # 0: the station as a whole (1.6: the connector)
+    purpose: str  # station_max, tx_default, tx
+    periods: list[SchedulePeriod]  # the first at 0 s, then increasing
+    unit: str = "A"  # A or W
+    stack_level: Int32 = 0
+    profile_id: Int32 | None = None  # none: the next free one below 100000
+    kind: str = "Absolute"  # Absolute, Recurring, Relative
+    recurrency: str | None = None  # Daily, Weekly (Recurring only)
+    start_at: datetime | None = None  # Absolute / Recurring: when period 0 starts (none: now)
+    duration: Int32 | None = None  # seconds
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    transaction_id: str | None = None  # tx: the transaction running at the EVSE
 
 
 class ProfileReportBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,6 +60,16 @@ class ChargingProfileController(Controller):
         not cleared; ``reports_supported`` False for a 1.6 station."""
         listing = await run_command(get_core().charging_profiles.listing(station_id))
         return {**listing, "items": [jsonable(r) for r in listing["items"]]}
+
+    @post("/", guards=[require("operator")])
+    async def set_charging_profile(self, request: Request, station_id: str, data: ProfileSetBody) -> dict[str, Any]:
+        """SetChargingProfile of an operator's profile (K01): checked first as the spec and the
+        station's reported limits require (400, nothing sent), stored with the station's answer;
+        the answer and the ``profile_id``. A profile at the smart-charging loop's stack level and
+        purpose replaces the loop's until its next change."""
+        body = msgspec.structs.asdict(data)
+        body["periods"] = [msgspec.structs.asdict(p) for p in data.periods]
+        return await run_command(get_core().charging_profiles.set_profile(station_id, by=caller(request), **body))
 
     @post("/report", guards=[require("operator")])
     async def report_charging_profiles(self, request: Request, station_id: str,

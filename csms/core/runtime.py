@@ -106,7 +106,7 @@ class Core:
             reports=self.reports, sessions=self.sessions, stations=self.stations)
         self.local_lists = LocalListService(events, connections, self.commands)
         self.display_messages = DisplayMessageService(self.commands)
-        self.charging_profiles = ChargingProfileService(self.commands)
+        self.charging_profiles = ChargingProfileService(self.commands, self.operations)
         self.charging_profiles.cleared_listeners.append(self.smart_charging.profiles_cleared)
         self.network_profiles = NetworkProfileService(self.commands, self.operations)
         self.station_tariffs = StationTariffService(self.commands)

@@ -8,7 +8,7 @@ from ocpp.v201 import call as call201
 from playwright.async_api import expect
 
 from csms.testing.stations import now_iso
-from tests.admin.conftest import screenshot
+from tests.admin.conftest import SCREENSHOTS, screenshot
 from tests.test_charging_profiles import profile_station, schedule, send_profile
 
 
@@ -52,7 +52,7 @@ async def test_ask_and_clear_charging_profiles(page_as, server):
 
         await panel.locator("summary", has_text="Clear profiles").click()
         await panel.get_by_label("EVSE (empty = any, 0 = the station)").fill("1")
-        await panel.get_by_label("Purpose").select_option(label="Default for transactions")
+        await panel.locator("#cp-purpose").select_option(label="Default for transactions")
         await panel.get_by_role("button", name="Clear matching profiles").click()
         await expect(panel.locator("[data-outcome]")).to_contain_text("The station cleared the profiles.")
         await expect(panel.locator("tr[data-profile-id]")).to_have_count(1)
@@ -140,3 +140,38 @@ async def test_remote_start_with_a_charging_limit(page_as, server):
         await expect(form.get_by_label("Charging limit (optional)")).to_be_visible()
         await form.scroll_into_view_if_needed()
         await screenshot(phone, "station-remote-start-limit-phone")
+
+
+async def test_set_a_charging_profile_from_the_panel(page_as, server):
+    """An operator sets a recurring default profile from the panel; a mistake reads as words and
+    keeps what was typed; the profile lands at the station and in the list (desktop and phone)."""
+    for name, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
+        sid = f"CP-SET-{name}"
+        async with profile_station(server, sid, "2.0.1") as cp:
+            page = await page_as("operator", width=width, height=height)
+            await page.goto(f"/admin/stations/{sid}")
+            panel = page.locator("#charging-profiles")
+            await panel.locator("summary", has_text="Set a profile").click()
+            await panel.get_by_label("EVSE (0 = the station)").fill("1")
+            await panel.get_by_label("Kind").select_option("Recurring")
+            await panel.get_by_label("Periods, one per line: seconds from the start, limit, phases (optional)").fill(
+                "0 16\n3600 eight")
+            await panel.get_by_role("button", name="Send profile").click()
+            outcome = panel.locator("[data-outcome]")
+            await expect(outcome).to_contain_text("period line 2: write seconds from the start and the limit")
+            periods = panel.get_by_label("Periods, one per line: seconds from the start, limit, phases (optional)")
+            await expect(periods).to_have_value("0 16\n3600 eight")  # kept
+            await periods.fill("0 16\n3600 8")
+            await panel.get_by_role("button", name="Send profile").click()
+            await expect(outcome).to_contain_text("a Recurring profile recurs Daily or Weekly")
+            await panel.get_by_label("Recurs (Recurring only)").select_option("Daily")
+            await panel.get_by_role("button", name="Send profile").click()
+            await expect(outcome).to_contain_text("The station accepted profile 1.")
+            await expect(panel.locator("tr[data-profile-id='1']")).to_contain_text("TxDefaultProfile")
+            await expect(panel.locator("tr[data-profile-id='1']")).to_contain_text("Recurring")
+            evse, held = cp.held[1]
+            assert evse == 1 and held["recurrency_kind"] == "Daily"
+            assert [p["limit"] for p in held["charging_schedule"][0]["charging_schedule_period"]] == [16.0, 8.0]
+            await panel.scroll_into_view_if_needed()
+            await screenshot(page, f"station-charging-profile-set-{name}")
+            await panel.screenshot(path=str(SCREENSHOTS / f"station-charging-profile-set-{name}-panel.png"))

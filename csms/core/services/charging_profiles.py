@@ -20,13 +20,16 @@ from piccolo.columns.combination import Combinable
 from csms.core.ocpp.outbound import StationCalls, calls_for
 from csms.core.ocpp.outbound.calls import STATION_MAX, TX, TX_DEFAULT, new_request_id
 from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import OperationError, calls_with, feature_state
+from csms.core.services.operations import OperationError, calls_with, feature_state, next_profile_id
 from csms.core.tables import ChargingProfile, ChargingSession, Station
-from csms.core.timeutil import utcnow
+from csms.core.timeutil import ocpp_ts, utcnow
 from csms.i18n import N_
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from csms.core.services.commands import CommandService
+    from csms.core.services.operations import Operations
 
 PURPOSES = (STATION_MAX, TX_DEFAULT, TX)
 LIMIT_SOURCES = ("EMS", "Other", "SO", "CSO")  # ChargingLimitSourceEnumType
@@ -35,6 +38,8 @@ EXTERNAL = "ChargingStationExternalConstraints"  # set by the station's surround
 MAX_INT = 2**31 - 1
 TX_NAME = "TxProfile"  # the purpose's name in every version
 MAX_PERIODS = 1024  # no station takes more; the station's own maximum is checked when it said one
+KINDS = ("Absolute", "Recurring", "Relative")  # ChargingProfileKindEnumType
+RECURRENCIES = ("Daily", "Weekly")  # RecurrencyKindEnumType
 
 
 def _whole(value: int | None, name: str, *, low: int = 0) -> None:
@@ -91,10 +96,71 @@ def limit_summary(payload: dict[str, Any]) -> str:
 
 
 class ChargingProfileService:
-    def __init__(self, commands: CommandService) -> None:
+    def __init__(self, commands: CommandService, operations: Operations) -> None:
         self.commands = commands
+        self.operations = operations
         # told the station id after a clear it accepted (the smart-charging loop listens)
         self.cleared_listeners: list[Callable[[str], None]] = []
+
+    async def set_profile(self, station_id: str, *, evse_id: int, purpose: str, unit: str,
+                          periods: list[dict[str, Any]], stack_level: int = 0, profile_id: int | None = None,
+                          kind: str = "Absolute", recurrency: str | None = None, start_at: datetime | None = None,
+                          duration: int | None = None, valid_from: datetime | None = None,
+                          valid_to: datetime | None = None, transaction_id: str | None = None,
+                          by: str = "") -> dict[str, Any]:
+        """SetChargingProfile of an operator's profile (K01; 1.6 SetChargingProfile): ``purpose``
+        ``station_max`` (EVSE 0, never Relative), ``tx_default`` or ``tx`` (an EVSE and the
+        ``transaction_id`` running there); ``kind`` Absolute (from ``start_at``, default now),
+        Recurring (``recurrency`` Daily or Weekly from ``start_at``) or Relative (from the start
+        of the transaction); ``periods`` as :func:`tx_schedule` takes them. What a station would
+        refuse (or the spec forbids) is an ``OperationError`` before anything is sent; the stack
+        level and periods the station reported allowing are checked too. Without ``profile_id`` the
+        next free id below the smart-charging loop's is used. Stored with the station's answer (as
+        every profile the CSMS sends); the outcome has the ``profile_id``."""
+        _purpose(purpose)
+        if purpose is None:
+            raise OperationError(N_("purpose must be one of %(purposes)s"), purposes=", ".join(PURPOSES))
+        _whole(evse_id, "evse_id")
+        _whole(stack_level, "stack_level")
+        _whole(profile_id, "profile_id", low=1)
+        if kind not in KINDS:
+            raise OperationError(N_("kind must be one of %(kinds)s"), kinds=", ".join(KINDS))
+        if kind == "Recurring" and recurrency not in RECURRENCIES:
+            raise OperationError(N_("a Recurring profile recurs Daily or Weekly"))
+        if kind != "Recurring" and recurrency is not None:
+            raise OperationError(N_("only a Recurring profile has a recurrency"))
+        if kind == "Relative" and start_at is not None:
+            raise OperationError(N_("a Relative profile starts with the transaction, not at a time"))
+        if purpose == STATION_MAX and (evse_id != 0 or kind == "Relative"):
+            raise OperationError(N_("a station maximum profile is for EVSE 0 and not Relative"))
+        if purpose == TX and (evse_id == 0 or not transaction_id):
+            raise OperationError(N_("a TxProfile names its EVSE and the transaction running there"))
+        if purpose != TX and transaction_id:
+            raise OperationError(N_("only a TxProfile names a transaction"))
+        if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+            raise OperationError(N_("valid_to must come after valid_from"))
+        pk = await self._station_pk(station_id)
+        if purpose == TX and not await ChargingSession.exists().where(
+                (ChargingSession.station == pk) & (ChargingSession.transaction_id == transaction_id)
+                & (ChargingSession.evse_id == evse_id) & (ChargingSession.state == "active")):
+            raise OperationError(N_("transaction %(transaction)s is not running at EVSE %(evse)s"),
+                                 transaction=transaction_id, evse=evse_id)
+        schedule = tx_schedule(unit=unit, periods=periods, duration=duration)
+        if kind != "Relative":
+            schedule = {"startSchedule": ocpp_ts(start_at or utcnow()), **schedule}
+        calls = calls_for(self.commands.live_version(station_id))
+        caps = await calls.station_caps(pk)
+        if caps.max_stack_level is not None and stack_level > caps.max_stack_level:
+            raise OperationError(N_("the station allows stack levels up to %(maximum)s"), maximum=caps.max_stack_level)
+        if caps.max_periods is not None and len(schedule["chargingSchedulePeriod"]) > caps.max_periods:
+            raise OperationError(N_("the station allows at most %(maximum)s periods in a schedule"),
+                                 maximum=caps.max_periods)
+        profile_id = profile_id or await next_profile_id(pk)
+        profile = calls.charging_profile(profile_id=profile_id, stack_level=stack_level, purpose=purpose,
+                                         schedule=schedule, transaction_id=transaction_id, kind=kind,
+                                         recurrency=recurrency, valid_from=valid_from, valid_to=valid_to)
+        outcome = await self.operations.set_charging_profile(station_id, evse_id=evse_id, profile=profile, by=by)
+        return {**outcome, "profile_id": profile_id}
 
     async def _station_pk(self, station_id: str) -> int:
         row = await Station.select(Station.id).where(Station.station_id == station_id).first()

@@ -70,6 +70,14 @@ def component_variable_of(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def next_profile_id(station_pk: int) -> int:
+    """The id for a profile the operator sends the station: the next after its highest below
+    :data:`REMOTE_START_PROFILE_IDS` (the smart-charging loop's ids are far above)."""
+    top = await ChargingProfile.select(Max(ChargingProfile.profile_id).as_alias("top")).where(
+        (ChargingProfile.station == station_pk) & (ChargingProfile.profile_id < REMOTE_START_PROFILE_IDS)).first()
+    return int((top or {}).get("top") or 0) + 1
+
+
 class NotSupported(OperationError):
     """The station's protocol version has no such operation (display messages on OCPP 1.6)."""
 
@@ -165,9 +173,7 @@ class Operations:
             if not 0 <= stack_level <= 2**31 - 1 or (profile_id is not None and not 1 <= profile_id <= 2**31 - 1):
                 raise OperationError(N_("stack_level and profile_id are whole numbers (profile_id from 1)"))
             if profile_id is None:
-                top = await ChargingProfile.select(Max(ChargingProfile.profile_id).as_alias("top")).where(
-                    (ChargingProfile.station == pk) & (ChargingProfile.profile_id < REMOTE_START_PROFILE_IDS)).first()
-                profile_id = ((top or {}).get("top") or 0) + 1
+                profile_id = await next_profile_id(pk)
             profile = calls.remote_start_profile(profile_id=profile_id, stack_level=stack_level, schedule=schedule)
         call = calls.remote_start(id_token=id_token, evse_id=evse_id, token_type=token_type, charging_profile=profile)
         result = call.outcome(await self._send(station_id, call, by))

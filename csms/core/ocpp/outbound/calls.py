@@ -242,10 +242,13 @@ class StationCalls(ABC):
 
     @abstractmethod
     def charging_profile(self, *, profile_id: int, stack_level: int, purpose: str, schedule: dict[str, Any],
-                         transaction_id: str | None) -> dict[str, Any]:
-        """An absolute profile of the neutral ``purpose`` (:data:`STATION_MAX`, :data:`TX_DEFAULT`,
-        :data:`TX`) shaped for the version; ``schedule`` has ``startSchedule``, ``chargingRateUnit``
-        and ``chargingSchedulePeriod``; ``transaction_id`` for a TX profile bound to its transaction."""
+                         transaction_id: str | None, kind: str = "Absolute", recurrency: str | None = None,
+                         valid_from: datetime | None = None, valid_to: datetime | None = None) -> dict[str, Any]:
+        """A profile of the neutral ``purpose`` (:data:`STATION_MAX`, :data:`TX_DEFAULT`,
+        :data:`TX`) shaped for the version; ``schedule`` has ``startSchedule`` (not for a
+        ``Relative`` ``kind``), ``chargingRateUnit`` and ``chargingSchedulePeriod``;
+        ``transaction_id`` for a TX profile bound to its transaction; ``recurrency`` (Daily,
+        Weekly) for a ``Recurring`` one; ``valid_from`` / ``valid_to`` when given."""
 
     @abstractmethod
     def clear_charging_profile(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,

@@ -221,10 +221,17 @@ class Calls16(StationCalls):
         return profile["chargingProfileId"]
 
     def charging_profile(self, *, profile_id: int, stack_level: int, purpose: str, schedule: dict[str, Any],
-                         transaction_id: str | None) -> dict[str, Any]:
+                         transaction_id: str | None, kind: str = "Absolute", recurrency: str | None = None,
+                         valid_from: datetime | None = None, valid_to: datetime | None = None) -> dict[str, Any]:
         profile: dict[str, Any] = {"chargingProfileId": profile_id, "stackLevel": stack_level,
                                    "chargingProfilePurpose": self.purpose_names[purpose],
-                                   "chargingProfileKind": "Absolute", "chargingSchedule": schedule}
+                                   "chargingProfileKind": kind, "chargingSchedule": schedule}
+        if recurrency is not None:
+            profile["recurrencyKind"] = recurrency
+        if valid_from is not None:
+            profile["validFrom"] = ocpp_ts(valid_from)
+        if valid_to is not None:
+            profile["validTo"] = ocpp_ts(valid_to)
         if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
         return profile

@@ -341,13 +341,22 @@ class Operations:
         calls = await self._calls(station_id)
         call = calls.set_charging_profile(evse_id=evse_id, profile=profile)
         pid, purpose = calls.profile_id(profile), profile["chargingProfilePurpose"]
-        response = await self._send(station_id, call, by)
-        await ChargingProfile(
+        # Recorded before it leaves, as Pending: the station may hand the schedule to an ISO 15118
+        # EV, whose NotifyEVChargingSchedule can come in before the station's answer does, and is
+        # checked against it (K15.FR.12); the answer (or NotDelivered) replaces Pending.
+        row = ChargingProfile(
             station=await self._station_pk(station_id), evse_id=evse_id, profile_id=pid,
             stack_level=profile["stackLevel"], purpose=purpose, kind=profile["chargingProfileKind"],
             transaction_id=str(profile["transactionId"]) if profile.get("transactionId") is not None else None,
-            payload=profile, source="csms", status=response["status"],
-        ).save()
+            payload=profile, source="csms", status="Pending",
+        )
+        await row.save()
+        status = "NotDelivered"
+        try:
+            response = await self._send(station_id, call, by)
+            status = str(response["status"])[:16]
+        finally:
+            await ChargingProfile.update({ChargingProfile.status: status}).where(ChargingProfile.id == row.id)
         return call.outcome(response)
 
     async def reserve(self, station_id: str, *, id_token: str, expires_at: datetime, evse_id: int | None = None,

@@ -365,6 +365,11 @@ class StationCalls(ABC):
         """ClearVariableMonitoring; the outcome has ``results`` (``id``, ``status``)."""
         raise self._not_in_version("variable monitoring")
 
+    def monitoring_items_per_message(self, *, message: str) -> Call:
+        """How many monitors one ``message`` (SetVariableMonitoring, ClearVariableMonitoring) may
+        carry; the outcome has ``per_message`` (None: the station does not say)."""
+        raise self._not_in_version("variable monitoring")
+
     def get_monitoring_report(self, *, request_id: int, criteria: list[str] | None,
                               component_variables: list[dict[str, Any]] | None) -> Call:
         """The outcome has the ``request_id`` of the NotifyMonitoringReport parts to come."""

@@ -376,6 +376,18 @@ class Calls201(StationCalls):
         return Call("SetVariableMonitoring", {"setMonitoringData": monitors}, outcome=lambda response: {
             **accepted(response), "results": response.get("setMonitoringResult") or []})
 
+    def monitoring_items_per_message(self, *, message: str) -> Call:
+        """GetVariables of MonitoringCtrlr.ItemsPerMessage[``message``]: the most monitors one
+        SetVariableMonitoring or ClearVariableMonitoring may carry; ``per_message`` None when
+        the station does not say."""
+        def outcome(response: dict[str, Any]) -> dict[str, Any]:
+            result = (response.get("getVariableResult") or [{}])[0]
+            value = result.get("attributeValue") if result.get("attributeStatus") == "Accepted" else None
+            return {**accepted(response), "per_message": positive_int(value)}
+        return Call("GetVariables", {"getVariableData": [{
+            "component": {"name": "MonitoringCtrlr"},
+            "variable": {"name": "ItemsPerMessage", "instance": message}}]}, outcome=outcome)
+
     def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
         return Call("ClearVariableMonitoring", {"id": monitor_ids}, outcome=lambda response: {
             **accepted(response), "results": response.get("clearMonitoringResult") or []})

@@ -95,11 +95,29 @@ def avail(operative: bool, evse_id: int, connector_id: int | None = None, after:
     return Step("POST", f"{S}/availability", body, after, count, 1.5 if after == TX else 0.5)
 
 
+def firmware(after: str = "StatusNotification", count: int = 1, delay: float = 0.5) -> Step:
+    return Step("POST", f"{S}/firmware", {"location": "https://127.0.0.1/firmware.bin",
+                                           "signing_certificate": "{suite_ca}", "signature": "c2lnbmF0dXJl",
+                                           "retries": 1}, after, count, 1.5 if after == TX else delay)
+
+
+def install(kind: str) -> Step:
+    return Step("POST", f"{S}/certificates", {"certificate_type": kind, "certificate": "{suite_ca}"},
+                "StatusNotification")
+
+
+def installed(kinds: list[str], delay: float = 0.5) -> Step:
+    return raw("GetInstalledCertificateIds", {"certificateType": kinds}, after="StatusNotification", delay=delay)
+
+
 def show(fields: dict[str, Any], after: str = "StatusNotification", count: int = 1, delay: float = 0.5) -> Step:
     body = {"content": "OCTT test message", "priority": "NormalCycle", "format": "UTF8"} | fields
     return Step("POST", f"{S}/display-messages", body, after, count, delay)
 
 PLAN: dict[str, list[Step]] = {
+    # A Security (profile 1 only: the TLS cases need a TLS listener next to the plain one)
+    "TC_A_09": [Step("POST", f"{S}/rotate-password", None, "connect")],
+    "TC_A_10": [Step("POST", f"{S}/rotate-password", None, "connect")],
     # B Provisioning
     "TC_B_02": [PENDING, Step("POST", f"{S}/approve", None, "BootNotification", 1, 2.0)],
     "TC_B_30": [PENDING],
@@ -127,12 +145,12 @@ PLAN: dict[str, list[Step]] = {
                 Step("POST", f"{S}/configuration/report", {"criteria": ["Available"], "component_variables": [
                     {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}, "StatusNotification",
                      1, 2.0)],
-    "TC_B_20": [Step("POST", f"{S}/reset", {"kind": "OnIdle"}, "StatusNotification")],
-    "TC_B_21": [Step("POST", f"{S}/reset", {"kind": "OnIdle"}, TX, 2, 1.5)],
-    "TC_B_22": [Step("POST", f"{S}/reset", {"kind": "Immediate"}, TX, 2, 1.5)],
-    "TC_B_25": [Step("POST", f"{S}/reset", {"kind": "OnIdle", "evse_id": 1}, "StatusNotification")],
-    "TC_B_26": [Step("POST", f"{S}/reset", {"kind": "OnIdle", "evse_id": 1}, TX, 2, 1.5)],
-    "TC_B_27": [Step("POST", f"{S}/reset", {"kind": "Immediate", "evse_id": 1}, TX, 2, 1.5)],
+    "TC_B_20": [Step("POST", f"{S}/reset", {"kind": "on_idle"}, "StatusNotification")],
+    "TC_B_21": [Step("POST", f"{S}/reset", {"kind": "on_idle"}, TX, 2, 1.5)],
+    "TC_B_22": [Step("POST", f"{S}/reset", {"kind": "immediate"}, TX, 2, 1.5)],
+    "TC_B_25": [Step("POST", f"{S}/reset", {"kind": "on_idle", "evse_id": 1}, "StatusNotification")],
+    "TC_B_26": [Step("POST", f"{S}/reset", {"kind": "on_idle", "evse_id": 1}, TX, 2, 1.5)],
+    "TC_B_27": [Step("POST", f"{S}/reset", {"kind": "immediate", "evse_id": 1}, TX, 2, 1.5)],
     "TC_B_42": [Step("POST", f"{S}/network-profiles", {"slot": 1, "url": "wss://localhost:8082",
                                                         "security_profile": 2, "interface": "Wired0",
                                                         "message_timeout": 30}, "StatusNotification")],
@@ -267,7 +285,7 @@ PLAN: dict[str, list[Step]] = {
          "severity": 8}]}, "StatusNotification")],
     "TC_N_16": [Step("POST", f"{S}/monitoring/level", {"severity": 4}, "StatusNotification")],
     "TC_N_17": [Step("POST", f"{S}/monitoring/level", {"severity": 4}, "StatusNotification")],
-    "TC_N_18": [Step("POST", f"{S}/monitoring/clear", {"monitor_ids": list(range(1, 21))}, "StatusNotification")],
+    "TC_N_18": [Step("POST", f"{S}/monitoring/clear", {"monitor_ids": list(range(1, 7))}, "StatusNotification")],
     "TC_N_25": [Step("POST", f"{S}/logs", {"location": "ftp://127.0.0.1/logs", "log_type": "DiagnosticsLog"},
                      "StatusNotification")],
     "TC_N_34": [Step("POST", f"{S}/logs", {"location": "ftp://127.0.0.1/logs", "log_type": "DiagnosticsLog"},
@@ -289,13 +307,45 @@ PLAN: dict[str, list[Step]] = {
     "TC_N_47": [mreport({})],
     "TC_N_60": [mreport({"criteria": ["DeltaMonitoring"], "component_variables": [
         {"component": "ChargingStation", "variable": "AvailabilityState"},
-        {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]})],
+        {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}),
+                mreport({"criteria": ["ThresholdMonitoring"], "component_variables": [
+                    {"component": "ChargingStation", "variable": "AvailabilityState"},
+                    {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}, 2.0)],
     "TC_N_62": [Step("POST", f"{S}/customer-information", {"report": True, "clear": True,
                                                            "customer_identifier": "OpenChargeAlliance"},
                      "StatusNotification")],
     "TC_N_63": [Step("POST", f"{S}/customer-information", {"report": True, "clear": True, "customer_certificate": {
         "hash_algorithm": "SHA256", "issuer_name_hash": "a" * 64, "issuer_key_hash": "b" * 64,
         "serial_number": "1234"}}, "StatusNotification")],
+    # L Firmware management
+    **{f"TC_L_{n:02d}": [firmware()] for n in range(1, 10)},
+    "TC_L_10": [firmware(), firmware(after="FirmwareStatusNotification", delay=1.0)],
+    "TC_L_11": [firmware(), firmware(after="FirmwareStatusNotification", delay=1.0)],
+    "TC_L_13": [firmware(after=TX, count=2)],
+    **{f"TC_L_{n}": [Step("POST", f"{S}/firmware/publish", {"location": "http://127.0.0.1/fw.bin",
+                                                            "checksum": "d41d8cd98f00b204e9800998ecf8427e"},
+                          "StatusNotification")] for n in (17, 19, 20, 24)},
+    **{f"TC_L_{n}": [Step("POST", f"{S}/firmware/unpublish", {"checksum": "d41d8cd98f00b204e9800998ecf8427e"},
+                          "StatusNotification")] for n in (21, 22, 23)},
+    # M Certificate management (the certificate installed is the suite's test CA)
+    "TC_M_01": [install("CSMSRootCertificate")],
+    "TC_M_02": [install("ManufacturerRootCertificate")],
+    "TC_M_03": [install("V2GRootCertificate")],
+    "TC_M_04": [install("MORootCertificate")],
+    "TC_M_05": [install("CSMSRootCertificate")],
+    # GetInstalledCertificateIds of chosen types: the certificates tab asks for every type
+    "TC_M_12": [installed(["CSMSRootCertificate"], delay=0.5 + 2 * n) for n in range(3)],
+    "TC_M_13": [installed(["ManufacturerRootCertificate"])],
+    "TC_M_14": [installed(["V2GRootCertificate"])],
+    "TC_M_15": [installed(["V2GCertificateChain"])],
+    "TC_M_16": [installed(["MORootCertificate"])],
+    "TC_M_17": [installed(["CSMSRootCertificate", "ManufacturerRootCertificate"])],
+    "TC_M_18": [Step("GET", f"{S}/certificates", None, "StatusNotification")],
+    "TC_M_19": [installed(["CSMSRootCertificate"])],
+    "TC_M_20": [install("CSMSRootCertificate"), installed(["CSMSRootCertificate"], delay=2.0),
+                raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=4.0)],
+    "TC_M_21": [install("CSMSRootCertificate"), installed(["CSMSRootCertificate"], delay=2.0),
+                raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=4.0)],
     # K Smart charging
     "TC_K_01": [set_profile(1, profile(101, "TxDefaultProfile"), after="StatusNotification")],
     "TC_K_02": [set_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],

@@ -55,6 +55,9 @@ TOKENS = [  # id_token, type, status, group, expires; 100000C02 (type Cash, not 
 ]
 
 
+SUITE_CA = ""  # the suite's test CA (certs/ca.pem), set in main()
+
+
 class Api:
     """The CSMS's REST API with an admin key."""
 
@@ -159,6 +162,12 @@ class Conductor(threading.Thread):
                 seconds = int(re.search(r"\{now\+(\d+)\}", value).group(1))
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
                 value = re.sub(r"\{now\+\d+\}", stamp, value)
+            if value == "{suite_ca}":
+                return SUITE_CA
+            if value == "{installed0}":
+                answer = self.payload("GetInstalledCertificateIds", direction="in") or {}
+                chain = answer.get("certificateHashDataChain") or [{}]
+                return chain[0].get("certificateHashData", {})
             if "{site}" in value:
                 _, body = self.api.call("GET", "/sites?limit=1")
                 items = body.get("items", []) if isinstance(body, dict) else body or []
@@ -221,6 +230,7 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.P
         "CSMS_TARIFF_FALLBACK_TEXTS": "false", "CSMS_RECONCILE_TRANSACTIONS": "false",
         # a site's stations get their TxProfiles only (K15-K17 expect the TxProfile first)
         "CSMS_SMART_CHARGING_STATION_MAX_PROFILE": "false",
+        "CSMS_BILLING_COST_UPDATES": "true",  # I01: running cost during a transaction
         "CSMS_LOG_LEVEL": "warning",
         "CSMS_PKI_TRUST_ANCHORS": str(args.pki_dir / "mo_root.pem"),
     })
@@ -349,6 +359,18 @@ def run_test(args: argparse.Namespace, api: Api, test_file: Path) -> Outcome:
     return Outcome(name, result, reason, conductor.log)
 
 
+def read_results(path: Path) -> list[Outcome]:
+    """The rows of an earlier results file (for --update)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 4 and cells[0].startswith("TC_"):
+            rows.append(Outcome(cells[0], cells[1], cells[2], [cells[3]] if cells[3] else []))
+    return rows
+
+
 def write_results(path: Path, outcomes: list[Outcome]) -> None:
     blocks: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
@@ -378,9 +400,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument("--verbose", action="store_true", help="keep each failing test's output")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--update", action="store_true",
+                        help="replace the rows of the tests run in --out, keep the others")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     args.suite = args.suite.resolve()
+    global SUITE_CA
+    SUITE_CA = (args.suite / "certs" / "ca.pem").read_text()
     wanted = {t.strip().upper() for t in args.tests.split(",") if t.strip()}
     files: list[Path] = []
     for block in args.blocks.split(","):
@@ -397,14 +423,21 @@ def main() -> None:
     responder = pki.serve()
     args.ini = write_ini(args, data_dir)
     server, api = start_server(args, data_dir)
+    earlier = read_results(args.out) if args.update else []
     outcomes: list[Outcome] = []
+
+    def everything() -> list[Outcome]:
+        ran = {o.test for o in outcomes}
+        key = lambda o: (o.test.split("_")[1], o.test)  # noqa: E731
+        return sorted([o for o in earlier if o.test not in ran] + outcomes, key=key)
+
     try:
         provision(api)
         for test_file in files:
             outcome = run_test(args, api, test_file)
             outcomes.append(outcome)
             print(f"{outcome.test:10} {outcome.result:4} {outcome.reason[:110]}", flush=True)
-            write_results(args.out, outcomes)
+            write_results(args.out, everything())
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -412,7 +445,7 @@ def main() -> None:
         print(f"data directory {data_dir}" if args.keep or args.verbose else "", flush=True)
         if not (args.keep or args.verbose):
             shutil.rmtree(data_dir, ignore_errors=True)
-    write_results(args.out, outcomes)
+    write_results(args.out, everything())
 
 
 if __name__ == "__main__":

@@ -303,13 +303,17 @@ class Operations:
 
     async def update_firmware(self, station_id: str, *, location: str, retrieve_at: datetime,
                               signing_certificate: str | None = None, signature: str | None = None,
-                              retries: int | None = None, by: str = "") -> dict[str, Any]:
+                              retries: int | None = None, install_at: datetime | None = None,
+                              by: str = "") -> dict[str, Any]:
         """Returns ``request_id`` too (None for a plain 1.6 UpdateFirmware, which has none), to
-        match the station's later FirmwareStatusNotifications."""
+        match the station's later FirmwareStatusNotifications. ``install_at`` (L01
+        ``installDateTime``) must not come before ``retrieve_at``."""
+        if install_at is not None and install_at < retrieve_at:
+            raise OperationError(N_("install_at must not be before retrieve_at"))
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.update_firmware(
             location=location, retrieve_at=retrieve_at, signing_certificate=signing_certificate,
-            signature=signature, retries=retries), by)
+            signature=signature, retries=retries, install_at=install_at), by)
 
     async def get_logs(self, station_id: str, *, location: str, log_type: str = DIAGNOSTICS_LOG,
                        oldest: datetime | None = None, latest: datetime | None = None, retries: int | None = None,

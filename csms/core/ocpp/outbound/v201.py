@@ -188,9 +188,11 @@ class Calls201(StationCalls):
             "variable": {"name": passwords.PASSWORD_VARIABLE}}]}, outcome=variable_set)
 
     def update_firmware(self, *, location: str, retrieve_at: datetime, signing_certificate: str | None,
-                        signature: str | None, retries: int | None) -> Call:
+                        signature: str | None, retries: int | None, install_at: datetime | None = None) -> Call:
         request_id = new_request_id()
         firmware: dict[str, Any] = {"location": location, "retrieveDateTime": ocpp_ts(retrieve_at)}
+        if install_at is not None:
+            firmware["installDateTime"] = ocpp_ts(install_at)
         if signing_certificate:
             firmware["signingCertificate"] = signing_certificate
         if signature:

@@ -273,9 +273,10 @@ class HastyStation(IsoStation):
 
 
 async def test_an_ev_schedule_sent_before_the_stations_answer_is_held_to_the_profile(server):
-    """K15.FR.12 (OCTT TC_K_55 via tzi-OCTT): the EV's schedule can reach the CSMS before the
-    station's answer to the TxProfile it came from; it is checked against that profile all the
-    same (recorded as Pending until the answer), so one above it is Rejected."""
+    """K15.FR.12, K15.FR.13 (OCTT TC_K_55 via tzi-OCTT): the EV's schedule can reach the CSMS
+    before the station's answer to the TxProfile it came from; it is checked against that profile
+    all the same (recorded as Pending until the answer), so one above it is Rejected, and the CSMS
+    renegotiates: it sends the TxProfile again (once per retry period)."""
     site = (await server.api.post("/sites", json={"name": "Depot", "grid_limit_l1_a": 32, "grid_limit_l2_a": 32,
                                                   "grid_limit_l3_a": 32})).json()["id"]
     assert (await server.api.post("/stations", json={"station_id": "ISO-H", "site": site})).status_code == 201
@@ -299,5 +300,17 @@ async def test_an_ev_schedule_sent_before_the_stations_answer_is_held_to_the_pro
                 await asyncio.sleep(0.1)
             assert cp.verdicts and cp.verdicts[0].status == "Rejected", (cp.verdicts, cp.profiles)
             assert cp.verdicts[0].status_info["reason_code"] == "ExceedsLimits"
+            # K15.FR.13: the CSMS starts a new renegotiation, the transaction's TxProfile again;
+            # the EV exceeds once more and is answered Rejected, but no third profile follows
+            # within the retry period (no loop)
+            for _ in range(100):
+                if len(cp.verdicts) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            tx = [p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]
+            assert len(tx) == 2 and tx[1]["transaction_id"] == "k55h", cp.profiles
+            assert cp.verdicts[1].status == "Rejected"
+            await asyncio.sleep(1.5)
+            assert len([p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]) == 2
         finally:
             task.cancel()

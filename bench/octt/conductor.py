@@ -1,7 +1,9 @@
 """What the operator does in each tzi-OCTT test: the REST calls, and what to wait for first.
 
 A test absent from PLAN needs no operator (the station drives it). ``after`` is the OCPP action
-the station must have sent (since the test started) before the call, ``count`` how many of it;
+the station must have sent (since the test started) before the call (``out:Action``: the CSMS
+must have sent it; ``connect``: the station's socket is open; empty: before the station
+connects), ``count`` how many of it;
 ``delay`` seconds more. Placeholders: ``{station}``; ``{tx}`` the transactionId of the station's
 latest TransactionEvent; ``{session}`` / ``{reservation}`` / ``{profile}`` the latest session,
 reservation and known charging profile of the station; ``{now}``, ``{now+N}`` timestamps.
@@ -95,10 +97,10 @@ def avail(operative: bool, evse_id: int, connector_id: int | None = None, after:
     return Step("POST", f"{S}/availability", body, after, count, 1.5 if after == TX else 0.5)
 
 
-def firmware(after: str = "StatusNotification", count: int = 1, delay: float = 0.5) -> Step:
+def firmware(after: str = "StatusNotification", count: int = 1, delay: float = 0.5, **extra: Any) -> Step:
     return Step("POST", f"{S}/firmware", {"location": "https://127.0.0.1/firmware.bin",
                                            "signing_certificate": "{suite_ca}", "signature": "c2lnbmF0dXJl",
-                                           "retries": 1}, after, count, 1.5 if after == TX else delay)
+                                           "retries": 1} | extra, after, count, 1.5 if after == TX else delay)
 
 
 def install(kind: str) -> Step:
@@ -146,11 +148,11 @@ PLAN: dict[str, list[Step]] = {
                     {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}, "StatusNotification",
                      1, 2.0)],
     "TC_B_20": [Step("POST", f"{S}/reset", {"kind": "on_idle"}, "StatusNotification")],
-    "TC_B_21": [Step("POST", f"{S}/reset", {"kind": "on_idle"}, TX, 2, 1.5)],
-    "TC_B_22": [Step("POST", f"{S}/reset", {"kind": "immediate"}, TX, 2, 1.5)],
+    "TC_B_21": [Step("POST", f"{S}/reset", {"kind": "on_idle"}, TX, 1, 1.0)],
+    "TC_B_22": [Step("POST", f"{S}/reset", {"kind": "immediate"}, TX, 1, 1.0)],
     "TC_B_25": [Step("POST", f"{S}/reset", {"kind": "on_idle", "evse_id": 1}, "StatusNotification")],
-    "TC_B_26": [Step("POST", f"{S}/reset", {"kind": "on_idle", "evse_id": 1}, TX, 2, 1.5)],
-    "TC_B_27": [Step("POST", f"{S}/reset", {"kind": "immediate", "evse_id": 1}, TX, 2, 1.5)],
+    "TC_B_26": [Step("POST", f"{S}/reset", {"kind": "on_idle", "evse_id": 1}, TX, 1, 1.0)],
+    "TC_B_27": [Step("POST", f"{S}/reset", {"kind": "immediate", "evse_id": 1}, TX, 1, 1.0)],
     "TC_B_42": [Step("POST", f"{S}/network-profiles", {"slot": 1, "url": "wss://localhost:8082",
                                                         "security_profile": 2, "interface": "Wired0",
                                                         "message_timeout": 30}, "StatusNotification")],
@@ -203,8 +205,8 @@ PLAN: dict[str, list[Step]] = {
     # then a Full list; a card added or removed afterwards goes out as a Differential update)
     "TC_D_01": [],
     "TC_D_02": [Step("POST", "/tokens", {"id_token": "D001003", "type": "Central", "status": "Accepted"},
-                     "SendLocalList", 1, 1.0)],
-    "TC_D_03": [Step("DELETE", "/tokens/D001003", None, "SendLocalList", 1, 1.0)],
+                     "out:SendLocalList", 1, 1.0)],
+    "TC_D_03": [Step("DELETE", "/tokens/D001003", None, "out:SendLocalList", 1, 1.0)],
     "TC_D_04": [Step("POST", f"{S}/local-list/sync", None, "StatusNotification")],
     # H Reservation
     "TC_H_01": [Step("POST", "/reservations", {"station_id": "{station}", "id_token": "100000C01", "evse_id": 1,
@@ -268,11 +270,9 @@ PLAN: dict[str, list[Step]] = {
                 mreport({"component_variables": [{"component": "EVSE", "evse_id": 1,
                                                   "variable": "AvailabilityState"}]}, delay=2.0)],
     "TC_N_03": [mreport({"criteria": ["DeltaMonitoring"], "component_variables": [
-        {"component": "ChargingStation", "variable": "AvailabilityState"},
         {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}),
                 mreport({"criteria": ["ThresholdMonitoring"], "component_variables": [
-                    {"component": "ChargingStation", "variable": "AvailabilityState"},
-                    {"component": "EVSE", "evse_id": 1, "variable": "AvailabilityState"}]}, 2.0)],
+                    {"component": "ChargingStation", "variable": "Power"}]}, 2.0)],
     "TC_N_05": [Step("POST", f"{S}/monitoring/base", {"base": base}, "StatusNotification", 1, 0.5 + 2 * n)
                 for n, base in enumerate(("All", "FactoryDefault", "HardWiredOnly"))],
     "TC_N_08": [Step("POST", f"{S}/monitoring", {"monitors": [
@@ -319,6 +319,7 @@ PLAN: dict[str, list[Step]] = {
         "serial_number": "1234"}}, "StatusNotification")],
     # L Firmware management
     **{f"TC_L_{n:02d}": [firmware()] for n in range(1, 10)},
+    "TC_L_02": [firmware(install_at="{now+60}")],
     "TC_L_10": [firmware(), firmware(after="FirmwareStatusNotification", delay=1.0)],
     "TC_L_11": [firmware(), firmware(after="FirmwareStatusNotification", delay=1.0)],
     "TC_L_13": [firmware(after=TX, count=2)],
@@ -341,11 +342,15 @@ PLAN: dict[str, list[Step]] = {
     "TC_M_16": [installed(["MORootCertificate"])],
     "TC_M_17": [installed(["CSMSRootCertificate", "ManufacturerRootCertificate"])],
     "TC_M_18": [Step("GET", f"{S}/certificates", None, "StatusNotification")],
-    "TC_M_19": [installed(["CSMSRootCertificate"])],
-    "TC_M_20": [install("CSMSRootCertificate"), installed(["CSMSRootCertificate"], delay=2.0),
-                raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=4.0)],
-    "TC_M_21": [install("CSMSRootCertificate"), installed(["CSMSRootCertificate"], delay=2.0),
-                raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=4.0)],
+    "TC_M_19": [installed(["ManufacturerRootCertificate"])],
+    # once per hash algorithm (SHA256, SHA384, SHA512), each on a new connection
+    "TC_M_20": [step for n in (1, 2, 3) for step in (
+        Step("POST", f"{S}/certificates", {"certificate_type": "CSMSRootCertificate", "certificate": "{suite_ca}"},
+             "StatusNotification", n),
+        raw("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]}, "StatusNotification", n),
+        raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, "StatusNotification", n))],
+    "TC_M_21": [install("CSMSRootCertificate"), installed(["CSMSRootCertificate"], delay=0.5),
+                raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=0.5)],
     # K Smart charging
     "TC_K_01": [set_profile(1, profile(101, "TxDefaultProfile"), after="StatusNotification")],
     "TC_K_02": [set_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],

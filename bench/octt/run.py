@@ -130,9 +130,12 @@ class Conductor(threading.Thread):
                     return True
                 time.sleep(0.25)
             return False
+        direction = "in"
+        if action.startswith("out:"):  # a CALL of the CSMS's, e.g. out:SendLocalList
+            direction, action = "out", action[4:]
         while time.monotonic() < deadline and not self.stop.is_set():
             frames = [f for f in self.api.frames(self.station, self.start_id, action)
-                      if f["direction"] == "in" and f["message_type"] == 2]
+                      if f["direction"] == direction and f["message_type"] == 2]
             if len(frames) >= count:
                 return True
             time.sleep(0.25)
@@ -230,7 +233,7 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.P
         "CSMS_TARIFF_FALLBACK_TEXTS": "false", "CSMS_RECONCILE_TRANSACTIONS": "false",
         # a site's stations get their TxProfiles only (K15-K17 expect the TxProfile first)
         "CSMS_SMART_CHARGING_STATION_MAX_PROFILE": "false",
-        "CSMS_BILLING_COST_UPDATES": "true",  # I01: running cost during a transaction
+        "CSMS_BILLING_COST_UPDATES": "true", "CSMS_BILLING_COST_UPDATE_INTERVAL": "1",  # I01: running cost
         "CSMS_LOG_LEVEL": "warning",
         "CSMS_PKI_TRUST_ANCHORS": str(args.pki_dir / "mo_root.pem"),
     })
@@ -255,6 +258,12 @@ def provision(api: Api) -> None:
                                               "grid_limit_l2_a": 32.0, "grid_limit_l3_a": 32.0})
     if status not in (200, 201):
         raise SystemExit(f"cannot create the site: {status} {body}")
+    # I: an energy-based tariff for everyone everywhere (billing plugin), for running and final costs
+    status, tariff = api.call("POST", "/billing/tariffs", {"id": "OCTT", "currency": "EUR", "elements": [
+        {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 21, "step_size": 1}]}]})
+    if status not in (200, 201):
+        raise SystemExit(f"cannot create the tariff: {status} {tariff}")
+    api.call("POST", "/billing/assignments", {"tariff": tariff["id"]})
     for id_token, type_, status_, group, expires in TOKENS:
         body: dict[str, Any] = {"id_token": id_token, "type": type_, "status": status_}
         if group:
@@ -272,7 +281,7 @@ def station_of(test_file: Path) -> str:
     match = re.search(r"os\.environ\['(BASIC_AUTH_CP(?:_[A-G])?)'\]", text)
     if match and match.group(1) != "BASIC_AUTH_CP":
         return {"BASIC_AUTH_CP_" + k: v for k, v in BLOCK_STATION.items()}[match.group(1)]
-    if "BASIC_AUTH_CP_" + block in text:
+    if re.search(rf"\bBASIC_AUTH_CP_{block}\b", text):
         return BLOCK_STATION[block]
     return "CP_1"
 

@@ -222,32 +222,6 @@ async def test_ev_charging_needs_become_the_sessions_targets(server):
         assert row["departure_at"] == driver and row["energy_target_wh"] == 12000
 
 
-async def test_the_schedule_an_ev_waits_for_goes_before_the_default_profiles(server):
-    """K15 (OCTT TC_K_55 via tzi-OCTT): a station that boots and at once starts an ISO 15118
-    transaction and sends NotifyEVChargingNeeds gets, in the first round, the transaction's
-    TxProfile before the station-wide TxDefaultProfile: the EV waits for its schedule (ISO 15118
-    timeouts), the default only caps sessions still to come."""
-    site = (await server.api.post("/sites", json={"name": "Depot", "grid_limit_l1_a": 64, "grid_limit_l2_a": 64,
-                                                  "grid_limit_l3_a": 64})).json()["id"]
-    assert (await server.api.post("/stations", json={"station_id": "ISO-F", "site": site})).status_code == 201
-    await server.api.post("/tokens", json={"id_token": "CARD-K55", "type": "ISO14443"})
-    async with iso_station(server, "ISO-F") as cp:
-        await cp.call(call.TransactionEvent(
-            event_type="Started", timestamp=ocpp_ts(NOW), trigger_reason="Authorized", seq_no=0,
-            transaction_info={"transaction_id": "k55", "charging_state": "EVConnected"},
-            id_token={"id_token": "CARD-K55", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1}))
-        answer = await cp.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs={
-            "requested_energy_transfer": "AC_three_phase"}))
-        assert answer.status == "Accepted"
-        for _ in range(100):
-            if len(cp.profiles) >= 2:
-                break
-            await asyncio.sleep(0.1)
-        purposes = [p["charging_profile_purpose"] for p in cp.profiles]
-        assert purposes[:2] == ["TxProfile", "TxDefaultProfile"], cp.profiles
-        assert cp.profiles[0]["transaction_id"] == "k55"
-
-
 class HastyStation(IsoStation):
     """Hands a TxProfile's schedule to the EV, doubled, before it answers the SetChargingProfile."""
 

@@ -815,15 +815,10 @@ class SmartChargingService:
             self.request(model.topology.site_id, delay=self.config.retry_s + 0.1)
 
     async def _send_station(self, model: SiteModel, station_id: str, plans: list[Planned]) -> tuple[int, bool]:
-        """Send one station's profiles in turn; (how many were accepted, whether all were).
-
-        The station maximum first (it caps everything), then the transactions' TxProfiles (an ISO
-        15118 EV waits for its schedule after NotifyEVChargingNeeds, K15), then the defaults, which
-        only cap sessions still to come."""
+        """Send one station's profiles in turn; (how many were accepted, whether all were)."""
         sent, ok = 0, True
         changed: list[Planned] = []
-        order = {STATION_MAX: 0, TX: 1}
-        for plan in sorted(plans, key=lambda p: (order.get(p.purpose, 2), p.evse_id)):
+        for plan in sorted(plans, key=lambda p: (p.purpose != STATION_MAX, p.evse_id)):
             try:
                 status = await self._send_profile(model, plan)
             except (StationOffline, UnknownStation):

@@ -220,3 +220,71 @@ async def test_ev_charging_needs_become_the_sessions_targets(server):
         await asyncio.sleep(0.5)
         row = await targets()
         assert row["departure_at"] == driver and row["energy_target_wh"] == 12000
+
+
+class HastyStation(IsoStation):
+    """Hands a TxProfile's schedule to the EV, doubled, before it answers the SetChargingProfile."""
+
+    verdicts: list[Any]
+    tasks: list[asyncio.Task[None]]
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
+        self.profiles.append(charging_profile)
+        if charging_profile["charging_profile_purpose"] == "TxProfile":
+            schedule = charging_profile["charging_schedule"][0]
+            periods = [{"start_period": p["start_period"], "limit": p["limit"] * 2}
+                       for p in schedule["charging_schedule_period"]]
+            notify = call.NotifyEVChargingSchedule(time_base=ocpp_ts(NOW), evse_id=evse_id, charging_schedule={
+                "id": 1, "charging_rate_unit": schedule["charging_rate_unit"], "charging_schedule_period": periods})
+
+            async def tell() -> None:
+                self.verdicts.append(await self.call(notify))
+
+            self.tasks.append(asyncio.create_task(tell()))  # the answer to it is read after ours is sent
+            await asyncio.sleep(1.0)  # the CSMS checks the EV's schedule before it has this answer
+        return call_result.SetChargingProfile(status="Accepted")
+
+
+async def test_an_ev_schedule_sent_before_the_stations_answer_is_held_to_the_profile(server):
+    """K15.FR.12, K15.FR.13 (OCTT TC_K_55 via tzi-OCTT): the EV's schedule can reach the CSMS
+    before the station's answer to the TxProfile it came from; it is checked against that profile
+    all the same (recorded as Pending until the answer), so one above it is Rejected, and the CSMS
+    renegotiates: it sends the TxProfile again (once per retry period)."""
+    site = (await server.api.post("/sites", json={"name": "Depot", "grid_limit_l1_a": 32, "grid_limit_l2_a": 32,
+                                                  "grid_limit_l3_a": 32})).json()["id"]
+    assert (await server.api.post("/stations", json={"station_id": "ISO-H", "site": site})).status_code == 201
+    await server.api.post("/tokens", json={"id_token": "CARD-K55H", "type": "ISO14443"})
+    async with websockets.connect(server.ws_url("ISO-H"), subprotocols=["ocpp2.0.1"]) as ws:
+        cp = HastyStation("ISO-H", ws)
+        cp.profiles, cp.verdicts, cp.tasks = [], [], []
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call.BootNotification(charging_station={"model": "ISO", "vendor_name": "Acme"},
+                                                reason="PowerUp"))
+            await cp.call(call.TransactionEvent(
+                event_type="Started", timestamp=ocpp_ts(NOW), trigger_reason="Authorized", seq_no=0,
+                transaction_info={"transaction_id": "k55h", "charging_state": "EVConnected"},
+                id_token={"id_token": "CARD-K55H", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1}))
+            await cp.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs={
+                "requested_energy_transfer": "AC_three_phase"}))
+            for _ in range(100):
+                if cp.verdicts:
+                    break
+                await asyncio.sleep(0.1)
+            assert cp.verdicts and cp.verdicts[0].status == "Rejected", (cp.verdicts, cp.profiles)
+            assert cp.verdicts[0].status_info["reason_code"] == "ExceedsLimits"
+            # K15.FR.13: the CSMS starts a new renegotiation, the transaction's TxProfile again;
+            # the EV exceeds once more and is answered Rejected, but no third profile follows
+            # within the retry period (no loop)
+            for _ in range(100):
+                if len(cp.verdicts) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            tx = [p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]
+            assert len(tx) == 2 and tx[1]["transaction_id"] == "k55h", cp.profiles
+            assert cp.verdicts[1].status == "Rejected"
+            await asyncio.sleep(1.5)
+            assert len([p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]) == 2
+        finally:
+            task.cancel()

@@ -264,3 +264,37 @@ async def test_periodic_monitor_and_its_events(server):
     events = (await server.api.get(f"/stations/{sid}/monitoring/events")).json()["items"]
     assert sorted((e["trigger"], e["actual_value"], e["monitor_id"]) for e in events) == [
         ("Periodic", "7100", 7), ("Periodic", "7300", 7)]
+
+
+async def test_clearing_more_monitors_than_a_message_may_carry(server):
+    """N04 (OCTT TC_N_18 via tzi-OCTT): the CSMS reads MonitoringCtrlr.ItemsPerMessage
+    [ClearVariableMonitoring] with GetVariables and clears in messages of at most that many ids;
+    the answers of every message come back together. A reported value is used without asking."""
+    class SmallStation(Station201):
+        asked: list[dict[str, Any]] = []
+        cleared: list[list[int]] = []
+
+        @on(Action.get_variables)
+        async def on_get_variables(self, get_variable_data, **kwargs):
+            self.asked.extend(get_variable_data)
+            return call_result.GetVariables(get_variable_result=[
+                {"attribute_status": "Accepted", "attribute_value": "2", "component": d["component"],
+                 "variable": d["variable"]} for d in get_variable_data])
+
+        @on(Action.clear_variable_monitoring)
+        async def on_clear_variable_monitoring(self, id, **kwargs):  # noqa: A002 (OCPP's name)
+            self.cleared.append(list(id))
+            return call_result.ClearVariableMonitoring(clear_monitoring_result=[
+                {"id": i, "status": "Accepted"} for i in id])
+
+    sid = "SMALL-N18"
+    async with station(server, sid, "2.0.1", cls=SmallStation) as cp:
+        r = await server.api.post(f"/stations/{sid}/monitoring/clear", json={"monitor_ids": [1, 2, 3, 4, 5]})
+        assert r.status_code in (200, 201), r.text
+        assert cp.asked == [{"component": {"name": "MonitoringCtrlr"},
+                             "variable": {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"}}]
+        assert cp.cleared == [[1, 2], [3, 4], [5]]
+        assert [x["id"] for x in r.json()["results"]] == [1, 2, 3, 4, 5]
+        assert r.json()["messages"] == 3
+        r = await server.api.post(f"/stations/{sid}/monitoring/clear", json={"monitor_ids": [6]})
+        assert cp.cleared[-1] == [6] and len(cp.asked) == 1  # one id: nothing to split, nothing asked

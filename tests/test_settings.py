@@ -16,7 +16,9 @@ from plugins.billing.config import BillingSettings
 from csms.settings import SmtpSettings
 
 ROOT = Path(__file__).parent.parent
-TEST_SUITE_PREFIXES = ("CSMS_TEST_", "CSMS_FUZZ_")  # configure the test suite, not a CSMS
+# configure the test suite, not a CSMS; CSMS_ADDRESS and CSMS_WSS_ADDRESS are the outside tzi-OCTT
+# suite's (bench/octt), where its stations find the CSMS under test
+TEST_SUITE_PREFIXES = ("CSMS_TEST_", "CSMS_FUZZ_", "CSMS_ADDRESS", "CSMS_WSS_ADDRESS")
 
 
 def all_declared():

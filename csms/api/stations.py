@@ -151,6 +151,7 @@ class FirmwareBody(msgspec.Struct, forbid_unknown_fields=True):
     signing_certificate: str | None = None
     signature: str | None = None
     retries: Int32 | None = None
+    install_at: datetime | None = None  # when the station installs it (2.0.1, 1.6 signed updates)
 
 
 class LogsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -478,7 +479,7 @@ class StationController(Controller):
         return await run_command(get_core().operations.update_firmware(
             station_id, location=data.location, retrieve_at=data.retrieve_at or utcnow() + timedelta(seconds=5),
             signing_certificate=data.signing_certificate, signature=data.signature, retries=data.retries,
-            by=caller(request)))
+            install_at=data.install_at, by=caller(request)))
 
     @post("/{station_id:str}/logs", guards=[require("operator")])
     async def get_logs(self, request: Request, station_id: str, data: LogsBody) -> dict[str, Any]:

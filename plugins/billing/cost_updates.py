@@ -26,6 +26,7 @@ log = logging.getLogger("csms.billing")
 class CostUpdates:
     def __init__(self) -> None:
         self._last_sent: dict[int, float] = {}
+        self._later: set[int] = set()  # sessions with a cost update waiting for the interval to pass
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def on_event(self, event: ev.Event) -> None:
@@ -38,11 +39,30 @@ class CostUpdates:
         now = time.monotonic()
         last = self._last_sent.get(event.session_id)
         if last is not None and now - last < settings.cost_update_interval:
+            # too soon: sent once the interval has passed (the last change must reach the station
+            # even when no update follows it), one waiting update per session
+            if event.session_id not in self._later:
+                self._later.add(event.session_id)
+                self._spawn(self._send_later(event.station_id, event.session_id,
+                                             last + settings.cost_update_interval - now))
             return
         self._last_sent[event.session_id] = now
-        task = asyncio.create_task(self.send(event.station_id, event.session_id))
+        self._spawn(self.send(event.station_id, event.session_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _send_later(self, station_id: str, session_id: int, delay: float) -> None:
+        try:
+            await asyncio.sleep(max(delay, 0.0))
+        finally:
+            self._later.discard(session_id)
+        if session_id not in self._last_sent:  # the session ended meanwhile
+            return
+        self._last_sent[session_id] = time.monotonic()
+        await self.send(station_id, session_id)
 
     async def send(self, station_id: str, session_id: int) -> None:
         core = get_core()

@@ -139,7 +139,8 @@ async def check(core: HasSessions, state: StationState, *, evse_id: int, schedul
         ChargingProfile.evse_id, ChargingProfile.purpose, ChargingProfile.kind, ChargingProfile.transaction_id,
         ChargingProfile.payload, ChargingProfile.sent_at,
     ).where((ChargingProfile.station == state.pk) & (ChargingProfile.source == "csms")
-            & (ChargingProfile.status == "Accepted") & ChargingProfile.cleared_at.is_null()
+            # Pending: sent, its answer not in yet (the EV may already have it)
+            & ChargingProfile.status.is_in(["Accepted", "Pending"]) & ChargingProfile.cleared_at.is_null()
             & ChargingProfile.evse_id.is_in([0, evse_id])
             ).order_by(ChargingProfile.id, ascending=False).output(load_json=True)
     session = core.sessions.on_evse(state.station_id, evse_id)

@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import StationCalls
-from csms.core.ocpp.outbound.calls import new_request_id
+from csms.core.ocpp.outbound.calls import new_request_id, positive_int
+from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import UnknownStation
 from csms.core.services.operations import OperationError, feature_state, live_calls_with
-from csms.core.tables import Station, StationEvent, VariableMonitor
+from csms.core.tables import DeviceVariable, Station, StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
 
@@ -267,14 +268,41 @@ class MonitoringService:
         if any(not 0 <= i <= MAX_MONITOR_ID for i in monitor_ids):
             raise OperationError(N_("monitor ids are between 0 and %(maximum)s"), maximum=MAX_MONITOR_ID)
         pk, calls = await self._connected(station_id)
-        call = calls.clear_monitors(monitor_ids=list(dict.fromkeys(monitor_ids)))
-        outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
-        outcome["results"] = [{**r, "words": in_words(r.get("status", ""))} for r in outcome["results"]]
+        ids = list(dict.fromkeys(monitor_ids))
+        per_message = await self._per_message(station_id, pk, calls, "ClearVariableMonitoring", by) if len(ids) > 1 \
+            else None
+        step = per_message or len(ids)
+        outcome: dict[str, Any] = {}
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(ids), step):  # no more ids per message than the station takes (N04)
+            call = calls.clear_monitors(monitor_ids=ids[start:start + step])
+            outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+            results += outcome["results"]
+        outcome["results"] = [{**r, "words": in_words(r.get("status", ""))} for r in results]
+        outcome["messages"] = -(-len(ids) // step)
         gone = [r["id"] for r in outcome["results"] if r.get("status") in ("Accepted", "NotFound")]
         if gone:
             await VariableMonitor.delete().where((VariableMonitor.station == pk)
                                                  & VariableMonitor.monitor_id.is_in(gone))
         return outcome
+
+    async def _per_message(self, station_id: str, pk: int, calls: StationCalls, message: str,
+                           by: str) -> int | None:
+        """MonitoringCtrlr.ItemsPerMessage[``message``]: from the variables the station reported,
+        else asked with GetVariables; None when it does not say (no limit then)."""
+        row = await DeviceVariable.select(DeviceVariable.value).where(
+            (DeviceVariable.station == pk) & (DeviceVariable.component == "MonitoringCtrlr")
+            & (DeviceVariable.variable == "ItemsPerMessage") & (DeviceVariable.variable_instance == message)
+            & (DeviceVariable.attribute_type == "Actual")).first()
+        known = positive_int(row["value"]) if row else None
+        if known is not None:
+            return known
+        call = calls.monitoring_items_per_message(message=message)
+        try:
+            answer = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+        except OcppError:  # a station without the variable may answer with a CALLERROR
+            return None
+        return answer["per_message"]
 
     async def request_report(self, station_id: str, *, criteria: list[str] | None = None,
                              component_variables: list[dict[str, Any]] | None = None,

@@ -309,13 +309,17 @@ class Operations:
 
     async def update_firmware(self, station_id: str, *, location: str, retrieve_at: datetime,
                               signing_certificate: str | None = None, signature: str | None = None,
-                              retries: int | None = None, by: str = "") -> dict[str, Any]:
+                              retries: int | None = None, install_at: datetime | None = None,
+                              by: str = "") -> dict[str, Any]:
         """Returns ``request_id`` too (None for a plain 1.6 UpdateFirmware, which has none), to
-        match the station's later FirmwareStatusNotifications."""
+        match the station's later FirmwareStatusNotifications. ``install_at`` (L01
+        ``installDateTime``) must not come before ``retrieve_at``."""
+        if install_at is not None and install_at < retrieve_at:
+            raise OperationError(N_("install_at must not be before retrieve_at"))
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.update_firmware(
             location=location, retrieve_at=retrieve_at, signing_certificate=signing_certificate,
-            signature=signature, retries=retries), by)
+            signature=signature, retries=retries, install_at=install_at), by)
 
     async def get_logs(self, station_id: str, *, location: str, log_type: str = DIAGNOSTICS_LOG,
                        oldest: datetime | None = None, latest: datetime | None = None, retries: int | None = None,
@@ -347,13 +351,22 @@ class Operations:
         calls = await self._calls(station_id)
         call = calls.set_charging_profile(evse_id=evse_id, profile=profile)
         pid, purpose = calls.profile_id(profile), profile["chargingProfilePurpose"]
-        response = await self._send(station_id, call, by)
-        await ChargingProfile(
+        # Recorded before it leaves, as Pending: the station may hand the schedule to an ISO 15118
+        # EV, whose NotifyEVChargingSchedule can come in before the station's answer does, and is
+        # checked against it (K15.FR.12); the answer (or NotDelivered) replaces Pending.
+        row = ChargingProfile(
             station=await self._station_pk(station_id), evse_id=evse_id, profile_id=pid,
             stack_level=profile["stackLevel"], purpose=purpose, kind=profile["chargingProfileKind"],
             transaction_id=str(profile["transactionId"]) if profile.get("transactionId") is not None else None,
-            payload=profile, source="csms", status=response["status"],
-        ).save()
+            payload=profile, source="csms", status="Pending",
+        )
+        await row.save()
+        status = "NotDelivered"
+        try:
+            response = await self._send(station_id, call, by)
+            status = str(response["status"])[:16]
+        finally:
+            await ChargingProfile.update({ChargingProfile.status: status}).where(ChargingProfile.id == row.id)
         return call.outcome(response)
 
     async def reserve(self, station_id: str, *, id_token: str, expires_at: datetime, evse_id: int | None = None,

@@ -217,8 +217,10 @@ class StationCalls(ABC):
 
     @abstractmethod
     def update_firmware(self, *, location: str, retrieve_at: datetime, signing_certificate: str | None,
-                        signature: str | None, retries: int | None) -> Call:
-        """The outcome has the ``request_id`` of the update (None when the call has none)."""
+                        signature: str | None, retries: int | None, install_at: datetime | None = None) -> Call:
+        """The outcome has the ``request_id`` of the update (None when the call has none);
+        ``install_at``: when the station installs it (2.0.1 and the 1.6 security extension's
+        ``installDateTime``; a plain 1.6 UpdateFirmware has none)."""
 
     async def takes_get_log(self, station_pk: int) -> bool:
         """Whether the station takes GetLog (2.0.1: always; 1.6: with the security extension)."""
@@ -367,6 +369,11 @@ class StationCalls(ABC):
 
     def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
         """ClearVariableMonitoring; the outcome has ``results`` (``id``, ``status``)."""
+        raise self._not_in_version("variable monitoring")
+
+    def monitoring_items_per_message(self, *, message: str) -> Call:
+        """How many monitors one ``message`` (SetVariableMonitoring, ClearVariableMonitoring) may
+        carry; the outcome has ``per_message`` (None: the station does not say)."""
         raise self._not_in_version("variable monitoring")
 
     def get_monitoring_report(self, *, request_id: int, criteria: list[str] | None,

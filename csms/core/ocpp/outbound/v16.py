@@ -169,7 +169,7 @@ class Calls16(StationCalls):
                                             "value": passwords.authorization_key(password)}, outcome=status_of)
 
     def update_firmware(self, *, location: str, retrieve_at: datetime, signing_certificate: str | None,
-                        signature: str | None, retries: int | None) -> Call:
+                        signature: str | None, retries: int | None, install_at: datetime | None = None) -> Call:
         """SignedUpdateFirmware (Security extension) when signed, else a plain UpdateFirmware, which
         has no request id and no status."""
         request_id = new_request_id()
@@ -177,6 +177,8 @@ class Calls16(StationCalls):
             signed: dict[str, Any] = {"requestId": request_id, "firmware": {
                 "location": location, "retrieveDateTime": ocpp_ts(retrieve_at),
                 "signingCertificate": signing_certificate, "signature": signature}}
+            if install_at is not None:
+                signed["firmware"]["installDateTime"] = ocpp_ts(install_at)
             if retries is not None:
                 signed["retries"] = retries
             return Call("SignedUpdateFirmware", signed, outcome=answered_for(request_id))

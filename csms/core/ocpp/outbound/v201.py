@@ -188,9 +188,11 @@ class Calls201(StationCalls):
             "variable": {"name": passwords.PASSWORD_VARIABLE}}]}, outcome=variable_set)
 
     def update_firmware(self, *, location: str, retrieve_at: datetime, signing_certificate: str | None,
-                        signature: str | None, retries: int | None) -> Call:
+                        signature: str | None, retries: int | None, install_at: datetime | None = None) -> Call:
         request_id = new_request_id()
         firmware: dict[str, Any] = {"location": location, "retrieveDateTime": ocpp_ts(retrieve_at)}
+        if install_at is not None:
+            firmware["installDateTime"] = ocpp_ts(install_at)
         if signing_certificate:
             firmware["signingCertificate"] = signing_certificate
         if signature:
@@ -382,6 +384,18 @@ class Calls201(StationCalls):
     def set_monitors(self, *, monitors: list[dict[str, Any]]) -> Call:
         return Call("SetVariableMonitoring", {"setMonitoringData": monitors}, outcome=lambda response: {
             **accepted(response), "results": response.get("setMonitoringResult") or []})
+
+    def monitoring_items_per_message(self, *, message: str) -> Call:
+        """GetVariables of MonitoringCtrlr.ItemsPerMessage[``message``]: the most monitors one
+        SetVariableMonitoring or ClearVariableMonitoring may carry; ``per_message`` None when
+        the station does not say."""
+        def outcome(response: dict[str, Any]) -> dict[str, Any]:
+            result = (response.get("getVariableResult") or [{}])[0]
+            value = result.get("attributeValue") if result.get("attributeStatus") == "Accepted" else None
+            return {**accepted(response), "per_message": positive_int(value)}
+        return Call("GetVariables", {"getVariableData": [{
+            "component": {"name": "MonitoringCtrlr"},
+            "variable": {"name": "ItemsPerMessage", "instance": message}}]}, outcome=outcome)
 
     def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
         return Call("ClearVariableMonitoring", {"id": monitor_ids}, outcome=lambda response: {

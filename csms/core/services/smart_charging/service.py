@@ -88,7 +88,8 @@ class Signal:
     """What the loop needs of an event: its kind, station, session (meter values and stops) and,
     on the node where it happened, the event itself. ``site`` signals ask for a site's round."""
 
-    kind: str  # connected | booted | refused | disconnected | meter | stopped | needs | status | started | site
+    kind: str  # connected | booted | refused | disconnected | meter | stopped | needs | renegotiate | status
+    # | started | site
     station_id: str = ""
     session_id: int | None = None
     site_id: int | None = None
@@ -141,6 +142,7 @@ class SmartChargingService:
         self._no_composite: set[str] = set()
         self._measured_at: dict[int, float] = {}  # session id → monotonic time of the last sample
         self._changed_at: dict[tuple[str, int], float] = {}  # (station, evse) → last TxProfile change
+        self._renegotiated: dict[str, float] = {}  # station → last renegotiation after a rejected EV schedule
         self.departures = DepartureLearner()  # learned departures (setting learned_departures)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -235,6 +237,11 @@ class SmartChargingService:
         if isinstance(event, ev.StationReported):
             if event.category == "charging_limit":  # an external limit came or went (K11-K14)
                 return Signal("limit", sid, event=event)
+            if event.category == "ev_charging_schedule" and (event.details.get("answer") or {}).get(
+                    "status") == "Rejected":
+                # the EV's schedule exceeded the limits: the CSMS starts a new renegotiation
+                # (K15.FR.13, K16.FR.08, K17.FR.13), i.e. sends the TxProfile again
+                return Signal("renegotiate", sid, event=event)
             return Signal("needs", sid, event=event) if event.category == "ev_charging_needs" else None
         if isinstance(event, ev.ConnectorStatusChanged):
             # only a connector seen for the first time changes the safe shares
@@ -330,8 +337,14 @@ class SmartChargingService:
                 self._site_of[station_id] = (found.get(station_id), now)
         for e in signals:
             site_id = self._site_of.get(e.station_id, (None, 0.0))[0]
-            if e.kind == "needs":
-                if isinstance(e.event, ev.StationReported):  # told this node: stored before the round
+            if e.kind == "renegotiate":
+                # at most one renegotiation per retry period: an EV that keeps asking for more than
+                # it may have is not sent the same profile in a loop
+                if now - self._renegotiated.get(e.station_id, -INF) < cfg.retry_s:
+                    continue
+                self._renegotiated[e.station_id] = now
+            if e.kind in ("needs", "renegotiate"):
+                if e.kind == "needs" and isinstance(e.event, ev.StationReported):  # stored before the round
                     await store_charging_needs(self.sessions, e.event)
                 # An accepted NotifyEVChargingNeeds promises the EV a schedule (K15, K17): the
                 # next round sends the station's TxProfiles even when their limits are unchanged.

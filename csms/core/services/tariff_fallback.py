@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import events as ev
 from csms.core.ocpp.outbound import known_calls
+from csms.core.ocpp.validation import OcppError
+from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError, calls_with
 from csms.core.services.tariff_messages import MAX_CONTENT, message_content
 from csms.core.tables import DeviceVariable
@@ -79,9 +81,13 @@ class TariffFallbackService:
 
     async def _after_boot(self, station_id: str) -> None:
         try:
+            if not await self.texts(station_id):
+                return  # no plugin text, no configured text: nothing to set
             await self.send(station_id, only_new=True, by="tariff-fallback")
-        except Exception:  # offline again, a CALLERROR: the next boot tries again
-            log.warning("%s: fallback tariff texts not sent", station_id, exc_info=True)
+        except (OperationError, StationOffline, UnknownStation, CommandTimeout, OcppError) as exc:
+            log.info("%s: fallback tariff texts not sent: %s", station_id, exc)  # the next boot tries again
+        except Exception:
+            log.exception("%s: fallback tariff texts not sent", station_id)
 
     async def texts(self, station_id: str) -> dict[str, str]:
         """The texts for the station now: ``tariff`` (the ``tariff_message`` hook's, no driver

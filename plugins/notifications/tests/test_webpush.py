@@ -114,20 +114,23 @@ async def test_gone_subscription_is_removed_and_a_hung_one_holds_up_nothing(serv
     for keys, url in ((gone, f"{push_service.origin}/gone/old-phone"), (hung, f"{push_service.origin}/hang/tablet"),
                       (fine, push_service.endpoint("new-phone"))):
         assert (await subscribe(client, csrf, keys.subscription(url))).status_code == 201
-    started = time.monotonic()
     async with station(server, "GONE-CP", "2.0.1") as cp:
         await run_session_201(cp, "GINACARD", "tx-gone")
         await eventually(lambda: len(push_service.to("new-phone")) == 3, what="the working phone's three pushes")
     # the working phone got all three while the hung push service was still holding its requests
     assert push_service.hanging >= 1
-    assert all(r["at"] - started < 3 for r in push_service.to("new-phone"))
     assert await Subscription.count().where(Subscription.target.like("%/gone/%")) == 0
     failed = await Delivery.select().where(Delivery.target.like("%/gone/%")).order_by(Delivery.id)
     assert failed and failed[0]["status"] == "failed" and failed[0]["response_status"] == 410
     assert failed[0]["attempts"] == 1 and "gone" in failed[0]["last_error"]
     # the first 410 ends it: no retry, and the session's later events, queued behind it, never go
+    # (they are marked failed by the worker that got the 410, which may still be at it on a busy machine)
+    async def all_failed() -> list[dict]:
+        rows = await Delivery.select().where(Delivery.target.like("%/gone/%")).order_by(Delivery.id)
+        return rows if all(d["status"] == "failed" and "gone" in d["last_error"] for d in rows) else []
+
+    failed = await eventually(all_failed, what="every delivery to the gone subscription failed")
     assert len(push_service.to("/gone/")) == 1
-    assert all(d["status"] == "failed" and "gone" in d["last_error"] for d in failed)
     assert all(d["attempts"] == 0 for d in failed[1:])
     # the hung one times out (3 s) and is retried like any failed delivery
     await eventually(lambda: Delivery.count().where(Delivery.target.like("%/hang/%")

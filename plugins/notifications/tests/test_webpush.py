@@ -8,7 +8,6 @@ data export lists the devices and erasure deletes them."""
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest

@@ -26,7 +26,7 @@ from csms.admin.config import AdminSettings, admin_settings
 from csms.admin.database import create_database_admin, database_mount
 from csms.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from csms.admin.live import LiveHub
-from csms.admin.templating import install_filters
+from csms.admin.templating import install_filters, mark_request_start
 from csms.api.auth import principal_resolvers
 from csms.api.tenancy import page_principal_resolvers
 
@@ -83,6 +83,7 @@ def admin_router() -> Router:
             users.account, users.account_save, users.account_time_zone, users.account_language, users.link_page, users.link_save,
         ],
         guards=[auth.admin_guard],
+        before_request=mark_request_start,
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -409,6 +409,16 @@ def page_panel(*pages: str, when: Callable[[dict[str, Any]], bool] | None = None
     return decorate
 
 
+REQUEST_STARTED = "csms_request_started"
+
+
+async def mark_request_start(request: Request) -> None:
+    """``before_request`` of the admin's routes: when the request came in. A page's data is read
+    after this moment, so a change the live stream reports from then on may be missing from it
+    (the page's ``data-rendered``)."""
+    request.scope[REQUEST_STARTED] = datetime.now(timezone.utc).timestamp()  # type: ignore[literal-required]
+
+
 async def render(request: Request, template: str, *, status_code: int = 200, panel_page: str | None = None,
                  **context: Any) -> Template:
     """A page of the admin with the shared context; ``panel_page`` adds plugin panels."""
@@ -426,7 +436,9 @@ async def render(request: Request, template: str, *, status_code: int = 200, pan
         "path": request.url.path,
         "time_zone": zone,
         "language": i18n.current_language(),
-        "rendered_at": datetime.now(timezone.utc).timestamp(),  # the live stream's first open refreshes a page older than a change
+        # the live stream's first open refreshes a page older than a change: its data was read
+        # after the request came in (the admin's routes mark it), else after now
+        "rendered_at": request.scope.get(REQUEST_STARTED) or datetime.now(timezone.utc).timestamp(),
         **context,
     })
 

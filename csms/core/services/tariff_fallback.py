@@ -81,9 +81,9 @@ class TariffFallbackService:
 
     async def _after_boot(self, station_id: str) -> None:
         try:
-            if not await self.texts(station_id):
-                return  # no plugin text, no configured text: nothing to set
-            await self.send(station_id, only_new=True, by="tariff-fallback")
+            wanted = await self.texts(station_id)
+            if wanted:  # else no plugin text and no configured text: nothing to set
+                await self._set(station_id, wanted, only_new=True, by="tariff-fallback")
         except (OperationError, StationOffline, UnknownStation, CommandTimeout, OcppError) as exc:
             log.info("%s: fallback tariff texts not sent: %s", station_id, exc)  # the next boot tries again
         except Exception:
@@ -123,6 +123,11 @@ class TariffFallbackService:
         if not wanted:
             raise OperationError(N_("no text to send: no plugin gives a tariff text for this station "
                                     "(tariff_message hook) and total_cost_fallback_message is not set"))
+        return await self._set(station_id, wanted, only_new=only_new, by=by)
+
+    async def _set(self, station_id: str, wanted: dict[str, str], *, only_new: bool, by: str) -> dict[str, Any]:
+        """SetVariables of each of ``wanted`` (kind → text), with ``only_new`` those the station
+        does not hold already; per kind the station's answer."""
         held = await self._held(station_id) if only_new else {}
         results: dict[str, Any] = {}
         for kind, text in wanted.items():

@@ -115,6 +115,7 @@ class Operations:
         self.stations = stations
         self.reports = reports
         self.reservations: ReservationService | None = None  # set by attach(): reservations ask this service
+        self._background: set[asyncio.Future[None]] = set()  # calls sent after the request that made them
 
     def attach(self, reservations: ReservationService) -> None:
         """The reservation service, which sends its calls for the station's version found here."""
@@ -221,6 +222,27 @@ class Operations:
                       by: str = "") -> dict[str, Any]:
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.trigger(message=message, evse_id=evse_id), by)
+
+    async def set_registration_status(self, station_id: str, status: str, *, by: str = "") -> None:
+        """The operator's decision on a station (Accepted, Pending, Rejected). A station that is
+        connected while it becomes Accepted is asked for a BootNotification (TriggerMessage, allowed
+        while Pending in both versions), so that it learns now, not at the end of its boot interval.
+        The trigger goes out after this returns (the decision does not wait for the station); one
+        that fails is logged, and the station still learns at its next boot."""
+        row = await Station.select(Station.registration_status).where(Station.station_id == station_id).first()
+        if row is None:
+            raise UnknownStation(station_id)
+        await self.stations.set_registration_status(station_id, status)
+        if status == "Accepted" and row["registration_status"] != "Accepted" and self.commands.version_of(station_id):
+            task = asyncio.ensure_future(self._trigger_boot(station_id, by))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _trigger_boot(self, station_id: str, by: str) -> None:
+        try:
+            await self.trigger(station_id, message="BootNotification", by=by)
+        except (StationOffline, CommandTimeout, OcppError, OperationError) as exc:
+            log.warning("%s accepted, but its BootNotification could not be triggered: %r", station_id, exc)
 
     async def data_transfer(self, station_id: str, *, vendor_id: str, message_id: str | None = None,
                             data: Any = None, by: str = "") -> dict[str, Any]:

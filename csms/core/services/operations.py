@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from piccolo.query.functions.aggregate import Max
 
+from csms.core.background import BackgroundTasks
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
@@ -115,7 +116,7 @@ class Operations:
         self.stations = stations
         self.reports = reports
         self.reservations: ReservationService | None = None  # set by attach(): reservations ask this service
-        self._background: set[asyncio.Future[None]] = set()  # calls sent after the request that made them
+        self._background = BackgroundTasks(log, "operation")  # calls sent after the request that made them
 
     def attach(self, reservations: ReservationService) -> None:
         """The reservation service, which sends its calls for the station's version found here."""
@@ -234,9 +235,7 @@ class Operations:
             raise UnknownStation(station_id)
         await self.stations.set_registration_status(station_id, status)
         if status == "Accepted" and row["registration_status"] != "Accepted" and self.commands.version_of(station_id):
-            task = asyncio.ensure_future(self._trigger_boot(station_id, by))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._background.spawn(self._trigger_boot(station_id, by))
 
     async def _trigger_boot(self, station_id: str, by: str) -> None:
         try:

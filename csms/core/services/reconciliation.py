@@ -36,6 +36,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, cast
 
+from csms.core.background import BackgroundTasks
 from csms.core import events as ev
 from csms.core.ocpp.outbound import StationCalls, known_calls
 from csms.core.ocpp.validation import OcppError
@@ -72,7 +73,7 @@ class TransactionReconciliation:
         self._pending: dict[str, set[int]] = {}
         # per station connected and not booted since: the wait before its open sessions are checked
         self._unbooted: dict[str, asyncio.Task[Any]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "transaction reconciliation")
         self._unsubscribe: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -83,25 +84,14 @@ class TransactionReconciliation:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def drain(self) -> None:
         """Wait until the checks under way are done (tests; after ``events.drain()``)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("transaction reconciliation failed", exc_info=task.exception())
+        return self._tasks.spawn(coro)
 
     def _on_event(self, event: ev.Event) -> None:
         """A listener on the event dispatcher: it runs after the station got its answer."""

@@ -83,6 +83,14 @@ class NotSupported(OperationError):
     """The station's protocol version has no such operation (display messages on OCPP 1.6)."""
 
 
+async def known_station(station_id: str) -> dict[str, Any]:
+    """The station's ``id`` (pk) and stored ``ocpp_version``; :class:`UnknownStation` if none."""
+    row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
+    if row is None:
+        raise UnknownStation(station_id)
+    return row
+
+
 async def calls_with(commands: CommandService, station_id: str, feature: str, missing: str) -> StationCalls:
     """The calls of a known station's live version when they have ``feature`` (a ``supports_*``
     flag of :class:`StationCalls`); else :class:`NotSupported` with ``missing`` (what the version

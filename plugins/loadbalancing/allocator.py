@@ -57,12 +57,8 @@ Rules, in the order they are applied
    *In a crunch* - when on some node phase the timed loads together need more than
    ``crunch_pressure`` (2) times its limit to get their energy before they leave (each at
    most its cap) - no departure can be met anyway, and departures are set aside for
-   fairness among the loads *in the crunch*: those drawing from such a node phase and every
-   load linked to them through node phases they share. A load that shares no node phase with
-   them competes with none of them for anything (on a site of single-phase loads, the loads
-   on another phase whose phases are under no pressure) and keeps its departure. For the
-   loads in the crunch the weights and starts of rule 6 become those that minimise the sum
-   over them of ``R ** crunch_size_exponent * u ** 2 / n ** crunch_stay_exponent``, where ``u``
+   fairness: the weights and starts of rule 6 become those that minimise the sum over the
+   loads of ``R ** crunch_size_exponent * u ** 2 / n ** crunch_stay_exponent``, where ``u``
    is the share of its requested energy ``R`` (``energy_wh + energy_wh_needed``) a load will
    still miss after ``crunch_horizon_s`` (5 min) at the limit it is given and ``n`` the
    number of such horizons before it leaves (at least 1; ``untimed_start_s`` for a load
@@ -126,7 +122,7 @@ Rules, in the order they are applied
    minus what the loads that are not low and have an earlier start would get). So capacity
    goes to the cars that leave first instead of holding every car that could wait at
    ``min_a``; a low car never waits for a less or equally urgent one, and the low cars take
-   turns through the rotation queue. In a crunch (rule 3) a low car in it that has been paused for
+   turns through the rotation queue. In a crunch (rule 3) a low car that has been paused for
    ``max_wait_s`` is admitted whenever its ``min_a`` fits: there urgency follows the shares
    received, which only move while cars charge, so a car with a large demand would otherwise
    wait behind a stream of smaller ones. Loads that are not timed are admitted as above.
@@ -380,17 +376,18 @@ def allocate(
         wanting[i] = True
         floors[i] = load.min_a
         caps[i] = cap
-    crunched = _crunched(loads, wanting, keys, caps, limits, now, config)
+    crunch = config.crunch_pressure is not None and _pressure(
+        loads, wanting, keys, caps, limits, now, config) > config.crunch_pressure
     _fill_parameters(loads, wanting, now, config, weights, starts)
-    if crunched:
-        _fill_shares(loads, [i in crunched for i in range(count)], now, config, weights, starts)
+    if crunch:
+        _fill_shares(loads, wanting, now, config, weights, starts)
 
     before = state.node_limits_a if state is not None else {}
     risen = [
         n.id in before and limit > before[n.id][p] + EPSILON_A
         for n in nodes for p, limit in enumerate(n.limit_a)
     ]
-    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config, crunched,
+    admitted = _admit(loads, keys, floors, caps, weights, starts, wanting, limits, prev, now, config, crunch,
                       risen)
     alloc = _water_fill(admitted, keys, floors, caps, weights, starts, limits)
     _apply_hysteresis(loads, admitted, keys, alloc, limits, caps, weights, starts, prev, config)
@@ -576,9 +573,9 @@ def _fill_shares(
 
 
 def _pressure(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]], caps: list[float],
-              limits: list[float], now: float, config: AllocatorConfig) -> list[float]:
-    """Rule 3: per node phase, the ratio of what the timed loads need on average to get their
-    energy before they leave (each at most its cap) to the limit (0 without need or limit)."""
+              limits: list[float], now: float, config: AllocatorConfig) -> float:
+    """Rule 3: the largest ratio, over node phases, of what the timed loads need on average to
+    get their energy before they leave (each at most its cap) to the limit."""
     need = [0.0] * len(limits)
     for i, load in enumerate(loads):
         if wanting[i] and _deadline_known(load, config):
@@ -586,39 +583,7 @@ def _pressure(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]],
             amps = min(caps[i], load.energy_wh_needed / left_h / _watts_per_amp(load, config))  # type: ignore[operator]
             for k in keys[i]:
                 need[k] += amps
-    return [need[k] / limits[k] if need[k] > 0 and limits[k] > 0 else 0.0 for k in range(len(limits))]
-
-
-def _crunched(loads: Sequence[Load], wanting: list[bool], keys: list[list[int]], caps: list[float],
-              limits: list[float], now: float, config: AllocatorConfig) -> set[int]:
-    """Rule 3: the loads in a crunch - those drawing from a node phase under more than
-    ``crunch_pressure``, and every load linked to them through node phases they share.
-
-    Loads that share no node phase with a crunched one do not compete with it for anything,
-    so they keep their departures (on Caltech-like sites: the other line pairs); loads that
-    share one are weighed alike, so that one rule ranks the loads of every node phase.
-    """
-    if config.crunch_pressure is None:
-        return set()
-    ratios = _pressure(loads, wanting, keys, caps, limits, now, config)
-    hot = [k for k, ratio in enumerate(ratios) if ratio > config.crunch_pressure]
-    if not hot:
-        return set()
-    group = list(range(len(limits)))  # union-find over node phases linked by a load
-
-    def find(k: int) -> int:
-        while group[k] != k:
-            group[k] = group[group[k]]
-            k = group[k]
-        return k
-
-    for i in range(len(loads)):
-        if wanting[i]:
-            first = find(keys[i][0])
-            for k in keys[i][1:]:
-                group[find(k)] = first
-    hot_groups = {find(k) for k in hot}
-    return {i for i in range(len(loads)) if wanting[i] and find(keys[i][0]) in hot_groups}
+    return max((need[k] / limits[k] for k in range(len(limits)) if need[k] > 0 and limits[k] > 0), default=0.0)
 
 
 def _is_on(state: LoadState | None) -> bool:
@@ -647,7 +612,7 @@ def _admit(
     prev: dict[str, LoadState],
     now: float,
     config: AllocatorConfig,
-    crunched: set[int],
+    crunch: bool,
     risen: list[bool],
 ) -> list[int]:
     """Rules 4 and 5: the indices of the admitted loads (each reserving its min_a)."""
@@ -740,7 +705,7 @@ def _admit(
             if (
                 i not in held_on
                 and _deadline_known(loads[i], config)
-                and not (i in crunched and in_state[i] >= config.max_wait_s and not _is_on(prev.get(loads[i].id)))
+                and not (crunch and in_state[i] >= config.max_wait_s and not _is_on(prev.get(loads[i].id)))
                 and any(low_used[k] + floor > budgets[i][k] + EPSILON_A for k in keys[i])
             ):
                 continue

@@ -697,35 +697,6 @@ def test_in_a_crunch_the_car_that_got_less_of_its_demand_comes_first():
     assert roomy == pytest.approx({"A": 32.0, "B": 32.0})
 
 
-def test_a_crunch_sets_departures_aside_only_for_the_loads_that_compete_in_it():
-    hour = 3600.0
-    # L1 as in the test above: a crunch on its 16 A. On L2 (24 A) "soon" has 3/4 of its
-    # 16 kWh and leaves in 1 h, "later" has nothing of its 8 kWh and leaves in 1.5 h: they
-    # need 17.4 + 23.2 A before they leave, no crunch there; and no load links L1 to L2.
-    node = Node("site", None, (16.0, 24.0, INF))
-    on_l1 = [
-        Load("A", "site", (1,), arrived_at=0.0, energy_wh=20_000.0, energy_wh_needed=20_000.0, departure_at=hour),
-        Load("B", "site", (1,), arrived_at=1.0, energy_wh=0.0, energy_wh_needed=40_000.0, departure_at=2 * hour),
-    ]
-    on_l2 = [
-        Load("soon", "site", (2,), energy_wh=12_000.0, energy_wh_needed=4000.0, departure_at=hour),
-        Load("later", "site", (2,), energy_wh_needed=8000.0, departure_at=1.5 * hour),
-    ]
-    together = allocate([node], on_l1 + on_l2, now=0.0).limits_a
-    alone_l1 = allocate([node], on_l1, now=0.0).limits_a
-    alone_l2 = allocate([node], on_l2, now=0.0).limits_a
-    # L1 is shared as in a crunch (the car that got less first), L2 by departure, as if alone
-    assert together["B"] > together["A"]
-    assert {k: together[k] for k in alone_l1} == pytest.approx(alone_l1)
-    assert alone_l2 == pytest.approx({"soon": 24.0, "later": 0.0})
-    assert {k: together[k] for k in alone_l2} == pytest.approx(alone_l2)
-    # A three-phase load links the phases: then L2's loads are in the crunch too, and the
-    # one that got less of its demand comes first there as well.
-    linked = on_l1 + on_l2 + [Load("C", "site", THREE, energy_wh_needed=1000.0, departure_at=8 * hour)]
-    shared = allocate([node], linked, now=0.0).limits_a
-    assert shared["later"] > shared["soon"]
-
-
 def test_in_a_crunch_the_size_exponent_weighs_large_and_small_demands():
     hour = 3600.0
     cars = [

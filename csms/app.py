@@ -195,9 +195,11 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         gc.freeze()
         # The young generation collected every GC_THRESHOLDS[0] net allocations instead of 700:
         # a loop iteration that decodes the frames of a few hundred stations at once allocates
-        # thousands of objects that die moments later by reference counting, and at 700 each such
-        # burst set off collections that found nothing (measured: 1.4 s of 25 s of closed-loop load,
-        # about 30 µs per call, against 0.05 s at 20,000; bench/README.md, "fourth pass").
+        # thousands of objects that reference counting frees moments later, and at 700 each such
+        # burst set off collections (about 100 a second, and a full one every few seconds) that
+        # scanned them in vain: 1.4 s of the collector's CPU in 25 s of closed-loop load, about
+        # 30 µs per call, against 0.05 s at 20,000 (bench/README.md, "fourth pass").
+        thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
@@ -207,6 +209,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             if manage_database:
                 await close_engine()
             await tracing.shutdown(tracer_provider)
+            gc.set_threshold(*thresholds)
 
     handlers: list[Any] = [
         ocpp_endpoint,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar
@@ -168,9 +170,17 @@ class EventDispatcher:
     call per event)."""
 
     MAX_BATCH = 1000
+    MAX_QUEUED = 100_000
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100_000)
+        # A plain deque and two events rather than an asyncio.Queue: the core queues two events
+        # per MeterValues, and a Queue's put/get/task_done per event (waking the getter, counting
+        # unfinished tasks) cost more than the delivery of a batch of them.
+        self._queue: deque[Event] = deque()
+        self._unfinished = 0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._listeners: list[Callable[[Event], None]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -178,7 +188,7 @@ class EventDispatcher:
         self._task = asyncio.create_task(self._run(), name="csms-events")
 
     async def stop(self) -> None:
-        await self._queue.join()
+        await self._idle.wait()
         if self._task:
             self._task.cancel()
 
@@ -187,10 +197,28 @@ class EventDispatcher:
         if held is not None:
             held.append(event)
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("event queue full; dropping %s", event.name)
+        self._put((event,))
+
+    def emit_all(self, events: list[Event]) -> None:
+        """Queue ``events`` in order (those held while a CALL was handled), with one wake-up."""
+        held = deferred_events.get()
+        if held is not None:
+            held.extend(events)
+            return
+        self._put(events)
+
+    def _put(self, events: Sequence[Event]) -> None:
+        room = self.MAX_QUEUED - self._unfinished
+        if len(events) > room:
+            for event in events[max(room, 0):]:
+                log.warning("event queue full; dropping %s", event.name)
+            events = events[:max(room, 0)]
+            if not events:
+                return
+        self._queue.extend(events)
+        self._unfinished += len(events)
+        self._idle.clear()
+        self._wakeup.set()
 
     def listen(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Register a synchronous listener (e.g. a live admin stream); returns an unsubscribe."""
@@ -202,12 +230,12 @@ class EventDispatcher:
         ``timeout``, at most that long (a plugin's handler that hangs must not hold a shutdown
         for ever): what is left is logged."""
         if timeout is None:
-            await self._queue.join()
+            await self._idle.wait()
             return
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._idle.wait(), timeout)
         except asyncio.TimeoutError:
-            log.warning("%d events not delivered to plugins within %.0f s of the shutdown", self._queue.qsize(), timeout)
+            log.warning("%d events not delivered to plugins within %.0f s of the shutdown", self._unfinished, timeout)
 
     async def _run(self) -> None:
         from csms.plugins import call_hook
@@ -216,9 +244,15 @@ class EventDispatcher:
         while True:
             # Everything queued meanwhile goes out as one batch: one ``event_batch`` hook call
             # for it instead of a hook call per event (the core emits two per MeterValues).
-            batch = [await queue.get()]
-            while len(batch) < self.MAX_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
+            if not queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if len(queue) <= self.MAX_BATCH:
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(self.MAX_BATCH)]
             try:
                 listeners = list(self._listeners)
                 for event in batch:
@@ -231,5 +265,6 @@ class EventDispatcher:
                 for event in batch:
                     await call_hook("event", event=event)
             finally:
-                for _ in batch:
-                    queue.task_done()
+                self._unfinished -= len(batch)
+                if not self._unfinished:
+                    self._idle.set()

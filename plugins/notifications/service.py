@@ -103,6 +103,8 @@ class Notifier:
     def __init__(self) -> None:
         self.settings = notification_settings()
         self.builder = NotificationBuilder()
+        # the charging state of the last SessionUpdated queued per session (see on_event)
+        self._queued_state: dict[int, str] = {}
         self.browser = BrowserHub(self.settings.browser_events)
         self.queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize=100_000)
         self.wake = asyncio.Event()
@@ -130,6 +132,15 @@ class Notifier:
     def on_event(self, event: ev.Event) -> None:
         if isinstance(event, _IGNORED):
             return
+        if isinstance(event, ev.SessionUpdated):
+            # One comes with every MeterValues; only a change of the charging state can make a
+            # notification (NotificationBuilder._completion), so one that repeats the state queued
+            # last for its session (or has none) is not queued: the builder would do nothing with it.
+            if not event.charging_state or self._queued_state.get(event.session_id) == event.charging_state:
+                return
+            self._queued_state[event.session_id] = event.charging_state
+        elif isinstance(event, ev.SessionStopped):
+            self._queued_state.pop(event.session_id, None)
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:

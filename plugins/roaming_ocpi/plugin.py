@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from csms.plugin_api import N_, NavItem, PlanFeature, hookimpl, public_route
+from csms.plugin_api import N_, NavItem, PlanFeature, events as ev, hookimpl, public_route
 from plugins.roaming_ocpi.config import ROAMING, OcpiSettings
 
 log = logging.getLogger("csms.ocpi")
@@ -21,6 +21,9 @@ log = logging.getLogger("csms.ocpi")
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 LOCALE_DIR = Path(__file__).parent / "locale"
 SETTINGS_CLASSES = (OcpiSettings,)
+# The events cpo.on_event acts on; the others (a MeterValues' meter.values above all) are not queued.
+HANDLED_EVENTS = (ev.ConnectorStatusChanged, ev.StationConnected, ev.StationDisconnected, ev.SessionStarted,
+                  ev.SessionUpdated, ev.SessionStopped)
 
 
 class EventQueue:
@@ -138,7 +141,8 @@ def session_limit(load, now):
 @hookimpl
 def event_batch(events):
     for event in events:
-        event_queue.put(event)
+        if isinstance(event, HANDLED_EVENTS):  # cpo.on_event does nothing with the others
+            event_queue.put(event)
 
 
 @hookimpl

@@ -305,8 +305,8 @@ class StationConnection(ChargePoint):
             finally:
                 held = deferred_events.get()
                 deferred_events.reset(token)
-            for event in held or ():
-                self.core.events.emit(event)
+            if held:
+                self.core.events.emit_all(held)
         except (OcppError, InvalidTimestamp) as exc:
             outcome = getattr(exc, "code", error_code(version, "property"))
             log.warning("%s: SEND %s %s dropped (not answered, as OCPP-J 2.1 requires): %s",
@@ -366,8 +366,7 @@ class StationConnection(ChargePoint):
         await self._send([3, uid, result], action)
         _message_handled(action, "answered", _clock() - started)
         if held:
-            for event in held:
-                self.core.events.emit(event)
+            self.core.events.emit_all(held)
 
     # -- outgoing -----------------------------------------------------------------------------
 

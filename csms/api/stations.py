@@ -140,6 +140,21 @@ class ComponentVariableBody(msgspec.Struct, forbid_unknown_fields=True):
     variable_instance: str | None = None
 
 
+class VariableBody(msgspec.Struct, forbid_unknown_fields=True):
+    component: str
+    variable: str
+    component_instance: str | None = None
+    evse_id: Int32 | None = None
+    connector_id: Int32 | None = None
+    variable_instance: str | None = None
+    attribute_type: str | None = None  # Actual (default), Target, MinSet, MaxSet
+    value: str | None = None  # what to set (variables/set)
+
+
+class VariablesBody(msgspec.Struct, forbid_unknown_fields=True):
+    variables: list[VariableBody]
+
+
 class CustomReportBody(msgspec.Struct, forbid_unknown_fields=True):
     criteria: list[str] | None = None  # Active, Available, Enabled, Problem
     component_variables: list[ComponentVariableBody] | None = None
@@ -407,6 +422,21 @@ class StationController(Controller):
         return await run_command(get_core().operations.get_custom_report(
             station_id, criteria=data.criteria, by=caller(request),
             component_variables=[msgspec.structs.asdict(c) for c in data.component_variables or []] or None))
+
+    @post("/{station_id:str}/variables/get", guards=[require("operator")])
+    async def get_variables(self, request: Request, station_id: str, data: VariablesBody) -> dict[str, Any]:
+        """OCPP 2.0.1 GetVariables of chosen variables, split as the station's
+        DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage[GetVariables] ask (B06.FR.05); one answer
+        with the station's result of each variable, in the order asked, and ``messages`` sent."""
+        return await run_command(get_core().operations.get_variables(
+            station_id, variables=[msgspec.structs.asdict(v) for v in data.variables], by=caller(request)))
+
+    @post("/{station_id:str}/variables/set", guards=[require("operator")])
+    async def set_variables(self, request: Request, station_id: str, data: VariablesBody) -> dict[str, Any]:
+        """OCPP 2.0.1 SetVariables of chosen variables (each with its ``value``), split as the
+        station's DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage[SetVariables] ask (B05.FR.06)."""
+        return await run_command(get_core().operations.set_variables(
+            station_id, variables=[msgspec.structs.asdict(v) for v in data.variables], by=caller(request)))
 
     @put("/{station_id:str}/configuration", guards=[require("operator")])
     async def set_configuration(self, request: Request, station_id: str, data: ConfigurationSet) -> dict[str, Any]:

@@ -55,8 +55,32 @@ def profile(profile_id: int, purpose: str, kind: str = "Absolute", limit: float 
     return body
 
 
+PURPOSES = {"TxDefaultProfile": "tx_default", "TxProfile": "tx", "ChargingStationMaxProfile": "station_max"}
+
+
 def set_profile(evse_id: int, prof: dict[str, Any], after: str = "BootNotification", count: int = 1,
                 delay: float = 0.5) -> Step:
+    """The operator's set-profile endpoint (``POST /stations/{id}/charging-profiles``) with the
+    schedule of ``prof`` (as :func:`profile` makes it)."""
+    schedule = prof["chargingSchedule"][0]
+    body: dict[str, Any] = {
+        "evse_id": evse_id, "purpose": PURPOSES[prof["chargingProfilePurpose"]], "profile_id": prof["id"],
+        "stack_level": prof["stackLevel"], "kind": prof["chargingProfileKind"], "unit": schedule["chargingRateUnit"],
+        "duration": schedule["duration"],
+        "periods": [{"start_period": p["startPeriod"], "limit": p["limit"]} for p in schedule["chargingSchedulePeriod"]]}
+    if "startSchedule" in schedule:
+        body["start_at"] = schedule["startSchedule"]
+    for key, name in (("validFrom", "valid_from"), ("validTo", "valid_to"), ("recurrencyKind", "recurrency"),
+                      ("transactionId", "transaction_id")):
+        if key in prof:
+            body[name] = prof[key]
+    return Step("POST", f"{S}/charging-profiles", body, after, count, delay)
+
+
+def raw_profile(evse_id: int, prof: dict[str, Any], after: str = "BootNotification", count: int = 1,
+                delay: float = 0.5) -> Step:
+    """A SetChargingProfile the CSMS's endpoint would refuse to send (a TxProfile without a
+    transaction, K01.FR.03): the generic command."""
     return raw("SetChargingProfile", {"evseId": evse_id, "chargingProfile": prof}, after, count, delay)
 
 
@@ -89,6 +113,15 @@ def var(component: str, variable: str, **extra: Any) -> dict[str, Any]:
     return {"component": {"name": component}, "variable": {"name": variable}} | extra
 
 
+def var_(component: str, variable: str, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A variable as the variables endpoints take it."""
+    return {"component": component, "variable": variable} | ({"variable_instance": instance} if instance else {}) | extra
+
+
+def getvars(variables: list[dict[str, Any]]) -> Step:
+    return Step("POST", f"{S}/variables/get", {"variables": variables}, "StatusNotification")
+
+
 def avail(operative: bool, evse_id: int, connector_id: int | None = None, after: str = "StatusNotification",
           count: int = 1) -> Step:
     body: dict[str, Any] = {"operative": operative, "evse_id": evse_id}
@@ -118,6 +151,17 @@ def show(fields: dict[str, Any], after: str = "StatusNotification", count: int =
 
 PLAN: dict[str, list[Step]] = {
     # A Security (profile 1 only: the TLS cases need a TLS listener next to the plain one)
+    # A11-A14: the operator asks for a new certificate (TriggerMessage Sign...Certificate)
+    "TC_A_11": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "ChargingStationCertificate"}, "connect")],
+    "TC_A_12": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "V2GCertificate"}, "connect")],
+    "TC_A_13": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "CombinedCertificate"}, "connect")],
+    "TC_A_14": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "ChargingStationCertificate"}, "connect")],
+    # A19 (first case, CP_A_SP1 from profile 1 to 2): the network profile and the switch, then the
+    # operator raises the stored profile (the suite's station comes back as CP_A_SP2, not itself)
+    "TC_A_19": [Step("POST", f"{S}/network-profiles/switch", {
+        "slot": 1, "url": "wss://127.0.0.1:{tls_port}/ocpp", "security_profile": 2, "interface": "Wired0",
+        "message_timeout": 30}, "connect"),
+                Step("PATCH", S, {"security_profile": 2}, "out:Reset", 1, 0.0)],
     "TC_A_09": [Step("POST", f"{S}/rotate-password", None, "connect")],
     "TC_A_10": [Step("POST", f"{S}/rotate-password", None, "connect")],
     # B Provisioning
@@ -125,18 +169,19 @@ PLAN: dict[str, list[Step]] = {
     "TC_B_30": [PENDING],
     "TC_B_31": [PENDING, Step("POST", f"{S}/approve", None, "BootNotification", 1, 1.0),
                 Step("POST", f"{S}/trigger", {"message": "BootNotification"}, "BootNotification", 1, 0.5)],
-    # GetVariables of named variables: no feature asks for chosen variables (the configuration tab
-    # reads everything with GetBaseReport)
-    "TC_B_06": [raw("GetVariables", {"getVariableData": [var("OCPPCommCtrlr", "OfflineThreshold")]},
-                    after="StatusNotification")],
-    "TC_B_07": [raw("GetVariables", {"getVariableData": [var("OCPPCommCtrlr", "OfflineThreshold"),
-                                                         var("AuthCtrlr", "AuthorizeRemoteStart")]},
-                    after="StatusNotification")],
+    # GetVariables / SetVariables of chosen variables (split by the station's ItemsPerMessage)
+    "TC_B_06": [getvars([var_("OCPPCommCtrlr", "OfflineThreshold")])],
+    "TC_B_07": [getvars([var_("OCPPCommCtrlr", "OfflineThreshold"), var_("AuthCtrlr", "AuthorizeRemoteStart")])],
+    "TC_B_08": [getvars([var_("DeviceDataCtrlr", "ItemsPerMessage", "GetReport"),
+                         var_("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"),
+                         var_("DeviceDataCtrlr", "BytesPerMessage", "GetReport"),
+                         var_("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"),
+                         var_("AuthCtrlr", "AuthorizeRemoteStart")])],
     "TC_B_09": [Step("PUT", f"{S}/configuration", {"key": "OCPPCommCtrlr.OfflineThreshold", "value": "123"},
                      "StatusNotification")],
-    "TC_B_10": [raw("SetVariables", {"setVariableData": [
-        var("OCPPCommCtrlr", "OfflineThreshold", attributeValue="123"),
-        var("AuthCtrlr", "AuthorizeRemoteStart", attributeValue="false")]}, after="StatusNotification")],
+    "TC_B_10": [Step("POST", f"{S}/variables/set", {"variables": [
+        var_("OCPPCommCtrlr", "OfflineThreshold", value="123"),
+        var_("AuthCtrlr", "AuthorizeRemoteStart", value="false")]}, "StatusNotification")],
     "TC_B_12": [raw("GetBaseReport", {"requestId": 12, "reportBase": "ConfigurationInventory"},
                     after="StatusNotification")],
     "TC_B_13": [Step("POST", f"{S}/configuration/refresh", None, "StatusNotification")],
@@ -353,7 +398,7 @@ PLAN: dict[str, list[Step]] = {
                 raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=0.5)],
     # K Smart charging
     "TC_K_01": [set_profile(1, profile(101, "TxDefaultProfile"), after="StatusNotification")],
-    "TC_K_02": [set_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],
+    "TC_K_02": [raw_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],
     "TC_K_03": [set_profile(0, profile(103, "ChargingStationMaxProfile", limit=8.0), after="StatusNotification")],
     "TC_K_04": [set_profile(1, profile(104, "TxDefaultProfile", limit=8.0), after="StatusNotification"),
                 set_profile(1, profile(104, "TxDefaultProfile", limit=6.0), after="StatusNotification",

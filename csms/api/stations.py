@@ -182,9 +182,13 @@ REGISTRATION = {"Accepted", "Pending", "Rejected"}
 _RESET_KINDS = {"soft", "hard", "immediate", "on_idle"}
 
 
+def public_columns() -> list[Any]:
+    """A station's columns but its password hashes."""
+    return Station.all_columns(exclude=[Station.password_hash, Station.pending_password_hash])
+
+
 async def station_row(station_id: str) -> dict[str, Any]:
-    row = await Station.select(*Station.all_columns(exclude=[Station.password_hash])).where(
-        Station.station_id == station_id).first()
+    row = await Station.select(*public_columns()).where(Station.station_id == station_id).first()
     if row is None:
         raise NotFoundException(f"no station {station_id!r}")
     return row
@@ -261,8 +265,7 @@ class StationController(Controller):
         if connected is not None:
             where.append(Station.connected == connected)
         scope = await tenant_scope(request)
-        query = restrict(Station.select(*Station.all_columns(exclude=[Station.password_hash])),
-                         Station.organization, scope)
+        query = restrict(Station.select(*public_columns()), Station.organization, scope)
         count = restrict(Station.count(), Station.organization, scope)
         for w in where:
             query, count = query.where(w), count.where(w)

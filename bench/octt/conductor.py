@@ -446,3 +446,6 @@ PLAN: dict[str, list[Step]] = {
 CLEANUP: dict[str, list[Step]] = {name: [OUT_OF_SITE] for name in
                                   ("TC_K_53", "TC_K_55", "TC_K_57", "TC_K_58", "TC_K_59")}
 CLEANUP.update({name: [ACCEPTED] for name in ("TC_B_02", "TC_B_30", "TC_B_31")})
+# A09 leaves CP_A_SP1 with the CSMS's new password, A19 at profile 2: the next tests use the suite's
+CLEANUP["TC_A_09"] = [Step("PUT", f"{S}/password", {"password": "0123456789123456"}, "", 1, 0.0)]
+CLEANUP["TC_A_19"] = [Step("PATCH", S, {"security_profile": 1}, "", 1, 0.0)]

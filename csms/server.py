@@ -298,7 +298,7 @@ def _one_per_key_type(certificates: list[ServerCertificate]) -> list[ServerCerti
     return list(chosen.values())
 
 
-# Python's default server suites, then the two of OCPP 2.0.1 A00.FR.318 (A00.FR.419) it leaves out:
+# Python's default server suites, then the two of OCPP 2.0.1 A00.FR.318 (A00.FR.421) it leaves out:
 # TLS_RSA_WITH_AES_128/256_GCM (RSA key exchange, no forward secrecy). The server's order counts
 # (OP_CIPHER_SERVER_PREFERENCE), so they are chosen only by a station that offers nothing better.
 CIPHERS = ("@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"

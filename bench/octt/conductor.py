@@ -9,9 +9,8 @@ latest TransactionEvent; ``{session}`` / ``{reservation}`` / ``{profile}`` the l
 reservation and known charging profile of the station; ``{now}``, ``{now+N}`` timestamps.
 
 The real feature endpoints are used wherever the CSMS has one; ``/ocpp/{Action}`` (the generic
-command, the station's raw payload) only where the operator's feature is the CSMS's own loop
-(smart charging sends profiles from the site's capacity, not from a typed-in schedule) or where
-the test wants a message no feature sends (a deliberately unsupported value).
+command, the station's raw payload) only where the test wants a message no feature sends (a
+deliberately unsupported value, a TxProfile without a transaction).
 """
 
 from __future__ import annotations
@@ -40,17 +39,20 @@ def raw(action: str, payload: dict[str, Any], after: str = "BootNotification", c
 
 def profile(profile_id: int, purpose: str, kind: str = "Absolute", limit: float = 6.0,
             stack_level: int = 1, **extra: Any) -> dict[str, Any]:
-    schedule: dict[str, Any] = {"id": 1, "chargingRateUnit": "A", "duration": 300,
+    # valid for 30 s: the mock stations forget a profile with the test, the CSMS (rightly) does not,
+    # and an EVSE's TxDefaultProfile still in force would hold the EV schedules of K53-K57 to it
+    schedule: dict[str, Any] = {"id": 1, "chargingRateUnit": "A", "duration": 30,
                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
     body: dict[str, Any] = {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
                             "chargingProfileKind": kind, "chargingSchedule": [schedule]}
     if kind == "Absolute":
         schedule["startSchedule"] = "{now}"
         body["validFrom"] = "{now}"
-        body["validTo"] = "{now+300}"
+        body["validTo"] = "{now+30}"
     if kind == "Recurring":
         body["recurrencyKind"] = "Daily"
         schedule["startSchedule"] = "{now}"
+        body["validTo"] = "{now+30}"
     body.update(extra)
     return body
 
@@ -150,7 +152,7 @@ def show(fields: dict[str, Any], after: str = "StatusNotification", count: int =
     return Step("POST", f"{S}/display-messages", body, after, count, delay)
 
 PLAN: dict[str, list[Step]] = {
-    # A Security (profile 1 only: the TLS cases need a TLS listener next to the plain one)
+    # A Security (profiles 2 and 3 on the TLS listener at port+1)
     # A11-A14: the operator asks for a new certificate (TriggerMessage Sign...Certificate)
     "TC_A_11": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "ChargingStationCertificate"}, "connect")],
     "TC_A_12": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "V2GCertificate"}, "connect")],

@@ -28,6 +28,7 @@ from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
+    from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationService, StationState
 
 MONITOR_TYPES = ("UpperThreshold", "LowerThreshold", "Delta", "Periodic", "PeriodicClockAligned")
@@ -134,9 +135,11 @@ FULL_REPORT = "monitoring_request"  # the station event log's category of a full
 
 
 class MonitoringService:
-    def __init__(self, commands: CommandService, stations: StationService) -> None:
+    def __init__(self, commands: CommandService, stations: StationService,
+                 reports: ReportService | None = None) -> None:
         self.commands = commands
         self.stations = stations
+        self.reports = reports  # where the limits read from a station are stored
 
     async def _station(self, station_id: str) -> dict[str, Any]:
         row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
@@ -302,14 +305,17 @@ class MonitoringService:
         the station reported, else ItemsPerMessage asked with GetVariables (when ``count`` items
         may need more than one message); None for what it does not say (no limit then)."""
         limits = await per_message.stored_limits(pk, "MonitoringCtrlr", message)
-        if limits.items is not None or count < 2:
+        if limits.reported or count < 2:
             return limits
         call = calls.monitoring_items_per_message(message=message)
         try:
-            answer = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+            response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         except OcppError:  # a station without the variable may answer with a CALLERROR
             return limits
-        return per_message.Limits(answer["per_message"], limits.bytes)
+        state = await self.stations.state(station_id)
+        if state is not None and self.reports is not None:  # stored: the station is asked once
+            await call.record(self.reports, state, response)
+        return per_message.Limits(call.outcome(response)["per_message"], limits.bytes, True)
 
     async def request_report(self, station_id: str, *, criteria: list[str] | None = None,
                              component_variables: list[dict[str, Any]] | None = None,

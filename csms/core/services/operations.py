@@ -264,11 +264,17 @@ class Operations:
 
     async def get_configuration(self, station_id: str, *, keys: list[str] | None = None,
                                 by: str = "") -> dict[str, Any]:
-        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it."""
+        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it. 2.0.1
+        variables named in ``keys`` are read as :meth:`get_variables` reads them (split by the
+        station's ItemsPerMessage); the outcome's ``response`` has their results."""
         state = await self.stations.state(station_id)
         if state is None:
             raise UnknownStation(station_id)
-        call = (await self._calls(station_id)).get_configuration(keys=keys)
+        calls = await self._calls(station_id)
+        if keys and calls.supports_variables:
+            outcome = await self.get_variables(station_id, variables=calls.variables_of(keys), by=by)
+            return {**outcome, "response": {"getVariableResult": outcome["results"]}}
+        call = calls.get_configuration(keys=keys)
         response = await self._send(station_id, call, by)
         await call.record(self.reports, state, response)
         return call.outcome(response)
@@ -373,7 +379,7 @@ class Operations:
         """DeviceDataCtrlr's limits of ``message``: stored, else ItemsPerMessage asked (when
         ``count`` items may need more than one message); with the GetVariableResult of the asking."""
         limits = await per_message.stored_limits(state.pk, "DeviceDataCtrlr", message)
-        if limits.items is not None or count < 2:
+        if limits.reported or count < 2:
             return limits, None
         call = calls.items_per_message(component="DeviceDataCtrlr", message=message)
         try:

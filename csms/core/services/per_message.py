@@ -4,8 +4,9 @@ MonitoringCtrlr for SetVariableMonitoring, ClearVariableMonitoring), and splitti
 items into messages that keep to both (B06.FR.05, B05.FR.06, N04.FR.08, N06).
 
 The limits come from the variables the station reported (a base report, an earlier GetVariables),
-else from a GetVariables of ``ItemsPerMessage[<message>]`` (one item, which any station takes);
-``None`` when the station does not say: no limit then.
+else from a GetVariables of ``ItemsPerMessage[<message>]`` (one item, which any station takes; its
+answer is stored, so a station is asked once); ``None`` when the station does not say (or says
+something that is no positive number): no limit then.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ FRAME_OVERHEAD = 64
 class Limits:
     items: int | None  # ItemsPerMessage[message]
     bytes: int | None  # BytesPerMessage[message]
+    reported: bool = False  # the station reported ItemsPerMessage[message], whatever its value (0: no limit)
 
 
 async def stored_limits(station_pk: int, component: str, message: str) -> Limits:
@@ -37,7 +39,7 @@ async def stored_limits(station_pk: int, component: str, message: str) -> Limits
         & DeviceVariable.variable.is_in(["ItemsPerMessage", "BytesPerMessage"])
         & (DeviceVariable.variable_instance == message) & (DeviceVariable.attribute_type == "Actual"))
     values = {r["variable"]: positive_int(r["value"]) for r in rows}
-    return Limits(values.get("ItemsPerMessage"), values.get("BytesPerMessage"))
+    return Limits(values.get("ItemsPerMessage"), values.get("BytesPerMessage"), "ItemsPerMessage" in values)
 
 
 def frame_size(action: str, payload: dict[str, Any]) -> int:

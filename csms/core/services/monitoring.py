@@ -305,7 +305,7 @@ class MonitoringService:
         the station reported, else ItemsPerMessage asked with GetVariables (when ``count`` items
         may need more than one message); None for what it does not say (no limit then)."""
         limits = await per_message.stored_limits(pk, "MonitoringCtrlr", message)
-        if limits.reported or count < 2:
+        if limits.items is not None or count < 2:
             return limits
         call = calls.monitoring_items_per_message(message=message)
         try:
@@ -315,7 +315,7 @@ class MonitoringService:
         state = await self.stations.state(station_id)
         if state is not None and self.reports is not None:  # stored: the station is asked once
             await call.record(self.reports, state, response)
-        return per_message.Limits(call.outcome(response)["per_message"], limits.bytes, True)
+        return per_message.Limits(call.outcome(response)["per_message"], limits.bytes)
 
     async def request_report(self, station_id: str, *, criteria: list[str] | None = None,
                              component_variables: list[dict[str, Any]] | None = None,

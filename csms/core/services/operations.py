@@ -379,7 +379,7 @@ class Operations:
         """DeviceDataCtrlr's limits of ``message``: stored, else ItemsPerMessage asked (when
         ``count`` items may need more than one message); with the GetVariableResult of the asking."""
         limits = await per_message.stored_limits(state.pk, "DeviceDataCtrlr", message)
-        if limits.reported or count < 2:
+        if limits.items is not None or count < 2:
             return limits, None
         call = calls.items_per_message(component="DeviceDataCtrlr", message=message)
         try:

@@ -5,8 +5,8 @@ items into messages that keep to both (B06.FR.05, B05.FR.06, N04.FR.08, N06).
 
 The limits come from the variables the station reported (a base report, an earlier GetVariables),
 else from a GetVariables of ``ItemsPerMessage[<message>]`` (one item, which any station takes; its
-answer is stored, so a station is asked once); ``None`` when the station does not say (or says
-something that is no positive number): no limit then.
+answer is stored, and a positive one is not asked again); ``None`` when the station does not say
+(or says something that is no positive number, asked again next time): no limit then.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ FRAME_OVERHEAD = 64
 class Limits:
     items: int | None  # ItemsPerMessage[message]
     bytes: int | None  # BytesPerMessage[message]
-    reported: bool = False  # the station reported ItemsPerMessage[message], whatever its value (0: no limit)
 
 
 async def stored_limits(station_pk: int, component: str, message: str) -> Limits:
@@ -39,7 +38,7 @@ async def stored_limits(station_pk: int, component: str, message: str) -> Limits
         & DeviceVariable.variable.is_in(["ItemsPerMessage", "BytesPerMessage"])
         & (DeviceVariable.variable_instance == message) & (DeviceVariable.attribute_type == "Actual"))
     values = {r["variable"]: positive_int(r["value"]) for r in rows}
-    return Limits(values.get("ItemsPerMessage"), values.get("BytesPerMessage"), "ItemsPerMessage" in values)
+    return Limits(values.get("ItemsPerMessage"), values.get("BytesPerMessage"))
 
 
 def frame_size(action: str, payload: dict[str, Any]) -> int:

@@ -311,7 +311,8 @@ class StationService:
             pass  # security profile 3: the client certificate (checked by TLS, its commonName by the endpoint)
         elif state.password_hash:
             pending = row["pending_password_hash"]
-            if password and await run_cpu(verify_password, state.password_hash, password):
+            current: bool = bool(password) and await run_cpu(verify_password, state.password_hash, password)
+            if current:
                 if pending:  # the station kept its old password: the new one never reached it
                     await Station.update({Station.pending_password_hash: None}).where(
                         (Station.id == state.pk) & (Station.pending_password_hash == pending))

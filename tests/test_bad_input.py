@@ -127,15 +127,26 @@ async def test_pending_station_until_approved(tmp_path):
             r = await rpc(ws, [2, "h1", "Heartbeat", {}])
             assert r[:3] == [4, "h1", "SecurityError"]
             assert (await srv.api.post("/stations/NEW1/approve")).status_code == 201
+            # approved while connected: asked to boot again now, not at the end of its interval
+            call = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert call[0] == 2 and call[2:] == ["TriggerMessage", {"requestedMessage": "BootNotification"}], call
+            await ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
             r = await rpc(ws, [2, "b2", "BootNotification", BOOT201])
             assert r[2]["status"] == "Accepted"
             assert (await rpc(ws, [2, "h2", "Heartbeat", {}]))[0] == 3
+            assert (await srv.api.post("/stations/NEW1/approve")).status_code == 201  # already accepted
+            assert (await rpc(ws, [2, "h3", "Heartbeat", {}]))[1] == "h3"  # no second trigger came first
         async with websockets.connect(srv.ws_url("NEW2"), subprotocols=["ocpp1.6"]) as ws:
             assert (await rpc(ws, [2, "b1", "BootNotification", BOOT16]))[2]["status"] == "Pending"
             await srv.api.post("/stations/NEW2/reject")
             assert (await rpc(ws, [2, "b2", "BootNotification", BOOT16]))[2]["status"] == "Rejected"
             assert (await rpc(ws, [2, "s", "StatusNotification", {
                 "connectorId": 1, "errorCode": "NoError", "status": "Available"}]))[2] == "SecurityError"
+            await srv.api.patch("/stations/NEW2", json={"registration_status": "Accepted"})
+            call = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert call[2:] == ["TriggerMessage", {"requestedMessage": "BootNotification"}], call
+            await ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+            assert (await rpc(ws, [2, "b3", "BootNotification", BOOT16]))[2]["status"] == "Accepted"
 
 
 async def test_reconnect_replaces_old_socket_and_other_stations_unaffected(server):

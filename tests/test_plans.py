@@ -618,3 +618,22 @@ async def test_the_plan_check_of_api_keys_is_cached(any_server, monkeypatch):
         assert refused.status_code == 403 and "does not include API access" in refused.json()["detail"]
         assert (await api.patch(f"/organizations/{acme}", json={"plan": ids["PUBLIC"]})).status_code == 200
         assert (await acme_api.get("/sites")).status_code == 200
+
+
+async def test_names_are_unique_and_empty_changes_change_nothing(any_server):
+    """Found by tests/test_fuzz_rest.py: a second organization of the same name, and a plan
+    change with nothing in it, were server errors (500)."""
+    api = any_server.api
+    first = await api.post("/organizations", json={"name": "Twin"})
+    assert first.status_code == 201, first.text
+    again = await api.post("/organizations", json={"name": "Twin"})
+    assert again.status_code == 409 and again.json()["extra"]["error"] == "OrganizationNameTaken", again.text
+    other = (await api.post("/organizations", json={"name": "Other"})).json()
+    renamed = await api.patch(f"/organizations/{other['id']}", json={"name": "Twin"})
+    assert renamed.status_code == 409, renamed.text
+    assert (await api.patch(f"/organizations/{first.json()['id']}", json={"name": "Twin"})).status_code == 200
+    for body in ({}, {"name": "  "}):
+        assert (await api.post("/organizations", json=body)).status_code == 400
+    plan = (await api.post("/plans", json={"name": "Unchanged"})).json()
+    same = await api.patch(f"/plans/{plan['id']}", json={})
+    assert same.status_code == 200 and same.json()["name"] == "Unchanged", same.text

@@ -3,6 +3,8 @@ the last stored meter reading, with ``session.stopped`` heard exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -193,3 +195,59 @@ async def test_transaction_status_on_demand(server):
         r = await server.api.post(f"/sessions/{old_id}/transaction-status")
         assert r.status_code == 409 and r.json()["extra"]["error"] == "NotSupported", r.text
     assert (await server.api.post("/sessions/999999/transaction-status")).status_code == 404
+
+
+async def asked(server, cp) -> None:
+    """Settled once the station was asked (the connection's event comes after the handshake)."""
+    for _ in range(100):
+        await settled(server)
+        if cp.received:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_201_reconnect_without_boot_checks_open_transactions(tmp_path):
+    """A station back from a lost connection (no boot) is asked about the sessions still open for
+    it once the wait is over: one it runs, or has queued messages of, stays open; one it neither
+    runs nor has anything queued of (its end was lost) is closed with reason Other. A station
+    that boots within the wait is asked once, by the boot's check."""
+    async with running_server(tmp_path, unknown_stations="accept", transaction_check_after_reconnect_s=0.5) as server:
+        lost_id, lost_tx = await open_session(server, "RCN201", "2.0.1")
+        heard = stopped_events(server)
+        async with station(server, "RCN201", "2.0.1", boot=False) as cp:
+            cp.ongoing.add(lost_tx)
+            await asked(server, cp)
+            assert cp.received == [("GetTransactionStatus", {"transaction_id": lost_tx})]
+            assert (await row(lost_id))["state"] == "active"
+        async with station(server, "RCN201", "2.0.1", boot=False) as cp:
+            cp.queued.add(lost_tx)
+            await asked(server, cp)
+            assert cp.received == [("GetTransactionStatus", {"transaction_id": lost_tx})]
+            assert (await row(lost_id))["state"] == "active"
+        async with station(server, "RCN201", "2.0.1", boot=False) as cp:
+            await asked(server, cp)
+            assert cp.received == [("GetTransactionStatus", {"transaction_id": lost_tx})]
+        done = await row(lost_id)
+        assert done["state"] == "completed" and done["stop_reason"] == "Other"
+        assert "closed_after_reconnect" in done["flags"] and "closed_after_reboot" not in done["flags"]
+        assert done["meter_stop_wh"] == 1750
+        assert [e.session_id for e in heard] == [lost_id]
+        logged = await StationEvent.select().where((StationEvent.station_id == "RCN201")
+                                                   & (StationEvent.kind == "reconciled"))
+        assert len(logged) == 1 and "when it reconnected" in logged[0]["summary"]
+
+        booted_id, booted_tx = await open_session(server, "RCN201B", "2.0.1")
+        async with station(server, "RCN201B", "2.0.1") as cp:  # boots at once: the boot's check only
+            await settled(server)
+            assert cp.received == [("GetTransactionStatus", {"transaction_id": booted_tx})]
+            assert "closed_after_reboot" in (await row(booted_id))["flags"]
+
+
+async def test_16_reconnect_without_boot_is_not_asked(tmp_path):
+    async with running_server(tmp_path, unknown_stations="accept", transaction_check_after_reconnect_s=0.5) as server:
+        session_id, _ = await open_session(server, "RCN16", "1.6")
+        async with station(server, "RCN16", "1.6", boot=False) as cp:
+            await asyncio.sleep(1.5)  # past the wait
+            await settled(server)
+            assert cp.received == []
+            assert (await row(session_id))["state"] == "active"

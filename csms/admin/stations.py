@@ -268,12 +268,9 @@ async def station_registration(request: Request, station_id: str) -> Redirect:
         raise NotFoundException(gettext("Unknown registration status."))
     core = get_core()
     before = (await station_context(station_id))["station"]
-    await core.stations.set_registration_status(station_id, status)
+    await core.operations.set_registration_status(station_id, status, by=await actor(request))
     await audited(request, "update", "station", station_id, before=before,
                   after=(await station_context(station_id))["station"])
-    if status == "Accepted" and core.commands.version_of(station_id):
-        # A pending station only learns it was approved at its next BootNotification: ask for it now.
-        await run_action("trigger", station_id, {"message": "BootNotification"}, await actor(request))
     return Redirect(f"/admin/stations/{station_id}", status_code=303)
 
 

@@ -78,6 +78,11 @@ def hub_full(exc: hubs.HubFull) -> HTTPException:
                          extra={"error": "HubFull", "hub": exc.hub_id, "stations": exc.count, "limit": exc.limit})
 
 
+def organization_name_taken(exc: directory.OrganizationNameTaken) -> HTTPException:
+    """409: another organization has the name."""
+    return HTTPException(status_code=409, detail=str(exc), extra={"error": "OrganizationNameTaken", "name": exc.name})
+
+
 def plan_limit(exc: plans.PlanLimitReached) -> HTTPException:
     """409 naming the plan and the limit it would break."""
     return HTTPException(status_code=409, detail=str(exc),
@@ -154,6 +159,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
     async def checked(request: Request, values: dict[str, Any], item_id: int | None) -> dict[str, Any]:
         scope = await tenant_scope(request)
         if table is Organization:
+            if (item_id is None or "name" in values) and not str(values.get("name") or "").strip():
+                raise ValidationException("an organization needs a name")
             if item_id is None and "parent" not in values and not scope.is_global:
                 values["parent"] = scope.organization
             if item_id is not None and item_id == scope.organization and "parent" in values:
@@ -200,6 +207,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                 item_id = await writer.create(values, actor=actor, actor_organization=actor_organization)
             except (hubs.HubLimitInvalid, hubs.LocalControllerInvalid) as exc:
                 raise ValidationException(str(exc)) from None
+            except directory.OrganizationNameTaken as exc:
+                raise organization_name_taken(exc) from None
             except plans.PlanLimitReached as exc:
                 raise plan_limit(exc) from None
             return jsonable(await _get_row(item_id))
@@ -218,6 +227,8 @@ def crud_controller(table: type[Table], path: str, *, kind: str, owner: Any, fil
                     await writer.update(item_id, values, actor=actor, actor_organization=actor_organization)
                 except (hubs.HubLimitInvalid, hubs.LocalControllerInvalid) as exc:
                     raise ValidationException(str(exc)) from None
+                except directory.OrganizationNameTaken as exc:
+                    raise organization_name_taken(exc) from None
                 except hubs.HubFull as exc:
                     raise hub_full(exc) from None
                 except plans.PlanLimitReached as exc:

@@ -316,7 +316,7 @@ class StationController(Controller):
         if status is not None:
             if status not in REGISTRATION:
                 raise ValidationException(f"registration_status must be one of {sorted(REGISTRATION)}")
-            await get_core().stations.set_registration_status(station_id, status)
+            await get_core().operations.set_registration_status(station_id, status, by=caller(request))
         if profile is not None:
             await get_core().stations.set_security_profile(station_id, profile)
         if values:
@@ -349,14 +349,14 @@ class StationController(Controller):
     @post("/{station_id:str}/approve", guards=[require("operator")])
     async def approve(self, request: Request, station_id: str) -> dict[str, Any]:
         before = await station_row(station_id)
-        await get_core().stations.set_registration_status(station_id, "Accepted")
+        await get_core().operations.set_registration_status(station_id, "Accepted", by=caller(request))
         await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 
     @post("/{station_id:str}/reject", guards=[require("operator")])
     async def reject(self, request: Request, station_id: str) -> dict[str, Any]:
         before = await station_row(station_id)
-        await get_core().stations.set_registration_status(station_id, "Rejected")
+        await get_core().operations.set_registration_status(station_id, "Rejected", by=caller(request))
         await audited(request, "update", "station", station_id, before=before, after=await station_row(station_id))
         return await station_detail(station_id)
 

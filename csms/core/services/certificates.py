@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from csms.core.background import BackgroundTasks
 from csms.core import certificates as ca
 from csms.core import events as ev
 from csms.core.leases import LeaderJob, lead
@@ -64,7 +65,7 @@ class CertificateService:
         self.reports = reports
         self.stations = stations
         self._jobs: dict[str, SigningJob] = {}  # accepted CSRs waiting for the station's answer to go out
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "certificate work")
         self._renewal_asked: dict[tuple[str, str], float] = {}  # (station, type) -> monotonic time asked
         self._renewals: LeaderJob | None = None
         # A signing job starts when the station has its answer: the event recorded with the
@@ -110,9 +111,7 @@ class CertificateService:
             self._spawn(self.issue(job), job.state.station_id)
 
     def _spawn(self, work: Any, station_id: str) -> None:
-        task = asyncio.create_task(work, name=f"csms-certificate-{station_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work, name=f"csms-certificate-{station_id}")
 
     async def check_expiry(self, station_id: str) -> bool:
         """When the station's newest accepted certificate expires within ``expiry_warning_days``,
@@ -153,6 +152,7 @@ class CertificateService:
         if self._renewals is not None:
             await self._renewals.stop()
             self._renewals = None
+        await self._tasks.cancel()
 
     async def renew_expiring(self, rows: list[dict[str, Any]]) -> int:
         """Ask each connected station of ``rows`` (from :meth:`expiring`) to renew that

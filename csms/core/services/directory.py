@@ -34,6 +34,24 @@ class OrganizationInUse(Exception):
         self.what = what
 
 
+class OrganizationNameTaken(Exception):
+    """Another organization has the name (names are unique: they tell organizations apart)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an organization named {name!r} already exists")
+        self.name = name
+
+
+async def _check_name(kind: Kind, values: Mapping[str, Any], pk: int | None) -> None:
+    if kind != "organization" or "name" not in values:
+        return
+    clash = Organization.exists().where(Organization.name == values["name"])
+    if pk is not None:
+        clash = clash.where(Organization.id != pk)
+    if await clash:
+        raise OrganizationNameTaken(values["name"])
+
+
 async def _row(kind: Kind, pk: int) -> dict[str, Any] | None:
     table = TABLES[kind]
     return await table.select().where(table._meta.primary_key == pk).first()
@@ -47,7 +65,9 @@ def _organization(kind: Kind, pk: int, row: Mapping[str, Any] | None, actor_orga
 
 async def create(kind: Kind, values: Mapping[str, Any], *, actor: str, actor_organization: int | None) -> int:
     """Add a driver or an organization with ``values`` (column names); its id. A top-level
-    organization that names no plan gets ``CSMS_NEW_ORGANIZATION_PLAN``'s."""
+    organization that names no plan gets ``CSMS_NEW_ORGANIZATION_PLAN``'s; one with the name of
+    another is refused with :class:`OrganizationNameTaken`."""
+    await _check_name(kind, values, None)
     if kind == "organization" and "plan" not in values and values.get("parent") is None:
         values = {**values, "plan": await new_organization_plan()}
     row = TABLES[kind](**values)
@@ -64,8 +84,10 @@ async def update(kind: Kind, pk: int, values: Mapping[str, Any], *, actor: str, 
     """Change driver or organization ``pk`` (``values`` by column name). A new plan or parent of
     an organization is refused with :class:`~csms.core.services.plans.PlanLimitReached` when the
     plan that would apply to it (or to an organization below it) has fewer stations, hubs, users
-    or API keys than they have (nothing changes then)."""
+    or API keys than they have (nothing changes then), and a name another organization has with
+    :class:`OrganizationNameTaken`."""
     table = TABLES[kind]
+    await _check_name(kind, values, pk)
     before = await _row(kind, pk)
     if kind == "organization" and ("plan" in values or "parent" in values):
         # another plan may apply now: refused (PlanLimitReached) when it would be exceeded

@@ -17,9 +17,8 @@ from piccolo.columns.combination import Combinable
 from piccolo.query.functions.aggregate import Max
 
 from csms.core.ocpp.outbound import StationCalls
-from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import OperationError, feature_state, live_calls_with
-from csms.core.tables import DisplayMessage, Station
+from csms.core.services.operations import OperationError, feature_state, known_station, live_calls_with
+from csms.core.tables import DisplayMessage
 from csms.core.timeutil import ocpp_ts, parse_ts, utcnow
 from csms.i18n import N_
 
@@ -94,23 +93,17 @@ class DisplayMessageService:
     def __init__(self, commands: CommandService) -> None:
         self.commands = commands
 
-    async def _station(self, station_id: str) -> dict[str, Any]:
-        row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
-        if row is None:
-            raise UnknownStation(station_id)
-        return row
-
     async def _connected(self, station_id: str) -> tuple[int, StationCalls]:
         """The station's pk and outbound adapter when it is connected with a version that has
         display messages (2.0.1); 1.6 is ``NotSupported``."""
-        row = await self._station(station_id)
+        row = await known_station(station_id)
         return row["id"], live_calls_with(self.commands, station_id, "supports_display_messages",
                                           "display messages (OCPP 2.0.1 has)")
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The station's messages as the CSMS knows them, by message id; ``supported`` is False
         for a 1.6 station (None while its version is not known)."""
-        row = await self._station(station_id)
+        row = await known_station(station_id)
         version = self.commands.version_of(station_id) or row["ocpp_version"] or None
         rows = await DisplayMessage.select(*DisplayMessage.all_columns(exclude=[DisplayMessage.station])).where(
             DisplayMessage.station == row["id"]).order_by(DisplayMessage.message_id).output(load_json=True)

@@ -16,9 +16,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import OperationError, calls_with, feature_state
-from csms.core.tables import Station, StationEvent, VariableMonitor
+from csms.core.services.operations import OperationError, calls_with, feature_state, known_station
+from csms.core.tables import StationEvent, VariableMonitor
 from csms.core.timeutil import ocpp_ts, parse_ts
 from csms.i18n import N_
 
@@ -40,19 +39,13 @@ class EventStreamService:
         self.commands = commands
         self.stations = stations
 
-    async def _station(self, station_id: str) -> dict[str, Any]:
-        row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
-        if row is None:
-            raise UnknownStation(station_id)
-        return row
-
     async def listing(self, station_id: str, *, values: int = 20) -> dict[str, Any]:
         """The station's streams, open ones first, newest first: ``id``, ``monitor`` (its id and,
         when the CSMS knows the monitor, component, EVSE and variable), ``interval`` and
         ``values`` (what it sends after), ``open``, ``opened_at`` / ``closed_at``, ``received``
         (values received), ``last`` (time and value) and ``series`` (up to ``values`` newest
         ``{"at", "value"}``, oldest first); ``supported`` as for the other 2.1 features."""
-        row = await self._station(station_id)
+        row = await known_station(station_id)
         version = self.commands.version_of(station_id) or row["ocpp_version"] or None
         events = await StationEvent.select(StationEvent.kind, StationEvent.details, StationEvent.timestamp).where(
             (StationEvent.station_id == station_id) & (StationEvent.category == CATEGORY)).order_by(

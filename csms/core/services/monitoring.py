@@ -20,9 +20,8 @@ from csms.core.ocpp.outbound import StationCalls
 from csms.core.ocpp.outbound.calls import new_request_id
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import per_message
-from csms.core.services.commands import UnknownStation
-from csms.core.services.operations import OperationError, feature_state, live_calls_with
-from csms.core.tables import Station, StationEvent, VariableMonitor
+from csms.core.services.operations import OperationError, feature_state, known_station, live_calls_with
+from csms.core.tables import StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
 
@@ -141,23 +140,17 @@ class MonitoringService:
         self.stations = stations
         self.reports = reports  # where the limits read from a station are stored
 
-    async def _station(self, station_id: str) -> dict[str, Any]:
-        row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
-        if row is None:
-            raise UnknownStation(station_id)
-        return row
-
     async def _connected(self, station_id: str) -> tuple[int, StationCalls]:
         """The station's pk and adapter when it is connected with a version that has monitoring
         (2.0.1); 1.6 is ``NotSupported``."""
-        row = await self._station(station_id)
+        row = await known_station(station_id)
         return row["id"], live_calls_with(self.commands, station_id, "supports_monitoring",
                                           "variable monitoring (OCPP 2.0.1 has)")
 
     async def listing(self, station_id: str) -> dict[str, Any]:
         """The station's monitors as the CSMS knows them, and the latest event of each component
         and variable; ``supported`` False for a 1.6 station (None while its version is not known)."""
-        row = await self._station(station_id)
+        row = await known_station(station_id)
         version = self.commands.version_of(station_id) or row["ocpp_version"] or None
         monitors = await VariableMonitor.select(*VariableMonitor.all_columns(exclude=[VariableMonitor.station])).where(
             VariableMonitor.station == row["id"]).order_by(VariableMonitor.component).order_by(
@@ -170,7 +163,7 @@ class MonitoringService:
 
     async def events(self, station_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The station's NotifyEvent events, newest first."""
-        await self._station(station_id)
+        await known_station(station_id)
         rows = await StationEvent.select().where(
             (StationEvent.station_id == station_id) & (StationEvent.category == "event")).order_by(
             StationEvent.timestamp, ascending=False).order_by(StationEvent.id, ascending=False).limit(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from piccolo.query.functions.aggregate import Max
 
+from csms.core.background import BackgroundTasks
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
@@ -113,6 +114,14 @@ class NotSupported(OperationError):
     """The station's protocol version has no such operation (display messages on OCPP 1.6)."""
 
 
+async def known_station(station_id: str) -> dict[str, Any]:
+    """The station's ``id`` (pk) and stored ``ocpp_version``; :class:`UnknownStation` if none."""
+    row = await Station.select(Station.id, Station.ocpp_version).where(Station.station_id == station_id).first()
+    if row is None:
+        raise UnknownStation(station_id)
+    return row
+
+
 async def calls_with(commands: CommandService, station_id: str, feature: str, missing: str) -> StationCalls:
     """The calls of a known station's live version when they have ``feature`` (a ``supports_*``
     flag of :class:`StationCalls`); else :class:`NotSupported` with ``missing`` (what the version
@@ -146,6 +155,7 @@ class Operations:
         self.stations = stations
         self.reports = reports
         self.reservations: ReservationService | None = None  # set by attach(): reservations ask this service
+        self._background = BackgroundTasks(log, "operation")  # calls sent after the request that made them
 
     def attach(self, reservations: ReservationService) -> None:
         """The reservation service, which sends its calls for the station's version found here."""
@@ -252,6 +262,25 @@ class Operations:
                       by: str = "") -> dict[str, Any]:
         calls = await self._calls(station_id)
         return await self._run(station_id, calls.trigger(message=message, evse_id=evse_id), by)
+
+    async def set_registration_status(self, station_id: str, status: str, *, by: str = "") -> None:
+        """The operator's decision on a station (Accepted, Pending, Rejected). A station that is
+        connected while it becomes Accepted is asked for a BootNotification (TriggerMessage, allowed
+        while Pending in both versions), so that it learns now, not at the end of its boot interval.
+        The trigger goes out after this returns (the decision does not wait for the station); one
+        that fails is logged, and the station still learns at its next boot."""
+        row = await Station.select(Station.registration_status).where(Station.station_id == station_id).first()
+        if row is None:
+            raise UnknownStation(station_id)
+        await self.stations.set_registration_status(station_id, status)
+        if status == "Accepted" and row["registration_status"] != "Accepted" and self.commands.version_of(station_id):
+            self._background.spawn(self._trigger_boot(station_id, by))
+
+    async def _trigger_boot(self, station_id: str, by: str) -> None:
+        try:
+            await self.trigger(station_id, message="BootNotification", by=by)
+        except (StationOffline, CommandTimeout, OcppError, OperationError) as exc:
+            log.warning("%s accepted, but its BootNotification could not be triggered: %r", station_id, exc)
 
     async def data_transfer(self, station_id: str, *, vendor_id: str, message_id: str | None = None,
                             data: Any = None, by: str = "") -> dict[str, Any]:

@@ -447,6 +447,8 @@ async def update_plan(plan_id: int, values: Mapping[str, Any], *, actor: str,
         raise LookupError(f"no plan {plan_id}")
     if "name" in values and await Plan.exists().where((Plan.name == values["name"]) & (Plan.id != plan_id)):
         raise PlanNameTaken(values["name"])
+    if not values:
+        return  # nothing to change
     async with write_transaction():
         await Plan.update({getattr(Plan, k): v for k, v in values.items()}).where(Plan.id == plan_id)
         plan = await _plan_row(plan_id)

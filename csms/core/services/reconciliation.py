@@ -17,6 +17,13 @@ Closing is :meth:`SessionService.close` with stop reason ``Reboot`` and flag
 ``closed_after_reboot``: the last stored meter reading is the end meter, ``session.stopped`` is
 emitted once (billing settles it), and a stop the station sends later replaces this account.
 
+A station that comes back without booting (a lost connection, not a reboot) resends what it
+queued while offline. If it has not booted ``CSMS_TRANSACTION_CHECK_AFTER_RECONNECT_S`` after
+connecting, an OCPP 2.0.1/2.1 station is asked ``GetTransactionStatus`` for each session still
+open for it, as after a boot: one it no longer runs and has no queued messages of (its end was
+lost, e.g. from a full offline queue) is closed with stop reason ``Other`` and flag
+``closed_after_reconnect``.
+
 Besides, a connector that turns ``Available`` (from an occupied status) while a session is open
 on its EVSE is reported (station event log and ``station.reported`` with category
 ``transaction``, kind ``outlived_connector``): a transaction that outlives its connector's
@@ -29,11 +36,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, cast
 
+from csms.core.background import BackgroundTasks
 from csms.core import events as ev
 from csms.core.ocpp.outbound import StationCalls, known_calls
 from csms.core.ocpp.validation import OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
-from csms.core.services.sessions import CLOSED_AFTER_REBOOT
+from csms.core.services.sessions import CLOSED_AFTER_REBOOT, CLOSED_AFTER_RECONNECT
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -63,7 +71,9 @@ class TransactionReconciliation:
         self.stations = stations
         # 1.6: per station, the ids of sessions open at its boot and not resumed since
         self._pending: dict[str, set[int]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # per station connected and not booted since: the wait before its open sessions are checked
+        self._unbooted: dict[str, asyncio.Task[Any]] = {}
+        self._tasks = BackgroundTasks(log, "transaction reconciliation")
         self._unsubscribe: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -74,34 +84,31 @@ class TransactionReconciliation:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def drain(self) -> None:
         """Wait until the checks under way are done (tests; after ``events.drain()``)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("transaction reconciliation failed", exc_info=task.exception())
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        return self._tasks.spawn(coro)
 
     def _on_event(self, event: ev.Event) -> None:
         """A listener on the event dispatcher: it runs after the station got its answer."""
         sid = event.station_id
         if isinstance(event, ev.StationBooted):
             self._pending.pop(sid, None)
+            self._forget_connection(sid)
             if event.registration_status == "Accepted":
                 self._booted(sid)
+        elif isinstance(event, ev.StationConnected):
+            delay = self.settings.transaction_check_after_reconnect_s
+            self._forget_connection(sid)
+            if delay > 0:
+                self._unbooted[sid] = self._spawn(self._reconnected(sid, delay))
         elif isinstance(event, ev.StationDisconnected):
             self._pending.pop(sid, None)  # it boots again when it comes back
+            self._forget_connection(sid)
         elif isinstance(event, ev.ConnectorStatusChanged):
             self._status(event)
         elif isinstance(event, ev.MeterValuesReceived):
@@ -118,7 +125,7 @@ class TransactionReconciliation:
         if calls is None:
             return
         if calls.supports_transaction_status:
-            self._spawn(self._ask_status(station_id, calls, [s.id for s in open_sessions]))
+            self._spawn(self._ask_status(station_id, calls, [s.id for s in open_sessions], after_reboot=True))
         else:
             pending = self._pending[station_id] = {s.id for s in open_sessions}
             grace = self.settings.transaction_resume_grace_s
@@ -144,7 +151,24 @@ class TransactionReconciliation:
         elif event.status == "Available" and event.previous in OCCUPIED:
             self._spawn(self._outlived(session, event.previous))
 
-    async def _ask_status(self, station_id: str, calls: StationCalls, session_ids: list[int]) -> None:
+    def _forget_connection(self, station_id: str) -> None:
+        """The station booted, left or connected again: no check of its previous connection."""
+        waiting = self._unbooted.pop(station_id, None)
+        if waiting is not None:
+            waiting.cancel()
+
+    async def _reconnected(self, station_id: str, delay: float) -> None:
+        """``delay`` after a connection the station has not booted on (else this was cancelled):
+        check its open sessions."""
+        await asyncio.sleep(delay)
+        del self._unbooted[station_id]
+        calls = known_calls(self.commands.version_of(station_id))
+        open_sessions = self.sessions.for_station(station_id)
+        if calls is not None and calls.supports_transaction_status and open_sessions:
+            await self._ask_status(station_id, calls, [s.id for s in open_sessions], after_reboot=False)
+
+    async def _ask_status(self, station_id: str, calls: StationCalls, session_ids: list[int], *,
+                          after_reboot: bool) -> None:
         for session_id in session_ids:
             session = self.sessions.by_id(session_id)
             if session is None:
@@ -163,8 +187,11 @@ class TransactionReconciliation:
                 await self._record(session, "awaiting_queued_messages",
                                    f"transaction {session.transaction_id}: the station has queued messages of it",
                                    {"session_id": session.id, "transaction_id": session.transaction_id})
-            elif answer["ongoing"] is False:
+            elif answer["ongoing"] is False and after_reboot:
                 await self._close(session, "unknown to the station after its reboot")
+            elif answer["ongoing"] is False:
+                await self._close(session, "not running on the station when it reconnected, and nothing of it queued",
+                                  reason="Other", flag=CLOSED_AFTER_RECONNECT)
 
     async def _grace(self, station_id: str, pending: set[int], grace: float) -> None:
         await asyncio.sleep(grace)
@@ -176,10 +203,11 @@ class TransactionReconciliation:
             if session is not None:
                 await self._close(session, f"not resumed by the station within {grace:g} s of its reboot")
 
-    async def _close(self, session: ActiveSession, why: str) -> None:
+    async def _close(self, session: ActiveSession, why: str, *, reason: str = REBOOT_REASON,
+                     flag: str = CLOSED_AFTER_REBOOT) -> None:
         if self.sessions.by_id(session.id) is not session:
             return
-        await self.sessions.close(session, reason=REBOOT_REASON, flag=CLOSED_AFTER_REBOOT)
+        await self.sessions.close(session, reason=reason, flag=flag)
         await self._record(session, "reconciled", f"transaction {session.transaction_id} closed: {why}",
                            {"session_id": session.id, "transaction_id": session.transaction_id,
                             "meter_stop_wh": session.meter_last_wh})

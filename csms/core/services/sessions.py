@@ -70,7 +70,8 @@ class Sample(NamedTuple):
 # flags of a session the CSMS ended for a station that did not (``SessionService.close``)
 FORCE_CLOSED = "force_closed"
 CLOSED_AFTER_REBOOT = "closed_after_reboot"
-CLOSED_BY_CSMS = frozenset({FORCE_CLOSED, CLOSED_AFTER_REBOOT})
+CLOSED_AFTER_RECONNECT = "closed_after_reconnect"
+CLOSED_BY_CSMS = frozenset({FORCE_CLOSED, CLOSED_AFTER_REBOOT, CLOSED_AFTER_RECONNECT})
 
 _TIMESTAMP = itemgetter(0)  # Sample.timestamp, read in C
 

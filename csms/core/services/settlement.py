@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from csms.core.background import BackgroundTasks
 from csms.core import events as ev
 from csms.core.ocpp.outbound import known_calls
 from csms.core.tables import ChargingSession
@@ -35,7 +36,7 @@ class SettlementService:
         self.settings = settings
         self.events = events
         self.commands = commands
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "settlement")
         self._unlisten: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -49,22 +50,16 @@ class SettlementService:
     async def stop(self) -> None:
         if self._unlisten:
             self._unlisten()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.SessionStopped):
             self._spawn(event.session_id)
             if self.settings.final_cost_data_transfer:
-                task = asyncio.create_task(self.send_final_cost_data_transfer(event))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._tasks.spawn(self.send_final_cost_data_transfer(event))
 
     def _spawn(self, session_id: int) -> None:
-        task = asyncio.create_task(self.settle(session_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.settle(session_id))
 
     async def final_cost(self, station_pk: int, transaction_id: str) -> SessionCost | None:
         """The final cost of a station's ended transaction for the station's display (OCPP 2.0.1

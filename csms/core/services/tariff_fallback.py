@@ -14,10 +14,10 @@ value in the station's variables. 1.6 has no such variables (``NotSupported``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from csms.core.background import BackgroundTasks
 from csms.core import events as ev
 from csms.core.ocpp.outbound import known_calls
 from csms.core.ocpp.validation import OcppError
@@ -48,7 +48,7 @@ class TariffFallbackService:
         self.commands = commands
         self.operations = operations
         self.tariff_messages = tariff_messages
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "fallback tariff texts")
         self._unsubscribe: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -59,14 +59,11 @@ class TariffFallbackService:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def drain(self) -> None:
         """Wait until the texts being sent are sent (tests; after ``events.drain()``)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
 
     def _on_event(self, event: ev.Event) -> None:
         """After an accepted boot (the station has its answer): the texts it does not hold yet."""
@@ -75,9 +72,7 @@ class TariffFallbackService:
         calls = known_calls(self.commands.version_of(event.station_id))
         if calls is None or not calls.supports_fallback_texts:
             return
-        task = asyncio.ensure_future(self._after_boot(event.station_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._after_boot(event.station_id))
 
     async def _after_boot(self, station_id: str) -> None:
         try:

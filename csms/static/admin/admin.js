@@ -38,6 +38,34 @@
     document.body.setAttribute("data-live", "reconnecting");
   });
 
+  // A live panel replaced by its own answer (hx-swap outerHTML) would lose an update that came
+  // while its request ran: htmx queues that request (hx-sync queue last) on the old element and
+  // drops it once the element has left the page. Remember the update and repeat it on the new
+  // panel, so the change that came meanwhile is shown.
+  var running = new WeakSet();
+  var missed = {};  // panel id -> the event that triggered the request htmx would drop
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    running.add(e.detail.elt);
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    running.delete(e.detail.elt);
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    running.delete(e.detail.elt);
+  });
+  document.addEventListener("htmx:confirm", function (e) {
+    var elt = e.detail.elt, why = e.detail.triggeringEvent;
+    if (elt.id && why && running.has(elt) && (elt.getAttribute("hx-swap") || "").indexOf("outerHTML") === 0) {
+      missed[elt.id] = why.type;
+    }
+  });
+  htmx.onLoad(function (elt) {
+    if (!elt.id || !missed[elt.id]) return;
+    var type = missed[elt.id];
+    delete missed[elt.id];
+    if (!running.has(elt)) htmx.trigger(elt, type);
+  });
+
   // Plain (non-htmx) forms that destroy something ask first (the form's data-confirm, or that of
   // the button pressed); htmx forms ask through hx-confirm.
   document.addEventListener("submit", function (e) {

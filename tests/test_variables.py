@@ -105,15 +105,6 @@ async def test_get_variables_in_messages_of_at_most_items_per_message(server):
         bad = await server.api.post("/stations/VARS-1/variables/get", json={"variables": [
             {"component": "AuthCtrlr", "variable": "X", "attribute_type": "Wrong"}]})
         assert bad.status_code == 400 and "attribute_type" in bad.text
-        # the configuration refresh of named keys reads them the same way
-        cp.gets.clear()
-        keys = ["DeviceDataCtrlr/ItemsPerMessage.GetReport", "DeviceDataCtrlr/BytesPerMessage.GetReport",
-                "AuthCtrlr.AuthorizeRemoteStart", "OCPPCommCtrlr.OfflineThreshold", "TxCtrlr.EVConnectionTimeOut"]
-        refreshed = await server.api.post("/stations/VARS-1/configuration/refresh", json={"keys": keys})
-        assert refreshed.status_code == 201, refreshed.text
-        assert [len(m) for m in cp.gets] == [4, 1] and cp.gets[0][0] == "DeviceDataCtrlr.ItemsPerMessage[GetReport]"
-        assert [r["attributeStatus"] for r in refreshed.json()["response"]["getVariableResult"]] == [
-            "Accepted", "Accepted", "Accepted", "Accepted", "UnknownVariable"]
 
 
 async def test_get_variables_keep_to_bytes_per_message(server):

@@ -293,17 +293,11 @@ class Operations:
 
     async def get_configuration(self, station_id: str, *, keys: list[str] | None = None,
                                 by: str = "") -> dict[str, Any]:
-        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it. 2.0.1
-        variables named in ``keys`` are read as :meth:`get_variables` reads them (split by the
-        station's ItemsPerMessage); the outcome's ``response`` has their results."""
+        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it."""
         state = await self.stations.state(station_id)
         if state is None:
             raise UnknownStation(station_id)
-        calls = await self._calls(station_id)
-        if keys and calls.supports_variables:
-            outcome = await self.get_variables(station_id, variables=calls.variables_of(keys), by=by)
-            return {**outcome, "response": {"getVariableResult": outcome["results"]}}
-        call = calls.get_configuration(keys=keys)
+        call = (await self._calls(station_id)).get_configuration(keys=keys)
         response = await self._send(station_id, call, by)
         await call.record(self.reports, state, response)
         return call.outcome(response)

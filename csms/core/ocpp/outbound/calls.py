@@ -382,11 +382,6 @@ class StationCalls(ABC):
         station's SetVariableResult of each."""
         raise self._not_in_version("SetVariables (OCPP 2.0.1 has; 1.6 sets a key with ChangeConfiguration)")
 
-    def variables_of(self, keys: list[str]) -> list[dict[str, Any]]:
-        """The variables (as :meth:`Operations.get_variables` takes them) that configuration
-        ``keys`` name."""
-        raise self._not_in_version("device model")
-
     def items_per_message(self, *, component: str, message: str) -> Call:
         """GetVariables of ``component``.ItemsPerMessage[``message``]; the outcome has
         ``per_message`` (None: the station does not say)."""

@@ -392,14 +392,6 @@ class Calls201(StationCalls):
         the station does not say."""
         return self.items_per_message(component="MonitoringCtrlr", message=message)
 
-    def variables_of(self, keys: list[str]) -> list[dict[str, Any]]:
-        out = []
-        for key in keys:
-            component, variable = component_variable(key)
-            out.append({"component": component["name"], "component_instance": component.get("instance"),
-                        "variable": variable["name"], "variable_instance": variable.get("instance")})
-        return out
-
     def items_per_message(self, *, component: str, message: str) -> Call:
         def outcome(response: dict[str, Any]) -> dict[str, Any]:
             result = (response.get("getVariableResult") or [{}])[0]

@@ -51,25 +51,34 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from csms.app import create_app
     from csms.db import database_name
-    from csms.server import TLSConfigError, uvicorn_options
+    from csms.server import TLSConfigError, make_server, tls_listener_context, uvicorn_options
 
-    settings = get_settings()
+    overrides = {"tls_port": args.tls_port} if args.tls_port is not None else {}
+    settings = get_settings().model_copy(update=overrides) if overrides else get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    settings = settings.model_copy(update={"port": port}) if port != settings.port else settings
     workers = args.workers or settings.workers
     if workers > 1 and not (settings.redis_url and settings.is_postgres):
         sys.exit("csms serve: --workers above 1 needs redis_url (each worker is a node of the cluster) "
                  "and a PostgreSQL database_url")
+    if workers > 1 and settings.tls_port:
+        sys.exit("csms serve: tls_port (a second, TLS listener) needs one worker; with several, run "
+                 "the TLS nodes and the plain nodes apart (or one TLS port behind a proxy)")
     try:
         options = uvicorn_options(settings)
+        tls_listener_context(settings)
     except TLSConfigError as exc:  # a missing certificate file or a bad pair: the reason, no traceback
         sys.exit(f"csms serve: {exc}")
     _setup_logging(settings.log_level, settings.log_format)
     password = asyncio.run(_with_db(ensure_first_admin))
-    scheme = "https" if settings.tls_enabled else "http"
-    ws = "wss" if settings.tls_enabled else "ws"
+    scheme = "https" if settings.port_is_tls else "http"
+    ws = "wss" if settings.port_is_tls else "ws"
     print(f"CSMS on {scheme}://{host}:{port}/  database {database_name(settings.effective_database_url)}")
     print(f"  stations connect to {ws}://{host}:{port}/ocpp/<station_id>  (ocpp2.1, ocpp2.0.1, ocpp1.6)")
+    if settings.tls_port:
+        print(f"  and over TLS (security profiles 2 and 3) to wss://{host}:{settings.tls_port}/ocpp/<station_id>"
+              f"  (https://{host}:{settings.tls_port}/ as well)")
     if password:
         print(f"  first start: admin user created -- log in as 'admin' with password '{password}'")
     print("  REST API: create a key with `csms apikey create --name NAME`, docs at /api/v1/schema/swagger")
@@ -82,8 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         uvicorn.run("csms.app:worker_app", factory=True, workers=workers, host=host, port=port,
                     log_level=settings.log_level, **logging_config, **options)
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                **logging_config, **options)
+    server = make_server(create_app(settings), settings, host=host, port=port, log_level=settings.log_level,
+                         **logging_config)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # a second Ctrl-C (uvicorn.run swallows it as well)
+        pass
+    if server.failed or not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: a port that could not be bound (logged)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -270,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the server (OCPP, REST, admin) on the configured database")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--tls-port", type=int, help="a second listener speaking TLS on this port, plain ws/http "
+                                                "staying on --port (default: the tls_port setting)")
     p.add_argument("--workers", type=int, help="processes on one port, each a node of the cluster "
                                                "(needs redis_url and PostgreSQL; default: the workers setting)")
     p.set_defaults(func=cmd_serve)

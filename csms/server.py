@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any, Callable, cast
 
+import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from csms.core.ocpp.connection import FRAMES_EXTENSION
 from csms.settings import Settings
+
+logger = logging.getLogger("uvicorn.error")
 
 # Frames waiting for the app at which WebSocketProtocol stops reading a socket.
 INBOX_PAUSE = 4
@@ -156,10 +161,72 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # open admin pages hold live-update streams; do not let them hold up a shutdown
         "timeout_graceful_shutdown": 5,
     }
-    if settings.tls_enabled:
+    if settings.port_is_tls:
         build_ssl_context(settings)  # a missing file or a bad pair stops `csms serve` here, with the reason
         options["ssl_context_factory"] = SSLContextFactory(settings)
     return options
+
+
+def tls_listener_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the second listener (``tls_port``), None without one."""
+    if not settings.tls_port:
+        return None
+    if not settings.tls_enabled:
+        raise TLSConfigError("tls_port is set but there is no server certificate (tls_cert/tls_key or tls_certs)")
+    if settings.tls_port == settings.port:
+        raise TLSConfigError(f"tls_port {settings.tls_port} is the same as port")
+    return build_ssl_context(settings)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, plus a second listener when ``tls_port`` is set.
+
+    The second listener is one more socket of the same server: its connections are made by the
+    same protocol factory (same app, same lifespan state, same connection set), so a graceful
+    shutdown closes both, and the app sees ``wss``/``https`` on it (uvicorn takes the scheme from
+    the transport) and ``ws``/``http`` on ``port``. Security profiles 2 and 3 stations connect to
+    ``tls_port``, profile 1 stations to ``port``; each station is still held to its stored
+    profile. ``failed`` is set when the TLS port cannot be bound (the server then shuts down).
+    """
+
+    def __init__(self, config: uvicorn.Config, tls_context: ssl.SSLContext | None = None,
+                 tls_port: int = 0) -> None:
+        super().__init__(config)
+        self.tls_context = tls_context
+        self.tls_port = tls_port
+        self.failed = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.tls_context is None or self.should_exit:
+            return
+        self.started = False  # until the TLS port listens too
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop)
+
+        try:
+            listener = await asyncio.get_running_loop().create_server(
+                create_protocol, host=config.host, port=self.tls_port, ssl=self.tls_context,
+                backlog=config.backlog)
+        except OSError as exc:
+            logger.error("tls_port %s: %s", self.tls_port, exc)
+            self.failed = self.should_exit = self.started = True  # started: the app's shutdown runs
+            return
+        self.servers.append(listener)
+        self.started = True
+        logger.info("TLS listener on %s:%s", config.host, self.tls_port)
+
+
+def make_server(app: Any, settings: Settings, *, host: str, port: int, **config: Any) -> Server:
+    """The server ``csms serve`` runs (one process): ``port`` and, with ``tls_port``, the TLS
+    listener. Raises TLSConfigError for certificate settings that cannot be served."""
+    tls_context = tls_listener_context(settings)
+    options = uvicorn_options(settings)
+    options.update(config)
+    return Server(uvicorn.Config(app, host=host, port=port, **options), tls_context, settings.tls_port)
 
 
 # -- TLS: the server certificates (RSA and ECDSA, several names) and client certificates -----------
@@ -231,9 +298,17 @@ def _one_per_key_type(certificates: list[ServerCertificate]) -> list[ServerCerti
     return list(chosen.values())
 
 
+# Python's default server suites, then the two of OCPP 2.0.1 A00.FR.318 (A00.FR.421) it leaves out:
+# TLS_RSA_WITH_AES_128/256_GCM (RSA key exchange, no forward secrecy). The server's order counts
+# (OP_CIPHER_SERVER_PREFERENCE), so they are chosen only by a station that offers nothing better.
+CIPHERS = ("@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+           ":AES128-GCM-SHA256:AES256-GCM-SHA384")
+
+
 def _context(settings: Settings, certificates: list[ServerCertificate]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security profiles 2 and 3: TLS 1.2 or newer
+    ctx.set_ciphers(CIPHERS)
     for c in certificates:
         try:
             ctx.load_cert_chain(c.cert, c.key)

@@ -154,8 +154,9 @@ class Settings(CsmsSettings):
     plugins: str = Field("", description="Comma-separated allow-list of plugin names to load (empty loads all installed).")
     disable_plugins: str = Field("", description="Comma-separated plugin names not to load.")
     trace_hooks: bool = Field(False, description="Log every hook call with its arguments and results.")
-    tls_cert: str = Field("", description="PEM certificate file; with `tls_key` the server speaks wss/https.")
+    tls_cert: str = Field("", description="PEM certificate file; with `tls_key` the server speaks wss/https (on `port`, or on `tls_port` when that is set).")
     tls_key: str = Field("", description="PEM private key file.")
+    tls_port: int = Field(0, ge=0, le=65535, description="With a server certificate (`tls_cert`/`tls_key` or `tls_certs`): a second listener of the same server on this port speaks wss/https (security profiles 2 and 3), while `port` stays plain ws/http (profile 1, and a TLS-terminating proxy's traffic); 0: one listener on `port`, TLS when a certificate is set. Needs `workers` 1.")
     tls_certs: str = Field("", description="More server certificates, comma-separated `cert.pem:key.pem` pairs (after `tls_cert`/`tls_key`, which may be empty then): RSA and ECDSA side by side (each client gets the one its ciphers and signature algorithms allow) and certificates for other server names (chosen by SNI).")
     tls_ca: str = Field("", description="CA bundle used to verify station client certificates (security profile 3).")
     tls_client_cert: Literal["optional", "required"] = Field("optional", description="With `tls_ca`: `optional` lets profile 2 (password) and profile 3 (client certificate) stations share the listener, each station held to its stored security profile; `required` refuses every TLS handshake without a client certificate.")
@@ -197,6 +198,11 @@ class Settings(CsmsSettings):
     def tls_enabled(self) -> bool:
         """The server speaks wss/https: a certificate in `tls_cert` or `tls_certs`."""
         return bool(self.tls_cert or self.tls_certs.strip())
+
+    @property
+    def port_is_tls(self) -> bool:
+        """`port` speaks wss/https (a certificate and no `tls_port`, which would take TLS instead)."""
+        return self.tls_enabled and not self.tls_port
 
     @property
     def effective_database_url(self) -> str:

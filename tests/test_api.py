@@ -135,6 +135,8 @@ STATION_BODIES = {
     "web-payment-started": {"evse_id": 1, "timeout": 60},  # 2.1
     "data-transfer": {"vendor_id": "com.example"},
     "configuration/report": {"criteria": ["Active"]},
+    "variables/get": {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]},
+    "variables/set": {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"}]},
     "charging-profiles/report": {}, "charging-profiles/clear": {"profile_id": 1}, "{profile_id:int}": None,
     "network-profiles": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},
     "network-profiles/switch": {"slot": 1, "url": "wss://example.org/ocpp", "security_profile": 2},

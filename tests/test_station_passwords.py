@@ -159,6 +159,53 @@ async def test_rotation_stores_the_accepted_password_only(tmp_path, protocol):
         assert len(events) == 1
 
 
+class Dropper201(Keeper201):
+    """Takes the new password and drops the connection before its answer leaves (TC_A_09's mock
+    station does): the CSMS never hears it was accepted."""
+
+    @on(Action201.set_variables)
+    async def on_set_variables(self, set_variable_data, **kwargs):
+        self.password = set_variable_data[0]["attribute_value"]
+        await self._connection.close()
+        return result201.SetVariables(set_variable_result=[])
+
+
+async def test_a_station_that_took_the_password_but_whose_answer_was_lost_gets_in_with_it(tmp_path):
+    """The new password is pending from the moment it is sent: a handshake with it is accepted and
+    makes it the password (the old one refused from then on); a handshake with the old one while
+    the new is pending drops the new one."""
+    async with running_server(tmp_path, unknown_stations="reject") as srv:
+        await srv.api.post("/stations/", json={"station_id": "LOST", "password": OLD})
+        cp, ws, task = await connected(srv, "LOST", Dropper201, OLD, "ocpp2.0.1")
+        try:
+            r = await srv.api.post("/stations/LOST/rotate-password")
+            assert r.status_code == 409, r.text  # the station went away before answering
+        finally:
+            task.cancel()
+        new = cp.password
+        assert new and new != OLD
+        detail = (await srv.api.get("/stations/LOST")).json()
+        assert detail["has_password"] and not {"password_hash", "pending_password_hash"} & set(detail)
+        listed = (await srv.api.get("/stations/", params={"q": "LOST"})).json()["items"]
+        assert listed and not {"password_hash", "pending_password_hash"} & set(listed[0])
+        assert (await handshake_status(srv.ws_url("LOST"), headers=basic_auth("LOST", new)))[0] == 101
+        assert (await handshake_status(srv.ws_url("LOST"), headers=basic_auth("LOST", OLD)))[0] == 401
+        await srv.core.writer.flush()
+        events = await StationEvent.select(StationEvent.summary).where(
+            (StationEvent.station_id == "LOST") & (StationEvent.kind == "password_changed"))
+        assert [e["summary"] for e in events] == ["the station connected with the new Basic-auth password sent to it"]
+        await assert_nowhere_stored("LOST", new)
+        # again, and this time the station comes back with its old password: it did not take the new one
+        cp, ws, task = await connected(srv, "LOST", Dropper201, new, "ocpp2.0.1")
+        try:
+            await srv.api.post("/stations/LOST/rotate-password")
+        finally:
+            task.cancel()
+        newer = cp.password
+        assert (await handshake_status(srv.ws_url("LOST"), headers=basic_auth("LOST", new)))[0] == 101
+        assert (await handshake_status(srv.ws_url("LOST"), headers=basic_auth("LOST", newer)))[0] == 401
+
+
 async def test_password_set_through_the_raw_and_configuration_endpoints_is_stored(tmp_path):
     async with running_server(tmp_path, unknown_stations="reject") as srv:
         await srv.api.post("/stations/", json={"station_id": "RAW16", "password": OLD})

@@ -9,9 +9,8 @@ latest TransactionEvent; ``{session}`` / ``{reservation}`` / ``{profile}`` the l
 reservation and known charging profile of the station; ``{now}``, ``{now+N}`` timestamps.
 
 The real feature endpoints are used wherever the CSMS has one; ``/ocpp/{Action}`` (the generic
-command, the station's raw payload) only where the operator's feature is the CSMS's own loop
-(smart charging sends profiles from the site's capacity, not from a typed-in schedule) or where
-the test wants a message no feature sends (a deliberately unsupported value).
+command, the station's raw payload) only where the test wants a message no feature sends (a
+deliberately unsupported value, a TxProfile without a transaction).
 """
 
 from __future__ import annotations
@@ -40,23 +39,50 @@ def raw(action: str, payload: dict[str, Any], after: str = "BootNotification", c
 
 def profile(profile_id: int, purpose: str, kind: str = "Absolute", limit: float = 6.0,
             stack_level: int = 1, **extra: Any) -> dict[str, Any]:
-    schedule: dict[str, Any] = {"id": 1, "chargingRateUnit": "A", "duration": 300,
+    # valid for 30 s: the mock stations forget a profile with the test, the CSMS (rightly) does not,
+    # and an EVSE's TxDefaultProfile still in force would hold the EV schedules of K53-K57 to it
+    schedule: dict[str, Any] = {"id": 1, "chargingRateUnit": "A", "duration": 30,
                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
     body: dict[str, Any] = {"id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
                             "chargingProfileKind": kind, "chargingSchedule": [schedule]}
     if kind == "Absolute":
         schedule["startSchedule"] = "{now}"
         body["validFrom"] = "{now}"
-        body["validTo"] = "{now+300}"
+        body["validTo"] = "{now+30}"
     if kind == "Recurring":
         body["recurrencyKind"] = "Daily"
         schedule["startSchedule"] = "{now}"
+        body["validTo"] = "{now+30}"
     body.update(extra)
     return body
 
 
+PURPOSES = {"TxDefaultProfile": "tx_default", "TxProfile": "tx", "ChargingStationMaxProfile": "station_max"}
+
+
 def set_profile(evse_id: int, prof: dict[str, Any], after: str = "BootNotification", count: int = 1,
                 delay: float = 0.5) -> Step:
+    """The operator's set-profile endpoint (``POST /stations/{id}/charging-profiles``) with the
+    schedule of ``prof`` (as :func:`profile` makes it)."""
+    schedule = prof["chargingSchedule"][0]
+    body: dict[str, Any] = {
+        "evse_id": evse_id, "purpose": PURPOSES[prof["chargingProfilePurpose"]], "profile_id": prof["id"],
+        "stack_level": prof["stackLevel"], "kind": prof["chargingProfileKind"], "unit": schedule["chargingRateUnit"],
+        "duration": schedule["duration"],
+        "periods": [{"start_period": p["startPeriod"], "limit": p["limit"]} for p in schedule["chargingSchedulePeriod"]]}
+    if "startSchedule" in schedule:
+        body["start_at"] = schedule["startSchedule"]
+    for key, name in (("validFrom", "valid_from"), ("validTo", "valid_to"), ("recurrencyKind", "recurrency"),
+                      ("transactionId", "transaction_id")):
+        if key in prof:
+            body[name] = prof[key]
+    return Step("POST", f"{S}/charging-profiles", body, after, count, delay)
+
+
+def raw_profile(evse_id: int, prof: dict[str, Any], after: str = "BootNotification", count: int = 1,
+                delay: float = 0.5) -> Step:
+    """A SetChargingProfile the CSMS's endpoint would refuse to send (a TxProfile without a
+    transaction, K01.FR.03): the generic command."""
     return raw("SetChargingProfile", {"evseId": evse_id, "chargingProfile": prof}, after, count, delay)
 
 
@@ -89,6 +115,15 @@ def var(component: str, variable: str, **extra: Any) -> dict[str, Any]:
     return {"component": {"name": component}, "variable": {"name": variable}} | extra
 
 
+def var_(component: str, variable: str, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A variable as the variables endpoints take it."""
+    return {"component": component, "variable": variable} | ({"variable_instance": instance} if instance else {}) | extra
+
+
+def getvars(variables: list[dict[str, Any]]) -> Step:
+    return Step("POST", f"{S}/variables/get", {"variables": variables}, "StatusNotification")
+
+
 def avail(operative: bool, evse_id: int, connector_id: int | None = None, after: str = "StatusNotification",
           count: int = 1) -> Step:
     body: dict[str, Any] = {"operative": operative, "evse_id": evse_id}
@@ -117,7 +152,18 @@ def show(fields: dict[str, Any], after: str = "StatusNotification", count: int =
     return Step("POST", f"{S}/display-messages", body, after, count, delay)
 
 PLAN: dict[str, list[Step]] = {
-    # A Security (profile 1 only: the TLS cases need a TLS listener next to the plain one)
+    # A Security (profiles 2 and 3 on the TLS listener at port+1)
+    # A11-A14: the operator asks for a new certificate (TriggerMessage Sign...Certificate)
+    "TC_A_11": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "ChargingStationCertificate"}, "connect")],
+    "TC_A_12": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "V2GCertificate"}, "connect")],
+    "TC_A_13": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "CombinedCertificate"}, "connect")],
+    "TC_A_14": [Step("POST", f"{S}/certificates/renew", {"certificate_type": "ChargingStationCertificate"}, "connect")],
+    # A19 (first case, CP_A_SP1 from profile 1 to 2): the network profile and the switch, then the
+    # operator raises the stored profile (the suite's station comes back as CP_A_SP2, not itself)
+    "TC_A_19": [Step("POST", f"{S}/network-profiles/switch", {
+        "slot": 1, "url": "wss://127.0.0.1:{tls_port}/ocpp", "security_profile": 2, "interface": "Wired0",
+        "message_timeout": 30}, "connect"),
+                Step("PATCH", S, {"security_profile": 2}, "out:Reset", 1, 0.0)],
     "TC_A_09": [Step("POST", f"{S}/rotate-password", None, "connect")],
     "TC_A_10": [Step("POST", f"{S}/rotate-password", None, "connect")],
     # B Provisioning
@@ -125,18 +171,19 @@ PLAN: dict[str, list[Step]] = {
     "TC_B_30": [PENDING],
     "TC_B_31": [PENDING, Step("POST", f"{S}/approve", None, "BootNotification", 1, 1.0),
                 Step("POST", f"{S}/trigger", {"message": "BootNotification"}, "BootNotification", 1, 0.5)],
-    # GetVariables of named variables: no feature asks for chosen variables (the configuration tab
-    # reads everything with GetBaseReport)
-    "TC_B_06": [raw("GetVariables", {"getVariableData": [var("OCPPCommCtrlr", "OfflineThreshold")]},
-                    after="StatusNotification")],
-    "TC_B_07": [raw("GetVariables", {"getVariableData": [var("OCPPCommCtrlr", "OfflineThreshold"),
-                                                         var("AuthCtrlr", "AuthorizeRemoteStart")]},
-                    after="StatusNotification")],
+    # GetVariables / SetVariables of chosen variables (split by the station's ItemsPerMessage)
+    "TC_B_06": [getvars([var_("OCPPCommCtrlr", "OfflineThreshold")])],
+    "TC_B_07": [getvars([var_("OCPPCommCtrlr", "OfflineThreshold"), var_("AuthCtrlr", "AuthorizeRemoteStart")])],
+    "TC_B_08": [getvars([var_("DeviceDataCtrlr", "ItemsPerMessage", "GetReport"),
+                         var_("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"),
+                         var_("DeviceDataCtrlr", "BytesPerMessage", "GetReport"),
+                         var_("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"),
+                         var_("AuthCtrlr", "AuthorizeRemoteStart")])],
     "TC_B_09": [Step("PUT", f"{S}/configuration", {"key": "OCPPCommCtrlr.OfflineThreshold", "value": "123"},
                      "StatusNotification")],
-    "TC_B_10": [raw("SetVariables", {"setVariableData": [
-        var("OCPPCommCtrlr", "OfflineThreshold", attributeValue="123"),
-        var("AuthCtrlr", "AuthorizeRemoteStart", attributeValue="false")]}, after="StatusNotification")],
+    "TC_B_10": [Step("POST", f"{S}/variables/set", {"variables": [
+        var_("OCPPCommCtrlr", "OfflineThreshold", value="123"),
+        var_("AuthCtrlr", "AuthorizeRemoteStart", value="false")]}, "StatusNotification")],
     "TC_B_12": [raw("GetBaseReport", {"requestId": 12, "reportBase": "ConfigurationInventory"},
                     after="StatusNotification")],
     "TC_B_13": [Step("POST", f"{S}/configuration/refresh", None, "StatusNotification")],
@@ -353,7 +400,7 @@ PLAN: dict[str, list[Step]] = {
                 raw("DeleteCertificate", {"certificateHashData": "{installed0}"}, delay=0.5)],
     # K Smart charging
     "TC_K_01": [set_profile(1, profile(101, "TxDefaultProfile"), after="StatusNotification")],
-    "TC_K_02": [set_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],
+    "TC_K_02": [raw_profile(1, profile(102, "TxProfile", "Relative", 7.0), after="StatusNotification")],
     "TC_K_03": [set_profile(0, profile(103, "ChargingStationMaxProfile", limit=8.0), after="StatusNotification")],
     "TC_K_04": [set_profile(1, profile(104, "TxDefaultProfile", limit=8.0), after="StatusNotification"),
                 set_profile(1, profile(104, "TxDefaultProfile", limit=6.0), after="StatusNotification",
@@ -401,3 +448,6 @@ PLAN: dict[str, list[Step]] = {
 CLEANUP: dict[str, list[Step]] = {name: [OUT_OF_SITE] for name in
                                   ("TC_K_53", "TC_K_55", "TC_K_57", "TC_K_58", "TC_K_59")}
 CLEANUP.update({name: [ACCEPTED] for name in ("TC_B_02", "TC_B_30", "TC_B_31")})
+# A09 leaves CP_A_SP1 with the CSMS's new password, A19 at profile 2: the next tests use the suite's
+CLEANUP["TC_A_09"] = [Step("PUT", f"{S}/password", {"password": "0123456789123456"}, "", 1, 0.0)]
+CLEANUP["TC_A_19"] = [Step("PATCH", S, {"security_profile": 1}, "", 1, 0.0)]

@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 PASSWORD = "0123456789123456"
 STATIONS = ["CP_1", "CP_A_SP1", "CP_B", "CP_C", "CP_D", "CP_E", "CP_F", "CP_G"]
+TLS_STATIONS = {"CP_A_SP2": 2, "CP_A_SP3": 3}  # ChargingPointsConfig.md of block A: over wss on port+1
 BLOCK_STATION = {"A": "CP_A_SP1", "B": "CP_B", "C": "CP_C", "D": "CP_D", "E": "CP_E", "F": "CP_F",
                  "G": "CP_G"}
 TOKENS = [  # id_token, type, status, group, expires; 100000C02 (type Cash, not a 2.0.1 type) stays unknown
@@ -56,6 +57,7 @@ TOKENS = [  # id_token, type, status, group, expires; 100000C02 (type Cash, not 
 
 
 SUITE_CA = ""  # the suite's test CA (certs/ca.pem), set in main()
+TLS_PORT = 0  # the CSMS's TLS listener (--port + 1), set in main()
 
 
 class Api:
@@ -165,6 +167,8 @@ class Conductor(threading.Thread):
                 seconds = int(re.search(r"\{now\+(\d+)\}", value).group(1))
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
                 value = re.sub(r"\{now\+\d+\}", stamp, value)
+            if "{tls_port}" in value:
+                value = value.replace("{tls_port}", str(TLS_PORT))
             if value == "{suite_ca}":
                 return SUITE_CA
             if value == "{installed0}":
@@ -236,12 +240,23 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.P
         "CSMS_BILLING_COST_UPDATES": "true", "CSMS_BILLING_COST_UPDATE_INTERVAL": "1",  # I01: running cost
         "CSMS_LOG_LEVEL": "warning",
         "CSMS_PKI_TRUST_ANCHORS": str(args.pki_dir / "mo_root.pem"),
+        # security profiles 2 and 3 (block A): the suite's server certificates (ECDSA and RSA, for
+        # localhost and 127.0.0.1) on a second, TLS listener at port+1; client certificates of
+        # the suite's CA and of the CSMS's own CA (the certificates it signs on renewal)
+        "CSMS_TLS_CERT": str(args.suite / "certs" / "server.pem"),
+        "CSMS_TLS_KEY": str(args.suite / "certs" / "server.key"),
+        "CSMS_TLS_CERTS": f"{args.suite / 'certs' / 'server_rsa.pem'}:{args.suite / 'certs' / 'server_rsa.key'}",
+        "CSMS_TLS_CA": str(data_dir / "tls_ca.pem"),
     })
     subprocess.run([csms, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([csms, "ca", "show"], env=env, check=True, capture_output=True)  # the CA, made now
+    (data_dir / "tls_ca.pem").write_text((args.suite / "certs" / "ca.pem").read_text()
+                                         + (data_dir / "ca" / "trust.pem").read_text())
     key = subprocess.run([csms, "apikey", "create", "--name", "octt", "--role", "admin"], env=env,
                          check=True, capture_output=True, text=True).stdout.strip()
     log = open(data_dir / "serve.log", "wb")
-    server = subprocess.Popen([csms, "serve", "--port", str(args.port)], env=env, stdout=log,
+    server = subprocess.Popen([csms, "serve", "--port", str(args.port), "--tls-port", str(args.port + 1)],
+                              env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{args.port}"
     wait_http(base + "/api/v1/health")
@@ -254,6 +269,11 @@ def provision(api: Api) -> None:
         if status not in (200, 201):
             raise SystemExit(f"cannot create {station}: {status} {body}")
         api.call("PATCH", f"/stations/{station}", {"security_profile": 1})
+    for station, profile in TLS_STATIONS.items():
+        status, body = api.call("POST", "/stations", {"station_id": station, "password": PASSWORD})
+        if status not in (200, 201):
+            raise SystemExit(f"cannot create {station}: {status} {body}")
+        api.call("PATCH", f"/stations/{station}", {"security_profile": profile})
     status, body = api.call("POST", "/sites", {"name": "OCTT site", "grid_limit_l1_a": 32.0,
                                               "grid_limit_l2_a": 32.0, "grid_limit_l3_a": 32.0})
     if status not in (200, 201):
@@ -278,6 +298,11 @@ def provision(api: Api) -> None:
 def station_of(test_file: Path) -> str:
     text = test_file.read_text()
     block = test_file.parent.name
+    if block == "A" and "BASIC_AUTH_CP_A" not in text:  # the TLS cases
+        if "SECURITY_PROFILE_3_CP_A" in text:
+            return "CP_A_SP3"
+        if "SECURITY_PROFILE_2_CP_A" in text:
+            return "CP_A_SP2"
     match = re.search(r"os\.environ\['(BASIC_AUTH_CP(?:_[A-G])?)'\]", text)
     if match and match.group(1) != "BASIC_AUTH_CP":
         return {"BASIC_AUTH_CP_" + k: v for k, v in BLOCK_STATION.items()}[match.group(1)]
@@ -292,7 +317,9 @@ def write_ini(args: argparse.Namespace, data_dir: Path) -> Path:
     overrides = {"CSMS_ADDRESS": f"ws://127.0.0.1:{args.port}/ocpp",
                  # the suite's default, Cash, is no IdTokenEnumType of 2.0.1: its messages fail the schema
                  "INVALID_ID_TOKEN_TYPE": "ISO14443",
-                 "CSMS_WSS_ADDRESS": f"wss://127.0.0.1:{args.port + 1}/ocpp"}
+                 "CSMS_WSS_ADDRESS": f"wss://localhost:{args.port + 1}/ocpp",  # the certificate's CN (A00.FR.510)
+                 # the suite's client.pem names CP_1; CP_A_SP3's names CP_A_SP3 (A00.FR.405), same CA
+                 "TLS_CLIENT_CERT": str(args.client_cert[0]), "TLS_CLIENT_KEY": str(args.client_cert[1])}
     overrides.update(args.pki_files)
     for key, value in overrides.items():
         text = re.sub(rf"(?m)^(\s*){key}=.*$", rf"\g<1>{key}={value}", text)
@@ -302,6 +329,36 @@ def write_ini(args: argparse.Namespace, data_dir: Path) -> Path:
     path = data_dir / "pytest.ini"
     path.write_text(text)
     return path
+
+
+def client_certificate(suite: Path, directory: Path, station: str) -> tuple[Path, Path]:
+    """A profile 3 client certificate for ``station`` (commonName = station id), signed by the
+    suite's test CA (its certs/ca.key)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate((suite / "certs" / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((suite / "certs" / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, station),
+                                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TZI Test")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{station}.pem", directory / f"{station}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 def failure_reason(output: str) -> str:
@@ -414,7 +471,8 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     args.suite = args.suite.resolve()
-    global SUITE_CA
+    global SUITE_CA, TLS_PORT
+    TLS_PORT = args.port + 1
     SUITE_CA = (args.suite / "certs" / "ca.pem").read_text()
     wanted = {t.strip().upper() for t in args.tests.split(",") if t.strip()}
     files: list[Path] = []
@@ -430,6 +488,7 @@ def main() -> None:
     pki = TestPki(args.pki_dir, args.port + 2)
     args.pki_files = pki.write()
     responder = pki.serve()
+    args.client_cert = client_certificate(args.suite, data_dir / "tls", "CP_A_SP3")
     args.ini = write_ini(args, data_dir)
     server, api = start_server(args, data_dir)
     earlier = read_results(args.out) if args.update else []

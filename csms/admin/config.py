@@ -62,7 +62,7 @@ def admin_settings(settings: Settings) -> AdminSettings:
         map_tile_url=tiles.strip(),
         map_attribution=attribution,
         secret=settings.session_secret or stored_secret(Path(settings.data_dir)),
-        secure_cookies=settings.tls_enabled,
+        secure_cookies=settings.port_is_tls,
         time_zone=settings.admin_time_zone,
         language=settings.admin_language,
     )

@@ -57,7 +57,8 @@ def _json(value: Any) -> Any:
 
 
 def _station_columns() -> list[Any]:
-    return [Station.all_columns(exclude=[Station.password_hash]), Station.site.name.as_alias("site_name"),
+    return [Station.all_columns(exclude=[Station.password_hash, Station.pending_password_hash]),
+            Station.site.name.as_alias("site_name"),
             Station.site.timezone.as_alias("site_timezone"), Station.hub.name.as_alias("hub_name")]
 
 

@@ -140,6 +140,21 @@ class ComponentVariableBody(msgspec.Struct, forbid_unknown_fields=True):
     variable_instance: str | None = None
 
 
+class VariableBody(msgspec.Struct, forbid_unknown_fields=True):
+    component: str
+    variable: str
+    component_instance: str | None = None
+    evse_id: Int32 | None = None
+    connector_id: Int32 | None = None
+    variable_instance: str | None = None
+    attribute_type: str | None = None  # Actual (default), Target, MinSet, MaxSet
+    value: str | None = None  # what to set (variables/set)
+
+
+class VariablesBody(msgspec.Struct, forbid_unknown_fields=True):
+    variables: list[VariableBody]
+
+
 class CustomReportBody(msgspec.Struct, forbid_unknown_fields=True):
     criteria: list[str] | None = None  # Active, Available, Enabled, Problem
     component_variables: list[ComponentVariableBody] | None = None
@@ -167,9 +182,13 @@ REGISTRATION = {"Accepted", "Pending", "Rejected"}
 _RESET_KINDS = {"soft", "hard", "immediate", "on_idle"}
 
 
+def public_columns() -> list[Any]:
+    """A station's columns but its password hashes."""
+    return Station.all_columns(exclude=[Station.password_hash, Station.pending_password_hash])
+
+
 async def station_row(station_id: str) -> dict[str, Any]:
-    row = await Station.select(*Station.all_columns(exclude=[Station.password_hash])).where(
-        Station.station_id == station_id).first()
+    row = await Station.select(*public_columns()).where(Station.station_id == station_id).first()
     if row is None:
         raise NotFoundException(f"no station {station_id!r}")
     return row
@@ -246,8 +265,7 @@ class StationController(Controller):
         if connected is not None:
             where.append(Station.connected == connected)
         scope = await tenant_scope(request)
-        query = restrict(Station.select(*Station.all_columns(exclude=[Station.password_hash])),
-                         Station.organization, scope)
+        query = restrict(Station.select(*public_columns()), Station.organization, scope)
         count = restrict(Station.count(), Station.organization, scope)
         for w in where:
             query, count = query.where(w), count.where(w)
@@ -407,6 +425,21 @@ class StationController(Controller):
         return await run_command(get_core().operations.get_custom_report(
             station_id, criteria=data.criteria, by=caller(request),
             component_variables=[msgspec.structs.asdict(c) for c in data.component_variables or []] or None))
+
+    @post("/{station_id:str}/variables/get", guards=[require("operator")])
+    async def get_variables(self, request: Request, station_id: str, data: VariablesBody) -> dict[str, Any]:
+        """OCPP 2.0.1 GetVariables of chosen variables, split as the station's
+        DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage[GetVariables] ask (B06.FR.05); one answer
+        with the station's result of each variable, in the order asked, and ``messages`` sent."""
+        return await run_command(get_core().operations.get_variables(
+            station_id, variables=[msgspec.structs.asdict(v) for v in data.variables], by=caller(request)))
+
+    @post("/{station_id:str}/variables/set", guards=[require("operator")])
+    async def set_variables(self, request: Request, station_id: str, data: VariablesBody) -> dict[str, Any]:
+        """OCPP 2.0.1 SetVariables of chosen variables (each with its ``value``), split as the
+        station's DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage[SetVariables] ask (B05.FR.06)."""
+        return await run_command(get_core().operations.set_variables(
+            station_id, variables=[msgspec.structs.asdict(v) for v in data.variables], by=caller(request)))
 
     @put("/{station_id:str}/configuration", guards=[require("operator")])
     async def set_configuration(self, request: Request, station_id: str, data: ConfigurationSet) -> dict[str, Any]:

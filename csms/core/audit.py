@@ -20,8 +20,8 @@ from csms.core.tables import AuditEntry, Station
 
 log = logging.getLogger("csms.audit")
 
-SECRET_FIELDS = frozenset({"password", "password_hash", "key_hash", "secret", "token_a", "token_b", "token_c",
-                           "oidc_client_secret"})
+SECRET_FIELDS = frozenset({"password", "password_hash", "pending_password_hash", "key_hash", "secret", "token_a",
+                           "token_b", "token_c", "oidc_client_secret"})
 COMMAND_ACTORS = ("user:", "api_key:", "cli", "ocpi:")  # commands worth an entry: not the automatic ones
 # Told (object_type, action) of every recorded entry; the runtime registers the running core's
 # local lists here, so that a changed card reaches the stations' local lists.

@@ -114,7 +114,7 @@ class Core:
                                                      self.tariff_messages)
         self.der = DerService(self.commands)
         self.energy_controls = EnergyControlService(self.commands)
-        self.monitoring = MonitoringService(self.commands, self.stations)
+        self.monitoring = MonitoringService(self.commands, self.stations, self.reports)
         self.event_streams = EventStreamService(self.commands, self.stations)
         self.customer_information = CustomerInformationService(self.commands, self.stations)
         self.station_data_clear = StationDataClearService(events, self.commands, self.customer_information)

@@ -128,6 +128,10 @@ class Station(Table, tablename="station"):
     organization = ForeignKey(references=Organization, null=True, on_delete=OnDelete.set_null)
     description = Varchar(length=200, default="")
     password_hash = Varchar(length=200, null=True)
+    # a new password sent to the station whose acceptance the CSMS has not heard (the answer is
+    # still to come, or was lost with the connection): a handshake with it is accepted and makes it
+    # the password (csms.core.services.stations.StationService.admit)
+    pending_password_hash = Varchar(length=200, null=True)
     # OCPP security profile the station has connected with (1 ws + Basic, 2 wss + Basic, 3 mutual
     # TLS; 0 not yet connected): raised automatically, never lowered by a connection
     security_profile = Integer(default=0)

@@ -67,6 +67,7 @@ class RunningServer:
     database_url: str
     tls: bool = False
     app: Any = None  # the Litestar app (its route table)
+    tls_port: int = 0  # the second, TLS listener (settings.tls_port), 0 without one
 
     @property
     def base_url(self) -> str:
@@ -74,6 +75,10 @@ class RunningServer:
 
     def ws_url(self, station_id: str) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ocpp/{station_id}"
+
+    def wss_url(self, station_id: str) -> str:
+        """The station's address on the TLS listener (``tls_port``)."""
+        return f"wss://127.0.0.1:{self.tls_port}/ocpp/{station_id}"
 
 
 @asynccontextmanager
@@ -114,11 +119,9 @@ async def running_server(tmp_path: Path, *, backend: str = "sqlite", **overrides
 @asynccontextmanager
 async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningServer]:
     """A server in this process on the database the settings name (migrated on start)."""
-    import uvicorn
-
     from csms.app import create_app
     from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
-    from csms.server import uvicorn_options
+    from csms.server import make_server
     from csms.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path, **overrides)
@@ -132,18 +135,21 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
     await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
     app = create_app(settings, manage_database=False)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
-    server = uvicorn.Server(config)
+    if settings.tls_port == port:
+        port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    server = make_server(app, settings, host="127.0.0.1", port=port, log_level="warning")  # as `csms serve`
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    tls = settings.tls_enabled
+    tls = settings.port_is_tls
     api = httpx.AsyncClient(base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/v1",
                             headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=False)
     try:
-        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url, tls, app)
+        yield RunningServer(port, key, app.state.core, api, settings.effective_database_url, tls, app,
+                            settings.tls_port)
     finally:
         await api.aclose()
         server.should_exit = True

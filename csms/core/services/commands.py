@@ -114,6 +114,8 @@ class CommandService:
         if not await Station.exists().where(Station.station_id == station_id):
             raise UnknownStation(station_id)
         new_password = passwords.password_set_by(action, payload)  # before anything is stored or sent
+        if new_password is not None:  # a handshake with it counts from now (the answer may come late, or never)
+            await self.stations.set_pending_password(station_id, new_password)
         logged = passwords.redact(action, payload)
         row = Command(station_id=station_id, action=action, payload=logged, requested_by=requested_by)
         await row.save()
@@ -129,6 +131,8 @@ class CommandService:
                     self.stations.record(station_id, "security", "password_changed",
                                          summary=f"the station accepted a new Basic-auth password ({action})",
                                          details={"requested_by": requested_by})
+                elif new_password is not None:  # refused: the old password stays the only one
+                    await self.stations.set_pending_password(station_id, None)
                 return response
             except StationOffline:
                 status, description = "offline", "station is not connected"

@@ -17,15 +17,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csms.core.ocpp.outbound import StationCalls
-from csms.core.ocpp.outbound.calls import new_request_id, positive_int
+from csms.core.ocpp.outbound.calls import new_request_id
 from csms.core.ocpp.validation import OcppError
+from csms.core.services import per_message
 from csms.core.services.operations import OperationError, feature_state, known_station, live_calls_with
-from csms.core.tables import DeviceVariable, StationEvent, VariableMonitor
+from csms.core.tables import StationEvent, VariableMonitor
 from csms.core.timeutil import utcnow
 from csms.i18n import N_
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
+    from csms.core.services.reports import ReportService
     from csms.core.services.stations import StationService, StationState
 
 MONITOR_TYPES = ("UpperThreshold", "LowerThreshold", "Delta", "Periodic", "PeriodicClockAligned")
@@ -132,9 +134,11 @@ FULL_REPORT = "monitoring_request"  # the station event log's category of a full
 
 
 class MonitoringService:
-    def __init__(self, commands: CommandService, stations: StationService) -> None:
+    def __init__(self, commands: CommandService, stations: StationService,
+                 reports: ReportService | None = None) -> None:
         self.commands = commands
         self.stations = stations
+        self.reports = reports  # where the limits read from a station are stored
 
     async def _connected(self, station_id: str) -> tuple[int, StationCalls]:
         """The station's pk and adapter when it is connected with a version that has monitoring
@@ -238,16 +242,26 @@ class MonitoringService:
             except TypeError as exc:
                 raise OperationError(N_("monitor %(number)s: %(problem)s"), number=n + 1, problem=str(exc)) from None
         pk, calls = await self._connected(station_id)
-        call = calls.set_monitors(monitors=data)
-        outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
-        # with the status in words, the station's answer (``response``) left as it came
-        outcome["results"] = results = [{**r, "words": in_words(r.get("status", ""))} for r in outcome["results"]]
-        for n, result in enumerate(results):
-            if result.get("status") == "Accepted" and result.get("id") is not None:
+        limits = await self._limits(station_id, pk, calls, "SetVariableMonitoring", len(data), by)
+        chunks = per_message.split(data, limits, lambda chunk: ("SetVariableMonitoring", {"setMonitoringData": chunk}))
+        outcome: dict[str, Any] = {}
+        results: list[dict[str, Any]] = []
+        pairs: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+        for chunk in chunks:  # no more monitors per message than the station takes (N04.FR.08)
+            call = calls.set_monitors(monitors=chunk)
+            outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+            for n, result in enumerate(outcome["results"]):
                 # the results answer the monitors in order; a station that reorders them is matched
-                sent = data[n] if len(results) == len(data) else next(
-                    (d for d in data if d["component"] == result["component"]
+                sent = chunk[n] if len(outcome["results"]) == len(chunk) else next(
+                    (d for d in chunk if d["component"] == result["component"]
                      and d["variable"] == result["variable"] and d["type"] == result["type"]), None)
+                pairs.append((sent, result))
+            results += outcome["results"]
+        # with the status in words, the station's answer (``response``, the last message's) left as it came
+        outcome["results"] = [{**r, "words": in_words(r.get("status", ""))} for r in results]
+        outcome["messages"] = len(chunks)
+        for sent, result in pairs:
+            if result.get("status") == "Accepted" and result.get("id") is not None:
                 await self._upsert(pk, result["component"], result["variable"], {
                     "id": result["id"], "type": result["type"], "severity": result["severity"],
                     "value": sent["value"] if sent else 0, "transaction": sent.get("transaction") if sent else False},
@@ -262,40 +276,39 @@ class MonitoringService:
             raise OperationError(N_("monitor ids are between 0 and %(maximum)s"), maximum=MAX_MONITOR_ID)
         pk, calls = await self._connected(station_id)
         ids = list(dict.fromkeys(monitor_ids))
-        per_message = await self._per_message(station_id, pk, calls, "ClearVariableMonitoring", by) if len(ids) > 1 \
-            else None
-        step = per_message or len(ids)
+        limits = await self._limits(station_id, pk, calls, "ClearVariableMonitoring", len(ids), by)
+        chunks = per_message.split(ids, limits, lambda chunk: ("ClearVariableMonitoring", {"id": chunk}))
         outcome: dict[str, Any] = {}
         results: list[dict[str, Any]] = []
-        for start in range(0, len(ids), step):  # no more ids per message than the station takes (N04)
-            call = calls.clear_monitors(monitor_ids=ids[start:start + step])
+        for chunk in chunks:  # no more ids per message than the station takes (N06)
+            call = calls.clear_monitors(monitor_ids=chunk)
             outcome = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
             results += outcome["results"]
         outcome["results"] = [{**r, "words": in_words(r.get("status", ""))} for r in results]
-        outcome["messages"] = -(-len(ids) // step)
+        outcome["messages"] = len(chunks)
         gone = [r["id"] for r in outcome["results"] if r.get("status") in ("Accepted", "NotFound")]
         if gone:
             await VariableMonitor.delete().where((VariableMonitor.station == pk)
                                                  & VariableMonitor.monitor_id.is_in(gone))
         return outcome
 
-    async def _per_message(self, station_id: str, pk: int, calls: StationCalls, message: str,
-                           by: str) -> int | None:
-        """MonitoringCtrlr.ItemsPerMessage[``message``]: from the variables the station reported,
-        else asked with GetVariables; None when it does not say (no limit then)."""
-        row = await DeviceVariable.select(DeviceVariable.value).where(
-            (DeviceVariable.station == pk) & (DeviceVariable.component == "MonitoringCtrlr")
-            & (DeviceVariable.variable == "ItemsPerMessage") & (DeviceVariable.variable_instance == message)
-            & (DeviceVariable.attribute_type == "Actual")).first()
-        known = positive_int(row["value"]) if row else None
-        if known is not None:
-            return known
+    async def _limits(self, station_id: str, pk: int, calls: StationCalls, message: str, count: int,
+                      by: str) -> per_message.Limits:
+        """MonitoringCtrlr.ItemsPerMessage and BytesPerMessage[``message``]: from the variables
+        the station reported, else ItemsPerMessage asked with GetVariables (when ``count`` items
+        may need more than one message); None for what it does not say (no limit then)."""
+        limits = await per_message.stored_limits(pk, "MonitoringCtrlr", message)
+        if limits.items is not None or count < 2:
+            return limits
         call = calls.monitoring_items_per_message(message=message)
         try:
-            answer = call.outcome(await self.commands.send(station_id, call.action, call.payload, requested_by=by))
+            response = await self.commands.send(station_id, call.action, call.payload, requested_by=by)
         except OcppError:  # a station without the variable may answer with a CALLERROR
-            return None
-        return answer["per_message"]
+            return limits
+        state = await self.stations.state(station_id)
+        if state is not None and self.reports is not None:  # stored: the station is asked once
+            await call.record(self.reports, state, response)
+        return per_message.Limits(call.outcome(response)["per_message"], limits.bytes)
 
     async def request_report(self, station_id: str, *, criteria: list[str] | None = None,
                              component_variables: list[dict[str, Any]] | None = None,

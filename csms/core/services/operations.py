@@ -19,7 +19,7 @@ from csms.core.background import BackgroundTasks
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for, known_calls
 from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
 from csms.core.ocpp.validation import OcppError
-from csms.core.services import passwords
+from csms.core.services import passwords, per_message
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.reservations import ReservationError
 from csms.core.tables import ChargingProfile, ChargingSession, Station
@@ -69,6 +69,37 @@ def component_variable_of(item: dict[str, Any]) -> dict[str, Any]:
     elif item.get("variable_instance"):
         raise OperationError(N_("a variable_instance needs its variable"))
     return out
+
+
+ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
+
+
+def variable_data(item: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 GetVariableData (SetVariableData without its value) of ``{"component",
+    "variable", ..., "attribute_type"}``; ``OperationError`` for a bad one."""
+    if not item.get("variable"):
+        raise OperationError(N_("each variable needs its component and variable"))
+    out = component_variable_of(item)
+    attribute_type = item.get("attribute_type")
+    if attribute_type not in (None, ""):
+        if attribute_type not in ATTRIBUTE_TYPES:
+            raise OperationError(N_("attribute_type is one of %(types)s"), types=", ".join(ATTRIBUTE_TYPES))
+        out["attributeType"] = attribute_type
+    return out
+
+
+def same_variable(data: dict[str, Any], result: dict[str, Any] | None) -> bool:
+    """Whether a GetVariableResult answers the GetVariableData ``data``."""
+    if not result:
+        return False
+    return result.get("component") == data["component"] and result.get("variable") == data["variable"] \
+        and result.get("attributeType", "Actual") == data.get("attributeType", "Actual")
+
+
+def _listed(items: list[dict[str, Any]], empty: str) -> list[dict[str, Any]]:
+    if not items:
+        raise OperationError(empty)
+    return items
 
 
 async def next_profile_id(station_pk: int) -> int:
@@ -300,6 +331,87 @@ class Operations:
         if result["status"] in ("Accepted", "RebootRequired") and not passwords.is_password_key(key):
             await call.record(self.reports, state, response)
         return result
+
+    async def get_variables(self, station_id: str, *, variables: list[dict[str, Any]],
+                            by: str = "") -> dict[str, Any]:
+        """GetVariables (2.0.1 B06) of chosen variables (``{"component", "variable",
+        "component_instance", "evse_id", "connector_id", "variable_instance", "attribute_type"}``,
+        component and variable required), in as many messages as the station's
+        DeviceDataCtrlr.ItemsPerMessage and BytesPerMessage[GetVariables] allow (B06.FR.05): from
+        its stored device model, else asked first; a variable asked that is that limit itself is
+        answered from the asking. The outcome: ``results``, the station's GetVariableResult of
+        each variable in the order asked, ``messages`` sent. Read values are stored."""
+        data = [variable_data(item) for item in _listed(variables, N_("name at least one variable"))]
+        state, calls = await self._with_variables(station_id)
+        limits, asked = await self._limits(station_id, state, calls, "GetVariables", len(data), by)
+        results: list[dict[str, Any] | None] = [None] * len(data)
+        if asked is not None:  # the limit's own GetVariables answers a variable asked as well
+            for n, item in enumerate(data):
+                if same_variable(item, asked):
+                    results[n] = asked
+        todo = [n for n in range(len(data)) if results[n] is None]
+        chunks = per_message.split(todo, limits, lambda ns: ("GetVariables", {"getVariableData": [data[n] for n in ns]}))
+        for chunk in chunks:  # B06.FR.05
+            call = calls.get_variables(data=[data[n] for n in chunk])
+            response = await self._send(station_id, call, by)
+            await call.record(self.reports, state, response)
+            answers = call.outcome(response)["results"]
+            for n, result in zip(chunk, answers):
+                results[n] = result
+        return {"status": "Accepted", "results": [r or {} for r in results],
+                "messages": len(chunks) + (asked is not None)}
+
+    async def set_variables(self, station_id: str, *, variables: list[dict[str, Any]],
+                            by: str = "") -> dict[str, Any]:
+        """SetVariables (2.0.1 B05) of chosen variables (as :meth:`get_variables`, with
+        ``value``), in messages of at most DeviceDataCtrlr.ItemsPerMessage and
+        BytesPerMessage[SetVariables] (B05.FR.06). The outcome: ``results``, the station's
+        SetVariableResult of each in order, ``messages``. Accepted values are stored (a password
+        as nothing: the command service keeps its hash)."""
+        items = _listed(variables, N_("name at least one variable"))
+        data = []
+        for item in items:
+            value = item.get("value")
+            if not isinstance(value, str) or len(value) > 1000:
+                raise OperationError(N_("each variable needs a value of at most 1000 characters"))
+            data.append({"attributeValue": value, **variable_data(item)})
+        state, calls = await self._with_variables(station_id)
+        limits, _ = await self._limits(station_id, state, calls, "SetVariables", len(data), by)
+        chunks = per_message.split(data, limits, lambda chunk: ("SetVariables", {"setVariableData": chunk}))
+        results: list[dict[str, Any]] = []
+        for chunk in chunks:  # B05.FR.06
+            call = calls.set_variables(data=chunk)
+            answers = call.outcome(await self._send(station_id, call, by))["results"]
+            for sent, result in zip(chunk, answers):
+                results.append(result)
+                key = f"{sent['component']['name']}.{sent['variable']['name']}"
+                if result.get("attributeStatus") in ("Accepted", "RebootRequired") and not passwords.is_password_key(key):
+                    await self.reports.set_variable_value(state, sent["component"], sent["variable"],
+                                                          sent.get("attributeType", "Actual"), sent["attributeValue"])
+        return {"status": "Accepted", "results": results, "messages": len(chunks)}
+
+    async def _with_variables(self, station_id: str) -> tuple[Any, StationCalls]:
+        state = await self.stations.state(station_id)
+        if state is None:
+            raise UnknownStation(station_id)
+        return state, await calls_with(self.commands, station_id, "supports_variables",
+                                       "GetVariables/SetVariables (OCPP 2.0.1 has; 1.6 has configuration keys)")
+
+    async def _limits(self, station_id: str, state: Any, calls: StationCalls, message: str, count: int,
+                      by: str) -> tuple[per_message.Limits, dict[str, Any] | None]:
+        """DeviceDataCtrlr's limits of ``message``: stored, else ItemsPerMessage asked (when
+        ``count`` items may need more than one message); with the GetVariableResult of the asking."""
+        limits = await per_message.stored_limits(state.pk, "DeviceDataCtrlr", message)
+        if limits.items is not None or count < 2:
+            return limits, None
+        call = calls.items_per_message(component="DeviceDataCtrlr", message=message)
+        try:
+            response = await self._send(station_id, call, by)
+        except OcppError:  # a station without the variable may answer with a CALLERROR
+            return limits, None
+        await call.record(self.reports, state, response)
+        outcome = call.outcome(response)
+        return per_message.Limits(outcome["per_message"], limits.bytes), (outcome["results"] or [None])[0]
 
     async def rotate_password(self, station_id: str, *, by: str = "") -> dict[str, Any]:
         """Give the station a new random Basic-auth password (2.0.1 SetVariables of

@@ -201,12 +201,19 @@ class StationService:
 
     async def set_password(self, station_id: str, password: str | None) -> None:
         password_hash = await run_cpu(hash_password, password) if password else None
-        await Station.update({Station.password_hash: password_hash}).where(
+        await Station.update({Station.password_hash: password_hash, Station.pending_password_hash: None}).where(
             Station.station_id == station_id
         )
         state = self._states.get(station_id)
         if state is not None:  # the live connection holds this object: change it in place
             state.password_hash = password_hash
+
+    async def set_pending_password(self, station_id: str, password: str | None) -> None:
+        """A new password is on its way to the station (None: it refused it). Until the CSMS hears
+        the station took it, a handshake with either password is accepted; the first with the new
+        one makes it the password, one with the old drops the new."""
+        pending = await run_cpu(hash_password, password) if password else None
+        await Station.update({Station.pending_password_hash: pending}).where(Station.station_id == station_id)
 
     async def set_registration_status(self, station_id: str, status: str) -> None:
         await Station.update({Station.registration_status: status}).where(Station.station_id == station_id)
@@ -287,8 +294,8 @@ class StationService:
             assert state is not None
             return state
         # The stored hash, not the cached one: another node (or a rotation there) may have changed it.
-        row = await Station.select(Station.password_hash, Station.security_profile, Station.organization).where(
-            Station.id == state.pk).first()
+        row = await Station.select(Station.password_hash, Station.pending_password_hash, Station.security_profile,
+                                   Station.organization).where(Station.id == state.pk).first()
         if row is None:
             self._states.pop(station_id, None)
             return await self.admit(station_id, password, profile=profile, certified=certified)
@@ -303,7 +310,20 @@ class StationService:
         if certified:
             pass  # security profile 3: the client certificate (checked by TLS, its commonName by the endpoint)
         elif state.password_hash:
-            if not password or not await run_cpu(verify_password, state.password_hash, password):
+            pending = row["pending_password_hash"]
+            current: bool = bool(password) and await run_cpu(verify_password, state.password_hash, password)
+            if current:
+                if pending:  # the station kept its old password: the new one never reached it
+                    await Station.update({Station.pending_password_hash: None}).where(
+                        (Station.id == state.pk) & (Station.pending_password_hash == pending))
+            elif password and pending and await run_cpu(verify_password, pending, password):
+                # it took the new password; its answer came after this handshake, or never
+                await Station.update({Station.password_hash: pending, Station.pending_password_hash: None}).where(
+                    Station.id == state.pk)
+                state.password_hash = pending
+                self.record(station_id, "security", "password_changed",
+                            summary="the station connected with the new Basic-auth password sent to it")
+            else:
                 raise AuthFailure("wrong password")
         elif settings.require_station_password:
             raise AuthFailure("station has no password but passwords are required")

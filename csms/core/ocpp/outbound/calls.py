@@ -136,6 +136,7 @@ class StationCalls(ABC):
     supports_customer_information: bool = False  # CustomerInformation
     supports_profile_reports: bool = False  # GetChargingProfiles, answered in ReportChargingProfiles
     supports_custom_reports: bool = False  # GetReport of chosen components / criteria, answered in NotifyReport
+    supports_variables: bool = False  # GetVariables / SetVariables of chosen device-model variables
     supports_network_profiles: bool = False  # SetNetworkProfile (1.6 has none)
     supports_running_cost: bool = False  # the running cost of a transaction for the station's display
     supports_fallback_texts: bool = False  # TariffCostCtrlr.TariffFallbackMessage / TotalCostFallbackMessage
@@ -370,6 +371,21 @@ class StationCalls(ABC):
     def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
         """ClearVariableMonitoring; the outcome has ``results`` (``id``, ``status``)."""
         raise self._not_in_version("variable monitoring")
+
+    def get_variables(self, *, data: list[dict[str, Any]]) -> Call:
+        """GetVariables of ``data`` (2.0.1 GetVariableDataType); the outcome has ``results``, the
+        station's GetVariableResult of each."""
+        raise self._not_in_version("GetVariables (OCPP 2.0.1 has; 1.6 reads keys with GetConfiguration)")
+
+    def set_variables(self, *, data: list[dict[str, Any]]) -> Call:
+        """SetVariables of ``data`` (2.0.1 SetVariableDataType); the outcome has ``results``, the
+        station's SetVariableResult of each."""
+        raise self._not_in_version("SetVariables (OCPP 2.0.1 has; 1.6 sets a key with ChangeConfiguration)")
+
+    def items_per_message(self, *, component: str, message: str) -> Call:
+        """GetVariables of ``component``.ItemsPerMessage[``message``]; the outcome has
+        ``per_message`` (None: the station does not say)."""
+        raise self._not_in_version("device model")
 
     def monitoring_items_per_message(self, *, message: str) -> Call:
         """How many monitors one ``message`` (SetVariableMonitoring, ClearVariableMonitoring) may

@@ -99,6 +99,7 @@ class Calls201(StationCalls):
     supports_running_cost = True
     supports_profile_reports = True
     supports_custom_reports = True
+    supports_variables = True
     supports_network_profiles = True
     supports_fallback_texts = True
 
@@ -389,13 +390,25 @@ class Calls201(StationCalls):
         """GetVariables of MonitoringCtrlr.ItemsPerMessage[``message``]: the most monitors one
         SetVariableMonitoring or ClearVariableMonitoring may carry; ``per_message`` None when
         the station does not say."""
+        return self.items_per_message(component="MonitoringCtrlr", message=message)
+
+    def items_per_message(self, *, component: str, message: str) -> Call:
         def outcome(response: dict[str, Any]) -> dict[str, Any]:
             result = (response.get("getVariableResult") or [{}])[0]
             value = result.get("attributeValue") if result.get("attributeStatus") == "Accepted" else None
-            return {**accepted(response), "per_message": positive_int(value)}
+            return {**accepted(response), "per_message": positive_int(value), "results": response.get(
+                "getVariableResult") or []}
         return Call("GetVariables", {"getVariableData": [{
-            "component": {"name": "MonitoringCtrlr"},
-            "variable": {"name": "ItemsPerMessage", "instance": message}}]}, outcome=outcome)
+            "component": {"name": component},
+            "variable": {"name": "ItemsPerMessage", "instance": message}}]}, outcome=outcome, record=record_variables)
+
+    def get_variables(self, *, data: list[dict[str, Any]]) -> Call:
+        return Call("GetVariables", {"getVariableData": data}, outcome=lambda response: {
+            **accepted(response), "results": response.get("getVariableResult") or []}, record=record_variables)
+
+    def set_variables(self, *, data: list[dict[str, Any]]) -> Call:
+        return Call("SetVariables", {"setVariableData": data}, outcome=lambda response: {
+            **accepted(response), "results": response.get("setVariableResult") or []})
 
     def clear_monitors(self, *, monitor_ids: list[int]) -> Call:
         return Call("ClearVariableMonitoring", {"id": monitor_ids}, outcome=lambda response: {
@@ -460,8 +473,10 @@ class Calls201(StationCalls):
 
     def renew_certificate(self, *, certificate_type: str) -> Call:
         messages = {"ChargingStationCertificate": "SignChargingStationCertificate",
-                    "V2GCertificate": "SignV2GCertificate"}
+                    "V2GCertificate": "SignV2GCertificate",
+                    # one certificate for both connections: the station's SignCertificate has no certificateType
+                    "CombinedCertificate": "SignCombinedCertificate"}
         if certificate_type not in messages:
-            raise OperationError(N_("certificate_type is ChargingStationCertificate or V2GCertificate, not %(type)s"),
-                                 type=repr(certificate_type))
+            raise OperationError(N_("certificate_type is ChargingStationCertificate, V2GCertificate or "
+                                    "CombinedCertificate, not %(type)s"), type=repr(certificate_type))
         return Call("TriggerMessage", {"requestedMessage": messages[certificate_type]})

@@ -280,15 +280,6 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
         self.site: SiteMap | None = None
         self.delivered_kwh: dict[str, float] = {}
         self.box_rounds = 3
-        self.resplit_rounds = 0  # re-split rounds after the refits (0: none, the default); see resplit()
-        self.resplit_need = "full"  # what a car behind schedule asks of another pair: "full" or "rate"
-        self.resplit_keep_min = False  # never lower the pair served least below its fair share
-        self.resplit_slack = True  # a donor pair's unused share counts as spare
-        self.resplit_node_lax = 0.0  # move only if the node's cars' energy takes at most this fraction of their time left at the box
-        self.resplit_lax_s = None  # only cars whose laxity (time left minus time needed at max) is at most this ask
-        self.resplit_exact = False  # the moved node's allocation point checked exactly, not its whole box
-        self.resplit_rate = 0.0  # move only if pair i gains at least this times what the donors lose
-        self.resplit_min_total = 0.0  # move only if the node then holds at least this fraction of what it used
 
     def register_interface(self, interface) -> None:
         super().register_interface(interface)
@@ -305,15 +296,6 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                 path.append(at)
                 at = parent[at]
             self.path[sid] = path
-        self.nodes_by_id = {n.id: n for n in self.site.nodes}
-        self.resplit_fracs = (1.0, 0.5, 0.25)
-        self.node_path = {}
-        for n in self.site.nodes:
-            path, at = [], n.id
-            while at is not None:
-                path.append(at)
-                at = parent[at]
-            self.node_path[n.id] = path
 
     def departure_s(self, session, period_s: float) -> float | None:
         """The departure our allocator is given (bench/acn_departures.py gives learned ones)."""
@@ -393,129 +375,7 @@ class AllocatorAlgorithm(algorithms.BaseAlgorithm):
                 changed = True
             if not changed:
                 break
-        period_s = config.period_s
-        for _ in range(self.resplit_rounds):
-            moved = self.resplit(loads, result, boxes, usable, now, period_s)
-            if not moved:
-                break
-            if not self.resplit_exact:
-                boxes.update(moved)
-                result = allocate(self.tree_nodes(boxes), loads, now=now, state=self.state, config=config)
-                continue
-            # Only the allocation point of a moved node must pass its exact constraints (the
-            # other nodes keep boxes whose every corner passes): try the whole move, then less.
-            accepted = None
-            for frac in self.resplit_fracs:
-                trial = dict(boxes)
-                for k, v in moved.items():
-                    old_box = np.array(boxes[k])
-                    new_box = np.array(v)
-                    trial[k] = tuple(float(x) for x in np.where(np.isfinite(old_box), old_box + frac * (new_box - old_box), old_box))
-                attempt = allocate(self.tree_nodes(trial), loads, now=now, state=self.state, config=config)
-                if all(self.point_feasible(k, attempt.node_totals_a[k]) for k in moved):
-                    accepted = trial, attempt
-                    break
-            if accepted is None:
-                break
-            boxes, result = accepted
         return result
-
-    def point_feasible(self, node_id, totals) -> bool:
-        node = self.nodes_by_id[node_id]
-        return bool(np.all(np.abs(node.coeffs @ np.asarray(totals, dtype=float)) <= node.limits * (1 - 1e-9)))
-
-    def resplit(self, loads, result, boxes, fair, now, period_s):
-        """Move a node's share from one line pair to another where cars are behind schedule.
-
-        After the fair split and the refits, a node whose pair ``i`` is full (its cars use its
-        whole share) while one of its cars is behind schedule (gets less than the current that
-        would finish it by its estimated departure, and less than it can use), and whose other
-        pairs give current to cars ahead of schedule, gives pair ``i`` what those cars get beyond
-        their schedule (or their slack), as far as the node's exact constraints allow: the
-        donors keep at least what they use minus that, pair ``i`` grows along its own axis
-        (``node_box`` with the others fixed), then the donors get the largest box left. Every
-        box still passes the node's exact constraints. Returns the nodes' new boxes.
-        """
-        alloc = result.limits_a
-        under: dict[str, list] = {n.id: [] for n in self.site.nodes}
-        for ld in loads:
-            at = ld.node
-            for node_id in self.node_path[at]:
-                under[node_id].append(ld)
-        moved = {}
-        for n in self.site.nodes:
-            box = np.array(boxes[n.id])
-            bound = np.isfinite(box)
-            if not len(n.limits) or bound.sum() < 2:
-                continue
-            used = np.array(result.node_totals_a[n.id])
-            need = np.zeros(3)
-            spare = np.zeros(3)
-            for ld in under[n.id]:
-                g = ld.phases[0] - 1
-                a = alloc.get(ld.id, 0.0)
-                can = min(ld.max_a, max(ld.min_a, (ld.energy_wh_needed or 0.0) * 3600.0 / (ld.watts_per_amp * period_s)))
-                left = max(period_s, (ld.departure_at or now + 86400.0) - now)
-                rate = min(can, (ld.energy_wh_needed or 0.0) * 3600.0 / (ld.watts_per_amp * left))
-                lax_ok = True
-                if self.resplit_lax_s is not None:
-                    need_s = (ld.energy_wh_needed or 0.0) * 3600.0 / (ld.watts_per_amp * ld.max_a)
-                    lax_ok = left - need_s <= self.resplit_lax_s
-                if a < rate - 0.5 and a < can - 0.5 and lax_ok:
-                    want = can if self.resplit_need == "full" else max(rate, ld.min_a)
-                    need[g] += max(0.0, want - a)
-                elif a > rate + 0.5:
-                    spare[g] += a - max(rate, ld.min_a) if rate > 0 else a
-            if self.resplit_node_lax:
-                energy = sum(ld.energy_wh_needed or 0.0 for ld in under[n.id])
-                if energy <= 0:
-                    continue
-                left = sum((ld.energy_wh_needed or 0.0) * max(period_s, (ld.departure_at or now + 86400.0) - now)
-                           for ld in under[n.id]) / energy
-                watts = np.where(bound, box, 0.0).sum() * (under[n.id][0].watts_per_amp or 208.0)
-                if energy * 3600.0 / max(watts, 1.0) > self.resplit_node_lax * left:
-                    continue
-            if self.resplit_slack:
-                spare += np.maximum(box - used, 0.0) * bound
-            full = bound & (used >= box - 0.5) & (need > 0.5)
-            if not full.any():
-                continue
-            i = int(np.argmax(np.where(full, need, -1.0)))
-            donors = bound & (spare > 0.5)
-            donors[i] = False
-            if not donors.any():
-                continue
-            if self.resplit_exact:
-                new = box.copy()
-                new[i] = used[i] + need[i]
-                new[donors] = np.maximum(used[donors] - spare[donors], 0.0)
-                moved[n.id] = tuple(float(x) for x in new)
-                continue
-            fixed = np.where(bound, box, np.nan)
-            fixed[donors] = np.maximum(used[donors] - spare[donors], 0.0)
-            if self.resplit_keep_min:
-                floor = np.minimum(np.where(bound, fair[n.id], 0.0), box)
-                fixed[donors] = np.maximum(fixed[donors], np.minimum(floor[donors], used[donors]))
-            fixed[i] = np.nan
-            grown = node_box(n, np.eye(3)[i], fixed=fixed)[i]
-            target = min(grown, used[i] + need[i])
-            if target <= box[i] + 0.5:
-                continue
-            fixed = np.where(bound, box, np.nan)
-            fixed[i] = target
-            fixed[donors] = np.nan
-            new = np.array(node_box(n, np.where(donors, box, 0.0), fixed=fixed))
-            if self.resplit_rate:
-                gain = new[i] - box[i]
-                loss = float(np.sum(np.where(donors, box - new, 0.0)))
-                if gain < self.resplit_rate * loss:
-                    continue
-            if self.resplit_min_total:
-                wanted_total = np.where(bound, np.minimum(new, used + need), 0.0).sum()
-                if wanted_total < self.resplit_min_total * used[bound].sum():
-                    continue
-            moved[n.id] = tuple(float(x) for x in new)
-        return moved
 
 
 # --------------------------------------------------------------------------- sites

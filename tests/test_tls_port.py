@@ -189,5 +189,10 @@ async def test_csms_serve_with_a_tls_port(certs, ca, tmp_path):  # async: see py
             assert ws.transport.get_extra_info("ssl_object").getpeercert()["subjectAltName"][0] == ("DNS", "localhost")
     finally:
         server.terminate()
-        out, _ = server.communicate(timeout=30)
+        try:
+            out, _ = server.communicate(timeout=90)  # a graceful stop (5 s for connections, then the app's)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, _ = server.communicate()
+            raise AssertionError(f"csms serve did not stop on SIGTERM:\n{out[-4000:]}") from None
     assert f"wss://127.0.0.1:{tls_port}/ocpp/<station_id>" in out

@@ -252,6 +252,8 @@ class Notifier:
             try:
                 status, body = await self._deliver(row)
             except SubscriptionGone as exc:  # the subscription ended: delete it, no retry, nothing more to it
+                if exc.status is None:  # deleted before this try (by another worker's 410): nothing was sent
+                    attempts = row["attempts"]
                 await Delivery.update({Delivery.status: "failed", Delivery.attempts: attempts,
                                        Delivery.last_error: str(exc)[:500], Delivery.response_status: exc.status,
                                        Delivery.response_body: exc.body}).where(Delivery.id == delivery_id)
@@ -289,7 +291,7 @@ class Notifier:
                 sub = await Subscription.select(Subscription.secret).where(
                     Subscription.id == row["subscription"]).first()
             if sub is None:
-                raise SubscriptionGone("the subscription was deleted (its secret with it)")
+                raise SubscriptionGone("the subscription is gone: it was deleted (its secret with it)")
             return await post_webhook(row, sub["secret"])
         if row["channel"] == "email":  # in its recipient's language (an admin user's choice, else the installation's)
             with in_language(await recipient_language(row["target"])):
@@ -301,7 +303,7 @@ class Notifier:
                 push = await Subscription.select(Subscription.p256dh, Subscription.secret, Subscription.language).where(
                     Subscription.id == row["subscription"]).first()
             if push is None:
-                raise SubscriptionGone("the push subscription was deleted (its keys with it)")
+                raise SubscriptionGone("the push subscription is gone: it was deleted (its keys with it)")
             return await send_push(row, push)
         raise DeliveryFailed(f"unknown channel {row['channel']!r}")
 

@@ -111,7 +111,7 @@ def signed_certificate_types():
 @hookimpl
 def issue_certificate(station_id, csr_pem, certificate_type):
     """A02/A03 SignCertificate of a V2GCertificate: the SECC certificate, signed with the CPO
-    sub-CA (``CSMS_PKI_V2G_SIGNING_*``). Other types, or no sub-CA: left to the next (the
+    sub-CA (``CSMS_PKI_V2G_SIGNING_CERT`` and ``_KEY``). Other types, or no sub-CA: left to the next (the
     built-in CA signs station certificates)."""
     settings = pki_settings()
     if certificate_type != V2G_CERTIFICATE or not configured(settings):

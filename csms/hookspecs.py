@@ -166,6 +166,14 @@ def issue_certificate(station_id, csr_pem, certificate_type):
     next plugin answer. Built-in (``trylast``): the installation's CA signs station certificates."""
 
 
+@hookspec(Rule.WIRING)
+def signed_certificate_types():
+    """The certificate types (``"ChargingStationCertificate"``, ``"V2GCertificate"``) this plugin's
+    ``issue_certificate`` signs as it is configured now; asked at each SignCertificate, whose CSR
+    is Rejected when nobody signs its type. A plugin that implements ``issue_certificate`` without
+    this hook is taken to sign every type."""
+
+
 @hookspec(Rule.FIRST_ANSWER)
 def check_certificate_status(station_id, ocsp_request):
     """First answer wins. Answer a 2.0.1 GetCertificateStatus: ``ocsp_request`` is its

@@ -239,7 +239,7 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.P
         "CSMS_SMART_CHARGING_STATION_MAX_PROFILE": "false",
         "CSMS_BILLING_COST_UPDATES": "true", "CSMS_BILLING_COST_UPDATE_INTERVAL": "1",  # I01: running cost
         "CSMS_LOG_LEVEL": "warning",
-        "CSMS_PKI_TRUST_ANCHORS": str(args.pki_dir / "mo_root.pem"),
+        **args.pki_env,  # the test PKI (contract_pki.py): anchors, responder, CPO sub-CA, provider double
         # security profiles 2 and 3 (block A): the suite's server certificates (ECDSA and RSA, for
         # localhost and 127.0.0.1) on a second, TLS listener at port+1; client certificates of
         # the suite's CA and of the CSMS's own CA (the certificates it signs on renewal)
@@ -487,6 +487,7 @@ def main() -> None:
     args.pki_dir = data_dir / "pki"
     pki = TestPki(args.pki_dir, args.port + 2)
     args.pki_files = pki.write()
+    args.pki_env = pki.server_env()
     responder = pki.serve()
     args.client_cert = client_certificate(args.suite, data_dir / "tls", "CP_A_SP3")
     args.ini = write_ini(args, data_dir)

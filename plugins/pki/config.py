@@ -29,6 +29,11 @@ class PkiSettings(CsmsSettings):
     provider_client_key: str = Field("", description="PEM file of the private key of `CSMS_PKI_PROVIDER_CLIENT_CERT`.")
     provider_ca_file: str = Field("", description="PEM file of the CA certificates the provider's TLS certificate is checked against; empty: the system's.")
     provider_timeout: float = Field(30.0, description="Seconds the contract certificate provider has to answer (the EV waits for it).")
+    v2g_signing_cert: str = Field("", description="PEM file of the CPO sub-CA certificate (ISO 15118 V2G PKI) that signs the stations' V2GCertificate CSRs (SignCertificate; the SECC certificates); its key in `CSMS_PKI_V2G_SIGNING_KEY`. Empty: the plugin signs no V2G certificates (they are Rejected unless another plugin does).")
+    v2g_signing_key: str = Field("", description="PEM file of the private key of `CSMS_PKI_V2G_SIGNING_CERT` (unencrypted; keep it readable by the CSMS only).")
+    v2g_signing_chain: str = Field("", description="PEM file of the certificates above `CSMS_PKI_V2G_SIGNING_CERT` (the other CPO sub-CAs, leaf-side first), sent after it in each CertificateSigned; a V2G root in it is left out (the stations have it). Empty: the chain is the leaf and the signing sub-CA.")
+    v2g_validity_days: int = Field(365, description="Days an SECC certificate signed with `CSMS_PKI_V2G_SIGNING_CERT` is valid (at most until the sub-CA expires).")
+    v2g_organization: str = Field("", description="organizationName a V2GCertificate CSR must carry (the CPO's, as in its sub-CA); empty: not checked.")
 
     def anchor_files(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.trust_anchors.split(",") if p.strip())

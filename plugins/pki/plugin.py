@@ -1,10 +1,12 @@
 """The ISO 15118 PKI plugin's hook implementations (entry point ``pki`` in the ``csms`` group):
 OCSP for stations (M06 GetCertificateStatus, 2.1 GetCertificateChainStatus with OCSP or CRL),
+A02/A03 V2G (SECC) certificates signed with the CPO's sub-CA,
 Plug & Charge contract certificates at Authorize (C07) and the contract certificate provider
 (M01/M02 Get15118EVCertificate). No tables: answers are kept in memory until their nextUpdate."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from datetime import datetime, timedelta, timezone
@@ -14,7 +16,9 @@ from csms.plugin_api import hookimpl
 from plugins.pki.anchors import trust_anchors
 from plugins.pki.config import PkiSettings, pki_settings
 from plugins.pki.crl import CrlClient
+from plugins.pki import v2g
 from plugins.pki.ocsp import CertId, OcspClient, OcspError
+from plugins.pki.v2g import V2G_CERTIFICATE, configured
 
 log = logging.getLogger("csms.pki")
 
@@ -96,6 +100,31 @@ def contract_certificate_status(station_id, id_token, certificate, hash_data):
         return status
 
     return check
+
+
+@hookimpl
+def signed_certificate_types():
+    """V2G certificates, while the CPO sub-CA is configured (else the core Rejects their CSRs)."""
+    return [V2G_CERTIFICATE] if configured(pki_settings()) else []
+
+
+@hookimpl
+def issue_certificate(station_id, csr_pem, certificate_type):
+    """A02/A03 SignCertificate of a V2GCertificate: the SECC certificate, signed with the CPO
+    sub-CA (``CSMS_PKI_V2G_SIGNING_CERT`` and ``_KEY``). Other types, or no sub-CA: left to the next (the
+    built-in CA signs station certificates)."""
+    settings = pki_settings()
+    if certificate_type != V2G_CERTIFICATE or not configured(settings):
+        return None
+
+    async def issue() -> str | None:  # key files and signing off the event loop
+        try:
+            return await asyncio.to_thread(v2g.sign, settings, csr_pem)
+        except v2g.V2gProblem as exc:
+            log.warning("%s: V2G certificate not signed: %s", station_id, exc)
+            return None
+
+    return issue
 
 
 @hookimpl

@@ -33,7 +33,7 @@ from csms.core.services.commands import CommandTimeout, StationOffline, UnknownS
 from csms.core.tables import IssuedCertificate, Station
 from csms.core.timeutil import ocpp_ts, utcnow
 from csms.i18n import N_
-from csms.plugins import call_hook, hook_impls
+from csms.plugins import call_hook, call_sync, hook_impls
 
 if TYPE_CHECKING:
     from csms.core.services.commands import CommandService
@@ -79,9 +79,10 @@ class CertificateService:
         settings = ca.certificate_settings()
         details: dict[str, Any] = {"certificateType": certificate_type, "csr": csr}
         try:
-            if certificate_type == ca.V2G_CERTIFICATE and not self._external_issuer():
+            if certificate_type == ca.V2G_CERTIFICATE and not self._external_issuer(certificate_type):
                 raise ca.CsrProblem("no ISO 15118 PKI (issue_certificate plugin) signs V2G certificates")
-            if certificate_type == ca.STATION_CERTIFICATE and not settings.ca_enabled and not self._external_issuer():
+            if certificate_type == ca.STATION_CERTIFICATE and not settings.ca_enabled \
+                    and not self._external_issuer(certificate_type):
                 raise ca.CsrProblem("the built-in CA is off and no issue_certificate plugin is installed")
             ca.check_csr(csr, station_id=state.station_id if certificate_type == ca.STATION_CERTIFICATE else None,
                          organization=settings.organization if certificate_type == ca.STATION_CERTIFICATE else "",
@@ -97,8 +98,14 @@ class CertificateService:
         return {"status": "Accepted"}
 
     @staticmethod
-    def _external_issuer() -> bool:
-        return any(impl.plugin_name != BUILT_IN for impl in hook_impls("issue_certificate"))
+    def _external_issuer(certificate_type: str) -> bool:
+        """Whether a plugin signs ``certificate_type``: one that says so (``signed_certificate_types``)
+        or one that implements ``issue_certificate`` without saying which types it signs."""
+        declaring = {impl.plugin_name for impl in hook_impls("signed_certificate_types")}
+        if any(impl.plugin_name != BUILT_IN and impl.plugin_name not in declaring
+               for impl in hook_impls("issue_certificate")):
+            return True
+        return certificate_type in call_sync("signed_certificate_types")
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.StationBooted) and event.registration_status == "Accepted" and not event.triggered:

@@ -11,6 +11,7 @@ from typing import Any, Callable, cast
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 from csms.core.ocpp.connection import FRAMES_EXTENSION
 from csms.settings import Settings
@@ -118,6 +119,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if not paused and len(self.queue._items) >= INBOX_PAUSE:  # type: ignore[attr-defined]
             self.read_paused = True
             self.transport.pause_reading()
+
+    def shutdown(self) -> None:
+        # uvicorn sends close 1012 to every open connection at shutdown; one whose peer's close
+        # came first is already closing, and websockets refuses a second close (InvalidState),
+        # which would abort the server's shutdown and leave the process running: close it as is.
+        try:
+            super().shutdown()
+        except InvalidState:
+            self.transport.close()
 
     def start_keepalive(self) -> None:
         # called once the handshake's answer is written: its request and response are done with

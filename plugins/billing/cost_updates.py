@@ -2,7 +2,8 @@
 
 On when ``CSMS_BILLING_COST_UPDATES=1``. Driven by the core's ``SessionUpdated`` events (one per
 meter value message), at most once per ``CSMS_BILLING_COST_UPDATE_INTERVAL`` seconds per
-session. The core's ``running_costs`` service picks the message: OCPP 2.0.1 ``CostUpdated``;
+session; what the station was last sent for the session (total, meter reading, charging or not) is not
+sent again. The core's ``running_costs`` service picks the message: OCPP 2.0.1 ``CostUpdated``;
 OCPP 1.6 a California Pricing ``RunningCost`` DataTransfer when the core's
 ``CSMS_RUNNING_COST_DATA_TRANSFER`` is on (nothing otherwise). Sending happens in a task of its
 own, so a slow station never holds up event delivery.
@@ -26,12 +27,14 @@ log = logging.getLogger("csms.billing")
 class CostUpdates:
     def __init__(self) -> None:
         self._last_sent: dict[int, float] = {}
+        self._last_shown: dict[int, tuple[Any, ...]] = {}  # what the station was last sent, per session
         self._later: set[int] = set()  # sessions with a cost update waiting for the interval to pass
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.SessionStopped):
             self._last_sent.pop(event.session_id, None)
+            self._last_shown.pop(event.session_id, None)
             return
         settings = billing_settings()
         if not settings.cost_updates or not isinstance(event, ev.SessionUpdated):
@@ -75,10 +78,15 @@ class CostUpdates:
             quote = await quote_session(session, final=False)
             if quote is None:
                 return
+            charging = session["charging_state"] in ("", "Charging")
+            shown = (quote.cost.currency, quote.cost.total_incl_vat, session["meter_last_wh"], charging)
+            if self._last_shown.get(session_id) == shown:
+                return  # the station shows this already
             await core.running_costs.send(
                 station_id, transaction_id=session["transaction_id"], cost=quote.cost,
-                meter_wh=session["meter_last_wh"], charging=session["charging_state"] in ("", "Charging"),
-                by="plugin:billing")
+                meter_wh=session["meter_last_wh"], charging=charging, by="plugin:billing")
+            if session_id in self._last_sent:  # not ended meanwhile
+                self._last_shown[session_id] = shown
         except Exception:
             log.warning("the running cost of session %s to %s failed", session_id, station_id, exc_info=True)
 

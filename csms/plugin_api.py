@@ -45,6 +45,9 @@ The groups:
   :func:`recipient_language`, its recipient's); :func:`notice_url` / :func:`notice_text` carry a
   notice through a redirect as a key, worded when the page is shown; :func:`viewer_zone` is the signed-in user's time zone and :func:`parse_datetime_local` reads a
   ``datetime-local`` input typed in it.
+* **Certificates**: :func:`check_csr` holds a certificate signing request to the
+  core's rules (parses, valid signature, subject, accepted keys; :class:`CsrProblem` says why
+  not), for a plugin that signs certificates itself.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 * **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
 """
@@ -80,6 +83,7 @@ from csms.api.tenancy import (
     visible_station_ids,
 )
 from csms.core import events
+from csms.core.certificates import CsrProblem, check_csr
 from csms.core.domain import (
     AuthorizationResult,
     CapacityPeriod,
@@ -140,6 +144,7 @@ __all__ = [
     # the running core, commands and their errors
     "get_core", "run_command", "station_row", "session_dict", "CommandTimeout", "StationOffline",
     "UnknownStation", "OperationError", "OcppError", "V16", "V201", "V21",
+    "check_csr", "CsrProblem",
     # charging profiles
     "Planned", "build_profile", "TX", "floor_tenth",
     # HTTP: REST, admin pages, input bounds, CSV

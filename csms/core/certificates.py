@@ -98,12 +98,13 @@ def load_csr(csr_pem: str) -> x509.CertificateSigningRequest:
         raise CsrProblem(f"the CSR does not parse: {exc}") from None
 
 
-def check_csr(csr_pem: str, *, station_id: str | None, organization: str = "", min_rsa_bits: int = 2048,
-              ) -> x509.CertificateSigningRequest:
+def check_csr(csr_pem: str, *, station_id: str | None, organization: str = "", min_rsa_bits: int | None = 2048,
+              ec_curves: frozenset[str] = ACCEPTED_CURVES) -> x509.CertificateSigningRequest:
     """The parsed CSR when it may be signed: it parses, its signature is valid, its subject's
-    commonName is ``station_id`` (None: not checked, V2G certificates), its organizationName is
-    ``organization`` (when set), its key an EC key on P-256/P-384/P-521 or an RSA key of at least
-    ``min_rsa_bits``. :class:`CsrProblem` says why not."""
+    commonName is ``station_id`` (None: only that it has one), its organizationName is
+    ``organization`` (when set), its key an EC key on one of ``ec_curves`` (by default P-256,
+    P-384, P-521) or an RSA key of at least ``min_rsa_bits`` (None: no RSA key).
+    :class:`CsrProblem` says why not."""
     csr = load_csr(csr_pem)
     try:
         valid = csr.is_signature_valid
@@ -115,18 +116,21 @@ def check_csr(csr_pem: str, *, station_id: str | None, organization: str = "", m
         key = csr.public_key()
     except (ValueError, TypeError) as exc:
         raise CsrProblem(f"the CSR's public key is not usable: {exc}") from None
+    accepted = ", ".join(sorted(ec_curves)) + ("" if min_rsa_bits is None else f"; RSA of {min_rsa_bits} bits or more")
     if isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in ACCEPTED_CURVES:
-            raise CsrProblem(f"the CSR's EC curve {key.curve.name} is not accepted (P-256, P-384, P-521)")
-    elif isinstance(key, rsa.RSAPublicKey):
+        if key.curve.name not in ec_curves:
+            raise CsrProblem(f"the CSR's EC curve {key.curve.name} is not accepted ({accepted})")
+    elif isinstance(key, rsa.RSAPublicKey) and min_rsa_bits is not None:
         if key.key_size < min_rsa_bits:
             raise CsrProblem(f"the CSR's RSA key has {key.key_size} bits; at least {min_rsa_bits} are needed")
     else:
-        raise CsrProblem(f"the CSR's key type {type(key).__name__} is not accepted (EC or RSA)")
-    if station_id is not None:
-        cn = _common_name(csr.subject)
-        if cn != station_id:
-            raise CsrProblem(f"the CSR's commonName {cn!r} is not the station id {station_id!r}")
+        raise CsrProblem(f"the CSR's key type {type(key).__name__} is not accepted ({accepted})")
+    cn = _common_name(csr.subject)
+    if station_id is None:
+        if not (cn or "").strip():
+            raise CsrProblem("the CSR has no commonName")
+    elif cn != station_id:
+        raise CsrProblem(f"the CSR's commonName {cn!r} is not the station id {station_id!r}")
     if organization:
         orgs = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
         if orgs != [organization]:

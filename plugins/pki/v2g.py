@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from csms.plugin_api import CsrProblem, check_csr
 from plugins.pki.config import PkiSettings
 
 log = logging.getLogger("csms.pki.v2g")
@@ -91,35 +90,20 @@ def _load(cert_file: str, key_file: str, chain_file: str, _stamps: tuple[float, 
     return SubCa(cert, key, tuple(c for c in chain if c.subject != c.issuer and c != cert))
 
 
-def check_csr(csr_pem: str, organization: str) -> x509.CertificateSigningRequest:
-    """The CSR when it suits an SECC certificate; :class:`V2gProblem` says why not."""
+def check_secc_csr(csr_pem: str, organization: str) -> x509.CertificateSigningRequest:
+    """The CSR when it suits an SECC certificate (the core's checks, with the key EC on secp256r1
+    as ISO 15118-2 has it and a commonName, the SECC id); :class:`V2gProblem` says why not."""
     try:
-        csr = x509.load_pem_x509_csr(csr_pem.strip().encode())
-    except (ValueError, TypeError) as exc:
-        raise V2gProblem(f"the CSR does not parse: {exc}") from None
-    try:
-        valid = csr.is_signature_valid
-    except (ValueError, InvalidSignature, x509.UnsupportedGeneralNameType):
-        valid = False
-    if not valid:
-        raise V2gProblem("the CSR's signature is not valid")
-    key = csr.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise V2gProblem("an SECC certificate's key is EC on secp256r1 (ISO 15118-2); the CSR's is not")
-    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if len(names) != 1 or not str(names[0].value).strip():
-        raise V2gProblem("the CSR has no commonName (the SECC id)")
-    if organization:
-        orgs = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-        if orgs != [organization]:
-            raise V2gProblem(f"the CSR's organizationName {orgs[0] if orgs else None!r} is not {organization!r}")
-    return csr
+        return check_csr(csr_pem, station_id=None, organization=organization, min_rsa_bits=None,
+                         ec_curves=frozenset({"secp256r1"}))
+    except CsrProblem as exc:
+        raise V2gProblem(str(exc)) from None
 
 
 def sign(settings: PkiSettings, csr_pem: str, now: dt.datetime | None = None) -> str:
     """The SECC certificate for ``csr_pem`` and the sub-CAs above it, as a PEM chain (leaf first)."""
     ca = sub_ca(settings)
-    csr = check_csr(csr_pem, settings.v2g_organization)
+    csr = check_secc_csr(csr_pem, settings.v2g_organization)
     now = now or dt.datetime.now(dt.timezone.utc)
     if not ca.cert.not_valid_before_utc <= now < ca.cert.not_valid_after_utc:
         raise V2gProblem("the V2G signing certificate is not valid now")

@@ -15,20 +15,17 @@ import ssl
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
 import trustme
 import websockets
-from ocpp.v201 import call
 
 from csms.server import TLSConfigError, tls_listener_context
 from csms.settings import load_settings
 from csms.testing import free_port, running_server
-from tests.stations import Station201, basic_auth
+from tests.tls_stations import booted, client_context, profile_of, refused, server_certificates
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,16 +39,7 @@ def ca():
 
 @pytest.fixture(scope="module")
 def certs(ca, tmp_path_factory):
-    d = tmp_path_factory.mktemp("certs")
-    files = {}
-    for name, key_type in [("rsa", trustme.KeyType.RSA), ("ec", trustme.KeyType.ECDSA)]:
-        cert = ca.issue_cert("localhost", "127.0.0.1", key_type=key_type)
-        cert.cert_chain_pems[0].write_to_path(str(d / f"{name}.pem"))
-        cert.private_key_pem.write_to_path(str(d / f"{name}.key"))
-        files[name] = (str(d / f"{name}.pem"), str(d / f"{name}.key"))
-    ca.cert_pem.write_to_path(str(d / "ca.pem"))
-    files["ca"] = str(d / "ca.pem")
-    return files
+    return server_certificates(ca, tmp_path_factory.mktemp("certs"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -62,54 +50,13 @@ async def srv(certs, tmp_path_factory):
         yield server
 
 
-def tls(ca, *, station: str | None = None, ciphers: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    if ciphers:
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(ciphers)
-    if station:
-        ca.issue_cert(station, common_name=station).configure_cert(ctx)
-    return ctx
-
-
-@asynccontextmanager
-async def booted(url: str, station_id: str, *, ctx: ssl.SSLContext | None = None,
-                 password: str | None = None) -> AsyncIterator[tuple[Station201, websockets.ClientConnection]]:
-    """A 2.0.1 station (the ``ocpp`` library's ChargePoint) at ``url``, booted and Accepted."""
-    headers = basic_auth(station_id, password) if password else None
-    async with websockets.connect(url, subprotocols=["ocpp2.0.1"], ssl=ctx, additional_headers=headers) as ws:
-        cp = Station201(station_id, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            boot = await cp.call(call.BootNotification(
-                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"))
-            assert boot.status == "Accepted"
-            yield cp, ws
-        finally:
-            task.cancel()
-
-
-async def refused(url: str, station_id: str, *, ctx: ssl.SSLContext | None = None,
-                  password: str | None = None) -> int:
-    headers = basic_auth(station_id, password) if password else None
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refusal:
-        async with websockets.connect(url, subprotocols=["ocpp2.0.1"], ssl=ctx, additional_headers=headers):
-            pass
-    return refusal.value.response.status_code
-
-
-async def profile_of(srv, station_id: str) -> int:
-    return (await srv.api.get(f"/stations/{station_id}")).json()["security_profile"]
-
-
 async def test_profiles_1_2_and_3_on_the_two_listeners_of_one_server(srv, ca):
     for station_id in ("SP1", "SP2"):
         created = await srv.api.post("/stations/", json={"station_id": station_id, "password": PASSWORD})
         assert created.status_code == 201
     async with booted(srv.ws_url("SP1"), "SP1", password=PASSWORD) as (_, plain), \
-            booted(srv.wss_url("SP2"), "SP2", ctx=tls(ca), password=PASSWORD) as (_, two), \
-            booted(srv.wss_url("SP3"), "SP3", ctx=tls(ca, station="SP3")) as (sp3, three):
+            booted(srv.wss_url("SP2"), "SP2", ctx=client_context(ca), password=PASSWORD) as (_, two), \
+            booted(srv.wss_url("SP3"), "SP3", ctx=client_context(ca, station="SP3")) as (sp3, three):
         assert plain.transport.get_extra_info("ssl_object") is None
         assert two.transport.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
         # one hub: the three are connected to the same core, and the operator reaches each
@@ -119,10 +66,10 @@ async def test_profiles_1_2_and_3_on_the_two_listeners_of_one_server(srv, ca):
         assert [await profile_of(srv, s) for s in ("SP1", "SP2", "SP3")] == [1, 2, 3]
     # each is held to its stored profile, whichever port it knocks on
     assert await refused(srv.ws_url("SP2"), "SP2", password=PASSWORD) == 401  # profile 2 over plain ws
-    assert await refused(srv.wss_url("SP3"), "SP3", ctx=tls(ca), password=PASSWORD) == 401  # 3 without its cert
-    assert await refused(srv.wss_url("SP2"), "SP2", ctx=tls(ca), password="wrong-password-123") == 401
+    assert await refused(srv.wss_url("SP3"), "SP3", ctx=client_context(ca), password=PASSWORD) == 401  # 3 without its cert
+    assert await refused(srv.wss_url("SP2"), "SP2", ctx=client_context(ca), password="wrong-password-123") == 401
     # the REST API answers on both listeners
-    async with httpx.AsyncClient(verify=tls(ca)) as client:
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
         assert (await client.get(f"https://127.0.0.1:{srv.tls_port}/api/v1/health")).status_code == 200
         assert (await client.get(f"http://127.0.0.1:{srv.port}/api/v1/health")).status_code == 200
 
@@ -130,14 +77,14 @@ async def test_profiles_1_2_and_3_on_the_two_listeners_of_one_server(srv, ca):
 async def test_the_tls_listener_serves_rsa_and_ecdsa_suites_and_only_tls_1_2_or_newer(srv, ca):
     # OCPP 2.0.1 A00.FR.318: the four TLS 1.2 suites, RSA key exchange included; a client offering
     # better ones gets a forward-secret suite
-    async with booted(srv.wss_url("BEST"), "BEST", ctx=tls(ca, station="BEST", ciphers="AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")) as (_, ws):
+    async with booted(srv.wss_url("BEST"), "BEST", ctx=client_context(ca, station="BEST", ciphers="AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")) as (_, ws):
         assert ws.transport.get_extra_info("ssl_object").cipher()[0] == "ECDHE-RSA-AES128-GCM-SHA256"
     for suite in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "AES128-GCM-SHA256",
                   "AES256-GCM-SHA384"):
-        async with booted(srv.wss_url(f"S-{suite}"), f"S-{suite}", ctx=tls(ca, station=f"S-{suite}", ciphers=suite)) \
+        async with booted(srv.wss_url(f"S-{suite}"), f"S-{suite}", ctx=client_context(ca, station=f"S-{suite}", ciphers=suite)) \
                 as (_, ws):
             assert ws.transport.get_extra_info("ssl_object").cipher()[0] == suite
-    old = tls(ca)
+    old = client_context(ca)
     old.minimum_version = ssl.TLSVersion.TLSv1
     old.maximum_version = ssl.TLSVersion.TLSv1_1
     old.set_ciphers("DEFAULT:@SECLEVEL=0")
@@ -150,7 +97,7 @@ async def test_allow_plain_ws_off_closes_the_plain_port_to_stations_only(srv, ca
     srv.core.settings.allow_plain_ws = False
     try:
         assert await refused(srv.ws_url("SP1"), "SP1", password=PASSWORD) == 403
-        async with booted(srv.wss_url("SP1"), "SP1", ctx=tls(ca), password=PASSWORD):
+        async with booted(srv.wss_url("SP1"), "SP1", ctx=client_context(ca), password=PASSWORD):
             pass
         assert await profile_of(srv, "SP1") == 2  # raised by the stronger connection
     finally:
@@ -185,7 +132,7 @@ async def test_csms_serve_with_a_tls_port(certs, ca, tmp_path):  # async: see py
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "csms serve did not start"
                 await asyncio.sleep(0.3)
-        async with booted(f"wss://127.0.0.1:{tls_port}/ocpp/CERT", "CERT", ctx=tls(ca, station="CERT")) as (_, ws):
+        async with booted(f"wss://127.0.0.1:{tls_port}/ocpp/CERT", "CERT", ctx=client_context(ca, station="CERT")) as (_, ws):
             assert ws.transport.get_extra_info("ssl_object").getpeercert()["subjectAltName"][0] == ("DNS", "localhost")
     finally:
         server.terminate()

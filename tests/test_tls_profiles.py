@@ -9,7 +9,6 @@ client certificates optional (``tls_ca``) with the profile enforced per station.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 import subprocess
@@ -22,7 +21,6 @@ import pytest
 import pytest_asyncio
 import trustme
 import websockets
-from ocpp.v201 import call
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -30,7 +28,8 @@ from csms.api.auth import create_api_key
 from csms.server import TLSConfigError, build_ssl_context
 from csms.settings import load_settings
 from csms.testing import admin_client, free_port, running_server
-from tests.stations import Station201, basic_auth
+from tests.stations import Station201
+from tests.tls_stations import booted, client_context, profile_of, refused, server_certificate, server_certificates
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -45,18 +44,8 @@ def ca():
 @pytest.fixture(scope="module")
 def certs(ca, tmp_path_factory):
     """Server certificate files: RSA and ECDSA for localhost, RSA for other.example, the CA."""
-    d = tmp_path_factory.mktemp("certs")
-    files = {}
-    for name, hosts, key_type in [("rsa", ("localhost", "127.0.0.1"), trustme.KeyType.RSA),
-                                  ("ec", ("localhost", "127.0.0.1"), trustme.KeyType.ECDSA),
-                                  ("other", ("other.example",), trustme.KeyType.RSA)]:
-        cert = ca.issue_cert(*hosts, key_type=key_type)
-        cert.cert_chain_pems[0].write_to_path(str(d / f"{name}.pem"))
-        cert.private_key_pem.write_to_path(str(d / f"{name}.key"))
-        files[name] = (str(d / f"{name}.pem"), str(d / f"{name}.key"))
-    ca.cert_pem.write_to_path(str(d / "ca.pem"))
-    files["ca"] = str(d / "ca.pem")
-    return files
+    return server_certificates(ca, tmp_path_factory.mktemp("certs"),
+                               more=(("other", ("other.example",), trustme.KeyType.RSA),))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -68,48 +57,17 @@ async def srv(certs, tmp_path_factory):
         yield server
 
 
-def client_context(ca, *, ciphers: str | None = None, station: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    if ciphers:  # TLS 1.2 with these suites only: the server must pick the matching chain
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(ciphers)
-    if station:
-        ca.issue_cert(station, common_name=station).configure_cert(ctx)
-    return ctx
-
-
 @asynccontextmanager
 async def station(srv, station_id: str, ctx: ssl.SSLContext, *, password: str | None = None,
                   server_hostname: str | None = None) -> AsyncIterator[tuple[Station201, x509.Certificate]]:
-    """A booted 2.0.1 station (the ``ocpp`` library's ChargePoint) over TLS, with the server
-    certificate it was given."""
-    headers = basic_auth(station_id, password) if password else None
-    async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.0.1"], ssl=ctx,
-                                  additional_headers=headers, server_hostname=server_hostname) as ws:
-        der = ws.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        cp = Station201(station_id, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            boot = await cp.call(call.BootNotification(
-                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"))
-            assert boot.status == "Accepted"
-            yield cp, x509.load_der_x509_certificate(der)
-        finally:
-            task.cancel()
+    """A booted 2.0.1 station over TLS, with the server certificate it was given."""
+    async with booted(srv.ws_url(station_id), station_id, ctx=ctx, password=password,
+                      server_hostname=server_hostname) as (cp, ws):
+        yield cp, server_certificate(ws)
 
 
 async def refused_status(srv, station_id: str, ctx: ssl.SSLContext, *, password: str | None = None) -> int:
-    headers = basic_auth(station_id, password) if password else None
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        async with websockets.connect(srv.ws_url(station_id), subprotocols=["ocpp2.0.1"], ssl=ctx,
-                                      additional_headers=headers):
-            pass
-    return refused.value.response.status_code
-
-
-async def profile_of(srv, station_id: str) -> int:
-    return (await srv.api.get(f"/stations/{station_id}")).json()["security_profile"]
+    return await refused(srv.ws_url(station_id), station_id, ctx=ctx, password=password)
 
 
 async def test_rsa_only_and_ecdsa_only_clients_each_get_their_chain(srv, ca):

@@ -1,6 +1,8 @@
 """GetVariables and SetVariables of chosen variables (OCPP 2.0.1 B05, B06), split as the station's
 ``ItemsPerMessage``/``BytesPerMessage`` ask (B06.FR.05, B05.FR.06; OCTT TC_B_08 via tzi-OCTT),
-and SetVariableMonitoring split by ``MonitoringCtrlr``'s limits (N04.FR.08).
+and SetVariableMonitoring split by ``MonitoringCtrlr``'s limits (N04.FR.08); configuration read
+by name (``configuration/refresh`` with ``keys``) split the same way, and for OCPP 1.6 by
+``GetConfigurationMaxKeys``.
 
 The stations are the ``ocpp`` library's ChargePoint (``csms.testing.stations.Station201``)
 answering with the values of a small device model and recording each message they get.
@@ -12,10 +14,12 @@ import json
 from typing import Any
 
 from ocpp.routing import on
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from csms.testing.stations import Station201, station
+from csms.testing.stations import Station16, Station201, station
 
 B08 = [  # the five variables of TC_B_08
     {"component": "DeviceDataCtrlr", "variable": "ItemsPerMessage", "variable_instance": "GetReport"},
@@ -168,3 +172,64 @@ async def test_variables_of_a_1_6_station_are_not_supported(server):
     async with station(server, "VARS-16", "1.6"):
         r = await server.api.post("/stations/VARS-16/variables/get", json={"variables": B08[:1]})
         assert r.status_code == 409 and "GetVariables" in r.text
+
+
+class KeysStation(Station16):
+    """A 1.6 station with a few configuration keys that takes at most ``max_keys`` per
+    GetConfiguration (more: a CALLERROR, as a strict station answers), recording each one's keys."""
+
+    max_keys = "2"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys = {"GetConfigurationMaxKeys": self.max_keys, "HeartbeatInterval": "300",
+                     "MeterValueSampleInterval": "60", "NumberOfConnectors": "1", "ConnectionTimeOut": "90"}
+        self.asked: list[list[str]] = []
+
+    @on(Action16.get_configuration)
+    async def on_get_configuration(self, key=None, **kwargs):
+        self.asked.append(list(key or []))
+        if key and len(key) > int(self.keys["GetConfigurationMaxKeys"]):
+            raise ValueError("more keys than GetConfigurationMaxKeys")
+        named = key or list(self.keys)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": False, "value": self.keys[k]} for k in named if k in self.keys],
+            unknown_key=[k for k in named if k not in self.keys] or None)
+
+
+async def test_1_6_configuration_keys_by_name_in_messages_of_at_most_get_configuration_max_keys(server):
+    async with station(server, "KEYS-16", "1.6", cls=KeysStation) as cp:
+        names = ["HeartbeatInterval", "MeterValueSampleInterval", "NoSuchKey", "ConnectionTimeOut", "HeartbeatInterval"]
+        r = await server.api.post("/stations/KEYS-16/configuration/refresh", json={"keys": names})
+        assert r.status_code == 201, r.text
+        # the limit is not known yet: asked first; then the four distinct keys as 2 + 2
+        assert cp.asked == [["GetConfigurationMaxKeys"], ["HeartbeatInterval", "MeterValueSampleInterval"],
+                            ["NoSuchKey", "ConnectionTimeOut"]]
+        answer = r.json()
+        assert answer["status"] == "Accepted" and answer["messages"] == 2
+        assert [k["key"] for k in answer["response"]["configurationKey"]] == [
+            "HeartbeatInterval", "MeterValueSampleInterval", "ConnectionTimeOut"]
+        assert answer["response"]["unknownKey"] == ["NoSuchKey"]
+        stored = {k["key"]: k["value"] for k in (await server.api.get("/stations/KEYS-16/configuration")).json()[
+            "configuration_keys"]}
+        assert stored["ConnectionTimeOut"] == "90" and stored["GetConfigurationMaxKeys"] == "2"
+        # known now: nothing asked first; all keys (no names) is one message, as before
+        cp.asked.clear()
+        again = (await server.api.post("/stations/KEYS-16/configuration/refresh", json={"keys": names[:3]})).json()
+        assert cp.asked == [["HeartbeatInterval", "MeterValueSampleInterval"], ["NoSuchKey"]] and again["messages"] == 2
+        cp.asked.clear()
+        everything = (await server.api.post("/stations/KEYS-16/configuration/refresh", json={})).json()
+        assert cp.asked == [[]] and len(everything["response"]["configurationKey"]) == 5
+
+
+async def test_2_0_1_configuration_by_name_in_messages_of_at_most_items_per_message(server):
+    async with station(server, "KEYS-201", "2.0.1", cls=ModelStation) as cp:
+        names = ["AuthCtrlr.AuthorizeRemoteStart", "OCPPCommCtrlr.OfflineThreshold", "TxCtrlr.Nothing",
+                 "DeviceDataCtrlr/ItemsPerMessage.GetReport", "OCPPCommCtrlr.Missing"]
+        r = await server.api.post("/stations/KEYS-201/configuration/refresh", json={"keys": names})
+        assert r.status_code == 201, r.text
+        assert cp.gets[0] == ["DeviceDataCtrlr.ItemsPerMessage[GetVariables]"]  # the limit (4), asked first
+        assert [len(m) for m in cp.gets[1:]] == [4, 1] and r.json()["messages"] == 2
+        results = r.json()["response"]["getVariableResult"]
+        assert [x["attributeStatus"] for x in results] == ["Accepted", "Accepted", "UnknownVariable", "Accepted",
+                                                           "UnknownVariable"]

@@ -17,12 +17,12 @@ from piccolo.query.functions.aggregate import Max
 
 from csms.core.background import BackgroundTasks
 from csms.core.ocpp.outbound import Call, OperationError, StationCalls, calls_for, known_calls
-from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id
+from csms.core.ocpp.outbound.calls import DIAGNOSTICS_LOG, LOG_TYPES, answered, new_request_id, positive_int
 from csms.core.ocpp.validation import OcppError
 from csms.core.services import passwords, per_message
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.reservations import ReservationError
-from csms.core.tables import ChargingProfile, ChargingSession, Station
+from csms.core.tables import ChargingProfile, ChargingSession, ConfigurationKey, Station
 from csms.i18n import N_
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from csms.core.services.reports import ReportService
     from csms.core.services.reservations import ReservationService
     from csms.core.services.stations import StationService
+
+MAX_KEYS = "GetConfigurationMaxKeys"  # OCPP 1.6: how many keys one GetConfiguration may name
 
 log = logging.getLogger("csms.operations")
 
@@ -293,14 +295,57 @@ class Operations:
 
     async def get_configuration(self, station_id: str, *, keys: list[str] | None = None,
                                 by: str = "") -> dict[str, Any]:
-        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it."""
+        """Read configuration from the station (1.6 keys or 2.0.1 variables) and store it. Named
+        ``keys`` go in as many messages as the station takes (1.6 GetConfigurationMaxKeys, 2.0.1
+        DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage[GetVariables]; stored, else asked); the
+        answers' lists (``configurationKey``/``unknownKey``, ``getVariableResult``) come back
+        joined, with ``messages`` sent."""
         state = await self.stations.state(station_id)
         if state is None:
             raise UnknownStation(station_id)
-        call = (await self._calls(station_id)).get_configuration(keys=keys)
-        response = await self._send(station_id, call, by)
-        await call.record(self.reports, state, response)
-        return call.outcome(response)
+        calls = await self._calls(station_id)
+        if not keys:
+            call = calls.get_configuration(keys=None)
+            response = await self._send(station_id, call, by)
+            await call.record(self.reports, state, response)
+            return call.outcome(response)
+        keys = list(dict.fromkeys(keys))
+        if calls.supports_variables:
+            limits = (await self._limits(station_id, state, calls, "GetVariables", len(keys), by))[0]
+        else:
+            limits = await self._max_configuration_keys(station_id, state, calls, len(keys), by)
+
+        def payload(chunk: list[str]) -> tuple[str, dict[str, Any]]:
+            call = calls.get_configuration(keys=chunk)
+            return call.action, call.payload
+
+        chunks = per_message.split(keys, limits, payload)
+        joined: dict[str, Any] = {}
+        for chunk in chunks:
+            call = calls.get_configuration(keys=chunk)
+            response = await self._send(station_id, call, by)
+            await call.record(self.reports, state, response)
+            for name, value in response.items():
+                joined[name] = [*joined.get(name, []), *value] if isinstance(value, list) else value
+        return {**call.outcome(joined), "messages": len(chunks)}
+
+    async def _max_configuration_keys(self, station_id: str, state: Any, calls: StationCalls, count: int,
+                                      by: str) -> per_message.Limits:
+        """A 1.6 station's GetConfigurationMaxKeys: stored, else asked (when ``count`` keys may
+        need more than one message); no limit when it does not say."""
+        stored = await ConfigurationKey.select(ConfigurationKey.value).where(
+            (ConfigurationKey.station == state.pk) & (ConfigurationKey.key == MAX_KEYS)).first()
+        limit = positive_int(stored["value"]) if stored else None
+        if limit is None and count > 1:
+            call = calls.get_configuration(keys=[MAX_KEYS])
+            try:
+                response = await self._send(station_id, call, by)
+            except OcppError:
+                return per_message.Limits(None, None)
+            await call.record(self.reports, state, response)
+            limit = next((positive_int(k.get("value")) for k in response.get("configurationKey", [])
+                          if k.get("key") == MAX_KEYS), None)
+        return per_message.Limits(limit, None)
 
     async def get_custom_report(self, station_id: str, *, criteria: list[str] | None = None,
                                 component_variables: list[dict[str, Any]] | None = None,

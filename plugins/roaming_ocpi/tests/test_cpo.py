@@ -164,7 +164,9 @@ async def test_location_objects_and_unknowns(server, emsp):
         assert_envelope(r.json(), 2001)  # date_from is required for Sessions
 
 
-async def test_tariffs_from_billing(server, emsp):
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def standard_tariff(server) -> None:
+    """The billing plugin's tariff STD (0.30/kWh and 0.50 a session, 21 % VAT), the default."""
     r = await server.api.post("/billing/tariffs", json={"name": "Standard", "tariff": {
         "id": "STD", "currency": "EUR", "elements": [{"price_components": [
             {"type": "ENERGY", "price": 0.30, "vat": 21, "step_size": 1},
@@ -172,6 +174,9 @@ async def test_tariffs_from_billing(server, emsp):
     assert r.status_code == 201, r.text
     r = await server.api.post("/billing/assignments", json={"tariff": r.json()["id"]})
     assert r.status_code == 201, r.text
+
+
+async def test_tariffs_from_billing(server, emsp, standard_tariff):
     await sync(server)
     put = (await emsp.wait_for("PUT", "tariffs/NL/CPO/STD"))[-1]
     assert_valid("Tariff", put.body)
@@ -254,7 +259,7 @@ async def test_realtime_rules(server, emsp):
         emsp.down = False
 
 
-async def test_session_and_cdr_pushed(server, emsp):
+async def test_session_and_cdr_pushed(server, emsp, standard_tariff):
     await put_token(server, emsp, token("SESS0001", whitelist="NEVER"))
     emsp.answers["/SESS0001/authorize"] = (200, {"status_code": 1000, "timestamp": now(), "data": {
         "allowed": "ALLOWED", "token": token("SESS0001", whitelist="NEVER"), "authorization_reference": "AUTH-77"}})
@@ -326,7 +331,7 @@ async def test_commands(server, emsp):
         assert assert_envelope(r.json())["result"] == "ACCEPTED"
         result = (await emsp.wait_for("POST", "commands/STOP_SESSION/2"))[-1].body
         assert result["result"] == "ACCEPTED"
-        await emsp.wait_for("POST", "cdrs", 2)
+        await emsp.wait_for("POST", "cdrs", match=lambda r: r.body["session_id"] == session["id"])
         # unknown session, unknown location, unknown command, malformed body
         r = await c.post(f"{url}/STOP_SESSION", json={**stop, "session_id": "99999"}, headers=tok(emsp.token_c))
         assert assert_envelope(r.json())["result"] == "UNKNOWN_SESSION"

@@ -1,0 +1,49 @@
+"""The server's shutdown with a station connection that is already closing (its peer's close
+frame came first): uvicorn sends close 1012 to every open connection, websockets refuses a second
+close (InvalidState), and before ``WebSocketProtocol.shutdown`` caught it the server's shutdown
+was aborted and a ``csms serve`` process kept running (seen once under load)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import websockets
+from websockets.protocol import State
+
+from csms.app import create_app
+from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
+from csms.server import WebSocketProtocol, make_server
+from csms.settings import load_settings
+from csms.testing import free_port, stopped
+
+
+async def test_shutdown_with_a_connection_already_closing(tmp_path):
+    settings = load_settings(data_dir=tmp_path, unknown_stations="accept")
+    use_engine(make_engine(settings.effective_database_url))
+    await open_engine()
+    await migrate()
+    app = create_app(settings, manage_database=False)
+    port = free_port()
+    server = make_server(app, settings.model_copy(update={"port": port}), host="127.0.0.1", port=port,
+                         log_level="warning")
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ocpp/CLOSING", subprotocols=["ocpp2.0.1"]):
+            for _ in range(100):
+                protocols = [c for c in server.server_state.connections if isinstance(c, WebSocketProtocol)]
+                if protocols and protocols[0].handshake_complete:
+                    break
+                await asyncio.sleep(0.02)
+            (protocol,) = protocols
+            # as after the peer's close frame was read, before the app has seen it
+            protocol.conn.state = State.CLOSING
+            server.should_exit = True
+            await stopped(task, limit=30)  # raises what the server's shutdown raised
+            assert protocol.transport.is_closing()
+    finally:
+        server.should_exit = True
+        if not task.done():
+            await stopped(task, limit=30)
+        await close_engine()

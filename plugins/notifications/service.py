@@ -174,9 +174,17 @@ class Notifier:
             scopes[org] = await scope_for(org)
         count = 0
         for sub in subs:
-            if matches(sub, n, station, scopes.get(sub["organization"])):
+            if not matches(sub, n, station, scopes.get(sub["organization"])):
+                continue
+            try:
                 await enqueue(n, sub)
-                count += 1
+            except Exception:
+                # one subscription's delivery failing must not cost the others theirs; the usual
+                # cause: the subscription was removed since it was read (a push service's 410)
+                if await Subscription.exists().where(Subscription.id == sub["id"]):
+                    log.exception("queueing %s for subscription %s failed", n.event, sub["id"])
+                continue
+            count += 1
         if count:
             self.wake.set()
         return count

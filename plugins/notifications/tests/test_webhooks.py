@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from csms.plugin_api import utcnow
 from plugins.notifications.channels import verify
 from plugins.notifications.tests.conftest import eventually
 from csms.testing.stations import station
@@ -70,3 +71,29 @@ async def test_subscriptions_are_validated(server):
     assert bad_mail.status_code == 400
     no_channel = await server.api.post("/notifications/subscriptions", json={"channel": "pigeon", "target": "x"})
     assert no_channel.status_code == 400
+
+
+async def test_a_subscription_removed_while_a_notification_is_queued_costs_the_others_nothing(server, receiver,
+                                                                                               monkeypatch):
+    """The subscriptions are read, then one is removed (as a push service's 410 removes one)
+    before its delivery is queued: its delivery fails on the foreign key, the next one's is queued
+    all the same (it used to end the loop, and the working device missed the notification)."""
+    from plugins.notifications import service
+    from plugins.notifications.messages import Notification
+    from plugins.notifications.tables import Delivery, Subscription
+
+    subs = [(await server.api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": f"{receiver.url}?n={n}", "events": ["station.online"]})).json()
+        for n in range(2)]
+    real_enqueue = service.enqueue
+
+    async def enqueue_after_removal(n, sub, **kwargs):
+        if sub["id"] == subs[0]["id"]:
+            await Subscription.delete().where(Subscription.id == sub["id"])
+        return await real_enqueue(n, sub, **kwargs)
+
+    monkeypatch.setattr(service, "enqueue", enqueue_after_removal)
+    notification = Notification(event="station.online", station_id="RACE", data={}, at=utcnow())
+    assert await service.notifier().publish(notification) == 1
+    queued = await Delivery.select(Delivery.subscription).where(Delivery.notification_id == notification.id)
+    assert [d["subscription"] for d in queued] == [subs[1]["id"]]

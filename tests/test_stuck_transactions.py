@@ -83,6 +83,9 @@ async def test_force_close_button(server):
             page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
             await page.locator("#force-close").click()
             await expect(page.locator("#force-close")).to_have_count(0)
+            notes = page.get_by_role("row", name="Notes")
+            await expect(notes).to_contain_text("Closed by an operator")
+            await expect(notes).not_to_contain_text("force_closed")
             await screenshot(page, "session-force-closed")
         row = await ChargingSession.select().where(ChargingSession.id == session_id).first()
         assert row["state"] == "completed" and row["meter_stop_wh"] == 1750 and "force_closed" in row["flags"]

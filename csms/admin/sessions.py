@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,36 @@ from csms.plugins import call_hook
 from csms.textsearch import contains
 
 STATES = [("", N_("Any state")), ("active", N_("Active")), ("completed", N_("Completed"))]  # translated where shown
+
+# what a session's flags say, for the session page (a flag not listed is shown as it is)
+FLAG_LABELS = {
+    "force_closed": N_("Closed by an operator"),
+    "closed_after_reboot": N_("Closed by the CSMS: the station rebooted without ending it"),
+    "closed_after_reconnect": N_("Closed by the CSMS: the station no longer knew it after reconnecting"),
+    "superseded_by_new_transaction": N_("Closed by the CSMS: a new transaction started on its connector"),
+    "ended_late_by_station": N_("The station ended it after the CSMS had closed it"),
+    "stop_without_start": N_("The station reported its end without its start"),
+    "replayed_offline": N_("Sent by the station later (it was offline)"),
+    "departure_from_ev": N_("Departure time from the EV"),
+    "energy_target_from_ev": N_("Energy needed from the EV"),
+}
+
+
+def flag_labels(flags: Any) -> list[str]:
+    """The session's flags in words, in the viewer's language."""
+    if isinstance(flags, str):
+        flags = json.loads(flags or "[]")
+    labels = []
+    for flag in flags or []:
+        if flag in FLAG_LABELS:
+            labels.append(gettext(FLAG_LABELS[flag]))
+        elif flag.startswith("start_not_authorized:"):
+            labels.append(gettext("Started without authorization (%(status)s)", status=flag.split(":", 1)[1]))
+        elif flag.startswith("first_seen_as_"):
+            labels.append(gettext("First seen in a “%(event)s” message", event=flag.removeprefix("first_seen_as_")))
+        else:
+            labels.append(flag)
+    return labels
 
 
 def _columns() -> list[Any]:
@@ -200,6 +231,7 @@ async def session_detail(request: Request, session_id: int) -> Template:
     duration = ((stop or datetime.now(timezone.utc)) - start) if start else None
     cost = await call_hook("price_session", session=row, final=row["state"] == "completed")
     context: dict[str, Any] = dict(session=row, series=await meter_series(session_id), cost=cost,
+                                   flags=flag_labels(row["flags"]),
                    duration_min=int(duration.total_seconds() // 60) if duration else None)
     template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"
     return await render(request, template, title=gettext("Session %(session)s", session=session_id), panel_page="session", **context)

@@ -198,9 +198,14 @@ def rss_bytes(pid: int | None) -> int | None:
     except ImportError:
         return None
     try:
-        return psutil.Process(pid).memory_info().rss
+        return sum(proc.memory_info().rss for proc in _tree(psutil.Process(pid)))
     except psutil.Error:
         return None
+
+
+def _tree(proc: Any) -> list[Any]:
+    """The process and its children (the worker processes of ``csms serve --workers N``)."""
+    return [proc, *proc.children(recursive=True)]
 
 
 def thread_count(pid: int | None) -> int | None:
@@ -258,8 +263,9 @@ class ProcessWatch:
 
 
 class CpuMeter:
-    """CPU use of a process between ``start()`` and ``stop()``, in percent of one core: all
-    threads, and the main thread alone (the event loop; the rest is database worker threads)."""
+    """CPU use of a process and its children (``--workers``) between ``start()`` and ``stop()``,
+    in percent of one core: all threads, and the main threads alone (the event loops, one per
+    worker; the rest is database worker threads and, with workers, the supervising process)."""
 
     def __init__(self, pid: int | None) -> None:
         self.pid = pid
@@ -286,10 +292,14 @@ class CpuMeter:
         try:
             import psutil
 
-            proc = psutil.Process(self.pid)
-            t = proc.cpu_times()
-            main = next((th.user_time + th.system_time for th in proc.threads() if th.id == self.pid), 0.0)
-            return t.user + t.system, main
+            total = main = 0.0
+            tree = _tree(psutil.Process(self.pid))
+            for proc in tree:
+                t = proc.cpu_times()
+                total += t.user + t.system
+                if proc.pid != self.pid or len(tree) == 1:  # with workers: each worker's event loop
+                    main += next((th.user_time + th.system_time for th in proc.threads() if th.id == proc.pid), 0.0)
+            return total, main
         except Exception:  # psutil missing or the process is gone
             return None
 
@@ -732,6 +742,11 @@ async def _run_once(args: argparse.Namespace, *, node: bool = False) -> dict[str
                              api_url=args.url.replace("ws", "http", 1).rstrip("/").rsplit("/ocpp", 1)[0] + "/api/v1")
     else:
         extra = dict(kv.split("=", 1) for kv in args.server_env)
+        if args.workers and args.workers > 1:
+            if not args.database_url:
+                raise SystemExit("csms bench: --workers above 1 needs --database-url (PostgreSQL) and Redis")
+            extra.setdefault("CSMS_REDIS_URL", "redis://127.0.0.1:6379/9")
+            extra["CSMS_WORKERS"] = str(args.workers)
         progress("starting csms serve in a separate process ...")
         server = await asyncio.to_thread(start_server, database_url=args.database_url or "", env=extra)
         progress(f"server pid {server.pid} on {server.ocpp_url} (log {server.log_path})")
@@ -752,6 +767,7 @@ async def _run_once(args: argparse.Namespace, *, node: bool = False) -> dict[str
                                        progress=progress)
         result["database"] = ("none (ocpp-rpc)" if node else "postgresql" if args.database_url
                               else ("external" if args.url else "sqlite"))
+        result["workers"] = 1 if node or args.url else (args.workers or 1)
         failed = bool(result.get("errors")) or result.get("stations_up") != result.get("stations")
         return result
     finally:
@@ -774,7 +790,8 @@ def comparison_table(result: dict[str, Any]) -> str:
     for i, rnd in enumerate(result["rounds"], 1):
         for name in ("ours", "node"):
             r = rnd[name]
-            label = "csms" if name == "ours" else "ocpp-rpc strict"
+            label = "ocpp-rpc strict" if name == "node" else (
+                f"csms ({r['workers']} workers)" if r.get("workers", 1) > 1 else "csms")
             if idle_run:
                 lines.append(f"| {i} | {label} | {r['database']} | {r['still_connected']} | "
                              f"{r['rss_per_connection_kb']} | {r['server_rss_mb']} | {r['machine_load_avg']} |")
@@ -821,6 +838,10 @@ def add_bench_parser(subparsers: Any) -> None:
     p.add_argument("--database-url", help="PostgreSQL URL for the started server (default: SQLite)")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment (a CSMS_* setting) for the started server (repeatable)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="start the server as `csms serve --workers N` (a cluster of N processes on one port; "
+                        "needs --database-url and Redis: CSMS_REDIS_URL, default db 9); CPU and memory are "
+                        "the sum over its processes")
     p.add_argument("--prefix", help="station id prefix (default BENCH, IDLE for idle)")
     p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight at once")
     p.add_argument("--against-node", action="store_true",

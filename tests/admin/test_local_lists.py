@@ -59,3 +59,22 @@ async def test_station_page_shows_the_list_and_sends_it_on_request(page_as, serv
     await page.goto("/admin/stations/CP-LL")
     await page.locator("#local-list").get_by_role("button", name="Send full list now").click()
     await expect(page.locator("#local-list [data-outcome]")).to_contain_text("The station is offline")
+
+
+async def test_a_station_without_local_lists_is_shown_as_such(page_as, server):
+    """A station that answers GetLocalListVersion with NotImplemented (the test station of
+    ``csms.testing``): the panel says it takes no list instead of counting changes to send."""
+    from csms.testing.stations import station
+    from tests.test_local_lists import _state_if
+
+    await add_card(server, "NOLIST-1")
+    async with station(server, "CP-NOLL", "2.0.1"):
+        await eventually(lambda: _state_if(server, "CP-NOLL", lambda s: s["supported"] is False))
+        page = await page_as("operator")
+        await page.goto("/admin/stations/CP-NOLL")
+        panel = page.locator("#local-list")
+        await expect(panel.locator("[data-field=pending]")).to_have_text("not sent: the station takes no list")
+        await expect(panel).to_contain_text("Support: no")
+        await expect(panel.locator("[data-field=last-result]")).to_have_text("Not supported")
+        await panel.scroll_into_view_if_needed()
+        await screenshot(page, "station-local-list-unsupported")

@@ -38,10 +38,11 @@ run: $(STAMP)
 
 # Run the whole test suite (SQLite and the local PostgreSQL, ocpp-rpc strict stations, Chromium),
 # one test file per worker process, as many workers as cores (each test has its own database,
-# Redis db index, ports and data directory, so files run side by side).
+# Redis db index, ports and data directory, so files run side by side); the 30 slowest steps are listed
+# at the end, to keep the suite within its 30 minutes.
 test: $(TEST_STAMP) tests/node/node_modules/.package-lock.json $(EXTRAWEST)/.ready
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
-	EXTRAWEST_OCPI_VENV=$(abspath $(EXTRAWEST)) $(BIN)/python -m pytest -q -n auto --dist loadfile
+	EXTRAWEST_OCPI_VENV=$(abspath $(EXTRAWEST)) $(BIN)/python -m pytest -q -n auto --dist loadfile --durations=30
 
 bench: $(TEST_STAMP)
 	$(BIN)/csms bench

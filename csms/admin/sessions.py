@@ -232,6 +232,6 @@ async def session_detail(request: Request, session_id: int) -> Template:
     cost = await call_hook("price_session", session=row, final=row["state"] == "completed")
     context: dict[str, Any] = dict(session=row, series=await meter_series(session_id), cost=cost,
                                    flags=flag_labels(row["flags"]),
-                   duration_min=int(duration.total_seconds() // 60) if duration else None)
+                                   duration_min=int(duration.total_seconds() // 60) if duration else None)
     template = "sessions/_detail_body.html" if is_htmx(request) else "sessions/detail.html"
     return await render(request, template, title=gettext("Session %(session)s", session=session_id), panel_page="session", **context)

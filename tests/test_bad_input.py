@@ -65,6 +65,14 @@ async def test_schema_violations_by_kind(server):
         r = await rpc(ws, [2, "l", "BootNotification", {"reason": "PowerUp", "chargingStation": {
             "model": "M" * 21, "vendorName": "Acme"}}])
         assert r[2] == "PropertyConstraintViolation"
+        # an integer too large for a float (found by test_fuzz_frames): a type error, not an InternalError
+        huge = "1" + "0" * 400
+        r = await rpc(ws, json.dumps([2, "h", "NotifyEvent", {
+            "generatedAt": "2026-01-01T00:00:00Z", "seqNo": 0, "eventData": [
+                {"eventId": 0, "timestamp": "2026-01-01T00:00:00Z", "trigger": "Delta", "actualValue": "",
+                 "eventNotificationType": "CustomMonitor", "component": {"name": "EVSE", "evse": {"id": "HUGE"}},
+                 "variable": {"name": "Power"}}]}]).replace('"HUGE"', huge))
+        assert r[2] == "TypeConstraintViolation", r
 
 
 async def test_oversized_frame_closes_with_1009_and_is_not_stored(tmp_path):

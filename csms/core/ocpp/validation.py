@@ -203,7 +203,8 @@ def validate(version: str, action: str, payload: Any, *, response: bool = False)
     kind = _RULE_KIND.get(rule, "format")
     message = error.message
     value = error.instance
-    if rule in ("minimum", "maximum") and isinstance(value, (int, float)) and float(value).is_integer() \
+    # an integer too large for a float (float() would overflow) is still an integer out of range
+    if rule in ("minimum", "maximum") and (isinstance(value, int) or (isinstance(value, float) and value.is_integer())) \
             and not INT32_MIN <= value <= INT32_MAX:
         kind, message = "type", f"{value} is not a 32-bit integer"
     raise InvalidPayload(error_code(version, kind), f"{where}: {message}", {"rule": rule, "path": where})

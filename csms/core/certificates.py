@@ -101,7 +101,7 @@ def load_csr(csr_pem: str) -> x509.CertificateSigningRequest:
 def check_csr(csr_pem: str, *, station_id: str | None, organization: str = "", min_rsa_bits: int | None = 2048,
               ec_curves: frozenset[str] = ACCEPTED_CURVES) -> x509.CertificateSigningRequest:
     """The parsed CSR when it may be signed: it parses, its signature is valid, its subject's
-    commonName is ``station_id`` (None: only that it has one), its organizationName is
+    commonName is ``station_id`` (None: only that it has exactly one), its organizationName is
     ``organization`` (when set), its key an EC key on one of ``ec_curves`` (by default P-256,
     P-384, P-521) or an RSA key of at least ``min_rsa_bits`` (None: no RSA key).
     :class:`CsrProblem` says why not."""
@@ -125,11 +125,11 @@ def check_csr(csr_pem: str, *, station_id: str | None, organization: str = "", m
             raise CsrProblem(f"the CSR's RSA key has {key.key_size} bits; at least {min_rsa_bits} are needed")
     else:
         raise CsrProblem(f"the CSR's key type {type(key).__name__} is not accepted ({accepted})")
-    cn = _common_name(csr.subject)
     if station_id is None:
-        if not (cn or "").strip():
-            raise CsrProblem("the CSR has no commonName")
-    elif cn != station_id:
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(names) != 1 or not str(names[0].value).strip():
+            raise CsrProblem("the CSR has no single commonName")
+    elif (cn := _common_name(csr.subject)) != station_id:
         raise CsrProblem(f"the CSR's commonName {cn!r} is not the station id {station_id!r}")
     if organization:
         orgs = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]

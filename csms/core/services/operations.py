@@ -304,22 +304,19 @@ class Operations:
         if state is None:
             raise UnknownStation(station_id)
         calls = await self._calls(station_id)
-        if not keys:
-            call = calls.get_configuration(keys=None)
-            response = await self._send(station_id, call, by)
-            await call.record(self.reports, state, response)
-            return call.outcome(response)
-        keys = list(dict.fromkeys(keys))
-        if calls.supports_variables:
-            limits = (await self._limits(station_id, state, calls, "GetVariables", len(keys), by))[0]
-        else:
-            limits = await self._max_configuration_keys(station_id, state, calls, len(keys), by)
+        chunks: list[list[str] | None] = [None]  # no keys: everything, in one message
+        if keys:
+            keys = list(dict.fromkeys(keys))
+            if calls.supports_variables:
+                limits = (await self._limits(station_id, state, calls, "GetVariables", len(keys), by))[0]
+            else:
+                limits = await self._max_configuration_keys(station_id, state, calls, len(keys), by)
 
-        def payload(chunk: list[str]) -> tuple[str, dict[str, Any]]:
-            call = calls.get_configuration(keys=chunk)
-            return call.action, call.payload
+            def payload(chunk: list[str]) -> tuple[str, dict[str, Any]]:
+                call = calls.get_configuration(keys=chunk)
+                return call.action, call.payload
 
-        chunks = per_message.split(keys, limits, payload)
+            chunks = list(per_message.split(keys, limits, payload))
         joined: dict[str, Any] = {}
         for chunk in chunks:
             call = calls.get_configuration(keys=chunk)
@@ -327,7 +324,8 @@ class Operations:
             await call.record(self.reports, state, response)
             for name, value in response.items():
                 joined[name] = [*joined.get(name, []), *value] if isinstance(value, list) else value
-        return {**call.outcome(joined), "messages": len(chunks)}
+        outcome = call.outcome(joined)
+        return {**outcome, "messages": len(chunks)} if keys else outcome
 
     async def _max_configuration_keys(self, station_id: str, state: Any, calls: StationCalls, count: int,
                                       by: str) -> per_message.Limits:

@@ -87,6 +87,10 @@ async def test_force_close_button(server):
             await expect(notes).to_contain_text("Closed by an operator")
             await expect(notes).not_to_contain_text("force_closed")
             await screenshot(page, "session-force-closed")
+        async with admin_browser(server, "viewer", width=390, height=844) as phone:
+            await phone.goto(f"/admin/sessions/{session_id}")
+            await expect(phone.get_by_role("row", name="Notes")).to_contain_text("Closed by an operator")
+            await screenshot(phone, "session-force-closed-phone")
         row = await ChargingSession.select().where(ChargingSession.id == session_id).first()
         assert row["state"] == "completed" and row["meter_stop_wh"] == 1750 and "force_closed" in row["flags"]
         audit = await AuditEntry.select().where(AuditEntry.object_type == "session")

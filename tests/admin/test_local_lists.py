@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import expect
 
 from csms.core.tables import IdToken
-from tests.admin.conftest import screenshot
+from tests.admin.conftest import SCREENSHOTS, screenshot
 from tests.test_local_lists import add_card, eventually, keeper
 
 
@@ -78,3 +78,8 @@ async def test_a_station_without_local_lists_is_shown_as_such(page_as, server):
         await expect(panel.locator("[data-field=last-result]")).to_have_text("Not supported")
         await panel.scroll_into_view_if_needed()
         await screenshot(page, "station-local-list-unsupported")
+        phone = await page_as("viewer", width=390, height=844)
+        await phone.goto("/admin/stations/CP-NOLL")
+        phone_panel = phone.locator("#local-list")
+        await expect(phone_panel.locator("[data-field=pending]")).to_have_text("not sent: the station takes no list")
+        await phone_panel.screenshot(path=str(SCREENSHOTS / "station-local-list-unsupported-phone-panel.png"))

@@ -98,7 +98,11 @@ class LeaderJob:
         from csms.core import metrics
 
         if self._task is not None:
-            self._task.cancel()
+            # again until it ends: Python 3.11's wait_for can swallow a cancellation that comes as
+            # its awaitable finishes, and the task would run on (and this wait never end)
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self.token = None
@@ -143,7 +147,8 @@ async def _lead(handle: LeaderJob, lease: Lease, job: Callable[[], Awaitable[Any
     try:
         while True:
             try:  # a Redis that does not answer counts as unreachable (never waited for without end)
-                won = await asyncio.wait_for(lease.acquire(), ttl)
+                async with asyncio.timeout(ttl):
+                    won = await lease.acquire()
             except Exception:
                 log.warning("leader election for %s: Redis unreachable", handle.name, exc_info=True)
                 won = False
@@ -164,7 +169,8 @@ async def _lead(handle: LeaderJob, lease: Lease, job: Callable[[], Awaitable[Any
             log.warning("%s: this node lost the lease; the job stopped", handle.name)
     finally:
         try:  # bounded: a lease not released in time expires by itself
-            await asyncio.wait_for(asyncio.shield(lease.release()), ttl)
+            async with asyncio.timeout(ttl):
+                await asyncio.shield(lease.release())
         except Exception:
             pass
 
@@ -176,7 +182,9 @@ async def _hold(lease: Lease, running: asyncio.Task[None], ttl: float, renew_eve
     while not running.done():
         await asyncio.sleep(renew_every)
         try:  # a renewal Redis does not answer in time is a failed one: the job stops before the lease may expire
-            if not await asyncio.wait_for(lease.renew(), renew_every):
+            async with asyncio.timeout(renew_every):
+                renewed = await lease.renew()
+            if not renewed:
                 return
             renewed_at = time.monotonic()
         except Exception:

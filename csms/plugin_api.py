@@ -50,6 +50,9 @@ The groups:
   not), for a plugin that signs certificates itself.
 * **Work off the event loop**: :func:`run_cpu` for anything heavier than a few milliseconds.
 * **Background jobs on one node**: :func:`run_as_leader` (a Redis lease with a fencing token).
+  A job's loop sleeps with :func:`wait_event` (woken early by an event, always ended by a
+  cancellation; use it or ``asyncio.timeout``, not ``asyncio.wait_for``, which can swallow a
+  cancellation on Python 3.11).
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ from csms.core.domain import (
 from csms.core.events import Event
 from csms.core.mail import MailError, mail_enabled, send_mail
 from csms.core.ocpp.validation import V16, V21, V201, OcppError
+from csms.core.background import wait_event
 from csms.core.leases import LeaderJob
 from csms.core.offload import run_cpu
 from csms.core.publishing import published_site_ids
@@ -171,5 +175,5 @@ __all__ = [
     "viewer_zone",
     "parse_datetime_local",
     # settings, time, work off the event loop
-    "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "__version__",
+    "CsmsSettings", "SmtpSettings", "smtp_settings", "send_mail", "mail_enabled", "MailError", "utcnow", "ocpp_ts", "parse_ts", "run_cpu", "run_as_leader", "LeaderJob", "wait_event", "__version__",
 ]

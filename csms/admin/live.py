@@ -165,8 +165,9 @@ class LiveHub:
                 else:
                     wait = 15.0
                 try:
-                    topic, data = await asyncio.wait_for(queue.get(), timeout=wait)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(wait):
+                        topic, data = await queue.get()
+                except TimeoutError:
                     if not pending:
                         yield ServerSentEventMessage(comment="keep-alive")
                         continue

@@ -4,6 +4,11 @@ A service that reacts to events (a boot, a stopped session) with calls or querie
 must not hold up the dispatcher or the request, so it starts a task; :class:`BackgroundTasks`
 keeps those tasks (the loop holds only weak references), logs a failure once with the service's
 logger, cancels them when the service stops and lets tests wait for them.
+
+A loop that sleeps until it is woken or a period is over waits with :func:`wait_event`, and
+anything else bounded in time goes through ``asyncio.timeout``, never ``asyncio.wait_for``:
+on Python 3.11 ``wait_for`` returns the result when a cancellation arrives just as its
+awaitable finishes, so a cancelled loop would run on and whoever awaits it would wait for ever.
 """
 
 from __future__ import annotations
@@ -11,6 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any, Coroutine
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds have passed; True if it was set.
+    A cancellation always ends the wait (see the module's note on ``asyncio.wait_for``)."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.0)):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True
 
 
 class BackgroundTasks:

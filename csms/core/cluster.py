@@ -207,7 +207,8 @@ class RedisBus:
                 "timeout": timeout, "reply_to": self.rep_channel, "hops": hops + 1}))
             if receivers == 0:  # the node holding it is gone
                 raise StationOffline(station_id)
-            reply = await asyncio.wait_for(fut, timeout + 2)
+            async with asyncio.timeout(timeout + 2):
+                reply = await fut
         finally:
             self._waiters.pop(request_id, None)
         return _unpack_reply(reply, station_id)

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar
 
+from csms.core.background import wait_event
+
 log = logging.getLogger("csms.events")
 
 
@@ -232,9 +234,7 @@ class EventDispatcher:
         if timeout is None:
             await self._idle.wait()
             return
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
+        if not await wait_event(self._idle, timeout):
             log.warning("%d events not delivered to plugins within %.0f s of the shutdown", self._unfinished, timeout)
 
     async def _run(self) -> None:

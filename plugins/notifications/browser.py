@@ -72,8 +72,9 @@ class BrowserHub:
             yield ServerSentEventMessage(event="hello", data="{}", retry=2000)
             while time.monotonic() < deadline:
                 try:
-                    n = await asyncio.wait_for(queue.get(), timeout=15)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(15):
+                        n = await queue.get()
+                except TimeoutError:
                     yield ServerSentEventMessage(comment="keep-alive")
                     continue
                 if n is None:

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from csms.plugin_api import (
     Scope, Station, events as ev, gettext, in_language, ngettext, recipient_language, scope_for, utcnow,
+    wait_event,
 )
 from plugins.notifications.browser import BrowserHub
 from plugins.notifications.channels import DeliveryFailed, SubscriptionGone, post_webhook, send_email
@@ -199,10 +200,7 @@ class Notifier:
                 raise
             except Exception:
                 log.exception("sending notifications failed")
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=self._next_wait())
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self.wake, self._next_wait())
             self.wake.clear()
 
     def _next_wait(self) -> float:

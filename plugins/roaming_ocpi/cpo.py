@@ -293,8 +293,8 @@ async def authorize(station_id: str, id_token: str, token_type: str, evse_id: in
     if recent is not None and recent["allowed"] == "ALLOWED":
         return AuthorizationResult("Accepted", group_id=group, source="roaming_ocpi.realtime")
     try:
-        info = await asyncio.wait_for(realtime_authorize(partner, token, station_id),
-                                      timeout=ocpi_settings().authorize_timeout)
+        async with asyncio.timeout(ocpi_settings().authorize_timeout):
+            info = await realtime_authorize(partner, token, station_id)
     except (asyncio.TimeoutError, PartnerError) as exc:
         if isinstance(exc, PartnerError) and (exc.ocpi_status == UNKNOWN_TOKEN or exc.http_status == 404):
             return AuthorizationResult("Unknown", source="roaming_ocpi.realtime")
@@ -364,8 +364,8 @@ async def _ask_everyone(station_id: str, uid: str, type_: str) -> AuthorizationR
             return None
 
     try:
-        answers = await asyncio.wait_for(asyncio.gather(*(ask(p) for p in partners)),
-                                         timeout=ocpi_settings().authorize_timeout)
+        async with asyncio.timeout(ocpi_settings().authorize_timeout):
+            answers = await asyncio.gather(*(ask(p) for p in partners))
     except asyncio.TimeoutError:
         return None
     for partner, info in zip(partners, answers):

@@ -32,7 +32,7 @@ from typing import Any
 from piccolo.query.functions.aggregate import Count
 from prometheus_client import Gauge
 
-from csms.plugin_api import N_, Scope, TranslatedError, utcnow
+from csms.plugin_api import N_, Scope, TranslatedError, utcnow, wait_event
 from plugins.roaming_ocpi import schema
 from plugins.roaming_ocpi.client import PartnerError, call
 from plugins.roaming_ocpi.config import ocpi_settings
@@ -366,10 +366,7 @@ class Dispatcher:
                                                                         name=f"ocpi-outbox-{partner_id}")
             except Exception:
                 log.exception("OCPI outbox pass failed")
-            try:
-                await asyncio.wait_for(_wakeup.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(_wakeup, 0.5)
 
     async def _partner(self, partner_id: int) -> None:
         try:

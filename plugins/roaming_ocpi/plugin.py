@@ -38,8 +38,9 @@ class EventQueue:
     async def stop(self) -> None:
         if self.queue is not None:
             try:
-                await asyncio.wait_for(self.queue.join(), timeout=5)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(5):
+                    await self.queue.join()
+            except TimeoutError:
                 log.warning("OCPI event queue not drained at shutdown")
         if self.task is not None:
             self.task.cancel()

@@ -35,7 +35,7 @@ from piccolo.query.functions.aggregate import Max
 
 from csms.plugin_api import (
     N_, ChargingSession, Connector, Station, StationEvent, events as ev, get_core, gettext, jsonable,
-    owner_by_station, register_kind, utcnow,
+    owner_by_station, register_kind, utcnow, wait_event,
 )
 from plugins.stationops.campaigns import STATION_FAILURES
 from plugins.stationops.events import AlertAcknowledged, AlertClosed, AlertOpened
@@ -363,8 +363,5 @@ class AlertEvaluator:
                 raise
             except Exception:
                 log.exception("alert evaluation failed")
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self.wake, self.interval)
             self.wake.clear()

@@ -28,6 +28,7 @@ from litestar.exceptions import ValidationException
 from csms.plugin_api import (
     GLOBAL, N_, ChargingSession, CommandTimeout, OcppError, Scope, Site, Station, StationOffline, UnknownStation,
     events as ev, get_core, jsonable, owner_by, owner_for_new, register_kind, restrict, scope_for, utcnow,
+    wait_event,
 )
 from plugins.stationops.events import FirmwareProgress
 from plugins.stationops.firmware import OpsError, applies_to, download_url, firmware_row
@@ -387,10 +388,7 @@ class CampaignDriver:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self.wake, self.interval)
             self.wake.clear()
             try:
                 await self.run_once()

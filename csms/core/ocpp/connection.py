@@ -403,6 +403,7 @@ class StationConnection(ChargePoint):
                 masked = redact(action, payload)  # a station password never reaches the frame log
                 await self._send([2, uid, action, payload], action,
                                  None if masked is payload else [2, uid, action, masked])
-                return await asyncio.wait_for(fut, timeout or self.core.settings.call_timeout)
+                async with asyncio.timeout(timeout or self.core.settings.call_timeout):
+                    return await fut
             finally:
                 self._pending.pop(uid, None)

@@ -17,6 +17,7 @@ import time
 from typing import Awaitable, Callable, Iterable
 
 from csms.core import events as ev
+from csms.core.background import wait_event
 from csms.settings import LocalListSettings
 
 IDLE_WAKE_S = 3600.0  # nothing due: look again after this long anyway
@@ -73,10 +74,7 @@ async def run_rounds(wake: asyncio.Event, next_at: Callable[[], float], one_roun
             now = time.monotonic()
             at = next_at()
             if at > now:
-                try:
-                    await asyncio.wait_for(wake.wait(), min(at - now, IDLE_WAKE_S))
-                except asyncio.TimeoutError:
-                    pass
+                await wait_event(wake, min(at - now, IDLE_WAKE_S))
             wake.clear()
             await one_round()
         except asyncio.CancelledError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from csms.core import cluster
 from csms.core import events as ev
+from csms.core.background import wait_event
 from csms.core.domain import CapacityPeriod, CapacitySchedule, Load, SiteTopology, TopologyNode
 from csms.core.ocpp.outbound import calls_for
 from csms.core.ocpp.validation import OcppError
@@ -371,10 +372,7 @@ class SmartChargingService:
                 now = time.monotonic()
                 wait = min(next_sweep, min(self._due.values(), default=INF)) - now
                 if wait > 0 and not self._events:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
+                    await wait_event(self._wake, wait)
                 self._wake.clear()
                 await self._absorb_events()
                 now = time.monotonic()

@@ -76,8 +76,14 @@ async def test_a_station_without_local_lists_is_shown_as_such(page_as, server):
         await expect(panel.locator("[data-field=pending]")).to_have_text("not sent: the station takes no list")
         await expect(panel).to_contain_text("Support: no")
         await expect(panel.locator("[data-field=last-result]")).to_have_text("Not supported")
+        # no "Send full list now" for a station that said no: the operator may ask again
+        assert await panel.get_by_role("button", name="Send full list now").count() == 0
+        await expect(panel.locator("[data-field=retry-hint]")).to_contain_text("asks it again")
         await panel.scroll_into_view_if_needed()
         await screenshot(page, "station-local-list-unsupported")
+        await panel.get_by_role("button", name="Check again and send").click()
+        await expect(panel.locator("[data-outcome]")).to_have_attribute("data-outcome", "NotSupported")
+        await expect(panel.locator("[data-field=last-result]")).to_have_text("Not supported")
         phone = await page_as("viewer", width=390, height=844)
         await phone.goto("/admin/stations/CP-NOLL")
         phone_panel = phone.locator("#local-list")

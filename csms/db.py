@@ -205,24 +205,20 @@ class BatchWriter:
     with a savepoint per unit; a unit that fails there is rolled back alone and its future gets
     the error (a unit nobody waits for is logged), and every other unit commits.
 
-    On PostgreSQL up to ``PG_PIPELINE`` batches may be in flight at once, each in its own
-    transaction on its own pooled connection, so the next batch is written while the previous
-    one waits for its commit's round trips and WAL flush. It is 1 (off) by default: on the shared
-    2-core machine two in flight halved the batches and cost 10-15 % more CPU per call
-    (bench/README.md, "The message path, second pass"). A unit resolves only at the commit of
-    its own batch.
+    On PostgreSQL up to ``pipeline`` batches (the ``db_write_pipeline`` setting) may be in
+    flight at once, each in its own transaction on its own pooled connection, so the next batch
+    is written while the previous one waits for its commit's round trips and WAL flush. It is 1
+    (off) by default: on a loaded 2-core machine two in flight halved the batches and cost 10-15 %
+    more CPU per call, on a quiet one they gave more calls/s for the same CPU (bench/README.md).
+    A unit resolves only at the commit of its own batch.
     Units that must be ordered are: a station's next message is handled after the answer to the
     previous one, i.e. after its commit; and PostgreSQL's row locks make a later batch's write to
     a row wait for an earlier batch still holding it. ``flush()`` waits for every batch in
     flight. SQLite has one writer at a time anyway: one batch in flight.
     """
 
-    PG_PIPELINE = 1
-
-    def __init__(self, engine: Engine, *, max_rows: int = 5000, idle_interval: float = 0.05) -> None:
+    def __init__(self, engine: Engine, *, pipeline: int = 1) -> None:
         self._engine = engine
-        self._max_rows = max_rows
-        self._idle_interval = idle_interval
         self._queue: list[tuple[list[Statement], asyncio.Future[None] | None]] = []
         self._markers: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
@@ -230,6 +226,7 @@ class BatchWriter:
         self._conn: Any = None
         self._closing = False
         self._is_pg = isinstance(engine, PostgresEngine)
+        self._depth = max(1, pipeline) if self._is_pg else 1
         # A datetime as a statement's parameter: on SQLite the text Piccolo's adapter makes of it
         # (the same function), so that a value many rows share (the timestamp of a MeterValues'
         # samples) is converted once rather than by the adapter row by row in the commit.
@@ -287,7 +284,7 @@ class BatchWriter:
         await fut
 
     async def _run(self) -> None:
-        depth = self.PG_PIPELINE if self._is_pg else 1
+        depth = self._depth
         running: set[asyncio.Task[None]] = set()
         releasing: set[asyncio.Task[None]] = set()
         while True:

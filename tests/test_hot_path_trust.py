@@ -116,14 +116,11 @@ async def test_a_failing_unit_fails_alone(tmp_path, backend):
         assert writer.failed_units == 2
 
 
-async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp_path, monkeypatch):
-    """On PostgreSQL with two batches in flight (BatchWriter.PG_PIPELINE), a batch still
+async def test_postgres_writer_commits_the_next_batch_while_one_is_in_flight(tmp_path):
+    """On PostgreSQL with two batches in flight (``db_write_pipeline`` 2), a batch still
     committing does not hold the next one, flush() waits for both, and the writer keeps its
     connections between batches."""
-    from csms.db import BatchWriter
-
-    monkeypatch.setattr(BatchWriter, "PG_PIPELINE", 2)
-    async with running_server(tmp_path, backend="postgres", unknown_stations="accept") as srv:
+    async with running_server(tmp_path, backend="postgres", unknown_stations="accept", db_write_pipeline=2) as srv:
         writer = srv.core.writer
         insert = ("INSERT INTO meter_value (session, station_id, evse_id, transaction_id, timestamp, measurand, "
                   "phase, unit, context, location, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")

@@ -147,7 +147,7 @@ class Core:
         import csms.piccolo_conf as conf  # the database is configured when the core starts
 
         plans.forget_cached_plans()  # remembered from another database (a test's earlier server)
-        self.writer = BatchWriter(conf.DB, max_rows=self.settings.flush_max_rows)
+        self.writer = BatchWriter(conf.DB, pipeline=self.settings.db_write_pipeline)
         await self.writer.start()
         self.events.start()
         await self.commands.bus.start()

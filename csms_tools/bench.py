@@ -209,18 +209,20 @@ def _tree(proc: Any) -> list[Any]:
 
 
 def thread_count(pid: int | None) -> int | None:
+    """Threads of the process and its children (summed over the workers, as the memory is)."""
     if pid is None:
         return None
     try:
         import psutil
 
-        return psutil.Process(pid).num_threads()
+        return sum(proc.num_threads() for proc in _tree(psutil.Process(pid)))
     except Exception:  # psutil missing or the process is gone
         return None
 
 
 class ProcessWatch:
-    """Samples a process's RSS and thread count in the background and keeps the peaks."""
+    """Samples a process's RSS and thread count (with its children's) in the background and keeps
+    the peaks."""
 
     def __init__(self, pid: int | None, interval: float = 0.25) -> None:
         self.pid = pid

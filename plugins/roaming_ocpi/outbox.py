@@ -15,8 +15,10 @@ Delivery guarantees:
 * **Ordering per object.** Pushes of one object (``object_key``: a Location with its EVSEs and
   connectors, a Session, a Tariff, a Token) go out in the order queued; a newer state of a
   Location, EVSE, connector, Tariff or Token replaces a queued older one that has not been sent
-  yet (a PUT supersedes queued pushes of the object and its children, PATCHes merge), so the
-  partner never gets an older state after a newer one.
+  yet (a PUT supersedes queued pushes of the object and its children, PATCHes merge; a push
+  is taken for sending with the state it holds at that moment, and newer PATCHes queued while
+  it is in flight fold into it when it fails and goes back to the queue), so the partner never
+  gets an older state after a newer one, and a newer state is never lost behind an older one.
 * **Idempotent.** PUT and PATCH carry the object's id. A CDR is created once per session and
   POSTed from its row, so a retry after a timeout sends the same CDR id again, never a new one;
   our eMSP side answers a repeated CDR as accepted.
@@ -25,6 +27,7 @@ Delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,10 +114,44 @@ async def _coalesce(partner_id: int, key: str, method: str, path: str, body: Any
     last = queued[-1]
     if method == "PATCH" and last["path"] == path and last["method"] in ("PUT", "PATCH") and \
             isinstance(last["body"], dict) and isinstance(body, dict):
-        await Outbox.update({Outbox.body: {**last["body"], **body}}).where(
-            (Outbox.id == last["id"]) & (Outbox.status == "pending"))
-        return True
+        # merged only while it is still queued: taken for sending (or folded) meanwhile, the
+        # push gets a row of its own, or its state would be lost
+        merged = await Outbox.update({Outbox.body: {**last["body"], **body}}).where(
+            (Outbox.id == last["id"]) & (Outbox.status == "pending")).returning(Outbox.id)
+        return bool(merged)
     return False
+
+
+def _loaded(value: Any) -> Any:
+    """A JSON column as read back by ``returning`` (text on some drivers)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def _fold_newer(row: dict[str, Any]) -> Any:
+    """The body of ``row`` (a push that was in flight and goes back to the queue) with the PATCHes
+    of the same path queued right after it while it was in flight folded in (and their rows
+    taken out), so one queued push holds the newest state, as if they had been merged into it.
+    Only the pushes next in the object's queue are folded, so nothing else of the object passes
+    them. Called while ``row`` is still ``sending``: no push merges into it meanwhile."""
+    body = row["body"]
+    if row["module"] not in COALESCED_MODULES or row["method"] not in ("PUT", "PATCH") or not isinstance(body, dict):
+        return body
+    later = await Outbox.select(Outbox.id, Outbox.method, Outbox.path).where(
+        (Outbox.partner == row["partner"]) & (Outbox.object_key == row["object_key"]) & (Outbox.id > row["id"])
+        & (Outbox.status == "pending")).order_by(Outbox.id)
+    for newer in later:
+        if newer["method"] != "PATCH" or newer["path"] != row["path"]:
+            break
+        # taken out with the body it has now: a merge into it lands before, or finds it gone
+        taken = await Outbox.delete().where((Outbox.id == newer["id"]) & (Outbox.status == "pending")).returning(
+            Outbox.body)
+        if not taken:
+            break
+        patch = _loaded(taken[0]["body"])
+        if not isinstance(patch, dict):
+            break
+        body = {**body, **patch}
+    return body
 
 
 async def enqueue_all(role: str, module: str, method: str, key: str, path: str, body: Any,
@@ -285,18 +322,25 @@ def outgoing_problems(row: dict[str, Any]) -> list[str]:
     return [f"{what}.{p}" for p in schema.problems(body, spec, partial=partial)]
 
 
+async def _breaks_limits(row: dict[str, Any]) -> bool:
+    """Park a push whose body breaks the OCPI limits (True), with the reason."""
+    found = outgoing_problems(row)
+    if not found:
+        return False
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    message = "not sent, the object breaks the OCPI limits: " + "; ".join(found[:3]) + more
+    log.warning("push %s to partner %s: %s", row["id"], row["partner"], message)
+    await _finish(row, "failed", message)
+    return True
+
+
 async def _deliver(row: dict[str, Any]) -> str:
-    """Send one push: ``done``, ``failed`` (parked) or ``retry``."""
+    """Send one push: ``done``, ``failed`` (parked), ``retry`` or ``skipped`` (superseded meanwhile)."""
     partner = await partner_row(row["partner"])
     if partner is None or partner["status"] == "unregistered":
         await _finish(row, "failed", "the partner is not registered any more")
         return "failed"
-    found = outgoing_problems(row)
-    if found:
-        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-        message = "not sent, the object breaks the OCPI limits: " + "; ".join(found[:3]) + more
-        log.warning("push %s to partner %s: %s", row["id"], row["partner"], message)
-        await _finish(row, "failed", message)
+    if await _breaks_limits(row):
         return "failed"
     url = push_url(partner, row)
     if partner["status"] != "registered" or not url:
@@ -304,7 +348,17 @@ async def _deliver(row: dict[str, Any]) -> str:
             f"the partner has no {row['module']} {row['interface_role'].lower()} endpoint"
         await _retry(row, error)
         return "retry"
-    await Outbox.update({Outbox.status: "sending"}).where(Outbox.id == row["id"])
+    # taken for sending with the body it holds now: a newer state merged into the row since it
+    # was read goes out with it (once ``sending``, newer states queue behind it instead)
+    taken = await Outbox.update({Outbox.status: "sending"}).where(
+        (Outbox.id == row["id"]) & (Outbox.status == "pending")).returning(Outbox.body)
+    if not taken:  # superseded meanwhile
+        return "skipped"
+    body = _loaded(taken[0]["body"])
+    if body != row["body"]:
+        row["body"] = body
+        if await _breaks_limits(row):
+            return "failed"
     try:
         to = (row["to_country_code"], row["to_party_id"]) if row.get("to_country_code") else None
         answer = await call(partner, row["method"], url, body=row["body"], to=to)
@@ -313,7 +367,7 @@ async def _deliver(row: dict[str, Any]) -> str:
             log.warning("partner %s refused %s %s: %s", row["partner"], row["method"], url, exc.message)
             await _finish(row, "failed", exc.message)
             return "failed"
-        await _retry(row, exc.message)
+        await _retry(row, exc.message, fold=True)
         return "retry"
     except BaseException:
         await Outbox.update({Outbox.status: "pending"}).where(Outbox.id == row["id"])
@@ -325,11 +379,18 @@ async def _deliver(row: dict[str, Any]) -> str:
     return "done"
 
 
-async def _retry(row: dict[str, Any], error: str) -> None:
+async def _retry(row: dict[str, Any], error: str, *, fold: bool = False) -> None:
+    """Back to the queue, due after the backoff; ``fold``: the push was in flight (``sending``),
+    newer PATCHes of it queued meanwhile are folded into it (:func:`_fold_newer`)."""
     attempts = row["attempts"] + 1
     delay = ocpi_settings().backoff(attempts)
-    await Outbox.update({Outbox.status: "pending", Outbox.attempts: attempts, Outbox.last_error: error[:2000],
-                         Outbox.next_attempt_at: utcnow() + timedelta(seconds=delay)}).where(Outbox.id == row["id"])
+    values: dict[Any, Any] = {Outbox.status: "pending", Outbox.attempts: attempts, Outbox.last_error: error[:2000],
+                              Outbox.next_attempt_at: utcnow() + timedelta(seconds=delay)}
+    if fold:
+        body = await _fold_newer(row)
+        if body is not row["body"]:
+            values[Outbox.body] = body
+    await Outbox.update(values).where(Outbox.id == row["id"])
 
 
 async def _finish(row: dict[str, Any], status: str, error: str) -> None:

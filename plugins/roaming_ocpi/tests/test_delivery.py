@@ -195,6 +195,74 @@ async def test_newest_state_wins_and_queued_older_states_are_dropped(server):
         assert statuses == ["OUTOFORDER"]
 
 
+async def test_newer_states_queued_while_a_push_is_in_flight_fold_into_it_when_it_fails(server):
+    """A PATCH is in flight (the partner hangs, then answers 503) while two newer states of the
+    same EVSE are queued: they cannot merge into the push being sent, so they queue behind it;
+    when it fails they fold into it: one queued PATCH holding the newest state, and the partner
+    gets that, never the older one it failed to take."""
+    release = asyncio.Event()
+    up = asyncio.Event()
+
+    async def script(record):
+        if record.path.endswith("/locations/NL/CPO/L7/E1"):
+            await release.wait()
+            if not up.is_set():
+                return 503, {"status_code": 3000, "timestamp": now()}, []
+        return None
+
+    async with fake_partner(party_id="FLD") as fake:
+        await register_fake(server, fake)
+        fake.script = script
+        pid = await partner_id(server, "FLD")
+        path = "/NL/CPO/L7/E1"
+        await outbox.enqueue(pid, "PATCH", "location:L7", module="locations", path=path,
+                             body={"status": "CHARGING", "last_updated": now()})
+        await eventually(lambda: fake.pushes(None, "locations/NL/CPO/L7", failed=True))  # in flight, hanging
+        for status in ("AVAILABLE", "OUTOFORDER"):
+            await outbox.enqueue(pid, "PATCH", "location:L7", module="locations", path=path,
+                                 body={"status": status, "last_updated": now()})
+        queued = await rows(pid, "location:L7")
+        assert [(r["status"], r["body"]["status"]) for r in queued] == [("sending", "CHARGING"),
+                                                                       ("pending", "OUTOFORDER")]
+        release.set()  # the push in flight fails
+
+        async def folded():
+            found = await rows(pid, "location:L7")
+            return len(found) == 1 and found[0]["status"] == "pending" and found[0]["attempts"] == 1 and found
+        row = (await eventually(folded))[0]
+        assert row["id"] == queued[0]["id"] and row["body"]["status"] == "OUTOFORDER" and row["last_error"]
+        up.set()
+        await eventually(lambda: done(pid, row["id"]), timeout=20)
+        await asyncio.sleep(0.3)
+        assert [r.body["status"] for r in fake.pushes("PATCH", "locations/NL/CPO/L7")] == ["OUTOFORDER"]
+        assert [r["status"] for r in await rows(pid, "location:L7")] == ["done"]
+
+
+async def test_a_state_merged_as_the_push_is_taken_for_sending_goes_out_with_it(server, monkeypatch):
+    """A newer state merges into a queued push after the delivery pass has read it, before it is
+    sent: the push goes out with the newest state (it is not lost behind the older one)."""
+    held = outbox._held
+    merged: list[int] = []
+
+    async def merging_held(row):
+        if row["object_key"] == "location:L8" and not merged:  # between reading the row and sending it
+            merged.append(row["id"])
+            await outbox.enqueue(row["partner"], "PATCH", "location:L8", module="locations", path=row["path"],
+                                 body={"status": "OUTOFORDER", "last_updated": now()})
+        return await held(row)
+
+    monkeypatch.setattr(outbox, "_held", merging_held)
+    async with fake_partner(party_id="MRG") as fake:
+        await register_fake(server, fake)
+        pid = await partner_id(server, "MRG")
+        await outbox.enqueue(pid, "PATCH", "location:L8", module="locations", path="/NL/CPO/L8/E1",
+                             body={"status": "CHARGING", "last_updated": now()})
+        await eventually(lambda: merged and done(pid, merged[0]))
+        await asyncio.sleep(0.3)
+        assert [r.body["status"] for r in fake.pushes("PATCH", "locations/NL/CPO/L8")] == ["OUTOFORDER"]
+        assert [(r["status"], r["body"]["status"]) for r in await rows(pid, "location:L8")] == [("done", "OUTOFORDER")]
+
+
 async def test_a_stalled_partner_does_not_hold_up_another(server):
     """Partner SLO hangs on every push until released; partner FST gets its push meanwhile."""
     release = asyncio.Event()

@@ -360,7 +360,36 @@ async def test_commands(server, emsp):
         assert_valid("CommandResult", result)
 
 
+def partner_view(emsp, location_id) -> dict[str, str]:
+    """The status of each EVSE of a Location as the partner has it from our pushes, in order."""
+    view: dict[str, str] = {}
+    path = f"/ocpi/2.2.1/locations/NL/CPO/{location_id}"
+    for r in emsp.pushes(None, "locations"):
+        if r.path == path and r.method == "PUT":
+            view.update({e["uid"]: e["status"] for e in r.body["evses"]})
+        elif r.path.startswith(path + "/") and r.path.count("/") == path.count("/") + 1 and "status" in r.body:
+            view[r.path.rsplit("/", 1)[1]] = r.body["status"]
+    return view
+
+
+async def settled(server, emsp) -> None:
+    """Wait until the partner has the Location as we serve it and the outbox is drained: the
+    pushes of the stations' boots and earlier tests are delivered, none is queued or in flight."""
+    site = emsp.site["id"]
+
+    async def check():
+        for status in ("pending", "sending"):
+            if (await server.api.get("/roaming/outbox", params={"status": status})).json()["total"]:
+                return False
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{ocpi(server)}/cpo/2.2.1/locations/{site}", headers=tok(emsp.token_c))
+        served = {e["uid"]: e["status"] for e in assert_envelope(r.json())["evses"]}
+        return served == partner_view(emsp, site)
+    await eventually(check, timeout=20)
+
+
 async def test_pushes_wait_for_a_partner_that_is_down(server, emsp):
+    await settled(server, emsp)  # run alone, the stations' boot-time pushes may still be on their way
     emsp.down = True
     st = emsp.stations[0]
     before = len(emsp.pushes("PATCH", "locations"))

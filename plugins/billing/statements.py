@@ -264,9 +264,13 @@ async def regenerate_draft(statement_id: int) -> dict[str, Any]:
     _, lines = await _snapshot(row["party_kind"], row["party_id"], row["period_start"], row["period_end"],
                                row["currency"])
     async with _write_transaction():
+        # still a draft? (an issue since the snapshot above keeps the lines it was issued with); on
+        # PostgreSQL the update waits for an issue under way and then finds the statement issued
+        still = await Statement.update({getattr(Statement, k): v for k, v in _totals(lines).items()}).where(
+            (Statement.id == statement_id) & (Statement.status == "draft")).returning(Statement.id)
+        if not still:
+            raise BillingError(N_("statement %(statement)s is no longer a draft"), statement=statement_id, status=409)
         await _replace_lines(statement_id, lines)
-        await Statement.update({getattr(Statement, k): v for k, v in _totals(lines).items()}).where(
-            (Statement.id == statement_id) & (Statement.status == "draft"))
     return await statement_row(statement_id)
 
 

@@ -195,3 +195,37 @@ async def test_closing_early_hands_the_rest_to_the_next_period(server, monkeypat
         "party_kind": "driver", "party_id": driver["id"], "period_start": planned_end.isoformat(),
         "period_end": minutes_ago(-120).isoformat(), "draft": True})
     assert datetime.fromisoformat(following["period_start"]) == closed_at
+
+
+async def test_a_draft_issued_while_it_is_regenerated_keeps_the_lines_it_was_issued_with(any_server, monkeypatch):
+    """regenerate_draft takes its snapshot before its transaction; a concurrent issue (here: the
+    settlement voided, then the draft issued closing early) lands in between. The regenerate must
+    then find the statement no longer a draft and leave the issued invoice's lines alone."""
+    from plugins.billing import settlements as st
+    from plugins.billing.tables import StatementLine
+
+    server = any_server
+    seller_env(monkeypatch)
+    fleet = await fleet_with_session(server)
+    session_id = await session_id_of(server, "CP-INV")
+    draft = await create(server, "/billing/statements", {"party_kind": "organization", "party_id": fleet["id"],
+                                                         "month": this_month(), "draft": True})
+    assert draft["line_count"] == 1
+    real = stm._snapshot
+    issued: list[dict] = []
+
+    async def snapshot_then_issue(*args, **kwargs):
+        taken = await real(*args, **kwargs)
+        if not issued:  # the regenerate's snapshot: now another operator voids the session and issues the draft
+            monkeypatch.setattr(stm, "_snapshot", real)
+            await st.void(session_id, "wrong card")
+            issued.append(await stm.issue_draft(draft["id"], close_early=True))
+        return taken
+
+    monkeypatch.setattr(stm, "_snapshot", snapshot_then_issue)
+    with pytest.raises(stm.BillingError):
+        await stm.regenerate_draft(draft["id"])
+    assert issued and issued[0]["status"] == "issued" and issued[0]["line_count"] == 0
+    invoice = await stm.statement_row(draft["id"])
+    assert invoice["status"] == "issued" and invoice["line_count"] == 0 and invoice["total_incl_minor"] == 0
+    assert await StatementLine.count().where(StatementLine.statement == draft["id"]) == 0

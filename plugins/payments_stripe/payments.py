@@ -334,8 +334,15 @@ async def handle_event(event: dict[str, Any]) -> str:
         if row is None:
             return "ignored"
         refunded = int(obj.get("amount_refunded") or 0)
-        status = "refunded" if obj.get("refunded") or refunded >= row["amount_minor"] else "partially_refunded"
-        await _store(row, status=status, refunded_minor=max(refunded, row["refunded_minor"]))
+        # Stripe's total so far: a refund stored since the row was read (the refund route writes
+        # its own, from the row it read) must not make it go missing: written again on the row as
+        # it is now, until it is in (or the row already holds as much)
+        for _ in range(10):
+            total = max(refunded, row["refunded_minor"])
+            status = "refunded" if obj.get("refunded") or total >= row["amount_minor"] else "partially_refunded"
+            row, changed = await _write(row, status=status, refunded_minor=total)
+            if changed or row["refunded_minor"] >= refunded:
+                break
         return status
     if kind == "checkout.session.completed" and obj.get("mode") == "setup" and obj.get("setup_intent"):
         customer = obj.get("customer")

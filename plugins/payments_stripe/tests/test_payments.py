@@ -314,3 +314,40 @@ def test_amounts_in_mails_keep_the_currency_decimals():
 
     assert [decimal_amount(484, "EUR"), decimal_amount(484, "jpy"), decimal_amount(4840, "KWD")] == [
         "4.84", "484", "4.840"]
+
+
+async def test_a_refund_webhook_is_not_lost_to_a_refund_stored_meanwhile(any_server, fake_stripe, monkeypatch):
+    """Stripe's charge.refunded (300 refunded in all: 200 from the dashboard, 100 through the CSMS)
+    is read against the payment (nothing refunded yet); the CSMS's refund route stores its 100
+    before the webhook writes. The webhook's total must still go in (not: 100 stored for good)."""
+    from plugins.payments_stripe import payments
+
+    srv, fake = any_server, fake_stripe
+    await default_tariff(srv)
+    driver = await charged_driver(srv, "Rita", "CP-RACE")
+    await save_card(srv, fake, driver["id"], "pm_card_visa")
+    statement = await issue(srv, driver)
+    row = await payment_status(srv, statement["id"], "paid")
+    charge = dict(fake.objects[fake.objects[row["payment_reference"]]["latest_charge"]])
+    payload = fake.event("charge.refunded", {**charge, "amount_refunded": 300, "refunded": False})
+    real = payments._by_intent
+    raced: list[dict] = []
+
+    async def read_then_refund(intent):
+        found = await real(intent)
+        if not raced:  # the webhook has read the row: the refund route stores its 100 now
+            raced.append(await payments.refund(statement["id"], 100))
+        return found
+
+    monkeypatch.setattr(payments, "_by_intent", read_then_refund)
+    r = await webhook(srv, payload, sign(payload))
+    assert r.status_code == 200, r.text
+    assert raced and raced[0]["refunded_minor"] == 100
+    payment = (await srv.api.get(f"/payments/stripe/statements/{statement['id']}")).json()
+    assert (payment["status"], payment["refunded_minor"]) == ("partially_refunded", 300)
+    # and Stripe's earlier event (the 100 alone), arriving late, takes nothing back
+    monkeypatch.setattr(payments, "_by_intent", real)
+    late = fake.event("charge.refunded", {**charge, "amount_refunded": 100, "refunded": False})
+    assert (await webhook(srv, late, sign(late))).status_code == 200
+    payment = (await srv.api.get(f"/payments/stripe/statements/{statement['id']}")).json()
+    assert (payment["status"], payment["refunded_minor"]) == ("partially_refunded", 300)

@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -238,19 +238,26 @@ class Notifier:
             if not got:
                 continue  # another node took it
             claimed += 1
-            task = asyncio.create_task(self._send_one(d["id"]))
+            task = asyncio.create_task(self._send_one(d["id"], now))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return claimed
 
-    async def _send_one(self, delivery_id: int) -> None:
+    async def _send_one(self, delivery_id: int, claimed_at: datetime) -> None:
         try:
-            await self._send_claimed(delivery_id)
+            await self._send_claimed(delivery_id, claimed_at)
         finally:
             self.wake.set()  # the subscription's next delivery may go now
 
-    async def _send_claimed(self, delivery_id: int) -> None:
+    async def _send_claimed(self, delivery_id: int, claimed_at: datetime) -> None:
         async with self._limit:
+            # Still this claim? One that waited for a free slot longer than STALE_CLAIM was taken
+            # for a dead node's and claimed again (by a pass here or on another node): that one
+            # sends it. Else the claim is renewed: it counts from the start of the send.
+            if not await Delivery.update({Delivery.last_attempt_at: utcnow()}).where(
+                    (Delivery.id == delivery_id) & (Delivery.status == "sending")
+                    & (Delivery.last_attempt_at == claimed_at)).returning(Delivery.id):
+                return
             row = await Delivery.select().where(Delivery.id == delivery_id).first()
             if row is None:
                 return

@@ -97,3 +97,43 @@ async def test_a_subscription_removed_while_a_notification_is_queued_costs_the_o
     assert await service.notifier().publish(notification) == 1
     queued = await Delivery.select(Delivery.subscription).where(Delivery.notification_id == notification.id)
     assert [d["subscription"] for d in queued] == [subs[1]["id"]]
+
+
+async def test_a_claim_that_waited_too_long_for_a_free_slot_is_sent_once(any_server, receiver):
+    """A delivery is claimed, then waits for one of the sender's slots (all busy with slow
+    receivers) longer than STALE_CLAIM; meanwhile a pass takes it as a dead node's claim and
+    claims it again. When the slots free up, the receiver must get it once, not from both tasks."""
+    import asyncio
+
+    from plugins.notifications import service
+    from plugins.notifications.tables import Delivery
+
+    server = any_server
+    notifier = service.notifier()
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()  # every slot busy
+    notifier._limit = slots
+    sub = (await server.api.post("/notifications/subscriptions", json={
+        "channel": "webhook", "target": receiver.url, "events": ["notification.test"]})).json()
+    queued = await server.api.post(f"/notifications/subscriptions/{sub['id']}/test")
+    delivery_id = queued.json()["delivery_id"]
+
+    async def sending():
+        row = await Delivery.select(Delivery.status).where(Delivery.id == delivery_id).first()
+        return row["status"] == "sending"
+
+    await eventually(sending, what="claimed")
+    # the claim ages past STALE_CLAIM while its task waits for a slot; a pass claims it again
+    await Delivery.update({Delivery.last_attempt_at: utcnow() - service.STALE_CLAIM * 2}).where(
+        Delivery.id == delivery_id)
+    await notifier.send_due()  # (or the sender's own pass did: either way it is claimed twice now)
+    slots.release()
+
+    async def delivered():
+        row = await Delivery.select(Delivery.status, Delivery.attempts).where(Delivery.id == delivery_id).first()
+        return row if row["status"] == "delivered" else None
+
+    row = await eventually(delivered, what="delivered")
+    await asyncio.sleep(0.5)  # a second sender would have posted by now
+    assert len(receiver.requests) == 1, [r["headers"]["x-csms-delivery"] for r in receiver.requests]
+    assert row["attempts"] == 1

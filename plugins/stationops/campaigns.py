@@ -301,7 +301,9 @@ async def campaign_list(status: str | None = None, scope: Scope = GLOBAL) -> lis
 
 async def _set_target(target: dict[str, Any], status: str, *, detail: str | None = None, station_status: str = "",
                       finished: bool = False, emit: bool = True, event_status: str | None = None,
-                      **values: Any) -> None:
+                      expect: str | None = None, **values: Any) -> bool:
+    """Move a target to ``status`` (with a history entry and a FirmwareProgress event); with
+    ``expect``, only if it is still in that status (False, and nothing written, otherwise)."""
     now = utcnow()
     entry = {"at": now.isoformat(), "status": status}
     if station_status:
@@ -320,7 +322,11 @@ async def _set_target(target: dict[str, Any], status: str, *, detail: str | None
         update[CampaignTarget.finished_at] = now
     for key, value in values.items():
         update[getattr(CampaignTarget, key)] = value
-    await CampaignTarget.update(update).where(CampaignTarget.id == target["id"])
+    where = CampaignTarget.id == target["id"]
+    if expect is not None:
+        where &= CampaignTarget.status == expect
+    if not await CampaignTarget.update(update).where(where).returning(CampaignTarget.id):
+        return False
     target.update({"status": status, "history": history, "updated_at": now})
     if emit:
         version = await Campaign.select(Campaign.firmware.version.as_alias("v")).where(
@@ -329,18 +335,21 @@ async def _set_target(target: dict[str, Any], status: str, *, detail: str | None
             target["station_id"], campaign_id=target["campaign"], target_id=target["id"],
             version=version["v"] if version else "", status=event_status or status, station_status=station_status,
             attempt=values.get("attempts", target.get("attempts", 0)), detail=detail or ""))
+    return True
 
 
-async def _fail(target: dict[str, Any], campaign: dict[str, Any], reason: str, station_status: str = "") -> None:
-    """An attempt failed: retry later while attempts remain and the campaign goes on."""
+async def _fail(target: dict[str, Any], campaign: dict[str, Any], reason: str, station_status: str = "",
+                expect: str | None = None) -> bool:
+    """An attempt failed: retry later while attempts remain and the campaign goes on (with
+    ``expect``: only if the target is still in that status)."""
     attempts = target["attempts"]
     if campaign["status"] in ("running", "paused") and attempts <= campaign["max_retries"]:
         retry_at = utcnow() + timedelta(seconds=campaign["retry_delay_s"])
-        await _set_target(target, "pending", detail=f"attempt {attempts} failed: {reason}; retrying",
-                          station_status=station_status, event_status="retrying", next_attempt_at=retry_at)
-    else:
-        await _set_target(target, "failed", detail=f"attempt {attempts} failed: {reason}",
-                          station_status=station_status, finished=True)
+        return await _set_target(target, "pending", detail=f"attempt {attempts} failed: {reason}; retrying",
+                                 station_status=station_status, event_status="retrying", next_attempt_at=retry_at,
+                                 expect=expect)
+    return await _set_target(target, "failed", detail=f"attempt {attempts} failed: {reason}",
+                             station_status=station_status, finished=True, expect=expect)
 
 
 async def _in_flight_target(station_id: str) -> dict[str, Any] | None:
@@ -540,6 +549,16 @@ class CampaignDriver:
                 signing_certificate=firmware["signing_certificate"] if secure else None,
                 signature=firmware["signature"] if secure else None, by=by)
 
+        # In flight before the request goes out: in a cluster the station's first
+        # FirmwareStatusNotification (a quick DownloadFailed) can reach the node that holds the
+        # station before the answer reaches this one, and it moves the target only if it finds
+        # it in flight. Whatever this pass learns after the call is written only if the target
+        # is still "sent" (the station's own report wins).
+        before = {k: target[k] for k in ("status", "detail", "history", "attempts", "sent_at", "request_id")}
+        before_signed = signed
+        await _set_target(target, "sent", detail=f"{'signed update' if signed else 'update'} sent (attempt {attempt})",
+                          attempts=attempt, request_id=None, signed=signed, sent_at=utcnow(), next_attempt_at=None)
+        target["attempts"] = attempt
         try:
             try:
                 result = await update(signed)
@@ -549,27 +568,31 @@ class CampaignDriver:
                     raise
                 signed = False  # a 1.6 station without the security extension: the plain update
                 result = await update(False)
-        except (StationOffline, UnknownStation):
-            await self._note(target, "station offline")
+        except (StationOffline, UnknownStation):  # nothing reached the station: as before the pass
+            if await CampaignTarget.update({
+                CampaignTarget.status: before["status"], CampaignTarget.detail: "station offline",
+                CampaignTarget.history: before["history"], CampaignTarget.attempts: before["attempts"],
+                CampaignTarget.sent_at: before["sent_at"], CampaignTarget.request_id: before["request_id"],
+            }).where((CampaignTarget.id == target["id"]) & (CampaignTarget.status == "sent")).returning(
+                    CampaignTarget.id):
+                target.update(before, detail="station offline")
             return False
         except CommandTimeout:
-            target["attempts"] = attempt
-            await CampaignTarget.update({CampaignTarget.attempts: attempt}).where(CampaignTarget.id == target["id"])
-            await _fail(target, campaign, "the station did not answer the update request")
+            await _fail(target, campaign, "the station did not answer the update request", expect="sent")
             return False
         except OcppError as exc:
-            target["attempts"] = attempt
-            await CampaignTarget.update({CampaignTarget.attempts: attempt}).where(CampaignTarget.id == target["id"])
-            await _fail(target, campaign, f"the station answered {exc.code}: {exc.description}"[:200])
+            await _fail(target, campaign, f"the station answered {exc.code}: {exc.description}"[:200], expect="sent")
             return False
         status = result.get("status", "Accepted")
-        target["attempts"] = attempt
         if status not in ("Accepted", "AcceptedCanceled"):
-            await CampaignTarget.update({CampaignTarget.attempts: attempt}).where(CampaignTarget.id == target["id"])
-            await _fail(target, campaign, f"the station answered {status}")
+            await _fail(target, campaign, f"the station answered {status}", expect="sent")
             return False
-        request_id = result.get("request_id")
-        kind = "signed update" if signed else "update"
-        await _set_target(target, "sent", detail=f"{kind} sent (attempt {attempt})", attempts=attempt,
-                          request_id=request_id, signed=signed, sent_at=utcnow(), next_attempt_at=None)
+        # the request id that matches the station's reports, and whether the plain update went
+        # after all (a 1.6 station without the security extension)
+        await CampaignTarget.update({CampaignTarget.request_id: result.get("request_id"),
+                                     CampaignTarget.signed: signed}).where(
+            (CampaignTarget.id == target["id"]) & CampaignTarget.status.is_in(list(IN_FLIGHT)))
+        if signed != before_signed:
+            await CampaignTarget.update({CampaignTarget.detail: f"update sent (attempt {attempt})"}).where(
+                (CampaignTarget.id == target["id"]) & (CampaignTarget.status == "sent"))
         return True

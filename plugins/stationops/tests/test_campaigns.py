@@ -193,3 +193,49 @@ async def _status_is(srv, cid: int, status: str) -> bool:
 
 async def _detail_of(srv, cid: int, station_id: str, text: str) -> bool:
     return text in by_station(await campaign(srv, cid))[station_id]["detail"]
+
+
+async def test_a_report_that_reaches_another_node_before_the_answer_moves_the_target(any_server, monkeypatch):
+    """In a cluster the campaign's leader sends the update through the node that holds the
+    station, and the station's first FirmwareStatusNotification (here a quick DownloadFailed) can
+    be handled on that node before the leader has the answer. It finds the target in flight (the
+    leader marks it before sending) and the retry follows at once, not after the progress
+    timeout; the leader's late write of the answer does not undo it."""
+    from plugins.stationops import campaigns as campaigns_module
+
+    server = any_server
+    fw = await upload_firmware(server, "5.0")
+    ops = server.core.operations
+    real_update = ops.update_firmware
+    reported: list[str] = []
+
+    async def update_then_report_elsewhere(station_id, **kwargs):
+        answer = await real_update(station_id, **kwargs)
+        if not reported:  # the other node's handler, before this node reads the answer
+            reported.append(station_id)
+            await campaigns_module._driver._on_firmware_status(station_id, "DownloadFailed", None)
+        return answer
+
+    monkeypatch.setattr(ops, "update_firmware", update_then_report_elsewhere)
+    async with station(server, "FWNODE", "2.0.1") as st:
+        st.next_version = "5.0"
+        real_run = st.run_update
+        runs: list[str] = []
+
+        async def first_silent(location, request_id, signed):
+            runs.append(location)
+            if len(runs) > 1:  # the first attempt's own reports came from "the other node" above
+                await real_run(location, request_id, signed)
+        st.run_update = first_silent
+
+        response = await server.api.post("/campaigns", json={
+            "name": "to 5.0", "firmware_id": fw["id"], "selection": {"stations": ["FWNODE"]},
+            "max_retries": 1, "retry_delay_s": 0, "progress_timeout_s": 3600, "start": True})
+        assert response.status_code == 201, response.text
+        cid = response.json()["id"]
+        detail = await wait_targets(server, cid, {"FWNODE": "succeeded"})
+        target = by_station(detail)["FWNODE"]
+        assert reported == ["FWNODE"] and len(runs) == 2 and target["attempts"] == 2
+        steps = [(h["status"], h.get("station_status", "")) for h in target["history"]]
+        assert steps[:3] == [("pending", ""), ("sent", ""), ("pending", "DownloadFailed")]
+        assert steps[-1] == ("succeeded", "")

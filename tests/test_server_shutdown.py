@@ -47,3 +47,16 @@ async def test_shutdown_with_a_connection_already_closing(tmp_path):
         if not task.done():
             await stopped(task, limit=30)
         await close_engine()
+
+
+async def test_a_stopped_app_leaves_nothing_frozen(tmp_path):
+    """The app freezes what it built at start-up (out of the collector's sight while it runs);
+    once it has stopped, that goes back to the collector, or a process that starts app after
+    app (the test suite) keeps every one of them."""
+    import gc
+
+    from csms.testing import running_server
+
+    async with running_server(tmp_path / "a"):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -35,6 +35,16 @@ class RunningCostService:
             return False
         return not calls.running_cost_by_data_transfer or self.settings.running_cost_data_transfer
 
+    def shown(self, station_id: str, *, cost: SessionCost, meter_wh: float | None = None,
+              charging: bool = True) -> tuple[Any, ...]:
+        """What the station's display shows of this running cost: equal for two sends that would
+        show the same, so a sender can skip the second. ``CostUpdated`` carries the total alone;
+        the 1.6 DataTransfer also the meter reading and whether the car is charging."""
+        calls = known_calls(self.commands.version_of(station_id))
+        if calls is not None and calls.running_cost_by_data_transfer:
+            return cost.currency, cost.total_incl_vat, meter_wh, charging
+        return cost.currency, cost.total_incl_vat
+
     async def send(self, station_id: str, *, transaction_id: str, cost: SessionCost, meter_wh: float | None = None,
                    charging: bool = True, at: datetime | None = None, by: str = "") -> dict[str, Any] | None:
         """Send ``cost`` (the total so far) of transaction ``transaction_id``; the station's

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from plugins.billing.tests.helpers import Session, default_tariff, minutes_ago, station
+from plugins.billing.tests.helpers import Session, default_tariff, minutes_ago, session_id_of, station
 
 
 async def test_an_update_within_the_interval_is_sent_when_it_has_passed(server, monkeypatch):
@@ -37,5 +37,35 @@ async def test_an_update_within_the_interval_is_sent_when_it_has_passed(server, 
         # the first update may already have priced the last meter value (it reads the session when
         # it runs): the held-back one then has nothing new to show and is not sent
         assert all(a != b for a, b in zip(cp.cost_updates, cp.cost_updates[1:])), cp.cost_updates
+        await s.stop(started + timedelta(minutes=20), 11000)
+    billing_settings.cache_clear()
+
+
+async def test_overlapping_sends_of_one_figure_reach_the_station_once(server, monkeypatch):
+    # two sends of one session at the same time (an event's and a held-back one's, under load):
+    # each reads the session and checks what the station shows before it sends, so without one
+    # send at a time per session both passed the check and the station got the figure twice
+    monkeypatch.setenv("CSMS_BILLING_COST_UPDATES", "1")
+    monkeypatch.setenv("CSMS_BILLING_COST_UPDATE_INTERVAL", "3600")  # only the first event's send
+    from plugins.billing.config import billing_settings
+    from plugins.billing.cost_updates import cost_updates
+
+    billing_settings.cache_clear()
+    await default_tariff(server)
+    started = minutes_ago(30)
+    async with station(server, "CP-TWICE", "2.0.1") as cp:
+        s = Session(cp, "2.0.1", "CARD-TWICE", tx="twice-tx")
+        await s.start(started, 1000)
+        await s.meter(started + timedelta(minutes=5), 3000)
+        for _ in range(60):
+            if cp.cost_updates:
+                break
+            await asyncio.sleep(0.1)
+        await s.meter(started + timedelta(minutes=10), 6000)  # held back for the hour
+        await asyncio.sleep(0.3)
+        before = len(cp.cost_updates)
+        session_id = await session_id_of(server, "CP-TWICE")
+        await asyncio.gather(*(cost_updates.send("CP-TWICE", session_id) for _ in range(3)))
+        assert cp.cost_updates[before:] == [{"total_cost": pytest.approx(3.03), "transaction_id": "twice-tx"}], cp.cost_updates
         await s.stop(started + timedelta(minutes=20), 11000)
     billing_settings.cache_clear()

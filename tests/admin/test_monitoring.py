@@ -165,3 +165,39 @@ async def test_monitoring_and_customer_information_panels(page_as, server):
         await expect(page.locator("h1")).to_contain_text("CP-MON16")
         await expect(page.locator("#monitoring")).to_have_count(0)
         await expect(page.locator("#customer-information")).to_have_count(0)
+
+
+async def test_a_click_just_after_the_panel_loaded_itself_again_is_answered_in_the_panel(page_as, server):
+    # "Ask the station" answers with the panel, which loads itself again a second later (the
+    # station's report follows). htmx made the new panel's forms live only after its settle delay
+    # (20 ms): a click in that window sent the form without htmx, the page was loaded anew and
+    # the answer was lost (CI failed on it once). The click here lands right after the swap.
+    async with monitored_station(server, "CP-RACE") as cp:
+        page = await page_as("operator")
+        await page.goto("/admin/stations/CP-RACE")
+        panel = page.locator("#monitoring")
+        await panel.locator("summary", has_text="Set a monitor").click()
+        await panel.get_by_label("Component", exact=True).fill("EVSE")
+        await panel.get_by_label("Variable", exact=True).fill("Power")
+        await panel.get_by_label("Value (threshold, change, or interval in seconds)").fill("21000")
+        await panel.get_by_role("button", name="Set monitor").click()
+        await expect(panel.locator("[data-outcome]")).to_contain_text("accepted (set)")
+
+        await page.evaluate("""() => {
+          window.reloadSwapped = false;
+          document.body.addEventListener("htmx:afterSwap", (event) => {
+            if (event.detail.requestConfig.verb !== "get" || !event.detail.requestConfig.path.endsWith("/monitoring") || window.reloadSwapped) return;
+            window.reloadSwapped = true;
+            setTimeout(() => {
+              const select = document.getElementById("mon-level");
+              select.value = "3";
+              select.form.requestSubmit(select.form.querySelector("button"));
+            }, 0);
+          });
+        }""")
+        await panel.get_by_role("button", name="Ask the station for its monitors").click()
+        await expect(panel.locator("[data-outcome]")).to_contain_text("Asked the station for its monitors.")
+        await page.wait_for_function("() => window.reloadSwapped === true")
+        await expect(panel.locator("[data-outcome]")).to_contain_text("Monitoring level set")
+        assert cp.level == 3
+        assert await page.evaluate("() => window.reloadSwapped") is True  # the same page: no new load

@@ -1,5 +1,5 @@
 /* The admin's small script: live charts (uPlot), the site map (Leaflet); the htmx settings it
-   shares with the driver portal are in /static/shared/htmx_errors.js. */
+   shares with the driver portal are in /static/shared/htmx_settings.js. */
 (function () {
   "use strict";
 

@@ -7,9 +7,9 @@ import gc
 import logging
 import os
 import re
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from litestar import Litestar, Router, get
@@ -169,8 +169,39 @@ def worker_app() -> Litestar:
     return create_app(settings)
 
 
-def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Litestar:
-    """Build the app. ``manage_database=False`` leaves engine set-up to the caller (tests)."""
+@contextmanager
+def tuned_collector() -> Iterator[None]:
+    """The collector while a started app has the process to itself."""
+    # Everything built until now (modules, routes, schemas and validators, plugins) lives as
+    # long as the process: out of the collector's sight, a full collection under load costs
+    # a fraction of what it did (measured: GC time 3.2 s -> 0.8 s in a 20 s closed-loop bench).
+    gc.collect()
+    gc.freeze()
+    # The young generation collected every GC_THRESHOLDS[0] net allocations instead of 700:
+    # a loop iteration that decodes the frames of a few hundred stations at once allocates
+    # thousands of objects that reference counting frees moments later, and at 700 each such
+    # burst set off collections (about 100 a second, and a full one every few seconds) that
+    # scanned them in vain: 1.4 s of the collector's CPU in 25 s of closed-loop load, about
+    # 30 µs per call, against 0.05 s at 20,000 (bench/README.md, "fourth pass").
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        # What was frozen lives on until unfrozen: a process that starts app after app would
+        # keep each one (about 19 MB a start).
+        gc.unfreeze()
+
+
+def create_app(settings: Settings | None = None, *, manage_database: bool = True,
+               tune_collector: bool = True) -> Litestar:
+    """Build the app. ``manage_database=False`` leaves engine set-up to the caller (tests).
+    ``tune_collector`` is for an app that has its process to itself (``csms serve`` and its
+    workers): it freezes what start-up built and raises the collector's thresholds while it runs.
+    An app among many in one process (the tests start hundreds) leaves the collector alone: each
+    start's full collection would scan everything the process holds by then (0.3-0.6 s a start
+    in a test worker)."""
     settings = settings or get_settings()
     i18n.set_default_language(settings.admin_language)
     load_plugins()
@@ -188,31 +219,15 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         await core.start()
         app.state.core = core
         await call_hook("startup", app=app, settings=settings)
-        # Everything built until now (modules, routes, schemas and validators, plugins) lives as
-        # long as the process: out of the collector's sight, a full collection under load costs
-        # a fraction of what it did (measured: GC time 3.2 s -> 0.8 s in a 20 s closed-loop bench).
-        gc.collect()
-        gc.freeze()
-        # The young generation collected every GC_THRESHOLDS[0] net allocations instead of 700:
-        # a loop iteration that decodes the frames of a few hundred stations at once allocates
-        # thousands of objects that reference counting frees moments later, and at 700 each such
-        # burst set off collections (about 100 a second, and a full one every few seconds) that
-        # scanned them in vain: 1.4 s of the collector's CPU in 25 s of closed-loop load, about
-        # 30 µs per call, against 0.05 s at 20,000 (bench/README.md, "fourth pass").
-        thresholds = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
-        try:
-            yield
-        finally:
-            await call_hook("shutdown", app=app)
-            await core.stop()
-            if manage_database:
-                await close_engine()
-            await tracing.shutdown(tracer_provider)
-            gc.set_threshold(*thresholds)
-            # What was frozen lives on until unfrozen: a process that starts app after app (the
-            # tests, hundreds per worker) kept each one, about 19 MB a start.
-            gc.unfreeze()
+        with tuned_collector() if tune_collector else nullcontext():
+            try:
+                yield
+            finally:
+                await call_hook("shutdown", app=app)
+                await core.stop()
+                if manage_database:
+                    await close_engine()
+                await tracing.shutdown(tracer_provider)
 
     handlers: list[Any] = [
         ocpp_endpoint,

@@ -76,6 +76,6 @@ async def test_the_collector_thresholds_are_raised_while_serving_and_restored_af
 
     before = gc.get_threshold()
     assert before != GC_THRESHOLDS
-    async with running_server(tmp_path, unknown_stations="accept"):
+    async with running_server(tmp_path, unknown_stations="accept", tune_collector=True):
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before

@@ -22,7 +22,7 @@ async def test_shutdown_with_a_connection_already_closing(tmp_path):
     use_engine(make_engine(settings.effective_database_url))
     await open_engine()
     await migrate()
-    app = create_app(settings, manage_database=False)
+    app = create_app(settings, manage_database=False, tune_collector=False)
     port = free_port()
     server = make_server(app, settings.model_copy(update={"port": port}), host="127.0.0.1", port=port,
                          log_level="warning")
@@ -57,6 +57,19 @@ async def test_a_stopped_app_leaves_nothing_frozen(tmp_path):
 
     from csms.testing import running_server
 
-    async with running_server(tmp_path / "a"):
+    async with running_server(tmp_path / "a", tune_collector=True):
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+async def test_an_app_among_many_in_one_process_leaves_the_collector_alone(tmp_path):
+    """The test servers (hundreds a worker) do not tune the collector: a start's full
+    collection would scan everything the worker holds by then."""
+    import gc
+
+    from csms.testing import running_server
+
+    thresholds = gc.get_threshold()
+    async with running_server(tmp_path / "b"):
+        assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == thresholds

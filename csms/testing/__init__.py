@@ -107,18 +107,21 @@ async def temporary_database(tmp_path: Path, backend: str) -> AsyncIterator[str]
 
 
 @asynccontextmanager
-async def running_server(tmp_path: Path, *, backend: str = "sqlite", **overrides: Any) -> AsyncIterator[RunningServer]:
+async def running_server(tmp_path: Path, *, backend: str = "sqlite", tune_collector: bool = False,
+                         **overrides: Any) -> AsyncIterator[RunningServer]:
     """A server on a fresh database of ``backend`` ("sqlite" or "postgres")."""
     async with temporary_database(tmp_path, backend) as url:
         if backend != "sqlite":
             overrides["database_url"] = url
-        async with server_on(tmp_path, **overrides) as srv:
+        async with server_on(tmp_path, tune_collector=tune_collector, **overrides) as srv:
             yield srv
 
 
 @asynccontextmanager
-async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningServer]:
-    """A server in this process on the database the settings name (migrated on start)."""
+async def server_on(tmp_path: Path, *, tune_collector: bool = False, **overrides: Any) -> AsyncIterator[RunningServer]:
+    """A server in this process on the database the settings name (migrated on start). The app
+    tunes the collector only with ``tune_collector`` (see :func:`csms.app.create_app`): a test
+    process starts many."""
     from csms.app import create_app
     from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
     from csms.server import make_server
@@ -133,7 +136,7 @@ async def server_on(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningSe
 
     key, prefix, digest = new_api_key()
     await ApiKey(name="tests", prefix=prefix, key_hash=digest, role="admin").save()
-    app = create_app(settings, manage_database=False)
+    app = create_app(settings, manage_database=False, tune_collector=tune_collector)
     port = free_port()
     if settings.tls_port == port:
         port = free_port()

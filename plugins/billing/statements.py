@@ -410,25 +410,30 @@ async def record_payment(statement_id: int, status: str, provider: str, referenc
 
 
 async def void_statement(statement_id: int) -> dict[str, Any]:
+    """Void an issued statement. The write is conditional: a statement voided by someone else
+    since it was read is not voided again (its voided_at stays), it is refused."""
+    voided = await Statement.update({Statement.status: "void", Statement.voided_at: utcnow()}).where(
+        (Statement.id == statement_id) & (Statement.status == "issued")).returning(Statement.id)
     row = await statement_row(statement_id)
+    if voided:
+        return row
     if row["status"] == "void":
         raise BillingError(N_("statement %(statement)s is already void"), statement=statement_id, status=409)
-    if row["status"] == "draft":
-        raise BillingError(N_("statement %(statement)s is a draft: discard it instead"), statement=statement_id,
-                           status=409)
-    await Statement.update({Statement.status: "void", Statement.voided_at: utcnow()}).where(
-        Statement.id == statement_id)
-    return await statement_row(statement_id)
+    raise BillingError(N_("statement %(statement)s is a draft: discard it instead"), statement=statement_id,
+                       status=409)
 
 
 async def discard_draft(statement_id: int) -> dict[str, Any]:
-    """Delete a draft (it has no number, so no series is touched); issued statements stay."""
+    """Delete a draft (it has no number, so no series is touched); issued statements stay. A
+    draft issued between the read and the delete is not deleted, and the answer says so."""
     row = await statement_row(statement_id)
-    if row["status"] != "draft":
-        raise BillingError(N_("statement %(statement)s is %(state)s: only drafts are discarded"), statement=statement_id,
-                           state=row["status"], status=409)
-    await Statement.delete().where((Statement.id == statement_id) & (Statement.status == "draft"))
-    return row
+    if row["status"] == "draft":
+        if await Statement.delete().where((Statement.id == statement_id) & (Statement.status == "draft")).returning(
+                Statement.id):
+            return row
+        row = await statement_row(statement_id)  # issued meanwhile
+    raise BillingError(N_("statement %(statement)s is %(state)s: only drafts are discarded"), statement=statement_id,
+                       state=row["status"], status=409)
 
 
 async def statement_row(statement_id: int) -> dict[str, Any]:

@@ -179,6 +179,44 @@ async def test_concurrent_issues_get_every_number_once(any_server, monkeypatch):
     assert next(c.json()["number"] for c in credits if c.status_code == 201) == f"ACME-{year}-000013"
 
 
+async def test_a_draft_issued_while_it_is_discarded_stays_and_the_discard_is_refused(any_server, monkeypatch):
+    """discard_draft reads the draft, then deletes it where it is still a draft; an issue landing
+    in between keeps the invoice, and the discard must answer 409, not "discarded"."""
+    server = any_server
+    seller_env(monkeypatch)
+    driver = await create(server, "/drivers", {"name": "Dora Discard", "kind": "customer"})
+    draft = await create(server, "/billing/statements", {"party_kind": "driver", "party_id": driver["id"],
+                                                         "month": this_month(), "draft": True})
+    real = stm.statement_row
+    issued: list[dict] = []
+
+    async def read_then_issue(statement_id):
+        row = await real(statement_id)
+        if not issued:  # the discard's read: now another operator issues the draft
+            monkeypatch.setattr(stm, "statement_row", real)
+            issued.append(await stm.issue_draft(statement_id, close_early=True))
+        return row
+
+    monkeypatch.setattr(stm, "statement_row", read_then_issue)
+    answer = await server.api.delete(f"/billing/statements/{draft['id']}")
+    assert answer.status_code == 409, answer.text
+    assert "is issued" in answer.json()["detail"]
+    assert (await stm.statement_row(draft["id"]))["status"] == "issued"
+
+
+async def test_two_voids_of_one_invoice_void_it_once(any_server, monkeypatch):
+    server = any_server
+    seller_env(monkeypatch)
+    driver = await create(server, "/drivers", {"name": "Vic Void", "kind": "customer"})
+    invoice = await create(server, "/billing/statements", {"party_kind": "driver", "party_id": driver["id"],
+                                                           "month": this_month(), "close_early": True})
+    assert invoice["status"] == "issued"
+    answers = await asyncio.gather(*(server.api.post(f"/billing/statements/{invoice['id']}/void") for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409], [a.text for a in answers]
+    voided_at = next(a.json()["voided_at"] for a in answers if a.status_code == 200)
+    assert (await stm.statement_row(invoice["id"]))["voided_at"].isoformat().startswith(voided_at[:19])
+
+
 async def test_closing_early_hands_the_rest_to_the_next_period(server, monkeypatch):
     seller_env(monkeypatch)
     driver = await create(server, "/drivers", {"name": "Carla Close", "kind": "customer"})

@@ -258,7 +258,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         request_class=bounds.BoundedRequest,
         exception_handlers=bounds.EXCEPTION_HANDLERS,
         # the root logger is csms.core.logs' (text or JSON); Litestar's own records go there too
+        # (Litestar's default "queue_listener" handler, which no logger here uses, would start a
+        # listener thread at every app's start that lives as long as the process: a null handler)
         logging_config=LoggingConfig(configure_root_logger=False,
+                                     handlers={"queue_listener": {"class": "logging.NullHandler"}},
                                      loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}}),
         debug=False,
     )

@@ -13,6 +13,7 @@ Plugin tests import from here and from :mod:`csms.plugin_api` only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import csv
 import io
 import os
@@ -158,6 +159,19 @@ async def server_on(tmp_path: Path, *, tune_collector: bool = False, **overrides
         server.should_exit = True
         await stopped(task)
         await close_engine()
+        if not tune_collector:
+            freeze_what_lives_on()
+
+
+def freeze_what_lives_on() -> None:
+    """Once a test process's first server has stopped (and again after an app that tuned the
+    collector has unfrozen everything): freeze what lives on, the modules it imported, compiled
+    validators and templates, out of the collector's sight. A test process holds some 400,000
+    objects by then, and its full collections (about one a test) scanned them all again: the
+    collector's time in three test files went from 22 s to 13 s."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 
 @asynccontextmanager

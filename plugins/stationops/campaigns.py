@@ -554,7 +554,7 @@ class CampaignDriver:
         # station before the answer reaches this one, and it moves the target only if it finds
         # it in flight. Whatever this pass learns after the call is written only if the target
         # is still "sent" (the station's own report wins).
-        before = {k: target[k] for k in ("status", "detail", "history", "attempts", "sent_at", "request_id")}
+        before = {k: target[k] for k in ("status", "history", "attempts", "sent_at", "request_id")}
         before_signed = signed
         await _set_target(target, "sent", detail=f"{'signed update' if signed else 'update'} sent (attempt {attempt})",
                           attempts=attempt, request_id=None, signed=signed, sent_at=utcnow(), next_attempt_at=None)

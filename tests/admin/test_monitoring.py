@@ -91,6 +91,15 @@ async def monitored_station(srv: Any, station_id: str) -> AsyncIterator[Monitore
             task.cancel()
 
 
+async def set_monitor(panel: Any, component: str, variable: str, value: str) -> None:
+    """Set a monitor through the panel's form (type and severity as the form offers them)."""
+    await panel.locator("summary", has_text="Set a monitor").click()
+    await panel.get_by_label("Component", exact=True).fill(component)
+    await panel.get_by_label("Variable", exact=True).fill(variable)
+    await panel.get_by_label("Value (threshold, change, or interval in seconds)").fill(value)
+    await panel.get_by_role("button", name="Set monitor").click()
+
+
 async def test_monitoring_and_customer_information_panels(page_as, server):
     async with monitored_station(server, "CP-MON") as cp:
         await cp.call(call201.NotifyEvent(generated_at=now_iso(), seq_no=0, event_data=[{
@@ -117,11 +126,7 @@ async def test_monitoring_and_customer_information_panels(page_as, server):
         await expect(panel.locator("tr[data-monitor-id='7']")).to_contain_text("UpperThreshold")
         assert cp.monitors[7]["value"] == 21000 and cp.monitors[7]["component"] == {"name": "EVSE", "evse": {"id": 1}}
 
-        await panel.locator("summary", has_text="Set a monitor").click()
-        await panel.get_by_label("Component", exact=True).fill("Tank")
-        await panel.get_by_label("Variable", exact=True).fill("Level")
-        await panel.get_by_label("Value (threshold, change, or interval in seconds)").fill("3")
-        await panel.get_by_role("button", name="Set monitor").click()
+        await set_monitor(panel, "Tank", "Level", "3")
         await expect(panel.locator("[data-outcome]")).to_contain_text("the station has no such component")
 
         await panel.get_by_role("button", name="Ask the station for its monitors").click()
@@ -176,11 +181,7 @@ async def test_a_click_just_after_the_panel_loaded_itself_again_is_answered_in_t
         page = await page_as("operator")
         await page.goto("/admin/stations/CP-RACE")
         panel = page.locator("#monitoring")
-        await panel.locator("summary", has_text="Set a monitor").click()
-        await panel.get_by_label("Component", exact=True).fill("EVSE")
-        await panel.get_by_label("Variable", exact=True).fill("Power")
-        await panel.get_by_label("Value (threshold, change, or interval in seconds)").fill("21000")
-        await panel.get_by_role("button", name="Set monitor").click()
+        await set_monitor(panel, "EVSE", "Power", "21000")
         await expect(panel.locator("[data-outcome]")).to_contain_text("accepted (set)")
 
         await page.evaluate("""() => {

@@ -14,6 +14,7 @@ from csms.admin.templating import fragment, is_htmx, page_panel, render
 from csms.api.audit import audited
 from csms.core.runtime import get_core
 from csms.core.services.commands import StationOffline
+from csms.i18n import gettext
 from csms.plugins import hookimpl
 
 STATION = {"tenant": {"station_id": "station"}}
@@ -34,18 +35,26 @@ async def local_list_sync(request: Request, station_id: str) -> Template | Redir
     """Send the full list now; the panel comes back with the outcome (a page reload without HTMX)."""
     core = get_core()
     by = await actor(request)
+    offline = False
     try:
         state = await core.local_lists.sync(station_id, full=True, check=True, by=by)
         result = state["last_result"]
-        notice = (f"Sent: the station accepted version {state['version']}." if result == "Accepted"
-                  else f"Not sent in full: {result or 'nothing was sent'}.")
+        if result == "Accepted":
+            notice = gettext("Sent: the station accepted version %(version)s.", version=state["version"])
+        elif not result:
+            notice = gettext("Nothing was sent.")
+        elif state["last_detail"]:
+            notice = gettext("Not sent in full (%(result)s): %(detail)s", result=result, detail=state["last_detail"])
+        else:
+            notice = gettext("Not sent in full (%(result)s).", result=result)
     except StationOffline:
+        offline = True
         state = await core.local_lists.state(station_id)
-        notice = "The station is offline; its list is sent when it connects again."
+        notice = gettext("The station is offline; its list is sent when it connects again.")
     await audited(request, "command", "station", station_id,
                   after={"action": "local_list_sync", "full": True, "version": state["version"],
                          "result": state["last_result"]},
-                  summary=f"local list full sync: {notice}")
+                  summary="local list full sync: " + ("station offline" if offline else state["last_result"] or "nothing sent"))
     if not is_htmx(request):
         return Redirect(f"/admin/stations/{station_id}", status_code=303)
     return await render(request, TEMPLATE, ll=state, sid=station_id, notice=notice)

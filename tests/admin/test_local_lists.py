@@ -83,6 +83,7 @@ async def test_a_station_without_local_lists_is_shown_as_such(page_as, server):
         await screenshot(page, "station-local-list-unsupported")
         await panel.get_by_role("button", name="Check again and send").click()
         await expect(panel.locator("[data-outcome]")).to_have_attribute("data-outcome", "NotSupported")
+        await expect(panel.locator("[data-outcome]")).to_contain_text("Not sent in full (NotSupported): the station answered NotImplemented")
         await expect(panel.locator("[data-field=last-result]")).to_have_text("Not supported")
         await panel.screenshot(path=str(SCREENSHOTS / "station-local-list-unsupported-checked.png"))
         phone = await page_as("viewer", width=390, height=844)

@@ -13,8 +13,8 @@ Plugin tests import from here and from :mod:`csms.plugin_api` only.
 from __future__ import annotations
 
 import asyncio
-import gc
 import csv
+import gc
 import io
 import os
 import re

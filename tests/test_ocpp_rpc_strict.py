@@ -702,6 +702,8 @@ async def test_transaction_lost_in_a_reboot_is_closed(server, node_station, prot
     row = await eventually(closed, what="the lost transaction closed")
     assert row["stop_reason"] == "Reboot" and "closed_after_reboot" in row["flags"], row
     assert row["meter_stop_wh"] == done["meterLast"] and row["energy_wh"] == done["meterLast"] - 1000, row
+    # the row is read right after its commit; the close emits session.stopped when it resumes
+    await server.core.reconciliation.drain()
     await server.core.events.drain()
     assert stopped == [row["id"]]
     if protocol == "ocpp2.0.1":

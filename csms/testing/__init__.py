@@ -83,17 +83,24 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def temporary_database(tmp_path: Path, backend: str) -> AsyncIterator[str]:
-    """A fresh database: a SQLite file under ``tmp_path`` or a new PostgreSQL database."""
+async def temporary_database(tmp_path: Path, backend: str, *, migrated: bool = False) -> AsyncIterator[str]:
+    """A fresh database: a SQLite file under ``tmp_path`` or a new PostgreSQL database. With
+    ``migrated`` it holds every migration already, copied from a template this process migrated
+    once (a migration run costs 0.4 s on SQLite and 0.8 s on PostgreSQL; a copy a few
+    milliseconds and 0.1 s)."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'csms.sqlite'}"
+        path = tmp_path / "csms.sqlite"
+        if migrated:
+            await _copy_sqlite(await _template("sqlite"), path)
+        yield f"sqlite:///{path}"
         return
     import asyncpg
 
     name = f"csms_test_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{await _template("postgres")}"' if migrated else ""
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{template}')
     finally:
         await admin.close()
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
@@ -107,11 +114,92 @@ async def temporary_database(tmp_path: Path, backend: str) -> AsyncIterator[str]
             await admin.close()
 
 
+# per backend: this process's migrated template (a SQLite file's path, a PostgreSQL database's name)
+_templates: dict[str, str] = {}
+_template_lock: asyncio.Lock | None = None
+
+
+async def _template(backend: str) -> str:
+    """This process's migrated template database of ``backend``, made at the first call. The
+    migrations are those of the plugins loaded then; a server started on a copy applies any
+    that came later (a plugin a test registers) as it always does."""
+    global _template_lock
+    if _template_lock is None:
+        _template_lock = asyncio.Lock()
+    async with _template_lock:
+        if backend not in _templates:
+            _templates[backend] = await _make_template(backend)
+        return _templates[backend]
+
+
+async def _make_template(backend: str) -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    from csms.db import close_engine, make_engine, migrate, open_engine, use_engine
+
+    if backend == "sqlite":
+        folder = tempfile.mkdtemp(prefix="csms-template-")
+        atexit.register(shutil.rmtree, folder, True)
+        template = os.path.join(folder, "csms.sqlite")
+        url = f"sqlite:///{template}"
+    else:
+        import asyncpg
+
+        template = f"csms_template_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'CREATE DATABASE "{template}"')
+        finally:
+            await admin.close()
+        atexit.register(_drop_database, template)
+        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{template}"
+    use_engine(make_engine(url))
+    await open_engine()
+    try:
+        await migrate()
+    finally:
+        await close_engine()
+    return template
+
+
+async def _copy_sqlite(source: str, target: Path) -> None:
+    """A consistent copy of a SQLite database (its write-ahead log included), in a thread."""
+    import sqlite3
+
+    def copy() -> None:
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+        with sqlite3.connect(target) as dst:  # the copy is in rollback-journal mode; the server's is WAL
+            dst.execute("PRAGMA journal_mode=WAL")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(copy)
+
+
+def _drop_database(name: str) -> None:
+    """At the process's exit: drop a template database (nothing is connected to it any more)."""
+    import asyncpg
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    try:
+        asyncio.run(drop())
+    except Exception:  # the database server may be gone by then; a leftover template is harmless
+        pass
+
+
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, backend: str = "sqlite", tune_collector: bool = False,
                          **overrides: Any) -> AsyncIterator[RunningServer]:
     """A server on a fresh database of ``backend`` ("sqlite" or "postgres")."""
-    async with temporary_database(tmp_path, backend) as url:
+    async with temporary_database(tmp_path, backend, migrated=True) as url:
         if backend != "sqlite":
             overrides["database_url"] = url
         async with server_on(tmp_path, tune_collector=tune_collector, **overrides) as srv:

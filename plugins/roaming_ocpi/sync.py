@@ -17,8 +17,12 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+
+from piccolo.engine.postgres import PostgresEngine
 
 from csms.plugin_api import GLOBAL, LeaderJob, Scope, run_as_leader, utcnow
 from plugins.roaming_ocpi import client, objects, outbox
@@ -39,6 +43,28 @@ def digest(value: Any) -> str:
 # -- snapshots --------------------------------------------------------------------------------------------
 
 _lock = asyncio.Lock()
+# the PostgreSQL advisory lock that makes refreshes take turns across nodes (any fixed number)
+_ADVISORY_KEY = 0x0C91_5E4C
+
+
+@asynccontextmanager
+async def _publishing() -> AsyncIterator[None]:
+    """One refresh at a time, from reading the live data to queueing its pushes. A refresh that
+    starts while another runs reads data at least as new and queues after it, so a partner never
+    gets an older state last (a status event's refresh and a partner's pull overlapping, or two
+    nodes' refreshes). In this process an asyncio lock; on PostgreSQL, where nodes share the
+    database, also a transaction holding an advisory lock, the snapshots and the queued pushes
+    committed together. SQLite serves one node: the asyncio lock suffices, and a long write
+    transaction there would hold up the station traffic's commits."""
+    async with _lock:
+        db = Snapshot._meta.db
+        if not isinstance(db, PostgresEngine):
+            yield
+            return
+        async with db.transaction():
+            await Snapshot.raw("SELECT pg_advisory_xact_lock({})", _ADVISORY_KEY)
+            yield
+        outbox.kick()  # the pushes are committed now: a delivery pass woken before saw none of them
 
 
 async def _snapshots(kinds: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -73,10 +99,10 @@ async def refresh_locations(site_ids: list[int] | None = None,
     """Compare our Locations with their snapshots; store the changes and queue their pushes."""
     if "CPO" not in ocpi_settings().role_set:
         return
-    async with _lock:
+    async with _publishing():
         pushes = await _refresh_locations(site_ids, overrides)
-    for method, key, path, body, audience in pushes:
-        await enqueue_all("EMSP", "locations", method, key, path, body, audience)
+        for method, key, path, body, audience in pushes:
+            await enqueue_all("EMSP", "locations", method, key, path, body, audience)
 
 
 Push = tuple[str, str, str, Any, Audience]  # method, object key, path, body, who gets it
@@ -199,7 +225,7 @@ async def refresh_tariffs() -> None:
     if "CPO" not in ocpi_settings().role_set:
         return
     s = ocpi_settings()
-    async with _lock:
+    async with _publishing():
         current = await objects.current_tariffs()
         snaps = await _snapshots(("tariff",))
         now = utcnow()
@@ -225,8 +251,8 @@ async def refresh_tariffs() -> None:
             if old is None or old["removed"] or old["digest"] != dig or moved:
                 pushes.append(("PUT", f"tariff:{key}", path, body, Audience(organization, shared=True)))
             await _save(old, "tariff", key, dig, body, stamp, organization=organization)
-    for method, key, path, body, audience in pushes:
-        await enqueue_all("EMSP", "tariffs", method, key, path, body, audience)
+        for method, key, path, body, audience in pushes:
+            await enqueue_all("EMSP", "tariffs", method, key, path, body, audience)
 
 
 async def tariff_list(scope: Scope = GLOBAL) -> list[dict[str, Any]]:
@@ -241,7 +267,7 @@ async def refresh_tokens() -> None:
     if "EMSP" not in ocpi_settings().role_set:
         return
     s = ocpi_settings()
-    async with _lock:
+    async with _publishing():
         current = await objects.current_tokens()
         snaps = await _snapshots(("token",))
         now = utcnow()
@@ -266,8 +292,8 @@ async def refresh_tokens() -> None:
             if old is None or old["digest"] != dig or moved:
                 pushes.append(("PUT", f"token:{key}", path, body, Audience(organization)))
             await _save(old, "token", key, dig, body, stamp, removed=key not in current, organization=organization)
-    for method, key, path, body, audience in pushes:
-        await enqueue_all("CPO", "tokens", method, key, path, body, audience)
+        for method, key, path, body, audience in pushes:
+            await enqueue_all("CPO", "tokens", method, key, path, body, audience)
 
 
 async def token_list(scope: Scope = GLOBAL) -> list[dict[str, Any]]:

@@ -100,6 +100,44 @@ async def test_status_change_is_patched(server, emsp):
     await emsp.wait_for("PATCH", evse, match=after("AVAILABLE", seen + 1))
 
 
+async def test_an_overlapping_refresh_never_leaves_the_partner_an_older_status(server, emsp, monkeypatch):
+    """A status change is being published (its refresh read INOPERATIVE and is queueing the
+    PATCH) when the station reports Available and a partner's pull refreshes the site. The
+    pull's refresh waits for the first one, reading and queueing, so the partner's last PATCH
+    of the EVSE is AVAILABLE: the older INOPERATIVE never goes out after it (it did, when only
+    the reading took turns)."""
+    from plugins.roaming_ocpi import sync as ocpi_sync
+
+    evse = f"locations/NL/CPO/{emsp.site['id']}/CPOB*1"
+    real = ocpi_sync.enqueue_all
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_enqueue_all(role, module, method, key, path, body, audience=None):
+        if path.endswith("/CPOB*1") and isinstance(body, dict) and body.get("status") == "INOPERATIVE" \
+                and not release.is_set():
+            held.set()
+            await release.wait()
+        await real(role, module, method, key, path, body, audience)
+
+    monkeypatch.setattr(ocpi_sync, "enqueue_all", slow_enqueue_all)
+    await emsp.stations[1].status(1, "Unavailable")
+    await asyncio.wait_for(held.wait(), 15)  # the event's refresh is queueing INOPERATIVE
+    seen = len(emsp.requests)
+    await emsp.stations[1].status(1, "Available")  # stored before the station has its answer
+    pull = asyncio.create_task(ocpi_sync.refresh_locations([emsp.site["id"]]))  # as a partner's GET does
+    await asyncio.sleep(0.5)  # time for the pull to run ahead of the held refresh, were it let
+    release.set()
+    await pull
+
+    def since(r) -> bool:
+        return any(r is x for x in emsp.requests[seen:])
+
+    await emsp.wait_for("PATCH", evse, match=lambda r: since(r) and r.body.get("status") == "AVAILABLE")
+    await asyncio.sleep(1.0)  # anything queued after it has gone out by now
+    statuses = [r.body["status"] for r in emsp.pushes("PATCH", evse) if since(r)]
+    assert statuses[-1] == "AVAILABLE", statuses
+
+
 async def test_removed_evse(server, emsp):
     site, stations = await site_with_stations(server, "Temporary", ["CPOGONE"])
     await sync(server)

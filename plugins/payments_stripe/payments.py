@@ -333,17 +333,8 @@ async def handle_event(event: dict[str, Any]) -> str:
         row = await _by_intent(obj.get("payment_intent") or "")
         if row is None:
             return "ignored"
-        refunded = int(obj.get("amount_refunded") or 0)
-        # Stripe's total so far: a refund stored since the row was read (the refund route writes
-        # its own, from the row it read) must not make it go missing: written again on the row as
-        # it is now, until it is in (or the row already holds as much)
-        for _ in range(10):
-            total = max(refunded, row["refunded_minor"])
-            status = "refunded" if obj.get("refunded") or total >= row["amount_minor"] else "partially_refunded"
-            row, changed = await _write(row, status=status, refunded_minor=total)
-            if changed or row["refunded_minor"] >= refunded:
-                break
-        return status
+        row = await _refunded(row, int(obj.get("amount_refunded") or 0), fully=bool(obj.get("refunded")))
+        return str(row["status"])
     if kind == "checkout.session.completed" and obj.get("mode") == "setup" and obj.get("setup_intent"):
         customer = obj.get("customer")
         if not customer or await provider.make_default(customer, obj["setup_intent"]) is None:
@@ -358,6 +349,19 @@ async def handle_event(event: dict[str, Any]) -> str:
                 & (StripePayment.attempts > 0))
         return "payment method saved"
     return "ignored"
+
+
+async def _refunded(row: dict[str, Any], total: int, *, fully: bool = False) -> dict[str, Any]:
+    """Store Stripe's refunded ``total`` of the payment (``fully``: Stripe says all of it). A
+    refund or a webhook may have stored since ``row`` was read: written again on the row as it
+    is now until it is in, or the row already holds as much (never lowered). The row after."""
+    for _ in range(10):
+        amount = max(total, row["refunded_minor"])
+        status = "refunded" if fully or amount >= row["amount_minor"] else "partially_refunded"
+        row, changed = await _write(row, status=status, refunded_minor=amount)
+        if changed or row["refunded_minor"] >= total:
+            break
+    return row
 
 
 async def _by_intent(intent: str) -> dict[str, Any] | None:
@@ -388,9 +392,13 @@ async def refund(statement_id: int, amount_minor: int | None, reason: str = "") 
         raise PaymentError(f"Stripe refused the refund: {exc.user_message or exc}", status=502) from None
     if result["status"] not in ("succeeded", "pending"):
         raise PaymentError(f"Stripe answered the refund with status {result['status']}", status=502)
-    refunded = row["refunded_minor"] + amount
-    return await _store(row, refunded_minor=refunded,
-                        status="refunded" if refunded >= row["amount_minor"] else "partially_refunded")
+    try:
+        # Stripe's total: this refund and any made meanwhile (another request refunding the same
+        # statement at the same time stores its own; the answer holds both)
+        total = await provider.refunded_total(result["charge"])
+    except (stripe.StripeError, KeyError, TypeError):
+        total = row["refunded_minor"] + amount  # refunded all the same; the webhook brings Stripe's total
+    return await _refunded(row, total)
 
 
 def payment_json(row: dict[str, Any]) -> dict[str, Any]:

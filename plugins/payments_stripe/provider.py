@@ -92,6 +92,11 @@ async def refund(payment_intent: str, amount_minor: int, *, key: str, reason: st
                        idempotency_key=key)
 
 
+async def refunded_total(charge: str) -> int:
+    """What Stripe holds as refunded of ``charge`` (every refund of it so far, in minor units)."""
+    return int((await _call(stripe.Charge.retrieve, charge)).get("amount_refunded") or 0)
+
+
 def verified_event(payload: bytes, signature: str) -> dict[str, Any]:
     """The webhook's event once its ``Stripe-Signature`` checks out (HMAC of the raw body with the
     endpoint's secret, within the library's tolerance); ``ValueError`` or

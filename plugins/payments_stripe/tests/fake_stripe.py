@@ -195,6 +195,8 @@ class FakeStripe:
             return intent
         if method == "POST" and (m := re.fullmatch(r"/v1/payment_intents/(\w+)/confirm", path)):
             return self.confirm(self.get(m.group(1), "payment_intent"), p)
+        if method == "GET" and (m := re.fullmatch(r"/v1/charges/(\w+)", path)):
+            return self.get(m.group(1), "charge")
         if (method, path) == ("POST", "/v1/refunds"):
             return self.refund(p)
         raise StripeError(404, {"error": {"type": "invalid_request_error",

@@ -351,3 +351,34 @@ async def test_a_refund_webhook_is_not_lost_to_a_refund_stored_meanwhile(any_ser
     assert (await webhook(srv, late, sign(late))).status_code == 200
     payment = (await srv.api.get(f"/payments/stripe/statements/{statement['id']}")).json()
     assert (payment["status"], payment["refunded_minor"]) == ("partially_refunded", 300)
+
+
+async def test_two_refunds_at_once_both_count_in_the_stored_total(any_server, fake_stripe, monkeypatch):
+    """Two operators refund parts of one payment at the same moment (100 and 200): both read the
+    payment before either stored, both go to Stripe. The stored total is 300 at once (not one
+    request's amount until the webhook comes), and the answer that comes last says so."""
+    from plugins.payments_stripe import provider
+
+    srv, fake = any_server, fake_stripe
+    await default_tariff(srv)
+    driver = await charged_driver(srv, "Olga", "CP-TWO")
+    await save_card(srv, fake, driver["id"], "pm_card_visa")
+    statement = await issue(srv, driver)
+    await payment_status(srv, statement["id"], "paid")
+    real, entered, both = provider.refund, [], asyncio.Event()
+
+    async def refund_together(*args, **kwargs):
+        entered.append(kwargs["key"])
+        if len(entered) == 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 10)  # each has read the payment before either stores
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(provider, "refund", refund_together)
+    url = f"/payments/stripe/statements/{statement['id']}/refund"
+    answers = await asyncio.gather(*(srv.api.post(url, json={"amount_minor": amount}) for amount in (100, 200)))
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    assert max(r.json()["refunded_minor"] for r in answers) == 300, [r.json() for r in answers]
+    payment = (await srv.api.get(f"/payments/stripe/statements/{statement['id']}")).json()
+    assert (payment["status"], payment["refunded_minor"]) == ("partially_refunded", 300)
+    assert sorted(x["params"]["amount"] for x in fake.of("POST", "/v1/refunds")) == ["100", "200"]

@@ -464,7 +464,9 @@ class CampaignDriver:
             CampaignTarget.id).output(load_json=True)
         for t in targets:
             if t["status"] in IN_FLIGHT and (now - t["updated_at"]).total_seconds() > campaign["progress_timeout_s"]:
-                await _fail(t, campaign, f"no news from the station for {campaign['progress_timeout_s']} s")
+                # only if still as read: a report handled meanwhile (on the node that holds the station) stands
+                await _fail(t, campaign, f"no news from the station for {campaign['progress_timeout_s']} s",
+                            expect=t["status"])
         open_targets = [t for t in targets if t["status"] not in TERMINAL]
         if not open_targets:
             await Campaign.update({Campaign.status: "completed", Campaign.finished_at: now}).where(

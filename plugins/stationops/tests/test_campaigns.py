@@ -239,3 +239,40 @@ async def test_a_report_that_reaches_another_node_before_the_answer_moves_the_ta
         steps = [(h["status"], h.get("station_status", "")) for h in target["history"]]
         assert steps[:3] == [("pending", ""), ("sent", ""), ("pending", "DownloadFailed")]
         assert steps[-1] == ("succeeded", "")
+
+
+async def test_a_report_that_lands_as_the_progress_timeout_fires_stands(any_server, monkeypatch):
+    """The campaign's pass reads a target in flight and silent for longer than the progress
+    timeout; before it writes the failure, the station's report (handled on the node that holds
+    the station) moves the target on to downloading. The timeout's write is refused, the target
+    being no longer as the pass read it: the report stands, and no failed attempt is counted."""
+    from plugins.stationops import campaigns as campaigns_module
+    from plugins.stationops.tables import CampaignTarget
+
+    server = any_server
+    fw = await upload_firmware(server, "6.0")
+    real_fail = campaigns_module._fail
+    raced: list[tuple[bool, str, int]] = []
+
+    async def report_first(target, campaign, reason, *args, **kwargs):
+        if not reason.startswith("no news") or raced:
+            return await real_fail(target, campaign, reason, *args, **kwargs)
+        await campaigns_module._driver._on_firmware_status(target["station_id"], "Downloading", None)
+        written = await real_fail(target, campaign, reason, *args, **kwargs)
+        row = await CampaignTarget.select().where(CampaignTarget.id == target["id"]).first()
+        raced.append((written, row["status"], row["attempts"]))
+        return written
+
+    monkeypatch.setattr(campaigns_module, "_fail", report_first)
+    async with station(server, "FWLATE", "2.0.1") as st:
+        async def silent(location, request_id, signed):  # accepts the update, then says nothing
+            return None
+        st.run_update = silent
+        response = await server.api.post("/campaigns", json={
+            "name": "to 6.0", "firmware_id": fw["id"], "selection": {"stations": ["FWLATE"]},
+            "max_retries": 0, "retry_delay_s": 0, "progress_timeout_s": 1, "start": True})
+        assert response.status_code == 201, response.text
+        async def timed_out() -> bool:
+            return bool(raced)
+        await eventually(timed_out, timeout=30, what="the progress timeout's pass")
+    assert raced[0] == (False, "downloading", 1), raced

@@ -47,7 +47,7 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
                    reload: bool = False, **words: Any) -> Template | Redirect:
-    """Await ``command``; the panel comes back with its outcome (a page reload without HTMX),
+    """Await ``command``; the panel comes back with its outcome (a page of it without HTMX),
     loading itself again a moment later with ``reload`` (the station's report follows its answer)."""
     accepted = False
 

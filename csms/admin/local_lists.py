@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
+from csms.admin.outcomes import outcome_page
 from csms.admin.templating import fragment, is_htmx, page_panel, render
 from csms.api.audit import audited
 from csms.core.runtime import get_core
@@ -31,8 +32,8 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
 
 
 @post("/admin/stations/{station_id:str}/local-list/sync", include_in_schema=False, opt=STATION)
-async def local_list_sync(request: Request, station_id: str) -> Template | Redirect:
-    """Send the full list now; the panel comes back with the outcome (a page reload without HTMX)."""
+async def local_list_sync(request: Request, station_id: str) -> Template:
+    """Send the full list now; the panel comes back with the outcome (a page of it without HTMX)."""
     core = get_core()
     by = await actor(request)
     offline = False
@@ -56,5 +57,5 @@ async def local_list_sync(request: Request, station_id: str) -> Template | Redir
                          "result": state["last_result"]},
                   summary="local list full sync: " + ("station offline" if offline else state["last_result"] or "nothing sent"))
     if not is_htmx(request):
-        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+        return await outcome_page(request, station_id, notice, state["last_result"] == "Accepted")
     return await render(request, TEMPLATE, ll=state, sid=station_id, notice=notice)

@@ -7,9 +7,9 @@ from typing import Any, Awaitable, Callable
 
 from litestar import Request
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 
-from csms.admin.templating import is_htmx, keep_form
+from csms.admin.templating import is_htmx, keep_form, render
 from csms.core.ocpp.validation import InvalidPayload, OcppError
 from csms.core.services.commands import CommandTimeout, StationOffline, UnknownStation
 from csms.core.services.operations import OperationError
@@ -18,10 +18,10 @@ from csms.i18n import gettext
 
 async def command_outcome(request: Request, station_id: str, command: Awaitable[dict[str, Any]],
                           words: Callable[[dict[str, Any]], tuple[bool, str]],
-                          again: Callable[..., Awaitable[Template]]) -> Template | Redirect:
+                          again: Callable[..., Awaitable[Template]]) -> Template:
     """Await ``command``; ``words`` says of its result whether it went well and what to tell.
-    The panel comes back (``again(notice, ok)``) with the outcome, or the station page without HTMX;
-    after an error its form keeps what was typed (:func:`csms.admin.templating.keep_form`).
+    The panel comes back (``again(notice, ok)``) with the outcome; a form sent without HTMX gets a
+    page with the outcome and a link back to the station. After an error the panel's form keeps what was typed (:func:`csms.admin.templating.keep_form`).
     Everything is worded in the viewer's language (an ``OperationError`` when it is read here)."""
     try:
         ok, notice = words(await command)
@@ -40,7 +40,14 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
         ok, notice = False, gettext("The station answered %(code)s: %(description)s", code=exc.code,
                                     description=exc.description)
     if not is_htmx(request):
-        return Redirect(f"/admin/stations/{station_id}", status_code=303)
+        return await outcome_page(request, station_id, notice, ok)
     if not ok:
         await keep_form(request)
     return await again(notice, ok)
+
+
+async def outcome_page(request: Request, station_id: str, notice: str, ok: bool) -> Template:
+    """What a station panel's form came to, on a page of its own with a link back to the station:
+    the answer to a form sent without HTMX (JavaScript off), which would otherwise lose it."""
+    return await render(request, "stations/outcome_page.html", title=gettext("Station %(station)s", station=station_id),
+                        station_id=station_id, notice=notice, ok=ok)

@@ -73,8 +73,10 @@ async def browser(server, chromium) -> AsyncIterator[Any]:
     yield chromium
 
 
-async def login(browser: Any, base_url: str, username: str, *, width: int = 1280, height: int = 900) -> Any:
-    context = await browser.new_context(base_url=base_url, viewport={"width": width, "height": height})
+async def login(browser: Any, base_url: str, username: str, *, width: int = 1280, height: int = 900,
+                javascript: bool = True) -> Any:
+    context = await browser.new_context(base_url=base_url, viewport={"width": width, "height": height},
+                                        java_script_enabled=javascript)
     page = await context.new_page()
     page.set_default_timeout(15_000)
     await page.goto("/login")

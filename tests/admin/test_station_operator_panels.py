@@ -502,3 +502,34 @@ async def test_a_panel_form_keeps_what_was_typed_after_an_error(page_as, server)
 async def _stream_values(server: Any, sid: str) -> bool:
     streams = (await server.api.get(f"/stations/{sid}/event-streams")).json()["streams"]
     return any(s["received"] for s in streams)
+
+
+@pytest.mark.parametrize("device,width,height", DEVICES)
+async def test_a_panel_form_sent_without_javascript_says_what_came_of_it(page_as, server, device, width, height):
+    """With JavaScript off a panel's form is an ordinary form. Posting it leads to a page that
+    says what came of it, in words (the form's error, then the station's refusal), with a link
+    back to the station; before, it led back to the station page with no word of the outcome."""
+    sid = f"ADMNOJS{device[0].upper()}"
+    async with station(server, sid, "2.0.1"):
+        page = await page_as("operator", width=width, height=height, javascript=False)
+        await page.goto(f"/admin/stations/{sid}")
+        panel = page.locator("#display-messages")
+        await panel.locator("summary", has_text="Show a message").click()  # <details>: no script needed
+        await panel.get_by_label("Message").fill("Closed for maintenance until noon")
+        await panel.locator("#dm-evse").fill("one")
+        await panel.get_by_role("button", name="Show message").click()
+        await page.wait_for_url(f"**/admin/stations/{sid}/display-messages")
+        await expect(page.locator("[data-outcome]")).to_have_text("'one' is not a number")
+        await expect(page.locator("[data-outcome]")).to_have_class("outcome error")
+        await screenshot(page, f"station-panel-outcome-without-javascript-{device}")
+        await page.get_by_role("link", name="Back to the station").click()
+        await page.wait_for_url(f"**/admin/stations/{sid}")
+        panel = page.locator("#display-messages")
+        await panel.locator("summary", has_text="Show a message").click()
+        await panel.get_by_label("Message").fill("Closed for maintenance until noon")
+        await panel.get_by_role("button", name="Show message").click()
+        await page.wait_for_url(f"**/admin/stations/{sid}/display-messages")
+        # the kit's station has no display: its refusal, in the station's own words
+        await expect(page.locator("[data-outcome]")).to_have_text(
+            "The station answered NotImplemented: Request Action is recognized but not supported by the receiver")
+        await expect(page.get_by_role("link", name="Back to the station")).to_be_visible()

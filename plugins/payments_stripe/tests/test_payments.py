@@ -316,6 +316,16 @@ def test_amounts_in_mails_keep_the_currency_decimals():
         "4.84", "484", "4.840"]
 
 
+async def paid_statement(srv, fake, name: str, station_id: str) -> tuple[dict, dict]:
+    """A driver who charged at ``station_id`` and saved a card; the statement issued and paid
+    through Stripe. The statement and its payment."""
+    await default_tariff(srv)
+    driver = await charged_driver(srv, name, station_id)
+    await save_card(srv, fake, driver["id"], "pm_card_visa")
+    statement = await issue(srv, driver)
+    return statement, await payment_status(srv, statement["id"], "paid")
+
+
 async def test_a_refund_webhook_is_not_lost_to_a_refund_stored_meanwhile(any_server, fake_stripe, monkeypatch):
     """Stripe's charge.refunded (300 refunded in all: 200 from the dashboard, 100 through the CSMS)
     is read against the payment (nothing refunded yet); the CSMS's refund route stores its 100
@@ -323,11 +333,7 @@ async def test_a_refund_webhook_is_not_lost_to_a_refund_stored_meanwhile(any_ser
     from plugins.payments_stripe import payments
 
     srv, fake = any_server, fake_stripe
-    await default_tariff(srv)
-    driver = await charged_driver(srv, "Rita", "CP-RACE")
-    await save_card(srv, fake, driver["id"], "pm_card_visa")
-    statement = await issue(srv, driver)
-    row = await payment_status(srv, statement["id"], "paid")
+    statement, row = await paid_statement(srv, fake, "Rita", "CP-RACE")
     charge = dict(fake.objects[fake.objects[row["payment_reference"]]["latest_charge"]])
     payload = fake.event("charge.refunded", {**charge, "amount_refunded": 300, "refunded": False})
     real = payments._by_intent
@@ -360,11 +366,7 @@ async def test_two_refunds_at_once_both_count_in_the_stored_total(any_server, fa
     from plugins.payments_stripe import provider
 
     srv, fake = any_server, fake_stripe
-    await default_tariff(srv)
-    driver = await charged_driver(srv, "Olga", "CP-TWO")
-    await save_card(srv, fake, driver["id"], "pm_card_visa")
-    statement = await issue(srv, driver)
-    await payment_status(srv, statement["id"], "paid")
+    statement, _ = await paid_statement(srv, fake, "Olga", "CP-TWO")
     real, entered, both = provider.refund, [], asyncio.Event()
 
     async def refund_together(*args, **kwargs):

@@ -117,20 +117,17 @@ async def temporary_database(tmp_path: Path, backend: str, *, migrated: bool = F
 
 # per backend: this process's migrated template (a SQLite file's path, a PostgreSQL database's name)
 _templates: dict[str, str] = {}
-_template_lock: asyncio.Lock | None = None
 
 
 async def _template(backend: str) -> str:
-    """This process's migrated template database of ``backend``, made at the first call. The
-    migrations are those of the plugins loaded then; a server started on a copy applies any
-    that came later (a plugin a test registers) as it always does."""
-    global _template_lock
-    if _template_lock is None:
-        _template_lock = asyncio.Lock()
-    async with _template_lock:
-        if backend not in _templates:
-            _templates[backend] = await _make_template(backend)
-        return _templates[backend]
+    """This process's migrated template database of ``backend``, made at the first call (two
+    first calls at once make one each, and the first stays: no lock, which would bind itself
+    to one test's event loop). The migrations are those of the plugins loaded then; a server
+    started on a copy applies any that came later (a plugin a test registers) as it always does."""
+    if backend not in _templates:
+        made = await _make_template(backend)
+        _templates.setdefault(backend, made)
+    return _templates[backend]
 
 
 async def _make_template(backend: str) -> str:

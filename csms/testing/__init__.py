@@ -95,24 +95,29 @@ async def temporary_database(tmp_path: Path, backend: str, *, migrated: bool = F
             await _copy_sqlite(await _template("sqlite"), path)
         yield f"sqlite:///{path}"
         return
-    import asyncpg
-
     name = f"csms_test_{uuid.uuid4().hex[:12]}"
     template = f' TEMPLATE "{await _template("postgres")}"' if migrated else ""
+    await _pg_admin(f'CREATE DATABASE "{name}"{template}')
+    try:
+        yield _pg_url(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_url(name: str) -> str:
+    """The URL of database ``name`` on the test PostgreSQL server."""
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+async def _pg_admin(statement: str) -> None:
+    """Run ``statement`` (CREATE or DROP DATABASE) on the test PostgreSQL server's admin database."""
+    import asyncpg
+
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"{template}')
+        await admin.execute(statement)
     finally:
         await admin.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 # per backend: this process's migrated template (a SQLite file's path, a PostgreSQL database's name)
@@ -143,16 +148,10 @@ async def _make_template(backend: str) -> str:
         template = os.path.join(folder, "csms.sqlite")
         url = f"sqlite:///{template}"
     else:
-        import asyncpg
-
         template = f"csms_template_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await admin.execute(f'CREATE DATABASE "{template}"')
-        finally:
-            await admin.close()
+        await _pg_admin(f'CREATE DATABASE "{template}"')
         atexit.register(_drop_database, template)
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{template}"
+        url = _pg_url(template)
     use_engine(make_engine(url))
     await open_engine()
     try:
@@ -178,17 +177,8 @@ async def _copy_sqlite(source: str, target: Path) -> None:
 
 def _drop_database(name: str) -> None:
     """At the process's exit: drop a template database (nothing is connected to it any more)."""
-    import asyncpg
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
     try:
-        asyncio.run(drop())
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     except Exception:  # the database server may be gone by then; a leftover template is harmless
         pass
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -62,7 +62,7 @@ async def certificate_panel(request: Request, station_id: str) -> Template:
     return await render(request, TEMPLATE, **await _context(request, station_id))
 
 
-async def _outcome(request: Request, station_id: str, command: Any, done: Any) -> Template | Redirect:
+async def _outcome(request: Request, station_id: str, command: Any, done: Any) -> Template:
     """Await ``command``; ``done(result)`` words an accepted answer. The panel comes back with the
     outcome (and the installed certificates when that was the question)."""
     installed: list[dict[str, Any]] | None = None
@@ -87,7 +87,7 @@ async def _outcome(request: Request, station_id: str, command: Any, done: Any) -
 
 
 @post("/admin/stations/{station_id:str}/certificates/installed", include_in_schema=False, opt=STATION)
-async def certificate_installed(request: Request, station_id: str) -> Template | Redirect:
+async def certificate_installed(request: Request, station_id: str) -> Template:
     """Ask the station which certificates it has installed (GetInstalledCertificateIds)."""
 
     def done(result: dict[str, Any]) -> str:
@@ -102,7 +102,7 @@ async def certificate_installed(request: Request, station_id: str) -> Template |
 
 
 @post("/admin/stations/{station_id:str}/certificates/install", include_in_schema=False, opt=STATION)
-async def certificate_install(request: Request, station_id: str) -> Template | Redirect:
+async def certificate_install(request: Request, station_id: str) -> Template:
     """InstallCertificate of the pasted PEM (a PEM that does not parse is refused, nothing sent)."""
     form = await request.form()
 
@@ -118,7 +118,7 @@ async def certificate_install(request: Request, station_id: str) -> Template | R
 
 
 @post("/admin/stations/{station_id:str}/certificates/delete", include_in_schema=False, opt=STATION)
-async def certificate_delete(request: Request, station_id: str) -> Template | Redirect:
+async def certificate_delete(request: Request, station_id: str) -> Template:
     """DeleteCertificate of the installed certificate the row's hash data names."""
     form = await request.form()
 
@@ -133,7 +133,7 @@ async def certificate_delete(request: Request, station_id: str) -> Template | Re
 
 
 @post("/admin/stations/{station_id:str}/certificates/renew", include_in_schema=False, opt=STATION)
-async def certificate_renew(request: Request, station_id: str) -> Template | Redirect:
+async def certificate_renew(request: Request, station_id: str) -> Template:
     """Ask the station for a new CSR for its own certificate; the certificate follows (SignCertificate)."""
     form = await request.form()
     certificate_type = (form.get("certificate_type") or "").strip() or RENEWABLE_TYPES[0]

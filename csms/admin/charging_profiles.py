@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -50,7 +50,7 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
-                   reload: bool = False, **words: Any) -> Template | Redirect:
+                   reload: bool = False, **words: Any) -> Template:
     """Await ``command``; the panel comes back with its outcome, loading itself again a moment
     later with ``reload`` (the station's reports follow its answer)."""
     accepted = False
@@ -88,7 +88,7 @@ async def charging_profile_panel(request: Request, station_id: str) -> Template:
 
 
 @post("/admin/stations/{station_id:str}/charging-profiles/clear", include_in_schema=False, opt=STATION)
-async def charging_profile_clear(request: Request, station_id: str) -> Template | Redirect:
+async def charging_profile_clear(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -122,7 +122,7 @@ def _periods(text: str) -> list[dict[str, Any]]:
 
 
 @post("/admin/stations/{station_id:str}/charging-profiles/set", include_in_schema=False, opt=STATION)
-async def charging_profile_set(request: Request, station_id: str) -> Template | Redirect:
+async def charging_profile_set(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     def moment(name: str) -> Any:
@@ -148,6 +148,6 @@ async def charging_profile_set(request: Request, station_id: str) -> Template | 
 
 
 @post("/admin/stations/{station_id:str}/charging-profiles/report", include_in_schema=False, opt=STATION)
-async def charging_profile_report(request: Request, station_id: str) -> Template | Redirect:
+async def charging_profile_report(request: Request, station_id: str) -> Template:
     return await _outcome(request, station_id, get_core().charging_profiles.request_report(
         station_id, by=await actor(request)), N_("Asked the station for its charging profiles."), reload=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -52,7 +52,7 @@ async def customer_information_panel(request: Request, station_id: str) -> Templ
 
 
 @post("/admin/stations/{station_id:str}/customer-information", include_in_schema=False, opt=STATION)
-async def customer_information_request(request: Request, station_id: str) -> Template | Redirect:
+async def customer_information_request(request: Request, station_id: str) -> Template:
     form = await request.form()
     by, value = form.get("by") or "id_token", (form.get("customer") or "").strip()
     if by not in ("id_token", "customer_identifier"):

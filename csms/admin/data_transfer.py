@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -60,7 +60,7 @@ def _data(text: str, kind: str) -> Any:
 
 
 @post("/admin/stations/{station_id:str}/data-transfer", include_in_schema=False, opt=STATION)
-async def data_transfer_send(request: Request, station_id: str) -> Template | Redirect:
+async def data_transfer_send(request: Request, station_id: str) -> Template:
     form = await request.form()
     answer: dict[str, Any] | None = None
 

@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -59,7 +59,7 @@ async def der_panel(request: Request, station_id: str) -> Template:
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: Any, *,
-                   reload: bool = False) -> Template | Redirect:
+                   reload: bool = False) -> Template:
     """Await ``command``; ``done(result)`` words an accepted answer. The panel comes back with
     the outcome, loading itself again a moment later with ``reload`` (a report follows)."""
     accepted = False
@@ -91,7 +91,7 @@ def _choice(form: FormMultiDict, name: str, allowed: Any) -> str | None:
 
 
 @post("/admin/stations/{station_id:str}/der/set", include_in_schema=False, opt=STATION)
-async def der_set(request: Request, station_id: str) -> Template | Redirect:
+async def der_set(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -120,7 +120,7 @@ async def der_set(request: Request, station_id: str) -> Template | Redirect:
 
 
 @post("/admin/stations/{station_id:str}/der/get", include_in_schema=False, opt=STATION)
-async def der_get(request: Request, station_id: str) -> Template | Redirect:
+async def der_get(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -134,7 +134,7 @@ async def der_get(request: Request, station_id: str) -> Template | Redirect:
 
 
 @post("/admin/stations/{station_id:str}/der/clear", include_in_schema=False, opt=STATION)
-async def der_clear(request: Request, station_id: str) -> Template | Redirect:
+async def der_clear(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -147,7 +147,7 @@ async def der_clear(request: Request, station_id: str) -> Template | Redirect:
 
 
 @post("/admin/stations/{station_id:str}/der/battery-swap", include_in_schema=False, opt=STATION)
-async def der_battery_swap(request: Request, station_id: str) -> Template | Redirect:
+async def der_battery_swap(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:

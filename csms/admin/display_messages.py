@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -46,7 +46,7 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
 
 
 async def _outcome(request: Request, station_id: str, command: Any, done: str, *,
-                   reload: bool = False, **words: Any) -> Template | Redirect:
+                   reload: bool = False, **words: Any) -> Template:
     """Await ``command``; the panel comes back with its outcome (a page of it without HTMX),
     loading itself again a moment later with ``reload`` (the station's report follows its answer)."""
     accepted = False
@@ -80,7 +80,7 @@ def _int(value: Any) -> int | None:
 
 
 @post("/admin/stations/{station_id:str}/display-messages", include_in_schema=False, opt=STATION)
-async def display_message_set(request: Request, station_id: str) -> Template | Redirect:
+async def display_message_set(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -94,12 +94,12 @@ async def display_message_set(request: Request, station_id: str) -> Template | R
 
 @post("/admin/stations/{station_id:str}/display-messages/{message_id:int}/clear", include_in_schema=False,
       opt=STATION)
-async def display_message_clear(request: Request, station_id: str, message_id: int) -> Template | Redirect:
+async def display_message_clear(request: Request, station_id: str, message_id: int) -> Template:
     return await _outcome(request, station_id, get_core().display_messages.clear(
         station_id, message_id=message_id, by=await actor(request)), N_("Message %(message_id)s cleared."), message_id=message_id)
 
 
 @post("/admin/stations/{station_id:str}/display-messages/refresh", include_in_schema=False, opt=STATION)
-async def display_message_refresh(request: Request, station_id: str) -> Template | Redirect:
+async def display_message_refresh(request: Request, station_id: str) -> Template:
     return await _outcome(request, station_id, get_core().display_messages.refresh(station_id, by=await actor(request)),
                           N_("Asked the station for its messages."), reload=True)

@@ -17,7 +17,7 @@ from typing import Any, get_args
 from litestar import Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -74,7 +74,7 @@ async def energy_control_panel(request: Request, station_id: str) -> Template:
     return await render(request, TEMPLATE, **await _context(request, station_id))
 
 
-async def _outcome(request: Request, station_id: str, command: Any, done: str, **words: Any) -> Template | Redirect:
+async def _outcome(request: Request, station_id: str, command: Any, done: str, **words: Any) -> Template:
     """Await ``command``; the panel comes back with the station's answer (``done`` when accepted)."""
 
     def said(result: dict[str, Any]) -> tuple[bool, str]:
@@ -127,7 +127,7 @@ def _transaction(form: FormMultiDict) -> str:
 
 
 @post("/admin/stations/{station_id:str}/energy-controls/afrr-signal", include_in_schema=False, opt=STATION)
-async def energy_control_afrr(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_afrr(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -144,7 +144,7 @@ async def energy_control_afrr(request: Request, station_id: str) -> Template | R
 
 
 @post("/admin/stations/{station_id:str}/energy-controls/schedule-update", include_in_schema=False, opt=STATION)
-async def energy_control_schedule_update(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_schedule_update(request: Request, station_id: str) -> Template:
     form = await request.form()
     profile = (form.get("profile_id") or "").strip()
 
@@ -160,7 +160,7 @@ async def energy_control_schedule_update(request: Request, station_id: str) -> T
 
 
 @post("/admin/stations/{station_id:str}/energy-controls/priority-charging", include_in_schema=False, opt=STATION)
-async def energy_control_priority(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_priority(request: Request, station_id: str) -> Template:
     form = await request.form()
     activate = form.get("activate") != "0"
 
@@ -174,7 +174,7 @@ async def energy_control_priority(request: Request, station_id: str) -> Template
 
 @post("/admin/stations/{station_id:str}/energy-controls/allowed-energy-transfer", include_in_schema=False,
       opt=STATION)
-async def energy_control_allowed(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_allowed(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -193,7 +193,7 @@ async def energy_control_allowed(request: Request, station_id: str) -> Template 
 
 @post("/admin/stations/{station_id:str}/energy-controls/web-payment-started", include_in_schema=False,
       opt=STATION)
-async def energy_control_web_payment(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_web_payment(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -206,7 +206,7 @@ async def energy_control_web_payment(request: Request, station_id: str) -> Templ
 
 
 @post("/admin/stations/{station_id:str}/energy-controls/event-streams", include_in_schema=False, opt=STATION)
-async def energy_control_event_streams(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_event_streams(request: Request, station_id: str) -> Template:
     """Ask the station which periodic event streams it has open (GetPeriodicEventStream)."""
     return await _outcome(request, station_id, get_core().event_streams.refresh(
         station_id, by=await actor(request)), N_("Periodic event streams open at the station: %(count)s."))
@@ -214,7 +214,7 @@ async def energy_control_event_streams(request: Request, station_id: str) -> Tem
 
 @post("/admin/stations/{station_id:str}/energy-controls/event-streams/adjust", include_in_schema=False,
       opt=STATION)
-async def energy_control_adjust_stream(request: Request, station_id: str) -> Template | Redirect:
+async def energy_control_adjust_stream(request: Request, station_id: str) -> Template:
     form = await request.form()
     stream = (form.get("stream_id") or "").strip()
 

@@ -57,5 +57,6 @@ async def local_list_sync(request: Request, station_id: str) -> Template:
                          "result": state["last_result"]},
                   summary="local list full sync: " + ("station offline" if offline else state["last_result"] or "nothing sent"))
     if not is_htmx(request):
-        return await outcome_page(request, station_id, notice, state["last_result"] == "Accepted")
+        # went well as the panel shows it (its outcome's class)
+        return await outcome_page(request, station_id, notice, state["last_result"] in ("Accepted", "InSync"))
     return await render(request, TEMPLATE, ll=state, sid=station_id, notice=notice)

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -108,7 +108,7 @@ async def monitoring_panel(request: Request, station_id: str) -> Template:
 
 
 @post("/admin/stations/{station_id:str}/monitoring", include_in_schema=False, opt=STATION)
-async def monitoring_set(request: Request, station_id: str) -> Template | Redirect:
+async def monitoring_set(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:
@@ -127,21 +127,21 @@ async def monitoring_set(request: Request, station_id: str) -> Template | Redire
 
 
 @post("/admin/stations/{station_id:str}/monitoring/{monitor_id:int}/clear", include_in_schema=False, opt=STATION)
-async def monitoring_clear(request: Request, station_id: str, monitor_id: int) -> Template | Redirect:
+async def monitoring_clear(request: Request, station_id: str, monitor_id: int) -> Template:
     return await command_outcome(request, station_id, get_core().monitoring.clear(
         station_id, monitor_ids=[monitor_id], by=await actor(request)), _results_words(N_("cleared")),
         _again(request, station_id))
 
 
 @post("/admin/stations/{station_id:str}/monitoring/report", include_in_schema=False, opt=STATION)
-async def monitoring_report(request: Request, station_id: str) -> Template | Redirect:
+async def monitoring_report(request: Request, station_id: str) -> Template:
     return await command_outcome(request, station_id, get_core().monitoring.request_report(
         station_id, by=await actor(request)), _status_words(gettext("Asked the station for its monitors.")),
         _again(request, station_id, reload=True))
 
 
 @post("/admin/stations/{station_id:str}/monitoring/base", include_in_schema=False, opt=STATION)
-async def monitoring_base(request: Request, station_id: str) -> Template | Redirect:
+async def monitoring_base(request: Request, station_id: str) -> Template:
     form = await request.form()
     base = form.get("base") or ""
     return await command_outcome(request, station_id, get_core().monitoring.set_base(
@@ -150,7 +150,7 @@ async def monitoring_base(request: Request, station_id: str) -> Template | Redir
 
 
 @post("/admin/stations/{station_id:str}/monitoring/level", include_in_schema=False, opt=STATION)
-async def monitoring_level(request: Request, station_id: str) -> Template | Redirect:
+async def monitoring_level(request: Request, station_id: str) -> Template:
     form = await request.form()
 
     async def command() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -53,7 +53,7 @@ def _int(value: Any, what: str) -> int:
 
 
 @post("/admin/stations/{station_id:str}/network-profile", include_in_schema=False, opt=STATION)
-async def network_profile_set(request: Request, station_id: str) -> Template | Redirect:
+async def network_profile_set(request: Request, station_id: str) -> Template:
     form = await request.form()
     switch = form.get("switch") == "on"
 

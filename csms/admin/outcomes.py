@@ -21,7 +21,8 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
                           again: Callable[..., Awaitable[Template]]) -> Template:
     """Await ``command``; ``words`` says of its result whether it went well and what to tell.
     The panel comes back (``again(notice, ok)``) with the outcome; a form sent without HTMX gets a
-    page with the outcome and a link back to the station. After an error the panel's form keeps what was typed (:func:`csms.admin.templating.keep_form`).
+    page with the outcome and a link back to the station (:func:`outcome_page`). After an error
+    the panel's form keeps what was typed (:func:`csms.admin.templating.keep_form`).
     Everything is worded in the viewer's language (an ``OperationError`` when it is read here)."""
     try:
         ok, notice = words(await command)
@@ -49,5 +50,5 @@ async def command_outcome(request: Request, station_id: str, command: Awaitable[
 async def outcome_page(request: Request, station_id: str, notice: str, ok: bool) -> Template:
     """What a station panel's form came to, on a page of its own with a link back to the station:
     the answer to a form sent without HTMX (JavaScript off), which would otherwise lose it."""
-    return await render(request, "stations/outcome_page.html", title=gettext("Station %(station)s", station=station_id),
-                        station_id=station_id, notice=notice, ok=ok)
+    return await render(request, "stations/outcome_page.html", station_id=station_id, notice=notice, ok=ok,
+                        title=gettext("Station %(station)s", station=station_id))

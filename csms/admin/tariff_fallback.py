@@ -13,7 +13,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Template
 from markupsafe import Markup
 
 from csms.admin.auth import actor, current_user
@@ -52,7 +52,7 @@ async def admin_panels(request: Request, station: dict[str, Any]) -> Markup:
 
 
 @post("/admin/stations/{station_id:str}/tariff-fallback", include_in_schema=False, opt=STATION)
-async def tariff_fallback_send(request: Request, station_id: str) -> Template | Redirect:
+async def tariff_fallback_send(request: Request, station_id: str) -> Template:
     form = await request.form()
     results: dict[str, Any] | None = None
 
